@@ -1,0 +1,2 @@
+//! ember-resp: RESP2/RESP3 parsing and encoding.
+#![deny(missing_docs)]

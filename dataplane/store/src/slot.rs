@@ -1,0 +1,76 @@
+//! Redis Cluster key slots: CRC16-XMODEM of the key (or of its `{hash tag}`) modulo 16384.
+//!
+//! This is the one reference for the slot function: the server's router calls it, and the
+//! FPGA `slot_hash` module is checked against it bit for bit.
+
+/// Number of hash slots, as in Redis Cluster.
+pub const SLOT_COUNT: u16 = 16384;
+
+/// CRC16-XMODEM lookup table (polynomial 0x1021, initial value 0, no reflection).
+const CRC16_TABLE: [u16; 256] = crc16_table();
+
+const fn crc16_table() -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut crc = (byte as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            bit += 1;
+        }
+        table[byte] = crc;
+        byte += 1;
+    }
+    table
+}
+
+/// CRC16-XMODEM over `bytes`, as Redis Cluster computes it.
+pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0u16, |crc, &byte| {
+        (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)]
+    })
+}
+
+/// The part of `key` that is hashed: the bytes inside the first `{...}` when that part is
+/// non-empty, else the whole key (Redis Cluster's hash-tag rule).
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(close_offset) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if close_offset > 0 {
+                return &key[open + 1..open + 1 + close_offset];
+            }
+        }
+    }
+    key
+}
+
+/// The slot of `key`, in `0..SLOT_COUNT`.
+pub fn key_slot(key: &[u8]) -> u16 {
+    crc16_xmodem(hash_tag(key)) & (SLOT_COUNT - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_slots() {
+        // Values as `CLUSTER KEYSLOT` reports them on Redis 7.
+        let cases: &[(&[u8], u16)] = &[
+            (b"", 0),
+            (b"123456789", 12739),
+            (b"foo", 12182),
+            (b"bar", 5061),
+            (b"{user1000}.following", 3443),
+            (b"{user1000}.followers", 3443),
+            (b"foo{}{bar}", 8363),
+            (b"foo{{bar}}zap", 4015),
+            (b"foo{bar}{zap}", 5061),
+        ];
+        for &(key, slot) in cases {
+            assert_eq!(key_slot(key), slot, "key {:?}", String::from_utf8_lossy(key));
+        }
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
+    }
+}

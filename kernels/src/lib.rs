@@ -1,0 +1,4 @@
+//! ember-kernels: Ember's inference backends and the reference numeric kernels.
+#![deny(missing_docs)]
+
+pub mod dot;

@@ -131,8 +131,8 @@ proptest! {
             }
         }
         keyspace.expire_cycle(u64::MAX, usize::MAX);
-        for db in 0..16 {
-            let forever = model[db].values().filter(|(_, at)| at.is_none()).count();
+        for (db, map) in model.iter().enumerate() {
+            let forever = map.values().filter(|(_, at)| at.is_none()).count();
             prop_assert_eq!(keyspace.len(db), forever);
         }
     }

@@ -203,7 +203,7 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> Option<Entry> {
-        let access = 0;
+        let access = lru_clock(now_ms);
         let (hash, segment) = self.locate(key);
         let hasher = &self.hasher;
         let database = &mut self.databases[db];
@@ -457,6 +457,11 @@ impl Keyspace {
                 .is_some_and(|(at, _)| *at <= now_ms)
         })
     }
+}
+
+/// The LRU clock kept in [`Entry::access`]: Unix seconds, wrapping in 2106.
+pub fn lru_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
 }
 
 fn is_expired(entry: &Entry, now_ms: u64) -> bool {

@@ -1,4 +1,5 @@
 //! ember-kernels: Ember's inference backends and the reference numeric kernels.
 #![deny(missing_docs)]
 
+pub mod cuda;
 pub mod dot;

@@ -2,4 +2,6 @@
 #![deny(missing_docs)]
 
 pub mod cuda;
+pub mod dlrm;
 pub mod dot;
+pub mod reference;

@@ -157,13 +157,69 @@ impl DenseLayer {
     }
 }
 
+/// Where each feature's table starts in the concatenated row matrix: what turns a (feature, id)
+/// pair into a row, without the rows themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableLayout {
+    row_counts: Vec<usize>,
+    row_offsets: Vec<usize>,
+}
+
+impl TableLayout {
+    /// Number of tables (sparse features).
+    pub fn feature_count(&self) -> usize {
+        self.row_counts.len()
+    }
+
+    /// The row of the concatenated matrix that holds feature `feature`'s row `id`.
+    ///
+    /// # Errors
+    /// [`DlrmErrorKind::InvalidInput`] when `feature` or `id` is outside the tables.
+    pub fn global_row(&self, feature: usize, id: u64) -> Result<u32, DlrmError> {
+        let row_count = *self.row_counts.get(feature).ok_or_else(|| {
+            DlrmError::input(format!(
+                "feature {feature} outside the {} embedding tables",
+                self.row_counts.len()
+            ))
+        })?;
+        if id >= row_count as u64 {
+            return Err(DlrmError::input(format!(
+                "id {id} of feature {feature} is outside its table of {row_count} rows"
+            )));
+        }
+        // Fits: total rows are at most TABLE_ROW_COUNT_MAX = u32::MAX (checked when built).
+        Ok((self.row_offsets[feature] as u64 + id) as u32)
+    }
+
+    /// Checks `bags` for `sample_count` samples and turns their ids into rows of the
+    /// concatenated matrix, in bag order.
+    ///
+    /// # Errors
+    /// [`DlrmErrorKind::InvalidInput`] when the bags are malformed or an id is outside its table.
+    pub fn global_rows(
+        &self,
+        sample_count: usize,
+        bags: &SparseBags<'_>,
+    ) -> Result<Vec<u32>, DlrmError> {
+        let feature_count = self.feature_count();
+        bags.validate(sample_count, feature_count)?;
+        let mut rows = Vec::with_capacity(bags.ids.len());
+        for (bag, window) in bags.offsets.windows(2).enumerate() {
+            let feature = bag % feature_count;
+            for &id in &bags.ids[window[0] as usize..window[1] as usize] {
+                rows.push(self.global_row(feature, u64::from(id))?);
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// The embedding tables of the sparse features, concatenated: feature `f`'s row `id` is row
 /// `row_offset(f) + id` of one `[total_rows, dim]` matrix (as the `dlrm` ONNX graph holds them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingTables {
     dim: usize,
-    row_counts: Vec<usize>,
-    row_offsets: Vec<usize>,
+    layout: TableLayout,
     rows: Vec<f32>,
 }
 
@@ -208,8 +264,10 @@ impl EmbeddingTables {
         let rows = tables.concat();
         Ok(Self {
             dim,
-            row_counts,
-            row_offsets,
+            layout: TableLayout {
+                row_counts,
+                row_offsets,
+            },
             rows,
         })
     }
@@ -247,7 +305,7 @@ impl EmbeddingTables {
 
     /// Number of tables (sparse features).
     pub fn feature_count(&self) -> usize {
-        self.row_counts.len()
+        self.layout.feature_count()
     }
 
     /// Rows of feature `feature`'s table.
@@ -255,7 +313,7 @@ impl EmbeddingTables {
     /// # Panics
     /// When `feature >= feature_count()` (a caller bug).
     pub fn row_count(&self, feature: usize) -> usize {
-        self.row_counts[feature]
+        self.layout.row_counts[feature]
     }
 
     /// Rows over all tables.
@@ -268,24 +326,17 @@ impl EmbeddingTables {
         &self.rows
     }
 
+    /// Where each table starts among the rows.
+    pub fn layout(&self) -> &TableLayout {
+        &self.layout
+    }
+
     /// The row of the concatenated matrix that holds feature `feature`'s row `id`.
     ///
     /// # Errors
     /// [`DlrmErrorKind::InvalidInput`] when `feature` or `id` is outside the tables.
     pub fn global_row(&self, feature: usize, id: u64) -> Result<u32, DlrmError> {
-        let row_count = *self.row_counts.get(feature).ok_or_else(|| {
-            DlrmError::input(format!(
-                "feature {feature} outside the {} embedding tables",
-                self.row_counts.len()
-            ))
-        })?;
-        if id >= row_count as u64 {
-            return Err(DlrmError::input(format!(
-                "id {id} of feature {feature} is outside its table of {row_count} rows"
-            )));
-        }
-        // Fits: total rows are at most TABLE_ROW_COUNT_MAX = u32::MAX (checked in new).
-        Ok((self.row_offsets[feature] as u64 + id) as u32)
+        self.layout.global_row(feature, id)
     }
 }
 
@@ -504,15 +555,7 @@ impl DlrmModel {
         let tables = self.tables.as_ref().ok_or_else(|| {
             DlrmError::input("this model has no embedding tables: give pooled embeddings instead")
         })?;
-        bags.validate(sample_count, self.sparse_feature_count)?;
-        let mut rows = Vec::with_capacity(bags.ids.len());
-        for (bag, window) in bags.offsets.windows(2).enumerate() {
-            let feature = bag % self.sparse_feature_count;
-            for &id in &bags.ids[window[0] as usize..window[1] as usize] {
-                rows.push(tables.global_row(feature, u64::from(id))?);
-            }
-        }
-        Ok(rows)
+        tables.layout().global_rows(sample_count, bags)
     }
 }
 

@@ -52,6 +52,18 @@ impl CudaError {
         &self.message
     }
 
+    pub(crate) fn driver(context: &str, error: cudarc::driver::DriverError) -> Self {
+        Self::new(CudaErrorKind::Driver, format!("{context}: {error:?}"))
+    }
+
+    pub(crate) fn blas(context: &str, error: cudarc::cublaslt::result::CublasError) -> Self {
+        Self::new(CudaErrorKind::Blas, format!("{context}: {error:?}"))
+    }
+
+    pub(crate) fn invalid_model(message: impl Into<String>) -> Self {
+        Self::new(CudaErrorKind::InvalidModel, message)
+    }
+
     pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(CudaErrorKind::InvalidInput, message)
     }

@@ -33,6 +33,8 @@ pub const IDS_PER_BAG_DEFAULT: usize = 4;
 /// Static shared memory a block may use without opting in; the interaction kernel stages one
 /// sample's vectors there.
 const SHARED_MEMORY_BYTES_MAX: usize = 48 * 1024;
+/// PTX target when NVRTC cannot build a CUBIN for the device (Ampere, the oldest Ember targets).
+const PTX_FALLBACK_ARCHITECTURE: &str = "compute_80";
 /// Threads per block of the interaction kernel: 351 pairs take three passes.
 const INTERACTION_THREADS: u32 = 128;
 /// Threads per block of the element-wise kernels and the embedding bag.
@@ -843,14 +845,9 @@ fn load_kernels(
 ) -> Result<(CudaFunction, CudaFunction, CudaFunction), CudaError> {
     let architecture = format!("sm_{}{}", compute_capability.0, compute_capability.1);
     let load = |source: &KernelSource| -> Result<CudaFunction, CudaError> {
-        let cubin = compile::compile(
-            source.file_name,
-            source.text,
-            &architecture,
-            CompileTarget::Cubin,
-        )?;
+        let image = compile_for_device(source, &architecture)?;
         let module = context
-            .load_module(Ptx::from_binary(cubin))
+            .load_module(image)
             .map_err(|error| CudaError::driver(&format!("loading {}", source.file_name), error))?;
         module
             .load_function(source.function_names[0])
@@ -863,6 +860,36 @@ fn load_kernels(
         load(&INTERACTION)?,
         load(&ACTIVATION)?,
     ))
+}
+
+/// A CUBIN for the device's own architecture, so the driver runs it as is. An NVRTC older
+/// than the device does not know its architecture; then PTX for the oldest architecture Ember
+/// targets, which the driver compiles for the device when loading it.
+fn compile_for_device(source: &KernelSource, architecture: &str) -> Result<Ptx, CudaError> {
+    match compile::compile(
+        source.file_name,
+        source.text,
+        architecture,
+        CompileTarget::Cubin,
+    ) {
+        Ok(cubin) => Ok(Ptx::from_binary(cubin)),
+        Err(cubin_error) => {
+            let ptx = compile::compile(
+                source.file_name,
+                source.text,
+                PTX_FALLBACK_ARCHITECTURE,
+                CompileTarget::Ptx,
+            )
+            .map_err(|_| cubin_error)?;
+            let text = String::from_utf8(ptx).map_err(|_| {
+                CudaError::new(
+                    CudaErrorKind::Compile,
+                    "NVRTC returned PTX that is not UTF-8",
+                )
+            })?;
+            Ok(Ptx::from_src(text))
+        }
+    }
 }
 
 fn upload_layers(

@@ -88,6 +88,8 @@ pub fn require_nvrtc(explicit: Option<&Path>) -> Result<(), CudaError> {
         explicit,
         NVRTC_LIBRARY_ENV,
         NVRTC_LIBRARY,
+        // SAFETY: tries to load each name cudarc would, takes no symbol and drops the handles.
+        || unsafe { cudarc::nvrtc::sys::is_culib_present() },
         "run ci/setup.sh, which installs the nvidia-cuda-nvrtc-cu12 wheel into .deps/nvrtc",
     )
 }
@@ -98,20 +100,29 @@ pub fn require_nvrtc(explicit: Option<&Path>) -> Result<(), CudaError> {
 /// # Errors
 /// [`CudaErrorKind::LibraryMissing`] naming the places searched and the fix.
 pub fn require_cublaslt(explicit: Option<&Path>) -> Result<(), CudaError> {
-    require_library(explicit, CUBLASLT_LIBRARY_ENV, CUBLASLT_LIBRARY, "install the CUDA 12 toolkit's libcublas or `pip install nvidia-cublas-cu12` and point EMBER_CUBLASLT_LIB at its libcublasLt.so.12")
+    require_library(
+        explicit,
+        CUBLASLT_LIBRARY_ENV,
+        CUBLASLT_LIBRARY,
+        // SAFETY: as for NVRTC above.
+        || unsafe { cudarc::cublaslt::sys::is_culib_present() },
+        "install the CUDA 12 toolkit's libcublas, or `pip install nvidia-cublas-cu12` and point \
+         EMBER_CUBLASLT_LIB at its libcublasLt.so.12",
+    )
 }
 
 fn require_library(
     explicit: Option<&Path>,
     env_name: &str,
     soname: &str,
+    present_under_another_name: impl FnOnce() -> bool,
     fix: &str,
 ) -> Result<(), CudaError> {
     let from_env = std::env::var_os(env_name).map(PathBuf::from);
     if let Some(path) = explicit.map(Path::to_path_buf).or(from_env) {
         return preload_library(&path);
     }
-    if can_open(soname) {
+    if can_open(soname) || present_under_another_name() {
         return Ok(());
     }
     Err(CudaError::new(
@@ -163,6 +174,22 @@ mod tests {
     #[test]
     fn guard_passes_results_through() {
         assert_eq!(guard(|| Ok(7)), Ok(7));
+    }
+
+    #[test]
+    fn missing_cublaslt_names_the_fix() {
+        if std::env::var_os(CUBLASLT_LIBRARY_ENV).is_some() {
+            eprintln!("skipped: {CUBLASLT_LIBRARY_ENV} is set");
+            return;
+        }
+        match require_cublaslt(None) {
+            Ok(()) => eprintln!("skipped: cuBLASLt is installed here"),
+            Err(error) => {
+                assert_eq!(error.kind(), CudaErrorKind::LibraryMissing);
+                assert!(error.message().contains("libcublasLt.so.12 not found"), "{error}");
+                assert!(error.message().contains("EMBER_CUBLASLT_LIB"), "{error}");
+            }
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct DlrmError {
 }
 
 impl DlrmError {
-    fn model(message: impl Into<String>) -> Self {
+    pub(crate) fn model(message: impl Into<String>) -> Self {
         Self {
             kind: DlrmErrorKind::InvalidModel,
             message: message.into(),

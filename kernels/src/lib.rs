@@ -4,4 +4,5 @@
 pub mod cuda;
 pub mod dlrm;
 pub mod dot;
+pub mod onnx_weights;
 pub mod reference;

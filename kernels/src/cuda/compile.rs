@@ -9,6 +9,7 @@ use std::ffi::{c_char, CStr, CString};
 use cudarc::nvrtc::{result, sys};
 
 use super::error::{CudaError, CudaErrorKind};
+use super::library;
 
 /// One `.cu` file of `kernels/cuda/` and the kernels it defines.
 #[derive(Clone, Copy, Debug)]
@@ -61,9 +62,35 @@ pub enum CompileTarget {
 /// NVRTC must be loadable: call [`super::library::require_nvrtc`] first.
 ///
 /// # Errors
+/// [`CudaErrorKind::LibraryMissing`] when NVRTC cannot be loaded;
 /// [`CudaErrorKind::Compile`] with NVRTC's log when the source does not compile;
 /// [`CudaErrorKind::InvalidInput`] when `architecture` holds a NUL byte.
 pub fn compile(
+    file_name: &str,
+    text: &str,
+    architecture: &str,
+    target: CompileTarget,
+) -> Result<Vec<u8>, CudaError> {
+    library::guard(|| {
+        require_loaded_nvrtc()?;
+        compile_unguarded(file_name, text, architecture, target)
+    })
+}
+
+/// Fails with [`CudaErrorKind::LibraryMissing`] instead of letting cudarc panic on first use.
+fn require_loaded_nvrtc() -> Result<(), CudaError> {
+    // SAFETY: tries to load each name cudarc would, takes no symbol and drops the handles.
+    if unsafe { sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(CudaError::new(
+            CudaErrorKind::LibraryMissing,
+            "NVRTC is not loadable: call cuda::library::require_nvrtc with its path first",
+        ))
+    }
+}
+
+fn compile_unguarded(
     file_name: &str,
     text: &str,
     architecture: &str,
@@ -104,17 +131,21 @@ pub fn compile(
 /// The version of the NVRTC library that was loaded, as (major, minor).
 ///
 /// # Errors
-/// [`CudaErrorKind::Compile`] when NVRTC reports an error.
+/// [`CudaErrorKind::LibraryMissing`] when NVRTC cannot be loaded; [`CudaErrorKind::Compile`]
+/// when NVRTC reports an error.
 pub fn nvrtc_version() -> Result<(i32, i32), CudaError> {
-    let mut major = 0;
-    let mut minor = 0;
-    // SAFETY: both pointers are to live locals for the duration of the call.
-    unsafe { sys::nvrtcVersion(&mut major, &mut minor) }
-        .result()
-        .map_err(|error| {
-            CudaError::new(CudaErrorKind::Compile, format!("nvrtcVersion: {error:?}"))
-        })?;
-    Ok((major, minor))
+    library::guard(|| {
+        require_loaded_nvrtc()?;
+        let mut major = 0;
+        let mut minor = 0;
+        // SAFETY: both pointers are to live locals for the duration of the call.
+        unsafe { sys::nvrtcVersion(&mut major, &mut minor) }
+            .result()
+            .map_err(|error| {
+                CudaError::new(CudaErrorKind::Compile, format!("nvrtcVersion: {error:?}"))
+            })?;
+        Ok((major, minor))
+    })
 }
 
 /// An NVRTC program, destroyed on drop. Holds the source and name strings because NVRTC may
@@ -204,4 +235,30 @@ fn c_chars_to_string(chars: &[c_char]) -> String {
         .map(|&c| c as u8)
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiling_without_nvrtc_is_an_error_not_a_panic() {
+        // SAFETY: as in require_loaded_nvrtc.
+        if unsafe { sys::is_culib_present() } {
+            eprintln!("skipped: NVRTC is loadable in this process");
+            return;
+        }
+        let error = compile(
+            "activation.cu",
+            ACTIVATION.text,
+            "compute_80",
+            CompileTarget::Ptx,
+        )
+        .unwrap_err();
+        assert_eq!(error.kind(), CudaErrorKind::LibraryMissing);
+        assert_eq!(
+            nvrtc_version().unwrap_err().kind(),
+            CudaErrorKind::LibraryMissing
+        );
+    }
 }

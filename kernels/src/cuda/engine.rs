@@ -542,15 +542,11 @@ impl DlrmEngine {
             padded * self.shape.dense_width,
             0.0,
         );
-        // Rebase the offsets to this chunk's rows; padded bags are empty (they repeat the end).
-        let base = offsets[0];
-        let rebased = self.offsets_host.as_mut_slice();
-        for (slot, &offset) in rebased.iter_mut().zip(offsets) {
-            *slot = offset - base;
-        }
-        let end = offsets[offsets.len() - 1] - base;
         let padded_offsets = padded * self.shape.feature_count + 1;
-        rebased[offsets.len()..padded_offsets].fill(end);
+        rebase_offsets(
+            offsets,
+            &mut self.offsets_host.as_mut_slice()[..padded_offsets],
+        );
         self.rows_host.as_mut_slice()[..rows.len()].copy_from_slice(rows);
         if !rows.is_empty() {
             // The ids vary in count, so they are copied outside the graph, ahead of it on the
@@ -833,6 +829,18 @@ fn bucket_index(sample_count: usize) -> usize {
     sample_count.next_power_of_two().trailing_zeros() as usize
 }
 
+/// Writes one chunk's bag offsets into `padded` (the bucket's `padded_samples * F + 1` slots):
+/// shifted to start at 0, since the chunk's ids are copied from the start of the ids buffer,
+/// and extended with empty bags (the last offset repeated) for the padding samples.
+fn rebase_offsets(offsets: &[u32], padded: &mut [u32]) {
+    let base = offsets[0];
+    for (slot, &offset) in padded.iter_mut().zip(offsets) {
+        *slot = offset - base;
+    }
+    let end = offsets[offsets.len() - 1] - base;
+    padded[offsets.len()..].fill(end);
+}
+
 /// Copies `values` to the front of `buffer` and fills the rest of `buffer[..padded_len]`.
 fn fill_padded<T: Copy>(buffer: &mut [T], values: &[T], padded_len: usize, fill: T) {
     buffer[..values.len()].copy_from_slice(values);
@@ -952,6 +960,17 @@ mod tests {
             bucket_size(BATCH_SIZE_MAX_LIMIT + 1).unwrap_err().kind(),
             CudaErrorKind::InvalidModel
         );
+    }
+
+    #[test]
+    fn offsets_rebase_and_pad_with_empty_bags() {
+        // A chunk whose bags start at id 7: bags of 2, 0 and 3 ids, padded to 5 bags.
+        let mut padded = [99u32; 6];
+        rebase_offsets(&[7, 9, 9, 12], &mut padded);
+        assert_eq!(padded, [0, 2, 2, 5, 5, 5]);
+        let mut exact = [99u32; 3];
+        rebase_offsets(&[0, 1, 4], &mut exact);
+        assert_eq!(exact, [0, 1, 4]);
     }
 
     #[test]

@@ -186,7 +186,10 @@ mod tests {
             Ok(()) => eprintln!("skipped: cuBLASLt is installed here"),
             Err(error) => {
                 assert_eq!(error.kind(), CudaErrorKind::LibraryMissing);
-                assert!(error.message().contains("libcublasLt.so.12 not found"), "{error}");
+                assert!(
+                    error.message().contains("libcublasLt.so.12 not found"),
+                    "{error}"
+                );
                 assert!(error.message().contains("EMBER_CUBLASLT_LIB"), "{error}");
             }
         }

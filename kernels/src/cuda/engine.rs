@@ -536,6 +536,9 @@ impl DlrmEngine {
         }
         let bucket = bucket_index(scores.len());
         let padded = 1usize << bucket;
+        // Capture first (if this bucket has no graph yet), so the ids copy below is never
+        // pending on the stream while a capture begins.
+        self.ensure_graph(Mode::Bags, bucket)?;
         fill_padded(
             self.dense_host.as_mut_slice(),
             dense,

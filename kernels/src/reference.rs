@@ -424,4 +424,93 @@ mod tests {
             DlrmErrorKind::InvalidInput
         );
     }
+
+    /// SplitMix64, so the randomized test replays from its seed.
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(state: &mut u64) -> f32 {
+        ((next(state) >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// An independent f64 forward pass: the full Gram matrix, then numpy's `tril_indices(n, -1)`
+    /// order (row-major over i > j), layers as `sum_i x_i W[i][o] + b_o`.
+    fn forward_f64(model: &DlrmModel, dense: &[f32], pooled: &[f32]) -> f64 {
+        let run = |layers: &[DenseLayer], input: Vec<f64>| {
+            layers.iter().fold(input, |x, layer| {
+                (0..layer.out_features())
+                    .map(|o| {
+                        let sum: f64 = (0..layer.in_features())
+                            .map(|i| x[i] * f64::from(layer.weight()[i * layer.out_features() + o]))
+                            .sum::<f64>()
+                            + f64::from(layer.bias()[o]);
+                        if layer.relu() {
+                            sum.max(0.0)
+                        } else {
+                            sum
+                        }
+                    })
+                    .collect()
+            })
+        };
+        let x = run(
+            model.bottom(),
+            dense.iter().map(|&v| f64::from(v)).collect(),
+        );
+        let dim = model.embedding_dim();
+        let mut vectors = vec![x.clone()];
+        vectors.extend(
+            pooled
+                .chunks(dim)
+                .map(|row| row.iter().map(|&v| f64::from(v)).collect()),
+        );
+        let count = vectors.len();
+        let gram: Vec<Vec<f64>> = (0..count)
+            .map(|i| {
+                (0..count)
+                    .map(|j| (0..dim).map(|c| vectors[i][c] * vectors[j][c]).sum())
+                    .collect()
+            })
+            .collect();
+        let mut top_in = x;
+        for (i, row) in gram.iter().enumerate() {
+            top_in.extend_from_slice(&row[..i]);
+        }
+        let logit = run(model.top(), top_in)[0];
+        1.0 / (1.0 + (-logit).exp())
+    }
+
+    #[test]
+    fn randomized_models_match_an_f64_forward_pass() {
+        let seed = 0xd1a7_5eed_u64;
+        let mut state = seed;
+        for case in 0..40 {
+            let dim = 1 + (next(&mut state) % 8) as usize;
+            let features = 1 + (next(&mut state) % 6) as usize;
+            let dense_width = 1 + (next(&mut state) % 5) as usize;
+            let hidden = 1 + (next(&mut state) % 16) as usize;
+            let mut make = |i: usize, o: usize, relu: bool| {
+                let weight: Vec<f32> = (0..i * o).map(|_| uniform(&mut state)).collect();
+                let bias: Vec<f32> = (0..o).map(|_| uniform(&mut state) * 0.1).collect();
+                DenseLayer::new(i, o, &weight, &bias, relu).unwrap()
+            };
+            let bottom = vec![make(dense_width, hidden, true), make(hidden, dim, true)];
+            let top_width = dim + pair_count(features);
+            let top = vec![make(top_width, hidden, true), make(hidden, 1, false)];
+            let model = DlrmModel::new(bottom, top, features, None).unwrap();
+            let dense: Vec<f32> = (0..dense_width).map(|_| uniform(&mut state)).collect();
+            let pooled: Vec<f32> = (0..features * dim).map(|_| uniform(&mut state)).collect();
+            let got = score_pooled(&model, &dense, &pooled).unwrap()[0];
+            let expected = forward_f64(&model, &dense, &pooled);
+            assert!(
+                (f64::from(got) - expected).abs() <= 1e-5,
+                "seed {seed:#x}, case {case}: {got} vs {expected}"
+            );
+        }
+    }
 }

@@ -8,6 +8,21 @@
 //! for the libraries first and returns a [`CudaError`] (for example
 //! "no CUDA driver: libcuda.so.1 not found") instead of letting cudarc panic, and catches any
 //! panic that still escapes a binding.
+//!
+//! ```no_run
+//! use ember_kernels::cuda::{DlrmEngine, EngineOptions};
+//! use ember_kernels::onnx_weights::dlrm_from_onnx;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The serving split: dense features and pooled embeddings in, one score per sample out.
+//! let model = dlrm_from_onnx(&std::fs::read("models/dlrm_dense.onnx")?)?;
+//! let mut engine = DlrmEngine::new(&model, &EngineOptions::default())?;
+//! let dense = vec![0.5f32; 13];
+//! let pooled = vec![0.01f32; 26 * 64];
+//! let mut scores = [0.0f32; 1];
+//! engine.score_pooled(&dense, &pooled, &mut scores)?;
+//! println!("{}: score {}", engine.device().name, scores[0]);
+//! # Ok(()) }
+//! ```
 
 mod blas;
 pub mod compile;

@@ -7,19 +7,16 @@
 //! past the batch are zeros whose scores are dropped. Graphs are captured on first use of a
 //! bucket (or all at once with [`DlrmEngine::warm_up`]).
 
-use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cudarc::driver::sys::{self, CUdeviceptr, CUstreamCaptureMode};
-use cudarc::driver::{
-    result, CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, PinnedHostSlice,
-};
-use cudarc::nvrtc::Ptx;
+use cudarc::driver::sys::{self, CUstreamCaptureMode};
+use cudarc::driver::{result, CudaContext, CudaGraph, CudaStream};
 
 use super::blas::{BlasLt, MatmulPlan};
-use super::compile::{self, CompileTarget, KernelSource, ACTIVATION, EMBEDDING_BAG, INTERACTION};
+use super::buffers::{Device, Pinned};
 use super::error::{CudaError, CudaErrorKind};
+use super::kernels::{check_kernel_limits, EmbeddingBagLaunch, Kernels, Shape};
 use super::library;
 use crate::dlrm::{DlrmModel, Pooling, SparseBags, TableLayout};
 
@@ -30,16 +27,6 @@ pub const BATCH_SIZE_MAX_LIMIT: usize = 1 << 16;
 /// Default capacity for ids per batch, per sparse feature and sample: multi-hot bags of up to
 /// this many ids on average fit without reconfiguring.
 pub const IDS_PER_BAG_DEFAULT: usize = 4;
-/// Static shared memory a block may use without opting in; the interaction kernel stages one
-/// sample's vectors there.
-const SHARED_MEMORY_BYTES_MAX: usize = 48 * 1024;
-/// PTX target when NVRTC cannot build a CUBIN for the device (Ampere, the oldest Ember targets).
-const PTX_FALLBACK_ARCHITECTURE: &str = "compute_80";
-/// Threads per block of the interaction kernel: 351 pairs take three passes.
-const INTERACTION_THREADS: u32 = 128;
-/// Threads per block of the element-wise kernels and the embedding bag.
-const BLOCK_THREADS: usize = 256;
-
 /// How a [`DlrmEngine`] is set up.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -128,104 +115,12 @@ enum Mode {
     Bags = 1,
 }
 
-/// A page-locked host buffer with its address taken once, so that graph capture never calls
-/// into cudarc's event tracking.
-struct Pinned<T> {
-    _owner: PinnedHostSlice<T>,
-    pointer: *mut T,
-    len: usize,
-}
-
-impl<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits> Pinned<T> {
-    fn new(
-        context: &Arc<CudaContext>,
-        len: usize,
-        write_combined: bool,
-    ) -> Result<Self, CudaError> {
-        // Write-combined memory is fast for the GPU to read and slow for the CPU to read: only
-        // for buffers the host writes.
-        let flags = if write_combined {
-            sys::CU_MEMHOSTALLOC_WRITECOMBINED
-        } else {
-            0
-        };
-        // SAFETY: the memory is zeroed right below, before anything reads it.
-        let mut owner = unsafe { context.alloc_pinned_with_flags::<T>(len, flags) }
-            .map_err(|error| CudaError::driver("allocating pinned host memory", error))?;
-        let pointer = owner
-            .as_mut_ptr()
-            .map_err(|error| CudaError::driver("pinned host memory", error))?;
-        // SAFETY: `pointer` addresses `len` elements of T that this struct owns; all-zero bits
-        // are a valid T (ValidAsZeroBits).
-        unsafe { std::ptr::write_bytes(pointer, 0, len) };
-        Ok(Self {
-            _owner: owner,
-            pointer,
-            len,
-        })
-    }
-
-    /// The buffer, for the host to fill or read.
-    ///
-    /// Sound because the engine synchronises its stream after every launch (so no copy that
-    /// reads or writes this memory is in flight when the host touches it) and `&mut self`
-    /// keeps the host's uses exclusive.
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        // SAFETY: see above; the pointer and length come from the owning allocation.
-        unsafe { std::slice::from_raw_parts_mut(self.pointer, self.len) }
-    }
-
-    fn as_slice(&self) -> &[T] {
-        // SAFETY: as for as_mut_slice.
-        unsafe { std::slice::from_raw_parts(self.pointer, self.len) }
-    }
-}
-
-/// A device buffer and its address.
-struct Device<T> {
-    _owner: CudaSlice<T>,
-    pointer: CUdeviceptr,
-}
-
-impl<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits> Device<T> {
-    fn zeros(stream: &Arc<CudaStream>, len: usize) -> Result<Self, CudaError> {
-        let owner = stream
-            .alloc_zeros::<T>(len.max(1))
-            .map_err(|error| CudaError::driver("allocating device memory", error))?;
-        let pointer = super::device_ptr(&owner, stream);
-        Ok(Self {
-            _owner: owner,
-            pointer,
-        })
-    }
-
-    fn from_host(stream: &Arc<CudaStream>, values: &[T]) -> Result<Self, CudaError> {
-        let owner = stream
-            .clone_htod(values)
-            .map_err(|error| CudaError::driver("copying weights to the device", error))?;
-        let pointer = super::device_ptr(&owner, stream);
-        Ok(Self {
-            _owner: owner,
-            pointer,
-        })
-    }
-}
-
 /// One fully connected layer on the device, with its output buffer and a plan per bucket.
 struct Layer {
     weight: Device<f32>,
     _bias: Device<f32>,
     output: Device<f32>,
     plans: Vec<MatmulPlan>,
-}
-
-/// The model's shapes, as the kernels need them.
-#[derive(Clone, Copy, Debug)]
-struct Shape {
-    dense_width: usize,
-    feature_count: usize,
-    dim: usize,
-    interaction_width: usize,
 }
 
 /// The DLRM forward pass on one GPU: NVRTC-compiled kernels, cuBLASLt layers with fused bias
@@ -242,9 +137,7 @@ pub struct DlrmEngine {
     bottom: Vec<Layer>,
     top: Vec<Layer>,
     blas: BlasLt,
-    embedding_bag: CudaFunction,
-    interaction: CudaFunction,
-    sigmoid: CudaFunction,
+    kernels: Kernels,
     tables: Option<(Device<f32>, u64)>,
     table_layout: Option<TableLayout>,
     dense: Device<f32>,
@@ -315,8 +208,7 @@ impl DlrmEngine {
         let stream = context
             .new_stream()
             .map_err(|error| CudaError::driver("creating a stream", error))?;
-        let (embedding_bag, interaction, sigmoid) =
-            load_kernels(&context, device.compute_capability)?;
+        let kernels = Kernels::load(&context, device.compute_capability)?;
         let blas = BlasLt::new(stream.clone(), device.compute_capability.0)?;
         let bucket_count = batch_size_max.trailing_zeros() as usize + 1;
         let bottom = upload_layers(&stream, &blas, model.bottom(), batch_size_max, bucket_count)?;
@@ -341,9 +233,7 @@ impl DlrmEngine {
             bottom,
             top,
             blas,
-            embedding_bag,
-            interaction,
-            sigmoid,
+            kernels,
             tables,
             table_layout: model.tables().map(|tables| tables.layout().clone()),
             dense: Device::zeros(&stream, batch_size_max * shape.dense_width)?,
@@ -638,7 +528,25 @@ impl DlrmEngine {
                         stream,
                     )
                     .map_err(copy_in)?;
-                    self.launch_embedding_bag(bag_count)?;
+                    let (table, table_row_count) = match &self.tables {
+                        Some((table, rows)) => (table.pointer, *rows),
+                        None => {
+                            return Err(CudaError::invalid_input(
+                                "this engine's model has no embedding tables",
+                            ))
+                        }
+                    };
+                    let bag = EmbeddingBagLaunch {
+                        table,
+                        table_row_count,
+                        rows: self.rows.pointer,
+                        offsets: self.offsets.pointer,
+                        bag_count,
+                        dim: shape.dim,
+                        mean: self.pooling == Pooling::Mean,
+                        out: self.pooled.pointer,
+                    };
+                    self.kernels.embedding_bag(stream, &bag)?;
                 }
             }
             let mut input = self.dense.pointer;
@@ -651,7 +559,14 @@ impl DlrmEngine {
                 )?;
                 input = layer.output.pointer;
             }
-            self.launch_interaction(input, padded)?;
+            self.kernels.interaction(
+                stream,
+                &shape,
+                padded,
+                input,
+                self.pooled.pointer,
+                self.top_input.pointer,
+            )?;
             let mut input = self.top_input.pointer;
             for layer in &self.top {
                 self.blas.run(
@@ -662,7 +577,7 @@ impl DlrmEngine {
                 )?;
                 input = layer.output.pointer;
             }
-            self.launch_sigmoid(input, padded)?;
+            self.kernels.sigmoid(stream, input, padded)?;
             result::memcpy_dtoh_async(
                 &mut std::slice::from_raw_parts_mut(self.scores_host.pointer, padded)[..],
                 input,
@@ -672,148 +587,6 @@ impl DlrmEngine {
         }
         Ok(())
     }
-
-    /// # Safety
-    /// The offsets buffer must hold `bag_count + 1` offsets into the ids buffer.
-    unsafe fn launch_embedding_bag(&self, bag_count: usize) -> Result<(), CudaError> {
-        let (table, table_rows) = match &self.tables {
-            Some((table, rows)) => (table.pointer, *rows),
-            None => {
-                return Err(CudaError::invalid_input(
-                    "this engine's model has no embedding tables",
-                ))
-            }
-        };
-        let dim = self.shape.dim;
-        let bags_per_block = (BLOCK_THREADS / dim).max(1);
-        let grid = bag_count.div_ceil(bags_per_block) as u32;
-        let mut rows = self.rows.pointer;
-        let mut offsets = self.offsets.pointer;
-        let mut bag_count = bag_count as u32;
-        let mut dim_arg = dim as u32;
-        let mut mean = i32::from(self.pooling == Pooling::Mean);
-        let mut out = self.pooled.pointer;
-        let (mut table, mut table_rows) = (table, table_rows);
-        let mut params = [
-            param(&mut table),
-            param(&mut table_rows),
-            param(&mut rows),
-            param(&mut offsets),
-            param(&mut bag_count),
-            param(&mut dim_arg),
-            param(&mut mean),
-            param(&mut out),
-        ];
-        launch(
-            &self.embedding_bag,
-            (grid, 1, 1),
-            (dim as u32, bags_per_block as u32, 1),
-            0,
-            self.stream.cu_stream(),
-            &mut params,
-        )
-    }
-
-    /// # Safety
-    /// `bottom` must hold `sample_count * dim` floats on the device.
-    unsafe fn launch_interaction(
-        &self,
-        bottom: CUdeviceptr,
-        sample_count: usize,
-    ) -> Result<(), CudaError> {
-        let shape = self.shape;
-        let shared_bytes = interaction_shared_bytes(&shape) as u32;
-        let mut bottom = bottom;
-        let mut pooled = self.pooled.pointer;
-        let mut samples = sample_count as u32;
-        let mut features = shape.feature_count as u32;
-        let mut dim = shape.dim as u32;
-        let mut out = self.top_input.pointer;
-        let mut params = [
-            param(&mut bottom),
-            param(&mut pooled),
-            param(&mut samples),
-            param(&mut features),
-            param(&mut dim),
-            param(&mut out),
-        ];
-        launch(
-            &self.interaction,
-            (sample_count as u32, 1, 1),
-            (INTERACTION_THREADS, 1, 1),
-            shared_bytes,
-            self.stream.cu_stream(),
-            &mut params,
-        )
-    }
-
-    /// # Safety
-    /// `values` must hold `count` floats on the device.
-    unsafe fn launch_sigmoid(&self, values: CUdeviceptr, count: usize) -> Result<(), CudaError> {
-        let grid = count.div_ceil(BLOCK_THREADS) as u32;
-        let mut values = values;
-        let mut count = count as u32;
-        let mut params = [param(&mut values), param(&mut count)];
-        launch(
-            &self.sigmoid,
-            (grid, 1, 1),
-            (BLOCK_THREADS as u32, 1, 1),
-            0,
-            self.stream.cu_stream(),
-            &mut params,
-        )
-    }
-}
-
-/// A kernel parameter: the address of the argument's value, as cuLaunchKernel takes it.
-fn param<T>(value: &mut T) -> *mut c_void {
-    (value as *mut T).cast::<c_void>()
-}
-
-/// # Safety
-/// `params` must point at live values of exactly the kernel's parameter types, in order, and
-/// every device address among them must be valid for what the kernel reads and writes.
-unsafe fn launch(
-    function: &CudaFunction,
-    grid: (u32, u32, u32),
-    block: (u32, u32, u32),
-    shared_bytes: u32,
-    stream: sys::CUstream,
-    params: &mut [*mut c_void],
-) -> Result<(), CudaError> {
-    result::launch_kernel(
-        function.cu_function(),
-        grid,
-        block,
-        shared_bytes,
-        stream,
-        params,
-    )
-    .map_err(|error| CudaError::driver("launching a kernel", error))
-}
-
-fn interaction_shared_bytes(shape: &Shape) -> usize {
-    (shape.feature_count + 1) * (shape.dim + 1) * std::mem::size_of::<f32>()
-}
-
-/// Rejects shapes the kernels' launch configurations cannot cover.
-fn check_kernel_limits(shape: &Shape) -> Result<(), CudaError> {
-    if shape.dim > 1024 {
-        return Err(CudaError::invalid_model(format!(
-            "embedding dimension {} exceeds the embedding bag's 1024 threads per block",
-            shape.dim
-        )));
-    }
-    let shared_bytes = interaction_shared_bytes(shape);
-    if shared_bytes > SHARED_MEMORY_BYTES_MAX {
-        return Err(CudaError::invalid_model(format!(
-            "the interaction of {} vectors of {} floats needs {shared_bytes} bytes of shared memory, \
-             more than {SHARED_MEMORY_BYTES_MAX}",
-            shape.feature_count + 1,
-            shape.dim
-        )));
-    }
-    Ok(())
 }
 
 /// `batch_size_max` rounded up to a power of two, checked against the limit.
@@ -848,59 +621,6 @@ fn rebase_offsets(offsets: &[u32], padded: &mut [u32]) {
 fn fill_padded<T: Copy>(buffer: &mut [T], values: &[T], padded_len: usize, fill: T) {
     buffer[..values.len()].copy_from_slice(values);
     buffer[values.len()..padded_len].fill(fill);
-}
-
-fn load_kernels(
-    context: &Arc<CudaContext>,
-    compute_capability: (i32, i32),
-) -> Result<(CudaFunction, CudaFunction, CudaFunction), CudaError> {
-    let architecture = format!("sm_{}{}", compute_capability.0, compute_capability.1);
-    let load = |source: &KernelSource| -> Result<CudaFunction, CudaError> {
-        let image = compile_for_device(source, &architecture)?;
-        let module = context
-            .load_module(image)
-            .map_err(|error| CudaError::driver(&format!("loading {}", source.file_name), error))?;
-        module
-            .load_function(source.function_names[0])
-            .map_err(|error| {
-                CudaError::driver(&format!("finding {}", source.function_names[0]), error)
-            })
-    };
-    Ok((
-        load(&EMBEDDING_BAG)?,
-        load(&INTERACTION)?,
-        load(&ACTIVATION)?,
-    ))
-}
-
-/// A CUBIN for the device's own architecture, so the driver runs it as is. An NVRTC older
-/// than the device does not know its architecture; then PTX for the oldest architecture Ember
-/// targets, which the driver compiles for the device when loading it.
-fn compile_for_device(source: &KernelSource, architecture: &str) -> Result<Ptx, CudaError> {
-    match compile::compile(
-        source.file_name,
-        source.text,
-        architecture,
-        CompileTarget::Cubin,
-    ) {
-        Ok(cubin) => Ok(Ptx::from_binary(cubin)),
-        Err(cubin_error) => {
-            let ptx = compile::compile(
-                source.file_name,
-                source.text,
-                PTX_FALLBACK_ARCHITECTURE,
-                CompileTarget::Ptx,
-            )
-            .map_err(|_| cubin_error)?;
-            let text = String::from_utf8(ptx).map_err(|_| {
-                CudaError::new(
-                    CudaErrorKind::Compile,
-                    "NVRTC returned PTX that is not UTF-8",
-                )
-            })?;
-            Ok(Ptx::from_src(text))
-        }
-    }
 }
 
 fn upload_layers(
@@ -981,30 +701,5 @@ mod tests {
         let mut buffer = [9.0f32; 6];
         fill_padded(&mut buffer, &[1.0, 2.0], 4, 0.0);
         assert_eq!(buffer, [1.0, 2.0, 0.0, 0.0, 9.0, 9.0]);
-    }
-
-    #[test]
-    fn kernel_limits() {
-        let dlrm = Shape {
-            dense_width: 13,
-            feature_count: 26,
-            dim: 64,
-            interaction_width: 415,
-        };
-        assert!(check_kernel_limits(&dlrm).is_ok());
-        assert_eq!(interaction_shared_bytes(&dlrm), 27 * 65 * 4);
-        let wide = Shape { dim: 2048, ..dlrm };
-        assert_eq!(
-            check_kernel_limits(&wide).unwrap_err().kind(),
-            CudaErrorKind::InvalidModel
-        );
-        let many = Shape {
-            feature_count: 200,
-            ..dlrm
-        };
-        assert!(check_kernel_limits(&many)
-            .unwrap_err()
-            .message()
-            .contains("shared memory"));
     }
 }

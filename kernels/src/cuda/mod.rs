@@ -25,9 +25,11 @@
 //! ```
 
 mod blas;
+mod buffers;
 pub mod compile;
 mod engine;
 pub mod error;
+mod kernels;
 pub mod library;
 
 use std::sync::Arc;

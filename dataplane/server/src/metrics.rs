@@ -91,7 +91,7 @@ impl Exposition {
 
 /// The exposition text of every metric.
 pub async fn render(shard: &Rc<Shard>) -> String {
-    let (total, per_shard) = gather_info(shard).await;
+    let (total, per_shard) = gather_info(shard, None).await;
     let counters = total.counters;
     let mut text = Exposition(String::with_capacity(16 * 1024));
     text.single("ember_up", "gauge", "1 while Ember serves.", 1);

@@ -17,12 +17,23 @@ impl Drop for Running {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_ember(metrics_port: u16) -> (Running, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["--port", "0", "--threads", "2", "--metrics-port", &metrics_port.to_string()])
+        .args([
+            "--port",
+            "0",
+            "--threads",
+            "2",
+            "--metrics-port",
+            &metrics_port.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -40,7 +51,9 @@ fn start_ember(metrics_port: u16) -> (Running, u16) {
 
 fn http_get(port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -48,7 +61,10 @@ fn http_get(port: u16, path: &str) -> String {
 }
 
 fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+    exposition.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
 }
 
 #[test]
@@ -58,20 +74,42 @@ fn prometheus_scrapes_ember() {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let mut connection = client.get_connection().unwrap();
     for i in 0..7 {
-        let _: () = redis::cmd("SET").arg(format!("key:{i}")).arg(i).query(&mut connection).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query(&mut connection)
+            .unwrap();
     }
     for i in 0..10 {
-        let _: Option<String> = redis::cmd("GET").arg(format!("key:{i}")).query(&mut connection).unwrap();
+        let _: Option<String> = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query(&mut connection)
+            .unwrap();
     }
 
     let exposition = http_get(metrics_port, "/metrics");
     assert!(exposition.starts_with("HTTP/1.1 200 OK"), "{exposition}");
-    assert_eq!(sample(&exposition, "ember_commands_total{command=\"set\"}"), Some(7.0));
-    assert_eq!(sample(&exposition, "ember_commands_total{command=\"get\"}"), Some(10.0));
+    assert_eq!(
+        sample(&exposition, "ember_commands_total{command=\"set\"}"),
+        Some(7.0)
+    );
+    assert_eq!(
+        sample(&exposition, "ember_commands_total{command=\"get\"}"),
+        Some(10.0)
+    );
     assert_eq!(sample(&exposition, "ember_keyspace_hits_total"), Some(7.0));
-    assert_eq!(sample(&exposition, "ember_keyspace_misses_total"), Some(3.0));
+    assert_eq!(
+        sample(&exposition, "ember_keyspace_misses_total"),
+        Some(3.0)
+    );
     assert_eq!(sample(&exposition, "ember_keys{db=\"0\"}"), Some(7.0));
-    assert_eq!(sample(&exposition, "ember_command_duration_seconds_count{command=\"get\"}"), Some(10.0));
+    assert_eq!(
+        sample(
+            &exposition,
+            "ember_command_duration_seconds_count{command=\"get\"}"
+        ),
+        Some(10.0)
+    );
     assert!(exposition.contains("ember_shard_busy_seconds_total{shard=\"1\"}"));
     assert!(http_get(metrics_port, "/nope").starts_with("HTTP/1.1 404"));
 
@@ -93,7 +131,10 @@ fn prometheus_scrapes_ember() {
     let _prometheus = Running(
         Command::new(prometheus_binary)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", directory.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                directory.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -111,7 +152,10 @@ fn prometheus_scrapes_ember() {
         }
         last = http_get(web_port, query);
         if last.contains("\"job\":\"ember\"") {
-            assert!(last.contains(",\"7\"]"), "Prometheus read back the wrong value: {last}");
+            assert!(
+                last.contains(",\"7\"]"),
+                "Prometheus read back the wrong value: {last}"
+            );
             let _ = std::fs::remove_dir_all(&directory);
             return;
         }
@@ -122,6 +166,10 @@ fn prometheus_scrapes_ember() {
 
 fn which(binary: &str) -> Result<std::path::PathBuf, ()> {
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(binary)).find(|path| path.is_file()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(binary))
+                .find(|path| path.is_file())
+        })
         .ok_or(())
 }

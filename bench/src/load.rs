@@ -488,6 +488,7 @@ fn prepare_thread(config: &LoadConfig, thread_index: usize) -> Result<Worker<'_>
         recorder: Recorder::new(),
         requests_left,
         scratch: Vec::with_capacity(config.value_size),
+        unsent: Vec::new(),
     })
 }
 
@@ -585,6 +586,8 @@ struct Worker<'a> {
     /// Measured requests this thread may still send (request-count runs only).
     requests_left: Option<u64>,
     scratch: Vec<u8>,
+    /// Connections whose output buffer went from empty to not empty since the last flush.
+    unsent: Vec<usize>,
 }
 
 impl Worker<'_> {
@@ -623,11 +626,14 @@ impl Worker<'_> {
                     break;
                 }
             }
-            for index in 0..self.connections.len() {
+            // Only connections that queued requests this pass have anything to send.
+            while let Some(index) = self.unsent.pop() {
                 self.flush(index)?;
             }
             if self.config.mode == Mode::Latency {
-                // Spin straight on the one socket: no epoll call between the bytes and us.
+                // Spin straight on the one socket: no epoll call between the bytes and us,
+                // and no writable event either, so a partly sent request is retried here.
+                self.flush(0)?;
                 let done = self.read_replies(0, completed)?;
                 if done > 0 {
                     last_reply = Instant::now();
@@ -745,6 +751,9 @@ impl Worker<'_> {
         };
         let key = self.chooser.next(&mut self.rng);
         let connection = &mut self.connections[index];
+        if connection.output.is_empty() {
+            self.unsent.push(index);
+        }
         match command {
             Command::Get => workload::encode_get(&mut connection.output, key),
             Command::Set => {

@@ -40,6 +40,9 @@ ember-bench compare [flags]: Redis and Ember side by side, medians and ratios in
   --client-cpu N        core the load is pinned to (default 1)
   --output PATH         markdown file whose compare block is replaced (default bench/RESULTS.md)
   --json PATH           every sample, as JSON
+  --profile WORKLOAD    after the rounds, run WORKLOAD once more on each server under
+                        `perf record` (Debian's linux-perf) and add the hottest symbols to the
+                        report; that run is not part of the figures
 
 Workloads: GET and SET at pipeline 1 and 16 (closed loop), GET round trip on one connection
 with a spinning client, and GET in open loop at 50% and 80% of Redis's measured maximum
@@ -59,6 +62,7 @@ const VALUED: &[&str] = &[
     "client-cpu",
     "output",
     "json",
+    "profile",
 ];
 const SWITCHES: &[&str] = &["quick", "help"];
 
@@ -172,6 +176,8 @@ struct Plan {
     client_cpu: Option<usize>,
     output: Option<PathBuf>,
     json: Option<PathBuf>,
+    /// Workload to profile with perf after the rounds.
+    profile: Option<Workload>,
 }
 
 /// One measured run of one workload against one server in one round.
@@ -194,6 +200,16 @@ struct Measurements {
     reference_max_per_s: f64,
     echo_floor: Vec<Percentiles>,
     samples: Vec<Sample>,
+    profiles: Vec<Profile>,
+}
+
+/// The hottest symbols of one server on one workload, from perf.
+#[derive(Debug, Serialize)]
+struct Profile {
+    target: &'static str,
+    workload: &'static str,
+    /// `perf report` lines: share of samples, binary, symbol.
+    hottest: Vec<String>,
 }
 
 /// Entry point of `ember-bench compare`.
@@ -329,6 +345,25 @@ fn plan_from_flags(flags: &Flags) -> Result<Plan, String> {
         (None, true) => None,
         (None, false) => Some(PathBuf::from("bench/RESULTS.md")),
     };
+    let profile = match flags.text("profile") {
+        None => None,
+        Some(name) => {
+            let workload = WORKLOADS
+                .iter()
+                .find(|workload| workload.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = WORKLOADS.iter().map(|workload| workload.name).collect();
+                    format!(
+                        "--profile: unknown workload '{name}' ({})",
+                        names.join(", ")
+                    )
+                })?;
+            if !program_exists(Path::new("perf")) {
+                return Err("--profile needs perf: install Debian's linux-perf".to_string());
+            }
+            Some(*workload)
+        }
+    };
     let connections: usize = flags.get_or("connections", 50)?;
     if connections == 0 || connections > load::CONNECTIONS_MAX {
         return Err(format!(
@@ -348,6 +383,7 @@ fn plan_from_flags(flags: &Flags) -> Result<Plan, String> {
         client_cpu,
         output,
         json: flags.text("json").map(PathBuf::from),
+        profile,
     })
 }
 
@@ -553,6 +589,7 @@ fn measure(plan: &Plan, command: String) -> Result<Measurements, String> {
         reference_max_per_s,
         echo_floor: Vec::new(),
         samples: Vec::new(),
+        profiles: Vec::new(),
     };
     for round in 0..plan.rounds {
         let echo = crate::echo::measure(plan.duration, plan.server_cpu, plan.client_cpu)?;
@@ -571,8 +608,109 @@ fn measure(plan: &Plan, command: String) -> Result<Measurements, String> {
             measurements.samples.extend(samples);
         }
     }
+    if let Some(workload) = &plan.profile {
+        for target in &plan.targets {
+            let profile =
+                profile_target(plan, target, workload, reference_max_per_s, &log_directory)?;
+            measurements.profiles.push(profile);
+        }
+    }
     let _ = std::fs::remove_dir_all(&log_directory);
     Ok(measurements)
+}
+
+/// Share of samples below which a symbol is left out of a profile.
+const PROFILE_PERCENT_MIN: &str = "1";
+
+/// Most profile lines kept per server.
+const PROFILE_LINES_MAX: usize = 25;
+
+/// Runs `workload` once on `target` with `perf record` attached to the server.
+fn profile_target(
+    plan: &Plan,
+    target: &Target,
+    workload: &Workload,
+    reference_max_per_s: f64,
+    log_directory: &Path,
+) -> Result<Profile, String> {
+    let server = Server::start(target, plan.server_cpu, log_directory)?;
+    load::preload(server.address, plan.key_count, plan.value_size)
+        .map_err(|error| format!("{} preload: {error}", target.name))?;
+    let what = format!("profile {} {}", target.name, workload.name);
+    checked_run(
+        &load_config(
+            plan,
+            server.address,
+            workload,
+            reference_max_per_s,
+            plan.warmup,
+        ),
+        &format!("{what} warm-up"),
+    )?;
+    let data = log_directory.join(format!("perf-{}.data", target.name));
+    let mut perf = Command::new("perf")
+        .args(["record", "-F", "2999", "-g", "-o"])
+        .arg(&data)
+        .args(["-p", &server.pid().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot start perf: {error}"))?;
+    // perf needs a moment to attach before the load starts.
+    std::thread::sleep(Duration::from_millis(300));
+    let config = load_config(
+        plan,
+        server.address,
+        workload,
+        reference_max_per_s,
+        plan.duration,
+    );
+    let outcome = checked_run(&config, &what);
+    if let Ok(pid) = i32::try_from(perf.id()) {
+        // SAFETY: kill takes no pointers; pid is our unreaped child perf.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+    let _ = perf.wait();
+    outcome?;
+    let report = Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "-g",
+            "none",
+            "--stdio",
+            "--sort",
+            "dso,symbol",
+        ])
+        .args(["--percent-limit", PROFILE_PERCENT_MIN, "-i"])
+        .arg(&data)
+        .output()
+        .map_err(|error| format!("cannot run perf report: {error}"))?;
+    let text = String::from_utf8_lossy(&report.stdout);
+    let hottest: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|first| first.ends_with('%'))
+        })
+        .take(PROFILE_LINES_MAX)
+        // perf pads with empty "-" columns for the call-graph fields that -g none leaves out.
+        .map(|line| line.trim_end_matches([' ', '-']).to_string())
+        .collect();
+    if hottest.is_empty() {
+        return Err(format!(
+            "{what}: perf recorded nothing: {}",
+            String::from_utf8_lossy(&report.stderr).trim()
+        ));
+    }
+    let _ = std::fs::remove_file(&data);
+    Ok(Profile {
+        target: target.name,
+        workload: workload.name,
+        hottest,
+    })
 }
 
 /// The first target's closed-loop GET pipeline-1 throughput: the open-loop reference.
@@ -770,6 +908,7 @@ impl Summary {
         self.ratio_table(&mut text);
         self.latency_section(&mut text, measurements);
         self.goals_table(&mut text);
+        profiles_section(&mut text, measurements);
         rounds_table(&mut text, measurements);
         text
     }
@@ -957,6 +1096,23 @@ impl Summary {
             }
         }
         let _ = writeln!(text);
+    }
+}
+
+fn profiles_section(text: &mut String, measurements: &Measurements) {
+    if measurements.profiles.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        text,
+        "### Profiles (perf record -g on the server, a separate run after the rounds, not in the figures)\n"
+    );
+    for profile in &measurements.profiles {
+        let _ = writeln!(text, "{} on {}:\n\n```", profile.target, profile.workload);
+        for line in &profile.hottest {
+            let _ = writeln!(text, "{line}");
+        }
+        let _ = writeln!(text, "```\n");
     }
 }
 

@@ -201,6 +201,9 @@ struct Measurements {
     echo_floor: Vec<Percentiles>,
     samples: Vec<Sample>,
     profiles: Vec<Profile>,
+    /// /proc/loadavg before and after: other work on the machine shows here.
+    load_average_before: String,
+    load_average_after: String,
 }
 
 /// The hottest symbols of one server on one workload, from perf.
@@ -590,6 +593,8 @@ fn measure(plan: &Plan, command: String) -> Result<Measurements, String> {
         echo_floor: Vec::new(),
         samples: Vec::new(),
         profiles: Vec::new(),
+        load_average_before: load_average(),
+        load_average_after: String::new(),
     };
     for round in 0..plan.rounds {
         let echo = crate::echo::measure(plan.duration, plan.server_cpu, plan.client_cpu)?;
@@ -616,7 +621,17 @@ fn measure(plan: &Plan, command: String) -> Result<Measurements, String> {
         }
     }
     let _ = std::fs::remove_dir_all(&log_directory);
+    measurements.load_average_after = load_average();
     Ok(measurements)
+}
+
+/// The 1, 5 and 15-minute load averages.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Share of samples below which a symbol is left out of a profile.
@@ -889,7 +904,13 @@ impl Summary {
         let mut text = String::new();
         let _ = writeln!(text, "## Ember against Redis (`ember-bench compare`)\n");
         let _ = writeln!(text, "Produced by:\n\n```\n{}\n```\n", measurements.command);
-        let _ = writeln!(text, "{}\n", machine_description(plan));
+        let _ = writeln!(
+            text,
+            "{} Load average (1, 5, 15 min) before: {}; after: {} (other work on the machine shows here).\n",
+            machine_description(plan),
+            measurements.load_average_before,
+            measurements.load_average_after
+        );
         let _ = writeln!(
             text,
             "Settings: {} rounds (server order rotated each round), {} s measured per workload after a {} s warm-up, \

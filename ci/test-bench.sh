@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ember-bench compare in its quick mode (one short round, about 10 s): proves that the servers
+# ember-bench compare in its quick mode (one short round, 10 to 20 s): proves that the servers
 # start pinned, the preload and every workload pass their reply checks, and the report and the
 # plots are written. Its figures are not kept (a scratch output file); bench/RESULTS.md holds the
 # figures of a full run.
@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-targets="${EMBER_BENCH_TARGETS:-redis}"
+# EMBER_BENCH_TARGETS=redis checks the machinery without Ember.
+targets="${EMBER_BENCH_TARGETS:-redis,ember,ember-busy-poll}"
 ./target/release/ember-bench compare --quick --targets "$targets" \
     --output "$scratch/RESULTS.md" --json "$scratch/samples.json" > "$scratch/stdout.md"
 for plot in compare-throughput.svg compare-cpu.svg compare-latency.svg; do

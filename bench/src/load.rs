@@ -37,6 +37,12 @@ pub const PIPELINE_MAX: usize = 4096;
 /// client (and are charged from their due time) instead of growing the socket buffers forever.
 pub const OPEN_LOOP_OUTSTANDING_MAX: usize = 1024;
 
+/// Slowest open-loop rate: below one request a second a run measures almost nothing.
+pub const RATE_PER_S_MIN: f64 = 1.0;
+
+/// Fastest open-loop rate: far beyond what one machine's loopback carries.
+pub const RATE_PER_S_MAX: f64 = 1e9;
+
 /// Largest reply buffer per connection; a pipeline of the largest values fits.
 const INPUT_BUFFER_MAX: usize = 256 << 20;
 
@@ -268,9 +274,9 @@ pub fn validate(config: &LoadConfig) -> Result<(), String> {
         _ => {}
     }
     if let Mode::Open { rate_per_s } = config.mode {
-        if !(rate_per_s.is_finite() && rate_per_s > 0.0) {
+        if !(RATE_PER_S_MIN..=RATE_PER_S_MAX).contains(&rate_per_s) {
             return Err(format!(
-                "rate must be a positive number of requests per second, not {rate_per_s}"
+                "rate must be {RATE_PER_S_MIN} to {RATE_PER_S_MAX} requests per second, not {rate_per_s}"
             ));
         }
     }

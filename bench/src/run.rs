@@ -225,6 +225,8 @@ mod tests {
             "--pipeline 5000",
             "--duration-s -1",
             "--rate 0",
+            "--rate 1e-300",
+            "--rate nan",
             "--keys 0",
             "--threads 3 --connections 2",
         ];

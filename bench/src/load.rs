@@ -46,6 +46,9 @@ pub const RATE_PER_S_MAX: f64 = 1e9;
 /// Largest reply buffer per connection; a pipeline of the largest values fits.
 const INPUT_BUFFER_MAX: usize = 256 << 20;
 
+/// Bytes of a SET request or GET reply besides the value: framing and the key.
+const REQUEST_OVERHEAD_BYTES: usize = 64;
+
 /// Initial reply buffer per connection: a full pipeline of small replies in one read.
 const INPUT_BUFFER_INITIAL: usize = 64 << 10;
 
@@ -260,6 +263,16 @@ pub fn validate(config: &LoadConfig) -> Result<(), String> {
             "value size must be at most {} bytes, not {}",
             workload::VALUE_SIZE_MAX,
             config.value_size
+        ));
+    }
+    // A whole batch of replies (or of SETs) must fit one connection's buffer.
+    let batch_bytes = config
+        .pipeline
+        .saturating_mul(config.value_size + REQUEST_OVERHEAD_BYTES);
+    if batch_bytes > INPUT_BUFFER_MAX {
+        return Err(format!(
+            "pipeline {} of {}-byte values needs {batch_bytes} bytes per batch, over the {INPUT_BUFFER_MAX}-byte limit",
+            config.pipeline, config.value_size
         ));
     }
     if config.get_weight == 0 && config.set_weight == 0 {

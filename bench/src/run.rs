@@ -225,6 +225,7 @@ mod tests {
             "--pipeline 5000",
             "--duration-s -1",
             "--rate 0",
+            "--pipeline 4096 --value-size 1048576",
             "--rate 1e-300",
             "--rate nan",
             "--keys 0",

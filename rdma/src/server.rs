@@ -1,0 +1,313 @@
+//! The server side of the message path: accept connections, answer requests through a
+//! [`Handler`], park on the doorbell when idle. The one-sided path needs none of this: clients
+//! READ the region while the server thread sleeps.
+//!
+//! [`MemoryStore`] is a complete handler over a `HashMap` that keeps a [`ReadRegion`] in step; the
+//! tests, the example and `ember-bench rdma` use it, and it shows the server what to call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::fabric::{CompletionKind, Connection, Fabric, Listener};
+use crate::message::{Reply, Request};
+use crate::region::{ReadRegion, RegionConfig};
+use crate::routing::SlotRange;
+use crate::shm::{ShmConnection, ShmFabric, ShmListener};
+
+/// What the server does with requests that arrive by message.
+pub trait Handler {
+    /// GET: appends the value to `value` and returns true, or returns false for a missing key.
+    ///
+    /// # Errors
+    /// An error text for the client (e.g. WRONGTYPE).
+    fn get(&mut self, key: &[u8], value: &mut Vec<u8>) -> std::result::Result<bool, String>;
+    /// SET; the handler publishes the value in its region before returning.
+    ///
+    /// # Errors
+    /// An error text for the client (e.g. OOM).
+    fn set(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), String>;
+    /// DEL; returns whether the key existed.
+    ///
+    /// # Errors
+    /// An error text for the client.
+    fn delete(&mut self, key: &[u8]) -> std::result::Result<bool, String>;
+    /// Which exposed region owns which slots.
+    fn routing(&self) -> Vec<SlotRange>;
+}
+
+/// Server counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed (peer gone or broke the protocol).
+    pub closed: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Messages that did not decode (the connection is then closed).
+    pub bad_messages: u64,
+}
+
+/// Connections a server keeps at once; more are accepted and closed at once, so that a client
+/// loop cannot exhaust descriptors.
+pub const CONNECTION_COUNT_MAX: usize = 1024;
+
+/// Polls connections and answers their requests.
+#[derive(Debug)]
+pub struct MessageServer {
+    listener: ShmListener,
+    connections: Vec<ShmConnection>,
+    reply: Vec<u8>,
+    value: Vec<u8>,
+    stats: ServerStats,
+}
+
+impl MessageServer {
+    /// Listens for shm clients at `path`, exposing `regions` for one-sided READs.
+    ///
+    /// # Errors
+    /// As [`Fabric::listen`].
+    pub fn listen_shm(
+        fabric: ShmFabric,
+        path: &str,
+        regions: Vec<Arc<crate::shm::memory::SharedMemory>>,
+    ) -> Result<Self> {
+        Ok(Self {
+            listener: fabric.listen(path, regions)?,
+            connections: Vec::new(),
+            reply: Vec::new(),
+            value: Vec::new(),
+            stats: ServerStats::default(),
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Accepts new clients, answers every waiting request, drops dead clients; returns how many
+    /// requests it answered. Never blocks.
+    ///
+    /// # Errors
+    /// `Io` only when accepting fails; a misbehaving client is disconnected, not reported.
+    pub fn poll(&mut self, handler: &mut dyn Handler) -> Result<usize> {
+        while let Some(connection) = self.listener.accept()? {
+            self.stats.accepted += 1;
+            if self.connections.len() < CONNECTION_COUNT_MAX {
+                self.connections.push(connection);
+            } else {
+                self.stats.closed += 1;
+            }
+        }
+        let mut answered = 0;
+        let mut index = 0;
+        while index < self.connections.len() {
+            match self.serve(index, handler) {
+                Ok(count) => {
+                    answered += count;
+                    index += 1;
+                }
+                Err(_) => {
+                    // Dropping the connection unmaps the rings; the client's mappings stay valid
+                    // for the client until it closes them.
+                    self.connections.swap_remove(index);
+                    self.stats.closed += 1;
+                }
+            }
+        }
+        Ok(answered)
+    }
+
+    /// Checks every connection's socket and drops those whose peer has gone (a client that died
+    /// holding its mappings: the kernel closed its socket, and its mappings died with it).
+    pub fn reap(&mut self) {
+        let before = self.connections.len();
+        self.connections
+            .retain_mut(|connection| connection.is_connected());
+        self.stats.closed += (before - self.connections.len()) as u64;
+    }
+
+    fn serve(&mut self, index: usize, handler: &mut dyn Handler) -> Result<usize> {
+        let connection = &mut self.connections[index];
+        let mut requests: Vec<Vec<u8>> = Vec::new();
+        connection.poll(&mut |completion| {
+            if completion.kind == CompletionKind::Recv {
+                requests.push(completion.message.to_vec());
+            }
+        })?;
+        for request in &requests {
+            self.reply.clear();
+            match Request::decode(request) {
+                Ok((id, request)) => {
+                    answer(handler, id, request, &mut self.value, &mut self.reply);
+                }
+                Err(error) => {
+                    self.stats.bad_messages += 1;
+                    return Err(error);
+                }
+            }
+            self.stats.requests += 1;
+            send_reply(&mut self.connections[index], &self.reply)?;
+        }
+        Ok(requests.len())
+    }
+
+    /// Busy-polls for `spin`, then parks on the doorbell for up to `park` when nothing arrives;
+    /// returns requests answered. This is the loop of a dedicated server thread.
+    ///
+    /// # Errors
+    /// As [`MessageServer::poll`].
+    pub fn run_once(
+        &mut self,
+        handler: &mut dyn Handler,
+        spin: Duration,
+        park: Duration,
+    ) -> Result<usize> {
+        let started = std::time::Instant::now();
+        loop {
+            let answered = self.poll(handler)?;
+            if answered > 0 {
+                return Ok(answered);
+            }
+            if started.elapsed() >= spin {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let mut ready = false;
+        for connection in &mut self.connections {
+            ready |= connection.prepare_park();
+        }
+        if !ready {
+            self.listener.doorbell().wait(park)?;
+        }
+        for connection in &mut self.connections {
+            connection.unpark();
+        }
+        self.reap();
+        self.poll(handler)
+    }
+}
+
+fn answer(
+    handler: &mut dyn Handler,
+    id: u32,
+    request: Request<'_>,
+    value: &mut Vec<u8>,
+    reply: &mut Vec<u8>,
+) {
+    match request {
+        Request::Get { key } => {
+            value.clear();
+            match handler.get(key, value) {
+                Ok(true) => Reply::Value(value).encode(id, reply),
+                Ok(false) => Reply::Nil.encode(id, reply),
+                Err(text) => Reply::Error(&text).encode(id, reply),
+            }
+        }
+        Request::Set { key, value } => match handler.set(key, value) {
+            Ok(()) => Reply::Ok.encode(id, reply),
+            Err(text) => Reply::Error(&text).encode(id, reply),
+        },
+        Request::Delete { key } => match handler.delete(key) {
+            Ok(existed) => Reply::Deleted(existed).encode(id, reply),
+            Err(text) => Reply::Error(&text).encode(id, reply),
+        },
+        Request::Routing => Reply::Routing(handler.routing()).encode(id, reply),
+    }
+}
+
+fn send_reply(connection: &mut ShmConnection, reply: &[u8]) -> Result<()> {
+    // Bounded: a client that stops draining its ring for a second is cut off rather than allowed
+    // to stall the server.
+    let started = std::time::Instant::now();
+    loop {
+        match connection.post_send(0, reply) {
+            Ok(()) => return Ok(()),
+            Err(error) if error.kind() == crate::error::ErrorKind::WouldBlock => {
+                connection.poll(&mut |_| {})?;
+                if started.elapsed() > Duration::from_secs(1) {
+                    return Err(error);
+                }
+                std::hint::spin_loop();
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// A reference handler: a `HashMap` whose every change is mirrored into a [`ReadRegion`].
+#[derive(Debug)]
+pub struct MemoryStore {
+    map: HashMap<Vec<u8>, Vec<u8>>,
+    region: ReadRegion,
+}
+
+impl MemoryStore {
+    /// An empty store with a region of `config`.
+    ///
+    /// # Errors
+    /// As [`ReadRegion::create`].
+    pub fn new(config: RegionConfig) -> Result<Self> {
+        Ok(Self {
+            map: HashMap::new(),
+            region: ReadRegion::create("ember-region", config)?,
+        })
+    }
+
+    /// The region (to expose, or to inspect in tests).
+    pub fn region(&self) -> &ReadRegion {
+        &self.region
+    }
+
+    /// The region, mutably (tests drive reclamation through it).
+    pub fn region_mut(&mut self) -> &mut ReadRegion {
+        &mut self.region
+    }
+
+    /// FLUSHALL.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.region.clear();
+    }
+}
+
+impl Handler for MemoryStore {
+    fn get(&mut self, key: &[u8], value: &mut Vec<u8>) -> std::result::Result<bool, String> {
+        match self.map.get(key) {
+            Some(stored) => {
+                value.extend_from_slice(stored);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn set(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), String> {
+        self.map.insert(key.to_vec(), value.to_vec());
+        // A value too large to publish is simply served by message.
+        let _ = self.region.publish(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> std::result::Result<bool, String> {
+        self.region.remove(key);
+        Ok(self.map.remove(key).is_some())
+    }
+
+    fn routing(&self) -> Vec<SlotRange> {
+        vec![SlotRange {
+            first: 0,
+            last: crate::routing::SLOT_COUNT as u16 - 1,
+            region: 0,
+        }]
+    }
+}

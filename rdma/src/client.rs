@@ -19,6 +19,10 @@ use crate::reader::{self, Lookup, ReaderStats, RemoteMemory};
 use crate::routing::{key_slot, SLOT_COUNT};
 use crate::shm::{ShmConnection, ShmFabric};
 
+/// Replies kept for requests not yet awaited: an MGET pipelines at most this many, and a reply to
+/// a request that timed out is eventually pushed out.
+pub const EARLY_REPLIES_MAX: usize = 4096;
+
 /// How long the client waits for things that should take microseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientConfig {
@@ -67,6 +71,8 @@ pub struct Client<C: Connection> {
     next_work_id: u64,
     next_request_id: u32,
     reply: Vec<u8>,
+    /// Replies that arrived while another was awaited (pipelined MGET), by request id.
+    early_replies: VecDeque<(u32, Vec<u8>)>,
     request: Vec<u8>,
     config: ClientConfig,
     stats: ClientStats,
@@ -176,6 +182,7 @@ impl<C: Connection> Client<C> {
             next_work_id,
             next_request_id: 1,
             reply: Vec::new(),
+            early_replies: VecDeque::new(),
             request: Vec::new(),
             config,
             stats,
@@ -363,32 +370,44 @@ impl<C: Connection> Client<C> {
 
     fn wait_reply(&mut self, id: u32) -> Result<()> {
         let started = Instant::now();
+        if let Some(at) = self
+            .early_replies
+            .iter()
+            .position(|(early, _)| *early == id)
+        {
+            let (_, reply) = self.early_replies.remove(at).expect("position is in range");
+            self.reply = reply;
+            return self.check_reply();
+        }
         loop {
             let mut found = false;
-            let mut stray = 0;
             let reply = &mut self.reply;
+            let early_replies = &mut self.early_replies;
             self.connection.poll(&mut |completion| {
                 if completion.kind != CompletionKind::Recv {
                     return;
                 }
-                let reply_id = completion
+                let Some(reply_id) = completion
                     .message
                     .get(1..5)
-                    .map(|b| u32::from_le_bytes(b.try_into().expect("4")));
-                if !found && reply_id == Some(id) {
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+                else {
+                    return;
+                };
+                if !found && reply_id == id {
                     reply.clear();
                     reply.extend_from_slice(completion.message);
                     found = true;
                 } else {
-                    stray += 1;
+                    // A pipelined reply, or a late one to a request that timed out.
+                    if early_replies.len() == EARLY_REPLIES_MAX {
+                        early_replies.pop_front();
+                    }
+                    early_replies.push_back((reply_id, completion.message.to_vec()));
                 }
             })?;
-            self.stats.stray_completions += stray;
             if found {
-                if let (_, Reply::Error(text)) = Reply::decode(&self.reply)? {
-                    return Err(Error::new(ErrorKind::Server, text));
-                }
-                return Ok(());
+                return self.check_reply();
             }
             let waited = started.elapsed();
             if waited > self.config.reply_timeout {
@@ -404,6 +423,15 @@ impl<C: Connection> Client<C> {
                 self.connection.park(Duration::from_millis(10))?;
             }
         }
+    }
+}
+
+impl<C: Connection> Client<C> {
+    fn check_reply(&self) -> Result<()> {
+        if let (_, Reply::Error(text)) = Reply::decode(&self.reply)? {
+            return Err(Error::new(ErrorKind::Server, text));
+        }
+        Ok(())
     }
 }
 

@@ -94,6 +94,21 @@ struct ReadPort<'a, C: Connection> {
     next_work_id: &'a mut u64,
     timeout: Duration,
     stats: &'a mut ClientStats,
+    /// Replies that arrive while a READ is awaited are kept for `wait_reply`.
+    early_replies: &'a mut VecDeque<(u32, Vec<u8>)>,
+}
+
+fn keep_early_reply(early_replies: &mut VecDeque<(u32, Vec<u8>)>, message: &[u8]) {
+    let Some(id) = message
+        .get(1..5)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+    else {
+        return;
+    };
+    if early_replies.len() == EARLY_REPLIES_MAX {
+        early_replies.pop_front();
+    }
+    early_replies.push_back((id, message.to_vec()));
 }
 
 impl<C: Connection> RemoteMemory for ReadPort<'_, C> {
@@ -107,10 +122,13 @@ impl<C: Connection> RemoteMemory for ReadPort<'_, C> {
             let mut done = false;
             let mut failed = false;
             let mut stray = 0;
+            let early_replies = &mut *self.early_replies;
             self.connection.poll(&mut |completion| {
                 if completion.kind == CompletionKind::Read && completion.work_id == work_id {
                     done = true;
                     failed = !completion.success;
+                } else if completion.kind == CompletionKind::Recv {
+                    keep_early_reply(early_replies, completion.message);
                 } else {
                     stray += 1;
                 }
@@ -150,6 +168,7 @@ impl<C: Connection> Client<C> {
         let mut stats = ClientStats::default();
         let mut next_work_id = 1;
         let mut layouts = Vec::with_capacity(regions.len());
+        let mut early_replies = VecDeque::new();
         for region in &regions {
             let mut port = ReadPort {
                 connection: &mut connection,
@@ -157,6 +176,7 @@ impl<C: Connection> Client<C> {
                 next_work_id: &mut next_work_id,
                 timeout: config.read_timeout,
                 stats: &mut stats,
+                early_replies: &mut early_replies,
             };
             let layout = Layout::decode_header(port.read(region.index, 0, HEADER_LEN)?)?;
             if layout.region_len() > region.len {
@@ -182,7 +202,7 @@ impl<C: Connection> Client<C> {
             next_work_id,
             next_request_id: 1,
             reply: Vec::new(),
-            early_replies: VecDeque::new(),
+            early_replies,
             request: Vec::new(),
             config,
             stats,
@@ -243,6 +263,7 @@ impl<C: Connection> Client<C> {
             next_work_id: &mut self.next_work_id,
             timeout: self.config.read_timeout,
             stats: &mut self.stats,
+            early_replies: &mut self.early_replies,
         };
         let mut reader_stats = port.stats.reader;
         let outcome = reader::lookup(&mut port, region, layout, key, value, &mut reader_stats);
@@ -400,10 +421,7 @@ impl<C: Connection> Client<C> {
                     found = true;
                 } else {
                     // A pipelined reply, or a late one to a request that timed out.
-                    if early_replies.len() == EARLY_REPLIES_MAX {
-                        early_replies.pop_front();
-                    }
-                    early_replies.push_back((reply_id, completion.message.to_vec()));
+                    keep_early_reply(early_replies, completion.message);
                 }
             })?;
             if found {

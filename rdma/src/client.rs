@@ -284,6 +284,15 @@ impl<C: Connection> Client<C> {
             Err(error) => return Err(error),
         }
         self.stats.fallbacks += 1;
+        self.get_by_message(key, value)
+    }
+
+    /// GET by message only (two-sided), whether or not the key is published: the path
+    /// [`Client::get_into`] falls back to, exposed for comparisons.
+    ///
+    /// # Errors
+    /// Transport errors; `Server` when the server refuses.
+    pub fn get_by_message(&mut self, key: &[u8], value: &mut Vec<u8>) -> Result<bool> {
         let id = self.send(Request::Get { key })?;
         self.wait_reply(id)?;
         match Reply::decode(&self.reply)?.1 {

@@ -61,8 +61,17 @@ pub struct MessageServer {
     connections: Vec<ShmConnection>,
     reply: Vec<u8>,
     value: Vec<u8>,
+    /// Requests drained from one connection, back to back, and where each ends: reused so that
+    /// answering allocates nothing.
+    requests: Vec<u8>,
+    request_ends: Vec<usize>,
+    last_accept: std::time::Instant,
     stats: ServerStats,
 }
+
+/// How often a busy server checks its listening socket: a syscall per poll would cost more than
+/// the requests it answers, and a new client waits for its handshake at most this long.
+const ACCEPT_INTERVAL: Duration = Duration::from_micros(500);
 
 impl MessageServer {
     /// Listens for shm clients at `path`, exposing `regions` for one-sided READs.
@@ -79,6 +88,9 @@ impl MessageServer {
             connections: Vec::new(),
             reply: Vec::new(),
             value: Vec::new(),
+            requests: Vec::new(),
+            request_ends: Vec::new(),
+            last_accept: std::time::Instant::now(),
             stats: ServerStats::default(),
         })
     }
@@ -99,6 +111,14 @@ impl MessageServer {
     /// # Errors
     /// `Io` only when accepting fails; a misbehaving client is disconnected, not reported.
     pub fn poll(&mut self, handler: &mut dyn Handler) -> Result<usize> {
+        if self.last_accept.elapsed() >= ACCEPT_INTERVAL || self.connections.is_empty() {
+            self.last_accept = std::time::Instant::now();
+            self.accept_all()?;
+        }
+        self.serve_all(handler)
+    }
+
+    fn accept_all(&mut self) -> Result<()> {
         while let Some(connection) = self.listener.accept()? {
             self.stats.accepted += 1;
             if self.connections.len() < CONNECTION_COUNT_MAX {
@@ -107,6 +127,10 @@ impl MessageServer {
                 self.stats.closed += 1;
             }
         }
+        Ok(())
+    }
+
+    fn serve_all(&mut self, handler: &mut dyn Handler) -> Result<usize> {
         let mut answered = 0;
         let mut index = 0;
         while index < self.connections.len() {
@@ -137,13 +161,19 @@ impl MessageServer {
 
     fn serve(&mut self, index: usize, handler: &mut dyn Handler) -> Result<usize> {
         let connection = &mut self.connections[index];
-        let mut requests: Vec<Vec<u8>> = Vec::new();
+        let (requests, request_ends) = (&mut self.requests, &mut self.request_ends);
+        requests.clear();
+        request_ends.clear();
         connection.poll(&mut |completion| {
             if completion.kind == CompletionKind::Recv {
-                requests.push(completion.message.to_vec());
+                requests.extend_from_slice(completion.message);
+                request_ends.push(requests.len());
             }
         })?;
-        for request in &requests {
+        let mut start = 0;
+        for &end in &self.request_ends {
+            let request = &self.requests[start..end];
+            start = end;
             self.reply.clear();
             match Request::decode(request) {
                 Ok((id, request)) => {
@@ -157,7 +187,7 @@ impl MessageServer {
             self.stats.requests += 1;
             send_reply(&mut self.connections[index], &self.reply)?;
         }
-        Ok(requests.len())
+        Ok(self.request_ends.len())
     }
 
     /// Busy-polls for `spin`, then parks on the doorbell for up to `park` when nothing arrives;
@@ -187,14 +217,48 @@ impl MessageServer {
             ready |= connection.prepare_park();
         }
         if !ready {
-            self.listener.doorbell().wait(park)?;
+            wait_doorbell_or_listener(self.listener.doorbell(), self.listener.raw_fd(), park)?;
         }
         for connection in &mut self.connections {
             connection.unpark();
         }
         self.reap();
-        self.poll(handler)
+        self.accept_all()?;
+        self.serve_all(handler)
     }
+}
+
+/// Parks until a client rings the doorbell, a new client connects, or `timeout` passes.
+fn wait_doorbell_or_listener(
+    doorbell: &crate::shm::ring::Doorbell,
+    listener: std::os::fd::RawFd,
+    timeout: Duration,
+) -> Result<()> {
+    let mut fds = [
+        libc::pollfd {
+            fd: doorbell.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: listener,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: two valid pollfds in a live array.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    if ready < 0 {
+        let os = std::io::Error::last_os_error();
+        if os.kind() != std::io::ErrorKind::Interrupted {
+            return Err(crate::error::Error::io("poll doorbell", &os));
+        }
+    }
+    if fds[0].revents != 0 {
+        doorbell.wait(Duration::from_millis(1))?; // clears the counter; returns at once
+    }
+    Ok(())
 }
 
 fn answer(

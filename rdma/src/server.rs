@@ -14,7 +14,7 @@ use crate::fabric::{CompletionKind, Connection, Fabric, Listener};
 use crate::message::{Reply, Request};
 use crate::region::{ReadRegion, RegionConfig};
 use crate::routing::SlotRange;
-use crate::shm::{ShmConnection, ShmFabric, ShmListener};
+use crate::shm::{ShmFabric, ShmListener};
 
 /// What the server does with requests that arrive by message.
 pub trait Handler {
@@ -56,9 +56,9 @@ pub const CONNECTION_COUNT_MAX: usize = 1024;
 
 /// Polls connections and answers their requests.
 #[derive(Debug)]
-pub struct MessageServer {
-    listener: ShmListener,
-    connections: Vec<ShmConnection>,
+pub struct MessageServer<L: Listener = ShmListener> {
+    listener: L,
+    connections: Vec<L::Connection>,
     reply: Vec<u8>,
     value: Vec<u8>,
     /// Requests drained from one connection, back to back, and where each ends: reused so that
@@ -73,7 +73,7 @@ pub struct MessageServer {
 /// the requests it answers, and a new client waits for its handshake at most this long.
 const ACCEPT_INTERVAL: Duration = Duration::from_micros(500);
 
-impl MessageServer {
+impl MessageServer<ShmListener> {
     /// Listens for shm clients at `path`, exposing `regions` for one-sided READs.
     ///
     /// # Errors
@@ -83,8 +83,15 @@ impl MessageServer {
         path: &str,
         regions: Vec<Arc<crate::shm::memory::SharedMemory>>,
     ) -> Result<Self> {
-        Ok(Self {
-            listener: fabric.listen(path, regions)?,
+        Ok(Self::new(fabric.listen(path, regions)?))
+    }
+}
+
+impl<L: Listener> MessageServer<L> {
+    /// Serves the connections `listener` accepts.
+    pub fn new(listener: L) -> Self {
+        Self {
+            listener,
             connections: Vec::new(),
             reply: Vec::new(),
             value: Vec::new(),
@@ -92,7 +99,12 @@ impl MessageServer {
             request_ends: Vec::new(),
             last_accept: std::time::Instant::now(),
             stats: ServerStats::default(),
-        })
+        }
+    }
+
+    /// The listener (for its address).
+    pub fn listener(&self) -> &L {
+        &self.listener
     }
 
     /// Counters.
@@ -190,6 +202,39 @@ impl MessageServer {
         Ok(self.request_ends.len())
     }
 
+    /// Busy-polls for `spin`, then sleeps up to `park` when nothing arrived (for providers
+    /// without a doorbell); returns requests answered.
+    ///
+    /// # Errors
+    /// As [`MessageServer::poll`].
+    pub fn run_once_polling(
+        &mut self,
+        handler: &mut dyn Handler,
+        spin: Duration,
+        park: Duration,
+    ) -> Result<usize> {
+        let started = std::time::Instant::now();
+        loop {
+            let answered = self.poll(handler)?;
+            if answered > 0 {
+                return Ok(answered);
+            }
+            if started.elapsed() >= spin {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        if let Some(connection) = self.connections.first_mut() {
+            connection.park(park)?;
+        } else {
+            std::thread::sleep(park);
+        }
+        self.reap();
+        self.poll(handler)
+    }
+}
+
+impl MessageServer<ShmListener> {
     /// Busy-polls for `spin`, then parks on the doorbell for up to `park` when nothing arrives;
     /// returns requests answered. This is the loop of a dedicated server thread.
     ///
@@ -289,7 +334,7 @@ fn answer(
     }
 }
 
-fn send_reply(connection: &mut ShmConnection, reply: &[u8]) -> Result<()> {
+fn send_reply(connection: &mut impl Connection, reply: &[u8]) -> Result<()> {
     // Bounded: a client that stops draining its ring for a second is cut off rather than allowed
     // to stall the server.
     let started = std::time::Instant::now();

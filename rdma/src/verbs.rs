@@ -166,8 +166,16 @@ mod imp {
 
     pub fn devices() -> Result<Vec<String>> {
         let list = DeviceList::new().map_err(|e| {
+            // libibverbs returns no list at all when the kernel has no verbs support loaded.
+            let reason = if std::path::Path::new("/sys/class/infiniband_verbs").exists() {
+                format!("libibverbs cannot list devices ({e})")
+            } else {
+                "the kernel has no verbs support loaded (/sys/class/infiniband_verbs is missing)"
+                    .to_string()
+            };
             unavailable(format!(
-                "libibverbs cannot list devices ({e}); is libibverbs1 installed?"
+                "no RDMA device ({reason}; ibv_devices lists none); for SoftRoCE run \
+                 `modprobe rdma_rxe; rdma link add rxe0 type rxe netdev IFACE`"
             ))
         })?;
         let names: Vec<String> = list.iter().map(|device| device.name()).collect();

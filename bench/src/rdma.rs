@@ -27,7 +27,7 @@ use ember_rdma::shm::ShmFabric;
 use hdrhistogram::Histogram;
 
 const USAGE: &str = "usage: ember-bench rdma [--ember PATH | --in-process] [--keys N] \
-[--value-len BYTES] [--ops N] [--warmup N] [--core N]";
+[--value-len BYTES] [--ops N] [--warmup N] [--core N] [--clients N]";
 
 /// What a run is asked to do.
 #[derive(Clone, Debug)]
@@ -40,6 +40,8 @@ struct Options {
     warmup_count: usize,
     /// Core the measuring client pins itself to (the server gets the other one).
     client_core: Option<usize>,
+    /// Client threads of the one-sided throughput phase (0 skips it).
+    throughput_clients: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -51,6 +53,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         op_count: 200_000,
         warmup_count: 20_000,
         client_core: None,
+        throughput_clients: 2,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -70,6 +73,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--ops" => options.op_count = number(value()?)?,
             "--warmup" => options.warmup_count = number(value()?)?,
             "--core" => options.client_core = Some(number(value()?)?),
+            "--clients" => options.throughput_clients = number(value()?)?,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -203,6 +207,75 @@ fn measure(
         elapsed,
         server_cpu_ns,
     })
+}
+
+/// One-sided GETs from `options.throughput_clients` threads at once, each with its own
+/// connection and the whole key sequence; returns (GETs, elapsed). Every value is checked.
+fn one_sided_throughput(
+    options: &Options,
+    socket: &str,
+    sequence: &[usize],
+    expected: &[Vec<u8>],
+) -> Result<Option<(u64, Duration)>, String> {
+    if options.throughput_clients == 0 {
+        return Ok(None);
+    }
+    let keys: std::sync::Arc<Vec<String>> =
+        std::sync::Arc::new(sequence.iter().map(|&i| key(i)).collect());
+    let expected: std::sync::Arc<Vec<Vec<u8>>> =
+        std::sync::Arc::new(sequence.iter().map(|&i| expected[i].clone()).collect());
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(options.throughput_clients + 1));
+    let threads: Vec<_> = (0..options.throughput_clients)
+        .map(|_| {
+            let (keys, expected, barrier, socket) = (
+                keys.clone(),
+                expected.clone(),
+                barrier.clone(),
+                socket.to_string(),
+            );
+            std::thread::spawn(move || -> Result<u64, String> {
+                let connection = ShmFabric::default()
+                    .connect(&socket)
+                    .map_err(|e| e.to_string());
+                let client = connection.and_then(|c| {
+                    Client::new(c, ClientConfig::default()).map_err(|e| e.to_string())
+                });
+                barrier.wait();
+                let mut client = client?;
+                let mut value = Vec::new();
+                for (key, expected) in keys.iter().zip(expected.iter()) {
+                    let hit = client
+                        .get_one_sided(key.as_bytes(), &mut value)
+                        .map_err(|e| e.to_string())?;
+                    if hit != Lookup::Hit || &value != expected {
+                        return Err(format!("throughput: wrong one-sided reply for {key}"));
+                    }
+                }
+                Ok(keys.len() as u64)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let mut total = 0;
+    for thread in threads {
+        total += thread
+            .join()
+            .map_err(|_| "throughput thread panicked".to_string())??;
+    }
+    Ok(Some((total, started.elapsed())))
+}
+
+fn report_throughput(options: &Options, throughput: Option<(u64, Duration)>) {
+    if let Some((gets, elapsed)) = throughput {
+        println!();
+        println!(
+            "one-sided throughput: {} client threads, {gets} verified GETs in {:.1} ms = {:.0} GETs/s",
+            options.throughput_clients,
+            elapsed.as_secs_f64() * 1000.0,
+            gets as f64 / elapsed.as_secs_f64()
+        );
+    }
 }
 
 fn report(
@@ -352,6 +425,7 @@ fn run_in_process(options: &Options) -> Result<(), String> {
     let idle_cpu = idle_before
         .zip(server_cpu())
         .map(|(a, b)| b.saturating_sub(a));
+    let throughput = one_sided_throughput(options, &path, &sequence, &expected)?;
     let stats = client.stats();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(client);
@@ -365,6 +439,7 @@ fn run_in_process(options: &Options) -> Result<(), String> {
         idle_cpu,
         idle,
     );
+    report_throughput(options, throughput);
     println!();
     println!("client: {stats:?}");
     Ok(())
@@ -541,6 +616,7 @@ fn run_against_ember(options: &Options) -> Result<(), String> {
     let idle_cpu = idle_before
         .zip(server_cpu())
         .map(|(a, b)| b.saturating_sub(a));
+    let throughput = one_sided_throughput(options, &socket, &sequence, &expected)?;
     report(
         options,
         &format!("against {ember} --threads 1"),
@@ -548,6 +624,7 @@ fn run_against_ember(options: &Options) -> Result<(), String> {
         idle_cpu,
         idle,
     );
+    report_throughput(options, throughput);
     println!();
     println!("client: {:?}", client.stats());
     Ok(())

@@ -350,6 +350,13 @@ impl Fabric for ShmFabric {
         }
         let listener = UnixListener::bind(address)
             .map_err(|e| Error::io(&format!("bind shm socket {address}"), &e))?;
+        // Whoever can connect can READ every published value without a password: only this
+        // user may connect.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(address, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(&format!("chmod shm socket {address}"), &e))?;
+        }
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("listener non-blocking", &e))?;

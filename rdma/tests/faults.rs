@@ -432,6 +432,7 @@ fn a_client_that_dies_holding_a_mapping_costs_the_server_nothing() {
         .args([
             "--exact",
             "dead_client_child",
+            "--ignored",
             "--nocapture",
             "--test-threads",
             "1",

@@ -266,7 +266,15 @@ impl<C: Connection> Client<C> {
             early_replies: &mut self.early_replies,
         };
         let mut reader_stats = port.stats.reader;
-        let outcome = reader::lookup(&mut port, region, layout, key, value, &mut reader_stats);
+        let outcome = reader::lookup(
+            &mut port,
+            region,
+            layout,
+            key,
+            unix_time_ms(),
+            value,
+            &mut reader_stats,
+        );
         self.stats.reader = reader_stats;
         outcome
     }
@@ -460,6 +468,14 @@ impl<C: Connection> Client<C> {
         }
         Ok(())
     }
+}
+
+/// The client's clock for expiry checks. On the shm provider server and client share it; over
+/// verbs the hosts' clocks must agree to within the precision expiry needs (NTP/PTP).
+fn unix_time_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 fn unexpected(reply: &Reply<'_>) -> Error {

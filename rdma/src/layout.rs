@@ -9,8 +9,9 @@
 //!            word 0: tag (16 bits) << 48 | log position in 8-byte units (48 bits)
 //!            word 1: item length in 8-byte units (16 bits) << 48 | version (48 bits; 0 = empty)
 //! log      log_len bytes, segment_count segments; an item never crosses a segment
-//!          item: position u64 (absolute), version u64, key_len u32, value_len u32,
-//!                crc32c u32 (over bytes 0..24, key and value), 0 u32, key, value, zero padding
+//!          item: position u64 (absolute), version u64, expire_at_ms u64 (Unix ms, 0 = never),
+//!                key_len u32, value_len u32, crc32c u32 (over bytes 0..32, key and value), 0 u32,
+//!                key, value, zero padding
 //! ```
 //!
 //! Positions are absolute byte counts since the region was created; the physical offset is
@@ -35,7 +36,9 @@ pub const NEIGHBOURHOOD_BUCKETS: usize = 2;
 /// Bytes of one neighbourhood READ.
 pub const NEIGHBOURHOOD_LEN: usize = NEIGHBOURHOOD_BUCKETS * BUCKET_LEN;
 /// Item header bytes.
-pub const ITEM_HEADER_LEN: usize = 32;
+pub const ITEM_HEADER_LEN: usize = 40;
+/// Header bytes the item's CRC covers (everything before the CRC field).
+const ITEM_CRC_COVERS_LEN: usize = 32;
 /// Offset of `epoch_oldest` in the header.
 pub const EPOCH_OLDEST_OFFSET: usize = 48;
 
@@ -258,23 +261,34 @@ pub struct ItemHeader {
     pub position: u64,
     /// Its version.
     pub version: u64,
+    /// Unix time in milliseconds at which the value expires; 0 when it does not.
+    pub expire_at_ms: u64,
     /// Key bytes.
     pub key_len: u32,
     /// Value bytes.
     pub value_len: u32,
-    /// CRC-32C over header bytes 0..24, key and value.
+    /// CRC-32C over header bytes 0..32, key and value.
     pub crc: u32,
 }
 
-/// Writes a complete item (header, key, value, zero padding) into `out`.
-pub fn encode_item(position: u64, version: u64, key: &[u8], value: &[u8], out: &mut Vec<u8>) {
+/// Writes a complete item (header, key, value, zero padding) into `out`; `expire_at_ms` 0 means
+/// the value does not expire.
+pub fn encode_item(
+    position: u64,
+    version: u64,
+    expire_at_ms: u64,
+    key: &[u8],
+    value: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(&position.to_le_bytes());
     out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&expire_at_ms.to_le_bytes());
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(&(value.len() as u32).to_le_bytes());
     let crc = crate::checksum::crc32c_append(
-        crate::checksum::crc32c_append(crate::checksum::crc32c(&out[0..24]), key),
+        crate::checksum::crc32c_append(crate::checksum::crc32c(&out[0..ITEM_CRC_COVERS_LEN]), key),
         value,
     );
     out.extend_from_slice(&crc.to_le_bytes());
@@ -291,16 +305,17 @@ pub fn decode_item_header(item: &[u8]) -> ItemHeader {
     ItemHeader {
         position: word(0),
         version: word(8),
-        key_len: half(16),
-        value_len: half(20),
-        crc: half(24),
+        expire_at_ms: word(16),
+        key_len: half(24),
+        value_len: half(28),
+        crc: half(32),
     }
 }
 
 /// The CRC an item's bytes should carry, computed over what was read.
 pub fn item_crc(item: &[u8], key_len: usize, value_len: usize) -> u32 {
     let body = &item[ITEM_HEADER_LEN..ITEM_HEADER_LEN + key_len + value_len];
-    crate::checksum::crc32c_append(crate::checksum::crc32c(&item[0..24]), body)
+    crate::checksum::crc32c_append(crate::checksum::crc32c(&item[0..ITEM_CRC_COVERS_LEN]), body)
 }
 
 #[cfg(test)]
@@ -321,18 +336,12 @@ mod tests {
     #[test]
     fn item_round_trips_and_checksums() {
         let mut item = Vec::new();
-        encode_item(4096, 7, b"key", b"value!", &mut item);
+        encode_item(4096, 7, 99, b"key", b"value!", &mut item);
         assert_eq!(item.len(), item_len(3, 6));
         let header = decode_item_header(&item);
-        assert_eq!(
-            (
-                header.position,
-                header.version,
-                header.key_len,
-                header.value_len
-            ),
-            (4096, 7, 3, 6)
-        );
+        let fields = (header.position, header.version, header.expire_at_ms);
+        assert_eq!(fields, (4096, 7, 99));
+        assert_eq!((header.key_len, header.value_len), (3, 6));
         assert_eq!(header.crc, item_crc(&item, 3, 6));
         item[ITEM_HEADER_LEN + 4] ^= 1;
         assert_ne!(header.crc, item_crc(&item, 3, 6));

@@ -47,6 +47,8 @@ pub struct ReaderStats {
     pub hits: u64,
     /// Keys not published.
     pub misses: u64,
+    /// Verified items whose expiry time had passed (treated as misses).
+    pub expired: u64,
     /// Items whose header disagreed with the slot (version or lengths): torn reads.
     pub torn: u64,
     /// Items whose header agreed but whose CRC-32C did not.
@@ -60,12 +62,14 @@ pub struct ReaderStats {
 }
 
 enum Verdict {
-    Hit,
+    /// Verified; carries the item's expiry time (0 = never).
+    Hit(u64),
     OtherKey,
     Retry,
 }
 
 /// Looks `key` up one-sided in `region` (geometry `layout`); on a hit the value is in `value`.
+/// `now_ms` is the reader's Unix time in milliseconds: an item that expired by then is a miss.
 ///
 /// # Errors
 /// Transport errors from `memory` (the caller falls back to a message GET).
@@ -74,6 +78,7 @@ pub fn lookup(
     region: u32,
     layout: &Layout,
     key: &[u8],
+    now_ms: u64,
     value: &mut Vec<u8>,
     stats: &mut ReaderStats,
 ) -> Result<Lookup> {
@@ -98,7 +103,14 @@ pub fn lookup(
         let mut retry = false;
         for slot in &candidates[..candidate_count] {
             match check_item(memory, region, layout, key, slot, value, stats)? {
-                Verdict::Hit => {
+                Verdict::Hit(expire_at_ms) => {
+                    if expire_at_ms != 0 && now_ms >= expire_at_ms {
+                        // Expired: the server's GET will say so (and remove it); never return it.
+                        value.clear();
+                        stats.expired += 1;
+                        stats.misses += 1;
+                        return Ok(Lookup::Miss);
+                    }
                     stats.hits += 1;
                     return Ok(Lookup::Hit);
                 }
@@ -169,5 +181,5 @@ fn check_item(
     }
     value.clear();
     value.extend_from_slice(&item[key_end..key_end + header.value_len as usize]);
-    Ok(Verdict::Hit)
+    Ok(Verdict::Hit(header.expire_at_ms))
 }

@@ -179,6 +179,21 @@ impl ReadRegion {
     /// # Errors
     /// `NotPublished` says why the value is not in the region (clients then ask by message).
     pub fn publish(&mut self, key: &[u8], value: &[u8]) -> std::result::Result<(), NotPublished> {
+        self.publish_expiring(key, value, None)
+    }
+
+    /// [`ReadRegion::publish`] for a value that expires at `expire_at_ms` (Unix milliseconds):
+    /// the item carries the time, and a client treats the key as absent from then on, so an
+    /// expired value is never read one-sided even before the server's expiry removes it.
+    ///
+    /// # Errors
+    /// As [`ReadRegion::publish`].
+    pub fn publish_expiring(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> std::result::Result<(), NotPublished> {
         if key.is_empty()
             || key.len() > self.layout.key_len_max as usize
             || value.len() > self.layout.value_len_max as usize
@@ -209,7 +224,7 @@ impl ReadRegion {
         };
         let version = self.version_next;
         self.version_next += 1;
-        self.write_item(position, version, key, value);
+        self.write_item(position, version, expire_at_ms.unwrap_or(0), key, value);
         let tag = key_hash(key, self.layout.bucket_count).tag;
         self.write_slot(
             slot_index,
@@ -286,9 +301,16 @@ impl ReadRegion {
             .find(|&slot_index| self.read_slot(slot_index).version == 0)
     }
 
-    fn write_item(&mut self, position: u64, version: u64, key: &[u8], value: &[u8]) {
+    fn write_item(
+        &mut self,
+        position: u64,
+        version: u64,
+        expire_at_ms: u64,
+        key: &[u8],
+        value: &[u8],
+    ) {
         let mut item = std::mem::take(&mut self.scratch);
-        layout::encode_item(position, version, key, value, &mut item);
+        layout::encode_item(position, version, expire_at_ms, key, value, &mut item);
         let offset = self.log_physical(position);
         self.memory.write(offset, &item);
         self.scratch = item;
@@ -369,7 +391,7 @@ impl ReadRegion {
                         self.head += len as u64;
                         let version = self.version_next;
                         self.version_next += 1;
-                        self.write_item(new_position, version, &key, &value);
+                        self.write_item(new_position, version, header.expire_at_ms, &key, &value);
                         self.write_slot(
                             slot_index,
                             Slot {

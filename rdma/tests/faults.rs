@@ -76,9 +76,12 @@ fn look(memory: &mut FaultyMemory<'_>, key: &[u8]) -> (Lookup, Vec<u8>, ReaderSt
     let layout = memory.region.layout();
     let mut value = Vec::new();
     let mut stats = ReaderStats::default();
-    let outcome = lookup(memory, 0, &layout, key, &mut value, &mut stats).unwrap();
+    let outcome = lookup(memory, 0, &layout, key, NOW_MS, &mut value, &mut stats).unwrap();
     (outcome, value, stats)
 }
+
+/// The readers' clock in these tests: a fixed instant, so expiry is deterministic.
+const NOW_MS: u64 = 1_700_000_000_000;
 
 fn no_before() -> BeforeHook {
     Box::new(|_, _| {})
@@ -128,7 +131,7 @@ fn damaged_reads_are_detected_and_retried() {
             "checksum: stored crc damaged",
             |n, bytes| {
                 if n == 2 {
-                    bytes[24] ^= 0xFF;
+                    bytes[32] ^= 0xFF;
                 }
             },
             |s| s.checksum_failures,
@@ -179,6 +182,30 @@ fn damaged_reads_are_detected_and_retried() {
         assert_eq!(counter(&stats), 1, "{name}: {stats:?}");
         // A slot whose length no item can have is refused without READing the item.
         assert_eq!(memory.reads, reads, "{name}: one retry");
+    }
+}
+
+#[test]
+fn expired_items_are_misses_and_live_ones_hits() {
+    let mut region = ReadRegion::create("faults", config()).unwrap();
+    region
+        .publish_expiring(b"past", b"v", Some(NOW_MS))
+        .unwrap();
+    region
+        .publish_expiring(b"future", b"v", Some(NOW_MS + 1))
+        .unwrap();
+    region.publish_expiring(b"never", b"v", None).unwrap();
+    let mut memory = FaultyMemory::new(&mut region, no_before(), Box::new(|_, _| {}));
+    let cases: [(&[u8], Lookup); 3] = [
+        (b"past", Lookup::Miss),
+        (b"future", Lookup::Hit),
+        (b"never", Lookup::Hit),
+    ];
+    for (key, expected) in cases {
+        let (outcome, value, stats) = look(&mut memory, key);
+        assert_eq!(outcome, expected, "{}", String::from_utf8_lossy(key));
+        assert_eq!(stats.expired, u64::from(expected == Lookup::Miss));
+        assert_eq!(value.is_empty(), expected == Lookup::Miss);
     }
 }
 

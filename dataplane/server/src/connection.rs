@@ -135,8 +135,8 @@ async fn flush(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool
     written
 }
 
-/// Runs one request and appends its reply to `out`.
-async fn execute(
+/// Runs one request and appends its reply to `out` (also for the shm/verbs message path).
+pub(crate) async fn execute(
     shard: &Rc<Shard>,
     client: &mut Client,
     args: &[&[u8]],

@@ -29,8 +29,8 @@ use crate::stats::unix_time_ms;
 
 /// Turns a reply may wait for room in a client's ring before the client is dropped.
 const SEND_ATTEMPTS_MAX: usize = 100_000;
-/// Requests one connection may have answered per turn before the loop yields to other tasks.
-const REQUESTS_PER_TURN_MAX: usize = 64;
+/// Transport sessions at once; more are refused, so a client loop cannot exhaust descriptors.
+const SESSION_COUNT_MAX: usize = 1024;
 /// How long the message loop sleeps when no client sent anything, right after activity: the
 /// message path is the fallback (writes and unpublished GETs), so tens of microseconds of extra
 /// latency buy a shard that an idle transport does not keep spinning.
@@ -232,7 +232,11 @@ async fn serve_messages<L: Listener + 'static>(
     let mut idle_sleep = IDLE_SLEEP_MIN;
     loop {
         while let Ok(Some(connection)) = listener.accept() {
-            connections.push((connection, session_client(&shard, transport)));
+            if connections.len() < SESSION_COUNT_MAX {
+                connections.push((connection, session_client(&shard, transport)));
+            } else {
+                eprintln!("ember: {transport}: {SESSION_COUNT_MAX} sessions open; refusing one");
+            }
         }
         let mut answered = 0;
         let mut index = 0;
@@ -241,9 +245,8 @@ async fn serve_messages<L: Listener + 'static>(
             requests.clear();
             request_ends.clear();
             let polled = connection.poll(&mut |completion| {
-                if completion.kind == CompletionKind::Recv
-                    && request_ends.len() < REQUESTS_PER_TURN_MAX
-                {
+                // The provider bounds how many messages one poll hands out.
+                if completion.kind == CompletionKind::Recv {
                     requests.extend_from_slice(completion.message);
                     request_ends.push(requests.len());
                 }

@@ -209,3 +209,95 @@ fn rdma_without_a_device_says_so_and_serves_tcp() {
     }
     assert!(said, "ember did not say what --rdma found");
 }
+
+/// A value that proves itself: key id, sequence number, and a fill derived from both.
+fn self_checking_value(key_id: u64, sequence: u64) -> Vec<u8> {
+    let mut out = format!("{key_id:08}:{sequence:012}:").into_bytes();
+    let mut x = key_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ sequence;
+    while out.len() < 96 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(b'a' + (x % 26) as u8);
+    }
+    out
+}
+
+fn check_value(key_id: u64, value: &str) -> Result<u64, String> {
+    let sequence = value
+        .get(9..21)
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| format!("unparseable value {value:?}"))?;
+    if self_checking_value(key_id, sequence) != value.as_bytes() {
+        return Err(format!("torn value for key {key_id}: {value:?}"));
+    }
+    Ok(sequence)
+}
+
+#[test]
+fn concurrent_resp_writer_and_one_sided_reader_never_see_torn_or_stale_values() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const KEYS: u64 = 32;
+    let seconds: f64 = std::env::var("EMBER_RDMA_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    let path = socket_path("stress");
+    let ember = start(&["--shm", &path]);
+    let acknowledged: Arc<Vec<AtomicU64>> =
+        Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut resp = Resp::connect(ember.port);
+    for key_id in 0..KEYS {
+        let value = self_checking_value(key_id, 1);
+        assert_eq!(
+            resp.call(&[b"SET", format!("stress:{key_id}").as_bytes(), &value]),
+            "+OK"
+        );
+        acknowledged[key_id as usize].store(1, Ordering::Release);
+    }
+    let reader = std::thread::spawn({
+        let (acknowledged, stop, path) = (acknowledged.clone(), stop.clone(), path.clone());
+        move || -> Result<u64, String> {
+            let mut client = shm_client(&path);
+            let mut verified = 0;
+            let mut key_id = 0;
+            while !stop.load(Ordering::Relaxed) {
+                key_id = (key_id + 7) % KEYS;
+                let floor = acknowledged[key_id as usize].load(Ordering::Acquire);
+                let key = format!("stress:{key_id}");
+                if let Some(value) = one_sided(&mut client, &key) {
+                    let sequence = check_value(key_id, &value)?;
+                    if sequence < floor {
+                        return Err(format!(
+                            "stale: {key} sequence {sequence} < acknowledged {floor}"
+                        ));
+                    }
+                    verified += 1;
+                }
+            }
+            Ok(verified)
+        }
+    });
+    let started = Instant::now();
+    let mut sequence = 1;
+    while started.elapsed().as_secs_f64() < seconds && !reader.is_finished() {
+        sequence += 1;
+        let key_id = sequence % KEYS;
+        let value = self_checking_value(key_id, sequence);
+        assert_eq!(
+            resp.call(&[b"SET", format!("stress:{key_id}").as_bytes(), &value]),
+            "+OK"
+        );
+        acknowledged[key_id as usize].store(sequence, Ordering::Release);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let verified = reader
+        .join()
+        .unwrap()
+        .unwrap_or_else(|error| panic!("{error}"));
+    eprintln!("{sequence} acknowledged writes, {verified} verified one-sided reads");
+    assert!(verified > 1000, "only {verified} verified reads");
+    assert!(sequence > 1000, "only {sequence} writes");
+}

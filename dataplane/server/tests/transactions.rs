@@ -58,20 +58,34 @@ fn errors_as_redis_words_them() {
     let mut connection = client.get_connection().unwrap();
     let error = redis::cmd("EXEC").query::<()>(&mut connection).unwrap_err();
     assert_eq!(error.detail(), Some("EXEC without MULTI"));
-    let error = redis::cmd("DISCARD").query::<()>(&mut connection).unwrap_err();
+    let error = redis::cmd("DISCARD")
+        .query::<()>(&mut connection)
+        .unwrap_err();
     assert_eq!(error.detail(), Some("DISCARD without MULTI"));
     let _: () = redis::cmd("MULTI").query(&mut connection).unwrap();
-    let error = redis::cmd("MULTI").query::<()>(&mut connection).unwrap_err();
+    let error = redis::cmd("MULTI")
+        .query::<()>(&mut connection)
+        .unwrap_err();
     assert_eq!(error.detail(), Some("MULTI calls can not be nested"));
-    let queued: String = redis::cmd("SET").arg("k").arg("v").query(&mut connection).unwrap();
+    let queued: String = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut connection)
+        .unwrap();
     assert_eq!(queued, "QUEUED");
-    let _ = redis::cmd("NOSUCHCOMMAND").query::<()>(&mut connection).unwrap_err();
+    let _ = redis::cmd("NOSUCHCOMMAND")
+        .query::<()>(&mut connection)
+        .unwrap_err();
     let error = redis::cmd("EXEC").query::<()>(&mut connection).unwrap_err();
     assert_eq!(error.kind(), redis::ErrorKind::ExecAbortError, "{error}");
     let value: Option<String> = redis::cmd("GET").arg("k").query(&mut connection).unwrap();
     assert_eq!(value, None, "an aborted transaction writes nothing");
     let _: () = redis::cmd("MULTI").query(&mut connection).unwrap();
-    let _: String = redis::cmd("SET").arg("k").arg("v").query(&mut connection).unwrap();
+    let _: String = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut connection)
+        .unwrap();
     let _: () = redis::cmd("DISCARD").query(&mut connection).unwrap();
     let value: Option<String> = redis::cmd("GET").arg("k").query(&mut connection).unwrap();
     assert_eq!(value, None, "a discarded transaction writes nothing");

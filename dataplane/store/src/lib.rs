@@ -2,3 +2,6 @@
 #![deny(missing_docs)]
 
 pub mod slot;
+pub mod bloom;
+pub mod rate_limit;
+pub mod text_filter;

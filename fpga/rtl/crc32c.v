@@ -8,7 +8,7 @@
 //             every beat but the last and 2^n-1 (n = 0..8) on the last; a single beat with
 //             tkeep = 0 is the empty message. m_axis: tdata[31:0] the CRC, tlast = 1.
 // Throughput: one beat (8 bytes) a clock, back-to-back packets included.
-// Latency:    4 clocks from the handshake of a packet's last beat to its m_axis_tvalid.
+// Latency:    5 clocks from the handshake of a packet's last beat to its m_axis_tvalid.
 // Structure:  every beat, the last one too, is processed as 8 bytes (missing bytes as zeros at
 //             the end) by a fixed XOR network, so the state loop has no multiplexer in it; the
 //             last beat's zeros are then taken back out by the generated unshift network. The
@@ -65,8 +65,8 @@ reg        r3_valid_reg = 1'b0;
 reg [31:0] r3_state_reg = 32'd0;
 reg [3:0]  r3_zero_bytes_reg = 4'd0;
 
-// Stage 4: output register.
-reg [31:0] out_data_reg = 32'd0;
+// Stage 4 and the output stage: the two registers of the unshift pipeline.
+reg        r4_valid_reg = 1'b0;
 
 function [3:0] missing_bytes;
     input [7:0] keep;
@@ -101,7 +101,13 @@ crc32c_shift8 shift8_inst (.state(state_reg), .shifted(shifted));
 wire [31:0] next_state = shifted ^ r2_term_reg;
 
 wire [31:0] unshifted;
-crc32c_unshift unshift_inst (.state(r3_state_reg), .zero_bytes(r3_zero_bytes_reg), .unshifted(unshifted));
+crc32c_unshift unshift_inst (
+    .clk(clk),
+    .enable(advance),
+    .state(r3_state_reg),
+    .zero_bytes(r3_zero_bytes_reg),
+    .unshifted(unshifted)
+);
 
 always @(posedge clk) begin
     if (advance) begin
@@ -127,8 +133,8 @@ always @(posedge clk) begin
             r3_zero_bytes_reg <= r2_zero_bytes_reg;
         end
 
-        out_valid_reg <= r3_valid_reg;
-        out_data_reg <= ~unshifted;
+        r4_valid_reg <= r3_valid_reg;
+        out_valid_reg <= r4_valid_reg;
     end
 
     if (rst) begin
@@ -136,12 +142,14 @@ always @(posedge clk) begin
         r1_valid_reg <= 1'b0;
         r2_valid_reg <= 1'b0;
         r3_valid_reg <= 1'b0;
+        r4_valid_reg <= 1'b0;
         out_valid_reg <= 1'b0;
         state_reg <= INITIAL_STATE;
     end
 end
 
-assign m_axis_tdata = out_data_reg;
+// The final XOR is an inversion, free in the LUTs that read it.
+assign m_axis_tdata = ~unshifted;
 assign m_axis_tvalid = out_valid_reg;
 assign m_axis_tlast = 1'b1;
 

@@ -11,7 +11,8 @@
 //! - the unshift by `k` zero bytes, the inverse of the shift by `k` bytes: a packet's last beat
 //!   is processed as 8 bytes with its missing bytes as zeros at the end, and the unshift takes
 //!   those zeros back out, so the loop that carries the state from beat to beat stays one
-//!   fixed XOR network with no multiplexer in it.
+//!   fixed XOR network with no multiplexer in it. The unshift is feed-forward, so it is
+//!   pipelined: 0..3 bytes in one stage, 0, 4 or 8 in the next.
 //!
 //! `cargo run -p ember-fpga --bin ember-fpga-gen` rewrites the files; a test checks that the
 //! committed files are what this module produces.
@@ -284,32 +285,55 @@ fn unshift_file(equations: &CrcEquations) -> GeneratedFile {
         equations,
         &module,
         "takes zero_bytes (0..8) trailing zero bytes back out of a CRC state.\n\
-         // Interface: zero_bytes above 8 gives the state unchanged (never used).",
+         // Interface: pipelined in two registered stages that advance when enable is high: the\n\
+         // first takes out zero_bytes[1:0] bytes, the second 4 * zero_bytes[3:2]. Latency 2.",
+    )
+    .replace(
+        "Purely combinational: no clock, no latency.",
+        "Two register stages, no reset (data only).",
     );
     writeln!(
         text,
-        "module {module} (\n    input  wire [{w}:0] state,\n    input  wire [3:0] zero_bytes,\n    output reg  [{w}:0] unshifted\n);",
+        "module {module} (\n    input  wire        clk,\n    input  wire        enable,\n    \
+         input  wire [{w}:0] state,\n    input  wire [3:0]  zero_bytes,\n    output reg  [{w}:0] unshifted\n);",
         w = width - 1
     )
     .expect("String write");
-    for zero_bytes in 1..=8 {
+    writeln!(
+        text,
+        "    reg [{}:0] partial_reg;\n    reg [1:0] high_reg;",
+        width - 1
+    )
+    .expect("String write");
+    for (zero_bytes, input) in [
+        (1, "state"),
+        (2, "state"),
+        (3, "state"),
+        (4, "partial_reg"),
+        (8, "partial_reg"),
+    ] {
         writeln!(text, "    wire [{}:0] by{zero_bytes};", width - 1).expect("String write");
         assignments(
             &mut text,
             &equations.unshift[zero_bytes],
             &format!("by{zero_bytes}"),
-            "state",
+            input,
         );
     }
-    text.push_str("    always @* begin\n        case (zero_bytes)\n");
-    for zero_bytes in 1..=8 {
-        writeln!(
-            text,
-            "            4'd{zero_bytes}: unshifted = by{zero_bytes};"
-        )
-        .expect("String write");
-    }
-    text.push_str("            default: unshifted = state;\n        endcase\n    end\nendmodule\n\n`resetall\n");
+    text.push_str(
+        "    always @(posedge clk) begin\n        if (enable) begin\n            case (zero_bytes[1:0])\n\
+         \x20               2'd1: partial_reg <= by1;\n\
+         \x20               2'd2: partial_reg <= by2;\n\
+         \x20               2'd3: partial_reg <= by3;\n\
+         \x20               default: partial_reg <= state;\n\
+         \x20           endcase\n\
+         \x20           high_reg <= zero_bytes[3:2];\n\
+         \x20           case (high_reg)\n\
+         \x20               2'd1: unshifted <= by4;\n\
+         \x20               2'd2: unshifted <= by8;\n\
+         \x20               default: unshifted <= partial_reg;\n\
+         \x20           endcase\n        end\n    end\nendmodule\n\n`resetall\n",
+    );
     GeneratedFile {
         path: format!("rtl/{module}.v"),
         contents: text,

@@ -128,9 +128,9 @@ impl Crc32cSim {
 /// latency tests hold the modules to them.
 pub mod latency {
     /// `slot_hash`.
-    pub const SLOT_HASH_CYCLES: u64 = 4;
+    pub const SLOT_HASH_CYCLES: u64 = 8;
     /// `crc32c`.
-    pub const CRC32C_CYCLES: u64 = 4;
+    pub const CRC32C_CYCLES: u64 = 5;
     /// `dot_i8`.
     pub const DOT_I8_CYCLES: u64 = 6;
 }

@@ -340,6 +340,45 @@ fn unshift_file(equations: &CrcEquations) -> GeneratedFile {
     }
 }
 
+/// The tables of the `ac_match` module for a text filter: the class of every byte, and the
+/// transition table indexed by `state << class_bits | class`, each entry
+/// `accepting(next) << state_bits | next`. Entries for classes and states the filter does not
+/// have are 0 (never read: no byte maps to such a class, no transition leads to such a state).
+///
+/// # Errors
+/// When the filter has more states than `2^state_bits` or more classes than `2^class_bits`.
+pub fn ac_tables(
+    filter: &ember_store::text_filter::TextFilter,
+    state_bits: u32,
+    class_bits: u32,
+) -> Result<(Vec<u16>, Vec<u16>), String> {
+    if filter.state_count() > 1 << state_bits {
+        return Err(format!(
+            "{} states do not fit {state_bits} state bits",
+            filter.state_count()
+        ));
+    }
+    if filter.class_count() > 1 << class_bits {
+        return Err(format!(
+            "{} byte classes do not fit {class_bits} class bits",
+            filter.class_count()
+        ));
+    }
+    let classes = (0..=255u8)
+        .map(|byte| u16::from(filter.byte_class(byte)))
+        .collect();
+    let mut transitions = vec![0u16; 1 << (state_bits + class_bits)];
+    for state in 0..filter.state_count() as u32 {
+        for class in 0..filter.class_count() {
+            let next = filter.next_state(state, class as u8);
+            let accepting = u16::from(filter.is_accepting(next));
+            transitions[((state as usize) << class_bits) | class] =
+                accepting << state_bits | next as u16;
+        }
+    }
+    Ok((classes, transitions))
+}
+
 /// Software model of the beat-parallel CRC datapath, built only from the generated matrices:
 /// every beat full except the last, the last beat's missing bytes as trailing zeros, then the
 /// unshift. Tests compare it with the reference so that the equations are known right before

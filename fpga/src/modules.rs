@@ -1,6 +1,9 @@
 //! Safe drivers of the simulated modules: each feeds its inputs through the Verilated model
 //! under the given back-pressure and returns what the hardware computed.
 
+use ember_store::rate_limit::{Decision, TokenBucketConfig};
+use ember_store::text_filter::{ScanResult, TextFilter};
+
 use crate::sim::{
     byte_beats, run_stream, Backpressure, ByteBeat, Model, Port, SimError, StreamPorts,
 };
@@ -133,6 +136,12 @@ pub mod latency {
     pub const CRC32C_CYCLES: u64 = 5;
     /// `dot_i8`.
     pub const DOT_I8_CYCLES: u64 = 6;
+    /// `bloom_probe`.
+    pub const BLOOM_PROBE_CYCLES: u64 = 2;
+    /// `token_bucket`.
+    pub const TOKEN_BUCKET_CYCLES: u64 = 2;
+    /// `ac_match`.
+    pub const AC_MATCH_CYCLES: u64 = 3;
 }
 
 /// Lanes of `dot_i8`: int8 pairs per beat.
@@ -244,6 +253,357 @@ impl DotI8Sim {
     }
 
     /// Clock cycles simulated so far.
+    pub fn cycles(&self) -> u64 {
+        self.model.cycles()
+    }
+}
+
+/// Ports of a module that takes one request a beat.
+struct RequestStream {
+    ports: StreamPorts,
+    tdata: Port,
+}
+
+impl RequestStream {
+    fn new(model: &Model) -> Self {
+        Self {
+            ports: StreamPorts::standard(model),
+            tdata: model.input("s_axis_tdata"),
+        }
+    }
+
+    fn run(
+        &self,
+        model: &mut Model,
+        requests: &[[u32; 4]],
+        pressure: &mut Backpressure,
+    ) -> Result<Vec<u64>, SimError> {
+        let (tdata, data) = (self.tdata, self.ports.m_tdata);
+        let words = tdata_words(tdata);
+        run_stream(
+            model,
+            &self.ports,
+            requests,
+            requests.len(),
+            pressure,
+            |model, request: &[u32; 4]| model.set_words(tdata, &request[..words]),
+            |model| model.get(data),
+        )
+    }
+}
+
+fn tdata_words(port: Port) -> usize {
+    port.width().div_ceil(32) as usize
+}
+
+/// A request to `bloom_probe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BloomRequest {
+    /// BF.EXISTS of an item hash.
+    Query(u64),
+    /// BF.ADD of an item hash.
+    Insert(u64),
+    /// Clear every bit.
+    Clear,
+}
+
+/// The `bloom_probe` module with its default parameters.
+pub struct BloomProbeSim {
+    model: Model,
+    stream: RequestStream,
+}
+
+impl BloomProbeSim {
+    /// Slices of the simulated filter (the module's SLICE_COUNT).
+    pub const SLICE_COUNT: u32 = 4;
+    /// Bits per slice, as a power of two (the module's SLICE_BITS_LOG2).
+    pub const SLICE_BITS_LOG2: u32 = 12;
+
+    /// A new simulated instance, after reset (its clear sweep runs on the first requests).
+    ///
+    /// # Errors
+    /// When this build has no simulator.
+    pub fn new() -> Result<Self, SimError> {
+        let model = Model::new("bloom_probe")?;
+        let stream = RequestStream::new(&model);
+        Ok(Self { model, stream })
+    }
+
+    /// An empty software filter of the same shape, the reference.
+    pub fn reference_filter() -> ember_store::bloom::BloomFilter {
+        ember_store::bloom::BloomFilter::new(Self::SLICE_COUNT, Self::SLICE_BITS_LOG2)
+            .expect("the module's parameters are within the filter's limits")
+    }
+
+    /// Runs the requests in order; one answer each: a query's "maybe present", an insert's
+    /// "newly added", false for a clear.
+    ///
+    /// # Errors
+    /// When the module stalls or breaks the AXI-Stream rules.
+    pub fn run(
+        &mut self,
+        requests: &[BloomRequest],
+        pressure: &mut Backpressure,
+    ) -> Result<Vec<bool>, SimError> {
+        let beats: Vec<[u32; 4]> = requests
+            .iter()
+            .map(|request| {
+                let (hash, op) = match *request {
+                    BloomRequest::Query(hash) => (hash, 0),
+                    BloomRequest::Insert(hash) => (hash, 1),
+                    BloomRequest::Clear => (0, 2),
+                };
+                [hash as u32, (hash >> 32) as u32, op, 0]
+            })
+            .collect();
+        let results = self.stream.run(&mut self.model, &beats, pressure)?;
+        Ok(results.into_iter().map(|result| result & 1 == 1).collect())
+    }
+
+    /// Clock cycles simulated so far.
+    pub fn cycles(&self) -> u64 {
+        self.model.cycles()
+    }
+}
+
+/// A request to `token_bucket`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateRequest {
+    /// Decide a request of `cost` tokens for `tenant` at `now_tick`.
+    Check {
+        /// Tenant index, below [`TokenBucketSim::TENANT_COUNT`].
+        tenant: u32,
+        /// The clock, in ticks.
+        now_tick: u32,
+        /// Tokens the request takes.
+        cost: u32,
+    },
+    /// Set a tenant's limits and fill its bucket.
+    Configure {
+        /// Tenant index.
+        tenant: u32,
+        /// The limits.
+        config: TokenBucketConfig,
+        /// The clock, in ticks.
+        now_tick: u32,
+    },
+}
+
+/// The `token_bucket` module with its default parameters.
+pub struct TokenBucketSim {
+    model: Model,
+    stream: RequestStream,
+}
+
+impl TokenBucketSim {
+    /// Tenants the module holds (2^TENANT_BITS).
+    pub const TENANT_COUNT: u32 = 256;
+
+    /// A new simulated instance, after reset (its table sweep runs on the first requests).
+    ///
+    /// # Errors
+    /// When this build has no simulator.
+    pub fn new() -> Result<Self, SimError> {
+        let model = Model::new("token_bucket")?;
+        let stream = RequestStream::new(&model);
+        Ok(Self { model, stream })
+    }
+
+    /// Runs the requests in order; one decision each (a configure answers allowed, with the
+    /// burst as the tokens left).
+    ///
+    /// # Errors
+    /// When a tenant is not below [`Self::TENANT_COUNT`], or the module stalls or breaks the
+    /// AXI-Stream rules.
+    pub fn run(
+        &mut self,
+        requests: &[RateRequest],
+        pressure: &mut Backpressure,
+    ) -> Result<Vec<Decision>, SimError> {
+        let mut beats = Vec::with_capacity(requests.len());
+        for request in requests {
+            let (tenant, now_tick, amount, rate, op) = match *request {
+                RateRequest::Check {
+                    tenant,
+                    now_tick,
+                    cost,
+                } => (tenant, now_tick, cost, 0, 0),
+                RateRequest::Configure {
+                    tenant,
+                    config,
+                    now_tick,
+                } => (tenant, now_tick, config.burst, config.rate_per_tick, 1),
+            };
+            if tenant >= Self::TENANT_COUNT {
+                return Err(SimError::input(format!(
+                    "tenant {tenant} is outside 0..{}",
+                    Self::TENANT_COUNT
+                )));
+            }
+            beats.push([now_tick, amount, u32::from(rate) | tenant << 16, op]);
+        }
+        let results = self.stream.run(&mut self.model, &beats, pressure)?;
+        Ok(results
+            .into_iter()
+            .map(|result| Decision {
+                allowed: result >> 32 & 1 == 1,
+                tokens_left: result as u32,
+            })
+            .collect())
+    }
+
+    /// Clock cycles simulated so far.
+    pub fn cycles(&self) -> u64 {
+        self.model.cycles()
+    }
+}
+
+/// Longest text `ac_match` scans: its byte counter is 32 bits and all ones means "no match".
+pub const TEXT_LEN_MAX: usize = u32::MAX as usize - 1;
+
+/// One beat of `ac_match`: a byte, or none for an empty text.
+struct TextBeat {
+    byte: u8,
+    keep: bool,
+    last: bool,
+}
+
+/// The `ac_match` module with its default parameters.
+pub struct AcMatchSim {
+    model: Model,
+    stream: ByteStreamNarrow,
+    loaded: bool,
+}
+
+struct ByteStreamNarrow {
+    ports: StreamPorts,
+    tdata: Port,
+    tkeep: Port,
+    tlast: Port,
+    cfg_valid: Port,
+    cfg_select: Port,
+    cfg_address: Port,
+    cfg_data: Port,
+}
+
+impl AcMatchSim {
+    /// DFA state bits of the module (STATE_BITS): at most 256 states.
+    pub const STATE_BITS: u32 = 8;
+    /// Byte class bits of the module (CLASS_BITS): at most 32 classes.
+    pub const CLASS_BITS: u32 = 5;
+
+    /// A new simulated instance, after reset, with no automaton loaded.
+    ///
+    /// # Errors
+    /// When this build has no simulator.
+    pub fn new() -> Result<Self, SimError> {
+        let model = Model::new("ac_match")?;
+        let stream = ByteStreamNarrow {
+            ports: StreamPorts::standard(&model),
+            tdata: model.input("s_axis_tdata"),
+            tkeep: model.input("s_axis_tkeep"),
+            tlast: model.input("s_axis_tlast"),
+            cfg_valid: model.input("cfg_valid"),
+            cfg_select: model.input("cfg_select"),
+            cfg_address: model.input("cfg_address"),
+            cfg_data: model.input("cfg_data"),
+        };
+        Ok(Self {
+            model,
+            stream,
+            loaded: false,
+        })
+    }
+
+    /// Writes the filter's tables into the module's RAMs through its configuration port, one
+    /// entry a clock.
+    ///
+    /// # Errors
+    /// When the filter has more states or byte classes than the module holds.
+    pub fn load(&mut self, filter: &TextFilter) -> Result<(), SimError> {
+        let (classes, transitions) =
+            crate::generate::ac_tables(filter, Self::STATE_BITS, Self::CLASS_BITS)
+                .map_err(SimError::input)?;
+        let ports = &self.stream;
+        self.model.set(ports.ports.s_tvalid, 0);
+        self.model.set(ports.cfg_valid, 1);
+        for (select, table) in [(0, &classes), (1, &transitions)] {
+            self.model.set(ports.cfg_select, select);
+            for (address, &entry) in table.iter().enumerate() {
+                self.model.set(ports.cfg_address, address as u64);
+                self.model.set(ports.cfg_data, u64::from(entry));
+                self.model.step();
+            }
+        }
+        self.model.set(ports.cfg_valid, 0);
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Scans every text with the loaded automaton.
+    ///
+    /// # Errors
+    /// When no filter was loaded, a text is longer than [`TEXT_LEN_MAX`], or the module stalls
+    /// or breaks the AXI-Stream rules.
+    pub fn scan<T: AsRef<[u8]>>(
+        &mut self,
+        texts: &[T],
+        pressure: &mut Backpressure,
+    ) -> Result<Vec<ScanResult>, SimError> {
+        if !self.loaded {
+            return Err(SimError::input("no text filter loaded"));
+        }
+        let mut beats = Vec::new();
+        for text in texts {
+            let bytes = text.as_ref();
+            if bytes.len() > TEXT_LEN_MAX {
+                return Err(SimError::input(format!(
+                    "text of {} bytes, more than {TEXT_LEN_MAX}",
+                    bytes.len()
+                )));
+            }
+            if bytes.is_empty() {
+                beats.push(TextBeat {
+                    byte: 0x7f,
+                    keep: false,
+                    last: true,
+                });
+            }
+            for (index, &byte) in bytes.iter().enumerate() {
+                beats.push(TextBeat {
+                    byte,
+                    keep: true,
+                    last: index + 1 == bytes.len(),
+                });
+            }
+        }
+        let ports = &self.stream;
+        let results = run_stream(
+            &mut self.model,
+            &ports.ports,
+            &beats,
+            texts.len(),
+            pressure,
+            |model, beat: &TextBeat| {
+                model.set(ports.tdata, u64::from(beat.byte));
+                model.set(ports.tkeep, u64::from(beat.keep));
+                model.set(ports.tlast, u64::from(beat.last));
+            },
+            |model| model.get(ports.ports.m_tdata),
+        )?;
+        Ok(results
+            .into_iter()
+            .map(|result| {
+                let first = (result >> 32) as u32;
+                ScanResult {
+                    first_match_end: (first != u32::MAX).then_some(first),
+                    match_end_count: result as u32,
+                }
+            })
+            .collect())
+    }
+
+    /// Clock cycles simulated so far (table loads included).
     pub fn cycles(&self) -> u64 {
         self.model.cycles()
     }

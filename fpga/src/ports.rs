@@ -69,4 +69,32 @@ pub const MODULE_SPECS: &[ModuleSpec] = &[
         ],
         outputs: &[port("s_axis_tready", 1), port("m_axis_tdata", 32), port("m_axis_tvalid", 1)],
     },
+    ModuleSpec {
+        name: "bloom_probe",
+        parameters: &[],
+        inputs: &[port("s_axis_tdata", 66), port("s_axis_tvalid", 1), port("m_axis_tready", 1)],
+        outputs: &[port("s_axis_tready", 1), port("m_axis_tdata", 8), port("m_axis_tvalid", 1)],
+    },
+    ModuleSpec {
+        name: "token_bucket",
+        parameters: &[],
+        inputs: &[port("s_axis_tdata", 97), port("s_axis_tvalid", 1), port("m_axis_tready", 1)],
+        outputs: &[port("s_axis_tready", 1), port("m_axis_tdata", 40), port("m_axis_tvalid", 1)],
+    },
+    ModuleSpec {
+        name: "ac_match",
+        parameters: &[],
+        inputs: &[
+            port("s_axis_tdata", 8),
+            port("s_axis_tkeep", 1),
+            port("s_axis_tvalid", 1),
+            port("s_axis_tlast", 1),
+            port("m_axis_tready", 1),
+            port("cfg_valid", 1),
+            port("cfg_select", 1),
+            port("cfg_address", 16),
+            port("cfg_data", 16),
+        ],
+        outputs: &[port("s_axis_tready", 1), port("m_axis_tdata", 64), port("m_axis_tvalid", 1)],
+    },
 ];

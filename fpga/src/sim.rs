@@ -119,6 +119,13 @@ fn words(width: u32) -> usize {
     width.div_ceil(32) as usize
 }
 
+impl Port {
+    /// Width in bits.
+    pub(crate) fn width(&self) -> u32 {
+        self.width
+    }
+}
+
 /// One Verilated module instance.
 pub(crate) struct Model {
     spec: &'static ModuleSpec,

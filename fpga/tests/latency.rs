@@ -55,3 +55,60 @@ fn one_beat_a_clock() {
     dot.dot_products(&pairs, &mut Backpressure::none()).unwrap();
     assert_eq!(dot.cycles(), 4001 + latency::DOT_I8_CYCLES);
 }
+
+#[test]
+fn table_modules_take_one_request_a_clock() {
+    use ember_fpga::modules::{
+        AcMatchSim, BloomProbeSim, BloomRequest, RateRequest, TokenBucketSim,
+    };
+    let Some(()) = require_sim("table_modules_take_one_request_a_clock") else {
+        return;
+    };
+    // The clear sweep after reset: one clock per RAM word (256 words per bank, 256 tenants).
+    let sweep_cycles = 256;
+    let requests: Vec<BloomRequest> = (0..1000u64)
+        .map(|index| {
+            if index % 2 == 0 {
+                BloomRequest::Insert(index / 2)
+            } else {
+                BloomRequest::Query(index / 2)
+            }
+        })
+        .collect();
+    let mut bloom = BloomProbeSim::new().unwrap();
+    bloom.run(&requests, &mut Backpressure::none()).unwrap();
+    assert_eq!(
+        bloom.cycles(),
+        sweep_cycles + 1000 + 1 + latency::BLOOM_PROBE_CYCLES
+    );
+
+    // Every request on the same tenant: the forwarding path, back to back.
+    let requests: Vec<RateRequest> = (0..1000u32)
+        .map(|index| RateRequest::Check {
+            tenant: 7,
+            now_tick: index,
+            cost: 1,
+        })
+        .collect();
+    let mut bucket = TokenBucketSim::new().unwrap();
+    bucket.run(&requests, &mut Backpressure::none()).unwrap();
+    assert_eq!(
+        bucket.cycles(),
+        sweep_cycles + 1000 + 1 + latency::TOKEN_BUCKET_CYCLES
+    );
+
+    let filter = ember_store::text_filter::TextFilter::new(&[b"ab".as_slice()]).unwrap();
+    let mut matcher = AcMatchSim::new().unwrap();
+    matcher.load(&filter).unwrap();
+    let load_cycles = matcher.cycles();
+    assert_eq!(
+        load_cycles,
+        256 + (1 << (AcMatchSim::STATE_BITS + AcMatchSim::CLASS_BITS))
+    );
+    let text = vec![b'a'; 1000];
+    matcher.scan(&[text], &mut Backpressure::none()).unwrap();
+    assert_eq!(
+        matcher.cycles() - load_cycles,
+        1000 + 1 + latency::AC_MATCH_CYCLES
+    );
+}

@@ -5,7 +5,8 @@ use ember_store::rate_limit::{Decision, TokenBucketConfig};
 use ember_store::text_filter::{ScanResult, TextFilter};
 
 use crate::sim::{
-    byte_beats, run_stream, Backpressure, ByteBeat, Model, Port, SimError, StreamPorts,
+    byte_beats, run_stream, run_stream_until, Backpressure, ByteBeat, Model, Port, SimError,
+    StreamPorts,
 };
 
 /// Junk for the lanes outside tkeep: fixed, so a run replays exactly, and not zero, so a
@@ -142,6 +143,8 @@ pub mod latency {
     pub const TOKEN_BUCKET_CYCLES: u64 = 2;
     /// `ac_match`.
     pub const AC_MATCH_CYCLES: u64 = 3;
+    /// `resp_tokenizer`.
+    pub const RESP_TOKENIZER_CYCLES: u64 = 2;
 }
 
 /// Lanes of `dot_i8`: int8 pairs per beat.
@@ -604,6 +607,272 @@ impl AcMatchSim {
     }
 
     /// Clock cycles simulated so far (table loads included).
+    pub fn cycles(&self) -> u64 {
+        self.model.cycles()
+    }
+}
+
+/// A protocol error the tokenizer reports (the multibulk kinds of
+/// [`ember_resp::ProtocolErrorKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// A `*` header that is not a valid count.
+    InvalidMultibulkLength,
+    /// A `$` header that is not a valid length.
+    InvalidBulkLength,
+    /// An argument that does not start with `$`.
+    ExpectedBulk {
+        /// The byte found instead.
+        found: u8,
+    },
+    /// A `*` header line with no end within the limit.
+    MultibulkCountTooBig,
+    /// A `$` header line with no end within the limit.
+    BulkCountTooBig,
+    /// An error code the module does not define (a hardware bug).
+    Unknown(u32),
+}
+
+/// One event of `resp_tokenizer`; offsets count from the start of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEvent {
+    /// An argument: where its data starts, and its length.
+    Argument {
+        /// Offset of its first data byte.
+        offset: u32,
+        /// Its length.
+        len: u32,
+    },
+    /// The end of a request.
+    Request {
+        /// Offset just past the request.
+        end: u32,
+        /// Its argument count (0 for `*0` and negative counts).
+        argument_count: u32,
+    },
+    /// A protocol error; nothing follows in this stream.
+    Error {
+        /// Offset where it was detected.
+        offset: u32,
+        /// What went wrong.
+        error: TokenError,
+    },
+    /// An inline request, left to software; nothing follows in this stream.
+    Inline {
+        /// Offset of the request.
+        offset: u32,
+    },
+}
+
+/// What Ember's software parser (ember-resp, default limits) makes of a whole stream, as
+/// tokenizer events: the reference for `resp_tokenizer`. A trailing request that the stream
+/// ends inside gives no event, as the parser then asks for more bytes.
+pub fn resp_reference_events(stream: &[u8]) -> Vec<TokenEvent> {
+    let mut parser = ember_resp::RequestParser::new(ember_resp::Limits::default());
+    let mut events = Vec::new();
+    let mut start = 0usize;
+    while start < stream.len() {
+        if stream[start] != b'*' {
+            events.push(TokenEvent::Inline {
+                offset: start as u32,
+            });
+            break;
+        }
+        let request = &stream[start..];
+        match parser.parse(request) {
+            Ok(Some(consumed)) => {
+                let args = parser.args(request);
+                for arg in args.iter() {
+                    // The arguments of a multibulk request are slices of the input itself.
+                    let offset = arg.as_ptr() as usize - stream.as_ptr() as usize;
+                    events.push(TokenEvent::Argument {
+                        offset: offset as u32,
+                        len: arg.len() as u32,
+                    });
+                }
+                start += consumed;
+                events.push(TokenEvent::Request {
+                    end: start as u32,
+                    argument_count: args.len() as u32,
+                });
+            }
+            Ok(None) => break,
+            Err(error) => {
+                use ember_resp::ProtocolErrorKind as Kind;
+                let error_kind = match error.kind() {
+                    Kind::InvalidMultibulkLength => TokenError::InvalidMultibulkLength,
+                    Kind::InvalidBulkLength => TokenError::InvalidBulkLength,
+                    Kind::ExpectedBulk { found } => TokenError::ExpectedBulk { found },
+                    Kind::MultibulkCountTooBig => TokenError::MultibulkCountTooBig,
+                    Kind::BulkCountTooBig => TokenError::BulkCountTooBig,
+                    _ => TokenError::Unknown(u32::MAX),
+                };
+                events.push(TokenEvent::Error {
+                    offset: (start + error.offset()) as u32,
+                    error: error_kind,
+                });
+                break;
+            }
+        }
+    }
+    events
+}
+
+/// The events of a stream without the arguments of requests that never completed (the stream
+/// ended inside them, or an error stopped them): the tokenizer reports arguments as they come,
+/// the parser only whole requests.
+pub fn complete_events(events: &[TokenEvent]) -> Vec<TokenEvent> {
+    let mut kept = Vec::with_capacity(events.len());
+    let mut in_completed_request = false;
+    for event in events.iter().rev() {
+        match event {
+            TokenEvent::Argument { .. } if !in_completed_request => continue,
+            TokenEvent::Argument { .. } => {}
+            TokenEvent::Request { .. } => in_completed_request = true,
+            TokenEvent::Error { .. } | TokenEvent::Inline { .. } => in_completed_request = false,
+        }
+        kept.push(*event);
+    }
+    kept.reverse();
+    kept
+}
+
+/// Kind codes of the tokenizer's events (tdata[3:0]).
+const EVENT_STREAM_END: u64 = 5;
+
+/// The `resp_tokenizer` module with default limits.
+pub struct RespTokenizerSim {
+    model: Model,
+    ports: StreamPorts,
+    tdata: Port,
+    tkeep: Port,
+    tlast: Port,
+}
+
+impl RespTokenizerSim {
+    /// A new simulated instance, after reset.
+    ///
+    /// # Errors
+    /// When this build has no simulator.
+    pub fn new() -> Result<Self, SimError> {
+        let model = Model::new("resp_tokenizer")?;
+        Ok(Self {
+            ports: StreamPorts::standard(&model),
+            tdata: model.input("s_axis_tdata"),
+            tkeep: model.input("s_axis_tkeep"),
+            tlast: model.input("s_axis_tlast"),
+            model,
+        })
+    }
+
+    /// Tokenizes every stream (one connection's bytes each); the events of each, without its
+    /// closing stream-end event (whose length is checked).
+    ///
+    /// # Errors
+    /// When a stream is longer than 2^32 - 1 bytes, the module stalls, breaks the AXI-Stream
+    /// rules, or reports a stream length that is not the stream's.
+    pub fn tokenize<S: AsRef<[u8]>>(
+        &mut self,
+        streams: &[S],
+        pressure: &mut Backpressure,
+    ) -> Result<Vec<Vec<TokenEvent>>, SimError> {
+        let mut beats = Vec::new();
+        for stream in streams {
+            let bytes = stream.as_ref();
+            if bytes.len() >= u32::MAX as usize {
+                return Err(SimError::input(format!(
+                    "stream of {} bytes, offsets are 32 bits",
+                    bytes.len()
+                )));
+            }
+            if bytes.is_empty() {
+                beats.push(TextBeat {
+                    byte: b'*',
+                    keep: false,
+                    last: true,
+                });
+            }
+            for (index, &byte) in bytes.iter().enumerate() {
+                beats.push(TextBeat {
+                    byte,
+                    keep: true,
+                    last: index + 1 == bytes.len(),
+                });
+            }
+        }
+        let (tdata, tkeep, tlast, data) = (self.tdata, self.tkeep, self.tlast, self.ports.m_tdata);
+        let stream_count = streams.len();
+        let raw: Vec<[u32; 3]> = run_stream_until(
+            &mut self.model,
+            &self.ports,
+            &beats,
+            pressure,
+            |model, beat: &TextBeat| {
+                model.set(tdata, u64::from(beat.byte));
+                model.set(tkeep, u64::from(beat.keep));
+                model.set(tlast, u64::from(beat.last));
+            },
+            |model| {
+                let words = model.output_words(data);
+                [words[0], words[1], words[2]]
+            },
+            |events| {
+                events
+                    .iter()
+                    .filter(|words| u64::from(words[0] & 0xf) == EVENT_STREAM_END)
+                    .count()
+                    == stream_count
+            },
+        )?;
+        let mut per_stream = Vec::with_capacity(stream_count);
+        let mut current = Vec::new();
+        for words in raw {
+            let word =
+                u128::from(words[0]) | u128::from(words[1]) << 32 | u128::from(words[2]) << 64;
+            let kind = (word & 0xf) as u64;
+            let offset = (word >> 4) as u32;
+            let value = (word >> 36) as u32;
+            let byte = (word >> 68) as u8;
+            let event = match kind {
+                1 => TokenEvent::Argument { offset, len: value },
+                2 => TokenEvent::Request {
+                    end: offset,
+                    argument_count: value,
+                },
+                3 => TokenEvent::Error {
+                    offset,
+                    error: match value {
+                        1 => TokenError::InvalidMultibulkLength,
+                        2 => TokenError::InvalidBulkLength,
+                        3 => TokenError::ExpectedBulk { found: byte },
+                        4 => TokenError::MultibulkCountTooBig,
+                        5 => TokenError::BulkCountTooBig,
+                        other => TokenError::Unknown(other),
+                    },
+                },
+                4 => TokenEvent::Inline { offset },
+                EVENT_STREAM_END => {
+                    let expected = streams[per_stream.len()].as_ref().len();
+                    if offset as usize != expected {
+                        return Err(SimError::input(format!(
+                            "hardware reported a stream of {offset} bytes, not {expected}"
+                        )));
+                    }
+                    per_stream.push(std::mem::take(&mut current));
+                    continue;
+                }
+                other => {
+                    return Err(SimError::input(format!(
+                        "hardware emitted unknown event kind {other}"
+                    )))
+                }
+            };
+            current.push(event);
+        }
+        Ok(per_stream)
+    }
+
+    /// Clock cycles simulated so far.
     pub fn cycles(&self) -> u64 {
         self.model.cycles()
     }

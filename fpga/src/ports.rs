@@ -97,4 +97,16 @@ pub const MODULE_SPECS: &[ModuleSpec] = &[
         ],
         outputs: &[port("s_axis_tready", 1), port("m_axis_tdata", 64), port("m_axis_tvalid", 1)],
     },
+    ModuleSpec {
+        name: "resp_tokenizer",
+        parameters: &[],
+        inputs: &[
+            port("s_axis_tdata", 8),
+            port("s_axis_tkeep", 1),
+            port("s_axis_tvalid", 1),
+            port("s_axis_tlast", 1),
+            port("m_axis_tready", 1),
+        ],
+        outputs: &[port("s_axis_tready", 1), port("m_axis_tdata", 80), port("m_axis_tvalid", 1)],
+    },
 ];

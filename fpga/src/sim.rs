@@ -330,24 +330,53 @@ impl StreamPorts {
     }
 }
 
+/// Clocks the runner keeps going after the last expected result, with the sink ready, to
+/// catch a module that emits more results than it should (deeper than any pipeline here).
+const DRAIN_CYCLES: u64 = 32;
+
 /// Streams `beats` into the module and collects `expected_outputs` results, under
 /// back-pressure. A beat, once offered, stays offered until taken (as AXI-Stream requires);
-/// a result held while the sink is not ready must stay valid and unchanged, which is checked.
+/// a result held while the sink is not ready must stay valid and unchanged, which is checked,
+/// and so is that no result follows the last one expected.
 pub(crate) fn run_stream<Beat, Output>(
     model: &mut Model,
     ports: &StreamPorts,
     beats: &[Beat],
     expected_outputs: usize,
     pressure: &mut Backpressure,
+    load: impl FnMut(&mut Model, &Beat),
+    read: impl FnMut(&Model) -> Output,
+) -> Result<Vec<Output>, SimError> {
+    run_stream_until(model, ports, beats, pressure, load, read, |outputs| {
+        outputs.len() == expected_outputs
+    })
+}
+
+/// As [`run_stream`], collecting results until `done` says the last has come.
+pub(crate) fn run_stream_until<Beat, Output>(
+    model: &mut Model,
+    ports: &StreamPorts,
+    beats: &[Beat],
+    pressure: &mut Backpressure,
     mut load: impl FnMut(&mut Model, &Beat),
     mut read: impl FnMut(&Model) -> Output,
+    done: impl Fn(&[Output]) -> bool,
 ) -> Result<Vec<Output>, SimError> {
-    let mut outputs = Vec::with_capacity(expected_outputs);
+    let mut outputs = Vec::new();
     let mut next_beat = 0;
     let mut offering = false;
     let mut held_output: Option<Vec<u32>> = None;
     let mut idle_cycles = 0u64;
-    while next_beat < beats.len() || outputs.len() < expected_outputs {
+    let protocol = |model: &Model, rule| {
+        Err(SimError {
+            kind: SimErrorKind::Protocol {
+                module: model.name(),
+                cycle: model.cycles(),
+                rule,
+            },
+        })
+    };
+    while next_beat < beats.len() || !done(&outputs) {
         offering =
             next_beat < beats.len() && (offering || pressure.chance(pressure.source_valid_percent));
         if offering {
@@ -367,26 +396,17 @@ pub(crate) fn run_stream<Beat, Output>(
         let output_valid = model.get(ports.m_tvalid) == 1;
         if let Some(held) = &held_output {
             if !output_valid || model.output_words(ports.m_tdata) != held.as_slice() {
-                return Err(SimError {
-                    kind: SimErrorKind::Protocol {
-                        module: model.name(),
-                        cycle: model.cycles(),
-                        rule: "m_axis_tvalid dropped or m_axis_tdata changed before the handshake",
-                    },
-                });
+                return protocol(
+                    model,
+                    "m_axis_tvalid dropped or m_axis_tdata changed before the handshake",
+                );
             }
         }
         held_output = None;
         if output_valid {
             if sink_ready {
-                if outputs.len() == expected_outputs {
-                    return Err(SimError {
-                        kind: SimErrorKind::Protocol {
-                            module: model.name(),
-                            cycle: model.cycles(),
-                            rule: "more results than packets",
-                        },
-                    });
+                if done(&outputs) {
+                    return protocol(model, "more results than inputs call for");
                 }
                 outputs.push(read(model));
                 progress = true;
@@ -402,6 +422,14 @@ pub(crate) fn run_stream<Beat, Output>(
                     cycles: idle_cycles,
                 },
             });
+        }
+    }
+    model.set(ports.s_tvalid, 0);
+    model.set(ports.m_tready, 1);
+    for _ in 0..DRAIN_CYCLES {
+        model.step();
+        if model.get(ports.m_tvalid) == 1 {
+            return protocol(model, "more results than inputs call for");
         }
     }
     Ok(outputs)

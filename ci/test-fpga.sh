@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FPGA checks beyond `cargo test`: every module lints clean under Verilator -Wall, parses as
-# Verilog-2005 in Icarus and elaborates in yosys; then the co-simulation tests run with
-# EMBER_FPGA_REQUIRE_SIM=1, so that a build without Verilator cannot pass by skipping them.
+# Verilog-2005 in Icarus and elaborates in yosys; then the quick latency tests run with
+# EMBER_FPGA_REQUIRE_SIM=1, so that a build without the simulator fails here instead of the
+# co-simulation tests of `cargo test --workspace` passing by skipping.
 # The long run (a million vectors per module) is opt-in: EMBER_FPGA_VECTORS=1000000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,4 @@ for module in "${modules[@]}"; do
     fi
 done
 echo "fpga: ${#modules[@]} modules lint clean in Verilator, Icarus and yosys"
-EMBER_FPGA_REQUIRE_SIM=1 cargo test --release -p ember-fpga -- --test-threads 2
+EMBER_FPGA_REQUIRE_SIM=1 cargo test --release -p ember-fpga --test latency

@@ -92,17 +92,18 @@ generate
         reg [WORD_BITS-1:0]      bank [0:WORD_COUNT-1];
         reg [WORD_BITS-1:0]      read_word_reg = {WORD_BITS{1'b0}};
         reg [ADDRESS_BITS-1:0]   address_reg = {ADDRESS_BITS{1'b0}};
-        reg [WORD_BITS_LOG2-1:0] bit_reg = {WORD_BITS_LOG2{1'b0}};
-        reg [ADDRESS_BITS-1:0]   last_write_address_reg = {ADDRESS_BITS{1'b0}};
+        reg [WORD_BITS-1:0]      bit_mask_reg = {WORD_BITS{1'b0}};  // one-hot: the probed bit
         reg [WORD_BITS-1:0]      last_write_word_reg = {WORD_BITS{1'b0}};
-        reg                      last_write_valid_reg = 1'b0;
+        // The request leaving stage 1 wrote this word at the clock edge that read it here: the
+        // read returned the word from before that write.
+        reg                      forward_reg = 1'b0;
 
+        wire [ADDRESS_BITS-1:0] read_address = index[SLICE_BITS_LOG2-1:WORD_BITS_LOG2];
         // The word as it is now: the read, unless a write overtook it.
         wire [WORD_BITS-1:0] word = r1_stale_reg ? {WORD_BITS{1'b0}}
-            : (last_write_valid_reg && last_write_address_reg == address_reg) ? last_write_word_reg
-            : read_word_reg;
-        wire [WORD_BITS-1:0] set_word = word | ({{(WORD_BITS-1){1'b0}}, 1'b1} << bit_reg);
-        assign hits[slice] = word[bit_reg];
+            : (forward_reg ? last_write_word_reg : read_word_reg);
+        wire [WORD_BITS-1:0] set_word = word | bit_mask_reg;
+        assign hits[slice] = |(word & bit_mask_reg);
 
         wire write = sweeping_reg || (advance && r1_insert);
         wire [ADDRESS_BITS-1:0] write_address = sweeping_reg ? sweep_address_reg : address_reg;
@@ -110,18 +111,17 @@ generate
 
         always @(posedge clk) begin
             if (advance) begin
-                read_word_reg <= bank[index[SLICE_BITS_LOG2-1:WORD_BITS_LOG2]];
-                address_reg <= index[SLICE_BITS_LOG2-1:WORD_BITS_LOG2];
-                bit_reg <= index[WORD_BITS_LOG2-1:0];
+                read_word_reg <= bank[read_address];
+                address_reg <= read_address;
+                bit_mask_reg <= {{(WORD_BITS-1){1'b0}}, 1'b1} << index[WORD_BITS_LOG2-1:0];
+                forward_reg <= r1_insert && address_reg == read_address;
             end
             if (write) begin
                 bank[write_address] <= write_word;
-                last_write_address_reg <= write_address;
                 last_write_word_reg <= write_word;
-                last_write_valid_reg <= !sweeping_reg;
             end
             if (rst) begin
-                last_write_valid_reg <= 1'b0;
+                forward_reg <= 1'b0;
             end
         end
     end

@@ -71,16 +71,15 @@ reg [31:0]            r1_amount_reg = 32'd0;  // cost, or burst for a configure
 reg [15:0]            r1_rate_reg = 16'd0;
 reg [STATE_BITS-1:0]  r1_read_reg = {STATE_BITS{1'b0}};
 
-// The last state written, forwarded to a read it overtook.
-reg                   last_write_valid_reg = 1'b0;
-reg [TENANT_BITS-1:0] last_write_tenant_reg = {TENANT_BITS{1'b0}};
+// The last state written, forwarded to the read it overtook: the request leaving stage 1
+// writes its tenant at the clock edge that reads the next request's tenant.
+reg                   forward_reg = 1'b0;
 reg [STATE_BITS-1:0]  last_write_state_reg = {STATE_BITS{1'b0}};
 
 wire [TENANT_BITS-1:0] r0_tenant = r0_request_reg[80 +: TENANT_BITS];
 
 // Stage 1 logic: the decision.
-wire [STATE_BITS-1:0] state = (last_write_valid_reg && last_write_tenant_reg == r1_tenant_reg)
-    ? last_write_state_reg : r1_read_reg;
+wire [STATE_BITS-1:0] state = forward_reg ? last_write_state_reg : r1_read_reg;
 wire [15:0] rate = state[111:96];
 wire [31:0] burst = state[95:64];
 wire [31:0] tokens = state[63:32];
@@ -118,6 +117,7 @@ always @(posedge clk) begin
         r1_amount_reg <= r0_request_reg[63:32];
         r1_rate_reg <= r0_request_reg[79:64];
         r1_read_reg <= table_mem[r0_tenant];
+        forward_reg <= r1_valid_reg && r1_tenant_reg == r0_tenant;
 
         out_valid_reg <= r1_valid_reg;
         out_data_reg <= r1_configure_reg ? {8'd1, r1_amount_reg} : {7'd0, allowed, tokens_left};
@@ -127,8 +127,6 @@ always @(posedge clk) begin
 
     if (write) begin
         table_mem[write_tenant] <= write_state;
-        last_write_valid_reg <= !sweeping_reg;
-        last_write_tenant_reg <= write_tenant;
         last_write_state_reg <= write_state;
     end
 
@@ -143,7 +141,7 @@ always @(posedge clk) begin
         r0_valid_reg <= 1'b0;
         r1_valid_reg <= 1'b0;
         out_valid_reg <= 1'b0;
-        last_write_valid_reg <= 1'b0;
+        forward_reg <= 1'b0;
         sweeping_reg <= 1'b1;
         sweep_tenant_reg <= {TENANT_BITS{1'b0}};
     end

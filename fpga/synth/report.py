@@ -96,6 +96,19 @@ def main():
                 throughput = "%.2f %s" % (frequency * scale, rate_unit)
             rows.append("| %s | %s | %d | %d | %d | %d | %s | %s | %s |" % (
                 module, target, luts, ffs, brams, dsps, other, fmax_text, throughput))
+    experiment_rows = []
+    experiments = os.path.join(out, "experiments")
+    if os.path.isdir(experiments):
+        experiment_rows.append("| design | LUT4 | CCU2C | flip-flops | ECP5 Fmax (MHz) |")
+        experiment_rows.append("|---|---:|---:|---:|---:|")
+        for name, directory in [("crc32c (generated XOR networks, pipelined)", os.path.join(out, "crc32c"))] + [
+                ("%s (loop over bits)" % entry, os.path.join(experiments, entry)) for entry in sorted(os.listdir(experiments))]:
+            counts = cells(os.path.join(directory, "ecp5.log"))
+            frequency = fmax(os.path.join(directory, "ecp5_pnr.json"))
+            if counts is None or frequency is None:
+                continue
+            experiment_rows.append("| %s | %d | %d | %d | %.1f |" % (
+                name, total(counts, "LUT4"), total(counts, "CCU2C"), total(counts, "TRELLIS_FF"), frequency))
     speed_path = os.path.join(out, "simspeed.json")
     speed_rows = []
     if os.path.exists(speed_path):
@@ -114,6 +127,10 @@ def main():
         "BRAM counts: iCE40 SB_RAM40_4K (4 kbit), ECP5 DP16KD (18 kbit), Xilinx in RAMB18 units (RAMB36 = 2).",
         "",
     ] + rows + [
+        "",
+        "### Generated XOR networks against a loop over bits (ECP5 25F, same interface)",
+        "",
+    ] + experiment_rows + [
         "",
         "### Verilator simulation speed (`cargo run --release -p ember-fpga --bin ember-fpga-simspeed`)",
         "",

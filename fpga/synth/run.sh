@@ -51,6 +51,9 @@ for module in "${modules[@]}"; do
         --json "$dir/ecp5_harness.json" --report "$dir/ecp5_pnr.json" -q -l "$dir/ecp5_pnr.log" || true
 done
 
+# The experiments that REPORT.md compares against (ECP5 only).
+bash fpga/synth/experiments/run.sh
+
 # Simulation speed, from the release build of the co-simulation.
 cargo run -q --release -p ember-fpga --bin ember-fpga-simspeed > "$out/simspeed.json"
 

@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use ember_fpga::modules::{
-    AcMatchSim, BloomProbeSim, BloomRequest, Crc32cSim, DotI8Sim, RateRequest, SlotHashSim,
-    TokenBucketSim,
+    complete_events, resp_reference_events, AcMatchSim, BloomProbeSim, BloomRequest, Crc32cSim,
+    DotI8Sim, RateRequest, RespTokenizerSim, SlotHashSim, TokenBucketSim,
 };
 use ember_fpga::sim::{Backpressure, SimError};
 use ember_store::rate_limit::TokenBucketConfig;
@@ -143,6 +143,17 @@ fn main() -> Result<(), SimError> {
             .iter()
             .zip(&scans)
             .all(|(text, scan)| *scan == filter.scan(text)));
+        Ok(sim.cycles())
+    })?);
+    results.push(measure("resp_tokenizer", || {
+        let request = b"*3\r\n$3\r\nSET\r\n$16\r\nuser:1000:visits\r\n$5\r\n12345\r\n";
+        let streams: Vec<Vec<u8>> = (0..PACKET_COUNT / 40).map(|_| request.repeat(20)).collect();
+        let mut sim = RespTokenizerSim::new()?;
+        let events = sim.tokenize(&streams, &mut Backpressure::none())?;
+        assert!(streams
+            .iter()
+            .zip(&events)
+            .all(|(stream, events)| complete_events(events) == resp_reference_events(stream)));
         Ok(sim.cycles())
     })?);
     println!("{{{}}}", results.join(", "));

@@ -22,6 +22,7 @@ pub mod dot;
 pub mod error;
 pub mod npy;
 pub mod onnxruntime;
+pub mod recommend;
 pub mod tensor;
 
 pub use backend::{check_inputs, Backend, TensorSpec};

@@ -193,3 +193,43 @@ fn gpu_providers_fail_loudly_instead_of_falling_back_to_cpu() {
     );
     let _ = std::fs::remove_dir_all(cache);
 }
+
+#[test]
+fn recommend_layout_reproduces_the_generator_scores() {
+    use ember_kernels::recommend::{top_k, Layout};
+    let layout = Layout::DEMO;
+    let tables = ember_kernels::npy::read(&repo_root().join("models/dlrm_embeddings.npy")).unwrap();
+    let user_dense =
+        ember_kernels::npy::read(&repo_root().join("models/dlrm_user_dense.npy")).unwrap();
+    let (tables, user_dense) = (tables.as_f32().unwrap(), user_dense.as_f32().unwrap());
+    let rows_per_table = tables.len() / (layout.fields * layout.embedding_dim);
+    let row = |field: usize, id: usize| {
+        let start = (field * rows_per_table + id) * layout.embedding_dim;
+        tables[start..start + layout.embedding_dim].to_vec()
+    };
+    let user = test_vector("recommend", "user");
+    let user = match user.data() {
+        TensorData::Int64(v) => v[0] as usize,
+        other => panic!("user id is {other:?}"),
+    };
+    let TensorData::Int64(candidates) = test_vector("recommend", "candidates").into_data() else {
+        panic!("ids")
+    };
+    let user_rows: Vec<Vec<f32>> = layout.user_fields().map(|f| row(f, user)).collect();
+    let candidate_rows: Vec<Vec<Vec<f32>>> = candidates
+        .iter()
+        .map(|&c| {
+            layout
+                .candidate_fields()
+                .map(|f| row(f, c as usize))
+                .collect()
+        })
+        .collect();
+    let dense = &user_dense[user * layout.dense_len..(user + 1) * layout.dense_len];
+    let inputs = layout.assemble(dense, &user_rows, &candidate_rows).unwrap();
+    let scores = session("dlrm_dense").run(&inputs).unwrap().remove(0);
+    let want = test_vector("recommend", "score");
+    assert!(max_abs_err(&scores, &want) <= SCORE_TOLERANCE);
+    let top = top_k(scores.as_f32().unwrap(), 5);
+    assert_eq!(top, top_k(want.as_f32().unwrap(), 5));
+}

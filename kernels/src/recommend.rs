@@ -140,6 +140,49 @@ impl Layout {
     }
 }
 
+/// The demo tables the generator writes (`dlrm_embeddings.npy` [F, rows, E] and `dlrm_user_dense.npy`
+/// [rows, D] in `dir`) as the keys and values RECOMMEND reads: `emb:{f}:{id}` and `dense:{id}` for every id.
+///
+/// # Errors
+/// [`ErrorKind::Io`] when a file is missing or malformed; [`ErrorKind::InputMismatch`] when the shapes do not
+/// fit [`Layout::DEMO`].
+pub fn demo_rows(dir: &std::path::Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let tables = crate::npy::read(&dir.join("dlrm_embeddings.npy"))?;
+    let dense = crate::npy::read(&dir.join("dlrm_user_dense.npy"))?;
+    let layout = Layout::DEMO;
+    let fits = tables.shape().len() == 3
+        && tables.shape()[0] == layout.fields
+        && tables.shape()[2] == layout.embedding_dim
+        && dense.shape() == [tables.shape()[1], layout.dense_len];
+    let (Some(tables_f32), Some(dense_f32), true) = (tables.as_f32(), dense.as_f32(), fits) else {
+        return Err(Error::new(
+            ErrorKind::InputMismatch,
+            format!(
+                "demo tables have shapes {:?} and {:?}; regenerate with models/generate.py",
+                tables.shape(),
+                dense.shape()
+            ),
+        ));
+    };
+    let rows = tables.shape()[1];
+    let mut out = Vec::with_capacity(rows * (layout.fields + 1));
+    for id in 0..rows {
+        let id_text = id.to_string();
+        out.push((
+            dense_key(id_text.as_bytes()),
+            encode_row(&dense_f32[id * layout.dense_len..(id + 1) * layout.dense_len]),
+        ));
+        for field in 0..layout.fields {
+            let start = (field * rows + id) * layout.embedding_dim;
+            out.push((
+                embedding_key(field, id_text.as_bytes()),
+                encode_row(&tables_f32[start..start + layout.embedding_dim]),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Indexes of the `k` highest scores, highest first; ties keep the earlier index first (a stable order, so
 /// replies are deterministic). NaN scores sort last.
 pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {

@@ -233,3 +233,15 @@ fn recommend_layout_reproduces_the_generator_scores() {
     let top = top_k(scores.as_f32().unwrap(), 5);
     assert_eq!(top, top_k(want.as_f32().unwrap(), 5));
 }
+
+#[test]
+fn demo_rows_name_every_key_once() {
+    let rows = ember_kernels::recommend::demo_rows(&repo_root().join("models")).unwrap();
+    let layout = ember_kernels::recommend::Layout::DEMO;
+    assert_eq!(rows.len(), 128 * (layout.fields + 1));
+    let keys: std::collections::HashSet<&[u8]> = rows.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys.len(), rows.len());
+    let (key, value) = rows.iter().find(|(k, _)| k == b"emb:25:127").unwrap();
+    assert_eq!((key.len(), value.len()), (10, layout.embedding_dim * 4));
+    assert!(rows.iter().any(|(k, v)| k == b"dense:0" && v.len() == layout.dense_len * 4));
+}

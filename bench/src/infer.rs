@@ -651,7 +651,7 @@ fn default_ort_lib(options: &Options) -> Option<PathBuf> {
 /// # Errors
 /// A message when the runtime, models or server are missing, or when any server score differs from the
 /// in-process score by more than 1e-5.
-pub fn infer_main(args: &[String]) -> Result<(), String> {
+pub fn main(args: &[String]) -> Result<(), String> {
     let options = parse_options(args)?;
     let tables = Tables::read(&options.models_dir)?;
     if options.user >= tables.rows_per_table {

@@ -6,7 +6,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("load-embeddings") => infer::load_embeddings_main(&args[1..]),
-        Some("infer") => infer::infer_main(&args[1..]),
+        Some("infer") => infer::main(&args[1..]),
         _ => Err("usage: ember-bench load-embeddings|infer [options]".to_string()),
     };
     if let Err(message) = result {

@@ -18,11 +18,15 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod cuda;
+pub mod dlrm;
 pub mod dot;
 pub mod error;
 pub mod npy;
+pub mod onnx_weights;
 pub mod onnxruntime;
 pub mod recommend;
+pub mod reference;
 pub mod tensor;
 
 pub use backend::{check_inputs, Backend, TensorSpec};

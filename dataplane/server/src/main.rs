@@ -1,1 +1,64 @@
-fn main() {}
+//! `ember`: a thread-per-core cache that speaks the Redis protocol, and a batched
+//! recommendation-inference server over the features it holds.
+//!
+//! ```text
+//! ember [/path/to/redis.conf] [--port 6379] [--bind 127.0.0.1] [--threads N] [--busy-poll-us 50] ...
+//! ```
+
+mod client;
+mod cluster;
+mod commands;
+mod config;
+mod connection;
+mod dispatch;
+mod runtime;
+mod server;
+mod shard;
+mod stats;
+
+/// jemalloc, as Redis uses: `used_memory` is what it reports.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The hardware paths found at start-up, said once in the log and in INFO.
+pub fn hardware_summary() -> String {
+    "cpu".to_string()
+}
+
+const USAGE: &str = "usage: ember [/path/to/redis.conf] [--option value ...]
+
+Options use Redis's names, for example:
+  --port 6379              TCP port (0 picks a free one)
+  --bind 127.0.0.1         addresses to listen on
+  --threads N              shards, one pinned per core (default: all cores)
+  --busy-poll-us 50        spin this long before parking a shard
+  --requirepass PASSWORD   require AUTH
+  --maxclients 10000       most connections at once
+  --maxmemory 0            memory limit in bytes (0 = none); units k kb m mb g gb
+  --metrics-port 0         Prometheus endpoint port (0 = off)";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    if args.iter().any(|arg| arg == "--version" || arg == "-v") {
+        println!(
+            "ember {} (redis_version 7.2.4 compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return;
+    }
+    let config = match config::Config::from_args(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ember: {error}\n\n{USAGE}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = server::run(config) {
+        eprintln!("ember: {error}");
+        std::process::exit(1);
+    }
+}

@@ -1,4 +1,29 @@
-//! ember-store: one shard's keyspace.
+//! ember-store: one shard's keyspace. No I/O, no runtime, no RESP.
+//!
+//! A [`Keyspace`] holds sixteen databases of compact entries ([`CompactBytes`] keys and small
+//! values inline, integers as integers), millisecond TTLs with lazy expiry on access and an
+//! active expiry cycle that the server runs within a time budget, and a [`KeyObserver`] hook that
+//! hears of every change. [`slot`] is the Redis Cluster slot function shared with the router and
+//! the FPGA module.
+//!
+//! ```
+//! use ember_store::{Keyspace, Value};
+//!
+//! let mut keyspace = Keyspace::new();
+//! keyspace.insert(0, b"greeting", Value::from_bytes(b"hello"), Some(1_000), 0);
+//! assert_eq!(keyspace.get(0, b"greeting", 999).unwrap().value.to_vec(), b"hello");
+//! assert!(keyspace.get(0, b"greeting", 1_000).is_none()); // expired
+//! ```
 #![deny(missing_docs)]
 
+pub mod compact;
+pub mod glob;
+pub mod keyspace;
 pub mod slot;
+pub mod value;
+
+pub use compact::CompactBytes;
+pub use keyspace::{
+    DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
+};
+pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value};

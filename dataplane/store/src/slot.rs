@@ -16,7 +16,11 @@ const fn crc16_table() -> [u16; 256] {
         let mut crc = (byte as u16) << 8;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
             bit += 1;
         }
         table[byte] = crc;
@@ -69,7 +73,12 @@ mod tests {
             (b"foo{bar}{zap}", 5061),
         ];
         for &(key, slot) in cases {
-            assert_eq!(key_slot(key), slot, "key {:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                key_slot(key),
+                slot,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
         }
         assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
     }

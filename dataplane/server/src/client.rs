@@ -1,0 +1,120 @@
+//! A connected client: the state its commands change (database, protocol, name) and the handle
+//! other shards reach it through for CLIENT LIST and CLIENT KILL.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use ember_resp::Protocol;
+
+use crate::stats::unix_time_ms;
+
+/// What CLIENT LIST reports of a client, and how CLIENT KILL reaches it.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// Unique id across shards.
+    pub id: u64,
+    /// Peer address, `ip:port`.
+    pub addr: String,
+    /// Local address, `ip:port`.
+    pub laddr: String,
+    /// Socket descriptor, used only to shut the socket down on CLIENT KILL (from this shard).
+    pub fd: RawFd,
+    /// When the connection was accepted.
+    pub created_at_ms: u64,
+    /// Name set by CLIENT SETNAME / HELLO SETNAME.
+    pub name: RefCell<String>,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: RefCell<String>,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: RefCell<String>,
+    /// Selected database.
+    pub db: Cell<usize>,
+    /// Protocol version.
+    pub resp: Cell<i64>,
+    /// Name of the last command run.
+    pub last_command: Cell<&'static str>,
+    /// When the last command arrived.
+    pub last_interaction_ms: Cell<u64>,
+    /// Set by CLIENT KILL; the connection closes at its next turn.
+    pub killed: Cell<bool>,
+}
+
+impl ClientHandle {
+    /// The CLIENT LIST / CLIENT INFO line, in Redis 7.2's field order.
+    pub fn info_line(&self) -> String {
+        let now = unix_time_ms();
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name.borrow(),
+            now.saturating_sub(self.created_at_ms) / 1000,
+            now.saturating_sub(self.last_interaction_ms.get()) / 1000,
+            self.db.get(),
+            self.last_command.get(),
+            self.resp.get(),
+            self.lib_name.borrow(),
+            self.lib_ver.borrow(),
+        )
+    }
+
+    /// Closes the connection from outside its task: the socket is shut down, so the task's
+    /// pending read returns and the task ends.
+    pub fn kill(&self) {
+        self.killed.set(true);
+        // SAFETY: `fd` is the socket of a connection task on this same shard, still registered
+        // in the shard's client table, so the descriptor is open and is that socket.
+        // shutdown() does not close the descriptor; the task closes it when it ends.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Which clients CLIENT KILL ends.
+#[derive(Debug, Clone, Default)]
+pub struct KillFilter {
+    /// `ID id`.
+    pub id: Option<u64>,
+    /// `ADDR ip:port`, or the legacy single-argument form.
+    pub addr: Option<String>,
+    /// `LADDR ip:port`.
+    pub laddr: Option<String>,
+    /// The caller's own id, spared unless `SKIPME no`.
+    pub skip_id: Option<u64>,
+}
+
+impl KillFilter {
+    /// True when `client` is selected.
+    pub fn selects(&self, client: &ClientHandle) -> bool {
+        self.id.is_none_or(|id| id == client.id)
+            && self.addr.as_ref().is_none_or(|addr| *addr == client.addr)
+            && self
+                .laddr
+                .as_ref()
+                .is_none_or(|laddr| *laddr == client.laddr)
+            && self.skip_id != Some(client.id)
+    }
+}
+
+/// A connection's own state, changed by its commands.
+#[derive(Debug)]
+pub struct Client {
+    /// The handle other shards see.
+    pub handle: Rc<ClientHandle>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP2 or RESP3.
+    pub protocol: Protocol,
+    /// False until AUTH succeeds when a password is configured.
+    pub authenticated: bool,
+    /// CLIENT NO-TOUCH: reads do not change access times.
+    pub no_touch: bool,
+    /// CLIENT NO-EVICT.
+    pub no_evict: bool,
+    /// QUIT: close once the pending replies are written.
+    pub close_after_reply: bool,
+}

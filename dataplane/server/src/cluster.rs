@@ -1,0 +1,1154 @@
+//! Commands that involve every shard: DBSIZE, FLUSHDB/FLUSHALL, SWAPDB, KEYS, SCAN, RANDOMKEY,
+//! INFO, CONFIG, CLIENT, SLOWLOG, LATENCY, DEBUG, SHUTDOWN. The origin shard broadcasts an
+//! [`AdminRequest`] and combines the replies.
+
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use ember_resp::{encode, Protocol};
+use ember_store::{DATABASE_COUNT, SEGMENT_COUNT};
+
+use crate::client::{Client, KillFilter};
+use crate::commands::connection::validate_client_name;
+use crate::commands::{
+    errors, is, parse_integer, unknown_subcommand_message, ClusterOp, CommandError, CommandResult,
+    NAMES,
+};
+use crate::dispatch::{admin_on, broadcast};
+use crate::shard::{AdminRequest, Shard, ShardReply};
+use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
+
+/// Answers an [`AdminRequest`] against this shard.
+pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardReply {
+    match request {
+        AdminRequest::DbSize { db } => ShardReply::Integer(shard.keyspace.borrow().len(db) as i64),
+        AdminRequest::FlushDb { db } => {
+            shard.keyspace.borrow_mut().flush_database(db);
+            ShardReply::Done
+        }
+        AdminRequest::FlushAll => {
+            shard.keyspace.borrow_mut().flush_all();
+            ShardReply::Done
+        }
+        AdminRequest::SwapDb { first, second } => {
+            shard.keyspace.borrow_mut().swap_databases(first, second);
+            ShardReply::Done
+        }
+        AdminRequest::Keys { db, pattern } => ShardReply::Keys(
+            shard
+                .keyspace
+                .borrow()
+                .keys_matching(db, &pattern, now_ms)
+                .into_iter()
+                .map(|k| k.to_vec())
+                .collect(),
+        ),
+        AdminRequest::Scan {
+            db,
+            segment,
+            count,
+            pattern,
+            type_name,
+        } => {
+            let keyspace = shard.keyspace.borrow();
+            let step = keyspace.scan(db, segment, count, now_ms, |key, entry| {
+                pattern
+                    .as_ref()
+                    .is_none_or(|p| ember_store::glob::glob_match(p, key))
+                    && type_name
+                        .as_ref()
+                        .is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name().as_bytes()))
+            });
+            ShardReply::Scan {
+                keys: step.keys.into_iter().map(|k| k.to_vec()).collect(),
+                next_segment: step.next_segment,
+            }
+        }
+        AdminRequest::RandomKey { db } => {
+            let mut random = |bound: usize| rand::random::<usize>() % bound.max(1);
+            let key = shard.keyspace.borrow().random_key(db, &mut random, now_ms);
+            ShardReply::Keys(key.into_iter().map(|k| k.to_vec()).collect())
+        }
+        AdminRequest::ConfigSet { pairs } => {
+            let mut config = shard.config.borrow_mut();
+            for (name, value) in pairs {
+                // Validated by the origin; a failure here would mean shards disagree on validity.
+                config
+                    .set(&name, &value)
+                    .expect("CONFIG SET validated by the origin shard");
+            }
+            ShardReply::Done
+        }
+        AdminRequest::ResetStats => {
+            shard.stats.reset();
+            ShardReply::Done
+        }
+        AdminRequest::Info => ShardReply::Info(Box::new(shard_info(shard))),
+        AdminRequest::ClientList => ShardReply::Lines(
+            shard
+                .clients
+                .borrow()
+                .values()
+                .map(|client| client.info_line())
+                .collect(),
+        ),
+        AdminRequest::ClientKill { filter } => {
+            let victims: Vec<_> = shard
+                .clients
+                .borrow()
+                .values()
+                .filter(|c| filter.selects(c))
+                .cloned()
+                .collect();
+            for victim in &victims {
+                victim.kill();
+            }
+            ShardReply::Integer(victims.len() as i64)
+        }
+        AdminRequest::Slowlog(request) => {
+            let (entries, len) = shard.stats.slowlog(request);
+            match request {
+                SlowlogRequest::Len => ShardReply::Integer(len as i64),
+                _ => ShardReply::Slowlog(entries),
+            }
+        }
+        AdminRequest::Latency(request) => ShardReply::Latency(shard.stats.latency(&request)),
+    }
+}
+
+fn shard_info(shard: &Shard) -> ShardInfo {
+    let keyspace = shard.keyspace.borrow();
+    ShardInfo {
+        counters: shard.stats.counters(),
+        databases: (0..DATABASE_COUNT)
+            .map(|db| keyspace.database_info(db))
+            .map(|info| (info.keys, info.expires))
+            .collect(),
+        commands: shard.stats.command_stats(&NAMES),
+        errors: shard.stats.error_stats(),
+        clients: shard.clients.borrow().len(),
+        busy_us: crate::runtime::busy_time().as_micros() as u64,
+        expired_keys: keyspace.stats().expired_keys,
+    }
+}
+
+/// Runs a cross-shard command for `client`, writing the reply into `out`.
+pub async fn run(
+    op: ClusterOp,
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    match op {
+        ClusterOp::DbSize => {
+            let total: i64 = broadcast(shard, AdminRequest::DbSize { db: client.db })
+                .await
+                .iter()
+                .map(integer)
+                .sum();
+            encode::integer(out, total);
+        }
+        ClusterOp::FlushDb | ClusterOp::FlushAll => {
+            if args.len() > 2 || (args.len() == 2 && !is(args[1], "ASYNC") && !is(args[1], "SYNC"))
+            {
+                return Err(errors::SYNTAX.into());
+            }
+            let request = if op == ClusterOp::FlushDb {
+                AdminRequest::FlushDb { db: client.db }
+            } else {
+                AdminRequest::FlushAll
+            };
+            broadcast(shard, request).await;
+            encode::ok(out);
+        }
+        ClusterOp::SwapDb => {
+            let first = parse_integer(args[1])
+                .map_err(|_| CommandError::from("ERR invalid first DB index"))?;
+            let second = parse_integer(args[2])
+                .map_err(|_| CommandError::from("ERR invalid second DB index"))?;
+            let in_range = |index: i64| index >= 0 && (index as usize) < DATABASE_COUNT;
+            if !in_range(first) || !in_range(second) {
+                return Err(errors::DB_INDEX.into());
+            }
+            broadcast(
+                shard,
+                AdminRequest::SwapDb {
+                    first: first as usize,
+                    second: second as usize,
+                },
+            )
+            .await;
+            encode::ok(out);
+        }
+        ClusterOp::Keys => {
+            let mut keys = Vec::new();
+            for reply in broadcast(
+                shard,
+                AdminRequest::Keys {
+                    db: client.db,
+                    pattern: args[1].to_vec(),
+                },
+            )
+            .await
+            {
+                if let ShardReply::Keys(found) = reply {
+                    keys.extend(found);
+                }
+            }
+            encode::array_len(out, keys.len());
+            for key in &keys {
+                encode::bulk(out, key);
+            }
+        }
+        ClusterOp::Scan => scan(shard, client, args, out).await?,
+        ClusterOp::RandomKey => {
+            let start = rand::random::<usize>() % shard.count();
+            for offset in 0..shard.count() {
+                let index = (start + offset) % shard.count();
+                if let ShardReply::Keys(keys) =
+                    admin_on(shard, index, AdminRequest::RandomKey { db: client.db }).await
+                {
+                    if let Some(key) = keys.first() {
+                        encode::bulk(out, key);
+                        return Ok(());
+                    }
+                }
+            }
+            encode::null(out, client.protocol);
+        }
+        ClusterOp::Info => info(shard, args, out, client.protocol).await,
+        ClusterOp::Config => config(shard, client, args, out).await?,
+        ClusterOp::Client => client_command(shard, client, args, out).await?,
+        ClusterOp::Slowlog => slowlog(shard, args, out).await?,
+        ClusterOp::Latency => latency(shard, args, out).await?,
+        ClusterOp::Shutdown => {
+            eprintln!(
+                "ember: SHUTDOWN requested by client {}; exiting",
+                client.handle.id
+            );
+            std::process::exit(0);
+        }
+        ClusterOp::Debug => debug(args, out)?,
+    }
+    Ok(())
+}
+
+fn integer(reply: &ShardReply) -> i64 {
+    match reply {
+        ShardReply::Integer(value) => *value,
+        _ => 0,
+    }
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. The cursor is
+/// `shard * SEGMENT_COUNT + segment`; segments never move, so it stays valid while keys come
+/// and go.
+async fn scan(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    let cursor: u64 = std::str::from_utf8(args[1])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(CommandError::from("ERR invalid cursor"))?;
+    let (mut pattern, mut count, mut type_name) = (None, 10usize, None);
+    let mut index = 2;
+    while index < args.len() {
+        let value = args
+            .get(index + 1)
+            .ok_or(CommandError::from(errors::SYNTAX))?;
+        if is(args[index], "MATCH") {
+            pattern = (*value != b"*").then(|| value.to_vec());
+        } else if is(args[index], "COUNT") {
+            let parsed = parse_integer(value)?;
+            if parsed < 1 {
+                return Err(errors::SYNTAX.into());
+            }
+            count = parsed as usize;
+        } else if is(args[index], "TYPE") {
+            type_name = Some(value.to_vec());
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 2;
+    }
+    let positions = (shard.count() * SEGMENT_COUNT) as u64;
+    let mut position = if cursor >= positions {
+        positions
+    } else {
+        cursor
+    };
+    let mut keys = Vec::new();
+    // Skip empty stretches within one call, but never walk more than a bounded number of steps.
+    const STEPS_MAX: usize = 16;
+    for _ in 0..STEPS_MAX {
+        if position >= positions {
+            break;
+        }
+        let (owner, segment) = (
+            (position as usize) / SEGMENT_COUNT,
+            (position as usize) % SEGMENT_COUNT,
+        );
+        let request = AdminRequest::Scan {
+            db: client.db,
+            segment,
+            count,
+            pattern: pattern.clone(),
+            type_name: type_name.clone(),
+        };
+        let ShardReply::Scan {
+            keys: found,
+            next_segment,
+        } = admin_on(shard, owner, request).await
+        else {
+            return Err("ERR scan failed".into());
+        };
+        keys.extend(found);
+        position = match next_segment {
+            Some(next) => (owner * SEGMENT_COUNT + next) as u64,
+            None => ((owner + 1) * SEGMENT_COUNT) as u64,
+        };
+        if !keys.is_empty() {
+            break;
+        }
+    }
+    let next_cursor = if position >= positions { 0 } else { position };
+    encode::array_len(out, 2);
+    encode::bulk(out, next_cursor.to_string().as_bytes());
+    encode::array_len(out, keys.len());
+    for key in &keys {
+        encode::bulk(out, key);
+    }
+    Ok(())
+}
+
+/// Figures of every shard, added up.
+pub async fn gather_info(shard: &Rc<Shard>) -> (ShardInfo, Vec<ShardInfo>) {
+    let mut total = ShardInfo {
+        databases: vec![(0, 0); DATABASE_COUNT],
+        ..ShardInfo::default()
+    };
+    let mut per_shard = Vec::new();
+    for reply in broadcast(shard, AdminRequest::Info).await {
+        let ShardReply::Info(info) = reply else {
+            continue;
+        };
+        total.counters.add(&info.counters);
+        for (sum, (keys, expires)) in total.databases.iter_mut().zip(&info.databases) {
+            sum.0 += keys;
+            sum.1 += expires;
+        }
+        for (name, stat) in &info.commands {
+            match total.commands.get_mut(name) {
+                Some(existing) => existing.merge(stat),
+                None => {
+                    total.commands.insert(name, stat.clone());
+                }
+            }
+        }
+        for (code, count) in &info.errors {
+            *total.errors.entry(code.clone()).or_insert(0) += count;
+        }
+        total.clients += info.clients;
+        total.busy_us += info.busy_us;
+        total.expired_keys += info.expired_keys;
+        per_shard.push(*info);
+    }
+    (total, per_shard)
+}
+
+/// Bytes the allocator reports as allocated (Redis's used_memory).
+pub fn used_memory_bytes() -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|text| {
+            text.split_whitespace()
+                .nth(1)
+                .and_then(|pages| pages.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Redis's human-readable byte counts (`1.50M`).
+pub fn human_bytes(bytes: u64) -> String {
+    let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (suffix, size) in units {
+        if bytes >= size {
+            return format!("{:.2}{suffix}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes}B")
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "ember",
+];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
+    "ember",
+];
+
+async fn info(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>, protocol: Protocol) {
+    let requested: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let sections: Vec<&str> = if requested.is_empty() || requested.iter().any(|s| s == "default") {
+        DEFAULT_SECTIONS.to_vec()
+    } else if requested.iter().any(|s| s == "all" || s == "everything") {
+        ALL_SECTIONS.to_vec()
+    } else {
+        ALL_SECTIONS
+            .iter()
+            .copied()
+            .filter(|s| requested.iter().any(|r| r == s))
+            .collect()
+    };
+    let (total, per_shard) = gather_info(shard).await;
+    let text = format_info(shard, &sections, &total, &per_shard);
+    encode::verbatim(out, text.as_bytes(), protocol);
+}
+
+fn format_info(
+    shard: &Shard,
+    sections: &[&str],
+    total: &ShardInfo,
+    per_shard: &[ShardInfo],
+) -> String {
+    let config = shard.config.borrow();
+    let shared = &shard.shared;
+    let now_s = crate::stats::unix_time_ms() / 1000;
+    let mut text = String::new();
+    let counters: Counters = total.counters;
+    for section in sections {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        let title = match *section {
+            "commandstats" => "Commandstats".to_string(),
+            "errorstats" => "Errorstats".to_string(),
+            "latencystats" => "Latencystats".to_string(),
+            other => {
+                let mut chars = other.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            }
+        };
+        let _ = write!(text, "# {title}\r\n");
+        let mut line = |key: &str, value: String| {
+            let _ = write!(text, "{key}:{value}\r\n");
+        };
+        match *section {
+            "server" => {
+                line("redis_version", "7.2.4".into());
+                line("redis_mode", "standalone".into());
+                line("ember_version", env!("CARGO_PKG_VERSION").into());
+                line(
+                    "os",
+                    format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+                );
+                line("arch_bits", (usize::BITS).to_string());
+                line("multiplexing_api", "io_uring".into());
+                line("process_id", std::process::id().to_string());
+                line(
+                    "tcp_port",
+                    shared
+                        .port
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .to_string(),
+                );
+                line(
+                    "uptime_in_seconds",
+                    now_s.saturating_sub(shared.started_at_s).to_string(),
+                );
+                line(
+                    "uptime_in_days",
+                    (now_s.saturating_sub(shared.started_at_s) / 86400).to_string(),
+                );
+                line("hz", config.hz.to_string());
+                line(
+                    "executable",
+                    std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            "clients" => {
+                line("connected_clients", total.clients.to_string());
+                line("maxclients", config.maxclients.to_string());
+                line("blocked_clients", "0".into());
+            }
+            "memory" => {
+                let used = used_memory_bytes();
+                line("used_memory", used.to_string());
+                line("used_memory_human", human_bytes(used));
+                let rss = rss_bytes();
+                line("used_memory_rss", rss.to_string());
+                line("used_memory_rss_human", human_bytes(rss));
+                line("maxmemory", config.maxmemory.to_string());
+                line("maxmemory_human", human_bytes(config.maxmemory));
+                line("maxmemory_policy", config.maxmemory_policy.clone());
+                line(
+                    "mem_fragmentation_ratio",
+                    format!("{:.2}", rss as f64 / used.max(1) as f64),
+                );
+                line("mem_allocator", "jemalloc".into());
+            }
+            "persistence" => {
+                line("loading", "0".into());
+                line("rdb_changes_since_last_save", "0".into());
+                line("rdb_last_save_time", shared.started_at_s.to_string());
+                line("aof_enabled", "0".into());
+            }
+            "stats" => {
+                line(
+                    "total_connections_received",
+                    counters.connections_received.to_string(),
+                );
+                line(
+                    "total_commands_processed",
+                    counters.commands_processed.to_string(),
+                );
+                line(
+                    "total_net_input_bytes",
+                    counters.net_input_bytes.to_string(),
+                );
+                line(
+                    "total_net_output_bytes",
+                    counters.net_output_bytes.to_string(),
+                );
+                line(
+                    "rejected_connections",
+                    counters.rejected_connections.to_string(),
+                );
+                line("expired_keys", total.expired_keys.to_string());
+                line("evicted_keys", counters.evicted_keys.to_string());
+                line("keyspace_hits", counters.keyspace_hits.to_string());
+                line("keyspace_misses", counters.keyspace_misses.to_string());
+                line("total_error_replies", counters.error_replies.to_string());
+            }
+            "replication" => {
+                line("role", "master".into());
+                line("connected_slaves", "0".into());
+            }
+            "cpu" => {
+                let (user, system) = process_cpu_seconds();
+                line("used_cpu_sys", format!("{system:.6}"));
+                line("used_cpu_user", format!("{user:.6}"));
+            }
+            "modules" => {}
+            "commandstats" => {
+                for (name, stat) in &total.commands {
+                    line(
+                        &format!("cmdstat_{name}"),
+                        format!(
+                            "calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}",
+                            stat.calls,
+                            stat.usec,
+                            stat.usec as f64 / stat.calls.max(1) as f64,
+                            stat.rejected_calls,
+                            stat.failed_calls
+                        ),
+                    );
+                }
+            }
+            "errorstats" => {
+                for (code, count) in &total.errors {
+                    line(&format!("errorstat_{code}"), format!("count={count}"));
+                }
+            }
+            "latencystats" => {
+                for (name, stat) in &total.commands {
+                    if stat.calls == 0 {
+                        continue;
+                    }
+                    let histogram = &stat.latency_us;
+                    line(
+                        &format!("latency_percentiles_usec_{name}"),
+                        format!(
+                            "p50={:.3},p99={:.3},p99.9={:.3}",
+                            histogram.value_at_quantile(0.5) as f64,
+                            histogram.value_at_quantile(0.99) as f64,
+                            histogram.value_at_quantile(0.999) as f64
+                        ),
+                    );
+                }
+            }
+            "cluster" => line("cluster_enabled", "0".into()),
+            "keyspace" => {
+                for (db, (keys, expires)) in total.databases.iter().enumerate() {
+                    if *keys > 0 {
+                        line(
+                            &format!("db{db}"),
+                            format!("keys={keys},expires={expires},avg_ttl=0"),
+                        );
+                    }
+                }
+            }
+            "ember" => {
+                line("shards", shared.shard_count.to_string());
+                line("busy_poll_us", config.busy_poll_us.to_string());
+                line("cross_shard_hops", counters.cross_shard_hops.to_string());
+                for (index, info) in per_shard.iter().enumerate() {
+                    line(
+                        &format!("shard{index}"),
+                        format!(
+                            "clients={},commands={},busy_us={},keys={}",
+                            info.clients,
+                            info.counters.commands_processed,
+                            info.busy_us,
+                            info.databases.iter().map(|d| d.0).sum::<usize>()
+                        ),
+                    );
+                }
+                line("hardware", shared.hardware.clone());
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+/// (user, system) CPU seconds of this process, from /proc/self/stat.
+pub fn process_cpu_seconds() -> (f64, f64) {
+    let ticks_per_second = 100.0; // USER_HZ on Linux.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|text| {
+            let after_name = &text[text.rfind(')')? + 2..];
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            Some((
+                fields.get(11)?.parse::<f64>().ok()? / ticks_per_second,
+                fields.get(12)?.parse::<f64>().ok()? / ticks_per_second,
+            ))
+        })
+        .unwrap_or((0.0, 0.0))
+}
+
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Print this help.",
+];
+
+async fn config(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    let subcommand = args[1];
+    if is(subcommand, "GET") && args.len() >= 3 {
+        let config = shard.config.borrow();
+        let mut pairs = Vec::new();
+        for pattern in &args[2..] {
+            for pair in config.get_matching(&String::from_utf8_lossy(pattern)) {
+                if !pairs.iter().any(|(name, _)| *name == pair.0) {
+                    pairs.push(pair);
+                }
+            }
+        }
+        encode::map_len(out, pairs.len(), client.protocol);
+        for (name, value) in pairs {
+            encode::bulk(out, name.as_bytes());
+            encode::bulk(out, value.as_bytes());
+        }
+    } else if is(subcommand, "SET") && args.len() >= 4 && args.len() % 2 == 0 {
+        let mut pairs = Vec::new();
+        let mut trial = shard.config.borrow().clone();
+        for pair in args[2..].chunks_exact(2) {
+            let (name, value) = (
+                String::from_utf8_lossy(pair[0]).into_owned(),
+                String::from_utf8_lossy(pair[1]).into_owned(),
+            );
+            trial
+                .set(&name, &value)
+                .map_err(|error| CommandError::from(error.0))?;
+            pairs.push((name, value));
+        }
+        broadcast(shard, AdminRequest::ConfigSet { pairs }).await;
+        encode::ok(out);
+    } else if is(subcommand, "RESETSTAT") && args.len() == 2 {
+        broadcast(shard, AdminRequest::ResetStats).await;
+        encode::ok(out);
+    } else if is(subcommand, "REWRITE") && args.len() == 2 {
+        return Err("ERR The server is running without a config file".into());
+    } else if is(subcommand, "HELP") && args.len() == 2 {
+        help(out, CONFIG_HELP);
+    } else if ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"]
+        .iter()
+        .any(|name| is(subcommand, name))
+    {
+        return Err(format!(
+            "ERR wrong number of arguments for 'config|{}' command",
+            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+        )
+        .into());
+    } else {
+        return Err(unknown_subcommand_message("config", subcommand).into());
+    }
+    Ok(())
+}
+
+fn help(out: &mut Vec<u8>, lines: &[&str]) {
+    encode::array_len(out, lines.len());
+    for line in lines {
+        encode::simple(out, line.as_bytes());
+    }
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME.",
+    "LIST [options ...]",
+    "    Return information about client connections.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "HELP",
+    "    Print this help.",
+];
+
+fn on_off(arg: &[u8]) -> Result<bool, CommandError> {
+    if is(arg, "ON") {
+        Ok(true)
+    } else if is(arg, "OFF") {
+        Ok(false)
+    } else {
+        Err(errors::SYNTAX.into())
+    }
+}
+
+async fn client_command(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    let subcommand = args[1];
+    let handle = client.handle.clone();
+    let wrong_arity = || {
+        CommandError::from(format!(
+            "ERR wrong number of arguments for 'client|{}' command",
+            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+        ))
+    };
+    if is(subcommand, "ID") {
+        if args.len() != 2 {
+            return Err(wrong_arity());
+        }
+        encode::integer(out, handle.id as i64);
+    } else if is(subcommand, "SETNAME") {
+        if args.len() != 3 {
+            return Err(wrong_arity());
+        }
+        validate_client_name(args[2])?;
+        *handle.name.borrow_mut() = String::from_utf8_lossy(args[2]).into_owned();
+        encode::ok(out);
+    } else if is(subcommand, "GETNAME") {
+        if args.len() != 2 {
+            return Err(wrong_arity());
+        }
+        let name = handle.name.borrow();
+        if name.is_empty() {
+            encode::null(out, client.protocol);
+        } else {
+            encode::bulk(out, name.as_bytes());
+        }
+    } else if is(subcommand, "SETINFO") {
+        if args.len() != 4 {
+            return Err(wrong_arity());
+        }
+        let value = String::from_utf8_lossy(args[3]).into_owned();
+        if value.contains(|c: char| !c.is_ascii_graphic()) {
+            return Err(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                String::from_utf8_lossy(args[2]).to_ascii_lowercase()
+            )
+            .into());
+        }
+        if is(args[2], "LIB-NAME") {
+            *handle.lib_name.borrow_mut() = value;
+        } else if is(args[2], "LIB-VER") {
+            *handle.lib_ver.borrow_mut() = value;
+        } else {
+            return Err(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(args[2])
+            )
+            .into());
+        }
+        encode::ok(out);
+    } else if is(subcommand, "INFO") {
+        if args.len() != 2 {
+            return Err(wrong_arity());
+        }
+        encode::verbatim(
+            out,
+            format!("{}\n", handle.info_line()).as_bytes(),
+            client.protocol,
+        );
+    } else if is(subcommand, "LIST") {
+        let mut ids: Option<Vec<u64>> = None;
+        let mut index = 2;
+        while index < args.len() {
+            if is(args[index], "TYPE") && index + 1 < args.len() {
+                let kind = String::from_utf8_lossy(args[index + 1]).to_ascii_lowercase();
+                if !["normal", "master", "replica", "slave", "pubsub"].contains(&kind.as_str()) {
+                    return Err(format!("ERR Unknown client type '{kind}'").into());
+                }
+                if kind != "normal" {
+                    ids = Some(Vec::new());
+                }
+                index += 2;
+            } else if is(args[index], "ID") && index + 1 < args.len() {
+                let mut wanted = Vec::new();
+                index += 1;
+                while index < args.len() {
+                    let id = parse_integer(args[index])
+                        .ok()
+                        .filter(|id| *id > 0)
+                        .ok_or(CommandError::from("ERR Invalid client ID"))?;
+                    wanted.push(id as u64);
+                    index += 1;
+                }
+                ids = Some(wanted);
+            } else {
+                return Err(errors::SYNTAX.into());
+            }
+        }
+        let mut text = String::new();
+        for reply in broadcast(shard, AdminRequest::ClientList).await {
+            if let ShardReply::Lines(lines) = reply {
+                for line in lines {
+                    let id: u64 = line
+                        .split_whitespace()
+                        .next()
+                        .and_then(|f| f.strip_prefix("id="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if ids.as_ref().is_none_or(|ids| ids.contains(&id)) {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        encode::verbatim(out, text.as_bytes(), client.protocol);
+    } else if is(subcommand, "KILL") {
+        client_kill(shard, client, args, out).await?;
+    } else if is(subcommand, "NO-EVICT") {
+        if args.len() != 3 {
+            return Err(wrong_arity());
+        }
+        client.no_evict = on_off(args[2])?;
+        encode::ok(out);
+    } else if is(subcommand, "NO-TOUCH") {
+        if args.len() != 3 {
+            return Err(wrong_arity());
+        }
+        client.no_touch = on_off(args[2])?;
+        encode::ok(out);
+    } else if is(subcommand, "HELP") {
+        help(out, CLIENT_HELP);
+    } else {
+        return Err(unknown_subcommand_message("client", subcommand).into());
+    }
+    Ok(())
+}
+
+async fn client_kill(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    let legacy = args.len() == 3;
+    let mut filter = KillFilter::default();
+    if legacy {
+        filter.addr = Some(String::from_utf8_lossy(args[2]).into_owned());
+    } else {
+        if args.len() < 4 || args.len() % 2 != 0 {
+            return Err(errors::SYNTAX.into());
+        }
+        filter.skip_id = Some(client.handle.id);
+        for pair in args[2..].chunks_exact(2) {
+            let value = String::from_utf8_lossy(pair[1]).into_owned();
+            if is(pair[0], "ID") {
+                let id = parse_integer(pair[1])
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or(CommandError::from("ERR client-id should be greater than 0"))?;
+                filter.id = Some(id as u64);
+            } else if is(pair[0], "ADDR") {
+                filter.addr = Some(value);
+            } else if is(pair[0], "LADDR") {
+                filter.laddr = Some(value);
+            } else if is(pair[0], "SKIPME") {
+                match value.to_ascii_lowercase().as_str() {
+                    "yes" => filter.skip_id = Some(client.handle.id),
+                    "no" => filter.skip_id = None,
+                    _ => return Err(errors::SYNTAX.into()),
+                }
+            } else if is(pair[0], "TYPE") || is(pair[0], "USER") || is(pair[0], "MAXAGE") {
+                // Every Ember client is a normal client of the default user.
+            } else {
+                return Err(errors::SYNTAX.into());
+            }
+        }
+    }
+    let killed: i64 = broadcast(shard, AdminRequest::ClientKill { filter })
+        .await
+        .iter()
+        .map(integer)
+        .sum();
+    if legacy {
+        if killed == 0 {
+            return Err("ERR No such client".into());
+        }
+        encode::ok(out);
+    } else {
+        encode::integer(out, killed);
+    }
+    Ok(())
+}
+
+async fn slowlog(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+    let subcommand = args[1];
+    if is(subcommand, "GET") && args.len() <= 3 {
+        let count = match args.get(2) {
+            Some(arg) => {
+                let count = parse_integer(arg)?;
+                if count < -1 {
+                    return Err("ERR count should be greater than or equal to -1".into());
+                }
+                count
+            }
+            None => 10,
+        };
+        let mut entries = Vec::new();
+        for reply in broadcast(shard, AdminRequest::Slowlog(SlowlogRequest::Get { count })).await {
+            if let ShardReply::Slowlog(found) = reply {
+                entries.extend(found);
+            }
+        }
+        entries.sort_by(|a, b| b.timestamp_s.cmp(&a.timestamp_s).then(b.id.cmp(&a.id)));
+        if count >= 0 {
+            entries.truncate(count as usize);
+        }
+        encode::array_len(out, entries.len());
+        for entry in &entries {
+            encode::array_len(out, 6);
+            encode::integer(out, entry.id as i64);
+            encode::integer(out, entry.timestamp_s as i64);
+            encode::integer(out, entry.duration_us as i64);
+            encode::array_len(out, entry.args.len());
+            for arg in &entry.args {
+                encode::bulk(out, arg);
+            }
+            encode::bulk(out, entry.client_addr.as_bytes());
+            encode::bulk(out, entry.client_name.as_bytes());
+        }
+    } else if is(subcommand, "LEN") && args.len() == 2 {
+        let total: i64 = broadcast(shard, AdminRequest::Slowlog(SlowlogRequest::Len))
+            .await
+            .iter()
+            .map(integer)
+            .sum();
+        encode::integer(out, total);
+    } else if is(subcommand, "RESET") && args.len() == 2 {
+        broadcast(shard, AdminRequest::Slowlog(SlowlogRequest::Reset)).await;
+        encode::ok(out);
+    } else if is(subcommand, "HELP") && args.len() == 2 {
+        help(
+            out,
+            &[
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+                "HELP",
+                "    Print this help.",
+            ],
+        );
+    } else {
+        return Err(unknown_subcommand_message("slowlog", subcommand).into());
+    }
+    Ok(())
+}
+
+async fn latency(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+    let subcommand = args[1];
+    if is(subcommand, "RESET") {
+        let names: Vec<String> = args[2..]
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let mut reset = std::collections::BTreeSet::new();
+        for reply in broadcast(shard, AdminRequest::Latency(LatencyRequest::Reset(names))).await {
+            if let ShardReply::Latency(events) = reply {
+                reset.extend(events.into_iter().map(|event| event.name));
+            }
+        }
+        encode::integer(out, reset.len() as i64);
+        return Ok(());
+    }
+    let mut merged: std::collections::BTreeMap<&'static str, (Vec<(u64, u64)>, u64)> =
+        std::collections::BTreeMap::new();
+    for reply in broadcast(shard, AdminRequest::Latency(LatencyRequest::All)).await {
+        if let ShardReply::Latency(events) = reply {
+            for event in events {
+                let entry = merged.entry(event.name).or_default();
+                entry.0.extend(event.samples);
+                entry.1 = entry.1.max(event.max_ms);
+            }
+        }
+    }
+    for (samples, _) in merged.values_mut() {
+        samples.sort_unstable();
+    }
+    if is(subcommand, "LATEST") && args.len() == 2 {
+        encode::array_len(out, merged.len());
+        for (name, (samples, max_ms)) in &merged {
+            let (time, latest) = samples.last().copied().unwrap_or((0, 0));
+            encode::array_len(out, 4);
+            encode::bulk(out, name.as_bytes());
+            encode::integer(out, time as i64);
+            encode::integer(out, latest as i64);
+            encode::integer(out, *max_ms as i64);
+        }
+    } else if is(subcommand, "HISTORY") && args.len() == 3 {
+        let name = String::from_utf8_lossy(args[2]).into_owned();
+        let samples = merged
+            .get(name.as_str())
+            .map(|(samples, _)| samples.clone())
+            .unwrap_or_default();
+        encode::array_len(out, samples.len());
+        for (time, value) in samples {
+            encode::array_len(out, 2);
+            encode::integer(out, time as i64);
+            encode::integer(out, value as i64);
+        }
+    } else if is(subcommand, "HELP") && args.len() == 2 {
+        help(
+            out,
+            &[
+                "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LATEST",
+                "    Return the latest latency samples for all events.",
+                "HISTORY <event>",
+                "    Return timestamp-latency pairs for the event.",
+                "RESET [<event> ...]",
+                "    Reset latency data of one or more <event> classes.",
+                "HELP",
+                "    Print this help.",
+            ],
+        );
+    } else {
+        return Err(unknown_subcommand_message("latency", subcommand).into());
+    }
+    Ok(())
+}
+
+fn debug(args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+    let subcommand = args[1];
+    if is(subcommand, "SLEEP") && args.len() == 3 {
+        let seconds = crate::commands::parse_float(args[2])?;
+        if !(0.0..=3600.0).contains(&seconds) {
+            return Err(errors::NOT_FLOAT.into());
+        }
+        // DEBUG SLEEP blocks the server on purpose (tests use it to simulate a stall); here it
+        // blocks this shard only.
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+        encode::ok(out);
+    } else if is(subcommand, "LOG") && args.len() == 3 {
+        eprintln!("ember: DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
+        encode::ok(out);
+    } else if is(subcommand, "HELP") {
+        help(
+            out,
+            &[
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LOG <message>",
+                "    Write <message> to the server log.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+                "HELP",
+                "    Print this help.",
+            ],
+        );
+    } else {
+        return Err(unknown_subcommand_message("debug", subcommand).into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1536), "1.50K");
+        assert_eq!(human_bytes(3 << 20), "3.00M");
+    }
+}

@@ -1,0 +1,167 @@
+//! Connection commands: AUTH, HELLO, PING, ECHO, SELECT, QUIT, RESET.
+
+use ember_resp::{encode, Protocol};
+
+use super::keys::parse_db;
+use super::{arity_message, errors, is, CommandError, CommandResult, ConnectionCtx};
+
+const VERSION: &str = "7.2.4";
+
+/// Checks a password against `requirepass`; Redis's errors.
+fn check_password(
+    ctx: &ConnectionCtx<'_>,
+    username: Option<&[u8]>,
+    password: &[u8],
+) -> Result<(), CommandError> {
+    let config = ctx.shard.config.borrow();
+    let wrong =
+        || CommandError::from("WRONGPASS invalid username-password pair or user is disabled.");
+    if username.is_some_and(|user| user != b"default") {
+        return Err(wrong());
+    }
+    if config.requirepass.is_empty() {
+        return if username.is_some() {
+            Ok(()) // The default user has no password: any password is accepted.
+        } else {
+            Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into())
+        };
+    }
+    if password != config.requirepass.as_bytes() {
+        return Err(wrong());
+    }
+    Ok(())
+}
+
+/// AUTH [username] password
+pub fn auth(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (username, password) = match args.len() {
+        2 => (None, args[1]),
+        3 => (Some(args[1]), args[2]),
+        _ => return Err(errors::SYNTAX.into()),
+    };
+    check_password(ctx, username, password)?;
+    ctx.client.authenticated = true;
+    encode::ok(ctx.out);
+    Ok(())
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+pub fn hello(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    let mut protocol = ctx.client.protocol;
+    if args.len() >= 2 {
+        let version = ember_resp::parse_i64(args[1]).ok_or(CommandError::from(
+            "ERR Protocol version is not an integer or out of range",
+        ))?;
+        protocol = match version {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => return Err("NOPROTO unsupported protocol version".into()),
+        };
+    }
+    let mut name = None;
+    let mut credentials = None;
+    let mut index = 2;
+    while index < args.len() {
+        let remaining = args.len() - index - 1;
+        if is(args[index], "AUTH") && remaining >= 2 {
+            credentials = Some((args[index + 1], args[index + 2]));
+            index += 3;
+        } else if is(args[index], "SETNAME") && remaining >= 1 {
+            name = Some(args[index + 1]);
+            index += 2;
+        } else {
+            return Err(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(args[index])
+            )
+            .into());
+        }
+    }
+    if let Some((username, password)) = credentials {
+        check_password(ctx, Some(username), password)?;
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
+    }
+    if let Some(name) = name {
+        validate_client_name(name)?;
+        *ctx.client.handle.name.borrow_mut() = String::from_utf8_lossy(name).into_owned();
+    }
+    ctx.client.protocol = protocol;
+    ctx.client.handle.resp.set(protocol.version());
+    let out = &mut *ctx.out;
+    encode::map_len(out, 7, protocol);
+    encode::bulk(out, b"server");
+    encode::bulk(out, b"redis");
+    encode::bulk(out, b"version");
+    encode::bulk(out, VERSION.as_bytes());
+    encode::bulk(out, b"proto");
+    encode::integer(out, protocol.version());
+    encode::bulk(out, b"id");
+    encode::integer(out, ctx.client.handle.id as i64);
+    encode::bulk(out, b"mode");
+    encode::bulk(out, b"standalone");
+    encode::bulk(out, b"role");
+    encode::bulk(out, b"master");
+    encode::bulk(out, b"modules");
+    encode::array_len(out, 0);
+    Ok(())
+}
+
+/// Client names may not contain spaces, newlines or other special characters.
+pub fn validate_client_name(name: &[u8]) -> CommandResult {
+    if name.iter().any(|&byte| !(b'!'..=b'~').contains(&byte)) {
+        return Err(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into(),
+        );
+    }
+    Ok(())
+}
+
+/// PING [message]
+pub fn ping(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    match args.len() {
+        1 => encode::simple(ctx.out, b"PONG"),
+        2 => encode::bulk(ctx.out, args[1]),
+        _ => return Err(arity_message("ping").into()),
+    }
+    Ok(())
+}
+
+/// ECHO message
+pub fn echo(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    encode::bulk(ctx.out, args[1]);
+    Ok(())
+}
+
+/// SELECT index
+pub fn select(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    let db = parse_db(args[1])?;
+    ctx.client.db = db;
+    ctx.client.handle.db.set(db);
+    encode::ok(ctx.out);
+    Ok(())
+}
+
+/// QUIT
+pub fn quit(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    ctx.client.close_after_reply = true;
+    encode::ok(ctx.out);
+    Ok(())
+}
+
+/// RESET
+pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    let client = &mut *ctx.client;
+    client.db = 0;
+    client.handle.db.set(0);
+    client.protocol = Protocol::Resp2;
+    client.handle.resp.set(2);
+    client.no_touch = false;
+    client.no_evict = false;
+    client.handle.name.borrow_mut().clear();
+    client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();
+    encode::simple(ctx.out, b"RESET");
+    Ok(())
+}

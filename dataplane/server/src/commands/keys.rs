@@ -1,0 +1,359 @@
+//! Generic key commands: DEL, EXISTS, TYPE, expiry, RENAME, COPY, MOVE, OBJECT.
+
+use ember_resp::encode;
+use ember_store::keyspace::lru_clock;
+use ember_store::DATABASE_COUNT;
+
+use super::{
+    errors, is, parse_integer, unknown_subcommand_message, CommandError, CommandResult, Ctx,
+};
+
+/// DEL key [key ...] (and UNLINK: freeing is cheap enough here to do in place)
+pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let removed = args[1..]
+        .iter()
+        .filter(|key| ctx.keyspace.remove(ctx.db, key, ctx.now_ms).is_some())
+        .count();
+    encode::integer(ctx.out, removed as i64);
+    Ok(())
+}
+
+/// EXISTS key [key ...]: a key named twice counts twice.
+pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let found = args[1..]
+        .iter()
+        .filter(|key| ctx.keyspace.peek(ctx.db, key, ctx.now_ms).is_some())
+        .count();
+    encode::integer(ctx.out, found as i64);
+    Ok(())
+}
+
+/// TOUCH key [key ...]
+pub fn touch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let found = args[1..]
+        .iter()
+        .filter(|key| ctx.keyspace.get(ctx.db, key, ctx.now_ms).is_some())
+        .count();
+    encode::integer(ctx.out, found as i64);
+    Ok(())
+}
+
+/// TYPE key
+pub fn type_of(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let name = ctx
+        .keyspace
+        .peek(ctx.db, args[1], ctx.now_ms)
+        .map_or("none", |entry| entry.value.type_name());
+    encode::simple(ctx.out, name.as_bytes());
+    Ok(())
+}
+
+/// EXPIRE-family conditions.
+#[derive(Default)]
+struct ExpireConditions {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn parse_conditions(options: &[&[u8]]) -> Result<ExpireConditions, CommandError> {
+    let mut conditions = ExpireConditions::default();
+    for option in options {
+        if is(option, "NX") {
+            conditions.nx = true;
+        } else if is(option, "XX") {
+            conditions.xx = true;
+        } else if is(option, "GT") {
+            conditions.gt = true;
+        } else if is(option, "LT") {
+            conditions.lt = true;
+        } else {
+            return Err(
+                format!("ERR Unsupported option {}", String::from_utf8_lossy(option)).into(),
+            );
+        }
+    }
+    if conditions.nx && (conditions.xx || conditions.gt || conditions.lt) {
+        return Err("ERR NX and XX, GT or LT options at the same time are not compatible".into());
+    }
+    if conditions.gt && conditions.lt {
+        return Err("ERR GT and LT options at the same time are not compatible".into());
+    }
+    Ok(conditions)
+}
+
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    unit_ms: i64,
+    absolute: bool,
+    command: &str,
+) -> CommandResult {
+    let amount = parse_integer(args[2])?;
+    let conditions = parse_conditions(&args[3..])?;
+    let invalid = || CommandError::from(format!("ERR invalid expire time in '{command}' command"));
+    let mut at = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
+    if !absolute {
+        at = at.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?;
+    }
+    let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
+    let Some(entry) = ctx.keyspace.get(db, key, now_ms) else {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    };
+    let current = entry.expire_at_ms;
+    // No TTL counts as an infinite one for GT and LT.
+    let allowed = !(conditions.nx && current.is_some()
+        || conditions.xx && current.is_none()
+        || conditions.gt && current.is_none_or(|current| at <= current as i64)
+        || conditions.lt && current.is_some_and(|current| at >= current as i64));
+    if !allowed {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    }
+    if at <= now_ms as i64 {
+        ctx.keyspace.remove(db, key, now_ms);
+    } else {
+        ctx.keyspace.set_expire(db, key, Some(at as u64), now_ms);
+    }
+    encode::integer(ctx.out, 1);
+    Ok(())
+}
+
+/// EXPIRE key seconds [NX | XX | GT | LT]
+pub fn expire(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    expire_generic(ctx, args, 1000, false, "expire")
+}
+
+/// PEXPIRE key milliseconds [NX | XX | GT | LT]
+pub fn pexpire(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    expire_generic(ctx, args, 1, false, "pexpire")
+}
+
+/// EXPIREAT key unix-time-seconds [NX | XX | GT | LT]
+pub fn expireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    expire_generic(ctx, args, 1000, true, "expireat")
+}
+
+/// PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]
+pub fn pexpireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    expire_generic(ctx, args, 1, true, "pexpireat")
+}
+
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], milliseconds: bool, absolute: bool) -> CommandResult {
+    let reply = match ctx.keyspace.peek(ctx.db, key, ctx.now_ms) {
+        None => -2,
+        Some(entry) => match entry.expire_at_ms {
+            None => -1,
+            Some(at) => {
+                let value = if absolute {
+                    at as i64
+                } else {
+                    (at as i64 - ctx.now_ms as i64).max(0)
+                };
+                if milliseconds {
+                    value
+                } else {
+                    (value + 500) / 1000
+                }
+            }
+        },
+    };
+    encode::integer(ctx.out, reply);
+    Ok(())
+}
+
+/// TTL key
+pub fn ttl(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    ttl_generic(ctx, args[1], false, false)
+}
+
+/// PTTL key
+pub fn pttl(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    ttl_generic(ctx, args[1], true, false)
+}
+
+/// EXPIRETIME key
+pub fn expiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    ttl_generic(ctx, args[1], false, true)
+}
+
+/// PEXPIRETIME key
+pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    ttl_generic(ctx, args[1], true, true)
+}
+
+/// PERSIST key
+pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let had_ttl = ctx
+        .keyspace
+        .peek(ctx.db, args[1], ctx.now_ms)
+        .is_some_and(|entry| entry.expire_at_ms.is_some());
+    if had_ttl {
+        ctx.keyspace.set_expire(ctx.db, args[1], None, ctx.now_ms);
+    }
+    encode::integer(ctx.out, i64::from(had_ttl));
+    Ok(())
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> CommandResult {
+    let (db, now_ms, source, target) = (ctx.db, ctx.now_ms, args[1], args[2]);
+    if ctx.keyspace.peek(db, source, now_ms).is_none() {
+        return Err(errors::NO_SUCH_KEY.into());
+    }
+    if source == target {
+        if only_if_new {
+            encode::integer(ctx.out, 0);
+        } else {
+            encode::ok(ctx.out);
+        }
+        return Ok(());
+    }
+    if only_if_new && ctx.keyspace.peek(db, target, now_ms).is_some() {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    }
+    let entry = ctx
+        .keyspace
+        .remove(db, source, now_ms)
+        .expect("checked above");
+    ctx.keyspace
+        .insert(db, target, entry.value, entry.expire_at_ms, now_ms);
+    if only_if_new {
+        encode::integer(ctx.out, 1);
+    } else {
+        encode::ok(ctx.out);
+    }
+    Ok(())
+}
+
+/// RENAME key newkey
+pub fn rename(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    rename_generic(ctx, args, false)
+}
+
+/// RENAMENX key newkey
+pub fn renamenx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    rename_generic(ctx, args, true)
+}
+
+/// Parses a database index argument.
+pub fn parse_db(arg: &[u8]) -> Result<usize, CommandError> {
+    let index = parse_integer(arg)?;
+    if index < 0 || index as usize >= DATABASE_COUNT {
+        return Err(errors::DB_INDEX.into());
+    }
+    Ok(index as usize)
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+pub fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (mut target_db, mut replace) = (ctx.db, false);
+    let mut index = 3;
+    while index < args.len() {
+        if is(args[index], "REPLACE") {
+            replace = true;
+        } else if is(args[index], "DB") && index + 1 < args.len() {
+            target_db = parse_db(args[index + 1])?;
+            index += 1;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 1;
+    }
+    let (db, now_ms, source, target) = (ctx.db, ctx.now_ms, args[1], args[2]);
+    if source == target && db == target_db {
+        return Err("ERR source and destination objects are the same".into());
+    }
+    let Some(entry) = ctx.keyspace.peek(db, source, now_ms).cloned() else {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    };
+    if !replace && ctx.keyspace.peek(target_db, target, now_ms).is_some() {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    }
+    ctx.keyspace
+        .insert(target_db, target, entry.value, entry.expire_at_ms, now_ms);
+    encode::integer(ctx.out, 1);
+    Ok(())
+}
+
+/// MOVE key db
+pub fn move_key(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let target_db = parse_db(args[2])?;
+    let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
+    if target_db == db {
+        return Err("ERR source and destination objects are the same".into());
+    }
+    if ctx.keyspace.peek(db, key, now_ms).is_none()
+        || ctx.keyspace.peek(target_db, key, now_ms).is_some()
+    {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    }
+    let entry = ctx.keyspace.remove(db, key, now_ms).expect("checked above");
+    ctx.keyspace
+        .insert(target_db, key, entry.value, entry.expire_at_ms, now_ms);
+    encode::integer(ctx.out, 1);
+    Ok(())
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT key, OBJECT HELP
+pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let subcommand = args[1];
+    if is(subcommand, "HELP") && args.len() == 2 {
+        encode::array_len(ctx.out, OBJECT_HELP.len());
+        for line in OBJECT_HELP {
+            encode::simple(ctx.out, line.as_bytes());
+        }
+        return Ok(());
+    }
+    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"]
+        .iter()
+        .any(|name| is(subcommand, name));
+    if !known || args.len() != 3 {
+        return Err(unknown_subcommand_message("object", subcommand).into());
+    }
+    let lfu = ctx.config.maxmemory_policy.contains("lfu");
+    let Some(entry) = ctx.keyspace.peek(ctx.db, args[2], ctx.now_ms) else {
+        encode::null(ctx.out, ctx.protocol);
+        return Ok(());
+    };
+    if is(subcommand, "ENCODING") {
+        encode::bulk(ctx.out, entry.value.encoding_name().as_bytes());
+    } else if is(subcommand, "REFCOUNT") {
+        encode::integer(ctx.out, 1);
+    } else if is(subcommand, "IDLETIME") {
+        if lfu {
+            return Err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());
+        }
+        let idle_s = lru_clock(ctx.now_ms).wrapping_sub(entry.access);
+        encode::integer(ctx.out, i64::from(idle_s));
+    } else {
+        if !lfu {
+            return Err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());
+        }
+        encode::integer(ctx.out, i64::from(entry.access));
+    }
+    Ok(())
+}

@@ -1,0 +1,524 @@
+//! The command table, the one place that knows every command: its arity, flags, key positions,
+//! documentation and handler. COMMAND INFO/DOCS, routing to the owning shard and argument
+//! checks all read it. Command families live one per file beside this one.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use ember_resp::Protocol;
+use ember_store::Keyspace;
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::shard::Shard;
+use crate::stats::ShardStats;
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+
+/// An error reply: the full message, code first (`ERR ...`, `WRONGTYPE ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError(pub Cow<'static, str>);
+
+impl From<&'static str> for CommandError {
+    fn from(message: &'static str) -> Self {
+        Self(Cow::Borrowed(message))
+    }
+}
+
+impl From<String> for CommandError {
+    fn from(message: String) -> Self {
+        Self(Cow::Owned(message))
+    }
+}
+
+/// What a handler returns; the reply itself is already in the output buffer when `Ok`.
+pub type CommandResult = Result<(), CommandError>;
+
+/// Redis 7.2's wording of the common errors.
+pub mod errors {
+    /// An argument or value that is not an integer.
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    /// INCR and friends past i64.
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    /// An argument or value that is not a float.
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    /// Options that do not parse.
+    pub const SYNTAX: &str = "ERR syntax error";
+    /// RENAME and friends on a missing key.
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    /// SELECT and friends past the last database.
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    /// A string grown past proto-max-bulk-len.
+    pub const STRING_TOO_LONG: &str =
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    /// Commands before AUTH.
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
+}
+
+/// Where a command's keys are: Redis's (first, last, step), `last` negative counting from the end.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// Position of the first key; 0 for none.
+    pub first: i32,
+    /// Position of the last key; -1 is the last argument.
+    pub last: i32,
+    /// Distance between keys.
+    pub step: i32,
+}
+
+const NO_KEYS: KeySpec = KeySpec {
+    first: 0,
+    last: 0,
+    step: 0,
+};
+const ONE_KEY: KeySpec = KeySpec {
+    first: 1,
+    last: 1,
+    step: 1,
+};
+const TWO_KEYS: KeySpec = KeySpec {
+    first: 1,
+    last: 2,
+    step: 1,
+};
+const ALL_KEYS: KeySpec = KeySpec {
+    first: 1,
+    last: -1,
+    step: 1,
+};
+const PAIRS: KeySpec = KeySpec {
+    first: 1,
+    last: -1,
+    step: 2,
+};
+const SECOND_ARG_KEY: KeySpec = KeySpec {
+    first: 2,
+    last: 2,
+    step: 1,
+};
+
+impl KeySpec {
+    /// Argument positions of the keys in a request of `arg_count` arguments.
+    pub fn positions(&self, arg_count: usize) -> impl Iterator<Item = usize> {
+        let count = arg_count as i32;
+        let (first, step) = (self.first, self.step.max(1));
+        let last = if self.last < 0 {
+            count + self.last
+        } else {
+            self.last.min(count - 1)
+        };
+        let end = if self.first == 0 || first >= count {
+            0
+        } else {
+            last + 1
+        };
+        (first.max(0)..end.max(first.max(0)))
+            .step_by(step as usize)
+            .map(|p| p as usize)
+    }
+}
+
+/// Everything a keyspace command needs: the keyspace that owns its keys and the caller's state.
+pub struct Ctx<'a> {
+    /// The owning shard's keyspace.
+    pub keyspace: &'a mut Keyspace,
+    /// The caller's database.
+    pub db: usize,
+    /// The caller's protocol.
+    pub protocol: Protocol,
+    /// Current time, milliseconds since the epoch, read once per batch.
+    pub now_ms: u64,
+    /// Reply buffer.
+    pub out: &'a mut Vec<u8>,
+    /// The owning shard's configuration.
+    pub config: &'a Config,
+    /// The owning shard's statistics (hits and misses).
+    pub stats: &'a ShardStats,
+    /// CLIENT NO-TOUCH of the caller.
+    pub no_touch: bool,
+}
+
+/// What a connection-state command needs.
+pub struct ConnectionCtx<'a> {
+    /// The connection.
+    pub client: &'a mut Client,
+    /// The shard the connection lives on.
+    pub shard: &'a Shard,
+    /// Reply buffer.
+    pub out: &'a mut Vec<u8>,
+}
+
+/// A command that reads or writes keys; runs on the shard that owns them.
+pub type KeyspaceFn = fn(&mut Ctx<'_>, &[&[u8]]) -> CommandResult;
+/// A command that changes only the connection; runs where the connection lives.
+pub type ConnectionFn = fn(&mut ConnectionCtx<'_>, &[&[u8]]) -> CommandResult;
+
+/// Commands that involve every shard; run by [`crate::cluster`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterOp {
+    /// DBSIZE
+    DbSize,
+    /// FLUSHDB
+    FlushDb,
+    /// FLUSHALL
+    FlushAll,
+    /// SWAPDB
+    SwapDb,
+    /// KEYS
+    Keys,
+    /// SCAN
+    Scan,
+    /// RANDOMKEY
+    RandomKey,
+    /// INFO
+    Info,
+    /// CONFIG
+    Config,
+    /// CLIENT
+    Client,
+    /// SLOWLOG
+    Slowlog,
+    /// LATENCY
+    Latency,
+    /// SHUTDOWN
+    Shutdown,
+    /// DEBUG
+    Debug,
+}
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// On the shard owning its keys.
+    Keyspace(KeyspaceFn),
+    /// On the connection's shard, with the connection.
+    Connection(ConnectionFn),
+    /// Across shards.
+    Cluster(ClusterOp),
+}
+
+/// What to do when a keyspace command's keys live on several shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Every key must be on one shard (single-key commands never split).
+    None,
+    /// MGET: ask each shard for its keys, put the values back in request order.
+    Gather,
+    /// MSET: each shard sets its pairs (under a hold, so no reader sees half).
+    Pairs,
+    /// DEL, UNLINK, EXISTS, TOUCH: each shard counts its keys, the counts add up.
+    Sum,
+    /// Anything else (MSETNX, RENAME, COPY, LCS): hold the shards, copy the keys into a scratch
+    /// keyspace, run there, write back what changed.
+    Scratch,
+}
+
+/// One command.
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: exact when positive, at least `-arity` when negative (the name counts).
+    pub arity: i32,
+    /// COMMAND flags.
+    pub flags: &'static [&'static str],
+    /// Key positions.
+    pub keys: KeySpec,
+    /// COMMAND DOCS group.
+    pub group: &'static str,
+    /// COMMAND DOCS summary.
+    pub summary: &'static str,
+    /// Redis version that introduced it.
+    pub since: &'static str,
+    /// How it runs.
+    pub handler: Handler,
+    /// How it splits across shards.
+    pub split: Split,
+    /// Commands allowed before AUTH.
+    pub no_auth: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn command(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: KeySpec,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    let mut no_auth = false;
+    let mut index = 0;
+    while index < flags.len() {
+        let flag = flags[index].as_bytes();
+        if flag.len() == 7
+            && flag[0] == b'n'
+            && flag[1] == b'o'
+            && flag[2] == b'_'
+            && flag[3] == b'a'
+        {
+            no_auth = true; // "no_auth"
+        }
+        index += 1;
+    }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys,
+        group,
+        summary,
+        since,
+        handler,
+        split: Split::None,
+        no_auth,
+    }
+}
+
+const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
+    spec.split = split;
+    spec
+}
+
+use Handler::{Cluster, Connection, Keyspace as Ks};
+
+const R_FAST: &[&str] = &["readonly", "fast"];
+const R: &[&str] = &["readonly"];
+const W_FAST: &[&str] = &["write", "fast"];
+const W: &[&str] = &["write"];
+const W_OOM: &[&str] = &["write", "denyoom"];
+const W_OOM_FAST: &[&str] = &["write", "denyoom", "fast"];
+const CONN_NO_AUTH: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+/// Every command Ember serves.
+pub static COMMANDS: &[CommandSpec] = &[
+    // connection
+    command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
+    command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),
+    command("ping", -1, &["fast"], NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)),
+    command("echo", 2, &["fast"], NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),
+    command("select", 2, &["loading", "stale", "fast"], NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
+    command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)),
+    command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)),
+    command("client", -2, &["sentinel"], NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Cluster(ClusterOp::Client)),
+    // server
+    command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Cluster(ClusterOp::SwapDb)),
+    command("command", -1, &["loading", "stale"], NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.", Connection(server::command)),
+    command("info", -1, &["loading", "stale"], NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Cluster(ClusterOp::Info)),
+    command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Cluster(ClusterOp::Config)),
+    command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Cluster(ClusterOp::DbSize)),
+    command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Cluster(ClusterOp::FlushDb)),
+    command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Cluster(ClusterOp::FlushAll)),
+    command("time", 1, &["loading", "stale", "fast"], NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
+    command("lastsave", 1, &["loading", "stale", "fast"], NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
+    command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Cluster(ClusterOp::Shutdown)),
+    command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Cluster(ClusterOp::Debug)),
+    command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Cluster(ClusterOp::Slowlog)),
+    command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Cluster(ClusterOp::Latency)),
+    command("function", -2, &["noscript"], NO_KEYS, "scripting", "7.0.0", "A container for function commands.", Connection(server::function)),
+    // strings
+    command("get", 2, R_FAST, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.", Ks(strings::get)),
+    command("set", -3, W_OOM, ONE_KEY, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", Ks(strings::set)),
+    command("setnx", 3, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", Ks(strings::setnx)),
+    command("setex", 4, W_OOM, ONE_KEY, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", Ks(strings::setex)),
+    command("psetex", 4, W_OOM, ONE_KEY, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", Ks(strings::psetex)),
+    command("getset", 3, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", Ks(strings::getset)),
+    command("getdel", 2, W_FAST, ONE_KEY, "string", "6.2.0", "Returns the string value of a key after deleting the key.", Ks(strings::getdel)),
+    command("getex", -2, W_FAST, ONE_KEY, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", Ks(strings::getex)),
+    split(command("mget", -2, R_FAST, ALL_KEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", Ks(strings::mget)), Split::Gather),
+    split(command("mset", -3, W_OOM, PAIRS, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", Ks(strings::mset)), Split::Pairs),
+    split(command("msetnx", -3, W_OOM, PAIRS, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", Ks(strings::msetnx)), Split::Scratch),
+    command("incr", 2, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", Ks(strings::incr)),
+    command("decr", 2, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", Ks(strings::decr)),
+    command("incrby", 3, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", Ks(strings::incrby)),
+    command("decrby", 3, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", Ks(strings::decrby)),
+    command("incrbyfloat", 3, W_OOM_FAST, ONE_KEY, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", Ks(strings::incrbyfloat)),
+    command("append", 3, W_OOM_FAST, ONE_KEY, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", Ks(strings::append)),
+    command("strlen", 2, R_FAST, ONE_KEY, "string", "2.2.0", "Returns the length of a string value.", Ks(strings::strlen)),
+    command("getrange", 4, R, ONE_KEY, "string", "2.4.0", "Returns a substring of the string stored at a key.", Ks(strings::getrange)),
+    command("substr", 4, R, ONE_KEY, "string", "1.0.0", "Returns a substring from a string value.", Ks(strings::getrange)),
+    command("setrange", 4, W_OOM, ONE_KEY, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", Ks(strings::setrange)),
+    split(command("lcs", -3, R, TWO_KEYS, "string", "7.0.0", "Finds the longest common substring.", Ks(strings::lcs)), Split::Scratch),
+    // keys
+    split(command("del", -2, W, ALL_KEYS, "generic", "1.0.0", "Deletes one or more keys.", Ks(keys::del)), Split::Sum),
+    split(command("unlink", -2, W_FAST, ALL_KEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", Ks(keys::del)), Split::Sum),
+    split(command("exists", -2, R_FAST, ALL_KEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", Ks(keys::exists)), Split::Sum),
+    split(command("touch", -2, R_FAST, ALL_KEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", Ks(keys::touch)), Split::Sum),
+    command("type", 2, R_FAST, ONE_KEY, "generic", "1.0.0", "Determines the type of value stored at a key.", Ks(keys::type_of)),
+    command("expire", -3, W_FAST, ONE_KEY, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", Ks(keys::expire)),
+    command("pexpire", -3, W_FAST, ONE_KEY, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", Ks(keys::pexpire)),
+    command("expireat", -3, W_FAST, ONE_KEY, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", Ks(keys::expireat)),
+    command("pexpireat", -3, W_FAST, ONE_KEY, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", Ks(keys::pexpireat)),
+    command("ttl", 2, R_FAST, ONE_KEY, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", Ks(keys::ttl)),
+    command("pttl", 2, R_FAST, ONE_KEY, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", Ks(keys::pttl)),
+    command("expiretime", 2, R_FAST, ONE_KEY, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", Ks(keys::expiretime)),
+    command("pexpiretime", 2, R_FAST, ONE_KEY, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", Ks(keys::pexpiretime)),
+    command("persist", 2, W_FAST, ONE_KEY, "generic", "2.2.0", "Removes the expiration time of a key.", Ks(keys::persist)),
+    split(command("rename", 3, W, TWO_KEYS, "generic", "1.0.0", "Renames a key and overwrites the destination.", Ks(keys::rename)), Split::Scratch),
+    split(command("renamenx", 3, W_FAST, TWO_KEYS, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", Ks(keys::renamenx)), Split::Scratch),
+    split(command("copy", -3, W_OOM, TWO_KEYS, "generic", "6.2.0", "Copies the value of a key to a new key.", Ks(keys::copy)), Split::Scratch),
+    command("move", 3, W_FAST, ONE_KEY, "generic", "1.0.0", "Moves a key to another database.", Ks(keys::move_key)),
+    command("keys", 2, R, NO_KEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", Cluster(ClusterOp::Keys)),
+    command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Cluster(ClusterOp::Scan)),
+    command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Cluster(ClusterOp::RandomKey)),
+    command("object", -2, R, SECOND_ARG_KEY, "generic", "2.2.3", "A container for object introspection commands.", Ks(keys::object)),
+];
+
+/// Longest command name looked up; longer names are unknown without a copy.
+const COMMAND_NAME_LEN_MAX: usize = 32;
+
+static BY_NAME: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| (spec.name.as_bytes(), index))
+        .collect()
+});
+
+/// Names in table order, for statistics.
+pub static NAMES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| COMMANDS.iter().map(|spec| spec.name).collect());
+
+/// Finds a command by name, any case, returning its table index.
+pub fn lookup(name: &[u8]) -> Option<usize> {
+    if name.len() > COMMAND_NAME_LEN_MAX {
+        return None;
+    }
+    let mut lower = [0u8; COMMAND_NAME_LEN_MAX];
+    for (slot, byte) in lower.iter_mut().zip(name) {
+        *slot = byte.to_ascii_lowercase();
+    }
+    BY_NAME.get(&lower[..name.len()]).copied()
+}
+
+/// True when `arg_count` arguments satisfy `arity`.
+pub fn arity_ok(arity: i32, arg_count: usize) -> bool {
+    if arity >= 0 {
+        arg_count == arity as usize
+    } else {
+        arg_count >= arity.unsigned_abs() as usize
+    }
+}
+
+/// Redis's reply to an unknown command.
+pub fn unknown_command_message(args: &[&[u8]]) -> String {
+    let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();
+    let mut message = format!("ERR unknown command '{name}', with args beginning with: ");
+    for arg in &args[1..] {
+        if message.len() >= 128 + 60 {
+            break;
+        }
+        let shown = &arg[..arg.len().min(128)];
+        message.push_str(&format!("'{}' ", String::from_utf8_lossy(shown)));
+    }
+    message
+}
+
+/// Redis's reply to a wrong argument count.
+pub fn arity_message(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+/// Redis's reply to an unknown subcommand.
+pub fn unknown_subcommand_message(container: &str, subcommand: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(&subcommand[..subcommand.len().min(128)]),
+        container.to_ascii_uppercase()
+    )
+}
+
+/// Parses an integer argument as Redis does (`string2ll`).
+///
+/// # Errors
+/// [`errors::NOT_INTEGER`].
+pub fn parse_integer(arg: &[u8]) -> Result<i64, CommandError> {
+    ember_resp::parse_i64(arg).ok_or_else(|| errors::NOT_INTEGER.into())
+}
+
+/// Parses a float argument as Redis's `strtold`-based parser: no spaces, no NaN.
+///
+/// # Errors
+/// [`errors::NOT_FLOAT`].
+pub fn parse_float(arg: &[u8]) -> Result<f64, CommandError> {
+    let text = std::str::from_utf8(arg).map_err(|_| CommandError::from(errors::NOT_FLOAT))?;
+    if text.is_empty()
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace)
+    {
+        return Err(errors::NOT_FLOAT.into());
+    }
+    let value: f64 = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        lower if lower.contains("nan") => return Err(errors::NOT_FLOAT.into()),
+        _ => text
+            .parse()
+            .map_err(|_| CommandError::from(errors::NOT_FLOAT))?,
+    };
+    Ok(value)
+}
+
+/// True when `arg` equals `word`, ignoring ASCII case.
+pub fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_positions() {
+        let cases: &[(KeySpec, usize, &[usize])] = &[
+            (ONE_KEY, 2, &[1]),
+            (ALL_KEYS, 4, &[1, 2, 3]),
+            (PAIRS, 5, &[1, 3]),
+            (TWO_KEYS, 3, &[1, 2]),
+            (TWO_KEYS, 5, &[1, 2]),
+            (SECOND_ARG_KEY, 3, &[2]),
+            (SECOND_ARG_KEY, 2, &[]),
+            (NO_KEYS, 3, &[]),
+        ];
+        for (spec, count, expected) in cases {
+            assert_eq!(
+                spec.positions(*count).collect::<Vec<_>>(),
+                *expected,
+                "{spec:?} with {count}"
+            );
+        }
+    }
+
+    #[test]
+    fn lookup_any_case() {
+        assert_eq!(COMMANDS[lookup(b"GeT").unwrap()].name, "get");
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+        assert!(COMMANDS[lookup(b"auth").unwrap()].no_auth);
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            unknown_command_message(&[b"foo", b"a", b"b"]),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            arity_message("get"),
+            "ERR wrong number of arguments for 'get' command"
+        );
+    }
+}

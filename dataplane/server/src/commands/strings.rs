@@ -1,0 +1,674 @@
+//! String commands: GET, SET and their family, counters, ranges, LCS.
+
+use ember_resp::encode;
+use ember_store::{Entry, ExpireAtMs, Value};
+
+use super::{errors, is, parse_float, parse_integer, CommandError, CommandResult, Ctx};
+
+/// Reads `key` for a read command, counting the hit or miss.
+fn read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Option<&'a Entry> {
+    let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
+    ctx.stats.count_lookup(entry.is_some());
+    entry
+}
+
+/// A read that touches the key's access time unless the client asked for CLIENT NO-TOUCH.
+fn lookup<'a>(
+    keyspace: &'a mut ember_store::Keyspace,
+    db: usize,
+    key: &[u8],
+    now_ms: u64,
+    no_touch: bool,
+) -> Option<&'a Entry> {
+    if no_touch {
+        keyspace.peek(db, key, now_ms)
+    } else {
+        keyspace.get(db, key, now_ms)
+    }
+}
+
+fn reply_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Int(int) => encode::bulk_integer(out, *int),
+        Value::Str(bytes) => encode::bulk(out, bytes),
+    }
+}
+
+fn reply_optional(ctx: &mut Ctx<'_>, value: Option<&Value>) {
+    match value {
+        Some(value) => reply_value(ctx.out, value),
+        None => encode::null(ctx.out, ctx.protocol),
+    }
+}
+
+/// GET key
+pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let protocol = ctx.protocol;
+    let entry = lookup(ctx.keyspace, ctx.db, args[1], ctx.now_ms, ctx.no_touch);
+    ctx.stats.count_lookup(entry.is_some());
+    match entry {
+        Some(entry) => reply_value(ctx.out, &entry.value),
+        None => encode::null(ctx.out, protocol),
+    }
+    Ok(())
+}
+
+/// When a write's key should expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpireOption {
+    /// No expiry option: the key loses any TTL (SET) or keeps it (GETEX).
+    Unset,
+    /// KEEPTTL
+    Keep,
+    /// PERSIST
+    Persist,
+    /// EX/PX/EXAT/PXAT, as an absolute time.
+    At(u64),
+}
+
+/// Converts an EX/PX/EXAT/PXAT argument to an absolute time; Redis's checks and wording.
+fn expire_at(
+    ctx: &Ctx<'_>,
+    unit_ms: u64,
+    absolute: bool,
+    arg: &[u8],
+    command: &str,
+) -> Result<u64, CommandError> {
+    let amount = parse_integer(arg)?;
+    let invalid = || CommandError::from(format!("ERR invalid expire time in '{command}' command"));
+    if amount <= 0 {
+        return Err(invalid());
+    }
+    let ms = (amount as u64)
+        .checked_mul(unit_ms)
+        .filter(|ms| *ms <= i64::MAX as u64)
+        .ok_or_else(invalid)?;
+    let at = if absolute {
+        ms
+    } else {
+        ctx.now_ms
+            .checked_add(ms)
+            .filter(|at| *at <= i64::MAX as u64)
+            .ok_or_else(invalid)?
+    };
+    Ok(at)
+}
+
+/// Parses SET's and GETEX's options.
+struct WriteOptions {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    expire: ExpireOption,
+}
+
+fn parse_write_options(
+    ctx: &Ctx<'_>,
+    options: &[&[u8]],
+    command: &str,
+    allow_set_flags: bool,
+) -> Result<WriteOptions, CommandError> {
+    let mut parsed = WriteOptions {
+        nx: false,
+        xx: false,
+        get: false,
+        expire: ExpireOption::Unset,
+    };
+    let mut index = 0;
+    while index < options.len() {
+        let option = options[index];
+        let next = options.get(index + 1);
+        let expire_unset = parsed.expire == ExpireOption::Unset;
+        if allow_set_flags && is(option, "NX") && !parsed.xx {
+            parsed.nx = true;
+        } else if allow_set_flags && is(option, "XX") && !parsed.nx {
+            parsed.xx = true;
+        } else if allow_set_flags && is(option, "GET") {
+            parsed.get = true;
+        } else if allow_set_flags && is(option, "KEEPTTL") && expire_unset {
+            parsed.expire = ExpireOption::Keep;
+        } else if !allow_set_flags && is(option, "PERSIST") && expire_unset {
+            parsed.expire = ExpireOption::Persist;
+        } else if expire_unset
+            && next.is_some()
+            && (is(option, "EX") || is(option, "PX") || is(option, "EXAT") || is(option, "PXAT"))
+        {
+            let unit_ms = if is(option, "EX") || is(option, "EXAT") {
+                1000
+            } else {
+                1
+            };
+            let absolute = is(option, "EXAT") || is(option, "PXAT");
+            parsed.expire = ExpireOption::At(expire_at(
+                ctx,
+                unit_ms,
+                absolute,
+                next.expect("checked"),
+                command,
+            )?);
+            index += 1;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 1;
+    }
+    Ok(parsed)
+}
+
+/// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]
+pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let options = parse_write_options(ctx, &args[3..], "set", true)?;
+    let (key, value) = (args[1], args[2]);
+    let existing = ctx.keyspace.get(ctx.db, key, ctx.now_ms).cloned();
+    let condition_met = !(options.nx && existing.is_some() || options.xx && existing.is_none());
+    if condition_met {
+        let expire = match options.expire {
+            ExpireOption::Keep => existing.as_ref().and_then(|entry| entry.expire_at_ms),
+            ExpireOption::At(at) => Some(at),
+            ExpireOption::Unset | ExpireOption::Persist => None,
+        };
+        store(ctx, key, Value::from_bytes(value), expire);
+    }
+    if options.get {
+        reply_optional(ctx, existing.as_ref().map(|entry| &entry.value));
+    } else if condition_met {
+        encode::ok(ctx.out);
+    } else {
+        encode::null(ctx.out, ctx.protocol);
+    }
+    Ok(())
+}
+
+/// Writes `value` with expiry `expire`; a time already past deletes the key instead, as Redis.
+fn store(ctx: &mut Ctx<'_>, key: &[u8], value: Value, expire: ExpireAtMs) {
+    if expire.is_some_and(|at| at <= ctx.now_ms) {
+        ctx.keyspace.remove(ctx.db, key, ctx.now_ms);
+    } else {
+        ctx.keyspace.insert(ctx.db, key, value, expire, ctx.now_ms);
+    }
+}
+
+/// SETNX key value
+pub fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let created = !ctx.keyspace.contains(ctx.db, args[1], ctx.now_ms);
+    if created {
+        ctx.keyspace.insert(
+            ctx.db,
+            args[1],
+            Value::from_bytes(args[2]),
+            None,
+            ctx.now_ms,
+        );
+    }
+    encode::integer(ctx.out, i64::from(created));
+    Ok(())
+}
+
+fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[&[u8]], unit_ms: u64, command: &str) -> CommandResult {
+    let at = expire_at(ctx, unit_ms, false, args[2], command)?;
+    store(ctx, args[1], Value::from_bytes(args[3]), Some(at));
+    encode::ok(ctx.out);
+    Ok(())
+}
+
+/// SETEX key seconds value
+pub fn setex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    set_with_ttl(ctx, args, 1000, "setex")
+}
+
+/// PSETEX key milliseconds value
+pub fn psetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    set_with_ttl(ctx, args, 1, "psetex")
+}
+
+/// GETSET key value
+pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let previous = ctx.keyspace.insert(
+        ctx.db,
+        args[1],
+        Value::from_bytes(args[2]),
+        None,
+        ctx.now_ms,
+    );
+    reply_optional(ctx, previous.as_ref().map(|entry| &entry.value));
+    Ok(())
+}
+
+/// GETDEL key
+pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let removed = ctx.keyspace.remove(ctx.db, args[1], ctx.now_ms);
+    ctx.stats.count_lookup(removed.is_some());
+    reply_optional(ctx, removed.as_ref().map(|entry| &entry.value));
+    Ok(())
+}
+
+/// GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]
+pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let options = parse_write_options(ctx, &args[2..], "getex", false)?;
+    let key = args[1];
+    let Some(entry) = read(ctx, key).cloned() else {
+        encode::null(ctx.out, ctx.protocol);
+        return Ok(());
+    };
+    match options.expire {
+        ExpireOption::At(at) if at <= ctx.now_ms => {
+            ctx.keyspace.remove(ctx.db, key, ctx.now_ms);
+        }
+        ExpireOption::At(at) => {
+            ctx.keyspace.set_expire(ctx.db, key, Some(at), ctx.now_ms);
+        }
+        ExpireOption::Persist => {
+            ctx.keyspace.set_expire(ctx.db, key, None, ctx.now_ms);
+        }
+        ExpireOption::Unset | ExpireOption::Keep => {}
+    }
+    reply_value(ctx.out, &entry.value);
+    Ok(())
+}
+
+/// MGET key [key ...]
+pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    encode::array_len(ctx.out, args.len() - 1);
+    for key in &args[1..] {
+        let protocol = ctx.protocol;
+        let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
+        ctx.stats.count_lookup(entry.is_some());
+        match entry {
+            Some(entry) => reply_value(ctx.out, &entry.value),
+            None => encode::null(ctx.out, protocol),
+        }
+    }
+    Ok(())
+}
+
+fn check_pairs(args: &[&[u8]], command: &str) -> CommandResult {
+    if args.len() % 2 == 0 {
+        return Err(super::arity_message(command).into());
+    }
+    Ok(())
+}
+
+/// MSET key value [key value ...]
+pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    check_pairs(args, "mset")?;
+    for pair in args[1..].chunks_exact(2) {
+        ctx.keyspace.insert(
+            ctx.db,
+            pair[0],
+            Value::from_bytes(pair[1]),
+            None,
+            ctx.now_ms,
+        );
+    }
+    encode::ok(ctx.out);
+    Ok(())
+}
+
+/// MSETNX key value [key value ...]
+pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    check_pairs(args, "msetnx")?;
+    let any_exists = args[1..]
+        .chunks_exact(2)
+        .any(|pair| ctx.keyspace.contains(ctx.db, pair[0], ctx.now_ms));
+    if !any_exists {
+        for pair in args[1..].chunks_exact(2) {
+            ctx.keyspace.insert(
+                ctx.db,
+                pair[0],
+                Value::from_bytes(pair[1]),
+                None,
+                ctx.now_ms,
+            );
+        }
+    }
+    encode::integer(ctx.out, i64::from(!any_exists));
+    Ok(())
+}
+
+/// Adds `delta` to the integer at `key` (0 when absent), keeping its TTL.
+fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let result = match ctx.keyspace.get_mut(db, key, now_ms) {
+        Some(entry) => {
+            let current = match &entry.value {
+                Value::Int(int) => *int,
+                Value::Str(_) => return Err(errors::NOT_INTEGER.into()),
+            };
+            let next = current
+                .checked_add(delta)
+                .ok_or(CommandError::from(errors::OVERFLOW))?;
+            entry.value = Value::Int(next);
+            ctx.keyspace.value_changed(db, key);
+            next
+        }
+        None => {
+            ctx.keyspace
+                .insert(db, key, Value::Int(delta), None, now_ms);
+            delta
+        }
+    };
+    encode::integer(ctx.out, result);
+    Ok(())
+}
+
+/// INCR key
+pub fn incr(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    add(ctx, args[1], 1)
+}
+
+/// DECR key
+pub fn decr(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    add(ctx, args[1], -1)
+}
+
+/// INCRBY key increment
+pub fn incrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let delta = parse_integer(args[2])?;
+    add(ctx, args[1], delta)
+}
+
+/// DECRBY key decrement
+pub fn decrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let delta = parse_integer(args[2])?;
+    let negated = delta
+        .checked_neg()
+        .ok_or(CommandError::from("ERR decrement would overflow"))?;
+    add(ctx, args[1], negated)
+}
+
+/// INCRBYFLOAT key increment
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let increment = parse_float(args[2])?;
+    let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
+    let existing = ctx.keyspace.get(db, key, now_ms).cloned();
+    let current = match existing.as_ref().map(|entry| &entry.value) {
+        None => 0.0,
+        Some(Value::Int(int)) => *int as f64,
+        Some(Value::Str(bytes)) => parse_float(bytes)?,
+    };
+    let next = current + increment;
+    if !next.is_finite() {
+        return Err("ERR increment would produce NaN or Infinity".into());
+    }
+    let text = format!("{next}");
+    let expire = existing.and_then(|entry| entry.expire_at_ms);
+    ctx.keyspace
+        .insert(db, key, Value::from_bytes(text.as_bytes()), expire, now_ms);
+    encode::bulk(ctx.out, text.as_bytes());
+    Ok(())
+}
+
+/// APPEND key value
+pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (db, now_ms, key, suffix) = (ctx.db, ctx.now_ms, args[1], args[2]);
+    let limit = ctx.config.proto_max_bulk_len;
+    let length = match ctx.keyspace.get_mut(db, key, now_ms) {
+        Some(entry) => {
+            let mut bytes = entry.value.to_vec();
+            if bytes.len() + suffix.len() > limit {
+                return Err(errors::STRING_TOO_LONG.into());
+            }
+            bytes.extend_from_slice(suffix);
+            let length = bytes.len();
+            entry.value = Value::Str(ember_store::CompactBytes::from_vec(bytes));
+            ctx.keyspace.value_changed(db, key);
+            length
+        }
+        None => {
+            ctx.keyspace.insert(
+                db,
+                key,
+                Value::Str(ember_store::CompactBytes::new(suffix)),
+                None,
+                now_ms,
+            );
+            suffix.len()
+        }
+    };
+    encode::integer(ctx.out, length as i64);
+    Ok(())
+}
+
+/// STRLEN key
+pub fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let length = read(ctx, args[1]).map_or(0, |entry| entry.value.string_len());
+    encode::integer(ctx.out, length as i64);
+    Ok(())
+}
+
+/// GETRANGE key start end (and SUBSTR)
+pub fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let mut start = parse_integer(args[2])?;
+    let mut end = parse_integer(args[3])?;
+    let bytes = read(ctx, args[1])
+        .map(|entry| entry.value.to_vec())
+        .unwrap_or_default();
+    let length = bytes.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        encode::bulk(ctx.out, b"");
+        return Ok(());
+    }
+    if start < 0 {
+        start += length;
+    }
+    if end < 0 {
+        end += length;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= length {
+        end = length - 1;
+    }
+    if start > end || length == 0 {
+        encode::bulk(ctx.out, b"");
+    } else {
+        encode::bulk(ctx.out, &bytes[start as usize..=end as usize]);
+    }
+    Ok(())
+}
+
+/// SETRANGE key offset value
+pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let offset = parse_integer(args[2])?;
+    if offset < 0 {
+        return Err("ERR offset is out of range".into());
+    }
+    let (db, now_ms, key, patch) = (ctx.db, ctx.now_ms, args[1], args[3]);
+    let offset = offset as usize;
+    let existing = ctx.keyspace.get(db, key, now_ms).cloned();
+    let Some(entry) = existing else {
+        if patch.is_empty() {
+            encode::integer(ctx.out, 0);
+            return Ok(());
+        }
+        if offset + patch.len() > ctx.config.proto_max_bulk_len {
+            return Err(errors::STRING_TOO_LONG.into());
+        }
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(patch);
+        let length = bytes.len();
+        ctx.keyspace.insert(
+            db,
+            key,
+            Value::Str(ember_store::CompactBytes::from_vec(bytes)),
+            None,
+            now_ms,
+        );
+        encode::integer(ctx.out, length as i64);
+        return Ok(());
+    };
+    let mut bytes = entry.value.to_vec();
+    if patch.is_empty() {
+        encode::integer(ctx.out, bytes.len() as i64);
+        return Ok(());
+    }
+    if offset + patch.len() > ctx.config.proto_max_bulk_len {
+        return Err(errors::STRING_TOO_LONG.into());
+    }
+    if bytes.len() < offset + patch.len() {
+        bytes.resize(offset + patch.len(), 0);
+    }
+    bytes[offset..offset + patch.len()].copy_from_slice(patch);
+    let length = bytes.len();
+    ctx.keyspace.insert(
+        db,
+        key,
+        Value::Str(ember_store::CompactBytes::from_vec(bytes)),
+        entry.expire_at_ms,
+        now_ms,
+    );
+    encode::integer(ctx.out, length as i64);
+    Ok(())
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+pub fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (mut want_len, mut want_idx, mut with_match_len, mut min_match_len) =
+        (false, false, false, 0u64);
+    let mut index = 3;
+    while index < args.len() {
+        let option = args[index];
+        if is(option, "IDX") {
+            want_idx = true;
+        } else if is(option, "LEN") {
+            want_len = true;
+        } else if is(option, "WITHMATCHLEN") {
+            with_match_len = true;
+        } else if is(option, "MINMATCHLEN") && index + 1 < args.len() {
+            min_match_len = parse_integer(args[index + 1])?.max(0) as u64;
+            index += 1;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 1;
+    }
+    if want_len && want_idx {
+        return Err("ERR If you want both the length and indexes, please just use IDX.".into());
+    }
+    let a = read(ctx, args[1])
+        .map(|entry| entry.value.to_vec())
+        .unwrap_or_default();
+    let b = read(ctx, args[2])
+        .map(|entry| entry.value.to_vec())
+        .unwrap_or_default();
+    let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
+    if cells > (ctx.config.proto_max_bulk_len / std::mem::size_of::<u32>()) as u64 {
+        return Err(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len".into(),
+        );
+    }
+    let result = longest_common_subsequence(&a, &b, min_match_len);
+    if want_len {
+        encode::integer(ctx.out, result.text.len() as i64);
+    } else if want_idx {
+        encode::map_len(ctx.out, 2, ctx.protocol);
+        encode::bulk(ctx.out, b"matches");
+        encode::array_len(ctx.out, result.matches.len());
+        for found in &result.matches {
+            encode::array_len(ctx.out, if with_match_len { 3 } else { 2 });
+            for (start, end) in [found.a, found.b] {
+                encode::array_len(ctx.out, 2);
+                encode::integer(ctx.out, start as i64);
+                encode::integer(ctx.out, end as i64);
+            }
+            if with_match_len {
+                encode::integer(ctx.out, (found.a.1 - found.a.0 + 1) as i64);
+            }
+        }
+        encode::bulk(ctx.out, b"len");
+        encode::integer(ctx.out, result.text.len() as i64);
+    } else {
+        encode::bulk(ctx.out, &result.text);
+    }
+    Ok(())
+}
+
+/// One matching range of LCS IDX: inclusive (start, end) in each string.
+struct LcsMatch {
+    a: (usize, usize),
+    b: (usize, usize),
+}
+
+struct LcsResult {
+    text: Vec<u8>,
+    /// Ranges from the end of the strings backwards, as Redis lists them.
+    matches: Vec<LcsMatch>,
+}
+
+/// Dynamic-programming LCS, walked back from the end to collect contiguous ranges.
+fn longest_common_subsequence(a: &[u8], b: &[u8], min_match_len: u64) -> LcsResult {
+    let width = b.len() + 1;
+    let mut table = vec![0u32; (a.len() + 1) * width];
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let mut text = vec![0u8; table[a.len() * width + b.len()] as usize];
+    let mut remaining = text.len();
+    let mut matches = Vec::new();
+    let (mut i, mut j) = (a.len(), b.len());
+    let mut current: Option<LcsMatch> = None;
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            text[remaining - 1] = a[i - 1];
+            match current.as_mut() {
+                None => {
+                    current = Some(LcsMatch {
+                        a: (i - 1, i - 1),
+                        b: (j - 1, j - 1),
+                    })
+                }
+                Some(range) if range.a.0 == i && range.b.0 == j => {
+                    range.a.0 -= 1;
+                    range.b.0 -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if current
+                .as_ref()
+                .is_some_and(|range| range.a.0 == 0 || range.b.0 == 0)
+            {
+                emit = true;
+            }
+            remaining -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = current.is_some();
+        }
+        if emit {
+            let range = current.take().expect("emit needs a range");
+            if min_match_len == 0 || (range.a.1 - range.a.0 + 1) as u64 >= min_match_len {
+                matches.push(range);
+            }
+        }
+    }
+    LcsResult { text, matches }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lcs_as_redis_documents_it() {
+        let result = longest_common_subsequence(b"ohmytext", b"mynewtext", 0);
+        assert_eq!(result.text, b"mytext");
+        let ranges: Vec<_> = result.matches.iter().map(|m| (m.a, m.b)).collect();
+        assert_eq!(ranges, vec![((4, 7), (5, 8)), ((2, 3), (0, 1))]);
+        let long_only = longest_common_subsequence(b"ohmytext", b"mynewtext", 4);
+        assert_eq!(long_only.matches.len(), 1);
+        assert_eq!(longest_common_subsequence(b"", b"abc", 0).text, b"");
+    }
+}

@@ -1,0 +1,715 @@
+//! Configuration with Redis's names: command-line flags (`--port 7000`), a redis.conf-syntax file
+//! as the first argument, and CONFIG GET / SET at run time. Every parameter is declared once in
+//! [`PARAMETERS`] with its default, its kind and why it exists.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use ember_store::glob::glob_match;
+
+/// How a parameter's text is checked and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A signed integer within the bounds.
+    Integer { min: i64, max: i64 },
+    /// A byte count with Redis's unit suffixes (`100mb`, `1gb`).
+    Memory,
+    /// `yes` or `no`.
+    Bool,
+    /// One of the listed words.
+    Enum(&'static [&'static str]),
+    /// Free text.
+    Text,
+}
+
+/// Whether CONFIG SET may change a parameter while running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mutability {
+    Mutable,
+    Immutable,
+}
+
+struct Parameter {
+    name: &'static str,
+    default: &'static str,
+    kind: Kind,
+    mutability: Mutability,
+}
+
+const fn parameter(
+    name: &'static str,
+    default: &'static str,
+    kind: Kind,
+    mutability: Mutability,
+) -> Parameter {
+    Parameter {
+        name,
+        default,
+        kind,
+        mutability,
+    }
+}
+
+use Mutability::{Immutable, Mutable};
+
+/// Policies Redis names for `maxmemory-policy`.
+pub const EVICTION_POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+/// Every parameter Ember knows. Tunables Ember has no use for (listpack sizes, save points) are
+/// accepted, stored and reported, because clients and test harnesses set them.
+const PARAMETERS: &[Parameter] = &[
+    // Where to listen; 127.0.0.1 unless told otherwise, so a new server is not open to a network.
+    parameter("bind", "127.0.0.1", Kind::Text, Immutable),
+    parameter(
+        "port",
+        "6379",
+        Kind::Integer { min: 0, max: 65535 },
+        Immutable,
+    ),
+    // Shards (one executor pinned per core); 0 means one per online core.
+    parameter(
+        "threads",
+        "0",
+        Kind::Integer { min: 0, max: 1024 },
+        Immutable,
+    ),
+    // How long a shard spins before it parks: a parked core on a VM takes tens of us to wake.
+    parameter(
+        "busy-poll-us",
+        "50",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000,
+        },
+        Immutable,
+    ),
+    parameter("requirepass", "", Kind::Text, Mutable),
+    parameter(
+        "maxclients",
+        "10000",
+        Kind::Integer {
+            min: 1,
+            max: 1_000_000,
+        },
+        Mutable,
+    ),
+    // Largest bulk argument a client may send (Redis's default, 512 MB).
+    parameter("proto-max-bulk-len", "536870912", Kind::Memory, Mutable),
+    // Largest unparsed input a client may have buffered before it is disconnected (1 GB).
+    parameter(
+        "client-query-buffer-limit",
+        "1073741824",
+        Kind::Memory,
+        Mutable,
+    ),
+    parameter("maxmemory", "0", Kind::Memory, Mutable),
+    parameter(
+        "maxmemory-policy",
+        "noeviction",
+        Kind::Enum(EVICTION_POLICIES),
+        Mutable,
+    ),
+    parameter(
+        "maxmemory-samples",
+        "5",
+        Kind::Integer { min: 1, max: 64 },
+        Mutable,
+    ),
+    parameter(
+        "slowlog-log-slower-than",
+        "10000",
+        Kind::Integer {
+            min: -1,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "slowlog-max-len",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "latency-monitor-threshold",
+        "0",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    // Active expiry runs this many times a second, as Redis's `hz`.
+    parameter("hz", "10", Kind::Integer { min: 1, max: 500 }, Mutable),
+    parameter(
+        "databases",
+        "16",
+        Kind::Integer { min: 16, max: 16 },
+        Immutable,
+    ),
+    parameter(
+        "timeout",
+        "0",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "tcp-keepalive",
+        "300",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "loglevel",
+        "notice",
+        Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]),
+        Mutable,
+    ),
+    parameter("logfile", "", Kind::Text, Immutable),
+    parameter("daemonize", "no", Kind::Bool, Immutable),
+    parameter("protected-mode", "yes", Kind::Bool, Mutable),
+    parameter(
+        "metrics-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Immutable,
+    ),
+    parameter("save", "", Kind::Text, Mutable),
+    parameter("appendonly", "no", Kind::Bool, Mutable),
+    parameter(
+        "appendfsync",
+        "everysec",
+        Kind::Enum(&["always", "everysec", "no"]),
+        Mutable,
+    ),
+    parameter("dir", ".", Kind::Text, Mutable),
+    parameter("dbfilename", "dump.rdb", Kind::Text, Mutable),
+    parameter("lazyfree-lazy-user-del", "no", Kind::Bool, Mutable),
+    parameter("lazyfree-lazy-user-flush", "no", Kind::Bool, Mutable),
+    parameter(
+        "hash-max-listpack-entries",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "hash-max-listpack-value",
+        "64",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "hash-max-ziplist-entries",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "hash-max-ziplist-value",
+        "64",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "list-max-listpack-size",
+        "-2",
+        Kind::Integer {
+            min: i64::MIN,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "list-max-ziplist-size",
+        "-2",
+        Kind::Integer {
+            min: i64::MIN,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "list-compress-depth",
+        "0",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "set-max-intset-entries",
+        "512",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "set-max-listpack-entries",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "set-max-listpack-value",
+        "64",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "zset-max-listpack-entries",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "zset-max-listpack-value",
+        "64",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "zset-max-ziplist-entries",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "zset-max-ziplist-value",
+        "64",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter("activerehashing", "yes", Kind::Bool, Mutable),
+    parameter(
+        "lua-time-limit",
+        "5000",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter("notify-keyspace-events", "", Kind::Text, Mutable),
+    parameter(
+        "lfu-log-factor",
+        "10",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "lfu-decay-time",
+        "1",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "active-expire-effort",
+        "1",
+        Kind::Integer { min: 1, max: 10 },
+        Mutable,
+    ),
+    parameter("appendfilename", "appendonly.aof", Kind::Text, Immutable),
+    parameter("replica-read-only", "yes", Kind::Bool, Mutable),
+    parameter("close-on-oom", "no", Kind::Bool, Mutable),
+    parameter("enable-debug-command", "yes", Kind::Text, Immutable),
+];
+
+/// A configuration error, worded as Redis words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole configuration. Each shard holds its own copy; CONFIG SET is applied to every copy.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    /// Typed copies of the values read on hot paths.
+    pub port: u16,
+    /// Addresses to listen on.
+    pub bind: Vec<IpAddr>,
+    /// Shards to start (0 = one per online core).
+    pub threads: usize,
+    /// Spin before parking, microseconds.
+    pub busy_poll_us: u64,
+    /// Password of the default user; empty means none.
+    pub requirepass: String,
+    /// Most connections at once, all shards together.
+    pub maxclients: usize,
+    /// Largest bulk argument.
+    pub proto_max_bulk_len: usize,
+    /// Largest buffered unparsed input per client.
+    pub client_query_buffer_limit: usize,
+    /// Memory limit in bytes (0 = none).
+    pub maxmemory: u64,
+    /// Eviction policy name.
+    pub maxmemory_policy: String,
+    /// Commands slower than this (microseconds) enter the slow log; negative disables it.
+    pub slowlog_log_slower_than_us: i64,
+    /// Slow log entries kept per shard.
+    pub slowlog_max_len: usize,
+    /// Events above this many milliseconds are recorded by LATENCY (0 = off).
+    pub latency_monitor_threshold_ms: u64,
+    /// Active expiry ticks per second.
+    pub hz: u64,
+    /// Prometheus endpoint port (0 = off).
+    pub metrics_port: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let values = PARAMETERS
+            .iter()
+            .map(|p| (p.name, p.default.to_string()))
+            .collect();
+        let mut config = Self {
+            values,
+            port: 0,
+            bind: Vec::new(),
+            threads: 0,
+            busy_poll_us: 0,
+            requirepass: String::new(),
+            maxclients: 0,
+            proto_max_bulk_len: 0,
+            client_query_buffer_limit: 0,
+            maxmemory: 0,
+            maxmemory_policy: String::new(),
+            slowlog_log_slower_than_us: 0,
+            slowlog_max_len: 0,
+            latency_monitor_threshold_ms: 0,
+            hz: 0,
+            metrics_port: 0,
+        };
+        config.refresh_typed().expect("defaults are valid");
+        config
+    }
+}
+
+impl Config {
+    /// Reads the command line: an optional redis.conf-syntax file first, then `--name value...`
+    /// pairs, which win over the file.
+    ///
+    /// # Errors
+    /// An unknown parameter, a bad value or an unreadable file, with a message naming it.
+    pub fn from_args(args: &[String]) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let mut rest = args;
+        if let Some(first) = rest.first() {
+            if !first.starts_with("--") {
+                let text = std::fs::read_to_string(first).map_err(|error| {
+                    ConfigError(format!("cannot read config file '{first}': {error}"))
+                })?;
+                config.apply_file(&text)?;
+                rest = &rest[1..];
+            }
+        }
+        let mut index = 0;
+        while index < rest.len() {
+            let Some(name) = rest[index].strip_prefix("--") else {
+                return Err(ConfigError(format!(
+                    "unexpected argument '{}': options start with --",
+                    rest[index]
+                )));
+            };
+            index += 1;
+            let mut words = Vec::new();
+            while index < rest.len() && !rest[index].starts_with("--") {
+                words.push(rest[index].clone());
+                index += 1;
+            }
+            config.set_startup(name, &words.join(" "))?;
+        }
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let value = value.trim().trim_matches('"');
+            self.set_startup(name, value).map_err(|error| {
+                ConfigError(format!("config file line {}: {}", number + 1, error.0))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn set_startup(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let name = name.to_ascii_lowercase();
+        let parameter =
+            find(&name).ok_or_else(|| ConfigError(format!("unknown option '{name}'")))?;
+        self.store(parameter, value)
+    }
+
+    fn store(&mut self, parameter: &Parameter, value: &str) -> Result<(), ConfigError> {
+        let canonical = validate(parameter, value).map_err(|why| {
+            ConfigError(format!(
+                "invalid value '{value}' for '{}': {why}",
+                parameter.name
+            ))
+        })?;
+        let previous = self.values.insert(parameter.name, canonical);
+        if let Err(error) = self.refresh_typed() {
+            self.values.insert(
+                parameter.name,
+                previous.expect("every parameter has a value"),
+            );
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// CONFIG SET of one parameter.
+    ///
+    /// # Errors
+    /// Redis's CONFIG SET wording for an unknown, immutable or invalid parameter.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let Some(parameter) = find(&lower) else {
+            return Err(ConfigError(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )));
+        };
+        if parameter.mutability == Immutable {
+            return Err(ConfigError(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+            )));
+        }
+        self.store(parameter, value).map_err(|error| {
+            ConfigError(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {}",
+                error
+                    .0
+                    .split(": ")
+                    .last()
+                    .unwrap_or("argument couldn't be parsed")
+            ))
+        })
+    }
+
+    /// CONFIG GET: every (name, value) whose name matches `pattern`.
+    pub fn get_matching(&self, pattern: &str) -> Vec<(&'static str, String)> {
+        let pattern = pattern.to_ascii_lowercase();
+        self.values
+            .iter()
+            .filter(|(name, _)| glob_match(pattern.as_bytes(), name.as_bytes()))
+            .map(|(name, value)| (*name, value.clone()))
+            .collect()
+    }
+
+    fn integer(&self, name: &str) -> i64 {
+        parse_memory(&self.values[name]).expect("validated") // integers parse as memory too
+    }
+
+    fn refresh_typed(&mut self) -> Result<(), ConfigError> {
+        self.port = self.integer("port") as u16;
+        self.bind = self.values["bind"]
+            .split_whitespace()
+            .map(|word| {
+                word.trim_start_matches('-')
+                    .parse::<IpAddr>()
+                    .map_err(|_| ConfigError(format!("invalid bind address '{word}'")))
+            })
+            .collect::<Result<_, _>>()?;
+        if self.bind.is_empty() {
+            return Err(ConfigError("bind needs at least one address".into()));
+        }
+        self.threads = self.integer("threads") as usize;
+        self.busy_poll_us = self.integer("busy-poll-us") as u64;
+        self.requirepass = self.values["requirepass"].clone();
+        self.maxclients = self.integer("maxclients") as usize;
+        self.proto_max_bulk_len = self.integer("proto-max-bulk-len") as usize;
+        self.client_query_buffer_limit = self.integer("client-query-buffer-limit") as usize;
+        self.maxmemory = self.integer("maxmemory") as u64;
+        self.maxmemory_policy = self.values["maxmemory-policy"].clone();
+        self.slowlog_log_slower_than_us = self.integer("slowlog-log-slower-than");
+        self.slowlog_max_len = self.integer("slowlog-max-len") as usize;
+        self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;
+        self.hz = self.integer("hz") as u64;
+        self.metrics_port = self.integer("metrics-port") as u16;
+        Ok(())
+    }
+}
+
+fn find(name: &str) -> Option<&'static Parameter> {
+    PARAMETERS.iter().find(|p| p.name == name)
+}
+
+fn validate(parameter: &Parameter, value: &str) -> Result<String, &'static str> {
+    match parameter.kind {
+        Kind::Integer { min, max } => {
+            let number: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            if number < min || number > max {
+                return Err("argument must be between the allowed bounds");
+            }
+            Ok(number.to_string())
+        }
+        Kind::Memory => {
+            let bytes = parse_memory(value).ok_or("argument must be a memory value")?;
+            if bytes < 0 {
+                return Err("argument must be a memory value");
+            }
+            Ok(bytes.to_string())
+        }
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'"),
+        },
+        Kind::Enum(words) => {
+            let lower = value.to_ascii_lowercase();
+            if words.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err("argument(s) must be one of the following values")
+            }
+        }
+        Kind::Text => Ok(value.to_string()),
+    }
+}
+
+/// Parses Redis memory values: `1024`, `1k` (1000), `1kb` (1024), `mb`, `gb`, any case.
+pub fn parse_memory(text: &str) -> Option<i64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let units: &[(&str, i64)] = &[
+        ("kb", 1024),
+        ("mb", 1024 * 1024),
+        ("gb", 1024 * 1024 * 1024),
+        ("k", 1000),
+        ("m", 1000 * 1000),
+        ("g", 1000 * 1000 * 1000),
+    ];
+    for (suffix, multiplier) in units {
+        if let Some(number) = lower.strip_suffix(suffix) {
+            return number.parse::<i64>().ok()?.checked_mul(*multiplier);
+        }
+    }
+    lower.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let config = Config::from_args(&args(&[
+            "--port",
+            "7000",
+            "--threads",
+            "2",
+            "--maxmemory",
+            "1mb",
+        ]))
+        .unwrap();
+        assert_eq!(config.port, 7000);
+        assert_eq!(config.threads, 2);
+        assert_eq!(config.maxmemory, 1024 * 1024);
+        assert_eq!(config.bind, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert!(Config::from_args(&args(&["--nonsense", "1"])).is_err());
+        assert!(Config::from_args(&args(&["--port", "70000"])).is_err());
+    }
+
+    #[test]
+    fn config_file() {
+        let dir = std::env::temp_dir().join(format!("ember-config-test-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "# comment\nport 7001\nmaxmemory-policy allkeys-lru\nsave \"\"\n",
+        )
+        .unwrap();
+        let config = Config::from_args(&args(&[dir.to_str().unwrap(), "--port", "7002"])).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(config.port, 7002);
+        assert_eq!(config.maxmemory_policy, "allkeys-lru");
+    }
+
+    #[test]
+    fn config_set_and_get() {
+        let mut config = Config::default();
+        config.set("hash-max-listpack-entries", "512").unwrap();
+        assert_eq!(config.get_matching("hash-max-listpack-*")[0].1, "512");
+        assert!(config.set("port", "1").unwrap_err().0.contains("immutable"));
+        assert!(config
+            .set("nope", "1")
+            .unwrap_err()
+            .0
+            .starts_with("ERR Unknown option"));
+        assert!(config.set("maxmemory-policy", "bogus").is_err());
+        assert_eq!(parse_memory("2gb"), Some(2 * 1024 * 1024 * 1024));
+    }
+}

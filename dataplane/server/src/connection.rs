@@ -1,0 +1,231 @@
+//! One client connection: read what arrived, run every whole request in it, write all their
+//! replies with one send. Requests never allocate a frame: arguments are slices of the input
+//! buffer (up to 16 of them on the stack).
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use ember_resp::{encode, Limits, RequestParser};
+use smallvec::SmallVec;
+
+use crate::client::{Client, ClientHandle};
+use crate::commands::{self, ConnectionCtx, Handler, COMMANDS};
+use crate::dispatch::{self, Route};
+use crate::runtime::{AsyncReadExt, AsyncWriteExt, TcpStream};
+use crate::shard::Shard;
+use crate::stats::unix_time_ms;
+
+/// Input buffer a connection starts with; it grows for large requests and shrinks back after.
+const INPUT_BUFFER_LEN: usize = 16 * 1024;
+/// Pending output above which replies are written before the rest of a batch runs, so a long
+/// pipeline of large replies never holds more than about this much per connection.
+const OUTPUT_FLUSH_LEN: usize = 1024 * 1024;
+/// Input buffers larger than this are released once empty.
+const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHandle>) {
+    let authenticated = shard.config.borrow().requirepass.is_empty();
+    let mut client = Client {
+        handle: handle.clone(),
+        db: 0,
+        protocol: ember_resp::Protocol::Resp2,
+        authenticated,
+        no_touch: false,
+        no_evict: false,
+        close_after_reply: false,
+    };
+    let (bulk_len_max, query_buffer_limit) = {
+        let config = shard.config.borrow();
+        (config.proto_max_bulk_len, config.client_query_buffer_limit)
+    };
+    let mut parser = RequestParser::new(Limits {
+        bulk_len_max,
+        ..Limits::default()
+    });
+    let mut input = vec![0u8; INPUT_BUFFER_LEN];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut out: Vec<u8> = Vec::with_capacity(INPUT_BUFFER_LEN);
+    'connection: loop {
+        if start == end {
+            (start, end) = (0, 0);
+            if input.len() > INPUT_BUFFER_KEEP_LEN {
+                input = vec![0u8; INPUT_BUFFER_LEN];
+            }
+        }
+        // Room for what the pending request still needs, or at least one more byte.
+        let pending_len_wanted = parser.needed_len().max(end - start + 1);
+        if start + pending_len_wanted > input.len() {
+            input.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+            if pending_len_wanted > input.len() {
+                if pending_len_wanted > query_buffer_limit {
+                    eprintln!(
+                        "ember: closing client {} ({}): query buffer limit reached",
+                        handle.id, handle.addr
+                    );
+                    break;
+                }
+                let grown = pending_len_wanted
+                    .max(input.len() * 2)
+                    .min(query_buffer_limit);
+                input.resize(grown, 0);
+            }
+        }
+        let read = match stream.read(&mut input[end..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        end += read;
+        shard
+            .stats
+            .net_input_bytes
+            .set(shard.stats.net_input_bytes.get() + read as u64);
+        let now_ms = unix_time_ms();
+        loop {
+            match parser.parse(&input[start..end]) {
+                Ok(Some(consumed)) => {
+                    let request = parser.args(&input[start..end]);
+                    if !request.is_empty() {
+                        let args: SmallVec<[&[u8]; 16]> = request.iter().collect();
+                        execute(&shard, &mut client, &args, now_ms, &mut out).await;
+                    }
+                    start += consumed;
+                    if client.close_after_reply || handle.killed.get() {
+                        break;
+                    }
+                    if out.len() >= OUTPUT_FLUSH_LEN && !flush(&shard, &mut stream, &mut out).await
+                    {
+                        break 'connection;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    encode::error(&mut out, &error.redis_message());
+                    shard.stats.record_error(&error.redis_message());
+                    flush(&shard, &mut stream, &mut out).await;
+                    break 'connection;
+                }
+            }
+        }
+        if !flush(&shard, &mut stream, &mut out).await
+            || client.close_after_reply
+            || handle.killed.get()
+        {
+            break;
+        }
+    }
+    let _ = stream.close().await;
+}
+
+/// Writes pending replies in one send; false when the peer is gone.
+async fn flush(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let written = stream.write_all(out).await.is_ok();
+    shard
+        .stats
+        .net_output_bytes
+        .set(shard.stats.net_output_bytes.get() + out.len() as u64);
+    out.clear();
+    if out.capacity() > OUTPUT_FLUSH_LEN * 2 {
+        out.shrink_to(INPUT_BUFFER_LEN);
+    }
+    written
+}
+
+/// Runs one request and appends its reply to `out`.
+async fn execute(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) {
+    let started = Instant::now();
+    client.handle.last_interaction_ms.set(now_ms);
+    let Some(index) = commands::lookup(args[0]) else {
+        reply_error(shard, out, &commands::unknown_command_message(args));
+        return;
+    };
+    let spec = &COMMANDS[index];
+    client.handle.last_command.set(spec.name);
+    if !commands::arity_ok(spec.arity, args.len()) {
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, &commands::arity_message(spec.name));
+        return;
+    }
+    if !client.authenticated && !spec.no_auth {
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, commands::errors::NOAUTH);
+        return;
+    }
+    let reply_start = out.len();
+    let result = match spec.handler {
+        Handler::Keyspace(handler) => match dispatch::route(shard, spec, args) {
+            Route::Local => {
+                if shard.gate.blocks(None) {
+                    shard.gate.enter(None).await;
+                }
+                dispatch::run_local(
+                    shard,
+                    handler,
+                    client.db,
+                    client.protocol,
+                    client.no_touch,
+                    now_ms,
+                    args,
+                    out,
+                )
+            }
+            route => {
+                dispatch::run_elsewhere(shard, client, spec, route, args, now_ms, out).await;
+                Ok(())
+            }
+        },
+        Handler::Connection(handler) => handler(&mut ConnectionCtx { client, shard, out }, args),
+        Handler::Cluster(op) => crate::cluster::run(op, shard, client, args, out).await,
+    };
+    let failed = match result {
+        Err(error) => {
+            encode::error(out, &error.0);
+            true
+        }
+        Ok(()) => out.get(reply_start) == Some(&b'-'),
+    };
+    if failed {
+        let line_end = out[reply_start..]
+            .iter()
+            .position(|&b| b == b'\r')
+            .map_or(out.len(), |p| reply_start + p);
+        shard
+            .stats
+            .record_error(&String::from_utf8_lossy(&out[reply_start + 1..line_end]));
+    }
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    shard.stats.record_call(index, elapsed_us, failed);
+    let config = shard.config.borrow();
+    if config.slowlog_log_slower_than_us >= 0
+        && elapsed_us >= config.slowlog_log_slower_than_us as u64
+    {
+        let name = client.handle.name.borrow().clone();
+        shard.stats.slowlog_push(
+            args,
+            elapsed_us,
+            &client.handle.addr,
+            &name,
+            config.slowlog_max_len,
+        );
+    }
+    shard.stats.latency_sample(
+        "command",
+        elapsed_us / 1000,
+        config.latency_monitor_threshold_ms,
+    );
+}
+
+fn reply_error(shard: &Shard, out: &mut Vec<u8>, message: &str) {
+    encode::error(out, message);
+    shard.stats.record_error(message);
+}

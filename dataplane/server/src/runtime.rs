@@ -1,0 +1,113 @@
+//! The runtime seam: the only module that names glommio. Shards, listeners, streams, channels,
+//! timers and task queues are reached through these few functions and types, so another
+//! thread-per-core runtime can replace glommio by rewriting this file alone.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+pub use futures_lite::{AsyncReadExt, AsyncWriteExt};
+pub use glommio::channels::local_channel::{new_bounded as local_channel, LocalSender};
+pub use glommio::net::{TcpListener, TcpStream};
+pub use glommio::task::JoinHandle as Task;
+pub use glommio::TaskQueueHandle;
+
+/// Messages between shards travel over a full mesh of bounded single-producer channels.
+pub type MeshSenders<T> = glommio::channels::channel_mesh::Senders<T>;
+/// The receiving side of the mesh, one stream per peer.
+pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
+
+/// Starts `shard_count` executors, shard `i` pinned to CPU `cpus[i % cpus.len()]`, each
+/// spinning `busy_poll` before it parks, runs `shard_main(index, senders, receivers)` on each,
+/// and waits for all of them to finish.
+///
+/// # Errors
+/// When an executor cannot be created (no such CPU, io_uring refused by the kernel).
+pub fn run_shards<T, F, Fut>(
+    shard_count: usize,
+    cpus: &[usize],
+    busy_poll: Duration,
+    channel_capacity: usize,
+    shard_main: F,
+) -> io::Result<()>
+where
+    T: Send + 'static,
+    F: Fn(usize, MeshSenders<T>, Vec<(usize, MeshReceiver<T>)>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    assert!(shard_count > 0, "at least one shard");
+    let mesh: MeshBuilder<T, _> = MeshBuilder::full(shard_count, channel_capacity);
+    let mut handles = Vec::with_capacity(shard_count);
+    for index in 0..shard_count {
+        let placement = if cpus.is_empty() {
+            Placement::Unbound
+        } else {
+            Placement::Fixed(cpus[index % cpus.len()])
+        };
+        let mesh = mesh.clone();
+        let shard_main = shard_main.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("ember-shard-{index}"))
+            .spin_before_park(busy_poll)
+            .spawn(move || async move {
+                let (senders, mut receivers) = mesh.join().await.expect("mesh join");
+                let peer = senders.peer_id();
+                shard_main(peer, senders, receivers.streams()).await;
+            })
+            .map_err(|error| io::Error::other(format!("cannot start shard {index}: {error}")))?;
+        handles.push(handle);
+    }
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|error| io::Error::other(format!("shard failed: {error}")))?;
+    }
+    Ok(())
+}
+
+/// Binds a listener with SO_REUSEPORT, so every shard can bind the same address.
+///
+/// # Errors
+/// When the address is in use by another program or cannot be bound.
+pub fn listen(address: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(address).map_err(|error| io::Error::other(error.to_string()))
+}
+
+/// Runs `future` on this shard's current task queue.
+pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
+    glommio::spawn_local(future).detach()
+}
+
+/// Runs `future` on task queue `queue` of this shard.
+pub fn spawn_into<T: 'static>(
+    future: impl Future<Output = T> + 'static,
+    queue: TaskQueueHandle,
+) -> Task<T> {
+    glommio::spawn_local_into(future, queue)
+        .expect("task queue exists")
+        .detach()
+}
+
+/// A task queue for background work (expiry, metrics, inference) with `shares` relative to
+/// the default queue's 1000, so cache requests keep their latency.
+pub fn background_queue(name: &str, shares: usize) -> TaskQueueHandle {
+    glommio::executor().create_task_queue(
+        glommio::Shares::Static(shares),
+        glommio::Latency::NotImportant,
+        name,
+    )
+}
+
+/// Sleeps without blocking the shard.
+pub async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await;
+}
+
+/// Time this shard's executor spent running tasks (its busy time).
+pub fn busy_time() -> Duration {
+    glommio::executor().executor_stats().executor_runtime()
+}

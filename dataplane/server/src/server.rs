@@ -1,0 +1,281 @@
+//! Start-up: the shards, each with its listeners, its mesh receivers and its expiry task.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::client::ClientHandle;
+use crate::config::Config;
+use crate::dispatch;
+use crate::runtime::{self, MeshReceiver, MeshSenders, TcpListener};
+use crate::shard::{MeshMessage, Shard, Shared};
+use crate::stats::unix_time_ms;
+
+/// Messages waiting between two shards before a sender waits: enough for every connection of
+/// a busy shard to have a request in flight.
+const MESH_CHANNEL_CAPACITY: usize = 4096;
+/// Share of the background task queue (expiry) against the connections' 1000.
+const BACKGROUND_SHARES: usize = 100;
+/// Keys the active expiry removes between two checks of its time budget.
+const EXPIRE_KEYS_PER_SLICE: usize = 64;
+/// Time one expiry tick may spend, as Redis's 25% of a 100 ms tick at effort 1, scaled down:
+/// a tick that runs out of budget runs again 1 ms later instead of waiting a whole period.
+const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+
+/// Runs Ember with `config` until SHUTDOWN.
+///
+/// # Errors
+/// When a shard cannot start or an address cannot be bound.
+pub fn run(config: Config) -> std::io::Result<()> {
+    let cpus = online_cpus();
+    let shard_count = if config.threads == 0 {
+        cpus.len().max(1)
+    } else {
+        config.threads
+    };
+    let hardware = crate::hardware_summary();
+    let shared = Arc::new(Shared {
+        connected_clients: AtomicUsize::new(0),
+        next_client_id: AtomicU64::new(1),
+        started_at_s: unix_time_ms() / 1000,
+        port: AtomicUsize::new(0),
+        shard_count,
+        hardware,
+    });
+    eprintln!(
+        "ember {}: {} shard(s), busy-poll {} us, hardware: {}",
+        env!("CARGO_PKG_VERSION"),
+        shard_count,
+        config.busy_poll_us,
+        shared.hardware
+    );
+    let busy_poll = Duration::from_micros(config.busy_poll_us);
+    let bind_failed = Arc::new(AtomicBool::new(false));
+    let failed = bind_failed.clone();
+    runtime::run_shards(
+        shard_count,
+        &cpus,
+        busy_poll,
+        MESH_CHANNEL_CAPACITY,
+        move |index, senders, receivers| {
+            let config = config.clone();
+            let shared = shared.clone();
+            let failed = failed.clone();
+            async move {
+                if let Err(error) =
+                    shard_main(index, config, shared.clone(), senders, receivers).await
+                {
+                    eprintln!("ember: shard {index}: {error}");
+                    failed.store(true, Ordering::SeqCst);
+                    std::process::exit(1);
+                }
+            }
+        },
+    )?;
+    if bind_failed.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other("a shard failed"));
+    }
+    Ok(())
+}
+
+fn online_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`, which
+    // is a zeroed cpu_set_t owned by this frame.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+async fn shard_main(
+    index: usize,
+    config: Config,
+    shared: Arc<Shared>,
+    senders: MeshSenders<MeshMessage>,
+    receivers: Vec<(usize, MeshReceiver<MeshMessage>)>,
+) -> std::io::Result<()> {
+    let bind = config.bind.clone();
+    let configured_port = config.port;
+    let shard = Rc::new(Shard::new(index, config, shared.clone(), senders));
+    for (peer, receiver) in receivers {
+        runtime::spawn(receive_from_peer(shard.clone(), peer, receiver));
+    }
+    let background = runtime::background_queue("background", BACKGROUND_SHARES);
+    runtime::spawn_into(expire_loop(shard.clone()), background);
+
+    // Shard 0 binds first, so that a configured port 0 becomes one port every shard shares.
+    let port = if index == 0 {
+        configured_port
+    } else {
+        loop {
+            let port = shared.port.load(Ordering::Acquire);
+            if port != 0 {
+                break port as u16;
+            }
+            runtime::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let mut listeners = Vec::new();
+    let mut port = port;
+    for address in &bind {
+        let listener = runtime::listen(SocketAddr::new(*address, port)).map_err(|error| {
+            std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
+        })?;
+        port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+        listeners.push(listener);
+    }
+    if index == 0 {
+        shared.port.store(usize::from(port), Ordering::Release);
+        let addresses: Vec<String> = bind
+            .iter()
+            .map(|a| SocketAddr::new(*a, port).to_string())
+            .collect();
+        // Tests and scripts wait for this line.
+        println!(
+            "ember: ready to accept connections on {}",
+            addresses.join(" ")
+        );
+    }
+    let accepts: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| runtime::spawn(accept_loop(shard.clone(), listener)))
+        .collect();
+    for accept in accepts {
+        accept.await;
+    }
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                eprintln!("ember: accept failed: {error}");
+                runtime::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = &shard.shared;
+        shard
+            .stats
+            .connections_received
+            .set(shard.stats.connections_received.get() + 1);
+        let maxclients = shard.config.borrow().maxclients;
+        if shared.connected_clients.fetch_add(1, Ordering::AcqRel) >= maxclients {
+            shared.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            shard
+                .stats
+                .rejected_connections
+                .set(shard.stats.rejected_connections.get() + 1);
+            runtime::spawn(async move {
+                let mut stream = stream;
+                use crate::runtime::AsyncWriteExt;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+                let _ = stream.close().await;
+            });
+            continue;
+        }
+        let now = unix_time_ms();
+        let handle = Rc::new(ClientHandle {
+            id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            addr: stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            laddr: stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+            created_at_ms: now,
+            name: RefCell::new(String::new()),
+            lib_name: RefCell::new(String::new()),
+            lib_ver: RefCell::new(String::new()),
+            db: Cell::new(0),
+            resp: Cell::new(2),
+            last_command: Cell::new("NULL"),
+            last_interaction_ms: Cell::new(now),
+            killed: Cell::new(false),
+        });
+        shard.clients.borrow_mut().insert(handle.id, handle.clone());
+        let shard = shard.clone();
+        runtime::spawn(async move {
+            let id = handle.id;
+            crate::connection::serve(shard.clone(), stream, handle).await;
+            shard.clients.borrow_mut().remove(&id);
+            shard
+                .shared
+                .connected_clients
+                .fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+async fn receive_from_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
+    while let Some(message) = receiver.recv().await {
+        match message {
+            MeshMessage::Reply { id, reply } => shard.deliver(id, reply),
+            MeshMessage::Request { id, request } => {
+                if dispatch::answerable_now(&shard, &request) {
+                    let reply = dispatch::answer(&shard, request).await;
+                    shard.reply(peer, id, reply).await;
+                } else {
+                    // Waits for a hold to end; must not stop replies from this peer meanwhile.
+                    let shard = shard.clone();
+                    runtime::spawn(async move {
+                        let reply = dispatch::answer(&shard, request).await;
+                        shard.reply(peer, id, reply).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Active expiry: `hz` times a second, remove keys whose TTL passed, within a time budget.
+async fn expire_loop(shard: Rc<Shard>) {
+    loop {
+        let period = Duration::from_millis(1000 / shard.config.borrow().hz.max(1));
+        let started = Instant::now();
+        let mut budget_spent = false;
+        loop {
+            if shard.gate.blocks(None) {
+                break;
+            }
+            let removed = shard
+                .keyspace
+                .borrow_mut()
+                .expire_cycle(unix_time_ms(), EXPIRE_KEYS_PER_SLICE);
+            if removed < EXPIRE_KEYS_PER_SLICE {
+                break;
+            }
+            if started.elapsed() >= EXPIRE_BUDGET {
+                budget_spent = true;
+                break;
+            }
+        }
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let threshold = shard.config.borrow().latency_monitor_threshold_ms;
+        shard
+            .stats
+            .latency_sample("expire-cycle", elapsed_ms, threshold);
+        runtime::sleep(if budget_spent {
+            Duration::from_millis(1)
+        } else {
+            period
+        })
+        .await;
+    }
+}

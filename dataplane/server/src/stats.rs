@@ -1,0 +1,427 @@
+//! A shard's counters, per-command statistics with latency histograms, the slow log and the
+//! latency monitor. Plain `Cell`s: one executor owns them; INFO and /metrics gather them from
+//! every shard by message.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+
+use hdrhistogram::Histogram;
+
+/// Largest command latency a histogram records, microseconds (an hour); longer ones saturate.
+const LATENCY_US_MAX: u64 = 3_600_000_000;
+/// Arguments of a command kept in a slow log entry, as Redis's SLOWLOG_ENTRY_MAX_ARGC.
+const SLOWLOG_ARGS_MAX: usize = 32;
+/// Bytes of one argument kept in a slow log entry, as Redis's SLOWLOG_ENTRY_MAX_STRING.
+const SLOWLOG_ARG_LEN_MAX: usize = 128;
+/// Samples kept per latency event, as Redis's LATENCY_TS_LEN.
+const LATENCY_SAMPLES_MAX: usize = 160;
+
+/// Statistics of one command on one shard.
+#[derive(Debug, Clone)]
+pub struct CommandStat {
+    /// Calls that ran.
+    pub calls: u64,
+    /// Microseconds spent in them.
+    pub usec: u64,
+    /// Calls refused before running (arity, auth).
+    pub rejected_calls: u64,
+    /// Calls that ran and replied with an error.
+    pub failed_calls: u64,
+    /// Latency of the calls, microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl CommandStat {
+    fn new() -> Self {
+        Self {
+            calls: 0,
+            usec: 0,
+            rejected_calls: 0,
+            failed_calls: 0,
+            latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 2).expect("valid bounds"),
+        }
+    }
+
+    /// Adds `other`'s figures to these.
+    pub fn merge(&mut self, other: &CommandStat) {
+        self.calls += other.calls;
+        self.usec += other.usec;
+        self.rejected_calls += other.rejected_calls;
+        self.failed_calls += other.failed_calls;
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+}
+
+/// One slow log entry.
+#[derive(Debug, Clone)]
+pub struct SlowlogEntry {
+    /// Unique, increasing per shard (shard index in the low bits keeps them unique overall).
+    pub id: u64,
+    /// Unix time, seconds.
+    pub timestamp_s: u64,
+    /// How long the command ran, microseconds.
+    pub duration_us: u64,
+    /// The command and its arguments, truncated as Redis truncates them.
+    pub args: Vec<Vec<u8>>,
+    /// The client's address.
+    pub client_addr: String,
+    /// The client's name.
+    pub client_name: String,
+}
+
+/// SLOWLOG subcommands sent to every shard.
+#[derive(Debug, Clone, Copy)]
+pub enum SlowlogRequest {
+    /// The newest `count` entries (all when negative).
+    Get { count: i64 },
+    /// Entry count.
+    Len,
+    /// Forget every entry.
+    Reset,
+}
+
+/// One latency event's samples.
+#[derive(Debug, Clone)]
+pub struct LatencyEvent {
+    /// Event name ("command", "expire-cycle").
+    pub name: &'static str,
+    /// (unix seconds, milliseconds) samples, oldest first.
+    pub samples: Vec<(u64, u64)>,
+    /// Largest latency ever seen, milliseconds.
+    pub max_ms: u64,
+}
+
+/// LATENCY subcommands sent to every shard.
+#[derive(Debug, Clone)]
+pub enum LatencyRequest {
+    /// Every event's samples.
+    All,
+    /// Forget the named events (all when empty); returns how many were reset.
+    Reset(Vec<String>),
+}
+
+/// Everything INFO and /metrics need from one shard.
+#[derive(Debug, Clone, Default)]
+pub struct ShardInfo {
+    /// Counters.
+    pub counters: Counters,
+    /// (keys, expires) per database.
+    pub databases: Vec<(usize, usize)>,
+    /// Per-command figures by command name.
+    pub commands: BTreeMap<&'static str, CommandStat>,
+    /// Error replies by error code (`ERR`, `WRONGTYPE`).
+    pub errors: BTreeMap<String, u64>,
+    /// Clients connected to this shard.
+    pub clients: usize,
+    /// Time the shard's executor spent running tasks, microseconds.
+    pub busy_us: u64,
+    /// Keys removed by expiry.
+    pub expired_keys: u64,
+}
+
+/// Plain counters of a shard, added up over shards for INFO.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    /// Commands run.
+    pub commands_processed: u64,
+    /// Connections accepted.
+    pub connections_received: u64,
+    /// Connections refused at maxclients.
+    pub rejected_connections: u64,
+    /// Reads that found their key.
+    pub keyspace_hits: u64,
+    /// Reads that did not.
+    pub keyspace_misses: u64,
+    /// Bytes read from clients.
+    pub net_input_bytes: u64,
+    /// Bytes written to clients.
+    pub net_output_bytes: u64,
+    /// Requests sent to other shards.
+    pub cross_shard_hops: u64,
+    /// Keys evicted for memory.
+    pub evicted_keys: u64,
+    /// Errors replied.
+    pub error_replies: u64,
+}
+
+impl Counters {
+    /// Adds `other` to these.
+    pub fn add(&mut self, other: &Counters) {
+        self.commands_processed += other.commands_processed;
+        self.connections_received += other.connections_received;
+        self.rejected_connections += other.rejected_connections;
+        self.keyspace_hits += other.keyspace_hits;
+        self.keyspace_misses += other.keyspace_misses;
+        self.net_input_bytes += other.net_input_bytes;
+        self.net_output_bytes += other.net_output_bytes;
+        self.cross_shard_hops += other.cross_shard_hops;
+        self.evicted_keys += other.evicted_keys;
+        self.error_replies += other.error_replies;
+    }
+}
+
+/// A shard's statistics.
+pub struct ShardStats {
+    /// Commands run.
+    pub commands_processed: Cell<u64>,
+    /// Connections accepted.
+    pub connections_received: Cell<u64>,
+    /// Connections refused.
+    pub rejected_connections: Cell<u64>,
+    /// Read hits.
+    pub keyspace_hits: Cell<u64>,
+    /// Read misses.
+    pub keyspace_misses: Cell<u64>,
+    /// Bytes in.
+    pub net_input_bytes: Cell<u64>,
+    /// Bytes out.
+    pub net_output_bytes: Cell<u64>,
+    /// Requests sent to other shards.
+    pub cross_shard_hops: Cell<u64>,
+    /// Keys evicted.
+    pub evicted_keys: Cell<u64>,
+    /// Error replies.
+    pub error_replies: Cell<u64>,
+    commands: RefCell<Vec<Option<CommandStat>>>,
+    errors: RefCell<BTreeMap<String, u64>>,
+    slowlog: RefCell<VecDeque<SlowlogEntry>>,
+    slowlog_next_id: Cell<u64>,
+    latency: RefCell<BTreeMap<&'static str, LatencyEvent>>,
+    /// Slow log ids are `sequence * id_stride + id_offset` (shard count, shard index), so ids
+    /// from different shards never collide.
+    id_stride: u64,
+    id_offset: u64,
+}
+
+impl ShardStats {
+    /// Zeroed statistics of shard `shard_index` of `shard_count`.
+    pub fn new(shard_index: usize, shard_count: usize) -> Self {
+        Self {
+            commands_processed: Cell::new(0),
+            connections_received: Cell::new(0),
+            rejected_connections: Cell::new(0),
+            keyspace_hits: Cell::new(0),
+            keyspace_misses: Cell::new(0),
+            net_input_bytes: Cell::new(0),
+            net_output_bytes: Cell::new(0),
+            cross_shard_hops: Cell::new(0),
+            evicted_keys: Cell::new(0),
+            error_replies: Cell::new(0),
+            commands: RefCell::new(Vec::new()),
+            errors: RefCell::new(BTreeMap::new()),
+            slowlog: RefCell::new(VecDeque::new()),
+            slowlog_next_id: Cell::new(0),
+            latency: RefCell::new(BTreeMap::new()),
+            id_stride: shard_count as u64,
+            id_offset: shard_index as u64,
+        }
+    }
+
+    /// Counts a hit or a miss of a read.
+    pub fn count_lookup(&self, hit: bool) {
+        let cell = if hit {
+            &self.keyspace_hits
+        } else {
+            &self.keyspace_misses
+        };
+        cell.set(cell.get() + 1);
+    }
+
+    /// Records one run of command `command_index` that took `duration_us` (and failed or not).
+    pub fn record_call(&self, command_index: usize, duration_us: u64, failed: bool) {
+        self.commands_processed
+            .set(self.commands_processed.get() + 1);
+        let mut commands = self.commands.borrow_mut();
+        if commands.len() <= command_index {
+            commands.resize_with(command_index + 1, || None);
+        }
+        let stat = commands[command_index].get_or_insert_with(CommandStat::new);
+        stat.calls += 1;
+        stat.usec += duration_us;
+        stat.failed_calls += u64::from(failed);
+        stat.latency_us.saturating_record(duration_us.max(1));
+    }
+
+    /// Records a call refused before it ran.
+    pub fn record_rejected(&self, command_index: usize) {
+        let mut commands = self.commands.borrow_mut();
+        if commands.len() <= command_index {
+            commands.resize_with(command_index + 1, || None);
+        }
+        commands[command_index]
+            .get_or_insert_with(CommandStat::new)
+            .rejected_calls += 1;
+    }
+
+    /// Counts an error reply by its code (the first word of the message).
+    pub fn record_error(&self, message: &str) {
+        self.error_replies.set(self.error_replies.get() + 1);
+        let code = message.split(' ').next().unwrap_or("ERR");
+        *self
+            .errors
+            .borrow_mut()
+            .entry(code.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// Adds a slow log entry, keeping at most `max_len`.
+    pub fn slowlog_push(
+        &self,
+        entry_args: &[&[u8]],
+        duration_us: u64,
+        client_addr: &str,
+        client_name: &str,
+        max_len: usize,
+    ) {
+        let mut args: Vec<Vec<u8>> = Vec::with_capacity(entry_args.len().min(SLOWLOG_ARGS_MAX));
+        for (position, arg) in entry_args.iter().enumerate() {
+            if position + 1 == SLOWLOG_ARGS_MAX && entry_args.len() > SLOWLOG_ARGS_MAX {
+                args.push(
+                    format!("... ({} more arguments)", entry_args.len() - position).into_bytes(),
+                );
+                break;
+            }
+            if arg.len() > SLOWLOG_ARG_LEN_MAX {
+                let mut shortened = arg[..SLOWLOG_ARG_LEN_MAX].to_vec();
+                shortened.extend_from_slice(
+                    format!("... ({} more bytes)", arg.len() - SLOWLOG_ARG_LEN_MAX).as_bytes(),
+                );
+                args.push(shortened);
+            } else {
+                args.push(arg.to_vec());
+            }
+        }
+        let sequence = self.slowlog_next_id.get();
+        self.slowlog_next_id.set(sequence + 1);
+        let mut slowlog = self.slowlog.borrow_mut();
+        slowlog.push_front(SlowlogEntry {
+            id: sequence * self.id_stride + self.id_offset,
+            timestamp_s: unix_time_ms() / 1000,
+            duration_us,
+            args,
+            client_addr: client_addr.to_string(),
+            client_name: client_name.to_string(),
+        });
+        slowlog.truncate(max_len);
+    }
+
+    /// Answers a SLOWLOG request for this shard.
+    pub fn slowlog(&self, request: SlowlogRequest) -> (Vec<SlowlogEntry>, usize) {
+        let mut slowlog = self.slowlog.borrow_mut();
+        match request {
+            SlowlogRequest::Get { count } => {
+                let take = if count < 0 {
+                    slowlog.len()
+                } else {
+                    count as usize
+                };
+                (slowlog.iter().take(take).cloned().collect(), slowlog.len())
+            }
+            SlowlogRequest::Len => (Vec::new(), slowlog.len()),
+            SlowlogRequest::Reset => {
+                slowlog.clear();
+                (Vec::new(), 0)
+            }
+        }
+    }
+
+    /// Records a latency sample of `event` when it reaches the monitor's threshold.
+    pub fn latency_sample(&self, event: &'static str, latency_ms: u64, threshold_ms: u64) {
+        if threshold_ms == 0 || latency_ms < threshold_ms {
+            return;
+        }
+        let now_s = unix_time_ms() / 1000;
+        let mut events = self.latency.borrow_mut();
+        let entry = events.entry(event).or_insert_with(|| LatencyEvent {
+            name: event,
+            samples: Vec::new(),
+            max_ms: 0,
+        });
+        entry.max_ms = entry.max_ms.max(latency_ms);
+        match entry.samples.last_mut() {
+            Some((time, value)) if *time == now_s => *value = (*value).max(latency_ms),
+            _ => entry.samples.push((now_s, latency_ms)),
+        }
+        if entry.samples.len() > LATENCY_SAMPLES_MAX {
+            entry.samples.remove(0);
+        }
+    }
+
+    /// Answers a LATENCY request for this shard.
+    pub fn latency(&self, request: &LatencyRequest) -> Vec<LatencyEvent> {
+        let mut events = self.latency.borrow_mut();
+        match request {
+            LatencyRequest::All => events.values().cloned().collect(),
+            LatencyRequest::Reset(names) => {
+                let removed: Vec<LatencyEvent> = if names.is_empty() {
+                    std::mem::take(&mut *events).into_values().collect()
+                } else {
+                    names
+                        .iter()
+                        .filter_map(|name| events.remove(name.as_str()))
+                        .collect()
+                };
+                removed
+            }
+        }
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for cell in [
+            &self.commands_processed,
+            &self.connections_received,
+            &self.rejected_connections,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.cross_shard_hops,
+            &self.evicted_keys,
+            &self.error_replies,
+        ] {
+            cell.set(0);
+        }
+        self.commands.borrow_mut().clear();
+        self.errors.borrow_mut().clear();
+    }
+
+    /// This shard's counters.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            commands_processed: self.commands_processed.get(),
+            connections_received: self.connections_received.get(),
+            rejected_connections: self.rejected_connections.get(),
+            keyspace_hits: self.keyspace_hits.get(),
+            keyspace_misses: self.keyspace_misses.get(),
+            net_input_bytes: self.net_input_bytes.get(),
+            net_output_bytes: self.net_output_bytes.get(),
+            cross_shard_hops: self.cross_shard_hops.get(),
+            evicted_keys: self.evicted_keys.get(),
+            error_replies: self.error_replies.get(),
+        }
+    }
+
+    /// Per-command figures, by the names in `names` (the command table's order).
+    pub fn command_stats(&self, names: &[&'static str]) -> BTreeMap<&'static str, CommandStat> {
+        self.commands
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, stat)| stat.as_ref().map(|stat| (names[index], stat.clone())))
+            .collect()
+    }
+
+    /// Error counts by code.
+    pub fn error_stats(&self) -> BTreeMap<String, u64> {
+        self.errors.borrow().clone()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_time_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,114 @@
+//! Values and entries.
+
+use crate::compact::CompactBytes;
+
+/// A stored value. Strings that are canonical integers are kept as integers, as Redis's `int`
+/// encoding does, so INCR needs no parse and the value no heap.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string value whose text is the canonical form of this integer.
+    Int(i64),
+    /// Any other string value.
+    Str(CompactBytes),
+}
+
+/// Longest string that may be kept as an integer: 20 characters, `i64::MIN`'s length.
+const INT_TEXT_LEN_MAX: usize = 20;
+
+impl Value {
+    /// The value for string `bytes`: an integer when `bytes` is its canonical text.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        if bytes.len() <= INT_TEXT_LEN_MAX {
+            if let Some(int) = parse_canonical_i64(bytes) {
+                return Self::Int(int);
+            }
+        }
+        Self::Str(CompactBytes::new(bytes))
+    }
+
+    /// Like [`Value::from_bytes`], taking ownership.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        if bytes.len() <= INT_TEXT_LEN_MAX {
+            if let Some(int) = parse_canonical_i64(&bytes) {
+                return Self::Int(int);
+            }
+        }
+        Self::Str(CompactBytes::from_vec(bytes))
+    }
+
+    /// The Redis type name (TYPE's reply).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Int(_) | Self::Str(_) => "string",
+        }
+    }
+
+    /// The OBJECT ENCODING name, as Redis would report it for the same value.
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Self::Int(_) => "int",
+            Self::Str(bytes) if bytes.len() <= 44 => "embstr",
+            Self::Str(_) => "raw",
+        }
+    }
+
+    /// Appends the string form of the value to `out`.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Int(int) => out.extend_from_slice(itoa_buffer(*int).as_bytes()),
+            Self::Str(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// The string form of the value as an owned vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_bytes(&mut out);
+        out
+    }
+
+    /// Length of the string form (STRLEN).
+    pub fn string_len(&self) -> usize {
+        match self {
+            Self::Int(int) => itoa_buffer(*int).len(),
+            Self::Str(bytes) => bytes.len(),
+        }
+    }
+
+    /// Rough bytes used, for memory estimates (the allocator's figure is the true one).
+    pub fn heap_len(&self) -> usize {
+        match self {
+            Self::Int(_) => 0,
+            Self::Str(bytes) => bytes.heap_len(),
+        }
+    }
+}
+
+fn itoa_buffer(value: i64) -> String {
+    value.to_string()
+}
+
+/// Parses `bytes` as an i64 only when `bytes` is exactly the integer's canonical text.
+pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > INT_TEXT_LEN_MAX {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let value: i64 = text.parse().ok()?;
+    // Reject "+1", "01", "-0": only the canonical form round-trips.
+    (value.to_string().as_bytes() == bytes).then_some(value)
+}
+
+/// Whether an entry expires, and when.
+pub type ExpireAtMs = Option<u64>;
+
+/// A key's entry: its value, expiry and access metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// Unix time in milliseconds at which the key expires, if it does.
+    pub expire_at_ms: ExpireAtMs,
+    /// LRU clock (seconds since the store started) of the last access, or the LFU counter.
+    pub access: u32,
+}

@@ -1,0 +1,347 @@
+//! The native CUDA engine against the CPU reference (max abs error 1e-5 on the scores).
+//!
+//! These tests need a CUDA driver, a GPU, NVRTC and cuBLASLt. Where there is no driver or no
+//! device (CI, and the machine this backend was written on) they print why and pass without
+//! running; `engine_without_a_driver_is_a_typed_error` then checks the error path instead.
+//! Inputs come from a seeded generator; a failure prints the seed.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ember_kernels::cuda::library::NVRTC_WHEEL_LIBRARY;
+use ember_kernels::cuda::{self, CudaErrorKind, DlrmEngine, EngineOptions};
+use ember_kernels::dlrm::{DenseLayer, DlrmModel, EmbeddingTables, Pooling, SparseBags};
+use ember_kernels::reference;
+
+/// The tolerance the issue sets for scores.
+const TOLERANCE: f32 = 1e-5;
+const SEED: u64 = 0x5eed_d1a7;
+/// DLRM's shapes as `models/generate.py` builds them.
+const DENSE: usize = 13;
+const FEATURES: usize = 26;
+const DIM: usize = 64;
+const ROWS_PER_TABLE: usize = 128;
+
+/// SplitMix64: small, seeded, and the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-bound, bound).
+    fn uniform(&mut self, bound: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        (unit * 2.0 - 1.0) * bound
+    }
+
+    fn below(&mut self, limit: usize) -> usize {
+        (self.next_u64() % limit as u64) as usize
+    }
+
+    fn floats(&mut self, count: usize, bound: f32) -> Vec<f32> {
+        (0..count).map(|_| self.uniform(bound)).collect()
+    }
+}
+
+fn layers(rng: &mut Rng, sizes: &[usize], relu_last: bool) -> Vec<DenseLayer> {
+    let count = sizes.len() - 1;
+    (0..count)
+        .map(|index| {
+            let (fan_in, fan_out) = (sizes[index], sizes[index + 1]);
+            // Xavier-uniform keeps activations near unit scale through the layers.
+            let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
+            let weight = rng.floats(fan_in * fan_out, bound);
+            let bias = rng.floats(fan_out, 0.05);
+            let relu = index + 1 < count || relu_last;
+            DenseLayer::new(fan_in, fan_out, &weight, &bias, relu).unwrap()
+        })
+        .collect()
+}
+
+/// A DLRM with the demo model's shapes and seeded weights.
+fn dlrm(rng: &mut Rng, with_tables: bool) -> DlrmModel {
+    let bottom = layers(rng, &[DENSE, 512, 256, DIM], true);
+    let top = layers(
+        rng,
+        &[DIM + FEATURES * (FEATURES + 1) / 2, 512, 256, 1],
+        false,
+    );
+    let tables = with_tables.then(|| {
+        let rows = rng.floats(FEATURES * ROWS_PER_TABLE * DIM, 0.5);
+        EmbeddingTables::uniform(FEATURES, ROWS_PER_TABLE, DIM, &rows).unwrap()
+    });
+    DlrmModel::new(bottom, top, FEATURES, tables).unwrap()
+}
+
+fn dense_inputs(rng: &mut Rng, sample_count: usize) -> Vec<f32> {
+    // log(1 + x) of counts, as DLRM feeds Criteo's dense features: about 0..3.
+    (0..sample_count * DENSE)
+        .map(|_| (1.5 + rng.uniform(1.5)).max(0.0))
+        .collect()
+}
+
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn options(batch_size_max: usize, pooling: Pooling) -> EngineOptions {
+    let wheel = repository_root().join(NVRTC_WHEEL_LIBRARY);
+    EngineOptions {
+        batch_size_max,
+        pooling,
+        nvrtc_library: wheel.exists().then_some(wheel),
+        ..EngineOptions::default()
+    }
+}
+
+/// The device, or None after printing why the test cannot run here.
+fn gpu() -> Option<cuda::DeviceInfo> {
+    match cuda::probe(0) {
+        Ok(device) => {
+            eprintln!(
+                "running on {} (sm_{}{})",
+                device.name, device.compute_capability.0, device.compute_capability.1
+            );
+            Some(device)
+        }
+        Err(error)
+            if matches!(
+                error.kind(),
+                CudaErrorKind::NoDriver | CudaErrorKind::NoDevice
+            ) =>
+        {
+            eprintln!("skipped: {error}");
+            None
+        }
+        Err(error) => panic!("probing the GPU failed: {error}"),
+    }
+}
+
+fn max_abs_error(got: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(got.len(), expected.len());
+    got.iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |max, error| {
+            if error.is_nan() {
+                f32::INFINITY
+            } else {
+                max.max(error)
+            }
+        })
+}
+
+#[test]
+fn engine_without_a_driver_is_a_typed_error() {
+    let probed = cuda::probe(0);
+    let Err(probe_error) = probed else {
+        eprintln!("skipped: a CUDA driver is present, so the no-driver path cannot be observed");
+        return;
+    };
+    if probe_error.kind() != CudaErrorKind::NoDriver {
+        eprintln!(
+            "skipped: the driver loads ({probe_error}), so the no-driver path cannot be observed"
+        );
+        return;
+    }
+    assert_eq!(
+        probe_error.message(),
+        "no CUDA driver: libcuda.so.1 not found"
+    );
+    let model = dlrm(&mut Rng(SEED), false);
+    let error = match DlrmEngine::new(&model, &options(8, Pooling::Sum)) {
+        Ok(_) => panic!("an engine was built with no driver"),
+        Err(error) => error,
+    };
+    assert_eq!(error.kind(), CudaErrorKind::NoDriver);
+    assert_eq!(error.to_string(), "no CUDA driver: libcuda.so.1 not found");
+}
+
+#[test]
+fn pooled_scores_match_the_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut rng = Rng(SEED);
+    let model = dlrm(&mut rng, false);
+    let mut engine = DlrmEngine::new(&model, &options(256, Pooling::Sum)).unwrap();
+    // 1 and 256 fill their buckets; 3 and 100 are padded; 700 splits into 256 + 256 + 188.
+    for sample_count in [1, 3, 100, 256, 700] {
+        let dense = dense_inputs(&mut rng, sample_count);
+        let pooled = rng.floats(sample_count * FEATURES * DIM, 1.0);
+        let expected = reference::score_pooled(&model, &dense, &pooled).unwrap();
+        let mut scores = vec![f32::NAN; sample_count];
+        engine.score_pooled(&dense, &pooled, &mut scores).unwrap();
+        let error = max_abs_error(&scores, &expected);
+        eprintln!("pooled, {sample_count} samples: max abs error {error:e}");
+        assert!(
+            error <= TOLERANCE,
+            "seed {SEED:#x}, {sample_count} samples: max abs error {error}"
+        );
+    }
+}
+
+#[test]
+fn bag_scores_match_the_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    for pooling in [Pooling::Sum, Pooling::Mean] {
+        let mut rng = Rng(SEED + 1);
+        let model = dlrm(&mut rng, true);
+        let mut engine = DlrmEngine::new(&model, &options(64, pooling)).unwrap();
+        for sample_count in [1, 5, 64, 150] {
+            let dense = dense_inputs(&mut rng, sample_count);
+            // Bags of zero to four ids: empty bags pool to zeros.
+            let mut offsets = vec![0u32];
+            let mut ids = Vec::new();
+            for _ in 0..sample_count * FEATURES {
+                for _ in 0..rng.below(5) {
+                    ids.push(rng.below(ROWS_PER_TABLE) as u32);
+                }
+                offsets.push(ids.len() as u32);
+            }
+            let bags = SparseBags {
+                offsets: &offsets,
+                ids: &ids,
+            };
+            let expected = reference::score_bags(&model, &dense, &bags, pooling).unwrap();
+            let mut scores = vec![f32::NAN; sample_count];
+            engine.score_bags(&dense, &bags, &mut scores).unwrap();
+            let error = max_abs_error(&scores, &expected);
+            eprintln!("bags ({pooling:?}), {sample_count} samples: max abs error {error:e}");
+            assert!(
+                error <= TOLERANCE,
+                "seed {:#x}, {pooling:?}, {sample_count} samples: {error}",
+                SEED + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn a_replayed_graph_reads_new_inputs() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut rng = Rng(SEED + 2);
+    let model = dlrm(&mut rng, false);
+    let mut engine = DlrmEngine::new(&model, &options(16, Pooling::Sum)).unwrap();
+    engine.warm_up().unwrap();
+    let mut previous: Option<Vec<f32>> = None;
+    for _ in 0..3 {
+        let dense = dense_inputs(&mut rng, 16);
+        let pooled = rng.floats(16 * FEATURES * DIM, 1.0);
+        let expected = reference::score_pooled(&model, &dense, &pooled).unwrap();
+        let mut scores = vec![0.0; 16];
+        engine.score_pooled(&dense, &pooled, &mut scores).unwrap();
+        assert!(
+            max_abs_error(&scores, &expected) <= TOLERANCE,
+            "seed {:#x}",
+            SEED + 2
+        );
+        assert_ne!(
+            previous.as_ref(),
+            Some(&scores),
+            "a replay returned the last batch's scores"
+        );
+        previous = Some(scores);
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_and_the_engine_keeps_working() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut rng = Rng(SEED + 3);
+    let model = dlrm(&mut rng, true);
+    let mut engine = DlrmEngine::new(&model, &options(8, Pooling::Sum)).unwrap();
+    let dense = dense_inputs(&mut rng, 2);
+    let mut scores = vec![0.0; 2];
+    let short = engine
+        .score_pooled(&dense, &[0.0; 10], &mut scores)
+        .unwrap_err();
+    assert_eq!(short.kind(), CudaErrorKind::InvalidInput);
+    let mismatched = engine
+        .score_pooled(&dense[..DENSE], &[0.0; 10], &mut scores)
+        .unwrap_err();
+    assert_eq!(mismatched.kind(), CudaErrorKind::InvalidInput);
+    let offsets: Vec<u32> = (0..=2 * FEATURES as u32).collect();
+    let mut ids = vec![0u32; 2 * FEATURES];
+    ids[7] = ROWS_PER_TABLE as u32;
+    let outside = engine
+        .score_bags(
+            &dense,
+            &SparseBags {
+                offsets: &offsets,
+                ids: &ids,
+            },
+            &mut scores,
+        )
+        .unwrap_err();
+    assert_eq!(outside.kind(), CudaErrorKind::InvalidInput);
+    assert!(
+        outside.message().contains("id 128 of feature 7"),
+        "{outside}"
+    );
+    ids[7] = 0;
+    let bags = SparseBags {
+        offsets: &offsets,
+        ids: &ids,
+    };
+    engine.score_bags(&dense, &bags, &mut scores).unwrap();
+    let expected = reference::score_bags(&model, &dense, &bags, Pooling::Sum).unwrap();
+    assert!(max_abs_error(&scores, &expected) <= TOLERANCE);
+}
+
+/// Throughput of the graph path per batch size. Opt-in (`--ignored`): run it where a GPU is,
+/// and copy its lines to bench/RESULTS.md with this command:
+/// `cargo test --release -p ember-kernels --test cuda_engine -- --ignored --nocapture cuda_throughput`
+#[test]
+#[ignore = "GPU benchmark; run with --ignored on a machine with a GPU"]
+fn cuda_throughput() {
+    let Some(device) = gpu() else {
+        return;
+    };
+    let mut rng = Rng(SEED + 4);
+    let model = dlrm(&mut rng, false);
+    let mut engine = DlrmEngine::new(&model, &options(4096, Pooling::Sum)).unwrap();
+    engine.warm_up().unwrap();
+    for batch in [1, 64, 256, 1024, 4096] {
+        let dense = dense_inputs(&mut rng, batch);
+        let pooled = rng.floats(batch * FEATURES * DIM, 1.0);
+        let mut scores = vec![0.0; batch];
+        // The check that makes a fast wrong run fail.
+        engine.score_pooled(&dense, &pooled, &mut scores).unwrap();
+        let expected = reference::score_pooled(&model, &dense, &pooled).unwrap();
+        assert!(max_abs_error(&scores, &expected) <= TOLERANCE);
+        let iterations = (200_000 / batch).clamp(50, 5_000);
+        let mut latencies_us = Vec::with_capacity(iterations);
+        let started = Instant::now();
+        for _ in 0..iterations {
+            let call = Instant::now();
+            engine.score_pooled(&dense, &pooled, &mut scores).unwrap();
+            latencies_us.push(call.elapsed().as_secs_f64() * 1e6);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies_us.sort_by(f64::total_cmp);
+        let percentile = |p: f64| latencies_us[((latencies_us.len() - 1) as f64 * p) as usize];
+        println!(
+            "{}: batch {batch}: {:.0} samples/s, p50 {:.1} us, p99 {:.1} us ({iterations} launches)",
+            device.name,
+            (batch * iterations) as f64 / seconds,
+            percentile(0.50),
+            percentile(0.99)
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The CPU reference, and the native CUDA engine where a GPU is, on the demo models that
+//! `models/generate.py` writes, against the scores numpy computed for its test vectors
+//! (max abs error 1e-5). The weights come out of the ONNX files through
+//! `ember_kernels::onnx_weights`, so this also checks that reader on the real models.
+//!
+//! The models live in `models/` (or `$EMBER_MODELS_DIR`); where they are absent the tests print
+//! why and pass without running.
+
+use std::path::PathBuf;
+
+use ember_kernels::cuda::library::NVRTC_WHEEL_LIBRARY;
+use ember_kernels::cuda::{self, CudaErrorKind, DlrmEngine, EngineOptions};
+use ember_kernels::dlrm::{one_id_per_bag_offsets, DlrmModel, Pooling, SparseBags};
+use ember_kernels::onnx_weights::dlrm_from_onnx;
+use ember_kernels::reference;
+
+const TOLERANCE: f32 = 1e-5;
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("EMBER_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repository_root().join("models"))
+}
+
+/// The model and the directory of its test vectors, or None after printing why.
+fn load(model: &str) -> Option<(DlrmModel, PathBuf)> {
+    let path = models_dir().join(format!("{model}.onnx"));
+    let Ok(bytes) = std::fs::read(&path) else {
+        eprintln!("skipped: no {} (run models/generate.py)", path.display());
+        return None;
+    };
+    let dlrm = dlrm_from_onnx(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    Some((dlrm, models_dir().join("testdata").join(model)))
+}
+
+/// A numpy array: its shape and little-endian values as f32 or i64.
+struct Array {
+    shape: Vec<usize>,
+    floats: Vec<f32>,
+    ints: Vec<i64>,
+}
+
+/// Reads a C-order `.npy` of `<f4` or `<i8` (format 1.0 to 3.0): enough for the test vectors.
+fn read_npy(path: &PathBuf) -> Array {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}: not .npy", path.display());
+    let (header_len, header_start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(&bytes[header_start..header_start + header_len]).unwrap();
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().unwrap())
+        .collect();
+    let data = &bytes[header_start + header_len..];
+    let (mut floats, mut ints) = (Vec::new(), Vec::new());
+    if header.contains("'<f4'") {
+        floats = data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+    } else if header.contains("'<i8'") {
+        ints = data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+    } else {
+        panic!("{}: unsupported dtype in {header}", path.display());
+    }
+    Array {
+        shape,
+        floats,
+        ints,
+    }
+}
+
+fn max_abs_error(got: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(got.len(), expected.len());
+    got.iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |max, error| {
+            if error.is_nan() {
+                f32::INFINITY
+            } else {
+                max.max(error)
+            }
+        })
+}
+
+/// The GPU engine for `model`, or None after printing why it cannot run here.
+fn engine(model: &DlrmModel) -> Option<DlrmEngine> {
+    if let Err(error) = cuda::probe(0) {
+        assert!(
+            matches!(
+                error.kind(),
+                CudaErrorKind::NoDriver | CudaErrorKind::NoDevice
+            ),
+            "{error}"
+        );
+        eprintln!("skipped the GPU half: {error}");
+        return None;
+    }
+    let wheel = repository_root().join(NVRTC_WHEEL_LIBRARY);
+    let options = EngineOptions {
+        batch_size_max: 16,
+        nvrtc_library: wheel.exists().then_some(wheel),
+        ..EngineOptions::default()
+    };
+    Some(DlrmEngine::new(model, &options).unwrap())
+}
+
+#[test]
+fn dense_model_matches_numpy() {
+    let Some((model, testdata)) = load("dlrm_dense") else {
+        return;
+    };
+    assert_eq!(model.dense_feature_count(), 13);
+    assert_eq!(model.sparse_feature_count(), 26);
+    assert_eq!(model.embedding_dim(), 64);
+    let dense = read_npy(&testdata.join("dense.npy"));
+    let pooled = read_npy(&testdata.join("pooled.npy"));
+    let expected = read_npy(&testdata.join("score.npy"));
+    assert_eq!(pooled.shape[1..], [26, 64]);
+    let scores = reference::score_pooled(&model, &dense.floats, &pooled.floats).unwrap();
+    let error = max_abs_error(&scores, &expected.floats);
+    eprintln!(
+        "reference, dlrm_dense, {} samples: max abs error {error:e}",
+        scores.len()
+    );
+    assert!(error <= TOLERANCE, "reference vs numpy: {error}");
+
+    if let Some(mut engine) = engine(&model) {
+        let mut gpu_scores = vec![f32::NAN; scores.len()];
+        engine
+            .score_pooled(&dense.floats, &pooled.floats, &mut gpu_scores)
+            .unwrap();
+        let error = max_abs_error(&gpu_scores, &expected.floats);
+        eprintln!("cuda, dlrm_dense: max abs error {error:e}");
+        assert!(error <= TOLERANCE, "cuda vs numpy: {error}");
+    }
+}
+
+#[test]
+fn ids_model_matches_numpy() {
+    let Some((model, testdata)) = load("dlrm") else {
+        return;
+    };
+    assert!(model.tables().is_some(), "dlrm.onnx should hold its tables");
+    let dense = read_npy(&testdata.join("dense.npy"));
+    let sparse = read_npy(&testdata.join("sparse.npy"));
+    let expected = read_npy(&testdata.join("score.npy"));
+    let ids: Vec<u32> = sparse
+        .ints
+        .iter()
+        .map(|&id| u32::try_from(id).unwrap())
+        .collect();
+    let offsets = one_id_per_bag_offsets(ids.len());
+    let bags = SparseBags {
+        offsets: &offsets,
+        ids: &ids,
+    };
+    let scores = reference::score_bags(&model, &dense.floats, &bags, Pooling::Sum).unwrap();
+    let error = max_abs_error(&scores, &expected.floats);
+    eprintln!(
+        "reference, dlrm, {} samples: max abs error {error:e}",
+        scores.len()
+    );
+    assert!(error <= TOLERANCE, "reference vs numpy: {error}");
+
+    if let Some(mut engine) = engine(&model) {
+        let mut gpu_scores = vec![f32::NAN; scores.len()];
+        engine
+            .score_bags(&dense.floats, &bags, &mut gpu_scores)
+            .unwrap();
+        let error = max_abs_error(&gpu_scores, &expected.floats);
+        eprintln!("cuda, dlrm: max abs error {error:e}");
+        assert!(error <= TOLERANCE, "cuda vs numpy: {error}");
+    }
+}

@@ -127,7 +127,17 @@ impl OrtRuntime {
         &self.inner.path
     }
 
-    /// ONNX Runtime's build description (version, commit, flags).
+    /// The library's version as its file name gives it (`libonnxruntime.so.1.31.1`: `1.31.1`); the wheel's
+    /// library always carries it, and `ort` checked at load that the API is at least 1.31.
+    pub fn version(&self) -> Option<&str> {
+        self.inner
+            .path
+            .file_name()?
+            .to_str()?
+            .strip_prefix("libonnxruntime.so.")
+    }
+
+    /// ONNX Runtime's build description (commit, flags).
     pub fn build_info(&self) -> &'static str {
         ort::info()
     }

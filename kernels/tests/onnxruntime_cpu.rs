@@ -243,5 +243,7 @@ fn demo_rows_name_every_key_once() {
     assert_eq!(keys.len(), rows.len());
     let (key, value) = rows.iter().find(|(k, _)| k == b"emb:25:127").unwrap();
     assert_eq!((key.len(), value.len()), (10, layout.embedding_dim * 4));
-    assert!(rows.iter().any(|(k, v)| k == b"dense:0" && v.len() == layout.dense_len * 4));
+    assert!(rows
+        .iter()
+        .any(|(k, v)| k == b"dense:0" && v.len() == layout.dense_len * 4));
 }

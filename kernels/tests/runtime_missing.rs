@@ -49,6 +49,11 @@ fn missing_then_broken_then_real_library() {
         "{}",
         runtime.build_info()
     );
+    assert!(
+        runtime.version().is_some_and(|v| v.starts_with("1.")),
+        "{:?}",
+        runtime.library_path()
+    );
     let again =
         OrtRuntime::load(Some(&cpu_library())).expect("loading the same library again is fine");
     assert_eq!(again.library_path(), runtime.library_path());

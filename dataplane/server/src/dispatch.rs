@@ -436,6 +436,7 @@ pub fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         }
         ShardRequest::Hold { .. } => !shard.gate.blocks(None),
         ShardRequest::Admin(_) => !shard.gate.blocks(None),
+        ShardRequest::Inference(_) => true,
     }
 }
 
@@ -491,6 +492,9 @@ pub async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         ShardRequest::Admin(request) => {
             shard.gate.enter(None).await;
             crate::cluster::admin(shard, request, now_ms)
+        }
+        ShardRequest::Inference(request) => {
+            ShardReply::Inference(crate::inference::answer(&shard.inference, request))
         }
     }
 }

@@ -48,17 +48,33 @@ impl ModelSpec {
     /// # Errors
     /// A message naming the part that is wrong.
     pub fn parse(text: &str) -> Result<ModelSpec, String> {
-        let (name, rest) = text.split_once('=').ok_or_else(|| format!("--model {text}: expected name=path"))?;
+        let (name, rest) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--model {text}: expected name=path"))?;
         let mut parts = rest.split(',');
-        let path = parts.next().filter(|p| !p.is_empty()).ok_or_else(|| format!("--model {text}: missing path"))?;
-        let mut spec =
-            ModelSpec { name: name.to_string(), path: PathBuf::from(path), batch_rows_max: None, delay_max_us: None };
+        let path = parts
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| format!("--model {text}: missing path"))?;
+        let mut spec = ModelSpec {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+            batch_rows_max: None,
+            delay_max_us: None,
+        };
         for part in parts {
-            let number = |v: &str| v.parse::<u64>().map_err(|_| format!("--model {text}: '{v}' is not a number"));
+            let number = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("--model {text}: '{v}' is not a number"))
+            };
             match part.split_once('=') {
                 Some(("max-batch", v)) => spec.batch_rows_max = Some(number(v)? as usize),
                 Some(("max-delay-us", v)) => spec.delay_max_us = Some(number(v)?),
-                _ => return Err(format!("--model {text}: unknown option '{part}' (max-batch=N, max-delay-us=US)")),
+                _ => {
+                    return Err(format!(
+                        "--model {text}: unknown option '{part}' (max-batch=N, max-delay-us=US)"
+                    ))
+                }
             }
         }
         if name.is_empty() {
@@ -85,6 +101,10 @@ pub struct InferenceConfig {
     pub demo_embeddings: Option<PathBuf>,
     /// `--embedding-default zero`: RECOMMEND uses a zero row for a missing embedding instead of failing.
     pub embedding_default_zero: bool,
+    /// `--ort-gpu-provider cuda|tensorrt`: which ONNX Runtime provider a GPU model uses.
+    pub gpu_provider_tensorrt: bool,
+    /// `--tensorrt-cache DIR`: TensorRT's engine cache.
+    pub tensorrt_cache: PathBuf,
 }
 
 impl Default for InferenceConfig {
@@ -97,6 +117,99 @@ impl Default for InferenceConfig {
             models: Vec::new(),
             demo_embeddings: None,
             embedding_default_zero: false,
+            gpu_provider_tensorrt: false,
+            tensorrt_cache: PathBuf::from(".deps/tensorrt-cache"),
+        }
+    }
+}
+
+/// The inference flags, for `ember --help`.
+pub const USAGE: &str = "
+Inference (ONNX Runtime; README, \"Recommendations\"):
+  --ort-lib PATH           libonnxruntime.so (default: $ORT_DYLIB_PATH; `make setup` installs
+                           .deps/onnxruntime/libonnxruntime.so)
+  --model NAME=PATH[,max-batch=N][,max-delay-us=US]   load an ONNX model at start (repeatable)
+  --max-batch 256          rows at which a batch leaves at once (AI.MODELSTORE BATCHSIZE overrides)
+  --max-delay-us 500       longest the oldest request waits for a batch to fill
+  --inference-slice-rows 64  rows run between two yields to cache commands
+  --demo-embeddings DIR    load DIR/dlrm_embeddings.npy and DIR/dlrm_user_dense.npy as keys
+  --embedding-default zero   RECOMMEND reads a missing embedding row as zeros instead of failing
+  --ort-gpu-provider cuda  GPU models use the CUDA (or tensorrt) execution provider
+  --tensorrt-cache DIR     TensorRT engine cache (default .deps/tensorrt-cache)";
+
+impl InferenceConfig {
+    /// Takes the inference flags out of the command line and returns the rest for the Redis-named options.
+    ///
+    /// # Errors
+    /// A message naming a flag with a missing or bad value.
+    pub fn extract(args: &[String]) -> Result<(InferenceConfig, Vec<String>), String> {
+        let mut config = InferenceConfig::default();
+        let mut rest = Vec::with_capacity(args.len());
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let flag = arg.as_str();
+            let known = [
+                "--ort-lib",
+                "--model",
+                "--max-batch",
+                "--max-delay-us",
+                "--inference-slice-rows",
+                "--demo-embeddings",
+                "--embedding-default",
+                "--ort-gpu-provider",
+                "--tensorrt-cache",
+            ];
+            if !known.contains(&flag) {
+                rest.push(arg.clone());
+                continue;
+            }
+            let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("{flag}: '{value}' is not a number"))
+            };
+            match flag {
+                "--ort-lib" => config.ort_lib = Some(PathBuf::from(value)),
+                "--model" => config.models.push(ModelSpec::parse(value)?),
+                "--max-batch" => config.batch_rows_max = number()? as usize,
+                "--max-delay-us" => config.delay_max_us = number()?,
+                "--inference-slice-rows" => config.slice_rows = (number()? as usize).max(1),
+                "--demo-embeddings" => config.demo_embeddings = Some(PathBuf::from(value)),
+                "--embedding-default" => match value.as_str() {
+                    "zero" => config.embedding_default_zero = true,
+                    "none" => config.embedding_default_zero = false,
+                    _ => {
+                        return Err(format!(
+                            "--embedding-default: '{value}' (expected zero or none)"
+                        ))
+                    }
+                },
+                "--ort-gpu-provider" => match value.as_str() {
+                    "cuda" => config.gpu_provider_tensorrt = false,
+                    "tensorrt" => config.gpu_provider_tensorrt = true,
+                    _ => {
+                        return Err(format!(
+                            "--ort-gpu-provider: '{value}' (expected cuda or tensorrt)"
+                        ))
+                    }
+                },
+                "--tensorrt-cache" => config.tensorrt_cache = PathBuf::from(value),
+                _ => unreachable!("every known flag has an arm"),
+            }
+        }
+        Ok((config, rest))
+    }
+
+    /// The ONNX Runtime device for a RedisAI device.
+    pub fn device(&self, gpu: Option<u32>) -> Device {
+        match gpu {
+            None => Device::Cpu,
+            Some(device_id) if self.gpu_provider_tensorrt => Device::TensorRt {
+                device_id,
+                engine_cache_dir: self.tensorrt_cache.clone(),
+            },
+            Some(device_id) => Device::Cuda { device_id },
         }
     }
 }
@@ -175,16 +288,15 @@ impl ShardModel {
         self.session.borrow().inputs().to_vec()
     }
 
-    /// The backend and device, for INFO.
-    pub fn device_name(&self) -> String {
-        self.session.borrow().device_name().to_string()
-    }
-
     /// Queues a request and waits for its result. `TIMEDOUT` comes back as `Err("TIMEDOUT")`, RedisAI's reply.
     ///
     /// # Errors
     /// A RedisAI-style `ERR ...` message for mismatched inputs, a full queue, a deleted model or a failed run.
-    pub async fn run(&self, inputs: Vec<Tensor>, timeout: Option<Duration>) -> Result<Vec<Tensor>, String> {
+    pub async fn run(
+        &self,
+        inputs: Vec<Tensor>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Tensor>, String> {
         let specs = self.session.borrow().inputs().to_vec();
         if let Err(e) = ember_kernels::check_inputs(&specs, &inputs) {
             self.count_error();
@@ -197,13 +309,22 @@ impl ShardModel {
         }
         let now = Instant::now();
         let (reply, receiver) = reply_channel();
-        let pending = Pending { inputs, reply, deadline: timeout.map(|t| now + t) };
+        let pending = Pending {
+            inputs,
+            reply,
+            deadline: timeout.map(|t| now + t),
+        };
         if self.queue.borrow_mut().push(pending, rows, now).is_err() {
             self.count_error();
-            return Err(format!("ERR inference queue full ({} requests waiting)", batch_queue::QUEUE_REQUESTS_MAX));
+            return Err(format!(
+                "ERR inference queue full ({} requests waiting)",
+                batch_queue::QUEUE_REQUESTS_MAX
+            ));
         }
         self.wake.notify();
-        receiver.await.unwrap_or_else(|| Err("ERR model was deleted while the request waited".into()))
+        receiver
+            .await
+            .unwrap_or_else(|| Err("ERR model was deleted while the request waited".into()))
     }
 
     fn count_error(&self) {
@@ -216,24 +337,45 @@ impl ShardModel {
     fn retire(&self) {
         self.retired.set(true);
         for pending in self.queue.borrow_mut().drain() {
-            pending.reply.send(Err("ERR model was deleted while the request waited".into()));
+            pending
+                .reply
+                .send(Err("ERR model was deleted while the request waited".into()));
         }
         self.wake.notify();
     }
 
     /// Runs `inputs` in slices of `slice_rows`, yielding between slices.
-    async fn run_sliced(&self, inputs: Vec<Tensor>, slice_rows: usize) -> Result<Vec<Tensor>, String> {
+    async fn run_sliced(
+        &self,
+        inputs: Vec<Tensor>,
+        slice_rows: usize,
+    ) -> Result<Vec<Tensor>, String> {
         let rows = inputs[0].batch_len();
         if rows <= slice_rows {
-            return self.session.borrow_mut().run(&inputs).map_err(|e| format!("ERR {e}"));
+            return self
+                .session
+                .borrow_mut()
+                .run(&inputs)
+                .map_err(|e| format!("ERR {e}"));
         }
-        let lens: Vec<usize> = (0..rows).step_by(slice_rows).map(|start| slice_rows.min(rows - start)).collect();
-        let sliced: Vec<Vec<Tensor>> =
-            inputs.iter().map(|t| t.split_batch(&lens)).collect::<Result<_, _>>().map_err(|e| format!("ERR {e}"))?;
+        let lens: Vec<usize> = (0..rows)
+            .step_by(slice_rows)
+            .map(|start| slice_rows.min(rows - start))
+            .collect();
+        let sliced: Vec<Vec<Tensor>> = inputs
+            .iter()
+            .map(|t| t.split_batch(&lens))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("ERR {e}"))?;
         let mut outputs: Vec<Vec<Tensor>> = Vec::new();
         for slice in 0..lens.len() {
-            let slice_inputs: Vec<Tensor> = sliced.iter().map(|parts| parts[slice].clone()).collect();
-            let result = self.session.borrow_mut().run(&slice_inputs).map_err(|e| format!("ERR {e}"))?;
+            let slice_inputs: Vec<Tensor> =
+                sliced.iter().map(|parts| parts[slice].clone()).collect();
+            let result = self
+                .session
+                .borrow_mut()
+                .run(&slice_inputs)
+                .map_err(|e| format!("ERR {e}"))?;
             outputs.push(result);
             crate::runtime::yield_if_needed().await;
         }
@@ -250,7 +392,9 @@ impl ShardModel {
     /// bad request (say an id past its table) gets the error and the others their results.
     async fn serve_batch(&self, batch: Vec<(Pending, usize)>, slice_rows: usize) {
         let now = Instant::now();
-        let (live, expired): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(p, _)| p.deadline.is_none_or(|d| d > now));
+        let (live, expired): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(p, _)| p.deadline.is_none_or(|d| d > now));
         for (pending, _) in expired {
             self.count_error();
             pending.reply.send(Err("TIMEDOUT".into()));
@@ -265,7 +409,11 @@ impl ShardModel {
             Ok(live[0].0.inputs.clone())
         } else {
             (0..live[0].0.inputs.len())
-                .map(|i| Tensor::concat_batch(&live.iter().map(|(p, _)| &p.inputs[i]).collect::<Vec<_>>()))
+                .map(|i| {
+                    Tensor::concat_batch(
+                        &live.iter().map(|(p, _)| &p.inputs[i]).collect::<Vec<_>>(),
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("ERR {e}"))
         };
@@ -274,9 +422,19 @@ impl ShardModel {
             Err(e) => Err(e),
         };
         let split = outputs.and_then(|outputs| {
-            let per_output: Vec<Vec<Tensor>> =
-                outputs.iter().map(|t| t.split_batch(&lens)).collect::<Result<_, _>>().map_err(|e| format!("ERR {e}"))?;
-            Ok((0..live.len()).map(|r| per_output.iter().map(|parts| parts[r].clone()).collect::<Vec<_>>()).collect::<Vec<_>>())
+            let per_output: Vec<Vec<Tensor>> = outputs
+                .iter()
+                .map(|t| t.split_batch(&lens))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("ERR {e}"))?;
+            Ok((0..live.len())
+                .map(|r| {
+                    per_output
+                        .iter()
+                        .map(|parts| parts[r].clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>())
         });
         let mut stats = self.stats.get();
         stats.duration_us += started.elapsed().as_micros() as u64;
@@ -332,19 +490,20 @@ async fn batch_worker(model: Rc<ShardModel>, slice_rows: usize) {
     }
 }
 
-/// The parameters of AI.MODELSTORE or `--model`.
+/// The parameters of AI.MODELSTORE or `--model`; sent to every shard, each builds its own session.
+#[derive(Clone, Debug)]
 pub struct StoreRequest {
     /// The model's key.
     pub name: Vec<u8>,
     /// The ONNX bytes.
-    pub blob: Rc<Vec<u8>>,
+    pub blob: Vec<u8>,
     /// Where it runs.
     pub device: Device,
     /// What MODELGET reports as the device.
     pub device_text: String,
     /// TAG.
     pub tag: Vec<u8>,
-    /// BATCHSIZE (0: the server default max-batch).
+    /// BATCHSIZE, max-batch (0: no batching, as in RedisAI).
     pub batch_size: u64,
     /// MINBATCHSIZE.
     pub min_batch_size: u64,
@@ -356,9 +515,14 @@ pub struct StoreRequest {
     pub outputs: Option<Vec<String>>,
 }
 
+/// Share of the inference task queue against the connections' 1000: a batch runs when cache requests leave
+/// the core idle, and yields between slices.
+const INFERENCE_SHARES: usize = 100;
+
 /// One shard's inference state.
 pub struct Inference {
     config: Rc<InferenceConfig>,
+    queue: std::cell::OnceCell<crate::runtime::TaskQueueHandle>,
     runtime: RefCell<Option<OrtRuntime>>,
     models: RefCell<HashMap<Vec<u8>, Rc<ShardModel>>>,
     /// RedisAI tensors whose keys this shard owns.
@@ -370,6 +534,7 @@ impl Inference {
     pub fn new(config: Rc<InferenceConfig>) -> Inference {
         Inference {
             config,
+            queue: std::cell::OnceCell::new(),
             runtime: RefCell::new(None),
             models: RefCell::new(HashMap::new()),
             tensors: RefCell::new(HashMap::new()),
@@ -381,6 +546,22 @@ impl Inference {
         &self.config
     }
 
+    /// The shard's low-share task queue for batch workers, created on first use (inside the executor).
+    fn queue(&self) -> crate::runtime::TaskQueueHandle {
+        *self
+            .queue
+            .get_or_init(|| crate::runtime::background_queue("inference", INFERENCE_SHARES))
+    }
+
+    /// The ONNX Runtime version, once loaded (for AI.INFO).
+    pub fn onnx_version(&self) -> Option<String> {
+        self.runtime
+            .borrow()
+            .as_ref()?
+            .version()
+            .map(str::to_string)
+    }
+
     /// The ONNX Runtime, loaded on first use.
     ///
     /// # Errors
@@ -389,8 +570,8 @@ impl Inference {
         if let Some(runtime) = self.runtime.borrow().as_ref() {
             return Ok(runtime.clone());
         }
-        let runtime =
-            OrtRuntime::load(self.config.ort_lib.as_deref()).map_err(|e| format!("ERR Could not load backend: {e}"))?;
+        let runtime = OrtRuntime::load(self.config.ort_lib.as_deref())
+            .map_err(|e| format!("ERR Could not load backend: {e}"))?;
         *self.runtime.borrow_mut() = Some(runtime.clone());
         Ok(runtime)
     }
@@ -402,20 +583,33 @@ impl Inference {
     /// the INPUTS/OUTPUTS names do not match the model.
     pub fn store_model(&self, request: StoreRequest) -> Result<(), String> {
         let runtime = self.runtime()?;
-        let config = SessionConfig { device: request.device.clone(), ..SessionConfig::default() };
-        let session = OrtSession::from_bytes(&runtime, &request.blob, &config).map_err(|e| format!("ERR {e}"))?;
+        let config = SessionConfig {
+            device: request.device.clone(),
+            ..SessionConfig::default()
+        };
+        let session = OrtSession::from_bytes(&runtime, &request.blob, &config)
+            .map_err(|e| format!("ERR {e}"))?;
         let input_names: Vec<String> = session.inputs().iter().map(|s| s.name.clone()).collect();
         let output_names: Vec<String> = session.outputs().iter().map(|s| s.name.clone()).collect();
-        for (given, actual, what) in [(&request.inputs, &input_names, "INPUTS"), (&request.outputs, &output_names, "OUTPUTS")] {
+        for (given, actual, what) in [
+            (&request.inputs, &input_names, "INPUTS"),
+            (&request.outputs, &output_names, "OUTPUTS"),
+        ] {
             if let Some(given) = given {
                 if given != actual {
-                    return Err(format!("ERR {what} {given:?} do not match the model's {actual:?}"));
+                    return Err(format!(
+                        "ERR {what} {given:?} do not match the model's {actual:?}"
+                    ));
                 }
             }
         }
-        let batch_rows_max = if request.batch_size > 0 { request.batch_size as usize } else { self.config.batch_rows_max };
+        // RedisAI's meaning: BATCHSIZE 0 (or none) runs every request alone; `--model` passes the server's max-batch.
+        let batch_rows_max = request.batch_size as usize;
         let delay_max_us = request.delay_max_us.unwrap_or(self.config.delay_max_us);
-        let policy = BatchPolicy { batch_rows_max, delay_max: Duration::from_micros(delay_max_us) };
+        let policy = BatchPolicy {
+            batch_rows_max,
+            delay_max: Duration::from_micros(delay_max_us),
+        };
         let model = Rc::new(ShardModel {
             meta: ModelMeta {
                 device_text: request.device_text,
@@ -425,7 +619,7 @@ impl Inference {
                 delay_max_us,
                 input_names,
                 output_names,
-                blob: request.blob,
+                blob: Rc::new(request.blob),
             },
             session: RefCell::new(session),
             queue: RefCell::new(BatchQueue::new(policy)),
@@ -433,7 +627,10 @@ impl Inference {
             wake: Notify::default(),
             retired: Cell::new(false),
         });
-        crate::runtime::spawn_background(batch_worker(Rc::clone(&model), self.config.slice_rows.max(1)));
+        crate::runtime::spawn_into(
+            batch_worker(Rc::clone(&model), self.config.slice_rows.max(1)),
+            self.queue(),
+        );
         if let Some(old) = self.models.borrow_mut().insert(request.name, model) {
             old.retire();
         }
@@ -455,13 +652,6 @@ impl Inference {
             None => false,
         }
     }
-
-    /// Every model's name, sorted.
-    pub fn model_names(&self) -> Vec<Vec<u8>> {
-        let mut names: Vec<Vec<u8>> = self.models.borrow().keys().cloned().collect();
-        names.sort();
-        names
-    }
 }
 
 #[cfg(test)]
@@ -470,13 +660,175 @@ mod tests {
 
     #[test]
     fn model_specs_parse() {
-        let spec = ModelSpec::parse("dlrm=models/dlrm.onnx,max-batch=128,max-delay-us=250").unwrap();
+        let spec =
+            ModelSpec::parse("dlrm=models/dlrm.onnx,max-batch=128,max-delay-us=250").unwrap();
         assert_eq!(spec.name, "dlrm");
         assert_eq!(spec.path, PathBuf::from("models/dlrm.onnx"));
-        assert_eq!((spec.batch_rows_max, spec.delay_max_us), (Some(128), Some(250)));
+        assert_eq!(
+            (spec.batch_rows_max, spec.delay_max_us),
+            (Some(128), Some(250))
+        );
         assert_eq!(ModelSpec::parse("m=x.onnx").unwrap().batch_rows_max, None);
-        for bad in ["m", "=x.onnx", "m=", "m=x.onnx,max-batch=x", "m=x.onnx,speed=9"] {
+        for bad in [
+            "m",
+            "=x.onnx",
+            "m=",
+            "m=x.onnx,max-batch=x",
+            "m=x.onnx,speed=9",
+        ] {
             assert!(ModelSpec::parse(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// Inference work one shard asks of another.
+#[derive(Debug)]
+pub enum InferenceRequest {
+    /// Store tensors whose keys this shard owns.
+    TensorSet {
+        /// Keys and tensors.
+        entries: Vec<(Vec<u8>, Tensor)>,
+    },
+    /// Copies of tensors whose keys this shard owns.
+    TensorGet {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// Build a session for a model (every shard holds every model).
+    ModelStore(Box<StoreRequest>),
+    /// Delete a model.
+    ModelDel {
+        /// The model's key.
+        key: Vec<u8>,
+    },
+    /// A model's counters, optionally zeroed after reading.
+    Stats {
+        /// The model's key.
+        key: Vec<u8>,
+        /// AI.INFO key RESETSTAT.
+        reset: bool,
+    },
+}
+
+/// A shard's answer to an [`InferenceRequest`].
+#[derive(Debug)]
+pub enum InferenceReply {
+    /// Done.
+    Done,
+    /// Tensors in the order asked; `None` for a missing key.
+    Tensors(Vec<Option<Tensor>>),
+    /// A model store's result.
+    Stored(Result<(), String>),
+    /// Whether a deleted model existed.
+    Deleted(bool),
+    /// A model's counters, when the shard has it.
+    Stats(Option<ModelStats>),
+}
+
+/// Answers an [`InferenceRequest`] against this shard's state.
+pub fn answer(inference: &Inference, request: InferenceRequest) -> InferenceReply {
+    match request {
+        InferenceRequest::TensorSet { entries } => {
+            let mut tensors = inference.tensors.borrow_mut();
+            for (key, tensor) in entries {
+                tensors.insert(key, tensor);
+            }
+            InferenceReply::Done
+        }
+        InferenceRequest::TensorGet { keys } => {
+            let tensors = inference.tensors.borrow();
+            InferenceReply::Tensors(keys.iter().map(|key| tensors.get(key).cloned()).collect())
+        }
+        InferenceRequest::ModelStore(request) => {
+            InferenceReply::Stored(inference.store_model(*request))
+        }
+        InferenceRequest::ModelDel { key } => InferenceReply::Deleted(inference.delete_model(&key)),
+        InferenceRequest::Stats { key, reset } => {
+            InferenceReply::Stats(inference.model(&key).map(|model| {
+                let stats = model.stats();
+                if reset {
+                    model.reset_stats();
+                }
+                stats
+            }))
+        }
+    }
+}
+
+/// Sends `request` to shard `owner` (answered here when it is this shard).
+pub async fn call(
+    shard: &Rc<crate::shard::Shard>,
+    owner: usize,
+    request: InferenceRequest,
+) -> InferenceReply {
+    use crate::shard::{ShardReply, ShardRequest};
+    if owner == shard.index {
+        return answer(&shard.inference, request);
+    }
+    match shard.call(owner, ShardRequest::Inference(request)).await {
+        ShardReply::Inference(reply) => reply,
+        ShardReply::Encoded(bytes) => InferenceReply::Stored(Err(String::from_utf8_lossy(
+            bytes
+                .get(1..bytes.len().saturating_sub(2))
+                .unwrap_or_default(),
+        )
+        .into_owned())),
+        other => panic!("an inference request was answered with {other:?}"),
+    }
+}
+
+/// Start-up on one shard: the models of `--model` (each shard builds its own session) and the demo embedding
+/// rows this shard owns.
+///
+/// # Errors
+/// A message naming the model or file and the fix, so that `ember` stops instead of serving without them.
+pub fn start(shard: &crate::shard::Shard) -> Result<(), String> {
+    let config = shard.inference.config().clone();
+    for spec in &config.models {
+        let blob = std::fs::read(&spec.path).map_err(|e| {
+            format!(
+                "--model {}: cannot read {}: {e}",
+                spec.name,
+                spec.path.display()
+            )
+        })?;
+        let request = StoreRequest {
+            name: spec.name.as_bytes().to_vec(),
+            blob,
+            device: Device::Cpu,
+            device_text: "CPU".to_string(),
+            tag: Vec::new(),
+            batch_size: spec.batch_rows_max.unwrap_or(config.batch_rows_max) as u64,
+            min_batch_size: 0,
+            delay_max_us: spec.delay_max_us,
+            inputs: None,
+            outputs: None,
+        };
+        shard
+            .inference
+            .store_model(request)
+            .map_err(|e| format!("--model {}: {}", spec.name, e.trim_start_matches("ERR ")))?;
+    }
+    if let Some(dir) = &config.demo_embeddings {
+        let rows = ember_kernels::recommend::demo_rows(dir)
+            .map_err(|e| format!("--demo-embeddings {}: {e}", dir.display()))?;
+        let now_ms = crate::stats::unix_time_ms();
+        let mut keyspace = shard.keyspace.borrow_mut();
+        for (key, value) in rows {
+            if shard.owner_of(&key) == shard.index {
+                keyspace.insert(0, &key, ember_store::Value::from_vec(value), None, now_ms);
+            }
+        }
+    }
+    if shard.index == 0 && !config.models.is_empty() {
+        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+        eprintln!(
+            "ember: inference: models {} on ONNX Runtime {} (max-batch {}, max-delay-us {})",
+            names.join(", "),
+            shard.inference.onnx_version().unwrap_or_else(|| "?".into()),
+            config.batch_rows_max,
+            config.delay_max_us
+        );
+    }
+    Ok(())
 }

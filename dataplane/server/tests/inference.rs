@@ -12,7 +12,10 @@ use redis::Value;
 const SCORE_TOLERANCE: f32 = 1e-5;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 fn ort_lib() -> PathBuf {
@@ -20,12 +23,22 @@ fn ort_lib() -> PathBuf {
         return PathBuf::from(path);
     }
     let path = repo_root().join(".deps/onnxruntime/libonnxruntime.so");
-    assert!(path.exists(), "{} is missing: run `make setup`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
     path
 }
 
 fn vector(case: &str, name: &str) -> Tensor {
-    npy::read(&repo_root().join("models/testdata").join(case).join(format!("{name}.npy"))).expect("test vector")
+    npy::read(
+        &repo_root()
+            .join("models/testdata")
+            .join(case)
+            .join(format!("{name}.npy")),
+    )
+    .expect("test vector")
 }
 
 fn model_bytes(name: &str) -> Vec<u8> {
@@ -40,7 +53,11 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(extra)
@@ -53,7 +70,10 @@ impl Server {
         let server = Server { child, port };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "ember did not listen on {port}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "ember did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -97,7 +117,9 @@ fn error_of(result: redis::RedisResult<Value>) -> String {
 }
 
 fn floats(values: &Value) -> Vec<f32> {
-    let Value::Array(items) = values else { panic!("not an array: {values:?}") };
+    let Value::Array(items) = values else {
+        panic!("not an array: {values:?}")
+    };
     items
         .iter()
         .map(|v| match v {
@@ -111,7 +133,10 @@ fn floats(values: &Value) -> Vec<f32> {
 fn max_abs_err(got: &[f32], want: &Tensor) -> f32 {
     let want = want.as_f32().unwrap();
     assert_eq!(got.len(), want.len());
-    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -119,7 +144,10 @@ fn modelexecute_scores_match_the_generator() {
     let lib = ort_lib();
     let server = Server::start(&["--threads", "2", "--ort-lib", lib.to_str().unwrap()]);
     let mut con = server.connection();
-    for (model, inputs) in [("dlrm", ["dense", "sparse"]), ("dlrm_dense", ["dense", "pooled"])] {
+    for (model, inputs) in [
+        ("dlrm", ["dense", "sparse"]),
+        ("dlrm_dense", ["dense", "pooled"]),
+    ] {
         let stored: Value = redis::cmd("AI.MODELSTORE")
             .arg(model)
             .arg("ONNX")
@@ -145,10 +173,18 @@ fn modelexecute_scores_match_the_generator() {
             .query(&mut con)
             .expect("AI.MODELEXECUTE");
         assert_eq!(reply, Value::Okay);
-        let values: Value = redis::cmd("AI.TENSORGET").arg(&out).arg("VALUES").query(&mut con).unwrap();
+        let values: Value = redis::cmd("AI.TENSORGET")
+            .arg(&out)
+            .arg("VALUES")
+            .query(&mut con)
+            .unwrap();
         let err = max_abs_err(&floats(&values), &vector(model, "score"));
         assert!(err <= SCORE_TOLERANCE, "{model}: max abs err {err}");
-        let meta: Value = redis::cmd("AI.TENSORGET").arg(&out).arg("META").query(&mut con).unwrap();
+        let meta: Value = redis::cmd("AI.TENSORGET")
+            .arg(&out)
+            .arg("META")
+            .query(&mut con)
+            .unwrap();
         assert_eq!(
             meta,
             Value::Array(vec![
@@ -175,8 +211,12 @@ fn recommend_scores_match_the_generator() {
         "models",
     ]);
     let mut con = server.connection();
-    let TensorData::Int64(user) = vector("recommend", "user").into_data() else { panic!() };
-    let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else { panic!() };
+    let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
+        panic!()
+    };
+    let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
+        panic!()
+    };
     let scores = vector("recommend", "score");
     let scores = scores.as_f32().unwrap();
     let k = 5;
@@ -189,18 +229,38 @@ fn recommend_scores_match_the_generator() {
         .arg(&candidates)
         .query(&mut con)
         .expect("RECOMMEND");
-    let Value::Array(items) = reply else { panic!("not an array") };
+    let Value::Array(items) = reply else {
+        panic!("not an array")
+    };
     assert_eq!(items.len(), 2 * k);
-    let mut want: Vec<(i64, f32)> = candidates.iter().copied().zip(scores.iter().copied()).collect();
+    let mut want: Vec<(i64, f32)> = candidates
+        .iter()
+        .copied()
+        .zip(scores.iter().copied())
+        .collect();
     want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
     for (pair, (id, score)) in items.chunks(2).zip(want) {
-        let Value::BulkString(got_id) = &pair[0] else { panic!("id {:?}", pair[0]) };
+        let Value::BulkString(got_id) = &pair[0] else {
+            panic!("id {:?}", pair[0])
+        };
         assert_eq!(std::str::from_utf8(got_id).unwrap(), id.to_string());
         let got = floats(&Value::Array(vec![pair[1].clone()]))[0];
-        assert!((got - score).abs() <= SCORE_TOLERANCE, "candidate {id}: {got} vs {score}");
+        assert!(
+            (got - score).abs() <= SCORE_TOLERANCE,
+            "candidate {id}: {got} vs {score}"
+        );
     }
     // A missing row is an error that names the key, and the server keeps serving.
-    let err = error_of(redis::cmd("RECOMMEND").arg("dlrm_dense").arg(7).arg(1).arg("CANDIDATES").arg(1).arg("no-such-item").query(&mut con));
+    let err = error_of(
+        redis::cmd("RECOMMEND")
+            .arg("dlrm_dense")
+            .arg(7)
+            .arg(1)
+            .arg("CANDIDATES")
+            .arg(1)
+            .arg("no-such-item")
+            .query(&mut con),
+    );
     assert!(err.contains("emb:13:no-such-item"), "{err}");
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
@@ -218,15 +278,33 @@ fn concurrent_requests_merge_into_batches() {
         "--model",
         "dlrm=models/dlrm.onnx,max-batch=64,max-delay-us=200000",
     ]);
-    let dense = vector("dlrm", "dense").split_batch(&[4, 12]).unwrap().remove(0);
-    let sparse = vector("dlrm", "sparse").split_batch(&[4, 12]).unwrap().remove(0);
-    let want = vector("dlrm", "score").split_batch(&[4, 12]).unwrap().remove(0);
+    let dense = vector("dlrm", "dense")
+        .split_batch(&[4, 12])
+        .unwrap()
+        .remove(0);
+    let sparse = vector("dlrm", "sparse")
+        .split_batch(&[4, 12])
+        .unwrap()
+        .remove(0);
+    let want = vector("dlrm", "score")
+        .split_batch(&[4, 12])
+        .unwrap()
+        .remove(0);
     let clients = 8;
     let handles: Vec<_> = (0..clients)
         .map(|c| {
-            let (mut con, dense, sparse, want) = (server.connection(), dense.clone(), sparse.clone(), want.clone());
+            let (mut con, dense, sparse, want) = (
+                server.connection(),
+                dense.clone(),
+                sparse.clone(),
+                want.clone(),
+            );
             std::thread::spawn(move || {
-                let (d, s, o) = (format!("{{c{c}}}:d"), format!("{{c{c}}}:s"), format!("{{c{c}}}:o"));
+                let (d, s, o) = (
+                    format!("{{c{c}}}:d"),
+                    format!("{{c{c}}}:s"),
+                    format!("{{c{c}}}:o"),
+                );
                 tensorset(&mut con, &d, &dense);
                 tensorset(&mut con, &s, &sparse);
                 let _: Value = redis::cmd("AI.MODELEXECUTE")
@@ -240,8 +318,15 @@ fn concurrent_requests_merge_into_batches() {
                     .arg(&o)
                     .query(&mut con)
                     .expect("AI.MODELEXECUTE");
-                let values: Value = redis::cmd("AI.TENSORGET").arg(&o).arg("VALUES").query(&mut con).unwrap();
-                assert!(max_abs_err(&floats(&values), &want) <= SCORE_TOLERANCE, "client {c}: scores after batching");
+                let values: Value = redis::cmd("AI.TENSORGET")
+                    .arg(&o)
+                    .arg("VALUES")
+                    .query(&mut con)
+                    .unwrap();
+                assert!(
+                    max_abs_err(&floats(&values), &want) <= SCORE_TOLERANCE,
+                    "client {c}: scores after batching"
+                );
             })
         })
         .collect();
@@ -250,7 +335,9 @@ fn concurrent_requests_merge_into_batches() {
     }
     let mut con = server.connection();
     let info: Value = redis::cmd("AI.INFO").arg("dlrm").query(&mut con).unwrap();
-    let Value::Array(items) = info else { panic!("AI.INFO: {info:?}") };
+    let Value::Array(items) = info else {
+        panic!("AI.INFO: {info:?}")
+    };
     let field = |name: &str| {
         items
             .chunks(2)
@@ -263,18 +350,38 @@ fn concurrent_requests_merge_into_batches() {
     };
     assert_eq!(field("calls"), clients);
     assert_eq!(field("samples"), clients * 4);
-    assert!(field("batches") < clients, "requests were not merged: {} batches for {clients} calls", field("batches"));
+    assert!(
+        field("batches") < clients,
+        "requests were not merged: {} batches for {clients} calls",
+        field("batches")
+    );
     assert!(field("batch_requests_max") > 1);
 }
 
 #[test]
 fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let lib = ort_lib();
-    let server = Server::start(&["--threads", "2", "--ort-lib", lib.to_str().unwrap(), "--model", "dlrm=models/dlrm.onnx"]);
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "dlrm=models/dlrm.onnx",
+    ]);
     let mut con = server.connection();
-    let execute = |con: &mut redis::Connection, model: &str, inputs: &[&str]| -> redis::RedisResult<Value> {
-        redis::cmd("AI.MODELEXECUTE").arg(model).arg("INPUTS").arg(inputs.len()).arg(inputs).arg("OUTPUTS").arg(1).arg("{t}:o").query(con)
-    };
+    let execute =
+        |con: &mut redis::Connection, model: &str, inputs: &[&str]| -> redis::RedisResult<Value> {
+            redis::cmd("AI.MODELEXECUTE")
+                .arg(model)
+                .arg("INPUTS")
+                .arg(inputs.len())
+                .arg(inputs)
+                .arg("OUTPUTS")
+                .arg(1)
+                .arg("{t}:o")
+                .query(con)
+        };
     tensorset(&mut con, "{t}:dense", &vector("dlrm", "dense"));
     tensorset(&mut con, "{t}:sparse", &vector("dlrm", "sparse"));
     let narrow = Tensor::new(vec![16, 12], TensorData::Float(vec![0.5; 16 * 12])).unwrap();
@@ -282,34 +389,79 @@ fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let cases: Vec<(&str, redis::RedisResult<Value>, &str)> = vec![
         (
             "malformed blob",
-            redis::cmd("AI.MODELSTORE").arg("bad").arg("ONNX").arg("CPU").arg("BLOB").arg(b"not a model".as_slice()).query(&mut con),
+            redis::cmd("AI.MODELSTORE")
+                .arg("bad")
+                .arg("ONNX")
+                .arg("CPU")
+                .arg("BLOB")
+                .arg(b"not a model".as_slice())
+                .query(&mut con),
             "protobuf parsing failed",
         ),
-        ("unknown model", execute(&mut con, "nope", &["{t}:dense", "{t}:sparse"]), "model key is empty"),
-        ("missing tensor", execute(&mut con, "dlrm", &["{t}:dense", "{t}:none"]), "tensor key is empty"),
-        ("wrong shape", execute(&mut con, "dlrm", &["{t}:narrow", "{t}:sparse"]), "input 'dense' expects shape [?, 13], got [16, 12]"),
-        ("wrong type", execute(&mut con, "dlrm", &["{t}:sparse", "{t}:sparse"]), "input 'dense' expects FLOAT, got INT64"),
-        ("wrong input count", execute(&mut con, "dlrm", &["{t}:dense"]), "does not match model definition"),
+        (
+            "unknown model",
+            execute(&mut con, "nope", &["{t}:dense", "{t}:sparse"]),
+            "model key is empty",
+        ),
+        (
+            "missing tensor",
+            execute(&mut con, "dlrm", &["{t}:dense", "{t}:none"]),
+            "tensor key is empty",
+        ),
+        (
+            "wrong shape",
+            execute(&mut con, "dlrm", &["{t}:narrow", "{t}:sparse"]),
+            "input 'dense' expects shape [?, 13], got [16, 12]",
+        ),
+        (
+            "wrong type",
+            execute(&mut con, "dlrm", &["{t}:sparse", "{t}:sparse"]),
+            "input 'dense' expects FLOAT, got INT64",
+        ),
+        (
+            "wrong input count",
+            execute(&mut con, "dlrm", &["{t}:dense"]),
+            "does not match model definition",
+        ),
     ];
     for (name, result, want) in cases {
         let err = error_of(result);
         assert!(err.contains(want), "{name}: {err}");
     }
-    let ok = execute(&mut con, "dlrm", &["{t}:dense", "{t}:sparse"]).expect("a good request after the bad ones");
+    let ok = execute(&mut con, "dlrm", &["{t}:dense", "{t}:sparse"])
+        .expect("a good request after the bad ones");
     assert_eq!(ok, Value::Okay);
-    let _: () = redis::cmd("SET").arg("plain").arg("value").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("plain")
+        .arg("value")
+        .query(&mut con)
+        .unwrap();
     let got: String = redis::cmd("GET").arg("plain").query(&mut con).unwrap();
     assert_eq!(got, "value");
 }
 
 #[test]
 fn a_missing_runtime_is_an_error_that_names_the_fix() {
-    let server = Server::start(&["--threads", "1", "--ort-lib", "/nonexistent/libonnxruntime.so"]);
+    let server = Server::start(&[
+        "--threads",
+        "1",
+        "--ort-lib",
+        "/nonexistent/libonnxruntime.so",
+    ]);
     let mut con = server.connection();
     let err = error_of(
-        redis::cmd("AI.MODELSTORE").arg("m").arg("ONNX").arg("CPU").arg("BLOB").arg(model_bytes("dlrm")).query(&mut con),
+        redis::cmd("AI.MODELSTORE")
+            .arg("m")
+            .arg("ONNX")
+            .arg("CPU")
+            .arg("BLOB")
+            .arg(model_bytes("dlrm"))
+            .query(&mut con),
     );
-    assert!(err.contains("Could not load backend") && err.contains("make setup"), "{err}");
+    assert!(
+        err.contains("Could not load backend") && err.contains("make setup"),
+        "{err}"
+    );
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
 }

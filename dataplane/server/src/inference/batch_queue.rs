@@ -23,9 +23,6 @@ pub struct BatchPolicy {
 }
 
 impl BatchPolicy {
-    /// No batching: every request runs as soon as the worker is free.
-    pub const UNBATCHED: BatchPolicy = BatchPolicy { batch_rows_max: 0, delay_max: Duration::ZERO };
-
     fn batches(&self) -> bool {
         self.batch_rows_max > 1
     }
@@ -54,21 +51,16 @@ pub enum QueueFull {
 impl<T> BatchQueue<T> {
     /// An empty queue.
     pub fn new(policy: BatchPolicy) -> Self {
-        BatchQueue { policy, queued: VecDeque::new(), rows_queued: 0 }
-    }
-
-    /// The policy in force.
-    pub fn policy(&self) -> BatchPolicy {
-        self.policy
-    }
-
-    /// Requests waiting.
-    pub fn len(&self) -> usize {
-        self.queued.len()
+        BatchQueue {
+            policy,
+            queued: VecDeque::new(),
+            rows_queued: 0,
+        }
     }
 
     /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.queued.is_empty()
     }
 
@@ -81,7 +73,11 @@ impl<T> BatchQueue<T> {
             return Err((QueueFull::Full, request));
         }
         self.rows_queued += rows;
-        self.queued.push_back(Queued { request, rows, enqueued_at: now });
+        self.queued.push_back(Queued {
+            request,
+            rows,
+            enqueued_at: now,
+        });
         Ok(())
     }
 
@@ -96,18 +92,27 @@ impl<T> BatchQueue<T> {
     }
 
     /// True when a batch should leave at `now`.
-    pub fn is_due(&self, now: Instant) -> bool {
+    #[cfg(test)]
+    fn is_due(&self, now: Instant) -> bool {
         self.due_at().is_some_and(|due| due <= now)
     }
 
     /// Takes the next batch: whole requests in arrival order while their rows fit, at least one. Returns each
     /// request with its row count; empty when nothing is queued.
     pub fn take_batch(&mut self) -> Vec<(T, usize)> {
-        let limit = if self.policy.batches() { self.policy.batch_rows_max } else { 1 };
+        let limit = if self.policy.batches() {
+            self.policy.batch_rows_max
+        } else {
+            1
+        };
         let mut batch = Vec::new();
         let mut rows = 0;
         while let Some(next) = self.queued.front() {
-            let fits = if self.policy.batches() { rows + next.rows <= limit } else { batch.is_empty() };
+            let fits = if self.policy.batches() {
+                rows + next.rows <= limit
+            } else {
+                batch.is_empty()
+            };
             if !batch.is_empty() && !fits {
                 break;
             }
@@ -134,7 +139,10 @@ mod tests {
     use super::*;
 
     fn policy(batch_rows_max: usize, delay_us: u64) -> BatchPolicy {
-        BatchPolicy { batch_rows_max, delay_max: Duration::from_micros(delay_us) }
+        BatchPolicy {
+            batch_rows_max,
+            delay_max: Duration::from_micros(delay_us),
+        }
     }
 
     fn ids(batch: Vec<(u32, usize)>) -> Vec<u32> {
@@ -159,7 +167,11 @@ mod tests {
         let mut queue = BatchQueue::new(policy(64, 500));
         queue.push(1, 1, t0).unwrap();
         queue.push(2, 1, t0 + Duration::from_micros(400)).unwrap();
-        assert_eq!(queue.due_at(), Some(t0 + Duration::from_micros(500)), "due by the oldest, not the newest");
+        assert_eq!(
+            queue.due_at(),
+            Some(t0 + Duration::from_micros(500)),
+            "due by the oldest, not the newest"
+        );
         assert!(!queue.is_due(t0 + Duration::from_micros(499)));
         assert!(queue.is_due(t0 + Duration::from_micros(500)));
         assert_eq!(ids(queue.take_batch()), vec![1, 2]);
@@ -172,7 +184,11 @@ mod tests {
         for (id, rows) in [(1, 4), (2, 4), (3, 4), (4, 1)] {
             queue.push(id, rows, t0).unwrap();
         }
-        assert_eq!(queue.take_batch(), vec![(1, 4), (2, 4)], "request 3 does not fit and is not split");
+        assert_eq!(
+            queue.take_batch(),
+            vec![(1, 4), (2, 4)],
+            "request 3 does not fit and is not split"
+        );
         assert_eq!(queue.take_batch(), vec![(3, 4), (4, 1)]);
         assert!(queue.take_batch().is_empty());
     }
@@ -191,7 +207,7 @@ mod tests {
     #[test]
     fn unbatched_runs_one_request_at_a_time_without_waiting() {
         let t0 = Instant::now();
-        let mut queue = BatchQueue::new(BatchPolicy::UNBATCHED);
+        let mut queue = BatchQueue::new(policy(0, 0));
         queue.push(1, 3, t0).unwrap();
         queue.push(2, 3, t0).unwrap();
         assert!(queue.is_due(t0));
@@ -206,7 +222,10 @@ mod tests {
         for id in 0..QUEUE_REQUESTS_MAX {
             queue.push(id, 1, t0).unwrap();
         }
-        assert_eq!(queue.push(usize::MAX, 1, t0).unwrap_err(), (QueueFull::Full, usize::MAX));
+        assert_eq!(
+            queue.push(usize::MAX, 1, t0).unwrap_err(),
+            (QueueFull::Full, usize::MAX)
+        );
         assert_eq!(queue.drain().len(), QUEUE_REQUESTS_MAX);
         assert!(queue.is_empty() && queue.due_at().is_none());
     }
@@ -216,9 +235,13 @@ mod tests {
     #[test]
     fn random_arrivals_keep_every_invariant() {
         for seed in 0..50u64 {
-            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut state = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let mut next = |bound: u64| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 33) % bound
             };
             let t0 = Instant::now();
@@ -228,11 +251,16 @@ mod tests {
             let mut now = t0;
             for id in 0..500u32 {
                 now += Duration::from_micros(next(50));
-                queue.push(id, 1 + next(limit as u64 + 4) as usize, now).unwrap();
+                queue
+                    .push(id, 1 + next(limit as u64 + 4) as usize, now)
+                    .unwrap();
                 while queue.is_due(now) || (next(4) == 0 && !queue.is_empty()) {
                     let batch = queue.take_batch();
                     let rows: usize = batch.iter().map(|(_, r)| r).sum();
-                    assert!(rows <= limit || batch.len() == 1, "seed {seed}: batch of {rows} rows over {limit}");
+                    assert!(
+                        rows <= limit || batch.len() == 1,
+                        "seed {seed}: batch of {rows} rows over {limit}"
+                    );
                     out.extend(ids(batch));
                 }
             }

@@ -22,7 +22,11 @@ pub struct ReplyReceiver<T>(Rc<RefCell<Slot<T>>>);
 
 /// A new oneshot pair.
 pub fn reply_channel<T>() -> (ReplySender<T>, ReplyReceiver<T>) {
-    let slot = Rc::new(RefCell::new(Slot { value: None, waker: None, sender_alive: true }));
+    let slot = Rc::new(RefCell::new(Slot {
+        value: None,
+        waker: None,
+        sender_alive: true,
+    }));
     (ReplySender(Rc::clone(&slot)), ReplyReceiver(slot))
 }
 
@@ -130,7 +134,15 @@ mod tests {
         notify.notify();
         block_on(notify.notified());
         let mut second = Box::pin(notify.notified());
-        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())));
-        assert!(second.as_mut().poll(&mut Context::from_waker(&waker)).is_pending(), "the flag was cleared");
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            Poll::Ready(cx.waker().clone())
+        }));
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending(),
+            "the flag was cleared"
+        );
     }
 }

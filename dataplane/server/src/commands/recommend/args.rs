@@ -39,16 +39,22 @@ pub fn recommend(args: &[&[u8]]) -> Result<Recommend, String> {
     if args.len() < 6 {
         return Err("ERR wrong number of arguments for 'recommend' command".into());
     }
-    let k = parse_i64(args[3]).filter(|&k| k > 0).ok_or(NOT_AN_INTEGER)? as usize;
+    let k = parse_i64(args[3])
+        .filter(|&k| k > 0)
+        .ok_or(NOT_AN_INTEGER)? as usize;
     let candidates = if args[4].eq_ignore_ascii_case(b"FROM") {
         if args.len() != 6 {
             return Err("ERR syntax error".into());
         }
         Candidates::Key(args[5].to_vec())
     } else if args[4].eq_ignore_ascii_case(b"CANDIDATES") {
-        let n = parse_i64(args[5]).filter(|&n| n > 0).ok_or(NOT_AN_INTEGER)? as usize;
+        let n = parse_i64(args[5])
+            .filter(|&n| n > 0)
+            .ok_or(NOT_AN_INTEGER)? as usize;
         if n > CANDIDATES_MAX {
-            return Err(format!("ERR at most {CANDIDATES_MAX} candidates per RECOMMEND"));
+            return Err(format!(
+                "ERR at most {CANDIDATES_MAX} candidates per RECOMMEND"
+            ));
         }
         if args.len() != 6 + n {
             return Err("ERR number of candidate ids does not match CANDIDATES count".into());
@@ -57,7 +63,12 @@ pub fn recommend(args: &[&[u8]]) -> Result<Recommend, String> {
     } else {
         return Err("ERR syntax error".into());
     };
-    Ok(Recommend { model: args[1].to_vec(), user: args[2].to_vec(), k, candidates })
+    Ok(Recommend {
+        model: args[1].to_vec(),
+        user: args[2].to_vec(),
+        k,
+        candidates,
+    })
 }
 
 #[cfg(test)]
@@ -73,16 +84,34 @@ mod tests {
     #[test]
     fn cases() {
         let ok = run("RECOMMEND dlrm_dense 7 2 CANDIDATES 3 1 2 3").unwrap();
-        assert_eq!((ok.model.as_slice(), ok.user.as_slice(), ok.k), (&b"dlrm_dense"[..], &b"7"[..], 2));
-        assert_eq!(ok.candidates, Candidates::Ids(vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]));
-        assert_eq!(run("recommend m u 5 from items").unwrap().candidates, Candidates::Key(b"items".to_vec()));
+        assert_eq!(
+            (ok.model.as_slice(), ok.user.as_slice(), ok.k),
+            (&b"dlrm_dense"[..], &b"7"[..], 2)
+        );
+        assert_eq!(
+            ok.candidates,
+            Candidates::Ids(vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()])
+        );
+        assert_eq!(
+            run("recommend m u 5 from items").unwrap().candidates,
+            Candidates::Key(b"items".to_vec())
+        );
         let errors = [
-            ("RECOMMEND m u 5 CANDIDATES", "ERR wrong number of arguments for 'recommend' command"),
+            (
+                "RECOMMEND m u 5 CANDIDATES",
+                "ERR wrong number of arguments for 'recommend' command",
+            ),
             ("RECOMMEND m u x CANDIDATES 1 a", NOT_AN_INTEGER),
             ("RECOMMEND m u 0 CANDIDATES 1 a", NOT_AN_INTEGER),
             ("RECOMMEND m u 1 CANDIDATES -1 a", NOT_AN_INTEGER),
-            ("RECOMMEND m u 1 CANDIDATES 2 a", "ERR number of candidate ids does not match CANDIDATES count"),
-            ("RECOMMEND m u 1 CANDIDATES 99999 a", "ERR at most 65536 candidates per RECOMMEND"),
+            (
+                "RECOMMEND m u 1 CANDIDATES 2 a",
+                "ERR number of candidate ids does not match CANDIDATES count",
+            ),
+            (
+                "RECOMMEND m u 1 CANDIDATES 99999 a",
+                "ERR at most 65536 candidates per RECOMMEND",
+            ),
             ("RECOMMEND m u 1 FROM a b", "ERR syntax error"),
             ("RECOMMEND m u 1 AMONG 1 a", "ERR syntax error"),
         ];

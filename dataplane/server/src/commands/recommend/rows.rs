@@ -16,10 +16,21 @@ pub fn layout_of(model: &[u8], specs: &[TensorSpec]) -> Result<Layout, String> {
             String::from_utf8_lossy(model)
         )
     };
-    let [dense, pooled] = specs else { return Err(not_dense()) };
-    match (dense.dtype, dense.shape.as_slice(), pooled.dtype, pooled.shape.as_slice()) {
+    let [dense, pooled] = specs else {
+        return Err(not_dense());
+    };
+    match (
+        dense.dtype,
+        dense.shape.as_slice(),
+        pooled.dtype,
+        pooled.shape.as_slice(),
+    ) {
         (DataType::Float, [_, Some(d)], DataType::Float, [_, Some(f), Some(e)]) if *f >= 2 => {
-            Ok(Layout { dense_len: *d, fields: *f, embedding_dim: *e })
+            Ok(Layout {
+                dense_len: *d,
+                fields: *f,
+                embedding_dim: *e,
+            })
         }
         _ => Err(not_dense()),
     }
@@ -27,11 +38,17 @@ pub fn layout_of(model: &[u8], specs: &[TensorSpec]) -> Result<Layout, String> {
 
 /// Every key RECOMMEND reads, in order: the user's dense features, the user's rows, then each candidate's rows.
 pub fn keys(layout: &Layout, user: &[u8], candidates: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut keys = Vec::with_capacity(1 + layout.user_fields().len() + candidates.len() * layout.candidate_fields().len());
+    let mut keys = Vec::with_capacity(
+        1 + layout.user_fields().len() + candidates.len() * layout.candidate_fields().len(),
+    );
     keys.push(dense_key(user));
     keys.extend(layout.user_fields().map(|f| embedding_key(f, user)));
     for candidate in candidates {
-        keys.extend(layout.candidate_fields().map(|f| embedding_key(f, candidate)));
+        keys.extend(
+            layout
+                .candidate_fields()
+                .map(|f| embedding_key(f, candidate)),
+        );
     }
     keys
 }
@@ -48,15 +65,22 @@ pub fn inputs(
     default_zero: bool,
     candidate_count: usize,
 ) -> Result<[Tensor; 2], InputsError> {
-    let keys_expected = 1 + layout.user_fields().len() + candidate_count * layout.candidate_fields().len();
+    let keys_expected =
+        1 + layout.user_fields().len() + candidate_count * layout.candidate_fields().len();
     assert_eq!(values.len(), keys_expected, "one value per key from keys()");
     let mut rows = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
-        let expected_len = if index == 0 { layout.dense_len } else { layout.embedding_dim };
+        let expected_len = if index == 0 {
+            layout.dense_len
+        } else {
+            layout.embedding_dim
+        };
         rows.push(match value {
-            Some(bytes) => Some(
-                decode_row(&bytes, expected_len).map_err(|e| InputsError::Invalid(format!("ERR embedding row #{index}: {e}")))?,
-            ),
+            Some(bytes) => {
+                Some(decode_row(&bytes, expected_len).map_err(|e| {
+                    InputsError::Invalid(format!("ERR embedding row #{index}: {e}"))
+                })?)
+            }
             None if default_zero => Some(vec![0.0; expected_len]),
             None => None,
         });
@@ -64,18 +88,33 @@ pub fn inputs(
     let mut rows = rows.into_iter();
     let dense = rows.next().flatten();
     let user_rows: Vec<Option<Vec<f32>>> = rows.by_ref().take(layout.user_fields().len()).collect();
-    let candidate_rows: Vec<Vec<Option<Vec<f32>>>> =
-        (0..candidate_count).map(|_| rows.by_ref().take(layout.candidate_fields().len()).collect()).collect();
+    let candidate_rows: Vec<Vec<Option<Vec<f32>>>> = (0..candidate_count)
+        .map(|_| {
+            rows.by_ref()
+                .take(layout.candidate_fields().len())
+                .collect()
+        })
+        .collect();
     let missing = InputsError::Missing;
     let dense = dense.ok_or(missing(MissingRow::Dense))?;
-    let user_rows: Vec<Vec<f32>> =
-        user_rows.into_iter().enumerate().map(|(f, r)| r.ok_or(missing(MissingRow::User(f)))).collect::<Result<_, _>>()?;
+    let user_rows: Vec<Vec<f32>> = user_rows
+        .into_iter()
+        .enumerate()
+        .map(|(f, r)| r.ok_or(missing(MissingRow::User(f))))
+        .collect::<Result<_, _>>()?;
     let candidate_rows: Vec<Vec<Vec<f32>>> = candidate_rows
         .into_iter()
         .enumerate()
-        .map(|(c, rows)| rows.into_iter().enumerate().map(|(f, r)| r.ok_or(missing(MissingRow::Candidate(c, f)))).collect())
+        .map(|(c, rows)| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(f, r)| r.ok_or(missing(MissingRow::Candidate(c, f))))
+                .collect()
+        })
         .collect::<Result<_, _>>()?;
-    layout.assemble(&dense, &user_rows, &candidate_rows).map_err(|e| InputsError::Invalid(format!("ERR {e}")))
+    layout
+        .assemble(&dense, &user_rows, &candidate_rows)
+        .map_err(|e| InputsError::Invalid(format!("ERR {e}")))
 }
 
 /// Why the inputs could not be built.
@@ -99,18 +138,34 @@ pub enum MissingRow {
 }
 
 /// The error naming the missing key.
-pub fn missing_row_message(layout: &Layout, user: &[u8], candidates: &[Vec<u8>], row: MissingRow) -> String {
+pub fn missing_row_message(
+    layout: &Layout,
+    user: &[u8],
+    candidates: &[Vec<u8>],
+    row: MissingRow,
+) -> String {
     let key = match row {
         MissingRow::Dense => dense_key(user),
         MissingRow::User(f) => embedding_key(f, user),
-        MissingRow::Candidate(c, f) => embedding_key(layout.candidate_fields().start + f, &candidates[c]),
+        MissingRow::Candidate(c, f) => {
+            embedding_key(layout.candidate_fields().start + f, &candidates[c])
+        }
     };
-    format!("ERR embedding row '{}' not found (set it, or start ember with --embedding-default zero)", String::from_utf8_lossy(&key))
+    format!(
+        "ERR embedding row '{}' not found (set it, or start ember with --embedding-default zero)",
+        String::from_utf8_lossy(&key)
+    )
 }
 
 /// The top `k` candidates with their scores, best first: like ZRANGE WITHSCORES, a flat array of id, score in
 /// RESP2 and an array of [id, score] pairs in RESP3.
-pub fn reply(out: &mut Vec<u8>, candidates: &[Vec<u8>], scores: &[f32], k: usize, protocol: Protocol) {
+pub fn reply(
+    out: &mut Vec<u8>,
+    candidates: &[Vec<u8>],
+    scores: &[f32],
+    k: usize,
+    protocol: Protocol,
+) {
     let top = top_k(scores, k);
     match protocol {
         Protocol::Resp2 => encode::array_len(out, top.len() * 2),
@@ -129,7 +184,11 @@ pub fn reply(out: &mut Vec<u8>, candidates: &[Vec<u8>], scores: &[f32], k: usize
 mod tests {
     use super::*;
 
-    const LAYOUT: Layout = Layout { dense_len: 1, fields: 2, embedding_dim: 1 };
+    const LAYOUT: Layout = Layout {
+        dense_len: 1,
+        fields: 2,
+        embedding_dim: 1,
+    };
 
     fn row(x: f32) -> Option<Vec<u8>> {
         Some(x.to_le_bytes().to_vec())
@@ -140,9 +199,20 @@ mod tests {
         let candidates = vec![b"a".to_vec(), b"b".to_vec()];
         assert_eq!(
             keys(&LAYOUT, b"u", &candidates),
-            vec![b"dense:u".to_vec(), b"emb:0:u".to_vec(), b"emb:1:a".to_vec(), b"emb:1:b".to_vec()]
+            vec![
+                b"dense:u".to_vec(),
+                b"emb:0:u".to_vec(),
+                b"emb:1:a".to_vec(),
+                b"emb:1:b".to_vec()
+            ]
         );
-        let [dense, pooled] = inputs(&LAYOUT, vec![row(9.0), row(1.0), row(2.0), row(3.0)], false, 2).unwrap();
+        let [dense, pooled] = inputs(
+            &LAYOUT,
+            vec![row(9.0), row(1.0), row(2.0), row(3.0)],
+            false,
+            2,
+        )
+        .unwrap();
         assert_eq!(dense.as_f32().unwrap(), &[9.0, 9.0]);
         assert_eq!(pooled.as_f32().unwrap(), &[1.0, 2.0, 1.0, 3.0]);
     }
@@ -156,16 +226,35 @@ mod tests {
             missing_row_message(&LAYOUT, b"u", &candidates, MissingRow::Candidate(1, 0)),
             "ERR embedding row 'emb:1:b' not found (set it, or start ember with --embedding-default zero)"
         );
-        let [_, pooled] = inputs(&LAYOUT, vec![row(9.0), row(1.0), row(2.0), None], true, 2).unwrap();
+        let [_, pooled] =
+            inputs(&LAYOUT, vec![row(9.0), row(1.0), row(2.0), None], true, 2).unwrap();
         assert_eq!(pooled.as_f32().unwrap(), &[1.0, 2.0, 1.0, 0.0]);
-        let err = inputs(&LAYOUT, vec![Some(vec![1, 2]), row(1.0), row(2.0), row(3.0)], false, 2).unwrap_err();
-        assert!(matches!(&err, InputsError::Invalid(m) if m.contains("row has 2 bytes")), "{err:?}");
+        let err = inputs(
+            &LAYOUT,
+            vec![Some(vec![1, 2]), row(1.0), row(2.0), row(3.0)],
+            false,
+            2,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, InputsError::Invalid(m) if m.contains("row has 2 bytes")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn reply_is_best_first() {
         let mut out = Vec::new();
-        reply(&mut out, &[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()], &[0.25, 0.75, 0.5], 2, Protocol::Resp2);
-        assert_eq!(out, b"*4\r\n$1\r\nb\r\n$4\r\n0.75\r\n$1\r\nc\r\n$3\r\n0.5\r\n");
+        reply(
+            &mut out,
+            &[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+            &[0.25, 0.75, 0.5],
+            2,
+            Protocol::Resp2,
+        );
+        assert_eq!(
+            out,
+            b"*4\r\n$1\r\nb\r\n$4\r\n0.75\r\n$1\r\nc\r\n$3\r\n0.5\r\n"
+        );
     }
 }

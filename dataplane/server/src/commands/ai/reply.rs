@@ -3,7 +3,7 @@
 use ember_kernels::{Tensor, TensorData};
 use ember_resp::encode::{self, Protocol};
 
-use super::ai_args::TensorFormat;
+use super::args::TensorFormat;
 use crate::inference::{ModelMeta, ModelStats};
 
 /// RedisAI's version, reported by AI.INFO with no key (Ember implements the 1.2 command set).
@@ -12,7 +12,9 @@ pub const REDISAI_VERSION: &str = "1.2.7";
 fn values(out: &mut Vec<u8>, tensor: &Tensor, protocol: Protocol) {
     encode::array_len(out, tensor.len());
     match tensor.data() {
-        TensorData::Float(v) => v.iter().for_each(|&x| encode::double(out, f64::from(x), protocol)),
+        TensorData::Float(v) => v
+            .iter()
+            .for_each(|&x| encode::double(out, f64::from(x), protocol)),
         TensorData::Double(v) => v.iter().for_each(|&x| encode::double(out, x, protocol)),
         TensorData::Int32(v) => v.iter().for_each(|&x| encode::integer(out, i64::from(x))),
         TensorData::Int64(v) => v.iter().for_each(|&x| encode::integer(out, x)),
@@ -64,7 +66,10 @@ pub fn model(out: &mut Vec<u8>, meta: &ModelMeta, with_meta: bool, with_blob: bo
     encode::integer(out, meta.batch_size as i64);
     encode::bulk(out, b"minbatchsize");
     encode::integer(out, meta.min_batch_size as i64);
-    for (label, names) in [(&b"inputs"[..], &meta.input_names), (&b"outputs"[..], &meta.output_names)] {
+    for (label, names) in [
+        (&b"inputs"[..], &meta.input_names),
+        (&b"outputs"[..], &meta.output_names),
+    ] {
         encode::bulk(out, label);
         encode::array_len(out, names.len());
         for name in names {
@@ -145,7 +150,16 @@ mod tests {
         }
         let f = Tensor::new(vec![1], TensorData::Float(vec![0.5])).unwrap();
         let mut out = Vec::new();
-        tensor(&mut out, &f, TensorFormat { meta: false, blob: false, values: true }, Protocol::Resp3);
+        tensor(
+            &mut out,
+            &f,
+            TensorFormat {
+                meta: false,
+                blob: false,
+                values: true,
+            },
+            Protocol::Resp3,
+        );
         assert_eq!(out, b"*1\r\n,0.5\r\n");
     }
 }

@@ -127,7 +127,9 @@ pub fn tensorset(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
         }
         if eq(arg, "VALUES") {
             if (args.len() - 1 - position) as u64 != count {
-                return Err("ERR wrong number of values was given in 'AI.TENSORSET' command".into());
+                return Err(
+                    "ERR wrong number of values was given in 'AI.TENSORSET' command".into(),
+                );
             }
             data = Data::Values(&args[position + 1..]);
             break;
@@ -137,7 +139,9 @@ pub fn tensorset(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
         shape.push(dim as usize);
         position += 1;
     }
-    if shape.len() > ember_kernels::tensor::RANK_MAX || count > ember_kernels::tensor::ELEMENTS_MAX as u64 {
+    if shape.len() > ember_kernels::tensor::RANK_MAX
+        || count > ember_kernels::tensor::ELEMENTS_MAX as u64
+    {
         return Err(format!(
             "ERR tensor too large: at most {} dimensions and {} elements",
             ember_kernels::tensor::RANK_MAX,
@@ -153,17 +157,34 @@ pub fn tensorset(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
         Data::Values(values) => {
             let invalid = || "ERR invalid value".to_string();
             let data = match dtype {
-                DataType::Float => {
-                    TensorData::Float(values.iter().map(|v| parse_f64(v).map(|x| x as f32).ok_or_else(invalid)).collect::<Result<_, _>>()?)
-                }
-                DataType::Double => TensorData::Double(values.iter().map(|v| parse_f64(v).ok_or_else(invalid)).collect::<Result<_, _>>()?),
+                DataType::Float => TensorData::Float(
+                    values
+                        .iter()
+                        .map(|v| parse_f64(v).map(|x| x as f32).ok_or_else(invalid))
+                        .collect::<Result<_, _>>()?,
+                ),
+                DataType::Double => TensorData::Double(
+                    values
+                        .iter()
+                        .map(|v| parse_f64(v).ok_or_else(invalid))
+                        .collect::<Result<_, _>>()?,
+                ),
                 DataType::Int32 => TensorData::Int32(
                     values
                         .iter()
-                        .map(|v| parse_i64(v).and_then(|n| i32::try_from(n).ok()).ok_or_else(invalid))
+                        .map(|v| {
+                            parse_i64(v)
+                                .and_then(|n| i32::try_from(n).ok())
+                                .ok_or_else(invalid)
+                        })
                         .collect::<Result<_, _>>()?,
                 ),
-                DataType::Int64 => TensorData::Int64(values.iter().map(|v| parse_i64(v).ok_or_else(invalid)).collect::<Result<_, _>>()?),
+                DataType::Int64 => TensorData::Int64(
+                    values
+                        .iter()
+                        .map(|v| parse_i64(v).ok_or_else(invalid))
+                        .collect::<Result<_, _>>()?,
+                ),
             };
             Tensor::new(shape, data).map_err(|e| format!("ERR {e}"))?
         }
@@ -180,7 +201,14 @@ pub fn tensorget(args: &[&[u8]]) -> Result<(Vec<u8>, TensorFormat), String> {
         return Err(wrong_arity("AI.TENSORGET"));
     }
     if args.len() == 2 {
-        return Ok((args[1].to_vec(), TensorFormat { meta: true, blob: true, values: false }));
+        return Ok((
+            args[1].to_vec(),
+            TensorFormat {
+                meta: true,
+                blob: true,
+                values: false,
+            },
+        ));
     }
     let mut format = TensorFormat::default();
     for arg in &args[2..] {
@@ -204,7 +232,11 @@ fn device(text: &[u8]) -> Option<DeviceArg> {
     let text = std::str::from_utf8(text).ok()?;
     let upper = text.to_ascii_uppercase();
     let (kind, ordinal) = match upper.split_once(':') {
-        Some((kind, ordinal)) if !ordinal.is_empty() && ordinal.len() <= 5 && ordinal.bytes().all(|b| b.is_ascii_digit()) => {
+        Some((kind, ordinal))
+            if !ordinal.is_empty()
+                && ordinal.len() <= 5
+                && ordinal.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             (kind.to_string(), ordinal.parse::<u32>().ok()?)
         }
         Some(_) => return None,
@@ -226,9 +258,14 @@ fn names(args: &[&[u8]], position: &mut usize, what: &str) -> Result<Vec<String>
         .ok_or_else(|| format!("ERR Invalid argument for {what}_count"))? as usize;
     *position += 1;
     if args.len() - *position < count {
-        return Err(format!("ERR number of model {what}s does not match the number of given arguments"));
+        return Err(format!(
+            "ERR number of model {what}s does not match the number of given arguments"
+        ));
     }
-    let names = args[*position..*position + count].iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
+    let names = args[*position..*position + count]
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
     *position += count;
     Ok(names)
 }
@@ -244,17 +281,22 @@ pub fn modelstore(args: &[&[u8]]) -> Result<ModelStore, String> {
     }
     let backend = args[2];
     if !eq(backend, "ONNX") {
-        return Err(if ["TF", "TFLITE", "TORCH"].iter().any(|b| eq(backend, b)) {
-            "ERR Could not load backend: Ember serves ONNX models only".into()
-        } else {
-            "ERR unsupported backend".into()
-        });
+        return Err(
+            if ["TF", "TFLITE", "TORCH"].iter().any(|b| eq(backend, b)) {
+                "ERR Could not load backend: Ember serves ONNX models only".into()
+            } else {
+                "ERR unsupported backend".into()
+            },
+        );
     }
     let device_arg = device(args[3]).ok_or("ERR Invalid DEVICE")?;
     let mut position = 4;
     let mut tag = Vec::new();
     if args.get(position).is_some_and(|a| eq(a, "TAG")) {
-        tag = args.get(position + 1).ok_or("ERR Insufficient arguments, missing model BLOB")?.to_vec();
+        tag = args
+            .get(position + 1)
+            .ok_or("ERR Insufficient arguments, missing model BLOB")?
+            .to_vec();
         position += 2;
     }
     let mut batch_size = 0;
@@ -298,7 +340,9 @@ pub fn modelstore(args: &[&[u8]]) -> Result<ModelStore, String> {
     }
     let blob_len: usize = args[position..].iter().map(|c| c.len()).sum();
     if blob_len > MODEL_BLOB_BYTES_MAX {
-        return Err(format!("ERR model blob of {blob_len} bytes exceeds the limit of {MODEL_BLOB_BYTES_MAX}"));
+        return Err(format!(
+            "ERR model blob of {blob_len} bytes exceeds the limit of {MODEL_BLOB_BYTES_MAX}"
+        ));
     }
     Ok(ModelStore {
         key: args[1].to_vec(),
@@ -344,7 +388,9 @@ pub fn modelexecute(args: &[&[u8]]) -> Result<ModelExecute, String> {
     }
     position += 1;
     let count = |arg: Option<&&[u8]>, what: &str| -> Result<usize, String> {
-        let n = arg.and_then(|a| parse_i64(a)).ok_or_else(|| format!("ERR Invalid argument for {what}_count"))?;
+        let n = arg
+            .and_then(|a| parse_i64(a))
+            .ok_or_else(|| format!("ERR Invalid argument for {what}_count"))?;
         if n <= 0 || n as usize > MODEL_IO_MAX {
             let capital = if what == "input" { "Input" } else { "Output" };
             return Err(format!("ERR {capital} count must be a positive integer"));
@@ -356,7 +402,10 @@ pub fn modelexecute(args: &[&[u8]]) -> Result<ModelExecute, String> {
     if position + inputs_len > args.len() {
         return Err("ERR number of input keys to AI.MODELEXECUTE command does not match the number of given arguments".into());
     }
-    let inputs = args[position..position + inputs_len].iter().map(|k| k.to_vec()).collect();
+    let inputs = args[position..position + inputs_len]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
     position += inputs_len;
     if position == args.len() || !eq(args[position], "OUTPUTS") {
         return Err("ERR OUTPUTS not specified".into());
@@ -367,22 +416,40 @@ pub fn modelexecute(args: &[&[u8]]) -> Result<ModelExecute, String> {
     if position + outputs_len > args.len() {
         return Err("ERR number of output keys to AI.MODELEXECUTE command does not match the number of given arguments".into());
     }
-    let outputs = args[position..position + outputs_len].iter().map(|k| k.to_vec()).collect();
+    let outputs = args[position..position + outputs_len]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
     position += outputs_len;
     let mut timeout_ms = None;
     if position < args.len() {
         if !eq(args[position], "TIMEOUT") {
-            return Err(format!("ERR Invalid argument: {}", String::from_utf8_lossy(args[position])));
+            return Err(format!(
+                "ERR Invalid argument: {}",
+                String::from_utf8_lossy(args[position])
+            ));
         }
-        let value = args.get(position + 1).ok_or("ERR No value provided for TIMEOUT")?;
-        let ms = parse_i64(value).filter(|&n| n > 0 && n as u64 <= TIMEOUT_MS_MAX).ok_or("ERR Invalid value for TIMEOUT")?;
+        let value = args
+            .get(position + 1)
+            .ok_or("ERR No value provided for TIMEOUT")?;
+        let ms = parse_i64(value)
+            .filter(|&n| n > 0 && n as u64 <= TIMEOUT_MS_MAX)
+            .ok_or("ERR Invalid value for TIMEOUT")?;
         timeout_ms = Some(ms as u64);
         position += 2;
         if position < args.len() {
-            return Err(format!("ERR Invalid argument: {}", String::from_utf8_lossy(args[position])));
+            return Err(format!(
+                "ERR Invalid argument: {}",
+                String::from_utf8_lossy(args[position])
+            ));
         }
     }
-    Ok(ModelExecute { key: args[1].to_vec(), inputs, outputs, timeout_ms })
+    Ok(ModelExecute {
+        key: args[1].to_vec(),
+        inputs,
+        outputs,
+        timeout_ms,
+    })
 }
 
 #[cfg(test)]
@@ -407,7 +474,9 @@ mod tests {
         assert_eq!(ok.1.as_f32().unwrap(), &[1.0, 2.5, -3.0, f32::INFINITY]);
         let zeros = run(tensorset, "AI.TENSORSET t int64 3").unwrap().1;
         assert_eq!(zeros.data(), &TensorData::Int64(vec![0, 0, 0]));
-        let int32 = run(tensorset, "AI.TENSORSET t INT32 2 VALUES -7 2147483647").unwrap().1;
+        let int32 = run(tensorset, "AI.TENSORSET t INT32 2 VALUES -7 2147483647")
+            .unwrap()
+            .1;
         assert_eq!(int32.data(), &TensorData::Int32(vec![-7, i32::MAX]));
         let errors = [
             ("AI.TENSORSET t FLOAT", "ERR wrong number of arguments for 'AI.TENSORSET' command"),
@@ -430,15 +499,46 @@ mod tests {
     #[test]
     fn tensorget_cases() {
         let cases: [(&str, Result<TensorFormat, &str>); 6] = [
-            ("AI.TENSORGET t", Ok(TensorFormat { meta: true, blob: true, values: false })),
-            ("AI.TENSORGET t VALUES", Ok(TensorFormat { meta: false, blob: false, values: true })),
-            ("AI.TENSORGET t META blob", Ok(TensorFormat { meta: true, blob: true, values: false })),
-            ("AI.TENSORGET t BLOB VALUES", Err("ERR both BLOB and VALUES specified")),
+            (
+                "AI.TENSORGET t",
+                Ok(TensorFormat {
+                    meta: true,
+                    blob: true,
+                    values: false,
+                }),
+            ),
+            (
+                "AI.TENSORGET t VALUES",
+                Ok(TensorFormat {
+                    meta: false,
+                    blob: false,
+                    values: true,
+                }),
+            ),
+            (
+                "AI.TENSORGET t META blob",
+                Ok(TensorFormat {
+                    meta: true,
+                    blob: true,
+                    values: false,
+                }),
+            ),
+            (
+                "AI.TENSORGET t BLOB VALUES",
+                Err("ERR both BLOB and VALUES specified"),
+            ),
             ("AI.TENSORGET t JSON", Err("ERR unsupported data format")),
-            ("AI.TENSORGET t META BLOB VALUES", Err("ERR wrong number of arguments for 'AI.TENSORGET' command")),
+            (
+                "AI.TENSORGET t META BLOB VALUES",
+                Err("ERR wrong number of arguments for 'AI.TENSORGET' command"),
+            ),
         ];
         for (line, want) in cases {
-            assert_eq!(run(tensorget, line).map(|(_, f)| f), want.map_err(str::to_string), "{line}");
+            assert_eq!(
+                run(tensorget, line).map(|(_, f)| f),
+                want.map_err(str::to_string),
+                "{line}"
+            );
         }
     }
 
@@ -453,19 +553,49 @@ mod tests {
         assert_eq!(full.tag, b"v2");
         assert_eq!(full.blob, b"xyz", "chunks are joined");
         let plain = run(modelstore, "AI.MODELSTORE m ONNX CPU BLOB x").unwrap();
-        assert_eq!((plain.device, plain.batch_size, plain.inputs), (DeviceArg::Cpu, 0, None));
+        assert_eq!(
+            (plain.device, plain.batch_size, plain.inputs),
+            (DeviceArg::Cpu, 0, None)
+        );
         let errors = [
-            ("AI.MODELSTORE m ONNX CPU BLOB", "ERR wrong number of arguments for 'AI.MODELSTORE' command"),
-            ("AI.MODELSTORE m CAFFE CPU BLOB x", "ERR unsupported backend"),
-            ("AI.MODELSTORE m TORCH CPU BLOB x", "ERR Could not load backend: Ember serves ONNX models only"),
+            (
+                "AI.MODELSTORE m ONNX CPU BLOB",
+                "ERR wrong number of arguments for 'AI.MODELSTORE' command",
+            ),
+            (
+                "AI.MODELSTORE m CAFFE CPU BLOB x",
+                "ERR unsupported backend",
+            ),
+            (
+                "AI.MODELSTORE m TORCH CPU BLOB x",
+                "ERR Could not load backend: Ember serves ONNX models only",
+            ),
             ("AI.MODELSTORE m ONNX TPU BLOB x", "ERR Invalid DEVICE"),
             ("AI.MODELSTORE m ONNX GPU:x BLOB x", "ERR Invalid DEVICE"),
-            ("AI.MODELSTORE m ONNX CPU BATCHSIZE x BLOB x", "ERR Invalid argument for BATCHSIZE"),
-            ("AI.MODELSTORE m ONNX CPU MINBATCHSIZE 2 BLOB x", "ERR MINBATCHSIZE specified without BATCHSIZE"),
-            ("AI.MODELSTORE m ONNX CPU BATCHSIZE 4 MINBATCHSIZE 8 BLOB x", "ERR Invalid argument for MINBATCHSIZE"),
-            ("AI.MODELSTORE m ONNX CPU INPUTS 3 a b", "ERR number of model inputs does not match the number of given arguments"),
-            ("AI.MODELSTORE m ONNX CPU TAG t x y", "ERR Invalid argument, expected BLOB"),
-            ("AI.MODELSTORE m ONNX CPU TAG t BLOB", "ERR Insufficient arguments, missing model BLOB"),
+            (
+                "AI.MODELSTORE m ONNX CPU BATCHSIZE x BLOB x",
+                "ERR Invalid argument for BATCHSIZE",
+            ),
+            (
+                "AI.MODELSTORE m ONNX CPU MINBATCHSIZE 2 BLOB x",
+                "ERR MINBATCHSIZE specified without BATCHSIZE",
+            ),
+            (
+                "AI.MODELSTORE m ONNX CPU BATCHSIZE 4 MINBATCHSIZE 8 BLOB x",
+                "ERR Invalid argument for MINBATCHSIZE",
+            ),
+            (
+                "AI.MODELSTORE m ONNX CPU INPUTS 3 a b",
+                "ERR number of model inputs does not match the number of given arguments",
+            ),
+            (
+                "AI.MODELSTORE m ONNX CPU TAG t x y",
+                "ERR Invalid argument, expected BLOB",
+            ),
+            (
+                "AI.MODELSTORE m ONNX CPU TAG t BLOB",
+                "ERR Insufficient arguments, missing model BLOB",
+            ),
         ];
         for (line, want) in errors {
             assert_eq!(run(modelstore, line).unwrap_err(), want, "{line}");
@@ -474,7 +604,11 @@ mod tests {
 
     #[test]
     fn modelexecute_cases() {
-        let ok = run(modelexecute, "AI.MODELEXECUTE m INPUTS 2 a b OUTPUTS 1 c TIMEOUT 50").unwrap();
+        let ok = run(
+            modelexecute,
+            "AI.MODELEXECUTE m INPUTS 2 a b OUTPUTS 1 c TIMEOUT 50",
+        )
+        .unwrap();
         assert_eq!(ok.inputs, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(ok.outputs, vec![b"c".to_vec()]);
         assert_eq!(ok.timeout_ms, Some(50));
@@ -497,8 +631,17 @@ mod tests {
 
     #[test]
     fn modelget_cases() {
-        assert_eq!(run(modelget, "AI.MODELGET m META").unwrap(), (b"m".to_vec(), true, false));
-        assert_eq!(run(modelget, "AI.MODELGET m blob meta").unwrap(), (b"m".to_vec(), true, true));
-        assert_eq!(run(modelget, "AI.MODELGET m").unwrap_err(), "ERR no META or BLOB specified");
+        assert_eq!(
+            run(modelget, "AI.MODELGET m META").unwrap(),
+            (b"m".to_vec(), true, false)
+        );
+        assert_eq!(
+            run(modelget, "AI.MODELGET m blob meta").unwrap(),
+            (b"m".to_vec(), true, true)
+        );
+        assert_eq!(
+            run(modelget, "AI.MODELGET m").unwrap_err(),
+            "ERR no META or BLOB specified"
+        );
     }
 }

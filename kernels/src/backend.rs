@@ -43,6 +43,19 @@ pub trait Backend {
     /// [`ErrorKind::InputMismatch`] when the inputs do not match [`Backend::inputs`];
     /// [`ErrorKind::Inference`] when the backend fails.
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
+
+    /// Runs the model on rows `rows` of the batch: how a long batch runs in slices. The default copies the rows
+    /// out; backends that can read a view of the rows in place override it.
+    ///
+    /// # Errors
+    /// As [`Backend::run`], and [`ErrorKind::InputMismatch`] when `rows` is past the batch.
+    fn run_rows(&mut self, inputs: &[Tensor], rows: std::ops::Range<usize>) -> Result<Vec<Tensor>> {
+        let sliced = inputs
+            .iter()
+            .map(|t| t.rows(rows.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        self.run(&sliced)
+    }
 }
 
 /// Checks inputs against specs: count, element type, rank, fixed dimensions, one batch length.

@@ -32,4 +32,4 @@ pub mod tensor;
 pub use backend::{check_inputs, Backend, TensorSpec};
 pub use error::{Error, ErrorKind, Result};
 pub use onnxruntime::{Device, OrtRuntime, OrtSession, SessionConfig};
-pub use tensor::{DataType, Tensor, TensorData};
+pub use tensor::{DataType, Tensor, TensorData, TensorView};

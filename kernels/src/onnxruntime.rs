@@ -12,7 +12,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::backend::{check_inputs, Backend, TensorSpec};
 use crate::error::{Error, ErrorKind, Result};
-use crate::tensor::{DataType, Tensor, TensorData};
+use crate::tensor::{DataType, Tensor, TensorData, TensorView};
 
 /// The environment variable that names the library when no explicit path is given (the same one `ort` reads).
 pub const LIBRARY_PATH_ENV: &str = "ORT_DYLIB_PATH";
@@ -364,13 +364,14 @@ impl OrtSession {
     }
 }
 
-fn input_value<'t>(tensor: &'t Tensor) -> Result<SessionInputValue<'t>> {
-    let shape = tensor.shape().to_vec();
-    let value: SessionInputValue<'t> = match tensor.data() {
-        TensorData::Float(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-        TensorData::Double(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-        TensorData::Int32(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
-        TensorData::Int64(v) => TensorRef::from_array_view((shape, v.as_slice())).map(Into::into),
+/// Rows of a tensor as an ONNX Runtime input that borrows the elements in place (no copy).
+fn input_value(tensor: &Tensor, rows: std::ops::Range<usize>) -> Result<SessionInputValue<'_>> {
+    let (shape, view) = tensor.rows_view(rows)?;
+    let value: SessionInputValue<'_> = match view {
+        TensorView::Float(v) => TensorRef::from_array_view((shape, v)).map(Into::into),
+        TensorView::Double(v) => TensorRef::from_array_view((shape, v)).map(Into::into),
+        TensorView::Int32(v) => TensorRef::from_array_view((shape, v)).map(Into::into),
+        TensorView::Int64(v) => TensorRef::from_array_view((shape, v)).map(Into::into),
     }
     .map_err(|e| ort_error(ErrorKind::InvalidTensor, "cannot wrap an input tensor", e))?;
     Ok(value)
@@ -425,8 +426,16 @@ impl Backend for OrtSession {
     }
 
     fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let rows = inputs.first().map_or(0, Tensor::batch_len);
+        self.run_rows(inputs, 0..rows)
+    }
+
+    fn run_rows(&mut self, inputs: &[Tensor], rows: std::ops::Range<usize>) -> Result<Vec<Tensor>> {
         check_inputs(&self.inputs, inputs)?;
-        let values = inputs.iter().map(input_value).collect::<Result<Vec<_>>>()?;
+        let values = inputs
+            .iter()
+            .map(|t| input_value(t, rows.clone()))
+            .collect::<Result<Vec<_>>>()?;
         let outputs = self.session.run(values.as_slice()).map_err(|e| {
             ort_error(
                 ErrorKind::Inference,

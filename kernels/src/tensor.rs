@@ -120,6 +120,19 @@ impl TensorData {
     }
 }
 
+/// Borrowed elements of some rows of a tensor ([`Tensor::rows_view`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TensorView<'a> {
+    /// FLOAT elements.
+    Float(&'a [f32]),
+    /// DOUBLE elements.
+    Double(&'a [f64]),
+    /// INT32 elements.
+    Int32(&'a [i32]),
+    /// INT64 elements.
+    Int64(&'a [i64]),
+}
+
 /// A dense row-major tensor. The first dimension is the batch dimension wherever a model batches.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
@@ -287,6 +300,59 @@ impl Tensor {
     /// Elements per batch row (the product of every dimension but the first).
     fn row_len(&self) -> usize {
         self.shape.iter().skip(1).product()
+    }
+
+    /// Elements per batch row and the element range of `rows`, checked against the batch length.
+    fn row_range(&self, rows: &std::ops::Range<usize>) -> Result<std::ops::Range<usize>> {
+        if self.shape.is_empty() || rows.start > rows.end || rows.end > self.batch_len() {
+            return Err(Error::new(
+                ErrorKind::InputMismatch,
+                format!(
+                    "rows {rows:?} are not within a tensor of shape {:?}",
+                    self.shape
+                ),
+            ));
+        }
+        let row_len = self.row_len();
+        Ok(rows.start * row_len..rows.end * row_len)
+    }
+
+    /// The shape of `rows` of this tensor.
+    pub fn rows_shape(&self, rows: &std::ops::Range<usize>) -> Vec<usize> {
+        let mut shape = self.shape.clone();
+        if let Some(first) = shape.first_mut() {
+            *first = rows.end.saturating_sub(rows.start);
+        }
+        shape
+    }
+
+    /// A copy of rows `rows` (batch dimension).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InputMismatch`] when the range is not within the batch.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Tensor> {
+        let range = self.row_range(&rows)?;
+        let mut data = TensorData::empty(self.dtype(), range.len());
+        data.extend_from(&self.data, range);
+        Ok(Tensor {
+            shape: self.rows_shape(&rows),
+            data,
+        })
+    }
+
+    /// Elements of rows `rows`, borrowed, with their shape: a view for backends that read in place.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InputMismatch`] when the range is not within the batch.
+    pub fn rows_view(&self, rows: std::ops::Range<usize>) -> Result<(Vec<usize>, TensorView<'_>)> {
+        let range = self.row_range(&rows)?;
+        let view = match &self.data {
+            TensorData::Float(v) => TensorView::Float(&v[range]),
+            TensorData::Double(v) => TensorView::Double(&v[range]),
+            TensorData::Int32(v) => TensorView::Int32(&v[range]),
+            TensorData::Int64(v) => TensorView::Int64(&v[range]),
+        };
+        Ok((self.rows_shape(&rows), view))
     }
 
     /// Joins tensors along the batch dimension: how a batcher merges requests.

@@ -79,6 +79,9 @@ fn each_row_scores_the_same_alone_as_in_a_batch() {
         .collect();
     let joined = Tensor::concat_batch(&singles.iter().collect::<Vec<_>>()).unwrap();
     assert!(max_abs_err(&joined, &batched) <= SCORE_TOLERANCE);
+    // Rows read in place give the same scores as those rows of the whole batch.
+    let middle = session.run_rows(&[dense, sparse], 3..7).unwrap().remove(0);
+    assert!(max_abs_err(&middle, &batched.rows(3..7).unwrap()) <= SCORE_TOLERANCE);
 }
 
 #[test]

@@ -351,33 +351,22 @@ impl ShardModel {
         slice_rows: usize,
     ) -> Result<Vec<Tensor>, String> {
         let rows = inputs[0].batch_len();
-        if rows <= slice_rows {
-            return self
-                .session
-                .borrow_mut()
-                .run(&inputs)
-                .map_err(|e| format!("ERR {e}"));
-        }
-        let lens: Vec<usize> = (0..rows)
-            .step_by(slice_rows)
-            .map(|start| slice_rows.min(rows - start))
-            .collect();
-        let sliced: Vec<Vec<Tensor>> = inputs
-            .iter()
-            .map(|t| t.split_batch(&lens))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("ERR {e}"))?;
-        let mut outputs: Vec<Vec<Tensor>> = Vec::new();
-        for slice in 0..lens.len() {
-            let slice_inputs: Vec<Tensor> =
-                sliced.iter().map(|parts| parts[slice].clone()).collect();
+        let mut outputs: Vec<Vec<Tensor>> = Vec::with_capacity(rows.div_ceil(slice_rows));
+        for start in (0..rows).step_by(slice_rows) {
+            let slice = start..rows.min(start + slice_rows);
+            // The session reads each slice's rows in place; only the outputs are new.
             let result = self
                 .session
                 .borrow_mut()
-                .run(&slice_inputs)
+                .run_rows(&inputs, slice)
                 .map_err(|e| format!("ERR {e}"))?;
             outputs.push(result);
-            crate::runtime::yield_if_needed().await;
+            if start + slice_rows < rows {
+                crate::runtime::yield_if_needed().await;
+            }
+        }
+        if outputs.len() == 1 {
+            return Ok(outputs.pop().expect("one slice"));
         }
         let output_count = outputs[0].len();
         (0..output_count)
@@ -392,7 +381,7 @@ impl ShardModel {
     /// bad request (say an id past its table) gets the error and the others their results.
     async fn serve_batch(&self, batch: Vec<(Pending, usize)>, slice_rows: usize) {
         let now = Instant::now();
-        let (live, expired): (Vec<_>, Vec<_>) = batch
+        let (mut live, expired): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .partition(|(p, _)| p.deadline.is_none_or(|d| d > now));
         for (pending, _) in expired {
@@ -406,7 +395,8 @@ impl ShardModel {
         let rows: usize = lens.iter().sum();
         let started = Instant::now();
         let merged = if live.len() == 1 {
-            Ok(live[0].0.inputs.clone())
+            // One request: run its tensors as they are; a failure goes to it alone, so nothing is kept for a retry.
+            Ok(std::mem::take(&mut live[0].0.inputs))
         } else {
             (0..live[0].0.inputs.len())
                 .map(|i| {

@@ -132,16 +132,24 @@ pub async fn run(
         .step_by(chunk_rows)
         .map(|start| chunk_rows.min(candidates.len() - start))
         .collect();
-    let dense_parts = dense
-        .split_batch(&lens)
-        .map_err(|e| CommandError::from(format!("ERR {e}")))?;
-    let pooled_parts = pooled
-        .split_batch(&lens)
-        .map_err(|e| CommandError::from(format!("ERR {e}")))?;
-    let runs: Vec<Pin<Box<dyn Future<Output = Result<Vec<Tensor>, String>> + '_>>> = dense_parts
+    let chunks: Vec<[Tensor; 2]> = if lens.len() == 1 {
+        vec![[dense, pooled]]
+    } else {
+        let dense_parts = dense
+            .split_batch(&lens)
+            .map_err(|e| CommandError::from(format!("ERR {e}")))?;
+        let pooled_parts = pooled
+            .split_batch(&lens)
+            .map_err(|e| CommandError::from(format!("ERR {e}")))?;
+        dense_parts
+            .into_iter()
+            .zip(pooled_parts)
+            .map(|(d, p)| [d, p])
+            .collect()
+    };
+    let runs: Vec<Pin<Box<dyn Future<Output = Result<Vec<Tensor>, String>> + '_>>> = chunks
         .into_iter()
-        .zip(pooled_parts)
-        .map(|(d, p)| Box::pin(model.run(vec![d, p], None)) as Pin<Box<dyn Future<Output = _>>>)
+        .map(|inputs| Box::pin(model.run(inputs.into(), None)) as Pin<Box<dyn Future<Output = _>>>)
         .collect();
     let mut scores = Vec::with_capacity(candidates.len());
     for result in join_all(runs).await {

@@ -196,6 +196,8 @@ fn array_elements(reply: &[u8]) -> Result<Vec<&[u8]>, CommandError> {
 }
 
 /// MGET over several shards: each shard answers for its keys; values go back in request order.
+/// The shards are held while they answer, so that the read is atomic as in Redis: a
+/// cross-shard MSET or MSETNX is seen whole or not at all.
 async fn gather(
     shard: &Rc<Shard>,
     client: &Client,
@@ -205,12 +207,20 @@ async fn gather(
     out: &mut Vec<u8>,
 ) -> CommandResult {
     let groups = group_by_owner(shard, spec, args);
-    let mut values: Vec<Vec<u8>> = vec![Vec::new(); args.len()];
+    let owners: BTreeSet<usize> = groups.keys().copied().collect();
+    let token = shard.new_hold_token();
+    hold_all(shard, &owners, token).await;
+    let mut replies = Vec::with_capacity(groups.len());
     for (owner, positions) in groups {
         let mut sub_args = vec![args[0]];
         sub_args.extend(positions.iter().map(|&p| args[p]));
-        let reply = execute_on(shard, owner, client, &sub_args, None, now_ms).await;
-        for (element, position) in array_elements(&reply)?.into_iter().zip(positions) {
+        let reply = execute_on(shard, owner, client, &sub_args, Some(token), now_ms).await;
+        replies.push((reply, positions));
+    }
+    release_all(shard, &owners, token).await;
+    let mut values: Vec<Vec<u8>> = vec![Vec::new(); args.len()];
+    for (reply, positions) in &replies {
+        for (element, &position) in array_elements(reply)?.into_iter().zip(positions) {
             values[position] = element.to_vec();
         }
     }
@@ -235,7 +245,8 @@ fn integer_reply(reply: &[u8]) -> Result<i64, CommandError> {
     .into())
 }
 
-/// DEL, EXISTS, TOUCH, UNLINK over several shards: the counts add up.
+/// DEL, EXISTS, TOUCH, UNLINK over several shards: the counts add up. The shards are held
+/// meanwhile, so that the command is atomic as in Redis.
 async fn sum(
     shard: &Rc<Shard>,
     client: &Client,
@@ -244,11 +255,20 @@ async fn sum(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) -> CommandResult {
-    let mut total = 0;
-    for (owner, positions) in group_by_owner(shard, spec, args) {
+    let groups = group_by_owner(shard, spec, args);
+    let owners: BTreeSet<usize> = groups.keys().copied().collect();
+    let token = shard.new_hold_token();
+    hold_all(shard, &owners, token).await;
+    let mut replies = Vec::with_capacity(groups.len());
+    for (owner, positions) in groups {
         let mut sub_args = vec![args[0]];
         sub_args.extend(positions.iter().map(|&p| args[p]));
-        total += integer_reply(&execute_on(shard, owner, client, &sub_args, None, now_ms).await)?;
+        replies.push(execute_on(shard, owner, client, &sub_args, Some(token), now_ms).await);
+    }
+    release_all(shard, &owners, token).await;
+    let mut total = 0;
+    for reply in &replies {
+        total += integer_reply(reply)?;
     }
     encode::integer(out, total);
     Ok(())

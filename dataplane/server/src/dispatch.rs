@@ -334,28 +334,40 @@ async fn scratch(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) -> CommandResult {
-    if spec.name == "copy" && args.iter().any(|arg| commands::is(arg, "DB")) {
-        return Err("ERR COPY with DB between keys on different shards is not supported".into());
-    }
     let handler = keyspace_handler(spec);
-    let keys: BTreeSet<&[u8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
-    let mut by_owner: BTreeMap<usize, Vec<&[u8]>> = BTreeMap::new();
-    for key in &keys {
-        by_owner.entry(shard.owner_of(key)).or_default().push(key);
-    }
-    let owners: BTreeSet<usize> = by_owner.keys().copied().collect();
-    let token = shard.new_hold_token();
     let db = client.db;
+    // Every key with its database: COPY ... DB n reads and writes its destination in database
+    // n. An invalid DB argument leaves every key in the client's database; the handler then
+    // refuses the command before it touches a key.
+    let destination_db = if spec.name == "copy" {
+        copy_destination_db(args).unwrap_or(db)
+    } else {
+        db
+    };
+    let keys: BTreeSet<(usize, &[u8])> = spec
+        .keys
+        .positions(args.len())
+        .map(|p| (if p == 2 { destination_db } else { db }, args[p]))
+        .collect();
+    let mut by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();
+    for &(key_db, key) in &keys {
+        by_owner
+            .entry((shard.owner_of(key), key_db))
+            .or_default()
+            .push(key);
+    }
+    let owners: BTreeSet<usize> = by_owner.keys().map(|&(owner, _)| owner).collect();
+    let token = shard.new_hold_token();
     hold_all(shard, &owners, token).await;
-    let mut before: BTreeMap<&[u8], Option<Entry>> = BTreeMap::new();
-    for (&owner, owned) in &by_owner {
-        let entries = fetch(shard, owner, db, owned, now_ms).await;
-        before.extend(owned.iter().copied().zip(entries));
+    let mut before: BTreeMap<(usize, &[u8]), Option<Entry>> = BTreeMap::new();
+    for (&(owner, key_db), owned) in &by_owner {
+        let entries = fetch(shard, owner, key_db, owned, now_ms).await;
+        before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
     }
     let mut scratch = Keyspace::new();
-    for (key, entry) in &before {
+    for (&(key_db, key), entry) in &before {
         if let Some(entry) = entry {
-            scratch.insert(db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
+            scratch.insert(key_db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
         }
     }
     let result = {
@@ -372,12 +384,12 @@ async fn scratch(
         };
         handler(&mut ctx, args)
     };
-    for (&owner, owned) in &by_owner {
+    for (&(owner, key_db), owned) in &by_owner {
         let changed: Vec<(Vec<u8>, Option<Entry>)> = owned
             .iter()
-            .filter_map(|key| {
-                let after = scratch.peek(db, key, now_ms).cloned();
-                let unchanged = match (&before[key], &after) {
+            .filter_map(|&key| {
+                let after = scratch.peek(key_db, key, now_ms).cloned();
+                let unchanged = match (&before[&(key_db, key)], &after) {
                     (Some(old), Some(new)) => {
                         old.value == new.value && old.expire_at_ms == new.expire_at_ms
                     }
@@ -388,11 +400,17 @@ async fn scratch(
             })
             .collect();
         if !changed.is_empty() {
-            store(shard, owner, db, changed, now_ms).await;
+            store(shard, owner, key_db, changed, now_ms).await;
         }
     }
     release_all(shard, &owners, token).await;
     result
+}
+
+/// The database of COPY's last `DB n` option (the one that counts), when it names a valid one.
+fn copy_destination_db(args: &[&[u8]]) -> Option<usize> {
+    let position = (3..args.len().saturating_sub(1)).rfind(|&p| commands::is(args[p], "DB"))?;
+    commands::keys::parse_db(args[position + 1]).ok()
 }
 
 async fn fetch(

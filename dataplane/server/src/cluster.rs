@@ -1152,7 +1152,12 @@ fn debug(args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
             ],
         );
     } else {
-        return Err(unknown_subcommand_message("debug", subcommand).into());
+        // DEBUG has no subcommand table in Redis: its error covers arity too.
+        return Err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&subcommand[..subcommand.len().min(128)])
+        )
+        .into());
     }
     Ok(())
 }

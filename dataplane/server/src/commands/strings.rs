@@ -330,9 +330,13 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     let result = match ctx.keyspace.get_mut(db, key, now_ms) {
         Some(entry) => {
+            // A string that reads as an integer counts as one, as in Redis: APPEND and
+            // SETRANGE store their results as strings even when they spell a number.
             let current = match &entry.value {
                 Value::Int(int) => *int,
-                Value::Str(_) => return Err(errors::NOT_INTEGER.into()),
+                Value::Str(bytes) => {
+                    ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
+                }
             };
             let next = current
                 .checked_add(delta)

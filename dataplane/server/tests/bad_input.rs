@@ -209,17 +209,32 @@ fn empty_and_negative_multibulk_counts_are_skipped() {
     ember.assert_serving(SENTINEL_KEY, SENTINEL_VALUE);
 }
 
-/// A bulk length under the limit but far more than is ever sent: the server waits for it, the
-/// client gives up and leaves, and the server is unharmed.
+/// A bulk length under the limit but far more than is ever sent: the server waits for it
+/// without committing memory for it, the clients give up and leave, and the server is unharmed.
 #[test]
 fn huge_announced_length_then_the_client_leaves() {
+    /// Clients that each announce a 512 MB argument and send a few bytes of it.
+    const CLIENTS: usize = 4;
+    /// How much the server's RSS may grow meanwhile (it used to grow by the announced length).
+    const RSS_GROWTH_MAX: u64 = 64 * 1024 * 1024;
     let mut ember = ember_with_sentinel(1);
-    for _ in 0..3 {
+    let rss_before = ember.rss_bytes();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
         let mut raw = ember.raw();
         raw.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\nonly a few bytes");
-        thread::sleep(Duration::from_millis(50));
-        drop(raw);
+        clients.push(raw);
     }
+    // A bystander served after them, and a pause, give the server time to read every header.
+    let mut bystander = ember.raw();
+    assert_eq!(bystander.command(&[b"PING"]), b"+PONG\r\n");
+    thread::sleep(Duration::from_millis(200));
+    let rss_waiting = ember.rss_bytes();
+    assert!(
+        rss_waiting < rss_before + RSS_GROWTH_MAX,
+        "RSS grew from {rss_before} to {rss_waiting} bytes for {CLIENTS} announced 512 MB arguments"
+    );
+    drop(clients);
     let mut raw = ember.raw();
     assert_eq!(raw.command(&[b"EXISTS", b"k"]), b":0\r\n");
     ember.assert_serving(SENTINEL_KEY, SENTINEL_VALUE);

@@ -517,3 +517,36 @@ fn client_that_never_reads_its_replies() {
     assert_eq!(after.command(&[b"STRLEN", b"large"]), b":262144\r\n");
     ember.assert_serving(SENTINEL_KEY, SENTINEL_VALUE);
 }
+
+/// Large values arrive in many reads and grow the input buffer step by step: they round-trip
+/// whole, sent in one write or trickled in pieces.
+#[test]
+fn large_values_arrive_in_pieces() {
+    const VALUE_LEN: usize = 8 * 1024 * 1024 + 7;
+    let mut ember = ember_with_sentinel(2);
+    let value: Vec<u8> = (0..VALUE_LEN).map(|i| (i % 251) as u8).collect();
+    let request = multibulk(&[b"SET", b"big", &value]);
+    let mut raw = ember.raw();
+    raw.send(&request);
+    assert_eq!(raw.reply(), b"+OK\r\n");
+    // The same, in uneven pieces with pauses between, so that reads end mid-header and mid-value.
+    let mut trickle = ember.raw();
+    let mut at = 0;
+    for (index, piece) in [1, 2, 5, 3000, 70_000, 1 << 20].iter().cycle().enumerate() {
+        let end = (at + piece).min(request.len());
+        trickle.send(&request[at..end]);
+        at = end;
+        if at == request.len() {
+            break;
+        }
+        if index % 4 == 0 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert_eq!(trickle.reply(), b"+OK\r\n");
+    let reply = raw.command(&[b"GET", b"big"]);
+    let header = format!("${VALUE_LEN}\r\n");
+    assert!(reply.starts_with(header.as_bytes()));
+    assert_eq!(&reply[header.len()..reply.len() - 2], &value[..]);
+    ember.assert_serving(SENTINEL_KEY, SENTINEL_VALUE);
+}

@@ -117,4 +117,10 @@ pub struct Client {
     pub no_evict: bool,
     /// QUIT: close once the pending replies are written.
     pub close_after_reply: bool,
+    /// Commands queued since MULTI, or `None` outside a transaction.
+    pub multi: Option<Vec<Vec<Vec<u8>>>>,
+    /// A command queued since MULTI was refused (unknown, wrong arity): EXEC aborts.
+    pub multi_failed: bool,
+    /// The hold token while EXEC runs with every shard held.
+    pub hold: Option<crate::shard::HoldToken>,
 }

@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod connection;
 mod dispatch;
+mod metrics;
 mod rdma;
 mod runtime;
 mod server;

@@ -330,6 +330,9 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         no_touch: false,
         no_evict: false,
         close_after_reply: false,
+        multi: None,
+        multi_failed: false,
+        hold: None,
     }
 }
 

@@ -150,6 +150,22 @@ async fn shard_main(
             addresses.join(" ")
         );
     }
+    let metrics_port = shard.config.borrow().metrics_port;
+    if index == 0 && metrics_port != 0 {
+        let address = SocketAddr::new(bind[0], metrics_port);
+        let listener = runtime::listen(address).map_err(|error| {
+            std::io::Error::other(format!("cannot listen for metrics on {address}: {error}"))
+        })?;
+        let bound = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(metrics_port);
+        println!(
+            "ember: metrics on http://{}/metrics",
+            SocketAddr::new(bind[0], bound)
+        );
+        runtime::spawn_into(crate::metrics::serve(shard.clone(), listener), background);
+    }
     let accepts: Vec<_> = listeners
         .into_iter()
         .map(|listener| runtime::spawn(accept_loop(shard.clone(), listener)))

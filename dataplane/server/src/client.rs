@@ -100,6 +100,24 @@ impl KillFilter {
     }
 }
 
+impl Client {
+    /// A new connection's state: database 0, RESP2, no transaction.
+    pub fn new(handle: Rc<ClientHandle>, authenticated: bool) -> Self {
+        Self {
+            handle,
+            db: 0,
+            protocol: Protocol::Resp2,
+            authenticated,
+            no_touch: false,
+            no_evict: false,
+            close_after_reply: false,
+            multi: None,
+            multi_failed: false,
+            hold: None,
+        }
+    }
+}
+
 /// A connection's own state, changed by its commands.
 #[derive(Debug)]
 pub struct Client {

@@ -26,18 +26,7 @@ const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 /// Serves one accepted connection until it closes.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHandle>) {
     let authenticated = shard.config.borrow().requirepass.is_empty();
-    let mut client = Client {
-        handle: handle.clone(),
-        db: 0,
-        protocol: ember_resp::Protocol::Resp2,
-        authenticated,
-        no_touch: false,
-        no_evict: false,
-        close_after_reply: false,
-        multi: None,
-        multi_failed: false,
-        hold: None,
-    };
+    let mut client = Client::new(handle.clone(), authenticated);
     let (bulk_len_max, query_buffer_limit) = {
         let config = shard.config.borrow();
         (config.proto_max_bulk_len, config.client_query_buffer_limit)
@@ -206,6 +195,7 @@ pub(crate) async fn execute(
         },
         Handler::Connection(handler) => handler(&mut ConnectionCtx { client, shard, out }, args),
         Handler::Cluster(op) => crate::cluster::run(op, shard, client, args, out).await,
+        Handler::Inference(op) => crate::commands::ai::run(op, shard, client, args, out).await,
     };
     let failed = match result {
         Err(error) => {

@@ -322,18 +322,7 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         last_interaction_ms: Cell::new(now),
         killed: Cell::new(false),
     });
-    Client {
-        handle,
-        db: 0,
-        protocol: ember_resp::Protocol::Resp2,
-        authenticated: true,
-        no_touch: false,
-        no_evict: false,
-        close_after_reply: false,
-        multi: None,
-        multi_failed: false,
-        hold: None,
-    }
+    Client::new(handle, true)
 }
 
 /// Runs a message request as the equivalent command and encodes the reply.

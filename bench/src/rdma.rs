@@ -537,7 +537,8 @@ fn run_against_ember(options: &Options) -> Result<(), String> {
         .join(format!("ember-bench-rdma-{port}.sock"))
         .to_string_lossy()
         .into_owned();
-    let child = Command::new(&ember)
+    let mut command = Command::new(&ember);
+    command
         .args([
             "--threads",
             "1",
@@ -547,7 +548,26 @@ fn run_against_ember(options: &Options) -> Result<(), String> {
             &socket,
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    if let Some(core) = options.client_core {
+        // The server's one shard gets the core next to the client's: ember pins its shards to the
+        // cores it is allowed, so restricting the child's affinity before exec places it.
+        let server_core = (core + 1) % core_count();
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs between fork and exec and only calls sched_setaffinity, a
+        // plain system call on a stack value, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(server_core, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = command
         .spawn()
         .map_err(|e| format!("cannot start {ember}: {e} (build it, or use --in-process)"))?;
     let server = EmberProcess(child);

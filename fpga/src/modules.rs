@@ -140,7 +140,7 @@ pub mod latency {
     /// `bloom_probe`.
     pub const BLOOM_PROBE_CYCLES: u64 = 2;
     /// `token_bucket`.
-    pub const TOKEN_BUCKET_CYCLES: u64 = 2;
+    pub const TOKEN_BUCKET_CYCLES: u64 = 3;
     /// `ac_match`.
     pub const AC_MATCH_CYCLES: u64 = 3;
     /// `resp_tokenizer`.

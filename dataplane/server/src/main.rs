@@ -11,6 +11,9 @@ mod commands;
 mod config;
 mod connection;
 mod dispatch;
+mod inference;
+mod metrics;
+mod rdma;
 mod runtime;
 mod server;
 mod shard;
@@ -35,12 +38,14 @@ Options use Redis's names, for example:
   --requirepass PASSWORD   require AUTH
   --maxclients 10000       most connections at once
   --maxmemory 0            memory limit in bytes (0 = none); units k kb m mb g gb
-  --metrics-port 0         Prometheus endpoint port (0 = off)";
+  --metrics-port 0         Prometheus endpoint port (0 = off)
+  --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
+  --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--help" || arg == "-h") {
-        println!("{USAGE}");
+        println!("{USAGE}{}", inference::USAGE);
         return;
     }
     if args.iter().any(|arg| arg == "--version" || arg == "-v") {
@@ -50,8 +55,18 @@ fn main() {
         );
         return;
     }
+    let (inference_config, args) = match inference::InferenceConfig::extract(&args) {
+        Ok(split) => split,
+        Err(error) => {
+            eprintln!("ember: {error}\n\n{USAGE}{}", inference::USAGE);
+            std::process::exit(1);
+        }
+    };
     let config = match config::Config::from_args(&args) {
-        Ok(config) => config,
+        Ok(mut config) => {
+            config.inference = inference_config;
+            config
+        }
         Err(error) => {
             eprintln!("ember: {error}\n\n{USAGE}");
             std::process::exit(1);

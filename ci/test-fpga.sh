@@ -17,4 +17,4 @@ for module in "${modules[@]}"; do
     fi
 done
 echo "fpga: ${#modules[@]} modules lint clean in Verilator, Icarus and yosys"
-EMBER_FPGA_REQUIRE_SIM=1 cargo test --release -p ember-fpga --test latency
+EMBER_FPGA_REQUIRE_SIM=1 cargo test -p ember-fpga --test latency

@@ -11,11 +11,13 @@
 //             tdata[95:80] tenant (the low TENANT_BITS bits are used), tdata[96] operation: 0
 //             check, 1 configure. m_axis: one beat a request, tdata[31:0] tokens left after it,
 //             tdata[32] = 1 when a check was allowed (1 for a configure); tlast = 1.
-// Throughput: one request a clock, back-to-back requests of one tenant included: the state a
-//             request writes is forwarded to the next request of that tenant, whose read it
-//             overtook. After reset, 2^TENANT_BITS clocks sweep the table to zero (sink not
-//             ready meanwhile).
-// Latency:    2 clocks from a request's handshake to its m_axis_tvalid.
+// Throughput: one request a clock, back-to-back requests of one tenant included. The refill
+//             depends only on request fields (the tenant's rate and burst, the previous tick),
+//             so it is computed a stage ahead with those fields forwarded from the two requests
+//             in flight; only the token add, cap and take sit in the loop, with the previous
+//             request's tokens forwarded. After reset, 2^TENANT_BITS clocks sweep the table to
+//             zero (sink not ready meanwhile).
+// Latency:    3 clocks from a request's handshake to its m_axis_tvalid.
 // Back-pressure: the pipeline advances when m_axis can take a result and no sweep runs.
 `resetall
 `default_nettype none
@@ -62,7 +64,7 @@ reg [STATE_BITS-1:0] table_mem [0:TENANT_COUNT-1];
 reg        r0_valid_reg = 1'b0;
 reg [96:0] r0_request_reg = 97'd0;
 
-// Stage 1: the request and its tenant's state as read.
+// Stage 1 (the refill): the request, its tenant's state as read, and where fresher state is.
 reg                   r1_valid_reg = 1'b0;
 reg                   r1_configure_reg = 1'b0;
 reg [TENANT_BITS-1:0] r1_tenant_reg = {TENANT_BITS{1'b0}};
@@ -70,34 +72,47 @@ reg [31:0]            r1_now_reg = 32'd0;
 reg [31:0]            r1_amount_reg = 32'd0;  // cost, or burst for a configure
 reg [15:0]            r1_rate_reg = 16'd0;
 reg [STATE_BITS-1:0]  r1_read_reg = {STATE_BITS{1'b0}};
+reg                   r1_after_previous_reg = 1'b0;  // the request now in stage 2 has this tenant
+reg                   r1_after_written_reg = 1'b0;   // the request written at the read has it
 
-// The last state written, forwarded to the read it overtook: the request leaving stage 1
-// writes its tenant at the clock edge that reads the next request's tenant.
-reg                   forward_reg = 1'b0;
+// Stage 2 (the decision): refill and the tenant's configuration, ready.
+reg                   r2_valid_reg = 1'b0;
+reg                   r2_configure_reg = 1'b0;
+reg [TENANT_BITS-1:0] r2_tenant_reg = {TENANT_BITS{1'b0}};
+reg [31:0]            r2_now_reg = 32'd0;
+reg [31:0]            r2_amount_reg = 32'd0;
+reg [15:0]            r2_rate_reg = 16'd0;    // the configuration this request leaves
+reg [31:0]            r2_burst_reg = 32'd0;
+reg [31:0]            r2_refill_reg = 32'd0;
+reg [31:0]            r2_tokens_reg = 32'd0;  // tokens before it, unless the previous request...
+reg                   r2_after_previous_reg = 1'b0;  // ...had this tenant: then its result
+
+// The state the last request wrote.
 reg [STATE_BITS-1:0]  last_write_state_reg = {STATE_BITS{1'b0}};
 
 wire [TENANT_BITS-1:0] r0_tenant = r0_request_reg[80 +: TENANT_BITS];
 
-// Stage 1 logic: the decision.
-wire [STATE_BITS-1:0] state = forward_reg ? last_write_state_reg : r1_read_reg;
-wire [15:0] rate = state[111:96];
-wire [31:0] burst = state[95:64];
-wire [31:0] tokens = state[63:32];
-wire [31:0] last_tick = state[31:0];
-
+// Stage 1 logic: the tenant's configuration and last tick, from the freshest source.
+wire [STATE_BITS-1:0] stored_state = r1_after_written_reg ? last_write_state_reg : r1_read_reg;
+wire [15:0] rate = r1_after_previous_reg ? r2_rate_reg : stored_state[111:96];
+wire [31:0] burst = r1_after_previous_reg ? r2_burst_reg : stored_state[95:64];
+wire [31:0] last_tick = r1_after_previous_reg ? r2_now_reg : stored_state[31:0];
 wire [31:0] elapsed = r1_now_reg - last_tick;
 wire [47:0] product = elapsed * rate;
 wire [31:0] refill = product > {16'd0, burst} ? burst : product[31:0];
-wire [32:0] sum = {1'b0, tokens} + {1'b0, refill};
-wire [31:0] tokens_now = sum > {1'b0, burst} ? burst : sum[31:0];
-wire allowed = tokens_now >= r1_amount_reg;
-wire [31:0] tokens_left = allowed ? tokens_now - r1_amount_reg : tokens_now;
 
-wire [STATE_BITS-1:0] next_state = r1_configure_reg
-    ? {r1_rate_reg, r1_amount_reg, r1_amount_reg, r1_now_reg}
-    : {rate, burst, tokens_left, r1_now_reg};
-wire write = sweeping_reg || (advance && r1_valid_reg);
-wire [TENANT_BITS-1:0] write_tenant = sweeping_reg ? sweep_tenant_reg : r1_tenant_reg;
+// Stage 2 logic: the decision.
+wire [31:0] tokens = r2_after_previous_reg ? last_write_state_reg[63:32] : r2_tokens_reg;
+wire [32:0] sum = {1'b0, tokens} + {1'b0, r2_refill_reg};
+wire [31:0] tokens_now = sum > {1'b0, r2_burst_reg} ? r2_burst_reg : sum[31:0];
+wire allowed = tokens_now >= r2_amount_reg;
+wire [31:0] tokens_left = allowed ? tokens_now - r2_amount_reg : tokens_now;
+
+wire [STATE_BITS-1:0] next_state = r2_configure_reg
+    ? {r2_rate_reg, r2_burst_reg, r2_amount_reg, r2_now_reg}
+    : {r2_rate_reg, r2_burst_reg, tokens_left, r2_now_reg};
+wire write = sweeping_reg || (advance && r2_valid_reg);
+wire [TENANT_BITS-1:0] write_tenant = sweeping_reg ? sweep_tenant_reg : r2_tenant_reg;
 wire [STATE_BITS-1:0] write_state = sweeping_reg ? {STATE_BITS{1'b0}} : next_state;
 
 // Unused request bits: the tenant field above TENANT_BITS.
@@ -117,10 +132,23 @@ always @(posedge clk) begin
         r1_amount_reg <= r0_request_reg[63:32];
         r1_rate_reg <= r0_request_reg[79:64];
         r1_read_reg <= table_mem[r0_tenant];
-        forward_reg <= r1_valid_reg && r1_tenant_reg == r0_tenant;
+        // At this edge the request in stage 1 moves to stage 2 and the one in stage 2 writes.
+        r1_after_previous_reg <= r1_valid_reg && r1_tenant_reg == r0_tenant;
+        r1_after_written_reg <= r2_valid_reg && r2_tenant_reg == r0_tenant;
 
-        out_valid_reg <= r1_valid_reg;
-        out_data_reg <= r1_configure_reg ? {8'd1, r1_amount_reg} : {7'd0, allowed, tokens_left};
+        r2_valid_reg <= r1_valid_reg;
+        r2_configure_reg <= r1_configure_reg;
+        r2_tenant_reg <= r1_tenant_reg;
+        r2_now_reg <= r1_now_reg;
+        r2_amount_reg <= r1_amount_reg;
+        r2_rate_reg <= r1_configure_reg ? r1_rate_reg : rate;
+        r2_burst_reg <= r1_configure_reg ? r1_amount_reg : burst;
+        r2_refill_reg <= refill;
+        r2_tokens_reg <= stored_state[63:32];
+        r2_after_previous_reg <= r1_after_previous_reg;
+
+        out_valid_reg <= r2_valid_reg;
+        out_data_reg <= r2_configure_reg ? {8'd1, r2_amount_reg} : {7'd0, allowed, tokens_left};
     end else if (m_axis_tready) begin
         out_valid_reg <= 1'b0;
     end
@@ -140,8 +168,11 @@ always @(posedge clk) begin
     if (rst) begin
         r0_valid_reg <= 1'b0;
         r1_valid_reg <= 1'b0;
+        r2_valid_reg <= 1'b0;
         out_valid_reg <= 1'b0;
-        forward_reg <= 1'b0;
+        r1_after_previous_reg <= 1'b0;
+        r1_after_written_reg <= 1'b0;
+        r2_after_previous_reg <= 1'b0;
         sweeping_reg <= 1'b1;
         sweep_tenant_reg <= {TENANT_BITS{1'b0}};
     end

@@ -9,10 +9,12 @@
 mod cli;
 mod compare;
 mod echo;
+mod infer;
 mod load;
 mod plot;
 mod poller;
 mod procstat;
+mod rdma;
 mod reply;
 mod report;
 mod run;
@@ -24,6 +26,9 @@ usage: ember-bench <command> [flags]
 commands:
   run       one load run against one server (ember-bench run --help)
   compare   Redis and Ember side by side, results into bench/RESULTS.md (ember-bench compare --help)
+  rdma      one-sided GETs through the shm provider against TCP GETs (ember-bench rdma --help)
+  infer     inference through the server against in-process ONNX Runtime (ember-bench infer --help)
+  load-embeddings  write the demo embedding tables into a running server
   help      this text";
 
 fn main() {
@@ -37,6 +42,9 @@ fn main() {
     let result = match command.as_str() {
         "run" => run::main(rest),
         "compare" => compare::main(rest),
+        "rdma" => rdma::main(rest),
+        "infer" => infer::main(rest),
+        "load-embeddings" => infer::load_embeddings_main(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -434,6 +434,8 @@ pub struct Config {
     pub hz: u64,
     /// Prometheus endpoint port (0 = off).
     pub metrics_port: u16,
+    /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
+    pub inference: crate::inference::InferenceConfig,
 }
 
 impl Default for Config {
@@ -459,6 +461,7 @@ impl Default for Config {
             latency_monitor_threshold_ms: 0,
             hz: 0,
             metrics_port: 0,
+            inference: crate::inference::InferenceConfig::default(),
         };
         config.refresh_typed().expect("defaults are valid");
         config

@@ -195,6 +195,7 @@ pub(crate) async fn execute(
         },
         Handler::Connection(handler) => handler(&mut ConnectionCtx { client, shard, out }, args),
         Handler::Cluster(op) => crate::cluster::run(op, shard, client, args, out).await,
+        Handler::Inference(op) => crate::commands::ai::run(op, shard, client, args, out).await,
     };
     let failed = match result {
         Err(error) => {

@@ -454,6 +454,7 @@ pub fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         }
         ShardRequest::Hold { .. } => !shard.gate.blocks(None),
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
+        ShardRequest::Inference(_) => true,
     }
 }
 
@@ -509,6 +510,9 @@ pub async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         ShardRequest::Admin { request, token } => {
             shard.gate.enter(token).await;
             crate::cluster::admin(shard, request, now_ms)
+        }
+        ShardRequest::Inference(request) => {
+            ShardReply::Inference(crate::inference::answer(&shard.inference, request))
         }
     }
 }

@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod connection;
 mod dispatch;
+mod inference;
 mod metrics;
 mod rdma;
 mod runtime;
@@ -44,7 +45,7 @@ Options use Redis's names, for example:
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--help" || arg == "-h") {
-        println!("{USAGE}");
+        println!("{USAGE}{}", inference::USAGE);
         return;
     }
     if args.iter().any(|arg| arg == "--version" || arg == "-v") {
@@ -54,8 +55,18 @@ fn main() {
         );
         return;
     }
+    let (inference_config, args) = match inference::InferenceConfig::extract(&args) {
+        Ok(split) => split,
+        Err(error) => {
+            eprintln!("ember: {error}\n\n{USAGE}{}", inference::USAGE);
+            std::process::exit(1);
+        }
+    };
     let config = match config::Config::from_args(&args) {
-        Ok(config) => config,
+        Ok(mut config) => {
+            config.inference = inference_config;
+            config
+        }
         Err(error) => {
             eprintln!("ember: {error}\n\n{USAGE}");
             std::process::exit(1);

@@ -102,6 +102,11 @@ pub fn background_queue(name: &str, shares: usize) -> TaskQueueHandle {
     )
 }
 
+/// Lets other task queues run if this task has used its time slice (between slices of a long batch).
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await;
+}
+
 /// Sleeps without blocking the shard.
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;

@@ -116,6 +116,8 @@ async fn shard_main(
     }
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
+    // Models and demo embeddings load before the port opens, so the first RECOMMEND finds them.
+    crate::inference::start(&shard).map_err(std::io::Error::other)?;
 
     // Shard 0 binds first, so that a configured port 0 becomes one port every shard shares.
     let port = if index == 0 {

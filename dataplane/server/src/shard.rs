@@ -65,6 +65,8 @@ pub enum ShardRequest {
         request: AdminRequest,
         token: Option<HoldToken>,
     },
+    /// Tensors and models (crate::inference).
+    Inference(crate::inference::InferenceRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.
@@ -130,6 +132,8 @@ pub enum ShardReply {
     Slowlog(Vec<crate::stats::SlowlogEntry>),
     /// Latency events.
     Latency(Vec<crate::stats::LatencyEvent>),
+    /// An inference answer.
+    Inference(crate::inference::InferenceReply),
     /// Nothing to report.
     Done,
 }
@@ -210,6 +214,8 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     /// Holds taken by cross-shard atomic operations.
     pub gate: Gate,
+    /// Models, tensors and batchers of this shard.
+    pub inference: crate::inference::Inference,
     mesh: MeshSenders<MeshMessage>,
     pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
     next_request_id: Cell<u64>,
@@ -224,6 +230,7 @@ impl Shard {
         shared: Arc<Shared>,
         mesh: MeshSenders<MeshMessage>,
     ) -> Self {
+        let inference = crate::inference::Inference::new(Rc::new(config.inference.clone()));
         Self {
             index,
             keyspace: RefCell::new(Keyspace::new()),
@@ -232,6 +239,7 @@ impl Shard {
             clients: RefCell::new(HashMap::new()),
             shared,
             gate: Gate::default(),
+            inference,
             mesh,
             pending: RefCell::new(HashMap::new()),
             next_request_id: Cell::new(1),

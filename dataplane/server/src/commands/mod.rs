@@ -14,8 +14,10 @@ use crate::config::Config;
 use crate::shard::Shard;
 use crate::stats::ShardStats;
 
+pub mod ai;
 pub mod connection;
 pub mod keys;
+pub mod recommend;
 pub mod server;
 pub mod strings;
 pub mod transaction;
@@ -191,6 +193,27 @@ pub enum ClusterOp {
     Debug,
 }
 
+/// Inference commands; run by [`ai::run`] on the connection's shard, which holds every model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InferenceOp {
+    /// AI.TENSORSET
+    TensorSet,
+    /// AI.TENSORGET
+    TensorGet,
+    /// AI.MODELSTORE
+    ModelStore,
+    /// AI.MODELGET
+    ModelGet,
+    /// AI.MODELDEL
+    ModelDel,
+    /// AI.MODELEXECUTE
+    ModelExecute,
+    /// AI.INFO
+    Info,
+    /// RECOMMEND
+    Recommend,
+}
+
 /// How a command runs.
 #[derive(Clone, Copy)]
 pub enum Handler {
@@ -200,6 +223,8 @@ pub enum Handler {
     Connection(ConnectionFn),
     /// Across shards.
     Cluster(ClusterOp),
+    /// Inference, awaiting the shard's batcher.
+    Inference(InferenceOp),
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -286,7 +311,7 @@ const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
     spec
 }
 
-use Handler::{Cluster, Connection, Keyspace as Ks};
+use Handler::{Cluster, Connection, Inference, Keyspace as Ks};
 
 const R_FAST: &[&str] = &["readonly", "fast"];
 const R: &[&str] = &["readonly"];
@@ -379,6 +404,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Cluster(ClusterOp::Scan)),
     command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Cluster(ClusterOp::RandomKey)),
     command("object", -2, R, SECOND_ARG_KEY, "generic", "2.2.3", "A container for object introspection commands.", Ks(keys::object)),
+    // inference (RedisAI's commands and RECOMMEND); keys are routed inside the handlers
+    command("ai.tensorset", -4, W_OOM, ONE_KEY, "inference", "1.2.7", "Stores a tensor.", Inference(InferenceOp::TensorSet)),
+    command("ai.tensorget", -2, R, ONE_KEY, "inference", "1.2.7", "Returns a tensor's metadata, blob or values.", Inference(InferenceOp::TensorGet)),
+    command("ai.modelstore", -6, W_OOM, ONE_KEY, "inference", "1.2.7", "Stores an ONNX model; every shard builds a session for it.", Inference(InferenceOp::ModelStore)),
+    command("ai.modelget", -2, R, ONE_KEY, "inference", "1.2.7", "Returns a model's metadata or blob.", Inference(InferenceOp::ModelGet)),
+    command("ai.modeldel", 2, W, ONE_KEY, "inference", "1.2.7", "Deletes a model.", Inference(InferenceOp::ModelDel)),
+    command("ai.modelexecute", -8, W, ONE_KEY, "inference", "1.2.7", "Runs a model on input tensors, through the shard's dynamic batcher.", Inference(InferenceOp::ModelExecute)),
+    command("ai.info", -1, R, NO_KEYS, "inference", "1.2.7", "Returns RedisAI's version, or a model's run statistics and batching figures.", Inference(InferenceOp::Info)),
+    command("recommend", -6, R, NO_KEYS, "inference", "0.1.0", "Scores candidates for a user with a dense model over embedding rows in the keyspace; returns the top k.", Inference(InferenceOp::Recommend)),
 ];
 
 /// Longest command name looked up; longer names are unknown without a copy.

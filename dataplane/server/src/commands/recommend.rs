@@ -1,0 +1,170 @@
+//! RECOMMEND model user k CANDIDATES n id... | FROM key: gathers the user's and each candidate's embedding rows
+//! from the keyspace (strings of little-endian f32, keys `dense:{user}` and `emb:{field}:{id}`), runs the dense
+//! model through the shard's batcher, and returns the top k ids with their scores, best first.
+
+pub mod args;
+pub mod rows;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use ember_kernels::Tensor;
+
+use super::{CommandError, CommandResult};
+use crate::client::Client;
+use crate::shard::{Shard, ShardReply, ShardRequest};
+
+use self::args::Candidates;
+use self::rows::InputsError;
+
+/// Values of `keys` in database `db`, read on their owning shards (one message per shard), in order.
+async fn read_values(
+    shard: &Rc<Shard>,
+    db: usize,
+    keys: &[Vec<u8>],
+    now_ms: u64,
+) -> Vec<Option<Vec<u8>>> {
+    let mut by_owner: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (index, key) in keys.iter().enumerate() {
+        by_owner.entry(shard.owner_of(key)).or_default().push(index);
+    }
+    let mut values: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+    for (owner, indexes) in by_owner {
+        if owner == shard.index {
+            let keyspace = shard.keyspace.borrow();
+            for index in indexes {
+                values[index] = keyspace
+                    .peek(db, &keys[index], now_ms)
+                    .map(|entry| entry.value.to_vec());
+            }
+            continue;
+        }
+        let request = ShardRequest::Fetch {
+            db,
+            keys: indexes.iter().map(|&i| keys[i].clone()).collect(),
+        };
+        if let ShardReply::Entries(entries) = shard.call(owner, request).await {
+            for (index, entry) in indexes.into_iter().zip(entries) {
+                values[index] = entry.map(|entry| entry.value.to_vec());
+            }
+        }
+    }
+    values
+}
+
+/// Polls every future until all are done: the chunks of one RECOMMEND enter the batcher together.
+async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, result) in futures.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *result = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("every future finished"))
+        .collect()
+}
+
+/// Runs RECOMMEND.
+pub async fn run(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    let parsed = args::recommend(args)?;
+    let model = shard
+        .inference
+        .model(&parsed.model)
+        .ok_or(CommandError::from(super::ai::MODEL_MISSING))?;
+    let layout = rows::layout_of(&parsed.model, &model.input_specs())?;
+    let now_ms = crate::stats::unix_time_ms();
+    let candidates = match parsed.candidates {
+        Candidates::Ids(ids) => ids,
+        Candidates::Key(key) => {
+            // The store holds strings only so far; a set or sorted set of candidates arrives with those types.
+            return Err(
+                match read_values(shard, client.db, &[key], now_ms)
+                    .await
+                    .pop()
+                    .flatten()
+                {
+                    Some(_) => CommandError::from(
+                        "WRONGTYPE Operation against a key holding the wrong kind of value",
+                    ),
+                    None => CommandError::from("ERR no candidates: FROM key does not exist"),
+                },
+            );
+        }
+    };
+    let keys = rows::keys(&layout, &parsed.user, &candidates);
+    let values = read_values(shard, client.db, &keys, now_ms).await;
+    let default_zero = shard.inference.config().embedding_default_zero;
+    let [dense, pooled] = match rows::inputs(&layout, values, default_zero, candidates.len()) {
+        Ok(inputs) => inputs,
+        Err(InputsError::Missing(row)) => {
+            return Err(rows::missing_row_message(&layout, &parsed.user, &candidates, row).into());
+        }
+        Err(InputsError::Invalid(message)) => return Err(message.into()),
+    };
+    // A request larger than max-batch goes in as several requests that the batcher runs back to back.
+    let chunk_rows = match model.meta.batch_size as usize {
+        0 => candidates.len(),
+        rows => rows,
+    };
+    let lens: Vec<usize> = (0..candidates.len())
+        .step_by(chunk_rows)
+        .map(|start| chunk_rows.min(candidates.len() - start))
+        .collect();
+    let chunks: Vec<[Tensor; 2]> = if lens.len() == 1 {
+        vec![[dense, pooled]]
+    } else {
+        let dense_parts = dense
+            .split_batch(&lens)
+            .map_err(|e| CommandError::from(format!("ERR {e}")))?;
+        let pooled_parts = pooled
+            .split_batch(&lens)
+            .map_err(|e| CommandError::from(format!("ERR {e}")))?;
+        dense_parts
+            .into_iter()
+            .zip(pooled_parts)
+            .map(|(d, p)| [d, p])
+            .collect()
+    };
+    let runs: Vec<Pin<Box<dyn Future<Output = Result<Vec<Tensor>, String>> + '_>>> = chunks
+        .into_iter()
+        .map(|inputs| Box::pin(model.run(inputs.into(), None)) as Pin<Box<dyn Future<Output = _>>>)
+        .collect();
+    let mut scores = Vec::with_capacity(candidates.len());
+    for result in join_all(runs).await {
+        let outputs = result.map_err(CommandError::from)?;
+        let first = outputs
+            .first()
+            .and_then(Tensor::as_f32)
+            .ok_or(CommandError::from(
+                "ERR the model's first output is not FLOAT",
+            ))?;
+        if first.len() != outputs[0].batch_len() {
+            return Err("ERR the model's first output is not one score per row".into());
+        }
+        scores.extend_from_slice(first);
+    }
+    rows::reply(out, &candidates, &scores, parsed.k, client.protocol);
+    Ok(())
+}

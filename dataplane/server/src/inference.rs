@@ -1,0 +1,824 @@
+//! Inference on one shard: the models it serves (one ONNX Runtime session each, one intra-op thread: the core is
+//! the unit), the RedisAI tensors whose keys it owns, and the dynamic batcher.
+//!
+//! Batching follows Triton: requests from every connection of the shard join one queue per model; a batch
+//! leaves when its rows reach max-batch or its oldest request has waited max-delay-us; replies are split back to
+//! each request. The batch runs in the shard's low-share task queue, in slices of `slice_rows` rows with a yield
+//! between slices, so a cache command waits at most one slice's compute time behind a large batch.
+
+pub mod batch_queue;
+pub mod signal;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ember_kernels::{Backend, Device, OrtRuntime, OrtSession, SessionConfig, Tensor};
+
+use self::batch_queue::{BatchPolicy, BatchQueue};
+use self::signal::{reply_channel, Notify, ReplySender};
+
+/// Rows per slice by default: about a millisecond of the demo model on one core (measured: ~14 us per row), so
+/// a cache command queued behind a batch waits about that long.
+pub const SLICE_ROWS_DEFAULT: usize = 64;
+/// Default max-batch for models loaded without one: the batch size the issue's goal is stated at.
+pub const BATCH_ROWS_MAX_DEFAULT: usize = 256;
+/// Default max-delay-us: Triton's examples use 100 us to a few ms; 500 us keeps p99 well under the 2 ms a
+/// recommendation call usually budgets for ranking.
+pub const DELAY_MAX_US_DEFAULT: u64 = 500;
+
+/// A model to load at start (`--model name=path[,max-batch=N][,max-delay-us=US]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// The model's key.
+    pub name: String,
+    /// The ONNX file.
+    pub path: PathBuf,
+    /// max-batch, when given.
+    pub batch_rows_max: Option<usize>,
+    /// max-delay-us, when given.
+    pub delay_max_us: Option<u64>,
+}
+
+impl ModelSpec {
+    /// Parses `name=path[,max-batch=N][,max-delay-us=US]`.
+    ///
+    /// # Errors
+    /// A message naming the part that is wrong.
+    pub fn parse(text: &str) -> Result<ModelSpec, String> {
+        let (name, rest) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--model {text}: expected name=path"))?;
+        let mut parts = rest.split(',');
+        let path = parts
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| format!("--model {text}: missing path"))?;
+        let mut spec = ModelSpec {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+            batch_rows_max: None,
+            delay_max_us: None,
+        };
+        for part in parts {
+            let number = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("--model {text}: '{v}' is not a number"))
+            };
+            match part.split_once('=') {
+                Some(("max-batch", v)) => spec.batch_rows_max = Some(number(v)? as usize),
+                Some(("max-delay-us", v)) => spec.delay_max_us = Some(number(v)?),
+                _ => {
+                    return Err(format!(
+                        "--model {text}: unknown option '{part}' (max-batch=N, max-delay-us=US)"
+                    ))
+                }
+            }
+        }
+        if name.is_empty() {
+            return Err(format!("--model {text}: empty name"));
+        }
+        Ok(spec)
+    }
+}
+
+/// Inference settings, read-only and shared by every shard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InferenceConfig {
+    /// `--ort-lib`: the ONNX Runtime library; `None` reads ORT_DYLIB_PATH.
+    pub ort_lib: Option<PathBuf>,
+    /// `--max-batch`: max-batch for models that do not set one.
+    pub batch_rows_max: usize,
+    /// `--max-delay-us`: max-delay-us for models that do not set one.
+    pub delay_max_us: u64,
+    /// `--inference-slice-rows`: rows per slice of a running batch.
+    pub slice_rows: usize,
+    /// `--model`: models loaded at start.
+    pub models: Vec<ModelSpec>,
+    /// `--demo-embeddings DIR`: load `DIR/dlrm_embeddings.npy` and `DIR/dlrm_user_dense.npy` at start.
+    pub demo_embeddings: Option<PathBuf>,
+    /// `--embedding-default zero`: RECOMMEND uses a zero row for a missing embedding instead of failing.
+    pub embedding_default_zero: bool,
+    /// `--ort-gpu-provider cuda|tensorrt`: which ONNX Runtime provider a GPU model uses.
+    pub gpu_provider_tensorrt: bool,
+    /// `--tensorrt-cache DIR`: TensorRT's engine cache.
+    pub tensorrt_cache: PathBuf,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        InferenceConfig {
+            ort_lib: None,
+            batch_rows_max: BATCH_ROWS_MAX_DEFAULT,
+            delay_max_us: DELAY_MAX_US_DEFAULT,
+            slice_rows: SLICE_ROWS_DEFAULT,
+            models: Vec::new(),
+            demo_embeddings: None,
+            embedding_default_zero: false,
+            gpu_provider_tensorrt: false,
+            tensorrt_cache: PathBuf::from(".deps/tensorrt-cache"),
+        }
+    }
+}
+
+/// The inference flags, for `ember --help`.
+pub const USAGE: &str = "
+Inference (ONNX Runtime; README, \"Recommendations\"):
+  --ort-lib PATH           libonnxruntime.so (default: $ORT_DYLIB_PATH; `make setup` installs
+                           .deps/onnxruntime/libonnxruntime.so)
+  --model NAME=PATH[,max-batch=N][,max-delay-us=US]   load an ONNX model at start (repeatable)
+  --max-batch 256          rows at which a batch leaves at once (AI.MODELSTORE BATCHSIZE overrides)
+  --max-delay-us 500       longest the oldest request waits for a batch to fill
+  --inference-slice-rows 64  rows run between two yields to cache commands
+  --demo-embeddings DIR    load DIR/dlrm_embeddings.npy and DIR/dlrm_user_dense.npy as keys
+  --embedding-default zero   RECOMMEND reads a missing embedding row as zeros instead of failing
+  --ort-gpu-provider cuda  GPU models use the CUDA (or tensorrt) execution provider
+  --tensorrt-cache DIR     TensorRT engine cache (default .deps/tensorrt-cache)";
+
+impl InferenceConfig {
+    /// Takes the inference flags out of the command line and returns the rest for the Redis-named options.
+    ///
+    /// # Errors
+    /// A message naming a flag with a missing or bad value.
+    pub fn extract(args: &[String]) -> Result<(InferenceConfig, Vec<String>), String> {
+        let mut config = InferenceConfig::default();
+        let mut rest = Vec::with_capacity(args.len());
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let flag = arg.as_str();
+            let known = [
+                "--ort-lib",
+                "--model",
+                "--max-batch",
+                "--max-delay-us",
+                "--inference-slice-rows",
+                "--demo-embeddings",
+                "--embedding-default",
+                "--ort-gpu-provider",
+                "--tensorrt-cache",
+            ];
+            if !known.contains(&flag) {
+                rest.push(arg.clone());
+                continue;
+            }
+            let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("{flag}: '{value}' is not a number"))
+            };
+            match flag {
+                "--ort-lib" => config.ort_lib = Some(PathBuf::from(value)),
+                "--model" => config.models.push(ModelSpec::parse(value)?),
+                "--max-batch" => config.batch_rows_max = number()? as usize,
+                "--max-delay-us" => config.delay_max_us = number()?,
+                "--inference-slice-rows" => config.slice_rows = (number()? as usize).max(1),
+                "--demo-embeddings" => config.demo_embeddings = Some(PathBuf::from(value)),
+                "--embedding-default" => match value.as_str() {
+                    "zero" => config.embedding_default_zero = true,
+                    "none" => config.embedding_default_zero = false,
+                    _ => {
+                        return Err(format!(
+                            "--embedding-default: '{value}' (expected zero or none)"
+                        ))
+                    }
+                },
+                "--ort-gpu-provider" => match value.as_str() {
+                    "cuda" => config.gpu_provider_tensorrt = false,
+                    "tensorrt" => config.gpu_provider_tensorrt = true,
+                    _ => {
+                        return Err(format!(
+                            "--ort-gpu-provider: '{value}' (expected cuda or tensorrt)"
+                        ))
+                    }
+                },
+                "--tensorrt-cache" => config.tensorrt_cache = PathBuf::from(value),
+                _ => unreachable!("every known flag has an arm"),
+            }
+        }
+        Ok((config, rest))
+    }
+
+    /// The ONNX Runtime device for a RedisAI device.
+    pub fn device(&self, gpu: Option<u32>) -> Device {
+        match gpu {
+            None => Device::Cpu,
+            Some(device_id) if self.gpu_provider_tensorrt => Device::TensorRt {
+                device_id,
+                engine_cache_dir: self.tensorrt_cache.clone(),
+            },
+            Some(device_id) => Device::Cuda { device_id },
+        }
+    }
+}
+
+/// What AI.MODELGET and AI.INFO report about a model.
+#[derive(Clone, Debug)]
+pub struct ModelMeta {
+    /// The device as stored (`CPU`, `GPU:0`).
+    pub device_text: String,
+    /// TAG.
+    pub tag: Vec<u8>,
+    /// BATCHSIZE as stored (max-batch).
+    pub batch_size: u64,
+    /// MINBATCHSIZE as stored.
+    pub min_batch_size: u64,
+    /// max-delay-us in force.
+    pub delay_max_us: u64,
+    /// Input names, model order.
+    pub input_names: Vec<String>,
+    /// Output names, model order.
+    pub output_names: Vec<String>,
+    /// The ONNX bytes, for AI.MODELGET BLOB.
+    pub blob: Rc<Vec<u8>>,
+}
+
+/// Counters for AI.INFO (RedisAI's duration, samples, calls, errors) and Ember's batching figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelStats {
+    /// Microseconds spent running the model.
+    pub duration_us: u64,
+    /// Rows run.
+    pub samples: u64,
+    /// Requests served (each AI.MODELEXECUTE or RECOMMEND slice is one).
+    pub calls: u64,
+    /// Requests that got an error.
+    pub errors: u64,
+    /// Batches run: fewer than calls when requests were merged.
+    pub batches: u64,
+    /// Most requests merged into one batch.
+    pub batch_requests_max: u64,
+    /// Most rows in one batch.
+    pub batch_rows_max: u64,
+}
+
+/// One queued request.
+struct Pending {
+    inputs: Vec<Tensor>,
+    reply: ReplySender<Result<Vec<Tensor>, String>>,
+    deadline: Option<Instant>,
+}
+
+/// A model on one shard.
+pub struct ShardModel {
+    /// What it reports.
+    pub meta: ModelMeta,
+    session: RefCell<OrtSession>,
+    queue: RefCell<BatchQueue<Pending>>,
+    stats: Cell<ModelStats>,
+    wake: Notify,
+    retired: Cell<bool>,
+}
+
+impl ShardModel {
+    /// The counters.
+    pub fn stats(&self) -> ModelStats {
+        self.stats.get()
+    }
+
+    /// Zeroes the counters (AI.INFO key RESETSTAT).
+    pub fn reset_stats(&self) {
+        self.stats.set(ModelStats::default());
+    }
+
+    /// The model's inputs as the session declares them.
+    pub fn input_specs(&self) -> Vec<ember_kernels::TensorSpec> {
+        self.session.borrow().inputs().to_vec()
+    }
+
+    /// Queues a request and waits for its result. `TIMEDOUT` comes back as `Err("TIMEDOUT")`, RedisAI's reply.
+    ///
+    /// # Errors
+    /// A RedisAI-style `ERR ...` message for mismatched inputs, a full queue, a deleted model or a failed run.
+    pub async fn run(
+        &self,
+        inputs: Vec<Tensor>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Tensor>, String> {
+        let specs = self.session.borrow().inputs().to_vec();
+        if let Err(e) = ember_kernels::check_inputs(&specs, &inputs) {
+            self.count_error();
+            return Err(format!("ERR {e}"));
+        }
+        let rows = inputs.first().map_or(0, Tensor::batch_len);
+        if rows == 0 {
+            self.count_error();
+            return Err("ERR inputs have an empty batch dimension".into());
+        }
+        let now = Instant::now();
+        let (reply, receiver) = reply_channel();
+        let pending = Pending {
+            inputs,
+            reply,
+            deadline: timeout.map(|t| now + t),
+        };
+        if self.queue.borrow_mut().push(pending, rows, now).is_err() {
+            self.count_error();
+            return Err(format!(
+                "ERR inference queue full ({} requests waiting)",
+                batch_queue::QUEUE_REQUESTS_MAX
+            ));
+        }
+        self.wake.notify();
+        receiver
+            .await
+            .unwrap_or_else(|| Err("ERR model was deleted while the request waited".into()))
+    }
+
+    fn count_error(&self) {
+        let mut stats = self.stats.get();
+        stats.errors += 1;
+        self.stats.set(stats);
+    }
+
+    /// Stops the worker and fails every waiting request (the model was deleted or replaced).
+    fn retire(&self) {
+        self.retired.set(true);
+        for pending in self.queue.borrow_mut().drain() {
+            pending
+                .reply
+                .send(Err("ERR model was deleted while the request waited".into()));
+        }
+        self.wake.notify();
+    }
+
+    /// Runs `inputs` in slices of `slice_rows`, yielding between slices.
+    async fn run_sliced(
+        &self,
+        inputs: Vec<Tensor>,
+        slice_rows: usize,
+    ) -> Result<Vec<Tensor>, String> {
+        let rows = inputs[0].batch_len();
+        let mut outputs: Vec<Vec<Tensor>> = Vec::with_capacity(rows.div_ceil(slice_rows));
+        for start in (0..rows).step_by(slice_rows) {
+            let slice = start..rows.min(start + slice_rows);
+            // The session reads each slice's rows in place; only the outputs are new.
+            let result = self
+                .session
+                .borrow_mut()
+                .run_rows(&inputs, slice)
+                .map_err(|e| format!("ERR {e}"))?;
+            outputs.push(result);
+            if start + slice_rows < rows {
+                crate::runtime::yield_if_needed().await;
+            }
+        }
+        if outputs.len() == 1 {
+            return Ok(outputs.pop().expect("one slice"));
+        }
+        let output_count = outputs[0].len();
+        (0..output_count)
+            .map(|o| {
+                let parts: Vec<&Tensor> = outputs.iter().map(|slice| &slice[o]).collect();
+                Tensor::concat_batch(&parts).map_err(|e| format!("ERR {e}"))
+            })
+            .collect()
+    }
+
+    /// Runs one batch of requests and answers each. A batch that fails is retried request by request, so one
+    /// bad request (say an id past its table) gets the error and the others their results.
+    async fn serve_batch(&self, batch: Vec<(Pending, usize)>, slice_rows: usize) {
+        let now = Instant::now();
+        let (mut live, expired): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(p, _)| p.deadline.is_none_or(|d| d > now));
+        for (pending, _) in expired {
+            self.count_error();
+            pending.reply.send(Err("TIMEDOUT".into()));
+        }
+        if live.is_empty() {
+            return;
+        }
+        let lens: Vec<usize> = live.iter().map(|(_, rows)| *rows).collect();
+        let rows: usize = lens.iter().sum();
+        let started = Instant::now();
+        let merged = if live.len() == 1 {
+            // One request: run its tensors as they are; a failure goes to it alone, so nothing is kept for a retry.
+            Ok(std::mem::take(&mut live[0].0.inputs))
+        } else {
+            (0..live[0].0.inputs.len())
+                .map(|i| {
+                    Tensor::concat_batch(
+                        &live.iter().map(|(p, _)| &p.inputs[i]).collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("ERR {e}"))
+        };
+        let outputs = match merged {
+            Ok(inputs) => self.run_sliced(inputs, slice_rows).await,
+            Err(e) => Err(e),
+        };
+        let split = outputs.and_then(|outputs| {
+            let per_output: Vec<Vec<Tensor>> = outputs
+                .iter()
+                .map(|t| t.split_batch(&lens))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("ERR {e}"))?;
+            Ok((0..live.len())
+                .map(|r| {
+                    per_output
+                        .iter()
+                        .map(|parts| parts[r].clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>())
+        });
+        let mut stats = self.stats.get();
+        stats.duration_us += started.elapsed().as_micros() as u64;
+        stats.batches += 1;
+        stats.batch_requests_max = stats.batch_requests_max.max(live.len() as u64);
+        stats.batch_rows_max = stats.batch_rows_max.max(rows as u64);
+        stats.calls += live.len() as u64;
+        stats.samples += rows as u64;
+        self.stats.set(stats);
+        match split {
+            Ok(results) => {
+                for ((pending, _), result) in live.into_iter().zip(results) {
+                    pending.reply.send(Ok(result));
+                }
+            }
+            Err(error) if live.len() == 1 => {
+                self.count_error();
+                let (pending, _) = live.into_iter().next().expect("one request");
+                pending.reply.send(Err(error));
+            }
+            Err(_) => {
+                for (pending, _) in live {
+                    let result = self.run_sliced(pending.inputs, slice_rows).await;
+                    if result.is_err() {
+                        self.count_error();
+                    }
+                    pending.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// The batch worker of one model on one shard: waits for a due batch, runs it, repeats until retired.
+async fn batch_worker(model: Rc<ShardModel>, slice_rows: usize) {
+    loop {
+        if model.retired.get() {
+            return;
+        }
+        let due_at = model.queue.borrow().due_at();
+        match due_at {
+            None => model.wake.notified().await,
+            Some(due) if due > Instant::now() => {
+                // Wake at the deadline, or earlier when a request arrives (it may fill the batch).
+                let wait = due - Instant::now();
+                futures_lite::future::or(model.wake.notified(), crate::runtime::sleep(wait)).await;
+            }
+            Some(_) => {
+                let batch = model.queue.borrow_mut().take_batch();
+                model.serve_batch(batch, slice_rows).await;
+            }
+        }
+    }
+}
+
+/// The parameters of AI.MODELSTORE or `--model`; sent to every shard, each builds its own session.
+#[derive(Clone, Debug)]
+pub struct StoreRequest {
+    /// The model's key.
+    pub name: Vec<u8>,
+    /// The ONNX bytes.
+    pub blob: Vec<u8>,
+    /// Where it runs.
+    pub device: Device,
+    /// What MODELGET reports as the device.
+    pub device_text: String,
+    /// TAG.
+    pub tag: Vec<u8>,
+    /// BATCHSIZE, max-batch (0: no batching, as in RedisAI).
+    pub batch_size: u64,
+    /// MINBATCHSIZE.
+    pub min_batch_size: u64,
+    /// max-delay-us (None: the server default).
+    pub delay_max_us: Option<u64>,
+    /// INPUTS names to check, when given.
+    pub inputs: Option<Vec<String>>,
+    /// OUTPUTS names to check, when given.
+    pub outputs: Option<Vec<String>>,
+}
+
+/// Share of the inference task queue against the connections' 1000: a batch runs when cache requests leave
+/// the core idle, and yields between slices.
+const INFERENCE_SHARES: usize = 100;
+
+/// One shard's inference state.
+pub struct Inference {
+    config: Rc<InferenceConfig>,
+    queue: std::cell::OnceCell<crate::runtime::TaskQueueHandle>,
+    runtime: RefCell<Option<OrtRuntime>>,
+    models: RefCell<HashMap<Vec<u8>, Rc<ShardModel>>>,
+    /// RedisAI tensors whose keys this shard owns.
+    pub tensors: RefCell<HashMap<Vec<u8>, Tensor>>,
+}
+
+impl Inference {
+    /// Empty state; the runtime loads on first use.
+    pub fn new(config: Rc<InferenceConfig>) -> Inference {
+        Inference {
+            config,
+            queue: std::cell::OnceCell::new(),
+            runtime: RefCell::new(None),
+            models: RefCell::new(HashMap::new()),
+            tensors: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InferenceConfig {
+        &self.config
+    }
+
+    /// The shard's low-share task queue for batch workers, created on first use (inside the executor).
+    fn queue(&self) -> crate::runtime::TaskQueueHandle {
+        *self
+            .queue
+            .get_or_init(|| crate::runtime::background_queue("inference", INFERENCE_SHARES))
+    }
+
+    /// The ONNX Runtime version, once loaded (for AI.INFO).
+    pub fn onnx_version(&self) -> Option<String> {
+        self.runtime
+            .borrow()
+            .as_ref()?
+            .version()
+            .map(str::to_string)
+    }
+
+    /// The ONNX Runtime, loaded on first use.
+    ///
+    /// # Errors
+    /// `ERR Could not load backend: ...` with the fix, when the library is missing or broken.
+    pub fn runtime(&self) -> Result<OrtRuntime, String> {
+        if let Some(runtime) = self.runtime.borrow().as_ref() {
+            return Ok(runtime.clone());
+        }
+        let runtime = OrtRuntime::load(self.config.ort_lib.as_deref())
+            .map_err(|e| format!("ERR Could not load backend: {e}"))?;
+        *self.runtime.borrow_mut() = Some(runtime.clone());
+        Ok(runtime)
+    }
+
+    /// Builds a session and starts its batch worker in the low-share queue; replaces a model of the same name.
+    ///
+    /// # Errors
+    /// A RedisAI-style message when the runtime is missing, the blob is refused, the device cannot be used, or
+    /// the INPUTS/OUTPUTS names do not match the model.
+    pub fn store_model(&self, request: StoreRequest) -> Result<(), String> {
+        let runtime = self.runtime()?;
+        let config = SessionConfig {
+            device: request.device.clone(),
+            ..SessionConfig::default()
+        };
+        let session = OrtSession::from_bytes(&runtime, &request.blob, &config)
+            .map_err(|e| format!("ERR {e}"))?;
+        let input_names: Vec<String> = session.inputs().iter().map(|s| s.name.clone()).collect();
+        let output_names: Vec<String> = session.outputs().iter().map(|s| s.name.clone()).collect();
+        for (given, actual, what) in [
+            (&request.inputs, &input_names, "INPUTS"),
+            (&request.outputs, &output_names, "OUTPUTS"),
+        ] {
+            if let Some(given) = given {
+                if given != actual {
+                    return Err(format!(
+                        "ERR {what} {given:?} do not match the model's {actual:?}"
+                    ));
+                }
+            }
+        }
+        // RedisAI's meaning: BATCHSIZE 0 (or none) runs every request alone; `--model` passes the server's max-batch.
+        let batch_rows_max = request.batch_size as usize;
+        let delay_max_us = request.delay_max_us.unwrap_or(self.config.delay_max_us);
+        let policy = BatchPolicy {
+            batch_rows_max,
+            delay_max: Duration::from_micros(delay_max_us),
+        };
+        let model = Rc::new(ShardModel {
+            meta: ModelMeta {
+                device_text: request.device_text,
+                tag: request.tag,
+                batch_size: batch_rows_max as u64,
+                min_batch_size: request.min_batch_size,
+                delay_max_us,
+                input_names,
+                output_names,
+                blob: Rc::new(request.blob),
+            },
+            session: RefCell::new(session),
+            queue: RefCell::new(BatchQueue::new(policy)),
+            stats: Cell::new(ModelStats::default()),
+            wake: Notify::default(),
+            retired: Cell::new(false),
+        });
+        crate::runtime::spawn_into(
+            batch_worker(Rc::clone(&model), self.config.slice_rows.max(1)),
+            self.queue(),
+        );
+        if let Some(old) = self.models.borrow_mut().insert(request.name, model) {
+            old.retire();
+        }
+        Ok(())
+    }
+
+    /// The model of that name on this shard.
+    pub fn model(&self, name: &[u8]) -> Option<Rc<ShardModel>> {
+        self.models.borrow().get(name).cloned()
+    }
+
+    /// Removes a model; true when it existed.
+    pub fn delete_model(&self, name: &[u8]) -> bool {
+        match self.models.borrow_mut().remove(name) {
+            Some(model) => {
+                model.retire();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_specs_parse() {
+        let spec =
+            ModelSpec::parse("dlrm=models/dlrm.onnx,max-batch=128,max-delay-us=250").unwrap();
+        assert_eq!(spec.name, "dlrm");
+        assert_eq!(spec.path, PathBuf::from("models/dlrm.onnx"));
+        assert_eq!(
+            (spec.batch_rows_max, spec.delay_max_us),
+            (Some(128), Some(250))
+        );
+        assert_eq!(ModelSpec::parse("m=x.onnx").unwrap().batch_rows_max, None);
+        for bad in [
+            "m",
+            "=x.onnx",
+            "m=",
+            "m=x.onnx,max-batch=x",
+            "m=x.onnx,speed=9",
+        ] {
+            assert!(ModelSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// Inference work one shard asks of another.
+#[derive(Debug)]
+pub enum InferenceRequest {
+    /// Store tensors whose keys this shard owns.
+    TensorSet {
+        /// Keys and tensors.
+        entries: Vec<(Vec<u8>, Tensor)>,
+    },
+    /// Copies of tensors whose keys this shard owns.
+    TensorGet {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// Build a session for a model (every shard holds every model).
+    ModelStore(Box<StoreRequest>),
+    /// Delete a model.
+    ModelDel {
+        /// The model's key.
+        key: Vec<u8>,
+    },
+    /// A model's counters, optionally zeroed after reading.
+    Stats {
+        /// The model's key.
+        key: Vec<u8>,
+        /// AI.INFO key RESETSTAT.
+        reset: bool,
+    },
+}
+
+/// A shard's answer to an [`InferenceRequest`].
+#[derive(Debug)]
+pub enum InferenceReply {
+    /// Done.
+    Done,
+    /// Tensors in the order asked; `None` for a missing key.
+    Tensors(Vec<Option<Tensor>>),
+    /// A model store's result.
+    Stored(Result<(), String>),
+    /// Whether a deleted model existed.
+    Deleted(bool),
+    /// A model's counters, when the shard has it.
+    Stats(Option<ModelStats>),
+}
+
+/// Answers an [`InferenceRequest`] against this shard's state.
+pub fn answer(inference: &Inference, request: InferenceRequest) -> InferenceReply {
+    match request {
+        InferenceRequest::TensorSet { entries } => {
+            let mut tensors = inference.tensors.borrow_mut();
+            for (key, tensor) in entries {
+                tensors.insert(key, tensor);
+            }
+            InferenceReply::Done
+        }
+        InferenceRequest::TensorGet { keys } => {
+            let tensors = inference.tensors.borrow();
+            InferenceReply::Tensors(keys.iter().map(|key| tensors.get(key).cloned()).collect())
+        }
+        InferenceRequest::ModelStore(request) => {
+            InferenceReply::Stored(inference.store_model(*request))
+        }
+        InferenceRequest::ModelDel { key } => InferenceReply::Deleted(inference.delete_model(&key)),
+        InferenceRequest::Stats { key, reset } => {
+            InferenceReply::Stats(inference.model(&key).map(|model| {
+                let stats = model.stats();
+                if reset {
+                    model.reset_stats();
+                }
+                stats
+            }))
+        }
+    }
+}
+
+/// Sends `request` to shard `owner` (answered here when it is this shard).
+pub async fn call(
+    shard: &Rc<crate::shard::Shard>,
+    owner: usize,
+    request: InferenceRequest,
+) -> InferenceReply {
+    use crate::shard::{ShardReply, ShardRequest};
+    if owner == shard.index {
+        return answer(&shard.inference, request);
+    }
+    match shard.call(owner, ShardRequest::Inference(request)).await {
+        ShardReply::Inference(reply) => reply,
+        ShardReply::Encoded(bytes) => InferenceReply::Stored(Err(String::from_utf8_lossy(
+            bytes
+                .get(1..bytes.len().saturating_sub(2))
+                .unwrap_or_default(),
+        )
+        .into_owned())),
+        other => panic!("an inference request was answered with {other:?}"),
+    }
+}
+
+/// Start-up on one shard: the models of `--model` (each shard builds its own session) and the demo embedding
+/// rows this shard owns.
+///
+/// # Errors
+/// A message naming the model or file and the fix, so that `ember` stops instead of serving without them.
+pub fn start(shard: &crate::shard::Shard) -> Result<(), String> {
+    let config = shard.inference.config().clone();
+    for spec in &config.models {
+        let blob = std::fs::read(&spec.path).map_err(|e| {
+            format!(
+                "--model {}: cannot read {}: {e}",
+                spec.name,
+                spec.path.display()
+            )
+        })?;
+        let request = StoreRequest {
+            name: spec.name.as_bytes().to_vec(),
+            blob,
+            device: Device::Cpu,
+            device_text: "CPU".to_string(),
+            tag: Vec::new(),
+            batch_size: spec.batch_rows_max.unwrap_or(config.batch_rows_max) as u64,
+            min_batch_size: 0,
+            delay_max_us: spec.delay_max_us,
+            inputs: None,
+            outputs: None,
+        };
+        shard
+            .inference
+            .store_model(request)
+            .map_err(|e| format!("--model {}: {}", spec.name, e.trim_start_matches("ERR ")))?;
+    }
+    if let Some(dir) = &config.demo_embeddings {
+        let rows = ember_kernels::recommend::demo_rows(dir)
+            .map_err(|e| format!("--demo-embeddings {}: {e}", dir.display()))?;
+        let now_ms = crate::stats::unix_time_ms();
+        let mut keyspace = shard.keyspace.borrow_mut();
+        for (key, value) in rows {
+            if shard.owner_of(&key) == shard.index {
+                keyspace.insert(0, &key, ember_store::Value::from_vec(value), None, now_ms);
+            }
+        }
+    }
+    if shard.index == 0 && !config.models.is_empty() {
+        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+        eprintln!(
+            "ember: inference: models {} on ONNX Runtime {} (max-batch {}, max-delay-us {})",
+            names.join(", "),
+            shard.inference.onnx_version().unwrap_or_else(|| "?".into()),
+            config.batch_rows_max,
+            config.delay_max_us
+        );
+    }
+    Ok(())
+}

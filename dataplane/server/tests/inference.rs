@@ -1,0 +1,467 @@
+//! Inference through the real binary: RedisAI's commands and RECOMMEND against the generator's numpy test vectors
+//! (max abs error 1e-5), batching observed through AI.INFO, and errors that leave the server serving.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ember_kernels::{npy, Tensor, TensorData};
+use redis::Value;
+
+const SCORE_TOLERANCE: f32 = 1e-5;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+fn ort_lib() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let path = repo_root().join(".deps/onnxruntime/libonnxruntime.so");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
+    path
+}
+
+fn vector(case: &str, name: &str) -> Tensor {
+    npy::read(
+        &repo_root()
+            .join("models/testdata")
+            .join(case)
+            .join(format!("{name}.npy")),
+    )
+    .expect("test vector")
+}
+
+fn model_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("models").join(format!("{name}.onnx"))).expect("model file")
+}
+
+/// The `ember` binary on 127.0.0.1 and a free port, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(extra)
+            .current_dir(repo_root())
+            .env_remove("ORT_DYLIB_PATH")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ember");
+        let server = Server { child, port };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "ember did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn connection(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
+        client.get_connection().expect("connect")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shape_args(tensor: &Tensor) -> Vec<String> {
+    tensor.shape().iter().map(usize::to_string).collect()
+}
+
+fn tensorset(con: &mut redis::Connection, key: &str, tensor: &Tensor) {
+    let dtype = tensor.dtype().name();
+    let reply: Value = redis::cmd("AI.TENSORSET")
+        .arg(key)
+        .arg(dtype)
+        .arg(shape_args(tensor))
+        .arg("BLOB")
+        .arg(tensor.to_le_bytes())
+        .query(con)
+        .expect("AI.TENSORSET");
+    assert_eq!(reply, Value::Okay);
+}
+
+fn error_of(result: redis::RedisResult<Value>) -> String {
+    match result {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+fn floats(values: &Value) -> Vec<f32> {
+    let Value::Array(items) = values else {
+        panic!("not an array: {values:?}")
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            Value::BulkString(b) => std::str::from_utf8(b).unwrap().parse::<f32>().unwrap(),
+            Value::Double(d) => *d as f32,
+            other => panic!("not a number: {other:?}"),
+        })
+        .collect()
+}
+
+fn max_abs_err(got: &[f32], want: &Tensor) -> f32 {
+    let want = want.as_f32().unwrap();
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn modelexecute_scores_match_the_generator() {
+    let lib = ort_lib();
+    let server = Server::start(&["--threads", "2", "--ort-lib", lib.to_str().unwrap()]);
+    let mut con = server.connection();
+    for (model, inputs) in [
+        ("dlrm", ["dense", "sparse"]),
+        ("dlrm_dense", ["dense", "pooled"]),
+    ] {
+        let stored: Value = redis::cmd("AI.MODELSTORE")
+            .arg(model)
+            .arg("ONNX")
+            .arg("CPU")
+            .arg("BLOB")
+            .arg(model_bytes(model))
+            .query(&mut con)
+            .expect("AI.MODELSTORE");
+        assert_eq!(stored, Value::Okay);
+        let keys: Vec<String> = inputs.iter().map(|i| format!("{{{model}}}:{i}")).collect();
+        for (key, name) in keys.iter().zip(inputs) {
+            tensorset(&mut con, key, &vector(model, name));
+        }
+        let out = format!("{{{model}}}:score");
+        let reply: Value = redis::cmd("AI.MODELEXECUTE")
+            .arg(model)
+            .arg("INPUTS")
+            .arg(2)
+            .arg(&keys)
+            .arg("OUTPUTS")
+            .arg(1)
+            .arg(&out)
+            .query(&mut con)
+            .expect("AI.MODELEXECUTE");
+        assert_eq!(reply, Value::Okay);
+        let values: Value = redis::cmd("AI.TENSORGET")
+            .arg(&out)
+            .arg("VALUES")
+            .query(&mut con)
+            .unwrap();
+        let err = max_abs_err(&floats(&values), &vector(model, "score"));
+        assert!(err <= SCORE_TOLERANCE, "{model}: max abs err {err}");
+        let meta: Value = redis::cmd("AI.TENSORGET")
+            .arg(&out)
+            .arg("META")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(
+            meta,
+            Value::Array(vec![
+                Value::BulkString(b"dtype".to_vec()),
+                Value::BulkString(b"FLOAT".to_vec()),
+                Value::BulkString(b"shape".to_vec()),
+                Value::Array(vec![Value::Int(16), Value::Int(1)]),
+            ])
+        );
+    }
+}
+
+#[test]
+fn recommend_scores_match_the_generator() {
+    let lib = ort_lib();
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "dlrm_dense=models/dlrm_dense.onnx",
+        "--demo-embeddings",
+        "models",
+    ]);
+    let mut con = server.connection();
+    let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
+        panic!()
+    };
+    let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
+        panic!()
+    };
+    let scores = vector("recommend", "score");
+    let scores = scores.as_f32().unwrap();
+    let k = 5;
+    let reply: Value = redis::cmd("RECOMMEND")
+        .arg("dlrm_dense")
+        .arg(user[0])
+        .arg(k)
+        .arg("CANDIDATES")
+        .arg(candidates.len())
+        .arg(&candidates)
+        .query(&mut con)
+        .expect("RECOMMEND");
+    let Value::Array(items) = reply else {
+        panic!("not an array")
+    };
+    assert_eq!(items.len(), 2 * k);
+    let mut want: Vec<(i64, f32)> = candidates
+        .iter()
+        .copied()
+        .zip(scores.iter().copied())
+        .collect();
+    want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    for (pair, (id, score)) in items.chunks(2).zip(want) {
+        let Value::BulkString(got_id) = &pair[0] else {
+            panic!("id {:?}", pair[0])
+        };
+        assert_eq!(std::str::from_utf8(got_id).unwrap(), id.to_string());
+        let got = floats(&Value::Array(vec![pair[1].clone()]))[0];
+        assert!(
+            (got - score).abs() <= SCORE_TOLERANCE,
+            "candidate {id}: {got} vs {score}"
+        );
+    }
+    // A missing row is an error that names the key, and the server keeps serving.
+    let err = error_of(
+        redis::cmd("RECOMMEND")
+            .arg("dlrm_dense")
+            .arg(7)
+            .arg(1)
+            .arg("CANDIDATES")
+            .arg(1)
+            .arg("no-such-item")
+            .query(&mut con),
+    );
+    assert!(err.contains("emb:13:no-such-item"), "{err}");
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn concurrent_requests_merge_into_batches() {
+    let lib = ort_lib();
+    // One shard and a long delay: requests from every connection wait for company, so they must merge.
+    let server = Server::start(&[
+        "--threads",
+        "1",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "dlrm=models/dlrm.onnx,max-batch=64,max-delay-us=200000",
+    ]);
+    let dense = vector("dlrm", "dense")
+        .split_batch(&[4, 12])
+        .unwrap()
+        .remove(0);
+    let sparse = vector("dlrm", "sparse")
+        .split_batch(&[4, 12])
+        .unwrap()
+        .remove(0);
+    let want = vector("dlrm", "score")
+        .split_batch(&[4, 12])
+        .unwrap()
+        .remove(0);
+    let clients = 8;
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (mut con, dense, sparse, want) = (
+                server.connection(),
+                dense.clone(),
+                sparse.clone(),
+                want.clone(),
+            );
+            std::thread::spawn(move || {
+                let (d, s, o) = (
+                    format!("{{c{c}}}:d"),
+                    format!("{{c{c}}}:s"),
+                    format!("{{c{c}}}:o"),
+                );
+                tensorset(&mut con, &d, &dense);
+                tensorset(&mut con, &s, &sparse);
+                let _: Value = redis::cmd("AI.MODELEXECUTE")
+                    .arg("dlrm")
+                    .arg("INPUTS")
+                    .arg(2)
+                    .arg(&d)
+                    .arg(&s)
+                    .arg("OUTPUTS")
+                    .arg(1)
+                    .arg(&o)
+                    .query(&mut con)
+                    .expect("AI.MODELEXECUTE");
+                let values: Value = redis::cmd("AI.TENSORGET")
+                    .arg(&o)
+                    .arg("VALUES")
+                    .query(&mut con)
+                    .unwrap();
+                assert!(
+                    max_abs_err(&floats(&values), &want) <= SCORE_TOLERANCE,
+                    "client {c}: scores after batching"
+                );
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("client");
+    }
+    let mut con = server.connection();
+    let info: Value = redis::cmd("AI.INFO").arg("dlrm").query(&mut con).unwrap();
+    let Value::Array(items) = info else {
+        panic!("AI.INFO: {info:?}")
+    };
+    let field = |name: &str| {
+        items
+            .chunks(2)
+            .find(|pair| pair[0] == Value::BulkString(name.as_bytes().to_vec()))
+            .map(|pair| match pair[1] {
+                Value::Int(n) => n,
+                ref other => panic!("{name}: {other:?}"),
+            })
+            .unwrap_or_else(|| panic!("AI.INFO has no {name}"))
+    };
+    assert_eq!(field("calls"), clients);
+    assert_eq!(field("samples"), clients * 4);
+    assert!(
+        field("batches") < clients,
+        "requests were not merged: {} batches for {clients} calls",
+        field("batches")
+    );
+    assert!(field("batch_requests_max") > 1);
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
+    let lib = ort_lib();
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "dlrm=models/dlrm.onnx",
+    ]);
+    let mut con = server.connection();
+    let execute =
+        |con: &mut redis::Connection, model: &str, inputs: &[&str]| -> redis::RedisResult<Value> {
+            redis::cmd("AI.MODELEXECUTE")
+                .arg(model)
+                .arg("INPUTS")
+                .arg(inputs.len())
+                .arg(inputs)
+                .arg("OUTPUTS")
+                .arg(1)
+                .arg("{t}:o")
+                .query(con)
+        };
+    tensorset(&mut con, "{t}:dense", &vector("dlrm", "dense"));
+    tensorset(&mut con, "{t}:sparse", &vector("dlrm", "sparse"));
+    let narrow = Tensor::new(vec![16, 12], TensorData::Float(vec![0.5; 16 * 12])).unwrap();
+    tensorset(&mut con, "{t}:narrow", &narrow);
+    let cases: Vec<(&str, redis::RedisResult<Value>, &str)> = vec![
+        (
+            "malformed blob",
+            redis::cmd("AI.MODELSTORE")
+                .arg("bad")
+                .arg("ONNX")
+                .arg("CPU")
+                .arg("BLOB")
+                .arg(b"not a model".as_slice())
+                .query(&mut con),
+            "protobuf parsing failed",
+        ),
+        (
+            "unknown model",
+            execute(&mut con, "nope", &["{t}:dense", "{t}:sparse"]),
+            "model key is empty",
+        ),
+        (
+            "missing tensor",
+            execute(&mut con, "dlrm", &["{t}:dense", "{t}:none"]),
+            "tensor key is empty",
+        ),
+        (
+            "wrong shape",
+            execute(&mut con, "dlrm", &["{t}:narrow", "{t}:sparse"]),
+            "input 'dense' expects shape [?, 13], got [16, 12]",
+        ),
+        (
+            "wrong type",
+            execute(&mut con, "dlrm", &["{t}:sparse", "{t}:sparse"]),
+            "input 'dense' expects FLOAT, got INT64",
+        ),
+        (
+            "wrong input count",
+            execute(&mut con, "dlrm", &["{t}:dense"]),
+            "does not match model definition",
+        ),
+    ];
+    for (name, result, want) in cases {
+        let err = error_of(result);
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    let ok = execute(&mut con, "dlrm", &["{t}:dense", "{t}:sparse"])
+        .expect("a good request after the bad ones");
+    assert_eq!(ok, Value::Okay);
+    let _: () = redis::cmd("SET")
+        .arg("plain")
+        .arg("value")
+        .query(&mut con)
+        .unwrap();
+    let got: String = redis::cmd("GET").arg("plain").query(&mut con).unwrap();
+    assert_eq!(got, "value");
+}
+
+#[test]
+fn a_missing_runtime_is_an_error_that_names_the_fix() {
+    let server = Server::start(&[
+        "--threads",
+        "1",
+        "--ort-lib",
+        "/nonexistent/libonnxruntime.so",
+    ]);
+    let mut con = server.connection();
+    let err = error_of(
+        redis::cmd("AI.MODELSTORE")
+            .arg("m")
+            .arg("ONNX")
+            .arg("CPU")
+            .arg("BLOB")
+            .arg(model_bytes("dlrm"))
+            .query(&mut con),
+    );
+    assert!(
+        err.contains("Could not load backend") && err.contains("make setup"),
+        "{err}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}

@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 export RUST_BACKTRACE=1
 # One build in the dev profile (optimised, see Cargo.toml) serves the unit tests and the binaries
 # that the integration tests start (cargo hands them CARGO_BIN_EXE_ember).
-cargo test --workspace -- --test-threads 2
+cargo test --workspace --no-fail-fast -- --test-threads 2
+# The area scripts below compare release builds (ember-bench compare starts target/release/ember).
+cargo build --release --bin ember --bin ember-bench
 for extra in ci/test-*.sh; do
     [ -e "$extra" ] || continue
     echo "test: $extra"

@@ -259,10 +259,7 @@ async fn scan(
     out: &mut Vec<u8>,
 ) -> CommandResult {
     let hold = client.hold;
-    let cursor: u64 = std::str::from_utf8(args[1])
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .ok_or(CommandError::from("ERR invalid cursor"))?;
+    let cursor = parse_cursor(args[1]).ok_or(CommandError::from("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut type_name) = (None, 10usize, None);
     let mut index = 2;
     while index < args.len() {
@@ -332,6 +329,25 @@ async fn scan(
         encode::bulk(out, key);
     }
     Ok(())
+}
+
+/// A SCAN cursor as Redis reads it (`strtoul`): an optional sign, then digits; a negative
+/// cursor wraps around, as in C, and lands past the end.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (negative, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
 }
 
 /// Figures of every shard, added up.
@@ -1179,7 +1195,12 @@ fn debug(args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
             ],
         );
     } else {
-        return Err(unknown_subcommand_message("debug", subcommand).into());
+        // DEBUG has no subcommand table in Redis: its error covers arity too.
+        return Err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&subcommand[..subcommand.len().min(128)])
+        )
+        .into());
     }
     Ok(())
 }
@@ -1187,6 +1208,26 @@ fn debug(args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_cursors_parse_as_strtoul() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"123", Some(123)),
+            (b"+5", Some(5)),
+            (b"-1", Some(u64::MAX)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"", None),
+            (b"-", None),
+            (b"abc", None),
+            (b" 1", None),
+            (b"1 ", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_cursor(text), *expected, "{:?}", text.escape_ascii());
+        }
+    }
 
     #[test]
     fn human() {

@@ -54,15 +54,16 @@ const fn parameter(
 use Mutability::{Immutable, Mutable};
 
 /// Policies Redis names for `maxmemory-policy`.
+/// In Redis's order, which its CONFIG SET error lists.
 pub const EVICTION_POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
     "volatile-lru",
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
 ];
 
 /// Every parameter Ember knows. Tunables Ember has no use for (listpack sizes, save points) are
@@ -568,14 +569,17 @@ impl Config {
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
             )));
         }
+        // Validated here, not through store()'s message, because the reason itself may
+        // contain ": " (the enum error lists values).
+        if let Err(why) = validate(parameter, value) {
+            return Err(ConfigError(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            )));
+        }
         self.store(parameter, value).map_err(|error| {
             ConfigError(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {}",
-                error
-                    .0
-                    .split(": ")
-                    .last()
-                    .unwrap_or("argument couldn't be parsed")
+                error.0
             ))
         })
     }
@@ -638,36 +642,40 @@ fn find(name: &str) -> Option<&'static Parameter> {
     PARAMETERS.iter().find(|p| p.name == name)
 }
 
-fn validate(parameter: &Parameter, value: &str) -> Result<String, &'static str> {
+fn validate(parameter: &Parameter, value: &str) -> Result<String, String> {
     match parameter.kind {
         Kind::Integer { min, max } => {
             let number: i64 = value
                 .trim()
                 .parse()
-                .map_err(|_| "argument couldn't be parsed into an integer")?;
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if number < min || number > max {
-                return Err("argument must be between the allowed bounds");
+                return Err("argument must be between the allowed bounds".into());
             }
             Ok(number.to_string())
         }
         Kind::Memory => {
-            let bytes = parse_memory(value).ok_or("argument must be a memory value")?;
+            let bytes = parse_memory(value).ok_or("argument must be a memory value".to_string())?;
             if bytes < 0 {
-                return Err("argument must be a memory value");
+                return Err("argument must be a memory value".into());
             }
             Ok(bytes.to_string())
         }
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
             "no" => Ok("no".into()),
-            _ => Err("argument must be 'yes' or 'no'"),
+            _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Enum(words) => {
             let lower = value.to_ascii_lowercase();
             if words.contains(&lower.as_str()) {
                 Ok(lower)
             } else {
-                Err("argument(s) must be one of the following values")
+                // Redis lists the accepted values.
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    words.join(", ")
+                ))
             }
         }
         Kind::Text => Ok(value.to_string()),

@@ -58,9 +58,17 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHan
                     );
                     break;
                 }
-                let grown = pending_len_wanted
-                    .max(input.len() * 2)
-                    .min(query_buffer_limit);
+                // Grow by doubling toward what the request needs, never to an announced
+                // length at once: the buffer is zero-filled, so sizing it from a bulk header
+                // would commit up to proto-max-bulk-len of memory per client for a few bytes
+                // sent. Memory stays within twice what actually arrived.
+                let needed_len = parser.needed_len();
+                let grown = if needed_len >= pending_len_wanted {
+                    needed_len.min(input.len() * 2)
+                } else {
+                    input.len() * 2 // Length not known yet (a header still arriving).
+                }
+                .min(query_buffer_limit);
                 input.resize(grown, 0);
             }
         }

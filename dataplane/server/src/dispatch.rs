@@ -196,6 +196,8 @@ fn array_elements(reply: &[u8]) -> Result<Vec<&[u8]>, CommandError> {
 }
 
 /// MGET over several shards: each shard answers for its keys; values go back in request order.
+/// The shards are held while they answer, so that the read is atomic as in Redis: a
+/// cross-shard MSET or MSETNX is seen whole or not at all.
 async fn gather(
     shard: &Rc<Shard>,
     client: &Client,
@@ -205,12 +207,21 @@ async fn gather(
     out: &mut Vec<u8>,
 ) -> CommandResult {
     let groups = group_by_owner(shard, spec, args);
-    let mut values: Vec<Vec<u8>> = vec![Vec::new(); args.len()];
+    let owners: BTreeSet<usize> = groups.keys().copied().collect();
+    let (token, taken) = hold_owners(shard, client, &owners).await;
+    let mut replies = Vec::with_capacity(groups.len());
     for (owner, positions) in groups {
         let mut sub_args = vec![args[0]];
         sub_args.extend(positions.iter().map(|&p| args[p]));
-        let reply = execute_on(shard, owner, client, &sub_args, client.hold, now_ms).await;
-        for (element, position) in array_elements(&reply)?.into_iter().zip(positions) {
+        let reply = execute_on(shard, owner, client, &sub_args, Some(token), now_ms).await;
+        replies.push((reply, positions));
+    }
+    if taken {
+        release_all(shard, &owners, token).await;
+    }
+    let mut values: Vec<Vec<u8>> = vec![Vec::new(); args.len()];
+    for (reply, positions) in &replies {
+        for (element, &position) in array_elements(reply)?.into_iter().zip(positions) {
             values[position] = element.to_vec();
         }
     }
@@ -235,7 +246,8 @@ fn integer_reply(reply: &[u8]) -> Result<i64, CommandError> {
     .into())
 }
 
-/// DEL, EXISTS, TOUCH, UNLINK over several shards: the counts add up.
+/// DEL, EXISTS, TOUCH, UNLINK over several shards: the counts add up. The shards are held
+/// meanwhile, so that the command is atomic as in Redis.
 async fn sum(
     shard: &Rc<Shard>,
     client: &Client,
@@ -244,12 +256,21 @@ async fn sum(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) -> CommandResult {
-    let mut total = 0;
-    for (owner, positions) in group_by_owner(shard, spec, args) {
+    let groups = group_by_owner(shard, spec, args);
+    let owners: BTreeSet<usize> = groups.keys().copied().collect();
+    let (token, taken) = hold_owners(shard, client, &owners).await;
+    let mut replies = Vec::with_capacity(groups.len());
+    for (owner, positions) in groups {
         let mut sub_args = vec![args[0]];
         sub_args.extend(positions.iter().map(|&p| args[p]));
-        total +=
-            integer_reply(&execute_on(shard, owner, client, &sub_args, client.hold, now_ms).await)?;
+        replies.push(execute_on(shard, owner, client, &sub_args, Some(token), now_ms).await);
+    }
+    if taken {
+        release_all(shard, &owners, token).await;
+    }
+    let mut total = 0;
+    for reply in &replies {
+        total += integer_reply(reply)?;
     }
     encode::integer(out, total);
     Ok(())
@@ -331,27 +352,39 @@ async fn scratch(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) -> CommandResult {
-    if spec.name == "copy" && args.iter().any(|arg| commands::is(arg, "DB")) {
-        return Err("ERR COPY with DB between keys on different shards is not supported".into());
-    }
     let handler = keyspace_handler(spec);
-    let keys: BTreeSet<&[u8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
-    let mut by_owner: BTreeMap<usize, Vec<&[u8]>> = BTreeMap::new();
-    for key in &keys {
-        by_owner.entry(shard.owner_of(key)).or_default().push(key);
-    }
-    let owners: BTreeSet<usize> = by_owner.keys().copied().collect();
     let db = client.db;
+    // Every key with its database: COPY ... DB n reads and writes its destination in database
+    // n. An invalid DB argument leaves every key in the client's database; the handler then
+    // refuses the command before it touches a key.
+    let destination_db = if spec.name == "copy" {
+        copy_destination_db(args).unwrap_or(db)
+    } else {
+        db
+    };
+    let keys: BTreeSet<(usize, &[u8])> = spec
+        .keys
+        .positions(args.len())
+        .map(|p| (if p == 2 { destination_db } else { db }, args[p]))
+        .collect();
+    let mut by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();
+    for &(key_db, key) in &keys {
+        by_owner
+            .entry((shard.owner_of(key), key_db))
+            .or_default()
+            .push(key);
+    }
+    let owners: BTreeSet<usize> = by_owner.keys().map(|&(owner, _)| owner).collect();
     let (token, taken) = hold_owners(shard, client, &owners).await;
-    let mut before: BTreeMap<&[u8], Option<Entry>> = BTreeMap::new();
-    for (&owner, owned) in &by_owner {
-        let entries = fetch(shard, owner, db, owned, now_ms).await;
-        before.extend(owned.iter().copied().zip(entries));
+    let mut before: BTreeMap<(usize, &[u8]), Option<Entry>> = BTreeMap::new();
+    for (&(owner, key_db), owned) in &by_owner {
+        let entries = fetch(shard, owner, key_db, owned, now_ms).await;
+        before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
     }
     let mut scratch = Keyspace::new();
-    for (key, entry) in &before {
+    for (&(key_db, key), entry) in &before {
         if let Some(entry) = entry {
-            scratch.insert(db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
+            scratch.insert(key_db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
         }
     }
     let result = {
@@ -368,12 +401,12 @@ async fn scratch(
         };
         handler(&mut ctx, args)
     };
-    for (&owner, owned) in &by_owner {
+    for (&(owner, key_db), owned) in &by_owner {
         let changed: Vec<(Vec<u8>, Option<Entry>)> = owned
             .iter()
-            .filter_map(|key| {
-                let after = scratch.peek(db, key, now_ms).cloned();
-                let unchanged = match (&before[key], &after) {
+            .filter_map(|&key| {
+                let after = scratch.peek(key_db, key, now_ms).cloned();
+                let unchanged = match (&before[&(key_db, key)], &after) {
                     (Some(old), Some(new)) => {
                         old.value == new.value && old.expire_at_ms == new.expire_at_ms
                     }
@@ -384,13 +417,19 @@ async fn scratch(
             })
             .collect();
         if !changed.is_empty() {
-            store(shard, owner, db, changed, now_ms).await;
+            store(shard, owner, key_db, changed, now_ms).await;
         }
     }
     if taken {
         release_all(shard, &owners, token).await;
     }
     result
+}
+
+/// The database of COPY's last `DB n` option (the one that counts), when it names a valid one.
+fn copy_destination_db(args: &[&[u8]]) -> Option<usize> {
+    let position = (3..args.len().saturating_sub(1)).rfind(|&p| commands::is(args[p], "DB"))?;
+    commands::keys::parse_db(args[position + 1]).ok()
 }
 
 async fn fetch(

@@ -1,10 +1,14 @@
 //! The Prometheus endpoint, scraped by a real Prometheus server (Debian's package) on loopback,
 //! and the series read back through Prometheus's HTTP API.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{free_port, Ember};
 
 /// Kills the child by pid when dropped, so a failing test leaves nothing running.
 struct Running(Child);
@@ -14,39 +18,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_ember(metrics_port: u16) -> (Running, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args([
-            "--port",
-            "0",
-            "--threads",
-            "2",
-            "--metrics-port",
-            &metrics_port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ember");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines.next().expect("ember printed its ready line").unwrap();
-        if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
-            break address.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    (Running(child), port)
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -70,8 +41,13 @@ fn sample(exposition: &str, series: &str) -> Option<f64> {
 #[test]
 fn prometheus_scrapes_ember() {
     let metrics_port = free_port();
-    let (_ember, port) = start_ember(metrics_port);
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let ember = Ember::start_with(&[
+        "--threads",
+        "2",
+        "--metrics-port",
+        &metrics_port.to_string(),
+    ]);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.port)).unwrap();
     let mut connection = client.get_connection().unwrap();
     for i in 0..7 {
         let _: () = redis::cmd("SET")

@@ -1,39 +1,14 @@
 //! MULTI / EXEC / DISCARD through the redis crate (its atomic pipelines send MULTI ... EXEC),
 //! with keys on both shards of `--threads 2`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-struct Ember(Child, u16);
-
-impl Drop for Ember {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_ember() -> Ember {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["--port", "0", "--threads", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ember");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("ready line").unwrap();
-        if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
-            break address.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    Ember(child, port)
-}
+use common::Ember;
 
 #[test]
 fn atomic_pipeline_across_shards() {
-    let ember = start_ember();
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.1)).unwrap();
+    let ember = Ember::start(2);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.port)).unwrap();
     let mut connection = client.get_connection().unwrap();
     // Keys chosen to land on both shards: slots of "a".."h" spread over 0..16383.
     let keys: Vec<String> = (b'a'..=b'h').map(|c| (c as char).to_string()).collect();
@@ -53,8 +28,8 @@ fn atomic_pipeline_across_shards() {
 
 #[test]
 fn errors_as_redis_words_them() {
-    let ember = start_ember();
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.1)).unwrap();
+    let ember = Ember::start(2);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.port)).unwrap();
     let mut connection = client.get_connection().unwrap();
     let error = redis::cmd("EXEC").query::<()>(&mut connection).unwrap_err();
     assert_eq!(error.detail(), Some("EXEC without MULTI"));

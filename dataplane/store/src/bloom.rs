@@ -116,10 +116,10 @@ impl BloomFilter {
         let slice_count = (1.0 / error_rate).log2().ceil().max(1.0) as u32;
         // Optimal bits per slice: capacity / ln 2.
         let slice_bits = (capacity.max(1) as f64 / std::f64::consts::LN_2).ceil() as u64;
+        // checked_next_power_of_two: a huge capacity has no power of two in u64; that is too big.
         let slice_bits_log2 = slice_bits
-            .next_power_of_two()
-            .trailing_zeros()
-            .max(SLICE_BITS_LOG2_MIN);
+            .checked_next_power_of_two()
+            .map_or(u32::MAX, |bits| bits.trailing_zeros().max(SLICE_BITS_LOG2_MIN));
         if slice_bits_log2 > SLICE_BITS_LOG2_MAX {
             return Err(BloomError {
                 kind: BloomErrorKind::Capacity(capacity),

@@ -328,11 +328,19 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         return Ok(());
     }
-    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT"]
+    let known = ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT", "HELP"]
         .iter()
         .any(|name| is(subcommand, name));
-    if !known || args.len() != 3 {
+    if !known {
         return Err(unknown_subcommand_message("object", subcommand).into());
+    }
+    let arity = if is(subcommand, "HELP") { 2 } else { 3 };
+    if args.len() != arity {
+        return Err(format!(
+            "ERR wrong number of arguments for 'object|{}' command",
+            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+        )
+        .into());
     }
     let lfu = ctx.config.maxmemory_policy.contains("lfu");
     let Some(entry) = ctx.keyspace.peek(ctx.db, args[2], ctx.now_ms) else {

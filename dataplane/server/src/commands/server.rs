@@ -134,7 +134,10 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         for spec in specs {
             write_docs(out, spec, protocol);
         }
-    } else if is(subcommand, "GETKEYS") && args.len() >= 3 {
+    } else if is(subcommand, "GETKEYS") && args.len() < 4 {
+        // Redis's COMMAND GETKEYS has arity -4: a command and at least one argument.
+        return Err("ERR wrong number of arguments for 'command|getkeys' command".into());
+    } else if is(subcommand, "GETKEYS") {
         let Some(index) = lookup(args[2]) else {
             return Err("ERR Invalid command specified".into());
         };

@@ -95,24 +95,37 @@ fn expire_at(
 }
 
 /// Parses SET's and GETEX's options.
-struct WriteOptions {
+struct WriteOptions<'a> {
     nx: bool,
     xx: bool,
     get: bool,
     expire: ExpireOption,
+    /// EX/PX/EXAT/PXAT's unit, whether it is absolute, and its unparsed argument: Redis checks
+    /// the whole option syntax first and the number afterwards (GETEX only once the key is
+    /// found), so the number is read by [`WriteOptions::resolve_expire`].
+    expire_arg: Option<(u64, bool, &'a [u8])>,
 }
 
-fn parse_write_options(
-    ctx: &Ctx<'_>,
-    options: &[&[u8]],
-    command: &str,
+impl WriteOptions<'_> {
+    /// Turns a pending EX/PX/EXAT/PXAT argument into [`ExpireOption::At`].
+    fn resolve_expire(&mut self, ctx: &Ctx<'_>, command: &str) -> CommandResult {
+        if let Some((unit_ms, absolute, arg)) = self.expire_arg.take() {
+            self.expire = ExpireOption::At(expire_at(ctx, unit_ms, absolute, arg, command)?);
+        }
+        Ok(())
+    }
+}
+
+fn parse_write_options<'a>(
+    options: &[&'a [u8]],
     allow_set_flags: bool,
-) -> Result<WriteOptions, CommandError> {
+) -> Result<WriteOptions<'a>, CommandError> {
     let mut parsed = WriteOptions {
         nx: false,
         xx: false,
         get: false,
         expire: ExpireOption::Unset,
+        expire_arg: None,
     };
     let mut index = 0;
     while index < options.len() {
@@ -139,13 +152,9 @@ fn parse_write_options(
                 1
             };
             let absolute = is(option, "EXAT") || is(option, "PXAT");
-            parsed.expire = ExpireOption::At(expire_at(
-                ctx,
-                unit_ms,
-                absolute,
-                next.expect("checked"),
-                command,
-            )?);
+            // Placeholder until resolve_expire reads the number; it marks the expiry as set.
+            parsed.expire = ExpireOption::At(0);
+            parsed.expire_arg = Some((unit_ms, absolute, next.expect("checked")));
             index += 1;
         } else {
             return Err(errors::SYNTAX.into());
@@ -157,7 +166,8 @@ fn parse_write_options(
 
 /// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]
 pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let options = parse_write_options(ctx, &args[3..], "set", true)?;
+    let mut options = parse_write_options(&args[3..], true)?;
+    options.resolve_expire(ctx, "set")?;
     let (key, value) = (args[1], args[2]);
     let existing = ctx.keyspace.get(ctx.db, key, ctx.now_ms).cloned();
     let condition_met = !(options.nx && existing.is_some() || options.xx && existing.is_none());
@@ -244,12 +254,13 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]
 pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let options = parse_write_options(ctx, &args[2..], "getex", false)?;
+    let mut options = parse_write_options(&args[2..], false)?;
     let key = args[1];
     let Some(entry) = read(ctx, key).cloned() else {
         encode::null(ctx.out, ctx.protocol);
         return Ok(());
     };
+    options.resolve_expire(ctx, "getex")?;
     match options.expire {
         ExpireOption::At(at) if at <= ctx.now_ms => {
             ctx.keyspace.remove(ctx.db, key, ctx.now_ms);
@@ -330,9 +341,13 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     let result = match ctx.keyspace.get_mut(db, key, now_ms) {
         Some(entry) => {
+            // A string that reads as an integer counts as one, as in Redis: APPEND and
+            // SETRANGE store their results as strings even when they spell a number.
             let current = match &entry.value {
                 Value::Int(int) => *int,
-                Value::Str(_) => return Err(errors::NOT_INTEGER.into()),
+                Value::Str(bytes) => {
+                    ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
+                }
             };
             let next = current
                 .checked_add(delta)

@@ -1,0 +1,457 @@
+//! Shared by the integration tests: start the real `ember` binary (and, as an oracle, a real
+//! `redis-server`) on a free loopback port, talk to them with the `redis` crate or raw bytes,
+//! and print replies in one canonical form so two servers' answers compare as strings.
+//!
+//! Every server started here is killed by pid when its handle drops, so a failing test leaves
+//! no process behind.
+
+// Each test file compiles this module on its own and uses a different part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::{RedisResult, Value};
+
+/// How long a server may take to print its ready line (or answer PING) before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Read timeout on raw sockets: a reply that takes longer than this is a hang, not a slow test.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Output a child writes, kept so that a failing test can show the server's log.
+type Log = Arc<Mutex<String>>;
+
+fn drain_into(mut source: impl Read + Send + 'static, log: Log) {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(read) = source.read(&mut chunk) {
+            if read == 0 {
+                break;
+            }
+            log.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..read]));
+        }
+    });
+}
+
+/// A running `ember`, killed on drop.
+pub struct Ember {
+    child: Child,
+    /// The port it listens on, 127.0.0.1.
+    pub port: u16,
+    log: Log,
+}
+
+impl Ember {
+    /// Starts `ember --port 0 --threads <threads>`.
+    pub fn start(threads: usize) -> Self {
+        Self::start_with(&["--threads", &threads.to_string()])
+    }
+
+    /// Starts `ember --port 0` with extra arguments, and waits for its ready line.
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn target/release/ember");
+        let log: Log = Arc::default();
+        drain_into(child.stderr.take().expect("stderr piped"), log.clone());
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout_log = log.clone();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                stdout_log.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
+                    let port = address
+                        .split_whitespace()
+                        .next()
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(port)) => port,
+            outcome => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ember did not print its ready line ({outcome:?}); log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Self { child, port, log }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server wrote on stdout and stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Resident set size, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        rss_bytes(self.pid())
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit code, if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A `redis` crate connection, RESP2 or RESP3 (redis-rs then sends HELLO 3 first).
+    pub fn connect(&self, resp3: bool) -> redis::Connection {
+        connect(self.port, resp3)
+    }
+
+    /// A raw socket to the server.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+
+    /// Fails the test, with the server's log, unless the server is still up and serving: a
+    /// fresh connection gets PONG and reads back `key` as `expected`.
+    pub fn assert_serving(&mut self, key: &str, expected: &[u8]) {
+        assert!(
+            self.is_running(),
+            "ember exited; log:\n{}",
+            self.log.lock().unwrap()
+        );
+        let mut con = self.connect(false);
+        let pong: String = redis::cmd("PING").query(&mut con).expect("PING");
+        assert_eq!(pong, "PONG");
+        let value: Vec<u8> = redis::cmd("GET").arg(key).query(&mut con).expect("GET");
+        assert_eq!(value, expected, "stored value of {key} changed");
+    }
+}
+
+impl Drop for Ember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- ember log ---\n{}", self.log.lock().unwrap());
+        }
+    }
+}
+
+/// Resident set size of process `pid`, in bytes (0 when /proc cannot be read).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A `redis` crate connection to 127.0.0.1:`port`.
+pub fn connect(port: u16, resp3: bool) -> redis::Connection {
+    let protocol = if resp3 { "resp3" } else { "resp2" };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/?protocol={protocol}"))
+        .expect("client URL");
+    client
+        .get_connection_with_timeout(READ_TIMEOUT)
+        .unwrap_or_else(|error| panic!("connect to {port} ({protocol}): {error}"))
+}
+
+/// A real `redis-server` on a free port: the oracle for Redis's exact replies. Killed on drop.
+pub struct RedisOracle {
+    child: Child,
+    /// Its port, 127.0.0.1.
+    pub port: u16,
+}
+
+impl RedisOracle {
+    /// Starts `redis-server`, or returns None (after saying why) when it is not installed.
+    pub fn start() -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!(
+                "skipped: redis-server is not installed (ci/setup-base.sh installs Debian's redis-server)"
+            );
+            return None;
+        }
+        // The port is free when chosen; another process may take it before redis-server binds,
+        // so a failed start tries another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--enable-debug-command", "yes", "--loglevel", "warning"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let deadline = Instant::now() + START_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+                    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+                    let mut reply = [0u8; 7];
+                    if stream.write_all(b"PING\r\n").is_ok()
+                        && stream.read_exact(&mut reply).is_ok()
+                        && &reply == b"+PONG\r\n"
+                    {
+                        return Some(Self { child, port });
+                    }
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// A `redis` crate connection.
+    pub fn connect(&self, resp3: bool) -> redis::Connection {
+        connect(self.port, resp3)
+    }
+}
+
+impl Drop for RedisOracle {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Runs one command (arguments as bytes) and returns its reply.
+pub fn run(con: &mut redis::Connection, args: &[&[u8]]) -> RedisResult<Value> {
+    let mut command = redis::cmd(std::str::from_utf8(args[0]).expect("command names are text"));
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query(con)
+}
+
+/// A reply in one canonical text form, close to what redis-cli prints, so that two servers'
+/// replies compare as strings and a mismatch reads well.
+pub fn show(reply: &RedisResult<Value>) -> String {
+    match reply {
+        Ok(value) => show_value(value),
+        Err(error) => match (error.code(), error.detail()) {
+            (Some(code), Some(detail)) => format!("(error) {code} {detail}"),
+            (Some(code), None) => format!("(error) {code}"),
+            _ => format!("(client error) {error}"),
+        },
+    }
+}
+
+/// One value in the canonical form of [`show`].
+pub fn show_value(value: &Value) -> String {
+    let list = |items: &[Value]| items.iter().map(show_value).collect::<Vec<_>>().join(", ");
+    match value {
+        Value::Nil => "(nil)".into(),
+        Value::Int(int) => format!("(integer) {int}"),
+        Value::BulkString(bytes) => format!("\"{}\"", bytes.escape_ascii()),
+        Value::SimpleString(text) => format!("+{text}"),
+        Value::Okay => "+OK".into(),
+        Value::Array(items) => format!("[{}]", list(items)),
+        Value::Set(items) => format!("~[{}]", list(items)),
+        Value::Map(pairs) => format!(
+            "{{{}}}",
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", show_value(k), show_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Double(double) => format!("(double) {double}"),
+        Value::Boolean(boolean) => format!("(boolean) {boolean}"),
+        Value::VerbatimString { format, text } => format!("(verbatim {format:?}) {text:?}"),
+        Value::BigNumber(number) => format!("(big number) {number:?}"),
+        Value::Push { kind, data } => format!("(push {kind:?}) [{}]", list(data)),
+        Value::Attribute { data, attributes } => {
+            format!("(attribute {attributes:?}) {}", show_value(data))
+        }
+        Value::ServerError(error) => format!(
+            "(error) {} {}",
+            error.code(),
+            error.details().unwrap_or_default()
+        ),
+    }
+}
+
+/// A raw socket, for what no client library sends: malformed frames, split frames, floods.
+pub struct Raw {
+    /// The socket.
+    pub stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Raw {
+    /// Connects to 127.0.0.1:`port`.
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends `bytes` as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one whole reply and returns its raw bytes.
+    pub fn reply(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(length) = reply_len(&self.pending) {
+                return self.pending.drain(..length).collect();
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let read = self.stream.read(&mut chunk).unwrap_or_else(|error| {
+                panic!(
+                    "reading a reply: {error}; have {:?}",
+                    self.pending.escape_ascii().to_string()
+                )
+            });
+            assert!(
+                read > 0,
+                "connection closed before a whole reply; have {:?}",
+                self.pending.escape_ascii().to_string()
+            );
+            self.pending.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// Reads one reply as text.
+    pub fn reply_text(&mut self) -> String {
+        String::from_utf8_lossy(&self.reply()).into_owned()
+    }
+
+    /// Sends a command as a multibulk request and returns its raw reply.
+    pub fn command(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(&multibulk(args));
+        self.reply()
+    }
+
+    /// True when the server closes the connection (read returns 0 or a reset) within the read
+    /// timeout, after any bytes still pending.
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(error) => {
+                    return matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    )
+                }
+            }
+        }
+    }
+
+    /// Closes the write side only.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// A command encoded as a RESP multibulk request.
+pub fn multibulk(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Length of the first whole RESP2/RESP3 reply in `input`, or None when it is incomplete.
+/// Written here, independent of ember-resp, so that the tests check the server's encoder.
+pub fn reply_len(input: &[u8]) -> Option<usize> {
+    let line_end = input.windows(2).position(|w| w == b"\r\n")?;
+    let header = std::str::from_utf8(&input[1..line_end]).ok()?;
+    let after_header = line_end + 2;
+    match input[0] {
+        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => Some(after_header),
+        b'$' | b'=' | b'!' => {
+            let length: i64 = header.parse().ok()?;
+            if length < 0 {
+                return Some(after_header);
+            }
+            let end = after_header + length as usize + 2;
+            (input.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let count: i64 = header.parse().ok()?;
+            let elements = if input[0] == b'%' || input[0] == b'|' {
+                count * 2
+            } else {
+                count
+            };
+            let mut at = after_header;
+            for _ in 0..elements.max(0) {
+                at += reply_len(&input[at..])?;
+            }
+            Some(at)
+        }
+        other => panic!(
+            "not a RESP reply type byte: {:?} in {:?}",
+            other as char,
+            input.escape_ascii().to_string()
+        ),
+    }
+}

@@ -1,0 +1,202 @@
+//! A seeded randomized test: random string and key commands, over a few keys that spread over
+//! two shards, sent to ember and to a real redis-server; every reply must match. A failure
+//! prints the seed; `EMBER_TEST_SEED=<seed>` replays it, `EMBER_RANDOM_OPS=<n>` runs longer.
+
+mod common;
+
+use common::{run, show, Ember, RedisOracle};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Operations per protocol by default: enough to reach the odd corners, quick on 2 cores.
+const OPERATIONS_DEFAULT: usize = 3000;
+
+/// Few keys, so that commands collide on them; `{tag}` keys share a slot.
+const KEYS: &[&str] = &["a", "b", "c", "counter", "{t}x", "{t}y", "long", "float"];
+/// Values that exercise every encoding and parse path.
+const VALUES: &[&str] = &[
+    "",
+    "0",
+    "1",
+    "-1",
+    "42",
+    "007",
+    "+5",
+    " 3",
+    "3 ",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "1.5",
+    "-0.25",
+    "1e3",
+    "abc",
+    "hello world",
+    "x\r\ny",
+    "0123456789012345678901234567890123456789012345678901",
+];
+const INCREMENTS: &[&str] = &[
+    "1",
+    "-1",
+    "0",
+    "10",
+    "-100",
+    "9223372036854775807",
+    "abc",
+    "2.5",
+];
+/// INCRBYFLOAT runs on its own key with increments that binary floating point holds exactly:
+/// Redis adds in x87 long double, ember in f64, and the two print differently past f64's
+/// precision (9223372036854775808 + 1, 0.1 + 0.2): a known difference, listed in
+/// tests/commands.rs.
+const FLOAT_KEY: &str = "incrbyfloat-only";
+const FLOAT_INCREMENTS: &[&str] = &["1", "-1", "0.5", "-2.25", "10", "1e2", "3.0", "x", "-0"];
+const INDEXES: &[&str] = &["0", "1", "-1", "2", "-3", "5", "100", "-100", "x"];
+/// Long TTLs only: a reply may not depend on the milliseconds between the two servers.
+const TTLS: &[&str] = &["1000", "5000", "100000", "0", "-5", "x"];
+
+fn pick<'a>(rng: &mut SmallRng, items: &[&'a str]) -> &'a str {
+    items[rng.gen_range(0..items.len())]
+}
+
+/// One random command.
+fn random_command(rng: &mut SmallRng) -> Vec<String> {
+    let key = pick(rng, KEYS).to_string();
+    let other = pick(rng, KEYS).to_string();
+    let value = pick(rng, VALUES).to_string();
+    let command: Vec<&str> = match rng.gen_range(0..34) {
+        0 => vec!["GET", &key],
+        1 => {
+            let mut set = vec!["SET", &key, &value];
+            for option in ["NX", "XX", "GET", "KEEPTTL"] {
+                if rng.gen_bool(0.15) {
+                    set.push(option);
+                }
+            }
+            if rng.gen_bool(0.3) {
+                set.push(pick(rng, &["EX", "PX"]));
+                set.push(pick(rng, TTLS));
+            }
+            return set.into_iter().map(String::from).collect();
+        }
+        2 => vec!["SETNX", &key, &value],
+        3 => vec!["GETSET", &key, &value],
+        4 => vec!["GETDEL", &key],
+        5 => match rng.gen_range(0..3) {
+            0 => vec!["GETEX", &key],
+            1 => vec!["GETEX", &key, "PERSIST"],
+            _ => vec!["GETEX", &key, "EX", pick(rng, TTLS)],
+        },
+        6 => vec!["MGET", &key, &other, pick(rng, KEYS)],
+        7 => vec!["MSET", &key, &value, &other, pick(rng, VALUES)],
+        8 => vec!["MSETNX", &key, &value, &other, pick(rng, VALUES)],
+        9 => vec!["INCR", &key],
+        10 => vec!["DECR", &key],
+        11 => vec!["INCRBY", &key, pick(rng, INCREMENTS)],
+        12 => vec!["DECRBY", &key, pick(rng, INCREMENTS)],
+        13 => match rng.gen_range(0..4) {
+            0 => vec!["GET", FLOAT_KEY],
+            1 => vec!["INCRBY", FLOAT_KEY, "1"],
+            _ => vec!["INCRBYFLOAT", FLOAT_KEY, pick(rng, FLOAT_INCREMENTS)],
+        },
+        14 => vec!["APPEND", &key, &value],
+        15 => vec!["STRLEN", &key],
+        16 => vec!["GETRANGE", &key, pick(rng, INDEXES), pick(rng, INDEXES)],
+        17 => vec![
+            "SETRANGE",
+            &key,
+            pick(rng, &["0", "1", "3", "10", "-1"]),
+            &value,
+        ],
+        18 => vec!["DEL", &key, &other],
+        19 => vec!["EXISTS", &key, &other, &key],
+        20 => vec!["TYPE", &key],
+        21 => {
+            let mut expire = vec![pick(rng, &["EXPIRE", "PEXPIRE"]), &key, pick(rng, TTLS)];
+            // Not GT or LT: with the same TTL twice, their answer depends on whether the clock
+            // ticked a millisecond between the two commands, on each server separately. The
+            // command table tests them with TTLs far apart.
+            if rng.gen_bool(0.4) {
+                expire.push(pick(rng, &["NX", "XX"]));
+            }
+            expire
+        }
+        22 => vec!["PERSIST", &key],
+        23 => vec!["TTL", &key],
+        24 => vec!["RENAME", &key, &other],
+        25 => vec!["RENAMENX", &key, &other],
+        26 => vec![
+            "COPY",
+            &key,
+            &other,
+            pick(rng, &["REPLACE", "REPLACE", "DB"]),
+        ],
+        27 => vec!["LCS", &key, &other],
+        28 => vec!["DBSIZE"],
+        29 => vec!["UNLINK", &key],
+        30 => vec!["TOUCH", &key, &other],
+        31 => vec!["SUBSTR", &key, pick(rng, INDEXES), pick(rng, INDEXES)],
+        32 => vec!["EXPIRETIME", &key],
+        // Not OBJECT ENCODING: Redis reports "raw" after APPEND and SETRANGE, a distinction
+        // the store does not keep (a known difference, listed in tests/commands.rs).
+        _ => vec!["SETEX", &key, pick(rng, TTLS), &value],
+    };
+    command.into_iter().map(String::from).collect()
+}
+
+fn seed() -> u64 {
+    match std::env::var("EMBER_TEST_SEED") {
+        Ok(text) => text.parse().expect("EMBER_TEST_SEED is a u64"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}
+
+#[test]
+fn random_commands_match_redis_server() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let operations: usize = std::env::var("EMBER_RANDOM_OPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(OPERATIONS_DEFAULT);
+    let seed = seed();
+    eprintln!("random_commands_match_redis_server: seed {seed} (replay: EMBER_TEST_SEED={seed})");
+    let ember = Ember::start(2);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    for resp3 in [false, true] {
+        let mut ours = ember.connect(resp3);
+        let mut theirs = oracle.connect(resp3);
+        let _: () = redis::cmd("FLUSHALL").query(&mut ours).unwrap();
+        let _: () = redis::cmd("FLUSHALL").query(&mut theirs).unwrap();
+        let mut history: Vec<String> = Vec::new();
+        for step in 0..operations {
+            let command = random_command(&mut rng);
+            let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+            let ember_reply = show(&run(&mut ours, &args));
+            let redis_reply = show(&run(&mut theirs, &args));
+            history.push(format!("{command:?} -> {redis_reply}"));
+            if ember_reply != redis_reply {
+                let recent = history[history.len().saturating_sub(15)..].join("\n    ");
+                panic!(
+                    "seed {seed} (replay: EMBER_TEST_SEED={seed}), step {step}, resp3={resp3}:\n\
+                     command {command:?}\n    ember: {ember_reply}\n    redis: {redis_reply}\n\
+                     last commands (with redis-server's replies):\n    {recent}"
+                );
+            }
+        }
+        // The final state matches too, key by key.
+        for key in KEYS.iter().chain([&FLOAT_KEY]) {
+            let dump = |con: &mut redis::Connection| {
+                (
+                    show(&run(con, &[b"GET", key.as_bytes()])),
+                    show(&run(con, &[b"TTL", key.as_bytes()])),
+                )
+            };
+            assert_eq!(dump(&mut ours), dump(&mut theirs), "seed {seed}: key {key}");
+        }
+    }
+}

@@ -23,9 +23,9 @@ run_against() { # run_against NAME COMMAND...
     wait_ready "$port"
     for pipeline in 1 16; do
         echo "== $name ($*): taskset -c 1 redis-benchmark -p $port -t set,get -P $pipeline -q ${extra[*]}"
-        # -q still draws progress with carriage returns; keep the final lines only.
+        # -q still draws progress with carriage returns; keep the final lines and any error.
         taskset -c 1 redis-benchmark -p "$port" -t set,get -P "$pipeline" -q "${extra[@]}" \
-            | tr '\r' '\n' | grep "requests per second"
+            | tr '\r' '\n' | grep -E "requests per second|[Ee]rror"
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }

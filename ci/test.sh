@@ -3,9 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUST_BACKTRACE=1
-# The integration tests start the release binary, built once here.
-cargo build --release --bin ember --bin ember-bench
-cargo test --workspace --release -- --test-threads 2
+# One build in the dev profile (optimised, see Cargo.toml) serves the unit tests and the binaries
+# that the integration tests start (cargo hands them CARGO_BIN_EXE_ember).
+cargo test --workspace -- --test-threads 2
 for extra in ci/test-*.sh; do
     [ -e "$extra" ] || continue
     echo "test: $extra"

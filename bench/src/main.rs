@@ -1,16 +1,55 @@
 //! ember-bench: Ember's load generator and side-by-side comparisons.
-// The kernels branch wires only its own subcommands here; the lead merges them into the bench's real main.
+//!
+//! `ember-bench run` drives one Redis-protocol server (closed loop, open loop corrected for
+//! coordinated omission, or a spinning single-connection latency mode) and checks every reply;
+//! `ember-bench compare` runs the same workloads against redis-server and Ember pinned to the
+//! same core, alternating, and writes medians, ratios and plots into bench/RESULTS.md.
+#![deny(missing_docs)]
+
+mod cli;
+mod compare;
+mod echo;
 mod infer;
+mod load;
+mod plot;
+mod poller;
+mod procstat;
+mod reply;
+mod report;
+mod run;
+mod workload;
+
+const USAGE: &str = "\
+usage: ember-bench <command> [flags]
+
+commands:
+  run       one load run against one server (ember-bench run --help)
+  compare   Redis and Ember side by side, results into bench/RESULTS.md (ember-bench compare --help)
+  infer     recommendation inference through the server against in-process ONNX Runtime
+  load-embeddings  writes the demo embedding tables into a running server
+  help      this text";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("load-embeddings") => infer::load_embeddings_main(&args[1..]),
-        Some("infer") => infer::main(&args[1..]),
-        _ => Err("usage: ember-bench load-embeddings|infer [options]".to_string()),
+    let Some(command) = args.first() else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let rest = &args[1..];
+    // One arm per subcommand; other areas add theirs here (rdma, infer, load-embeddings).
+    let result = match command.as_str() {
+        "run" => run::main(rest),
+        "compare" => compare::main(rest),
+        "infer" => infer::main(rest),
+        "load-embeddings" => infer::load_embeddings_main(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command '{other}'\n{USAGE}")),
     };
     if let Err(message) = result {
-        eprintln!("ember-bench: {message}");
-        std::process::exit(2);
+        eprintln!("ember-bench {command}: {message}");
+        std::process::exit(1);
     }
 }

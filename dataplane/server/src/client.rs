@@ -100,6 +100,24 @@ impl KillFilter {
     }
 }
 
+impl Client {
+    /// A new connection's state: database 0, RESP2, no transaction.
+    pub fn new(handle: Rc<ClientHandle>, authenticated: bool) -> Self {
+        Self {
+            handle,
+            db: 0,
+            protocol: Protocol::Resp2,
+            authenticated,
+            no_touch: false,
+            no_evict: false,
+            close_after_reply: false,
+            multi: None,
+            multi_failed: false,
+            hold: None,
+        }
+    }
+}
+
 /// A connection's own state, changed by its commands.
 #[derive(Debug)]
 pub struct Client {
@@ -117,4 +135,10 @@ pub struct Client {
     pub no_evict: bool,
     /// QUIT: close once the pending replies are written.
     pub close_after_reply: bool,
+    /// Commands queued since MULTI, or `None` outside a transaction.
+    pub multi: Option<Vec<Vec<Vec<u8>>>>,
+    /// A command queued since MULTI was refused (unknown, wrong arity): EXEC aborts.
+    pub multi_failed: bool,
+    /// The hold token while EXEC runs with every shard held.
+    pub hold: Option<crate::shard::HoldToken>,
 }

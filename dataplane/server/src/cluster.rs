@@ -15,7 +15,7 @@ use crate::commands::{
     NAMES,
 };
 use crate::dispatch::{admin_on, broadcast};
-use crate::shard::{AdminRequest, Shard, ShardReply};
+use crate::shard::{AdminRequest, HoldToken, Shard, ShardReply};
 use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
 
 /// Answers an [`AdminRequest`] against this shard.
@@ -140,9 +140,10 @@ pub async fn run(
     args: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> CommandResult {
+    let hold = client.hold;
     match op {
         ClusterOp::DbSize => {
-            let total: i64 = broadcast(shard, AdminRequest::DbSize { db: client.db })
+            let total: i64 = broadcast(shard, hold, AdminRequest::DbSize { db: client.db })
                 .await
                 .iter()
                 .map(integer)
@@ -159,7 +160,7 @@ pub async fn run(
             } else {
                 AdminRequest::FlushAll
             };
-            broadcast(shard, request).await;
+            broadcast(shard, hold, request).await;
             encode::ok(out);
         }
         ClusterOp::SwapDb => {
@@ -173,6 +174,7 @@ pub async fn run(
             }
             broadcast(
                 shard,
+                hold,
                 AdminRequest::SwapDb {
                     first: first as usize,
                     second: second as usize,
@@ -185,6 +187,7 @@ pub async fn run(
             let mut keys = Vec::new();
             for reply in broadcast(
                 shard,
+                hold,
                 AdminRequest::Keys {
                     db: client.db,
                     pattern: args[1].to_vec(),
@@ -206,8 +209,13 @@ pub async fn run(
             let start = rand::random::<usize>() % shard.count();
             for offset in 0..shard.count() {
                 let index = (start + offset) % shard.count();
-                if let ShardReply::Keys(keys) =
-                    admin_on(shard, index, AdminRequest::RandomKey { db: client.db }).await
+                if let ShardReply::Keys(keys) = admin_on(
+                    shard,
+                    hold,
+                    index,
+                    AdminRequest::RandomKey { db: client.db },
+                )
+                .await
                 {
                     if let Some(key) = keys.first() {
                         encode::bulk(out, key);
@@ -217,11 +225,11 @@ pub async fn run(
             }
             encode::null(out, client.protocol);
         }
-        ClusterOp::Info => info(shard, args, out, client.protocol).await,
+        ClusterOp::Info => info(shard, hold, args, out, client.protocol).await,
         ClusterOp::Config => config(shard, client, args, out).await?,
         ClusterOp::Client => client_command(shard, client, args, out).await?,
-        ClusterOp::Slowlog => slowlog(shard, args, out).await?,
-        ClusterOp::Latency => latency(shard, args, out).await?,
+        ClusterOp::Slowlog => slowlog(shard, hold, args, out).await?,
+        ClusterOp::Latency => latency(shard, hold, args, out).await?,
         ClusterOp::Shutdown => {
             eprintln!(
                 "ember: SHUTDOWN requested by client {}; exiting",
@@ -250,6 +258,7 @@ async fn scan(
     args: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> CommandResult {
+    let hold = client.hold;
     let cursor: u64 = std::str::from_utf8(args[1])
         .ok()
         .and_then(|t| t.parse().ok())
@@ -302,7 +311,7 @@ async fn scan(
         let ShardReply::Scan {
             keys: found,
             next_segment,
-        } = admin_on(shard, owner, request).await
+        } = admin_on(shard, hold, owner, request).await
         else {
             return Err("ERR scan failed".into());
         };
@@ -326,13 +335,16 @@ async fn scan(
 }
 
 /// Figures of every shard, added up.
-pub async fn gather_info(shard: &Rc<Shard>) -> (ShardInfo, Vec<ShardInfo>) {
+pub async fn gather_info(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+) -> (ShardInfo, Vec<ShardInfo>) {
     let mut total = ShardInfo {
         databases: vec![(0, 0); DATABASE_COUNT],
         ..ShardInfo::default()
     };
     let mut per_shard = Vec::new();
-    for reply in broadcast(shard, AdminRequest::Info).await {
+    for reply in broadcast(shard, hold, AdminRequest::Info).await {
         let ShardReply::Info(info) = reply else {
             continue;
         };
@@ -419,7 +431,13 @@ const ALL_SECTIONS: &[&str] = &[
     "ember",
 ];
 
-async fn info(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>, protocol: Protocol) {
+async fn info(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+    protocol: Protocol,
+) {
     let requested: Vec<String> = args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
@@ -435,7 +453,7 @@ async fn info(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>, protocol: Pr
             .filter(|s| requested.iter().any(|r| r == s))
             .collect()
     };
-    let (total, per_shard) = gather_info(shard).await;
+    let (total, per_shard) = gather_info(shard, hold).await;
     let text = format_info(shard, &sections, &total, &per_shard);
     encode::verbatim(out, text.as_bytes(), protocol);
 }
@@ -678,6 +696,7 @@ async fn config(
     args: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> CommandResult {
+    let hold = client.hold;
     let subcommand = args[1];
     if is(subcommand, "GET") && args.len() >= 3 {
         let config = shard.config.borrow();
@@ -707,10 +726,10 @@ async fn config(
                 .map_err(|error| CommandError::from(error.0))?;
             pairs.push((name, value));
         }
-        broadcast(shard, AdminRequest::ConfigSet { pairs }).await;
+        broadcast(shard, hold, AdminRequest::ConfigSet { pairs }).await;
         encode::ok(out);
     } else if is(subcommand, "RESETSTAT") && args.len() == 2 {
-        broadcast(shard, AdminRequest::ResetStats).await;
+        broadcast(shard, hold, AdminRequest::ResetStats).await;
         encode::ok(out);
     } else if is(subcommand, "REWRITE") && args.len() == 2 {
         return Err("ERR The server is running without a config file".into());
@@ -780,6 +799,7 @@ async fn client_command(
     args: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> CommandResult {
+    let hold = client.hold;
     let subcommand = args[1];
     let handle = client.handle.clone();
     let wrong_arity = || {
@@ -873,7 +893,7 @@ async fn client_command(
             }
         }
         let mut text = String::new();
-        for reply in broadcast(shard, AdminRequest::ClientList).await {
+        for reply in broadcast(shard, hold, AdminRequest::ClientList).await {
             if let ShardReply::Lines(lines) = reply {
                 for line in lines {
                     let id: u64 = line
@@ -918,6 +938,7 @@ async fn client_kill(
     args: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> CommandResult {
+    let hold = client.hold;
     let legacy = args.len() == 3;
     let mut filter = KillFilter::default();
     if legacy {
@@ -952,7 +973,7 @@ async fn client_kill(
             }
         }
     }
-    let killed: i64 = broadcast(shard, AdminRequest::ClientKill { filter })
+    let killed: i64 = broadcast(shard, hold, AdminRequest::ClientKill { filter })
         .await
         .iter()
         .map(integer)
@@ -968,7 +989,12 @@ async fn client_kill(
     Ok(())
 }
 
-async fn slowlog(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn slowlog(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "GET") && args.len() <= 3 {
         let count = match args.get(2) {
@@ -982,7 +1008,13 @@ async fn slowlog(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comman
             None => 10,
         };
         let mut entries = Vec::new();
-        for reply in broadcast(shard, AdminRequest::Slowlog(SlowlogRequest::Get { count })).await {
+        for reply in broadcast(
+            shard,
+            hold,
+            AdminRequest::Slowlog(SlowlogRequest::Get { count }),
+        )
+        .await
+        {
             if let ShardReply::Slowlog(found) = reply {
                 entries.extend(found);
             }
@@ -1005,14 +1037,14 @@ async fn slowlog(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comman
             encode::bulk(out, entry.client_name.as_bytes());
         }
     } else if is(subcommand, "LEN") && args.len() == 2 {
-        let total: i64 = broadcast(shard, AdminRequest::Slowlog(SlowlogRequest::Len))
+        let total: i64 = broadcast(shard, hold, AdminRequest::Slowlog(SlowlogRequest::Len))
             .await
             .iter()
             .map(integer)
             .sum();
         encode::integer(out, total);
     } else if is(subcommand, "RESET") && args.len() == 2 {
-        broadcast(shard, AdminRequest::Slowlog(SlowlogRequest::Reset)).await;
+        broadcast(shard, hold, AdminRequest::Slowlog(SlowlogRequest::Reset)).await;
         encode::ok(out);
     } else if is(subcommand, "HELP") && args.len() == 2 {
         help(
@@ -1035,7 +1067,12 @@ async fn slowlog(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comman
     Ok(())
 }
 
-async fn latency(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn latency(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "RESET") {
         let names: Vec<String> = args[2..]
@@ -1043,7 +1080,13 @@ async fn latency(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comman
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         let mut reset = std::collections::BTreeSet::new();
-        for reply in broadcast(shard, AdminRequest::Latency(LatencyRequest::Reset(names))).await {
+        for reply in broadcast(
+            shard,
+            hold,
+            AdminRequest::Latency(LatencyRequest::Reset(names)),
+        )
+        .await
+        {
             if let ShardReply::Latency(events) = reply {
                 reset.extend(events.into_iter().map(|event| event.name));
             }
@@ -1053,7 +1096,7 @@ async fn latency(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comman
     }
     let mut merged: std::collections::BTreeMap<&'static str, (Vec<(u64, u64)>, u64)> =
         std::collections::BTreeMap::new();
-    for reply in broadcast(shard, AdminRequest::Latency(LatencyRequest::All)).await {
+    for reply in broadcast(shard, hold, AdminRequest::Latency(LatencyRequest::All)).await {
         if let ShardReply::Latency(events) = reply {
             for event in events {
                 let entry = merged.entry(event.name).or_default();

@@ -193,6 +193,22 @@ const PARAMETERS: &[Parameter] = &[
         Kind::Integer { min: 0, max: 65535 },
         Immutable,
     ),
+    // Unix socket of the shared-memory transport (one-sided GETs for clients on this host);
+    // empty: off.
+    parameter("shm", "", Kind::Text, Immutable),
+    // The verbs transport (RDMA NIC or SoftRoCE); with no device Ember says so and serves TCP.
+    parameter("rdma", "no", Kind::Bool, Immutable),
+    // TCP port verbs clients set up their queue pairs through; 0: the RESP port plus one.
+    parameter(
+        "rdma-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Immutable,
+    ),
+    // Longest string value published for one-sided GETs (longer ones are served by message).
+    parameter("rdma-value-max-len", "4096", Kind::Memory, Immutable),
+    // Item log per shard of the one-sided read region.
+    parameter("rdma-log-size", "64mb", Kind::Memory, Immutable),
     parameter("save", "", Kind::Text, Mutable),
     parameter("appendonly", "no", Kind::Bool, Mutable),
     parameter(
@@ -484,7 +500,14 @@ impl Config {
                 words.push(rest[index].clone());
                 index += 1;
             }
-            config.set_startup(name, &words.join(" "))?;
+            // A yes/no option given alone (`--rdma`) means yes.
+            let is_flag = words.is_empty() && find(name).is_some_and(|p| p.kind == Kind::Bool);
+            let value = if is_flag {
+                "yes".to_string()
+            } else {
+                words.join(" ")
+            };
+            config.set_startup(name, &value)?;
         }
         Ok(config)
     }
@@ -565,6 +588,16 @@ impl Config {
             .filter(|(name, _)| glob_match(pattern.as_bytes(), name.as_bytes()))
             .map(|(name, value)| (*name, value.clone()))
             .collect()
+    }
+
+    /// The text of parameter `name` (for settings read once at start-up, like the transports').
+    pub fn value(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
+    }
+
+    /// A byte-count parameter's value.
+    pub fn memory_value(&self, name: &str) -> u64 {
+        parse_memory(self.value(name)).map_or(0, |bytes| bytes.max(0) as u64)
     }
 
     fn integer(&self, name: &str) -> i64 {

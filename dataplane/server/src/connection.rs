@@ -26,15 +26,7 @@ const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 /// Serves one accepted connection until it closes.
 pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHandle>) {
     let authenticated = shard.config.borrow().requirepass.is_empty();
-    let mut client = Client {
-        handle: handle.clone(),
-        db: 0,
-        protocol: ember_resp::Protocol::Resp2,
-        authenticated,
-        no_touch: false,
-        no_evict: false,
-        close_after_reply: false,
-    };
+    let mut client = Client::new(handle.clone(), authenticated);
     let (bulk_len_max, query_buffer_limit) = {
         let config = shard.config.borrow();
         (config.proto_max_bulk_len, config.client_query_buffer_limit)
@@ -135,8 +127,11 @@ async fn flush(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool
     written
 }
 
-/// Runs one request and appends its reply to `out`.
-async fn execute(
+/// Commands that run at once inside MULTI instead of being queued.
+const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "quit", "reset"];
+
+/// Runs one request and appends its reply to `out` (also for the shm/verbs message path).
+pub(crate) async fn execute(
     shard: &Rc<Shard>,
     client: &mut Client,
     args: &[&[u8]],
@@ -146,12 +141,14 @@ async fn execute(
     let started = Instant::now();
     client.handle.last_interaction_ms.set(now_ms);
     let Some(index) = commands::lookup(args[0]) else {
+        client.multi_failed |= client.multi.is_some();
         reply_error(shard, out, &commands::unknown_command_message(args));
         return;
     };
     let spec = &COMMANDS[index];
     client.handle.last_command.set(spec.name);
     if !commands::arity_ok(spec.arity, args.len()) {
+        client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);
         reply_error(shard, out, &commands::arity_message(spec.name));
         return;
@@ -161,12 +158,24 @@ async fn execute(
         reply_error(shard, out, commands::errors::NOAUTH);
         return;
     }
+    if let Some(queue) = client.multi.as_mut() {
+        if !NOT_QUEUED.contains(&spec.name) {
+            queue.push(args.iter().map(|arg| arg.to_vec()).collect());
+            encode::simple(out, b"QUEUED");
+            return;
+        }
+        if spec.name == "exec" {
+            exec(shard, client, now_ms, out).await;
+            record(shard, client, index, args, started, false);
+            return;
+        }
+    }
     let reply_start = out.len();
     let result = match spec.handler {
         Handler::Keyspace(handler) => match dispatch::route(shard, spec, args) {
             Route::Local => {
-                if shard.gate.blocks(None) {
-                    shard.gate.enter(None).await;
+                if shard.gate.blocks(client.hold) {
+                    shard.gate.enter(client.hold).await;
                 }
                 dispatch::run_local(
                     shard,
@@ -204,6 +213,43 @@ async fn execute(
             .stats
             .record_error(&String::from_utf8_lossy(&out[reply_start + 1..line_end]));
     }
+    record(shard, client, index, args, started, failed);
+}
+
+/// EXEC: every shard is held (in ascending order, as every multi-shard operation takes them)
+/// while the queued commands run, so no other client sees the transaction half done.
+async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Vec<u8>) {
+    let queue = client.multi.take().unwrap_or_default();
+    if std::mem::take(&mut client.multi_failed) {
+        reply_error(
+            shard,
+            out,
+            "EXECABORT Transaction discarded because of previous errors.",
+        );
+        return;
+    }
+    let shards: std::collections::BTreeSet<usize> = (0..shard.count()).collect();
+    let token = shard.new_hold_token();
+    dispatch::hold_all(shard, &shards, token).await;
+    client.hold = Some(token);
+    encode::array_len(out, queue.len());
+    for queued in &queue {
+        let args: SmallVec<[&[u8]; 16]> = queued.iter().map(Vec::as_slice).collect();
+        Box::pin(execute(shard, client, &args, now_ms, out)).await;
+    }
+    client.hold = None;
+    dispatch::release_all(shard, &shards, token).await;
+}
+
+/// Counts one run of command `index` in the statistics, the slow log and the latency monitor.
+fn record(
+    shard: &Shard,
+    client: &Client,
+    index: usize,
+    args: &[&[u8]],
+    started: Instant,
+    failed: bool,
+) {
     let elapsed_us = started.elapsed().as_micros() as u64;
     shard.stats.record_call(index, elapsed_us, failed);
     let config = shard.config.borrow();

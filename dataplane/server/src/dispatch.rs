@@ -92,7 +92,7 @@ pub async fn run_elsewhere(
     match route {
         Route::Local => unreachable!("local commands run inline"),
         Route::Remote(owner) => {
-            let reply = execute_on(shard, owner, client, args, None, now_ms).await;
+            let reply = execute_on(shard, owner, client, args, client.hold, now_ms).await;
             out.extend_from_slice(&reply);
         }
         Route::Split => {
@@ -209,7 +209,7 @@ async fn gather(
     for (owner, positions) in groups {
         let mut sub_args = vec![args[0]];
         sub_args.extend(positions.iter().map(|&p| args[p]));
-        let reply = execute_on(shard, owner, client, &sub_args, None, now_ms).await;
+        let reply = execute_on(shard, owner, client, &sub_args, client.hold, now_ms).await;
         for (element, position) in array_elements(&reply)?.into_iter().zip(positions) {
             values[position] = element.to_vec();
         }
@@ -248,14 +248,15 @@ async fn sum(
     for (owner, positions) in group_by_owner(shard, spec, args) {
         let mut sub_args = vec![args[0]];
         sub_args.extend(positions.iter().map(|&p| args[p]));
-        total += integer_reply(&execute_on(shard, owner, client, &sub_args, None, now_ms).await)?;
+        total +=
+            integer_reply(&execute_on(shard, owner, client, &sub_args, client.hold, now_ms).await)?;
     }
     encode::integer(out, total);
     Ok(())
 }
 
 /// Holds every shard in `owners` (ascending, so two operations never wait on each other).
-async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
+pub async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
     for &owner in owners {
         if owner == shard.index {
             shard.gate.hold(token).await;
@@ -265,7 +266,22 @@ async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken)
     }
 }
 
-async fn release_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
+/// The token to act under: the transaction's when EXEC already holds every shard, else a new
+/// hold of `owners` (true when this call took it and must release it).
+async fn hold_owners(
+    shard: &Rc<Shard>,
+    client: &Client,
+    owners: &BTreeSet<usize>,
+) -> (HoldToken, bool) {
+    if let Some(token) = client.hold {
+        return (token, false);
+    }
+    let token = shard.new_hold_token();
+    hold_all(shard, owners, token).await;
+    (token, true)
+}
+
+pub async fn release_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
     for &owner in owners {
         if owner == shard.index {
             shard.gate.release(token);
@@ -289,8 +305,7 @@ async fn pairs(
     }
     let groups = group_by_owner(shard, spec, args);
     let owners: BTreeSet<usize> = groups.keys().copied().collect();
-    let token = shard.new_hold_token();
-    hold_all(shard, &owners, token).await;
+    let (token, taken) = hold_owners(shard, client, &owners).await;
     for (owner, positions) in &groups {
         let mut sub_args = vec![args[0]];
         for &position in positions {
@@ -299,7 +314,9 @@ async fn pairs(
         }
         execute_on(shard, *owner, client, &sub_args, Some(token), now_ms).await;
     }
-    release_all(shard, &owners, token).await;
+    if taken {
+        release_all(shard, &owners, token).await;
+    }
     encode::ok(out);
     Ok(())
 }
@@ -324,9 +341,8 @@ async fn scratch(
         by_owner.entry(shard.owner_of(key)).or_default().push(key);
     }
     let owners: BTreeSet<usize> = by_owner.keys().copied().collect();
-    let token = shard.new_hold_token();
     let db = client.db;
-    hold_all(shard, &owners, token).await;
+    let (token, taken) = hold_owners(shard, client, &owners).await;
     let mut before: BTreeMap<&[u8], Option<Entry>> = BTreeMap::new();
     for (&owner, owned) in &by_owner {
         let entries = fetch(shard, owner, db, owned, now_ms).await;
@@ -371,7 +387,9 @@ async fn scratch(
             store(shard, owner, db, changed, now_ms).await;
         }
     }
-    release_all(shard, &owners, token).await;
+    if taken {
+        release_all(shard, &owners, token).await;
+    }
     result
 }
 
@@ -435,7 +453,7 @@ pub fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
             true
         }
         ShardRequest::Hold { .. } => !shard.gate.blocks(None),
-        ShardRequest::Admin(_) => !shard.gate.blocks(None),
+        ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(_) => true,
     }
 }
@@ -489,8 +507,8 @@ pub async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             apply_entries(shard, db, entries, now_ms);
             ShardReply::Done
         }
-        ShardRequest::Admin(request) => {
-            shard.gate.enter(None).await;
+        ShardRequest::Admin { request, token } => {
+            shard.gate.enter(token).await;
             crate::cluster::admin(shard, request, now_ms)
         }
         ShardRequest::Inference(request) => {
@@ -500,31 +518,38 @@ pub async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
 }
 
 /// Sends `request` to every shard (this one included, answered directly) and collects replies
-/// in shard order.
-pub async fn broadcast(shard: &Rc<Shard>, request: AdminRequest) -> Vec<ShardReply> {
-    let now_ms = crate::stats::unix_time_ms();
+/// in shard order. `hold` is the caller's hold token inside a transaction.
+pub async fn broadcast(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    request: AdminRequest,
+) -> Vec<ShardReply> {
     let mut replies = Vec::with_capacity(shard.count());
     for index in 0..shard.count() {
-        if index == shard.index {
-            shard.gate.enter(None).await;
-            replies.push(crate::cluster::admin(shard, request.clone(), now_ms));
-        } else {
-            replies.push(
-                shard
-                    .call(index, ShardRequest::Admin(request.clone()))
-                    .await,
-            );
-        }
+        replies.push(admin_on(shard, hold, index, request.clone()).await);
     }
     replies
 }
 
 /// Sends `request` to one shard.
-pub async fn admin_on(shard: &Rc<Shard>, index: usize, request: AdminRequest) -> ShardReply {
+pub async fn admin_on(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    index: usize,
+    request: AdminRequest,
+) -> ShardReply {
     if index == shard.index {
-        shard.gate.enter(None).await;
+        shard.gate.enter(hold).await;
         crate::cluster::admin(shard, request, crate::stats::unix_time_ms())
     } else {
-        shard.call(index, ShardRequest::Admin(request)).await
+        shard
+            .call(
+                index,
+                ShardRequest::Admin {
+                    request,
+                    token: hold,
+                },
+            )
+            .await
     }
 }

@@ -12,6 +12,8 @@ mod config;
 mod connection;
 mod dispatch;
 mod inference;
+mod metrics;
+mod rdma;
 mod runtime;
 mod server;
 mod shard;
@@ -36,7 +38,9 @@ Options use Redis's names, for example:
   --requirepass PASSWORD   require AUTH
   --maxclients 10000       most connections at once
   --maxmemory 0            memory limit in bytes (0 = none); units k kb m mb g gb
-  --metrics-port 0         Prometheus endpoint port (0 = off)";
+  --metrics-port 0         Prometheus endpoint port (0 = off)
+  --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
+  --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -55,6 +55,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let busy_poll = Duration::from_micros(config.busy_poll_us);
     let bind_failed = Arc::new(AtomicBool::new(false));
     let failed = bind_failed.clone();
+    let rdma = crate::rdma::prepare(&config, shard_count)?;
     runtime::run_shards(
         shard_count,
         &cpus,
@@ -64,9 +65,10 @@ pub fn run(config: Config) -> std::io::Result<()> {
             let config = config.clone();
             let shared = shared.clone();
             let failed = failed.clone();
+            let rdma = rdma.clone();
             async move {
                 if let Err(error) =
-                    shard_main(index, config, shared.clone(), senders, receivers).await
+                    shard_main(index, config, shared.clone(), rdma, senders, receivers).await
                 {
                     eprintln!("ember: shard {index}: {error}");
                     failed.store(true, Ordering::SeqCst);
@@ -99,12 +101,16 @@ async fn shard_main(
     index: usize,
     config: Config,
     shared: Arc<Shared>,
+    rdma: Option<Arc<crate::rdma::Setup>>,
     senders: MeshSenders<MeshMessage>,
     receivers: Vec<(usize, MeshReceiver<MeshMessage>)>,
 ) -> std::io::Result<()> {
     let bind = config.bind.clone();
     let configured_port = config.port;
     let shard = Rc::new(Shard::new(index, config, shared.clone(), senders));
+    if let Some(setup) = &rdma {
+        crate::rdma::start_shard(&shard, setup)?;
+    }
     for (peer, receiver) in receivers {
         runtime::spawn(receive_from_peer(shard.clone(), peer, receiver));
     }
@@ -145,6 +151,22 @@ async fn shard_main(
             "ember: ready to accept connections on {}",
             addresses.join(" ")
         );
+    }
+    let metrics_port = shard.config.borrow().metrics_port;
+    if index == 0 && metrics_port != 0 {
+        let address = SocketAddr::new(bind[0], metrics_port);
+        let listener = runtime::listen(address).map_err(|error| {
+            std::io::Error::other(format!("cannot listen for metrics on {address}: {error}"))
+        })?;
+        let bound = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(metrics_port);
+        println!(
+            "ember: metrics on http://{}/metrics",
+            SocketAddr::new(bind[0], bound)
+        );
+        runtime::spawn_into(crate::metrics::serve(shard.clone(), listener), background);
     }
     let accepts: Vec<_> = listeners
         .into_iter()

@@ -60,8 +60,11 @@ pub enum ShardRequest {
         db: usize,
         entries: Vec<(Vec<u8>, Option<Entry>)>,
     },
-    /// An operation over the whole shard.
-    Admin(AdminRequest),
+    /// An operation over the whole shard, by the holder `token` if any.
+    Admin {
+        request: AdminRequest,
+        token: Option<HoldToken>,
+    },
     /// Tensors and models (crate::inference).
     Inference(crate::inference::InferenceRequest),
 }

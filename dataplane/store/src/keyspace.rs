@@ -34,8 +34,10 @@ type Slot = (CompactBytes, Entry);
 /// Receives every change of a key's value, so a published copy (the RDMA read region) can stay
 /// in step with the keyspace. Called after the change is applied.
 pub trait KeyObserver {
-    /// `key` in `db` now holds `value` (set, overwritten or modified in place).
-    fn key_written(&mut self, db: usize, key: &[u8], value: &Value);
+    /// `key` in `db` now holds `value` (set, overwritten or modified in place) and expires at
+    /// `expire_at_ms`; also called when only the expiry changed (EXPIRE, PERSIST), so a published
+    /// copy never outlives its key.
+    fn key_written(&mut self, db: usize, key: &[u8], value: &Value, expire_at_ms: ExpireAtMs);
     /// `key` in `db` is gone: deleted, expired, renamed away, moved or evicted.
     fn key_removed(&mut self, db: usize, key: &[u8]);
     /// Every key of `db` is gone.
@@ -188,7 +190,7 @@ impl Keyspace {
             .and_then(|t| t.find(hash, |(k, _)| k.as_bytes() == key))
         {
             if let Some(observer) = self.observer.as_mut() {
-                observer.key_written(db, key, &entry.value);
+                observer.key_written(db, key, &entry.value, entry.expire_at_ms);
             }
         }
     }
@@ -243,7 +245,7 @@ impl Keyspace {
             let (_, entry) = self.databases[db].segments[segment]
                 .find(hash, |(k, _)| k.as_bytes() == key)
                 .expect("just inserted");
-            observer.key_written(db, key, &entry.value);
+            observer.key_written(db, key, &entry.value, entry.expire_at_ms);
         }
         previous.filter(|entry| !is_expired(entry, now_ms))
     }
@@ -312,6 +314,7 @@ impl Keyspace {
             if let Some(at) = expire_at_ms {
                 database.expires.insert((at, CompactBytes::new(key)));
             }
+            self.value_changed(db, key);
         }
         true
     }

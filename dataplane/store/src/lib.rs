@@ -16,10 +16,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bloom;
 pub mod compact;
 pub mod glob;
 pub mod keyspace;
+pub mod rate_limit;
 pub mod slot;
+pub mod text_filter;
 pub mod value;
 
 pub use compact::CompactBytes;

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod recommend;
 pub mod server;
 pub mod strings;
+pub mod transaction;
 
 /// An error reply: the full message, code first (`ERR ...`, `WRONGTYPE ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +339,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("select", 2, &["loading", "stale", "fast"], NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
     command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)),
     command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)),
+    command("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "1.2.0", "Starts a transaction.", Connection(transaction::multi)),
+    command("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NO_KEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", Connection(transaction::exec_outside_connection)),
+    command("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Connection(transaction::discard)),
     command("client", -2, &["sentinel"], NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Cluster(ClusterOp::Client)),
     // server
     command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Cluster(ClusterOp::SwapDb)),

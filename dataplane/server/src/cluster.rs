@@ -129,6 +129,7 @@ fn shard_info(shard: &Shard) -> ShardInfo {
         clients: shard.clients.borrow().len(),
         busy_us: crate::runtime::busy_time().as_micros() as u64,
         expired_keys: keyspace.stats().expired_keys,
+        offload_cycles: shard.offload.borrow().cycles(),
     }
 }
 
@@ -383,6 +384,7 @@ pub async fn gather_info(
         total.clients += info.clients;
         total.busy_us += info.busy_us;
         total.expired_keys += info.expired_keys;
+        total.offload_cycles += info.offload_cycles;
         per_shard.push(*info);
     }
     (total, per_shard)
@@ -656,6 +658,8 @@ fn format_info(
                 line("shards", shared.shard_count.to_string());
                 line("busy_poll_us", config.busy_poll_us.to_string());
                 line("cross_shard_hops", counters.cross_shard_hops.to_string());
+                line("offload", shard.offload.borrow().name().to_string());
+                line("offload_cycles", total.offload_cycles.to_string());
                 for (index, info) in per_shard.iter().enumerate() {
                     line(
                         &format!("shard{index}"),

@@ -198,6 +198,14 @@ const PARAMETERS: &[Parameter] = &[
     // empty: off.
     parameter("shm", "", Kind::Text, Immutable),
     // The verbs transport (RDMA NIC or SoftRoCE); with no device Ember says so and serves TCP.
+    // Fixed-function stages (the router's key slots) through the FPGA modules' Verilator models,
+    // counting cycles: `sim`, or Ember's own software (`software`, the default).
+    parameter(
+        "offload",
+        "software",
+        Kind::Enum(&["software", "sim"]),
+        Immutable,
+    ),
     parameter("rdma", "no", Kind::Bool, Immutable),
     // TCP port verbs clients set up their queue pairs through; 0: the RESP port plus one.
     parameter(

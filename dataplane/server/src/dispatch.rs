@@ -59,6 +59,9 @@ pub enum Route {
 
 /// Finds where the keys of `args` live.
 pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
+    if shard.offload.borrow().name() == "sim" {
+        return route_through_offload(shard, spec, args);
+    }
     if shard.count() == 1 {
         return Route::Local;
     }
@@ -74,6 +77,37 @@ pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
     match owner {
         Some(owner) if owner != shard.index => Route::Remote(owner),
         _ => Route::Local,
+    }
+}
+
+/// [`route`] with the key slots computed by the offload (`--offload sim`): the simulated
+/// `slot_hash` module hashes every key and counts its cycles. A simulation failure is reported
+/// and the software slot function answers instead, so a request never fails for it.
+fn route_through_offload(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
+    let keys: Vec<&[u8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
+    if keys.is_empty() {
+        return Route::Local;
+    }
+    let slots = shard
+        .offload
+        .borrow_mut()
+        .key_slots(&keys)
+        .unwrap_or_else(|error| {
+            eprintln!("ember: offload failed ({error}); using the software slot function");
+            keys.iter()
+                .map(|key| ember_store::slot::key_slot(key))
+                .collect()
+        });
+    let mut owners = slots
+        .iter()
+        .map(|&slot| crate::shard::owner_of_slot(slot, shard.count()));
+    let first = owners.next().expect("at least one key");
+    if owners.any(|owner| owner != first) {
+        Route::Split
+    } else if first == shard.index {
+        Route::Local
+    } else {
+        Route::Remote(first)
     }
 }
 

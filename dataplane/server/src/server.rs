@@ -107,7 +107,19 @@ async fn shard_main(
 ) -> std::io::Result<()> {
     let bind = config.bind.clone();
     let configured_port = config.port;
+    let offload_sim = config.value("offload") == "sim";
     let shard = Rc::new(Shard::new(index, config, shared.clone(), senders));
+    if offload_sim {
+        // Built here, on the shard's own thread: a Verilated model never moves between threads.
+        let simulated = ember_fpga::offload::SimulatedOffload::new()
+            .map_err(|error| std::io::Error::other(format!("--offload sim: {error}")))?;
+        *shard.offload.borrow_mut() = Box::new(simulated);
+        if index == 0 {
+            eprintln!(
+                "ember: key slots are computed by the simulated slot_hash module (--offload sim)"
+            );
+        }
+    }
     if let Some(setup) = &rdma {
         crate::rdma::start_shard(&shard, setup)?;
     }

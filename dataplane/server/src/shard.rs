@@ -214,6 +214,9 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     /// Holds taken by cross-shard atomic operations.
     pub gate: Gate,
+    /// Where fixed-function stages run: Ember's software, or the FPGA modules' simulation
+    /// (`--offload sim`), which the router then asks for every key's slot.
+    pub offload: RefCell<Box<dyn ember_fpga::offload::Offload>>,
     /// Models, tensors and batchers of this shard.
     pub inference: crate::inference::Inference,
     mesh: MeshSenders<MeshMessage>,
@@ -239,6 +242,7 @@ impl Shard {
             clients: RefCell::new(HashMap::new()),
             shared,
             gate: Gate::default(),
+            offload: RefCell::new(Box::new(ember_fpga::offload::SoftwareOffload)),
             inference,
             mesh,
             pending: RefCell::new(HashMap::new()),

@@ -117,6 +117,8 @@ pub struct ShardInfo {
     pub busy_us: u64,
     /// Keys removed by expiry.
     pub expired_keys: u64,
+    /// Clock cycles the offload spent in simulated hardware.
+    pub offload_cycles: u64,
 }
 
 /// Plain counters of a shard, added up over shards for INFO.

@@ -119,7 +119,9 @@ impl BloomFilter {
         // checked_next_power_of_two: a huge capacity has no power of two in u64; that is too big.
         let slice_bits_log2 = slice_bits
             .checked_next_power_of_two()
-            .map_or(u32::MAX, |bits| bits.trailing_zeros().max(SLICE_BITS_LOG2_MIN));
+            .map_or(u32::MAX, |bits| {
+                bits.trailing_zeros().max(SLICE_BITS_LOG2_MIN)
+            });
         if slice_bits_log2 > SLICE_BITS_LOG2_MAX {
             return Err(BloomError {
                 kind: BloomErrorKind::Capacity(capacity),

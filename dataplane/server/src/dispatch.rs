@@ -229,17 +229,16 @@ fn array_elements(reply: &[u8]) -> Result<Vec<&[u8]>, CommandError> {
     Ok(elements)
 }
 
-/// MGET over several shards: each shard answers for its keys; values go back in request order.
-/// The shards are held while they answer, so that the read is atomic as in Redis: a
-/// cross-shard MSET or MSETNX is seen whole or not at all.
-async fn gather(
+/// Runs the command once per owning shard with that shard's keys, every shard involved held
+/// meanwhile so that the whole is atomic as in Redis (a cross-shard MSET or MSETNX is seen whole
+/// or not at all). Returns each shard's encoded reply with the argument positions of its keys.
+async fn run_per_owner(
     shard: &Rc<Shard>,
     client: &Client,
     spec: &CommandSpec,
     args: &[&[u8]],
     now_ms: u64,
-    out: &mut Vec<u8>,
-) -> CommandResult {
+) -> Vec<(Vec<u8>, Vec<usize>)> {
     let groups = group_by_owner(shard, spec, args);
     let owners: BTreeSet<usize> = groups.keys().copied().collect();
     let (token, taken) = hold_owners(shard, client, &owners).await;
@@ -253,6 +252,19 @@ async fn gather(
     if taken {
         release_all(shard, &owners, token).await;
     }
+    replies
+}
+
+/// MGET over several shards: each shard answers for its keys; values go back in request order.
+async fn gather(
+    shard: &Rc<Shard>,
+    client: &Client,
+    spec: &CommandSpec,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) -> CommandResult {
+    let replies = run_per_owner(shard, client, spec, args, now_ms).await;
     let mut values: Vec<Vec<u8>> = vec![Vec::new(); args.len()];
     for (reply, positions) in &replies {
         for (element, &position) in array_elements(reply)?.into_iter().zip(positions) {
@@ -280,8 +292,7 @@ fn integer_reply(reply: &[u8]) -> Result<i64, CommandError> {
     .into())
 }
 
-/// DEL, EXISTS, TOUCH, UNLINK over several shards: the counts add up. The shards are held
-/// meanwhile, so that the command is atomic as in Redis.
+/// DEL, EXISTS, TOUCH, UNLINK over several shards: the counts add up, atomically as in Redis.
 async fn sum(
     shard: &Rc<Shard>,
     client: &Client,
@@ -290,20 +301,9 @@ async fn sum(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) -> CommandResult {
-    let groups = group_by_owner(shard, spec, args);
-    let owners: BTreeSet<usize> = groups.keys().copied().collect();
-    let (token, taken) = hold_owners(shard, client, &owners).await;
-    let mut replies = Vec::with_capacity(groups.len());
-    for (owner, positions) in groups {
-        let mut sub_args = vec![args[0]];
-        sub_args.extend(positions.iter().map(|&p| args[p]));
-        replies.push(execute_on(shard, owner, client, &sub_args, Some(token), now_ms).await);
-    }
-    if taken {
-        release_all(shard, &owners, token).await;
-    }
+    let replies = run_per_owner(shard, client, spec, args, now_ms).await;
     let mut total = 0;
-    for reply in &replies {
+    for (reply, _) in &replies {
         total += integer_reply(reply)?;
     }
     encode::integer(out, total);

@@ -53,6 +53,12 @@ const fn parameter(
 
 use Mutability::{Immutable, Mutable};
 
+/// Counts and sizes that Redis accepts from 0 up.
+const NON_NEGATIVE: Kind = Kind::Integer {
+    min: 0,
+    max: i64::MAX,
+};
+
 /// Policies Redis names for `maxmemory-policy`.
 /// In Redis's order, which its CONFIG SET error lists.
 pub const EVICTION_POLICIES: &[&str] = &[
@@ -135,24 +141,8 @@ const PARAMETERS: &[Parameter] = &[
         },
         Mutable,
     ),
-    parameter(
-        "slowlog-max-len",
-        "128",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "latency-monitor-threshold",
-        "0",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
+    parameter("slowlog-max-len", "128", NON_NEGATIVE, Mutable),
+    parameter("latency-monitor-threshold", "0", NON_NEGATIVE, Mutable),
     // Active expiry runs this many times a second, as Redis's `hz`.
     parameter("hz", "10", Kind::Integer { min: 1, max: 500 }, Mutable),
     parameter(
@@ -161,24 +151,8 @@ const PARAMETERS: &[Parameter] = &[
         Kind::Integer { min: 16, max: 16 },
         Immutable,
     ),
-    parameter(
-        "timeout",
-        "0",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "tcp-keepalive",
-        "300",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
+    parameter("timeout", "0", NON_NEGATIVE, Mutable),
+    parameter("tcp-keepalive", "300", NON_NEGATIVE, Mutable),
     parameter(
         "loglevel",
         "notice",
@@ -230,42 +204,10 @@ const PARAMETERS: &[Parameter] = &[
     parameter("dbfilename", "dump.rdb", Kind::Text, Mutable),
     parameter("lazyfree-lazy-user-del", "no", Kind::Bool, Mutable),
     parameter("lazyfree-lazy-user-flush", "no", Kind::Bool, Mutable),
-    parameter(
-        "hash-max-listpack-entries",
-        "128",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "hash-max-listpack-value",
-        "64",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "hash-max-ziplist-entries",
-        "128",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "hash-max-ziplist-value",
-        "64",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
+    parameter("hash-max-listpack-entries", "128", NON_NEGATIVE, Mutable),
+    parameter("hash-max-listpack-value", "64", NON_NEGATIVE, Mutable),
+    parameter("hash-max-ziplist-entries", "128", NON_NEGATIVE, Mutable),
+    parameter("hash-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
     parameter(
         "list-max-listpack-size",
         "-2",
@@ -284,107 +226,19 @@ const PARAMETERS: &[Parameter] = &[
         },
         Mutable,
     ),
-    parameter(
-        "list-compress-depth",
-        "0",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "set-max-intset-entries",
-        "512",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "set-max-listpack-entries",
-        "128",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "set-max-listpack-value",
-        "64",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "zset-max-listpack-entries",
-        "128",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "zset-max-listpack-value",
-        "64",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "zset-max-ziplist-entries",
-        "128",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "zset-max-ziplist-value",
-        "64",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
+    parameter("list-compress-depth", "0", NON_NEGATIVE, Mutable),
+    parameter("set-max-intset-entries", "512", NON_NEGATIVE, Mutable),
+    parameter("set-max-listpack-entries", "128", NON_NEGATIVE, Mutable),
+    parameter("set-max-listpack-value", "64", NON_NEGATIVE, Mutable),
+    parameter("zset-max-listpack-entries", "128", NON_NEGATIVE, Mutable),
+    parameter("zset-max-listpack-value", "64", NON_NEGATIVE, Mutable),
+    parameter("zset-max-ziplist-entries", "128", NON_NEGATIVE, Mutable),
+    parameter("zset-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
     parameter("activerehashing", "yes", Kind::Bool, Mutable),
-    parameter(
-        "lua-time-limit",
-        "5000",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
+    parameter("lua-time-limit", "5000", NON_NEGATIVE, Mutable),
     parameter("notify-keyspace-events", "", Kind::Text, Mutable),
-    parameter(
-        "lfu-log-factor",
-        "10",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
-    parameter(
-        "lfu-decay-time",
-        "1",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-        Mutable,
-    ),
+    parameter("lfu-log-factor", "10", NON_NEGATIVE, Mutable),
+    parameter("lfu-decay-time", "1", NON_NEGATIVE, Mutable),
     parameter(
         "active-expire-effort",
         "1",

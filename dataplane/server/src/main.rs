@@ -37,7 +37,8 @@ Options use Redis's names, for example:
   --busy-poll-us 50        spin this long before parking a shard
   --requirepass PASSWORD   require AUTH
   --maxclients 10000       most connections at once
-  --maxmemory 0            memory limit in bytes (0 = none); units k kb m mb g gb
+  --maxmemory 0            memory limit in bytes, units k kb m mb g gb (accepted and
+                           reported by INFO and CONFIG; eviction is not enforced yet)
   --metrics-port 0         Prometheus endpoint port (0 = off)
   --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
   --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";

@@ -114,6 +114,7 @@ impl Client {
             multi: None,
             multi_failed: false,
             hold: None,
+            watched: Vec::new(),
         }
     }
 }
@@ -141,4 +142,6 @@ pub struct Client {
     pub multi_failed: bool,
     /// The hold token while EXEC runs with every shard held.
     pub hold: Option<crate::shard::HoldToken>,
+    /// WATCHed keys: (database, key, entry version when watched; `None` when absent).
+    pub watched: Vec<(usize, Vec<u8>, Option<u32>)>,
 }

@@ -166,6 +166,16 @@ pub(crate) async fn execute(
         reply_error(shard, out, commands::errors::NOAUTH);
         return;
     }
+    if spec.name == "watch" {
+        if client.multi.is_some() {
+            reply_error(shard, out, "ERR WATCH inside MULTI is not allowed");
+        } else {
+            watch(shard, client, args, now_ms).await;
+            encode::ok(out);
+        }
+        record(shard, client, index, args, started, client.multi.is_some());
+        return;
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.name) {
             queue.push(args.iter().map(|arg| arg.to_vec()).collect());
@@ -228,6 +238,8 @@ pub(crate) async fn execute(
 /// while the queued commands run, so no other client sees the transaction half done.
 async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Vec<u8>) {
     let queue = client.multi.take().unwrap_or_default();
+    // EXEC forgets the watched keys whatever happens, as Redis does.
+    let watched = std::mem::take(&mut client.watched);
     if std::mem::take(&mut client.multi_failed) {
         reply_error(
             shard,
@@ -239,6 +251,11 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Vec
     let shards: std::collections::BTreeSet<usize> = (0..shard.count()).collect();
     let token = shard.new_hold_token();
     dispatch::hold_all(shard, &shards, token).await;
+    if !dispatch::versions_unchanged(shard, &watched, now_ms).await {
+        dispatch::release_all(shard, &shards, token).await;
+        encode::null_array(out, client.protocol);
+        return;
+    }
     client.hold = Some(token);
     encode::array_len(out, queue.len());
     for queued in &queue {
@@ -247,6 +264,15 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Vec
     }
     client.hold = None;
     dispatch::release_all(shard, &shards, token).await;
+}
+
+/// WATCH key [key ...]: remembers each key's entry version, asked of the shard that owns it.
+async fn watch(shard: &Rc<Shard>, client: &mut Client, args: &[&[u8]], now_ms: u64) {
+    let keys = &args[1..];
+    let versions = dispatch::versions(shard, client.db, keys, now_ms).await;
+    for (key, version) in keys.iter().zip(versions) {
+        client.watched.push((client.db, key.to_vec(), version));
+    }
 }
 
 /// Counts one run of command `index` in the statistics, the slow log and the latency monitor.

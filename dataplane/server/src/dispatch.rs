@@ -466,6 +466,42 @@ fn copy_destination_db(args: &[&[u8]]) -> Option<usize> {
     commands::keys::parse_db(args[position + 1]).ok()
 }
 
+/// The entry versions of `keys` in `db`, asked of each key's owner (no hold: a snapshot).
+pub async fn versions(
+    shard: &Rc<Shard>,
+    db: usize,
+    keys: &[&[u8]],
+    now_ms: u64,
+) -> Vec<Option<u32>> {
+    let mut versions = Vec::with_capacity(keys.len());
+    for key in keys {
+        let entry = fetch(shard, shard.owner_of(key), db, &[key], now_ms).await;
+        versions.push(
+            entry
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|entry| entry.version),
+        );
+    }
+    versions
+}
+
+/// True when every WATCHed key still has the version it had when watched (EXEC, under a hold
+/// of every shard).
+pub async fn versions_unchanged(
+    shard: &Rc<Shard>,
+    watched: &[(usize, Vec<u8>, Option<u32>)],
+    now_ms: u64,
+) -> bool {
+    for (db, key, version) in watched {
+        if versions(shard, *db, &[key.as_slice()], now_ms).await[0] != *version {
+            return false;
+        }
+    }
+    true
+}
+
 async fn fetch(
     shard: &Rc<Shard>,
     owner: usize,

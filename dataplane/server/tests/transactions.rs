@@ -65,3 +65,78 @@ fn errors_as_redis_words_them() {
     let value: Option<String> = redis::cmd("GET").arg("k").query(&mut connection).unwrap();
     assert_eq!(value, None, "a discarded transaction writes nothing");
 }
+
+#[test]
+fn watch_aborts_exec_when_a_watched_key_changes() {
+    let ember = Ember::start(2);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.port)).unwrap();
+    let mut watcher = client.get_connection().unwrap();
+    let mut other = client.get_connection().unwrap();
+    let exec = |connection: &mut redis::Connection| -> redis::Value {
+        let _: () = redis::cmd("MULTI").query(connection).unwrap();
+        let _: String = redis::cmd("SET")
+            .arg("counter")
+            .arg("from-transaction")
+            .query(connection)
+            .unwrap();
+        redis::cmd("EXEC").query(connection).unwrap()
+    };
+    for (name, interfere) in [
+        ("untouched", None),
+        (
+            "overwritten with the same value",
+            Some(vec!["SET", "counter", "1"]),
+        ),
+        (
+            "expired by PEXPIRE",
+            Some(vec!["PEXPIRE", "counter", "100000"]),
+        ),
+        ("deleted", Some(vec!["DEL", "counter"])),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg("counter")
+            .arg("1")
+            .query(&mut other)
+            .unwrap();
+        let _: () = redis::cmd("WATCH")
+            .arg("counter")
+            .arg("never-set")
+            .query(&mut watcher)
+            .unwrap();
+        if let Some(command) = &interfere {
+            let _: redis::Value = redis::cmd(command[0])
+                .arg(&command[1..])
+                .query(&mut other)
+                .unwrap();
+        }
+        let reply = exec(&mut watcher);
+        let value: Option<String> = redis::cmd("GET").arg("counter").query(&mut other).unwrap();
+        if interfere.is_none() {
+            assert_ne!(reply, redis::Value::Nil, "case {name}: EXEC should run");
+            assert_eq!(value.as_deref(), Some("from-transaction"), "case {name}");
+        } else {
+            assert_eq!(reply, redis::Value::Nil, "case {name}: EXEC should abort");
+            assert_ne!(value.as_deref(), Some("from-transaction"), "case {name}");
+        }
+    }
+    // UNWATCH forgets the keys.
+    let _: () = redis::cmd("WATCH")
+        .arg("counter")
+        .query(&mut watcher)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("counter")
+        .arg("2")
+        .query(&mut other)
+        .unwrap();
+    let _: () = redis::cmd("UNWATCH").query(&mut watcher).unwrap();
+    assert_ne!(exec(&mut watcher), redis::Value::Nil);
+    // WATCH inside MULTI is refused.
+    let _: () = redis::cmd("MULTI").query(&mut watcher).unwrap();
+    let error = redis::cmd("WATCH")
+        .arg("counter")
+        .query::<()>(&mut watcher)
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("WATCH inside MULTI is not allowed"));
+    let _: () = redis::cmd("DISCARD").query(&mut watcher).unwrap();
+}

@@ -79,6 +79,8 @@ pub struct Keyspace {
     stats: KeyspaceStats,
     /// Database the active expiry cycle resumes at.
     expire_cursor_db: usize,
+    /// Source of [`Entry::version`].
+    next_version: u32,
 }
 
 impl Default for Keyspace {
@@ -105,6 +107,7 @@ impl Keyspace {
             observer: None,
             stats: KeyspaceStats::default(),
             expire_cursor_db: 0,
+            next_version: 1,
         }
     }
 
@@ -177,12 +180,32 @@ impl Keyspace {
         self.get_mut(db, key, now_ms).is_some()
     }
 
-    /// Tells the observer that `key`'s value was changed through [`Keyspace::get_mut`].
+    fn new_version(&mut self) -> u32 {
+        let version = self.next_version;
+        self.next_version = self.next_version.wrapping_add(1);
+        version
+    }
+
+    /// The version of `key`'s entry, or `None` when it is absent or expired (WATCH compares these).
+    pub fn version(&self, db: usize, key: &[u8], now_ms: u64) -> Option<u32> {
+        self.peek(db, key, now_ms).map(|entry| entry.version)
+    }
+
+    /// Records that `key`'s value was changed through [`Keyspace::get_mut`]: a new version, and
+    /// the observer hears of it.
     pub fn value_changed(&mut self, db: usize, key: &[u8]) {
+        let version = self.new_version();
+        let (hash, segment) = self.locate(key);
+        if let Some((_, entry)) = self.databases[db]
+            .segments
+            .get_mut(segment)
+            .and_then(|t| t.find_mut(hash, |(k, _)| k.as_bytes() == key))
+        {
+            entry.version = version;
+        }
         if self.observer.is_none() {
             return;
         }
-        let (hash, segment) = self.locate(key);
         let database = &self.databases[db];
         if let Some((_, entry)) = database
             .segments
@@ -206,6 +229,7 @@ impl Keyspace {
         now_ms: u64,
     ) -> Option<Entry> {
         let access = lru_clock(now_ms);
+        let version = self.new_version();
         let (hash, segment) = self.locate(key);
         let hasher = &self.hasher;
         let database = &mut self.databases[db];
@@ -217,6 +241,7 @@ impl Keyspace {
             value,
             expire_at_ms,
             access,
+            version,
         };
         let previous = match table.entry(
             hash,

@@ -111,4 +111,8 @@ pub struct Entry {
     pub expire_at_ms: ExpireAtMs,
     /// LRU clock (seconds since the store started) of the last access, or the LFU counter.
     pub access: u32,
+    /// Changes with every write of the entry (value or expiry), so WATCH can tell that a key was
+    /// modified even when it was set back to the same value. Unique within a keyspace until it
+    /// wraps after 2^32 writes.
+    pub version: u32,
 }

@@ -160,6 +160,9 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.handle.resp.set(2);
     client.no_touch = false;
     client.no_evict = false;
+    client.multi = None;
+    client.multi_failed = false;
+    client.watched.clear();
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();
     encode::simple(ctx.out, b"RESET");

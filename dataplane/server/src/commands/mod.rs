@@ -341,6 +341,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)),
     command("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "1.2.0", "Starts a transaction.", Connection(transaction::multi)),
     command("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NO_KEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", Connection(transaction::exec_outside_connection)),
+    command("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], ALL_KEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", Connection(transaction::watch_outside_connection)),
+    command("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Connection(transaction::unwatch)),
     command("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Connection(transaction::discard)),
     command("client", -2, &["sentinel"], NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Cluster(ClusterOp::Client)),
     // server

@@ -22,8 +22,21 @@ pub fn discard(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
         return Err("ERR DISCARD without MULTI".into());
     }
     ctx.client.multi_failed = false;
+    ctx.client.watched.clear();
     encode::ok(ctx.out);
     Ok(())
+}
+
+/// UNWATCH
+pub fn unwatch(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    ctx.client.watched.clear();
+    encode::ok(ctx.out);
+    Ok(())
+}
+
+/// WATCH runs in the connection (it asks the keys' shards for their versions); never called.
+pub fn watch_outside_connection(_ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    unreachable!("the connection runs WATCH itself")
 }
 
 /// EXEC reaches this only outside a transaction (the connection runs a real one itself).

@@ -59,7 +59,7 @@ pub enum Route {
 
 /// Finds where the keys of `args` live.
 pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
-    if shard.offload.borrow().name() == "sim" {
+    if shard.offload_sim {
         return route_through_offload(shard, spec, args);
     }
     if shard.count() == 1 {

@@ -107,9 +107,8 @@ async fn shard_main(
 ) -> std::io::Result<()> {
     let bind = config.bind.clone();
     let configured_port = config.port;
-    let offload_sim = config.value("offload") == "sim";
     let shard = Rc::new(Shard::new(index, config, shared.clone(), senders));
-    if offload_sim {
+    if shard.offload_sim {
         // Built here, on the shard's own thread: a Verilated model never moves between threads.
         let simulated = ember_fpga::offload::SimulatedOffload::new()
             .map_err(|error| std::io::Error::other(format!("--offload sim: {error}")))?;

@@ -217,6 +217,8 @@ pub struct Shard {
     /// Where fixed-function stages run: Ember's software, or the FPGA modules' simulation
     /// (`--offload sim`), which the router then asks for every key's slot.
     pub offload: RefCell<Box<dyn ember_fpga::offload::Offload>>,
+    /// `--offload sim`, read once at start so the router's check costs one load per command.
+    pub offload_sim: bool,
     /// Models, tensors and batchers of this shard.
     pub inference: crate::inference::Inference,
     mesh: MeshSenders<MeshMessage>,
@@ -234,6 +236,7 @@ impl Shard {
         mesh: MeshSenders<MeshMessage>,
     ) -> Self {
         let inference = crate::inference::Inference::new(Rc::new(config.inference.clone()));
+        let offload_sim = config.value("offload") == "sim";
         Self {
             index,
             keyspace: RefCell::new(Keyspace::new()),
@@ -242,6 +245,7 @@ impl Shard {
             clients: RefCell::new(HashMap::new()),
             shared,
             gate: Gate::default(),
+            offload_sim,
             offload: RefCell::new(Box::new(ember_fpga::offload::SoftwareOffload)),
             inference,
             mesh,

@@ -211,6 +211,40 @@ fn measure(
 
 /// One-sided GETs from `options.throughput_clients` threads at once, each with its own
 /// connection and the whole key sequence; returns (GETs, elapsed). Every value is checked.
+/// The one-sided GET phase, then the server's CPU over an idle window as long as that phase:
+/// the two together show whether the reads cost the server anything.
+fn one_sided_then_idle<C: ember_rdma::fabric::Connection>(
+    options: &Options,
+    client: &mut Client<C>,
+    sequence: &[usize],
+    expected: &[Vec<u8>],
+    server_cpu: &dyn Fn() -> Option<u64>,
+) -> Result<(Phase, Option<u64>), String> {
+    let phase = measure(
+        "shm one-sided GET",
+        options,
+        sequence,
+        expected,
+        server_cpu,
+        |key, value| match client
+            .get_one_sided(key, value)
+            .map_err(|e| e.to_string())?
+        {
+            Lookup::Hit => Ok(true),
+            other => Err(format!(
+                "one-sided GET of {} was {other:?}",
+                String::from_utf8_lossy(key)
+            )),
+        },
+    )?;
+    let idle_before = server_cpu();
+    std::thread::sleep(phase.elapsed);
+    let idle_cpu = idle_before
+        .zip(server_cpu())
+        .map(|(a, b)| b.saturating_sub(a));
+    Ok((phase, idle_cpu))
+}
+
 fn one_sided_throughput(
     options: &Options,
     socket: &str,
@@ -402,29 +436,10 @@ fn run_in_process(options: &Options) -> Result<(), String> {
             client.get_by_message(key, value).map_err(|e| e.to_string())
         },
     )?);
-    phases.push(measure(
-        "shm one-sided GET",
-        options,
-        &sequence,
-        &expected,
-        &server_cpu,
-        |key, value| match client
-            .get_one_sided(key, value)
-            .map_err(|e| e.to_string())?
-        {
-            Lookup::Hit => Ok(true),
-            other => Err(format!(
-                "one-sided GET of {} was {other:?}",
-                String::from_utf8_lossy(key)
-            )),
-        },
-    )?);
-    let idle = phases[1].elapsed;
-    let idle_before = server_cpu();
-    std::thread::sleep(idle);
-    let idle_cpu = idle_before
-        .zip(server_cpu())
-        .map(|(a, b)| b.saturating_sub(a));
+    let (one_sided, idle_cpu) =
+        one_sided_then_idle(options, &mut client, &sequence, &expected, &server_cpu)?;
+    let idle = one_sided.elapsed;
+    phases.push(one_sided);
     let throughput = one_sided_throughput(options, &path, &sequence, &expected)?;
     let stats = client.stats();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -613,29 +628,10 @@ fn run_against_ember(options: &Options) -> Result<(), String> {
             resp.reply(value)
         },
     )?);
-    phases.push(measure(
-        "shm one-sided GET",
-        options,
-        &sequence,
-        &expected,
-        &server_cpu,
-        |key, value| match client
-            .get_one_sided(key, value)
-            .map_err(|e| e.to_string())?
-        {
-            Lookup::Hit => Ok(true),
-            other => Err(format!(
-                "one-sided GET of {} was {other:?}",
-                String::from_utf8_lossy(key)
-            )),
-        },
-    )?);
-    let idle = phases[1].elapsed;
-    let idle_before = server_cpu();
-    std::thread::sleep(idle);
-    let idle_cpu = idle_before
-        .zip(server_cpu())
-        .map(|(a, b)| b.saturating_sub(a));
+    let (one_sided, idle_cpu) =
+        one_sided_then_idle(options, &mut client, &sequence, &expected, &server_cpu)?;
+    let idle = one_sided.elapsed;
+    phases.push(one_sided);
     let throughput = one_sided_throughput(options, &socket, &sequence, &expected)?;
     report(
         options,

@@ -564,7 +564,8 @@ fn open_loop(
     workload: &Workload,
     rate_per_s: f64,
 ) -> Result<Measurement, String> {
-    let per_connection = rate_per_s / options.connections as f64;
+    let connections = options.connections;
+    let per_connection = rate_per_s / connections as f64;
     let interval = Duration::from_secs_f64(1.0 / per_connection.max(1e-3));
     let handles: Vec<_> = (0..options.connections)
         .map(|id| {
@@ -607,8 +608,9 @@ fn open_loop(
             });
             Ok(std::thread::spawn(
                 move || -> Result<Measurement, String> {
-                    // Stagger the connections across one interval so their sends do not all land together.
-                    let started = Instant::now() + interval.mul_f64(id as f64 / 8.0);
+                    // Stagger the connections evenly across one interval, so that together they send at a steady
+                    // `rate_per_s` instead of in bursts of one request per connection.
+                    let started = Instant::now() + interval.mul_f64(id as f64 / connections as f64);
                     let mut next = started;
                     while next.duration_since(started).as_secs_f64() < seconds
                         && !failed.load(Ordering::Relaxed)

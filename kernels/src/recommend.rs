@@ -30,20 +30,31 @@ pub fn dense_key(user: &[u8]) -> Vec<u8> {
 /// # Errors
 /// [`ErrorKind::InvalidTensor`] when the length is not `4 * expected_len`.
 pub fn decode_row(bytes: &[u8], expected_len: usize) -> Result<Vec<f32>> {
-    if bytes.len() != expected_len * 4 {
+    let mut row = vec![0.0; expected_len];
+    decode_row_into(bytes, &mut row)?;
+    Ok(row)
+}
+
+/// Little-endian f32 bytes decoded into `row`, which gives the expected length.
+///
+/// # Errors
+/// [`ErrorKind::InvalidTensor`] when the length is not `4 * row.len()`; `row` is then unchanged.
+pub fn decode_row_into(bytes: &[u8], row: &mut [f32]) -> Result<()> {
+    if bytes.len() != row.len() * 4 {
         return Err(Error::new(
             ErrorKind::InvalidTensor,
             format!(
-                "row has {} bytes, expected {} ({expected_len} little-endian f32)",
+                "row has {} bytes, expected {} ({} little-endian f32)",
                 bytes.len(),
-                expected_len * 4
+                row.len() * 4,
+                row.len()
             ),
         ));
     }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("chunk of 4")))
-        .collect())
+    for (value, chunk) in row.iter_mut().zip(bytes.chunks_exact(4)) {
+        *value = f32::from_le_bytes(chunk.try_into().expect("chunk of 4"));
+    }
+    Ok(())
 }
 
 /// Floats as little-endian bytes: how rows are written.

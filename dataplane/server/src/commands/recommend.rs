@@ -12,13 +12,14 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use ember_kernels::Tensor;
+use ember_store::Value;
 
 use super::{CommandError, CommandResult};
 use crate::client::Client;
 use crate::shard::{Shard, ShardReply, ShardRequest};
 
 use self::args::Candidates;
-use self::rows::InputsError;
+use self::rows::{Inputs, InputsError, RowKeys};
 
 /// Values of `keys` in database `db`, read on their owning shards (one message per shard), in order.
 async fn read_values(
@@ -53,6 +54,66 @@ async fn read_values(
         }
     }
     values
+}
+
+/// Reads every row of `keys` into `inputs`: rows this shard owns straight from its keyspace into their slots,
+/// the others with one Fetch per owning shard.
+async fn gather(
+    shard: &Rc<Shard>,
+    db: usize,
+    keys: &RowKeys<'_>,
+    mut inputs: Inputs,
+    now_ms: u64,
+) -> Inputs {
+    let mut elsewhere: BTreeMap<usize, (Vec<usize>, Vec<Vec<u8>>)> = BTreeMap::new();
+    {
+        let keyspace = shard.keyspace.borrow();
+        let mut key = Vec::new();
+        let mut text = Vec::new();
+        for index in 0..keys.count() {
+            keys.write(index, &mut key);
+            let owner = shard.owner_of(&key);
+            if owner != shard.index {
+                let (indexes, owner_keys) = elsewhere.entry(owner).or_default();
+                indexes.push(index);
+                owner_keys.push(key.clone());
+                continue;
+            }
+            let value = keyspace.peek(db, &key, now_ms).map(|entry| &entry.value);
+            inputs.place(index, value.map(|value| string_bytes(value, &mut text)));
+        }
+    }
+    for (owner, (indexes, owner_keys)) in elsewhere {
+        let request = ShardRequest::Fetch {
+            db,
+            keys: owner_keys,
+        };
+        let ShardReply::Entries(entries) = shard.call(owner, request).await else {
+            continue;
+        };
+        let mut text = Vec::new();
+        for (index, entry) in indexes.into_iter().zip(entries) {
+            inputs.place(
+                index,
+                entry
+                    .as_ref()
+                    .map(|entry| string_bytes(&entry.value, &mut text)),
+            );
+        }
+    }
+    inputs
+}
+
+/// A value's bytes: a string's in place, an integer's text written into `text`.
+fn string_bytes<'v>(value: &'v Value, text: &'v mut Vec<u8>) -> &'v [u8] {
+    match value {
+        Value::Str(bytes) => bytes,
+        other => {
+            text.clear();
+            other.write_bytes(text);
+            text
+        }
+    }
 }
 
 /// Polls every future until all are done: the chunks of one RECOMMEND enter the batcher together.
@@ -113,10 +174,17 @@ pub async fn run(
             );
         }
     };
-    let keys = rows::keys(&layout, &parsed.user, &candidates);
-    let values = read_values(shard, client.db, &keys, now_ms).await;
     let default_zero = shard.inference.config().embedding_default_zero;
-    let [dense, pooled] = match rows::inputs(&layout, values, default_zero, candidates.len()) {
+    let keys = rows::RowKeys::new(layout, &parsed.user, &candidates);
+    let inputs = gather(
+        shard,
+        client.db,
+        &keys,
+        Inputs::new(layout, candidates.len(), default_zero),
+        now_ms,
+    )
+    .await;
+    let [dense, pooled] = match inputs.finish() {
         Ok(inputs) => inputs,
         Err(InputsError::Missing(row)) => {
             return Err(rows::missing_row_message(&layout, &parsed.user, &candidates, row).into());

@@ -17,6 +17,7 @@ mod rdma;
 mod runtime;
 mod server;
 mod shard;
+mod spin;
 mod stats;
 
 /// jemalloc, as Redis uses: `used_memory` is what it reports.

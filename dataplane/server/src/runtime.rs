@@ -107,6 +107,11 @@ pub async fn yield_if_needed() {
     glommio::yield_if_needed().await;
 }
 
+/// Lets the other runnable tasks of this task queue run first, without a turn of the runtime's I/O loop.
+pub async fn yield_now() {
+    futures_lite::future::yield_now().await;
+}
+
 /// Sleeps without blocking the shard.
 pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;

@@ -127,6 +127,9 @@ async fn shard_main(
     }
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
+    if let Some(spin) = &shard.spin {
+        runtime::spawn(spin.clone().run());
+    }
     // Models and demo embeddings load before the port opens, so the first RECOMMEND finds them.
     crate::inference::start(&shard).map_err(std::io::Error::other)?;
 

@@ -221,6 +221,8 @@ pub struct Shard {
     pub offload_sim: bool,
     /// Models, tensors and batchers of this shard.
     pub inference: crate::inference::Inference,
+    /// Busy polling of the connections' sockets (`--busy-poll-us` above 0).
+    pub spin: Option<Rc<crate::spin::Spinner>>,
     mesh: MeshSenders<MeshMessage>,
     pending: RefCell<HashMap<u64, LocalSender<ShardReply>>>,
     next_request_id: Cell<u64>,
@@ -237,6 +239,16 @@ impl Shard {
     ) -> Self {
         let inference = crate::inference::Inference::new(Rc::new(config.inference.clone()));
         let offload_sim = config.value("offload") == "sim";
+        let spin = (config.busy_poll_us > 0)
+            .then(|| {
+                crate::spin::Spinner::new(std::time::Duration::from_micros(config.busy_poll_us))
+                    .map_err(|error| {
+                        eprintln!("ember: busy polling off: no epoll instance: {error}")
+                    })
+                    .ok()
+            })
+            .flatten()
+            .map(Rc::new);
         Self {
             index,
             keyspace: RefCell::new(Keyspace::new()),
@@ -248,6 +260,7 @@ impl Shard {
             offload_sim,
             offload: RefCell::new(Box::new(ember_fpga::offload::SoftwareOffload)),
             inference,
+            spin,
             mesh,
             pending: RefCell::new(HashMap::new()),
             next_request_id: Cell::new(1),

@@ -180,7 +180,9 @@ pub fn format_double(value: f64) -> String {
     let (mantissa, exponent) = scientific
         .split_once('e')
         .expect("LowerExp always writes an exponent");
-    let exponent: i32 = exponent.parse().expect("LowerExp writes a decimal exponent");
+    let exponent: i32 = exponent
+        .parse()
+        .expect("LowerExp writes a decimal exponent");
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
     let digit_count = digits.len() as i32;
     // The value is digits * 10^shift.

@@ -244,8 +244,10 @@ impl SortedSet {
                 return Ok(AddOutcome::Skipped);
             }
             self.grow_encoding(member);
-            self.scores.insert(CompactBytes::new(member), score);
-            self.order.insert((Score(score), CompactBytes::new(member)));
+            let stored = self.stored_score(score);
+            self.scores.insert(CompactBytes::new(member), stored);
+            self.order
+                .insert((Score(stored), CompactBytes::new(member)));
             return Ok(AddOutcome::Added(score));
         };
         if options.nx {
@@ -261,15 +263,26 @@ impl SortedSet {
         if score == current {
             return Ok(AddOutcome::Unchanged(score));
         }
+        let stored = self.stored_score(score);
         let key = CompactBytes::new(member);
         let mut node = self
             .order
             .take(&(Score(current), key))
             .expect("every member is ordered");
-        node.0 = Score(score);
+        node.0 = Score(stored);
         self.order.insert(node);
-        *self.scores.get_mut(member).expect("looked up above") = score;
+        *self.scores.get_mut(member).expect("looked up above") = stored;
         Ok(AddOutcome::Updated(score))
+    }
+
+    /// The score as Redis would read it back: a `listpack` stores integral scores as integers,
+    /// so -0 comes back as 0 there (ZADD INCR still replies with the score it computed).
+    fn stored_score(&self, score: f64) -> f64 {
+        if self.encoding == ZSetEncoding::Listpack && score == 0.0 {
+            0.0
+        } else {
+            score
+        }
     }
 
     /// The encoding Redis would convert to before adding the new `member`.
@@ -732,6 +745,19 @@ mod tests {
         assert_eq!(set.score(b"m"), Some(INF));
         assert_eq!(set.add(b"new", 1.0, options("xx")), Ok(AddOutcome::Skipped));
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn minus_zero_is_zero_in_a_listpack_only() {
+        let mut small = SortedSet::for_members(1, 1);
+        assert_eq!(
+            small.add(b"a", -0.0, AddOptions::default()),
+            Ok(AddOutcome::Added(-0.0))
+        );
+        assert!(small.score(b"a").unwrap().is_sign_positive());
+        let mut large = SortedSet::for_members(LISTPACK_ENTRIES_MAX + 1, 1);
+        large.add(b"a", -0.0, AddOptions::default()).unwrap();
+        assert!(large.score(b"a").unwrap().is_sign_negative());
     }
 
     #[test]

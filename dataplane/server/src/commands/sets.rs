@@ -62,10 +62,7 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let Value::Set(set) = &mut entry.value else {
         return Err(errors::WRONGTYPE.into());
     };
-    let removed = args[2..]
-        .iter()
-        .filter(|member| set.remove(member))
-        .count();
+    let removed = args[2..].iter().filter(|member| set.remove(member)).count();
     let emptied = set.is_empty();
     if emptied {
         ctx.keyspace.remove(db, key, now_ms);
@@ -138,7 +135,9 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     match (entry.map(set_of).transpose()?, count) {
         (None, None) => encode::null(out, protocol),
         (Some(set), None) => {
-            let member = set.random_member(&mut rng).expect("stored sets are not empty");
+            let member = set
+                .random_member(&mut rng)
+                .expect("stored sets are not empty");
             encode::bulk(out, member);
         }
         (None, Some(_)) | (Some(_), Some(0)) => encode::array_len(out, 0),
@@ -152,7 +151,9 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         (Some(set), Some(count)) => {
             encode::array_len(out, count.unsigned_abs() as usize);
             for _ in 0..count.unsigned_abs() {
-                let member = set.random_member(&mut rng).expect("stored sets are not empty");
+                let member = set
+                    .random_member(&mut rng)
+                    .expect("stored sets are not empty");
                 encode::bulk(out, member);
             }
         }
@@ -187,13 +188,14 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Err(errors::SYNTAX.into());
     }
     let count = match args.get(2) {
-        Some(arg) => {
-            let count = parse_integer(arg)?;
-            if count < 0 {
-                return Err("ERR value is out of range, must be positive".into());
-            }
-            Some(count as u64)
-        }
+        // Redis gives this one message for a negative count and for one that is no integer.
+        Some(arg) => Some(
+            ember_resp::parse_i64(arg)
+                .and_then(|count| u64::try_from(count).ok())
+                .ok_or(CommandError::from(
+                    "ERR value is out of range, must be positive",
+                ))?,
+        ),
         None => None,
     };
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);

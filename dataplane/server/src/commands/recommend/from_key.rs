@@ -107,6 +107,9 @@ mod tests {
             set.insert(id.to_string().as_bytes());
         }
         let error = members_of(Some(&entry(Value::Set(Box::new(set))))).unwrap_err();
-        assert!(error.0.starts_with("ERR at most 65536 candidates"), "{error:?}");
+        assert!(
+            error.0.starts_with("ERR at most 65536 candidates"),
+            "{error:?}"
+        );
     }
 }

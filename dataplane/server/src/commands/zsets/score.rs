@@ -29,7 +29,10 @@ fn is_c_space(byte: u8) -> bool {
 
 /// `strtod` over all of `text` (leading white space skipped, as `strtod` does).
 fn strtod_whole(text: &[u8]) -> Parsed {
-    let start = text.iter().position(|&b| !is_c_space(b)).unwrap_or(text.len());
+    let start = text
+        .iter()
+        .position(|&b| !is_c_space(b))
+        .unwrap_or(text.len());
     let text = &text[start..];
     let (negative, unsigned) = match text.first() {
         Some(b'-') => (true, &text[1..]),
@@ -280,7 +283,10 @@ mod tests {
     fn lex_bounds() {
         assert_eq!(parse_lex_bound(b"-"), Some(LexBound::Min));
         assert_eq!(parse_lex_bound(b"+"), Some(LexBound::Max));
-        assert_eq!(parse_lex_bound(b"[a"), Some(LexBound::Inclusive(b"a".to_vec())));
+        assert_eq!(
+            parse_lex_bound(b"[a"),
+            Some(LexBound::Inclusive(b"a".to_vec()))
+        );
         assert_eq!(parse_lex_bound(b"("), Some(LexBound::Exclusive(Vec::new())));
         for invalid in [&b""[..], b"a", b"-a", b"++"] {
             assert_eq!(parse_lex_bound(invalid), None, "{invalid:?}");

@@ -129,6 +129,26 @@ pub enum LexBound {
 }
 
 impl LexBound {
+    /// True for `(member` and for `-` and `+`, which Redis also counts as exclusive.
+    fn is_exclusive(&self) -> bool {
+        !matches!(self, Self::Inclusive(_))
+    }
+
+    /// True when no member can lie between `min` and `max` (Redis's `sdscmplex` test).
+    fn range_is_empty(min: &Self, max: &Self) -> bool {
+        let order = match (min, max) {
+            (Self::Min, Self::Min) | (Self::Max, Self::Max) => Ordering::Equal,
+            (Self::Min, _) | (_, Self::Max) => Ordering::Less,
+            (Self::Max, _) | (_, Self::Min) => Ordering::Greater,
+            (
+                Self::Inclusive(low) | Self::Exclusive(low),
+                Self::Inclusive(high) | Self::Exclusive(high),
+            ) => low.cmp(high),
+        };
+        order == Ordering::Greater
+            || order == Ordering::Equal && (min.is_exclusive() || max.is_exclusive())
+    }
+
     /// True when `member` is at or above this bound taken as a minimum.
     fn admits_from_below(&self, member: &[u8]) -> bool {
         match self {
@@ -405,6 +425,18 @@ impl SortedSet {
         reverse: bool,
         limit: Limit,
     ) -> Vec<(&[u8], f64)> {
+        // Redis first rules the range out when it is empty by its bounds, when the last member
+        // is below `min` or the first above `max`; with mixed scores these checks show.
+        let (Some((first, _)), Some((last, _))) = (self.iter().next(), self.iter().next_back())
+        else {
+            return Vec::new();
+        };
+        if LexBound::range_is_empty(min, max)
+            || !min.admits_from_below(last)
+            || !max.admits_from_above(first)
+        {
+            return Vec::new();
+        }
         if reverse {
             let members = self
                 .iter()
@@ -669,6 +701,19 @@ mod tests {
                 &["a", "b"],
             ),
             (LexBound::Max, LexBound::Min, false, &[]),
+            (LexBound::Min, LexBound::Min, false, &[]),
+            (
+                LexBound::Exclusive(item("b")),
+                LexBound::Inclusive(item("b")),
+                false,
+                &[],
+            ),
+            (
+                LexBound::Inclusive(item("b")),
+                LexBound::Inclusive(item("b")),
+                false,
+                &["b"],
+            ),
             (
                 LexBound::Inclusive(item("b")),
                 LexBound::Inclusive(item("d")),
@@ -689,6 +734,22 @@ mod tests {
                 "{min:?} {max:?} rev={reverse}"
             );
         }
+    }
+
+    /// With mixed scores, Redis's checks of the first and last member decide (listpack walk).
+    #[test]
+    fn lex_ranges_over_mixed_scores() {
+        let set = zset(&[(1.0, "b"), (2.0, "a"), (3.0, "c"), (4.0, "a0")]);
+        let from = |text: &str| LexBound::Inclusive(text.as_bytes().to_vec());
+        assert_eq!(
+            members(set.range_by_lex(&from("b"), &LexBound::Max, false, Limit::ALL)),
+            Vec::<String>::new(),
+            "the last member, a0, is below b"
+        );
+        assert_eq!(
+            members(set.range_by_lex(&from("a"), &LexBound::Max, false, Limit::ALL)),
+            ["b", "a", "c", "a0"]
+        );
     }
 
     #[test]

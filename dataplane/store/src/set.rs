@@ -201,15 +201,11 @@ impl SetValue {
     /// random order, without changing the set.
     pub fn random_distinct(&self, count: usize, rng: &mut impl Rng) -> Vec<&[u8]> {
         let count = count.min(self.members.len());
-        // A partial Fisher-Yates shuffle over positions: O(count) swaps after an O(len) index.
-        let mut positions: Vec<usize> = (0..self.members.len()).collect();
-        for i in 0..count {
-            let j = rng.gen_range(i..positions.len());
-            positions.swap(i, j);
-        }
-        positions[..count]
-            .iter()
-            .map(|&at| self.members[at].as_bytes())
+        // rand picks the sampling method by the ratio (Floyd's for few of many, a partial
+        // shuffle otherwise), so a small count from a large set costs O(count).
+        rand::seq::index::sample(rng, self.members.len(), count)
+            .into_iter()
+            .map(|at| self.members[at].as_bytes())
             .collect()
     }
 

@@ -160,25 +160,54 @@ pub fn command<'a>(out: &mut Vec<u8>, args: impl ExactSizeIterator<Item = &'a [u
     }
 }
 
-/// Formats a double the way Redis replies with one: integers without a fraction when exact
-/// and small, otherwise the shortest text that reads back to the same value.
+/// Formats a double the way Redis 7.2 replies with one (its `fpconv_dtoa`): the shortest digits
+/// that read back to the same value, written as an integer when at most 7 zeros follow them, as
+/// a plain decimal when the point falls within or just around them, and otherwise in exponent
+/// form without padding (`1e+20`, `1.5e-7`). Zero keeps its sign (`-0`).
 pub fn format_double(value: f64) -> String {
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
     if value.is_nan() {
         return "nan".into();
     }
-    let text = format!("{value}");
-    // Rust prints 1e21 as "1000000000000000000000"; Redis (%.17g) switches to exponent form.
-    if value.abs() >= 1e17 && !text.contains('e') {
-        return format!("{value:e}").replace("e", "e+");
+    let sign = if value.is_sign_negative() { "-" } else { "" };
+    if value.is_infinite() {
+        return format!("{sign}inf");
     }
-    text
+    if value == 0.0 {
+        return format!("{sign}0");
+    }
+    // Rust's `{:e}` gives the shortest round-tripping digits: "d.ddde<exponent>".
+    let scientific = format!("{:e}", value.abs());
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .expect("LowerExp always writes an exponent");
+    let exponent: i32 = exponent
+        .parse()
+        .expect("LowerExp writes a decimal exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let digit_count = digits.len() as i32;
+    // The value is digits * 10^shift.
+    let shift = exponent - (digit_count - 1);
+    let exponent_abs = exponent.abs();
+    let body = if shift >= 0 && exponent_abs < digit_count + 7 {
+        format!("{digits}{}", "0".repeat(shift as usize))
+    } else if shift < 0 && (shift > -7 || exponent_abs < 4) {
+        let point = digit_count + shift;
+        if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else {
+            let (whole, fraction) = digits.split_at(point as usize);
+            format!("{whole}.{fraction}")
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        if rest.is_empty() {
+            format!("{first}e{exponent_sign}{exponent_abs}")
+        } else {
+            format!("{first}.{rest}e{exponent_sign}{exponent_abs}")
+        }
+    };
+    format!("{sign}{body}")
 }
 
 #[cfg(test)]
@@ -218,9 +247,40 @@ mod tests {
 
     #[test]
     fn doubles() {
-        assert_eq!(format_double(3.0), "3");
-        assert_eq!(format_double(10.5), "10.5");
-        assert_eq!(format_double(f64::INFINITY), "inf");
-        assert_eq!(format_double(5.0e3), "5000");
+        // What Redis 7.2 replies for ZSCORE of each (fpconv_dtoa's layout rules).
+        let cases: &[(f64, &str)] = &[
+            (3.0, "3"),
+            (10.5, "10.5"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (5.0e3, "5000"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.1, "1.1"),
+            (-2.5, "-2.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e7, "10000000"),
+            (1.5e7, "15000000"),
+            (1e8, "1e+8"),
+            (123456789.0, "123456789"),
+            (1.5e10, "1.5e+10"),
+            (12345678000.0, "12345678000"),
+            (1e21, "1e+21"),
+            (1e300, "1e+300"),
+            (1e-6, "0.000001"),
+            (1e-7, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (0.00123, "0.00123"),
+            (123.456, "123.456"),
+            // 17 digits with the point 5 in: exponent form (fpconv_dtoa's rule, not %.17g's).
+            (12345.678901234567, "1.2345678901234567e+4"),
+            (123.45678901234568, "123.45678901234568"),
+            (1.2345678e-5, "1.2345678e-5"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(format_double(*value), *expected, "{value:?}");
+        }
     }
 }

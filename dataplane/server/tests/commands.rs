@@ -36,8 +36,11 @@ macro_rules! cases {
 /// (Redis says "raw"; the store does not keep that distinction), and OBJECT HELP's last line
 /// (Redis 7.0 says "Prints this help.", 7.2 is not available here to check).
 ///
-/// Command names starting with `~` (the tilde is dropped before sending) have array replies whose
-/// order Redis leaves unspecified: they compare sorted.
+/// Command names starting with `~` (the tilde is dropped before sending) have array or set replies
+/// whose order Redis leaves unspecified: they compare sorted. The oracle is Redis 7.0, so what
+/// 7.2 changed for sets and sorted sets (the `listpack` encoding of small sets, ZRANK WITHSCORE,
+/// scores printed in their shortest form) is in [`EXACT`], and scores here are ones both print
+/// alike.
 const SIDE_BY_SIDE: &[Case] = cases! {
     // strings
     "get missing" => [["GET", "k"]],
@@ -104,6 +107,39 @@ const SIDE_BY_SIDE: &[Case] = cases! {
     "randomkey" => [["RANDOMKEY"], ["SET", "a", "1"], ["RANDOMKEY"], ["RANDOMKEY", "x"]],
     "object" => [["SET", "n", "12345"], ["OBJECT", "ENCODING", "n"], ["SET", "s", "hello"], ["OBJECT", "ENCODING", "s"], ["SET", "r", "01234567890123456789012345678901234567890123456789"], ["OBJECT", "ENCODING", "r"], ["OBJECT", "ENCODING", "missing"], ["OBJECT", "REFCOUNT", "s"], ["OBJECT", "IDLETIME", "s"], ["OBJECT", "FREQ", "s"], ["OBJECT", "FOO", "s"], ["OBJECT", "ENCODING"], ["OBJECT", "ENCODING", "a", "b"], ["OBJECT", "HELP", "x"], ["OBJECT"]],
     "object after incr" => [["SET", "n", "1"], ["INCR", "n"], ["OBJECT", "ENCODING", "n"], ["SET", "f", "1.5"], ["INCRBYFLOAT", "f", "1"], ["OBJECT", "ENCODING", "f"]],
+    // sets
+    "sadd scard" => [["SADD", "s", "a", "b", "c"], ["SADD", "s", "a", "d"], ["SADD", "s", "e", "e"], ["SCARD", "s"], ["SCARD", "missing"], ["SADD", "s"], ["SCARD"], ["SCARD", "s", "x"]],
+    "srem deletes the emptied set" => [["SADD", "s", "a", "b"], ["SREM", "s", "a", "x"], ["SREM", "s", "a"], ["SREM", "s", "b", "b"], ["EXISTS", "s"], ["SREM", "missing", "a"], ["SREM", "s"]],
+    "smembers" => [["SADD", "s", "a", "b", "c"], ["~SMEMBERS", "s"], ["SMEMBERS", "missing"], ["SADD", "i", "3", "1", "2", "-7"], ["~SMEMBERS", "i"], ["SADD", "e", ""], ["SMEMBERS", "e"], ["SMEMBERS"], ["SMEMBERS", "s", "i"]],
+    "sismember smismember" => [["SADD", "s", "a", "b", "1"], ["SISMEMBER", "s", "a"], ["SISMEMBER", "s", "x"], ["SISMEMBER", "s", "1"], ["SISMEMBER", "missing", "a"], ["SMISMEMBER", "s", "a", "x", "b", "1"], ["SMISMEMBER", "missing", "a", "b"], ["SMISMEMBER", "s"], ["SISMEMBER", "s"], ["SISMEMBER", "s", "a", "b"]],
+    "srandmember" => [["SADD", "s", "a", "b", "c"], ["~SRANDMEMBER", "s", "3"], ["~SRANDMEMBER", "s", "10"], ["SRANDMEMBER", "s", "0"], ["SRANDMEMBER", "missing"], ["SRANDMEMBER", "missing", "5"], ["SRANDMEMBER", "missing", "-5"], ["SRANDMEMBER", "missing", "0"], ["SRANDMEMBER", "s", "x"], ["SRANDMEMBER", "s", "1.5"], ["SRANDMEMBER", "s", "1", "2"], ["SRANDMEMBER", "s", "-9223372036854775808"], ["SADD", "one", "m"], ["SRANDMEMBER", "one"], ["SRANDMEMBER", "one", "-3"], ["SRANDMEMBER", "one", "1"], ["SRANDMEMBER", "one", "-1"], ["SCARD", "s"], ["SRANDMEMBER"]],
+    "spop" => [["SADD", "one", "m"], ["SPOP", "one"], ["EXISTS", "one"], ["SPOP", "missing"], ["SPOP", "missing", "2"], ["SPOP", "missing", "0"], ["SADD", "s", "a", "b", "c"], ["SPOP", "s", "0"], ["SPOP", "s", "-1"], ["SPOP", "s", "x"], ["SPOP", "s", "1", "2"], ["SCARD", "s"], ["~SPOP", "s", "5"], ["EXISTS", "s"], ["SADD", "t", "a", "b"], ["~SPOP", "t", "2"], ["EXISTS", "t"], ["SADD", "u", "7"], ["SPOP", "u", "1"], ["SPOP"]],
+    "set encodings" => [["SADD", "i", "1", "2", "-3"], ["OBJECT", "ENCODING", "i"], ["SREM", "i", "1"], ["OBJECT", "ENCODING", "i"], ["SADD", "h", "a", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], ["OBJECT", "ENCODING", "h"], ["SREM", "h", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], ["OBJECT", "ENCODING", "h"]],
+    "sets on other types" => [["SET", "str", "v"], ["SADD", "str", "a"], ["SREM", "str", "a"], ["SMEMBERS", "str"], ["SISMEMBER", "str", "a"], ["SMISMEMBER", "str", "a"], ["SCARD", "str"], ["SRANDMEMBER", "str"], ["SRANDMEMBER", "str", "2"], ["SRANDMEMBER", "str", "x"], ["SPOP", "str"], ["SPOP", "str", "2"], ["SPOP", "str", "-2"], ["ZADD", "z", "1", "a"], ["SADD", "z", "a"], ["SCARD", "z"], ["SMEMBERS", "z"], ["GET", "str"]],
+    // sorted sets
+    "zadd" => [["ZADD", "z", "1", "a", "2", "b"], ["ZADD", "z", "3", "a", "4", "c"], ["ZADD", "z", "3", "a"], ["ZCARD", "z"], ["ZADD", "z", "1", "d", "2", "d"], ["ZSCORE", "z", "d"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"], ["ZADD", "z"], ["ZADD", "z", "1"]],
+    "zadd options" => [["ZADD", "z", "1", "a", "2", "b"], ["ZADD", "z", "NX", "5", "a", "3", "c"], ["ZADD", "z", "XX", "5", "a", "3", "d"], ["ZADD", "z", "CH", "6", "a", "3", "c", "1", "e"], ["ZADD", "z", "GT", "CH", "1", "a", "9", "b"], ["ZADD", "z", "LT", "CH", "7", "a", "1", "b"], ["ZADD", "z", "XX", "GT", "CH", "20", "a", "1", "f"], ["ZADD", "z", "gt", "10", "g"], ["ZADD", "z", "ch", "incr", "5", "a"], ["ZADD", "z", "XX", "INCR", "1", "nosuch"], ["ZADD", "z", "NX", "INCR", "1", "a"], ["ZADD", "z", "GT", "INCR", "-1", "a"], ["ZADD", "z", "LT", "INCR", "-1", "a"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"], ["ZADD", "new", "XX", "1", "a"], ["ZADD", "new", "XX", "INCR", "1", "a"], ["EXISTS", "new"], ["ZADD", "new2", "GT", "1", "a"], ["ZSCORE", "new2", "a"]],
+    "zadd errors" => [["ZADD", "z", "NX", "XX", "1", "a"], ["ZADD", "z", "GT", "LT", "1", "a"], ["ZADD", "z", "NX", "GT", "1", "a"], ["ZADD", "z", "NX", "LT", "1", "a"], ["ZADD", "z", "INCR", "1", "a", "2", "b"], ["ZADD", "z", "1", "a", "2"], ["ZADD", "z", "NX"], ["ZADD", "z", "NX", "1"], ["ZADD", "z", "FOO", "1", "a"], ["ZADD", "z", "1", "a", "x", "b"], ["ZADD", "z", "NX", "XX", "x", "a"], ["EXISTS", "z"], ["ZADD", "z", "1", "a", "CH", "b"], ["ZADD", "z", "1", "a", "2", "NX"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"], ["ZADD", "z"]],
+    "zadd scores" => [["ZADD", "z", "1.5", "a", "-2.25", "b", "+inf", "c", "-inf", "d", "0", "e", "-0", "f", "1e3", "g", ".5", "h", "5.", "i", "0x10", "j", "1E2", "k", "-Infinity", "l"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"], ["ZSCORE", "z", "f"], ["ZADD", "z", "nan", "x"], ["ZADD", "z", "-nan", "x"], ["ZADD", "z", "1e400", "x"], ["ZADD", "z", "1e-400", "x"], ["ZADD", "z", " 1", "x"], ["ZADD", "z", "1 ", "x"], ["ZADD", "z", "", "x"], ["ZADD", "z", "1e", "x"], ["ZADD", "z", "0x", "x"], ["ZADD", "z", "abc", "x"], ["ZSCORE", "z", "x"]],
+    "zincrby" => [["ZINCRBY", "z", "1", "a"], ["ZINCRBY", "z", "2.5", "a"], ["ZINCRBY", "z", "-10", "a"], ["ZINCRBY", "z", "x", "a"], ["ZINCRBY", "z", "nan", "a"], ["ZADD", "z", "inf", "b"], ["ZINCRBY", "z", "-inf", "b"], ["ZINCRBY", "z", "1", "b"], ["ZSCORE", "z", "b"], ["ZADD", "z", "INCR", "-inf", "b"], ["ZSCORE", "z", "b"], ["ZINCRBY", "z", "1"], ["ZINCRBY", "z", "1", "a", "b"], ["ZINCRBY", "m", "-0", "a"], ["ZSCORE", "m", "a"]],
+    "zrem zcard" => [["ZADD", "z", "1", "a", "2", "b", "3", "c"], ["ZREM", "z", "a", "x", "a"], ["ZCARD", "z"], ["ZREM", "z", "b", "c"], ["EXISTS", "z"], ["ZCARD", "z"], ["ZREM", "missing", "a"], ["ZREM", "z"], ["ZCARD"]],
+    "zscore zmscore" => [["ZADD", "z", "1.25", "a", "-3", "b"], ["ZSCORE", "z", "a"], ["ZSCORE", "z", "b"], ["ZSCORE", "z", "x"], ["ZSCORE", "missing", "a"], ["ZMSCORE", "z", "a", "x", "b"], ["ZMSCORE", "missing", "a", "b"], ["ZMSCORE", "z"], ["ZSCORE", "z"]],
+    "zrank zrevrank" => [["ZADD", "z", "1", "a", "2", "b", "3", "c", "2", "bb"], ["ZRANK", "z", "a"], ["ZRANK", "z", "bb"], ["ZRANK", "z", "c"], ["ZREVRANK", "z", "a"], ["ZREVRANK", "z", "c"], ["ZRANK", "z", "x"], ["ZREVRANK", "z", "x"], ["ZRANK", "missing", "a"], ["ZRANK", "z"]],
+    "zrange by rank" => [["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"], ["ZRANGE", "z", "0", "-1"], ["ZRANGE", "z", "1", "2", "WITHSCORES"], ["ZRANGE", "z", "-2", "-1"], ["ZRANGE", "z", "-100", "1"], ["ZRANGE", "z", "3", "100"], ["ZRANGE", "z", "3", "1"], ["ZRANGE", "z", "5", "10"], ["ZRANGE", "z", "-1", "-2"], ["ZRANGE", "z", "0", "1", "REV"], ["ZRANGE", "z", "0", "-1", "REV", "WITHSCORES"], ["ZRANGE", "z", "0", "-1", "LIMIT", "1", "-1"], ["ZRANGE", "z", "x", "1"], ["ZRANGE", "z", "0", "1.5"], ["ZRANGE", "missing", "0", "-1"], ["ZREVRANGE", "z", "0", "1"], ["ZREVRANGE", "z", "0", "-1", "WITHSCORES"], ["ZREVRANGE", "z", "0", "1", "REV"], ["ZREVRANGE", "z", "0", "1", "BYSCORE"]],
+    "zrange by score" => [["ZADD", "z", "1", "a", "2", "b", "2", "bb", "3", "c", "-inf", "lo", "inf", "hi"], ["ZRANGE", "z", "1", "2", "BYSCORE"], ["ZRANGE", "z", "(1", "2", "BYSCORE", "WITHSCORES"], ["ZRANGE", "z", "1", "(2", "BYSCORE"], ["ZRANGE", "z", "(1", "(2", "BYSCORE"], ["ZRANGE", "z", "-inf", "+inf", "BYSCORE"], ["ZRANGE", "z", "(-inf", "(+inf", "BYSCORE"], ["ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV"], ["ZRANGE", "z", "3", "1", "BYSCORE"], ["ZRANGE", "z", "2", "1", "BYSCORE", "REV", "WITHSCORES"], ["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "1", "2"], ["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "1", "-1"], ["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "-1", "2"], ["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "2", "0"], ["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "10", "1"], ["ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2", "WITHSCORES"], ["ZRANGE", "z", "(", "3", "BYSCORE"], ["ZRANGE", "z", "1e400", "inf", "BYSCORE"], ["ZRANGE", "z", "x", "1", "BYSCORE"], ["ZRANGE", "z", "1", "(x", "BYSCORE"], ["ZRANGE", "z", "1 ", "2", "BYSCORE"], ["ZRANGE", "z", "nan", "2", "BYSCORE"], ["ZRANGE", "missing", "0", "1", "BYSCORE"]],
+    "zrange by lex" => [["ZADD", "z", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e"], ["ZRANGE", "z", "-", "+", "BYLEX"], ["ZRANGE", "z", "[b", "(d", "BYLEX"], ["ZRANGE", "z", "(b", "[d", "BYLEX"], ["ZRANGE", "z", "-", "[bb", "BYLEX"], ["ZRANGE", "z", "+", "-", "BYLEX"], ["ZRANGE", "z", "[d", "[b", "BYLEX", "REV"], ["ZRANGE", "z", "+", "-", "BYLEX", "REV", "LIMIT", "1", "2"], ["ZRANGE", "z", "-", "+", "BYLEX", "LIMIT", "2", "-1"], ["ZRANGE", "z", "a", "+", "BYLEX"], ["ZRANGE", "z", "-", "++", "BYLEX"], ["ZRANGE", "z", "", "+", "BYLEX"], ["ZRANGE", "z", "-", "+", "BYLEX", "WITHSCORES"], ["ZRANGEBYLEX", "z", "[a", "[c"], ["ZREVRANGEBYLEX", "z", "[c", "[a", "LIMIT", "0", "2"], ["ZLEXCOUNT", "z", "(a", "+"], ["ZLEXCOUNT", "z", "a", "+"], ["ZLEXCOUNT", "missing", "-", "+"]],
+    "zrange by lex over mixed scores" => [["ZADD", "mx", "1", "b", "2", "a", "3", "c", "4", "a0"], ["ZRANGE", "mx", "[b", "+", "BYLEX"], ["ZRANGE", "mx", "[a", "+", "BYLEX"], ["ZRANGE", "mx", "+", "[a", "BYLEX", "REV"], ["ZRANGE", "mx", "[c", "[a", "BYLEX"], ["ZLEXCOUNT", "mx", "[a", "[b"], ["ZRANGE", "mx", "-", "-", "BYLEX"], ["ZRANGE", "mx", "(a", "(a", "BYLEX"], ["ZRANGE", "mx", "[a", "[a", "BYLEX"]],
+    "zrange options" => [["ZADD", "z", "1", "a", "2", "b"], ["ZRANGE", "z", "0", "-1", "FOO"], ["ZRANGE", "z", "0", "-1", "BYSCORE", "BYLEX"], ["ZRANGE", "z", "0", "-1", "BYSCORE", "BYSCORE"], ["ZRANGE", "z", "0", "-1", "REV", "REV"], ["ZRANGE", "z", "0", "-1", "LIMIT", "1"], ["ZRANGE", "z", "0", "-1", "LIMIT", "0", "1"], ["ZRANGE", "z", "0", "-1", "BYSCORE", "LIMIT", "x", "1"], ["ZRANGE", "z", "0", "-1", "BYSCORE", "LIMIT", "0", "x"], ["ZRANGE", "z", "0", "10", "byscore", "rev", "withscores", "withscores"], ["ZRANGE", "z", "10", "0", "byscore", "rev", "withscores", "limit", "0", "1"], ["ZRANGE", "z", "0"]],
+    "zrangebyscore zrevrangebyscore" => [["ZADD", "z", "1", "a", "2", "b", "3", "c"], ["ZRANGEBYSCORE", "z", "-inf", "+inf"], ["ZRANGEBYSCORE", "z", "(1", "3", "WITHSCORES"], ["ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "1", "1"], ["ZRANGEBYSCORE", "z", "-inf", "+inf", "WITHSCORES", "LIMIT", "0", "2"], ["ZRANGEBYSCORE", "z", "1", "2", "REV"], ["ZRANGEBYSCORE", "z", "1", "2", "BYSCORE"], ["ZRANGEBYSCORE", "z", "a", "2"], ["ZREVRANGEBYSCORE", "z", "+inf", "-inf"], ["ZREVRANGEBYSCORE", "z", "3", "(1", "WITHSCORES"], ["ZREVRANGEBYSCORE", "z", "+inf", "-inf", "LIMIT", "1", "5"], ["ZRANGEBYSCORE", "z", "1"]],
+    "zcount" => [["ZADD", "z", "1", "a", "2", "b", "3", "c", "inf", "d"], ["ZCOUNT", "z", "-inf", "+inf"], ["ZCOUNT", "z", "(1", "3"], ["ZCOUNT", "z", "(1", "(3"], ["ZCOUNT", "z", "3", "1"], ["ZCOUNT", "z", "inf", "inf"], ["ZCOUNT", "z", "", "2"], ["ZCOUNT", "missing", "0", "1"], ["ZCOUNT", "z", "x", "1"], ["ZCOUNT", "z", "1"]],
+    "zset encodings" => [["ZADD", "z", "1", "a"], ["OBJECT", "ENCODING", "z"], ["ZADD", "long", "1", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], ["OBJECT", "ENCODING", "long"], ["ZADD", "grows", "1", "a"], ["ZADD", "grows", "2", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], ["OBJECT", "ENCODING", "grows"], ["ZINCRBY", "inc", "1", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], ["OBJECT", "ENCODING", "inc"]],
+    "zsets on other types" => [["SET", "str", "v"], ["ZADD", "str", "1", "a"], ["ZINCRBY", "str", "1", "a"], ["ZREM", "str", "a"], ["ZSCORE", "str", "a"], ["ZMSCORE", "str", "a"], ["ZCARD", "str"], ["ZRANK", "str", "a"], ["ZREVRANK", "str", "a"], ["ZRANGE", "str", "0", "-1"], ["ZREVRANGE", "str", "0", "-1"], ["ZRANGEBYSCORE", "str", "0", "1"], ["ZCOUNT", "str", "0", "1"], ["ZLEXCOUNT", "str", "-", "+"], ["ZRANGE", "str", "x", "1"], ["ZCOUNT", "str", "x", "1"], ["ZADD", "str", "x", "a"], ["ZADD", "str", "NX", "XX", "1", "a"], ["SADD", "s", "a"], ["ZADD", "s", "1", "a"], ["ZRANGE", "s", "0", "-1"], ["ZSCORE", "s", "a"], ["GET", "str"]],
+    // strings, keys and the new types
+    "wrongtype on string commands" => [["SADD", "s", "a"], ["GET", "s"], ["SET", "s", "v", "GET"], ["SET", "s", "v", "NX", "GET"], ["SET", "s", "v", "EX", "x", "GET"], ["GETSET", "s", "v"], ["GETDEL", "s"], ["GETEX", "s"], ["GETEX", "s", "EX", "10"], ["GETEX", "s", "EX", "x"], ["GETEX", "s", "FOO"], ["MGET", "s", "missing", "s"], ["APPEND", "s", "x"], ["INCR", "s"], ["DECR", "s"], ["INCRBY", "s", "2"], ["INCRBY", "s", "x"], ["DECRBY", "s", "2"], ["INCRBYFLOAT", "s", "1.5"], ["INCRBYFLOAT", "s", "x"], ["STRLEN", "s"], ["GETRANGE", "s", "0", "-1"], ["GETRANGE", "s", "x", "1"], ["SUBSTR", "s", "0", "1"], ["SETRANGE", "s", "0", "x"], ["SETRANGE", "s", "0", ""], ["SETRANGE", "s", "-1", "x"], ["SETNX", "s", "v"], ["MSETNX", "s", "v", "other", "w"], ["EXISTS", "other"], ["TYPE", "s"], ["SMEMBERS", "s"]],
+    "wrongtype on string commands for zsets" => [["ZADD", "z", "1", "a"], ["GET", "z"], ["SET", "z", "v", "GET"], ["GETSET", "z", "v"], ["GETDEL", "z"], ["GETEX", "z", "PERSIST"], ["MGET", "z"], ["APPEND", "z", "x"], ["INCR", "z"], ["INCRBYFLOAT", "z", "1"], ["STRLEN", "z"], ["GETRANGE", "z", "0", "-1"], ["SETRANGE", "z", "0", "x"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"]],
+    "lcs on sets" => [["SADD", "s", "a"], ["SET", "str", "abc"], ["LCS", "s", "str"], ["LCS", "str", "s"], ["LCS", "s", "missing", "FOO"], ["LCS", "str", "missing"]],
+    "set overwrites a set" => [["SADD", "s", "a"], ["SET", "s", "v"], ["GET", "s"], ["TYPE", "s"], ["ZADD", "z", "1", "a"], ["SET", "z", "v", "EX", "100"], ["TTL", "z"], ["GET", "z"], ["SADD", "n", "a"], ["SET", "n", "v", "NX"], ["SET", "n", "v", "XX"], ["GET", "n"], ["SADD", "k", "a"], ["EXPIRE", "k", "100"], ["SET", "k", "v", "KEEPTTL"], ["TTL", "k"], ["SADD", "e", "a"], ["SETEX", "e", "100", "v"], ["GET", "e"], ["ZADD", "m", "1", "a"], ["MSET", "m", "v", "other", "w"], ["GET", "m"], ["SADD", "p", "a"], ["PSETEX", "p", "100000", "v"], ["GET", "p"], ["SADD", "g", "a"], ["SET", "g", "v", "EXAT", "1"], ["EXISTS", "g"]],
+    "keys commands on sets and zsets" => [["SADD", "s", "a", "b"], ["ZADD", "z", "1", "a", "2", "b"], ["TYPE", "s"], ["TYPE", "z"], ["EXISTS", "s", "z", "missing"], ["EXPIRE", "s", "100"], ["TTL", "s"], ["PERSIST", "s"], ["TTL", "s"], ["RENAME", "s", "s2"], ["EXISTS", "s"], ["~SMEMBERS", "s2"], ["COPY", "s2", "s3"], ["~SMEMBERS", "s3"], ["SADD", "s3", "c"], ["SCARD", "s2"], ["COPY", "z", "z2"], ["ZRANGE", "z2", "0", "-1", "WITHSCORES"], ["SET", "str", "v"], ["RENAME", "z2", "str"], ["TYPE", "str"], ["ZRANGE", "str", "0", "-1"], ["RENAMENX", "s3", "s2"], ["COPY", "s3", "s2", "REPLACE"], ["SCARD", "s2"], ["MOVE", "s3", "1"], ["SELECT", "1"], ["TYPE", "s3"], ["SCARD", "s3"], ["SELECT", "0"], ["~KEYS", "*"], ["DEL", "s2", "str", "z"], ["~KEYS", "*"], ["DBSIZE"], ["ZADD", "gone", "1", "a"], ["EXPIRE", "gone", "-1"], ["EXISTS", "gone"]],
     // connection
     "ping echo" => [["PING"], ["PING", "hi"], ["PING", "a", "b"], ["ECHO", "hi"], ["ECHO", ""], ["ECHO"], ["ECHO", "a", "b"]],
     "select" => [["SELECT", "1"], ["SET", "k", "one"], ["SELECT", "0"], ["GET", "k"], ["SELECT", "15"], ["SELECT", "16"], ["SELECT", "-1"], ["SELECT", "abc"], ["SELECT"]],
@@ -145,7 +181,9 @@ fn replay(port: u16, resp3: bool, case: &Case) -> Vec<String> {
             let mut reply = run(&mut con, &args);
             if sorted {
                 match &mut reply {
-                    Ok(Value::Array(items)) => items.sort_by_key(common::show_value),
+                    Ok(Value::Array(items) | Value::Set(items)) => {
+                        items.sort_by_key(common::show_value)
+                    }
                     Ok(Value::Map(pairs)) => pairs.sort_by_key(|(k, _)| common::show_value(k)),
                     _ => {}
                 }
@@ -245,6 +283,28 @@ const EXACT: &[Exact] = &[
     Exact { name: "config set enum", setup: &[], command: &["CONFIG", "SET", "maxmemory-policy", "x"], resp2: "(error) ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction", resp3: None, same_in_redis_7_0: true },
     Exact { name: "scan negative cursor", setup: &[], command: &["SCAN", "-1"], resp2: "[\"0\", []]", resp3: None, same_in_redis_7_0: true },
     Exact { name: "function list", setup: &[], command: &["FUNCTION", "LIST"], resp2: "[]", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "wrongtype", setup: &[&["SADD", "s", "a"]], command: &["GET", "s"], resp2: "(error) WRONGTYPE Operation against a key holding the wrong kind of value", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "smembers is a set", setup: &[&["SADD", "s", "a"]], command: &["SMEMBERS", "s"], resp2: "[\"a\"]", resp3: Some("~[\"a\"]"), same_in_redis_7_0: true },
+    Exact { name: "spop with a count is a set", setup: &[&["SADD", "s", "a"]], command: &["SPOP", "s", "1"], resp2: "[\"a\"]", resp3: Some("~[\"a\"]"), same_in_redis_7_0: true },
+    Exact { name: "srandmember with a count is an array", setup: &[&["SADD", "s", "a"]], command: &["SRANDMEMBER", "s", "5"], resp2: "[\"a\"]", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "zscore is a double", setup: &[&["ZADD", "z", "1.5", "a"]], command: &["ZSCORE", "z", "a"], resp2: "\"1.5\"", resp3: Some("(double) 1.5"), same_in_redis_7_0: true },
+    Exact { name: "zrange withscores", setup: &[&["ZADD", "z", "1", "a", "2.5", "b"]], command: &["ZRANGE", "z", "0", "-1", "WITHSCORES"], resp2: "[\"a\", \"1\", \"b\", \"2.5\"]", resp3: Some("[[\"a\", (double) 1], [\"b\", (double) 2.5]]"), same_in_redis_7_0: true },
+    Exact { name: "zadd incompatible", setup: &[], command: &["ZADD", "z", "GT", "LT", "1", "a"], resp2: "(error) ERR GT, LT, and/or NX options at the same time are not compatible", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "zincrby nan", setup: &[&["ZADD", "z", "inf", "a"]], command: &["ZINCRBY", "z", "-inf", "a"], resp2: "(error) ERR resulting score is not a number (NaN)", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "zrange limit by rank", setup: &[], command: &["ZRANGE", "z", "0", "1", "LIMIT", "0", "1"], resp2: "(error) ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "set intset", setup: &[&["SADD", "s", "1", "2", "3"]], command: &["OBJECT", "ENCODING", "s"], resp2: "\"intset\"", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "set listpack", setup: &[&["SADD", "s", "a", "b"]], command: &["OBJECT", "ENCODING", "s"], resp2: "\"listpack\"", resp3: None, same_in_redis_7_0: false },
+    Exact { name: "set intset to listpack", setup: &[&["SADD", "s", "1", "2"], &["SADD", "s", "x"]], command: &["OBJECT", "ENCODING", "s"], resp2: "\"listpack\"", resp3: None, same_in_redis_7_0: false },
+    Exact { name: "zset listpack", setup: &[&["ZADD", "z", "1", "a"]], command: &["OBJECT", "ENCODING", "z"], resp2: "\"listpack\"", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "zrank withscore", setup: &[&["ZADD", "z", "1.5", "a", "2", "b"]], command: &["ZRANK", "z", "a", "WITHSCORE"], resp2: "[0, \"1.5\"]", resp3: Some("[0, (double) 1.5]"), same_in_redis_7_0: false },
+    Exact { name: "zrevrank withscore", setup: &[&["ZADD", "z", "1.5", "a", "2", "b"]], command: &["ZREVRANK", "z", "a", "withscore"], resp2: "[1, \"1.5\"]", resp3: Some("[1, (double) 1.5]"), same_in_redis_7_0: false },
+    Exact { name: "zrank withscore missing", setup: &[&["ZADD", "z", "1", "a"]], command: &["ZRANK", "z", "x", "WITHSCORE"], resp2: "(nil)", resp3: None, same_in_redis_7_0: false },
+    Exact { name: "zrank option", setup: &[&["ZADD", "z", "1", "a"]], command: &["ZRANK", "z", "a", "FOO"], resp2: "(error) ERR syntax error", resp3: None, same_in_redis_7_0: false },
+    Exact { name: "zrank arity", setup: &[], command: &["ZRANK", "z", "a", "WITHSCORE", "x"], resp2: "(error) ERR wrong number of arguments for 'zrank' command", resp3: None, same_in_redis_7_0: true },
+    Exact { name: "zscore shortest form", setup: &[&["ZADD", "z", "1.1", "a"]], command: &["ZSCORE", "z", "a"], resp2: "\"1.1\"", resp3: Some("(double) 1.1"), same_in_redis_7_0: false },
+    Exact { name: "zscore exponent", setup: &[&["ZADD", "z", "1e8", "a"]], command: &["ZSCORE", "z", "a"], resp2: "\"1e+8\"", resp3: Some("(double) 100000000"), same_in_redis_7_0: false },
+    Exact { name: "zscore small", setup: &[&["ZADD", "z", "0.0000001", "a"]], command: &["ZSCORE", "z", "a"], resp2: "\"1e-7\"", resp3: Some("(double) 0.0000001"), same_in_redis_7_0: false },
+    Exact { name: "zincrby shortest form", setup: &[&["ZINCRBY", "z", "0.1", "a"]], command: &["ZINCRBY", "z", "0.2", "a"], resp2: "\"0.30000000000000004\"", resp3: Some("(double) 0.30000000000000004"), same_in_redis_7_0: true },
 ];
 
 /// Ember checked against [`EXACT`] (integers in arrays print bare in `show`: written so here).
@@ -642,4 +702,86 @@ fn shutdown() {
         "{}",
         ember.log()
     );
+}
+
+/// SCAN's TYPE option over every kind of key, walked to the end of the cursor on two shards.
+#[test]
+fn scan_type_filters_sets_and_zsets() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let setup: &[&[&str]] = &[
+        &["SADD", "set:1", "a"],
+        &["SADD", "set:2", "1", "2"],
+        &["ZADD", "zset:1", "1", "a"],
+        &["ZADD", "zset:2", "2", "b"],
+        &["SET", "string:1", "v"],
+        &["SET", "string:2", "42"],
+    ];
+    for command in setup {
+        let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+        run(&mut con, &args).unwrap();
+    }
+    for (type_name, expected) in [
+        ("set", vec!["set:1", "set:2"]),
+        ("SET", vec!["set:1", "set:2"]),
+        ("zset", vec!["zset:1", "zset:2"]),
+        ("string", vec!["string:1", "string:2"]),
+        ("list", vec![]),
+    ] {
+        let mut cursor = "0".to_string();
+        let mut found: Vec<String> = Vec::new();
+        loop {
+            let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+                .arg(&cursor)
+                .arg("TYPE")
+                .arg(type_name)
+                .query(&mut con)
+                .unwrap();
+            found.extend(keys);
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        found.sort();
+        assert_eq!(found, expected, "SCAN TYPE {type_name}");
+    }
+}
+
+/// Scores as Redis 7.2 prints them (the shortest text that reads back, its exponent rules), checked
+/// on the wire: in RESP3 the client library would parse the double and print it its own way.
+#[test]
+fn scores_print_as_redis_7_2() {
+    let ember = Ember::start(1);
+    let mut raw = ember.raw();
+    let cases: &[(&str, &str)] = &[
+        ("1.5", "1.5"),
+        ("1.1", "1.1"),
+        ("100", "100"),
+        ("1e8", "1e+8"),
+        ("123456789", "123456789"),
+        ("1.5e10", "1.5e+10"),
+        ("0.000001", "0.000001"),
+        ("0.0000001", "1e-7"),
+        ("-2.5e-9", "-2.5e-9"),
+        ("inf", "inf"),
+        ("-inf", "-inf"),
+        ("0x10", "16"),
+    ];
+    for (resp3, hello) in [(false, "2"), (true, "3")] {
+        raw.command(&[b"HELLO", hello.as_bytes()]);
+        for (score, printed) in cases {
+            raw.command(&[b"ZADD", b"z", score.as_bytes(), b"m"]);
+            let expected = if resp3 {
+                format!(",{printed}\r\n")
+            } else {
+                format!("${}\r\n{printed}\r\n", printed.len())
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&raw.command(&[b"ZSCORE", b"z", b"m"])),
+                expected,
+                "ZSCORE of {score}, resp3={resp3}"
+            );
+        }
+    }
 }

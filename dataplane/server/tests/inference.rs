@@ -266,6 +266,114 @@ fn recommend_scores_match_the_generator() {
     assert_eq!(pong, "PONG");
 }
 
+/// The ids and scores of a RECOMMEND reply (RESP2: id, score, id, score...).
+fn ranked(reply: Value) -> Vec<(String, f32)> {
+    let Value::Array(items) = reply else {
+        panic!("not an array: {reply:?}")
+    };
+    items
+        .chunks(2)
+        .map(|pair| {
+            let Value::BulkString(id) = &pair[0] else {
+                panic!("id {:?}", pair[0])
+            };
+            let score = floats(&Value::Array(vec![pair[1].clone()]))[0];
+            (String::from_utf8(id.clone()).unwrap(), score)
+        })
+        .collect()
+}
+
+/// RECOMMEND ... FROM a set or a sorted set answers as CANDIDATES with the same ids, whichever
+/// shard holds the key; a string key is WRONGTYPE, a missing one an error that says so.
+#[test]
+fn recommend_from_a_set_or_sorted_set_matches_candidates() {
+    let lib = ort_lib();
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "dlrm_dense=models/dlrm_dense.onnx",
+        "--demo-embeddings",
+        "models",
+    ]);
+    let mut con = server.connection();
+    let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
+        panic!()
+    };
+    let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
+        panic!()
+    };
+    let k = candidates.len();
+    let recommend = |con: &mut redis::Connection, source: &[String]| -> redis::RedisResult<Value> {
+        redis::cmd("RECOMMEND")
+            .arg("dlrm_dense")
+            .arg(user[0])
+            .arg(k)
+            .arg(source)
+            .query(con)
+    };
+    let mut listed = vec!["CANDIDATES".to_string(), candidates.len().to_string()];
+    listed.extend(candidates.iter().map(i64::to_string));
+    let want = ranked(recommend(&mut con, &listed).expect("RECOMMEND CANDIDATES"));
+    assert_eq!(want.len(), k);
+    // Several keys, so that some live on the connection's shard and some on the other.
+    for index in 0..4 {
+        let (set_key, zset_key) = (format!("cands:set:{index}"), format!("cands:zset:{index}"));
+        let _: i64 = redis::cmd("SADD")
+            .arg(&set_key)
+            .arg(&candidates)
+            .query(&mut con)
+            .unwrap();
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(&zset_key);
+        for (rank, id) in candidates.iter().rev().enumerate() {
+            zadd.arg(rank).arg(id);
+        }
+        let _: i64 = zadd.query(&mut con).unwrap();
+        for key in [&set_key, &zset_key] {
+            let got = ranked(
+                recommend(&mut con, &["FROM".to_string(), key.clone()]).expect("RECOMMEND FROM"),
+            );
+            assert_eq!(got.len(), want.len(), "FROM {key}");
+            for ((got_id, got_score), (want_id, want_score)) in got.iter().zip(&want) {
+                assert_eq!(got_id, want_id, "FROM {key}");
+                assert!(
+                    (got_score - want_score).abs() <= SCORE_TOLERANCE,
+                    "FROM {key}: {got_id} scored {got_score} vs {want_score}"
+                );
+            }
+        }
+    }
+    let _: () = redis::cmd("SET")
+        .arg("cands:string")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    // The client library shows an error as "CODE: detail".
+    let cases = [
+        (
+            "cands:string",
+            "WRONGTYPE: Operation against a key holding the wrong kind of value",
+        ),
+        ("cands:missing", "no candidates: FROM key does not exist"),
+        ("cands:too-many", "at most 65536 candidates per RECOMMEND"),
+    ];
+    let too_many: Vec<usize> = (0..=65_536).collect();
+    let _: i64 = redis::cmd("SADD")
+        .arg("cands:too-many")
+        .arg(&too_many)
+        .query(&mut con)
+        .unwrap();
+    for (key, want) in cases {
+        let err = error_of(recommend(&mut con, &["FROM".to_string(), key.to_string()]));
+        assert!(err.contains(want), "FROM {key}: {err}");
+    }
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
 #[test]
 fn concurrent_requests_merge_into_batches() {
     let lib = ort_lib();

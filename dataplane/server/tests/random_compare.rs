@@ -1,5 +1,6 @@
-//! A seeded randomized test: random string and key commands, over a few keys that spread over
-//! two shards, sent to ember and to a real redis-server; every reply must match. A failure
+//! A seeded randomized test: random string, key, set and sorted-set commands, over a few keys
+//! that spread over two shards (so the types collide: WRONGTYPE, SET over a set, RENAME of a
+//! sorted set onto a string...), sent to ember and to a real redis-server; every reply must match. A failure
 //! prints the seed; `EMBER_TEST_SEED=<seed>` replays it, `EMBER_RANDOM_OPS=<n>` runs longer.
 
 mod common;
@@ -55,6 +56,22 @@ const INDEXES: &[&str] = &["0", "1", "-1", "2", "-3", "5", "100", "-100", "x"];
 /// Long TTLs only: a reply may not depend on the milliseconds between the two servers.
 const TTLS: &[&str] = &["1000", "5000", "100000", "0", "-5", "x"];
 
+/// Set and sorted-set members: words and integers (intset and listpack paths).
+const MEMBERS: &[&str] = &["a", "b", "c", "1", "2", "-3", ""];
+/// Scores that both servers print alike (Redis 7.0, the oracle, prints %.17g; Ember prints
+/// 7.2's shortest form): short binary fractions, well inside 1e8, whose sums stay so. Some are
+/// invalid, for the error paths.
+const SCORES: &[&str] = &[
+    "0", "1", "-1", "2.5", "-0.25", "10", "1e2", "inf", "-inf", "+inf", "x", "nan", "(1", "",
+];
+/// Range bounds for BYSCORE and ZCOUNT.
+const SCORE_BOUNDS: &[&str] = &["-inf", "+inf", "0", "1", "(1", "2.5", "(-1", "x", "(", "10"];
+/// Range bounds for BYLEX.
+const LEX_BOUNDS: &[&str] = &["-", "+", "[a", "(a", "[b", "(c", "[1", "a", ""];
+
+/// Commands whose reply lists members in an order Redis leaves unspecified: compared sorted.
+const UNORDERED: &[&str] = &["SMEMBERS"];
+
 fn pick<'a>(rng: &mut SmallRng, items: &[&'a str]) -> &'a str {
     items[rng.gen_range(0..items.len())]
 }
@@ -64,6 +81,9 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
     let key = pick(rng, KEYS).to_string();
     let other = pick(rng, KEYS).to_string();
     let value = pick(rng, VALUES).to_string();
+    if rng.gen_bool(0.4) {
+        return random_collection_command(rng, &key, &other);
+    }
     let command: Vec<&str> = match rng.gen_range(0..34) {
         0 => vec!["GET", &key],
         1 => {
@@ -144,6 +164,89 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
     command.into_iter().map(String::from).collect()
 }
 
+/// One random set or sorted-set command (SPOP and SRANDMEMBER left out: their replies are random).
+fn random_collection_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String> {
+    let member = pick(rng, MEMBERS);
+    let member2 = pick(rng, MEMBERS);
+    let command: Vec<&str> = match rng.gen_range(0..19) {
+        0 | 1 => vec!["SADD", key, member, member2],
+        2 => vec!["SREM", key, member, member2],
+        3 => vec!["SCARD", key],
+        4 => vec!["SISMEMBER", key, member],
+        5 => vec!["SMISMEMBER", key, member, member2],
+        6 => vec!["SMEMBERS", key],
+        7 | 8 => {
+            let mut zadd = vec!["ZADD", key];
+            for option in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
+                if rng.gen_bool(0.1) {
+                    zadd.push(option);
+                }
+            }
+            zadd.extend([pick(rng, SCORES), member]);
+            if rng.gen_bool(0.5) {
+                zadd.extend([pick(rng, SCORES), member2]);
+            }
+            zadd
+        }
+        9 => vec!["ZINCRBY", key, pick(rng, SCORES), member],
+        10 => vec!["ZREM", key, member, member2],
+        11 => vec!["ZSCORE", key, member],
+        12 => vec!["ZMSCORE", key, member, member2],
+        13 => vec!["ZCARD", key],
+        14 => vec![pick(rng, &["ZRANK", "ZREVRANK"]), key, member],
+        15 => vec![
+            "ZCOUNT",
+            key,
+            pick(rng, SCORE_BOUNDS),
+            pick(rng, SCORE_BOUNDS),
+        ],
+        16 => {
+            let mut zrange = vec!["ZRANGE", key];
+            let kind = rng.gen_range(0..3);
+            match kind {
+                0 => zrange.extend([pick(rng, INDEXES), pick(rng, INDEXES)]),
+                1 => zrange.extend([pick(rng, SCORE_BOUNDS), pick(rng, SCORE_BOUNDS), "BYSCORE"]),
+                _ => zrange.extend([pick(rng, LEX_BOUNDS), pick(rng, LEX_BOUNDS), "BYLEX"]),
+            }
+            if rng.gen_bool(0.3) {
+                zrange.push("REV");
+            }
+            if rng.gen_bool(0.3) {
+                zrange.extend(["LIMIT", pick(rng, INDEXES), pick(rng, INDEXES)]);
+            }
+            if rng.gen_bool(0.4) {
+                zrange.push("WITHSCORES");
+            }
+            zrange
+        }
+        17 => vec![
+            pick(rng, &["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]),
+            key,
+            pick(rng, SCORE_BOUNDS),
+            pick(rng, SCORE_BOUNDS),
+            pick(rng, &["WITHSCORES", "LIMIT"]),
+            pick(rng, INDEXES),
+            pick(rng, INDEXES),
+        ],
+        _ => vec![pick(rng, &["TYPE", "ZCARD", "SCARD"]), other],
+    };
+    command.into_iter().map(String::from).collect()
+}
+
+/// The reply in `show`'s form, members sorted for [`UNORDERED`] commands.
+fn show_reply(con: &mut redis::Connection, args: &[&[u8]]) -> String {
+    let mut reply = run(con, args);
+    let unordered = UNORDERED
+        .iter()
+        .any(|name| args[0].eq_ignore_ascii_case(name.as_bytes()));
+    if let (true, Ok(redis::Value::Array(items) | redis::Value::Set(items))) =
+        (unordered, &mut reply)
+    {
+        items.sort_by_key(common::show_value);
+    }
+    show(&reply)
+}
+
 fn seed() -> u64 {
     match std::env::var("EMBER_TEST_SEED") {
         Ok(text) => text.parse().expect("EMBER_TEST_SEED is a u64"),
@@ -176,8 +279,8 @@ fn random_commands_match_redis_server() {
         for step in 0..operations {
             let command = random_command(&mut rng);
             let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
-            let ember_reply = show(&run(&mut ours, &args));
-            let redis_reply = show(&run(&mut theirs, &args));
+            let ember_reply = show_reply(&mut ours, &args);
+            let redis_reply = show_reply(&mut theirs, &args);
             history.push(format!("{command:?} -> {redis_reply}"));
             if ember_reply != redis_reply {
                 let recent = history[history.len().saturating_sub(15)..].join("\n    ");
@@ -194,6 +297,12 @@ fn random_commands_match_redis_server() {
                 (
                     show(&run(con, &[b"GET", key.as_bytes()])),
                     show(&run(con, &[b"TTL", key.as_bytes()])),
+                    show(&run(con, &[b"TYPE", key.as_bytes()])),
+                    show_reply(con, &[b"SMEMBERS", key.as_bytes()]),
+                    show(&run(
+                        con,
+                        &[b"ZRANGE", key.as_bytes(), b"0", b"-1", b"WITHSCORES"],
+                    )),
                 )
             };
             assert_eq!(dump(&mut ours), dump(&mut theirs), "seed {seed}: key {key}");

@@ -179,6 +179,38 @@ fn resp_writes_are_read_one_sided_and_removals_are_misses() {
     assert_eq!(one_sided(&mut client, "user:3"), None);
 }
 
+/// Only strings are published: a set or sorted set that replaces a string (RENAME, COPY
+/// REPLACE, MOVE into database 0...) takes the string's bytes out of the region, so a one-sided
+/// GET misses rather than reading them, and a GET by message gets WRONGTYPE.
+#[test]
+fn sets_and_sorted_sets_are_never_read_one_sided() {
+    let path = socket_path("collections");
+    let ember = start(&["--shm", &path]);
+    let mut resp = Resp::connect(ember.port);
+    let mut client = shm_client(&path);
+    for key in ["renamed", "copied", "zset"] {
+        assert_eq!(resp.call(&[b"SET", key.as_bytes(), b"old"]), "+OK");
+        assert_eq!(one_sided(&mut client, key).as_deref(), Some("old"), "{key}");
+    }
+    assert_eq!(resp.call(&[b"SADD", b"set:a", b"m"]), ":1");
+    assert_eq!(resp.call(&[b"RENAME", b"set:a", b"renamed"]), "+OK");
+    assert_eq!(resp.call(&[b"SADD", b"set:b", b"m"]), ":1");
+    assert_eq!(resp.call(&[b"COPY", b"set:b", b"copied", b"REPLACE"]), ":1");
+    assert_eq!(resp.call(&[b"DEL", b"zset"]), ":1");
+    assert_eq!(resp.call(&[b"ZADD", b"zset", b"1", b"m"]), ":1");
+    assert_eq!(resp.call(&[b"SADD", b"renamed", b"n"]), ":1");
+    for key in ["renamed", "copied", "zset", "set:b"] {
+        assert_eq!(one_sided(&mut client, key), None, "{key} read one-sided");
+        let by_message = client.get(key.as_bytes());
+        assert!(
+            format!("{by_message:?}").contains("WRONGTYPE"),
+            "{key} by message: {by_message:?}"
+        );
+    }
+    assert_eq!(resp.call(&[b"SET", b"renamed", b"new"]), "+OK");
+    assert_eq!(one_sided(&mut client, "renamed").as_deref(), Some("new"));
+}
+
 #[test]
 fn writes_by_message_are_seen_by_resp_clients() {
     let path = socket_path("message");

@@ -140,3 +140,102 @@ fn watch_aborts_exec_when_a_watched_key_changes() {
     assert_eq!(error.detail(), Some("WATCH inside MULTI is not allowed"));
     let _: () = redis::cmd("DISCARD").query(&mut watcher).unwrap();
 }
+
+/// WATCH on a set or sorted set: a write that changes it aborts EXEC, one that changes nothing
+/// (adding a present member, the same score) does not, as in Redis.
+#[test]
+fn watch_sees_set_and_sorted_set_changes() {
+    let ember = Ember::start(2);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", ember.port)).unwrap();
+    let mut watcher = client.get_connection().unwrap();
+    let mut other = client.get_connection().unwrap();
+    let cases: &[(&str, &[&str], &[&str], bool)] = &[
+        (
+            "sadd of a new member",
+            &["SADD", "watched", "a"],
+            &["SADD", "watched", "b"],
+            true,
+        ),
+        (
+            "sadd of a present member",
+            &["SADD", "watched", "a"],
+            &["SADD", "watched", "a"],
+            false,
+        ),
+        (
+            "srem of the last member",
+            &["SADD", "watched", "a"],
+            &["SREM", "watched", "a"],
+            true,
+        ),
+        (
+            "srem of no member",
+            &["SADD", "watched", "a"],
+            &["SREM", "watched", "x"],
+            false,
+        ),
+        (
+            "spop",
+            &["SADD", "watched", "a", "b"],
+            &["SPOP", "watched"],
+            true,
+        ),
+        (
+            "zadd of a new score",
+            &["ZADD", "watched", "1", "a"],
+            &["ZADD", "watched", "2", "a"],
+            true,
+        ),
+        (
+            "zadd of the same score",
+            &["ZADD", "watched", "1", "a"],
+            &["ZADD", "watched", "1", "a"],
+            false,
+        ),
+        (
+            "zincrby",
+            &["ZADD", "watched", "1", "a"],
+            &["ZINCRBY", "watched", "1", "a"],
+            true,
+        ),
+        (
+            "zrem",
+            &["ZADD", "watched", "1", "a", "2", "b"],
+            &["ZREM", "watched", "b"],
+            true,
+        ),
+        (
+            "set over a set",
+            &["SADD", "watched", "a"],
+            &["SET", "watched", "v"],
+            true,
+        ),
+    ];
+    for (name, setup, interfere, aborts) in cases {
+        let _: () = redis::cmd("DEL").arg("watched").query(&mut other).unwrap();
+        let _: redis::Value = redis::cmd(setup[0])
+            .arg(&setup[1..])
+            .query(&mut other)
+            .unwrap();
+        let _: () = redis::cmd("WATCH")
+            .arg("watched")
+            .query(&mut watcher)
+            .unwrap();
+        let _: redis::Value = redis::cmd(interfere[0])
+            .arg(&interfere[1..])
+            .query(&mut other)
+            .unwrap();
+        let _: () = redis::cmd("MULTI").query(&mut watcher).unwrap();
+        let _: String = redis::cmd("SET")
+            .arg("from-transaction")
+            .arg("1")
+            .query(&mut watcher)
+            .unwrap();
+        let reply: redis::Value = redis::cmd("EXEC").query(&mut watcher).unwrap();
+        assert_eq!(
+            reply == redis::Value::Nil,
+            *aborts,
+            "case {name}: {reply:?}"
+        );
+    }
+}

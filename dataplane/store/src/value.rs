@@ -1,15 +1,22 @@
 //! Values and entries.
 
 use crate::compact::CompactBytes;
+use crate::set::SetValue;
+use crate::zset::SortedSet;
 
 /// A stored value. Strings that are canonical integers are kept as integers, as Redis's `int`
-/// encoding does, so INCR needs no parse and the value no heap.
+/// encoding does, so INCR needs no parse and the value no heap. Collections are boxed so that
+/// every entry stays as small as a string's.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string value whose text is the canonical form of this integer.
     Int(i64),
     /// Any other string value.
     Str(CompactBytes),
+    /// A set (never empty in a keyspace: the last SREM or SPOP deletes the key).
+    Set(Box<SetValue>),
+    /// A sorted set (never empty in a keyspace).
+    ZSet(Box<SortedSet>),
 }
 
 /// Longest string that may be kept as an integer: 20 characters, `i64::MIN`'s length.
@@ -40,7 +47,14 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Int(_) | Self::Str(_) => "string",
+            Self::Set(_) => "set",
+            Self::ZSet(_) => "zset",
         }
+    }
+
+    /// True for a string value (integer or bytes): what string commands may read.
+    pub fn is_string(&self) -> bool {
+        matches!(self, Self::Int(_) | Self::Str(_))
     }
 
     /// The OBJECT ENCODING name, as Redis would report it for the same value.
@@ -49,29 +63,35 @@ impl Value {
             Self::Int(_) => "int",
             Self::Str(bytes) if bytes.len() <= 44 => "embstr",
             Self::Str(_) => "raw",
+            Self::Set(set) => set.encoding_name(),
+            Self::ZSet(zset) => zset.encoding_name(),
         }
     }
 
-    /// Appends the string form of the value to `out`.
+    /// Appends the string form of the value to `out`. A collection has none and appends
+    /// nothing: string commands check [`Value::is_string`] first and answer WRONGTYPE.
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
         match self {
             Self::Int(int) => out.extend_from_slice(itoa_buffer(*int).as_bytes()),
             Self::Str(bytes) => out.extend_from_slice(bytes),
+            Self::Set(_) | Self::ZSet(_) => {}
         }
     }
 
-    /// The string form of the value as an owned vector.
+    /// The string form of the value as an owned vector (empty for a collection, see
+    /// [`Value::write_bytes`]).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write_bytes(&mut out);
         out
     }
 
-    /// Length of the string form (STRLEN).
+    /// Length of the string form (STRLEN); 0 for a collection.
     pub fn string_len(&self) -> usize {
         match self {
             Self::Int(int) => itoa_buffer(*int).len(),
             Self::Str(bytes) => bytes.len(),
+            Self::Set(_) | Self::ZSet(_) => 0,
         }
     }
 
@@ -80,6 +100,8 @@ impl Value {
         match self {
             Self::Int(_) => 0,
             Self::Str(bytes) => bytes.heap_len(),
+            Self::Set(set) => std::mem::size_of::<SetValue>() + set.heap_len(),
+            Self::ZSet(zset) => std::mem::size_of::<SortedSet>() + zset.heap_len(),
         }
     }
 }
@@ -97,6 +119,23 @@ pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
     let value: i64 = text.parse().ok()?;
     // Reject "+1", "01", "-0": only the canonical form round-trips.
     (value.to_string().as_bytes() == bytes).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collections_keep_values_small() {
+        // Boxed collections: a value is no larger than a string's inline form needs.
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        let mut set = SetValue::for_members(b"a", 1);
+        set.insert(b"a");
+        let value = Value::Set(Box::new(set));
+        assert_eq!((value.type_name(), value.is_string()), ("set", false));
+        assert!(value.heap_len() > 0);
+        assert_eq!(value.to_vec(), b"");
+    }
 }
 
 /// Whether an entry expires, and when.

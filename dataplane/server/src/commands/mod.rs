@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use ember_resp::Protocol;
-use ember_store::Keyspace;
+use ember_store::{Entry, Keyspace};
 
 use crate::client::Client;
 use crate::config::Config;
@@ -19,8 +19,10 @@ pub mod connection;
 pub mod keys;
 pub mod recommend;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod transaction;
+pub mod zsets;
 
 /// An error reply: the full message, code first (`ERR ...`, `WRONGTYPE ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,8 @@ pub mod errors {
         "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     /// Commands before AUTH.
     pub const NOAUTH: &str = "NOAUTH Authentication required.";
+    /// A command of one type on a key holding another.
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 }
 
 /// Where a command's keys are: Redis's (first, last, step), `last` negative counting from the end.
@@ -143,6 +147,26 @@ pub struct Ctx<'a> {
     pub stats: &'a ShardStats,
     /// CLIENT NO-TOUCH of the caller.
     pub no_touch: bool,
+}
+
+/// Reads `key` for a read command, counting the hit or miss; under CLIENT NO-TOUCH the key's
+/// access time stays as it was.
+pub fn read_entry<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Option<&'c Entry> {
+    read_for_reply(ctx, key).0
+}
+
+/// [`read_entry`], handing back the reply buffer too, for replies written from the entry.
+pub fn read_for_reply<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> (Option<&'c Entry>, &'c mut Vec<u8>) {
+    let entry = if ctx.no_touch {
+        ctx.keyspace.peek(ctx.db, key, ctx.now_ms)
+    } else {
+        ctx.keyspace.get(ctx.db, key, ctx.now_ms)
+    };
+    ctx.stats.count_lookup(entry.is_some());
+    (entry, &mut *ctx.out)
 }
 
 /// What a connection-state command needs.
@@ -383,6 +407,32 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("substr", 4, R, ONE_KEY, "string", "1.0.0", "Returns a substring from a string value.", Ks(strings::getrange)),
     command("setrange", 4, W_OOM, ONE_KEY, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", Ks(strings::setrange)),
     split(command("lcs", -3, R, TWO_KEYS, "string", "7.0.0", "Finds the longest common substring.", Ks(strings::lcs)), Split::Scratch),
+    // sets
+    command("sadd", -3, W_OOM_FAST, ONE_KEY, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", Ks(sets::sadd)),
+    command("srem", -3, W_FAST, ONE_KEY, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", Ks(sets::srem)),
+    command("smembers", 2, R, ONE_KEY, "set", "1.0.0", "Returns all members of a set.", Ks(sets::smembers)),
+    command("sismember", 3, R_FAST, ONE_KEY, "set", "1.0.0", "Determines whether a member belongs to a set.", Ks(sets::sismember)),
+    command("smismember", -3, R_FAST, ONE_KEY, "set", "6.2.0", "Determines whether multiple members belong to a set.", Ks(sets::smismember)),
+    command("scard", 2, R_FAST, ONE_KEY, "set", "1.0.0", "Returns the number of members in a set.", Ks(sets::scard)),
+    command("srandmember", -2, R, ONE_KEY, "set", "1.0.0", "Get one or multiple random members from a set", Ks(sets::srandmember)),
+    command("spop", -2, W_FAST, ONE_KEY, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", Ks(sets::spop)),
+    // sorted sets
+    command("zadd", -4, W_OOM_FAST, ONE_KEY, "sorted_set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", Ks(zsets::zadd)),
+    command("zincrby", 4, W_OOM_FAST, ONE_KEY, "sorted_set", "1.2.0", "Increments the score of a member in a sorted set.", Ks(zsets::zincrby)),
+    command("zrem", -3, W_FAST, ONE_KEY, "sorted_set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", Ks(zsets::zrem)),
+    command("zscore", 3, R_FAST, ONE_KEY, "sorted_set", "1.2.0", "Returns the score of a member in a sorted set.", Ks(zsets::zscore)),
+    command("zmscore", -3, R_FAST, ONE_KEY, "sorted_set", "6.2.0", "Returns the score of one or more members in a sorted set.", Ks(zsets::zmscore)),
+    command("zcard", 2, R_FAST, ONE_KEY, "sorted_set", "1.2.0", "Returns the number of members in a sorted set.", Ks(zsets::zcard)),
+    command("zrank", -3, R_FAST, ONE_KEY, "sorted_set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", Ks(zsets::zrank)),
+    command("zrevrank", -3, R_FAST, ONE_KEY, "sorted_set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", Ks(zsets::zrevrank)),
+    command("zcount", 4, R_FAST, ONE_KEY, "sorted_set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", Ks(zsets::zcount)),
+    command("zlexcount", 4, R_FAST, ONE_KEY, "sorted_set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", Ks(zsets::zlexcount)),
+    command("zrange", -4, R, ONE_KEY, "sorted_set", "1.2.0", "Returns members in a sorted set within a range of indexes.", Ks(zsets::zrange)),
+    command("zrevrange", -4, R, ONE_KEY, "sorted_set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", Ks(zsets::zrevrange)),
+    command("zrangebyscore", -4, R, ONE_KEY, "sorted_set", "1.0.5", "Returns members in a sorted set within a range of scores.", Ks(zsets::zrangebyscore)),
+    command("zrevrangebyscore", -4, R, ONE_KEY, "sorted_set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", Ks(zsets::zrevrangebyscore)),
+    command("zrangebylex", -4, R, ONE_KEY, "sorted_set", "2.8.9", "Returns members in a sorted set within a lexicographical range.", Ks(zsets::zrangebylex)),
+    command("zrevrangebylex", -4, R, ONE_KEY, "sorted_set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", Ks(zsets::zrevrangebylex)),
     // keys
     split(command("del", -2, W, ALL_KEYS, "generic", "1.0.0", "Deletes one or more keys.", Ks(keys::del)), Split::Sum),
     split(command("unlink", -2, W_FAST, ALL_KEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", Ks(keys::del)), Split::Sum),

@@ -3,6 +3,7 @@
 //! model through the shard's batcher, and returns the top k ids with their scores, best first.
 
 pub mod args;
+pub mod from_key;
 pub mod rows;
 
 use std::collections::BTreeMap;
@@ -158,21 +159,7 @@ pub async fn run(
     let now_ms = crate::stats::unix_time_ms();
     let candidates = match parsed.candidates {
         Candidates::Ids(ids) => ids,
-        Candidates::Key(key) => {
-            // The store holds strings only so far; a set or sorted set of candidates arrives with those types.
-            return Err(
-                match read_values(shard, client.db, &[key], now_ms)
-                    .await
-                    .pop()
-                    .flatten()
-                {
-                    Some(_) => CommandError::from(
-                        "WRONGTYPE Operation against a key holding the wrong kind of value",
-                    ),
-                    None => CommandError::from("ERR no candidates: FROM key does not exist"),
-                },
-            );
-        }
+        Candidates::Key(key) => from_key::candidates(shard, client.db, &key, now_ms).await?,
     };
     let default_zero = shard.inference.config().embedding_default_zero;
     let keys = rows::RowKeys::new(layout, &parsed.user, &candidates);

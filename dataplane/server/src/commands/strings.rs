@@ -27,10 +27,21 @@ fn lookup<'a>(
     }
 }
 
+/// The value of a string command's key: WRONGTYPE for a set or sorted set, as in Redis.
+fn string_value(entry: &Entry) -> Result<&Value, CommandError> {
+    if entry.value.is_string() {
+        Ok(&entry.value)
+    } else {
+        Err(errors::WRONGTYPE.into())
+    }
+}
+
+/// Replies with a string value (callers have checked the type with [`string_value`]).
 fn reply_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Int(int) => encode::bulk_integer(out, *int),
         Value::Str(bytes) => encode::bulk(out, bytes),
+        Value::Set(_) | Value::ZSet(_) => unreachable!("string replies are type-checked first"),
     }
 }
 
@@ -47,7 +58,7 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let entry = lookup(ctx.keyspace, ctx.db, args[1], ctx.now_ms, ctx.no_touch);
     ctx.stats.count_lookup(entry.is_some());
     match entry {
-        Some(entry) => reply_value(ctx.out, &entry.value),
+        Some(entry) => reply_value(ctx.out, string_value(entry)?),
         None => encode::null(ctx.out, protocol),
     }
     Ok(())
@@ -169,18 +180,28 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let mut options = parse_write_options(&args[3..], true)?;
     options.resolve_expire(ctx, "set")?;
     let (key, value) = (args[1], args[2]);
-    let existing = ctx.keyspace.get(ctx.db, key, ctx.now_ms).cloned();
-    let condition_met = !(options.nx && existing.is_some() || options.xx && existing.is_none());
+    // SET overwrites a key of any type; only its GET option reads the old value, and answers
+    // WRONGTYPE for a collection without writing.
+    let existing = ctx.keyspace.get(ctx.db, key, ctx.now_ms);
+    let (exists, existing_expire) = (
+        existing.is_some(),
+        existing.and_then(|entry| entry.expire_at_ms),
+    );
+    let previous = match existing {
+        Some(entry) if options.get => Some(string_value(entry)?.clone()),
+        _ => None,
+    };
+    let condition_met = !(options.nx && exists || options.xx && !exists);
     if condition_met {
         let expire = match options.expire {
-            ExpireOption::Keep => existing.as_ref().and_then(|entry| entry.expire_at_ms),
+            ExpireOption::Keep => existing_expire,
             ExpireOption::At(at) => Some(at),
             ExpireOption::Unset | ExpireOption::Persist => None,
         };
         store(ctx, key, Value::from_bytes(value), expire);
     }
     if options.get {
-        reply_optional(ctx, existing.as_ref().map(|entry| &entry.value));
+        reply_optional(ctx, previous.as_ref());
     } else if condition_met {
         encode::ok(ctx.out);
     } else {
@@ -233,6 +254,9 @@ pub fn psetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// GETSET key value
 pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    if let Some(entry) = ctx.keyspace.get(ctx.db, args[1], ctx.now_ms) {
+        string_value(entry)?;
+    }
     let previous = ctx.keyspace.insert(
         ctx.db,
         args[1],
@@ -246,6 +270,9 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// GETDEL key
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    if let Some(entry) = ctx.keyspace.get(ctx.db, args[1], ctx.now_ms) {
+        string_value(entry)?;
+    }
     let removed = ctx.keyspace.remove(ctx.db, args[1], ctx.now_ms);
     ctx.stats.count_lookup(removed.is_some());
     reply_optional(ctx, removed.as_ref().map(|entry| &entry.value));
@@ -256,10 +283,11 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let mut options = parse_write_options(&args[2..], false)?;
     let key = args[1];
-    let Some(entry) = read(ctx, key).cloned() else {
+    let Some(entry) = read(ctx, key) else {
         encode::null(ctx.out, ctx.protocol);
         return Ok(());
     };
+    let value = string_value(entry)?.clone();
     options.resolve_expire(ctx, "getex")?;
     match options.expire {
         ExpireOption::At(at) if at <= ctx.now_ms => {
@@ -273,7 +301,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         ExpireOption::Unset | ExpireOption::Keep => {}
     }
-    reply_value(ctx.out, &entry.value);
+    reply_value(ctx.out, &value);
     Ok(())
 }
 
@@ -284,7 +312,8 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         let protocol = ctx.protocol;
         let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
         ctx.stats.count_lookup(entry.is_some());
-        match entry {
+        // MGET answers nil for a key of another type, as Redis does.
+        match entry.filter(|entry| entry.value.is_string()) {
             Some(entry) => reply_value(ctx.out, &entry.value),
             None => encode::null(ctx.out, protocol),
         }
@@ -348,6 +377,7 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
                 Value::Str(bytes) => {
                     ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
                 }
+                Value::Set(_) | Value::ZSet(_) => return Err(errors::WRONGTYPE.into()),
             };
             let next = current
                 .checked_add(delta)
@@ -393,20 +423,25 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let increment = parse_float(args[2])?;
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    let existing = ctx.keyspace.get(db, key, now_ms).cloned();
-    let current = match existing.as_ref().map(|entry| &entry.value) {
+    // Redis checks the key's type before it reads the increment.
+    let existing = match ctx.keyspace.get(db, key, now_ms) {
+        Some(entry) => Some((string_value(entry)?.clone(), entry.expire_at_ms)),
+        None => None,
+    };
+    let increment = parse_float(args[2])?;
+    let current = match existing.as_ref().map(|(value, _)| value) {
         None => 0.0,
         Some(Value::Int(int)) => *int as f64,
         Some(Value::Str(bytes)) => parse_float(bytes)?,
+        Some(Value::Set(_) | Value::ZSet(_)) => unreachable!("type-checked above"),
     };
     let next = current + increment;
     if !next.is_finite() {
         return Err("ERR increment would produce NaN or Infinity".into());
     }
     let text = format!("{next}");
-    let expire = existing.and_then(|entry| entry.expire_at_ms);
+    let expire = existing.and_then(|(_, expire)| expire);
     ctx.keyspace
         .insert(db, key, Value::from_bytes(text.as_bytes()), expire, now_ms);
     encode::bulk(ctx.out, text.as_bytes());
@@ -419,7 +454,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let limit = ctx.config.proto_max_bulk_len;
     let length = match ctx.keyspace.get_mut(db, key, now_ms) {
         Some(entry) => {
-            let mut bytes = entry.value.to_vec();
+            let mut bytes = string_value(entry)?.to_vec();
             if bytes.len() + suffix.len() > limit {
                 return Err(errors::STRING_TOO_LONG.into());
             }
@@ -446,7 +481,10 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// STRLEN key
 pub fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let length = read(ctx, args[1]).map_or(0, |entry| entry.value.string_len());
+    let length = match read(ctx, args[1]) {
+        Some(entry) => string_value(entry)?.string_len(),
+        None => 0,
+    };
     encode::integer(ctx.out, length as i64);
     Ok(())
 }
@@ -455,9 +493,10 @@ pub fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let mut start = parse_integer(args[2])?;
     let mut end = parse_integer(args[3])?;
-    let bytes = read(ctx, args[1])
-        .map(|entry| entry.value.to_vec())
-        .unwrap_or_default();
+    let bytes = match read(ctx, args[1]) {
+        Some(entry) => string_value(entry)?.to_vec(),
+        None => Vec::new(),
+    };
     let length = bytes.len() as i64;
     if start < 0 && end < 0 && start > end {
         encode::bulk(ctx.out, b"");
@@ -490,8 +529,11 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let (db, now_ms, key, patch) = (ctx.db, ctx.now_ms, args[1], args[3]);
     let offset = offset as usize;
-    let existing = ctx.keyspace.get(db, key, now_ms).cloned();
-    let Some(entry) = existing else {
+    let existing = match ctx.keyspace.get(db, key, now_ms) {
+        Some(entry) => Some((string_value(entry)?.to_vec(), entry.expire_at_ms)),
+        None => None,
+    };
+    let Some((mut bytes, expire_at_ms)) = existing else {
         if patch.is_empty() {
             encode::integer(ctx.out, 0);
             return Ok(());
@@ -512,7 +554,6 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         encode::integer(ctx.out, length as i64);
         return Ok(());
     };
-    let mut bytes = entry.value.to_vec();
     if patch.is_empty() {
         encode::integer(ctx.out, bytes.len() as i64);
         return Ok(());
@@ -529,7 +570,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         db,
         key,
         Value::Str(ember_store::CompactBytes::from_vec(bytes)),
-        entry.expire_at_ms,
+        expire_at_ms,
         now_ms,
     );
     encode::integer(ctx.out, length as i64);
@@ -538,6 +579,13 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
 pub fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    // Redis checks both keys' types before it reads the options.
+    for key in &args[1..3] {
+        let entry = ctx.keyspace.peek(ctx.db, key, ctx.now_ms);
+        if entry.is_some_and(|entry| !entry.value.is_string()) {
+            return Err("ERR The specified keys must contain string values".into());
+        }
+    }
     let (mut want_len, mut want_idx, mut with_match_len, mut min_match_len) =
         (false, false, false, 0u64);
     let mut index = 3;

@@ -1,0 +1,261 @@
+//! Set commands: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SRANDMEMBER, SPOP.
+//!
+//! A set key never holds an empty set: the command that removes the last member deletes the key,
+//! as in Redis.
+
+use ember_resp::encode;
+use ember_store::{Entry, SetValue, Value};
+
+use super::{errors, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx};
+
+/// Most members one SRANDMEMBER with a negative count may return. Repeats make the reply
+/// independent of the set's size, so only a bound keeps one command from filling the shard's
+/// memory with its output (Redis has none and relies on the client output buffer limit).
+pub const RANDOM_REPEATED_COUNT_MAX: u64 = 1 << 20;
+
+/// The set of `entry`, or WRONGTYPE.
+fn set_of(entry: &Entry) -> Result<&SetValue, CommandError> {
+    match &entry.value {
+        Value::Set(set) => Ok(set),
+        _ => Err(errors::WRONGTYPE.into()),
+    }
+}
+
+/// The set at `key` for a read command (hit or miss counted), or WRONGTYPE.
+fn read_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a SetValue>, CommandError> {
+    read_entry(ctx, key).map(set_of).transpose()
+}
+
+/// SADD key member [member ...]
+pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (db, now_ms, key, members) = (ctx.db, ctx.now_ms, args[1], &args[2..]);
+    let added = match ctx.keyspace.get_mut(db, key, now_ms) {
+        Some(entry) => {
+            let Value::Set(set) = &mut entry.value else {
+                return Err(errors::WRONGTYPE.into());
+            };
+            let added = members.iter().filter(|member| set.insert(member)).count();
+            if added > 0 {
+                ctx.keyspace.value_changed(db, key);
+            }
+            added
+        }
+        None => {
+            let mut set = SetValue::for_members(members[0], members.len());
+            let added = members.iter().filter(|member| set.insert(member)).count();
+            ctx.keyspace
+                .insert(db, key, Value::Set(Box::new(set)), None, now_ms);
+            added
+        }
+    };
+    encode::integer(ctx.out, added as i64);
+    Ok(())
+}
+
+/// SREM key member [member ...]
+pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
+    let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
+        encode::integer(ctx.out, 0);
+        return Ok(());
+    };
+    let Value::Set(set) = &mut entry.value else {
+        return Err(errors::WRONGTYPE.into());
+    };
+    let removed = args[2..].iter().filter(|member| set.remove(member)).count();
+    let emptied = set.is_empty();
+    if emptied {
+        ctx.keyspace.remove(db, key, now_ms);
+    } else if removed > 0 {
+        ctx.keyspace.value_changed(db, key);
+    }
+    encode::integer(ctx.out, removed as i64);
+    Ok(())
+}
+
+/// SMEMBERS key
+pub fn smembers(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let protocol = ctx.protocol;
+    let (entry, out) = read_for_reply(ctx, args[1]);
+    match entry.map(set_of).transpose()? {
+        Some(set) => {
+            encode::set_len(out, set.len(), protocol);
+            for member in set.iter() {
+                encode::bulk(out, member);
+            }
+        }
+        None => encode::set_len(out, 0, protocol),
+    }
+    Ok(())
+}
+
+/// SISMEMBER key member
+pub fn sismember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let found = read_set(ctx, args[1])?.is_some_and(|set| set.contains(args[2]));
+    encode::integer(ctx.out, i64::from(found));
+    Ok(())
+}
+
+/// SMISMEMBER key member [member ...]
+pub fn smismember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let found: Vec<bool> = match read_set(ctx, args[1])? {
+        Some(set) => args[2..]
+            .iter()
+            .map(|member| set.contains(member))
+            .collect(),
+        None => vec![false; args.len() - 2],
+    };
+    encode::array_len(ctx.out, found.len());
+    for member_found in found {
+        encode::integer(ctx.out, i64::from(member_found));
+    }
+    Ok(())
+}
+
+/// SCARD key
+pub fn scard(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let len = read_set(ctx, args[1])?.map_or(0, SetValue::len);
+    encode::integer(ctx.out, len as i64);
+    Ok(())
+}
+
+/// SRANDMEMBER key [count]: without a count one member or nil; a positive count that many
+/// distinct members (all when the set is smaller); a negative count that many with repeats.
+pub fn srandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    if args.len() > 3 {
+        return Err(errors::SYNTAX.into());
+    }
+    let count = match args.get(2) {
+        Some(arg) => Some(parse_random_count(arg)?),
+        None => None,
+    };
+    let protocol = ctx.protocol;
+    let mut rng = rand::thread_rng();
+    let (entry, out) = read_for_reply(ctx, args[1]);
+    match (entry.map(set_of).transpose()?, count) {
+        (None, None) => encode::null(out, protocol),
+        (Some(set), None) => {
+            let member = set
+                .random_member(&mut rng)
+                .expect("stored sets are not empty");
+            encode::bulk(out, member);
+        }
+        (None, Some(_)) | (Some(_), Some(0)) => encode::array_len(out, 0),
+        (Some(set), Some(count)) if count > 0 => {
+            let members = set.random_distinct(count as usize, &mut rng);
+            encode::array_len(out, members.len());
+            for member in members {
+                encode::bulk(out, member);
+            }
+        }
+        (Some(set), Some(count)) => {
+            encode::array_len(out, count.unsigned_abs() as usize);
+            for _ in 0..count.unsigned_abs() {
+                let member = set
+                    .random_member(&mut rng)
+                    .expect("stored sets are not empty");
+                encode::bulk(out, member);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SRANDMEMBER's count: Redis's range (-i64::MAX to i64::MAX), and Ember's bound on repeats.
+fn parse_random_count(arg: &[u8]) -> Result<i64, CommandError> {
+    let count = parse_integer(arg)?;
+    if count == i64::MIN {
+        return Err(format!(
+            "ERR value is out of range, value must between {} and {}",
+            -i64::MAX,
+            i64::MAX
+        )
+        .into());
+    }
+    if count < 0 && count.unsigned_abs() > RANDOM_REPEATED_COUNT_MAX {
+        return Err(format!(
+            "ERR SRANDMEMBER returns at most {RANDOM_REPEATED_COUNT_MAX} members with repeats"
+        )
+        .into());
+    }
+    Ok(count)
+}
+
+/// SPOP key [count]: without a count one member or nil; with one, a set of up to `count`
+/// members. The key goes when its last member does.
+pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    if args.len() > 3 {
+        return Err(errors::SYNTAX.into());
+    }
+    let count = match args.get(2) {
+        // Redis gives this one message for a negative count and for one that is no integer.
+        Some(arg) => Some(
+            ember_resp::parse_i64(arg)
+                .and_then(|count| u64::try_from(count).ok())
+                .ok_or(CommandError::from(
+                    "ERR value is out of range, must be positive",
+                ))?,
+        ),
+        None => None,
+    };
+    let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
+    let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
+        match count {
+            Some(_) => encode::set_len(ctx.out, 0, ctx.protocol),
+            None => encode::null(ctx.out, ctx.protocol),
+        }
+        return Ok(());
+    };
+    let Value::Set(set) = &mut entry.value else {
+        return Err(errors::WRONGTYPE.into());
+    };
+    let mut rng = rand::thread_rng();
+    match count {
+        None => {
+            let member = set.pop_random(&mut rng).expect("stored sets are not empty");
+            encode::bulk(ctx.out, &member);
+        }
+        Some(0) => {
+            encode::set_len(ctx.out, 0, ctx.protocol);
+            return Ok(());
+        }
+        Some(count) if count >= set.len() as u64 => {
+            encode::set_len(ctx.out, set.len(), ctx.protocol);
+            for member in set.iter() {
+                encode::bulk(ctx.out, member);
+            }
+            ctx.keyspace.remove(db, key, now_ms);
+            return Ok(());
+        }
+        Some(count) => {
+            encode::set_len(ctx.out, count as usize, ctx.protocol);
+            for _ in 0..count {
+                let member = set.pop_random(&mut rng).expect("count below the size");
+                encode::bulk(ctx.out, &member);
+            }
+        }
+    }
+    if set.is_empty() {
+        ctx.keyspace.remove(db, key, now_ms);
+    } else {
+        ctx.keyspace.value_changed(db, key);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_counts() {
+        assert_eq!(parse_random_count(b"5"), Ok(5));
+        assert_eq!(parse_random_count(b"-5"), Ok(-5));
+        assert!(parse_random_count(b"-9223372036854775808")
+            .unwrap_err()
+            .0
+            .contains("must between -9223372036854775807"));
+        assert!(parse_random_count(b"-1048577").is_err());
+        assert_eq!(parse_random_count(b"9223372036854775807"), Ok(i64::MAX));
+    }
+}

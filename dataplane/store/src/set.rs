@@ -1,0 +1,350 @@
+//! Set values: unordered collections of distinct byte strings (SADD, SPOP...).
+//!
+//! Members live in a vector, and a hash table of indexes into it finds a member by its bytes
+//! (the layout of the `indexmap` crate). The vector gives SPOP and SRANDMEMBER a uniform random
+//! member in O(1), which a plain hash set cannot; removal swaps the last member into the hole.
+//!
+//! Redis keeps small sets as an `intset` or a `listpack` and large ones as a `hashtable`; the
+//! representation here is always the one above, but [`SetValue::encoding_name`] reports the name
+//! Redis 7.2 would, because clients and tests read OBJECT ENCODING.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rand::Rng;
+
+use crate::compact::CompactBytes;
+use crate::value::parse_canonical_i64;
+
+/// Most members an `intset` holds (Redis's `set-max-intset-entries` default).
+pub const INTSET_ENTRIES_MAX: usize = 512;
+/// Most members a `listpack` set holds (Redis's `set-max-listpack-entries` default).
+pub const LISTPACK_ENTRIES_MAX: usize = 128;
+/// Longest member a `listpack` set holds, in bytes (Redis's `set-max-listpack-value` default).
+pub const LISTPACK_VALUE_LEN_MAX: usize = 64;
+
+/// The representation Redis 7.2 would have chosen; it only ever grows, as in Redis (removing
+/// members never converts a set back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetEncoding {
+    /// Every member a canonical integer, few of them.
+    Intset,
+    /// Few, short members.
+    Listpack,
+    /// Anything else.
+    Hashtable,
+}
+
+/// A set of byte strings.
+#[derive(Clone)]
+pub struct SetValue {
+    members: Vec<CompactBytes>,
+    /// Index into `members` of each member, hashed by the member's bytes.
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+    encoding: SetEncoding,
+}
+
+impl SetValue {
+    /// An empty set that SADD is about to fill with `member_count` members, the first being
+    /// `first_member`: Redis 7.2 picks the starting encoding from these two.
+    pub fn for_members(first_member: &[u8], member_count: usize) -> Self {
+        let encoding =
+            if parse_canonical_i64(first_member).is_some() && member_count <= INTSET_ENTRIES_MAX {
+                SetEncoding::Intset
+            } else if member_count <= LISTPACK_ENTRIES_MAX {
+                SetEncoding::Listpack
+            } else {
+                SetEncoding::Hashtable
+            };
+        Self {
+            members: Vec::with_capacity(member_count.min(LISTPACK_ENTRIES_MAX)),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            encoding,
+        }
+    }
+
+    /// Members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True when the set has no member (the keyspace never keeps such a set).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The members, in no particular order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.members.iter().map(CompactBytes::as_bytes)
+    }
+
+    fn position(&self, member: &[u8]) -> Option<usize> {
+        let hash = self.hasher.hash_one(member);
+        self.index
+            .find(hash, |&at| self.members[at].as_bytes() == member)
+            .copied()
+    }
+
+    /// True when `member` is in the set.
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.position(member).is_some()
+    }
+
+    /// Adds `member`; false when it was already there.
+    pub fn insert(&mut self, member: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(member);
+        let members = &self.members;
+        if self
+            .index
+            .find(hash, |&at| members[at].as_bytes() == member)
+            .is_some()
+        {
+            return false;
+        }
+        self.grow_encoding(member);
+        let at = self.members.len();
+        self.members.push(CompactBytes::new(member));
+        let (members, hasher) = (&self.members, &self.hasher);
+        self.index
+            .insert_unique(hash, at, |&at| hasher.hash_one(members[at].as_bytes()));
+        true
+    }
+
+    /// The encoding Redis would convert to before adding the new `member`.
+    fn grow_encoding(&mut self, member: &[u8]) {
+        let len = self.members.len();
+        self.encoding = match self.encoding {
+            SetEncoding::Intset if parse_canonical_i64(member).is_some() => {
+                if len + 1 > INTSET_ENTRIES_MAX {
+                    SetEncoding::Hashtable
+                } else {
+                    SetEncoding::Intset
+                }
+            }
+            // A first non-integer: a listpack if the set and every member (integers counted by
+            // their text) stay within the listpack limits.
+            SetEncoding::Intset => {
+                let longest = self.members.iter().map(|m| m.len()).max().unwrap_or(0);
+                if len < LISTPACK_ENTRIES_MAX
+                    && member.len() <= LISTPACK_VALUE_LEN_MAX
+                    && longest <= LISTPACK_VALUE_LEN_MAX
+                {
+                    SetEncoding::Listpack
+                } else {
+                    SetEncoding::Hashtable
+                }
+            }
+            SetEncoding::Listpack
+                if len < LISTPACK_ENTRIES_MAX && member.len() <= LISTPACK_VALUE_LEN_MAX =>
+            {
+                SetEncoding::Listpack
+            }
+            SetEncoding::Listpack | SetEncoding::Hashtable => SetEncoding::Hashtable,
+        };
+    }
+
+    /// Removes `member`; false when it was not there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(member);
+        let members = &self.members;
+        let Ok(found) = self
+            .index
+            .find_entry(hash, |&at| members[at].as_bytes() == member)
+        else {
+            return false;
+        };
+        let (at, _) = found.remove();
+        self.take_at(at);
+        true
+    }
+
+    /// Removes the member at `at` from the vector (its index entry already gone), moving the
+    /// last member into its place and repointing that member's index entry.
+    fn take_at(&mut self, at: usize) -> CompactBytes {
+        let last = self.members.len() - 1;
+        if at != last {
+            let hash = self.hasher.hash_one(self.members[last].as_bytes());
+            let slot = self
+                .index
+                .find_mut(hash, |&index| index == last)
+                .expect("every member is indexed");
+            *slot = at;
+        }
+        self.members.swap_remove(at)
+    }
+
+    /// A uniformly random member, or `None` when the set is empty.
+    pub fn random_member(&self, rng: &mut impl Rng) -> Option<&[u8]> {
+        if self.members.is_empty() {
+            return None;
+        }
+        Some(self.members[rng.gen_range(0..self.members.len())].as_bytes())
+    }
+
+    /// Removes and returns a uniformly random member, or `None` when the set is empty.
+    pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<CompactBytes> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let at = rng.gen_range(0..self.members.len());
+        let hash = self.hasher.hash_one(self.members[at].as_bytes());
+        self.index
+            .find_entry(hash, |&index| index == at)
+            .expect("every member is indexed")
+            .remove();
+        Some(self.take_at(at))
+    }
+
+    /// `count` distinct random members (all of them when `count` is at least the size), in
+    /// random order, without changing the set.
+    pub fn random_distinct(&self, count: usize, rng: &mut impl Rng) -> Vec<&[u8]> {
+        let count = count.min(self.members.len());
+        // rand picks the sampling method by the ratio (Floyd's for few of many, a partial
+        // shuffle otherwise), so a small count from a large set costs O(count).
+        rand::seq::index::sample(rng, self.members.len(), count)
+            .into_iter()
+            .map(|at| self.members[at].as_bytes())
+            .collect()
+    }
+
+    /// OBJECT ENCODING's answer, as Redis 7.2 would give it for the same history of adds.
+    pub fn encoding_name(&self) -> &'static str {
+        match self.encoding {
+            SetEncoding::Intset => "intset",
+            SetEncoding::Listpack => "listpack",
+            SetEncoding::Hashtable => "hashtable",
+        }
+    }
+
+    /// The encoding Redis 7.2 would report.
+    pub fn encoding(&self) -> SetEncoding {
+        self.encoding
+    }
+
+    /// Rough heap bytes: the members' own heap, their slots, and the index (a `usize` and a
+    /// control byte per bucket).
+    pub fn heap_len(&self) -> usize {
+        self.members
+            .iter()
+            .map(CompactBytes::heap_len)
+            .sum::<usize>()
+            + self.members.capacity() * std::mem::size_of::<CompactBytes>()
+            + self.index.capacity() * (std::mem::size_of::<usize>() + 1)
+    }
+}
+
+impl PartialEq for SetValue {
+    /// Same members (order and encoding aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|member| other.contains(member))
+    }
+}
+
+impl std::fmt::Debug for SetValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.members.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    fn set_of(members: &[&str]) -> SetValue {
+        let mut set = SetValue::for_members(members[0].as_bytes(), members.len());
+        for member in members {
+            set.insert(member.as_bytes());
+        }
+        set
+    }
+
+    #[test]
+    fn insert_remove_contains() {
+        let mut set = set_of(&["a", "b", "c"]);
+        assert!(!set.insert(b"a"));
+        assert_eq!(set.len(), 3);
+        assert!(set.remove(b"a"));
+        assert!(!set.remove(b"a"));
+        assert!(!set.contains(b"a") && set.contains(b"b") && set.contains(b"c"));
+        // The moved member is still found after the swap.
+        assert!(set.remove(b"c"));
+        assert!(set.contains(b"b"));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![&b"b"[..]]);
+    }
+
+    #[test]
+    fn pops_every_member_once() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let names: Vec<String> = (0..300).map(|i| format!("member-{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut set = set_of(&refs);
+        let mut popped = std::collections::HashSet::new();
+        while let Some(member) = set.pop_random(&mut rng) {
+            assert!(popped.insert(member.to_vec()), "popped twice");
+            for name in refs.iter().take(10) {
+                assert_eq!(
+                    set.contains(name.as_bytes()),
+                    !popped.contains(name.as_bytes())
+                );
+            }
+        }
+        assert_eq!(popped.len(), 300);
+    }
+
+    #[test]
+    fn random_distinct_is_distinct() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let set = set_of(&["a", "b", "c", "d", "e"]);
+        let picked = set.random_distinct(3, &mut rng);
+        let unique: std::collections::HashSet<_> = picked.iter().collect();
+        assert_eq!((picked.len(), unique.len()), (3, 3));
+        assert_eq!(set.random_distinct(10, &mut rng).len(), 5);
+    }
+
+    /// Redis 7.2's encoding choices, named cases.
+    #[test]
+    fn encodings_as_redis() {
+        let numbers: Vec<String> = (0..600).map(|i| i.to_string()).collect();
+        let long = "x".repeat(65);
+        let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+            ("small integers", vec!["1", "2", "3"], "intset"),
+            ("integers then a word", vec!["1", "2", "a"], "listpack"),
+            ("words", vec!["a", "b"], "listpack"),
+            ("word then integers", vec!["a", "1"], "listpack"),
+            ("non-canonical integer", vec!["01"], "listpack"),
+            ("long member", vec!["a", &long], "hashtable"),
+            (
+                "many integers",
+                numbers.iter().map(String::as_str).collect(),
+                "hashtable",
+            ),
+            (
+                "129 integers then a word",
+                numbers[..129]
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["w"])
+                    .collect(),
+                "hashtable",
+            ),
+        ];
+        for (name, members, expected) in cases {
+            // One SADD per member: the size hint is 1 each time.
+            let mut set = SetValue::for_members(members[0].as_bytes(), 1);
+            for member in &members {
+                set.insert(member.as_bytes());
+            }
+            assert_eq!(set.encoding_name(), expected, "{name}");
+        }
+        // One SADD with 200 words starts as a hashtable.
+        assert_eq!(
+            SetValue::for_members(b"a", 200).encoding_name(),
+            "hashtable"
+        );
+        assert_eq!(SetValue::for_members(b"1", 200).encoding_name(), "intset");
+    }
+}

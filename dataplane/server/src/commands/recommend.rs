@@ -22,41 +22,6 @@ use crate::shard::{Shard, ShardReply, ShardRequest};
 use self::args::Candidates;
 use self::rows::{Inputs, InputsError, RowKeys};
 
-/// Values of `keys` in database `db`, read on their owning shards (one message per shard), in order.
-async fn read_values(
-    shard: &Rc<Shard>,
-    db: usize,
-    keys: &[Vec<u8>],
-    now_ms: u64,
-) -> Vec<Option<Vec<u8>>> {
-    let mut by_owner: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (index, key) in keys.iter().enumerate() {
-        by_owner.entry(shard.owner_of(key)).or_default().push(index);
-    }
-    let mut values: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-    for (owner, indexes) in by_owner {
-        if owner == shard.index {
-            let keyspace = shard.keyspace.borrow();
-            for index in indexes {
-                values[index] = keyspace
-                    .peek(db, &keys[index], now_ms)
-                    .map(|entry| entry.value.to_vec());
-            }
-            continue;
-        }
-        let request = ShardRequest::Fetch {
-            db,
-            keys: indexes.iter().map(|&i| keys[i].clone()).collect(),
-        };
-        if let ShardReply::Entries(entries) = shard.call(owner, request).await {
-            for (index, entry) in indexes.into_iter().zip(entries) {
-                values[index] = entry.map(|entry| entry.value.to_vec());
-            }
-        }
-    }
-    values
-}
-
 /// Reads every row of `keys` into `inputs`: rows this shard owns straight from its keyspace into their slots,
 /// the others with one Fetch per owning shard.
 async fn gather(
@@ -81,7 +46,7 @@ async fn gather(
                 continue;
             }
             let value = keyspace.peek(db, &key, now_ms).map(|entry| &entry.value);
-            inputs.place(index, value.map(|value| string_bytes(value, &mut text)));
+            place(&mut inputs, index, value, &mut text);
         }
     }
     for (owner, (indexes, owner_keys)) in elsewhere {
@@ -94,26 +59,29 @@ async fn gather(
         };
         let mut text = Vec::new();
         for (index, entry) in indexes.into_iter().zip(entries) {
-            inputs.place(
+            place(
+                &mut inputs,
                 index,
-                entry
-                    .as_ref()
-                    .map(|entry| string_bytes(&entry.value, &mut text)),
+                entry.as_ref().map(|entry| &entry.value),
+                &mut text,
             );
         }
     }
     inputs
 }
 
-/// A value's bytes: a string's in place, an integer's text written into `text`.
-fn string_bytes<'v>(value: &'v Value, text: &'v mut Vec<u8>) -> &'v [u8] {
+/// Places one row's value: a string's bytes in place, an integer's text through `text`; a set or sorted set is
+/// the wrong type for a row.
+fn place(inputs: &mut Inputs, index: usize, value: Option<&Value>, text: &mut Vec<u8>) {
     match value {
-        Value::Str(bytes) => bytes,
-        other => {
+        None => inputs.place(index, None),
+        Some(Value::Str(bytes)) => inputs.place(index, Some(bytes)),
+        Some(int @ Value::Int(_)) => {
             text.clear();
-            other.write_bytes(text);
-            text
+            int.write_bytes(text);
+            inputs.place(index, Some(text));
         }
+        Some(other) => inputs.wrong_type(index, other.type_name()),
     }
 }
 

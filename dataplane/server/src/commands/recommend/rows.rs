@@ -180,6 +180,20 @@ impl Inputs {
         }
     }
 
+    /// Records that key `index` holds a `type_name` value, not a row.
+    pub fn wrong_type(&mut self, index: usize, type_name: &str) {
+        if self
+            .invalid
+            .as_ref()
+            .is_none_or(|(first, _)| index < *first)
+        {
+            self.invalid = Some((
+                index,
+                format!("WRONGTYPE embedding row #{index} holds a {type_name}, not a string of little-endian f32"),
+            ));
+        }
+    }
+
     /// The finished (`dense`, `pooled`) tensors.
     ///
     /// # Errors
@@ -379,6 +393,11 @@ mod tests {
         );
         let [_, pooled] = inputs(&[row(9.0), row(1.0), row(2.0), None], true).unwrap();
         assert_eq!(pooled.as_f32().unwrap(), &[1.0, 2.0, 1.0, 0.0]);
+        let mut typed = Inputs::new(LAYOUT, 2, false);
+        typed.wrong_type(3, "set");
+        assert!(
+            matches!(typed.finish(), Err(InputsError::Invalid(m)) if m.starts_with("WRONGTYPE embedding row #3 holds a set"))
+        );
         let err = inputs(&[row(9.0), None, Some(vec![1, 2]), Some(vec![3])], false).unwrap_err();
         assert!(
             matches!(&err, InputsError::Invalid(m) if m.contains("row #2") && m.contains("row has 2 bytes")),

@@ -130,46 +130,27 @@ pub async fn run(
         Candidates::Key(key) => from_key::candidates(shard, client.db, &key, now_ms).await?,
     };
     let default_zero = shard.inference.config().embedding_default_zero;
-    let keys = rows::RowKeys::new(layout, &parsed.user, &candidates);
-    let inputs = gather(
-        shard,
-        client.db,
-        &keys,
-        Inputs::new(layout, candidates.len(), default_zero),
-        now_ms,
-    )
-    .await;
-    let [dense, pooled] = match inputs.finish() {
-        Ok(inputs) => inputs,
-        Err(InputsError::Missing(row)) => {
-            return Err(rows::missing_row_message(&layout, &parsed.user, &candidates, row).into());
-        }
-        Err(InputsError::Invalid(message)) => return Err(message.into()),
-    };
-    // A request larger than max-batch goes in as several requests that the batcher runs back to back.
+    // A request larger than max-batch goes in as several requests that the batcher runs back to back. Each
+    // chunk's inputs are gathered on their own, so no tensor is built whole and then copied apart.
     let chunk_rows = match model.meta.batch_size as usize {
         0 => candidates.len(),
         rows => rows,
     };
-    let lens: Vec<usize> = (0..candidates.len())
-        .step_by(chunk_rows)
-        .map(|start| chunk_rows.min(candidates.len() - start))
-        .collect();
-    let chunks: Vec<[Tensor; 2]> = if lens.len() == 1 {
-        vec![[dense, pooled]]
-    } else {
-        let dense_parts = dense
-            .split_batch(&lens)
-            .map_err(|e| CommandError::from(format!("ERR {e}")))?;
-        let pooled_parts = pooled
-            .split_batch(&lens)
-            .map_err(|e| CommandError::from(format!("ERR {e}")))?;
-        dense_parts
-            .into_iter()
-            .zip(pooled_parts)
-            .map(|(d, p)| [d, p])
-            .collect()
-    };
+    let mut chunks: Vec<[Tensor; 2]> = Vec::with_capacity(candidates.len().div_ceil(chunk_rows));
+    for chunk in candidates.chunks(chunk_rows) {
+        let keys = RowKeys::new(layout, &parsed.user, chunk);
+        let inputs = Inputs::new(layout, chunk.len(), default_zero);
+        match gather(shard, client.db, &keys, inputs, now_ms)
+            .await
+            .finish(&keys)
+        {
+            Ok(inputs) => chunks.push(inputs),
+            Err(InputsError::Missing(row)) => {
+                return Err(rows::missing_row_message(&layout, &parsed.user, chunk, row).into());
+            }
+            Err(InputsError::Invalid(message)) => return Err(message.into()),
+        }
+    }
     let runs: Vec<Pin<Box<dyn Future<Output = Result<Vec<Tensor>, String>> + '_>>> = chunks
         .into_iter()
         .map(|inputs| Box::pin(model.run(inputs.into(), None)) as Pin<Box<dyn Future<Output = _>>>)

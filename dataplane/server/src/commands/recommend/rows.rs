@@ -133,7 +133,7 @@ pub struct Inputs {
     pooled: Vec<f32>,
     /// The first missing row by key index.
     missing: Option<usize>,
-    /// The first malformed row by key index, with its message.
+    /// The first malformed row by key index, with what is wrong with it.
     invalid: Option<(usize, String)>,
 }
 
@@ -175,7 +175,7 @@ impl Inputs {
                 .as_ref()
                 .is_none_or(|(first, _)| index < *first)
             {
-                self.invalid = Some((index, format!("ERR embedding row #{index}: {error}")));
+                self.invalid = Some((index, format!("ERR embedding row '{{key}}': {error}")));
             }
         }
     }
@@ -189,18 +189,22 @@ impl Inputs {
         {
             self.invalid = Some((
                 index,
-                format!("WRONGTYPE embedding row #{index} holds a {type_name}, not a string of little-endian f32"),
+                format!("WRONGTYPE embedding row '{{key}}' holds a {type_name}, not a string of little-endian f32"),
             ));
         }
     }
 
-    /// The finished (`dense`, `pooled`) tensors.
+    /// The finished (`dense`, `pooled`) tensors; `keys` names a malformed row in its message.
     ///
     /// # Errors
     /// The first malformed row if any (its message), else the first missing row.
-    pub fn finish(mut self) -> Result<[Tensor; 2], InputsError> {
-        if let Some((_, message)) = self.invalid {
-            return Err(InputsError::Invalid(message));
+    pub fn finish(mut self, keys: &RowKeys<'_>) -> Result<[Tensor; 2], InputsError> {
+        if let Some((index, message)) = self.invalid {
+            let mut key = Vec::new();
+            keys.write(index, &mut key);
+            return Err(InputsError::Invalid(
+                message.replace("{key}", &String::from_utf8_lossy(&key)),
+            ));
         }
         if let Some(index) = self.missing {
             return Err(InputsError::Missing(row_of(&self.layout, index)));
@@ -309,11 +313,12 @@ mod tests {
 
     /// Places `values` in reverse order, as replies from several shards may arrive.
     fn inputs(values: &[Option<Vec<u8>>], default_zero: bool) -> Result<[Tensor; 2], InputsError> {
+        let candidates = vec![b"a".to_vec(), b"b".to_vec()];
         let mut inputs = Inputs::new(LAYOUT, 2, default_zero);
         for (index, value) in values.iter().enumerate().rev() {
             inputs.place(index, value.as_deref());
         }
-        inputs.finish()
+        inputs.finish(&RowKeys::new(LAYOUT, b"u", &candidates))
     }
 
     #[test]
@@ -355,7 +360,7 @@ mod tests {
             assert!(!key.is_empty());
             inputs.place(index, Some(&bytes));
         }
-        let [dense, pooled] = inputs.finish().unwrap();
+        let [dense, pooled] = inputs.finish(&keys).unwrap();
         assert!(dense.as_f32().unwrap().iter().all(|&x| x == 0.0));
         let pooled = pooled.as_f32().unwrap();
         for c in 0..3 {
@@ -395,12 +400,13 @@ mod tests {
         assert_eq!(pooled.as_f32().unwrap(), &[1.0, 2.0, 1.0, 0.0]);
         let mut typed = Inputs::new(LAYOUT, 2, false);
         typed.wrong_type(3, "set");
-        assert!(
-            matches!(typed.finish(), Err(InputsError::Invalid(m)) if m.starts_with("WRONGTYPE embedding row #3 holds a set"))
-        );
+        assert!(matches!(
+            typed.finish(&RowKeys::new(LAYOUT, b"u", &candidates)),
+            Err(InputsError::Invalid(m)) if m.starts_with("WRONGTYPE embedding row 'emb:1:b' holds a set")
+        ));
         let err = inputs(&[row(9.0), None, Some(vec![1, 2]), Some(vec![3])], false).unwrap_err();
         assert!(
-            matches!(&err, InputsError::Invalid(m) if m.contains("row #2") && m.contains("row has 2 bytes")),
+            matches!(&err, InputsError::Invalid(m) if m.contains("row 'emb:1:a'") && m.contains("row has 2 bytes")),
             "a malformed row wins over a missing one, the first malformed row is named: {err:?}"
         );
     }

@@ -711,8 +711,6 @@ pub enum InferenceRequest {
 /// A shard's answer to an [`InferenceRequest`].
 #[derive(Debug)]
 pub enum InferenceReply {
-    /// Done.
-    Done,
     /// What each key asked held, in the order asked.
     Tensors(Vec<TensorRead>),
     /// A tensor write's result (WRONGTYPE when a key held another type).
@@ -731,9 +729,8 @@ impl InferenceRequest {
     /// model requests, which never wait.
     pub fn gate_token(&self) -> Option<Option<HoldToken>> {
         match self {
-            InferenceRequest::TensorSet { token, .. } | InferenceRequest::TensorGet { token, .. } => {
-                Some(*token)
-            }
+            InferenceRequest::TensorSet { token, .. }
+            | InferenceRequest::TensorGet { token, .. } => Some(*token),
             _ => None,
         }
     }

@@ -540,7 +540,10 @@ mod tests {
         assert_eq!(keyspace.keys_matching(0, b"*", 0).len(), 2);
         // A string written over a tensor replaces it, and a tensor expires like any key.
         keyspace.insert(0, b"s", tensor(), None, 0);
-        assert_eq!(keyspace.get(0, b"s", 0).unwrap().value.type_name(), "AI_TENSOR");
+        assert_eq!(
+            keyspace.get(0, b"s", 0).unwrap().value.type_name(),
+            "AI_TENSOR"
+        );
         assert!(keyspace.get(0, b"t", 100).is_none());
         assert_eq!(keyspace.len(0), 1);
     }

@@ -258,7 +258,12 @@ async fn modelexecute(
         }
         Err(error) => return Err(error.into()),
     };
-    set_tensors(shard, client, parsed.outputs.into_iter().zip(outputs).collect()).await?;
+    set_tensors(
+        shard,
+        client,
+        parsed.outputs.into_iter().zip(outputs).collect(),
+    )
+    .await?;
     encode::ok(out);
     Ok(())
 }

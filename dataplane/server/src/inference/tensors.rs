@@ -37,7 +37,8 @@ pub fn to_value(tensor: &Tensor) -> Value {
 pub fn from_value(value: &TensorValue) -> Result<Tensor, String> {
     let dtype = DataType::parse(value.dtype().as_bytes())
         .ok_or_else(|| format!("ERR stored tensor has unknown type {}", value.dtype()))?;
-    Tensor::from_le_bytes(dtype, value.shape().to_vec(), value.data()).map_err(|e| format!("ERR {e}"))
+    Tensor::from_le_bytes(dtype, value.shape().to_vec(), value.data())
+        .map_err(|e| format!("ERR {e}"))
 }
 
 /// Reads the tensors at `keys` in `db`, in order; each read counts as a keyspace hit or miss in `count_lookup`.
@@ -102,7 +103,11 @@ mod tests {
     #[test]
     fn round_trip_every_type() {
         let cases = [
-            Tensor::new(vec![2, 2], TensorData::Float(vec![1.0, -2.5, f32::INFINITY, 0.0])).unwrap(),
+            Tensor::new(
+                vec![2, 2],
+                TensorData::Float(vec![1.0, -2.5, f32::INFINITY, 0.0]),
+            )
+            .unwrap(),
             Tensor::new(vec![3], TensorData::Double(vec![1e300, -0.0, 3.5])).unwrap(),
             Tensor::new(vec![1, 2], TensorData::Int32(vec![i32::MIN, 7])).unwrap(),
             Tensor::new(vec![2, 1], TensorData::Int64(vec![i64::MAX, -1])).unwrap(),
@@ -130,7 +135,10 @@ mod tests {
             write(
                 &mut keyspace,
                 0,
-                vec![(b"u".to_vec(), tensor(&[2.0])), (b"s".to_vec(), tensor(&[3.0]))],
+                vec![
+                    (b"u".to_vec(), tensor(&[2.0])),
+                    (b"s".to_vec(), tensor(&[3.0]))
+                ],
                 0
             ),
             Err(errors::WRONGTYPE.to_string())
@@ -150,6 +158,9 @@ mod tests {
             ]
         );
         assert_eq!(lookups, vec![true, false, true]);
-        assert_eq!(read(&mut keyspace, 1, &keys[..1], 0, |_| {}), vec![TensorRead::Missing]);
+        assert_eq!(
+            read(&mut keyspace, 1, &keys[..1], 0, |_| {}),
+            vec![TensorRead::Missing]
+        );
     }
 }

@@ -57,6 +57,8 @@ pub fn read(
                 None => TensorRead::Missing,
                 Some(Value::Tensor(tensor)) => match from_value(tensor) {
                     Ok(tensor) => TensorRead::Found(tensor),
+                    // Unreachable while only `to_value` writes tensors; a value that does not convert
+                    // is not a tensor the kernels can use, and the client gets WRONGTYPE, not a crash.
                     Err(_) => TensorRead::WrongType,
                 },
                 Some(_) => TensorRead::WrongType,

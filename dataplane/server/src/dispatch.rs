@@ -563,7 +563,9 @@ pub fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         }
         ShardRequest::Hold { .. } => !shard.gate.blocks(None),
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
-        ShardRequest::Inference(_) => true,
+        ShardRequest::Inference(request) => request
+            .gate_token()
+            .is_none_or(|token| !shard.gate.blocks(token)),
     }
 }
 
@@ -621,7 +623,10 @@ pub async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             crate::cluster::admin(shard, request, now_ms)
         }
         ShardRequest::Inference(request) => {
-            ShardReply::Inference(crate::inference::answer(&shard.inference, request))
+            if let Some(token) = request.gate_token() {
+                shard.gate.enter(token).await;
+            }
+            ShardReply::Inference(crate::inference::answer(shard, request))
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Inference on one shard: the models it serves (one ONNX Runtime session each, one intra-op thread: the core is
-//! the unit), the RedisAI tensors whose keys it owns, and the dynamic batcher.
+//! the unit) and the dynamic batcher. RedisAI tensors are keys of the keyspace ([`tensors`]).
 //!
 //! Batching follows Triton: requests from every connection of the shard join one queue per model; a batch
 //! leaves when its rows reach max-batch or its oldest request has waited max-delay-us; replies are split back to
@@ -8,6 +8,7 @@
 
 pub mod batch_queue;
 pub mod signal;
+pub mod tensors;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -19,6 +20,8 @@ use ember_kernels::{Backend, Device, OrtRuntime, OrtSession, SessionConfig, Tens
 
 use self::batch_queue::{BatchPolicy, BatchQueue};
 use self::signal::{reply_channel, Notify, ReplySender};
+use self::tensors::TensorRead;
+use crate::shard::HoldToken;
 
 /// Rows per slice by default: about a millisecond of the demo model on one core (measured: ~14 us per row), so
 /// a cache command queued behind a batch waits about that long.
@@ -515,8 +518,6 @@ pub struct Inference {
     queue: std::cell::OnceCell<crate::runtime::TaskQueueHandle>,
     runtime: RefCell<Option<OrtRuntime>>,
     models: RefCell<HashMap<Vec<u8>, Rc<ShardModel>>>,
-    /// RedisAI tensors whose keys this shard owns.
-    pub tensors: RefCell<HashMap<Vec<u8>, Tensor>>,
 }
 
 impl Inference {
@@ -527,7 +528,6 @@ impl Inference {
             queue: std::cell::OnceCell::new(),
             runtime: RefCell::new(None),
             models: RefCell::new(HashMap::new()),
-            tensors: RefCell::new(HashMap::new()),
         }
     }
 
@@ -674,15 +674,23 @@ mod tests {
 /// Inference work one shard asks of another.
 #[derive(Debug)]
 pub enum InferenceRequest {
-    /// Store tensors whose keys this shard owns.
+    /// Store tensors at keys this shard owns, in database `db` of its keyspace.
     TensorSet {
+        /// The client's database.
+        db: usize,
         /// Keys and tensors.
         entries: Vec<(Vec<u8>, Tensor)>,
+        /// The client's hold inside MULTI/EXEC: the write waits at the gate like any keyed command.
+        token: Option<HoldToken>,
     },
-    /// Copies of tensors whose keys this shard owns.
+    /// Copies of tensors at keys this shard owns, in database `db` of its keyspace.
     TensorGet {
+        /// The client's database.
+        db: usize,
         /// The keys.
         keys: Vec<Vec<u8>>,
+        /// The client's hold inside MULTI/EXEC.
+        token: Option<HoldToken>,
     },
     /// Build a session for a model (every shard holds every model).
     ModelStore(Box<StoreRequest>),
@@ -703,10 +711,10 @@ pub enum InferenceRequest {
 /// A shard's answer to an [`InferenceRequest`].
 #[derive(Debug)]
 pub enum InferenceReply {
-    /// Done.
-    Done,
-    /// Tensors in the order asked; `None` for a missing key.
-    Tensors(Vec<Option<Tensor>>),
+    /// What each key asked held, in the order asked.
+    Tensors(Vec<TensorRead>),
+    /// A tensor write's result (WRONGTYPE when a key held another type).
+    TensorsStored(Result<(), String>),
     /// A model store's result.
     Stored(Result<(), String>),
     /// Whether a deleted model existed.
@@ -715,19 +723,35 @@ pub enum InferenceReply {
     Stats(Option<ModelStats>),
 }
 
-/// Answers an [`InferenceRequest`] against this shard's state.
-pub fn answer(inference: &Inference, request: InferenceRequest) -> InferenceReply {
-    match request {
-        InferenceRequest::TensorSet { entries } => {
-            let mut tensors = inference.tensors.borrow_mut();
-            for (key, tensor) in entries {
-                tensors.insert(key, tensor);
-            }
-            InferenceReply::Done
+impl InferenceRequest {
+    /// For a request that touches the keyspace (tensors), the hold token it passes the shard's gate with, so it
+    /// waits while another client holds the shard (a cross-shard MULTI/EXEC) as keyed commands do; `None` for
+    /// model requests, which never wait.
+    pub fn gate_token(&self) -> Option<Option<HoldToken>> {
+        match self {
+            InferenceRequest::TensorSet { token, .. }
+            | InferenceRequest::TensorGet { token, .. } => Some(*token),
+            _ => None,
         }
-        InferenceRequest::TensorGet { keys } => {
-            let tensors = inference.tensors.borrow();
-            InferenceReply::Tensors(keys.iter().map(|key| tensors.get(key).cloned()).collect())
+    }
+}
+
+/// Answers an [`InferenceRequest`] against this shard's state (callers have passed the gate, see
+/// [`InferenceRequest::gate_token`]).
+pub fn answer(shard: &crate::shard::Shard, request: InferenceRequest) -> InferenceReply {
+    let inference = &shard.inference;
+    match request {
+        InferenceRequest::TensorSet { db, entries, .. } => {
+            let now_ms = crate::stats::unix_time_ms();
+            let mut keyspace = shard.keyspace.borrow_mut();
+            InferenceReply::TensorsStored(tensors::write(&mut keyspace, db, entries, now_ms))
+        }
+        InferenceRequest::TensorGet { db, keys, .. } => {
+            let now_ms = crate::stats::unix_time_ms();
+            let mut keyspace = shard.keyspace.borrow_mut();
+            InferenceReply::Tensors(tensors::read(&mut keyspace, db, &keys, now_ms, |hit| {
+                shard.stats.count_lookup(hit)
+            }))
         }
         InferenceRequest::ModelStore(request) => {
             InferenceReply::Stored(inference.store_model(*request))
@@ -753,7 +777,10 @@ pub async fn call(
 ) -> InferenceReply {
     use crate::shard::{ShardReply, ShardRequest};
     if owner == shard.index {
-        return answer(&shard.inference, request);
+        if let Some(token) = request.gate_token() {
+            shard.gate.enter(token).await;
+        }
+        return answer(shard, request);
     }
     match shard.call(owner, ShardRequest::Inference(request)).await {
         ShardReply::Inference(reply) => reply,

@@ -573,3 +573,236 @@ fn a_missing_runtime_is_an_error_that_names_the_fix() {
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+fn query(con: &mut redis::Connection, line: &str) -> redis::RedisResult<Value> {
+    let mut cmd = redis::cmd(line.split(' ').next().unwrap());
+    for arg in line.split(' ').skip(1) {
+        cmd.arg(arg);
+    }
+    cmd.query(con)
+}
+
+fn ok(con: &mut redis::Connection, line: &str) -> Value {
+    query(con, line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+fn sorted_keys(con: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(con).unwrap();
+    keys.sort();
+    keys
+}
+
+/// Every key a full SCAN with `options` returns, sorted.
+fn scan_all(con: &mut redis::Connection, options: &[&str]) -> Vec<String> {
+    let mut cursor = 0u64;
+    let mut keys = Vec::new();
+    loop {
+        let (next, mut step): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg(options)
+            .query(con)
+            .unwrap();
+        keys.append(&mut step);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys
+}
+
+#[test]
+fn tensors_are_keys_of_the_clients_database() {
+    const WRONGTYPE: &str = "WRONGTYPE";
+    const MISSING: &str = "tensor key is empty or in a different shard";
+    for threads in ["1", "2"] {
+        let server = Server::start(&["--threads", threads]);
+        let mut con = server.connection();
+        let case = format!("--threads {threads}");
+        // Eight keys without hash tags: with two shards, some live on each.
+        let names: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+        for name in &names {
+            assert_eq!(
+                ok(&mut con, &format!("AI.TENSORSET {name} FLOAT 2 VALUES 1 2")),
+                Value::Okay
+            );
+        }
+        for name in &names {
+            assert_eq!(
+                ok(&mut con, &format!("TYPE {name}")),
+                Value::SimpleString("AI_TENSOR".into()),
+                "{case}"
+            );
+            assert_eq!(
+                ok(&mut con, &format!("OBJECT ENCODING {name}")),
+                Value::BulkString(b"raw".to_vec())
+            );
+            for line in [
+                format!("GET {name}"),
+                format!("INCR {name}"),
+                format!("SADD {name} m"),
+                format!("ZSCORE {name} m"),
+            ] {
+                assert!(
+                    error_of(query(&mut con, &line)).starts_with(WRONGTYPE),
+                    "{case}: {line}"
+                );
+            }
+        }
+        assert_eq!(ok(&mut con, "DBSIZE"), Value::Int(8), "{case}");
+        assert_eq!(sorted_keys(&mut con, "t*"), names, "{case}");
+        assert_eq!(scan_all(&mut con, &["TYPE", "ai_tensor"]), names, "{case}");
+        assert_eq!(
+            ok(&mut con, &format!("EXISTS {}", names.join(" "))),
+            Value::Int(8)
+        );
+
+        // A tensor over a key of another type is refused as RedisAI refuses it; the string stays.
+        ok(&mut con, "SET s text");
+        assert!(error_of(query(&mut con, "AI.TENSORSET s FLOAT 1 VALUES 1")).starts_with(WRONGTYPE));
+        assert_eq!(ok(&mut con, "GET s"), Value::BulkString(b"text".to_vec()));
+        assert!(error_of(query(&mut con, "AI.TENSORGET s VALUES")).starts_with(WRONGTYPE));
+        // A string over a tensor replaces it (SET ignores the old type).
+        ok(&mut con, "SET t7 text");
+        assert_eq!(
+            ok(&mut con, "TYPE t7"),
+            Value::SimpleString("string".into())
+        );
+
+        // Another database does not see database 0's tensors, and keeps its own.
+        let mut other = redis::Client::open(format!("redis://127.0.0.1:{}/1", server.port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        assert_eq!(ok(&mut other, "DBSIZE"), Value::Int(0), "{case}");
+        assert_eq!(
+            ok(&mut other, "TYPE t0"),
+            Value::SimpleString("none".into())
+        );
+        assert!(error_of(query(&mut other, "AI.TENSORGET t0 META")).contains(MISSING));
+        ok(&mut other, "AI.TENSORSET t0 INT32 1 VALUES 9");
+        assert_eq!(
+            ok(&mut other, "AI.TENSORGET t0 VALUES"),
+            Value::Array(vec![Value::Int(9)])
+        );
+        assert_eq!(
+            floats(&ok(&mut con, "AI.TENSORGET t0 VALUES")),
+            vec![1.0, 2.0]
+        );
+
+        // DEL, EXPIRE, RENAME, COPY and MOVE treat a tensor as any key.
+        assert_eq!(ok(&mut con, "DEL t0 t1 nothing"), Value::Int(2), "{case}");
+        assert!(error_of(query(&mut con, "AI.TENSORGET t0 VALUES")).contains(MISSING));
+        assert_eq!(ok(&mut con, "EXPIRE t2 100"), Value::Int(1));
+        let Value::Int(ttl) = ok(&mut con, "TTL t2") else {
+            panic!("TTL")
+        };
+        assert!((1..=100).contains(&ttl), "{case}: ttl {ttl}");
+        assert_eq!(ok(&mut con, "PEXPIRE t2 1"), Value::Int(1));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(ok(&mut con, "EXISTS t2"), Value::Int(0), "{case}");
+        assert!(error_of(query(&mut con, "AI.TENSORGET t2 VALUES")).contains(MISSING));
+        ok(&mut con, "RENAME t3 renamed");
+        assert_eq!(
+            floats(&ok(&mut con, "AI.TENSORGET renamed VALUES")),
+            vec![1.0, 2.0],
+            "{case}"
+        );
+        assert_eq!(ok(&mut con, "COPY renamed copied"), Value::Int(1));
+        assert_eq!(
+            ok(&mut con, "TYPE copied"),
+            Value::SimpleString("AI_TENSOR".into())
+        );
+        assert_eq!(ok(&mut con, "MOVE copied 2"), Value::Int(1));
+        assert_eq!(ok(&mut con, "EXISTS copied"), Value::Int(0));
+        // Overwriting a tensor with a tensor clears its TTL, as a module value set on a key does.
+        ok(&mut con, "EXPIRE t4 100");
+        ok(&mut con, "AI.TENSORSET t4 DOUBLE 1 VALUES 3");
+        assert_eq!(ok(&mut con, "TTL t4"), Value::Int(-1));
+
+        // WATCH sees a tensor write; AI.TENSORSET runs inside MULTI/EXEC.
+        ok(&mut con, "WATCH t5");
+        ok(&mut other, "SELECT 0");
+        ok(&mut other, "AI.TENSORSET t5 FLOAT 1 VALUES 5");
+        ok(&mut con, "MULTI");
+        ok(&mut con, "AI.TENSORSET t6 FLOAT 1 VALUES 6");
+        assert_eq!(ok(&mut con, "EXEC"), Value::Nil, "{case}");
+        ok(&mut con, "MULTI");
+        ok(&mut con, "AI.TENSORSET t6 FLOAT 1 VALUES 6");
+        ok(&mut con, "AI.TENSORGET t6 VALUES");
+        assert_eq!(
+            ok(&mut con, "EXEC"),
+            Value::Array(vec![
+                Value::Okay,
+                Value::Array(vec![Value::BulkString(b"6".to_vec())])
+            ]),
+            "{case}"
+        );
+
+        ok(&mut con, "FLUSHALL");
+        assert_eq!(ok(&mut con, "DBSIZE"), Value::Int(0), "{case}");
+        ok(&mut other, "SELECT 1");
+        assert_eq!(ok(&mut other, "DBSIZE"), Value::Int(0), "{case}");
+    }
+}
+
+#[test]
+fn modelexecute_outputs_are_keys() {
+    let lib = ort_lib();
+    for threads in ["1", "2"] {
+        let server = Server::start(&["--threads", threads, "--ort-lib", lib.to_str().unwrap()]);
+        let mut con = server.connection();
+        let case = format!("--threads {threads}");
+        let stored: Value = redis::cmd("AI.MODELSTORE")
+            .arg("dlrm")
+            .arg("ONNX")
+            .arg("CPU")
+            .arg("BLOB")
+            .arg(model_bytes("dlrm"))
+            .query(&mut con)
+            .expect("AI.MODELSTORE");
+        assert_eq!(stored, Value::Okay);
+        // Inputs and outputs without hash tags, so with two shards they spread over both.
+        for (index, output) in ["out:a", "out:b", "out:c", "out:d"].into_iter().enumerate() {
+            let (dense, sparse) = (format!("in:dense:{index}"), format!("in:sparse:{index}"));
+            tensorset(&mut con, &dense, &vector("dlrm", "dense"));
+            tensorset(&mut con, &sparse, &vector("dlrm", "sparse"));
+            let line = format!("AI.MODELEXECUTE dlrm INPUTS 2 {dense} {sparse} OUTPUTS 1 {output}");
+            assert_eq!(ok(&mut con, &line), Value::Okay, "{case}");
+            assert_eq!(
+                ok(&mut con, &format!("TYPE {output}")),
+                Value::SimpleString("AI_TENSOR".into())
+            );
+            let values = ok(&mut con, &format!("AI.TENSORGET {output} VALUES"));
+            let err = max_abs_err(&floats(&values), &vector("dlrm", "score"));
+            assert!(
+                err <= SCORE_TOLERANCE,
+                "{case}: {output}: max abs err {err}"
+            );
+        }
+        assert_eq!(
+            sorted_keys(&mut con, "out:*"),
+            ["out:a", "out:b", "out:c", "out:d"],
+            "{case}"
+        );
+        assert_eq!(ok(&mut con, "DBSIZE"), Value::Int(12), "{case}");
+        // An output key of another type is WRONGTYPE; a deleted input is RedisAI's missing-tensor error.
+        ok(&mut con, "SET out:string text");
+        let line = "AI.MODELEXECUTE dlrm INPUTS 2 in:dense:0 in:sparse:0 OUTPUTS 1 out:string";
+        assert!(
+            error_of(query(&mut con, line)).starts_with("WRONGTYPE"),
+            "{case}"
+        );
+        assert_eq!(
+            ok(&mut con, "GET out:string"),
+            Value::BulkString(b"text".to_vec())
+        );
+        ok(&mut con, "DEL in:sparse:0");
+        let line = "AI.MODELEXECUTE dlrm INPUTS 2 in:dense:0 in:sparse:0 OUTPUTS 1 out:a";
+        assert!(
+            error_of(query(&mut con, line)).contains("tensor key is empty or in a different shard"),
+            "{case}"
+        );
+    }
+}

@@ -211,6 +211,41 @@ fn sets_and_sorted_sets_are_never_read_one_sided() {
     assert_eq!(one_sided(&mut client, "renamed").as_deref(), Some("new"));
 }
 
+/// Tensors are keys but not strings: one that replaces a string (RENAME, COPY REPLACE) takes the
+/// string's bytes out of the region, and one written by AI.TENSORSET is never published.
+#[test]
+fn tensors_are_never_read_one_sided() {
+    let path = socket_path("tensors");
+    let ember = start(&["--shm", &path]);
+    let mut resp = Resp::connect(ember.port);
+    let mut client = shm_client(&path);
+    for key in ["renamed", "copied"] {
+        assert_eq!(resp.call(&[b"SET", key.as_bytes(), b"old"]), "+OK");
+        assert_eq!(one_sided(&mut client, key).as_deref(), Some("old"), "{key}");
+    }
+    for key in ["t:a", "t:b"] {
+        let set: &[&[u8]] = &[
+            b"AI.TENSORSET",
+            key.as_bytes(),
+            b"FLOAT",
+            b"1",
+            b"VALUES",
+            b"1",
+        ];
+        assert_eq!(resp.call(set), "+OK");
+    }
+    assert_eq!(resp.call(&[b"RENAME", b"t:a", b"renamed"]), "+OK");
+    assert_eq!(resp.call(&[b"COPY", b"t:b", b"copied", b"REPLACE"]), ":1");
+    for key in ["renamed", "copied", "t:b"] {
+        assert_eq!(one_sided(&mut client, key), None, "{key} read one-sided");
+        let by_message = client.get(key.as_bytes());
+        assert!(
+            format!("{by_message:?}").contains("WRONGTYPE"),
+            "{key} by message: {by_message:?}"
+        );
+    }
+}
+
 #[test]
 fn writes_by_message_are_seen_by_resp_clients() {
     let path = socket_path("message");

@@ -520,6 +520,35 @@ mod tests {
     }
 
     #[test]
+    fn tensor_keys_are_keys() {
+        let tensor = || {
+            Value::Tensor(Box::new(crate::TensorValue::new(
+                "FLOAT",
+                vec![1, 2],
+                vec![0; 8],
+            )))
+        };
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"t", tensor(), Some(100), 0);
+        keyspace.insert(0, b"s", value("v"), None, 0);
+        assert!(keyspace.get(1, b"t", 0).is_none());
+        assert_eq!(keyspace.get(0, b"t", 0).unwrap().value, tensor());
+        let tensors = keyspace.scan(0, 0, 100, 0, |_, entry| {
+            entry.value.type_name() == "AI_TENSOR"
+        });
+        assert_eq!(tensors.keys, vec![CompactBytes::new(b"t")]);
+        assert_eq!(keyspace.keys_matching(0, b"*", 0).len(), 2);
+        // A string written over a tensor replaces it, and a tensor expires like any key.
+        keyspace.insert(0, b"s", tensor(), None, 0);
+        assert_eq!(
+            keyspace.get(0, b"s", 0).unwrap().value.type_name(),
+            "AI_TENSOR"
+        );
+        assert!(keyspace.get(0, b"t", 100).is_none());
+        assert_eq!(keyspace.len(0), 1);
+    }
+
+    #[test]
     fn lazy_and_active_expiry() {
         let mut keyspace = Keyspace::new();
         keyspace.insert(0, b"a", value("1"), Some(100), 0);

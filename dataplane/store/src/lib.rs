@@ -1,7 +1,7 @@
 //! ember-store: one shard's keyspace. No I/O, no runtime, no RESP.
 //!
 //! A [`Keyspace`] holds sixteen databases of compact entries ([`CompactBytes`] keys and small
-//! values inline, integers as integers; sets and sorted sets in [`set`] and [`zset`]), millisecond TTLs with lazy expiry on access and an
+//! values inline, integers as integers; sets and sorted sets in [`set`] and [`zset`], RedisAI tensors in [`tensor`]), millisecond TTLs with lazy expiry on access and an
 //! active expiry cycle that the server runs within a time budget, and a [`KeyObserver`] hook that
 //! hears of every change. [`slot`] is the Redis Cluster slot function shared with the router and
 //! the FPGA module.
@@ -23,6 +23,7 @@ pub mod keyspace;
 pub mod rate_limit;
 pub mod set;
 pub mod slot;
+pub mod tensor;
 pub mod text_filter;
 pub mod value;
 pub mod zset;
@@ -32,5 +33,6 @@ pub use keyspace::{
     DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };
 pub use set::SetValue;
+pub use tensor::TensorValue;
 pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value};
 pub use zset::SortedSet;

@@ -2,6 +2,7 @@
 
 use crate::compact::CompactBytes;
 use crate::set::SetValue;
+use crate::tensor::TensorValue;
 use crate::zset::SortedSet;
 
 /// A stored value. Strings that are canonical integers are kept as integers, as Redis's `int`
@@ -17,6 +18,8 @@ pub enum Value {
     Set(Box<SetValue>),
     /// A sorted set (never empty in a keyspace).
     ZSet(Box<SortedSet>),
+    /// A RedisAI tensor (AI.TENSORSET), opaque to the store.
+    Tensor(Box<TensorValue>),
 }
 
 /// Longest string that may be kept as an integer: 20 characters, `i64::MIN`'s length.
@@ -49,6 +52,9 @@ impl Value {
             Self::Int(_) | Self::Str(_) => "string",
             Self::Set(_) => "set",
             Self::ZSet(_) => "zset",
+            // RedisAI registers its tensor module type as "AI_TENSOR" (models are "AI__MODEL"),
+            // and Redis answers TYPE with a module type's registered name.
+            Self::Tensor(_) => "AI_TENSOR",
         }
     }
 
@@ -65,16 +71,18 @@ impl Value {
             Self::Str(_) => "raw",
             Self::Set(set) => set.encoding_name(),
             Self::ZSet(zset) => zset.encoding_name(),
+            // Redis reports every module value with the `raw` object encoding.
+            Self::Tensor(_) => "raw",
         }
     }
 
-    /// Appends the string form of the value to `out`. A collection has none and appends
-    /// nothing: string commands check [`Value::is_string`] first and answer WRONGTYPE.
+    /// Appends the string form of the value to `out`. A collection or tensor has none and
+    /// appends nothing: string commands check [`Value::is_string`] first and answer WRONGTYPE.
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
         match self {
             Self::Int(int) => out.extend_from_slice(itoa_buffer(*int).as_bytes()),
             Self::Str(bytes) => out.extend_from_slice(bytes),
-            Self::Set(_) | Self::ZSet(_) => {}
+            Self::Set(_) | Self::ZSet(_) | Self::Tensor(_) => {}
         }
     }
 
@@ -86,12 +94,12 @@ impl Value {
         out
     }
 
-    /// Length of the string form (STRLEN); 0 for a collection.
+    /// Length of the string form (STRLEN); 0 for a collection or tensor.
     pub fn string_len(&self) -> usize {
         match self {
             Self::Int(int) => itoa_buffer(*int).len(),
             Self::Str(bytes) => bytes.len(),
-            Self::Set(_) | Self::ZSet(_) => 0,
+            Self::Set(_) | Self::ZSet(_) | Self::Tensor(_) => 0,
         }
     }
 
@@ -102,6 +110,7 @@ impl Value {
             Self::Str(bytes) => bytes.heap_len(),
             Self::Set(set) => std::mem::size_of::<SetValue>() + set.heap_len(),
             Self::ZSet(zset) => std::mem::size_of::<SortedSet>() + zset.heap_len(),
+            Self::Tensor(tensor) => std::mem::size_of::<TensorValue>() + tensor.heap_len(),
         }
     }
 }
@@ -135,6 +144,24 @@ mod tests {
         assert_eq!((value.type_name(), value.is_string()), ("set", false));
         assert!(value.heap_len() > 0);
         assert_eq!(value.to_vec(), b"");
+    }
+
+    #[test]
+    fn tensors_are_opaque_keys() {
+        let tensor = TensorValue::new("FLOAT", vec![2, 2], vec![0; 16]);
+        let value = Value::Tensor(Box::new(tensor.clone()));
+        assert_eq!(std::mem::size_of_val(&value), 24);
+        assert_eq!(
+            (value.type_name(), value.encoding_name(), value.is_string()),
+            ("AI_TENSOR", "raw", false)
+        );
+        assert_eq!((value.to_vec(), value.string_len()), (Vec::new(), 0));
+        assert!(value.heap_len() >= 16 + 2 * std::mem::size_of::<usize>());
+        assert_eq!(value.clone(), value);
+        assert_ne!(
+            value,
+            Value::Tensor(Box::new(TensorValue::new("INT32", vec![2, 2], vec![0; 16])))
+        );
     }
 }
 

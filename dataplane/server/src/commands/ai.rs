@@ -1,10 +1,11 @@
 //! RedisAI's commands: AI.TENSORSET, AI.TENSORGET, AI.MODELSTORE, AI.MODELGET, AI.MODELDEL, AI.MODELEXECUTE and
 //! AI.INFO, with RedisAI's reply shapes and error strings.
 //!
-//! Where things live: a tensor lives on the shard that owns its key (slot routing, as for any key; tensors are
-//! kept beside the keyspace, not in it, so DEL and TYPE do not see them). Every shard holds every model, with
-//! its own session and batcher, so AI.MODELEXECUTE runs on the connection's shard: it gathers the input tensors
-//! from their owners, runs the model through the shard's batcher, and stores the outputs at their owners.
+//! Where things live: a tensor is a key of type `AI_TENSOR` in the client's database, on the shard that owns the
+//! key (slot routing, as for any key), so DEL, TYPE, KEYS, EXPIRE and the rest see it ([`inference::tensors`]).
+//! Every shard holds every model, with its own session and batcher, so AI.MODELEXECUTE runs on the connection's
+//! shard: it reads the input tensors from their owners, runs the model through the shard's batcher, and writes
+//! the outputs at their owners.
 
 pub mod args;
 pub mod reply;
@@ -17,6 +18,7 @@ use ember_resp::encode;
 
 use super::{CommandError, CommandResult, InferenceOp};
 use crate::client::Client;
+use crate::inference::tensors::TensorRead;
 use crate::inference::{self, InferenceReply, InferenceRequest, ModelStats, StoreRequest};
 use crate::shard::Shard;
 
@@ -34,43 +36,77 @@ pub async fn run(
     out: &mut Vec<u8>,
 ) -> CommandResult {
     match op {
-        InferenceOp::TensorSet => tensorset(shard, args, out).await,
+        InferenceOp::TensorSet => tensorset(shard, client, args, out).await,
         InferenceOp::TensorGet => tensorget(shard, client, args, out).await,
         InferenceOp::ModelStore => modelstore(shard, args, out).await,
         InferenceOp::ModelGet => modelget(shard, args, out),
         InferenceOp::ModelDel => modeldel(shard, args, out).await,
-        InferenceOp::ModelExecute => modelexecute(shard, args, out).await,
+        InferenceOp::ModelExecute => modelexecute(shard, client, args, out).await,
         InferenceOp::Info => info(shard, args, out).await,
         InferenceOp::Recommend => super::recommend::run(shard, client, args, out).await,
     }
 }
 
-async fn tensorset(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn tensorset(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
     let (key, tensor) = args::tensorset(args)?;
-    let owner = shard.owner_of(&key);
-    inference::call(
-        shard,
-        owner,
-        InferenceRequest::TensorSet {
-            entries: vec![(key, tensor)],
-        },
-    )
-    .await;
+    set_tensors(shard, client, vec![(key, tensor)]).await?;
     encode::ok(out);
     Ok(())
 }
 
-/// Tensors of `keys`, fetched from their owners, in order.
-pub async fn get_tensors(shard: &Rc<Shard>, keys: &[Vec<u8>]) -> Vec<Option<Tensor>> {
+/// Writes each tensor at its key in the client's database, on the key's owning shard (one message per shard).
+///
+/// # Errors
+/// WRONGTYPE when a key holds a value of another type (that shard writes none of its tensors; shards asked
+/// before it keep theirs, as RedisAI keeps the outputs it stored before a failing one).
+pub async fn set_tensors(
+    shard: &Rc<Shard>,
+    client: &Client,
+    entries: Vec<(Vec<u8>, Tensor)>,
+) -> CommandResult {
+    let mut by_owner: std::collections::BTreeMap<usize, Vec<(Vec<u8>, Tensor)>> =
+        std::collections::BTreeMap::new();
+    for (key, tensor) in entries {
+        by_owner
+            .entry(shard.owner_of(&key))
+            .or_default()
+            .push((key, tensor));
+    }
+    for (owner, entries) in by_owner {
+        let request = InferenceRequest::TensorSet {
+            db: client.db,
+            entries,
+            token: client.hold,
+        };
+        match inference::call(shard, owner, request).await {
+            InferenceReply::TensorsStored(Ok(())) => {}
+            InferenceReply::TensorsStored(Err(error)) | InferenceReply::Stored(Err(error)) => {
+                return Err(error.into())
+            }
+            other => return Err(format!("ERR unexpected shard reply {other:?}").into()),
+        }
+    }
+    Ok(())
+}
+
+/// Tensors of `keys` in the client's database, read on their owners (one message per shard), in order.
+pub async fn get_tensors(shard: &Rc<Shard>, client: &Client, keys: &[Vec<u8>]) -> Vec<TensorRead> {
     let mut by_owner: std::collections::BTreeMap<usize, Vec<usize>> =
         std::collections::BTreeMap::new();
     for (index, key) in keys.iter().enumerate() {
         by_owner.entry(shard.owner_of(key)).or_default().push(index);
     }
-    let mut tensors: Vec<Option<Tensor>> = vec![None; keys.len()];
+    let mut tensors: Vec<TensorRead> = vec![TensorRead::Missing; keys.len()];
     for (owner, indexes) in by_owner {
         let request = InferenceRequest::TensorGet {
+            db: client.db,
             keys: indexes.iter().map(|&i| keys[i].clone()).collect(),
+            token: client.hold,
         };
         if let InferenceReply::Tensors(found) = inference::call(shard, owner, request).await {
             for (index, tensor) in indexes.into_iter().zip(found) {
@@ -81,6 +117,21 @@ pub async fn get_tensors(shard: &Rc<Shard>, keys: &[Vec<u8>]) -> Vec<Option<Tens
     tensors
 }
 
+/// The tensors of `reads`, in order.
+///
+/// # Errors
+/// RedisAI's [`TENSOR_MISSING`] for a missing key, WRONGTYPE for a key of another type: the first in order.
+fn found_tensors(reads: Vec<TensorRead>) -> Result<Vec<Tensor>, CommandError> {
+    reads
+        .into_iter()
+        .map(|read| match read {
+            TensorRead::Found(tensor) => Ok(tensor),
+            TensorRead::Missing => Err(CommandError::from(TENSOR_MISSING)),
+            TensorRead::WrongType => Err(CommandError::from(super::errors::WRONGTYPE)),
+        })
+        .collect()
+}
+
 async fn tensorget(
     shard: &Rc<Shard>,
     client: &Client,
@@ -88,11 +139,9 @@ async fn tensorget(
     out: &mut Vec<u8>,
 ) -> CommandResult {
     let (key, format) = args::tensorget(args)?;
-    let tensor = get_tensors(shard, &[key])
-        .await
+    let tensor = found_tensors(get_tensors(shard, client, &[key]).await)?
         .pop()
-        .flatten()
-        .ok_or(CommandError::from(TENSOR_MISSING))?;
+        .expect("one tensor asked, one read");
     reply::tensor(out, &tensor, format, client.protocol);
     Ok(())
 }
@@ -178,7 +227,12 @@ async fn modeldel(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comma
     Ok(())
 }
 
-async fn modelexecute(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn modelexecute(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> CommandResult {
     let parsed = args::modelexecute(args)?;
     let model = shard
         .inference
@@ -194,11 +248,7 @@ async fn modelexecute(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> C
             "ERR Number of keys given as OUTPUTS here does not match model definition".into(),
         );
     }
-    let inputs = get_tensors(shard, &parsed.inputs)
-        .await
-        .into_iter()
-        .collect::<Option<Vec<Tensor>>>()
-        .ok_or(CommandError::from(TENSOR_MISSING))?;
+    let inputs = found_tensors(get_tensors(shard, client, &parsed.inputs).await)?;
     let timeout = parsed.timeout_ms.map(Duration::from_millis);
     let outputs = match model.run(inputs, timeout).await {
         Ok(outputs) => outputs,
@@ -208,17 +258,12 @@ async fn modelexecute(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> C
         }
         Err(error) => return Err(error.into()),
     };
-    let mut by_owner: std::collections::BTreeMap<usize, Vec<(Vec<u8>, Tensor)>> =
-        std::collections::BTreeMap::new();
-    for (key, tensor) in parsed.outputs.into_iter().zip(outputs) {
-        by_owner
-            .entry(shard.owner_of(&key))
-            .or_default()
-            .push((key, tensor));
-    }
-    for (owner, entries) in by_owner {
-        inference::call(shard, owner, InferenceRequest::TensorSet { entries }).await;
-    }
+    set_tensors(
+        shard,
+        client,
+        parsed.outputs.into_iter().zip(outputs).collect(),
+    )
+    .await?;
     encode::ok(out);
     Ok(())
 }

@@ -27,7 +27,7 @@ fn lookup<'a>(
     }
 }
 
-/// The value of a string command's key: WRONGTYPE for a set or sorted set, as in Redis.
+/// The value of a string command's key: WRONGTYPE for a set, sorted set or tensor, as in Redis.
 fn string_value(entry: &Entry) -> Result<&Value, CommandError> {
     if entry.value.is_string() {
         Ok(&entry.value)
@@ -41,7 +41,9 @@ fn reply_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Int(int) => encode::bulk_integer(out, *int),
         Value::Str(bytes) => encode::bulk(out, bytes),
-        Value::Set(_) | Value::ZSet(_) => unreachable!("string replies are type-checked first"),
+        Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
+            unreachable!("string replies are type-checked first")
+        }
     }
 }
 
@@ -377,7 +379,9 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
                 Value::Str(bytes) => {
                     ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
                 }
-                Value::Set(_) | Value::ZSet(_) => return Err(errors::WRONGTYPE.into()),
+                Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
+                    return Err(errors::WRONGTYPE.into())
+                }
             };
             let next = current
                 .checked_add(delta)
@@ -434,7 +438,9 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => 0.0,
         Some(Value::Int(int)) => *int as f64,
         Some(Value::Str(bytes)) => parse_float(bytes)?,
-        Some(Value::Set(_) | Value::ZSet(_)) => unreachable!("type-checked above"),
+        Some(Value::Set(_) | Value::ZSet(_) | Value::Tensor(_)) => {
+            unreachable!("type-checked above")
+        }
     };
     let next = current + increment;
     if !next.is_finite() {

@@ -46,7 +46,7 @@ fn members_of(entry: Option<&Entry>) -> Result<Vec<Vec<u8>>, CommandError> {
     let len = match &entry.value {
         Value::Set(set) => set.len(),
         Value::ZSet(zset) => zset.len(),
-        Value::Int(_) | Value::Str(_) => return Err(errors::WRONGTYPE.into()),
+        Value::Int(_) | Value::Str(_) | Value::Tensor(_) => return Err(errors::WRONGTYPE.into()),
     };
     if len > CANDIDATES_MAX {
         return Err(format!(
@@ -57,7 +57,7 @@ fn members_of(entry: Option<&Entry>) -> Result<Vec<Vec<u8>>, CommandError> {
     Ok(match &entry.value {
         Value::Set(set) => set.iter().map(<[u8]>::to_vec).collect(),
         Value::ZSet(zset) => zset.iter().map(|(member, _)| member.to_vec()).collect(),
-        Value::Int(_) | Value::Str(_) => unreachable!("checked above"),
+        Value::Int(_) | Value::Str(_) | Value::Tensor(_) => unreachable!("checked above"),
     })
 }
 

@@ -35,7 +35,7 @@ Options use Redis's names, for example:
   --port 6379              TCP port (0 picks a free one)
   --bind 127.0.0.1         addresses to listen on
   --threads N              shards, one pinned per core (default: all cores)
-  --busy-poll-us 50        spin this long before parking a shard
+  --busy-poll-us 50        spin this long after the last request before parking a shard (0: never spin)
   --requirepass PASSWORD   require AUTH
   --maxclients 10000       most connections at once
   --maxmemory 0            memory limit in bytes, units k kb m mb g gb (accepted and

@@ -325,6 +325,8 @@ impl ShardModel {
             ));
         }
         self.wake.notify();
+        // The batch worker runs in another task queue: a spinning shard lets it run now.
+        crate::spin::hand_back_soon();
         receiver
             .await
             .unwrap_or_else(|| Err("ERR model was deleted while the request waited".into()))

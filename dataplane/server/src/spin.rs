@@ -20,6 +20,18 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+thread_local! {
+    /// Set when work in another task queue is waiting (a queued inference batch): the spinner stops polling in
+    /// place and hands the shard back at once. One shard per thread, so a thread-local is the shard's.
+    static HAND_BACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Asks this thread's spinner, if it is spinning in place, to hand the shard back to the runtime now, so
+/// that work waiting in another task queue runs without waiting out a spin slice.
+pub fn hand_back_soon() {
+    HAND_BACK.with(|flag| flag.set(true));
+}
+
 /// One shard's epoll set and the connections waiting on it.
 pub struct Spinner {
     epoll: RawFd,
@@ -192,17 +204,18 @@ impl Spinner {
             }
             let slice_start = Instant::now();
             let mut ready = self.poll_once(&mut events);
-            while !ready && slice_start.elapsed() < SPIN_SLICE {
+            while !ready && slice_start.elapsed() < SPIN_SLICE && !HAND_BACK.with(Cell::get) {
                 std::hint::spin_loop();
                 ready = self.poll_once(&mut events);
             }
+            let others_waiting = HAND_BACK.with(|flag| flag.replace(false));
             if ready {
                 self.last_ready.set(Instant::now());
             } else if self.last_ready.get().elapsed() > self.idle_after {
                 self.stop();
                 continue;
             }
-            if !ready || handed_back.elapsed() > HAND_BACK_MAX {
+            if !ready || others_waiting || handed_back.elapsed() > HAND_BACK_MAX {
                 crate::runtime::sleep(SPIN_PAUSE).await;
                 handed_back = Instant::now();
             } else {

@@ -382,6 +382,54 @@ mod tests {
     }
 
     #[test]
+    fn rows_in_key_order_and_in_any_order_give_the_same_inputs() {
+        let layout = Layout {
+            dense_len: 2,
+            fields: 4,
+            embedding_dim: 3,
+        };
+        let candidates: Vec<Vec<u8>> = (0..5).map(|c| c.to_string().into_bytes()).collect();
+        let keys = RowKeys::new(layout, b"u", &candidates);
+        let value = |index: usize| -> Option<Vec<u8>> {
+            // The last user row is missing: read as zeros with default_zero.
+            (index != 2).then(|| {
+                let len = if index == 0 { 2 } else { 3 };
+                (0..len)
+                    .flat_map(|i| ((index * 10 + i) as f32).to_le_bytes())
+                    .collect()
+            })
+        };
+        let build = |order: &[usize]| {
+            let mut inputs = Inputs::new(layout, candidates.len(), true);
+            for &index in order {
+                inputs.place(index, value(index).as_deref());
+            }
+            let [dense, pooled] = inputs.finish(&keys).unwrap();
+            (
+                dense.as_f32().unwrap().to_vec(),
+                pooled.as_f32().unwrap().to_vec(),
+            )
+        };
+        let forward: Vec<usize> = (0..keys.count()).collect();
+        let (dense, pooled) = build(&forward);
+        for c in 0..5 {
+            assert_eq!(&dense[c * 2..c * 2 + 2], &[0.0, 1.0]);
+            let row = &pooled[c * 12..(c + 1) * 12];
+            assert_eq!(
+                &row[..6],
+                &[10.0, 11.0, 12.0, 0.0, 0.0, 0.0],
+                "user rows of candidate {c}"
+            );
+            let first = (3 + c * 2) as f32 * 10.0;
+            assert_eq!(&row[6..9], &[first, first + 1.0, first + 2.0]);
+        }
+        let mut shuffled = forward.clone();
+        shuffled.reverse();
+        shuffled.swap(0, 7);
+        assert_eq!(build(&shuffled), (dense, pooled));
+    }
+
+    #[test]
     fn missing_rows_are_named_or_defaulted() {
         let candidates = vec![b"a".to_vec(), b"b".to_vec()];
         let err = inputs(&[row(9.0), None, row(2.0), None], false).unwrap_err();

@@ -239,16 +239,17 @@ impl Shard {
     ) -> Self {
         let inference = crate::inference::Inference::new(Rc::new(config.inference.clone()));
         let offload_sim = config.value("offload") == "sim";
-        let spin = (config.busy_poll_us > 0)
-            .then(|| {
-                crate::spin::Spinner::new(std::time::Duration::from_micros(config.busy_poll_us))
-                    .map_err(|error| {
-                        eprintln!("ember: busy polling off: no epoll instance: {error}")
-                    })
-                    .ok()
-            })
-            .flatten()
-            .map(Rc::new);
+        let spin = if config.busy_poll_us == 0 {
+            None
+        } else {
+            match crate::spin::Spinner::new(std::time::Duration::from_micros(config.busy_poll_us)) {
+                Ok(spinner) => Some(Rc::new(spinner)),
+                Err(error) => {
+                    eprintln!("ember: busy polling off: no epoll instance: {error}");
+                    None
+                }
+            }
+        };
         Self {
             index,
             keyspace: RefCell::new(Keyspace::new()),

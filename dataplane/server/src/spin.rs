@@ -15,7 +15,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ pub fn hand_back_soon() {
 
 /// One shard's epoll set and the connections waiting on it.
 pub struct Spinner {
-    epoll: RawFd,
+    epoll: OwnedFd,
     /// Waiting connections by token (a slot is reused once its connection closes).
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
@@ -77,7 +77,8 @@ impl Spinner {
             return Err(io::Error::last_os_error());
         }
         Ok(Self {
-            epoll,
+            // SAFETY: a new descriptor that nothing else owns; OwnedFd closes it once, on drop.
+            epoll: unsafe { OwnedFd::from_raw_fd(epoll) },
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             spinning: Cell::new(false),
@@ -107,7 +108,9 @@ impl Spinner {
             u64: token as u64,
         };
         // SAFETY: `event` outlives the call; the kernel copies it.
-        if unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut event) } < 0 {
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }
+            < 0
+        {
             self.free.borrow_mut().push(token);
             return Err(io::Error::last_os_error());
         }
@@ -118,7 +121,12 @@ impl Spinner {
     pub fn unregister(&self, fd: RawFd, token: usize) {
         // SAFETY: no event pointer is needed for EPOLL_CTL_DEL.
         unsafe {
-            libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            );
         }
         self.slots.borrow_mut()[token] = Slot::default();
         self.free.borrow_mut().push(token);
@@ -159,8 +167,14 @@ impl Spinner {
     /// Collects ready sockets without blocking and wakes their connections; true when any was ready.
     fn poll_once(&self, events: &mut [libc::epoll_event]) -> bool {
         // SAFETY: `events` is a valid buffer of `events.len()` entries for the kernel to fill.
-        let count =
-            unsafe { libc::epoll_wait(self.epoll, events.as_mut_ptr(), events.len() as i32, 0) };
+        let count = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                0,
+            )
+        };
         if count <= 0 {
             return false;
         }
@@ -221,15 +235,6 @@ impl Spinner {
             } else {
                 crate::runtime::yield_now().await;
             }
-        }
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is ours and closed once.
-        unsafe {
-            libc::close(self.epoll);
         }
     }
 }

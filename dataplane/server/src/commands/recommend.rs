@@ -164,7 +164,7 @@ pub async fn run(
         {
             Ok(inputs) => chunks.push(inputs),
             Err(InputsError::Missing(row)) => {
-                return Err(rows::missing_row_message(&layout, &parsed.user, chunk, row).into());
+                return Err(rows::missing_row_message(&keys, row).into());
             }
             Err(InputsError::Invalid(message)) => return Err(message.into()),
         }

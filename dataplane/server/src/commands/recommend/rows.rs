@@ -43,6 +43,8 @@ pub struct RowKeys<'a> {
     layout: Layout,
     user: &'a [u8],
     candidates: &'a [Vec<u8>],
+    /// `dense:{user}`.
+    dense: Vec<u8>,
     /// `emb:{f}:` for every field f.
     prefixes: Vec<Vec<u8>>,
 }
@@ -55,6 +57,7 @@ impl<'a> RowKeys<'a> {
             layout,
             user,
             candidates,
+            dense: dense_key(user),
             prefixes,
         }
     }
@@ -67,11 +70,15 @@ impl<'a> RowKeys<'a> {
 
     /// Writes key `index` into `out` (cleared first).
     pub fn write(&self, index: usize, out: &mut Vec<u8>) {
+        self.write_row(row_of(&self.layout, index), out);
+    }
+
+    /// Writes the key of `row` into `out` (cleared first).
+    fn write_row(&self, row: MissingRow, out: &mut Vec<u8>) {
         out.clear();
-        let (field, id) = match row_of(&self.layout, index) {
+        let (field, id) = match row {
             MissingRow::Dense => {
-                out.extend_from_slice(b"dense:");
-                out.extend_from_slice(self.user);
+                out.extend_from_slice(&self.dense);
                 return;
             }
             MissingRow::User(f) => (f, self.user),
@@ -255,19 +262,9 @@ pub enum MissingRow {
 }
 
 /// The error naming the missing key.
-pub fn missing_row_message(
-    layout: &Layout,
-    user: &[u8],
-    candidates: &[Vec<u8>],
-    row: MissingRow,
-) -> String {
-    let key = match row {
-        MissingRow::Dense => dense_key(user),
-        MissingRow::User(f) => embedding_key(f, user),
-        MissingRow::Candidate(c, f) => {
-            embedding_key(layout.candidate_fields().start + f, &candidates[c])
-        }
-    };
+pub fn missing_row_message(keys: &RowKeys<'_>, row: MissingRow) -> String {
+    let mut key = Vec::new();
+    keys.write_row(row, &mut key);
     format!(
         "ERR embedding row '{}' not found (set it, or start ember with --embedding-default zero)",
         String::from_utf8_lossy(&key)
@@ -441,7 +438,10 @@ mod tests {
         let err = inputs(&[row(9.0), row(1.0), row(2.0), None], false).unwrap_err();
         assert_eq!(err, InputsError::Missing(MissingRow::Candidate(1, 0)));
         assert_eq!(
-            missing_row_message(&LAYOUT, b"u", &candidates, MissingRow::Candidate(1, 0)),
+            missing_row_message(
+                &RowKeys::new(LAYOUT, b"u", &candidates),
+                MissingRow::Candidate(1, 0)
+            ),
             "ERR embedding row 'emb:1:b' not found (set it, or start ember with --embedding-default zero)"
         );
         let [_, pooled] = inputs(&[row(9.0), row(1.0), row(2.0), None], true).unwrap();

@@ -197,8 +197,9 @@ fn modelexecute_scores_match_the_generator() {
     }
 }
 
-#[test]
-fn recommend_scores_match_the_generator() {
+/// Two shards serving `dlrm_dense` with the demo embeddings, and the generator's RECOMMEND case: the user id and
+/// the candidate ids.
+fn recommend_server() -> (Server, Vec<i64>, Vec<i64>) {
     let lib = ort_lib();
     let server = Server::start(&[
         "--threads",
@@ -210,13 +211,19 @@ fn recommend_scores_match_the_generator() {
         "--demo-embeddings",
         "models",
     ]);
-    let mut con = server.connection();
     let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
-        panic!()
+        panic!("the RECOMMEND case's user is not INT64")
     };
     let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
-        panic!()
+        panic!("the RECOMMEND case's candidates are not INT64")
     };
+    (server, user, candidates)
+}
+
+#[test]
+fn recommend_scores_match_the_generator() {
+    let (server, user, candidates) = recommend_server();
+    let mut con = server.connection();
     let scores = vector("recommend", "score");
     let scores = scores.as_f32().unwrap();
     let k = 5;
@@ -287,24 +294,8 @@ fn ranked(reply: Value) -> Vec<(String, f32)> {
 /// shard holds the key; a string key is WRONGTYPE, a missing one an error that says so.
 #[test]
 fn recommend_from_a_set_or_sorted_set_matches_candidates() {
-    let lib = ort_lib();
-    let server = Server::start(&[
-        "--threads",
-        "2",
-        "--ort-lib",
-        lib.to_str().unwrap(),
-        "--model",
-        "dlrm_dense=models/dlrm_dense.onnx",
-        "--demo-embeddings",
-        "models",
-    ]);
+    let (server, user, candidates) = recommend_server();
     let mut con = server.connection();
-    let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
-        panic!()
-    };
-    let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
-        panic!()
-    };
     let k = candidates.len();
     let recommend = |con: &mut redis::Connection, source: &[String]| -> redis::RedisResult<Value> {
         redis::cmd("RECOMMEND")

@@ -29,6 +29,22 @@ const LATENCY_MAX_US: u64 = 10_000_000;
 /// Share of the measured maximum that the open-loop run offers.
 const OPEN_LOOP_LOAD: f64 = 0.7;
 
+const USAGE: &str = "\
+usage: ember-bench infer [flags]        (a running server with dlrm_dense, dlrm and the demo rows)
+       ember-bench load-embeddings [--host H] [--port P] [--models DIR]
+
+  --host 127.0.0.1   --port 6379   server to measure
+  --models models    directory with dlrm_dense.onnx, dlrm.onnx and the demo tables
+  --ort-lib PATH     libonnxruntime.so for the in-process runs (default: $ORT_DYLIB_PATH, then
+                     .deps/onnxruntime/libonnxruntime.so)
+  --batch 1,64,256,1024   batch sizes (candidates per RECOMMEND, rows per AI.MODELEXECUTE)
+  --rounds 3         rounds per batch size; each round measures in-process, RECOMMEND, in-process,
+                     AI.MODELEXECUTE back to back, and the tables give medians over the rounds
+  --seconds 3        length of each measurement
+  --connections 4    client connections (closed loop: one request in flight each)
+  --max-delay-us 2000  the server's max-delay-us, for the open-loop bound
+  --user 7   --k 10  RECOMMEND's user and k";
+
 /// Options shared by both subcommands.
 struct Options {
     host: String,
@@ -36,6 +52,7 @@ struct Options {
     models_dir: PathBuf,
     ort_lib: Option<PathBuf>,
     batches: Vec<usize>,
+    rounds: usize,
     seconds: f64,
     connections: usize,
     max_delay_us: u64,
@@ -50,6 +67,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         models_dir: PathBuf::from("models"),
         ort_lib: None,
         batches: vec![1, 64, 256, 1024],
+        rounds: 3,
         seconds: 3.0,
         connections: 4,
         max_delay_us: 2000,
@@ -89,11 +107,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .filter(|s| *s > 0.0)
                     .ok_or("--seconds must be > 0")?
             }
+            "--rounds" => options.rounds = number(value()?)?.clamp(1, 100) as usize,
             "--connections" => options.connections = number(value()?)?.clamp(1, 256) as usize,
             "--max-delay-us" => options.max_delay_us = number(value()?)?,
             "--user" => options.user = number(value()?)? as usize,
             "--k" => options.k = number(value()?)? as usize,
-            other => return Err(format!("unknown option '{other}'")),
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown option '{other}'\n{USAGE}")),
         }
     }
     Ok(options)
@@ -346,18 +366,60 @@ impl Measurement {
         self.samples as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    fn row(&self, name: &str, batch: usize, reference: Option<f64>) -> String {
-        let ratio = reference.map_or_else(
-            || "-".to_string(),
-            |r| format!("{:.0}%", 100.0 * self.samples_per_s() / r),
-        );
-        format!(
-            "| {name} | {batch} | {:.0} | {ratio} | {} | {} |",
-            self.samples_per_s(),
-            self.latency_us.value_at_quantile(0.5),
-            self.latency_us.value_at_quantile(0.99)
-        )
+    fn p50_us(&self) -> u64 {
+        self.latency_us.value_at_quantile(0.5)
     }
+
+    fn p99_us(&self) -> u64 {
+        self.latency_us.value_at_quantile(0.99)
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One table row over the rounds: median samples/s, p50 and p99. With `reference` (the in-process runs of the
+/// same rounds), each round's ratio to the in-process run measured just before it, and their median, so that a
+/// drift of the machine's speed between rounds cancels out of the ratio.
+fn summary_row(
+    name: &str,
+    batch: usize,
+    runs: &[Measurement],
+    reference: Option<&[Measurement]>,
+) -> String {
+    let rate = median(runs.iter().map(Measurement::samples_per_s).collect());
+    let p50 = median(runs.iter().map(|m| m.p50_us() as f64).collect());
+    let p99 = median(runs.iter().map(|m| m.p99_us() as f64).collect());
+    let (ratio, per_round) = match reference {
+        None => ("-".to_string(), "-".to_string()),
+        Some(reference) => {
+            let ratios: Vec<f64> = runs
+                .iter()
+                .zip(reference)
+                .map(|(run, local)| run.samples_per_s() / local.samples_per_s().max(1e-9))
+                .collect();
+            let listed: Vec<String> = ratios
+                .iter()
+                .map(|r| format!("{:.0}%", 100.0 * r))
+                .collect();
+            (format!("{:.0}%", 100.0 * median(ratios)), listed.join(", "))
+        }
+    };
+    format!("| {name} | {batch} | {rate:.0} | {ratio} | {per_round} | {p50:.0} | {p99:.0} |")
+}
+
+/// The model's scores for `inputs`, computed in this process: what every server reply is checked against.
+fn scores(session: &mut OrtSession, inputs: &[Tensor]) -> Result<Vec<f32>, String> {
+    let scores = session.run(inputs).map_err(|e| e.to_string())?.remove(0);
+    Ok(scores.as_f32().ok_or("score is not FLOAT")?.to_vec())
 }
 
 /// Runs the model in this process, one batch after another on one thread, as a shard would.
@@ -365,10 +427,9 @@ fn in_process(
     session: &mut OrtSession,
     inputs: &[Tensor],
     seconds: f64,
-) -> Result<(Measurement, Vec<f32>), String> {
+) -> Result<Measurement, String> {
     let batch = inputs[0].batch_len() as u64;
-    let scores = session.run(inputs).map_err(|e| e.to_string())?.remove(0);
-    let scores = scores.as_f32().ok_or("score is not FLOAT")?.to_vec();
+    session.run(inputs).map_err(|e| e.to_string())?;
     let mut measurement = Measurement::new();
     let started = Instant::now();
     while started.elapsed().as_secs_f64() < seconds {
@@ -378,7 +439,7 @@ fn in_process(
         measurement.samples += batch;
     }
     measurement.elapsed = started.elapsed();
-    Ok((measurement, scores))
+    Ok(measurement)
 }
 
 /// The commands of one server request and how to check its reply.
@@ -468,8 +529,9 @@ impl Workload {
         };
         match self {
             Workload::Recommend { want, .. } => {
-                let Some(Frame::Array(items)) = replies.into_iter().next() else {
-                    return Err("RECOMMEND: not an array".into());
+                let items = match replies.into_iter().next() {
+                    Some(Frame::Array(items)) => items,
+                    other => return Err(format!("RECOMMEND: expected an array, got {other:?}")),
                 };
                 if items.len() != want.len() * 2 {
                     return Err(format!(
@@ -671,29 +733,28 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())
     };
     let (mut dense_session, mut ids_session) = (open("dlrm_dense")?, open("dlrm")?);
-    println!("| path | batch | samples/s | vs in-process | p50 us | p99 us |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "Medians over {} rounds of {} s per measurement; a round runs in-process, RECOMMEND, in-process, AI.MODELEXECUTE back to back.",
+        options.rounds, options.seconds
+    );
+    println!();
+    println!(
+        "| path | batch | samples/s | vs in-process | rounds (vs in-process) | p50 us | p99 us |"
+    );
+    println!("| --- | ---: | ---: | ---: | --- | ---: | ---: |");
     let mut open_loop_rows = Vec::new();
     for &batch in &options.batches {
         let candidates = tables.candidates(batch);
-        let (local_dense, scores) = in_process(
-            &mut dense_session,
-            &tables.recommend_inputs(options.user, &candidates)?,
-            options.seconds,
-        )?;
+        let recommend_inputs = tables.recommend_inputs(options.user, &candidates)?;
+        let scores_dense = scores(&mut dense_session, &recommend_inputs)?;
         let [dense, sparse] = tables.ids_inputs(options.user, &candidates)?;
-        let (local_ids, ids_scores) = in_process(
-            &mut ids_session,
-            &[dense.clone(), sparse.clone()],
-            options.seconds,
-        )?;
-        println!("{}", local_dense.row("in-process dlrm_dense", batch, None));
-        println!("{}", local_ids.row("in-process dlrm", batch, None));
+        let ids_inputs = [dense.clone(), sparse.clone()];
+        let scores_ids = scores(&mut ids_session, &ids_inputs)?;
 
         let k = options.k.min(batch);
-        let want = top_k(&scores, k)
+        let want = top_k(&scores_dense, k)
             .into_iter()
-            .map(|i| (candidates[i].to_string(), scores[i]))
+            .map(|i| (candidates[i].to_string(), scores_dense[i]))
             .collect();
         let mut args: Vec<Vec<u8>> = vec![
             b"RECOMMEND".to_vec(),
@@ -707,29 +768,62 @@ pub fn main(args: &[String]) -> Result<(), String> {
         ]);
         args.extend(candidates.iter().map(|c| c.to_string().into_bytes()));
         let recommend = Workload::Recommend { args, want };
-        let server_recommend = closed_loop(&options, &recommend)?;
-        println!(
-            "{}",
-            server_recommend.row("server RECOMMEND", batch, Some(local_dense.samples_per_s()))
-        );
         let execute = Workload::Execute {
             dense,
             sparse,
-            want: ids_scores,
+            want: scores_ids,
         };
-        let server_execute = closed_loop(&options, &execute)?;
+
+        // Each server measurement follows the in-process one it is compared with, so the pair sees the same
+        // machine; the rounds repeat the pairs and the medians drop the outliers a shared machine produces.
+        let (mut local_dense, mut server_recommend, mut local_ids, mut server_execute) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..options.rounds {
+            local_dense.push(in_process(
+                &mut dense_session,
+                &recommend_inputs,
+                options.seconds,
+            )?);
+            server_recommend.push(closed_loop(&options, &recommend)?);
+            local_ids.push(in_process(&mut ids_session, &ids_inputs, options.seconds)?);
+            server_execute.push(closed_loop(&options, &execute)?);
+        }
         println!(
             "{}",
-            server_execute.row(
+            summary_row("in-process dlrm_dense", batch, &local_dense, None)
+        );
+        println!(
+            "{}",
+            summary_row(
+                "server RECOMMEND",
+                batch,
+                &server_recommend,
+                Some(&local_dense)
+            )
+        );
+        println!(
+            "{}",
+            summary_row("in-process dlrm", batch, &local_ids, None)
+        );
+        println!(
+            "{}",
+            summary_row(
                 "server AI.MODELEXECUTE",
                 batch,
-                Some(local_ids.samples_per_s())
+                &server_execute,
+                Some(&local_ids)
             )
         );
 
-        let rate = OPEN_LOOP_LOAD * server_recommend.samples_per_s() / batch as f64;
+        let recommend_max = median(
+            server_recommend
+                .iter()
+                .map(Measurement::samples_per_s)
+                .collect(),
+        );
+        let rate = OPEN_LOOP_LOAD * recommend_max / batch as f64;
         let measured = open_loop(&options, &recommend, rate)?;
-        let compute_us = local_dense.latency_us.value_at_quantile(0.5);
+        let compute_us = median(local_dense.iter().map(|m| m.p50_us() as f64).collect()) as u64;
         let bound_us = options.max_delay_us + 2 * compute_us;
         open_loop_rows.push(format!(
             "| {batch} | {rate:.0} | {} | {} | {bound_us} | {} |",
@@ -743,7 +837,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         ));
     }
     println!();
-    println!("Open loop, RECOMMEND at 70% of the closed-loop maximum (bound = max-delay-us {} + 2 x in-process p50):", options.max_delay_us);
+    println!("Open loop, RECOMMEND at 70% of the closed-loop maximum (the median above), one run (bound = max-delay-us {} + 2 x in-process p50):", options.max_delay_us);
     println!();
     println!("| batch | requests/s | p50 us | p99 us | bound us | p99 within bound |");
     println!("| ---: | ---: | ---: | ---: | ---: | --- |");

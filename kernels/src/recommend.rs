@@ -40,21 +40,38 @@ pub fn decode_row(bytes: &[u8], expected_len: usize) -> Result<Vec<f32>> {
 /// # Errors
 /// [`ErrorKind::InvalidTensor`] when the length is not `4 * row.len()`; `row` is then unchanged.
 pub fn decode_row_into(bytes: &[u8], row: &mut [f32]) -> Result<()> {
-    if bytes.len() != row.len() * 4 {
-        return Err(Error::new(
-            ErrorKind::InvalidTensor,
-            format!(
-                "row has {} bytes, expected {} ({} little-endian f32)",
-                bytes.len(),
-                row.len() * 4,
-                row.len()
-            ),
-        ));
-    }
+    check_row_len(bytes, row.len())?;
     for (value, chunk) in row.iter_mut().zip(bytes.chunks_exact(4)) {
         *value = f32::from_le_bytes(chunk.try_into().expect("chunk of 4"));
     }
     Ok(())
+}
+
+/// [`decode_row_into`] for memory not yet initialised (a model input that is written once and never zeroed):
+/// on success every element of `row` is initialised.
+///
+/// # Errors
+/// [`ErrorKind::InvalidTensor`] when the length is not `4 * row.len()`; `row` is then untouched.
+pub fn decode_row_into_uninit(bytes: &[u8], row: &mut [std::mem::MaybeUninit<f32>]) -> Result<()> {
+    check_row_len(bytes, row.len())?;
+    for (value, chunk) in row.iter_mut().zip(bytes.chunks_exact(4)) {
+        value.write(f32::from_le_bytes(chunk.try_into().expect("chunk of 4")));
+    }
+    Ok(())
+}
+
+fn check_row_len(bytes: &[u8], floats: usize) -> Result<()> {
+    if bytes.len() == floats * 4 {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::InvalidTensor,
+        format!(
+            "row has {} bytes, expected {} ({floats} little-endian f32)",
+            bytes.len(),
+            floats * 4,
+        ),
+    ))
 }
 
 /// Floats as little-endian bytes: how rows are written.

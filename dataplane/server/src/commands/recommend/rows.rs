@@ -1,7 +1,9 @@
 //! RECOMMEND's steps that need no runtime: which keys to read, how their values become the dense model's inputs,
 //! and the reply. Layout and key names: `ember_kernels::recommend`.
 
-use ember_kernels::recommend::{decode_row_into, dense_key, embedding_key, top_k, Layout};
+use std::mem::MaybeUninit;
+
+use ember_kernels::recommend::{decode_row_into_uninit, dense_key, embedding_key, top_k, Layout};
 use ember_kernels::{DataType, Tensor, TensorData, TensorSpec};
 use ember_resp::encode::{self, Protocol};
 
@@ -118,93 +120,112 @@ fn row_of(layout: &Layout, index: usize) -> MissingRow {
     }
 }
 
-/// `len` zeros, written rather than asked of the allocator: `vec![0.0; len]` is a calloc, which jemalloc
-/// answers for a large block by discarding its pages (madvise), so every page faults again on first touch.
-/// Profiled at batch 256 (1.7 MB of inputs per request): the faults and the madvise took 18% of the shard.
-fn zeroed(len: usize) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len);
-    values.resize(len, 0.0);
-    values
+/// Which input a row goes to.
+#[derive(Clone, Copy)]
+enum Input {
+    Dense,
+    Pooled,
 }
 
 /// The dense model's two inputs, filled in place as the rows' values arrive (in any order): each value is
 /// decoded straight into its slot, with no per-row allocation. The user's dense features and rows are decoded
 /// once, into candidate 0's slots, and copied to the other candidates at the end.
+///
+/// The inputs' memory is never zeroed (at batch 256 they are 1.7 MB per call; asking the allocator for zeroed
+/// memory was a calloc that page-faulted every call, and zeroing it by hand a pass of its own): every element is
+/// written exactly once, either by [`Inputs::place`] or, for a row never placed, with zeros or an error in
+/// [`Inputs::finish`], which alone makes the buffers readable.
 pub struct Inputs {
     layout: Layout,
     candidates: usize,
     default_zero: bool,
-    /// `[candidates, D]`.
+    /// `[candidates, D]`: capacity only, length 0 until [`Inputs::finish`].
     dense: Vec<f32>,
-    /// `[candidates, F, E]`.
+    /// `[candidates, F, E]`: capacity only, length 0 until [`Inputs::finish`].
     pooled: Vec<f32>,
-    /// The first missing row by key index.
-    missing: Option<usize>,
+    /// Whether key `index`'s slot holds its value (or zeros for a missing row with `default_zero`).
+    placed: Vec<bool>,
     /// The first malformed row by key index, with what is wrong with it.
     invalid: Option<(usize, String)>,
 }
 
 impl Inputs {
-    /// Zeroed inputs for `candidates` rows.
+    /// Inputs for `candidates` rows, nothing placed yet.
     pub fn new(layout: Layout, candidates: usize, default_zero: bool) -> Self {
+        let keys = 1 + layout.user_fields().len() + candidates * layout.candidate_fields().len();
         Self {
             layout,
             candidates,
             default_zero,
-            dense: zeroed(candidates * layout.dense_len),
-            pooled: zeroed(candidates * layout.fields * layout.embedding_dim),
-            missing: None,
+            dense: Vec::with_capacity(candidates * layout.dense_len),
+            pooled: Vec::with_capacity(candidates * layout.fields * layout.embedding_dim),
+            placed: vec![false; keys],
             invalid: None,
         }
+    }
+
+    /// Where key `index`'s value goes. Distinct keys have disjoint slots; together with the copies of
+    /// [`Inputs::finish`] (candidate 0's dense features and user rows to every other candidate) they cover both
+    /// inputs exactly (`slots_and_copies_cover_the_inputs_once` checks it).
+    fn slot(&self, index: usize) -> (Input, std::ops::Range<usize>) {
+        let e = self.layout.embedding_dim;
+        let row = |start: usize| start * e..(start + 1) * e;
+        match row_of(&self.layout, index) {
+            MissingRow::Dense => (Input::Dense, 0..self.layout.dense_len),
+            MissingRow::User(field) => (Input::Pooled, row(field)),
+            MissingRow::Candidate(c, offset) => (
+                Input::Pooled,
+                row(c * self.layout.fields + self.layout.candidate_fields().start + offset),
+            ),
+        }
+    }
+
+    fn slot_mut(&mut self, index: usize) -> &mut [MaybeUninit<f32>] {
+        let (input, range) = self.slot(index);
+        let buffer = match input {
+            Input::Dense => &mut self.dense,
+            Input::Pooled => &mut self.pooled,
+        };
+        &mut buffer.spare_capacity_mut()[range]
     }
 
     /// Places the value of key `index` ([`RowKeys`] order); `None` when the key does not exist.
     pub fn place(&mut self, index: usize, value: Option<&[u8]>) {
         let Some(bytes) = value else {
-            if !self.default_zero && self.missing.is_none_or(|first| index < first) {
-                self.missing = Some(index);
-            }
+            // A missing row stays unplaced: finish() fills it with zeros or names it.
             return;
         };
-        let e = self.layout.embedding_dim;
-        let f = self.layout.fields;
-        let slot = match row_of(&self.layout, index) {
-            MissingRow::Dense => &mut self.dense[..self.layout.dense_len],
-            MissingRow::User(field) => &mut self.pooled[field * e..(field + 1) * e],
-            MissingRow::Candidate(c, offset) => {
-                let start = (c * f + self.layout.candidate_fields().start + offset) * e;
-                &mut self.pooled[start..start + e]
-            }
-        };
-        if let Err(error) = decode_row_into(bytes, slot) {
-            if self
-                .invalid
-                .as_ref()
-                .is_none_or(|(first, _)| index < *first)
-            {
-                self.invalid = Some((index, format!("ERR embedding row '{{key}}': {error}")));
+        match decode_row_into_uninit(bytes, self.slot_mut(index)) {
+            Ok(()) => self.placed[index] = true,
+            Err(error) => {
+                self.record_invalid(index, format!("ERR embedding row '{{key}}': {error}"));
             }
         }
     }
 
     /// Records that key `index` holds a `type_name` value, not a row.
     pub fn wrong_type(&mut self, index: usize, type_name: &str) {
+        self.record_invalid(
+            index,
+            format!("WRONGTYPE embedding row '{{key}}' holds a {type_name}, not a string of little-endian f32"),
+        );
+    }
+
+    fn record_invalid(&mut self, index: usize, message: String) {
         if self
             .invalid
             .as_ref()
             .is_none_or(|(first, _)| index < *first)
         {
-            self.invalid = Some((
-                index,
-                format!("WRONGTYPE embedding row '{{key}}' holds a {type_name}, not a string of little-endian f32"),
-            ));
+            self.invalid = Some((index, message));
         }
     }
 
     /// The finished (`dense`, `pooled`) tensors; `keys` names a malformed row in its message.
     ///
     /// # Errors
-    /// The first malformed row if any (its message), else the first missing row.
+    /// The first malformed row if any (its message), else the first row never placed: missing from the keyspace
+    /// (or from a shard that did not answer), unless `default_zero` reads it as zeros.
     pub fn finish(mut self, keys: &RowKeys<'_>) -> Result<[Tensor; 2], InputsError> {
         if let Some((index, message)) = self.invalid {
             let mut key = Vec::new();
@@ -213,15 +234,37 @@ impl Inputs {
                 message.replace("{key}", &String::from_utf8_lossy(&key)),
             ));
         }
-        if let Some(index) = self.missing {
-            return Err(InputsError::Missing(row_of(&self.layout, index)));
+        for index in 0..self.placed.len() {
+            if self.placed[index] {
+                continue;
+            }
+            if !self.default_zero {
+                return Err(InputsError::Missing(row_of(&self.layout, index)));
+            }
+            self.slot_mut(index).fill(MaybeUninit::new(0.0));
+            self.placed[index] = true;
         }
         let d = self.layout.dense_len;
         let user_len = self.layout.user_fields().len() * self.layout.embedding_dim;
         let per_candidate = self.layout.fields * self.layout.embedding_dim;
-        for c in 1..self.candidates {
-            self.dense.copy_within(0..d, c * d);
-            self.pooled.copy_within(0..user_len, c * per_candidate);
+        let (dense_len, pooled_len) = (self.candidates * d, self.candidates * per_candidate);
+        {
+            let (dense, pooled) = (
+                self.dense.spare_capacity_mut(),
+                self.pooled.spare_capacity_mut(),
+            );
+            for c in 1..self.candidates {
+                dense.copy_within(0..d, c * d);
+                pooled.copy_within(0..user_len, c * per_candidate);
+            }
+        }
+        // SAFETY: every key index is placed (the loop above returned or filled each one that was not), and the
+        // slots of all key indexes plus the copies just made cover `0..dense_len` of `dense` and `0..pooled_len`
+        // of `pooled` (see `slot`), so every element up to the new lengths is initialised. Both lengths equal the
+        // capacities reserved in `new`.
+        unsafe {
+            self.dense.set_len(dense_len);
+            self.pooled.set_len(pooled_len);
         }
         let tensor = |shape, data| {
             Tensor::new(shape, TensorData::Float(data))
@@ -337,6 +380,48 @@ mod tests {
         assert_eq!(dense.as_f32().unwrap(), &[9.0, 9.0]);
         assert_eq!(pooled.shape(), &[2, 2, 1]);
         assert_eq!(pooled.as_f32().unwrap(), &[1.0, 2.0, 1.0, 3.0]);
+    }
+
+    #[test]
+    fn slots_and_copies_cover_the_inputs_once() {
+        // finish() makes the inputs readable on this: every element is written by exactly one slot or copy.
+        let layouts = [
+            LAYOUT,
+            Layout::DEMO,
+            Layout {
+                dense_len: 3,
+                fields: 5,
+                embedding_dim: 2,
+            },
+        ];
+        for layout in layouts {
+            for candidates in [1, 2, 7] {
+                let inputs = Inputs::new(layout, candidates, false);
+                let d = layout.dense_len;
+                let per_candidate = layout.fields * layout.embedding_dim;
+                let user_len = layout.user_fields().len() * layout.embedding_dim;
+                let mut dense = vec![0u32; candidates * d];
+                let mut pooled = vec![0u32; candidates * per_candidate];
+                for index in 0..inputs.placed.len() {
+                    let (input, range) = inputs.slot(index);
+                    let counts = match input {
+                        Input::Dense => &mut dense,
+                        Input::Pooled => &mut pooled,
+                    };
+                    counts[range].iter_mut().for_each(|n| *n += 1);
+                }
+                for c in 1..candidates {
+                    dense[c * d..(c + 1) * d].iter_mut().for_each(|n| *n += 1);
+                    pooled[c * per_candidate..c * per_candidate + user_len]
+                        .iter_mut()
+                        .for_each(|n| *n += 1);
+                }
+                assert!(
+                    dense.iter().chain(&pooled).all(|&n| n == 1),
+                    "{layout:?} with {candidates} candidates"
+                );
+            }
+        }
     }
 
     #[test]

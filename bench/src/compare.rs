@@ -826,7 +826,7 @@ fn measure_target(
 }
 
 /// Median of a non-empty list (mean of the middle two for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }

@@ -20,6 +20,8 @@ use ember_kernels::{npy, Backend, OrtRuntime, OrtSession, SessionConfig, Tensor,
 use ember_resp::{encode, parse_frame, Frame};
 use hdrhistogram::Histogram;
 
+use crate::compare::median;
+
 /// Largest difference allowed between a server score and the in-process score for the same row.
 const SCORE_TOLERANCE: f32 = 1e-5;
 /// Pipeline depth for load-embeddings: enough to hide the round trip, small enough to bound the reply buffer.
@@ -372,17 +374,6 @@ impl Measurement {
 
     fn p99_us(&self) -> u64 {
         self.latency_us.value_at_quantile(0.99)
-    }
-}
-
-/// The median of `values` (the mean of the middle two for an even count); 0 for none.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 

@@ -30,34 +30,28 @@ pub fn dense_key(user: &[u8]) -> Vec<u8> {
 /// # Errors
 /// [`ErrorKind::InvalidTensor`] when the length is not `4 * expected_len`.
 pub fn decode_row(bytes: &[u8], expected_len: usize) -> Result<Vec<f32>> {
-    let mut row = vec![0.0; expected_len];
-    decode_row_into(bytes, &mut row)?;
-    Ok(row)
+    check_row_len(bytes, expected_len)?;
+    Ok(floats(bytes).collect())
 }
 
-/// Little-endian f32 bytes decoded into `row`, which gives the expected length.
-///
-/// # Errors
-/// [`ErrorKind::InvalidTensor`] when the length is not `4 * row.len()`; `row` is then unchanged.
-pub fn decode_row_into(bytes: &[u8], row: &mut [f32]) -> Result<()> {
-    check_row_len(bytes, row.len())?;
-    for (value, chunk) in row.iter_mut().zip(bytes.chunks_exact(4)) {
-        *value = f32::from_le_bytes(chunk.try_into().expect("chunk of 4"));
-    }
-    Ok(())
-}
-
-/// [`decode_row_into`] for memory not yet initialised (a model input that is written once and never zeroed):
-/// on success every element of `row` is initialised.
+/// Little-endian f32 bytes decoded into `row`, memory not yet initialised (a model input that is written once and
+/// never zeroed), which gives the expected length: on success every element of `row` is initialised.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidTensor`] when the length is not `4 * row.len()`; `row` is then untouched.
 pub fn decode_row_into_uninit(bytes: &[u8], row: &mut [std::mem::MaybeUninit<f32>]) -> Result<()> {
     check_row_len(bytes, row.len())?;
-    for (value, chunk) in row.iter_mut().zip(bytes.chunks_exact(4)) {
-        value.write(f32::from_le_bytes(chunk.try_into().expect("chunk of 4")));
+    for (value, x) in row.iter_mut().zip(floats(bytes)) {
+        value.write(x);
     }
     Ok(())
+}
+
+/// The floats of little-endian bytes (a trailing partial float is ignored; callers check the length first).
+fn floats(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes(chunk.try_into().expect("chunk of 4")))
 }
 
 fn check_row_len(bytes: &[u8], floats: usize) -> Result<()> {

@@ -66,8 +66,7 @@ impl<'a> RowKeys<'a> {
 
     /// How many keys there are: 1 + U + n * C.
     pub fn count(&self) -> usize {
-        1 + self.layout.user_fields().len()
-            + self.candidates.len() * self.layout.candidate_fields().len()
+        key_count(&self.layout, self.candidates.len())
     }
 
     /// Writes key `index` into `out` (cleared first).
@@ -104,6 +103,11 @@ impl<'a> RowKeys<'a> {
             })
             .collect()
     }
+}
+
+/// How many row keys a call with `candidates` candidates reads: 1 + U + n * C.
+fn key_count(layout: &Layout, candidates: usize) -> usize {
+    1 + layout.user_fields().len() + candidates * layout.candidate_fields().len()
 }
 
 /// Which row key `index` names.
@@ -143,7 +147,7 @@ pub struct Inputs {
     dense: Vec<f32>,
     /// `[candidates, F, E]`: capacity only, length 0 until [`Inputs::finish`].
     pooled: Vec<f32>,
-    /// Whether key `index`'s slot holds its value (or zeros for a missing row with `default_zero`).
+    /// Whether key `index`'s slot holds its value.
     placed: Vec<bool>,
     /// The first malformed row by key index, with what is wrong with it.
     invalid: Option<(usize, String)>,
@@ -152,14 +156,13 @@ pub struct Inputs {
 impl Inputs {
     /// Inputs for `candidates` rows, nothing placed yet.
     pub fn new(layout: Layout, candidates: usize, default_zero: bool) -> Self {
-        let keys = 1 + layout.user_fields().len() + candidates * layout.candidate_fields().len();
         Self {
             layout,
             candidates,
             default_zero,
             dense: Vec::with_capacity(candidates * layout.dense_len),
             pooled: Vec::with_capacity(candidates * layout.fields * layout.embedding_dim),
-            placed: vec![false; keys],
+            placed: vec![false; key_count(&layout, candidates)],
             invalid: None,
         }
     }
@@ -242,7 +245,6 @@ impl Inputs {
                 return Err(InputsError::Missing(row_of(&self.layout, index)));
             }
             self.slot_mut(index).fill(MaybeUninit::new(0.0));
-            self.placed[index] = true;
         }
         let d = self.layout.dense_len;
         let user_len = self.layout.user_fields().len() * self.layout.embedding_dim;
@@ -258,10 +260,10 @@ impl Inputs {
                 pooled.copy_within(0..user_len, c * per_candidate);
             }
         }
-        // SAFETY: every key index is placed (the loop above returned or filled each one that was not), and the
-        // slots of all key indexes plus the copies just made cover `0..dense_len` of `dense` and `0..pooled_len`
-        // of `pooled` (see `slot`), so every element up to the new lengths is initialised. Both lengths equal the
-        // capacities reserved in `new`.
+        // SAFETY: every key index's slot is written (placed, or zero-filled by the loop above, which returns on
+        // any other unplaced index), and the slots of all key indexes plus the copies just made cover
+        // `0..dense_len` of `dense` and `0..pooled_len` of `pooled` (see `slot`), so every element up to the new
+        // lengths is initialised. Both lengths are the capacities asked for in `new`, which the vectors have.
         unsafe {
             self.dense.set_len(dense_len);
             self.pooled.set_len(pooled_len);

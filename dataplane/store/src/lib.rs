@@ -20,6 +20,7 @@ pub mod bloom;
 pub mod compact;
 pub mod glob;
 pub mod keyspace;
+pub mod lfu;
 pub mod rate_limit;
 pub mod set;
 pub mod slot;

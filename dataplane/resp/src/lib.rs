@@ -3,6 +3,8 @@
 //! - [`RequestParser`] reads client requests (multibulk and inline) incrementally, checking every
 //!   peer-sent length against [`Limits`] before it sizes anything, and keeps no copy of the input.
 //! - [`encode`] appends replies to a connection's output buffer in RESP2 or RESP3.
+//! - [`reply`] holds replies as values ([`Reply`]) and the [`ReplySink`] a server's handlers write
+//!   into: RESP bytes at a connection, values everywhere else.
 //! - [`frame`] parses whole reply frames for clients (the load generator, tests).
 //!
 //! ```
@@ -23,9 +25,11 @@
 pub mod encode;
 mod error;
 pub mod frame;
+pub mod reply;
 mod request;
 
 pub use encode::Protocol;
 pub use error::{ProtocolError, ProtocolErrorKind};
 pub use frame::{parse_frame, Frame};
+pub use reply::{Outcome, Reply, ReplySink};
 pub use request::{parse_i64, Args, Limits, RequestParser};

@@ -5,16 +5,16 @@
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use ember_resp::{encode, Protocol};
+use ember_resp::ReplySink;
 use ember_store::{DATABASE_COUNT, SEGMENT_COUNT};
 
 use crate::client::{Client, KillFilter};
 use crate::commands::connection::validate_client_name;
+use crate::commands::remote::{admin_on, broadcast};
 use crate::commands::{
     errors, is, parse_integer, unknown_subcommand_message, ClusterOp, CommandError, CommandResult,
     NAMES,
 };
-use crate::dispatch::{admin_on, broadcast};
 use crate::shard::{AdminRequest, HoldToken, Shard, ShardReply};
 use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
 
@@ -139,7 +139,7 @@ pub async fn run(
     shard: &Rc<Shard>,
     client: &mut Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let hold = client.hold;
     match op {
@@ -149,7 +149,7 @@ pub async fn run(
                 .iter()
                 .map(integer)
                 .sum();
-            encode::integer(out, total);
+            out.integer(total);
         }
         ClusterOp::FlushDb | ClusterOp::FlushAll => {
             if args.len() > 2 || (args.len() == 2 && !is(args[1], "ASYNC") && !is(args[1], "SYNC"))
@@ -162,7 +162,7 @@ pub async fn run(
                 AdminRequest::FlushAll
             };
             broadcast(shard, hold, request).await;
-            encode::ok(out);
+            out.ok();
         }
         ClusterOp::SwapDb => {
             let first = parse_integer(args[1])
@@ -182,7 +182,7 @@ pub async fn run(
                 },
             )
             .await;
-            encode::ok(out);
+            out.ok();
         }
         ClusterOp::Keys => {
             let mut keys = Vec::new();
@@ -200,9 +200,9 @@ pub async fn run(
                     keys.extend(found);
                 }
             }
-            encode::array_len(out, keys.len());
+            out.array_len(keys.len());
             for key in &keys {
-                encode::bulk(out, key);
+                out.bulk(key);
             }
         }
         ClusterOp::Scan => scan(shard, client, args, out).await?,
@@ -219,14 +219,14 @@ pub async fn run(
                 .await
                 {
                     if let Some(key) = keys.first() {
-                        encode::bulk(out, key);
+                        out.bulk(key);
                         return Ok(());
                     }
                 }
             }
-            encode::null(out, client.protocol);
+            out.null();
         }
-        ClusterOp::Info => info(shard, hold, args, out, client.protocol).await,
+        ClusterOp::Info => info(shard, hold, args, out).await,
         ClusterOp::Config => config(shard, client, args, out).await?,
         ClusterOp::Client => client_command(shard, client, args, out).await?,
         ClusterOp::Slowlog => slowlog(shard, hold, args, out).await?,
@@ -257,7 +257,7 @@ async fn scan(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let hold = client.hold;
     let cursor = parse_cursor(args[1]).ok_or(CommandError::from("ERR invalid cursor"))?;
@@ -323,11 +323,11 @@ async fn scan(
         }
     }
     let next_cursor = if position >= positions { 0 } else { position };
-    encode::array_len(out, 2);
-    encode::bulk(out, next_cursor.to_string().as_bytes());
-    encode::array_len(out, keys.len());
+    out.array_len(2);
+    out.bulk(next_cursor.to_string().as_bytes());
+    out.array_len(keys.len());
     for key in &keys {
-        encode::bulk(out, key);
+        out.bulk(key);
     }
     Ok(())
 }
@@ -449,13 +449,7 @@ const ALL_SECTIONS: &[&str] = &[
     "ember",
 ];
 
-async fn info(
-    shard: &Rc<Shard>,
-    hold: Option<HoldToken>,
-    args: &[&[u8]],
-    out: &mut Vec<u8>,
-    protocol: Protocol,
-) {
+async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &mut ReplySink) {
     let requested: Vec<String> = args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
@@ -473,7 +467,7 @@ async fn info(
     };
     let (total, per_shard) = gather_info(shard, hold).await;
     let text = format_info(shard, &sections, &total, &per_shard);
-    encode::verbatim(out, text.as_bytes(), protocol);
+    out.verbatim(text.as_bytes());
 }
 
 fn format_info(
@@ -714,7 +708,7 @@ async fn config(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let hold = client.hold;
     let subcommand = args[1];
@@ -728,10 +722,10 @@ async fn config(
                 }
             }
         }
-        encode::map_len(out, pairs.len(), client.protocol);
+        out.map_len(pairs.len());
         for (name, value) in pairs {
-            encode::bulk(out, name.as_bytes());
-            encode::bulk(out, value.as_bytes());
+            out.bulk(name.as_bytes());
+            out.bulk(value.as_bytes());
         }
     } else if is(subcommand, "SET") && args.len() >= 4 && args.len() % 2 == 0 {
         let mut pairs = Vec::new();
@@ -747,10 +741,10 @@ async fn config(
             pairs.push((name, value));
         }
         broadcast(shard, hold, AdminRequest::ConfigSet { pairs }).await;
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "RESETSTAT") && args.len() == 2 {
         broadcast(shard, hold, AdminRequest::ResetStats).await;
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "REWRITE") && args.len() == 2 {
         return Err("ERR The server is running without a config file".into());
     } else if is(subcommand, "HELP") && args.len() == 2 {
@@ -770,10 +764,10 @@ async fn config(
     Ok(())
 }
 
-fn help(out: &mut Vec<u8>, lines: &[&str]) {
-    encode::array_len(out, lines.len());
+fn help(out: &mut ReplySink, lines: &[&str]) {
+    out.array_len(lines.len());
     for line in lines {
-        encode::simple(out, line.as_bytes());
+        out.simple(line.as_bytes());
     }
 }
 
@@ -817,7 +811,7 @@ async fn client_command(
     shard: &Rc<Shard>,
     client: &mut Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let hold = client.hold;
     let subcommand = args[1];
@@ -832,23 +826,23 @@ async fn client_command(
         if args.len() != 2 {
             return Err(wrong_arity());
         }
-        encode::integer(out, handle.id as i64);
+        out.integer(handle.id as i64);
     } else if is(subcommand, "SETNAME") {
         if args.len() != 3 {
             return Err(wrong_arity());
         }
         validate_client_name(args[2])?;
         *handle.name.borrow_mut() = String::from_utf8_lossy(args[2]).into_owned();
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "GETNAME") {
         if args.len() != 2 {
             return Err(wrong_arity());
         }
         let name = handle.name.borrow();
         if name.is_empty() {
-            encode::null(out, client.protocol);
+            out.null();
         } else {
-            encode::bulk(out, name.as_bytes());
+            out.bulk(name.as_bytes());
         }
     } else if is(subcommand, "SETINFO") {
         if args.len() != 4 {
@@ -873,16 +867,12 @@ async fn client_command(
             )
             .into());
         }
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "INFO") {
         if args.len() != 2 {
             return Err(wrong_arity());
         }
-        encode::verbatim(
-            out,
-            format!("{}\n", handle.info_line()).as_bytes(),
-            client.protocol,
-        );
+        out.verbatim(format!("{}\n", handle.info_line()).as_bytes());
     } else if is(subcommand, "LIST") {
         let mut ids: Option<Vec<u64>> = None;
         let mut index = 2;
@@ -929,7 +919,7 @@ async fn client_command(
                 }
             }
         }
-        encode::verbatim(out, text.as_bytes(), client.protocol);
+        out.verbatim(text.as_bytes());
     } else if is(subcommand, "KILL") {
         client_kill(shard, client, args, out).await?;
     } else if is(subcommand, "NO-EVICT") {
@@ -937,13 +927,13 @@ async fn client_command(
             return Err(wrong_arity());
         }
         client.no_evict = on_off(args[2])?;
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "NO-TOUCH") {
         if args.len() != 3 {
             return Err(wrong_arity());
         }
         client.no_touch = on_off(args[2])?;
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "HELP") {
         help(out, CLIENT_HELP);
     } else {
@@ -956,7 +946,7 @@ async fn client_kill(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let hold = client.hold;
     let legacy = args.len() == 3;
@@ -1002,9 +992,9 @@ async fn client_kill(
         if killed == 0 {
             return Err("ERR No such client".into());
         }
-        encode::ok(out);
+        out.ok();
     } else {
-        encode::integer(out, killed);
+        out.integer(killed);
     }
     Ok(())
 }
@@ -1013,7 +1003,7 @@ async fn slowlog(
     shard: &Rc<Shard>,
     hold: Option<HoldToken>,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "GET") && args.len() <= 3 {
@@ -1043,18 +1033,18 @@ async fn slowlog(
         if count >= 0 {
             entries.truncate(count as usize);
         }
-        encode::array_len(out, entries.len());
+        out.array_len(entries.len());
         for entry in &entries {
-            encode::array_len(out, 6);
-            encode::integer(out, entry.id as i64);
-            encode::integer(out, entry.timestamp_s as i64);
-            encode::integer(out, entry.duration_us as i64);
-            encode::array_len(out, entry.args.len());
+            out.array_len(6);
+            out.integer(entry.id as i64);
+            out.integer(entry.timestamp_s as i64);
+            out.integer(entry.duration_us as i64);
+            out.array_len(entry.args.len());
             for arg in &entry.args {
-                encode::bulk(out, arg);
+                out.bulk(arg);
             }
-            encode::bulk(out, entry.client_addr.as_bytes());
-            encode::bulk(out, entry.client_name.as_bytes());
+            out.bulk(entry.client_addr.as_bytes());
+            out.bulk(entry.client_name.as_bytes());
         }
     } else if is(subcommand, "LEN") && args.len() == 2 {
         let total: i64 = broadcast(shard, hold, AdminRequest::Slowlog(SlowlogRequest::Len))
@@ -1062,10 +1052,10 @@ async fn slowlog(
             .iter()
             .map(integer)
             .sum();
-        encode::integer(out, total);
+        out.integer(total);
     } else if is(subcommand, "RESET") && args.len() == 2 {
         broadcast(shard, hold, AdminRequest::Slowlog(SlowlogRequest::Reset)).await;
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "HELP") && args.len() == 2 {
         help(
             out,
@@ -1091,7 +1081,7 @@ async fn latency(
     shard: &Rc<Shard>,
     hold: Option<HoldToken>,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "RESET") {
@@ -1111,7 +1101,7 @@ async fn latency(
                 reset.extend(events.into_iter().map(|event| event.name));
             }
         }
-        encode::integer(out, reset.len() as i64);
+        out.integer(reset.len() as i64);
         return Ok(());
     }
     let mut merged: std::collections::BTreeMap<&'static str, (Vec<(u64, u64)>, u64)> =
@@ -1129,14 +1119,14 @@ async fn latency(
         samples.sort_unstable();
     }
     if is(subcommand, "LATEST") && args.len() == 2 {
-        encode::array_len(out, merged.len());
+        out.array_len(merged.len());
         for (name, (samples, max_ms)) in &merged {
             let (time, latest) = samples.last().copied().unwrap_or((0, 0));
-            encode::array_len(out, 4);
-            encode::bulk(out, name.as_bytes());
-            encode::integer(out, time as i64);
-            encode::integer(out, latest as i64);
-            encode::integer(out, *max_ms as i64);
+            out.array_len(4);
+            out.bulk(name.as_bytes());
+            out.integer(time as i64);
+            out.integer(latest as i64);
+            out.integer(*max_ms as i64);
         }
     } else if is(subcommand, "HISTORY") && args.len() == 3 {
         let name = String::from_utf8_lossy(args[2]).into_owned();
@@ -1144,11 +1134,11 @@ async fn latency(
             .get(name.as_str())
             .map(|(samples, _)| samples.clone())
             .unwrap_or_default();
-        encode::array_len(out, samples.len());
+        out.array_len(samples.len());
         for (time, value) in samples {
-            encode::array_len(out, 2);
-            encode::integer(out, time as i64);
-            encode::integer(out, value as i64);
+            out.array_len(2);
+            out.integer(time as i64);
+            out.integer(value as i64);
         }
     } else if is(subcommand, "HELP") && args.len() == 2 {
         help(
@@ -1171,7 +1161,7 @@ async fn latency(
     Ok(())
 }
 
-fn debug(args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+fn debug(args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "SLEEP") && args.len() == 3 {
         let seconds = crate::commands::parse_float(args[2])?;
@@ -1181,10 +1171,10 @@ fn debug(args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
         // DEBUG SLEEP blocks the server on purpose (tests use it to simulate a stall); here it
         // blocks this shard only.
         std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "LOG") && args.len() == 3 {
         eprintln!("ember: DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
-        encode::ok(out);
+        out.ok();
     } else if is(subcommand, "HELP") {
         help(
             out,

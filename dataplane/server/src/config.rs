@@ -100,6 +100,18 @@ const PARAMETERS: &[Parameter] = &[
         },
         Immutable,
     ),
+    // How long a shard waits for another shard's answer before it gives its caller an error
+    // instead: longer than any one operation a shard runs (loading a model, flushing a large
+    // keyspace), short enough that a stalled shard is noticed. 0 waits for ever.
+    parameter(
+        "shard-reply-timeout-ms",
+        "30000",
+        Kind::Integer {
+            min: 0,
+            max: 3_600_000,
+        },
+        Mutable,
+    ),
     parameter("requirepass", "", Kind::Text, Mutable),
     parameter(
         "maxclients",
@@ -275,6 +287,8 @@ pub struct Config {
     pub threads: usize,
     /// Spin before parking, microseconds.
     pub busy_poll_us: u64,
+    /// How long to wait for another shard's answer (0 = for ever), milliseconds.
+    pub shard_reply_timeout_ms: u64,
     /// Password of the default user; empty means none.
     pub requirepass: String,
     /// Most connections at once, all shards together.
@@ -313,6 +327,7 @@ impl Default for Config {
             bind: Vec::new(),
             threads: 0,
             busy_poll_us: 0,
+            shard_reply_timeout_ms: 0,
             requirepass: String::new(),
             maxclients: 0,
             proto_max_bulk_len: 0,
@@ -485,6 +500,7 @@ impl Config {
         }
         self.threads = self.integer("threads") as usize;
         self.busy_poll_us = self.integer("busy-poll-us") as u64;
+        self.shard_reply_timeout_ms = self.integer("shard-reply-timeout-ms") as u64;
         self.requirepass = self.values["requirepass"].clone();
         self.maxclients = self.integer("maxclients") as usize;
         self.proto_max_bulk_len = self.integer("proto-max-bulk-len") as usize;

@@ -5,14 +5,12 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::time::Instant;
 
-use ember_resp::{encode, Limits, RequestParser};
+use ember_resp::{Limits, Protocol, ReplySink, RequestParser};
 use smallvec::SmallVec;
 
 use crate::client::{Client, ClientHandle};
-use crate::commands::{self, ConnectionCtx, Handler, COMMANDS};
-use crate::dispatch::{self, Route};
+use crate::commands::exec::{execute, Pipeline};
 use crate::runtime::{AsyncReadExt, AsyncWriteExt, TcpStream};
 use crate::shard::Shard;
 use crate::spin::Spinner;
@@ -40,7 +38,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHan
     });
     let mut input = vec![0u8; INPUT_BUFFER_LEN];
     let (mut start, mut end) = (0usize, 0usize);
-    let mut out: Vec<u8> = Vec::with_capacity(INPUT_BUFFER_LEN);
+    let mut out = ReplySink::resp(Vec::with_capacity(INPUT_BUFFER_LEN), Protocol::Resp2);
+    let mut pipeline = Pipeline::default();
     let fd = stream.as_raw_fd();
     let mut spin = shard.spin.as_ref().and_then(|spinner| {
         let token = spinner.register(fd).ok()?;
@@ -100,27 +99,39 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHan
                     let request = parser.args(&input[start..end]);
                     if !request.is_empty() {
                         let args: SmallVec<[&[u8]; 16]> = request.iter().collect();
-                        execute(&shard, &mut client, &args, now_ms, &mut out).await;
+                        execute(
+                            &shard,
+                            &mut client,
+                            &args,
+                            now_ms,
+                            &mut out,
+                            Some(&mut pipeline),
+                        )
+                        .await;
                     }
                     start += consumed;
                     if client.close_after_reply || handle.killed.get() {
                         break;
                     }
-                    if out.len() >= OUTPUT_FLUSH_LEN && !flush(&shard, &mut stream, &mut out).await
-                    {
-                        break 'connection;
+                    if out.pending_len() >= OUTPUT_FLUSH_LEN {
+                        pipeline.drain(&shard, &mut out).await;
+                        if !flush(&shard, &mut stream, out.bytes_mut()).await {
+                            break 'connection;
+                        }
                     }
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    encode::error(&mut out, &error.redis_message());
+                    pipeline.drain(&shard, &mut out).await;
+                    out.error(&error.redis_message());
                     shard.stats.record_error(&error.redis_message());
-                    flush(&shard, &mut stream, &mut out).await;
+                    flush(&shard, &mut stream, out.bytes_mut()).await;
                     break 'connection;
                 }
             }
         }
-        if !flush(&shard, &mut stream, &mut out).await
+        pipeline.drain(&shard, &mut out).await;
+        if !flush(&shard, &mut stream, out.bytes_mut()).await
             || client.close_after_reply
             || handle.killed.get()
         {
@@ -199,180 +210,4 @@ async fn flush(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool
         out.shrink_to(INPUT_BUFFER_LEN);
     }
     written
-}
-
-/// Commands that run at once inside MULTI instead of being queued.
-const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "quit", "reset"];
-
-/// Runs one request and appends its reply to `out` (also for the shm/verbs message path).
-pub(crate) async fn execute(
-    shard: &Rc<Shard>,
-    client: &mut Client,
-    args: &[&[u8]],
-    now_ms: u64,
-    out: &mut Vec<u8>,
-) {
-    let started = Instant::now();
-    client.handle.last_interaction_ms.set(now_ms);
-    let Some(index) = commands::lookup(args[0]) else {
-        client.multi_failed |= client.multi.is_some();
-        reply_error(shard, out, &commands::unknown_command_message(args));
-        return;
-    };
-    let spec = &COMMANDS[index];
-    client.handle.last_command.set(spec.name);
-    if !commands::arity_ok(spec.arity, args.len()) {
-        client.multi_failed |= client.multi.is_some();
-        shard.stats.record_rejected(index);
-        reply_error(shard, out, &commands::arity_message(spec.name));
-        return;
-    }
-    if !client.authenticated && !spec.no_auth {
-        shard.stats.record_rejected(index);
-        reply_error(shard, out, commands::errors::NOAUTH);
-        return;
-    }
-    if spec.name == "watch" {
-        if client.multi.is_some() {
-            reply_error(shard, out, "ERR WATCH inside MULTI is not allowed");
-        } else {
-            watch(shard, client, args, now_ms).await;
-            encode::ok(out);
-        }
-        record(shard, client, index, args, started, client.multi.is_some());
-        return;
-    }
-    if let Some(queue) = client.multi.as_mut() {
-        if !NOT_QUEUED.contains(&spec.name) {
-            queue.push(args.iter().map(|arg| arg.to_vec()).collect());
-            encode::simple(out, b"QUEUED");
-            return;
-        }
-        if spec.name == "exec" {
-            exec(shard, client, now_ms, out).await;
-            record(shard, client, index, args, started, false);
-            return;
-        }
-    }
-    let reply_start = out.len();
-    let result = match spec.handler {
-        Handler::Keyspace(handler) => match dispatch::route(shard, spec, args) {
-            Route::Local => {
-                if shard.gate.blocks(client.hold) {
-                    shard.gate.enter(client.hold).await;
-                }
-                dispatch::run_local(
-                    shard,
-                    handler,
-                    client.db,
-                    client.protocol,
-                    client.no_touch,
-                    now_ms,
-                    args,
-                    out,
-                )
-            }
-            route => {
-                dispatch::run_elsewhere(shard, client, spec, route, args, now_ms, out).await;
-                Ok(())
-            }
-        },
-        Handler::Connection(handler) => handler(&mut ConnectionCtx { client, shard, out }, args),
-        Handler::Cluster(op) => crate::cluster::run(op, shard, client, args, out).await,
-        Handler::Inference(op) => crate::commands::ai::run(op, shard, client, args, out).await,
-    };
-    let failed = match result {
-        Err(error) => {
-            encode::error(out, &error.0);
-            true
-        }
-        Ok(()) => out.get(reply_start) == Some(&b'-'),
-    };
-    if failed {
-        let line_end = out[reply_start..]
-            .iter()
-            .position(|&b| b == b'\r')
-            .map_or(out.len(), |p| reply_start + p);
-        shard
-            .stats
-            .record_error(&String::from_utf8_lossy(&out[reply_start + 1..line_end]));
-    }
-    record(shard, client, index, args, started, failed);
-}
-
-/// EXEC: every shard is held (in ascending order, as every multi-shard operation takes them)
-/// while the queued commands run, so no other client sees the transaction half done.
-async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Vec<u8>) {
-    let queue = client.multi.take().unwrap_or_default();
-    // EXEC forgets the watched keys whatever happens, as Redis does.
-    let watched = std::mem::take(&mut client.watched);
-    if std::mem::take(&mut client.multi_failed) {
-        reply_error(
-            shard,
-            out,
-            "EXECABORT Transaction discarded because of previous errors.",
-        );
-        return;
-    }
-    let shards: std::collections::BTreeSet<usize> = (0..shard.count()).collect();
-    let token = shard.new_hold_token();
-    dispatch::hold_all(shard, &shards, token).await;
-    if !dispatch::versions_unchanged(shard, &watched, now_ms).await {
-        dispatch::release_all(shard, &shards, token).await;
-        encode::null_array(out, client.protocol);
-        return;
-    }
-    client.hold = Some(token);
-    encode::array_len(out, queue.len());
-    for queued in &queue {
-        let args: SmallVec<[&[u8]; 16]> = queued.iter().map(Vec::as_slice).collect();
-        Box::pin(execute(shard, client, &args, now_ms, out)).await;
-    }
-    client.hold = None;
-    dispatch::release_all(shard, &shards, token).await;
-}
-
-/// WATCH key [key ...]: remembers each key's entry version, asked of the shard that owns it.
-async fn watch(shard: &Rc<Shard>, client: &mut Client, args: &[&[u8]], now_ms: u64) {
-    let keys = &args[1..];
-    let versions = dispatch::versions(shard, client.db, keys, now_ms).await;
-    for (key, version) in keys.iter().zip(versions) {
-        client.watched.push((client.db, key.to_vec(), version));
-    }
-}
-
-/// Counts one run of command `index` in the statistics, the slow log and the latency monitor.
-fn record(
-    shard: &Shard,
-    client: &Client,
-    index: usize,
-    args: &[&[u8]],
-    started: Instant,
-    failed: bool,
-) {
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    shard.stats.record_call(index, elapsed_us, failed);
-    let config = shard.config.borrow();
-    if config.slowlog_log_slower_than_us >= 0
-        && elapsed_us >= config.slowlog_log_slower_than_us as u64
-    {
-        let name = client.handle.name.borrow().clone();
-        shard.stats.slowlog_push(
-            args,
-            elapsed_us,
-            &client.handle.addr,
-            &name,
-            config.slowlog_max_len,
-        );
-    }
-    shard.stats.latency_sample(
-        "command",
-        elapsed_us / 1000,
-        config.latency_monitor_threshold_ms,
-    );
-}
-
-fn reply_error(shard: &Shard, out: &mut Vec<u8>, message: &str) {
-    encode::error(out, message);
-    shard.stats.record_error(message);
 }

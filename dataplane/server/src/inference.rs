@@ -786,12 +786,10 @@ pub async fn call(
     }
     match shard.call(owner, ShardRequest::Inference(request)).await {
         ShardReply::Inference(reply) => reply,
-        ShardReply::Encoded(bytes) => InferenceReply::Stored(Err(String::from_utf8_lossy(
-            bytes
-                .get(1..bytes.len().saturating_sub(2))
-                .unwrap_or_default(),
-        )
-        .into_owned())),
+        ShardReply::Reply(reply) => InferenceReply::Stored(Err(reply
+            .error_message()
+            .unwrap_or("ERR unexpected shard answer")
+            .to_owned())),
         other => panic!("an inference request was answered with {other:?}"),
     }
 }

@@ -10,7 +10,6 @@ mod cluster;
 mod commands;
 mod config;
 mod connection;
-mod dispatch;
 mod inference;
 mod metrics;
 mod rdma;

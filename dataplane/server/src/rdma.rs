@@ -19,6 +19,7 @@ use ember_rdma::region::{ReadRegion, RegionConfig};
 use ember_rdma::routing::{SlotRange, SLOT_COUNT};
 use ember_rdma::shm::memory::SharedMemory;
 use ember_rdma::shm::ShmFabric;
+use ember_resp::{Reply as RespReply, ReplySink};
 use ember_store::{ExpireAtMs, KeyObserver, Value};
 
 use crate::client::{Client, ClientHandle};
@@ -343,9 +344,9 @@ async fn answer(
             return;
         }
     };
-    let mut out = Vec::new();
-    crate::connection::execute(shard, client, &args, unix_time_ms(), &mut out).await;
-    encode_reply(id, expect, &out, reply);
+    let mut out = ReplySink::values(client.protocol);
+    crate::commands::exec::execute(shard, client, &args, unix_time_ms(), &mut out, None).await;
+    encode_reply(id, expect, &out.into_reply(), reply);
 }
 
 enum Expect {
@@ -354,30 +355,14 @@ enum Expect {
     Count,
 }
 
-/// Turns a RESP reply into a message reply.
-fn encode_reply(id: u32, expect: Expect, resp: &[u8], reply: &mut Vec<u8>) {
-    let line_end = resp
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(resp.len());
-    let line = &resp[..line_end];
-    match (line.first(), expect) {
-        (Some(b'-'), _) => Reply::Error(&String::from_utf8_lossy(&line[1..])).encode(id, reply),
-        (Some(b'$'), Expect::Value) if line == b"$-1" => Reply::Nil.encode(id, reply),
-        (Some(b'_'), Expect::Value) => Reply::Nil.encode(id, reply),
-        (Some(b'$'), Expect::Value) => {
-            let len: usize = std::str::from_utf8(&line[1..])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let start = line_end + 2;
-            match resp.get(start..start + len) {
-                Some(value) => Reply::Value(value).encode(id, reply),
-                None => Reply::Error("ERR malformed reply").encode(id, reply),
-            }
-        }
-        (Some(b'+'), Expect::Ok) => Reply::Ok.encode(id, reply),
-        (Some(b':'), Expect::Count) => Reply::Deleted(line != b":0").encode(id, reply),
+/// Turns a command's reply into a message reply.
+fn encode_reply(id: u32, expect: Expect, resp: &RespReply, reply: &mut Vec<u8>) {
+    match (resp, expect) {
+        (RespReply::Error(message), _) => Reply::Error(message).encode(id, reply),
+        (RespReply::Null, Expect::Value) => Reply::Nil.encode(id, reply),
+        (RespReply::Bulk(value), Expect::Value) => Reply::Value(value).encode(id, reply),
+        (RespReply::Simple(_), Expect::Ok) => Reply::Ok.encode(id, reply),
+        (RespReply::Integer(count), Expect::Count) => Reply::Deleted(*count != 0).encode(id, reply),
         _ => Reply::Error("ERR unexpected reply").encode(id, reply),
     }
 }

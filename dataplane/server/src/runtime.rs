@@ -11,7 +11,6 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 pub use futures_lite::{AsyncReadExt, AsyncWriteExt};
-pub use glommio::channels::local_channel::{new_bounded as local_channel, LocalSender};
 pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::task::JoinHandle as Task;
 pub use glommio::TaskQueueHandle;

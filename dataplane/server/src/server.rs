@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::client::ClientHandle;
 use crate::config::Config;
-use crate::dispatch;
 use crate::runtime::{self, MeshReceiver, MeshSenders, TcpListener};
 use crate::shard::{MeshMessage, Shard, Shared};
 use crate::stats::unix_time_ms;
@@ -17,6 +16,9 @@ use crate::stats::unix_time_ms;
 /// Messages waiting between two shards before a sender waits: enough for every connection of
 /// a busy shard to have a request in flight.
 const MESH_CHANNEL_CAPACITY: usize = 4096;
+/// How often the mesh watchdog looks for requests that waited too long: a tenth of a second
+/// keeps a stalled shard's callers waiting at most that much beyond the timeout.
+const MESH_WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
 /// Share of the background task queue (expiry) against the connections' 1000.
 const BACKGROUND_SHARES: usize = 100;
 /// Keys the active expiry removes between two checks of its time budget.
@@ -44,6 +46,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         port: AtomicUsize::new(0),
         shard_count,
         hardware,
+        multi_writes: Default::default(),
     });
     eprintln!(
         "ember {}: {} shard(s), busy-poll {} us, hardware: {}",
@@ -123,10 +126,15 @@ async fn shard_main(
         crate::rdma::start_shard(&shard, setup)?;
     }
     for (peer, receiver) in receivers {
-        runtime::spawn(receive_from_peer(shard.clone(), peer, receiver));
+        runtime::spawn(crate::commands::remote::serve_peer(
+            shard.clone(),
+            peer,
+            receiver,
+        ));
     }
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
+    runtime::spawn_into(mesh_watchdog(shard.clone()), background);
     if let Some(spin) = &shard.spin {
         runtime::spawn(spin.clone().run());
     }
@@ -261,24 +269,15 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-async fn receive_from_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
-    while let Some(message) = receiver.recv().await {
-        match message {
-            MeshMessage::Reply { id, reply } => shard.deliver(id, reply),
-            MeshMessage::Request { id, request } => {
-                if dispatch::answerable_now(&shard, &request) {
-                    let reply = dispatch::answer(&shard, request).await;
-                    shard.reply(peer, id, reply).await;
-                } else {
-                    // Waits for a hold to end; must not stop replies from this peer meanwhile.
-                    let shard = shard.clone();
-                    runtime::spawn(async move {
-                        let reply = dispatch::answer(&shard, request).await;
-                        shard.reply(peer, id, reply).await;
-                    });
-                }
-            }
+/// Answers with an error every request to another shard that has waited longer than
+/// `shard-reply-timeout-ms`, so a shard that stops answering never hangs its callers.
+async fn mesh_watchdog(shard: Rc<Shard>) {
+    loop {
+        let timeout_ms = shard.config.borrow().shard_reply_timeout_ms;
+        if timeout_ms > 0 {
+            shard.mesh.expire_overdue(Duration::from_millis(timeout_ms));
         }
+        runtime::sleep(MESH_WATCHDOG_PERIOD).await;
     }
 }
 

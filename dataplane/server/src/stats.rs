@@ -180,6 +180,8 @@ pub struct ShardStats {
     pub net_output_bytes: Cell<u64>,
     /// Requests sent to other shards.
     pub cross_shard_hops: Cell<u64>,
+    /// Multi-shard reads that met a multi-shard write and ran again under holds.
+    pub read_retries: Cell<u64>,
     /// Keys evicted.
     pub evicted_keys: Cell<u64>,
     /// Error replies.
@@ -207,6 +209,7 @@ impl ShardStats {
             net_input_bytes: Cell::new(0),
             net_output_bytes: Cell::new(0),
             cross_shard_hops: Cell::new(0),
+            read_retries: Cell::new(0),
             evicted_keys: Cell::new(0),
             error_replies: Cell::new(0),
             commands: RefCell::new(Vec::new()),
@@ -217,6 +220,11 @@ impl ShardStats {
             id_stride: shard_count as u64,
             id_offset: shard_index as u64,
         }
+    }
+
+    /// Counts a multi-shard read that ran again under holds.
+    pub fn count_read_retry(&self) {
+        self.read_retries.set(self.read_retries.get() + 1);
     }
 
     /// Counts a hit or a miss of a read.

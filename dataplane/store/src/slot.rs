@@ -54,9 +54,30 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16_xmodem(hash_tag(key)) & (SLOT_COUNT - 1)
 }
 
+/// Which of `shard_count` shards owns `slot`: the slots split into equal contiguous ranges, so
+/// the server's router and one-sided clients agree on every key's home.
+pub fn shard_of_slot(slot: u16, shard_count: usize) -> usize {
+    debug_assert!(shard_count > 0, "at least one shard");
+    usize::from(slot) * shard_count / usize::from(SLOT_COUNT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_split_evenly() {
+        let cases: &[(u16, usize, usize)] = &[
+            (0, 1, 0),
+            (16383, 1, 0),
+            (8191, 2, 0),
+            (8192, 2, 1),
+            (16383, 3, 2),
+        ];
+        for &(slot, count, owner) in cases {
+            assert_eq!(shard_of_slot(slot, count), owner, "slot {slot} of {count}");
+        }
+    }
 
     #[test]
     fn known_slots() {

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use ember_kernels::Tensor;
-use ember_resp::encode;
+use ember_resp::ReplySink;
 
 use super::{CommandError, CommandResult, InferenceOp};
 use crate::client::Client;
@@ -33,7 +33,7 @@ pub async fn run(
     shard: &Rc<Shard>,
     client: &mut Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     match op {
         InferenceOp::TensorSet => tensorset(shard, client, args, out).await,
@@ -51,11 +51,11 @@ async fn tensorset(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let (key, tensor) = args::tensorset(args)?;
     set_tensors(shard, client, vec![(key, tensor)]).await?;
-    encode::ok(out);
+    out.ok();
     Ok(())
 }
 
@@ -136,17 +136,17 @@ async fn tensorget(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let (key, format) = args::tensorget(args)?;
     let tensor = found_tensors(get_tensors(shard, client, &[key]).await)?
         .pop()
         .expect("one tensor asked, one read");
-    reply::tensor(out, &tensor, format, client.protocol);
+    reply::tensor(out, &tensor, format);
     Ok(())
 }
 
-async fn modelstore(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn modelstore(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
     let parsed = args::modelstore(args)?;
     let gpu = match parsed.device {
         args::DeviceArg::Cpu => None,
@@ -188,11 +188,11 @@ async fn modelstore(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Com
             return Err(error.into());
         }
     }
-    encode::ok(out);
+    out.ok();
     Ok(())
 }
 
-fn modelget(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+fn modelget(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
     let (key, meta, blob) = args::modelget(args)?;
     let model = shard
         .inference
@@ -202,7 +202,7 @@ fn modelget(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResu
     Ok(())
 }
 
-async fn modeldel(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn modeldel(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
     if args.len() != 2 {
         return Err(super::arity_message("AI.MODELDEL").into());
     }
@@ -223,7 +223,7 @@ async fn modeldel(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> Comma
     if !existed {
         return Err(MODEL_MISSING.into());
     }
-    encode::ok(out);
+    out.ok();
     Ok(())
 }
 
@@ -231,7 +231,7 @@ async fn modelexecute(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let parsed = args::modelexecute(args)?;
     let model = shard
@@ -253,7 +253,7 @@ async fn modelexecute(
     let outputs = match model.run(inputs, timeout).await {
         Ok(outputs) => outputs,
         Err(error) if error == "TIMEDOUT" => {
-            encode::simple(out, b"TIMEDOUT");
+            out.simple(b"TIMEDOUT");
             return Ok(());
         }
         Err(error) => return Err(error.into()),
@@ -264,7 +264,7 @@ async fn modelexecute(
         parsed.outputs.into_iter().zip(outputs).collect(),
     )
     .await?;
-    encode::ok(out);
+    out.ok();
     Ok(())
 }
 
@@ -279,7 +279,7 @@ fn add_stats(total: &mut ModelStats, part: &ModelStats) {
     total.batch_rows_max = total.batch_rows_max.max(part.batch_rows_max);
 }
 
-async fn info(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandResult {
+async fn info(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
     if args.len() > 3 {
         return Err(super::arity_message("AI.INFO").into());
     }
@@ -313,7 +313,7 @@ async fn info(shard: &Rc<Shard>, args: &[&[u8]], out: &mut Vec<u8>) -> CommandRe
         }
     }
     if reset {
-        encode::ok(out);
+        out.ok();
     } else {
         reply::info(out, &key, &model.meta, &total);
     }

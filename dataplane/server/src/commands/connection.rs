@@ -1,6 +1,6 @@
 //! Connection commands: AUTH, HELLO, PING, ECHO, SELECT, QUIT, RESET.
 
-use ember_resp::{encode, Protocol};
+use ember_resp::Protocol;
 
 use super::keys::parse_db;
 use super::{arity_message, errors, is, CommandError, CommandResult, ConnectionCtx};
@@ -41,7 +41,7 @@ pub fn auth(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     check_password(ctx, username, password)?;
     ctx.client.authenticated = true;
-    encode::ok(ctx.out);
+    ctx.out.ok();
     Ok(())
 }
 
@@ -89,23 +89,24 @@ pub fn hello(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         *ctx.client.handle.name.borrow_mut() = String::from_utf8_lossy(name).into_owned();
     }
     ctx.client.protocol = protocol;
+    ctx.out.set_protocol(protocol);
     ctx.client.handle.resp.set(protocol.version());
     let out = &mut *ctx.out;
-    encode::map_len(out, 7, protocol);
-    encode::bulk(out, b"server");
-    encode::bulk(out, b"redis");
-    encode::bulk(out, b"version");
-    encode::bulk(out, VERSION.as_bytes());
-    encode::bulk(out, b"proto");
-    encode::integer(out, protocol.version());
-    encode::bulk(out, b"id");
-    encode::integer(out, ctx.client.handle.id as i64);
-    encode::bulk(out, b"mode");
-    encode::bulk(out, b"standalone");
-    encode::bulk(out, b"role");
-    encode::bulk(out, b"master");
-    encode::bulk(out, b"modules");
-    encode::array_len(out, 0);
+    out.map_len(7);
+    out.bulk(b"server");
+    out.bulk(b"redis");
+    out.bulk(b"version");
+    out.bulk(VERSION.as_bytes());
+    out.bulk(b"proto");
+    out.integer(protocol.version());
+    out.bulk(b"id");
+    out.integer(ctx.client.handle.id as i64);
+    out.bulk(b"mode");
+    out.bulk(b"standalone");
+    out.bulk(b"role");
+    out.bulk(b"master");
+    out.bulk(b"modules");
+    out.array_len(0);
     Ok(())
 }
 
@@ -122,8 +123,8 @@ pub fn validate_client_name(name: &[u8]) -> CommandResult {
 /// PING [message]
 pub fn ping(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     match args.len() {
-        1 => encode::simple(ctx.out, b"PONG"),
-        2 => encode::bulk(ctx.out, args[1]),
+        1 => ctx.out.simple(b"PONG"),
+        2 => ctx.out.bulk(args[1]),
         _ => return Err(arity_message("ping").into()),
     }
     Ok(())
@@ -131,7 +132,7 @@ pub fn ping(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// ECHO message
 pub fn echo(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
-    encode::bulk(ctx.out, args[1]);
+    ctx.out.bulk(args[1]);
     Ok(())
 }
 
@@ -140,14 +141,14 @@ pub fn select(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     let db = parse_db(args[1])?;
     ctx.client.db = db;
     ctx.client.handle.db.set(db);
-    encode::ok(ctx.out);
+    ctx.out.ok();
     Ok(())
 }
 
 /// QUIT
 pub fn quit(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.client.close_after_reply = true;
-    encode::ok(ctx.out);
+    ctx.out.ok();
     Ok(())
 }
 
@@ -165,6 +166,6 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.watched.clear();
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();
-    encode::simple(ctx.out, b"RESET");
+    ctx.out.simple(b"RESET");
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! Generic key commands: DEL, EXISTS, TYPE, expiry, RENAME, COPY, MOVE, OBJECT.
 
-use ember_resp::encode;
 use ember_store::keyspace::lru_clock;
 use ember_store::DATABASE_COUNT;
 
@@ -14,7 +13,7 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         .iter()
         .filter(|key| ctx.keyspace.remove(ctx.db, key, ctx.now_ms).is_some())
         .count();
-    encode::integer(ctx.out, removed as i64);
+    ctx.out.integer(removed as i64);
     Ok(())
 }
 
@@ -24,7 +23,7 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         .iter()
         .filter(|key| ctx.keyspace.peek(ctx.db, key, ctx.now_ms).is_some())
         .count();
-    encode::integer(ctx.out, found as i64);
+    ctx.out.integer(found as i64);
     Ok(())
 }
 
@@ -34,7 +33,7 @@ pub fn touch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         .iter()
         .filter(|key| ctx.keyspace.get(ctx.db, key, ctx.now_ms).is_some())
         .count();
-    encode::integer(ctx.out, found as i64);
+    ctx.out.integer(found as i64);
     Ok(())
 }
 
@@ -44,7 +43,7 @@ pub fn type_of(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         .keyspace
         .peek(ctx.db, args[1], ctx.now_ms)
         .map_or("none", |entry| entry.value.type_name());
-    encode::simple(ctx.out, name.as_bytes());
+    ctx.out.simple(name.as_bytes());
     Ok(())
 }
 
@@ -99,7 +98,7 @@ fn expire_generic(
     }
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let Some(entry) = ctx.keyspace.get(db, key, now_ms) else {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     };
     let current = entry.expire_at_ms;
@@ -109,7 +108,7 @@ fn expire_generic(
         || conditions.gt && current.is_none_or(|current| at <= current as i64)
         || conditions.lt && current.is_some_and(|current| at >= current as i64));
     if !allowed {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     }
     if at <= now_ms as i64 {
@@ -117,7 +116,7 @@ fn expire_generic(
     } else {
         ctx.keyspace.set_expire(db, key, Some(at as u64), now_ms);
     }
-    encode::integer(ctx.out, 1);
+    ctx.out.integer(1);
     Ok(())
 }
 
@@ -160,7 +159,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], milliseconds: bool, absolute: bool
             }
         },
     };
-    encode::integer(ctx.out, reply);
+    ctx.out.integer(reply);
     Ok(())
 }
 
@@ -193,7 +192,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if had_ttl {
         ctx.keyspace.set_expire(ctx.db, args[1], None, ctx.now_ms);
     }
-    encode::integer(ctx.out, i64::from(had_ttl));
+    ctx.out.integer(i64::from(had_ttl));
     Ok(())
 }
 
@@ -204,14 +203,14 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> Comma
     }
     if source == target {
         if only_if_new {
-            encode::integer(ctx.out, 0);
+            ctx.out.integer(0);
         } else {
-            encode::ok(ctx.out);
+            ctx.out.ok();
         }
         return Ok(());
     }
     if only_if_new && ctx.keyspace.peek(db, target, now_ms).is_some() {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     }
     let entry = ctx
@@ -221,9 +220,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> Comma
     ctx.keyspace
         .insert(db, target, entry.value, entry.expire_at_ms, now_ms);
     if only_if_new {
-        encode::integer(ctx.out, 1);
+        ctx.out.integer(1);
     } else {
-        encode::ok(ctx.out);
+        ctx.out.ok();
     }
     Ok(())
 }
@@ -267,16 +266,16 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Err("ERR source and destination objects are the same".into());
     }
     let Some(entry) = ctx.keyspace.peek(db, source, now_ms).cloned() else {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     };
     if !replace && ctx.keyspace.peek(target_db, target, now_ms).is_some() {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     }
     ctx.keyspace
         .insert(target_db, target, entry.value, entry.expire_at_ms, now_ms);
-    encode::integer(ctx.out, 1);
+    ctx.out.integer(1);
     Ok(())
 }
 
@@ -290,13 +289,13 @@ pub fn move_key(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if ctx.keyspace.peek(db, key, now_ms).is_none()
         || ctx.keyspace.peek(target_db, key, now_ms).is_some()
     {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     }
     let entry = ctx.keyspace.remove(db, key, now_ms).expect("checked above");
     ctx.keyspace
         .insert(target_db, key, entry.value, entry.expire_at_ms, now_ms);
-    encode::integer(ctx.out, 1);
+    ctx.out.integer(1);
     Ok(())
 }
 
@@ -322,9 +321,9 @@ const OBJECT_HELP: &[&str] = &[
 pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "HELP") && args.len() == 2 {
-        encode::array_len(ctx.out, OBJECT_HELP.len());
+        ctx.out.array_len(OBJECT_HELP.len());
         for line in OBJECT_HELP {
-            encode::simple(ctx.out, line.as_bytes());
+            ctx.out.simple(line.as_bytes());
         }
         return Ok(());
     }
@@ -344,24 +343,24 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let lfu = ctx.config.maxmemory_policy.contains("lfu");
     let Some(entry) = ctx.keyspace.peek(ctx.db, args[2], ctx.now_ms) else {
-        encode::null(ctx.out, ctx.protocol);
+        ctx.out.null();
         return Ok(());
     };
     if is(subcommand, "ENCODING") {
-        encode::bulk(ctx.out, entry.value.encoding_name().as_bytes());
+        ctx.out.bulk(entry.value.encoding_name().as_bytes());
     } else if is(subcommand, "REFCOUNT") {
-        encode::integer(ctx.out, 1);
+        ctx.out.integer(1);
     } else if is(subcommand, "IDLETIME") {
         if lfu {
             return Err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());
         }
         let idle_s = lru_clock(ctx.now_ms).wrapping_sub(entry.access);
-        encode::integer(ctx.out, i64::from(idle_s));
+        ctx.out.integer(i64::from(idle_s));
     } else {
         if !lfu {
             return Err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());
         }
-        encode::integer(ctx.out, i64::from(entry.access));
+        ctx.out.integer(i64::from(entry.access));
     }
     Ok(())
 }

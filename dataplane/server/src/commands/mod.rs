@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use ember_resp::Protocol;
+use ember_resp::{Protocol, ReplySink};
 use ember_store::{Entry, Keyspace};
 
 use crate::client::Client;
@@ -16,8 +16,11 @@ use crate::stats::ShardStats;
 
 pub mod ai;
 pub mod connection;
+pub mod exec;
 pub mod keys;
+pub mod multikey;
 pub mod recommend;
+pub mod remote;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -40,7 +43,7 @@ impl From<String> for CommandError {
     }
 }
 
-/// What a handler returns; the reply itself is already in the output buffer when `Ok`.
+/// What a handler returns; the reply itself is already in the sink when `Ok`.
 pub type CommandResult = Result<(), CommandError>;
 
 /// Redis 7.2's wording of the common errors.
@@ -139,8 +142,8 @@ pub struct Ctx<'a> {
     pub protocol: Protocol,
     /// Current time, milliseconds since the epoch, read once per batch.
     pub now_ms: u64,
-    /// Reply buffer.
-    pub out: &'a mut Vec<u8>,
+    /// Where the reply goes.
+    pub out: &'a mut ReplySink,
     /// The owning shard's configuration.
     pub config: &'a Config,
     /// The owning shard's statistics (hits and misses).
@@ -159,7 +162,7 @@ pub fn read_entry<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Option<&'c Entry> {
 pub fn read_for_reply<'c>(
     ctx: &'c mut Ctx<'_>,
     key: &[u8],
-) -> (Option<&'c Entry>, &'c mut Vec<u8>) {
+) -> (Option<&'c Entry>, &'c mut ReplySink) {
     let entry = if ctx.no_touch {
         ctx.keyspace.peek(ctx.db, key, ctx.now_ms)
     } else {
@@ -175,8 +178,8 @@ pub struct ConnectionCtx<'a> {
     pub client: &'a mut Client,
     /// The shard the connection lives on.
     pub shard: &'a Shard,
-    /// Reply buffer.
-    pub out: &'a mut Vec<u8>,
+    /// Where the reply goes.
+    pub out: &'a mut ReplySink,
 }
 
 /// A command that reads or writes keys; runs on the shard that owns them.
@@ -238,6 +241,22 @@ pub enum InferenceOp {
     Recommend,
 }
 
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH: the executor runs them, since EXEC runs other
+/// commands and WATCH asks other shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionOp {
+    /// MULTI
+    Multi,
+    /// EXEC
+    Exec,
+    /// DISCARD
+    Discard,
+    /// WATCH
+    Watch,
+    /// UNWATCH
+    Unwatch,
+}
+
 /// How a command runs.
 #[derive(Clone, Copy)]
 pub enum Handler {
@@ -249,6 +268,8 @@ pub enum Handler {
     Cluster(ClusterOp),
     /// Inference, awaiting the shard's batcher.
     Inference(InferenceOp),
+    /// Transactions, run by the executor.
+    Transaction(TransactionOp),
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -267,14 +288,216 @@ pub enum Split {
     Scratch,
 }
 
-/// One command.
+bitflags::bitflags! {
+    /// A command's flags: Redis's COMMAND flags, and two of Ember's own that the executor reads.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct CommandFlags: u32 {
+        /// May modify the keyspace.
+        const WRITE = 1 << 0;
+        /// Only reads.
+        const READONLY = 1 << 1;
+        /// May grow memory: refused when over maxmemory under noeviction.
+        const DENYOOM = 1 << 2;
+        /// Administrative.
+        const ADMIN = 1 << 3;
+        /// Pub/Sub.
+        const PUBSUB = 1 << 4;
+        /// Not allowed in scripts.
+        const NOSCRIPT = 1 << 5;
+        /// May block the client.
+        const BLOCKING = 1 << 6;
+        /// Allowed while loading.
+        const LOADING = 1 << 7;
+        /// Allowed on a stale replica.
+        const STALE = 1 << 8;
+        /// Not shown in the slow log.
+        const SKIP_SLOWLOG = 1 << 9;
+        /// O(1) or O(log n).
+        const FAST = 1 << 10;
+        /// Allowed before AUTH.
+        const NO_AUTH = 1 << 11;
+        /// Allowed while a script runs too long.
+        const ALLOW_BUSY = 1 << 12;
+        /// Sentinel command.
+        const SENTINEL = 1 << 13;
+        /// Not allowed inside MULTI (WATCH, MULTI): answers an error there.
+        const NO_MULTI = 1 << 14;
+        /// Ember's: runs at once inside MULTI instead of being queued (EXEC, DISCARD, QUIT,
+        /// RESET). Not a Redis flag; COMMAND does not show it.
+        const TRANSACTION_CONTROL = 1 << 15;
+        /// Ember's: the argument after `DB` names the destination key's database (COPY).
+        /// Not a Redis flag; COMMAND does not show it.
+        const DB_OPTION = 1 << 16;
+    }
+}
+
+/// Redis's names of the flags COMMAND shows, in Redis's order.
+const FLAG_NAMES: &[(CommandFlags, &str)] = &[
+    (CommandFlags::WRITE, "write"),
+    (CommandFlags::READONLY, "readonly"),
+    (CommandFlags::DENYOOM, "denyoom"),
+    (CommandFlags::ADMIN, "admin"),
+    (CommandFlags::PUBSUB, "pubsub"),
+    (CommandFlags::NOSCRIPT, "noscript"),
+    (CommandFlags::BLOCKING, "blocking"),
+    (CommandFlags::LOADING, "loading"),
+    (CommandFlags::STALE, "stale"),
+    (CommandFlags::SKIP_SLOWLOG, "skip_slowlog"),
+    (CommandFlags::FAST, "fast"),
+    (CommandFlags::NO_AUTH, "no_auth"),
+    (CommandFlags::SENTINEL, "sentinel"),
+    (CommandFlags::NO_MULTI, "no_multi"),
+    (CommandFlags::ALLOW_BUSY, "allow_busy"),
+];
+
+impl CommandFlags {
+    /// The Redis flag names set, in Redis's order (COMMAND INFO).
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        FLAG_NAMES
+            .iter()
+            .filter(move |(flag, _)| self.contains(*flag))
+            .map(|(_, name)| *name)
+    }
+}
+
+bitflags::bitflags! {
+    /// ACL categories (`+@read`, `-@dangerous`...), as Redis 7 assigns them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct AclCategories: u32 {
+        /// @keyspace
+        const KEYSPACE = 1 << 0;
+        /// @read
+        const READ = 1 << 1;
+        /// @write
+        const WRITE = 1 << 2;
+        /// @set
+        const SET = 1 << 3;
+        /// @sortedset
+        const SORTEDSET = 1 << 4;
+        /// @list
+        const LIST = 1 << 5;
+        /// @hash
+        const HASH = 1 << 6;
+        /// @string
+        const STRING = 1 << 7;
+        /// @bitmap
+        const BITMAP = 1 << 8;
+        /// @hyperloglog
+        const HYPERLOGLOG = 1 << 9;
+        /// @geo
+        const GEO = 1 << 10;
+        /// @stream
+        const STREAM = 1 << 11;
+        /// @pubsub
+        const PUBSUB = 1 << 12;
+        /// @admin
+        const ADMIN = 1 << 13;
+        /// @fast
+        const FAST = 1 << 14;
+        /// @slow
+        const SLOW = 1 << 15;
+        /// @blocking
+        const BLOCKING = 1 << 16;
+        /// @dangerous
+        const DANGEROUS = 1 << 17;
+        /// @connection
+        const CONNECTION = 1 << 18;
+        /// @transaction
+        const TRANSACTION = 1 << 19;
+        /// @scripting
+        const SCRIPTING = 1 << 20;
+    }
+}
+
+/// Redis's category names, in ACL CAT's order.
+pub const CATEGORY_NAMES: &[(AclCategories, &str)] = &[
+    (AclCategories::KEYSPACE, "keyspace"),
+    (AclCategories::READ, "read"),
+    (AclCategories::WRITE, "write"),
+    (AclCategories::SET, "set"),
+    (AclCategories::SORTEDSET, "sortedset"),
+    (AclCategories::LIST, "list"),
+    (AclCategories::HASH, "hash"),
+    (AclCategories::STRING, "string"),
+    (AclCategories::BITMAP, "bitmap"),
+    (AclCategories::HYPERLOGLOG, "hyperloglog"),
+    (AclCategories::GEO, "geo"),
+    (AclCategories::STREAM, "stream"),
+    (AclCategories::PUBSUB, "pubsub"),
+    (AclCategories::ADMIN, "admin"),
+    (AclCategories::FAST, "fast"),
+    (AclCategories::SLOW, "slow"),
+    (AclCategories::BLOCKING, "blocking"),
+    (AclCategories::DANGEROUS, "dangerous"),
+    (AclCategories::CONNECTION, "connection"),
+    (AclCategories::TRANSACTION, "transaction"),
+    (AclCategories::SCRIPTING, "scripting"),
+];
+
+impl AclCategories {
+    /// Redis's rule: the group's category, @read/@write from the flags, @fast or @slow, and
+    /// @admin with @dangerous for administrative commands.
+    const fn derive(group: &str, flags: CommandFlags) -> Self {
+        let mut categories = Self::group(group);
+        if flags.contains(CommandFlags::WRITE) {
+            categories = categories.union(Self::WRITE);
+        }
+        if flags.contains(CommandFlags::READONLY) {
+            categories = categories.union(Self::READ);
+        }
+        categories = categories.union(if flags.contains(CommandFlags::FAST) {
+            Self::FAST
+        } else {
+            Self::SLOW
+        });
+        if flags.contains(CommandFlags::ADMIN) {
+            categories = categories.union(Self::ADMIN).union(Self::DANGEROUS);
+        }
+        if flags.contains(CommandFlags::BLOCKING) {
+            categories = categories.union(Self::BLOCKING);
+        }
+        categories
+    }
+
+    const fn group(group: &str) -> Self {
+        match group.as_bytes() {
+            b"generic" => Self::KEYSPACE,
+            b"string" => Self::STRING,
+            b"set" => Self::SET,
+            b"sorted_set" => Self::SORTEDSET,
+            b"list" => Self::LIST,
+            b"hash" => Self::HASH,
+            b"bitmap" => Self::BITMAP,
+            b"hyperloglog" => Self::HYPERLOGLOG,
+            b"geo" => Self::GEO,
+            b"stream" => Self::STREAM,
+            b"pubsub" => Self::PUBSUB,
+            b"connection" => Self::CONNECTION,
+            b"transactions" => Self::TRANSACTION,
+            b"scripting" => Self::SCRIPTING,
+            _ => Self::empty(),
+        }
+    }
+
+    /// The category names set.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        CATEGORY_NAMES
+            .iter()
+            .filter(move |(category, _)| self.contains(*category))
+            .map(|(_, name)| *name)
+    }
+}
+
+/// One command: everything COMMAND, routing, the executor and (later) ACLs need to know.
 pub struct CommandSpec {
     /// Lower-case name.
     pub name: &'static str,
     /// Redis arity: exact when positive, at least `-arity` when negative (the name counts).
     pub arity: i32,
-    /// COMMAND flags.
-    pub flags: &'static [&'static str],
+    /// Flags.
+    pub flags: CommandFlags,
+    /// ACL categories.
+    pub categories: AclCategories,
     /// Key positions.
     pub keys: KeySpec,
     /// COMMAND DOCS group.
@@ -287,46 +510,37 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// How it splits across shards.
     pub split: Split,
-    /// Commands allowed before AUTH.
-    pub no_auth: bool,
+}
+
+impl CommandSpec {
+    /// True when `flag` is set.
+    pub fn has(&self, flag: CommandFlags) -> bool {
+        self.flags.contains(flag)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
 const fn command(
     name: &'static str,
     arity: i32,
-    flags: &'static [&'static str],
+    flags: CommandFlags,
     keys: KeySpec,
     group: &'static str,
     since: &'static str,
     summary: &'static str,
     handler: Handler,
 ) -> CommandSpec {
-    let mut no_auth = false;
-    let mut index = 0;
-    while index < flags.len() {
-        let flag = flags[index].as_bytes();
-        if flag.len() == 7
-            && flag[0] == b'n'
-            && flag[1] == b'o'
-            && flag[2] == b'_'
-            && flag[3] == b'a'
-        {
-            no_auth = true; // "no_auth"
-        }
-        index += 1;
-    }
     CommandSpec {
         name,
         arity,
         flags,
+        categories: AclCategories::derive(group, flags),
         keys,
         group,
         summary,
         since,
         handler,
         split: Split::None,
-        no_auth,
     }
 }
 
@@ -335,55 +549,70 @@ const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
     spec
 }
 
-use Handler::{Cluster, Connection, Inference, Keyspace as Ks};
+/// Adds Ember's own flags to a declaration.
+const fn with(mut spec: CommandSpec, flags: CommandFlags) -> CommandSpec {
+    spec.flags = spec.flags.union(flags);
+    spec
+}
 
-const R_FAST: &[&str] = &["readonly", "fast"];
-const R: &[&str] = &["readonly"];
-const W_FAST: &[&str] = &["write", "fast"];
-const W: &[&str] = &["write"];
-const W_OOM: &[&str] = &["write", "denyoom"];
-const W_OOM_FAST: &[&str] = &["write", "denyoom", "fast"];
-const CONN_NO_AUTH: &[&str] = &[
-    "noscript",
-    "loading",
-    "stale",
-    "fast",
-    "no_auth",
-    "allow_busy",
-];
-const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+use Handler::{Cluster, Connection, Inference, Keyspace as Ks, Transaction};
+
+type F = CommandFlags;
+const R_FAST: F = F::READONLY.union(F::FAST);
+const R: F = F::READONLY;
+const W_FAST: F = F::WRITE.union(F::FAST);
+const W: F = F::WRITE;
+const W_OOM: F = F::WRITE.union(F::DENYOOM);
+const W_OOM_FAST: F = F::WRITE.union(F::DENYOOM).union(F::FAST);
+const CONN_NO_AUTH: F = F::NOSCRIPT
+    .union(F::LOADING)
+    .union(F::STALE)
+    .union(F::FAST)
+    .union(F::NO_AUTH)
+    .union(F::ALLOW_BUSY);
+const ADMIN: F = F::ADMIN
+    .union(F::NOSCRIPT)
+    .union(F::LOADING)
+    .union(F::STALE);
+const LOADING_STALE: F = F::LOADING.union(F::STALE);
+const LOADING_STALE_FAST: F = F::LOADING.union(F::STALE).union(F::FAST);
+const TRANSACTION: F = F::NOSCRIPT
+    .union(F::LOADING)
+    .union(F::STALE)
+    .union(F::FAST)
+    .union(F::ALLOW_BUSY);
 
 /// Every command Ember serves.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
     command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
     command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),
-    command("ping", -1, &["fast"], NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)),
-    command("echo", 2, &["fast"], NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),
-    command("select", 2, &["loading", "stale", "fast"], NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
-    command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)),
-    command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)),
-    command("multi", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "1.2.0", "Starts a transaction.", Connection(transaction::multi)),
-    command("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], NO_KEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", Connection(transaction::exec_outside_connection)),
-    command("watch", -2, &["noscript", "loading", "stale", "fast", "allow_busy"], ALL_KEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", Connection(transaction::watch_outside_connection)),
-    command("unwatch", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Connection(transaction::unwatch)),
-    command("discard", 1, &["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Connection(transaction::discard)),
-    command("client", -2, &["sentinel"], NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Cluster(ClusterOp::Client)),
+    command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)),
+    command("echo", 2, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),
+    command("select", 2, LOADING_STALE_FAST, NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
+    with(command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)), F::TRANSACTION_CONTROL),
+    with(command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)), F::TRANSACTION_CONTROL),
+    with(command("multi", 1, TRANSACTION, NO_KEYS, "transactions", "1.2.0", "Starts a transaction.", Transaction(TransactionOp::Multi)), F::TRANSACTION_CONTROL),
+    with(command("exec", 1, F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::SKIP_SLOWLOG), NO_KEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", Transaction(TransactionOp::Exec)), F::TRANSACTION_CONTROL),
+    with(command("watch", -2, TRANSACTION, ALL_KEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", Transaction(TransactionOp::Watch)), F::TRANSACTION_CONTROL),
+    command("unwatch", 1, TRANSACTION, NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Transaction(TransactionOp::Unwatch)),
+    with(command("discard", 1, TRANSACTION, NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Transaction(TransactionOp::Discard)), F::TRANSACTION_CONTROL),
+    command("client", -2, F::SENTINEL, NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Cluster(ClusterOp::Client)),
     // server
     command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Cluster(ClusterOp::SwapDb)),
-    command("command", -1, &["loading", "stale"], NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.", Connection(server::command)),
-    command("info", -1, &["loading", "stale"], NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Cluster(ClusterOp::Info)),
+    command("command", -1, LOADING_STALE, NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.", Connection(server::command)),
+    command("info", -1, LOADING_STALE, NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Cluster(ClusterOp::Info)),
     command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Cluster(ClusterOp::Config)),
     command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Cluster(ClusterOp::DbSize)),
     command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Cluster(ClusterOp::FlushDb)),
     command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Cluster(ClusterOp::FlushAll)),
-    command("time", 1, &["loading", "stale", "fast"], NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
-    command("lastsave", 1, &["loading", "stale", "fast"], NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
+    command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
+    command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
     command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Cluster(ClusterOp::Shutdown)),
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Cluster(ClusterOp::Debug)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Cluster(ClusterOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Cluster(ClusterOp::Latency)),
-    command("function", -2, &["noscript"], NO_KEYS, "scripting", "7.0.0", "A container for function commands.", Connection(server::function)),
+    command("function", -2, F::NOSCRIPT, NO_KEYS, "scripting", "7.0.0", "A container for function commands.", Connection(server::function)),
     // strings
     command("get", 2, R_FAST, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.", Ks(strings::get)),
     command("set", -3, W_OOM, ONE_KEY, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", Ks(strings::set)),
@@ -450,7 +679,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("persist", 2, W_FAST, ONE_KEY, "generic", "2.2.0", "Removes the expiration time of a key.", Ks(keys::persist)),
     split(command("rename", 3, W, TWO_KEYS, "generic", "1.0.0", "Renames a key and overwrites the destination.", Ks(keys::rename)), Split::Scratch),
     split(command("renamenx", 3, W_FAST, TWO_KEYS, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", Ks(keys::renamenx)), Split::Scratch),
-    split(command("copy", -3, W_OOM, TWO_KEYS, "generic", "6.2.0", "Copies the value of a key to a new key.", Ks(keys::copy)), Split::Scratch),
+    split(with(command("copy", -3, W_OOM, TWO_KEYS, "generic", "6.2.0", "Copies the value of a key to a new key.", Ks(keys::copy)), F::DB_OPTION), Split::Scratch),
     command("move", 3, W_FAST, ONE_KEY, "generic", "1.0.0", "Moves a key to another database.", Ks(keys::move_key)),
     command("keys", 2, R, NO_KEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", Cluster(ClusterOp::Keys)),
     command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Cluster(ClusterOp::Scan)),
@@ -597,7 +826,8 @@ mod tests {
         assert_eq!(COMMANDS[lookup(b"GeT").unwrap()].name, "get");
         assert!(lookup(b"nosuchcommand").is_none());
         assert!(lookup(&[b'a'; 100]).is_none());
-        assert!(COMMANDS[lookup(b"auth").unwrap()].no_auth);
+        assert!(COMMANDS[lookup(b"auth").unwrap()].has(CommandFlags::NO_AUTH));
+        assert!(!COMMANDS[lookup(b"get").unwrap()].has(CommandFlags::NO_AUTH));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use ember_kernels::Tensor;
+use ember_resp::ReplySink;
 use ember_store::Value;
 
 use super::{CommandError, CommandResult};
@@ -134,7 +135,7 @@ pub async fn run(
     shard: &Rc<Shard>,
     client: &Client,
     args: &[&[u8]],
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
 ) -> CommandResult {
     let parsed = args::recommend(args)?;
     let model = shard

@@ -1,74 +1,43 @@
 //! Server commands that need no other shard: COMMAND, TIME, LASTSAVE, FUNCTION.
 
-use ember_resp::{encode, Protocol};
+use ember_resp::ReplySink;
 
 use super::{
     is, lookup, unknown_subcommand_message, CommandResult, CommandSpec, ConnectionCtx, Handler,
     COMMANDS,
 };
 
-fn acl_categories(spec: &CommandSpec) -> Vec<String> {
-    let mut categories = Vec::new();
-    let flags = spec.flags;
-    if flags.contains(&"write") {
-        categories.push("@write".to_string());
+fn write_info(out: &mut ReplySink, spec: &CommandSpec) {
+    out.array_len(10);
+    out.bulk(spec.name.as_bytes());
+    out.integer(i64::from(spec.arity));
+    let flags: Vec<&str> = spec.flags.names().collect();
+    out.set_len(flags.len());
+    for flag in flags {
+        out.simple(flag.as_bytes());
     }
-    if flags.contains(&"readonly") {
-        categories.push("@read".to_string());
+    out.integer(i64::from(spec.keys.first));
+    out.integer(i64::from(spec.keys.last));
+    out.integer(i64::from(spec.keys.step));
+    let categories: Vec<&str> = spec.categories.names().collect();
+    out.set_len(categories.len());
+    for category in categories {
+        out.simple(format!("@{category}").as_bytes());
     }
-    categories.push(format!(
-        "@{}",
-        if spec.group == "generic" {
-            "keyspace"
-        } else {
-            spec.group
-        }
-    ));
-    categories.push(
-        if flags.contains(&"fast") {
-            "@fast"
-        } else {
-            "@slow"
-        }
-        .to_string(),
-    );
-    if flags.contains(&"admin") {
-        categories.push("@admin".to_string());
-        categories.push("@dangerous".to_string());
-    }
-    categories
+    out.array_len(0); // tips
+    out.array_len(0); // key specifications: first/last/step above say it
+    out.array_len(0); // subcommands
 }
 
-fn write_info(out: &mut Vec<u8>, spec: &CommandSpec, protocol: Protocol) {
-    encode::array_len(out, 10);
-    encode::bulk(out, spec.name.as_bytes());
-    encode::integer(out, i64::from(spec.arity));
-    encode::set_len(out, spec.flags.len(), protocol);
-    for flag in spec.flags {
-        encode::simple(out, flag.as_bytes());
-    }
-    encode::integer(out, i64::from(spec.keys.first));
-    encode::integer(out, i64::from(spec.keys.last));
-    encode::integer(out, i64::from(spec.keys.step));
-    let categories = acl_categories(spec);
-    encode::set_len(out, categories.len(), protocol);
-    for category in &categories {
-        encode::simple(out, category.as_bytes());
-    }
-    encode::array_len(out, 0); // tips
-    encode::array_len(out, 0); // key specifications: first/last/step above say it
-    encode::array_len(out, 0); // subcommands
-}
-
-fn write_docs(out: &mut Vec<u8>, spec: &CommandSpec, protocol: Protocol) {
-    encode::bulk(out, spec.name.as_bytes());
-    encode::map_len(out, 3, protocol);
-    encode::bulk(out, b"summary");
-    encode::bulk(out, spec.summary.as_bytes());
-    encode::bulk(out, b"since");
-    encode::bulk(out, spec.since.as_bytes());
-    encode::bulk(out, b"group");
-    encode::bulk(out, spec.group.as_bytes());
+fn write_docs(out: &mut ReplySink, spec: &CommandSpec) {
+    out.bulk(spec.name.as_bytes());
+    out.map_len(3);
+    out.bulk(b"summary");
+    out.bulk(spec.summary.as_bytes());
+    out.bulk(b"since");
+    out.bulk(spec.since.as_bytes());
+    out.bulk(b"group");
+    out.bulk(spec.group.as_bytes());
 }
 
 const COMMAND_HELP: &[&str] = &[
@@ -91,22 +60,21 @@ const COMMAND_HELP: &[&str] = &[
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS name... | GETKEYS cmd... | HELP]
 pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
-    let protocol = ctx.client.protocol;
     let out = &mut *ctx.out;
     if args.len() == 1 {
-        encode::array_len(out, COMMANDS.len());
+        out.array_len(COMMANDS.len());
         for spec in COMMANDS {
-            write_info(out, spec, protocol);
+            write_info(out, spec);
         }
         return Ok(());
     }
     let subcommand = args[1];
     if is(subcommand, "COUNT") && args.len() == 2 {
-        encode::integer(out, COMMANDS.len() as i64);
+        out.integer(COMMANDS.len() as i64);
     } else if is(subcommand, "LIST") {
-        encode::array_len(out, COMMANDS.len());
+        out.array_len(COMMANDS.len());
         for spec in COMMANDS {
-            encode::bulk(out, spec.name.as_bytes());
+            out.bulk(spec.name.as_bytes());
         }
     } else if is(subcommand, "INFO") {
         let names: Vec<&[u8]> = if args.len() == 2 {
@@ -114,11 +82,11 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         } else {
             args[2..].to_vec()
         };
-        encode::array_len(out, names.len());
+        out.array_len(names.len());
         for name in names {
             match lookup(name) {
-                Some(index) => write_info(out, &COMMANDS[index], protocol),
-                None => encode::null_array(out, protocol),
+                Some(index) => write_info(out, &COMMANDS[index]),
+                None => out.null_array(),
             }
         }
     } else if is(subcommand, "DOCS") {
@@ -130,9 +98,9 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
                 .filter_map(|name| lookup(name).map(|index| &COMMANDS[index]))
                 .collect()
         };
-        encode::map_len(out, specs.len(), protocol);
+        out.map_len(specs.len());
         for spec in specs {
-            write_docs(out, spec, protocol);
+            write_docs(out, spec);
         }
     } else if is(subcommand, "GETKEYS") && args.len() < 4 {
         // Redis's COMMAND GETKEYS has arity -4: a command and at least one argument.
@@ -150,14 +118,14 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
             return Err("ERR The command has no key arguments".into());
         }
         let positions: Vec<usize> = spec.keys.positions(full.len()).collect();
-        encode::array_len(out, positions.len());
+        out.array_len(positions.len());
         for position in positions {
-            encode::bulk(out, full[position]);
+            out.bulk(full[position]);
         }
     } else if is(subcommand, "HELP") {
-        encode::array_len(out, COMMAND_HELP.len());
+        out.array_len(COMMAND_HELP.len());
         for line in COMMAND_HELP {
-            encode::simple(out, line.as_bytes());
+            out.simple(line.as_bytes());
         }
     } else {
         return Err(unknown_subcommand_message("command", subcommand).into());
@@ -170,15 +138,15 @@ pub fn time(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    encode::array_len(ctx.out, 2);
-    encode::bulk(ctx.out, now.as_secs().to_string().as_bytes());
-    encode::bulk(ctx.out, now.subsec_micros().to_string().as_bytes());
+    ctx.out.array_len(2);
+    ctx.out.bulk(now.as_secs().to_string().as_bytes());
+    ctx.out.bulk(now.subsec_micros().to_string().as_bytes());
     Ok(())
 }
 
 /// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
 pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
-    encode::integer(ctx.out, ctx.shard.shared.started_at_s as i64);
+    ctx.out.integer(ctx.shard.shared.started_at_s as i64);
     Ok(())
 }
 
@@ -189,9 +157,9 @@ pub fn function(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         if args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC") {
             return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
         }
-        encode::ok(ctx.out);
+        ctx.out.ok();
     } else if is(subcommand, "LIST") {
-        encode::array_len(ctx.out, 0);
+        ctx.out.array_len(0);
     } else {
         return Err(unknown_subcommand_message("function", subcommand).into());
     }

@@ -3,7 +3,6 @@
 //! A set key never holds an empty set: the command that removes the last member deletes the key,
 //! as in Redis.
 
-use ember_resp::encode;
 use ember_store::{Entry, SetValue, Value};
 
 use super::{errors, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx};
@@ -48,7 +47,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             added
         }
     };
-    encode::integer(ctx.out, added as i64);
+    ctx.out.integer(added as i64);
     Ok(())
 }
 
@@ -56,7 +55,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     };
     let Value::Set(set) = &mut entry.value else {
@@ -69,22 +68,21 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     } else if removed > 0 {
         ctx.keyspace.value_changed(db, key);
     }
-    encode::integer(ctx.out, removed as i64);
+    ctx.out.integer(removed as i64);
     Ok(())
 }
 
 /// SMEMBERS key
 pub fn smembers(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let protocol = ctx.protocol;
     let (entry, out) = read_for_reply(ctx, args[1]);
     match entry.map(set_of).transpose()? {
         Some(set) => {
-            encode::set_len(out, set.len(), protocol);
+            out.set_len(set.len());
             for member in set.iter() {
-                encode::bulk(out, member);
+                out.bulk(member);
             }
         }
-        None => encode::set_len(out, 0, protocol),
+        None => out.set_len(0),
     }
     Ok(())
 }
@@ -92,7 +90,7 @@ pub fn smembers(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// SISMEMBER key member
 pub fn sismember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let found = read_set(ctx, args[1])?.is_some_and(|set| set.contains(args[2]));
-    encode::integer(ctx.out, i64::from(found));
+    ctx.out.integer(i64::from(found));
     Ok(())
 }
 
@@ -105,9 +103,9 @@ pub fn smismember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             .collect(),
         None => vec![false; args.len() - 2],
     };
-    encode::array_len(ctx.out, found.len());
+    ctx.out.array_len(found.len());
     for member_found in found {
-        encode::integer(ctx.out, i64::from(member_found));
+        ctx.out.integer(i64::from(member_found));
     }
     Ok(())
 }
@@ -115,7 +113,7 @@ pub fn smismember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// SCARD key
 pub fn scard(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let len = read_set(ctx, args[1])?.map_or(0, SetValue::len);
-    encode::integer(ctx.out, len as i64);
+    ctx.out.integer(len as i64);
     Ok(())
 }
 
@@ -129,32 +127,31 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(arg) => Some(parse_random_count(arg)?),
         None => None,
     };
-    let protocol = ctx.protocol;
     let mut rng = rand::thread_rng();
     let (entry, out) = read_for_reply(ctx, args[1]);
     match (entry.map(set_of).transpose()?, count) {
-        (None, None) => encode::null(out, protocol),
+        (None, None) => out.null(),
         (Some(set), None) => {
             let member = set
                 .random_member(&mut rng)
                 .expect("stored sets are not empty");
-            encode::bulk(out, member);
+            out.bulk(member);
         }
-        (None, Some(_)) | (Some(_), Some(0)) => encode::array_len(out, 0),
+        (None, Some(_)) | (Some(_), Some(0)) => out.array_len(0),
         (Some(set), Some(count)) if count > 0 => {
             let members = set.random_distinct(count as usize, &mut rng);
-            encode::array_len(out, members.len());
+            out.array_len(members.len());
             for member in members {
-                encode::bulk(out, member);
+                out.bulk(member);
             }
         }
         (Some(set), Some(count)) => {
-            encode::array_len(out, count.unsigned_abs() as usize);
+            out.array_len(count.unsigned_abs() as usize);
             for _ in 0..count.unsigned_abs() {
                 let member = set
                     .random_member(&mut rng)
                     .expect("stored sets are not empty");
-                encode::bulk(out, member);
+                out.bulk(member);
             }
         }
     }
@@ -201,8 +198,8 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
         match count {
-            Some(_) => encode::set_len(ctx.out, 0, ctx.protocol),
-            None => encode::null(ctx.out, ctx.protocol),
+            Some(_) => ctx.out.set_len(0),
+            None => ctx.out.null(),
         }
         return Ok(());
     };
@@ -213,25 +210,25 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     match count {
         None => {
             let member = set.pop_random(&mut rng).expect("stored sets are not empty");
-            encode::bulk(ctx.out, &member);
+            ctx.out.bulk(&member);
         }
         Some(0) => {
-            encode::set_len(ctx.out, 0, ctx.protocol);
+            ctx.out.set_len(0);
             return Ok(());
         }
         Some(count) if count >= set.len() as u64 => {
-            encode::set_len(ctx.out, set.len(), ctx.protocol);
+            ctx.out.set_len(set.len());
             for member in set.iter() {
-                encode::bulk(ctx.out, member);
+                ctx.out.bulk(member);
             }
             ctx.keyspace.remove(db, key, now_ms);
             return Ok(());
         }
         Some(count) => {
-            encode::set_len(ctx.out, count as usize, ctx.protocol);
+            ctx.out.set_len(count as usize);
             for _ in 0..count {
                 let member = set.pop_random(&mut rng).expect("count below the size");
-                encode::bulk(ctx.out, &member);
+                ctx.out.bulk(&member);
             }
         }
     }

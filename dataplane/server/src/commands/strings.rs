@@ -1,6 +1,6 @@
 //! String commands: GET, SET and their family, counters, ranges, LCS.
 
-use ember_resp::encode;
+use ember_resp::ReplySink;
 use ember_store::{Entry, ExpireAtMs, Value};
 
 use super::{errors, is, parse_float, parse_integer, CommandError, CommandResult, Ctx};
@@ -37,10 +37,10 @@ fn string_value(entry: &Entry) -> Result<&Value, CommandError> {
 }
 
 /// Replies with a string value (callers have checked the type with [`string_value`]).
-fn reply_value(out: &mut Vec<u8>, value: &Value) {
+fn reply_value(out: &mut ReplySink, value: &Value) {
     match value {
-        Value::Int(int) => encode::bulk_integer(out, *int),
-        Value::Str(bytes) => encode::bulk(out, bytes),
+        Value::Int(int) => out.bulk_integer(*int),
+        Value::Str(bytes) => out.bulk(bytes),
         Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
             unreachable!("string replies are type-checked first")
         }
@@ -50,18 +50,17 @@ fn reply_value(out: &mut Vec<u8>, value: &Value) {
 fn reply_optional(ctx: &mut Ctx<'_>, value: Option<&Value>) {
     match value {
         Some(value) => reply_value(ctx.out, value),
-        None => encode::null(ctx.out, ctx.protocol),
+        None => ctx.out.null(),
     }
 }
 
 /// GET key
 pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let protocol = ctx.protocol;
     let entry = lookup(ctx.keyspace, ctx.db, args[1], ctx.now_ms, ctx.no_touch);
     ctx.stats.count_lookup(entry.is_some());
     match entry {
         Some(entry) => reply_value(ctx.out, string_value(entry)?),
-        None => encode::null(ctx.out, protocol),
+        None => ctx.out.null(),
     }
     Ok(())
 }
@@ -205,9 +204,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if options.get {
         reply_optional(ctx, previous.as_ref());
     } else if condition_met {
-        encode::ok(ctx.out);
+        ctx.out.ok();
     } else {
-        encode::null(ctx.out, ctx.protocol);
+        ctx.out.null();
     }
     Ok(())
 }
@@ -233,14 +232,14 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             ctx.now_ms,
         );
     }
-    encode::integer(ctx.out, i64::from(created));
+    ctx.out.integer(i64::from(created));
     Ok(())
 }
 
 fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[&[u8]], unit_ms: u64, command: &str) -> CommandResult {
     let at = expire_at(ctx, unit_ms, false, args[2], command)?;
     store(ctx, args[1], Value::from_bytes(args[3]), Some(at));
-    encode::ok(ctx.out);
+    ctx.out.ok();
     Ok(())
 }
 
@@ -286,7 +285,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let mut options = parse_write_options(&args[2..], false)?;
     let key = args[1];
     let Some(entry) = read(ctx, key) else {
-        encode::null(ctx.out, ctx.protocol);
+        ctx.out.null();
         return Ok(());
     };
     let value = string_value(entry)?.clone();
@@ -309,15 +308,14 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// MGET key [key ...]
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    encode::array_len(ctx.out, args.len() - 1);
+    ctx.out.array_len(args.len() - 1);
     for key in &args[1..] {
-        let protocol = ctx.protocol;
         let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
         ctx.stats.count_lookup(entry.is_some());
         // MGET answers nil for a key of another type, as Redis does.
         match entry.filter(|entry| entry.value.is_string()) {
             Some(entry) => reply_value(ctx.out, &entry.value),
-            None => encode::null(ctx.out, protocol),
+            None => ctx.out.null(),
         }
     }
     Ok(())
@@ -342,7 +340,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             ctx.now_ms,
         );
     }
-    encode::ok(ctx.out);
+    ctx.out.ok();
     Ok(())
 }
 
@@ -363,7 +361,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             );
         }
     }
-    encode::integer(ctx.out, i64::from(!any_exists));
+    ctx.out.integer(i64::from(!any_exists));
     Ok(())
 }
 
@@ -396,7 +394,7 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
             delta
         }
     };
-    encode::integer(ctx.out, result);
+    ctx.out.integer(result);
     Ok(())
 }
 
@@ -450,7 +448,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let expire = existing.and_then(|(_, expire)| expire);
     ctx.keyspace
         .insert(db, key, Value::from_bytes(text.as_bytes()), expire, now_ms);
-    encode::bulk(ctx.out, text.as_bytes());
+    ctx.out.bulk(text.as_bytes());
     Ok(())
 }
 
@@ -481,7 +479,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             suffix.len()
         }
     };
-    encode::integer(ctx.out, length as i64);
+    ctx.out.integer(length as i64);
     Ok(())
 }
 
@@ -491,7 +489,7 @@ pub fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(entry) => string_value(entry)?.string_len(),
         None => 0,
     };
-    encode::integer(ctx.out, length as i64);
+    ctx.out.integer(length as i64);
     Ok(())
 }
 
@@ -505,7 +503,7 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     let length = bytes.len() as i64;
     if start < 0 && end < 0 && start > end {
-        encode::bulk(ctx.out, b"");
+        ctx.out.bulk(b"");
         return Ok(());
     }
     if start < 0 {
@@ -520,9 +518,9 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         end = length - 1;
     }
     if start > end || length == 0 {
-        encode::bulk(ctx.out, b"");
+        ctx.out.bulk(b"");
     } else {
-        encode::bulk(ctx.out, &bytes[start as usize..=end as usize]);
+        ctx.out.bulk(&bytes[start as usize..=end as usize]);
     }
     Ok(())
 }
@@ -541,7 +539,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     let Some((mut bytes, expire_at_ms)) = existing else {
         if patch.is_empty() {
-            encode::integer(ctx.out, 0);
+            ctx.out.integer(0);
             return Ok(());
         }
         if offset + patch.len() > ctx.config.proto_max_bulk_len {
@@ -557,11 +555,11 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             None,
             now_ms,
         );
-        encode::integer(ctx.out, length as i64);
+        ctx.out.integer(length as i64);
         return Ok(());
     };
     if patch.is_empty() {
-        encode::integer(ctx.out, bytes.len() as i64);
+        ctx.out.integer(bytes.len() as i64);
         return Ok(());
     }
     if offset + patch.len() > ctx.config.proto_max_bulk_len {
@@ -579,7 +577,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         expire_at_ms,
         now_ms,
     );
-    encode::integer(ctx.out, length as i64);
+    ctx.out.integer(length as i64);
     Ok(())
 }
 
@@ -628,26 +626,26 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let result = longest_common_subsequence(&a, &b, min_match_len);
     if want_len {
-        encode::integer(ctx.out, result.text.len() as i64);
+        ctx.out.integer(result.text.len() as i64);
     } else if want_idx {
-        encode::map_len(ctx.out, 2, ctx.protocol);
-        encode::bulk(ctx.out, b"matches");
-        encode::array_len(ctx.out, result.matches.len());
+        ctx.out.map_len(2);
+        ctx.out.bulk(b"matches");
+        ctx.out.array_len(result.matches.len());
         for found in &result.matches {
-            encode::array_len(ctx.out, if with_match_len { 3 } else { 2 });
+            ctx.out.array_len(if with_match_len { 3 } else { 2 });
             for (start, end) in [found.a, found.b] {
-                encode::array_len(ctx.out, 2);
-                encode::integer(ctx.out, start as i64);
-                encode::integer(ctx.out, end as i64);
+                ctx.out.array_len(2);
+                ctx.out.integer(start as i64);
+                ctx.out.integer(end as i64);
             }
             if with_match_len {
-                encode::integer(ctx.out, (found.a.1 - found.a.0 + 1) as i64);
+                ctx.out.integer((found.a.1 - found.a.0 + 1) as i64);
             }
         }
-        encode::bulk(ctx.out, b"len");
-        encode::integer(ctx.out, result.text.len() as i64);
+        ctx.out.bulk(b"len");
+        ctx.out.integer(result.text.len() as i64);
     } else {
-        encode::bulk(ctx.out, &result.text);
+        ctx.out.bulk(&result.text);
     }
     Ok(())
 }

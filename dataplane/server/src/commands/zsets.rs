@@ -8,7 +8,9 @@
 
 mod score;
 
-use ember_resp::{encode, Protocol};
+use ember_resp::Protocol;
+
+use ember_resp::ReplySink;
 use ember_store::zset::{AddOptions, AddOutcome, LexBound, Limit, ScoreBound};
 use ember_store::{Entry, SortedSet, Value};
 
@@ -117,13 +119,13 @@ fn add_generic(
     };
     if options.incr {
         if totals.processed > 0 {
-            encode::double(ctx.out, totals.score, ctx.protocol);
+            ctx.out.double(totals.score);
         } else {
-            encode::null(ctx.out, ctx.protocol);
+            ctx.out.null();
         }
     } else {
         let count = totals.added + if changed { totals.updated } else { 0 };
-        encode::integer(ctx.out, count as i64);
+        ctx.out.integer(count as i64);
     }
     Ok(())
 }
@@ -180,7 +182,7 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
-        encode::integer(ctx.out, 0);
+        ctx.out.integer(0);
         return Ok(());
     };
     let Value::ZSet(zset) = &mut entry.value else {
@@ -195,7 +197,7 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     } else if removed > 0 {
         ctx.keyspace.value_changed(db, key);
     }
-    encode::integer(ctx.out, removed as i64);
+    ctx.out.integer(removed as i64);
     Ok(())
 }
 
@@ -203,8 +205,8 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn zscore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let score = read_zset(ctx, args[1])?.and_then(|zset| zset.score(args[2]));
     match score {
-        Some(score) => encode::double(ctx.out, score, ctx.protocol),
-        None => encode::null(ctx.out, ctx.protocol),
+        Some(score) => ctx.out.double(score),
+        None => ctx.out.null(),
     }
     Ok(())
 }
@@ -215,11 +217,11 @@ pub fn zmscore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(zset) => args[2..].iter().map(|member| zset.score(member)).collect(),
         None => vec![None; args.len() - 2],
     };
-    encode::array_len(ctx.out, scores.len());
+    ctx.out.array_len(scores.len());
     for score in scores {
         match score {
-            Some(score) => encode::double(ctx.out, score, ctx.protocol),
-            None => encode::null(ctx.out, ctx.protocol),
+            Some(score) => ctx.out.double(score),
+            None => ctx.out.null(),
         }
     }
     Ok(())
@@ -228,7 +230,7 @@ pub fn zmscore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// ZCARD key
 pub fn zcard(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let len = read_zset(ctx, args[1])?.map_or(0, SortedSet::len);
-    encode::integer(ctx.out, len as i64);
+    ctx.out.integer(len as i64);
     Ok(())
 }
 
@@ -242,17 +244,16 @@ fn rank_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], reverse: bool, command: &str)
         Some(_) => return Err(errors::SYNTAX.into()),
         None => false,
     };
-    let protocol = ctx.protocol;
     let rank = read_zset(ctx, args[1])?.and_then(|zset| zset.rank(args[2], reverse));
     match (rank, with_score) {
-        (Some((rank, _)), false) => encode::integer(ctx.out, rank as i64),
+        (Some((rank, _)), false) => ctx.out.integer(rank as i64),
         (Some((rank, score)), true) => {
-            encode::array_len(ctx.out, 2);
-            encode::integer(ctx.out, rank as i64);
-            encode::double(ctx.out, score, protocol);
+            ctx.out.array_len(2);
+            ctx.out.integer(rank as i64);
+            ctx.out.double(score);
         }
-        (None, false) => encode::null(ctx.out, protocol),
-        (None, true) => encode::null_array(ctx.out, protocol),
+        (None, false) => ctx.out.null(),
+        (None, true) => ctx.out.null_array(),
     }
     Ok(())
 }
@@ -273,7 +274,7 @@ pub fn zcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         .zip(parse_score_bound(args[3]))
         .ok_or(CommandError::from(NOT_FLOAT_RANGE))?;
     let count = read_zset(ctx, args[1])?.map_or(0, |zset| zset.count_by_score(min, max));
-    encode::integer(ctx.out, count as i64);
+    ctx.out.integer(count as i64);
     Ok(())
 }
 
@@ -285,7 +286,7 @@ pub fn zlexcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let count = read_zset(ctx, args[1])?.map_or(0, |zset| {
         zset.range_by_lex(&min, &max, false, Limit::ALL).len()
     });
-    encode::integer(ctx.out, count as i64);
+    ctx.out.integer(count as i64);
     Ok(())
 }
 
@@ -390,17 +391,17 @@ fn parse_range(
 }
 
 /// Members with scores: a flat array in RESP2; in RESP3 an array of [member, score] pairs.
-fn reply_with_scores(out: &mut Vec<u8>, members: &[(&[u8], f64)], protocol: Protocol) {
+fn reply_with_scores(out: &mut ReplySink, members: &[(&[u8], f64)], protocol: Protocol) {
     match protocol {
-        Protocol::Resp2 => encode::array_len(out, members.len() * 2),
-        Protocol::Resp3 => encode::array_len(out, members.len()),
+        Protocol::Resp2 => out.array_len(members.len() * 2),
+        Protocol::Resp3 => out.array_len(members.len()),
     }
     for &(member, score) in members {
         if protocol == Protocol::Resp3 {
-            encode::array_len(out, 2);
+            out.array_len(2);
         }
-        encode::bulk(out, member);
-        encode::double(out, score, protocol);
+        out.bulk(member);
+        out.double(score);
     }
 }
 
@@ -414,7 +415,7 @@ fn range_generic(
     let protocol = ctx.protocol;
     let (entry, out) = read_for_reply(ctx, args[1]);
     let Some(zset) = entry.map(zset_of).transpose()? else {
-        encode::array_len(out, 0);
+        out.array_len(0);
         return Ok(());
     };
     let members = match &request.range {
@@ -425,9 +426,9 @@ fn range_generic(
     if request.with_scores {
         reply_with_scores(out, &members, protocol);
     } else {
-        encode::array_len(out, members.len());
+        out.array_len(members.len());
         for (member, _) in members {
-            encode::bulk(out, member);
+            out.bulk(member);
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! RedisAI's reply shapes, written with ember-resp's encoder: AI.TENSORGET, AI.MODELGET and AI.INFO.
 
 use ember_kernels::{Tensor, TensorData};
-use ember_resp::encode::{self, Protocol};
+
+use ember_resp::ReplySink;
 
 use super::args::TensorFormat;
 use crate::inference::{ModelMeta, ModelStats};
@@ -9,94 +10,92 @@ use crate::inference::{ModelMeta, ModelStats};
 /// RedisAI's version, reported by AI.INFO with no key (Ember implements the 1.2 command set).
 pub const REDISAI_VERSION: &str = "1.2.7";
 
-fn values(out: &mut Vec<u8>, tensor: &Tensor, protocol: Protocol) {
-    encode::array_len(out, tensor.len());
+fn values(out: &mut ReplySink, tensor: &Tensor) {
+    out.array_len(tensor.len());
     match tensor.data() {
-        TensorData::Float(v) => v
-            .iter()
-            .for_each(|&x| encode::double(out, f64::from(x), protocol)),
-        TensorData::Double(v) => v.iter().for_each(|&x| encode::double(out, x, protocol)),
-        TensorData::Int32(v) => v.iter().for_each(|&x| encode::integer(out, i64::from(x))),
-        TensorData::Int64(v) => v.iter().for_each(|&x| encode::integer(out, x)),
+        TensorData::Float(v) => v.iter().for_each(|&x| out.double(f64::from(x))),
+        TensorData::Double(v) => v.iter().for_each(|&x| out.double(x)),
+        TensorData::Int32(v) => v.iter().for_each(|&x| out.integer(i64::from(x))),
+        TensorData::Int64(v) => v.iter().for_each(|&x| out.integer(x)),
     }
 }
 
 /// AI.TENSORGET's reply: the blob or values alone, or `dtype`, `shape` and then `blob` or `values`.
-pub fn tensor(out: &mut Vec<u8>, tensor: &Tensor, format: TensorFormat, protocol: Protocol) {
+pub fn tensor(out: &mut ReplySink, tensor: &Tensor, format: TensorFormat) {
     if !format.meta {
         if format.blob {
-            encode::bulk(out, &tensor.to_le_bytes());
+            out.bulk(&tensor.to_le_bytes());
         } else {
-            values(out, tensor, protocol);
+            values(out, tensor);
         }
         return;
     }
     let with_data = format.blob || format.values;
-    encode::array_len(out, if with_data { 6 } else { 4 });
-    encode::bulk(out, b"dtype");
-    encode::bulk(out, tensor.dtype().name().as_bytes());
-    encode::bulk(out, b"shape");
-    encode::array_len(out, tensor.shape().len());
+    out.array_len(if with_data { 6 } else { 4 });
+    out.bulk(b"dtype");
+    out.bulk(tensor.dtype().name().as_bytes());
+    out.bulk(b"shape");
+    out.array_len(tensor.shape().len());
     for &dim in tensor.shape() {
-        encode::integer(out, dim as i64);
+        out.integer(dim as i64);
     }
     if format.blob {
-        encode::bulk(out, b"blob");
-        encode::bulk(out, &tensor.to_le_bytes());
+        out.bulk(b"blob");
+        out.bulk(&tensor.to_le_bytes());
     } else if format.values {
-        encode::bulk(out, b"values");
-        values(out, tensor, protocol);
+        out.bulk(b"values");
+        values(out, tensor);
     }
 }
 
 /// AI.MODELGET's reply: the blob alone, or the metadata pairs (and the blob last).
-pub fn model(out: &mut Vec<u8>, meta: &ModelMeta, with_meta: bool, with_blob: bool) {
+pub fn model(out: &mut ReplySink, meta: &ModelMeta, with_meta: bool, with_blob: bool) {
     if !with_meta {
-        encode::bulk(out, &meta.blob);
+        out.bulk(&meta.blob);
         return;
     }
-    encode::array_len(out, if with_blob { 16 } else { 14 });
-    encode::bulk(out, b"backend");
-    encode::bulk(out, b"ONNX");
-    encode::bulk(out, b"device");
-    encode::bulk(out, meta.device_text.as_bytes());
-    encode::bulk(out, b"tag");
-    encode::bulk(out, &meta.tag);
-    encode::bulk(out, b"batchsize");
-    encode::integer(out, meta.batch_size as i64);
-    encode::bulk(out, b"minbatchsize");
-    encode::integer(out, meta.min_batch_size as i64);
+    out.array_len(if with_blob { 16 } else { 14 });
+    out.bulk(b"backend");
+    out.bulk(b"ONNX");
+    out.bulk(b"device");
+    out.bulk(meta.device_text.as_bytes());
+    out.bulk(b"tag");
+    out.bulk(&meta.tag);
+    out.bulk(b"batchsize");
+    out.integer(meta.batch_size as i64);
+    out.bulk(b"minbatchsize");
+    out.integer(meta.min_batch_size as i64);
     for (label, names) in [
         (&b"inputs"[..], &meta.input_names),
         (&b"outputs"[..], &meta.output_names),
     ] {
-        encode::bulk(out, label);
-        encode::array_len(out, names.len());
+        out.bulk(label);
+        out.array_len(names.len());
         for name in names {
-            encode::bulk(out, name.as_bytes());
+            out.bulk(name.as_bytes());
         }
     }
     if with_blob {
-        encode::bulk(out, b"blob");
-        encode::bulk(out, &meta.blob);
+        out.bulk(b"blob");
+        out.bulk(&meta.blob);
     }
 }
 
 /// AI.INFO key's reply: RedisAI's 18 entries (key, type, backend, device, tag, duration, samples, calls, errors),
 /// then Ember's batching figures as further pairs (batches, batch_requests_max, batch_rows_max, max_delay_us),
 /// which RedisAI clients that read the reply as a map keep as extra keys.
-pub fn info(out: &mut Vec<u8>, key: &[u8], meta: &ModelMeta, stats: &ModelStats) {
-    encode::array_len(out, 26);
-    encode::bulk(out, b"key");
-    encode::bulk(out, key);
-    encode::bulk(out, b"type");
-    encode::bulk(out, b"MODEL");
-    encode::bulk(out, b"backend");
-    encode::bulk(out, b"ONNX");
-    encode::bulk(out, b"device");
-    encode::bulk(out, meta.device_text.as_bytes());
-    encode::bulk(out, b"tag");
-    encode::bulk(out, &meta.tag);
+pub fn info(out: &mut ReplySink, key: &[u8], meta: &ModelMeta, stats: &ModelStats) {
+    out.array_len(26);
+    out.bulk(b"key");
+    out.bulk(key);
+    out.bulk(b"type");
+    out.bulk(b"MODEL");
+    out.bulk(b"backend");
+    out.bulk(b"ONNX");
+    out.bulk(b"device");
+    out.bulk(meta.device_text.as_bytes());
+    out.bulk(b"tag");
+    out.bulk(&meta.tag);
     for (label, value) in [
         ("duration", stats.duration_us),
         ("samples", stats.samples),
@@ -107,23 +106,23 @@ pub fn info(out: &mut Vec<u8>, key: &[u8], meta: &ModelMeta, stats: &ModelStats)
         ("batch_rows_max", stats.batch_rows_max),
         ("max_delay_us", meta.delay_max_us),
     ] {
-        encode::bulk(out, label.as_bytes());
-        encode::integer(out, value as i64);
+        out.bulk(label.as_bytes());
+        out.integer(value as i64);
     }
 }
 
 /// AI.INFO with no key: RedisAI's version fields and the ONNX Runtime build.
-pub fn module_info(out: &mut Vec<u8>, onnx_version: Option<&str>) {
-    encode::array_len(out, if onnx_version.is_some() { 8 } else { 6 });
-    encode::simple(out, b"Version");
-    encode::bulk(out, REDISAI_VERSION.as_bytes());
-    encode::simple(out, b"Low Level API Version");
-    encode::bulk(out, b"1");
-    encode::simple(out, b"RDB Encoding version");
-    encode::bulk(out, b"1");
+pub fn module_info(out: &mut ReplySink, onnx_version: Option<&str>) {
+    out.array_len(if onnx_version.is_some() { 8 } else { 6 });
+    out.simple(b"Version");
+    out.bulk(REDISAI_VERSION.as_bytes());
+    out.simple(b"Low Level API Version");
+    out.bulk(b"1");
+    out.simple(b"RDB Encoding version");
+    out.bulk(b"1");
     if let Some(version) = onnx_version {
-        encode::simple(out, b"ONNX version");
-        encode::simple(out, version.as_bytes());
+        out.simple(b"ONNX version");
+        out.simple(version.as_bytes());
     }
 }
 
@@ -131,6 +130,7 @@ pub fn module_info(out: &mut Vec<u8>, onnx_version: Option<&str>) {
 mod tests {
     use super::*;
     use ember_kernels::DataType;
+    use ember_resp::Protocol;
 
     #[test]
     fn tensorget_shapes() {
@@ -144,12 +144,12 @@ mod tests {
             ),
         ];
         for (format, want) in cases {
-            let mut out = Vec::new();
-            tensor(&mut out, &t, format, Protocol::Resp2);
-            assert_eq!(out, want, "{format:?}");
+            let mut out = ReplySink::resp(Vec::new(), Protocol::Resp2);
+            tensor(&mut out, &t, format);
+            assert_eq!(out.bytes_mut().as_slice(), want, "{format:?}");
         }
         let f = Tensor::new(vec![1], TensorData::Float(vec![0.5])).unwrap();
-        let mut out = Vec::new();
+        let mut out = ReplySink::resp(Vec::new(), Protocol::Resp3);
         tensor(
             &mut out,
             &f,
@@ -158,8 +158,7 @@ mod tests {
                 blob: false,
                 values: true,
             },
-            Protocol::Resp3,
         );
-        assert_eq!(out, b"*1\r\n,0.5\r\n");
+        assert_eq!(out.bytes_mut().as_slice(), b"*1\r\n,0.5\r\n");
     }
 }

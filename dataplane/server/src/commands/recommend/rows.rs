@@ -5,7 +5,9 @@ use std::mem::MaybeUninit;
 
 use ember_kernels::recommend::{decode_row_into_uninit, dense_key, embedding_key, top_k, Layout};
 use ember_kernels::{DataType, Tensor, TensorData, TensorSpec};
-use ember_resp::encode::{self, Protocol};
+use ember_resp::Protocol;
+
+use ember_resp::ReplySink;
 
 /// The layout a model's inputs imply: `[?, D]` FLOAT then `[?, F, E]` FLOAT, F at least 2.
 ///
@@ -319,7 +321,7 @@ pub fn missing_row_message(keys: &RowKeys<'_>, row: MissingRow) -> String {
 /// The top `k` candidates with their scores, best first: like ZRANGE WITHSCORES, a flat array of id, score in
 /// RESP2 and an array of [id, score] pairs in RESP3.
 pub fn reply(
-    out: &mut Vec<u8>,
+    out: &mut ReplySink,
     candidates: &[Vec<u8>],
     scores: &[f32],
     k: usize,
@@ -327,15 +329,15 @@ pub fn reply(
 ) {
     let top = top_k(scores, k);
     match protocol {
-        Protocol::Resp2 => encode::array_len(out, top.len() * 2),
-        Protocol::Resp3 => encode::array_len(out, top.len()),
+        Protocol::Resp2 => out.array_len(top.len() * 2),
+        Protocol::Resp3 => out.array_len(top.len()),
     }
     for index in top {
         if protocol == Protocol::Resp3 {
-            encode::array_len(out, 2);
+            out.array_len(2);
         }
-        encode::bulk(out, &candidates[index]);
-        encode::double(out, f64::from(scores[index]), protocol);
+        out.bulk(&candidates[index]);
+        out.double(f64::from(scores[index]));
     }
 }
 
@@ -548,7 +550,7 @@ mod tests {
 
     #[test]
     fn reply_is_best_first() {
-        let mut out = Vec::new();
+        let mut out = ReplySink::resp(Vec::new(), Protocol::Resp2);
         reply(
             &mut out,
             &[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
@@ -557,7 +559,7 @@ mod tests {
             Protocol::Resp2,
         );
         assert_eq!(
-            out,
+            out.bytes_mut().as_slice(),
             b"*4\r\n$1\r\nb\r\n$4\r\n0.75\r\n$1\r\nc\r\n$3\r\n0.5\r\n"
         );
     }

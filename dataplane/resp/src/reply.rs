@@ -1,0 +1,489 @@
+//! Replies: what a server answers, as a value until it reaches a connection.
+//!
+//! Every handler writes its reply through a [`ReplySink`]. At a connection the sink encodes RESP2
+//! or RESP3 straight into the output buffer (no value is built on the hot path); on the far side of
+//! the mesh, in EXEC and in the message transports, the same handler writes into a sink that
+//! builds a [`Reply`] value, which travels as a value and is encoded once, by the connection that
+//! asked. Nothing inside Ember parses RESP that Ember produced.
+
+use std::borrow::Cow;
+
+use crate::{encode, Protocol};
+
+/// A reply as a value: what crosses the mesh and what EXEC and scripts collect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+text`.
+    Simple(Cow<'static, str>),
+    /// `-message`, code first.
+    Error(Cow<'static, str>),
+    /// `:n`.
+    Integer(i64),
+    /// A bulk string.
+    Bulk(Vec<u8>),
+    /// The null bulk string (`_` in RESP3).
+    Null,
+    /// The null array (`_` in RESP3).
+    NullArray,
+    /// An array.
+    Array(Vec<Reply>),
+    /// A map, keys and values alternating (a flat array in RESP2).
+    Map(Vec<Reply>),
+    /// A set (an array in RESP2).
+    Set(Vec<Reply>),
+    /// A push (an array in RESP2).
+    Push(Vec<Reply>),
+    /// A double (a bulk string in RESP2).
+    Double(f64),
+    /// A boolean (an integer in RESP2).
+    Boolean(bool),
+    /// Verbatim text (a bulk string in RESP2).
+    Verbatim(Vec<u8>),
+}
+
+impl Reply {
+    /// `+OK`.
+    pub const OK: Reply = Reply::Simple(Cow::Borrowed("OK"));
+
+    /// Writes this reply into `sink`.
+    pub fn write_to(&self, sink: &mut ReplySink) {
+        match self {
+            Self::Simple(text) => sink.simple(text.as_bytes()),
+            Self::Error(message) => sink.error(message),
+            Self::Integer(value) => sink.integer(*value),
+            Self::Bulk(bytes) => sink.bulk(bytes),
+            Self::Null => sink.null(),
+            Self::NullArray => sink.null_array(),
+            Self::Array(items) => {
+                sink.array_len(items.len());
+                items.iter().for_each(|item| item.write_to(sink));
+            }
+            Self::Map(items) => {
+                debug_assert!(items.len() % 2 == 0, "a map holds pairs");
+                sink.map_len(items.len() / 2);
+                items.iter().for_each(|item| item.write_to(sink));
+            }
+            Self::Set(items) => {
+                sink.set_len(items.len());
+                items.iter().for_each(|item| item.write_to(sink));
+            }
+            Self::Push(items) => {
+                sink.push_len(items.len());
+                items.iter().for_each(|item| item.write_to(sink));
+            }
+            Self::Double(value) => sink.double(*value),
+            Self::Boolean(value) => sink.boolean(*value),
+            Self::Verbatim(text) => sink.verbatim(text),
+        }
+    }
+
+    /// The error message when this reply is an error.
+    pub fn error_message(&self) -> Option<&str> {
+        match self {
+            Self::Error(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The integer when this reply is one.
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Self::Integer(value) => Some(*value),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of container is being filled, and how many items it still waits for.
+#[derive(Debug)]
+struct OpenContainer {
+    kind: ContainerKind,
+    items: Vec<Reply>,
+    remaining: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ContainerKind {
+    Array,
+    Map,
+    Set,
+    Push,
+}
+
+/// Builds [`Reply`] values from a handler's stream of headers and items.
+#[derive(Debug, Default)]
+pub struct ReplyBuilder {
+    open: Vec<OpenContainer>,
+    done: Vec<Reply>,
+}
+
+impl ReplyBuilder {
+    fn item(&mut self, reply: Reply) {
+        let mut reply = reply;
+        loop {
+            let Some(top) = self.open.last_mut() else {
+                self.done.push(reply);
+                return;
+            };
+            top.items.push(reply);
+            top.remaining -= 1;
+            if top.remaining > 0 {
+                return;
+            }
+            let finished = self.open.pop().expect("a container is open");
+            reply = match finished.kind {
+                ContainerKind::Array => Reply::Array(finished.items),
+                ContainerKind::Map => Reply::Map(finished.items),
+                ContainerKind::Set => Reply::Set(finished.items),
+                ContainerKind::Push => Reply::Push(finished.items),
+            };
+        }
+    }
+
+    fn container(&mut self, kind: ContainerKind, len: usize) {
+        if len == 0 {
+            self.item(match kind {
+                ContainerKind::Array => Reply::Array(Vec::new()),
+                ContainerKind::Map => Reply::Map(Vec::new()),
+                ContainerKind::Set => Reply::Set(Vec::new()),
+                ContainerKind::Push => Reply::Push(Vec::new()),
+            });
+            return;
+        }
+        // A handler announces at most what it will write; capacity is bounded so that a wrong
+        // count cannot reserve unbounded memory.
+        self.open.push(OpenContainer {
+            kind,
+            items: Vec::with_capacity(len.min(1024)),
+            remaining: len,
+        });
+    }
+}
+
+enum Target {
+    /// RESP bytes for a connection.
+    Resp(Vec<u8>),
+    /// Values for the mesh, EXEC and the message transports.
+    Values(ReplyBuilder),
+}
+
+/// How the first item of a command's reply began: nothing yet, a value, or an error (which the
+/// statistics count as the command failing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing written since [`ReplySink::begin`].
+    Empty,
+    /// A reply that is not an error.
+    Value,
+    /// An error reply, with its message.
+    Error(String),
+}
+
+/// Where a handler writes its reply: RESP bytes for a connection, or values.
+pub struct ReplySink {
+    target: Target,
+    protocol: Protocol,
+    outcome: Outcome,
+}
+
+impl ReplySink {
+    /// A sink that encodes into `buffer` in `protocol`.
+    pub fn resp(buffer: Vec<u8>, protocol: Protocol) -> Self {
+        Self {
+            target: Target::Resp(buffer),
+            protocol,
+            outcome: Outcome::Empty,
+        }
+    }
+
+    /// A sink that builds values.
+    pub fn values(protocol: Protocol) -> Self {
+        Self {
+            target: Target::Values(ReplyBuilder::default()),
+            protocol,
+            outcome: Outcome::Empty,
+        }
+    }
+
+    /// The protocol replies are written for (handlers that shape replies by protocol read it).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Changes the protocol (HELLO).
+    pub fn set_protocol(&mut self, protocol: Protocol) {
+        self.protocol = protocol;
+    }
+
+    /// Starts a command's reply: [`ReplySink::outcome`] then says how it began.
+    pub fn begin(&mut self) {
+        self.outcome = Outcome::Empty;
+    }
+
+    /// How the reply written since [`ReplySink::begin`] began.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// The encoded bytes (a RESP sink), for the connection's writer.
+    pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        match &mut self.target {
+            Target::Resp(buffer) => buffer,
+            Target::Values(_) => unreachable!("only a connection's sink holds bytes"),
+        }
+    }
+
+    /// Bytes pending in a RESP sink (0 for a value sink).
+    pub fn pending_len(&self) -> usize {
+        match &self.target {
+            Target::Resp(buffer) => buffer.len(),
+            Target::Values(_) => 0,
+        }
+    }
+
+    /// The replies built so far (a value sink), in order; the sink is left empty.
+    pub fn take_replies(&mut self) -> Vec<Reply> {
+        match &mut self.target {
+            Target::Values(builder) => {
+                debug_assert!(builder.open.is_empty(), "every container was filled");
+                std::mem::take(&mut builder.done)
+            }
+            Target::Resp(_) => unreachable!("a connection's sink holds bytes"),
+        }
+    }
+
+    /// The one reply written into a value sink (an error when the handler wrote none).
+    pub fn into_reply(mut self) -> Reply {
+        let mut replies = self.take_replies();
+        debug_assert!(replies.len() <= 1, "one reply per command");
+        replies
+            .pop()
+            .unwrap_or(Reply::Error(Cow::Borrowed("ERR no reply")))
+    }
+
+    fn note(&mut self, error: Option<&str>) {
+        if self.outcome == Outcome::Empty {
+            self.outcome = match error {
+                Some(message) => Outcome::Error(message.to_owned()),
+                None => Outcome::Value,
+            };
+        }
+    }
+
+    /// `+text`.
+    pub fn simple(&mut self, text: &[u8]) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::simple(out, text),
+            Target::Values(builder) => builder.item(Reply::Simple(Cow::Owned(
+                String::from_utf8_lossy(text).into_owned(),
+            ))),
+        }
+    }
+
+    /// `+OK`.
+    pub fn ok(&mut self) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::ok(out),
+            Target::Values(builder) => builder.item(Reply::OK),
+        }
+    }
+
+    /// `-message`.
+    pub fn error(&mut self, message: &str) {
+        self.note(Some(message));
+        match &mut self.target {
+            Target::Resp(out) => encode::error(out, message),
+            Target::Values(builder) => builder.item(Reply::Error(Cow::Owned(message.to_owned()))),
+        }
+    }
+
+    /// `:n`.
+    pub fn integer(&mut self, value: i64) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::integer(out, value),
+            Target::Values(builder) => builder.item(Reply::Integer(value)),
+        }
+    }
+
+    /// A bulk string.
+    pub fn bulk(&mut self, bytes: &[u8]) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::bulk(out, bytes),
+            Target::Values(builder) => builder.item(Reply::Bulk(bytes.to_vec())),
+        }
+    }
+
+    /// An integer as a bulk string.
+    pub fn bulk_integer(&mut self, value: i64) {
+        self.bulk(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    /// The null bulk string.
+    pub fn null(&mut self) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::null(out, self.protocol),
+            Target::Values(builder) => builder.item(Reply::Null),
+        }
+    }
+
+    /// The null array.
+    pub fn null_array(&mut self) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::null_array(out, self.protocol),
+            Target::Values(builder) => builder.item(Reply::NullArray),
+        }
+    }
+
+    fn container(&mut self, kind: ContainerKind, len: usize) {
+        self.note(None);
+        let protocol = self.protocol;
+        match &mut self.target {
+            Target::Resp(out) => match kind {
+                ContainerKind::Array => encode::array_len(out, len),
+                ContainerKind::Map => encode::map_len(out, len, protocol),
+                ContainerKind::Set => encode::set_len(out, len, protocol),
+                ContainerKind::Push => encode::push_len(out, len, protocol),
+            },
+            Target::Values(builder) => {
+                let items = if matches!(kind, ContainerKind::Map) {
+                    len * 2
+                } else {
+                    len
+                };
+                builder.container(kind, items);
+            }
+        }
+    }
+
+    /// An array of `len` items that follow.
+    pub fn array_len(&mut self, len: usize) {
+        self.container(ContainerKind::Array, len);
+    }
+
+    /// A map of `len` pairs that follow.
+    pub fn map_len(&mut self, len: usize) {
+        self.container(ContainerKind::Map, len);
+    }
+
+    /// A set of `len` items that follow.
+    pub fn set_len(&mut self, len: usize) {
+        self.container(ContainerKind::Set, len);
+    }
+
+    /// A push of `len` items that follow.
+    pub fn push_len(&mut self, len: usize) {
+        self.container(ContainerKind::Push, len);
+    }
+
+    /// A double.
+    pub fn double(&mut self, value: f64) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::double(out, value, self.protocol),
+            Target::Values(builder) => builder.item(Reply::Double(value)),
+        }
+    }
+
+    /// A boolean.
+    pub fn boolean(&mut self, value: bool) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::boolean(out, value, self.protocol),
+            Target::Values(builder) => builder.item(Reply::Boolean(value)),
+        }
+    }
+
+    /// Verbatim text.
+    pub fn verbatim(&mut self, text: &[u8]) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => encode::verbatim(out, text, self.protocol),
+            Target::Values(builder) => builder.item(Reply::Verbatim(text.to_vec())),
+        }
+    }
+
+    /// A whole reply value.
+    pub fn reply(&mut self, reply: &Reply) {
+        reply.write_to(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes the same reply through both sinks; the value, encoded, equals the direct bytes.
+    fn both_ways(protocol: Protocol, write: impl Fn(&mut ReplySink)) -> (Vec<u8>, Vec<u8>) {
+        let mut direct = ReplySink::resp(Vec::new(), protocol);
+        write(&mut direct);
+        let mut values = ReplySink::values(protocol);
+        write(&mut values);
+        let mut encoded = ReplySink::resp(Vec::new(), protocol);
+        for reply in values.take_replies() {
+            reply.write_to(&mut encoded);
+        }
+        (
+            std::mem::take(direct.bytes_mut()),
+            std::mem::take(encoded.bytes_mut()),
+        )
+    }
+
+    #[test]
+    fn values_encode_as_the_direct_path() {
+        type Case = (&'static str, fn(&mut ReplySink));
+        let cases: &[Case] = &[
+            ("ok", |s| s.ok()),
+            ("nested", |s| {
+                s.array_len(3);
+                s.bulk(b"a");
+                s.array_len(2);
+                s.integer(1);
+                s.null();
+                s.map_len(1);
+                s.bulk(b"k");
+                s.double(1.5);
+            }),
+            ("empty containers", |s| {
+                s.array_len(2);
+                s.set_len(0);
+                s.map_len(0);
+            }),
+            ("errors and scalars", |s| {
+                s.error("ERR x");
+                s.boolean(true);
+                s.verbatim(b"text");
+                s.null_array();
+                s.bulk_integer(-7);
+            }),
+        ];
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            for (name, write) in cases {
+                let (direct, via_values) = both_ways(protocol, write);
+                assert_eq!(direct, via_values, "{name} in {protocol:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn outcome_is_the_first_item() {
+        let mut sink = ReplySink::values(Protocol::Resp2);
+        sink.begin();
+        assert_eq!(sink.outcome(), &Outcome::Empty);
+        sink.array_len(1);
+        sink.error("ERR inner");
+        assert_eq!(
+            sink.outcome(),
+            &Outcome::Value,
+            "an error inside an array is not a failure"
+        );
+        sink.begin();
+        sink.error("ERR top");
+        assert_eq!(sink.outcome(), &Outcome::Error("ERR top".into()));
+    }
+}

@@ -1,0 +1,282 @@
+//! The executor: the one path every request takes, whoever sends it (a connection, EXEC, the
+//! shared-memory and RDMA message transports): lookup, arity, auth, the MULTI queue, routing,
+//! recording and the reply.
+//!
+//! A connection passes a [`Pipeline`]: a command whose keys all live on one other shard is then
+//! sent and not awaited, so every remote command of a read batch is in flight at once; the
+//! replies are put back in request order when the batch's output is written.
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Instant;
+
+use ember_resp::{Outcome, Protocol, ReplySink};
+use smallvec::SmallVec;
+
+use super::multikey::{self, execute_request, into_reply};
+use super::{CommandFlags, ConnectionCtx, Handler, TransactionOp, COMMANDS};
+use crate::client::Client;
+use crate::shard::router::{self, Route};
+use crate::shard::{PackedArgs, PendingReply, Shard};
+
+/// Remote commands of a read batch whose replies are still on their way.
+#[derive(Default)]
+pub struct Pipeline<'s> {
+    deferred: Vec<Deferred<'s>>,
+}
+
+/// A command sent to another shard and not yet answered.
+struct Deferred<'s> {
+    reply: PendingReply<'s>,
+    /// Where its reply goes in the output: bytes of the output written before it.
+    offset: usize,
+    /// The protocol the client spoke when it sent the command.
+    protocol: Protocol,
+    command_index: usize,
+    started: Instant,
+}
+
+impl Pipeline<'_> {
+    /// Waits for every deferred reply and puts each in its place in `out`, so the output holds
+    /// every reply in request order.
+    pub async fn drain(&mut self, shard: &Shard, out: &mut ReplySink) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let written = std::mem::take(out.bytes_mut());
+        let mut merged = ReplySink::resp(Vec::with_capacity(written.len() + 64), out.protocol());
+        let mut copied = 0;
+        for deferred in self.deferred.drain(..) {
+            debug_assert!(deferred.offset >= copied, "replies are deferred in order");
+            merged
+                .bytes_mut()
+                .extend_from_slice(&written[copied..deferred.offset]);
+            copied = deferred.offset;
+            let reply = into_reply(deferred.reply.await);
+            merged.set_protocol(deferred.protocol);
+            merged.begin();
+            reply.write_to(&mut merged);
+            let failed = note_failure(shard, merged.outcome());
+            let elapsed_us = deferred.started.elapsed().as_micros() as u64;
+            shard
+                .stats
+                .record_call(deferred.command_index, elapsed_us, failed);
+        }
+        merged.bytes_mut().extend_from_slice(&written[copied..]);
+        *out.bytes_mut() = std::mem::take(merged.bytes_mut());
+    }
+}
+
+/// Runs one request and writes its reply into `out` (or, with a `pipeline`, may leave it on
+/// its way: see [`Pipeline`]).
+pub async fn execute<'s>(
+    shard: &'s Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+    mut pipeline: Option<&mut Pipeline<'s>>,
+) {
+    let started = Instant::now();
+    out.begin();
+    client.handle.last_interaction_ms.set(now_ms);
+    let Some(index) = super::lookup(args[0]) else {
+        client.multi_failed |= client.multi.is_some();
+        reply_error(shard, out, &super::unknown_command_message(args));
+        return;
+    };
+    let spec = &COMMANDS[index];
+    client.handle.last_command.set(spec.name);
+    if !super::arity_ok(spec.arity, args.len()) {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, &super::arity_message(spec.name));
+        return;
+    }
+    if !client.authenticated && !spec.has(CommandFlags::NO_AUTH) {
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, super::errors::NOAUTH);
+        return;
+    }
+    if let Some(queue) = client.multi.as_mut() {
+        if !spec.has(CommandFlags::TRANSACTION_CONTROL) {
+            queue.push(args.iter().map(|arg| arg.to_vec()).collect());
+            out.simple(b"QUEUED");
+            return;
+        }
+    }
+    let result = match spec.handler {
+        Handler::Keyspace(handler) => match router::route(shard, spec, args) {
+            Route::Local => {
+                if shard.gate.blocks(client.hold) {
+                    shard.gate.enter(client.hold).await;
+                }
+                multikey::run_local(shard, handler, client, now_ms, args, out)
+            }
+            Route::Remote(owner) => match pipeline.as_deref_mut() {
+                Some(pipeline) if client.hold.is_none() => {
+                    let request =
+                        execute_request(client, PackedArgs::new(args.iter().copied()), None, false);
+                    pipeline.deferred.push(Deferred {
+                        reply: shard.send(owner, request).await,
+                        offset: out.pending_len(),
+                        protocol: client.protocol,
+                        command_index: index,
+                        started,
+                    });
+                    return; // Recorded when the reply is drained.
+                }
+                _ => {
+                    multikey::run_remote(shard, client, owner, args, out).await;
+                    Ok(())
+                }
+            },
+            Route::Split => {
+                multikey::run_split(shard, client, spec, handler, args, now_ms, out).await
+            }
+        },
+        handler => {
+            // Commands beyond the keyspace may read or change what earlier remote commands of
+            // the batch did (the connection's state, models reading rows): those go first.
+            if let Some(pipeline) = pipeline {
+                pipeline.drain(shard, out).await;
+                out.begin();
+            }
+            match handler {
+                Handler::Keyspace(_) => unreachable!("matched above"),
+                Handler::Connection(handler) => {
+                    let result = handler(&mut ConnectionCtx { client, shard, out }, args);
+                    out.set_protocol(client.protocol);
+                    result
+                }
+                Handler::Transaction(op) => transaction(shard, client, op, args, now_ms, out).await,
+                Handler::Cluster(op) => crate::cluster::run(op, shard, client, args, out).await,
+                Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
+            }
+        }
+    };
+    if let Err(error) = result {
+        out.error(&error.0);
+    }
+    let failed = note_failure(shard, out.outcome());
+    // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
+    record(shard, client, index, args, started, failed);
+}
+
+/// Counts an error reply in the error statistics; true when the reply was one.
+fn note_failure(shard: &Shard, outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Error(message) => {
+            shard.stats.record_error(message);
+            true
+        }
+        Outcome::Empty | Outcome::Value => false,
+    }
+}
+
+async fn transaction(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    op: TransactionOp,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> super::CommandResult {
+    match op {
+        TransactionOp::Multi => super::transaction::multi(client, out),
+        TransactionOp::Discard => super::transaction::discard(client, out),
+        TransactionOp::Unwatch => {
+            client.watched.clear();
+            out.ok();
+            Ok(())
+        }
+        TransactionOp::Watch => {
+            if client.multi.is_some() {
+                return Err("ERR WATCH inside MULTI is not allowed".into());
+            }
+            let keys = &args[1..];
+            let versions = multikey::versions(shard, client.db, keys, now_ms).await;
+            for (key, version) in keys.iter().zip(versions) {
+                client.watched.push((client.db, key.to_vec(), version));
+            }
+            out.ok();
+            Ok(())
+        }
+        TransactionOp::Exec => {
+            if client.multi.is_none() {
+                return Err("ERR EXEC without MULTI".into());
+            }
+            exec(shard, client, now_ms, out).await;
+            Ok(())
+        }
+    }
+}
+
+/// EXEC: every shard is held (in ascending order, as every multi-shard operation takes them)
+/// while the queued commands run, so no other client sees the transaction half done.
+async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut ReplySink) {
+    let queue = client.multi.take().unwrap_or_default();
+    // EXEC forgets the watched keys whatever happens, as Redis does.
+    let watched = std::mem::take(&mut client.watched);
+    if std::mem::take(&mut client.multi_failed) {
+        out.error("EXECABORT Transaction discarded because of previous errors.");
+        return;
+    }
+    let shards: BTreeSet<usize> = (0..shard.count()).collect();
+    let token = shard.new_hold_token();
+    let writes = &shard.shared.multi_writes;
+    writes.begin();
+    multikey::hold_all(shard, &shards, token).await;
+    if !multikey::versions_unchanged(shard, &watched, now_ms).await {
+        writes.end();
+        multikey::release_all(shard, &shards, token).await;
+        out.null_array();
+        return;
+    }
+    client.hold = Some(token);
+    out.array_len(queue.len());
+    for queued in &queue {
+        let args: SmallVec<[&[u8]; 16]> = queued.iter().map(Vec::as_slice).collect();
+        Box::pin(execute(shard, client, &args, now_ms, out, None)).await;
+    }
+    client.hold = None;
+    writes.end();
+    multikey::release_all(shard, &shards, token).await;
+}
+
+/// Counts one run of command `index` in the statistics, the slow log and the latency monitor.
+fn record(
+    shard: &Shard,
+    client: &Client,
+    index: usize,
+    args: &[&[u8]],
+    started: Instant,
+    failed: bool,
+) {
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    shard.stats.record_call(index, elapsed_us, failed);
+    let config = shard.config.borrow();
+    if config.slowlog_log_slower_than_us >= 0
+        && elapsed_us >= config.slowlog_log_slower_than_us as u64
+        && !COMMANDS[index].has(CommandFlags::SKIP_SLOWLOG)
+    {
+        let name = client.handle.name.borrow().clone();
+        shard.stats.slowlog_push(
+            args,
+            elapsed_us,
+            &client.handle.addr,
+            &name,
+            config.slowlog_max_len,
+        );
+    }
+    shard.stats.latency_sample(
+        "command",
+        elapsed_us / 1000,
+        config.latency_monitor_threshold_ms,
+    );
+}
+
+fn reply_error(shard: &Shard, out: &mut ReplySink, message: &str) {
+    out.error(message);
+    shard.stats.record_error(message);
+}

@@ -1,0 +1,555 @@
+//! Keyspace commands whose keys are not all on the connection's shard: one other shard, or
+//! several. Replies cross the mesh as [`Reply`] values and are put together here, never parsed.
+//!
+//! - Reads over several shards (MGET, EXISTS, TOUCH) fan out to every shard at once, one round
+//!   trip each, with no hold; [`MultiWrites`](crate::shard::MultiWrites) tells whether a
+//!   multi-shard write overlapped, and only then the read runs again under holds.
+//! - Writes over several shards (MSET, DEL, UNLINK) hold every shard involved but the last, in
+//!   ascending order, each part running as its hold is taken; the last part runs in one step.
+//!   With two shards that is one round trip, and no other client waits longer than that.
+//! - Anything else that spans shards (MSETNX, RENAME, COPY, LCS) holds the shards, copies the
+//!   keys into a scratch keyspace, runs there and writes back what changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use ember_resp::{Reply, ReplySink};
+use ember_store::{Entry, Keyspace};
+
+use super::{CommandError, CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
+use crate::client::Client;
+use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
+
+/// Runs `handler` against this shard's keyspace, writing the reply into `out`.
+pub fn run_local(
+    shard: &Shard,
+    handler: KeyspaceFn,
+    client: &Client,
+    now_ms: u64,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> CommandResult {
+    run_local_as(
+        shard,
+        handler,
+        client.db,
+        client.no_touch,
+        now_ms,
+        args,
+        out,
+    )
+}
+
+/// [`run_local`] for a caller described by its database and NO-TOUCH alone (the mesh).
+pub fn run_local_as(
+    shard: &Shard,
+    handler: KeyspaceFn,
+    db: usize,
+    no_touch: bool,
+    now_ms: u64,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> CommandResult {
+    let mut keyspace = shard.keyspace.borrow_mut();
+    let config = shard.config.borrow();
+    let mut ctx = Ctx {
+        keyspace: &mut keyspace,
+        db,
+        protocol: out.protocol(),
+        now_ms,
+        out,
+        config: &config,
+        stats: &shard.stats,
+        no_touch,
+    };
+    handler(&mut ctx, args)
+}
+
+/// Runs `handler` here and returns its reply as a value.
+fn local_reply(
+    shard: &Shard,
+    handler: KeyspaceFn,
+    client: &Client,
+    now_ms: u64,
+    args: &[&[u8]],
+) -> Reply {
+    let mut sink = ReplySink::values(client.protocol);
+    if let Err(error) = run_local(shard, handler, client, now_ms, args, &mut sink) {
+        sink.error(&error.0);
+    }
+    sink.into_reply()
+}
+
+/// The request that runs `args` on another shard for `client`.
+pub fn execute_request(
+    client: &Client,
+    args: PackedArgs,
+    token: Option<HoldToken>,
+    hold: bool,
+) -> ShardRequest {
+    ShardRequest::Execute {
+        db: client.db,
+        protocol: client.protocol,
+        no_touch: client.no_touch,
+        args,
+        token,
+        hold,
+    }
+}
+
+/// The reply value inside a shard's answer to an Execute.
+pub fn into_reply(reply: ShardReply) -> Reply {
+    match reply {
+        ShardReply::Reply(reply) => reply,
+        other => Reply::Error(format!("ERR unexpected shard answer {other:?}").into()),
+    }
+}
+
+/// Runs a command whose keys all live on shard `owner` (another one) and writes its reply.
+pub async fn run_remote(
+    shard: &Rc<Shard>,
+    client: &Client,
+    owner: usize,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) {
+    let request = execute_request(
+        client,
+        PackedArgs::new(args.iter().copied()),
+        client.hold,
+        false,
+    );
+    into_reply(shard.call(owner, request).await).write_to(out);
+}
+
+/// One shard's share of a split command: its owner, the argument positions of its keys and the
+/// arguments it runs.
+struct Part {
+    owner: usize,
+    positions: Vec<usize>,
+    args: PackedArgs,
+}
+
+/// Splits a command by the owners of its keys, in ascending shard order. A key's value (MSET)
+/// travels with it.
+fn parts(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Vec<Part> {
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for position in spec.keys.positions(args.len()) {
+        groups
+            .entry(shard.owner_of(args[position]))
+            .or_default()
+            .push(position);
+    }
+    let with_values = spec.split == Split::Pairs;
+    groups
+        .into_iter()
+        .map(|(owner, positions)| {
+            let mut packed = PackedArgs::default();
+            packed.push(args[0]);
+            for &position in &positions {
+                packed.push(args[position]);
+                if with_values {
+                    packed.push(args[position + 1]);
+                }
+            }
+            Part {
+                owner,
+                positions,
+                args: packed,
+            }
+        })
+        .collect()
+}
+
+/// Runs a keyspace command whose keys live on several shards; the reply goes into `out`.
+pub async fn run_split(
+    shard: &Rc<Shard>,
+    client: &Client,
+    spec: &CommandSpec,
+    handler: KeyspaceFn,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> CommandResult {
+    match spec.split {
+        Split::None => Err("ERR keys of this command must live on one shard".into()),
+        Split::Pairs if args.len() % 2 == 0 => Err(super::arity_message(spec.name).into()),
+        Split::Gather | Split::Sum | Split::Pairs => {
+            let parts = parts(shard, spec, args);
+            let replies = if spec.has(CommandFlags::WRITE) || client.hold.is_some() {
+                run_held(shard, client, handler, &parts, now_ms, true).await
+            } else {
+                run_read(shard, client, handler, &parts, now_ms).await
+            };
+            combine(spec.split, args.len(), &parts, replies)?.write_to(out);
+            Ok(())
+        }
+        Split::Scratch => scratch(shard, client, spec, handler, args, now_ms, out).await,
+    }
+}
+
+/// Puts the parts' replies together: MGET's values back in request order, counts added up,
+/// MSET's OK. The first error of any part is the reply.
+fn combine(
+    split: Split,
+    arg_count: usize,
+    parts: &[Part],
+    replies: Vec<Reply>,
+) -> Result<Reply, CommandError> {
+    debug_assert_eq!(parts.len(), replies.len(), "one reply per part");
+    if let Some(message) = replies.iter().find_map(Reply::error_message) {
+        return Err(message.to_owned().into());
+    }
+    match split {
+        Split::Gather => {
+            let mut values = vec![Reply::Null; arg_count];
+            for (part, reply) in parts.iter().zip(replies) {
+                let Reply::Array(items) = reply else {
+                    return Err("ERR a shard's part of MGET was not an array".into());
+                };
+                debug_assert_eq!(items.len(), part.positions.len(), "a value per key");
+                for (item, &position) in items.into_iter().zip(&part.positions) {
+                    values[position] = item;
+                }
+            }
+            values.remove(0); // The command name's position.
+            Ok(Reply::Array(values))
+        }
+        Split::Sum => {
+            let total = replies.iter().filter_map(Reply::as_integer).sum();
+            Ok(Reply::Integer(total))
+        }
+        Split::Pairs => Ok(Reply::OK),
+        Split::None | Split::Scratch => unreachable!("only fan-out splits combine"),
+    }
+}
+
+/// Reads every part at once with no hold. Valid when no multi-shard write began meanwhile;
+/// otherwise (rarely) the read runs again under holds, so it is always one snapshot.
+async fn run_read(
+    shard: &Rc<Shard>,
+    client: &Client,
+    handler: KeyspaceFn,
+    parts: &[Part],
+    now_ms: u64,
+) -> Vec<Reply> {
+    let writes = &shard.shared.multi_writes;
+    if let Some(stamp) = writes.read_stamp() {
+        let mut pending = Vec::with_capacity(parts.len());
+        for part in parts.iter().filter(|part| part.owner != shard.index) {
+            let request = execute_request(client, part.args.clone(), None, false);
+            pending.push(shard.send(part.owner, request).await);
+        }
+        let mut pending = pending.into_iter();
+        let mut replies = Vec::with_capacity(parts.len());
+        for part in parts {
+            let reply = if part.owner == shard.index {
+                if shard.gate.blocks(None) {
+                    shard.gate.enter(None).await;
+                }
+                local_reply(shard, handler, client, now_ms, &part.args.slices())
+            } else {
+                into_reply(pending.next().expect("a request per remote part").await)
+            };
+            replies.push(reply);
+        }
+        if writes.still_valid(stamp) {
+            return replies;
+        }
+        shard.stats.count_read_retry();
+    }
+    run_held(shard, client, handler, parts, now_ms, false).await
+}
+
+/// Runs every part under holds: the parts before the last hold their shard (ascending order)
+/// and run as the hold is taken; the last runs in one step; then the holds are released. Inside
+/// EXEC every shard is held already and the parts just run. `write` marks a multi-shard write
+/// for [`run_read`]'s check.
+async fn run_held(
+    shard: &Rc<Shard>,
+    client: &Client,
+    handler: KeyspaceFn,
+    parts: &[Part],
+    now_ms: u64,
+    write: bool,
+) -> Vec<Reply> {
+    let mut replies = Vec::with_capacity(parts.len());
+    if let Some(token) = client.hold {
+        for part in parts {
+            replies.push(run_part(shard, client, handler, part, now_ms, Some(token), false).await);
+        }
+        return replies;
+    }
+    let writes = &shard.shared.multi_writes;
+    if write {
+        writes.begin();
+    }
+    let token = shard.new_hold_token();
+    let (last, held) = parts.split_last().expect("a split command has parts");
+    for part in held {
+        replies.push(run_part(shard, client, handler, part, now_ms, Some(token), true).await);
+    }
+    replies.push(run_part(shard, client, handler, last, now_ms, None, false).await);
+    if write {
+        writes.end();
+    }
+    for part in held {
+        release(shard, part.owner, token).await;
+    }
+    replies
+}
+
+/// Runs one part, here or on its shard; with `hold`, holds that shard for `token` first.
+async fn run_part(
+    shard: &Rc<Shard>,
+    client: &Client,
+    handler: KeyspaceFn,
+    part: &Part,
+    now_ms: u64,
+    token: Option<HoldToken>,
+    hold: bool,
+) -> Reply {
+    if part.owner != shard.index {
+        let request = execute_request(client, part.args.clone(), token, hold);
+        return into_reply(shard.call(part.owner, request).await);
+    }
+    match (hold, token) {
+        (true, Some(token)) => shard.gate.hold(token).await,
+        (_, token) => shard.gate.enter(token).await,
+    }
+    local_reply(shard, handler, client, now_ms, &part.args.slices())
+}
+
+/// Holds every shard in `owners` (ascending, so two operations never wait on each other).
+pub async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
+    for &owner in owners {
+        if owner == shard.index {
+            shard.gate.hold(token).await;
+        } else {
+            shard.call(owner, ShardRequest::Hold { token }).await;
+        }
+    }
+}
+
+/// Releases `token`'s hold of shard `owner`; a remote release needs no answer.
+async fn release(shard: &Rc<Shard>, owner: usize, token: HoldToken) {
+    if owner == shard.index {
+        shard.gate.release(token);
+    } else {
+        shard.notify(owner, ShardRequest::Release { token }).await;
+    }
+}
+
+/// Releases every shard in `owners`.
+pub async fn release_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
+    for &owner in owners {
+        release(shard, owner, token).await;
+    }
+}
+
+/// The token to act under: the transaction's when EXEC already holds every shard, else a new
+/// hold of `owners` (true when this call took it and must release it).
+async fn hold_owners(
+    shard: &Rc<Shard>,
+    client: &Client,
+    owners: &BTreeSet<usize>,
+) -> (HoldToken, bool) {
+    if let Some(token) = client.hold {
+        return (token, false);
+    }
+    let token = shard.new_hold_token();
+    hold_all(shard, owners, token).await;
+    (token, true)
+}
+
+/// Any multi-key command over several shards: hold the shards, copy the keys into a scratch
+/// keyspace, run the command there, and write back every key whose entry changed.
+async fn scratch(
+    shard: &Rc<Shard>,
+    client: &Client,
+    spec: &CommandSpec,
+    handler: KeyspaceFn,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> CommandResult {
+    let db = client.db;
+    // Every key with its database: COPY ... DB n reads and writes its destination in database
+    // n. An invalid DB argument leaves every key in the client's database; the handler then
+    // refuses the command before it touches a key.
+    let destination_db = if spec.has(CommandFlags::DB_OPTION) {
+        destination_db(args).unwrap_or(db)
+    } else {
+        db
+    };
+    let keys: BTreeSet<(usize, &[u8])> = spec
+        .keys
+        .positions(args.len())
+        .map(|p| (if p == 2 { destination_db } else { db }, args[p]))
+        .collect();
+    let mut by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();
+    for &(key_db, key) in &keys {
+        by_owner
+            .entry((shard.owner_of(key), key_db))
+            .or_default()
+            .push(key);
+    }
+    let owners: BTreeSet<usize> = by_owner.keys().map(|&(owner, _)| owner).collect();
+    let write = spec.has(CommandFlags::WRITE);
+    if write {
+        shard.shared.multi_writes.begin();
+    }
+    let (token, taken) = hold_owners(shard, client, &owners).await;
+    let mut before: BTreeMap<(usize, &[u8]), Option<Entry>> = BTreeMap::new();
+    for (&(owner, key_db), owned) in &by_owner {
+        let entries = fetch(shard, owner, key_db, owned, now_ms).await;
+        before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
+    }
+    let mut scratch = Keyspace::new();
+    for (&(key_db, key), entry) in &before {
+        if let Some(entry) = entry {
+            scratch.insert(key_db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
+        }
+    }
+    let result = {
+        let config = shard.config.borrow();
+        let mut ctx = Ctx {
+            keyspace: &mut scratch,
+            db,
+            protocol: out.protocol(),
+            now_ms,
+            out,
+            config: &config,
+            stats: &shard.stats,
+            no_touch: client.no_touch,
+        };
+        handler(&mut ctx, args)
+    };
+    for (&(owner, key_db), owned) in &by_owner {
+        let changed: Vec<(Vec<u8>, Option<Entry>)> = owned
+            .iter()
+            .filter_map(|&key| {
+                let after = scratch.peek(key_db, key, now_ms).cloned();
+                let unchanged = match (&before[&(key_db, key)], &after) {
+                    (Some(old), Some(new)) => {
+                        old.value == new.value && old.expire_at_ms == new.expire_at_ms
+                    }
+                    (None, None) => true,
+                    _ => false,
+                };
+                (!unchanged).then(|| (key.to_vec(), after))
+            })
+            .collect();
+        if !changed.is_empty() {
+            store(shard, owner, key_db, changed, now_ms).await;
+        }
+    }
+    if write {
+        shard.shared.multi_writes.end();
+    }
+    if taken {
+        release_all(shard, &owners, token).await;
+    }
+    result
+}
+
+/// The database of the last `DB n` option (the one that counts), when it names a valid one.
+fn destination_db(args: &[&[u8]]) -> Option<usize> {
+    let position = (3..args.len().saturating_sub(1)).rfind(|&p| super::is(args[p], "DB"))?;
+    super::keys::parse_db(args[position + 1]).ok()
+}
+
+/// The entry versions of `keys` in `db`, asked of each key's owner (no hold: a snapshot).
+pub async fn versions(
+    shard: &Rc<Shard>,
+    db: usize,
+    keys: &[&[u8]],
+    now_ms: u64,
+) -> Vec<Option<u32>> {
+    let mut versions = Vec::with_capacity(keys.len());
+    for key in keys {
+        let entry = fetch(shard, shard.owner_of(key), db, &[key], now_ms).await;
+        versions.push(
+            entry
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|entry| entry.version),
+        );
+    }
+    versions
+}
+
+/// True when every WATCHed key still has the version it had when watched (EXEC, under a hold
+/// of every shard).
+pub async fn versions_unchanged(
+    shard: &Rc<Shard>,
+    watched: &[(usize, Vec<u8>, Option<u32>)],
+    now_ms: u64,
+) -> bool {
+    for (db, key, version) in watched {
+        if versions(shard, *db, &[key.as_slice()], now_ms).await[0] != *version {
+            return false;
+        }
+    }
+    true
+}
+
+async fn fetch(
+    shard: &Rc<Shard>,
+    owner: usize,
+    db: usize,
+    keys: &[&[u8]],
+    now_ms: u64,
+) -> Vec<Option<Entry>> {
+    if owner == shard.index {
+        let keyspace = shard.keyspace.borrow();
+        return keys
+            .iter()
+            .map(|key| keyspace.peek(db, key, now_ms).cloned())
+            .collect();
+    }
+    let request = ShardRequest::Fetch {
+        db,
+        keys: keys.iter().map(|k| k.to_vec()).collect(),
+    };
+    match shard.call(owner, request).await {
+        ShardReply::Entries(entries) => entries,
+        // The shard did not answer: the keys read as absent, and WATCH then aborts EXEC.
+        _ => vec![None; keys.len()],
+    }
+}
+
+async fn store(
+    shard: &Rc<Shard>,
+    owner: usize,
+    db: usize,
+    entries: Vec<(Vec<u8>, Option<Entry>)>,
+    now_ms: u64,
+) {
+    if owner == shard.index {
+        apply_entries(shard, db, entries, now_ms);
+    } else {
+        shard.call(owner, ShardRequest::Store { db, entries }).await;
+    }
+}
+
+/// Writes back entries copied out of the scratch keyspace (`None` removes the key).
+pub fn apply_entries(
+    shard: &Shard,
+    db: usize,
+    entries: Vec<(Vec<u8>, Option<Entry>)>,
+    now_ms: u64,
+) {
+    let mut keyspace = shard.keyspace.borrow_mut();
+    for (key, entry) in entries {
+        match entry {
+            Some(entry) => {
+                keyspace.insert(db, &key, entry.value, entry.expire_at_ms, now_ms);
+            }
+            None => {
+                keyspace.remove(db, &key, now_ms);
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The serving side of the mesh: answering what other shards ask of this one, and asking every
+//! shard at once for the commands that span them all.
+
+use std::rc::Rc;
+
+use ember_resp::ReplySink;
+
+use super::multikey::{apply_entries, run_local_as};
+use crate::runtime::{self, MeshReceiver};
+use crate::shard::{AdminRequest, HoldToken, MeshMessage, Shard, ShardReply, ShardRequest};
+
+/// Serves the requests and replies that arrive from shard `peer` until the mesh closes.
+pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
+    while let Some(message) = receiver.recv().await {
+        match message {
+            MeshMessage::Reply { id, reply } => shard.mesh.deliver(id, reply),
+            MeshMessage::Request { id, request } => {
+                if answerable_now(&shard, &request) {
+                    let reply = answer(&shard, request).await;
+                    shard.mesh.reply(peer, id, reply).await;
+                } else {
+                    // Waits for a hold to end; must not stop replies from this peer meanwhile.
+                    let shard = shard.clone();
+                    runtime::spawn(async move {
+                        let reply = answer(&shard, request).await;
+                        shard.mesh.reply(peer, id, reply).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// True when `request` can be answered without waiting (so the receiver answers it inline).
+fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
+    match request {
+        ShardRequest::Execute { hold: true, .. } => !shard.gate.blocks(None),
+        ShardRequest::Execute { token, .. } => !shard.gate.blocks(*token),
+        ShardRequest::Release { .. } | ShardRequest::Fetch { .. } | ShardRequest::Store { .. } => {
+            true
+        }
+        ShardRequest::Hold { .. } => !shard.gate.blocks(None),
+        ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
+        ShardRequest::Inference(request) => request
+            .gate_token()
+            .is_none_or(|token| !shard.gate.blocks(token)),
+    }
+}
+
+/// Answers another shard's request.
+async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
+    let now_ms = crate::stats::unix_time_ms();
+    match request {
+        ShardRequest::Execute {
+            db,
+            protocol,
+            no_touch,
+            args,
+            token,
+            hold,
+        } => {
+            match (hold, token) {
+                (true, Some(token)) => shard.gate.hold(token).await,
+                (_, token) => shard.gate.enter(token).await,
+            }
+            let args = args.slices();
+            let mut out = ReplySink::values(protocol);
+            let spec = super::lookup(args[0]).map(|index| &super::COMMANDS[index]);
+            match spec.map(|spec| spec.handler) {
+                Some(super::Handler::Keyspace(handler)) => {
+                    if let Err(error) =
+                        run_local_as(shard, handler, db, no_touch, now_ms, &args, &mut out)
+                    {
+                        out.error(&error.0);
+                    }
+                }
+                _ => out.error("ERR only keyspace commands cross the mesh"),
+            }
+            ShardReply::Reply(out.into_reply())
+        }
+        ShardRequest::Hold { token } => {
+            shard.gate.hold(token).await;
+            ShardReply::Done
+        }
+        ShardRequest::Release { token } => {
+            shard.gate.release(token);
+            ShardReply::Done
+        }
+        ShardRequest::Fetch { db, keys, .. } => {
+            let keyspace = shard.keyspace.borrow();
+            ShardReply::Entries(
+                keys.iter()
+                    .map(|key| keyspace.peek(db, key, now_ms).cloned())
+                    .collect(),
+            )
+        }
+        ShardRequest::Store { db, entries, .. } => {
+            apply_entries(shard, db, entries, now_ms);
+            ShardReply::Done
+        }
+        ShardRequest::Admin { request, token } => {
+            shard.gate.enter(token).await;
+            crate::cluster::admin(shard, request, now_ms)
+        }
+        ShardRequest::Inference(request) => {
+            if let Some(token) = request.gate_token() {
+                shard.gate.enter(token).await;
+            }
+            ShardReply::Inference(crate::inference::answer(shard, request))
+        }
+    }
+}
+
+/// Sends `request` to every shard at once (this one included, answered directly) and collects
+/// the replies in shard order. `hold` is the caller's hold token inside a transaction.
+pub async fn broadcast(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    request: AdminRequest,
+) -> Vec<ShardReply> {
+    let mut pending = Vec::with_capacity(shard.count());
+    for index in (0..shard.count()).filter(|&index| index != shard.index) {
+        let message = ShardRequest::Admin {
+            request: request.clone(),
+            token: hold,
+        };
+        pending.push((index, shard.send(index, message).await));
+    }
+    let mut local = Some(admin_here(shard, hold, request).await);
+    let mut replies = Vec::with_capacity(shard.count());
+    let mut pending = pending.into_iter();
+    for index in 0..shard.count() {
+        if index == shard.index {
+            replies.push(local.take().expect("one local reply"));
+        } else {
+            let (remote, reply) = pending.next().expect("a reply per other shard");
+            debug_assert_eq!(remote, index);
+            replies.push(reply.await);
+        }
+    }
+    replies
+}
+
+async fn admin_here(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    request: AdminRequest,
+) -> ShardReply {
+    shard.gate.enter(hold).await;
+    crate::cluster::admin(shard, request, crate::stats::unix_time_ms())
+}
+
+/// Sends `request` to one shard.
+pub async fn admin_on(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    index: usize,
+    request: AdminRequest,
+) -> ShardReply {
+    if index == shard.index {
+        admin_here(shard, hold, request).await
+    } else {
+        shard
+            .call(
+                index,
+                ShardRequest::Admin {
+                    request,
+                    token: hold,
+                },
+            )
+            .await
+    }
+}

@@ -1,0 +1,448 @@
+//! The mesh: typed requests and replies between shards, over bounded channels built once at
+//! start. A caller sends a request and gets a [`PendingReply`] that it may await at once or
+//! later, so a connection sends every remote command of its pipeline before it waits for any.
+//! Replies land in reusable slots (no channel per request); a slot that waits longer than
+//! `shard-reply-timeout-ms` is answered with an error, so a shard that stops answering costs its
+//! callers an error, never a hang.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use ember_resp::{Protocol, Reply};
+use ember_store::Entry;
+use smallvec::SmallVec;
+
+use super::locks::HoldToken;
+use crate::runtime::MeshSenders;
+
+/// Request id that asks for no reply (a release sent after the work is done).
+pub const NO_REPLY: u64 = 0;
+
+/// Bits of a request id that name its slot; the rest is a sequence, so a late reply to a slot
+/// that has been reused since is recognised and dropped.
+const SLOT_INDEX_BITS: u32 = 24;
+const SLOT_INDEX_MASK: u64 = (1 << SLOT_INDEX_BITS) - 1;
+/// Set in a slot's id once it timed out: the late reply's id no longer matches it.
+const TIMED_OUT: u64 = 1 << 63;
+
+/// A request's arguments moved into one buffer: one allocation however many there are.
+#[derive(Debug, Clone, Default)]
+pub struct PackedArgs {
+    bytes: Vec<u8>,
+    ends: SmallVec<[u32; 8]>,
+}
+
+impl PackedArgs {
+    /// Packs `args`.
+    pub fn new<'a>(args: impl IntoIterator<Item = &'a [u8]> + Clone) -> Self {
+        let total: usize = args.clone().into_iter().map(<[u8]>::len).sum();
+        let mut packed = Self {
+            bytes: Vec::with_capacity(total),
+            ends: SmallVec::new(),
+        };
+        for arg in args {
+            packed.push(arg);
+        }
+        packed
+    }
+
+    /// Appends one argument.
+    pub fn push(&mut self, arg: &[u8]) {
+        self.bytes.extend_from_slice(arg);
+        // Requests are bounded by client-query-buffer-limit (at most 1 GiB by default, far
+        // below 4 GiB), so an offset fits in 32 bits.
+        self.ends
+            .push(u32::try_from(self.bytes.len()).expect("request under 4 GiB"));
+    }
+
+    /// The arguments as slices.
+    pub fn slices(&self) -> SmallVec<[&[u8]; 16]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let arg = &self.bytes[start..end as usize];
+                start = end as usize;
+                arg
+            })
+            .collect()
+    }
+}
+
+/// Work one shard asks of another.
+#[derive(Debug)]
+pub enum ShardRequest {
+    /// Run a keyspace command here and return its reply. With `hold`, first hold this shard for
+    /// `token` and keep holding it after (a cross-shard write's parts before its last).
+    Execute {
+        db: usize,
+        protocol: Protocol,
+        no_touch: bool,
+        args: PackedArgs,
+        token: Option<HoldToken>,
+        hold: bool,
+    },
+    /// Wait until no one holds this shard, then hold it for `token`.
+    Hold { token: HoldToken },
+    /// Stop holding for `token`.
+    Release { token: HoldToken },
+    /// Copies of the entries of `keys` (sent only by the holder of this shard).
+    Fetch { db: usize, keys: Vec<Vec<u8>> },
+    /// Write back entries (`None` removes), under a hold.
+    Store {
+        db: usize,
+        entries: Vec<(Vec<u8>, Option<Entry>)>,
+    },
+    /// An operation over the whole shard, by the holder `token` if any.
+    Admin {
+        request: AdminRequest,
+        token: Option<HoldToken>,
+    },
+    /// Tensors and models (crate::inference).
+    Inference(crate::inference::InferenceRequest),
+}
+
+/// Whole-shard operations, broadcast to every shard by keyless commands.
+#[derive(Debug, Clone)]
+pub enum AdminRequest {
+    /// Keys in `db`.
+    DbSize { db: usize },
+    /// FLUSHDB.
+    FlushDb { db: usize },
+    /// FLUSHALL.
+    FlushAll,
+    /// SWAPDB.
+    SwapDb { first: usize, second: usize },
+    /// KEYS pattern.
+    Keys { db: usize, pattern: Vec<u8> },
+    /// One SCAN step.
+    Scan {
+        db: usize,
+        segment: usize,
+        count: usize,
+        pattern: Option<Vec<u8>>,
+        type_name: Option<Vec<u8>>,
+    },
+    /// A random key of `db`.
+    RandomKey { db: usize },
+    /// CONFIG SET, already validated by the origin.
+    ConfigSet { pairs: Vec<(String, String)> },
+    /// CONFIG RESETSTAT.
+    ResetStats,
+    /// This shard's figures for INFO and metrics.
+    Info,
+    /// CLIENT LIST lines of this shard's clients.
+    ClientList,
+    /// CLIENT KILL by the given filter; returns how many were killed.
+    ClientKill { filter: crate::client::KillFilter },
+    /// SLOWLOG GET / LEN / RESET.
+    Slowlog(crate::stats::SlowlogRequest),
+    /// LATENCY LATEST / HISTORY / RESET.
+    Latency(crate::stats::LatencyRequest),
+}
+
+/// A shard's answer.
+#[derive(Debug)]
+pub enum ShardReply {
+    /// A command's reply.
+    Reply(Reply),
+    /// An integer result.
+    Integer(i64),
+    /// Entries, in the order asked.
+    Entries(Vec<Option<Entry>>),
+    /// Keys.
+    Keys(Vec<Vec<u8>>),
+    /// A SCAN step: keys and the next segment.
+    Scan {
+        keys: Vec<Vec<u8>>,
+        next_segment: Option<usize>,
+    },
+    /// Lines of text (CLIENT LIST).
+    Lines(Vec<String>),
+    /// Figures for INFO.
+    Info(Box<crate::stats::ShardInfo>),
+    /// Slow log entries.
+    Slowlog(Vec<crate::stats::SlowlogEntry>),
+    /// Latency events.
+    Latency(Vec<crate::stats::LatencyEvent>),
+    /// An inference answer.
+    Inference(crate::inference::InferenceReply),
+    /// Nothing to report.
+    Done,
+}
+
+/// A message on the mesh.
+#[derive(Debug)]
+pub enum MeshMessage {
+    /// A request with the id its reply will carry ([`NO_REPLY`]: none is wanted).
+    Request { id: u64, request: ShardRequest },
+    /// The reply to request `id`.
+    Reply { id: u64, reply: ShardReply },
+}
+
+enum SlotState {
+    Waiting(Option<Waker>),
+    Ready(ShardReply),
+    /// The caller went away; the slot is freed when the reply comes (or times out).
+    Abandoned,
+    Free,
+}
+
+struct Slot {
+    id: u64,
+    target: usize,
+    sent_at: Instant,
+    state: SlotState,
+}
+
+/// This shard's side of the mesh: its senders and the slots its requests' replies land in.
+pub struct Mesh {
+    index: usize,
+    senders: MeshSenders<MeshMessage>,
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<usize>>,
+    next_sequence: Cell<u64>,
+}
+
+impl Mesh {
+    /// The mesh side of shard `index`.
+    pub fn new(index: usize, senders: MeshSenders<MeshMessage>) -> Self {
+        Self {
+            index,
+            senders,
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            next_sequence: Cell::new(1),
+        }
+    }
+
+    fn take_slot(&self, target: usize) -> u64 {
+        let sequence = self.next_sequence.get();
+        self.next_sequence.set(sequence + 1);
+        let mut slots = self.slots.borrow_mut();
+        let index = self.free.borrow_mut().pop().unwrap_or_else(|| {
+            slots.push(Slot {
+                id: 0,
+                target,
+                sent_at: Instant::now(),
+                state: SlotState::Free,
+            });
+            slots.len() - 1
+        });
+        assert!(
+            (index as u64) <= SLOT_INDEX_MASK,
+            "slot index fits its bits"
+        );
+        let id = (sequence << SLOT_INDEX_BITS) | index as u64;
+        let slot = &mut slots[index];
+        debug_assert!(
+            matches!(slot.state, SlotState::Free),
+            "a taken slot was free"
+        );
+        *slot = Slot {
+            id,
+            target,
+            sent_at: Instant::now(),
+            state: SlotState::Waiting(None),
+        };
+        id
+    }
+
+    /// Sends `request` to shard `target` (not this one); the reply is awaited through the
+    /// returned [`PendingReply`]. Waits only while the channel to `target` is full.
+    pub async fn send(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
+        debug_assert_ne!(target, self.index, "local work does not cross the mesh");
+        let id = self.take_slot(target);
+        let pending = PendingReply {
+            mesh: self,
+            id,
+            done: false,
+        };
+        if self
+            .senders
+            .send_to(target, MeshMessage::Request { id, request })
+            .await
+            .is_err()
+        {
+            self.fulfil(id, unavailable(target));
+        }
+        pending
+    }
+
+    /// Sends `request` with no reply wanted.
+    pub async fn notify(&self, target: usize, request: ShardRequest) {
+        // A closed channel means the peer is shutting down; nothing waits for this.
+        let _ = self
+            .senders
+            .send_to(
+                target,
+                MeshMessage::Request {
+                    id: NO_REPLY,
+                    request,
+                },
+            )
+            .await;
+    }
+
+    /// Sends a reply back to shard `target`.
+    pub async fn reply(&self, target: usize, id: u64, reply: ShardReply) {
+        if id == NO_REPLY {
+            return;
+        }
+        // A closed channel means the peer is shutting down; nobody awaits the reply then.
+        let _ = self
+            .senders
+            .send_to(target, MeshMessage::Reply { id, reply })
+            .await;
+    }
+
+    /// Hands a reply that arrived from the mesh to the task awaiting it.
+    pub fn deliver(&self, id: u64, reply: ShardReply) {
+        self.fulfil(id, reply);
+    }
+
+    fn fulfil(&self, id: u64, reply: ShardReply) {
+        let index = (id & SLOT_INDEX_MASK) as usize;
+        let mut slots = self.slots.borrow_mut();
+        let Some(slot) = slots.get_mut(index) else {
+            return;
+        };
+        if slot.id != id {
+            return; // A late reply to a request that timed out (its slot is marked or reused).
+        }
+        match std::mem::replace(&mut slot.state, SlotState::Free) {
+            SlotState::Waiting(waker) => {
+                slot.state = SlotState::Ready(reply);
+                drop(slots);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            SlotState::Abandoned => {
+                slot.id = 0;
+                drop(slots);
+                self.free.borrow_mut().push(index);
+            }
+            state @ (SlotState::Ready(_) | SlotState::Free) => {
+                // Answered twice cannot happen: a timeout changes the slot's id first.
+                slot.state = state;
+                debug_assert!(false, "a slot answered twice");
+            }
+        }
+    }
+
+    /// Answers with an error every request that has waited longer than `timeout`.
+    pub fn expire_overdue(&self, timeout: Duration) {
+        let now = Instant::now();
+        let overdue: Vec<(u64, usize)> = self
+            .slots
+            .borrow()
+            .iter()
+            .filter(|slot| {
+                matches!(slot.state, SlotState::Waiting(_) | SlotState::Abandoned)
+                    && now.duration_since(slot.sent_at) > timeout
+            })
+            .map(|slot| (slot.id, slot.target))
+            .collect();
+        for (id, target) in overdue {
+            let error = format!(
+                "ERR shard {target} did not answer within {} ms",
+                timeout.as_millis()
+            );
+            self.fulfil(id, ShardReply::Reply(Reply::Error(error.into())));
+            // Mark the slot so that the real reply, if it ever comes, no longer matches.
+            let index = (id & SLOT_INDEX_MASK) as usize;
+            let mut slots = self.slots.borrow_mut();
+            if slots[index].id == id {
+                slots[index].id = id | TIMED_OUT;
+            }
+        }
+    }
+}
+
+fn unavailable(target: usize) -> ShardReply {
+    ShardReply::Reply(Reply::Error(
+        format!("ERR shard {target} is unavailable").into(),
+    ))
+}
+
+/// A reply on its way: await it (once).
+pub struct PendingReply<'a> {
+    mesh: &'a Mesh,
+    id: u64,
+    done: bool,
+}
+
+impl PendingReply<'_> {
+    fn index(&self) -> usize {
+        (self.id & SLOT_INDEX_MASK) as usize
+    }
+}
+
+impl Future for PendingReply<'_> {
+    type Output = ShardReply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ShardReply> {
+        assert!(!self.done, "a pending reply is awaited once");
+        let index = self.index();
+        let mut slots = self.mesh.slots.borrow_mut();
+        let slot = &mut slots[index];
+        debug_assert_eq!(slot.id & !TIMED_OUT, self.id, "the slot is this request's");
+        match std::mem::replace(&mut slot.state, SlotState::Free) {
+            SlotState::Waiting(_) => {
+                slot.state = SlotState::Waiting(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            SlotState::Ready(reply) => {
+                slot.id = 0;
+                drop(slots);
+                self.mesh.free.borrow_mut().push(index);
+                self.done = true;
+                Poll::Ready(reply)
+            }
+            SlotState::Abandoned | SlotState::Free => {
+                unreachable!("only a dropped request abandons its slot")
+            }
+        }
+    }
+}
+
+impl Drop for PendingReply<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let index = self.index();
+        let mut slots = self.mesh.slots.borrow_mut();
+        let slot = &mut slots[index];
+        match slot.state {
+            SlotState::Waiting(_) => slot.state = SlotState::Abandoned,
+            SlotState::Ready(_) => {
+                slot.state = SlotState::Free;
+                slot.id = 0;
+                drop(slots);
+                self.mesh.free.borrow_mut().push(index);
+            }
+            SlotState::Abandoned | SlotState::Free => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_args_round_trip() {
+        let args: [&[u8]; 4] = [b"mset", b"", b"key", b"a value"];
+        let packed = PackedArgs::new(args.iter().copied());
+        assert_eq!(packed.slices().as_slice(), &args);
+        assert_eq!(
+            PackedArgs::new(std::iter::empty::<&[u8]>()).slices().len(),
+            0
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! A shard: one executor's share of Ember. It owns its keyspace, its copy of the configuration,
+//! its statistics and its clients, and talks to other shards only by [`ShardRequest`] and
+//! [`ShardReply`] messages over the [`mesh`]. [`locks`] keeps operations that span shards
+//! atomic; [`router`] says which shard owns a key.
+
+pub mod locks;
+pub mod mesh;
+pub mod router;
+
+pub use locks::{Gate, HoldToken, MultiWrites};
+pub use mesh::{
+    AdminRequest, Mesh, MeshMessage, PackedArgs, PendingReply, ShardReply, ShardRequest,
+};
+pub use router::owner_of_slot;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use ember_store::slot::key_slot;
+use ember_store::Keyspace;
+
+use crate::client::ClientHandle;
+use crate::config::Config;
+use crate::runtime::MeshSenders;
+use crate::stats::ShardStats;
+
+/// State every shard reads and a few counters they share (atomics, off the per-request path).
+#[derive(Debug)]
+pub struct Shared {
+    /// Connected clients, all shards together, for `maxclients`.
+    pub connected_clients: AtomicUsize,
+    /// Source of client ids, unique across shards.
+    pub next_client_id: AtomicU64,
+    /// Unix time (seconds) at start-up, for LASTSAVE and uptime.
+    pub started_at_s: u64,
+    /// The TCP port actually bound (the configured one, or the one the kernel chose for 0).
+    pub port: AtomicUsize,
+    /// Number of shards.
+    pub shard_count: usize,
+    /// Human-readable description of hardware paths found at start-up, for INFO.
+    pub hardware: String,
+    /// Multi-shard writes begun and finished, so multi-shard reads need no holds.
+    pub multi_writes: MultiWrites,
+}
+
+/// One shard.
+pub struct Shard {
+    /// This shard's index, `0..shard_count`.
+    pub index: usize,
+    /// The keyspace this shard owns.
+    pub keyspace: RefCell<Keyspace>,
+    /// This shard's copy of the configuration.
+    pub config: RefCell<Config>,
+    /// Counters, slow log, latency events.
+    pub stats: ShardStats,
+    /// Clients connected to this shard, by id.
+    pub clients: RefCell<HashMap<u64, Rc<ClientHandle>>>,
+    /// Process-wide counters and facts.
+    pub shared: Arc<Shared>,
+    /// Holds taken by cross-shard atomic operations.
+    pub gate: Gate,
+    /// Where fixed-function stages run: Ember's software, or the FPGA modules' simulation
+    /// (`--offload sim`), which the router then asks for every key's slot.
+    pub offload: RefCell<Box<dyn ember_fpga::offload::Offload>>,
+    /// `--offload sim`, read once at start so the router's check costs one load per command.
+    pub offload_sim: bool,
+    /// Models, tensors and batchers of this shard.
+    pub inference: crate::inference::Inference,
+    /// Busy polling of the connections' sockets (`--busy-poll-us` above 0).
+    pub spin: Option<Rc<crate::spin::Spinner>>,
+    /// Requests to other shards and the slots their replies land in.
+    pub mesh: Mesh,
+    next_hold_sequence: Cell<u64>,
+}
+
+impl Shard {
+    /// A shard with an empty keyspace.
+    pub fn new(
+        index: usize,
+        config: Config,
+        shared: Arc<Shared>,
+        mesh: MeshSenders<MeshMessage>,
+    ) -> Self {
+        let inference = crate::inference::Inference::new(Rc::new(config.inference.clone()));
+        let offload_sim = config.value("offload") == "sim";
+        let spin = if config.busy_poll_us == 0 {
+            None
+        } else {
+            match crate::spin::Spinner::new(std::time::Duration::from_micros(config.busy_poll_us)) {
+                Ok(spinner) => Some(Rc::new(spinner)),
+                Err(error) => {
+                    eprintln!("ember: busy polling off: no epoll instance: {error}");
+                    None
+                }
+            }
+        };
+        Self {
+            index,
+            keyspace: RefCell::new(Keyspace::new()),
+            config: RefCell::new(config),
+            stats: ShardStats::new(index, shared.shard_count),
+            clients: RefCell::new(HashMap::new()),
+            shared,
+            gate: Gate::default(),
+            offload_sim,
+            offload: RefCell::new(Box::new(ember_fpga::offload::SoftwareOffload)),
+            inference,
+            spin,
+            mesh: Mesh::new(index, mesh),
+            next_hold_sequence: Cell::new(1),
+        }
+    }
+
+    /// Number of shards.
+    pub fn count(&self) -> usize {
+        self.shared.shard_count
+    }
+
+    /// The shard that owns `key`: slots are split into equal contiguous ranges.
+    pub fn owner_of(&self, key: &[u8]) -> usize {
+        if self.count() == 1 {
+            return 0; // No CRC16 per key when there is one shard (RECOMMEND asks for thousands of rows).
+        }
+        owner_of_slot(key_slot(key), self.count())
+    }
+
+    /// A fresh token for an atomic cross-shard operation started here.
+    pub fn new_hold_token(&self) -> HoldToken {
+        let sequence = self.next_hold_sequence.get();
+        self.next_hold_sequence.set(sequence + 1);
+        (self.index, sequence)
+    }
+
+    /// Sends `request` to shard `target` (not this one) and waits for its reply.
+    pub async fn call(&self, target: usize, request: ShardRequest) -> ShardReply {
+        self.send(target, request).await.await
+    }
+
+    /// Sends `request` to shard `target` (not this one); its reply is awaited later.
+    pub async fn send(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
+        self.count_hop();
+        self.mesh.send(target, request).await
+    }
+
+    /// Sends `request` to shard `target` with no reply wanted.
+    pub async fn notify(&self, target: usize, request: ShardRequest) {
+        self.count_hop();
+        self.mesh.notify(target, request).await;
+    }
+
+    fn count_hop(&self) {
+        let hops = &self.stats.cross_shard_hops;
+        hops.set(hops.get() + 1);
+    }
+}

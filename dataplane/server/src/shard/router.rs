@@ -1,0 +1,69 @@
+//! Routing: which shard owns a key, and where a command's keys live.
+
+use ember_store::slot::key_slot;
+
+use super::Shard;
+use crate::commands::CommandSpec;
+
+pub use ember_store::slot::shard_of_slot as owner_of_slot;
+
+/// Where a keyspace command's keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// All on this shard (or no keys).
+    Local,
+    /// All on one other shard.
+    Remote(usize),
+    /// On several shards.
+    Split,
+}
+
+/// Finds where the keys of `args` live.
+pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
+    if shard.offload_sim {
+        return route_through_offload(shard, spec, args);
+    }
+    if shard.count() == 1 {
+        return Route::Local;
+    }
+    let mut owner = None;
+    for position in spec.keys.positions(args.len()) {
+        let key_owner = shard.owner_of(args[position]);
+        match owner {
+            None => owner = Some(key_owner),
+            Some(previous) if previous != key_owner => return Route::Split,
+            Some(_) => {}
+        }
+    }
+    match owner {
+        Some(owner) if owner != shard.index => Route::Remote(owner),
+        _ => Route::Local,
+    }
+}
+
+/// [`route`] with the key slots computed by the offload (`--offload sim`): the simulated
+/// `slot_hash` module hashes every key and counts its cycles. A simulation failure is reported
+/// and the software slot function answers instead, so a request never fails for it.
+fn route_through_offload(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
+    let keys: Vec<&[u8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
+    if keys.is_empty() {
+        return Route::Local;
+    }
+    let slots = shard
+        .offload
+        .borrow_mut()
+        .key_slots(&keys)
+        .unwrap_or_else(|error| {
+            eprintln!("ember: offload failed ({error}); using the software slot function");
+            keys.iter().map(|key| key_slot(key)).collect()
+        });
+    let mut owners = slots.iter().map(|&slot| owner_of_slot(slot, shard.count()));
+    let first = owners.next().expect("at least one key");
+    if owners.any(|owner| owner != first) {
+        Route::Split
+    } else if first == shard.index {
+        Route::Local
+    } else {
+        Route::Remote(first)
+    }
+}

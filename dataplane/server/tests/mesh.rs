@@ -1,0 +1,258 @@
+//! The shard mesh through real clients: pipelines that mix local and remote keys keep their
+//! order, concurrent cross-shard MGET and MSET stay atomic, and a shard that stops answering
+//! gives its callers an error instead of a hang.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{multibulk, Ember, Raw};
+use ember_store::slot::{key_slot, shard_of_slot};
+
+fn owner(key: &str, shard_count: usize) -> usize {
+    shard_of_slot(key_slot(key.as_bytes()), shard_count)
+}
+
+/// A seed from the clock, printed so that a failure can be replayed with `EMBER_TEST_SEED`.
+fn seed() -> u64 {
+    let seed = std::env::var("EMBER_TEST_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("seed {seed} (EMBER_TEST_SEED={seed} replays it)");
+    seed
+}
+
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Reads `count` whole replies from `raw`.
+fn replies(raw: &mut Raw, count: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|_| raw.reply()).collect()
+}
+
+/// One write of many commands on keys of both shards: INCRs of the same key keep their order,
+/// GETs see the SETs before them, and every reply comes back in request order.
+#[test]
+fn pipeline_mixing_local_and_remote_keys_keeps_order() {
+    let ember = Ember::start(2);
+    let mut state = seed() | 1;
+    let keys: Vec<String> = (0..40).map(|i| format!("mix:{i}")).collect();
+    assert!(keys.iter().any(|k| owner(k, 2) == 0) && keys.iter().any(|k| owner(k, 2) == 1));
+    let mut raw = ember.raw();
+    let mut request = Vec::new();
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    let mut counters = vec![0i64; keys.len()];
+    let mut values: Vec<Option<String>> = vec![None; keys.len()];
+    for step in 0..2000 {
+        let index = (next(&mut state) % keys.len() as u64) as usize;
+        let key = keys[index].as_bytes();
+        match next(&mut state) % 4 {
+            0 => {
+                let value = format!("v{step}");
+                request.extend(multibulk(&[b"SET", key, value.as_bytes()]));
+                expected.push(b"+OK\r\n".to_vec());
+                values[index] = Some(value);
+                counters[index] = 0;
+            }
+            1 => {
+                request.extend(multibulk(&[b"GET", key]));
+                expected.push(match &values[index] {
+                    Some(value) => format!("${}\r\n{value}\r\n", value.len()).into_bytes(),
+                    None => b"$-1\r\n".to_vec(),
+                });
+            }
+            2 if values[index].is_none() || counters[index] > 0 => {
+                request.extend(multibulk(&[b"INCR", key]));
+                counters[index] += 1;
+                values[index] = Some(counters[index].to_string());
+                expected.push(format!(":{}\r\n", counters[index]).into_bytes());
+            }
+            _ => {
+                request.extend(multibulk(&[b"PING"]));
+                expected.push(b"+PONG\r\n".to_vec());
+            }
+        }
+    }
+    raw.send(&request);
+    let got = replies(&mut raw, expected.len());
+    for (step, (got, want)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(got),
+            String::from_utf8_lossy(want),
+            "reply {step}"
+        );
+    }
+}
+
+/// Writers MSET the same keys (spread over both shards) to one value per call while readers
+/// MGET them: every MGET sees all keys equal (an MSET is seen whole or not at all), and the
+/// last MSET's value is what remains.
+#[test]
+fn concurrent_cross_shard_mget_and_mset_stay_atomic() {
+    let ember = Ember::start(2);
+    let keys: Vec<String> = (0..8).map(|i| format!("atomic:{i}")).collect();
+    assert!(keys.iter().any(|k| owner(k, 2) == 0) && keys.iter().any(|k| owner(k, 2) == 1));
+    let port = ember.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for writer in 0..4 {
+        let keys = keys.clone();
+        let stop = stop.clone();
+        handles.push(thread::spawn(move || {
+            let mut raw = Raw::connect(port);
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let value = format!("w{writer}r{round}");
+                let mut args: Vec<&[u8]> = vec![b"MSET"];
+                for key in &keys {
+                    args.push(key.as_bytes());
+                    args.push(value.as_bytes());
+                }
+                assert_eq!(raw.command(&args), b"+OK\r\n");
+                round += 1;
+            }
+        }));
+    }
+    for _ in 0..4 {
+        let keys = keys.clone();
+        let stop = stop.clone();
+        let reads = reads.clone();
+        handles.push(thread::spawn(move || {
+            let mut raw = Raw::connect(port);
+            let mut args: Vec<&[u8]> = vec![b"MGET"];
+            args.extend(keys.iter().map(|k| k.as_bytes()));
+            while !stop.load(Ordering::Relaxed) {
+                let reply = raw.command(&args);
+                let values = mget_values(&reply);
+                assert_eq!(values.len(), 8, "{}", String::from_utf8_lossy(&reply));
+                assert!(
+                    values.iter().all(|v| *v == values[0]),
+                    "half an MSET: {}",
+                    String::from_utf8_lossy(&reply)
+                );
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        handle.join().expect("a client thread failed");
+    }
+    assert!(reads.load(Ordering::Relaxed) > 100, "readers made progress");
+    let mut raw = ember.raw();
+    let mut args: Vec<&[u8]> = vec![b"MGET"];
+    args.extend(keys.iter().map(|k| k.as_bytes()));
+    let values = mget_values(&raw.command(&args));
+    assert!(values.iter().all(|v| v.is_some() && *v == values[0]));
+}
+
+/// The values of an MGET reply (`None` for a nil).
+fn mget_values(reply: &[u8]) -> Vec<Option<String>> {
+    let text = String::from_utf8_lossy(reply);
+    let mut lines = text.split("\r\n");
+    let count: usize = lines.next().unwrap()[1..].parse().unwrap();
+    (0..count)
+        .map(|_| match lines.next().unwrap() {
+            "$-1" => None,
+            _ => Some(lines.next().unwrap().to_string()),
+        })
+        .collect()
+}
+
+/// One shard sleeps (DEBUG SLEEP blocks its thread); a client on the other shard asking for a
+/// key of the sleeping one gets an error after `shard-reply-timeout-ms`, not a hang, and the
+/// same connection works again once the shard is back.
+#[test]
+fn a_stalled_shard_answers_its_callers_with_an_error() {
+    let ember = Ember::start_with(&["--threads", "2", "--shard-reply-timeout-ms", "300"]);
+    // A key of each shard.
+    let key_of = |shard: usize| {
+        (0..)
+            .map(|i| format!("stall:{i}"))
+            .find(|k| owner(k, 2) == shard)
+            .unwrap()
+    };
+    let keys = [key_of(0), key_of(1)];
+    let mut setup = ember.raw();
+    for key in &keys {
+        assert_eq!(
+            setup.command(&[b"SET", key.as_bytes(), b"here"]),
+            b"+OK\r\n"
+        );
+    }
+    // Twelve connections: the kernel spreads them over both shards (SO_REUSEPORT), so some
+    // share the sleeper's shard and, but with odds of 2^-11, some are on the other one.
+    let mut connections: Vec<Raw> = (0..12).map(|_| ember.raw()).collect();
+    let sleeper = connections.pop().unwrap();
+    let sleeping = thread::spawn(move || {
+        let mut sleeper = sleeper;
+        sleeper.command(&[b"DEBUG", b"SLEEP", b"2"])
+    });
+    thread::sleep(Duration::from_millis(100));
+    // Every other connection asks for both keys at once; those on the awake shard answer the
+    // local key at once and the sleeping shard's key with the timeout error.
+    let started = Instant::now();
+    let mut probes = Vec::new();
+    for mut raw in connections {
+        let keys = keys.clone();
+        probes.push(thread::spawn(move || {
+            let mut replies = Vec::new();
+            for key in &keys {
+                replies.push(String::from_utf8(raw.command(&[b"GET", key.as_bytes()])).unwrap());
+            }
+            (replies, started.elapsed(), raw)
+        }));
+    }
+    let mut errors = 0;
+    for probe in probes {
+        let (replies, elapsed, mut raw) = probe.join().unwrap();
+        for reply in &replies {
+            if reply.starts_with('-') {
+                assert!(
+                    reply.starts_with("-ERR shard ")
+                        && reply.contains("did not answer within 300 ms"),
+                    "{reply}"
+                );
+                assert!(
+                    elapsed < Duration::from_millis(1900),
+                    "the error came before the shard woke"
+                );
+                errors += 1;
+            } else {
+                assert_eq!(reply, "$4\r\nhere\r\n");
+            }
+        }
+        // After the sleep the connection serves both keys again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for key in &keys {
+            loop {
+                let reply = String::from_utf8(raw.command(&[b"GET", key.as_bytes()])).unwrap();
+                if reply == "$4\r\nhere\r\n" {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{reply}");
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    assert_eq!(sleeping.join().unwrap(), b"+OK\r\n");
+    assert!(
+        errors > 0,
+        "no connection landed on the awake shard (11 tries)"
+    );
+}

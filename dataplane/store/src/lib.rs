@@ -31,7 +31,8 @@ pub mod zset;
 
 pub use compact::CompactBytes;
 pub use keyspace::{
-    DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
+    AccessPolicy, DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT,
+    SEGMENT_COUNT,
 };
 pub use set::SetValue;
 pub use tensor::TensorValue;

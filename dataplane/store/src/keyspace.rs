@@ -226,6 +226,25 @@ impl Keyspace {
         Some(entry)
     }
 
+    /// The entry of `key` for a write that replaces it next with [`Keyspace::insert`], which
+    /// records the access (as Redis's SET looks the key up once and `setKey` then copies the
+    /// word): expires it if due, but records no access itself, so one SET counts once.
+    pub fn get_for_overwrite(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.find_live_mut(db, key, now_ms).map(|entry| &*entry)
+    }
+
+    /// The live entry of `key` (an expired one is removed now), without recording an access.
+    fn find_live_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        if self.expire_if_due(db, key, now_ms) {
+            return None;
+        }
+        let (hash, segment) = self.locate(key);
+        let table = self.databases[db].segments.get_mut(segment)?;
+        table
+            .find_mut(hash, |(k, _)| k.as_bytes() == key)
+            .map(|(_, entry)| entry)
+    }
+
     /// TOUCH: records an access of `key` whatever the caller's CLIENT NO-TOUCH says (Redis exempts
     /// TOUCH from it); false when the key is absent or expired.
     pub fn touch(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
@@ -419,7 +438,8 @@ impl Keyspace {
         due
     }
 
-    /// Sets or clears the expiry of an existing `key`; false when the key is absent.
+    /// Sets or clears the expiry of an existing `key`; false when the key is absent. Not an
+    /// access by itself: the command's own lookup is (Redis's setExpire finds the key directly).
     pub fn set_expire(
         &mut self,
         db: usize,
@@ -427,7 +447,7 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> bool {
-        let Some(entry) = self.get_mut(db, key, now_ms) else {
+        let Some(entry) = self.find_live_mut(db, key, now_ms) else {
             return false;
         };
         let previous = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);

@@ -202,11 +202,12 @@ fn config_set_switches_every_shard_and_the_default_factor_is_logarithmic() {
     }
     let () = pipe.query(&mut con).unwrap();
     for key in &keys {
-        // Redis's table for factor 10 says about 18 after 1000 hits; a counter at k needs
-        // (k - 5) * 10 + 1 hits on average to move, which bounds the band for a fair generator.
+        // Redis's table for factor 10 says about 18 after 1000 hits. The counter's exact
+        // distribution (see ember-store's lfu_counter_grows_logarithmically) puts it in this
+        // band but for a chance under 1e-7; a linear counter would be at 255, a dead one at 5.
         let counter = frequency(&mut con, key);
         assert!(
-            (15..=23).contains(&counter),
+            (10..=34).contains(&counter),
             "{key}: counter {counter} after 1000 GETs"
         );
     }

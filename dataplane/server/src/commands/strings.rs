@@ -195,7 +195,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(entry) if options.get => Some(string_value(entry)?.clone()),
         _ => None,
     };
-    if options.get && exists {
+    if options.get && exists && !ctx.no_touch {
         // Redis reads the old value with a lookup of its own before the write's lookup.
         ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
     }
@@ -207,7 +207,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             ExpireOption::Unset | ExpireOption::Persist => None,
         };
         store(ctx, key, Value::from_bytes(value), expire);
-    } else if exists {
+    } else if exists && !ctx.no_touch {
         ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
     }
     if options.get {

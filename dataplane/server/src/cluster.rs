@@ -77,6 +77,11 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                     .set(&name, &value)
                     .expect("CONFIG SET validated by the origin shard");
             }
+            // maxmemory-policy and the lfu-* parameters decide what reads record in each key.
+            shard
+                .keyspace
+                .borrow_mut()
+                .set_access_policy(config.access_policy());
             ShardReply::Done
         }
         AdminRequest::ResetStats => {

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ember_store::glob::glob_match;
+use ember_store::AccessPolicy;
 
 /// How a parameter's text is checked and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,12 @@ use Mutability::{Immutable, Mutable};
 const NON_NEGATIVE: Kind = Kind::Integer {
     min: 0,
     max: i64::MAX,
+};
+
+/// `lfu-log-factor` and `lfu-decay-time`: from 0 to Redis's INT_MAX, so both fit the store's u32.
+const LFU_PARAMETER: Kind = Kind::Integer {
+    min: 0,
+    max: i32::MAX as i64,
 };
 
 /// Policies Redis names for `maxmemory-policy`.
@@ -249,8 +256,9 @@ const PARAMETERS: &[Parameter] = &[
     parameter("activerehashing", "yes", Kind::Bool, Mutable),
     parameter("lua-time-limit", "5000", NON_NEGATIVE, Mutable),
     parameter("notify-keyspace-events", "", Kind::Text, Mutable),
-    parameter("lfu-log-factor", "10", NON_NEGATIVE, Mutable),
-    parameter("lfu-decay-time", "1", NON_NEGATIVE, Mutable),
+    // The LFU counter's growth and decay (ember_store::lfu); Redis bounds both by INT_MAX.
+    parameter("lfu-log-factor", "10", LFU_PARAMETER, Mutable),
+    parameter("lfu-decay-time", "1", LFU_PARAMETER, Mutable),
     parameter(
         "active-expire-effort",
         "1",
@@ -481,6 +489,20 @@ impl Config {
         parse_memory(self.value(name)).map_or(0, |bytes| bytes.max(0) as u64)
     }
 
+    /// What each keyspace records on access: Redis's LFU word under a policy with "lfu" in its
+    /// name (its `MAXMEMORY_FLAG_LFU`), the LRU clock under every other, `noeviction` included.
+    pub fn access_policy(&self) -> AccessPolicy {
+        if !self.maxmemory_policy.contains("lfu") {
+            return AccessPolicy::Lru;
+        }
+        // Bounded by LFU_PARAMETER when set, so the conversions cannot fail.
+        let bounded = |name| u32::try_from(self.integer(name)).expect("bounded by LFU_PARAMETER");
+        AccessPolicy::Lfu {
+            log_factor: bounded("lfu-log-factor"),
+            decay_time_minutes: bounded("lfu-decay-time"),
+        }
+    }
+
     fn integer(&self, name: &str) -> i64 {
         parse_memory(&self.values[name]).expect("validated") // integers parse as memory too
     }
@@ -618,6 +640,38 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(config.port, 7002);
         assert_eq!(config.maxmemory_policy, "allkeys-lru");
+    }
+
+    #[test]
+    fn access_policy_follows_maxmemory_policy() {
+        let mut config = Config::default();
+        assert_eq!(config.access_policy(), AccessPolicy::Lru);
+        config.set("lfu-log-factor", "3").unwrap();
+        config.set("lfu-decay-time", "0").unwrap();
+        assert_eq!(config.access_policy(), AccessPolicy::Lru);
+        for (policy, expected) in [
+            (
+                "allkeys-lfu",
+                AccessPolicy::Lfu {
+                    log_factor: 3,
+                    decay_time_minutes: 0,
+                },
+            ),
+            (
+                "volatile-lfu",
+                AccessPolicy::Lfu {
+                    log_factor: 3,
+                    decay_time_minutes: 0,
+                },
+            ),
+            ("volatile-lru", AccessPolicy::Lru),
+            ("allkeys-random", AccessPolicy::Lru),
+        ] {
+            config.set("maxmemory-policy", policy).unwrap();
+            assert_eq!(config.access_policy(), expected, "{policy}");
+        }
+        assert!(config.set("lfu-log-factor", "2147483648").is_err());
+        assert!(config.set("lfu-decay-time", "-1").is_err());
     }
 
     #[test]

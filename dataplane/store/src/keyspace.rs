@@ -12,6 +12,7 @@ use hashbrown::HashTable;
 
 use crate::compact::CompactBytes;
 use crate::glob::glob_match;
+use crate::lfu;
 use crate::value::{Entry, ExpireAtMs, Value};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -29,7 +30,42 @@ const SEGMENT_SHIFT: u32 = 40;
 /// (Redis visits at most ten empty buckets per COUNT).
 const SCAN_VISITS_PER_KEY: usize = 10;
 
+/// Largest value of the LRU clock kept in [`Entry::access`]: Redis keeps 24 bits (`LRU_BITS`)
+/// in every object, and OBJECT IDLETIME's arithmetic on a wrapped clock follows from that width.
+pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
+
+/// Milliseconds per tick of the LRU clock, as Redis's `LRU_CLOCK_RESOLUTION`: OBJECT IDLETIME
+/// answers in whole seconds, so a finer clock would only wrap sooner.
+pub const LRU_CLOCK_RESOLUTION_MS: u64 = 1000;
+
+/// Seed of the keyspace's generator for the LFU counter's random increments. Fixed, so a run is
+/// reproducible; the counter only needs the draws to be uniform, not unpredictable.
+const ACCESS_RANDOM_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
 type Slot = (CompactBytes, Entry);
+
+/// What [`Entry::access`] holds, as Redis's `maxmemory-policy` decides it for an object's `lru`
+/// field: the time of the last access, or a logarithmic frequency counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessPolicy {
+    /// The LRU clock ([`lru_clock`]) of the last access: every policy without "lfu" in its name.
+    #[default]
+    Lru,
+    /// Redis's LFU word ([`crate::lfu`]): `allkeys-lfu` and `volatile-lfu`.
+    Lfu {
+        /// `lfu-log-factor`: the larger, the more accesses each counter step needs.
+        log_factor: u32,
+        /// `lfu-decay-time`: minutes without access per counter point lost (0: never decays).
+        decay_time_minutes: u32,
+    },
+}
+
+impl AccessPolicy {
+    /// True under an LFU policy (OBJECT FREQ answers, OBJECT IDLETIME refuses).
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Self::Lfu { .. })
+    }
+}
 
 /// Receives every change of a key's value, so a published copy (the RDMA read region) can stay
 /// in step with the keyspace. Called after the change is applied.
@@ -81,6 +117,10 @@ pub struct Keyspace {
     expire_cursor_db: usize,
     /// Source of [`Entry::version`].
     next_version: u32,
+    /// What reads and writes record in [`Entry::access`].
+    access_policy: AccessPolicy,
+    /// State of the xorshift generator behind the LFU counter's increments.
+    access_random_state: u64,
 }
 
 impl Default for Keyspace {
@@ -108,7 +148,27 @@ impl Keyspace {
             stats: KeyspaceStats::default(),
             expire_cursor_db: 0,
             next_version: 1,
+            access_policy: AccessPolicy::Lru,
+            access_random_state: ACCESS_RANDOM_SEED,
         }
+    }
+
+    /// Chooses what [`Entry::access`] records from now on. Entries keep the word they have, read
+    /// the new way, as Redis does when `maxmemory-policy` changes at run time: the figures take
+    /// some time to adjust.
+    pub fn set_access_policy(&mut self, policy: AccessPolicy) {
+        self.access_policy = policy;
+    }
+
+    /// What [`Entry::access`] records.
+    pub fn access_policy(&self) -> AccessPolicy {
+        self.access_policy
+    }
+
+    /// Reseeds the generator behind the LFU counter's increments (tests that replay a run).
+    /// A zero seed is replaced by the default one: xorshift never leaves zero.
+    pub fn set_access_random_seed(&mut self, seed: u64) {
+        self.access_random_state = if seed == 0 { ACCESS_RANDOM_SEED } else { seed };
     }
 
     /// Installs the observer that hears of every change.
@@ -151,20 +211,71 @@ impl Keyspace {
     }
 
     /// The entry of `key` for changing in place. After changing its value, call
-    /// [`Keyspace::value_changed`] so the observer hears of it.
+    /// [`Keyspace::value_changed`] so the observer hears of it. Like [`Keyspace::get`], this
+    /// counts as an access: Redis's write lookups update the access word too.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         if self.expire_if_due(db, key, now_ms) {
             return None;
         }
         let (hash, segment) = self.locate(key);
-        let database = &mut self.databases[db];
-        let table = database.segments.get_mut(segment)?;
+        let policy = self.access_policy;
+        let random_state = &mut self.access_random_state;
+        let table = self.databases[db].segments.get_mut(segment)?;
+        let (_, entry) = table.find_mut(hash, |(k, _)| k.as_bytes() == key)?;
+        entry.access = touched_access(policy, random_state, entry.access, now_ms);
+        Some(entry)
+    }
+
+    /// The entry of `key` for a write that replaces it next with [`Keyspace::insert`], which
+    /// records the access (as Redis's SET looks the key up once and `setKey` then copies the
+    /// word): expires it if due, but records no access itself, so one SET counts once.
+    pub fn get_for_overwrite(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.find_live_mut(db, key, now_ms).map(|entry| &*entry)
+    }
+
+    /// The live entry of `key` (an expired one is removed now), without recording an access.
+    fn find_live_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        if self.expire_if_due(db, key, now_ms) {
+            return None;
+        }
+        let (hash, segment) = self.locate(key);
+        let table = self.databases[db].segments.get_mut(segment)?;
         table
             .find_mut(hash, |(k, _)| k.as_bytes() == key)
             .map(|(_, entry)| entry)
     }
 
-    /// Reads `key` without expiring it or touching its access time (for OBJECT and the like).
+    /// TOUCH: records an access of `key` whatever the caller's CLIENT NO-TOUCH says (Redis exempts
+    /// TOUCH from it); false when the key is absent or expired.
+    pub fn touch(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        self.get_mut(db, key, now_ms).is_some()
+    }
+
+    /// OBJECT IDLETIME in milliseconds: time since `key` was last read or written, at the LRU
+    /// clock's resolution; `None` when the key is absent or expired. Meaningful under
+    /// [`AccessPolicy::Lru`] only (under LFU the word holds a counter; Redis refuses to answer).
+    /// Does not count as an access.
+    pub fn idle_time_ms(&self, db: usize, key: &[u8], now_ms: u64) -> Option<u64> {
+        self.peek(db, key, now_ms)
+            .map(|entry| lru_idle_time_ms(entry.access, now_ms))
+    }
+
+    /// OBJECT FREQ: `key`'s LFU counter after decay to `now_ms`; `None` when the key is absent or
+    /// expired. Meaningful under [`AccessPolicy::Lfu`] only. Does not count as an access.
+    pub fn lfu_frequency(&self, db: usize, key: &[u8], now_ms: u64) -> Option<u8> {
+        let decay_time_minutes = match self.access_policy {
+            AccessPolicy::Lfu {
+                decay_time_minutes, ..
+            } => decay_time_minutes,
+            AccessPolicy::Lru => 0,
+        };
+        self.peek(db, key, now_ms).map(|entry| {
+            lfu::decayed_counter(entry.access, lfu::minutes(now_ms), decay_time_minutes)
+        })
+    }
+
+    /// Reads `key` without expiring it or touching its access time (for OBJECT, CLIENT NO-TOUCH
+    /// and the like).
     pub fn peek(&self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let (hash, segment) = self.locate(key);
         let entry = self.databases[db]
@@ -228,19 +339,20 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> Option<Entry> {
-        let access = lru_clock(now_ms);
         let version = self.new_version();
         let (hash, segment) = self.locate(key);
+        let policy = self.access_policy;
+        let random_state = &mut self.access_random_state;
         let hasher = &self.hasher;
         let database = &mut self.databases[db];
         if database.segments.is_empty() {
             database.segments = (0..SEGMENT_COUNT).map(|_| HashTable::new()).collect();
         }
         let table = &mut database.segments[segment];
-        let new_entry = Entry {
+        let mut new_entry = Entry {
             value,
             expire_at_ms,
-            access,
+            access: new_access(policy, now_ms),
             version,
         };
         let previous = match table.entry(
@@ -249,7 +361,14 @@ impl Keyspace {
             |(k, _)| hasher.hash_one(k.as_bytes()),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
-                Some(std::mem::replace(&mut occupied.get_mut().1, new_entry))
+                let old = &mut occupied.get_mut().1;
+                // Overwriting a live key is an access of it, and the new value inherits the
+                // word (Redis's lookupKeyWrite, then dbSetValue's `val->lru = old->lru`), so a
+                // frequently rewritten key keeps its LFU counter.
+                if !is_expired(old, now_ms) {
+                    new_entry.access = touched_access(policy, random_state, old.access, now_ms);
+                }
+                Some(std::mem::replace(old, new_entry))
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 vacant.insert((CompactBytes::new(key), new_entry));
@@ -319,7 +438,8 @@ impl Keyspace {
         due
     }
 
-    /// Sets or clears the expiry of an existing `key`; false when the key is absent.
+    /// Sets or clears the expiry of an existing `key`; false when the key is absent. Not an
+    /// access by itself: the command's own lookup is (Redis's setExpire finds the key directly).
     pub fn set_expire(
         &mut self,
         db: usize,
@@ -327,7 +447,7 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> bool {
-        let Some(entry) = self.get_mut(db, key, now_ms) else {
+        let Some(entry) = self.find_live_mut(db, key, now_ms) else {
             return false;
         };
         let previous = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
@@ -487,9 +607,60 @@ impl Keyspace {
     }
 }
 
-/// The LRU clock kept in [`Entry::access`]: Unix seconds, wrapping in 2106.
+/// The LRU clock kept in [`Entry::access`] under [`AccessPolicy::Lru`]: Unix seconds modulo
+/// 2^24 (wraps every 194 days), as Redis's `getLRUClock`.
 pub fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
+    ((now_ms / LRU_CLOCK_RESOLUTION_MS) & u64::from(LRU_CLOCK_MAX)) as u32
+}
+
+/// Milliseconds since the LRU clock read `access`, across one wrap of the clock (Redis's
+/// `estimateObjectIdleTime`, whose arithmetic on a wrapped clock is kept as it is). Eviction
+/// under an LRU policy ranks keys by this.
+pub fn lru_idle_time_ms(access: u32, now_ms: u64) -> u64 {
+    let clock = lru_clock(now_ms);
+    let ticks = if clock >= access {
+        clock - access
+    } else {
+        clock + (LRU_CLOCK_MAX - access)
+    };
+    u64::from(ticks) * LRU_CLOCK_RESOLUTION_MS
+}
+
+/// The access word of an entry created at `now_ms`: the clock now, or Redis's initial LFU
+/// counter so that a new key is not evicted before it had a chance to be read.
+fn new_access(policy: AccessPolicy, now_ms: u64) -> u32 {
+    match policy {
+        AccessPolicy::Lru => lru_clock(now_ms),
+        AccessPolicy::Lfu { .. } => lfu::new_access(lfu::minutes(now_ms)),
+    }
+}
+
+/// The access word after one access at `now_ms` (Redis's lookupKey: `val->lru = LRU_CLOCK()` or
+/// `updateLFU(val)`).
+fn touched_access(policy: AccessPolicy, random_state: &mut u64, access: u32, now_ms: u64) -> u32 {
+    match policy {
+        AccessPolicy::Lru => lru_clock(now_ms),
+        AccessPolicy::Lfu {
+            log_factor,
+            decay_time_minutes,
+        } => lfu::touch(
+            access,
+            lfu::minutes(now_ms),
+            log_factor,
+            decay_time_minutes,
+            next_unit_random(random_state),
+        ),
+    }
+}
+
+/// A uniform draw in `[0, 1)` from a xorshift64 generator: cheap enough for every read, and the
+/// counter needs nothing stronger.
+fn next_unit_random(state: &mut u64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    // The top 53 bits fill an f64's mantissa exactly.
+    (*state >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn is_expired(entry: &Entry, now_ms: u64) -> bool {
@@ -564,6 +735,434 @@ mod tests {
         assert_eq!(keyspace.expire_cycle(250, 10), 1);
         assert_eq!(keyspace.len(0), 1);
         assert!(!keyspace.has_due_expiry(u64::MAX));
+    }
+
+    /// One step of an access-time case: what happens to key `k` at a time the test chooses.
+    #[derive(Debug, Clone, Copy)]
+    enum Access {
+        /// SET k at `at_ms` (a new key, or an overwrite when it exists).
+        Insert { at_ms: u64 },
+        /// SET k at `at_ms` with a TTL ending at `expire_at_ms`.
+        InsertExpiring { at_ms: u64, expire_at_ms: u64 },
+        /// A read through `get`.
+        Get { at_ms: u64 },
+        /// A write through `get_mut`.
+        GetMut { at_ms: u64 },
+        /// A read through `peek` (OBJECT, CLIENT NO-TOUCH): never an access.
+        Peek { at_ms: u64 },
+        /// TOUCH.
+        Touch { at_ms: u64 },
+        /// The lookup of a write that replaces the key next (SET): not an access by itself.
+        GetForOverwrite { at_ms: u64 },
+        /// EXPIRE's store half: not an access by itself (the command's lookup is).
+        SetExpire { at_ms: u64 },
+        /// OBJECT IDLETIME must answer `idle_ms`.
+        ExpectIdle { at_ms: u64, idle_ms: u64 },
+        /// OBJECT FREQ must answer `counter`.
+        ExpectFrequency { at_ms: u64, counter: u8 },
+    }
+
+    const MINUTE_MS: u64 = 60_000;
+
+    fn run_access_case(name: &str, policy: AccessPolicy, steps: &[Access]) {
+        let mut keyspace = Keyspace::new();
+        keyspace.set_access_policy(policy);
+        for (index, step) in steps.iter().enumerate() {
+            let context = format!("case {name:?} step {index} {step:?}");
+            match *step {
+                Access::Insert { at_ms } => {
+                    keyspace.insert(0, b"k", value("v"), None, at_ms);
+                }
+                Access::InsertExpiring {
+                    at_ms,
+                    expire_at_ms,
+                } => {
+                    keyspace.insert(0, b"k", value("v"), Some(expire_at_ms), at_ms);
+                }
+                Access::Get { at_ms } => {
+                    assert!(keyspace.get(0, b"k", at_ms).is_some(), "{context}")
+                }
+                Access::GetMut { at_ms } => {
+                    assert!(keyspace.get_mut(0, b"k", at_ms).is_some(), "{context}")
+                }
+                Access::Peek { at_ms } => {
+                    assert!(keyspace.peek(0, b"k", at_ms).is_some(), "{context}")
+                }
+                Access::Touch { at_ms } => assert!(keyspace.touch(0, b"k", at_ms), "{context}"),
+                Access::GetForOverwrite { at_ms } => assert!(
+                    keyspace.get_for_overwrite(0, b"k", at_ms).is_some(),
+                    "{context}"
+                ),
+                Access::SetExpire { at_ms } => assert!(
+                    keyspace.set_expire(0, b"k", Some(at_ms + 1_000_000), at_ms),
+                    "{context}"
+                ),
+                Access::ExpectIdle { at_ms, idle_ms } => {
+                    assert_eq!(
+                        keyspace.idle_time_ms(0, b"k", at_ms),
+                        Some(idle_ms),
+                        "{context}"
+                    )
+                }
+                Access::ExpectFrequency { at_ms, counter } => assert_eq!(
+                    keyspace.lfu_frequency(0, b"k", at_ms),
+                    Some(counter),
+                    "{context}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn lru_access_time_cases() {
+        use Access::*;
+        // Redis keeps 24 bits of Unix seconds; a key written when the clock reads its largest
+        // value and read two seconds later sees the clock wrapped.
+        let wrap_ms = u64::from(LRU_CLOCK_MAX) * 1000;
+        let cases: &[(&str, &[Access])] = &[
+            (
+                "idle time grows without access",
+                &[
+                    Insert { at_ms: 0 },
+                    ExpectIdle {
+                        at_ms: 0,
+                        idle_ms: 0,
+                    },
+                    ExpectIdle {
+                        at_ms: 5_000,
+                        idle_ms: 5_000,
+                    },
+                    ExpectIdle {
+                        at_ms: 65_400,
+                        idle_ms: 65_000,
+                    },
+                ],
+            ),
+            (
+                "a read resets it",
+                &[
+                    Insert { at_ms: 0 },
+                    Get { at_ms: 10_000 },
+                    ExpectIdle {
+                        at_ms: 10_000,
+                        idle_ms: 0,
+                    },
+                    ExpectIdle {
+                        at_ms: 12_000,
+                        idle_ms: 2_000,
+                    },
+                ],
+            ),
+            (
+                "a write in place resets it",
+                &[
+                    Insert { at_ms: 0 },
+                    GetMut { at_ms: 8_000 },
+                    ExpectIdle {
+                        at_ms: 9_000,
+                        idle_ms: 1_000,
+                    },
+                ],
+            ),
+            (
+                "an overwrite resets it",
+                &[
+                    Insert { at_ms: 0 },
+                    Insert { at_ms: 30_000 },
+                    ExpectIdle {
+                        at_ms: 30_000,
+                        idle_ms: 0,
+                    },
+                ],
+            ),
+            (
+                "peek leaves it alone",
+                &[
+                    Insert { at_ms: 0 },
+                    Peek { at_ms: 10_000 },
+                    ExpectIdle {
+                        at_ms: 10_000,
+                        idle_ms: 10_000,
+                    },
+                ],
+            ),
+            (
+                "touch resets it",
+                &[
+                    Insert { at_ms: 0 },
+                    Touch { at_ms: 7_000 },
+                    ExpectIdle {
+                        at_ms: 7_000,
+                        idle_ms: 0,
+                    },
+                ],
+            ),
+            (
+                "whole seconds, as Redis's clock",
+                &[
+                    Insert { at_ms: 999 },
+                    ExpectIdle {
+                        at_ms: 1_000,
+                        idle_ms: 1_000,
+                    },
+                    ExpectIdle {
+                        at_ms: 1_999,
+                        idle_ms: 1_000,
+                    },
+                ],
+            ),
+            (
+                // Redis's estimateObjectIdleTime counts one tick short across the wrap.
+                "wrapped clock",
+                &[
+                    Insert { at_ms: wrap_ms },
+                    ExpectIdle {
+                        at_ms: wrap_ms + 2_000,
+                        idle_ms: 1_000,
+                    },
+                ],
+            ),
+        ];
+        for (name, steps) in cases {
+            run_access_case(name, AccessPolicy::Lru, steps);
+        }
+    }
+
+    #[test]
+    fn lfu_counter_cases() {
+        use Access::*;
+        // A log factor of 0 makes every access an increment (probability 1/(0 + 1)), so the
+        // counter is exact.
+        let exact = |decay_time_minutes| AccessPolicy::Lfu {
+            log_factor: 0,
+            decay_time_minutes,
+        };
+        let cases: &[(&str, AccessPolicy, &[Access])] = &[
+            (
+                "a new key starts at LFU_INIT_VAL",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    ExpectFrequency {
+                        at_ms: 0,
+                        counter: 5,
+                    },
+                ],
+            ),
+            (
+                "reads, writes and touches count",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    Get { at_ms: 1 },
+                    GetMut { at_ms: 2 },
+                    Touch { at_ms: 3 },
+                    ExpectFrequency {
+                        at_ms: 4,
+                        counter: 8,
+                    },
+                ],
+            ),
+            (
+                "SET counts once: its lookup does not, its insert does",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    GetForOverwrite { at_ms: 1 },
+                    Insert { at_ms: 1 },
+                    ExpectFrequency {
+                        at_ms: 2,
+                        counter: 6,
+                    },
+                ],
+            ),
+            (
+                "EXPIRE counts once: its lookup does, set_expire does not",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    Get { at_ms: 1 },
+                    SetExpire { at_ms: 1 },
+                    ExpectFrequency {
+                        at_ms: 2,
+                        counter: 6,
+                    },
+                ],
+            ),
+            (
+                "peek does not count",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    Peek { at_ms: 1 },
+                    ExpectFrequency {
+                        at_ms: 2,
+                        counter: 5,
+                    },
+                ],
+            ),
+            (
+                "an overwrite counts and keeps the counter",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    Get { at_ms: 1 },
+                    Insert { at_ms: 2 },
+                    ExpectFrequency {
+                        at_ms: 3,
+                        counter: 7,
+                    },
+                ],
+            ),
+            (
+                "a key written over an expired one starts afresh",
+                exact(1),
+                &[
+                    InsertExpiring {
+                        at_ms: 0,
+                        expire_at_ms: 10,
+                    },
+                    Get { at_ms: 1 },
+                    Insert { at_ms: 10 },
+                    ExpectFrequency {
+                        at_ms: 11,
+                        counter: 5,
+                    },
+                ],
+            ),
+            (
+                "one point lost per decay time",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    ExpectFrequency {
+                        at_ms: MINUTE_MS - 1,
+                        counter: 5,
+                    },
+                    ExpectFrequency {
+                        at_ms: 3 * MINUTE_MS,
+                        counter: 2,
+                    },
+                    ExpectFrequency {
+                        at_ms: 60 * MINUTE_MS,
+                        counter: 0,
+                    },
+                ],
+            ),
+            (
+                "a longer decay time loses points more slowly",
+                exact(2),
+                &[
+                    Insert { at_ms: 0 },
+                    ExpectFrequency {
+                        at_ms: 3 * MINUTE_MS,
+                        counter: 4,
+                    },
+                    ExpectFrequency {
+                        at_ms: 4 * MINUTE_MS,
+                        counter: 3,
+                    },
+                ],
+            ),
+            (
+                "a decay time of 0 never decays",
+                exact(0),
+                &[
+                    Insert { at_ms: 0 },
+                    ExpectFrequency {
+                        at_ms: 1_000 * MINUTE_MS,
+                        counter: 5,
+                    },
+                ],
+            ),
+            (
+                "a read applies the decay, then counts",
+                exact(1),
+                &[
+                    Insert { at_ms: 0 },
+                    Get {
+                        at_ms: 3 * MINUTE_MS,
+                    },
+                    ExpectFrequency {
+                        at_ms: 3 * MINUTE_MS,
+                        counter: 3,
+                    },
+                    ExpectFrequency {
+                        at_ms: 4 * MINUTE_MS,
+                        counter: 2,
+                    },
+                ],
+            ),
+        ];
+        for (name, policy, steps) in cases {
+            run_access_case(name, *policy, steps);
+        }
+    }
+
+    #[test]
+    fn lfu_counter_grows_logarithmically() {
+        // Redis's documented table for lfu-log-factor 10 says about 10 after 100 hits and 18
+        // after 1000. The bounds come from the exact distribution of the counter (a Markov chain
+        // from 5 that moves up from k with probability 1 / ((k - 5) * 10 + 1)): mean 9.72, sd
+        // 1.22 after 100 hits; mean 19.38, sd 2.17 after 1000. Each key's counter lies in the
+        // bands below but for a chance under 1e-6, and the mean of KEY_COUNT keys is within
+        // six standard errors. Each seed is printed so a failure replays.
+        const KEY_COUNT: usize = 200;
+        for seed in [1, 0x5eed, 0xdead_beef_cafe] {
+            let mut keyspace = Keyspace::new();
+            keyspace.set_access_random_seed(seed);
+            keyspace.set_access_policy(AccessPolicy::Lfu {
+                log_factor: 10,
+                decay_time_minutes: 1,
+            });
+            let keys: Vec<String> = (0..KEY_COUNT).map(|i| format!("key:{i}")).collect();
+            for key in &keys {
+                keyspace.insert(0, key.as_bytes(), value("v"), None, 0);
+            }
+            let mut hits_done = 0;
+            for (hits, band, mean_expected) in [(100, 6..=19, 9.72), (1_000, 10..=34, 19.38)] {
+                // Round robin, so every key sees draws from all over the sequence.
+                while hits_done < hits {
+                    for key in &keys {
+                        keyspace.get(0, key.as_bytes(), 0);
+                    }
+                    hits_done += 1;
+                }
+                let counters: Vec<u8> = keys
+                    .iter()
+                    .map(|key| keyspace.lfu_frequency(0, key.as_bytes(), 0).unwrap())
+                    .collect();
+                let mean = counters.iter().map(|&c| f64::from(c)).sum::<f64>() / KEY_COUNT as f64;
+                assert!(
+                    counters.iter().all(|counter| band.contains(counter))
+                        && (mean - mean_expected).abs() < 6.0 * 2.2 / (KEY_COUNT as f64).sqrt(),
+                    "seed {seed}: after {hits} hits mean {mean}, counters {counters:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn policy_change_keeps_words() {
+        // As Redis: switching policy does not rewrite entries; a key written under LRU reads its
+        // clock as an LFU word until it is accessed again.
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"k", value("v"), None, 5_000);
+        let before = keyspace.peek(0, b"k", 5_000).unwrap().access;
+        assert_eq!(before, lru_clock(5_000));
+        keyspace.set_access_policy(AccessPolicy::Lfu {
+            log_factor: 0,
+            decay_time_minutes: 0,
+        });
+        assert!(keyspace.access_policy().is_lfu());
+        assert_eq!(keyspace.peek(0, b"k", 5_000).unwrap().access, before);
+        assert_eq!(
+            keyspace.lfu_frequency(0, b"k", 5_000),
+            Some(lfu::counter(before))
+        );
+        assert_eq!(keyspace.idle_time_ms(0, b"missing", 0), None);
+        assert_eq!(keyspace.lfu_frequency(0, b"missing", 0), None);
+        assert!(!keyspace.touch(0, b"missing", 0));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A [`Keyspace`] holds sixteen databases of compact entries ([`CompactBytes`] keys and small
 //! values inline, integers as integers; sets and sorted sets in [`set`] and [`zset`], RedisAI tensors in [`tensor`]), millisecond TTLs with lazy expiry on access and an
 //! active expiry cycle that the server runs within a time budget, and a [`KeyObserver`] hook that
-//! hears of every change. [`slot`] is the Redis Cluster slot function shared with the router and
+//! hears of every change. Reads and writes keep each key's access word as Redis does, an LRU
+//! clock or an LFU counter as [`AccessPolicy`] says ([`lfu`] holds the counter's arithmetic). [`slot`] is the Redis Cluster slot function shared with the router and
 //! the FPGA module.
 //!
 //! ```
@@ -31,7 +32,8 @@ pub mod zset;
 
 pub use compact::CompactBytes;
 pub use keyspace::{
-    DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
+    AccessPolicy, DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT,
+    SEGMENT_COUNT,
 };
 pub use set::SetValue;
 pub use tensor::TensorValue;

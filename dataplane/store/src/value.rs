@@ -175,7 +175,11 @@ pub struct Entry {
     pub value: Value,
     /// Unix time in milliseconds at which the key expires, if it does.
     pub expire_at_ms: ExpireAtMs,
-    /// LRU clock (seconds since the store started) of the last access, or the LFU counter.
+    /// Redis's 24-bit `lru` field, kept by the keyspace on every read and write through
+    /// [`crate::Keyspace::get`] or [`crate::Keyspace::get_mut`] (never by `peek`): under
+    /// [`crate::keyspace::AccessPolicy::Lru`] the LRU clock ([`crate::keyspace::lru_clock`]) of
+    /// the last access, under [`crate::keyspace::AccessPolicy::Lfu`] the packed LFU word
+    /// `(minutes << 8) | counter` of [`crate::lfu`].
     pub access: u32,
     /// Changes with every write of the entry (value or expiry), so WATCH can tell that a key was
     /// modified even when it was set back to the same value. Unique within a keyspace until it

@@ -1,6 +1,6 @@
 //! Generic key commands: DEL, EXISTS, TYPE, expiry, RENAME, COPY, MOVE, OBJECT.
 
-use ember_store::keyspace::lru_clock;
+use ember_store::keyspace::lru_idle_time_ms;
 use ember_store::DATABASE_COUNT;
 
 use super::{
@@ -27,11 +27,16 @@ pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
-/// TOUCH key [key ...]
+/// TOUCH key [key ...]: records an access of each key even under CLIENT NO-TOUCH (Redis exempts
+/// TOUCH), counting hits and misses as a read does.
 pub fn touch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let found = args[1..]
         .iter()
-        .filter(|key| ctx.keyspace.get(ctx.db, key, ctx.now_ms).is_some())
+        .filter(|key| {
+            let hit = ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
+            ctx.stats.count_lookup(hit);
+            hit
+        })
         .count();
     ctx.out.integer(found as i64);
     Ok(())
@@ -185,9 +190,10 @@ pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// PERSIST key
 pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    // A write lookup: an access, as Redis's PERSIST.
     let had_ttl = ctx
         .keyspace
-        .peek(ctx.db, args[1], ctx.now_ms)
+        .get(ctx.db, args[1], ctx.now_ms)
         .is_some_and(|entry| entry.expire_at_ms.is_some());
     if had_ttl {
         ctx.keyspace.set_expire(ctx.db, args[1], None, ctx.now_ms);
@@ -341,7 +347,8 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         )
         .into());
     }
-    let lfu = ctx.config.maxmemory_policy.contains("lfu");
+    // The keyspace's policy, not the config's text: it is what the access words were kept by.
+    let lfu = ctx.keyspace.access_policy().is_lfu();
     let Some(entry) = ctx.keyspace.peek(ctx.db, args[2], ctx.now_ms) else {
         ctx.out.null();
         return Ok(());
@@ -354,13 +361,17 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         if lfu {
             return Err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());
         }
-        let idle_s = lru_clock(ctx.now_ms).wrapping_sub(entry.access);
-        ctx.out.integer(i64::from(idle_s));
+        let idle_ms = lru_idle_time_ms(entry.access, ctx.now_ms);
+        ctx.out.integer((idle_ms / 1000) as i64);
     } else {
         if !lfu {
             return Err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());
         }
-        ctx.out.integer(i64::from(entry.access));
+        let frequency = ctx
+            .keyspace
+            .lfu_frequency(ctx.db, args[2], ctx.now_ms)
+            .expect("peeked above");
+        ctx.out.integer(i64::from(frequency));
     }
     Ok(())
 }

@@ -183,7 +183,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (key, value) = (args[1], args[2]);
     // SET overwrites a key of any type; only its GET option reads the old value, and answers
     // WRONGTYPE for a collection without writing.
-    let existing = ctx.keyspace.get(ctx.db, key, ctx.now_ms);
+    // Not an access yet: the write records it, or the touch below when NX or XX stop the write
+    // (Redis looks the key up once per SET).
+    let existing = ctx.keyspace.get_for_overwrite(ctx.db, key, ctx.now_ms);
     let (exists, existing_expire) = (
         existing.is_some(),
         existing.and_then(|entry| entry.expire_at_ms),
@@ -192,6 +194,10 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(entry) if options.get => Some(string_value(entry)?.clone()),
         _ => None,
     };
+    if options.get && exists && !ctx.no_touch {
+        // Redis reads the old value with a lookup of its own before the write's lookup.
+        ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
+    }
     let condition_met = !(options.nx && exists || options.xx && !exists);
     if condition_met {
         let expire = match options.expire {
@@ -200,6 +206,8 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             ExpireOption::Unset | ExpireOption::Persist => None,
         };
         store(ctx, key, Value::from_bytes(value), expire);
+    } else if exists && !ctx.no_touch {
+        ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
     }
     if options.get {
         reply_optional(ctx, previous.as_ref());
@@ -426,8 +434,9 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// INCRBYFLOAT key increment
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    // Redis checks the key's type before it reads the increment.
-    let existing = match ctx.keyspace.get(db, key, now_ms) {
+    // Redis checks the key's type before it reads the increment. The insert below records the
+    // access.
+    let existing = match ctx.keyspace.get_for_overwrite(db, key, now_ms) {
         Some(entry) => Some((string_value(entry)?.clone(), entry.expire_at_ms)),
         None => None,
     };
@@ -533,7 +542,8 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let (db, now_ms, key, patch) = (ctx.db, ctx.now_ms, args[1], args[3]);
     let offset = offset as usize;
-    let existing = match ctx.keyspace.get(db, key, now_ms) {
+    // The insert below records the access.
+    let existing = match ctx.keyspace.get_for_overwrite(db, key, now_ms) {
         Some(entry) => Some((string_value(entry)?.to_vec(), entry.expire_at_ms)),
         None => None,
     };

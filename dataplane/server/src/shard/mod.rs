@@ -97,9 +97,11 @@ impl Shard {
                 }
             }
         };
+        let mut keyspace = Keyspace::new();
+        keyspace.set_access_policy(config.access_policy());
         Self {
             index,
-            keyspace: RefCell::new(Keyspace::new()),
+            keyspace: RefCell::new(keyspace),
             config: RefCell::new(config),
             stats: ShardStats::new(index, shared.shard_count),
             clients: RefCell::new(HashMap::new()),

@@ -82,6 +82,17 @@ pub trait KeyObserver {
     fn databases_swapped(&mut self, first: usize, second: usize);
 }
 
+/// What [`Keyspace::update`]'s closure did to a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing changed (no version bump, nothing to tell).
+    None,
+    /// The value changed and stays.
+    Modified,
+    /// The collection is now empty: the key goes.
+    Emptied,
+}
+
 /// Counters the server reports in INFO and metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct KeyspaceStats {
@@ -210,9 +221,37 @@ impl Keyspace {
         self.get_mut(db, key, now_ms).map(|entry| &*entry)
     }
 
-    /// The entry of `key` for changing in place. After changing its value, call
-    /// [`Keyspace::value_changed`] so the observer hears of it. Like [`Keyspace::get`], this
-    /// counts as an access: Redis's write lookups update the access word too.
+    /// Changes the value of `key` in place: `update` changes it and says what it did, and the
+    /// store does the rest, so no command forgets it: a [`Change::Modified`] value gets a new
+    /// version (WATCH) and the observer hears of it; a [`Change::Emptied`] collection is removed
+    /// with its key, as Redis never keeps an empty one. `None` when the key is absent or expired.
+    /// Counts as an access, as Redis's write lookups do.
+    pub fn update<R, E>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+        update: impl FnOnce(&mut Value) -> Result<(R, Change), E>,
+    ) -> Option<Result<R, E>> {
+        let entry = self.get_mut(db, key, now_ms)?;
+        let (result, change) = match update(&mut entry.value) {
+            Ok(done) => done,
+            Err(error) => return Some(Err(error)),
+        };
+        match change {
+            Change::None => {}
+            Change::Modified => self.value_changed(db, key),
+            Change::Emptied => {
+                self.remove(db, key, now_ms);
+            }
+        }
+        Some(Ok(result))
+    }
+
+    /// The entry of `key` for changing its expiry or reading it for a write. Changing the value
+    /// goes through [`Keyspace::update`], which keeps versions and observers in step. Like
+    /// [`Keyspace::get`], this counts as an access: Redis's write lookups update the access
+    /// word too.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         if self.expire_if_due(db, key, now_ms) {
             return None;
@@ -304,7 +343,7 @@ impl Keyspace {
 
     /// Records that `key`'s value was changed through [`Keyspace::get_mut`]: a new version, and
     /// the observer hears of it.
-    pub fn value_changed(&mut self, db: usize, key: &[u8]) {
+    fn value_changed(&mut self, db: usize, key: &[u8]) {
         let version = self.new_version();
         let (hash, segment) = self.locate(key);
         if let Some((_, entry)) = self.databases[db]

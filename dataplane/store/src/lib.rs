@@ -32,8 +32,8 @@ pub mod zset;
 
 pub use compact::CompactBytes;
 pub use keyspace::{
-    AccessPolicy, DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT,
-    SEGMENT_COUNT,
+    AccessPolicy, Change, DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep,
+    DATABASE_COUNT, SEGMENT_COUNT,
 };
 pub use set::SetValue;
 pub use tensor::TensorValue;

@@ -3,7 +3,7 @@
 //! A set key never holds an empty set: the command that removes the last member deletes the key,
 //! as in Redis.
 
-use ember_store::{Entry, SetValue, Value};
+use ember_store::{Change, Entry, SetValue, Value};
 
 use super::{errors, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx};
 
@@ -28,17 +28,22 @@ fn read_set<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a SetValue>
 /// SADD key member [member ...]
 pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key, members) = (ctx.db, ctx.now_ms, args[1], &args[2..]);
-    let added = match ctx.keyspace.get_mut(db, key, now_ms) {
-        Some(entry) => {
-            let Value::Set(set) = &mut entry.value else {
-                return Err(errors::WRONGTYPE.into());
-            };
-            let added = members.iter().filter(|member| set.insert(member)).count();
+    let updated = ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::Set(set) = value else {
+            return Err(CommandError::from(errors::WRONGTYPE));
+        };
+        let added = members.iter().filter(|member| set.insert(member)).count();
+        Ok((
+            added,
             if added > 0 {
-                ctx.keyspace.value_changed(db, key);
-            }
-            added
-        }
+                Change::Modified
+            } else {
+                Change::None
+            },
+        ))
+    });
+    let added = match updated {
+        Some(added) => added?,
         None => {
             let mut set = SetValue::for_members(members[0], members.len());
             let added = members.iter().filter(|member| set.insert(member)).count();
@@ -54,20 +59,17 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// SREM key member [member ...]
 pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
-        ctx.out.integer(0);
-        return Ok(());
-    };
-    let Value::Set(set) = &mut entry.value else {
-        return Err(errors::WRONGTYPE.into());
-    };
-    let removed = args[2..].iter().filter(|member| set.remove(member)).count();
-    let emptied = set.is_empty();
-    if emptied {
-        ctx.keyspace.remove(db, key, now_ms);
-    } else if removed > 0 {
-        ctx.keyspace.value_changed(db, key);
-    }
+    let removed = ctx
+        .keyspace
+        .update(db, key, now_ms, |value| {
+            let Value::Set(set) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            let removed = args[2..].iter().filter(|member| set.remove(member)).count();
+            Ok((removed, removal(removed, set.is_empty())))
+        })
+        .transpose()?
+        .unwrap_or(0);
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -196,48 +198,53 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => None,
     };
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
+    let out = &mut *ctx.out;
+    let popped = ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::Set(set) = value else {
+            return Err(CommandError::from(errors::WRONGTYPE));
+        };
+        let mut rng = rand::thread_rng();
         match count {
-            Some(_) => ctx.out.set_len(0),
-            None => ctx.out.null(),
+            None => {
+                let member = set.pop_random(&mut rng).expect("stored sets are not empty");
+                out.bulk(&member);
+            }
+            Some(0) => {
+                out.set_len(0);
+                return Ok(((), Change::None));
+            }
+            Some(count) => {
+                let count = count.min(set.len() as u64);
+                out.set_len(count as usize);
+                for _ in 0..count {
+                    let member = set.pop_random(&mut rng).expect("count within the size");
+                    out.bulk(&member);
+                }
+            }
         }
-        return Ok(());
-    };
-    let Value::Set(set) = &mut entry.value else {
-        return Err(errors::WRONGTYPE.into());
-    };
-    let mut rng = rand::thread_rng();
-    match count {
+        Ok(((), removal(1, set.is_empty())))
+    });
+    match popped {
+        Some(result) => result,
         None => {
-            let member = set.pop_random(&mut rng).expect("stored sets are not empty");
-            ctx.out.bulk(&member);
-        }
-        Some(0) => {
-            ctx.out.set_len(0);
-            return Ok(());
-        }
-        Some(count) if count >= set.len() as u64 => {
-            ctx.out.set_len(set.len());
-            for member in set.iter() {
-                ctx.out.bulk(member);
+            match count {
+                Some(_) => out.set_len(0),
+                None => out.null(),
             }
-            ctx.keyspace.remove(db, key, now_ms);
-            return Ok(());
-        }
-        Some(count) => {
-            ctx.out.set_len(count as usize);
-            for _ in 0..count {
-                let member = set.pop_random(&mut rng).expect("count below the size");
-                ctx.out.bulk(&member);
-            }
+            Ok(())
         }
     }
-    if set.is_empty() {
-        ctx.keyspace.remove(db, key, now_ms);
+}
+
+/// What removing `removed` members did: the key goes with its last member.
+fn removal(removed: usize, emptied: bool) -> Change {
+    if emptied {
+        Change::Emptied
+    } else if removed > 0 {
+        Change::Modified
     } else {
-        ctx.keyspace.value_changed(db, key);
+        Change::None
     }
-    Ok(())
 }
 
 #[cfg(test)]

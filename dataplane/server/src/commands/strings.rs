@@ -1,7 +1,7 @@
 //! String commands: GET, SET and their family, counters, ranges, LCS.
 
 use ember_resp::ReplySink;
-use ember_store::{Entry, ExpireAtMs, Value};
+use ember_store::{Change, Entry, ExpireAtMs, Value};
 
 use super::{errors, is, parse_float, parse_integer, CommandError, CommandResult, Ctx};
 
@@ -376,26 +376,26 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// Adds `delta` to the integer at `key` (0 when absent), keeping its TTL.
 fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let result = match ctx.keyspace.get_mut(db, key, now_ms) {
-        Some(entry) => {
-            // A string that reads as an integer counts as one, as in Redis: APPEND and
-            // SETRANGE store their results as strings even when they spell a number.
-            let current = match &entry.value {
-                Value::Int(int) => *int,
-                Value::Str(bytes) => {
-                    ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
-                }
-                Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
-                    return Err(errors::WRONGTYPE.into())
-                }
-            };
-            let next = current
-                .checked_add(delta)
-                .ok_or(CommandError::from(errors::OVERFLOW))?;
-            entry.value = Value::Int(next);
-            ctx.keyspace.value_changed(db, key);
-            next
-        }
+    let updated = ctx.keyspace.update(db, key, now_ms, |value| {
+        // A string that reads as an integer counts as one, as in Redis: APPEND and SETRANGE
+        // store their results as strings even when they spell a number.
+        let current = match value {
+            Value::Int(int) => *int,
+            Value::Str(bytes) => {
+                ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
+            }
+            Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
+                return Err(CommandError::from(errors::WRONGTYPE))
+            }
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or(CommandError::from(errors::OVERFLOW))?;
+        *value = Value::Int(next);
+        Ok((next, Change::Modified))
+    });
+    let result = match updated {
+        Some(next) => next?,
         None => {
             ctx.keyspace
                 .insert(db, key, Value::Int(delta), None, now_ms);
@@ -465,18 +465,21 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key, suffix) = (ctx.db, ctx.now_ms, args[1], args[2]);
     let limit = ctx.config.proto_max_bulk_len;
-    let length = match ctx.keyspace.get_mut(db, key, now_ms) {
-        Some(entry) => {
-            let mut bytes = string_value(entry)?.to_vec();
-            if bytes.len() + suffix.len() > limit {
-                return Err(errors::STRING_TOO_LONG.into());
-            }
-            bytes.extend_from_slice(suffix);
-            let length = bytes.len();
-            entry.value = Value::Str(ember_store::CompactBytes::from_vec(bytes));
-            ctx.keyspace.value_changed(db, key);
-            length
+    let updated = ctx.keyspace.update(db, key, now_ms, |value| {
+        if !value.is_string() {
+            return Err(CommandError::from(errors::WRONGTYPE));
         }
+        let mut bytes = value.to_vec();
+        if bytes.len() + suffix.len() > limit {
+            return Err(CommandError::from(errors::STRING_TOO_LONG));
+        }
+        bytes.extend_from_slice(suffix);
+        let length = bytes.len();
+        *value = Value::Str(ember_store::CompactBytes::from_vec(bytes));
+        Ok((length, Change::Modified))
+    });
+    let length = match updated {
+        Some(length) => length?,
         None => {
             ctx.keyspace.insert(
                 db,

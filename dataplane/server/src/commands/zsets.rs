@@ -12,7 +12,7 @@ use ember_resp::Protocol;
 
 use ember_resp::ReplySink;
 use ember_store::zset::{AddOptions, AddOutcome, LexBound, Limit, ScoreBound};
-use ember_store::{Entry, SortedSet, Value};
+use ember_store::{Change, Entry, SortedSet, Value};
 
 use self::score::{
     parse_lex_bound, parse_score, parse_score_bound, NOT_FLOAT_RANGE, NOT_LEX_RANGE,
@@ -94,17 +94,20 @@ fn add_generic(
         .map(|pair| Ok((parse_score(pair[0])?, pair[1])))
         .collect::<Result<_, CommandError>>()?;
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let totals = match ctx.keyspace.get_mut(db, key, now_ms) {
-        Some(entry) => {
-            let Value::ZSet(zset) = &mut entry.value else {
-                return Err(errors::WRONGTYPE.into());
-            };
-            let totals = add_pairs(zset, &pairs, options)?;
-            if totals.added + totals.updated > 0 {
-                ctx.keyspace.value_changed(db, key);
-            }
-            totals
-        }
+    let updated = ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::ZSet(zset) = value else {
+            return Err(CommandError::from(errors::WRONGTYPE));
+        };
+        let totals = add_pairs(zset, &pairs, options)?;
+        let change = if totals.added + totals.updated > 0 {
+            Change::Modified
+        } else {
+            Change::None
+        };
+        Ok((totals, change))
+    });
+    let totals = match updated {
+        Some(totals) => totals?,
         None if options.xx => Totals::default(),
         None => {
             let member_len_max = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
@@ -181,22 +184,27 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// ZREM key member [member ...]
 pub fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    let Some(entry) = ctx.keyspace.get_mut(db, key, now_ms) else {
-        ctx.out.integer(0);
-        return Ok(());
-    };
-    let Value::ZSet(zset) = &mut entry.value else {
-        return Err(errors::WRONGTYPE.into());
-    };
-    let removed = args[2..]
-        .iter()
-        .filter(|member| zset.remove(member))
-        .count();
-    if zset.is_empty() {
-        ctx.keyspace.remove(db, key, now_ms);
-    } else if removed > 0 {
-        ctx.keyspace.value_changed(db, key);
-    }
+    let removed = ctx
+        .keyspace
+        .update(db, key, now_ms, |value| {
+            let Value::ZSet(zset) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            let removed = args[2..]
+                .iter()
+                .filter(|member| zset.remove(member))
+                .count();
+            let change = if zset.is_empty() {
+                Change::Emptied
+            } else if removed > 0 {
+                Change::Modified
+            } else {
+                Change::None
+            };
+            Ok((removed, change))
+        })
+        .transpose()?
+        .unwrap_or(0);
     ctx.out.integer(removed as i64);
     Ok(())
 }

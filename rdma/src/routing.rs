@@ -1,44 +1,11 @@
-//! Which shard (read region) owns a key: Redis Cluster's slot function.
-//!
-//! This repeats `ember_store::slot::key_slot` on purpose: ember-rdma must not depend on the store
-//! (dependencies point one way, see DESIGN.md), and a client of ember-rdma has to route exactly as
-//! the server does. The test vectors below are Redis's, so both copies are held to the same answers.
+//! Which shard (read region) owns a key: Redis Cluster's slot function, the very one the
+//! server's router uses (`ember_store::slot`, a pure function DESIGN.md lets ember-rdma use), so
+//! a one-sided client routes exactly as the server does.
 
-/// Slots in the key space (Redis Cluster's 16384).
-pub const SLOT_COUNT: usize = 16384;
+pub use ember_store::slot::{crc16_xmodem, hash_tag, key_slot, shard_of_slot};
 
-/// CRC16-XMODEM (polynomial 0x1021, initial 0), Redis Cluster's key hash.
-pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The part of `key` that is hashed: the bytes inside the first `{...}` when non-empty.
-pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        if let Some(close) = key[open + 1..].iter().position(|&b| b == b'}') {
-            if close > 0 {
-                return &key[open + 1..open + 1 + close];
-            }
-        }
-    }
-    key
-}
-
-/// The slot of `key`.
-pub fn key_slot(key: &[u8]) -> u16 {
-    crc16_xmodem(hash_tag(key)) & (SLOT_COUNT as u16 - 1)
-}
+/// Slots in the key space (Redis Cluster's 16384), as a count of table entries.
+pub const SLOT_COUNT: usize = ember_store::slot::SLOT_COUNT as usize;
 
 /// A range of slots owned by one region: `first..=last`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

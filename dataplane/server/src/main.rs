@@ -6,7 +6,6 @@
 //! ```
 
 mod client;
-mod cluster;
 mod commands;
 mod config;
 mod connection;

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use crate::cluster::{gather_info, used_memory_bytes};
+use crate::commands::server::admin::{gather_info, used_memory_bytes};
 use crate::runtime::{self, AsyncReadExt, AsyncWriteExt, TcpListener, TcpStream};
 use crate::shard::Shard;
 

@@ -150,7 +150,9 @@ pub async fn execute<'s>(
                     result
                 }
                 Handler::Transaction(op) => transaction(shard, client, op, args, now_ms, out).await,
-                Handler::Cluster(op) => crate::cluster::run(op, shard, client, args, out).await,
+                Handler::Server(op) => {
+                    crate::commands::server::admin::run(op, shard, client, args, out).await
+                }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
             }
         }

@@ -187,9 +187,10 @@ pub type KeyspaceFn = fn(&mut Ctx<'_>, &[&[u8]]) -> CommandResult;
 /// A command that changes only the connection; runs where the connection lives.
 pub type ConnectionFn = fn(&mut ConnectionCtx<'_>, &[&[u8]]) -> CommandResult;
 
-/// Commands that involve every shard; run by [`crate::cluster`].
+/// Commands that involve every shard (INFO, CONFIG, CLIENT, FLUSHALL...); run by
+/// [`server::admin`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterOp {
+pub enum ServerOp {
     /// DBSIZE
     DbSize,
     /// FLUSHDB
@@ -264,8 +265,8 @@ pub enum Handler {
     Keyspace(KeyspaceFn),
     /// On the connection's shard, with the connection.
     Connection(ConnectionFn),
-    /// Across shards.
-    Cluster(ClusterOp),
+    /// Across every shard.
+    Server(ServerOp),
     /// Inference, awaiting the shard's batcher.
     Inference(InferenceOp),
     /// Transactions, run by the executor.
@@ -555,7 +556,7 @@ const fn with(mut spec: CommandSpec, flags: CommandFlags) -> CommandSpec {
     spec
 }
 
-use Handler::{Cluster, Connection, Inference, Keyspace as Ks, Transaction};
+use Handler::{Connection, Inference, Keyspace as Ks, Server, Transaction};
 
 type F = CommandFlags;
 const R_FAST: F = F::READONLY.union(F::FAST);
@@ -597,21 +598,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     with(command("watch", -2, TRANSACTION, ALL_KEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", Transaction(TransactionOp::Watch)), F::TRANSACTION_CONTROL),
     command("unwatch", 1, TRANSACTION, NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Transaction(TransactionOp::Unwatch)),
     with(command("discard", 1, TRANSACTION, NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Transaction(TransactionOp::Discard)), F::TRANSACTION_CONTROL),
-    command("client", -2, F::SENTINEL, NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Cluster(ClusterOp::Client)),
+    command("client", -2, F::SENTINEL, NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Server(ServerOp::Client)),
     // server
-    command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Cluster(ClusterOp::SwapDb)),
+    command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Server(ServerOp::SwapDb)),
     command("command", -1, LOADING_STALE, NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.", Connection(server::command)),
-    command("info", -1, LOADING_STALE, NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Cluster(ClusterOp::Info)),
-    command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Cluster(ClusterOp::Config)),
-    command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Cluster(ClusterOp::DbSize)),
-    command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Cluster(ClusterOp::FlushDb)),
-    command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Cluster(ClusterOp::FlushAll)),
+    command("info", -1, LOADING_STALE, NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Server(ServerOp::Info)),
+    command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Server(ServerOp::Config)),
+    command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Server(ServerOp::DbSize)),
+    command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Server(ServerOp::FlushDb)),
+    command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)),
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
-    command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Cluster(ClusterOp::Shutdown)),
-    command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Cluster(ClusterOp::Debug)),
-    command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Cluster(ClusterOp::Slowlog)),
-    command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Cluster(ClusterOp::Latency)),
+    command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)),
+    command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
+    command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
+    command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),
     command("function", -2, F::NOSCRIPT, NO_KEYS, "scripting", "7.0.0", "A container for function commands.", Connection(server::function)),
     // strings
     command("get", 2, R_FAST, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.", Ks(strings::get)),
@@ -681,9 +682,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     split(command("renamenx", 3, W_FAST, TWO_KEYS, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", Ks(keys::renamenx)), Split::Scratch),
     split(with(command("copy", -3, W_OOM, TWO_KEYS, "generic", "6.2.0", "Copies the value of a key to a new key.", Ks(keys::copy)), F::DB_OPTION), Split::Scratch),
     command("move", 3, W_FAST, ONE_KEY, "generic", "1.0.0", "Moves a key to another database.", Ks(keys::move_key)),
-    command("keys", 2, R, NO_KEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", Cluster(ClusterOp::Keys)),
-    command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Cluster(ClusterOp::Scan)),
-    command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Cluster(ClusterOp::RandomKey)),
+    command("keys", 2, R, NO_KEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", Server(ServerOp::Keys)),
+    command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Server(ServerOp::Scan)),
+    command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Server(ServerOp::RandomKey)),
     command("object", -2, R, SECOND_ARG_KEY, "generic", "2.2.3", "A container for object introspection commands.", Ks(keys::object)),
     // inference (RedisAI's commands and RECOMMEND); keys are routed inside the handlers
     command("ai.tensorset", -4, W_OOM, ONE_KEY, "inference", "1.2.7", "Stores a tensor.", Inference(InferenceOp::TensorSet)),

@@ -100,7 +100,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         }
         ShardRequest::Admin { request, token } => {
             shard.gate.enter(token).await;
-            crate::cluster::admin(shard, request, now_ms)
+            crate::commands::server::admin::admin(shard, request, now_ms)
         }
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
@@ -147,7 +147,7 @@ async fn admin_here(
     request: AdminRequest,
 ) -> ShardReply {
     shard.gate.enter(hold).await;
-    crate::cluster::admin(shard, request, crate::stats::unix_time_ms())
+    crate::commands::server::admin::admin(shard, request, crate::stats::unix_time_ms())
 }
 
 /// Sends `request` to one shard.

@@ -12,7 +12,7 @@ use crate::client::{Client, KillFilter};
 use crate::commands::connection::validate_client_name;
 use crate::commands::remote::{admin_on, broadcast};
 use crate::commands::{
-    errors, is, parse_integer, unknown_subcommand_message, ClusterOp, CommandError, CommandResult,
+    errors, is, parse_integer, unknown_subcommand_message, CommandError, CommandResult, ServerOp,
     NAMES,
 };
 use crate::shard::{AdminRequest, HoldToken, Shard, ShardReply};
@@ -140,7 +140,7 @@ fn shard_info(shard: &Shard) -> ShardInfo {
 
 /// Runs a cross-shard command for `client`, writing the reply into `out`.
 pub async fn run(
-    op: ClusterOp,
+    op: ServerOp,
     shard: &Rc<Shard>,
     client: &mut Client,
     args: &[&[u8]],
@@ -148,7 +148,7 @@ pub async fn run(
 ) -> CommandResult {
     let hold = client.hold;
     match op {
-        ClusterOp::DbSize => {
+        ServerOp::DbSize => {
             let total: i64 = broadcast(shard, hold, AdminRequest::DbSize { db: client.db })
                 .await
                 .iter()
@@ -156,12 +156,12 @@ pub async fn run(
                 .sum();
             out.integer(total);
         }
-        ClusterOp::FlushDb | ClusterOp::FlushAll => {
+        ServerOp::FlushDb | ServerOp::FlushAll => {
             if args.len() > 2 || (args.len() == 2 && !is(args[1], "ASYNC") && !is(args[1], "SYNC"))
             {
                 return Err(errors::SYNTAX.into());
             }
-            let request = if op == ClusterOp::FlushDb {
+            let request = if op == ServerOp::FlushDb {
                 AdminRequest::FlushDb { db: client.db }
             } else {
                 AdminRequest::FlushAll
@@ -169,7 +169,7 @@ pub async fn run(
             broadcast(shard, hold, request).await;
             out.ok();
         }
-        ClusterOp::SwapDb => {
+        ServerOp::SwapDb => {
             let first = parse_integer(args[1])
                 .map_err(|_| CommandError::from("ERR invalid first DB index"))?;
             let second = parse_integer(args[2])
@@ -189,7 +189,7 @@ pub async fn run(
             .await;
             out.ok();
         }
-        ClusterOp::Keys => {
+        ServerOp::Keys => {
             let mut keys = Vec::new();
             for reply in broadcast(
                 shard,
@@ -210,8 +210,8 @@ pub async fn run(
                 out.bulk(key);
             }
         }
-        ClusterOp::Scan => scan(shard, client, args, out).await?,
-        ClusterOp::RandomKey => {
+        ServerOp::Scan => scan(shard, client, args, out).await?,
+        ServerOp::RandomKey => {
             let start = rand::random::<usize>() % shard.count();
             for offset in 0..shard.count() {
                 let index = (start + offset) % shard.count();
@@ -231,19 +231,19 @@ pub async fn run(
             }
             out.null();
         }
-        ClusterOp::Info => info(shard, hold, args, out).await,
-        ClusterOp::Config => config(shard, client, args, out).await?,
-        ClusterOp::Client => client_command(shard, client, args, out).await?,
-        ClusterOp::Slowlog => slowlog(shard, hold, args, out).await?,
-        ClusterOp::Latency => latency(shard, hold, args, out).await?,
-        ClusterOp::Shutdown => {
+        ServerOp::Info => info(shard, hold, args, out).await,
+        ServerOp::Config => config(shard, client, args, out).await?,
+        ServerOp::Client => client_command(shard, client, args, out).await?,
+        ServerOp::Slowlog => slowlog(shard, hold, args, out).await?,
+        ServerOp::Latency => latency(shard, hold, args, out).await?,
+        ServerOp::Shutdown => {
             eprintln!(
                 "ember: SHUTDOWN requested by client {}; exiting",
                 client.handle.id
             );
             std::process::exit(0);
         }
-        ClusterOp::Debug => debug(args, out)?,
+        ServerOp::Debug => debug(args, out)?,
     }
     Ok(())
 }

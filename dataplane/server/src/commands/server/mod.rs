@@ -1,4 +1,8 @@
-//! Server commands that need no other shard: COMMAND, TIME, LASTSAVE, FUNCTION.
+//! Server commands. Those that need no other shard (COMMAND, TIME, LASTSAVE, FUNCTION) are
+//! here; those that ask every shard (INFO, CONFIG, CLIENT, DBSIZE, FLUSHALL, SCAN, SLOWLOG...)
+//! are in [`admin`].
+
+pub mod admin;
 
 use ember_resp::ReplySink;
 

@@ -4,7 +4,8 @@
 //! values inline, integers as integers; sets and sorted sets in [`set`] and [`zset`], RedisAI tensors in [`tensor`]), millisecond TTLs with lazy expiry on access and an
 //! active expiry cycle that the server runs within a time budget, and a [`KeyObserver`] hook that
 //! hears of every change. [`slot`] is the Redis Cluster slot function shared with the router and
-//! the FPGA module.
+//! the FPGA module. [`eviction`] holds the cache policies (Redis's sampled LRU/LFU/LRM/TTL/random,
+//! S3-FIFO, SIEVE, W-TinyLFU) as engines over abstract key ids that the keyspace drives.
 //!
 //! ```
 //! use ember_store::{Keyspace, Value};
@@ -18,6 +19,7 @@
 
 pub mod bloom;
 pub mod compact;
+pub mod eviction;
 pub mod glob;
 pub mod keyspace;
 pub mod lfu;

@@ -57,7 +57,10 @@ impl<T: Weighted> Arena<T> {
     /// Frees a node that the caller has already unlinked, returning its value.
     pub(crate) fn release(&mut self, slot: u32) -> T {
         let node = self.nodes[slot as usize];
-        debug_assert!(node.newer == NIL && node.older == NIL, "released while linked");
+        debug_assert!(
+            node.newer == NIL && node.older == NIL,
+            "released while linked"
+        );
         self.free.push(slot);
         node.value
     }
@@ -118,7 +121,10 @@ impl List {
         let previous_newest = self.newest;
         {
             let node = &mut arena.nodes[slot as usize];
-            debug_assert!(node.newer == NIL && node.older == NIL, "pushed while linked");
+            debug_assert!(
+                node.newer == NIL && node.older == NIL,
+                "pushed while linked"
+            );
             node.older = previous_newest;
             node.newer = NIL;
         }

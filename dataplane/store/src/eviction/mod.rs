@@ -55,7 +55,7 @@ pub mod sieve;
 pub mod sketch;
 pub mod tinylfu;
 
-use sampled::{Sampled, Score, Scope};
+use sampled::{Sampled, Scope, Score};
 
 /// A key as a policy sees it: a number the owner keeps stable while the key exists.
 pub type KeyId = u64;
@@ -342,10 +342,9 @@ impl SimulatedCache {
         while self.used_bytes > self.capacity_bytes {
             match self.policy.choose_victim(now_ms) {
                 Some(victim) => {
-                    let size_bytes = self
-                        .sizes
-                        .remove(&victim)
-                        .unwrap_or_else(|| panic!("{} evicted {victim}, not held", self.policy.name()));
+                    let size_bytes = self.sizes.remove(&victim).unwrap_or_else(|| {
+                        panic!("{} evicted {victim}, not held", self.policy.name())
+                    });
                     self.used_bytes -= size_bytes;
                     self.stats.evictions += 1;
                 }
@@ -360,7 +359,11 @@ impl SimulatedCache {
                 }
             }
         }
-        debug_assert_eq!(self.sizes.len(), self.policy.len(), "policy and cache agree");
+        debug_assert_eq!(
+            self.sizes.len(),
+            self.policy.len(),
+            "policy and cache agree"
+        );
     }
 
     /// Whether `key` is held.

@@ -196,7 +196,10 @@ impl super::EvictionPolicy for S3Fifo {
             frequency: 0,
             queue,
         });
-        assert!(self.index.insert(key, slot).is_none(), "key {key} inserted twice");
+        assert!(
+            self.index.insert(key, slot).is_none(),
+            "key {key} inserted twice"
+        );
         match queue {
             Queue::Small => self.small.push_newest(&mut self.arena, slot),
             Queue::Main => self.main.push_newest(&mut self.arena, slot),

@@ -127,8 +127,13 @@ impl Sampled {
         let state = self.keys.get_mut(&key).expect("touched key is tracked");
         match score {
             Score::Lfu => {
-                state.access =
-                    lfu::touch(state.access, lfu::minutes(now_ms), log_factor, decay, random);
+                state.access = lfu::touch(
+                    state.access,
+                    lfu::minutes(now_ms),
+                    log_factor,
+                    decay,
+                    random,
+                );
             }
             Score::Lrm if !is_write => {}
             _ => state.access = lru_clock(now_ms),
@@ -155,7 +160,10 @@ impl Sampled {
     fn remove_volatile(&mut self, position: u32) {
         self.volatile.swap_remove(position as usize);
         if let Some(&moved) = self.volatile.get(position as usize) {
-            self.keys.get_mut(&moved).expect("tracked").volatile_position = position;
+            self.keys
+                .get_mut(&moved)
+                .expect("tracked")
+                .volatile_position = position;
         }
     }
 
@@ -182,8 +190,11 @@ impl Sampled {
         match self.score {
             Score::Lru | Score::Lrm => idle_ms(state.access, now_ms),
             Score::Lfu => {
-                let counter =
-                    lfu::decayed_counter(state.access, lfu::minutes(now_ms), self.decay_time_minutes);
+                let counter = lfu::decayed_counter(
+                    state.access,
+                    lfu::minutes(now_ms),
+                    self.decay_time_minutes,
+                );
                 u64::from(lfu::COUNTER_MAX - counter)
             }
             Score::Ttl => u64::MAX - state.expire_at_ms.expect("volatile keys have a TTL"),
@@ -331,7 +342,11 @@ mod tests {
             (LRU_CLOCK_MAX - 1, 3_000, 4_000), // wrapped: 3 + (MAX - (MAX - 1)) ticks
         ];
         for &(stamp, now_ms, expected) in cases {
-            assert_eq!(idle_ms(stamp, now_ms), expected, "stamp {stamp} now {now_ms}");
+            assert_eq!(
+                idle_ms(stamp, now_ms),
+                expected,
+                "stamp {stamp} now {now_ms}"
+            );
         }
     }
 
@@ -344,7 +359,11 @@ mod tests {
             let idle = (index * 17) % 40;
             policy.pool_insert(PoolEntry { key: index, idle });
         }
-        let idles: Vec<u64> = policy.pool.iter().map(|entry| entry.unwrap().idle).collect();
+        let idles: Vec<u64> = policy
+            .pool
+            .iter()
+            .map(|entry| entry.unwrap().idle)
+            .collect();
         assert_eq!(idles, (24..40).collect::<Vec<u64>>());
     }
 }

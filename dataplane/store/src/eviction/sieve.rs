@@ -75,7 +75,10 @@ impl super::EvictionPolicy for Sieve {
             size_bytes: info.size_bytes,
             visited: false,
         });
-        assert!(self.index.insert(key, slot).is_none(), "key {key} inserted twice");
+        assert!(
+            self.index.insert(key, slot).is_none(),
+            "key {key} inserted twice"
+        );
         self.queue.push_newest(&mut self.arena, slot);
     }
 

@@ -27,6 +27,12 @@ const DOORKEEPER_HASHES: u32 = 2;
 /// Fewest counters per row, so tiny caches still spread keys.
 const WIDTH_MIN: u64 = 64;
 
+/// Counters per row for each entry the cache holds (rounded up to a power of two): Caffeine
+/// gives its sketch one 64-bit word per entry, 16 counters, 4 of them per key, which is four
+/// counters per entry in each of the four rows. Fewer make hash collisions inflate cold keys'
+/// estimates in small caches, and admission turns into a coin toss.
+pub const WIDTH_PER_ENTRY: u64 = 4;
+
 /// SplitMix64's finaliser: a full-avalanche mix of a 64-bit key.
 fn mix(mut value: u64) -> u64 {
     value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -49,7 +55,7 @@ pub struct FrequencySketch {
 impl FrequencySketch {
     /// A sketch sized for a cache of about `entries` keys.
     pub fn new(entries: u64, seed: u64) -> Self {
-        let width = entries.max(WIDTH_MIN).next_power_of_two();
+        let width = (entries.max(1).next_power_of_two() * WIDTH_PER_ENTRY).max(WIDTH_MIN);
         let sample_size = entries.max(1) * SAMPLE_PER_ENTRY;
         let doorkeeper_bits = (sample_size * DOORKEEPER_BITS_PER_SAMPLE).next_power_of_two();
         FrequencySketch {
@@ -158,8 +164,8 @@ mod tests {
         let cases: &[(u64, u64)] = &[
             // (increments of one key, expected estimate)
             (0, 0),
-            (1, 1),  // only the doorkeeper
-            (2, 2),  // doorkeeper + one counted
+            (1, 1), // only the doorkeeper
+            (2, 2), // doorkeeper + one counted
             (5, 5),
             (40, COUNTER_MAX + 1),
         ];
@@ -191,7 +197,11 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(increments, sketch.sample_size(), "ages exactly at the sample size");
+        assert_eq!(
+            increments,
+            sketch.sample_size(),
+            "ages exactly at the sample size"
+        );
         assert_eq!(sketch.additions, sketch.sample_size() / 2);
         let mut fresh = FrequencySketch::new(100, 3);
         for _ in 0..9 {

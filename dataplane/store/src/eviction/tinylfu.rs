@@ -14,7 +14,7 @@
 //! next write or read comes have been admitted.
 
 use super::list::{Arena, List, Weighted};
-use super::sketch::FrequencySketch;
+use super::sketch::{self, FrequencySketch};
 use super::{KeyId, KeyInfo, KeyMap, PolicyConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -235,7 +235,7 @@ impl WTinyLfu {
 
     fn ensure_sketch_capacity(&mut self) {
         let entries = self.index.len() as u64;
-        if entries > self.sketch.width() {
+        if entries * sketch::WIDTH_PER_ENTRY > self.sketch.width() {
             // As Caffeine's `ensureCapacity`: a bigger table, counts start again.
             self.sketch = FrequencySketch::new(entries * 2, self.seed);
         }
@@ -344,7 +344,10 @@ impl super::EvictionPolicy for WTinyLfu {
             size_bytes: info.size_bytes,
             segment: Segment::Window,
         });
-        assert!(self.index.insert(key, slot).is_none(), "key {key} inserted twice");
+        assert!(
+            self.index.insert(key, slot).is_none(),
+            "key {key} inserted twice"
+        );
         self.link(slot, Segment::Window);
         self.ensure_sketch_capacity();
         self.climb();

@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 /// keeps one SET within what servers accept by default (proto-max-bulk-len is 512 MB).
 const SERVER_VALUE_BYTES_MAX: u32 = 1 << 20;
 
+/// Most bytes of SET commands sent before reading their replies: Redis reads 16 KiB at a time
+/// (its `PROTO_IOBUF_LEN`), and a longer pipeline grows the client's query buffer, which
+/// `used_memory` counts and Redis shrinks later at its own pace. Kept under it, the client's
+/// buffers weigh the same when the baseline is measured and while keys are evicted, so the
+/// bytes left for keys are the bytes asked for.
+const SET_BATCH_BYTES_MAX: usize = 16 << 10;
+
 /// Longest a server may take to answer one batch before the run fails.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -233,35 +240,54 @@ fn load_working_set(
         .iter()
         .filter(|request| seen.insert(request.key))
         .collect();
-    for batch in firsts.chunks(1_000) {
-        let mut output = Vec::new();
-        for request in batch {
-            let name = key_name(request.key);
-            encode(
-                &mut output,
-                &[b"SET", name.as_bytes(), &value[..server_value_len(request)]],
-            );
-        }
-        connection.send(&output)?;
-        for _ in batch {
-            match connection.read_reply()? {
-                Owned::Simple(text) if text == "OK" => {}
-                other => {
-                    return Err(format!(
-                        "SET while loading the working set replied {other:?}"
-                    ))
-                }
-            }
-        }
+    let requests: Vec<Request> = firsts.into_iter().copied().collect();
+    let refused = set_all(connection, &requests, value)?;
+    if refused > 0 {
+        return Err(format!(
+            "{refused} SETs refused with OOM while loading the working set without maxmemory"
+        ));
     }
     let after = connection.info_field("memory", "used_memory")?;
     if after <= before {
         return Err(format!(
             "used_memory did not grow while loading {} keys ({before} -> {after})",
-            firsts.len()
+            requests.len()
         ));
     }
     Ok(after - before)
+}
+
+/// Writes every request's key, pipelined in batches of at most `SET_BATCH_BYTES_MAX` bytes
+/// (at least one command each), and returns how many SETs were refused with `-OOM`.
+fn set_all(connection: &mut Connection, requests: &[Request], value: &[u8]) -> Result<u64, String> {
+    let mut refused = 0;
+    let mut output = Vec::new();
+    let mut pending = 0;
+    for (index, request) in requests.iter().enumerate() {
+        let name = key_name(request.key);
+        encode(
+            &mut output,
+            &[b"SET", name.as_bytes(), &value[..server_value_len(request)]],
+        );
+        pending += 1;
+        let next_len = requests
+            .get(index + 1)
+            .map_or(usize::MAX, |next| server_value_len(next) + 64);
+        if output.len().saturating_add(next_len) > SET_BATCH_BYTES_MAX {
+            connection.send(&output)?;
+            output.clear();
+            for _ in 0..pending {
+                match connection.read_reply()? {
+                    Owned::Simple(text) if text == "OK" => {}
+                    Owned::Error(text) if text.starts_with("OOM") => refused += 1,
+                    other => return Err(format!("SET replied {other:?}")),
+                }
+            }
+            pending = 0;
+        }
+    }
+    debug_assert_eq!(pending, 0, "the last request always flushes");
+    Ok(refused)
 }
 
 /// Replays `trace`: GETs of a batch of distinct keys, then SETs of the misses.
@@ -316,22 +342,7 @@ fn replay(
         if missed.is_empty() {
             continue;
         }
-        output.clear();
-        for request in &missed {
-            let name = key_name(request.key);
-            encode(
-                &mut output,
-                &[b"SET", name.as_bytes(), &value[..server_value_len(request)]],
-            );
-        }
-        connection.send(&output)?;
-        for _ in &missed {
-            match connection.read_reply()? {
-                Owned::Simple(text) if text == "OK" => {}
-                Owned::Error(text) if text.starts_with("OOM") => outcome.refused_writes += 1,
-                other => return Err(format!("SET replied {other:?}")),
-            }
-        }
+        outcome.refused_writes += set_all(connection, &missed, value)?;
     }
     Ok(outcome)
 }
@@ -375,6 +386,9 @@ pub(super) fn replay_server(
     );
     let mut rows = Vec::new();
     for &size_percent in sizes {
+        // A new connection for each size: an old one's query buffer can hold a large pipeline's
+        // allocation that the server would count in the baseline and free during the replay.
+        connection = Connection::open(&plan.address)?;
         connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory", b"0"])?;
         connection.expect_ok(&[b"FLUSHALL"])?;
         // The server's own memory (its structures, this client's buffers) is under the limit

@@ -9,6 +9,7 @@
 mod cli;
 mod compare;
 mod echo;
+mod hitratio;
 mod infer;
 mod load;
 mod plot;
@@ -28,6 +29,8 @@ commands:
   compare   Redis and Ember side by side, results into bench/RESULTS.md (ember-bench compare --help)
   rdma      one-sided GETs through the shm provider against TCP GETs (ember-bench rdma --help)
   infer     inference through the server against in-process ONNX Runtime (ember-bench infer --help)
+  hitratio  cache hit ratio of every eviction policy on key traces, in-process or
+            through a server (ember-bench hitratio --help)
   load-embeddings  write the demo embedding tables into a running server
   help      this text";
 
@@ -44,6 +47,7 @@ fn main() {
         "compare" => compare::main(rest),
         "rdma" => rdma::main(rest),
         "infer" => infer::main(rest),
+        "hitratio" => hitratio::main(rest),
         "load-embeddings" => infer::load_embeddings_main(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

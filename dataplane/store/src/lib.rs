@@ -4,8 +4,10 @@
 //! values inline, integers as integers; sets and sorted sets in [`set`] and [`zset`], RedisAI tensors in [`tensor`]), millisecond TTLs with lazy expiry on access and an
 //! active expiry cycle that the server runs within a time budget, and a [`KeyObserver`] hook that
 //! hears of every change. Reads and writes keep each key's access word as Redis does, an LRU
-//! clock or an LFU counter as [`AccessPolicy`] says ([`lfu`] holds the counter's arithmetic). [`slot`] is the Redis Cluster slot function shared with the router and
-//! the FPGA module.
+//! clock or an LFU counter as [`AccessPolicy`] says ([`lfu`] holds the counter's arithmetic).
+//! [`slot`] is the Redis Cluster slot function shared with the router, the one-sided clients and
+//! the FPGA module. [`eviction`] holds the cache policies (Redis's sampled LRU/LFU/LRM/TTL/random,
+//! S3-FIFO, SIEVE, W-TinyLFU) as engines over abstract key ids that the keyspace drives.
 //!
 //! ```
 //! use ember_store::{Keyspace, Value};
@@ -19,6 +21,7 @@
 
 pub mod bloom;
 pub mod compact;
+pub mod eviction;
 pub mod glob;
 pub mod keyspace;
 pub mod lfu;

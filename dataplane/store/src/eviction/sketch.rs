@@ -1,0 +1,214 @@
+//! TinyLFU's frequency estimate (Einziger, Friedman and Manes, 2017): a count-min sketch of
+//! 4-bit counters (four rows, estimate = the smallest of a key's four counters), in front of
+//! it a doorkeeper Bloom filter that absorbs each key's first occurrence so that one-hit keys
+//! never reach the counters, and periodic aging: after `sample_size` increments every counter
+//! is halved and the doorkeeper cleared, so the estimate follows recent popularity.
+
+/// Rows of the count-min sketch (independent counters per key; the minimum is the estimate).
+pub const DEPTH: usize = 4;
+
+/// Largest value of a 4-bit counter; TinyLFU needs to tell "frequent" from "rare", not more.
+pub const COUNTER_MAX: u64 = 15;
+
+/// Counters per 64-bit word.
+const COUNTERS_PER_WORD: u64 = 16;
+
+/// Increments between two halvings, per entry the cache holds: Caffeine's and the paper's
+/// `W = 10 * C`, long enough to see a key's popularity, short enough to forget it.
+pub const SAMPLE_PER_ENTRY: u64 = 10;
+
+/// Doorkeeper bits per increment of a sample: at most `sample_size` distinct keys reach it
+/// between two clears; four bits each with two hash functions keep false positives near 15%.
+pub const DOORKEEPER_BITS_PER_SAMPLE: u64 = 4;
+
+/// Hash functions of the doorkeeper.
+const DOORKEEPER_HASHES: u32 = 2;
+
+/// Fewest counters per row, so tiny caches still spread keys.
+const WIDTH_MIN: u64 = 64;
+
+/// Counters per row for each entry the cache holds (rounded up to a power of two): Caffeine
+/// gives its sketch one 64-bit word per entry, 16 counters, 4 of them per key, which is four
+/// counters per entry in each of the four rows. Fewer make hash collisions inflate cold keys'
+/// estimates in small caches, and admission turns into a coin toss.
+pub const WIDTH_PER_ENTRY: u64 = 4;
+
+/// SplitMix64's finaliser: a full-avalanche mix of a 64-bit key.
+fn mix(mut value: u64) -> u64 {
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}
+
+/// The sketch and its doorkeeper.
+pub struct FrequencySketch {
+    /// `DEPTH` rows of `width` 4-bit counters, row after row.
+    table: Vec<u64>,
+    width: u64,
+    doorkeeper: Vec<u64>,
+    doorkeeper_bits: u64,
+    additions: u64,
+    sample_size: u64,
+    seed: u64,
+}
+
+impl FrequencySketch {
+    /// A sketch sized for a cache of about `entries` keys.
+    pub fn new(entries: u64, seed: u64) -> Self {
+        let width = (entries.max(1).next_power_of_two() * WIDTH_PER_ENTRY).max(WIDTH_MIN);
+        let sample_size = entries.max(1) * SAMPLE_PER_ENTRY;
+        let doorkeeper_bits = (sample_size * DOORKEEPER_BITS_PER_SAMPLE).next_power_of_two();
+        FrequencySketch {
+            table: vec![0; (DEPTH as u64 * width / COUNTERS_PER_WORD) as usize],
+            width,
+            doorkeeper: vec![0; (doorkeeper_bits / 64).max(1) as usize],
+            doorkeeper_bits,
+            additions: 0,
+            sample_size,
+            seed,
+        }
+    }
+
+    /// Increments between two agings.
+    pub fn sample_size(&self) -> u64 {
+        self.sample_size
+    }
+
+    /// Counters per row.
+    pub fn width(&self) -> u64 {
+        self.width
+    }
+
+    fn hashes(&self, key: u64) -> (u64, u64) {
+        let first = mix(key ^ self.seed);
+        (first, mix(first) | 1)
+    }
+
+    fn counter_position(&self, row: usize, first: u64, step: u64) -> (usize, u32) {
+        let column = first.wrapping_add(step.wrapping_mul(row as u64)) & (self.width - 1);
+        let index = row as u64 * self.width + column;
+        (
+            (index / COUNTERS_PER_WORD) as usize,
+            ((index % COUNTERS_PER_WORD) * 4) as u32,
+        )
+    }
+
+    fn doorkeeper_position(&self, first: u64, step: u64, hash: u32) -> (usize, u64) {
+        let bit = (first.rotate_left(32) ^ step.wrapping_mul(u64::from(hash) + 1))
+            & (self.doorkeeper_bits - 1);
+        ((bit / 64) as usize, 1 << (bit % 64))
+    }
+
+    fn doorkeeper_contains(&self, first: u64, step: u64) -> bool {
+        (0..DOORKEEPER_HASHES).all(|hash| {
+            let (word, mask) = self.doorkeeper_position(first, step, hash);
+            self.doorkeeper[word] & mask != 0
+        })
+    }
+
+    /// Records one occurrence of `key`.
+    pub fn increment(&mut self, key: u64) {
+        let (first, step) = self.hashes(key);
+        if self.doorkeeper_contains(first, step) {
+            for row in 0..DEPTH {
+                let (word, shift) = self.counter_position(row, first, step);
+                if (self.table[word] >> shift) & COUNTER_MAX < COUNTER_MAX {
+                    self.table[word] += 1 << shift;
+                }
+            }
+        } else {
+            for hash in 0..DOORKEEPER_HASHES {
+                let (word, mask) = self.doorkeeper_position(first, step, hash);
+                self.doorkeeper[word] |= mask;
+            }
+        }
+        self.additions += 1;
+        if self.additions >= self.sample_size {
+            self.age();
+        }
+    }
+
+    /// The estimated occurrences of `key` in the current sample (0 to `COUNTER_MAX + 1`).
+    pub fn frequency(&self, key: u64) -> u64 {
+        let (first, step) = self.hashes(key);
+        let counted = (0..DEPTH)
+            .map(|row| {
+                let (word, shift) = self.counter_position(row, first, step);
+                (self.table[word] >> shift) & COUNTER_MAX
+            })
+            .min()
+            .expect("DEPTH > 0");
+        counted + u64::from(self.doorkeeper_contains(first, step))
+    }
+
+    /// Halves every counter and clears the doorkeeper.
+    fn age(&mut self) {
+        // Shifting a whole word right by one moves each counter's low bit into its
+        // neighbour's high bit; the mask drops those bits.
+        const HALVE_MASK: u64 = 0x7777_7777_7777_7777;
+        for word in &mut self.table {
+            *word = (*word >> 1) & HALVE_MASK;
+        }
+        self.doorkeeper.fill(0);
+        self.additions /= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_after_the_doorkeeper_and_saturates() {
+        let mut sketch = FrequencySketch::new(1_000, 7);
+        let cases: &[(u64, u64)] = &[
+            // (increments of one key, expected estimate)
+            (0, 0),
+            (1, 1), // only the doorkeeper
+            (2, 2), // doorkeeper + one counted
+            (5, 5),
+            (40, COUNTER_MAX + 1),
+        ];
+        for (index, &(increments, expected)) in cases.iter().enumerate() {
+            let key = 1_000_000 + index as u64;
+            for _ in 0..increments {
+                sketch.increment(key);
+            }
+            assert_eq!(sketch.frequency(key), expected, "{increments} increments");
+        }
+    }
+
+    #[test]
+    fn aging_halves_counters_and_clears_the_doorkeeper() {
+        let mut sketch = FrequencySketch::new(100, 3);
+        for _ in 0..9 {
+            sketch.increment(42);
+        }
+        assert_eq!(sketch.frequency(42), 9);
+        // The sample ends after sample_size increments; count how many it takes.
+        let mut increments = 9;
+        let mut key = 1_000u64;
+        loop {
+            let before = sketch.additions;
+            sketch.increment(key);
+            key += 1;
+            increments += 1;
+            if sketch.additions < before {
+                break;
+            }
+        }
+        assert_eq!(
+            increments,
+            sketch.sample_size(),
+            "ages exactly at the sample size"
+        );
+        assert_eq!(sketch.additions, sketch.sample_size() / 2);
+        let mut fresh = FrequencySketch::new(100, 3);
+        for _ in 0..9 {
+            fresh.increment(42);
+        }
+        fresh.age();
+        // Eight counted occurrences halve to four; the doorkeeper bit is gone.
+        assert_eq!(fresh.frequency(42), 4);
+    }
+}

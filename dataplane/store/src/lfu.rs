@@ -64,8 +64,8 @@ pub fn decayed_counter(access: u32, now_minutes: u16, decay_time_minutes: u32) -
     if decay_time_minutes == 0 {
         return counter;
     }
-    let periods =
-        u32::from(minutes_elapsed(last_decrement_minutes(access), now_minutes)) / decay_time_minutes;
+    let periods = u32::from(minutes_elapsed(last_decrement_minutes(access), now_minutes))
+        / decay_time_minutes;
     if periods >= u32::from(counter) {
         0
     } else {
@@ -109,8 +109,15 @@ mod tests {
     #[test]
     fn packing_round_trips() {
         let access = pack(0xabcd, 42);
-        assert_eq!((last_decrement_minutes(access), counter(access)), (0xabcd, 42));
-        assert_eq!(minutes(60_000 * 65_536), 0, "the clock wraps at 2^16 minutes");
+        assert_eq!(
+            (last_decrement_minutes(access), counter(access)),
+            (0xabcd, 42)
+        );
+        assert_eq!(
+            minutes(60_000 * 65_536),
+            0,
+            "the clock wraps at 2^16 minutes"
+        );
     }
 
     #[test]
@@ -135,7 +142,11 @@ mod tests {
 
     #[test]
     fn increments_grow_logarithmically() {
-        assert_eq!(log_increment(0, 10, 0.999), 1, "below the initial value always grows");
+        assert_eq!(
+            log_increment(0, 10, 0.999),
+            1,
+            "below the initial value always grows"
+        );
         assert_eq!(log_increment(255, 10, 0.0), 255, "saturates");
         // At counter 15 with factor 10 the probability is 1/101.
         assert_eq!(log_increment(15, 10, 0.009), 16);

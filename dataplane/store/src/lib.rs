@@ -19,6 +19,7 @@
 pub mod bloom;
 pub mod compact;
 pub mod glob;
+pub mod hyperloglog;
 pub mod keyspace;
 pub mod lfu;
 pub mod rate_limit;
@@ -30,6 +31,7 @@ pub mod value;
 pub mod zset;
 
 pub use compact::CompactBytes;
+pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
     DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };

@@ -19,6 +19,7 @@
 pub mod bloom;
 pub mod compact;
 pub mod glob;
+pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod lfu;
@@ -31,6 +32,7 @@ pub mod value;
 pub mod zset;
 
 pub use compact::CompactBytes;
+pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
     DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,

@@ -1,0 +1,544 @@
+//! Hash values: fields with a value each and, as in Redis 7.4, an optional expiry per field
+//! (HSET, HGET, HINCRBY, HRANDFIELD, HSCAN, HEXPIRE...).
+//!
+//! Fields live in a vector. While the hash is small (Redis's `listpack` size class) that vector
+//! is all there is, searched linearly and kept in insertion order as a listpack is; past
+//! `hash-max-listpack-entries` fields, or once a field or value is longer than
+//! `hash-max-listpack-value`, a hash table of indexes into the vector is added (Redis's
+//! `hashtable`), and removal then swaps the last field into the hole. The vector gives
+//! HRANDFIELD a uniform random field in O(1).
+//!
+//! A field whose expiry is due (at or before `now_ms`, as keys expire in [`crate::Keyspace`]) is
+//! absent to every read; writes remove the due fields they meet, and
+//! [`HashValue::remove_expired`] removes due fields within a bound of work.
+//!
+//! ```
+//! use ember_store::hash::{HashLimits, HashValue};
+//!
+//! let limits = HashLimits::default();
+//! let mut hash = HashValue::new();
+//! assert!(hash.insert(b"name", b"ember", &limits, 0));
+//! assert_eq!(hash.incr_by(b"visits", 5, &limits, 0), Ok(5));
+//! assert_eq!(hash.get(b"name", 0), Some(&b"ember"[..]));
+//! assert_eq!(hash.encoding_name(), "listpack");
+//! ```
+
+mod expiry;
+mod random;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::compact::CompactBytes;
+use crate::value::parse_canonical_i64;
+
+pub use expiry::{ExpireCondition, ExpireOutcome, FieldExpiry, PersistOutcome};
+
+/// `hash-max-listpack-entries`'s default: Redis keeps up to this many fields packed.
+pub const LISTPACK_ENTRIES_MAX_DEFAULT: usize = 128;
+/// `hash-max-listpack-value`'s default: the longest field or value Redis keeps packed, in bytes.
+pub const LISTPACK_VALUE_LEN_MAX_DEFAULT: usize = 64;
+
+/// The two settings that decide when a hash leaves the packed size class (CONFIG's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    /// `hash-max-listpack-entries`.
+    pub listpack_entries_max: usize,
+    /// `hash-max-listpack-value`, in bytes.
+    pub listpack_value_len_max: usize,
+}
+
+impl Default for HashLimits {
+    fn default() -> Self {
+        Self {
+            listpack_entries_max: LISTPACK_ENTRIES_MAX_DEFAULT,
+            listpack_value_len_max: LISTPACK_VALUE_LEN_MAX_DEFAULT,
+        }
+    }
+}
+
+/// HINCRBY and HINCRBYFLOAT failures; Display is Redis's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashError {
+    /// HINCRBY on a value that is not a canonical 64-bit integer.
+    NotAnInteger,
+    /// HINCRBY past the 64-bit range.
+    Overflow,
+    /// HINCRBYFLOAT on a value that is not a number.
+    NotAFloat,
+    /// HINCRBYFLOAT whose result is not finite.
+    NotFinite,
+}
+
+impl fmt::Display for HashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAnInteger => "ERR hash value is not an integer",
+            Self::Overflow => "ERR increment or decrement would overflow",
+            Self::NotAFloat => "ERR hash value is not a float",
+            Self::NotFinite => "ERR increment would produce NaN or Infinity",
+        })
+    }
+}
+
+impl std::error::Error for HashError {}
+
+/// What Redis would report for the same history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashEncoding {
+    /// Few, short fields, none ever given an expiry.
+    Listpack,
+    /// Few, short fields, with per-field expiry metadata (Redis 7.4's `listpackex`).
+    ListpackEx,
+    /// Anything else.
+    Hashtable,
+}
+
+/// What happens to a field's expiry when its value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldTtl {
+    /// Drop it (HSET, HSETNX, HMSET, HSETEX without KEEPTTL).
+    Clear,
+    /// Keep it (HINCRBY, HINCRBYFLOAT, HSETEX KEEPTTL).
+    Keep,
+    /// Expire at this Unix time in milliseconds (HSETEX EX/PX/EXAT/PXAT).
+    At(u64),
+}
+
+#[derive(Clone)]
+struct Field {
+    name: CompactBytes,
+    value: CompactBytes,
+    expire_at_ms: Option<u64>,
+}
+
+impl Field {
+    fn is_due(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_some_and(|at_ms| at_ms <= now_ms)
+    }
+}
+
+/// A hash.
+#[derive(Clone)]
+pub struct HashValue {
+    fields: Vec<Field>,
+    /// Index into `fields` by name; `None` in the packed size class, where a linear search over
+    /// at most `hash-max-listpack-entries` fields is what Redis does too.
+    index: Option<HashTable<usize>>,
+    hasher: foldhash::fast::RandomState,
+    /// Fields with an expiry.
+    volatile_count: usize,
+    /// True once any field was given an expiry (Redis's `listpackex` never turns back).
+    had_field_ttl: bool,
+    /// Where the next [`HashValue::remove_expired`] resumes.
+    expiry_cursor: usize,
+}
+
+impl Default for HashValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HashValue {
+    /// An empty hash in the packed size class.
+    pub fn new() -> Self {
+        Self {
+            fields: Vec::new(),
+            index: None,
+            hasher: foldhash::fast::RandomState::default(),
+            volatile_count: 0,
+            had_field_ttl: false,
+            expiry_cursor: 0,
+        }
+    }
+
+    /// Fields stored, due ones not yet removed included (what Redis's HLEN counts).
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when no field is stored (the keyspace never keeps such a hash).
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Fields not due at `now_ms`.
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        if self.volatile_count == 0 {
+            return self.fields.len();
+        }
+        self.fields.iter().filter(|f| !f.is_due(now_ms)).count()
+    }
+
+    fn position(&self, name: &[u8]) -> Option<usize> {
+        match &self.index {
+            None => self.fields.iter().position(|f| f.name.as_bytes() == name),
+            Some(index) => {
+                let hash = self.hasher.hash_one(name);
+                index
+                    .find(hash, |&at| self.fields[at].name.as_bytes() == name)
+                    .copied()
+            }
+        }
+    }
+
+    /// The position of `name` when it is there and not due; a due one is removed.
+    fn live_position_mut(&mut self, name: &[u8], now_ms: u64) -> Option<usize> {
+        let at = self.position(name)?;
+        if self.fields[at].is_due(now_ms) {
+            self.remove_at(at);
+            return None;
+        }
+        Some(at)
+    }
+
+    fn live_field(&self, name: &[u8], now_ms: u64) -> Option<&Field> {
+        let field = &self.fields[self.position(name)?];
+        (!field.is_due(now_ms)).then_some(field)
+    }
+
+    /// HGET: the value of `name`, unless absent or due.
+    pub fn get(&self, name: &[u8], now_ms: u64) -> Option<&[u8]> {
+        self.live_field(name, now_ms).map(|f| f.value.as_bytes())
+    }
+
+    /// HEXISTS.
+    pub fn contains(&self, name: &[u8], now_ms: u64) -> bool {
+        self.live_field(name, now_ms).is_some()
+    }
+
+    /// HSTRLEN: the value's length, 0 when absent.
+    pub fn value_len(&self, name: &[u8], now_ms: u64) -> usize {
+        self.get(name, now_ms).map_or(0, <[u8]>::len)
+    }
+
+    /// HGETALL, HKEYS, HVALS: the live fields and values (insertion order while packed).
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .filter(move |f| !f.is_due(now_ms))
+            .map(|f| (f.name.as_bytes(), f.value.as_bytes()))
+    }
+
+    /// Leaves the packed size class before a write of these names and values when one of them
+    /// is too long, as Redis's HSET checks all its arguments first (`hashTypeTryConversion`).
+    pub fn prepare_for<'a>(
+        &mut self,
+        arguments: impl IntoIterator<Item = &'a [u8]>,
+        limits: &HashLimits,
+    ) {
+        if self.index.is_none()
+            && arguments
+                .into_iter()
+                .any(|argument| argument.len() > limits.listpack_value_len_max)
+        {
+            self.build_index();
+        }
+    }
+
+    fn build_index(&mut self) {
+        let mut index = HashTable::with_capacity(self.fields.len());
+        for (at, field) in self.fields.iter().enumerate() {
+            let hash = self.hasher.hash_one(field.name.as_bytes());
+            let fields = &self.fields;
+            let hasher = &self.hasher;
+            index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
+        }
+        self.index = Some(index);
+    }
+
+    /// HSET of one field: sets `name` to `value` with `ttl` deciding its expiry; true when the
+    /// field is new (a due field counts as new). An expiry already due removes the field.
+    pub fn set(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        ttl: FieldTtl,
+        limits: &HashLimits,
+        now_ms: u64,
+    ) -> bool {
+        if self.index.is_none()
+            && (name.len() > limits.listpack_value_len_max
+                || value.len() > limits.listpack_value_len_max)
+        {
+            self.build_index();
+        }
+        let is_new = match self.live_position_mut(name, now_ms) {
+            Some(at) => {
+                self.fields[at].value = CompactBytes::new(value);
+                if ttl != FieldTtl::Keep {
+                    self.set_expiry_at(at, None);
+                }
+                false
+            }
+            None => {
+                self.push_field(name, value);
+                true
+            }
+        };
+        if let FieldTtl::At(at_ms) = ttl {
+            let at = self.position(name).expect("just written");
+            if at_ms <= now_ms {
+                self.remove_at(at);
+            } else {
+                self.set_expiry_at(at, Some(at_ms));
+            }
+        }
+        if self.index.is_none() && self.fields.len() > limits.listpack_entries_max {
+            self.build_index();
+        }
+        is_new
+    }
+
+    /// HSET's common form: sets `name` to `value` and drops its expiry; true when new.
+    pub fn insert(&mut self, name: &[u8], value: &[u8], limits: &HashLimits, now_ms: u64) -> bool {
+        self.set(name, value, FieldTtl::Clear, limits, now_ms)
+    }
+
+    /// HSETNX: sets `name` only when it is absent (or due); true when it did.
+    pub fn insert_if_absent(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        limits: &HashLimits,
+        now_ms: u64,
+    ) -> bool {
+        if self.live_position_mut(name, now_ms).is_some() {
+            return false;
+        }
+        self.set(name, value, FieldTtl::Clear, limits, now_ms)
+    }
+
+    fn push_field(&mut self, name: &[u8], value: &[u8]) {
+        let at = self.fields.len();
+        self.fields.push(Field {
+            name: CompactBytes::new(name),
+            value: CompactBytes::new(value),
+            expire_at_ms: None,
+        });
+        if let Some(index) = &mut self.index {
+            let hash = self.hasher.hash_one(name);
+            let (fields, hasher) = (&self.fields, &self.hasher);
+            index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
+        }
+    }
+
+    fn set_expiry_at(&mut self, at: usize, expire_at_ms: Option<u64>) {
+        let field = &mut self.fields[at];
+        match (field.expire_at_ms.is_some(), expire_at_ms.is_some()) {
+            (false, true) => self.volatile_count += 1,
+            (true, false) => self.volatile_count -= 1,
+            _ => {}
+        }
+        field.expire_at_ms = expire_at_ms;
+        self.had_field_ttl |= expire_at_ms.is_some();
+    }
+
+    /// HDEL of one field: true when it was there and not due.
+    pub fn remove(&mut self, name: &[u8], now_ms: u64) -> bool {
+        match self.live_position_mut(name, now_ms) {
+            Some(at) => {
+                self.remove_at(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// HGETDEL of one field: its value when it was there and not due.
+    pub fn take(&mut self, name: &[u8], now_ms: u64) -> Option<CompactBytes> {
+        let at = self.live_position_mut(name, now_ms)?;
+        Some(self.remove_at(at).value)
+    }
+
+    fn remove_at(&mut self, at: usize) -> Field {
+        if self.fields[at].expire_at_ms.is_some() {
+            self.volatile_count -= 1;
+        }
+        let Some(index) = &mut self.index else {
+            // Packed: keep the order, as deleting from a listpack does.
+            return self.fields.remove(at);
+        };
+        let hash = self.hasher.hash_one(self.fields[at].name.as_bytes());
+        index
+            .find_entry(hash, |&i| i == at)
+            .expect("every field is indexed")
+            .remove();
+        let last = self.fields.len() - 1;
+        if at != last {
+            let hash = self.hasher.hash_one(self.fields[last].name.as_bytes());
+            *index
+                .find_mut(hash, |&i| i == last)
+                .expect("every field is indexed") = at;
+        }
+        self.fields.swap_remove(at)
+    }
+
+    /// HINCRBY: adds `delta` to the integer in `name` (0 when absent), keeping its expiry;
+    /// the new value.
+    ///
+    /// # Errors
+    /// [`HashError::NotAnInteger`] when the value is not a canonical integer,
+    /// [`HashError::Overflow`] when the sum leaves the 64-bit range.
+    pub fn incr_by(
+        &mut self,
+        name: &[u8],
+        delta: i64,
+        limits: &HashLimits,
+        now_ms: u64,
+    ) -> Result<i64, HashError> {
+        let current = match self.get(name, now_ms) {
+            Some(value) => parse_canonical_i64(value).ok_or(HashError::NotAnInteger)?,
+            None => 0,
+        };
+        let next = current.checked_add(delta).ok_or(HashError::Overflow)?;
+        self.set(
+            name,
+            next.to_string().as_bytes(),
+            FieldTtl::Keep,
+            limits,
+            now_ms,
+        );
+        Ok(next)
+    }
+
+    /// HINCRBYFLOAT: adds `delta` to the number in `name` (0 when absent), keeping its
+    /// expiry; the new value's text, which is also what is stored.
+    ///
+    /// # Errors
+    /// [`HashError::NotAFloat`] when the value is not a number (Redis's `strtold` rules: no
+    /// surrounding space, not NaN), [`HashError::NotFinite`] when the sum is not finite.
+    pub fn incr_by_float(
+        &mut self,
+        name: &[u8],
+        delta: f64,
+        limits: &HashLimits,
+        now_ms: u64,
+    ) -> Result<String, HashError> {
+        let current = match self.get(name, now_ms) {
+            Some(value) => parse_float(value).ok_or(HashError::NotAFloat)?,
+            None => 0.0,
+        };
+        let next = current + delta;
+        if !next.is_finite() {
+            return Err(HashError::NotFinite);
+        }
+        // Shortest text that reads back as the same double, never in exponent form, as the
+        // server's INCRBYFLOAT writes it.
+        let text = format!("{next}");
+        self.set(name, text.as_bytes(), FieldTtl::Keep, limits, now_ms);
+        Ok(text)
+    }
+
+    /// HSCAN: from `cursor` (0 to start), at least `count` live fields when that many remain,
+    /// and the cursor to continue with (0 when done). A packed hash answers whole in one call,
+    /// as Redis does. Otherwise fields come in the order of their hash, and the cursor is the
+    /// next hash to visit, so every field present for the whole scan is returned exactly once
+    /// however the hash changes in between. Each call costs O(n log count).
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> (u64, Vec<(&[u8], &[u8])>) {
+        if self.index.is_none() {
+            return (0, self.iter(now_ms).collect());
+        }
+        let mut pending: Vec<(u64, usize)> = self
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_due(now_ms))
+            .map(|(at, f)| (self.hasher.hash_one(f.name.as_bytes()), at))
+            .filter(|&(hash, _)| hash >= cursor)
+            .collect();
+        let count = count.max(1);
+        let next_cursor = if pending.len() > count {
+            pending.select_nth_unstable(count - 1);
+            let boundary = pending[count - 1].0;
+            // Fields sharing the boundary's hash go together, since the cursor cannot split them.
+            let (mut taken, rest): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|&(hash, _)| hash <= boundary);
+            taken.sort_unstable();
+            pending = taken;
+            if rest.is_empty() {
+                0
+            } else {
+                boundary.wrapping_add(1)
+            }
+        } else {
+            0
+        };
+        let found = pending
+            .into_iter()
+            .map(|(_, at)| {
+                let field = &self.fields[at];
+                (field.name.as_bytes(), field.value.as_bytes())
+            })
+            .collect();
+        (next_cursor, found)
+    }
+
+    /// OBJECT ENCODING's answer, as Redis 7.4 would give it for the same history.
+    pub fn encoding_name(&self) -> &'static str {
+        match self.encoding() {
+            HashEncoding::Listpack => "listpack",
+            HashEncoding::ListpackEx => "listpackex",
+            HashEncoding::Hashtable => "hashtable",
+        }
+    }
+
+    /// The encoding Redis would report.
+    pub fn encoding(&self) -> HashEncoding {
+        match (&self.index, self.had_field_ttl) {
+            (Some(_), _) => HashEncoding::Hashtable,
+            (None, true) => HashEncoding::ListpackEx,
+            (None, false) => HashEncoding::Listpack,
+        }
+    }
+
+    /// Rough heap bytes: the fields' own heap, their slots, and the index if any.
+    pub fn heap_len(&self) -> usize {
+        let own: usize = self
+            .fields
+            .iter()
+            .map(|f| f.name.heap_len() + f.value.heap_len())
+            .sum();
+        own + self.fields.capacity() * std::mem::size_of::<Field>()
+            + self.index.as_ref().map_or(0, |index| {
+                index.capacity() * (std::mem::size_of::<usize>() + 1)
+            })
+    }
+}
+
+/// A hash value read as a number as Redis's `string2ld` reads it: the whole text, no leading
+/// space, not NaN (an infinity parses, and then fails the finiteness check of the sum).
+fn parse_float(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    (!value.is_nan()).then_some(value)
+}
+
+impl PartialEq for HashValue {
+    /// Same fields, values and expiries (order and encoding aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.fields.iter().all(|f| {
+                other.position(&f.name).is_some_and(|at| {
+                    let theirs = &other.fields[at];
+                    theirs.value == f.value && theirs.expire_at_ms == f.expire_at_ms
+                })
+            })
+    }
+}
+
+impl fmt::Debug for HashValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.fields.iter().map(|field| (&field.name, &field.value)))
+            .finish()
+    }
+}

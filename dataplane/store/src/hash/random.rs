@@ -1,0 +1,46 @@
+//! HRANDFIELD's sampling.
+
+use rand::Rng;
+
+use super::HashValue;
+
+impl HashValue {
+    /// HRANDFIELD key count: for a positive `count`, that many distinct live fields (all of
+    /// them, in the hash's order, when `count` is at least the size) in random order; for a
+    /// negative one, `-count` independent uniform picks that may repeat; none for 0. Due fields
+    /// are removed first.
+    pub fn random_fields(
+        &mut self,
+        count: i64,
+        now_ms: u64,
+        rng: &mut impl Rng,
+    ) -> Vec<(&[u8], &[u8])> {
+        self.remove_all_expired(now_ms);
+        let len = self.fields.len();
+        let pair = |at: usize| {
+            let field = &self.fields[at];
+            (field.name.as_bytes(), field.value.as_bytes())
+        };
+        if len == 0 || count == 0 {
+            return Vec::new();
+        }
+        if count < 0 {
+            let picks = count.unsigned_abs();
+            return (0..picks).map(|_| pair(rng.gen_range(0..len))).collect();
+        }
+        let wanted = usize::try_from(count).unwrap_or(usize::MAX);
+        if wanted >= len {
+            return (0..len).map(pair).collect();
+        }
+        // rand picks Floyd's method for few of many and a partial shuffle otherwise.
+        rand::seq::index::sample(rng, len, wanted)
+            .into_iter()
+            .map(pair)
+            .collect()
+    }
+
+    /// HRANDFIELD key: one uniformly random live field, due fields removed first.
+    pub fn random_field(&mut self, now_ms: u64, rng: &mut impl Rng) -> Option<(&[u8], &[u8])> {
+        self.random_fields(1, now_ms, rng).into_iter().next()
+    }
+}

@@ -23,6 +23,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod lfu;
+pub mod list;
 pub mod rate_limit;
 pub mod set;
 pub mod slot;
@@ -37,6 +38,7 @@ pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
     DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };
+pub use list::{ListLimits, ListValue};
 pub use set::SetValue;
 pub use tensor::TensorValue;
 pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value};

@@ -27,6 +27,7 @@ pub mod list;
 pub mod rate_limit;
 pub mod set;
 pub mod slot;
+pub mod stream;
 pub mod tensor;
 pub mod text_filter;
 pub mod value;
@@ -40,6 +41,7 @@ pub use keyspace::{
 };
 pub use list::{ListLimits, ListValue};
 pub use set::SetValue;
+pub use stream::{StreamError, StreamId, StreamValue};
 pub use tensor::TensorValue;
 pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value};
 pub use zset::SortedSet;

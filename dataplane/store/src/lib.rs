@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bitmap;
 pub mod bloom;
 pub mod compact;
 pub mod glob;

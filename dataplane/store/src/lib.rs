@@ -19,6 +19,7 @@
 pub mod bitmap;
 pub mod bloom;
 pub mod compact;
+pub mod geo;
 pub mod glob;
 pub mod hash;
 pub mod hyperloglog;

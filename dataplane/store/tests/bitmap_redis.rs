@@ -31,7 +31,8 @@ fn same_answers_as_redis() {
         let number = |at: usize| words.get(at).map(|w| w.parse::<i64>().expect("a number"));
         let got = match words[1] {
             "BITCOUNT" => {
-                let range = number(2).map(|start| (start, number(3).unwrap(), unit_of(words.get(4))));
+                let range =
+                    number(2).map(|start| (start, number(3).unwrap(), unit_of(words.get(4))));
                 bit_count(&bytes, range) as i64
             }
             "BITPOS" => {

@@ -24,7 +24,7 @@
 //! ```
 
 mod node;
-mod redis_size;
+pub(crate) mod redis_size;
 mod search;
 #[cfg(test)]
 mod tests;

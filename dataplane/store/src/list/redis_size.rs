@@ -1,4 +1,4 @@
-//! The bytes Redis's listpack would take for a list's elements, for the encoding decisions
+//! The bytes Redis's listpack would take for a list's elements (and a stream node's), for the decisions
 //! Redis makes from them (`quicklistNodeExceedsLimit`).
 
 use crate::value::parse_canonical_i64;
@@ -11,7 +11,7 @@ const SIZE_LIMITS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 const SIZE_SAFETY_LIMIT: usize = 8192;
 
 /// One element's bytes in a listpack: encoding, data and back-length.
-pub(super) fn entry_bytes(element: &[u8]) -> usize {
+pub(crate) fn entry_bytes(element: &[u8]) -> usize {
     let encoded = match parse_canonical_i64(element) {
         Some(0..=127) => 1,
         Some(-4096..=4095) => 2,

@@ -1,7 +1,23 @@
 //! A packed block of stream entries (Redis's listpack per radix-tree node): the IDs in order,
 //! and each entry's fields and values back to back as length-prefixed bytes.
+//!
+//! The block also keeps the size Redis's listpack would have for the same entries (its master
+//! entry, each entry's flags, ID deltas, field names unless they repeat the master's, values
+//! and back-count), because Redis starts a new node when that size would pass
+//! `stream-node-max-bytes`, and approximate trimming removes whole nodes only.
 
 use super::StreamId;
+use crate::list::redis_size::entry_bytes;
+
+/// Listpack header (total bytes, element count) and end marker.
+const LISTPACK_EMPTY_BYTES: usize = 7;
+/// An entry's flags when its fields repeat the master entry's.
+const FLAG_SAME_FIELDS: i64 = 2;
+
+/// Bytes a listpack integer takes.
+fn integer_bytes(value: i64) -> usize {
+    entry_bytes(value.to_string().as_bytes())
+}
 
 #[derive(Clone, Default)]
 pub(super) struct Block {
@@ -12,6 +28,14 @@ pub(super) struct Block {
     /// Entries deleted from this block since it was created; Redis counts them towards a
     /// node's fill (`stream-node-max-entries`), so the boundaries fall where Redis's do.
     pub(super) deleted: usize,
+    /// The last ID appended, deleted or not: Redis reads a node's last ID from its listpack,
+    /// where deleted entries stay, so approximate MINID trimming keeps a node whose deleted
+    /// tail is at or above the limit.
+    pub(super) last_appended: StreamId,
+    /// The field names of the block's first entry (Redis's master entry).
+    master_fields: Vec<Vec<u8>>,
+    /// Redis's listpack bytes for the entries (deleted ones included), master entry aside.
+    entries_bytes: usize,
 }
 
 fn push_varint(out: &mut Vec<u8>, mut value: usize) {
@@ -53,10 +77,50 @@ fn read_entry<'a>(data: &'a [u8], at: &mut usize) -> Vec<&'a [u8]> {
 }
 
 impl Block {
-    /// Appends an entry (its ID above every ID in the block).
-    pub(super) fn push(&mut self, id: StreamId, fields: &[&[u8]]) {
+    /// The size of Redis's listpack for this block.
+    pub(super) fn listpack_bytes(&self) -> usize {
+        LISTPACK_EMPTY_BYTES
+            + integer_bytes(self.ids.len() as i64)
+            + integer_bytes(self.deleted as i64)
+            + integer_bytes(self.master_fields.len() as i64)
+            + self
+                .master_fields
+                .iter()
+                .map(|f| entry_bytes(f))
+                .sum::<usize>()
+            + integer_bytes(0)
+            + self.entries_bytes
+    }
+
+    /// Appends an entry (its ID above every ID in the block, `master_id` the block's key).
+    pub(super) fn push(&mut self, id: StreamId, master_id: StreamId, fields: &[&[u8]]) {
         debug_assert!(self.ids.last().is_none_or(|&last| last < id));
+        let names: Vec<&[u8]> = fields.iter().step_by(2).copied().collect();
+        if self.ids.is_empty() && self.deleted == 0 && self.master_fields.is_empty() {
+            self.master_fields = names.iter().map(|name| name.to_vec()).collect();
+        }
+        let same_fields = names.len() == self.master_fields.len()
+            && names
+                .iter()
+                .zip(&self.master_fields)
+                .all(|(a, b)| *a == b.as_slice());
+        let field_count = names.len() as i64;
+        let mut bytes = integer_bytes(if same_fields { FLAG_SAME_FIELDS } else { 0 })
+            + integer_bytes(id.ms.wrapping_sub(master_id.ms) as i64)
+            + integer_bytes(id.seq.wrapping_sub(master_id.seq) as i64);
+        let mut pieces = field_count + 3;
+        if !same_fields {
+            bytes += integer_bytes(field_count);
+            pieces += field_count + 1;
+        }
+        for (at, item) in fields.iter().enumerate() {
+            if at % 2 == 1 || !same_fields {
+                bytes += entry_bytes(item);
+            }
+        }
+        self.entries_bytes += bytes + integer_bytes(pieces);
         self.ids.push(id);
+        self.last_appended = id;
         push_varint(&mut self.data, fields.len());
         for item in fields {
             push_varint(&mut self.data, item.len());

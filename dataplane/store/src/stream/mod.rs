@@ -3,9 +3,11 @@
 //!
 //! Entries live in packed blocks, a B-tree from each block's first ID to the block, as Redis
 //! keeps listpacks under a radix tree: a block takes entries until it holds
-//! `stream-node-max-entries` (deleted ones counted, as Redis counts them) or
-//! `stream-node-max-bytes`, and then a new block starts. Approximate trimming (`~`) removes
-//! whole blocks only, so its results follow the same block boundaries as Redis's.
+//! `stream-node-max-entries` (deleted ones counted, as Redis counts them) or until the size
+//! Redis's listpack would have reaches `stream-node-max-bytes` (computed entry by entry, see
+//! `block.rs`), and then a new block starts. Approximate trimming (`~`) removes whole blocks
+//! only, so its results follow the same block boundaries as Redis's;
+//! `tests/stream_redis.rs` checks that against a real redis-server.
 //!
 //! The bookkeeping XINFO shows is kept as Redis keeps it: the last generated ID, the number of
 //! entries ever added, the largest deleted ID, and the first entry's ID.
@@ -47,6 +49,8 @@ pub use id::{parse_add_id, parse_id, parse_range_bound, AddId, StreamId};
 pub const NODE_BYTES_MAX_DEFAULT: usize = 4096;
 /// `stream-node-max-entries`'s default.
 pub const NODE_ENTRIES_MAX_DEFAULT: usize = 100;
+/// Redis's ceiling on one node's listpack (`STREAM_LISTPACK_MAX_SIZE`).
+const LISTPACK_BYTES_MAX: usize = 1 << 30;
 /// Approximate trimming without LIMIT removes at most this many blocks' worth of entries per
 /// call (Redis's default LIMIT is 100 × `stream-node-max-entries`), so one XADD never stalls.
 pub const APPROXIMATE_TRIM_NODES_MAX: usize = 100;
@@ -54,7 +58,7 @@ pub const APPROXIMATE_TRIM_NODES_MAX: usize = 100;
 /// The settings that shape blocks (CONFIG's values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamLimits {
-    /// `stream-node-max-bytes`; 0 means no byte limit.
+    /// `stream-node-max-bytes`; 0 means Redis's ceiling of 1 GB.
     pub node_bytes_max: usize,
     /// `stream-node-max-entries`; 0 means no count limit.
     pub node_entries_max: usize,
@@ -275,18 +279,23 @@ impl StreamValue {
 
     fn append(&mut self, id: StreamId, fields: &[&[u8]], limits: &StreamLimits) {
         let added_bytes: usize = fields.iter().map(|item| item.len()).sum();
+        // Redis reads 0 or more than 1 GB as its listpack ceiling of 1 GB.
+        let bytes_max = match limits.node_bytes_max {
+            0 => LISTPACK_BYTES_MAX,
+            bytes => bytes.min(LISTPACK_BYTES_MAX),
+        };
         let tail_has_room = self.blocks.last_key_value().is_some_and(|(_, block)| {
-            let bytes_ok = limits.node_bytes_max == 0
-                || block.data.len() + added_bytes < limits.node_bytes_max;
+            let bytes_ok = block.listpack_bytes() + added_bytes < bytes_max;
             let entries_ok = limits.node_entries_max == 0 || block.fill() < limits.node_entries_max;
             bytes_ok && entries_ok
         });
         if tail_has_room {
             let mut tail = self.blocks.last_entry().expect("checked above");
-            tail.get_mut().push(id, fields);
+            let master_id = *tail.key();
+            tail.get_mut().push(id, master_id, fields);
         } else {
             let mut block = Block::default();
-            block.push(id, fields);
+            block.push(id, id, fields);
             self.blocks.insert(id, block);
         }
         if self.length == 0 {
@@ -395,10 +404,11 @@ impl StreamValue {
     }
 
     fn refresh_first_id(&mut self) {
+        // An exact trim can empty a block without removing it, as Redis leaves such a node.
         self.first_id = self
             .blocks
-            .first_key_value()
-            .and_then(|(_, block)| block.ids.first().copied())
+            .values()
+            .find_map(|block| block.ids.first().copied())
             .unwrap_or(StreamId::MIN);
     }
 
@@ -419,7 +429,7 @@ impl StreamValue {
             }
             let remove_whole = match options.strategy {
                 TrimStrategy::MaxLen(max_len) => self.length - entries >= max_len,
-                TrimStrategy::MinId(min_id) => block.ids.last().is_some_and(|&last| last < min_id),
+                TrimStrategy::MinId(min_id) => block.last_appended < min_id,
             };
             if remove_whole {
                 self.blocks.remove(&key);

@@ -134,7 +134,8 @@ impl StreamValue {
 
     /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]: claims up to
     /// `count` entries idle for `min_idle_ms`, looking at no more than ten times `count` PEL
-    /// entries, as Redis bounds the work.
+    /// entries, as Redis bounds the work. Pending entries found deleted from the stream are
+    /// dropped from the PEL and count towards `count`, as in Redis 7.0.15.
     ///
     /// # Errors
     /// [`StreamError::NoGroup`].
@@ -177,6 +178,9 @@ impl StreamValue {
             let Some(entry) = entry else {
                 group.forget(id);
                 deleted.push(id);
+                // Redis counts a deleted entry against COUNT too (its reply has room for
+                // COUNT IDs of each kind).
+                left -= 1;
                 continue;
             };
             let pending = &group.pending[&id];

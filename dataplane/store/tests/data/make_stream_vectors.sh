@@ -2,7 +2,8 @@
 # Regenerates stream_redis.txt: random XADD (with MAXLEN / MINID, = and ~, LIMIT), XDEL, XTRIM,
 # XREADGROUP and XACK against a real redis-server, with what XINFO says after each, for
 # tests/stream_redis.rs. Lines: "NODE_ENTRIES/NODE_BYTES COMMAND ARGS... = length blocks last-id
-# max-deleted-id entries-added first-id group-entries-read group-lag pending" ("nil" where
+# max-deleted-id entries-added first-id group-entries-read group-lag pending last-delivered
+# PEL" (the PEL as id/consumer/deliveries, comma separated; "nil" where
 # Redis answers nil). The key is "s" and the group "g", created first with MKSTREAM. One
 # redis-cli over a unix socket; no command may fail at the top level (redis-cli prints a
 # blank line after an error, which would shift the replies), so each runs under pcall.
@@ -35,24 +36,30 @@ awk 'function trim(r) { r = rand();
            else if (r < 0.7) print node, "XDEL s " int(ms - rand() * 30) "-0 " int(ms - rand() * 30) "-0"
            else if (r < 0.8) print node, "XTRIM s " (rand() < 0.5 ? "MAXLEN ~ " int(rand() * 50) : "MINID = " int(ms - rand() * 30))
            else if (r < 0.92) print node, "XREADGROUP GROUP g c" int(rand() * 2) " COUNT " (1 + int(rand() * 6)) " STREAMS s >"
-           else print node, "XACK s g " int(ms - rand() * 30) "-0 " int(ms - rand() * 30) "-0"
+           else if (r < 0.95) print node, "XACK s g " int(ms - rand() * 30) "-0 " int(ms - rand() * 30) "-0"
+           else if (r < 0.965) print node, "XCLAIM s g c" int(rand() * 3) " 0 " int(ms - rand() * 30) "-0 " int(ms - rand() * 30) "-0" (rand() < 0.3 ? " JUSTID" : "") (rand() < 0.3 ? " FORCE" : "") (rand() < 0.3 ? " RETRYCOUNT " int(rand() * 5) : "")
+           else if (r < 0.98) print node, "XAUTOCLAIM s g c" int(rand() * 3) " 0 " int(ms - rand() * 30) "-0 COUNT " (1 + int(rand() * 4)) (rand() < 0.3 ? " JUSTID" : "")
+           else if (r < 0.99) print node, "XREADGROUP GROUP g c" int(rand() * 3) " COUNT " (1 + int(rand() * 4)) " STREAMS s 0"
+           else if (r < 0.995) print node, "XGROUP DELCONSUMER s g c" int(rand() * 3)
+           else print node, "XGROUP SETID s g " int(ms - rand() * 30) "-0"
          }
        } }' >"$dir/script"
 probe="redis.pcall(unpack(ARGV));
 local function field(list, name) for i = 1, #list, 2 do if list[i] == name then return list[i + 1] end end end
 local function text(v) if v == false or v == nil then return 'nil' end return tostring(v) end
+local function pel() local out = {} for _, p in ipairs(redis.call('XPENDING', KEYS[1], 'g', '-', '+', 100000)) do out[#out + 1] = p[1] .. '/' .. p[2] .. '/' .. p[4] end return table.concat(out, ',') end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local group = redis.call('XINFO', 'GROUPS', KEYS[1])[1] or {}
 return table.concat({text(field(info, 'length')), text(field(info, 'radix-tree-keys')), text(field(info, 'last-generated-id')),
   text(field(info, 'max-deleted-entry-id')), text(field(info, 'entries-added')), text(field(info, 'recorded-first-entry-id')),
-  text(field(group, 'entries-read')), text(field(group, 'lag')), text(field(group, 'pending'))}, ' ')"
+  text(field(group, 'entries-read')), text(field(group, 'lag')), text(field(group, 'pending')), text(field(group, 'last-delivered-id')), pel()}, ' ')"
 probe=$(printf '%s' "$probe" | tr '\n' ' ')
 cut -d' ' -f2- "$dir/script" |
-    awk -v probe="$probe" '/^(CONFIG|DEL|XGROUP) / { print; next } { printf "EVAL \"%s\" 1 s %s\n", probe, $0 }' |
+    awk -v probe="$probe" '/^(CONFIG|DEL|XGROUP CREATE) / { print; next } { printf "EVAL \"%s\" 1 s %s\n", probe, $0 }' |
     redis-cli -s "$sock" >"$dir/replies"
 out="$here/stream_redis.txt"
 {
     echo "# $(redis-server --version | cut -d' ' -f1-3); regenerate with make_stream_vectors.sh"
-    paste -d'\t' "$dir/script" "$dir/replies" | awk -F'\t' '/ (CONFIG|DEL|XGROUP) / { next } { print $1 " = " $2 }'
+    paste -d'\t' "$dir/script" "$dir/replies" | awk -F'\t' '/ (CONFIG|DEL|XGROUP CREATE) / { next } { print $1 " = " $2 }'
 } >"$out"
 echo "wrote $out"

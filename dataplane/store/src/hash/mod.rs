@@ -226,7 +226,8 @@ impl HashValue {
     }
 
     /// Leaves the packed size class before a write of these names and values when one of them
-    /// is too long, as Redis's HSET checks all its arguments first (`hashTypeTryConversion`).
+    /// is too long, as Redis's HSET / HMSET check all their arguments first
+    /// (`hashTypeTryConversion`). HSETNX does not call it: Redis converts only when it sets.
     pub fn prepare_for<'a>(
         &mut self,
         arguments: impl IntoIterator<Item = &'a [u8]>,

@@ -103,8 +103,20 @@ impl Node {
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
-        let at = self.offsets()[index];
-        self.data.splice(at..at, encode(element));
+        // Grow to at most the node limit: doubling past it would leave up to half the buffer
+        // unused once the node is full.
+        let needed = self.data.len() + packed_len(element);
+        if needed > self.data.capacity() {
+            let target = (self.data.capacity() * 2).clamp(needed, NODE_BYTES_MAX.max(needed));
+            self.data.reserve_exact(target - self.data.len());
+        }
+        if index == self.count {
+            length_prefix(element.len(), &mut self.data);
+            self.data.extend_from_slice(element);
+        } else {
+            let at = self.offsets()[index];
+            self.data.splice(at..at, encode(element));
+        }
         self.count += 1;
     }
 

@@ -93,7 +93,7 @@ impl HashValue {
         let Some(at) = self.live_position_mut(name, now_ms) else {
             return ExpireOutcome::NoField;
         };
-        let current = self.fields[at].expire_at_ms;
+        let current = self.field_at(at).expire_at_ms;
         let allowed = match (condition, current) {
             (ExpireCondition::Always, _) => true,
             (ExpireCondition::Nx, current) => current.is_none(),
@@ -129,7 +129,7 @@ impl HashValue {
         let Some(at) = self.live_position_mut(name, now_ms) else {
             return PersistOutcome::NoField;
         };
-        if self.fields[at].expire_at_ms.is_none() {
+        if self.field_at(at).expire_at_ms.is_none() {
             return PersistOutcome::NoExpiry;
         }
         self.set_expiry_at(at, None);
@@ -147,7 +147,7 @@ impl HashValue {
         if self.volatile_count == 0 {
             return None;
         }
-        self.fields.iter().filter_map(|f| f.expire_at_ms).min()
+        self.all_fields().filter_map(|f| f.expire_at_ms).min()
     }
 
     /// Active expiry: looks at no more than `fields_checked_max` fields, resuming where the
@@ -159,13 +159,13 @@ impl HashValue {
         }
         let mut removed = 0;
         for _ in 0..fields_checked_max {
-            if self.fields.is_empty() || self.volatile_count == 0 {
+            if self.is_empty() || self.volatile_count == 0 {
                 break;
             }
-            if self.expiry_cursor >= self.fields.len() {
+            if self.expiry_cursor >= self.len() {
                 self.expiry_cursor = 0;
             }
-            if self.fields[self.expiry_cursor].is_due(now_ms) {
+            if self.field_at(self.expiry_cursor).is_due(now_ms) {
                 // Both kinds of removal put another field (or nothing) at the cursor: look
                 // at the same position again.
                 self.remove_at(self.expiry_cursor);
@@ -180,15 +180,15 @@ impl HashValue {
     /// Removes every due field (before an operation that must see only live ones, such as
     /// HRANDFIELD's sampling); how many it removed.
     pub fn remove_all_expired(&mut self, now_ms: u64) -> usize {
-        let before = self.fields.len();
+        let before = self.len();
         let mut at = 0;
-        while self.volatile_count > 0 && at < self.fields.len() {
-            if self.fields[at].is_due(now_ms) {
+        while self.volatile_count > 0 && at < self.len() {
+            if self.field_at(at).is_due(now_ms) {
                 self.remove_at(at);
             } else {
                 at += 1;
             }
         }
-        before - self.fields.len()
+        before - self.len()
     }
 }

@@ -1,11 +1,11 @@
 //! Hash values: fields with a value each and, as in Redis 7.4, an optional expiry per field
 //! (HSET, HGET, HINCRBY, HRANDFIELD, HSCAN, HEXPIRE...).
 //!
-//! Fields live in a vector. While the hash is small (Redis's `listpack` size class) that vector
-//! is all there is, searched linearly and kept in insertion order as a listpack is; past
-//! `hash-max-listpack-entries` fields, or once a field or value is longer than
-//! `hash-max-listpack-value`, a hash table of indexes into the vector is added (Redis's
-//! `hashtable`), and removal then swaps the last field into the hole. The vector gives
+//! While the hash is small (Redis's `listpack` size class) its fields live packed in one
+//! buffer, searched linearly and kept in insertion order as a listpack keeps them (see
+//! `packed.rs`). Past `hash-max-listpack-entries` fields, or once a field or value is longer
+//! than `hash-max-listpack-value`, they move to a vector with a hash table of indexes into it
+//! (Redis's `hashtable`); removal then swaps the last field into the hole, and the vector gives
 //! HRANDFIELD a uniform random field in O(1).
 //!
 //! A field whose expiry is due (at or before `now_ms`, as keys expire in [`crate::Keyspace`]) is
@@ -24,6 +24,7 @@
 //! ```
 
 mod expiry;
+mod packed;
 mod random;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ use hashbrown::HashTable;
 
 use crate::compact::CompactBytes;
 use crate::value::parse_canonical_i64;
+use packed::{FieldRef, Packed};
 
 pub use expiry::{ExpireCondition, ExpireOutcome, FieldExpiry, PersistOutcome};
 
@@ -117,18 +119,32 @@ struct Field {
 }
 
 impl Field {
-    fn is_due(&self, now_ms: u64) -> bool {
-        self.expire_at_ms.is_some_and(|at_ms| at_ms <= now_ms)
+    fn view(&self) -> FieldRef<'_> {
+        FieldRef {
+            name: &self.name,
+            value: &self.value,
+            expire_at_ms: self.expire_at_ms,
+        }
     }
+}
+
+/// The two size classes.
+#[derive(Clone)]
+enum Repr {
+    /// One buffer, searched linearly, in insertion order: Redis's listpack, whose size class
+    /// (at most `hash-max-listpack-entries` short fields) keeps the scans short.
+    Packed(Packed),
+    /// A vector of fields and a hash table of indexes into it, by name.
+    Table {
+        fields: Vec<Field>,
+        index: HashTable<usize>,
+    },
 }
 
 /// A hash.
 #[derive(Clone)]
 pub struct HashValue {
-    fields: Vec<Field>,
-    /// Index into `fields` by name; `None` in the packed size class, where a linear search over
-    /// at most `hash-max-listpack-entries` fields is what Redis does too.
-    index: Option<HashTable<usize>>,
+    repr: Repr,
     hasher: foldhash::fast::RandomState,
     /// Fields with an expiry.
     volatile_count: usize,
@@ -148,8 +164,7 @@ impl HashValue {
     /// An empty hash in the packed size class.
     pub fn new() -> Self {
         Self {
-            fields: Vec::new(),
-            index: None,
+            repr: Repr::Packed(Packed::default()),
             hasher: foldhash::fast::RandomState::default(),
             volatile_count: 0,
             had_field_ttl: false,
@@ -159,29 +174,52 @@ impl HashValue {
 
     /// Fields stored, due ones not yet removed included (what Redis's HLEN counts).
     pub fn len(&self) -> usize {
-        self.fields.len()
+        match &self.repr {
+            Repr::Packed(packed) => packed.len(),
+            Repr::Table { fields, .. } => fields.len(),
+        }
     }
 
     /// True when no field is stored (the keyspace never keeps such a hash).
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.len() == 0
+    }
+
+    /// Every stored field, due ones included, in storage order.
+    fn all_fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
+        let (packed, table) = match &self.repr {
+            Repr::Packed(packed) => (Some(packed.iter()), None),
+            Repr::Table { fields, .. } => (None, Some(fields.iter().map(Field::view))),
+        };
+        packed
+            .into_iter()
+            .flatten()
+            .chain(table.into_iter().flatten())
+    }
+
+    /// The field at position `at` (O(at) while packed).
+    fn field_at(&self, at: usize) -> FieldRef<'_> {
+        match &self.repr {
+            Repr::Packed(packed) => packed.get(at),
+            Repr::Table { fields, .. } => fields[at].view(),
+        }
     }
 
     /// Fields not due at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
         if self.volatile_count == 0 {
-            return self.fields.len();
+            return self.len();
         }
-        self.fields.iter().filter(|f| !f.is_due(now_ms)).count()
+        self.all_fields().filter(|f| !f.is_due(now_ms)).count()
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
-        match &self.index {
-            None => self.fields.iter().position(|f| f.name.as_bytes() == name),
-            Some(index) => {
+        match &self.repr {
+            Repr::Packed(packed) => packed.position(name),
+            Repr::Table { fields, index } => {
                 let hash = self.hasher.hash_one(name);
                 index
-                    .find(hash, |&at| self.fields[at].name.as_bytes() == name)
+                    .find(hash, |&at| fields[at].name.as_bytes() == name)
                     .copied()
             }
         }
@@ -190,21 +228,21 @@ impl HashValue {
     /// The position of `name` when it is there and not due; a due one is removed.
     fn live_position_mut(&mut self, name: &[u8], now_ms: u64) -> Option<usize> {
         let at = self.position(name)?;
-        if self.fields[at].is_due(now_ms) {
+        if self.field_at(at).is_due(now_ms) {
             self.remove_at(at);
             return None;
         }
         Some(at)
     }
 
-    fn live_field(&self, name: &[u8], now_ms: u64) -> Option<&Field> {
-        let field = &self.fields[self.position(name)?];
+    fn live_field(&self, name: &[u8], now_ms: u64) -> Option<FieldRef<'_>> {
+        let field = self.field_at(self.position(name)?);
         (!field.is_due(now_ms)).then_some(field)
     }
 
     /// HGET: the value of `name`, unless absent or due.
     pub fn get(&self, name: &[u8], now_ms: u64) -> Option<&[u8]> {
-        self.live_field(name, now_ms).map(|f| f.value.as_bytes())
+        self.live_field(name, now_ms).map(|f| f.value)
     }
 
     /// HEXISTS.
@@ -219,10 +257,9 @@ impl HashValue {
 
     /// HGETALL, HKEYS, HVALS: the live fields and values (insertion order while packed).
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields
-            .iter()
+        self.all_fields()
             .filter(move |f| !f.is_due(now_ms))
-            .map(|f| (f.name.as_bytes(), f.value.as_bytes()))
+            .map(|f| (f.name, f.value))
     }
 
     /// Leaves the packed size class before a write of these names and values when one of them
@@ -233,7 +270,7 @@ impl HashValue {
         arguments: impl IntoIterator<Item = &'a [u8]>,
         limits: &HashLimits,
     ) {
-        if self.index.is_none()
+        if matches!(self.repr, Repr::Packed(_))
             && arguments
                 .into_iter()
                 .any(|argument| argument.len() > limits.listpack_value_len_max)
@@ -242,15 +279,26 @@ impl HashValue {
         }
     }
 
+    /// Converts the packed size class to the table.
     fn build_index(&mut self) {
-        let mut index = HashTable::with_capacity(self.fields.len());
-        for (at, field) in self.fields.iter().enumerate() {
+        let Repr::Packed(packed) = &self.repr else {
+            return;
+        };
+        let fields: Vec<Field> = packed
+            .iter()
+            .map(|f| Field {
+                name: CompactBytes::new(f.name),
+                value: CompactBytes::new(f.value),
+                expire_at_ms: f.expire_at_ms,
+            })
+            .collect();
+        let mut index = HashTable::with_capacity(fields.len());
+        for (at, field) in fields.iter().enumerate() {
             let hash = self.hasher.hash_one(field.name.as_bytes());
-            let fields = &self.fields;
             let hasher = &self.hasher;
             index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
         }
-        self.index = Some(index);
+        self.repr = Repr::Table { fields, index };
     }
 
     /// HSET of one field: sets `name` to `value` with `ttl` deciding its expiry; true when the
@@ -263,7 +311,7 @@ impl HashValue {
         limits: &HashLimits,
         now_ms: u64,
     ) -> bool {
-        if self.index.is_none()
+        if matches!(self.repr, Repr::Packed(_))
             && (name.len() > limits.listpack_value_len_max
                 || value.len() > limits.listpack_value_len_max)
         {
@@ -271,10 +319,11 @@ impl HashValue {
         }
         let is_new = match self.live_position_mut(name, now_ms) {
             Some(at) => {
-                self.fields[at].value = CompactBytes::new(value);
-                if ttl != FieldTtl::Keep {
-                    self.set_expiry_at(at, None);
-                }
+                let expiry = match ttl {
+                    FieldTtl::Keep => self.field_at(at).expire_at_ms,
+                    FieldTtl::Clear | FieldTtl::At(_) => None,
+                };
+                self.write_at(at, value, expiry);
                 false
             }
             None => {
@@ -290,7 +339,7 @@ impl HashValue {
                 self.set_expiry_at(at, Some(at_ms));
             }
         }
-        if self.index.is_none() && self.fields.len() > limits.listpack_entries_max {
+        if matches!(self.repr, Repr::Packed(_)) && self.len() > limits.listpack_entries_max {
             self.build_index();
         }
         is_new
@@ -316,28 +365,46 @@ impl HashValue {
     }
 
     fn push_field(&mut self, name: &[u8], value: &[u8]) {
-        let at = self.fields.len();
-        self.fields.push(Field {
-            name: CompactBytes::new(name),
-            value: CompactBytes::new(value),
-            expire_at_ms: None,
-        });
-        if let Some(index) = &mut self.index {
-            let hash = self.hasher.hash_one(name);
-            let (fields, hasher) = (&self.fields, &self.hasher);
-            index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
+        match &mut self.repr {
+            Repr::Packed(packed) => packed.push(name, value),
+            Repr::Table { fields, index } => {
+                let at = fields.len();
+                fields.push(Field {
+                    name: CompactBytes::new(name),
+                    value: CompactBytes::new(value),
+                    expire_at_ms: None,
+                });
+                let hash = self.hasher.hash_one(name);
+                let hasher = &self.hasher;
+                index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
+            }
         }
     }
 
-    fn set_expiry_at(&mut self, at: usize, expire_at_ms: Option<u64>) {
-        let field = &mut self.fields[at];
-        match (field.expire_at_ms.is_some(), expire_at_ms.is_some()) {
+    /// Writes the value and expiry of the field at `at`, keeping the expiry count right.
+    fn write_at(&mut self, at: usize, value: &[u8], expire_at_ms: Option<u64>) {
+        let before = self.field_at(at).expire_at_ms;
+        match (before.is_some(), expire_at_ms.is_some()) {
             (false, true) => self.volatile_count += 1,
             (true, false) => self.volatile_count -= 1,
             _ => {}
         }
-        field.expire_at_ms = expire_at_ms;
         self.had_field_ttl |= expire_at_ms.is_some();
+        match &mut self.repr {
+            Repr::Packed(packed) => packed.replace(at, value, expire_at_ms),
+            Repr::Table { fields, .. } => {
+                let field = &mut fields[at];
+                if field.value.as_bytes() != value {
+                    field.value = CompactBytes::new(value);
+                }
+                field.expire_at_ms = expire_at_ms;
+            }
+        }
+    }
+
+    fn set_expiry_at(&mut self, at: usize, expire_at_ms: Option<u64>) {
+        let value = self.field_at(at).value.to_vec();
+        self.write_at(at, &value, expire_at_ms);
     }
 
     /// HDEL of one field: true when it was there and not due.
@@ -354,30 +421,34 @@ impl HashValue {
     /// HGETDEL of one field: its value when it was there and not due.
     pub fn take(&mut self, name: &[u8], now_ms: u64) -> Option<CompactBytes> {
         let at = self.live_position_mut(name, now_ms)?;
-        Some(self.remove_at(at).value)
+        Some(self.remove_at(at))
     }
 
-    fn remove_at(&mut self, at: usize) -> Field {
-        if self.fields[at].expire_at_ms.is_some() {
+    /// Removes the field at `at`; its value.
+    fn remove_at(&mut self, at: usize) -> CompactBytes {
+        if self.field_at(at).expire_at_ms.is_some() {
             self.volatile_count -= 1;
         }
-        let Some(index) = &mut self.index else {
-            // Packed: keep the order, as deleting from a listpack does.
-            return self.fields.remove(at);
+        let (fields, index) = match &mut self.repr {
+            Repr::Packed(packed) => {
+                // Packed: keep the order, as deleting from a listpack does.
+                return CompactBytes::from_vec(packed.remove(at).1);
+            }
+            Repr::Table { fields, index } => (fields, index),
         };
-        let hash = self.hasher.hash_one(self.fields[at].name.as_bytes());
+        let hash = self.hasher.hash_one(fields[at].name.as_bytes());
         index
             .find_entry(hash, |&i| i == at)
             .expect("every field is indexed")
             .remove();
-        let last = self.fields.len() - 1;
+        let last = fields.len() - 1;
         if at != last {
-            let hash = self.hasher.hash_one(self.fields[last].name.as_bytes());
+            let hash = self.hasher.hash_one(fields[last].name.as_bytes());
             *index
                 .find_mut(hash, |&i| i == last)
                 .expect("every field is indexed") = at;
         }
-        self.fields.swap_remove(at)
+        fields.swap_remove(at).value
     }
 
     /// HINCRBY: adds `delta` to the integer in `name` (0 when absent), keeping its expiry;
@@ -442,14 +513,13 @@ impl HashValue {
     /// next hash to visit, so every field present for the whole scan is returned exactly once
     /// however the hash changes in between. Each call costs O(n log count).
     pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> (u64, Vec<(&[u8], &[u8])>) {
-        if self.index.is_none() {
+        let Repr::Table { fields, .. } = &self.repr else {
             return (0, self.iter(now_ms).collect());
-        }
-        let mut pending: Vec<(u64, usize)> = self
-            .fields
+        };
+        let mut pending: Vec<(u64, usize)> = fields
             .iter()
             .enumerate()
-            .filter(|(_, f)| !f.is_due(now_ms))
+            .filter(|(_, f)| !f.view().is_due(now_ms))
             .map(|(at, f)| (self.hasher.hash_one(f.name.as_bytes()), at))
             .filter(|&(hash, _)| hash >= cursor)
             .collect();
@@ -473,7 +543,7 @@ impl HashValue {
         let found = pending
             .into_iter()
             .map(|(_, at)| {
-                let field = &self.fields[at];
+                let field = &fields[at];
                 (field.name.as_bytes(), field.value.as_bytes())
             })
             .collect();
@@ -491,24 +561,26 @@ impl HashValue {
 
     /// The encoding Redis would report.
     pub fn encoding(&self) -> HashEncoding {
-        match (&self.index, self.had_field_ttl) {
-            (Some(_), _) => HashEncoding::Hashtable,
-            (None, true) => HashEncoding::ListpackEx,
-            (None, false) => HashEncoding::Listpack,
+        match (&self.repr, self.had_field_ttl) {
+            (Repr::Table { .. }, _) => HashEncoding::Hashtable,
+            (Repr::Packed(_), true) => HashEncoding::ListpackEx,
+            (Repr::Packed(_), false) => HashEncoding::Listpack,
         }
     }
 
-    /// Rough heap bytes: the fields' own heap, their slots, and the index if any.
+    /// Rough heap bytes: the packed buffer, or the fields' own heap, their slots and the index.
     pub fn heap_len(&self) -> usize {
-        let own: usize = self
-            .fields
-            .iter()
-            .map(|f| f.name.heap_len() + f.value.heap_len())
-            .sum();
-        own + self.fields.capacity() * std::mem::size_of::<Field>()
-            + self.index.as_ref().map_or(0, |index| {
-                index.capacity() * (std::mem::size_of::<usize>() + 1)
-            })
+        match &self.repr {
+            Repr::Packed(packed) => packed.heap_len(),
+            Repr::Table { fields, index } => {
+                let own: usize = fields
+                    .iter()
+                    .map(|f| f.name.heap_len() + f.value.heap_len())
+                    .sum();
+                own + fields.capacity() * std::mem::size_of::<Field>()
+                    + index.capacity() * (std::mem::size_of::<usize>() + 1)
+            }
+        }
     }
 }
 
@@ -527,11 +599,10 @@ impl PartialEq for HashValue {
     /// Same fields, values and expiries (order and encoding aside).
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
-            && self.fields.iter().all(|f| {
-                other.position(&f.name).is_some_and(|at| {
-                    let theirs = &other.fields[at];
-                    theirs.value == f.value && theirs.expire_at_ms == f.expire_at_ms
-                })
+            && self.all_fields().all(|f| {
+                other
+                    .position(f.name)
+                    .is_some_and(|at| other.field_at(at) == f)
             })
     }
 }
@@ -539,7 +610,12 @@ impl PartialEq for HashValue {
 impl fmt::Debug for HashValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.fields.iter().map(|field| (&field.name, &field.value)))
+            .entries(self.all_fields().map(|field| {
+                (
+                    String::from_utf8_lossy(field.name),
+                    String::from_utf8_lossy(field.value),
+                )
+            }))
             .finish()
     }
 }

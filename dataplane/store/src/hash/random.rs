@@ -2,7 +2,7 @@
 
 use rand::Rng;
 
-use super::HashValue;
+use super::{HashValue, Repr};
 
 impl HashValue {
     /// HRANDFIELD key count: for a positive `count`, that many distinct live fields (all of
@@ -16,10 +16,16 @@ impl HashValue {
         rng: &mut impl Rng,
     ) -> Vec<(&[u8], &[u8])> {
         self.remove_all_expired(now_ms);
-        let len = self.fields.len();
-        let pair = |at: usize| {
-            let field = &self.fields[at];
-            (field.name.as_bytes(), field.value.as_bytes())
+        let len = self.len();
+        // Packed fields are found by walking the buffer, so gather them once; a table's are
+        // indexed directly.
+        let packed: Vec<(&[u8], &[u8])> = match &self.repr {
+            Repr::Packed(packed) => packed.iter().map(|f| (f.name, f.value)).collect(),
+            Repr::Table { .. } => Vec::new(),
+        };
+        let pair = |at: usize| match &self.repr {
+            Repr::Packed(_) => packed[at],
+            Repr::Table { fields, .. } => (fields[at].name.as_bytes(), fields[at].value.as_bytes()),
         };
         if len == 0 || count == 0 {
             return Vec::new();

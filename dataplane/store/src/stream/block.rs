@@ -1,5 +1,6 @@
 //! A packed block of stream entries (Redis's listpack per radix-tree node): the IDs in order,
-//! and each entry's fields and values back to back as length-prefixed bytes.
+//! and each entry's fields and values back to back as length-prefixed bytes, field names left
+//! out when they repeat the block's first entry's.
 //!
 //! The block also keeps the size Redis's listpack would have for the same entries (its master
 //! entry, each entry's flags, ID deltas, field names unless they repeat the master's, values
@@ -63,17 +64,27 @@ fn read_varint(data: &[u8], at: &mut usize) -> usize {
     }
 }
 
-/// Reads the entry at `at`, moving `at` past it; its fields and values, alternating.
-fn read_entry<'a>(data: &'a [u8], at: &mut usize) -> Vec<&'a [u8]> {
-    let count = read_varint(data, at);
-    (0..count)
-        .map(|_| {
-            let len = read_varint(data, at);
-            let item = &data[*at..*at + len];
-            *at += len;
-            item
-        })
-        .collect()
+/// Reads the entry at `at`, moving `at` past it; its fields and values, alternating. An entry
+/// whose field names repeat the block's first entry's stores its values only (as Redis's
+/// SAMEFIELDS flag does): its header is the field count shifted left once, with the low bit
+/// set for that case.
+fn read_entry<'a>(data: &'a [u8], master_fields: &'a [Vec<u8>], at: &mut usize) -> Vec<&'a [u8]> {
+    let header = read_varint(data, at);
+    let (count, same_fields) = (header >> 1, header & 1 == 1);
+    let mut read_item = || {
+        let len = read_varint(data, at);
+        let item = &data[*at..*at + len];
+        *at += len;
+        item
+    };
+    if same_fields {
+        master_fields
+            .iter()
+            .flat_map(|name| [name.as_slice(), read_item()])
+            .collect()
+    } else {
+        (0..count).map(|_| read_item()).collect()
+    }
 }
 
 impl Block {
@@ -121,11 +132,19 @@ impl Block {
         self.entries_bytes += bytes + integer_bytes(pieces);
         self.ids.push(id);
         self.last_appended = id;
-        push_varint(&mut self.data, fields.len());
-        for item in fields {
-            push_varint(&mut self.data, item.len());
-            self.data.extend_from_slice(item);
+        push_varint(&mut self.data, fields.len() << 1 | usize::from(same_fields));
+        for (at, item) in fields.iter().enumerate() {
+            if at % 2 == 1 || !same_fields {
+                push_varint(&mut self.data, item.len());
+                self.data.extend_from_slice(item);
+            }
         }
+    }
+
+    /// Gives back the spare capacity of a block that takes no more entries.
+    pub(super) fn seal(&mut self) {
+        self.ids.shrink_to_fit();
+        self.data.shrink_to_fit();
     }
 
     /// Entries held and deleted, the count Redis compares with `stream-node-max-entries`.
@@ -138,7 +157,7 @@ impl Block {
         let mut at = 0;
         self.ids
             .iter()
-            .map(move |&id| (id, read_entry(&self.data, &mut at)))
+            .map(move |&id| (id, read_entry(&self.data, &self.master_fields, &mut at)))
     }
 
     /// Removes the entries whose index `remove` picks; how many went.
@@ -151,7 +170,7 @@ impl Block {
         let mut at = 0;
         for (index, &id) in self.ids.iter().enumerate() {
             let start = at;
-            read_entry(&self.data, &mut at);
+            read_entry(&self.data, &self.master_fields, &mut at);
             if !remove(index, id) {
                 ids.push(id);
                 data.extend_from_slice(&self.data[start..at]);

@@ -289,6 +289,11 @@ impl StreamValue {
             let entries_ok = limits.node_entries_max == 0 || block.fill() < limits.node_entries_max;
             bytes_ok && entries_ok
         });
+        if !tail_has_room {
+            if let Some(mut tail) = self.blocks.last_entry() {
+                tail.get_mut().seal();
+            }
+        }
         if tail_has_room {
             let mut tail = self.blocks.last_entry().expect("checked above");
             let master_id = *tail.key();

@@ -22,9 +22,13 @@ fn integer_bytes(value: i64) -> usize {
 
 #[derive(Clone, Default)]
 pub(super) struct Block {
-    /// IDs of the live entries, ascending.
-    pub(super) ids: Vec<StreamId>,
-    /// For each live entry: a field count, then each field and value as length and bytes.
+    /// The block's key: the first ID it took (Redis's master ID). Entry IDs are stored as
+    /// differences from it.
+    master_id: StreamId,
+    /// Live entries.
+    count: usize,
+    /// For each live entry: its ID's millisecond difference from the master ID and its
+    /// sequence, then a header, then its items as length and bytes (see [`read_entry`]).
     pub(super) data: Vec<u8>,
     /// Entries deleted from this block since it was created; Redis counts them towards a
     /// node's fill (`stream-node-max-entries`), so the boundaries fall where Redis's do.
@@ -64,11 +68,18 @@ fn read_varint(data: &[u8], at: &mut usize) -> usize {
     }
 }
 
-/// Reads the entry at `at`, moving `at` past it; its fields and values, alternating. An entry
-/// whose field names repeat the block's first entry's stores its values only (as Redis's
-/// SAMEFIELDS flag does): its header is the field count shifted left once, with the low bit
-/// set for that case.
-fn read_entry<'a>(data: &'a [u8], master_fields: &'a [Vec<u8>], at: &mut usize) -> Vec<&'a [u8]> {
+/// Reads the entry at `at`, moving `at` past it: its ID and its fields and values,
+/// alternating. An entry whose field names repeat the block's first entry's stores its values
+/// only (as Redis's SAMEFIELDS flag does): its header is the field count shifted left once,
+/// with the low bit set for that case.
+fn read_entry<'a>(
+    data: &'a [u8],
+    master: (StreamId, &'a [Vec<u8>]),
+    at: &mut usize,
+) -> (StreamId, Vec<&'a [u8]>) {
+    let (master_id, master_fields) = master;
+    let ms = master_id.ms + read_varint(data, at) as u64;
+    let id = StreamId::new(ms, read_varint(data, at) as u64);
     let header = read_varint(data, at);
     let (count, same_fields) = (header >> 1, header & 1 == 1);
     let mut read_item = || {
@@ -77,21 +88,22 @@ fn read_entry<'a>(data: &'a [u8], master_fields: &'a [Vec<u8>], at: &mut usize) 
         *at += len;
         item
     };
-    if same_fields {
+    let items = if same_fields {
         master_fields
             .iter()
             .flat_map(|name| [name.as_slice(), read_item()])
             .collect()
     } else {
         (0..count).map(|_| read_item()).collect()
-    }
+    };
+    (id, items)
 }
 
 impl Block {
     /// The size of Redis's listpack for this block.
     pub(super) fn listpack_bytes(&self) -> usize {
         LISTPACK_EMPTY_BYTES
-            + integer_bytes(self.ids.len() as i64)
+            + integer_bytes(self.count as i64)
             + integer_bytes(self.deleted as i64)
             + integer_bytes(self.master_fields.len() as i64)
             + self
@@ -105,9 +117,10 @@ impl Block {
 
     /// Appends an entry (its ID above every ID in the block, `master_id` the block's key).
     pub(super) fn push(&mut self, id: StreamId, master_id: StreamId, fields: &[&[u8]]) {
-        debug_assert!(self.ids.last().is_none_or(|&last| last < id));
+        debug_assert!(self.last_appended < id || self.fill() == 0);
         let names: Vec<&[u8]> = fields.iter().step_by(2).copied().collect();
-        if self.ids.is_empty() && self.deleted == 0 && self.master_fields.is_empty() {
+        if self.fill() == 0 {
+            self.master_id = master_id;
             self.master_fields = names.iter().map(|name| name.to_vec()).collect();
         }
         let same_fields = names.len() == self.master_fields.len()
@@ -130,8 +143,11 @@ impl Block {
             }
         }
         self.entries_bytes += bytes + integer_bytes(pieces);
-        self.ids.push(id);
+        self.count += 1;
         self.last_appended = id;
+        // Sequences are stored whole: a delta from the master's could be negative.
+        push_varint(&mut self.data, (id.ms - master_id.ms) as usize);
+        push_varint(&mut self.data, id.seq as usize);
         push_varint(&mut self.data, fields.len() << 1 | usize::from(same_fields));
         for (at, item) in fields.iter().enumerate() {
             if at % 2 == 1 || !same_fields {
@@ -143,21 +159,43 @@ impl Block {
 
     /// Gives back the spare capacity of a block that takes no more entries.
     pub(super) fn seal(&mut self) {
-        self.ids.shrink_to_fit();
         self.data.shrink_to_fit();
     }
 
     /// Entries held and deleted, the count Redis compares with `stream-node-max-entries`.
     pub(super) fn fill(&self) -> usize {
-        self.ids.len() + self.deleted
+        self.count + self.deleted
+    }
+
+    /// Live entries.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when every entry was deleted.
+    pub(super) fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     /// The live entries, in ID order.
     pub(super) fn entries(&self) -> impl Iterator<Item = (StreamId, Vec<&[u8]>)> + '_ {
         let mut at = 0;
-        self.ids
-            .iter()
-            .map(move |&id| (id, read_entry(&self.data, &self.master_fields, &mut at)))
+        let master = (self.master_id, self.master_fields.as_slice());
+        std::iter::from_fn(move || {
+            (at < self.data.len()).then(|| read_entry(&self.data, master, &mut at))
+        })
+    }
+
+    /// The first live entry's ID.
+    pub(super) fn first_id(&self) -> Option<StreamId> {
+        self.entries().next().map(|(id, _)| id)
+    }
+
+    /// The position of the entry with this ID.
+    pub(super) fn index_of(&self, id: StreamId) -> Option<usize> {
+        self.entries()
+            .take_while(|&(found, _)| found <= id)
+            .position(|(found, _)| found == id)
     }
 
     /// Removes the entries whose index `remove` picks; how many went.
@@ -165,20 +203,21 @@ impl Block {
         &mut self,
         mut remove: impl FnMut(usize, StreamId) -> bool,
     ) -> usize {
-        let mut ids = Vec::with_capacity(self.ids.len());
         let mut data = Vec::with_capacity(self.data.len());
-        let mut at = 0;
-        for (index, &id) in self.ids.iter().enumerate() {
+        let master = (self.master_id, self.master_fields.as_slice());
+        let (mut at, mut index, mut removed) = (0, 0, 0);
+        while at < self.data.len() {
             let start = at;
-            read_entry(&self.data, &self.master_fields, &mut at);
-            if !remove(index, id) {
-                ids.push(id);
+            let (id, _) = read_entry(&self.data, master, &mut at);
+            if remove(index, id) {
+                removed += 1;
+            } else {
                 data.extend_from_slice(&self.data[start..at]);
             }
+            index += 1;
         }
-        let removed = self.ids.len() - ids.len();
+        self.count -= removed;
         self.deleted += removed;
-        self.ids = ids;
         self.data = data;
         removed
     }

@@ -355,7 +355,7 @@ impl StreamValue {
                 }
                 found.push(item);
             }
-            if block.ids.first().is_some_and(|&first| first <= start) {
+            if block.first_id().is_some_and(|first| first <= start) {
                 break;
             }
         }
@@ -372,7 +372,7 @@ impl StreamValue {
         self.blocks
             .range(..=id)
             .next_back()
-            .is_some_and(|(_, block)| block.ids.binary_search(&id).is_ok())
+            .is_some_and(|(_, block)| block.index_of(id).is_some())
     }
 
     /// The first and last entries.
@@ -390,11 +390,11 @@ impl StreamValue {
             let Some((&key, block)) = self.blocks.range_mut(..=id).next_back() else {
                 continue;
             };
-            let Ok(at) = block.ids.binary_search(&id) else {
+            let Some(at) = block.index_of(id) else {
                 continue;
             };
             block.remove_where(|index, _| index == at);
-            if block.ids.is_empty() {
+            if block.is_empty() {
                 self.blocks.remove(&key);
             }
             self.length -= 1;
@@ -413,7 +413,7 @@ impl StreamValue {
         self.first_id = self
             .blocks
             .values()
-            .find_map(|block| block.ids.first().copied())
+            .find_map(Block::first_id)
             .unwrap_or(StreamId::MIN);
     }
 
@@ -428,7 +428,7 @@ impl StreamValue {
         };
         let mut deleted = 0;
         while let Some((&key, block)) = self.blocks.first_key_value() {
-            let entries = block.ids.len();
+            let entries = block.len();
             if limit != 0 && deleted + entries > limit {
                 break;
             }
@@ -553,7 +553,6 @@ impl StreamValue {
             .values()
             .map(|block| {
                 block.data.capacity()
-                    + block.ids.capacity() * std::mem::size_of::<StreamId>()
                     + std::mem::size_of::<Block>()
                     + std::mem::size_of::<StreamId>()
             })

@@ -111,11 +111,15 @@ pub enum FieldTtl {
     At(u64),
 }
 
+/// A field's `expire_at_ms` when it has none. Time 0 can stand for "none": a field given a
+/// time already due is deleted, never stored with it. (An `Option` would add 8 bytes a field.)
+const NO_EXPIRY: u64 = 0;
+
 #[derive(Clone)]
 struct Field {
     name: CompactBytes,
     value: CompactBytes,
-    expire_at_ms: Option<u64>,
+    expire_at_ms: u64,
 }
 
 impl Field {
@@ -123,9 +127,17 @@ impl Field {
         FieldRef {
             name: &self.name,
             value: &self.value,
-            expire_at_ms: self.expire_at_ms,
+            expire_at_ms: (self.expire_at_ms != NO_EXPIRY).then_some(self.expire_at_ms),
         }
     }
+}
+
+/// A position in the table's field vector, as the index stores it: 4 bytes, not 8, since a
+/// hash never holds 2^32 fields (the table asserts it).
+type Slot = u32;
+
+fn slot(at: usize) -> Slot {
+    Slot::try_from(at).expect("a hash holds fewer than 2^32 fields")
 }
 
 /// The two size classes.
@@ -137,7 +149,7 @@ enum Repr {
     /// A vector of fields and a hash table of indexes into it, by name.
     Table {
         fields: Vec<Field>,
-        index: HashTable<usize>,
+        index: HashTable<Slot>,
     },
 }
 
@@ -219,8 +231,8 @@ impl HashValue {
             Repr::Table { fields, index } => {
                 let hash = self.hasher.hash_one(name);
                 index
-                    .find(hash, |&at| fields[at].name.as_bytes() == name)
-                    .copied()
+                    .find(hash, |&at| fields[at as usize].name.as_bytes() == name)
+                    .map(|&at| at as usize)
             }
         }
     }
@@ -289,14 +301,16 @@ impl HashValue {
             .map(|f| Field {
                 name: CompactBytes::new(f.name),
                 value: CompactBytes::new(f.value),
-                expire_at_ms: f.expire_at_ms,
+                expire_at_ms: f.expire_at_ms.unwrap_or(NO_EXPIRY),
             })
             .collect();
         let mut index = HashTable::with_capacity(fields.len());
         for (at, field) in fields.iter().enumerate() {
             let hash = self.hasher.hash_one(field.name.as_bytes());
             let hasher = &self.hasher;
-            index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
+            index.insert_unique(hash, slot(at), |&at| {
+                hasher.hash_one(fields[at as usize].name.as_bytes())
+            });
         }
         self.repr = Repr::Table { fields, index };
     }
@@ -372,11 +386,13 @@ impl HashValue {
                 fields.push(Field {
                     name: CompactBytes::new(name),
                     value: CompactBytes::new(value),
-                    expire_at_ms: None,
+                    expire_at_ms: NO_EXPIRY,
                 });
                 let hash = self.hasher.hash_one(name);
                 let hasher = &self.hasher;
-                index.insert_unique(hash, at, |&at| hasher.hash_one(fields[at].name.as_bytes()));
+                index.insert_unique(hash, slot(at), |&at| {
+                    hasher.hash_one(fields[at as usize].name.as_bytes())
+                });
             }
         }
     }
@@ -397,7 +413,7 @@ impl HashValue {
                 if field.value.as_bytes() != value {
                     field.value = CompactBytes::new(value);
                 }
-                field.expire_at_ms = expire_at_ms;
+                field.expire_at_ms = expire_at_ms.unwrap_or(NO_EXPIRY);
             }
         }
     }
@@ -438,15 +454,15 @@ impl HashValue {
         };
         let hash = self.hasher.hash_one(fields[at].name.as_bytes());
         index
-            .find_entry(hash, |&i| i == at)
+            .find_entry(hash, |&i| i == slot(at))
             .expect("every field is indexed")
             .remove();
         let last = fields.len() - 1;
         if at != last {
             let hash = self.hasher.hash_one(fields[last].name.as_bytes());
             *index
-                .find_mut(hash, |&i| i == last)
-                .expect("every field is indexed") = at;
+                .find_mut(hash, |&i| i == slot(last))
+                .expect("every field is indexed") = slot(at);
         }
         fields.swap_remove(at).value
     }
@@ -578,7 +594,7 @@ impl HashValue {
                     .map(|f| f.name.heap_len() + f.value.heap_len())
                     .sum();
                 own + fields.capacity() * std::mem::size_of::<Field>()
-                    + index.capacity() * (std::mem::size_of::<usize>() + 1)
+                    + index.capacity() * (std::mem::size_of::<Slot>() + 1)
             }
         }
     }

@@ -28,7 +28,7 @@ impl StreamValue {
         })
     }
 
-    /// XPENDING key group [IDLE min] start end count [consumer].
+    /// `XPENDING key group [IDLE min] start end count [consumer]`.
     ///
     /// # Errors
     /// [`StreamError::NoGroup`].
@@ -69,7 +69,7 @@ impl StreamValue {
             .collect())
     }
 
-    /// XCLAIM key group consumer min-idle-time id... [options]: the entries claimed (fields left
+    /// `XCLAIM key group consumer min-idle-time id... [options]`: the entries claimed (fields left
     /// empty with JUSTID). Pending IDs no longer in the stream are dropped from the PEL.
     ///
     /// # Errors
@@ -132,7 +132,7 @@ impl StreamValue {
         Ok(claimed)
     }
 
-    /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]: claims up to
+    /// `XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]`: claims up to
     /// `count` entries idle for `min_idle_ms`, looking at no more than ten times `count` PEL
     /// entries, as Redis bounds the work. Pending entries found deleted from the stream are
     /// dropped from the PEL and count towards `count`, as in Redis 7.0.15.

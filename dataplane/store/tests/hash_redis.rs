@@ -22,7 +22,7 @@ fn apply(hash: &mut HashValue, words: &[&str], limits: &HashLimits) -> String {
         }
         "HDEL" => args
             .iter()
-            .filter(|field| hash.remove(field, 0))
+            .filter(|field| hash.remove(field))
             .count()
             .to_string(),
         "HINCRBY" => {

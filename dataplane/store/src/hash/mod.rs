@@ -423,9 +423,12 @@ impl HashValue {
         self.write_at(at, &value, expire_at_ms);
     }
 
-    /// HDEL of one field: true when it was there and not due.
-    pub fn remove(&mut self, name: &[u8], now_ms: u64) -> bool {
-        match self.live_position_mut(name, now_ms) {
+    /// HDEL of one field: true when it was stored.
+    ///
+    /// A due field not yet removed counts as there, as in Redis 7.4 (its tests check that HDEL
+    /// of an expired field answers 1: checking expiry first was judged not worth the cost).
+    pub fn remove(&mut self, name: &[u8]) -> bool {
+        match self.position(name) {
             Some(at) => {
                 self.remove_at(at);
                 true
@@ -467,19 +470,20 @@ impl HashValue {
         fields.swap_remove(at).value
     }
 
-    /// HSCAN: from `cursor` (0 to start), at least `count` live fields when that many remain,
-    /// and the cursor to continue with (0 when done). A packed hash answers whole in one call,
-    /// as Redis does. Otherwise fields come in the order of their hash, and the cursor is the
+    /// HSCAN: from `cursor` (0 to start), the live fields among the next `count` stored ones
+    /// (so possibly none), and the cursor to continue with (0 when done). A packed hash answers
+    /// whole in one call, as Redis does. Otherwise fields come in the order of their hash, and the cursor is the
     /// next hash to visit, so every field present for the whole scan is returned exactly once
     /// however the hash changes in between. Each call costs O(n log count).
     pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> (u64, Vec<(&[u8], &[u8])>) {
         let Repr::Table { fields, .. } = &self.repr else {
             return (0, self.iter(now_ms).collect());
         };
+        // Due fields take part in the selection and are left out of the answer, so a call's
+        // work stays bounded by `count` and may answer nothing, as Redis's bucket walk does.
         let mut pending: Vec<(u64, usize)> = fields
             .iter()
             .enumerate()
-            .filter(|(_, f)| !f.view().is_due(now_ms))
             .map(|(at, f)| (self.hasher.hash_one(f.name.as_bytes()), at))
             .filter(|&(hash, _)| hash >= cursor)
             .collect();
@@ -502,6 +506,7 @@ impl HashValue {
         };
         let found = pending
             .into_iter()
+            .filter(|&(_, at)| !fields[at].view().is_due(now_ms))
             .map(|(_, at)| {
                 let field = &fields[at];
                 (field.name.as_bytes(), field.value.as_bytes())

@@ -10,15 +10,28 @@ const SIZE_LIMITS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// With a count limit Redis still caps a listpack at 8 KB (`SIZE_SAFETY_LIMIT`).
 const SIZE_SAFETY_LIMIT: usize = 8192;
 
-/// One element's bytes in a listpack: encoding, data and back-length.
+/// Bytes of a listpack integer's encoding (its back-length is one more byte: at most 9 < 128).
+fn integer_encoded_bytes(value: i64) -> usize {
+    match value {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8_388_608..=8_388_607 => 4,
+        -2_147_483_648..=2_147_483_647 => 5,
+        _ => 9,
+    }
+}
+
+/// One integer's bytes in a listpack, back-length included.
+pub(crate) fn integer_entry_bytes(value: i64) -> usize {
+    integer_encoded_bytes(value) + 1
+}
+
+/// One element's bytes in a listpack: encoding, data and back-length (a string that is a
+/// canonical integer is stored as the integer, as Redis stores it).
 pub(crate) fn entry_bytes(element: &[u8]) -> usize {
     let encoded = match parse_canonical_i64(element) {
-        Some(0..=127) => 1,
-        Some(-4096..=4095) => 2,
-        Some(-32768..=32767) => 3,
-        Some(-8_388_608..=8_388_607) => 4,
-        Some(-2_147_483_648..=2_147_483_647) => 5,
-        Some(_) => 9,
+        Some(value) => integer_encoded_bytes(value),
         None if element.len() < 64 => 1 + element.len(),
         None if element.len() < 4096 => 2 + element.len(),
         None => 5 + element.len(),

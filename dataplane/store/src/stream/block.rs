@@ -8,7 +8,7 @@
 //! `stream-node-max-bytes`, and approximate trimming removes whole nodes only.
 
 use super::StreamId;
-use crate::list::redis_size::entry_bytes;
+use crate::list::redis_size::{entry_bytes, integer_entry_bytes};
 
 /// Listpack header (total bytes, element count) and end marker.
 const LISTPACK_EMPTY_BYTES: usize = 7;
@@ -17,7 +17,7 @@ const FLAG_SAME_FIELDS: i64 = 2;
 
 /// Bytes a listpack integer takes.
 fn integer_bytes(value: i64) -> usize {
-    entry_bytes(value.to_string().as_bytes())
+    integer_entry_bytes(value)
 }
 
 #[derive(Clone, Default)]

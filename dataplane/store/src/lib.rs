@@ -6,6 +6,12 @@
 //! hears of every change. [`slot`] is the Redis Cluster slot function shared with the router and
 //! the FPGA module.
 //!
+//! The rest of Redis's data model is here as store-side structures that the command layer wires
+//! into [`Value`]: [`hash`] (with Redis 7.4 per-field expiry), [`list`], [`stream`] (with
+//! consumer groups), and, over plain string values, [`hyperloglog`] (byte-compatible with
+//! Redis), [`bitmap`] and [`geo`] (scores of geo sorted sets). Each is checked against vectors
+//! recorded from a real redis-server (`tests/*_redis.rs`).
+//!
 //! ```
 //! use ember_store::{Keyspace, Value};
 //!

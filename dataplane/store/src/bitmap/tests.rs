@@ -281,6 +281,17 @@ fn bitfield_as_redis() {
             Some(-128),
         ),
         ("i8 200 fails", i8_type, 200, Overflow::Fail, None),
+        // Checked with redis-cli: BITFIELD u SET u63 0 -1 GET u63 0 answers 0 9223372036854775807.
+        (
+            "u63 -1 wraps",
+            FieldType {
+                signed: false,
+                bits: 63,
+            },
+            -1,
+            Overflow::Wrap,
+            Some(i64::MAX),
+        ),
     ];
     for (name, field, value, overflow, expected) in cases {
         let mut bytes = Vec::new();

@@ -1,0 +1,575 @@
+//! Hash values: fields with a value each and, as in Redis 7.4, an optional expiry per field
+//! (HSET, HGET, HINCRBY, HRANDFIELD, HSCAN, HEXPIRE...).
+//!
+//! While the hash is small (Redis's `listpack` size class) its fields live packed in one
+//! buffer, searched linearly and kept in insertion order as a listpack keeps them (see
+//! `packed.rs`). Past `hash-max-listpack-entries` fields, or once a field or value is longer
+//! than `hash-max-listpack-value`, they move to a vector with a hash table of indexes into it
+//! (Redis's `hashtable`); removal then swaps the last field into the hole, and the vector gives
+//! HRANDFIELD a uniform random field in O(1).
+//!
+//! A field whose expiry is due (at or before `now_ms`, as keys expire in [`crate::Keyspace`]) is
+//! absent to every read; writes remove the due fields they meet, and
+//! [`HashValue::remove_expired`] removes due fields within a bound of work.
+//!
+//! ```
+//! use ember_store::hash::{HashLimits, HashValue};
+//!
+//! let limits = HashLimits::default();
+//! let mut hash = HashValue::new();
+//! assert!(hash.insert(b"name", b"ember", &limits, 0));
+//! assert_eq!(hash.incr_by(b"visits", 5, &limits, 0), Ok(5));
+//! assert_eq!(hash.get(b"name", 0), Some(&b"ember"[..]));
+//! assert_eq!(hash.encoding_name(), "listpack");
+//! ```
+
+mod expiry;
+mod increment;
+mod packed;
+mod random;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::compact::CompactBytes;
+use packed::{FieldRef, Packed};
+
+pub use expiry::{ExpireCondition, ExpireOutcome, FieldExpiry, PersistOutcome};
+
+/// `hash-max-listpack-entries`'s default: Redis keeps up to this many fields packed.
+pub const LISTPACK_ENTRIES_MAX_DEFAULT: usize = 128;
+/// `hash-max-listpack-value`'s default: the longest field or value Redis keeps packed, in bytes.
+pub const LISTPACK_VALUE_LEN_MAX_DEFAULT: usize = 64;
+
+/// The two settings that decide when a hash leaves the packed size class (CONFIG's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    /// `hash-max-listpack-entries`.
+    pub listpack_entries_max: usize,
+    /// `hash-max-listpack-value`, in bytes.
+    pub listpack_value_len_max: usize,
+}
+
+impl Default for HashLimits {
+    fn default() -> Self {
+        Self {
+            listpack_entries_max: LISTPACK_ENTRIES_MAX_DEFAULT,
+            listpack_value_len_max: LISTPACK_VALUE_LEN_MAX_DEFAULT,
+        }
+    }
+}
+
+/// HINCRBY and HINCRBYFLOAT failures; Display is Redis's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashError {
+    /// HINCRBY on a value that is not a canonical 64-bit integer.
+    NotAnInteger,
+    /// HINCRBY past the 64-bit range.
+    Overflow,
+    /// HINCRBYFLOAT on a value that is not a number.
+    NotAFloat,
+    /// HINCRBYFLOAT whose result is not finite.
+    NotFinite,
+}
+
+impl fmt::Display for HashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAnInteger => "ERR hash value is not an integer",
+            Self::Overflow => "ERR increment or decrement would overflow",
+            Self::NotAFloat => "ERR hash value is not a float",
+            Self::NotFinite => "ERR increment would produce NaN or Infinity",
+        })
+    }
+}
+
+impl std::error::Error for HashError {}
+
+/// What Redis would report for the same history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashEncoding {
+    /// Few, short fields, none ever given an expiry.
+    Listpack,
+    /// Few, short fields, with per-field expiry metadata (Redis 7.4's `listpackex`).
+    ListpackEx,
+    /// Anything else.
+    Hashtable,
+}
+
+/// What happens to a field's expiry when its value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldTtl {
+    /// Drop it (HSET, HSETNX, HMSET, HSETEX without KEEPTTL).
+    Clear,
+    /// Keep it (HINCRBY, HINCRBYFLOAT, HSETEX KEEPTTL).
+    Keep,
+    /// Expire at this Unix time in milliseconds (HSETEX EX/PX/EXAT/PXAT).
+    At(u64),
+}
+
+/// A field's `expire_at_ms` when it has none. Time 0 can stand for "none": a field given a
+/// time already due is deleted, never stored with it. (An `Option` would add 8 bytes a field.)
+const NO_EXPIRY: u64 = 0;
+
+#[derive(Clone)]
+struct Field {
+    name: CompactBytes,
+    value: CompactBytes,
+    expire_at_ms: u64,
+}
+
+impl Field {
+    fn view(&self) -> FieldRef<'_> {
+        FieldRef {
+            name: &self.name,
+            value: &self.value,
+            expire_at_ms: (self.expire_at_ms != NO_EXPIRY).then_some(self.expire_at_ms),
+        }
+    }
+}
+
+/// A position in the table's field vector, as the index stores it: 4 bytes, not 8, since a
+/// hash never holds 2^32 fields (the table asserts it).
+type Slot = u32;
+
+fn slot(at: usize) -> Slot {
+    Slot::try_from(at).expect("a hash holds fewer than 2^32 fields")
+}
+
+/// The two size classes.
+#[derive(Clone)]
+enum Repr {
+    /// One buffer, searched linearly, in insertion order: Redis's listpack, whose size class
+    /// (at most `hash-max-listpack-entries` short fields) keeps the scans short.
+    Packed(Packed),
+    /// A vector of fields and a hash table of indexes into it, by name.
+    Table {
+        fields: Vec<Field>,
+        index: HashTable<Slot>,
+    },
+}
+
+/// A hash.
+#[derive(Clone)]
+pub struct HashValue {
+    repr: Repr,
+    hasher: foldhash::fast::RandomState,
+    /// Fields with an expiry.
+    volatile_count: usize,
+    /// True once any field was given an expiry (Redis's `listpackex` never turns back).
+    had_field_ttl: bool,
+    /// Where the next [`HashValue::remove_expired`] resumes.
+    expiry_cursor: usize,
+}
+
+impl Default for HashValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HashValue {
+    /// An empty hash in the packed size class.
+    pub fn new() -> Self {
+        Self {
+            repr: Repr::Packed(Packed::default()),
+            hasher: foldhash::fast::RandomState::default(),
+            volatile_count: 0,
+            had_field_ttl: false,
+            expiry_cursor: 0,
+        }
+    }
+
+    /// Fields stored, due ones not yet removed included (what Redis's HLEN counts).
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Packed(packed) => packed.len(),
+            Repr::Table { fields, .. } => fields.len(),
+        }
+    }
+
+    /// True when no field is stored (the keyspace never keeps such a hash).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every stored field, due ones included, in storage order.
+    fn all_fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
+        let (packed, table) = match &self.repr {
+            Repr::Packed(packed) => (Some(packed.iter()), None),
+            Repr::Table { fields, .. } => (None, Some(fields.iter().map(Field::view))),
+        };
+        packed
+            .into_iter()
+            .flatten()
+            .chain(table.into_iter().flatten())
+    }
+
+    /// The field at position `at` (O(at) while packed).
+    fn field_at(&self, at: usize) -> FieldRef<'_> {
+        match &self.repr {
+            Repr::Packed(packed) => packed.get(at),
+            Repr::Table { fields, .. } => fields[at].view(),
+        }
+    }
+
+    /// Fields not due at `now_ms`.
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        if self.volatile_count == 0 {
+            return self.len();
+        }
+        self.all_fields().filter(|f| !f.is_due(now_ms)).count()
+    }
+
+    fn position(&self, name: &[u8]) -> Option<usize> {
+        match &self.repr {
+            Repr::Packed(packed) => packed.position(name),
+            Repr::Table { fields, index } => {
+                let hash = self.hasher.hash_one(name);
+                index
+                    .find(hash, |&at| fields[at as usize].name.as_bytes() == name)
+                    .map(|&at| at as usize)
+            }
+        }
+    }
+
+    /// The position of `name` when it is there and not due; a due one is removed.
+    fn live_position_mut(&mut self, name: &[u8], now_ms: u64) -> Option<usize> {
+        let at = self.position(name)?;
+        if self.field_at(at).is_due(now_ms) {
+            self.remove_at(at);
+            return None;
+        }
+        Some(at)
+    }
+
+    fn live_field(&self, name: &[u8], now_ms: u64) -> Option<FieldRef<'_>> {
+        let field = self.field_at(self.position(name)?);
+        (!field.is_due(now_ms)).then_some(field)
+    }
+
+    /// HGET: the value of `name`, unless absent or due.
+    pub fn get(&self, name: &[u8], now_ms: u64) -> Option<&[u8]> {
+        self.live_field(name, now_ms).map(|f| f.value)
+    }
+
+    /// HEXISTS.
+    pub fn contains(&self, name: &[u8], now_ms: u64) -> bool {
+        self.live_field(name, now_ms).is_some()
+    }
+
+    /// HSTRLEN: the value's length, 0 when absent.
+    pub fn value_len(&self, name: &[u8], now_ms: u64) -> usize {
+        self.get(name, now_ms).map_or(0, <[u8]>::len)
+    }
+
+    /// HGETALL, HKEYS, HVALS: the live fields and values (insertion order while packed).
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.all_fields()
+            .filter(move |f| !f.is_due(now_ms))
+            .map(|f| (f.name, f.value))
+    }
+
+    /// Leaves the packed size class before a write of these names and values when one of them
+    /// is too long, as Redis's HSET / HMSET check all their arguments first
+    /// (`hashTypeTryConversion`). HSETNX does not call it: Redis converts only when it sets.
+    pub fn prepare_for<'a>(
+        &mut self,
+        arguments: impl IntoIterator<Item = &'a [u8]>,
+        limits: &HashLimits,
+    ) {
+        if matches!(self.repr, Repr::Packed(_))
+            && arguments
+                .into_iter()
+                .any(|argument| argument.len() > limits.listpack_value_len_max)
+        {
+            self.build_index();
+        }
+    }
+
+    /// Converts the packed size class to the table.
+    fn build_index(&mut self) {
+        let Repr::Packed(packed) = &self.repr else {
+            return;
+        };
+        let fields: Vec<Field> = packed
+            .iter()
+            .map(|f| Field {
+                name: CompactBytes::new(f.name),
+                value: CompactBytes::new(f.value),
+                expire_at_ms: f.expire_at_ms.unwrap_or(NO_EXPIRY),
+            })
+            .collect();
+        let mut index = HashTable::with_capacity(fields.len());
+        for (at, field) in fields.iter().enumerate() {
+            let hash = self.hasher.hash_one(field.name.as_bytes());
+            let hasher = &self.hasher;
+            index.insert_unique(hash, slot(at), |&at| {
+                hasher.hash_one(fields[at as usize].name.as_bytes())
+            });
+        }
+        self.repr = Repr::Table { fields, index };
+    }
+
+    /// HSET of one field: sets `name` to `value` with `ttl` deciding its expiry; true when the
+    /// field is new (a due field counts as new). An expiry already due removes the field.
+    pub fn set(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        ttl: FieldTtl,
+        limits: &HashLimits,
+        now_ms: u64,
+    ) -> bool {
+        if matches!(self.repr, Repr::Packed(_))
+            && (name.len() > limits.listpack_value_len_max
+                || value.len() > limits.listpack_value_len_max)
+        {
+            self.build_index();
+        }
+        let is_new = match self.live_position_mut(name, now_ms) {
+            Some(at) => {
+                let expiry = match ttl {
+                    FieldTtl::Keep => self.field_at(at).expire_at_ms,
+                    FieldTtl::Clear | FieldTtl::At(_) => None,
+                };
+                self.write_at(at, value, expiry);
+                false
+            }
+            None => {
+                self.push_field(name, value);
+                true
+            }
+        };
+        if let FieldTtl::At(at_ms) = ttl {
+            let at = self.position(name).expect("just written");
+            if at_ms <= now_ms {
+                self.remove_at(at);
+            } else {
+                self.set_expiry_at(at, Some(at_ms));
+            }
+        }
+        if matches!(self.repr, Repr::Packed(_)) && self.len() > limits.listpack_entries_max {
+            self.build_index();
+        }
+        is_new
+    }
+
+    /// HSET's common form: sets `name` to `value` and drops its expiry; true when new.
+    pub fn insert(&mut self, name: &[u8], value: &[u8], limits: &HashLimits, now_ms: u64) -> bool {
+        self.set(name, value, FieldTtl::Clear, limits, now_ms)
+    }
+
+    /// HSETNX: sets `name` only when it is absent (or due); true when it did.
+    pub fn insert_if_absent(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        limits: &HashLimits,
+        now_ms: u64,
+    ) -> bool {
+        if self.live_position_mut(name, now_ms).is_some() {
+            return false;
+        }
+        self.set(name, value, FieldTtl::Clear, limits, now_ms)
+    }
+
+    fn push_field(&mut self, name: &[u8], value: &[u8]) {
+        match &mut self.repr {
+            Repr::Packed(packed) => packed.push(name, value),
+            Repr::Table { fields, index } => {
+                let at = fields.len();
+                fields.push(Field {
+                    name: CompactBytes::new(name),
+                    value: CompactBytes::new(value),
+                    expire_at_ms: NO_EXPIRY,
+                });
+                let hash = self.hasher.hash_one(name);
+                let hasher = &self.hasher;
+                index.insert_unique(hash, slot(at), |&at| {
+                    hasher.hash_one(fields[at as usize].name.as_bytes())
+                });
+            }
+        }
+    }
+
+    /// Writes the value and expiry of the field at `at`, keeping the expiry count right.
+    fn write_at(&mut self, at: usize, value: &[u8], expire_at_ms: Option<u64>) {
+        let before = self.field_at(at).expire_at_ms;
+        match (before.is_some(), expire_at_ms.is_some()) {
+            (false, true) => self.volatile_count += 1,
+            (true, false) => self.volatile_count -= 1,
+            _ => {}
+        }
+        self.had_field_ttl |= expire_at_ms.is_some();
+        match &mut self.repr {
+            Repr::Packed(packed) => packed.replace(at, value, expire_at_ms),
+            Repr::Table { fields, .. } => {
+                let field = &mut fields[at];
+                if field.value.as_bytes() != value {
+                    field.value = CompactBytes::new(value);
+                }
+                field.expire_at_ms = expire_at_ms.unwrap_or(NO_EXPIRY);
+            }
+        }
+    }
+
+    fn set_expiry_at(&mut self, at: usize, expire_at_ms: Option<u64>) {
+        let value = self.field_at(at).value.to_vec();
+        self.write_at(at, &value, expire_at_ms);
+    }
+
+    /// HDEL of one field: true when it was stored.
+    ///
+    /// A due field not yet removed counts as there, as in Redis 7.4 (its tests check that HDEL
+    /// of an expired field answers 1: checking expiry first was judged not worth the cost).
+    pub fn remove(&mut self, name: &[u8]) -> bool {
+        match self.position(name) {
+            Some(at) => {
+                self.remove_at(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// HGETDEL of one field: its value when it was there and not due.
+    pub fn take(&mut self, name: &[u8], now_ms: u64) -> Option<CompactBytes> {
+        let at = self.live_position_mut(name, now_ms)?;
+        Some(self.remove_at(at))
+    }
+
+    /// Removes the field at `at`; its value.
+    fn remove_at(&mut self, at: usize) -> CompactBytes {
+        if self.field_at(at).expire_at_ms.is_some() {
+            self.volatile_count -= 1;
+        }
+        let (fields, index) = match &mut self.repr {
+            Repr::Packed(packed) => {
+                // Packed: keep the order, as deleting from a listpack does.
+                return CompactBytes::from_vec(packed.remove(at).1);
+            }
+            Repr::Table { fields, index } => (fields, index),
+        };
+        let hash = self.hasher.hash_one(fields[at].name.as_bytes());
+        index
+            .find_entry(hash, |&i| i == slot(at))
+            .expect("every field is indexed")
+            .remove();
+        let last = fields.len() - 1;
+        if at != last {
+            let hash = self.hasher.hash_one(fields[last].name.as_bytes());
+            *index
+                .find_mut(hash, |&i| i == slot(last))
+                .expect("every field is indexed") = slot(at);
+        }
+        fields.swap_remove(at).value
+    }
+
+    /// HSCAN: from `cursor` (0 to start), the live fields among the next `count` stored ones
+    /// (so possibly none), and the cursor to continue with (0 when done). A packed hash answers
+    /// whole in one call, as Redis does. Otherwise fields come in the order of their hash, and the cursor is the
+    /// next hash to visit, so every field present for the whole scan is returned exactly once
+    /// however the hash changes in between. Each call costs O(n log count).
+    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> (u64, Vec<(&[u8], &[u8])>) {
+        let Repr::Table { fields, .. } = &self.repr else {
+            return (0, self.iter(now_ms).collect());
+        };
+        // Due fields take part in the selection and are left out of the answer, so a call's
+        // work stays bounded by `count` and may answer nothing, as Redis's bucket walk does.
+        let mut pending: Vec<(u64, usize)> = fields
+            .iter()
+            .enumerate()
+            .map(|(at, f)| (self.hasher.hash_one(f.name.as_bytes()), at))
+            .filter(|&(hash, _)| hash >= cursor)
+            .collect();
+        let count = count.max(1);
+        let next_cursor = if pending.len() > count {
+            pending.select_nth_unstable(count - 1);
+            let boundary = pending[count - 1].0;
+            // Fields sharing the boundary's hash go together, since the cursor cannot split them.
+            let (mut taken, rest): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|&(hash, _)| hash <= boundary);
+            taken.sort_unstable();
+            pending = taken;
+            if rest.is_empty() {
+                0
+            } else {
+                boundary.wrapping_add(1)
+            }
+        } else {
+            0
+        };
+        let found = pending
+            .into_iter()
+            .filter(|&(_, at)| !fields[at].view().is_due(now_ms))
+            .map(|(_, at)| {
+                let field = &fields[at];
+                (field.name.as_bytes(), field.value.as_bytes())
+            })
+            .collect();
+        (next_cursor, found)
+    }
+
+    /// OBJECT ENCODING's answer, as Redis 7.4 would give it for the same history.
+    pub fn encoding_name(&self) -> &'static str {
+        match self.encoding() {
+            HashEncoding::Listpack => "listpack",
+            HashEncoding::ListpackEx => "listpackex",
+            HashEncoding::Hashtable => "hashtable",
+        }
+    }
+
+    /// The encoding Redis would report.
+    pub fn encoding(&self) -> HashEncoding {
+        match (&self.repr, self.had_field_ttl) {
+            (Repr::Table { .. }, _) => HashEncoding::Hashtable,
+            (Repr::Packed(_), true) => HashEncoding::ListpackEx,
+            (Repr::Packed(_), false) => HashEncoding::Listpack,
+        }
+    }
+
+    /// Rough heap bytes: the packed buffer, or the fields' own heap, their slots and the index.
+    pub fn heap_len(&self) -> usize {
+        match &self.repr {
+            Repr::Packed(packed) => packed.heap_len(),
+            Repr::Table { fields, index } => {
+                let own: usize = fields
+                    .iter()
+                    .map(|f| f.name.heap_len() + f.value.heap_len())
+                    .sum();
+                own + fields.capacity() * std::mem::size_of::<Field>()
+                    + index.capacity() * (std::mem::size_of::<Slot>() + 1)
+            }
+        }
+    }
+}
+
+impl PartialEq for HashValue {
+    /// Same fields, values and expiries (order and encoding aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.all_fields().all(|f| {
+                other
+                    .position(f.name)
+                    .is_some_and(|at| other.field_at(at) == f)
+            })
+    }
+}
+
+impl fmt::Debug for HashValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.all_fields().map(|field| {
+                (
+                    String::from_utf8_lossy(field.name),
+                    String::from_utf8_lossy(field.value),
+                )
+            }))
+            .finish()
+    }
+}

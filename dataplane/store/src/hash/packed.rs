@@ -1,0 +1,153 @@
+//! The packed size class: fields back to back in one buffer, as a listpack keeps them, each as
+//! a LEB128 name length, the name, a LEB128 value length, the value, and an expiry tag (0, or
+//! 1 and eight little-endian bytes of Unix milliseconds).
+
+/// A field read from either size class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FieldRef<'a> {
+    pub(super) name: &'a [u8],
+    pub(super) value: &'a [u8],
+    pub(super) expire_at_ms: Option<u64>,
+}
+
+impl FieldRef<'_> {
+    pub(super) fn is_due(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_some_and(|at_ms| at_ms <= now_ms)
+    }
+}
+
+#[derive(Clone, Default)]
+pub(super) struct Packed {
+    data: Vec<u8>,
+    count: usize,
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+fn read_varint(data: &[u8], at: &mut usize) -> usize {
+    let (mut value, mut shift) = (0usize, 0);
+    loop {
+        let byte = data[*at];
+        *at += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8], expire_at_ms: Option<u64>) {
+    push_varint(out, name.len());
+    out.extend_from_slice(name);
+    push_varint(out, value.len());
+    out.extend_from_slice(value);
+    match expire_at_ms {
+        None => out.push(0),
+        Some(at_ms) => {
+            out.push(1);
+            out.extend_from_slice(&at_ms.to_le_bytes());
+        }
+    }
+}
+
+impl Packed {
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The field at byte `at` and the byte after it.
+    fn decode(&self, mut at: usize) -> (FieldRef<'_>, usize) {
+        let data = &self.data;
+        let name_len = read_varint(data, &mut at);
+        let name = &data[at..at + name_len];
+        at += name_len;
+        let value_len = read_varint(data, &mut at);
+        let value = &data[at..at + value_len];
+        at += value_len;
+        let tag = data[at];
+        at += 1;
+        let expire_at_ms = (tag == 1).then(|| {
+            let bytes = data[at..at + 8].try_into().expect("8 bytes");
+            at += 8;
+            u64::from_le_bytes(bytes)
+        });
+        let field = FieldRef {
+            name,
+            value,
+            expire_at_ms,
+        };
+        (field, at)
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= self.data.len() {
+                return None;
+            }
+            let (field, next) = self.decode(at);
+            at = next;
+            Some(field)
+        })
+    }
+
+    /// Byte range of field `index`.
+    fn span(&self, index: usize) -> std::ops::Range<usize> {
+        let mut at = 0;
+        for _ in 0..index {
+            at = self.decode(at).1;
+        }
+        at..self.decode(at).1
+    }
+
+    pub(super) fn get(&self, index: usize) -> FieldRef<'_> {
+        self.decode(self.span(index).start).0
+    }
+
+    pub(super) fn position(&self, name: &[u8]) -> Option<usize> {
+        self.iter().position(|field| field.name == name)
+    }
+
+    pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
+        encode(&mut self.data, name, value, None);
+        self.count += 1;
+    }
+
+    /// Rewrites field `index` with this value and expiry (its name kept).
+    pub(super) fn replace(&mut self, index: usize, value: &[u8], expire_at_ms: Option<u64>) {
+        let span = self.span(index);
+        let name = self.decode(span.start).0.name.to_vec();
+        let mut encoded = Vec::with_capacity(name.len() + value.len() + 12);
+        encode(&mut encoded, &name, value, expire_at_ms);
+        self.data.splice(span, encoded);
+    }
+
+    /// Removes field `index`, keeping the order of the others; its name, value and expiry.
+    pub(super) fn remove(&mut self, index: usize) -> (Vec<u8>, Vec<u8>, Option<u64>) {
+        let span = self.span(index);
+        let field = self.decode(span.start).0;
+        let taken = (
+            field.name.to_vec(),
+            field.value.to_vec(),
+            field.expire_at_ms,
+        );
+        self.data.drain(span);
+        self.count -= 1;
+        taken
+    }
+
+    pub(super) fn heap_len(&self) -> usize {
+        self.data.capacity()
+    }
+}

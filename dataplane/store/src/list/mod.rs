@@ -1,0 +1,489 @@
+//! List values (LPUSH, RPOP, LRANGE, LINSERT, LREM, LTRIM, LPOS, LMOVE...).
+//!
+//! Elements live in a deque of packed nodes, each a byte buffer of length-prefixed elements of
+//! at most 2 KB, as Redis's quicklist is a list of listpacks: pushes and pops at either end
+//! touch one small node, and an element costs its bytes plus one or two bytes of length rather
+//! than a pointer and an allocation.
+//!
+//! Redis keeps a small list as a single `listpack` and converts it to a `quicklist` when it
+//! outgrows `list-max-listpack-size`; [`ListValue::encoding_name`] reports the name Redis 7.2
+//! would, from the listpack size Redis would compute for the same elements (integers packed as
+//! integers, strings with their length and back-length bytes).
+//!
+//! Indexes are Redis's: 0 is the head, -1 the tail.
+//!
+//! ```
+//! use ember_store::list::{End, ListLimits, ListValue};
+//!
+//! let limits = ListLimits::default();
+//! let mut list = ListValue::new();
+//! list.push(End::Back, &[&b"a"[..], b"b", b"c"], &limits);
+//! assert_eq!(list.pop(End::Front, &limits), Some(b"a".to_vec()));
+//! assert_eq!(list.range(0, -1), vec![&b"b"[..], b"c"]);
+//! assert_eq!(list.encoding_name(), "listpack");
+//! ```
+
+mod node;
+pub(crate) mod redis_size;
+mod search;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use node::Node;
+pub use search::PositionQuery;
+
+/// `list-max-listpack-size`'s default: -2, listpacks of at most 8 KB.
+pub const LISTPACK_SIZE_DEFAULT: i64 = -2;
+
+/// The setting that decides when a list leaves the single-listpack size class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListLimits {
+    /// `list-max-listpack-size`: a positive value is a count of elements, -1 to -5 a size of
+    /// 4, 8, 16, 32 or 64 KB.
+    pub listpack_size: i64,
+}
+
+impl Default for ListLimits {
+    fn default() -> Self {
+        Self {
+            listpack_size: LISTPACK_SIZE_DEFAULT,
+        }
+    }
+}
+
+/// One end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The head: LPUSH, LPOP, LEFT.
+    Front,
+    /// The tail: RPUSH, RPOP, RIGHT.
+    Back,
+}
+
+/// List failures; Display is Redis's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListError {
+    /// LSET past either end.
+    IndexOutOfRange,
+    /// LPOS with RANK 0.
+    RankZero,
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::IndexOutOfRange => "ERR index out of range",
+            Self::RankZero => {
+                "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"
+            }
+        })
+    }
+}
+
+impl std::error::Error for ListError {}
+
+/// A list.
+#[derive(Clone, Default)]
+pub struct ListValue {
+    nodes: VecDeque<Node>,
+    len: usize,
+    /// Bytes Redis's listpack would take for these elements.
+    listpack_bytes: usize,
+    quicklist: bool,
+}
+
+/// Redis's `start`/`stop` pair on a list of `len`: the inclusive range it selects, if any.
+fn normalize_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as usize, stop as usize))
+}
+
+impl ListValue {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self {
+            listpack_bytes: redis_size::LISTPACK_EMPTY_BYTES,
+            ..Self::default()
+        }
+    }
+
+    /// Elements (LLEN).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the list has no element (the keyspace never keeps such a list).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The elements, head to tail.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
+        self.nodes.iter().flat_map(|node| {
+            // Nodes are small: collecting one lets the whole walk run in both directions.
+            node.iter().collect::<Vec<_>>()
+        })
+    }
+
+    /// Index `index` (negative from the tail) as a position, if inside the list.
+    fn position(&self, index: i64) -> Option<usize> {
+        let position = if index < 0 {
+            self.len as i64 + index
+        } else {
+            index
+        };
+        (0..self.len as i64)
+            .contains(&position)
+            .then_some(position as usize)
+    }
+
+    /// The node holding `position` and the position within it.
+    fn locate(&self, mut position: usize) -> (usize, usize) {
+        assert!(position < self.len);
+        if position >= self.len / 2 {
+            // Walk from the tail for the back half.
+            let mut from_back = self.len - 1 - position;
+            for (at, node) in self.nodes.iter().enumerate().rev() {
+                if from_back < node.count {
+                    return (at, node.count - 1 - from_back);
+                }
+                from_back -= node.count;
+            }
+        }
+        for (at, node) in self.nodes.iter().enumerate() {
+            if position < node.count {
+                return (at, position);
+            }
+            position -= node.count;
+        }
+        unreachable!("position checked against len")
+    }
+
+    /// LPUSH / RPUSH of `elements` in order (LPUSH a b c leaves c at the head); the new length.
+    pub fn push(&mut self, end: End, elements: &[&[u8]], limits: &ListLimits) -> usize {
+        let added: usize = elements.iter().map(|element| element.len()).sum();
+        self.grow_encoding(added, elements.len(), limits);
+        for element in elements {
+            self.push_one(end, element);
+        }
+        self.len
+    }
+
+    fn push_one(&mut self, end: End, element: &[u8]) {
+        self.listpack_bytes += redis_size::entry_bytes(element);
+        self.len += 1;
+        match end {
+            End::Front => match self.nodes.front_mut() {
+                Some(node) if node.has_room_for(element) => node.insert(0, element),
+                _ => self.nodes.push_front(Node::with(element)),
+            },
+            End::Back => match self.nodes.back_mut() {
+                Some(node) if node.has_room_for(element) => node.insert(node.count, element),
+                _ => self.nodes.push_back(Node::with(element)),
+            },
+        }
+    }
+
+    /// LPOP / RPOP of one element.
+    pub fn pop(&mut self, end: End, limits: &ListLimits) -> Option<Vec<u8>> {
+        let popped = self.pop_one(end)?;
+        self.shrink_encoding(limits);
+        Some(popped)
+    }
+
+    /// LPOP / RPOP with a count: up to `count` elements, in popping order.
+    pub fn pop_many(&mut self, end: End, count: usize, limits: &ListLimits) -> Vec<Vec<u8>> {
+        let popped: Vec<Vec<u8>> = (0..count.min(self.len))
+            .map_while(|_| self.pop_one(end))
+            .collect();
+        self.shrink_encoding(limits);
+        popped
+    }
+
+    fn pop_one(&mut self, end: End) -> Option<Vec<u8>> {
+        if self.len == 0 {
+            return None;
+        }
+        let (node_at, index) = match end {
+            End::Front => (0, 0),
+            End::Back => (
+                self.nodes.len().checked_sub(1)?,
+                self.nodes.back()?.count - 1,
+            ),
+        };
+        let element = match end {
+            End::Front => self.nodes[node_at].get(0).to_vec(),
+            End::Back => self.nodes[node_at].last().to_vec(),
+        };
+        self.remove_in_node(node_at, index..index + 1);
+        self.listpack_bytes -= redis_size::entry_bytes(&element);
+        Some(element)
+    }
+
+    /// Removes `range` of node `node_at` (element counts only; the caller keeps
+    /// `listpack_bytes`), dropping the node when it empties.
+    fn remove_in_node(&mut self, node_at: usize, range: std::ops::Range<usize>) {
+        self.len -= range.len();
+        let node = &mut self.nodes[node_at];
+        if range.len() == node.count {
+            self.nodes.remove(node_at);
+        } else {
+            node.remove_range(range);
+        }
+    }
+
+    /// LINDEX.
+    pub fn get(&self, index: i64) -> Option<&[u8]> {
+        let (node_at, at) = self.locate(self.position(index)?);
+        Some(self.nodes[node_at].get(at))
+    }
+
+    /// LSET.
+    ///
+    /// # Errors
+    /// [`ListError::IndexOutOfRange`] when `index` is outside the list.
+    pub fn set(
+        &mut self,
+        index: i64,
+        element: &[u8],
+        limits: &ListLimits,
+    ) -> Result<(), ListError> {
+        let position = self.position(index).ok_or(ListError::IndexOutOfRange)?;
+        self.grow_encoding(element.len(), 0, limits);
+        let (node_at, at) = self.locate(position);
+        let node = &mut self.nodes[node_at];
+        self.listpack_bytes -= redis_size::entry_bytes(node.get(at));
+        self.listpack_bytes += redis_size::entry_bytes(element);
+        node.replace(at, element);
+        self.shrink_encoding(limits);
+        Ok(())
+    }
+
+    /// Inserts `element` so that it ends up at `position` (0..=len).
+    fn insert_at(&mut self, position: usize, element: &[u8]) {
+        if position == 0 || position == self.len {
+            let end = if position == 0 { End::Front } else { End::Back };
+            self.push_one(end, element);
+            return;
+        }
+        let (node_at, at) = self.locate(position);
+        self.listpack_bytes += redis_size::entry_bytes(element);
+        self.len += 1;
+        if !self.nodes[node_at].has_room_for(element) {
+            if at == 0 {
+                // Between two nodes: a node of its own keeps both untouched.
+                self.nodes.insert(node_at, Node::with(element));
+                return;
+            }
+            // Split the full node around the insertion point.
+            let tail = self.nodes[node_at].split_off(at);
+            self.nodes.insert(node_at + 1, tail);
+            self.nodes.insert(node_at + 1, Node::with(element));
+            return;
+        }
+        self.nodes[node_at].insert(at, element);
+    }
+
+    /// LINSERT BEFORE|AFTER pivot: the new length, or `None` when `pivot` is not in the list
+    /// (Redis then replies -1).
+    pub fn insert(
+        &mut self,
+        pivot: &[u8],
+        element: &[u8],
+        after: bool,
+        limits: &ListLimits,
+    ) -> Option<usize> {
+        let found = self.iter().position(|candidate| candidate == pivot)?;
+        self.grow_encoding(element.len(), 1, limits);
+        self.insert_at(found + usize::from(after), element);
+        Some(self.len)
+    }
+
+    /// LREM: removes up to `count` elements equal to `element` from the head (`count` > 0),
+    /// from the tail (`count` < 0), or all of them (0); how many went.
+    pub fn remove(&mut self, element: &[u8], count: i64, limits: &ListLimits) -> usize {
+        let mut budget = if count == 0 {
+            usize::MAX
+        } else {
+            count.unsigned_abs() as usize
+        };
+        let order: Vec<usize> = if count < 0 {
+            (0..self.nodes.len()).rev().collect()
+        } else {
+            (0..self.nodes.len()).collect()
+        };
+        let mut removed = 0;
+        for node_at in order {
+            if budget == 0 {
+                break;
+            }
+            let node = &mut self.nodes[node_at];
+            let matches: Vec<usize> = node
+                .iter()
+                .enumerate()
+                .filter(|(_, candidate)| *candidate == element)
+                .map(|(index, _)| index)
+                .collect();
+            let chosen: Vec<usize> = if count < 0 {
+                matches.into_iter().rev().take(budget).collect()
+            } else {
+                matches.into_iter().take(budget).collect()
+            };
+            if chosen.is_empty() {
+                continue;
+            }
+            budget -= chosen.len();
+            node.retain(|index, _| !chosen.contains(&index));
+            removed += chosen.len();
+        }
+        self.nodes.retain(|node| node.count > 0);
+        self.len -= removed;
+        self.listpack_bytes -= removed * redis_size::entry_bytes(element);
+        self.shrink_encoding(limits);
+        removed
+    }
+
+    /// LTRIM start stop: keeps only that range (nothing when it is empty).
+    pub fn trim(&mut self, start: i64, stop: i64, limits: &ListLimits) {
+        let (from_front, from_back) = match normalize_range(start, stop, self.len) {
+            Some((start, stop)) => (start, self.len - 1 - stop),
+            None => (self.len, 0),
+        };
+        self.remove_from(End::Front, from_front);
+        self.remove_from(End::Back, from_back);
+        self.shrink_encoding(limits);
+    }
+
+    /// Drops `count` elements from one end, whole nodes at a time where possible.
+    fn remove_from(&mut self, end: End, mut count: usize) {
+        while count > 0 {
+            let node_at = match end {
+                End::Front => 0,
+                End::Back => self.nodes.len() - 1,
+            };
+            let node = &self.nodes[node_at];
+            let take = count.min(node.count);
+            let range = match end {
+                End::Front => 0..take,
+                End::Back => node.count - take..node.count,
+            };
+            let dropped: usize = node
+                .iter()
+                .skip(range.start)
+                .take(take)
+                .map(redis_size::entry_bytes)
+                .sum();
+            self.listpack_bytes -= dropped;
+            self.remove_in_node(node_at, range);
+            count -= take;
+        }
+    }
+
+    /// LRANGE start stop.
+    pub fn range(&self, start: i64, stop: i64) -> Vec<&[u8]> {
+        let Some((start, stop)) = normalize_range(start, stop, self.len) else {
+            return Vec::new();
+        };
+        let (mut node_at, mut at) = self.locate(start);
+        let mut found = Vec::with_capacity(stop - start + 1);
+        while found.len() < stop - start + 1 {
+            let node = &self.nodes[node_at];
+            found.extend(node.iter().skip(at).take(stop - start + 1 - found.len()));
+            node_at += 1;
+            at = 0;
+        }
+        found
+    }
+
+    /// LMOVE / RPOPLPUSH within one key: pops at `from` and pushes the element at `to`.
+    pub fn rotate(&mut self, from: End, to: End, limits: &ListLimits) -> Option<Vec<u8>> {
+        let element = self.pop_one(from)?;
+        self.push(to, &[&element], limits);
+        Some(element)
+    }
+
+    /// LMOVE / RPOPLPUSH between two keys: pops at `from` of `source`, pushes at `to` of
+    /// `destination`.
+    pub fn move_to(
+        &mut self,
+        from: End,
+        destination: &mut ListValue,
+        to: End,
+        limits: &ListLimits,
+    ) -> Option<Vec<u8>> {
+        let element = self.pop(from, limits)?;
+        destination.push(to, &[&element], limits);
+        Some(element)
+    }
+
+    fn grow_encoding(&mut self, added_bytes: usize, added_count: usize, limits: &ListLimits) {
+        if !self.quicklist
+            && redis_size::exceeds(
+                limits.listpack_size,
+                self.listpack_bytes + added_bytes,
+                self.len + added_count,
+            )
+        {
+            self.quicklist = true;
+        }
+    }
+
+    /// Redis turns a quicklist back into a listpack after removals once its one node is at most
+    /// half the limit. The node layout is not Redis's here, so this checks the whole list
+    /// against half the limit.
+    fn shrink_encoding(&mut self, limits: &ListLimits) {
+        if self.quicklist
+            && redis_size::fits_half(limits.listpack_size, self.listpack_bytes, self.len)
+        {
+            self.quicklist = false;
+        }
+        if self.len == 0 {
+            self.listpack_bytes = redis_size::LISTPACK_EMPTY_BYTES;
+        }
+    }
+
+    /// OBJECT ENCODING's answer: "listpack" or "quicklist".
+    pub fn encoding_name(&self) -> &'static str {
+        if self.quicklist {
+            "quicklist"
+        } else {
+            "listpack"
+        }
+    }
+
+    /// Rough heap bytes: the nodes' buffers and the deque's slots.
+    pub fn heap_len(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|node| node.data.capacity())
+            .sum::<usize>()
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+    }
+}
+
+impl PartialEq for ListValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for ListValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(String::from_utf8_lossy))
+            .finish()
+    }
+}

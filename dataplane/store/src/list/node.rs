@@ -1,0 +1,187 @@
+//! One packed node: elements stored back to back, each as a LEB128 length and its bytes.
+//!
+//! A node stays small ([`NODE_BYTES_MAX`]), so the linear walks below cost at most a few
+//! hundred steps, and an edit moves at most that many bytes (Redis's quicklist nodes make the
+//! same trade).
+
+/// Bytes a node grows to before a new node is started: small enough that an edit's memmove
+/// and a walk to the last element stay cheap, big enough that the per-node overhead (the
+/// node's own 32 bytes and its allocation) is a few percent.
+pub(super) const NODE_BYTES_MAX: usize = 2048;
+
+#[derive(Clone, Default)]
+pub(super) struct Node {
+    pub(super) data: Vec<u8>,
+    pub(super) count: usize,
+}
+
+fn length_prefix(len: usize, out: &mut Vec<u8>) {
+    let mut rest = len;
+    loop {
+        let low = (rest & 0x7f) as u8;
+        rest >>= 7;
+        if rest == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+/// Bytes an element takes packed.
+pub(super) fn packed_len(element: &[u8]) -> usize {
+    let mut prefix = 1;
+    let mut rest = element.len() >> 7;
+    while rest > 0 {
+        prefix += 1;
+        rest >>= 7;
+    }
+    prefix + element.len()
+}
+
+fn encode(element: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(packed_len(element));
+    length_prefix(element.len(), &mut out);
+    out.extend_from_slice(element);
+    out
+}
+
+/// The element at byte `at` and the byte just past it.
+fn decode(data: &[u8], at: usize) -> (&[u8], usize) {
+    let (mut len, mut shift, mut cursor) = (0usize, 0, at);
+    loop {
+        let byte = data[cursor];
+        cursor += 1;
+        len |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    (&data[cursor..cursor + len], cursor + len)
+}
+
+impl Node {
+    pub(super) fn with(element: &[u8]) -> Self {
+        Self {
+            data: encode(element),
+            count: 1,
+        }
+    }
+
+    /// True when `element` fits without passing the node limit (an empty node takes anything).
+    pub(super) fn has_room_for(&self, element: &[u8]) -> bool {
+        self.count == 0 || self.data.len() + packed_len(element) <= NODE_BYTES_MAX
+    }
+
+    pub(super) fn iter(&self) -> NodeIter<'_> {
+        NodeIter {
+            data: &self.data,
+            at: 0,
+        }
+    }
+
+    /// Byte offset of each element, and the end.
+    fn offsets(&self) -> Vec<usize> {
+        let mut offsets = Vec::with_capacity(self.count + 1);
+        let mut at = 0;
+        while at < self.data.len() {
+            offsets.push(at);
+            at = decode(&self.data, at).1;
+        }
+        offsets.push(at);
+        offsets
+    }
+
+    pub(super) fn get(&self, index: usize) -> &[u8] {
+        self.iter().nth(index).expect("index within the node")
+    }
+
+    pub(super) fn last(&self) -> &[u8] {
+        let offsets = self.offsets();
+        decode(&self.data, offsets[offsets.len() - 2]).0
+    }
+
+    pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
+        // Grow to at most the node limit: doubling past it would leave up to half the buffer
+        // unused once the node is full.
+        let needed = self.data.len() + packed_len(element);
+        if needed > self.data.capacity() {
+            let target = (self.data.capacity() * 2).clamp(needed, NODE_BYTES_MAX.max(needed));
+            self.data.reserve_exact(target - self.data.len());
+        }
+        if index == self.count {
+            length_prefix(element.len(), &mut self.data);
+            self.data.extend_from_slice(element);
+        } else {
+            let at = self.offsets()[index];
+            self.data.splice(at..at, encode(element));
+        }
+        self.count += 1;
+    }
+
+    pub(super) fn replace(&mut self, index: usize, element: &[u8]) {
+        let offsets = self.offsets();
+        self.data
+            .splice(offsets[index]..offsets[index + 1], encode(element));
+    }
+
+    /// Removes elements `range` of this node.
+    pub(super) fn remove_range(&mut self, range: std::ops::Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        let offsets = self.offsets();
+        self.data.drain(offsets[range.start]..offsets[range.end]);
+        self.count -= range.len();
+    }
+
+    /// Splits off the elements from `index` on into a new node.
+    pub(super) fn split_off(&mut self, index: usize) -> Node {
+        let at = self.offsets()[index];
+        let tail = self.data.split_off(at);
+        let moved = self.count - index;
+        self.count = index;
+        Node {
+            data: tail,
+            count: moved,
+        }
+    }
+
+    /// Keeps the elements for which `keep` says true; how many went.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(usize, &[u8]) -> bool) -> usize {
+        let mut kept = Vec::with_capacity(self.data.len());
+        let mut removed = 0;
+        for (index, element) in self.iter().enumerate() {
+            if keep(index, element) {
+                length_prefix(element.len(), &mut kept);
+                kept.extend_from_slice(element);
+            } else {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.data = kept;
+            self.count -= removed;
+        }
+        removed
+    }
+}
+
+/// The elements of a node, front to back.
+pub(super) struct NodeIter<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for NodeIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.at >= self.data.len() {
+            return None;
+        }
+        let (element, next) = decode(self.data, self.at);
+        self.at = next;
+        Some(element)
+    }
+}

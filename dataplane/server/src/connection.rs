@@ -43,14 +43,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
     let mut out: Vec<u8> = Vec::with_capacity(INPUT_BUFFER_LEN);
     let fd = stream.as_raw_fd();
     let mut stream = Wire::new(&shard, stream);
-    let mut spin = shard.spin.as_ref().filter(|_| stream.ring.is_none()).and_then(|spinner| {
-        let token = spinner.register(fd).ok()?;
-        Some(SpinRead {
-            spinner: spinner.as_ref(),
-            token,
-            drained: false,
-        })
-    });
+    let mut spin = shard
+        .spin
+        .as_ref()
+        .filter(|_| stream.ring.is_none())
+        .and_then(|spinner| {
+            let token = spinner.register(fd).ok()?;
+            Some(SpinRead {
+                spinner: spinner.as_ref(),
+                token,
+                drained: false,
+            })
+        });
     'connection: loop {
         if start == end {
             (start, end) = (0, 0);

@@ -15,10 +15,20 @@ use rand::{Rng, RngCore, SeedableRng};
 
 /// Named server configurations every test runs in.
 const CONFIGURATIONS: &[(&str, &[&str])] = &[
-    ("one shard, parking", &["--io-uring", "yes", "--threads", "1", "--busy-poll-us", "0"]),
+    (
+        "one shard, parking",
+        &["--io-uring", "yes", "--threads", "1", "--busy-poll-us", "0"],
+    ),
     (
         "two shards, busy polling",
-        &["--io-uring", "yes", "--threads", "2", "--busy-poll-us", "200"],
+        &[
+            "--io-uring",
+            "yes",
+            "--threads",
+            "2",
+            "--busy-poll-us",
+            "200",
+        ],
     ),
 ];
 
@@ -40,7 +50,11 @@ fn for_each_configuration(mut test: impl FnMut(&str, &Ember)) {
             thread::sleep(Duration::from_millis(5));
         }
         test(name, &ember);
-        assert!(ember.is_running(), "{name}: ember exited; log:\n{}", ember.log());
+        assert!(
+            ember.is_running(),
+            "{name}: ember exited; log:\n{}",
+            ember.log()
+        );
     }
 }
 
@@ -74,7 +88,11 @@ fn many_connections_are_served_together() {
             // Every connection's request is in flight before any reply is read.
             for (index, raw) in connections.iter_mut().enumerate() {
                 let value = format!("{name}-{round}-{index}");
-                raw.send(&multibulk(&[b"SET", format!("k{index}").as_bytes(), value.as_bytes()]));
+                raw.send(&multibulk(&[
+                    b"SET",
+                    format!("k{index}").as_bytes(),
+                    value.as_bytes(),
+                ]));
             }
             for raw in connections.iter_mut() {
                 assert_eq!(raw.reply(), b"+OK\r\n", "{name}");
@@ -106,7 +124,11 @@ fn large_values_span_many_provided_buffers() {
                 raw.send(piece);
             }
             assert_eq!(raw.reply(), b"+OK\r\n", "{name}: SET of {len} bytes");
-            assert_eq!(raw.command(&[b"GET", b"big"]), bulk(&value), "{name}: {len} bytes");
+            assert_eq!(
+                raw.command(&[b"GET", b"big"]),
+                bulk(&value),
+                "{name}: {len} bytes"
+            );
         }
     });
 }
@@ -118,13 +140,21 @@ fn a_pipeline_of_1000_requests_is_answered_in_order() {
         let mut pipeline = Vec::new();
         for i in 0..1000 {
             let key = format!("p{i}");
-            pipeline.extend(multibulk(&[b"SET", key.as_bytes(), i.to_string().as_bytes()]));
+            pipeline.extend(multibulk(&[
+                b"SET",
+                key.as_bytes(),
+                i.to_string().as_bytes(),
+            ]));
             pipeline.extend(multibulk(&[b"GET", key.as_bytes()]));
         }
         raw.send(&pipeline);
         for i in 0..1000 {
             assert_eq!(raw.reply(), b"+OK\r\n", "{name}: SET {i}");
-            assert_eq!(raw.reply(), bulk(i.to_string().as_bytes()), "{name}: GET {i}");
+            assert_eq!(
+                raw.reply(),
+                bulk(i.to_string().as_bytes()),
+                "{name}: GET {i}"
+            );
         }
     });
 }
@@ -162,10 +192,17 @@ fn clients_that_close_mid_request_leave_the_shard_serving() {
             if list.matches("id=").count() == 1 {
                 break;
             }
-            assert!(Instant::now() < deadline, "{name}: clients left behind: {list}");
+            assert!(
+                Instant::now() < deadline,
+                "{name}: clients left behind: {list}"
+            );
             thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(admin.command(&[b"GET", b"alive"]), b"$3\r\nyes\r\n", "{name}");
+        assert_eq!(
+            admin.command(&[b"GET", b"alive"]),
+            b"$3\r\nyes\r\n",
+            "{name}"
+        );
         assert_eq!(admin.command(&[b"EXISTS", b"half"]), b":0\r\n", "{name}");
     });
 }
@@ -204,7 +241,10 @@ fn more_data_in_flight_than_provided_buffers_loses_nothing() {
                     }
                     let mut gets = Vec::new();
                     for request in 0..REQUESTS {
-                        gets.extend(multibulk(&[b"GET", format!("c{client}-{request}").as_bytes()]));
+                        gets.extend(multibulk(&[
+                            b"GET",
+                            format!("c{client}-{request}").as_bytes(),
+                        ]));
                     }
                     raw.send(&gets);
                     for value in &values {
@@ -214,7 +254,9 @@ fn more_data_in_flight_than_provided_buffers_loses_nothing() {
             })
             .collect();
         for client in clients {
-            client.join().unwrap_or_else(|_| panic!("{name}: a client failed"));
+            client
+                .join()
+                .unwrap_or_else(|_| panic!("{name}: a client failed"));
         }
     });
 }
@@ -271,7 +313,10 @@ fn a_client_that_never_reads_meets_back_pressure() {
             if list.matches("id=").count() == 1 {
                 break;
             }
-            assert!(Instant::now() < deadline, "{name}: stalled client left behind: {list}");
+            assert!(
+                Instant::now() < deadline,
+                "{name}: stalled client left behind: {list}"
+            );
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(admin.command(&[b"PING"]), b"+PONG\r\n", "{name}");

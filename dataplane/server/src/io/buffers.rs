@@ -82,8 +82,14 @@ impl ProvidedBuffers {
     /// # Errors
     /// When memory for the ring or the buffers cannot be mapped.
     pub fn new(count: u16, buffer_len: usize) -> io::Result<Self> {
-        assert!(count.is_power_of_two(), "buffer count {count} is a power of two");
-        assert!(count <= 1 << 15, "the kernel takes at most 32768 provided buffers");
+        assert!(
+            count.is_power_of_two(),
+            "buffer count {count} is a power of two"
+        );
+        assert!(
+            count <= 1 << 15,
+            "the kernel takes at most 32768 provided buffers"
+        );
         assert!(buffer_len > 0 && u32::try_from(buffer_len).is_ok());
         let entries = Mapping::new(usize::from(count) * std::mem::size_of::<BufRingEntry>())?;
         let memory = Mapping::new(usize::from(count) * buffer_len)?;

@@ -100,7 +100,9 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
         Ok(driver) => driver,
         Err(error) => {
             if shard_index == 0 {
-                eprintln!("ember: io_uring socket I/O unavailable ({error}); using the runtime's sockets");
+                eprintln!(
+                    "ember: io_uring socket I/O unavailable ({error}); using the runtime's sockets"
+                );
             }
             SHARD_RING.with(|cell| *cell.borrow_mut() = ShardRing::Unavailable);
             return false;

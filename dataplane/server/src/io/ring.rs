@@ -55,7 +55,9 @@ enum Operation {
 const GENERATION_MASK: u32 = (1 << 24) - 1;
 
 fn user_data(operation: Operation, id: SocketId) -> u64 {
-    (u64::from(id.slot) << 32) | (u64::from(id.generation & GENERATION_MASK) << 8) | operation as u64
+    (u64::from(id.slot) << 32)
+        | (u64::from(id.generation & GENERATION_MASK) << 8)
+        | operation as u64
 }
 
 fn decode(user_data: u64) -> Option<(Operation, SocketId)> {
@@ -280,7 +282,10 @@ impl Ring {
             }
         };
         let socket = &mut sockets[slot as usize];
-        assert!(!socket.open && socket.quiet(), "slot {slot} reused while in flight");
+        assert!(
+            !socket.open && socket.quiet(),
+            "slot {slot} reused while in flight"
+        );
         assert!(socket.received.is_empty());
         let generation = socket.generation.wrapping_add(1) & GENERATION_MASK;
         *socket = Socket {
@@ -555,7 +560,11 @@ impl Ring {
             let mut uring = self.uring.borrow_mut();
             let (queued, task_work, overflow) = {
                 let submission = uring.submission();
-                (submission.len(), submission.taskrun(), submission.cq_overflow())
+                (
+                    submission.len(),
+                    submission.taskrun(),
+                    submission.cq_overflow(),
+                )
             };
             if queued > 0 || task_work || overflow {
                 self.count(|counters| counters.enters += 1);
@@ -707,7 +716,10 @@ impl Ring {
                 socket.generation == id.generation && socket.open,
                 "send completion for a freed socket {id:?}"
             );
-            let outgoing = socket.send.as_mut().expect("send completion without a send");
+            let outgoing = socket
+                .send
+                .as_mut()
+                .expect("send completion without a send");
             if result >= 0 {
                 outgoing.sent += result as usize;
                 assert!(outgoing.sent <= outgoing.buffer.len());
@@ -790,7 +802,11 @@ mod tests {
         let mut got = Vec::new();
         let mut buf = vec![0u8; 7000];
         while got.len() < len {
-            assert!(Instant::now() < deadline, "only {} of {len} bytes", got.len());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {len} bytes",
+                got.len()
+            );
             ring.turn();
             match ring.try_read(id, &mut buf, None) {
                 Some(Ok(0)) => break,
@@ -803,7 +819,9 @@ mod tests {
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     #[test]
@@ -833,7 +851,11 @@ mod tests {
         writer.join().unwrap();
         assert_eq!(got, sent);
         // 100 kB through 8 buffers of 1 kB: the receive ran out of buffers and was armed again.
-        assert!(ring.counters().buffer_exhaustions > 0, "{:?}", ring.counters());
+        assert!(
+            ring.counters().buffer_exhaustions > 0,
+            "{:?}",
+            ring.counters()
+        );
         client.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(read_len(&ring, id, 1), b"");
         ring.close(id);
@@ -844,7 +866,10 @@ mod tests {
     fn exhaustion_with_many_sockets_loses_nothing() {
         let ring = Ring::new(4, 512, -1).expect("ring");
         let pairs: Vec<_> = (0..6).map(|_| pair()).collect();
-        let ids: Vec<_> = pairs.iter().map(|(_, server)| ring.open(server.as_raw_fd())).collect();
+        let ids: Vec<_> = pairs
+            .iter()
+            .map(|(_, server)| ring.open(server.as_raw_fd()))
+            .collect();
         // Every client sends before the server reads anything: more data than buffers.
         for (index, (client, _)) in pairs.iter().enumerate() {
             (&*client).write_all(&pattern(3000, index as u8)).unwrap();
@@ -868,7 +893,10 @@ mod tests {
     fn sends_are_gathered_and_replies_arrive() {
         let ring = Ring::new(8, 1024, -1).expect("ring");
         let pairs: Vec<_> = (0..10).map(|_| pair()).collect();
-        let ids: Vec<_> = pairs.iter().map(|(_, server)| ring.open(server.as_raw_fd())).collect();
+        let ids: Vec<_> = pairs
+            .iter()
+            .map(|(_, server)| ring.open(server.as_raw_fd()))
+            .collect();
         ring.turn();
         let enters_before = ring.counters().enters;
         for (index, id) in ids.iter().enumerate() {
@@ -877,7 +905,11 @@ mod tests {
             assert!(out.is_empty(), "the buffer moved to the ring");
         }
         ring.turn();
-        assert_eq!(ring.counters().enters, enters_before + 1, "one enter for ten sends");
+        assert_eq!(
+            ring.counters().enters,
+            enters_before + 1,
+            "one enter for ten sends"
+        );
         for (index, (client, _)) in pairs.iter().enumerate() {
             let mut got = vec![0u8; 100 + index];
             (&*client).read_exact(&mut got).unwrap();

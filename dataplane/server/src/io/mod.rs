@@ -133,7 +133,7 @@ impl Driver {
         }
     }
 
-    /// Waits until the ring has work (announced on the doorbell) or a connection kicks.
+    /// Parks: waits until the ring has work (announced on the doorbell) or a connection kicks.
     async fn park(&self) {
         self.doorbell.drain();
         // Checked after the drain: work announced before it shows in the ring's flags, work
@@ -141,6 +141,14 @@ impl Driver {
         if self.ring.has_work() {
             return;
         }
+        self.wait_doorbell().await;
+    }
+
+    /// Waits for the doorbell (or a kick). Without a drain first, this is how the driver hands
+    /// the shard to the runtime for one turn of its loop under continuous traffic: the doorbell
+    /// has rung since it was last drained, so the runtime's read of it completes in that turn
+    /// and the driver runs again, with no timer and no sleep.
+    async fn wait_doorbell(&self) {
         if self.doorbell_failed.get() {
             runtime::sleep(DOORBELL_FAILED_POLL).await;
             return;
@@ -179,12 +187,13 @@ async fn drive(driver: Rc<Driver>) {
     let mut progressed = Instant::now();
     loop {
         if driver.ring.turn() > 0 {
-            progressed = Instant::now();
-            if handed_back.elapsed() < HAND_BACK_MAX && !crate::spin::take_hand_back() {
+            let now = Instant::now();
+            progressed = now;
+            if now - handed_back < HAND_BACK_MAX && !crate::spin::take_hand_back() {
                 // The connections just woken run now; the next turn submits their replies.
                 runtime::yield_now().await;
             } else {
-                runtime::sleep(SPIN_PAUSE).await;
+                driver.wait_doorbell().await;
                 handed_back = Instant::now();
             }
             continue;

@@ -216,7 +216,7 @@ fn more_data_in_flight_than_provided_buffers_loses_nothing() {
         const REQUESTS: usize = 200;
         const VALUE_LEN: usize = 2000;
         // 48 clients x 200 SETs x 2 kB: about 19 MB at once, over four times a shard's buffers.
-        assert!(CLIENTS * REQUESTS * VALUE_LEN > 4 * SHARD_BUFFERS_LEN);
+        const { assert!(CLIENTS * REQUESTS * VALUE_LEN > 4 * SHARD_BUFFERS_LEN) };
         let start = Arc::new(Barrier::new(CLIENTS));
         let port = ember.port;
         let clients: Vec<_> = (0..CLIENTS)

@@ -839,7 +839,7 @@ mod tests {
     #[test]
     fn data_spanning_many_buffers_arrives_whole_and_in_order() {
         let ring = Ring::new(8, 1024, -1).expect("ring");
-        let (mut client, server) = pair();
+        let (client, server) = pair();
         let id = ring.open(server.as_raw_fd());
         let sent = pattern(100_000, 3);
         let writer = {

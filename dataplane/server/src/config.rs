@@ -119,6 +119,9 @@ const PARAMETERS: &[Parameter] = &[
         },
         Mutable,
     ),
+    // Socket I/O through one io_uring per shard (multishot receive, sends batched per turn);
+    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling).
+    parameter("io-uring", "yes", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
     parameter(
         "maxclients",
@@ -297,6 +300,8 @@ pub struct Config {
     pub busy_poll_us: u64,
     /// How long to wait for another shard's answer (0 = for ever), milliseconds.
     pub shard_reply_timeout_ms: u64,
+    /// Socket I/O through the shard's io_uring.
+    pub io_uring: bool,
     /// Password of the default user; empty means none.
     pub requirepass: String,
     /// Most connections at once, all shards together.
@@ -336,6 +341,7 @@ impl Default for Config {
             threads: 0,
             busy_poll_us: 0,
             shard_reply_timeout_ms: 0,
+            io_uring: false,
             requirepass: String::new(),
             maxclients: 0,
             proto_max_bulk_len: 0,
@@ -523,6 +529,7 @@ impl Config {
         self.threads = self.integer("threads") as usize;
         self.busy_poll_us = self.integer("busy-poll-us") as u64;
         self.shard_reply_timeout_ms = self.integer("shard-reply-timeout-ms") as u64;
+        self.io_uring = self.values["io-uring"] == "yes";
         self.requirepass = self.values["requirepass"].clone();
         self.maxclients = self.integer("maxclients") as usize;
         self.proto_max_bulk_len = self.integer("proto-max-bulk-len") as usize;

@@ -25,7 +25,7 @@ const OUTPUT_FLUSH_LEN: usize = 1024 * 1024;
 const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHandle>) {
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>) {
     let authenticated = shard.config.borrow().requirepass.is_empty();
     let mut client = Client::new(handle.clone(), authenticated);
     let (bulk_len_max, query_buffer_limit) = {
@@ -41,14 +41,19 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHan
     let mut out = ReplySink::resp(Vec::with_capacity(INPUT_BUFFER_LEN), Protocol::Resp2);
     let mut pipeline = Pipeline::default();
     let fd = stream.as_raw_fd();
-    let mut spin = shard.spin.as_ref().and_then(|spinner| {
-        let token = spinner.register(fd).ok()?;
-        Some(SpinRead {
-            spinner: spinner.as_ref(),
-            token,
-            drained: false,
-        })
-    });
+    let mut stream = Wire::new(&shard, stream);
+    let mut spin = shard
+        .spin
+        .as_ref()
+        .filter(|_| stream.ring.is_none())
+        .and_then(|spinner| {
+            let token = spinner.register(fd).ok()?;
+            Some(SpinRead {
+                spinner: spinner.as_ref(),
+                token,
+                drained: false,
+            })
+        });
     'connection: loop {
         if start == end {
             (start, end) = (0, 0);
@@ -144,6 +149,32 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream, handle: Rc<ClientHan
     let _ = stream.close().await;
 }
 
+/// A connection's socket: on its shard's io_uring when the shard has one (`--io-uring yes`),
+/// otherwise the runtime's own stream.
+struct Wire {
+    stream: TcpStream,
+    ring: Option<crate::io::Socket>,
+}
+
+impl Wire {
+    fn new(shard: &Shard, stream: TcpStream) -> Self {
+        let ring = if shard.config.borrow().io_uring {
+            crate::io::Socket::open(stream.as_raw_fd())
+        } else {
+            None
+        };
+        Self { stream, ring }
+    }
+
+    /// Sends what is still queued, then closes the socket.
+    async fn close(mut self) -> io::Result<()> {
+        if let Some(ring) = self.ring.take() {
+            ring.close().await;
+        }
+        self.stream.close().await
+    }
+}
+
 /// A connection's place in its shard's busy polling.
 struct SpinRead<'a> {
     spinner: &'a Spinner,
@@ -155,13 +186,18 @@ struct SpinRead<'a> {
 
 /// Reads what has arrived (at least one byte, or 0 at end of stream). With busy polling on and the shard's
 /// spinner running, waits for the spinner's word that the socket is readable; otherwise waits through the
-/// runtime, and wakes the spinner when data comes.
+/// runtime, and wakes the spinner when data comes. On the shard's io_uring, takes what its multishot receive
+/// has gathered.
 async fn read_some(
-    stream: &mut TcpStream,
+    stream: &mut Wire,
     fd: RawFd,
     spin: Option<&mut SpinRead<'_>>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
+    if let Some(ring) = &stream.ring {
+        return ring.read(buf).await;
+    }
+    let stream = &mut stream.stream;
     let Some(spin) = spin else {
         return stream.read(buf).await;
     };
@@ -195,16 +231,22 @@ async fn read_some(
     }
 }
 
-/// Writes pending replies in one send; false when the peer is gone.
-async fn flush(shard: &Shard, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+/// Writes pending replies in one send; false when the peer is gone. On the shard's io_uring, the
+/// send joins the others of the driver's next turn (`out` is swapped for an empty buffer), and a
+/// failure shows at the next flush.
+async fn flush(shard: &Shard, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
     if out.is_empty() {
         return true;
     }
-    let written = stream.write_all(out).await.is_ok();
+    let len = out.len();
+    let written = match &stream.ring {
+        Some(ring) => ring.send(out).await.is_ok(),
+        None => stream.stream.write_all(out).await.is_ok(),
+    };
     shard
         .stats
         .net_output_bytes
-        .set(shard.stats.net_output_bytes.get() + out.len() as u64);
+        .set(shard.stats.net_output_bytes.get() + len as u64);
     out.clear();
     if out.capacity() > OUTPUT_FLUSH_LEN * 2 {
         out.shrink_to(INPUT_BUFFER_LEN);

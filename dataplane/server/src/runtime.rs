@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::rc::Rc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
@@ -119,4 +121,73 @@ pub async fn sleep(duration: Duration) {
 /// Time this shard's executor spent running tasks (its busy time).
 pub fn busy_time() -> Duration {
     glommio::executor().executor_stats().executor_runtime()
+}
+
+/// An eventfd that the runtime's reactor can wait on, so that a shard parked inside the
+/// runtime's own io_uring wakes when another ring (the shard's socket ring, which signals the
+/// eventfd when it has work) needs it.
+///
+/// The wait is a read of the eventfd submitted to glommio's main ring, the one glommio sleeps
+/// on: glommio offers no wait on an arbitrary descriptor's readiness, but it does read any file
+/// through io_uring, and a read of an empty eventfd completes when the eventfd is signalled.
+/// The eventfd is therefore blocking (io_uring would answer a non-blocking one with EAGAIN);
+/// [`Doorbell::drain`] empties it without blocking.
+pub struct Doorbell {
+    file: glommio::io::BufferedFile,
+    fd: RawFd,
+}
+
+/// Bytes of an eventfd's counter.
+const EVENTFD_COUNTER_LEN: usize = 8;
+
+impl Doorbell {
+    /// A new, silent doorbell.
+    ///
+    /// # Errors
+    /// When the kernel refuses an eventfd.
+    pub fn new() -> io::Result<Rc<Self>> {
+        // SAFETY: eventfd takes no pointers.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns; the file closes it on drop.
+        let file = unsafe { glommio::io::BufferedFile::from_raw_fd(fd) };
+        debug_assert_eq!(file.as_raw_fd(), fd);
+        Ok(Rc::new(Self { file, fd }))
+    }
+
+    /// The eventfd, to register with a ring.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Completes once the doorbell has rung (at once if it rang since the last wait or drain),
+    /// and silences it.
+    ///
+    /// # Errors
+    /// When the runtime's read of the eventfd fails.
+    pub async fn rung(self: Rc<Self>) -> io::Result<()> {
+        self.file
+            .read_at(0, EVENTFD_COUNTER_LEN)
+            .await
+            .map(drop)
+            .map_err(|error| io::Error::other(error.to_string()))
+    }
+
+    /// Silences the doorbell without waiting (one `preadv2` with RWF_NOWAIT), so that the next
+    /// wait sleeps until it rings again instead of waking for a ring already answered.
+    pub fn drain(&self) {
+        let mut counter = [0u8; EVENTFD_COUNTER_LEN];
+        let iovec = libc::iovec {
+            iov_base: counter.as_mut_ptr().cast(),
+            iov_len: counter.len(),
+        };
+        // SAFETY: one iovec pointing at `counter`, which outlives the call. An empty eventfd
+        // answers EAGAIN (RWF_NOWAIT), a kernel without RWF_NOWAIT for eventfds EOPNOTSUPP:
+        // both leave the doorbell as it was, which only costs a spurious wake.
+        unsafe {
+            libc::preadv2(self.fd, &iovec, 1, -1, libc::RWF_NOWAIT);
+        }
+    }
 }

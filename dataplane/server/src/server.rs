@@ -135,8 +135,16 @@ async fn shard_main(
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
     runtime::spawn_into(mesh_watchdog(shard.clone()), background);
-    if let Some(spin) = &shard.spin {
-        runtime::spawn(spin.clone().run());
+    let (io_uring, busy_poll_us) = {
+        let config = shard.config.borrow();
+        (config.io_uring, config.busy_poll_us)
+    };
+    // With the shard's ring, its driver does the busy polling; the epoll spinner serves only
+    // the runtime's own sockets.
+    if !(io_uring && crate::io::start(index, Duration::from_micros(busy_poll_us))) {
+        if let Some(spin) = &shard.spin {
+            runtime::spawn(spin.clone().run());
+        }
     }
     // Models and demo embeddings load before the port opens, so the first RECOMMEND finds them.
     crate::inference::start(&shard).map_err(std::io::Error::other)?;

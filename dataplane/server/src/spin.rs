@@ -32,6 +32,12 @@ pub fn hand_back_soon() {
     HAND_BACK.with(|flag| flag.set(true));
 }
 
+/// Takes the request made by [`hand_back_soon`], if any: for the io_uring driver, which spins in place of this
+/// spinner under `--io-uring yes`.
+pub(crate) fn take_hand_back() -> bool {
+    HAND_BACK.with(|flag| flag.replace(false))
+}
+
 /// One shard's epoll set and the connections waiting on it.
 pub struct Spinner {
     epoll: OwnedFd,

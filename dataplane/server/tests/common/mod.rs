@@ -57,6 +57,13 @@ impl Ember {
     pub fn start_with(extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(["--port", "0", "--bind", "127.0.0.1"])
+            // EMBER_TEST_ARGS (for example `--io-uring no`) runs every test in another
+            // configuration; the test's own arguments come after, so they win.
+            .args(
+                std::env::var("EMBER_TEST_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

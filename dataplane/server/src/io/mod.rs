@@ -1,0 +1,303 @@
+//! Socket I/O through io_uring, batched per shard (`--io-uring yes`).
+//!
+//! Each shard has one ring ([`ring::Ring`]), created on the shard's own thread, and one driver
+//! task that turns it: every connection has a multishot receive into the shard's provided
+//! buffers, and every connection's replies wait in the submission queue until the driver's next
+//! turn submits them all, and reaps what arrived, with one `io_uring_enter`. A turn runs after
+//! the connections it woke have run (the driver yields to them), so the sends of all the
+//! requests that arrived together leave together.
+//!
+//! Parking: glommio keeps the executors, task queues and timers, and parks a shard inside its own
+//! io_uring. The shard's ring announces new work on an eventfd (registered with the ring); when
+//! a turn finds nothing to do, the driver waits on that eventfd through the runtime
+//! ([`crate::runtime::Doorbell`]), so a parked shard wakes when data arrives on any of its
+//! connections. While the shard is busy the doorbell is not armed, and because the ring defers
+//! task work to the shard's own enter, arriving data never interrupts it.
+//!
+//! With `--busy-poll-us N` the driver spins on the ring's shared memory (no system call) for N
+//! microseconds after the last progress before it parks, instead of the epoll spinner.
+
+mod buffers;
+mod ring;
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::runtime::{self, Doorbell};
+use ring::TaskRun;
+use ring::{Ring, SocketId};
+
+/// Bytes per provided buffer: what Redis reads per `read` (PROTO_IOBUF_LEN, 16 KiB). A pipeline
+/// of 16 small commands (about 600 bytes) arrives in one buffer; a large value takes one
+/// completion per 16 KiB, copied out at once by its connection.
+const BUFFER_LEN: usize = 16 * 1024;
+/// Provided buffers per shard (4 MiB of memory at 16 KiB each): more than one per connection of
+/// a busy benchmark (50 to 200 clients), since a buffer is held only from the turn that reaps it
+/// until its connection runs. When they run out, receives stop without losing data (the bytes
+/// wait in the socket) and every held buffer is copied out so the receives can be armed again.
+const BUFFER_COUNT: u16 = 256;
+/// Longest the driver keeps handing the shard to the connections it woke, under continuous
+/// traffic, before the runtime's own loop (timers, accepts, messages from other shards) runs.
+const HAND_BACK_MAX: Duration = Duration::from_micros(100);
+/// Longest one spin on the ring's shared memory lasts (busy polling only) before the runtime
+/// gets a turn of its loop.
+const SPIN_SLICE: Duration = Duration::from_micros(20);
+/// Pause that hands the runtime one turn of its loop.
+const SPIN_PAUSE: Duration = Duration::from_micros(1);
+/// Wait between polls of the ring if the doorbell failed (the shard then polls instead of
+/// parking; it does not stop serving).
+const DOORBELL_FAILED_POLL: Duration = Duration::from_millis(1);
+
+/// The shard's ring and the task that turns it.
+struct Driver {
+    ring: Ring,
+    doorbell: Rc<Doorbell>,
+    /// The runtime's wait on the doorbell; kept across parks when the driver was kicked awake
+    /// before it completed (one wait in flight at most).
+    waiting: RefCell<Option<Pin<Box<dyn Future<Output = io::Result<()>>>>>>,
+    parked: Cell<bool>,
+    kicked: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    doorbell_failed: Cell<bool>,
+    busy_poll: Duration,
+}
+
+enum ShardRing {
+    Unset,
+    Ready(Rc<Driver>),
+    Unavailable,
+}
+
+thread_local! {
+    /// This shard's ring: one shard per thread, so a thread-local is the shard's.
+    static SHARD_RING: RefCell<ShardRing> = const { RefCell::new(ShardRing::Unset) };
+}
+
+/// Creates this shard's ring and starts its driver; spinning up to `busy_poll` after the last
+/// progress before parking. False (after saying why on stderr, for shard 0) when the kernel
+/// refuses, and connections then use the runtime's own sockets.
+pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
+    let created = Doorbell::new().and_then(|doorbell| {
+        let ring = Ring::new(BUFFER_COUNT, BUFFER_LEN, doorbell.fd())?;
+        Ok(Rc::new(Driver {
+            ring,
+            doorbell,
+            waiting: RefCell::new(None),
+            parked: Cell::new(false),
+            kicked: Cell::new(false),
+            waker: RefCell::new(None),
+            doorbell_failed: Cell::new(false),
+            busy_poll,
+        }))
+    });
+    let driver = match created {
+        Ok(driver) => driver,
+        Err(error) => {
+            if shard_index == 0 {
+                eprintln!(
+                    "ember: io_uring socket I/O unavailable ({error}); using the runtime's sockets"
+                );
+            }
+            SHARD_RING.with(|cell| *cell.borrow_mut() = ShardRing::Unavailable);
+            return false;
+        }
+    };
+    if shard_index == 0 {
+        let task_run = match driver.ring.task_run() {
+            TaskRun::Deferred => "single issuer, deferred task work",
+            TaskRun::Cooperative => "cooperative task work",
+        };
+        eprintln!(
+            "ember: socket I/O through io_uring ({task_run}, {BUFFER_COUNT} provided buffers of {} KiB per shard)",
+            BUFFER_LEN / 1024
+        );
+    }
+    SHARD_RING.with(|cell| *cell.borrow_mut() = ShardRing::Ready(driver.clone()));
+    runtime::spawn(drive(driver));
+    true
+}
+
+impl Driver {
+    /// Wakes the driver if it is parked (work was queued outside its turn).
+    fn kick(&self) {
+        if self.parked.get() && !self.kicked.replace(true) {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Parks: waits until the ring has work (announced on the doorbell) or a connection kicks.
+    async fn park(&self) {
+        self.doorbell.drain();
+        // Checked after the drain: work announced before it shows in the ring's flags, work
+        // announced after it rings the doorbell again.
+        if self.ring.has_work() {
+            return;
+        }
+        self.wait_doorbell().await;
+    }
+
+    /// Waits for the doorbell (or a kick). Without a drain first, this is how the driver hands
+    /// the shard to the runtime for one turn of its loop under continuous traffic: the doorbell
+    /// has rung since it was last drained, so the runtime's read of it completes in that turn
+    /// and the driver runs again, with no timer and no sleep.
+    async fn wait_doorbell(&self) {
+        if self.doorbell_failed.get() {
+            runtime::sleep(DOORBELL_FAILED_POLL).await;
+            return;
+        }
+        self.parked.set(true);
+        poll_fn(|cx| {
+            if self.kicked.replace(false) {
+                return Poll::Ready(());
+            }
+            let mut waiting = self.waiting.borrow_mut();
+            let wait = waiting.get_or_insert_with(|| Box::pin(self.doorbell.clone().rung()));
+            match wait.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    *waiting = None;
+                    if let Err(error) = result {
+                        eprintln!("ember: io_uring doorbell failed ({error}); the shard polls");
+                        self.doorbell_failed.set(true);
+                    }
+                    Poll::Ready(())
+                }
+                Poll::Pending => {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        self.parked.set(false);
+        self.kicked.set(false);
+    }
+}
+
+/// The driver task of a shard: runs until the shard ends.
+async fn drive(driver: Rc<Driver>) {
+    let mut handed_back = Instant::now();
+    let mut progressed = Instant::now();
+    loop {
+        if driver.ring.turn() > 0 {
+            let now = Instant::now();
+            progressed = now;
+            if now - handed_back < HAND_BACK_MAX && !crate::spin::take_hand_back() {
+                // The connections just woken run now; the next turn submits their replies.
+                runtime::yield_now().await;
+            } else {
+                driver.wait_doorbell().await;
+                handed_back = Instant::now();
+            }
+            continue;
+        }
+        if progressed.elapsed() < driver.busy_poll {
+            let slice_start = Instant::now();
+            while !driver.ring.has_work()
+                && slice_start.elapsed() < SPIN_SLICE
+                && !crate::spin::take_hand_back()
+            {
+                std::hint::spin_loop();
+            }
+            if !driver.ring.has_work() || handed_back.elapsed() >= HAND_BACK_MAX {
+                runtime::sleep(SPIN_PAUSE).await;
+                handed_back = Instant::now();
+            }
+            continue;
+        }
+        driver.park().await;
+        handed_back = Instant::now();
+    }
+}
+
+/// A connection's socket on its shard's ring.
+pub struct Socket {
+    driver: Rc<Driver>,
+    id: SocketId,
+    closed: bool,
+}
+
+impl Socket {
+    /// Puts connected socket `fd` on this shard's ring; `None` when the shard has none.
+    pub fn open(fd: RawFd) -> Option<Self> {
+        let driver = SHARD_RING.with(|cell| match &*cell.borrow() {
+            ShardRing::Ready(driver) => Some(driver.clone()),
+            _ => None,
+        })?;
+        let id = driver.ring.open(fd);
+        driver.kick();
+        Some(Self {
+            driver,
+            id,
+            closed: false,
+        })
+    }
+
+    /// Reads what has arrived into `buf` (at least one byte, or 0 at end of stream).
+    ///
+    /// # Errors
+    /// The receive's error (a reset connection).
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let result = self.driver.ring.try_read(self.id, buf, Some(cx.waker()));
+            // Taking bytes may let a paused receive be armed again.
+            self.driver.kick();
+            match result {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Queues all of `out` to be sent at the driver's next turn and leaves an empty buffer in
+    /// its place; waits first for the previous send, so at most one is in flight.
+    ///
+    /// # Errors
+    /// When an earlier send failed (the peer is gone).
+    pub async fn send(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        poll_fn(|cx| {
+            let result = self.driver.ring.try_send(self.id, out, Some(cx.waker()));
+            self.driver.kick();
+            match result {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Waits for the last send to leave, then takes the socket off the ring. The descriptor
+    /// may be closed afterwards.
+    pub async fn close(mut self) {
+        poll_fn(|cx| {
+            if self.driver.ring.sending(self.id, Some(cx.waker())) {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        self.closed = true;
+        self.driver.ring.close(self.id);
+        self.driver.kick();
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if !self.closed {
+            // A connection task ended without `close`: the ring lets go of the socket once
+            // the kernel is done with it.
+            self.driver.ring.close(self.id);
+            self.driver.kick();
+        }
+    }
+}

@@ -1,0 +1,944 @@
+//! One shard's io_uring for socket I/O: a multishot receive per connection into the shared
+//! provided buffers, and the sends of every connection gathered in the submission queue until the
+//! next turn of the shard's driver submits them all with one `io_uring_enter`.
+//!
+//! The ring is set up with SINGLE_ISSUER and DEFER_TASKRUN (COOP_TASKRUN where the kernel refuses
+//! it): completions are prepared by the kernel only when the shard asks for them, in its own
+//! `io_uring_enter`, so arriving data never interrupts the shard with task work while it runs.
+//! TASKRUN_FLAG shows in shared memory that such work is waiting, so a turn with nothing to submit
+//! and nothing waiting costs no system call.
+//!
+//! Nothing here blocks or awaits: [`Ring::turn`] moves completions to sockets and wakes their
+//! tasks; [`Ring::try_read`] and [`Ring::try_send`] are the connection's side. The driver that
+//! calls `turn` and parks is in `io/mod.rs`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+use std::task::Waker;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::buffers::ProvidedBuffers;
+
+/// Submission queue entries. Each socket has at most one send and one receive (or its
+/// cancellation) waiting per turn, and a full queue is submitted at once, so this bounds only
+/// how many sockets share one `io_uring_enter`.
+const SUBMISSION_ENTRIES: u32 = 1024;
+/// Completion queue entries: every data completion takes a provided buffer, so between two
+/// reaps there are at most as many as there are buffers, plus one send and one end per
+/// socket. Overflow beyond this is kept by the kernel (IORING_FEAT_NODROP) and flushed at the
+/// next enter; a multishot receive it stops is armed again.
+const COMPLETION_ENTRIES: u32 = 8192;
+/// `IORING_ENTER_GETEVENTS` of linux/io_uring.h (the crate keeps its kernel bindings private).
+const ENTER_GETEVENTS: u32 = 1 << 0;
+/// The buffer group of the shard's provided buffers (one group per ring).
+const BUFFER_GROUP: u16 = 0;
+/// Unread bytes a socket may hold (received, not yet taken by its connection) before its
+/// receive is cancelled, so a client that sends without reading replies meets TCP's own
+/// back-pressure instead of growing the shard's memory. As large as the most output a
+/// connection queues before it flushes (`OUTPUT_FLUSH_LEN`), so a pipelining client is never
+/// stopped for less.
+pub const RECEIVED_AHEAD_LEN_MAX: usize = 1024 * 1024;
+
+/// What a completion's `user_data` refers to: low 8 bits the operation, then 24 bits of the
+/// socket slot's generation (so a late completion for a closed socket is not given to the
+/// next socket in the same slot), then the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Receive = 1,
+    Send = 2,
+    Cancel = 3,
+}
+
+const GENERATION_MASK: u32 = (1 << 24) - 1;
+
+fn user_data(operation: Operation, id: SocketId) -> u64 {
+    (u64::from(id.slot) << 32)
+        | (u64::from(id.generation & GENERATION_MASK) << 8)
+        | operation as u64
+}
+
+fn decode(user_data: u64) -> Option<(Operation, SocketId)> {
+    let operation = match user_data & 0xff {
+        1 => Operation::Receive,
+        2 => Operation::Send,
+        3 => Operation::Cancel,
+        _ => return None,
+    };
+    let id = SocketId {
+        slot: (user_data >> 32) as u32,
+        generation: ((user_data >> 8) as u32) & GENERATION_MASK,
+    };
+    Some((operation, id))
+}
+
+/// A socket's place in the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketId {
+    slot: u32,
+    generation: u32,
+}
+
+/// The state of a socket's multishot receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Receive {
+    /// Submitted (or queued for submission); completions may come.
+    Armed,
+    /// A cancellation was queued; the receive's last completion has not come yet.
+    Cancelling,
+    /// No receive in flight: armed again when the socket has room and buffers exist.
+    Idle,
+    /// The stream ended (end of stream or an error): never armed again.
+    Done,
+}
+
+/// Bytes received into provided buffer `id`, `read` of them already taken.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    id: u16,
+    len: usize,
+    read: usize,
+}
+
+/// A send in flight: the connection's output buffer, moved here until the kernel is done.
+struct Outgoing {
+    buffer: Vec<u8>,
+    sent: usize,
+}
+
+#[derive(Default)]
+struct Socket {
+    fd: RawFd,
+    generation: u32,
+    open: bool,
+    closing: bool,
+    receive: Option<Receive>,
+    received: VecDeque<Received>,
+    /// Bytes copied out of provided buffers (when buffers ran out), older than `received`.
+    spill: Vec<u8>,
+    spill_read: usize,
+    /// End of stream (0) or the negated error of the receive that ended it.
+    end: Option<i32>,
+    reader: Option<Waker>,
+    send: Option<Outgoing>,
+    /// The error of the last send, reported to the next send.
+    send_error: Option<i32>,
+    spare: Vec<u8>,
+    writer: Option<Waker>,
+}
+
+impl Socket {
+    fn unread_len(&self) -> usize {
+        self.spill.len() - self.spill_read
+            + self
+                .received
+                .iter()
+                .map(|received| received.len - received.read)
+                .sum::<usize>()
+    }
+
+    fn wake_reader(&mut self) {
+        if let Some(waker) = self.reader.take() {
+            waker.wake();
+        }
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(waker) = self.writer.take() {
+            waker.wake();
+        }
+    }
+
+    /// Done with the kernel: nothing in flight, so the slot may be reused.
+    fn quiet(&self) -> bool {
+        self.send.is_none() && !matches!(self.receive, Some(Receive::Armed | Receive::Cancelling))
+    }
+}
+
+/// How the ring was set up, said once at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskRun {
+    /// SINGLE_ISSUER + DEFER_TASKRUN: task work runs only inside the shard's own enter.
+    Deferred,
+    /// COOP_TASKRUN: task work waits for the shard's next system call instead of an interrupt.
+    Cooperative,
+}
+
+/// What the ring did, for tests that check a path was taken.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RingCounters {
+    /// `io_uring_enter` calls.
+    pub enters: u64,
+    /// Sends submitted.
+    pub sends: u64,
+    /// Receives that stopped because every provided buffer was in use (ENOBUFS).
+    pub buffer_exhaustions: u64,
+    /// Receives cancelled because the connection had [`RECEIVED_AHEAD_LEN_MAX`] unread.
+    pub receive_pauses: u64,
+}
+
+/// One shard's ring, its provided buffers and its sockets.
+pub struct Ring {
+    uring: RefCell<IoUring>,
+    buffers: RefCell<ProvidedBuffers>,
+    sockets: RefCell<Vec<Socket>>,
+    free_slots: RefCell<Vec<u32>>,
+    /// Sockets whose receive is idle and may be armed again.
+    to_arm: RefCell<Vec<SocketId>>,
+    /// Completions copied out of the queue, reused every turn.
+    completions: RefCell<Vec<(u64, i32, u32)>>,
+    /// Sends that went out in part: the rest is submitted after the completions are handled.
+    resends: RefCell<Vec<SocketId>>,
+    /// Set when a receive found no buffer: every held buffer is copied out after this turn.
+    exhausted: Cell<bool>,
+    task_run: TaskRun,
+    counters: Cell<RingCounters>,
+}
+
+impl Ring {
+    /// A ring with `buffer_count` provided buffers of `buffer_len` bytes, its completions
+    /// announced on `eventfd` (may be -1 for none).
+    ///
+    /// # Errors
+    /// When the kernel refuses io_uring, the buffer ring or the eventfd.
+    pub fn new(buffer_count: u16, buffer_len: usize, eventfd: RawFd) -> io::Result<Self> {
+        let (uring, task_run) = Self::build()?;
+        let buffers = ProvidedBuffers::new(buffer_count, buffer_len)?;
+        // SAFETY: the entries stay mapped as long as `buffers`, which the ring owns and drops
+        // after `uring` (field order below), so the kernel never reads an unmapped ring.
+        unsafe {
+            uring.submitter().register_buf_ring_with_flags(
+                buffers.ring_address(),
+                buffers.count(),
+                BUFFER_GROUP,
+                0,
+            )?;
+        }
+        buffers.publish();
+        if eventfd >= 0 {
+            uring.submitter().register_eventfd(eventfd)?;
+        }
+        Ok(Self {
+            uring: RefCell::new(uring),
+            buffers: RefCell::new(buffers),
+            sockets: RefCell::new(Vec::new()),
+            free_slots: RefCell::new(Vec::new()),
+            to_arm: RefCell::new(Vec::new()),
+            completions: RefCell::new(Vec::new()),
+            resends: RefCell::new(Vec::new()),
+            exhausted: Cell::new(false),
+            task_run,
+            counters: Cell::new(RingCounters::default()),
+        })
+    }
+
+    fn build() -> io::Result<(IoUring, TaskRun)> {
+        let deferred = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .setup_cqsize(COMPLETION_ENTRIES)
+            .build(SUBMISSION_ENTRIES);
+        match deferred {
+            Ok(uring) => Ok((uring, TaskRun::Deferred)),
+            // Kernels before 6.1 refuse DEFER_TASKRUN with EINVAL.
+            Err(_) => IoUring::builder()
+                .setup_coop_taskrun()
+                .setup_taskrun_flag()
+                .setup_cqsize(COMPLETION_ENTRIES)
+                .build(SUBMISSION_ENTRIES)
+                .map(|uring| (uring, TaskRun::Cooperative)),
+        }
+    }
+
+    /// How task work is run.
+    pub fn task_run(&self) -> TaskRun {
+        self.task_run
+    }
+
+    /// The counters so far.
+    #[cfg(test)]
+    pub fn counters(&self) -> RingCounters {
+        self.counters.get()
+    }
+
+    fn count(&self, update: impl FnOnce(&mut RingCounters)) {
+        let mut counters = self.counters.get();
+        update(&mut counters);
+        self.counters.set(counters);
+    }
+
+    /// Starts receiving on connected socket `fd` (which stays open until [`Ring::close`]'s
+    /// caller closes it).
+    pub fn open(&self, fd: RawFd) -> SocketId {
+        let mut sockets = self.sockets.borrow_mut();
+        let slot = match self.free_slots.borrow_mut().pop() {
+            Some(slot) => slot,
+            None => {
+                sockets.push(Socket::default());
+                u32::try_from(sockets.len() - 1).expect("fewer than 2^32 sockets")
+            }
+        };
+        let socket = &mut sockets[slot as usize];
+        assert!(
+            !socket.open && socket.quiet(),
+            "slot {slot} reused while in flight"
+        );
+        assert!(socket.received.is_empty());
+        let generation = socket.generation.wrapping_add(1) & GENERATION_MASK;
+        *socket = Socket {
+            fd,
+            generation,
+            open: true,
+            receive: Some(Receive::Idle),
+            spare: std::mem::take(&mut socket.spare),
+            ..Socket::default()
+        };
+        let id = SocketId { slot, generation };
+        self.to_arm.borrow_mut().push(id);
+        id
+    }
+
+    fn with_socket<T>(&self, id: SocketId, f: impl FnOnce(&mut Socket) -> T) -> T {
+        let mut sockets = self.sockets.borrow_mut();
+        let socket = &mut sockets[id.slot as usize];
+        assert!(
+            socket.open && socket.generation == id.generation,
+            "socket {id:?} used after close"
+        );
+        f(socket)
+    }
+
+    /// Copies received bytes into `buf`: `Some(Ok(n))` with n > 0, `Some(Ok(0))` at end of
+    /// stream, `Some(Err)` when the stream failed, `None` when nothing has arrived (`waker`
+    /// is then woken when something does).
+    pub fn try_read(
+        &self,
+        id: SocketId,
+        buf: &mut [u8],
+        waker: Option<&Waker>,
+    ) -> Option<io::Result<usize>> {
+        assert!(!buf.is_empty(), "a read needs room");
+        let mut buffers = self.buffers.borrow_mut();
+        let (result, arm) = self.with_socket(id, |socket| {
+            let mut copied = 0;
+            let spilled = &socket.spill[socket.spill_read..];
+            if !spilled.is_empty() {
+                let len = spilled.len().min(buf.len());
+                buf[..len].copy_from_slice(&spilled[..len]);
+                socket.spill_read += len;
+                copied = len;
+                if socket.spill_read == socket.spill.len() {
+                    socket.spill.clear();
+                    socket.spill_read = 0;
+                }
+            }
+            while copied < buf.len() {
+                let Some(front) = socket.received.front_mut() else {
+                    break;
+                };
+                let bytes = &buffers.bytes(front.id, front.len)[front.read..];
+                let len = bytes.len().min(buf.len() - copied);
+                buf[copied..copied + len].copy_from_slice(&bytes[..len]);
+                front.read += len;
+                copied += len;
+                assert!(front.read <= front.len);
+                if front.read == front.len {
+                    let id = front.id;
+                    socket.received.pop_front();
+                    buffers.give_back(id);
+                }
+            }
+            let arm = socket.receive == Some(Receive::Idle)
+                && socket.end.is_none()
+                && socket.unread_len() < RECEIVED_AHEAD_LEN_MAX;
+            if copied > 0 {
+                return (Some(Ok(copied)), arm);
+            }
+            if let Some(end) = socket.end {
+                let result = if end == 0 {
+                    Ok(0)
+                } else {
+                    Err(io::Error::from_raw_os_error(-end))
+                };
+                return (Some(result), false);
+            }
+            socket.reader = waker.cloned();
+            (None, arm)
+        });
+        buffers.publish();
+        if arm {
+            let mut to_arm = self.to_arm.borrow_mut();
+            if !to_arm.contains(&id) {
+                to_arm.push(id);
+            }
+        }
+        result
+    }
+
+    /// Queues `out` to be sent (submitted at the next turn), leaving an empty buffer in its
+    /// place: `Some(Ok)` when queued, `Some(Err)` when an earlier send failed, `None` while
+    /// the previous send is still in flight (`waker` is then woken when it is done).
+    pub fn try_send(
+        &self,
+        id: SocketId,
+        out: &mut Vec<u8>,
+        waker: Option<&Waker>,
+    ) -> Option<io::Result<()>> {
+        let queued = self.with_socket(id, |socket| {
+            if socket.send.is_some() {
+                socket.writer = waker.cloned();
+                return None;
+            }
+            if let Some(error) = socket.send_error {
+                return Some(Err(io::Error::from_raw_os_error(-error)));
+            }
+            if out.is_empty() {
+                return Some(Ok(false));
+            }
+            let mut spare = std::mem::take(&mut socket.spare);
+            spare.clear();
+            let buffer = std::mem::replace(out, spare);
+            socket.send = Some(Outgoing { buffer, sent: 0 });
+            Some(Ok(true))
+        })?;
+        match queued {
+            Ok(true) => {
+                self.push_send(id);
+                Some(Ok(()))
+            }
+            Ok(false) => Some(Ok(())),
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// True while a send of `id` is in flight; `waker` is woken when none is.
+    pub fn sending(&self, id: SocketId, waker: Option<&Waker>) -> bool {
+        self.with_socket(id, |socket| {
+            if socket.send.is_some() {
+                socket.writer = waker.cloned();
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// The connection is done with `id`: its receive is cancelled, and the slot is reused once
+    /// the kernel has nothing of it in flight. The caller may close the descriptor at once (the
+    /// kernel holds its own reference until the cancellation completes).
+    pub fn close(&self, id: SocketId) {
+        let cancel = self.with_socket(id, |socket| {
+            socket.closing = true;
+            socket.reader = None;
+            socket.writer = None;
+            if socket.receive == Some(Receive::Armed) {
+                socket.receive = Some(Receive::Cancelling);
+                true
+            } else {
+                false
+            }
+        });
+        self.to_arm.borrow_mut().retain(|queued| *queued != id);
+        if cancel {
+            self.push(
+                opcode::AsyncCancel::new(user_data(Operation::Receive, id))
+                    .build()
+                    .user_data(user_data(Operation::Cancel, id)),
+            );
+        }
+        self.free_if_quiet(id);
+    }
+
+    fn free_if_quiet(&self, id: SocketId) {
+        let mut sockets = self.sockets.borrow_mut();
+        let socket = &mut sockets[id.slot as usize];
+        if socket.generation != id.generation || !socket.open || !socket.closing || !socket.quiet()
+        {
+            return;
+        }
+        let mut buffers = self.buffers.borrow_mut();
+        for received in socket.received.drain(..) {
+            buffers.give_back(received.id);
+        }
+        buffers.publish();
+        socket.open = false;
+        socket.spill = Vec::new();
+        socket.spill_read = 0;
+        socket.end = None;
+        socket.send_error = None;
+        self.free_slots.borrow_mut().push(id.slot);
+    }
+
+    /// Queues a submission, submitting the queue first if it is full.
+    fn push(&self, entry: squeue::Entry) {
+        let mut uring = self.uring.borrow_mut();
+        // SAFETY (for `push`): every entry's buffers outlive the operation: sends point into
+        // an `Outgoing` buffer that stays in its socket until the send's completion, receives
+        // use provided buffers owned by the ring, cancellations point at nothing.
+        if unsafe { uring.submission().push(&entry) }.is_err() {
+            self.count(|counters| counters.enters += 1);
+            // Submitted without waiting: the queue has room again afterwards.
+            let _ = uring.submit();
+            // SAFETY: as above.
+            unsafe { uring.submission().push(&entry) }.expect("an empty queue has room");
+        }
+    }
+
+    fn push_send(&self, id: SocketId) {
+        let entry = self.with_socket(id, |socket| {
+            let outgoing = socket.send.as_ref().expect("a send in flight");
+            assert!(outgoing.sent < outgoing.buffer.len());
+            let rest = &outgoing.buffer[outgoing.sent..];
+            // Replies above 4 GiB go out in parts; each completion submits the rest.
+            let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+            opcode::Send::new(types::Fd(socket.fd), rest.as_ptr(), len)
+                // WAITALL: the kernel itself waits for room and sends the rest, so a large
+                // reply completes once instead of once per socket buffer's worth.
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build()
+                .user_data(user_data(Operation::Send, id))
+        });
+        self.count(|counters| counters.sends += 1);
+        self.push(entry);
+    }
+
+    fn arm_waiting(&self) {
+        if self.to_arm.borrow().is_empty() || self.buffers.borrow().kernel_count() == 0 {
+            return;
+        }
+        let to_arm = std::mem::take(&mut *self.to_arm.borrow_mut());
+        for id in to_arm {
+            let entry = {
+                let mut sockets = self.sockets.borrow_mut();
+                let socket = &mut sockets[id.slot as usize];
+                if socket.generation != id.generation
+                    || !socket.open
+                    || socket.closing
+                    || socket.receive != Some(Receive::Idle)
+                    || socket.end.is_some()
+                {
+                    continue;
+                }
+                socket.receive = Some(Receive::Armed);
+                opcode::RecvMulti::new(types::Fd(socket.fd), BUFFER_GROUP)
+                    .build()
+                    .user_data(user_data(Operation::Receive, id))
+            };
+            self.push(entry);
+        }
+    }
+
+    /// True when a turn would find something to do: submissions queued, task work or
+    /// completions waiting, or receives to arm. Reads shared memory only.
+    pub fn has_work(&self) -> bool {
+        let mut uring = self.uring.borrow_mut();
+        let (queued, task_work, overflow) = {
+            let submission = uring.submission();
+            (
+                !submission.is_empty(),
+                submission.taskrun(),
+                submission.cq_overflow(),
+            )
+        };
+        queued
+            || task_work
+            || overflow
+            || !uring.completion().is_empty()
+            || (!self.to_arm.borrow().is_empty() && self.buffers.borrow().kernel_count() > 0)
+    }
+
+    /// One turn: arms idle receives, submits every queued entry and runs the kernel's deferred
+    /// work in one `io_uring_enter` (none when there is nothing to do), hands completions to
+    /// their sockets and wakes their tasks. Returns the completions handled plus the entries
+    /// submitted.
+    pub fn turn(&self) -> usize {
+        self.arm_waiting();
+        let submitted = {
+            let mut uring = self.uring.borrow_mut();
+            let (queued, task_work, overflow) = {
+                let submission = uring.submission();
+                (
+                    submission.len(),
+                    submission.taskrun(),
+                    submission.cq_overflow(),
+                )
+            };
+            if queued > 0 || task_work || overflow {
+                self.count(|counters| counters.enters += 1);
+                // SAFETY: no argument pointer is passed; GETEVENTS with min_complete 0 runs
+                // the deferred task work and returns without waiting.
+                let result = unsafe {
+                    uring.submitter().enter::<libc::sigset_t>(
+                        queued as u32,
+                        0,
+                        ENTER_GETEVENTS,
+                        None,
+                    )
+                };
+                match result {
+                    Ok(submitted) => submitted,
+                    // Interrupted, or the kernel is short of memory for requests: what was
+                    // not taken stays queued for the next turn.
+                    Err(error)
+                        if matches!(
+                            error.raw_os_error(),
+                            Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                        ) =>
+                    {
+                        0
+                    }
+                    Err(error) => panic!("io_uring_enter failed: {error}"),
+                }
+            } else {
+                0
+            }
+        };
+        let mut completions = std::mem::take(&mut *self.completions.borrow_mut());
+        completions.clear();
+        {
+            let mut uring = self.uring.borrow_mut();
+            completions.extend(
+                uring
+                    .completion()
+                    .map(|entry| (entry.user_data(), entry.result(), entry.flags())),
+            );
+        }
+        for &(data, result, flags) in &completions {
+            self.complete(data, result, flags);
+        }
+        let handled = completions.len();
+        *self.completions.borrow_mut() = completions;
+        let resends = std::mem::take(&mut *self.resends.borrow_mut());
+        for id in resends {
+            self.push_send(id);
+        }
+        if self.exhausted.replace(false) {
+            self.spill_all();
+        }
+        self.buffers.borrow().publish();
+        handled + submitted
+    }
+
+    fn complete(&self, data: u64, result: i32, flags: u32) {
+        let Some((operation, id)) = decode(data) else {
+            panic!("completion with unknown user data {data:#x}");
+        };
+        match operation {
+            Operation::Receive => self.complete_receive(id, result, flags),
+            Operation::Send => self.complete_send(id, result),
+            // The cancelled receive reports its own end; -ENOENT/-EALREADY here only say the
+            // receive had already finished or was finishing.
+            Operation::Cancel => {}
+        }
+    }
+
+    fn complete_receive(&self, id: SocketId, result: i32, flags: u32) {
+        let buffer = cqueue::buffer_select(flags);
+        let more = cqueue::more(flags);
+        let mut sockets = self.sockets.borrow_mut();
+        let socket = &mut sockets[id.slot as usize];
+        assert!(
+            socket.generation == id.generation && socket.open,
+            "receive completion for a freed socket {id:?}"
+        );
+        assert!(
+            matches!(socket.receive, Some(Receive::Armed | Receive::Cancelling)),
+            "receive completion for socket {id:?} in state {:?}",
+            socket.receive
+        );
+        let mut buffers = self.buffers.borrow_mut();
+        if let Some(buffer) = buffer {
+            buffers.take(buffer);
+            assert!(result > 0, "a buffer is only reported with data");
+            let len = result as usize;
+            assert!(len <= buffers.buffer_len());
+            if socket.closing {
+                buffers.give_back(buffer);
+            } else {
+                socket.received.push_back(Received {
+                    id: buffer,
+                    len,
+                    read: 0,
+                });
+            }
+        } else if result == 0 {
+            socket.end = Some(0);
+        } else if result == -libc::ENOBUFS {
+            self.exhausted.set(true);
+            self.count(|counters| counters.buffer_exhaustions += 1);
+        } else if result == -libc::ECANCELED {
+            // Cancelled for back-pressure or close; armed again by a read if still open.
+        } else if result < 0 {
+            socket.end = Some(result);
+        }
+        if !more {
+            socket.receive = Some(if socket.end.is_some() {
+                Receive::Done
+            } else {
+                Receive::Idle
+            });
+        }
+        let pause = socket.receive == Some(Receive::Armed)
+            && !socket.closing
+            && socket.unread_len() >= RECEIVED_AHEAD_LEN_MAX;
+        if pause {
+            socket.receive = Some(Receive::Cancelling);
+        }
+        let rearm = socket.receive == Some(Receive::Idle)
+            && !socket.closing
+            && socket.unread_len() < RECEIVED_AHEAD_LEN_MAX;
+        socket.wake_reader();
+        drop(buffers);
+        drop(sockets);
+        if pause {
+            self.count(|counters| counters.receive_pauses += 1);
+            self.push(
+                opcode::AsyncCancel::new(user_data(Operation::Receive, id))
+                    .build()
+                    .user_data(user_data(Operation::Cancel, id)),
+            );
+        }
+        if rearm {
+            self.to_arm.borrow_mut().push(id);
+        }
+        self.free_if_quiet(id);
+    }
+
+    fn complete_send(&self, id: SocketId, result: i32) {
+        let mut resend = false;
+        {
+            let mut sockets = self.sockets.borrow_mut();
+            let socket = &mut sockets[id.slot as usize];
+            assert!(
+                socket.generation == id.generation && socket.open,
+                "send completion for a freed socket {id:?}"
+            );
+            let outgoing = socket
+                .send
+                .as_mut()
+                .expect("send completion without a send");
+            if result >= 0 {
+                outgoing.sent += result as usize;
+                assert!(outgoing.sent <= outgoing.buffer.len());
+                resend = outgoing.sent < outgoing.buffer.len() && result > 0;
+                if result == 0 && outgoing.sent < outgoing.buffer.len() {
+                    socket.send_error = Some(-libc::EPIPE);
+                }
+            } else {
+                socket.send_error = Some(result);
+            }
+            if !resend {
+                let mut outgoing = socket.send.take().expect("checked above");
+                outgoing.buffer.clear();
+                socket.spare = outgoing.buffer;
+                socket.wake_writer();
+            }
+        }
+        if resend {
+            self.resends.borrow_mut().push(id);
+        } else {
+            self.free_if_quiet(id);
+        }
+    }
+
+    /// Every receive found the buffers all held: copy what every socket holds into its own
+    /// memory and give the buffers back, so no connection that is slow to read keeps the
+    /// others from receiving.
+    fn spill_all(&self) {
+        let mut sockets = self.sockets.borrow_mut();
+        let mut buffers = self.buffers.borrow_mut();
+        let mut to_arm = self.to_arm.borrow_mut();
+        for (slot, socket) in sockets.iter_mut().enumerate() {
+            while let Some(received) = socket.received.pop_front() {
+                let bytes = &buffers.bytes(received.id, received.len)[received.read..];
+                socket.spill.extend_from_slice(bytes);
+                buffers.give_back(received.id);
+            }
+            let id = SocketId {
+                slot: slot as u32,
+                generation: socket.generation,
+            };
+            if socket.open
+                && !socket.closing
+                && socket.receive == Some(Receive::Idle)
+                && socket.end.is_none()
+                && socket.unread_len() < RECEIVED_AHEAD_LEN_MAX
+                && !to_arm.contains(&id)
+            {
+                to_arm.push(id);
+            }
+        }
+        assert_eq!(
+            buffers.kernel_count(),
+            usize::from(buffers.count()),
+            "every buffer is back with the kernel after a spill"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    /// A connected loopback pair: (client, server side).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).unwrap();
+        (client, server)
+    }
+
+    /// Turns the ring and reads `id` until `len` bytes came or the stream ended.
+    fn read_len(ring: &Ring, id: SocketId, len: usize) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 7000];
+        while got.len() < len {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {len} bytes",
+                got.len()
+            );
+            ring.turn();
+            match ring.try_read(id, &mut buf, None) {
+                Some(Ok(0)) => break,
+                Some(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Some(Err(error)) => panic!("read failed: {error}"),
+                None => std::thread::yield_now(),
+            }
+        }
+        got
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn user_data_round_trips() {
+        for (operation, slot, generation) in [
+            (Operation::Receive, 0, 1),
+            (Operation::Send, 7, GENERATION_MASK),
+            (Operation::Cancel, u32::MAX, 12345),
+        ] {
+            let id = SocketId { slot, generation };
+            assert_eq!(decode(user_data(operation, id)), Some((operation, id)));
+        }
+    }
+
+    #[test]
+    fn data_spanning_many_buffers_arrives_whole_and_in_order() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let (client, server) = pair();
+        let id = ring.open(server.as_raw_fd());
+        let sent = pattern(100_000, 3);
+        let writer = {
+            let sent = sent.clone();
+            let mut client = client.try_clone().unwrap();
+            std::thread::spawn(move || client.write_all(&sent).unwrap())
+        };
+        let got = read_len(&ring, id, sent.len());
+        writer.join().unwrap();
+        assert_eq!(got, sent);
+        // 100 kB through 8 buffers of 1 kB: the receive ran out of buffers and was armed again.
+        assert!(
+            ring.counters().buffer_exhaustions > 0,
+            "{:?}",
+            ring.counters()
+        );
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_len(&ring, id, 1), b"");
+        ring.close(id);
+        assert_eq!(ring.buffers.borrow().kernel_count(), 8);
+    }
+
+    #[test]
+    fn exhaustion_with_many_sockets_loses_nothing() {
+        let ring = Ring::new(4, 512, -1).expect("ring");
+        let pairs: Vec<_> = (0..6).map(|_| pair()).collect();
+        let ids: Vec<_> = pairs
+            .iter()
+            .map(|(_, server)| ring.open(server.as_raw_fd()))
+            .collect();
+        // Every client sends before the server reads anything: more data than buffers.
+        for (index, (client, _)) in pairs.iter().enumerate() {
+            (&*client).write_all(&pattern(3000, index as u8)).unwrap();
+        }
+        for (index, id) in ids.iter().enumerate() {
+            assert_eq!(read_len(&ring, *id, 3000), pattern(3000, index as u8));
+        }
+        assert!(ring.counters().buffer_exhaustions > 0);
+        for id in ids {
+            ring.close(id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ring.free_slots.borrow().len() < 6 {
+            assert!(Instant::now() < deadline, "sockets never became quiet");
+            ring.turn();
+        }
+        assert_eq!(ring.buffers.borrow().kernel_count(), 4);
+    }
+
+    #[test]
+    fn sends_are_gathered_and_replies_arrive() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let pairs: Vec<_> = (0..10).map(|_| pair()).collect();
+        let ids: Vec<_> = pairs
+            .iter()
+            .map(|(_, server)| ring.open(server.as_raw_fd()))
+            .collect();
+        ring.turn();
+        let enters_before = ring.counters().enters;
+        for (index, id) in ids.iter().enumerate() {
+            let mut out = pattern(100 + index, index as u8);
+            assert!(matches!(ring.try_send(*id, &mut out, None), Some(Ok(()))));
+            assert!(out.is_empty(), "the buffer moved to the ring");
+        }
+        ring.turn();
+        assert_eq!(
+            ring.counters().enters,
+            enters_before + 1,
+            "one enter for ten sends"
+        );
+        for (index, (client, _)) in pairs.iter().enumerate() {
+            let mut got = vec![0u8; 100 + index];
+            (&*client).read_exact(&mut got).unwrap();
+            assert_eq!(got, pattern(100 + index, index as u8));
+        }
+        for id in &ids {
+            assert!(!ring.sending(*id, None));
+        }
+    }
+
+    #[test]
+    fn a_large_send_completes_whole() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let (client, server) = pair();
+        let id = ring.open(server.as_raw_fd());
+        let sent = pattern(8 * 1024 * 1024, 9);
+        let mut out = sent.clone();
+        assert!(matches!(ring.try_send(id, &mut out, None), Some(Ok(()))));
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 8 * 1024 * 1024];
+            (&client).read_exact(&mut got).unwrap();
+            got
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ring.sending(id, None) {
+            assert!(Instant::now() < deadline);
+            ring.turn();
+            std::thread::yield_now();
+        }
+        assert_eq!(reader.join().unwrap(), sent);
+    }
+}

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ember_kernels::compare::score_within;
 use ember_kernels::recommend::{demo_rows, top_k, Layout};
 use ember_kernels::{npy, Backend, OrtRuntime, OrtSession, SessionConfig, Tensor, TensorData};
 use ember_resp::{encode, parse_frame, Frame};
@@ -536,7 +537,7 @@ impl Workload {
                         text(&pair[0])?,
                         text(&pair[1])?.parse::<f32>().map_err(|e| e.to_string())?,
                     );
-                    if got_id != *id || (got_score - score).abs() > SCORE_TOLERANCE {
+                    if got_id != *id || !score_within(got_score, *score, SCORE_TOLERANCE) {
                         return Err(format!(
                             "RECOMMEND gave {got_id} {got_score}, expected {id} {score}"
                         ));
@@ -560,7 +561,7 @@ impl Workload {
                 }
                 for (value, want) in values.iter().zip(want) {
                     let got = text(value)?.parse::<f32>().map_err(|e| e.to_string())?;
-                    if (got - want).abs() > SCORE_TOLERANCE {
+                    if !score_within(got, *want, SCORE_TOLERANCE) {
                         return Err(format!("AI.MODELEXECUTE score {got}, in-process {want}"));
                     }
                 }

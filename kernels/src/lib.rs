@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod compare;
 pub mod cuda;
 pub mod dlrm;
 pub mod dot;

@@ -2,13 +2,15 @@
 //!
 //! These tests need a CUDA driver, a GPU, NVRTC and cuBLASLt. Where there is no driver or no
 //! device (CI, and the machine this backend was written on) they print why and pass without
-//! running; `engine_without_a_driver_is_a_typed_error` then checks the error path instead.
+//! running (or fail, with EMBER_REQUIRE_GPU=1 as ci/gpu-check.sh sets on a GPU machine);
+//! `engine_without_a_driver_is_a_typed_error` then checks the error path instead.
 //! Inputs come from a seeded generator; a failure prints the seed.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Instant;
 
-use ember_kernels::cuda::library::NVRTC_WHEEL_LIBRARY;
+use ember_kernels::cuda::library::{CUBLASLT_WHEEL_LIBRARY, NVRTC_WHEEL_LIBRARY};
 use ember_kernels::cuda::{self, CudaErrorKind, DlrmEngine, EngineOptions};
 use ember_kernels::dlrm::{DenseLayer, DlrmModel, EmbeddingTables, Pooling, SparseBags};
 use ember_kernels::reference;
@@ -86,19 +88,12 @@ fn dense_inputs(rng: &mut Rng, sample_count: usize) -> Vec<f32> {
         .collect()
 }
 
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn options(batch_size_max: usize, pooling: Pooling) -> EngineOptions {
-    let wheel = repository_root().join(NVRTC_WHEEL_LIBRARY);
     EngineOptions {
         batch_size_max,
         pooling,
-        nvrtc_library: wheel.exists().then_some(wheel),
+        nvrtc_library: common::setup_library(NVRTC_WHEEL_LIBRARY),
+        cublaslt_library: common::setup_library(CUBLASLT_WHEEL_LIBRARY),
         ..EngineOptions::default()
     }
 }
@@ -119,25 +114,17 @@ fn gpu() -> Option<cuda::DeviceInfo> {
                 CudaErrorKind::NoDriver | CudaErrorKind::NoDevice
             ) =>
         {
-            eprintln!("skipped: {error}");
+            common::skip_gpu_test(&error.to_string());
             None
         }
         Err(error) => panic!("probing the GPU failed: {error}"),
     }
 }
 
+/// Infinite when either side holds a NaN, so that `<= TOLERANCE` fails.
 fn max_abs_error(got: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(got.len(), expected.len());
-    got.iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |max, error| {
-            if error.is_nan() {
-                f32::INFINITY
-            } else {
-                max.max(error)
-            }
-        })
+    ember_kernels::compare::max_abs_difference(got, expected)
 }
 
 #[test]

@@ -190,3 +190,42 @@ fn ids_model_matches_numpy() {
         assert!(error <= TOLERANCE, "cuda vs numpy: {error}");
     }
 }
+
+/// The native engine behind the `Backend` trait (how the server runs it) on both demo models.
+#[test]
+fn native_backend_matches_numpy() {
+    use ember_kernels::{Backend, Tensor, TensorData};
+    if let Err(error) = cuda::probe(0) {
+        common::skip_gpu_test(&format!("the native backend: {error}"));
+        return;
+    }
+    let options = EngineOptions {
+        batch_size_max: 16,
+        nvrtc_library: common::setup_library(NVRTC_WHEEL_LIBRARY),
+        cublaslt_library: common::setup_library(CUBLASLT_WHEEL_LIBRARY),
+        ..EngineOptions::default()
+    };
+    for (model, second) in [("dlrm", "sparse"), ("dlrm_dense", "pooled")] {
+        let bytes = std::fs::read(models_dir().join(format!("{model}.onnx"))).unwrap();
+        let mut backend = ember_kernels::dlrm_backend::native_cuda(&bytes, &options).unwrap();
+        assert_eq!(backend.device_name(), "native-cuda:0");
+        let testdata = models_dir().join("testdata").join(model);
+        let tensor = |name: &str| {
+            let array = read_npy(&testdata.join(format!("{name}.npy")));
+            let data = if array.floats.is_empty() {
+                TensorData::Int64(array.ints)
+            } else {
+                TensorData::Float(array.floats)
+            };
+            Tensor::new(array.shape, data).unwrap()
+        };
+        let scores = backend.run(&[tensor("dense"), tensor(second)]).unwrap();
+        let expected = read_npy(&testdata.join("score.npy"));
+        let error = max_abs_error(scores[0].as_f32().unwrap(), &expected.floats);
+        eprintln!("native backend, {model}: max abs error {error:e}");
+        assert!(
+            error <= TOLERANCE,
+            "native backend vs numpy, {model}: {error}"
+        );
+    }
+}

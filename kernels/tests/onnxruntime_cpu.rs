@@ -248,3 +248,32 @@ fn demo_rows_name_every_key_once() {
         .iter()
         .any(|(k, v)| k == b"dense:0" && v.len() == layout.dense_len * 4));
 }
+
+#[test]
+fn the_cpu_library_lists_only_the_cpu_provider() {
+    assert_eq!(runtime().providers(), ["cpu"]);
+}
+
+/// The DLRM backends (the native engine's adapter, here over the CPU reference) declare what ONNX Runtime reads
+/// from the graphs and score the same, so a server can swap one for the other.
+#[test]
+fn dlrm_backends_match_onnx_runtime_signature_and_scores() {
+    let cases = [
+        ("dlrm", ["dense", "sparse"]),
+        ("dlrm_dense", ["dense", "pooled"]),
+    ];
+    for (model, names) in cases {
+        let mut ort = session(model);
+        let bytes = std::fs::read(model_path(model)).unwrap();
+        let mut reference = ember_kernels::dlrm_backend::reference_cpu(&bytes).unwrap();
+        assert_eq!(reference.inputs(), ort.inputs(), "{model}");
+        assert_eq!(reference.outputs(), ort.outputs(), "{model}");
+        let inputs: Vec<Tensor> = names.iter().map(|name| test_vector(model, name)).collect();
+        let from_ort = ort.run(&inputs).unwrap().remove(0);
+        let from_reference = reference.run(&inputs).unwrap().remove(0);
+        let err = max_abs_err(&from_reference, &from_ort);
+        assert!(err <= SCORE_TOLERANCE, "{model}: reference vs ort {err}");
+        let err = max_abs_err(&from_reference, &test_vector(model, "score"));
+        assert!(err <= SCORE_TOLERANCE, "{model}: reference vs numpy {err}");
+    }
+}

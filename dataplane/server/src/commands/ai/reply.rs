@@ -83,10 +83,11 @@ pub fn model(out: &mut Vec<u8>, meta: &ModelMeta, with_meta: bool, with_blob: bo
 }
 
 /// AI.INFO key's reply: RedisAI's 18 entries (key, type, backend, device, tag, duration, samples, calls, errors),
-/// then Ember's batching figures as further pairs (batches, batch_requests_max, batch_rows_max, max_delay_us),
-/// which RedisAI clients that read the reply as a map keep as extra keys.
+/// then Ember's figures as further pairs (batches, batch_requests_max, batch_rows_max, max_delay_us, and the
+/// backend that runs the model, `ember_backend`: `onnxruntime-cpu`, `onnxruntime-cuda:0`, `native-cuda:0`), which
+/// RedisAI clients that read the reply as a map keep as extra keys.
 pub fn info(out: &mut Vec<u8>, key: &[u8], meta: &ModelMeta, stats: &ModelStats) {
-    encode::array_len(out, 26);
+    encode::array_len(out, 28);
     encode::bulk(out, b"key");
     encode::bulk(out, key);
     encode::bulk(out, b"type");
@@ -110,6 +111,8 @@ pub fn info(out: &mut Vec<u8>, key: &[u8], meta: &ModelMeta, stats: &ModelStats)
         encode::bulk(out, label.as_bytes());
         encode::integer(out, value as i64);
     }
+    encode::bulk(out, b"ember_backend");
+    encode::bulk(out, meta.backend_name.as_bytes());
 }
 
 /// AI.INFO with no key: RedisAI's version fields and the ONNX Runtime build.

@@ -9,6 +9,7 @@
 
 pub mod backends;
 pub mod batch_queue;
+pub mod gpu_cache;
 pub mod signal;
 pub mod tensors;
 

@@ -225,15 +225,21 @@ step() {
         echo "$name: not run (the 8-minute budget is spent)" | tee -a "$SUMMARY"
         return 1
     fi
-    local step_started=$SECONDS status=0
+    local step_started=$SECONDS status=0 output="$OUT_DIR/step.out"
     echo "=== $name (at most ${limit}s): $*" >>"$LOG"
-    timeout --kill-after=5 "$limit" "$@" >>"$LOG" 2>&1 || status=$?
+    timeout --kill-after=5 "$limit" "$@" >"$output" 2>&1 || status=$?
+    cat "$output" >>"$LOG"
     local outcome="passed"
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
         outcome="TIMED OUT"
     elif [ "$status" -ne 0 ]; then
-        outcome="FAILED (exit $status)"
+        # The first panic's message (a test's assertion), else the last line: enough to act on without the log.
+        local reason
+        reason="$(grep -A1 -m1 'panicked at' "$output" | tail -n 1)"
+        [ -n "$reason" ] || reason="$(tail -n 1 "$output")"
+        outcome="FAILED (exit $status: ${reason:0:200})"
     fi
+    rm -f "$output"
     echo "$name: $outcome in $((SECONDS - step_started))s" | tee -a "$SUMMARY"
     [ "$status" -eq 0 ]
 }
@@ -323,7 +329,7 @@ device_run() {
     local nvrtc_dir="$deps/${NVRTC_LIBRARY%/*}"
     local ort_cpu="$deps/$ORT_CPU_DIR/libonnxruntime.so"
     {
-        echo "machine: ${gpu:-$([ "$has_gpu" = 1 ] && echo 'NVIDIA device nodes present, no nvidia-smi' || echo 'no NVIDIA GPU here (dry run)')}"
+        echo "machine: ${gpu:-$([ "$has_gpu" = 1 ] && echo 'NVIDIA device nodes present, no nvidia-smi' || echo 'no NVIDIA GPU here')}"
         echo "cuBLASLt: ${cublaslt:-not found (the native backend cannot load: install the CUDA toolkit or nvidia-cublas-cu12, or set EMBER_CUBLASLT_LIB)}"
         echo "onnxruntime-gpu: ${ort_gpu:-not found (ort-cuda and ort-tensorrt are not run; set EMBER_ORT_GPU_LIB to a 1.31 build)}"
     } | if [ "$DRY_RUN" = 1 ]; then sed 's/^/  [found] /'; else tee -a "$SUMMARY"; fi

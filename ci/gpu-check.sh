@@ -363,7 +363,8 @@ device_run() {
     fi
 
     local bin="$STAGE_DIR/bin"
-    step "kernels: cuda_engine" 90 "$bin/kernels-cuda_engine" --test-threads 1 --nocapture || true
+    # --include-ignored: also the engine's own throughput (cuda_throughput, at most 5000 launches per batch size).
+    step "kernels: cuda_engine" 90 "$bin/kernels-cuda_engine" --include-ignored --test-threads 1 --nocapture || true
     step "kernels: generated_models" 60 "$bin/kernels-generated_models" --test-threads 1 --nocapture || true
     if [ -n "$ort_gpu" ] || [ "$DRY_RUN" = 1 ]; then
         step "kernels: onnxruntime_gpu" 120 "$bin/kernels-onnxruntime_gpu" --test-threads 1 --nocapture || true
@@ -383,6 +384,12 @@ device_run() {
             echo
             echo '```'
             cat "$SUMMARY"
+            echo '```'
+            echo
+            echo "Native engine alone, in the test process (kernels cuda_engine::cuda_throughput, seeded weights of the demo's shapes):"
+            echo
+            echo '```'
+            grep -E 'batch [0-9]+: [0-9.]+ samples/s' "$LOG" || echo "(not measured: see the cuda_engine step)"
             echo '```'
         } >"$RESULTS"
     fi

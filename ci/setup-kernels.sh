@@ -27,7 +27,6 @@ kernels_python_env() {
 setup_kernels() {
     mkdir -p .deps
     kernels_python_env .deps/venv models/requirements.txt .deps/onnxruntime
-    .deps/venv/bin/python models/generate.py
     if [ "${EMBER_ORT_GPU:-0}" = "1" ]; then
         kernels_python_env .deps/venv-gpu models/requirements-gpu.txt .deps/onnxruntime-gpu
     fi

@@ -66,8 +66,8 @@ def make_weights(rng):
     bottom = mlp(BOTTOM_MLP)
     top = mlp(TOP_MLP)
     tables = rng.uniform(-EMBEDDING_BOUND, EMBEDDING_BOUND, size=(SPARSE_FEATURES, ROWS_PER_TABLE, EMBEDDING_DIM)).astype(np.float32)
-    user_dense = rng.lognormal(0.0, 1.0, size=(ROWS_PER_TABLE, DENSE_FEATURES)).astype(np.float32)
-    user_dense = np.log1p(user_dense).astype(np.float32)  # DLRM's log(1 + x) transform of count features
+    # DLRM's log(1 + x) transform of count features, in float64 and rounded once (see `forward_dense`).
+    user_dense = np.log1p(rng.lognormal(0.0, 1.0, size=(ROWS_PER_TABLE, DENSE_FEATURES))).astype(np.float32)
     return bottom, top, tables, user_dense
 
 
@@ -77,19 +77,23 @@ def lower_triangle():
 
 
 def forward_dense(bottom, top, dense, pooled):
-    """The reference: numpy, float32, the same operations in the same order as the graph."""
-    x = dense.astype(np.float32)
+    """The reference: numpy, the same operations in the same order as the graph, on the float32 weights and inputs
+    widened to float64, with the score rounded to float32 once at the end. Float32 matrix products would be
+    rounded differently by each BLAS kernel (OpenBLAS picks one per CPU: Haswell, SkylakeX, Zen...), so the
+    committed scores would change with the machine that ran the generator; float64's differences between kernels
+    (about 1e-16) vanish in the one rounding to float32, so every machine writes the same bytes."""
+    x = dense.astype(np.float64)
     for w, b in bottom:
-        x = np.maximum(x @ w + b, np.float32(0.0))
-    vectors = np.concatenate([x[:, None, :], pooled], axis=1)
+        x = np.maximum(x @ w.astype(np.float64) + b.astype(np.float64), 0.0)
+    vectors = np.concatenate([x[:, None, :], pooled.astype(np.float64)], axis=1)
     products = vectors @ vectors.transpose(0, 2, 1)
     rows, cols = lower_triangle()
     r = np.concatenate([x, products[:, rows, cols]], axis=1)
     for i, (w, b) in enumerate(top):
-        r = r @ w + b
+        r = r @ w.astype(np.float64) + b.astype(np.float64)
         if i + 1 < len(top):
-            r = np.maximum(r, np.float32(0.0))
-    return (np.float32(1.0) / (np.float32(1.0) + np.exp(-r))).astype(np.float32)
+            r = np.maximum(r, 0.0)
+    return (1.0 / (1.0 + np.exp(-r))).astype(np.float32)
 
 
 def forward_ids(bottom, top, tables, dense, sparse):
@@ -191,7 +195,7 @@ def make_cases(rng, bottom, top, tables, user_dense):
     """Test vectors: inputs drawn from a second seeded generator, scores from numpy."""
     cases = {}
     batch = 16
-    dense = np.log1p(rng.lognormal(0.0, 1.0, size=(batch, DENSE_FEATURES))).astype(np.float32)
+    dense = np.log1p(rng.lognormal(0.0, 1.0, size=(batch, DENSE_FEATURES))).astype(np.float32)  # float64, rounded once
     sparse = rng.integers(0, ROWS_PER_TABLE, size=(batch, SPARSE_FEATURES), dtype=np.int64)
     cases["dlrm"] = {"dense": dense, "sparse": sparse, "score": forward_ids(bottom, top, tables, dense, sparse)}
 

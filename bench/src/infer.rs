@@ -6,7 +6,9 @@
 //! - `infer` measures, in one run, samples per second and p50/p99 latency through the server (RECOMMEND on
 //!   `dlrm_dense`, AI.MODELEXECUTE on `dlrm`) against the same models run in-process with ONNX Runtime at the same
 //!   batch size, then RECOMMEND under open-loop load at 70% of its measured maximum. Every server reply is checked
-//!   against the in-process scores (max abs error 1e-5), so a fast wrong run fails.
+//!   against the in-process scores (max abs error 1e-5 on the CPU, see [`score_tolerance`] on a GPU), so a fast
+//!   wrong run fails. `--backend` runs the in-process side on the backend the server was started with
+//!   (`ort-cpu`, `ort-cuda`, `ort-tensorrt`, `native`), so that "vs in-process" compares like with like.
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -15,15 +17,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ember_kernels::compare::score_within;
+use ember_kernels::cuda::library::{CUBLASLT_WHEEL_LIBRARY, NVRTC_WHEEL_LIBRARY};
 use ember_kernels::recommend::{demo_rows, top_k, Layout};
-use ember_kernels::{npy, Backend, OrtRuntime, OrtSession, SessionConfig, Tensor, TensorData};
+use ember_kernels::{
+    npy, Backend, Device, OrtRuntime, OrtSession, SessionConfig, Tensor, TensorData,
+};
 use ember_resp::{encode, parse_frame, Frame};
 use hdrhistogram::Histogram;
 
 use crate::compare::median;
 
-/// Largest difference allowed between a server score and the in-process score for the same row.
+/// Largest difference allowed between a server score and the in-process score for the same row, on the CPU.
 const SCORE_TOLERANCE: f32 = 1e-5;
+/// The same on a GPU: the server merges requests into batches of other sizes, and a GPU library picks its
+/// kernels (and their summation order) by batch size, so float32 scores differ by ~1e-7..1e-6; 1e-4 still catches
+/// a wrong row.
+const GPU_SCORE_TOLERANCE: f32 = 1e-4;
+/// TensorRT allows TF32 matrix products on Ampere and later (ONNX Runtime exposes no switch), so its scores move
+/// by up to ~1e-3 between engine shapes.
+const TENSORRT_SCORE_TOLERANCE: f32 = 2e-3;
 /// Pipeline depth for load-embeddings: enough to hide the round trip, small enough to bound the reply buffer.
 const LOAD_PIPELINE: usize = 512;
 /// Highest latency the histograms record (10 s); anything slower is clamped and shows as 10 s.
@@ -38,7 +51,10 @@ usage: ember-bench infer [flags]        (a running server with dlrm_dense, dlrm 
   --host 127.0.0.1   --port 6379   server to measure
   --models models    directory with dlrm_dense.onnx, dlrm.onnx and the demo tables
   --ort-lib PATH     libonnxruntime.so for the in-process runs (default: $ORT_DYLIB_PATH, then
-                     .deps/onnxruntime/libonnxruntime.so)
+                     .deps/onnxruntime/libonnxruntime.so; the onnxruntime-gpu one for ort-cuda/ort-tensorrt)
+  --backend ort-cpu  the in-process side's backend: ort-cpu, ort-cuda, ort-tensorrt or native, the
+                     one the server's models run on (ember --backend B)
+  --device 0         the GPU of a GPU backend
   --batch 1,64,256,1024   batch sizes (candidates per RECOMMEND, rows per AI.MODELEXECUTE)
   --rounds 3         rounds per batch size; each round measures in-process, RECOMMEND, in-process,
                      AI.MODELEXECUTE back to back, and the tables give medians over the rounds
@@ -53,6 +69,8 @@ struct Options {
     port: u16,
     models_dir: PathBuf,
     ort_lib: Option<PathBuf>,
+    backend: String,
+    device_id: u32,
     batches: Vec<usize>,
     rounds: usize,
     seconds: f64,
@@ -68,6 +86,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         port: 6379,
         models_dir: PathBuf::from("models"),
         ort_lib: None,
+        backend: "ort-cpu".into(),
+        device_id: 0,
         batches: vec![1, 64, 256, 1024],
         rounds: 3,
         seconds: 3.0,
@@ -91,6 +111,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             }
             "--models" => options.models_dir = PathBuf::from(value()?),
             "--ort-lib" => options.ort_lib = Some(PathBuf::from(value()?)),
+            "--backend" => {
+                let backend = value()?.to_ascii_lowercase();
+                if !["ort-cpu", "ort-cuda", "ort-tensorrt", "native"].contains(&backend.as_str()) {
+                    return Err(format!(
+                        "--backend: '{backend}' (expected ort-cpu, ort-cuda, ort-tensorrt or native)"
+                    ));
+                }
+                options.backend = backend;
+            }
+            "--device" => {
+                options.device_id =
+                    u32::try_from(number(value()?)?).map_err(|_| "--device out of range")?
+            }
             "--batch" => {
                 options.batches = value()?
                     .split(',')
@@ -407,15 +440,75 @@ fn summary_row(
     format!("| {name} | {batch} | {rate:.0} | {ratio} | {per_round} | {p50:.0} | {p99:.0} |")
 }
 
+/// How close a server score must be to the in-process one on `backend`.
+fn score_tolerance(backend: &str) -> f32 {
+    match backend {
+        "ort-cpu" => SCORE_TOLERANCE,
+        "ort-tensorrt" => TENSORRT_SCORE_TOLERANCE,
+        _ => GPU_SCORE_TOLERANCE,
+    }
+}
+
+/// A setup-installed CUDA library, when it is there (relative to the working directory: the repository root).
+fn setup_library(relative: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(relative);
+    path.exists().then_some(path)
+}
+
+/// The model `name` on the in-process backend `options.backend`.
+fn open_backend(
+    options: &Options,
+    runtime: &dyn Fn() -> Result<OrtRuntime, String>,
+    name: &str,
+) -> Result<Box<dyn Backend>, String> {
+    let path = options.models_dir.join(format!("{name}.onnx"));
+    let device = match options.backend.as_str() {
+        "native" => {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let engine = ember_kernels::cuda::EngineOptions {
+                device_ordinal: options.device_id as usize,
+                // One launch for the largest batch measured, as the server sizes its engine for max-batch.
+                batch_size_max: options
+                    .batches
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(1)
+                    .min(ember_kernels::cuda::BATCH_SIZE_MAX_LIMIT),
+                nvrtc_library: setup_library(NVRTC_WHEEL_LIBRARY),
+                cublaslt_library: setup_library(CUBLASLT_WHEEL_LIBRARY),
+                ..Default::default()
+            };
+            let backend = ember_kernels::dlrm_backend::native_cuda(&bytes, &engine)
+                .map_err(|e| format!("native backend: {e}"))?;
+            return Ok(Box::new(backend));
+        }
+        "ort-cuda" => Device::Cuda {
+            device_id: options.device_id,
+        },
+        "ort-tensorrt" => Device::TensorRt {
+            device_id: options.device_id,
+            engine_cache_dir: std::env::temp_dir().join("ember-bench-tensorrt"),
+        },
+        _ => Device::Cpu,
+    };
+    let config = SessionConfig {
+        device,
+        ..SessionConfig::default()
+    };
+    let session = OrtSession::from_file(&runtime()?, &path, &config).map_err(|e| e.to_string())?;
+    Ok(Box::new(session))
+}
+
 /// The model's scores for `inputs`, computed in this process: what every server reply is checked against.
-fn scores(session: &mut OrtSession, inputs: &[Tensor]) -> Result<Vec<f32>, String> {
+fn scores(session: &mut dyn Backend, inputs: &[Tensor]) -> Result<Vec<f32>, String> {
     let scores = session.run(inputs).map_err(|e| e.to_string())?.remove(0);
     Ok(scores.as_f32().ok_or("score is not FLOAT")?.to_vec())
 }
 
 /// Runs the model in this process, one batch after another on one thread, as a shard would.
 fn in_process(
-    session: &mut OrtSession,
+    session: &mut dyn Backend,
     inputs: &[Tensor],
     seconds: f64,
 ) -> Result<Measurement, String> {
@@ -440,12 +533,14 @@ enum Workload {
     Recommend {
         args: Vec<Vec<u8>>,
         want: Vec<(String, f32)>,
+        tolerance: f32,
     },
     /// TENSORSET x2, AI.MODELEXECUTE, AI.TENSORGET, pipelined; checks every score.
     Execute {
         dense: Tensor,
         sparse: Tensor,
         want: Vec<f32>,
+        tolerance: f32,
     },
 }
 
@@ -519,7 +614,9 @@ impl Workload {
             other => Err(format!("unexpected reply {other:?}")),
         };
         match self {
-            Workload::Recommend { want, .. } => {
+            Workload::Recommend {
+                want, tolerance, ..
+            } => {
                 let items = match replies.into_iter().next() {
                     Some(Frame::Array(items)) => items,
                     other => return Err(format!("RECOMMEND: expected an array, got {other:?}")),
@@ -536,7 +633,10 @@ impl Workload {
                         text(&pair[0])?,
                         text(&pair[1])?.parse::<f32>().map_err(|e| e.to_string())?,
                     );
-                    if got_id != *id || (got_score - score).abs() > SCORE_TOLERANCE {
+                    // Two candidates whose scores are closer than the tolerance may swap ranks on a GPU; the
+                    // score at each rank must still match.
+                    let swapped = got_id != *id && *tolerance == SCORE_TOLERANCE;
+                    if swapped || !score_within(got_score, *score, *tolerance) {
                         return Err(format!(
                             "RECOMMEND gave {got_id} {got_score}, expected {id} {score}"
                         ));
@@ -544,7 +644,9 @@ impl Workload {
                 }
                 Ok(())
             }
-            Workload::Execute { want, .. } => {
+            Workload::Execute {
+                want, tolerance, ..
+            } => {
                 for reply in &replies[..3] {
                     text(reply)?;
                 }
@@ -560,7 +662,7 @@ impl Workload {
                 }
                 for (value, want) in values.iter().zip(want) {
                     let got = text(value)?.parse::<f32>().map_err(|e| e.to_string())?;
-                    if (got - want).abs() > SCORE_TOLERANCE {
+                    if !score_within(got, *want, *tolerance) {
                         return Err(format!("AI.MODELEXECUTE score {got}, in-process {want}"));
                     }
                 }
@@ -713,20 +815,16 @@ pub fn main(args: &[String]) -> Result<(), String> {
         return Err(format!("--user must be below {}", tables.rows_per_table));
     }
     let runtime =
-        OrtRuntime::load(default_ort_lib(&options).as_deref()).map_err(|e| e.to_string())?;
-    let config = SessionConfig::default();
-    let open = |name: &str| {
-        OrtSession::from_file(
-            &runtime,
-            &options.models_dir.join(format!("{name}.onnx")),
-            &config,
-        )
-        .map_err(|e| e.to_string())
-    };
-    let (mut dense_session, mut ids_session) = (open("dlrm_dense")?, open("dlrm")?);
+        || OrtRuntime::load(default_ort_lib(&options).as_deref()).map_err(|e| e.to_string());
+    let (mut dense_session, mut ids_session) = (
+        open_backend(&options, &runtime, "dlrm_dense")?,
+        open_backend(&options, &runtime, "dlrm")?,
+    );
     println!(
-        "Medians over {} rounds of {} s per measurement; a round runs in-process, RECOMMEND, in-process, AI.MODELEXECUTE back to back.",
-        options.rounds, options.seconds
+        "Medians over {} rounds of {} s per measurement; a round runs in-process, RECOMMEND, in-process, AI.MODELEXECUTE back to back. In-process backend: {}.",
+        options.rounds,
+        options.seconds,
+        dense_session.device_name()
     );
     println!();
     println!(
@@ -737,10 +835,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
     for &batch in &options.batches {
         let candidates = tables.candidates(batch);
         let recommend_inputs = tables.recommend_inputs(options.user, &candidates)?;
-        let scores_dense = scores(&mut dense_session, &recommend_inputs)?;
+        let scores_dense = scores(dense_session.as_mut(), &recommend_inputs)?;
         let [dense, sparse] = tables.ids_inputs(options.user, &candidates)?;
         let ids_inputs = [dense.clone(), sparse.clone()];
-        let scores_ids = scores(&mut ids_session, &ids_inputs)?;
+        let scores_ids = scores(ids_session.as_mut(), &ids_inputs)?;
 
         let k = options.k.min(batch);
         let want = top_k(&scores_dense, k)
@@ -758,11 +856,17 @@ pub fn main(args: &[String]) -> Result<(), String> {
             batch.to_string().into_bytes(),
         ]);
         args.extend(candidates.iter().map(|c| c.to_string().into_bytes()));
-        let recommend = Workload::Recommend { args, want };
+        let tolerance = score_tolerance(&options.backend);
+        let recommend = Workload::Recommend {
+            args,
+            want,
+            tolerance,
+        };
         let execute = Workload::Execute {
             dense,
             sparse,
             want: scores_ids,
+            tolerance,
         };
 
         // Each server measurement follows the in-process one it is compared with, so the pair sees the same
@@ -771,12 +875,16 @@ pub fn main(args: &[String]) -> Result<(), String> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..options.rounds {
             local_dense.push(in_process(
-                &mut dense_session,
+                dense_session.as_mut(),
                 &recommend_inputs,
                 options.seconds,
             )?);
             server_recommend.push(closed_loop(&options, &recommend)?);
-            local_ids.push(in_process(&mut ids_session, &ids_inputs, options.seconds)?);
+            local_ids.push(in_process(
+                ids_session.as_mut(),
+                &ids_inputs,
+                options.seconds,
+            )?);
             server_execute.push(closed_loop(&options, &execute)?);
         }
         println!(

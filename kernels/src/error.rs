@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Inference,
     /// A file could not be read, or a file format (.npy) is malformed.
     Io,
+    /// The device a backend needs is not on this machine: no GPU, no CUDA driver, or a CUDA
+    /// library (NVRTC, cuBLASLt) missing. The message names the fix.
+    DeviceMissing,
 }
 
 /// An error from ember-kernels: [`Error::kind`] to branch on, `Display` for people.

@@ -4,6 +4,9 @@
 //! Runtime backend ([`OrtSession`]) loads the library at run time ([`OrtRuntime::load`]), so the crate builds on
 //! any machine and a missing library is an error that names the fix:
 //!
+//! The native CUDA engine is a [`Backend`] too ([`dlrm_backend::native_cuda`]), so a caller picks a backend
+//! and never names its type again.
+//!
 //! ```no_run
 //! use ember_kernels::{Backend, OrtRuntime, OrtSession, SessionConfig, Tensor, TensorData};
 //! # fn main() -> Result<(), ember_kernels::Error> {
@@ -18,8 +21,10 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod compare;
 pub mod cuda;
 pub mod dlrm;
+pub mod dlrm_backend;
 pub mod dot;
 pub mod error;
 pub mod npy;

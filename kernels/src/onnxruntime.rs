@@ -137,6 +137,22 @@ impl OrtRuntime {
             .strip_prefix("libonnxruntime.so.")
     }
 
+    /// The execution providers this library was built with, of those Ember uses: `cpu` always, `cuda` and
+    /// `tensorrt` in the onnxruntime-gpu build. Built with does not mean usable: registering CUDA still needs a
+    /// GPU and the CUDA libraries, which a session reports as [`ErrorKind::ExecutionProvider`].
+    pub fn providers(&self) -> Vec<&'static str> {
+        use ort::ep::ExecutionProvider;
+        let mut providers = vec!["cpu"];
+        // An error here means ONNX Runtime could not list its providers; report what is known.
+        if ep::CUDA::is_available().unwrap_or(false) {
+            providers.push("cuda");
+        }
+        if ep::TensorRT::is_available().unwrap_or(false) {
+            providers.push("tensorrt");
+        }
+        providers
+    }
+
     /// ONNX Runtime's build description (commit, flags).
     pub fn build_info(&self) -> &'static str {
         ort::info()

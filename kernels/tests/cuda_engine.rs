@@ -2,13 +2,15 @@
 //!
 //! These tests need a CUDA driver, a GPU, NVRTC and cuBLASLt. Where there is no driver or no
 //! device (CI, and the machine this backend was written on) they print why and pass without
-//! running; `engine_without_a_driver_is_a_typed_error` then checks the error path instead.
+//! running (or fail, with EMBER_REQUIRE_GPU=1 as ci/gpu-check.sh sets on a GPU machine);
+//! `engine_without_a_driver_is_a_typed_error` then checks the error path instead.
 //! Inputs come from a seeded generator; a failure prints the seed.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Instant;
 
-use ember_kernels::cuda::library::NVRTC_WHEEL_LIBRARY;
+use ember_kernels::cuda::library::{CUBLASLT_WHEEL_LIBRARY, NVRTC_WHEEL_LIBRARY};
 use ember_kernels::cuda::{self, CudaErrorKind, DlrmEngine, EngineOptions};
 use ember_kernels::dlrm::{DenseLayer, DlrmModel, EmbeddingTables, Pooling, SparseBags};
 use ember_kernels::reference;
@@ -86,19 +88,12 @@ fn dense_inputs(rng: &mut Rng, sample_count: usize) -> Vec<f32> {
         .collect()
 }
 
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn options(batch_size_max: usize, pooling: Pooling) -> EngineOptions {
-    let wheel = repository_root().join(NVRTC_WHEEL_LIBRARY);
     EngineOptions {
         batch_size_max,
         pooling,
-        nvrtc_library: wheel.exists().then_some(wheel),
+        nvrtc_library: common::setup_library(NVRTC_WHEEL_LIBRARY),
+        cublaslt_library: common::setup_library(CUBLASLT_WHEEL_LIBRARY),
         ..EngineOptions::default()
     }
 }
@@ -119,25 +114,17 @@ fn gpu() -> Option<cuda::DeviceInfo> {
                 CudaErrorKind::NoDriver | CudaErrorKind::NoDevice
             ) =>
         {
-            eprintln!("skipped: {error}");
+            common::skip_gpu_test(&error.to_string());
             None
         }
         Err(error) => panic!("probing the GPU failed: {error}"),
     }
 }
 
+/// Infinite when either side holds a NaN, so that `<= TOLERANCE` fails.
 fn max_abs_error(got: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(got.len(), expected.len());
-    got.iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |max, error| {
-            if error.is_nan() {
-                f32::INFINITY
-            } else {
-                max.max(error)
-            }
-        })
+    ember_kernels::compare::max_abs_difference(got, expected)
 }
 
 #[test]
@@ -344,4 +331,104 @@ fn cuda_throughput() {
             percentile(0.99)
         );
     }
+}
+
+fn row_table_shape(capacity_rows: usize) -> cuda::RowTableShape {
+    cuda::RowTableShape {
+        capacity_rows,
+        dim: DIM,
+        rows_per_write_max: 64,
+        bag_count_max: 64,
+        ids_max: 256,
+    }
+}
+
+#[test]
+fn row_table_errors_are_typed_without_a_gpu() {
+    let zero = cuda::DeviceRowTable::new(0, row_table_shape(0), None)
+        .err()
+        .expect("a table of no rows");
+    assert_eq!(zero.kind(), CudaErrorKind::InvalidModel, "{zero}");
+    if cuda::probe(0).is_ok() {
+        eprintln!("skipped the no-driver half: a GPU is present");
+        return;
+    }
+    let error = cuda::DeviceRowTable::new(0, row_table_shape(8), None)
+        .err()
+        .expect("no driver here");
+    assert!(
+        matches!(
+            error.kind(),
+            CudaErrorKind::NoDriver | CudaErrorKind::NoDevice
+        ),
+        "{error}"
+    );
+}
+
+/// The GPU embedding cache's table: rows written into slots pool as the CPU reference pools the
+/// same rows, a rewritten slot (an invalidated row read again) is seen by the next pool, and bad
+/// slots are errors that leave the table working.
+#[test]
+fn row_table_pools_what_was_written_and_sees_rewrites() {
+    if gpu().is_none() {
+        return;
+    }
+    let seed = SEED ^ 0x7461_626c;
+    eprintln!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let capacity = 32;
+    let wheel = common::setup_library(NVRTC_WHEEL_LIBRARY);
+    let mut table =
+        cuda::DeviceRowTable::new(0, row_table_shape(capacity), wheel.as_deref()).unwrap();
+    assert_eq!(table.capacity_bytes(), capacity * DIM * 4);
+    // The host's copy of what each slot holds.
+    let mut host = rng.floats(capacity * DIM, 0.5);
+    let all_slots: Vec<u32> = (0..capacity as u32).collect();
+    for chunk in all_slots.chunks(16) {
+        let rows: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&s| host[s as usize * DIM..(s as usize + 1) * DIM].to_vec())
+            .collect();
+        table.write_rows(chunk, &rows).unwrap();
+    }
+    let check = |table: &mut cuda::DeviceRowTable, host: &[f32], rng: &mut Rng, pooling| {
+        let bag_count = 1 + rng.below(40);
+        let mut offsets = vec![0u32];
+        let mut slots = Vec::new();
+        for _ in 0..bag_count {
+            for _ in 0..rng.below(5) {
+                slots.push(rng.below(capacity) as u32);
+            }
+            offsets.push(slots.len() as u32);
+        }
+        let mut got = vec![f32::NAN; bag_count * DIM];
+        table.pool(&offsets, &slots, pooling, &mut got).unwrap();
+        let want = reference::embedding_bag(host, DIM, &slots, &offsets, pooling);
+        let error = ember_kernels::compare::max_abs_difference(&got, &want);
+        assert!(
+            error <= 1e-6,
+            "seed {seed:#x}: {pooling:?} pooled off by {error}"
+        );
+    };
+    for _ in 0..20 {
+        check(&mut table, &host, &mut rng, Pooling::Sum);
+        check(&mut table, &host, &mut rng, Pooling::Mean);
+    }
+    // Rewrite three slots, as the cache does when a SET invalidated their rows.
+    let rewritten = [3u32, 17, 31];
+    let fresh = rng.floats(rewritten.len() * DIM, 0.5);
+    for (index, &slot) in rewritten.iter().enumerate() {
+        host[slot as usize * DIM..(slot as usize + 1) * DIM]
+            .copy_from_slice(&fresh[index * DIM..(index + 1) * DIM]);
+    }
+    table.write_rows(&rewritten, &fresh).unwrap();
+    for _ in 0..20 {
+        check(&mut table, &host, &mut rng, Pooling::Sum);
+    }
+    let mut out = vec![0.0; DIM];
+    let past = table.pool(&[0, 1], &[capacity as u32], Pooling::Sum, &mut out);
+    assert_eq!(past.unwrap_err().kind(), CudaErrorKind::InvalidInput);
+    let short = table.write_rows(&[0], &[0.0; 3]);
+    assert_eq!(short.unwrap_err().kind(), CudaErrorKind::InvalidInput);
+    check(&mut table, &host, &mut rng, Pooling::Sum);
 }

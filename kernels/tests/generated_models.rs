@@ -3,12 +3,15 @@
 //! (max abs error 1e-5). The weights come out of the ONNX files through
 //! `ember_kernels::onnx_weights`, so this also checks that reader on the real models.
 //!
-//! The models live in `models/` (or `$EMBER_MODELS_DIR`); where they are absent the tests print
-//! why and pass without running.
+//! The models live in `models/` (or `$EMBER_MODELS_DIR`); they are committed, so a missing one
+//! fails. The GPU half skips where there is no GPU, with its reason (and
+//! fails instead with EMBER_REQUIRE_GPU=1, as ci/gpu-check.sh sets on a GPU machine).
+
+mod common;
 
 use std::path::PathBuf;
 
-use ember_kernels::cuda::library::NVRTC_WHEEL_LIBRARY;
+use ember_kernels::cuda::library::{CUBLASLT_WHEEL_LIBRARY, NVRTC_WHEEL_LIBRARY};
 use ember_kernels::cuda::{self, CudaErrorKind, DlrmEngine, EngineOptions};
 use ember_kernels::dlrm::{one_id_per_bag_offsets, DlrmModel, Pooling, SparseBags};
 use ember_kernels::onnx_weights::dlrm_from_onnx;
@@ -16,26 +19,22 @@ use ember_kernels::reference;
 
 const TOLERANCE: f32 = 1e-5;
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn models_dir() -> PathBuf {
     std::env::var_os("EMBER_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repository_root().join("models"))
+        .unwrap_or_else(|| common::repo_root().join("models"))
 }
 
 /// The model and the directory of its test vectors, or None after printing why.
 fn load(model: &str) -> Option<(DlrmModel, PathBuf)> {
     let path = models_dir().join(format!("{model}.onnx"));
-    let Ok(bytes) = std::fs::read(&path) else {
-        eprintln!("skipped: no {} (run models/generate.py)", path.display());
-        return None;
-    };
+    // The models are committed: a missing one is a broken checkout, not a reason to skip.
+    let bytes = std::fs::read(&path).unwrap_or_else(|error| {
+        panic!(
+            "{}: {error} (the demo models are committed in models/)",
+            path.display()
+        )
+    });
     let dlrm = dlrm_from_onnx(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     Some((dlrm, models_dir().join("testdata").join(model)))
 }
@@ -95,18 +94,10 @@ fn read_npy(path: &PathBuf) -> Array {
     }
 }
 
+/// Infinite when either side holds a NaN, so that `<= TOLERANCE` fails.
 fn max_abs_error(got: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(got.len(), expected.len());
-    got.iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |max, error| {
-            if error.is_nan() {
-                f32::INFINITY
-            } else {
-                max.max(error)
-            }
-        })
+    ember_kernels::compare::max_abs_difference(got, expected)
 }
 
 /// The GPU engine for `model`, or None after printing why it cannot run here.
@@ -119,13 +110,13 @@ fn engine(model: &DlrmModel) -> Option<DlrmEngine> {
             ),
             "{error}"
         );
-        eprintln!("skipped the GPU half: {error}");
+        common::skip_gpu_test(&format!("the GPU half: {error}"));
         return None;
     }
-    let wheel = repository_root().join(NVRTC_WHEEL_LIBRARY);
     let options = EngineOptions {
         batch_size_max: 16,
-        nvrtc_library: wheel.exists().then_some(wheel),
+        nvrtc_library: common::setup_library(NVRTC_WHEEL_LIBRARY),
+        cublaslt_library: common::setup_library(CUBLASLT_WHEEL_LIBRARY),
         ..EngineOptions::default()
     };
     Some(DlrmEngine::new(model, &options).unwrap())
@@ -197,5 +188,44 @@ fn ids_model_matches_numpy() {
         let error = max_abs_error(&gpu_scores, &expected.floats);
         eprintln!("cuda, dlrm: max abs error {error:e}");
         assert!(error <= TOLERANCE, "cuda vs numpy: {error}");
+    }
+}
+
+/// The native engine behind the `Backend` trait (how the server runs it) on both demo models.
+#[test]
+fn native_backend_matches_numpy() {
+    use ember_kernels::{Backend, Tensor, TensorData};
+    if let Err(error) = cuda::probe(0) {
+        common::skip_gpu_test(&format!("the native backend: {error}"));
+        return;
+    }
+    let options = EngineOptions {
+        batch_size_max: 16,
+        nvrtc_library: common::setup_library(NVRTC_WHEEL_LIBRARY),
+        cublaslt_library: common::setup_library(CUBLASLT_WHEEL_LIBRARY),
+        ..EngineOptions::default()
+    };
+    for (model, second) in [("dlrm", "sparse"), ("dlrm_dense", "pooled")] {
+        let bytes = std::fs::read(models_dir().join(format!("{model}.onnx"))).unwrap();
+        let mut backend = ember_kernels::dlrm_backend::native_cuda(&bytes, &options).unwrap();
+        assert_eq!(backend.device_name(), "native-cuda:0");
+        let testdata = models_dir().join("testdata").join(model);
+        let tensor = |name: &str| {
+            let array = read_npy(&testdata.join(format!("{name}.npy")));
+            let data = if array.floats.is_empty() {
+                TensorData::Int64(array.ints)
+            } else {
+                TensorData::Float(array.floats)
+            };
+            Tensor::new(array.shape, data).unwrap()
+        };
+        let scores = backend.run(&[tensor("dense"), tensor(second)]).unwrap();
+        let expected = read_npy(&testdata.join("score.npy"));
+        let error = max_abs_error(scores[0].as_f32().unwrap(), &expected.floats);
+        eprintln!("native backend, {model}: max abs error {error:e}");
+        assert!(
+            error <= TOLERANCE,
+            "native backend vs numpy, {model}: {error}"
+        );
     }
 }

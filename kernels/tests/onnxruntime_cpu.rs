@@ -161,12 +161,9 @@ fn wrong_inputs_are_errors_that_name_the_input() {
 
 #[test]
 fn gpu_providers_fail_loudly_instead_of_falling_back_to_cpu() {
-    if has_nvidia_device() {
-        eprintln!(
-            "skipped: this machine has a GPU; tests/onnxruntime_gpu.rs covers the providers here"
-        );
-        return;
-    }
+    // The CPU wheel's library has no CUDA or TensorRT provider, so registering either fails on every machine,
+    // with a GPU or without: this test never skips (tests/onnxruntime_gpu.rs runs the providers with the GPU
+    // library).
     let runtime = runtime();
     let model = std::fs::read(model_path("dlrm_dense")).unwrap();
     let cache = std::env::temp_dir().join(format!("ember-trt-cache-{}", std::process::id()));
@@ -181,7 +178,8 @@ fn gpu_providers_fail_loudly_instead_of_falling_back_to_cpu() {
             device: device.clone(),
             ..SessionConfig::default()
         };
-        let err = OrtSession::from_bytes(&runtime, &model, &config).expect_err("no GPU here");
+        let err = OrtSession::from_bytes(&runtime, &model, &config)
+            .expect_err("the CPU library has no GPU provider");
         assert_eq!(
             err.kind(),
             ErrorKind::ExecutionProvider,
@@ -249,4 +247,33 @@ fn demo_rows_name_every_key_once() {
     assert!(rows
         .iter()
         .any(|(k, v)| k == b"dense:0" && v.len() == layout.dense_len * 4));
+}
+
+#[test]
+fn the_cpu_library_lists_only_the_cpu_provider() {
+    assert_eq!(runtime().providers(), ["cpu"]);
+}
+
+/// The DLRM backends (the native engine's adapter, here over the CPU reference) declare what ONNX Runtime reads
+/// from the graphs and score the same, so a server can swap one for the other.
+#[test]
+fn dlrm_backends_match_onnx_runtime_signature_and_scores() {
+    let cases = [
+        ("dlrm", ["dense", "sparse"]),
+        ("dlrm_dense", ["dense", "pooled"]),
+    ];
+    for (model, names) in cases {
+        let mut ort = session(model);
+        let bytes = std::fs::read(model_path(model)).unwrap();
+        let mut reference = ember_kernels::dlrm_backend::reference_cpu(&bytes).unwrap();
+        assert_eq!(reference.inputs(), ort.inputs(), "{model}");
+        assert_eq!(reference.outputs(), ort.outputs(), "{model}");
+        let inputs: Vec<Tensor> = names.iter().map(|name| test_vector(model, name)).collect();
+        let from_ort = ort.run(&inputs).unwrap().remove(0);
+        let from_reference = reference.run(&inputs).unwrap().remove(0);
+        let err = max_abs_err(&from_reference, &from_ort);
+        assert!(err <= SCORE_TOLERANCE, "{model}: reference vs ort {err}");
+        let err = max_abs_err(&from_reference, &test_vector(model, "score"));
+        assert!(err <= SCORE_TOLERANCE, "{model}: reference vs numpy {err}");
+    }
 }

@@ -1,5 +1,6 @@
 //! ONNX Runtime's CUDA and TensorRT execution providers against the generator's test vectors. Needs a GPU and the
-//! onnxruntime-gpu library (`EMBER_ORT_GPU=1 make setup`, or EMBER_ORT_GPU_LIB); skips with a message without them.
+//! onnxruntime-gpu library (`EMBER_ORT_GPU=1 make setup`, or EMBER_ORT_GPU_LIB); skips with a message without them
+//! (and fails instead with EMBER_REQUIRE_GPU=1).
 //! Its own test binary: a process loads one ONNX Runtime library, and this one loads the GPU build.
 
 mod common;
@@ -15,7 +16,7 @@ const TENSORRT_TOLERANCE: f32 = 2e-3;
 
 fn gpu_library() -> Option<PathBuf> {
     if !has_nvidia_device() {
-        eprintln!("skipped: no NVIDIA GPU (/dev/nvidia0 and /dev/nvidiactl are absent)");
+        skip_gpu_test("no NVIDIA GPU (/dev/nvidia0 and /dev/nvidiactl are absent)");
         return None;
     }
     let path = match std::env::var_os("EMBER_ORT_GPU_LIB") {
@@ -23,10 +24,10 @@ fn gpu_library() -> Option<PathBuf> {
         _ => repo_root().join(ember_kernels::onnxruntime::SETUP_GPU_LIBRARY_PATH),
     };
     if !path.exists() {
-        eprintln!(
-            "skipped: no onnxruntime-gpu library at {} (run `EMBER_ORT_GPU=1 make setup`)",
+        skip_gpu_test(&format!(
+            "no onnxruntime-gpu library at {} (run `EMBER_ORT_GPU=1 make setup`, or set EMBER_ORT_GPU_LIB)",
             path.display()
-        );
+        ));
         return None;
     }
     Some(path)

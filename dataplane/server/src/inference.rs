@@ -1,12 +1,15 @@
-//! Inference on one shard: the models it serves (one ONNX Runtime session each, one intra-op thread: the core is
-//! the unit) and the dynamic batcher. RedisAI tensors are keys of the keyspace ([`tensors`]).
+//! Inference on one shard: the models it serves (one backend each, reached through ember-kernels' `Backend`
+//! trait: an ONNX Runtime session with one intra-op thread, the core being the unit, or the native CUDA engine
+//! with its own stream; see [`backends`]) and the dynamic batcher. RedisAI tensors are keys of the keyspace ([`tensors`]).
 //!
 //! Batching follows Triton: requests from every connection of the shard join one queue per model; a batch
 //! leaves when its rows reach max-batch or its oldest request has waited max-delay-us; replies are split back to
 //! each request. The batch runs in the shard's low-share task queue, in slices of `slice_rows` rows with a yield
 //! between slices, so a cache command waits at most one slice's compute time behind a large batch.
 
+pub mod backends;
 pub mod batch_queue;
+pub mod gpu_cache;
 pub mod signal;
 pub mod tensors;
 
@@ -16,8 +19,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ember_kernels::{Backend, Device, OrtRuntime, OrtSession, SessionConfig, Tensor};
+use ember_kernels::{Backend, OrtRuntime, Tensor};
 
+use self::backends::{BackendChoice, BackendKind, BuildContext};
 use self::batch_queue::{BatchPolicy, BatchQueue};
 use self::signal::{reply_channel, Notify, ReplySender};
 use self::tensors::TensorRead;
@@ -31,8 +35,11 @@ pub const BATCH_ROWS_MAX_DEFAULT: usize = 256;
 /// Default max-delay-us: Triton's examples use 100 us to a few ms; 500 us keeps p99 well under the 2 ms a
 /// recommendation call usually budgets for ranking.
 pub const DELAY_MAX_US_DEFAULT: u64 = 500;
+/// Default max-delay-us on a GPU backend: a launch costs about the same for 64 rows as for 1024, so a GPU is
+/// worth feeding bigger batches; 2 ms stays inside a ranking call's budget and far below MLPerf's 60 ms DLRM bound.
+pub const DELAY_MAX_US_GPU_DEFAULT: u64 = 2000;
 
-/// A model to load at start (`--model name=path[,max-batch=N][,max-delay-us=US]`).
+/// A model to load at start (`--model name=path[,max-batch=N][,max-delay-us=US][,backend=B][,device=N]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelSpec {
     /// The model's key.
@@ -43,10 +50,14 @@ pub struct ModelSpec {
     pub batch_rows_max: Option<usize>,
     /// max-delay-us, when given.
     pub delay_max_us: Option<u64>,
+    /// backend, when given (else `--backend`).
+    pub backend: Option<BackendKind>,
+    /// device: the GPU ordinal for a GPU backend.
+    pub device_id: u32,
 }
 
 impl ModelSpec {
-    /// Parses `name=path[,max-batch=N][,max-delay-us=US]`.
+    /// Parses `name=path[,max-batch=N][,max-delay-us=US][,backend=B][,device=N]`.
     ///
     /// # Errors
     /// A message naming the part that is wrong.
@@ -64,6 +75,8 @@ impl ModelSpec {
             path: PathBuf::from(path),
             batch_rows_max: None,
             delay_max_us: None,
+            backend: None,
+            device_id: 0,
         };
         for part in parts {
             let number = |v: &str| {
@@ -73,9 +86,17 @@ impl ModelSpec {
             match part.split_once('=') {
                 Some(("max-batch", v)) => spec.batch_rows_max = Some(number(v)? as usize),
                 Some(("max-delay-us", v)) => spec.delay_max_us = Some(number(v)?),
+                Some(("backend", v)) => {
+                    spec.backend =
+                        Some(BackendKind::parse(v).map_err(|e| format!("--model {text}: {e}"))?)
+                }
+                Some(("device", v)) => {
+                    spec.device_id = u32::try_from(number(v)?)
+                        .map_err(|_| format!("--model {text}: device '{v}' is out of range"))?
+                }
                 _ => {
                     return Err(format!(
-                        "--model {text}: unknown option '{part}' (max-batch=N, max-delay-us=US)"
+                        "--model {text}: unknown option '{part}' (max-batch=N, max-delay-us=US, backend=B, device=N)"
                     ))
                 }
             }
@@ -94,8 +115,9 @@ pub struct InferenceConfig {
     pub ort_lib: Option<PathBuf>,
     /// `--max-batch`: max-batch for models that do not set one.
     pub batch_rows_max: usize,
-    /// `--max-delay-us`: max-delay-us for models that do not set one.
-    pub delay_max_us: u64,
+    /// `--max-delay-us`: max-delay-us for models that do not set one (None: by backend,
+    /// [`DELAY_MAX_US_DEFAULT`] on the CPU and [`DELAY_MAX_US_GPU_DEFAULT`] on a GPU).
+    pub delay_max_us: Option<u64>,
     /// `--inference-slice-rows`: rows per slice of a running batch.
     pub slice_rows: usize,
     /// `--model`: models loaded at start.
@@ -104,8 +126,11 @@ pub struct InferenceConfig {
     pub demo_embeddings: Option<PathBuf>,
     /// `--embedding-default zero`: RECOMMEND uses a zero row for a missing embedding instead of failing.
     pub embedding_default_zero: bool,
-    /// `--ort-gpu-provider cuda|tensorrt`: which ONNX Runtime provider a GPU model uses.
-    pub gpu_provider_tensorrt: bool,
+    /// `--backend`: the backend of `--model` models that do not name one.
+    pub backend: BackendKind,
+    /// What AI.MODELSTORE's `GPU` device means: `--backend` when it names a GPU backend, `--ort-gpu-provider`
+    /// (cuda or tensorrt), else `ort-cuda`.
+    pub gpu_backend: BackendKind,
     /// `--tensorrt-cache DIR`: TensorRT's engine cache.
     pub tensorrt_cache: PathBuf,
 }
@@ -115,12 +140,13 @@ impl Default for InferenceConfig {
         InferenceConfig {
             ort_lib: None,
             batch_rows_max: BATCH_ROWS_MAX_DEFAULT,
-            delay_max_us: DELAY_MAX_US_DEFAULT,
+            delay_max_us: None,
             slice_rows: SLICE_ROWS_DEFAULT,
             models: Vec::new(),
             demo_embeddings: None,
             embedding_default_zero: false,
-            gpu_provider_tensorrt: false,
+            backend: BackendKind::OrtCpu,
+            gpu_backend: BackendKind::OrtCuda,
             tensorrt_cache: PathBuf::from(".deps/tensorrt-cache"),
         }
     }
@@ -128,16 +154,20 @@ impl Default for InferenceConfig {
 
 /// The inference flags, for `ember --help`.
 pub const USAGE: &str = "
-Inference (ONNX Runtime; README, \"Recommendations\"):
+Inference (README, \"Recommendations\"; backends ort-cpu, ort-cuda, ort-tensorrt, native):
   --ort-lib PATH           libonnxruntime.so (default: $ORT_DYLIB_PATH; `make setup` installs
                            .deps/onnxruntime/libonnxruntime.so)
-  --model NAME=PATH[,max-batch=N][,max-delay-us=US]   load an ONNX model at start (repeatable)
+  --model NAME=PATH[,max-batch=N][,max-delay-us=US][,backend=B][,device=N]
+                           load an ONNX model at start (repeatable)
+  --backend ort-cpu        backend of --model models; a GPU backend (ort-cuda, ort-tensorrt,
+                           native) is also what AI.MODELSTORE ... GPU[:n] runs on
   --max-batch 256          rows at which a batch leaves at once (AI.MODELSTORE BATCHSIZE overrides)
-  --max-delay-us 500       longest the oldest request waits for a batch to fill
+  --max-delay-us N         longest the oldest request waits for a batch to fill
+                           (default 500 on the CPU, 2000 on a GPU)
   --inference-slice-rows 64  rows run between two yields to cache commands
   --demo-embeddings DIR    load DIR/dlrm_embeddings.npy and DIR/dlrm_user_dense.npy as keys
   --embedding-default zero   RECOMMEND reads a missing embedding row as zeros instead of failing
-  --ort-gpu-provider cuda  GPU models use the CUDA (or tensorrt) execution provider
+  --ort-gpu-provider cuda  AI.MODELSTORE ... GPU uses ONNX Runtime's cuda (or tensorrt) provider
   --tensorrt-cache DIR     TensorRT engine cache (default .deps/tensorrt-cache)";
 
 impl InferenceConfig {
@@ -161,6 +191,7 @@ impl InferenceConfig {
                 "--embedding-default",
                 "--ort-gpu-provider",
                 "--tensorrt-cache",
+                "--backend",
             ];
             if !known.contains(&flag) {
                 rest.push(arg.clone());
@@ -176,7 +207,7 @@ impl InferenceConfig {
                 "--ort-lib" => config.ort_lib = Some(PathBuf::from(value)),
                 "--model" => config.models.push(ModelSpec::parse(value)?),
                 "--max-batch" => config.batch_rows_max = number()? as usize,
-                "--max-delay-us" => config.delay_max_us = number()?,
+                "--max-delay-us" => config.delay_max_us = Some(number()?),
                 "--inference-slice-rows" => config.slice_rows = (number()? as usize).max(1),
                 "--demo-embeddings" => config.demo_embeddings = Some(PathBuf::from(value)),
                 "--embedding-default" => match value.as_str() {
@@ -188,9 +219,16 @@ impl InferenceConfig {
                         ))
                     }
                 },
+                "--backend" => {
+                    config.backend =
+                        BackendKind::parse(value).map_err(|e| format!("--backend: {e}"))?;
+                    if config.backend.is_gpu() {
+                        config.gpu_backend = config.backend;
+                    }
+                }
                 "--ort-gpu-provider" => match value.as_str() {
-                    "cuda" => config.gpu_provider_tensorrt = false,
-                    "tensorrt" => config.gpu_provider_tensorrt = true,
+                    "cuda" => config.gpu_backend = BackendKind::OrtCuda,
+                    "tensorrt" => config.gpu_backend = BackendKind::OrtTensorRt,
                     _ => {
                         return Err(format!(
                             "--ort-gpu-provider: '{value}' (expected cuda or tensorrt)"
@@ -204,16 +242,27 @@ impl InferenceConfig {
         Ok((config, rest))
     }
 
-    /// The ONNX Runtime device for a RedisAI device.
-    pub fn device(&self, gpu: Option<u32>) -> Device {
+    /// The backend for a RedisAI device: `CPU` (None) is `ort-cpu`, `GPU:n` the GPU backend on device n.
+    pub fn backend_for_device(&self, gpu: Option<u32>) -> BackendChoice {
         match gpu {
-            None => Device::Cpu,
-            Some(device_id) if self.gpu_provider_tensorrt => Device::TensorRt {
-                device_id,
-                engine_cache_dir: self.tensorrt_cache.clone(),
+            None => BackendChoice {
+                kind: BackendKind::OrtCpu,
+                device_id: 0,
             },
-            Some(device_id) => Device::Cuda { device_id },
+            Some(device_id) => BackendChoice {
+                kind: self.gpu_backend,
+                device_id,
+            },
         }
+    }
+
+    /// max-delay-us for a model on `kind` that does not set its own.
+    pub fn delay_max_us_for(&self, kind: BackendKind) -> u64 {
+        self.delay_max_us.unwrap_or(if kind.is_gpu() {
+            DELAY_MAX_US_GPU_DEFAULT
+        } else {
+            DELAY_MAX_US_DEFAULT
+        })
     }
 }
 
@@ -222,6 +271,8 @@ impl InferenceConfig {
 pub struct ModelMeta {
     /// The device as stored (`CPU`, `GPU:0`).
     pub device_text: String,
+    /// The backend that runs it, as the backend names itself (`onnxruntime-cpu`, `native-cuda:0`).
+    pub backend_name: String,
     /// TAG.
     pub tag: Vec<u8>,
     /// BATCHSIZE as stored (max-batch).
@@ -268,7 +319,7 @@ struct Pending {
 pub struct ShardModel {
     /// What it reports.
     pub meta: ModelMeta,
-    session: RefCell<OrtSession>,
+    session: RefCell<Box<dyn Backend>>,
     queue: RefCell<BatchQueue<Pending>>,
     stats: Cell<ModelStats>,
     wake: Notify,
@@ -492,8 +543,8 @@ pub struct StoreRequest {
     pub name: Vec<u8>,
     /// The ONNX bytes.
     pub blob: Vec<u8>,
-    /// Where it runs.
-    pub device: Device,
+    /// Which backend runs it, on which device.
+    pub backend: BackendChoice,
     /// What MODELGET reports as the device.
     pub device_text: String,
     /// TAG.
@@ -554,7 +605,7 @@ impl Inference {
             .map(str::to_string)
     }
 
-    /// The ONNX Runtime, loaded on first use.
+    /// The ONNX Runtime, loaded on first use (the native backend never loads it).
     ///
     /// # Errors
     /// `ERR Could not load backend: ...` with the fix, when the library is missing or broken.
@@ -574,13 +625,20 @@ impl Inference {
     /// A RedisAI-style message when the runtime is missing, the blob is refused, the device cannot be used, or
     /// the INPUTS/OUTPUTS names do not match the model.
     pub fn store_model(&self, request: StoreRequest) -> Result<(), String> {
-        let runtime = self.runtime()?;
-        let config = SessionConfig {
-            device: request.device.clone(),
-            ..SessionConfig::default()
+        // RedisAI's meaning: BATCHSIZE 0 (or none) runs every request alone; `--model` passes the server's max-batch.
+        let batch_rows_max = request.batch_size as usize;
+        let runtime = || self.runtime();
+        let context = BuildContext {
+            runtime: &runtime,
+            tensorrt_cache: &self.config.tensorrt_cache,
+            // With no batching a request's rows still run in launches as large as the server's max-batch.
+            batch_rows_max: if batch_rows_max == 0 {
+                self.config.batch_rows_max
+            } else {
+                batch_rows_max
+            },
         };
-        let session = OrtSession::from_bytes(&runtime, &request.blob, &config)
-            .map_err(|e| format!("ERR {e}"))?;
+        let session = backends::build(request.backend, &request.blob, &context)?;
         let input_names: Vec<String> = session.inputs().iter().map(|s| s.name.clone()).collect();
         let output_names: Vec<String> = session.outputs().iter().map(|s| s.name.clone()).collect();
         for (given, actual, what) in [
@@ -595,9 +653,9 @@ impl Inference {
                 }
             }
         }
-        // RedisAI's meaning: BATCHSIZE 0 (or none) runs every request alone; `--model` passes the server's max-batch.
-        let batch_rows_max = request.batch_size as usize;
-        let delay_max_us = request.delay_max_us.unwrap_or(self.config.delay_max_us);
+        let delay_max_us = request
+            .delay_max_us
+            .unwrap_or(self.config.delay_max_us_for(request.backend.kind));
         let policy = BatchPolicy {
             batch_rows_max,
             delay_max: Duration::from_micros(delay_max_us),
@@ -605,6 +663,7 @@ impl Inference {
         let model = Rc::new(ShardModel {
             meta: ModelMeta {
                 device_text: request.device_text,
+                backend_name: session.device_name().to_string(),
                 tag: request.tag,
                 batch_size: batch_rows_max as u64,
                 min_batch_size: request.min_batch_size,
@@ -661,14 +720,99 @@ mod tests {
             (Some(128), Some(250))
         );
         assert_eq!(ModelSpec::parse("m=x.onnx").unwrap().batch_rows_max, None);
+        let gpu = ModelSpec::parse("m=x.onnx,backend=native,device=1").unwrap();
+        assert_eq!((gpu.backend, gpu.device_id), (Some(BackendKind::Native), 1));
         for bad in [
             "m",
             "=x.onnx",
             "m=",
             "m=x.onnx,max-batch=x",
             "m=x.onnx,speed=9",
+            "m=x.onnx,backend=tpu",
+            "m=x.onnx,device=-1",
+            "m=x.onnx,device=99999999999",
         ] {
             assert!(ModelSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn extract(line: &str) -> Result<InferenceConfig, String> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        InferenceConfig::extract(&args).map(|(config, rest)| {
+            assert!(rest.is_empty(), "{line}: left {rest:?}");
+            config
+        })
+    }
+
+    #[test]
+    fn backend_flags_choose_what_each_device_runs_on() {
+        use BackendKind::*;
+        // (flags, --model backend, what GPU means, max-delay-us on the CPU and on a GPU)
+        let cases = [
+            ("", OrtCpu, OrtCuda, 500, 2000),
+            ("--backend native", Native, Native, 500, 2000),
+            (
+                "--backend ort-tensorrt",
+                OrtTensorRt,
+                OrtTensorRt,
+                500,
+                2000,
+            ),
+            (
+                "--backend ort-cpu --ort-gpu-provider tensorrt",
+                OrtCpu,
+                OrtTensorRt,
+                500,
+                2000,
+            ),
+            (
+                "--ort-gpu-provider cuda --backend NATIVE",
+                Native,
+                Native,
+                500,
+                2000,
+            ),
+            (
+                "--max-delay-us 100 --backend native",
+                Native,
+                Native,
+                100,
+                100,
+            ),
+        ];
+        for (line, backend, gpu, cpu_delay_us, gpu_delay_us) in cases {
+            let config = extract(line).unwrap();
+            assert_eq!(
+                (config.backend, config.gpu_backend),
+                (backend, gpu),
+                "{line}"
+            );
+            assert_eq!(
+                config.backend_for_device(None),
+                BackendChoice {
+                    kind: OrtCpu,
+                    device_id: 0
+                },
+                "{line}"
+            );
+            assert_eq!(
+                config.backend_for_device(Some(3)),
+                BackendChoice {
+                    kind: gpu,
+                    device_id: 3
+                },
+                "{line}"
+            );
+            assert_eq!(config.delay_max_us_for(OrtCpu), cpu_delay_us, "{line}");
+            assert_eq!(config.delay_max_us_for(gpu), gpu_delay_us, "{line}");
+        }
+        for (line, error) in [
+            ("--backend", "--backend needs a value"),
+            ("--backend gpu", "--backend: unknown backend 'gpu'"),
+            ("--ort-gpu-provider native", "--ort-gpu-provider: 'native'"),
+        ] {
+            let got = extract(line).unwrap_err();
+            assert!(got.starts_with(error), "{line}: {got}");
         }
     }
 }
@@ -794,13 +938,16 @@ pub async fn call(
     }
 }
 
-/// Start-up on one shard: the models of `--model` (each shard builds its own session) and the demo embedding
-/// rows this shard owns.
+/// Start-up on one shard: the models of `--model` (each shard builds its own backend) and the demo embedding
+/// rows this shard owns. A model whose backend is not on this machine (no GPU, no driver, a runtime without the
+/// provider) is left out with a message, and the cache serves without it; AI.MODELSTORE can add it later.
 ///
 /// # Errors
-/// A message naming the model or file and the fix, so that `ember` stops instead of serving without them.
+/// A message naming the model or file and the fix, so that `ember` stops instead of serving a model file it
+/// cannot read or a graph its backend refuses.
 pub fn start(shard: &crate::shard::Shard) -> Result<(), String> {
     let config = shard.inference.config().clone();
+    let mut loaded = Vec::new();
     for spec in &config.models {
         let blob = std::fs::read(&spec.path).map_err(|e| {
             format!(
@@ -809,11 +956,19 @@ pub fn start(shard: &crate::shard::Shard) -> Result<(), String> {
                 spec.path.display()
             )
         })?;
+        let backend = BackendChoice {
+            kind: spec.backend.unwrap_or(config.backend),
+            device_id: spec.device_id,
+        };
         let request = StoreRequest {
             name: spec.name.as_bytes().to_vec(),
             blob,
-            device: Device::Cpu,
-            device_text: "CPU".to_string(),
+            backend,
+            device_text: if backend.kind.is_gpu() {
+                format!("GPU:{}", backend.device_id)
+            } else {
+                "CPU".to_string()
+            },
             tag: Vec::new(),
             batch_size: spec.batch_rows_max.unwrap_or(config.batch_rows_max) as u64,
             min_batch_size: 0,
@@ -821,10 +976,25 @@ pub fn start(shard: &crate::shard::Shard) -> Result<(), String> {
             inputs: None,
             outputs: None,
         };
-        shard
-            .inference
-            .store_model(request)
-            .map_err(|e| format!("--model {}: {}", spec.name, e.trim_start_matches("ERR ")))?;
+        match shard.inference.store_model(request) {
+            Ok(()) => loaded.push(format!("{} on {}", spec.name, backend.label())),
+            Err(error) if error.starts_with(backends::UNAVAILABLE_PREFIX) => {
+                if shard.index == 0 {
+                    eprintln!(
+                        "ember: inference: --model {} left out, the cache serves without it: {}",
+                        spec.name,
+                        error.trim_start_matches("ERR ")
+                    );
+                }
+            }
+            Err(error) => {
+                return Err(format!(
+                    "--model {}: {}",
+                    spec.name,
+                    error.trim_start_matches("ERR ")
+                ))
+            }
+        }
     }
     if let Some(dir) = &config.demo_embeddings {
         let rows = ember_kernels::recommend::demo_rows(dir)
@@ -837,14 +1007,18 @@ pub fn start(shard: &crate::shard::Shard) -> Result<(), String> {
             }
         }
     }
-    if shard.index == 0 && !config.models.is_empty() {
-        let names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+    if shard.index == 0 && !loaded.is_empty() {
         eprintln!(
-            "ember: inference: models {} on ONNX Runtime {} (max-batch {}, max-delay-us {})",
-            names.join(", "),
-            shard.inference.onnx_version().unwrap_or_else(|| "?".into()),
+            "ember: inference: models {} (ONNX Runtime {}, max-batch {}, max-delay-us {})",
+            loaded.join(", "),
+            shard
+                .inference
+                .onnx_version()
+                .unwrap_or_else(|| "not loaded".into()),
             config.batch_rows_max,
-            config.delay_max_us
+            config
+                .delay_max_us
+                .map_or_else(|| "by backend".to_string(), |us| us.to_string())
         );
     }
     Ok(())

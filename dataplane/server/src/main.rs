@@ -23,9 +23,16 @@ mod stats;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// The hardware paths found at start-up, said once in the log and in INFO.
+/// The hardware paths found at start-up, said once in the log and in INFO: the CPU, each GPU the CUDA driver
+/// reports (name, architecture, memory), the inference backends usable here and why each other one is not.
 pub fn hardware_summary() -> String {
-    "cpu".to_string()
+    // The server calls this with no arguments; the ONNX Runtime to probe is a flag, so read the inference flags
+    // again (main has already refused bad ones).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ort_lib = inference::InferenceConfig::extract(&args)
+        .ok()
+        .and_then(|(config, _)| config.ort_lib);
+    inference::backends::hardware_summary(ort_lib.as_deref())
 }
 
 const USAGE: &str = "usage: ember [/path/to/redis.conf] [--option value ...]

@@ -1,5 +1,12 @@
 //! Inference through the real binary: RedisAI's commands and RECOMMEND against the generator's numpy test vectors
 //! (max abs error 1e-5), batching observed through AI.INFO, and errors that leave the server serving.
+//!
+//! The tests named `gpu_*` run the GPU backends (native, ort-cuda, ort-tensorrt) against the CPU's scores; where
+//! there is no GPU they say why and pass, and with EMBER_REQUIRE_GPU=1 (ci/gpu-check.sh on a GPU machine) they
+//! fail instead. The ONNX Runtime GPU backends also need the onnxruntime-gpu library (EMBER_ORT_GPU_LIB, or
+//! `.deps/onnxruntime-gpu`); EMBER_REQUIRE_ORT_GPU=1 makes its absence a failure too. ci/gpu-check.sh runs this
+//! binary away from the tree that built it and says where the tree and `ember` are with EMBER_REPO_ROOT and
+//! EMBER_BIN.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,12 +17,42 @@ use ember_kernels::{npy, Tensor, TensorData};
 use redis::Value;
 
 const SCORE_TOLERANCE: f32 = 1e-5;
+/// How far a GPU backend's score may be from the CPU's for the same request (the issue's bound): float32 sums in
+/// another order differ by ~1e-7 here, so 1e-4 still catches a wrong row or layer.
+const GPU_SCORE_TOLERANCE: f32 = 1e-4;
+/// TensorRT builds FP32 engines with TF32 matrix products allowed on Ampere and later (ONNX Runtime has no switch
+/// to forbid it), so its scores get the looser bound the kernels crate's provider test uses.
+const TENSORRT_SCORE_TOLERANCE: f32 = 2e-3;
 
 fn repo_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("EMBER_REPO_ROOT").filter(|p| !p.is_empty()) {
+        return PathBuf::from(root);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
         .expect("repository root")
+}
+
+/// The `ember` binary: $EMBER_BIN where the tests run away from their build, else the one cargo built.
+fn ember_binary() -> PathBuf {
+    std::env::var_os("EMBER_BIN")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ember")), PathBuf::from)
+}
+
+/// True when `variable` is set to 1: a skip is then a failure.
+fn required(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|value| value == "1")
+}
+
+/// Says why a GPU test does not run here, or fails with that reason when `variable` is 1.
+fn skip_gpu(variable: &str, reason: &str) {
+    assert!(
+        !required(variable),
+        "{variable}=1 but this GPU test cannot run: {reason}"
+    );
+    eprintln!("skipped: {reason}");
 }
 
 fn ort_lib() -> PathBuf {
@@ -58,7 +95,7 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        let child = Command::new(ember_binary())
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(extra)
             .current_dir(repo_root())
@@ -130,13 +167,11 @@ fn floats(values: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// Infinite when either side holds a NaN, so that `<= tolerance` fails.
 fn max_abs_err(got: &[f32], want: &Tensor) -> f32 {
     let want = want.as_f32().unwrap();
     assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    ember_kernels::compare::max_abs_difference(got, want)
 }
 
 #[test]
@@ -795,5 +830,310 @@ fn modelexecute_outputs_are_keys() {
             error_of(query(&mut con, line)).contains("tensor key is empty or in a different shard"),
             "{case}"
         );
+    }
+}
+
+/// AI.INFO key's pairs as (name, value).
+fn info_pairs(con: &mut redis::Connection, key: &str) -> Vec<(String, Value)> {
+    let info: Value = redis::cmd("AI.INFO").arg(key).query(con).unwrap();
+    let Value::Array(items) = info else {
+        panic!("AI.INFO: {info:?}")
+    };
+    items
+        .chunks(2)
+        .map(|pair| {
+            let Value::BulkString(name) = &pair[0] else {
+                panic!("AI.INFO name {:?}", pair[0])
+            };
+            (String::from_utf8(name.clone()).unwrap(), pair[1].clone())
+        })
+        .collect()
+}
+
+fn info_text(con: &mut redis::Connection, key: &str, name: &str) -> String {
+    match info_pairs(con, key).into_iter().find(|(n, _)| n == name) {
+        Some((_, Value::BulkString(text))) => String::from_utf8(text).unwrap(),
+        other => panic!("AI.INFO {key} {name}: {other:?}"),
+    }
+}
+
+fn modelstore(
+    con: &mut redis::Connection,
+    key: &str,
+    device: &str,
+    model: &str,
+) -> redis::RedisResult<Value> {
+    redis::cmd("AI.MODELSTORE")
+        .arg(key)
+        .arg("ONNX")
+        .arg(device)
+        .arg("BLOB")
+        .arg(model_bytes(model))
+        .query(con)
+}
+
+/// AI.MODELEXECUTE of `key` on the stored test-vector inputs of `model`; the scores.
+fn execute(con: &mut redis::Connection, key: &str, model: &str, inputs: [&str; 2]) -> Vec<f32> {
+    let names: Vec<String> = inputs.iter().map(|i| format!("{{{model}}}:{i}")).collect();
+    let out = format!("{{{model}}}:{key}:score");
+    let reply: Value = redis::cmd("AI.MODELEXECUTE")
+        .arg(key)
+        .arg("INPUTS")
+        .arg(2)
+        .arg(&names)
+        .arg("OUTPUTS")
+        .arg(1)
+        .arg(&out)
+        .query(con)
+        .unwrap_or_else(|e| panic!("AI.MODELEXECUTE {key}: {e}"));
+    assert_eq!(reply, Value::Okay);
+    let values: Value = redis::cmd("AI.TENSORGET")
+        .arg(&out)
+        .arg("VALUES")
+        .query(con)
+        .unwrap();
+    floats(&values)
+}
+
+/// RECOMMEND `model` for the generator's RECOMMEND case, every candidate ranked: (id, score) sorted by id.
+fn recommend_all(
+    con: &mut redis::Connection,
+    model: &str,
+    user: i64,
+    candidates: &[i64],
+) -> Vec<(String, f32)> {
+    let reply: Value = redis::cmd("RECOMMEND")
+        .arg(model)
+        .arg(user)
+        .arg(candidates.len())
+        .arg("CANDIDATES")
+        .arg(candidates.len())
+        .arg(candidates)
+        .query(con)
+        .unwrap_or_else(|e| panic!("RECOMMEND {model}: {e}"));
+    let mut ranked = ranked(reply);
+    ranked.sort_by(|a, b| a.0.cmp(&b.0));
+    ranked
+}
+
+/// A GPU backend to test: its `--backend` name, the name its sessions report, the ONNX Runtime library the
+/// server loads with it, and how close to the CPU its scores must be.
+struct GpuBackend {
+    flag: &'static str,
+    reported: &'static str,
+    ort_lib: PathBuf,
+    tolerance: f32,
+}
+
+/// The GPU backends this machine can run; the others are skipped with their reason (or fail, see the module
+/// docs). Empty where there is no GPU.
+fn gpu_backends() -> Vec<GpuBackend> {
+    if let Err(error) = ember_kernels::cuda::probe(0) {
+        skip_gpu("EMBER_REQUIRE_GPU", &format!("no GPU: {error}"));
+        return Vec::new();
+    }
+    let mut backends = vec![GpuBackend {
+        flag: "native",
+        reported: "native-cuda:0",
+        ort_lib: ort_lib(),
+        tolerance: GPU_SCORE_TOLERANCE,
+    }];
+    let gpu_lib = std::env::var_os("EMBER_ORT_GPU_LIB")
+        .filter(|p| !p.is_empty())
+        .map_or_else(
+            || repo_root().join(ember_kernels::onnxruntime::SETUP_GPU_LIBRARY_PATH),
+            PathBuf::from,
+        );
+    if gpu_lib.exists() {
+        backends.push(GpuBackend {
+            flag: "ort-cuda",
+            reported: "onnxruntime-cuda:0",
+            ort_lib: gpu_lib.clone(),
+            tolerance: GPU_SCORE_TOLERANCE,
+        });
+        backends.push(GpuBackend {
+            flag: "ort-tensorrt",
+            reported: "onnxruntime-tensorrt:0",
+            ort_lib: gpu_lib,
+            tolerance: TENSORRT_SCORE_TOLERANCE,
+        });
+    } else {
+        skip_gpu(
+            "EMBER_REQUIRE_ORT_GPU",
+            &format!(
+                "ort-cuda and ort-tensorrt: no onnxruntime-gpu library at {} (EMBER_ORT_GPU=1 make setup, or set \
+                 EMBER_ORT_GPU_LIB)",
+                gpu_lib.display()
+            ),
+        );
+    }
+    backends
+}
+
+/// On each GPU backend: AI.MODELSTORE ... GPU runs there (AI.INFO says which backend), and AI.MODELEXECUTE and
+/// RECOMMEND give the CPU's scores within the backend's tolerance, from a server that serves both at once.
+#[test]
+fn gpu_modelstore_and_recommend_match_the_cpu_on_each_gpu_backend() {
+    let (user, candidates) = {
+        let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
+            panic!("user")
+        };
+        let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
+            panic!("candidates")
+        };
+        (user[0], candidates)
+    };
+    for backend in gpu_backends() {
+        let server = Server::start(&[
+            "--threads",
+            "2",
+            "--ort-lib",
+            backend.ort_lib.to_str().unwrap(),
+            "--backend",
+            backend.flag,
+            "--tensorrt-cache",
+            std::env::temp_dir()
+                .join("ember-gpu-test-trt")
+                .to_str()
+                .unwrap(),
+            "--demo-embeddings",
+            "models",
+        ]);
+        let mut con = server.connection();
+        for (model, inputs) in [
+            ("dlrm", ["dense", "sparse"]),
+            ("dlrm_dense", ["dense", "pooled"]),
+        ] {
+            let (cpu, gpu) = (format!("{model}_cpu"), format!("{model}_gpu"));
+            assert_eq!(
+                modelstore(&mut con, &cpu, "CPU", model).unwrap(),
+                Value::Okay
+            );
+            let stored = modelstore(&mut con, &gpu, "GPU", model);
+            assert_eq!(
+                stored,
+                Ok(Value::Okay),
+                "{}: AI.MODELSTORE {gpu} GPU",
+                backend.flag
+            );
+            assert_eq!(info_text(&mut con, &gpu, "device"), "GPU");
+            assert_eq!(info_text(&mut con, &gpu, "ember_backend"), backend.reported);
+            assert_eq!(
+                info_text(&mut con, &cpu, "ember_backend"),
+                "onnxruntime-cpu"
+            );
+            for name in inputs {
+                tensorset(
+                    &mut con,
+                    &format!("{{{model}}}:{name}"),
+                    &vector(model, name),
+                );
+            }
+            let from_cpu = execute(&mut con, &cpu, model, inputs);
+            let from_gpu = execute(&mut con, &gpu, model, inputs);
+            let error = ember_kernels::compare::max_abs_difference(&from_gpu, &from_cpu);
+            eprintln!(
+                "{} {model}: AI.MODELEXECUTE max abs difference from the CPU {error:e}",
+                backend.flag
+            );
+            assert!(
+                error <= backend.tolerance,
+                "{} {model}: {error}",
+                backend.flag
+            );
+            assert!(max_abs_err(&from_cpu, &vector(model, "score")) <= SCORE_TOLERANCE);
+        }
+        let from_cpu = recommend_all(&mut con, "dlrm_dense_cpu", user, &candidates);
+        let from_gpu = recommend_all(&mut con, "dlrm_dense_gpu", user, &candidates);
+        assert_eq!(from_cpu.len(), candidates.len());
+        let ids =
+            |ranked: &[(String, f32)]| ranked.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&from_gpu), ids(&from_cpu), "{}", backend.flag);
+        let scores = |ranked: &[(String, f32)]| ranked.iter().map(|(_, s)| *s).collect::<Vec<_>>();
+        let error =
+            ember_kernels::compare::max_abs_difference(&scores(&from_gpu), &scores(&from_cpu));
+        eprintln!(
+            "{}: RECOMMEND max abs difference from the CPU {error:e}",
+            backend.flag
+        );
+        assert!(
+            error <= backend.tolerance,
+            "{} RECOMMEND: {error}",
+            backend.flag
+        );
+    }
+}
+
+/// A GPU backend that this machine does not have is a clear error, at start-up and from AI.MODELSTORE, and the
+/// cache keeps serving: on a machine with no GPU for every GPU device, on one with a GPU for device 99. Runs
+/// everywhere.
+#[test]
+fn a_missing_gpu_backend_is_a_clear_error_and_the_cache_keeps_serving() {
+    let lib = ort_lib();
+    let lib = lib.to_str().unwrap();
+    let has_gpu = ember_kernels::cuda::probe(0).is_ok();
+    let missing_device = if has_gpu { "GPU:99" } else { "GPU" };
+    let cases = [
+        // (flags, the error's start, what explains it)
+        (
+            vec![
+                "--backend",
+                "native",
+                "--model",
+                "m0=models/dlrm_dense.onnx,backend=native,device=99",
+            ],
+            if has_gpu {
+                "Could not load backend native:99"
+            } else {
+                "Could not load backend native:0"
+            },
+            if has_gpu { "no CUDA device 99" } else { "CUDA" },
+        ),
+        // The CPU library has no CUDA or TensorRT provider, GPU or not.
+        (
+            vec!["--ort-gpu-provider", "cuda"],
+            "Could not load backend ort-cuda:",
+            "no cuda provider",
+        ),
+        (
+            vec!["--backend", "ort-tensorrt"],
+            "Could not load backend ort-tensorrt:",
+            "no tensorrt provider",
+        ),
+    ];
+    for (flags, start, why) in cases {
+        let mut args = vec!["--threads", "2", "--ort-lib", lib];
+        args.extend(flags.iter().copied());
+        // The model whose backend is missing is left out at start-up; the server still starts.
+        let server = Server::start(&args);
+        let mut con = server.connection();
+        let device = if flags.contains(&"native") {
+            missing_device
+        } else {
+            "GPU"
+        };
+        let error = error_of(modelstore(&mut con, "m", device, "dlrm_dense"));
+        assert!(
+            error.contains(start) && error.contains(why),
+            "{flags:?}: {error}"
+        );
+        // The model was not stored on any shard, m0 was left out, and the cache and the CPU backend still serve.
+        for key in ["m", "m0"] {
+            let error = error_of(
+                redis::cmd("AI.MODELGET")
+                    .arg(key)
+                    .arg("META")
+                    .query(&mut con),
+            );
+            assert!(error.contains("model key is empty"), "{key}: {error}");
+        }
+        let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+        let got: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+        assert_eq!(got, "v");
+        assert_eq!(
+            modelstore(&mut con, "m", "CPU", "dlrm_dense").unwrap(),
+            Value::Okay
+        );
+        assert_eq!(info_text(&mut con, "m", "ember_backend"), "onnxruntime-cpu");
     }
 }

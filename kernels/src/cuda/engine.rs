@@ -97,6 +97,18 @@ fn open_context(ordinal: usize) -> Result<Arc<CudaContext>, CudaError> {
     CudaContext::new(ordinal).map_err(|error| CudaError::driver("creating the CUDA context", error))
 }
 
+/// A context on device `ordinal` for a [`super::row_table::DeviceRowTable`] (one stream, so no
+/// event tracking, as the engine) and the device's compute capability.
+pub(crate) fn open_context_for_table(
+    ordinal: usize,
+) -> Result<(Arc<CudaContext>, (i32, i32)), CudaError> {
+    let context = open_context(ordinal)?;
+    // SAFETY: the table uses one stream for everything, as the engine does (see build).
+    unsafe { context.disable_event_tracking() };
+    let device = device_info(&context)?;
+    Ok((context, device.compute_capability))
+}
+
 fn device_info(context: &Arc<CudaContext>) -> Result<DeviceInfo, CudaError> {
     let driver = |error| CudaError::driver("querying the device", error);
     Ok(DeviceInfo {

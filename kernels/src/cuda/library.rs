@@ -28,6 +28,9 @@ pub const CUBLASLT_LIBRARY_ENV: &str = "EMBER_CUBLASLT_LIB";
 /// Where `ci/setup-cuda.sh` installs the `nvidia-cuda-nvrtc-cu12` wheel, relative to the
 /// repository root.
 pub const NVRTC_WHEEL_LIBRARY: &str = ".deps/nvrtc/nvidia/cuda_nvrtc/lib/libnvrtc.so.12";
+/// Where `ci/setup-cuda.sh` installs the `nvidia-cublas-cu12` wheel (on machines with a GPU),
+/// relative to the repository root.
+pub const CUBLASLT_WHEEL_LIBRARY: &str = ".deps/cublas/nvidia/cublas/lib/libcublasLt.so.12";
 
 /// Libraries opened from explicit paths. They stay open for the life of the process so that
 /// cudarc's by-name `dlopen` finds them (see the module docs).
@@ -106,8 +109,9 @@ pub fn require_cublaslt(explicit: Option<&Path>) -> Result<(), CudaError> {
         CUBLASLT_LIBRARY,
         // SAFETY: as for NVRTC above.
         || unsafe { cudarc::cublaslt::sys::is_culib_present() },
-        "install the CUDA 12 toolkit's libcublas, or `pip install nvidia-cublas-cu12` and point \
-         EMBER_CUBLASLT_LIB at its libcublasLt.so.12",
+        "run ci/setup.sh on the GPU machine (it installs the nvidia-cublas-cu12 wheel into \
+         .deps/cublas), or install the CUDA 12 toolkit's libcublas, or point EMBER_CUBLASLT_LIB at \
+         a libcublasLt.so.12",
     )
 }
 

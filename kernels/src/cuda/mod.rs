@@ -31,6 +31,7 @@ mod engine;
 pub mod error;
 mod kernels;
 pub mod library;
+pub mod row_table;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub use engine::{
     IDS_PER_BAG_DEFAULT,
 };
 pub use error::{CudaError, CudaErrorKind};
+pub use row_table::{DeviceRowTable, RowTableShape};
 
 impl From<crate::dlrm::DlrmError> for CudaError {
     fn from(error: crate::dlrm::DlrmError) -> Self {

@@ -8,11 +8,35 @@ use ember_kernels::{npy, Tensor};
 /// The most a score may differ from the generator's numpy value.
 pub const SCORE_TOLERANCE: f32 = 1e-5;
 
+/// The variable that names the repository root where a test binary runs away from the tree that built it
+/// (ci/gpu-check.sh carries prebuilt test binaries to a GPU machine and sets it there).
+pub const REPO_ROOT_ENV: &str = "EMBER_REPO_ROOT";
+
+/// With this variable set to 1 (ci/gpu-check.sh sets it on the GPU machine), a GPU test that would skip fails.
+pub const REQUIRE_GPU_ENV: &str = "EMBER_REQUIRE_GPU";
+
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("kernels/ has a parent")
-        .to_path_buf()
+    match std::env::var_os(REPO_ROOT_ENV) {
+        Some(root) if !root.is_empty() => PathBuf::from(root),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("kernels/ has a parent")
+            .to_path_buf(),
+    }
+}
+
+/// Says why a GPU test does not run here, or fails with that reason when $EMBER_REQUIRE_GPU is 1.
+pub fn skip_gpu_test(reason: &str) {
+    if std::env::var(REQUIRE_GPU_ENV).is_ok_and(|value| value == "1") {
+        panic!("{REQUIRE_GPU_ENV}=1 but this GPU test cannot run: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// A library that setup installs under .deps (`relative` to the repository root), where it is installed.
+pub fn setup_library(relative: &str) -> Option<PathBuf> {
+    let path = repo_root().join(relative);
+    path.exists().then_some(path)
 }
 
 pub fn model_path(name: &str) -> PathBuf {
@@ -44,14 +68,11 @@ pub fn cpu_library() -> PathBuf {
     }
 }
 
-/// Largest absolute difference between two FLOAT tensors of the same shape.
+/// Largest absolute difference between two FLOAT tensors of the same shape; infinite when either holds a NaN.
 pub fn max_abs_err(got: &Tensor, want: &Tensor) -> f32 {
     assert_eq!(got.shape(), want.shape(), "shapes differ");
     let (got, want) = (got.as_f32().expect("FLOAT"), want.as_f32().expect("FLOAT"));
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    ember_kernels::compare::max_abs_difference(got, want)
 }
 
 /// True when this machine shows an NVIDIA device node.

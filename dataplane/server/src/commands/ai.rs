@@ -155,7 +155,7 @@ async fn modelstore(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> C
     let request = StoreRequest {
         name: parsed.key.clone(),
         blob: parsed.blob,
-        device: shard.inference.config().device(gpu),
+        backend: shard.inference.config().backend_for_device(gpu),
         device_text: parsed.device_text,
         tag: parsed.tag,
         batch_size: parsed.batch_size,

@@ -82,10 +82,11 @@ pub fn model(out: &mut ReplySink, meta: &ModelMeta, with_meta: bool, with_blob: 
 }
 
 /// AI.INFO key's reply: RedisAI's 18 entries (key, type, backend, device, tag, duration, samples, calls, errors),
-/// then Ember's batching figures as further pairs (batches, batch_requests_max, batch_rows_max, max_delay_us),
-/// which RedisAI clients that read the reply as a map keep as extra keys.
+/// then Ember's figures as further pairs (batches, batch_requests_max, batch_rows_max, max_delay_us, and the
+/// backend that runs the model, `ember_backend`: `onnxruntime-cpu`, `onnxruntime-cuda:0`, `native-cuda:0`), which
+/// RedisAI clients that read the reply as a map keep as extra keys.
 pub fn info(out: &mut ReplySink, key: &[u8], meta: &ModelMeta, stats: &ModelStats) {
-    out.array_len(26);
+    out.array_len(28);
     out.bulk(b"key");
     out.bulk(key);
     out.bulk(b"type");
@@ -109,6 +110,8 @@ pub fn info(out: &mut ReplySink, key: &[u8], meta: &ModelMeta, stats: &ModelStat
         out.bulk(label.as_bytes());
         out.integer(value as i64);
     }
+    out.bulk(b"ember_backend");
+    out.bulk(meta.backend_name.as_bytes());
 }
 
 /// AI.INFO with no key: RedisAI's version fields and the ONNX Runtime build.

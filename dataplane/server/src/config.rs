@@ -120,8 +120,11 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     // Socket I/O through one io_uring per shard (multishot receive, sends batched per turn);
-    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling).
-    parameter("io-uring", "yes", Kind::Bool, Immutable),
+    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling). Off by
+    // default: with the ring's driver busy polling, cross-shard traffic (MSET over two shards,
+    // 50 clients) starves the runtime's mesh channels until the shard-reply timeout fires, and
+    // without busy polling mesh round trips take milliseconds. Single-shard traffic is fine.
+    parameter("io-uring", "no", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
     parameter(
         "maxclients",

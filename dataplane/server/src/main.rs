@@ -42,8 +42,9 @@ Options use Redis's names, for example:
   --bind 127.0.0.1         addresses to listen on
   --threads N              shards, one pinned per core (default: all cores)
   --busy-poll-us 50        spin this long after the last request before parking a shard (0: never spin)
-  --io-uring yes           socket I/O through one io_uring per shard, batched (no: the runtime's
-                           sockets, with the epoll spinner when busy polling)
+  --io-uring no            yes: socket I/O through one io_uring per shard, batched (experimental:
+                           cross-shard traffic stalls with it); no: the runtime's sockets, with
+                           the epoll spinner when busy polling
   --requirepass PASSWORD   require AUTH
   --maxclients 10000       most connections at once
   --maxmemory 0            memory limit in bytes, units k kb m mb g gb (accepted and

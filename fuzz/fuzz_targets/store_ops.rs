@@ -357,7 +357,7 @@ impl Harness {
                 assert_eq!(matches!(stored, Value::Int(_)), canonical, "int encoding");
             }
             1 => {
-                let found = self.keyspace.get(db, key, now).map(|e| e.clone());
+                let found = self.keyspace.get(db, key, now).cloned();
                 self.check_found(db, key, found.as_ref());
                 self.model.touch(db, key, now);
             }

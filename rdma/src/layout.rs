@@ -134,10 +134,13 @@ impl Layout {
                 self.segment_len
             ));
         }
-        if self.region_len() > crate::shm::memory::MAPPING_LEN_MAX as u64 {
+        // Checked: a peer's header can name a log length that wraps the sum past 2^64.
+        let region_len = self.log_offset().checked_add(self.log_len);
+        if region_len.is_none_or(|len| len > crate::shm::memory::MAPPING_LEN_MAX as u64) {
             return fail(format!(
-                "region of {} bytes is too large",
-                self.region_len()
+                "region of {} + {} bytes is too large",
+                self.log_offset(),
+                self.log_len
             ));
         }
         Ok(())
@@ -387,6 +390,20 @@ mod tests {
                 "case {i}"
             );
         }
+        // A hostile header whose log length plus index wraps past 2^64 must be refused, not
+        // wrapped to a small region (whose READs would then land anywhere).
+        let mut header = good.encode_header();
+        let bucket_count = 1u64;
+        let segment_len = (1u64 << 61) - 8; // 8 segments: log of 2^64 - 64 bytes
+        let log_offset = (HEADER_LEN as u64) + (bucket_count + 1) * BUCKET_LEN as u64;
+        header[8..16].copy_from_slice(&bucket_count.to_le_bytes());
+        header[16..24].copy_from_slice(&log_offset.to_le_bytes());
+        header[24..32].copy_from_slice(&(segment_len * 8).to_le_bytes());
+        header[32..40].copy_from_slice(&segment_len.to_le_bytes());
+        assert_eq!(
+            Layout::decode_header(&header).unwrap_err().kind(),
+            ErrorKind::Protocol
+        );
         let mut header = good.encode_header();
         header[0] ^= 1;
         assert_eq!(

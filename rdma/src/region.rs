@@ -208,19 +208,22 @@ impl ReadRegion {
             self.clear();
             self.version_next = 1;
         }
+        // Refuse before taking log space: a reservation left unwritten would be a gap that ends
+        // reclamation's scan of its segment, leaving the items after it unreclaimed.
+        if !self.index.contains_key(key) && self.free_slot(key).is_none() {
+            self.stats.refused_neighbourhood_full += 1;
+            return Err(NotPublished::NeighbourhoodFull);
+        }
         let item_len = layout::item_len(key.len(), value.len());
         let position = self.allocate(item_len);
         // Reclamation inside allocate may have moved or dropped this key's old item; look its
-        // slot up only now.
+        // slot up only now. Reclamation frees slots and never takes one, so the key still has
+        // its slot or a free one.
         let slot_index = match self.index.get(key) {
             Some(&slot_index) => slot_index,
-            None => match self.free_slot(key) {
-                Some(slot_index) => slot_index,
-                None => {
-                    self.stats.refused_neighbourhood_full += 1;
-                    return Err(NotPublished::NeighbourhoodFull);
-                }
-            },
+            None => self
+                .free_slot(key)
+                .expect("a slot was free before allocate, which only frees slots"),
         };
         let version = self.version_next;
         self.version_next += 1;
@@ -478,6 +481,80 @@ mod tests {
         );
         assert!(region.remove(b"k3"));
         region.publish(b"k8", b"v").unwrap();
+    }
+
+    /// READs from the region's own memory, as a client's READ would.
+    struct LocalMemory<'a> {
+        memory: &'a SharedMemory,
+        buffer: Vec<u8>,
+    }
+
+    impl crate::reader::RemoteMemory for LocalMemory<'_> {
+        fn read(&mut self, _region: u32, offset: u64, len: usize) -> Result<&[u8]> {
+            self.buffer.resize(len, 0);
+            self.memory.read(offset as usize, &mut self.buffer)?;
+            Ok(&self.buffer)
+        }
+    }
+
+    #[test]
+    fn refused_publishes_leave_no_gap_that_hides_later_items_from_reclamation() {
+        // Found by the rdma_reader fuzz target: a publish refused for a full neighbourhood had
+        // already reserved log space and left it unwritten; reclamation's scan of that segment
+        // stopped at the gap, so the items after it were neither copied forward nor unpublished,
+        // and their slots went on naming space the log reused (every READ torn, for good).
+        let mut region = ReadRegion::create(
+            "t",
+            RegionConfig {
+                bucket_count: 1,
+                log_len: 4096,
+                segment_count: 4,
+                key_len_max: 16,
+                value_len_max: 64,
+            },
+        )
+        .unwrap();
+        // Eight slots in all: seven churning keys and one written once, right after a refusal.
+        let mut last = std::collections::HashMap::new();
+        for i in 0..7 {
+            region.publish(format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        region.publish(b"stays", b"old").unwrap();
+        let refused = region.publish(b"extra", b"v");
+        assert_eq!(refused, Err(NotPublished::NeighbourhoodFull));
+        region.publish(b"stays", b"new").unwrap();
+        last.insert("stays".to_string(), b"new".to_vec());
+        for round in 0..400u32 {
+            let key = format!("k{}", round % 7);
+            let value = round.to_le_bytes().repeat(1 + round as usize % 8);
+            region.publish(key.as_bytes(), &value).unwrap();
+            last.insert(key, value);
+        }
+        assert!(region.stats().epochs_reclaimed > 10);
+        let layout = region.layout();
+        let mut memory = LocalMemory {
+            memory: region.memory(),
+            buffer: Vec::new(),
+        };
+        let mut stats = crate::reader::ReaderStats::default();
+        for (key, expected) in &last {
+            if !region.contains(key.as_bytes()) {
+                continue; // dropped under log pressure: clients ask by message
+            }
+            let mut value = Vec::new();
+            let found = crate::reader::lookup(
+                &mut memory,
+                0,
+                &layout,
+                key.as_bytes(),
+                0,
+                &mut value,
+                &mut stats,
+            )
+            .unwrap();
+            assert_eq!(found, crate::reader::Lookup::Hit, "{key}: {stats:?}");
+            assert_eq!(&value, expected, "{key}");
+        }
     }
 
     #[test]

@@ -15,6 +15,31 @@ use crate::error::{Error, ErrorKind, Result};
 /// The largest mapping this crate creates or accepts: bounds what a peer's hello can make us map.
 pub const MAPPING_LEN_MAX: usize = 1 << 36;
 
+/// What a peer that receives a memfd may do with the file; [`SharedMemory::seal_for_peers`]
+/// enforces it with seals, which bind every holder of the descriptor, the peer included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerAccess {
+    /// Read and write the bytes (the rings); never change the file's size.
+    ReadWrite,
+    /// Read only (the read regions); never write, never change the size. Mappings made before
+    /// sealing (ours) stay writable.
+    ReadOnly,
+}
+
+impl PeerAccess {
+    /// The seals. Size: a peer that shrank the file would make our next touch of a page past the
+    /// new end SIGBUS, and growing it is never needed. `F_SEAL_FUTURE_WRITE` (Linux 5.1) rather
+    /// than `F_SEAL_WRITE`, which cannot be added while our own writable mapping exists.
+    /// `F_SEAL_SEAL` last, so that nobody adds or changes seals afterwards.
+    fn seals(self) -> libc::c_int {
+        let size = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        match self {
+            Self::ReadWrite => size,
+            Self::ReadOnly => size | libc::F_SEAL_FUTURE_WRITE,
+        }
+    }
+}
+
 /// A shared, memfd-backed mapping.
 #[derive(Debug)]
 pub struct SharedMemory {
@@ -31,7 +56,8 @@ unsafe impl Send for SharedMemory {}
 unsafe impl Sync for SharedMemory {}
 
 impl SharedMemory {
-    /// Creates a zero-filled memfd of `len` bytes (rounded up to 8) named `name`, mapped read-write.
+    /// Creates a zero-filled memfd of `len` bytes (rounded up to 8) named `name`, mapped read-write,
+    /// that accepts seals ([`SharedMemory::seal_for_peers`]).
     ///
     /// # Errors
     /// `Config` when `len` is 0 or above [`MAPPING_LEN_MAX`]; `Io` when memfd_create, ftruncate or
@@ -47,7 +73,9 @@ impl SharedMemory {
         let c_name = std::ffi::CString::new(name.replace('\0', "_"))
             .map_err(|_| Error::new(ErrorKind::Config, "memfd name has a NUL byte"))?;
         // SAFETY: c_name is a valid NUL-terminated string; the flags are documented values.
-        let raw = unsafe { libc::memfd_create(c_name.as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe {
+            libc::memfd_create(c_name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
         if raw < 0 {
             return Err(Error::last_os("memfd_create"));
         }
@@ -120,6 +148,37 @@ impl SharedMemory {
             len,
             writable,
         })
+    }
+
+    /// Seals the file before its descriptor goes to a peer, so that the peer can do no more than
+    /// `access` says, whatever it does with the descriptor (a mapping of its own, `ftruncate`,
+    /// `write`, reopening it through `/proc`). Sealing again with the same access is a no-op.
+    ///
+    /// # Errors
+    /// `Io` when the file does not accept seals (not made by [`SharedMemory::create`]) or the
+    /// kernel lacks `F_SEAL_FUTURE_WRITE` (before Linux 5.1); `Config` when the file was already
+    /// sealed for another access.
+    pub fn seal_for_peers(&self, access: PeerAccess) -> Result<()> {
+        let wanted = access.seals();
+        // SAFETY: F_GET_SEALS on a valid descriptor reads the file's seals; no memory is passed.
+        let current = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_GET_SEALS) };
+        if current < 0 {
+            return Err(Error::last_os("fcntl(F_GET_SEALS)"));
+        }
+        if current == wanted {
+            return Ok(());
+        }
+        if current & libc::F_SEAL_SEAL != 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("memfd already sealed with {current:#x}, not {wanted:#x}"),
+            ));
+        }
+        // SAFETY: F_ADD_SEALS on a valid descriptor with a seal bit set; no memory is passed.
+        if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_ADD_SEALS, wanted) } != 0 {
+            return Err(Error::last_os("fcntl(F_ADD_SEALS)"));
+        }
+        Ok(())
     }
 
     /// The mapping's length in bytes (a multiple of 8).

@@ -4,7 +4,9 @@
 //! holding two [rings](ring) (client to server, server to client) and an eventfd doorbell for the
 //! client, then sends the client, in one message with SCM_RIGHTS, the ring memfd, the server's
 //! doorbell, the client's doorbell and the memfd of every exposed region. The client maps the
-//! regions read-only: a READ is a copy from that mapping and costs the server nothing. SEND
+//! regions read-only: a READ is a copy from that mapping and costs the server nothing. Every
+//! memfd is sealed before it is sent (size fixed; regions also write-sealed), so a client that
+//! resizes or writes what it was given gets an error instead of crashing the server. SEND
 //! pushes into the peer's ring; RECV pops from ours. The Unix socket stays open only so that each
 //! side notices when the other goes away.
 
@@ -23,7 +25,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fabric::{
     Completion, CompletionKind, Connection, Fabric, Listener, LocalBuffer, RemoteRegion,
 };
-use memory::SharedMemory;
+use memory::{PeerAccess, SharedMemory};
 use ring::{ring_len, Consumer, Doorbell, Producer, Ring};
 
 const HELLO_MAGIC: &[u8; 8] = b"EMBRSHM1";
@@ -124,6 +126,7 @@ impl ShmListener {
             "ember-shm-rings",
             to_client_base + ring_len(capacity),
         )?);
+        ring_memory.seal_for_peers(PeerAccess::ReadWrite)?;
         let client_doorbell = Arc::new(Doorbell::new()?);
         let mut hello = Vec::with_capacity(HELLO_LEN_MAX);
         hello.extend_from_slice(HELLO_MAGIC);
@@ -332,6 +335,10 @@ impl Fabric for ShmFabric {
                     exposed.len()
                 ),
             ));
+        }
+        // Sealed once here, before any client can receive them.
+        for region in &exposed {
+            region.seal_for_peers(PeerAccess::ReadOnly)?;
         }
         let ring_bytes = ring_len(self.ring_capacity);
         Ring::attach(

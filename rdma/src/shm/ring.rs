@@ -206,7 +206,8 @@ impl Producer {
     ///
     /// # Errors
     /// `TooLarge` when the message exceeds [`Ring::message_len_max`]; `WouldBlock` when the ring
-    /// has no room now (the consumer is behind).
+    /// has no room now (the consumer is behind); `Protocol` when the consumer's tail is past the
+    /// head or more than a ring behind (a hostile or broken peer).
     pub fn push(&mut self, message: &[u8]) -> Result<()> {
         let ring = &mut self.ring;
         if message.len() > ring.message_len_max() {
@@ -227,9 +228,9 @@ impl Producer {
             0
         };
         let needed = (skip + record_len) as u64;
-        if ring.position + needed - ring.peer_position > ring.capacity as u64 {
+        if free_len(ring.position, ring.peer_position, ring.capacity)? < needed {
             ring.peer_position = ring.load(TAIL_OFFSET, Ordering::Acquire);
-            if ring.position + needed - ring.peer_position > ring.capacity as u64 {
+            if free_len(ring.position, ring.peer_position, ring.capacity)? < needed {
                 return Err(Error::new(ErrorKind::WouldBlock, "ring full"));
             }
         }
@@ -250,6 +251,21 @@ impl Producer {
             self.doorbell.ring();
         }
         Ok(())
+    }
+}
+
+/// Bytes free in a ring whose producer is at `head` and consumer at `tail`.
+///
+/// # Errors
+/// `Protocol` when the tail, which the consumer writes (the peer, when we produce), is past the
+/// head or more than a ring behind it.
+fn free_len(head: u64, tail: u64, capacity: usize) -> Result<u64> {
+    match head.checked_sub(tail) {
+        Some(used) if used <= capacity as u64 => Ok(capacity as u64 - used),
+        _ => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("ring tail {tail} is not within a ring behind the head {head}"),
+        )),
     }
 }
 
@@ -305,7 +321,8 @@ impl Consumer {
             len_word = ring.memory.load_u64(data, Ordering::Relaxed);
         }
         let len = len_word as usize;
-        let record_len = RECORD_HEADER_LEN + len.next_multiple_of(8);
+        // The length is the peer's: bound it before any arithmetic on it.
+        let record_len = RECORD_HEADER_LEN + len.min(ring.capacity).next_multiple_of(8);
         if len > ring.message_len_max()
             || physical + record_len > ring.capacity
             || ring.position + record_len as u64 > ring.peer_position
@@ -404,6 +421,65 @@ mod tests {
             consumer.pop(|_| {}).unwrap_err().kind(),
             ErrorKind::Protocol
         );
+    }
+
+    #[test]
+    fn hostile_lengths_near_the_word_limit_are_protocol_errors() {
+        // Found by the shm_ring fuzz target: a length near 2^64 overflowed while its record
+        // length was computed, before the bound check (a panic where overflow checks are on).
+        for len_word in [
+            u64::MAX - 1,
+            u64::MAX - 7,
+            u64::MAX << 3,
+            u64::from(u32::MAX) - 1,
+        ] {
+            let memory =
+                Arc::new(SharedMemory::create("ring", ring_len(RING_CAPACITY_MIN)).unwrap());
+            memory.store_u64(HEAD_OFFSET, 64, Ordering::Release);
+            memory.store_u64(DATA_OFFSET, len_word, Ordering::Release);
+            let mut consumer = Consumer::new(Ring::attach(memory, 0, RING_CAPACITY_MIN).unwrap());
+            assert_eq!(
+                consumer.pop(|_| {}).unwrap_err().kind(),
+                ErrorKind::Protocol,
+                "length word {len_word:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_tail_is_a_protocol_error_for_the_producer() {
+        // Found by the shm_ring fuzz target: a tail written past the head made the free-space
+        // arithmetic underflow (a panic where overflow checks are on).
+        let capacity = RING_CAPACITY_MIN as u64;
+        let head = 2 * capacity;
+        let cases: &[(&str, u64, Option<ErrorKind>)] = &[
+            (
+                "tail with room behind the head",
+                head - capacity + 1024,
+                None,
+            ),
+            ("tail past the head", head + 8, Some(ErrorKind::Protocol)),
+            (
+                "tail far past the head",
+                u64::MAX,
+                Some(ErrorKind::Protocol),
+            ),
+            (
+                "tail more than a ring behind",
+                head - capacity - 8,
+                Some(ErrorKind::Protocol),
+            ),
+        ];
+        for (name, tail, expected) in cases {
+            let (mut producer, _, _) = pair(RING_CAPACITY_MIN);
+            // The producer is at `head` and last saw a full ring, so it reloads the tail.
+            producer.ring.position = head;
+            producer.ring.peer_position = head - capacity;
+            let memory = producer.ring.memory.clone();
+            memory.store_u64(TAIL_OFFSET, *tail, Ordering::Release);
+            let found = producer.push(b"x").err().map(|error| error.kind());
+            assert_eq!(found, *expected, "case {name}");
+        }
     }
 
     #[test]

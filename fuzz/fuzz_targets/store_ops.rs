@@ -3,7 +3,7 @@
 //! maps) after every step.
 //!
 //! The keyspace is used as the server's commands use it: a collection is changed in place through
-//! `get_mut` and then `value_changed`; an emptied collection is deleted. A [`KeyObserver`] keeps a
+//! `get_mut` and then `Keyspace::update` (the store's one path for an in-place change); an emptied collection is deleted. A [`KeyObserver`] keeps a
 //! mirror of everything it hears (as the RDMA read region does), and the mirror must hold exactly
 //! the keys the keyspace stores, with their current values and expiry times.
 //!
@@ -19,7 +19,7 @@ use std::rc::Rc;
 use ember_store::glob::glob_match;
 use ember_store::value::ExpireAtMs;
 use ember_store::zset::{AddOptions, AddOutcome, LexBound, Limit, ScoreBound};
-use ember_store::{KeyObserver, Keyspace, SetValue, SortedSet, Value, DATABASE_COUNT};
+use ember_store::{Change, KeyObserver, Keyspace, SetValue, SortedSet, Value, DATABASE_COUNT};
 use libfuzzer_sys::arbitrary::{Result as ArbitraryResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::SmallRng;
@@ -518,7 +518,7 @@ impl Harness {
                     return; // WRONGTYPE
                 };
                 let added = set.insert(member);
-                self.keyspace.value_changed(db, key);
+                mark_changed(&mut self.keyspace, db, key, now);
                 let Some(ModelEntry {
                     value: ModelValue::Set(members),
                     ..
@@ -581,7 +581,7 @@ impl Harness {
             self.keyspace.remove(db, key, now);
             self.model.databases[db].remove(key);
         } else {
-            self.keyspace.value_changed(db, key);
+            mark_changed(&mut self.keyspace, db, key, now);
         }
         Ok(())
     }
@@ -681,7 +681,7 @@ impl Harness {
                     return Ok(()); // WRONGTYPE
                 };
                 let outcome = zset.add(&member, score, options).ok();
-                self.keyspace.value_changed(db, key);
+                mark_changed(&mut self.keyspace, db, key, now);
                 let Some(ModelEntry {
                     value: ModelValue::ZSet(members),
                     ..
@@ -739,7 +739,7 @@ impl Harness {
             self.keyspace.remove(db, key, now);
             self.model.databases[db].remove(key);
         } else {
-            self.keyspace.value_changed(db, key);
+            mark_changed(&mut self.keyspace, db, key, now);
         }
         Ok(())
     }
@@ -1001,3 +1001,9 @@ fuzz_target!(|data: &[u8]| {
         harness.check_scan(db, 10);
     }
 });
+
+/// Tells the keyspace that `key`'s value was changed in place, through [`Keyspace::update`], the
+/// store's one path for that (a new version, the observer told).
+fn mark_changed(keyspace: &mut Keyspace, db: usize, key: &[u8], now_ms: u64) {
+    let _ = keyspace.update(db, key, now_ms, |_| Ok::<_, ()>(((), Change::Modified)));
+}

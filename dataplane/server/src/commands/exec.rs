@@ -108,9 +108,7 @@ pub async fn execute<'s>(
     let result = match spec.handler {
         Handler::Keyspace(handler) => match router::route(shard, spec, args) {
             Route::Local => {
-                if shard.gate.blocks(client.hold) {
-                    shard.gate.enter(client.hold).await;
-                }
+                multikey::admit(shard, spec, args, client.db, client.hold, false).await;
                 multikey::run_local(shard, handler, client, now_ms, args, out)
             }
             Route::Remote(owner) => match pipeline.as_deref_mut() {

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use ember_resp::{Reply, ReplySink};
 use ember_store::{Entry, Keyspace};
+use smallvec::SmallVec;
 
 use super::{CommandError, CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
 use crate::client::Client;
@@ -63,6 +64,27 @@ pub fn run_local_as(
         no_touch,
     };
     handler(&mut ctx, args)
+}
+
+/// Waits until a keyspace command on `args` may run on this shard: with `hold`, holds its keys
+/// for `token` first (a part of a cross-shard write before its last).
+pub async fn admit(
+    shard: &Shard,
+    spec: &CommandSpec,
+    args: &[&[u8]],
+    db: usize,
+    token: Option<HoldToken>,
+    hold: bool,
+) {
+    let gate = &shard.gate;
+    if !hold && !gate.busy() {
+        return; // The common case: nothing is held, nothing to look at.
+    }
+    let keys: SmallVec<[&[u8]; 8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
+    match (hold, token) {
+        (true, Some(token)) => gate.lock_keys(token, db, &keys).await,
+        (_, token) => gate.enter_keys(token, db, &keys).await,
+    }
 }
 
 /// Runs `handler` here and returns its reply as a value.
@@ -177,9 +199,9 @@ pub async fn run_split(
         Split::Gather | Split::Sum | Split::Pairs => {
             let parts = parts(shard, spec, args);
             let replies = if spec.has(CommandFlags::WRITE) || client.hold.is_some() {
-                run_held(shard, client, handler, &parts, now_ms, true).await
+                run_held(shard, client, spec, handler, &parts, now_ms, true).await
             } else {
-                run_read(shard, client, handler, &parts, now_ms).await
+                run_read(shard, client, spec, handler, &parts, now_ms).await
             };
             combine(spec.split, args.len(), &parts, replies)?.write_to(out);
             Ok(())
@@ -229,6 +251,7 @@ fn combine(
 async fn run_read(
     shard: &Rc<Shard>,
     client: &Client,
+    spec: &CommandSpec,
     handler: KeyspaceFn,
     parts: &[Part],
     now_ms: u64,
@@ -244,10 +267,9 @@ async fn run_read(
         let mut replies = Vec::with_capacity(parts.len());
         for part in parts {
             let reply = if part.owner == shard.index {
-                if shard.gate.blocks(None) {
-                    shard.gate.enter(None).await;
-                }
-                local_reply(shard, handler, client, now_ms, &part.args.slices())
+                let args = part.args.slices();
+                admit(shard, spec, &args, client.db, None, false).await;
+                local_reply(shard, handler, client, now_ms, &args)
             } else {
                 into_reply(pending.next().expect("a request per remote part").await)
             };
@@ -258,7 +280,7 @@ async fn run_read(
         }
         shard.stats.count_read_retry();
     }
-    run_held(shard, client, handler, parts, now_ms, false).await
+    run_held(shard, client, spec, handler, parts, now_ms, false).await
 }
 
 /// Runs every part under holds: the parts before the last hold their shard (ascending order)
@@ -268,6 +290,7 @@ async fn run_read(
 async fn run_held(
     shard: &Rc<Shard>,
     client: &Client,
+    spec: &CommandSpec,
     handler: KeyspaceFn,
     parts: &[Part],
     now_ms: u64,
@@ -276,7 +299,19 @@ async fn run_held(
     let mut replies = Vec::with_capacity(parts.len());
     if let Some(token) = client.hold {
         for part in parts {
-            replies.push(run_part(shard, client, handler, part, now_ms, Some(token), false).await);
+            replies.push(
+                run_part(
+                    shard,
+                    client,
+                    spec,
+                    handler,
+                    part,
+                    now_ms,
+                    Some(token),
+                    false,
+                )
+                .await,
+            );
         }
         return replies;
     }
@@ -287,9 +322,21 @@ async fn run_held(
     let token = shard.new_hold_token();
     let (last, held) = parts.split_last().expect("a split command has parts");
     for part in held {
-        replies.push(run_part(shard, client, handler, part, now_ms, Some(token), true).await);
+        replies.push(
+            run_part(
+                shard,
+                client,
+                spec,
+                handler,
+                part,
+                now_ms,
+                Some(token),
+                true,
+            )
+            .await,
+        );
     }
-    replies.push(run_part(shard, client, handler, last, now_ms, None, false).await);
+    replies.push(run_part(shard, client, spec, handler, last, now_ms, None, false).await);
     if write {
         writes.end();
     }
@@ -299,10 +346,13 @@ async fn run_held(
     replies
 }
 
-/// Runs one part, here or on its shard; with `hold`, holds that shard for `token` first.
+/// Runs one part, here or on its shard; with `hold`, holds the part's keys there for `token`
+/// first.
+#[allow(clippy::too_many_arguments)]
 async fn run_part(
     shard: &Rc<Shard>,
     client: &Client,
+    spec: &CommandSpec,
     handler: KeyspaceFn,
     part: &Part,
     now_ms: u64,
@@ -313,11 +363,9 @@ async fn run_part(
         let request = execute_request(client, part.args.clone(), token, hold);
         return into_reply(shard.call(part.owner, request).await);
     }
-    match (hold, token) {
-        (true, Some(token)) => shard.gate.hold(token).await,
-        (_, token) => shard.gate.enter(token).await,
-    }
-    local_reply(shard, handler, client, now_ms, &part.args.slices())
+    let args = part.args.slices();
+    admit(shard, spec, &args, client.db, token, hold).await;
+    local_reply(shard, handler, client, now_ms, &args)
 }
 
 /// Holds every shard in `owners` (ascending, so two operations never wait on each other).

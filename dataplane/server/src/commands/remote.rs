@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use ember_resp::ReplySink;
 
-use super::multikey::{apply_entries, run_local_as};
+use super::multikey::{admit, apply_entries, run_local_as};
 use crate::runtime::{self, MeshReceiver};
 use crate::shard::{AdminRequest, HoldToken, MeshMessage, Shard, ShardReply, ShardRequest};
 
@@ -34,12 +34,13 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
 /// True when `request` can be answered without waiting (so the receiver answers it inline).
 fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
     match request {
-        ShardRequest::Execute { hold: true, .. } => !shard.gate.blocks(None),
-        ShardRequest::Execute { token, .. } => !shard.gate.blocks(*token),
+        // A busy gate may or may not stop this request's keys: such a request waits in a task
+        // of its own, so it never holds up the rest of this peer's messages.
+        ShardRequest::Execute { .. } => !shard.gate.busy(),
         ShardRequest::Release { .. } | ShardRequest::Fetch { .. } | ShardRequest::Store { .. } => {
             true
         }
-        ShardRequest::Hold { .. } => !shard.gate.blocks(None),
+        ShardRequest::Hold { .. } => !shard.gate.busy(),
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
             .gate_token()
@@ -59,15 +60,12 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             token,
             hold,
         } => {
-            match (hold, token) {
-                (true, Some(token)) => shard.gate.hold(token).await,
-                (_, token) => shard.gate.enter(token).await,
-            }
             let args = args.slices();
             let mut out = ReplySink::values(protocol);
             let spec = super::lookup(args[0]).map(|index| &super::COMMANDS[index]);
-            match spec.map(|spec| spec.handler) {
-                Some(super::Handler::Keyspace(handler)) => {
+            match spec.map(|spec| (spec, spec.handler)) {
+                Some((spec, super::Handler::Keyspace(handler))) => {
+                    admit(shard, spec, &args, db, token, hold).await;
                     if let Err(error) =
                         run_local_as(shard, handler, db, no_touch, now_ms, &args, &mut out)
                     {

@@ -1,10 +1,10 @@
 //! Holds: how an operation that spans shards stays atomic.
 //!
 //! Two mechanisms, each used only where atomicity needs it:
-//! - a [`Gate`] per shard, held by one operation at a time (EXEC, cross-shard writes, the scratch
-//!   path). Holds are always taken in ascending shard order, so two operations never wait on each
-//!   other, and the last shard of an operation is never held at all: its part runs in one step
-//!   when the message arrives.
+//! - a [`Gate`] per shard, held whole by one operation at a time (EXEC, the scratch path), or key
+//!   by key by cross-shard writes (MSET, DEL). Holds are always taken in ascending shard order, so
+//!   two operations never wait on each other, and the last shard of an operation is never held at
+//!   all: its part runs in one step when the message arrives.
 //! - [`MultiWrites`], a process-wide pair of counters that every multi-shard write bumps before it
 //!   takes its first hold and after its last part is applied. A multi-shard read (MGET, EXISTS)
 //!   reads every shard at once without holding any, and is valid when no multi-shard write began
@@ -18,15 +18,24 @@ use std::task::Waker;
 /// A key-holding operation's identity while it holds shards: (origin shard, sequence).
 pub type HoldToken = (usize, u64);
 
-/// Makes local work wait while another shard's atomic operation holds this shard.
+/// Makes local work wait while another shard's atomic operation holds this shard, or holds
+/// the keys it touches.
+///
+/// Two kinds of hold: the whole shard (EXEC, the scratch path), and a set of keys (the parts of
+/// a cross-shard write before its last). A key hold stops only the requests that touch those
+/// keys, so a cross-shard MSET waiting for its other shard does not stall unrelated clients.
 #[derive(Default)]
 pub struct Gate {
     held_by: Cell<Option<HoldToken>>,
+    /// Keys held by cross-shard writes: (database, key, holder). A handful at a time (the keys
+    /// of the writes in flight), so a scan beats a map; empty almost always, which is the one
+    /// check a request pays.
+    locked: RefCell<Vec<(usize, Box<[u8]>, HoldToken)>>,
     waiters: RefCell<Vec<Waker>>,
 }
 
 impl Gate {
-    /// True when a hold other than `token` is in force.
+    /// True when a whole-shard hold other than `token` is in force.
     pub fn blocks(&self, token: Option<HoldToken>) -> bool {
         match self.held_by.get() {
             None => false,
@@ -34,34 +43,76 @@ impl Gate {
         }
     }
 
-    /// Waits until the gate does not block `token`.
-    pub async fn enter(&self, token: Option<HoldToken>) {
+    /// True when any hold is in force (a request may have to wait: see [`Gate::enter_keys`]).
+    pub fn busy(&self) -> bool {
+        self.held_by.get().is_some() || !self.locked.borrow().is_empty()
+    }
+
+    /// True when a request of `token` on `keys` of `db` must wait: the shard is held by another,
+    /// or one of the keys is.
+    pub fn keys_blocked(&self, token: Option<HoldToken>, db: usize, keys: &[&[u8]]) -> bool {
+        if self.blocks(token) {
+            return true;
+        }
+        self.locked.borrow().iter().any(|(locked_db, key, holder)| {
+            Some(*holder) != token && *locked_db == db && keys.iter().any(|k| *k == &key[..])
+        })
+    }
+
+    async fn wait_until(&self, ready: impl Fn() -> bool) {
         std::future::poll_fn(|cx| {
-            if self.blocks(token) {
+            if ready() {
+                std::task::Poll::Ready(())
+            } else {
                 self.waiters.borrow_mut().push(cx.waker().clone());
                 std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
             }
         })
         .await;
     }
 
-    /// Waits until free, then holds for `token`.
-    pub async fn hold(&self, token: HoldToken) {
-        loop {
-            self.enter(None).await;
-            if self.held_by.get().is_none() {
-                self.held_by.set(Some(token));
-                return;
-            }
+    /// Waits until the gate does not block `token` (whole-shard holds only).
+    pub async fn enter(&self, token: Option<HoldToken>) {
+        self.wait_until(|| !self.blocks(token)).await;
+    }
+
+    /// Waits until a request of `token` may touch `keys` of `db`.
+    pub async fn enter_keys(&self, token: Option<HoldToken>, db: usize, keys: &[&[u8]]) {
+        self.wait_until(|| !self.keys_blocked(token, db, keys))
+            .await;
+    }
+
+    /// Waits until `keys` of `db` are free, then holds them for `token`. All or none: a shard
+    /// runs one task at a time, so nothing comes between the check and the hold.
+    pub async fn lock_keys(&self, token: HoldToken, db: usize, keys: &[&[u8]]) {
+        self.enter_keys(Some(token), db, keys).await;
+        let mut locked = self.locked.borrow_mut();
+        for key in keys {
+            locked.push((db, Box::from(*key), token));
         }
     }
 
-    /// Releases the hold of `token` and wakes every waiter.
+    /// Waits until nothing is held, then holds the whole shard for `token`.
+    pub async fn hold(&self, token: HoldToken) {
+        self.wait_until(|| !self.busy()).await;
+        debug_assert!(!self.busy(), "nothing comes between the check and the hold");
+        self.held_by.set(Some(token));
+    }
+
+    /// Releases every hold of `token` (the shard, its keys) and wakes every waiter.
     pub fn release(&self, token: HoldToken) {
+        let mut released = false;
         if self.held_by.get() == Some(token) {
             self.held_by.set(None);
+            released = true;
+        }
+        {
+            let mut locked = self.locked.borrow_mut();
+            let before = locked.len();
+            locked.retain(|(_, _, holder)| *holder != token);
+            released |= locked.len() != before;
+        }
+        if released {
             for waker in self.waiters.borrow_mut().drain(..) {
                 waker.wake();
             }
@@ -136,5 +187,28 @@ mod tests {
         assert!(gate.blocks(Some((0, 7))));
         gate.release(token);
         assert!(!gate.blocks(None));
+    }
+
+    #[test]
+    fn key_holds_stop_only_their_keys() {
+        let gate = Gate::default();
+        let writer = (0, 1);
+        futures_lite::future::block_on(gate.lock_keys(writer, 0, &[b"a", b"b"]));
+        let cases: &[(&str, Option<HoldToken>, usize, &[&[u8]], bool)] = &[
+            ("another key", None, 0, &[b"c"], false),
+            ("a held key", None, 0, &[b"c", b"b"], true),
+            ("the same key in another database", None, 1, &[b"a"], false),
+            ("the holder itself", Some(writer), 0, &[b"a"], false),
+        ];
+        for (name, token, db, keys, blocked) in cases {
+            assert_eq!(gate.keys_blocked(*token, *db, keys), *blocked, "{name}");
+        }
+        assert!(
+            gate.busy() && !gate.blocks(None),
+            "keys held, the shard is not"
+        );
+        gate.release(writer);
+        assert!(!gate.busy());
+        assert!(!gate.keys_blocked(None, 0, &[b"a"]));
     }
 }

@@ -5,7 +5,7 @@
 # ROUNDS rounds. Prints each round and the medians as a markdown table, and checks that MGET
 # returns the preloaded values (a fast wrong run fails).
 #
-#   bench/scripts/multikey.sh [ROUNDS] [REQUESTS]
+#   [EMBER_ARGS="--busy-poll-us 0"] bench/scripts/multikey.sh [ROUNDS] [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
@@ -15,7 +15,7 @@ ember=target/release/ember
 port_ember=${EMBER_PORT:-7411}
 port_redis=${REDIS_PORT:-7412}
 
-start_ember() { "$ember" --port "$port_ember" >/tmp/multikey-ember.log 2>&1 & ember_pid=$!; }
+start_ember() { "$ember" --port "$port_ember" ${EMBER_ARGS:-} >/tmp/multikey-ember.log 2>&1 & ember_pid=$!; }
 start_redis() { redis-server --port "$port_redis" --save "" --appendonly no >/tmp/multikey-redis.log 2>&1 & redis_pid=$!; }
 wait_ready() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 cleanup() { kill "${ember_pid:-}" "${redis_pid:-}" 2>/dev/null || true; }

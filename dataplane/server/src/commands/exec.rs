@@ -43,27 +43,30 @@ impl Pipeline<'_> {
         if self.deferred.is_empty() {
             return;
         }
-        let written = std::mem::take(out.bytes_mut());
-        let mut merged = ReplySink::resp(Vec::with_capacity(written.len() + 64), out.protocol());
-        let mut copied = 0;
+        // Only the bytes written after the first deferred reply move; when every command of
+        // the batch was remote there are none, and replies are written straight into `out`.
+        let first_offset = self.deferred[0].offset;
+        let later = out.bytes_mut().split_off(first_offset);
+        let protocol = out.protocol();
+        let mut copied = first_offset;
         for deferred in self.deferred.drain(..) {
             debug_assert!(deferred.offset >= copied, "replies are deferred in order");
-            merged
-                .bytes_mut()
-                .extend_from_slice(&written[copied..deferred.offset]);
+            out.bytes_mut()
+                .extend_from_slice(&later[copied - first_offset..deferred.offset - first_offset]);
             copied = deferred.offset;
             let reply = into_reply(deferred.reply.await);
-            merged.set_protocol(deferred.protocol);
-            merged.begin();
-            reply.write_to(&mut merged);
-            let failed = note_failure(shard, merged.outcome());
+            out.set_protocol(deferred.protocol);
+            out.begin();
+            reply.write_to(out);
+            let failed = note_failure(shard, out.outcome());
             let elapsed_us = deferred.started.elapsed().as_micros() as u64;
             shard
                 .stats
                 .record_call(deferred.command_index, elapsed_us, failed);
         }
-        merged.bytes_mut().extend_from_slice(&written[copied..]);
-        *out.bytes_mut() = std::mem::take(merged.bytes_mut());
+        out.bytes_mut()
+            .extend_from_slice(&later[copied - first_offset..]);
+        out.set_protocol(protocol);
     }
 }
 

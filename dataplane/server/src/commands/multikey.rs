@@ -52,9 +52,34 @@ pub fn run_local_as(
     out: &mut ReplySink,
 ) -> CommandResult {
     let mut keyspace = shard.keyspace.borrow_mut();
+    run_in(
+        &mut keyspace,
+        shard,
+        handler,
+        db,
+        no_touch,
+        now_ms,
+        args,
+        out,
+    )
+}
+
+/// Runs `handler` against `keyspace` (the shard's own, or a scratch copy of some of its keys)
+/// with the shard's configuration and statistics.
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    keyspace: &mut Keyspace,
+    shard: &Shard,
+    handler: KeyspaceFn,
+    db: usize,
+    no_touch: bool,
+    now_ms: u64,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> CommandResult {
     let config = shard.config.borrow();
     let mut ctx = Ctx {
-        keyspace: &mut keyspace,
+        keyspace,
         db,
         protocol: out.protocol(),
         now_ms,
@@ -459,20 +484,16 @@ async fn scratch(
             scratch.insert(key_db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
         }
     }
-    let result = {
-        let config = shard.config.borrow();
-        let mut ctx = Ctx {
-            keyspace: &mut scratch,
-            db,
-            protocol: out.protocol(),
-            now_ms,
-            out,
-            config: &config,
-            stats: &shard.stats,
-            no_touch: client.no_touch,
-        };
-        handler(&mut ctx, args)
-    };
+    let result = run_in(
+        &mut scratch,
+        shard,
+        handler,
+        db,
+        client.no_touch,
+        now_ms,
+        args,
+        out,
+    );
     for (&(owner, key_db), owned) in &by_owner {
         let changed: Vec<(Vec<u8>, Option<Entry>)> = owned
             .iter()

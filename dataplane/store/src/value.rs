@@ -1,7 +1,10 @@
 //! Values and entries.
 
 use crate::compact::CompactBytes;
+use crate::hash::HashValue;
+use crate::list::ListValue;
 use crate::set::SetValue;
+use crate::stream::StreamValue;
 use crate::tensor::TensorValue;
 use crate::zset::SortedSet;
 
@@ -18,6 +21,13 @@ pub enum Value {
     Set(Box<SetValue>),
     /// A sorted set (never empty in a keyspace).
     ZSet(Box<SortedSet>),
+    /// A hash (never empty in a keyspace: the last HDEL, or the last field expiring, deletes the
+    /// key).
+    Hash(Box<HashValue>),
+    /// A list (never empty in a keyspace).
+    List(Box<ListValue>),
+    /// A stream (may be empty: XDEL and XTRIM keep the key, as in Redis).
+    Stream(Box<StreamValue>),
     /// A RedisAI tensor (AI.TENSORSET), opaque to the store.
     Tensor(Box<TensorValue>),
 }
@@ -52,6 +62,9 @@ impl Value {
             Self::Int(_) | Self::Str(_) => "string",
             Self::Set(_) => "set",
             Self::ZSet(_) => "zset",
+            Self::Hash(_) => "hash",
+            Self::List(_) => "list",
+            Self::Stream(_) => "stream",
             // RedisAI registers its tensor module type as "AI_TENSOR" (models are "AI__MODEL"),
             // and Redis answers TYPE with a module type's registered name.
             Self::Tensor(_) => "AI_TENSOR",
@@ -71,6 +84,9 @@ impl Value {
             Self::Str(_) => "raw",
             Self::Set(set) => set.encoding_name(),
             Self::ZSet(zset) => zset.encoding_name(),
+            Self::Hash(hash) => hash.encoding_name(),
+            Self::List(list) => list.encoding_name(),
+            Self::Stream(_) => "stream",
             // Redis reports every module value with the `raw` object encoding.
             Self::Tensor(_) => "raw",
         }
@@ -82,7 +98,7 @@ impl Value {
         match self {
             Self::Int(int) => out.extend_from_slice(itoa_buffer(*int).as_bytes()),
             Self::Str(bytes) => out.extend_from_slice(bytes),
-            Self::Set(_) | Self::ZSet(_) | Self::Tensor(_) => {}
+            _ => {}
         }
     }
 
@@ -99,7 +115,7 @@ impl Value {
         match self {
             Self::Int(int) => itoa_buffer(*int).len(),
             Self::Str(bytes) => bytes.len(),
-            Self::Set(_) | Self::ZSet(_) | Self::Tensor(_) => 0,
+            _ => 0,
         }
     }
 
@@ -110,6 +126,9 @@ impl Value {
             Self::Str(bytes) => bytes.heap_len(),
             Self::Set(set) => std::mem::size_of::<SetValue>() + set.heap_len(),
             Self::ZSet(zset) => std::mem::size_of::<SortedSet>() + zset.heap_len(),
+            Self::Hash(hash) => std::mem::size_of::<HashValue>() + hash.heap_len(),
+            Self::List(list) => std::mem::size_of::<ListValue>() + list.heap_len(),
+            Self::Stream(stream) => std::mem::size_of::<StreamValue>() + stream.heap_len(),
             Self::Tensor(tensor) => std::mem::size_of::<TensorValue>() + tensor.heap_len(),
         }
     }

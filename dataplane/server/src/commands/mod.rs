@@ -15,14 +15,22 @@ use crate::shard::Shard;
 use crate::stats::ShardStats;
 
 pub mod ai;
+pub mod bitmaps;
 pub mod connection;
 pub mod exec;
+pub mod geo;
+pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
+pub mod lists;
 pub mod multikey;
+pub mod pubsub;
 pub mod recommend;
 pub mod remote;
+pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod transaction;
 pub mod zsets;
@@ -80,32 +88,32 @@ pub struct KeySpec {
     pub step: i32,
 }
 
-const NO_KEYS: KeySpec = KeySpec {
+pub(crate) const NO_KEYS: KeySpec = KeySpec {
     first: 0,
     last: 0,
     step: 0,
 };
-const ONE_KEY: KeySpec = KeySpec {
+pub(crate) const ONE_KEY: KeySpec = KeySpec {
     first: 1,
     last: 1,
     step: 1,
 };
-const TWO_KEYS: KeySpec = KeySpec {
+pub(crate) const TWO_KEYS: KeySpec = KeySpec {
     first: 1,
     last: 2,
     step: 1,
 };
-const ALL_KEYS: KeySpec = KeySpec {
+pub(crate) const ALL_KEYS: KeySpec = KeySpec {
     first: 1,
     last: -1,
     step: 1,
 };
-const PAIRS: KeySpec = KeySpec {
+pub(crate) const PAIRS: KeySpec = KeySpec {
     first: 1,
     last: -1,
     step: 2,
 };
-const SECOND_ARG_KEY: KeySpec = KeySpec {
+pub(crate) const SECOND_ARG_KEY: KeySpec = KeySpec {
     first: 2,
     last: 2,
     step: 1,
@@ -490,6 +498,7 @@ impl AclCategories {
 }
 
 /// One command: everything COMMAND, routing, the executor and (later) ACLs need to know.
+#[derive(Clone)]
 pub struct CommandSpec {
     /// Lower-case name.
     pub name: &'static str,
@@ -521,7 +530,7 @@ impl CommandSpec {
 }
 
 #[allow(clippy::too_many_arguments)]
-const fn command(
+pub(crate) const fn command(
     name: &'static str,
     arity: i32,
     flags: CommandFlags,
@@ -545,46 +554,67 @@ const fn command(
     }
 }
 
-const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
+pub(crate) const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
     spec.split = split;
     spec
 }
 
 /// Adds Ember's own flags to a declaration.
-const fn with(mut spec: CommandSpec, flags: CommandFlags) -> CommandSpec {
+pub(crate) const fn with(mut spec: CommandSpec, flags: CommandFlags) -> CommandSpec {
     spec.flags = spec.flags.union(flags);
     spec
 }
 
-use Handler::{Connection, Inference, Keyspace as Ks, Server, Transaction};
+pub(crate) use Handler::{Connection, Inference, Keyspace as Ks, Server, Transaction};
 
-type F = CommandFlags;
-const R_FAST: F = F::READONLY.union(F::FAST);
-const R: F = F::READONLY;
-const W_FAST: F = F::WRITE.union(F::FAST);
-const W: F = F::WRITE;
-const W_OOM: F = F::WRITE.union(F::DENYOOM);
-const W_OOM_FAST: F = F::WRITE.union(F::DENYOOM).union(F::FAST);
-const CONN_NO_AUTH: F = F::NOSCRIPT
+pub(crate) type F = CommandFlags;
+pub(crate) const R_FAST: F = F::READONLY.union(F::FAST);
+pub(crate) const R: F = F::READONLY;
+pub(crate) const W_FAST: F = F::WRITE.union(F::FAST);
+pub(crate) const W: F = F::WRITE;
+pub(crate) const W_OOM: F = F::WRITE.union(F::DENYOOM);
+pub(crate) const W_OOM_FAST: F = F::WRITE.union(F::DENYOOM).union(F::FAST);
+pub(crate) const CONN_NO_AUTH: F = F::NOSCRIPT
     .union(F::LOADING)
     .union(F::STALE)
     .union(F::FAST)
     .union(F::NO_AUTH)
     .union(F::ALLOW_BUSY);
-const ADMIN: F = F::ADMIN
+pub(crate) const ADMIN: F = F::ADMIN
     .union(F::NOSCRIPT)
     .union(F::LOADING)
     .union(F::STALE);
-const LOADING_STALE: F = F::LOADING.union(F::STALE);
-const LOADING_STALE_FAST: F = F::LOADING.union(F::STALE).union(F::FAST);
-const TRANSACTION: F = F::NOSCRIPT
+pub(crate) const LOADING_STALE: F = F::LOADING.union(F::STALE);
+pub(crate) const LOADING_STALE_FAST: F = F::LOADING.union(F::STALE).union(F::FAST);
+pub(crate) const TRANSACTION: F = F::NOSCRIPT
     .union(F::LOADING)
     .union(F::STALE)
     .union(F::FAST)
     .union(F::ALLOW_BUSY);
 
-/// Every command Ember serves.
-pub static COMMANDS: &[CommandSpec] = &[
+/// Every command Ember serves: the core table below, then each family's own table.
+pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
+    let families: [&[CommandSpec]; 9] = [
+        CORE,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        bitmaps::COMMANDS,
+        hyperloglog::COMMANDS,
+        geo::COMMANDS,
+        streams::COMMANDS,
+        pubsub::COMMANDS,
+        scripting::COMMANDS,
+    ];
+    let mut all = Vec::with_capacity(families.iter().map(|family| family.len()).sum());
+    for family in families {
+        all.extend(family.iter().cloned());
+    }
+    all
+});
+
+/// The commands of the first families (connection, server, strings, sets, sorted sets, keys,
+/// inference). Newer families keep their table in their own file.
+static CORE: &[CommandSpec] = &[
     // connection
     command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
     command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),

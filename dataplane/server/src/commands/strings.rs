@@ -41,7 +41,7 @@ fn reply_value(out: &mut ReplySink, value: &Value) {
     match value {
         Value::Int(int) => out.bulk_integer(*int),
         Value::Str(bytes) => out.bulk(bytes),
-        Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
+        _ => {
             unreachable!("string replies are type-checked first")
         }
     }
@@ -384,9 +384,7 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
             Value::Str(bytes) => {
                 ember_resp::parse_i64(bytes).ok_or(CommandError::from(errors::NOT_INTEGER))?
             }
-            Value::Set(_) | Value::ZSet(_) | Value::Tensor(_) => {
-                return Err(CommandError::from(errors::WRONGTYPE))
-            }
+            _ => return Err(CommandError::from(errors::WRONGTYPE)),
         };
         let next = current
             .checked_add(delta)
@@ -445,7 +443,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => 0.0,
         Some(Value::Int(int)) => *int as f64,
         Some(Value::Str(bytes)) => parse_float(bytes)?,
-        Some(Value::Set(_) | Value::ZSet(_) | Value::Tensor(_)) => {
+        Some(_) => {
             unreachable!("type-checked above")
         }
     };

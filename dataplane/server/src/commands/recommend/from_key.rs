@@ -40,13 +40,14 @@ pub async fn candidates(
     }
 }
 
-/// The members of a set or sorted set entry, as candidate ids.
+/// The members of a set, sorted set or list entry, as candidate ids.
 fn members_of(entry: Option<&Entry>) -> Result<Vec<Vec<u8>>, CommandError> {
     let entry = entry.ok_or(CommandError::from(MISSING))?;
     let len = match &entry.value {
         Value::Set(set) => set.len(),
         Value::ZSet(zset) => zset.len(),
-        Value::Int(_) | Value::Str(_) | Value::Tensor(_) => return Err(errors::WRONGTYPE.into()),
+        Value::List(list) => list.len(),
+        _ => return Err(errors::WRONGTYPE.into()),
     };
     if len > CANDIDATES_MAX {
         return Err(format!(
@@ -57,7 +58,8 @@ fn members_of(entry: Option<&Entry>) -> Result<Vec<Vec<u8>>, CommandError> {
     Ok(match &entry.value {
         Value::Set(set) => set.iter().map(<[u8]>::to_vec).collect(),
         Value::ZSet(zset) => zset.iter().map(|(member, _)| member.to_vec()).collect(),
-        Value::Int(_) | Value::Str(_) | Value::Tensor(_) => unreachable!("checked above"),
+        Value::List(list) => list.iter().map(<[u8]>::to_vec).collect(),
+        _ => unreachable!("checked above"),
     })
 }
 

@@ -67,7 +67,7 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     let out = &mut *ctx.out;
     if args.len() == 1 {
         out.array_len(COMMANDS.len());
-        for spec in COMMANDS {
+        for spec in COMMANDS.iter() {
             write_info(out, spec);
         }
         return Ok(());
@@ -77,7 +77,7 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         out.integer(COMMANDS.len() as i64);
     } else if is(subcommand, "LIST") {
         out.array_len(COMMANDS.len());
-        for spec in COMMANDS {
+        for spec in COMMANDS.iter() {
             out.bulk(spec.name.as_bytes());
         }
     } else if is(subcommand, "INFO") {

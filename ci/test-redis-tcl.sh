@@ -110,6 +110,12 @@ for unit in "${units[@]}"; do
     printf '%-28s %8s %8s %10s %8s\n' "$unit" "$ember_ok" "$ember_err" "$exception" "$redis_ok" | tee -a "$summary"
     expected=$(awk -v unit="$unit" '$1 == unit { print $2 }' "$baseline" 2>/dev/null || true)
     if [ -n "$expected" ] && [ "$ember_ok" -lt "$expected" ]; then
+        # A few tests measure time; on a loaded machine one may miss once. One rerun decides.
+        echo "test-redis-tcl: $unit: $ember_ok passed, baseline $expected; running it again" >&2
+        read -r ember_ok ember_err exception < <(run_unit ember "$unit")
+        printf '%-28s %8s %8s %10s %8s (rerun)\n' "$unit" "$ember_ok" "$ember_err" "$exception" "$redis_ok" | tee -a "$summary"
+    fi
+    if [ -n "$expected" ] && [ "$ember_ok" -lt "$expected" ]; then
         echo "test-redis-tcl: $unit: Ember passes $ember_ok tests, the baseline is $expected (log: $results_dir)" >&2
         status=1
     fi

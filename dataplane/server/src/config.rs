@@ -512,7 +512,8 @@ impl Config {
         }
     }
 
-    fn integer(&self, name: &str) -> i64 {
+    /// An integer parameter's current value (names are checked when the table is built).
+    pub fn integer(&self, name: &str) -> i64 {
         parse_memory(&self.values[name]).expect("validated") // integers parse as memory too
     }
 

@@ -15,6 +15,9 @@ use crate::glob::glob_match;
 use crate::lfu;
 use crate::value::{Entry, ExpireAtMs, Value};
 
+mod evict;
+pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
+
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
 pub const DATABASE_COUNT: usize = 16;
 

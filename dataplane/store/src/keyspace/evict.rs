@@ -35,6 +35,10 @@ pub enum EvictionPolicy {
     AllKeysLfu,
     /// allkeys-random: any key.
     AllKeysRandom,
+    /// allkeys-lrm (Redis 8.6): the least recently modified key.
+    AllKeysLrm,
+    /// volatile-lrm (Redis 8.6): the least recently modified key with a TTL.
+    VolatileLrm,
     /// volatile-lru: the least recently used key with a TTL.
     VolatileLru,
     /// volatile-lfu: the least frequently used key with a TTL.
@@ -52,6 +56,8 @@ impl EvictionPolicy {
             "allkeys-lru" => Self::AllKeysLru,
             "allkeys-lfu" => Self::AllKeysLfu,
             "allkeys-random" => Self::AllKeysRandom,
+            "allkeys-lrm" => Self::AllKeysLrm,
+            "volatile-lrm" => Self::VolatileLrm,
             "volatile-lru" => Self::VolatileLru,
             "volatile-lfu" => Self::VolatileLfu,
             "volatile-random" => Self::VolatileRandom,
@@ -63,7 +69,11 @@ impl EvictionPolicy {
     fn volatile_only(self) -> bool {
         matches!(
             self,
-            Self::VolatileLru | Self::VolatileLfu | Self::VolatileRandom | Self::VolatileTtl
+            Self::VolatileLru
+                | Self::VolatileLfu
+                | Self::VolatileLrm
+                | Self::VolatileRandom
+                | Self::VolatileTtl
         )
     }
 }
@@ -309,15 +319,16 @@ impl Keyspace {
             return Some(u64::MAX); // Already dead: the best victim there is.
         }
         Some(match policy {
-            EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru => {
-                lru_idle_time_ms(entry.access, now_ms)
-            }
+            EvictionPolicy::AllKeysLru
+            | EvictionPolicy::VolatileLru
+            | EvictionPolicy::AllKeysLrm
+            | EvictionPolicy::VolatileLrm => lru_idle_time_ms(entry.access, now_ms),
             EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu => {
                 let decay = match self.access_policy {
                     super::AccessPolicy::Lfu {
                         decay_time_minutes, ..
                     } => decay_time_minutes,
-                    super::AccessPolicy::Lru => 1,
+                    super::AccessPolicy::Lru | super::AccessPolicy::Lrm => 1,
                 };
                 let counter = lfu::decayed_counter(entry.access, lfu::minutes(now_ms), decay);
                 u64::from(u8::MAX - counter)
@@ -359,6 +370,8 @@ mod tests {
             EvictionPolicy::VolatileLfu,
             EvictionPolicy::VolatileRandom,
             EvictionPolicy::VolatileTtl,
+            EvictionPolicy::AllKeysLrm,
+            EvictionPolicy::VolatileLrm,
         ];
         for policy in policies {
             let mut keyspace = filled(200, 4);
@@ -401,6 +414,39 @@ mod tests {
         assert!(
             read_kept >= 400,
             "only {read_kept} of 500 recently read keys kept"
+        );
+    }
+
+    #[test]
+    fn lrm_keeps_recently_written_keys_not_read_ones() {
+        // Under allkeys-lrm reads do not count: half the keys read an hour later, the other
+        // half rewritten then; eviction takes the read-only ones.
+        let mut keyspace = filled(1000, 0);
+        keyspace.set_access_policy(AccessPolicy::Lrm);
+        let hour_ms = 3_600_000;
+        for i in 0..1000 {
+            let key = format!("k{i}");
+            if i % 2 == 0 {
+                keyspace.get(0, key.as_bytes(), hour_ms);
+            } else {
+                keyspace.insert(0, key.as_bytes(), Value::from_bytes(b"w"), None, hour_ms);
+            }
+        }
+        let mut pool = EvictionPool::new(11);
+        for _ in 0..500 {
+            keyspace.evict_one(&mut pool, EvictionPolicy::AllKeysLrm, 10, hour_ms);
+        }
+        let written_kept = (1..1000)
+            .step_by(2)
+            .filter(|i| {
+                keyspace
+                    .peek(0, format!("k{i}").as_bytes(), hour_ms)
+                    .is_some()
+            })
+            .count();
+        assert!(
+            written_kept >= 400,
+            "only {written_kept} of 500 rewritten keys kept"
         );
     }
 

@@ -323,8 +323,8 @@ fn memory_usage_and_stats() {
         .arg(0)
         .query(&mut con)
         .unwrap();
-    assert!(small > 0 && small < 200, "small key {small} bytes");
-    assert!(large >= 10_000 && large < 11_000, "large key {large} bytes");
+    assert!((1..200).contains(&small), "small key {small} bytes");
+    assert!((10_000..11_000).contains(&large), "large key {large} bytes");
     let missing: Option<u64> = redis::cmd("MEMORY")
         .arg("USAGE")
         .arg("missing")

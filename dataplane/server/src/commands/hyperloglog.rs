@@ -6,6 +6,7 @@
 //! the string, as Redis does, so the value changes when the cache was stale. PFCOUNT of several
 //! keys and PFMERGE meet keys of several shards in the scratch keyspace.
 
+use ember_store::hyperloglog::{Registers, REGISTER_COUNT};
 use ember_store::{Change, HllError, HyperLogLog, Value};
 
 use super::{
@@ -38,6 +39,26 @@ fn hll_of(value: &Value) -> Result<HyperLogLog, CommandError> {
         return Err(errors::WRONGTYPE.into());
     }
     HyperLogLog::from_bytes(value.to_vec()).map_err(hll_error)
+}
+
+/// Reads the HyperLogLogs of PFCOUNT's or PFMERGE's keys in order, merging each into
+/// `registers` as it goes, so that the first bad key decides the error as in Redis (a wrong
+/// type, or a corrupted value, whichever comes first). Missing keys are left out.
+fn read_in_order(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    registers: &mut Registers,
+) -> Result<Vec<HyperLogLog>, CommandError> {
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let mut hlls = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(entry) = ctx.keyspace.get(db, key, now_ms) {
+            let hll = hll_of(&entry.value)?;
+            hll.merge_into(registers).map_err(hll_error)?;
+            hlls.push(hll);
+        }
+    }
+    Ok(hlls)
 }
 
 /// PFADD key [element ...]: 1 when a register grew or the key was created, else 0.
@@ -105,12 +126,8 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         ctx.out.integer(count as i64);
         return Ok(());
     }
-    let mut hlls = Vec::with_capacity(args.len() - 1);
-    for key in &args[1..] {
-        if let Some(entry) = ctx.keyspace.get(db, key, now_ms) {
-            hlls.push(hll_of(&entry.value)?);
-        }
-    }
+    let mut registers = [0u8; REGISTER_COUNT];
+    let hlls = read_in_order(ctx, &args[1..], &mut registers)?;
     let references: Vec<&HyperLogLog> = hlls.iter().collect();
     let count = HyperLogLog::count_union(&references).map_err(hll_error)?;
     ctx.out.integer(count as i64);
@@ -121,17 +138,14 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// of itself and every source that exists.
 pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    // Redis checks the destination's type first, then each source's.
+    // The destination is checked first, then each source, as Redis does.
+    let mut registers = [0u8; REGISTER_COUNT];
+    read_in_order(ctx, &args[1..], &mut registers)?;
     let (mut destination, expire_at_ms) = match ctx.keyspace.get(db, args[1], now_ms) {
         Some(entry) => (hll_of(&entry.value)?, entry.expire_at_ms),
         None => (HyperLogLog::new(), None),
     };
-    let mut sources = Vec::with_capacity(args.len() - 2);
-    for key in &args[2..] {
-        if let Some(entry) = ctx.keyspace.get(db, key, now_ms) {
-            sources.push(hll_of(&entry.value)?);
-        }
-    }
+    let sources = read_in_order(ctx, &args[2..], &mut registers)?;
     let references: Vec<&HyperLogLog> = sources.iter().collect();
     destination
         .merge(&references, ctx.config.hll_sparse_max_bytes)

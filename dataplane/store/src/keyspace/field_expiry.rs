@@ -185,12 +185,12 @@ mod tests {
                 watched: 1,
             },
             Case {
-                name: "one due, one kept",
+                name: "one due, one kept: no ttl left, so no longer watched",
                 fields: &[("a", Some(50)), ("b", None)],
                 now_ms: 100,
                 removed: 1,
                 left: Some(1),
-                watched: 1,
+                watched: 0,
             },
             Case {
                 name: "all due: key deleted",

@@ -554,3 +554,32 @@ fn hscan_returns_every_field_of_a_big_hash_once() {
     assert_eq!(seen.len(), expected.len(), "no field twice");
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
 }
+
+/// Reads that name a due field remove it, and the key with its last field, as Redis 7.4's
+/// lazy expiry does (the active pass is slowed to once a second so that it rarely gets there
+/// first; either way the key must be gone).
+#[test]
+fn reading_the_last_due_field_deletes_the_key() {
+    let ember = Ember::start_with(&["--threads", "2", "--hz", "1"]);
+    let mut con = ember.connect(false);
+    let cases: &[(&str, &[&str])] = &[
+        ("hget", &["HGET", "k", "a"]),
+        ("hmget", &["HMGET", "k", "x", "a"]),
+        ("hexists", &["HEXISTS", "k", "a"]),
+        ("hstrlen", &["HSTRLEN", "k", "a"]),
+    ];
+    for (name, read) in cases {
+        integer(&mut con, &["HSET", "k", "a", "1"]);
+        let set = run(&mut con, &[b"HPEXPIRE", b"k", b"20", b"FIELDS", b"1", b"a"]);
+        assert_eq!(show(&set), "[(integer) 1]", "{name}");
+        // The field's TTL has to pass; nothing else can stand in for that.
+        std::thread::sleep(Duration::from_millis(40));
+        let args: Vec<&[u8]> = read.iter().map(|arg| arg.as_bytes()).collect();
+        let reply = show(&run(&mut con, &args));
+        assert!(
+            ["(nil)", "[(nil), (nil)]", "(integer) 0"].contains(&reply.as_str()),
+            "{name}: {reply}"
+        );
+        assert_eq!(integer(&mut con, &["EXISTS", "k"]), 0, "{name}");
+    }
+}

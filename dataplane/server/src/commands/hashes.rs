@@ -187,8 +187,34 @@ pub fn hget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let now_ms = ctx.now_ms;
     let (entry, out) = read_for_reply(ctx, args[1]);
     let hash = entry.map(hash_of).transpose()?;
-    reply_optional(out, hash.and_then(|hash| hash.get(args[2], now_ms)));
+    let value = hash.and_then(|hash| hash.get(args[2], now_ms));
+    let may_be_due = value.is_none() && has_field_ttl(hash);
+    reply_optional(out, value);
+    if may_be_due {
+        remove_due_fields(ctx, args[1], &args[2..3]);
+    }
     Ok(())
+}
+
+/// True for a hash with fields that have a TTL: only then can an absent field be a due one.
+fn has_field_ttl(hash: Option<&HashValue>) -> bool {
+    hash.is_some_and(|hash| hash.volatile_len() > 0)
+}
+
+/// Redis 7.4's lazy expiry on the reads that name fields (HGET, HMGET, HEXISTS, HSTRLEN): a due
+/// field they asked for is removed, and the key goes with its last field. Called only when a
+/// named field was absent from a hash with field TTLs, so other reads pay nothing.
+fn remove_due_fields(ctx: &mut Ctx<'_>, key: &[u8], names: &[&[u8]]) {
+    let removed = write_hash(ctx, key, false, |hash, _, now_ms, _| {
+        for name in names {
+            // take() of an absent name removes the field when it is stored but due.
+            if !hash.contains(name, now_ms) {
+                hash.take(name, now_ms);
+            }
+        }
+        Ok(((), false))
+    });
+    debug_assert!(removed.is_ok(), "the key was read as a hash just before");
 }
 
 /// HMGET key field [field ...]
@@ -197,8 +223,14 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (entry, out) = read_for_reply(ctx, args[1]);
     let hash = entry.map(hash_of).transpose()?;
     out.array_len(args.len() - 2);
+    let mut may_be_due = false;
     for name in &args[2..] {
-        reply_optional(out, hash.and_then(|hash| hash.get(name, now_ms)));
+        let value = hash.and_then(|hash| hash.get(name, now_ms));
+        may_be_due |= value.is_none();
+        reply_optional(out, value);
+    }
+    if may_be_due && has_field_ttl(hash) {
+        remove_due_fields(ctx, args[1], &args[2..]);
     }
     Ok(())
 }
@@ -224,16 +256,28 @@ pub fn hlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// HSTRLEN key field
 pub fn hstrlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let now_ms = ctx.now_ms;
-    let len = read_hash(ctx, args[1])?.map_or(0, |hash| hash.value_len(args[2], now_ms));
-    ctx.out.integer(len as i64);
+    let hash = read_hash(ctx, args[1])?;
+    let value_len = hash
+        .and_then(|hash| hash.get(args[2], now_ms))
+        .map(<[u8]>::len);
+    let may_be_due = value_len.is_none() && has_field_ttl(hash);
+    ctx.out.integer(value_len.unwrap_or(0) as i64);
+    if may_be_due {
+        remove_due_fields(ctx, args[1], &args[2..3]);
+    }
     Ok(())
 }
 
 /// HEXISTS key field
 pub fn hexists(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let now_ms = ctx.now_ms;
-    let found = read_hash(ctx, args[1])?.is_some_and(|hash| hash.contains(args[2], now_ms));
+    let hash = read_hash(ctx, args[1])?;
+    let found = hash.is_some_and(|hash| hash.contains(args[2], now_ms));
+    let may_be_due = !found && has_field_ttl(hash);
     ctx.out.integer(i64::from(found));
+    if may_be_due {
+        remove_due_fields(ctx, args[1], &args[2..3]);
+    }
     Ok(())
 }
 

@@ -46,9 +46,19 @@ fn string_bytes(entry: &Entry) -> Result<Vec<u8>, CommandError> {
     }
 }
 
-/// The bytes at `key` for a read (empty when missing), or WRONGTYPE; `None` when missing.
-fn read_bytes(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, CommandError> {
-    read_entry(ctx, key).map(string_bytes).transpose()
+/// Runs `read` on the bytes at `key` (`None` when missing) without copying them, or answers
+/// WRONGTYPE; the hit or miss is counted.
+fn read_string<R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    read: impl FnOnce(Option<&[u8]>) -> R,
+) -> Result<R, CommandError> {
+    match read_entry(ctx, key).map(|entry| &entry.value) {
+        None => Ok(read(None)),
+        Some(Value::Str(bytes)) => Ok(read(Some(bytes))),
+        Some(value @ Value::Int(_)) => Ok(read(Some(&value.to_vec()))),
+        Some(_) => Err(errors::WRONGTYPE.into()),
+    }
 }
 
 /// Changes the string at `key` (empty when missing) with `apply`, which answers its result and
@@ -63,13 +73,19 @@ fn write_bytes<R>(
         if !value.is_string() {
             return Err(CommandError::from(errors::WRONGTYPE));
         }
-        let mut bytes = value.to_vec();
+        // Taken out and put back, so a long bitmap is changed in place, not copied.
+        let mut bytes = match std::mem::replace(value, Value::Int(0)) {
+            Value::Str(bytes) => bytes.into_vec(),
+            other => other.to_vec(),
+        };
         let (result, changed) = apply(&mut bytes);
-        if !changed {
-            return Ok((result, Change::None));
-        }
         *value = Value::from_vec(bytes);
-        Ok((result, Change::Modified))
+        let change = if changed {
+            Change::Modified
+        } else {
+            Change::None
+        };
+        Ok((result, change))
     });
     match updated {
         Some(result) => result,
@@ -113,7 +129,9 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// GETBIT key offset
 pub fn getbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let offset = parse_bit_offset(ctx, args[2])?;
-    let bit = read_bytes(ctx, args[1])?.is_some_and(|bytes| get_bit(&bytes, offset));
+    let bit = read_string(ctx, args[1], |bytes| {
+        bytes.is_some_and(|bytes| get_bit(bytes, offset))
+    })?;
     ctx.out.integer(i64::from(bit));
     Ok(())
 }
@@ -143,7 +161,9 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         _ => return Err(errors::SYNTAX.into()),
     };
-    let count = read_bytes(ctx, args[1])?.map_or(0, |bytes| bit_count(&bytes, range));
+    let count = read_string(ctx, args[1], |bytes| {
+        bytes.map_or(0, |bytes| bit_count(bytes, range))
+    })?;
     ctx.out.integer(count as i64);
     Ok(())
 }
@@ -164,12 +184,12 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => Unit::Byte,
     };
     let end = args.get(4).map(|arg| parse_integer(arg)).transpose()?;
-    let position = match read_bytes(ctx, args[1])? {
-        Some(bytes) => bit_position(&bytes, bit, start, end, unit),
+    let position = read_string(ctx, args[1], |bytes| match bytes {
+        Some(bytes) => bit_position(bytes, bit, start, end, unit),
         // A missing key is all zeros: the first clear bit is bit 0, and no bit is set.
         None if bit => -1,
         None => 0,
-    };
+    })?;
     ctx.out.integer(position);
     Ok(())
 }
@@ -285,28 +305,27 @@ fn parse_operations(ctx: &Ctx<'_>, args: &[&[u8]]) -> Result<Vec<Operation>, Com
     Ok(operations)
 }
 
-/// Runs `operations` on `bytes`; each operation's reply (nil where OVERFLOW FAIL refused).
-fn run_operations(bytes: &mut Vec<u8>, operations: &[Operation]) -> Vec<Option<i64>> {
-    operations
+/// Runs `operations` on `bytes`: each operation's reply (nil where OVERFLOW FAIL refused), and
+/// whether a field changed value (growth of the string is seen by the caller).
+fn run_operations(bytes: &mut Vec<u8>, operations: &[Operation]) -> (Vec<Option<i64>>, bool) {
+    let mut changed = false;
+    let results = operations
         .iter()
-        .map(|operation| match operation.op {
-            FieldOp::Get => Some(bitfield_get(bytes, operation.offset, operation.field)),
-            FieldOp::Set(value) => bitfield_set(
-                bytes,
-                operation.offset,
-                operation.field,
-                value,
-                operation.overflow,
-            ),
-            FieldOp::IncrBy(increment) => bitfield_increment(
-                bytes,
-                operation.offset,
-                operation.field,
-                increment,
-                operation.overflow,
-            ),
+        .map(|operation| {
+            let (offset, field, overflow) = (operation.offset, operation.field, operation.overflow);
+            let before = bitfield_get(bytes, offset, field);
+            let result = match operation.op {
+                FieldOp::Get => return Some(before),
+                FieldOp::Set(value) => bitfield_set(bytes, offset, field, value, overflow),
+                FieldOp::IncrBy(increment) => {
+                    bitfield_increment(bytes, offset, field, increment, overflow)
+                }
+            };
+            changed |= result.is_some() && bitfield_get(bytes, offset, field) != before;
+            result
         })
-        .collect()
+        .collect();
+    (results, changed)
 }
 
 fn reply_results(ctx: &mut Ctx<'_>, results: Vec<Option<i64>>) {
@@ -330,18 +349,22 @@ pub fn bitfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return bitfield_read(ctx, args[1], &operations);
     }
     let results = write_bytes(ctx, args[1], |bytes| {
-        let before = bytes.clone();
-        let results = run_operations(bytes, &operations);
-        let changed = *bytes != before;
-        (results, changed)
+        let len_before = bytes.len();
+        let (results, changed) = run_operations(bytes, &operations);
+        (results, changed || bytes.len() != len_before)
     })?;
     reply_results(ctx, results);
     Ok(())
 }
 
 fn bitfield_read(ctx: &mut Ctx<'_>, key: &[u8], operations: &[Operation]) -> CommandResult {
-    let mut bytes = read_bytes(ctx, key)?.unwrap_or_default();
-    let results = run_operations(&mut bytes, operations);
+    let results = read_string(ctx, key, |bytes| {
+        let bytes = bytes.unwrap_or_default();
+        operations
+            .iter()
+            .map(|operation| Some(bitfield_get(bytes, operation.offset, operation.field)))
+            .collect()
+    })?;
     reply_results(ctx, results);
     Ok(())
 }

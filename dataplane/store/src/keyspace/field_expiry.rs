@@ -67,7 +67,10 @@ impl Keyspace {
                     }
                     Visit::Removed(count) => {
                         removed += count;
-                        self.value_changed(db, &key);
+                        // Only a real removal is a change: WATCH must not see a bare visit.
+                        if count > 0 {
+                            self.value_changed(db, &key);
+                        }
                     }
                     Visit::Emptied(count) => {
                         removed += count;
@@ -222,6 +225,25 @@ mod tests {
                 case.name
             );
         }
+    }
+
+    #[test]
+    fn a_visit_that_removes_nothing_is_no_change() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"h", hash_with_ttls(&[("a", Some(500))]), None, 0);
+        let version = keyspace.version(0, b"h", 0);
+        assert_eq!(keyspace.expire_fields_cycle(100, 16, 16), 0);
+        assert_eq!(
+            keyspace.version(0, b"h", 100),
+            version,
+            "WATCH sees no change"
+        );
+        assert_eq!(keyspace.expire_fields_cycle(600, 16, 16), 1);
+        assert_eq!(
+            keyspace.version(0, b"h", 600),
+            None,
+            "the emptied key is gone"
+        );
     }
 
     #[test]

@@ -583,3 +583,29 @@ fn reading_the_last_due_field_deletes_the_key() {
         assert_eq!(integer(&mut con, &["EXISTS", "k"]), 0, "{name}");
     }
 }
+
+/// Active field expiry follows a hash wherever it goes: another database, RENAME (possibly to
+/// the other shard), COPY.
+#[test]
+fn active_field_expiry_follows_renamed_and_copied_hashes() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut con).unwrap();
+    integer(&mut con, &["HSET", "source", "a", "1"]);
+    let set = run(
+        &mut con,
+        &[b"HPEXPIRE", b"source", b"300", b"FIELDS", b"1", b"a"],
+    );
+    assert_eq!(show(&set), "[(integer) 1]");
+    let _: () = redis::cmd("RENAME")
+        .arg("source")
+        .arg("renamed")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(integer(&mut con, &["COPY", "renamed", "copied"]), 1);
+    assert!(
+        eventually(5000, || integer(&mut con, &["EXISTS", "renamed", "copied"])
+            == 0),
+        "both keys went with their last field"
+    );
+}

@@ -235,6 +235,9 @@ const PARAMETERS: &[Parameter] = &[
     parameter("hash-max-listpack-value", "64", NON_NEGATIVE, Mutable),
     parameter("hash-max-ziplist-entries", "128", NON_NEGATIVE, Mutable),
     parameter("hash-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
+    // Largest sparse HyperLogLog before it turns dense; Redis's default and range (its
+    // CONFIG SET accepts 0 to LONG_MAX).
+    parameter("hll-sparse-max-bytes", "3000", NON_NEGATIVE, Mutable),
     parameter(
         "list-max-listpack-size",
         "-2",
@@ -327,6 +330,10 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     /// Active expiry ticks per second.
     pub hz: u64,
+    /// `hash-max-listpack-entries` / `hash-max-listpack-value` (or their ziplist aliases).
+    pub hash_limits: ember_store::HashLimits,
+    /// `hll-sparse-max-bytes`.
+    pub hll_sparse_max_bytes: usize,
     /// Prometheus endpoint port (0 = off).
     pub metrics_port: u16,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
@@ -357,6 +364,8 @@ impl Default for Config {
             slowlog_max_len: 0,
             latency_monitor_threshold_ms: 0,
             hz: 0,
+            hash_limits: ember_store::HashLimits::default(),
+            hll_sparse_max_bytes: 0,
             metrics_port: 0,
             inference: crate::inference::InferenceConfig::default(),
         };
@@ -438,12 +447,17 @@ impl Config {
                 parameter.name
             ))
         })?;
-        let previous = self.values.insert(parameter.name, canonical);
+        let previous = self.values.insert(parameter.name, canonical.clone());
+        let alias = alias_of(parameter.name);
+        let previous_alias = alias.map(|alias| self.values.insert(alias, canonical));
         if let Err(error) = self.refresh_typed() {
             self.values.insert(
                 parameter.name,
                 previous.expect("every parameter has a value"),
             );
+            if let (Some(alias), Some(Some(value))) = (alias, previous_alias) {
+                self.values.insert(alias, value);
+            }
             return Err(error);
         }
         Ok(())
@@ -549,9 +563,34 @@ impl Config {
         self.slowlog_max_len = self.integer("slowlog-max-len") as usize;
         self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;
         self.hz = self.integer("hz") as u64;
+        self.hash_limits = ember_store::HashLimits {
+            listpack_entries_max: self.integer("hash-max-listpack-entries") as usize,
+            listpack_value_len_max: self.integer("hash-max-listpack-value") as usize,
+        };
+        self.hll_sparse_max_bytes = self.integer("hll-sparse-max-bytes") as usize;
         self.metrics_port = self.integer("metrics-port") as u16;
         Ok(())
     }
+}
+
+/// Redis's old names that are one setting with the new ones (`hash-max-ziplist-entries` is
+/// `hash-max-listpack-entries`): setting either sets both, so CONFIG GET answers alike.
+const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+];
+
+/// The other name of a parameter that has two.
+fn alias_of(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find_map(|&(old, new)| {
+        if name == old {
+            Some(new)
+        } else if name == new {
+            Some(old)
+        } else {
+            None
+        }
+    })
 }
 
 fn find(name: &str) -> Option<&'static Parameter> {
@@ -703,5 +742,18 @@ mod tests {
             .starts_with("ERR Unknown option"));
         assert!(config.set("maxmemory-policy", "bogus").is_err());
         assert_eq!(parse_memory("2gb"), Some(2 * 1024 * 1024 * 1024));
+    }
+
+    #[test]
+    fn hash_limits_follow_both_names() {
+        let mut config = Config::default();
+        assert_eq!(config.hash_limits, ember_store::HashLimits::default());
+        assert_eq!(config.hll_sparse_max_bytes, 3000);
+        config.set("hash-max-ziplist-entries", "7").unwrap();
+        config.set("hash-max-listpack-value", "9").unwrap();
+        assert_eq!(config.hash_limits.listpack_entries_max, 7);
+        assert_eq!(config.hash_limits.listpack_value_len_max, 9);
+        assert_eq!(config.value("hash-max-listpack-entries"), "7");
+        assert_eq!(config.value("hash-max-ziplist-value"), "9");
     }
 }

@@ -26,6 +26,10 @@ const EXPIRE_KEYS_PER_SLICE: usize = 64;
 /// Time one expiry tick may spend, as Redis's 25% of a 100 ms tick at effort 1, scaled down:
 /// a tick that runs out of budget runs again 1 ms later instead of waiting a whole period.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+/// Hash keys with field TTLs one tick visits, and fields it looks at in each: like the key
+/// slice, a bound on one tick's work (Redis 7.4 bounds its field pass by a count too).
+const FIELD_EXPIRE_KEYS_PER_TICK: usize = 64;
+const FIELD_EXPIRE_FIELDS_PER_KEY: usize = 64;
 
 /// Runs Ember with `config` until SHUTDOWN.
 ///
@@ -307,6 +311,11 @@ async fn expire_loop(shard: Rc<Shard>) {
                 .borrow_mut()
                 .expire_cycle(unix_time_ms(), EXPIRE_KEYS_PER_SLICE);
             if removed < EXPIRE_KEYS_PER_SLICE {
+                shard.keyspace.borrow_mut().expire_fields_cycle(
+                    unix_time_ms(),
+                    FIELD_EXPIRE_KEYS_PER_TICK,
+                    FIELD_EXPIRE_FIELDS_PER_KEY,
+                );
                 break;
             }
             if started.elapsed() >= EXPIRE_BUDGET {

@@ -1,4 +1,5 @@
-//! A seeded randomized test: random string, key, set and sorted-set commands, over a few keys
+//! A seeded randomized test: random string, key, set, sorted-set, hash, bitmap and HyperLogLog
+//! commands, over a few keys
 //! that spread over two shards (so the types collide: WRONGTYPE, SET over a set, RENAME of a
 //! sorted set onto a string...), sent to ember and to a real redis-server; every reply must match. A failure
 //! prints the seed; `EMBER_TEST_SEED=<seed>` replays it, `EMBER_RANDOM_OPS=<n>` runs longer.
@@ -81,6 +82,9 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
     let key = pick(rng, KEYS).to_string();
     let other = pick(rng, KEYS).to_string();
     let value = pick(rng, VALUES).to_string();
+    if rng.gen_bool(0.3) {
+        return random_hash_bitmap_hll_command(rng, &key, &other);
+    }
     if rng.gen_bool(0.4) {
         return random_collection_command(rng, &key, &other);
     }
@@ -233,6 +237,122 @@ fn random_collection_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<
     command.into_iter().map(String::from).collect()
 }
 
+/// Bit offsets: within a few bytes, so strings stay short and collide.
+const BIT_OFFSETS: &[&str] = &["0", "1", "7", "8", "15", "23", "40", "-1", "x", "#2"];
+/// BITCOUNT ranges: valid integers only, since Redis 7.0 (the oracle) answers 0 for a missing
+/// key before it reads the range, and 7.2 (which Ember follows) reads the range first.
+const BIT_RANGE: &[&str] = &["0", "1", "-1", "2", "-3", "5", "100", "-100"];
+/// BITFIELD types, some invalid.
+const BITFIELD_TYPES: &[&str] = &["u8", "i8", "u4", "i16", "u1", "i5", "u64", "x"];
+/// The one hash field HINCRBYFLOAT changes, with increments binary floating point holds
+/// exactly (see [`FLOAT_INCREMENTS`]), so the long-double sums of Redis print alike.
+const FLOAT_FIELD: &str = "float";
+
+/// One random hash, bitmap or HyperLogLog command (no HRANDFIELD: its replies are random; no
+/// field TTLs: redis-server 7.0 has none).
+fn random_hash_bitmap_hll_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String> {
+    let field = pick(rng, MEMBERS);
+    let field2 = pick(rng, MEMBERS);
+    let value = pick(rng, VALUES);
+    let command: Vec<&str> = match rng.gen_range(0..26) {
+        0 | 1 => vec!["HSET", key, field, value, field2, pick(rng, VALUES)],
+        2 => vec!["HSETNX", key, field, value],
+        3 => vec!["HGET", key, field],
+        4 => vec!["HMGET", key, field, field2],
+        5 => vec!["HDEL", key, field, field2],
+        6 => vec!["HLEN", key],
+        7 => vec!["HSTRLEN", key, field],
+        8 => vec!["HEXISTS", key, field],
+        9 => vec![pick(rng, &["HKEYS", "HVALS", "HGETALL"]), key],
+        10 => vec!["HINCRBY", key, field, pick(rng, INCREMENTS)],
+        11 => vec![
+            "HINCRBYFLOAT",
+            key,
+            FLOAT_FIELD,
+            pick(rng, FLOAT_INCREMENTS),
+        ],
+        12 => vec![
+            "HSCAN",
+            key,
+            "0",
+            pick(rng, &["MATCH", "COUNT"]),
+            pick(rng, &["a*", "*", "1", "x"]),
+        ],
+        13 => vec!["HMSET", key, field, value],
+        14 => vec![
+            "SETBIT",
+            key,
+            pick(rng, BIT_OFFSETS),
+            pick(rng, &["0", "1", "1", "2"]),
+        ],
+        15 => vec!["GETBIT", key, pick(rng, BIT_OFFSETS)],
+        16 => match rng.gen_range(0..3) {
+            0 => vec!["BITCOUNT", key],
+            1 => vec!["BITCOUNT", key, pick(rng, BIT_RANGE), pick(rng, BIT_RANGE)],
+            _ => vec![
+                "BITCOUNT",
+                key,
+                pick(rng, BIT_RANGE),
+                pick(rng, BIT_RANGE),
+                pick(rng, &["BIT", "BYTE"]),
+            ],
+        },
+        17 => {
+            let mut bitpos = vec!["BITPOS", key, pick(rng, &["0", "1"])];
+            let extra = rng.gen_range(0..4);
+            if extra >= 1 {
+                bitpos.push(pick(rng, &["0", "1", "-1", "2", "-3", "9"]));
+            }
+            if extra >= 2 {
+                bitpos.push(pick(rng, &["0", "1", "-1", "2", "-3", "20"]));
+            }
+            if extra >= 3 {
+                bitpos.push(pick(rng, &["BIT", "BYTE"]));
+            }
+            bitpos
+        }
+        18 => vec![
+            "BITOP",
+            pick(rng, &["AND", "OR", "XOR"]),
+            key,
+            other,
+            pick(rng, KEYS),
+        ],
+        19 => vec!["BITOP", "NOT", key, other],
+        20 => {
+            let mut bitfield = vec![pick(rng, &["BITFIELD", "BITFIELD", "BITFIELD_RO"]), key];
+            for _ in 0..rng.gen_range(1..3) {
+                if rng.gen_bool(0.2) {
+                    bitfield.extend(["OVERFLOW", pick(rng, &["WRAP", "SAT", "FAIL"])]);
+                }
+                match rng.gen_range(0..3) {
+                    0 => {
+                        bitfield.extend(["GET", pick(rng, BITFIELD_TYPES), pick(rng, BIT_OFFSETS)])
+                    }
+                    1 => bitfield.extend([
+                        "SET",
+                        pick(rng, BITFIELD_TYPES),
+                        pick(rng, BIT_OFFSETS),
+                        pick(rng, INCREMENTS),
+                    ]),
+                    _ => bitfield.extend([
+                        "INCRBY",
+                        pick(rng, BITFIELD_TYPES),
+                        pick(rng, BIT_OFFSETS),
+                        pick(rng, INCREMENTS),
+                    ]),
+                }
+            }
+            bitfield
+        }
+        21 | 22 => vec!["PFADD", key, field, field2, value],
+        23 => vec!["PFCOUNT", key],
+        24 => vec!["PFCOUNT", key, other],
+        _ => vec!["PFMERGE", key, other],
+    };
+    command.into_iter().map(String::from).collect()
+}
+
 /// The reply in `show`'s form, members sorted for [`UNORDERED`] commands.
 fn show_reply(con: &mut redis::Connection, args: &[&[u8]]) -> String {
     let mut reply = run(con, args);
@@ -303,6 +423,7 @@ fn random_commands_match_redis_server() {
                         con,
                         &[b"ZRANGE", key.as_bytes(), b"0", b"-1", b"WITHSCORES"],
                     )),
+                    show(&run(con, &[b"HGETALL", key.as_bytes()])),
                 )
             };
             assert_eq!(dump(&mut ours), dump(&mut theirs), "seed {seed}: key {key}");

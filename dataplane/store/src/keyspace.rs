@@ -16,6 +16,7 @@ use crate::lfu;
 use crate::value::{Entry, ExpireAtMs, Value};
 
 mod evict;
+mod field_expiry;
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -123,6 +124,11 @@ struct Database {
     len: usize,
     /// (expire_at_ms, key) for every key with a TTL, earliest first.
     expires: BTreeSet<(u64, CompactBytes)>,
+    /// Hash keys that may hold fields with a TTL, for active field expiry (`field_expiry.rs`).
+    /// A superset: keys are added on writes and dropped when the cycle finds nothing to do.
+    volatile_hashes: BTreeSet<CompactBytes>,
+    /// The volatile hash the active field expiry visited last; the next pass starts after it.
+    volatile_hash_cursor: Option<CompactBytes>,
 }
 
 /// One shard's keyspace.
@@ -249,9 +255,15 @@ impl Keyspace {
             Ok(done) => done,
             Err(error) => return Some(Err(error)),
         };
+        let has_field_ttl = field_expiry::has_field_ttl(&entry.value);
         match change {
             Change::None => {}
-            Change::Modified => self.value_changed(db, key),
+            Change::Modified => {
+                if has_field_ttl {
+                    self.track_field_expiry(db, key);
+                }
+                self.value_changed(db, key);
+            }
             Change::Emptied => {
                 self.remove(db, key, now_ms);
             }
@@ -389,6 +401,9 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> Option<Entry> {
+        if field_expiry::has_field_ttl(&value) {
+            self.track_field_expiry(db, key);
+        }
         let version = self.new_version();
         let (hash, segment) = self.locate(key);
         let policy = self.access_policy;

@@ -130,6 +130,16 @@ pub fn notify(ctx: &mut Ctx<'_>, class: u32, event: &str, key: &[u8]) {
     publish_event(ctx.pubsub, ctx.config, flags, ctx.db, event, key, ctx.now_ms);
 }
 
+/// [`notify`] for a key in database `db` rather than the command's (MOVE, COPY ... DB).
+pub fn notify_in(ctx: &mut Ctx<'_>, db: usize, class: u32, event: &str, key: &[u8]) {
+    let flags = ctx.config.notify_keyspace_events;
+    if flags & class == 0 {
+        return;
+    }
+    publish_expired(ctx.keyspace, ctx.pubsub, ctx.config, ctx.now_ms);
+    publish_event(ctx.pubsub, ctx.config, flags, db, event, key, ctx.now_ms);
+}
+
 /// Called after every keyspace command: raises `expired` for the keys its lookups expired,
 /// and keeps the store recording them only while the `x` class is on.
 pub fn after_command(

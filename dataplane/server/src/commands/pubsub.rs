@@ -454,7 +454,8 @@ async fn introspect(shard: &Shard, args: &[&[u8]], out: &mut ReplySink) -> Comma
         }
         "channels" | "shardchannels" => {
             if args.len() > 3 {
-                return Err(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP.").into());
+                let typed = String::from_utf8_lossy(args[1]);
+                return Err(format!("ERR unknown subcommand or wrong number of arguments for '{typed}'. Try PUBSUB HELP.").into());
             }
             let namespace = if sub == "channels" {
                 Namespace::Global

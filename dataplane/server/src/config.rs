@@ -448,12 +448,13 @@ impl Config {
     }
 
     fn store(&mut self, parameter: &Parameter, value: &str) -> Result<(), ConfigError> {
-        let canonical = validate(parameter, &self.values[parameter.name], value).map_err(|why| {
-            ConfigError(format!(
-                "invalid value '{value}' for '{}': {why}",
-                parameter.name
-            ))
-        })?;
+        let canonical =
+            validate(parameter, &self.values[parameter.name], value).map_err(|why| {
+                ConfigError(format!(
+                    "invalid value '{value}' for '{}': {why}",
+                    parameter.name
+                ))
+            })?;
         let previous = self.values.insert(parameter.name, canonical);
         if let Err(error) = self.refresh_typed() {
             self.values.insert(

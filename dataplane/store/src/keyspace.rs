@@ -179,7 +179,10 @@ impl Keyspace {
     /// The keys that expired since the last call, in order, with their databases (none unless
     /// [`Keyspace::record_expired`] is on).
     pub fn take_expired(&mut self) -> Vec<(usize, CompactBytes)> {
-        self.expired_log.as_mut().map(std::mem::take).unwrap_or_default()
+        self.expired_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// True when [`Keyspace::take_expired`] has keys to give.

@@ -127,7 +127,9 @@ pub fn notify(ctx: &mut Ctx<'_>, class: u32, event: &str, key: &[u8]) {
     // Keys that expired while the command looked them up come first, as in Redis, where
     // the lookup raises `expired` before the command raises its own event.
     publish_expired(ctx.keyspace, ctx.pubsub, ctx.config, ctx.now_ms);
-    publish_event(ctx.pubsub, ctx.config, flags, ctx.db, event, key, ctx.now_ms);
+    publish_event(
+        ctx.pubsub, ctx.config, flags, ctx.db, event, key, ctx.now_ms,
+    );
 }
 
 /// [`notify`] for a key in database `db` rather than the command's (MOVE, COPY ... DB).

@@ -47,15 +47,96 @@ use super::Handler::{Connection, PubSub};
 
 /// This family's commands, in COMMAND's order.
 pub static COMMANDS: &[CommandSpec] = &[
-    command("subscribe", -2, SUBSCRIBING, NO_KEYS, "pubsub", "2.0.0", "Listens for messages published to channels.", Connection(subscribe)),
-    command("unsubscribe", -1, SUBSCRIBING, NO_KEYS, "pubsub", "2.0.0", "Stops listening to messages posted to channels.", Connection(unsubscribe)),
-    command("psubscribe", -2, SUBSCRIBING, NO_KEYS, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", Connection(psubscribe)),
-    command("punsubscribe", -1, SUBSCRIBING, NO_KEYS, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", Connection(punsubscribe)),
-    command("ssubscribe", -2, SUBSCRIBING, FROM_FIRST, "pubsub", "7.0.0", "Listens for messages published to shard channels.", Connection(ssubscribe)),
-    command("sunsubscribe", -1, SUBSCRIBING, FROM_FIRST, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", Connection(sunsubscribe)),
-    command("publish", 3, PUBLISHING, NO_KEYS, "pubsub", "2.0.0", "Posts a message to a channel.", PubSub(PubSubOp::Publish)),
-    command("spublish", 3, PUBLISHING, ONE_KEY, "pubsub", "7.0.0", "Post a message to a shard channel", PubSub(PubSubOp::SPublish)),
-    command("pubsub", -2, F::empty(), NO_KEYS, "pubsub", "2.8.0", "A container for Pub/Sub commands.", PubSub(PubSubOp::PubSub)),
+    command(
+        "subscribe",
+        -2,
+        SUBSCRIBING,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels.",
+        Connection(subscribe),
+    ),
+    command(
+        "unsubscribe",
+        -1,
+        SUBSCRIBING,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages posted to channels.",
+        Connection(unsubscribe),
+    ),
+    command(
+        "psubscribe",
+        -2,
+        SUBSCRIBING,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels that match one or more patterns.",
+        Connection(psubscribe),
+    ),
+    command(
+        "punsubscribe",
+        -1,
+        SUBSCRIBING,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages published to channels that match one or more patterns.",
+        Connection(punsubscribe),
+    ),
+    command(
+        "ssubscribe",
+        -2,
+        SUBSCRIBING,
+        FROM_FIRST,
+        "pubsub",
+        "7.0.0",
+        "Listens for messages published to shard channels.",
+        Connection(ssubscribe),
+    ),
+    command(
+        "sunsubscribe",
+        -1,
+        SUBSCRIBING,
+        FROM_FIRST,
+        "pubsub",
+        "7.0.0",
+        "Stops listening to messages posted to shard channels.",
+        Connection(sunsubscribe),
+    ),
+    command(
+        "publish",
+        3,
+        PUBLISHING,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Posts a message to a channel.",
+        PubSub(PubSubOp::Publish),
+    ),
+    command(
+        "spublish",
+        3,
+        PUBLISHING,
+        ONE_KEY,
+        "pubsub",
+        "7.0.0",
+        "Post a message to a shard channel",
+        PubSub(PubSubOp::SPublish),
+    ),
+    command(
+        "pubsub",
+        -2,
+        F::empty(),
+        NO_KEYS,
+        "pubsub",
+        "2.8.0",
+        "A container for Pub/Sub commands.",
+        PubSub(PubSubOp::PubSub),
+    ),
 ];
 
 /// What a connection listens to: three sets of names, each remembering the order of
@@ -219,7 +300,12 @@ fn add(ctx: &mut ConnectionCtx<'_>, set: Set, names: &[&[u8]]) {
                 .pubsub
                 .add(set.namespace(), set.is_pattern(), name, &subscriber);
         }
-        confirm(ctx.out, set.verb(true), Some(name), subscriptions.count(set));
+        confirm(
+            ctx.out,
+            set.verb(true),
+            Some(name),
+            subscriptions.count(set),
+        );
     }
 }
 
@@ -243,7 +329,12 @@ fn drop_names(ctx: &mut ConnectionCtx<'_>, set: Set, names: &[&[u8]]) {
                 .pubsub
                 .remove(set.namespace(), set.is_pattern(), name, id);
         }
-        confirm(ctx.out, set.verb(false), Some(name), subscriptions.count(set));
+        confirm(
+            ctx.out,
+            set.verb(false),
+            Some(name),
+            subscriptions.count(set),
+        );
     }
 }
 

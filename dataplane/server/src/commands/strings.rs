@@ -320,7 +320,11 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             notify(ctx, notify::GENERIC, "expire", key);
         }
         ExpireOption::Persist => {
-            if ctx.keyspace.peek(ctx.db, key, ctx.now_ms).is_some_and(|entry| entry.expire_at_ms.is_some()) {
+            if ctx
+                .keyspace
+                .peek(ctx.db, key, ctx.now_ms)
+                .is_some_and(|entry| entry.expire_at_ms.is_some())
+            {
                 ctx.keyspace.set_expire(ctx.db, key, None, ctx.now_ms);
                 notify(ctx, notify::GENERIC, "persist", key);
             }

@@ -318,11 +318,18 @@ impl PubSub {
 
     /// Adds `subscriber` to the listeners of `name` (a pattern when `pattern`). The caller has
     /// checked that it was not listening yet.
-    pub fn add(&self, namespace: Namespace, pattern: bool, name: &[u8], subscriber: &Rc<Subscriber>) {
+    pub fn add(
+        &self,
+        namespace: Namespace,
+        pattern: bool,
+        name: &[u8],
+        subscriber: &Rc<Subscriber>,
+    ) {
         let mut listeners = self.listeners(namespace, pattern).borrow_mut();
         let list = listeners.entry(name.to_vec()).or_default();
         debug_assert!(
-            list.iter().all(|listener| listener.handle.id != subscriber.handle.id),
+            list.iter()
+                .all(|listener| listener.handle.id != subscriber.handle.id),
             "a connection listens to a name once"
         );
         list.push(subscriber.clone());
@@ -471,11 +478,7 @@ mod tests {
         ];
         for (name, value, expected) in cases {
             let got = merge_output_limits(default, value);
-            assert_eq!(
-                got.as_deref().map_err(String::as_str),
-                *expected,
-                "{name}"
-            );
+            assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{name}");
         }
         assert_eq!(pubsub_output_limit(default), OutputLimit::PUBSUB_DEFAULT);
     }

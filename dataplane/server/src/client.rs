@@ -115,6 +115,7 @@ impl Client {
             multi_failed: false,
             hold: None,
             watched: Vec::new(),
+            subscriptions: Default::default(),
         }
     }
 }
@@ -144,4 +145,6 @@ pub struct Client {
     pub hold: Option<crate::shard::HoldToken>,
     /// WATCHed keys: (database, key, entry version when watched; `None` when absent).
     pub watched: Vec<(usize, Vec<u8>, Option<u32>)>,
+    /// Pub/Sub channels, patterns and shard channels listened to.
+    pub subscriptions: crate::commands::pubsub::Subscriptions,
 }

@@ -22,6 +22,10 @@ enum Kind {
     Enum(&'static [&'static str]),
     /// Free text.
     Text,
+    /// `notify-keyspace-events` classes, kept in Redis's printed form.
+    KeyspaceEvents,
+    /// `client-output-buffer-limit`: classes with three numbers; a value may name only some.
+    OutputLimits,
 }
 
 /// Whether CONFIG SET may change a parameter while running.
@@ -266,7 +270,15 @@ const PARAMETERS: &[Parameter] = &[
     parameter("zset-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
     parameter("activerehashing", "yes", Kind::Bool, Mutable),
     parameter("lua-time-limit", "5000", NON_NEGATIVE, Mutable),
-    parameter("notify-keyspace-events", "", Kind::Text, Mutable),
+    // Keyspace events published through Pub/Sub (commands::notify); none by default, as Redis.
+    parameter("notify-keyspace-events", "", Kind::KeyspaceEvents, Mutable),
+    // Redis's defaults; the pubsub class cuts a subscriber that cannot keep up.
+    parameter(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::OutputLimits,
+        Mutable,
+    ),
     // The LFU counter's growth and decay (ember_store::lfu); Redis bounds both by INT_MAX.
     parameter("lfu-log-factor", "10", LFU_PARAMETER, Mutable),
     parameter("lfu-decay-time", "1", LFU_PARAMETER, Mutable),
@@ -336,6 +348,10 @@ pub struct Config {
     pub hll_sparse_max_bytes: usize,
     /// Prometheus endpoint port (0 = off).
     pub metrics_port: u16,
+    /// `notify-keyspace-events` as class bits (commands::notify).
+    pub notify_keyspace_events: u32,
+    /// The pubsub class of `client-output-buffer-limit`.
+    pub pubsub_output_limit: crate::shard::pubsub::OutputLimit,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
     pub inference: crate::inference::InferenceConfig,
 }
@@ -367,6 +383,8 @@ impl Default for Config {
             hash_limits: ember_store::HashLimits::default(),
             hll_sparse_max_bytes: 0,
             metrics_port: 0,
+            notify_keyspace_events: 0,
+            pubsub_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
             inference: crate::inference::InferenceConfig::default(),
         };
         config.refresh_typed().expect("defaults are valid");
@@ -441,12 +459,13 @@ impl Config {
     }
 
     fn store(&mut self, parameter: &Parameter, value: &str) -> Result<(), ConfigError> {
-        let canonical = validate(parameter, value).map_err(|why| {
-            ConfigError(format!(
-                "invalid value '{value}' for '{}': {why}",
-                parameter.name
-            ))
-        })?;
+        let canonical =
+            validate(parameter, &self.values[parameter.name], value).map_err(|why| {
+                ConfigError(format!(
+                    "invalid value '{value}' for '{}': {why}",
+                    parameter.name
+                ))
+            })?;
         let previous = self.values.insert(parameter.name, canonical.clone());
         let alias = alias_of(parameter.name);
         let previous_alias = alias.map(|alias| self.values.insert(alias, canonical));
@@ -481,7 +500,7 @@ impl Config {
         }
         // Validated here, not through store()'s message, because the reason itself may
         // contain ": " (the enum error lists values).
-        if let Err(why) = validate(parameter, value) {
+        if let Err(why) = validate(parameter, &self.values[parameter.name], value) {
             return Err(ConfigError(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
             )));
@@ -569,6 +588,11 @@ impl Config {
         };
         self.hll_sparse_max_bytes = self.integer("hll-sparse-max-bytes") as usize;
         self.metrics_port = self.integer("metrics-port") as u16;
+        self.notify_keyspace_events =
+            crate::commands::notify::parse_classes(&self.values["notify-keyspace-events"])
+                .map_err(ConfigError)?;
+        self.pubsub_output_limit =
+            crate::shard::pubsub::pubsub_output_limit(&self.values["client-output-buffer-limit"]);
         Ok(())
     }
 }
@@ -597,7 +621,9 @@ fn find(name: &str) -> Option<&'static Parameter> {
     PARAMETERS.iter().find(|p| p.name == name)
 }
 
-fn validate(parameter: &Parameter, value: &str) -> Result<String, String> {
+/// Checks `value` for `parameter` (whose current value is `previous`) and returns the form
+/// that is stored.
+fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String, String> {
     match parameter.kind {
         Kind::Integer { min, max } => {
             let number: i64 = value
@@ -634,6 +660,8 @@ fn validate(parameter: &Parameter, value: &str) -> Result<String, String> {
             }
         }
         Kind::Text => Ok(value.to_string()),
+        Kind::KeyspaceEvents => crate::commands::notify::canonical_classes(previous, value),
+        Kind::OutputLimits => crate::shard::pubsub::merge_output_limits(previous, value),
     }
 }
 

@@ -323,6 +323,16 @@ async fn expire_loop(shard: Rc<Shard>) {
                 break;
             }
         }
+        // `expired` keyspace events of the keys removed, to every shard's subscribers.
+        crate::commands::notify::publish_expired(
+            &mut shard.keyspace.borrow_mut(),
+            &shard.pubsub,
+            &shard.config.borrow(),
+            unix_time_ms(),
+        );
+        if shard.pubsub.has_forwards() {
+            crate::commands::pubsub::forward_events(&shard).await;
+        }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let threshold = shard.config.borrow().latency_monitor_threshold_ms;
         shard

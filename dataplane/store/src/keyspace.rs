@@ -145,6 +145,9 @@ pub struct Keyspace {
     access_policy: AccessPolicy,
     /// State of the xorshift generator behind the LFU counter's increments.
     access_random_state: u64,
+    /// Keys removed because their TTL passed, kept only while [`Keyspace::record_expired`] is
+    /// on: the server turns them into `expired` keyspace events. `None` costs nothing.
+    expired_log: Option<Vec<(usize, CompactBytes)>>,
 }
 
 impl Default for Keyspace {
@@ -174,6 +177,36 @@ impl Keyspace {
             next_version: 1,
             access_policy: AccessPolicy::Lru,
             access_random_state: ACCESS_RANDOM_SEED,
+            expired_log: None,
+        }
+    }
+
+    /// Starts (or stops) keeping the keys that expire, for [`Keyspace::take_expired`]. Stopping
+    /// drops what was kept.
+    pub fn record_expired(&mut self, on: bool) {
+        if on != self.expired_log.is_some() {
+            self.expired_log = on.then(Vec::new);
+        }
+    }
+
+    /// The keys that expired since the last call, in order, with their databases (none unless
+    /// [`Keyspace::record_expired`] is on).
+    pub fn take_expired(&mut self) -> Vec<(usize, CompactBytes)> {
+        self.expired_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// True when [`Keyspace::take_expired`] has keys to give.
+    pub fn has_expired(&self) -> bool {
+        self.expired_log.as_ref().is_some_and(|log| !log.is_empty())
+    }
+
+    fn note_expired(&mut self, db: usize, key: &[u8]) {
+        self.stats.expired_keys += 1;
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push((db, CompactBytes::new(key)));
         }
     }
 
@@ -463,7 +496,7 @@ impl Keyspace {
     pub fn remove(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
         let entry = self.remove_entry(db, key)?;
         if is_expired(&entry, now_ms) {
-            self.stats.expired_keys += 1;
+            self.note_expired(db, key);
             return None;
         }
         Some(entry)
@@ -498,7 +531,7 @@ impl Keyspace {
             .is_some_and(|(_, entry)| is_expired(entry, now_ms));
         if due {
             self.remove_entry(db, key);
-            self.stats.expired_keys += 1;
+            self.note_expired(db, key);
         }
         due
     }
@@ -650,7 +683,7 @@ impl Keyspace {
                     break;
                 }
                 self.remove_entry(db, &key);
-                self.stats.expired_keys += 1;
+                self.note_expired(db, key.as_bytes());
                 removed += 1;
             }
             if removed >= keys_max {

@@ -101,6 +101,11 @@ pub async fn execute<'s>(
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
+    if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, &super::pubsub::context_error(spec, args));
+        return;
+    }
     if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);
@@ -161,9 +166,14 @@ pub async fn execute<'s>(
                     crate::commands::server::admin::run(op, shard, client, args, out).await
                 }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
+                Handler::PubSub(op) => super::pubsub::run(op, shard, args, out).await,
             }
         }
     };
+    if shard.pubsub.has_forwards() {
+        // Keyspace events this command raised reach every shard before its reply leaves.
+        super::pubsub::forward_events(shard).await;
+    }
     if let Err(error) = result {
         out.error(&error.0);
     }

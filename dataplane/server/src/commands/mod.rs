@@ -25,6 +25,7 @@ pub mod keys;
 pub mod lists;
 pub mod memory;
 pub mod multikey;
+pub mod notify;
 pub mod pubsub;
 pub mod recommend;
 pub mod remote;
@@ -159,6 +160,8 @@ pub struct Ctx<'a> {
     pub stats: &'a ShardStats,
     /// CLIENT NO-TOUCH of the caller.
     pub no_touch: bool,
+    /// The owning shard's Pub/Sub state, where keyspace events go ([`notify::notify`]).
+    pub pubsub: &'a crate::shard::pubsub::PubSub,
 }
 
 /// Reads `key` for a read command, counting the hit or miss; under CLIENT NO-TOUCH the key's
@@ -280,6 +283,8 @@ pub enum Handler {
     Inference(InferenceOp),
     /// Transactions, run by the executor.
     Transaction(TransactionOp),
+    /// PUBLISH, SPUBLISH, PUBSUB: on the connection's shard, asking every other shard.
+    PubSub(pubsub::PubSubOp),
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -338,6 +343,9 @@ bitflags::bitflags! {
         /// Ember's: the argument after `DB` names the destination key's database (COPY).
         /// Not a Redis flag; COMMAND does not show it.
         const DB_OPTION = 1 << 16;
+        /// Ember's: allowed to a RESP2 connection with subscriptions (Redis's list: the
+        /// (P|S)(UN)SUBSCRIBE commands, PING, QUIT, RESET). Not a Redis flag.
+        const PUBSUB_CONTEXT = 1 << 17;
     }
 }
 
@@ -619,11 +627,11 @@ static CORE: &[CommandSpec] = &[
     // connection
     command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
     command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),
-    command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)),
+    with(command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)), F::PUBSUB_CONTEXT),
     command("echo", 2, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),
     command("select", 2, LOADING_STALE_FAST, NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
-    with(command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)), F::TRANSACTION_CONTROL),
-    with(command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)), F::TRANSACTION_CONTROL),
+    with(command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)), F::TRANSACTION_CONTROL.union(F::PUBSUB_CONTEXT)),
+    with(command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)), F::TRANSACTION_CONTROL.union(F::PUBSUB_CONTEXT)),
     with(command("multi", 1, TRANSACTION, NO_KEYS, "transactions", "1.2.0", "Starts a transaction.", Transaction(TransactionOp::Multi)), F::TRANSACTION_CONTROL),
     with(command("exec", 1, F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::SKIP_SLOWLOG), NO_KEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", Transaction(TransactionOp::Exec)), F::TRANSACTION_CONTROL),
     with(command("watch", -2, TRANSACTION, ALL_KEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", Transaction(TransactionOp::Watch)), F::TRANSACTION_CONTROL),

@@ -87,8 +87,11 @@ fn run_in(
         config: &config,
         stats: &shard.stats,
         no_touch,
+        pubsub: &shard.pubsub,
     };
-    handler(&mut ctx, args)
+    let result = handler(&mut ctx, args);
+    super::notify::after_command(ctx.keyspace, &shard.pubsub, &config, now_ms);
+    result
 }
 
 /// Waits until a keyspace command on `args` may run on this shard: with `hold`, holds its keys

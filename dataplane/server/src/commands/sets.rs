@@ -5,6 +5,7 @@
 
 use ember_store::{Change, Entry, SetValue, Value};
 
+use super::notify::{self, notify};
 use super::{errors, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx};
 
 /// Most members one SRANDMEMBER with a negative count may return. Repeats make the reply
@@ -52,6 +53,9 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             added
         }
     };
+    if added > 0 {
+        notify(ctx, notify::SET, "sadd", key);
+    }
     ctx.out.integer(added as i64);
     Ok(())
 }
@@ -66,10 +70,17 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
             let removed = args[2..].iter().filter(|member| set.remove(member)).count();
-            Ok((removed, removal(removed, set.is_empty())))
+            Ok(((removed, set.is_empty()), removal(removed, set.is_empty())))
         })
         .transpose()?
-        .unwrap_or(0);
+        .unwrap_or((0, false));
+    let (removed, emptied) = removed;
+    if removed > 0 {
+        notify(ctx, notify::SET, "srem", key);
+        if emptied {
+            notify(ctx, notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -211,7 +222,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             }
             Some(0) => {
                 out.set_len(0);
-                return Ok(((), Change::None));
+                return Ok((false, Change::None));
             }
             Some(count) => {
                 let count = count.min(set.len() as u64);
@@ -222,10 +233,19 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 }
             }
         }
-        Ok(((), removal(1, set.is_empty())))
+        Ok((set.is_empty(), removal(1, set.is_empty())))
     });
     match popped {
-        Some(result) => result,
+        Some(Ok(emptied)) => {
+            if count != Some(0) {
+                notify(ctx, notify::SET, "spop", key);
+                if emptied {
+                    notify(ctx, notify::GENERIC, "del", key);
+                }
+            }
+            Ok(())
+        }
+        Some(Err(error)) => Err(error),
         None => {
             match count {
                 Some(_) => out.set_len(0),

@@ -17,6 +17,7 @@ use ember_store::{Change, Entry, SortedSet, Value};
 use self::score::{
     parse_lex_bound, parse_score, parse_score_bound, NOT_FLOAT_RANGE, NOT_LEX_RANGE,
 };
+use super::notify::{self, notify};
 use super::{
     errors, is, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx,
 };
@@ -120,6 +121,10 @@ fn add_generic(
             totals
         }
     };
+    if totals.added + totals.updated > 0 {
+        let event = if options.incr { "zincr" } else { "zadd" };
+        notify(ctx, notify::ZSET, event, key);
+    }
     if options.incr {
         if totals.processed > 0 {
             ctx.out.double(totals.score);
@@ -201,10 +206,17 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             } else {
                 Change::None
             };
-            Ok((removed, change))
+            Ok(((removed, zset.is_empty()), change))
         })
         .transpose()?
-        .unwrap_or(0);
+        .unwrap_or((0, false));
+    let (removed, emptied) = removed;
+    if removed > 0 {
+        notify(ctx, notify::ZSET, "zrem", key);
+        if emptied {
+            notify(ctx, notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }

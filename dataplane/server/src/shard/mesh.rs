@@ -103,6 +103,8 @@ pub enum ShardRequest {
     },
     /// Tensors and models (crate::inference).
     Inference(crate::inference::InferenceRequest),
+    /// Publishing and Pub/Sub figures (commands::pubsub).
+    PubSub(super::pubsub::PubSubRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.
@@ -170,6 +172,8 @@ pub enum ShardReply {
     Latency(Vec<crate::stats::LatencyEvent>),
     /// An inference answer.
     Inference(crate::inference::InferenceReply),
+    /// Counts, in the order asked (PUBSUB NUMSUB).
+    Counts(Vec<usize>),
     /// Nothing to report.
     Done,
 }

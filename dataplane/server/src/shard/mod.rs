@@ -5,6 +5,7 @@
 
 pub mod locks;
 pub mod mesh;
+pub mod pubsub;
 pub mod router;
 
 pub use locks::{Gate, HoldToken, MultiWrites};
@@ -73,6 +74,8 @@ pub struct Shard {
     pub spin: Option<Rc<crate::spin::Spinner>>,
     /// Requests to other shards and the slots their replies land in.
     pub mesh: Mesh,
+    /// This shard's connections' subscriptions, and keyspace events for the other shards.
+    pub pubsub: pubsub::PubSub,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -98,6 +101,7 @@ impl Shard {
             }
         };
         let mut keyspace = Keyspace::new();
+        let shard_count = shared.shard_count;
         keyspace.set_access_policy(config.access_policy());
         Self {
             index,
@@ -112,6 +116,7 @@ impl Shard {
             inference,
             spin,
             mesh: Mesh::new(index, mesh),
+            pubsub: pubsub::PubSub::new(shard_count),
             next_hold_sequence: Cell::new(1),
         }
     }

@@ -470,7 +470,14 @@ async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &
             .collect()
     };
     let (total, per_shard) = gather_info(shard, hold).await;
-    let text = format_info(shard, &sections, &total, &per_shard);
+    let mut text = format_info(shard, &sections, &total, &per_shard);
+    if sections.contains(&"stats") {
+        // Pub/Sub figures count names over every shard, so they are asked for apart.
+        let lines = crate::commands::pubsub::info_lines(shard).await;
+        if let Some(at) = text.find("total_error_replies:") {
+            text.insert_str(at, &lines);
+        }
+    }
     out.verbatim(text.as_bytes());
 }
 

@@ -14,6 +14,7 @@ mod io;
 mod metrics;
 mod rdma;
 mod runtime;
+mod scripting;
 mod server;
 mod shard;
 mod spin;

@@ -44,6 +44,8 @@ pub struct Shared {
     pub hardware: String,
     /// Multi-shard writes begun and finished, so multi-shard reads need no holds.
     pub multi_writes: MultiWrites,
+    /// Scripts and function libraries every shard can call, and the busy script if any.
+    pub scripts: Arc<crate::scripting::Registry>,
 }
 
 /// One shard.
@@ -73,6 +75,8 @@ pub struct Shard {
     pub spin: Option<Rc<crate::spin::Spinner>>,
     /// Requests to other shards and the slots their replies land in.
     pub mesh: Mesh,
+    /// This shard's Lua interpreter and compiled scripts.
+    pub scripting: crate::scripting::Engine,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -112,6 +116,7 @@ impl Shard {
             inference,
             spin,
             mesh: Mesh::new(index, mesh),
+            scripting: crate::scripting::Engine::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

@@ -46,14 +46,86 @@ const CONTAINER_FLAGS: F = F::NOSCRIPT.union(F::ALLOW_BUSY);
 
 /// This family's commands, in COMMAND's order.
 pub static COMMANDS: &[CommandSpec] = &[
-    command("eval", -3, EVAL_FLAGS, NO_KEYS, "scripting", "2.6.0", "Executes a server-side Lua script.", S(ScriptOp::Eval)),
-    command("eval_ro", -3, EVAL_RO_FLAGS, NO_KEYS, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", S(ScriptOp::EvalRo)),
-    command("evalsha", -3, EVAL_FLAGS, NO_KEYS, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", S(ScriptOp::EvalSha)),
-    command("evalsha_ro", -3, EVAL_RO_FLAGS, NO_KEYS, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", S(ScriptOp::EvalShaRo)),
-    command("script", -2, CONTAINER_FLAGS, NO_KEYS, "scripting", "2.6.0", "A container for Lua scripts management commands.", S(ScriptOp::Script)),
-    command("function", -2, CONTAINER_FLAGS, NO_KEYS, "scripting", "7.0.0", "A container for function commands.", S(ScriptOp::Function)),
-    command("fcall", -3, EVAL_FLAGS, NO_KEYS, "scripting", "7.0.0", "Invokes a function.", S(ScriptOp::Fcall)),
-    command("fcall_ro", -3, EVAL_RO_FLAGS, NO_KEYS, "scripting", "7.0.0", "Invokes a read-only function.", S(ScriptOp::FcallRo)),
+    command(
+        "eval",
+        -3,
+        EVAL_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script.",
+        S(ScriptOp::Eval),
+    ),
+    command(
+        "eval_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script.",
+        S(ScriptOp::EvalRo),
+    ),
+    command(
+        "evalsha",
+        -3,
+        EVAL_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script by SHA1 digest.",
+        S(ScriptOp::EvalSha),
+    ),
+    command(
+        "evalsha_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+        S(ScriptOp::EvalShaRo),
+    ),
+    command(
+        "script",
+        -2,
+        CONTAINER_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "A container for Lua scripts management commands.",
+        S(ScriptOp::Script),
+    ),
+    command(
+        "function",
+        -2,
+        CONTAINER_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "A container for function commands.",
+        S(ScriptOp::Function),
+    ),
+    command(
+        "fcall",
+        -3,
+        EVAL_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Invokes a function.",
+        S(ScriptOp::Fcall),
+    ),
+    command(
+        "fcall_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Invokes a read-only function.",
+        S(ScriptOp::FcallRo),
+    ),
 ];
 
 /// Runs a scripting command.
@@ -115,7 +187,7 @@ async fn eval(
             // Compile before caching, so a script that does not compile is not kept.
             let lua = shard
                 .scripting
-                .lua(registry, shard.index)
+                .lua()
                 .map_err(|error| format!("ERR {error}"))?;
             crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(body))?;
             registry.load(body);
@@ -125,7 +197,7 @@ async fn eval(
     if by_sha && sha.len() != 40 {
         return Err(crate::scripting::NOSCRIPT.into());
     }
-    let compiled = shard.scripting.script(registry, shard.index, &sha)?;
+    let compiled = shard.scripting.script(registry, &sha)?;
     let invocation = Invocation {
         name: &sha,
         compiled,
@@ -148,8 +220,12 @@ async fn fcall(
     let (keys, argv) = keys_and_args(args)?;
     let name = String::from_utf8_lossy(args[1]).into_owned();
     let registry = &shard.shared.scripts;
-    let compiled = shard.scripting.function(registry, shard.index, &name)?;
-    if read_only && !compiled.flags.contains(crate::scripting::ScriptFlags::NO_WRITES) {
+    let compiled = shard.scripting.function(registry, &name)?;
+    if read_only
+        && !compiled
+            .flags
+            .contains(crate::scripting::ScriptFlags::NO_WRITES)
+    {
         return Err("ERR Can not execute a script with write flag using *_ro command.".into());
     }
     let invocation = Invocation {
@@ -175,17 +251,19 @@ fn script(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResu
     let registry = &shard.shared.scripts;
     let subcommand = args[1];
     refuse_while_busy(shard, subcommand)?;
-    let arity_error = || super::CommandError::from(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
-        String::from_utf8_lossy(subcommand)
-    ));
+    let arity_error = || {
+        super::CommandError::from(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+            String::from_utf8_lossy(subcommand)
+        ))
+    };
     if is(subcommand, "LOAD") {
         if args.len() != 3 {
             return Err(arity_error());
         }
         let lua = shard
             .scripting
-            .lua(registry, shard.index)
+            .lua()
             .map_err(|error| format!("ERR {error}"))?;
         crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(args[2]))?;
         let sha = registry.load(args[2]);
@@ -245,10 +323,12 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
     let registry = &shard.shared.scripts;
     let subcommand = args[1];
     refuse_while_busy(shard, subcommand)?;
-    let arity_error = || super::CommandError::from(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-        String::from_utf8_lossy(subcommand)
-    ));
+    let arity_error = || {
+        super::CommandError::from(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(subcommand)
+        ))
+    };
     let bump = || {
         registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
     };
@@ -257,7 +337,11 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
             [_, _, code] => (false, code),
             [_, _, option, code] if is(option, "REPLACE") => (true, code),
             [_, _, option, _] => {
-                return Err(format!("ERR Unknown option given: {}", String::from_utf8_lossy(option)).into())
+                return Err(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(option)
+                )
+                .into())
             }
             _ => return Err(arity_error()),
         };
@@ -275,7 +359,12 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
             return Err(arity_error());
         }
         let name = String::from_utf8_lossy(args[2]);
-        if !registry.libraries.write().expect("libraries lock").remove(&name) {
+        if !registry
+            .libraries
+            .write()
+            .expect("libraries lock")
+            .remove(&name)
+        {
             return Err("ERR Library not found".into());
         }
         bump();
@@ -332,7 +421,7 @@ fn evaluate_library(shard: &Shard, code: &str) -> Result<Library, String> {
     let name = functions::library_name(code)?;
     let lua = shard
         .scripting
-        .lua(&shard.shared.scripts, shard.index)
+        .lua()
         .map_err(|error| format!("ERR {error}"))?;
     let loaded = functions::evaluate(lua, code)?;
     Ok(Library {
@@ -365,11 +454,18 @@ fn list(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult 
         }
         index += 1;
     }
-    let libraries = shard.shared.scripts.libraries.read().expect("libraries lock");
+    let libraries = shard
+        .shared
+        .scripts
+        .libraries
+        .read()
+        .expect("libraries lock");
     let selected: Vec<&Library> = libraries
         .iter()
         .filter(|library| {
-            pattern.is_none_or(|pattern| ember_store::glob::glob_match(pattern, library.name.as_bytes()))
+            pattern.is_none_or(|pattern| {
+                ember_store::glob::glob_match(pattern, library.name.as_bytes())
+            })
         })
         .collect();
     out.array_len(selected.len());
@@ -457,13 +553,24 @@ fn restore(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResu
     let mut restored = if policy == "FLUSH" {
         functions::Libraries::default()
     } else {
-        shard.shared.scripts.libraries.read().expect("libraries lock").clone()
+        shard
+            .shared
+            .scripts
+            .libraries
+            .read()
+            .expect("libraries lock")
+            .clone()
     };
     for code in codes {
         let library = evaluate_library(shard, &code)?;
         restored.add(library, policy == "REPLACE")?;
     }
-    *shard.shared.scripts.libraries.write().expect("libraries lock") = restored;
+    *shard
+        .shared
+        .scripts
+        .libraries
+        .write()
+        .expect("libraries lock") = restored;
     out.ok();
     Ok(())
 }

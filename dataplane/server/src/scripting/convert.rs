@@ -63,9 +63,9 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, protocol: Protocol) -> mlua::Resul
         }
         Reply::Map(items) | Reply::Set(items) => array(lua, items, protocol)?,
         Reply::Double(value) if resp3 => single_field(lua, "double", Value::Number(*value))?,
-        Reply::Double(value) => Value::String(
-            lua.create_string(ember_resp::encode::format_double(*value))?,
-        ),
+        Reply::Double(value) => {
+            Value::String(lua.create_string(ember_resp::encode::format_double(*value))?)
+        }
         Reply::Boolean(value) if resp3 => Value::Boolean(*value),
         Reply::Boolean(value) => Value::Number(f64::from(u8::from(*value))),
     })

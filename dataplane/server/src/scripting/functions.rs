@@ -52,7 +52,11 @@ impl Libraries {
         if self.libraries.contains_key(&library.name) && !replace {
             return Err(format!("ERR Library '{}' already exists", library.name));
         }
-        for other in self.libraries.values().filter(|other| other.name != library.name) {
+        for other in self
+            .libraries
+            .values()
+            .filter(|other| other.name != library.name)
+        {
             if let Some(clash) = library
                 .functions
                 .iter()
@@ -139,7 +143,7 @@ pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
     let collected: Rc<RefCell<Vec<LoadedFunction>>> = Rc::default();
     let load_env = load_environment(lua, collected.clone()).map_err(|e| format!("ERR {e}"))?;
     let chunk = lua
-        .load(body.as_str())
+        .load(super::sandbox::untail(&body).as_ref())
         .set_name("@user_function")
         .set_environment(load_env)
         .into_function()
@@ -174,7 +178,9 @@ fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> m
         let function = registration(args).map_err(mlua::Error::RuntimeError)?;
         let mut collected = collected.borrow_mut();
         if collected.iter().any(|f| f.name == function.name) {
-            return Err(mlua::Error::RuntimeError("ERR Function already exists in the library".into()));
+            return Err(mlua::Error::RuntimeError(
+                "ERR Function already exists in the library".into(),
+            ));
         }
         collected.push(function);
         Ok(())
@@ -191,7 +197,9 @@ fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> m
     meta.raw_set(
         "__newindex",
         lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::RuntimeError("Attempt to modify a readonly table".into()))
+            Err(mlua::Error::RuntimeError(
+                "Attempt to modify a readonly table".into(),
+            ))
         })?,
     )?;
     load_env.set_metatable(Some(meta));
@@ -203,9 +211,12 @@ fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> m
 fn registration(args: MultiValue) -> Result<LoadedFunction, String> {
     let args: Vec<Value> = args.into_iter().collect();
     let (name, callback, flags, description) = match args.as_slice() {
-        [Value::String(name), Value::Function(callback)] => {
-            (name.to_string_lossy(), callback.clone(), ScriptFlags::empty(), None)
-        }
+        [Value::String(name), Value::Function(callback)] => (
+            name.to_string_lossy(),
+            callback.clone(),
+            ScriptFlags::empty(),
+            None,
+        ),
         [Value::Table(table)] => named_registration(table)?,
         [_, _] => return Err("ERR callback must be a function".into()),
         _ => return Err("ERR wrong number of arguments to redis.register_function".into()),
@@ -254,8 +265,11 @@ fn named_registration(
             (other, _) => return Err(format!("ERR unknown argument given to redis.register_function: {other}")),
         }
     }
-    let name = name.ok_or_else(|| "ERR redis.register_function must get a function name argument".to_owned())?;
-    let callback = callback.ok_or_else(|| "ERR redis.register_function must get a callback argument".to_owned())?;
+    let name = name.ok_or_else(|| {
+        "ERR redis.register_function must get a function name argument".to_owned()
+    })?;
+    let callback = callback
+        .ok_or_else(|| "ERR redis.register_function must get a callback argument".to_owned())?;
     Ok((name, callback, flags, description))
 }
 

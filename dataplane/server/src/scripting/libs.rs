@@ -262,7 +262,9 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
             let first = *values.first().ok_or_else(|| {
                 mlua::Error::RuntimeError("bad argument #1 (number expected, got no value)".into())
             })?;
-            Ok(f64::from(values[1..].iter().fold(first, |acc, v| op(acc, *v))))
+            Ok(f64::from(
+                values[1..].iter().fold(first, |acc, v| op(acc, *v)),
+            ))
         })?;
         table.set(name, function)
     };

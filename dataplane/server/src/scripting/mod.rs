@@ -221,11 +221,11 @@ impl Engine {
     ///
     /// # Errors
     /// When the interpreter cannot be created.
-    pub fn lua(&self, registry: &Arc<Registry>, shard_index: usize) -> mlua::Result<&Lua> {
+    pub fn lua(&self) -> mlua::Result<&Lua> {
         if let Some(lua) = self.lua.get() {
             return Ok(lua);
         }
-        let lua = sandbox::new_interpreter(self.state.clone(), registry.clone(), shard_index)?;
+        let lua = sandbox::new_interpreter(self.state.clone())?;
         Ok(self.lua.get_or_init(|| lua))
     }
 
@@ -233,12 +233,7 @@ impl Engine {
     ///
     /// # Errors
     /// NOSCRIPT when the registry does not have it; a compile error.
-    pub fn script(
-        &self,
-        registry: &Arc<Registry>,
-        shard_index: usize,
-        sha: &str,
-    ) -> Result<Compiled, String> {
+    pub fn script(&self, registry: &Registry, sha: &str) -> Result<Compiled, String> {
         let generation = registry.scripts_generation.load(Ordering::SeqCst);
         if self.scripts_generation.get() != generation {
             self.scripts.borrow_mut().clear();
@@ -249,7 +244,7 @@ impl Engine {
             return Ok(compiled.clone());
         }
         let body = registry.body(sha).ok_or_else(|| NOSCRIPT.to_owned())?;
-        let lua = self.lua(registry, shard_index).map_err(|e| e.to_string())?;
+        let lua = self.lua().map_err(|e| e.to_string())?;
         let compiled = sandbox::compile_script(lua, &body)?;
         self.scripts
             .borrow_mut()
@@ -261,15 +256,10 @@ impl Engine {
     ///
     /// # Errors
     /// When no function has that name.
-    pub fn function(
-        &self,
-        registry: &Arc<Registry>,
-        shard_index: usize,
-        name: &str,
-    ) -> Result<Compiled, String> {
+    pub fn function(&self, registry: &Registry, name: &str) -> Result<Compiled, String> {
         let generation = registry.libraries_generation.load(Ordering::SeqCst);
         if self.functions_generation.get() != Some(generation) {
-            let lua = self.lua(registry, shard_index).map_err(|e| e.to_string())?;
+            let lua = self.lua().map_err(|e| e.to_string())?;
             let libraries = registry.libraries.read().expect("libraries lock");
             let mut loaded = HashMap::new();
             for library in libraries.iter() {

@@ -47,6 +47,8 @@ pub struct RunState {
     held: BTreeSet<usize>,
     /// Every shard is held (from the start, or by EXEC).
     wide: bool,
+    /// The script declared no keys: any key it touches is undeclared.
+    keyless: bool,
     /// A write command ran (SCRIPT KILL refuses then).
     wrote: bool,
     /// EVAL_RO, FCALL_RO or `no-writes`.
@@ -119,11 +121,19 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
             Value::String(text) => text.as_bytes().to_vec(),
             Value::Integer(value) => value.to_string().into_bytes(),
             Value::Number(value) => super::libs::format_g14(*value).into_bytes(),
-            _ => return failure(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+            _ => {
+                return failure(
+                    lua,
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                )
+            }
         });
     }
     if owned.is_empty() {
-        return failure(lua, "ERR Please specify at least one argument for this redis lib call");
+        return failure(
+            lua,
+            "ERR Please specify at least one argument for this redis lib call",
+        );
     }
     let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
     let Some(index) = crate::commands::lookup(args[0]) else {
@@ -131,7 +141,10 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     };
     let spec = &COMMANDS[index];
     if !crate::commands::arity_ok(spec.arity, args.len()) {
-        return failure(lua, "ERR Wrong number of args calling Redis command from script");
+        return failure(
+            lua,
+            "ERR Wrong number of args calling Redis command from script",
+        );
     }
     if spec.has(CommandFlags::NOSCRIPT) {
         return failure(lua, "ERR This Redis command is not allowed from script");
@@ -139,13 +152,19 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     let (shard, now_ms, resp3) = {
         let guard = state.borrow();
         let Some(run) = guard.as_ref() else {
-            return failure(lua, "ERR redis.call is only available while a script or function runs");
+            return failure(
+                lua,
+                "ERR redis.call is only available while a script or function runs",
+            );
         };
         if run.restart {
             return Err(mlua::Error::external(Abort::Restart));
         }
         if spec.has(CommandFlags::WRITE) && run.read_only {
-            return failure(lua, "ERR Write commands are not allowed from read-only scripts.");
+            return failure(
+                lua,
+                "ERR Write commands are not allowed from read-only scripts.",
+            );
         }
         (run.shard.clone(), run.now_ms, run.resp3)
     };
@@ -155,7 +174,11 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
             Some(message) => failure(lua, message),
         };
     }
-    let protocol = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
+    let protocol = if resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
     let mut client = take_client(state);
     client.protocol = protocol;
     let mut sink = ReplySink::values(protocol);
@@ -200,6 +223,16 @@ async fn hold_keys(
         let run = guard.as_ref().expect("a running script");
         if run.wide {
             return Ok(());
+        }
+        if run.keyless && !run.wrote && spec.keys.positions(args.len()).next().is_some() {
+            // A script that declares no keys but touches some: it runs with every shard held
+            // (it has changed nothing yet, so starting again is safe).
+            drop(guard);
+            let mut guard = state.borrow_mut();
+            let run = guard.as_mut().expect("a running script");
+            run.learn_wide = true;
+            run.restart = true;
+            return Err(None);
         }
         let missing: BTreeSet<usize> = spec
             .keys
@@ -251,7 +284,9 @@ pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua
         return Ok(());
     };
     if run.killed.is_some() {
-        return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+        return Err(mlua::Error::RuntimeError(
+            "Script killed by user with SCRIPT KILL...".into(),
+        ));
     }
     if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
         run.busy = true;
@@ -259,7 +294,9 @@ pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua
     }
     if run.busy && registry.take_kill(shard_index) {
         run.killed = Some(None);
-        return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+        return Err(mlua::Error::RuntimeError(
+            "Script killed by user with SCRIPT KILL...".into(),
+        ));
     }
     Ok(())
 }
@@ -294,7 +331,7 @@ pub async fn invoke(
     let registry = &shard.shared.scripts;
     let engine = &shard.scripting;
     let lua = engine
-        .lua(registry, shard.index)
+        .lua()
         .map_err(|error| format!("ERR {error}"))?
         .clone();
     let read_only =
@@ -337,6 +374,7 @@ pub async fn invoke(
             token,
             held,
             wide: wide || !taken,
+            keyless: invocation.keys.is_empty(),
             wrote: false,
             read_only,
             resp3: false,
@@ -350,7 +388,13 @@ pub async fn invoke(
             noted_error: None,
             killed: None,
         });
-        let result = call_script(&lua, &invocation).await;
+        let hook_state = engine.state.clone();
+        let hook_registry = registry.clone();
+        let shard_index = shard.index;
+        let hook = move |_: &Lua, _: mlua::Debug| {
+            self::hook(&hook_state, &hook_registry, shard_index).map(|()| mlua::VmState::Continue)
+        };
+        let result = call_script(&lua, &invocation, hook).await;
         let run = engine
             .state
             .borrow_mut()
@@ -371,14 +415,32 @@ pub async fn invoke(
             continue;
         }
         match result {
-            Ok(value) => lua_to_reply(&value, client.protocol).write_to(out),
+            // Redis converts with the script's protocol (redis.setresp), not the client's: a
+            // RESP3 client gets 1 for `return true` unless the script asked for RESP3.
+            Ok(value) => {
+                let protocol = if run.resp3 {
+                    Protocol::Resp3
+                } else {
+                    Protocol::Resp2
+                };
+                lua_to_reply(&value, protocol).write_to(out)
+            }
             Err(error) => out.error(&error_message(&error, &run, &invocation)),
         }
         return Ok(());
     }
 }
 
-async fn call_script(lua: &Lua, invocation: &Invocation<'_>) -> mlua::Result<Value> {
+/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
+const HOOK_INSTRUCTIONS: u32 = 100_000;
+
+/// Calls the script in a coroutine of its own (so `redis.call` may yield while another shard
+/// answers) that carries the time-limit hook (Lua 5.1 hooks are per coroutine).
+async fn call_script(
+    lua: &Lua,
+    invocation: &Invocation<'_>,
+    hook: impl Fn(&Lua, mlua::Debug) -> mlua::Result<mlua::VmState> + 'static,
+) -> mlua::Result<Value> {
     let keys = lua.create_sequence_from(
         invocation
             .keys
@@ -393,13 +455,18 @@ async fn call_script(lua: &Lua, invocation: &Invocation<'_>) -> mlua::Result<Val
             .map(|arg| lua.create_string(arg))
             .collect::<mlua::Result<Vec<_>>>()?,
     )?;
+    let thread = lua.create_thread(invocation.compiled.function.clone())?;
+    thread.set_hook(
+        mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+        hook,
+    );
     if invocation.function {
-        invocation.compiled.function.call_async((keys, argv)).await
+        thread.into_async::<Value>((keys, argv)).await
     } else {
         let globals = lua.globals();
         globals.raw_set("KEYS", keys)?;
         globals.raw_set("ARGV", argv)?;
-        invocation.compiled.function.call_async(()).await
+        thread.into_async::<Value>(()).await
     }
 }
 
@@ -421,18 +488,26 @@ fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_
     let (message, traceback) = innermost(error);
     if let Some(line) = run.killed {
         let line = line.or_else(|| line_of(&traceback));
-        return format!("ERR Script killed by user with SCRIPT KILL...{}", place(line));
+        return format!(
+            "ERR Script killed by user with SCRIPT KILL...{}",
+            place(line)
+        );
     }
     if let Some((noted, line, table)) = &run.noted_error {
-        if message == *noted || (*table && message.starts_with("<table")) {
+        if message == *noted || (*table && is_table_text(&message)) {
             return format!("{}{}", super::convert::error_text(noted), place(*line));
         }
     }
     let line = line_of(&message).or_else(|| line_of(&traceback));
-    if message.starts_with("<table") {
+    if is_table_text(&message) {
         return format!("ERR unknown error{}", place(line));
     }
     format!("ERR {}{}", message.replace(['\r', '\n'], " "), place(line))
+}
+
+/// True when `message` is how Lua or mlua print a table raised as an error.
+fn is_table_text(message: &str) -> bool {
+    message.starts_with("<table") || message.starts_with("table: ")
 }
 
 /// The innermost message of a (possibly wrapped) Lua error, and the traceback when a Rust
@@ -442,13 +517,22 @@ fn innermost(error: &mlua::Error) -> (String, String) {
     let mut current = error;
     loop {
         match current {
-            mlua::Error::CallbackError { cause, traceback: trace } => {
+            mlua::Error::CallbackError {
+                cause,
+                traceback: trace,
+            } => {
                 if traceback.is_empty() {
                     traceback = trace.clone();
                 }
                 current = cause;
             }
-            mlua::Error::RuntimeError(message) => return (message.clone(), traceback),
+            mlua::Error::RuntimeError(message) => {
+                // Lua's message handler appends the stack; the reply carries the message only.
+                let message = message
+                    .split_once("\nstack traceback:")
+                    .map_or(message.as_str(), |(head, _)| head);
+                return (message.to_owned(), traceback);
+            }
             mlua::Error::WithContext { cause, .. } => current = cause,
             other => return (other.to_string(), traceback),
         }
@@ -457,12 +541,14 @@ fn innermost(error: &mlua::Error) -> (String, String) {
 
 /// The first `user_script:N:` (or `user_function:N:`) line number in `text`.
 fn line_of(text: &str) -> Option<i32> {
-    ["user_script:", "user_function:"].iter().find_map(|marker| {
-        let start = text.find(marker)? + marker.len();
-        let digits: String = text[start..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    })
+    ["user_script:", "user_function:"]
+        .iter()
+        .find_map(|marker| {
+            let start = text.find(marker)? + marker.len();
+            let digits: String = text[start..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        })
 }

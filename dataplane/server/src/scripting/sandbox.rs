@@ -9,15 +9,11 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
 use super::run::RunState;
-use super::{Compiled, Registry, ScriptFlags};
-
-/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
-const HOOK_INSTRUCTIONS: u32 = 100_000;
+use super::{Compiled, ScriptFlags};
 
 /// The Lua half of the sandbox: the read-only proxies, the global table's guard, and the
 /// `redis.call`/`redis.pcall` wrappers around the Rust call (which answers `ok, value`).
@@ -49,7 +45,7 @@ end
 local env = proxy(real)
 real._G = env
 real.rawset = function(table, key, value)
-  if readonly[table] then return refuse() end
+  if readonly[table] then raw_error("Attempt to modify a readonly table", 2) end
   return raw_rawset(table, key, value)
 end
 real.error = function(message, level)
@@ -73,19 +69,8 @@ return env
 
 /// Globals the sandbox removes: files, modules, environments and the debug library.
 const REMOVED_GLOBALS: &[&str] = &[
-    "dofile",
-    "loadfile",
-    "load",
-    "require",
-    "module",
-    "package",
-    "io",
-    "debug",
-    "getfenv",
-    "setfenv",
-    "newproxy",
-    "gcinfo",
-    "print",
+    "dofile", "loadfile", "load", "require", "module", "package", "io", "debug", "getfenv",
+    "setfenv", "newproxy", "gcinfo", "print",
 ];
 
 /// Creates a shard's interpreter. `state` is the running script's state that `redis.call`
@@ -93,11 +78,7 @@ const REMOVED_GLOBALS: &[&str] = &[
 ///
 /// # Errors
 /// When Lua cannot be set up.
-pub fn new_interpreter(
-    state: Rc<RefCell<Option<RunState>>>,
-    registry: Arc<Registry>,
-    shard_index: usize,
-) -> mlua::Result<Lua> {
+pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua> {
     let libraries = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::OS;
     let lua = Lua::new_with(libraries, LuaOptions::default())?;
     let globals = lua.globals();
@@ -114,7 +95,7 @@ pub fn new_interpreter(
         globals.raw_set(*name, Value::Nil)?;
     }
     let call = super::run::call_function(&lua, state.clone())?;
-    let note = note_function(&lua, state.clone())?;
+    let note = note_function(&lua, state)?;
     let prelude = lua.load(PRELUDE).set_name("=sandbox").into_function()?;
     let env: Table = prelude.call((
         globals.clone(),
@@ -129,10 +110,6 @@ pub fn new_interpreter(
         globals.get::<Function>("type")?,
     ))?;
     lua.set_named_registry_value("ember_env", env)?;
-    lua.set_hook(
-        mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-        move |_, _| super::run::hook(&state, &registry, shard_index).map(|()| VmState::Continue),
-    );
     Ok(lua)
 }
 
@@ -145,7 +122,11 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             let text = message.to_string_lossy();
             let text = text.strip_prefix('-').unwrap_or(&text).to_owned();
             // A message with no code of its own gets ERR, as Redis adds it.
-            let text = if text.contains(' ') { text } else { format!("ERR {text}") };
+            let text = if text.contains(' ') {
+                text
+            } else {
+                format!("ERR {text}")
+            };
             super::convert::error_table(lua, &text)
         })?,
     )?;
@@ -168,7 +149,11 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             let level = match args.next() {
                 Some(Value::Integer(level)) => level as i64,
                 Some(Value::Number(level)) => level as i64,
-                _ => return Err(mlua::Error::RuntimeError("First argument must be a number (log level).".into())),
+                _ => {
+                    return Err(mlua::Error::RuntimeError(
+                        "First argument must be a number (log level).".into(),
+                    ))
+                }
             };
             let words: Vec<String> = args
                 .map(|value| match value {
@@ -186,15 +171,23 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         "setresp",
         lua.create_function(|lua, version: i64| {
             if version != 2 && version != 3 {
-                return Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into()));
+                return Err(mlua::Error::RuntimeError(
+                    "RESP version must be 2 or 3.".into(),
+                ));
             }
             super::run::set_resp(lua, version == 3);
             Ok(())
         })?,
     )?;
     redis.set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    redis.set("replicate_commands", lua.create_function(|_, _: MultiValue| Ok(true))?)?;
-    redis.set("breakpoint", lua.create_function(|_, _: MultiValue| Ok(false))?)?;
+    redis.set(
+        "replicate_commands",
+        lua.create_function(|_, _: MultiValue| Ok(true))?,
+    )?;
+    redis.set(
+        "breakpoint",
+        lua.create_function(|_, _: MultiValue| Ok(false))?,
+    )?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     for (name, value) in [
         ("LOG_DEBUG", 0),
@@ -276,7 +269,8 @@ pub fn shebang(body: &str) -> Result<(ScriptFlags, std::borrow::Cow<'_, str>), S
             return Err(format!("ERR Unknown lua shebang option: {word}"));
         };
         for flag in list.split(',').filter(|flag| !flag.is_empty()) {
-            flags |= parse_flag(flag).ok_or_else(|| format!("ERR Unexpected flag in script shebang: {flag}"))?;
+            flags |= parse_flag(flag)
+                .ok_or_else(|| format!("ERR Unexpected flag in script shebang: {flag}"))?;
         }
     }
     Ok((flags, format!("\n{after}").into()))
@@ -300,7 +294,7 @@ pub fn parse_flag(name: &str) -> Option<ScriptFlags> {
 /// Redis's shebang errors, or "Error compiling script".
 pub fn compile_script(lua: &Lua, body: &str) -> Result<Compiled, String> {
     let (flags, body) = shebang(body)?;
-    let function = compile(lua, &body, "@user_script")
+    let function = compile(lua, &untail(&body), "@user_script")
         .map_err(|message| format!("ERR Error compiling script (new function): {message}"))?;
     Ok(Compiled { function, flags })
 }
@@ -321,4 +315,195 @@ pub fn compile(lua: &Lua, code: &str, name: &str) -> Result<Function, String> {
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),
         })
+}
+
+/// Wraps `return redis.call(...)` (and `redis.pcall`) in parentheses, so it is not a tail call.
+///
+/// Why: Redis's `redis.call` is a C function, and Lua 5.1 keeps the caller's frame when it
+/// tail-calls a C function, so Redis's error replies name the script's line. Ember's is a Lua
+/// function (it must be able to yield while another shard answers), and a tail call to a Lua
+/// function drops the caller's frame and with it the line. A parenthesised call is not a tail
+/// call; it returns the same single value. Strings and comments are skipped; when the text does
+/// not scan (unbalanced), it is left as it is.
+pub fn untail(body: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = body.as_bytes();
+    let mut inserts: Vec<(usize, &str)> = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        if let Some(end) = skip_string_or_comment(bytes, position) {
+            position = end;
+            continue;
+        }
+        let at_word_start = position == 0
+            || !(bytes[position - 1].is_ascii_alphanumeric() || bytes[position - 1] == b'_');
+        if at_word_start && bytes[position..].starts_with(b"return") {
+            let mut cursor = position + b"return".len();
+            while cursor < bytes.len() && bytes[cursor].is_ascii_whitespace() {
+                cursor += 1;
+            }
+            let call_start = cursor;
+            let rest = &bytes[cursor..];
+            let name_len = [&b"redis.call"[..], b"redis.pcall"]
+                .iter()
+                .find(|name| rest.starts_with(name))
+                .map(|name| name.len());
+            if let (Some(name_len), true) = (name_len, cursor > position + 6) {
+                cursor += name_len;
+                while cursor < bytes.len() && bytes[cursor].is_ascii_whitespace() {
+                    cursor += 1;
+                }
+                if bytes.get(cursor) == Some(&b'(') {
+                    if let Some(close) = matching_paren(bytes, cursor) {
+                        inserts.push((call_start, "("));
+                        inserts.push((close + 1, ")"));
+                        position = close + 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        position += 1;
+    }
+    if inserts.is_empty() {
+        return body.into();
+    }
+    let mut out = String::with_capacity(body.len() + inserts.len());
+    let mut copied = 0;
+    for (at, text) in inserts {
+        out.push_str(&body[copied..at]);
+        out.push_str(text);
+        copied = at;
+    }
+    out.push_str(&body[copied..]);
+    out.into()
+}
+
+/// The position after the string or comment starting at `start`, if one starts there.
+fn skip_string_or_comment(bytes: &[u8], start: usize) -> Option<usize> {
+    let rest = &bytes[start..];
+    if rest.starts_with(b"--") {
+        if let Some(end) = long_bracket_end(bytes, start + 2) {
+            return Some(end);
+        }
+        let line_end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |p| start + p);
+        return Some(line_end);
+    }
+    match rest.first()? {
+        quote @ (b'"' | b'\'') => {
+            let mut cursor = start + 1;
+            while cursor < bytes.len() && bytes[cursor] != *quote {
+                cursor += if bytes[cursor] == b'\\' { 2 } else { 1 };
+            }
+            Some((cursor + 1).min(bytes.len()))
+        }
+        b'[' => long_bracket_end(bytes, start),
+        _ => None,
+    }
+}
+
+/// The position after a long bracket (`[[...]]`, `[==[...]==]`) starting at `start`.
+fn long_bracket_end(bytes: &[u8], start: usize) -> Option<usize> {
+    if bytes.get(start) != Some(&b'[') {
+        return None;
+    }
+    let level = bytes[start + 1..]
+        .iter()
+        .take_while(|&&b| b == b'=')
+        .count();
+    if bytes.get(start + 1 + level) != Some(&b'[') {
+        return None;
+    }
+    let closing: Vec<u8> = std::iter::once(b']')
+        .chain(std::iter::repeat_n(b'=', level))
+        .chain(std::iter::once(b']'))
+        .collect();
+    let body_start = start + 2 + level;
+    let found = bytes[body_start..]
+        .windows(closing.len())
+        .position(|window| window == closing.as_slice())?;
+    Some(body_start + found + closing.len())
+}
+
+/// The position of the `)` that closes the `(` at `open`.
+fn matching_paren(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut position = open;
+    while position < bytes.len() {
+        if let Some(end) = skip_string_or_comment(bytes, position) {
+            position = end;
+            continue;
+        }
+        match bytes[position] {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(position);
+                }
+            }
+            _ => {}
+        }
+        position += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tail_calls_are_parenthesised() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "plain",
+                "return redis.call('get', 'k')",
+                "return (redis.call('get', 'k'))",
+            ),
+            (
+                "pcall",
+                "return redis.pcall('x')",
+                "return (redis.pcall('x'))",
+            ),
+            (
+                "nested parens",
+                "return redis.call('set', f(1), 'v')",
+                "return (redis.call('set', f(1), 'v'))",
+            ),
+            (
+                "paren in string",
+                "return redis.call('set', ')', 'v')",
+                "return (redis.call('set', ')', 'v'))",
+            ),
+            (
+                "not a tail call",
+                "local x = redis.call('get', 'k')",
+                "local x = redis.call('get', 'k')",
+            ),
+            (
+                "in a comment",
+                "-- return redis.call('x')\nreturn 1",
+                "-- return redis.call('x')\nreturn 1",
+            ),
+            (
+                "in a long string",
+                "return [[return redis.call('x')]]",
+                "return [[return redis.call('x')]]",
+            ),
+            (
+                "another word",
+                "myreturn redis.call('x')",
+                "myreturn redis.call('x')",
+            ),
+            (
+                "unbalanced",
+                "return redis.call('x'",
+                "return redis.call('x'",
+            ),
+        ];
+        for (name, body, expected) in cases {
+            assert_eq!(super::untail(body), *expected, "{name}");
+        }
+    }
 }

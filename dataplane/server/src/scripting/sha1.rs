@@ -4,7 +4,13 @@
 
 /// SHA-1 digest of `data`.
 pub fn digest(data: &[u8]) -> [u8; 20] {
-    let mut state: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let mut state: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
     let bit_len = (data.len() as u64).wrapping_mul(8);
     let mut message = data.to_vec();
     message.push(0x80);
@@ -55,7 +61,10 @@ pub fn digest(data: &[u8]) -> [u8; 20] {
 
 /// SHA-1 of `data` as 40 lower-case hex digits.
 pub fn hex(data: &[u8]) -> String {
-    digest(data).iter().map(|byte| format!("{byte:02x}")).collect()
+    digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -153,4 +153,3 @@ pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(ctx.shard.shared.started_at_s as i64);
     Ok(())
 }
-

@@ -16,6 +16,7 @@
 pub mod convert;
 pub mod functions;
 pub mod libs;
+pub mod msgpack;
 pub mod run;
 pub mod sandbox;
 pub mod sha1;

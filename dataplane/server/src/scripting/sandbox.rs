@@ -39,7 +39,7 @@ redis.pcall = function(...)
   local _, value = raw_call(...)
   return value
 end
-for _, name in ipairs({"string", "table", "math", "os", "redis", "cjson", "bit", "coroutine"}) do
+for _, name in ipairs({"string", "table", "math", "os", "redis", "cjson", "bit", "cmsgpack", "coroutine"}) do
   if real[name] then real[name] = proxy(real[name]) end
 end
 local env = proxy(real)

@@ -279,6 +279,9 @@ const PARAMETERS: &[Parameter] = &[
         Kind::OutputLimits,
         Mutable,
     ),
+    // Past it, a running script makes other clients' commands answer BUSY (Redis 7's name;
+    // lua-time-limit is its old alias and sets the same value).
+    parameter("busy-reply-threshold", "5000", NON_NEGATIVE, Mutable),
     // The LFU counter's growth and decay (ember_store::lfu); Redis bounds both by INT_MAX.
     parameter("lfu-log-factor", "10", LFU_PARAMETER, Mutable),
     parameter("lfu-decay-time", "1", LFU_PARAMETER, Mutable),
@@ -504,6 +507,15 @@ impl Config {
             return Err(ConfigError(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
             )));
+        }
+        // lua-time-limit is busy-reply-threshold's old name: both hold the value.
+        let alias = match parameter.name {
+            "lua-time-limit" => find("busy-reply-threshold"),
+            "busy-reply-threshold" => find("lua-time-limit"),
+            _ => None,
+        };
+        if let Some(alias) = alias {
+            let _ = self.store(alias, value);
         }
         self.store(parameter, value).map_err(|error| {
             ConfigError(format!(

@@ -51,6 +51,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         shard_count,
         hardware,
         multi_writes: Default::default(),
+        scripts: Arc::new(crate::scripting::Registry::new()),
     });
     crate::memory::GAUGE.record_startup();
     eprintln!(

@@ -112,6 +112,14 @@ pub async fn execute<'s>(
         reply_error(shard, out, crate::memory::OOM_ERROR);
         return;
     }
+    // A script past busy-reply-threshold: only allow-busy commands run (a script's own
+    // commands, which run under its hold, are not refused).
+    if client.hold.is_none() && !spec.has(CommandFlags::ALLOW_BUSY) {
+        if let Some(message) = shard.shared.scripts.busy_error() {
+            reply_error(shard, out, message);
+            return;
+        }
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(CommandFlags::TRANSACTION_CONTROL) {
             queue.push(args.iter().map(|arg| arg.to_vec()).collect());
@@ -167,6 +175,9 @@ pub async fn execute<'s>(
                 }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
                 Handler::PubSub(op) => super::pubsub::run(op, shard, args, out).await,
+                Handler::Script(op) => {
+                    super::scripting::run(op, shard, client, args, now_ms, out).await
+                }
             }
         }
     };

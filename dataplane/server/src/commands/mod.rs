@@ -285,6 +285,8 @@ pub enum Handler {
     Transaction(TransactionOp),
     /// PUBLISH, SPUBLISH, PUBSUB: on the connection's shard, asking every other shard.
     PubSub(pubsub::PubSubOp),
+    /// Scripts and functions ([`scripting::run`]).
+    Script(scripting::ScriptOp),
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -652,7 +654,6 @@ static CORE: &[CommandSpec] = &[
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),
-    command("function", -2, F::NOSCRIPT, NO_KEYS, "scripting", "7.0.0", "A container for function commands.", Connection(server::function)),
     // strings
     command("get", 2, R_FAST, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.", Ks(strings::get)),
     command("set", -3, W_OOM, ONE_KEY, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", Ks(strings::set)),

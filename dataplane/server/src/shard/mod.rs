@@ -45,6 +45,8 @@ pub struct Shared {
     pub hardware: String,
     /// Multi-shard writes begun and finished, so multi-shard reads need no holds.
     pub multi_writes: MultiWrites,
+    /// Scripts and function libraries every shard can call, and the busy script if any.
+    pub scripts: Arc<crate::scripting::Registry>,
 }
 
 /// One shard.
@@ -76,6 +78,8 @@ pub struct Shard {
     pub mesh: Mesh,
     /// This shard's connections' subscriptions, and keyspace events for the other shards.
     pub pubsub: pubsub::PubSub,
+    /// This shard's Lua interpreter and compiled scripts.
+    pub scripting: crate::scripting::Engine,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -117,6 +121,7 @@ impl Shard {
             spin,
             mesh: Mesh::new(index, mesh),
             pubsub: pubsub::PubSub::new(shard_count),
+            scripting: crate::scripting::Engine::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

@@ -153,19 +153,3 @@ pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(ctx.shard.shared.started_at_s as i64);
     Ok(())
 }
-
-/// FUNCTION FLUSH | LIST | HELP, on the empty library (scripting is not built yet).
-pub fn function(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
-    let subcommand = args[1];
-    if is(subcommand, "FLUSH") && args.len() <= 3 {
-        if args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC") {
-            return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
-        }
-        ctx.out.ok();
-    } else if is(subcommand, "LIST") {
-        ctx.out.array_len(0);
-    } else {
-        return Err(unknown_subcommand_message("function", subcommand).into());
-    }
-    Ok(())
-}

@@ -327,6 +327,8 @@ pub struct Config {
     pub hz: u64,
     /// Prometheus endpoint port (0 = off).
     pub metrics_port: u16,
+    /// `list-max-listpack-size`: when a list leaves the listpack encoding.
+    pub list_limits: ember_store::list::ListLimits,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
     pub inference: crate::inference::InferenceConfig,
 }
@@ -356,6 +358,7 @@ impl Default for Config {
             latency_monitor_threshold_ms: 0,
             hz: 0,
             metrics_port: 0,
+            list_limits: ember_store::list::ListLimits::default(),
             inference: crate::inference::InferenceConfig::default(),
         };
         config.refresh_typed().expect("defaults are valid");
@@ -544,6 +547,7 @@ impl Config {
         self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;
         self.hz = self.integer("hz") as u64;
         self.metrics_port = self.integer("metrics-port") as u16;
+        self.list_limits.listpack_size = self.integer("list-max-listpack-size");
         Ok(())
     }
 }

@@ -47,6 +47,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         shard_count,
         hardware,
         multi_writes: Default::default(),
+        blocked_clients: Default::default(),
     });
     eprintln!(
         "ember {}: {} shard(s), busy-poll {} us, hardware: {}",

@@ -155,6 +155,9 @@ pub async fn execute<'s>(
                     crate::commands::server::admin::run(op, shard, client, args, out).await
                 }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
+                Handler::Blocking(command) => {
+                    super::blocking::run(shard, client, command, args, out).await
+                }
             }
         }
     };

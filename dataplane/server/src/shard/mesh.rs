@@ -103,6 +103,8 @@ pub enum ShardRequest {
     },
     /// Tensors and models (crate::inference).
     Inference(crate::inference::InferenceRequest),
+    /// Blocked clients' waits (crate::commands::blocking).
+    Blocking(crate::commands::blocking::BlockingRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.
@@ -138,6 +140,11 @@ pub enum AdminRequest {
     ClientList,
     /// CLIENT KILL by the given filter; returns how many were killed.
     ClientKill { filter: crate::client::KillFilter },
+    /// CLIENT UNBLOCK: ends the wait of that client if it is blocked on this shard.
+    ClientUnblock {
+        client_id: u64,
+        kind: crate::commands::blocking::UnblockKind,
+    },
     /// SLOWLOG GET / LEN / RESET.
     Slowlog(crate::stats::SlowlogRequest),
     /// LATENCY LATEST / HISTORY / RESET.
@@ -170,6 +177,8 @@ pub enum ShardReply {
     Latency(Vec<crate::stats::LatencyEvent>),
     /// An inference answer.
     Inference(crate::inference::InferenceReply),
+    /// A blocking-wait answer.
+    Blocking(crate::commands::blocking::BlockingReply),
     /// Nothing to report.
     Done,
 }

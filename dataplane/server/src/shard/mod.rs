@@ -44,6 +44,8 @@ pub struct Shared {
     pub hardware: String,
     /// Multi-shard writes begun and finished, so multi-shard reads need no holds.
     pub multi_writes: MultiWrites,
+    /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
+    pub blocked_clients: AtomicUsize,
 }
 
 /// One shard.
@@ -73,6 +75,8 @@ pub struct Shard {
     pub spin: Option<Rc<crate::spin::Spinner>>,
     /// Requests to other shards and the slots their replies land in.
     pub mesh: Mesh,
+    /// Clients blocked on this shard's keys, and this shard's blocked connections.
+    pub blocking: crate::commands::blocking::Registry,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -112,6 +116,7 @@ impl Shard {
             inference,
             spin,
             mesh: Mesh::new(index, mesh),
+            blocking: crate::commands::blocking::Registry::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

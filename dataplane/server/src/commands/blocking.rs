@@ -93,8 +93,11 @@ pub struct BlockingCommand {
     pub serve: ServeFn,
     /// Serves the request from its source key alone, when `push_to`'s key is elsewhere.
     pub serve_pop_only: Option<ServeFn>,
-    /// The reply when the wait ends with nothing.
+    /// The reply when the wait ends with nothing (a timeout, CLIENT UNBLOCK).
     pub nil: fn(&mut ReplySink),
+    /// The reply when it could not block (inside MULTI) and nothing served it: BLMOVE answers
+    /// a null bulk string there, but a null array on a timeout, as Redis does.
+    pub nil_without_blocking: fn(&mut ReplySink),
 }
 
 /// A waiter queued on a key's shard.
@@ -622,7 +625,11 @@ pub async fn run(
         WaitEnd::Served | WaitEnd::TimedOut | WaitEnd::Unblocked(UnblockKind::Timeout) => {}
     }
     let Some(served) = first else {
-        (command.nil)(out);
+        if may_block {
+            (command.nil)(out);
+        } else {
+            (command.nil_without_blocking)(out);
+        }
         return Ok(());
     };
     if let (Some((destination, push)), true) = (parsed.push_to, pop_only) {

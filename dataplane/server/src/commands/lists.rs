@@ -88,11 +88,15 @@ pub fn keys_after_numkeys<const AT: usize>(args: &[&[u8]]) -> KeySpec {
 /// The `numkeys` argument at `at`: at least 1, and that many arguments after it.
 ///
 /// # Errors
-/// [`NUMKEYS_NOT_POSITIVE`] (or NOT_INTEGER) as Redis answers.
+/// [`NUMKEYS_NOT_POSITIVE`] for a count below 1 or not a number; a syntax error when the
+/// arguments run out.
 pub fn numkeys(args: &[&[u8]], at: usize) -> Result<usize, CommandError> {
-    let count = parse_integer(args[at])?;
-    if count <= 0 || count as u64 > (args.len() - at - 1) as u64 {
-        return Err(NUMKEYS_NOT_POSITIVE.into());
+    let count = match ember_resp::parse_i64(args[at]) {
+        Some(count) if count > 0 => count as u64,
+        _ => return Err(NUMKEYS_NOT_POSITIVE.into()),
+    };
+    if count > (args.len() - at - 1) as u64 {
+        return Err(errors::SYNTAX.into());
     }
     Ok(count as usize)
 }

@@ -151,6 +151,7 @@ pub static BZPOPMIN: BlockingCommand = BlockingCommand {
     serve: serve_min,
     serve_pop_only: None,
     nil: nil_array,
+    nil_without_blocking: nil_array,
 };
 
 /// BZPOPMAX key [key ...] timeout
@@ -159,6 +160,7 @@ pub static BZPOPMAX: BlockingCommand = BlockingCommand {
     serve: serve_max,
     serve_pop_only: None,
     nil: nil_array,
+    nil_without_blocking: nil_array,
 };
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
@@ -167,6 +169,7 @@ pub static BZMPOP: BlockingCommand = BlockingCommand {
     serve: serve_bzmpop,
     serve_pop_only: None,
     nil: nil_array,
+    nil_without_blocking: nil_array,
 };
 
 fn serve_one_member(

@@ -15,6 +15,7 @@ pub static BLPOP: BlockingCommand = BlockingCommand {
     serve: serve_front,
     serve_pop_only: None,
     nil: nil_array,
+    nil_without_blocking: nil_array,
 };
 
 /// BRPOP key [key ...] timeout
@@ -23,6 +24,7 @@ pub static BRPOP: BlockingCommand = BlockingCommand {
     serve: serve_back,
     serve_pop_only: None,
     nil: nil_array,
+    nil_without_blocking: nil_array,
 };
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
@@ -30,7 +32,8 @@ pub static BLMOVE: BlockingCommand = BlockingCommand {
     parse: parse_blmove,
     serve: serve_blmove,
     serve_pop_only: Some(serve_blmove_pop),
-    nil: nil_bulk,
+    nil: nil_array,
+    nil_without_blocking: nil_bulk,
 };
 
 /// BRPOPLPUSH source destination timeout
@@ -38,7 +41,8 @@ pub static BRPOPLPUSH: BlockingCommand = BlockingCommand {
     parse: parse_brpoplpush,
     serve: serve_brpoplpush,
     serve_pop_only: Some(serve_brpoplpush_pop),
-    nil: nil_bulk,
+    nil: nil_array,
+    nil_without_blocking: nil_bulk,
 };
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
@@ -47,6 +51,7 @@ pub static BLMPOP: BlockingCommand = BlockingCommand {
     serve: serve_blmpop,
     serve_pop_only: None,
     nil: nil_array,
+    nil_without_blocking: nil_array,
 };
 
 /// The request that pushes `elements` (in popping order) back where they were popped from.

@@ -355,6 +355,8 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// The pubsub class of `client-output-buffer-limit`.
     pub pubsub_output_limit: crate::shard::pubsub::OutputLimit,
+    /// `list-max-listpack-size`: when a list leaves the listpack encoding.
+    pub list_limits: ember_store::list::ListLimits,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
     pub inference: crate::inference::InferenceConfig,
 }
@@ -388,6 +390,7 @@ impl Default for Config {
             metrics_port: 0,
             notify_keyspace_events: 0,
             pubsub_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
+            list_limits: ember_store::list::ListLimits::default(),
             inference: crate::inference::InferenceConfig::default(),
         };
         config.refresh_typed().expect("defaults are valid");
@@ -605,6 +608,7 @@ impl Config {
                 .map_err(ConfigError)?;
         self.pubsub_output_limit =
             crate::shard::pubsub::pubsub_output_limit(&self.values["client-output-buffer-limit"]);
+        self.list_limits.listpack_size = self.integer("list-max-listpack-size");
         Ok(())
     }
 }

@@ -52,6 +52,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         hardware,
         multi_writes: Default::default(),
         scripts: Arc::new(crate::scripting::Registry::new()),
+        blocked_clients: Default::default(),
     });
     crate::memory::GAUGE.record_startup();
     eprintln!(

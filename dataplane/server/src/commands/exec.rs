@@ -178,6 +178,9 @@ pub async fn execute<'s>(
                 Handler::Script(op) => {
                     super::scripting::run(op, shard, client, args, now_ms, out).await
                 }
+                Handler::Blocking(command) => {
+                    super::blocking::run(shard, client, command, args, out).await
+                }
             }
         }
     };

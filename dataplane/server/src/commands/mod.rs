@@ -21,6 +21,7 @@ pub mod exec;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+pub mod blocking;
 pub mod keys;
 pub mod lists;
 pub mod memory;
@@ -35,6 +36,7 @@ pub mod sets;
 pub mod streams;
 pub mod strings;
 pub mod transaction;
+pub mod zset_pops;
 pub mod zsets;
 
 /// An error reply: the full message, code first (`ERR ...`, `WRONGTYPE ...`).
@@ -287,6 +289,8 @@ pub enum Handler {
     PubSub(pubsub::PubSubOp),
     /// Scripts and functions ([`scripting::run`]).
     Script(scripting::ScriptOp),
+    /// Commands that may block the client until a key can serve it ([`blocking`]).
+    Blocking(&'static blocking::BlockingCommand),
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -531,12 +535,25 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// How it splits across shards.
     pub split: Split,
+    /// For commands whose keys move with their arguments (LMPOP's `numkeys`): the key
+    /// specification of one request, which [`CommandSpec::key_positions`] then uses instead of
+    /// `keys`.
+    pub movable_keys: Option<fn(&[&[u8]]) -> KeySpec>,
 }
 
 impl CommandSpec {
     /// True when `flag` is set.
     pub fn has(&self, flag: CommandFlags) -> bool {
         self.flags.contains(flag)
+    }
+
+    /// The argument positions of the keys of the request `args`.
+    pub fn key_positions(&self, args: &[&[u8]]) -> impl Iterator<Item = usize> {
+        let keys = match self.movable_keys {
+            Some(keys_of) => keys_of(args),
+            None => self.keys,
+        };
+        keys.positions(args.len())
     }
 }
 
@@ -562,7 +579,17 @@ pub(crate) const fn command(
         since,
         handler,
         split: Split::None,
+        movable_keys: None,
     }
+}
+
+/// Declares a command whose keys are found in each request by `keys_of` (after a `numkeys`).
+pub(crate) const fn movable(
+    mut spec: CommandSpec,
+    keys_of: fn(&[&[u8]]) -> KeySpec,
+) -> CommandSpec {
+    spec.movable_keys = Some(keys_of);
+    spec
 }
 
 pub(crate) const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {

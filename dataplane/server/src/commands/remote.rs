@@ -59,6 +59,7 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         ShardRequest::Inference(request) => request
             .gate_token()
             .is_none_or(|token| !shard.gate.blocks(token)),
+        ShardRequest::Blocking(request) => super::blocking::answerable_now(shard, request),
     }
 }
 
@@ -96,6 +97,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         }
         ShardRequest::Release { token } => {
             shard.gate.release(token);
+            super::blocking::serve_ready(shard);
             ShardReply::Done
         }
         ShardRequest::Fetch { db, keys, .. } => {
@@ -121,6 +123,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             }
             ShardReply::Inference(crate::inference::answer(shard, request))
         }
+        ShardRequest::Blocking(request) => super::blocking::answer(shard, request).await,
     }
 }
 

@@ -105,6 +105,8 @@ pub enum ShardRequest {
     Inference(crate::inference::InferenceRequest),
     /// Publishing and Pub/Sub figures (commands::pubsub).
     PubSub(super::pubsub::PubSubRequest),
+    /// Blocked clients' waits (crate::commands::blocking).
+    Blocking(crate::commands::blocking::BlockingRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.
@@ -140,6 +142,11 @@ pub enum AdminRequest {
     ClientList,
     /// CLIENT KILL by the given filter; returns how many were killed.
     ClientKill { filter: crate::client::KillFilter },
+    /// CLIENT UNBLOCK: ends the wait of that client if it is blocked on this shard.
+    ClientUnblock {
+        client_id: u64,
+        kind: crate::commands::blocking::UnblockKind,
+    },
     /// SLOWLOG GET / LEN / RESET.
     Slowlog(crate::stats::SlowlogRequest),
     /// LATENCY LATEST / HISTORY / RESET.
@@ -174,6 +181,8 @@ pub enum ShardReply {
     Inference(crate::inference::InferenceReply),
     /// Counts, in the order asked (PUBSUB NUMSUB).
     Counts(Vec<usize>),
+    /// A blocking-wait answer.
+    Blocking(crate::commands::blocking::BlockingReply),
     /// Nothing to report.
     Done,
 }

@@ -47,6 +47,8 @@ pub struct Shared {
     pub multi_writes: MultiWrites,
     /// Scripts and function libraries every shard can call, and the busy script if any.
     pub scripts: Arc<crate::scripting::Registry>,
+    /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
+    pub blocked_clients: AtomicUsize,
 }
 
 /// One shard.
@@ -80,6 +82,8 @@ pub struct Shard {
     pub pubsub: pubsub::PubSub,
     /// This shard's Lua interpreter and compiled scripts.
     pub scripting: crate::scripting::Engine,
+    /// Clients blocked on this shard's keys, and this shard's blocked connections.
+    pub blocking: crate::commands::blocking::Registry,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -122,6 +126,7 @@ impl Shard {
             mesh: Mesh::new(index, mesh),
             pubsub: pubsub::PubSub::new(shard_count),
             scripting: crate::scripting::Engine::default(),
+            blocking: crate::commands::blocking::Registry::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

@@ -27,7 +27,7 @@ pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
         return Route::Local;
     }
     let mut owner = None;
-    for position in spec.keys.positions(args.len()) {
+    for position in spec.key_positions(args) {
         let key_owner = shard.owner_of(args[position]);
         match owner {
             None => owner = Some(key_owner),
@@ -45,7 +45,7 @@ pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
 /// `slot_hash` module hashes every key and counts its cycles. A simulation failure is reported
 /// and the software slot function answers instead, so a request never fails for it.
 fn route_through_offload(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
-    let keys: Vec<&[u8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
+    let keys: Vec<&[u8]> = spec.key_positions(args).map(|p| args[p]).collect();
     if keys.is_empty() {
         return Route::Local;
     }

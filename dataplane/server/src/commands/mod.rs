@@ -21,6 +21,7 @@ pub mod exec;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+pub mod key_finders;
 pub mod keys;
 pub mod lists;
 pub mod multikey;
@@ -520,12 +521,27 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// How it splits across shards.
     pub split: Split,
+    /// Where the keys are when a key count or a keyword places them (SINTERCARD, ZUNIONSTORE,
+    /// XREAD...): Redis's "movablekeys". `keys` then only says what COMMAND INFO shows.
+    pub key_finder: Option<KeyFinder>,
 }
+
+/// Finds the key positions of a command whose keys move, from its arguments; malformed
+/// arguments give no keys (the handler then answers the error, on the caller's shard).
+pub type KeyFinder = fn(&[&[u8]]) -> Vec<usize>;
 
 impl CommandSpec {
     /// True when `flag` is set.
     pub fn has(&self, flag: CommandFlags) -> bool {
         self.flags.contains(flag)
+    }
+
+    /// Argument positions of the keys in `args` (the command name at 0).
+    pub fn key_positions(&self, args: &[&[u8]]) -> Vec<usize> {
+        match self.key_finder {
+            Some(finder) => finder(args),
+            None => self.keys.positions(args.len()).collect(),
+        }
     }
 }
 
@@ -551,7 +567,14 @@ pub(crate) const fn command(
         since,
         handler,
         split: Split::None,
+        key_finder: None,
     }
+}
+
+/// Declares where a command's keys are when they move (see [`CommandSpec::key_finder`]).
+pub(crate) const fn movable(mut spec: CommandSpec, finder: KeyFinder) -> CommandSpec {
+    spec.key_finder = Some(finder);
+    spec
 }
 
 pub(crate) const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
@@ -594,8 +617,10 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 9] = [
+    let families: [&[CommandSpec]; 11] = [
         CORE,
+        sets::COMMANDS,
+        zsets::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
         bitmaps::COMMANDS,

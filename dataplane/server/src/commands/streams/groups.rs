@@ -208,7 +208,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn xack(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (key, group) = (args[1], args[2]);
     let stream = read_entry(ctx, key).map(stream_of).transpose()?;
-    if !stream.is_some_and(|stream| stream.group(group).is_some()) {
+    if stream.is_none_or(|stream| stream.group(group).is_none()) {
         ctx.out.integer(0);
         return Ok(());
     }

@@ -156,7 +156,7 @@ fn serve(
     let last_valid = stream.edges().map(|(_, last)| last.id);
     match start {
         Start::After(after) => {
-            if !last_valid.is_some_and(|last| last > after) {
+            if last_valid.is_none_or(|last| last <= after) {
                 return Ok(None);
             }
             let Some(first) = after.next() else {
@@ -171,7 +171,7 @@ fn serve(
             let (group, consumer) = request.group.expect("group reads have a group");
             if from == ReadFrom::New {
                 let group_last = stream.group(group).map(|g| g.last_id);
-                if !last_valid.is_some_and(|last| Some(last) > group_last) {
+                if last_valid.is_none_or(|last| Some(last) <= group_last) {
                     return Ok(None);
                 }
             }

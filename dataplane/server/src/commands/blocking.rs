@@ -334,6 +334,7 @@ fn serve_one(
             config: &config,
             stats: &shard.stats,
             no_touch: false,
+            pubsub: &shard.pubsub,
         };
         (waiter.serve)(&mut ctx, &args, key)?
     };

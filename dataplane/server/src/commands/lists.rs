@@ -74,14 +74,10 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// The keys of an `...MPOP` request: `numkeys` at position `AT`, the keys right after it. A
 /// `numkeys` that does not parse or runs past the arguments names no key (the handler then
 /// answers the error).
-pub fn keys_after_numkeys<const AT: usize>(args: &[&[u8]]) -> KeySpec {
+pub fn keys_after_numkeys<const AT: usize>(args: &[&[u8]]) -> Vec<usize> {
     match numkeys(args, AT) {
-        Ok(count) => KeySpec {
-            first: AT as i32 + 1,
-            last: (AT + count) as i32,
-            step: 1,
-        },
-        Err(_) => NO_KEYS,
+        Ok(count) => (AT + 1..=AT + count).collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod blocking;
+pub mod key_finders;
 pub mod keys;
 pub mod lists;
 pub mod memory;
@@ -535,11 +536,14 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// How it splits across shards.
     pub split: Split,
-    /// For commands whose keys move with their arguments (LMPOP's `numkeys`): the key
-    /// specification of one request, which [`CommandSpec::key_positions`] then uses instead of
-    /// `keys`.
-    pub movable_keys: Option<fn(&[&[u8]]) -> KeySpec>,
+    /// Where the keys are when a key count or a keyword places them (SINTERCARD, ZUNIONSTORE,
+    /// XREAD...): Redis's "movablekeys". `keys` then only says what COMMAND INFO shows.
+    pub key_finder: Option<KeyFinder>,
 }
+
+/// Finds the key positions of a command whose keys move, from its arguments; malformed
+/// arguments give no keys (the handler then answers the error, on the caller's shard).
+pub type KeyFinder = fn(&[&[u8]]) -> Vec<usize>;
 
 impl CommandSpec {
     /// True when `flag` is set.
@@ -547,13 +551,12 @@ impl CommandSpec {
         self.flags.contains(flag)
     }
 
-    /// The argument positions of the keys of the request `args`.
-    pub fn key_positions(&self, args: &[&[u8]]) -> impl Iterator<Item = usize> {
-        let keys = match self.movable_keys {
-            Some(keys_of) => keys_of(args),
-            None => self.keys,
-        };
-        keys.positions(args.len())
+    /// Argument positions of the keys in `args` (the command name at 0).
+    pub fn key_positions(&self, args: &[&[u8]]) -> Vec<usize> {
+        match self.key_finder {
+            Some(finder) => finder(args),
+            None => self.keys.positions(args.len()).collect(),
+        }
     }
 }
 
@@ -579,16 +582,13 @@ pub(crate) const fn command(
         since,
         handler,
         split: Split::None,
-        movable_keys: None,
+        key_finder: None,
     }
 }
 
-/// Declares a command whose keys are found in each request by `keys_of` (after a `numkeys`).
-pub(crate) const fn movable(
-    mut spec: CommandSpec,
-    keys_of: fn(&[&[u8]]) -> KeySpec,
-) -> CommandSpec {
-    spec.movable_keys = Some(keys_of);
+/// Declares where a command's keys are when they move (see [`CommandSpec::key_finder`]).
+pub(crate) const fn movable(mut spec: CommandSpec, finder: KeyFinder) -> CommandSpec {
+    spec.key_finder = Some(finder);
     spec
 }
 
@@ -632,8 +632,10 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 9] = [
+    let families: [&[CommandSpec]; 11] = [
         CORE,
+        sets::COMMANDS,
+        zsets::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
         bitmaps::COMMANDS,

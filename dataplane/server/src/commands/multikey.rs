@@ -113,7 +113,10 @@ pub async fn admit(
     if !hold && !gate.busy() {
         return; // The common case: nothing is held, nothing to look at.
     }
-    let keys: SmallVec<[&[u8]; 8]> = spec.key_positions(args).map(|p| args[p]).collect();
+    let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
+        Some(finder) => finder(args).into_iter().map(|p| args[p]).collect(),
+        None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
+    };
     match (hold, token) {
         (true, Some(token)) => gate.lock_keys(token, db, &keys).await,
         (_, token) => gate.enter_keys(token, db, &keys).await,
@@ -466,6 +469,7 @@ async fn scratch(
     };
     let keys: BTreeSet<(usize, &[u8])> = spec
         .key_positions(args)
+        .into_iter()
         .map(|p| (if p == 2 { destination_db } else { db }, args[p]))
         .collect();
     let mut by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();

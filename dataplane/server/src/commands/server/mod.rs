@@ -15,7 +15,10 @@ fn write_info(out: &mut ReplySink, spec: &CommandSpec) {
     out.array_len(10);
     out.bulk(spec.name.as_bytes());
     out.integer(i64::from(spec.arity));
-    let flags: Vec<&str> = spec.flags.names().collect();
+    let mut flags: Vec<&str> = spec.flags.names().collect();
+    if spec.key_finder.is_some() {
+        flags.push("movablekeys");
+    }
     out.set_len(flags.len());
     for flag in flags {
         out.simple(flag.as_bytes());
@@ -118,10 +121,12 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         if !super::arity_ok(spec.arity, full.len()) {
             return Err("ERR Invalid number of arguments specified for command".into());
         }
-        if !matches!(spec.handler, Handler::Keyspace(_)) || spec.keys.first == 0 {
+        if !matches!(spec.handler, Handler::Keyspace(_))
+            || spec.keys.first == 0 && spec.key_finder.is_none()
+        {
             return Err("ERR The command has no key arguments".into());
         }
-        let positions: Vec<usize> = spec.keys.positions(full.len()).collect();
+        let positions: Vec<usize> = spec.key_positions(full);
         out.array_len(positions.len());
         for position in positions {
             out.bulk(full[position]);

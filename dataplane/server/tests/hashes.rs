@@ -410,28 +410,6 @@ const EXACT: &[Exact] = &[
         ],
     },
     Exact {
-        name: "memory usage (Redis's TCL hash unit reads it)",
-        steps: &[
-            (&["MEMORY", "USAGE", "missing"], "(nil)"),
-            (
-                &["MEMORY", "USAGE", "missing", "SAMPLES", "x"],
-                "(error) ERR value is not an integer or out of range",
-            ),
-            (
-                &["MEMORY", "USAGE", "missing", "FOO"],
-                "(error) ERR syntax error",
-            ),
-            (
-                &["MEMORY", "FOO"],
-                "(error) ERR unknown subcommand 'FOO'. Try MEMORY HELP.",
-            ),
-            (
-                &["MEMORY", "USAGE"],
-                "(error) ERR wrong number of arguments for 'memory|usage' command",
-            ),
-        ],
-    },
-    Exact {
         name: "hrandfield skips due fields",
         steps: &[
             (&["HSET", "h", "a", "1", "b", "2"], "2"),
@@ -556,14 +534,6 @@ fn hscan_returns_every_field_of_a_big_hash_once() {
         .query(&mut con)
         .unwrap();
     assert_eq!(encoding, "hashtable");
-    let usage: i64 = redis::cmd("MEMORY")
-        .arg("USAGE")
-        .arg("big")
-        .arg("SAMPLES")
-        .arg(0)
-        .query(&mut con)
-        .unwrap();
-    assert!(usage > 300 * 8, "MEMORY USAGE counts the fields: {usage}");
     let mut seen = Vec::new();
     let mut cursor = 0u64;
     for _ in 0..1000 {

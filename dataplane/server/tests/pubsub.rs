@@ -159,6 +159,17 @@ const EXACT_CASES: &[(&str, &[&[&str]])] = &[
         ],
     ),
     (
+        // In RESP3 the message pushed to the publisher itself comes before PUBLISH's reply.
+        "publishing on one's own channel",
+        &[
+            &["SUBSCRIBE", "self"],
+            &["PUBLISH", "self", "hi"],
+            &["PING"],
+            &["UNSUBSCRIBE"],
+            &["PING"],
+        ],
+    ),
+    (
         "PUBSUB errors and help",
         &[
             &["PUBSUB", "HELP"],
@@ -475,6 +486,17 @@ const EVENT_CASES: &[(&str, &[&[&str]])] = &[
             &["SET", "gone", "v", "PX", "1"],
             &["SLEEP"],
             &["GET", "gone"],
+        ],
+    ),
+    (
+        "Em",
+        &[
+            &["SET", "a", "1"],
+            &["GET", "a"],
+            &["GET", "missing"],
+            &["MGET", "a", "b", "c"],
+            &["SMEMBERS", "noset"],
+            &["ZSCORE", "nozset", "m"],
         ],
     ),
 ];

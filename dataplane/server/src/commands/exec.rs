@@ -160,7 +160,7 @@ pub async fn execute<'s>(
                     crate::commands::server::admin::run(op, shard, client, args, out).await
                 }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
-                Handler::PubSub(op) => super::pubsub::run(op, shard, args, out).await,
+                Handler::PubSub(op) => super::pubsub::run(op, shard, client, args, out).await,
             }
         }
     };

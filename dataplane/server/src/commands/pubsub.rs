@@ -367,6 +367,7 @@ pub fn unsubscribe_all(shard: &Shard, client: &mut Client) {
 pub async fn run(
     op: PubSubOp,
     shard: &Shard,
+    client: &Client,
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
@@ -378,6 +379,9 @@ pub async fn run(
                 Namespace::Shard
             };
             let receivers = publish(shard, namespace, args[1], args[2]).await;
+            // A (RESP3) publisher listening to its own channel gets the message before the
+            // reply, as from Redis.
+            take_pushes(client, out);
             out.integer(receivers as i64);
             Ok(())
         }

@@ -297,13 +297,12 @@ fn random_commands_match_redis_server() {
         }
         // Every command raised the same keyspace events as in redis-server.
         let mut event_count = 0;
-        for step in 0..operations {
+        for (step, command) in history.iter().enumerate() {
             let (got, expected) = (our_events.next_step(), their_events.next_step());
             event_count += expected.len();
             assert_eq!(
                 got, expected,
-                "seed {seed} (replay: EMBER_TEST_SEED={seed}), resp3={resp3}: keyspace events of step {step}: {}",
-                history[step]
+                "seed {seed} (replay: EMBER_TEST_SEED={seed}), resp3={resp3}: keyspace events of step {step}: {command}"
             );
         }
         assert!(

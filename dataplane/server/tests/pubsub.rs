@@ -278,6 +278,21 @@ fn resp3_subscriber_gets_pushes_and_runs_any_command() {
         );
     }
     assert_eq!(command(&mut subscriber, &["GET", "k"]), "$1\r\nv\r\n");
+    command(&mut subscriber, &["PSUBSCRIBE", "p*"]);
+    command(&mut subscriber, &["PSUBSCRIBE", "q*"]);
+    command(&mut subscriber, &["PSUBSCRIBE", "q*"]);
+    command(&mut subscriber, &["SSUBSCRIBE", "s"]);
+    let info = command(&mut subscriber, &["CLIENT", "INFO"]);
+    assert!(
+        info.contains(" flags=P ") && info.contains(" sub=1 psub=2 ssub=1 "),
+        "{info}"
+    );
+    command(&mut subscriber, &["RESET"]);
+    let info = command(&mut subscriber, &["CLIENT", "INFO"]);
+    assert!(
+        info.contains(" flags=N ") && info.contains(" sub=0 psub=0 ssub=0 "),
+        "{info}"
+    );
 }
 
 #[test]

@@ -202,6 +202,15 @@ impl Subscriptions {
         }
     }
 
+    /// Shows the counts in CLIENT LIST.
+    fn publish_counts(&self, handle: &crate::client::ClientHandle) {
+        handle.subscription_counts.set([
+            self.channels.len(),
+            self.patterns.len(),
+            self.shard_channels.len(),
+        ]);
+    }
+
     /// True while the connection listens to anything (Redis's `CLIENT_PUBSUB`).
     pub fn active(&self) -> bool {
         !(self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty())
@@ -307,6 +316,7 @@ fn add(ctx: &mut ConnectionCtx<'_>, set: Set, names: &[&[u8]]) {
             subscriptions.count(set),
         );
     }
+    subscriptions.publish_counts(&client.handle);
 }
 
 /// Unsubscribes from each name, or from every name of `set` when none is given, and confirms
@@ -336,6 +346,7 @@ fn drop_names(ctx: &mut ConnectionCtx<'_>, set: Set, names: &[&[u8]]) {
             subscriptions.count(set),
         );
     }
+    subscriptions.publish_counts(&ctx.client.handle);
 }
 
 /// A (un)subscription confirmation: a push in RESP3, an array in RESP2.
@@ -361,6 +372,7 @@ pub fn unsubscribe_all(shard: &Shard, client: &mut Client) {
         }
     }
     subscriptions.subscriber = None;
+    subscriptions.publish_counts(&client.handle);
 }
 
 /// Runs PUBLISH, SPUBLISH or PUBSUB.
@@ -501,8 +513,12 @@ pub async fn next_input<T>(client: &Client, read: impl Future<Output = T>) -> Op
     .await
 }
 
-/// Moves the messages pushed to `client` into its output, after the replies already there.
+/// Moves the messages pushed to `client` into its output, after the replies already there
+/// (only into a connection's output: a script's value sink leaves them queued).
 pub fn take_pushes(client: &Client, out: &mut ReplySink) {
+    if !out.holds_bytes() {
+        return;
+    }
     if let Some(subscriber) = client.subscriptions.subscriber.as_ref() {
         subscriber.set_protocol(client.protocol);
         subscriber.take_into(out.bytes_mut());

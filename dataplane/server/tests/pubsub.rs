@@ -591,3 +591,39 @@ fn active_expiry_publishes_expired() {
         "no key read them: the active expiry did"
     );
 }
+
+#[test]
+fn eviction_publishes_evicted() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-random"]);
+    let mut client = ember.raw();
+    command(
+        &mut client,
+        &["CONFIG", "SET", "notify-keyspace-events", "Ee"],
+    );
+    let mut subscriber = ember.raw();
+    command(&mut subscriber, &["SUBSCRIBE", "__keyevent@0__:evicted"]);
+    let info = command(&mut client, &["INFO", "memory"]);
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO memory has used_memory");
+    let maxmemory = (used + (4 << 20)).to_string();
+    command(&mut client, &["CONFIG", "SET", "maxmemory", &maxmemory]);
+    // 16 MiB of 4 KiB values: four times what the data may use.
+    let value = "x".repeat(4096);
+    let mut writer = ember.connect(false);
+    for start in (0..4096).step_by(64) {
+        let mut pipe = redis::pipe();
+        for index in start..start + 64 {
+            pipe.cmd("SET")
+                .arg(format!("key:{index}"))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = pipe.query(&mut writer).unwrap();
+    }
+    let message = parts(&subscriber.reply());
+    assert_eq!(message[..2], ["message", "__keyevent@0__:evicted"]);
+    assert!(message[2].starts_with("key:"), "{message:?}");
+}

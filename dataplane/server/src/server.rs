@@ -271,6 +271,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             last_command: Cell::new("NULL"),
             last_interaction_ms: Cell::new(now),
             killed: Cell::new(false),
+            subscription_counts: Cell::new([0; 3]),
         });
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();

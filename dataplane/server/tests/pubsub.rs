@@ -159,6 +159,17 @@ const EXACT_CASES: &[(&str, &[&[&str]])] = &[
         ],
     ),
     (
+        // In RESP3 the message pushed to the publisher itself comes before PUBLISH's reply.
+        "publishing on one's own channel",
+        &[
+            &["SUBSCRIBE", "self"],
+            &["PUBLISH", "self", "hi"],
+            &["PING"],
+            &["UNSUBSCRIBE"],
+            &["PING"],
+        ],
+    ),
+    (
         "PUBSUB errors and help",
         &[
             &["PUBSUB", "HELP"],
@@ -267,6 +278,21 @@ fn resp3_subscriber_gets_pushes_and_runs_any_command() {
         );
     }
     assert_eq!(command(&mut subscriber, &["GET", "k"]), "$1\r\nv\r\n");
+    command(&mut subscriber, &["PSUBSCRIBE", "p*"]);
+    command(&mut subscriber, &["PSUBSCRIBE", "q*"]);
+    command(&mut subscriber, &["PSUBSCRIBE", "q*"]);
+    command(&mut subscriber, &["SSUBSCRIBE", "s"]);
+    let info = command(&mut subscriber, &["CLIENT", "INFO"]);
+    assert!(
+        info.contains(" flags=P ") && info.contains(" sub=1 psub=2 ssub=1 "),
+        "{info}"
+    );
+    command(&mut subscriber, &["RESET"]);
+    let info = command(&mut subscriber, &["CLIENT", "INFO"]);
+    assert!(
+        info.contains(" flags=N ") && info.contains(" sub=0 psub=0 ssub=0 "),
+        "{info}"
+    );
 }
 
 #[test]
@@ -409,10 +435,11 @@ const EVENT_CASES: &[(&str, &[&[&str]])] = &[
             &["INCRBY", "n1", "5"],
             &["DECR", "n1"],
             &["INCRBYFLOAT", "n2", "1.5"],
-            &["MSET", "m1", "a", "m2", "b"],
-            &["GETEX", "m1", "EX", "100"],
-            &["GETEX", "m1", "PERSIST"],
-            &["GETDEL", "m2"],
+            // One hash tag: an MSET over two shards raises events in shard order.
+            &["MSET", "{m}1", "a", "{m}2", "b"],
+            &["GETEX", "{m}1", "EX", "100"],
+            &["GETEX", "{m}1", "PERSIST"],
+            &["GETDEL", "{m}2"],
             &["EXPIRE", "s2", "100"],
             &["PERSIST", "s2"],
             &["EXPIRE", "s2", "0"],
@@ -475,6 +502,17 @@ const EVENT_CASES: &[(&str, &[&[&str]])] = &[
             &["SET", "gone", "v", "PX", "1"],
             &["SLEEP"],
             &["GET", "gone"],
+        ],
+    ),
+    (
+        "Em",
+        &[
+            &["SET", "a", "1"],
+            &["GET", "a"],
+            &["GET", "missing"],
+            &["MGET", "a", "b", "c"],
+            &["SMEMBERS", "noset"],
+            &["ZSCORE", "nozset", "m"],
         ],
     ),
 ];
@@ -552,4 +590,40 @@ fn active_expiry_publishes_expired() {
         ["k1", "k2", "k3", "k4"],
         "no key read them: the active expiry did"
     );
+}
+
+#[test]
+fn eviction_publishes_evicted() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-random"]);
+    let mut client = ember.raw();
+    command(
+        &mut client,
+        &["CONFIG", "SET", "notify-keyspace-events", "Ee"],
+    );
+    let mut subscriber = ember.raw();
+    command(&mut subscriber, &["SUBSCRIBE", "__keyevent@0__:evicted"]);
+    let info = command(&mut client, &["INFO", "memory"]);
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO memory has used_memory");
+    let maxmemory = (used + (4 << 20)).to_string();
+    command(&mut client, &["CONFIG", "SET", "maxmemory", &maxmemory]);
+    // 16 MiB of 4 KiB values: four times what the data may use.
+    let value = "x".repeat(4096);
+    let mut writer = ember.connect(false);
+    for start in (0..4096).step_by(64) {
+        let mut pipe = redis::pipe();
+        for index in start..start + 64 {
+            pipe.cmd("SET")
+                .arg(format!("key:{index}"))
+                .arg(&value)
+                .ignore();
+        }
+        let _: () = pipe.query(&mut writer).unwrap();
+    }
+    let message = parts(&subscriber.reply());
+    assert_eq!(message[..2], ["message", "__keyevent@0__:evicted"]);
+    assert!(message[2].starts_with("key:"), "{message:?}");
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run, show, Ember, RedisOracle};
+use common::{run, show, Ember, Raw, RedisOracle};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -395,6 +395,8 @@ fn random_commands_match_redis_server() {
         let mut theirs = oracle.connect(resp3);
         let _: () = redis::cmd("FLUSHALL").query(&mut ours).unwrap();
         let _: () = redis::cmd("FLUSHALL").query(&mut theirs).unwrap();
+        let mut our_events = EventLog::start(&mut ours, ember.port);
+        let mut their_events = EventLog::start(&mut theirs, oracle.port);
         let mut history: Vec<String> = Vec::new();
         for step in 0..operations {
             let command = random_command(&mut rng);
@@ -410,7 +412,23 @@ fn random_commands_match_redis_server() {
                      last commands (with redis-server's replies):\n    {recent}"
                 );
             }
+            our_events.mark(&mut ours, step);
+            their_events.mark(&mut theirs, step);
         }
+        // Every command raised the same keyspace events as in redis-server.
+        let mut event_count = 0;
+        for (step, command) in history.iter().enumerate() {
+            let (got, expected) = (our_events.next_step(), their_events.next_step());
+            event_count += expected.len();
+            assert_eq!(
+                got, expected,
+                "seed {seed} (replay: EMBER_TEST_SEED={seed}), resp3={resp3}: keyspace events of step {step}: {command}"
+            );
+        }
+        assert!(
+            event_count >= operations / 2,
+            "the commands raised events ({event_count})"
+        );
         // The final state matches too, key by key.
         for key in KEYS.iter().chain([&FLOAT_KEY]) {
             let dump = |con: &mut redis::Connection| {
@@ -427,6 +445,48 @@ fn random_commands_match_redis_server() {
                 )
             };
             assert_eq!(dump(&mut ours), dump(&mut theirs), "seed {seed}: key {key}");
+        }
+    }
+}
+
+/// Keyspace events (`notify-keyspace-events KEA`) seen by a pattern subscriber, split by a
+/// marker published after each command.
+struct EventLog {
+    subscriber: Raw,
+}
+
+impl EventLog {
+    fn start(con: &mut redis::Connection, port: u16) -> Self {
+        let _ = run(con, &[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"]);
+        let mut subscriber = Raw::connect(port);
+        subscriber.command(&[b"PSUBSCRIBE", b"__key*__:*"]);
+        subscriber.command(&[b"SUBSCRIBE", b"step"]);
+        Self { subscriber }
+    }
+
+    fn mark(&mut self, con: &mut redis::Connection, step: usize) {
+        let _ = run(con, &[b"PUBLISH", b"step", step.to_string().as_bytes()]);
+    }
+
+    /// The events of the next command, sorted: a command over several shards raises each
+    /// shard's events in shard order, not in argument order. `expired` is left out: when a
+    /// TTL runs out is a matter of each server's clock.
+    fn next_step(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        loop {
+            let reply = self.subscriber.reply();
+            let text = String::from_utf8_lossy(&reply).into_owned();
+            let parts: Vec<&str> = text.split("\r\n").collect();
+            // pmessage: *4 $8 pmessage $n pattern $n channel $n message; message: *3 ...
+            if parts.get(2) == Some(&"message") {
+                return events;
+            }
+            let (channel, message) = (parts[6], parts[8]);
+            if channel.ends_with(":expired") || message == "expired" {
+                continue;
+            }
+            events.push(format!("{channel} {message}"));
+            events.sort();
         }
     }
 }

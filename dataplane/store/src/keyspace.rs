@@ -818,6 +818,39 @@ mod tests {
     }
 
     #[test]
+    fn expired_keys_are_recorded_only_when_asked() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"lazy", value("1"), Some(100), 0);
+        keyspace.insert(2, b"active", value("2"), Some(100), 0);
+        keyspace.insert(0, b"removed", value("3"), Some(100), 0);
+        keyspace.insert(0, b"unrecorded", value("4"), Some(100), 0);
+        assert!(keyspace.get(0, b"unrecorded", 150).is_none());
+        assert!(!keyspace.has_expired(), "off by default");
+        keyspace.record_expired(true);
+        assert!(keyspace.get(0, b"lazy", 150).is_none());
+        assert!(keyspace.remove(0, b"removed", 150).is_none());
+        assert_eq!(keyspace.expire_cycle(150, 10), 1);
+        let expired: Vec<(usize, Vec<u8>)> = keyspace
+            .take_expired()
+            .iter()
+            .map(|(db, key)| (*db, key.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(
+            expired,
+            [
+                (0, b"lazy".to_vec()),
+                (0, b"removed".to_vec()),
+                (2, b"active".to_vec())
+            ]
+        );
+        assert!(!keyspace.has_expired(), "taken");
+        keyspace.insert(0, b"late", value("5"), Some(100), 0);
+        keyspace.record_expired(false);
+        assert!(keyspace.get(0, b"late", 150).is_none());
+        assert!(keyspace.take_expired().is_empty(), "off again");
+    }
+
+    #[test]
     fn lazy_and_active_expiry() {
         let mut keyspace = Keyspace::new();
         keyspace.insert(0, b"a", value("1"), Some(100), 0);

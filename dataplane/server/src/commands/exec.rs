@@ -101,15 +101,15 @@ pub async fn execute<'s>(
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
-    if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
-        shard.stats.record_rejected(index);
-        reply_error(shard, out, &super::pubsub::context_error(spec, args));
-        return;
-    }
     if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);
         reply_error(shard, out, crate::memory::OOM_ERROR);
+        return;
+    }
+    if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, &super::pubsub::context_error(spec, args));
         return;
     }
     // A script past busy-reply-threshold: only allow-busy commands run (a script's own
@@ -174,7 +174,7 @@ pub async fn execute<'s>(
                     crate::commands::server::admin::run(op, shard, client, args, out).await
                 }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
-                Handler::PubSub(op) => super::pubsub::run(op, shard, args, out).await,
+                Handler::PubSub(op) => super::pubsub::run(op, shard, client, args, out).await,
                 Handler::Script(op) => {
                     super::scripting::run(op, shard, client, args, now_ms, out).await
                 }

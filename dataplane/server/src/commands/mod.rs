@@ -178,6 +178,7 @@ pub fn read_for_reply<'c>(
     ctx: &'c mut Ctx<'_>,
     key: &[u8],
 ) -> (Option<&'c Entry>, &'c mut ReplySink) {
+    notify::note_read(ctx, key);
     let entry = if ctx.no_touch {
         ctx.keyspace.peek(ctx.db, key, ctx.now_ms)
     } else {

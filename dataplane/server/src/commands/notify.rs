@@ -132,6 +132,16 @@ pub fn notify(ctx: &mut Ctx<'_>, class: u32, event: &str, key: &[u8]) {
     );
 }
 
+/// Raises `keymiss` (class `m`) when a read command is about to find `key` missing; the read
+/// paths call it before their lookup. One branch when the class is off.
+pub fn note_read(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if ctx.config.notify_keyspace_events & KEY_MISS != 0
+        && ctx.keyspace.peek(ctx.db, key, ctx.now_ms).is_none()
+    {
+        notify(ctx, KEY_MISS, "keymiss", key);
+    }
+}
+
 /// [`notify`] for a key in database `db` rather than the command's (MOVE, COPY ... DB).
 pub fn notify_in(ctx: &mut Ctx<'_>, db: usize, class: u32, event: &str, key: &[u8]) {
     let flags = ctx.config.notify_keyspace_events;

@@ -8,6 +8,7 @@ use super::{errors, is, parse_float, parse_integer, CommandError, CommandResult,
 
 /// Reads `key` for a read command, counting the hit or miss.
 fn read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Option<&'a Entry> {
+    notify::note_read(ctx, key);
     let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
     ctx.stats.count_lookup(entry.is_some());
     entry
@@ -57,6 +58,7 @@ fn reply_optional(ctx: &mut Ctx<'_>, value: Option<&Value>) {
 
 /// GET key
 pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    notify::note_read(ctx, args[1]);
     let entry = lookup(ctx.keyspace, ctx.db, args[1], ctx.now_ms, ctx.no_touch);
     ctx.stats.count_lookup(entry.is_some());
     match entry {
@@ -339,6 +341,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     ctx.out.array_len(args.len() - 1);
     for key in &args[1..] {
+        notify::note_read(ctx, key);
         let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
         ctx.stats.count_lookup(entry.is_some());
         // MGET answers nil for a key of another type, as Redis does.

@@ -363,28 +363,21 @@ impl PubSub {
             Namespace::Global => b"message",
             Namespace::Shard => b"smessage",
         };
-        // Cloned out of the table: a cut subscriber's connection may unsubscribe before
-        // this loop ends only by running later, but the table must not stay borrowed.
-        let direct = self
-            .listeners(namespace, false)
-            .borrow()
-            .get(channel)
-            .cloned()
-            .unwrap_or_default();
-        for subscriber in &direct {
-            subscriber.push(&[kind, channel, message], limit, now_ms);
-            receivers += 1;
+        // The tables stay borrowed while messages are queued: queuing (and cutting a slow
+        // subscriber) only wakes or shuts down connections, which change the tables later, in
+        // their own tasks.
+        if let Some(direct) = self.listeners(namespace, false).borrow().get(channel) {
+            for subscriber in direct {
+                subscriber.push(&[kind, channel, message], limit, now_ms);
+                receivers += 1;
+            }
         }
-        if namespace == Namespace::Global && !self.patterns.borrow().is_empty() {
-            let matching: Vec<(Vec<u8>, Vec<Rc<Subscriber>>)> = self
-                .patterns
-                .borrow()
-                .iter()
-                .filter(|(pattern, _)| glob_match(pattern, channel))
-                .map(|(pattern, list)| (pattern.clone(), list.clone()))
-                .collect();
-            for (pattern, list) in &matching {
-                for subscriber in list {
+        if namespace == Namespace::Global {
+            for (pattern, listeners) in self.patterns.borrow().iter() {
+                if !glob_match(pattern, channel) {
+                    continue;
+                }
+                for subscriber in listeners {
                     subscriber.push(&[b"pmessage", pattern, channel, message], limit, now_ms);
                     receivers += 1;
                 }

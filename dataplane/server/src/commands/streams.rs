@@ -278,12 +278,9 @@ pub fn xrevrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     range_generic(ctx, args, true)
 }
 
-/// XDEL key id [id ...]: every ID is checked before anything goes.
+/// XDEL key id [id ...]: Redis looks the key up first (a missing key deletes nothing, whatever
+/// the IDs), then checks every ID before anything goes.
 pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let ids: Vec<StreamId> = args[2..]
-        .iter()
-        .map(|arg| parse_strict_id(arg))
-        .collect::<Result<_, _>>()?;
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     let deleted = ctx
         .keyspace
@@ -291,6 +288,10 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             let Value::Stream(stream) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
+            let ids: Vec<StreamId> = args[2..]
+                .iter()
+                .map(|arg| parse_strict_id(arg))
+                .collect::<Result<_, _>>()?;
             let deleted = stream.delete(&ids);
             Ok((deleted, modified_if(deleted > 0)))
         })

@@ -216,6 +216,21 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "group reads over two shards inside MULTI",
+        commands: &[
+            "XGROUP CREATE a g $ MKSTREAM",
+            "XGROUP CREATE b g $ MKSTREAM",
+            "MULTI",
+            "XADD a 1 f v",
+            "XADD b 2 g w",
+            "XREADGROUP GROUP g c STREAMS a b > >",
+            "XREAD STREAMS a b 0 0",
+            "EXEC",
+            "XPENDING a g",
+            "XPENDING b g",
+        ],
+    },
+    Case {
         name: "claims move ownership",
         commands: &[
             "XADD a 1 f v",

@@ -235,6 +235,25 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "stream-node-max-entries shapes blocks and approximate trims",
+        commands: &[
+            "CONFIG SET stream-node-max-entries 2",
+            "XADD a 1 f v",
+            "XADD a 2 f v",
+            "XADD a 3 f v",
+            "XADD a 4 f v",
+            "XADD a 5 f v",
+            // Not XINFO STREAM: its radix-tree-nodes is an estimate (8 here in Redis, 4 in Ember).
+            "XTRIM a MAXLEN ~ 2",
+            "XLEN a",
+            "XADD a MAXLEN ~ 1 6 f v",
+            "XRANGE a - +",
+            "CONFIG SET stream-node-max-entries 100",
+            "CONFIG GET stream-node-max-entries",
+            "CONFIG GET stream-node-max-bytes",
+        ],
+    },
+    Case {
         name: "claims move ownership",
         commands: &[
             "XADD a 1 f v",

@@ -22,6 +22,7 @@ use super::{
     CommandFlags as F, CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, R_FAST,
     SECOND_ARG_KEY, W, W_FAST, W_OOM_FAST,
 };
+use crate::config::Config;
 
 /// This family's commands, in COMMAND's order.
 #[rustfmt::skip]
@@ -43,9 +44,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("xinfo", -2, R, SECOND_ARG_KEY, "stream", "5.0.0", "A container for stream introspection commands.", Ks(info::xinfo)),
 ];
 
-/// The shape of blocks. Ember keeps no `stream-node-max-*` settings yet, so Redis's defaults.
-fn limits() -> StreamLimits {
-    StreamLimits::default()
+/// The shape of blocks: `stream-node-max-bytes` and `stream-node-max-entries`.
+fn limits(config: &Config) -> StreamLimits {
+    StreamLimits {
+        node_bytes_max: config.memory_value("stream-node-max-bytes") as usize,
+        node_entries_max: config
+            .value("stream-node-max-entries")
+            .parse()
+            .unwrap_or(StreamLimits::default().node_entries_max),
+    }
 }
 
 /// A store error as the reply.
@@ -183,7 +190,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Err(stream_error(StreamError::IdZero));
     }
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    let limits = limits();
+    let limits = limits(ctx.config);
     let add = |stream: &mut StreamValue| -> Result<StreamId, CommandError> {
         let new_id = stream
             .add(id, fields, now_ms, &limits)
@@ -315,7 +322,7 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let parsed = parse_trim_arguments(args, false)?;
     let trim = parsed.trim.expect("XTRIM's parse requires a strategy");
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let limits = limits();
+    let limits = limits(ctx.config);
     let deleted = ctx
         .keyspace
         .update(db, args[1], now_ms, |value| {

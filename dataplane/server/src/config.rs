@@ -268,6 +268,9 @@ const PARAMETERS: &[Parameter] = &[
     parameter("zset-max-listpack-value", "64", NON_NEGATIVE, Mutable),
     parameter("zset-max-ziplist-entries", "128", NON_NEGATIVE, Mutable),
     parameter("zset-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
+    // Stream block shape (ember_store::stream::StreamLimits); 0 means Redis's ceilings.
+    parameter("stream-node-max-bytes", "4096", Kind::Memory, Mutable),
+    parameter("stream-node-max-entries", "100", NON_NEGATIVE, Mutable),
     parameter("activerehashing", "yes", Kind::Bool, Mutable),
     parameter("lua-time-limit", "5000", NON_NEGATIVE, Mutable),
     // Keyspace events published through Pub/Sub (commands::notify); none by default, as Redis.

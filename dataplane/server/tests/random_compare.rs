@@ -71,7 +71,11 @@ const SCORE_BOUNDS: &[&str] = &["-inf", "+inf", "0", "1", "(1", "2.5", "(-1", "x
 const LEX_BOUNDS: &[&str] = &["-", "+", "[a", "(a", "[b", "(c", "[1", "a", ""];
 
 /// Commands whose reply lists members in an order Redis leaves unspecified: compared sorted.
-const UNORDERED: &[&str] = &["SMEMBERS"];
+const UNORDERED: &[&str] = &["SMEMBERS", "SINTER", "SUNION", "SDIFF"];
+/// Stream IDs for XADD, XDEL and trims: explicit, so both servers make the same IDs.
+const STREAM_IDS: &[&str] = &["1", "2", "2-1", "3-*", "5", "0-1", "0-0", "9-9", "x", "7"];
+/// XRANGE bounds.
+const STREAM_BOUNDS: &[&str] = &["-", "+", "1", "(1", "2-1", "(5", "3", "x"];
 
 fn pick<'a>(rng: &mut SmallRng, items: &[&'a str]) -> &'a str {
     items[rng.gen_range(0..items.len())]
@@ -85,7 +89,14 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
     if rng.gen_bool(0.3) {
         return random_hash_bitmap_hll_command(rng, &key, &other);
     }
-    if rng.gen_bool(0.4) {
+    if rng.gen_bool(0.1) {
+        return random_stream_command(rng, &key);
+    }
+    if rng.gen_bool(0.2) {
+        let third = pick(rng, KEYS);
+        return random_algebra_command(rng, &key, &other, third);
+    }
+    if rng.gen_bool(0.3) {
         return random_collection_command(rng, &key, &other);
     }
     let command: Vec<&str> = match rng.gen_range(0..34) {
@@ -349,6 +360,130 @@ fn random_hash_bitmap_hll_command(rng: &mut SmallRng, key: &str, other: &str) ->
         23 => vec!["PFCOUNT", key],
         24 => vec!["PFCOUNT", key, other],
         _ => vec!["PFMERGE", key, other],
+/// One random multi-key set or sorted-set command (SMOVE, the set and sorted-set algebra and
+/// their STORE forms) or range removal, ZRANGESTORE, ZSCAN of a small set.
+fn random_algebra_command(rng: &mut SmallRng, key: &str, other: &str, third: &str) -> Vec<String> {
+    let member = pick(rng, MEMBERS);
+    let command: Vec<&str> = match rng.gen_range(0..16) {
+        0 => vec!["SMOVE", key, other, member],
+        1 => vec![pick(rng, &["SINTER", "SUNION", "SDIFF"]), key, other, third],
+        2 => vec![
+            pick(rng, &["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+            key,
+            other,
+            third,
+        ],
+        3 => vec![
+            "SINTERCARD",
+            "2",
+            key,
+            other,
+            "LIMIT",
+            pick(rng, &["0", "1", "-1"]),
+        ],
+        4 | 5 => {
+            let name = pick(rng, &["ZUNION", "ZINTER", "ZDIFF"]);
+            let mut command = vec![name, "2", key, other];
+            if name != "ZDIFF" && rng.gen_bool(0.4) {
+                command.extend(["WEIGHTS", pick(rng, &["1", "2", "0.5", "-1"]), "1"]);
+            }
+            if name != "ZDIFF" && rng.gen_bool(0.4) {
+                command.extend(["AGGREGATE", pick(rng, &["SUM", "MIN", "MAX", "x"])]);
+            }
+            if rng.gen_bool(0.6) {
+                command.push("WITHSCORES");
+            }
+            command
+        }
+        6 | 7 => {
+            let name = pick(rng, &["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]);
+            let mut command = vec![name, key, "2", other, third];
+            if name != "ZDIFFSTORE" && rng.gen_bool(0.4) {
+                command.extend(["AGGREGATE", pick(rng, &["SUM", "MIN", "MAX"])]);
+            }
+            command
+        }
+        8 => vec!["ZINTERCARD", "2", key, other],
+        9 => vec![
+            "ZREMRANGEBYRANK",
+            key,
+            pick(rng, INDEXES),
+            pick(rng, INDEXES),
+        ],
+        10 => vec![
+            "ZREMRANGEBYSCORE",
+            key,
+            pick(rng, SCORE_BOUNDS),
+            pick(rng, SCORE_BOUNDS),
+        ],
+        11 => vec![
+            "ZREMRANGEBYLEX",
+            key,
+            pick(rng, LEX_BOUNDS),
+            pick(rng, LEX_BOUNDS),
+        ],
+        12 => vec![
+            "ZRANGESTORE",
+            key,
+            other,
+            pick(rng, INDEXES),
+            pick(rng, INDEXES),
+        ],
+        13 => vec![
+            "ZRANGESTORE",
+            key,
+            other,
+            pick(rng, SCORE_BOUNDS),
+            pick(rng, SCORE_BOUNDS),
+            "BYSCORE",
+        ],
+        14 => vec!["ZSCAN", key, "0"],
+        _ => vec![
+            pick(rng, &["ZUNION", "SINTERCARD", "ZINTERCARD"]),
+            pick(rng, &["0", "3", "x"]),
+            key,
+        ],
+    };
+    command.into_iter().map(String::from).collect()
+}
+
+/// One random stream command with explicit IDs.
+fn random_stream_command(rng: &mut SmallRng, key: &str) -> Vec<String> {
+    let command: Vec<&str> = match rng.gen_range(0..8) {
+        0..=2 => {
+            let mut xadd = vec!["XADD", key];
+            if rng.gen_bool(0.3) {
+                xadd.extend([
+                    pick(rng, &["MAXLEN", "MINID"]),
+                    pick(rng, &["=", "~", "2"]),
+                    pick(rng, &["1", "2", "3"]),
+                ]);
+            }
+            xadd.extend([pick(rng, STREAM_IDS), "field", pick(rng, VALUES)]);
+            xadd
+        }
+        3 => vec!["XLEN", key],
+        4 => {
+            let mut xrange = vec![
+                pick(rng, &["XRANGE", "XREVRANGE"]),
+                key,
+                pick(rng, STREAM_BOUNDS),
+                pick(rng, STREAM_BOUNDS),
+            ];
+            if rng.gen_bool(0.3) {
+                xrange.extend(["COUNT", pick(rng, &["0", "1", "2", "-1"])]);
+            }
+            xrange
+        }
+        5 => vec!["XDEL", key, pick(rng, STREAM_IDS), pick(rng, STREAM_IDS)],
+        6 => vec![
+            "XTRIM",
+            key,
+            pick(rng, &["MAXLEN", "MINID"]),
+            pick(rng, &["=", "1", "2"]),
+            pick(rng, &["0", "1", "2", "5"]),
+        ],
+        _ => vec!["XRANGE", key, "-", "+"],
     };
     command.into_iter().map(String::from).collect()
 }

@@ -110,6 +110,20 @@ const SET_CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "cross-shard stores inside MULTI",
+        commands: &[
+            "SADD a 1 2",
+            "SADD b 2 3",
+            "MULTI",
+            "SUNIONSTORE c a b",
+            "SMOVE a d 1",
+            "SINTERCARD 2 a b",
+            "EXEC",
+            "SMEMBERS c",
+            "SMEMBERS d",
+        ],
+    },
+    Case {
         name: "sscan of a small set answers whole; errors in Redis's order",
         commands: &[
             "SADD a 1 2 3",
@@ -152,6 +166,20 @@ const ZSET_CASES: &[Case] = &[
             "ZRANGESTORE b s 0 -1",
             "ZRANGESTORE s a 0 0",
             "TYPE s",
+        ],
+    },
+    Case {
+        name: "sorted-set stores inside MULTI",
+        commands: &[
+            "ZADD a 1 x 2 y",
+            "ZADD b 3 y",
+            "MULTI",
+            "ZUNIONSTORE c 2 a b",
+            "ZRANGESTORE d c 0 0",
+            "ZINTER 2 a b WITHSCORES",
+            "EXEC",
+            "ZRANGE c 0 -1 WITHSCORES",
+            "ZRANGE d 0 -1 WITHSCORES",
         ],
     },
     Case {

@@ -35,6 +35,10 @@ const CASES: &[Case] = &[
             "XRANGE a (18446744073709551615-18446744073709551615 +",
             "XRANGE a - (0-0",
             "XLEN nokey",
+            // One block: Redis's radix tree has two nodes for its one key, as Ember estimates.
+            "XINFO STREAM a",
+            "XDEL a 5-0",
+            "XINFO STREAM a",
         ],
     },
     Case {
@@ -91,7 +95,7 @@ const CASES: &[Case] = &[
             "XSETID a 2",
             "XSETID a 5",
             "XADD a 4 f v",
-            "XADD a * f v",
+            "XADD a 6-* f v",
             "XSETID nokey 1",
             "XSETID a 9 ENTRIESADDED -1",
             "XSETID a 9 ENTRIESADDED 0",
@@ -213,6 +217,40 @@ const CASES: &[Case] = &[
             "XINFO FOO",
             "XINFO STREAM",
             "XINFO HELP",
+        ],
+    },
+    Case {
+        name: "group reads over two shards inside MULTI",
+        commands: &[
+            "XGROUP CREATE a g $ MKSTREAM",
+            "XGROUP CREATE b g $ MKSTREAM",
+            "MULTI",
+            "XADD a 1 f v",
+            "XADD b 2 g w",
+            "XREADGROUP GROUP g c STREAMS a b > >",
+            "XREAD STREAMS a b 0 0",
+            "EXEC",
+            "XPENDING a g",
+            "XPENDING b g",
+        ],
+    },
+    Case {
+        name: "stream-node-max-entries shapes blocks and approximate trims",
+        commands: &[
+            "CONFIG SET stream-node-max-entries 2",
+            "XADD a 1 f v",
+            "XADD a 2 f v",
+            "XADD a 3 f v",
+            "XADD a 4 f v",
+            "XADD a 5 f v",
+            // Not XINFO STREAM: its radix-tree-nodes is an estimate (8 here in Redis, 4 in Ember).
+            "XTRIM a MAXLEN ~ 2",
+            "XLEN a",
+            "XADD a MAXLEN ~ 1 6 f v",
+            "XRANGE a - +",
+            "CONFIG SET stream-node-max-entries 100",
+            "CONFIG GET stream-node-max-entries",
+            "CONFIG GET stream-node-max-bytes",
         ],
     },
     Case {
@@ -350,4 +388,49 @@ fn idle_times_and_info_shapes() {
         consumers.contains("\"name\": \"alice\", \"pending\": (integer) 1"),
         "{consumers}"
     );
+}
+
+#[test]
+fn automatic_ids_follow_the_clock_and_grow() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let first: String = redis::cmd("XADD")
+        .arg("a")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let second: String = redis::cmd("XADD")
+        .arg("a")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let parse = |id: &str| -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').expect("ms-seq");
+        (ms.parse().unwrap(), seq.parse().unwrap())
+    };
+    let (first_ms, _) = parse(&first);
+    assert!(
+        first_ms >= now_ms && first_ms < now_ms + 60_000,
+        "{first} vs now {now_ms}"
+    );
+    assert!(parse(&second) > parse(&first), "{second} after {first}");
+    // A future explicit ID: `*` then continues from it, in the same millisecond.
+    let future = format!("{}-5", now_ms + 3_600_000);
+    run(&mut con, &[b"XADD", b"a", future.as_bytes(), b"f", b"v"]).unwrap();
+    let next: String = redis::cmd("XADD")
+        .arg("a")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(next, format!("{}-6", now_ms + 3_600_000));
 }

@@ -22,6 +22,7 @@ use super::{
     CommandFlags as F, CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, R_FAST,
     SECOND_ARG_KEY, W, W_FAST, W_OOM_FAST,
 };
+use crate::config::Config;
 
 /// This family's commands, in COMMAND's order.
 #[rustfmt::skip]
@@ -43,9 +44,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("xinfo", -2, R, SECOND_ARG_KEY, "stream", "5.0.0", "A container for stream introspection commands.", Ks(info::xinfo)),
 ];
 
-/// The shape of blocks. Ember keeps no `stream-node-max-*` settings yet, so Redis's defaults.
-fn limits() -> StreamLimits {
-    StreamLimits::default()
+/// The shape of blocks: `stream-node-max-bytes` and `stream-node-max-entries`.
+fn limits(config: &Config) -> StreamLimits {
+    StreamLimits {
+        node_bytes_max: config.memory_value("stream-node-max-bytes") as usize,
+        node_entries_max: config
+            .value("stream-node-max-entries")
+            .parse()
+            .unwrap_or(StreamLimits::default().node_entries_max),
+    }
 }
 
 /// A store error as the reply.
@@ -183,7 +190,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Err(stream_error(StreamError::IdZero));
     }
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
-    let limits = limits();
+    let limits = limits(ctx.config);
     let add = |stream: &mut StreamValue| -> Result<StreamId, CommandError> {
         let new_id = stream
             .add(id, fields, now_ms, &limits)
@@ -278,12 +285,9 @@ pub fn xrevrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     range_generic(ctx, args, true)
 }
 
-/// XDEL key id [id ...]: every ID is checked before anything goes.
+/// XDEL key id [id ...]: Redis looks the key up first (a missing key deletes nothing, whatever
+/// the IDs), then checks every ID before anything goes.
 pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let ids: Vec<StreamId> = args[2..]
-        .iter()
-        .map(|arg| parse_strict_id(arg))
-        .collect::<Result<_, _>>()?;
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     let deleted = ctx
         .keyspace
@@ -291,6 +295,10 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             let Value::Stream(stream) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
+            let ids: Vec<StreamId> = args[2..]
+                .iter()
+                .map(|arg| parse_strict_id(arg))
+                .collect::<Result<_, _>>()?;
             let deleted = stream.delete(&ids);
             Ok((deleted, modified_if(deleted > 0)))
         })
@@ -314,7 +322,7 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let parsed = parse_trim_arguments(args, false)?;
     let trim = parsed.trim.expect("XTRIM's parse requires a strategy");
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let limits = limits();
+    let limits = limits(ctx.config);
     let deleted = ctx
         .keyspace
         .update(db, args[1], now_ms, |value| {

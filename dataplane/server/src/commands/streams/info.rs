@@ -108,7 +108,7 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             }
             match full {
                 None => reply_stream(out, stream),
-                Some(count) => reply_stream_full(out, stream, count, now_ms),
+                Some(count) => reply_stream_full(out, stream, count),
             }
         }
     }
@@ -183,7 +183,7 @@ fn limited<T>(items: impl Iterator<Item = T>, count: usize) -> Vec<T> {
     }
 }
 
-fn reply_stream_full(out: &mut ReplySink, stream: &StreamValue, count: usize, now_ms: u64) {
+fn reply_stream_full(out: &mut ReplySink, stream: &StreamValue, count: usize) {
     map_len(out, 9);
     reply_counters(out, stream);
     field(out, "entries");
@@ -237,5 +237,4 @@ fn reply_stream_full(out: &mut ReplySink, stream: &StreamValue, count: usize, no
             }
         }
     }
-    let _ = now_ms;
 }

@@ -369,6 +369,21 @@ fn undeclared_keys_on_other_shards_work() {
     }
     let owners: BTreeSet<usize> = [owner(&low, 2), owner(&high, 2)].into();
     assert_eq!(owners.len(), 2);
+    // Declared keys, then an undeclared one after writing, in both orders, from connections on
+    // either shard.
+    for (declared, undeclared) in [(&low, &high), (&high, &low)] {
+        for _ in 0..6 {
+            let mut con = ember.connect(false);
+            let value: i64 = redis::cmd("EVAL")
+                .arg("redis.call('set', KEYS[1], 5) return redis.call('incrby', ARGV[1], 0)")
+                .arg(1)
+                .arg(declared)
+                .arg(undeclared)
+                .query(&mut con)
+                .unwrap();
+            assert!(value >= 5);
+        }
+    }
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
             true
         }
         ShardRequest::Hold { .. } => !shard.gate.busy(),
+        ShardRequest::TryHold { .. } => true,
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
             .gate_token()
@@ -79,6 +80,9 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         ShardRequest::Hold { token } => {
             shard.gate.hold(token).await;
             ShardReply::Done
+        }
+        ShardRequest::TryHold { token } => {
+            ShardReply::Integer(i64::from(shard.gate.try_hold(token)))
         }
         ShardRequest::Release { token } => {
             shard.gate.release(token);

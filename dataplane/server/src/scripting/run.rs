@@ -8,9 +8,13 @@
 //! - on a lower shard, before it wrote anything, the run is abandoned (it changed nothing) and
 //!   the script runs again with every shard held; Ember remembers the script, and later runs
 //!   hold every shard from the start;
-//! - on a lower shard after it wrote, taking the hold could deadlock and undoing is not
-//!   possible, so the call fails with an error (as Redis Cluster fails a script that touches a
-//!   key of another node), and later runs of the script hold every shard.
+//! - on a lower shard after it wrote, waiting for the hold could deadlock and undoing is not
+//!   possible: the shard is taken only if it is free at that moment (a hold that never waits
+//!   cannot deadlock); if another operation holds it, the call fails with an error (as Redis
+//!   Cluster fails a script that touches a key of another node). Either way later runs of the
+//!   script hold every shard.
+//! - a script that declares no keys and touches one runs again with every shard held (it has
+//!   changed nothing yet), and so do its later runs.
 //!
 //! Inside MULTI/EXEC every shard is held already, and the script runs under EXEC's hold.
 //!
@@ -34,7 +38,7 @@ use super::{Compiled, Registry, ScriptFlags};
 use crate::client::Client;
 use crate::commands::multikey::{hold_all, release_all};
 use crate::commands::{exec, CommandFlags, CommandResult, COMMANDS};
-use crate::shard::{HoldToken, Shard};
+use crate::shard::{HoldToken, Shard, ShardRequest};
 
 /// The running script, as `redis.call` and the hook see it.
 pub struct RunState {
@@ -249,11 +253,15 @@ async fn hold_keys(
             let mut guard = state.borrow_mut();
             let run = guard.as_mut().expect("a running script");
             run.learn_wide = true;
-            if run.wrote {
-                return Err(Some("ERR Script attempted to access a key on a shard it does not hold after writing; declare every key it uses in KEYS (the next run holds every shard)"));
+            if !run.wrote {
+                run.restart = true;
+                return Err(None);
             }
-            run.restart = true;
-            return Err(None);
+            // It wrote, so it cannot start again: take the shards only if they are free now
+            // (waiting out of ascending order could deadlock).
+            let token = run.token;
+            drop(guard);
+            return try_hold_all(state, shard, missing, token).await;
         }
         (missing, run.token)
     };
@@ -270,6 +278,44 @@ async fn hold_keys(
     let run = guard.as_mut().expect("a running script");
     run.held.extend(missing);
     Ok(())
+}
+
+/// Holds every shard of `missing` that is free now, for a script that wrote and needs shards
+/// below those it holds; fails the call when one is held by another operation.
+async fn try_hold_all(
+    state: &State,
+    shard: &Rc<Shard>,
+    missing: BTreeSet<usize>,
+    token: HoldToken,
+) -> Result<(), Option<&'static str>> {
+    let mut taken = BTreeSet::new();
+    let mut all_free = true;
+    for &owner in &missing {
+        let held = if owner == shard.index {
+            shard.gate.try_hold(token)
+        } else {
+            let reply = shard.call(owner, ShardRequest::TryHold { token }).await;
+            matches!(reply, crate::shard::ShardReply::Integer(1))
+        };
+        if !held {
+            all_free = false;
+            break;
+        }
+        taken.insert(owner);
+    }
+    let mut guard = state.borrow_mut();
+    let run = guard.as_mut().expect("a running script");
+    if !run.multi_write && !run.read_only {
+        shard.shared.multi_writes.begin();
+        run.multi_write = true;
+    }
+    // Whatever was taken is released with the script's other holds.
+    run.held.extend(taken);
+    if all_free {
+        Ok(())
+    } else {
+        Err(Some("ERR Script attempted to access a key on a shard busy with another operation after writing; declare every key it uses in KEYS (the next run holds every shard)"))
+    }
 }
 
 /// The count hook: marks the script busy past the threshold and stops it on SCRIPT KILL.
@@ -512,7 +558,7 @@ fn is_table_text(message: &str) -> bool {
 
 /// The innermost message of a (possibly wrapped) Lua error, and the traceback when a Rust
 /// callback raised it.
-fn innermost(error: &mlua::Error) -> (String, String) {
+pub(crate) fn innermost(error: &mlua::Error) -> (String, String) {
     let mut traceback = String::new();
     let mut current = error;
     loop {

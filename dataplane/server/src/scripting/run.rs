@@ -222,18 +222,15 @@ async fn hold_keys(
     spec: &crate::commands::CommandSpec,
     args: &[&[u8]],
 ) -> Result<(), Option<&'static str>> {
-    let (missing, token) = {
-        let guard = state.borrow();
-        let run = guard.as_ref().expect("a running script");
+    let (missing, token, in_order) = {
+        let mut guard = state.borrow_mut();
+        let run = guard.as_mut().expect("a running script");
         if run.wide {
             return Ok(());
         }
         if run.keyless && !run.wrote && spec.keys.positions(args.len()).next().is_some() {
             // A script that declares no keys but touches some: it runs with every shard held
             // (it has changed nothing yet, so starting again is safe).
-            drop(guard);
-            let mut guard = state.borrow_mut();
-            let run = guard.as_mut().expect("a running script");
             run.learn_wide = true;
             run.restart = true;
             return Err(None);
@@ -248,23 +245,21 @@ async fn hold_keys(
             return Ok(());
         }
         let highest = run.held.last().copied().unwrap_or(0);
-        if missing.first().is_some_and(|&lowest| lowest < highest) {
-            drop(guard);
-            let mut guard = state.borrow_mut();
-            let run = guard.as_mut().expect("a running script");
+        let in_order = missing.first().is_none_or(|&lowest| lowest > highest);
+        if !in_order {
             run.learn_wide = true;
             if !run.wrote {
                 run.restart = true;
                 return Err(None);
             }
-            // It wrote, so it cannot start again: take the shards only if they are free now
-            // (waiting out of ascending order could deadlock).
-            let token = run.token;
-            drop(guard);
-            return try_hold_all(state, shard, missing, token).await;
         }
-        (missing, run.token)
+        (missing, run.token, in_order)
     };
+    if !in_order {
+        // It wrote, so it cannot start again: take the shards only if they are free now
+        // (waiting out of ascending order could deadlock).
+        return try_hold_all(state, shard, missing, token).await;
+    }
     {
         let mut guard = state.borrow_mut();
         let run = guard.as_mut().expect("a running script");

@@ -606,3 +606,27 @@ fn functions() {
         assert_eq!(error.detail(), Some(*expected), "{name}");
     }
 }
+
+#[test]
+fn eval_inside_multi_runs_under_exec() {
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("exec");
+    let mut con = ember.connect(false);
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("SET")
+        .arg(&low)
+        .arg(1)
+        .ignore()
+        .cmd("EVAL")
+        .arg("return redis.call('incr', KEYS[1]) + redis.call('incr', ARGV[1])")
+        .arg(1)
+        .arg(&low)
+        .arg(&high)
+        .cmd("MGET")
+        .arg(&low)
+        .arg(&high);
+    let (sum, values): (i64, Vec<i64>) = pipe.query(&mut con).unwrap();
+    assert_eq!(sum, 3);
+    assert_eq!(values, vec![2, 1]);
+}

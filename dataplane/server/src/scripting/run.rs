@@ -183,7 +183,10 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     } else {
         Protocol::Resp2
     };
-    let mut client = take_client(state);
+    // A call left waiting inside a coroutine the script abandoned still has the client.
+    let Some(mut client) = take_client(state) else {
+        return failure(lua, STALE_CALL);
+    };
     client.protocol = protocol;
     let mut sink = ReplySink::values(protocol);
     exec::execute(&shard, &mut client, &args, now_ms, &mut sink, None).await;
@@ -191,27 +194,35 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         .take_replies()
         .pop()
         .unwrap_or(Reply::Error("ERR no reply".into()));
-    {
-        let mut guard = state.borrow_mut();
-        let run = guard.as_mut().expect("the script is still running");
+    with_run(state, |run| {
         run.client = Some(client);
         if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
             run.wrote = true;
             shard.shared.scripts.note_write(shard.index);
         }
-    }
+    });
     match &reply {
         Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
         _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
     }
 }
 
-fn take_client(state: &State) -> Client {
+/// The reply to a `redis.call` made while another of the same script waits (a coroutine left
+/// suspended), or resumed after its script ended.
+const STALE_CALL: &str =
+    "ERR redis.call cannot run while another call of the script waits in a coroutine";
+
+fn take_client(state: &State) -> Option<Client> {
     state
         .borrow_mut()
         .as_mut()
         .and_then(|run| run.client.take())
-        .expect("one command of a script runs at a time")
+}
+
+/// Runs `f` on the running script's state; `None` when no script runs (a coroutine resumed
+/// after its script ended).
+fn with_run<R>(state: &State, f: impl FnOnce(&mut RunState) -> R) -> Option<R> {
+    state.borrow_mut().as_mut().map(f)
 }
 
 /// Makes sure the shards of the command's keys are held (see the module's notes). `Err(None)`:
@@ -224,7 +235,9 @@ async fn hold_keys(
 ) -> Result<(), Option<&'static str>> {
     let (missing, token, in_order) = {
         let mut guard = state.borrow_mut();
-        let run = guard.as_mut().expect("a running script");
+        let Some(run) = guard.as_mut() else {
+            return Err(Some(STALE_CALL));
+        };
         if run.wide {
             return Ok(());
         }
@@ -260,19 +273,38 @@ async fn hold_keys(
         // (waiting out of ascending order could deadlock).
         return try_hold_all(state, shard, missing, token).await;
     }
-    {
-        let mut guard = state.borrow_mut();
-        let run = guard.as_mut().expect("a running script");
+    with_run(state, |run| {
         if !run.multi_write && !run.read_only {
             shard.shared.multi_writes.begin();
             run.multi_write = true;
         }
-    }
+    });
     hold_all(shard, &missing, token).await;
-    let mut guard = state.borrow_mut();
-    let run = guard.as_mut().expect("a running script");
-    run.held.extend(missing);
-    Ok(())
+    keep_holds(state, shard, missing, token).await
+}
+
+/// Records shards just held for `token` in the running script, which releases them when it
+/// ends; when that script already ended (a coroutine resumed late), releases them now, so a
+/// hold can never outlive its script.
+async fn keep_holds(
+    state: &State,
+    shard: &Rc<Shard>,
+    taken: BTreeSet<usize>,
+    token: HoldToken,
+) -> Result<(), Option<&'static str>> {
+    let kept = with_run(state, |run| {
+        if run.token == token {
+            run.held.extend(taken.iter().copied());
+            true
+        } else {
+            false
+        }
+    });
+    if kept == Some(true) {
+        return Ok(());
+    }
+    release_all(shard, &taken, token).await;
+    Err(Some(STALE_CALL))
 }
 
 /// Holds every shard of `missing` that is free now, for a script that wrote and needs shards
@@ -298,14 +330,14 @@ async fn try_hold_all(
         }
         taken.insert(owner);
     }
-    let mut guard = state.borrow_mut();
-    let run = guard.as_mut().expect("a running script");
-    if !run.multi_write && !run.read_only {
-        shard.shared.multi_writes.begin();
-        run.multi_write = true;
-    }
+    with_run(state, |run| {
+        if !run.multi_write && !run.read_only {
+            shard.shared.multi_writes.begin();
+            run.multi_write = true;
+        }
+    });
     // Whatever was taken is released with the script's other holds.
-    run.held.extend(taken);
+    keep_holds(state, shard, taken, token).await?;
     if all_free {
         Ok(())
     } else {

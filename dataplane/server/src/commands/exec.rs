@@ -101,6 +101,12 @@ pub async fn execute<'s>(
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
+    if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, crate::memory::OOM_ERROR);
+        return;
+    }
     // A script past busy-reply-threshold: only allow-busy commands run (a script's own
     // commands, which run under its hold, are not refused).
     if client.hold.is_none() && !spec.has(CommandFlags::ALLOW_BUSY) {

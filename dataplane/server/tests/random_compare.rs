@@ -57,6 +57,17 @@ const INDEXES: &[&str] = &["0", "1", "-1", "2", "-3", "5", "100", "-100", "x"];
 /// Long TTLs only: a reply may not depend on the milliseconds between the two servers.
 const TTLS: &[&str] = &["1000", "5000", "100000", "0", "-5", "x"];
 
+/// Scripts for EVAL: KEYS[1], KEYS[2] and ARGV[1] come from the generator.
+const SCRIPTS: &[&str] = &[
+    "return redis.call('get', KEYS[1])",
+    "return redis.pcall('incrby', KEYS[1], ARGV[1])",
+    "redis.call('set', KEYS[1], ARGV[1]) return redis.call('strlen', KEYS[1])",
+    "return {redis.call('exists', KEYS[1], KEYS[2]), redis.pcall('type', KEYS[2])}",
+    "return redis.call('append', KEYS[2], ARGV[1])",
+    "return redis.call('incr', KEYS[1])",
+    "return tostring(redis.call('exists', KEYS[1]))",
+];
+
 /// Set and sorted-set members: words and integers (intset and listpack paths).
 const MEMBERS: &[&str] = &["a", "b", "c", "1", "2", "-3", ""];
 /// Scores that both servers print alike (Redis 7.0, the oracle, prints %.17g; Ember prints
@@ -99,7 +110,7 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
     if rng.gen_bool(0.3) {
         return random_collection_command(rng, &key, &other);
     }
-    let command: Vec<&str> = match rng.gen_range(0..34) {
+    let command: Vec<&str> = match rng.gen_range(0..35) {
         0 => vec!["GET", &key],
         1 => {
             let mut set = vec!["SET", &key, &value];
@@ -172,6 +183,9 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
         30 => vec!["TOUCH", &key, &other],
         31 => vec!["SUBSTR", &key, pick(rng, INDEXES), pick(rng, INDEXES)],
         32 => vec!["EXPIRETIME", &key],
+        // Scripts over the same keys (declared, on either shard): Redis's conversions and its
+        // error text from redis.call, which names the script's SHA1 and line.
+        33 => vec!["EVAL", pick(rng, SCRIPTS), "2", &key, &other, &value],
         // Not OBJECT ENCODING: Redis reports "raw" after APPEND and SETRANGE, a distinction
         // the store does not keep (a known difference, listed in tests/commands.rs).
         _ => vec!["SETEX", &key, pick(rng, TTLS), &value],

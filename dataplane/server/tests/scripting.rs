@@ -73,6 +73,16 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("cmsgpack long string", "return cmsgpack.pack(string.rep('x', 40))"),
     ("setresp 3 nil", "redis.setresp(3) return redis.call('get', 'no-such-key') == nil"),
     ("setresp 3 double", "redis.setresp(3) redis.call('zadd', 'conversion-zset3', 2.5, 'm') return tostring(redis.call('zscore', 'conversion-zset3', 'm').double)"),
+    ("struct pack", "return struct.pack('>I2', 258) .. struct.pack('<i', -2) .. struct.pack('B', 255)"),
+    ("struct unpack", "return {struct.unpack('>I2<hb', struct.pack('>I2<hb', 258, -3, -1))}"),
+    ("struct size", "return struct.size('>I2ihd')"),
+    ("huge number", "return 1e20"),
+    ("not a number", "return 0/0"),
+    ("huge in a table", "return {1e20, -1e20}"),
+    ("cjson sparse", "local t = {} t[1] = 1 t[2] = 2 t[4] = 4 return cjson.encode(t)"),
+    ("cjson nested empty", "return cjson.encode({a = {b = {}}})"),
+    ("cjson decode null", "return cjson.decode('{\"a\":null}').a == cjson.null"),
+    ("pcall of a failing call", "return {pcall(redis.call, 'nosuch')}"),
     ("KEYS and ARGV", "return {#KEYS, #ARGV}"),
     ("call ok", "return redis.call('set', 'conversion-key', 'v')"),
     ("call get", "return redis.call('get', 'conversion-key')"),
@@ -359,6 +369,21 @@ fn undeclared_keys_on_other_shards_work() {
     }
     let owners: BTreeSet<usize> = [owner(&low, 2), owner(&high, 2)].into();
     assert_eq!(owners.len(), 2);
+    // Declared keys, then an undeclared one after writing, in both orders, from connections on
+    // either shard.
+    for (declared, undeclared) in [(&low, &high), (&high, &low)] {
+        for _ in 0..6 {
+            let mut con = ember.connect(false);
+            let value: i64 = redis::cmd("EVAL")
+                .arg("redis.call('set', KEYS[1], 5) return redis.call('incrby', ARGV[1], 0)")
+                .arg(1)
+                .arg(declared)
+                .arg(undeclared)
+                .query(&mut con)
+                .unwrap();
+            assert!(value >= 5);
+        }
+    }
 }
 
 #[test]
@@ -580,4 +605,28 @@ fn functions() {
             .unwrap_err();
         assert_eq!(error.detail(), Some(*expected), "{name}");
     }
+}
+
+#[test]
+fn eval_inside_multi_runs_under_exec() {
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("exec");
+    let mut con = ember.connect(false);
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("SET")
+        .arg(&low)
+        .arg(1)
+        .ignore()
+        .cmd("EVAL")
+        .arg("return redis.call('incr', KEYS[1]) + redis.call('incr', ARGV[1])")
+        .arg(1)
+        .arg(&low)
+        .arg(&high)
+        .cmd("MGET")
+        .arg(&low)
+        .arg(&high);
+    let (sum, values): (i64, Vec<i64>) = pipe.query(&mut con).unwrap();
+    assert_eq!(sum, 3);
+    assert_eq!(values, vec![2, 1]);
 }

@@ -55,6 +55,7 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         ShardRequest::Hold { .. } => !shard.gate.busy(),
         // Publishing and Pub/Sub figures never touch the keyspace: holds do not apply.
         ShardRequest::PubSub(_) => true,
+        ShardRequest::TryHold { .. } => true,
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
             .gate_token()
@@ -94,6 +95,9 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         ShardRequest::Hold { token } => {
             shard.gate.hold(token).await;
             ShardReply::Done
+        }
+        ShardRequest::TryHold { token } => {
+            ShardReply::Integer(i64::from(shard.gate.try_hold(token)))
         }
         ShardRequest::Release { token } => {
             shard.gate.release(token);

@@ -536,16 +536,16 @@ fn restore(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResu
         }
     };
     let Some(mut rest) = payload.strip_prefix(DUMP_MAGIC) else {
-        return Err("ERR payload version or checksum are wrong".into());
+        return Err("ERR DUMP payload version or checksum are wrong".into());
     };
     let mut codes = Vec::new();
     while !rest.is_empty() {
         if rest.len() < 4 {
-            return Err("ERR payload version or checksum are wrong".into());
+            return Err("ERR DUMP payload version or checksum are wrong".into());
         }
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if rest.len() < 4 + len {
-            return Err("ERR payload version or checksum are wrong".into());
+            return Err("ERR DUMP payload version or checksum are wrong".into());
         }
         codes.push(String::from_utf8_lossy(&rest[4..4 + len]).into_owned());
         rest = &rest[4 + len..];

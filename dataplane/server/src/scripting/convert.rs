@@ -106,14 +106,25 @@ fn to_reply(value: &Value, protocol: Protocol, depth: usize) -> Reply {
         Value::Boolean(false) if resp3 => Reply::Boolean(false),
         Value::Boolean(true) => Reply::Integer(1),
         Value::Boolean(false) => Reply::Null,
-        // Redis casts with (long long), which truncates toward zero.
-        Value::Integer(value) => Reply::Integer(*value as i64),
-        Value::Number(value) => Reply::Integer(*value as i64),
+        Value::Integer(value) => Reply::Integer(*value),
+        Value::Number(value) => Reply::Integer(c_cast(*value)),
         Value::String(text) => Reply::Bulk(text.as_bytes().to_vec()),
         Value::Table(table) if depth < DEPTH_MAX => table_to_reply(table, protocol, depth),
         Value::Table(_) => Reply::Error("ERR reached lua stack limit".into()),
         // Functions, userdata, threads: Redis replies with a null.
         _ => Reply::Null,
+    }
+}
+
+/// Redis's `(long long)` cast of a Lua number: truncation toward zero, and (as x86's
+/// conversion gives for values out of range and NaN) i64::MIN where Rust would saturate.
+fn c_cast(value: f64) -> i64 {
+    if value.is_nan()
+        || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value)
+    {
+        i64::MIN
+    } else {
+        value as i64
     }
 }
 

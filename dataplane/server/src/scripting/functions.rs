@@ -154,14 +154,11 @@ pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
             other => format!("ERR Error compiling function: {other}"),
         })?;
     chunk.call::<()>(()).map_err(|error| {
-        let message = match &error {
-            mlua::Error::CallbackError { cause, .. } => cause.to_string(),
-            other => other.to_string(),
-        };
-        match message.strip_prefix("ERR ") {
-            Some(_) => message,
-            None => format!("ERR Error registering functions: {message}"),
-        }
+        let (message, _) = super::run::innermost(&error);
+        format!(
+            "ERR Error registering functions: {}",
+            message.replace(['\r', '\n'], " ")
+        )
     })?;
     let functions = std::mem::take(&mut *collected.borrow_mut());
     if functions.is_empty() {

@@ -1,5 +1,5 @@
 //! The Lua libraries Redis preloads beside the standard ones, written in Rust: `cjson`
-//! (encode, decode, null), `bit` (LuaBitOp) and `cmsgpack` ([`super::msgpack`]). Redis links C libraries for them; none on the
+//! (encode, decode, null), `bit` (LuaBitOp), `cmsgpack` ([`super::msgpack`]) and `struct` ([`super::structlib`]). Redis links C libraries for them; none on the
 //! registry builds against mlua's vendored Lua 5.1, and these behave as the C ones do on what
 //! scripts use (cjson's number format `%.14g`, its escaping of `/`, empty tables as `{}`).
 
@@ -22,6 +22,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     globals.set("cjson", cjson(lua)?)?;
     globals.set("bit", bit(lua)?)?;
     globals.set("cmsgpack", super::msgpack::table(lua)?)?;
+    globals.set("struct", super::structlib::table(lua)?)?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub mod msgpack;
 pub mod run;
 pub mod sandbox;
 pub mod sha1;
+pub mod structlib;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};

@@ -48,7 +48,7 @@ fn pack(value: &Value, out: &mut Vec<u8>, depth: usize) {
     match value {
         Value::Boolean(true) => out.push(0xc3),
         Value::Boolean(false) => out.push(0xc2),
-        Value::Integer(value) => pack_integer(*value as i64, out),
+        Value::Integer(value) => pack_integer(*value, out),
         Value::Number(value) => {
             if value.fract() == 0.0 && value.abs() < 9.2e18 {
                 pack_integer(*value as i64, out);

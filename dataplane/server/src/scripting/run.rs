@@ -8,9 +8,13 @@
 //! - on a lower shard, before it wrote anything, the run is abandoned (it changed nothing) and
 //!   the script runs again with every shard held; Ember remembers the script, and later runs
 //!   hold every shard from the start;
-//! - on a lower shard after it wrote, taking the hold could deadlock and undoing is not
-//!   possible, so the call fails with an error (as Redis Cluster fails a script that touches a
-//!   key of another node), and later runs of the script hold every shard.
+//! - on a lower shard after it wrote, waiting for the hold could deadlock and undoing is not
+//!   possible: the shard is taken only if it is free at that moment (a hold that never waits
+//!   cannot deadlock); if another operation holds it, the call fails with an error (as Redis
+//!   Cluster fails a script that touches a key of another node). Either way later runs of the
+//!   script hold every shard.
+//! - a script that declares no keys and touches one runs again with every shard held (it has
+//!   changed nothing yet), and so do its later runs.
 //!
 //! Inside MULTI/EXEC every shard is held already, and the script runs under EXEC's hold.
 //!
@@ -34,7 +38,7 @@ use super::{Compiled, Registry, ScriptFlags};
 use crate::client::Client;
 use crate::commands::multikey::{hold_all, release_all};
 use crate::commands::{exec, CommandFlags, CommandResult, COMMANDS};
-use crate::shard::{HoldToken, Shard};
+use crate::shard::{HoldToken, Shard, ShardRequest};
 
 /// The running script, as `redis.call` and the hook see it.
 pub struct RunState {
@@ -179,7 +183,10 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     } else {
         Protocol::Resp2
     };
-    let mut client = take_client(state);
+    // A call left waiting inside a coroutine the script abandoned still has the client.
+    let Some(mut client) = take_client(state) else {
+        return failure(lua, STALE_CALL);
+    };
     client.protocol = protocol;
     let mut sink = ReplySink::values(protocol);
     exec::execute(&shard, &mut client, &args, now_ms, &mut sink, None).await;
@@ -187,27 +194,35 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         .take_replies()
         .pop()
         .unwrap_or(Reply::Error("ERR no reply".into()));
-    {
-        let mut guard = state.borrow_mut();
-        let run = guard.as_mut().expect("the script is still running");
+    with_run(state, |run| {
         run.client = Some(client);
         if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
             run.wrote = true;
             shard.shared.scripts.note_write(shard.index);
         }
-    }
+    });
     match &reply {
         Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
         _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
     }
 }
 
-fn take_client(state: &State) -> Client {
+/// The reply to a `redis.call` made while another of the same script waits (a coroutine left
+/// suspended), or resumed after its script ended.
+const STALE_CALL: &str =
+    "ERR redis.call cannot run while another call of the script waits in a coroutine";
+
+fn take_client(state: &State) -> Option<Client> {
     state
         .borrow_mut()
         .as_mut()
         .and_then(|run| run.client.take())
-        .expect("one command of a script runs at a time")
+}
+
+/// Runs `f` on the running script's state; `None` when no script runs (a coroutine resumed
+/// after its script ended).
+fn with_run<R>(state: &State, f: impl FnOnce(&mut RunState) -> R) -> Option<R> {
+    state.borrow_mut().as_mut().map(f)
 }
 
 /// Makes sure the shards of the command's keys are held (see the module's notes). `Err(None)`:
@@ -218,18 +233,17 @@ async fn hold_keys(
     spec: &crate::commands::CommandSpec,
     args: &[&[u8]],
 ) -> Result<(), Option<&'static str>> {
-    let (missing, token) = {
-        let guard = state.borrow();
-        let run = guard.as_ref().expect("a running script");
+    let (missing, token, in_order) = {
+        let mut guard = state.borrow_mut();
+        let Some(run) = guard.as_mut() else {
+            return Err(Some(STALE_CALL));
+        };
         if run.wide {
             return Ok(());
         }
         if run.keyless && !run.wrote && spec.keys.positions(args.len()).next().is_some() {
             // A script that declares no keys but touches some: it runs with every shard held
             // (it has changed nothing yet, so starting again is safe).
-            drop(guard);
-            let mut guard = state.borrow_mut();
-            let run = guard.as_mut().expect("a running script");
             run.learn_wide = true;
             run.restart = true;
             return Err(None);
@@ -244,32 +258,91 @@ async fn hold_keys(
             return Ok(());
         }
         let highest = run.held.last().copied().unwrap_or(0);
-        if missing.first().is_some_and(|&lowest| lowest < highest) {
-            drop(guard);
-            let mut guard = state.borrow_mut();
-            let run = guard.as_mut().expect("a running script");
+        let in_order = missing.first().is_none_or(|&lowest| lowest > highest);
+        if !in_order {
             run.learn_wide = true;
-            if run.wrote {
-                return Err(Some("ERR Script attempted to access a key on a shard it does not hold after writing; declare every key it uses in KEYS (the next run holds every shard)"));
+            if !run.wrote {
+                run.restart = true;
+                return Err(None);
             }
-            run.restart = true;
-            return Err(None);
         }
-        (missing, run.token)
+        (missing, run.token, in_order)
     };
-    {
-        let mut guard = state.borrow_mut();
-        let run = guard.as_mut().expect("a running script");
+    if !in_order {
+        // It wrote, so it cannot start again: take the shards only if they are free now
+        // (waiting out of ascending order could deadlock).
+        return try_hold_all(state, shard, missing, token).await;
+    }
+    with_run(state, |run| {
         if !run.multi_write && !run.read_only {
             shard.shared.multi_writes.begin();
             run.multi_write = true;
         }
-    }
+    });
     hold_all(shard, &missing, token).await;
-    let mut guard = state.borrow_mut();
-    let run = guard.as_mut().expect("a running script");
-    run.held.extend(missing);
-    Ok(())
+    keep_holds(state, shard, missing, token).await
+}
+
+/// Records shards just held for `token` in the running script, which releases them when it
+/// ends; when that script already ended (a coroutine resumed late), releases them now, so a
+/// hold can never outlive its script.
+async fn keep_holds(
+    state: &State,
+    shard: &Rc<Shard>,
+    taken: BTreeSet<usize>,
+    token: HoldToken,
+) -> Result<(), Option<&'static str>> {
+    let kept = with_run(state, |run| {
+        if run.token == token {
+            run.held.extend(taken.iter().copied());
+            true
+        } else {
+            false
+        }
+    });
+    if kept == Some(true) {
+        return Ok(());
+    }
+    release_all(shard, &taken, token).await;
+    Err(Some(STALE_CALL))
+}
+
+/// Holds every shard of `missing` that is free now, for a script that wrote and needs shards
+/// below those it holds; fails the call when one is held by another operation.
+async fn try_hold_all(
+    state: &State,
+    shard: &Rc<Shard>,
+    missing: BTreeSet<usize>,
+    token: HoldToken,
+) -> Result<(), Option<&'static str>> {
+    let mut taken = BTreeSet::new();
+    let mut all_free = true;
+    for &owner in &missing {
+        let held = if owner == shard.index {
+            shard.gate.try_hold(token)
+        } else {
+            let reply = shard.call(owner, ShardRequest::TryHold { token }).await;
+            matches!(reply, crate::shard::ShardReply::Integer(1))
+        };
+        if !held {
+            all_free = false;
+            break;
+        }
+        taken.insert(owner);
+    }
+    with_run(state, |run| {
+        if !run.multi_write && !run.read_only {
+            shard.shared.multi_writes.begin();
+            run.multi_write = true;
+        }
+    });
+    // Whatever was taken is released with the script's other holds.
+    keep_holds(state, shard, taken, token).await?;
+    if all_free {
+        Ok(())
+    } else {
+        Err(Some("ERR Script attempted to access a key on a shard busy with another operation after writing; declare every key it uses in KEYS (the next run holds every shard)"))
+    }
 }
 
 /// The count hook: marks the script busy past the threshold and stops it on SCRIPT KILL.
@@ -512,7 +585,7 @@ fn is_table_text(message: &str) -> bool {
 
 /// The innermost message of a (possibly wrapped) Lua error, and the traceback when a Rust
 /// callback raised it.
-fn innermost(error: &mlua::Error) -> (String, String) {
+pub(crate) fn innermost(error: &mlua::Error) -> (String, String) {
     let mut traceback = String::new();
     let mut current = error;
     loop {

@@ -39,7 +39,7 @@ redis.pcall = function(...)
   local _, value = raw_call(...)
   return value
 end
-for _, name in ipairs({"string", "table", "math", "os", "redis", "cjson", "bit", "cmsgpack", "coroutine"}) do
+for _, name in ipairs({"string", "table", "math", "os", "redis", "cjson", "bit", "cmsgpack", "struct", "coroutine"}) do
   if real[name] then real[name] = proxy(real[name]) end
 end
 local env = proxy(real)
@@ -147,7 +147,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|_, args: MultiValue| {
             let mut args = args.into_iter();
             let level = match args.next() {
-                Some(Value::Integer(level)) => level as i64,
+                Some(Value::Integer(level)) => level,
                 Some(Value::Number(level)) => level as i64,
                 _ => {
                     return Err(mlua::Error::RuntimeError(

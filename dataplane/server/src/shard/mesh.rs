@@ -87,6 +87,9 @@ pub enum ShardRequest {
     },
     /// Wait until no one holds this shard, then hold it for `token`.
     Hold { token: HoldToken },
+    /// Hold this shard for `token` only if nothing holds it now (a script that needs a shard
+    /// below those it holds): answers `Integer(1)` when held, `Integer(0)` when not.
+    TryHold { token: HoldToken },
     /// Stop holding for `token`.
     Release { token: HoldToken },
     /// Copies of the entries of `keys` (sent only by the holder of this shard).

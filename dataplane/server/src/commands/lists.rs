@@ -270,9 +270,13 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// LINDEX key index
 pub fn lindex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let index = parse_integer(args[2])?;
+    // Redis reads the key (and its type) before the index.
     let (entry, out) = read_for_reply(ctx, args[1]);
-    match entry.map(list_of).transpose()?.and_then(|list| list.get(index)) {
+    let Some(list) = entry.map(list_of).transpose()? else {
+        out.null();
+        return Ok(());
+    };
+    match list.get(parse_integer(args[2])?) {
         Some(element) => out.bulk(element),
         None => out.null(),
     }
@@ -377,18 +381,16 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 return Err(ember_store::list::ListError::RankZero.to_string().into());
             }
         } else if is(args[at], "COUNT") {
-            let count = parse_integer(value)?;
-            if count < 0 {
-                return Err("ERR COUNT can't be negative".into());
-            }
-            query.count = count as usize;
+            query.count = match ember_resp::parse_i64(value) {
+                Some(count) if count >= 0 => count as usize,
+                _ => return Err("ERR COUNT can't be negative".into()),
+            };
             with_count = true;
         } else if is(args[at], "MAXLEN") {
-            let maxlen = parse_integer(value)?;
-            if maxlen < 0 {
-                return Err("ERR MAXLEN can't be negative".into());
-            }
-            query.maxlen = maxlen as usize;
+            query.maxlen = match ember_resp::parse_i64(value) {
+                Some(maxlen) if maxlen >= 0 => maxlen as usize,
+                _ => return Err("ERR MAXLEN can't be negative".into()),
+            };
         } else {
             return Err(errors::SYNTAX.into());
         }

@@ -239,7 +239,15 @@ fn random_collection_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<
 /// Counts for LPOP, ZPOPMIN, LMPOP... (some invalid, for the error paths).
 const COUNTS: &[&str] = &["0", "1", "2", "5", "-1", "x"];
 /// List elements: words and integers (Redis packs integers differently in a listpack).
-const ELEMENTS: &[&str] = &["a", "b", "c", "1", "-2", "", "long element past a few bytes"];
+const ELEMENTS: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "1",
+    "-2",
+    "",
+    "long element past a few bytes",
+];
 
 /// One random non-blocking list command, or a sorted-set pop.
 fn random_list_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String> {
@@ -294,7 +302,12 @@ fn random_list_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String
         }
         // Blocking forms answer at once when a key has something: a timeout of 0.01 s bounds
         // the wait when none has.
-        _ => vec![pick(rng, &["BLPOP", "BRPOP", "BZPOPMIN"]), key, other, "0.01"],
+        _ => vec![
+            pick(rng, &["BLPOP", "BRPOP", "BZPOPMIN"]),
+            key,
+            other,
+            "0.01",
+        ],
     };
     command.into_iter().map(String::from).collect()
 }

@@ -222,7 +222,10 @@ impl Registry {
             return;
         }
         let mut ready = self.ready.borrow_mut();
-        if !ready.iter().any(|(ready_db, ready_key)| *ready_db == db && ready_key == key) {
+        if !ready
+            .iter()
+            .any(|(ready_db, ready_key)| *ready_db == db && ready_key == key)
+        {
             ready.push((db, key.to_vec()));
         }
     }
@@ -549,7 +552,10 @@ pub async fn run(
     for &position in &parsed.keys {
         let key = args[position];
         let owner = shard.owner_of(key);
-        match groups.iter_mut().find(|(group_owner, _)| *group_owner == owner) {
+        match groups
+            .iter_mut()
+            .find(|(group_owner, _)| *group_owner == owner)
+        {
             Some((_, keys)) => keys.push(key.to_vec()),
             None => groups.push((owner, vec![key.to_vec()])),
         }
@@ -592,9 +598,15 @@ pub async fn run(
     let end = if first.is_some() || failure.is_some() || registered_on.is_empty() {
         WaitEnd::Served
     } else {
-        shard.shared.blocked_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shard
+            .shared
+            .blocked_clients
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let end = wait(shard, sequence, &client.handle, parsed.timeout).await;
-        shard.shared.blocked_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        shard
+            .shared
+            .blocked_clients
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         end
     };
     let mut results = finish(shard, id, &registered_on).await;

@@ -12,12 +12,12 @@ pub mod blocking;
 use ember_store::list::{End, ListValue, PositionQuery};
 use ember_store::{Change, Entry, Value};
 
+use super::{command, Handler, F};
 use super::{
     errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
     CommandResult, CommandSpec, Ctx, KeySpec, Split, NO_KEYS, ONE_KEY, R, R_FAST, TWO_KEYS, W,
     W_FAST, W_OOM, W_OOM_FAST,
 };
-use super::{command, Handler, F};
 use super::{zset_pops, Ks};
 
 /// LPOP/RPOP/ZPOPMIN with a count that is negative or not a number.
@@ -550,4 +550,3 @@ pub fn lmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     Ok(())
 }
-

@@ -8,6 +8,8 @@
 //! ENCODING says `quicklist` rather than `listpack`, as Redis 7.2 would.
 
 pub mod blocking;
+#[cfg(test)]
+mod tests;
 
 use ember_store::list::{End, ListValue, PositionQuery};
 use ember_store::{Change, Entry, Value};

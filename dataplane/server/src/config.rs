@@ -77,6 +77,8 @@ pub const EVICTION_POLICIES: &[&str] = &[
     "allkeys-lfu",
     "allkeys-random",
     "noeviction",
+    "allkeys-lrm",
+    "volatile-lrm",
 ];
 
 /// Every parameter Ember knows. Tunables Ember has no use for (listpack sizes, save points) are
@@ -504,6 +506,9 @@ impl Config {
     /// What each keyspace records on access: Redis's LFU word under a policy with "lfu" in its
     /// name (its `MAXMEMORY_FLAG_LFU`), the LRU clock under every other, `noeviction` included.
     pub fn access_policy(&self) -> AccessPolicy {
+        if self.maxmemory_policy.contains("lrm") {
+            return AccessPolicy::Lrm;
+        }
         if !self.maxmemory_policy.contains("lfu") {
             return AccessPolicy::Lru;
         }
@@ -515,7 +520,8 @@ impl Config {
         }
     }
 
-    fn integer(&self, name: &str) -> i64 {
+    /// An integer parameter's current value (names are checked when the table is built).
+    pub fn integer(&self, name: &str) -> i64 {
         parse_memory(&self.values[name]).expect("validated") // integers parse as memory too
     }
 

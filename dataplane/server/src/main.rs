@@ -11,6 +11,7 @@ mod config;
 mod connection;
 mod inference;
 mod io;
+mod memory;
 mod metrics;
 mod rdma;
 mod runtime;

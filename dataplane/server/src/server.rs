@@ -49,6 +49,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         multi_writes: Default::default(),
         blocked_clients: Default::default(),
     });
+    crate::memory::GAUGE.record_startup();
     eprintln!(
         "ember {}: {} shard(s), busy-poll {} us, hardware: {}",
         env!("CARGO_PKG_VERSION"),
@@ -136,6 +137,8 @@ async fn shard_main(
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
     runtime::spawn_into(mesh_watchdog(shard.clone()), background);
+    // In the default queue: under a write flood, eviction must keep pace with the writers.
+    runtime::spawn(crate::memory::evict_loop(shard.clone()));
     let (io_uring, busy_poll_us) = {
         let config = shard.config.borrow();
         (config.io_uring, config.busy_poll_us)

@@ -15,6 +15,9 @@ use crate::glob::glob_match;
 use crate::lfu;
 use crate::value::{Entry, ExpireAtMs, Value};
 
+mod evict;
+pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
+
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
 pub const DATABASE_COUNT: usize = 16;
 
@@ -48,9 +51,13 @@ type Slot = (CompactBytes, Entry);
 /// field: the time of the last access, or a logarithmic frequency counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccessPolicy {
-    /// The LRU clock ([`lru_clock`]) of the last access: every policy without "lfu" in its name.
+    /// The LRU clock ([`lru_clock`]) of the last access: every policy without "lfu" or "lrm"
+    /// in its name.
     #[default]
     Lru,
+    /// The LRU clock of the last write (Redis 8.6's `allkeys-lrm` and `volatile-lrm`: least
+    /// recently modified): reads leave the word as it is.
+    Lrm,
     /// Redis's LFU word ([`crate::lfu`]): `allkeys-lfu` and `volatile-lfu`.
     Lfu {
         /// `lfu-log-factor`: the larger, the more accesses each counter step needs.
@@ -218,6 +225,10 @@ impl Keyspace {
 
     /// The entry of `key`, unless absent or expired (an expired entry is removed now).
     pub fn get(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        if self.access_policy == AccessPolicy::Lrm {
+            // A read is not a modification.
+            return self.find_live_mut(db, key, now_ms).map(|entry| &*entry);
+        }
         self.get_mut(db, key, now_ms).map(|entry| &*entry)
     }
 
@@ -306,7 +317,7 @@ impl Keyspace {
             AccessPolicy::Lfu {
                 decay_time_minutes, ..
             } => decay_time_minutes,
-            AccessPolicy::Lru => 0,
+            AccessPolicy::Lru | AccessPolicy::Lrm => 0,
         };
         self.peek(db, key, now_ms).map(|entry| {
             lfu::decayed_counter(entry.access, lfu::minutes(now_ms), decay_time_minutes)
@@ -669,7 +680,7 @@ pub fn lru_idle_time_ms(access: u32, now_ms: u64) -> u64 {
 /// counter so that a new key is not evicted before it had a chance to be read.
 fn new_access(policy: AccessPolicy, now_ms: u64) -> u32 {
     match policy {
-        AccessPolicy::Lru => lru_clock(now_ms),
+        AccessPolicy::Lru | AccessPolicy::Lrm => lru_clock(now_ms),
         AccessPolicy::Lfu { .. } => lfu::new_access(lfu::minutes(now_ms)),
     }
 }
@@ -678,7 +689,7 @@ fn new_access(policy: AccessPolicy, now_ms: u64) -> u32 {
 /// `updateLFU(val)`).
 fn touched_access(policy: AccessPolicy, random_state: &mut u64, access: u32, now_ms: u64) -> u32 {
     match policy {
-        AccessPolicy::Lru => lru_clock(now_ms),
+        AccessPolicy::Lru | AccessPolicy::Lrm => lru_clock(now_ms),
         AccessPolicy::Lfu {
             log_factor,
             decay_time_minutes,

@@ -49,8 +49,8 @@ pub use compact::CompactBytes;
 pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
-    AccessPolicy, Change, DatabaseInfo, KeyObserver, Keyspace, KeyspaceStats, ScanStep,
-    DATABASE_COUNT, SEGMENT_COUNT,
+    AccessPolicy, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool, KeyObserver,
+    Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };
 pub use list::{ListLimits, ListValue};
 pub use set::SetValue;

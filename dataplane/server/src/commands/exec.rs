@@ -101,6 +101,12 @@ pub async fn execute<'s>(
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
+    if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, crate::memory::OOM_ERROR);
+        return;
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(CommandFlags::TRANSACTION_CONTROL) {
             queue.push(args.iter().map(|arg| arg.to_vec()).collect());

@@ -24,6 +24,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod memory;
 pub mod multikey;
 pub mod pubsub;
 pub mod recommend;
@@ -742,6 +743,7 @@ static CORE: &[CommandSpec] = &[
     command("keys", 2, R, NO_KEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", Server(ServerOp::Keys)),
     command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Server(ServerOp::Scan)),
     command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Server(ServerOp::RandomKey)),
+    command("memory", -2, R, SECOND_ARG_KEY, "server", "4.0.0", "A container for memory diagnostics commands.", Ks(memory::memory)),
     command("object", -2, R, SECOND_ARG_KEY, "generic", "2.2.3", "A container for object introspection commands.", Ks(keys::object)),
     // inference (RedisAI's commands and RECOMMEND); keys are routed inside the handlers
     command("ai.tensorset", -4, W_OOM, ONE_KEY, "inference", "1.2.7", "Stores a tensor.", Inference(InferenceOp::TensorSet)),

@@ -400,8 +400,7 @@ pub async fn gather_info(
 
 /// Bytes the allocator reports as allocated (Redis's used_memory).
 pub fn used_memory_bytes() -> u64 {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+    crate::memory::allocated_bytes()
 }
 
 fn rss_bytes() -> u64 {
@@ -557,12 +556,26 @@ fn format_info(
                 );
             }
             "memory" => {
-                let used = used_memory_bytes();
+                let gauge = &crate::memory::GAUGE;
+                let used = gauge.refresh();
                 line("used_memory", used.to_string());
                 line("used_memory_human", human_bytes(used));
                 let rss = rss_bytes();
                 line("used_memory_rss", rss.to_string());
                 line("used_memory_rss_human", human_bytes(rss));
+                let peak = gauge.peak_bytes();
+                line("used_memory_peak", peak.to_string());
+                line("used_memory_peak_human", human_bytes(peak));
+                line(
+                    "used_memory_peak_perc",
+                    format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+                );
+                let startup = gauge.startup_bytes();
+                line("used_memory_startup", startup.to_string());
+                let dataset = used.saturating_sub(startup);
+                line("used_memory_dataset", dataset.to_string());
+                line("allocator_allocated", used.to_string());
+                line("allocator_resident", rss.to_string());
                 line("maxmemory", config.maxmemory.to_string());
                 line("maxmemory_human", human_bytes(config.maxmemory));
                 line("maxmemory_policy", config.maxmemory_policy.clone());

@@ -1,0 +1,151 @@
+//! MEMORY USAGE, STATS, DOCTOR, MALLOC-STATS, PURGE and HELP.
+//!
+//! MEMORY USAGE runs on the shard owning the key (the table gives its key position); the other
+//! subcommands have no key and run where the connection lives, reading the process-wide gauge.
+
+use super::{errors, is, parse_integer, CommandResult, Ctx};
+use crate::commands::server::admin::human_bytes;
+use crate::memory::{allocated_bytes, GAUGE};
+
+const HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Print this help.",
+];
+
+/// MEMORY subcommand [args]
+pub fn memory(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let sub = args[1];
+    if is(sub, "usage") && args.len() >= 3 {
+        return usage(ctx, args);
+    }
+    if is(sub, "stats") && args.len() == 2 {
+        return stats(ctx);
+    }
+    if is(sub, "doctor") && args.len() == 2 {
+        ctx.out.verbatim(doctor().as_bytes());
+        return Ok(());
+    }
+    if is(sub, "malloc-stats") && args.len() == 2 {
+        ctx.out.verbatim(malloc_stats().as_bytes());
+        return Ok(());
+    }
+    if is(sub, "purge") && args.len() == 2 {
+        // jemalloc returns dirty pages on its own decay schedule; nothing to force here.
+        ctx.out.ok();
+        return Ok(());
+    }
+    if is(sub, "help") && args.len() == 2 {
+        ctx.out.array_len(HELP.len());
+        for line in HELP {
+            ctx.out.simple(line.as_bytes());
+        }
+        return Ok(());
+    }
+    Err(super::unknown_subcommand_message("memory", sub).into())
+}
+
+/// MEMORY USAGE key [SAMPLES count]: the key's estimated bytes (key, value, entry), or nil.
+fn usage(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let mut rest = &args[3..];
+    while let [option, value, tail @ ..] = rest {
+        if !is(option, "samples") {
+            return Err(errors::SYNTAX.into());
+        }
+        if parse_integer(value)? < 0 {
+            return Err(errors::SYNTAX.into());
+        }
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(errors::SYNTAX.into());
+    }
+    // Every value's size is kept exactly, so SAMPLES changes nothing.
+    match ctx.keyspace.entry_bytes(ctx.db, args[2], ctx.now_ms) {
+        Some(bytes) => ctx.out.integer(bytes as i64),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn stats(ctx: &mut Ctx<'_>) -> CommandResult {
+    let used = GAUGE.refresh();
+    let startup = GAUGE.startup_bytes();
+    let peak = GAUGE.peak_bytes();
+    let dataset = used.saturating_sub(startup);
+    let fields: [(&str, i64); 6] = [
+        ("peak.allocated", peak as i64),
+        ("total.allocated", used as i64),
+        ("startup.allocated", startup as i64),
+        ("dataset.bytes", dataset as i64),
+        ("allocator.allocated", used as i64),
+        ("allocator.resident", resident_bytes() as i64),
+    ];
+    ctx.out.map_len(fields.len() + 1);
+    for (name, value) in fields {
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.integer(value);
+    }
+    ctx.out.bulk(b"peak.percentage");
+    ctx.out.double(used as f64 * 100.0 / peak.max(1) as f64);
+    Ok(())
+}
+
+fn resident_bytes() -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64
+}
+
+fn doctor() -> String {
+    let used = allocated_bytes();
+    let resident = resident_bytes();
+    let peak = GAUGE.peak_bytes().max(used);
+    let mut findings = Vec::new();
+    if peak > used.saturating_mul(3) / 2 && peak > (64 << 20) {
+        findings.push(format!(
+            " * Peak memory: the peak ({}) is more than 150% of the memory used now ({}).",
+            human_bytes(peak),
+            human_bytes(used)
+        ));
+    }
+    if resident > used.saturating_mul(14) / 10 && resident > (64 << 20) {
+        findings.push(format!(
+            " * High allocator fragmentation: {} resident for {} allocated.",
+            human_bytes(resident),
+            human_bytes(used)
+        ));
+    }
+    if findings.is_empty() {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.".into()
+    } else {
+        format!(
+            "Sam, I detected a few issues in this Ember instance memory implants:\n\n{}\n",
+            findings.join("\n")
+        )
+    }
+}
+
+fn malloc_stats() -> String {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let read = |value: Result<usize, tikv_jemalloc_ctl::Error>| value.unwrap_or(0);
+    format!(
+        "jemalloc stats: allocated {} active {} resident {} mapped {} retained {} metadata {}\n",
+        read(tikv_jemalloc_ctl::stats::allocated::read()),
+        read(tikv_jemalloc_ctl::stats::active::read()),
+        read(tikv_jemalloc_ctl::stats::resident::read()),
+        read(tikv_jemalloc_ctl::stats::mapped::read()),
+        read(tikv_jemalloc_ctl::stats::retained::read()),
+        read(tikv_jemalloc_ctl::stats::metadata::read()),
+    )
+}

@@ -1,0 +1,214 @@
+//! `maxmemory`: the memory gauge every shard reads, the eviction loop each shard runs, and the
+//! OOM check the executor makes before a command that may grow memory.
+//!
+//! `used_memory` is jemalloc's `stats.allocated`, as Redis reports it, for the whole process.
+//! Reading it means advancing jemalloc's statistics epoch (a few microseconds, process-wide), so
+//! it is not read per command: each shard's [`evict_loop`] refreshes the [`MemoryGauge`] every
+//! [`GAUGE_PERIOD`] while `maxmemory` is set, and the executor reads the gauge's atomic.
+//!
+//! When used memory passes `maxmemory`, each shard evicts its share of the excess (the excess
+//! divided by the number of shards) from its own keyspace under `maxmemory-policy`, in slices
+//! of [`EVICT_SLICE_BUDGET`] with a yield between them, so a CONFIG SET that shrinks the limit
+//! evicts down to it without stalling requests. Under `noeviction`, or when nothing may be
+//! evicted (a volatile policy and no key with a TTL), commands flagged `denyoom` get Redis's OOM
+//! error while reads and deletes are served.
+//!
+//! `--maxmemory` without a policy keeps Redis's default, `noeviction`: Ember also serves job
+//! queues (Sidekiq, BullMQ, Celery), which must never lose a key silently, and Sidekiq checks
+//! for exactly that policy. A pure cache sets `maxmemory-policy allkeys-lru` (or `-lfu`).
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ember_store::{EvictionPolicy, EvictionPool};
+
+use crate::runtime;
+use crate::shard::Shard;
+use crate::stats::unix_time_ms;
+
+/// How often a shard refreshes the gauge while `maxmemory` is set.
+pub const GAUGE_PERIOD: Duration = Duration::from_millis(1);
+/// How often a shard looks at the configuration while `maxmemory` is 0.
+const IDLE_PERIOD: Duration = Duration::from_millis(50);
+/// Longest a shard evicts before it lets requests run.
+pub const EVICT_SLICE_BUDGET: Duration = Duration::from_micros(500);
+/// Keys evicted between two looks at the clock.
+const KEYS_PER_CLOCK_CHECK: usize = 16;
+
+/// Redis's reply to a `denyoom` command over the limit.
+pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// The process's gauge: the allocator is process-wide, so its figures are too.
+pub static GAUGE: MemoryGauge = MemoryGauge::new();
+
+/// What every shard knows about the process's memory.
+#[derive(Debug, Default)]
+pub struct MemoryGauge {
+    /// `used_memory` at the last refresh (bytes).
+    used_bytes: AtomicU64,
+    /// The most `used_memory` has been (bytes).
+    peak_bytes: AtomicU64,
+    /// `used_memory` once the shards were built, before any key (Redis's startup.allocated).
+    startup_bytes: AtomicU64,
+    /// Some shard is over its share and found nothing it may evict.
+    eviction_stuck: AtomicBool,
+}
+
+impl MemoryGauge {
+    /// A gauge that has read nothing yet.
+    pub const fn new() -> Self {
+        Self {
+            used_bytes: AtomicU64::new(0),
+            peak_bytes: AtomicU64::new(0),
+            startup_bytes: AtomicU64::new(0),
+            eviction_stuck: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads jemalloc's figure now and records it.
+    pub fn refresh(&self) -> u64 {
+        let used = allocated_bytes();
+        self.used_bytes.store(used, Ordering::Release);
+        self.peak_bytes.fetch_max(used, Ordering::AcqRel);
+        used
+    }
+
+    /// Records the start-up figure (once the shards exist).
+    pub fn record_startup(&self) {
+        let used = self.refresh();
+        self.startup_bytes.store(used, Ordering::Release);
+    }
+
+    /// `used_memory` at the last refresh.
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes.load(Ordering::Acquire)
+    }
+
+    /// The peak `used_memory` seen.
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak_bytes.load(Ordering::Acquire)
+    }
+
+    /// `used_memory` at start-up.
+    pub fn startup_bytes(&self) -> u64 {
+        self.startup_bytes.load(Ordering::Acquire)
+    }
+}
+
+/// jemalloc's `stats.allocated`, after advancing its epoch: Redis's `used_memory`.
+pub fn allocated_bytes() -> u64 {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+}
+
+/// True when a `denyoom` command must be refused now: used memory is over `maxmemory` and
+/// either the policy is `noeviction` or no shard can evict anything more.
+pub fn refuses_growth(shard: &Shard) -> bool {
+    let config = shard.config.borrow();
+    if config.maxmemory == 0 {
+        return false;
+    }
+    let gauge = &GAUGE;
+    if gauge.used_bytes() <= config.maxmemory {
+        return false;
+    }
+    EvictionPolicy::from_name(&config.maxmemory_policy).is_none()
+        || gauge.eviction_stuck.load(Ordering::Acquire)
+}
+
+/// Keeps this shard's share of memory under `maxmemory`: refreshes the gauge and, when the
+/// process is over the limit, evicts this shard's share of the excess.
+pub async fn evict_loop(shard: Rc<Shard>) {
+    let mut pool = EvictionPool::new(0x9E37_79B9_7F4A_7C15 ^ shard.index as u64);
+    loop {
+        let (maxmemory, policy, samples) = {
+            let config = shard.config.borrow();
+            (
+                config.maxmemory,
+                EvictionPolicy::from_name(&config.maxmemory_policy),
+                config.integer("maxmemory-samples").max(1) as usize,
+            )
+        };
+        if maxmemory == 0 {
+            GAUGE.eviction_stuck.store(false, Ordering::Release);
+            runtime::sleep(IDLE_PERIOD).await;
+            continue;
+        }
+        let used = GAUGE.refresh();
+        let over = used.saturating_sub(maxmemory);
+        match policy {
+            Some(policy) if over > 0 => {
+                let share = over.div_ceil(shard.shared.shard_count as u64);
+                let stuck = !evict_share(&shard, &mut pool, policy, samples, share);
+                GAUGE.eviction_stuck.store(stuck, Ordering::Release);
+                // Let requests run, then look again at once: the excess may not be paid yet.
+                runtime::yield_now().await;
+            }
+            _ => {
+                GAUGE.eviction_stuck.store(false, Ordering::Release);
+                runtime::sleep(GAUGE_PERIOD).await;
+            }
+        }
+    }
+}
+
+/// Evicts keys of this shard until about `share` bytes are freed or the slice's time is up;
+/// false when the keyspace had nothing it may evict.
+fn evict_share(
+    shard: &Shard,
+    pool: &mut EvictionPool,
+    policy: EvictionPolicy,
+    samples: usize,
+    share: u64,
+) -> bool {
+    if shard.gate.blocks(None) {
+        return true; // A transaction holds the shard: evict after it.
+    }
+    let started = Instant::now();
+    let mut freed = 0u64;
+    let mut keyspace = shard.keyspace.borrow_mut();
+    let now_ms = unix_time_ms();
+    while freed < share {
+        for _ in 0..KEYS_PER_CLOCK_CHECK {
+            let Some(evicted) = keyspace.evict_one(pool, policy, samples, now_ms) else {
+                return false;
+            };
+            freed += evicted.bytes as u64;
+            shard
+                .stats
+                .evicted_keys
+                .set(shard.stats.evicted_keys.get() + 1);
+            if freed >= share {
+                break;
+            }
+        }
+        if started.elapsed() >= EVICT_SLICE_BUDGET {
+            break;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_tracks_peak_and_startup() {
+        let gauge = MemoryGauge::default();
+        gauge.record_startup();
+        let startup = gauge.startup_bytes();
+        assert!(startup > 0, "jemalloc reports allocated bytes");
+        let block = vec![1u8; 8 << 20];
+        let grown = gauge.refresh();
+        assert!(
+            grown >= startup + (8 << 20) - (1 << 20),
+            "{grown} after 8 MiB over {startup}"
+        );
+        drop(block);
+        let shrunk = gauge.refresh();
+        assert!(shrunk < grown);
+        assert!(gauge.peak_bytes() >= grown);
+    }
+}

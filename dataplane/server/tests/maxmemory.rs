@@ -1,0 +1,351 @@
+//! maxmemory against the real binary: eviction holds used_memory near the limit while a client
+//! writes several times the limit, noeviction answers Redis's OOM error while reads and deletes
+//! still work, CONFIG SET shrinking the limit evicts down to it while requests are served, and
+//! MEMORY USAGE answers per key.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Ember;
+use redis::Connection;
+
+/// How far above maxmemory used_memory may settle (the bound).
+const TOLERANCE: f64 = 1.05;
+
+fn info_field(con: &mut Connection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO has no {field}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Writes `count` values of `value_len` bytes, pipelined 64 at a time; the errors seen.
+fn write_values(con: &mut Connection, prefix: &str, count: usize, value_len: usize) -> Vec<String> {
+    let value = vec![b'x'; value_len];
+    let mut errors = Vec::new();
+    for start in (0..count).step_by(64) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 64).min(count) {
+            pipe.cmd("SET").arg(format!("{prefix}:{i}")).arg(&value[..]);
+        }
+        let replies: Vec<redis::RedisResult<redis::Value>> = pipe
+            .query::<Vec<redis::Value>>(con)
+            .map(|values| values.into_iter().map(Ok).collect())
+            .unwrap_or_else(|error| vec![Err(error)]);
+        for reply in replies {
+            match reply {
+                Ok(redis::Value::ServerError(error)) => errors.push(format!("{error:?}")),
+                Err(error) => errors.push(error.to_string()),
+                Ok(_) => {}
+            }
+        }
+    }
+    errors
+}
+
+/// Waits until used_memory is within the tolerance of maxmemory.
+fn settles_under(con: &mut Connection, maxmemory: u64, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let used = info_field(con, "used_memory");
+        if used as f64 <= maxmemory as f64 * TOLERANCE || Instant::now() > deadline {
+            return used;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-lru"]);
+    let mut con = ember.connect(false);
+    let base = info_field(&mut con, "used_memory");
+    let maxmemory = base + (16 << 20);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(maxmemory)
+        .query::<()>(&mut con)
+        .unwrap();
+    // 64 MiB of 4 KiB values: four times the 16 MiB the data may use.
+    let errors = write_values(&mut con, "lru", 16 * 1024, 4096);
+    assert!(
+        errors.is_empty(),
+        "writes refused under allkeys-lru: {:?}",
+        &errors[..errors.len().min(3)]
+    );
+    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
+    assert!(
+        used as f64 <= maxmemory as f64 * TOLERANCE,
+        "used_memory {used} over maxmemory {maxmemory}"
+    );
+    let evicted = info_field(&mut con, "evicted_keys");
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert!(evicted > 0, "nothing evicted");
+    assert_eq!(
+        keys + evicted,
+        16 * 1024,
+        "every key is either kept or evicted"
+    );
+    // The most recent writes survive an LRU policy better than the first ones.
+    let first: usize = (0..500)
+        .filter(|i| {
+            redis::cmd("EXISTS")
+                .arg(format!("lru:{i}"))
+                .query::<bool>(&mut con)
+                .unwrap()
+        })
+        .count();
+    let last: usize = (16 * 1024 - 500..16 * 1024)
+        .filter(|i| {
+            redis::cmd("EXISTS")
+                .arg(format!("lru:{i}"))
+                .query::<bool>(&mut con)
+                .unwrap()
+        })
+        .count();
+    assert!(
+        last > first,
+        "LRU kept {first} of the first keys and {last} of the last"
+    );
+}
+
+#[test]
+fn collections_are_evicted_too() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-random"]);
+    let mut con = ember.connect(false);
+    let base = info_field(&mut con, "used_memory");
+    let maxmemory = base + (8 << 20);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(maxmemory)
+        .query::<()>(&mut con)
+        .unwrap();
+    // 32 MiB in sets and sorted sets of 64 members of 256 bytes.
+    for key in 0..1024 {
+        let mut pipe = redis::pipe();
+        for member in 0..64 {
+            let name = format!("{key:04}-{member:04}-{}", "m".repeat(246));
+            if key % 2 == 0 {
+                pipe.cmd("SADD")
+                    .arg(format!("set:{key}"))
+                    .arg(name)
+                    .ignore();
+            } else {
+                pipe.cmd("ZADD")
+                    .arg(format!("zset:{key}"))
+                    .arg(member)
+                    .arg(name)
+                    .ignore();
+            }
+        }
+        pipe.query::<()>(&mut con).unwrap();
+    }
+    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
+    assert!(
+        used as f64 <= maxmemory as f64 * TOLERANCE,
+        "used_memory {used} over {maxmemory}"
+    );
+    assert!(info_field(&mut con, "evicted_keys") > 0);
+}
+
+#[test]
+fn noeviction_refuses_writes_and_serves_reads() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    redis::cmd("SET")
+        .arg("kept")
+        .arg("value")
+        .query::<()>(&mut con)
+        .unwrap();
+    let base = info_field(&mut con, "used_memory");
+    let maxmemory = base + (4 << 20);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(maxmemory)
+        .query::<()>(&mut con)
+        .unwrap();
+    let policy: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(policy[1], "noeviction");
+    let errors = write_values(&mut con, "oom", 4096, 4096);
+    assert!(
+        !errors.is_empty(),
+        "16 MiB written under a 4 MiB noeviction limit without an error"
+    );
+    assert!(
+        errors[0].contains("command not allowed when used memory > 'maxmemory'"),
+        "{}",
+        errors[0]
+    );
+    let error = redis::cmd("SET")
+        .arg("more")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.code(), Some("OOM"));
+    assert_eq!(
+        error.detail(),
+        Some("command not allowed when used memory > 'maxmemory'.")
+    );
+    // Reads and deletes still work; nothing was evicted.
+    let value: String = redis::cmd("GET").arg("kept").query(&mut con).unwrap();
+    assert_eq!(value, "value");
+    assert_eq!(info_field(&mut con, "evicted_keys"), 0);
+    let deleted: u64 = redis::cmd("DEL")
+        .arg("oom:0")
+        .arg("oom:1")
+        .query(&mut con)
+        .unwrap();
+    assert!(deleted <= 2);
+    // A queued write over the limit fails the transaction, as in Redis.
+    redis::cmd("MULTI").query::<()>(&mut con).unwrap();
+    assert!(redis::cmd("SET")
+        .arg("a")
+        .arg("b")
+        .query::<()>(&mut con)
+        .is_err());
+    let exec = redis::cmd("EXEC").query::<()>(&mut con).unwrap_err();
+    assert_eq!(exec.code(), Some("EXECABORT"));
+    // Raising the limit lets writes through again.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("more")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap();
+}
+
+#[test]
+fn volatile_policy_without_volatile_keys_answers_oom() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "volatile-lru"]);
+    let mut con = ember.connect(false);
+    let base = info_field(&mut con, "used_memory");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(base + (4 << 20))
+        .query::<()>(&mut con)
+        .unwrap();
+    let errors = write_values(&mut con, "persistent", 4096, 4096);
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.contains("used memory > 'maxmemory'")),
+        "no OOM when nothing may be evicted"
+    );
+    assert_eq!(
+        info_field(&mut con, "evicted_keys"),
+        0,
+        "a key without TTL was evicted"
+    );
+}
+
+#[test]
+fn shrinking_maxmemory_evicts_down_while_serving() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-lru"]);
+    let mut con = ember.connect(false);
+    let base = info_field(&mut con, "used_memory");
+    assert!(write_values(&mut con, "fill", 8 * 1024, 4096).is_empty());
+    let full = info_field(&mut con, "used_memory");
+    assert!(
+        full > base + (24 << 20),
+        "32 MiB written, used_memory {full} from {base}"
+    );
+    let maxmemory = base + (8 << 20);
+    let mut other = ember.connect(false);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(maxmemory)
+        .query::<()>(&mut con)
+        .unwrap();
+    // Requests keep being answered while the shards evict.
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..200 {
+        let asked = Instant::now();
+        let _: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(format!("fill:{i}"))
+            .query(&mut other)
+            .unwrap();
+        slowest = slowest.max(asked.elapsed());
+    }
+    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
+    assert!(
+        used as f64 <= maxmemory as f64 * TOLERANCE,
+        "used_memory {used} over {maxmemory}"
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a GET waited {slowest:?} while evicting ({:?} in all)",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn memory_usage_and_stats() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    redis::cmd("SET")
+        .arg("small")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("large")
+        .arg(vec![b'x'; 10_000])
+        .query::<()>(&mut con)
+        .unwrap();
+    let small: u64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("small")
+        .query(&mut con)
+        .unwrap();
+    let large: u64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("large")
+        .arg("SAMPLES")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert!((1..200).contains(&small), "small key {small} bytes");
+    assert!((10_000..11_000).contains(&large), "large key {large} bytes");
+    let missing: Option<u64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("missing")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(missing, None);
+    let stats: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut con).unwrap();
+    assert!(stats.len() >= 12, "MEMORY STATS: {stats:?}");
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut con).unwrap();
+    assert!(!doctor.is_empty());
+    let error = redis::cmd("MEMORY")
+        .arg("NOSUCH")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(error.to_string().contains("unknown subcommand"), "{error}");
+    for field in [
+        "used_memory_peak",
+        "used_memory_startup",
+        "maxmemory",
+        "evicted_keys",
+    ] {
+        info_field(&mut con, field);
+    }
+}

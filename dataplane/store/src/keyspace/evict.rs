@@ -1,0 +1,513 @@
+//! Eviction from a keyspace under `maxmemory`: Redis's approximated policies, run on the
+//! keyspace's own table.
+//!
+//! Redis (`evict.c`) samples `maxmemory-samples` keys per database, keeps the best candidates
+//! in a 16-entry pool across calls, and evicts the best of the pool. This does the same over
+//! the keyspace's segments: a sample is a random entry of a random segment (the segments are
+//! small hash tables, so that is close to uniform), and volatile policies sample the expiry
+//! index at random points in time, so they find keys with a TTL however few there are.
+//!
+//! The score is what Redis calls idle: larger evicts first. LRU: milliseconds since the last
+//! access; LFU: 255 minus the decayed counter; TTL: how early the key expires.
+//!
+//! [`ember_store::eviction`](crate::eviction) holds the simulated policies (W-TinyLFU, S3-FIFO,
+//! SIEVE) used by `ember-bench hitratio`; they work on abstract key ids and are not wired here.
+
+use std::ops::Bound;
+
+use super::{is_expired, lru_idle_time_ms, Keyspace, SEGMENT_COUNT};
+use crate::compact::CompactBytes;
+use crate::lfu;
+
+/// Bytes an entry costs beyond its key and value: the table slot and the entry's fields.
+pub const ENTRY_OVERHEAD_BYTES: usize = std::mem::size_of::<super::Slot>() + 8;
+
+/// Redis's `EVPOOL_SIZE`.
+const POOL_SIZE: usize = 16;
+
+/// Which keys may go, and which go first: Redis's `maxmemory-policy` values, less
+/// `noeviction` (which evicts nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    /// allkeys-lru: the least recently used key.
+    AllKeysLru,
+    /// allkeys-lfu: the least frequently used key.
+    AllKeysLfu,
+    /// allkeys-random: any key.
+    AllKeysRandom,
+    /// allkeys-lrm (Redis 8.6): the least recently modified key.
+    AllKeysLrm,
+    /// volatile-lrm (Redis 8.6): the least recently modified key with a TTL.
+    VolatileLrm,
+    /// volatile-lru: the least recently used key with a TTL.
+    VolatileLru,
+    /// volatile-lfu: the least frequently used key with a TTL.
+    VolatileLfu,
+    /// volatile-random: any key with a TTL.
+    VolatileRandom,
+    /// volatile-ttl: the key with a TTL that expires first.
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    /// The policy of a `maxmemory-policy` name; `None` for `noeviction` or an unknown name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "allkeys-lru" => Self::AllKeysLru,
+            "allkeys-lfu" => Self::AllKeysLfu,
+            "allkeys-random" => Self::AllKeysRandom,
+            "allkeys-lrm" => Self::AllKeysLrm,
+            "volatile-lrm" => Self::VolatileLrm,
+            "volatile-lru" => Self::VolatileLru,
+            "volatile-lfu" => Self::VolatileLfu,
+            "volatile-random" => Self::VolatileRandom,
+            "volatile-ttl" => Self::VolatileTtl,
+            _ => return None,
+        })
+    }
+
+    fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            Self::VolatileLru
+                | Self::VolatileLfu
+                | Self::VolatileLrm
+                | Self::VolatileRandom
+                | Self::VolatileTtl
+        )
+    }
+}
+
+/// A key that was evicted: where it was and about how many bytes it freed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evicted {
+    /// Its database.
+    pub db: usize,
+    /// Its name.
+    pub key: CompactBytes,
+    /// Key, value and entry overhead, as [`crate::Value::heap_len`] estimates them.
+    pub bytes: usize,
+}
+
+/// The candidates kept between evictions (Redis's eviction pool), best last.
+#[derive(Debug, Default)]
+pub struct EvictionPool {
+    candidates: Vec<Candidate>,
+    random_state: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    idle: u64,
+    db: usize,
+    key: CompactBytes,
+}
+
+impl EvictionPool {
+    /// An empty pool whose sampling starts from `seed` (any value; 0 is replaced).
+    pub fn new(seed: u64) -> Self {
+        Self {
+            candidates: Vec::with_capacity(POOL_SIZE),
+            random_state: seed.max(1),
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let state = &mut self.random_state;
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next_random() % bound.max(1) as u64) as usize
+    }
+
+    /// Inserts a candidate in idle order, keeping the best [`POOL_SIZE`] (evict.c's
+    /// `evictionPoolPopulate`): a key already in the pool is not added twice.
+    fn offer(&mut self, candidate: Candidate) {
+        if self
+            .candidates
+            .iter()
+            .any(|c| c.db == candidate.db && c.key == candidate.key)
+        {
+            return;
+        }
+        let at = self
+            .candidates
+            .partition_point(|existing| existing.idle <= candidate.idle);
+        if self.candidates.len() == POOL_SIZE {
+            if at == 0 {
+                return; // Worse than everything kept.
+            }
+            self.candidates.remove(0);
+            self.candidates.insert(at - 1, candidate);
+        } else {
+            self.candidates.insert(at, candidate);
+        }
+    }
+}
+
+impl Keyspace {
+    /// Evicts one key under `policy`, sampling `samples` keys per database into `pool` first;
+    /// `None` when no key may be evicted (an empty keyspace, or no key with a TTL under a
+    /// volatile policy): Redis then refuses writes with OOM.
+    pub fn evict_one(
+        &mut self,
+        pool: &mut EvictionPool,
+        policy: EvictionPolicy,
+        samples: usize,
+        now_ms: u64,
+    ) -> Option<Evicted> {
+        let (db, key) = match policy {
+            EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => {
+                self.random_victim(pool, policy.volatile_only(), now_ms)?
+            }
+            _ => self.pooled_victim(pool, policy, samples.max(1), now_ms)?,
+        };
+        let entry = self.remove_entry(db, &key)?;
+        let bytes = key.len() + entry.value.heap_len() + ENTRY_OVERHEAD_BYTES;
+        Some(Evicted { db, key, bytes })
+    }
+
+    /// Estimated bytes of `key`'s entry (MEMORY USAGE): key, value and entry overhead.
+    pub fn entry_bytes(&self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
+        self.peek(db, key, now_ms)
+            .map(|entry| key.len() + entry.value.heap_len() + ENTRY_OVERHEAD_BYTES)
+    }
+
+    fn random_victim(
+        &mut self,
+        pool: &mut EvictionPool,
+        volatile: bool,
+        now_ms: u64,
+    ) -> Option<(usize, CompactBytes)> {
+        let start = pool.below(self.databases.len());
+        for offset in 0..self.databases.len() {
+            let db = (start + offset) % self.databases.len();
+            let found = if volatile {
+                self.sample_volatile(db, pool).map(|(key, _)| key)
+            } else {
+                let mut random = |bound: usize| pool.below(bound);
+                self.random_key(db, &mut random, now_ms)
+                    .or_else(|| self.any_key(db))
+            };
+            if let Some(key) = found {
+                return Some((db, key));
+            }
+        }
+        None
+    }
+
+    /// Any key of `db`, expired or not (an expired key is as good a victim as any).
+    fn any_key(&self, db: usize) -> Option<CompactBytes> {
+        self.databases[db]
+            .segments
+            .iter()
+            .find_map(|table| table.iter().next().map(|(key, _)| key.clone()))
+    }
+
+    fn pooled_victim(
+        &mut self,
+        pool: &mut EvictionPool,
+        policy: EvictionPolicy,
+        samples: usize,
+        now_ms: u64,
+    ) -> Option<(usize, CompactBytes)> {
+        for db in 0..self.databases.len() {
+            if self.databases[db].len == 0 {
+                continue;
+            }
+            for _ in 0..samples {
+                let sampled = if policy.volatile_only() {
+                    self.sample_volatile(db, pool)
+                } else {
+                    self.sample_any(db, pool)
+                };
+                let Some((key, expire_at_ms)) = sampled else {
+                    break;
+                };
+                let Some(idle) = self.idle_score(policy, db, &key, expire_at_ms, now_ms) else {
+                    continue;
+                };
+                pool.offer(Candidate { idle, db, key });
+            }
+        }
+        // Best first; a candidate whose key has gone since it was sampled is dropped (Redis's
+        // "ghost" entries).
+        while let Some(candidate) = pool.candidates.pop() {
+            if self.peek_any(candidate.db, &candidate.key) {
+                return Some((candidate.db, candidate.key));
+            }
+        }
+        None
+    }
+
+    /// True when `key` is stored in `db`, expired or not.
+    fn peek_any(&self, db: usize, key: &[u8]) -> bool {
+        let (hash, segment) = self.locate(key);
+        self.databases[db]
+            .segments
+            .get(segment)
+            .and_then(|table| table.find(hash, |(k, _)| k.as_bytes() == key))
+            .is_some()
+    }
+
+    /// A random entry of `db`: a random non-empty segment, a random slot in it.
+    fn sample_any(
+        &self,
+        db: usize,
+        pool: &mut EvictionPool,
+    ) -> Option<(CompactBytes, Option<u64>)> {
+        let database = &self.databases[db];
+        if database.len == 0 || database.segments.is_empty() {
+            return None;
+        }
+        for _ in 0..SEGMENT_COUNT {
+            let table = &database.segments[pool.below(database.segments.len())];
+            if table.is_empty() {
+                continue;
+            }
+            let (key, entry) = table.iter().nth(pool.below(table.len()))?;
+            return Some((key.clone(), entry.expire_at_ms));
+        }
+        None
+    }
+
+    /// A random key with a TTL of `db`: the first expiry at or after a random instant between
+    /// the earliest and the latest.
+    fn sample_volatile(
+        &self,
+        db: usize,
+        pool: &mut EvictionPool,
+    ) -> Option<(CompactBytes, Option<u64>)> {
+        let expires = &self.databases[db].expires;
+        let (first, _) = expires.first()?;
+        let (last, _) = expires.last()?;
+        let span = last - first;
+        let at = first
+            + if span == 0 {
+                0
+            } else {
+                pool.next_random() % (span + 1)
+            };
+        let (at, key) = expires
+            .range((
+                Bound::Included((at, CompactBytes::new(b""))),
+                Bound::Unbounded,
+            ))
+            .next()
+            .or_else(|| expires.first())?;
+        Some((key.clone(), Some(*at)))
+    }
+
+    fn idle_score(
+        &self,
+        policy: EvictionPolicy,
+        db: usize,
+        key: &[u8],
+        expire_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Option<u64> {
+        let entry = self.databases[db]
+            .segments
+            .get(self.locate(key).1)?
+            .find(self.locate(key).0, |(k, _)| k.as_bytes() == key)
+            .map(|(_, entry)| entry)?;
+        if is_expired(entry, now_ms) {
+            return Some(u64::MAX); // Already dead: the best victim there is.
+        }
+        Some(match policy {
+            EvictionPolicy::AllKeysLru
+            | EvictionPolicy::VolatileLru
+            | EvictionPolicy::AllKeysLrm
+            | EvictionPolicy::VolatileLrm => lru_idle_time_ms(entry.access, now_ms),
+            EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu => {
+                let decay = match self.access_policy {
+                    super::AccessPolicy::Lfu {
+                        decay_time_minutes, ..
+                    } => decay_time_minutes,
+                    super::AccessPolicy::Lru | super::AccessPolicy::Lrm => 1,
+                };
+                let counter = lfu::decayed_counter(entry.access, lfu::minutes(now_ms), decay);
+                u64::from(u8::MAX - counter)
+            }
+            EvictionPolicy::VolatileTtl => u64::MAX - expire_at_ms.unwrap_or(u64::MAX),
+            EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::AccessPolicy;
+    use crate::Value;
+
+    fn filled(keys: usize, ttl_every: usize) -> Keyspace {
+        let mut keyspace = Keyspace::new();
+        for i in 0..keys {
+            let expire = (ttl_every > 0 && i % ttl_every == 0).then_some(1_000_000 + i as u64);
+            keyspace.insert(
+                0,
+                format!("k{i}").as_bytes(),
+                Value::from_bytes(b"v"),
+                expire,
+                0,
+            );
+        }
+        keyspace
+    }
+
+    #[test]
+    fn every_policy_evicts_until_empty() {
+        let policies = [
+            EvictionPolicy::AllKeysLru,
+            EvictionPolicy::AllKeysLfu,
+            EvictionPolicy::AllKeysRandom,
+            EvictionPolicy::VolatileLru,
+            EvictionPolicy::VolatileLfu,
+            EvictionPolicy::VolatileRandom,
+            EvictionPolicy::VolatileTtl,
+            EvictionPolicy::AllKeysLrm,
+            EvictionPolicy::VolatileLrm,
+        ];
+        for policy in policies {
+            let mut keyspace = filled(200, 4);
+            let mut pool = EvictionPool::new(7);
+            let mut evicted = 0;
+            while let Some(victim) = keyspace.evict_one(&mut pool, policy, 5, 10) {
+                assert!(victim.bytes >= victim.key.len() + ENTRY_OVERHEAD_BYTES);
+                evicted += 1;
+                assert!(evicted <= 200, "{policy:?} evicts more keys than exist");
+            }
+            let expected = if policy.volatile_only() { 50 } else { 200 };
+            assert_eq!(evicted, expected, "{policy:?}");
+            assert_eq!(keyspace.len(0), 200 - expected, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn lru_keeps_recently_read_keys() {
+        // Keys written at t=0, half of them read an hour later: evicting half under allkeys-lru
+        // with 10 samples takes mostly unread keys. Random eviction would keep about 250 read
+        // keys; sampling misses only near the end, when few unread keys are left to sample
+        // (Redis's approximation does the same).
+        let mut keyspace = filled(1000, 0);
+        let hour_ms = 3_600_000;
+        for i in (0..1000).step_by(2) {
+            keyspace.get(0, format!("k{i}").as_bytes(), hour_ms);
+        }
+        let mut pool = EvictionPool::new(3);
+        for _ in 0..500 {
+            keyspace.evict_one(&mut pool, EvictionPolicy::AllKeysLru, 10, hour_ms);
+        }
+        let read_kept = (0..1000)
+            .step_by(2)
+            .filter(|i| {
+                keyspace
+                    .peek(0, format!("k{i}").as_bytes(), hour_ms)
+                    .is_some()
+            })
+            .count();
+        assert!(
+            read_kept >= 400,
+            "only {read_kept} of 500 recently read keys kept"
+        );
+    }
+
+    #[test]
+    fn lrm_keeps_recently_written_keys_not_read_ones() {
+        // Under allkeys-lrm reads do not count: half the keys read an hour later, the other
+        // half rewritten then; eviction takes the read-only ones.
+        let mut keyspace = filled(1000, 0);
+        keyspace.set_access_policy(AccessPolicy::Lrm);
+        let hour_ms = 3_600_000;
+        for i in 0..1000 {
+            let key = format!("k{i}");
+            if i % 2 == 0 {
+                keyspace.get(0, key.as_bytes(), hour_ms);
+            } else {
+                keyspace.insert(0, key.as_bytes(), Value::from_bytes(b"w"), None, hour_ms);
+            }
+        }
+        let mut pool = EvictionPool::new(11);
+        for _ in 0..500 {
+            keyspace.evict_one(&mut pool, EvictionPolicy::AllKeysLrm, 10, hour_ms);
+        }
+        let written_kept = (1..1000)
+            .step_by(2)
+            .filter(|i| {
+                keyspace
+                    .peek(0, format!("k{i}").as_bytes(), hour_ms)
+                    .is_some()
+            })
+            .count();
+        assert!(
+            written_kept >= 400,
+            "only {written_kept} of 500 rewritten keys kept"
+        );
+    }
+
+    #[test]
+    fn lfu_keeps_frequently_read_keys() {
+        let mut keyspace = filled(1000, 0);
+        keyspace.set_access_policy(AccessPolicy::Lfu {
+            log_factor: 0,
+            decay_time_minutes: 1,
+        });
+        for i in (0..1000).step_by(2) {
+            for _ in 0..20 {
+                keyspace.get(0, format!("k{i}").as_bytes(), 0);
+            }
+        }
+        let mut pool = EvictionPool::new(5);
+        for _ in 0..500 {
+            keyspace.evict_one(&mut pool, EvictionPolicy::AllKeysLfu, 10, 0);
+        }
+        let hot_kept = (0..1000)
+            .step_by(2)
+            .filter(|i| keyspace.peek(0, format!("k{i}").as_bytes(), 0).is_some())
+            .count();
+        assert!(
+            hot_kept >= 400,
+            "only {hot_kept} of 500 frequently read keys kept"
+        );
+    }
+
+    #[test]
+    fn volatile_ttl_evicts_the_earliest_expiry_first() {
+        let mut keyspace = filled(100, 1);
+        let mut pool = EvictionPool::new(9);
+        let victim = keyspace
+            .evict_one(&mut pool, EvictionPolicy::VolatileTtl, 64, 0)
+            .unwrap();
+        // 64 samples of 100 keys: the victim is among the earliest few.
+        let index: usize = std::str::from_utf8(&victim.key[1..])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(index < 20, "evicted k{index}");
+    }
+
+    #[test]
+    fn volatile_policies_leave_persistent_keys() {
+        let mut keyspace = filled(10, 0);
+        let mut pool = EvictionPool::new(1);
+        assert_eq!(
+            keyspace.evict_one(&mut pool, EvictionPolicy::VolatileLru, 5, 0),
+            None
+        );
+        assert_eq!(keyspace.len(0), 10);
+    }
+
+    #[test]
+    fn policy_names() {
+        assert_eq!(
+            EvictionPolicy::from_name("allkeys-lru"),
+            Some(EvictionPolicy::AllKeysLru)
+        );
+        assert_eq!(EvictionPolicy::from_name("noeviction"), None);
+    }
+}

@@ -81,9 +81,11 @@ pub const EVICTION_POLICIES: &[&str] = &[
     "allkeys-lfu",
     "allkeys-random",
     "noeviction",
-    "allkeys-lrm",
-    "volatile-lrm",
 ];
+
+/// Redis 8.6's least-recently-modified policies: accepted, but left out of the list the error
+/// names, which stays Redis 7's word for word (clients and tests match it).
+pub const EVICTION_POLICIES_LRM: &[&str] = &["allkeys-lrm", "volatile-lrm"];
 
 /// Every parameter Ember knows. Tunables Ember has no use for (listpack sizes, save points) are
 /// accepted, stored and reported, because clients and test harnesses set them.
@@ -668,7 +670,9 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
         },
         Kind::Enum(words) => {
             let lower = value.to_ascii_lowercase();
-            if words.contains(&lower.as_str()) {
+            let lrm = words == EVICTION_POLICIES
+                && EVICTION_POLICIES_LRM.contains(&lower.as_str());
+            if words.contains(&lower.as_str()) || lrm {
                 Ok(lower)
             } else {
                 // Redis lists the accepted values.

@@ -95,7 +95,10 @@ fn first_blocked_first_served() {
             waiters.push(block(&ember, &["BLPOP", key, "0"]));
             wait_blocked(&mut control, count);
         }
-        assert_eq!(run(&mut control, &["RPUSH", key, "x", "y", "z"]), "(integer) 3");
+        assert_eq!(
+            run(&mut control, &["RPUSH", key, "x", "y", "z"]),
+            "(integer) 3"
+        );
         let replies: Vec<String> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
         assert_eq!(
             replies,
@@ -112,12 +115,20 @@ fn timeouts() {
     let cases: &[(&str, &[&str], &str)] = &[
         ("blpop", &["BLPOP", "a", "b", "0.1"], "(nil)"),
         ("brpop", &["BRPOP", "a", "0.1"], "(nil)"),
-        ("blmove", &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0.1"], "(nil)"),
+        (
+            "blmove",
+            &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0.1"],
+            "(nil)",
+        ),
         ("brpoplpush", &["BRPOPLPUSH", "a", "b", "0.1"], "(nil)"),
         ("blmpop", &["BLMPOP", "0.1", "2", "a", "b", "LEFT"], "(nil)"),
         ("bzpopmin", &["BZPOPMIN", "a", "0.1"], "(nil)"),
         ("bzpopmax", &["BZPOPMAX", "a", "b", "0.1"], "(nil)"),
-        ("bzmpop", &["BZMPOP", "0.1", "1", "a", "MAX", "COUNT", "2"], "(nil)"),
+        (
+            "bzmpop",
+            &["BZMPOP", "0.1", "1", "a", "MAX", "COUNT", "2"],
+            "(nil)",
+        ),
     ];
     for (name, args, expected) in cases {
         let started = Instant::now();
@@ -135,15 +146,51 @@ fn argument_errors() {
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
     let cases: &[(&str, &[&str], &str)] = &[
-        ("negative", &["BLPOP", "a", "-1"], "(error) ERR timeout is negative"),
-        ("not a float", &["BLPOP", "a", "x"], "(error) ERR timeout is not a float or out of range"),
-        ("huge", &["BRPOP", "a", "1e20"], "(error) ERR timeout is negative"),
-        ("bad end", &["BLMOVE", "a", "b", "UP", "LEFT", "0"], "(error) ERR syntax error"),
-        ("numkeys zero", &["BLMPOP", "0", "0", "a", "LEFT"], "(error) ERR numkeys should be greater than 0"),
-        ("numkeys past", &["BLMPOP", "0", "3", "a", "LEFT"], "(error) ERR syntax error"),
-        ("count zero", &["BZMPOP", "0", "1", "a", "MIN", "COUNT", "0"], "(error) ERR count should be greater than 0"),
-        ("zmpop side", &["BZMPOP", "0", "1", "a", "LEFT"], "(error) ERR syntax error"),
-        ("arity", &["BLPOP", "a"], "(error) ERR wrong number of arguments for 'blpop' command"),
+        (
+            "negative",
+            &["BLPOP", "a", "-1"],
+            "(error) ERR timeout is negative",
+        ),
+        (
+            "not a float",
+            &["BLPOP", "a", "x"],
+            "(error) ERR timeout is not a float or out of range",
+        ),
+        (
+            "huge",
+            &["BRPOP", "a", "1e20"],
+            "(error) ERR timeout is negative",
+        ),
+        (
+            "bad end",
+            &["BLMOVE", "a", "b", "UP", "LEFT", "0"],
+            "(error) ERR syntax error",
+        ),
+        (
+            "numkeys zero",
+            &["BLMPOP", "0", "0", "a", "LEFT"],
+            "(error) ERR numkeys should be greater than 0",
+        ),
+        (
+            "numkeys past",
+            &["BLMPOP", "0", "3", "a", "LEFT"],
+            "(error) ERR syntax error",
+        ),
+        (
+            "count zero",
+            &["BZMPOP", "0", "1", "a", "MIN", "COUNT", "0"],
+            "(error) ERR count should be greater than 0",
+        ),
+        (
+            "zmpop side",
+            &["BZMPOP", "0", "1", "a", "LEFT"],
+            "(error) ERR syntax error",
+        ),
+        (
+            "arity",
+            &["BLPOP", "a"],
+            "(error) ERR wrong number of arguments for 'blpop' command",
+        ),
     ];
     for (name, args, expected) in cases {
         assert_eq!(run(&mut con, args), *expected, "{name}");
@@ -162,11 +209,36 @@ fn served_at_once_when_a_key_has_elements() {
     run(&mut con, &["RPUSH", KEY_SHARD_1, "1", "2", "3"]);
     run(&mut con, &["ZADD", "z", "1", "m", "2", "n"]);
     let cases: &[(&str, &[&str], &str)] = &[
-        ("blpop skips empty keys", &["BLPOP", "none", KEY_SHARD_1, "0"], "[\"a\", \"1\"]"),
+        (
+            "blpop skips empty keys",
+            &["BLPOP", "none", KEY_SHARD_1, "0"],
+            "[\"a\", \"1\"]",
+        ),
         ("brpop", &["BRPOP", KEY_SHARD_1, "0"], "[\"a\", \"3\"]"),
-        ("blmpop", &["BLMPOP", "0", "2", "none", KEY_SHARD_1, "RIGHT", "COUNT", "5"], "[\"a\", [\"2\"]]"),
-        ("bzpopmax", &["BZPOPMAX", "z", "0"], "[\"z\", \"n\", (double) 2]"),
-        ("bzmpop", &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "3"], "[\"z\", [[\"m\", (double) 1]]]"),
+        (
+            "blmpop",
+            &[
+                "BLMPOP",
+                "0",
+                "2",
+                "none",
+                KEY_SHARD_1,
+                "RIGHT",
+                "COUNT",
+                "5",
+            ],
+            "[\"a\", [\"2\"]]",
+        ),
+        (
+            "bzpopmax",
+            &["BZPOPMAX", "z", "0"],
+            "[\"z\", \"n\", (double) 2]",
+        ),
+        (
+            "bzmpop",
+            &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "3"],
+            "[\"z\", [[\"m\", (double) 1]]]",
+        ),
     ];
     for (name, args, expected) in cases {
         assert_eq!(run(&mut con, args), *expected, "{name}");
@@ -249,8 +321,14 @@ fn destinations_of_moves_wake_waiters() {
             run(&mut mover, &["LMOVE", source, destination, "LEFT", "RIGHT"]),
             "\"moved\""
         );
-        assert_eq!(waiter.join().unwrap(), format!("[\"{destination}\", \"moved\"]"));
-        assert_eq!(run(&mut control, &["EXISTS", source, destination]), "(integer) 0");
+        assert_eq!(
+            waiter.join().unwrap(),
+            format!("[\"{destination}\", \"moved\"]")
+        );
+        assert_eq!(
+            run(&mut control, &["EXISTS", source, destination]),
+            "(integer) 0"
+        );
     }
 }
 
@@ -265,7 +343,10 @@ fn blmove_within_and_across_shards() {
         ("same key", KEY_SHARD_0, KEY_SHARD_0),
     ];
     for (name, source, destination) in cases {
-        let waiter = block(&ember, &["BLMOVE", source, destination, "LEFT", "RIGHT", "0"]);
+        let waiter = block(
+            &ember,
+            &["BLMOVE", source, destination, "LEFT", "RIGHT", "0"],
+        );
         wait_blocked(&mut control, 1);
         run(&mut control, &["RPUSH", source, "x"]);
         assert_eq!(waiter.join().unwrap(), "\"x\"", "{name}");
@@ -275,7 +356,11 @@ fn blmove_within_and_across_shards() {
             "{name}"
         );
         if source != destination {
-            assert_eq!(run(&mut control, &["EXISTS", source]), "(integer) 0", "{name}");
+            assert_eq!(
+                run(&mut control, &["EXISTS", source]),
+                "(integer) 0",
+                "{name}"
+            );
         }
         run(&mut control, &["DEL", destination]);
     }
@@ -283,8 +368,14 @@ fn blmove_within_and_across_shards() {
     wait_blocked(&mut control, 1);
     run(&mut control, &["RPUSH", KEY_SHARD_1, "1", "2"]);
     assert_eq!(waiter.join().unwrap(), "\"2\"");
-    assert_eq!(run(&mut control, &["LRANGE", KEY_SHARD_0, "0", "-1"]), "[\"2\"]");
-    assert_eq!(run(&mut control, &["LRANGE", KEY_SHARD_1, "0", "-1"]), "[\"1\"]");
+    assert_eq!(
+        run(&mut control, &["LRANGE", KEY_SHARD_0, "0", "-1"]),
+        "[\"2\"]"
+    );
+    assert_eq!(
+        run(&mut control, &["LRANGE", KEY_SHARD_1, "0", "-1"]),
+        "[\"1\"]"
+    );
 }
 
 #[test]
@@ -307,10 +398,30 @@ fn sorted_set_and_multi_pops_wake() {
     let ember = Ember::start(2);
     let mut control = ember.connect(false);
     let cases: &[(&str, &[&str], &[&str], &str)] = &[
-        ("bzpopmin", &["BZPOPMIN", "z1", "0"], &["ZADD", "z1", "2", "b", "1", "a"], "[\"z1\", \"a\", \"1\"]"),
-        ("bzpopmax", &["BZPOPMAX", "z2", "0"], &["ZADD", "z2", "2", "b", "1", "a"], "[\"z2\", \"b\", \"2\"]"),
-        ("bzmpop", &["BZMPOP", "0", "2", "z3", "z4", "MAX", "COUNT", "5"], &["ZADD", "z4", "2", "b", "1", "a"], "[\"z4\", [[\"b\", \"2\"], [\"a\", \"1\"]]]"),
-        ("blmpop", &["BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"], &["RPUSH", "l2", "x", "y", "z"], "[\"l2\", [\"z\", \"y\"]]"),
+        (
+            "bzpopmin",
+            &["BZPOPMIN", "z1", "0"],
+            &["ZADD", "z1", "2", "b", "1", "a"],
+            "[\"z1\", \"a\", \"1\"]",
+        ),
+        (
+            "bzpopmax",
+            &["BZPOPMAX", "z2", "0"],
+            &["ZADD", "z2", "2", "b", "1", "a"],
+            "[\"z2\", \"b\", \"2\"]",
+        ),
+        (
+            "bzmpop",
+            &["BZMPOP", "0", "2", "z3", "z4", "MAX", "COUNT", "5"],
+            &["ZADD", "z4", "2", "b", "1", "a"],
+            "[\"z4\", [[\"b\", \"2\"], [\"a\", \"1\"]]]",
+        ),
+        (
+            "blmpop",
+            &["BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"],
+            &["RPUSH", "l2", "x", "y", "z"],
+            "[\"l2\", [\"z\", \"y\"]]",
+        ),
     ];
     for (name, blocking, push, expected) in cases {
         let waiter = block(&ember, blocking);
@@ -332,7 +443,10 @@ fn a_disconnected_client_takes_nothing() {
         drop(raw);
         wait_blocked(&mut control, 0);
         run(&mut control, &["RPUSH", key, "stays"]);
-        assert_eq!(run(&mut control, &["LRANGE", key, "0", "-1"]), "[\"stays\"]");
+        assert_eq!(
+            run(&mut control, &["LRANGE", key, "0", "-1"]),
+            "[\"stays\"]"
+        );
         run(&mut control, &["DEL", key]);
     }
 }
@@ -344,13 +458,22 @@ fn client_unblock() {
     let cases: &[(&str, &[&str], &str)] = &[
         ("timeout by default", &[], "(nil)"),
         ("timeout", &["TIMEOUT"], "(nil)"),
-        ("error", &["ERROR"], "(error) UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+        (
+            "error",
+            &["ERROR"],
+            "(error) UNBLOCKED client unblocked via CLIENT UNBLOCK",
+        ),
     ];
     for (name, reason, expected) in cases {
         let mut con = ember.connect(false);
         let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
         let waiter = thread::spawn(move || {
-            show(&redis::cmd("BLPOP").arg(KEY_SHARD_1).arg(0).query::<Value>(&mut con))
+            show(
+                &redis::cmd("BLPOP")
+                    .arg(KEY_SHARD_1)
+                    .arg(0)
+                    .query::<Value>(&mut con),
+            )
         });
         wait_blocked(&mut control, 1);
         let id = id.to_string();
@@ -358,12 +481,25 @@ fn client_unblock() {
         args.extend_from_slice(reason);
         assert_eq!(run(&mut control, &args), "(integer) 1", "{name}");
         assert_eq!(waiter.join().unwrap(), *expected, "{name}");
-        assert_eq!(run(&mut control, &args), "(integer) 0", "{name}: no longer blocked");
+        assert_eq!(
+            run(&mut control, &args),
+            "(integer) 0",
+            "{name}: no longer blocked"
+        );
     }
     let errors: &[(&[&str], &str)] = &[
-        (&["CLIENT", "UNBLOCK", "x"], "(error) ERR value is not an integer or out of range"),
-        (&["CLIENT", "UNBLOCK", "1", "LATER"], "(error) ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
-        (&["CLIENT", "UNBLOCK"], "(error) ERR wrong number of arguments for 'client|unblock' command"),
+        (
+            &["CLIENT", "UNBLOCK", "x"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (
+            &["CLIENT", "UNBLOCK", "1", "LATER"],
+            "(error) ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+        ),
+        (
+            &["CLIENT", "UNBLOCK"],
+            "(error) ERR wrong number of arguments for 'client|unblock' command",
+        ),
     ];
     for (args, expected) in errors {
         assert_eq!(run(&mut control, args), *expected);

@@ -12,6 +12,7 @@ type Script = (&'static str, &'static [&'static [&'static str]]);
 
 /// Every list command's replies and errors, and the sorted-set pops. Keys `a`, `b`, `c` and
 /// `d` spread over both shards, so LMOVE, RPOPLPUSH, LMPOP and ZMPOP cross them.
+#[rustfmt::skip]
 const SCRIPTS: &[Script] = &[
     ("push and length", &[
         &["LPUSH", "a", "1", "2", "3"], &["RPUSH", "a", "4", "5"], &["LRANGE", "a", "0", "-1"],
@@ -130,12 +131,28 @@ fn replies_without_an_oracle() {
         ("lpop", &["LPOP", "a"], "\"x\""),
         ("rpop count", &["RPOP", "a", "5"], "[\"z\", \"y\"]"),
         ("gone", &["EXISTS", "a"], "(integer) 0"),
-        ("negative count", &["RPOP", "a", "-1"], "(error) ERR value is out of range, must be positive"),
-        ("lset missing", &["LSET", "a", "0", "x"], "(error) ERR no such key"),
-        ("lmpop numkeys", &["LMPOP", "0", "a", "LEFT"], "(error) ERR numkeys should be greater than 0"),
+        (
+            "negative count",
+            &["RPOP", "a", "-1"],
+            "(error) ERR value is out of range, must be positive",
+        ),
+        (
+            "lset missing",
+            &["LSET", "a", "0", "x"],
+            "(error) ERR no such key",
+        ),
+        (
+            "lmpop numkeys",
+            &["LMPOP", "0", "a", "LEFT"],
+            "(error) ERR numkeys should be greater than 0",
+        ),
         ("zadd", &["ZADD", "z", "1", "a", "2", "b"], "(integer) 2"),
         ("zpopmax", &["ZPOPMAX", "z"], "[\"b\", \"2\"]"),
-        ("zmpop", &["ZMPOP", "1", "z", "MIN"], "[\"z\", [[\"a\", \"1\"]]]"),
+        (
+            "zmpop",
+            &["ZMPOP", "1", "z", "MIN"],
+            "[\"z\", [[\"a\", \"1\"]]]",
+        ),
     ];
     let mut con = ember.connect(false);
     for (name, args, expected) in cases {
@@ -150,23 +167,64 @@ fn encoding_follows_list_max_listpack_size() {
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
     let encoding = |con: &mut redis::Connection, key: &str| -> String {
-        redis::cmd("OBJECT").arg("ENCODING").arg(key).query(con).unwrap()
+        redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(key)
+            .query(con)
+            .unwrap()
     };
-    let _: () = redis::cmd("RPUSH").arg("small").arg(&["a", "b", "c"]).query(&mut con).unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg("small")
+        .arg(&["a", "b", "c"])
+        .query(&mut con)
+        .unwrap();
     assert_eq!(encoding(&mut con, "small"), "listpack");
     let big = "x".repeat(9000);
-    let _: () = redis::cmd("RPUSH").arg("big").arg(&big).query(&mut con).unwrap();
-    assert_eq!(encoding(&mut con, "big"), "quicklist", "one element past 8 KB");
+    let _: () = redis::cmd("RPUSH")
+        .arg("big")
+        .arg(&big)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        encoding(&mut con, "big"),
+        "quicklist",
+        "one element past 8 KB"
+    );
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("list-max-listpack-size")
         .arg("4")
         .query(&mut con)
         .unwrap();
-    let _: () = redis::cmd("RPUSH").arg("counted").arg(&["1", "2", "3", "4"]).query(&mut con).unwrap();
-    assert_eq!(encoding(&mut con, "counted"), "listpack", "4 elements at a limit of 4");
-    let _: () = redis::cmd("RPUSH").arg("counted").arg("5").query(&mut con).unwrap();
-    assert_eq!(encoding(&mut con, "counted"), "quicklist", "5 elements at a limit of 4");
-    let _: () = redis::cmd("LTRIM").arg("counted").arg(0).arg(0).query(&mut con).unwrap();
-    assert_eq!(encoding(&mut con, "counted"), "listpack", "back under half the limit");
+    let _: () = redis::cmd("RPUSH")
+        .arg("counted")
+        .arg(&["1", "2", "3", "4"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        encoding(&mut con, "counted"),
+        "listpack",
+        "4 elements at a limit of 4"
+    );
+    let _: () = redis::cmd("RPUSH")
+        .arg("counted")
+        .arg("5")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        encoding(&mut con, "counted"),
+        "quicklist",
+        "5 elements at a limit of 4"
+    );
+    let _: () = redis::cmd("LTRIM")
+        .arg("counted")
+        .arg(0)
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        encoding(&mut con, "counted"),
+        "listpack",
+        "back under half the limit"
+    );
 }

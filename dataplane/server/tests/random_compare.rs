@@ -1,5 +1,5 @@
-//! A seeded randomized test: random string, key, set, sorted-set, hash, bitmap and HyperLogLog
-//! commands, over a few keys
+//! A seeded randomized test: random string, key, list, set, sorted-set, hash, bitmap, HyperLogLog
+//! and stream commands, over a few keys
 //! that spread over two shards (so the types collide: WRONGTYPE, SET over a set, RENAME of a
 //! sorted set onto a string...), sent to ember and to a real redis-server; every reply must match. A failure
 //! prints the seed; `EMBER_TEST_SEED=<seed>` replays it, `EMBER_RANDOM_OPS=<n>` runs longer.
@@ -97,6 +97,9 @@ fn random_command(rng: &mut SmallRng) -> Vec<String> {
     let key = pick(rng, KEYS).to_string();
     let other = pick(rng, KEYS).to_string();
     let value = pick(rng, VALUES).to_string();
+    if rng.gen_bool(0.25) {
+        return random_list_command(rng, &key, &other);
+    }
     if rng.gen_bool(0.3) {
         return random_hash_bitmap_hll_command(rng, &key, &other);
     }
@@ -456,6 +459,77 @@ fn random_algebra_command(rng: &mut SmallRng, key: &str, other: &str, third: &st
             pick(rng, &["ZUNION", "SINTERCARD", "ZINTERCARD"]),
             pick(rng, &["0", "3", "x"]),
             key,
+/// Counts for LPOP, ZPOPMIN, LMPOP... (some invalid, for the error paths).
+const COUNTS: &[&str] = &["0", "1", "2", "5", "-1", "x"];
+/// List elements: words and integers (Redis packs integers differently in a listpack).
+const ELEMENTS: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "1",
+    "-2",
+    "",
+    "long element past a few bytes",
+];
+
+/// One random non-blocking list command, or a sorted-set pop.
+fn random_list_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String> {
+    let element = pick(rng, ELEMENTS);
+    let element2 = pick(rng, ELEMENTS);
+    let end = || ["LEFT", "RIGHT"];
+    let command: Vec<&str> = match rng.gen_range(0..22) {
+        0 | 1 => vec![pick(rng, &["LPUSH", "RPUSH"]), key, element, element2],
+        2 => vec![pick(rng, &["LPUSHX", "RPUSHX"]), key, element],
+        3 => vec![pick(rng, &["LPOP", "RPOP"]), key],
+        4 => vec![pick(rng, &["LPOP", "RPOP"]), key, pick(rng, COUNTS)],
+        5 => vec!["LLEN", key],
+        6 => vec!["LRANGE", key, pick(rng, INDEXES), pick(rng, INDEXES)],
+        7 => vec!["LINDEX", key, pick(rng, INDEXES)],
+        8 => vec!["LSET", key, pick(rng, INDEXES), element],
+        9 => vec![
+            "LINSERT",
+            key,
+            pick(rng, &["BEFORE", "AFTER", "MIDDLE"]),
+            element,
+            element2,
+        ],
+        10 => vec!["LREM", key, pick(rng, &["0", "1", "-1", "2", "x"]), element],
+        11 => vec!["LTRIM", key, pick(rng, INDEXES), pick(rng, INDEXES)],
+        12 => {
+            let mut lpos = vec!["LPOS", key, element];
+            for option in ["RANK", "COUNT", "MAXLEN"] {
+                if rng.gen_bool(0.3) {
+                    lpos.extend([option, pick(rng, &["0", "1", "2", "-1", "-2", "x"])]);
+                }
+            }
+            lpos
+        }
+        13 => vec!["LMOVE", key, other, pick(rng, &end()), pick(rng, &end())],
+        14 => vec!["RPOPLPUSH", key, other],
+        15 => {
+            let mut lmpop = vec!["LMPOP", "2", key, other, pick(rng, &end())];
+            if rng.gen_bool(0.5) {
+                lmpop.extend(["COUNT", pick(rng, COUNTS)]);
+            }
+            lmpop
+        }
+        16 | 17 => vec!["ZADD", key, pick(rng, SCORES), element],
+        18 => vec![pick(rng, &["ZPOPMIN", "ZPOPMAX"]), key],
+        19 => vec![pick(rng, &["ZPOPMIN", "ZPOPMAX"]), key, pick(rng, COUNTS)],
+        20 => {
+            let mut zmpop = vec!["ZMPOP", "2", key, other, pick(rng, &["MIN", "MAX"])];
+            if rng.gen_bool(0.5) {
+                zmpop.extend(["COUNT", pick(rng, COUNTS)]);
+            }
+            zmpop
+        }
+        // Blocking forms answer at once when a key has something: a timeout of 0.01 s bounds
+        // the wait when none has.
+        _ => vec![
+            pick(rng, &["BLPOP", "BRPOP", "BZPOPMIN"]),
+            key,
+            other,
+            "0.01",
         ],
     };
     command.into_iter().map(String::from).collect()
@@ -591,6 +665,7 @@ fn random_commands_match_redis_server() {
                         &[b"ZRANGE", key.as_bytes(), b"0", b"-1", b"WITHSCORES"],
                     )),
                     show(&run(con, &[b"HGETALL", key.as_bytes()])),
+                    show(&run(con, &[b"LRANGE", key.as_bytes(), b"0", b"-1"])),
                 )
             };
             assert_eq!(dump(&mut ours), dump(&mut theirs), "seed {seed}: key {key}");

@@ -8,16 +8,18 @@
 //! ENCODING says `quicklist` rather than `listpack`, as Redis 7.2 would.
 
 pub mod blocking;
+#[cfg(test)]
+mod tests;
 
 use ember_store::list::{End, ListValue, PositionQuery};
 use ember_store::{Change, Entry, Value};
 
+use super::{command, Handler, F};
 use super::{
     errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
     CommandResult, CommandSpec, Ctx, KeySpec, Split, NO_KEYS, ONE_KEY, R, R_FAST, TWO_KEYS, W,
     W_FAST, W_OOM, W_OOM_FAST,
 };
-use super::{command, Handler, F};
 use super::{zset_pops, Ks};
 
 /// LPOP/RPOP/ZPOPMIN with a count that is negative or not a number.
@@ -266,9 +268,13 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// LINDEX key index
 pub fn lindex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let index = parse_integer(args[2])?;
+    // Redis reads the key (and its type) before the index.
     let (entry, out) = read_for_reply(ctx, args[1]);
-    match entry.map(list_of).transpose()?.and_then(|list| list.get(index)) {
+    let Some(list) = entry.map(list_of).transpose()? else {
+        out.null();
+        return Ok(());
+    };
+    match list.get(parse_integer(args[2])?) {
         Some(element) => out.bulk(element),
         None => out.null(),
     }
@@ -373,18 +379,16 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 return Err(ember_store::list::ListError::RankZero.to_string().into());
             }
         } else if is(args[at], "COUNT") {
-            let count = parse_integer(value)?;
-            if count < 0 {
-                return Err("ERR COUNT can't be negative".into());
-            }
-            query.count = count as usize;
+            query.count = match ember_resp::parse_i64(value) {
+                Some(count) if count >= 0 => count as usize,
+                _ => return Err("ERR COUNT can't be negative".into()),
+            };
             with_count = true;
         } else if is(args[at], "MAXLEN") {
-            let maxlen = parse_integer(value)?;
-            if maxlen < 0 {
-                return Err("ERR MAXLEN can't be negative".into());
-            }
-            query.maxlen = maxlen as usize;
+            query.maxlen = match ember_resp::parse_i64(value) {
+                Some(maxlen) if maxlen >= 0 => maxlen as usize,
+                _ => return Err("ERR MAXLEN can't be negative".into()),
+            };
         } else {
             return Err(errors::SYNTAX.into());
         }
@@ -544,4 +548,3 @@ pub fn lmpop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     Ok(())
 }
-

@@ -16,12 +16,12 @@ use crate::stats::ShardStats;
 
 pub mod ai;
 pub mod bitmaps;
+pub mod blocking;
 pub mod connection;
 pub mod exec;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
-pub mod blocking;
 pub mod key_finders;
 pub mod keys;
 pub mod lists;

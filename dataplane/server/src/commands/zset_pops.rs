@@ -190,11 +190,19 @@ fn serve_one_member(
     }))
 }
 
-fn serve_min(ctx: &mut Ctx<'_>, _args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_min(
+    ctx: &mut Ctx<'_>,
+    _args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_one_member(ctx, key, Side::Min)
 }
 
-fn serve_max(ctx: &mut Ctx<'_>, _args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_max(
+    ctx: &mut Ctx<'_>,
+    _args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_one_member(ctx, key, Side::Max)
 }
 
@@ -202,7 +210,11 @@ fn parse_bzmpop(args: &[&[u8]]) -> Result<Parsed, CommandError> {
     parse_timeout_then_numkeys(args, check_side)
 }
 
-fn serve_bzmpop(ctx: &mut Ctx<'_>, args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_bzmpop(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     let (_, word, count) = parse_mpop(args, 2, check_side)?;
     let side = parse_side(word)?;
     let Some(popped) = pop_members(ctx, key, side, count)? else {

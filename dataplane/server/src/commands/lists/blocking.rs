@@ -5,7 +5,9 @@ use ember_store::list::End;
 use smallvec::SmallVec;
 
 use super::{move_element, parse_end, parse_mpop, pop_elements, reply_key_and_elements};
-use crate::commands::blocking::{nil_array, nil_bulk, parse_timeout, BlockingCommand, Parsed, Taken};
+use crate::commands::blocking::{
+    nil_array, nil_bulk, parse_timeout, BlockingCommand, Parsed, Taken,
+};
 use crate::commands::{CommandError, Ctx};
 use crate::shard::PackedArgs;
 
@@ -57,7 +59,11 @@ pub static BLMPOP: BlockingCommand = BlockingCommand {
 /// The request that pushes `elements` (in popping order) back where they were popped from.
 pub fn push_back_request(key: &[u8], end: End, elements: &[Vec<u8>]) -> PackedArgs {
     let mut undo = PackedArgs::default();
-    undo.push(if end == End::Front { b"LPUSH" } else { b"RPUSH" });
+    undo.push(if end == End::Front {
+        b"LPUSH"
+    } else {
+        b"RPUSH"
+    });
     undo.push(key);
     for element in elements.iter().rev() {
         undo.push(element);
@@ -75,11 +81,7 @@ pub fn parse_keys_then_timeout(args: &[&[u8]]) -> Result<Parsed, CommandError> {
     })
 }
 
-fn serve_pop(
-    ctx: &mut Ctx<'_>,
-    key: &[u8],
-    end: End,
-) -> Result<Option<Taken>, CommandError> {
+fn serve_pop(ctx: &mut Ctx<'_>, key: &[u8], end: End) -> Result<Option<Taken>, CommandError> {
     let Some(popped) = pop_elements(ctx, key, end, 1)? else {
         return Ok(None);
     };
@@ -91,11 +93,19 @@ fn serve_pop(
     }))
 }
 
-fn serve_front(ctx: &mut Ctx<'_>, _args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_front(
+    ctx: &mut Ctx<'_>,
+    _args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_pop(ctx, key, End::Front)
 }
 
-fn serve_back(ctx: &mut Ctx<'_>, _args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_back(
+    ctx: &mut Ctx<'_>,
+    _args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_pop(ctx, key, End::Back)
 }
 
@@ -155,20 +165,36 @@ fn serve_pop_for_move(
     }))
 }
 
-fn serve_blmove(ctx: &mut Ctx<'_>, args: &[&[u8]], _key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_blmove(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    _key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     let (from, to) = (parse_end(args[3])?, parse_end(args[4])?);
     serve_move(ctx, args, from, to)
 }
 
-fn serve_blmove_pop(ctx: &mut Ctx<'_>, args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_blmove_pop(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_pop_for_move(ctx, key, parse_end(args[3])?)
 }
 
-fn serve_brpoplpush(ctx: &mut Ctx<'_>, args: &[&[u8]], _key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_brpoplpush(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    _key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_move(ctx, args, End::Back, End::Front)
 }
 
-fn serve_brpoplpush_pop(ctx: &mut Ctx<'_>, _args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_brpoplpush_pop(
+    ctx: &mut Ctx<'_>,
+    _args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     serve_pop_for_move(ctx, key, End::Back)
 }
 
@@ -190,7 +216,11 @@ fn parse_blmpop(args: &[&[u8]]) -> Result<Parsed, CommandError> {
     parse_timeout_then_numkeys(args, |word| parse_end(word).map(|_| ()))
 }
 
-fn serve_blmpop(ctx: &mut Ctx<'_>, args: &[&[u8]], key: &[u8]) -> Result<Option<Taken>, CommandError> {
+fn serve_blmpop(
+    ctx: &mut Ctx<'_>,
+    args: &[&[u8]],
+    key: &[u8],
+) -> Result<Option<Taken>, CommandError> {
     let (_, word, count) = parse_mpop(args, 2, |word| parse_end(word).map(|_| ()))?;
     let end = parse_end(word)?;
     let Some(popped) = pop_elements(ctx, key, end, count)? else {

@@ -968,11 +968,12 @@ async fn client_command(
                     error
                 }
             })?;
-        let unblocked: i64 = broadcast(shard, hold, AdminRequest::ClientUnblock { client_id, kind })
-            .await
-            .iter()
-            .map(integer)
-            .sum();
+        let unblocked: i64 =
+            broadcast(shard, hold, AdminRequest::ClientUnblock { client_id, kind })
+                .await
+                .iter()
+                .map(integer)
+                .sum();
         out.integer(unblocked);
     } else if is(subcommand, "NO-EVICT") {
         if args.len() != 3 {

@@ -377,6 +377,10 @@ fn random_hash_bitmap_hll_command(rng: &mut SmallRng, key: &str, other: &str) ->
         23 => vec!["PFCOUNT", key],
         24 => vec!["PFCOUNT", key, other],
         _ => vec!["PFMERGE", key, other],
+    };
+    command.into_iter().map(String::from).collect()
+}
+
 /// One random multi-key set or sorted-set command (SMOVE, the set and sorted-set algebra and
 /// their STORE forms) or range removal, ZRANGESTORE, ZSCAN of a small set.
 fn random_algebra_command(rng: &mut SmallRng, key: &str, other: &str, third: &str) -> Vec<String> {
@@ -459,6 +463,11 @@ fn random_algebra_command(rng: &mut SmallRng, key: &str, other: &str, third: &st
             pick(rng, &["ZUNION", "SINTERCARD", "ZINTERCARD"]),
             pick(rng, &["0", "3", "x"]),
             key,
+        ],
+    };
+    command.into_iter().map(String::from).collect()
+}
+
 /// Counts for LPOP, ZPOPMIN, LMPOP... (some invalid, for the error paths).
 const COUNTS: &[&str] = &["0", "1", "2", "5", "-1", "x"];
 /// List elements: words and integers (Redis packs integers differently in a listpack).

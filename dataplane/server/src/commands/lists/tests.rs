@@ -1,5 +1,4 @@
 use super::{keys_after_numkeys, parse_end, parse_mpop};
-use crate::commands::KeySpec;
 
 fn words(args: &[&'static str]) -> Vec<&'static [u8]> {
     args.iter().map(|arg| arg.as_bytes()).collect()
@@ -20,18 +19,11 @@ fn mpop_keys_follow_numkeys() {
     ];
     for (name, args, expected) in cases {
         let args = words(args);
-        let spec: KeySpec = keys_after_numkeys::<1>(&args);
-        assert_eq!(
-            spec.positions(args.len()).collect::<Vec<_>>(),
-            *expected,
-            "{name}"
-        );
+        assert_eq!(keys_after_numkeys::<1>(&args), *expected, "{name}");
     }
     let args = words(&["BLMPOP", "0", "2", "a", "b", "RIGHT"]);
     assert_eq!(
-        keys_after_numkeys::<2>(&args)
-            .positions(args.len())
-            .collect::<Vec<_>>(),
+        keys_after_numkeys::<2>(&args),
         [3, 4]
     );
 }

@@ -152,6 +152,15 @@ pub async fn run(
     }
 }
 
+/// The keys an EVAL, EVALSHA or FCALL request declares (COMMAND GETKEYS); `None` for SCRIPT
+/// and FUNCTION, or when numkeys does not parse.
+pub fn declared_keys<'a>(args: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]> {
+    if args.len() < 3 || is(args[0], "SCRIPT") || is(args[0], "FUNCTION") {
+        return None;
+    }
+    keys_and_args(args).ok().map(|(keys, _)| keys)
+}
+
 /// Splits `numkeys key... arg...` (arguments from position 2).
 fn keys_and_args<'a>(
     args: &'a [&'a [u8]],

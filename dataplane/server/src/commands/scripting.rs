@@ -152,6 +152,15 @@ pub async fn run(
     }
 }
 
+/// The keys an EVAL, EVALSHA or FCALL request declares (COMMAND GETKEYS); `None` for SCRIPT
+/// and FUNCTION, or when numkeys does not parse.
+pub fn declared_keys<'a>(args: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]> {
+    if args.len() < 3 || is(args[0], "SCRIPT") || is(args[0], "FUNCTION") {
+        return None;
+    }
+    keys_and_args(args).ok().map(|(keys, _)| keys)
+}
+
 /// Splits `numkeys key... arg...` (arguments from position 2).
 fn keys_and_args<'a>(
     args: &'a [&'a [u8]],
@@ -217,6 +226,10 @@ async fn fcall(
     now_ms: u64,
     out: &mut ReplySink,
 ) -> CommandResult {
+    // FCALL words a numkeys that is not a number its own way.
+    if super::parse_integer(args[2]).is_err() {
+        return Err("ERR Bad number of keys provided".into());
+    }
     let (keys, argv) = keys_and_args(args)?;
     let name = String::from_utf8_lossy(args[1]).into_owned();
     let registry = &shard.shared.scripts;
@@ -333,18 +346,22 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
         registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
     };
     if is(subcommand, "LOAD") {
-        let (replace, code) = match args {
-            [_, _, code] => (false, code),
-            [_, _, option, code] if is(option, "REPLACE") => (true, code),
-            [_, _, option, _] => {
+        if args.len() < 3 {
+            return Err(arity_error());
+        }
+        let (code, options) = args[2..].split_last().expect("at least one argument");
+        let mut replace = false;
+        for option in options {
+            if is(option, "REPLACE") {
+                replace = true;
+            } else {
                 return Err(format!(
                     "ERR Unknown option given: {}",
                     String::from_utf8_lossy(option)
                 )
-                .into())
+                .into());
             }
-            _ => return Err(arity_error()),
-        };
+        }
         let library = evaluate_library(shard, &String::from_utf8_lossy(code))?;
         let name = library.name.clone();
         registry

@@ -109,7 +109,7 @@ pub fn library_name(code: &str) -> Result<String, String> {
     let first_line = first_line.lines().next().unwrap_or("");
     let mut words = first_line.split_whitespace();
     let engine = words.next().unwrap_or("");
-    if engine != "lua" {
+    if !engine.eq_ignore_ascii_case("lua") {
         return Err(format!("ERR Engine '{engine}' not found"));
     }
     let mut name = None;

@@ -267,7 +267,12 @@ impl Engine {
             for library in libraries.iter() {
                 // Every library was checked when FUNCTION LOAD accepted it.
                 if let Ok(functions) = functions::evaluate(lua, &library.code) {
-                    loaded.extend(functions.into_iter().map(|f| (f.name, f.compiled)));
+                    // Function names are case-insensitive, as Redis 7 looks them up.
+                    loaded.extend(
+                        functions
+                            .into_iter()
+                            .map(|f| (f.name.to_ascii_lowercase(), f.compiled)),
+                    );
                 }
             }
             *self.functions.borrow_mut() = loaded;
@@ -275,7 +280,7 @@ impl Engine {
         }
         self.functions
             .borrow()
-            .get(name)
+            .get(&name.to_ascii_lowercase())
             .cloned()
             .ok_or_else(|| "ERR Function not found".to_owned())
     }

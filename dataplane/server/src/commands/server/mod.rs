@@ -121,6 +121,17 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         if !super::arity_ok(spec.arity, full.len()) {
             return Err("ERR Invalid number of arguments specified for command".into());
         }
+        if let Handler::Script(_) = spec.handler {
+            // EVAL and FCALL name their keys with numkeys, not a fixed key spec.
+            let keys = crate::commands::scripting::declared_keys(full)
+                .filter(|keys| !keys.is_empty())
+                .ok_or("ERR The command has no key arguments")?;
+            out.array_len(keys.len());
+            for key in keys {
+                out.bulk(key);
+            }
+            return Ok(());
+        }
         if !matches!(spec.handler, Handler::Keyspace(_))
             || spec.keys.first == 0 && spec.key_finder.is_none()
         {

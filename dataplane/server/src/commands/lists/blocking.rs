@@ -149,7 +149,9 @@ fn serve_move(
         Ok(None) => return Ok(None),
         Err(error) => {
             let source_is_list = matches!(
-                ctx.keyspace.peek(ctx.db, args[1], ctx.now_ms).map(|entry| &entry.value),
+                ctx.keyspace
+                    .peek(ctx.db, args[1], ctx.now_ms)
+                    .map(|entry| &entry.value),
                 Some(Value::List(_))
             );
             if !source_is_list {

@@ -379,6 +379,29 @@ fn blmove_within_and_across_shards() {
 }
 
 #[test]
+fn a_destination_of_another_type_ends_the_wait() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    // "{t}a" and "{t}b" share a shard: the move is served there in one step. "a" and "b" do
+    // not: the source's shard pops and the push fails at home, which puts the element back.
+    for (source, destination) in [("{t}a", "{t}b"), (KEY_SHARD_1, KEY_SHARD_0)] {
+        run(&mut control, &["SET", destination, "not a list"]);
+        let waiter = block(&ember, &["BRPOPLPUSH", source, destination, "0"]);
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["RPUSH", source, "stays"]);
+        assert_eq!(
+            waiter.join().unwrap(),
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+        assert_eq!(
+            run(&mut control, &["LRANGE", source, "0", "-1"]),
+            "[\"stays\"]"
+        );
+        run(&mut control, &["DEL", source, destination]);
+    }
+}
+
+#[test]
 fn keys_on_both_shards_serve_once() {
     let ember = Ember::start(2);
     let mut control = ember.connect(false);

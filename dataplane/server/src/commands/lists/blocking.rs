@@ -2,6 +2,7 @@
 //! [`BlockingCommand`](crate::commands::blocking::BlockingCommand)s.
 
 use ember_store::list::End;
+use ember_store::Value;
 use smallvec::SmallVec;
 
 use super::{move_element, parse_end, parse_mpop, pop_elements, reply_key_and_elements};
@@ -143,8 +144,24 @@ fn serve_move(
     from: End,
     to: End,
 ) -> Result<Option<Taken>, CommandError> {
-    let Some(element) = move_element(ctx, args[1], args[2], from, to)? else {
-        return Ok(None);
+    let element = match move_element(ctx, args[1], args[2], from, to) {
+        Ok(Some(element)) => element,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            let source_is_list = matches!(
+                ctx.keyspace
+                    .peek(ctx.db, args[1], ctx.now_ms)
+                    .map(|entry| &entry.value),
+                Some(Value::List(_))
+            );
+            if !source_is_list {
+                return Err(error); // A waiter stays blocked while its source is not a list.
+            }
+            // The destination is of another type: Redis ends the wait with the error and
+            // leaves the element where it was.
+            ctx.out.error(&error.0);
+            return Ok(Some(Taken { undo: None }));
+        }
     };
     ctx.out.bulk(&element);
     // The move is done and complete on this shard: nothing to give back.

@@ -670,8 +670,7 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
         },
         Kind::Enum(words) => {
             let lower = value.to_ascii_lowercase();
-            let lrm = words == EVICTION_POLICIES
-                && EVICTION_POLICIES_LRM.contains(&lower.as_str());
+            let lrm = words == EVICTION_POLICIES && EVICTION_POLICIES_LRM.contains(&lower.as_str());
             if words.contains(&lower.as_str()) || lrm {
                 Ok(lower)
             } else {

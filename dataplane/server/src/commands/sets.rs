@@ -10,8 +10,8 @@ pub(crate) mod scan;
 use ember_store::set::SetEncoding;
 use ember_store::{Change, Entry, SetValue, Value};
 
-use super::notify::{self, notify};
 use super::key_finders::count_then_keys;
+use super::notify::{self, notify};
 use super::{
     command, errors, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
     CommandResult, CommandSpec, Ctx, Ks, Split, ALL_KEYS, NO_KEYS, ONE_KEY, R, TWO_KEYS, W_FAST,

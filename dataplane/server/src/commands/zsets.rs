@@ -21,8 +21,8 @@ use ember_store::{Change, Entry, SortedSet, Value};
 use self::score::{
     parse_lex_bound, parse_score, parse_score_bound, NOT_FLOAT_RANGE, NOT_LEX_RANGE,
 };
-use super::notify::{self, notify};
 use super::key_finders::{count_then_keys, destination_count_then_keys};
+use super::notify::{self, notify};
 use super::{
     command, errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
     CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, TWO_KEYS, W, W_OOM,

@@ -22,10 +22,7 @@ fn mpop_keys_follow_numkeys() {
         assert_eq!(keys_after_numkeys::<1>(&args), *expected, "{name}");
     }
     let args = words(&["BLMPOP", "0", "2", "a", "b", "RIGHT"]);
-    assert_eq!(
-        keys_after_numkeys::<2>(&args),
-        [3, 4]
-    );
+    assert_eq!(keys_after_numkeys::<2>(&args), [3, 4]);
 }
 
 #[test]

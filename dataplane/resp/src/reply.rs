@@ -233,6 +233,11 @@ impl ReplySink {
         }
     }
 
+    /// True for a connection's sink (RESP bytes), false for a value sink.
+    pub fn holds_bytes(&self) -> bool {
+        matches!(self.target, Target::Resp(_))
+    }
+
     /// Bytes pending in a RESP sink (0 for a value sink).
     pub fn pending_len(&self) -> usize {
         match &self.target {

@@ -38,14 +38,18 @@ pub struct ClientHandle {
     pub last_interaction_ms: Cell<u64>,
     /// Set by CLIENT KILL; the connection closes at its next turn.
     pub killed: Cell<bool>,
+    /// Pub/Sub channels, patterns and shard channels listened to (CLIENT LIST's sub, psub,
+    /// ssub; flag P while any is non-zero).
+    pub subscription_counts: Cell<[usize; 3]>,
 }
 
 impl ClientHandle {
     /// The CLIENT LIST / CLIENT INFO line, in Redis 7.2's field order.
     pub fn info_line(&self) -> String {
         let now = unix_time_ms();
+        let subscriptions = self.subscription_counts.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -53,7 +57,11 @@ impl ClientHandle {
             self.name.borrow(),
             now.saturating_sub(self.created_at_ms) / 1000,
             now.saturating_sub(self.last_interaction_ms.get()) / 1000,
+            if subscriptions == [0; 3] { "N" } else { "P" },
             self.db.get(),
+            subscriptions[0],
+            subscriptions[1],
+            subscriptions[2],
             self.last_command.get(),
             self.resp.get(),
             self.lib_name.borrow(),
@@ -115,6 +123,7 @@ impl Client {
             multi_failed: false,
             hold: None,
             watched: Vec::new(),
+            subscriptions: Default::default(),
         }
     }
 }
@@ -144,4 +153,6 @@ pub struct Client {
     pub hold: Option<crate::shard::HoldToken>,
     /// WATCHed keys: (database, key, entry version when watched; `None` when absent).
     pub watched: Vec<(usize, Vec<u8>, Option<u32>)>,
+    /// Pub/Sub channels, patterns and shard channels listened to.
+    pub subscriptions: crate::commands::pubsub::Subscriptions,
 }

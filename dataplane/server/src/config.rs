@@ -22,6 +22,10 @@ enum Kind {
     Enum(&'static [&'static str]),
     /// Free text.
     Text,
+    /// `notify-keyspace-events` classes, kept in Redis's printed form.
+    KeyspaceEvents,
+    /// `client-output-buffer-limit`: classes with three numbers; a value may name only some.
+    OutputLimits,
 }
 
 /// Whether CONFIG SET may change a parameter while running.
@@ -237,6 +241,9 @@ const PARAMETERS: &[Parameter] = &[
     parameter("hash-max-listpack-value", "64", NON_NEGATIVE, Mutable),
     parameter("hash-max-ziplist-entries", "128", NON_NEGATIVE, Mutable),
     parameter("hash-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
+    // Largest sparse HyperLogLog before it turns dense; Redis's default and range (its
+    // CONFIG SET accepts 0 to LONG_MAX).
+    parameter("hll-sparse-max-bytes", "3000", NON_NEGATIVE, Mutable),
     parameter(
         "list-max-listpack-size",
         "-2",
@@ -263,9 +270,23 @@ const PARAMETERS: &[Parameter] = &[
     parameter("zset-max-listpack-value", "64", NON_NEGATIVE, Mutable),
     parameter("zset-max-ziplist-entries", "128", NON_NEGATIVE, Mutable),
     parameter("zset-max-ziplist-value", "64", NON_NEGATIVE, Mutable),
+    // Stream block shape (ember_store::stream::StreamLimits); 0 means Redis's ceilings.
+    parameter("stream-node-max-bytes", "4096", Kind::Memory, Mutable),
+    parameter("stream-node-max-entries", "100", NON_NEGATIVE, Mutable),
     parameter("activerehashing", "yes", Kind::Bool, Mutable),
     parameter("lua-time-limit", "5000", NON_NEGATIVE, Mutable),
-    parameter("notify-keyspace-events", "", Kind::Text, Mutable),
+    // Keyspace events published through Pub/Sub (commands::notify); none by default, as Redis.
+    parameter("notify-keyspace-events", "", Kind::KeyspaceEvents, Mutable),
+    // Redis's defaults; the pubsub class cuts a subscriber that cannot keep up.
+    parameter(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::OutputLimits,
+        Mutable,
+    ),
+    // Past it, a running script makes other clients' commands answer BUSY (Redis 7's name;
+    // lua-time-limit is its old alias and sets the same value).
+    parameter("busy-reply-threshold", "5000", NON_NEGATIVE, Mutable),
     // The LFU counter's growth and decay (ember_store::lfu); Redis bounds both by INT_MAX.
     parameter("lfu-log-factor", "10", LFU_PARAMETER, Mutable),
     parameter("lfu-decay-time", "1", LFU_PARAMETER, Mutable),
@@ -329,8 +350,18 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     /// Active expiry ticks per second.
     pub hz: u64,
+    /// `hash-max-listpack-entries` / `hash-max-listpack-value` (or their ziplist aliases).
+    pub hash_limits: ember_store::HashLimits,
+    /// `hll-sparse-max-bytes`.
+    pub hll_sparse_max_bytes: usize,
     /// Prometheus endpoint port (0 = off).
     pub metrics_port: u16,
+    /// `notify-keyspace-events` as class bits (commands::notify).
+    pub notify_keyspace_events: u32,
+    /// The pubsub class of `client-output-buffer-limit`.
+    pub pubsub_output_limit: crate::shard::pubsub::OutputLimit,
+    /// `list-max-listpack-size`: when a list leaves the listpack encoding.
+    pub list_limits: ember_store::list::ListLimits,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
     pub inference: crate::inference::InferenceConfig,
 }
@@ -359,7 +390,12 @@ impl Default for Config {
             slowlog_max_len: 0,
             latency_monitor_threshold_ms: 0,
             hz: 0,
+            hash_limits: ember_store::HashLimits::default(),
+            hll_sparse_max_bytes: 0,
             metrics_port: 0,
+            notify_keyspace_events: 0,
+            pubsub_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
+            list_limits: ember_store::list::ListLimits::default(),
             inference: crate::inference::InferenceConfig::default(),
         };
         config.refresh_typed().expect("defaults are valid");
@@ -434,18 +470,24 @@ impl Config {
     }
 
     fn store(&mut self, parameter: &Parameter, value: &str) -> Result<(), ConfigError> {
-        let canonical = validate(parameter, value).map_err(|why| {
-            ConfigError(format!(
-                "invalid value '{value}' for '{}': {why}",
-                parameter.name
-            ))
-        })?;
-        let previous = self.values.insert(parameter.name, canonical);
+        let canonical =
+            validate(parameter, &self.values[parameter.name], value).map_err(|why| {
+                ConfigError(format!(
+                    "invalid value '{value}' for '{}': {why}",
+                    parameter.name
+                ))
+            })?;
+        let previous = self.values.insert(parameter.name, canonical.clone());
+        let alias = alias_of(parameter.name);
+        let previous_alias = alias.map(|alias| self.values.insert(alias, canonical));
         if let Err(error) = self.refresh_typed() {
             self.values.insert(
                 parameter.name,
                 previous.expect("every parameter has a value"),
             );
+            if let (Some(alias), Some(Some(value))) = (alias, previous_alias) {
+                self.values.insert(alias, value);
+            }
             return Err(error);
         }
         Ok(())
@@ -469,10 +511,19 @@ impl Config {
         }
         // Validated here, not through store()'s message, because the reason itself may
         // contain ": " (the enum error lists values).
-        if let Err(why) = validate(parameter, value) {
+        if let Err(why) = validate(parameter, &self.values[parameter.name], value) {
             return Err(ConfigError(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
             )));
+        }
+        // lua-time-limit is busy-reply-threshold's old name: both hold the value.
+        let alias = match parameter.name {
+            "lua-time-limit" => find("busy-reply-threshold"),
+            "busy-reply-threshold" => find("lua-time-limit"),
+            _ => None,
+        };
+        if let Some(alias) = alias {
+            let _ = self.store(alias, value);
         }
         self.store(parameter, value).map_err(|error| {
             ConfigError(format!(
@@ -551,16 +602,49 @@ impl Config {
         self.slowlog_max_len = self.integer("slowlog-max-len") as usize;
         self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;
         self.hz = self.integer("hz") as u64;
+        self.hash_limits = ember_store::HashLimits {
+            listpack_entries_max: self.integer("hash-max-listpack-entries") as usize,
+            listpack_value_len_max: self.integer("hash-max-listpack-value") as usize,
+        };
+        self.hll_sparse_max_bytes = self.integer("hll-sparse-max-bytes") as usize;
         self.metrics_port = self.integer("metrics-port") as u16;
+        self.notify_keyspace_events =
+            crate::commands::notify::parse_classes(&self.values["notify-keyspace-events"])
+                .map_err(ConfigError)?;
+        self.pubsub_output_limit =
+            crate::shard::pubsub::pubsub_output_limit(&self.values["client-output-buffer-limit"]);
+        self.list_limits.listpack_size = self.integer("list-max-listpack-size");
         Ok(())
     }
+}
+
+/// Redis's old names that are one setting with the new ones (`hash-max-ziplist-entries` is
+/// `hash-max-listpack-entries`): setting either sets both, so CONFIG GET answers alike.
+const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+];
+
+/// The other name of a parameter that has two.
+fn alias_of(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find_map(|&(old, new)| {
+        if name == old {
+            Some(new)
+        } else if name == new {
+            Some(old)
+        } else {
+            None
+        }
+    })
 }
 
 fn find(name: &str) -> Option<&'static Parameter> {
     PARAMETERS.iter().find(|p| p.name == name)
 }
 
-fn validate(parameter: &Parameter, value: &str) -> Result<String, String> {
+/// Checks `value` for `parameter` (whose current value is `previous`) and returns the form
+/// that is stored.
+fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String, String> {
     match parameter.kind {
         Kind::Integer { min, max } => {
             let number: i64 = value
@@ -586,8 +670,7 @@ fn validate(parameter: &Parameter, value: &str) -> Result<String, String> {
         },
         Kind::Enum(words) => {
             let lower = value.to_ascii_lowercase();
-            let lrm = words == EVICTION_POLICIES
-                && EVICTION_POLICIES_LRM.contains(&lower.as_str());
+            let lrm = words == EVICTION_POLICIES && EVICTION_POLICIES_LRM.contains(&lower.as_str());
             if words.contains(&lower.as_str()) || lrm {
                 Ok(lower)
             } else {
@@ -599,6 +682,8 @@ fn validate(parameter: &Parameter, value: &str) -> Result<String, String> {
             }
         }
         Kind::Text => Ok(value.to_string()),
+        Kind::KeyspaceEvents => crate::commands::notify::canonical_classes(previous, value),
+        Kind::OutputLimits => crate::shard::pubsub::merge_output_limits(previous, value),
     }
 }
 
@@ -707,5 +792,18 @@ mod tests {
             .starts_with("ERR Unknown option"));
         assert!(config.set("maxmemory-policy", "bogus").is_err());
         assert_eq!(parse_memory("2gb"), Some(2 * 1024 * 1024 * 1024));
+    }
+
+    #[test]
+    fn hash_limits_follow_both_names() {
+        let mut config = Config::default();
+        assert_eq!(config.hash_limits, ember_store::HashLimits::default());
+        assert_eq!(config.hll_sparse_max_bytes, 3000);
+        config.set("hash-max-ziplist-entries", "7").unwrap();
+        config.set("hash-max-listpack-value", "9").unwrap();
+        assert_eq!(config.hash_limits.listpack_entries_max, 7);
+        assert_eq!(config.hash_limits.listpack_value_len_max, 9);
+        assert_eq!(config.value("hash-max-listpack-entries"), "7");
+        assert_eq!(config.value("hash-max-ziplist-value"), "9");
     }
 }

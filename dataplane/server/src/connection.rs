@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 
 use crate::client::{Client, ClientHandle};
 use crate::commands::exec::{execute, Pipeline};
+use crate::commands::pubsub;
 use crate::runtime::{AsyncReadExt, AsyncWriteExt, TcpStream};
 use crate::shard::Shard;
 use crate::spin::Spinner;
@@ -88,9 +89,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                 input.resize(grown, 0);
             }
         }
-        let read = match read_some(&mut stream, fd, spin.as_mut(), &mut input[end..]).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
+        let read = read_some(&mut stream, fd, spin.as_mut(), &mut input[end..]);
+        let read = match pubsub::next_input(&client, read).await {
+            Some(Ok(0) | Err(_)) => break,
+            Some(Ok(read)) => read,
+            None => {
+                // Messages were published to this subscriber while it waited.
+                pubsub::take_pushes(&client, &mut out);
+                if !flush(&shard, &mut stream, out.bytes_mut()).await || handle.killed.get() {
+                    break;
+                }
+                continue;
+            }
         };
         end += read;
         shard
@@ -103,6 +113,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                 Ok(Some(consumed)) => {
                     let request = parser.args(&input[start..end]);
                     if !request.is_empty() {
+                        pubsub::take_pushes(&client, &mut out);
                         let args: SmallVec<[&[u8]; 16]> = request.iter().collect();
                         execute(
                             &shard,
@@ -136,6 +147,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
             }
         }
         pipeline.drain(&shard, &mut out).await;
+        pubsub::take_pushes(&client, &mut out);
         if !flush(&shard, &mut stream, out.bytes_mut()).await
             || client.close_after_reply
             || handle.killed.get()
@@ -146,6 +158,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
     if let Some(spin) = spin {
         spin.spinner.unregister(fd, spin.token);
     }
+    pubsub::unsubscribe_all(&shard, &mut client);
     let _ = stream.close().await;
 }
 

@@ -15,6 +15,7 @@ mod memory;
 mod metrics;
 mod rdma;
 mod runtime;
+mod scripting;
 mod server;
 mod shard;
 mod spin;

@@ -142,6 +142,10 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                 let share = over.div_ceil(shard.shared.shard_count as u64);
                 let stuck = !evict_share(&shard, &mut pool, policy, samples, share);
                 GAUGE.eviction_stuck.store(stuck, Ordering::Release);
+                if shard.pubsub.has_forwards() {
+                    // `evicted` keyspace events, to the other shards' subscribers.
+                    crate::commands::pubsub::forward_events(&shard).await;
+                }
                 // Let requests run, then look again at once: the excess may not be paid yet.
                 runtime::yield_now().await;
             }
@@ -179,6 +183,19 @@ fn evict_share(
                 .stats
                 .evicted_keys
                 .set(shard.stats.evicted_keys.get() + 1);
+            let config = shard.config.borrow();
+            let flags = config.notify_keyspace_events;
+            if flags & crate::commands::notify::EVICTED != 0 {
+                crate::commands::notify::publish_event(
+                    &shard.pubsub,
+                    &config,
+                    flags,
+                    evicted.db,
+                    "evicted",
+                    evicted.key.as_bytes(),
+                    now_ms,
+                );
+            }
             if freed >= share {
                 break;
             }

@@ -322,6 +322,7 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         last_command: Cell::new("NULL"),
         last_interaction_ms: Cell::new(now),
         killed: Cell::new(false),
+        subscription_counts: Cell::new([0; 3]),
     });
     Client::new(handle, true)
 }

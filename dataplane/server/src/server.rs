@@ -26,6 +26,10 @@ const EXPIRE_KEYS_PER_SLICE: usize = 64;
 /// Time one expiry tick may spend, as Redis's 25% of a 100 ms tick at effort 1, scaled down:
 /// a tick that runs out of budget runs again 1 ms later instead of waiting a whole period.
 const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+/// Hash keys with field TTLs one tick visits, and fields it looks at in each: like the key
+/// slice, a bound on one tick's work (Redis 7.4 bounds its field pass by a count too).
+const FIELD_EXPIRE_KEYS_PER_TICK: usize = 64;
+const FIELD_EXPIRE_FIELDS_PER_KEY: usize = 64;
 
 /// Runs Ember with `config` until SHUTDOWN.
 ///
@@ -47,6 +51,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
         shard_count,
         hardware,
         multi_writes: Default::default(),
+        scripts: Arc::new(crate::scripting::Registry::new()),
+        blocked_clients: Default::default(),
     });
     crate::memory::GAUGE.record_startup();
     eprintln!(
@@ -265,6 +271,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             last_command: Cell::new("NULL"),
             last_interaction_ms: Cell::new(now),
             killed: Cell::new(false),
+            subscription_counts: Cell::new([0; 3]),
         });
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();
@@ -307,12 +314,27 @@ async fn expire_loop(shard: Rc<Shard>) {
                 .borrow_mut()
                 .expire_cycle(unix_time_ms(), EXPIRE_KEYS_PER_SLICE);
             if removed < EXPIRE_KEYS_PER_SLICE {
+                shard.keyspace.borrow_mut().expire_fields_cycle(
+                    unix_time_ms(),
+                    FIELD_EXPIRE_KEYS_PER_TICK,
+                    FIELD_EXPIRE_FIELDS_PER_KEY,
+                );
                 break;
             }
             if started.elapsed() >= EXPIRE_BUDGET {
                 budget_spent = true;
                 break;
             }
+        }
+        // `expired` keyspace events of the keys removed, to every shard's subscribers.
+        crate::commands::notify::publish_expired(
+            &mut shard.keyspace.borrow_mut(),
+            &shard.pubsub,
+            &shard.config.borrow(),
+            unix_time_ms(),
+        );
+        if shard.pubsub.has_forwards() {
+            crate::commands::pubsub::forward_events(&shard).await;
         }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let threshold = shard.config.borrow().latency_monitor_threshold_ms;

@@ -43,6 +43,15 @@ impl CompactBytes {
         }
     }
 
+    /// The contents as a vector, without a copy when they live on the heap (bit commands
+    /// change a long string in place this way).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.0 {
+            Repr::Inline { len, data } => data[..usize::from(len)].to_vec(),
+            Repr::Heap(bytes) => bytes.into_vec(),
+        }
+    }
+
     /// The contents.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {

@@ -16,6 +16,7 @@ use crate::lfu;
 use crate::value::{Entry, ExpireAtMs, Value};
 
 mod evict;
+mod field_expiry;
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -123,6 +124,11 @@ struct Database {
     len: usize,
     /// (expire_at_ms, key) for every key with a TTL, earliest first.
     expires: BTreeSet<(u64, CompactBytes)>,
+    /// Hash keys that may hold fields with a TTL, for active field expiry (`field_expiry.rs`).
+    /// A superset: keys are added on writes and dropped when the cycle finds nothing to do.
+    volatile_hashes: BTreeSet<CompactBytes>,
+    /// The volatile hash the active field expiry visited last; the next pass starts after it.
+    volatile_hash_cursor: Option<CompactBytes>,
 }
 
 /// One shard's keyspace.
@@ -139,6 +145,9 @@ pub struct Keyspace {
     access_policy: AccessPolicy,
     /// State of the xorshift generator behind the LFU counter's increments.
     access_random_state: u64,
+    /// Keys removed because their TTL passed, kept only while [`Keyspace::record_expired`] is
+    /// on: the server turns them into `expired` keyspace events. `None` costs nothing.
+    expired_log: Option<Vec<(usize, CompactBytes)>>,
 }
 
 impl Default for Keyspace {
@@ -168,6 +177,36 @@ impl Keyspace {
             next_version: 1,
             access_policy: AccessPolicy::Lru,
             access_random_state: ACCESS_RANDOM_SEED,
+            expired_log: None,
+        }
+    }
+
+    /// Starts (or stops) keeping the keys that expire, for [`Keyspace::take_expired`]. Stopping
+    /// drops what was kept.
+    pub fn record_expired(&mut self, on: bool) {
+        if on != self.expired_log.is_some() {
+            self.expired_log = on.then(Vec::new);
+        }
+    }
+
+    /// The keys that expired since the last call, in order, with their databases (none unless
+    /// [`Keyspace::record_expired`] is on).
+    pub fn take_expired(&mut self) -> Vec<(usize, CompactBytes)> {
+        self.expired_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// True when [`Keyspace::take_expired`] has keys to give.
+    pub fn has_expired(&self) -> bool {
+        self.expired_log.as_ref().is_some_and(|log| !log.is_empty())
+    }
+
+    fn note_expired(&mut self, db: usize, key: &[u8]) {
+        self.stats.expired_keys += 1;
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push((db, CompactBytes::new(key)));
         }
     }
 
@@ -249,9 +288,15 @@ impl Keyspace {
             Ok(done) => done,
             Err(error) => return Some(Err(error)),
         };
+        let has_field_ttl = field_expiry::has_field_ttl(&entry.value);
         match change {
             Change::None => {}
-            Change::Modified => self.value_changed(db, key),
+            Change::Modified => {
+                if has_field_ttl {
+                    self.track_field_expiry(db, key);
+                }
+                self.value_changed(db, key);
+            }
             Change::Emptied => {
                 self.remove(db, key, now_ms);
             }
@@ -389,6 +434,9 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> Option<Entry> {
+        if field_expiry::has_field_ttl(&value) {
+            self.track_field_expiry(db, key);
+        }
         let version = self.new_version();
         let (hash, segment) = self.locate(key);
         let policy = self.access_policy;
@@ -448,7 +496,7 @@ impl Keyspace {
     pub fn remove(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
         let entry = self.remove_entry(db, key)?;
         if is_expired(&entry, now_ms) {
-            self.stats.expired_keys += 1;
+            self.note_expired(db, key);
             return None;
         }
         Some(entry)
@@ -483,7 +531,7 @@ impl Keyspace {
             .is_some_and(|(_, entry)| is_expired(entry, now_ms));
         if due {
             self.remove_entry(db, key);
-            self.stats.expired_keys += 1;
+            self.note_expired(db, key);
         }
         due
     }
@@ -635,7 +683,7 @@ impl Keyspace {
                     break;
                 }
                 self.remove_entry(db, &key);
-                self.stats.expired_keys += 1;
+                self.note_expired(db, key.as_bytes());
                 removed += 1;
             }
             if removed >= keys_max {
@@ -767,6 +815,39 @@ mod tests {
         );
         assert!(keyspace.get(0, b"t", 100).is_none());
         assert_eq!(keyspace.len(0), 1);
+    }
+
+    #[test]
+    fn expired_keys_are_recorded_only_when_asked() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"lazy", value("1"), Some(100), 0);
+        keyspace.insert(2, b"active", value("2"), Some(100), 0);
+        keyspace.insert(0, b"removed", value("3"), Some(100), 0);
+        keyspace.insert(0, b"unrecorded", value("4"), Some(100), 0);
+        assert!(keyspace.get(0, b"unrecorded", 150).is_none());
+        assert!(!keyspace.has_expired(), "off by default");
+        keyspace.record_expired(true);
+        assert!(keyspace.get(0, b"lazy", 150).is_none());
+        assert!(keyspace.remove(0, b"removed", 150).is_none());
+        assert_eq!(keyspace.expire_cycle(150, 10), 1);
+        let expired: Vec<(usize, Vec<u8>)> = keyspace
+            .take_expired()
+            .iter()
+            .map(|(db, key)| (*db, key.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(
+            expired,
+            [
+                (0, b"lazy".to_vec()),
+                (0, b"removed".to_vec()),
+                (2, b"active".to_vec())
+            ]
+        );
+        assert!(!keyspace.has_expired(), "taken");
+        keyspace.insert(0, b"late", value("5"), Some(100), 0);
+        keyspace.record_expired(false);
+        assert!(keyspace.get(0, b"late", 150).is_none());
+        assert!(keyspace.take_expired().is_empty(), "off again");
     }
 
     #[test]

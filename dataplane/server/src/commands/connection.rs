@@ -122,6 +122,13 @@ pub fn validate_client_name(name: &[u8]) -> CommandResult {
 
 /// PING [message]
 pub fn ping(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    if args.len() <= 2 && super::pubsub::in_resp2_context(ctx.client) {
+        // Redis answers ["pong", message] to a RESP2 subscriber.
+        ctx.out.array_len(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).copied().unwrap_or_default());
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple(b"PONG"),
         2 => ctx.out.bulk(args[1]),
@@ -164,6 +171,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.multi = None;
     client.multi_failed = false;
     client.watched.clear();
+    super::pubsub::unsubscribe_all(ctx.shard, client);
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();
     ctx.out.simple(b"RESET");

@@ -107,6 +107,19 @@ pub async fn execute<'s>(
         reply_error(shard, out, crate::memory::OOM_ERROR);
         return;
     }
+    if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, &super::pubsub::context_error(spec, args));
+        return;
+    }
+    // A script past busy-reply-threshold: only allow-busy commands run (a script's own
+    // commands, which run under its hold, are not refused).
+    if client.hold.is_none() && !spec.has(CommandFlags::ALLOW_BUSY) {
+        if let Some(message) = shard.shared.scripts.busy_error() {
+            reply_error(shard, out, message);
+            return;
+        }
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(CommandFlags::TRANSACTION_CONTROL) {
             queue.push(args.iter().map(|arg| arg.to_vec()).collect());
@@ -161,9 +174,20 @@ pub async fn execute<'s>(
                     crate::commands::server::admin::run(op, shard, client, args, out).await
                 }
                 Handler::Inference(op) => super::ai::run(op, shard, client, args, out).await,
+                Handler::PubSub(op) => super::pubsub::run(op, shard, client, args, out).await,
+                Handler::Script(op) => {
+                    super::scripting::run(op, shard, client, args, now_ms, out).await
+                }
+                Handler::Blocking(command) => {
+                    super::blocking::run(shard, client, command, args, out).await
+                }
             }
         }
     };
+    if shard.pubsub.has_forwards() {
+        // Keyspace events this command raised reach every shard before its reply leaves.
+        super::pubsub::forward_events(shard).await;
+    }
     if let Err(error) = result {
         out.error(&error.0);
     }

@@ -3,16 +3,20 @@
 use ember_store::keyspace::lru_idle_time_ms;
 use ember_store::DATABASE_COUNT;
 
+use super::notify::{self, notify, notify_in};
 use super::{
     errors, is, parse_integer, unknown_subcommand_message, CommandError, CommandResult, Ctx,
 };
 
 /// DEL key [key ...] (and UNLINK: freeing is cheap enough here to do in place)
 pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let removed = args[1..]
-        .iter()
-        .filter(|key| ctx.keyspace.remove(ctx.db, key, ctx.now_ms).is_some())
-        .count();
+    let mut removed = 0;
+    for key in &args[1..] {
+        if ctx.keyspace.remove(ctx.db, key, ctx.now_ms).is_some() {
+            removed += 1;
+            notify(ctx, notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -118,8 +122,10 @@ fn expire_generic(
     }
     if at <= now_ms as i64 {
         ctx.keyspace.remove(db, key, now_ms);
+        notify(ctx, notify::GENERIC, "del", key);
     } else {
         ctx.keyspace.set_expire(db, key, Some(at as u64), now_ms);
+        notify(ctx, notify::GENERIC, "expire", key);
     }
     ctx.out.integer(1);
     Ok(())
@@ -197,6 +203,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         .is_some_and(|entry| entry.expire_at_ms.is_some());
     if had_ttl {
         ctx.keyspace.set_expire(ctx.db, args[1], None, ctx.now_ms);
+        notify(ctx, notify::GENERIC, "persist", args[1]);
     }
     ctx.out.integer(i64::from(had_ttl));
     Ok(())
@@ -225,6 +232,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> Comma
         .expect("checked above");
     ctx.keyspace
         .insert(db, target, entry.value, entry.expire_at_ms, now_ms);
+    notify(ctx, notify::GENERIC, "rename_from", source);
+    notify(ctx, notify::GENERIC, "rename_to", target);
     if only_if_new {
         ctx.out.integer(1);
     } else {
@@ -281,6 +290,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     ctx.keyspace
         .insert(target_db, target, entry.value, entry.expire_at_ms, now_ms);
+    notify_in(ctx, target_db, notify::GENERIC, "copy_to", target);
     ctx.out.integer(1);
     Ok(())
 }
@@ -301,6 +311,8 @@ pub fn move_key(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let entry = ctx.keyspace.remove(db, key, now_ms).expect("checked above");
     ctx.keyspace
         .insert(target_db, key, entry.value, entry.expire_at_ms, now_ms);
+    notify(ctx, notify::GENERIC, "move_from", key);
+    notify_in(ctx, target_db, notify::GENERIC, "move_to", key);
     ctx.out.integer(1);
     Ok(())
 }

@@ -16,15 +16,18 @@ use crate::stats::ShardStats;
 
 pub mod ai;
 pub mod bitmaps;
+pub mod blocking;
 pub mod connection;
 pub mod exec;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+pub mod key_finders;
 pub mod keys;
 pub mod lists;
 pub mod memory;
 pub mod multikey;
+pub mod notify;
 pub mod pubsub;
 pub mod recommend;
 pub mod remote;
@@ -34,6 +37,7 @@ pub mod sets;
 pub mod streams;
 pub mod strings;
 pub mod transaction;
+pub mod zset_pops;
 pub mod zsets;
 
 /// An error reply: the full message, code first (`ERR ...`, `WRONGTYPE ...`).
@@ -159,6 +163,8 @@ pub struct Ctx<'a> {
     pub stats: &'a ShardStats,
     /// CLIENT NO-TOUCH of the caller.
     pub no_touch: bool,
+    /// The owning shard's Pub/Sub state, where keyspace events go ([`notify::notify`]).
+    pub pubsub: &'a crate::shard::pubsub::PubSub,
 }
 
 /// Reads `key` for a read command, counting the hit or miss; under CLIENT NO-TOUCH the key's
@@ -172,6 +178,7 @@ pub fn read_for_reply<'c>(
     ctx: &'c mut Ctx<'_>,
     key: &[u8],
 ) -> (Option<&'c Entry>, &'c mut ReplySink) {
+    notify::note_read(ctx, key);
     let entry = if ctx.no_touch {
         ctx.keyspace.peek(ctx.db, key, ctx.now_ms)
     } else {
@@ -280,6 +287,12 @@ pub enum Handler {
     Inference(InferenceOp),
     /// Transactions, run by the executor.
     Transaction(TransactionOp),
+    /// PUBLISH, SPUBLISH, PUBSUB: on the connection's shard, asking every other shard.
+    PubSub(pubsub::PubSubOp),
+    /// Scripts and functions ([`scripting::run`]).
+    Script(scripting::ScriptOp),
+    /// Commands that may block the client until a key can serve it ([`blocking`]).
+    Blocking(&'static blocking::BlockingCommand),
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -338,6 +351,9 @@ bitflags::bitflags! {
         /// Ember's: the argument after `DB` names the destination key's database (COPY).
         /// Not a Redis flag; COMMAND does not show it.
         const DB_OPTION = 1 << 16;
+        /// Ember's: allowed to a RESP2 connection with subscriptions (Redis's list: the
+        /// (P|S)(UN)SUBSCRIBE commands, PING, QUIT, RESET). Not a Redis flag.
+        const PUBSUB_CONTEXT = 1 << 17;
     }
 }
 
@@ -521,12 +537,27 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// How it splits across shards.
     pub split: Split,
+    /// Where the keys are when a key count or a keyword places them (SINTERCARD, ZUNIONSTORE,
+    /// XREAD...): Redis's "movablekeys". `keys` then only says what COMMAND INFO shows.
+    pub key_finder: Option<KeyFinder>,
 }
+
+/// Finds the key positions of a command whose keys move, from its arguments; malformed
+/// arguments give no keys (the handler then answers the error, on the caller's shard).
+pub type KeyFinder = fn(&[&[u8]]) -> Vec<usize>;
 
 impl CommandSpec {
     /// True when `flag` is set.
     pub fn has(&self, flag: CommandFlags) -> bool {
         self.flags.contains(flag)
+    }
+
+    /// Argument positions of the keys in `args` (the command name at 0).
+    pub fn key_positions(&self, args: &[&[u8]]) -> Vec<usize> {
+        match self.key_finder {
+            Some(finder) => finder(args),
+            None => self.keys.positions(args.len()).collect(),
+        }
     }
 }
 
@@ -552,7 +583,14 @@ pub(crate) const fn command(
         since,
         handler,
         split: Split::None,
+        key_finder: None,
     }
+}
+
+/// Declares where a command's keys are when they move (see [`CommandSpec::key_finder`]).
+pub(crate) const fn movable(mut spec: CommandSpec, finder: KeyFinder) -> CommandSpec {
+    spec.key_finder = Some(finder);
+    spec
 }
 
 pub(crate) const fn split(mut spec: CommandSpec, split: Split) -> CommandSpec {
@@ -595,8 +633,10 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 9] = [
+    let families: [&[CommandSpec]; 11] = [
         CORE,
+        sets::COMMANDS,
+        zsets::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
         bitmaps::COMMANDS,
@@ -619,11 +659,11 @@ static CORE: &[CommandSpec] = &[
     // connection
     command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
     command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),
-    command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)),
+    with(command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)), F::PUBSUB_CONTEXT),
     command("echo", 2, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),
     command("select", 2, LOADING_STALE_FAST, NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
-    with(command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)), F::TRANSACTION_CONTROL),
-    with(command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)), F::TRANSACTION_CONTROL),
+    with(command("quit", -1, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.", Connection(connection::quit)), F::TRANSACTION_CONTROL.union(F::PUBSUB_CONTEXT)),
+    with(command("reset", 1, CONN_NO_AUTH, NO_KEYS, "connection", "6.2.0", "Resets the connection.", Connection(connection::reset)), F::TRANSACTION_CONTROL.union(F::PUBSUB_CONTEXT)),
     with(command("multi", 1, TRANSACTION, NO_KEYS, "transactions", "1.2.0", "Starts a transaction.", Transaction(TransactionOp::Multi)), F::TRANSACTION_CONTROL),
     with(command("exec", 1, F::NOSCRIPT.union(F::LOADING).union(F::STALE).union(F::SKIP_SLOWLOG), NO_KEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", Transaction(TransactionOp::Exec)), F::TRANSACTION_CONTROL),
     with(command("watch", -2, TRANSACTION, ALL_KEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", Transaction(TransactionOp::Watch)), F::TRANSACTION_CONTROL),
@@ -644,7 +684,6 @@ static CORE: &[CommandSpec] = &[
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),
-    command("function", -2, F::NOSCRIPT, NO_KEYS, "scripting", "7.0.0", "A container for function commands.", Connection(server::function)),
     // strings
     command("get", 2, R_FAST, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.", Ks(strings::get)),
     command("set", -3, W_OOM, ONE_KEY, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", Ks(strings::set)),

@@ -51,17 +51,22 @@ pub fn run_local_as(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    let mut keyspace = shard.keyspace.borrow_mut();
-    run_in(
-        &mut keyspace,
-        shard,
-        handler,
-        db,
-        no_touch,
-        now_ms,
-        args,
-        out,
-    )
+    let result = {
+        let mut keyspace = shard.keyspace.borrow_mut();
+        run_in(
+            &mut keyspace,
+            shard,
+            handler,
+            db,
+            no_touch,
+            now_ms,
+            args,
+            out,
+        )
+    };
+    // Keys this command filled may serve blocked clients, in the same step.
+    super::blocking::after_command(shard, db, args);
+    result
 }
 
 /// Runs `handler` against `keyspace` (the shard's own, or a scratch copy of some of its keys)
@@ -87,8 +92,11 @@ fn run_in(
         config: &config,
         stats: &shard.stats,
         no_touch,
+        pubsub: &shard.pubsub,
     };
-    handler(&mut ctx, args)
+    let result = handler(&mut ctx, args);
+    super::notify::after_command(ctx.keyspace, &shard.pubsub, &config, now_ms);
+    result
 }
 
 /// Waits until a keyspace command on `args` may run on this shard: with `hold`, holds its keys
@@ -105,7 +113,10 @@ pub async fn admit(
     if !hold && !gate.busy() {
         return; // The common case: nothing is held, nothing to look at.
     }
-    let keys: SmallVec<[&[u8]; 8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
+    let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
+        Some(finder) => finder(args).into_iter().map(|p| args[p]).collect(),
+        None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
+    };
     match (hold, token) {
         (true, Some(token)) => gate.lock_keys(token, db, &keys).await,
         (_, token) => gate.enter_keys(token, db, &keys).await,
@@ -181,7 +192,7 @@ struct Part {
 /// travels with it.
 fn parts(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Vec<Part> {
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for position in spec.keys.positions(args.len()) {
+    for position in spec.key_positions(args) {
         groups
             .entry(shard.owner_of(args[position]))
             .or_default()
@@ -408,6 +419,7 @@ pub async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldTo
 async fn release(shard: &Rc<Shard>, owner: usize, token: HoldToken) {
     if owner == shard.index {
         shard.gate.release(token);
+        super::blocking::serve_ready(shard);
     } else {
         shard.notify(owner, ShardRequest::Release { token }).await;
     }
@@ -456,8 +468,8 @@ async fn scratch(
         db
     };
     let keys: BTreeSet<(usize, &[u8])> = spec
-        .keys
-        .positions(args.len())
+        .key_positions(args)
+        .into_iter()
         .map(|p| (if p == 2 { destination_db } else { db }, args[p]))
         .collect();
     let mut by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();
@@ -611,14 +623,16 @@ pub fn apply_entries(
     now_ms: u64,
 ) {
     let mut keyspace = shard.keyspace.borrow_mut();
-    for (key, entry) in entries {
+    for (key, entry) in &entries {
         match entry {
             Some(entry) => {
-                keyspace.insert(db, &key, entry.value, entry.expire_at_ms, now_ms);
+                keyspace.insert(db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
             }
             None => {
-                keyspace.remove(db, &key, now_ms);
+                keyspace.remove(db, key, now_ms);
             }
         }
     }
+    drop(keyspace);
+    super::blocking::after_store(shard, db, entries.iter().map(|(key, _)| key.as_slice()));
 }

@@ -17,12 +17,24 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
             MeshMessage::Request { id, request } => {
                 if answerable_now(&shard, &request) {
                     let reply = answer(&shard, request).await;
-                    shard.mesh.reply(peer, id, reply).await;
+                    if shard.pubsub.has_forwards() {
+                        // Keyspace events go to the other shards before the reply; that waits
+                        // for their answers, which must not stop this peer's messages.
+                        let events = shard.pubsub.take_forwards();
+                        let shard = shard.clone();
+                        runtime::spawn(async move {
+                            super::pubsub::forward(&shard, events).await;
+                            shard.mesh.reply(peer, id, reply).await;
+                        });
+                    } else {
+                        shard.mesh.reply(peer, id, reply).await;
+                    }
                 } else {
                     // Waits for a hold to end; must not stop replies from this peer meanwhile.
                     let shard = shard.clone();
                     runtime::spawn(async move {
                         let reply = answer(&shard, request).await;
+                        super::pubsub::forward_events(&shard).await;
                         shard.mesh.reply(peer, id, reply).await;
                     });
                 }
@@ -41,10 +53,14 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
             true
         }
         ShardRequest::Hold { .. } => !shard.gate.busy(),
+        // Publishing and Pub/Sub figures never touch the keyspace: holds do not apply.
+        ShardRequest::PubSub(_) => true,
+        ShardRequest::TryHold { .. } => true,
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
             .gate_token()
             .is_none_or(|token| !shard.gate.blocks(token)),
+        ShardRequest::Blocking(request) => super::blocking::answerable_now(shard, request),
     }
 }
 
@@ -80,8 +96,12 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             shard.gate.hold(token).await;
             ShardReply::Done
         }
+        ShardRequest::TryHold { token } => {
+            ShardReply::Integer(i64::from(shard.gate.try_hold(token)))
+        }
         ShardRequest::Release { token } => {
             shard.gate.release(token);
+            super::blocking::serve_ready(shard);
             ShardReply::Done
         }
         ShardRequest::Fetch { db, keys, .. } => {
@@ -100,12 +120,14 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             shard.gate.enter(token).await;
             crate::commands::server::admin::admin(shard, request, now_ms)
         }
+        ShardRequest::PubSub(request) => super::pubsub::answer(shard, request),
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;
             }
             ShardReply::Inference(crate::inference::answer(shard, request))
         }
+        ShardRequest::Blocking(request) => super::blocking::answer(shard, request).await,
     }
 }
 

@@ -1,6 +1,593 @@
-//! Lua scripting and functions: EVAL, EVALSHA, SCRIPT, FUNCTION, FCALL.
+//! Lua scripting and functions: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION, FCALL,
+//! FCALL_RO. The engine is [`crate::scripting`]; this file parses the commands and replies.
 
-use super::CommandSpec;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use ember_resp::ReplySink;
+
+use super::{command, is, CommandResult, CommandSpec, F, NO_KEYS};
+use crate::client::Client;
+use crate::scripting::functions::{self, Library};
+use crate::scripting::run::{invoke, Invocation};
+use crate::shard::Shard;
+
+/// Which scripting command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptOp {
+    /// EVAL
+    Eval,
+    /// EVAL_RO
+    EvalRo,
+    /// EVALSHA
+    EvalSha,
+    /// EVALSHA_RO
+    EvalShaRo,
+    /// SCRIPT
+    Script,
+    /// FUNCTION
+    Function,
+    /// FCALL
+    Fcall,
+    /// FCALL_RO
+    FcallRo,
+}
+
+use super::Handler::Script as S;
+
+/// Redis 7's flags of EVAL and FCALL: noscript, stale, skip-monitor, may-replicate,
+/// no-mandatory-keys, movablekeys (Ember declares the first two). Keys are found by the
+/// handler from numkeys, so the table declares none.
+const EVAL_FLAGS: F = F::NOSCRIPT.union(F::STALE);
+const EVAL_RO_FLAGS: F = EVAL_FLAGS.union(F::READONLY);
+/// SCRIPT and FUNCTION: their KILL subcommand must run while a script is busy; the handler
+/// refuses the others then.
+const CONTAINER_FLAGS: F = F::NOSCRIPT.union(F::ALLOW_BUSY);
 
 /// This family's commands, in COMMAND's order.
-pub static COMMANDS: &[CommandSpec] = &[];
+pub static COMMANDS: &[CommandSpec] = &[
+    command(
+        "eval",
+        -3,
+        EVAL_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script.",
+        S(ScriptOp::Eval),
+    ),
+    command(
+        "eval_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script.",
+        S(ScriptOp::EvalRo),
+    ),
+    command(
+        "evalsha",
+        -3,
+        EVAL_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script by SHA1 digest.",
+        S(ScriptOp::EvalSha),
+    ),
+    command(
+        "evalsha_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+        S(ScriptOp::EvalShaRo),
+    ),
+    command(
+        "script",
+        -2,
+        CONTAINER_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "A container for Lua scripts management commands.",
+        S(ScriptOp::Script),
+    ),
+    command(
+        "function",
+        -2,
+        CONTAINER_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "A container for function commands.",
+        S(ScriptOp::Function),
+    ),
+    command(
+        "fcall",
+        -3,
+        EVAL_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Invokes a function.",
+        S(ScriptOp::Fcall),
+    ),
+    command(
+        "fcall_ro",
+        -3,
+        EVAL_RO_FLAGS,
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Invokes a read-only function.",
+        S(ScriptOp::FcallRo),
+    ),
+];
+
+/// Runs a scripting command.
+///
+/// # Errors
+/// Redis's errors for each command.
+pub async fn run(
+    op: ScriptOp,
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> CommandResult {
+    match op {
+        ScriptOp::Eval | ScriptOp::EvalRo | ScriptOp::EvalSha | ScriptOp::EvalShaRo => {
+            eval(op, shard, client, args, now_ms, out).await
+        }
+        ScriptOp::Fcall | ScriptOp::FcallRo => {
+            fcall(op == ScriptOp::FcallRo, shard, client, args, now_ms, out).await
+        }
+        ScriptOp::Script => script(shard, args, out),
+        ScriptOp::Function => function(shard, args, out),
+    }
+}
+
+/// The keys an EVAL, EVALSHA or FCALL request declares (COMMAND GETKEYS); `None` for SCRIPT
+/// and FUNCTION, or when numkeys does not parse.
+pub fn declared_keys<'a>(args: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]> {
+    if args.len() < 3 || is(args[0], "SCRIPT") || is(args[0], "FUNCTION") {
+        return None;
+    }
+    keys_and_args(args).ok().map(|(keys, _)| keys)
+}
+
+/// Splits `numkeys key... arg...` (arguments from position 2).
+fn keys_and_args<'a>(
+    args: &'a [&'a [u8]],
+) -> Result<(&'a [&'a [u8]], &'a [&'a [u8]]), super::CommandError> {
+    let count = super::parse_integer(args[2])?;
+    if count < 0 {
+        return Err("ERR Number of keys can't be negative".into());
+    }
+    let count = count as usize;
+    if count > args.len() - 3 {
+        return Err("ERR Number of keys can't be greater than number of args".into());
+    }
+    Ok((&args[3..3 + count], &args[3 + count..]))
+}
+
+async fn eval(
+    op: ScriptOp,
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> CommandResult {
+    let (keys, argv) = keys_and_args(args)?;
+    let registry = &shard.shared.scripts;
+    let by_sha = matches!(op, ScriptOp::EvalSha | ScriptOp::EvalShaRo);
+    let sha = if by_sha {
+        String::from_utf8_lossy(args[1]).to_ascii_lowercase()
+    } else {
+        let body = args[1];
+        let sha = crate::scripting::sha1::hex(body);
+        if !registry.exists(&sha) {
+            // Compile before caching, so a script that does not compile is not kept.
+            let lua = shard
+                .scripting
+                .lua()
+                .map_err(|error| format!("ERR {error}"))?;
+            crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(body))?;
+            registry.load(body);
+        }
+        sha
+    };
+    if by_sha && sha.len() != 40 {
+        return Err(crate::scripting::NOSCRIPT.into());
+    }
+    let compiled = shard.scripting.script(registry, &sha)?;
+    let invocation = Invocation {
+        name: &sha,
+        compiled,
+        keys,
+        argv,
+        read_only: matches!(op, ScriptOp::EvalRo | ScriptOp::EvalShaRo),
+        function: false,
+    };
+    invoke(shard, client, invocation, now_ms, out).await
+}
+
+async fn fcall(
+    read_only: bool,
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> CommandResult {
+    // FCALL words a numkeys that is not a number its own way.
+    if super::parse_integer(args[2]).is_err() {
+        return Err("ERR Bad number of keys provided".into());
+    }
+    let (keys, argv) = keys_and_args(args)?;
+    let name = String::from_utf8_lossy(args[1]).into_owned();
+    let registry = &shard.shared.scripts;
+    let compiled = shard.scripting.function(registry, &name)?;
+    if read_only
+        && !compiled
+            .flags
+            .contains(crate::scripting::ScriptFlags::NO_WRITES)
+    {
+        return Err("ERR Can not execute a script with write flag using *_ro command.".into());
+    }
+    let invocation = Invocation {
+        name: &name,
+        compiled,
+        keys,
+        argv,
+        read_only,
+        function: true,
+    };
+    invoke(shard, client, invocation, now_ms, out).await
+}
+
+/// The BUSY error for a SCRIPT or FUNCTION subcommand other than KILL while a script is busy.
+fn refuse_while_busy(shard: &Shard, subcommand: &[u8]) -> CommandResult {
+    match shard.shared.scripts.busy_error() {
+        Some(message) if !is(subcommand, "KILL") => Err(message.into()),
+        _ => Ok(()),
+    }
+}
+
+fn script(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+    let registry = &shard.shared.scripts;
+    let subcommand = args[1];
+    refuse_while_busy(shard, subcommand)?;
+    let arity_error = || {
+        super::CommandError::from(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+            String::from_utf8_lossy(subcommand)
+        ))
+    };
+    if is(subcommand, "LOAD") {
+        if args.len() != 3 {
+            return Err(arity_error());
+        }
+        let lua = shard
+            .scripting
+            .lua()
+            .map_err(|error| format!("ERR {error}"))?;
+        crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(args[2]))?;
+        let sha = registry.load(args[2]);
+        out.bulk(sha.as_bytes());
+    } else if is(subcommand, "EXISTS") {
+        if args.len() < 3 {
+            return Err(arity_error());
+        }
+        out.array_len(args.len() - 2);
+        for sha in &args[2..] {
+            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+            out.integer(i64::from(registry.exists(&sha)));
+        }
+    } else if is(subcommand, "FLUSH") {
+        if args.len() > 3 || (args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC")) {
+            return Err("ERR SCRIPT FLUSH only support SYNC|ASYNC option".into());
+        }
+        registry.flush();
+        out.ok();
+    } else if is(subcommand, "KILL") {
+        if args.len() != 2 {
+            return Err(arity_error());
+        }
+        registry.kill(false)?;
+        out.ok();
+    } else if is(subcommand, "HELP") {
+        let lines: &[&str] = &[
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+            "HELP",
+            "    Print this help.",
+        ];
+        out.array_len(lines.len());
+        for line in lines {
+            out.simple(line.as_bytes());
+        }
+    } else {
+        return Err(super::unknown_subcommand_message("script", subcommand).into());
+    }
+    Ok(())
+}
+
+fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+    let registry = &shard.shared.scripts;
+    let subcommand = args[1];
+    refuse_while_busy(shard, subcommand)?;
+    let arity_error = || {
+        super::CommandError::from(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(subcommand)
+        ))
+    };
+    let bump = || {
+        registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
+    };
+    if is(subcommand, "LOAD") {
+        if args.len() < 3 {
+            return Err(arity_error());
+        }
+        let (code, options) = args[2..].split_last().expect("at least one argument");
+        let mut replace = false;
+        for option in options {
+            if is(option, "REPLACE") {
+                replace = true;
+            } else {
+                return Err(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(option)
+                )
+                .into());
+            }
+        }
+        let library = evaluate_library(shard, &String::from_utf8_lossy(code))?;
+        let name = library.name.clone();
+        registry
+            .libraries
+            .write()
+            .expect("libraries lock")
+            .add(library, replace)?;
+        bump();
+        out.bulk(name.as_bytes());
+    } else if is(subcommand, "DELETE") {
+        if args.len() != 3 {
+            return Err(arity_error());
+        }
+        let name = String::from_utf8_lossy(args[2]);
+        if !registry
+            .libraries
+            .write()
+            .expect("libraries lock")
+            .remove(&name)
+        {
+            return Err("ERR Library not found".into());
+        }
+        bump();
+        out.ok();
+    } else if is(subcommand, "FLUSH") {
+        if args.len() > 3 || (args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC")) {
+            return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
+        }
+        registry.libraries.write().expect("libraries lock").clear();
+        bump();
+        out.ok();
+    } else if is(subcommand, "LIST") {
+        list(shard, &args[2..], out)?;
+    } else if is(subcommand, "DUMP") {
+        if args.len() != 2 {
+            return Err(arity_error());
+        }
+        let libraries = registry.libraries.read().expect("libraries lock");
+        out.bulk(&dump(&libraries));
+    } else if is(subcommand, "RESTORE") {
+        restore(shard, &args[2..], out)?;
+        bump();
+    } else if is(subcommand, "STATS") {
+        if args.len() != 2 {
+            return Err(arity_error());
+        }
+        let (library_count, function_count) =
+            registry.libraries.read().expect("libraries lock").counts();
+        out.map_len(2);
+        out.bulk(b"running_script");
+        out.null();
+        out.bulk(b"engines");
+        out.map_len(1);
+        out.bulk(b"LUA");
+        out.map_len(2);
+        out.bulk(b"libraries_count");
+        out.integer(library_count as i64);
+        out.bulk(b"functions_count");
+        out.integer(function_count as i64);
+    } else if is(subcommand, "KILL") {
+        if args.len() != 2 {
+            return Err(arity_error());
+        }
+        registry.kill(true)?;
+        out.ok();
+    } else {
+        return Err(super::unknown_subcommand_message("function", subcommand).into());
+    }
+    Ok(())
+}
+
+/// Evaluates a library's code in this shard's interpreter and describes it.
+fn evaluate_library(shard: &Shard, code: &str) -> Result<Library, String> {
+    let name = functions::library_name(code)?;
+    let lua = shard
+        .scripting
+        .lua()
+        .map_err(|error| format!("ERR {error}"))?;
+    let loaded = functions::evaluate(lua, code)?;
+    Ok(Library {
+        name,
+        code: code.to_owned(),
+        functions: loaded.into_iter().map(|function| function.info).collect(),
+    })
+}
+
+/// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE].
+fn list(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+    let mut pattern: Option<&[u8]> = None;
+    let mut with_code = false;
+    let mut index = 0;
+    while index < options.len() {
+        if is(options[index], "WITHCODE") && !with_code {
+            with_code = true;
+        } else if is(options[index], "LIBRARYNAME") && pattern.is_none() {
+            let Some(value) = options.get(index + 1) else {
+                return Err("ERR library name argument was not given".into());
+            };
+            pattern = Some(value);
+            index += 1;
+        } else {
+            return Err(format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(options[index])
+            )
+            .into());
+        }
+        index += 1;
+    }
+    let libraries = shard
+        .shared
+        .scripts
+        .libraries
+        .read()
+        .expect("libraries lock");
+    let selected: Vec<&Library> = libraries
+        .iter()
+        .filter(|library| {
+            pattern.is_none_or(|pattern| {
+                ember_store::glob::glob_match(pattern, library.name.as_bytes())
+            })
+        })
+        .collect();
+    out.array_len(selected.len());
+    for library in selected {
+        out.map_len(if with_code { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(library.name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array_len(library.functions.len());
+        for function in &library.functions {
+            out.map_len(3);
+            out.bulk(b"name");
+            out.bulk(function.name.as_bytes());
+            out.bulk(b"description");
+            match &function.description {
+                Some(text) => out.bulk(text.as_bytes()),
+                None => out.null(),
+            }
+            out.bulk(b"flags");
+            let names = functions::flag_names(function.flags);
+            out.set_len(names.len());
+            for name in names {
+                out.bulk(name.as_bytes());
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(library.code.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// Magic at the start of Ember's FUNCTION DUMP payload (not Redis's RDB format: Ember has no
+/// RDB yet); the libraries' code follows, each as a 4-byte big-endian length and the bytes.
+const DUMP_MAGIC: &[u8] = b"EMBERFN1";
+
+fn dump(libraries: &functions::Libraries) -> Vec<u8> {
+    let mut payload = DUMP_MAGIC.to_vec();
+    for library in libraries.iter() {
+        payload.extend_from_slice(&(library.code.len() as u32).to_be_bytes());
+        payload.extend_from_slice(library.code.as_bytes());
+    }
+    payload
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE].
+fn restore(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+    let (payload, policy) = match options {
+        [payload] => (*payload, "APPEND"),
+        [payload, policy] if is(policy, "FLUSH") => (*payload, "FLUSH"),
+        [payload, policy] if is(policy, "APPEND") => (*payload, "APPEND"),
+        [payload, policy] if is(policy, "REPLACE") => (*payload, "REPLACE"),
+        [_, policy] => {
+            return Err(format!(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE. Given: {}",
+                String::from_utf8_lossy(policy)
+            )
+            .into())
+        }
+        _ => {
+            return Err(
+                "ERR unknown subcommand or wrong number of arguments for 'restore'. Try FUNCTION HELP."
+                    .into(),
+            )
+        }
+    };
+    let Some(mut rest) = payload.strip_prefix(DUMP_MAGIC) else {
+        return Err("ERR DUMP payload version or checksum are wrong".into());
+    };
+    let mut codes = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 4 {
+            return Err("ERR DUMP payload version or checksum are wrong".into());
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if rest.len() < 4 + len {
+            return Err("ERR DUMP payload version or checksum are wrong".into());
+        }
+        codes.push(String::from_utf8_lossy(&rest[4..4 + len]).into_owned());
+        rest = &rest[4 + len..];
+    }
+    let mut restored = if policy == "FLUSH" {
+        functions::Libraries::default()
+    } else {
+        shard
+            .shared
+            .scripts
+            .libraries
+            .read()
+            .expect("libraries lock")
+            .clone()
+    };
+    for code in codes {
+        let library = evaluate_library(shard, &code)?;
+        restored.add(library, policy == "REPLACE")?;
+    }
+    *shard
+        .shared
+        .scripts
+        .libraries
+        .write()
+        .expect("libraries lock") = restored;
+    out.ok();
+    Ok(())
+}

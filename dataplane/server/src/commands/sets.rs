@@ -1,11 +1,36 @@
-//! Set commands: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SRANDMEMBER, SPOP.
+//! Set commands: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SRANDMEMBER, SPOP (in the
+//! core table), and in this file's table SMOVE, the set algebra (`algebra`) and SSCAN.
 //!
 //! A set key never holds an empty set: the command that removes the last member deletes the key,
 //! as in Redis.
 
+mod algebra;
+pub(crate) mod scan;
+
+use ember_store::set::SetEncoding;
 use ember_store::{Change, Entry, SetValue, Value};
 
-use super::{errors, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx};
+use super::key_finders::count_then_keys;
+use super::notify::{self, notify};
+use super::{
+    command, errors, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
+    CommandResult, CommandSpec, Ctx, Ks, Split, ALL_KEYS, NO_KEYS, ONE_KEY, R, TWO_KEYS, W_FAST,
+    W_OOM,
+};
+
+/// This family's commands beyond the core table, in COMMAND's order.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    split(command("smove", 4, W_FAST, TWO_KEYS, "set", "1.0.0", "Moves a member from one set to another.", Ks(algebra::smove)), Split::Scratch),
+    split(command("sinter", -2, R, ALL_KEYS, "set", "1.0.0", "Returns the intersect of multiple sets.", Ks(algebra::sinter)), Split::Scratch),
+    split(movable(command("sintercard", -3, R, NO_KEYS, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", Ks(algebra::sintercard)), count_then_keys), Split::Scratch),
+    split(command("sunion", -2, R, ALL_KEYS, "set", "1.0.0", "Returns the union of multiple sets.", Ks(algebra::sunion)), Split::Scratch),
+    split(command("sdiff", -2, R, ALL_KEYS, "set", "1.0.0", "Returns the difference of multiple sets.", Ks(algebra::sdiff)), Split::Scratch),
+    split(command("sinterstore", -3, W_OOM, ALL_KEYS, "set", "1.0.0", "Stores the intersect of multiple sets in a key.", Ks(algebra::sinterstore)), Split::Scratch),
+    split(command("sunionstore", -3, W_OOM, ALL_KEYS, "set", "1.0.0", "Stores the union of multiple sets in a key.", Ks(algebra::sunionstore)), Split::Scratch),
+    split(command("sdiffstore", -3, W_OOM, ALL_KEYS, "set", "1.0.0", "Stores the difference of multiple sets in a key.", Ks(algebra::sdiffstore)), Split::Scratch),
+    command("sscan", -3, R, ONE_KEY, "set", "2.8.0", "Iterates over members of a set.", Ks(sscan)),
+];
 
 /// Most members one SRANDMEMBER with a negative count may return. Repeats make the reply
 /// independent of the set's size, so only a bound keeps one command from filling the shard's
@@ -52,6 +77,9 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             added
         }
     };
+    if added > 0 {
+        notify(ctx, notify::SET, "sadd", key);
+    }
     ctx.out.integer(added as i64);
     Ok(())
 }
@@ -66,10 +94,17 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
             let removed = args[2..].iter().filter(|member| set.remove(member)).count();
-            Ok((removed, removal(removed, set.is_empty())))
+            Ok(((removed, set.is_empty()), removal(removed, set.is_empty())))
         })
         .transpose()?
-        .unwrap_or(0);
+        .unwrap_or((0, false));
+    let (removed, emptied) = removed;
+    if removed > 0 {
+        notify(ctx, notify::SET, "srem", key);
+        if emptied {
+            notify(ctx, notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -211,7 +246,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             }
             Some(0) => {
                 out.set_len(0);
-                return Ok(((), Change::None));
+                return Ok((false, Change::None));
             }
             Some(count) => {
                 let count = count.min(set.len() as u64);
@@ -222,10 +257,19 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 }
             }
         }
-        Ok(((), removal(1, set.is_empty())))
+        Ok((set.is_empty(), removal(1, set.is_empty())))
     });
     match popped {
-        Some(result) => result,
+        Some(Ok(emptied)) => {
+            if count != Some(0) {
+                notify(ctx, notify::SET, "spop", key);
+                if emptied {
+                    notify(ctx, notify::GENERIC, "del", key);
+                }
+            }
+            Ok(())
+        }
+        Some(Err(error)) => Err(error),
         None => {
             match count {
                 Some(_) => out.set_len(0),
@@ -234,6 +278,29 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             Ok(())
         }
     }
+}
+
+/// SSCAN key cursor [MATCH pattern] [COUNT count]: Redis's order of checks (the cursor, then
+/// the key, then the options).
+pub fn sscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let cursor = scan::parse_cursor(args[2])?;
+    let (entry, out) = read_for_reply(ctx, args[1]);
+    let Some(set) = entry.map(set_of).transpose()? else {
+        out.array_len(2);
+        out.bulk(b"0");
+        out.array_len(0);
+        return Ok(());
+    };
+    let options = scan::parse_options(&args[3..])?;
+    let whole = set.encoding() != SetEncoding::Hashtable;
+    let (next, found) = scan::select(set.iter().map(|m| (m, ())), cursor, &options, whole);
+    out.array_len(2);
+    out.bulk(next.to_string().as_bytes());
+    out.array_len(found.len());
+    for (member, ()) in found {
+        out.bulk(member);
+    }
+    Ok(())
 }
 
 /// What removing `removed` members did: the key goes with its last member.

@@ -1,6 +1,379 @@
-//! Stream commands: XADD, XRANGE, XREAD, consumer groups.
+//! Stream commands over [`StreamValue`]: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID
+//! here; XREAD and XREADGROUP in `read`, the consumer-group commands (XGROUP, XACK, XPENDING,
+//! XCLAIM, XAUTOCLAIM) in `groups`, XINFO in `info`.
+//!
+//! Unlike the other collections, a stream may be empty and keep its key (XDEL, XTRIM), as in
+//! Redis. The store's [`StreamError`] Display texts are Redis's replies.
 
-use super::CommandSpec;
+mod groups;
+mod info;
+mod read;
+
+use ember_resp::ReplySink;
+use ember_store::stream::{
+    parse_add_id, parse_id, parse_range_bound, AddId, StreamEntry, StreamLimits, TrimOptions,
+    TrimStrategy,
+};
+use ember_store::{Change, Entry, StreamError, StreamId, StreamValue, Value};
+
+use super::key_finders::streams_keys;
+use super::{
+    command, errors, is, movable, parse_integer, read_for_reply, split, CommandError,
+    CommandFlags as F, CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, R_FAST,
+    SECOND_ARG_KEY, W, W_FAST, W_OOM_FAST,
+};
+use crate::config::Config;
 
 /// This family's commands, in COMMAND's order.
-pub static COMMANDS: &[CommandSpec] = &[];
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    command("xadd", -5, W_OOM_FAST, ONE_KEY, "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist.", Ks(xadd)),
+    command("xlen", 2, R_FAST, ONE_KEY, "stream", "5.0.0", "Return the number of messages in a stream.", Ks(xlen)),
+    command("xrange", -4, R, ONE_KEY, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", Ks(xrange)),
+    command("xrevrange", -4, R, ONE_KEY, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", Ks(xrevrange)),
+    command("xdel", -3, W_FAST, ONE_KEY, "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", Ks(xdel)),
+    command("xtrim", -4, W, ONE_KEY, "stream", "5.0.0", "Deletes messages from the beginning of a stream.", Ks(xtrim)),
+    command("xsetid", -3, W_OOM_FAST, ONE_KEY, "stream", "5.0.0", "An internal command for replicating stream values.", Ks(xsetid)),
+    split(movable(command("xread", -4, R.union(F::BLOCKING), NO_KEYS, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested.", Ks(read::xread)), streams_keys), Split::Scratch),
+    split(movable(command("xreadgroup", -7, W.union(F::BLOCKING), NO_KEYS, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group.", Ks(read::xreadgroup)), streams_keys), Split::Scratch),
+    command("xgroup", -2, W, SECOND_ARG_KEY, "stream", "5.0.0", "A container for consumer groups commands.", Ks(groups::xgroup)),
+    command("xack", -4, W_FAST, ONE_KEY, "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", Ks(groups::xack)),
+    command("xpending", -3, R, ONE_KEY, "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list.", Ks(groups::xpending)),
+    command("xclaim", -6, W_FAST, ONE_KEY, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", Ks(groups::xclaim)),
+    command("xautoclaim", -6, W_FAST, ONE_KEY, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", Ks(groups::xautoclaim)),
+    command("xinfo", -2, R, SECOND_ARG_KEY, "stream", "5.0.0", "A container for stream introspection commands.", Ks(info::xinfo)),
+];
+
+/// The shape of blocks: `stream-node-max-bytes` and `stream-node-max-entries`.
+fn limits(config: &Config) -> StreamLimits {
+    StreamLimits {
+        node_bytes_max: config.memory_value("stream-node-max-bytes") as usize,
+        node_entries_max: config
+            .value("stream-node-max-entries")
+            .parse()
+            .unwrap_or(StreamLimits::default().node_entries_max),
+    }
+}
+
+/// A store error as the reply.
+fn stream_error(error: StreamError) -> CommandError {
+    error.to_string().into()
+}
+
+/// The stream of `entry`, or WRONGTYPE.
+fn stream_of(entry: &Entry) -> Result<&StreamValue, CommandError> {
+    match &entry.value {
+        Value::Stream(stream) => Ok(stream),
+        _ => Err(errors::WRONGTYPE.into()),
+    }
+}
+
+/// An ID argument as Redis's `streamParseStrictIDOrReply` reads it (`-` and `+` refused).
+fn parse_strict_id(arg: &[u8]) -> Result<StreamId, CommandError> {
+    parse_id(arg, 0).map_err(stream_error)
+}
+
+/// An ID as a bulk string.
+fn reply_id(out: &mut ReplySink, id: StreamId) {
+    out.bulk(id.to_string().as_bytes());
+}
+
+/// One entry: `[id, [field, value, ...]]`.
+fn reply_entry(out: &mut ReplySink, id: StreamId, fields: &[Vec<u8>]) {
+    out.array_len(2);
+    reply_id(out, id);
+    out.array_len(fields.len());
+    for item in fields {
+        out.bulk(item);
+    }
+}
+
+/// Entries, as XRANGE replies.
+fn reply_entries(out: &mut ReplySink, entries: &[StreamEntry]) {
+    out.array_len(entries.len());
+    for entry in entries {
+        reply_entry(out, entry.id, &entry.fields);
+    }
+}
+
+/// XADD's and XTRIM's parsed options.
+struct TrimArguments {
+    trim: Option<TrimOptions>,
+    no_make_stream: bool,
+    /// Where XADD's ID is (XTRIM: the argument count).
+    next: usize,
+}
+
+/// Redis's `streamParseAddOrTrimArgsOrReply`, from argument 2: the trimming strategy (MAXLEN
+/// or MINID, `=` or `~`), LIMIT, and for XADD NOMKSTREAM, up to the ID.
+fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, CommandError> {
+    let mut strategy = None;
+    let mut approximate = false;
+    let mut limit: Option<usize> = None;
+    let mut no_make_stream = false;
+    let mut index = 2;
+    while index < args.len() {
+        let more = args.len() - 1 - index;
+        let option = args[index];
+        if xadd && option == b"*" {
+            break;
+        } else if (is(option, "MAXLEN") || is(option, "MINID")) && more > 0 {
+            approximate = false;
+            let next = args[index + 1];
+            if more >= 2 && (next == b"~" || next == b"=") {
+                approximate = next == b"~";
+                index += 1;
+            }
+            let value = args[index + 1];
+            strategy = Some(if is(option, "MAXLEN") {
+                let max_len = parse_integer(value)?;
+                if max_len < 0 {
+                    return Err("ERR The MAXLEN argument must be >= 0.".into());
+                }
+                TrimStrategy::MaxLen(max_len as usize)
+            } else {
+                TrimStrategy::MinId(parse_strict_id(value)?)
+            });
+            index += 1;
+        } else if is(option, "LIMIT") && more > 0 {
+            let value = parse_integer(args[index + 1])?;
+            if value < 0 {
+                return Err("ERR The LIMIT argument must be >= 0.".into());
+            }
+            limit = Some(value as usize);
+            index += 1;
+        } else if xadd && is(option, "NOMKSTREAM") {
+            no_make_stream = true;
+        } else if xadd {
+            break; // The ID, checked by the caller.
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 1;
+    }
+    if limit.is_some_and(|limit| limit > 0) && strategy.is_none() {
+        return Err(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy".into(),
+        );
+    }
+    if !xadd && strategy.is_none() {
+        return Err("ERR syntax error, XTRIM must be called with a trimming strategy".into());
+    }
+    if limit.is_some() && !approximate {
+        return Err("ERR syntax error, LIMIT cannot be used without the special ~ option".into());
+    }
+    Ok(TrimArguments {
+        trim: strategy.map(|strategy| TrimOptions {
+            strategy,
+            approximate,
+            limit,
+        }),
+        no_make_stream,
+        next: index,
+    })
+}
+
+/// XADD key [NOMKSTREAM] [MAXLEN | MINID [= | ~] threshold [LIMIT count]] * | id field value
+/// [field value ...]
+pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let parsed = parse_trim_arguments(args, true)?;
+    let id_at = parsed.next;
+    let fields = args.get(id_at + 1..).unwrap_or(&[]);
+    if id_at >= args.len() {
+        return Err(super::arity_message("xadd").into());
+    }
+    let id = parse_add_id(args[id_at]).map_err(stream_error)?;
+    if fields.is_empty() || fields.len() % 2 != 0 {
+        return Err(super::arity_message("xadd").into());
+    }
+    if id == AddId::Explicit(StreamId::MIN) {
+        return Err(stream_error(StreamError::IdZero));
+    }
+    let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
+    let limits = limits(ctx.config);
+    let add = |stream: &mut StreamValue| -> Result<StreamId, CommandError> {
+        let new_id = stream
+            .add(id, fields, now_ms, &limits)
+            .map_err(stream_error)?;
+        if let Some(trim) = parsed.trim {
+            stream.trim(trim, &limits);
+        }
+        Ok(new_id)
+    };
+    let updated = ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::Stream(stream) = value else {
+            return Err(CommandError::from(errors::WRONGTYPE));
+        };
+        Ok((add(stream)?, Change::Modified))
+    });
+    let new_id = match updated {
+        Some(result) => result?,
+        None if parsed.no_make_stream => {
+            ctx.out.null();
+            return Ok(());
+        }
+        None => {
+            let mut stream = StreamValue::new();
+            let new_id = add(&mut stream)?;
+            ctx.keyspace
+                .insert(db, key, Value::Stream(Box::new(stream)), None, now_ms);
+            new_id
+        }
+    };
+    reply_id(ctx.out, new_id);
+    Ok(())
+}
+
+/// XLEN key
+pub fn xlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (entry, out) = read_for_reply(ctx, args[1]);
+    let len = entry
+        .map(stream_of)
+        .transpose()?
+        .map_or(0, StreamValue::len);
+    out.integer(len as i64);
+    Ok(())
+}
+
+/// XRANGE and XREVRANGE: `first` and `second` are the arguments as given (end first when
+/// reversed).
+fn range_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], reverse: bool) -> CommandResult {
+    let (start_arg, end_arg) = if reverse {
+        (args[3], args[2])
+    } else {
+        (args[2], args[3])
+    };
+    let start = parse_range_bound(start_arg, true).map_err(stream_error)?;
+    let end = parse_range_bound(end_arg, false).map_err(stream_error)?;
+    let mut count: Option<usize> = None;
+    let mut index = 4;
+    while index < args.len() {
+        if is(args[index], "COUNT") && index + 1 < args.len() {
+            count = Some(parse_integer(args[index + 1])?.max(0) as usize);
+            index += 2;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    let (entry, out) = read_for_reply(ctx, args[1]);
+    let Some(stream) = entry.map(stream_of).transpose()? else {
+        out.array_len(0);
+        return Ok(());
+    };
+    // Redis answers COUNT 0 (or below) on an existing stream with a null array.
+    if count == Some(0) {
+        out.null_array();
+        return Ok(());
+    }
+    let limit = count.unwrap_or(0);
+    let entries = if reverse {
+        stream.rev_range(start, end, limit)
+    } else {
+        stream.range(start, end, limit)
+    };
+    reply_entries(out, &entries);
+    Ok(())
+}
+
+/// XRANGE key start end [COUNT count]
+pub fn xrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    range_generic(ctx, args, false)
+}
+
+/// XREVRANGE key end start [COUNT count]
+pub fn xrevrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    range_generic(ctx, args, true)
+}
+
+/// XDEL key id [id ...]: Redis looks the key up first (a missing key deletes nothing, whatever
+/// the IDs), then checks every ID before anything goes.
+pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let deleted = ctx
+        .keyspace
+        .update(db, args[1], now_ms, |value| {
+            let Value::Stream(stream) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            let ids: Vec<StreamId> = args[2..]
+                .iter()
+                .map(|arg| parse_strict_id(arg))
+                .collect::<Result<_, _>>()?;
+            let deleted = stream.delete(&ids);
+            Ok((deleted, modified_if(deleted > 0)))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    ctx.out.integer(deleted as i64);
+    Ok(())
+}
+
+/// A stream write's change: streams keep their key when emptied.
+fn modified_if(changed: bool) -> Change {
+    if changed {
+        Change::Modified
+    } else {
+        Change::None
+    }
+}
+
+/// XTRIM key MAXLEN | MINID [= | ~] threshold [LIMIT count]
+pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let parsed = parse_trim_arguments(args, false)?;
+    let trim = parsed.trim.expect("XTRIM's parse requires a strategy");
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let limits = limits(ctx.config);
+    let deleted = ctx
+        .keyspace
+        .update(db, args[1], now_ms, |value| {
+            let Value::Stream(stream) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            let deleted = stream.trim(trim, &limits);
+            Ok((deleted, modified_if(deleted > 0)))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    ctx.out.integer(deleted as i64);
+    Ok(())
+}
+
+/// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]
+pub fn xsetid(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let last_id = parse_strict_id(args[2])?;
+    let (mut entries_added, mut max_deleted) = (None, None);
+    let mut index = 3;
+    while index < args.len() {
+        let more = args.len() - 1 - index;
+        if is(args[index], "ENTRIESADDED") && more > 0 {
+            let added = parse_integer(args[index + 1])?;
+            if added < 0 {
+                return Err("ERR entries_added must be positive".into());
+            }
+            entries_added = Some(added as u64);
+        } else if is(args[index], "MAXDELETEDID") && more > 0 {
+            let id = parse_strict_id(args[index + 1])?;
+            if last_id < id {
+                return Err(stream_error(StreamError::SetIdBelowMaxDeleted));
+            }
+            max_deleted = Some(id);
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 2;
+    }
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    ctx.keyspace
+        .update(db, args[1], now_ms, |value| {
+            let Value::Stream(stream) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            stream
+                .set_id(last_id, entries_added, max_deleted)
+                .map_err(stream_error)?;
+            Ok(((), Change::Modified))
+        })
+        .ok_or(CommandError::from(errors::NO_SUCH_KEY))??;
+    ctx.out.ok();
+    Ok(())
+}

@@ -3,10 +3,12 @@
 use ember_resp::ReplySink;
 use ember_store::{Change, Entry, ExpireAtMs, Value};
 
+use super::notify::{self, notify};
 use super::{errors, is, parse_float, parse_integer, CommandError, CommandResult, Ctx};
 
 /// Reads `key` for a read command, counting the hit or miss.
 fn read<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Option<&'a Entry> {
+    notify::note_read(ctx, key);
     let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
     ctx.stats.count_lookup(entry.is_some());
     entry
@@ -56,6 +58,7 @@ fn reply_optional(ctx: &mut Ctx<'_>, value: Option<&Value>) {
 
 /// GET key
 pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    notify::note_read(ctx, args[1]);
     let entry = lookup(ctx.keyspace, ctx.db, args[1], ctx.now_ms, ctx.no_touch);
     ctx.stats.count_lookup(entry.is_some());
     match entry {
@@ -206,6 +209,10 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             ExpireOption::Unset | ExpireOption::Persist => None,
         };
         store(ctx, key, Value::from_bytes(value), expire);
+        notify(ctx, notify::STRING, "set", key);
+        if matches!(options.expire, ExpireOption::At(_)) {
+            notify(ctx, notify::GENERIC, "expire", key);
+        }
     } else if exists && !ctx.no_touch {
         ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
     }
@@ -239,6 +246,7 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             None,
             ctx.now_ms,
         );
+        notify(ctx, notify::STRING, "set", args[1]);
     }
     ctx.out.integer(i64::from(created));
     Ok(())
@@ -247,6 +255,8 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[&[u8]], unit_ms: u64, command: &str) -> CommandResult {
     let at = expire_at(ctx, unit_ms, false, args[2], command)?;
     store(ctx, args[1], Value::from_bytes(args[3]), Some(at));
+    notify(ctx, notify::STRING, "set", args[1]);
+    notify(ctx, notify::GENERIC, "expire", args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -273,6 +283,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None,
         ctx.now_ms,
     );
+    notify(ctx, notify::STRING, "set", args[1]);
     reply_optional(ctx, previous.as_ref().map(|entry| &entry.value));
     Ok(())
 }
@@ -284,6 +295,9 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let removed = ctx.keyspace.remove(ctx.db, args[1], ctx.now_ms);
     ctx.stats.count_lookup(removed.is_some());
+    if removed.is_some() {
+        notify(ctx, notify::GENERIC, "del", args[1]);
+    }
     reply_optional(ctx, removed.as_ref().map(|entry| &entry.value));
     Ok(())
 }
@@ -301,12 +315,21 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     match options.expire {
         ExpireOption::At(at) if at <= ctx.now_ms => {
             ctx.keyspace.remove(ctx.db, key, ctx.now_ms);
+            notify(ctx, notify::GENERIC, "del", key);
         }
         ExpireOption::At(at) => {
             ctx.keyspace.set_expire(ctx.db, key, Some(at), ctx.now_ms);
+            notify(ctx, notify::GENERIC, "expire", key);
         }
         ExpireOption::Persist => {
-            ctx.keyspace.set_expire(ctx.db, key, None, ctx.now_ms);
+            if ctx
+                .keyspace
+                .peek(ctx.db, key, ctx.now_ms)
+                .is_some_and(|entry| entry.expire_at_ms.is_some())
+            {
+                ctx.keyspace.set_expire(ctx.db, key, None, ctx.now_ms);
+                notify(ctx, notify::GENERIC, "persist", key);
+            }
         }
         ExpireOption::Unset | ExpireOption::Keep => {}
     }
@@ -318,6 +341,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     ctx.out.array_len(args.len() - 1);
     for key in &args[1..] {
+        notify::note_read(ctx, key);
         let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
         ctx.stats.count_lookup(entry.is_some());
         // MGET answers nil for a key of another type, as Redis does.
@@ -347,6 +371,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             None,
             ctx.now_ms,
         );
+        notify(ctx, notify::STRING, "set", pair[0]);
     }
     ctx.out.ok();
     Ok(())
@@ -367,6 +392,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 None,
                 ctx.now_ms,
             );
+            notify(ctx, notify::STRING, "set", pair[0]);
         }
     }
     ctx.out.integer(i64::from(!any_exists));
@@ -400,6 +426,7 @@ fn add(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CommandResult {
             delta
         }
     };
+    notify(ctx, notify::STRING, "incrby", key);
     ctx.out.integer(result);
     Ok(())
 }
@@ -455,6 +482,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let expire = existing.and_then(|(_, expire)| expire);
     ctx.keyspace
         .insert(db, key, Value::from_bytes(text.as_bytes()), expire, now_ms);
+    notify(ctx, notify::STRING, "incrbyfloat", key);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }
@@ -489,6 +517,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             suffix.len()
         }
     };
+    notify(ctx, notify::STRING, "append", key);
     ctx.out.integer(length as i64);
     Ok(())
 }
@@ -566,6 +595,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             None,
             now_ms,
         );
+        notify(ctx, notify::STRING, "setrange", key);
         ctx.out.integer(length as i64);
         return Ok(());
     };
@@ -588,6 +618,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         expire_at_ms,
         now_ms,
     );
+    notify(ctx, notify::STRING, "setrange", key);
     ctx.out.integer(length as i64);
     Ok(())
 }

@@ -1,11 +1,15 @@
 //! Sorted-set commands: ZADD, ZINCRBY, ZREM, ZSCORE, ZMSCORE, ZCARD, ZRANK, ZREVRANK, ZCOUNT,
 //! ZLEXCOUNT, and ZRANGE with its older forms (ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE,
-//! ZRANGEBYLEX, ZREVRANGEBYLEX).
+//! ZRANGEBYLEX, ZREVRANGEBYLEX) in the core table; in this file's table ZRANGESTORE and the
+//! range removals (`ranges`), the algebra (`algebra`), ZRANDMEMBER and ZSCAN (`random`).
 //!
 //! Scores reply as doubles: `,` in RESP3, bulk strings in RESP2, in the shortest form that reads
 //! back (Redis 7.2's). A sorted-set key never holds an empty set: removing the last member
 //! deletes the key, as in Redis.
 
+mod algebra;
+mod random;
+mod ranges;
 mod score;
 
 use ember_resp::Protocol;
@@ -17,9 +21,30 @@ use ember_store::{Change, Entry, SortedSet, Value};
 use self::score::{
     parse_lex_bound, parse_score, parse_score_bound, NOT_FLOAT_RANGE, NOT_LEX_RANGE,
 };
+use super::key_finders::{count_then_keys, destination_count_then_keys};
+use super::notify::{self, notify};
 use super::{
-    errors, is, parse_integer, read_entry, read_for_reply, CommandError, CommandResult, Ctx,
+    command, errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
+    CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, TWO_KEYS, W, W_OOM,
 };
+
+/// This family's commands beyond the core table, in COMMAND's order.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    split(command("zrangestore", -5, W_OOM, TWO_KEYS, "sorted_set", "6.2.0", "Stores a range of members from sorted set in a key.", Ks(ranges::zrangestore)), Split::Scratch),
+    command("zremrangebyrank", 4, W, ONE_KEY, "sorted_set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", Ks(ranges::zremrangebyrank)),
+    command("zremrangebyscore", 4, W, ONE_KEY, "sorted_set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", Ks(ranges::zremrangebyscore)),
+    command("zremrangebylex", 4, W, ONE_KEY, "sorted_set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", Ks(ranges::zremrangebylex)),
+    split(movable(command("zunion", -3, R, NO_KEYS, "sorted_set", "6.2.0", "Returns the union of multiple sorted sets.", Ks(algebra::zunion)), count_then_keys), Split::Scratch),
+    split(movable(command("zinter", -3, R, NO_KEYS, "sorted_set", "6.2.0", "Returns the intersect of multiple sorted sets.", Ks(algebra::zinter)), count_then_keys), Split::Scratch),
+    split(movable(command("zdiff", -3, R, NO_KEYS, "sorted_set", "6.2.0", "Returns the difference between multiple sorted sets.", Ks(algebra::zdiff)), count_then_keys), Split::Scratch),
+    split(movable(command("zunionstore", -4, W_OOM, ONE_KEY, "sorted_set", "2.0.0", "Stores the union of multiple sorted sets in a key.", Ks(algebra::zunionstore)), destination_count_then_keys), Split::Scratch),
+    split(movable(command("zinterstore", -4, W_OOM, ONE_KEY, "sorted_set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", Ks(algebra::zinterstore)), destination_count_then_keys), Split::Scratch),
+    split(movable(command("zdiffstore", -4, W_OOM, ONE_KEY, "sorted_set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", Ks(algebra::zdiffstore)), destination_count_then_keys), Split::Scratch),
+    split(movable(command("zintercard", -3, R, NO_KEYS, "sorted_set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", Ks(algebra::zintercard)), count_then_keys), Split::Scratch),
+    command("zrandmember", -2, R, ONE_KEY, "sorted_set", "6.2.0", "Returns one or more random members from a sorted set.", Ks(random::zrandmember)),
+    command("zscan", -3, R, ONE_KEY, "sorted_set", "2.8.0", "Iterates over members and scores of a sorted set.", Ks(random::zscan)),
+];
 
 /// ZADD INCR and ZINCRBY when the new score would be NaN (+inf plus -inf).
 const NAN_RESULT: &str = "ERR resulting score is not a number (NaN)";
@@ -120,6 +145,10 @@ fn add_generic(
             totals
         }
     };
+    if totals.added + totals.updated > 0 {
+        let event = if options.incr { "zincr" } else { "zadd" };
+        notify(ctx, notify::ZSET, event, key);
+    }
     if options.incr {
         if totals.processed > 0 {
             ctx.out.double(totals.score);
@@ -201,10 +230,17 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             } else {
                 Change::None
             };
-            Ok((removed, change))
+            Ok(((removed, zset.is_empty()), change))
         })
         .transpose()?
-        .unwrap_or(0);
+        .unwrap_or((0, false));
+    let (removed, emptied) = removed;
+    if removed > 0 {
+        notify(ctx, notify::ZSET, "zrem", key);
+        if emptied {
+            notify(ctx, notify::GENERIC, "del", key);
+        }
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -413,6 +449,15 @@ fn reply_with_scores(out: &mut ReplySink, members: &[(&[u8], f64)], protocol: Pr
     }
 }
 
+/// The members `request` selects from `zset`, in its order.
+fn members_in<'a>(zset: &'a SortedSet, request: &RangeRequest) -> Vec<(&'a [u8], f64)> {
+    match &request.range {
+        Range::Rank(start, stop) => zset.range_by_rank(*start, *stop, request.reverse),
+        Range::Score(min, max) => zset.range_by_score(*min, *max, request.reverse, request.limit),
+        Range::Lex(min, max) => zset.range_by_lex(min, max, request.reverse, request.limit),
+    }
+}
+
 fn range_generic(
     ctx: &mut Ctx<'_>,
     args: &[&[u8]],
@@ -426,11 +471,7 @@ fn range_generic(
         out.array_len(0);
         return Ok(());
     };
-    let members = match &request.range {
-        Range::Rank(start, stop) => zset.range_by_rank(*start, *stop, request.reverse),
-        Range::Score(min, max) => zset.range_by_score(*min, *max, request.reverse, request.limit),
-        Range::Lex(min, max) => zset.range_by_lex(min, max, request.reverse, request.limit),
-    };
+    let members = members_in(zset, &request);
     if request.with_scores {
         reply_with_scores(out, &members, protocol);
     } else {

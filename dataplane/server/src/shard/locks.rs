@@ -99,6 +99,16 @@ impl Gate {
         self.held_by.set(Some(token));
     }
 
+    /// Holds the whole shard for `token` if nothing is held now; never waits (so a holder that
+    /// takes shards out of ascending order this way cannot deadlock). True when held.
+    pub fn try_hold(&self, token: HoldToken) -> bool {
+        if self.busy() {
+            return false;
+        }
+        self.held_by.set(Some(token));
+        true
+    }
+
     /// Releases every hold of `token` (the shard, its keys) and wakes every waiter.
     pub fn release(&self, token: HoldToken) {
         let mut released = false;

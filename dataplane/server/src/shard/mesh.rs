@@ -87,6 +87,9 @@ pub enum ShardRequest {
     },
     /// Wait until no one holds this shard, then hold it for `token`.
     Hold { token: HoldToken },
+    /// Hold this shard for `token` only if nothing holds it now (a script that needs a shard
+    /// below those it holds): answers `Integer(1)` when held, `Integer(0)` when not.
+    TryHold { token: HoldToken },
     /// Stop holding for `token`.
     Release { token: HoldToken },
     /// Copies of the entries of `keys` (sent only by the holder of this shard).
@@ -103,6 +106,10 @@ pub enum ShardRequest {
     },
     /// Tensors and models (crate::inference).
     Inference(crate::inference::InferenceRequest),
+    /// Publishing and Pub/Sub figures (commands::pubsub).
+    PubSub(super::pubsub::PubSubRequest),
+    /// Blocked clients' waits (crate::commands::blocking).
+    Blocking(crate::commands::blocking::BlockingRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.
@@ -138,6 +145,11 @@ pub enum AdminRequest {
     ClientList,
     /// CLIENT KILL by the given filter; returns how many were killed.
     ClientKill { filter: crate::client::KillFilter },
+    /// CLIENT UNBLOCK: ends the wait of that client if it is blocked on this shard.
+    ClientUnblock {
+        client_id: u64,
+        kind: crate::commands::blocking::UnblockKind,
+    },
     /// SLOWLOG GET / LEN / RESET.
     Slowlog(crate::stats::SlowlogRequest),
     /// LATENCY LATEST / HISTORY / RESET.
@@ -170,6 +182,10 @@ pub enum ShardReply {
     Latency(Vec<crate::stats::LatencyEvent>),
     /// An inference answer.
     Inference(crate::inference::InferenceReply),
+    /// Counts, in the order asked (PUBSUB NUMSUB).
+    Counts(Vec<usize>),
+    /// A blocking-wait answer.
+    Blocking(crate::commands::blocking::BlockingReply),
     /// Nothing to report.
     Done,
 }

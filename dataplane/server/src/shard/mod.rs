@@ -5,6 +5,7 @@
 
 pub mod locks;
 pub mod mesh;
+pub mod pubsub;
 pub mod router;
 
 pub use locks::{Gate, HoldToken, MultiWrites};
@@ -44,6 +45,10 @@ pub struct Shared {
     pub hardware: String,
     /// Multi-shard writes begun and finished, so multi-shard reads need no holds.
     pub multi_writes: MultiWrites,
+    /// Scripts and function libraries every shard can call, and the busy script if any.
+    pub scripts: Arc<crate::scripting::Registry>,
+    /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
+    pub blocked_clients: AtomicUsize,
 }
 
 /// One shard.
@@ -73,6 +78,12 @@ pub struct Shard {
     pub spin: Option<Rc<crate::spin::Spinner>>,
     /// Requests to other shards and the slots their replies land in.
     pub mesh: Mesh,
+    /// This shard's connections' subscriptions, and keyspace events for the other shards.
+    pub pubsub: pubsub::PubSub,
+    /// This shard's Lua interpreter and compiled scripts.
+    pub scripting: crate::scripting::Engine,
+    /// Clients blocked on this shard's keys, and this shard's blocked connections.
+    pub blocking: crate::commands::blocking::Registry,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -98,6 +109,7 @@ impl Shard {
             }
         };
         let mut keyspace = Keyspace::new();
+        let shard_count = shared.shard_count;
         keyspace.set_access_policy(config.access_policy());
         Self {
             index,
@@ -112,6 +124,9 @@ impl Shard {
             inference,
             spin,
             mesh: Mesh::new(index, mesh),
+            pubsub: pubsub::PubSub::new(shard_count),
+            scripting: crate::scripting::Engine::default(),
+            blocking: crate::commands::blocking::Registry::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

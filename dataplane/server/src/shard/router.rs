@@ -26,8 +26,16 @@ pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
     if shard.count() == 1 {
         return Route::Local;
     }
+    if let Some(finder) = spec.key_finder {
+        return route_positions(shard, finder(args).into_iter(), args);
+    }
+    route_positions(shard, spec.keys.positions(args.len()), args)
+}
+
+/// [`route`] over the keys at `positions`.
+fn route_positions(shard: &Shard, positions: impl Iterator<Item = usize>, args: &[&[u8]]) -> Route {
     let mut owner = None;
-    for position in spec.keys.positions(args.len()) {
+    for position in positions {
         let key_owner = shard.owner_of(args[position]);
         match owner {
             None => owner = Some(key_owner),
@@ -45,7 +53,11 @@ pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
 /// `slot_hash` module hashes every key and counts its cycles. A simulation failure is reported
 /// and the software slot function answers instead, so a request never fails for it.
 fn route_through_offload(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
-    let keys: Vec<&[u8]> = spec.keys.positions(args.len()).map(|p| args[p]).collect();
+    let keys: Vec<&[u8]> = spec
+        .key_positions(args)
+        .into_iter()
+        .map(|p| args[p])
+        .collect();
     if keys.is_empty() {
         return Route::Local;
     }

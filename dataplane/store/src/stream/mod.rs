@@ -574,9 +574,11 @@ fn entry(id: StreamId, fields: &[&[u8]]) -> StreamEntry {
 }
 
 impl PartialEq for StreamValue {
-    /// Same entries and counters (groups aside).
+    /// Same entries, counters and consumer groups (the cross-shard path writes a stream back
+    /// only when it differs, and a group read changes nothing but the groups).
     fn eq(&self, other: &Self) -> bool {
         self.info() == other.info()
+            && self.groups == other.groups
             && self.range(StreamId::MIN, StreamId::MAX, 0)
                 == other.range(StreamId::MIN, StreamId::MAX, 0)
     }

@@ -97,6 +97,9 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                 .map(|client| client.info_line())
                 .collect(),
         ),
+        AdminRequest::ClientUnblock { client_id, kind } => {
+            ShardReply::Integer(i64::from(shard.blocking.unblock_client(client_id, kind)))
+        }
         AdminRequest::ClientKill { filter } => {
             let victims: Vec<_> = shard
                 .clients
@@ -470,7 +473,14 @@ async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &
             .collect()
     };
     let (total, per_shard) = gather_info(shard, hold).await;
-    let text = format_info(shard, &sections, &total, &per_shard);
+    let mut text = format_info(shard, &sections, &total, &per_shard);
+    if sections.contains(&"stats") {
+        // Pub/Sub figures count names over every shard, so they are asked for apart.
+        let lines = crate::commands::pubsub::info_lines(shard).await;
+        if let Some(at) = text.find("total_error_replies:") {
+            text.insert_str(at, &lines);
+        }
+    }
     out.verbatim(text.as_bytes());
 }
 
@@ -543,7 +553,14 @@ fn format_info(
             "clients" => {
                 line("connected_clients", total.clients.to_string());
                 line("maxclients", config.maxclients.to_string());
-                line("blocked_clients", "0".into());
+                line(
+                    "blocked_clients",
+                    shard
+                        .shared
+                        .blocked_clients
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .to_string(),
+                );
             }
             "memory" => {
                 let gauge = &crate::memory::GAUGE;
@@ -799,6 +816,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Kill connection made from <ip:port>.",
     "KILL <option> <value> [<option> <value> [...]]",
     "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "LIST [options ...]",
     "    Return information about client connections.",
     "GETNAME",
@@ -940,6 +959,22 @@ async fn client_command(
         out.verbatim(text.as_bytes());
     } else if is(subcommand, "KILL") {
         client_kill(shard, client, args, out).await?;
+    } else if is(subcommand, "UNBLOCK") {
+        let (client_id, kind) =
+            crate::commands::blocking::parse_client_unblock(args).map_err(|error| {
+                if error.0.is_empty() {
+                    wrong_arity()
+                } else {
+                    error
+                }
+            })?;
+        let unblocked: i64 =
+            broadcast(shard, hold, AdminRequest::ClientUnblock { client_id, kind })
+                .await
+                .iter()
+                .map(integer)
+                .sum();
+        out.integer(unblocked);
     } else if is(subcommand, "NO-EVICT") {
         if args.len() != 3 {
             return Err(wrong_arity());

@@ -15,7 +15,10 @@ fn write_info(out: &mut ReplySink, spec: &CommandSpec) {
     out.array_len(10);
     out.bulk(spec.name.as_bytes());
     out.integer(i64::from(spec.arity));
-    let flags: Vec<&str> = spec.flags.names().collect();
+    let mut flags: Vec<&str> = spec.flags.names().collect();
+    if spec.key_finder.is_some() {
+        flags.push("movablekeys");
+    }
     out.set_len(flags.len());
     for flag in flags {
         out.simple(flag.as_bytes());
@@ -118,10 +121,23 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         if !super::arity_ok(spec.arity, full.len()) {
             return Err("ERR Invalid number of arguments specified for command".into());
         }
-        if !matches!(spec.handler, Handler::Keyspace(_)) || spec.keys.first == 0 {
+        if let Handler::Script(_) = spec.handler {
+            // EVAL and FCALL name their keys with numkeys, not a fixed key spec.
+            let keys = crate::commands::scripting::declared_keys(full)
+                .filter(|keys| !keys.is_empty())
+                .ok_or("ERR The command has no key arguments")?;
+            out.array_len(keys.len());
+            for key in keys {
+                out.bulk(key);
+            }
+            return Ok(());
+        }
+        if !matches!(spec.handler, Handler::Keyspace(_))
+            || spec.keys.first == 0 && spec.key_finder.is_none()
+        {
             return Err("ERR The command has no key arguments".into());
         }
-        let positions: Vec<usize> = spec.keys.positions(full.len()).collect();
+        let positions: Vec<usize> = spec.key_positions(full);
         out.array_len(positions.len());
         for position in positions {
             out.bulk(full[position]);
@@ -151,21 +167,5 @@ pub fn time(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
 /// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
 pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(ctx.shard.shared.started_at_s as i64);
-    Ok(())
-}
-
-/// FUNCTION FLUSH | LIST | HELP, on the empty library (scripting is not built yet).
-pub fn function(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
-    let subcommand = args[1];
-    if is(subcommand, "FLUSH") && args.len() <= 3 {
-        if args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC") {
-            return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
-        }
-        ctx.out.ok();
-    } else if is(subcommand, "LIST") {
-        ctx.out.array_len(0);
-    } else {
-        return Err(unknown_subcommand_message("function", subcommand).into());
-    }
     Ok(())
 }

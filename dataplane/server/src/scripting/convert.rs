@@ -1,0 +1,173 @@
+//! Redis's conversion rules between replies and Lua values, both ways.
+//!
+//! Replies to Lua (what `redis.call` returns), in RESP2 (the default) or RESP3 (after
+//! `redis.setresp(3)`): integers are numbers, bulk strings strings, a status `{ok=...}`, an
+//! error `{err=...}`, a null `false` (RESP3: `nil`), arrays tables; RESP2 maps and sets arrive
+//! flattened, doubles as strings and booleans as 1/0, as a RESP2 client would see them.
+//!
+//! Lua to replies (what a script returns): numbers are truncated to integers, strings bulk
+//! strings, `true` 1 and `false` or `nil` a null (a RESP3 client gets booleans), `{ok=}` a
+//! status, `{err=}` an error, and other tables arrays that stop at their first nil.
+
+use ember_resp::{Protocol, Reply};
+use mlua::{Lua, Table, Value};
+
+/// Deepest nesting converted; deeper tables reply with an error, as Redis bounds its own.
+const DEPTH_MAX: usize = 1000;
+
+/// A reply as the Lua value `redis.call` returns. Errors become `{err=...}` tables; the caller
+/// decides whether to raise them.
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn reply_to_lua(lua: &Lua, reply: &Reply, protocol: Protocol) -> mlua::Result<Value> {
+    let resp3 = protocol == Protocol::Resp3;
+    Ok(match reply {
+        Reply::Integer(value) => Value::Number(*value as f64),
+        Reply::Bulk(bytes) | Reply::Verbatim(bytes) if !resp3 => {
+            Value::String(lua.create_string(bytes)?)
+        }
+        Reply::Bulk(bytes) => Value::String(lua.create_string(bytes)?),
+        Reply::Verbatim(bytes) => {
+            let inner = lua.create_table()?;
+            inner.set("format", "txt")?;
+            inner.set("string", lua.create_string(bytes)?)?;
+            single_field(lua, "verbatim_string", Value::Table(inner))?
+        }
+        Reply::Simple(text) => single_field(lua, "ok", Value::String(lua.create_string(&**text)?))?,
+        Reply::Error(message) => error_table(lua, message)?,
+        Reply::Null | Reply::NullArray => {
+            if resp3 {
+                Value::Nil
+            } else {
+                Value::Boolean(false)
+            }
+        }
+        Reply::Array(items) | Reply::Push(items) => array(lua, items, protocol)?,
+        Reply::Map(items) if resp3 => {
+            let map = lua.create_table()?;
+            for pair in items.chunks_exact(2) {
+                map.raw_set(
+                    reply_to_lua(lua, &pair[0], protocol)?,
+                    reply_to_lua(lua, &pair[1], protocol)?,
+                )?;
+            }
+            single_field(lua, "map", Value::Table(map))?
+        }
+        Reply::Set(items) if resp3 => {
+            let set = lua.create_table()?;
+            for item in items {
+                set.raw_set(reply_to_lua(lua, item, protocol)?, true)?;
+            }
+            single_field(lua, "set", Value::Table(set))?
+        }
+        Reply::Map(items) | Reply::Set(items) => array(lua, items, protocol)?,
+        Reply::Double(value) if resp3 => single_field(lua, "double", Value::Number(*value))?,
+        Reply::Double(value) => {
+            Value::String(lua.create_string(ember_resp::encode::format_double(*value))?)
+        }
+        Reply::Boolean(value) if resp3 => Value::Boolean(*value),
+        Reply::Boolean(value) => Value::Number(f64::from(u8::from(*value))),
+    })
+}
+
+fn array(lua: &Lua, items: &[Reply], protocol: Protocol) -> mlua::Result<Value> {
+    let table = lua.create_table_with_capacity(items.len(), 0)?;
+    for (index, item) in items.iter().enumerate() {
+        table.raw_set(index + 1, reply_to_lua(lua, item, protocol)?)?;
+    }
+    Ok(Value::Table(table))
+}
+
+fn single_field(lua: &Lua, name: &str, value: Value) -> mlua::Result<Value> {
+    let table = lua.create_table()?;
+    table.raw_set(name, value)?;
+    Ok(Value::Table(table))
+}
+
+/// `{err=message}`.
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn error_table(lua: &Lua, message: &str) -> mlua::Result<Value> {
+    single_field(lua, "err", Value::String(lua.create_string(message)?))
+}
+
+/// A script's return value as the reply its client gets (in `protocol`, the client's).
+pub fn lua_to_reply(value: &Value, protocol: Protocol) -> Reply {
+    to_reply(value, protocol, 0)
+}
+
+fn to_reply(value: &Value, protocol: Protocol, depth: usize) -> Reply {
+    let resp3 = protocol == Protocol::Resp3;
+    match value {
+        Value::Nil => Reply::Null,
+        Value::Boolean(true) if resp3 => Reply::Boolean(true),
+        Value::Boolean(false) if resp3 => Reply::Boolean(false),
+        Value::Boolean(true) => Reply::Integer(1),
+        Value::Boolean(false) => Reply::Null,
+        Value::Integer(value) => Reply::Integer(*value),
+        Value::Number(value) => Reply::Integer(c_cast(*value)),
+        Value::String(text) => Reply::Bulk(text.as_bytes().to_vec()),
+        Value::Table(table) if depth < DEPTH_MAX => table_to_reply(table, protocol, depth),
+        Value::Table(_) => Reply::Error("ERR reached lua stack limit".into()),
+        // Functions, userdata, threads: Redis replies with a null.
+        _ => Reply::Null,
+    }
+}
+
+/// Redis's `(long long)` cast of a Lua number: truncation toward zero, and (as x86's
+/// conversion gives for values out of range and NaN) i64::MIN where Rust would saturate.
+fn c_cast(value: f64) -> i64 {
+    if value.is_nan()
+        || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value)
+    {
+        i64::MIN
+    } else {
+        value as i64
+    }
+}
+
+fn table_to_reply(table: &Table, protocol: Protocol, depth: usize) -> Reply {
+    let resp3 = protocol == Protocol::Resp3;
+    if let Ok(Value::String(message)) = table.raw_get::<Value>("err") {
+        return Reply::Error(error_text(&message.to_string_lossy()).into());
+    }
+    if let Ok(Value::String(status)) = table.raw_get::<Value>("ok") {
+        return Reply::Simple(status.to_string_lossy().replace(['\r', '\n'], " ").into());
+    }
+    if resp3 {
+        if let Ok(Value::Number(value)) = table.raw_get::<Value>("double") {
+            return Reply::Double(value);
+        }
+        if let Ok(Value::Table(map)) = table.raw_get::<Value>("map") {
+            let mut items = Vec::new();
+            for (key, value) in map.pairs::<Value, Value>().flatten() {
+                items.push(to_reply(&key, protocol, depth + 1));
+                items.push(to_reply(&value, protocol, depth + 1));
+            }
+            return Reply::Map(items);
+        }
+        if let Ok(Value::Table(set)) = table.raw_get::<Value>("set") {
+            let items = set
+                .pairs::<Value, Value>()
+                .flatten()
+                .map(|(key, _)| to_reply(&key, protocol, depth + 1))
+                .collect();
+            return Reply::Set(items);
+        }
+    }
+    let mut items = Vec::new();
+    for index in 1.. {
+        match table.raw_get::<Value>(index) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(item) => items.push(to_reply(&item, protocol, depth + 1)),
+        }
+    }
+    Reply::Array(items)
+}
+
+/// An error message as Redis sends it from a script's `{err=...}`: on one line.
+pub fn error_text(message: &str) -> String {
+    message.replace(['\r', '\n'], " ")
+}

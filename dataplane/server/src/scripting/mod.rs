@@ -1,0 +1,287 @@
+//! Lua scripting and functions: the engine behind EVAL, EVALSHA, SCRIPT, FUNCTION and FCALL.
+//!
+//! Each shard has its own Lua 5.1 interpreter ([`Engine`]), created on first use and sandboxed
+//! as Redis 7 sandboxes its own: no `os` (but `os.clock`), `io`, `require`, `loadfile` or
+//! `dofile`; the global table is read-only, so nothing one script does is seen by the next.
+//! What every shard must agree on (the script cache that SCRIPT LOAD fills, the function
+//! libraries, whether a script is running past `busy-reply-threshold`) is in the process-wide
+//! [`Registry`]; each shard compiles what it needs from there into its own interpreter.
+//!
+//! A script runs on the shard of the connection that sent it, and `redis.call` runs commands
+//! through the one executor ([`crate::commands::exec::execute`]), as a connection's commands
+//! run. Atomicity comes from holds ([`crate::shard::Gate`]): a script holds its own shard and
+//! the shards of its declared keys (in ascending order, as every multi-shard operation does), so
+//! nothing else touches those shards while it runs; see [`run`] for keys it did not declare.
+
+pub mod convert;
+pub mod functions;
+pub mod libs;
+pub mod msgpack;
+pub mod run;
+pub mod sandbox;
+pub mod sha1;
+pub mod structlib;
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use mlua::{Function, Lua};
+
+pub use functions::Libraries;
+
+/// Redis's reply to EVALSHA of an unknown script.
+pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+/// Redis's reply to commands while a script runs past the threshold.
+pub const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// Redis's reply to SCRIPT KILL when no script runs.
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+/// Redis's reply to SCRIPT KILL once the script wrote.
+pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+
+/// No shard runs a script past the threshold.
+const NOT_BUSY: usize = usize::MAX;
+
+/// What every shard shares about scripts: the cache SCRIPT LOAD and EVAL fill, the function
+/// libraries, and the one script (at most) that runs past `busy-reply-threshold`.
+///
+/// Departs from "nothing is shared between shards" on purpose: a script loaded through one
+/// connection must be callable by EVALSHA on every shard at once, as in Redis, and loads are
+/// rare next to calls. Calls read only the shard's own compiled copy and one atomic generation
+/// number; the lock is taken on a shard's first call of a script, and by loads and flushes.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Script bodies by lower-case SHA1 hex.
+    scripts: RwLock<HashMap<String, Arc<str>>>,
+    /// Bumped by SCRIPT FLUSH: shards then drop their compiled copies.
+    scripts_generation: AtomicU64,
+    /// FUNCTION libraries.
+    pub libraries: RwLock<Libraries>,
+    /// Bumped by every change of the libraries: shards then load them again.
+    pub libraries_generation: AtomicU64,
+    /// The shard whose script runs past the threshold, or [`NOT_BUSY`].
+    busy_shard: AtomicUsize,
+    /// Whether that script wrote (SCRIPT KILL then refuses).
+    busy_wrote: AtomicBool,
+    /// Whether that script is a function (FUNCTION KILL stops only functions).
+    busy_function: AtomicBool,
+    /// Set by SCRIPT KILL; the busy script's hook stops it.
+    kill_requested: AtomicBool,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self {
+            busy_shard: AtomicUsize::new(NOT_BUSY),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a script body; returns its SHA1 hex.
+    pub fn load(&self, body: &[u8]) -> String {
+        let sha = sha1::hex(body);
+        let mut scripts = self.scripts.write().expect("script cache lock");
+        scripts
+            .entry(sha.clone())
+            .or_insert_with(|| Arc::from(String::from_utf8_lossy(body).as_ref()));
+        sha
+    }
+
+    /// The body of script `sha` (lower-case hex).
+    pub fn body(&self, sha: &str) -> Option<Arc<str>> {
+        self.scripts
+            .read()
+            .expect("script cache lock")
+            .get(sha)
+            .cloned()
+    }
+
+    /// True when script `sha` is cached.
+    pub fn exists(&self, sha: &str) -> bool {
+        self.scripts
+            .read()
+            .expect("script cache lock")
+            .contains_key(sha)
+    }
+
+    /// SCRIPT FLUSH.
+    pub fn flush(&self) {
+        self.scripts.write().expect("script cache lock").clear();
+        self.scripts_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The BUSY error when a script runs past the threshold, for a command that may not run
+    /// meanwhile (every command but those flagged allow-busy, and SCRIPT KILL / FUNCTION KILL).
+    pub fn busy_error(&self) -> Option<&'static str> {
+        (self.busy_shard.load(Ordering::Relaxed) != NOT_BUSY).then_some(BUSY)
+    }
+
+    /// Marks shard `shard`'s script as running past the threshold.
+    fn set_busy(&self, shard: usize, wrote: bool, function: bool) {
+        self.busy_wrote.store(wrote, Ordering::SeqCst);
+        self.busy_function.store(function, Ordering::SeqCst);
+        self.busy_shard.store(shard, Ordering::SeqCst);
+    }
+
+    /// Notes that the busy script of `shard` wrote.
+    fn note_write(&self, shard: usize) {
+        if self.busy_shard.load(Ordering::SeqCst) == shard {
+            self.busy_wrote.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Clears the busy mark of `shard`'s script (it ended).
+    fn clear_busy(&self, shard: usize) {
+        if self.busy_shard.load(Ordering::SeqCst) == shard {
+            self.kill_requested.store(false, Ordering::SeqCst);
+            self.busy_shard.store(NOT_BUSY, Ordering::SeqCst);
+        }
+    }
+
+    /// SCRIPT KILL (`function` false) or FUNCTION KILL (true).
+    ///
+    /// # Errors
+    /// NOTBUSY when no script runs past the threshold, UNKILLABLE when it wrote.
+    pub fn kill(&self, function: bool) -> Result<(), &'static str> {
+        if self.busy_shard.load(Ordering::SeqCst) == NOT_BUSY {
+            return Err(NOTBUSY);
+        }
+        if self.busy_function.load(Ordering::SeqCst) != function {
+            return Err(if function {
+                "NOTBUSY No scripts in execution right now."
+            } else {
+                "BUSY Redis is busy running a function. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+            });
+        }
+        if self.busy_wrote.load(Ordering::SeqCst) {
+            return Err(UNKILLABLE);
+        }
+        self.kill_requested.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// True (once) when SCRIPT KILL asked the busy script of `shard` to stop.
+    fn take_kill(&self, shard: usize) -> bool {
+        self.busy_shard.load(Ordering::SeqCst) == shard
+            && self.kill_requested.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// One compiled script or function, ready to call.
+#[derive(Clone)]
+pub struct Compiled {
+    /// The Lua function.
+    pub function: Function,
+    /// Flags from the `#!lua` shebang or `register_function`.
+    pub flags: ScriptFlags,
+}
+
+bitflags::bitflags! {
+    /// Flags a script declares (`#!lua flags=...`) or a function registers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct ScriptFlags: u8 {
+        /// no-writes: the script only reads.
+        const NO_WRITES = 1 << 0;
+        /// allow-oom: may run over maxmemory.
+        const ALLOW_OOM = 1 << 1;
+        /// allow-stale.
+        const ALLOW_STALE = 1 << 2;
+        /// no-cluster.
+        const NO_CLUSTER = 1 << 3;
+        /// allow-cross-slot-keys.
+        const ALLOW_CROSS_SLOT = 1 << 4;
+        /// The script had a shebang (flags are then enforced as Redis 7 does).
+        const SHEBANG = 1 << 7;
+    }
+}
+
+/// A shard's interpreter and its compiled scripts and functions.
+#[derive(Default)]
+pub struct Engine {
+    lua: OnceCell<Lua>,
+    /// Compiled scripts by SHA1 hex.
+    scripts: RefCell<HashMap<String, Compiled>>,
+    /// The registry's script generation the compiled scripts belong to.
+    scripts_generation: Cell<u64>,
+    /// Functions by name, loaded from the registry's libraries.
+    functions: RefCell<HashMap<String, Compiled>>,
+    /// The registry's library generation the functions belong to (`None`: none loaded yet).
+    functions_generation: Cell<Option<u64>>,
+    /// Scripts that touched keys they did not declare on shards they did not hold: they run
+    /// with every shard held from then on.
+    pub wide: RefCell<HashSet<String>>,
+    /// The script running now, for `redis.call` and the hook.
+    pub(crate) state: Rc<RefCell<Option<run::RunState>>>,
+}
+
+impl Engine {
+    /// The interpreter, created (and sandboxed) on first use.
+    ///
+    /// # Errors
+    /// When the interpreter cannot be created.
+    pub fn lua(&self) -> mlua::Result<&Lua> {
+        if let Some(lua) = self.lua.get() {
+            return Ok(lua);
+        }
+        let lua = sandbox::new_interpreter(self.state.clone())?;
+        Ok(self.lua.get_or_init(|| lua))
+    }
+
+    /// The compiled script `sha`, compiling it from the registry when needed.
+    ///
+    /// # Errors
+    /// NOSCRIPT when the registry does not have it; a compile error.
+    pub fn script(&self, registry: &Registry, sha: &str) -> Result<Compiled, String> {
+        let generation = registry.scripts_generation.load(Ordering::SeqCst);
+        if self.scripts_generation.get() != generation {
+            self.scripts.borrow_mut().clear();
+            self.wide.borrow_mut().clear();
+            self.scripts_generation.set(generation);
+        }
+        if let Some(compiled) = self.scripts.borrow().get(sha) {
+            return Ok(compiled.clone());
+        }
+        let body = registry.body(sha).ok_or_else(|| NOSCRIPT.to_owned())?;
+        let lua = self.lua().map_err(|e| e.to_string())?;
+        let compiled = sandbox::compile_script(lua, &body)?;
+        self.scripts
+            .borrow_mut()
+            .insert(sha.to_owned(), compiled.clone());
+        Ok(compiled)
+    }
+
+    /// The function `name`, loading the registry's libraries when they changed.
+    ///
+    /// # Errors
+    /// When no function has that name.
+    pub fn function(&self, registry: &Registry, name: &str) -> Result<Compiled, String> {
+        let generation = registry.libraries_generation.load(Ordering::SeqCst);
+        if self.functions_generation.get() != Some(generation) {
+            let lua = self.lua().map_err(|e| e.to_string())?;
+            let libraries = registry.libraries.read().expect("libraries lock");
+            let mut loaded = HashMap::new();
+            for library in libraries.iter() {
+                // Every library was checked when FUNCTION LOAD accepted it.
+                if let Ok(functions) = functions::evaluate(lua, &library.code) {
+                    // Function names are case-insensitive, as Redis 7 looks them up.
+                    loaded.extend(
+                        functions
+                            .into_iter()
+                            .map(|f| (f.name.to_ascii_lowercase(), f.compiled)),
+                    );
+                }
+            }
+            *self.functions.borrow_mut() = loaded;
+            self.functions_generation.set(Some(generation));
+        }
+        self.functions
+            .borrow()
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| "ERR Function not found".to_owned())
+    }
+}

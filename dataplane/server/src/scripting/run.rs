@@ -1,0 +1,627 @@
+//! Running a script or function: holds, `redis.call`, the time limit, the reply.
+//!
+//! Holds. A script holds its own shard and its declared keys' shards (ascending, as EXEC and
+//! every multi-shard write take them), so other clients of those shards wait until it ends and
+//! the script is atomic. A script may touch keys it did not declare:
+//! - on a shard above every shard it holds, it takes that shard too (still ascending order, so
+//!   no two operations can wait on each other);
+//! - on a lower shard, before it wrote anything, the run is abandoned (it changed nothing) and
+//!   the script runs again with every shard held; Ember remembers the script, and later runs
+//!   hold every shard from the start;
+//! - on a lower shard after it wrote, waiting for the hold could deadlock and undoing is not
+//!   possible: the shard is taken only if it is free at that moment (a hold that never waits
+//!   cannot deadlock); if another operation holds it, the call fails with an error (as Redis
+//!   Cluster fails a script that touches a key of another node). Either way later runs of the
+//!   script hold every shard.
+//! - a script that declares no keys and touches one runs again with every shard held (it has
+//!   changed nothing yet), and so do its later runs.
+//!
+//! Inside MULTI/EXEC every shard is held already, and the script runs under EXEC's hold.
+//!
+//! Lua runs on this shard's thread. `redis.call` on a key of this shard completes without
+//! yielding; on another shard the script's coroutine yields while the mesh answers (Lua 5.1
+//! cannot yield across `pcall`, so `pcall(redis.call, ...)` works for keys on the script's own
+//! shard only; `redis.pcall` works everywhere).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ember_resp::{Protocol, Reply, ReplySink};
+use mlua::{Function, Lua, MultiValue, Value};
+use smallvec::SmallVec;
+
+use super::convert::{error_table, lua_to_reply, reply_to_lua};
+use super::{Compiled, Registry, ScriptFlags};
+use crate::client::Client;
+use crate::commands::multikey::{hold_all, release_all};
+use crate::commands::{exec, CommandFlags, CommandResult, COMMANDS};
+use crate::shard::{HoldToken, Shard, ShardRequest};
+
+/// The running script, as `redis.call` and the hook see it.
+pub struct RunState {
+    shard: Rc<Shard>,
+    /// The client the script's commands run as (taken while a command runs).
+    client: Option<Client>,
+    now_ms: u64,
+    token: HoldToken,
+    /// Shards held now.
+    held: BTreeSet<usize>,
+    /// Every shard is held (from the start, or by EXEC).
+    wide: bool,
+    /// The script declared no keys: any key it touches is undeclared.
+    keyless: bool,
+    /// A write command ran (SCRIPT KILL refuses then).
+    wrote: bool,
+    /// EVAL_RO, FCALL_RO or `no-writes`.
+    read_only: bool,
+    /// `redis.setresp(3)`.
+    resp3: bool,
+    started: Instant,
+    threshold_ms: u64,
+    busy: bool,
+    function: bool,
+    /// A key on a lower shard than held, before any write: run again with every shard held.
+    restart: bool,
+    /// The script must hold every shard next time.
+    learn_wide: bool,
+    /// A multi-shard write is marked begun ([`crate::shard::MultiWrites`]).
+    multi_write: bool,
+    /// The last error raised through `redis.call` or `error({...})`, with its line, and
+    /// whether it was raised as a table.
+    pub(crate) noted_error: Option<(String, Option<i32>, bool)>,
+    /// SCRIPT KILL stopped the script at this line.
+    killed: Option<Option<i32>>,
+}
+
+/// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
+/// later call raises it again).
+#[derive(Debug, Clone, Copy)]
+enum Abort {
+    Restart,
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the script runs again with every shard held")
+    }
+}
+
+impl std::error::Error for Abort {}
+
+type State = Rc<RefCell<Option<RunState>>>;
+
+/// The Rust side of `redis.call` and `redis.pcall`: answers `true, value` or `false, {err=}`.
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+    lua.set_app_data(state.clone());
+    lua.create_async_function(move |lua, args: MultiValue| {
+        let state = state.clone();
+        async move { call(&lua, &state, args).await }
+    })
+}
+
+/// `redis.setresp`.
+pub fn set_resp(lua: &Lua, resp3: bool) {
+    if let Some(state) = lua.app_data_ref::<State>() {
+        if let Some(run) = state.borrow_mut().as_mut() {
+            run.resp3 = resp3;
+        }
+    }
+}
+
+fn failure(lua: &Lua, message: &str) -> mlua::Result<(bool, Value)> {
+    Ok((false, error_table(lua, message)?))
+}
+
+async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    let mut owned: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
+    for arg in args.iter() {
+        owned.push(match arg {
+            Value::String(text) => text.as_bytes().to_vec(),
+            Value::Integer(value) => value.to_string().into_bytes(),
+            Value::Number(value) => super::libs::format_g14(*value).into_bytes(),
+            _ => {
+                return failure(
+                    lua,
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                )
+            }
+        });
+    }
+    if owned.is_empty() {
+        return failure(
+            lua,
+            "ERR Please specify at least one argument for this redis lib call",
+        );
+    }
+    let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+    let Some(index) = crate::commands::lookup(args[0]) else {
+        return failure(lua, "ERR Unknown Redis command called from script");
+    };
+    let spec = &COMMANDS[index];
+    if !crate::commands::arity_ok(spec.arity, args.len()) {
+        return failure(
+            lua,
+            "ERR Wrong number of args calling Redis command from script",
+        );
+    }
+    if spec.has(CommandFlags::NOSCRIPT) {
+        return failure(lua, "ERR This Redis command is not allowed from script");
+    }
+    let (shard, now_ms, resp3) = {
+        let guard = state.borrow();
+        let Some(run) = guard.as_ref() else {
+            return failure(
+                lua,
+                "ERR redis.call is only available while a script or function runs",
+            );
+        };
+        if run.restart {
+            return Err(mlua::Error::external(Abort::Restart));
+        }
+        if spec.has(CommandFlags::WRITE) && run.read_only {
+            return failure(
+                lua,
+                "ERR Write commands are not allowed from read-only scripts.",
+            );
+        }
+        (run.shard.clone(), run.now_ms, run.resp3)
+    };
+    if let Err(message) = hold_keys(state, &shard, spec, &args).await {
+        return match message {
+            None => Err(mlua::Error::external(Abort::Restart)),
+            Some(message) => failure(lua, message),
+        };
+    }
+    let protocol = if resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    // A call left waiting inside a coroutine the script abandoned still has the client.
+    let Some(mut client) = take_client(state) else {
+        return failure(lua, STALE_CALL);
+    };
+    client.protocol = protocol;
+    let mut sink = ReplySink::values(protocol);
+    exec::execute(&shard, &mut client, &args, now_ms, &mut sink, None).await;
+    let reply = sink
+        .take_replies()
+        .pop()
+        .unwrap_or(Reply::Error("ERR no reply".into()));
+    with_run(state, |run| {
+        run.client = Some(client);
+        if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
+            run.wrote = true;
+            shard.shared.scripts.note_write(shard.index);
+        }
+    });
+    match &reply {
+        Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
+        _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
+    }
+}
+
+/// The reply to a `redis.call` made while another of the same script waits (a coroutine left
+/// suspended), or resumed after its script ended.
+const STALE_CALL: &str =
+    "ERR redis.call cannot run while another call of the script waits in a coroutine";
+
+fn take_client(state: &State) -> Option<Client> {
+    state
+        .borrow_mut()
+        .as_mut()
+        .and_then(|run| run.client.take())
+}
+
+/// Runs `f` on the running script's state; `None` when no script runs (a coroutine resumed
+/// after its script ended).
+fn with_run<R>(state: &State, f: impl FnOnce(&mut RunState) -> R) -> Option<R> {
+    state.borrow_mut().as_mut().map(f)
+}
+
+/// Makes sure the shards of the command's keys are held (see the module's notes). `Err(None)`:
+/// abandon the run and start again with every shard held; `Err(Some(message))`: fail the call.
+async fn hold_keys(
+    state: &State,
+    shard: &Rc<Shard>,
+    spec: &crate::commands::CommandSpec,
+    args: &[&[u8]],
+) -> Result<(), Option<&'static str>> {
+    let (missing, token, in_order) = {
+        let mut guard = state.borrow_mut();
+        let Some(run) = guard.as_mut() else {
+            return Err(Some(STALE_CALL));
+        };
+        if run.wide {
+            return Ok(());
+        }
+        if run.keyless && !run.wrote && spec.keys.positions(args.len()).next().is_some() {
+            // A script that declares no keys but touches some: it runs with every shard held
+            // (it has changed nothing yet, so starting again is safe).
+            run.learn_wide = true;
+            run.restart = true;
+            return Err(None);
+        }
+        let missing: BTreeSet<usize> = spec
+            .keys
+            .positions(args.len())
+            .map(|position| shard.owner_of(args[position]))
+            .filter(|owner| !run.held.contains(owner))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let highest = run.held.last().copied().unwrap_or(0);
+        let in_order = missing.first().is_none_or(|&lowest| lowest > highest);
+        if !in_order {
+            run.learn_wide = true;
+            if !run.wrote {
+                run.restart = true;
+                return Err(None);
+            }
+        }
+        (missing, run.token, in_order)
+    };
+    if !in_order {
+        // It wrote, so it cannot start again: take the shards only if they are free now
+        // (waiting out of ascending order could deadlock).
+        return try_hold_all(state, shard, missing, token).await;
+    }
+    with_run(state, |run| {
+        if !run.multi_write && !run.read_only {
+            shard.shared.multi_writes.begin();
+            run.multi_write = true;
+        }
+    });
+    hold_all(shard, &missing, token).await;
+    keep_holds(state, shard, missing, token).await
+}
+
+/// Records shards just held for `token` in the running script, which releases them when it
+/// ends; when that script already ended (a coroutine resumed late), releases them now, so a
+/// hold can never outlive its script.
+async fn keep_holds(
+    state: &State,
+    shard: &Rc<Shard>,
+    taken: BTreeSet<usize>,
+    token: HoldToken,
+) -> Result<(), Option<&'static str>> {
+    let kept = with_run(state, |run| {
+        if run.token == token {
+            run.held.extend(taken.iter().copied());
+            true
+        } else {
+            false
+        }
+    });
+    if kept == Some(true) {
+        return Ok(());
+    }
+    release_all(shard, &taken, token).await;
+    Err(Some(STALE_CALL))
+}
+
+/// Holds every shard of `missing` that is free now, for a script that wrote and needs shards
+/// below those it holds; fails the call when one is held by another operation.
+async fn try_hold_all(
+    state: &State,
+    shard: &Rc<Shard>,
+    missing: BTreeSet<usize>,
+    token: HoldToken,
+) -> Result<(), Option<&'static str>> {
+    let mut taken = BTreeSet::new();
+    let mut all_free = true;
+    for &owner in &missing {
+        let held = if owner == shard.index {
+            shard.gate.try_hold(token)
+        } else {
+            let reply = shard.call(owner, ShardRequest::TryHold { token }).await;
+            matches!(reply, crate::shard::ShardReply::Integer(1))
+        };
+        if !held {
+            all_free = false;
+            break;
+        }
+        taken.insert(owner);
+    }
+    with_run(state, |run| {
+        if !run.multi_write && !run.read_only {
+            shard.shared.multi_writes.begin();
+            run.multi_write = true;
+        }
+    });
+    // Whatever was taken is released with the script's other holds.
+    keep_holds(state, shard, taken, token).await?;
+    if all_free {
+        Ok(())
+    } else {
+        Err(Some("ERR Script attempted to access a key on a shard busy with another operation after writing; declare every key it uses in KEYS (the next run holds every shard)"))
+    }
+}
+
+/// The count hook: marks the script busy past the threshold and stops it on SCRIPT KILL.
+///
+/// # Errors
+/// The kill error, raised into the script.
+pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua::Result<()> {
+    let Ok(mut guard) = state.try_borrow_mut() else {
+        return Ok(()); // redis.call is between steps; the next hook checks.
+    };
+    let Some(run) = guard.as_mut() else {
+        return Ok(());
+    };
+    if run.killed.is_some() {
+        return Err(mlua::Error::RuntimeError(
+            "Script killed by user with SCRIPT KILL...".into(),
+        ));
+    }
+    if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
+        run.busy = true;
+        registry.set_busy(shard_index, run.wrote, run.function);
+    }
+    if run.busy && registry.take_kill(shard_index) {
+        run.killed = Some(None);
+        return Err(mlua::Error::RuntimeError(
+            "Script killed by user with SCRIPT KILL...".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What to run: a script (by SHA1) or a function (by name).
+pub struct Invocation<'a> {
+    /// The SHA1 hex or the function's name: the error replies name it.
+    pub name: &'a str,
+    /// The compiled code.
+    pub compiled: Compiled,
+    /// KEYS.
+    pub keys: &'a [&'a [u8]],
+    /// ARGV.
+    pub argv: &'a [&'a [u8]],
+    /// EVAL_RO / FCALL_RO.
+    pub read_only: bool,
+    /// FCALL (the function gets KEYS and ARGV as arguments).
+    pub function: bool,
+}
+
+/// Runs a script or function for `client` and writes its reply into `out`.
+///
+/// # Errors
+/// When the interpreter cannot be created.
+pub async fn invoke(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    invocation: Invocation<'_>,
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> CommandResult {
+    let registry = &shard.shared.scripts;
+    let engine = &shard.scripting;
+    let lua = engine
+        .lua()
+        .map_err(|error| format!("ERR {error}"))?
+        .clone();
+    let read_only =
+        invocation.read_only || invocation.compiled.flags.contains(ScriptFlags::NO_WRITES);
+    let threshold_ms = {
+        let config = shard.config.borrow();
+        config.value("busy-reply-threshold").parse().unwrap_or(5000)
+    };
+    let all: BTreeSet<usize> = (0..shard.count()).collect();
+    let mut wide = client.hold.is_some() || engine.wide.borrow().contains(invocation.name);
+    loop {
+        let (token, taken, held) = match client.hold {
+            Some(token) => (token, false, all.clone()),
+            None => {
+                let held: BTreeSet<usize> = if wide {
+                    all.clone()
+                } else {
+                    std::iter::once(shard.index)
+                        .chain(invocation.keys.iter().map(|key| shard.owner_of(key)))
+                        .collect()
+                };
+                (shard.new_hold_token(), true, held)
+            }
+        };
+        let multi_write = taken && held.len() > 1 && !read_only;
+        if multi_write {
+            shard.shared.multi_writes.begin();
+        }
+        if taken {
+            hold_all(shard, &held, token).await;
+        }
+        let mut script_client = Client::new(client.handle.clone(), true);
+        script_client.db = client.db;
+        script_client.no_touch = client.no_touch;
+        script_client.hold = Some(token);
+        *engine.state.borrow_mut() = Some(RunState {
+            shard: shard.clone(),
+            client: Some(script_client),
+            now_ms,
+            token,
+            held,
+            wide: wide || !taken,
+            keyless: invocation.keys.is_empty(),
+            wrote: false,
+            read_only,
+            resp3: false,
+            started: Instant::now(),
+            threshold_ms,
+            busy: false,
+            function: invocation.function,
+            restart: false,
+            learn_wide: false,
+            multi_write,
+            noted_error: None,
+            killed: None,
+        });
+        let hook_state = engine.state.clone();
+        let hook_registry = registry.clone();
+        let shard_index = shard.index;
+        let hook = move |_: &Lua, _: mlua::Debug| {
+            self::hook(&hook_state, &hook_registry, shard_index).map(|()| mlua::VmState::Continue)
+        };
+        let result = call_script(&lua, &invocation, hook).await;
+        let run = engine
+            .state
+            .borrow_mut()
+            .take()
+            .expect("the script's state outlives it");
+        registry.clear_busy(shard.index);
+        if run.multi_write {
+            shard.shared.multi_writes.end();
+        }
+        if taken {
+            release_all(shard, &run.held, token).await;
+        }
+        if run.learn_wide {
+            engine.wide.borrow_mut().insert(invocation.name.to_owned());
+        }
+        if run.restart && taken {
+            wide = true;
+            continue;
+        }
+        match result {
+            // Redis converts with the script's protocol (redis.setresp), not the client's: a
+            // RESP3 client gets 1 for `return true` unless the script asked for RESP3.
+            Ok(value) => {
+                let protocol = if run.resp3 {
+                    Protocol::Resp3
+                } else {
+                    Protocol::Resp2
+                };
+                lua_to_reply(&value, protocol).write_to(out)
+            }
+            Err(error) => out.error(&error_message(&error, &run, &invocation)),
+        }
+        return Ok(());
+    }
+}
+
+/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
+const HOOK_INSTRUCTIONS: u32 = 100_000;
+
+/// Calls the script in a coroutine of its own (so `redis.call` may yield while another shard
+/// answers) that carries the time-limit hook (Lua 5.1 hooks are per coroutine).
+async fn call_script(
+    lua: &Lua,
+    invocation: &Invocation<'_>,
+    hook: impl Fn(&Lua, mlua::Debug) -> mlua::Result<mlua::VmState> + 'static,
+) -> mlua::Result<Value> {
+    let keys = lua.create_sequence_from(
+        invocation
+            .keys
+            .iter()
+            .map(|key| lua.create_string(key))
+            .collect::<mlua::Result<Vec<_>>>()?,
+    )?;
+    let argv = lua.create_sequence_from(
+        invocation
+            .argv
+            .iter()
+            .map(|arg| lua.create_string(arg))
+            .collect::<mlua::Result<Vec<_>>>()?,
+    )?;
+    let thread = lua.create_thread(invocation.compiled.function.clone())?;
+    thread.set_hook(
+        mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+        hook,
+    );
+    if invocation.function {
+        thread.into_async::<Value>((keys, argv)).await
+    } else {
+        let globals = lua.globals();
+        globals.raw_set("KEYS", keys)?;
+        globals.raw_set("ARGV", argv)?;
+        thread.into_async::<Value>(()).await
+    }
+}
+
+/// The error reply of a failed run, as Redis 7 words it:
+/// `<message> script: <name>, on @user_script:<line>.`
+fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_>) -> String {
+    let source = if invocation.function {
+        "@user_function"
+    } else {
+        "@user_script"
+    };
+    let place = |line: Option<i32>| {
+        format!(
+            " script: {}, on {source}:{}.",
+            invocation.name,
+            line.map_or_else(|| "0".to_owned(), |line| line.to_string())
+        )
+    };
+    let (message, traceback) = innermost(error);
+    if let Some(line) = run.killed {
+        let line = line.or_else(|| line_of(&traceback));
+        return format!(
+            "ERR Script killed by user with SCRIPT KILL...{}",
+            place(line)
+        );
+    }
+    if let Some((noted, line, table)) = &run.noted_error {
+        if message == *noted || (*table && is_table_text(&message)) {
+            return format!("{}{}", super::convert::error_text(noted), place(*line));
+        }
+    }
+    let line = line_of(&message).or_else(|| line_of(&traceback));
+    if is_table_text(&message) {
+        return format!("ERR unknown error{}", place(line));
+    }
+    format!("ERR {}{}", message.replace(['\r', '\n'], " "), place(line))
+}
+
+/// True when `message` is how Lua or mlua print a table raised as an error.
+fn is_table_text(message: &str) -> bool {
+    message.starts_with("<table") || message.starts_with("table: ")
+}
+
+/// The innermost message of a (possibly wrapped) Lua error, and the traceback when a Rust
+/// callback raised it.
+pub(crate) fn innermost(error: &mlua::Error) -> (String, String) {
+    let mut traceback = String::new();
+    let mut current = error;
+    loop {
+        match current {
+            mlua::Error::CallbackError {
+                cause,
+                traceback: trace,
+            } => {
+                if traceback.is_empty() {
+                    traceback = trace.clone();
+                }
+                current = cause;
+            }
+            mlua::Error::RuntimeError(message) => {
+                // Lua's message handler appends the stack; the reply carries the message only.
+                let message = message
+                    .split_once("\nstack traceback:")
+                    .map_or(message.as_str(), |(head, _)| head);
+                return (message.to_owned(), traceback);
+            }
+            mlua::Error::WithContext { cause, .. } => current = cause,
+            other => return (other.to_string(), traceback),
+        }
+    }
+}
+
+/// The first `user_script:N:` (or `user_function:N:`) line number in `text`.
+fn line_of(text: &str) -> Option<i32> {
+    ["user_script:", "user_function:"]
+        .iter()
+        .find_map(|marker| {
+            let start = text.find(marker)? + marker.len();
+            let digits: String = text[start..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        })
+}

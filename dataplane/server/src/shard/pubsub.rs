@@ -1,0 +1,478 @@
+//! A shard's Pub/Sub state: which of its own connections listen to which channels, patterns
+//! and shard channels, and each subscribed connection's queue of pushed messages.
+//!
+//! Nothing here is shared between shards. A message published anywhere reaches every shard (the
+//! publisher's shard delivers it to its own subscribers and sends it to the others over the
+//! mesh as a [`PubSubRequest::Publish`]); each shard counts its own receivers and the counts add
+//! up. Delivering never waits for a subscriber: the message is encoded into the subscriber's
+//! queue and its connection task is woken to write it. A subscriber whose queue grows past
+//! `client-output-buffer-limit pubsub` is cut, so one slow reader never slows anybody else.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use ember_resp::{encode, Protocol};
+use ember_store::glob::glob_match;
+
+use crate::client::ClientHandle;
+
+/// Where a channel name lives: Redis keeps ordinary channels (with patterns) and shard channels
+/// (SSUBSCRIBE, SPUBLISH) apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    /// SUBSCRIBE, PSUBSCRIBE and PUBLISH.
+    Global,
+    /// SSUBSCRIBE and SPUBLISH.
+    Shard,
+}
+
+/// Pub/Sub work one shard asks of another.
+#[derive(Debug, Clone)]
+pub enum PubSubRequest {
+    /// Deliver `message` to this shard's subscribers of `channel`; the reply counts receivers.
+    Publish {
+        namespace: Namespace,
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
+    /// Channels with at least one subscriber here, matching `pattern` when given.
+    Channels {
+        namespace: Namespace,
+        pattern: Option<Vec<u8>>,
+    },
+    /// Subscribers here of each of `channels`.
+    NumSub {
+        namespace: Namespace,
+        channels: Vec<Vec<u8>>,
+    },
+    /// Patterns with at least one subscriber here.
+    Patterns,
+}
+
+/// The output buffer limit of subscribed clients (`client-output-buffer-limit pubsub ...`),
+/// Redis's three numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Cut at once when this many bytes are pending (0: no hard limit).
+    pub hard_bytes: u64,
+    /// Cut when this many bytes stay pending for longer than `soft_seconds` (0: no soft limit).
+    pub soft_bytes: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    /// Redis's default for pub/sub clients: `32mb 8mb 60`.
+    pub const PUBSUB_DEFAULT: Self = Self {
+        hard_bytes: 32 * 1024 * 1024,
+        soft_bytes: 8 * 1024 * 1024,
+        soft_seconds: 60,
+    };
+}
+
+/// Redis's client classes in `client-output-buffer-limit`, in the order CONFIG GET prints them.
+const CLIENT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Checks a `client-output-buffer-limit` value against the `previous` one and returns the
+/// whole setting in Redis's form (every class, numbers in bytes): a value may name only some
+/// classes, the others keep what they had.
+///
+/// # Errors
+/// Redis's reasons: a count of words that is not a multiple of four, an unknown class, or a
+/// number that does not parse.
+pub fn merge_output_limits(previous: &str, value: &str) -> Result<String, String> {
+    let mut limits: Vec<[u64; 3]> = CLIENT_CLASSES
+        .iter()
+        .map(|class| class_limit(previous, class).unwrap_or([0, 0, 0]))
+        .collect();
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let number_error = || {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        };
+        let bytes = |word: &str| {
+            crate::config::parse_memory(word)
+                .and_then(|bytes| u64::try_from(bytes).ok())
+                .ok_or_else(number_error)
+        };
+        let seconds = group[3].parse::<u64>().map_err(|_| number_error())?;
+        limits[class] = [bytes(group[1])?, bytes(group[2])?, seconds];
+    }
+    Ok(CLIENT_CLASSES
+        .iter()
+        .zip(&limits)
+        .map(|(class, [hard, soft, seconds])| format!("{class} {hard} {soft} {seconds}"))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// The three numbers of `class` in a setting written by [`merge_output_limits`].
+fn class_limit(setting: &str, class: &str) -> Option<[u64; 3]> {
+    let words: Vec<&str> = setting.split_whitespace().collect();
+    let group = words.chunks(4).find(|group| group[0] == class)?;
+    let mut numbers = [0u64; 3];
+    for (number, word) in numbers.iter_mut().zip(&group[1..]) {
+        *number = word.parse().ok()?;
+    }
+    Some(numbers)
+}
+
+/// The pub/sub class's limit in a setting written by [`merge_output_limits`].
+pub fn pubsub_output_limit(setting: &str) -> OutputLimit {
+    class_limit(setting, "pubsub").map_or(
+        OutputLimit::PUBSUB_DEFAULT,
+        |[hard_bytes, soft_bytes, soft_seconds]| OutputLimit {
+            hard_bytes,
+            soft_bytes,
+            soft_seconds,
+        },
+    )
+}
+
+/// A subscribed connection as its shard sees it: where its pushed messages wait for the
+/// connection task, which writes them between requests or while it waits for the next one.
+#[derive(Debug)]
+pub struct Subscriber {
+    /// The connection (its id identifies the subscriber; CLIENT KILL reaches it through it).
+    pub handle: Rc<ClientHandle>,
+    /// The protocol messages are encoded in (RESP3 pushes or RESP2 arrays).
+    protocol: Cell<Protocol>,
+    /// Encoded messages not yet taken by the connection task.
+    queue: RefCell<Vec<u8>>,
+    /// Bytes taken by the connection task and not yet known to be written.
+    writing_len: Cell<usize>,
+    /// The connection task, while it waits.
+    waker: RefCell<Option<Waker>>,
+    /// Since when the soft limit has been exceeded (milliseconds since the epoch).
+    soft_exceeded_since_ms: Cell<Option<u64>>,
+    /// Past its output limit: nothing more is queued, the connection is closing.
+    cut: Cell<bool>,
+}
+
+impl Subscriber {
+    /// A subscriber for the connection `handle`, speaking `protocol`.
+    pub fn new(handle: Rc<ClientHandle>, protocol: Protocol) -> Rc<Self> {
+        Rc::new(Self {
+            handle,
+            protocol: Cell::new(protocol),
+            queue: RefCell::new(Vec::new()),
+            writing_len: Cell::new(0),
+            waker: RefCell::new(None),
+            soft_exceeded_since_ms: Cell::new(None),
+            cut: Cell::new(false),
+        })
+    }
+
+    /// The connection switched protocol (HELLO): later messages are encoded in the new one.
+    pub fn set_protocol(&self, protocol: Protocol) {
+        self.protocol.set(protocol);
+    }
+
+    /// Queues one message (`parts` as a push of bulk strings) unless the subscriber was cut;
+    /// cuts it when the queue passes `limit`.
+    fn push(&self, parts: &[&[u8]], limit: OutputLimit, now_ms: u64) {
+        if self.cut.get() {
+            return;
+        }
+        let pending_len = {
+            let mut queue = self.queue.borrow_mut();
+            let was_empty = queue.is_empty();
+            encode::push_len(&mut queue, parts.len(), self.protocol.get());
+            for part in parts {
+                encode::bulk(&mut queue, part);
+            }
+            if was_empty {
+                if let Some(waker) = self.waker.borrow_mut().take() {
+                    waker.wake();
+                }
+            }
+            queue.len() + self.writing_len.get()
+        } as u64;
+        if self.over_limit(pending_len, limit, now_ms) {
+            self.cut_off();
+        }
+    }
+
+    /// Redis's rule (`checkClientOutputBufferLimits`): over the hard limit at once, or over the
+    /// soft limit for longer than its seconds.
+    fn over_limit(&self, pending_len: u64, limit: OutputLimit, now_ms: u64) -> bool {
+        if limit.hard_bytes > 0 && pending_len >= limit.hard_bytes {
+            return true;
+        }
+        if limit.soft_bytes == 0 || pending_len < limit.soft_bytes {
+            self.soft_exceeded_since_ms.set(None);
+            return false;
+        }
+        match self.soft_exceeded_since_ms.get() {
+            None => {
+                self.soft_exceeded_since_ms.set(Some(now_ms));
+                false
+            }
+            Some(since_ms) => now_ms.saturating_sub(since_ms) > limit.soft_seconds * 1000,
+        }
+    }
+
+    fn cut_off(&self) {
+        self.cut.set(true);
+        self.queue.borrow_mut().clear();
+        self.queue.borrow_mut().shrink_to_fit();
+        eprintln!(
+            "ember: client {} ({}) closed for overcoming of output buffer limits",
+            self.handle.id, self.handle.addr
+        );
+        self.handle.kill();
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Moves the queued messages to the end of `out` (the connection's output).
+    pub fn take_into(&self, out: &mut Vec<u8>) {
+        let mut queue = self.queue.borrow_mut();
+        if queue.is_empty() {
+            return;
+        }
+        self.writing_len.set(self.writing_len.get() + queue.len());
+        if out.is_empty() {
+            std::mem::swap(out, &mut queue);
+        } else {
+            out.extend_from_slice(&queue);
+            queue.clear();
+        }
+    }
+
+    /// What was taken has been written (the connection reads again).
+    pub fn written(&self) {
+        self.writing_len.set(0);
+    }
+
+    /// Waits until messages are queued (or the subscriber was cut).
+    pub async fn ready(&self) {
+        poll_fn(|cx| {
+            if self.cut.get() || !self.queue.borrow().is_empty() {
+                return Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// Subscribers of each name, in subscription order.
+type Listeners = HashMap<Vec<u8>, Vec<Rc<Subscriber>>>;
+
+/// A message to send to every other shard (a keyspace event raised here).
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The channel.
+    pub channel: Vec<u8>,
+    /// The message.
+    pub message: Vec<u8>,
+}
+
+/// One shard's subscriptions.
+#[derive(Debug, Default)]
+pub struct PubSub {
+    channels: RefCell<Listeners>,
+    patterns: RefCell<Listeners>,
+    shard_channels: RefCell<Listeners>,
+    /// Keyspace events raised by commands that ran here, still to be sent to the other shards;
+    /// whoever ran the command sends them before its reply leaves, so a client that saw the
+    /// reply can count on every subscriber having the event.
+    forwards: RefCell<Vec<Publication>>,
+    /// False with one shard: nothing is ever forwarded.
+    forwarding: bool,
+}
+
+impl PubSub {
+    /// Empty state for a shard among `shard_count`.
+    pub fn new(shard_count: usize) -> Self {
+        Self {
+            forwarding: shard_count > 1,
+            ..Self::default()
+        }
+    }
+
+    fn listeners(&self, namespace: Namespace, pattern: bool) -> &RefCell<Listeners> {
+        match (namespace, pattern) {
+            (Namespace::Shard, _) => &self.shard_channels,
+            (Namespace::Global, false) => &self.channels,
+            (Namespace::Global, true) => &self.patterns,
+        }
+    }
+
+    /// Adds `subscriber` to the listeners of `name` (a pattern when `pattern`). The caller has
+    /// checked that it was not listening yet.
+    pub fn add(
+        &self,
+        namespace: Namespace,
+        pattern: bool,
+        name: &[u8],
+        subscriber: &Rc<Subscriber>,
+    ) {
+        let mut listeners = self.listeners(namespace, pattern).borrow_mut();
+        let list = listeners.entry(name.to_vec()).or_default();
+        debug_assert!(
+            list.iter()
+                .all(|listener| listener.handle.id != subscriber.handle.id),
+            "a connection listens to a name once"
+        );
+        list.push(subscriber.clone());
+    }
+
+    /// Removes the subscriber `id` from the listeners of `name`.
+    pub fn remove(&self, namespace: Namespace, pattern: bool, name: &[u8], id: u64) {
+        let mut listeners = self.listeners(namespace, pattern).borrow_mut();
+        if let Some(list) = listeners.get_mut(name) {
+            list.retain(|listener| listener.handle.id != id);
+            if list.is_empty() {
+                listeners.remove(name);
+            }
+        }
+    }
+
+    /// Delivers `message` on `channel` to this shard's subscribers (channel subscribers, then
+    /// matching patterns; shard channels alone in [`Namespace::Shard`]) and returns how many
+    /// received it, as Redis counts: once per channel subscriber and once per matching
+    /// (pattern, subscriber).
+    pub fn deliver(
+        &self,
+        namespace: Namespace,
+        channel: &[u8],
+        message: &[u8],
+        limit: OutputLimit,
+        now_ms: u64,
+    ) -> usize {
+        let mut receivers = 0;
+        let kind: &[u8] = match namespace {
+            Namespace::Global => b"message",
+            Namespace::Shard => b"smessage",
+        };
+        // The tables stay borrowed while messages are queued: queuing (and cutting a slow
+        // subscriber) only wakes or shuts down connections, which change the tables later, in
+        // their own tasks.
+        if let Some(direct) = self.listeners(namespace, false).borrow().get(channel) {
+            for subscriber in direct {
+                subscriber.push(&[kind, channel, message], limit, now_ms);
+                receivers += 1;
+            }
+        }
+        if namespace == Namespace::Global {
+            for (pattern, listeners) in self.patterns.borrow().iter() {
+                if !glob_match(pattern, channel) {
+                    continue;
+                }
+                for subscriber in listeners {
+                    subscriber.push(&[b"pmessage", pattern, channel, message], limit, now_ms);
+                    receivers += 1;
+                }
+            }
+        }
+        receivers
+    }
+
+    /// Channels (or shard channels) with a subscriber here, matching `pattern` if given.
+    pub fn channel_names(&self, namespace: Namespace, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        self.listeners(namespace, false)
+            .borrow()
+            .keys()
+            .filter(|name| pattern.is_none_or(|pattern| glob_match(pattern, name)))
+            .cloned()
+            .collect()
+    }
+
+    /// Patterns with a subscriber here.
+    pub fn pattern_names(&self) -> Vec<Vec<u8>> {
+        self.patterns.borrow().keys().cloned().collect()
+    }
+
+    /// Subscribers here of `channel`.
+    pub fn subscriber_count(&self, namespace: Namespace, channel: &[u8]) -> usize {
+        self.listeners(namespace, false)
+            .borrow()
+            .get(channel)
+            .map_or(0, Vec::len)
+    }
+
+    /// Queues a keyspace event for the other shards (nothing with one shard).
+    pub fn queue_forward(&self, channel: Vec<u8>, message: Vec<u8>) {
+        if self.forwarding {
+            self.forwards
+                .borrow_mut()
+                .push(Publication { channel, message });
+        }
+    }
+
+    /// True when keyspace events wait to be sent to the other shards.
+    pub fn has_forwards(&self) -> bool {
+        !self.forwards.borrow().is_empty()
+    }
+
+    /// The keyspace events waiting for the other shards, in the order they were raised.
+    pub fn take_forwards(&self) -> Vec<Publication> {
+        std::mem::take(&mut *self.forwards.borrow_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_limits_merge_as_redis() {
+        let default = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+        let cases: &[(&str, &str, Result<&str, &str>)] = &[
+            ("empty value keeps all", "", Ok(default)),
+            (
+                "one class",
+                "pubsub 1mb 0 0",
+                Ok("normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0"),
+            ),
+            (
+                "replica alias and case",
+                "PUBSUB 1k 2kb 3 replica 1 2 3",
+                Ok("normal 0 0 0 slave 1 2 3 pubsub 1000 2048 3"),
+            ),
+            (
+                "three words",
+                "pubsub 1mb 0",
+                Err("Wrong number of arguments in buffer limit configuration."),
+            ),
+            (
+                "master is refused",
+                "master 1 1 1",
+                Err("Invalid client class specified in buffer limit configuration."),
+            ),
+            (
+                "negative seconds",
+                "pubsub 1k 2kb -1",
+                Err("Error in hard, soft or soft_seconds setting in buffer limit configuration."),
+            ),
+            (
+                "bad bytes",
+                "pubsub x 1 1",
+                Err("Error in hard, soft or soft_seconds setting in buffer limit configuration."),
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let got = merge_output_limits(default, value);
+            assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{name}");
+        }
+        assert_eq!(pubsub_output_limit(default), OutputLimit::PUBSUB_DEFAULT);
+    }
+}

@@ -1,0 +1,559 @@
+//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP) and
+//! CLIENT UNBLOCK against `ember --threads 2`, through the redis crate.
+//!
+//! The keys `b` and `a` live on different shards of two (slots 3300 and 15495), and the tests
+//! open several connections, which the listener spreads over both shards, so every
+//! combination of the blocked connection's shard, the key's shard and the pusher's shard is
+//! exercised. A test never sleeps to synchronise: it polls INFO's `blocked_clients` until the
+//! clients it started are blocked.
+
+mod common;
+
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::{show, Ember};
+use redis::Value;
+
+/// Keys on shard 0 and shard 1 of two.
+const KEY_SHARD_0: &str = "b";
+const KEY_SHARD_1: &str = "a";
+/// How long a test waits for clients to block before it fails.
+const BLOCK_DEADLINE: Duration = Duration::from_secs(10);
+
+fn blocked_clients(con: &mut redis::Connection) -> usize {
+    let info: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO clients has blocked_clients")
+}
+
+/// Polls until exactly `count` clients are blocked.
+fn wait_blocked(con: &mut redis::Connection, count: usize) {
+    let deadline = Instant::now() + BLOCK_DEADLINE;
+    loop {
+        let blocked = blocked_clients(con);
+        if blocked == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{blocked} clients blocked, expected {count}"
+        );
+        thread::yield_now();
+    }
+}
+
+/// Sends `args` on a fresh connection in a thread; the reply (shown) comes from the handle.
+fn block(ember: &Ember, args: &[&str]) -> JoinHandle<String> {
+    let mut con = ember.connect(false);
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    thread::spawn(move || {
+        let mut command = redis::cmd(&args[0]);
+        for arg in &args[1..] {
+            command.arg(arg);
+        }
+        show(&command.query::<Value>(&mut con))
+    })
+}
+
+fn run(con: &mut redis::Connection, args: &[&str]) -> String {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    show(&command.query::<Value>(con))
+}
+
+#[test]
+fn wake_up_from_any_shard() {
+    let ember = Ember::start(2);
+    let mut pushers: Vec<redis::Connection> = (0..3).map(|_| ember.connect(false)).collect();
+    let mut control = ember.connect(false);
+    for round in 0..4 {
+        for key in [KEY_SHARD_0, KEY_SHARD_1] {
+            let pusher = &mut pushers[round % 3];
+            let waiter = block(&ember, &["BLPOP", "nothing", key, "0"]);
+            wait_blocked(&mut control, 1);
+            let value = format!("v{round}");
+            assert_eq!(run(pusher, &["RPUSH", key, &value]), "(integer) 1");
+            assert_eq!(waiter.join().unwrap(), format!("[\"{key}\", \"{value}\"]"));
+            assert_eq!(run(&mut control, &["EXISTS", key]), "(integer) 0");
+        }
+    }
+    wait_blocked(&mut control, 0);
+}
+
+#[test]
+fn first_blocked_first_served() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        let mut waiters = Vec::new();
+        for count in 1..=3 {
+            waiters.push(block(&ember, &["BLPOP", key, "0"]));
+            wait_blocked(&mut control, count);
+        }
+        assert_eq!(
+            run(&mut control, &["RPUSH", key, "x", "y", "z"]),
+            "(integer) 3"
+        );
+        let replies: Vec<String> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(
+            replies,
+            ["x", "y", "z"].map(|element| format!("[\"{key}\", \"{element}\"]"))
+        );
+        assert_eq!(run(&mut control, &["EXISTS", key]), "(integer) 0");
+    }
+}
+
+#[test]
+fn timeouts() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("blpop", &["BLPOP", "a", "b", "0.1"], "(nil)"),
+        ("brpop", &["BRPOP", "a", "0.1"], "(nil)"),
+        (
+            "blmove",
+            &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0.1"],
+            "(nil)",
+        ),
+        ("brpoplpush", &["BRPOPLPUSH", "a", "b", "0.1"], "(nil)"),
+        ("blmpop", &["BLMPOP", "0.1", "2", "a", "b", "LEFT"], "(nil)"),
+        ("bzpopmin", &["BZPOPMIN", "a", "0.1"], "(nil)"),
+        ("bzpopmax", &["BZPOPMAX", "a", "b", "0.1"], "(nil)"),
+        (
+            "bzmpop",
+            &["BZMPOP", "0.1", "1", "a", "MAX", "COUNT", "2"],
+            "(nil)",
+        ),
+    ];
+    for (name, args, expected) in cases {
+        let started = Instant::now();
+        assert_eq!(run(&mut con, args), *expected, "{name}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "{name} returned after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn argument_errors() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "negative",
+            &["BLPOP", "a", "-1"],
+            "(error) ERR timeout is negative",
+        ),
+        (
+            "not a float",
+            &["BLPOP", "a", "x"],
+            "(error) ERR timeout is not a float or out of range",
+        ),
+        (
+            "huge",
+            &["BRPOP", "a", "1e20"],
+            "(error) ERR timeout is negative",
+        ),
+        (
+            "bad end",
+            &["BLMOVE", "a", "b", "UP", "LEFT", "0"],
+            "(error) ERR syntax error",
+        ),
+        (
+            "numkeys zero",
+            &["BLMPOP", "0", "0", "a", "LEFT"],
+            "(error) ERR numkeys should be greater than 0",
+        ),
+        (
+            "numkeys past",
+            &["BLMPOP", "0", "3", "a", "LEFT"],
+            "(error) ERR syntax error",
+        ),
+        (
+            "count zero",
+            &["BZMPOP", "0", "1", "a", "MIN", "COUNT", "0"],
+            "(error) ERR count should be greater than 0",
+        ),
+        (
+            "zmpop side",
+            &["BZMPOP", "0", "1", "a", "LEFT"],
+            "(error) ERR syntax error",
+        ),
+        (
+            "arity",
+            &["BLPOP", "a"],
+            "(error) ERR wrong number of arguments for 'blpop' command",
+        ),
+    ];
+    for (name, args, expected) in cases {
+        assert_eq!(run(&mut con, args), *expected, "{name}");
+    }
+    run(&mut con, &["SET", "s", "x"]);
+    assert_eq!(
+        run(&mut con, &["BLPOP", "nothing", "s", "0"]),
+        "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+}
+
+#[test]
+fn served_at_once_when_a_key_has_elements() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(true);
+    run(&mut con, &["RPUSH", KEY_SHARD_1, "1", "2", "3"]);
+    run(&mut con, &["ZADD", "z", "1", "m", "2", "n"]);
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "blpop skips empty keys",
+            &["BLPOP", "none", KEY_SHARD_1, "0"],
+            "[\"a\", \"1\"]",
+        ),
+        ("brpop", &["BRPOP", KEY_SHARD_1, "0"], "[\"a\", \"3\"]"),
+        (
+            "blmpop",
+            &[
+                "BLMPOP",
+                "0",
+                "2",
+                "none",
+                KEY_SHARD_1,
+                "RIGHT",
+                "COUNT",
+                "5",
+            ],
+            "[\"a\", [\"2\"]]",
+        ),
+        (
+            "bzpopmax",
+            &["BZPOPMAX", "z", "0"],
+            "[\"z\", \"n\", (double) 2]",
+        ),
+        (
+            "bzmpop",
+            &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "3"],
+            "[\"z\", [[\"m\", (double) 1]]]",
+        ),
+    ];
+    for (name, args, expected) in cases {
+        assert_eq!(run(&mut con, args), *expected, "{name}");
+    }
+    assert_eq!(run(&mut con, &["EXISTS", KEY_SHARD_1, "z"]), "(integer) 0");
+}
+
+#[test]
+fn multi_exec_wakes_with_the_state_after_exec() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let mut pusher = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        // A push popped again inside the transaction leaves nothing to serve.
+        let waiter = block(&ember, &["BLPOP", key, "0"]);
+        wait_blocked(&mut control, 1);
+        let replies: (i64, String) = redis::pipe()
+            .atomic()
+            .cmd("LPUSH")
+            .arg(key)
+            .arg("gone")
+            .cmd("LPOP")
+            .arg(key)
+            .query(&mut pusher)
+            .unwrap();
+        assert_eq!(replies, (1, "gone".to_string()));
+        // Served from the list as EXEC left it: "b" at the head, not "a" pushed first.
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("RPUSH")
+            .arg(key)
+            .arg("a")
+            .ignore()
+            .cmd("LPUSH")
+            .arg(key)
+            .arg("b")
+            .ignore()
+            .query(&mut pusher)
+            .unwrap();
+        assert_eq!(waiter.join().unwrap(), format!("[\"{key}\", \"b\"]"));
+        assert_eq!(run(&mut control, &["LRANGE", key, "0", "-1"]), "[\"a\"]");
+        run(&mut control, &["DEL", key]);
+    }
+}
+
+#[test]
+fn inside_multi_a_blocking_pop_does_not_block() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let replies: Vec<Value> = redis::pipe()
+        .atomic()
+        .cmd("BLPOP")
+        .arg("a")
+        .arg(0)
+        .cmd("BLMOVE")
+        .arg("a")
+        .arg("b")
+        .arg("LEFT")
+        .arg("LEFT")
+        .arg(0)
+        .cmd("BZPOPMIN")
+        .arg("z")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    let shown: Vec<String> = replies.iter().map(common::show_value).collect();
+    assert_eq!(shown, ["(nil)", "(nil)", "(nil)"]);
+}
+
+#[test]
+fn destinations_of_moves_wake_waiters() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let mut mover = ember.connect(false);
+    for (source, destination) in [(KEY_SHARD_0, KEY_SHARD_1), (KEY_SHARD_1, "d")] {
+        let waiter = block(&ember, &["BRPOP", destination, "0"]);
+        wait_blocked(&mut control, 1);
+        run(&mut mover, &["RPUSH", source, "moved"]);
+        assert_eq!(
+            run(&mut mover, &["LMOVE", source, destination, "LEFT", "RIGHT"]),
+            "\"moved\""
+        );
+        assert_eq!(
+            waiter.join().unwrap(),
+            format!("[\"{destination}\", \"moved\"]")
+        );
+        assert_eq!(
+            run(&mut control, &["EXISTS", source, destination]),
+            "(integer) 0"
+        );
+    }
+}
+
+#[test]
+fn blmove_within_and_across_shards() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let cases: &[(&str, &str, &str)] = &[
+        ("across shards", KEY_SHARD_1, KEY_SHARD_0),
+        ("other way", KEY_SHARD_0, KEY_SHARD_1),
+        ("same shard", KEY_SHARD_1, "d"),
+        ("same key", KEY_SHARD_0, KEY_SHARD_0),
+    ];
+    for (name, source, destination) in cases {
+        let waiter = block(
+            &ember,
+            &["BLMOVE", source, destination, "LEFT", "RIGHT", "0"],
+        );
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["RPUSH", source, "x"]);
+        assert_eq!(waiter.join().unwrap(), "\"x\"", "{name}");
+        assert_eq!(
+            run(&mut control, &["LRANGE", destination, "0", "-1"]),
+            "[\"x\"]",
+            "{name}"
+        );
+        if source != destination {
+            assert_eq!(
+                run(&mut control, &["EXISTS", source]),
+                "(integer) 0",
+                "{name}"
+            );
+        }
+        run(&mut control, &["DEL", destination]);
+    }
+    let waiter = block(&ember, &["BRPOPLPUSH", KEY_SHARD_1, KEY_SHARD_0, "0"]);
+    wait_blocked(&mut control, 1);
+    run(&mut control, &["RPUSH", KEY_SHARD_1, "1", "2"]);
+    assert_eq!(waiter.join().unwrap(), "\"2\"");
+    assert_eq!(
+        run(&mut control, &["LRANGE", KEY_SHARD_0, "0", "-1"]),
+        "[\"2\"]"
+    );
+    assert_eq!(
+        run(&mut control, &["LRANGE", KEY_SHARD_1, "0", "-1"]),
+        "[\"1\"]"
+    );
+}
+
+#[test]
+fn a_destination_of_another_type_ends_the_wait() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    // "{t}a" and "{t}b" share a shard: the move is served there in one step. "a" and "b" do
+    // not: the source's shard pops and the push fails at home, which puts the element back.
+    for (source, destination) in [("{t}a", "{t}b"), (KEY_SHARD_1, KEY_SHARD_0)] {
+        run(&mut control, &["SET", destination, "not a list"]);
+        let waiter = block(&ember, &["BRPOPLPUSH", source, destination, "0"]);
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["RPUSH", source, "stays"]);
+        assert_eq!(
+            waiter.join().unwrap(),
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+        assert_eq!(
+            run(&mut control, &["LRANGE", source, "0", "-1"]),
+            "[\"stays\"]"
+        );
+        run(&mut control, &["DEL", source, destination]);
+    }
+}
+
+#[test]
+fn keys_on_both_shards_serve_once() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        let waiter = block(&ember, &["BLPOP", KEY_SHARD_0, KEY_SHARD_1, "0"]);
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["RPUSH", key, "one", "two"]);
+        assert_eq!(waiter.join().unwrap(), format!("[\"{key}\", \"one\"]"));
+        assert_eq!(run(&mut control, &["LRANGE", key, "0", "-1"]), "[\"two\"]");
+        run(&mut control, &["DEL", key]);
+        wait_blocked(&mut control, 0);
+    }
+}
+
+#[test]
+fn sorted_set_and_multi_pops_wake() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let cases: &[(&str, &[&str], &[&str], &str)] = &[
+        (
+            "bzpopmin",
+            &["BZPOPMIN", "z1", "0"],
+            &["ZADD", "z1", "2", "b", "1", "a"],
+            "[\"z1\", \"a\", \"1\"]",
+        ),
+        (
+            "bzpopmax",
+            &["BZPOPMAX", "z2", "0"],
+            &["ZADD", "z2", "2", "b", "1", "a"],
+            "[\"z2\", \"b\", \"2\"]",
+        ),
+        (
+            "bzmpop",
+            &["BZMPOP", "0", "2", "z3", "z4", "MAX", "COUNT", "5"],
+            &["ZADD", "z4", "2", "b", "1", "a"],
+            "[\"z4\", [[\"b\", \"2\"], [\"a\", \"1\"]]]",
+        ),
+        (
+            "blmpop",
+            &["BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"],
+            &["RPUSH", "l2", "x", "y", "z"],
+            "[\"l2\", [\"z\", \"y\"]]",
+        ),
+    ];
+    for (name, blocking, push, expected) in cases {
+        let waiter = block(&ember, blocking);
+        wait_blocked(&mut control, 1);
+        run(&mut control, push);
+        assert_eq!(waiter.join().unwrap(), *expected, "{name}");
+    }
+    assert_eq!(run(&mut control, &["LRANGE", "l2", "0", "-1"]), "[\"x\"]");
+}
+
+#[test]
+fn a_disconnected_client_takes_nothing() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        let mut raw = ember.raw();
+        raw.send(&common::multibulk(&[b"BLPOP", key.as_bytes(), b"0"]));
+        wait_blocked(&mut control, 1);
+        drop(raw);
+        wait_blocked(&mut control, 0);
+        run(&mut control, &["RPUSH", key, "stays"]);
+        assert_eq!(
+            run(&mut control, &["LRANGE", key, "0", "-1"]),
+            "[\"stays\"]"
+        );
+        run(&mut control, &["DEL", key]);
+    }
+}
+
+#[test]
+fn client_unblock() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("timeout by default", &[], "(nil)"),
+        ("timeout", &["TIMEOUT"], "(nil)"),
+        (
+            "error",
+            &["ERROR"],
+            "(error) UNBLOCKED client unblocked via CLIENT UNBLOCK",
+        ),
+    ];
+    for (name, reason, expected) in cases {
+        let mut con = ember.connect(false);
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+        let waiter = thread::spawn(move || {
+            show(
+                &redis::cmd("BLPOP")
+                    .arg(KEY_SHARD_1)
+                    .arg(0)
+                    .query::<Value>(&mut con),
+            )
+        });
+        wait_blocked(&mut control, 1);
+        let id = id.to_string();
+        let mut args = vec!["CLIENT", "UNBLOCK", id.as_str()];
+        args.extend_from_slice(reason);
+        assert_eq!(run(&mut control, &args), "(integer) 1", "{name}");
+        assert_eq!(waiter.join().unwrap(), *expected, "{name}");
+        assert_eq!(
+            run(&mut control, &args),
+            "(integer) 0",
+            "{name}: no longer blocked"
+        );
+    }
+    let errors: &[(&[&str], &str)] = &[
+        (
+            &["CLIENT", "UNBLOCK", "x"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (
+            &["CLIENT", "UNBLOCK", "1", "LATER"],
+            "(error) ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+        ),
+        (
+            &["CLIENT", "UNBLOCK"],
+            "(error) ERR wrong number of arguments for 'client|unblock' command",
+        ),
+    ];
+    for (args, expected) in errors {
+        assert_eq!(run(&mut control, args), *expected);
+    }
+}
+
+#[test]
+fn a_blocked_client_does_not_stop_its_shard() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let waiters: Vec<_> = (0..4)
+        .map(|_| block(&ember, &["BLPOP", KEY_SHARD_0, KEY_SHARD_1, "0"]))
+        .collect();
+    wait_blocked(&mut control, 4);
+    for index in 0..20 {
+        let mut con = ember.connect(false);
+        let key = format!("other{index}");
+        assert_eq!(run(&mut con, &["SET", &key, "v"]), "+OK");
+        assert_eq!(run(&mut con, &["GET", &key]), "\"v\"");
+    }
+    run(&mut control, &["RPUSH", KEY_SHARD_0, "1", "2"]);
+    run(&mut control, &["RPUSH", KEY_SHARD_1, "3", "4"]);
+    let mut replies: Vec<String> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+    replies.sort();
+    assert_eq!(
+        replies,
+        [
+            "[\"a\", \"3\"]",
+            "[\"a\", \"4\"]",
+            "[\"b\", \"1\"]",
+            "[\"b\", \"2\"]"
+        ]
+    );
+}

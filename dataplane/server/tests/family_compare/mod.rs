@@ -1,0 +1,69 @@
+//! Named command scripts run against ember (two shards) and a real redis-server, every reply
+//! compared: the way the family tests (sets and sorted sets, streams, geo) check Redis's exact
+//! replies and errors without copying them by hand.
+
+#![allow(dead_code)]
+
+use crate::common::{run, show, show_value, Ember, RedisOracle};
+
+/// One named script: commands, each a line split on spaces.
+pub struct Case {
+    /// What the script checks.
+    pub name: &'static str,
+    /// The commands, one per line, arguments split on single spaces.
+    pub commands: &'static [&'static str],
+}
+
+/// How a reply is compared.
+fn shown(con: &mut redis::Connection, args: &[&[u8]], unordered: &[&str]) -> String {
+    let mut reply = run(con, args);
+    let name = std::str::from_utf8(args[0]).unwrap_or("");
+    let sorted = unordered.iter().any(|u| u.eq_ignore_ascii_case(name));
+    if let (true, Ok(redis::Value::Array(items) | redis::Value::Set(items))) = (sorted, &mut reply)
+    {
+        items.sort_by_key(show_value);
+    }
+    show(&reply)
+}
+
+/// Splits a script line into arguments; `""` stands for an empty argument.
+fn arguments(line: &str) -> Vec<Vec<u8>> {
+    line.split(' ')
+        .map(|arg| {
+            if arg == "\"\"" {
+                Vec::new()
+            } else {
+                arg.as_bytes().to_vec()
+            }
+        })
+        .collect()
+}
+
+/// Runs every case on both servers in both protocols; replies of the `unordered` commands are
+/// compared sorted. Panics at the first difference, naming the case and the command.
+pub fn compare(cases: &[Case], unordered: &[&str]) {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    for resp3 in [false, true] {
+        let mut ours = ember.connect(resp3);
+        let mut theirs = oracle.connect(resp3);
+        for case in cases {
+            for con in [&mut ours, &mut theirs] {
+                let _: () = redis::cmd("FLUSHALL").query(con).unwrap();
+            }
+            for line in case.commands {
+                let owned = arguments(line);
+                let args: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                let expected = shown(&mut theirs, &args, unordered);
+                let actual = shown(&mut ours, &args, unordered);
+                assert_eq!(
+                    actual, expected,
+                    "case '{}' (resp3={resp3}), command `{line}`",
+                    case.name
+                );
+            }
+        }
+    }
+}

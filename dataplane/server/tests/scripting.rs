@@ -1,0 +1,632 @@
+//! Lua scripting and functions through the redis crate, against `--threads 2` (keys on both
+//! shards): replies and errors compared with a real redis-server 7 for a table of scripts,
+//! EVALSHA and SCRIPT, the sandbox, atomicity across shards, undeclared keys, a job-queue
+//! script with cjson, SCRIPT KILL past the threshold, and FUNCTION / FCALL.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{run, show, Ember, RedisOracle};
+use ember_store::slot::key_slot;
+
+/// Shard that owns `key` in a server of `shard_count` shards: slots split in equal ranges.
+fn owner(key: &str, shard_count: usize) -> usize {
+    usize::from(key_slot(key.as_bytes())) * shard_count / 16384
+}
+
+/// Two keys named `prefix:i`, the first on shard 0 and the second on shard 1.
+fn keys_on_both_shards(prefix: &str) -> (String, String) {
+    let keys: Vec<String> = (0..64).map(|i| format!("{prefix}:{i}")).collect();
+    let low = keys
+        .iter()
+        .find(|k| owner(k, 2) == 0)
+        .expect("a key on shard 0");
+    let high = keys
+        .iter()
+        .find(|k| owner(k, 2) == 1)
+        .expect("a key on shard 1");
+    (low.clone(), high.clone())
+}
+
+fn eval(con: &mut redis::Connection, script: &str, keys: &[&str], args: &[&str]) -> String {
+    let mut request: Vec<&[u8]> = vec![b"EVAL", script.as_bytes()];
+    let count = keys.len().to_string();
+    request.push(count.as_bytes());
+    request.extend(keys.iter().map(|k| k.as_bytes()));
+    request.extend(args.iter().map(|a| a.as_bytes()));
+    show(&run(con, &request))
+}
+
+/// Scripts whose replies (values and errors) must be Redis's, byte for byte.
+const SCRIPTS: &[(&str, &str)] = &[
+    ("integer", "return 42"),
+    ("float truncated", "return 3.99"),
+    ("negative float truncated", "return -3.7"),
+    ("string", "return 'abc'"),
+    ("true", "return true"),
+    ("false", "return false"),
+    ("nil", "return nil"),
+    ("array stops at nil", "return {1, 2, nil, 4}"),
+    ("status", "return {ok='fine'}"),
+    ("error table", "return {err='x y'}"),
+    ("nested", "return {1, {2, 'x'}, {ok='o'}, {err='e'}}"),
+    ("mixed", "return {1.5, true, false, 'z'}"),
+    ("empty table", "return {}"),
+    ("status_reply", "return redis.status_reply('S')"),
+    ("error_reply", "return redis.error_reply('ERR x')"),
+    ("error_reply without code", "return redis.error_reply('e1')"),
+    ("sha1hex", "return redis.sha1hex('')"),
+    ("constants", "return tostring(redis.REPL_ALL) .. redis.LOG_WARNING"),
+    ("replicate_commands", "return redis.replicate_commands()"),
+    ("set_repl", "return redis.set_repl(redis.REPL_NONE)"),
+    ("cjson encode", "return cjson.encode({1, 2, 3, 'a/b'})"),
+    ("cjson decode", "return cjson.decode('[1,2,{\"x\":3}]')[3].x"),
+    ("cjson empty", "return cjson.encode({})"),
+    ("cjson float", "return cjson.encode(1.5)"),
+    ("cjson null", "return type(cjson.null)"),
+    ("bit", "return {bit.band(7, 3), bit.bor(1, 2), bit.bxor(5, 1), bit.lshift(1, 4), bit.tohex(255)}"),
+    ("cmsgpack pack", "return cmsgpack.pack({1, -1, 300, -300, 70000, 'abc', 1.5, 0.1, true, false, {a = 1}})"),
+    ("cmsgpack round trip", "local t = cmsgpack.unpack(cmsgpack.pack({1, 'two', {3}})) return {t[1], t[2], t[3][1]}"),
+    ("cmsgpack several", "return {cmsgpack.unpack(cmsgpack.pack(1, 2, 3))}"),
+    ("cmsgpack long string", "return cmsgpack.pack(string.rep('x', 40))"),
+    ("setresp 3 nil", "redis.setresp(3) return redis.call('get', 'no-such-key') == nil"),
+    ("setresp 3 double", "redis.setresp(3) redis.call('zadd', 'conversion-zset3', 2.5, 'm') return tostring(redis.call('zscore', 'conversion-zset3', 'm').double)"),
+    ("struct pack", "return struct.pack('>I2', 258) .. struct.pack('<i', -2) .. struct.pack('B', 255)"),
+    ("struct unpack", "return {struct.unpack('>I2<hb', struct.pack('>I2<hb', 258, -3, -1))}"),
+    ("struct size", "return struct.size('>I2ihd')"),
+    ("huge number", "return 1e20"),
+    ("not a number", "return 0/0"),
+    ("huge in a table", "return {1e20, -1e20}"),
+    ("cjson sparse", "local t = {} t[1] = 1 t[2] = 2 t[4] = 4 return cjson.encode(t)"),
+    ("cjson nested empty", "return cjson.encode({a = {b = {}}})"),
+    ("cjson decode null", "return cjson.decode('{\"a\":null}').a == cjson.null"),
+    ("pcall of a failing call", "return {pcall(redis.call, 'nosuch')}"),
+    ("KEYS and ARGV", "return {#KEYS, #ARGV}"),
+    ("call ok", "return redis.call('set', 'conversion-key', 'v')"),
+    ("call get", "return redis.call('get', 'conversion-key')"),
+    ("call nil", "return redis.call('get', 'no-such-key')"),
+    ("call integer", "return redis.call('incr', 'conversion-counter')"),
+    ("call array", "redis.call('sadd', 'conversion-set', 'a') return redis.call('smembers', 'conversion-set')"),
+    ("call zset", "redis.call('zadd', 'conversion-zset', 1.5, 'm') return redis.call('zrange', 'conversion-zset', 0, -1, 'withscores')"),
+    ("pcall error", "return redis.pcall('incr', 'conversion-key')"),
+    ("number argument", "return redis.call('set', 'conversion-number', 1.5)"),
+    ("_VERSION", "return _VERSION"),
+    // Errors.
+    ("unknown command", "return redis.call('nosuch')"),
+    ("wrong arity", "return redis.call('set', 'a')"),
+    ("command error", "return redis.call('incr', 'conversion-key')"),
+    ("no arguments", "return redis.call()"),
+    ("bad argument", "return redis.call({})"),
+    ("noscript command", "return redis.call('eval', 'return 1', 0)"),
+    ("runtime error", "error('boom')"),
+    ("error table raised", "error({err='My Error'})"),
+    ("global write", "x = 1"),
+    ("global read", "return undefined_global"),
+    ("setresp", "return redis.setresp(4)"),
+    ("compile error", "syntax error here"),
+    ("error on line 2", "local a = 1\nreturn redis.call('incr', 'conversion-key')"),
+];
+
+#[test]
+fn replies_and_errors_match_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    for resp3 in [false, true] {
+        let mut ours = ember.connect(resp3);
+        let mut theirs = oracle.connect(resp3);
+        for (name, script) in SCRIPTS {
+            let expected = eval(&mut theirs, script, &[], &[]);
+            let actual = eval(&mut ours, script, &[], &[]);
+            assert_eq!(actual, expected, "{name} (resp3: {resp3}): {script}");
+        }
+    }
+}
+
+#[test]
+fn numkeys_errors_and_evalsha() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "too many keys",
+            &["EVAL", "return 1", "2", "a"],
+            "(error) ERR Number of keys can't be greater than number of args",
+        ),
+        (
+            "negative keys",
+            &["EVAL", "return 1", "-1"],
+            "(error) ERR Number of keys can't be negative",
+        ),
+        (
+            "keys not a number",
+            &["EVAL", "return 1", "x"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (
+            "unknown sha",
+            &["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"],
+            "(error) NOSCRIPT No matching script. Please use EVAL.",
+        ),
+        (
+            "short sha",
+            &["EVALSHA", "abc", "0"],
+            "(error) NOSCRIPT No matching script. Please use EVAL.",
+        ),
+    ];
+    for (name, request, expected) in cases {
+        let request: Vec<&[u8]> = request.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(show(&run(&mut con, &request)), *expected, "{name}");
+    }
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return ARGV[1]")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(sha.len(), 40);
+    let value: String = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(0)
+        .arg("hello")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(value, "hello");
+    let upper: String = redis::cmd("EVALSHA")
+        .arg(sha.to_uppercase())
+        .arg(0)
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(upper, "x", "a SHA1 in capitals names the same script");
+    // EVAL caches its script: EVALSHA finds it, on any connection (any shard).
+    let _: i64 = redis::cmd("EVAL")
+        .arg("return 7")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    let seven_sha = "0e1c4a5a7e1d7f6f0d1b4f5b3c2e3c8b7b3c8d4e"; // Not its SHA1: stays unknown.
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .arg(seven_sha)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, vec![1, 0]);
+    for _ in 0..4 {
+        let mut other = ember.connect(false);
+        let value: String = redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(0)
+            .arg("everywhere")
+            .query(&mut other)
+            .unwrap();
+        assert_eq!(value, "everywhere");
+    }
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, vec![0]);
+    let error = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(0)
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.code(), Some("NOSCRIPT"));
+    let read_only = show(&run(
+        &mut con,
+        &[
+            b"EVAL_RO",
+            b"return redis.call('set', KEYS[1], 1)",
+            b"1",
+            b"k",
+        ],
+    ));
+    assert!(
+        read_only.starts_with("(error) ERR Write commands are not allowed from read-only scripts."),
+        "{read_only}"
+    );
+    let shebang = show(&run(
+        &mut con,
+        &[
+            b"EVAL",
+            b"#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 1)",
+            b"1",
+            b"k",
+        ],
+    ));
+    assert!(shebang.ends_with("on @user_script:2."), "{shebang}");
+    let bad_flag = show(&run(
+        &mut con,
+        &[b"EVAL", b"#!lua flags=bogus\nreturn 1", b"0"],
+    ));
+    assert_eq!(
+        bad_flag,
+        "(error) ERR Unexpected flag in script shebang: bogus"
+    );
+}
+
+#[test]
+fn the_sandbox_holds() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&str, &str, &str)] = &[
+        ("os.execute", "return os.execute", "(nil)"),
+        ("io", "return io", "(error) ERR user_script:1: Script attempted to access nonexistent global variable 'io'"),
+        ("loadfile", "return loadfile", "(error) ERR user_script:1: Script attempted to access nonexistent global variable 'loadfile'"),
+        ("dofile", "return dofile", "(error) ERR user_script:1: Script attempted to access nonexistent global variable 'dofile'"),
+        ("require", "return require", "(error) ERR user_script:1: Script attempted to access nonexistent global variable 'require'"),
+        ("global write", "leak = 1", "(error) ERR user_script:1: Attempt to modify a readonly table"),
+        ("library write", "string.leak = 1", "(error) ERR user_script:1: Attempt to modify a readonly table"),
+        ("redis write", "redis.call = nil", "(error) ERR user_script:1: Attempt to modify a readonly table"),
+        ("rawset on _G", "rawset(_G, 'leak', 1)", "(error) ERR user_script:1: Attempt to modify a readonly table"),
+        ("loadstring writes", "loadstring('leak = 1')()", "(error) ERR"),
+        ("metatable", "setmetatable(_G, {})", "(error) ERR user_script:1: cannot change a protected metatable"),
+    ];
+    for (name, script, expected) in cases {
+        let reply = eval(&mut con, script, &[], &[]);
+        assert!(reply.starts_with(expected), "{name}: {reply}");
+    }
+    assert_eq!(
+        eval(&mut con, "return type(os.clock())", &[], &[]),
+        "\"number\""
+    );
+    assert_eq!(
+        eval(
+            &mut con,
+            "local leak = 1 return rawget(_G, 'leak')",
+            &[],
+            &[]
+        ),
+        "(nil)",
+        "nothing leaks from one script into the next"
+    );
+}
+
+#[test]
+fn scripts_are_atomic_across_shards() {
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("atomic");
+    let mut writer = ember.connect(false);
+    let script = "redis.call('incr', KEYS[1]) redis.call('incr', KEYS[2]) return 1";
+    let reader = {
+        let port = ember.port;
+        let (low, high) = (low.clone(), high.clone());
+        std::thread::spawn(move || {
+            let mut con = common::connect(port, false);
+            let mut reads = 0;
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                let values: Vec<Option<i64>> = redis::cmd("MGET")
+                    .arg(&low)
+                    .arg(&high)
+                    .query(&mut con)
+                    .unwrap();
+                assert_eq!(values[0], values[1], "a reader saw half a script");
+                let seen: Vec<Option<i64>> = redis::cmd("EVAL")
+                    .arg("return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}")
+                    .arg(2)
+                    .arg(&low)
+                    .arg(&high)
+                    .query(&mut con)
+                    .unwrap();
+                assert_eq!(seen[0], seen[1], "a reading script saw half a script");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut writes = 0;
+    while !reader.is_finished() {
+        let _: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(2)
+            .arg(&low)
+            .arg(&high)
+            .query(&mut writer)
+            .unwrap();
+        writes += 1;
+    }
+    assert!(reader.join().unwrap() > 0);
+    let values: Vec<i64> = redis::cmd("MGET")
+        .arg(&low)
+        .arg(&high)
+        .query(&mut writer)
+        .unwrap();
+    assert_eq!(values, vec![writes, writes]);
+}
+
+#[test]
+fn undeclared_keys_on_other_shards_work() {
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("undeclared");
+    for attempt in 0..6 {
+        // New connections land on either shard; each must see both keys.
+        let mut con = ember.connect(false);
+        let script = "redis.call('incr', ARGV[1]) redis.call('incr', ARGV[2]) \
+                      return {redis.call('get', ARGV[1]), redis.call('get', ARGV[2])}";
+        let values: Vec<i64> = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(&low)
+            .arg(&high)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(values, vec![attempt + 1, attempt + 1]);
+        let reversed: Vec<i64> = redis::cmd("EVAL")
+            .arg("return {redis.call('incrby', ARGV[2], 0), redis.call('incrby', ARGV[1], 0)}")
+            .arg(0)
+            .arg(&low)
+            .arg(&high)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(reversed, vec![attempt + 1, attempt + 1]);
+    }
+    let owners: BTreeSet<usize> = [owner(&low, 2), owner(&high, 2)].into();
+    assert_eq!(owners.len(), 2);
+    // Declared keys, then an undeclared one after writing, in both orders, from connections on
+    // either shard.
+    for (declared, undeclared) in [(&low, &high), (&high, &low)] {
+        for _ in 0..6 {
+            let mut con = ember.connect(false);
+            let value: i64 = redis::cmd("EVAL")
+                .arg("redis.call('set', KEYS[1], 5) return redis.call('incrby', ARGV[1], 0)")
+                .arg(1)
+                .arg(declared)
+                .arg(undeclared)
+                .query(&mut con)
+                .unwrap();
+            assert!(value >= 5);
+        }
+    }
+}
+
+#[test]
+fn a_job_queue_script() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    // Enqueue: a job as JSON in a hash-tagged zset by priority; dequeue: pop the best job
+    // into the active set and return it decoded and re-encoded.
+    let enqueue = "local job = cjson.encode({id = ARGV[1], data = ARGV[2]}) \
+                   redis.call('ZADD', KEYS[1], ARGV[3], job) \
+                   return redis.call('ZCARD', KEYS[1])";
+    let dequeue = "local jobs = redis.call('ZRANGE', KEYS[1], 0, 0) \
+                   if #jobs == 0 then return nil end \
+                   redis.call('ZREM', KEYS[1], jobs[1]) \
+                   local job = cjson.decode(jobs[1]) \
+                   redis.call('ZADD', KEYS[2], ARGV[1], job.id) \
+                   return {job.id, job.data}";
+    for (id, priority) in [("a", "3"), ("b", "1"), ("c", "2")] {
+        let _: i64 = redis::cmd("EVAL")
+            .arg(enqueue)
+            .arg(1)
+            .arg("{queue}:wait")
+            .arg(id)
+            .arg(format!("payload/{id}"))
+            .arg(priority)
+            .query(&mut con)
+            .unwrap();
+    }
+    let mut order = Vec::new();
+    loop {
+        let job: Option<Vec<String>> = redis::cmd("EVAL")
+            .arg(dequeue)
+            .arg(2)
+            .arg("{queue}:wait")
+            .arg("active")
+            .arg(100)
+            .query(&mut con)
+            .unwrap();
+        let Some(job) = job else { break };
+        assert_eq!(job[1], format!("payload/{}", job[0]));
+        order.push(job[0].clone());
+    }
+    assert_eq!(order, vec!["b", "c", "a"]);
+    let active: i64 = redis::cmd("ZCARD").arg("active").query(&mut con).unwrap();
+    assert_eq!(active, 3);
+}
+
+#[test]
+fn script_kill_after_the_threshold() {
+    let ember = Ember::start(2);
+    let mut setup = ember.connect(false);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("100")
+        .query(&mut setup)
+        .unwrap();
+    let error = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query::<()>(&mut setup)
+        .unwrap_err();
+    assert_eq!(error.code(), Some("NOTBUSY"));
+    let port = ember.port;
+    let looping = std::thread::spawn(move || {
+        let mut con = common::connect(port, false);
+        show(&run(
+            &mut con,
+            &[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"],
+        ))
+    });
+    // Connections on the looping script's shard wait for it; one on the other shard answers
+    // BUSY, and SCRIPT KILL goes through it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut killed = false;
+    while !killed && Instant::now() < deadline {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        // The handshake itself waits on the looping shard: such a connection is skipped.
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        con.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        match redis::cmd("PING").query::<String>(&mut con) {
+            Err(error) if error.code() == Some("BUSY") => {
+                let _: () = redis::cmd("SCRIPT").arg("KILL").query(&mut con).unwrap();
+                killed = true;
+            }
+            _ => {}
+        }
+    }
+    assert!(killed, "no connection saw BUSY");
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.starts_with("(error) ERR Script killed by user with SCRIPT KILL..."),
+        "{reply}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut setup).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn functions() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let library = "#!lua name=mylib\n\
+                   redis.register_function('echo_arg', function(keys, args) return args[1] end)\n\
+                   redis.register_function{function_name='get_key', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}";
+    let name: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(library)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(name, "mylib");
+    let error = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(library)
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("Library 'mylib' already exists"));
+    let replaced: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(library)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(replaced, "mylib");
+    let (low, high) = keys_on_both_shards("function");
+    let _: () = redis::cmd("SET")
+        .arg(&high)
+        .arg("value")
+        .query(&mut con)
+        .unwrap();
+    for _ in 0..4 {
+        let mut other = ember.connect(false);
+        let echoed: String = redis::cmd("FCALL")
+            .arg("echo_arg")
+            .arg(0)
+            .arg("hi")
+            .query(&mut other)
+            .unwrap();
+        assert_eq!(echoed, "hi");
+        let read: String = redis::cmd("FCALL_RO")
+            .arg("get_key")
+            .arg(1)
+            .arg(&high)
+            .query(&mut other)
+            .unwrap();
+        assert_eq!(read, "value");
+    }
+    let error = redis::cmd("FCALL_RO")
+        .arg("echo_arg")
+        .arg(0)
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert_eq!(
+        error.detail(),
+        Some("Can not execute a script with write flag using *_ro command.")
+    );
+    let error = redis::cmd("FCALL")
+        .arg("nosuch")
+        .arg(0)
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("Function not found"));
+    let _ = low;
+    let listed = show(&run(&mut con, &[b"FUNCTION", b"LIST"]));
+    assert!(
+        listed.contains("\"library_name\", \"mylib\"") || listed.contains("mylib"),
+        "{listed}"
+    );
+    let dump: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut con).unwrap();
+    let _: () = redis::cmd("FUNCTION").arg("FLUSH").query(&mut con).unwrap();
+    let error = redis::cmd("FCALL")
+        .arg("echo_arg")
+        .arg(0)
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("Function not found"));
+    let _: () = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(dump)
+        .query(&mut con)
+        .unwrap();
+    let echoed: String = redis::cmd("FCALL")
+        .arg("echo_arg")
+        .arg(0)
+        .arg("back")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(echoed, "back");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("mylib")
+        .query(&mut con)
+        .unwrap();
+    let error = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("mylib")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("Library not found"));
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "no metadata",
+            "redis.register_function('f', function() end)",
+            "Missing library metadata",
+        ),
+        (
+            "nothing registered",
+            "#!lua name=empty\nlocal x = 1",
+            "No functions registered",
+        ),
+    ];
+    for (name, code, expected) in cases {
+        let error = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(*code)
+            .query::<String>(&mut con)
+            .unwrap_err();
+        assert_eq!(error.detail(), Some(*expected), "{name}");
+    }
+}
+
+#[test]
+fn eval_inside_multi_runs_under_exec() {
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("exec");
+    let mut con = ember.connect(false);
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("SET")
+        .arg(&low)
+        .arg(1)
+        .ignore()
+        .cmd("EVAL")
+        .arg("return redis.call('incr', KEYS[1]) + redis.call('incr', ARGV[1])")
+        .arg(1)
+        .arg(&low)
+        .arg(&high)
+        .cmd("MGET")
+        .arg(&low)
+        .arg(&high);
+    let (sum, values): (i64, Vec<i64>) = pipe.query(&mut con).unwrap();
+    assert_eq!(sum, 3);
+    assert_eq!(values, vec![2, 1]);
+}

@@ -3,27 +3,17 @@
 //! APPEND, SETRANGE see the same bytes), and BITOP over keys on both shards.
 
 mod common;
+mod family_compare;
 
-use common::{run, show, Ember, RedisOracle};
+use common::{run, show, Ember};
 use ember_store::slot::{key_slot, shard_of_slot};
-
-/// A named sequence of commands; each reply is compared with redis-server's.
-struct Case {
-    name: &'static str,
-    commands: &'static [&'static [&'static str]],
-}
-
-macro_rules! cases {
-    ($($name:literal => [$([$($arg:expr),+ $(,)?]),+ $(,)?]),+ $(,)?) => {
-        &[$(Case { name: $name, commands: &[$(&[$($arg),+]),+] }),+]
-    };
-}
+use family_compare::{compare_args, ArgCase};
 
 /// Redis 7.0 (the oracle) looks the key up before it reads BITCOUNT's and BITPOS's range; 7.2
 /// reads the range first. Cases here give valid ranges on missing keys, so both agree. Not
 /// OBJECT ENCODING after a bit write: Redis says "raw", the store keeps "int" / "embstr" (the
 /// known difference listed in tests/commands.rs for APPEND and SETRANGE).
-const SIDE_BY_SIDE: &[Case] = cases! {
+const SIDE_BY_SIDE: &[ArgCase] = arg_cases! {
     "setbit getbit" => [["SETBIT", "b", "7", "1"], ["GET", "b"], ["GETBIT", "b", "7"], ["GETBIT", "b", "6"], ["GETBIT", "b", "100"], ["SETBIT", "b", "7", "0"], ["SETBIT", "b", "0", "1"], ["SETBIT", "b", "0", "1"], ["STRLEN", "b"], ["SETBIT", "b", "20", "1"], ["STRLEN", "b"], ["GETBIT", "missing", "3"], ["EXISTS", "missing"]],
     "setbit errors" => [["SETBIT", "b", "8", "2"], ["SETBIT", "b", "8", "x"], ["SETBIT", "b", "8", "-1"], ["SETBIT", "b", "-1", "1"], ["SETBIT", "b", "x", "1"], ["SETBIT", "b", "#1", "1"], ["SETBIT", "b", "4294967296", "1"], ["GETBIT", "b", "4294967296"], ["GETBIT", "b", "-1"], ["EXISTS", "b"], ["SETBIT", "b", "1"]],
     "bitmaps are strings" => [["SET", "s", "a"], ["GETBIT", "s", "1"], ["SETBIT", "s", "6", "1"], ["GET", "s"], ["APPEND", "s", "x"], ["BITCOUNT", "s"], ["SETRANGE", "s", "3", "z"], ["SETBIT", "s", "23", "1"], ["GET", "s"], ["SET", "n", "5"], ["SETBIT", "n", "7", "0"], ["GET", "n"], ["INCR", "n"], ["SETBIT", "n", "6", "1"], ["GET", "n"], ["SET", "e", "v", "EX", "100"], ["SETBIT", "e", "1", "1"], ["TTL", "e"]],
@@ -35,42 +25,9 @@ const SIDE_BY_SIDE: &[Case] = cases! {
     "bitfield errors" => [["SET", "f", "x"], ["BITFIELD", "f", "GET", "u64", "0"], ["BITFIELD", "f", "GET", "x", "0"], ["BITFIELD", "f", "GET", "i0", "0"], ["BITFIELD", "f", "GET", "u8", "-1"], ["BITFIELD", "f", "GET", "u8", "#-1"], ["BITFIELD", "f", "GET", "u8", "4294967296"], ["BITFIELD", "f", "OVERFLOW", "FOO"], ["BITFIELD", "f", "FOO"], ["BITFIELD", "f", "GET", "u8"], ["BITFIELD", "f", "SET", "u8", "0", "x"], ["BITFIELD", "f", "SET", "u8", "0"], ["BITFIELD_RO", "f", "GET", "u8", "0"], ["BITFIELD_RO", "f", "SET", "u8", "0", "1"], ["BITFIELD_RO", "f", "INCRBY", "u8", "0", "1", "GET", "u8", "0"], ["GET", "f"]],
 };
 
-/// Sends one case's commands to one server on a fresh connection; the replies as text.
-fn replay(port: u16, resp3: bool, case: &Case) -> Vec<String> {
-    let mut con = common::connect(port, resp3);
-    let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
-    case.commands
-        .iter()
-        .map(|command| {
-            let args: Vec<&[u8]> = command.iter().map(|arg| arg.as_bytes()).collect();
-            show(&run(&mut con, &args))
-        })
-        .collect()
-}
-
 #[test]
 fn bitmap_replies_match_redis_server() {
-    let Some(oracle) = RedisOracle::start() else {
-        return;
-    };
-    let ember = Ember::start(2);
-    let mut mismatches = Vec::new();
-    for resp3 in [false, true] {
-        for case in SIDE_BY_SIDE {
-            let ours = replay(ember.port, resp3, case);
-            let theirs = replay(oracle.port, resp3, case);
-            for ((command, ours), theirs) in case.commands.iter().zip(&ours).zip(&theirs) {
-                if ours != theirs {
-                    mismatches.push(format!(
-                        "[{}] {:?} resp3={resp3}:\n    ember: {ours}\n    redis: {theirs}",
-                        case.name,
-                        command.join(" ")
-                    ));
-                }
-            }
-        }
-    }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    compare_args(SIDE_BY_SIDE);
 }
 
 /// The first key `prefix0`, `prefix1`... that the two-shard ember keeps on `shard`.

@@ -4,29 +4,19 @@
 //! them (7.0 has none of them), lazy and active field expiry, and a full HSCAN of a big hash.
 
 mod common;
+mod family_compare;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{run, show, Ember, RedisOracle};
+use common::{run, show, Ember};
+use family_compare::{compare_args, ArgCase};
 use redis::Value;
-
-/// A named sequence of commands; each reply is compared with redis-server's.
-struct Case {
-    name: &'static str,
-    commands: &'static [&'static [&'static str]],
-}
-
-macro_rules! cases {
-    ($($name:literal => [$([$($arg:expr),+ $(,)?]),+ $(,)?]),+ $(,)?) => {
-        &[$(Case { name: $name, commands: &[$(&[$($arg),+]),+] }),+]
-    };
-}
 
 /// 65 bytes: one past `hash-max-listpack-value`'s default.
 const LONG: &str = "0123456789012345678901234567890123456789012345678901234567890123x";
 
-const SIDE_BY_SIDE: &[Case] = cases! {
+const SIDE_BY_SIDE: &[ArgCase] = arg_cases! {
     "hset hget" => [["HSET", "h", "a", "1", "b", "2"], ["HGET", "h", "a"], ["HGET", "h", "x"], ["HGET", "missing", "a"], ["HSET", "h", "a", "3", "c", "4"], ["HGETALL", "h"], ["HLEN", "h"]],
     "hset arity" => [["HSET", "h", "a"], ["HSET", "h", "a", "1", "b"], ["HMSET", "h", "a", "1", "b"], ["HGET", "h"]],
     "hmset hmget" => [["HMSET", "h", "a", "1", "b", "2"], ["HMGET", "h", "a", "x", "b"], ["HMGET", "missing", "a", "b"]],
@@ -46,48 +36,9 @@ const SIDE_BY_SIDE: &[Case] = cases! {
     "hscan" => [["HSET", "h", "a", "1", "b", "2", "ab", "3"], ["HSCAN", "h", "0"], ["HSCAN", "h", "0", "MATCH", "a*"], ["HSCAN", "h", "0", "COUNT", "1"], ["HSCAN", "h", "x"], ["HSCAN", "missing", "0"], ["HSCAN", "h", "0", "COUNT", "0"], ["HSCAN", "h", "0", "COUNT", "x"], ["HSCAN", "h", "0", "FOO", "bar"], ["HSCAN", "h", "0", "MATCH"], ["HSCAN", "missing", "x"]],
 };
 
-/// Sends one case's commands to one server on a fresh connection; the replies as text.
-fn replay(port: u16, resp3: bool, case: &Case) -> Vec<String> {
-    let mut con = common::connect(port, resp3);
-    let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
-    case.commands
-        .iter()
-        .map(|command| {
-            let sorted = command[0].starts_with('~');
-            let mut args: Vec<&[u8]> = command.iter().map(|arg| arg.as_bytes()).collect();
-            args[0] = command[0].trim_start_matches('~').as_bytes();
-            let mut reply = run(&mut con, &args);
-            if let (true, Ok(Value::Array(items))) = (sorted, &mut reply) {
-                items.sort_by_key(common::show_value);
-            }
-            show(&reply)
-        })
-        .collect()
-}
-
 #[test]
 fn hash_replies_match_redis_server() {
-    let Some(oracle) = RedisOracle::start() else {
-        return;
-    };
-    let ember = Ember::start(2);
-    let mut mismatches = Vec::new();
-    for resp3 in [false, true] {
-        for case in SIDE_BY_SIDE {
-            let ours = replay(ember.port, resp3, case);
-            let theirs = replay(oracle.port, resp3, case);
-            for ((command, ours), theirs) in case.commands.iter().zip(&ours).zip(&theirs) {
-                if ours != theirs {
-                    mismatches.push(format!(
-                        "[{}] {:?} resp3={resp3}:\n    ember: {ours}\n    redis: {theirs}",
-                        case.name,
-                        command.join(" ")
-                    ));
-                }
-            }
-        }
-    }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    compare_args(SIDE_BY_SIDE);
 }
 
 /// A named sequence of commands with the reply Redis 7.4 / 8.0 gives each (RESP2; integers in

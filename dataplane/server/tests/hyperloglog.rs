@@ -4,23 +4,13 @@
 //! PFMERGE over keys on both shards.
 
 mod common;
+mod family_compare;
 
 use common::{run, show, Ember, RedisOracle};
 use ember_store::slot::{key_slot, shard_of_slot};
+use family_compare::{compare_args, ArgCase};
 
-/// A named sequence of commands; each reply is compared with redis-server's.
-struct Case {
-    name: &'static str,
-    commands: &'static [&'static [&'static str]],
-}
-
-macro_rules! cases {
-    ($($name:literal => [$([$($arg:expr),+ $(,)?]),+ $(,)?]),+ $(,)?) => {
-        &[$(Case { name: $name, commands: &[$(&[$($arg),+]),+] }),+]
-    };
-}
-
-const SIDE_BY_SIDE: &[Case] = cases! {
+const SIDE_BY_SIDE: &[ArgCase] = arg_cases! {
     "pfadd pfcount" => [["PFADD", "h", "a", "b", "c"], ["PFADD", "h", "a"], ["PFADD", "h"], ["PFCOUNT", "h"], ["GET", "h"], ["PFADD", "new"], ["GET", "new"], ["PFCOUNT", "new"], ["PFCOUNT", "missing"], ["EXISTS", "missing"], ["PFADD", "h", "d"], ["GET", "h"], ["PFCOUNT", "h"], ["GET", "h"]],
     "pfcount of several keys" => [["PFADD", "h1", "a", "b", "c"], ["PFADD", "h2", "c", "d", "e"], ["PFCOUNT", "h1", "h2"], ["PFCOUNT", "h1", "h2", "missing"], ["PFCOUNT", "missing", "other"], ["GET", "h1"]],
     "pfmerge" => [["PFADD", "h1", "a", "b"], ["PFADD", "h2", "b", "c"], ["PFMERGE", "m", "h1", "h2"], ["PFCOUNT", "m"], ["GET", "m"], ["PFMERGE", "h1", "h2"], ["PFCOUNT", "h1"], ["PFMERGE", "empty", "missing"], ["GET", "empty"], ["PFMERGE", "alone"], ["EXISTS", "alone"], ["SET", "t", "v", "EX", "100"], ["DEL", "t"], ["PFADD", "t", "x"], ["EXPIRE", "t", "100"], ["PFMERGE", "t", "h2"], ["TTL", "t"]],
@@ -28,42 +18,9 @@ const SIDE_BY_SIDE: &[Case] = cases! {
     "hll values are strings" => [["PFADD", "h", "a"], ["TYPE", "h"], ["STRLEN", "h"], ["APPEND", "h", "x"], ["PFCOUNT", "h"]],
 };
 
-/// Sends one case's commands to one server on a fresh connection; the replies as text.
-fn replay(port: u16, resp3: bool, case: &Case) -> Vec<String> {
-    let mut con = common::connect(port, resp3);
-    let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
-    case.commands
-        .iter()
-        .map(|command| {
-            let args: Vec<&[u8]> = command.iter().map(|arg| arg.as_bytes()).collect();
-            show(&run(&mut con, &args))
-        })
-        .collect()
-}
-
 #[test]
 fn hyperloglog_replies_match_redis_server() {
-    let Some(oracle) = RedisOracle::start() else {
-        return;
-    };
-    let ember = Ember::start(2);
-    let mut mismatches = Vec::new();
-    for resp3 in [false, true] {
-        for case in SIDE_BY_SIDE {
-            let ours = replay(ember.port, resp3, case);
-            let theirs = replay(oracle.port, resp3, case);
-            for ((command, ours), theirs) in case.commands.iter().zip(&ours).zip(&theirs) {
-                if ours != theirs {
-                    mismatches.push(format!(
-                        "[{}] {:?} resp3={resp3}:\n    ember: {ours}\n    redis: {theirs}",
-                        case.name,
-                        command.join(" ")
-                    ));
-                }
-            }
-        }
-    }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    compare_args(SIDE_BY_SIDE);
 }
 
 /// PFADDs `count` elements named `prefix:i` in batches of 100.

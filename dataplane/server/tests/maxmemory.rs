@@ -23,6 +23,23 @@ fn info_field(con: &mut Connection, field: &str) -> u64 {
         .unwrap()
 }
 
+/// Sets maxmemory (0: no limit).
+fn set_maxmemory(con: &mut Connection, bytes: u64) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(bytes)
+        .query::<()>(con)
+        .unwrap();
+}
+
+/// Sets maxmemory to the used_memory now plus `data_bytes`, and returns the limit.
+fn limit_data_to(con: &mut Connection, data_bytes: u64) -> u64 {
+    let maxmemory = info_field(con, "used_memory") + data_bytes;
+    set_maxmemory(con, maxmemory);
+    maxmemory
+}
+
 /// Writes `count` values of `value_len` bytes, pipelined 64 at a time; the errors seen.
 fn write_values(con: &mut Connection, prefix: &str, count: usize, value_len: usize) -> Vec<String> {
     let value = vec![b'x'; value_len];
@@ -63,14 +80,7 @@ fn settles_under(con: &mut Connection, maxmemory: u64, timeout: Duration) -> u64
 fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
     let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-lru"]);
     let mut con = ember.connect(false);
-    let base = info_field(&mut con, "used_memory");
-    let maxmemory = base + (16 << 20);
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(maxmemory)
-        .query::<()>(&mut con)
-        .unwrap();
+    let maxmemory = limit_data_to(&mut con, 16 << 20);
     // 64 MiB of 4 KiB values: four times the 16 MiB the data may use.
     let errors = write_values(&mut con, "lru", 16 * 1024, 4096);
     assert!(
@@ -83,6 +93,8 @@ fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
         used as f64 <= maxmemory as f64 * TOLERANCE,
         "used_memory {used} over maxmemory {maxmemory}"
     );
+    // Lifting the limit stops eviction, so the two counts below are read from a still keyspace.
+    set_maxmemory(&mut con, 0);
     let evicted = info_field(&mut con, "evicted_keys");
     let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert!(evicted > 0, "nothing evicted");
@@ -118,14 +130,7 @@ fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
 fn collections_are_evicted_too() {
     let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-random"]);
     let mut con = ember.connect(false);
-    let base = info_field(&mut con, "used_memory");
-    let maxmemory = base + (8 << 20);
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(maxmemory)
-        .query::<()>(&mut con)
-        .unwrap();
+    let maxmemory = limit_data_to(&mut con, 8 << 20);
     // 32 MiB in sets and sorted sets of 64 members of 256 bytes.
     for key in 0..1024 {
         let mut pipe = redis::pipe();
@@ -163,14 +168,7 @@ fn noeviction_refuses_writes_and_serves_reads() {
         .arg("value")
         .query::<()>(&mut con)
         .unwrap();
-    let base = info_field(&mut con, "used_memory");
-    let maxmemory = base + (4 << 20);
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(maxmemory)
-        .query::<()>(&mut con)
-        .unwrap();
+    limit_data_to(&mut con, 4 << 20);
     let policy: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
@@ -217,12 +215,7 @@ fn noeviction_refuses_writes_and_serves_reads() {
     let exec = redis::cmd("EXEC").query::<()>(&mut con).unwrap_err();
     assert_eq!(exec.code(), Some("EXECABORT"));
     // Raising the limit lets writes through again.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(0)
-        .query::<()>(&mut con)
-        .unwrap();
+    set_maxmemory(&mut con, 0);
     redis::cmd("SET")
         .arg("more")
         .arg("x")
@@ -234,13 +227,7 @@ fn noeviction_refuses_writes_and_serves_reads() {
 fn volatile_policy_without_volatile_keys_answers_oom() {
     let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "volatile-lru"]);
     let mut con = ember.connect(false);
-    let base = info_field(&mut con, "used_memory");
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(base + (4 << 20))
-        .query::<()>(&mut con)
-        .unwrap();
+    limit_data_to(&mut con, 4 << 20);
     let errors = write_values(&mut con, "persistent", 4096, 4096);
     assert!(
         errors
@@ -268,12 +255,7 @@ fn shrinking_maxmemory_evicts_down_while_serving() {
     );
     let maxmemory = base + (8 << 20);
     let mut other = ember.connect(false);
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(maxmemory)
-        .query::<()>(&mut con)
-        .unwrap();
+    set_maxmemory(&mut con, maxmemory);
     // Requests keep being answered while the shards evict.
     let started = Instant::now();
     let mut slowest = Duration::ZERO;

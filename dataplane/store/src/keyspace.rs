@@ -518,17 +518,24 @@ impl Keyspace {
         Some(entry)
     }
 
+    /// The entry of `key` in `db`, expired or not (no access recorded).
+    fn stored_entry(&self, db: usize, key: &[u8]) -> Option<&Entry> {
+        let (hash, segment) = self.locate(key);
+        self.databases[db]
+            .segments
+            .get(segment)?
+            .find(hash, |(k, _)| k.as_bytes() == key)
+            .map(|(_, entry)| entry)
+    }
+
     /// Removes `key` if its TTL has passed; true when it did.
     fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         if self.databases[db].expires.is_empty() {
             return false;
         }
-        let (hash, segment) = self.locate(key);
-        let due = self.databases[db]
-            .segments
-            .get(segment)
-            .and_then(|table| table.find(hash, |(k, _)| k.as_bytes() == key))
-            .is_some_and(|(_, entry)| is_expired(entry, now_ms));
+        let due = self
+            .stored_entry(db, key)
+            .is_some_and(|entry| is_expired(entry, now_ms));
         if due {
             self.remove_entry(db, key);
             self.note_expired(db, key);

@@ -67,3 +67,65 @@ pub fn compare(cases: &[Case], unordered: &[&str]) {
         }
     }
 }
+
+/// A named script whose arguments are spelled out one by one (they may hold spaces); a command
+/// written `~NAME` has its array reply compared sorted.
+pub struct ArgCase {
+    /// What the script checks.
+    pub name: &'static str,
+    /// The commands, each its arguments.
+    pub commands: &'static [&'static [&'static str]],
+}
+
+/// `arg_cases! { "name" => [["SET", "k", "v"], ["GET", "k"]], ... }`: a table of [`ArgCase`].
+#[macro_export]
+macro_rules! arg_cases {
+    ($($name:literal => [$([$($arg:expr),+ $(,)?]),+ $(,)?]),+ $(,)?) => {
+        &[$($crate::family_compare::ArgCase { name: $name, commands: &[$(&[$($arg),+]),+] }),+]
+    };
+}
+
+/// Sends one case's commands to one server on a fresh connection; the replies as text.
+fn replay(port: u16, resp3: bool, case: &ArgCase) -> Vec<String> {
+    let mut con = crate::common::connect(port, resp3);
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
+    case.commands
+        .iter()
+        .map(|command| {
+            let sorted = command[0].starts_with('~');
+            let mut args: Vec<&[u8]> = command.iter().map(|arg| arg.as_bytes()).collect();
+            args[0] = command[0].trim_start_matches('~').as_bytes();
+            let mut reply = run(&mut con, &args);
+            if let (true, Ok(redis::Value::Array(items))) = (sorted, &mut reply) {
+                items.sort_by_key(show_value);
+            }
+            show(&reply)
+        })
+        .collect()
+}
+
+/// Runs every case on ember (two shards) and redis-server in both protocols and fails with
+/// every reply that differs, naming the case and the command.
+pub fn compare_args(cases: &[ArgCase]) {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let mut mismatches = Vec::new();
+    for resp3 in [false, true] {
+        for case in cases {
+            let ours = replay(ember.port, resp3, case);
+            let theirs = replay(oracle.port, resp3, case);
+            for ((command, ours), theirs) in case.commands.iter().zip(&ours).zip(&theirs) {
+                if ours != theirs {
+                    mismatches.push(format!(
+                        "[{}] {:?} resp3={resp3}:\n    ember: {ours}\n    redis: {theirs}",
+                        case.name,
+                        command.join(" ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -237,21 +237,11 @@ impl Keyspace {
         // Best first; a candidate whose key has gone since it was sampled is dropped (Redis's
         // "ghost" entries).
         while let Some(candidate) = pool.candidates.pop() {
-            if self.peek_any(candidate.db, &candidate.key) {
+            if self.stored_entry(candidate.db, &candidate.key).is_some() {
                 return Some((candidate.db, candidate.key));
             }
         }
         None
-    }
-
-    /// True when `key` is stored in `db`, expired or not.
-    fn peek_any(&self, db: usize, key: &[u8]) -> bool {
-        let (hash, segment) = self.locate(key);
-        self.databases[db]
-            .segments
-            .get(segment)
-            .and_then(|table| table.find(hash, |(k, _)| k.as_bytes() == key))
-            .is_some()
     }
 
     /// A random entry of `db`: a random non-empty segment, a random slot in it.
@@ -310,11 +300,7 @@ impl Keyspace {
         expire_at_ms: Option<u64>,
         now_ms: u64,
     ) -> Option<u64> {
-        let entry = self.databases[db]
-            .segments
-            .get(self.locate(key).1)?
-            .find(self.locate(key).0, |(k, _)| k.as_bytes() == key)
-            .map(|(_, entry)| entry)?;
+        let entry = self.stored_entry(db, key)?;
         if is_expired(entry, now_ms) {
             return Some(u64::MAX); // Already dead: the best victim there is.
         }

@@ -423,6 +423,68 @@ const EVENT_CASES: &[(&str, &[&[&str]])] = &[
     (
         "KEA",
         &[
+            &["GEOADD", "places", "13.361389", "38.115556", "Palermo"],
+            &["GEOADD", "places", "15.087269", "37.502669", "Catania"],
+            &[
+                "GEOSEARCHSTORE",
+                "near",
+                "places",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+                "ASC",
+            ],
+            &[
+                "GEORADIUS",
+                "places",
+                "15",
+                "37",
+                "200",
+                "km",
+                "STORE",
+                "radius",
+            ],
+            &[
+                "GEOSEARCHSTORE",
+                "near",
+                "places",
+                "FROMLONLAT",
+                "0",
+                "0",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
+            &[
+                "GEOSEARCHSTORE",
+                "near2",
+                "nothing",
+                "FROMLONLAT",
+                "0",
+                "0",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
+            &["HSET", "h", "a", "1", "b", "2"],
+            &["HDEL", "h", "a", "b"],
+            &["RPUSH", "l", "a", "b"],
+            &["LMOVE", "l", "l", "LEFT", "RIGHT"],
+            &["BLPOP", "l", "0"],
+            &["BRPOP", "l", "0"],
+            &["ZADD", "z", "1", "a", "2", "b"],
+            &["BZPOPMIN", "z", "0"],
+            &["ZPOPMAX", "z"],
+            &["PFADD", "hll", "a"],
+            &["PFMERGE", "hll2", "hll"],
+        ],
+    ),
+    (
+        "KEA",
+        &[
             &["SET", "s1", "v"],
             &["SET", "s1", "v", "EX", "100"],
             &["SET", "s1", "w", "NX"],
@@ -589,6 +651,46 @@ fn active_expiry_publishes_expired() {
         expired,
         ["k1", "k2", "k3", "k4"],
         "no key read them: the active expiry did"
+    );
+}
+
+#[test]
+fn hash_field_expiry_publishes_its_events() {
+    let ember = Ember::start(2);
+    let mut client = ember.raw();
+    command(
+        &mut client,
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+    );
+    let mut subscriber = ember.raw();
+    command(&mut subscriber, &["PSUBSCRIBE", "__keyevent@0__:*"]);
+    let steps: &[&[&str]] = &[
+        &["HSET", "h", "a", "1", "b", "2", "c", "3"],
+        &["HEXPIRE", "h", "100", "FIELDS", "1", "a"],
+        &["HPERSIST", "h", "FIELDS", "1", "a"],
+        &["HEXPIRE", "h", "0", "FIELDS", "1", "a"],
+        &["HPEXPIRE", "h", "20", "FIELDS", "2", "b", "c"],
+    ];
+    for step in steps {
+        command(&mut client, step);
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        let message = parts(&subscriber.reply());
+        seen.push(format!("{} {}", message[2], message[3]));
+    }
+    assert_eq!(
+        seen,
+        [
+            "__keyevent@0__:hset h",
+            "__keyevent@0__:hexpire h",
+            "__keyevent@0__:hpersist h",
+            "__keyevent@0__:hdel h",
+            "__keyevent@0__:hexpire h",
+            // Nobody reads `h` again: the active field expiry removes both fields and the key.
+            "__keyevent@0__:hexpired h",
+            "__keyevent@0__:del h",
+        ]
     );
 }
 

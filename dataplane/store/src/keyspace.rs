@@ -145,9 +145,22 @@ pub struct Keyspace {
     access_policy: AccessPolicy,
     /// State of the xorshift generator behind the LFU counter's increments.
     access_random_state: u64,
-    /// Keys removed because their TTL passed, kept only while [`Keyspace::record_expired`] is
-    /// on: the server turns them into `expired` keyspace events. `None` costs nothing.
-    expired_log: Option<Vec<(usize, CompactBytes)>>,
+    /// Keys removed because their TTL passed, and hashes that lost fields to the active field
+    /// expiry, kept only while [`Keyspace::record_expired`] is on: the server turns them into
+    /// `expired` and `hexpired` keyspace events. `None` costs nothing.
+    expired_log: Option<Vec<(usize, CompactBytes, Expiry)>>,
+}
+
+/// What the expiry removed, in [`Keyspace::take_expired`]'s log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// The key's TTL passed: the key is gone (`expired`).
+    Key,
+    /// The active field expiry removed fields of the hash (`hexpired`).
+    Fields {
+        /// They were its last, so the key went with them (then `del` too, as Redis raises).
+        emptied: bool,
+    },
 }
 
 impl Default for Keyspace {
@@ -189,9 +202,9 @@ impl Keyspace {
         }
     }
 
-    /// The keys that expired since the last call, in order, with their databases (none unless
-    /// [`Keyspace::record_expired`] is on).
-    pub fn take_expired(&mut self) -> Vec<(usize, CompactBytes)> {
+    /// The keys that expired (and hashes that lost fields) since the last call, in order, with
+    /// their databases (none unless [`Keyspace::record_expired`] is on).
+    pub fn take_expired(&mut self) -> Vec<(usize, CompactBytes, Expiry)> {
         self.expired_log
             .as_mut()
             .map(std::mem::take)
@@ -206,7 +219,14 @@ impl Keyspace {
     fn note_expired(&mut self, db: usize, key: &[u8]) {
         self.stats.expired_keys += 1;
         if let Some(log) = self.expired_log.as_mut() {
-            log.push((db, CompactBytes::new(key)));
+            log.push((db, CompactBytes::new(key), Expiry::Key));
+        }
+    }
+
+    /// Logs fields of a hash removed by the active field expiry, for `hexpired`.
+    pub(crate) fn note_fields_expired(&mut self, db: usize, key: &[u8], emptied: bool) {
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push((db, CompactBytes::new(key), Expiry::Fields { emptied }));
         }
     }
 
@@ -840,7 +860,10 @@ mod tests {
         let expired: Vec<(usize, Vec<u8>)> = keyspace
             .take_expired()
             .iter()
-            .map(|(db, key)| (*db, key.as_bytes().to_vec()))
+            .map(|(db, key, expiry)| {
+                assert_eq!(*expiry, Expiry::Key);
+                (*db, key.as_bytes().to_vec())
+            })
             .collect();
         assert_eq!(
             expired,

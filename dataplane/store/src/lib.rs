@@ -49,7 +49,7 @@ pub use compact::CompactBytes;
 pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
-    AccessPolicy, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool, KeyObserver,
+    AccessPolicy, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool, Expiry, KeyObserver,
     Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };
 pub use list::{ListLimits, ListValue};

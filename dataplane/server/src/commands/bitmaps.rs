@@ -10,6 +10,8 @@ use ember_store::bitmap::{
 };
 use ember_store::{parse_canonical_i64, Change, Entry, Value};
 
+use super::notify::{self, notify};
+
 use super::{
     command, errors, is, parse_integer, read_entry, split, CommandError, CommandResult,
     CommandSpec, Ctx, KeySpec, Ks, Split, ONE_KEY, R, R_FAST, W_OOM,
@@ -63,11 +65,12 @@ fn read_string<R>(
 
 /// Changes the string at `key` (empty when missing) with `apply`, which answers its result and
 /// whether it changed the bytes; the string is stored back, or created, only when changed.
+/// Returns the result and whether it changed.
 fn write_bytes<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     mut apply: impl FnMut(&mut Vec<u8>) -> (R, bool),
-) -> Result<R, CommandError> {
+) -> Result<(R, bool), CommandError> {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     let updated = ctx.keyspace.update(db, key, now_ms, |value| {
         if !value.is_string() {
@@ -85,7 +88,7 @@ fn write_bytes<R>(
         } else {
             Change::None
         };
-        Ok((result, change))
+        Ok(((result, changed), change))
     });
     match updated {
         Some(result) => result,
@@ -96,7 +99,7 @@ fn write_bytes<R>(
                 ctx.keyspace
                     .insert(db, key, Value::from_vec(bytes), None, now_ms);
             }
-            Ok(result)
+            Ok((result, changed))
         }
     }
 }
@@ -117,11 +120,15 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(1) => true,
         _ => return Err("ERR bit is not an integer or out of range".into()),
     };
-    let old = write_bytes(ctx, args[1], |bytes| {
+    let (old, changed) = write_bytes(ctx, args[1], |bytes| {
         let len_before = bytes.len();
         let old = set_bit(bytes, offset, value);
         (old, old != value || bytes.len() != len_before)
     })?;
+    // Redis raises `setbit` when the key was created or grew, or the bit changed.
+    if changed {
+        notify(ctx, notify::STRING, "setbit", args[1]);
+    }
     ctx.out.integer(i64::from(old));
     Ok(())
 }
@@ -223,10 +230,13 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let result = bit_op(op, &inputs);
     let len = result.len();
     if result.is_empty() {
-        ctx.keyspace.remove(db, args[2], now_ms);
+        if ctx.keyspace.remove(db, args[2], now_ms).is_some() {
+            notify(ctx, notify::GENERIC, "del", args[2]);
+        }
     } else {
         ctx.keyspace
             .insert(db, args[2], Value::from_vec(result), None, now_ms);
+        notify(ctx, notify::STRING, "set", args[2]);
     }
     ctx.out.integer(len as i64);
     Ok(())
@@ -348,11 +358,20 @@ pub fn bitfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if !writes {
         return bitfield_read(ctx, args[1], &operations);
     }
-    let results = write_bytes(ctx, args[1], |bytes| {
+    let (results, changed) = write_bytes(ctx, args[1], |bytes| {
         let len_before = bytes.len();
         let (results, changed) = run_operations(bytes, &operations);
         (results, changed || bytes.len() != len_before)
     })?;
+    // Redis raises `setbit` when a SET or INCRBY ran (OVERFLOW FAIL skips its operation) and
+    // the key was created or grew, or a field changed.
+    let ran_a_write = operations
+        .iter()
+        .zip(&results)
+        .any(|(operation, result)| !matches!(operation.op, FieldOp::Get) && result.is_some());
+    if changed && ran_a_write {
+        notify(ctx, notify::STRING, "setbit", args[1]);
+    }
     reply_results(ctx, results);
     Ok(())
 }

@@ -12,6 +12,7 @@ mod random;
 use ember_resp::ReplySink;
 use ember_store::{Change, Entry, HashLimits, HashValue, Value};
 
+use super::notify::{self, notify, notify_change};
 use super::{
     arity_message, command, errors, parse_float, parse_integer, read_entry, read_for_reply,
     CommandError, CommandResult, CommandSpec, Ctx, Ks, ONE_KEY, R, R_FAST, W_FAST, W_OOM_FAST,
@@ -146,6 +147,7 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &[&[u8]], command: &str) -> Result<i64, Co
             .count();
         Ok((created as i64, true))
     })?;
+    notify(ctx, notify::HASH, "hset", args[1]);
     Ok(created.expect("created when missing"))
 }
 
@@ -170,6 +172,9 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         let set = hash.insert_if_absent(name, value, limits, now_ms);
         Ok((set, set))
     })?;
+    if set == Some(true) {
+        notify(ctx, notify::HASH, "hset", args[1]);
+    }
     ctx.out.integer(i64::from(set == Some(true)));
     Ok(())
 }
@@ -203,18 +208,23 @@ fn has_field_ttl(hash: Option<&HashValue>) -> bool {
 
 /// Redis 7.4's lazy expiry on the reads that name fields (HGET, HMGET, HEXISTS, HSTRLEN): a due
 /// field they asked for is removed, and the key goes with its last field. Called only when a
-/// named field was absent from a hash with field TTLs, so other reads pay nothing.
+/// named field was absent from a hash with field TTLs, so other reads pay nothing. Raises
+/// `hexpired` (and `del` with the last field) as Redis 7.4 does.
 fn remove_due_fields(ctx: &mut Ctx<'_>, key: &[u8], names: &[&[u8]]) {
     let removed = write_hash(ctx, key, false, |hash, _, now_ms, _| {
+        let len_before = hash.len();
         for name in names {
             // take() of an absent name removes the field when it is stored but due.
             if !hash.contains(name, now_ms) {
                 hash.take(name, now_ms);
             }
         }
-        Ok(((), false))
+        Ok((hash.len() < len_before, false))
     });
     debug_assert!(removed.is_ok(), "the key was read as a hash just before");
+    if let Ok(Some(true)) = removed {
+        notify_change(ctx, notify::HASH, "hexpired", key);
+    }
 }
 
 /// HMGET key field [field ...]
@@ -242,7 +252,11 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         let removed = names.iter().filter(|name| hash.remove(name)).count();
         Ok((removed, removed > 0))
     })?;
-    ctx.out.integer(removed.unwrap_or(0) as i64);
+    let removed = removed.unwrap_or(0);
+    if removed > 0 {
+        notify_change(ctx, notify::HASH, "hdel", args[1]);
+    }
+    ctx.out.integer(removed as i64);
     Ok(())
 }
 
@@ -336,6 +350,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             .map_err(|error| CommandError::from(error.to_string()))?;
         Ok((value, true))
     })?;
+    notify(ctx, notify::HASH, "hincrby", args[1]);
     ctx.out.integer(value.expect("created when missing"));
     Ok(())
 }
@@ -353,6 +368,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             .map_err(|error| CommandError::from(error.to_string()))?;
         Ok((text, true))
     })?;
+    notify(ctx, notify::HASH, "hincrbyfloat", args[1]);
     ctx.out.bulk(text.expect("created when missing").as_bytes());
     Ok(())
 }

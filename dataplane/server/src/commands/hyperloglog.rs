@@ -9,6 +9,7 @@
 use ember_store::hyperloglog::{Registers, REGISTER_COUNT};
 use ember_store::{Change, HllError, HyperLogLog, Value};
 
+use super::notify::{self, notify};
 use super::{
     command, errors, split, CommandError, CommandResult, CommandSpec, Ctx, Ks, Split, ALL_KEYS,
     ONE_KEY, W_OOM, W_OOM_FAST,
@@ -100,6 +101,9 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             true
         }
     };
+    if grew {
+        notify(ctx, notify::STRING, "pfadd", key);
+    }
     ctx.out.integer(i64::from(grew));
     Ok(())
 }
@@ -157,6 +161,8 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         expire_at_ms,
         now_ms,
     );
+    // Redis names PFMERGE's event `pfadd`.
+    notify(ctx, notify::STRING, "pfadd", args[1]);
     ctx.out.ok();
     Ok(())
 }

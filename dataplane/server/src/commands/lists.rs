@@ -14,6 +14,7 @@ mod tests;
 use ember_store::list::{End, ListValue, PositionQuery};
 use ember_store::{Change, Entry, Value};
 
+use super::notify::{self, notify, notify_change};
 use super::{command, Handler, F};
 use super::{
     errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
@@ -140,16 +141,34 @@ pub fn push_elements(
         };
         Ok((list.push(end, elements, &limits), Change::Modified))
     });
-    match updated {
-        Some(len) => len,
-        None if only_existing => Ok(0),
+    let len = match updated {
+        Some(len) => len?,
+        None if only_existing => return Ok(0),
         None => {
             let mut list = ListValue::new();
             let len = list.push(end, elements, &limits);
             ctx.keyspace
                 .insert(db, key, Value::List(Box::new(list)), None, now_ms);
-            Ok(len)
+            len
         }
+    };
+    notify(ctx, notify::LIST, push_event(end), key);
+    Ok(len)
+}
+
+/// The keyspace event of a push at `end`.
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Front => "lpush",
+        End::Back => "rpush",
+    }
+}
+
+/// The keyspace event of a pop at `end`.
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Front => "lpop",
+        End::Back => "rpop",
     }
 }
 
@@ -184,6 +203,20 @@ pub fn rpushx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// # Errors
 /// WRONGTYPE when `key` holds another type.
 pub fn pop_elements(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    end: End,
+    count: usize,
+) -> Result<Option<Vec<Vec<u8>>>, CommandError> {
+    let popped = take_elements(ctx, key, end, count)?;
+    if popped.as_ref().is_some_and(|popped| !popped.is_empty()) {
+        notify_change(ctx, notify::LIST, pop_event(end), key);
+    }
+    Ok(popped)
+}
+
+/// [`pop_elements`] without its keyspace events (LMOVE raises them in Redis's order).
+fn take_elements(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     end: End,
@@ -296,6 +329,7 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             Ok(((), Change::Modified))
         })
         .unwrap_or(Err(errors::NO_SUCH_KEY.into()))?;
+    notify(ctx, notify::LIST, "lset", args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -323,6 +357,9 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         })
         .transpose()?
         .unwrap_or(0);
+    if len > 0 {
+        notify(ctx, notify::LIST, "linsert", args[1]);
+    }
     ctx.out.integer(len);
     Ok(())
 }
@@ -342,6 +379,9 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         })
         .transpose()?
         .unwrap_or(0);
+    if removed > 0 {
+        notify_change(ctx, notify::LIST, "lrem", args[1]);
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -350,7 +390,8 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 pub fn ltrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (start, stop) = (parse_integer(args[2])?, parse_integer(args[3])?);
     let (db, now_ms, limits) = (ctx.db, ctx.now_ms, ctx.config.list_limits);
-    ctx.keyspace
+    let trimmed = ctx
+        .keyspace
         .update(db, args[1], now_ms, |value| {
             let Value::List(list) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
@@ -359,7 +400,12 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             list.trim(start, stop, &limits);
             Ok(((), removal(list.len() != before, list.is_empty())))
         })
-        .transpose()?;
+        .transpose()?
+        .is_some();
+    if trimmed {
+        // Redis raises `ltrim` whenever the list exists, trimmed or not.
+        notify_change(ctx, notify::LIST, "ltrim", args[1]);
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -450,11 +496,13 @@ pub fn move_element(
     if let Some(entry) = ctx.keyspace.get(db, destination, now_ms) {
         list_of(entry)?;
     }
-    let mut popped = pop_elements(ctx, source, from, 1)?.unwrap_or_default();
+    let mut popped = take_elements(ctx, source, from, 1)?.unwrap_or_default();
     let Some(element) = popped.pop() else {
         return Ok(None);
     };
+    // Redis raises the destination's push, then the source's pop (and `del` when emptied).
     push_elements(ctx, destination, to, &[&element], false)?;
+    notify_change(ctx, notify::LIST, pop_event(from), source);
     Ok(Some(element))
 }
 

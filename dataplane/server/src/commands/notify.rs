@@ -11,7 +11,7 @@
 //! active expiry). Eviction, once it exists, calls [`publish_event`] with
 //! [`EVICTED`] and `"evicted"` for each key it removes.
 
-use ember_store::Keyspace;
+use ember_store::{Expiry, Keyspace};
 
 use super::Ctx;
 use crate::shard::pubsub::{Namespace, PubSub};
@@ -132,6 +132,19 @@ pub fn notify(ctx: &mut Ctx<'_>, class: u32, event: &str, key: &[u8]) {
     );
 }
 
+/// Raises `event` of `class` on `key` after a change, then `del` when the change removed the
+/// key's last element (and so the key), as Redis's collection commands do. Call it only when
+/// the command changed something.
+pub fn notify_change(ctx: &mut Ctx<'_>, class: u32, event: &str, key: &[u8]) {
+    if ctx.config.notify_keyspace_events & (class | GENERIC) == 0 {
+        return;
+    }
+    notify(ctx, class, event, key);
+    if ctx.keyspace.peek(ctx.db, key, ctx.now_ms).is_none() {
+        notify(ctx, GENERIC, "del", key);
+    }
+}
+
 /// Raises `keymiss` (class `m`) when a read command is about to find `key` missing; the read
 /// paths call it before their lookup. One branch when the class is off.
 pub fn note_read(ctx: &mut Ctx<'_>, key: &[u8]) {
@@ -175,13 +188,27 @@ pub fn publish_expired(
     now_ms: u64,
 ) {
     let flags = config.notify_keyspace_events;
-    let wanted = flags & EXPIRED != 0 && flags & (KEYSPACE | KEYEVENT) != 0;
+    let wanted = flags & (EXPIRED | HASH) != 0 && flags & (KEYSPACE | KEYEVENT) != 0;
     keyspace.record_expired(wanted);
     if !wanted {
         return;
     }
-    for (db, key) in keyspace.take_expired() {
-        publish_event(pubsub, config, flags, db, "expired", key.as_bytes(), now_ms);
+    for (db, key, expiry) in keyspace.take_expired() {
+        let key = key.as_bytes();
+        match expiry {
+            Expiry::Key if flags & EXPIRED != 0 => {
+                publish_event(pubsub, config, flags, db, "expired", key, now_ms);
+            }
+            Expiry::Key => {}
+            Expiry::Fields { emptied } => {
+                if flags & HASH != 0 {
+                    publish_event(pubsub, config, flags, db, "hexpired", key, now_ms);
+                }
+                if emptied && flags & GENERIC != 0 {
+                    publish_event(pubsub, config, flags, db, "del", key, now_ms);
+                }
+            }
+        }
     }
 }
 

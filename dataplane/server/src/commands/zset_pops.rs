@@ -9,6 +9,7 @@ use ember_store::{Change, Value};
 use super::blocking::{nil_array, BlockingCommand, Parsed, Taken};
 use super::lists::blocking::{parse_keys_then_timeout, parse_timeout_then_numkeys};
 use super::lists::{parse_mpop, parse_pop_count};
+use super::notify::{self, notify_change};
 use super::{errors, is, CommandError, CommandResult, Ctx};
 use crate::shard::PackedArgs;
 
@@ -39,7 +40,8 @@ fn pop_members(
     count: usize,
 ) -> Result<Option<Vec<(Vec<u8>, f64)>>, CommandError> {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    ctx.keyspace
+    let popped = ctx
+        .keyspace
         .update(db, key, now_ms, |value| {
             let Value::ZSet(zset) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
@@ -65,7 +67,15 @@ fn pop_members(
             };
             Ok((popped, change))
         })
-        .transpose()
+        .transpose()?;
+    if popped.as_ref().is_some_and(|popped| !popped.is_empty()) {
+        let event = match side {
+            Side::Min => "zpopmin",
+            Side::Max => "zpopmax",
+        };
+        notify_change(ctx, notify::ZSET, event, key);
+    }
+    Ok(popped)
 }
 
 /// `[member, score]` pairs: flat in RESP2 (and for ZPOPMIN without a count), nested in RESP3.

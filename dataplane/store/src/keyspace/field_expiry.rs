@@ -70,12 +70,14 @@ impl Keyspace {
                         // Only a real removal is a change: WATCH must not see a bare visit.
                         if count > 0 {
                             self.value_changed(db, &key);
+                            self.note_fields_expired(db, key.as_bytes(), false);
                         }
                     }
                     Visit::Emptied(count) => {
                         removed += count;
                         self.databases[db].volatile_hashes.remove(&key);
                         self.remove_entry(db, &key);
+                        self.note_fields_expired(db, key.as_bytes(), true);
                     }
                 }
             }

@@ -7,6 +7,7 @@ use ember_store::zset::{AddOptions, Limit, ScoreBound};
 use ember_store::{SortedSet, Value};
 
 use super::{parse_position, parse_unit, position_of, read_zset, reply_distance, reply_position};
+use crate::commands::notify::{self, notify};
 use crate::commands::{errors, is, parse_float, CommandError, CommandResult, Ctx};
 
 /// Which command.
@@ -234,7 +235,9 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], form: Form, read_only: bool) -> Co
         // No source key: an empty answer, and a STORE deletes its destination.
         match store {
             Some((destination, _)) => {
-                ctx.keyspace.remove(db, destination, now_ms);
+                if ctx.keyspace.remove(db, destination, now_ms).is_some() {
+                    notify(ctx, notify::GENERIC, "del", destination);
+                }
                 ctx.out.integer(0);
             }
             None => ctx.out.array_len(0),
@@ -256,7 +259,9 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], form: Form, read_only: bool) -> Co
     match store {
         Some((destination, distances)) => {
             if found.is_empty() {
-                ctx.keyspace.remove(db, destination, now_ms);
+                if ctx.keyspace.remove(db, destination, now_ms).is_some() {
+                    notify(ctx, notify::GENERIC, "del", destination);
+                }
                 ctx.out.integer(0);
                 return Ok(());
             }
@@ -274,6 +279,12 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], form: Form, read_only: bool) -> Co
             ctx.keyspace
                 .insert(db, destination, Value::ZSet(Box::new(zset)), None, now_ms);
             ctx.out.integer(found.len() as i64);
+            let event = if form == Form::SearchStore {
+                "geosearchstore"
+            } else {
+                "georadiusstore"
+            };
+            notify(ctx, notify::ZSET, event, destination);
         }
         None => {
             let out = &mut *ctx.out;

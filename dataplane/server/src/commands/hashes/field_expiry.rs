@@ -7,6 +7,7 @@
 
 use ember_store::hash::{ExpireCondition, FieldExpiry, FieldTtl};
 
+use super::super::notify::{self, notify_change};
 use super::super::{arity_message, is, parse_integer, CommandError, CommandResult, Ctx};
 use super::{check_hash_type, read_for_reply_hash, reply_optional, write_hash};
 
@@ -116,6 +117,15 @@ fn expire_generic(
         let changed = codes.iter().any(|&code| code == 1 || code == 2);
         Ok((codes, changed))
     })?;
+    if let Some(codes) = &codes {
+        // Redis 7.4's hashTypeSetExDone: `hdel` when a time in the past removed fields,
+        // else `hexpire`; `del` with the last field.
+        if codes.contains(&2) {
+            notify_change(ctx, notify::HASH, "hdel", args[1]);
+        } else if codes.contains(&1) {
+            notify_change(ctx, notify::HASH, "hexpire", args[1]);
+        }
+    }
     match codes {
         Some(codes) => {
             ctx.out.array_len(codes.len());
@@ -205,6 +215,9 @@ pub fn hpersist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         let changed = codes.contains(&1);
         Ok((codes, changed))
     })?;
+    if codes.as_ref().is_some_and(|codes| codes.contains(&1)) {
+        notify_change(ctx, notify::HASH, "hpersist", args[1]);
+    }
     match codes {
         Some(codes) => {
             ctx.out.array_len(codes.len());
@@ -238,10 +251,12 @@ pub fn hgetdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             removed |= value.is_some();
             reply_optional(out, value.as_deref());
         }
-        Ok(((), removed))
+        Ok((removed, removed))
     })?;
-    if answered.is_none() {
-        reply_nulls(ctx, names.len());
+    match answered {
+        Some(true) => notify_change(ctx, notify::HASH, "hdel", args[1]),
+        Some(false) => {}
+        None => reply_nulls(ctx, names.len()),
     }
     Ok(())
 }
@@ -278,26 +293,38 @@ pub fn hgetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let names = parse_fields(args, fields_at, FIELD_COUNT_INVALID)?;
     let answered = write_hash(ctx, args[1], false, |hash, _, now_ms, out| {
         out.array_len(names.len());
-        let mut changed = false;
+        let (mut changed, mut deleted) = (false, false);
         for name in &names {
             let value = hash.get(name, now_ms).map(<[u8]>::to_vec);
             reply_optional(out, value.as_deref());
             if value.is_none() {
                 continue;
             }
-            changed |= match expiry {
-                GetExpiry::Leave => false,
+            match expiry {
+                GetExpiry::Leave => {}
                 GetExpiry::At(at_ms) => {
-                    hash.expire_field(name, at_ms, ExpireCondition::Always, now_ms);
-                    true
+                    let outcome = hash.expire_field(name, at_ms, ExpireCondition::Always, now_ms);
+                    deleted |= outcome.code() == 2;
+                    changed = true;
                 }
-                GetExpiry::Persist => hash.persist_field(name, now_ms).code() == 1,
-            };
+                GetExpiry::Persist => changed |= hash.persist_field(name, now_ms).code() == 1,
+            }
         }
-        Ok(((), changed))
+        Ok(((changed, deleted), changed))
     })?;
-    if answered.is_none() {
-        reply_nulls(ctx, names.len());
+    match answered {
+        // Redis 8.0's HGETEX: `hdel` for fields a past time removed, else `hexpire` or
+        // `hpersist`; `del` with the last field.
+        Some((true, true)) => notify_change(ctx, notify::HASH, "hdel", args[1]),
+        Some((true, false)) => {
+            let event = match expiry {
+                GetExpiry::Persist => "hpersist",
+                _ => "hexpire",
+            };
+            notify_change(ctx, notify::HASH, event, args[1]);
+        }
+        Some((false, _)) => {}
+        None => reply_nulls(ctx, names.len()),
     }
     Ok(())
 }
@@ -407,6 +434,17 @@ pub fn hsetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         Ok((true, true))
     })?;
+    if set == Some(true) {
+        notify::notify(ctx, notify::HASH, "hset", args[1]);
+        if let FieldTtl::At(at_ms) = options.ttl {
+            let event = if at_ms <= ctx.now_ms {
+                "hdel"
+            } else {
+                "hexpire"
+            };
+            notify_change(ctx, notify::HASH, event, args[1]);
+        }
+    }
     ctx.out.integer(i64::from(set == Some(true)));
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use ember_store::{Change, Keyspace, SetValue, Value};
 
 use super::set_of;
+use crate::commands::notify::{self, notify};
 use crate::commands::{errors, is, read_entry, CommandError, CommandResult, Ctx};
 
 /// The sets at `keys`, in order (None for a missing key), each lookup counted as a read; a key
@@ -116,12 +117,18 @@ fn store_members(
             set
         })
     };
-    store_set(ctx, destination, result);
+    let event = match operation {
+        Operation::Intersection => "sinterstore",
+        Operation::Union => "sunionstore",
+        Operation::Difference => "sdiffstore",
+    };
+    store_set(ctx, destination, result, event);
     Ok(())
 }
 
-/// Writes `result` at `destination` (deleting it when None) and replies with its size.
-fn store_set(ctx: &mut Ctx<'_>, destination: &[u8], result: Option<SetValue>) {
+/// Writes `result` at `destination` (deleting it when None), raises `event` (or `del` when a
+/// key went) and replies with its size.
+fn store_set(ctx: &mut Ctx<'_>, destination: &[u8], result: Option<SetValue>, event: &str) {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     match result {
         Some(set) => {
@@ -129,10 +136,14 @@ fn store_set(ctx: &mut Ctx<'_>, destination: &[u8], result: Option<SetValue>) {
             ctx.keyspace
                 .insert(db, destination, Value::Set(Box::new(set)), None, now_ms);
             ctx.out.integer(len as i64);
+            notify(ctx, notify::SET, event, destination);
         }
         None => {
-            ctx.keyspace.remove(db, destination, now_ms);
+            let removed = ctx.keyspace.remove(db, destination, now_ms).is_some();
             ctx.out.integer(0);
+            if removed {
+                notify(ctx, notify::GENERIC, "del", destination);
+            }
         }
     }
 }
@@ -241,22 +252,28 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         };
         Ok::<_, CommandError>(((), change))
     });
+    notify::notify_change(ctx, notify::SET, "srem", source);
     let added = ctx.keyspace.update(db, destination, now_ms, |value| {
         let Value::Set(set) = value else {
             unreachable!("checked above")
         };
-        let change = if set.insert(member) {
+        let inserted = set.insert(member);
+        let change = if inserted {
             Change::Modified
         } else {
             Change::None
         };
-        Ok::<_, CommandError>(((), change))
+        Ok::<_, CommandError>((inserted, change))
     });
+    let added_to_existing = added == Some(Ok(true));
     if added.is_none() {
         let mut set = SetValue::for_members(member, 1);
         set.insert(member);
         ctx.keyspace
             .insert(db, destination, Value::Set(Box::new(set)), None, now_ms);
+    }
+    if added.is_none() || added_to_existing {
+        notify(ctx, notify::SET, "sadd", destination);
     }
     ctx.out.integer(1);
     Ok(())

@@ -8,6 +8,7 @@ use ember_store::zset::AddOptions;
 use ember_store::{Keyspace, SetValue, SortedSet, Value};
 
 use super::reply_with_scores;
+use crate::commands::notify::{self, notify};
 use crate::commands::{errors, is, parse_float, CommandError, CommandResult, Ctx};
 
 /// One input: a sorted set, a set (scores 1), or a missing key (empty).
@@ -293,18 +294,27 @@ fn generic(
                 ctx.out.bulk(member);
             }
         }
-        Output::Store => store(ctx, args[1], &computed.members),
+        Output::Store => store(ctx, args[1], &computed.members, name),
     }
     Ok(())
 }
 
 /// Writes `members` as the sorted set at `destination` (replacing whatever it held, TTL gone;
-/// deleting it when empty) and replies with its size.
-pub(super) fn store(ctx: &mut Ctx<'_>, destination: &[u8], members: &[(Vec<u8>, f64)]) {
+/// deleting it when empty), replies with its size and raises `event` (or `del` when the
+/// destination went).
+pub(crate) fn store(
+    ctx: &mut Ctx<'_>,
+    destination: &[u8],
+    members: &[(Vec<u8>, f64)],
+    event: &str,
+) {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     if members.is_empty() {
-        ctx.keyspace.remove(db, destination, now_ms);
+        let removed = ctx.keyspace.remove(db, destination, now_ms).is_some();
         ctx.out.integer(0);
+        if removed {
+            notify(ctx, notify::GENERIC, "del", destination);
+        }
         return;
     }
     let member_len_max = members.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
@@ -316,6 +326,7 @@ pub(super) fn store(ctx: &mut Ctx<'_>, destination: &[u8], members: &[(Vec<u8>, 
     ctx.keyspace
         .insert(db, destination, Value::ZSet(Box::new(zset)), None, now_ms);
     ctx.out.integer(members.len() as i64);
+    notify(ctx, notify::ZSET, event, destination);
 }
 
 /// ZUNION numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]

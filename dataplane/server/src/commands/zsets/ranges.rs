@@ -4,6 +4,7 @@ use ember_store::{Change, Value};
 
 use super::score::{parse_lex_bound, parse_score_bound, NOT_FLOAT_RANGE, NOT_LEX_RANGE};
 use super::{members_in, parse_range, zset_of, Range};
+use crate::commands::notify::{self, notify_change};
 use crate::commands::{errors, is, parse_integer, read_entry, CommandError, CommandResult, Ctx};
 
 /// ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]
@@ -20,13 +21,13 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             .collect(),
         None => Vec::new(),
     };
-    super::algebra::store(ctx, args[1], &members);
+    super::algebra::store(ctx, args[1], &members, "zrangestore");
     Ok(())
 }
 
 /// Removes the members `range` selects from the sorted set at `key`; the key goes with its last
 /// member.
-fn remove_range(ctx: &mut Ctx<'_>, key: &[u8], range: Range) -> CommandResult {
+fn remove_range(ctx: &mut Ctx<'_>, key: &[u8], range: Range, event: &str) -> CommandResult {
     let request = super::RangeRequest {
         range,
         reverse: false,
@@ -58,6 +59,9 @@ fn remove_range(ctx: &mut Ctx<'_>, key: &[u8], range: Range) -> CommandResult {
         })
         .transpose()?
         .unwrap_or(0);
+    if removed > 0 {
+        notify_change(ctx, notify::ZSET, event, key);
+    }
     ctx.out.integer(removed as i64);
     Ok(())
 }
@@ -65,7 +69,7 @@ fn remove_range(ctx: &mut Ctx<'_>, key: &[u8], range: Range) -> CommandResult {
 /// ZREMRANGEBYRANK key start stop
 pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let range = Range::Rank(parse_integer(args[2])?, parse_integer(args[3])?);
-    remove_range(ctx, args[1], range)
+    remove_range(ctx, args[1], range, "zremrangebyrank")
 }
 
 /// ZREMRANGEBYSCORE key min max
@@ -73,7 +77,7 @@ pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (min, max) = parse_score_bound(args[2])
         .zip(parse_score_bound(args[3]))
         .ok_or(CommandError::from(NOT_FLOAT_RANGE))?;
-    remove_range(ctx, args[1], Range::Score(min, max))
+    remove_range(ctx, args[1], Range::Score(min, max), "zremrangebyscore")
 }
 
 /// ZREMRANGEBYLEX key min max
@@ -81,5 +85,5 @@ pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (min, max) = parse_lex_bound(args[2])
         .zip(parse_lex_bound(args[3]))
         .ok_or(CommandError::from(NOT_LEX_RANGE))?;
-    remove_range(ctx, args[1], Range::Lex(min, max))
+    remove_range(ctx, args[1], Range::Lex(min, max), "zremrangebylex")
 }

@@ -20,10 +20,10 @@ import time
 
 CASES = [
     # (name, keys, elements per key, builder of one key's commands)
-    ("hash", 1000, 10), ("hash", 50, 1000),
-    ("list", 1000, 10), ("list", 50, 1000),
-    ("set", 1000, 10), ("set", 50, 1000),
-    ("zset", 1000, 10), ("zset", 50, 1000),
+    ("hash", 10_000, 10), ("hash", 100, 1000),
+    ("list", 10_000, 10), ("list", 100, 1000),
+    ("set", 10_000, 10), ("set", 100, 1000),
+    ("zset", 10_000, 10), ("zset", 100, 1000),
     ("stream", 1, 100_000),
 ]
 BATCH = 100  # elements per command

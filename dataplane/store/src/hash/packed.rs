@@ -34,6 +34,11 @@ fn push_varint(out: &mut Vec<u8>, mut value: usize) {
     }
 }
 
+/// Bytes [`push_varint`] writes for `value`.
+fn varint_len(value: usize) -> usize {
+    (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
+}
+
 fn read_varint(data: &[u8], at: &mut usize) -> usize {
     let (mut value, mut shift) = (0usize, 0);
     loop {
@@ -120,6 +125,11 @@ impl Packed {
     }
 
     pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
+        // Exactly the field's bytes, as a listpack grows: doubling would leave up to half of
+        // every small hash's buffer unused.
+        self.data.reserve_exact(
+            varint_len(name.len()) + name.len() + varint_len(value.len()) + value.len() + 1,
+        );
         encode(&mut self.data, name, value, None);
         self.count += 1;
     }
@@ -149,5 +159,30 @@ impl Packed {
 
     pub(super) fn heap_len(&self) -> usize {
         self.data.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{push_varint, varint_len};
+
+    #[test]
+    fn varint_len_matches_what_is_written() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            usize::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
     }
 }

@@ -15,7 +15,7 @@
 
 use std::ops::Bound;
 
-use super::{is_expired, lru_idle_time_ms, Keyspace, SEGMENT_COUNT};
+use super::{is_expired, lru_idle_time_ms, Keyspace};
 use crate::compact::CompactBytes;
 use crate::lfu;
 
@@ -244,18 +244,27 @@ impl Keyspace {
         None
     }
 
-    /// A random entry of `db`: a random non-empty segment, a random slot in it.
+    /// A random entry of `db`: a random non-empty segment, a random slot in it. A few random
+    /// segments are tried, then the segments from a random one on, in order, so a sparse
+    /// database (a few keys left in many segments) still yields its keys.
     fn sample_any(
         &self,
         db: usize,
         pool: &mut EvictionPool,
     ) -> Option<(CompactBytes, Option<u64>)> {
+        const RANDOM_TRIES: usize = 16;
         let database = &self.databases[db];
         if database.len == 0 || database.segments.is_empty() {
             return None;
         }
-        for _ in 0..SEGMENT_COUNT {
-            let table = &database.segments[pool.below(database.segments.len())];
+        let segments = database.segments.len();
+        let start = pool.below(segments);
+        for attempt in 0..RANDOM_TRIES + segments {
+            let at = match attempt.checked_sub(RANDOM_TRIES) {
+                None => pool.below(segments),
+                Some(offset) => (start + offset) % segments,
+            };
+            let table = &database.segments[at];
             if table.is_empty() {
                 continue;
             }

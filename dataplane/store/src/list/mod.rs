@@ -183,6 +183,10 @@ impl ListValue {
     }
 
     fn push_one(&mut self, end: End, element: &[u8]) {
+        if self.nodes.capacity() == 0 {
+            // Most lists fit one node: room for one, not the deque's default four.
+            self.nodes.reserve_exact(1);
+        }
         self.listpack_bytes += redis_size::entry_bytes(element);
         self.len += 1;
         match end {

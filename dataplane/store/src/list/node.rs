@@ -103,12 +103,12 @@ impl Node {
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
-        // Grow to at most the node limit: doubling past it would leave up to half the buffer
-        // unused once the node is full.
+        // Grow to exactly what is needed, as a listpack does: doubling would leave up to half
+        // of every small list's buffer unused. The allocator's size classes (about 25% apart)
+        // keep most of these growths in place.
         let needed = self.data.len() + packed_len(element);
         if needed > self.data.capacity() {
-            let target = (self.data.capacity() * 2).clamp(needed, NODE_BYTES_MAX.max(needed));
-            self.data.reserve_exact(target - self.data.len());
+            self.data.reserve_exact(needed - self.data.len());
         }
         if index == self.count {
             length_prefix(element.len(), &mut self.data);

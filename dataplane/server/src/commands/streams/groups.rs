@@ -383,7 +383,7 @@ fn parse_min_idle(arg: &[u8], message: &'static str) -> Result<u64, CommandError
 /// [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]
 pub fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (key, group, consumer) = (args[1], args[2], args[3]);
-    // Redis reads every argument before it looks the group up.
+    stream_with_group(ctx, key, group)?;
     let min_idle_ms = parse_min_idle(args[4], "ERR Invalid min-idle-time argument for XCLAIM")?;
     let mut ids = Vec::new();
     let mut index = 5;

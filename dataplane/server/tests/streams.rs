@@ -11,6 +11,38 @@ use family_compare::{compare, Case};
 
 const CASES: &[Case] = &[
     Case {
+        name: "xread and xreadgroup block: served at once, errors, timeouts (keys on both shards)",
+        commands: &[
+            "XADD a 1 f v",
+            "XADD b 2 g w",
+            "SET s x",
+            "XGROUP CREATE a g 0",
+            "XREAD BLOCK 10 STREAMS a 0",
+            "XREAD BLOCK 10 STREAMS a b 0 0",
+            "XREAD COUNT 1 BLOCK 10 STREAMS b a 0 0",
+            "XREAD BLOCK 10 STREAMS a $",
+            "XREAD BLOCK 10 STREAMS a b $ $",
+            "XREAD BLOCK 10 STREAMS s $",
+            "XREAD BLOCK 10 STREAMS a s $ $",
+            "XREAD BLOCK 10 STREAMS a x",
+            "XREAD BLOCK 10 STREAMS a >",
+            "XREAD BLOCK -1 STREAMS a $",
+            "XREAD BLOCK x STREAMS a $",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a 0",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS b >",
+            "XREADGROUP GROUP nogroup c BLOCK 10 STREAMS a >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS s >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a $",
+            "XREADGROUP GROUP g c BLOCK 10 NOACK STREAMS a >",
+            "MULTI",
+            "XREAD BLOCK 0 STREAMS a $",
+            "XREADGROUP GROUP g c BLOCK 0 STREAMS a >",
+            "EXEC",
+        ],
+    },
+    Case {
         name: "xadd ids, xlen, xrange and xrevrange with count and exclusive bounds",
         commands: &[
             "XADD a 1-1 f v",

@@ -82,11 +82,12 @@ pub struct Taken {
 /// Serves a request from one key on the key's shard (see the module docs).
 pub type ServeFn = fn(&mut Ctx<'_>, &[&[u8]], &[u8]) -> Result<Option<Taken>, CommandError>;
 
-/// Rewrites a request on a key's shard before its first attempt there, given the keys of the
-/// request that live on that shard: XREAD turns `$` into the stream's last ID, so the waiter
-/// queued there waits for entries after the ID of the time it blocked. `None` keeps the
-/// request as it is.
-pub type PrepareFn = fn(&mut Ctx<'_>, &[&[u8]], &[Vec<u8>]) -> Option<PackedArgs>;
+/// Checks and rewrites a request on a key's shard before its first attempt there, given the
+/// keys of the request that live on that shard: XREAD turns `$` into the stream's last ID, so
+/// the waiter queued there waits for entries after the ID of the time it blocked. `Ok(None)`
+/// keeps the request as it is; an error is the command's answer.
+pub type PrepareFn =
+    fn(&mut Ctx<'_>, &[&[u8]], &[Vec<u8>]) -> Result<Option<PackedArgs>, CommandError>;
 
 /// A blocking command's request, read.
 pub struct Parsed {

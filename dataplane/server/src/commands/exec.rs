@@ -211,8 +211,10 @@ pub async fn execute<'s>(
     record(shard, client, index, args, started, failed);
 }
 
-/// XREAD / XREADGROUP with BLOCK: the keyspace command reads what is there on every shard of
-/// its keys; when that is nothing (the null array), the request blocks as `blocking`.
+/// XREAD / XREADGROUP with BLOCK. Keys on one shard: the blocking command's first attempt
+/// there reads what is there (one step, so no write slips in between the read and the wait).
+/// Keys on several shards: the keyspace command reads what is there on all of them first, and
+/// when that is nothing (the null array) the request blocks as `blocking`.
 #[allow(clippy::too_many_arguments)]
 async fn read_or_block(
     shard: &Rc<Shard>,
@@ -224,17 +226,11 @@ async fn read_or_block(
     now_ms: u64,
     out: &mut ReplySink,
 ) -> super::CommandResult {
-    let mut sink = ReplySink::values(client.protocol);
-    match router::route(shard, spec, args) {
-        Route::Local => {
-            multikey::admit(shard, spec, args, client.db, client.hold, false).await;
-            multikey::run_local(shard, handler, client, now_ms, args, &mut sink)?;
-        }
-        Route::Remote(owner) => multikey::run_remote(shard, client, owner, args, &mut sink).await,
-        Route::Split => {
-            multikey::run_split(shard, client, spec, handler, args, now_ms, &mut sink).await?;
-        }
+    if !matches!(router::route(shard, spec, args), Route::Split) {
+        return super::blocking::run(shard, client, blocking, args, out).await;
     }
+    let mut sink = ReplySink::values(client.protocol);
+    multikey::run_split(shard, client, spec, handler, args, now_ms, &mut sink).await?;
     let reply = sink.into_reply();
     if matches!(reply, ember_resp::Reply::NullArray) {
         return super::blocking::run(shard, client, blocking, args, out).await;

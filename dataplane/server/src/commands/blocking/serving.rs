@@ -136,7 +136,11 @@ pub(super) fn serve_one(
 }
 
 /// Runs `waiter`'s prepare function here.
-fn prepare_one(shard: &Shard, waiter: &KeyWaiter, prepare: PrepareFn) -> Option<PackedArgs> {
+fn prepare_one(
+    shard: &Shard,
+    waiter: &KeyWaiter,
+    prepare: PrepareFn,
+) -> Result<Option<PackedArgs>, CommandError> {
     let args = waiter.args.slices();
     let mut out = ReplySink::values(waiter.protocol);
     let mut keyspace = shard.keyspace.borrow_mut();
@@ -239,8 +243,10 @@ pub(super) async fn register_here(
         shard.gate.enter_keys(token, waiter.db, &keys).await;
     }
     if let Some(prepare) = waiter.prepare {
-        if let Some(args) = prepare_one(shard, &waiter, prepare) {
-            waiter.args = args;
+        match prepare_one(shard, &waiter, prepare) {
+            Ok(Some(args)) => waiter.args = args,
+            Ok(None) => {}
+            Err(error) => return BlockingReply::Error(error.0.into_owned()),
         }
     }
     for key in &waiter.keys {

@@ -16,6 +16,7 @@ use crate::commands::{errors, is, parse_integer, read_entry, CommandError, Comma
 use crate::shard::PackedArgs;
 
 /// A parsed XREAD / XREADGROUP.
+#[derive(Clone, Copy)]
 struct ReadRequest<'a> {
     count: usize,
     /// BLOCK's milliseconds (0: for ever).
@@ -275,7 +276,7 @@ pub static XREAD: BlockingCommand = BlockingCommand {
     parse: parse_blocking_xread,
     serve: serve_blocked,
     serve_pop_only: None,
-    prepare: Some(resolve_last_ids),
+    prepare: Some(prepare_blocked),
     nil: nil_array,
     nil_without_blocking: nil_array,
 };
@@ -285,7 +286,7 @@ pub static XREADGROUP: BlockingCommand = BlockingCommand {
     parse: parse_blocking_xreadgroup,
     serve: serve_blocked,
     serve_pop_only: None,
-    prepare: None,
+    prepare: Some(prepare_blocked),
     nil: nil_array,
     nil_without_blocking: nil_array,
 };
@@ -324,33 +325,34 @@ fn parse_blocking_xreadgroup(args: &[&[u8]]) -> Result<Parsed, CommandError> {
     parse_blocking(args, true)
 }
 
-/// XREAD's `$` for the keys that live here: the stream's last ID now (0-0 without a stream),
-/// so the waiter is served by the entries added after it blocked.
-fn resolve_last_ids(
+/// The first attempt on a key's shard: checks the keys that live here as the keyspace command
+/// does (WRONGTYPE, NOGROUP, the IDs) and turns XREAD's `$` and `+` into IDs, so the waiter is
+/// served by the entries added after it blocked.
+fn prepare_blocked(
     ctx: &mut Ctx<'_>,
     args: &[&[u8]],
     keys_here: &[Vec<u8>],
-) -> Option<PackedArgs> {
-    let request = parse(args, false).ok()?;
+) -> Result<Option<PackedArgs>, CommandError> {
+    let group_form = is(args[0], "XREADGROUP");
+    let request = parse(args, group_form)?;
+    let ids_at = request.keys_at + request.keys.len();
     let mut resolved: Vec<Option<String>> = vec![None; args.len()];
-    let mut changed = false;
     for (index, (key, id)) in request.keys.iter().zip(request.ids).enumerate() {
-        if *id != b"$" || !keys_here.iter().any(|here| here.as_slice() == *key) {
+        if !keys_here.iter().any(|here| here.as_slice() == *key) {
             continue;
         }
-        let last = match ctx
-            .keyspace
-            .peek(ctx.db, key, ctx.now_ms)
-            .map(|entry| &entry.value)
-        {
-            Some(Value::Stream(stream)) => stream.last_id(),
-            _ => StreamId::MIN,
+        let one = ReadRequest {
+            keys: std::slice::from_ref(key),
+            ids: std::slice::from_ref(id),
+            ..request
         };
-        resolved[request.keys_at + request.keys.len() + index] = Some(last.to_string());
-        changed = true;
+        let starts = resolve(ctx, &one)?;
+        if let (false, b"$" | b"+", Start::After(after)) = (group_form, *id, starts[0]) {
+            resolved[ids_at + index] = Some(after.to_string());
+        }
     }
-    if !changed {
-        return None;
+    if resolved.iter().all(Option::is_none) {
+        return Ok(None);
     }
     let mut packed = PackedArgs::default();
     for (arg, replacement) in args.iter().zip(&resolved) {
@@ -359,12 +361,13 @@ fn resolve_last_ids(
             None => packed.push(arg),
         }
     }
-    Some(packed)
+    Ok(Some(packed))
 }
 
-/// Serves a blocked XREAD / XREADGROUP from `key` when it has entries after the waiter's ID
-/// (a group's last delivered ID for `>`). A blocked XREADGROUP ends with an error when its
-/// stream or its group is gone, as Redis 7.0 does.
+/// Serves a blocked XREAD / XREADGROUP when `key` has entries after the waiter's ID (a group's
+/// last delivered ID for `>`): like Redis 7.2, which runs the command again, every stream of
+/// the request that lives here and has something is in the reply. A blocked XREADGROUP ends
+/// with an error when its stream or its group is gone, as Redis 7.0 does.
 fn serve_blocked(
     ctx: &mut Ctx<'_>,
     args: &[&[u8]],
@@ -372,54 +375,59 @@ fn serve_blocked(
 ) -> Result<Option<Taken>, CommandError> {
     let group_form = is(args[0], "XREADGROUP");
     let request = parse(args, group_form)?;
-    let Some(index) = request.keys.iter().position(|candidate| *candidate == key) else {
-        return Ok(None);
-    };
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let start = match request.group {
-        Some((group, _)) => {
-            let stream = match ctx.keyspace.peek(db, key, now_ms).map(|entry| &entry.value) {
-                Some(Value::Stream(stream)) => stream,
-                _ => {
-                    ctx.out.error("UNBLOCKED the stream key no longer exists");
-                    return Ok(Some(Taken { undo: None }));
-                }
-            };
-            if stream.group(group).is_none() {
+    if let Some((group, _)) = request.group {
+        match ctx.keyspace.peek(db, key, now_ms).map(|entry| &entry.value) {
+            Some(Value::Stream(stream)) if stream.group(group).is_some() => {}
+            Some(Value::Stream(_)) => {
                 ctx.out.error(
                     "NOGROUP the consumer group this client was blocked on no longer exists",
                 );
                 return Ok(Some(Taken { undo: None }));
             }
-            Start::Group(ReadFrom::New)
+            _ => {
+                ctx.out.error("UNBLOCKED the stream key no longer exists");
+                return Ok(Some(Taken { undo: None }));
+            }
         }
-        None => match ctx.keyspace.peek(db, key, now_ms).map(|entry| &entry.value) {
-            // XREAD keeps waiting while its key is missing or holds another type.
-            Some(Value::Stream(_)) => match request.ids[index] {
-                b"+" => Start::After(StreamId::MAX),
-                id => match parse_strict_id(id) {
+    }
+    let mut served = Vec::new();
+    for (each, id) in request.keys.iter().zip(request.ids) {
+        // Streams that live on other shards are not in this keyspace; XREAD keeps waiting
+        // while a key is missing or holds another type.
+        let start = match ctx
+            .keyspace
+            .peek(db, each, now_ms)
+            .map(|entry| &entry.value)
+        {
+            Some(Value::Stream(stream)) => match request.group {
+                Some((group, _)) if stream.group(group).is_some() => Start::Group(ReadFrom::New),
+                Some(_) => continue,
+                None => match parse_strict_id(id) {
                     Ok(after) => Start::After(after),
-                    Err(_) => return Ok(None),
+                    Err(_) => continue,
                 },
             },
-            _ => return Ok(None),
-        },
-    };
-    let had_consumer = request
-        .group
-        .is_none_or(|(group, consumer)| has_consumer(ctx, key, group, consumer));
-    let Some(found) = serve(ctx.keyspace, db, now_ms, key, start, &request)? else {
+            _ => continue,
+        };
+        let had_consumer = request
+            .group
+            .is_none_or(|(group, consumer)| has_consumer(ctx, each, group, consumer));
+        let Some(found) = serve(ctx.keyspace, db, now_ms, each, start, &request)? else {
+            continue;
+        };
+        if let Some((group, consumer)) = request.group {
+            note_consumer_created(ctx, each, group, consumer, had_consumer);
+            ctx.keyspace.update(db, each, now_ms, |_| {
+                Ok::<_, CommandError>(((), Change::Modified))
+            });
+        }
+        served.push((*each, found));
+    }
+    if served.is_empty() {
         return Ok(None);
-    };
-    if let Some((group, consumer)) = request.group {
-        note_consumer_created(ctx, key, group, consumer, had_consumer);
     }
-    if request.group.is_some() {
-        ctx.keyspace.update(db, key, now_ms, |_| {
-            Ok::<_, CommandError>(((), Change::Modified))
-        });
-    }
-    reply_served(ctx.out, ctx.protocol, vec![(key, found)]);
+    reply_served(ctx.out, ctx.protocol, served);
     // A read takes nothing that could be given back; a group read's deliveries stay pending.
     Ok(Some(Taken { undo: None }))
 }

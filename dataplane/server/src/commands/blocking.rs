@@ -25,22 +25,26 @@
 //! Results served on another shard travel back as [`BlockingRequest::Deliver`]. A blocked
 //! connection waits in its own task, so its shard goes on serving every other client.
 //!
-//! # Adding a blocking command (streams)
+//! # Adding a blocking command
 //!
 //! Declare the command with `Handler::Blocking(&COMMAND)` where `COMMAND` is a
-//! [`BlockingCommand`]:
+//! [`BlockingCommand`] (XREAD and XREADGROUP are keyspace commands that the executor hands to
+//! [`run`] when they carry BLOCK: see `streams::blocking_form`):
 //! - `parse` reads the request: the key positions, the timeout (see [`parse_timeout`]) and,
 //!   for a move between keys, the destination ([`Parsed::push_to`]);
 //! - `serve` runs on the key's shard with the request and one of its keys: it writes the reply
 //!   into `ctx.out` and returns `Ok(Some(Taken { undo }))` when the key served it, `Ok(None)`
 //!   when it cannot yet, or an error (answered at once on the first attempt; a registered
 //!   waiter stays blocked);
+//! - `prepare` (optional) checks and rewrites the request on each key's shard just before the
+//!   first attempt there;
 //! - `nil` writes the reply of a timeout.
 //!
 //! XREAD BLOCK's `serve` reads the entries after the ID it was given and returns no undo (a
-//! read changes nothing); its `prepare` turns `$` into the stream's last ID on the key's shard,
-//! just before the first attempt there. Unlike a pop, a read does not use up what it serves:
-//! every waiter of a ready key is tried, not only the first in line.
+//! read changes nothing); its `prepare` turns `$` into the stream's last ID on the key's shard.
+//! Every waiter of a ready key is tried in FIFO order, not only the first in line: a pop that
+//! finds the key empty fails for the rest too, but a stream waiter for a later ID must not hold
+//! back one that the new entries serve.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};

@@ -557,3 +557,299 @@ fn a_blocked_client_does_not_stop_its_shard() {
         ]
     );
 }
+
+// XREAD BLOCK and XREADGROUP BLOCK.
+
+/// An XREAD / XREADGROUP reply of one stream with one entry `id` holding `field value`.
+fn one_entry(key: &str, id: &str, field: &str, value: &str) -> String {
+    format!("[[\"{key}\", [[\"{id}\", [\"{field}\", \"{value}\"]]]]]")
+}
+
+#[test]
+fn xread_block_wakes_from_any_shard_script_and_exec() {
+    let ember = Ember::start(2);
+    let mut writers: Vec<redis::Connection> = (0..3).map(|_| ember.connect(false)).collect();
+    let mut control = ember.connect(false);
+    let mut sequence = 0;
+    for round in 0..3 {
+        for key in [KEY_SHARD_0, KEY_SHARD_1] {
+            sequence += 1;
+            let id = format!("{sequence}-0");
+            let waiter = block(
+                &ember,
+                &["XREAD", "BLOCK", "0", "STREAMS", "nothing", key, "$", "$"],
+            );
+            wait_blocked(&mut control, 1);
+            let writer = &mut writers[sequence % 3];
+            match round {
+                0 => assert_eq!(
+                    run(writer, &["XADD", key, &id, "f", "v"]),
+                    format!("\"{id}\"")
+                ),
+                1 => {
+                    run(writer, &["MULTI"]);
+                    run(writer, &["XADD", key, &id, "f", "v"]);
+                    run(writer, &["EXEC"]);
+                }
+                _ => {
+                    let script = "return redis.call('XADD', KEYS[1], ARGV[1], 'f', 'v')";
+                    run(writer, &["EVAL", script, "1", key, &id]);
+                }
+            }
+            assert_eq!(
+                waiter.join().unwrap(),
+                one_entry(key, &id, "f", "v"),
+                "round {round}"
+            );
+        }
+    }
+    wait_blocked(&mut control, 0);
+}
+
+#[test]
+fn xread_block_dollar_is_the_last_id_at_blocking_and_several_waiters_are_served() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        run(&mut control, &["DEL", key]);
+        run(&mut control, &["XADD", key, "1-0", "old", "x"]);
+        let first = block(&ember, &["XREAD", "BLOCK", "0", "STREAMS", key, "$"]);
+        wait_blocked(&mut control, 1);
+        // A later waiter with an explicit ID beyond the next entry is not served by it, but
+        // does not keep the others waiting.
+        let later = block(&ember, &["XREAD", "BLOCK", "0", "STREAMS", key, "5-0"]);
+        wait_blocked(&mut control, 2);
+        let second = block(&ember, &["XREAD", "BLOCK", "0", "STREAMS", key, "$"]);
+        wait_blocked(&mut control, 3);
+        run(&mut control, &["XADD", key, "2-0", "new", "y"]);
+        assert_eq!(first.join().unwrap(), one_entry(key, "2-0", "new", "y"));
+        assert_eq!(second.join().unwrap(), one_entry(key, "2-0", "new", "y"));
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["XADD", key, "6-0", "newer", "z"]);
+        assert_eq!(later.join().unwrap(), one_entry(key, "6-0", "newer", "z"));
+    }
+}
+
+#[test]
+fn xread_block_timeouts_and_data_at_once() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[&[&str]] = &[
+        &["XREAD", "BLOCK", "100", "STREAMS", "a", "b", "$", "$"],
+        &["XREAD", "COUNT", "3", "BLOCK", "100", "STREAMS", "a", "0"],
+    ];
+    for args in cases {
+        let started = Instant::now();
+        assert_eq!(run(&mut con, args), "(nil)", "{args:?}");
+        assert!(started.elapsed() >= Duration::from_millis(100), "{args:?}");
+    }
+    run(&mut con, &["XGROUP", "CREATE", "a", "g", "$", "MKSTREAM"]);
+    let started = Instant::now();
+    assert_eq!(
+        run(
+            &mut con,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "100",
+                "STREAMS",
+                "a",
+                ">"
+            ]
+        ),
+        "(nil)"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // Entries already there are served at once, from every stream that has some.
+    run(&mut con, &["XADD", "a", "1-0", "f", "1"]);
+    run(&mut con, &["XADD", "b", "2-0", "f", "2"]);
+    assert_eq!(
+        run(
+            &mut con,
+            &["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "0", "0"]
+        ),
+        "[[\"a\", [[\"1-0\", [\"f\", \"1\"]]]], [\"b\", [[\"2-0\", [\"f\", \"2\"]]]]]"
+    );
+    // Inside MULTI a BLOCK does not block.
+    run(&mut con, &["MULTI"]);
+    run(&mut con, &["XREAD", "BLOCK", "0", "STREAMS", "a", "$"]);
+    assert_eq!(run(&mut con, &["EXEC"]), "[(nil)]");
+}
+
+#[test]
+fn xreadgroup_block_serves_new_entries_first_blocked_first() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        run(
+            &mut control,
+            &["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"],
+        );
+        let alice = block(
+            &ember,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "alice",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                key,
+                ">",
+            ],
+        );
+        wait_blocked(&mut control, 1);
+        let bob = block(
+            &ember,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "bob",
+                "BLOCK",
+                "0",
+                "NOACK",
+                "STREAMS",
+                key,
+                ">",
+            ],
+        );
+        wait_blocked(&mut control, 2);
+        run(&mut control, &["XADD", key, "1-0", "f", "v"]);
+        assert_eq!(alice.join().unwrap(), one_entry(key, "1-0", "f", "v"));
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["XADD", key, "2-0", "f", "w"]);
+        assert_eq!(bob.join().unwrap(), one_entry(key, "2-0", "f", "w"));
+        // Alice's entry is pending; Bob's (NOACK) is not.
+        assert_eq!(
+            run(&mut control, &["XPENDING", key, "g"]),
+            "[(integer) 1, \"1-0\", \"1-0\", [[\"alice\", \"1\"]]]"
+        );
+    }
+}
+
+#[test]
+fn xreadgroup_block_ends_when_the_stream_or_group_goes() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let gone = "(error) UNBLOCKED the stream key no longer exists";
+    let no_group = "(error) NOGROUP the consumer group this client was blocked on no longer exists";
+    let endings: &[(&[&str], &str)] = &[
+        (&["DEL", "{k}"], gone),
+        (&["SET", "{k}", "x"], gone),
+        (&["FLUSHALL"], gone),
+        (&["XGROUP", "DESTROY", "{k}", "g"], no_group),
+    ];
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        for (ending, expected) in endings {
+            run(&mut control, &["DEL", key]);
+            run(
+                &mut control,
+                &["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"],
+            );
+            let waiter = block(
+                &ember,
+                &[
+                    "XREADGROUP",
+                    "GROUP",
+                    "g",
+                    "c",
+                    "BLOCK",
+                    "0",
+                    "STREAMS",
+                    key,
+                    ">",
+                ],
+            );
+            wait_blocked(&mut control, 1);
+            let args: Vec<&str> = ending
+                .iter()
+                .map(|arg| if *arg == "{k}" { key } else { arg })
+                .collect();
+            run(&mut control, &args);
+            assert_eq!(waiter.join().unwrap(), *expected, "{ending:?} on {key}");
+        }
+        // XREAD keeps waiting while its stream is deleted, and is served by a new one.
+        run(&mut control, &["DEL", key]);
+        run(&mut control, &["XADD", key, "5-0", "f", "v"]);
+        let waiter = block(&ember, &["XREAD", "BLOCK", "0", "STREAMS", key, "$"]);
+        wait_blocked(&mut control, 1);
+        run(&mut control, &["DEL", key]);
+        run(&mut control, &["SET", key, "x"]);
+        run(&mut control, &["DEL", key]);
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(blocked_clients(&mut control), 1);
+        run(&mut control, &["XADD", key, "6-0", "f", "v"]);
+        assert_eq!(waiter.join().unwrap(), one_entry(key, "6-0", "f", "v"));
+        run(&mut control, &["DEL", key]);
+    }
+}
+
+#[test]
+fn xread_block_unblock_and_disconnect() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    for key in [KEY_SHARD_0, KEY_SHARD_1] {
+        for (reason, expected) in [
+            ("TIMEOUT", "(nil)"),
+            (
+                "ERROR",
+                "(error) UNBLOCKED client unblocked via CLIENT UNBLOCK",
+            ),
+        ] {
+            let mut con = ember.connect(false);
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+            let key_owned = key.to_string();
+            let waiter = thread::spawn(move || {
+                show(
+                    &redis::cmd("XREAD")
+                        .arg("BLOCK")
+                        .arg(0)
+                        .arg("STREAMS")
+                        .arg(key_owned)
+                        .arg("$")
+                        .query::<Value>(&mut con),
+                )
+            });
+            wait_blocked(&mut control, 1);
+            assert_eq!(
+                run(
+                    &mut control,
+                    &["CLIENT", "UNBLOCK", &id.to_string(), reason]
+                ),
+                "(integer) 1"
+            );
+            assert_eq!(waiter.join().unwrap(), expected);
+        }
+        run(
+            &mut control,
+            &["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"],
+        );
+        let mut raw = ember.raw();
+        raw.send(&common::multibulk(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"c",
+            b"BLOCK",
+            b"0",
+            b"STREAMS",
+            key.as_bytes(),
+            b">",
+        ]));
+        wait_blocked(&mut control, 1);
+        drop(raw);
+        wait_blocked(&mut control, 0);
+        run(&mut control, &["XADD", key, "1-0", "f", "v"]);
+        // Nobody read it: the group's consumer `c` has nothing pending.
+        assert_eq!(
+            run(&mut control, &["XPENDING", key, "g"]),
+            "[(integer) 0, (nil), (nil), (nil)]"
+        );
+        run(&mut control, &["DEL", key]);
+    }
+}

@@ -6,10 +6,42 @@
 mod common;
 mod family_compare;
 
-use common::{run, show, Ember};
+use common::{run, show, Ember, Raw, RedisOracle};
 use family_compare::{compare, Case};
 
 const CASES: &[Case] = &[
+    Case {
+        name: "xread and xreadgroup block: served at once, errors, timeouts (keys on both shards)",
+        commands: &[
+            "XADD a 1 f v",
+            "XADD b 2 g w",
+            "SET s x",
+            "XGROUP CREATE a g 0",
+            "XREAD BLOCK 10 STREAMS a 0",
+            "XREAD BLOCK 10 STREAMS a b 0 0",
+            "XREAD COUNT 1 BLOCK 10 STREAMS b a 0 0",
+            "XREAD BLOCK 10 STREAMS a $",
+            "XREAD BLOCK 10 STREAMS a b $ $",
+            "XREAD BLOCK 10 STREAMS s $",
+            "XREAD BLOCK 10 STREAMS a s $ $",
+            "XREAD BLOCK 10 STREAMS a x",
+            "XREAD BLOCK 10 STREAMS a >",
+            "XREAD BLOCK -1 STREAMS a $",
+            "XREAD BLOCK x STREAMS a $",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a 0",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS b >",
+            "XREADGROUP GROUP nogroup c BLOCK 10 STREAMS a >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS s >",
+            "XREADGROUP GROUP g c BLOCK 10 STREAMS a $",
+            "XREADGROUP GROUP g c BLOCK 10 NOACK STREAMS a >",
+            "MULTI",
+            "XREAD BLOCK 0 STREAMS a $",
+            "XREADGROUP GROUP g c BLOCK 0 STREAMS a >",
+            "EXEC",
+        ],
+    },
     Case {
         name: "xadd ids, xlen, xrange and xrevrange with count and exclusive bounds",
         commands: &[
@@ -283,7 +315,7 @@ fn stream_commands_match_redis_server() {
 }
 
 #[test]
-fn block_with_data_serves_and_without_answers_an_error() {
+fn block_with_data_serves_and_without_times_out() {
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
     run(&mut con, &[b"XADD", b"a", b"1", b"f", b"v"]).unwrap();
@@ -296,7 +328,84 @@ fn block_with_data_serves_and_without_answers_an_error() {
         &mut con,
         &[b"XREAD", b"BLOCK", b"10", b"STREAMS", b"a", b"$"],
     ));
-    assert_eq!(waited, "(error) ERR XREAD BLOCK is not supported yet");
+    assert_eq!(waited, "(nil)");
+}
+
+/// Every keyspace event the stream commands raise, in order, with every class on.
+fn stream_events(port: u16, steps: &[&str]) -> Vec<String> {
+    let mut con = common::connect(port, false);
+    run(&mut con, &[b"FLUSHALL"]).unwrap();
+    run(
+        &mut con,
+        &[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"],
+    )
+    .unwrap();
+    let mut subscriber = Raw::connect(port);
+    subscriber.command(&[b"PSUBSCRIBE", b"__key*__:*"]);
+    subscriber.command(&[b"SUBSCRIBE", b"end"]);
+    for step in steps {
+        let args: Vec<&[u8]> = step.split(' ').map(str::as_bytes).collect();
+        let _ = run(&mut con, &args);
+    }
+    run(&mut con, &[b"PUBLISH", b"end", b"."]).unwrap();
+    let mut events = Vec::new();
+    loop {
+        let reply = String::from_utf8_lossy(&subscriber.reply()).into_owned();
+        let parts: Vec<&str> = reply.split("\r\n").collect();
+        if parts.get(2) == Some(&"message") {
+            return events;
+        }
+        events.push(format!("{} {}", parts[6], parts[8]));
+    }
+}
+
+#[test]
+fn stream_keyspace_events_match_redis_server() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let mut steps = Vec::new();
+    // Keys on both shards of two.
+    for key in ["a", "b"] {
+        for step in [
+            "XADD {k} 1 f v",
+            "XADD {k} NOMKSTREAM 2 f v",
+            "XADD {k} MAXLEN 1 3 f v",
+            "XADD {k} MAXLEN 5 4 f v",
+            "XADD {k} 1 f v",
+            "XADD missing NOMKSTREAM 1 f v",
+            "XDEL {k} 9",
+            "XDEL {k} 3",
+            "XTRIM {k} MAXLEN 5",
+            "XTRIM {k} MAXLEN 0",
+            "XSETID {k} 10",
+            "XSETID missing 10",
+            "XGROUP CREATE {k} g $",
+            "XGROUP CREATE {k} g $",
+            "XGROUP CREATE new{k} g $ MKSTREAM",
+            "XGROUP SETID {k} g 0",
+            "XGROUP CREATECONSUMER {k} g alice",
+            "XGROUP CREATECONSUMER {k} g alice",
+            "XADD {k} 11 f v",
+            "XREADGROUP GROUP g bob STREAMS {k} >",
+            "XREADGROUP GROUP g bob STREAMS {k} >",
+            "XCLAIM {k} g carol 0 11-0",
+            "XAUTOCLAIM {k} g dave 0 0",
+            "XACK {k} g 11",
+            "XGROUP DELCONSUMER {k} g nobody",
+            "XGROUP DELCONSUMER {k} g bob",
+            "XGROUP DESTROY {k} g",
+            "XGROUP DESTROY {k} g",
+        ] {
+            steps.push(step.replace("{k}", key));
+        }
+    }
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let ours = stream_events(ember.port, &steps);
+    let theirs = stream_events(oracle.port, &steps);
+    assert!(theirs.len() > 30, "redis-server raised {theirs:?}");
+    assert_eq!(ours, theirs);
 }
 
 #[test]

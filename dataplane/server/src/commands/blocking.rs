@@ -25,21 +25,26 @@
 //! Results served on another shard travel back as [`BlockingRequest::Deliver`]. A blocked
 //! connection waits in its own task, so its shard goes on serving every other client.
 //!
-//! # Adding a blocking command (streams)
+//! # Adding a blocking command
 //!
 //! Declare the command with `Handler::Blocking(&COMMAND)` where `COMMAND` is a
-//! [`BlockingCommand`]:
+//! [`BlockingCommand`] (XREAD and XREADGROUP are keyspace commands that the executor hands to
+//! [`run`] when they carry BLOCK: see `streams::blocking_form`):
 //! - `parse` reads the request: the key positions, the timeout (see [`parse_timeout`]) and,
 //!   for a move between keys, the destination ([`Parsed::push_to`]);
 //! - `serve` runs on the key's shard with the request and one of its keys: it writes the reply
 //!   into `ctx.out` and returns `Ok(Some(Taken { undo }))` when the key served it, `Ok(None)`
 //!   when it cannot yet, or an error (answered at once on the first attempt; a registered
 //!   waiter stays blocked);
+//! - `prepare` (optional) checks and rewrites the request on each key's shard just before the
+//!   first attempt there;
 //! - `nil` writes the reply of a timeout.
 //!
 //! XREAD BLOCK's `serve` reads the entries after the ID it was given and returns no undo (a
-//! read changes nothing); for `$` the parse step must turn `$` into the stream's last ID before
-//! blocking (the first attempt can do it, since it runs on the key's shard).
+//! read changes nothing); its `prepare` turns `$` into the stream's last ID on the key's shard.
+//! Every waiter of a ready key is tried in FIFO order, not only the first in line: a pop that
+//! finds the key empty fails for the rest too, but a stream waiter for a later ID must not hold
+//! back one that the new entries serve.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -59,7 +64,7 @@ mod serving;
 #[cfg(test)]
 mod tests;
 
-pub use serving::{after_command, after_store, answer, answerable_now, serve_ready};
+pub use serving::{after_command, after_store, answer, answerable_now, note_database, serve_ready};
 use serving::{cancel_here, register_here};
 
 /// How often a blocked connection checks that its peer is still there: a closed connection
@@ -81,6 +86,13 @@ pub struct Taken {
 /// Serves a request from one key on the key's shard (see the module docs).
 pub type ServeFn = fn(&mut Ctx<'_>, &[&[u8]], &[u8]) -> Result<Option<Taken>, CommandError>;
 
+/// Checks and rewrites a request on a key's shard before its first attempt there, given the
+/// keys of the request that live on that shard: XREAD turns `$` into the stream's last ID, so
+/// the waiter queued there waits for entries after the ID of the time it blocked. `Ok(None)`
+/// keeps the request as it is; an error is the command's answer.
+pub type PrepareFn =
+    fn(&mut Ctx<'_>, &[&[u8]], &[Vec<u8>]) -> Result<Option<PackedArgs>, CommandError>;
+
 /// A blocking command's request, read.
 pub struct Parsed {
     /// Argument positions of the keys it waits on, in the order they are tried.
@@ -100,6 +112,8 @@ pub struct BlockingCommand {
     pub serve: ServeFn,
     /// Serves the request from its source key alone, when `push_to`'s key is elsewhere.
     pub serve_pop_only: Option<ServeFn>,
+    /// Rewrites the request on each key's shard before it is tried there (XREAD's `$`).
+    pub prepare: Option<PrepareFn>,
     /// The reply when the wait ends with nothing (a timeout, CLIENT UNBLOCK).
     pub nil: fn(&mut ReplySink),
     /// The reply when it could not block (inside MULTI) and nothing served it: BLMOVE answers
@@ -116,6 +130,7 @@ pub struct KeyWaiter {
     args: PackedArgs,
     protocol: Protocol,
     serve: ServeFn,
+    prepare: Option<PrepareFn>,
 }
 
 /// A served request on its way home.
@@ -363,6 +378,7 @@ pub async fn run(
             args: packed.clone(),
             protocol: client.protocol,
             serve,
+            prepare: command.prepare,
         };
         match register_on(shard, owner, waiter, may_block, client.hold).await {
             BlockingReply::Served(served) => {

@@ -127,7 +127,22 @@ pub async fn execute<'s>(
             return;
         }
     }
+    // XREAD / XREADGROUP BLOCK outside a transaction or a script: read now, block if empty.
+    let stream_block = match spec.handler {
+        Handler::Keyspace(_) if client.hold.is_none() && spec.has(CommandFlags::BLOCKING) => {
+            super::streams::blocking_form(args)
+        }
+        _ => None,
+    };
     let result = match spec.handler {
+        Handler::Keyspace(handler) if stream_block.is_some() => {
+            if let Some(pipeline) = pipeline {
+                pipeline.drain(shard, out).await;
+                out.begin();
+            }
+            let blocking = stream_block.expect("matched");
+            read_or_block(shard, client, spec, handler, blocking, args, now_ms, out).await
+        }
         Handler::Keyspace(handler) => match router::route(shard, spec, args) {
             Route::Local => {
                 multikey::admit(shard, spec, args, client.db, client.hold, false).await;
@@ -194,6 +209,34 @@ pub async fn execute<'s>(
     let failed = note_failure(shard, out.outcome());
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
     record(shard, client, index, args, started, failed);
+}
+
+/// XREAD / XREADGROUP with BLOCK. Keys on one shard: the blocking command's first attempt
+/// there reads what is there (one step, so no write slips in between the read and the wait).
+/// Keys on several shards: the keyspace command reads what is there on all of them first, and
+/// when that is nothing (the null array) the request blocks as `blocking`.
+#[allow(clippy::too_many_arguments)]
+async fn read_or_block(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    spec: &'static super::CommandSpec,
+    handler: super::KeyspaceFn,
+    blocking: &'static super::blocking::BlockingCommand,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> super::CommandResult {
+    if !matches!(router::route(shard, spec, args), Route::Split) {
+        return super::blocking::run(shard, client, blocking, args, out).await;
+    }
+    let mut sink = ReplySink::values(client.protocol);
+    multikey::run_split(shard, client, spec, handler, args, now_ms, &mut sink).await?;
+    let reply = sink.into_reply();
+    if matches!(reply, ember_resp::Reply::NullArray) {
+        return super::blocking::run(shard, client, blocking, args, out).await;
+    }
+    reply.write_to(out);
+    Ok(())
 }
 
 /// Counts an error reply in the error statistics; true when the reply was one.

@@ -9,6 +9,8 @@ mod groups;
 mod info;
 mod read;
 
+pub use read::blocking_form;
+
 use ember_resp::ReplySink;
 use ember_store::stream::{
     parse_add_id, parse_id, parse_range_bound, AddId, StreamEntry, StreamLimits, TrimOptions,
@@ -17,6 +19,7 @@ use ember_store::stream::{
 use ember_store::{Change, Entry, StreamError, StreamId, StreamValue, Value};
 
 use super::key_finders::streams_keys;
+use super::notify::{self, notify};
 use super::{
     command, errors, is, movable, parse_integer, read_for_reply, split, CommandError,
     CommandFlags as F, CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, R_FAST,
@@ -191,14 +194,15 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let limits = limits(ctx.config);
-    let add = |stream: &mut StreamValue| -> Result<StreamId, CommandError> {
+    // The new ID, and whether the trim deleted anything.
+    let add = |stream: &mut StreamValue| -> Result<(StreamId, bool), CommandError> {
         let new_id = stream
             .add(id, fields, now_ms, &limits)
             .map_err(stream_error)?;
-        if let Some(trim) = parsed.trim {
-            stream.trim(trim, &limits);
-        }
-        Ok(new_id)
+        let trimmed = parsed
+            .trim
+            .is_some_and(|trim| stream.trim(trim, &limits) > 0);
+        Ok((new_id, trimmed))
     };
     let updated = ctx.keyspace.update(db, key, now_ms, |value| {
         let Value::Stream(stream) = value else {
@@ -206,7 +210,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         };
         Ok((add(stream)?, Change::Modified))
     });
-    let new_id = match updated {
+    let (new_id, trimmed) = match updated {
         Some(result) => result?,
         None if parsed.no_make_stream => {
             ctx.out.null();
@@ -214,12 +218,16 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         None => {
             let mut stream = StreamValue::new();
-            let new_id = add(&mut stream)?;
+            let added = add(&mut stream)?;
             ctx.keyspace
                 .insert(db, key, Value::Stream(Box::new(stream)), None, now_ms);
-            new_id
+            added
         }
     };
+    notify(ctx, notify::STREAM, "xadd", key);
+    if trimmed {
+        notify(ctx, notify::STREAM, "xtrim", key);
+    }
     reply_id(ctx.out, new_id);
     Ok(())
 }
@@ -304,6 +312,9 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         })
         .transpose()?
         .unwrap_or(0);
+    if deleted > 0 {
+        notify(ctx, notify::STREAM, "xdel", args[1]);
+    }
     ctx.out.integer(deleted as i64);
     Ok(())
 }
@@ -334,6 +345,9 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         })
         .transpose()?
         .unwrap_or(0);
+    if deleted > 0 {
+        notify(ctx, notify::STREAM, "xtrim", args[1]);
+    }
     ctx.out.integer(deleted as i64);
     Ok(())
 }
@@ -374,6 +388,7 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             Ok(((), Change::Modified))
         })
         .ok_or(CommandError::from(errors::NO_SUCH_KEY))??;
+    notify(ctx, notify::STREAM, "xsetid", args[1]);
     ctx.out.ok();
     Ok(())
 }

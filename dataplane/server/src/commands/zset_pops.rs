@@ -160,6 +160,7 @@ pub static BZPOPMIN: BlockingCommand = BlockingCommand {
     parse: parse_keys_then_timeout,
     serve: serve_min,
     serve_pop_only: None,
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_array,
 };
@@ -169,6 +170,7 @@ pub static BZPOPMAX: BlockingCommand = BlockingCommand {
     parse: parse_keys_then_timeout,
     serve: serve_max,
     serve_pop_only: None,
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_array,
 };
@@ -178,6 +180,7 @@ pub static BZMPOP: BlockingCommand = BlockingCommand {
     parse: parse_bzmpop,
     serve: serve_bzmpop,
     serve_pop_only: None,
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_array,
 };

@@ -7,10 +7,10 @@ use std::task::Poll;
 use ember_resp::ReplySink;
 use smallvec::SmallVec;
 
-use super::{BlockingReply, BlockingRequest, KeyWaiter, Served, WaiterId};
+use super::{BlockingReply, BlockingRequest, KeyWaiter, PrepareFn, Served, WaiterId};
 use crate::commands::{CommandError, Ctx};
 use crate::runtime;
-use crate::shard::{HoldToken, Shard, ShardReply, ShardRequest};
+use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
 
 /// Called after a command ran on this shard's keyspace: the command's keys that have waiters
 /// are ready, and are served now unless the shard is held.
@@ -54,21 +54,22 @@ pub fn serve_ready(shard: &Shard) {
         let Some((db, key)) = next else {
             break;
         };
-        loop {
-            let front = registry
-                .queues
-                .borrow()
-                .get(&(db, key.clone()))
-                .and_then(|queue| queue.front().copied());
-            let Some(id) = front else {
-                break;
-            };
+        // Every waiter of the key is tried, first-blocked first: a pop that finds the key
+        // empty leaves the rest unserved too, but a stream read waits for entries after its
+        // own ID, so a later waiter may be served where an earlier one is not.
+        let queued: Vec<WaiterId> = registry
+            .queues
+            .borrow()
+            .get(&(db, key.clone()))
+            .map(|queue| queue.iter().copied().collect())
+            .unwrap_or_default();
+        for id in queued {
             let waiter = registry.waiters.borrow().get(&id).cloned();
             let Some(waiter) = waiter else {
-                break;
+                continue;
             };
             let Ok(Some(served)) = serve_one(shard, &waiter, &key) else {
-                break; // The key has nothing for the first in line: the others wait too.
+                continue;
             };
             registry.remove_waiter(id);
             deliver(shard, id, served);
@@ -81,6 +82,26 @@ pub fn serve_ready(shard: &Shard) {
             }
         }
     }
+}
+
+/// Marks every key of `db` (every database when `None`) that has waiters as ready and serves
+/// them: FLUSHDB, FLUSHALL and SWAPDB change keys without naming them.
+pub fn note_database(shard: &Shard, db: Option<usize>) {
+    let registry = &shard.blocking;
+    if !registry.has_waiters() {
+        return;
+    }
+    let slots: Vec<(usize, Vec<u8>)> = registry
+        .queues
+        .borrow()
+        .keys()
+        .filter(|(key_db, _)| db.is_none_or(|db| db == *key_db))
+        .cloned()
+        .collect();
+    for (key_db, key) in slots {
+        registry.note(key_db, &key);
+    }
+    serve_ready(shard);
 }
 
 /// Runs `waiter`'s serve function on `key` here.
@@ -112,6 +133,30 @@ pub(super) fn serve_one(
         undo: taken.undo,
         db: waiter.db,
     }))
+}
+
+/// Runs `waiter`'s prepare function here.
+fn prepare_one(
+    shard: &Shard,
+    waiter: &KeyWaiter,
+    prepare: PrepareFn,
+) -> Result<Option<PackedArgs>, CommandError> {
+    let args = waiter.args.slices();
+    let mut out = ReplySink::values(waiter.protocol);
+    let mut keyspace = shard.keyspace.borrow_mut();
+    let config = shard.config.borrow();
+    let mut ctx = Ctx {
+        keyspace: &mut keyspace,
+        db: waiter.db,
+        protocol: waiter.protocol,
+        now_ms: crate::stats::unix_time_ms(),
+        out: &mut out,
+        config: &config,
+        stats: &shard.stats,
+        no_touch: true,
+        pubsub: &shard.pubsub,
+    };
+    prepare(&mut ctx, &args, &waiter.keys)
 }
 
 /// Hands `served` to its waiter's home: here directly, elsewhere through the outbox.
@@ -189,13 +234,20 @@ pub fn answerable_now(shard: &Shard, request: &BlockingRequest) -> bool {
 /// Tries to serve `waiter` from its keys here, in order; queues it when none can and `block`.
 pub(super) async fn register_here(
     shard: &Rc<Shard>,
-    waiter: KeyWaiter,
+    mut waiter: KeyWaiter,
     block: bool,
     token: Option<HoldToken>,
 ) -> BlockingReply {
     {
         let keys: SmallVec<[&[u8]; 4]> = waiter.keys.iter().map(Vec::as_slice).collect();
         shard.gate.enter_keys(token, waiter.db, &keys).await;
+    }
+    if let Some(prepare) = waiter.prepare {
+        match prepare_one(shard, &waiter, prepare) {
+            Ok(Some(args)) => waiter.args = args,
+            Ok(None) => {}
+            Err(error) => return BlockingReply::Error(error.0.into_owned()),
+        }
     }
     for key in &waiter.keys {
         match serve_one(shard, &waiter, key) {

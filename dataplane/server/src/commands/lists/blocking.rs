@@ -17,6 +17,7 @@ pub static BLPOP: BlockingCommand = BlockingCommand {
     parse: parse_keys_then_timeout,
     serve: serve_front,
     serve_pop_only: None,
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_array,
 };
@@ -26,6 +27,7 @@ pub static BRPOP: BlockingCommand = BlockingCommand {
     parse: parse_keys_then_timeout,
     serve: serve_back,
     serve_pop_only: None,
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_array,
 };
@@ -35,6 +37,7 @@ pub static BLMOVE: BlockingCommand = BlockingCommand {
     parse: parse_blmove,
     serve: serve_blmove,
     serve_pop_only: Some(serve_blmove_pop),
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_bulk,
 };
@@ -44,6 +47,7 @@ pub static BRPOPLPUSH: BlockingCommand = BlockingCommand {
     parse: parse_brpoplpush,
     serve: serve_brpoplpush,
     serve_pop_only: Some(serve_brpoplpush_pop),
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_bulk,
 };
@@ -53,6 +57,7 @@ pub static BLMPOP: BlockingCommand = BlockingCommand {
     parse: parse_blmpop,
     serve: serve_blmpop,
     serve_pop_only: None,
+    prepare: None,
     nil: nil_array,
     nil_without_blocking: nil_array,
 };

@@ -24,14 +24,18 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         AdminRequest::DbSize { db } => ShardReply::Integer(shard.keyspace.borrow().len(db) as i64),
         AdminRequest::FlushDb { db } => {
             shard.keyspace.borrow_mut().flush_database(db);
+            crate::commands::blocking::note_database(shard, Some(db));
             ShardReply::Done
         }
         AdminRequest::FlushAll => {
             shard.keyspace.borrow_mut().flush_all();
+            crate::commands::blocking::note_database(shard, None);
             ShardReply::Done
         }
         AdminRequest::SwapDb { first, second } => {
             shard.keyspace.borrow_mut().swap_databases(first, second);
+            crate::commands::blocking::note_database(shard, Some(first));
+            crate::commands::blocking::note_database(shard, Some(second));
             ShardReply::Done
         }
         AdminRequest::Keys { db, pattern } => ShardReply::Keys(

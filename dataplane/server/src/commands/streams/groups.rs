@@ -5,11 +5,35 @@ use ember_store::stream::{ClaimOptions, GroupStart, NoGroupContext, StreamEntry}
 use ember_store::{Change, StreamError, StreamId, StreamValue, Value};
 
 use super::{parse_strict_id, reply_entries, reply_id, stream_error, stream_of};
+use crate::commands::notify::{self, notify};
 use crate::commands::{
     errors, is, parse_integer, read_entry, unknown_subcommand_message, CommandError, CommandResult,
     Ctx,
 };
 use ember_store::stream::parse_range_bound;
+
+/// Raises `xgroup-createconsumer` when a read or a claim created `consumer`.
+pub(super) fn note_consumer_created(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    group: &[u8],
+    consumer: &[u8],
+    had_consumer: bool,
+) {
+    if !had_consumer && has_consumer(ctx, key, group, consumer) {
+        notify(ctx, notify::STREAM, "xgroup-createconsumer", key);
+    }
+}
+
+/// True when `group` of the stream at `key` has a consumer called `consumer`.
+pub(super) fn has_consumer(ctx: &mut Ctx<'_>, key: &[u8], group: &[u8], consumer: &[u8]) -> bool {
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    matches!(
+        ctx.keyspace.peek(db, key, now_ms).map(|entry| &entry.value),
+        Some(Value::Stream(stream))
+            if stream.group(group).is_some_and(|g| g.consumers.contains_key(consumer))
+    )
+}
 
 /// XGROUP HELP's lines (Redis 7.0's).
 const XGROUP_HELP: &[&str] = &[
@@ -146,7 +170,13 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             let start = if args[4] == b"$" {
                 GroupStart::LastId
             } else {
-                GroupStart::Id(parse_strict_id(args[4])?)
+                // Redis reads this ID as `streamParseIDOrReply`: `-` and `+` are 0-0 and the
+                // largest ID.
+                GroupStart::Id(match args[4] {
+                    b"-" => StreamId::MIN,
+                    b"+" => StreamId::MAX,
+                    id => parse_strict_id(id)?,
+                })
             };
             if !stream_exists {
                 ctx.keyspace.insert(
@@ -167,6 +197,12 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 Ok(((), true))
             })
             .expect("the stream exists")?;
+            let event = if name == "create" {
+                "xgroup-create"
+            } else {
+                "xgroup-setid"
+            };
+            notify(ctx, notify::STREAM, event, key);
             ctx.out.ok();
         }
         "destroy" => {
@@ -175,6 +211,9 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 Ok((destroyed, destroyed))
             })
             .expect("the stream exists")?;
+            if destroyed {
+                notify(ctx, notify::STREAM, "xgroup-destroy", key);
+            }
             ctx.out.integer(i64::from(destroyed));
         }
         "createconsumer" => {
@@ -185,6 +224,9 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 Ok((created, created))
             })
             .expect("the stream exists")?;
+            if created {
+                notify(ctx, notify::STREAM, "xgroup-createconsumer", key);
+            }
             ctx.out.integer(i64::from(created));
         }
         _ => {
@@ -195,9 +237,13 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 let pending = stream
                     .delete_consumer(group, args[4])
                     .map_err(stream_error)?;
-                Ok((pending, existed))
+                Ok(((pending, existed), existed))
             })
             .expect("the stream exists")?;
+            let (pending, existed) = pending;
+            if existed {
+                notify(ctx, notify::STREAM, "xgroup-delconsumer", key);
+            }
             ctx.out.integer(pending as i64);
         }
     }
@@ -384,6 +430,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         index += 1;
     }
     let just_id = options.just_id;
+    let had_consumer = has_consumer(ctx, key, group, consumer);
     let claimed = with_stream(ctx, key, |stream| {
         let claimed = stream
             .claim(group, consumer, min_idle_ms, &ids, options, now_ms)
@@ -391,6 +438,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Ok((claimed, true))
     })
     .expect("the stream exists")?;
+    note_consumer_created(ctx, key, group, consumer, had_consumer);
     reply_claimed(ctx, &claimed, just_id);
     Ok(())
 }
@@ -401,7 +449,7 @@ const AUTOCLAIM_COUNT_MAX: i64 = i64::MAX / 16;
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
 pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (key, group, consumer) = (args[1], args[2], args[3]);
-    stream_with_group(ctx, key, group)?;
+    // Redis reads every argument before it looks the group up.
     let min_idle_ms = parse_min_idle(args[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM")?;
     let start = parse_range_bound(args[5], true).map_err(stream_error)?;
     let (mut count, mut just_id) = (100usize, false);
@@ -420,7 +468,9 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         index += 1;
     }
+    stream_with_group(ctx, key, group)?;
     let now_ms = ctx.now_ms;
+    let had_consumer = has_consumer(ctx, key, group, consumer);
     let result = with_stream(ctx, key, |stream| {
         let result = stream
             .auto_claim(group, consumer, min_idle_ms, start, count, just_id, now_ms)
@@ -428,6 +478,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Ok((result, true))
     })
     .expect("the stream exists")?;
+    note_consumer_created(ctx, key, group, consumer, had_consumer);
     ctx.out.array_len(3);
     reply_id(ctx.out, result.next);
     reply_claimed(ctx, &result.claimed, just_id);

@@ -124,6 +124,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                             Some(&mut pipeline),
                         )
                         .await;
+                        crate::commands::tracking::after_request(&client, &args);
                     }
                     start += consumed;
                     if client.close_after_reply || handle.killed.get() {
@@ -159,6 +160,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
         spin.spinner.unregister(fd, spin.token);
     }
     pubsub::unsubscribe_all(&shard, &mut client);
+    crate::commands::tracking::disable(&shard, &handle).await;
     let _ = stream.close().await;
 }
 

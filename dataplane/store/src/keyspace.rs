@@ -148,6 +148,19 @@ pub struct Keyspace {
     /// Keys removed because their TTL passed, kept only while [`Keyspace::record_expired`] is
     /// on: the server turns them into `expired` keyspace events. `None` costs nothing.
     expired_log: Option<Vec<(usize, CompactBytes)>>,
+    /// Keys written, removed, expired or evicted, kept only while [`Keyspace::record_modified`]
+    /// is on (client tracking: the server sends their invalidations). `None` costs one branch
+    /// per write.
+    modified_log: Option<Vec<ModifiedKey>>,
+}
+
+/// A key changed since the last [`Keyspace::take_modified`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifiedKey {
+    /// The key (client tracking ignores the database, as Redis's tracking table does).
+    pub key: CompactBytes,
+    /// True when the change was the key's expiry (no client made it).
+    pub expired: bool,
 }
 
 impl Default for Keyspace {
@@ -178,6 +191,40 @@ impl Keyspace {
             access_policy: AccessPolicy::Lru,
             access_random_state: ACCESS_RANDOM_SEED,
             expired_log: None,
+            modified_log: None,
+        }
+    }
+
+    /// Starts (or stops) keeping the keys that change, for [`Keyspace::take_modified`].
+    /// Stopping drops what was kept.
+    pub fn record_modified(&mut self, on: bool) {
+        if on != self.modified_log.is_some() {
+            self.modified_log = on.then(Vec::new);
+        }
+    }
+
+    /// The keys changed since the last call, in order (none unless
+    /// [`Keyspace::record_modified`] is on).
+    pub fn take_modified(&mut self) -> Vec<ModifiedKey> {
+        self.modified_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// True when [`Keyspace::take_modified`] has keys to give.
+    pub fn has_modified(&self) -> bool {
+        self.modified_log
+            .as_ref()
+            .is_some_and(|log| !log.is_empty())
+    }
+
+    fn note_modified(&mut self, key: &[u8]) {
+        if let Some(log) = self.modified_log.as_mut() {
+            log.push(ModifiedKey {
+                key: CompactBytes::new(key),
+                expired: false,
+            });
         }
     }
 
@@ -205,6 +252,12 @@ impl Keyspace {
 
     fn note_expired(&mut self, db: usize, key: &[u8]) {
         self.stats.expired_keys += 1;
+        // The removal just logged was the expiry's, not a client's (NOLOOP does not apply).
+        if let Some(last) = self.modified_log.as_mut().and_then(|log| log.last_mut()) {
+            if last.key.as_bytes() == key {
+                last.expired = true;
+            }
+        }
         if let Some(log) = self.expired_log.as_mut() {
             log.push((db, CompactBytes::new(key)));
         }
@@ -409,6 +462,7 @@ impl Keyspace {
         {
             entry.version = version;
         }
+        self.note_modified(key);
         if self.observer.is_none() {
             return;
         }
@@ -489,6 +543,7 @@ impl Keyspace {
                 .expect("just inserted");
             observer.key_written(db, key, &entry.value, entry.expire_at_ms);
         }
+        self.note_modified(key);
         previous.filter(|entry| !is_expired(entry, now_ms))
     }
 
@@ -515,6 +570,7 @@ impl Keyspace {
         if let Some(observer) = self.observer.as_mut() {
             observer.key_removed(db, key);
         }
+        self.note_modified(key);
         Some(entry)
     }
 

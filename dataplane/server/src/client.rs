@@ -189,6 +189,8 @@ impl Client {
             no_touch: false,
             no_evict: false,
             close_after_reply: false,
+            reply_off: false,
+            reply_skip_next: false,
             multi: None,
             multi_failed: false,
             hold: None,
@@ -215,6 +217,10 @@ pub struct Client {
     pub no_evict: bool,
     /// QUIT: close once the pending replies are written.
     pub close_after_reply: bool,
+    /// CLIENT REPLY OFF: replies are dropped (pushes still go out).
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped.
+    pub reply_skip_next: bool,
     /// Commands queued since MULTI, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Vec<u8>>>>,
     /// A command queued since MULTI was refused (unknown, wrong arity): EXEC aborts.

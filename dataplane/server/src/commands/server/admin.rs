@@ -846,6 +846,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
     "GETREDIR",
     "    Return the client ID we are redirecting to when tracking is enabled.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
@@ -1007,6 +1009,21 @@ async fn client_command(
         }
         client.no_touch = on_off(args[2])?;
         out.ok();
+    } else if is(subcommand, "REPLY") {
+        if args.len() != 3 {
+            return Err(wrong_arity());
+        }
+        if is(args[2], "ON") {
+            client.reply_off = false;
+            client.reply_skip_next = false;
+            out.ok();
+        } else if is(args[2], "OFF") {
+            client.reply_off = true;
+        } else if is(args[2], "SKIP") {
+            client.reply_skip_next = !client.reply_off;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
     } else if is(subcommand, "TRACKING") {
         if args.len() < 3 {
             return Err(wrong_arity());

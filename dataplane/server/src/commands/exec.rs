@@ -283,6 +283,7 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Rep
         Box::pin(execute(shard, client, &args, now_ms, out, None)).await;
     }
     client.hold = None;
+    super::tracking::flush_held(shard, &shards).await;
     writes.end();
     multikey::release_all(shard, &shards, token).await;
 }

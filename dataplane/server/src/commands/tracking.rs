@@ -81,6 +81,9 @@ pub enum TrackingRequest {
     Unregister { id: u64 },
     /// Whether client `id` is connected here: `Integer(1)` or `Integer(0)`.
     ClientExists { id: u64 },
+    /// Deliver what is pending here before answering (the end of a transaction or script,
+    /// whose parts here kept their invalidations for one batch).
+    Flush,
 }
 
 /// The tracking side of `handle` running a command on its shard `shard_index`.
@@ -163,6 +166,26 @@ pub async fn flush(shard: &Rc<Shard>) {
     }
     for reply in replies {
         reply.await;
+    }
+}
+
+/// At the end of a transaction or script that held `shards`: every shard delivers the
+/// invalidations its parts kept, before the reply leaves (holds are released without a reply,
+/// so this is the step that waits). Nothing to do while no client tracks.
+pub async fn flush_held(shard: &Rc<Shard>, shards: &std::collections::BTreeSet<usize>) {
+    if shard.shared.tracking_clients.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut replies = Vec::with_capacity(shards.len());
+    for &index in shards.iter().filter(|&&index| index != shard.index) {
+        let request = ShardRequest::Tracking(TrackingRequest::Flush);
+        replies.push(shard.send(index, request).await);
+    }
+    for reply in replies {
+        reply.await;
+    }
+    if shard.tracking.has_pending() {
+        flush(shard).await;
     }
 }
 
@@ -329,6 +352,8 @@ pub fn answer(shard: &Rc<Shard>, request: TrackingRequest) -> ShardReply {
         TrackingRequest::Unregister { id } => shard
             .tracking
             .unregister(&mut shard.keyspace.borrow_mut(), id),
+        // The mesh's receiver delivers what is pending before it replies.
+        TrackingRequest::Flush => {}
         TrackingRequest::ClientExists { id } => {
             return ShardReply::Integer(i64::from(shard.clients.borrow().contains_key(&id)));
         }
@@ -578,7 +603,7 @@ fn check_options(options: &Options<'_>, current: Option<&TrackingMode>) -> Comma
         return Err("ERR OPTIN and OPTOUT are not compatible with BCAST".into());
     }
     if options.optin && options.optout {
-        return Err("ERR You can't use both OPTIN and OPTOUT".into());
+        return Err("ERR You can't specify both OPTIN mode and OPTOUT mode".into());
     }
     if current.is_some_and(|mode| (options.optin && mode.optout) || (options.optout && mode.optin))
     {

@@ -482,6 +482,7 @@ pub async fn invoke(
             shard.shared.multi_writes.end();
         }
         if taken {
+            crate::commands::tracking::flush_held(shard, &run.held).await;
             release_all(shard, &run.held, token).await;
         }
         if run.read && !run.restart {

@@ -149,7 +149,7 @@ fn bcast_prefixes(port: u16) -> Vec<String> {
 #[test]
 fn bcast_sends_keys_under_the_prefixes_only() {
     let transcript = on_both(bcast_prefixes);
-    let one_reader = vec![
+    let one_reader = [
         invalidate_push(&["user:1"]),
         invalidate_push(&["cart:7"]),
         invalidate_push(&["user:22"]),
@@ -281,10 +281,10 @@ fn resp2_redirect_and_flush_send_what_redis_sends() {
         ));
     }
     expected.push(">2\r\n$10\r\ninvalidate\r\n_\r\n".to_string());
-    expected.extend(
-        std::iter::repeat("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n".into())
-            .take(READER_COUNT),
-    );
+    expected.extend(std::iter::repeat_n(
+        "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n".into(),
+        READER_COUNT,
+    ));
     expected.push(">2\r\n$10\r\ninvalidate\r\n_\r\n".to_string());
     assert_eq!(transcript, expected);
 }

@@ -55,7 +55,12 @@ pub struct TrackingMode {
 impl TrackingMode {
     /// True when the keys the client reads now are to be remembered.
     pub fn remembers(&self) -> bool {
-        !self.bcast && !((self.optin && !self.caching) || (self.optout && self.caching))
+        let opted_out = if self.optin {
+            !self.caching
+        } else {
+            self.optout && self.caching
+        };
+        !self.bcast && !opted_out
     }
 }
 

@@ -914,6 +914,45 @@ mod tests {
     }
 
     #[test]
+    fn modified_keys_are_logged_only_when_asked() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"before", value("0"), None, 0);
+        assert!(!keyspace.has_modified(), "off by default");
+        keyspace.record_modified(true);
+        // (what happens, key logged, logged as expired)
+        keyspace.insert(0, b"set", value("1"), None, 0);
+        keyspace.insert(1, b"ttl", value("2"), Some(100), 0);
+        keyspace.set_expire(0, b"set", Some(500), 0);
+        keyspace.set_expire(0, b"set", Some(500), 0); // Unchanged: not logged.
+        keyspace.update(0, b"before", 0, |_| Ok::<_, ()>(((), Change::None)));
+        keyspace.update(0, b"before", 0, |_| Ok::<_, ()>(((), Change::Modified)));
+        keyspace.remove(0, b"set", 0);
+        assert!(keyspace.get(1, b"ttl", 150).is_none());
+        let logged: Vec<(Vec<u8>, bool)> = keyspace
+            .take_modified()
+            .iter()
+            .map(|modified| (modified.key.as_bytes().to_vec(), modified.expired))
+            .collect();
+        let expected: &[(&[u8], bool)] = &[
+            (b"set", false),
+            (b"ttl", false),
+            (b"set", false),
+            (b"before", false),
+            (b"set", false),
+            (b"ttl", true),
+        ];
+        let expected: Vec<(Vec<u8>, bool)> = expected
+            .iter()
+            .map(|(key, expired)| (key.to_vec(), *expired))
+            .collect();
+        assert_eq!(logged, expected);
+        assert!(!keyspace.has_modified(), "taken");
+        keyspace.record_modified(false);
+        keyspace.insert(0, b"after", value("3"), None, 0);
+        assert!(keyspace.take_modified().is_empty(), "off again");
+    }
+
+    #[test]
     fn lazy_and_active_expiry() {
         let mut keyspace = Keyspace::new();
         keyspace.insert(0, b"a", value("1"), Some(100), 0);

@@ -191,6 +191,7 @@ impl Client {
             close_after_reply: false,
             reply_off: false,
             reply_skip_next: false,
+            tracking_reset: false,
             multi: None,
             multi_failed: false,
             hold: None,
@@ -221,6 +222,8 @@ pub struct Client {
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: the next command's reply is dropped.
     pub reply_skip_next: bool,
+    /// RESET ran: tracking goes off after its reply (turning BCAST off asks every shard).
+    pub tracking_reset: bool,
     /// Commands queued since MULTI, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Vec<u8>>>>,
     /// A command queued since MULTI was refused (unknown, wrong arity): EXEC aborts.

@@ -133,6 +133,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                             }
                         }
                         crate::commands::tracking::after_request(&client, &args);
+                        if std::mem::take(&mut client.tracking_reset) {
+                            crate::commands::tracking::disable(&shard, &handle).await;
+                        }
                     }
                     start += consumed;
                     if client.close_after_reply || handle.killed.get() {

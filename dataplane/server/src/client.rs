@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::task::Waker;
 
 use ember_resp::Protocol;
 
@@ -41,6 +42,65 @@ pub struct ClientHandle {
     /// Pub/Sub channels, patterns and shard channels listened to (CLIENT LIST's sub, psub,
     /// ssub; flag P while any is non-zero).
     pub subscription_counts: Cell<[usize; 3]>,
+    /// Encoded pushes for this connection that did not come from its own commands (client
+    /// tracking's invalidations), written between replies or while it waits for input.
+    pub pushes: Pushes,
+    /// CLIENT TRACKING's state; `None` while tracking is off.
+    pub tracking: RefCell<Option<crate::commands::tracking::TrackingMode>>,
+}
+
+/// Bytes a connection's [`Pushes`] may hold before the connection is closed: a client that
+/// stops reading while keys it cached keep changing must not grow the server without bound
+/// (Redis's default pubsub hard limit, 32 MiB).
+pub const PUSHES_LEN_MAX: usize = 32 * 1024 * 1024;
+
+/// A connection's queue of encoded pushes, filled by its shard (from any command) and drained
+/// by the connection task.
+#[derive(Debug, Default)]
+pub struct Pushes {
+    queue: RefCell<Vec<u8>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Pushes {
+    /// Appends what `encode` writes and wakes the connection if it waits; false when the
+    /// queue passed [`PUSHES_LEN_MAX`] (the caller closes the connection).
+    pub fn push(&self, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut queue = self.queue.borrow_mut();
+        let was_empty = queue.is_empty();
+        encode(&mut queue);
+        if was_empty && !queue.is_empty() {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+        if queue.len() > PUSHES_LEN_MAX {
+            queue.clear();
+            return false;
+        }
+        true
+    }
+
+    /// Moves the queued pushes to the end of `out`.
+    pub fn take_into(&self, out: &mut Vec<u8>) {
+        let mut queue = self.queue.borrow_mut();
+        if !queue.is_empty() {
+            out.extend_from_slice(&queue);
+            queue.clear();
+        }
+    }
+
+    /// Waits until something is queued.
+    pub async fn ready(&self) {
+        std::future::poll_fn(|cx| {
+            if !self.queue.borrow().is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
+    }
 }
 
 impl ClientHandle {
@@ -48,8 +108,17 @@ impl ClientHandle {
     pub fn info_line(&self) -> String {
         let now = unix_time_ms();
         let subscriptions = self.subscription_counts.get();
+        let (tracking_flags, redirect) = crate::commands::tracking::list_fields(self);
+        let mut flags = String::from(if subscriptions == [0; 3] { "N" } else { "P" });
+        if !tracking_flags.is_empty() {
+            // Redis lists only the letters that apply; N stands alone.
+            if flags == "N" {
+                flags.clear();
+            }
+            flags.push_str(tracking_flags);
+        }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -57,12 +126,13 @@ impl ClientHandle {
             self.name.borrow(),
             now.saturating_sub(self.created_at_ms) / 1000,
             now.saturating_sub(self.last_interaction_ms.get()) / 1000,
-            if subscriptions == [0; 3] { "N" } else { "P" },
+            flags,
             self.db.get(),
             subscriptions[0],
             subscriptions[1],
             subscriptions[2],
             self.last_command.get(),
+            redirect,
             self.resp.get(),
             self.lib_name.borrow(),
             self.lib_ver.borrow(),
@@ -119,6 +189,9 @@ impl Client {
             no_touch: false,
             no_evict: false,
             close_after_reply: false,
+            reply_off: false,
+            reply_skip_next: false,
+            tracking_reset: false,
             multi: None,
             multi_failed: false,
             hold: None,
@@ -145,6 +218,12 @@ pub struct Client {
     pub no_evict: bool,
     /// QUIT: close once the pending replies are written.
     pub close_after_reply: bool,
+    /// CLIENT REPLY OFF: replies are dropped (pushes still go out).
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped.
+    pub reply_skip_next: bool,
+    /// RESET ran: tracking goes off after its reply (turning BCAST off asks every shard).
+    pub tracking_reset: bool,
     /// Commands queued since MULTI, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Vec<u8>>>>,
     /// A command queued since MULTI was refused (unknown, wrong arity): EXEC aborts.

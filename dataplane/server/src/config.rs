@@ -275,6 +275,9 @@ const PARAMETERS: &[Parameter] = &[
     parameter("stream-node-max-entries", "100", NON_NEGATIVE, Mutable),
     parameter("activerehashing", "yes", Kind::Bool, Mutable),
     parameter("lua-time-limit", "5000", NON_NEGATIVE, Mutable),
+    // Client tracking's table of keys read, all shards together (Redis's default); past it,
+    // keys are dropped with an invalidation. 0: no limit.
+    parameter("tracking-table-max-keys", "1000000", NON_NEGATIVE, Mutable),
     // Keyspace events published through Pub/Sub (commands::notify); none by default, as Redis.
     parameter("notify-keyspace-events", "", Kind::KeyspaceEvents, Mutable),
     // Redis's defaults; the pubsub class cuts a subscriber that cannot keep up.

@@ -115,15 +115,27 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                     if !request.is_empty() {
                         pubsub::take_pushes(&client, &mut out);
                         let args: SmallVec<[&[u8]; 16]> = request.iter().collect();
-                        execute(
-                            &shard,
-                            &mut client,
-                            &args,
-                            now_ms,
-                            &mut out,
-                            Some(&mut pipeline),
-                        )
-                        .await;
+                        // CLIENT REPLY OFF or SKIP: the reply is cut from the output, so no
+                        // reply of this command may still be on its way.
+                        let skipping = std::mem::take(&mut client.reply_skip_next);
+                        let was_off = client.reply_off;
+                        let kept_len = if was_off || skipping {
+                            pipeline.drain(&shard, &mut out).await;
+                            Some(out.pending_len())
+                        } else {
+                            None
+                        };
+                        let pipeline = kept_len.is_none().then_some(&mut pipeline);
+                        execute(&shard, &mut client, &args, now_ms, &mut out, pipeline).await;
+                        if let Some(kept_len) = kept_len {
+                            if skipping || (was_off && client.reply_off) {
+                                out.bytes_mut().truncate(kept_len);
+                            }
+                        }
+                        crate::commands::tracking::after_request(&client, &args);
+                        if std::mem::take(&mut client.tracking_reset) {
+                            crate::commands::tracking::disable(&shard, &handle).await;
+                        }
                     }
                     start += consumed;
                     if client.close_after_reply || handle.killed.get() {
@@ -159,6 +171,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
         spin.spinner.unregister(fd, spin.token);
     }
     pubsub::unsubscribe_all(&shard, &mut client);
+    crate::commands::tracking::disable(&shard, &handle).await;
     let _ = stream.close().await;
 }
 

@@ -165,6 +165,10 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                     // `evicted` keyspace events, to the other shards' subscribers.
                     crate::commands::pubsub::forward_events(&shard).await;
                 }
+                crate::commands::tracking::collect(&shard);
+                if shard.tracking.has_pending() {
+                    crate::commands::tracking::flush(&shard).await;
+                }
                 // Let requests run, then look again at once: the excess may not be paid yet.
                 runtime::yield_now().await;
             }

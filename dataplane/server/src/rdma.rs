@@ -323,6 +323,8 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         last_interaction_ms: Cell::new(now),
         killed: Cell::new(false),
         subscription_counts: Cell::new([0; 3]),
+        pushes: Default::default(),
+        tracking: Default::default(),
     });
     Client::new(handle, true)
 }

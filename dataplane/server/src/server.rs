@@ -53,6 +53,9 @@ pub fn run(config: Config) -> std::io::Result<()> {
         multi_writes: Default::default(),
         scripts: Arc::new(crate::scripting::Registry::new()),
         blocked_clients: Default::default(),
+        tracking_clients: Default::default(),
+        tracking_keys: Default::default(),
+        tracking_items: Default::default(),
     });
     crate::memory::GAUGE.record_startup();
     eprintln!(
@@ -272,6 +275,8 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             last_interaction_ms: Cell::new(now),
             killed: Cell::new(false),
             subscription_counts: Cell::new([0; 3]),
+            pushes: Default::default(),
+            tracking: Default::default(),
         });
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();
@@ -335,6 +340,12 @@ async fn expire_loop(shard: Rc<Shard>) {
         );
         if shard.pubsub.has_forwards() {
             crate::commands::pubsub::forward_events(&shard).await;
+        }
+        // Invalidations of the keys removed (and the tracking table's bound, which CONFIG SET
+        // may have lowered), to every tracking client.
+        crate::commands::tracking::collect(&shard);
+        if shard.tracking.has_pending() {
+            crate::commands::tracking::flush(&shard).await;
         }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let threshold = shard.config.borrow().latency_monitor_threshold_ms;

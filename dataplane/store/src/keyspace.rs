@@ -149,6 +149,10 @@ pub struct Keyspace {
     /// expiry, kept only while [`Keyspace::record_expired`] is on: the server turns them into
     /// `expired` and `hexpired` keyspace events. `None` costs nothing.
     expired_log: Option<Vec<(usize, CompactBytes, Expiry)>>,
+    /// Keys written, removed, expired or evicted, kept only while [`Keyspace::record_modified`]
+    /// is on (client tracking: the server sends their invalidations). `None` costs one branch
+    /// per write.
+    modified_log: Option<Vec<ModifiedKey>>,
 }
 
 /// What the expiry removed, in [`Keyspace::take_expired`]'s log.
@@ -161,6 +165,15 @@ pub enum Expiry {
         /// They were its last, so the key went with them (then `del` too, as Redis raises).
         emptied: bool,
     },
+}
+
+/// A key changed since the last [`Keyspace::take_modified`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifiedKey {
+    /// The key (client tracking ignores the database, as Redis's tracking table does).
+    pub key: CompactBytes,
+    /// True when the change was the key's expiry (no client made it).
+    pub expired: bool,
 }
 
 impl Default for Keyspace {
@@ -191,6 +204,40 @@ impl Keyspace {
             access_policy: AccessPolicy::Lru,
             access_random_state: ACCESS_RANDOM_SEED,
             expired_log: None,
+            modified_log: None,
+        }
+    }
+
+    /// Starts (or stops) keeping the keys that change, for [`Keyspace::take_modified`].
+    /// Stopping drops what was kept.
+    pub fn record_modified(&mut self, on: bool) {
+        if on != self.modified_log.is_some() {
+            self.modified_log = on.then(Vec::new);
+        }
+    }
+
+    /// The keys changed since the last call, in order (none unless
+    /// [`Keyspace::record_modified`] is on).
+    pub fn take_modified(&mut self) -> Vec<ModifiedKey> {
+        self.modified_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// True when [`Keyspace::take_modified`] has keys to give.
+    pub fn has_modified(&self) -> bool {
+        self.modified_log
+            .as_ref()
+            .is_some_and(|log| !log.is_empty())
+    }
+
+    fn note_modified(&mut self, key: &[u8]) {
+        if let Some(log) = self.modified_log.as_mut() {
+            log.push(ModifiedKey {
+                key: CompactBytes::new(key),
+                expired: false,
+            });
         }
     }
 
@@ -218,6 +265,12 @@ impl Keyspace {
 
     fn note_expired(&mut self, db: usize, key: &[u8]) {
         self.stats.expired_keys += 1;
+        // The removal just logged was the expiry's, not a client's (NOLOOP does not apply).
+        if let Some(last) = self.modified_log.as_mut().and_then(|log| log.last_mut()) {
+            if last.key.as_bytes() == key {
+                last.expired = true;
+            }
+        }
         if let Some(log) = self.expired_log.as_mut() {
             log.push((db, CompactBytes::new(key), Expiry::Key));
         }
@@ -429,6 +482,7 @@ impl Keyspace {
         {
             entry.version = version;
         }
+        self.note_modified(key);
         if self.observer.is_none() {
             return;
         }
@@ -509,6 +563,7 @@ impl Keyspace {
                 .expect("just inserted");
             observer.key_written(db, key, &entry.value, entry.expire_at_ms);
         }
+        self.note_modified(key);
         previous.filter(|entry| !is_expired(entry, now_ms))
     }
 
@@ -535,6 +590,7 @@ impl Keyspace {
         if let Some(observer) = self.observer.as_mut() {
             observer.key_removed(db, key);
         }
+        self.note_modified(key);
         Some(entry)
     }
 
@@ -886,6 +942,45 @@ mod tests {
         keyspace.record_expired(false);
         assert!(keyspace.get(0, b"late", 150).is_none());
         assert!(keyspace.take_expired().is_empty(), "off again");
+    }
+
+    #[test]
+    fn modified_keys_are_logged_only_when_asked() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"before", value("0"), None, 0);
+        assert!(!keyspace.has_modified(), "off by default");
+        keyspace.record_modified(true);
+        // (what happens, key logged, logged as expired)
+        keyspace.insert(0, b"set", value("1"), None, 0);
+        keyspace.insert(1, b"ttl", value("2"), Some(100), 0);
+        keyspace.set_expire(0, b"set", Some(500), 0);
+        keyspace.set_expire(0, b"set", Some(500), 0); // Unchanged: not logged.
+        keyspace.update(0, b"before", 0, |_| Ok::<_, ()>(((), Change::None)));
+        keyspace.update(0, b"before", 0, |_| Ok::<_, ()>(((), Change::Modified)));
+        keyspace.remove(0, b"set", 0);
+        assert!(keyspace.get(1, b"ttl", 150).is_none());
+        let logged: Vec<(Vec<u8>, bool)> = keyspace
+            .take_modified()
+            .iter()
+            .map(|modified| (modified.key.as_bytes().to_vec(), modified.expired))
+            .collect();
+        let expected: &[(&[u8], bool)] = &[
+            (b"set", false),
+            (b"ttl", false),
+            (b"set", false),
+            (b"before", false),
+            (b"set", false),
+            (b"ttl", true),
+        ];
+        let expected: Vec<(Vec<u8>, bool)> = expected
+            .iter()
+            .map(|(key, expired)| (key.to_vec(), *expired))
+            .collect();
+        assert_eq!(logged, expected);
+        assert!(!keyspace.has_modified(), "taken");
+        keyspace.record_modified(false);
+        keyspace.insert(0, b"after", value("3"), None, 0);
+        assert!(keyspace.take_modified().is_empty(), "off again");
     }
 
     #[test]

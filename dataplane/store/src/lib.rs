@@ -50,7 +50,7 @@ pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
     AccessPolicy, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool, Expiry, KeyObserver,
-    Keyspace, KeyspaceStats, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
+    Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };
 pub use list::{ListLimits, ListValue};
 pub use set::SetValue;

@@ -592,6 +592,7 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
             db,
             protocol: client.protocol,
             no_touch: client.no_touch,
+            caller: super::tracking::caller(shard.index, &client.handle),
             args: PackedArgs::new(args.iter().copied()),
             token: client.hold,
             hold: false,
@@ -601,9 +602,16 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
     super::multikey::admit(shard, spec, args, db, client.hold, false).await;
     let mut sink = ReplySink::values(client.protocol);
     let now_ms = crate::stats::unix_time_ms();
-    if let Err(error) =
-        super::multikey::run_local_as(shard, handler, db, client.no_touch, now_ms, args, &mut sink)
-    {
+    if let Err(error) = super::multikey::run_local_as(
+        shard,
+        handler,
+        db,
+        client.no_touch,
+        super::tracking::caller(shard.index, &client.handle),
+        now_ms,
+        args,
+        &mut sink,
+    ) {
         sink.error(&error.0);
     }
     sink.into_reply()

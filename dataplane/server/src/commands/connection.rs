@@ -171,6 +171,9 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.multi = None;
     client.multi_failed = false;
     client.watched.clear();
+    client.reply_off = false;
+    client.reply_skip_next = false;
+    client.tracking_reset = true;
     super::pubsub::unsubscribe_all(ctx.shard, client);
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();

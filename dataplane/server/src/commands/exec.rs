@@ -150,8 +150,13 @@ pub async fn execute<'s>(
             }
             Route::Remote(owner) => match pipeline.as_deref_mut() {
                 Some(pipeline) if client.hold.is_none() => {
-                    let request =
-                        execute_request(client, PackedArgs::new(args.iter().copied()), None, false);
+                    let request = execute_request(
+                        shard.index,
+                        client,
+                        PackedArgs::new(args.iter().copied()),
+                        None,
+                        false,
+                    );
                     pipeline.deferred.push(Deferred {
                         reply: shard.send(owner, request).await,
                         offset: out.pending_len(),
@@ -199,6 +204,11 @@ pub async fn execute<'s>(
             }
         }
     };
+    if client.hold.is_none() && shard.tracking.has_pending() {
+        // Invalidations reach their readers' shards before the reply leaves; inside a
+        // transaction they wait for its end, so BCAST sends one message per prefix.
+        super::tracking::flush(shard).await;
+    }
     if shard.pubsub.has_forwards() {
         // Keyspace events this command raised reach every shard before its reply leaves.
         super::pubsub::forward_events(shard).await;
@@ -316,6 +326,7 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Rep
         Box::pin(execute(shard, client, &args, now_ms, out, None)).await;
     }
     client.hold = None;
+    super::tracking::flush_held(shard, &shards).await;
     writes.end();
     multikey::release_all(shard, &shards, token).await;
 }

@@ -36,6 +36,7 @@ pub mod server;
 pub mod sets;
 pub mod streams;
 pub mod strings;
+pub mod tracking;
 pub mod transaction;
 pub mod zset_pops;
 pub mod zsets;

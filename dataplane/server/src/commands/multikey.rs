@@ -19,6 +19,7 @@ use smallvec::SmallVec;
 
 use super::{CommandError, CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
 use crate::client::Client;
+use crate::shard::tracking::Caller;
 use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
 
 /// Runs `handler` against this shard's keyspace, writing the reply into `out`.
@@ -35,22 +36,27 @@ pub fn run_local(
         handler,
         client.db,
         client.no_touch,
+        super::tracking::caller(shard.index, &client.handle),
         now_ms,
         args,
         out,
     )
 }
 
-/// [`run_local`] for a caller described by its database and NO-TOUCH alone (the mesh).
+/// [`run_local`] for a caller described by its database, NO-TOUCH and tracking alone (the
+/// mesh).
+#[allow(clippy::too_many_arguments)]
 pub fn run_local_as(
     shard: &Shard,
     handler: KeyspaceFn,
     db: usize,
     no_touch: bool,
+    caller: Caller,
     now_ms: u64,
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
+    super::tracking::before_command(shard, caller);
     let result = {
         let mut keyspace = shard.keyspace.borrow_mut();
         run_in(
@@ -64,6 +70,7 @@ pub fn run_local_as(
             out,
         )
     };
+    super::tracking::after_command(shard, caller, args);
     // Keys this command filled may serve blocked clients, in the same step.
     super::blocking::after_command(shard, db, args);
     result
@@ -140,6 +147,7 @@ fn local_reply(
 
 /// The request that runs `args` on another shard for `client`.
 pub fn execute_request(
+    shard_index: usize,
     client: &Client,
     args: PackedArgs,
     token: Option<HoldToken>,
@@ -149,6 +157,7 @@ pub fn execute_request(
         db: client.db,
         protocol: client.protocol,
         no_touch: client.no_touch,
+        caller: super::tracking::caller(shard_index, &client.handle),
         args,
         token,
         hold,
@@ -172,6 +181,7 @@ pub async fn run_remote(
     out: &mut ReplySink,
 ) {
     let request = execute_request(
+        shard.index,
         client,
         PackedArgs::new(args.iter().copied()),
         client.hold,
@@ -296,7 +306,7 @@ async fn run_read(
     if let Some(stamp) = writes.read_stamp() {
         let mut pending = Vec::with_capacity(parts.len());
         for part in parts.iter().filter(|part| part.owner != shard.index) {
-            let request = execute_request(client, part.args.clone(), None, false);
+            let request = execute_request(shard.index, client, part.args.clone(), None, false);
             pending.push(shard.send(part.owner, request).await);
         }
         let mut pending = pending.into_iter();
@@ -396,7 +406,7 @@ async fn run_part(
     hold: bool,
 ) -> Reply {
     if part.owner != shard.index {
-        let request = execute_request(client, part.args.clone(), token, hold);
+        let request = execute_request(shard.index, client, part.args.clone(), token, hold);
         return into_reply(shard.call(part.owner, request).await);
     }
     let args = part.args.slices();
@@ -634,5 +644,6 @@ pub fn apply_entries(
         }
     }
     drop(keyspace);
+    super::tracking::collect(shard);
     super::blocking::after_store(shard, db, entries.iter().map(|(key, _)| key.as_slice()));
 }

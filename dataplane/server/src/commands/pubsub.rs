@@ -506,12 +506,22 @@ pub fn answer(shard: &Shard, request: PubSubRequest) -> ShardReply {
 /// Dropping `read` when messages come first loses nothing: every read path of a connection
 /// takes bytes only when it returns them.
 pub async fn next_input<T>(client: &Client, read: impl Future<Output = T>) -> Option<T> {
+    let pushes = &client.handle.pushes;
     let Some(subscriber) = client.subscriptions.subscriber.as_ref() else {
-        return Some(read.await);
+        // Only a RESP3 connection takes pushes outside Pub/Sub (client tracking's
+        // invalidations); a RESP2 one just reads.
+        if client.protocol != Protocol::Resp3 {
+            return Some(read.await);
+        }
+        return futures_lite::future::or(async { Some(read.await) }, async {
+            pushes.ready().await;
+            None
+        })
+        .await;
     };
     subscriber.written();
     futures_lite::future::or(async { Some(read.await) }, async {
-        subscriber.ready().await;
+        futures_lite::future::or(subscriber.ready(), pushes.ready()).await;
         None
     })
     .await
@@ -527,4 +537,5 @@ pub fn take_pushes(client: &Client, out: &mut ReplySink) {
         subscriber.set_protocol(client.protocol);
         subscriber.take_into(out.bytes_mut());
     }
+    client.handle.pushes.take_into(out.bytes_mut());
 }

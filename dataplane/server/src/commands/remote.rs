@@ -15,15 +15,24 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
         match message {
             MeshMessage::Reply { id, reply } => shard.mesh.deliver(id, reply),
             MeshMessage::Request { id, request } => {
+                // Invalidations raised by a part of a transaction wait for its release, so a
+                // BCAST client gets one message per prefix for the whole transaction.
+                let defer_tracking =
+                    matches!(request, ShardRequest::Execute { token: Some(_), .. });
                 if answerable_now(&shard, &request) {
                     let reply = answer(&shard, request).await;
-                    if shard.pubsub.has_forwards() {
-                        // Keyspace events go to the other shards before the reply; that waits
-                        // for their answers, which must not stop this peer's messages.
+                    let tracking = !defer_tracking && shard.tracking.has_pending();
+                    if shard.pubsub.has_forwards() || tracking {
+                        // Keyspace events and invalidations go to the other shards before the
+                        // reply; that waits for their answers, which must not stop this
+                        // peer's messages.
                         let events = shard.pubsub.take_forwards();
                         let shard = shard.clone();
                         runtime::spawn(async move {
                             super::pubsub::forward(&shard, events).await;
+                            if tracking {
+                                super::tracking::flush(&shard).await;
+                            }
                             shard.mesh.reply(peer, id, reply).await;
                         });
                     } else {
@@ -35,6 +44,9 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
                     runtime::spawn(async move {
                         let reply = answer(&shard, request).await;
                         super::pubsub::forward_events(&shard).await;
+                        if !defer_tracking && shard.tracking.has_pending() {
+                            super::tracking::flush(&shard).await;
+                        }
                         shard.mesh.reply(peer, id, reply).await;
                     });
                 }
@@ -55,6 +67,8 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         ShardRequest::Hold { .. } => !shard.gate.busy(),
         // Publishing and Pub/Sub figures never touch the keyspace: holds do not apply.
         ShardRequest::PubSub(_) => true,
+        // Tracking's tables and deliveries never touch the keyspace's values.
+        ShardRequest::Tracking(_) => true,
         ShardRequest::TryHold { .. } => true,
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
@@ -72,6 +86,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             db,
             protocol,
             no_touch,
+            caller,
             args,
             token,
             hold,
@@ -82,9 +97,9 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             match spec.map(|spec| (spec, spec.handler)) {
                 Some((spec, super::Handler::Keyspace(handler))) => {
                     admit(shard, spec, &args, db, token, hold).await;
-                    if let Err(error) =
-                        run_local_as(shard, handler, db, no_touch, now_ms, &args, &mut out)
-                    {
+                    if let Err(error) = run_local_as(
+                        shard, handler, db, no_touch, caller, now_ms, &args, &mut out,
+                    ) {
                         out.error(&error.0);
                     }
                 }
@@ -121,6 +136,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             crate::commands::server::admin::admin(shard, request, now_ms)
         }
         ShardRequest::PubSub(request) => super::pubsub::answer(shard, request),
+        ShardRequest::Tracking(request) => super::tracking::answer(shard, request),
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;

@@ -55,6 +55,8 @@ pub struct RunState {
     keyless: bool,
     /// A write command ran (SCRIPT KILL refuses then).
     wrote: bool,
+    /// The script ran a read-only command (client tracking remembers its declared keys).
+    read: bool,
     /// EVAL_RO, FCALL_RO or `no-writes`.
     read_only: bool,
     /// `redis.setresp(3)`.
@@ -200,6 +202,7 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
             run.wrote = true;
             shard.shared.scripts.note_write(shard.index);
         }
+        run.read |= spec.has(CommandFlags::READONLY);
     });
     match &reply {
         Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
@@ -449,6 +452,7 @@ pub async fn invoke(
             wide: wide || !taken,
             keyless: invocation.keys.is_empty(),
             wrote: false,
+            read: false,
             read_only,
             resp3: false,
             started: Instant::now(),
@@ -478,7 +482,12 @@ pub async fn invoke(
             shard.shared.multi_writes.end();
         }
         if taken {
+            crate::commands::tracking::flush_held(shard, &run.held).await;
             release_all(shard, &run.held, token).await;
+        }
+        if run.read && !run.restart {
+            let declared: Vec<&[u8]> = invocation.keys.iter().map(|key| &key[..]).collect();
+            crate::commands::tracking::after_script(shard, client, &declared).await;
         }
         if run.learn_wide {
             engine.wide.borrow_mut().insert(invocation.name.to_owned());

@@ -81,6 +81,8 @@ pub enum ShardRequest {
         db: usize,
         protocol: Protocol,
         no_touch: bool,
+        /// The client, for client tracking (NOLOOP, keys it read).
+        caller: super::tracking::Caller,
         args: PackedArgs,
         token: Option<HoldToken>,
         hold: bool,
@@ -110,6 +112,8 @@ pub enum ShardRequest {
     PubSub(super::pubsub::PubSubRequest),
     /// Blocked clients' waits (crate::commands::blocking).
     Blocking(crate::commands::blocking::BlockingRequest),
+    /// Client tracking (crate::commands::tracking).
+    Tracking(crate::commands::tracking::TrackingRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.

@@ -7,6 +7,7 @@ pub mod locks;
 pub mod mesh;
 pub mod pubsub;
 pub mod router;
+pub mod tracking;
 
 pub use locks::{Gate, HoldToken, MultiWrites};
 pub use mesh::{
@@ -49,6 +50,13 @@ pub struct Shared {
     pub scripts: Arc<crate::scripting::Registry>,
     /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
     pub blocked_clients: AtomicUsize,
+    /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).
+    pub tracking_clients: AtomicUsize,
+    /// Keys in the tracking tables of all shards (INFO's tracking_total_keys; the bound
+    /// `tracking-table-max-keys` applies to it).
+    pub tracking_keys: AtomicUsize,
+    /// (key, client) pairs in the tracking tables (INFO's tracking_total_items).
+    pub tracking_items: AtomicUsize,
 }
 
 /// One shard.
@@ -84,6 +92,8 @@ pub struct Shard {
     pub scripting: crate::scripting::Engine,
     /// Clients blocked on this shard's keys, and this shard's blocked connections.
     pub blocking: crate::commands::blocking::Registry,
+    /// Client tracking: readers of this shard's keys, BCAST clients, invalidations to send.
+    pub tracking: tracking::Tracking,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -127,6 +137,7 @@ impl Shard {
             pubsub: pubsub::PubSub::new(shard_count),
             scripting: crate::scripting::Engine::default(),
             blocking: crate::commands::blocking::Registry::default(),
+            tracking: tracking::Tracking::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

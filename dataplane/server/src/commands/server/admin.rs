@@ -25,11 +25,13 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         AdminRequest::FlushDb { db } => {
             shard.keyspace.borrow_mut().flush_database(db);
             crate::commands::blocking::note_database(shard, Some(db));
+            crate::commands::tracking::flushed(shard);
             ShardReply::Done
         }
         AdminRequest::FlushAll => {
             shard.keyspace.borrow_mut().flush_all();
             crate::commands::blocking::note_database(shard, None);
+            crate::commands::tracking::flushed(shard);
             ShardReply::Done
         }
         AdminRequest::SwapDb { first, second } => {
@@ -481,7 +483,10 @@ async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &
     if sections.contains(&"stats") {
         // Pub/Sub figures count names over every shard, so they are asked for apart.
         let lines = crate::commands::pubsub::info_lines(shard).await;
-        if let Some(at) = text.find("total_error_replies:") {
+        if let Some(at) = text
+            .find("tracking_total_keys:")
+            .or_else(|| text.find("total_error_replies:"))
+        {
             text.insert_str(at, &lines);
         }
     }
@@ -565,6 +570,8 @@ fn format_info(
                         .load(std::sync::atomic::Ordering::Relaxed)
                         .to_string(),
                 );
+                let [tracking_clients, ..] = crate::commands::tracking::info_figures(shard);
+                line("tracking_clients", tracking_clients.to_string());
             }
             "memory" => {
                 let gauge = &crate::memory::GAUGE;
@@ -627,6 +634,10 @@ fn format_info(
                 line("evicted_keys", counters.evicted_keys.to_string());
                 line("keyspace_hits", counters.keyspace_hits.to_string());
                 line("keyspace_misses", counters.keyspace_misses.to_string());
+                let [_, keys, items, prefixes] = crate::commands::tracking::info_figures(shard);
+                line("tracking_total_keys", keys.to_string());
+                line("tracking_total_items", items.to_string());
+                line("tracking_total_prefixes", prefixes.to_string());
                 line("total_error_replies", counters.error_replies.to_string());
             }
             "replication" => {
@@ -830,6 +841,17 @@ const CLIENT_HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "SETINFO <option> <value>",
     "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
@@ -991,6 +1013,41 @@ async fn client_command(
         }
         client.no_touch = on_off(args[2])?;
         out.ok();
+    } else if is(subcommand, "REPLY") {
+        if args.len() != 3 {
+            return Err(wrong_arity());
+        }
+        if is(args[2], "ON") {
+            client.reply_off = false;
+            client.reply_skip_next = false;
+            out.ok();
+        } else if is(args[2], "OFF") {
+            client.reply_off = true;
+        } else if is(args[2], "SKIP") {
+            client.reply_skip_next = !client.reply_off;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    } else if is(subcommand, "TRACKING") {
+        if args.len() < 3 {
+            return Err(wrong_arity());
+        }
+        crate::commands::tracking::client_tracking(shard, client, args, out).await?;
+    } else if is(subcommand, "CACHING") {
+        if args.len() != 3 {
+            return Err(wrong_arity());
+        }
+        crate::commands::tracking::client_caching(client, args, out)?;
+    } else if is(subcommand, "GETREDIR") {
+        if args.len() != 2 {
+            return Err(wrong_arity());
+        }
+        crate::commands::tracking::client_getredir(client, out);
+    } else if is(subcommand, "TRACKINGINFO") {
+        if args.len() != 2 {
+            return Err(wrong_arity());
+        }
+        crate::commands::tracking::client_trackinginfo(client, out);
     } else if is(subcommand, "HELP") {
         help(out, CLIENT_HELP);
     } else {

@@ -178,8 +178,10 @@ pub fn verify(payload: &[u8]) -> Result<(&[u8], u16), DumpError> {
 /// # Errors
 /// [`DumpError::Checksum`] from [`verify`]; [`DumpError::BadFormat`] for anything unreadable.
 pub fn restore(payload: &[u8], limits: &RestoreLimits, now_ms: u64) -> Result<Value, DumpError> {
-    let (body, _) = verify(payload)?;
-    let mut reader = Reader::new(body);
+    verify(payload)?;
+    // Over the whole payload, footer included, as Redis reads it: a value that runs into the
+    // footer is read from it.
+    let mut reader = Reader::new(payload);
     let kind = reader.byte()?;
     match kind {
         TYPE_STRING => Ok(Value::from_vec(reader.string()?)),

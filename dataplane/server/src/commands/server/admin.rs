@@ -623,6 +623,8 @@ fn format_info(
                 line("evicted_keys", counters.evicted_keys.to_string());
                 line("keyspace_hits", counters.keyspace_hits.to_string());
                 line("keyspace_misses", counters.keyspace_misses.to_string());
+                // Ember has no MIGRATE, so it never caches a connection to another node.
+                line("migrate_cached_sockets", "0".into());
                 line("total_error_replies", counters.error_replies.to_string());
             }
             "replication" => {

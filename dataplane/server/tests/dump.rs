@@ -497,3 +497,33 @@ fn corrupted_payloads_never_crash_a_shard() {
     assert_eq!(cmd(&mut con, &["PING"]), "+PONG");
     assert_eq!(cmd(&mut con, &["GET", "s:embstr"]), "\"hello\"");
 }
+
+#[test]
+fn hash_field_expiries_round_trip_in_redis_7_4s_layout() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let (mut ours, mut theirs) = (ember.connect(false), oracle.connect(false));
+    cmd(&mut ours, &["HSET", "h", "a", "1", "b", "2", "c", "3"]);
+    cmd(&mut ours, &["HPEXPIRE", "h", "100000", "FIELDS", "1", "a"]);
+    cmd(&mut ours, &["HPEXPIRE", "h", "200000", "FIELDS", "1", "b"]);
+    let payload = dump(&mut ours, "h");
+    // Version 12: Redis 7.0 refuses it as it refuses any payload newer than its own.
+    let refused = run(&mut theirs, &[b"RESTORE", b"h", b"0", &payload]);
+    assert_eq!(
+        show(&refused),
+        "(error) ERR DUMP payload version or checksum are wrong"
+    );
+    restore(&mut ours, "copy", &payload);
+    assert_eq!(contents(&mut ours, "copy"), contents(&mut ours, "h"));
+    let ttls = cmd(&mut ours, &["HPTTL", "copy", "FIELDS", "3", "a", "b", "c"]);
+    let ttls: Vec<i64> = ttls
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .map(|ttl| ttl.trim_start_matches("(integer) ").parse().unwrap())
+        .collect();
+    assert!((99_000..=100_000).contains(&ttls[0]), "{ttls:?}");
+    assert!((199_000..=200_000).contains(&ttls[1]), "{ttls:?}");
+    assert_eq!(ttls[2], -1);
+}

@@ -406,6 +406,14 @@ fn hash_value(
     limits: &RestoreLimits,
     now_ms: u64,
 ) -> Result<Value, DumpError> {
+    /// The latest field expiry Redis 7.4 accepts (`EB_EXPIRE_TIME_MAX`, 2^48 - 1 ms).
+    const FIELD_EXPIRE_AT_MAX_MS: u64 = (1 << 48) - 1;
+    if fields
+        .iter()
+        .any(|(_, _, at)| at.is_some_and(|at| at > FIELD_EXPIRE_AT_MAX_MS))
+    {
+        return Err(DumpError::BadFormat);
+    }
     let mut hash = HashValue::new();
     let mut seen = std::collections::HashSet::with_capacity(fields.len());
     for (name, value, expire_at_ms) in &fields {

@@ -188,6 +188,25 @@ fn hash_field_expiries_use_redis_7_4_layout() {
         last.iter(10_000).collect::<Vec<_>>(),
         [(&b"plain"[..], &b"1"[..])]
     );
+    // Minimum expiry 5000 and the field's relative TTL 1: it expires at 5000. An expiry past
+    // Redis 7.4's limit (2^48 - 1 ms) is malformed.
+    for (min_expire, expected) in [
+        (5_000u64, Some(crate::hash::FieldExpiry::At(5_000))),
+        (1 << 48, None),
+    ] {
+        let mut body = vec![TYPE_HASH_METADATA];
+        body.extend_from_slice(&min_expire.to_le_bytes());
+        body.extend_from_slice(b"\x01\x01\x01f\x01v");
+        body.extend_from_slice(&RDB_VERSION_MAX.to_le_bytes());
+        let crc = crc64(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let restored = restore(&body, &RestoreLimits::default(), 0);
+        match (restored, expected) {
+            (Ok(Value::Hash(hash)), Some(expiry)) => assert_eq!(hash.field_expiry(b"f", 0), expiry),
+            (Err(DumpError::BadFormat), None) => {}
+            (other, _) => panic!("min expire {min_expire}: {other:?}"),
+        }
+    }
 }
 
 #[test]

@@ -527,3 +527,44 @@ fn hash_field_expiries_round_trip_in_redis_7_4s_layout() {
     assert!((199_000..=200_000).contains(&ttls[1]), "{ttls:?}");
     assert_eq!(ttls[2], -1);
 }
+
+#[test]
+fn restore_sets_the_idle_time_or_the_frequency() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    cmd(&mut con, &["SET", "foo", "bar"]);
+    let payload = dump(&mut con, "foo");
+    cmd(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    let reply = run(
+        &mut con,
+        &[
+            b"RESTORE",
+            b"foo",
+            b"0",
+            &payload,
+            b"REPLACE",
+            b"IDLETIME",
+            b"1000",
+        ],
+    );
+    assert_eq!(show(&reply), "+OK");
+    let idle = cmd(&mut con, &["OBJECT", "IDLETIME", "foo"]);
+    let idle: i64 = idle.trim_start_matches("(integer) ").parse().unwrap();
+    assert!((1000..=1010).contains(&idle), "{idle}");
+    cmd(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+    );
+    let reply = run(
+        &mut con,
+        &[
+            b"RESTORE", b"foo", b"0", &payload, b"REPLACE", b"FREQ", b"100",
+        ],
+    );
+    assert_eq!(show(&reply), "+OK");
+    assert_eq!(cmd(&mut con, &["OBJECT", "FREQ", "foo"]), "(integer) 100");
+    assert_eq!(cmd(&mut con, &["GET", "foo"]), "\"bar\"");
+}

@@ -568,3 +568,90 @@ fn restore_sets_the_idle_time_or_the_frequency() {
     assert_eq!(cmd(&mut con, &["OBJECT", "FREQ", "foo"]), "(integer) 100");
     assert_eq!(cmd(&mut con, &["GET", "foo"]), "\"bar\"");
 }
+
+/// A redis-server that loaded `file` at start (killed on drop).
+struct LoadedRedis(std::process::Child);
+
+impl Drop for LoadedRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis's own old RDB files (the TCL suite's assets: RDB 4 with zipmap, ziplist, intset and
+/// linked-list encodings, ziplist quicklists, ziplist hashes and sorted sets) read key by key
+/// with `read_rdb_file`, each written back as a payload and restored into ember: the contents
+/// equal what redis-server shows after loading the same file.
+#[test]
+fn redis_s_old_rdb_files_read_as_redis_reads_them() {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.deps/redis-tests/redis-7.0.15/tests/assets");
+    let Some(_oracle) = RedisOracle::start() else {
+        return;
+    };
+    if !assets.is_dir() {
+        eprintln!("skipped: the Redis TCL suite is not in .deps (ci/setup.sh fetches it)");
+        return;
+    }
+    let ember = Ember::start(2);
+    let mut ours = ember.connect(false);
+    let limits = ember_store::dump::RestoreLimits::default();
+    let mut checked = 0;
+    for name in [
+        "encodings.rdb",
+        "hash-zipmap.rdb",
+        "hash-ziplist.rdb",
+        "list-quicklist.rdb",
+        "zset-ziplist.rdb",
+    ] {
+        let file = std::fs::read(assets.join(name)).unwrap();
+        let dir = std::env::temp_dir().join(format!("ember-dump-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), &file).unwrap();
+        let port = common::free_port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--dir", dir.to_str().unwrap(), "--dbfilename", name])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let _redis = LoadedRedis(child);
+        let mut theirs = (0..100)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                    .ok()?
+                    .get_connection()
+                    .ok()
+            })
+            .expect("redis-server with the file started");
+        while cmd(&mut theirs, &["PING"]) != "+PONG" {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let keys = ember_store::dump::read_rdb_file(&file, &limits, 0)
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert!(!keys.is_empty(), "{name}");
+        for key in keys {
+            let text = String::from_utf8(key.key.clone()).unwrap();
+            let payload = ember_store::dump::dump(&key.value, 0);
+            restore(&mut ours, &text, &payload);
+            assert_eq!(
+                contents(&mut ours, &text),
+                contents(&mut theirs, &text),
+                "{name}: {text}"
+            );
+            checked += 1;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    eprintln!("{checked} keys of Redis's RDB files checked");
+    assert!(checked >= 15, "{checked} keys");
+}

@@ -183,6 +183,16 @@ pub fn restore(payload: &[u8], limits: &RestoreLimits, now_ms: u64) -> Result<Va
     // footer is read from it.
     let mut reader = Reader::new(payload);
     let kind = reader.byte()?;
+    read_object(&mut reader, kind, limits, now_ms)
+}
+
+/// One RDB object of type `kind`.
+fn read_object(
+    reader: &mut Reader<'_>,
+    kind: u8,
+    limits: &RestoreLimits,
+    now_ms: u64,
+) -> Result<Value, DumpError> {
     match kind {
         TYPE_STRING => Ok(Value::from_vec(reader.string()?)),
         TYPE_LIST => {
@@ -349,9 +359,91 @@ pub fn restore(payload: &[u8], limits: &RestoreLimits, now_ms: u64) -> Result<Va
                 TYPE_STREAM_LISTPACKS_2 => 2,
                 _ => 3,
             };
-            stream::read(&mut reader, version, &limits.stream)
+            stream::read(reader, version, &limits.stream)
         }
         _ => Err(DumpError::BadFormat),
+    }
+}
+
+/// A key read from an RDB file: its database, name, value and expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdbKey {
+    /// The database (SELECTDB).
+    pub db: u64,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Value,
+    /// Its expiry, Unix milliseconds.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// Reads the keys of a whole RDB file (`REDIS` and a 4-digit version up to
+/// [`RDB_VERSION_MAX`]), skipping its auxiliary fields, sizes hints and LRU/LFU data. The file's
+/// checksum is not checked (files of version 4 have none).
+///
+/// # Errors
+/// [`DumpError::Checksum`] for a missing header or a newer version; [`DumpError::BadFormat`]
+/// for anything unreadable, module data and functions included.
+pub fn read_rdb_file(
+    file: &[u8],
+    limits: &RestoreLimits,
+    now_ms: u64,
+) -> Result<Vec<RdbKey>, DumpError> {
+    /// Opcodes before a key or at the end.
+    const OP_IDLE: u8 = 0xF8;
+    const OP_FREQ: u8 = 0xF9;
+    const OP_AUX: u8 = 0xFA;
+    const OP_RESIZEDB: u8 = 0xFB;
+    const OP_EXPIRETIME_MS: u8 = 0xFC;
+    const OP_EXPIRETIME: u8 = 0xFD;
+    const OP_SELECTDB: u8 = 0xFE;
+    const OP_EOF: u8 = 0xFF;
+    let version = file
+        .get(..9)
+        .filter(|header| header.starts_with(b"REDIS"))
+        .and_then(|header| std::str::from_utf8(&header[5..]).ok())
+        .and_then(|digits| digits.parse::<u16>().ok())
+        .ok_or(DumpError::Checksum)?;
+    if version > RDB_VERSION_MAX {
+        return Err(DumpError::Checksum);
+    }
+    let mut reader = Reader::new(&file[9..]);
+    let (mut keys, mut db, mut expire_at_ms) = (Vec::new(), 0, None);
+    loop {
+        match reader.byte()? {
+            OP_EOF => return Ok(keys),
+            OP_SELECTDB => db = reader.length()?,
+            OP_RESIZEDB => {
+                reader.length()?;
+                reader.length()?;
+            }
+            OP_AUX => {
+                reader.string()?;
+                reader.string()?;
+            }
+            OP_EXPIRETIME_MS => expire_at_ms = Some(reader.millis()?),
+            OP_EXPIRETIME => {
+                let seconds = u32::from_le_bytes(reader.take(4)?.try_into().expect("4 bytes"));
+                expire_at_ms = Some(u64::from(seconds) * 1000);
+            }
+            OP_IDLE => {
+                reader.length()?;
+            }
+            OP_FREQ => {
+                reader.byte()?;
+            }
+            kind => {
+                let key = reader.string()?;
+                let value = read_object(&mut reader, kind, limits, now_ms)?;
+                keys.push(RdbKey {
+                    db,
+                    key,
+                    value,
+                    expire_at_ms: expire_at_ms.take(),
+                });
+            }
+        }
     }
 }
 

@@ -358,3 +358,34 @@ fn corrupted_payloads_are_refused_without_panic() {
     newer[len - 8..].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(restore(&newer, &limits, 0), Err(DumpError::Checksum));
 }
+
+#[test]
+fn rdb_files_read_key_by_key() {
+    let limits = RestoreLimits::default();
+    // Header, an AUX field, SELECTDB 2, RESIZEDB, a key with a millisecond expiry, EOF.
+    let mut file = b"REDIS0010\xfa\x03ver\x037.0\xfe\x02\xfb\x01\x01\xfc".to_vec();
+    file.extend_from_slice(&5_000u64.to_le_bytes());
+    file.extend_from_slice(b"\x00\x01k\x05hello\xff");
+    let keys = read_rdb_file(&file, &limits, 0).unwrap();
+    assert_eq!(
+        keys,
+        [RdbKey {
+            db: 2,
+            key: b"k".to_vec(),
+            value: Value::from_bytes(b"hello"),
+            expire_at_ms: Some(5_000),
+        }]
+    );
+    assert_eq!(
+        read_rdb_file(b"REDIS0013\xff", &limits, 0),
+        Err(DumpError::Checksum)
+    );
+    assert_eq!(
+        read_rdb_file(b"NOTREDIS0", &limits, 0),
+        Err(DumpError::Checksum)
+    );
+    assert_eq!(
+        read_rdb_file(&file[..file.len() - 1], &limits, 0),
+        Err(DumpError::BadFormat)
+    );
+}

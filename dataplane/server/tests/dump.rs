@@ -652,6 +652,16 @@ fn redis_s_old_rdb_files_read_as_redis_reads_them() {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // Redis's corrupt files: refused, never a panic.
+    for name in ["corrupt_ziplist.rdb", "corrupt_empty_keys.rdb"] {
+        let file = std::fs::read(assets.join(name)).unwrap();
+        let read = ember_store::dump::read_rdb_file(&file, &limits, 0);
+        assert_eq!(
+            read.map(|keys| keys.len()),
+            Err(ember_store::dump::DumpError::BadFormat),
+            "{name}"
+        );
+    }
     eprintln!("{checked} keys of Redis's RDB files checked");
     assert!(checked >= 15, "{checked} keys");
 }

@@ -617,6 +617,16 @@ impl Config {
         self.pubsub_output_limit =
             crate::shard::pubsub::pubsub_output_limit(&self.values["client-output-buffer-limit"]);
         self.list_limits.listpack_size = self.integer("list-max-listpack-size");
+        // Sets and sorted sets read their size classes from the process's one setting.
+        ember_store::set::set_limits(ember_store::set::SetLimits {
+            intset_entries_max: self.integer("set-max-intset-entries") as usize,
+            listpack_entries_max: self.integer("set-max-listpack-entries") as usize,
+            listpack_value_len_max: self.integer("set-max-listpack-value") as usize,
+        });
+        ember_store::zset::set_limits(ember_store::zset::ZSetLimits {
+            listpack_entries_max: self.integer("zset-max-listpack-entries") as usize,
+            listpack_value_len_max: self.integer("zset-max-listpack-value") as usize,
+        });
         Ok(())
     }
 }
@@ -626,6 +636,9 @@ impl Config {
 const ALIASES: &[(&str, &str)] = &[
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
 ];
 
 /// The other name of a parameter that has two.

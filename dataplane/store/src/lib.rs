@@ -28,6 +28,7 @@
 pub mod bitmap;
 pub mod bloom;
 pub mod compact;
+pub mod dump;
 pub mod eviction;
 pub mod geo;
 pub mod glob;

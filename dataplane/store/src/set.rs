@@ -9,6 +9,7 @@
 //! Redis 7.2 would, because clients and tests read OBJECT ENCODING.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 use rand::Rng;
@@ -22,6 +23,52 @@ pub const INTSET_ENTRIES_MAX: usize = 512;
 pub const LISTPACK_ENTRIES_MAX: usize = 128;
 /// Longest member a `listpack` set holds, in bytes (Redis's `set-max-listpack-value` default).
 pub const LISTPACK_VALUE_LEN_MAX: usize = 64;
+
+/// The settings that decide a set's size class (CONFIG's `set-max-intset-entries`,
+/// `set-max-listpack-entries`, `set-max-listpack-value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetLimits {
+    /// `set-max-intset-entries`.
+    pub intset_entries_max: usize,
+    /// `set-max-listpack-entries`.
+    pub listpack_entries_max: usize,
+    /// `set-max-listpack-value`, in bytes.
+    pub listpack_value_len_max: usize,
+}
+
+impl Default for SetLimits {
+    fn default() -> Self {
+        Self {
+            intset_entries_max: INTSET_ENTRIES_MAX,
+            listpack_entries_max: LISTPACK_ENTRIES_MAX,
+            listpack_value_len_max: LISTPACK_VALUE_LEN_MAX,
+        }
+    }
+}
+
+/// The process's settings: one configuration for every shard, as Redis has one, read at each
+/// insertion as Redis reads its globals (a CONFIG SET applies to the next write).
+static LIMITS: [AtomicUsize; 3] = [
+    AtomicUsize::new(INTSET_ENTRIES_MAX),
+    AtomicUsize::new(LISTPACK_ENTRIES_MAX),
+    AtomicUsize::new(LISTPACK_VALUE_LEN_MAX),
+];
+
+/// Sets the size-class settings every set reads from now on (CONFIG SET).
+pub fn set_limits(limits: SetLimits) {
+    LIMITS[0].store(limits.intset_entries_max, Ordering::Relaxed);
+    LIMITS[1].store(limits.listpack_entries_max, Ordering::Relaxed);
+    LIMITS[2].store(limits.listpack_value_len_max, Ordering::Relaxed);
+}
+
+/// The size-class settings in force.
+pub fn limits() -> SetLimits {
+    SetLimits {
+        intset_entries_max: LIMITS[0].load(Ordering::Relaxed),
+        listpack_entries_max: LIMITS[1].load(Ordering::Relaxed),
+        listpack_value_len_max: LIMITS[2].load(Ordering::Relaxed),
+    }
+}
 
 /// The representation Redis 7.2 would have chosen; it only ever grows, as in Redis (removing
 /// members never converts a set back).
@@ -49,14 +96,16 @@ impl SetValue {
     /// An empty set that SADD is about to fill with `member_count` members, the first being
     /// `first_member`: Redis 7.2 picks the starting encoding from these two.
     pub fn for_members(first_member: &[u8], member_count: usize) -> Self {
-        let encoding =
-            if parse_canonical_i64(first_member).is_some() && member_count <= INTSET_ENTRIES_MAX {
-                SetEncoding::Intset
-            } else if member_count <= LISTPACK_ENTRIES_MAX {
-                SetEncoding::Listpack
-            } else {
-                SetEncoding::Hashtable
-            };
+        let limits = limits();
+        let encoding = if parse_canonical_i64(first_member).is_some()
+            && member_count <= limits.intset_entries_max
+        {
+            SetEncoding::Intset
+        } else if member_count <= limits.listpack_entries_max {
+            SetEncoding::Listpack
+        } else {
+            SetEncoding::Hashtable
+        };
         Self {
             members: Vec::with_capacity(member_count.min(LISTPACK_ENTRIES_MAX)),
             index: HashTable::new(),
@@ -115,9 +164,14 @@ impl SetValue {
     /// The encoding Redis would convert to before adding the new `member`.
     fn grow_encoding(&mut self, member: &[u8]) {
         let len = self.members.len();
+        let SetLimits {
+            intset_entries_max,
+            listpack_entries_max,
+            listpack_value_len_max,
+        } = limits();
         self.encoding = match self.encoding {
             SetEncoding::Intset if parse_canonical_i64(member).is_some() => {
-                if len + 1 > INTSET_ENTRIES_MAX {
+                if len + 1 > intset_entries_max {
                     SetEncoding::Hashtable
                 } else {
                     SetEncoding::Intset
@@ -127,9 +181,9 @@ impl SetValue {
             // their text) stay within the listpack limits.
             SetEncoding::Intset => {
                 let longest = self.members.iter().map(|m| m.len()).max().unwrap_or(0);
-                if len < LISTPACK_ENTRIES_MAX
-                    && member.len() <= LISTPACK_VALUE_LEN_MAX
-                    && longest <= LISTPACK_VALUE_LEN_MAX
+                if len < listpack_entries_max
+                    && member.len() <= listpack_value_len_max
+                    && longest <= listpack_value_len_max
                 {
                     SetEncoding::Listpack
                 } else {
@@ -137,7 +191,7 @@ impl SetValue {
                 }
             }
             SetEncoding::Listpack
-                if len < LISTPACK_ENTRIES_MAX && member.len() <= LISTPACK_VALUE_LEN_MAX =>
+                if len < listpack_entries_max && member.len() <= listpack_value_len_max =>
             {
                 SetEncoding::Listpack
             }

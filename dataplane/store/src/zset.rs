@@ -13,6 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::atomic::{self, AtomicUsize};
 
 use hashbrown::HashMap;
 
@@ -22,6 +23,45 @@ use crate::compact::CompactBytes;
 pub const LISTPACK_ENTRIES_MAX: usize = 128;
 /// Longest member a `listpack` sorted set holds, in bytes (`zset-max-listpack-value`).
 pub const LISTPACK_VALUE_LEN_MAX: usize = 64;
+
+/// The settings that decide a sorted set's size class (CONFIG's `zset-max-listpack-entries` and
+/// `zset-max-listpack-value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZSetLimits {
+    /// `zset-max-listpack-entries`.
+    pub listpack_entries_max: usize,
+    /// `zset-max-listpack-value`, in bytes.
+    pub listpack_value_len_max: usize,
+}
+
+impl Default for ZSetLimits {
+    fn default() -> Self {
+        Self {
+            listpack_entries_max: LISTPACK_ENTRIES_MAX,
+            listpack_value_len_max: LISTPACK_VALUE_LEN_MAX,
+        }
+    }
+}
+
+/// The process's settings, one for every shard as in Redis, read at each insertion.
+static LIMITS: [AtomicUsize; 2] = [
+    AtomicUsize::new(LISTPACK_ENTRIES_MAX),
+    AtomicUsize::new(LISTPACK_VALUE_LEN_MAX),
+];
+
+/// Sets the size-class settings every sorted set reads from now on (CONFIG SET).
+pub fn set_limits(limits: ZSetLimits) {
+    LIMITS[0].store(limits.listpack_entries_max, atomic::Ordering::Relaxed);
+    LIMITS[1].store(limits.listpack_value_len_max, atomic::Ordering::Relaxed);
+}
+
+/// The size-class settings in force.
+pub fn limits() -> ZSetLimits {
+    ZSetLimits {
+        listpack_entries_max: LIMITS[0].load(atomic::Ordering::Relaxed),
+        listpack_value_len_max: LIMITS[1].load(atomic::Ordering::Relaxed),
+    }
+}
 
 /// A score with the total order the set needs: never NaN (every way in rejects it), and -0 equal
 /// to 0, as Redis compares scores with `<` and `==`.
@@ -209,12 +249,14 @@ impl SortedSet {
     /// An empty sorted set that ZADD is about to fill with `pair_count` pairs whose longest
     /// member has `member_len_max` bytes: Redis 7.2 picks the starting encoding from these.
     pub fn for_members(pair_count: usize, member_len_max: usize) -> Self {
-        let encoding =
-            if pair_count <= LISTPACK_ENTRIES_MAX && member_len_max <= LISTPACK_VALUE_LEN_MAX {
-                ZSetEncoding::Listpack
-            } else {
-                ZSetEncoding::Skiplist
-            };
+        let limits = limits();
+        let encoding = if pair_count <= limits.listpack_entries_max
+            && member_len_max <= limits.listpack_value_len_max
+        {
+            ZSetEncoding::Listpack
+        } else {
+            ZSetEncoding::Skiplist
+        };
         Self {
             scores: HashMap::default(),
             order: BTreeSet::new(),
@@ -307,8 +349,10 @@ impl SortedSet {
 
     /// The encoding Redis would convert to before adding the new `member`.
     fn grow_encoding(&mut self, member: &[u8]) {
+        let limits = limits();
         if self.encoding == ZSetEncoding::Listpack
-            && (self.len() + 1 > LISTPACK_ENTRIES_MAX || member.len() > LISTPACK_VALUE_LEN_MAX)
+            && (self.len() + 1 > limits.listpack_entries_max
+                || member.len() > limits.listpack_value_len_max)
         {
             self.encoding = ZSetEncoding::Skiplist;
         }

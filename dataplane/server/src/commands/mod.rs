@@ -18,6 +18,7 @@ pub mod ai;
 pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
+pub mod dump;
 pub mod exec;
 pub mod geo;
 pub mod hashes;
@@ -605,6 +606,12 @@ pub(crate) const fn with(mut spec: CommandSpec, flags: CommandFlags) -> CommandS
     spec
 }
 
+/// Adds ACL categories Redis declares beyond those the group and flags give (`@dangerous`).
+pub(crate) const fn in_categories(mut spec: CommandSpec, extra: AclCategories) -> CommandSpec {
+    spec.categories = spec.categories.union(extra);
+    spec
+}
+
 pub(crate) use Handler::{Connection, Inference, Keyspace as Ks, Server, Transaction};
 
 pub(crate) type F = CommandFlags;
@@ -757,6 +764,9 @@ static CORE: &[CommandSpec] = &[
     command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Server(ServerOp::Scan)),
     command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Server(ServerOp::RandomKey)),
     command("memory", -2, R, SECOND_ARG_KEY, "server", "4.0.0", "A container for memory diagnostics commands.", Ks(memory::memory)),
+    command("dump", 2, R, ONE_KEY, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", Ks(dump::dump)),
+    in_categories(command("restore", -4, W_OOM, ONE_KEY, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", Ks(dump::restore)), AclCategories::DANGEROUS),
+    in_categories(command("restore-asking", -4, W_OOM, ONE_KEY, "server", "3.0.0", "An internal command for migrating keys in a cluster.", Ks(dump::restore)), AclCategories::DANGEROUS.union(AclCategories::KEYSPACE)),
     command("object", -2, R, SECOND_ARG_KEY, "generic", "2.2.3", "A container for object introspection commands.", Ks(keys::object)),
     // inference (RedisAI's commands and RECOMMEND); keys are routed inside the handlers
     command("ai.tensorset", -4, W_OOM, ONE_KEY, "inference", "1.2.7", "Stores a tensor.", Inference(InferenceOp::TensorSet)),

@@ -48,7 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The shape of blocks: `stream-node-max-bytes` and `stream-node-max-entries`.
-fn limits(config: &Config) -> StreamLimits {
+pub(crate) fn limits(config: &Config) -> StreamLimits {
     StreamLimits {
         node_bytes_max: config.memory_value("stream-node-max-bytes") as usize,
         node_entries_max: config

@@ -274,6 +274,16 @@ impl HashValue {
             .map(|f| (f.name, f.value))
     }
 
+    /// The live fields with their expiry, in storage order (DUMP).
+    pub(crate) fn fields_with_expiry(
+        &self,
+        now_ms: u64,
+    ) -> impl Iterator<Item = (&[u8], &[u8], Option<u64>)> + '_ {
+        self.all_fields()
+            .filter(move |f| !f.is_due(now_ms))
+            .map(|f| (f.name, f.value, f.expire_at_ms))
+    }
+
     /// Leaves the packed size class before a write of these names and values when one of them
     /// is too long, as Redis's HSET / HMSET check all their arguments first
     /// (`hashTypeTryConversion`). HSETNX does not call it: Redis converts only when it sets.

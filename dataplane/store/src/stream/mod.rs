@@ -546,6 +546,30 @@ impl StreamValue {
         None
     }
 
+    /// RESTORE: the counters a payload carries, once its entries are appended.
+    pub(crate) fn restore_counters(
+        &mut self,
+        last_id: StreamId,
+        first_id: StreamId,
+        max_deleted_entry_id: StreamId,
+        entries_added: u64,
+    ) {
+        self.last_id = last_id;
+        self.first_id = first_id;
+        self.max_deleted_entry_id = max_deleted_entry_id;
+        self.entries_added = entries_added;
+    }
+
+    /// RESTORE: the consumer groups, to fill.
+    pub(crate) fn groups_mut(&mut self) -> &mut BTreeMap<CompactBytes, ConsumerGroup> {
+        &mut self.groups
+    }
+
+    /// RESTORE of a version 1 payload: a group's read counter, estimated as Redis does.
+    pub(crate) fn estimated_entries_read(&self, id: StreamId) -> Option<u64> {
+        self.entries_read_at(id)
+    }
+
     /// Rough heap bytes: the blocks' buffers and the groups' pending entries.
     pub fn heap_len(&self) -> usize {
         let blocks: usize = self

@@ -634,6 +634,8 @@ fn format_info(
                 line("evicted_keys", counters.evicted_keys.to_string());
                 line("keyspace_hits", counters.keyspace_hits.to_string());
                 line("keyspace_misses", counters.keyspace_misses.to_string());
+                // Ember has no MIGRATE, so it never caches a connection to another node.
+                line("migrate_cached_sockets", "0".into());
                 let [_, keys, items, prefixes] = crate::commands::tracking::info_figures(shard);
                 line("tracking_total_keys", keys.to_string());
                 line("tracking_total_items", items.to_string());

@@ -1,0 +1,391 @@
+use super::packed::{read_listpack, read_ziplist, Item, ListpackWriter};
+use super::rdb::lzf_decompress;
+use super::*;
+use crate::stream::{AddId, GroupStart, ReadFrom, StreamId, StreamValue};
+
+fn round_trip(value: &Value) -> Value {
+    let payload = dump(value, 0);
+    restore(&payload, &RestoreLimits::default(), 0).expect("own payload")
+}
+
+#[test]
+fn crc64_matches_redis_check_value() {
+    // Redis's crc64.c self test: crc64(0, "123456789") = 0xe9c6d914c4b8d9ca.
+    assert_eq!(crc64(b"123456789"), 0xe9c6_d914_c4b8_d9ca);
+}
+
+#[test]
+fn strings_match_redis_bytes() {
+    // Recorded from redis-server 7.0.15: DUMP of SET k hello / SET k 12345.
+    assert_eq!(
+        dump(&Value::from_bytes(b"hello"), 0),
+        b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a"
+    );
+    assert_eq!(
+        dump(&Value::from_bytes(b"12345"), 0),
+        b"\x00\xc190\x0a\x00\x9d\x94\xea'\x93\xfc\x08\xb9"
+    );
+    for text in [
+        &b"12345"[..],
+        b"-1",
+        b"4294967296",
+        b"",
+        b"0123",
+        &[b'x'; 100],
+    ] {
+        let value = Value::from_bytes(text);
+        assert_eq!(round_trip(&value), value, "{text:?}");
+    }
+}
+
+#[test]
+fn listpack_integers_and_strings_read_back() {
+    let ints = [
+        0,
+        127,
+        128,
+        -1,
+        -4096,
+        4095,
+        4096,
+        -32768,
+        32767,
+        1 << 23,
+        -(1 << 23),
+        i32::MAX as i64,
+        i64::MIN,
+        i64::MAX,
+    ];
+    let mut writer = ListpackWriter::new();
+    for int in ints {
+        writer.push_int(int);
+    }
+    for len in [0, 63, 64, 4095, 4096, 20_000] {
+        writer.push_str(&vec![b'a'; len]);
+    }
+    let listpack = writer.finish();
+    let items = read_listpack(&listpack).unwrap();
+    let (read_ints, read_strs) = items.split_at(ints.len());
+    assert_eq!(read_ints, ints.map(Item::Int));
+    for (item, len) in read_strs.iter().zip([0, 63, 64, 4095, 4096, 20_000]) {
+        assert_eq!(item.to_vec().len(), len);
+    }
+}
+
+#[test]
+fn ziplist_from_redis_5_reads() {
+    // A Redis 5 ziplist: "a", 1, 300, "bb".
+    let mut blob = vec![0u8; 10];
+    blob.extend_from_slice(&[0x00, 0x01, b'a']);
+    blob.extend_from_slice(&[0x03, 0xF2]);
+    blob.extend_from_slice(&[0x02, 0xC0, 0x2C, 0x01]);
+    blob.extend_from_slice(&[0x04, 0x02, b'b', b'b']);
+    blob.push(0xFF);
+    let total = blob.len() as u32;
+    blob[..4].copy_from_slice(&total.to_le_bytes());
+    let items = read_ziplist(&blob).unwrap();
+    assert_eq!(
+        items,
+        [
+            Item::Str(b"a"),
+            Item::Int(1),
+            Item::Int(300),
+            Item::Str(b"bb")
+        ]
+    );
+}
+
+#[test]
+fn lzf_literal_and_back_reference() {
+    // "aaaaaaaaaa": literal 'a', then a back reference of 9 bytes at distance 1.
+    let compressed = [0x00, b'a', 0xE0, 0x00, 0x00];
+    assert_eq!(lzf_decompress(&compressed, 10).unwrap(), b"aaaaaaaaaa");
+    assert_eq!(lzf_decompress(&compressed, 11), Err(DumpError::BadFormat));
+    assert_eq!(lzf_decompress(&[0x20, 0x05], 3), Err(DumpError::BadFormat));
+}
+
+#[test]
+fn collections_round_trip_in_both_size_classes() {
+    let limits = RestoreLimits::default();
+    for size in [1usize, 5, 200, 3000] {
+        let mut list = ListValue::new();
+        let elements: Vec<Vec<u8>> = (0..size)
+            .map(|i| format!("element:{i}").into_bytes())
+            .collect();
+        let views: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
+        list.push(End::Back, &views, &limits.list);
+        let list = Value::List(Box::new(list));
+        assert_eq!(round_trip(&list), list);
+
+        for int_members in [true, false] {
+            let members: Vec<Vec<u8>> = (0..size)
+                .map(|i| {
+                    if int_members {
+                        (i as i64 * 70_000 - 5).to_string()
+                    } else {
+                        format!("m{i}")
+                    }
+                    .into_bytes()
+                })
+                .collect();
+            let mut set = SetValue::for_members(&members[0], size);
+            for member in &members {
+                set.insert(member);
+            }
+            let set = Value::Set(Box::new(set));
+            assert_eq!(round_trip(&set), set);
+        }
+
+        let mut zset = SortedSet::for_members(size, 10);
+        for i in 0..size {
+            let score = [i as f64, -(i as f64) / 3.0, 1e300, f64::INFINITY][i % 4];
+            zset.add(format!("m{i}").as_bytes(), score, AddOptions::default())
+                .unwrap();
+        }
+        let restored = round_trip(&Value::ZSet(Box::new(zset.clone())));
+        assert_eq!(restored.encoding_name(), zset.encoding_name());
+        assert_eq!(restored, Value::ZSet(Box::new(zset)));
+
+        let mut hash = HashValue::new();
+        for i in 0..size {
+            hash.insert(
+                format!("f{i}").as_bytes(),
+                i.to_string().as_bytes(),
+                &limits.hash,
+                0,
+            );
+        }
+        let hash = Value::Hash(Box::new(hash));
+        let restored = round_trip(&hash);
+        assert_eq!(
+            (restored.encoding_name(), &restored),
+            (hash.encoding_name(), &hash)
+        );
+    }
+}
+
+#[test]
+fn hash_field_expiries_use_redis_7_4_layout() {
+    let limits = HashLimits::default();
+    let mut hash = HashValue::new();
+    hash.insert(b"plain", b"1", &limits, 0);
+    hash.set(b"soon", b"2", FieldTtl::At(5_000), &limits, 0);
+    hash.set(b"later", b"3", FieldTtl::At(9_000), &limits, 0);
+    let payload = dump(&Value::Hash(Box::new(hash.clone())), 0);
+    assert_eq!(payload[0], TYPE_HASH_METADATA);
+    assert_eq!(verify(&payload).unwrap().1, RDB_VERSION_MAX);
+    let restored = restore(&payload, &RestoreLimits::default(), 0).unwrap();
+    assert_eq!(restored, Value::Hash(Box::new(hash)));
+    // Restored after the first expiry: that field is gone.
+    let Value::Hash(later) = restore(&payload, &RestoreLimits::default(), 6_000).unwrap() else {
+        panic!("a hash");
+    };
+    assert_eq!(later.len(), 2);
+    let Value::Hash(last) = restore(&payload, &RestoreLimits::default(), 10_000).unwrap() else {
+        panic!("a hash");
+    };
+    assert_eq!(
+        last.iter(10_000).collect::<Vec<_>>(),
+        [(&b"plain"[..], &b"1"[..])]
+    );
+    // Minimum expiry 5000 and the field's relative TTL 1: it expires at 5000. An expiry past
+    // Redis 7.4's limit (2^48 - 1 ms) is malformed.
+    for (min_expire, expected) in [
+        (5_000u64, Some(crate::hash::FieldExpiry::At(5_000))),
+        (1 << 48, None),
+    ] {
+        let mut body = vec![TYPE_HASH_METADATA];
+        body.extend_from_slice(&min_expire.to_le_bytes());
+        body.extend_from_slice(b"\x01\x01\x01f\x01v");
+        body.extend_from_slice(&RDB_VERSION_MAX.to_le_bytes());
+        let crc = crc64(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let restored = restore(&body, &RestoreLimits::default(), 0);
+        match (restored, expected) {
+            (Ok(Value::Hash(hash)), Some(expiry)) => assert_eq!(hash.field_expiry(b"f", 0), expiry),
+            (Err(DumpError::BadFormat), None) => {}
+            (other, _) => panic!("min expire {min_expire}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn streams_keep_entries_counters_and_groups() {
+    let limits = StreamLimits::default();
+    let mut stream = StreamValue::new();
+    for i in 1..=250u64 {
+        let fields: Vec<&[u8]> = if i % 7 == 0 {
+            vec![b"other", b"x", b"more", b"y"]
+        } else {
+            vec![b"sensor", b"1"]
+        };
+        stream
+            .add(
+                AddId::Explicit(StreamId::new(i, i % 3)),
+                &fields,
+                0,
+                &limits,
+            )
+            .unwrap();
+    }
+    stream.delete(&[StreamId::new(3, 0), StreamId::new(250, 1)]);
+    stream
+        .create_group(b"g", GroupStart::Id(StreamId::MIN), None)
+        .unwrap();
+    stream
+        .create_group(b"empty", GroupStart::LastId, None)
+        .unwrap();
+    stream
+        .read_group(b"g", b"alice", ReadFrom::New, 5, false, 1_000)
+        .unwrap();
+    stream
+        .read_group(b"g", b"bob", ReadFrom::New, 3, false, 2_000)
+        .unwrap();
+    stream.ack(b"g", &[StreamId::new(1, 1)]).unwrap();
+    let value = Value::Stream(Box::new(stream.clone()));
+    let Value::Stream(restored) = round_trip(&value) else {
+        panic!("a stream");
+    };
+    assert_eq!(
+        restored.range(StreamId::MIN, StreamId::MAX, 0),
+        stream.range(StreamId::MIN, StreamId::MAX, 0)
+    );
+    let (info, restored_info) = (stream.info(), restored.info());
+    assert_eq!(
+        (
+            restored_info.length,
+            restored_info.last_generated_id,
+            restored_info.max_deleted_entry_id,
+            restored_info.entries_added,
+            restored_info.recorded_first_entry_id
+        ),
+        (
+            info.length,
+            info.last_generated_id,
+            info.max_deleted_entry_id,
+            info.entries_added,
+            info.recorded_first_entry_id
+        )
+    );
+    let groups: Vec<_> = stream
+        .groups()
+        .map(|(n, g)| (n.to_vec(), g.last_id, g.entries_read, g.pending.clone()))
+        .collect();
+    let restored_groups: Vec<_> = restored
+        .groups()
+        .map(|(n, g)| (n.to_vec(), g.last_id, g.entries_read, g.pending.clone()))
+        .collect();
+    assert_eq!(groups, restored_groups);
+    let consumers = |s: &StreamValue| -> Vec<_> {
+        s.group(b"g")
+            .unwrap()
+            .consumers
+            .iter()
+            .map(|(n, c)| (n.clone(), c.seen_time_ms, c.pending.clone()))
+            .collect()
+    };
+    assert_eq!(consumers(&restored), consumers(&stream));
+}
+
+#[test]
+fn corrupted_payloads_are_refused_without_panic() {
+    let mut list = ListValue::new();
+    list.push(End::Back, &[b"a", b"bb", b"12"], &ListLimits::default());
+    let mut stream = StreamValue::new();
+    stream
+        .add(AddId::Auto, &[b"f", b"v"], 5, &StreamLimits::default())
+        .unwrap();
+    stream
+        .create_group(b"g", GroupStart::Id(StreamId::MIN), None)
+        .unwrap();
+    stream
+        .read_group(b"g", b"c", ReadFrom::New, 1, false, 5)
+        .unwrap();
+    let values = [
+        Value::from_bytes(b"some string"),
+        Value::List(Box::new(list)),
+        Value::Stream(Box::new(stream)),
+    ];
+    let limits = RestoreLimits::default();
+    for value in &values {
+        let payload = dump(value, 0);
+        // A flipped bit anywhere: the checksum (or, in the footer, the version) catches it.
+        for at in 0..payload.len() {
+            let mut bad = payload.clone();
+            bad[at] ^= 0x10;
+            assert_eq!(
+                restore(&bad, &limits, 0),
+                Err(DumpError::Checksum),
+                "byte {at}"
+            );
+        }
+        // Truncated or garbled bodies with a valid footer: refused, never a panic.
+        let body_len = payload.len() - 10;
+        let mut refused = 0;
+        for cut in 0..body_len {
+            let mut body = payload[..cut].to_vec();
+            body.extend_from_slice(&RDB_VERSION.to_le_bytes());
+            let crc = crc64(&body);
+            body.extend_from_slice(&crc.to_le_bytes());
+            // Refused, unless the value's last bytes can come from the footer (Redis reads
+            // the whole payload too).
+            match restore(&body, &limits, 0) {
+                Err(DumpError::BadFormat) => refused += 1,
+                Ok(_) => {}
+                Err(DumpError::Checksum) => panic!("cut {cut}: the footer is valid"),
+            }
+            for garble in [0x00, 0xFF, 0x7F, 0xC3] {
+                let mut body = payload[..body_len].to_vec();
+                body[cut] = garble;
+                body.extend_from_slice(&RDB_VERSION.to_le_bytes());
+                let crc = crc64(&body);
+                body.extend_from_slice(&crc.to_le_bytes());
+                let _ = restore(&body, &limits, 0);
+            }
+        }
+        // Only a cut within the footer's 10 bytes of the end can be read through.
+        assert!(
+            refused + 10 >= body_len,
+            "{refused} of {body_len} cuts refused"
+        );
+    }
+    assert_eq!(restore(b"short", &limits, 0), Err(DumpError::Checksum));
+    let mut newer = dump(&values[0], 0);
+    let at = newer.len() - 10;
+    newer[at..at + 2].copy_from_slice(&13u16.to_le_bytes());
+    let crc = crc64(&newer[..newer.len() - 8]);
+    let len = newer.len();
+    newer[len - 8..].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(restore(&newer, &limits, 0), Err(DumpError::Checksum));
+}
+
+#[test]
+fn rdb_files_read_key_by_key() {
+    let limits = RestoreLimits::default();
+    // Header, an AUX field, SELECTDB 2, RESIZEDB, a key with a millisecond expiry, EOF.
+    let mut file = b"REDIS0010\xfa\x03ver\x037.0\xfe\x02\xfb\x01\x01\xfc".to_vec();
+    file.extend_from_slice(&5_000u64.to_le_bytes());
+    file.extend_from_slice(b"\x00\x01k\x05hello\xff");
+    let keys = read_rdb_file(&file, &limits, 0).unwrap();
+    assert_eq!(
+        keys,
+        [RdbKey {
+            db: 2,
+            key: b"k".to_vec(),
+            value: Value::from_bytes(b"hello"),
+            expire_at_ms: Some(5_000),
+        }]
+    );
+    assert_eq!(
+        read_rdb_file(b"REDIS0013\xff", &limits, 0),
+        Err(DumpError::Checksum)
+    );
+    assert_eq!(
+        read_rdb_file(b"NOTREDIS0", &limits, 0),
+        Err(DumpError::Checksum)
+    );
+    assert_eq!(
+        read_rdb_file(&file[..file.len() - 1], &limits, 0),
+        Err(DumpError::BadFormat)
+    );
+}

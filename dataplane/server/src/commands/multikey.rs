@@ -459,6 +459,8 @@ async fn scratch(
     out: &mut ReplySink,
 ) -> CommandResult {
     let db = client.db;
+    // Keys named by the data (SORT's patterns), fetched once the first key's value is known.
+    let named_keys: Vec<Vec<u8>>;
     // Every key with its database: COPY ... DB n reads and writes its destination in database
     // n. An invalid DB argument leaves every key in the client's database; the handler then
     // refuses the command before it touches a key.
@@ -479,7 +481,12 @@ async fn scratch(
             .or_default()
             .push(key);
     }
-    let owners: BTreeSet<usize> = by_owner.keys().map(|&(owner, _)| owner).collect();
+    let reads_named_keys = spec.reads_named_keys(args);
+    let owners: BTreeSet<usize> = if reads_named_keys {
+        (0..shard.count()).collect()
+    } else {
+        by_owner.keys().map(|&(owner, _)| owner).collect()
+    };
     let write = spec.has(CommandFlags::WRITE);
     if write {
         shard.shared.multi_writes.begin();
@@ -487,6 +494,26 @@ async fn scratch(
     let (token, taken) = hold_owners(shard, client, &owners).await;
     let mut before: BTreeMap<(usize, &[u8]), Option<Entry>> = BTreeMap::new();
     for (&(owner, key_db), owned) in &by_owner {
+        let entries = fetch(shard, owner, key_db, owned, now_ms).await;
+        before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
+    }
+    named_keys = match (spec.lookups, spec.key_positions(args).first()) {
+        (Some(lookups), Some(&first)) if reads_named_keys => match &before[&(db, args[first])] {
+            Some(entry) => (lookups.keys)(args, &entry.value),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let mut named_by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();
+    for key in &named_keys {
+        if !before.contains_key(&(db, key.as_slice())) {
+            named_by_owner
+                .entry((shard.owner_of(key), db))
+                .or_default()
+                .push(key);
+        }
+    }
+    for (&(owner, key_db), owned) in &named_by_owner {
         let entries = fetch(shard, owner, key_db, owned, now_ms).await;
         before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
     }

@@ -248,12 +248,18 @@ async fn hold_keys(
             run.restart = true;
             return Err(None);
         }
-        let missing: BTreeSet<usize> = spec
-            .keys
-            .positions(args.len())
-            .map(|position| shard.owner_of(args[position]))
-            .filter(|owner| !run.held.contains(owner))
-            .collect();
+        let missing: BTreeSet<usize> = if spec.reads_named_keys(args) {
+            // Keys its data names (SORT's patterns) may live on any shard.
+            (0..shard.count())
+                .filter(|owner| !run.held.contains(owner))
+                .collect()
+        } else {
+            spec.key_positions(args)
+                .into_iter()
+                .map(|position| shard.owner_of(args[position]))
+                .filter(|owner| !run.held.contains(owner))
+                .collect()
+        };
         if missing.is_empty() {
             return Ok(());
         }

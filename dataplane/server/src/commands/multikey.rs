@@ -459,8 +459,6 @@ async fn scratch(
     out: &mut ReplySink,
 ) -> CommandResult {
     let db = client.db;
-    // Keys named by the data (SORT's patterns), fetched once the first key's value is known.
-    let named_keys: Vec<Vec<u8>>;
     // Every key with its database: COPY ... DB n reads and writes its destination in database
     // n. An invalid DB argument leaves every key in the client's database; the handler then
     // refuses the command before it touches a key.
@@ -497,7 +495,8 @@ async fn scratch(
         let entries = fetch(shard, owner, key_db, owned, now_ms).await;
         before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
     }
-    named_keys = match (spec.lookups, spec.key_positions(args).first()) {
+    // Keys named by the data (SORT's patterns), fetched once the first key's value is known.
+    let named_keys = match (spec.lookups, spec.key_positions(args).first()) {
         (Some(lookups), Some(&first)) if reads_named_keys => match &before[&(db, args[first])] {
             Some(entry) => (lookups.keys)(args, &entry.value),
             None => Vec::new(),

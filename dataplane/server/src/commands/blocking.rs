@@ -576,6 +576,7 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
             db,
             protocol: client.protocol,
             no_touch: client.no_touch,
+            script: client.script,
             args: PackedArgs::new(args.iter().copied()),
             token: client.hold,
             hold: false,
@@ -585,8 +586,12 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
     super::multikey::admit(shard, spec, args, db, client.hold, false).await;
     let mut sink = ReplySink::values(client.protocol);
     let now_ms = crate::stats::unix_time_ms();
+    let caller = super::multikey::Caller {
+        db,
+        ..super::multikey::Caller::of(client)
+    };
     if let Err(error) =
-        super::multikey::run_local_as(shard, handler, db, client.no_touch, now_ms, args, &mut sink)
+        super::multikey::run_local_as(shard, handler, caller, now_ms, args, &mut sink)
     {
         sink.error(&error.0);
     }

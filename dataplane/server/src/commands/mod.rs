@@ -164,6 +164,9 @@ pub struct Ctx<'a> {
     pub stats: &'a ShardStats,
     /// CLIENT NO-TOUCH of the caller.
     pub no_touch: bool,
+    /// The caller is a script: SORT orders a set even when told not to sort, as Redis does, so
+    /// a script's result does not depend on a set's layout.
+    pub script: bool,
     /// The owning shard's Pub/Sub state, where keyspace events go ([`notify::notify`]).
     pub pubsub: &'a crate::shard::pubsub::PubSub,
 }

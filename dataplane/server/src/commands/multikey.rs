@@ -30,54 +30,57 @@ pub fn run_local(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    run_local_as(
-        shard,
-        handler,
-        client.db,
-        client.no_touch,
-        now_ms,
-        args,
-        out,
-    )
+    run_local_as(shard, handler, Caller::of(client), now_ms, args, out)
 }
 
-/// [`run_local`] for a caller described by its database and NO-TOUCH alone (the mesh).
+/// A caller as the mesh describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Its database.
+    pub db: usize,
+    /// CLIENT NO-TOUCH.
+    pub no_touch: bool,
+    /// A script ([`Client::script`]).
+    pub script: bool,
+}
+
+impl Caller {
+    /// How `client` calls.
+    pub fn of(client: &Client) -> Self {
+        Self {
+            db: client.db,
+            no_touch: client.no_touch,
+            script: client.script,
+        }
+    }
+}
+
+/// [`run_local`] for a caller described by its database, NO-TOUCH and script flag alone (the
+/// mesh).
 pub fn run_local_as(
     shard: &Shard,
     handler: KeyspaceFn,
-    db: usize,
-    no_touch: bool,
+    caller: Caller,
     now_ms: u64,
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
     let result = {
         let mut keyspace = shard.keyspace.borrow_mut();
-        run_in(
-            &mut keyspace,
-            shard,
-            handler,
-            db,
-            no_touch,
-            now_ms,
-            args,
-            out,
-        )
+        run_in(&mut keyspace, shard, handler, caller, now_ms, args, out)
     };
     // Keys this command filled may serve blocked clients, in the same step.
-    super::blocking::after_command(shard, db, args);
+    super::blocking::after_command(shard, caller.db, args);
     result
 }
 
 /// Runs `handler` against `keyspace` (the shard's own, or a scratch copy of some of its keys)
 /// with the shard's configuration and statistics.
-#[allow(clippy::too_many_arguments)]
 fn run_in(
     keyspace: &mut Keyspace,
     shard: &Shard,
     handler: KeyspaceFn,
-    db: usize,
-    no_touch: bool,
+    caller: Caller,
     now_ms: u64,
     args: &[&[u8]],
     out: &mut ReplySink,
@@ -85,13 +88,14 @@ fn run_in(
     let config = shard.config.borrow();
     let mut ctx = Ctx {
         keyspace,
-        db,
+        db: caller.db,
         protocol: out.protocol(),
         now_ms,
         out,
         config: &config,
         stats: &shard.stats,
-        no_touch,
+        no_touch: caller.no_touch,
+        script: caller.script,
         pubsub: &shard.pubsub,
     };
     let result = handler(&mut ctx, args);
@@ -149,6 +153,7 @@ pub fn execute_request(
         db: client.db,
         protocol: client.protocol,
         no_touch: client.no_touch,
+        script: client.script,
         args,
         token,
         hold,
@@ -526,8 +531,7 @@ async fn scratch(
         &mut scratch,
         shard,
         handler,
-        db,
-        client.no_touch,
+        Caller::of(client),
         now_ms,
         args,
         out,

@@ -72,6 +72,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             db,
             protocol,
             no_touch,
+            script,
             args,
             token,
             hold,
@@ -82,8 +83,13 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             match spec.map(|spec| (spec, spec.handler)) {
                 Some((spec, super::Handler::Keyspace(handler))) => {
                     admit(shard, spec, &args, db, token, hold).await;
+                    let caller = super::multikey::Caller {
+                        db,
+                        no_touch,
+                        script,
+                    };
                     if let Err(error) =
-                        run_local_as(shard, handler, db, no_touch, now_ms, &args, &mut out)
+                        run_local_as(shard, handler, caller, now_ms, &args, &mut out)
                     {
                         out.error(&error.0);
                     }

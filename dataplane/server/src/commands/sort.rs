@@ -14,6 +14,7 @@ use ember_store::list::{End, ListValue};
 use ember_store::Value;
 
 use super::notify::{self, notify};
+use super::AclCategories as A;
 use super::{
     command, errors, is, looks_up, movable, read_entry, split, CommandError, CommandResult,
     CommandSpec, Ctx, Ks, Lookups, Split, ONE_KEY, R, W_OOM,
@@ -25,9 +26,21 @@ pub const NOT_A_DOUBLE: &str = "ERR One or more scores can't be converted into d
 /// This family's commands, in COMMAND's order.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    split(looks_up(movable(command("sort", -2, W_OOM, ONE_KEY, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", Ks(sort)), sort_keys), &LOOKUPS), Split::Scratch),
-    split(looks_up(movable(command("sort_ro", -2, R, ONE_KEY, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", Ks(sort_ro)), sort_ro_keys), &LOOKUPS), Split::Scratch),
+    sorting(split(looks_up(movable(command("sort", -2, W_OOM, ONE_KEY, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", Ks(sort)), sort_keys), &LOOKUPS), Split::Scratch), A::WRITE),
+    sorting(split(looks_up(movable(command("sort_ro", -2, R, ONE_KEY, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", Ks(sort_ro)), sort_ro_keys), &LOOKUPS), Split::Scratch), A::READ),
 ];
+
+/// SORT's ACL categories, as Redis's: the types it reads, and @dangerous (its patterns read any
+/// key), in place of the generic group's @keyspace.
+const fn sorting(mut spec: CommandSpec, access: A) -> CommandSpec {
+    spec.categories = access
+        .union(A::SET)
+        .union(A::SORTEDSET)
+        .union(A::LIST)
+        .union(A::SLOW)
+        .union(A::DANGEROUS);
+    spec
+}
 
 /// The keys SORT's patterns name, for the router and the scratch path.
 pub static LOOKUPS: Lookups = Lookups {
@@ -359,8 +372,10 @@ fn compare(a: (&[u8], &SortKey), b: (&[u8], &SortKey)) -> Ordering {
 fn run(ctx: &mut Ctx<'_>, args: &[&[u8]], mode: Mode) -> CommandResult {
     let mut request = parse(args, mode)?;
     let (mut elements, source_type) = load_source(ctx, args[1])?;
-    // A set has no order of its own: stored, it is sorted so the result is repeatable.
-    if request.no_sort && source_type == SourceType::Set && request.store.is_some() {
+    // A set has no order of its own: stored, or read by a script, it is sorted so the result
+    // is repeatable.
+    let repeatable = request.store.is_some() || ctx.script;
+    if request.no_sort && source_type == SourceType::Set && repeatable {
         request.no_sort = false;
         request.alpha = true;
         request.by = None;

@@ -445,6 +445,7 @@ pub async fn invoke(
         let mut script_client = Client::new(client.handle.clone(), true);
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
+        script_client.script = true;
         script_client.hold = Some(token);
         *engine.state.borrow_mut() = Some(RunState {
             shard: shard.clone(),

@@ -81,6 +81,8 @@ pub enum ShardRequest {
         db: usize,
         protocol: Protocol,
         no_touch: bool,
+        /// The caller is a script ([`crate::client::Client::script`]).
+        script: bool,
         args: PackedArgs,
         token: Option<HoldToken>,
         hold: bool,

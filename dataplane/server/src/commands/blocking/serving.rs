@@ -103,6 +103,7 @@ pub(super) fn serve_one(
             config: &config,
             stats: &shard.stats,
             no_touch: false,
+            script: false,
             pubsub: &shard.pubsub,
         };
         (waiter.serve)(&mut ctx, &args, key)?

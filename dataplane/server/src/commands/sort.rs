@@ -318,8 +318,14 @@ enum SortKey {
 }
 
 /// Reads `text` as C's `strtod` does for SORT: leading white space, then a whole number (an
-/// empty text reads as 0); `None` for anything left over, NaN, or a result out of range.
+/// empty text reads as 0); `None` for anything left over, NaN, or a result out of range. Redis
+/// hands strtod a C string, so the text ends at its first NUL byte (SETRANGE's and SETBIT's
+/// zero padding reads as 0).
 fn parse_score(text: &[u8]) -> Option<f64> {
+    let text = match text.iter().position(|&byte| byte == 0) {
+        Some(nul) => &text[..nul],
+        None => text,
+    };
     if text.is_empty() {
         return Some(0.0);
     }

@@ -151,6 +151,9 @@ fn scores_read_as_strtod() {
         ("not-a-double", None),
         ("1_0", None),
         ("0x", None),
+        ("\0\0\0", Some(0.0)),
+        ("12\0abc", Some(12.0)),
+        (" \0", None),
     ];
     for (text, expected) in cases {
         assert_eq!(parse_score(text.as_bytes()), *expected, "{text:?}");

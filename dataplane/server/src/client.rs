@@ -187,6 +187,7 @@ impl Client {
             protocol: Protocol::Resp2,
             authenticated,
             no_touch: false,
+            script: false,
             no_evict: false,
             close_after_reply: false,
             reply_off: false,
@@ -214,6 +215,8 @@ pub struct Client {
     pub authenticated: bool,
     /// CLIENT NO-TOUCH: reads do not change access times.
     pub no_touch: bool,
+    /// A script's client (Lua's redis.call): SORT then orders what it would leave unordered.
+    pub script: bool,
     /// CLIENT NO-EVICT.
     pub no_evict: bool,
     /// QUIT: close once the pending replies are written.

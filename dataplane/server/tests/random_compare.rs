@@ -486,7 +486,7 @@ fn random_list_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String
     let element = pick(rng, ELEMENTS);
     let element2 = pick(rng, ELEMENTS);
     let end = || ["LEFT", "RIGHT"];
-    let command: Vec<&str> = match rng.gen_range(0..22) {
+    let command: Vec<&str> = match rng.gen_range(0..24) {
         0 | 1 => vec![pick(rng, &["LPUSH", "RPUSH"]), key, element, element2],
         2 => vec![pick(rng, &["LPUSHX", "RPUSHX"]), key, element],
         3 => vec![pick(rng, &["LPOP", "RPOP"]), key],
@@ -531,6 +531,31 @@ fn random_list_command(rng: &mut SmallRng, key: &str, other: &str) -> Vec<String
                 zmpop.extend(["COUNT", pick(rng, COUNTS)]);
             }
             zmpop
+        }
+        // SORT of whatever the key holds; `*` names the keys whose names are elements ("a",
+        // "b", "c", "1"), on either shard. Every order is total: no BY without `*` (a set's
+        // native order is a layout detail), no ALPHA with BY (equal values leave Redis's
+        // quicksort free to put elements in any order; numeric ties fall back to the elements).
+        21 | 22 => {
+            let mut sort = vec![pick(rng, &["SORT", "SORT_RO"]), key];
+            if rng.gen_bool(0.5) {
+                sort.push("ALPHA");
+            } else if rng.gen_bool(0.4) {
+                sort.extend(["BY", pick(rng, &["*", "*->a", "missing_*"])]);
+            }
+            if rng.gen_bool(0.3) {
+                sort.extend(["LIMIT", pick(rng, INDEXES), pick(rng, INDEXES)]);
+            }
+            if rng.gen_bool(0.3) {
+                sort.extend(["GET", pick(rng, &["#", "*", "*->a"]), "GET", "#"]);
+            }
+            if rng.gen_bool(0.3) {
+                sort.push("DESC");
+            }
+            if sort[0] == "SORT" && rng.gen_bool(0.3) {
+                sort.extend(["STORE", other]);
+            }
+            sort
         }
         // Blocking forms answer at once when a key has something: a timeout of 0.01 s bounds
         // the wait when none has.

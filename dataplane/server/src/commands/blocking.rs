@@ -593,6 +593,7 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
             protocol: client.protocol,
             no_touch: client.no_touch,
             caller: super::tracking::caller(shard.index, &client.handle),
+            script: client.script,
             args: PackedArgs::new(args.iter().copied()),
             token: client.hold,
             hold: false,
@@ -602,16 +603,13 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
     super::multikey::admit(shard, spec, args, db, client.hold, false).await;
     let mut sink = ReplySink::values(client.protocol);
     let now_ms = crate::stats::unix_time_ms();
-    if let Err(error) = super::multikey::run_local_as(
-        shard,
-        handler,
+    let caller = super::multikey::Caller {
         db,
-        client.no_touch,
-        super::tracking::caller(shard.index, &client.handle),
-        now_ms,
-        args,
-        &mut sink,
-    ) {
+        ..super::multikey::Caller::of(shard.index, client)
+    };
+    if let Err(error) =
+        super::multikey::run_local_as(shard, handler, caller, now_ms, args, &mut sink)
+    {
         sink.error(&error.0);
     }
     sink.into_reply()

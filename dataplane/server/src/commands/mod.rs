@@ -35,6 +35,7 @@ pub mod remote;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod streams;
 pub mod strings;
 pub mod tracking;
@@ -165,6 +166,9 @@ pub struct Ctx<'a> {
     pub stats: &'a ShardStats,
     /// CLIENT NO-TOUCH of the caller.
     pub no_touch: bool,
+    /// The caller is a script: SORT orders a set even when told not to sort, as Redis does, so
+    /// a script's result does not depend on a set's layout.
+    pub script: bool,
     /// The owning shard's Pub/Sub state, where keyspace events go ([`notify::notify`]).
     pub pubsub: &'a crate::shard::pubsub::PubSub,
 }
@@ -542,6 +546,18 @@ pub struct CommandSpec {
     /// Where the keys are when a key count or a keyword places them (SINTERCARD, ZUNIONSTORE,
     /// XREAD...): Redis's "movablekeys". `keys` then only says what COMMAND INFO shows.
     pub key_finder: Option<KeyFinder>,
+    /// Keys named by the data rather than the arguments (SORT's BY and GET patterns).
+    pub lookups: Option<&'static Lookups>,
+}
+
+/// How a command reads keys that its data names (SORT's patterns name a key per element): the
+/// router then holds every shard, and the scratch path copies those keys in before it runs.
+#[derive(Debug)]
+pub struct Lookups {
+    /// True when these arguments read keys named by the data.
+    pub wide: fn(&[&[u8]]) -> bool,
+    /// The keys the arguments name through `value`, the value of the command's first key.
+    pub keys: fn(&[&[u8]], &ember_store::Value) -> Vec<Vec<u8>>,
 }
 
 /// Finds the key positions of a command whose keys move, from its arguments; malformed
@@ -560,6 +576,11 @@ impl CommandSpec {
             Some(finder) => finder(args),
             None => self.keys.positions(args.len()).collect(),
         }
+    }
+
+    /// True when `args` make this command read keys its data names, on any shard.
+    pub fn reads_named_keys(&self, args: &[&[u8]]) -> bool {
+        self.lookups.is_some_and(|lookups| (lookups.wide)(args))
     }
 }
 
@@ -586,7 +607,14 @@ pub(crate) const fn command(
         handler,
         split: Split::None,
         key_finder: None,
+        lookups: None,
     }
+}
+
+/// Declares the keys a command's data names (see [`CommandSpec::lookups`]).
+pub(crate) const fn looks_up(mut spec: CommandSpec, lookups: &'static Lookups) -> CommandSpec {
+    spec.lookups = Some(lookups);
+    spec
 }
 
 /// Declares where a command's keys are when they move (see [`CommandSpec::key_finder`]).
@@ -641,7 +669,7 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 11] = [
+    let families: [&[CommandSpec]; 12] = [
         CORE,
         sets::COMMANDS,
         zsets::COMMANDS,
@@ -653,6 +681,7 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         streams::COMMANDS,
         pubsub::COMMANDS,
         scripting::COMMANDS,
+        sort::COMMANDS,
     ];
     let mut all = Vec::with_capacity(families.iter().map(|family| family.len()).sum());
     for family in families {

@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 
 use super::{CommandError, CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
 use crate::client::Client;
-use crate::shard::tracking::Caller;
+use crate::shard::tracking::Caller as TrackingCaller;
 use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
 
 /// Runs `handler` against this shard's keyspace, writing the reply into `out`.
@@ -31,60 +31,62 @@ pub fn run_local(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    run_local_as(
-        shard,
-        handler,
-        client.db,
-        client.no_touch,
-        super::tracking::caller(shard.index, &client.handle),
-        now_ms,
-        args,
-        out,
-    )
+    run_local_as(shard, handler, Caller::of(shard.index, client), now_ms, args, out)
 }
 
-/// [`run_local`] for a caller described by its database, NO-TOUCH and tracking alone (the
-/// mesh).
-#[allow(clippy::too_many_arguments)]
+/// A caller as the mesh describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Its database.
+    pub db: usize,
+    /// CLIENT NO-TOUCH.
+    pub no_touch: bool,
+    /// A script ([`Client::script`]).
+    pub script: bool,
+    /// The client for client tracking (NOLOOP, the keys it reads).
+    pub tracking: TrackingCaller,
+}
+
+impl Caller {
+    /// How `client`, whose connection is on shard `shard_index`, calls.
+    pub fn of(shard_index: usize, client: &Client) -> Self {
+        Self {
+            db: client.db,
+            no_touch: client.no_touch,
+            script: client.script,
+            tracking: super::tracking::caller(shard_index, &client.handle),
+        }
+    }
+}
+
+/// [`run_local`] for a caller described by its database, NO-TOUCH, script flag and tracking
+/// alone (the mesh).
 pub fn run_local_as(
     shard: &Shard,
     handler: KeyspaceFn,
-    db: usize,
-    no_touch: bool,
     caller: Caller,
     now_ms: u64,
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    super::tracking::before_command(shard, caller);
+    super::tracking::before_command(shard, caller.tracking);
     let result = {
         let mut keyspace = shard.keyspace.borrow_mut();
-        run_in(
-            &mut keyspace,
-            shard,
-            handler,
-            db,
-            no_touch,
-            now_ms,
-            args,
-            out,
-        )
+        run_in(&mut keyspace, shard, handler, caller, now_ms, args, out)
     };
-    super::tracking::after_command(shard, caller, args);
+    super::tracking::after_command(shard, caller.tracking, args);
     // Keys this command filled may serve blocked clients, in the same step.
-    super::blocking::after_command(shard, db, args);
+    super::blocking::after_command(shard, caller.db, args);
     result
 }
 
 /// Runs `handler` against `keyspace` (the shard's own, or a scratch copy of some of its keys)
 /// with the shard's configuration and statistics.
-#[allow(clippy::too_many_arguments)]
 fn run_in(
     keyspace: &mut Keyspace,
     shard: &Shard,
     handler: KeyspaceFn,
-    db: usize,
-    no_touch: bool,
+    caller: Caller,
     now_ms: u64,
     args: &[&[u8]],
     out: &mut ReplySink,
@@ -92,13 +94,14 @@ fn run_in(
     let config = shard.config.borrow();
     let mut ctx = Ctx {
         keyspace,
-        db,
+        db: caller.db,
         protocol: out.protocol(),
         now_ms,
         out,
         config: &config,
         stats: &shard.stats,
-        no_touch,
+        no_touch: caller.no_touch,
+        script: caller.script,
         pubsub: &shard.pubsub,
     };
     let result = handler(&mut ctx, args);
@@ -158,6 +161,7 @@ pub fn execute_request(
         protocol: client.protocol,
         no_touch: client.no_touch,
         caller: super::tracking::caller(shard_index, &client.handle),
+        script: client.script,
         args,
         token,
         hold,
@@ -489,7 +493,12 @@ async fn scratch(
             .or_default()
             .push(key);
     }
-    let owners: BTreeSet<usize> = by_owner.keys().map(|&(owner, _)| owner).collect();
+    let reads_named_keys = spec.reads_named_keys(args);
+    let owners: BTreeSet<usize> = if reads_named_keys {
+        (0..shard.count()).collect()
+    } else {
+        by_owner.keys().map(|&(owner, _)| owner).collect()
+    };
     let write = spec.has(CommandFlags::WRITE);
     if write {
         shard.shared.multi_writes.begin();
@@ -497,6 +506,27 @@ async fn scratch(
     let (token, taken) = hold_owners(shard, client, &owners).await;
     let mut before: BTreeMap<(usize, &[u8]), Option<Entry>> = BTreeMap::new();
     for (&(owner, key_db), owned) in &by_owner {
+        let entries = fetch(shard, owner, key_db, owned, now_ms).await;
+        before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
+    }
+    // Keys named by the data (SORT's patterns), fetched once the first key's value is known.
+    let named_keys = match (spec.lookups, spec.key_positions(args).first()) {
+        (Some(lookups), Some(&first)) if reads_named_keys => match &before[&(db, args[first])] {
+            Some(entry) => (lookups.keys)(args, &entry.value),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let mut named_by_owner: BTreeMap<(usize, usize), Vec<&[u8]>> = BTreeMap::new();
+    for key in &named_keys {
+        if !before.contains_key(&(db, key.as_slice())) {
+            named_by_owner
+                .entry((shard.owner_of(key), db))
+                .or_default()
+                .push(key);
+        }
+    }
+    for (&(owner, key_db), owned) in &named_by_owner {
         let entries = fetch(shard, owner, key_db, owned, now_ms).await;
         before.extend(owned.iter().map(|&key| (key_db, key)).zip(entries));
     }
@@ -510,8 +540,7 @@ async fn scratch(
         &mut scratch,
         shard,
         handler,
-        db,
-        client.no_touch,
+        Caller::of(shard.index, client),
         now_ms,
         args,
         out,

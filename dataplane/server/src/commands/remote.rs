@@ -87,6 +87,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             protocol,
             no_touch,
             caller,
+            script,
             args,
             token,
             hold,
@@ -97,9 +98,15 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             match spec.map(|spec| (spec, spec.handler)) {
                 Some((spec, super::Handler::Keyspace(handler))) => {
                     admit(shard, spec, &args, db, token, hold).await;
-                    if let Err(error) = run_local_as(
-                        shard, handler, db, no_touch, caller, now_ms, &args, &mut out,
-                    ) {
+                    let caller = super::multikey::Caller {
+                        db,
+                        no_touch,
+                        script,
+                        tracking: caller,
+                    };
+                    if let Err(error) =
+                        run_local_as(shard, handler, caller, now_ms, &args, &mut out)
+                    {
                         out.error(&error.0);
                     }
                 }

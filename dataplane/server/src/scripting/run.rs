@@ -251,12 +251,18 @@ async fn hold_keys(
             run.restart = true;
             return Err(None);
         }
-        let missing: BTreeSet<usize> = spec
-            .keys
-            .positions(args.len())
-            .map(|position| shard.owner_of(args[position]))
-            .filter(|owner| !run.held.contains(owner))
-            .collect();
+        let missing: BTreeSet<usize> = if spec.reads_named_keys(args) {
+            // Keys its data names (SORT's patterns) may live on any shard.
+            (0..shard.count())
+                .filter(|owner| !run.held.contains(owner))
+                .collect()
+        } else {
+            spec.key_positions(args)
+                .into_iter()
+                .map(|position| shard.owner_of(args[position]))
+                .filter(|owner| !run.held.contains(owner))
+                .collect()
+        };
         if missing.is_empty() {
             return Ok(());
         }
@@ -442,6 +448,7 @@ pub async fn invoke(
         let mut script_client = Client::new(client.handle.clone(), true);
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
+        script_client.script = true;
         script_client.hold = Some(token);
         *engine.state.borrow_mut() = Some(RunState {
             shard: shard.clone(),

@@ -83,6 +83,8 @@ pub enum ShardRequest {
         no_touch: bool,
         /// The client, for client tracking (NOLOOP, keys it read).
         caller: super::tracking::Caller,
+        /// The caller is a script ([`crate::client::Client::script`]).
+        script: bool,
         args: PackedArgs,
         token: Option<HoldToken>,
         hold: bool,

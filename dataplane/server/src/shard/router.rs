@@ -20,6 +20,10 @@ pub enum Route {
 
 /// Finds where the keys of `args` live.
 pub fn route(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Route {
+    if shard.count() > 1 && spec.reads_named_keys(args) {
+        // Keys its data names (SORT's patterns) may live on any shard.
+        return Route::Split;
+    }
     if shard.offload_sim {
         return route_through_offload(shard, spec, args);
     }

@@ -124,6 +124,7 @@ pub(super) fn serve_one(
             config: &config,
             stats: &shard.stats,
             no_touch: false,
+            script: false,
             pubsub: &shard.pubsub,
         };
         (waiter.serve)(&mut ctx, &args, key)?
@@ -154,6 +155,7 @@ fn prepare_one(
         config: &config,
         stats: &shard.stats,
         no_touch: true,
+        script: false,
         pubsub: &shard.pubsub,
     };
     prepare(&mut ctx, &args, &waiter.keys)

@@ -31,7 +31,14 @@ pub fn run_local(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    run_local_as(shard, handler, Caller::of(shard.index, client), now_ms, args, out)
+    run_local_as(
+        shard,
+        handler,
+        Caller::of(shard.index, client),
+        now_ms,
+        args,
+        out,
+    )
 }
 
 /// A caller as the mesh describes it.

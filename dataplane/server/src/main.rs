@@ -85,8 +85,40 @@ fn main() {
             std::process::exit(1);
         }
     };
+    raise_open_files_limit(config.maxclients);
     if let Err(error) = server::run(config) {
         eprintln!("ember: {error}");
         std::process::exit(1);
+    }
+}
+
+/// Raises the soft limit on open files towards what `maxclients` connections need (plus room for
+/// the server's own descriptors), as Redis does at start-up, up to the hard limit: a default soft
+/// limit of 1,024 would otherwise refuse clients long before `maxclients`.
+fn raise_open_files_limit(maxclients: usize) {
+    const RESERVED: u64 = 64;
+    let wanted = maxclients as u64 + RESERVED;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 || raised.rlim_cur < wanted {
+            eprintln!(
+                "ember: open files limit is {} (hard limit {}), below the {} that maxclients {} needs",
+                raised.rlim_cur.max(limit.rlim_cur),
+                limit.rlim_max,
+                wanted,
+                maxclients
+            );
+        }
     }
 }

@@ -442,26 +442,10 @@ fn scan_covers_every_shard() {
     assert_eq!(found, expected, "keys present through the scan were missed");
 }
 
-/// Where redis-py is: the project-local install of ci/setup-servertests.sh, or the system's.
-fn python_with_redis_py() -> Option<(String, String)> {
-    let local = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.deps/python-redis");
-    for python in ["python3", "/usr/bin/python3"] {
-        let works = Command::new(python)
-            .args(["-c", "import redis"])
-            .env("PYTHONPATH", local)
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if works {
-            return Some((python.to_string(), local.to_string()));
-        }
-    }
-    None
-}
-
 /// redis-py against ember, in RESP2 and RESP3: its handshake, commands, pipelines, SCAN.
 #[test]
 fn redis_py_smoke() {
-    let Some((python, python_path)) = python_with_redis_py() else {
+    let Some((python, python_path)) = common::python_with_redis_py() else {
         eprintln!(
             "skipped: redis-py is not installed (ci/setup-servertests.sh puts it in .deps/python-redis)"
         );

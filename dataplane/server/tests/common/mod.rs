@@ -462,3 +462,19 @@ pub fn reply_len(input: &[u8]) -> Option<usize> {
         ),
     }
 }
+
+/// Where redis-py is: the project-local install of ci/setup-servertests.sh, or the system's.
+pub fn python_with_redis_py() -> Option<(String, String)> {
+    let local = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.deps/python-redis");
+    for python in ["python3", "/usr/bin/python3"] {
+        let works = Command::new(python)
+            .args(["-c", "import redis"])
+            .env("PYTHONPATH", local)
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if works {
+            return Some((python.to_string(), local.to_string()));
+        }
+    }
+    None
+}

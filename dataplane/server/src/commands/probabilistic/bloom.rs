@@ -75,8 +75,10 @@ pub fn reserve(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if args.len() > 7 {
         return Err(super::super::arity_message("bf.reserve").into());
     }
-    let mut creation = Creation::default();
-    creation.error_rate = parse_double(args[2]).ok_or_else(|| error("ERR bad error rate"))?;
+    let mut creation = Creation {
+        error_rate: parse_double(args[2]).ok_or_else(|| error("ERR bad error rate"))?,
+        ..Creation::default()
+    };
     if !(creation.error_rate > 0.0 && creation.error_rate < 1.0) {
         return Err(error(
             "ERR error rate must be in the range (0.000000, 1.000000)",

@@ -165,8 +165,10 @@ fn insert_common(ctx: &mut Ctx<'_>, key: &[u8], items: &[&[u8]], how: &Insertion
     let resp3 = ctx.protocol == ember_resp::Protocol::Resp3;
     if !how.multi {
         return match outcomes[0] {
-            CuckooInsert::Inserted => Ok(ctx.out.boolean(true)),
-            CuckooInsert::Exists => Ok(ctx.out.boolean(false)),
+            CuckooInsert::Inserted | CuckooInsert::Exists => {
+                ctx.out.boolean(outcomes[0] == CuckooInsert::Inserted);
+                Ok(())
+            }
             CuckooInsert::NoSpace => Err(error("Filter is full")),
             CuckooInsert::MemoryLimit => Err(error("ERR Insufficient memory")),
         };

@@ -37,6 +37,7 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod lfu;
 pub mod list;
+pub mod probabilistic;
 pub mod rate_limit;
 pub mod set;
 pub mod slot;
@@ -54,6 +55,7 @@ pub use keyspace::{
     Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT, SEGMENT_COUNT,
 };
 pub use list::{ListLimits, ListValue};
+pub use probabilistic::{BloomChain, CountMinSketch, CuckooFilter, TopK};
 pub use set::SetValue;
 pub use stream::{StreamError, StreamId, StreamValue};
 pub use tensor::TensorValue;

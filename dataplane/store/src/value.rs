@@ -3,6 +3,7 @@
 use crate::compact::CompactBytes;
 use crate::hash::HashValue;
 use crate::list::ListValue;
+use crate::probabilistic::{BloomChain, CountMinSketch, CuckooFilter, TopK};
 use crate::set::SetValue;
 use crate::stream::StreamValue;
 use crate::tensor::TensorValue;
@@ -30,6 +31,14 @@ pub enum Value {
     Stream(Box<StreamValue>),
     /// A RedisAI tensor (AI.TENSORSET), opaque to the store.
     Tensor(Box<TensorValue>),
+    /// A RedisBloom scalable Bloom filter (BF.*).
+    Bloom(Box<BloomChain>),
+    /// A RedisBloom cuckoo filter (CF.*).
+    Cuckoo(Box<CuckooFilter>),
+    /// A RedisBloom count-min sketch (CMS.*).
+    CountMin(Box<CountMinSketch>),
+    /// A RedisBloom top-k (TOPK.*).
+    TopK(Box<TopK>),
 }
 
 /// Longest string that may be kept as an integer: 20 characters, `i64::MIN`'s length.
@@ -68,6 +77,11 @@ impl Value {
             // RedisAI registers its tensor module type as "AI_TENSOR" (models are "AI__MODEL"),
             // and Redis answers TYPE with a module type's registered name.
             Self::Tensor(_) => "AI_TENSOR",
+            // RedisBloom's registered module type names.
+            Self::Bloom(_) => "MBbloom--",
+            Self::Cuckoo(_) => "MBbloomCF",
+            Self::CountMin(_) => "CMSk-TYPE",
+            Self::TopK(_) => "TopK-TYPE",
         }
     }
 
@@ -88,7 +102,11 @@ impl Value {
             Self::List(list) => list.encoding_name(),
             Self::Stream(_) => "stream",
             // Redis reports every module value with the `raw` object encoding.
-            Self::Tensor(_) => "raw",
+            Self::Tensor(_)
+            | Self::Bloom(_)
+            | Self::Cuckoo(_)
+            | Self::CountMin(_)
+            | Self::TopK(_) => "raw",
         }
     }
 
@@ -130,6 +148,10 @@ impl Value {
             Self::List(list) => std::mem::size_of::<ListValue>() + list.heap_len(),
             Self::Stream(stream) => std::mem::size_of::<StreamValue>() + stream.heap_len(),
             Self::Tensor(tensor) => std::mem::size_of::<TensorValue>() + tensor.heap_len(),
+            Self::Bloom(filter) => filter.memory_bytes(),
+            Self::Cuckoo(filter) => filter.memory_bytes(),
+            Self::CountMin(sketch) => sketch.memory_bytes(),
+            Self::TopK(top) => top.memory_bytes(),
         }
     }
 }

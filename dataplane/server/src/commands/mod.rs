@@ -29,6 +29,7 @@ pub mod lists;
 pub mod memory;
 pub mod multikey;
 pub mod notify;
+pub mod probabilistic;
 pub mod pubsub;
 pub mod recommend;
 pub mod remote;
@@ -669,7 +670,7 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 12] = [
+    let families: [&[CommandSpec]; 13] = [
         CORE,
         sets::COMMANDS,
         zsets::COMMANDS,
@@ -682,6 +683,7 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         pubsub::COMMANDS,
         scripting::COMMANDS,
         sort::COMMANDS,
+        probabilistic::COMMANDS,
     ];
     let mut all = Vec::with_capacity(families.iter().map(|family| family.len()).sum());
     for family in families {

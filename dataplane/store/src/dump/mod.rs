@@ -137,7 +137,11 @@ pub fn try_dump(value: &Value, now_ms: u64) -> Option<Vec<u8>> {
             }
         }
         Value::Stream(stream) => stream::write(&mut out, stream),
-        Value::Tensor(_) => return None,
+        Value::Tensor(_)
+        | Value::Bloom(_)
+        | Value::Cuckoo(_)
+        | Value::CountMin(_)
+        | Value::TopK(_) => return None,
     }
     out.extend_from_slice(&version.to_le_bytes());
     let crc = crc64(&out);

@@ -1,0 +1,413 @@
+//! RedisBloom's commands (BF, CF, CMS, TOPK) through the `redis` crate: each command's
+//! replies and errors as RedisBloom gives them (no RedisBloom server here to compare with:
+//! the expected texts are RedisBloom's, read from its source), TYPE names, and the measured
+//! false-positive rate of scalable Bloom filters.
+
+mod common;
+
+use common::{run, show, Ember};
+
+/// Runs `cases` in order on one connection; every reply must read as expected.
+fn expect_all(con: &mut redis::Connection, cases: &[(&[&str], &str)]) {
+    let mut failures = Vec::new();
+    for (args, expected) in cases {
+        let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+        let got = show(&run(con, &args));
+        if got != *expected {
+            failures.push(format!(
+                "{args:?}\n  expected {expected}\n  got      {got}",
+                args = args
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn bloom_commands() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&[&str], &str)] = &[
+        (&["BF.RESERVE", "bf", "0.01", "1000"], "+OK"),
+        (
+            &["BF.RESERVE", "bf", "0.01", "1000"],
+            "(error) ERR item exists",
+        ),
+        (
+            &["BF.RESERVE", "x", "abc", "1000"],
+            "(error) ERR bad error rate",
+        ),
+        (
+            &["BF.RESERVE", "x", "1.5", "1000"],
+            "(error) ERR error rate must be in the range (0.000000, 1.000000)",
+        ),
+        (
+            &["BF.RESERVE", "x", "0.01", "ten"],
+            "(error) ERR bad capacity",
+        ),
+        (
+            &["BF.RESERVE", "x", "0.01", "0"],
+            "(error) ERR capacity must be in the range [1, 1073741824]",
+        ),
+        (
+            &["BF.RESERVE", "x", "0.01", "10", "EXPANSION"],
+            "(error) ERR no expansion",
+        ),
+        (
+            &["BF.RESERVE", "x", "0.01", "10", "EXPANSION", "two"],
+            "(error) ERR bad expansion",
+        ),
+        (
+            &[
+                "BF.RESERVE",
+                "x",
+                "0.01",
+                "10",
+                "NONSCALING",
+                "EXPANSION",
+                "2",
+            ],
+            "(error) Nonscaling filters cannot expand",
+        ),
+        (
+            &["BF.RESERVE", "x", "0.01", "10", "EXPANSION", "40000"],
+            "(error) ERR expansion must be in the range [0, 32768]",
+        ),
+        (
+            &["BF.RESERVE", "x"],
+            "(error) ERR wrong number of arguments for 'bf.reserve' command",
+        ),
+        (&["EXISTS", "x"], "(integer) 0"),
+        (&["BF.ADD", "bf", "a"], "(integer) 1"),
+        (&["BF.ADD", "bf", "a"], "(integer) 0"),
+        (
+            &["BF.MADD", "bf", "a", "b", "c"],
+            "[(integer) 0, (integer) 1, (integer) 1]",
+        ),
+        (&["BF.EXISTS", "bf", "b"], "(integer) 1"),
+        (&["BF.EXISTS", "bf", "zz"], "(integer) 0"),
+        (&["BF.EXISTS", "missing", "zz"], "(integer) 0"),
+        (
+            &["BF.MEXISTS", "bf", "a", "zz", "c"],
+            "[(integer) 1, (integer) 0, (integer) 1]",
+        ),
+        (&["BF.CARD", "bf"], "(integer) 3"),
+        (&["BF.CARD", "missing"], "(integer) 0"),
+        (&["TYPE", "bf"], "+MBbloom--"),
+        (&["BF.INFO", "bf", "items"], "[(integer) 3]"),
+        (&["BF.INFO", "bf", "CAPACITY"], "[(integer) 1000]"),
+        (
+            &["BF.INFO", "bf", "bogus"],
+            "(error) Invalid information value",
+        ),
+        (&["BF.INFO", "missing"], "(error) ERR not found"),
+        (&["BF.ADD", "auto", "x"], "(integer) 1"),
+        (&["BF.INFO", "auto", "capacity"], "[(integer) 100]"),
+        (&["BF.RESERVE", "fixed", "0.01", "2", "NONSCALING"], "+OK"),
+        (
+            &["BF.MADD", "fixed", "a", "b", "c", "d"],
+            // The redis crate turns an error element into the reply's error.
+            "(error) ERR non scaling filter is full",
+        ),
+        (
+            &["BF.ADD", "fixed", "e"],
+            "(error) ERR non scaling filter is full",
+        ),
+        (&["BF.INFO", "fixed", "expansion"], "[(nil)]"),
+        (
+            &["BF.INSERT", "ins", "NOCREATE", "ITEMS", "a"],
+            "(error) ERR not found",
+        ),
+        (
+            &[
+                "BF.INSERT",
+                "ins",
+                "CAPACITY",
+                "5",
+                "ERROR",
+                "0.001",
+                "EXPANSION",
+                "4",
+                "ITEMS",
+                "a",
+                "b",
+            ],
+            "[(integer) 1, (integer) 1]",
+        ),
+        (&["BF.INFO", "ins", "expansion"], "[(integer) 4]"),
+        (
+            &["BF.INSERT", "ins", "CAPACITY", "0", "ITEMS", "a"],
+            "(error) Bad capacity",
+        ),
+        (
+            &["BF.INSERT", "ins", "ERROR", "2", "ITEMS", "a"],
+            "(error) Bad error rate",
+        ),
+        (
+            &["BF.INSERT", "ins", "BOGUS", "ITEMS", "a"],
+            "(error) Unknown argument received",
+        ),
+        (
+            &["BF.INSERT", "ins", "ITEMS"],
+            "(error) ERR wrong number of arguments for 'bf.insert' command",
+        ),
+        (&["SET", "s", "v"], "+OK"),
+        (
+            &["BF.ADD", "s", "a"],
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (&["BF.EXISTS", "s", "a"], "(integer) 0"),
+        (
+            &["BF.CARD", "s"],
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (
+            &["DUMP", "bf"],
+            "(error) ERR DUMP is not supported for values of type MBbloom--",
+        ),
+    ];
+    expect_all(&mut con, cases);
+    // Scaling: a filter of 10 at expansion 2 past 10 items has more sub-filters and capacity.
+    expect_all(&mut con, &[(&["BF.RESERVE", "grow", "0.01", "10"], "+OK")]);
+    for index in 0..100 {
+        let _: i64 = redis::cmd("BF.ADD")
+            .arg("grow")
+            .arg(index)
+            .query(&mut con)
+            .unwrap();
+    }
+    let filters: Vec<i64> = redis::cmd("BF.INFO")
+        .arg("grow")
+        .arg("filters")
+        .query(&mut con)
+        .unwrap();
+    let capacity: Vec<i64> = redis::cmd("BF.INFO")
+        .arg("grow")
+        .arg("capacity")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((filters[0], capacity[0]), (4, 150));
+    let usage: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("grow")
+        .query(&mut con)
+        .unwrap();
+    assert!(usage > 150, "MEMORY USAGE counts the bit arrays: {usage}");
+    // SCAN TYPE knows the module type name (the cursor walks every shard).
+    let (mut cursor, mut found) = ("0".to_string(), Vec::new());
+    loop {
+        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+            .arg(&cursor)
+            .arg("TYPE")
+            .arg("MBbloom--")
+            .query(&mut con)
+            .unwrap();
+        found.extend(keys);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    found.sort();
+    assert_eq!(found, ["auto", "bf", "fixed", "grow", "ins"]);
+}
+
+#[test]
+fn cuckoo_commands() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&[&str], &str)] = &[
+        (&["CF.RESERVE", "cf", "1000"], "+OK"),
+        (&["CF.RESERVE", "cf", "1000"], "(error) ERR item exists"),
+        (&["CF.RESERVE", "x", "abc"], "(error) Bad capacity"),
+        (
+            &["CF.RESERVE", "x", "1", "BUCKETSIZE", "2"],
+            "(error) Capacity must be in the range [2 * BUCKETSIZE, 1073741824]",
+        ),
+        (
+            &["CF.RESERVE", "x", "100", "BUCKETSIZE", "300"],
+            "(error) BUCKETSIZE: value must be in the range [1, 255]",
+        ),
+        (
+            &["CF.RESERVE", "x", "100", "MAXITERATIONS", "0"],
+            "(error) MAXITERATIONS: value must be in the range [1, 65535]",
+        ),
+        (
+            &["CF.RESERVE", "x", "100", "EXPANSION", "x"],
+            "(error) Couldn't parse EXPANSION",
+        ),
+        (
+            &["CF.RESERVE", "x", "100", "EXPANSION"],
+            "(error) ERR wrong number of arguments for 'cf.reserve' command",
+        ),
+        (&["CF.ADD", "cf", "a"], "(integer) 1"),
+        (&["CF.ADD", "cf", "a"], "(integer) 1"),
+        (&["CF.ADDNX", "cf", "a"], "(integer) 0"),
+        (&["CF.ADDNX", "cf", "b"], "(integer) 1"),
+        (&["CF.COUNT", "cf", "a"], "(integer) 2"),
+        (&["CF.EXISTS", "cf", "a"], "(integer) 1"),
+        (&["CF.EXISTS", "cf", "zz"], "(integer) 0"),
+        (
+            &["CF.MEXISTS", "cf", "a", "zz"],
+            "[(integer) 1, (integer) 0]",
+        ),
+        (&["CF.DEL", "cf", "a"], "(integer) 1"),
+        (&["CF.COUNT", "cf", "a"], "(integer) 1"),
+        (&["CF.DEL", "cf", "zz"], "(integer) 0"),
+        (&["CF.DEL", "missing", "a"], "(error) Not found"),
+        (
+            &["CF.INSERT", "cf", "ITEMS", "c", "d"],
+            "[(integer) 1, (integer) 1]",
+        ),
+        (
+            &["CF.INSERTNX", "cf", "ITEMS", "c", "e"],
+            "[(integer) 0, (integer) 1]",
+        ),
+        (
+            &["CF.INSERT", "new", "NOCREATE", "ITEMS", "c"],
+            "(error) ERR not found",
+        ),
+        (
+            &["CF.INSERT", "new", "CAPACITY", "2", "ITEMS", "c"],
+            "(error) Capacity must be in the range [cf-bucket-size * 2, 1073741824]",
+        ),
+        (
+            &["CF.INSERT", "new", "BOGUS", "ITEMS", "c"],
+            "(error) Unknown argument received",
+        ),
+        (&["TYPE", "cf"], "+MBbloomCF"),
+        (&["CF.INFO", "missing"], "(error) ERR not found"),
+        (&["SET", "s", "v"], "+OK"),
+        (
+            &["CF.ADD", "s", "a"],
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+    ];
+    expect_all(&mut con, cases);
+    let info: Vec<redis::Value> = redis::cmd("CF.INFO").arg("cf").query(&mut con).unwrap();
+    let text: Vec<String> = info.iter().map(common::show_value).collect();
+    assert_eq!(text.len(), 16);
+    assert_eq!(
+        &text[2..],
+        [
+            "+Number of buckets",
+            "(integer) 512",
+            "+Number of filters",
+            "(integer) 1",
+            "+Number of items inserted",
+            "(integer) 5",
+            "+Number of items deleted",
+            "(integer) 1",
+            "+Bucket size",
+            "(integer) 2",
+            "+Expansion rate",
+            "(integer) 1",
+            "+Max iterations",
+            "(integer) 20"
+        ]
+    );
+}
+
+#[test]
+fn count_min_and_top_k_commands() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&[&str], &str)] = &[
+        (&["CMS.INITBYDIM", "cms", "2000", "5"], "+OK"),
+        (&["CMS.INITBYDIM", "cms", "2000", "5"], "(error) CMS: key already exists"),
+        (&["CMS.INITBYDIM", "x", "0", "5"], "(error) CMS: invalid width"),
+        (&["CMS.INITBYDIM", "x", "10", "x"], "(error) CMS: invalid depth"),
+        (&["CMS.INITBYPROB", "p", "0.001", "0.01"], "+OK"),
+        (&["CMS.INFO", "p"], "[+width, (integer) 2000, +depth, (integer) 7, +count, (integer) 0]"),
+        (&["CMS.INITBYPROB", "x", "1", "0.01"], "(error) CMS: invalid overestimation value"),
+        (&["CMS.INITBYPROB", "x", "0.1", "0"], "(error) CMS: invalid prob value"),
+        (&["CMS.INCRBY", "cms", "a", "3", "b", "4"], "[(integer) 3, (integer) 4]"),
+        (&["CMS.INCRBY", "cms", "a", "-1"], "(error) CMS: Number cannot be negative"),
+        (&["CMS.INCRBY", "cms", "a", "x"], "(error) CMS: Cannot parse number"),
+        (&["CMS.INCRBY", "missing", "a", "1"], "(error) CMS: key does not exist"),
+        (&["CMS.QUERY", "cms", "a", "b", "c"], "[(integer) 3, (integer) 4, (integer) 0]"),
+        (&["CMS.INFO", "cms"], "[+width, (integer) 2000, +depth, (integer) 5, +count, (integer) 7]"),
+        (&["CMS.INITBYDIM", "{m}dest", "2000", "5"], "+OK"),
+        (&["CMS.INITBYDIM", "{m}src", "2000", "5"], "+OK"),
+        (&["CMS.INCRBY", "{m}src", "a", "10"], "[(integer) 10]"),
+        (&["CMS.MERGE", "{m}dest", "2", "cms", "{m}src", "WEIGHTS", "1", "3"], "+OK"),
+        (&["CMS.QUERY", "{m}dest", "a", "b"], "[(integer) 33, (integer) 4]"),
+        (&["CMS.MERGE", "{m}dest", "1", "p"], "(error) CMS: width/depth is not equal"),
+        (&["CMS.MERGE", "{m}dest", "2", "cms"], "(error) CMS: wrong number of keys"),
+        (&["CMS.MERGE", "{m}dest", "0", "cms"], "(error) CMS: Number of keys must be positive"),
+        (&["CMS.MERGE", "nodest", "1", "cms"], "(error) CMS: key does not exist"),
+        (&["TYPE", "cms"], "+CMSk-TYPE"),
+        (&["TOPK.RESERVE", "top", "1"], "+OK"),
+        (&["TOPK.RESERVE", "top", "1"], "(error) TopK: key already exists"),
+        (&["TOPK.RESERVE", "x", "0"], "(error) TopK: invalid k"),
+        (&["TOPK.RESERVE", "x", "2", "8", "7", "1.5"], "(error) TopK: invalid decay value. must be '<= 1' & '> 0'"),
+        (&["TOPK.RESERVE", "x", "2", "8"], "(error) ERR wrong number of arguments for 'topk.reserve' command"),
+        (&["TOPK.INFO", "top"], "[+k, (integer) 1, +width, (integer) 8, +depth, (integer) 7, +decay, \"0.9\"]"),
+        (&["TOPK.ADD", "top", "a", "b"], "[(nil), \"a\"]"),
+        (&["TOPK.INCRBY", "top", "c", "10"], "[\"b\"]"),
+        (&["TOPK.QUERY", "top", "c", "a", "b"], "[(integer) 1, (integer) 0, (integer) 0]"),
+        (&["TOPK.LIST", "top"], "[\"c\"]"),
+        (&["TOPK.LIST", "top", "WITHCOUNT"], "[\"c\", (integer) 10]"),
+        (&["TOPK.LIST", "top", "bogus"], "(error) WITHCOUNT keyword expected"),
+        (&["TOPK.INCRBY", "top", "d", "200000"], "(error) TopK: increment must be an integer greater or equal to 0 and smaller or equal to 100,000"),
+        (&["TOPK.ADD", "missing", "a"], "(error) TopK: key does not exist"),
+        (&["TYPE", "top"], "+TopK-TYPE"),
+    ];
+    expect_all(&mut con, cases);
+}
+
+/// The measured false-positive rate of a filter of `capacity` items at `error_rate`, probing
+/// 100,000 items never added.
+fn false_positive_rate(
+    con: &mut redis::Connection,
+    key: &str,
+    capacity: usize,
+    error_rate: f64,
+) -> f64 {
+    let _: () = redis::cmd("BF.RESERVE")
+        .arg(key)
+        .arg(error_rate)
+        .arg(capacity)
+        .query(con)
+        .unwrap();
+    for start in (0..capacity).step_by(1000) {
+        let mut command = redis::cmd("BF.MADD");
+        command.arg(key);
+        for index in start..(start + 1000).min(capacity) {
+            command.arg(format!("member:{index}"));
+        }
+        let _: Vec<i64> = command.query(con).unwrap();
+    }
+    let probes = 100_000;
+    let mut positives = 0;
+    for start in (0..probes).step_by(1000) {
+        let mut command = redis::cmd("BF.MEXISTS");
+        command.arg(key);
+        for index in start..start + 1000 {
+            command.arg(format!("stranger:{index}"));
+        }
+        let found: Vec<i64> = command.query(con).unwrap();
+        positives += found.iter().sum::<i64>();
+    }
+    positives as f64 / probes as f64
+}
+
+#[test]
+fn bloom_false_positive_rate_stays_under_the_requested_rate() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    for capacity in [1_000, 100_000] {
+        for error_rate in [0.01, 0.001] {
+            let key = format!("fp:{capacity}:{error_rate}");
+            let measured = false_positive_rate(&mut con, &key, capacity, error_rate);
+            eprintln!("capacity {capacity}, error rate {error_rate}: measured {measured}");
+            assert!(
+                measured <= error_rate,
+                "capacity {capacity}, rate {error_rate}: measured {measured}"
+            );
+        }
+    }
+}

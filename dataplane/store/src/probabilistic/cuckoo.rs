@@ -1,0 +1,377 @@
+//! A cuckoo filter as RedisBloom builds one (`CF.*`): buckets of one-byte fingerprints, two
+//! candidate buckets per item, evictions ("kicks") up to `max_iterations`, and, when a filter
+//! is full, a new sub-filter `expansion` times larger (none when `expansion` is 0). Unlike a
+//! Bloom filter it counts and deletes.
+
+use super::murmur_hash64a;
+
+/// Most bytes of buckets one filter may hold (every sub-filter together): 1 GiB. A growth
+/// past it answers [`CuckooInsert::MemoryLimit`], as RedisBloom answers a failed allocation.
+pub const CUCKOO_BYTES_MAX: u64 = 1 << 30;
+
+/// The empty slot (fingerprints are 1..=255).
+const EMPTY: u8 = 0;
+
+/// Multiplier of the alternate bucket (RedisBloom's): `h2 = h1 ^ (fingerprint * M)`.
+const ALT_HASH_MULTIPLIER: u64 = 0x5bd1_e995;
+
+/// What an insertion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CuckooInsert {
+    /// The fingerprint was stored.
+    Inserted,
+    /// (Unique insertion only) the item was already there.
+    Exists,
+    /// No room and no growth (expansion 0).
+    NoSpace,
+    /// Growing would pass [`CUCKOO_BYTES_MAX`].
+    MemoryLimit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SubFilter {
+    bucket_count: u64,
+    slots: Vec<u8>,
+}
+
+/// An item's lookup: its fingerprint and its two bucket hashes.
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    fingerprint: u8,
+    first: u64,
+    second: u64,
+}
+
+impl Lookup {
+    fn of(item: &[u8]) -> Self {
+        let hash = murmur_hash64a(item, 0);
+        let fingerprint = (hash % 255 + 1) as u8;
+        Self {
+            fingerprint,
+            first: hash,
+            second: alternate(fingerprint, hash),
+        }
+    }
+}
+
+/// The other bucket of `fingerprint` in bucket (hash) `index`. With a power-of-two bucket
+/// count this is an involution modulo the count, so a kicked fingerprint finds its way back.
+fn alternate(fingerprint: u8, index: u64) -> u64 {
+    index ^ u64::from(fingerprint).wrapping_mul(ALT_HASH_MULTIPLIER)
+}
+
+impl SubFilter {
+    fn bucket(&self, hash: u64, bucket_size: usize) -> std::ops::Range<usize> {
+        let start = (hash % self.bucket_count) as usize * bucket_size;
+        start..start + bucket_size
+    }
+
+    fn count(&self, lookup: &Lookup, bucket_size: usize) -> u64 {
+        [lookup.first, lookup.second]
+            .iter()
+            .map(|&hash| {
+                self.slots[self.bucket(hash, bucket_size)]
+                    .iter()
+                    .filter(|&&slot| slot == lookup.fingerprint)
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    fn contains(&self, lookup: &Lookup, bucket_size: usize) -> bool {
+        [lookup.first, lookup.second]
+            .iter()
+            .any(|&hash| self.slots[self.bucket(hash, bucket_size)].contains(&lookup.fingerprint))
+    }
+
+    /// Stores the fingerprint in a free slot of either bucket.
+    fn put(&mut self, lookup: &Lookup, bucket_size: usize) -> bool {
+        for hash in [lookup.first, lookup.second] {
+            let range = self.bucket(hash, bucket_size);
+            if let Some(slot) = self.slots[range].iter_mut().find(|slot| **slot == EMPTY) {
+                *slot = lookup.fingerprint;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn remove(&mut self, lookup: &Lookup, bucket_size: usize) -> bool {
+        for hash in [lookup.first, lookup.second] {
+            let range = self.bucket(hash, bucket_size);
+            if let Some(slot) = self.slots[range]
+                .iter_mut()
+                .find(|slot| **slot == lookup.fingerprint)
+            {
+                *slot = EMPTY;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Cuckoo insertion: kick a resident fingerprint to its other bucket, up to
+    /// `max_iterations` times; on failure every kick is undone, so nothing is lost.
+    fn kick_insert(&mut self, lookup: &Lookup, bucket_size: usize, max_iterations: u16) -> bool {
+        let mut fingerprint = lookup.fingerprint;
+        let mut index = lookup.first % self.bucket_count;
+        let mut victim = 0;
+        for _ in 0..max_iterations {
+            let slot = index as usize * bucket_size + victim;
+            std::mem::swap(&mut self.slots[slot], &mut fingerprint);
+            index = alternate(fingerprint, index) % self.bucket_count;
+            let range = self.bucket(index, bucket_size);
+            if let Some(slot) = self.slots[range].iter_mut().find(|slot| **slot == EMPTY) {
+                *slot = fingerprint;
+                return true;
+            }
+            victim = (victim + 1) % bucket_size;
+        }
+        // Walk the same path back, swapping each fingerprint home.
+        for _ in 0..max_iterations {
+            victim = (victim + bucket_size - 1) % bucket_size;
+            index = alternate(fingerprint, index) % self.bucket_count;
+            let slot = index as usize * bucket_size + victim;
+            std::mem::swap(&mut self.slots[slot], &mut fingerprint);
+        }
+        false
+    }
+}
+
+/// A scalable cuckoo filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CuckooFilter {
+    filters: Vec<SubFilter>,
+    /// Buckets of the first sub-filter (a power of two).
+    bucket_count: u64,
+    bucket_size: u8,
+    max_iterations: u16,
+    /// Growth factor, rounded up to a power of two (0: never grows).
+    expansion: u64,
+    items: u64,
+    deletes: u64,
+    bytes: u64,
+}
+
+impl CuckooFilter {
+    /// A filter for `capacity` items in buckets of `bucket_size` fingerprints; `None` when
+    /// the first sub-filter would pass [`CUCKOO_BYTES_MAX`].
+    pub fn new(
+        capacity: u64,
+        bucket_size: u8,
+        max_iterations: u16,
+        expansion: u16,
+    ) -> Option<Self> {
+        assert!(
+            bucket_size >= 1 && max_iterations >= 1,
+            "checked where they enter"
+        );
+        let bucket_count = (capacity / u64::from(bucket_size))
+            .max(1)
+            .checked_next_power_of_two()?;
+        let expansion = match expansion {
+            0 => 0,
+            expansion => u64::from(expansion).next_power_of_two(),
+        };
+        let mut filter = Self {
+            filters: Vec::new(),
+            bucket_count,
+            bucket_size,
+            max_iterations,
+            expansion,
+            items: 0,
+            deletes: 0,
+            bytes: 0,
+        };
+        filter.grow().then_some(filter)
+    }
+
+    /// Adds a sub-filter of `bucket_count * expansion^filters` buckets, within the bound.
+    fn grow(&mut self) -> bool {
+        let growth = u32::try_from(self.filters.len())
+            .ok()
+            .and_then(|power| self.expansion.max(1).checked_pow(power));
+        let Some(bucket_count) = growth.and_then(|growth| growth.checked_mul(self.bucket_count))
+        else {
+            return false;
+        };
+        let Some(bytes) = bucket_count.checked_mul(u64::from(self.bucket_size)) else {
+            return false;
+        };
+        if self.bytes + bytes > CUCKOO_BYTES_MAX {
+            return false;
+        }
+        self.filters.push(SubFilter {
+            bucket_count,
+            slots: vec![EMPTY; bytes as usize],
+        });
+        self.bytes += bytes;
+        true
+    }
+
+    /// Adds `item` (again, if it is there: a cuckoo filter counts).
+    pub fn insert(&mut self, item: &[u8]) -> CuckooInsert {
+        self.insert_lookup(&Lookup::of(item))
+    }
+
+    /// Adds `item` unless it may already be there.
+    pub fn insert_unique(&mut self, item: &[u8]) -> CuckooInsert {
+        let lookup = Lookup::of(item);
+        if self.contains_lookup(&lookup) {
+            return CuckooInsert::Exists;
+        }
+        self.insert_lookup(&lookup)
+    }
+
+    fn insert_lookup(&mut self, lookup: &Lookup) -> CuckooInsert {
+        let bucket_size = usize::from(self.bucket_size);
+        loop {
+            if self
+                .filters
+                .iter_mut()
+                .rev()
+                .any(|filter| filter.put(lookup, bucket_size))
+            {
+                self.items += 1;
+                return CuckooInsert::Inserted;
+            }
+            let newest = self.filters.last_mut().expect("a filter has a sub-filter");
+            if newest.kick_insert(lookup, bucket_size, self.max_iterations) {
+                self.items += 1;
+                return CuckooInsert::Inserted;
+            }
+            if self.expansion == 0 {
+                return CuckooInsert::NoSpace;
+            }
+            if !self.grow() {
+                return CuckooInsert::MemoryLimit;
+            }
+        }
+    }
+
+    fn contains_lookup(&self, lookup: &Lookup) -> bool {
+        let bucket_size = usize::from(self.bucket_size);
+        self.filters
+            .iter()
+            .any(|filter| filter.contains(lookup, bucket_size))
+    }
+
+    /// Whether `item` may be there.
+    pub fn contains(&self, item: &[u8]) -> bool {
+        self.contains_lookup(&Lookup::of(item))
+    }
+
+    /// How many times `item`'s fingerprint is stored in its buckets (CF.COUNT).
+    pub fn count(&self, item: &[u8]) -> u64 {
+        let lookup = Lookup::of(item);
+        let bucket_size = usize::from(self.bucket_size);
+        self.filters
+            .iter()
+            .map(|filter| filter.count(&lookup, bucket_size))
+            .sum()
+    }
+
+    /// Removes one copy of `item`'s fingerprint, newest sub-filter first; false when absent.
+    pub fn delete(&mut self, item: &[u8]) -> bool {
+        let lookup = Lookup::of(item);
+        let bucket_size = usize::from(self.bucket_size);
+        let removed = self
+            .filters
+            .iter_mut()
+            .rev()
+            .any(|filter| filter.remove(&lookup, bucket_size));
+        if removed {
+            self.items -= 1;
+            self.deletes += 1;
+        }
+        removed
+    }
+
+    /// Sub-filters (CF.INFO "Number of filters").
+    pub fn filter_count(&self) -> usize {
+        self.filters.len()
+    }
+
+    /// Buckets of the first sub-filter (CF.INFO "Number of buckets").
+    pub fn bucket_count(&self) -> u64 {
+        self.bucket_count
+    }
+
+    /// Fingerprints per bucket.
+    pub fn bucket_size(&self) -> u8 {
+        self.bucket_size
+    }
+
+    /// Kicks before giving up on a sub-filter.
+    pub fn max_iterations(&self) -> u16 {
+        self.max_iterations
+    }
+
+    /// Growth factor (a power of two, or 0).
+    pub fn expansion(&self) -> u64 {
+        self.expansion
+    }
+
+    /// Items stored.
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Items deleted.
+    pub fn deletes(&self) -> u64 {
+        self.deletes
+    }
+
+    /// Bytes used (CF.INFO "Size", MEMORY USAGE).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.filters.len() * std::mem::size_of::<SubFilter>()
+            + self.bytes as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_count_delete() {
+        let mut filter = CuckooFilter::new(1000, 2, 20, 1).unwrap();
+        assert_eq!((filter.bucket_count(), filter.filter_count()), (512, 1));
+        assert_eq!(filter.insert(b"a"), CuckooInsert::Inserted);
+        assert_eq!(filter.insert(b"a"), CuckooInsert::Inserted);
+        assert_eq!(filter.insert_unique(b"a"), CuckooInsert::Exists);
+        assert_eq!(filter.count(b"a"), 2);
+        assert!(filter.delete(b"a"));
+        assert_eq!(
+            (filter.count(b"a"), filter.items(), filter.deletes()),
+            (1, 1, 1)
+        );
+        assert!(filter.delete(b"a"));
+        assert!(!filter.delete(b"a"));
+        assert!(!filter.contains(b"a"));
+    }
+
+    #[test]
+    fn grows_when_full_and_keeps_every_item() {
+        let mut filter = CuckooFilter::new(8, 2, 20, 1).unwrap();
+        for index in 0..200u32 {
+            assert_eq!(filter.insert(&index.to_le_bytes()), CuckooInsert::Inserted);
+        }
+        assert!(filter.filter_count() > 1);
+        for index in 0..200u32 {
+            assert!(filter.contains(&index.to_le_bytes()), "{index}");
+        }
+    }
+
+    #[test]
+    fn without_expansion_it_fills() {
+        let mut filter = CuckooFilter::new(4, 2, 5, 0).unwrap();
+        let outcomes: Vec<_> = (0..50u32)
+            .map(|index| filter.insert(&index.to_le_bytes()))
+            .collect();
+        assert!(outcomes.contains(&CuckooInsert::NoSpace));
+        assert_eq!(filter.filter_count(), 1);
+        assert!(filter.items() <= 4);
+    }
+}

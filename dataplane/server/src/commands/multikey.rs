@@ -100,6 +100,7 @@ fn run_in(
         stats: &shard.stats,
         no_touch,
         pubsub: &shard.pubsub,
+        protection: &shard.protection,
     };
     let result = handler(&mut ctx, args);
     super::notify::after_command(ctx.keyspace, &shard.pubsub, &config, now_ms);

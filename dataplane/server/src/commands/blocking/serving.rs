@@ -125,6 +125,7 @@ pub(super) fn serve_one(
             stats: &shard.stats,
             no_touch: false,
             pubsub: &shard.pubsub,
+            protection: &shard.protection,
         };
         (waiter.serve)(&mut ctx, &args, key)?
     };
@@ -155,6 +156,7 @@ fn prepare_one(
         stats: &shard.stats,
         no_touch: true,
         pubsub: &shard.pubsub,
+        protection: &shard.protection,
     };
     prepare(&mut ctx, &args, &waiter.keys)
 }

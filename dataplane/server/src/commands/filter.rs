@@ -102,7 +102,7 @@ pub fn del(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
-/// The compiled filter `name`, or the error.
+/// This shard's copy of the compiled filters, the newest.
 fn compiled(shard: &Shard) -> std::sync::Arc<CompiledFilters> {
     shard.protection.filters()
 }

@@ -223,7 +223,7 @@ mod tests {
         );
         CompiledFilters::compile(&rules)
             .filters
-            .remove(&b"f".to_vec())
+            .remove(b"f".as_slice())
             .expect("compiled")
     }
 

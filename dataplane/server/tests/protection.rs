@@ -145,7 +145,16 @@ fn throttle_errors() {
             &["CL.THROTTLE", "plain", "1", "1", "1"],
             "(error) Cell error: the key holds a string that is not a rate limiter's state",
         ),
+        (
+            &["SET", "huge", "99999999999999999999999999999999999999"],
+            "+OK",
+        ),
+        (
+            &["CL.THROTTLE", "huge", "1", "1", "1"],
+            "(error) Cell error: the key holds a string that is not a rate limiter's state",
+        ),
         (&["EXISTS", "k"], "(integer) 0"),
+        (&["PING"], "+PONG"),
     ];
     for (args, expected) in cases {
         assert_eq!(ask(&mut con, args), *expected, "{args:?}");
@@ -190,6 +199,15 @@ fn window_replies_and_errors() {
         assert_eq!(ask(&mut con, &["EXISTS", &empty]), "(integer) 0");
     }
     ask(&mut con, &["SET", "plain", "hello"]);
+    // 16 bytes whose time field is past any time CL.WINDOW writes.
+    ask(
+        &mut con,
+        &[
+            "SET",
+            "sixteen",
+            "\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}abcdefgh",
+        ],
+    );
     ask(&mut con, &["LPUSH", "list", "a"]);
     let cases: &[(&[&str], &str)] = &[
         (
@@ -228,6 +246,11 @@ fn window_replies_and_errors() {
             &["CL.WINDOW", "plain", "1", "1"],
             "(error) ERR the key holds a string that is not a sliding window",
         ),
+        (
+            &["CL.WINDOW", "sixteen", "1", "1"],
+            "(error) ERR the key holds a string that is not a sliding window",
+        ),
+        (&["PING"], "+PONG"),
     ];
     for (args, expected) in cases {
         assert_eq!(ask(&mut con, args), *expected, "{args:?}");
@@ -540,4 +563,63 @@ fn filter_commands_and_filtered_publish() {
         .unwrap();
     assert!(info.contains("filter_dropped_messages:6\r\n"), "{info}");
     assert!(info.contains("filter_masked_messages:6\r\n"), "{info}");
+}
+
+#[test]
+fn resp3_transactions_and_scripts() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(true);
+    assert_eq!(
+        ask(&mut con, &["GETLEASE", "missing", "1000"])
+            .split(", ")
+            .next(),
+        Some("[(nil)")
+    );
+    ask(&mut con, &["FILTER.ADD", "f", "x"]);
+    assert_eq!(
+        ask(&mut con, &["FILTER.INFO", "f"]),
+        "{\"name\": \"f\", \"words\": (integer) 1, \"wordlist\": [\"x\"], \"channels\": []}"
+    );
+    for shard in 0..SHARDS {
+        let key = key_on(shard, "multi");
+        let reply: Vec<Vec<i64>> = redis::pipe()
+            .atomic()
+            .cmd("CL.THROTTLE")
+            .arg(&key)
+            .arg(1)
+            .arg(1)
+            .arg(60)
+            .cmd("CL.THROTTLE")
+            .arg(&key)
+            .arg(1)
+            .arg(1)
+            .arg(60)
+            .cmd("CL.THROTTLE")
+            .arg(&key)
+            .arg(1)
+            .arg(1)
+            .arg(60)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(
+            reply,
+            [
+                vec![0, 2, 1, -1, 60],
+                vec![0, 2, 0, -1, 120],
+                vec![1, 2, 0, 60, 120]
+            ]
+        );
+        let window = key_on(shard, "script-window");
+        let script = "local a = redis.call('CL.WINDOW', KEYS[1], 2, 60000) \
+                      local b = redis.call('CL.WINDOW', KEYS[1], 2, 60000) \
+                      local c = redis.call('CL.WINDOW', KEYS[1], 2, 60000) \
+                      return {a[1], b[1], c[1], c[3]}";
+        let reply: Vec<i64> = redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg(&window)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(reply, [0, 0, 1, 0]);
+    }
 }

@@ -42,6 +42,11 @@ const LEASE_MS_MAX: i64 = 24 * 3600 * 1000;
 /// Longest TTL a limiter key is stored with: 100 years (a far-future TAT is still kept).
 const LIMITER_TTL_MS_MAX: u64 = 100 * 365 * 24 * 3600 * 1000;
 
+/// Largest TAT read back from a key: what CL.THROTTLE itself stores stays below 10^37 ns
+/// (now plus twice the largest tolerance, 10 years x i64::MAX), and the arithmetic on anything
+/// up to it stays inside i128; a larger number was put there by someone else.
+const TAT_NS_MAX: i128 = 10i128.pow(37);
+
 /// The current time in nanoseconds since the epoch (CL.THROTTLE works in nanoseconds, as
 /// redis-cell does, and reads the clock for each call).
 fn now_ns() -> i128 {
@@ -129,6 +134,7 @@ pub fn throttle(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|text| text.parse::<i128>().ok())
+                .filter(|tat_ns| (0..=TAT_NS_MAX).contains(tat_ns))
                 .ok_or(CommandError::from(
                     "Cell error: the key holds a string that is not a rate limiter's state",
                 ))?,

@@ -28,7 +28,7 @@ pub struct Quota {
 pub struct Outcome {
     /// The request was refused.
     pub limited: bool,
-    /// `max_burst + 1`.
+    /// `max_burst + 1` (saturating).
     pub limit: i64,
     /// Requests that would still be allowed now.
     pub remaining: i64,
@@ -83,7 +83,7 @@ pub fn throttle(quota: Quota, quantity: i64, stored_tat_ns: Option<i128>, now_ns
     };
     Outcome {
         limited,
-        limit: quota.max_burst + 1,
+        limit: quota.max_burst.saturating_add(1),
         remaining,
         retry_after_ns,
         reset_after_ns: ttl,
@@ -96,7 +96,8 @@ pub fn throttle(quota: Quota, quantity: i64, stored_tat_ns: Option<i128>, now_ns
 pub fn reply_seconds(duration_ns: i128) -> i64 {
     let whole = duration_ns / NANOS_PER_SECOND;
     let rest_ms = (duration_ns % NANOS_PER_SECOND) / NANOS_PER_MILLISECOND;
-    (whole + i128::from(rest_ms > 0)) as i64
+    // A burst near i64::MAX makes figures past i64 seconds: they saturate.
+    (whole + i128::from(rest_ms > 0)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 /// The TTL to store the TAT with, milliseconds: redis-cell truncates, Ember keeps at least 1
@@ -167,6 +168,25 @@ mod tests {
         let zero = throttle(quota, 0, None, 0);
         assert!(!zero.limited);
         assert_eq!(zero.remaining, 2);
+    }
+
+    #[test]
+    fn extreme_figures_saturate() {
+        let quota = Quota {
+            max_burst: i64::MAX,
+            count: 1,
+            period_s: 315_360_000,
+        };
+        let first = throttle(quota, i64::MAX, None, 0);
+        assert!(!first.limited);
+        assert_eq!(reply_seconds(first.reset_after_ns), i64::MAX);
+        let second = throttle(quota, i64::MAX, first.new_tat_ns, 0);
+        assert!(second.limited);
+        assert_eq!(reply_seconds(second.retry_after_ns), i64::MAX);
+        assert_eq!(
+            ttl_ms(second.reset_after_ns.min(i128::from(u64::MAX))),
+            u64::MAX / 1_000_000
+        );
     }
 
     #[test]

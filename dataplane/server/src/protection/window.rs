@@ -42,9 +42,15 @@ pub struct Outcome {
     pub log: Vec<Entry>,
 }
 
-/// Decodes a stored log; `None` when the bytes are not one (a string set by someone else).
+/// Latest time a stored entry may carry, milliseconds since the epoch (about the year 10900):
+/// anything later was not written by CL.WINDOW, and refusing it keeps `time + window` in u64.
+pub const TIME_MS_MAX: u64 = 1 << 48;
+
+/// Decodes a stored log; `None` when the bytes are not one (a string set by someone else):
+/// a length that is not whole entries, more entries than any limit allows, times out of order
+/// or past [`TIME_MS_MAX`], or a cost above [`LIMIT_MAX`].
 pub fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
-    if bytes.len() % ENTRY_BYTES != 0 {
+    if bytes.len() % ENTRY_BYTES != 0 || bytes.len() / ENTRY_BYTES > LIMIT_MAX as usize {
         return None;
     }
     let log: Vec<Entry> = bytes
@@ -57,7 +63,10 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Entry>> {
     let ordered = log
         .windows(2)
         .all(|pair| pair[0].time_ms <= pair[1].time_ms);
-    ordered.then_some(log)
+    let in_range = log
+        .iter()
+        .all(|entry| entry.time_ms <= TIME_MS_MAX && entry.cost <= LIMIT_MAX as u64);
+    (ordered && in_range).then_some(log)
 }
 
 /// Encodes a log for storage.
@@ -182,5 +191,11 @@ mod tests {
             },
         ]);
         assert_eq!(decode(&backwards), None);
+        assert_eq!(decode(&[0xff; ENTRY_BYTES]), None, "time past TIME_MS_MAX");
+        let costly = encode(&[Entry {
+            time_ms: 1,
+            cost: LIMIT_MAX as u64 + 1,
+        }]);
+        assert_eq!(decode(&costly), None);
     }
 }

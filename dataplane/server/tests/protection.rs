@@ -428,10 +428,15 @@ fn limiters_are_exact_under_concurrent_clients_on_both_shards() {
 #[test]
 fn one_rebuild_of_an_expiring_hot_key_under_many_clients() {
     let ember = Ember::start(SHARDS);
-    for shard in 0..SHARDS {
-        let key = key_on(shard, "hot-lease");
+    // About to expire (the others keep v1 meanwhile), and missing (the others wait), on each
+    // shard.
+    let cases = [(0, true), (1, true), (0, false), (1, false)];
+    for (case, (shard, expiring)) in cases.into_iter().enumerate() {
+        let key = key_on(shard, &format!("hot-lease-{case}"));
         let mut con = ember.connect(false);
-        ask(&mut con, &["SET", &key, "v1", "PX", "1500"]);
+        if expiring {
+            ask(&mut con, &["SET", &key, "v1", "PX", "1500"]);
+        }
         let rebuilds = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..16)
             .map(|_| {
@@ -471,8 +476,8 @@ fn one_rebuild_of_an_expiring_hot_key_under_many_clients() {
         .arg("protection")
         .query(&mut con)
         .unwrap();
-    assert!(info.contains("leases_granted:2\r\n"), "{info}");
-    assert!(info.contains("leases_fulfilled:2\r\n"), "{info}");
+    assert!(info.contains("leases_granted:4\r\n"), "{info}");
+    assert!(info.contains("leases_fulfilled:4\r\n"), "{info}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod inference;
 mod io;
 mod memory;
 mod metrics;
+mod protection;
 mod rdma;
 mod runtime;
 mod scripting;

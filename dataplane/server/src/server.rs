@@ -56,6 +56,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         tracking_clients: Default::default(),
         tracking_keys: Default::default(),
         tracking_items: Default::default(),
+        protection: Default::default(),
     });
     crate::memory::GAUGE.record_startup();
     eprintln!(

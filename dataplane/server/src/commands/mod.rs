@@ -20,6 +20,7 @@ pub mod blocking;
 pub mod connection;
 pub mod dump;
 pub mod exec;
+pub mod filter;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -30,6 +31,7 @@ pub mod memory;
 pub mod multikey;
 pub mod notify;
 pub mod probabilistic;
+pub mod protection;
 pub mod pubsub;
 pub mod recommend;
 pub mod remote;
@@ -172,6 +174,8 @@ pub struct Ctx<'a> {
     pub script: bool,
     /// The owning shard's Pub/Sub state, where keyspace events go ([`notify::notify`]).
     pub pubsub: &'a crate::shard::pubsub::PubSub,
+    /// The owning shard's leases and the protection counters ([`protection`]).
+    pub protection: &'a crate::protection::ShardProtection,
 }
 
 /// Reads `key` for a read command, counting the hit or miss; under CLIENT NO-TOUCH the key's
@@ -670,7 +674,7 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 13] = [
+    let families: [&[CommandSpec]; 15] = [
         CORE,
         sets::COMMANDS,
         zsets::COMMANDS,
@@ -684,6 +688,8 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         scripting::COMMANDS,
         sort::COMMANDS,
         probabilistic::COMMANDS,
+        protection::COMMANDS,
+        filter::COMMANDS,
     ];
     let mut all = Vec::with_capacity(families.iter().map(|family| family.len()).sum());
     for family in families {

@@ -110,6 +110,7 @@ fn run_in(
         no_touch: caller.no_touch,
         script: caller.script,
         pubsub: &shard.pubsub,
+        protection: &shard.protection,
     };
     let result = handler(&mut ctx, args);
     super::notify::after_command(ctx.keyspace, &shard.pubsub, &config, now_ms);

@@ -394,7 +394,12 @@ pub async fn run(
             } else {
                 Namespace::Shard
             };
-            let receivers = publish(shard, namespace, args[1], args[2]).await;
+            // A filter attached to the channel drops or masks the message before fan-out.
+            let Some(message) = super::filter::screen(shard, args[1], args[2]) else {
+                out.integer(0);
+                return Ok(());
+            };
+            let receivers = publish(shard, namespace, args[1], &message).await;
             // A (RESP3) publisher listening to its own channel gets the message before the
             // reply, as from Redis.
             take_pushes(client, out);

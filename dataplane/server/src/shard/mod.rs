@@ -57,6 +57,8 @@ pub struct Shared {
     pub tracking_keys: AtomicUsize,
     /// (key, client) pairs in the tracking tables (INFO's tracking_total_items).
     pub tracking_items: AtomicUsize,
+    /// Traffic protection: filter rules and INFO's `# Protection` counters.
+    pub protection: Arc<crate::protection::Registry>,
 }
 
 /// One shard.
@@ -94,6 +96,8 @@ pub struct Shard {
     pub blocking: crate::commands::blocking::Registry,
     /// Client tracking: readers of this shard's keys, BCAST clients, invalidations to send.
     pub tracking: tracking::Tracking,
+    /// Leases of this shard's keys and this shard's copy of the compiled filters.
+    pub protection: crate::protection::ShardProtection,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -120,6 +124,7 @@ impl Shard {
         };
         let mut keyspace = Keyspace::new();
         let shard_count = shared.shard_count;
+        let protection = crate::protection::ShardProtection::new(shared.protection.clone());
         keyspace.set_access_policy(config.access_policy());
         Self {
             index,
@@ -138,6 +143,7 @@ impl Shard {
             scripting: crate::scripting::Engine::default(),
             blocking: crate::commands::blocking::Registry::default(),
             tracking: tracking::Tracking::default(),
+            protection,
             next_hold_sequence: Cell::new(1),
         }
     }

@@ -126,6 +126,7 @@ pub(super) fn serve_one(
             no_touch: false,
             script: false,
             pubsub: &shard.pubsub,
+            protection: &shard.protection,
         };
         (waiter.serve)(&mut ctx, &args, key)?
     };
@@ -157,6 +158,7 @@ fn prepare_one(
         no_touch: true,
         script: false,
         pubsub: &shard.pubsub,
+        protection: &shard.protection,
     };
     prepare(&mut ctx, &args, &waiter.keys)
 }

@@ -443,6 +443,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "protection",
     "ember",
 ];
 const ALL_SECTIONS: &[&str] = &[
@@ -459,6 +460,7 @@ const ALL_SECTIONS: &[&str] = &[
     "latencystats",
     "cluster",
     "keyspace",
+    "protection",
     "ember",
 ];
 
@@ -698,6 +700,11 @@ fn format_info(
                             format!("keys={keys},expires={expires},avg_ttl=0"),
                         );
                     }
+                }
+            }
+            "protection" => {
+                for (name, value) in shared.protection.counters.info_lines() {
+                    line(name, value.to_string());
                 }
             }
             "ember" => {

@@ -1,0 +1,630 @@
+//! Traffic protection through the `redis` crate against a two-shard ember: CL.THROTTLE's
+//! GCRA figures against a hand-computed sequence and its errors, CL.WINDOW's exact window,
+//! GETLEASE/SETLEASE, FILTER.* and filtered PUBLISH, INFO's `# Protection` section, and
+//! exactness under many concurrent clients on keys of both shards.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{run, show, Ember};
+use ember_store::slot::{key_slot, shard_of_slot};
+
+const SHARDS: usize = 2;
+
+/// A key named `prefix:n` that lives on `shard`.
+fn key_on(shard: usize, prefix: &str) -> String {
+    (0..)
+        .map(|n| format!("{prefix}:{n}"))
+        .find(|key| shard_of_slot(key_slot(key.as_bytes()), SHARDS) == shard)
+        .expect("some key lands on every shard")
+}
+
+fn ask(con: &mut redis::Connection, args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+    show(&run(con, &args))
+}
+
+fn integers(con: &mut redis::Connection, args: &[&str]) -> Vec<i64> {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query(con)
+        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+}
+
+#[test]
+fn throttle_follows_the_hand_computed_sequence() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    for shard in 0..SHARDS {
+        let key = key_on(shard, "throttle");
+        // Burst 4 (limit 5), 1 per 60 s: TAT moves 60 s per request; the test runs well within
+        // a second, and the reply rounds partial seconds up, so the figures are exact.
+        let expected: &[[i64; 5]] = &[
+            [0, 5, 4, -1, 60],
+            [0, 5, 3, -1, 120],
+            [0, 5, 2, -1, 180],
+            [0, 5, 1, -1, 240],
+            [0, 5, 0, -1, 300],
+            [1, 5, 0, 60, 300],
+            [1, 5, 0, 60, 300],
+        ];
+        for (index, figures) in expected.iter().enumerate() {
+            let reply = integers(&mut con, &["CL.THROTTLE", &key, "4", "1", "60"]);
+            assert_eq!(reply, figures.to_vec(), "request {index} on shard {shard}");
+        }
+        let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
+        assert!(
+            (298_000..=300_000).contains(&pttl),
+            "state expires when full: {pttl}"
+        );
+        // Quantity 0 asks without taking; a quantity beyond the burst never fits.
+        assert_eq!(
+            integers(&mut con, &["CL.THROTTLE", &key, "4", "1", "60", "0"]),
+            [0, 5, 0, -1, 300]
+        );
+        let fresh = key_on(shard, "throttle-big");
+        assert_eq!(
+            integers(&mut con, &["CL.THROTTLE", &fresh, "4", "1", "60", "6"]),
+            [1, 5, 5, -1, 0]
+        );
+        assert_eq!(
+            integers(&mut con, &["CL.THROTTLE", &fresh, "4", "1", "60", "5"]),
+            [0, 5, 0, -1, 300]
+        );
+        // 10 per second with burst 9: 100 ms apart, so a full burst empties in one second.
+        let fast = key_on(shard, "throttle-fast");
+        assert_eq!(
+            integers(&mut con, &["CL.THROTTLE", &fast, "9", "10", "1", "10"]),
+            [0, 10, 0, -1, 1]
+        );
+        let limited = integers(&mut con, &["CL.THROTTLE", &fast, "9", "10", "1"]);
+        assert_eq!(limited[..3], [1, 10, 0]);
+        assert_eq!(limited[3], 1, "retry after 100 ms rounds up to 1 s");
+    }
+}
+
+#[test]
+fn throttle_errors() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    ask(&mut con, &["SET", "plain", "hello"]);
+    ask(&mut con, &["SADD", "set", "a"]);
+    let usage = "(error) Cell error: Usage: cl.throttle <key> <max_burst> <count per period> <period> [<quantity>]";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["CL.THROTTLE"],
+            "(error) ERR wrong number of arguments for 'cl.throttle' command",
+        ),
+        (&["CL.THROTTLE", "k"], usage),
+        (&["CL.THROTTLE", "k", "1", "2"], usage),
+        (&["CL.THROTTLE", "k", "1", "2", "3", "4", "5"], usage),
+        (
+            &["CL.THROTTLE", "k", "x", "1", "1"],
+            "(error) Cell error: Couldn't parse as integer: x",
+        ),
+        (
+            &["CL.THROTTLE", "k", "1", "1.5", "1"],
+            "(error) Cell error: Couldn't parse as integer: 1.5",
+        ),
+        (
+            &["CL.THROTTLE", "k", "1", "1", "1", "q"],
+            "(error) Cell error: Couldn't parse as integer: q",
+        ),
+        (
+            &["CL.THROTTLE", "k", "1", "0", "1"],
+            "(error) Cell error: Zero rates are not supported",
+        ),
+        (
+            &["CL.THROTTLE", "k", "1", "1", "0"],
+            "(error) Cell error: Zero rates are not supported",
+        ),
+        (
+            &["CL.THROTTLE", "k", "-1", "1", "1"],
+            "(error) Cell error: max_burst, count, period and quantity must not be negative",
+        ),
+        (
+            &["CL.THROTTLE", "k", "1", "1", "1", "-1"],
+            "(error) Cell error: max_burst, count, period and quantity must not be negative",
+        ),
+        (
+            &["CL.THROTTLE", "k", "1", "1", "9999999999"],
+            "(error) Cell error: period must be at most 315360000 seconds",
+        ),
+        (
+            &["CL.THROTTLE", "set", "1", "1", "1"],
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (
+            &["CL.THROTTLE", "plain", "1", "1", "1"],
+            "(error) Cell error: the key holds a string that is not a rate limiter's state",
+        ),
+        (
+            &["SET", "huge", "99999999999999999999999999999999999999"],
+            "+OK",
+        ),
+        (
+            &["CL.THROTTLE", "huge", "1", "1", "1"],
+            "(error) Cell error: the key holds a string that is not a rate limiter's state",
+        ),
+        (&["EXISTS", "k"], "(integer) 0"),
+        (&["PING"], "+PONG"),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(ask(&mut con, args), *expected, "{args:?}");
+    }
+}
+
+#[test]
+fn window_replies_and_errors() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    for shard in 0..SHARDS {
+        let key = key_on(shard, "window");
+        for remaining in [2, 1, 0] {
+            assert_eq!(
+                integers(&mut con, &["CL.WINDOW", &key, "3", "60000"]),
+                [0, 3, remaining, -1, 60000]
+            );
+        }
+        let limited = integers(&mut con, &["CL.WINDOW", &key, "3", "60000"]);
+        assert_eq!(limited[..3], [1, 3, 0]);
+        assert!(
+            (59_000..=60_000).contains(&limited[3]),
+            "retry when the oldest leaves: {limited:?}"
+        );
+        assert!((59_000..=60_000).contains(&limited[4]), "{limited:?}");
+        assert_eq!(
+            integers(&mut con, &["CL.WINDOW", &key, "3", "60000", "0"])[..3],
+            [0, 3, 0]
+        );
+        assert_eq!(
+            integers(&mut con, &["CL.WINDOW", &key, "3", "60000", "4"])[..4],
+            [1, 3, 0, -1]
+        );
+        let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
+        assert!((59_000..=60_000).contains(&pttl), "{pttl}");
+        // A cost-0 query of a missing key creates nothing.
+        let empty = key_on(shard, "window-empty");
+        assert_eq!(
+            integers(&mut con, &["CL.WINDOW", &empty, "5", "1000", "0"]),
+            [0, 5, 5, -1, 0]
+        );
+        assert_eq!(ask(&mut con, &["EXISTS", &empty]), "(integer) 0");
+    }
+    ask(&mut con, &["SET", "plain", "hello"]);
+    // 16 bytes whose time field is past any time CL.WINDOW writes.
+    ask(
+        &mut con,
+        &[
+            "SET",
+            "sixteen",
+            "\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}abcdefgh",
+        ],
+    );
+    ask(&mut con, &["LPUSH", "list", "a"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["CL.WINDOW", "k", "1"],
+            "(error) ERR wrong number of arguments for 'cl.window' command",
+        ),
+        (
+            &["CL.WINDOW", "k", "1", "1", "1", "1"],
+            "(error) ERR syntax error",
+        ),
+        (
+            &["CL.WINDOW", "k", "x", "1"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (
+            &["CL.WINDOW", "k", "0", "1"],
+            "(error) ERR limit must be between 1 and 100000",
+        ),
+        (
+            &["CL.WINDOW", "k", "100001", "1"],
+            "(error) ERR limit must be between 1 and 100000",
+        ),
+        (
+            &["CL.WINDOW", "k", "1", "0"],
+            "(error) ERR window must be between 1 and 2592000000 milliseconds",
+        ),
+        (
+            &["CL.WINDOW", "k", "1", "1", "-1"],
+            "(error) ERR cost must not be negative",
+        ),
+        (
+            &["CL.WINDOW", "list", "1", "1"],
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (
+            &["CL.WINDOW", "plain", "1", "1"],
+            "(error) ERR the key holds a string that is not a sliding window",
+        ),
+        (
+            &["CL.WINDOW", "sixteen", "1", "1"],
+            "(error) ERR the key holds a string that is not a sliding window",
+        ),
+        (&["PING"], "+PONG"),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(ask(&mut con, args), *expected, "{args:?}");
+    }
+}
+
+/// GETLEASE's reply: (value, token, wait_ms).
+fn getlease(con: &mut redis::Connection, key: &str, lease_ms: u64) -> (Option<String>, i64, i64) {
+    redis::cmd("GETLEASE")
+        .arg(key)
+        .arg(lease_ms)
+        .query(con)
+        .unwrap()
+}
+
+#[test]
+fn lease_replies_and_errors() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    for shard in 0..SHARDS {
+        let key = key_on(shard, "lease");
+        let (value, token, wait) = getlease(&mut con, &key, 5000);
+        assert_eq!((value, wait), (None, 0));
+        assert!(token > 0, "the first caller gets the lease");
+        let (value, other, wait) = getlease(&mut con, &key, 5000);
+        assert_eq!((value, other), (None, 0));
+        assert!((1..=5000).contains(&wait), "the others wait: {wait}");
+        let token_text = token.to_string();
+        let wrong = (token ^ 1).to_string();
+        assert_eq!(ask(&mut con, &["SETLEASE", &key, &wrong, "v"]), "(nil)");
+        assert_eq!(
+            ask(&mut con, &["SETLEASE", &key, &token_text, "v", "EX", "100"]),
+            "+OK"
+        );
+        assert_eq!(
+            ask(&mut con, &["SETLEASE", &key, &token_text, "again"]),
+            "(nil)",
+            "a token serves once"
+        );
+        assert_eq!(getlease(&mut con, &key, 5000), (Some("v".into()), 0, 0));
+        assert_eq!(ask(&mut con, &["TTL", &key]), "(integer) 100");
+        // Within lease_ms of expiring: one caller refreshes, the others keep the value.
+        ask(&mut con, &["SET", &key, "old", "PX", "3000"]);
+        let (value, token, wait) = getlease(&mut con, &key, 5000);
+        assert_eq!((value.as_deref(), wait), (Some("old"), 0));
+        assert!(token > 0);
+        assert_eq!(getlease(&mut con, &key, 5000), (Some("old".into()), 0, 0));
+        // A holder that dies: its lease runs out and the next caller gets a new one.
+        let dead = key_on(shard, "lease-dead");
+        let (_, first, _) = getlease(&mut con, &dead, 50);
+        assert!(first > 0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let second = loop {
+            let (_, token, wait) = getlease(&mut con, &dead, 50);
+            if token > 0 {
+                break token;
+            }
+            assert!(
+                wait > 0 && Instant::now() < deadline,
+                "the lease never ran out"
+            );
+            thread::yield_now();
+        };
+        assert_ne!(first, second);
+        let stale = first.to_string();
+        assert_eq!(ask(&mut con, &["SETLEASE", &dead, &stale, "late"]), "(nil)");
+    }
+    ask(&mut con, &["SADD", "set", "a"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["GETLEASE", "k"],
+            "(error) ERR wrong number of arguments for 'getlease' command",
+        ),
+        (
+            &["GETLEASE", "k", "0"],
+            "(error) ERR invalid lease time in 'getlease' command",
+        ),
+        (
+            &["GETLEASE", "k", "86400001"],
+            "(error) ERR invalid lease time in 'getlease' command",
+        ),
+        (
+            &["GETLEASE", "k", "x"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (
+            &["GETLEASE", "set", "100"],
+            "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (
+            &["SETLEASE", "k", "1"],
+            "(error) ERR wrong number of arguments for 'setlease' command",
+        ),
+        (
+            &["SETLEASE", "k", "x", "v"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (
+            &["SETLEASE", "k", "1", "v", "EX"],
+            "(error) ERR syntax error",
+        ),
+        (
+            &["SETLEASE", "k", "1", "v", "KEEPTTL", "1"],
+            "(error) ERR syntax error",
+        ),
+        (
+            &["SETLEASE", "k", "1", "v", "EX", "0"],
+            "(error) ERR invalid expire time in 'setlease' command",
+        ),
+        (
+            &["SETLEASE", "k", "1", "v", "PX", "x"],
+            "(error) ERR value is not an integer or out of range",
+        ),
+        (&["SETLEASE", "k", "1", "v"], "(nil)"),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(ask(&mut con, args), *expected, "{args:?}");
+    }
+}
+
+#[test]
+fn limiters_are_exact_under_concurrent_clients_on_both_shards() {
+    let ember = Ember::start(SHARDS);
+    let keys: Vec<String> = (0..SHARDS).map(|shard| key_on(shard, "hot")).collect();
+    let windows: Vec<String> = (0..SHARDS)
+        .map(|shard| key_on(shard, "hot-window"))
+        .collect();
+    let allowed = Arc::new([
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+    ]);
+    let threads: Vec<_> = (0..16)
+        .map(|thread_index| {
+            let (port, keys, windows, allowed) =
+                (ember.port, keys.clone(), windows.clone(), allowed.clone());
+            thread::spawn(move || {
+                let mut con = common::connect(port, false);
+                for round in 0..60 {
+                    let shard = (thread_index + round) % SHARDS;
+                    // Limit 100, 1 per hour: no token comes back during the test.
+                    let reply =
+                        integers(&mut con, &["CL.THROTTLE", &keys[shard], "99", "1", "3600"]);
+                    if reply[0] == 0 {
+                        allowed[shard].fetch_add(1, Ordering::Relaxed);
+                    }
+                    let reply =
+                        integers(&mut con, &["CL.WINDOW", &windows[shard], "100", "600000"]);
+                    if reply[0] == 0 {
+                        allowed[SHARDS + shard].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // 16 clients x 60 requests = 480 per key: exactly the limit goes through on each.
+    for (index, count) in allowed.iter().enumerate() {
+        assert_eq!(count.load(Ordering::Relaxed), 100, "key {index}");
+    }
+    let mut con = ember.connect(false);
+    let info: String = redis::cmd("INFO")
+        .arg("protection")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("# Protection"), "{info}");
+    assert!(info.contains("throttle_requests:960\r\n"), "{info}");
+    assert!(info.contains("throttle_limited:760\r\n"), "{info}");
+    assert!(info.contains("window_limited:760\r\n"), "{info}");
+}
+
+#[test]
+fn one_rebuild_of_an_expiring_hot_key_under_many_clients() {
+    let ember = Ember::start(SHARDS);
+    // About to expire (the others keep v1 meanwhile), and missing (the others wait), on each
+    // shard.
+    let cases = [(0, true), (1, true), (0, false), (1, false)];
+    for (case, (shard, expiring)) in cases.into_iter().enumerate() {
+        let key = key_on(shard, &format!("hot-lease-{case}"));
+        let mut con = ember.connect(false);
+        if expiring {
+            ask(&mut con, &["SET", &key, "v1", "PX", "1500"]);
+        }
+        let rebuilds = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (port, key, rebuilds) = (ember.port, key.clone(), rebuilds.clone());
+                thread::spawn(move || {
+                    let mut con = common::connect(port, false);
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        let (value, token, _) = getlease(&mut con, &key, 1000);
+                        if token > 0 {
+                            rebuilds.fetch_add(1, Ordering::SeqCst);
+                            let stored = ask(
+                                &mut con,
+                                &["SETLEASE", &key, &token.to_string(), "v2", "EX", "100"],
+                            );
+                            assert_eq!(stored, "+OK");
+                        }
+                        if value.as_deref() == Some("v2") {
+                            return;
+                        }
+                        assert!(Instant::now() < deadline, "the value was never rebuilt");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(
+            rebuilds.load(Ordering::SeqCst),
+            1,
+            "exactly one client rebuilt {key}"
+        );
+    }
+    let mut con = ember.connect(false);
+    let info: String = redis::cmd("INFO")
+        .arg("protection")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("leases_granted:4\r\n"), "{info}");
+    assert!(info.contains("leases_fulfilled:4\r\n"), "{info}");
+}
+
+#[test]
+fn filter_commands_and_filtered_publish() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    let cases: &[(&[&str], &str)] = &[
+        (&["FILTER.LIST"], "[]"),
+        (&["FILTER.ADD", "words", "bad", "Worse", "坏人"], "(integer) 3"),
+        (&["FILTER.ADD", "words", "BAD", "ugly"], "(integer) 1"),
+        (&["FILTER.CHECK", "words", "a Bad and ＷＯＲＳＥ day"], "[[\"bad\", (integer) 2, (integer) 5], [\"worse\", (integer) 10, (integer) 25]]"),
+        (&["FILTER.CHECK", "words", "fine"], "[]"),
+        (&["FILTER.MASK", "words", "他是坏人, bad!"], "\"\\xe4\\xbb\\x96\\xe6\\x98\\xaf**, ***!\""),
+        (&["FILTER.DEL", "words", "ugly", "nothere"], "(integer) 1"),
+        (&["FILTER.LIST"], "[\"words\"]"),
+        (&["FILTER.ATTACH", "chat", "words", "MASK"], "+OK"),
+        (&["FILTER.ATTACH", "quiet", "words", "drop"], "+OK"),
+        (&["FILTER.INFO", "words"], "[\"name\", \"words\", \"words\", (integer) 3, \"wordlist\", [\"bad\", \"worse\", \"\\xe5\\x9d\\x8f\\xe4\\xba\\xba\"], \"channels\", [\"chat\", \"mask\", \"quiet\", \"drop\"]]"),
+        (&["FILTER.CHECK", "nope", "x"], "(error) ERR no such filter 'nope'"),
+        (&["FILTER.MASK", "nope", "x"], "(error) ERR no such filter 'nope'"),
+        (&["FILTER.INFO", "nope"], "(error) ERR no such filter 'nope'"),
+        (&["FILTER.ATTACH", "c", "nope", "DROP"], "(error) ERR no such filter 'nope'"),
+        (&["FILTER.ATTACH", "c", "words", "BURN"], "(error) ERR syntax error"),
+        (&["FILTER.ADD", "words"], "(error) ERR wrong number of arguments for 'filter.add' command"),
+        (&["FILTER.ADD", "words", ""], "(error) ERR filter words must be 1 to 256 bytes"),
+        (&["FILTER.DETACH", "nochannel"], "(integer) 0"),
+        (&["FILTER.DEL", "nope", "x"], "(integer) 0"),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(ask(&mut con, args), *expected, "{args:?}");
+    }
+    // Every connection, whichever shard accepted it, sees the rules just added.
+    for _ in 0..8 {
+        let mut other = ember.connect(false);
+        assert_eq!(ask(&mut other, &["FILTER.MASK", "words", "bad"]), "\"***\"");
+    }
+    let mut subscriber = ember.connect(false);
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.subscribe(&["chat", "quiet"]).unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for publisher_index in 0..6 {
+        let mut publisher = ember.connect(false);
+        assert_eq!(
+            ask(&mut publisher, &["PUBLISH", "quiet", "so BAD"]),
+            "(integer) 0",
+            "dropped"
+        );
+        assert_eq!(
+            ask(
+                &mut publisher,
+                &["PUBLISH", "quiet", &format!("fine {publisher_index}")]
+            ),
+            "(integer) 1"
+        );
+        assert_eq!(
+            ask(&mut publisher, &["PUBLISH", "chat", "bad worse 坏人 ok"]),
+            "(integer) 1"
+        );
+        let message = pubsub.get_message().unwrap();
+        assert_eq!(message.get_channel_name(), "quiet");
+        assert_eq!(
+            message.get_payload::<String>().unwrap(),
+            format!("fine {publisher_index}")
+        );
+        let message = pubsub.get_message().unwrap();
+        assert_eq!(message.get_payload::<String>().unwrap(), "*** ***** ** ok");
+    }
+    assert_eq!(ask(&mut con, &["FILTER.DETACH", "quiet"]), "(integer) 1");
+    assert_eq!(
+        ask(&mut con, &["PUBLISH", "quiet", "bad"]),
+        "(integer) 1",
+        "detached"
+    );
+    assert_eq!(
+        pubsub
+            .get_message()
+            .unwrap()
+            .get_payload::<String>()
+            .unwrap(),
+        "bad"
+    );
+    drop(pubsub);
+    let info: String = redis::cmd("INFO")
+        .arg("protection")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("filter_dropped_messages:6\r\n"), "{info}");
+    assert!(info.contains("filter_masked_messages:6\r\n"), "{info}");
+}
+
+#[test]
+fn resp3_transactions_and_scripts() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(true);
+    assert_eq!(
+        ask(&mut con, &["GETLEASE", "missing", "1000"])
+            .split(", ")
+            .next(),
+        Some("[(nil)")
+    );
+    ask(&mut con, &["FILTER.ADD", "f", "x"]);
+    assert_eq!(
+        ask(&mut con, &["FILTER.INFO", "f"]),
+        "{\"name\": \"f\", \"words\": (integer) 1, \"wordlist\": [\"x\"], \"channels\": []}"
+    );
+    for shard in 0..SHARDS {
+        let key = key_on(shard, "multi");
+        let reply: Vec<Vec<i64>> = redis::pipe()
+            .atomic()
+            .cmd("CL.THROTTLE")
+            .arg(&key)
+            .arg(1)
+            .arg(1)
+            .arg(60)
+            .cmd("CL.THROTTLE")
+            .arg(&key)
+            .arg(1)
+            .arg(1)
+            .arg(60)
+            .cmd("CL.THROTTLE")
+            .arg(&key)
+            .arg(1)
+            .arg(1)
+            .arg(60)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(
+            reply,
+            [
+                vec![0, 2, 1, -1, 60],
+                vec![0, 2, 0, -1, 120],
+                vec![1, 2, 0, 60, 120]
+            ]
+        );
+        let window = key_on(shard, "script-window");
+        let script = "local a = redis.call('CL.WINDOW', KEYS[1], 2, 60000) \
+                      local b = redis.call('CL.WINDOW', KEYS[1], 2, 60000) \
+                      local c = redis.call('CL.WINDOW', KEYS[1], 2, 60000) \
+                      return {a[1], b[1], c[1], c[3]}";
+        let reply: Vec<i64> = redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg(&window)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(reply, [0, 0, 1, 0]);
+    }
+}

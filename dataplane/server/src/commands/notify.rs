@@ -4,12 +4,12 @@
 //! key) through the Pub/Sub path: delivered to this shard's subscribers at once, and to the
 //! other shards' before the command's reply leaves ([`super::pubsub::forward_events`]).
 //!
-//! How a family raises its events (hashes, lists, streams and the others follow the same
-//! shape): after the change, `notify(ctx, notify::HASH, "hset", key)`; after a removal that
-//! emptied the key, also `notify(ctx, notify::GENERIC, "del", key)`, as Redis does. Keys that
-//! expire raise `expired` by themselves (the store keeps them for [`after_command`] and the
-//! active expiry). Eviction, once it exists, calls [`publish_event`] with
-//! [`EVICTED`] and `"evicted"` for each key it removes.
+//! How a family raises its events: after the change, `notify(ctx, notify::HASH, "hset", key)`;
+//! after a removal that may have emptied the key, [`notify_change`], which adds `del` when the
+//! key went, as Redis does. Keys that expire raise `expired` by themselves, and hashes whose
+//! fields the active field expiry removed raise `hexpired` (the store logs both for
+//! [`after_command`] and the active expiry). Eviction calls [`publish_event`] with [`EVICTED`]
+//! and `"evicted"` for each key it removes.
 
 use ember_store::{Expiry, Keyspace};
 

@@ -237,11 +237,56 @@ impl Limit {
     }
 }
 
+/// How a sorted set keeps its members: Redis's two size classes.
+#[derive(Clone)]
+enum Members {
+    /// The listpack class (at most `zset-max-listpack-entries` members of at most
+    /// `zset-max-listpack-value` bytes): (score, member) pairs in order in one exactly sized
+    /// vector, a member found by a linear scan as a listpack finds it. No map and no tree: a
+    /// sorted set of 10 members costs a quarter of the indexed class.
+    Packed(Vec<(Score, CompactBytes)>),
+    /// The skiplist class: scores by member, and the pairs in order for ranks and ranges.
+    Indexed {
+        scores: HashMap<CompactBytes, f64, foldhash::fast::RandomState>,
+        order: BTreeSet<(Score, CompactBytes)>,
+    },
+}
+
+/// The pairs of a sorted set (or of a range of it) in order, whichever class holds them.
+enum Pairs<'a> {
+    Packed(std::slice::Iter<'a, (Score, CompactBytes)>),
+    Indexed(std::collections::btree_set::Iter<'a, (Score, CompactBytes)>),
+    IndexedRange(std::collections::btree_set::Range<'a, (Score, CompactBytes)>),
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pair = match self {
+            Self::Packed(pairs) => pairs.next(),
+            Self::Indexed(pairs) => pairs.next(),
+            Self::IndexedRange(pairs) => pairs.next(),
+        };
+        pair.map(|(score, member)| (member.as_bytes(), score.0))
+    }
+}
+
+impl DoubleEndedIterator for Pairs<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let pair = match self {
+            Self::Packed(pairs) => pairs.next_back(),
+            Self::Indexed(pairs) => pairs.next_back(),
+            Self::IndexedRange(pairs) => pairs.next_back(),
+        };
+        pair.map(|(score, member)| (member.as_bytes(), score.0))
+    }
+}
+
 /// A sorted set.
 #[derive(Clone)]
 pub struct SortedSet {
-    scores: HashMap<CompactBytes, f64, foldhash::fast::RandomState>,
-    order: BTreeSet<(Score, CompactBytes)>,
+    members: Members,
     encoding: ZSetEncoding,
 }
 
@@ -257,33 +302,62 @@ impl SortedSet {
         } else {
             ZSetEncoding::Skiplist
         };
-        Self {
-            scores: HashMap::default(),
-            order: BTreeSet::new(),
-            encoding,
-        }
+        let members = match encoding {
+            ZSetEncoding::Listpack => Members::Packed(Vec::new()),
+            ZSetEncoding::Skiplist => Members::Indexed {
+                scores: HashMap::default(),
+                order: BTreeSet::new(),
+            },
+        };
+        Self { members, encoding }
     }
 
     /// Members.
     pub fn len(&self) -> usize {
-        self.scores.len()
+        match &self.members {
+            Members::Packed(pairs) => pairs.len(),
+            Members::Indexed { scores, .. } => scores.len(),
+        }
     }
 
     /// True when the set has no member (the keyspace never keeps such a set).
     pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
+        self.len() == 0
     }
 
     /// The score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.scores.get(member).copied()
+        match &self.members {
+            Members::Packed(pairs) => pairs
+                .iter()
+                .find(|(_, stored)| stored.as_bytes() == member)
+                .map(|(score, _)| score.0),
+            Members::Indexed { scores, .. } => scores.get(member).copied(),
+        }
     }
 
     /// Members with their scores, lowest score first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> + '_ {
-        self.order
-            .iter()
-            .map(|(score, member)| (member.as_bytes(), score.0))
+        match &self.members {
+            Members::Packed(pairs) => Pairs::Packed(pairs.iter()),
+            Members::Indexed { order, .. } => Pairs::Indexed(order.iter()),
+        }
+    }
+
+    /// Stores a member that is not in the set yet.
+    fn insert_new(&mut self, member: &[u8], score: f64) {
+        let pair = (Score(score), CompactBytes::new(member));
+        match &mut self.members {
+            Members::Packed(pairs) => {
+                let at = pairs.partition_point(|stored| *stored < pair);
+                pairs.reserve_exact(1);
+                pairs.insert(at, pair);
+            }
+            Members::Indexed { scores, order } => {
+                scores.insert(CompactBytes::new(member), score);
+                order.insert(pair);
+            }
+        }
     }
 
     /// ZADD of one pair under `options`, Redis's rules: NX never updates, XX never adds, GT and
@@ -301,15 +375,13 @@ impl SortedSet {
         options: AddOptions,
     ) -> Result<AddOutcome, NotANumber> {
         assert!(!score.is_nan(), "NaN scores are rejected when parsed");
-        let Some(&current) = self.scores.get(member) else {
+        let Some(current) = self.score(member) else {
             if options.xx {
                 return Ok(AddOutcome::Skipped);
             }
             self.grow_encoding(member);
             let stored = self.stored_score(score);
-            self.scores.insert(CompactBytes::new(member), stored);
-            self.order
-                .insert((Score(stored), CompactBytes::new(member)));
+            self.insert_new(member, stored);
             return Ok(AddOutcome::Added(score));
         };
         if options.nx {
@@ -326,14 +398,21 @@ impl SortedSet {
             return Ok(AddOutcome::Unchanged(score));
         }
         let stored = self.stored_score(score);
-        let key = CompactBytes::new(member);
-        let mut node = self
-            .order
-            .take(&(Score(current), key))
-            .expect("every member is ordered");
-        node.0 = Score(stored);
-        self.order.insert(node);
-        *self.scores.get_mut(member).expect("looked up above") = stored;
+        match &mut self.members {
+            Members::Packed(_) => {
+                self.remove(member);
+                self.insert_new(member, stored);
+            }
+            Members::Indexed { scores, order } => {
+                let key = CompactBytes::new(member);
+                let mut node = order
+                    .take(&(Score(current), key))
+                    .expect("every member is ordered");
+                node.0 = Score(stored);
+                order.insert(node);
+                *scores.get_mut(member).expect("looked up above") = stored;
+            }
+        }
         Ok(AddOutcome::Updated(score))
     }
 
@@ -355,26 +434,61 @@ impl SortedSet {
                 || member.len() > limits.listpack_value_len_max)
         {
             self.encoding = ZSetEncoding::Skiplist;
+            if let Members::Packed(pairs) = &mut self.members {
+                let pairs = std::mem::take(pairs);
+                let scores = pairs
+                    .iter()
+                    .map(|(score, member)| (member.clone(), score.0))
+                    .collect();
+                self.members = Members::Indexed {
+                    scores,
+                    order: pairs.into_iter().collect(),
+                };
+            }
         }
     }
 
     /// Removes `member`; false when it was not there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let Some((key, score)) = self.scores.remove_entry(member) else {
-            return false;
-        };
-        let removed = self.order.remove(&(Score(score), key));
-        debug_assert!(removed, "every member is ordered");
-        true
+        match &mut self.members {
+            Members::Packed(pairs) => {
+                let Some(at) = pairs
+                    .iter()
+                    .position(|(_, stored)| stored.as_bytes() == member)
+                else {
+                    return false;
+                };
+                pairs.remove(at);
+                true
+            }
+            Members::Indexed { scores, order } => {
+                let Some((key, score)) = scores.remove_entry(member) else {
+                    return false;
+                };
+                let removed = order.remove(&(Score(score), key));
+                debug_assert!(removed, "every member is ordered");
+                true
+            }
+        }
     }
 
     /// The 0-based rank of `member` (from the highest score when `reverse`) and its score.
     pub fn rank(&self, member: &[u8], reverse: bool) -> Option<(usize, f64)> {
-        let score = self.score(member)?;
-        let below = self
-            .order
-            .range(..(Score(score), CompactBytes::new(member)))
-            .count();
+        let (below, score) = match &self.members {
+            Members::Packed(pairs) => {
+                let at = pairs
+                    .iter()
+                    .position(|(_, stored)| stored.as_bytes() == member)?;
+                (at, pairs[at].0 .0)
+            }
+            Members::Indexed { scores, order } => {
+                let score = *scores.get(member)?;
+                let below = order
+                    .range(..(Score(score), CompactBytes::new(member)))
+                    .count();
+                (below, score)
+            }
+        };
         let rank = if reverse {
             self.len() - 1 - below
         } else {
@@ -420,22 +534,25 @@ impl SortedSet {
             (false, true) => None,
             (false, false) => Some(next_up(max.value)),
         };
-        let range = match (low, high) {
-            (Some(low), high) if high.is_none_or(|high| Score(low) < Score(high)) => {
-                let end = high.map_or(Bound::Unbounded, |high| {
-                    Bound::Excluded((Score(high), empty()))
-                });
-                Some(
-                    self.order
-                        .range((Bound::Included((Score(low), empty())), end)),
-                )
-            }
-            _ => None,
+        let (low, high) = match (low, high) {
+            (Some(low), high) if high.is_none_or(|high| Score(low) < Score(high)) => (low, high),
+            _ => return Pairs::Packed([].iter()),
         };
-        range
-            .into_iter()
-            .flatten()
-            .map(|(score, member)| (member.as_bytes(), score.0))
+        let low = (Score(low), empty());
+        let high = high.map(|high| (Score(high), empty()));
+        match &self.members {
+            Members::Packed(pairs) => {
+                let start = pairs.partition_point(|pair| *pair < low);
+                let end = high.as_ref().map_or(pairs.len(), |high| {
+                    pairs.partition_point(|pair| pair < high)
+                });
+                Pairs::Packed(pairs[start..end.max(start)].iter())
+            }
+            Members::Indexed { order, .. } => {
+                let end = high.map_or(Bound::Unbounded, Bound::Excluded);
+                Pairs::IndexedRange(order.range((Bound::Included(low), end)))
+            }
+        }
     }
 
     /// ZRANGE BYSCORE: members with scores from `min` to `max`, lowest first (highest first when
@@ -505,15 +622,27 @@ impl SortedSet {
         }
     }
 
-    /// Rough heap bytes: each member twice (map and order), its score, and per-slot overhead.
+    /// Rough heap bytes: the packed vector, or each member twice (map and order), its score,
+    /// and per-slot overhead.
     pub fn heap_len(&self) -> usize {
         /// Bytes per ordered-set element beyond its own: B-tree node share, an estimate.
         const ORDER_OVERHEAD_LEN: usize = 16;
         let member_len = std::mem::size_of::<CompactBytes>();
-        let members_heap: usize = self.scores.keys().map(CompactBytes::heap_len).sum();
-        2 * members_heap
-            + self.scores.capacity() * (member_len + std::mem::size_of::<f64>() + 1)
-            + self.order.len() * (member_len + std::mem::size_of::<f64>() + ORDER_OVERHEAD_LEN)
+        match &self.members {
+            Members::Packed(pairs) => {
+                pairs.capacity() * std::mem::size_of::<(Score, CompactBytes)>()
+                    + pairs
+                        .iter()
+                        .map(|(_, member)| member.heap_len())
+                        .sum::<usize>()
+            }
+            Members::Indexed { scores, order } => {
+                let members_heap: usize = scores.keys().map(CompactBytes::heap_len).sum();
+                2 * members_heap
+                    + scores.capacity() * (member_len + std::mem::size_of::<f64>() + 1)
+                    + order.len() * (member_len + std::mem::size_of::<f64>() + ORDER_OVERHEAD_LEN)
+            }
+        }
     }
 }
 
@@ -522,9 +651,8 @@ impl PartialEq for SortedSet {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
             && self
-                .scores
                 .iter()
-                .all(|(member, score)| other.score(member) == Some(*score))
+                .all(|(member, score)| other.score(member) == Some(score))
     }
 }
 
@@ -537,6 +665,85 @@ impl std::fmt::Debug for SortedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_and_indexed_classes_answer_alike() {
+        // The same random adds (with every option) and removes on a set of each class; every
+        // query must agree after each step. 40 members stay in the packed class.
+        let mut packed = SortedSet::for_members(1, 1);
+        let mut indexed = SortedSet::for_members(1_000_000, 1_000_000);
+        assert!(matches!(packed.members, Members::Packed(_)));
+        assert!(matches!(indexed.members, Members::Indexed { .. }));
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for _ in 0..5_000 {
+            let member = format!("m{}", next(40));
+            // No -0: the listpack class stores it as 0, on purpose (see `stored_score`).
+            let score = [0.0, 1.0, 1.5, -2.0, 3.0, f64::INFINITY][next(6) as usize];
+            if next(4) == 0 {
+                assert_eq!(
+                    packed.remove(member.as_bytes()),
+                    indexed.remove(member.as_bytes())
+                );
+            } else {
+                let options = AddOptions {
+                    nx: next(5) == 0,
+                    xx: next(5) == 0,
+                    gt: next(6) == 0,
+                    lt: next(6) == 0,
+                    incr: next(4) == 0,
+                };
+                if options.nx && (options.xx || options.gt || options.lt) {
+                    continue;
+                }
+                let a = packed.add(member.as_bytes(), score, options);
+                let b = indexed.add(member.as_bytes(), score, options);
+                assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            }
+            let all: Vec<_> = packed.iter().collect();
+            assert_eq!(all, indexed.iter().collect::<Vec<_>>());
+            assert_eq!(
+                packed.score(member.as_bytes()),
+                indexed.score(member.as_bytes())
+            );
+            let reverse = next(2) == 0;
+            assert_eq!(
+                packed.rank(member.as_bytes(), reverse),
+                indexed.rank(member.as_bytes(), reverse)
+            );
+            let (min, max) = (
+                ScoreBound {
+                    value: -1.0,
+                    exclusive: next(2) == 0,
+                },
+                ScoreBound {
+                    value: 1.5,
+                    exclusive: next(2) == 0,
+                },
+            );
+            let limit = Limit {
+                offset: next(3) as i64,
+                count: next(5) as i64 - 1,
+            };
+            assert_eq!(
+                packed.range_by_score(min, max, reverse, limit),
+                indexed.range_by_score(min, max, reverse, limit)
+            );
+            assert_eq!(
+                packed.count_by_score(min, max),
+                indexed.count_by_score(min, max)
+            );
+            assert_eq!(
+                packed.range_by_rank(1, -2, true),
+                indexed.range_by_rank(1, -2, true)
+            );
+        }
+    }
 
     fn zset(pairs: &[(f64, &str)]) -> SortedSet {
         let mut set = SortedSet::for_members(pairs.len(), 8);

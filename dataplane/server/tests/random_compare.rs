@@ -621,7 +621,49 @@ fn show_reply(con: &mut redis::Connection, args: &[&[u8]]) -> String {
     {
         items.sort_by_key(common::show_value);
     }
+    // ZSCAN and HSCAN answer in the encoding's order: a listpack's is fixed, a hash table's
+    // (a sorted set that once held a long member, or was made by a STORE) depends on the
+    // table, in Redis as in Ember. Their field-value pairs are compared as a set of pairs.
+    let pairs = ["ZSCAN", "HSCAN"]
+        .iter()
+        .any(|name| args[0].eq_ignore_ascii_case(name.as_bytes()));
+    if let (true, Ok(redis::Value::Array(reply))) = (pairs, &mut reply) {
+        if let Some(redis::Value::Array(items)) = reply.get_mut(1) {
+            let mut chunks: Vec<Vec<redis::Value>> =
+                items.chunks(2).map(<[redis::Value]>::to_vec).collect();
+            chunks.sort_by_key(|pair| pair.iter().map(common::show_value).collect::<Vec<_>>());
+            *items = chunks.into_iter().flatten().collect();
+        }
+    }
     show(&reply)
+}
+
+/// True for a lex-range command on a sorted set whose scores differ. Redis leaves such ranges
+/// undefined, and its skiplist answers them by random levels (the same commands on the same set
+/// remove 0 or 2 members from run to run), so the step is not run on either server.
+fn lex_range_over_mixed_scores(redis: &mut redis::Connection, command: &[String]) -> bool {
+    let name = command[0].to_ascii_uppercase();
+    let lex = matches!(
+        name.as_str(),
+        "ZRANGEBYLEX" | "ZREVRANGEBYLEX" | "ZREMRANGEBYLEX" | "ZLEXCOUNT"
+    ) || (name.starts_with("ZRANGE")
+        && command.iter().any(|a| a.eq_ignore_ascii_case("BYLEX")));
+    if !lex {
+        return false;
+    }
+    // ZRANGESTORE names its source second.
+    let key = if name == "ZRANGESTORE" {
+        &command[2]
+    } else {
+        &command[1]
+    };
+    let scores: redis::RedisResult<Vec<(String, f64)>> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(redis);
+    scores.is_ok_and(|pairs| pairs.windows(2).any(|pair| pair[0].1 != pair[1].1))
 }
 
 fn seed() -> u64 {
@@ -657,6 +699,9 @@ fn random_commands_match_redis_server() {
         let mut history: Vec<String> = Vec::new();
         for step in 0..operations {
             let command = random_command(&mut rng);
+            if lex_range_over_mixed_scores(&mut theirs, &command) {
+                continue;
+            }
             let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
             let ember_reply = show_reply(&mut ours, &args);
             let redis_reply = show_reply(&mut theirs, &args);

@@ -155,6 +155,13 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     if spec.has(CommandFlags::NOSCRIPT) {
         return failure(lua, "ERR This Redis command is not allowed from script");
     }
+    if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(&args) {
+        let name = String::from_utf8_lossy(args[0]);
+        return failure(
+            lua,
+            &format!("ERR {name} command is not allowed with BLOCK option from scripts"),
+        );
+    }
     let (shard, now_ms, resp3) = {
         let guard = state.borrow();
         let Some(run) = guard.as_ref() else {
@@ -208,6 +215,28 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
         _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
     }
+}
+
+/// True when an XREAD or XREADGROUP request has a BLOCK option (before STREAMS).
+fn has_block_option(args: &[&[u8]]) -> bool {
+    let mut index = 1;
+    while index < args.len() {
+        let option = args[index];
+        if option.eq_ignore_ascii_case(b"STREAMS") {
+            return false;
+        }
+        if option.eq_ignore_ascii_case(b"BLOCK") {
+            return true;
+        }
+        index += if option.eq_ignore_ascii_case(b"GROUP") {
+            3
+        } else if option.eq_ignore_ascii_case(b"COUNT") {
+            2
+        } else {
+            1
+        };
+    }
+    false
 }
 
 /// The reply to a `redis.call` made while another of the same script waits (a coroutine left

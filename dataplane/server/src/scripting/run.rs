@@ -107,6 +107,60 @@ pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
     })
 }
 
+/// `redis.acl_check_cmd`: whether the script's user may run the command.
+///
+/// # Errors
+/// Redis's errors for a call outside a script, no argument, or an unknown command.
+pub fn acl_check(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
+    let Some(state) = lua.app_data_ref::<State>() else {
+        return Err(mlua::Error::RuntimeError(
+            "redis.acl_check_cmd can only be called inside a script invocation".into(),
+        ));
+    };
+    let (user, shard) = {
+        let guard = state.borrow();
+        let Some(run) = guard.as_ref() else {
+            return Err(mlua::Error::RuntimeError(
+                "redis.acl_check_cmd can only be called inside a script invocation".into(),
+            ));
+        };
+        let user = run.client.as_ref().and_then(|client| client.user.clone());
+        (user, run.shard.clone())
+    };
+    let mut owned: Vec<Vec<u8>> = Vec::new();
+    for arg in args.iter() {
+        owned.push(match arg {
+            Value::String(text) => text.as_bytes().to_vec(),
+            Value::Integer(value) => value.to_string().into_bytes(),
+            Value::Number(value) => super::libs::format_g14(*value).into_bytes(),
+            _ => {
+                return Err(mlua::Error::RuntimeError(
+                    "Lua redis lib command arguments must be strings or integers".into(),
+                ))
+            }
+        });
+    }
+    if owned.is_empty() {
+        return Err(mlua::Error::RuntimeError(
+            "Please specify at least one argument for this redis lib call".into(),
+        ));
+    }
+    let args: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    let index = crate::commands::lookup(args[0])
+        .filter(|&index| crate::commands::arity_ok(COMMANDS[index].arity, args.len()))
+        .ok_or_else(|| {
+            mlua::Error::RuntimeError("Invalid command passed to redis.acl_check_cmd()".into())
+        })?;
+    Ok(match user {
+        None => true,
+        Some(user) => shard
+            .shared
+            .acl
+            .check(&user, index, &COMMANDS[index], &args)
+            .is_ok(),
+    })
+}
+
 /// `redis.setresp`.
 pub fn set_resp(lua: &Lua, resp3: bool) {
     if let Some(state) = lua.app_data_ref::<State>() {
@@ -154,6 +208,18 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     }
     if spec.has(CommandFlags::NOSCRIPT) {
         return failure(lua, "ERR This Redis command is not allowed from script");
+    }
+    let user = state
+        .borrow()
+        .as_ref()
+        .and_then(|run| run.client.as_ref().and_then(|client| client.user.clone()));
+    if let Some(user) = user {
+        let shared = &state.borrow().as_ref().map(|run| run.shard.clone());
+        if let Some(shard) = shared {
+            if let Err(denied) = shard.shared.acl.check(&user, index, spec, &args) {
+                return failure(lua, denied.script_message());
+            }
+        }
     }
     if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(&args) {
         let name = String::from_utf8_lossy(args[0]);
@@ -471,6 +537,7 @@ pub async fn invoke(
         let mut script_client = Client::new(client.handle.clone(), true);
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
+        script_client.user = client.user.clone();
         script_client.hold = Some(token);
         *engine.state.borrow_mut() = Some(RunState {
             shard: shard.clone(),

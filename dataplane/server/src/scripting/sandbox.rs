@@ -140,7 +140,20 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     redis.set(
         "sha1hex",
-        lua.create_function(|_, text: mlua::String| Ok(super::sha1::hex(&text.as_bytes())))?,
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "wrong number of arguments".into(),
+                ));
+            }
+            let text = match args.into_iter().next().unwrap_or(Value::Nil) {
+                Value::String(text) => text.as_bytes().to_vec(),
+                Value::Integer(value) => value.to_string().into_bytes(),
+                Value::Number(value) => super::libs::format_g14(value).into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(super::sha1::hex(&text))
+        })?,
     )?;
     redis.set(
         "log",
@@ -167,6 +180,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
+    redis.set("acl_check_cmd", lua.create_function(super::run::acl_check)?)?;
     redis.set(
         "setresp",
         lua.create_function(|lua, version: i64| {

@@ -8,8 +8,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+mod family_compare;
+
 use common::{run, show, Ember, RedisOracle};
 use ember_store::slot::key_slot;
+use family_compare::compare_args;
 
 /// Shard that owns `key` in a server of `shard_count` shards: slots split in equal ranges.
 fn owner(key: &str, shard_count: usize) -> usize {
@@ -266,7 +269,7 @@ fn the_sandbox_holds() {
         ("redis write", "redis.call = nil", "(error) ERR user_script:1: Attempt to modify a readonly table"),
         ("rawset on _G", "rawset(_G, 'leak', 1)", "(error) ERR user_script:1: Attempt to modify a readonly table"),
         ("loadstring writes", "loadstring('leak = 1')()", "(error) ERR"),
-        ("metatable", "setmetatable(_G, {})", "(error) ERR user_script:1: cannot change a protected metatable"),
+        ("metatable", "setmetatable(_G, {})", "(error) ERR Attempt to modify a readonly table"),
     ];
     for (name, script, expected) in cases {
         let reply = eval(&mut con, script, &[], &[]);
@@ -629,4 +632,108 @@ fn eval_inside_multi_runs_under_exec() {
     let (sum, values): (i64, Vec<i64>) = pipe.query(&mut con).unwrap();
     assert_eq!(sum, 3);
     assert_eq!(values, vec![2, 1]);
+}
+
+/// A library named `t` with one function `f` whose body is `body` (FUNCTION LOAD REPLACE).
+macro_rules! library {
+    ($body:literal) => {
+        concat!(
+            "#!lua name=t\nredis.register_function('f', function(KEYS, ARGV)\n",
+            $body,
+            "\nend)"
+        )
+    };
+}
+
+/// Behaviours Redis's scripting unit checks, compared with redis-server as scripts and as
+/// functions: cjson's settings, cmsgpack's partial unpacking, the commands scripts may not run,
+/// the read-only sandbox, binary chunks, `redis.sha1hex`'s arguments.
+#[test]
+fn scripting_unit_behaviours_match_redis() {
+    compare_args(arg_cases! {
+        "cjson settings" => [
+            ["EVAL", "local ok = pcall(cjson.encode, {num = 0/0}) cjson.encode_invalid_numbers(true) local ok2, text = pcall(cjson.encode, {num = 0/0}) cjson.encode_invalid_numbers(false) return {tostring(ok), tostring(ok2)}", "0"],
+            ["EVAL", "cjson.encode_max_depth(1) local ok = pcall(cjson.encode, {a = {1}}) cjson.encode_max_depth(1000) return tostring(ok)", "0"],
+            ["EVAL", "cjson.decode_max_depth(1) local ok = pcall(cjson.decode, '{\"a\": {\"b\": [1]}}') cjson.decode_max_depth(1000) local ok2 = pcall(cjson.decode, '{\"a\": {\"b\": [1]}}') return {tostring(ok), tostring(ok2)}", "0"],
+            ["EVAL", "cjson.encode_keep_buffer(false) return cjson.encode({1, 2})", "0"],
+        ],
+        "cmsgpack unpack_one and unpack_limit" => [
+            ["EVAL", "local packed = cmsgpack.pack('a', 'bb', 'ccc') local o1, v1 = cmsgpack.unpack_one(packed, 0) local o2, v2 = cmsgpack.unpack_limit(packed, 1, o1) local o3, v3 = cmsgpack.unpack_limit(packed, 1, o2) return {o1, v1, o2, v2, o3, v3}", "0"],
+            ["EVAL", "local o, a, b = cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2, 0) return {o, a, b}", "0"],
+            ["EVAL", "local t = {} for i = 1, 20000 do t['k' .. i] = i end local u = cmsgpack.unpack(cmsgpack.pack(t)) return u.k20000", "0"],
+        ],
+        "commands scripts may not run" => [
+            ["EVAL", "return redis.pcall('blpop', 'x', 0)", "0"],
+            ["EVAL", "return redis.pcall('brpoplpush', 'a', 'b', 0)", "0"],
+            ["EVAL", "return redis.pcall('bzpopmax', 'z', 0)", "0"],
+            ["EVAL", "return redis.pcall('blmpop', '0', '1', 'x', 'LEFT')", "0"],
+            ["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
+            ["EVAL", "return redis.pcall('xread', 'STREAMS', 's', '$')", "1", "s"],
+            ["EVAL", "return redis.pcall('xread', 'COUNT', '1', 'BLOCK', '0', 'STREAMS', 's', '$')", "1", "s"],
+            ["EVAL", "return redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', '0', 'STREAMS', 's', '>')", "1", "s"],
+            ["EVAL", "return redis.pcall('xreadgroup', 'GROUP', 'block', 'c', 'STREAMS', 's', '>')", "1", "s"],
+        ],
+        "sha1hex arguments" => [
+            ["EVAL", "return redis.sha1hex()", "0"],
+            ["EVAL", "return redis.sha1hex('a', 'b')", "0"],
+            ["EVAL", "return redis.sha1hex(12)", "0"],
+        ],
+        "read-only sandbox in scripts" => [
+            ["EVAL", "setmetatable(_G, {})", "0"],
+            ["EVAL", "local g = getmetatable(_G) g.__index = {}", "0"],
+            ["EVAL", "redis.call = function() return 1 end", "0"],
+            ["EVAL", "return loadstring(string.dump(function() return 1 end))()", "0"],
+            ["EVAL", "local t = setmetatable({}, {}) return type(getmetatable(t))", "0"],
+        ],
+        "read-only sandbox in functions" => [
+            ["FUNCTION", "LOAD", "REPLACE", library!("setmetatable(_G, {})")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("redis = function() return 1 end")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("redis.call = function() return 1 end")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("cjson.encode = function() return 1 end")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("return redis.call('set', KEYS[1], 'v')")],
+            ["FCALL", "f", "1", "fk"],
+            ["FUNCTION", "LOAD", "REPLACE", "#!lua name=t\nredis.register_function('f', function() return 1 end)\nredis.call = 1"],
+            ["FUNCTION", "FLUSH"],
+        ],
+    });
+}
+
+/// ACL users as scripts see them: AUTH as a user, NOPERM for commands and keys the user may
+/// not touch, the script's own calls refused, `redis.acl_check_cmd`.
+#[test]
+fn acl_users_and_scripts_match_redis() {
+    compare_args(arg_cases! {
+        "acl_check_cmd and NOPERM" => [
+            ["ACL", "SETUSER", "bob", "on", ">123", "+@scripting", "+set", "+get", "~x*"],
+            ["AUTH", "bob", "wrong"],
+            ["AUTH", "bob", "123"],
+            ["ACL", "WHOAMI"],
+            ["EVAL", "return redis.acl_check_cmd('set', 'xx', 1)", "1", "xx"],
+            ["EVAL", "return redis.acl_check_cmd('hset', 'xx', 'f', 1)", "1", "xx"],
+            ["EVAL", "return redis.acl_check_cmd('set', 'yy', 1)", "0"],
+            ["EVAL", "return redis.acl_check_cmd('invalid-cmd', 'arg')", "0"],
+            ["EVAL", "return redis.pcall('hset', 'xx', 'f', 1)", "0"],
+            ["EVAL", "return redis.pcall('set', 'yy', 1)", "0"],
+            ["EVAL", "return redis.call('set', 'xx', 1)", "1", "xx"],
+            ["SET", "x1", "v"],
+            ["GET", "x1"],
+            ["SET", "y1", "v"],
+            ["HSET", "x2", "f", "v"],
+        ],
+        "users and passwords" => [
+            ["ACL", "SETUSER", "carol", "on", "nopass", "allcommands", "allkeys"],
+            ["AUTH", "carol", "anything"],
+            ["SET", "k", "v"],
+            ["ACL", "SETUSER", "dave", ">pw"],
+            ["AUTH", "dave", "pw"],
+            ["ACL", "SETUSER", "erin", "bogus"],
+            ["ACL", "USERS"],
+            ["ACL", "DELUSER", "dave", "nobody"],
+            ["ACL", "USERS"],
+        ],
+    });
 }

@@ -122,6 +122,12 @@ impl User {
     }
 }
 
+/// Redis's commands with subcommands.
+const CONTAINERS: &[&str] = &[
+    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module",
+    "object", "pubsub", "script", "slowlog", "xgroup", "xinfo",
+];
+
 /// Why a user may not run a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
@@ -132,13 +138,21 @@ pub enum Denied {
 }
 
 impl Denied {
-    /// The refusal of a command sent by the client.
-    pub fn message(self, spec: &CommandSpec) -> String {
+    /// The refusal of a command sent by the client (a container command is named with its
+    /// subcommand, `acl|whoami`, as Redis names it).
+    pub fn message(self, spec: &CommandSpec, args: &[&[u8]]) -> String {
         match self {
-            Denied::Command => format!(
-                "NOPERM this user has no permissions to run the '{}' command",
-                spec.name
-            ),
+            Denied::Command => {
+                let name = match args.get(1) {
+                    Some(sub) if CONTAINERS.contains(&spec.name) => format!(
+                        "{}|{}",
+                        spec.name,
+                        String::from_utf8_lossy(sub).to_ascii_lowercase()
+                    ),
+                    _ => spec.name.to_owned(),
+                };
+                format!("NOPERM this user has no permissions to run the '{name}' command")
+            }
             Denied::Key => {
                 "NOPERM this user has no permissions to access one of the keys used as arguments"
                     .to_owned()

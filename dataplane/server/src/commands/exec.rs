@@ -105,7 +105,7 @@ pub async fn execute<'s>(
         if let Err(denied) = shard.shared.acl.check(user, index, spec, args) {
             client.multi_failed |= client.multi.is_some();
             shard.stats.record_rejected(index);
-            reply_error(shard, out, &denied.message(spec));
+            reply_error(shard, out, &denied.message(spec, args));
             return;
         }
     }

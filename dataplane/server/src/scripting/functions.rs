@@ -155,8 +155,16 @@ pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
         })?;
     chunk.call::<()>(()).map_err(|error| {
         let (message, _) = super::run::innermost(&error);
+        // Redis raises the sandbox's own errors as error replies, which keep their code.
+        let code = if message.contains("Attempt to modify a readonly table")
+            || message.contains("Script attempted to access nonexistent global variable")
+        {
+            "ERR "
+        } else {
+            ""
+        };
         format!(
-            "ERR Error registering functions: {}",
+            "ERR Error registering functions: {code}{}",
             message.replace(['\r', '\n'], " ")
         )
     })?;

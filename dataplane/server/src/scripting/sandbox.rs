@@ -53,7 +53,11 @@ real.rawset = function(table, key, value)
   return raw_rawset(table, key, value)
 end
 real.setmetatable = function(table, meta)
-  if readonly[table] then raw_error("Attempt to modify a readonly table", 2) end
+  if readonly[table] then
+    local message = "ERR Attempt to modify a readonly table"
+    note(message)
+    raw_error(message, 0)
+  end
   return raw_setmetatable(table, meta)
 end
 real.error = function(message, level)

@@ -76,6 +76,8 @@ pub struct RunState {
     pub(crate) noted_error: Option<(String, Option<i32>, bool)>,
     /// SCRIPT KILL stopped the script at this line.
     killed: Option<Option<i32>>,
+    /// What FUNCTION STATS shows once the script is busy.
+    running: Option<super::Running>,
 }
 
 /// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
@@ -447,7 +449,12 @@ async fn try_hold_all(
 ///
 /// # Errors
 /// The kill error, raised into the script.
-pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua::Result<()> {
+pub fn hook(
+    lua: &Lua,
+    state: &State,
+    registry: &Arc<Registry>,
+    shard_index: usize,
+) -> mlua::Result<()> {
     let Ok(mut guard) = state.try_borrow_mut() else {
         return Ok(()); // redis.call is between steps; the next hook checks.
     };
@@ -455,21 +462,33 @@ pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua
         return Ok(());
     };
     if run.killed.is_some() {
-        return Err(mlua::Error::RuntimeError(
-            "Script killed by user with SCRIPT KILL...".into(),
-        ));
+        return Err(killed_error());
     }
     if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
         run.busy = true;
         registry.set_busy(shard_index, run.wrote, run.function);
+        if let Some(running) = run.running.take() {
+            registry.set_running(running);
+        }
     }
     if run.busy && registry.take_kill(shard_index) {
         run.killed = Some(None);
-        return Err(mlua::Error::RuntimeError(
-            "Script killed by user with SCRIPT KILL...".into(),
-        ));
+        // A `pcall` may catch the error: from now on the hook runs on every line (and every
+        // jump back), so the error reaches code outside any `pcall` at once, as in Redis.
+        let (state, registry) = (state.clone(), registry.clone());
+        lua.current_thread().set_hook(
+            mlua::HookTriggers::new().every_line(),
+            move |lua: &Lua, _: mlua::Debug| {
+                hook(lua, &state, &registry, shard_index).map(|()| mlua::VmState::Continue)
+            },
+        );
+        return Err(killed_error());
     }
     Ok(())
+}
+
+fn killed_error() -> mlua::Error {
+    mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into())
 }
 
 /// What to run: a script (by SHA1) or a function (by name).
@@ -486,6 +505,8 @@ pub struct Invocation<'a> {
     pub read_only: bool,
     /// FCALL (the function gets KEYS and ARGV as arguments).
     pub function: bool,
+    /// The whole command (FUNCTION STATS shows it while the script is busy).
+    pub command: &'a [&'a [u8]],
 }
 
 /// Runs a script or function for `client` and writes its reply into `out`.
@@ -560,12 +581,18 @@ pub async fn invoke(
             multi_write,
             noted_error: None,
             killed: None,
+            running: Some(super::Running {
+                name: invocation.name.to_owned(),
+                command: invocation.command.iter().map(|arg| arg.to_vec()).collect(),
+                started: Instant::now(),
+            }),
         });
         let hook_state = engine.state.clone();
         let hook_registry = registry.clone();
         let shard_index = shard.index;
-        let hook = move |_: &Lua, _: mlua::Debug| {
-            self::hook(&hook_state, &hook_registry, shard_index).map(|()| mlua::VmState::Continue)
+        let hook = move |lua: &Lua, _: mlua::Debug| {
+            self::hook(lua, &hook_state, &hook_registry, shard_index)
+                .map(|()| mlua::VmState::Continue)
         };
         let result = call_script(&lua, &invocation, hook).await;
         let run = engine

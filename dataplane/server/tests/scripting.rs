@@ -737,3 +737,60 @@ fn acl_users_and_scripts_match_redis() {
         ],
     });
 }
+
+/// A function busy past the threshold: FUNCTION STATS runs meanwhile and names it (Redis's
+/// `running_script`), and FUNCTION KILL stops it even when it loops inside `pcall`.
+#[test]
+fn busy_function_shows_in_stats_and_pcall_cannot_swallow_the_kill() {
+    let ember = Ember::start(2);
+    let mut setup = ember.connect(false);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("100")
+        .query(&mut setup)
+        .unwrap();
+    let library = "#!lua name=busy\nredis.register_function('loop', function() \
+        local f = function() while 1 do redis.call('ping') end end \
+        while 1 do pcall(f) end end)";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(library)
+        .query(&mut setup)
+        .unwrap();
+    let idle = show(&run(&mut setup, &[b"FUNCTION", b"STATS"]));
+    assert!(idle.starts_with("[\"running_script\", (nil), "), "{idle}");
+    let port = ember.port;
+    let looping = std::thread::spawn(move || {
+        let mut con = common::connect(port, false);
+        show(&run(&mut con, &[b"FCALL", b"loop", b"0"]))
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stats = None;
+    while stats.is_none() && Instant::now() < deadline {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        con.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if let Err(error) = redis::cmd("PING").query::<String>(&mut con) {
+            if error.code() == Some("BUSY") {
+                stats = Some(show(&run(&mut con, &[b"FUNCTION", b"STATS"])));
+                let _: () = redis::cmd("FUNCTION").arg("KILL").query(&mut con).unwrap();
+            }
+        }
+    }
+    let stats = stats.expect("no connection saw BUSY");
+    assert!(
+        stats.starts_with(
+            "[\"running_script\", [\"name\", \"loop\", \"command\", [\"FCALL\", \"loop\", \"0\"], \"duration_ms\", "
+        ),
+        "{stats}"
+    );
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.starts_with("(error) ERR Script killed by user with SCRIPT KILL..."),
+        "{reply}"
+    );
+}

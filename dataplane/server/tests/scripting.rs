@@ -794,3 +794,92 @@ fn busy_function_shows_in_stats_and_pcall_cannot_swallow_the_kill() {
         "{reply}"
     );
 }
+
+/// Sends `request` (inline commands, each ending in CRLF) on a raw connection to `port` and
+/// returns every byte the server sends within half a second.
+fn raw_exchange(port: u16, request: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&buffer[..read]);
+    }
+    received
+}
+
+/// CLIENT REPLY OFF silences replies but not the pushes of (un)subscribe confirmations and
+/// messages, byte for byte as redis-server (Redis's pubsub unit).
+#[test]
+fn reply_off_keeps_subscription_pushes() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let request = "CLIENT REPLY OFF\r\nSUBSCRIBE channel\r\nPSUBSCRIBE ch*\r\nPING\r\n\
+                   UNSUBSCRIBE channel\r\nPUNSUBSCRIBE ch*\r\nSET k v\r\n";
+    for hello in ["", "HELLO 3\r\n"] {
+        let ours = raw_exchange(ember.port, &format!("{hello}{request}"));
+        let theirs = raw_exchange(oracle.port, &format!("{hello}{request}"));
+        // HELLO's reply names the server and its version: only what follows is compared.
+        let after_hello = |bytes: &[u8]| -> Vec<u8> {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let start = if hello.is_empty() {
+                0
+            } else {
+                text.find(">3\r\n").unwrap_or(text.len())
+            };
+            text[start..].as_bytes().to_vec()
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&after_hello(&ours)),
+            String::from_utf8_lossy(&after_hello(&theirs)),
+            "hello: {hello:?}"
+        );
+    }
+}
+
+/// INFO with several section names answers their union, each section once, and the
+/// replication section has Redis's fields (Redis's info-command unit).
+#[test]
+fn info_sections_combine_as_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let field_names = |port: u16, sections: &[&str]| -> Vec<String> {
+        let mut con = common::connect(port, false);
+        let mut command = redis::cmd("INFO");
+        for section in sections {
+            command.arg(*section);
+        }
+        let text: String = command.query(&mut con).unwrap();
+        text.lines()
+            .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_owned()))
+            .collect()
+    };
+    let replication = field_names(oracle.port, &["replication"]);
+    assert_eq!(field_names(ember.port, &["replication"]), replication);
+    let cpu_sentinel = field_names(ember.port, &["cpu", "sentinel"]);
+    assert!(cpu_sentinel.contains(&"used_cpu_user".to_owned()));
+    assert!(!cpu_sentinel.contains(&"master_repl_offset".to_owned()));
+    for (sections, has_rejected_calls) in [(["cpu", "all"], true), (["cpu", "default"], false)] {
+        let names = field_names(ember.port, &sections);
+        let once = |name: &str| names.iter().filter(|found| *found == name).count() == 1;
+        assert!(once("used_cpu_user") && once("used_memory") && once("master_repl_offset"));
+        assert_eq!(
+            names
+                .iter()
+                .any(|name| name.starts_with("cmdstat_") || name == "rejected_calls"),
+            has_rejected_calls,
+            "{sections:?}"
+        );
+    }
+}

@@ -836,7 +836,7 @@ fn reply_off_keeps_subscription_pushes() {
             } else {
                 text.find(">3\r\n").unwrap_or(text.len())
             };
-            text[start..].as_bytes().to_vec()
+            text.as_bytes()[start..].to_vec()
         };
         assert_eq!(
             String::from_utf8_lossy(&after_hello(&ours)),

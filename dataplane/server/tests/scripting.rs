@@ -736,6 +736,20 @@ fn acl_users_and_scripts_match_redis() {
             ["ACL", "USERS"],
         ],
     });
+    // HELLO's AUTH option authenticates as the user too (its reply names the server, so this
+    // part checks Ember alone).
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    run(
+        &mut con,
+        &[b"ACL", b"SETUSER", b"frank", b"on", b">pw", b"+get", b"~*"],
+    );
+    run(&mut con, &[b"HELLO", b"2", b"AUTH", b"frank", b"pw"]);
+    assert_eq!(show(&run(&mut con, &[b"GET", b"k"])), "(nil)");
+    assert_eq!(
+        show(&run(&mut con, &[b"SET", b"k", b"v"])),
+        "(error) NOPERM this user has no permissions to run the 'set' command"
+    );
 }
 
 /// A function busy past the threshold: FUNCTION STATS runs meanwhile and names it (Redis's

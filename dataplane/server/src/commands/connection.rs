@@ -87,6 +87,7 @@ pub fn hello(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     if let Some((username, password)) = credentials {
         check_password(ctx, Some(username), password)?;
         ctx.client.authenticated = true;
+        ctx.client.user = (username != b"default").then(|| Rc::from(username));
     }
     if !ctx.client.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());

@@ -740,11 +740,13 @@ fn acl_users_and_scripts_match_redis() {
     // part checks Ember alone).
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
-    run(
+    let created = run(
         &mut con,
         &[b"ACL", b"SETUSER", b"frank", b"on", b">pw", b"+get", b"~*"],
     );
-    run(&mut con, &[b"HELLO", b"2", b"AUTH", b"frank", b"pw"]);
+    assert_eq!(show(&created), "+OK");
+    let hello = run(&mut con, &[b"HELLO", b"2", b"AUTH", b"frank", b"pw"]);
+    assert!(hello.is_ok(), "{}", show(&hello));
     assert_eq!(show(&run(&mut con, &[b"GET", b"k"])), "(nil)");
     assert_eq!(
         show(&run(&mut con, &[b"SET", b"k", b"v"])),

@@ -186,6 +186,7 @@ impl Client {
             db: 0,
             protocol: Protocol::Resp2,
             authenticated,
+            user: None,
             no_touch: false,
             script: false,
             no_evict: false,
@@ -213,6 +214,8 @@ pub struct Client {
     pub protocol: Protocol,
     /// False until AUTH succeeds when a password is configured.
     pub authenticated: bool,
+    /// The ACL user the connection authenticated as; `None` for `default`.
+    pub user: Option<Rc<[u8]>>,
     /// CLIENT NO-TOUCH: reads do not change access times.
     pub no_touch: bool,
     /// A script's client (Lua's redis.call): SORT then orders what it would leave unordered.

@@ -128,7 +128,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                         let pipeline = kept_len.is_none().then_some(&mut pipeline);
                         execute(&shard, &mut client, &args, now_ms, &mut out, pipeline).await;
                         if let Some(kept_len) = kept_len {
-                            if skipping || (was_off && client.reply_off) {
+                            // (Un)subscribe confirmations are pushes, which Redis
+                            // delivers even with replies off.
+                            if (skipping || (was_off && client.reply_off))
+                                && !is_subscription_command(args[0])
+                            {
                                 out.bytes_mut().truncate(kept_len);
                             }
                         }
@@ -278,4 +282,18 @@ async fn flush(shard: &Shard, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
         out.shrink_to(INPUT_BUFFER_LEN);
     }
     written
+}
+
+/// True for the commands whose replies are (un)subscribe confirmations.
+fn is_subscription_command(name: &[u8]) -> bool {
+    [
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
+    ]
+    .iter()
+    .any(|command| name.eq_ignore_ascii_case(command.as_bytes()))
 }

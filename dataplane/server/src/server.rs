@@ -52,6 +52,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         hardware,
         multi_writes: Default::default(),
         scripts: Arc::new(crate::scripting::Registry::new()),
+        acl: Default::default(),
         blocked_clients: Default::default(),
         tracking_clients: Default::default(),
         tracking_keys: Default::default(),

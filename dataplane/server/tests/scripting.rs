@@ -8,8 +8,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+mod family_compare;
+
 use common::{run, show, Ember, RedisOracle};
 use ember_store::slot::key_slot;
+use family_compare::compare_args;
 
 /// Shard that owns `key` in a server of `shard_count` shards: slots split in equal ranges.
 fn owner(key: &str, shard_count: usize) -> usize {
@@ -266,7 +269,7 @@ fn the_sandbox_holds() {
         ("redis write", "redis.call = nil", "(error) ERR user_script:1: Attempt to modify a readonly table"),
         ("rawset on _G", "rawset(_G, 'leak', 1)", "(error) ERR user_script:1: Attempt to modify a readonly table"),
         ("loadstring writes", "loadstring('leak = 1')()", "(error) ERR"),
-        ("metatable", "setmetatable(_G, {})", "(error) ERR user_script:1: cannot change a protected metatable"),
+        ("metatable", "setmetatable(_G, {})", "(error) ERR Attempt to modify a readonly table"),
     ];
     for (name, script, expected) in cases {
         let reply = eval(&mut con, script, &[], &[]);
@@ -629,4 +632,270 @@ fn eval_inside_multi_runs_under_exec() {
     let (sum, values): (i64, Vec<i64>) = pipe.query(&mut con).unwrap();
     assert_eq!(sum, 3);
     assert_eq!(values, vec![2, 1]);
+}
+
+/// A library named `t` with one function `f` whose body is `body` (FUNCTION LOAD REPLACE).
+macro_rules! library {
+    ($body:literal) => {
+        concat!(
+            "#!lua name=t\nredis.register_function('f', function(KEYS, ARGV)\n",
+            $body,
+            "\nend)"
+        )
+    };
+}
+
+/// Behaviours Redis's scripting unit checks, compared with redis-server as scripts and as
+/// functions: cjson's settings, cmsgpack's partial unpacking, the commands scripts may not run,
+/// the read-only sandbox, binary chunks, `redis.sha1hex`'s arguments.
+#[test]
+fn scripting_unit_behaviours_match_redis() {
+    compare_args(arg_cases! {
+        "cjson settings" => [
+            ["EVAL", "local ok = pcall(cjson.encode, {num = 0/0}) cjson.encode_invalid_numbers(true) local ok2, text = pcall(cjson.encode, {num = 0/0}) cjson.encode_invalid_numbers(false) return {tostring(ok), tostring(ok2)}", "0"],
+            ["EVAL", "cjson.encode_max_depth(1) local ok = pcall(cjson.encode, {a = {1}}) cjson.encode_max_depth(1000) return tostring(ok)", "0"],
+            ["EVAL", "cjson.decode_max_depth(1) local ok = pcall(cjson.decode, '{\"a\": {\"b\": [1]}}') cjson.decode_max_depth(1000) local ok2 = pcall(cjson.decode, '{\"a\": {\"b\": [1]}}') return {tostring(ok), tostring(ok2)}", "0"],
+            ["EVAL", "cjson.encode_keep_buffer(false) return cjson.encode({1, 2})", "0"],
+        ],
+        "cmsgpack unpack_one and unpack_limit" => [
+            ["EVAL", "local packed = cmsgpack.pack('a', 'bb', 'ccc') local o1, v1 = cmsgpack.unpack_one(packed, 0) local o2, v2 = cmsgpack.unpack_limit(packed, 1, o1) local o3, v3 = cmsgpack.unpack_limit(packed, 1, o2) return {o1, v1, o2, v2, o3, v3}", "0"],
+            ["EVAL", "local o, a, b = cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2, 0) return {o, a, b}", "0"],
+            ["EVAL", "local t = {} for i = 1, 20000 do t['k' .. i] = i end local u = cmsgpack.unpack(cmsgpack.pack(t)) return u.k20000", "0"],
+        ],
+        "commands scripts may not run" => [
+            ["EVAL", "return redis.pcall('blpop', 'x', 0)", "0"],
+            ["EVAL", "return redis.pcall('brpoplpush', 'a', 'b', 0)", "0"],
+            ["EVAL", "return redis.pcall('bzpopmax', 'z', 0)", "0"],
+            ["EVAL", "return redis.pcall('blmpop', '0', '1', 'x', 'LEFT')", "0"],
+            ["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
+            ["EVAL", "return redis.pcall('xread', 'STREAMS', 's', '$')", "1", "s"],
+            ["EVAL", "return redis.pcall('xread', 'COUNT', '1', 'BLOCK', '0', 'STREAMS', 's', '$')", "1", "s"],
+            ["EVAL", "return redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', '0', 'STREAMS', 's', '>')", "1", "s"],
+            ["EVAL", "return redis.pcall('xreadgroup', 'GROUP', 'block', 'c', 'STREAMS', 's', '>')", "1", "s"],
+        ],
+        "sha1hex arguments" => [
+            ["EVAL", "return redis.sha1hex()", "0"],
+            ["EVAL", "return redis.sha1hex('a', 'b')", "0"],
+            ["EVAL", "return redis.sha1hex(12)", "0"],
+        ],
+        "read-only sandbox in scripts" => [
+            ["EVAL", "setmetatable(_G, {})", "0"],
+            ["EVAL", "local g = getmetatable(_G) g.__index = {}", "0"],
+            ["EVAL", "redis.call = function() return 1 end", "0"],
+            ["EVAL", "return loadstring(string.dump(function() return 1 end))()", "0"],
+            ["EVAL", "local t = setmetatable({}, {}) return type(getmetatable(t))", "0"],
+        ],
+        "read-only sandbox in functions" => [
+            ["FUNCTION", "LOAD", "REPLACE", library!("setmetatable(_G, {})")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("redis = function() return 1 end")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("redis.call = function() return 1 end")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("cjson.encode = function() return 1 end")],
+            ["FCALL", "f", "0"],
+            ["FUNCTION", "LOAD", "REPLACE", library!("return redis.call('set', KEYS[1], 'v')")],
+            ["FCALL", "f", "1", "fk"],
+            ["FUNCTION", "LOAD", "REPLACE", "#!lua name=t\nredis.register_function('f', function() return 1 end)\nredis.call = 1"],
+            ["FUNCTION", "FLUSH"],
+        ],
+    });
+}
+
+/// ACL users as scripts see them: AUTH as a user, NOPERM for commands and keys the user may
+/// not touch, the script's own calls refused, `redis.acl_check_cmd`.
+#[test]
+fn acl_users_and_scripts_match_redis() {
+    compare_args(arg_cases! {
+        "acl_check_cmd and NOPERM" => [
+            ["ACL", "SETUSER", "bob", "on", ">123", "+@scripting", "+set", "+get", "~x*"],
+            ["AUTH", "bob", "wrong"],
+            ["AUTH", "bob", "123"],
+            ["ACL", "WHOAMI"],
+            ["EVAL", "return redis.acl_check_cmd('set', 'xx', 1)", "1", "xx"],
+            ["EVAL", "return redis.acl_check_cmd('hset', 'xx', 'f', 1)", "1", "xx"],
+            ["EVAL", "return redis.acl_check_cmd('set', 'yy', 1)", "0"],
+            ["EVAL", "return redis.acl_check_cmd('invalid-cmd', 'arg')", "0"],
+            ["EVAL", "return redis.pcall('hset', 'xx', 'f', 1)", "0"],
+            ["EVAL", "return redis.pcall('set', 'yy', 1)", "0"],
+            ["EVAL", "return redis.call('set', 'xx', 1)", "1", "xx"],
+            ["SET", "x1", "v"],
+            ["GET", "x1"],
+            ["SET", "y1", "v"],
+            ["HSET", "x2", "f", "v"],
+        ],
+        "users and passwords" => [
+            ["ACL", "SETUSER", "carol", "on", "nopass", "allcommands", "allkeys"],
+            ["AUTH", "carol", "anything"],
+            ["SET", "k", "v"],
+            ["ACL", "SETUSER", "dave", ">pw"],
+            ["AUTH", "dave", "pw"],
+            ["ACL", "SETUSER", "erin", "bogus"],
+            ["ACL", "USERS"],
+            ["ACL", "DELUSER", "dave", "nobody"],
+            ["ACL", "USERS"],
+        ],
+    });
+    // HELLO's AUTH option authenticates as the user too (its reply names the server, so this
+    // part checks Ember alone).
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let created = run(
+        &mut con,
+        &[b"ACL", b"SETUSER", b"frank", b"on", b">pw", b"+get", b"~*"],
+    );
+    assert_eq!(show(&created), "+OK");
+    let hello = run(&mut con, &[b"HELLO", b"2", b"AUTH", b"frank", b"pw"]);
+    assert!(hello.is_ok(), "{}", show(&hello));
+    assert_eq!(show(&run(&mut con, &[b"GET", b"k"])), "(nil)");
+    assert_eq!(
+        show(&run(&mut con, &[b"SET", b"k", b"v"])),
+        "(error) NOPERM this user has no permissions to run the 'set' command"
+    );
+}
+
+/// A function busy past the threshold: FUNCTION STATS runs meanwhile and names it (Redis's
+/// `running_script`), and FUNCTION KILL stops it even when it loops inside `pcall`.
+#[test]
+fn busy_function_shows_in_stats_and_pcall_cannot_swallow_the_kill() {
+    let ember = Ember::start(2);
+    let mut setup = ember.connect(false);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("100")
+        .query(&mut setup)
+        .unwrap();
+    let library = "#!lua name=busy\nredis.register_function('loop', function() \
+        local f = function() while 1 do redis.call('ping') end end \
+        while 1 do pcall(f) end end)";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(library)
+        .query(&mut setup)
+        .unwrap();
+    let idle = show(&run(&mut setup, &[b"FUNCTION", b"STATS"]));
+    assert!(idle.starts_with("[\"running_script\", (nil), "), "{idle}");
+    let port = ember.port;
+    let looping = std::thread::spawn(move || {
+        let mut con = common::connect(port, false);
+        show(&run(&mut con, &[b"FCALL", b"loop", b"0"]))
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stats = None;
+    while stats.is_none() && Instant::now() < deadline {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        con.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if let Err(error) = redis::cmd("PING").query::<String>(&mut con) {
+            if error.code() == Some("BUSY") {
+                stats = Some(show(&run(&mut con, &[b"FUNCTION", b"STATS"])));
+                let _: () = redis::cmd("FUNCTION").arg("KILL").query(&mut con).unwrap();
+            }
+        }
+    }
+    let stats = stats.expect("no connection saw BUSY");
+    assert!(
+        stats.starts_with(
+            "[\"running_script\", [\"name\", \"loop\", \"command\", [\"FCALL\", \"loop\", \"0\"], \"duration_ms\", "
+        ),
+        "{stats}"
+    );
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.starts_with("(error) ERR Script killed by user with SCRIPT KILL..."),
+        "{reply}"
+    );
+}
+
+/// Sends `request` (inline commands, each ending in CRLF) on a raw connection to `port` and
+/// returns every byte the server sends within half a second.
+fn raw_exchange(port: u16, request: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&buffer[..read]);
+    }
+    received
+}
+
+/// CLIENT REPLY OFF silences replies but not the pushes of (un)subscribe confirmations and
+/// messages, byte for byte as redis-server (Redis's pubsub unit).
+#[test]
+fn reply_off_keeps_subscription_pushes() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let request = "CLIENT REPLY OFF\r\nSUBSCRIBE channel\r\nPSUBSCRIBE ch*\r\nPING\r\n\
+                   UNSUBSCRIBE channel\r\nPUNSUBSCRIBE ch*\r\nSET k v\r\n";
+    for hello in ["", "HELLO 3\r\n"] {
+        let ours = raw_exchange(ember.port, &format!("{hello}{request}"));
+        let theirs = raw_exchange(oracle.port, &format!("{hello}{request}"));
+        // HELLO's reply names the server and its version: only what follows is compared.
+        let after_hello = |bytes: &[u8]| -> Vec<u8> {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let start = if hello.is_empty() {
+                0
+            } else {
+                text.find(">3\r\n").unwrap_or(text.len())
+            };
+            text.as_bytes()[start..].to_vec()
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&after_hello(&ours)),
+            String::from_utf8_lossy(&after_hello(&theirs)),
+            "hello: {hello:?}"
+        );
+    }
+}
+
+/// INFO with several section names answers their union, each section once, and the
+/// replication section has Redis's fields (Redis's info-command unit).
+#[test]
+fn info_sections_combine_as_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let field_names = |port: u16, sections: &[&str]| -> Vec<String> {
+        let mut con = common::connect(port, false);
+        let mut command = redis::cmd("INFO");
+        for section in sections {
+            command.arg(*section);
+        }
+        let text: String = command.query(&mut con).unwrap();
+        text.lines()
+            .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_owned()))
+            .collect()
+    };
+    let replication = field_names(oracle.port, &["replication"]);
+    assert_eq!(field_names(ember.port, &["replication"]), replication);
+    let cpu_sentinel = field_names(ember.port, &["cpu", "sentinel"]);
+    assert!(cpu_sentinel.contains(&"used_cpu_user".to_owned()));
+    assert!(!cpu_sentinel.contains(&"master_repl_offset".to_owned()));
+    for (sections, has_rejected_calls) in [(["cpu", "all"], true), (["cpu", "default"], false)] {
+        let names = field_names(ember.port, &sections);
+        let once = |name: &str| names.iter().filter(|found| *found == name).count() == 1;
+        assert!(once("used_cpu_user") && once("used_memory") && once("master_repl_offset"));
+        assert_eq!(
+            names
+                .iter()
+                .any(|name| name.starts_with("cmdstat_") || name == "rejected_calls"),
+            has_rejected_calls,
+            "{sections:?}"
+        );
+    }
 }

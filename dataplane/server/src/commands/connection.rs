@@ -1,5 +1,7 @@
 //! Connection commands: AUTH, HELLO, PING, ECHO, SELECT, QUIT, RESET.
 
+use std::rc::Rc;
+
 use ember_resp::Protocol;
 
 use super::keys::parse_db;
@@ -16,8 +18,12 @@ fn check_password(
     let config = ctx.shard.config.borrow();
     let wrong =
         || CommandError::from("WRONGPASS invalid username-password pair or user is disabled.");
-    if username.is_some_and(|user| user != b"default") {
-        return Err(wrong());
+    if let Some(user) = username.filter(|user| *user != b"default") {
+        return if ctx.shard.shared.acl.authenticates(user, password) {
+            Ok(())
+        } else {
+            Err(wrong())
+        };
     }
     if config.requirepass.is_empty() {
         return if username.is_some() {
@@ -41,6 +47,7 @@ pub fn auth(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     check_password(ctx, username, password)?;
     ctx.client.authenticated = true;
+    ctx.client.user = username.filter(|user| *user != b"default").map(Rc::from);
     ctx.out.ok();
     Ok(())
 }
@@ -80,6 +87,7 @@ pub fn hello(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     if let Some((username, password)) = credentials {
         check_password(ctx, Some(username), password)?;
         ctx.client.authenticated = true;
+        ctx.client.user = (username != b"default").then(|| Rc::from(username));
     }
     if !ctx.client.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
@@ -177,6 +185,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     super::pubsub::unsubscribe_all(ctx.shard, client);
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();
+    client.user = None;
     ctx.out.simple(b"RESET");
     Ok(())
 }

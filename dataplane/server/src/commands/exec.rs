@@ -101,6 +101,14 @@ pub async fn execute<'s>(
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
+    if let Some(user) = &client.user {
+        if let Err(denied) = shard.shared.acl.check(user, index, spec, args) {
+            client.multi_failed |= client.multi.is_some();
+            shard.stats.record_rejected(index);
+            reply_error(shard, out, &denied.message(spec, args));
+            return;
+        }
+    }
     if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);

@@ -39,6 +39,9 @@ const ALL_BUT_LAST: KeySpec = KeySpec {
 
 const W_BLOCKING: F = F::WRITE.union(F::BLOCKING);
 const W_OOM_BLOCKING: F = F::WRITE.union(F::DENYOOM).union(F::BLOCKING);
+/// Redis 7.0's blocking pops refuse to run from scripts (`noscript`); BLMPOP and BZMPOP do not.
+const W_BLOCKING_NOSCRIPT: F = W_BLOCKING.union(F::NOSCRIPT);
+const W_OOM_BLOCKING_NOSCRIPT: F = W_OOM_BLOCKING.union(F::NOSCRIPT);
 
 /// This family's commands, in COMMAND's order.
 #[rustfmt::skip]
@@ -60,17 +63,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     split(command("lmove", 5, W_OOM, TWO_KEYS, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", Ks(lmove)), Split::Scratch),
     split(command("rpoplpush", 3, W_OOM, TWO_KEYS, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", Ks(rpoplpush)), Split::Scratch),
     split(movable(command("lmpop", -4, W, NO_KEYS, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", Ks(lmpop)), keys_after_numkeys::<1>), Split::Scratch),
-    command("blpop", -3, W_BLOCKING, ALL_BUT_LAST, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BLPOP)),
-    command("brpop", -3, W_BLOCKING, ALL_BUT_LAST, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BRPOP)),
-    command("blmove", 6, W_OOM_BLOCKING, TWO_KEYS, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", Handler::Blocking(&blocking::BLMOVE)),
-    command("brpoplpush", 4, W_OOM_BLOCKING, TWO_KEYS, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BRPOPLPUSH)),
+    command("blpop", -3, W_BLOCKING_NOSCRIPT, ALL_BUT_LAST, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BLPOP)),
+    command("brpop", -3, W_BLOCKING_NOSCRIPT, ALL_BUT_LAST, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BRPOP)),
+    command("blmove", 6, W_OOM_BLOCKING_NOSCRIPT, TWO_KEYS, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", Handler::Blocking(&blocking::BLMOVE)),
+    command("brpoplpush", 4, W_OOM_BLOCKING_NOSCRIPT, TWO_KEYS, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BRPOPLPUSH)),
     movable(command("blmpop", -5, W_BLOCKING, NO_KEYS, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Blocking(&blocking::BLMPOP)), keys_after_numkeys::<2>),
     // Sorted-set pops: their blocking forms share this family's facility.
     command("zpopmin", -2, W_FAST, ONE_KEY, "sorted_set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", Ks(zset_pops::zpopmin)),
     command("zpopmax", -2, W_FAST, ONE_KEY, "sorted_set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", Ks(zset_pops::zpopmax)),
     split(movable(command("zmpop", -4, W, NO_KEYS, "sorted_set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", Ks(zset_pops::zmpop)), keys_after_numkeys::<1>), Split::Scratch),
-    command("bzpopmin", -3, W_BLOCKING.union(F::FAST), ALL_BUT_LAST, "sorted_set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", Handler::Blocking(&zset_pops::BZPOPMIN)),
-    command("bzpopmax", -3, W_BLOCKING.union(F::FAST), ALL_BUT_LAST, "sorted_set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", Handler::Blocking(&zset_pops::BZPOPMAX)),
+    command("bzpopmin", -3, W_BLOCKING_NOSCRIPT.union(F::FAST), ALL_BUT_LAST, "sorted_set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", Handler::Blocking(&zset_pops::BZPOPMIN)),
+    command("bzpopmax", -3, W_BLOCKING_NOSCRIPT.union(F::FAST), ALL_BUT_LAST, "sorted_set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", Handler::Blocking(&zset_pops::BZPOPMAX)),
     movable(command("bzmpop", -5, W_BLOCKING, NO_KEYS, "sorted_set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", Handler::Blocking(&zset_pops::BZMPOP)), keys_after_numkeys::<2>),
 ];
 

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::shard::Shard;
 use crate::stats::ShardStats;
 
+pub mod acl;
 pub mod ai;
 pub mod bitmaps;
 pub mod blocking;
@@ -703,6 +704,7 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
 static CORE: &[CommandSpec] = &[
     // connection
     command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
+    command("acl", -2, ADMIN, NO_KEYS, "server", "6.0.0", "A container for Access List Control commands.", Connection(acl::acl)),
     command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),
     with(command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)), F::PUBSUB_CONTEXT),
     command("echo", 2, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),

@@ -214,6 +214,7 @@ async fn eval(
         argv,
         read_only: matches!(op, ScriptOp::EvalRo | ScriptOp::EvalShaRo),
         function: false,
+        command: args,
     };
     invoke(shard, client, invocation, now_ms, out).await
 }
@@ -248,6 +249,7 @@ async fn fcall(
         argv,
         read_only,
         function: true,
+        command: args,
     };
     invoke(shard, client, invocation, now_ms, out).await
 }
@@ -255,7 +257,7 @@ async fn fcall(
 /// The BUSY error for a SCRIPT or FUNCTION subcommand other than KILL while a script is busy.
 fn refuse_while_busy(shard: &Shard, subcommand: &[u8]) -> CommandResult {
     match shard.shared.scripts.busy_error() {
-        Some(message) if !is(subcommand, "KILL") => Err(message.into()),
+        Some(message) if !is(subcommand, "KILL") && !is(subcommand, "STATS") => Err(message.into()),
         _ => Ok(()),
     }
 }
@@ -412,7 +414,21 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
             registry.libraries.read().expect("libraries lock").counts();
         out.map_len(2);
         out.bulk(b"running_script");
-        out.null();
+        match registry.running() {
+            None => out.null(),
+            Some(running) => {
+                out.map_len(3);
+                out.bulk(b"name");
+                out.bulk(running.name.as_bytes());
+                out.bulk(b"command");
+                out.array_len(running.command.len());
+                for arg in &running.command {
+                    out.bulk(arg);
+                }
+                out.bulk(b"duration_ms");
+                out.integer(running.started.elapsed().as_millis() as i64);
+            }
+        }
         out.bulk(b"engines");
         out.map_len(1);
         out.bulk(b"LUA");

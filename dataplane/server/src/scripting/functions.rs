@@ -155,8 +155,16 @@ pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
         })?;
     chunk.call::<()>(()).map_err(|error| {
         let (message, _) = super::run::innermost(&error);
+        // Redis raises the sandbox's own errors as error replies, which keep their code.
+        let code = if message.contains("Attempt to modify a readonly table")
+            || message.contains("Script attempted to access nonexistent global variable")
+        {
+            "ERR "
+        } else {
+            ""
+        };
         format!(
-            "ERR Error registering functions: {}",
+            "ERR Error registering functions: {code}{}",
             message.replace(['\r', '\n'], " ")
         )
     })?;
@@ -169,8 +177,6 @@ pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
 
 /// The globals a library's top level sees: the sandbox's, with `redis.register_function`.
 fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> mlua::Result<Table> {
-    let env: Table = lua.named_registry_value("ember_env")?;
-    let redis: Table = env.get("redis")?;
     let register = lua.create_function(move |_, args: MultiValue| {
         let function = registration(args).map_err(mlua::Error::RuntimeError)?;
         let mut collected = collected.borrow_mut();
@@ -182,25 +188,8 @@ fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> m
         collected.push(function);
         Ok(())
     })?;
-    let redis_load = lua.create_table()?;
-    redis_load.raw_set("register_function", register)?;
-    let redis_meta = lua.create_table()?;
-    redis_meta.raw_set("__index", redis)?;
-    redis_load.set_metatable(Some(redis_meta));
-    let load_env = lua.create_table()?;
-    load_env.raw_set("redis", redis_load)?;
-    let meta = lua.create_table()?;
-    meta.raw_set("__index", env)?;
-    meta.raw_set(
-        "__newindex",
-        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::RuntimeError(
-                "Attempt to modify a readonly table".into(),
-            ))
-        })?,
-    )?;
-    load_env.set_metatable(Some(meta));
-    Ok(load_env)
+    let library_env: Function = lua.named_registry_value("ember_library_env")?;
+    library_env.call(register)
 }
 
 /// `register_function(name, callback)` or `register_function{function_name=, callback=,

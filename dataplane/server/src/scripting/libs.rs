@@ -30,26 +30,120 @@ fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
 }
 
+/// cjson's settings a script may change (`encode_max_depth`, `decode_max_depth`,
+/// `encode_invalid_numbers`); they last as long as the interpreter, as in Redis.
+#[derive(Debug, Clone, Copy)]
+struct JsonConfig {
+    encode_max_depth: usize,
+    decode_max_depth: usize,
+    /// NaN and infinities are written (`nan`, `inf`, `-inf`) instead of refused.
+    encode_invalid_numbers: bool,
+}
+
+type SharedConfig = std::rc::Rc<std::cell::Cell<JsonConfig>>;
+
+/// A depth setter (`encode_max_depth` / `decode_max_depth`): with an argument from 1 to 2^31-1
+/// it sets the depth; it answers the depth in force.
+fn depth_setter(
+    lua: &Lua,
+    config: SharedConfig,
+    field: fn(&mut JsonConfig) -> &mut usize,
+) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |_, depth: Option<f64>| {
+        let mut current = config.get();
+        if let Some(depth) = depth {
+            if !(1.0..=2_147_483_647.0).contains(&depth) {
+                return Err(mlua::Error::RuntimeError(
+                    "bad argument #1 to '?' (expected integer between 1 and 2147483647)".into(),
+                ));
+            }
+            *field(&mut current) = depth as usize;
+            config.set(current);
+        }
+        Ok(*field(&mut current) as f64)
+    })
+}
+
 fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
+    let config: SharedConfig = std::rc::Rc::new(std::cell::Cell::new(JsonConfig {
+        encode_max_depth: JSON_DEPTH_MAX,
+        decode_max_depth: JSON_DEPTH_MAX,
+        encode_invalid_numbers: false,
+    }));
+    let encode_config = config.clone();
     table.set(
         "encode",
-        lua.create_function(|_, value: Value| {
+        lua.create_function(move |_, value: Value| {
             let mut out = String::new();
-            encode(&value, &mut out, 0).map_err(mlua::Error::RuntimeError)?;
+            encode(&value, &mut out, 0, &encode_config.get()).map_err(mlua::Error::RuntimeError)?;
             Ok(out)
         })?,
     )?;
+    let decode_config = config.clone();
     table.set(
         "decode",
-        lua.create_function(|lua, text: mlua::String| {
+        lua.create_function(move |lua, text: mlua::String| {
             let parsed: serde_json::Value = serde_json::from_slice(&text.as_bytes())
                 .map_err(|error| mlua::Error::RuntimeError(decode_error(&error)))?;
+            let limit = decode_config.get().decode_max_depth;
+            if let Some(depth) = too_deep(&parsed, 1, limit) {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "Found too many nested data structures ({depth})"
+                )));
+            }
             decode(lua, &parsed)
+        })?,
+    )?;
+    table.set(
+        "encode_max_depth",
+        depth_setter(lua, config.clone(), |config| &mut config.encode_max_depth)?,
+    )?;
+    table.set(
+        "decode_max_depth",
+        depth_setter(lua, config.clone(), |config| &mut config.decode_max_depth)?,
+    )?;
+    let numbers_config = config.clone();
+    table.set(
+        "encode_invalid_numbers",
+        lua.create_function(move |_, allow: Option<Value>| {
+            let mut current = numbers_config.get();
+            if let Some(allow) = allow {
+                current.encode_invalid_numbers = match allow {
+                    Value::Boolean(allow) => allow,
+                    Value::String(text) => text.as_bytes().as_ref() == b"on",
+                    _ => false,
+                };
+                numbers_config.set(current);
+            }
+            Ok(current.encode_invalid_numbers)
+        })?,
+    )?;
+    // Ember builds each encoding in a buffer of its own; the setting is accepted and kept.
+    table.set(
+        "encode_keep_buffer",
+        lua.create_function(|_, keep: Option<Value>| {
+            Ok(!matches!(keep, Some(Value::Boolean(false))))
         })?,
     )?;
     table.set("null", null())?;
     Ok(table)
+}
+
+/// The depth of the first container nested deeper than `limit` in `value` (which is at
+/// `depth`), if any.
+fn too_deep(value: &serde_json::Value, depth: usize, limit: usize) -> Option<usize> {
+    let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+        serde_json::Value::Array(items) => Box::new(items.iter()),
+        serde_json::Value::Object(fields) => Box::new(fields.values()),
+        _ => return None,
+    };
+    if depth > limit {
+        return Some(depth);
+    }
+    children
+        .filter(|child| child.is_array() || child.is_object())
+        .find_map(|child| too_deep(child, depth + 1, limit))
 }
 
 fn decode_error(error: &serde_json::Error) -> String {
@@ -116,7 +210,12 @@ fn trim_zeros(text: &str) -> &str {
     }
 }
 
-fn encode(value: &Value, out: &mut String, depth: usize) -> Result<(), String> {
+fn encode(
+    value: &Value,
+    out: &mut String,
+    depth: usize,
+    config: &JsonConfig,
+) -> Result<(), String> {
     match value {
         Value::Nil => out.push_str("null"),
         Value::LightUserData(data) if data.0.is_null() => out.push_str("null"),
@@ -124,19 +223,29 @@ fn encode(value: &Value, out: &mut String, depth: usize) -> Result<(), String> {
         Value::Integer(value) => out.push_str(&value.to_string()),
         Value::Number(value) => {
             if !value.is_finite() {
-                return Err("Cannot serialise number: must not be NaN or Inf".into());
+                if !config.encode_invalid_numbers {
+                    return Err("Cannot serialise number: must not be NaN or Inf".into());
+                }
+                out.push_str(if value.is_nan() {
+                    "nan"
+                } else if *value > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                });
+                return Ok(());
             }
             out.push_str(&format_number(*value));
         }
         Value::String(text) => encode_string(&text.as_bytes(), out),
         Value::Table(table) => {
-            if depth >= JSON_DEPTH_MAX {
+            if depth >= config.encode_max_depth {
                 return Err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 1
                 ));
             }
-            encode_table(table, out, depth + 1)?;
+            encode_table(table, out, depth + 1, config)?;
         }
         other => {
             return Err(format!(
@@ -194,7 +303,12 @@ fn array_len(table: &Table) -> Result<Option<usize>, String> {
     Ok(Some(max))
 }
 
-fn encode_table(table: &Table, out: &mut String, depth: usize) -> Result<(), String> {
+fn encode_table(
+    table: &Table,
+    out: &mut String,
+    depth: usize,
+    config: &JsonConfig,
+) -> Result<(), String> {
     if let Some(len) = array_len(table)? {
         out.push('[');
         for index in 1..=len {
@@ -202,7 +316,7 @@ fn encode_table(table: &Table, out: &mut String, depth: usize) -> Result<(), Str
                 out.push(',');
             }
             let item: Value = table.raw_get(index).map_err(|e| e.to_string())?;
-            encode(&item, out, depth)?;
+            encode(&item, out, depth, config)?;
         }
         out.push(']');
         return Ok(());
@@ -219,13 +333,13 @@ fn encode_table(table: &Table, out: &mut String, depth: usize) -> Result<(), Str
             Value::String(text) => encode_string(&text.as_bytes(), out),
             Value::Integer(_) | Value::Number(_) => {
                 let mut number = String::new();
-                encode(&key, &mut number, depth)?;
+                encode(&key, &mut number, depth, config)?;
                 encode_string(number.as_bytes(), out);
             }
             _ => return Err("Cannot serialise table: table key must be a number or string".into()),
         }
         out.push(':');
-        encode(&item, out, depth)?;
+        encode(&item, out, depth, config)?;
     }
     out.push('}');
     Ok(())

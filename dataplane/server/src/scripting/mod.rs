@@ -26,7 +26,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use mlua::{Function, Lua};
 
@@ -70,6 +70,19 @@ pub struct Registry {
     busy_function: AtomicBool,
     /// Set by SCRIPT KILL; the busy script's hook stops it.
     kill_requested: AtomicBool,
+    /// The busy script, as FUNCTION STATS shows it.
+    running: Mutex<Option<Arc<Running>>>,
+}
+
+/// A script or function running past the threshold.
+#[derive(Debug)]
+pub struct Running {
+    /// The function's name or the script's SHA1.
+    pub name: String,
+    /// The command that runs it.
+    pub command: Vec<Vec<u8>>,
+    /// When it started.
+    pub started: std::time::Instant,
 }
 
 impl Registry {
@@ -127,6 +140,19 @@ impl Registry {
         self.busy_shard.store(shard, Ordering::SeqCst);
     }
 
+    /// Records the busy script FUNCTION STATS shows.
+    fn set_running(&self, running: Running) {
+        *self.running.lock().expect("running script lock") = Some(Arc::new(running));
+    }
+
+    /// The busy script, if any.
+    pub fn running(&self) -> Option<Arc<Running>> {
+        if self.busy_shard.load(Ordering::SeqCst) == NOT_BUSY {
+            return None;
+        }
+        self.running.lock().expect("running script lock").clone()
+    }
+
     /// Notes that the busy script of `shard` wrote.
     fn note_write(&self, shard: usize) {
         if self.busy_shard.load(Ordering::SeqCst) == shard {
@@ -139,6 +165,7 @@ impl Registry {
         if self.busy_shard.load(Ordering::SeqCst) == shard {
             self.kill_requested.store(false, Ordering::SeqCst);
             self.busy_shard.store(NOT_BUSY, Ordering::SeqCst);
+            *self.running.lock().expect("running script lock") = None;
         }
     }
 

@@ -31,15 +31,21 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     table.set(
         "unpack",
-        lua.create_function(|lua, data: mlua::String| {
-            let bytes = data.as_bytes();
-            let mut cursor = 0;
-            let mut values = Vec::new();
-            while cursor < bytes.len() {
-                values.push(unpack(lua, &bytes, &mut cursor, 0)?);
-            }
-            Ok(MultiValue::from_iter(values))
+        lua.create_function(|lua, data: mlua::String| unpack_full(lua, &data, 0, 0))?,
+    )?;
+    table.set(
+        "unpack_one",
+        lua.create_function(|lua, (data, offset): (mlua::String, Option<i64>)| {
+            unpack_full(lua, &data, 1, offset.unwrap_or(0))
         })?,
+    )?;
+    table.set(
+        "unpack_limit",
+        lua.create_function(
+            |lua, (data, limit, offset): (mlua::String, i64, Option<i64>)| {
+                unpack_full(lua, &data, limit, offset.unwrap_or(0))
+            },
+        )?,
     )?;
     Ok(table)
 }
@@ -154,12 +160,51 @@ fn pack_table(table: &Table, out: &mut Vec<u8>, depth: usize) {
         }
         return;
     }
-    let pairs: Vec<(Value, Value)> = table.clone().pairs().flatten().collect();
-    pack_header(pairs.len(), 0x80, 0xde, 0xdf, out);
-    for (key, item) in &pairs {
-        pack(key, out, depth);
-        pack(item, out, depth);
+    // Two passes, each pair dropped as soon as it is packed: a big table's values never sit
+    // in Lua's reference stack all at once.
+    let len = table.clone().pairs::<Value, Value>().flatten().count();
+    pack_header(len, 0x80, 0xde, 0xdf, out);
+    for (key, item) in table.clone().pairs::<Value, Value>().flatten() {
+        pack(&key, out, depth);
+        pack(&item, out, depth);
     }
+}
+
+/// lua-cmsgpack's `unpack_full`: up to `limit` objects (0: all) from `offset`. With a limit
+/// or an offset the objects follow the offset where decoding stopped (-1 at the end).
+fn unpack_full(
+    lua: &Lua,
+    data: &mlua::String,
+    limit: i64,
+    offset: i64,
+) -> mlua::Result<MultiValue> {
+    let bytes = data.as_bytes();
+    if offset < 0 || limit < 0 {
+        return Err(mlua::Error::RuntimeError(format!(
+            "Invalid request to unpack with offset of {offset} and limit of {limit}."
+        )));
+    }
+    if offset as usize > bytes.len() {
+        return Err(mlua::Error::RuntimeError(format!(
+            "Start offset {offset} greater than input length {}.",
+            bytes.len()
+        )));
+    }
+    let decode_all = limit == 0 && offset == 0;
+    let mut cursor = offset as usize;
+    let mut values = Vec::new();
+    while cursor < bytes.len() && (decode_all || (values.len() as i64) < limit) {
+        values.push(unpack(lua, &bytes, &mut cursor, 0)?);
+    }
+    if !decode_all {
+        let next = if cursor >= bytes.len() {
+            -1
+        } else {
+            cursor as i64
+        };
+        values.insert(0, Value::Integer(next));
+    }
+    Ok(MultiValue::from_iter(values))
 }
 
 fn truncated() -> mlua::Error {

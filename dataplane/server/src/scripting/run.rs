@@ -76,6 +76,8 @@ pub struct RunState {
     pub(crate) noted_error: Option<(String, Option<i32>, bool)>,
     /// SCRIPT KILL stopped the script at this line.
     killed: Option<Option<i32>>,
+    /// What FUNCTION STATS shows once the script is busy.
+    running: Option<super::Running>,
 }
 
 /// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
@@ -104,6 +106,60 @@ pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
     lua.create_async_function(move |lua, args: MultiValue| {
         let state = state.clone();
         async move { call(&lua, &state, args).await }
+    })
+}
+
+/// `redis.acl_check_cmd`: whether the script's user may run the command.
+///
+/// # Errors
+/// Redis's errors for a call outside a script, no argument, or an unknown command.
+pub fn acl_check(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
+    let Some(state) = lua.app_data_ref::<State>() else {
+        return Err(mlua::Error::RuntimeError(
+            "redis.acl_check_cmd can only be called inside a script invocation".into(),
+        ));
+    };
+    let (user, shard) = {
+        let guard = state.borrow();
+        let Some(run) = guard.as_ref() else {
+            return Err(mlua::Error::RuntimeError(
+                "redis.acl_check_cmd can only be called inside a script invocation".into(),
+            ));
+        };
+        let user = run.client.as_ref().and_then(|client| client.user.clone());
+        (user, run.shard.clone())
+    };
+    let mut owned: Vec<Vec<u8>> = Vec::new();
+    for arg in args.iter() {
+        owned.push(match arg {
+            Value::String(text) => text.as_bytes().to_vec(),
+            Value::Integer(value) => value.to_string().into_bytes(),
+            Value::Number(value) => super::libs::format_g14(*value).into_bytes(),
+            _ => {
+                return Err(mlua::Error::RuntimeError(
+                    "Lua redis lib command arguments must be strings or integers".into(),
+                ))
+            }
+        });
+    }
+    if owned.is_empty() {
+        return Err(mlua::Error::RuntimeError(
+            "Please specify at least one argument for this redis lib call".into(),
+        ));
+    }
+    let args: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    let index = crate::commands::lookup(args[0])
+        .filter(|&index| crate::commands::arity_ok(COMMANDS[index].arity, args.len()))
+        .ok_or_else(|| {
+            mlua::Error::RuntimeError("Invalid command passed to redis.acl_check_cmd()".into())
+        })?;
+    Ok(match user {
+        None => true,
+        Some(user) => shard
+            .shared
+            .acl
+            .check(&user, index, &COMMANDS[index], &args)
+            .is_ok(),
     })
 }
 
@@ -154,6 +210,25 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     }
     if spec.has(CommandFlags::NOSCRIPT) {
         return failure(lua, "ERR This Redis command is not allowed from script");
+    }
+    let user = state
+        .borrow()
+        .as_ref()
+        .and_then(|run| run.client.as_ref().and_then(|client| client.user.clone()));
+    if let Some(user) = user {
+        let shared = &state.borrow().as_ref().map(|run| run.shard.clone());
+        if let Some(shard) = shared {
+            if let Err(denied) = shard.shared.acl.check(&user, index, spec, &args) {
+                return failure(lua, denied.script_message());
+            }
+        }
+    }
+    if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(&args) {
+        let name = String::from_utf8_lossy(args[0]);
+        return failure(
+            lua,
+            &format!("ERR {name} command is not allowed with BLOCK option from scripts"),
+        );
     }
     let (shard, now_ms, resp3) = {
         let guard = state.borrow();
@@ -208,6 +283,28 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
         _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
     }
+}
+
+/// True when an XREAD or XREADGROUP request has a BLOCK option (before STREAMS).
+fn has_block_option(args: &[&[u8]]) -> bool {
+    let mut index = 1;
+    while index < args.len() {
+        let option = args[index];
+        if option.eq_ignore_ascii_case(b"STREAMS") {
+            return false;
+        }
+        if option.eq_ignore_ascii_case(b"BLOCK") {
+            return true;
+        }
+        index += if option.eq_ignore_ascii_case(b"GROUP") {
+            3
+        } else if option.eq_ignore_ascii_case(b"COUNT") {
+            2
+        } else {
+            1
+        };
+    }
+    false
 }
 
 /// The reply to a `redis.call` made while another of the same script waits (a coroutine left
@@ -358,7 +455,12 @@ async fn try_hold_all(
 ///
 /// # Errors
 /// The kill error, raised into the script.
-pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua::Result<()> {
+pub fn hook(
+    lua: &Lua,
+    state: &State,
+    registry: &Arc<Registry>,
+    shard_index: usize,
+) -> mlua::Result<()> {
     let Ok(mut guard) = state.try_borrow_mut() else {
         return Ok(()); // redis.call is between steps; the next hook checks.
     };
@@ -366,21 +468,33 @@ pub fn hook(state: &State, registry: &Arc<Registry>, shard_index: usize) -> mlua
         return Ok(());
     };
     if run.killed.is_some() {
-        return Err(mlua::Error::RuntimeError(
-            "Script killed by user with SCRIPT KILL...".into(),
-        ));
+        return Err(killed_error());
     }
     if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
         run.busy = true;
         registry.set_busy(shard_index, run.wrote, run.function);
+        if let Some(running) = run.running.take() {
+            registry.set_running(running);
+        }
     }
     if run.busy && registry.take_kill(shard_index) {
         run.killed = Some(None);
-        return Err(mlua::Error::RuntimeError(
-            "Script killed by user with SCRIPT KILL...".into(),
-        ));
+        // A `pcall` may catch the error: from now on the hook runs on every line (and every
+        // jump back), so the error reaches code outside any `pcall` at once, as in Redis.
+        let (state, registry) = (state.clone(), registry.clone());
+        lua.current_thread().set_hook(
+            mlua::HookTriggers::new().every_line(),
+            move |lua: &Lua, _: mlua::Debug| {
+                hook(lua, &state, &registry, shard_index).map(|()| mlua::VmState::Continue)
+            },
+        );
+        return Err(killed_error());
     }
     Ok(())
+}
+
+fn killed_error() -> mlua::Error {
+    mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into())
 }
 
 /// What to run: a script (by SHA1) or a function (by name).
@@ -397,6 +511,8 @@ pub struct Invocation<'a> {
     pub read_only: bool,
     /// FCALL (the function gets KEYS and ARGV as arguments).
     pub function: bool,
+    /// The whole command (FUNCTION STATS shows it while the script is busy).
+    pub command: &'a [&'a [u8]],
 }
 
 /// Runs a script or function for `client` and writes its reply into `out`.
@@ -449,6 +565,7 @@ pub async fn invoke(
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
         script_client.script = true;
+        script_client.user = client.user.clone();
         script_client.hold = Some(token);
         *engine.state.borrow_mut() = Some(RunState {
             shard: shard.clone(),
@@ -471,12 +588,18 @@ pub async fn invoke(
             multi_write,
             noted_error: None,
             killed: None,
+            running: Some(super::Running {
+                name: invocation.name.to_owned(),
+                command: invocation.command.iter().map(|arg| arg.to_vec()).collect(),
+                started: Instant::now(),
+            }),
         });
         let hook_state = engine.state.clone();
         let hook_registry = registry.clone();
         let shard_index = shard.index;
-        let hook = move |_: &Lua, _: mlua::Debug| {
-            self::hook(&hook_state, &hook_registry, shard_index).map(|()| mlua::VmState::Continue)
+        let hook = move |lua: &Lua, _: mlua::Debug| {
+            self::hook(lua, &hook_state, &hook_registry, shard_index)
+                .map(|()| mlua::VmState::Continue)
         };
         let result = call_script(&lua, &invocation, hook).await;
         let run = engine

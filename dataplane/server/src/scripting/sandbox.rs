@@ -21,9 +21,13 @@ const PRELUDE: &str = r#"
 local real, raw_call, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring, raw_setfenv,
       raw_tostring, raw_type = ...
 local readonly = raw_setmetatable({}, {__mode = "k"})
+local raw_byte = real.string.byte
 local function refuse() raw_error("Attempt to modify a readonly table", 2) end
+-- What getmetatable answers for a read-only table: read-only itself, as Redis's are.
+local shown_meta = raw_setmetatable({}, {__newindex = refuse, __metatable = false})
+readonly[shown_meta] = true
 local function proxy(table)
-  local p = raw_setmetatable({}, {__index = table, __newindex = refuse, __metatable = false})
+  local p = raw_setmetatable({}, {__index = table, __newindex = refuse, __metatable = shown_meta})
   readonly[p] = true
   return p
 end
@@ -48,12 +52,24 @@ real.rawset = function(table, key, value)
   if readonly[table] then raw_error("Attempt to modify a readonly table", 2) end
   return raw_rawset(table, key, value)
 end
+real.setmetatable = function(table, meta)
+  if readonly[table] then
+    local message = "ERR Attempt to modify a readonly table"
+    note(message)
+    raw_error(message, 0)
+  end
+  return raw_setmetatable(table, meta)
+end
 real.error = function(message, level)
   if raw_type(message) == "table" then note(message) end
   if level == 0 then return raw_error(message, 0) end
   return raw_error(message, (level or 1) + 1)
 end
 real.loadstring = function(text, name)
+  -- Redis 7 refuses precompiled (binary) chunks.
+  if raw_type(text) == "string" and raw_byte(text, 1) == 27 then
+    return nil, "binary chunks are not allowed"
+  end
   local chunk, message = raw_loadstring(text, name)
   if chunk then raw_setfenv(chunk, env) end
   return chunk, message
@@ -62,9 +78,18 @@ raw_setmetatable(real, {
   __index = function(_, key)
     raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(key) .. "'", 2)
   end,
-  __metatable = false,
+  __metatable = shown_meta,
 })
-return env
+-- A function library's globals while it loads: the sandbox's, with a read-only `redis` that
+-- adds `register_function`. Each is an empty read-only proxy in front of a table chain, so
+-- every assignment is refused and errors keep the script's line.
+local function library_env(register)
+  local redis_overlay = raw_setmetatable({register_function = register}, {__index = real.redis})
+  local redis_load = proxy(redis_overlay)
+  local overlay = raw_setmetatable({redis = redis_load}, {__index = env})
+  return proxy(overlay)
+end
+return env, library_env
 "#;
 
 /// Globals the sandbox removes: files, modules, environments and the debug library.
@@ -97,7 +122,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
     let call = super::run::call_function(&lua, state.clone())?;
     let note = note_function(&lua, state)?;
     let prelude = lua.load(PRELUDE).set_name("=sandbox").into_function()?;
-    let env: Table = prelude.call((
+    let (env, library_env): (Table, Function) = prelude.call((
         globals.clone(),
         call,
         note,
@@ -110,6 +135,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
         globals.get::<Function>("type")?,
     ))?;
     lua.set_named_registry_value("ember_env", env)?;
+    lua.set_named_registry_value("ember_library_env", library_env)?;
     Ok(lua)
 }
 
@@ -140,7 +166,20 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     redis.set(
         "sha1hex",
-        lua.create_function(|_, text: mlua::String| Ok(super::sha1::hex(&text.as_bytes())))?,
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "wrong number of arguments".into(),
+                ));
+            }
+            let text = match args.into_iter().next().unwrap_or(Value::Nil) {
+                Value::String(text) => text.as_bytes().to_vec(),
+                Value::Integer(value) => value.to_string().into_bytes(),
+                Value::Number(value) => super::libs::format_g14(value).into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(super::sha1::hex(&text))
+        })?,
     )?;
     redis.set(
         "log",
@@ -167,6 +206,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
+    redis.set("acl_check_cmd", lua.create_function(super::run::acl_check)?)?;
     redis.set(
         "setresp",
         lua.create_function(|lua, version: i64| {

@@ -48,6 +48,8 @@ pub struct Shared {
     pub multi_writes: MultiWrites,
     /// Scripts and function libraries every shard can call, and the busy script if any.
     pub scripts: Arc<crate::scripting::Registry>,
+    /// ACL users other than `default`.
+    pub acl: crate::commands::acl::Users,
     /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
     pub blocked_clients: AtomicUsize,
     /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).

@@ -469,17 +469,26 @@ async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let sections: Vec<&str> = if requested.is_empty() || requested.iter().any(|s| s == "default") {
-        DEFAULT_SECTIONS.to_vec()
-    } else if requested.iter().any(|s| s == "all" || s == "everything") {
-        ALL_SECTIONS.to_vec()
-    } else {
-        ALL_SECTIONS
-            .iter()
-            .copied()
-            .filter(|s| requested.iter().any(|r| r == s))
-            .collect()
+    // Redis's union of what each argument names: `default`, `all`/`everything`, or a section;
+    // each section once, in Redis's order.
+    let wanted = |section: &str| {
+        requested.iter().any(|name| match name.as_str() {
+            "default" => DEFAULT_SECTIONS.contains(&section),
+            "all" | "everything" => true,
+            name => name == section,
+        })
     };
+    let sections: Vec<&str> = ALL_SECTIONS
+        .iter()
+        .copied()
+        .filter(|section| {
+            if requested.is_empty() {
+                DEFAULT_SECTIONS.contains(section)
+            } else {
+                wanted(section)
+            }
+        })
+        .collect();
     let (total, per_shard) = gather_info(shard, hold).await;
     let mut text = format_info(shard, &sections, &total, &per_shard);
     if sections.contains(&"stats") {
@@ -647,6 +656,18 @@ fn format_info(
             "replication" => {
                 line("role", "master".into());
                 line("connected_slaves", "0".into());
+                // No replication: Redis's figures of a master without replicas. The id is
+                // the process's own (its start and pid), stable while it runs.
+                line("master_failover_state", "no-failover".into());
+                let id = format!("{}-{}", shared.started_at_s, std::process::id());
+                line("master_replid", crate::scripting::sha1::hex(id.as_bytes()));
+                line("master_replid2", "0".repeat(40));
+                line("master_repl_offset", "0".into());
+                line("second_repl_offset", "-1".into());
+                line("repl_backlog_active", "0".into());
+                line("repl_backlog_size", "1048576".into());
+                line("repl_backlog_first_byte_offset", "0".into());
+                line("repl_backlog_histlen", "0".into());
             }
             "cpu" => {
                 let (user, system) = process_cpu_seconds();

@@ -205,29 +205,7 @@ impl BloomFilter {
 
 /// MurmurHash64A of `item` with RedisBloom's seed: the 64-bit hash a filter probes with.
 pub fn item_hash(item: &[u8]) -> u64 {
-    const M: u64 = 0xc6a4_a793_5bd1_e995;
-    const R: u32 = 47;
-    let mut h = MURMUR_SEED ^ (item.len() as u64).wrapping_mul(M);
-    let mut chunks = item.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut k = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h ^= k;
-        h = h.wrapping_mul(M);
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (index, &byte) in tail.iter().enumerate() {
-            h ^= u64::from(byte) << (8 * index);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> R;
-    h = h.wrapping_mul(M);
-    h ^= h >> R;
-    h
+    crate::hyperloglog::murmur_hash64a(item, MURMUR_SEED)
 }
 
 #[cfg(test)]

@@ -25,33 +25,9 @@ pub use count_min::{CountMinError, CountMinSketch, COUNT_MIN_CELLS_MAX};
 pub use cuckoo::{CuckooFilter, CuckooInsert, CUCKOO_BYTES_MAX};
 pub use top_k::{TopK, TOP_K_CELLS_MAX};
 
-/// MurmurHash64A as RedisBloom builds it (`MurmurHash64A_Bloom`): the Bloom filter's and the
-/// cuckoo filter's item hash.
-pub fn murmur_hash64a(item: &[u8], seed: u64) -> u64 {
-    const M: u64 = 0xc6a4_a793_5bd1_e995;
-    const R: u32 = 47;
-    let mut h = seed ^ (item.len() as u64).wrapping_mul(M);
-    let mut chunks = item.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut k = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h ^= k;
-        h = h.wrapping_mul(M);
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (index, &byte) in tail.iter().enumerate() {
-            h ^= u64::from(byte) << (8 * index);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> R;
-    h = h.wrapping_mul(M);
-    h ^= h >> R;
-    h
-}
+/// MurmurHash64A, the Bloom filter's and the cuckoo filter's item hash: RedisBloom's
+/// `MurmurHash64A_Bloom` is the same function as Redis's HyperLogLog hash.
+pub use crate::hyperloglog::murmur_hash64a;
 
 /// Austin Appleby's 32-bit MurmurHash2: the count-min sketch's and top-k's row hash (the row
 /// number is the seed, as in RedisBloom).

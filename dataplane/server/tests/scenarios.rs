@@ -32,10 +32,20 @@ fn run_example(
     text
 }
 
+/// redis-py's interpreter and path, or `None` after saying why the test is skipped.
+fn redis_py() -> Option<(String, String)> {
+    let found = common::python_with_redis_py();
+    if found.is_none() {
+        eprintln!(
+            "skipped: redis-py is not installed (ci/setup-servertests.sh puts it in .deps/python-redis)"
+        );
+    }
+    found
+}
+
 #[test]
 fn flash_sale_never_oversells() {
-    let Some((python, python_path)) = common::python_with_redis_py() else {
-        eprintln!("skipped: redis-py is not installed (ci/setup-servertests.sh puts it in .deps/python-redis)");
+    let Some((python, python_path)) = redis_py() else {
         return;
     };
     let ember = Ember::start(2);
@@ -62,8 +72,7 @@ fn flash_sale_never_oversells() {
 
 #[test]
 fn red_packets_are_each_claimed_once() {
-    let Some((python, python_path)) = common::python_with_redis_py() else {
-        eprintln!("skipped: redis-py is not installed (ci/setup-servertests.sh puts it in .deps/python-redis)");
+    let Some((python, python_path)) = redis_py() else {
         return;
     };
     let ember = Ember::start(2);

@@ -411,3 +411,276 @@ fn bloom_false_positive_rate_stays_under_the_requested_rate() {
         }
     }
 }
+
+/// Dumps the filter at `from` with `dump` (BF.SCANDUMP or CF.SCANDUMP) and loads every pair
+/// into `to` with `load`, as RedisBloom's documentation does it; returns the pairs' count.
+fn dump_and_load(
+    con: &mut redis::Connection,
+    dump: &str,
+    load: &str,
+    from: &str,
+    to: &str,
+) -> usize {
+    let mut iter = 0i64;
+    let mut pairs = 0;
+    loop {
+        let (next, data): (i64, Option<Vec<u8>>) =
+            redis::cmd(dump).arg(from).arg(iter).query(con).unwrap();
+        if next == 0 {
+            return pairs;
+        }
+        let data = data.expect("a chunk before the end");
+        let _: () = redis::cmd(load)
+            .arg(to)
+            .arg(next)
+            .arg(data)
+            .query(con)
+            .unwrap();
+        pairs += 1;
+        iter = next;
+    }
+}
+
+/// Membership answers of `items` from `command` (BF.MEXISTS or CF.MEXISTS).
+fn memberships(
+    con: &mut redis::Connection,
+    command: &str,
+    key: &str,
+    items: &[String],
+) -> Vec<i64> {
+    redis::cmd(command).arg(key).arg(items).query(con).unwrap()
+}
+
+#[test]
+fn scandump_and_loadchunk_rebuild_the_filter() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let added: Vec<String> = (0..3000).map(|index| format!("item:{index}")).collect();
+    let probes: Vec<String> = (0..6000).map(|index| format!("item:{index}")).collect();
+
+    // A scaling Bloom filter of several sub-filters, and a non-scaling one.
+    let _: () = redis::cmd("BF.RESERVE")
+        .arg("bf")
+        .arg(0.01)
+        .arg(500)
+        .query(&mut con)
+        .unwrap();
+    let _: Vec<i64> = redis::cmd("BF.MADD")
+        .arg("bf")
+        .arg(&added)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("BF.RESERVE")
+        .arg("fixed")
+        .arg(0.001)
+        .arg(5000)
+        .arg("NONSCALING")
+        .query(&mut con)
+        .unwrap();
+    let _: Vec<i64> = redis::cmd("BF.MADD")
+        .arg("fixed")
+        .arg(&added)
+        .query(&mut con)
+        .unwrap();
+    for (from, to) in [("bf", "bf-copy"), ("fixed", "fixed-copy")] {
+        // The header, then one chunk per sub-filter (each is under 16 MiB).
+        let pairs = dump_and_load(&mut con, "BF.SCANDUMP", "BF.LOADCHUNK", from, to);
+        let info: redis::Value = redis::cmd("BF.INFO").arg(from).query(&mut con).unwrap();
+        let filters = match &info {
+            redis::Value::Array(fields) => match fields[5] {
+                redis::Value::Int(filters) => filters as usize,
+                _ => panic!("{info:?}"),
+            },
+            _ => panic!("{info:?}"),
+        };
+        assert_eq!(pairs, 1 + filters, "{from}");
+        assert!(from == "fixed" || filters > 2, "{info:?}");
+        let copy_info: redis::Value = redis::cmd("BF.INFO").arg(to).query(&mut con).unwrap();
+        assert_eq!(info, copy_info);
+        assert_eq!(
+            memberships(&mut con, "BF.MEXISTS", from, &probes),
+            memberships(&mut con, "BF.MEXISTS", to, &probes)
+        );
+        // The copy keeps working: it scales (or fills) as the original does.
+        let more: Vec<String> = (0..1000).map(|index| format!("more:{index}")).collect();
+        let original: redis::Value = redis::cmd("BF.MADD")
+            .arg(from)
+            .arg(&more)
+            .query(&mut con)
+            .unwrap();
+        let copied: redis::Value = redis::cmd("BF.MADD")
+            .arg(to)
+            .arg(&more)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(original, copied);
+    }
+    let header: (i64, Vec<u8>) = redis::cmd("BF.SCANDUMP")
+        .arg("bf")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(header.0, 1);
+    let _: () = redis::cmd("SET")
+        .arg("str")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    expect_all(
+        &mut con,
+        &[
+            (&["BF.SCANDUMP", "missing", "0"], "(error) ERR not found"),
+            (
+                &["BF.SCANDUMP", "str", "0"],
+                "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+            (
+                &["BF.SCANDUMP", "bf", "x"],
+                "(error) Second argument must be numeric",
+            ),
+            (&["BF.SCANDUMP", "bf", "-5"], "[(integer) 0, \"\"]"),
+            (&["BF.SCANDUMP", "bf", "100000000"], "[(integer) 0, \"\"]"),
+            (
+                &["BF.LOADCHUNK", "new", "x", "data"],
+                "(error) ERR Second argument must be numeric",
+            ),
+            (
+                &["BF.LOADCHUNK", "new", "1", "garbage"],
+                "(error) ERR received bad data",
+            ),
+            (
+                &["BF.LOADCHUNK", "new", "2", "data"],
+                "(error) ERR not found",
+            ),
+            (
+                &["BF.LOADCHUNK", "str", "1", "data"],
+                "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+            (
+                &["BF.LOADCHUNK", "bf", "3", "data"],
+                "(error) ERR received bad data",
+            ),
+            (
+                &["BF.LOADCHUNK", "bf", "100000000", "data"],
+                "(error) ERR invalid offset - no link found",
+            ),
+            (
+                &["BF.SCANDUMP", "bf"],
+                "(error) ERR wrong number of arguments for 'bf.scandump' command",
+            ),
+            (
+                &["BF.LOADCHUNK", "bf", "1"],
+                "(error) ERR wrong number of arguments for 'bf.loadchunk' command",
+            ),
+        ],
+    );
+    let _: () = redis::cmd("BF.LOADCHUNK")
+        .arg("raw")
+        .arg(1)
+        .arg(&header.1)
+        .query(&mut con)
+        .unwrap();
+    // A chunk starting inside the first sub-filter but longer than it.
+    let too_big: redis::RedisResult<()> = redis::cmd("BF.LOADCHUNK")
+        .arg("raw")
+        .arg((1 << 20) + 2)
+        .arg(vec![0u8; 1 << 20])
+        .query(&mut con);
+    assert!(
+        format!("{too_big:?}").contains("invalid chunk - Too big for current filter"),
+        "{too_big:?}"
+    );
+
+    // Cuckoo filters: several sub-filters, with deletions.
+    let _: () = redis::cmd("CF.RESERVE")
+        .arg("cf")
+        .arg(512)
+        .query(&mut con)
+        .unwrap();
+    let _: Vec<i64> = redis::cmd("CF.INSERT")
+        .arg("cf")
+        .arg("ITEMS")
+        .arg(&added)
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("CF.DEL")
+        .arg("cf")
+        .arg("item:7")
+        .query(&mut con)
+        .unwrap();
+    let pairs = dump_and_load(&mut con, "CF.SCANDUMP", "CF.LOADCHUNK", "cf", "cf-copy");
+    assert!(pairs > 2, "{pairs}");
+    let info: redis::Value = redis::cmd("CF.INFO").arg("cf").query(&mut con).unwrap();
+    let copy_info: redis::Value = redis::cmd("CF.INFO")
+        .arg("cf-copy")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(info, copy_info);
+    assert_eq!(
+        memberships(&mut con, "CF.MEXISTS", "cf", &probes),
+        memberships(&mut con, "CF.MEXISTS", "cf-copy", &probes)
+    );
+    let header: (i64, Vec<u8>) = redis::cmd("CF.SCANDUMP")
+        .arg("cf")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((header.0, header.1.len()), (1, 38));
+    let _: () = redis::cmd("CF.RESERVE")
+        .arg("cf-empty")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    expect_all(
+        &mut con,
+        &[
+            (&["CF.SCANDUMP", "cf-empty", "0"], "[(integer) 0, (nil)]"),
+            (&["CF.SCANDUMP", "cf", "-1"], "(error) Invalid position"),
+            (&["CF.SCANDUMP", "missing", "0"], "(error) ERR not found"),
+            (
+                &["CF.SCANDUMP", "str", "0"],
+                "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+            (&["CF.SCANDUMP", "cf", "100000000"], "[(integer) 0, (nil)]"),
+            (
+                &["CF.LOADCHUNK", "new", "0", "data"],
+                "(error) Invalid position",
+            ),
+            (
+                &["CF.LOADCHUNK", "new", "1", "short"],
+                "(error) Invalid header",
+            ),
+            (
+                &["CF.LOADCHUNK", "new", "5", "data"],
+                "(error) ERR not found",
+            ),
+            (
+                &["CF.LOADCHUNK", "str", "1", "data"],
+                "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+            (
+                &["CF.LOADCHUNK", "cf", "1", "data"],
+                "(error) ERR item exists",
+            ),
+            (
+                &["CF.LOADCHUNK", "cf", "3", "data"],
+                "(error) Couldn't load chunk!",
+            ),
+            (
+                &["CF.LOADCHUNK", "cf", "100000000", "data"],
+                "(error) Couldn't load chunk!",
+            ),
+        ],
+    );
+    let mut bad = header.1.clone();
+    bad[8] = 3; // three buckets: not a power of two
+    let refused: redis::RedisResult<()> = redis::cmd("CF.LOADCHUNK")
+        .arg("bad")
+        .arg(1)
+        .arg(bad)
+        .query(&mut con);
+    assert!(
+        format!("{refused:?}").contains("create filter!"),
+        "{refused:?}"
+    );
+}

@@ -628,3 +628,257 @@ fn resp3_transactions_and_scripts() {
         assert_eq!(reply, [0, 0, 1, 0]);
     }
 }
+
+/// Runs `cases` in order; every reply must read as expected.
+fn expect_replies(con: &mut redis::Connection, cases: &[(&[&str], &str)]) {
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(args, expected)| {
+            let got = ask(con, args);
+            (got != *expected).then(|| format!("{args:?}\n  expected {expected}\n  got      {got}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn increx_options_replies_and_errors() {
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    let syntax = "(error) ERR syntax error";
+    let not_integer = "(error) ERR value is not an integer or out of range";
+    let not_float = "(error) ERR value is not a valid float";
+    let wrongtype = "(error) WRONGTYPE Operation against a key holding the wrong kind of value";
+    expect_replies(
+        &mut con,
+        &[
+            // Default BYINT 1, a missing key counts as 0.
+            (&["INCREX", "n"], "[(integer) 1, (integer) 1]"),
+            (
+                &["INCREX", "n", "BYINT", "41"],
+                "[(integer) 42, (integer) 41]",
+            ),
+            (&["GET", "n"], "\"42\""),
+            (
+                &["INCREX", "n", "byint", "-50"],
+                "[(integer) -8, (integer) -50]",
+            ),
+            // UBOUND / LBOUND without SATURATE: an increment leaving the bounds is not applied.
+            (&["SET", "n", "8"], "+OK"),
+            (
+                &["INCREX", "n", "BYINT", "2", "UBOUND", "10"],
+                "[(integer) 10, (integer) 2]",
+            ),
+            (
+                &["INCREX", "n", "UBOUND", "10"],
+                "[(integer) 10, (integer) 0]",
+            ),
+            (
+                &["INCREX", "n", "BYINT", "-11", "LBOUND", "0"],
+                "[(integer) 10, (integer) 0]",
+            ),
+            (&["GET", "n"], "\"10\""),
+            (
+                &["INCREX", "absent", "BYINT", "5", "UBOUND", "3"],
+                "[(integer) 0, (integer) 0]",
+            ),
+            (&["EXISTS", "absent"], "(integer) 0"),
+            // SATURATE clamps to the bound; the applied increment is what changed.
+            (
+                &["INCREX", "n", "BYINT", "25", "UBOUND", "20", "SATURATE"],
+                "[(integer) 20, (integer) 10]",
+            ),
+            (
+                &["INCREX", "n", "BYINT", "25", "UBOUND", "20", "SATURATE"],
+                "[(integer) 20, (integer) 0]",
+            ),
+            (
+                &[
+                    "INCREX", "n", "BYINT", "-100", "LBOUND", "-5", "UBOUND", "20", "SATURATE",
+                ],
+                "[(integer) -5, (integer) -25]",
+            ),
+            (
+                &["INCREX", "n", "BYINT", "3", "LBOUND", "-5", "UBOUND", "-1"],
+                "[(integer) -2, (integer) 3]",
+            ),
+            // Past i64 without a bound: refused, or saturated at i64::MAX.
+            (&["SET", "big", "9223372036854775806"], "+OK"),
+            (
+                &["INCREX", "big", "BYINT", "5"],
+                "[(integer) 9223372036854775806, (integer) 0]",
+            ),
+            (
+                &["INCREX", "big", "BYINT", "5", "SATURATE"],
+                "[(integer) 9223372036854775807, (integer) 1]",
+            ),
+            (&["SET", "low", "-9223372036854775808"], "+OK"),
+            (
+                &[
+                    "INCREX",
+                    "low",
+                    "BYINT",
+                    "9223372036854775807",
+                    "LBOUND",
+                    "0",
+                    "SATURATE",
+                ],
+                "(error) ERR increment or decrement would overflow",
+            ),
+            (&["GET", "low"], "\"-9223372036854775808\""),
+            // BYFLOAT: bulk string replies, float bounds.
+            (&["INCREX", "f", "BYFLOAT", "1.5"], "[\"1.5\", \"1.5\"]"),
+            (
+                &["INCREX", "f", "BYFLOAT", "0.25", "UBOUND", "1.6"],
+                "[\"1.5\", \"0\"]",
+            ),
+            (
+                &[
+                    "INCREX", "f", "BYFLOAT", "0.25", "UBOUND", "1.6", "SATURATE",
+                ],
+                "[\"1.6\", \"0.10000000000000009\"]",
+            ),
+            (
+                &["INCREX", "f", "BYFLOAT", "-10", "LBOUND", "-inf"],
+                "[\"-8.4\", \"-10\"]",
+            ),
+            (
+                &["INCREX", "f", "BYFLOAT", "-1", "LBOUND", "-8.5", "SATURATE"],
+                "[\"-8.5\", \"-0.09999999999999964\"]",
+            ),
+            (&["GET", "f"], "\"-8.5\""),
+            (&["INCREX", "f"], not_integer),
+            (&["INCREX", "n", "BYFLOAT", "0.5"], "[\"-1.5\", \"0.5\"]"),
+            // Errors.
+            (
+                &["INCREX"],
+                "(error) ERR wrong number of arguments for 'increx' command",
+            ),
+            (&["INCREX", "n", "BYINT"], syntax),
+            (&["INCREX", "n", "BYINT", "1", "BYFLOAT", "1"], syntax),
+            (&["INCREX", "n", "BYINT", "1", "BYINT", "1"], syntax),
+            (&["INCREX", "n", "UBOUND", "1", "UBOUND", "2"], syntax),
+            (&["INCREX", "n", "SATURATE", "SATURATE"], syntax),
+            (&["INCREX", "n", "ENX"], syntax),
+            (&["INCREX", "n", "PERSIST", "ENX"], syntax),
+            (&["INCREX", "n", "EX", "10", "PX", "10"], syntax),
+            (&["INCREX", "n", "EX", "10", "PERSIST"], syntax),
+            (&["INCREX", "n", "PERSIST", "PERSIST"], syntax),
+            (&["INCREX", "n", "WHAT"], syntax),
+            (&["INCREX", "n", "BYINT", "1.5"], not_integer),
+            (&["INCREX", "n", "LBOUND", "x"], not_integer),
+            (&["INCREX", "n", "BYFLOAT", "x"], not_float),
+            (&["INCREX", "n", "BYFLOAT", "1", "UBOUND", "nan"], not_float),
+            (
+                &["INCREX", "n", "BYFLOAT", "inf"],
+                "(error) ERR increment would produce NaN or Infinity",
+            ),
+            (&["SET", "huge", "1e308"], "+OK"),
+            (
+                &["INCREX", "huge", "BYFLOAT", "1e308"],
+                "(error) ERR increment would produce NaN or Infinity",
+            ),
+            (&["GET", "huge"], "\"1e308\""),
+            (
+                &["INCREX", "n", "LBOUND", "5", "UBOUND", "4"],
+                "(error) ERR LBOUND must not be greater than UBOUND",
+            ),
+            (
+                &["INCREX", "n", "EX", "0"],
+                "(error) ERR invalid expire time in 'increx' command",
+            ),
+            (
+                &["INCREX", "n", "PX", "-1"],
+                "(error) ERR invalid expire time in 'increx' command",
+            ),
+            (&["INCREX", "n", "EX", "x"], not_integer),
+            (&["SET", "word", "abc"], "+OK"),
+            (&["INCREX", "word"], not_integer),
+            (&["INCREX", "word", "BYFLOAT", "1"], not_float),
+            (&["LPUSH", "list", "a"], "(integer) 1"),
+            (&["INCREX", "list"], wrongtype),
+        ],
+    );
+
+    // Expiry options: EX/PX/EXAT/PXAT set the TTL, PERSIST drops it, none keeps it, ENX only
+    // sets it on a key without one; a refused increment touches nothing.
+    let pttl = |con: &mut redis::Connection, key: &str| -> i64 {
+        redis::cmd("PTTL").arg(key).query(con).unwrap()
+    };
+    ask(&mut con, &["INCREX", "t", "EX", "100"]);
+    assert!((99_000..=100_000).contains(&pttl(&mut con, "t")));
+    ask(&mut con, &["INCREX", "t"]);
+    assert!(
+        (99_000..=100_000).contains(&pttl(&mut con, "t")),
+        "no option keeps the TTL"
+    );
+    ask(&mut con, &["INCREX", "t", "PX", "5000", "ENX"]);
+    assert!(pttl(&mut con, "t") > 90_000, "ENX keeps an existing TTL");
+    ask(&mut con, &["INCREX", "t", "PX", "5000"]);
+    assert!((4_000..=5_000).contains(&pttl(&mut con, "t")));
+    ask(&mut con, &["INCREX", "t", "UBOUND", "0", "EX", "1000"]);
+    assert!(
+        pttl(&mut con, "t") <= 5_000,
+        "a refused increment sets no TTL"
+    );
+    ask(&mut con, &["INCREX", "t", "PERSIST"]);
+    assert_eq!(pttl(&mut con, "t"), -1);
+    ask(&mut con, &["INCREX", "t", "EX", "50", "ENX"]);
+    assert!(
+        (49_000..=50_000).contains(&pttl(&mut con, "t")),
+        "ENX sets a TTL on a key without one"
+    );
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ask(
+        &mut con,
+        &["INCREX", "t", "EXAT", &(now_s + 200).to_string()],
+    );
+    assert!((150_000..=200_000).contains(&pttl(&mut con, "t")));
+    ask(
+        &mut con,
+        &["INCREX", "t", "PXAT", &((now_s + 300) * 1000).to_string()],
+    );
+    assert!((250_000..=300_000).contains(&pttl(&mut con, "t")));
+    ask(&mut con, &["INCREX", "new-enx", "PX", "3000", "ENX"]);
+    assert!(
+        (2_000..=3_000).contains(&pttl(&mut con, "new-enx")),
+        "ENX on a new key"
+    );
+    assert_eq!(
+        ask(&mut con, &["INCREX", "gone", "EXAT", "1"]),
+        "[(integer) 1, (integer) 1]"
+    );
+    assert_eq!(ask(&mut con, &["EXISTS", "gone"]), "(integer) 0");
+
+    // A fixed-window limiter on keys of both shards under concurrent clients: exactly the
+    // bound is granted.
+    let keys = [key_on(0, "increx-limit"), key_on(1, "increx-limit")];
+    let granted = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (port, keys, granted) = (ember.port, keys.clone(), granted.clone());
+            thread::spawn(move || {
+                let mut con = common::connect(port, false);
+                for _ in 0..40 {
+                    for key in &keys {
+                        let reply = integers(
+                            &mut con,
+                            &["INCREX", key, "UBOUND", "100", "EX", "60", "ENX"],
+                        );
+                        granted.fetch_add(reply[1] as u64, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(granted.load(Ordering::SeqCst), 200);
+    for key in &keys {
+        assert_eq!(ask(&mut con, &["GET", key]), "\"100\"");
+    }
+}

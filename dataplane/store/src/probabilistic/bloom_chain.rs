@@ -239,6 +239,206 @@ impl BloomChain {
     }
 }
 
+/// RedisBloom's option bits in a dump header (`BLOOM_OPT_*`): sub-filters sized without
+/// rounding to a power of two, 64-bit hashes, no growth.
+const OPT_NOROUND: u32 = 1;
+const OPT_FORCE64: u32 = 4;
+const OPT_NO_SCALING: u32 = 8;
+/// Option bits a header may carry (RedisBloom also accepts `ENTS_IS_BITS`, 2, but never
+/// writes it for a chain; its power-of-two sizing is not Ember's).
+const OPT_KNOWN: u32 = OPT_NOROUND | OPT_FORCE64 | OPT_NO_SCALING;
+/// RedisBloom's `dumpedChainHeader` (packed): items u64, filters u32, options u32, growth u32.
+const DUMP_HEADER_LEN: usize = 20;
+/// RedisBloom's `dumpedChainLink` (packed): bytes, bits, items u64; error, bits per entry
+/// f64; hashes u32; capacity u64; n2 u8.
+const DUMP_LINK_LEN: usize = 53;
+/// RedisBloom's `LN2` constant, with which it checks a header's hash count.
+const LN2_REDISBLOOM: f64 = 0.693_147_180_559_945;
+
+/// Why BF.LOADCHUNK refused a chunk; each is RedisBloom's reply text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BloomLoadError {
+    /// "ERR received bad data": a header that does not describe a valid chain, or a chunk
+    /// whose iterator is smaller than its length.
+    BadData,
+    /// "ERR invalid offset - no link found": the chunk starts past the last sub-filter.
+    NoLink,
+    /// "ERR invalid chunk - Too big for current filter".
+    TooBig,
+}
+
+impl BloomLoadError {
+    /// The error reply RedisBloom sends.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadData => "ERR received bad data",
+            Self::NoLink => "ERR invalid offset - no link found",
+            Self::TooBig => "ERR invalid chunk - Too big for current filter",
+        }
+    }
+}
+
+/// Reads a little-endian field of `N` bytes at `*at`, moving `*at` past it.
+fn take<const N: usize>(buf: &[u8], at: &mut usize) -> [u8; N] {
+    let field = buf[*at..*at + N]
+        .try_into()
+        .expect("length checked by the caller");
+    *at += N;
+    field
+}
+
+impl BloomChain {
+    /// The header BF.SCANDUMP answers first, in RedisBloom's layout (`dumpedChainHeader` and
+    /// one `dumpedChainLink` per sub-filter, little-endian, packed), so a dump taken here
+    /// describes the same chain to RedisBloom and back.
+    pub fn dump_header(&self) -> Vec<u8> {
+        let mut options = OPT_NOROUND | OPT_FORCE64;
+        if !self.scaling {
+            options |= OPT_NO_SCALING;
+        }
+        let mut out = Vec::with_capacity(DUMP_HEADER_LEN + self.links.len() * DUMP_LINK_LEN);
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&(self.links.len() as u32).to_le_bytes());
+        out.extend_from_slice(&options.to_le_bytes());
+        out.extend_from_slice(&self.expansion.to_le_bytes());
+        for link in &self.links {
+            out.extend_from_slice(&(link.words.len() as u64 * 8).to_le_bytes());
+            out.extend_from_slice(&link.bit_count.to_le_bytes());
+            out.extend_from_slice(&link.len.to_le_bytes());
+            out.extend_from_slice(&link.error_rate.to_le_bytes());
+            out.extend_from_slice(&bits_per_entry(link.error_rate).to_le_bytes());
+            out.extend_from_slice(&link.hash_count.to_le_bytes());
+            out.extend_from_slice(&link.capacity.to_le_bytes());
+            out.push(0);
+        }
+        out
+    }
+
+    /// The sub-filter holding byte `position` of the concatenated bit arrays (RedisBloom's
+    /// `getLinkPos`: iterators count bytes from 1), and the offset inside it.
+    fn link_at(&self, iter: i64) -> Option<(usize, usize)> {
+        let mut position = usize::try_from(iter.checked_sub(1)?).ok()?;
+        for (index, link) in self.links.iter().enumerate() {
+            let bytes = link.words.len() * 8;
+            if position < bytes {
+                return Some((index, position));
+            }
+            position -= bytes;
+        }
+        None
+    }
+
+    /// BF.SCANDUMP's data step: the bytes from iterator `iter` (1 = the first byte), at most
+    /// `max_len` of them and never across a sub-filter's end, with the next iterator; `None`
+    /// when `iter` is past the end (RedisBloom then answers iterator 0).
+    pub fn dump_chunk(&self, iter: i64, max_len: usize) -> Option<(i64, Vec<u8>)> {
+        let (index, offset) = self.link_at(iter)?;
+        let words = &self.links[index].words;
+        let len = (words.len() * 8 - offset).min(max_len);
+        let bytes: Vec<u8> = words[offset / 8..(offset + len).div_ceil(8)]
+            .iter()
+            .flat_map(|word| word.to_le_bytes())
+            .skip(offset % 8)
+            .take(len)
+            .collect();
+        Some((iter + len as i64, bytes))
+    }
+
+    /// A chain, every bit clear, from a header BF.SCANDUMP gave (BF.LOADCHUNK with
+    /// iterator 1). The header is checked as RedisBloom checks it; sizes must also fit
+    /// [`BLOOM_CHAIN_BYTES_MAX`] and be whole 64-bit words.
+    ///
+    /// # Errors
+    /// [`BloomLoadError::BadData`] for a header that does not describe a valid chain.
+    pub fn from_dump_header(buf: &[u8]) -> Result<Self, BloomLoadError> {
+        let bad = BloomLoadError::BadData;
+        if buf.len() < DUMP_HEADER_LEN {
+            return Err(bad);
+        }
+        let mut at = 0;
+        let len = u64::from_le_bytes(take(buf, &mut at));
+        let filters = u32::from_le_bytes(take(buf, &mut at)) as usize;
+        let options = u32::from_le_bytes(take(buf, &mut at));
+        let expansion = u32::from_le_bytes(take(buf, &mut at));
+        if filters == 0
+            || options & !OPT_KNOWN != 0
+            || Some(buf.len())
+                != filters
+                    .checked_mul(DUMP_LINK_LEN)
+                    .map(|n| n + DUMP_HEADER_LEN)
+        {
+            return Err(bad);
+        }
+        let mut links = Vec::with_capacity(filters);
+        let (mut bytes_total, mut items_total) = (0u64, 0u64);
+        for _ in 0..filters {
+            let bytes = u64::from_le_bytes(take(buf, &mut at));
+            let bit_count = u64::from_le_bytes(take(buf, &mut at));
+            let items = u64::from_le_bytes(take(buf, &mut at));
+            let error_rate = f64::from_le_bytes(take(buf, &mut at));
+            let bits_per_entry = f64::from_le_bytes(take(buf, &mut at));
+            let hash_count = u32::from_le_bytes(take(buf, &mut at));
+            let capacity = u64::from_le_bytes(take(buf, &mut at));
+            let n2 = take::<1>(buf, &mut at)[0];
+            let valid = error_rate > 0.0
+                && error_rate < 1.0
+                && n2 == 0
+                && bytes > 0
+                && bytes % 8 == 0
+                && bytes.checked_mul(8) == Some(bit_count)
+                && capacity >= 1
+                && bits_per_entry.is_finite()
+                && f64::from(hash_count) == (LN2_REDISBLOOM * bits_per_entry).ceil();
+            bytes_total = bytes_total.saturating_add(bytes);
+            items_total = items_total.checked_add(items).ok_or(bad)?;
+            if !valid || bytes_total > BLOOM_CHAIN_BYTES_MAX {
+                return Err(bad);
+            }
+            links.push(Link {
+                words: vec![0; (bytes / 8) as usize],
+                bit_count,
+                hash_count,
+                capacity,
+                error_rate,
+                len: items,
+            });
+        }
+        if items_total != len {
+            return Err(bad);
+        }
+        Ok(Self {
+            links,
+            expansion,
+            scaling: options & OPT_NO_SCALING == 0 && expansion > 0,
+            len,
+            bytes: bytes_total,
+        })
+    }
+
+    /// BF.LOADCHUNK's data step: `data` as BF.SCANDUMP gave it with iterator `iter` (the
+    /// iterator *after* the chunk, so the chunk starts at `iter - data.len()`).
+    ///
+    /// # Errors
+    /// RedisBloom's three refusals, see [`BloomLoadError`].
+    pub fn load_chunk(&mut self, iter: i64, data: &[u8]) -> Result<(), BloomLoadError> {
+        let len = i64::try_from(data.len()).map_err(|_| BloomLoadError::BadData)?;
+        if iter <= 0 || iter < len {
+            return Err(BloomLoadError::BadData);
+        }
+        let (index, offset) = self.link_at(iter - len).ok_or(BloomLoadError::NoLink)?;
+        let words = &mut self.links[index].words;
+        if data.len() > words.len() * 8 - offset {
+            return Err(BloomLoadError::TooBig);
+        }
+        for (position, &byte) in (offset..).zip(data) {
+            let shift = (position % 8) * 8;
+            let word = &mut words[position / 8];
+            *word = (*word & !(0xff << shift)) | (u64::from(byte) << shift);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +496,71 @@ mod tests {
         assert_eq!(chain.grow(), Err(BloomChainError::TooLarge));
         let grown = chain.filter_count() - 1;
         assert!(grown == 1 && chain.bytes <= BLOOM_CHAIN_BYTES_MAX);
+    }
+
+    /// Every byte of every sub-filter, dumped in chunks of `max_len` and loaded back.
+    fn round_trip(chain: &BloomChain, max_len: usize) -> BloomChain {
+        let mut copy = BloomChain::from_dump_header(&chain.dump_header()).unwrap();
+        let mut iter = 1;
+        while let Some((next, data)) = chain.dump_chunk(iter, max_len) {
+            assert!(data.len() <= max_len && next == iter + data.len() as i64);
+            copy.load_chunk(next, &data).unwrap();
+            iter = next;
+        }
+        copy
+    }
+
+    #[test]
+    fn dump_and_load_give_the_same_chain() {
+        let mut chain = BloomChain::new(50, 0.01, 2, false).unwrap();
+        for index in 0..400u32 {
+            chain.add(&index.to_le_bytes()).unwrap();
+        }
+        assert!(chain.filter_count() > 2);
+        for max_len in [1, 7, 64, 1 << 24] {
+            assert_eq!(round_trip(&chain, max_len), chain);
+        }
+        let fixed = BloomChain::new(10, 0.001, 4, true).unwrap();
+        assert_eq!(round_trip(&fixed, 3), fixed);
+        // RedisBloom's layout: 20 header bytes, 53 per sub-filter.
+        assert_eq!(fixed.dump_header().len(), 20 + 53);
+        assert_eq!(&fixed.dump_header()[12..16], &(1u32 | 4 | 8).to_le_bytes());
+    }
+
+    #[test]
+    fn bad_headers_and_chunks_are_refused() {
+        let chain = BloomChain::new(100, 0.01, 2, false).unwrap();
+        let header = chain.dump_header();
+        for bad in [&header[..19], &header[..header.len() - 1], &[0u8; 20][..]] {
+            assert_eq!(
+                BloomChain::from_dump_header(bad),
+                Err(BloomLoadError::BadData)
+            );
+        }
+        let mut wrong_hashes = header.clone();
+        wrong_hashes[20 + 40] ^= 1;
+        assert!(BloomChain::from_dump_header(&wrong_hashes).is_err());
+        let mut copy = BloomChain::from_dump_header(&header).unwrap();
+        let bytes = 1152 / 8; // see sizes_follow_redisbloom
+        assert_eq!(copy.load_chunk(0, b""), Err(BloomLoadError::BadData));
+        assert_eq!(copy.load_chunk(2, b"abc"), Err(BloomLoadError::BadData));
+        assert_eq!(
+            copy.load_chunk(bytes + 2, b"a"),
+            Err(BloomLoadError::NoLink)
+        );
+        assert_eq!(
+            copy.load_chunk(bytes, &vec![0; bytes as usize][..]),
+            Err(BloomLoadError::NoLink)
+        );
+        assert_eq!(
+            copy.load_chunk(bytes + 2, &vec![0; bytes as usize + 1][..]),
+            Err(BloomLoadError::TooBig)
+        );
+        assert_eq!(
+            copy.load_chunk(bytes + 1, &vec![0; bytes as usize][..]),
+            Ok(())
+        );
+        assert_eq!(chain.dump_chunk(0, 10), None);
+        assert_eq!(chain.dump_chunk(bytes + 1, 10), None);
     }
 }

@@ -330,6 +330,115 @@ impl CuckooFilter {
     }
 }
 
+/// RedisBloom's `CFHeader` (packed, little-endian): items, buckets, deletes, filters (u64
+/// each), bucket size, max iterations, expansion (u16 each).
+pub const CUCKOO_DUMP_HEADER_LEN: usize = 38;
+
+/// Most sub-filters a loaded header may name (RedisBloom's `cf-max-expansions` maximum), so
+/// a forged header cannot make the load allocate millions of tiny sub-filters.
+const DUMP_FILTERS_MAX: u64 = 65535;
+
+impl CuckooFilter {
+    /// The header CF.SCANDUMP answers first, in RedisBloom's `CFHeader` layout.
+    pub fn dump_header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CUCKOO_DUMP_HEADER_LEN);
+        out.extend_from_slice(&self.items.to_le_bytes());
+        out.extend_from_slice(&self.bucket_count.to_le_bytes());
+        out.extend_from_slice(&self.deletes.to_le_bytes());
+        out.extend_from_slice(&(self.filters.len() as u64).to_le_bytes());
+        out.extend_from_slice(&u16::from(self.bucket_size).to_le_bytes());
+        out.extend_from_slice(&self.max_iterations.to_le_bytes());
+        let expansion = u16::try_from(self.expansion).unwrap_or(u16::MAX);
+        out.extend_from_slice(&expansion.to_le_bytes());
+        out
+    }
+
+    /// The sub-filter holding byte `offset` of the concatenated buckets, and the offset in it.
+    fn filter_at(&self, mut offset: u64) -> Option<(usize, usize)> {
+        for (index, filter) in self.filters.iter().enumerate() {
+            let bytes = filter.slots.len() as u64;
+            if offset < bytes {
+                return Some((index, offset as usize));
+            }
+            offset -= bytes;
+        }
+        None
+    }
+
+    /// CF.SCANDUMP's data step: the bucket bytes from position `pos` (1 = the first byte),
+    /// at most `max_len`, never across a sub-filter's end, with the next position; `None`
+    /// past the end.
+    pub fn dump_chunk(&self, pos: i64, max_len: usize) -> Option<(i64, Vec<u8>)> {
+        let offset = u64::try_from(pos.checked_sub(1)?).ok()?;
+        let (index, offset) = self.filter_at(offset)?;
+        let slots = &self.filters[index].slots;
+        let len = (slots.len() - offset).min(max_len);
+        Some((pos + len as i64, slots[offset..offset + len].to_vec()))
+    }
+
+    /// A filter, every bucket empty, from a header CF.SCANDUMP gave (CF.LOADCHUNK with
+    /// position 1); `None` for a header that does not describe a filter this type can hold
+    /// (bucket count a power of two, bucket size 1..=255, expansion 0 or a power of two,
+    /// one sub-filter without expansion, within [`CUCKOO_BYTES_MAX`]).
+    pub fn from_dump_header(buf: &[u8]) -> Option<Self> {
+        let buf: &[u8; CUCKOO_DUMP_HEADER_LEN] = buf.try_into().ok()?;
+        let u64_at = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+        let u16_at = |at: usize| u16::from_le_bytes(buf[at..at + 2].try_into().expect("2 bytes"));
+        let (items, bucket_count, deletes, filters) =
+            (u64_at(0), u64_at(8), u64_at(16), u64_at(24));
+        let (bucket_size, max_iterations, expansion) = (u16_at(32), u16_at(34), u16_at(36));
+        let bucket_size = u8::try_from(bucket_size).ok().filter(|size| *size >= 1)?;
+        if !bucket_count.is_power_of_two()
+            || max_iterations == 0
+            || filters == 0
+            || filters > DUMP_FILTERS_MAX
+            || (expansion == 0 && filters > 1)
+            || (expansion != 0 && !expansion.is_power_of_two())
+        {
+            return None;
+        }
+        let mut filter = Self {
+            filters: Vec::new(),
+            bucket_count,
+            bucket_size,
+            max_iterations,
+            expansion: u64::from(expansion),
+            items,
+            deletes,
+            bytes: 0,
+        };
+        for _ in 0..filters {
+            if !filter.grow() {
+                return None;
+            }
+        }
+        Some(filter)
+    }
+
+    /// CF.LOADCHUNK's data step: `data` as CF.SCANDUMP gave it with position `pos` (the
+    /// position after the chunk). False, changing nothing, when it does not fit a sub-filter.
+    pub fn load_chunk(&mut self, pos: i64, data: &[u8]) -> bool {
+        let Ok(len) = u64::try_from(data.len()) else {
+            return false;
+        };
+        let Some(end) = pos.checked_sub(1).and_then(|end| u64::try_from(end).ok()) else {
+            return false;
+        };
+        if len == 0 || end < len {
+            return false;
+        }
+        let Some((index, offset)) = self.filter_at(end - len) else {
+            return false;
+        };
+        let slots = &mut self.filters[index].slots;
+        if data.len() > slots.len() - offset {
+            return false;
+        }
+        slots[offset..offset + data.len()].copy_from_slice(data);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +482,36 @@ mod tests {
         assert!(outcomes.contains(&CuckooInsert::NoSpace));
         assert_eq!(filter.filter_count(), 1);
         assert!(filter.items() <= 4);
+    }
+
+    #[test]
+    fn dump_and_load_give_the_same_filter() {
+        let mut filter = CuckooFilter::new(16, 2, 20, 2).unwrap();
+        for index in 0..100u32 {
+            filter.insert(&index.to_le_bytes());
+        }
+        filter.delete(&7u32.to_le_bytes());
+        assert!(filter.filter_count() > 1);
+        let header = filter.dump_header();
+        assert_eq!(header.len(), CUCKOO_DUMP_HEADER_LEN);
+        for max_len in [1, 5, 1 << 24] {
+            let mut copy = CuckooFilter::from_dump_header(&header).unwrap();
+            let mut pos = 1;
+            while let Some((next, data)) = filter.dump_chunk(pos, max_len) {
+                assert!(copy.load_chunk(next, &data));
+                pos = next;
+            }
+            assert_eq!(copy, filter);
+        }
+        let mut copy = CuckooFilter::from_dump_header(&header).unwrap();
+        assert!(!copy.load_chunk(1, b"a"));
+        assert!(!copy.load_chunk(2, b""));
+        assert!(!copy.load_chunk(0, b"a"));
+        assert!(!copy.load_chunk(1 << 40, b"a"));
+        assert_eq!(filter.dump_chunk(0, 10), None);
+        let mut bad = header.clone();
+        bad[8] = 3; // 3 buckets: not a power of two
+        assert_eq!(CuckooFilter::from_dump_header(&bad), None);
+        assert_eq!(CuckooFilter::from_dump_header(&header[1..]), None);
     }
 }

@@ -20,9 +20,9 @@ mod count_min;
 mod cuckoo;
 mod top_k;
 
-pub use bloom_chain::{BloomChain, BloomChainError, BLOOM_CHAIN_BYTES_MAX};
+pub use bloom_chain::{BloomChain, BloomChainError, BloomLoadError, BLOOM_CHAIN_BYTES_MAX};
 pub use count_min::{CountMinError, CountMinSketch, COUNT_MIN_CELLS_MAX};
-pub use cuckoo::{CuckooFilter, CuckooInsert, CUCKOO_BYTES_MAX};
+pub use cuckoo::{CuckooFilter, CuckooInsert, CUCKOO_BYTES_MAX, CUCKOO_DUMP_HEADER_LEN};
 pub use top_k::{TopK, TOP_K_CELLS_MAX};
 
 /// MurmurHash64A, the Bloom filter's and the cuckoo filter's item hash: RedisBloom's

@@ -356,3 +356,53 @@ pub fn card(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(len as i64);
     Ok(())
 }
+
+/// Largest chunk BF.SCANDUMP and CF.SCANDUMP answer (RedisBloom's `MAX_SCANDUMP_SIZE`).
+pub(super) const SCANDUMP_CHUNK_MAX: usize = 16 << 20;
+
+/// BF.SCANDUMP key iterator: iterator 0 answers `[1, header]`; each later call answers the
+/// next chunk of the bit arrays and the iterator to pass next, and `[0, ""]` once past the
+/// end. Loading every pair in order with BF.LOADCHUNK rebuilds the filter.
+pub fn scandump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let chain = read_chain(ctx, args[1])?.ok_or_else(|| error("ERR not found"))?;
+    let iter = parse_long(args[2]).ok_or_else(|| error("Second argument must be numeric"))?;
+    let (next, data) = if iter == 0 {
+        (1, chain.dump_header())
+    } else {
+        chain
+            .dump_chunk(iter, SCANDUMP_CHUNK_MAX)
+            .unwrap_or((0, Vec::new()))
+    };
+    ctx.out.array_len(2);
+    ctx.out.integer(next);
+    ctx.out.bulk(&data);
+    Ok(())
+}
+
+/// BF.LOADCHUNK key iterator data: iterator 1 on a missing key makes the filter from the
+/// header; any other pair fills its chunk into the filter at the key.
+pub fn loadchunk(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let iter = parse_long(args[2]).ok_or_else(|| error("ERR Second argument must be numeric"))?;
+    let (db, now_ms, key, data) = (ctx.db, ctx.now_ms, args[1], args[3]);
+    let loaded = ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::Bloom(chain) = value else {
+            return Err(error(WRONGTYPE));
+        };
+        chain
+            .load_chunk(iter, data)
+            .map_err(|failed| error(failed.message()))?;
+        Ok(((), Change::Modified))
+    });
+    match loaded {
+        Some(result) => result?,
+        None if iter == 1 => {
+            let chain =
+                BloomChain::from_dump_header(data).map_err(|failed| error(failed.message()))?;
+            ctx.keyspace
+                .insert(db, key, Value::Bloom(Box::new(chain)), None, now_ms);
+        }
+        None => return Err(error("ERR not found")),
+    }
+    ctx.out.ok();
+    Ok(())
+}

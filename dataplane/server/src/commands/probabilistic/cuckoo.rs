@@ -1,6 +1,6 @@
 //! CF.*: cuckoo filters, as RedisBloom answers them.
 
-use ember_store::probabilistic::{CuckooFilter, CuckooInsert};
+use ember_store::probabilistic::{CuckooFilter, CuckooInsert, CUCKOO_DUMP_HEADER_LEN};
 use ember_store::{Change, Value};
 
 use super::super::{arity_message, is, CommandResult, Ctx};
@@ -342,5 +342,76 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         ctx.out.simple(name.as_bytes());
         ctx.out.integer(value);
     }
+    Ok(())
+}
+
+/// CF.SCANDUMP key position: position 0 answers `[1, header]`; each later call the next
+/// chunk of buckets and the position to pass next; `[0, nil]` past the end, and at once for
+/// an empty filter (as RedisBloom answers).
+pub fn scandump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let pos = ember_resp::parse_i64(args[2])
+        .filter(|pos| *pos >= 0)
+        .ok_or_else(|| error("Invalid position"))?;
+    let filter = match super::read_value(ctx, args[1]) {
+        Some(Value::Cuckoo(filter)) => filter,
+        Some(_) => return Err(error(WRONGTYPE)),
+        None => return Err(error("ERR not found")),
+    };
+    let step = if filter.items() == 0 {
+        None
+    } else if pos == 0 {
+        Some((1, filter.dump_header()))
+    } else {
+        filter.dump_chunk(pos, super::bloom::SCANDUMP_CHUNK_MAX)
+    };
+    ctx.out.array_len(2);
+    match step {
+        Some((next, data)) => {
+            ctx.out.integer(next);
+            ctx.out.bulk(&data);
+        }
+        None => {
+            ctx.out.integer(0);
+            ctx.out.null();
+        }
+    }
+    Ok(())
+}
+
+/// CF.LOADCHUNK key position data: position 1 makes the filter from the header (the key
+/// must not exist); other positions fill their chunk into the filter at the key.
+pub fn loadchunk(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (db, now_ms, key, data) = (ctx.db, ctx.now_ms, args[1], args[3]);
+    let pos = ember_resp::parse_i64(args[2])
+        .filter(|pos| *pos != 0)
+        .ok_or_else(|| error("Invalid position"))?;
+    if pos == 1 {
+        if let Some(entry) = ctx.keyspace.get(db, key, now_ms) {
+            return Err(match entry.value {
+                Value::Cuckoo(_) => error("ERR item exists"),
+                _ => error(WRONGTYPE),
+            });
+        }
+        if data.len() != CUCKOO_DUMP_HEADER_LEN {
+            return Err(error("Invalid header"));
+        }
+        let filter =
+            CuckooFilter::from_dump_header(data).ok_or_else(|| error("Couldn't create filter!"))?;
+        ctx.keyspace
+            .insert(db, key, Value::Cuckoo(Box::new(filter)), None, now_ms);
+        ctx.out.ok();
+        return Ok(());
+    }
+    let loaded = ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::Cuckoo(filter) = value else {
+            return Err(error(WRONGTYPE));
+        };
+        if !filter.load_chunk(pos, data) {
+            return Err(error("Couldn't load chunk!"));
+        }
+        Ok(((), Change::Modified))
+    });
+    loaded.ok_or_else(|| error("ERR not found"))??;
+    ctx.out.ok();
     Ok(())
 }

@@ -293,5 +293,15 @@ pub async fn render(shard: &Rc<Shard>) -> String {
             info.counters.commands_processed,
         );
     }
+    // Traffic protection: the counters of INFO's `# Protection` section (process-wide), each
+    // as `ember_protection_<name>_total`.
+    for (name, value) in shard.shared.protection.counters.info_lines() {
+        text.single(
+            &format!("ember_protection_{name}_total"),
+            "counter",
+            &format!("Traffic protection: INFO protection's {name}."),
+            value,
+        );
+    }
     text.0
 }

@@ -684,3 +684,251 @@ fn scandump_and_loadchunk_rebuild_the_filter() {
         "{refused:?}"
     );
 }
+
+/// The examples of RedisBloom's command pages (redis.io/commands/bf.info, cf.info, cms.info,
+/// topk.info, topk.list), reply for reply, in RESP2 and RESP3. One difference is Redis's, not
+/// Ember's: the pages print TOPK.INFO's decay as `"0.92500000000000004"`, Redis 7.0's `%.17g`;
+/// Redis 7.2 formats doubles shortest-round-trip (`"0.925"`), and so does Ember.
+#[test]
+fn reply_shapes_as_redisbloom_documents() {
+    let ember = Ember::start(2);
+    let setup: &[(&[&str], &str)] = &[
+        (&["BF.ADD", "bf1", "observation1"], "(integer) 1"),
+        (&["CF.RESERVE", "cf", "1000"], "+OK"),
+        (&["CMS.INITBYDIM", "test", "2000", "7"], "+OK"),
+        (&["TOPK.RESERVE", "topk", "50", "2000", "7", "0.925"], "+OK"),
+        (&["TOPK.RESERVE", "tk", "3"], "+OK"),
+        (
+            &["TOPK.INCRBY", "tk", "foo", "12", "42", "7", "bar", "2"],
+            "[(nil), (nil), (nil)]",
+        ),
+    ];
+    let mut con = ember.connect(false);
+    expect_all(&mut con, setup);
+    expect_all(
+        &mut con,
+        &[
+            (
+                &["BF.INFO", "bf1"],
+                "[+Capacity, (integer) 100, +Size, (integer) 240, +Number of filters, (integer) 1, \
+                 +Number of items inserted, (integer) 1, +Expansion rate, (integer) 2]",
+            ),
+            (&["BF.INFO", "bf1", "CAPACITY"], "[(integer) 100]"),
+            (
+                &["CF.INFO", "cf"],
+                "[+Size, (integer) 1080, +Number of buckets, (integer) 512, +Number of filters, \
+                 (integer) 1, +Number of items inserted, (integer) 0, +Number of items deleted, \
+                 (integer) 0, +Bucket size, (integer) 2, +Expansion rate, (integer) 1, \
+                 +Max iterations, (integer) 20]",
+            ),
+            (
+                &["CMS.INFO", "test"],
+                "[+width, (integer) 2000, +depth, (integer) 7, +count, (integer) 0]",
+            ),
+            (
+                &["TOPK.INFO", "topk"],
+                "[+k, (integer) 50, +width, (integer) 2000, +depth, (integer) 7, +decay, \"0.925\"]",
+            ),
+            (
+                &["TOPK.LIST", "tk", "WITHCOUNT"],
+                "[\"foo\", (integer) 12, \"42\", (integer) 7, \"bar\", (integer) 2]",
+            ),
+            (&["TOPK.LIST", "tk"], "[\"foo\", \"42\", \"bar\"]"),
+        ],
+    );
+    let mut con = ember.connect(true);
+    expect_all(
+        &mut con,
+        &[
+            (
+                &["BF.INFO", "bf1"],
+                "{+Capacity: (integer) 100, +Size: (integer) 240, +Number of filters: (integer) 1, \
+                 +Number of items inserted: (integer) 1, +Expansion rate: (integer) 2}",
+            ),
+            (&["BF.INFO", "bf1", "CAPACITY"], "{+Capacity: (integer) 100}"),
+            (&["BF.EXISTS", "bf1", "observation1"], "(boolean) true"),
+            (
+                &["CMS.INFO", "test"],
+                "{+width: (integer) 2000, +depth: (integer) 7, +count: (integer) 0}",
+            ),
+            (
+                &["TOPK.INFO", "topk"],
+                "{+k: (integer) 50, +width: (integer) 2000, +depth: (integer) 7, +decay: (double) 0.925}",
+            ),
+        ],
+    );
+}
+
+/// redis-py's own helpers (`r.bf()`, `r.cf()`, `r.cms()`, `r.topk()`, including BF.SCANDUMP/
+/// LOADCHUNK as redis-py documents them) through examples/bloom_guard.py, which checks every
+/// reply and exits non-zero when one is wrong. Skipped without redis-py.
+#[test]
+fn redis_py_helpers() {
+    let Some((python, python_path)) = common::python_with_redis_py() else {
+        eprintln!("skipped: redis-py is not installed (ci/setup-servertests.sh puts it in .deps/python-redis)");
+        return;
+    };
+    let ember = Ember::start(2);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/bloom_guard.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args(["--port", &ember.port.to_string()])
+        .env("PYTHONPATH", python_path)
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("bloom_guard: all checks passed"), "{text}");
+}
+
+fn info_field(con: &mut redis::Connection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO has no {field}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Every key of `type_name` through a full SCAN TYPE walk.
+fn scan_type(con: &mut redis::Connection, type_name: &str) -> Vec<String> {
+    let (mut cursor, mut found) = ("0".to_string(), Vec::new());
+    loop {
+        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+            .arg(&cursor)
+            .arg("TYPE")
+            .arg(type_name)
+            .query(con)
+            .unwrap();
+        found.extend(keys);
+        if next == "0" {
+            found.sort();
+            return found;
+        }
+        cursor = next;
+    }
+}
+
+#[test]
+fn filters_count_in_used_memory_obey_eviction_and_have_types() {
+    let ember =
+        common::Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-random"]);
+    let mut con = ember.connect(false);
+    // One filter of 500,000 items at 0.5% (its first sub-filter): 11.03 bits each, 690 KB.
+    let before = info_field(&mut con, "used_memory");
+    let _: () = redis::cmd("BF.RESERVE")
+        .arg("big")
+        .arg(0.01)
+        .arg(500_000)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("CF.RESERVE")
+        .arg("bigcf")
+        .arg(1 << 20)
+        .query(&mut con)
+        .unwrap();
+    let grown = info_field(&mut con, "used_memory") - before;
+    // 690 KB of bits and 1 MiB of buckets (2^19 buckets of 2).
+    assert!(grown >= 689_000 + (1 << 20), "used_memory grew by {grown}");
+    let _: i64 = redis::cmd("DEL")
+        .arg("big")
+        .arg("bigcf")
+        .query(&mut con)
+        .unwrap();
+    // The bulk of it comes back (some of the allocator's memory may stay with it).
+    let after = info_field(&mut con, "used_memory");
+    assert!(
+        after < before + grown / 2,
+        "DEL gave it back: {before} -> {} -> {after}",
+        before + grown
+    );
+
+    // TYPE and SCAN TYPE know all four types, on both shards.
+    let _: () = redis::cmd("CMS.INITBYDIM")
+        .arg("c1")
+        .arg(100)
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("CMS.INITBYDIM")
+        .arg("c2")
+        .arg(100)
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("TOPK.RESERVE")
+        .arg("t1")
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("TOPK.RESERVE")
+        .arg("t2")
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("CF.RESERVE")
+        .arg("f1")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("CF.RESERVE")
+        .arg("f2")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("BF.ADD")
+        .arg("b1")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("BF.ADD")
+        .arg("b2")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    for (type_name, keys) in [
+        ("MBbloom--", ["b1", "b2"]),
+        ("MBbloomCF", ["f1", "f2"]),
+        ("CMSk-TYPE", ["c1", "c2"]),
+        ("TopK-TYPE", ["t1", "t2"]),
+    ] {
+        assert_eq!(scan_type(&mut con, type_name), keys);
+        for key in keys {
+            let named: String = redis::cmd("TYPE").arg(key).query(&mut con).unwrap();
+            assert_eq!(named, type_name);
+        }
+    }
+
+    // Eviction: 48 filters of 690 KB (33 MB) written against 8 MB of room.
+    let maxmemory = info_field(&mut con, "used_memory") + (8 << 20);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(maxmemory)
+        .query(&mut con)
+        .unwrap();
+    for index in 0..48 {
+        let _: () = redis::cmd("BF.RESERVE")
+            .arg(format!("filter:{index}"))
+            .arg(0.01)
+            .arg(500_000)
+            .query(&mut con)
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut used = info_field(&mut con, "used_memory");
+    while used as f64 > maxmemory as f64 * 1.05 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        used = info_field(&mut con, "used_memory");
+    }
+    assert!(
+        used as f64 <= maxmemory as f64 * 1.05,
+        "used_memory {used} over {maxmemory}"
+    );
+    let evicted = info_field(&mut con, "evicted_keys");
+    assert!(evicted >= 30, "evicted_keys {evicted}");
+    let left = scan_type(&mut con, "MBbloom--").len();
+    assert!(left < 20, "{left} Bloom filters left");
+}

@@ -882,3 +882,158 @@ fn increx_options_replies_and_errors() {
         assert_eq!(ask(&mut con, &["GET", key]), "\"100\"");
     }
 }
+
+/// The figure: 1,000 concurrent clients on one hot key, once while it is about to
+/// expire (the others keep reading the old value) and once missing (the others are told to
+/// wait): exactly one client rebuilds each time, and every client ends up with the new value.
+#[test]
+fn one_rebuild_under_a_thousand_clients() {
+    const CLIENTS: usize = 1000;
+    let ember = Ember::start(SHARDS);
+    let mut con = ember.connect(false);
+    for (case, expiring) in [(0, true), (1, false)] {
+        let key = format!("hot-1000-{case}");
+        if expiring {
+            ask(&mut con, &["SET", &key, "v1", "PX", "1200"]);
+        }
+        let rebuilds = Arc::new(AtomicU64::new(0));
+        let start = Arc::new(std::sync::Barrier::new(CLIENTS));
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (port, key, rebuilds, start) =
+                    (ember.port, key.clone(), rebuilds.clone(), start.clone());
+                thread::Builder::new()
+                    .stack_size(256 << 10)
+                    .spawn(move || {
+                        let mut con = common::connect(port, false);
+                        start.wait();
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        loop {
+                            let (value, token, wait_ms) = getlease(&mut con, &key, 1000);
+                            if token > 0 {
+                                rebuilds.fetch_add(1, Ordering::SeqCst);
+                                // The rebuild: a slow query.
+                                thread::sleep(Duration::from_millis(100));
+                                let stored = ask(
+                                    &mut con,
+                                    &["SETLEASE", &key, &token.to_string(), "v2", "EX", "100"],
+                                );
+                                assert_eq!(stored, "+OK");
+                            }
+                            if value.as_deref() == Some("v2") {
+                                return;
+                            }
+                            assert!(Instant::now() < deadline, "the value was never rebuilt");
+                            thread::sleep(Duration::from_millis(wait_ms.clamp(10, 50) as u64));
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(
+            rebuilds.load(Ordering::SeqCst),
+            1,
+            "exactly one of {CLIENTS} clients rebuilt {key}"
+        );
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("protection")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("leases_granted:2\r\n"), "{info}");
+    assert!(info.contains("leases_fulfilled:2\r\n"), "{info}");
+}
+
+/// /metrics carries INFO protection's counters as `ember_protection_<name>_total`, the same
+/// figures: throttled requests, leases granted and expired, filter hits.
+#[test]
+fn metrics_show_the_protection_counters() {
+    use std::io::{Read, Write};
+    let metrics_port = common::free_port();
+    let ember = Ember::start_with(&[
+        "--threads",
+        "2",
+        "--metrics-port",
+        &metrics_port.to_string(),
+    ]);
+    let mut con = ember.connect(false);
+    // Two throttled calls of three, one lease granted (and one run out), two filter hits.
+    for _ in 0..3 {
+        ask(&mut con, &["CL.THROTTLE", "limit", "0", "1", "60"]);
+    }
+    ask(&mut con, &["GETLEASE", "short", "1"]);
+    thread::sleep(Duration::from_millis(20));
+    ask(&mut con, &["GETLEASE", "short", "1000"]);
+    ask(&mut con, &["FILTER.ADD", "words", "spam", "scam"]);
+    ask(&mut con, &["FILTER.CHECK", "words", "spam or scam"]);
+    let info: String = redis::cmd("INFO")
+        .arg("protection")
+        .query(&mut con)
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut exposition = String::new();
+    stream.read_to_string(&mut exposition).unwrap();
+    let mut compared = 0;
+    for line in info
+        .lines()
+        .filter(|line| line.contains(':') && !line.starts_with('#'))
+    {
+        let (name, value) = line.trim().split_once(':').unwrap();
+        let series = format!("\nember_protection_{name}_total {value}\n");
+        assert!(
+            exposition.contains(&series),
+            "{series:?} missing from:\n{exposition}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 12, "{info}");
+    for series in [
+        "ember_protection_throttle_limited_total 2\n",
+        "ember_protection_leases_granted_total 2\n",
+        "ember_protection_leases_expired_total 1\n",
+        "ember_protection_filter_hits_total 2\n",
+    ] {
+        assert!(
+            exposition.contains(series),
+            "{series:?} missing from:\n{exposition}"
+        );
+    }
+}
+
+/// The protection examples (examples/rate_limit.py, stampede.py, comment_filter.py) against a
+/// fresh two-shard ember through redis-py; each checks its own figures and exits non-zero
+/// when one is wrong. Skipped without redis-py.
+#[test]
+fn protection_examples_run_through_redis_py() {
+    let Some((python, python_path)) = common::python_with_redis_py() else {
+        eprintln!("skipped: redis-py is not installed (ci/setup-servertests.sh puts it in .deps/python-redis)");
+        return;
+    };
+    let ember = Ember::start(SHARDS);
+    for (script, done) in [
+        ("rate_limit.py", "rate_limit: all limits exact"),
+        ("stampede.py", "stampede: one rebuild each time"),
+        (
+            "comment_filter.py",
+            "comment_filter: masked and dropped before fan-out",
+        ),
+    ] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/").to_string() + script;
+        let output = std::process::Command::new(&python)
+            .arg(&path)
+            .args(["--port", &ember.port.to_string()])
+            .env("PYTHONPATH", &python_path)
+            .output()
+            .expect("python3 runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && text.contains(done),
+            "{script}:\n{text}"
+        );
+    }
+}

@@ -264,4 +264,62 @@ mod tests {
             assert_eq!(filter(words).mask(text).0, expected.to_vec(), "{words:?}");
         }
     }
+
+    /// FILTER.CHECK's scan in-process: 10,000 rules, 100-byte messages (about one in ten
+    /// holding a rule word), for two seconds on this thread; prints messages per second.
+    /// `cargo test -p ember-server --bins scan_throughput -- --ignored --nocapture`
+    /// (bench/scripts/protection.sh runs it).
+    #[test]
+    #[ignore = "a measurement, run by bench/scripts/protection.sh"]
+    fn scan_throughput_with_10000_rules() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        fn word(next: &mut impl FnMut() -> u64, len: usize) -> String {
+            (0..len)
+                .map(|_| char::from(b'a' + (next() % 26) as u8))
+                .collect()
+        }
+        let rules: Vec<String> = (0..10_000)
+            .map(|_| {
+                let len = 5 + (next() % 6) as usize;
+                word(&mut next, len)
+            })
+            .collect();
+        let rule_refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+        let compiled = filter(&rule_refs);
+        let messages: Vec<Vec<u8>> = (0..1000)
+            .map(|index| {
+                let mut text = String::new();
+                if index % 10 == 0 {
+                    text.push_str(&rules[index % rules.len()]);
+                    text.push(' ');
+                }
+                while text.len() < 100 {
+                    let len = 2 + (next() % 7) as usize;
+                    text.push_str(&word(&mut next, len));
+                    text.push(' ');
+                }
+                text.truncate(100);
+                text.into_bytes()
+            })
+            .collect();
+        let (mut scanned, mut hits) = (0u64, 0usize);
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(2) {
+            for message in &messages {
+                hits += compiled.scan(message).len();
+            }
+            scanned += messages.len() as u64;
+        }
+        let rate = scanned as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "FILTER.CHECK in-process: 10000 rules, 100-byte messages: {rate:.0} messages/s on one core ({hits} matches)"
+        );
+        assert!(hits > 0);
+    }
 }

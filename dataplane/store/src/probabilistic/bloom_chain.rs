@@ -231,7 +231,13 @@ impl BloomChain {
         self.scaling.then_some(self.expansion)
     }
 
-    /// Bytes used: bit arrays plus bookkeeping (BF.INFO SIZE, MEMORY USAGE).
+    /// BF.INFO's `Size` as RedisBloom computes it (`BFMemUsage`): its chain header (32
+    /// bytes) and one link record (64 bytes) per sub-filter, plus the bit arrays.
+    pub fn info_size(&self) -> u64 {
+        32 + 64 * self.links.len() as u64 + self.bytes
+    }
+
+    /// Bytes used: bit arrays plus bookkeeping (MEMORY USAGE, eviction).
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.links.len() * std::mem::size_of::<Link>()
@@ -252,7 +258,9 @@ const DUMP_HEADER_LEN: usize = 20;
 /// RedisBloom's `dumpedChainLink` (packed): bytes, bits, items u64; error, bits per entry
 /// f64; hashes u32; capacity u64; n2 u8.
 const DUMP_LINK_LEN: usize = 53;
-/// RedisBloom's `LN2` constant, with which it checks a header's hash count.
+/// RedisBloom's `LN2` constant, with which it checks a header's hash count: truncated on
+/// purpose, so that a header RedisBloom accepts is accepted here.
+#[allow(clippy::approx_constant)]
 const LN2_REDISBLOOM: f64 = 0.693_147_180_559_945;
 
 /// Why BF.LOADCHUNK refused a chunk; each is RedisBloom's reply text.

@@ -322,7 +322,13 @@ impl CuckooFilter {
         self.deletes
     }
 
-    /// Bytes used (CF.INFO "Size", MEMORY USAGE).
+    /// CF.INFO's `Size` as RedisBloom computes it (`CFMemUsage`): its filter header (40
+    /// bytes) and one sub-filter record (16 bytes) per sub-filter, plus the buckets.
+    pub fn info_size(&self) -> u64 {
+        40 + 16 * self.filters.len() as u64 + self.bytes
+    }
+
+    /// Bytes used (MEMORY USAGE, eviction).
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.filters.len() * std::mem::size_of::<SubFilter>()

@@ -311,7 +311,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let chain = read_chain(ctx, args[1])?.ok_or_else(|| error("ERR not found"))?;
     let fields: [(&str, &str, Option<i64>); 5] = [
         ("capacity", "Capacity", Some(chain.capacity() as i64)),
-        ("size", "Size", Some(chain.memory_bytes() as i64)),
+        ("size", "Size", Some(chain.info_size() as i64)),
         (
             "filters",
             "Number of filters",

@@ -328,7 +328,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => return Err(error("ERR not found")),
     };
     let fields = [
-        ("Size", filter.memory_bytes() as i64),
+        ("Size", filter.info_size() as i64),
         ("Number of buckets", filter.bucket_count() as i64),
         ("Number of filters", filter.filter_count() as i64),
         ("Number of items inserted", filter.items() as i64),

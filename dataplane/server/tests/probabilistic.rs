@@ -399,7 +399,7 @@ fn false_positive_rate(
 fn bloom_false_positive_rate_stays_under_the_requested_rate() {
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
-    for capacity in [1_000, 100_000] {
+    for capacity in [1_000, 10_000, 100_000] {
         for error_rate in [0.01, 0.001] {
             let key = format!("fp:{capacity}:{error_rate}");
             let measured = false_positive_rate(&mut con, &key, capacity, error_rate);

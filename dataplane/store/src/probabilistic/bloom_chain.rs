@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::murmur_hash64a;
+use super::{murmur_hash64a, ModuleField};
 
 /// Most bytes of bit arrays one chain may hold (every sub-filter together): 1 GiB, so a
 /// tiny error rate or a huge capacity cannot make a shard allocate without limit. RedisBloom
@@ -423,6 +423,95 @@ impl BloomChain {
         })
     }
 
+    /// The value as RedisBloom's `BFRdbSave` writes it (encoding version 4): items, sub-filters,
+    /// options, growth, then per sub-filter capacity, error rate, hash count, bits per entry,
+    /// bits, n2, the bit array and its item count.
+    pub fn rdb_fields(&self) -> Vec<ModuleField> {
+        let header = self.dump_header();
+        let mut at = 0;
+        let items = u64::from_le_bytes(take(&header, &mut at));
+        at += 4; // filters, written from the links below
+        let options = u32::from_le_bytes(take(&header, &mut at));
+        let mut fields = vec![
+            ModuleField::Unsigned(items),
+            ModuleField::Unsigned(self.links.len() as u64),
+            ModuleField::Unsigned(u64::from(options)),
+            ModuleField::Unsigned(u64::from(self.expansion)),
+        ];
+        for link in &self.links {
+            fields.extend([
+                ModuleField::Unsigned(link.capacity),
+                ModuleField::Double(link.error_rate),
+                ModuleField::Unsigned(u64::from(link.hash_count)),
+                ModuleField::Double(bits_per_entry(link.error_rate)),
+                ModuleField::Unsigned(link.bit_count),
+                ModuleField::Unsigned(0),
+                ModuleField::Buffer(
+                    link.words
+                        .iter()
+                        .flat_map(|word| word.to_le_bytes())
+                        .collect(),
+                ),
+                ModuleField::Unsigned(link.len),
+            ]);
+        }
+        fields
+    }
+
+    /// A chain from [`BloomChain::rdb_fields`]' stream, checked as BF.LOADCHUNK checks a
+    /// header, and each bit array's length against its bit count.
+    ///
+    /// # Errors
+    /// [`BloomLoadError::BadData`] for a stream that does not describe a valid chain.
+    pub fn from_rdb_fields(fields: &[ModuleField]) -> Result<Self, BloomLoadError> {
+        let bad = BloomLoadError::BadData;
+        let unsigned = |index: usize| match fields.get(index) {
+            Some(ModuleField::Unsigned(value)) => Ok(*value),
+            _ => Err(bad),
+        };
+        let double = |index: usize| match fields.get(index) {
+            Some(ModuleField::Double(value)) => Ok(*value),
+            _ => Err(bad),
+        };
+        let filters = unsigned(1)?;
+        if fields.len() as u64 != 4 + filters.saturating_mul(8) {
+            return Err(bad);
+        }
+        let filters_u32 = u32::try_from(filters).map_err(|_| bad)?;
+        let options = u32::try_from(unsigned(2)?).map_err(|_| bad)?;
+        let growth = u32::try_from(unsigned(3)?).map_err(|_| bad)?;
+        let mut header = Vec::with_capacity(DUMP_HEADER_LEN + filters as usize * DUMP_LINK_LEN);
+        header.extend_from_slice(&unsigned(0)?.to_le_bytes());
+        header.extend_from_slice(&filters_u32.to_le_bytes());
+        header.extend_from_slice(&options.to_le_bytes());
+        header.extend_from_slice(&growth.to_le_bytes());
+        let mut buffers = Vec::with_capacity(filters as usize);
+        for link in 0..filters as usize {
+            let at = 4 + link * 8;
+            let Some(ModuleField::Buffer(bits)) = fields.get(at + 6) else {
+                return Err(bad);
+            };
+            let hashes = u32::try_from(unsigned(at + 2)?).map_err(|_| bad)?;
+            let n2 = u8::try_from(unsigned(at + 5)?).map_err(|_| bad)?;
+            header.extend_from_slice(&(bits.len() as u64).to_le_bytes());
+            header.extend_from_slice(&unsigned(at + 4)?.to_le_bytes());
+            header.extend_from_slice(&unsigned(at + 7)?.to_le_bytes());
+            header.extend_from_slice(&double(at + 1)?.to_le_bytes());
+            header.extend_from_slice(&double(at + 3)?.to_le_bytes());
+            header.extend_from_slice(&hashes.to_le_bytes());
+            header.extend_from_slice(&unsigned(at)?.to_le_bytes());
+            header.push(n2);
+            buffers.push(bits);
+        }
+        let mut chain = Self::from_dump_header(&header)?;
+        let mut iter = 1i64;
+        for bits in buffers {
+            iter += bits.len() as i64;
+            chain.load_chunk(iter, bits)?;
+        }
+        Ok(chain)
+    }
+
     /// BF.LOADCHUNK's data step: `data` as BF.SCANDUMP gave it with iterator `iter` (the
     /// iterator *after* the chunk, so the chunk starts at `iter - data.len()`).
     ///
@@ -570,5 +659,24 @@ mod tests {
         );
         assert_eq!(chain.dump_chunk(0, 10), None);
         assert_eq!(chain.dump_chunk(bytes + 1, 10), None);
+    }
+
+    #[test]
+    fn rdb_fields_round_trip() {
+        let mut chain = BloomChain::new(20, 0.01, 2, false).unwrap();
+        for index in 0..100u32 {
+            chain.add(&index.to_le_bytes()).unwrap();
+        }
+        let fields = chain.rdb_fields();
+        assert_eq!(fields.len(), 4 + 8 * chain.filter_count());
+        assert_eq!(BloomChain::from_rdb_fields(&fields), Ok(chain));
+        let mut short = fields.clone();
+        short.pop();
+        assert!(BloomChain::from_rdb_fields(&short).is_err());
+        let mut cut = fields.clone();
+        if let ModuleField::Buffer(bits) = &mut cut[10] {
+            bits.pop();
+        }
+        assert!(BloomChain::from_rdb_fields(&cut).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! is full, a new sub-filter `expansion` times larger (none when `expansion` is 0). Unlike a
 //! Bloom filter it counts and deletes.
 
-use super::murmur_hash64a;
+use super::{murmur_hash64a, ModuleField};
 
 /// Most bytes of buckets one filter may hold (every sub-filter together): 1 GiB. A growth
 /// past it answers [`CuckooInsert::MemoryLimit`], as RedisBloom answers a failed allocation.
@@ -421,6 +421,64 @@ impl CuckooFilter {
         Some(filter)
     }
 
+    /// The value as RedisBloom's `CFRdbSave` writes it (encoding version 4): sub-filters,
+    /// buckets, items, deletes, bucket size, max iterations, expansion, then per sub-filter its
+    /// bucket count and buckets.
+    pub fn rdb_fields(&self) -> Vec<ModuleField> {
+        let mut fields = vec![
+            ModuleField::Unsigned(self.filters.len() as u64),
+            ModuleField::Unsigned(self.bucket_count),
+            ModuleField::Unsigned(self.items),
+            ModuleField::Unsigned(self.deletes),
+            ModuleField::Unsigned(u64::from(self.bucket_size)),
+            ModuleField::Unsigned(u64::from(self.max_iterations)),
+            ModuleField::Unsigned(self.expansion),
+        ];
+        for filter in &self.filters {
+            fields.push(ModuleField::Unsigned(filter.bucket_count));
+            fields.push(ModuleField::Buffer(filter.slots.clone()));
+        }
+        fields
+    }
+
+    /// A filter from [`CuckooFilter::rdb_fields`]' stream; `None` when it does not describe
+    /// one (checked as CF.LOADCHUNK checks a header, and each sub-filter's size).
+    pub fn from_rdb_fields(fields: &[ModuleField]) -> Option<Self> {
+        let unsigned = |index: usize| match fields.get(index) {
+            Some(ModuleField::Unsigned(value)) => Some(*value),
+            _ => None,
+        };
+        let filters = unsigned(0)?;
+        if fields.len() as u64 != 7 + filters.saturating_mul(2) {
+            return None;
+        }
+        let mut header = Vec::with_capacity(CUCKOO_DUMP_HEADER_LEN);
+        for index in [2, 1, 3, 0] {
+            header.extend_from_slice(&unsigned(index)?.to_le_bytes());
+        }
+        for index in [4, 5, 6] {
+            header.extend_from_slice(&u16::try_from(unsigned(index)?).ok()?.to_le_bytes());
+        }
+        let mut filter = Self::from_dump_header(&header)?;
+        let mut pos = 1i64;
+        for (index, sub) in (0..filters as usize).enumerate() {
+            let Some(ModuleField::Buffer(slots)) = fields.get(8 + 2 * sub) else {
+                return None;
+            };
+            let expected = &filter.filters[index];
+            if unsigned(7 + 2 * sub)? != expected.bucket_count
+                || slots.len() != expected.slots.len()
+            {
+                return None;
+            }
+            pos += slots.len() as i64;
+            if !filter.load_chunk(pos, slots) {
+                return None;
+            }
+        }
+        Some(filter)
+    }
+
     /// CF.LOADCHUNK's data step: `data` as CF.SCANDUMP gave it with position `pos` (the
     /// position after the chunk). False, changing nothing, when it does not fit a sub-filter.
     pub fn load_chunk(&mut self, pos: i64, data: &[u8]) -> bool {
@@ -519,5 +577,22 @@ mod tests {
         bad[8] = 3; // 3 buckets: not a power of two
         assert_eq!(CuckooFilter::from_dump_header(&bad), None);
         assert_eq!(CuckooFilter::from_dump_header(&header[1..]), None);
+    }
+
+    #[test]
+    fn rdb_fields_round_trip() {
+        let mut filter = CuckooFilter::new(16, 2, 20, 2).unwrap();
+        for index in 0..100u32 {
+            filter.insert(&index.to_le_bytes());
+        }
+        let fields = filter.rdb_fields();
+        assert_eq!(CuckooFilter::from_rdb_fields(&fields), Some(filter));
+        let mut wrong = fields.clone();
+        wrong[7] = ModuleField::Unsigned(3);
+        assert_eq!(CuckooFilter::from_rdb_fields(&wrong), None);
+        assert_eq!(
+            CuckooFilter::from_rdb_fields(&fields[..fields.len() - 1]),
+            None
+        );
     }
 }

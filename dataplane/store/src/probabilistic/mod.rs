@@ -25,6 +25,18 @@ pub use count_min::{CountMinError, CountMinSketch, COUNT_MIN_CELLS_MAX};
 pub use cuckoo::{CuckooFilter, CuckooInsert, CUCKOO_BYTES_MAX, CUCKOO_DUMP_HEADER_LEN};
 pub use top_k::{TopK, TOP_K_CELLS_MAX};
 
+/// One field of a module value as RedisBloom's `rdb_save` writes it (`RedisModule_SaveUnsigned`,
+/// `SaveDouble`, `SaveStringBuffer`): DUMP/RESTORE carry the types as that field stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModuleField {
+    /// An unsigned integer.
+    Unsigned(u64),
+    /// A double.
+    Double(f64),
+    /// A byte buffer.
+    Buffer(Vec<u8>),
+}
+
 /// MurmurHash64A, the Bloom filter's and the cuckoo filter's item hash: RedisBloom's
 /// `MurmurHash64A_Bloom` is the same function as Redis's HyperLogLog hash.
 pub use crate::hyperloglog::murmur_hash64a;

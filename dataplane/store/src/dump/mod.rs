@@ -5,8 +5,8 @@
 //! [`dump`] writes the encodings Redis 7.0 reads (RDB version 10): strings (integer encoded when
 //! they fit 32 bits), lists as quicklist 2 (listpack nodes), sets as intset or plain set, sorted
 //! sets as listpack or ZSET_2, hashes as listpack or plain hash, streams as STREAM_LISTPACKS_2
-//! with their consumer groups and pending entries, Bloom and cuckoo filters as RedisBloom's
-//! module values (`RDB_TYPE_MODULE_2`, see `module.rs`). A hash with field expiries uses Redis 7.4's
+//! with their consumer groups and pending entries, Bloom and cuckoo filters and count-min
+//! sketches as RedisBloom's module values (`RDB_TYPE_MODULE_2`, see `module.rs`). A hash with field expiries uses Redis 7.4's
 //! HASH_METADATA layout and version 12, which Redis before 7.4 refuses as it refuses any newer
 //! payload.
 //!
@@ -139,10 +139,10 @@ pub fn try_dump(value: &Value, now_ms: u64) -> Option<Vec<u8>> {
             }
         }
         Value::Stream(stream) => stream::write(&mut out, stream),
-        Value::Bloom(_) | Value::Cuckoo(_) => {
+        Value::Bloom(_) | Value::Cuckoo(_) | Value::CountMin(_) => {
             module::write(&mut out, value);
         }
-        Value::Tensor(_) | Value::CountMin(_) | Value::TopK(_) => return None,
+        Value::Tensor(_) | Value::TopK(_) => return None,
     }
     out.extend_from_slice(&version.to_le_bytes());
     let crc = crc64(&out);
@@ -390,7 +390,7 @@ pub struct RdbKey {
 ///
 /// # Errors
 /// [`DumpError::Checksum`] for a missing header or a newer version; [`DumpError::BadFormat`]
-/// for anything unreadable, module data (but RedisBloom's Bloom and cuckoo filters) and
+/// for anything unreadable, module data (but RedisBloom's Bloom and cuckoo filters and count-min sketches) and
 /// functions included.
 pub fn read_rdb_file(
     file: &[u8],

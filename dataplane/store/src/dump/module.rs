@@ -1,12 +1,13 @@
 //! Module values (`RDB_TYPE_MODULE_2`) of the RedisBloom types whose `rdb_save` Ember writes:
-//! Bloom filters (`MBbloom--`, encoding version 4) and cuckoo filters (`MBbloomCF`, version 4).
+//! Bloom filters (`MBbloom--`, encoding version 4), cuckoo filters (`MBbloomCF`, version 4)
+//! and count-min sketches (`CMSk-TYPE`, version 0).
 //! The object is the module id (the 9-character type name in Redis's 6-bit charset and the
 //! encoding version, as one RDB length), then each saved field as an opcode and its value
 //! (unsigned: an RDB length; double: 8 bytes; buffer: an RDB string), then the EOF opcode.
 
 use super::rdb::{put_length, put_raw_string, Read, Reader};
 use super::DumpError;
-use crate::probabilistic::{BloomChain, CuckooFilter, ModuleField};
+use crate::probabilistic::{BloomChain, CountMinSketch, CuckooFilter, ModuleField};
 use crate::value::Value;
 
 /// `RDB_TYPE_MODULE_2`.
@@ -28,6 +29,8 @@ const BLOOM_TYPE: &[u8; 9] = b"MBbloom--";
 const BLOOM_ENCODING: u64 = 4;
 const CUCKOO_TYPE: &[u8; 9] = b"MBbloomCF";
 const CUCKOO_ENCODING: u64 = 4;
+const COUNT_MIN_TYPE: &[u8; 9] = b"CMSk-TYPE";
+const COUNT_MIN_ENCODING: u64 = 0;
 
 /// Redis's `moduleTypeEncodeId`: 9 characters of 6 bits, then 10 bits of encoding version.
 fn module_id(name: &[u8; 9], encoding: u64) -> u64 {
@@ -47,6 +50,7 @@ pub(super) fn write(out: &mut Vec<u8>, value: &Value) -> bool {
     let (name, encoding, fields) = match value {
         Value::Bloom(chain) => (BLOOM_TYPE, BLOOM_ENCODING, chain.rdb_fields()),
         Value::Cuckoo(filter) => (CUCKOO_TYPE, CUCKOO_ENCODING, filter.rdb_fields()),
+        Value::CountMin(sketch) => (COUNT_MIN_TYPE, COUNT_MIN_ENCODING, sketch.rdb_fields()),
         _ => return false,
     };
     out.push(TYPE_MODULE_2);
@@ -96,6 +100,9 @@ pub(super) fn read(reader: &mut Reader<'_>) -> Read<Value> {
     } else if id == module_id(CUCKOO_TYPE, CUCKOO_ENCODING) {
         let filter = CuckooFilter::from_rdb_fields(&fields).ok_or(DumpError::BadFormat)?;
         Ok(Value::Cuckoo(Box::new(filter)))
+    } else if id == module_id(COUNT_MIN_TYPE, COUNT_MIN_ENCODING) {
+        let sketch = CountMinSketch::from_rdb_fields(&fields).ok_or(DumpError::BadFormat)?;
+        Ok(Value::CountMin(Box::new(sketch)))
     } else {
         Err(DumpError::BadFormat)
     }
@@ -125,8 +132,15 @@ mod tests {
         // The id of RedisBloom's Bloom type at version 4, as Redis encodes it.
         assert_eq!(module_id(BLOOM_TYPE, 4) & 0x3ff, 4);
         assert_eq!(module_id(BLOOM_TYPE, 4) >> 10 >> 48, 12); // 'M'
-        let sketch = crate::probabilistic::CountMinSketch::new(10, 2).unwrap();
-        assert_eq!(try_dump(&Value::CountMin(Box::new(sketch)), 0), None);
+        let mut sketch = CountMinSketch::new(10, 2).unwrap();
+        sketch.increment(b"a", 3);
+        let value = Value::CountMin(Box::new(sketch));
+        assert_eq!(
+            restore(&dump(&value, 0), &RestoreLimits::default(), 0),
+            Ok(value)
+        );
+        let top = crate::probabilistic::TopK::new(3, 8, 7, 0.9).unwrap();
+        assert_eq!(try_dump(&Value::TopK(Box::new(top)), 0), None);
     }
 
     #[test]

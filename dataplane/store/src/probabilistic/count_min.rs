@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::murmur_hash2;
+use super::{murmur_hash2, ModuleField};
 
 /// Most counters (`width * depth`) one sketch may hold: 2^28, 1 GiB of 32-bit counters.
 pub const COUNT_MIN_CELLS_MAX: u64 = 1 << 28;
@@ -146,6 +146,44 @@ impl CountMinSketch {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.counters.len() * 4
     }
+
+    /// The value as RedisBloom's `CMSRdbSave` writes it (encoding version 0): width, depth,
+    /// total, and the counters row by row (32-bit little endian).
+    pub fn rdb_fields(&self) -> Vec<ModuleField> {
+        vec![
+            ModuleField::Unsigned(u64::from(self.width)),
+            ModuleField::Unsigned(u64::from(self.depth)),
+            ModuleField::Unsigned(self.total),
+            ModuleField::Buffer(
+                self.counters
+                    .iter()
+                    .flat_map(|counter| counter.to_le_bytes())
+                    .collect(),
+            ),
+        ]
+    }
+
+    /// A sketch from [`CountMinSketch::rdb_fields`]' stream; `None` when it does not describe
+    /// one (zero or too large dimensions, a counter array of another length).
+    pub fn from_rdb_fields(fields: &[ModuleField]) -> Option<Self> {
+        let [ModuleField::Unsigned(width), ModuleField::Unsigned(depth), ModuleField::Unsigned(total), ModuleField::Buffer(bytes)] =
+            fields
+        else {
+            return None;
+        };
+        if *width == 0 || *depth == 0 {
+            return None;
+        }
+        let mut sketch = Self::new(*width, *depth)?;
+        if bytes.len() != sketch.counters.len() * 4 {
+            return None;
+        }
+        for (counter, chunk) in sketch.counters.iter_mut().zip(bytes.chunks_exact(4)) {
+            *counter = u32::from_le_bytes(chunk.try_into().expect("chunks of 4"));
+        }
+        sketch.total = *total;
+        Some(sketch)
+    }
 }
 
 #[cfg(test)]
@@ -191,5 +229,19 @@ mod tests {
         let other = CountMinSketch::new(11, 2).unwrap();
         assert_eq!(dest.merge(&[(&other, 1)]), Err(CountMinError::Dimensions));
         assert!(CountMinSketch::new(1 << 20, 1 << 20).is_none());
+    }
+
+    #[test]
+    fn rdb_fields_round_trip() {
+        let mut sketch = CountMinSketch::new(50, 3).unwrap();
+        for index in 0..200u32 {
+            sketch.increment(&index.to_le_bytes(), index % 7 + 1);
+        }
+        let fields = sketch.rdb_fields();
+        assert_eq!(CountMinSketch::from_rdb_fields(&fields), Some(sketch));
+        assert_eq!(CountMinSketch::from_rdb_fields(&fields[..3]), None);
+        let mut wrong = fields.clone();
+        wrong[0] = ModuleField::Unsigned(49);
+        assert_eq!(CountMinSketch::from_rdb_fields(&wrong), None);
     }
 }

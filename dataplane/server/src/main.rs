@@ -21,6 +21,7 @@ mod server;
 mod shard;
 mod spin;
 mod stats;
+mod tls;
 
 /// jemalloc, as Redis uses: `used_memory` is what it reports.
 #[global_allocator]

@@ -11,7 +11,7 @@ rounds="${1:-3}"
 requests="${2:-50000}"
 ember="${3:-./target/release/ember}"
 [ -x "$ember" ] || { echo "build Ember first: cargo build --release --bin ember"; exit 1; }
-redis-server --help >/dev/null 2>&1 || { echo "redis-server is not installed"; exit 1; }
+command -v redis-server >/dev/null || { echo "redis-server is not installed"; exit 1; }
 dir="$(mktemp -d)"
 pids=()
 cleanup() {

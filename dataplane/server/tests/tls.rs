@@ -201,6 +201,25 @@ impl TlsClient {
     /// Connects to 127.0.0.1:`port` and runs the handshake; Err with the reason when refused.
     fn connect(port: u16, config: Arc<ClientConfig>) -> Result<Self, String> {
         let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
+        Self::over(tcp, config)
+    }
+
+    /// Connects from source address `source` (bound before the connect).
+    fn connect_from(source: &str, port: u16, config: Arc<ClientConfig>) -> Result<Self, String> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .map_err(|error| error.to_string())?;
+        let source: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+        socket
+            .bind(&source.into())
+            .map_err(|error| error.to_string())?;
+        let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        socket
+            .connect(&target.into())
+            .map_err(|error| error.to_string())?;
+        Self::over(socket.into(), config)
+    }
+
+    fn over(tcp: TcpStream, config: Arc<ClientConfig>) -> Result<Self, String> {
         tcp.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         let name = ServerName::try_from("localhost").expect("server name");
         let connection = ClientConnection::new(config, name).map_err(|error| error.to_string())?;
@@ -760,4 +779,57 @@ except redis.exceptions.ConnectionError:
         text,
         "with certificate: True\nwithout certificate: refused\n"
     );
+}
+
+#[test]
+fn protected_mode_applies_to_tls_clients() {
+    let Some(certificates) = Certificates::make("protected") else {
+        return;
+    };
+    let (_ember, tls_port) = start_side_by_side(&certificates, "no");
+    let config = certificates.client_config(None, None);
+    // Redis sends the error once the handshake is done, over TLS, then closes.
+    let mut outside = TlsClient::connect_from("127.0.0.2", tls_port, config.clone())
+        .expect("the handshake comes first");
+    let _ = outside.send(b"PING\r\n");
+    let denied = outside.reply().expect("the DENIED error");
+    assert!(
+        denied.starts_with(b"-DENIED Redis is running in protected mode"),
+        "{}",
+        String::from_utf8_lossy(&denied)
+    );
+    assert!(outside.reply().is_err(), "the connection stays open");
+    let mut inside = TlsClient::connect_from("127.0.0.1", tls_port, config).expect("handshake");
+    assert_eq!(inside.command(&[b"PING"]).unwrap(), b"+PONG\r\n");
+}
+
+#[test]
+fn tls_beside_io_uring() {
+    let Some(certificates) = Certificates::make("uring") else {
+        return;
+    };
+    let tls_port = free_port();
+    let mut args = vec!["--port".to_string(), free_port().to_string()];
+    args.extend(certificates.server_args(tls_port, "no"));
+    args.extend(["--io-uring", "yes", "--threads", "2", "--busy-poll-us", "0"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ember = Ember::start_with(&args);
+    let mut tls =
+        TlsClient::connect(tls_port, certificates.client_config(None, None)).expect("handshake");
+    let value = vec![b'u'; 1 << 20];
+    assert_eq!(tls.command(&[b"SET", b"big", &value]).unwrap(), b"+OK\r\n");
+    let mut batch = Vec::new();
+    for _ in 0..2000 {
+        batch.extend(encode(&[b"INCR", b"n"]));
+    }
+    tls.send(&batch).unwrap();
+    for i in 1..=2000 {
+        assert_eq!(tls.reply().unwrap(), format!(":{i}\r\n").as_bytes());
+    }
+    // The plain port, on the ring, reads what TLS wrote.
+    let mut plain = ember.connect(false);
+    let read: Vec<u8> = redis::cmd("GET").arg("big").query(&mut plain).unwrap();
+    assert_eq!(read, value);
+    let n: i64 = redis::cmd("GET").arg("n").query(&mut plain).unwrap();
+    assert_eq!(n, 2000);
 }

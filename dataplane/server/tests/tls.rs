@@ -396,6 +396,17 @@ fn plain_and_tls_ports_side_by_side() {
         clients.contains(&format!("laddr=127.0.0.1:{tls_port}")),
         "{clients}"
     );
+    // CLIENT KILL from the plain port ends the TLS connection.
+    let id = tls.command(&[b"CLIENT", b"ID"]).unwrap();
+    let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&id)
+        .query(&mut plain)
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert!(tls.command(&[b"PING"]).is_err());
 }
 
 #[test]

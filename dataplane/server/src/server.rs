@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_rustls::TlsAcceptor;
-
 use crate::client::ClientHandle;
 use crate::config::Config;
 use crate::runtime::{self, MeshReceiver, MeshSenders, TcpListener};
@@ -73,7 +71,14 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let bind_failed = Arc::new(AtomicBool::new(false));
     let failed = bind_failed.clone();
     let rdma = crate::rdma::prepare(&config, shard_count)?;
-    let tls = crate::tls::acceptor(&config).map_err(std::io::Error::other)?;
+    // One acceptor for every shard's TLS connections, replaced by CONFIG SET (crate::tls).
+    let tls = match crate::tls::acceptor(&config).map_err(std::io::Error::other)? {
+        Some(acceptor) => {
+            crate::tls::install(Some(acceptor));
+            true
+        }
+        None => false,
+    };
     runtime::run_shards(
         shard_count,
         &cpus,
@@ -84,7 +89,6 @@ pub fn run(config: Config) -> std::io::Result<()> {
             let shared = shared.clone();
             let failed = failed.clone();
             let rdma = rdma.clone();
-            let tls = tls.clone();
             async move {
                 if let Err(error) =
                     shard_main(index, config, shared.clone(), rdma, tls, senders, receivers).await
@@ -121,7 +125,7 @@ async fn shard_main(
     config: Config,
     shared: Arc<Shared>,
     rdma: Option<Arc<crate::rdma::Setup>>,
-    tls: Option<TlsAcceptor>,
+    tls: bool,
     senders: MeshSenders<MeshMessage>,
     receivers: Vec<(usize, MeshReceiver<MeshMessage>)>,
 ) -> std::io::Result<()> {
@@ -170,7 +174,7 @@ async fn shard_main(
 
     // With a TLS port, port 0 means no plain port (as in Redis); without, any free port.
     let tls_port = shard.config.borrow().integer("tls-port") as u16;
-    let plain = configured_port != 0 || tls.is_none();
+    let plain = configured_port != 0 || !tls;
     // Shard 0 binds first, so that a configured port 0 becomes one port every shard shares.
     let port = if index == 0 || !plain {
         configured_port
@@ -190,15 +194,15 @@ async fn shard_main(
             std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
         })?;
         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-        listeners.push((listener, None));
+        listeners.push((listener, false));
     }
-    for address in bind.iter().filter(|_| tls.is_some()) {
+    for address in bind.iter().filter(|_| tls) {
         let listener = runtime::listen(SocketAddr::new(*address, tls_port)).map_err(|error| {
             std::io::Error::other(format!("cannot listen on {address}:{tls_port}: {error}"))
         })?;
-        listeners.push((listener, tls.clone()));
+        listeners.push((listener, true));
     }
-    if index == 0 && tls.is_some() {
+    if index == 0 && tls {
         let addresses: Vec<String> = bind
             .iter()
             .map(|a| SocketAddr::new(*a, tls_port).to_string())
@@ -247,7 +251,7 @@ async fn shard_main(
 }
 
 /// Accepts the connections of one listener; `tls` for a listener on `tls-port`.
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -308,10 +312,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: Option<TlsAcc
         });
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();
-        let tls = tls.clone();
         runtime::spawn(async move {
             let id = handle.id;
-            if let Some(stream) = admit(&shard, stream, tls.as_ref(), peer).await {
+            if let Some(stream) = admit(&shard, stream, tls, peer).await {
                 crate::connection::serve(shard.clone(), stream, handle).await;
             }
             shard.clients.borrow_mut().remove(&id);
@@ -329,12 +332,13 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: Option<TlsAcc
 async fn admit(
     shard: &Shard,
     stream: runtime::TcpStream,
-    tls: Option<&TlsAcceptor>,
+    tls: bool,
     peer: Option<SocketAddr>,
 ) -> Option<crate::tls::Stream> {
-    let mut stream = match tls {
+    let acceptor = if tls { crate::tls::current() } else { None };
+    let mut stream = match acceptor {
         None => crate::tls::Stream::Plain(stream),
-        Some(acceptor) => match crate::tls::handshake(acceptor, stream).await {
+        Some(acceptor) => match crate::tls::handshake(&acceptor, stream).await {
             Ok(stream) => stream,
             Err(error) => {
                 let peer = peer.map(|peer| peer.to_string()).unwrap_or_default();

@@ -23,12 +23,14 @@
 //!   `tls-dh-params-file` is unused (rustls offers ECDHE groups only); `tls-replication`,
 //!   `tls-cluster` and the `tls-client-*` files are accepted for outgoing links Ember has none of.
 //!
-//! The settings are read once at start-up: CONFIG SET cannot change them.
+//! CONFIG SET of a `tls-*` setting (all but `tls-port`) builds the new configuration at once, so
+//! a certificate that cannot be loaded fails the CONFIG SET as in Redis; new connections then use
+//! it (certificate rotation), the ones already open keep theirs.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -57,6 +59,42 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, String> {
     }
     let server = server_config(config).map_err(|why| format!("TLS: {why}"))?;
     Ok(Some(TlsAcceptor::from(Arc::new(server))))
+}
+
+/// The acceptor of new TLS connections: set at start-up, replaced by CONFIG SET.
+static ACCEPTOR: Mutex<Option<TlsAcceptor>> = Mutex::new(None);
+
+/// Makes `acceptor` the one new TLS connections use.
+pub fn install(acceptor: Option<TlsAcceptor>) {
+    *ACCEPTOR.lock().expect("the TLS acceptor is never poisoned") = acceptor;
+}
+
+/// The acceptor new TLS connections use now.
+pub fn current() -> Option<TlsAcceptor> {
+    ACCEPTOR
+        .lock()
+        .expect("the TLS acceptor is never poisoned")
+        .clone()
+}
+
+/// True for the names of TLS settings (any case).
+pub fn is_setting(name: &str) -> bool {
+    name.to_ascii_lowercase().starts_with("tls-")
+}
+
+/// CONFIG SET of TLS settings: with TLS on, loads `config`'s and makes it the one new
+/// connections use. With TLS off the settings are only stored, as in Redis.
+///
+/// # Errors
+/// Why the new settings cannot be used; the old ones stay.
+pub fn reconfigure(config: &Config) -> Result<(), String> {
+    if current().is_none() {
+        return Ok(());
+    }
+    if let Some(acceptor) = acceptor(config)? {
+        install(Some(acceptor));
+    }
+    Ok(())
 }
 
 fn server_config(config: &Config) -> Result<ServerConfig, String> {

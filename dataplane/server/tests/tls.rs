@@ -844,3 +844,50 @@ fn tls_beside_io_uring() {
     let n: i64 = redis::cmd("GET").arg("n").query(&mut plain).unwrap();
     assert_eq!(n, 2000);
 }
+
+#[test]
+fn config_set_reloads_the_tls_settings() {
+    let Some(certificates) = Certificates::make("reload") else {
+        return;
+    };
+    let (ember, tls_port) = start_side_by_side(&certificates, "yes");
+    let mut plain = ember.connect(false);
+    let mut with_cert =
+        TlsClient::connect(tls_port, certificates.client_config(Some("client"), None))
+            .expect("handshake");
+    let anonymous = || {
+        TlsClient::connect(tls_port, certificates.client_config(None, None))
+            .and_then(|mut c| c.command(&[b"PING"]).map_err(|error| error.to_string()))
+    };
+    assert!(anonymous().is_err());
+    let set = |con: &mut redis::Connection, name: &str, value: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(con)
+            .map_err(|error| error.to_string())
+    };
+    set(&mut plain, "tls-auth-clients", "no").unwrap();
+    assert_eq!(anonymous().unwrap(), b"+PONG\r\n");
+    // A file that cannot be loaded fails the CONFIG SET, and the settings in use stay.
+    let error = set(&mut plain, "tls-cert-file", "/nonexistent/server.crt").unwrap_err();
+    assert!(
+        error.contains("Unable to update TLS configuration. Check server logs."),
+        "{error}"
+    );
+    let value: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("tls-cert-file")
+        .query(&mut plain)
+        .unwrap();
+    assert_eq!(value[1], certificates.path("server.crt"));
+    assert_eq!(anonymous().unwrap(), b"+PONG\r\n");
+    assert!(ember
+        .log()
+        .contains("cannot read tls-cert-file /nonexistent/server.crt"));
+    let error = set(&mut plain, "tls-port", "1").unwrap_err();
+    assert!(error.contains("can't set immutable config"), "{error}");
+    // The connection opened before keeps being served.
+    assert_eq!(with_cert.command(&[b"PING"]).unwrap(), b"+PONG\r\n");
+}

@@ -277,9 +277,12 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
             runtime::spawn(async move {
                 let mut stream = stream;
                 use crate::runtime::AsyncWriteExt;
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
+                // Before its handshake a TLS client could not read the error: it is only closed.
+                if !tls {
+                    let _ = stream
+                        .write_all(b"-ERR max number of clients reached\r\n")
+                        .await;
+                }
                 let _ = stream.close().await;
             });
             continue;
@@ -464,5 +467,20 @@ async fn expire_loop(shard: Rc<Shard>) {
             period
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_clients_are_redis_7_0s() {
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback_client(local.parse().unwrap()), "{local}");
+        }
+        for outside in ["127.0.0.2", "10.0.0.1", "::ffff:127.0.0.2", "fe80::1"] {
+            assert!(!is_loopback_client(outside.parse().unwrap()), "{outside}");
+        }
     }
 }

@@ -891,3 +891,27 @@ fn config_set_reloads_the_tls_settings() {
     // The connection opened before keeps being served.
     assert_eq!(with_cert.command(&[b"PING"]).unwrap(), b"+PONG\r\n");
 }
+
+#[test]
+fn maxclients_closes_tls_clients_without_plain_text() {
+    let Some(certificates) = Certificates::make("maxclients") else {
+        return;
+    };
+    let tls_port = free_port();
+    let mut args = vec!["--port".to_string(), "0".to_string()];
+    args.extend(certificates.server_args(tls_port, "no"));
+    args.extend(["--maxclients".to_string(), "1".to_string()]);
+    let _ember = TlsOnlyEmber::start(&args).expect("ember starts");
+    let config = certificates.client_config(None, None);
+    let mut first = TlsClient::connect(tls_port, config.clone()).expect("handshake");
+    assert_eq!(first.command(&[b"PING"]).unwrap(), b"+PONG\r\n");
+    // The second is closed before its handshake: rustls sees the end, not "-ERR" as a record.
+    let second = TlsClient::connect(tls_port, config).and_then(|mut client| {
+        client
+            .command(&[b"PING"])
+            .map_err(|error| error.to_string())
+    });
+    let error = second.expect_err("a client past maxclients was served");
+    assert!(!error.contains("InvalidContentType"), "{error}");
+    assert_eq!(first.command(&[b"PING"]).unwrap(), b"+PONG\r\n");
+}

@@ -5,6 +5,8 @@
 # The test skips with a message when it is missing.
 need_command python3 python3
 need_command pip3 python3-pip
+# tests/tls.rs makes its certificates with the openssl command (they skip without it).
+need_command openssl openssl
 
 EMBER_REDIS_PY="redis==5.2.1"
 EMBER_REDIS_PY_DIR=".deps/python-redis"

@@ -195,6 +195,55 @@ const PARAMETERS: &[Parameter] = &[
     parameter("logfile", "", Kind::Text, Immutable),
     parameter("daemonize", "no", Kind::Bool, Immutable),
     parameter("protected-mode", "yes", Kind::Bool, Mutable),
+    // TLS (crate::tls, which says what rustls makes of each): Redis's names and defaults.
+    // `tls-port` 0: no TLS; `port 0` with a `tls-port`: TLS only. CONFIG SET of the others
+    // reloads the certificates and settings for the next TLS connections.
+    parameter(
+        "tls-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Immutable,
+    ),
+    parameter("tls-cert-file", "", Kind::Text, Mutable),
+    parameter("tls-key-file", "", Kind::Text, Mutable),
+    parameter("tls-key-file-pass", "", Kind::Text, Mutable),
+    parameter("tls-client-cert-file", "", Kind::Text, Mutable),
+    parameter("tls-client-key-file", "", Kind::Text, Mutable),
+    parameter("tls-client-key-file-pass", "", Kind::Text, Mutable),
+    parameter("tls-dh-params-file", "", Kind::Text, Mutable),
+    parameter("tls-ca-cert-file", "", Kind::Text, Mutable),
+    parameter("tls-ca-cert-dir", "", Kind::Text, Mutable),
+    parameter(
+        "tls-auth-clients",
+        "yes",
+        Kind::Enum(&["no", "yes", "optional"]),
+        Mutable,
+    ),
+    parameter("tls-protocols", "", Kind::Text, Mutable),
+    parameter("tls-ciphers", "", Kind::Text, Mutable),
+    parameter("tls-ciphersuites", "", Kind::Text, Mutable),
+    parameter("tls-prefer-server-ciphers", "no", Kind::Bool, Mutable),
+    parameter("tls-session-caching", "yes", Kind::Bool, Mutable),
+    parameter(
+        "tls-session-cache-size",
+        "20480",
+        Kind::Integer {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        Mutable,
+    ),
+    parameter(
+        "tls-session-cache-timeout",
+        "300",
+        Kind::Integer {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        Mutable,
+    ),
+    parameter("tls-replication", "no", Kind::Bool, Mutable),
+    parameter("tls-cluster", "no", Kind::Bool, Mutable),
     parameter(
         "metrics-port",
         "0",

@@ -12,10 +12,11 @@ use smallvec::SmallVec;
 use crate::client::{Client, ClientHandle};
 use crate::commands::exec::{execute, Pipeline};
 use crate::commands::pubsub;
-use crate::runtime::{AsyncReadExt, AsyncWriteExt, TcpStream};
+use crate::runtime::{AsyncReadExt, AsyncWriteExt};
 use crate::shard::Shard;
 use crate::spin::Spinner;
 use crate::stats::unix_time_ms;
+use crate::tls::Stream;
 
 /// Input buffer a connection starts with; it grows for large requests and shrinks back after.
 const INPUT_BUFFER_LEN: usize = 16 * 1024;
@@ -25,8 +26,8 @@ const OUTPUT_FLUSH_LEN: usize = 1024 * 1024;
 /// Input buffers larger than this are released once empty.
 const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>) {
+/// Serves one accepted connection (past its TLS handshake on `tls-port`) until it closes.
+pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
     let authenticated = shard.config.borrow().requirepass.is_empty();
     let mut client = Client::new(handle.clone(), authenticated);
     let (bulk_len_max, query_buffer_limit) = {
@@ -46,7 +47,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
     let mut spin = shard
         .spin
         .as_ref()
-        .filter(|_| stream.ring.is_none())
+        .filter(|_| stream.ring.is_none() && !stream.stream.is_tls())
         .and_then(|spinner| {
             let token = spinner.register(fd).ok()?;
             Some(SpinRead {
@@ -180,15 +181,15 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
 }
 
 /// A connection's socket: on its shard's io_uring when the shard has one (`--io-uring yes`),
-/// otherwise the runtime's own stream.
+/// otherwise (and always for TLS) the runtime's own stream.
 struct Wire {
-    stream: TcpStream,
+    stream: Stream,
     ring: Option<crate::io::Socket>,
 }
 
 impl Wire {
-    fn new(shard: &Shard, stream: TcpStream) -> Self {
-        let ring = if shard.config.borrow().io_uring {
+    fn new(shard: &Shard, stream: Stream) -> Self {
+        let ring = if shard.config.borrow().io_uring && !stream.is_tls() {
             crate::io::Socket::open(stream.as_raw_fd())
         } else {
             None
@@ -271,7 +272,8 @@ async fn flush(shard: &Shard, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
     let len = out.len();
     let written = match &stream.ring {
         Some(ring) => ring.send(out).await.is_ok(),
-        None => stream.stream.write_all(out).await.is_ok(),
+        // The flush sends what TLS still holds (a plain socket holds nothing).
+        None => stream.stream.write_all(out).await.is_ok() && stream.stream.flush().await.is_ok(),
     };
     shard
         .stats

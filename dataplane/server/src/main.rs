@@ -21,6 +21,7 @@ mod server;
 mod shard;
 mod spin;
 mod stats;
+mod tls;
 
 /// jemalloc, as Redis uses: `used_memory` is what it reports.
 #[global_allocator]
@@ -49,6 +50,9 @@ Options use Redis's names, for example:
                            cross-shard traffic stalls with it); no: the runtime's sockets, with
                            the epoll spinner when busy polling
   --requirepass PASSWORD   require AUTH
+  --tls-port 0             TLS port beside --port (--port 0: TLS only), with --tls-cert-file,
+                           --tls-key-file and --tls-ca-cert-file (client certificates:
+                           --tls-auth-clients yes|no|optional); Redis's other tls-* names too
   --maxclients 10000       most connections at once
   --maxmemory 0            memory limit in bytes, units k kb m mb g gb (accepted and
                            reported by INFO and CONFIG; eviction is not enforced yet)

@@ -1,7 +1,7 @@
 //! Start-up: the shards, each with its listeners, its mesh receivers and its expiry task.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -71,6 +71,14 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let bind_failed = Arc::new(AtomicBool::new(false));
     let failed = bind_failed.clone();
     let rdma = crate::rdma::prepare(&config, shard_count)?;
+    // One acceptor for every shard's TLS connections, replaced by CONFIG SET (crate::tls).
+    let tls = match crate::tls::acceptor(&config).map_err(std::io::Error::other)? {
+        Some(acceptor) => {
+            crate::tls::install(Some(acceptor));
+            true
+        }
+        None => false,
+    };
     runtime::run_shards(
         shard_count,
         &cpus,
@@ -83,7 +91,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             let rdma = rdma.clone();
             async move {
                 if let Err(error) =
-                    shard_main(index, config, shared.clone(), rdma, senders, receivers).await
+                    shard_main(index, config, shared.clone(), rdma, tls, senders, receivers).await
                 {
                     eprintln!("ember: shard {index}: {error}");
                     failed.store(true, Ordering::SeqCst);
@@ -117,6 +125,7 @@ async fn shard_main(
     config: Config,
     shared: Arc<Shared>,
     rdma: Option<Arc<crate::rdma::Setup>>,
+    tls: bool,
     senders: MeshSenders<MeshMessage>,
     receivers: Vec<(usize, MeshReceiver<MeshMessage>)>,
 ) -> std::io::Result<()> {
@@ -163,8 +172,11 @@ async fn shard_main(
     // Models and demo embeddings load before the port opens, so the first RECOMMEND finds them.
     crate::inference::start(&shard).map_err(std::io::Error::other)?;
 
+    // With a TLS port, port 0 means no plain port (as in Redis); without, any free port.
+    let tls_port = shard.config.borrow().integer("tls-port") as u16;
+    let plain = configured_port != 0 || !tls;
     // Shard 0 binds first, so that a configured port 0 becomes one port every shard shares.
-    let port = if index == 0 {
+    let port = if index == 0 || !plain {
         configured_port
     } else {
         loop {
@@ -177,14 +189,30 @@ async fn shard_main(
     };
     let mut listeners = Vec::new();
     let mut port = port;
-    for address in &bind {
+    for address in bind.iter().filter(|_| plain) {
         let listener = runtime::listen(SocketAddr::new(*address, port)).map_err(|error| {
             std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
         })?;
         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-        listeners.push(listener);
+        listeners.push((listener, false));
     }
-    if index == 0 {
+    for address in bind.iter().filter(|_| tls) {
+        let listener = runtime::listen(SocketAddr::new(*address, tls_port)).map_err(|error| {
+            std::io::Error::other(format!("cannot listen on {address}:{tls_port}: {error}"))
+        })?;
+        listeners.push((listener, true));
+    }
+    if index == 0 && tls {
+        let addresses: Vec<String> = bind
+            .iter()
+            .map(|a| SocketAddr::new(*a, tls_port).to_string())
+            .collect();
+        println!(
+            "ember: ready to accept TLS connections on {}",
+            addresses.join(" ")
+        );
+    }
+    if index == 0 && plain {
         shared.port.store(usize::from(port), Ordering::Release);
         let addresses: Vec<String> = bind
             .iter()
@@ -214,7 +242,7 @@ async fn shard_main(
     }
     let accepts: Vec<_> = listeners
         .into_iter()
-        .map(|listener| runtime::spawn(accept_loop(shard.clone(), listener)))
+        .map(|(listener, tls)| runtime::spawn(accept_loop(shard.clone(), listener, tls)))
         .collect();
     for accept in accepts {
         accept.await;
@@ -222,7 +250,8 @@ async fn shard_main(
     Ok(())
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// Accepts the connections of one listener; `tls` for a listener on `tls-port`.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -248,14 +277,18 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             runtime::spawn(async move {
                 let mut stream = stream;
                 use crate::runtime::AsyncWriteExt;
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
+                // Before its handshake a TLS client could not read the error: it is only closed.
+                if !tls {
+                    let _ = stream
+                        .write_all(b"-ERR max number of clients reached\r\n")
+                        .await;
+                }
                 let _ = stream.close().await;
             });
             continue;
         }
         let now = unix_time_ms();
+        let peer = stream.peer_addr().ok();
         let handle = Rc::new(ClientHandle {
             id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
             addr: stream
@@ -284,13 +317,87 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         let shard = shard.clone();
         runtime::spawn(async move {
             let id = handle.id;
-            crate::connection::serve(shard.clone(), stream, handle).await;
+            if let Some(stream) = admit(&shard, stream, tls, peer).await {
+                crate::connection::serve(shard.clone(), stream, handle).await;
+            }
             shard.clients.borrow_mut().remove(&id);
             shard
                 .shared
                 .connected_clients
                 .fetch_sub(1, Ordering::AcqRel);
         });
+    }
+}
+
+/// What a new connection goes through before its first request: the TLS handshake on
+/// `tls-port` (a failure closes this connection alone, with a log line), then protected mode.
+/// `None` when the connection was closed.
+async fn admit(
+    shard: &Shard,
+    stream: runtime::TcpStream,
+    tls: bool,
+    peer: Option<SocketAddr>,
+) -> Option<crate::tls::Stream> {
+    let acceptor = if tls { crate::tls::current() } else { None };
+    let mut stream = match acceptor {
+        None => crate::tls::Stream::Plain(stream),
+        Some(acceptor) => match crate::tls::handshake(&acceptor, stream).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                let peer = peer.map(|peer| peer.to_string()).unwrap_or_default();
+                eprintln!("ember: error accepting a client connection from {peer}: TLS handshake: {error}");
+                return None;
+            }
+        },
+    };
+    if protected_mode_denies(shard, peer) {
+        use crate::runtime::AsyncWriteExt;
+        shard
+            .stats
+            .rejected_connections
+            .set(shard.stats.rejected_connections.get() + 1);
+        let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+        let _ = stream.flush().await;
+        let _ = stream.close().await;
+        return None;
+    }
+    Some(stream)
+}
+
+/// The error a client that protected mode turns away reads before the connection closes, in
+/// Redis's words (clients and operators match them).
+const PROTECTED_MODE_DENIED: &str = concat!(
+    "-DENIED Redis is running in protected mode because protected mode is enabled and no ",
+    "password is set for the default user. In this mode connections are only accepted from ",
+    "the loopback interface. If you want to connect from external computers to Redis you may ",
+    "adopt one of the following solutions: 1) Just disable protected mode sending the command ",
+    "'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from ",
+    "the same host the server is running, however MAKE SURE Redis is not publicly accessible ",
+    "from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) ",
+    "Alternatively you can just disable the protected mode by editing the Redis configuration ",
+    "file, and setting the protected mode option to 'no', and then restarting the server. 3) ",
+    "If you started the server manually just for testing, restart it with the ",
+    "'--protected-mode no' option. 4) Setup a an authentication password for the default ",
+    "user. NOTE: You only need to do one of the above things in order for the server to start ",
+    "accepting connections from the outside.\r\n"
+);
+
+/// Redis's protected mode: with `protected-mode yes` and no password for the default user,
+/// only clients on the loopback interface are served, whatever the bound addresses.
+fn protected_mode_denies(shard: &Shard, peer: Option<SocketAddr>) -> bool {
+    let config = shard.config.borrow();
+    if config.value("protected-mode") != "yes" || !config.requirepass.is_empty() {
+        return false;
+    }
+    !peer.is_some_and(|peer| is_loopback_client(peer.ip()))
+}
+
+/// Redis 7.0's loopback clients: 127.0.0.1 and ::1 exactly (an IPv4 client of a dual-stack
+/// socket counts as its IPv4 address). Redis 7.2 widened this to all of 127.0.0.0/8.
+fn is_loopback_client(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(ip) => ip == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(ip) => ip == Ipv6Addr::LOCALHOST,
     }
 }
 
@@ -360,5 +467,20 @@ async fn expire_loop(shard: Rc<Shard>) {
             period
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_clients_are_redis_7_0s() {
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback_client(local.parse().unwrap()), "{local}");
+        }
+        for outside in ["127.0.0.2", "10.0.0.1", "::ffff:127.0.0.2", "fe80::1"] {
+            assert!(!is_loopback_client(outside.parse().unwrap()), "{outside}");
+        }
     }
 }

@@ -820,6 +820,13 @@ async fn config(
                 .map_err(|error| CommandError::from(error.0))?;
             pairs.push((name, value));
         }
+        // New TLS settings apply to the next TLS connections, once they load (crate::tls).
+        if let Some((name, _)) = pairs.iter().find(|(name, _)| crate::tls::is_setting(name)) {
+            if let Err(why) = crate::tls::reconfigure(&trial) {
+                eprintln!("ember: CONFIG SET: {why}");
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs.").into());
+            }
+        }
         broadcast(shard, hold, AdminRequest::ConfigSet { pairs }).await;
         out.ok();
     } else if is(subcommand, "RESETSTAT") && args.len() == 2 {

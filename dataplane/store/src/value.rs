@@ -179,6 +179,10 @@ mod tests {
     fn collections_keep_values_small() {
         // Boxed collections: a value is no larger than a string's inline form needs.
         assert_eq!(std::mem::size_of::<Value>(), 24);
+        // The boxed headers of small collections stay in small jemalloc classes: their large
+        // classes keep their maps in a box of their own.
+        assert!(std::mem::size_of::<HashValue>() <= 56);
+        assert!(std::mem::size_of::<SortedSet>() <= 40);
         let mut set = SetValue::for_members(b"a", 1);
         set.insert(b"a");
         let value = Value::Set(Box::new(set));

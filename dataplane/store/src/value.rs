@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Value>(), 24);
         // The boxed headers of small collections stay in small jemalloc classes: their large
         // classes keep their maps in a box of their own.
-        assert!(std::mem::size_of::<HashValue>() <= 56);
+        assert!(std::mem::size_of::<HashValue>() <= 48);
         assert!(std::mem::size_of::<SortedSet>() <= 40);
         let mut set = SetValue::for_members(b"a", 1);
         set.insert(b"a");

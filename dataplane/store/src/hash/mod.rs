@@ -147,7 +147,7 @@ enum Repr {
     /// (at most `hash-max-listpack-entries` short fields) keeps the scans short.
     Packed(Packed),
     /// A vector of fields and a hash table of indexes into it, by name; boxed, so that a packed
-    /// hash's `HashValue` is 56 bytes rather than 88 (jemalloc's classes of 64 and 96).
+    /// hash's `HashValue` is 48 bytes rather than 88 (jemalloc's classes of those sizes).
     Table(Box<Table>),
 }
 
@@ -174,11 +174,11 @@ impl Table {
 pub struct HashValue {
     repr: Repr,
     /// Fields with an expiry.
-    volatile_count: usize,
+    volatile_count: u32,
     /// True once any field was given an expiry (Redis's `listpackex` never turns back).
     had_field_ttl: bool,
     /// Where the next [`HashValue::remove_expired`] resumes.
-    expiry_cursor: usize,
+    expiry_cursor: u32,
 }
 
 impl Default for HashValue {

@@ -249,7 +249,7 @@ enum Members {
     /// No map and no tree.
     Packed(PackedPairs),
     /// The skiplist class, boxed so that the packed class's sets stay small (a
-    /// `SortedSet` is 40 bytes, not 80).
+    /// `SortedSet` is 40 bytes, not 72: jemalloc classes 48 and 80).
     Indexed(Box<Indexed>),
 }
 

@@ -466,7 +466,7 @@ impl Harness {
         assert_eq!(found.is_some(), expected.is_some(), "presence of {key:?}");
         if let (Some(found), Some(expected)) = (found, expected) {
             assert!(same_value(&model_value(&found.value), &expected.value));
-            assert_eq!(found.expire_at_ms, expected.expire_at_ms);
+            assert_eq!(found.expire_at_ms(), expected.expire_at_ms);
         }
     }
 
@@ -881,7 +881,7 @@ impl Harness {
                 "value of {key:?}"
             );
             assert_eq!(
-                entry.expire_at_ms, expected.expire_at_ms,
+                entry.expire_at_ms(), expected.expire_at_ms,
                 "expiry of {key:?}"
             );
             check_encoding(&entry.value);
@@ -928,7 +928,7 @@ impl Harness {
                     "{key:?}"
                 );
                 assert_eq!(
-                    entry.expire_at_ms, expected.expire_at_ms,
+                    entry.expire_at_ms(), expected.expire_at_ms,
                     "expiry of {key:?}"
                 );
             }

@@ -13,7 +13,7 @@ use hashbrown::HashTable;
 use crate::compact::CompactBytes;
 use crate::glob::glob_match;
 use crate::lfu;
-use crate::value::{Entry, ExpireAtMs, Value};
+use crate::value::{clamp_expiry, Entry, ExpireAtMs, Value};
 
 mod evict;
 mod field_expiry;
@@ -46,7 +46,21 @@ pub const LRU_CLOCK_RESOLUTION_MS: u64 = 1000;
 /// reproducible; the counter only needs the draws to be uniform, not unpredictable.
 const ACCESS_RANDOM_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-type Slot = (CompactBytes, Entry);
+/// A key and its entry in one allocation; a segment's buckets hold only the pointer. A bucket is
+/// then 8 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
+/// costs 10 to 21 bytes a key, where buckets holding the 64 bytes inline cost 73 to 167; and a
+/// key of up to 22 bytes with a short string value is one 64-byte allocation (jemalloc's class
+/// of that size), none beside it.
+struct Slot {
+    key: CompactBytes,
+    entry: Entry,
+}
+
+impl Slot {
+    fn is(&self, key: &[u8]) -> bool {
+        self.key.as_bytes() == key
+    }
+}
 
 /// What [`Entry::access`] holds, as Redis's `maxmemory-policy` decides it for an object's `lru`
 /// field: the time of the last access, or a logarithmic frequency counter.
@@ -120,7 +134,7 @@ pub struct DatabaseInfo {
 #[derive(Default)]
 struct Database {
     /// Empty until the first insert, so fifteen unused databases cost nothing.
-    segments: Vec<HashTable<Slot>>,
+    segments: Vec<HashTable<Box<Slot>>>,
     len: usize,
     /// (expire_at_ms, key) for every key with a TTL, earliest first.
     expires: BTreeSet<(u64, CompactBytes)>,
@@ -389,7 +403,7 @@ impl Keyspace {
         let policy = self.access_policy;
         let random_state = &mut self.access_random_state;
         let table = self.databases[db].segments.get_mut(segment)?;
-        let (_, entry) = table.find_mut(hash, |(k, _)| k.as_bytes() == key)?;
+        let entry = &mut table.find_mut(hash, |slot| slot.is(key))?.entry;
         entry.access = touched_access(policy, random_state, entry.access, now_ms);
         Some(entry)
     }
@@ -409,8 +423,8 @@ impl Keyspace {
         let (hash, segment) = self.locate(key);
         let table = self.databases[db].segments.get_mut(segment)?;
         table
-            .find_mut(hash, |(k, _)| k.as_bytes() == key)
-            .map(|(_, entry)| entry)
+            .find_mut(hash, |slot| slot.is(key))
+            .map(|slot| &mut slot.entry)
     }
 
     /// TOUCH: records an access of `key` whatever the caller's CLIENT NO-TOUCH says (Redis exempts
@@ -449,8 +463,8 @@ impl Keyspace {
         let entry = self.databases[db]
             .segments
             .get(segment)?
-            .find(hash, |(k, _)| k.as_bytes() == key)
-            .map(|(_, entry)| entry)?;
+            .find(hash, |slot| slot.is(key))
+            .map(|slot| &slot.entry)?;
         (!is_expired(entry, now_ms)).then_some(entry)
     }
 
@@ -475,25 +489,26 @@ impl Keyspace {
     fn value_changed(&mut self, db: usize, key: &[u8]) {
         let version = self.new_version();
         let (hash, segment) = self.locate(key);
-        if let Some((_, entry)) = self.databases[db]
+        if let Some(slot) = self.databases[db]
             .segments
             .get_mut(segment)
-            .and_then(|t| t.find_mut(hash, |(k, _)| k.as_bytes() == key))
+            .and_then(|t| t.find_mut(hash, |slot| slot.is(key)))
         {
-            entry.version = version;
+            slot.entry.version = version;
         }
         self.note_modified(key);
         if self.observer.is_none() {
             return;
         }
         let database = &self.databases[db];
-        if let Some((_, entry)) = database
+        if let Some(Slot { entry, .. }) = database
             .segments
             .get(segment)
-            .and_then(|t| t.find(hash, |(k, _)| k.as_bytes() == key))
+            .and_then(|t| t.find(hash, |slot| slot.is(key)))
+            .map(|slot| &**slot)
         {
             if let Some(observer) = self.observer.as_mut() {
-                observer.key_written(db, key, &entry.value, entry.expire_at_ms);
+                observer.key_written(db, key, &entry.value, entry.expire_at_ms());
             }
         }
     }
@@ -511,6 +526,7 @@ impl Keyspace {
         if field_expiry::has_field_ttl(&value) {
             self.track_field_expiry(db, key);
         }
+        let expire_at_ms = clamp_expiry(expire_at_ms);
         let version = self.new_version();
         let (hash, segment) = self.locate(key);
         let policy = self.access_policy;
@@ -521,19 +537,14 @@ impl Keyspace {
             database.segments = (0..SEGMENT_COUNT).map(|_| HashTable::new()).collect();
         }
         let table = &mut database.segments[segment];
-        let mut new_entry = Entry {
-            value,
-            expire_at_ms,
-            access: new_access(policy, now_ms),
-            version,
-        };
+        let mut new_entry = Entry::new(value, expire_at_ms, new_access(policy, now_ms), version);
         let previous = match table.entry(
             hash,
-            |(k, _)| k.as_bytes() == key,
-            |(k, _)| hasher.hash_one(k.as_bytes()),
+            |slot| slot.is(key),
+            |slot| hasher.hash_one(slot.key.as_bytes()),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut occupied) => {
-                let old = &mut occupied.get_mut().1;
+                let old = &mut occupied.get_mut().entry;
                 // Overwriting a live key is an access of it, and the new value inherits the
                 // word (Redis's lookupKeyWrite, then dbSetValue's `val->lru = old->lru`), so a
                 // frequently rewritten key keeps its LFU counter.
@@ -543,12 +554,15 @@ impl Keyspace {
                 Some(std::mem::replace(old, new_entry))
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert((CompactBytes::new(key), new_entry));
+                vacant.insert(Box::new(Slot {
+                    key: CompactBytes::new(key),
+                    entry: new_entry,
+                }));
                 database.len += 1;
                 None
             }
         };
-        let previous_expire = previous.as_ref().and_then(|entry| entry.expire_at_ms);
+        let previous_expire = previous.as_ref().and_then(Entry::expire_at_ms);
         if previous_expire != expire_at_ms {
             if let Some(at) = previous_expire {
                 database.expires.remove(&(at, CompactBytes::new(key)));
@@ -558,10 +572,11 @@ impl Keyspace {
             }
         }
         if let Some(observer) = self.observer.as_mut() {
-            let (_, entry) = self.databases[db].segments[segment]
-                .find(hash, |(k, _)| k.as_bytes() == key)
-                .expect("just inserted");
-            observer.key_written(db, key, &entry.value, entry.expire_at_ms);
+            let entry = &self.databases[db].segments[segment]
+                .find(hash, |slot| slot.is(key))
+                .expect("just inserted")
+                .entry;
+            observer.key_written(db, key, &entry.value, entry.expire_at_ms());
         }
         self.note_modified(key);
         previous.filter(|entry| !is_expired(entry, now_ms))
@@ -581,10 +596,10 @@ impl Keyspace {
         let (hash, segment) = self.locate(key);
         let database = &mut self.databases[db];
         let table = database.segments.get_mut(segment)?;
-        let occupied = table.find_entry(hash, |(k, _)| k.as_bytes() == key).ok()?;
-        let ((_, entry), _) = occupied.remove();
+        let occupied = table.find_entry(hash, |slot| slot.is(key)).ok()?;
+        let entry = occupied.remove().0.entry;
         database.len -= 1;
-        if let Some(at) = entry.expire_at_ms {
+        if let Some(at) = entry.expire_at_ms() {
             database.expires.remove(&(at, CompactBytes::new(key)));
         }
         if let Some(observer) = self.observer.as_mut() {
@@ -600,8 +615,8 @@ impl Keyspace {
         self.databases[db]
             .segments
             .get(segment)?
-            .find(hash, |(k, _)| k.as_bytes() == key)
-            .map(|(_, entry)| entry)
+            .find(hash, |slot| slot.is(key))
+            .map(|slot| &slot.entry)
     }
 
     /// Removes `key` if its TTL has passed; true when it did.
@@ -631,7 +646,8 @@ impl Keyspace {
         let Some(entry) = self.find_live_mut(db, key, now_ms) else {
             return false;
         };
-        let previous = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
+        let expire_at_ms = clamp_expiry(expire_at_ms);
+        let previous = entry.set_expire_at_ms(expire_at_ms);
         let database = &mut self.databases[db];
         if previous != expire_at_ms {
             if let Some(at) = previous {
@@ -675,10 +691,10 @@ impl Keyspace {
             .segments
             .iter()
             .flat_map(|table| table.iter())
-            .filter(|(key, entry)| {
-                !is_expired(entry, now_ms) && (match_all || glob_match(pattern, key))
+            .filter(|slot| {
+                !is_expired(&slot.entry, now_ms) && (match_all || glob_match(pattern, &slot.key))
             })
-            .map(|(key, _)| key.clone())
+            .map(|slot| slot.key.clone())
             .collect()
     }
 
@@ -705,7 +721,7 @@ impl Keyspace {
             let table = &database.segments[at];
             looked_at += table.len();
             visits += 1;
-            for (key, entry) in table.iter() {
+            for Slot { key, entry } in table.iter().map(|slot| &**slot) {
                 if !is_expired(entry, now_ms) && filter(key, entry) {
                     step.keys.push(key.clone());
                 }
@@ -736,7 +752,7 @@ impl Keyspace {
             if table.is_empty() {
                 continue;
             }
-            let (key, entry) = table
+            let Slot { key, entry } = &**table
                 .iter()
                 .nth(random(table.len()))
                 .expect("index below len");
@@ -748,8 +764,8 @@ impl Keyspace {
         (0..SEGMENT_COUNT)
             .map(|offset| &database.segments[(start + offset) % SEGMENT_COUNT])
             .flat_map(|table| table.iter())
-            .find(|(_, entry)| !is_expired(entry, now_ms))
-            .map(|(key, _)| key.clone())
+            .find(|slot| !is_expired(&slot.entry, now_ms))
+            .map(|slot| slot.key.clone())
     }
 
     /// Active expiry: removes up to `keys_max` keys whose TTL has passed, earliest first,
@@ -845,7 +861,7 @@ fn next_unit_random(state: &mut u64) -> f64 {
 }
 
 fn is_expired(entry: &Entry, now_ms: u64) -> bool {
-    entry.expire_at_ms.is_some_and(|at| at <= now_ms)
+    entry.is_expired(now_ms)
 }
 
 #[cfg(test)]

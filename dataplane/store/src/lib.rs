@@ -59,5 +59,5 @@ pub use probabilistic::{BloomChain, CountMinSketch, CuckooFilter, TopK};
 pub use set::SetValue;
 pub use stream::{StreamError, StreamId, StreamValue};
 pub use tensor::TensorValue;
-pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value};
+pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value, EXPIRE_AT_MS_MAX};
 pub use zset::SortedSet;

@@ -179,6 +179,10 @@ mod tests {
     fn collections_keep_values_small() {
         // Boxed collections: a value is no larger than a string's inline form needs.
         assert_eq!(std::mem::size_of::<Value>(), 24);
+        // The boxed headers of small collections stay in small jemalloc classes: their large
+        // classes keep their maps in a box of their own.
+        assert!(std::mem::size_of::<HashValue>() <= 48);
+        assert!(std::mem::size_of::<SortedSet>() <= 40);
         let mut set = SetValue::for_members(b"a", 1);
         set.insert(b"a");
         let value = Value::Set(Box::new(set));
@@ -209,13 +213,23 @@ mod tests {
 /// Whether an entry expires, and when.
 pub type ExpireAtMs = Option<u64>;
 
-/// A key's entry: its value, expiry and access metadata.
-#[derive(Debug, Clone, PartialEq)]
+/// Largest expiry an entry keeps: `u64::MAX` marks "no expiry" in [`Entry`]'s 8-byte field, so
+/// a later instant is kept as this one (Redis's expiries are `i64` milliseconds, far below).
+pub const EXPIRE_AT_MS_MAX: u64 = u64::MAX - 1;
+
+/// The stored form of "no expiry" in [`Entry`].
+const NO_EXPIRY: u64 = u64::MAX;
+
+/// A key's entry: its value, expiry and access metadata. 40 bytes: the expiry is one word with a
+/// marker for "none" rather than an `Option<u64>` (16 bytes), so that a key, its entry and a
+/// short string value fit one 64-byte allocation in the keyspace.
+#[derive(Clone, PartialEq)]
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Unix time in milliseconds at which the key expires, if it does.
-    pub expire_at_ms: ExpireAtMs,
+    /// Unix time in milliseconds at which the key expires, or [`NO_EXPIRY`]: read it with
+    /// [`Entry::expire_at_ms`].
+    expire_at: u64,
     /// Redis's 24-bit `lru` field, kept by the keyspace on every read and write through
     /// [`crate::Keyspace::get`] or [`crate::Keyspace::get_mut`] (never by `peek`): under
     /// [`crate::keyspace::AccessPolicy::Lru`] the LRU clock ([`crate::keyspace::lru_clock`]) of
@@ -226,4 +240,82 @@ pub struct Entry {
     /// modified even when it was set back to the same value. Unique within a keyspace until it
     /// wraps after 2^32 writes.
     pub version: u32,
+}
+
+impl Entry {
+    /// An entry of `value` expiring at `expire_at_ms` (a later instant than
+    /// [`EXPIRE_AT_MS_MAX`] is kept as that one).
+    pub fn new(value: Value, expire_at_ms: ExpireAtMs, access: u32, version: u32) -> Self {
+        Self {
+            value,
+            expire_at: stored_expiry(expire_at_ms),
+            access,
+            version,
+        }
+    }
+
+    /// Unix time in milliseconds at which the key expires, if it does.
+    pub fn expire_at_ms(&self) -> ExpireAtMs {
+        (self.expire_at != NO_EXPIRY).then_some(self.expire_at)
+    }
+
+    /// Sets the expiry (see [`Entry::new`] for the largest one kept); returns the previous one.
+    pub fn set_expire_at_ms(&mut self, expire_at_ms: ExpireAtMs) -> ExpireAtMs {
+        let previous = self.expire_at_ms();
+        self.expire_at = stored_expiry(expire_at_ms);
+        previous
+    }
+
+    /// True when the key has a TTL that has passed at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != NO_EXPIRY && self.expire_at <= now_ms
+    }
+}
+
+/// `expire_at_ms` as an entry keeps it: see [`EXPIRE_AT_MS_MAX`].
+pub fn clamp_expiry(expire_at_ms: ExpireAtMs) -> ExpireAtMs {
+    expire_at_ms.map(|at| at.min(EXPIRE_AT_MS_MAX))
+}
+
+fn stored_expiry(expire_at_ms: ExpireAtMs) -> u64 {
+    expire_at_ms.map_or(NO_EXPIRY, |at| at.min(EXPIRE_AT_MS_MAX))
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("value", &self.value)
+            .field("expire_at_ms", &self.expire_at_ms())
+            .field("access", &self.access)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_40_bytes_and_keep_their_expiry() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        let mut entry = Entry::new(Value::Int(1), None, 0, 0);
+        assert_eq!(entry.expire_at_ms(), None);
+        assert!(!entry.is_expired(u64::MAX));
+        assert_eq!(entry.set_expire_at_ms(Some(0)), None);
+        assert_eq!(entry.expire_at_ms(), Some(0));
+        assert!(entry.is_expired(0));
+        assert_eq!(entry.set_expire_at_ms(Some(u64::MAX)), Some(0));
+        assert_eq!(entry.expire_at_ms(), Some(EXPIRE_AT_MS_MAX));
+        assert_eq!(clamp_expiry(Some(u64::MAX)), Some(EXPIRE_AT_MS_MAX));
+        assert_eq!(clamp_expiry(Some(5)), Some(5));
+        assert!(!entry.is_expired(EXPIRE_AT_MS_MAX - 1));
+        assert!(entry.is_expired(EXPIRE_AT_MS_MAX));
+        entry.set_expire_at_ms(None);
+        assert_eq!(entry.expire_at_ms(), None);
+        assert_eq!(
+            format!("{entry:?}"),
+            "Entry { value: Int(1), expire_at_ms: None, access: 0, version: 0 }"
+        );
+    }
 }

@@ -19,6 +19,9 @@ use hashbrown::HashMap;
 
 use crate::compact::CompactBytes;
 
+mod packed;
+use packed::{PackedIter, PackedPairs};
+
 /// Most members a `listpack` sorted set holds (Redis's `zset-max-listpack-entries` default).
 pub const LISTPACK_ENTRIES_MAX: usize = 128;
 /// Longest member a `listpack` sorted set holds, in bytes (`zset-max-listpack-value`).
@@ -242,19 +245,24 @@ impl Limit {
 enum Members {
     /// The listpack class (at most `zset-max-listpack-entries` members of at most
     /// `zset-max-listpack-value` bytes): (score, member) pairs in order in one exactly sized
-    /// vector, a member found by a linear scan as a listpack finds it. No map and no tree: a
-    /// sorted set of 10 members costs a quarter of the indexed class.
-    Packed(Vec<(Score, CompactBytes)>),
-    /// The skiplist class: scores by member, and the pairs in order for ranks and ranges.
-    Indexed {
-        scores: HashMap<CompactBytes, f64, foldhash::fast::RandomState>,
-        order: BTreeSet<(Score, CompactBytes)>,
-    },
+    /// byte buffer (`zset/packed.rs`), a member found by a linear scan as a listpack finds it.
+    /// No map and no tree.
+    Packed(PackedPairs),
+    /// The skiplist class, boxed so that the packed class's sets stay small (a
+    /// `SortedSet` is 40 bytes, not 72: jemalloc classes 48 and 80).
+    Indexed(Box<Indexed>),
+}
+
+/// The skiplist class: scores by member, and the pairs in order for ranks and ranges.
+#[derive(Clone)]
+struct Indexed {
+    scores: HashMap<CompactBytes, f64, foldhash::fast::RandomState>,
+    order: BTreeSet<(Score, CompactBytes)>,
 }
 
 /// The pairs of a sorted set (or of a range of it) in order, whichever class holds them.
 enum Pairs<'a> {
-    Packed(std::slice::Iter<'a, (Score, CompactBytes)>),
+    Packed(PackedIter<'a>),
     Indexed(std::collections::btree_set::Iter<'a, (Score, CompactBytes)>),
     IndexedRange(std::collections::btree_set::Range<'a, (Score, CompactBytes)>),
 }
@@ -264,7 +272,7 @@ impl<'a> Iterator for Pairs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let pair = match self {
-            Self::Packed(pairs) => pairs.next(),
+            Self::Packed(pairs) => return pairs.next(),
             Self::Indexed(pairs) => pairs.next(),
             Self::IndexedRange(pairs) => pairs.next(),
         };
@@ -275,7 +283,7 @@ impl<'a> Iterator for Pairs<'a> {
 impl DoubleEndedIterator for Pairs<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let pair = match self {
-            Self::Packed(pairs) => pairs.next_back(),
+            Self::Packed(pairs) => return pairs.next_back(),
             Self::Indexed(pairs) => pairs.next_back(),
             Self::IndexedRange(pairs) => pairs.next_back(),
         };
@@ -303,11 +311,11 @@ impl SortedSet {
             ZSetEncoding::Skiplist
         };
         let members = match encoding {
-            ZSetEncoding::Listpack => Members::Packed(Vec::new()),
-            ZSetEncoding::Skiplist => Members::Indexed {
+            ZSetEncoding::Listpack => Members::Packed(PackedPairs::default()),
+            ZSetEncoding::Skiplist => Members::Indexed(Box::new(Indexed {
                 scores: HashMap::default(),
                 order: BTreeSet::new(),
-            },
+            })),
         };
         Self { members, encoding }
     }
@@ -316,7 +324,7 @@ impl SortedSet {
     pub fn len(&self) -> usize {
         match &self.members {
             Members::Packed(pairs) => pairs.len(),
-            Members::Indexed { scores, .. } => scores.len(),
+            Members::Indexed(indexed) => indexed.scores.len(),
         }
     }
 
@@ -328,11 +336,8 @@ impl SortedSet {
     /// The score of `member`.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.members {
-            Members::Packed(pairs) => pairs
-                .iter()
-                .find(|(_, stored)| stored.as_bytes() == member)
-                .map(|(score, _)| score.0),
-            Members::Indexed { scores, .. } => scores.get(member).copied(),
+            Members::Packed(pairs) => pairs.find(member).map(|(_, score)| score),
+            Members::Indexed(indexed) => indexed.scores.get(member).copied(),
         }
     }
 
@@ -340,22 +345,18 @@ impl SortedSet {
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> + '_ {
         match &self.members {
             Members::Packed(pairs) => Pairs::Packed(pairs.iter()),
-            Members::Indexed { order, .. } => Pairs::Indexed(order.iter()),
+            Members::Indexed(indexed) => Pairs::Indexed(indexed.order.iter()),
         }
     }
 
     /// Stores a member that is not in the set yet.
     fn insert_new(&mut self, member: &[u8], score: f64) {
-        let pair = (Score(score), CompactBytes::new(member));
         match &mut self.members {
-            Members::Packed(pairs) => {
-                let at = pairs.partition_point(|stored| *stored < pair);
-                pairs.reserve_exact(1);
-                pairs.insert(at, pair);
-            }
-            Members::Indexed { scores, order } => {
+            Members::Packed(pairs) => pairs.insert(member, score),
+            Members::Indexed(indexed) => {
+                let Indexed { scores, order } = &mut **indexed;
                 scores.insert(CompactBytes::new(member), score);
-                order.insert(pair);
+                order.insert((Score(score), CompactBytes::new(member)));
             }
         }
     }
@@ -403,7 +404,8 @@ impl SortedSet {
                 self.remove(member);
                 self.insert_new(member, stored);
             }
-            Members::Indexed { scores, order } => {
+            Members::Indexed(indexed) => {
+                let Indexed { scores, order } = &mut **indexed;
                 let key = CompactBytes::new(member);
                 let mut node = order
                     .take(&(Score(current), key))
@@ -438,12 +440,13 @@ impl SortedSet {
                 let pairs = std::mem::take(pairs);
                 let scores = pairs
                     .iter()
-                    .map(|(score, member)| (member.clone(), score.0))
+                    .map(|(member, score)| (CompactBytes::new(member), score))
                     .collect();
-                self.members = Members::Indexed {
-                    scores,
-                    order: pairs.into_iter().collect(),
-                };
+                let order = pairs
+                    .iter()
+                    .map(|(member, score)| (Score(score), CompactBytes::new(member)))
+                    .collect();
+                self.members = Members::Indexed(Box::new(Indexed { scores, order }));
             }
         }
     }
@@ -451,17 +454,9 @@ impl SortedSet {
     /// Removes `member`; false when it was not there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match &mut self.members {
-            Members::Packed(pairs) => {
-                let Some(at) = pairs
-                    .iter()
-                    .position(|(_, stored)| stored.as_bytes() == member)
-                else {
-                    return false;
-                };
-                pairs.remove(at);
-                true
-            }
-            Members::Indexed { scores, order } => {
+            Members::Packed(pairs) => pairs.remove(member),
+            Members::Indexed(indexed) => {
+                let Indexed { scores, order } = &mut **indexed;
                 let Some((key, score)) = scores.remove_entry(member) else {
                     return false;
                 };
@@ -475,13 +470,9 @@ impl SortedSet {
     /// The 0-based rank of `member` (from the highest score when `reverse`) and its score.
     pub fn rank(&self, member: &[u8], reverse: bool) -> Option<(usize, f64)> {
         let (below, score) = match &self.members {
-            Members::Packed(pairs) => {
-                let at = pairs
-                    .iter()
-                    .position(|(_, stored)| stored.as_bytes() == member)?;
-                (at, pairs[at].0 .0)
-            }
-            Members::Indexed { scores, order } => {
+            Members::Packed(pairs) => pairs.find(member)?,
+            Members::Indexed(indexed) => {
+                let Indexed { scores, order } = &**indexed;
                 let score = *scores.get(member)?;
                 let below = order
                     .range(..(Score(score), CompactBytes::new(member)))
@@ -536,21 +527,18 @@ impl SortedSet {
         };
         let (low, high) = match (low, high) {
             (Some(low), high) if high.is_none_or(|high| Score(low) < Score(high)) => (low, high),
-            _ => return Pairs::Packed([].iter()),
+            _ => return Pairs::Packed(PackedIter::empty()),
         };
         let low = (Score(low), empty());
         let high = high.map(|high| (Score(high), empty()));
         match &self.members {
+            // [low, high) with member "" the least: the scores from low.0 to below high.0.
             Members::Packed(pairs) => {
-                let start = pairs.partition_point(|pair| *pair < low);
-                let end = high.as_ref().map_or(pairs.len(), |high| {
-                    pairs.partition_point(|pair| pair < high)
-                });
-                Pairs::Packed(pairs[start..end.max(start)].iter())
+                Pairs::Packed(pairs.score_range(low.0 .0, high.map(|high| high.0 .0)))
             }
-            Members::Indexed { order, .. } => {
+            Members::Indexed(indexed) => {
                 let end = high.map_or(Bound::Unbounded, Bound::Excluded);
-                Pairs::IndexedRange(order.range((Bound::Included(low), end)))
+                Pairs::IndexedRange(indexed.order.range((Bound::Included(low), end)))
             }
         }
     }
@@ -629,16 +617,12 @@ impl SortedSet {
         const ORDER_OVERHEAD_LEN: usize = 16;
         let member_len = std::mem::size_of::<CompactBytes>();
         match &self.members {
-            Members::Packed(pairs) => {
-                pairs.capacity() * std::mem::size_of::<(Score, CompactBytes)>()
-                    + pairs
-                        .iter()
-                        .map(|(_, member)| member.heap_len())
-                        .sum::<usize>()
-            }
-            Members::Indexed { scores, order } => {
+            Members::Packed(pairs) => pairs.heap_len(),
+            Members::Indexed(indexed) => {
+                let Indexed { scores, order } = &**indexed;
                 let members_heap: usize = scores.keys().map(CompactBytes::heap_len).sum();
-                2 * members_heap
+                std::mem::size_of::<Indexed>()
+                    + 2 * members_heap
                     + scores.capacity() * (member_len + std::mem::size_of::<f64>() + 1)
                     + order.len() * (member_len + std::mem::size_of::<f64>() + ORDER_OVERHEAD_LEN)
             }
@@ -673,7 +657,7 @@ mod tests {
         let mut packed = SortedSet::for_members(1, 1);
         let mut indexed = SortedSet::for_members(1_000_000, 1_000_000);
         assert!(matches!(packed.members, Members::Packed(_)));
-        assert!(matches!(indexed.members, Members::Indexed { .. }));
+        assert!(matches!(indexed.members, Members::Indexed(_)));
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = |bound: u64| {
             state ^= state << 13;

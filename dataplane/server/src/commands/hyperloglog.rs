@@ -146,7 +146,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let mut registers = [0u8; REGISTER_COUNT];
     read_in_order(ctx, &args[1..], &mut registers)?;
     let (mut destination, expire_at_ms) = match ctx.keyspace.get(db, args[1], now_ms) {
-        Some(entry) => (hll_of(&entry.value)?, entry.expire_at_ms),
+        Some(entry) => (hll_of(&entry.value)?, entry.expire_at_ms()),
         None => (HyperLogLog::new(), None),
     };
     let sources = read_in_order(ctx, &args[2..], &mut registers)?;

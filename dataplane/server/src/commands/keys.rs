@@ -110,7 +110,7 @@ fn expire_generic(
         ctx.out.integer(0);
         return Ok(());
     };
-    let current = entry.expire_at_ms;
+    let current = entry.expire_at_ms();
     // No TTL counts as an infinite one for GT and LT.
     let allowed = !(conditions.nx && current.is_some()
         || conditions.xx && current.is_none()
@@ -154,7 +154,7 @@ pub fn pexpireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], milliseconds: bool, absolute: bool) -> CommandResult {
     let reply = match ctx.keyspace.peek(ctx.db, key, ctx.now_ms) {
         None => -2,
-        Some(entry) => match entry.expire_at_ms {
+        Some(entry) => match entry.expire_at_ms() {
             None => -1,
             Some(at) => {
                 let value = if absolute {
@@ -200,7 +200,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let had_ttl = ctx
         .keyspace
         .get(ctx.db, args[1], ctx.now_ms)
-        .is_some_and(|entry| entry.expire_at_ms.is_some());
+        .is_some_and(|entry| entry.expire_at_ms().is_some());
     if had_ttl {
         ctx.keyspace.set_expire(ctx.db, args[1], None, ctx.now_ms);
         notify(ctx, notify::GENERIC, "persist", args[1]);
@@ -230,8 +230,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> Comma
         .keyspace
         .remove(db, source, now_ms)
         .expect("checked above");
+    let expire_at_ms = entry.expire_at_ms();
     ctx.keyspace
-        .insert(db, target, entry.value, entry.expire_at_ms, now_ms);
+        .insert(db, target, entry.value, expire_at_ms, now_ms);
     notify(ctx, notify::GENERIC, "rename_from", source);
     notify(ctx, notify::GENERIC, "rename_to", target);
     if only_if_new {
@@ -288,8 +289,9 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         ctx.out.integer(0);
         return Ok(());
     }
+    let expire_at_ms = entry.expire_at_ms();
     ctx.keyspace
-        .insert(target_db, target, entry.value, entry.expire_at_ms, now_ms);
+        .insert(target_db, target, entry.value, expire_at_ms, now_ms);
     notify_in(ctx, target_db, notify::GENERIC, "copy_to", target);
     ctx.out.integer(1);
     Ok(())
@@ -309,8 +311,9 @@ pub fn move_key(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Ok(());
     }
     let entry = ctx.keyspace.remove(db, key, now_ms).expect("checked above");
+    let expire_at_ms = entry.expire_at_ms();
     ctx.keyspace
-        .insert(target_db, key, entry.value, entry.expire_at_ms, now_ms);
+        .insert(target_db, key, entry.value, expire_at_ms, now_ms);
     notify(ctx, notify::GENERIC, "move_from", key);
     notify_in(ctx, target_db, notify::GENERIC, "move_to", key);
     ctx.out.integer(1);

@@ -541,7 +541,13 @@ async fn scratch(
     let mut scratch = Keyspace::new();
     for (&(key_db, key), entry) in &before {
         if let Some(entry) = entry {
-            scratch.insert(key_db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
+            scratch.insert(
+                key_db,
+                key,
+                entry.value.clone(),
+                entry.expire_at_ms(),
+                now_ms,
+            );
         }
     }
     let result = run_in(
@@ -560,7 +566,7 @@ async fn scratch(
                 let after = scratch.peek(key_db, key, now_ms).cloned();
                 let unchanged = match (&before[&(key_db, key)], &after) {
                     (Some(old), Some(new)) => {
-                        old.value == new.value && old.expire_at_ms == new.expire_at_ms
+                        old.value == new.value && old.expire_at_ms() == new.expire_at_ms()
                     }
                     (None, None) => true,
                     _ => false,
@@ -673,7 +679,7 @@ pub fn apply_entries(
     for (key, entry) in &entries {
         match entry {
             Some(entry) => {
-                keyspace.insert(db, key, entry.value.clone(), entry.expire_at_ms, now_ms);
+                keyspace.insert(db, key, entry.value.clone(), entry.expire_at_ms(), now_ms);
             }
             None => {
                 keyspace.remove(db, key, now_ms);

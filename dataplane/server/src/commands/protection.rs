@@ -221,7 +221,9 @@ pub fn getlease(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let (value, expire_at_ms) = match ctx.keyspace.get(db, key, now_ms) {
         None => (None, None),
-        Some(entry) if entry.value.is_string() => (Some(entry.value.to_vec()), entry.expire_at_ms),
+        Some(entry) if entry.value.is_string() => {
+            (Some(entry.value.to_vec()), entry.expire_at_ms())
+        }
         Some(_) => return Err(errors::WRONGTYPE.into()),
     };
     ctx.stats.count_lookup(value.is_some());

@@ -191,7 +191,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let existing = ctx.keyspace.get_for_overwrite(ctx.db, key, ctx.now_ms);
     let (exists, existing_expire) = (
         existing.is_some(),
-        existing.and_then(|entry| entry.expire_at_ms),
+        existing.and_then(|entry| entry.expire_at_ms()),
     );
     let previous = match existing {
         Some(entry) if options.get => Some(string_value(entry)?.clone()),
@@ -325,7 +325,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             if ctx
                 .keyspace
                 .peek(ctx.db, key, ctx.now_ms)
-                .is_some_and(|entry| entry.expire_at_ms.is_some())
+                .is_some_and(|entry| entry.expire_at_ms().is_some())
             {
                 ctx.keyspace.set_expire(ctx.db, key, None, ctx.now_ms);
                 notify(ctx, notify::GENERIC, "persist", key);
@@ -462,7 +462,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     // Redis checks the key's type before it reads the increment. The insert below records the
     // access.
     let existing = match ctx.keyspace.get_for_overwrite(db, key, now_ms) {
-        Some(entry) => Some((string_value(entry)?.clone(), entry.expire_at_ms)),
+        Some(entry) => Some((string_value(entry)?.clone(), entry.expire_at_ms())),
         None => None,
     };
     let increment = parse_float(args[2])?;
@@ -574,7 +574,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let offset = offset as usize;
     // The insert below records the access.
     let existing = match ctx.keyspace.get_for_overwrite(db, key, now_ms) {
-        Some(entry) => Some((string_value(entry)?.to_vec(), entry.expire_at_ms)),
+        Some(entry) => Some((string_value(entry)?.to_vec(), entry.expire_at_ms())),
         None => None,
     };
     let Some((mut bytes, expire_at_ms)) = existing else {

@@ -148,7 +148,7 @@ mod tests {
         // Over a tensor with a TTL: replaced, and the TTL is gone.
         keyspace.set_expire(0, b"t", Some(50), 0);
         write(&mut keyspace, 0, vec![(b"t".to_vec(), tensor(&[4.0]))], 0).unwrap();
-        assert_eq!(keyspace.get(0, b"t", 0).unwrap().expire_at_ms, None);
+        assert_eq!(keyspace.get(0, b"t", 0).unwrap().expire_at_ms(), None);
         let mut lookups = Vec::new();
         let keys = [b"t".to_vec(), b"u".to_vec(), b"s".to_vec()];
         assert_eq!(

@@ -138,7 +138,7 @@ impl HashValue {
 
     /// Fields that have an expiry.
     pub fn volatile_len(&self) -> usize {
-        self.volatile_count
+        self.volatile_count as usize
     }
 
     /// The earliest field expiry, if any field has one (O(n): for scheduling the next active
@@ -162,13 +162,13 @@ impl HashValue {
             if self.is_empty() || self.volatile_count == 0 {
                 break;
             }
-            if self.expiry_cursor >= self.len() {
+            if self.expiry_cursor as usize >= self.len() {
                 self.expiry_cursor = 0;
             }
-            if self.field_at(self.expiry_cursor).is_due(now_ms) {
+            if self.field_at(self.expiry_cursor as usize).is_due(now_ms) {
                 // Both kinds of removal put another field (or nothing) at the cursor: look
                 // at the same position again.
-                self.remove_at(self.expiry_cursor);
+                self.remove_at(self.expiry_cursor as usize);
                 removed += 1;
             } else {
                 self.expiry_cursor += 1;

@@ -146,24 +146,39 @@ enum Repr {
     /// One buffer, searched linearly, in insertion order: Redis's listpack, whose size class
     /// (at most `hash-max-listpack-entries` short fields) keeps the scans short.
     Packed(Packed),
-    /// A vector of fields and a hash table of indexes into it, by name.
-    Table {
-        fields: Vec<Field>,
-        index: HashTable<Slot>,
-    },
+    /// A vector of fields and a hash table of indexes into it, by name; boxed, so that a packed
+    /// hash's `HashValue` is 48 bytes rather than 88 (jemalloc's classes of those sizes).
+    Table(Box<Table>),
+}
+
+/// The table size class.
+#[derive(Clone)]
+struct Table {
+    fields: Vec<Field>,
+    index: HashTable<Slot>,
+    /// Hashes names for `index` (and orders HSCAN, so it never changes while the table lives).
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Table {
+    fn position(&self, name: &[u8]) -> Option<usize> {
+        let hash = self.hasher.hash_one(name);
+        self.index
+            .find(hash, |&at| self.fields[at as usize].name.as_bytes() == name)
+            .map(|&at| at as usize)
+    }
 }
 
 /// A hash.
 #[derive(Clone)]
 pub struct HashValue {
     repr: Repr,
-    hasher: foldhash::fast::RandomState,
     /// Fields with an expiry.
-    volatile_count: usize,
+    volatile_count: u32,
     /// True once any field was given an expiry (Redis's `listpackex` never turns back).
     had_field_ttl: bool,
     /// Where the next [`HashValue::remove_expired`] resumes.
-    expiry_cursor: usize,
+    expiry_cursor: u32,
 }
 
 impl Default for HashValue {
@@ -177,7 +192,6 @@ impl HashValue {
     pub fn new() -> Self {
         Self {
             repr: Repr::Packed(Packed::default()),
-            hasher: foldhash::fast::RandomState::default(),
             volatile_count: 0,
             had_field_ttl: false,
             expiry_cursor: 0,
@@ -188,7 +202,7 @@ impl HashValue {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Packed(packed) => packed.len(),
-            Repr::Table { fields, .. } => fields.len(),
+            Repr::Table(table) => table.fields.len(),
         }
     }
 
@@ -201,7 +215,7 @@ impl HashValue {
     fn all_fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
         let (packed, table) = match &self.repr {
             Repr::Packed(packed) => (Some(packed.iter()), None),
-            Repr::Table { fields, .. } => (None, Some(fields.iter().map(Field::view))),
+            Repr::Table(table) => (None, Some(table.fields.iter().map(Field::view))),
         };
         packed
             .into_iter()
@@ -213,7 +227,7 @@ impl HashValue {
     fn field_at(&self, at: usize) -> FieldRef<'_> {
         match &self.repr {
             Repr::Packed(packed) => packed.get(at),
-            Repr::Table { fields, .. } => fields[at].view(),
+            Repr::Table(table) => table.fields[at].view(),
         }
     }
 
@@ -228,12 +242,7 @@ impl HashValue {
     fn position(&self, name: &[u8]) -> Option<usize> {
         match &self.repr {
             Repr::Packed(packed) => packed.position(name),
-            Repr::Table { fields, index } => {
-                let hash = self.hasher.hash_one(name);
-                index
-                    .find(hash, |&at| fields[at as usize].name.as_bytes() == name)
-                    .map(|&at| at as usize)
-            }
+            Repr::Table(table) => table.position(name),
         }
     }
 
@@ -314,15 +323,19 @@ impl HashValue {
                 expire_at_ms: f.expire_at_ms.unwrap_or(NO_EXPIRY),
             })
             .collect();
+        let hasher = foldhash::fast::RandomState::default();
         let mut index = HashTable::with_capacity(fields.len());
         for (at, field) in fields.iter().enumerate() {
-            let hash = self.hasher.hash_one(field.name.as_bytes());
-            let hasher = &self.hasher;
+            let hash = hasher.hash_one(field.name.as_bytes());
             index.insert_unique(hash, slot(at), |&at| {
                 hasher.hash_one(fields[at as usize].name.as_bytes())
             });
         }
-        self.repr = Repr::Table { fields, index };
+        self.repr = Repr::Table(Box::new(Table {
+            fields,
+            index,
+            hasher,
+        }));
     }
 
     /// HSET of one field: sets `name` to `value` with `ttl` deciding its expiry; true when the
@@ -391,15 +404,19 @@ impl HashValue {
     fn push_field(&mut self, name: &[u8], value: &[u8]) {
         match &mut self.repr {
             Repr::Packed(packed) => packed.push(name, value),
-            Repr::Table { fields, index } => {
+            Repr::Table(table) => {
+                let Table {
+                    fields,
+                    index,
+                    hasher,
+                } = &mut **table;
                 let at = fields.len();
                 fields.push(Field {
                     name: CompactBytes::new(name),
                     value: CompactBytes::new(value),
                     expire_at_ms: NO_EXPIRY,
                 });
-                let hash = self.hasher.hash_one(name);
-                let hasher = &self.hasher;
+                let hash = hasher.hash_one(name);
                 index.insert_unique(hash, slot(at), |&at| {
                     hasher.hash_one(fields[at as usize].name.as_bytes())
                 });
@@ -418,8 +435,8 @@ impl HashValue {
         self.had_field_ttl |= expire_at_ms.is_some();
         match &mut self.repr {
             Repr::Packed(packed) => packed.replace(at, value, expire_at_ms),
-            Repr::Table { fields, .. } => {
-                let field = &mut fields[at];
+            Repr::Table(table) => {
+                let field = &mut table.fields[at];
                 if field.value.as_bytes() != value {
                     field.value = CompactBytes::new(value);
                 }
@@ -458,21 +475,25 @@ impl HashValue {
         if self.field_at(at).expire_at_ms.is_some() {
             self.volatile_count -= 1;
         }
-        let (fields, index) = match &mut self.repr {
+        let Table {
+            fields,
+            index,
+            hasher,
+        } = match &mut self.repr {
             Repr::Packed(packed) => {
                 // Packed: keep the order, as deleting from a listpack does.
                 return CompactBytes::from_vec(packed.remove(at).1);
             }
-            Repr::Table { fields, index } => (fields, index),
+            Repr::Table(table) => &mut **table,
         };
-        let hash = self.hasher.hash_one(fields[at].name.as_bytes());
+        let hash = hasher.hash_one(fields[at].name.as_bytes());
         index
             .find_entry(hash, |&i| i == slot(at))
             .expect("every field is indexed")
             .remove();
         let last = fields.len() - 1;
         if at != last {
-            let hash = self.hasher.hash_one(fields[last].name.as_bytes());
+            let hash = hasher.hash_one(fields[last].name.as_bytes());
             *index
                 .find_mut(hash, |&i| i == slot(last))
                 .expect("every field is indexed") = slot(at);
@@ -486,15 +507,16 @@ impl HashValue {
     /// next hash to visit, so every field present for the whole scan is returned exactly once
     /// however the hash changes in between. Each call costs O(n log count).
     pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> (u64, Vec<(&[u8], &[u8])>) {
-        let Repr::Table { fields, .. } = &self.repr else {
+        let Repr::Table(table) = &self.repr else {
             return (0, self.iter(now_ms).collect());
         };
+        let fields = &table.fields;
         // Due fields take part in the selection and are left out of the answer, so a call's
         // work stays bounded by `count` and may answer nothing, as Redis's bucket walk does.
         let mut pending: Vec<(u64, usize)> = fields
             .iter()
             .enumerate()
-            .map(|(at, f)| (self.hasher.hash_one(f.name.as_bytes()), at))
+            .map(|(at, f)| (table.hasher.hash_one(f.name.as_bytes()), at))
             .filter(|&(hash, _)| hash >= cursor)
             .collect();
         let count = count.max(1);
@@ -537,7 +559,7 @@ impl HashValue {
     /// The encoding Redis would report.
     pub fn encoding(&self) -> HashEncoding {
         match (&self.repr, self.had_field_ttl) {
-            (Repr::Table { .. }, _) => HashEncoding::Hashtable,
+            (Repr::Table(_), _) => HashEncoding::Hashtable,
             (Repr::Packed(_), true) => HashEncoding::ListpackEx,
             (Repr::Packed(_), false) => HashEncoding::Listpack,
         }
@@ -547,11 +569,13 @@ impl HashValue {
     pub fn heap_len(&self) -> usize {
         match &self.repr {
             Repr::Packed(packed) => packed.heap_len(),
-            Repr::Table { fields, index } => {
-                let own: usize = fields
-                    .iter()
-                    .map(|f| f.name.heap_len() + f.value.heap_len())
-                    .sum();
+            Repr::Table(table) => {
+                let Table { fields, index, .. } = &**table;
+                let own: usize = std::mem::size_of::<Table>()
+                    + fields
+                        .iter()
+                        .map(|f| f.name.heap_len() + f.value.heap_len())
+                        .sum::<usize>();
                 own + fields.capacity() * std::mem::size_of::<Field>()
                     + index.capacity() * (std::mem::size_of::<Slot>() + 1)
             }

@@ -15,11 +15,14 @@ impl HashValue {
         // indexed directly.
         let packed: Vec<(&[u8], &[u8])> = match &self.repr {
             Repr::Packed(packed) => packed.iter().map(|f| (f.name, f.value)).collect(),
-            Repr::Table { .. } => Vec::new(),
+            Repr::Table(_) => Vec::new(),
         };
         let pair = |at: usize| match &self.repr {
             Repr::Packed(_) => packed[at],
-            Repr::Table { fields, .. } => (fields[at].name.as_bytes(), fields[at].value.as_bytes()),
+            Repr::Table(table) => (
+                table.fields[at].name.as_bytes(),
+                table.fields[at].value.as_bytes(),
+            ),
         };
         if len == 0 || count == 0 {
             return Vec::new();

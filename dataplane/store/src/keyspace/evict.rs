@@ -20,7 +20,8 @@ use crate::compact::CompactBytes;
 use crate::lfu;
 
 /// Bytes an entry costs beyond its key and value: the table slot and the entry's fields.
-pub const ENTRY_OVERHEAD_BYTES: usize = std::mem::size_of::<super::Slot>() + 8;
+pub const ENTRY_OVERHEAD_BYTES: usize =
+    std::mem::size_of::<super::Slot>() + std::mem::size_of::<Box<super::Slot>>() + 8;
 
 /// Redis's `EVPOOL_SIZE`.
 const POOL_SIZE: usize = 16;
@@ -205,7 +206,7 @@ impl Keyspace {
         self.databases[db]
             .segments
             .iter()
-            .find_map(|table| table.iter().next().map(|(key, _)| key.clone()))
+            .find_map(|table| table.iter().next().map(|slot| slot.key.clone()))
     }
 
     fn pooled_victim(
@@ -268,8 +269,8 @@ impl Keyspace {
             if table.is_empty() {
                 continue;
             }
-            let (key, entry) = table.iter().nth(pool.below(table.len()))?;
-            return Some((key.clone(), entry.expire_at_ms));
+            let slot = table.iter().nth(pool.below(table.len()))?;
+            return Some((slot.key.clone(), slot.entry.expire_at_ms()));
         }
         None
     }

@@ -70,12 +70,7 @@ mod tests {
     use ember_store::{SetValue, SortedSet};
 
     fn entry(value: Value) -> Entry {
-        Entry {
-            value,
-            expire_at_ms: None,
-            access: 0,
-            version: 0,
-        }
+        Entry::new(value, None, 0, 0)
     }
 
     #[test]

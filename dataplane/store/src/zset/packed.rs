@@ -1,0 +1,306 @@
+//! The listpack size class of a sorted set: the (score, member) pairs in order, back to back in
+//! one exactly sized buffer, as Redis's listpack keeps them. A pair is
+//!
+//! - a header varint: the member's length shifted left by one, the low bit set when the score
+//!   is kept as an integer;
+//! - the score: a zigzag varint when it is an integer of magnitude at most 2^53 (every such
+//!   integer is exact in an f64), else the f64's eight little-endian bytes;
+//! - the member's bytes;
+//! - the length of all the above as a varint written backwards (its first byte last), so the
+//!   buffer can be walked from its end too (ZREVRANGE).
+//!
+//! A member of 13 bytes with a small integer score takes 16 bytes, where a `(Score,
+//! CompactBytes)` pair takes 32. Lookups scan, as a listpack's do; the class holds at most
+//! `zset-max-listpack-entries` short members.
+
+use std::cmp::Ordering;
+
+use super::Score;
+
+/// Largest magnitude of a score kept as an integer: every integer up to it is exact in an f64.
+const INT_SCORE_MAX: f64 = (1u64 << 53) as f64;
+
+/// The pairs of a sorted set in the packed class, lowest (score, member) first.
+#[derive(Clone, Default)]
+pub(super) struct PackedPairs {
+    data: Vec<u8>,
+    len: usize,
+}
+
+/// A pair decoded from the buffer.
+struct Decoded<'a> {
+    member: &'a [u8],
+    score: f64,
+    /// Byte just after the pair (its trailer included).
+    end: usize,
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+fn read_varint(data: &[u8], at: &mut usize) -> u64 {
+    let (mut value, mut shift) = (0u64, 0);
+    loop {
+        let byte = data[*at];
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+/// Bytes [`push_varint`] writes for `value`.
+fn varint_len(value: usize) -> usize {
+    (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Reads the backwards varint that ends at `end`; returns it and where it starts.
+fn read_varint_back(data: &[u8], end: usize) -> (usize, usize) {
+    let (mut value, mut shift, mut at) = (0usize, 0, end);
+    loop {
+        at -= 1;
+        let byte = data[at];
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return (value, at);
+        }
+        shift += 7;
+    }
+}
+
+/// The integer a score is kept as, when it is one.
+fn int_score(score: f64) -> Option<i64> {
+    (score.fract() == 0.0 && score.abs() <= INT_SCORE_MAX).then_some(score as i64)
+}
+
+/// Appends the encoded pair to `out`.
+fn encode(out: &mut Vec<u8>, member: &[u8], score: f64) {
+    let start = out.len();
+    let int = int_score(score);
+    push_varint(out, (member.len() as u64) << 1 | u64::from(int.is_some()));
+    match int {
+        Some(int) => push_varint(out, ((int << 1) ^ (int >> 63)) as u64),
+        None => out.extend_from_slice(&score.to_le_bytes()),
+    }
+    out.extend_from_slice(member);
+    let body_len = out.len() - start;
+    let trailer_start = out.len();
+    push_varint(out, body_len as u64);
+    out[trailer_start..].reverse();
+}
+
+/// Decodes the pair that starts at `at`.
+fn decode(data: &[u8], mut at: usize) -> Decoded<'_> {
+    let start = at;
+    let header = read_varint(data, &mut at);
+    let member_len = (header >> 1) as usize;
+    let score = if header & 1 == 1 {
+        let zigzag = read_varint(data, &mut at);
+        (((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)) as f64
+    } else {
+        let bytes = data[at..at + 8].try_into().expect("eight bytes");
+        at += 8;
+        f64::from_le_bytes(bytes)
+    };
+    let member = &data[at..at + member_len];
+    at += member_len;
+    Decoded {
+        member,
+        score,
+        // Step over the trailer: the body's length.
+        end: at + varint_len(at - start),
+    }
+}
+
+/// (score, member) order, as the indexed class orders its pairs.
+fn compare(score: f64, member: &[u8], other_score: f64, other_member: &[u8]) -> Ordering {
+    Score(score)
+        .cmp(&Score(other_score))
+        .then_with(|| member.cmp(other_member))
+}
+
+impl PackedPairs {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The pairs in order.
+    pub(super) fn iter(&self) -> PackedIter<'_> {
+        PackedIter { data: &self.data }
+    }
+
+    /// Byte offsets at which each pair starts, with the pair.
+    fn pairs(&self) -> impl Iterator<Item = (usize, Decoded<'_>)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            (at < self.data.len()).then(|| {
+                let start = at;
+                let pair = decode(&self.data, at);
+                at = pair.end;
+                (start, pair)
+            })
+        })
+    }
+
+    /// The rank (0 for the lowest pair) and score of `member`.
+    pub(super) fn find(&self, member: &[u8]) -> Option<(usize, f64)> {
+        self.pairs()
+            .enumerate()
+            .find(|(_, (_, pair))| pair.member == member)
+            .map(|(rank, (_, pair))| (rank, pair.score))
+    }
+
+    /// Stores a member that is not in the set yet, in order.
+    pub(super) fn insert(&mut self, member: &[u8], score: f64) {
+        let at = self
+            .pairs()
+            .find(|(_, pair)| compare(pair.score, pair.member, score, member).is_ge())
+            .map_or(self.data.len(), |(start, _)| start);
+        let mut encoded = Vec::with_capacity(member.len() + 12);
+        encode(&mut encoded, member, score);
+        self.data.reserve_exact(encoded.len());
+        self.data.splice(at..at, encoded);
+        self.len += 1;
+    }
+
+    /// Removes `member`; false when it was not there.
+    pub(super) fn remove(&mut self, member: &[u8]) -> bool {
+        let Some((start, end)) = self
+            .pairs()
+            .find(|(_, pair)| pair.member == member)
+            .map(|(start, pair)| (start, pair.end))
+        else {
+            return false;
+        };
+        self.data.drain(start..end);
+        self.data.shrink_to_fit();
+        self.len -= 1;
+        true
+    }
+
+    /// The pairs whose scores are at least `low` and below `high` (to the end when `None`).
+    pub(super) fn score_range(&self, low: f64, high: Option<f64>) -> PackedIter<'_> {
+        let first_at_least = |bound: f64| {
+            self.pairs()
+                .find(|(_, pair)| Score(pair.score) >= Score(bound))
+                .map_or(self.data.len(), |(start, _)| start)
+        };
+        let start = first_at_least(low);
+        let end = high.map_or(self.data.len(), first_at_least).max(start);
+        PackedIter {
+            data: &self.data[start..end],
+        }
+    }
+
+    /// Heap bytes held.
+    pub(super) fn heap_len(&self) -> usize {
+        self.data.capacity()
+    }
+}
+
+/// Pairs of a packed sorted set, in order from either end, as (member, score).
+#[derive(Clone)]
+pub(super) struct PackedIter<'a> {
+    /// Whole encoded pairs not yet returned.
+    data: &'a [u8],
+}
+
+impl PackedIter<'_> {
+    /// No pairs.
+    pub(super) fn empty() -> Self {
+        PackedIter { data: &[] }
+    }
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let pair = decode(self.data, 0);
+        self.data = &self.data[pair.end..];
+        Some((pair.member, pair.score))
+    }
+}
+
+impl DoubleEndedIterator for PackedIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let (body_len, trailer_start) = read_varint_back(self.data, self.data.len());
+        let start = trailer_start - body_len;
+        let pair = decode(self.data, start);
+        self.data = &self.data[..start];
+        Some((pair.member, pair.score))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip_from_both_ends() {
+        let long = vec![b'm'; 300];
+        let cases: Vec<(&[u8], f64)> = vec![
+            (b"", 0.0),
+            (b"int", 7.0),
+            (b"negative", -3.0),
+            (b"big", 9_007_199_254_740_992.0),
+            (b"beyond", 1e300),
+            (b"fraction", 2.5),
+            (b"infinite", f64::INFINITY),
+            (b"negative-infinite", f64::NEG_INFINITY),
+            (&long, 1.0),
+        ];
+        let mut pairs = PackedPairs::default();
+        for (member, score) in &cases {
+            pairs.insert(member, *score);
+        }
+        let mut expected = cases.clone();
+        expected.sort_by(|a, b| compare(a.1, a.0, b.1, b.0));
+        assert_eq!(pairs.len(), cases.len());
+        assert_eq!(pairs.iter().collect::<Vec<_>>(), expected);
+        let mut backwards: Vec<_> = pairs.iter().rev().collect();
+        backwards.reverse();
+        assert_eq!(backwards, expected);
+        assert_eq!(pairs.heap_len(), pairs.data.len(), "exactly sized");
+        // 13-byte members with small integer scores: 16 bytes a pair.
+        let mut small = PackedPairs::default();
+        small.insert(b"member:000001", 1.0);
+        assert_eq!(small.heap_len(), 16);
+        assert_eq!(pairs.find(b"fraction"), Some((4, 2.5)));
+        assert_eq!(pairs.find(b"absent"), None);
+        assert!(pairs.remove(b"fraction"));
+        assert!(!pairs.remove(b"fraction"));
+        assert_eq!(pairs.len(), cases.len() - 1);
+        assert_eq!(pairs.heap_len(), pairs.data.len(), "exactly sized");
+        let in_range: Vec<f64> = pairs.score_range(0.0, Some(8.0)).map(|p| p.1).collect();
+        assert_eq!(in_range, [0.0, 1.0, 7.0]);
+        let from: Vec<f64> = pairs.score_range(7.0, None).rev().map(|p| p.1).collect();
+        assert_eq!(from, [f64::INFINITY, 1e300, 9_007_199_254_740_992.0, 7.0]);
+        assert_eq!(PackedIter::empty().count(), 0);
+    }
+
+    #[test]
+    fn negative_zero_is_kept_as_zero() {
+        let mut pairs = PackedPairs::default();
+        pairs.insert(b"z", -0.0);
+        let (_, score) = pairs.iter().next().unwrap();
+        assert!(score == 0.0 && score.is_sign_positive());
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One hot key's GET throughput with 1 and 2 shards, the local tier off and on: redis-benchmark
+# with 50 clients GETs one key (`key:000000000000`, 16 bytes) from `ember --threads 1`,
+# `--threads 2 --hotkey-local-tier-rate 0` and `--threads 2` (the tier on at its default
+# rate), alternating the three for ROUNDS rounds. Prints each round and the medians as a
+# markdown table with the load average, and checks each run: the key's value is what was set,
+# and the tier answered GETs exactly when it is on (a fast wrong run fails).
+#
+#   [EMBER=target/debug/ember] bench/scripts/hot_key_get.sh [ROUNDS] [REQUESTS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3}
+requests=${2:-300000}
+ember=${EMBER:-target/release/ember}
+[ -x "$ember" ] || { echo "build first: cargo build --release --bin ember" >&2; exit 1; }
+port=${EMBER_PORT:-7421}
+value=vvvvvvvvvvvvvvvv
+configs=("--threads 1" "--threads 2 --hotkey-local-tier-rate 0" "--threads 2")
+names=("1 shard" "2 shards, tier off" "2 shards, tier on")
+
+wait_ready() { for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done; echo "ember did not start" >&2; exit 1; }
+cleanup() { kill "${ember_pid:-}" 2>/dev/null || true; }
+trap cleanup EXIT
+
+run() { # run CONFIG -> requests per second
+    "$ember" --port "$port" $1 >/tmp/hot-key-get-ember.log 2>&1 & ember_pid=$!
+    wait_ready
+    redis-cli -p "$port" SET key:000000000000 "$value" >/dev/null
+    local rate
+    rate=$(redis-benchmark -p "$port" -c 50 -n "$requests" -t get --csv | tail -1 | cut -d, -f2 | tr -d '"')
+    [ "$(redis-cli -p "$port" GET key:000000000000)" = "$value" ] || { echo "wrong value" >&2; exit 1; }
+    local hits
+    hits=$(redis-cli -p "$port" INFO ember | tr -d '\r' | sed -n 's/^local_tier_hits://p')
+    case "$1" in
+        "--threads 2") [ "$hits" -gt 0 ] || { echo "tier on but no tier hits" >&2; exit 1; } ;;
+        *) [ "$hits" -eq 0 ] || { echo "tier hits ($hits) with the tier off" >&2; exit 1; } ;;
+    esac
+    kill "$ember_pid"; wait "$ember_pid" 2>/dev/null || true
+    echo "$rate $hits"
+}
+
+declare -A results
+for round in $(seq "$rounds"); do
+    for index in "${!configs[@]}"; do
+        read -r rate hits < <(run "${configs[$index]}")
+        results[$index]+="$rate "
+        echo "round $round: ${names[$index]}: $rate GET/s (tier hits $hits), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "| configuration | GET/s (median of $rounds) | rounds |"
+echo "|---|---|---|"
+for index in "${!configs[@]}"; do
+    echo "| ${names[$index]} (\`${configs[$index]}\`) | $(echo "${results[$index]}" | median) | ${results[$index]}|"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"

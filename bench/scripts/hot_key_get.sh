@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One hot key's GET throughput with 1 and 2 shards, the local tier off and on: redis-benchmark
-# with 50 clients GETs one key (`key:000000000000`, 16 bytes) from `ember --threads 1`,
+# with 50 clients GETs one key (`key:__rand_int__`: redis-benchmark substitutes it only with -r, 16 bytes) from `ember --threads 1`,
 # `--threads 2 --hotkey-local-tier-rate 0` and `--threads 2` (the tier on at its default
 # rate), alternating the three for ROUNDS rounds. Prints each round and the medians as a
 # markdown table with the load average, and checks each run: the key's value is what was set,
@@ -22,27 +22,26 @@ wait_ready() { for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1
 cleanup() { kill "${ember_pid:-}" 2>/dev/null || true; }
 trap cleanup EXIT
 
-run() { # run CONFIG -> requests per second
+run() { # run CONFIG: sets rate (requests per second) and hits (GETs the tier answered)
+    # SO_REUSEPORT would let a server left running share the port: refuse to start beside one.
+    ! redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "port $port is taken" >&2; exit 1; }
     "$ember" --port "$port" $1 >/tmp/hot-key-get-ember.log 2>&1 & ember_pid=$!
     wait_ready
-    redis-cli -p "$port" SET key:000000000000 "$value" >/dev/null
-    local rate
+    redis-cli -p "$port" SET key:__rand_int__ "$value" >/dev/null
     rate=$(redis-benchmark -p "$port" -c 50 -n "$requests" -t get --csv | tail -1 | cut -d, -f2 | tr -d '"')
-    [ "$(redis-cli -p "$port" GET key:000000000000)" = "$value" ] || { echo "wrong value" >&2; exit 1; }
-    local hits
+    [ "$(redis-cli -p "$port" GET key:__rand_int__)" = "$value" ] || { echo "wrong value" >&2; exit 1; }
     hits=$(redis-cli -p "$port" INFO ember | tr -d '\r' | sed -n 's/^local_tier_hits://p')
     case "$1" in
         "--threads 2") [ "$hits" -gt 0 ] || { echo "tier on but no tier hits" >&2; exit 1; } ;;
         *) [ "$hits" -eq 0 ] || { echo "tier hits ($hits) with the tier off" >&2; exit 1; } ;;
     esac
     kill "$ember_pid"; wait "$ember_pid" 2>/dev/null || true
-    echo "$rate $hits"
 }
 
 declare -A results
 for round in $(seq "$rounds"); do
     for index in "${!configs[@]}"; do
-        read -r rate hits < <(run "${configs[$index]}")
+        run "${configs[$index]}"
         results[$index]+="$rate "
         echo "round $round: ${names[$index]}: $rate GET/s (tier hits $hits), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     done

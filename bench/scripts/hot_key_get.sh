@@ -6,7 +6,7 @@
 # markdown table with the load average, and checks each run: the key's value is what was set,
 # and the tier answered GETs exactly when it is on (a fast wrong run fails).
 #
-#   [EMBER=target/debug/ember] bench/scripts/hot_key_get.sh [ROUNDS] [REQUESTS]
+#   [EMBER=target/debug/ember] [EMBER_ARGS="--busy-poll-us 0"] bench/scripts/hot_key_get.sh [ROUNDS] [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
@@ -25,12 +25,13 @@ trap cleanup EXIT
 run() { # run CONFIG: sets rate (requests per second) and hits (GETs the tier answered)
     # SO_REUSEPORT would let a server left running share the port: refuse to start beside one.
     ! redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "port $port is taken" >&2; exit 1; }
-    "$ember" --port "$port" $1 >/tmp/hot-key-get-ember.log 2>&1 & ember_pid=$!
+    "$ember" --port "$port" ${EMBER_ARGS:-} $1 >/tmp/hot-key-get-ember.log 2>&1 & ember_pid=$!
     wait_ready
     redis-cli -p "$port" SET key:__rand_int__ "$value" >/dev/null
     rate=$(redis-benchmark -p "$port" -c 50 -n "$requests" -t get --csv | tail -1 | cut -d, -f2 | tr -d '"')
     [ "$(redis-cli -p "$port" GET key:__rand_int__)" = "$value" ] || { echo "wrong value" >&2; exit 1; }
     hits=$(redis-cli -p "$port" INFO ember | tr -d '\r' | sed -n 's/^local_tier_hits://p')
+    hops=$(redis-cli -p "$port" INFO ember | tr -d '\r' | sed -n 's/^cross_shard_hops://p')
     case "$1" in
         "--threads 2") [ "$hits" -gt 0 ] || { echo "tier on but no tier hits" >&2; exit 1; } ;;
         *) [ "$hits" -eq 0 ] || { echo "tier hits ($hits) with the tier off" >&2; exit 1; } ;;
@@ -38,18 +39,19 @@ run() { # run CONFIG: sets rate (requests per second) and hits (GETs the tier an
     kill "$ember_pid"; wait "$ember_pid" 2>/dev/null || true
 }
 
-declare -A results
+declare -A results hop_shares
 for round in $(seq "$rounds"); do
     for index in "${!configs[@]}"; do
         run "${configs[$index]}"
         results[$index]+="$rate "
-        echo "round $round: ${names[$index]}: $rate GET/s (tier hits $hits), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+        hop_shares[$index]+="$(awk -v h="$hops" -v n="$requests" 'BEGIN {printf "%.3f", h / n}') "
+        echo "round $round: ${names[$index]}: $rate GET/s (tier hits $hits, hops $hops), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "| configuration | GET/s (median of $rounds) | rounds |"
-echo "|---|---|---|"
+echo "| configuration | GET/s (median of $rounds) | rounds | cross-shard hops per GET (median) |"
+echo "|---|---|---|---|"
 for index in "${!configs[@]}"; do
-    echo "| ${names[$index]} (\`${configs[$index]}\`) | $(echo "${results[$index]}" | median) | ${results[$index]}|"
+    echo "| ${names[$index]} (\`${configs[$index]}\`) | $(echo "${results[$index]}" | median) | ${results[$index]}| $(echo "${hop_shares[$index]}" | median) |"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"

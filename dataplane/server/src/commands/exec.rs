@@ -182,6 +182,11 @@ pub async fn execute<'s>(
                     out,
                 ) =>
             {
+                if shard.hotkeys.recording() {
+                    // Answered here, not by the owner, so HOTKEYS times it here.
+                    let elapsed_us = started.elapsed().as_micros() as u64;
+                    shard.hotkeys.record_cpu(index, args, elapsed_us);
+                }
                 Ok(())
             }
             Route::Remote(owner) => match pipeline.as_deref_mut() {

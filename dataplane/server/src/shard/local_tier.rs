@@ -225,13 +225,15 @@ impl LocalTier {
                 return false;
             }
         };
-        if count < threshold {
+        // Once a window per key: a key that stays hot is looked at again (and its lease
+        // renewed) next window, and the reads past the threshold cost one counter each.
+        if count != threshold {
             return false;
         }
         let now = Instant::now();
         if let Some(deadline) = self.published.borrow().get(key) {
             if deadline.saturating_duration_since(now) > LEASE / 2 {
-                return false; // Published recently enough: renewed when half the lease is left.
+                return false; // Published recently: renewed once less than half is left.
             }
         }
         // Changes logged but not yet turned into bumps could be this key's: publish later.
@@ -268,7 +270,8 @@ impl LocalTier {
     }
 
     /// Owner side: `key` changed (written, removed, expired, evicted). A published key's
-    /// stripe moves on, so no copy of its old value serves again.
+    /// stripe moves on, so no copy of its old value serves again; its read count starts over,
+    /// so a key that stays hot is published again (with its new value) within the window.
     pub fn changed(&self, owner: usize, versions: &Versions, key: &[u8]) {
         let mut published = self.published.borrow_mut();
         if published.is_empty() {
@@ -276,6 +279,11 @@ impl LocalTier {
         }
         if published.remove(key).is_some() {
             versions.bump(Versions::stripe(owner, key));
+            for counts in self.counts.borrow_mut().iter_mut() {
+                if counts.remove(key).is_some() {
+                    self.counted_keys.set(self.counted_keys.get() - 1);
+                }
+            }
         }
     }
 
@@ -423,8 +431,10 @@ impl LocalTier {
     }
 }
 
-/// How often the tier's task sends waiting copies while the tier is on.
-const SEND_PERIOD: Duration = Duration::from_millis(1);
+/// How often the tier's task sends waiting copies while the tier is on: a new hot key is
+/// served locally a few milliseconds after it crossed the rate, and an idle shard wakes 200
+/// times a second, not 1000.
+const SEND_PERIOD: Duration = Duration::from_millis(5);
 /// How often it looks at the configuration and drops dead copies (and while the tier is off).
 const PRUNE_PERIOD: Duration = Duration::from_millis(WINDOW_MS);
 
@@ -534,9 +544,13 @@ mod tests {
 
     fn published_copy(tier: &LocalTier, versions: &Versions, keyspace: &Keyspace) -> Install {
         tier.set_rate(30, 2); // 3 reads a window
-        for read in 1..=3 {
+        for read in 1..=5 {
             let published = tier.note_read(0, versions, keyspace, 0, b"hot", 1000);
-            assert_eq!(published, read == 3, "published at the third read");
+            assert_eq!(
+                published,
+                read == 3,
+                "published at the third read, once a window"
+            );
         }
         let mut outbox = tier.take_outbox();
         assert_eq!(outbox.len(), 1);
@@ -575,6 +589,13 @@ mod tests {
             "invalidated by the write"
         );
         assert!(!owner.publishing());
+        let again = published_copy(&owner, &versions, &keyspace);
+        reader.install(&versions, again);
+        assert_eq!(
+            served(&reader, &versions, 1000),
+            Some(b"v1".to_vec()),
+            "published again in the same window, at the new version"
+        );
     }
 
     #[test]

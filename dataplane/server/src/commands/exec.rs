@@ -264,7 +264,9 @@ pub async fn execute<'s>(
     let failed = note_failure(shard, out.outcome());
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
     record(shard, client, index, args, started, failed);
-    if shard.hotkeys.recording() {
+    // MULTI, EXEC, WATCH...: EXEC's commands were recorded one by one, so EXEC's own reply
+    // and time would count them twice.
+    if shard.hotkeys.recording() && !matches!(spec.handler, Handler::Transaction(_)) {
         let reply_bytes = out.pending_len().saturating_sub(reply_start);
         shard.hotkeys.record_net(index, args, reply_bytes);
         if !matches!(spec.handler, Handler::Keyspace(_)) {

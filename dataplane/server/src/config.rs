@@ -348,6 +348,26 @@ const PARAMETERS: &[Parameter] = &[
         Kind::Integer { min: 1, max: 10 },
         Mutable,
     ),
+    // Relative TTLs lengthened by a random 0..pct percent (commands::expiry_jitter), so keys
+    // set together do not expire together; 0 (off) keeps Redis's exact TTLs.
+    parameter(
+        "expire-jitter-pct",
+        "0",
+        Kind::Integer { min: 0, max: 100 },
+        Mutable,
+    ),
+    // Reads a second past which a string key is copied read-only to every shard (the local
+    // tier, shard::local_tier); 0 turns the tier off. See local_tier's module docs for why
+    // 2000 is the default.
+    parameter(
+        "hotkey-local-tier-rate",
+        "2000",
+        Kind::Integer {
+            min: 0,
+            max: 1_000_000_000,
+        },
+        Mutable,
+    ),
     parameter("appendfilename", "appendonly.aof", Kind::Text, Immutable),
     parameter("replica-read-only", "yes", Kind::Bool, Mutable),
     parameter("close-on-oom", "no", Kind::Bool, Mutable),

@@ -25,7 +25,16 @@ const BACKGROUND_SHARES: usize = 100;
 const EXPIRE_KEYS_PER_SLICE: usize = 64;
 /// Time one expiry tick may spend, as Redis's 25% of a 100 ms tick at effort 1, scaled down:
 /// a tick that runs out of budget runs again 1 ms later instead of waiting a whole period.
+/// `active-expire-effort` raises it ([`expire_budget`]).
 const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+
+/// One expiry tick's time budget at `active-expire-effort` `effort` (1..=10): Redis adds 2
+/// points to its 25% CPU share per effort step above 1 (expire.c), so effort 10 allows 43/25 of
+/// effort 1's budget. The work stays bounded per tick whatever the effort.
+fn expire_budget(effort: i64) -> Duration {
+    let steps = effort.clamp(1, 10) as u32 - 1;
+    EXPIRE_BUDGET * (25 + 2 * steps) / 25
+}
 /// Hash keys with field TTLs one tick visits, and fields it looks at in each: like the key
 /// slice, a bound on one tick's work (Redis 7.4 bounds its field pass by a count too).
 const FIELD_EXPIRE_KEYS_PER_TICK: usize = 64;
@@ -58,6 +67,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         tracking_keys: Default::default(),
         tracking_items: Default::default(),
         protection: Default::default(),
+        tier_versions: crate::shard::local_tier::Versions::new(shard_count),
     });
     crate::memory::GAUGE.record_startup();
     eprintln!(
@@ -156,6 +166,7 @@ async fn shard_main(
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
     runtime::spawn_into(mesh_watchdog(shard.clone()), background);
+    runtime::spawn(crate::shard::local_tier::run(shard.clone()));
     // In the default queue: under a write flood, eviction must keep pace with the writers.
     runtime::spawn(crate::memory::evict_loop(shard.clone()));
     let (io_uring, busy_poll_us) = {
@@ -417,6 +428,7 @@ async fn mesh_watchdog(shard: Rc<Shard>) {
 async fn expire_loop(shard: Rc<Shard>) {
     loop {
         let period = Duration::from_millis(1000 / shard.config.borrow().hz.max(1));
+        let budget = expire_budget(shard.config.borrow().integer("active-expire-effort"));
         let started = Instant::now();
         let mut budget_spent = false;
         loop {
@@ -435,7 +447,7 @@ async fn expire_loop(shard: Rc<Shard>) {
                 );
                 break;
             }
-            if started.elapsed() >= EXPIRE_BUDGET {
+            if started.elapsed() >= budget {
                 budget_spent = true;
                 break;
             }
@@ -481,6 +493,24 @@ mod tests {
         }
         for outside in ["127.0.0.2", "10.0.0.1", "::ffff:127.0.0.2", "fe80::1"] {
             assert!(!is_loopback_client(outside.parse().unwrap()), "{outside}");
+        }
+    }
+
+    #[test]
+    fn expire_budget_grows_with_effort_and_stays_bounded() {
+        let cases: &[(&str, i64, u64)] = &[
+            ("effort 1 is the base budget", 1, 2000),
+            ("effort 2 adds 2 points of 25", 2, 2160),
+            ("effort 10", 10, 3440),
+            ("below the range is effort 1", 0, 2000),
+            ("above the range is effort 10", 99, 3440),
+        ];
+        for &(name, effort, expected_us) in cases {
+            assert_eq!(
+                expire_budget(effort).as_micros() as u64,
+                expected_us,
+                "{name}"
+            );
         }
     }
 }

@@ -144,6 +144,10 @@ pub struct Counters {
     pub evicted_keys: u64,
     /// Errors replied.
     pub error_replies: u64,
+    /// GETs answered from the local tier's copies (shard::local_tier).
+    pub local_tier_hits: u64,
+    /// Copies the local tier holds now.
+    pub local_tier_copies: u64,
 }
 
 impl Counters {
@@ -159,6 +163,8 @@ impl Counters {
         self.cross_shard_hops += other.cross_shard_hops;
         self.evicted_keys += other.evicted_keys;
         self.error_replies += other.error_replies;
+        self.local_tier_hits += other.local_tier_hits;
+        self.local_tier_copies += other.local_tier_copies;
     }
 }
 
@@ -409,6 +415,9 @@ impl ShardStats {
             cross_shard_hops: self.cross_shard_hops.get(),
             evicted_keys: self.evicted_keys.get(),
             error_replies: self.error_replies.get(),
+            // Filled in by the shard, which owns the tier.
+            local_tier_hits: 0,
+            local_tier_copies: 0,
         }
     }
 

@@ -34,9 +34,16 @@ struct Deferred<'s> {
     protocol: Protocol,
     command_index: usize,
     started: Instant,
+    /// The command's arguments while HOTKEYS records (its keys are counted at the reply).
+    hotkeys_args: Option<PackedArgs>,
 }
 
 impl Pipeline<'_> {
+    /// True when no command of the batch waits for its reply.
+    pub fn is_idle(&self) -> bool {
+        self.deferred.is_empty()
+    }
+
     /// Waits for every deferred reply and puts each in its place in `out`, so the output holds
     /// every reply in request order.
     pub async fn drain(&mut self, shard: &Shard, out: &mut ReplySink) {
@@ -57,12 +64,20 @@ impl Pipeline<'_> {
             let reply = into_reply(deferred.reply.await);
             out.set_protocol(deferred.protocol);
             out.begin();
+            let reply_start = out.pending_len();
             reply.write_to(out);
             let failed = note_failure(shard, out.outcome());
             let elapsed_us = deferred.started.elapsed().as_micros() as u64;
             shard
                 .stats
                 .record_call(deferred.command_index, elapsed_us, failed);
+            if let Some(args) = deferred.hotkeys_args {
+                let reply_bytes = out.pending_len() - reply_start;
+                let args = args.slices();
+                shard
+                    .hotkeys
+                    .record_net(deferred.command_index, &args, reply_bytes);
+            }
         }
         out.bytes_mut()
             .extend_from_slice(&later[copied - first_offset..]);
@@ -82,6 +97,7 @@ pub async fn execute<'s>(
 ) {
     let started = Instant::now();
     out.begin();
+    let reply_start = out.pending_len();
     client.handle.last_interaction_ms.set(now_ms);
     let Some(index) = super::lookup(args[0]) else {
         client.multi_failed |= client.multi.is_some();
@@ -156,6 +172,23 @@ pub async fn execute<'s>(
                 multikey::admit(shard, spec, args, client.db, client.hold, false).await;
                 multikey::run_local(shard, handler, client, now_ms, args, out)
             }
+            Route::Remote(_)
+                if crate::shard::local_tier::serve_get(
+                    shard,
+                    client,
+                    args,
+                    now_ms,
+                    pipeline.as_deref().is_none_or(Pipeline::is_idle),
+                    out,
+                ) =>
+            {
+                if shard.hotkeys.recording() {
+                    // Answered here, not by the owner, so HOTKEYS times it here.
+                    let elapsed_us = started.elapsed().as_micros() as u64;
+                    shard.hotkeys.record_cpu(index, args, elapsed_us);
+                }
+                Ok(())
+            }
             Route::Remote(owner) => match pipeline.as_deref_mut() {
                 Some(pipeline) if client.hold.is_none() => {
                     let request = execute_request(
@@ -171,6 +204,10 @@ pub async fn execute<'s>(
                         protocol: client.protocol,
                         command_index: index,
                         started,
+                        hotkeys_args: shard
+                            .hotkeys
+                            .recording()
+                            .then(|| PackedArgs::new(args.iter().copied())),
                     });
                     return; // Recorded when the reply is drained.
                 }
@@ -227,6 +264,17 @@ pub async fn execute<'s>(
     let failed = note_failure(shard, out.outcome());
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
     record(shard, client, index, args, started, failed);
+    // MULTI, EXEC, WATCH...: EXEC's commands were recorded one by one, so EXEC's own reply
+    // and time would count them twice.
+    if shard.hotkeys.recording() && !matches!(spec.handler, Handler::Transaction(_)) {
+        let reply_bytes = out.pending_len().saturating_sub(reply_start);
+        shard.hotkeys.record_net(index, args, reply_bytes);
+        if !matches!(spec.handler, Handler::Keyspace(_)) {
+            // Keyspace commands are timed where they ran (multikey::run_local_as).
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            shard.hotkeys.record_cpu(index, &[], elapsed_us);
+        }
+    }
 }
 
 /// XREAD / XREADGROUP with BLOCK. Keys on one shard: the blocking command's first attempt

@@ -103,6 +103,10 @@ fn expire_generic(
     let invalid = || CommandError::from(format!("ERR invalid expire time in '{command}' command"));
     let mut at = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
     if !absolute {
+        if at > 0 {
+            at = super::expiry_jitter::jittered_ms(ctx.config, at as u64).min(i64::MAX as u64)
+                as i64;
+        }
         at = at.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?;
     }
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);

@@ -21,9 +21,11 @@ pub mod blocking;
 pub mod connection;
 pub mod dump;
 pub mod exec;
+pub mod expiry_jitter;
 pub mod filter;
 pub mod geo;
 pub mod hashes;
+pub mod hotkeys;
 pub mod hyperloglog;
 pub mod key_finders;
 pub mod keys;
@@ -243,6 +245,8 @@ pub enum ServerOp {
     Slowlog,
     /// LATENCY
     Latency,
+    /// HOTKEYS
+    Hotkeys,
     /// SHUTDOWN
     Shutdown,
     /// DEBUG
@@ -731,6 +735,7 @@ static CORE: &[CommandSpec] = &[
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),
+    command("hotkeys", -2, ADMIN, NO_KEYS, "server", "8.6.0", "A container for hotkeys tracking commands.", Server(ServerOp::Hotkeys)),
     // strings
     command("get", 2, R_FAST, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.", Ks(strings::get)),
     command("set", -3, W_OOM, ONE_KEY, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", Ks(strings::set)),

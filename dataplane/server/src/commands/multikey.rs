@@ -77,11 +77,19 @@ pub fn run_local_as(
     out: &mut ReplySink,
 ) -> CommandResult {
     super::tracking::before_command(shard, caller.tracking);
+    let hotkeys_timer = shard.hotkeys.recording().then(std::time::Instant::now);
     let result = {
         let mut keyspace = shard.keyspace.borrow_mut();
         run_in(&mut keyspace, shard, handler, caller, now_ms, args, out)
     };
+    if let Some(started) = hotkeys_timer {
+        if let Some(index) = super::lookup(args[0]) {
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            shard.hotkeys.record_cpu(index, args, elapsed_us);
+        }
+    }
     super::tracking::after_command(shard, caller.tracking, args);
+    crate::shard::local_tier::after_command(shard, caller.db, args, now_ms);
     // Keys this command filled may serve blocked clients, in the same step.
     super::blocking::after_command(shard, caller.db, args);
     result

@@ -69,6 +69,8 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         ShardRequest::PubSub(_) => true,
         // Tracking's tables and deliveries never touch the keyspace's values.
         ShardRequest::Tracking(_) => true,
+        // Copies live beside the keyspace, never in it: holds do not apply.
+        ShardRequest::LocalTier(_) => true,
         ShardRequest::TryHold { .. } => true,
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
@@ -144,6 +146,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         }
         ShardRequest::PubSub(request) => super::pubsub::answer(shard, request),
         ShardRequest::Tracking(request) => super::tracking::answer(shard, request),
+        ShardRequest::LocalTier(request) => crate::shard::local_tier::answer(shard, request),
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;

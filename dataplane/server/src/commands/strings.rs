@@ -101,6 +101,7 @@ fn expire_at(
     let at = if absolute {
         ms
     } else {
+        let ms = super::expiry_jitter::jittered_ms(ctx.config, ms);
         ctx.now_ms
             .checked_add(ms)
             .filter(|at| *at <= i64::MAX as u64)

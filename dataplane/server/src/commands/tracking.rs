@@ -138,11 +138,16 @@ pub fn after_command(shard: &Shard, caller: Caller, args: &[&[u8]]) {
 /// the expiry, the eviction, a cross-shard write-back) and applies the table's bound.
 pub fn collect(shard: &Shard) {
     let tracking = &shard.tracking;
-    if !tracking.active() {
+    let tier = &shard.local_tier;
+    let mut keyspace = shard.keyspace.borrow_mut();
+    // The log may still hold keys logged for the tier after its last publication ended.
+    if !tracking.active() && !tier.publishing() && !keyspace.has_modified() {
         return;
     }
-    let mut keyspace = shard.keyspace.borrow_mut();
-    tracking.collect(&mut keyspace, &shard.shared);
+    let versions = &shard.shared.tier_versions;
+    tracking.collect(&mut keyspace, &shard.shared, |key| {
+        tier.changed(shard.index, versions, key)
+    });
     if tracking.has_keys() {
         let keys_max = shard.config.borrow().integer("tracking-table-max-keys") as usize;
         tracking.enforce_limit(&mut keyspace, &shard.shared, keys_max);

@@ -116,6 +116,8 @@ pub enum ShardRequest {
     Blocking(crate::commands::blocking::BlockingRequest),
     /// Client tracking (crate::commands::tracking).
     Tracking(crate::commands::tracking::TrackingRequest),
+    /// Copies of hot keys (shard::local_tier).
+    LocalTier(super::local_tier::LocalTierRequest),
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.
@@ -160,6 +162,8 @@ pub enum AdminRequest {
     Slowlog(crate::stats::SlowlogRequest),
     /// LATENCY LATEST / HISTORY / RESET.
     Latency(crate::stats::LatencyRequest),
+    /// HOTKEYS START / STOP / RESET / GET.
+    Hotkeys(crate::commands::hotkeys::HotkeysRequest),
 }
 
 /// A shard's answer.
@@ -192,6 +196,8 @@ pub enum ShardReply {
     Counts(Vec<usize>),
     /// A blocking-wait answer.
     Blocking(crate::commands::blocking::BlockingReply),
+    /// One shard's HOTKEYS figures.
+    Hotkeys(Box<crate::commands::hotkeys::ShardHotkeys>),
     /// Nothing to report.
     Done,
 }

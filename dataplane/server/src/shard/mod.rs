@@ -3,6 +3,7 @@
 //! [`ShardReply`] messages over the [`mesh`]. [`locks`] keeps operations that span shards
 //! atomic; [`router`] says which shard owns a key.
 
+pub mod local_tier;
 pub mod locks;
 pub mod mesh;
 pub mod pubsub;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub tracking_items: AtomicUsize,
     /// Traffic protection: filter rules and INFO's `# Protection` counters.
     pub protection: Arc<crate::protection::Registry>,
+    /// The local tier's version stripes, every shard's (shard::local_tier).
+    pub tier_versions: local_tier::Versions,
 }
 
 /// One shard.
@@ -100,6 +103,10 @@ pub struct Shard {
     pub tracking: tracking::Tracking,
     /// Leases of this shard's keys and this shard's copy of the compiled filters.
     pub protection: crate::protection::ShardProtection,
+    /// HOTKEYS: this shard's session and its heavy-hitter sketches.
+    pub hotkeys: crate::commands::hotkeys::Recorder,
+    /// Copies of other shards' hot keys, and this shard's published hot keys.
+    pub local_tier: local_tier::LocalTier,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -146,6 +153,8 @@ impl Shard {
             blocking: crate::commands::blocking::Registry::default(),
             tracking: tracking::Tracking::default(),
             protection,
+            hotkeys: crate::commands::hotkeys::Recorder::default(),
+            local_tier: local_tier::LocalTier::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

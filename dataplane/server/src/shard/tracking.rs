@@ -80,12 +80,26 @@ pub struct Tracking {
     /// BCAST keys raised here, sent after the command (or the transaction) as one message per
     /// client and prefix, as Redis sends them once per event loop turn.
     batches: RefCell<Vec<Batch>>,
+    /// The local tier reads the store's change log too (keys of this shard with copies on
+    /// others: shard::local_tier), so the log stays on while it asks.
+    log_for_local_tier: Cell<bool>,
 }
 
 impl Tracking {
     /// True while writes here may have someone to tell.
     pub fn active(&self) -> bool {
         !self.table.borrow().is_empty() || !self.bcast.borrow().is_empty()
+    }
+
+    /// True while the store must log the keys that change (tracking, or the local tier).
+    fn wants_log(&self) -> bool {
+        self.log_for_local_tier.get() || self.active()
+    }
+
+    /// Keeps the store's change log on (or lets it go off) for the local tier.
+    pub fn log_for_local_tier(&self, keyspace: &mut Keyspace, on: bool) {
+        self.log_for_local_tier.set(on);
+        keyspace.record_modified(self.wants_log());
     }
 
     /// Sets the client whose command runs next (0 for none).
@@ -116,21 +130,32 @@ impl Tracking {
                 shared.tracking_items.fetch_add(1, Ordering::Relaxed);
             }
         }
-        keyspace.record_modified(!table.is_empty());
+        drop(table);
+        keyspace.record_modified(self.wants_log());
     }
 
     /// Turns the keys the keyspace logged into invalidations (after each command, expiry
-    /// cycle and eviction slice). One branch when nothing was logged.
-    pub fn collect(&self, keyspace: &mut Keyspace, shared: &Shared) {
+    /// cycle and eviction slice), and hands each to `changed` (the local tier). One branch
+    /// when nothing was logged.
+    pub fn collect(
+        &self,
+        keyspace: &mut Keyspace,
+        shared: &Shared,
+        mut changed: impl FnMut(&[u8]),
+    ) {
         if !keyspace.has_modified() {
             return;
         }
         let writer = self.writer.get();
+        let active = self.active();
         for modified in keyspace.take_modified() {
-            let writer = if modified.expired { 0 } else { writer };
-            self.invalidate(shared, modified.key.as_bytes(), writer);
+            changed(modified.key.as_bytes());
+            if active {
+                let writer = if modified.expired { 0 } else { writer };
+                self.invalidate(shared, modified.key.as_bytes(), writer);
+            }
         }
-        keyspace.record_modified(self.active());
+        keyspace.record_modified(self.wants_log());
     }
 
     /// `key` changed: its readers (default mode) and the BCAST clients of a prefix of it
@@ -197,7 +222,7 @@ impl Tracking {
         drop(table);
         // Keys logged before the flush are gone; their invalidation is the flush's null.
         keyspace.take_modified();
-        keyspace.record_modified(self.active());
+        keyspace.record_modified(self.wants_log());
     }
 
     /// Drops keys until the table of all shards together holds at most `keys_max` (Redis's
@@ -212,7 +237,7 @@ impl Tracking {
             };
             self.invalidate_readers_only(shared, &key);
         }
-        keyspace.record_modified(self.active());
+        keyspace.record_modified(self.wants_log());
     }
 
     fn invalidate_readers_only(&self, shared: &Shared, key: &[u8]) {
@@ -253,7 +278,7 @@ impl Tracking {
         self.bcast
             .borrow_mut()
             .retain(|known| known.reader.id != id);
-        keyspace.record_modified(self.active());
+        keyspace.record_modified(self.wants_log());
     }
 
     /// Distinct BCAST prefixes of all clients (INFO's `tracking_total_prefixes`).

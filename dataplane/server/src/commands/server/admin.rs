@@ -24,18 +24,21 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         AdminRequest::DbSize { db } => ShardReply::Integer(shard.keyspace.borrow().len(db) as i64),
         AdminRequest::FlushDb { db } => {
             shard.keyspace.borrow_mut().flush_database(db);
+            crate::shard::local_tier::flushed(shard);
             crate::commands::blocking::note_database(shard, Some(db));
             crate::commands::tracking::flushed(shard);
             ShardReply::Done
         }
         AdminRequest::FlushAll => {
             shard.keyspace.borrow_mut().flush_all();
+            crate::shard::local_tier::flushed(shard);
             crate::commands::blocking::note_database(shard, None);
             crate::commands::tracking::flushed(shard);
             ShardReply::Done
         }
         AdminRequest::SwapDb { first, second } => {
             shard.keyspace.borrow_mut().swap_databases(first, second);
+            crate::shard::local_tier::flushed(shard);
             crate::commands::blocking::note_database(shard, Some(first));
             crate::commands::blocking::note_database(shard, Some(second));
             ShardReply::Done
@@ -92,6 +95,7 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         }
         AdminRequest::ResetStats => {
             shard.stats.reset();
+            shard.local_tier.hits.set(0);
             ShardReply::Done
         }
         AdminRequest::Info => ShardReply::Info(Box::new(shard_info(shard))),
@@ -127,13 +131,18 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
             }
         }
         AdminRequest::Latency(request) => ShardReply::Latency(shard.stats.latency(&request)),
+        AdminRequest::Hotkeys(request) => crate::commands::hotkeys::answer(shard, request),
     }
 }
 
 fn shard_info(shard: &Shard) -> ShardInfo {
     let keyspace = shard.keyspace.borrow();
     ShardInfo {
-        counters: shard.stats.counters(),
+        counters: crate::stats::Counters {
+            local_tier_hits: shard.local_tier.hits.get(),
+            local_tier_copies: shard.local_tier.copy_count() as u64,
+            ..shard.stats.counters()
+        },
         databases: (0..DATABASE_COUNT)
             .map(|db| keyspace.database_info(db))
             .map(|info| (info.keys, info.expires))
@@ -245,6 +254,7 @@ pub async fn run(
         ServerOp::Client => client_command(shard, client, args, out).await?,
         ServerOp::Slowlog => slowlog(shard, hold, args, out).await?,
         ServerOp::Latency => latency(shard, hold, args, out).await?,
+        ServerOp::Hotkeys => crate::commands::hotkeys::run(shard, hold, args, out).await?,
         ServerOp::Shutdown => {
             eprintln!(
                 "ember: SHUTDOWN requested by client {}; exiting",
@@ -732,6 +742,8 @@ fn format_info(
                 line("shards", shared.shard_count.to_string());
                 line("busy_poll_us", config.busy_poll_us.to_string());
                 line("cross_shard_hops", counters.cross_shard_hops.to_string());
+                line("local_tier_hits", counters.local_tier_hits.to_string());
+                line("local_tier_copies", counters.local_tier_copies.to_string());
                 line("offload", shard.offload.borrow().name().to_string());
                 line("offload_cycles", total.offload_cycles.to_string());
                 for (index, info) in per_shard.iter().enumerate() {

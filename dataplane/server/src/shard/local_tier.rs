@@ -263,7 +263,7 @@ impl LocalTier {
             value,
             stripe,
             version,
-            expire_at_ms: entry.expire_at_ms,
+            expire_at_ms: entry.expire_at_ms(),
             deadline,
         });
         true

@@ -723,18 +723,23 @@ pub fn acl(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     let mut fullname = b"acl|".to_vec();
     fullname.extend_from_slice(sub);
-    if let Some(id) = CATALOGUE.lookup(&fullname) {
-        return Err(format!(
+    let sub_text = String::from_utf8_lossy(sub);
+    match CATALOGUE.lookup(&fullname) {
+        None => Err(format!(
+            "ERR unknown subcommand '{}'. Try ACL HELP.",
+            sub_text.chars().take(128).collect::<String>()
+        )
+        .into()),
+        Some(id) if !super::arity_ok(CATALOGUE.commands[id].arity, args.len()) => Err(format!(
             "ERR wrong number of arguments for '{}' command",
             CATALOGUE.commands[id].fullname
         )
-        .into());
+        .into()),
+        Some(_) => Err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{sub_text}'. Try ACL HELP."
+        )
+        .into()),
     }
-    Err(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
-        String::from_utf8_lossy(sub)
-    )
-    .into())
 }
 
 fn set_user(ctx: &mut ConnectionCtx<'_>, name: &[u8], rules_given: &[&[u8]]) -> CommandResult {

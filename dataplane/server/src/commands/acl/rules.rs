@@ -27,6 +27,19 @@ pub struct AclCommand {
     pub arity: i32,
     /// The access of each key spec ([`READ`] | [`WRITE`]); empty when unknown.
     pub key_access: Vec<u8>,
+    /// Where the ACL checks find its keys.
+    pub keys: AclKeys,
+}
+
+/// Where the ACL checks find a command's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclKeys {
+    /// The command table's key positions.
+    Table,
+    /// After the script's numkeys (EVAL, FCALL...), which the table does not declare.
+    Script,
+    /// None: a shard channel is not a key for Redis's ACLs (SPUBLISH, SSUBSCRIBE).
+    None,
 }
 
 /// Every command and subcommand, by ACL id: ids below `COMMANDS.len()` are the table's
@@ -68,6 +81,13 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
             parent: None,
             subcommands: Vec::new(),
             arity: spec.arity,
+            keys: match spec.name {
+                "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+                    AclKeys::Script
+                }
+                "spublish" | "ssubscribe" | "sunsubscribe" => AclKeys::None,
+                _ => AclKeys::Table,
+            },
             key_access: access_of(spec.name).unwrap_or_else(|| {
                 // No key spec known: the command's flags say how it uses its keys.
                 if spec.has(CommandFlags::WRITE) {
@@ -91,7 +111,13 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
         }
         let id = commands.len();
         commands[parent].subcommands.push(id);
-        commands[parent].categories = AclCategories::SLOW;
+        // Redis's containers are @slow, COMMAND @connection too; their subcommands carry
+        // the rest.
+        commands[parent].categories = if *container == "command" {
+            AclCategories::SLOW | AclCategories::CONNECTION
+        } else {
+            AclCategories::SLOW
+        };
         commands.push(AclCommand {
             key_access: access_of(&fullname).unwrap_or_default(),
             fullname,
@@ -99,6 +125,7 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
             parent: Some(parent),
             subcommands: Vec::new(),
             arity: *arity,
+            keys: AclKeys::Table,
         });
     }
     let by_category = CATEGORY_NAMES
@@ -424,8 +451,9 @@ impl Selector {
                 return Verdict::Command;
             }
         }
-        if !self.all_keys {
-            let access = &CATALOGUE.commands[id].key_access;
+        let entry = &CATALOGUE.commands[id];
+        if !self.all_keys && entry.keys != AclKeys::None {
+            let access = &entry.key_access;
             let check = |nth: usize, position: usize, count: usize| -> Option<Verdict> {
                 let key = args.get(position)?;
                 let needed = key_access(spec.name, access, nth, count, args);
@@ -434,7 +462,11 @@ impl Selector {
                 });
                 (!allowed).then_some(Verdict::Key(position))
             };
-            match spec.key_finder {
+            let finder = match entry.keys {
+                AclKeys::Script => Some(crate::commands::key_finders::script_keys as fn(_) -> _),
+                _ => spec.key_finder,
+            };
+            match finder {
                 Some(finder) => {
                     let positions = finder(args);
                     let count = positions.len();

@@ -150,6 +150,12 @@ pub fn select(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
+/// READONLY, READWRITE: cluster commands; Ember, like a Redis without cluster support, refuses
+/// them (ACL rules still name them).
+pub fn cluster_only(_ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    Err("ERR This instance has cluster support disabled".into())
+}
+
 /// QUIT
 pub fn quit(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.client.close_after_reply = true;

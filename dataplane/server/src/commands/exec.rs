@@ -199,6 +199,8 @@ pub async fn execute<'s>(
                 Handler::Connection(handler) => {
                     let result = handler(&mut ConnectionCtx { client, shard, out }, args);
                     out.set_protocol(client.protocol);
+                    // ACL SETUSER may have taken channels from subscribed connections.
+                    super::acl::close_revoked_subscribers(shard, client.hold).await;
                     result
                 }
                 Handler::Transaction(op) => transaction(shard, client, op, args, now_ms, out).await,

@@ -742,6 +742,45 @@ pub fn acl(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     }
 }
 
+thread_local! {
+    /// Users whose channel permissions ACL SETUSER just narrowed, on this shard's thread: the
+    /// executor closes their subscribers of what they lost before the reply leaves.
+    static REVOKED: std::cell::RefCell<Vec<Arc<AclUser>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Closes, on every shard, the subscribers of users whose channels were just narrowed (Redis's
+/// ACLKillPubsubClientsIfNeeded); nothing to do (one thread-local look) after other commands.
+pub async fn close_revoked_subscribers(
+    shard: &std::rc::Rc<Shard>,
+    hold: Option<crate::shard::HoldToken>,
+) {
+    let users = REVOKED.with(|revoked| std::mem::take(&mut *revoked.borrow_mut()));
+    for user in users {
+        crate::commands::remote::broadcast(
+            shard,
+            hold,
+            crate::shard::AdminRequest::AclRevoke { user },
+        )
+        .await;
+    }
+}
+
+/// This shard's connections subscribed as `user` to a channel or pattern it may no longer use.
+pub fn revoked_subscribers(
+    shard: &Shard,
+    user: &Arc<AclUser>,
+) -> Vec<std::rc::Rc<crate::client::ClientHandle>> {
+    let is_default = Arc::ptr_eq(user, &shard.shared.acl.default);
+    let state = user.read().clone();
+    shard.pubsub.revoked(
+        |theirs| match theirs {
+            Some(theirs) => std::ptr::eq(theirs, Arc::as_ptr(user)),
+            None => is_default,
+        },
+        |name, pattern| state.channel_allowed(name, pattern),
+    )
+}
+
 fn set_user(ctx: &mut ConnectionCtx<'_>, name: &[u8], rules_given: &[&[u8]]) -> CommandResult {
     let users = &ctx.shard.shared.acl;
     if rules::has_spaces(name) {
@@ -771,7 +810,23 @@ fn set_user(ctx: &mut ConnectionCtx<'_>, name: &[u8], rules_given: &[&[u8]]) -> 
             })?;
     }
     match existing {
-        Some(user) => user.replace(state),
+        Some(user) => {
+            let narrowed = {
+                let before = user.read();
+                !state.selectors.iter().any(|selector| selector.all_channels)
+                    && before.selectors.iter().any(|selector| {
+                        selector.all_channels
+                            || selector
+                                .channels
+                                .iter()
+                                .any(|channel| !state.channel_allowed(channel, true))
+                    })
+            };
+            user.replace(state);
+            if narrowed {
+                REVOKED.with(|revoked| revoked.borrow_mut().push(user));
+            }
+        }
         None => {
             lock(&users.users).insert(name.to_vec(), Arc::new(AclUser::new(name, state)));
         }

@@ -660,6 +660,14 @@ fn key_access(name: &str, access: &[u8], nth: usize, count: usize, args: &[&[u8]
             .any(|arg| arg.eq_ignore_ascii_case(b"GET"));
         return if get { READ | WRITE } else { WRITE };
     }
+    if name == "bitfield" {
+        // And BITFIELD's on whether it writes: only GETs read.
+        let writes = args
+            .iter()
+            .skip(2)
+            .any(|arg| arg.eq_ignore_ascii_case(b"SET") || arg.eq_ignore_ascii_case(b"INCRBY"));
+        return if writes { READ | WRITE } else { READ };
+    }
     if access.is_empty() {
         return 0;
     }
@@ -816,6 +824,21 @@ impl UserState {
             }
         }
         relevant
+    }
+
+    /// True when some selector allows the channel `name` (a PSUBSCRIBE pattern when
+    /// `pattern`: matched literally), as Redis decides which subscribers to close.
+    pub fn channel_allowed(&self, name: &[u8], pattern: bool) -> bool {
+        self.selectors.iter().any(|selector| {
+            selector.all_channels
+                || selector.channels.iter().any(|known| {
+                    if pattern {
+                        known == name
+                    } else {
+                        ember_store::glob::glob_match(known, name)
+                    }
+                })
+        })
     }
 
     /// True when the user may run everything: the root allows every command, key and channel.

@@ -15,7 +15,7 @@ mod sha256;
 mod tables;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rules::{RuleError, UserState, Verdict, CATALOGUE};
@@ -29,28 +29,71 @@ use crate::shard::Shard;
 pub struct AclUser {
     /// The user name.
     pub name: Vec<u8>,
-    state: RwLock<UserState>,
+    state: RwLock<Arc<UserState>>,
+    /// Changes with every change of the user, unique across users and time, so a shard's
+    /// snapshot ([`AclUser::with_state`]) knows when it is stale.
+    version: AtomicU64,
     /// True while the user may run everything (the check's fast path).
     unrestricted: AtomicBool,
     /// Set when ACL DELUSER or ACL LOAD removed the user: its connections close.
     deleted: AtomicBool,
 }
 
+/// Source of [`AclUser::version`]s.
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Each shard thread's snapshots of the users it checks, by (user, version): the check reads
+    /// them without touching the user's lock, whose cache line every shard would share.
+    static SNAPSHOTS: std::cell::RefCell<Vec<(*const AclUser, u64, Arc<UserState>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Snapshots one thread keeps before it starts over.
+const SNAPSHOTS_MAX: usize = 64;
+
 impl AclUser {
     fn new(name: &[u8], state: UserState) -> Self {
         let unrestricted = state.unrestricted();
         Self {
             name: name.to_vec(),
-            state: RwLock::new(state),
+            state: RwLock::new(Arc::new(state)),
+            version: AtomicU64::new(VERSIONS.fetch_add(1, Ordering::Relaxed)),
             unrestricted: AtomicBool::new(unrestricted),
             deleted: AtomicBool::new(false),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, UserState> {
+    fn read(&self) -> Arc<UserState> {
         self.state
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Runs `f` on this thread's snapshot of the user, taken again when the user changed.
+    fn with_state<R>(&self, f: impl FnOnce(&UserState) -> R) -> R {
+        let version = self.version.load(Ordering::Acquire);
+        let me = self as *const AclUser;
+        SNAPSHOTS.with(|snapshots| {
+            let mut snapshots = snapshots.borrow_mut();
+            let position = match snapshots.iter().position(|(user, _, _)| *user == me) {
+                Some(position) => {
+                    if snapshots[position].1 != version {
+                        snapshots[position] = (me, version, self.read());
+                    }
+                    position
+                }
+                None => {
+                    if snapshots.len() >= SNAPSHOTS_MAX {
+                        snapshots.clear();
+                    }
+                    snapshots.push((me, version, self.read()));
+                    snapshots.len() - 1
+                }
+            };
+            f(&snapshots[position].2)
+        })
     }
 
     fn replace(&self, state: UserState) {
@@ -58,7 +101,9 @@ impl AclUser {
         *self
             .state
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = state;
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(state);
+        self.version
+            .store(VERSIONS.fetch_add(1, Ordering::Relaxed), Ordering::Release);
         self.unrestricted.store(unrestricted, Ordering::Release);
     }
 
@@ -274,7 +319,7 @@ impl Users {
             return;
         }
         *applied = Some(config.requirepass.clone());
-        let mut state = self.default.read().clone();
+        let mut state = UserState::clone(&self.default.read());
         state.passwords.clear();
         state.nopass = config.requirepass.is_empty();
         if !state.nopass {
@@ -331,7 +376,7 @@ impl Users {
         if user.is_deleted() {
             return Err(Denied::Deleted);
         }
-        let denied = match user.read().check(index, args) {
+        let denied = match user.with_state(|state| state.check(index, args)) {
             Verdict::Ok => return Ok(()),
             Verdict::Command => Denied::Command,
             Verdict::Key(position) => Denied::Key(position),
@@ -771,7 +816,7 @@ pub fn revoked_subscribers(
     user: &Arc<AclUser>,
 ) -> Vec<std::rc::Rc<crate::client::ClientHandle>> {
     let is_default = Arc::ptr_eq(user, &shard.shared.acl.default);
-    let state = user.read().clone();
+    let state = user.read();
     shard.pubsub.revoked(
         |theirs| match theirs {
             Some(theirs) => std::ptr::eq(theirs, Arc::as_ptr(user)),
@@ -795,7 +840,7 @@ fn set_user(ctx: &mut ConnectionCtx<'_>, name: &[u8], rules_given: &[&[u8]]) -> 
     let all_channels = pubsub_default_all(&ctx.shard.config.borrow());
     let existing = users.get(name);
     let mut state = match &existing {
-        Some(user) => user.read().clone(),
+        Some(user) => UserState::clone(&user.read()),
         None => UserState::new(all_channels),
     };
     for rule in &merged {

@@ -367,6 +367,20 @@ impl<C: Connection> Client<C> {
         }
     }
 
+    /// AUTH by message: the session's later messages run as `username` and are limited by its
+    /// ACL rules, as a RESP connection's.
+    ///
+    /// # Errors
+    /// `Server` with the server's refusal (`WRONGPASS ...`).
+    pub fn auth(&mut self, username: &[u8], password: &[u8]) -> Result<()> {
+        let id = self.send(Request::Auth { username, password })?;
+        self.wait_reply(id)?;
+        match Reply::decode(&self.reply)?.1 {
+            Reply::Ok => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// DEL by message; returns whether the key existed.
     ///
     /// # Errors

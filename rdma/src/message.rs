@@ -11,6 +11,7 @@ const OP_GET: u8 = 1;
 const OP_SET: u8 = 2;
 const OP_DELETE: u8 = 3;
 const OP_ROUTING: u8 = 4;
+const OP_AUTH: u8 = 5;
 
 const STATUS_OK: u8 = 0;
 const STATUS_VALUE: u8 = 1;
@@ -44,6 +45,13 @@ pub enum Request<'a> {
     },
     /// Which region owns which slots.
     Routing,
+    /// AUTH username password: the session's later messages run as that ACL user.
+    Auth {
+        /// The user name.
+        username: &'a [u8],
+        /// The password.
+        password: &'a [u8],
+    },
 }
 
 /// A reply from server to client.
@@ -130,6 +138,7 @@ impl<'a> Request<'a> {
             Request::Set { .. } => OP_SET,
             Request::Delete { .. } => OP_DELETE,
             Request::Routing => OP_ROUTING,
+            Request::Auth { .. } => OP_AUTH,
         };
         out.push(op);
         out.extend_from_slice(&id.to_le_bytes());
@@ -140,6 +149,10 @@ impl<'a> Request<'a> {
                 put_field(out, value);
             }
             Request::Routing => {}
+            Request::Auth { username, password } => {
+                put_field(out, username);
+                put_field(out, password);
+            }
         }
     }
 
@@ -163,6 +176,10 @@ impl<'a> Request<'a> {
                 key: cursor.field()?,
             },
             OP_ROUTING => Request::Routing,
+            OP_AUTH => Request::Auth {
+                username: cursor.field()?,
+                password: cursor.field()?,
+            },
             other => {
                 return Err(Error::new(
                     ErrorKind::Protocol,
@@ -266,6 +283,10 @@ mod tests {
             },
             Request::Delete { key: b"" },
             Request::Routing,
+            Request::Auth {
+                username: b"reader",
+                password: b"secret",
+            },
         ];
         for (id, request) in requests.iter().enumerate() {
             let mut bytes = Vec::new();

@@ -215,7 +215,7 @@ pub struct Client {
     /// False until AUTH succeeds when a password is configured.
     pub authenticated: bool,
     /// The ACL user the connection authenticated as; `None` for `default`.
-    pub user: Option<Rc<[u8]>>,
+    pub user: Option<std::sync::Arc<crate::commands::acl::AclUser>>,
     /// CLIENT NO-TOUCH: reads do not change access times.
     pub no_touch: bool,
     /// A script's client (Lua's redis.call): SORT then orders what it would leave unordered.

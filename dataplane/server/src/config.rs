@@ -134,6 +134,23 @@ const PARAMETERS: &[Parameter] = &[
     // without busy polling mesh round trips take milliseconds. Single-shard traffic is fine.
     parameter("io-uring", "no", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
+    // ACLs (commands/acl): the users file, the log's length, new users' channels.
+    parameter("aclfile", "", Kind::Text, Immutable),
+    parameter(
+        "acllog-max-len",
+        "128",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+        Mutable,
+    ),
+    parameter(
+        "acl-pubsub-default",
+        "resetchannels",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        Mutable,
+    ),
     parameter(
         "maxclients",
         "10000",

@@ -28,7 +28,7 @@ const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 
 /// Serves one accepted connection (past its TLS handshake on `tls-port`) until it closes.
 pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
-    let authenticated = shard.config.borrow().requirepass.is_empty();
+    let authenticated = shard.shared.acl.starts_authenticated(&shard);
     let mut client = Client::new(handle.clone(), authenticated);
     let (bulk_len_max, query_buffer_limit) = {
         let config = shard.config.borrow();

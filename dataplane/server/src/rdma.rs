@@ -232,8 +232,19 @@ async fn serve_messages<L: Listener + 'static>(
     let mut reply = Vec::new();
     let mut idle_sleep = IDLE_SLEEP_MIN;
     loop {
+        // One-sided READs cannot be checked per user: the regions are mapped at the handshake.
+        // So the transports serve only while an unauthenticated client could read every key
+        // anyway (the default user is on, has no password, and may GET every key); otherwise
+        // they refuse new sessions and close open ones.
+        let open = shard.shared.acl.open_to_anyone(&shard);
+        if !open && !connections.is_empty() {
+            eprintln!("ember: {transport}: the default user no longer reads every key without a password; closing {} session(s)", connections.len());
+            connections.clear();
+        }
         while let Ok(Some(connection)) = listener.accept() {
-            if connections.len() < SESSION_COUNT_MAX {
+            if !open {
+                eprintln!("ember: {transport}: refusing a session: one-sided reads need a default user that reads every key without a password");
+            } else if connections.len() < SESSION_COUNT_MAX {
                 connections.push((connection, session_client(&shard, transport)));
             } else {
                 eprintln!("ember: {transport}: {SESSION_COUNT_MAX} sessions open; refusing one");
@@ -303,9 +314,9 @@ async fn send<C: Connection>(connection: &mut C, reply: &[u8]) -> ember_rdma::Re
     }
 }
 
-/// The client state a transport session runs its commands as: database 0, RESP2, and
-/// authenticated, because reaching the transport already took the access it grants (the shm
-/// socket is mode 0600; verbs needs the RDMA network), and one-sided READs need no password.
+/// The client state a transport session runs its commands as: database 0, RESP2, the default
+/// user (sessions are only accepted while it needs no password, see [`serve_messages`]); an
+/// AUTH message changes the user, whose ACL rules then limit the session's messages.
 fn session_client(shard: &Shard, transport: &str) -> Client {
     let now = unix_time_ms();
     let handle = Rc::new(ClientHandle {
@@ -326,7 +337,7 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         pushes: Default::default(),
         tracking: Default::default(),
     });
-    Client::new(handle, true)
+    Client::new(handle, shard.shared.acl.starts_authenticated(shard))
 }
 
 /// Runs a message request as the equivalent command and encodes the reply.
@@ -342,6 +353,7 @@ async fn answer(
         Request::Get { key } => (vec![b"GET", key], Expect::Value),
         Request::Set { key, value } => (vec![b"SET", key, value], Expect::Ok),
         Request::Delete { key } => (vec![b"DEL", key], Expect::Count),
+        Request::Auth { username, password } => (vec![b"AUTH", username, password], Expect::Ok),
         Request::Routing => {
             Reply::Routing(routing.to_vec()).encode(id, reply);
             return;

@@ -61,7 +61,9 @@ pub fn run(config: Config) -> std::io::Result<()> {
         hardware,
         multi_writes: Default::default(),
         scripts: Arc::new(crate::scripting::Registry::new()),
-        acl: Default::default(),
+        acl: crate::commands::acl::Users::from_config(&config).map_err(|error| {
+            std::io::Error::other(format!("Aborting startup because of ACL errors: {error}"))
+        })?,
         blocked_clients: Default::default(),
         tracking_clients: Default::default(),
         tracking_keys: Default::default(),

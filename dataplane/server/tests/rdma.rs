@@ -368,3 +368,24 @@ fn concurrent_resp_writer_and_one_sided_reader_never_see_torn_or_stale_values() 
     assert!(verified > 1000, "only {verified} verified reads");
     assert!(sequence > 1000, "only {sequence} writes");
 }
+
+/// ACLs on the message transport: a session runs as the default user until an AUTH message;
+/// then its user's rules limit its messages as they limit a RESP connection, and a wrong
+/// password is refused.
+#[test]
+fn sessions_authenticate_by_message_and_their_user_limits_them() {
+    let path = socket_path("acl");
+    let ember = start(&["--shm", &path]);
+    let mut resp = Resp::connect(ember.port);
+    let created = resp.call(&[b"ACL", b"SETUSER", b"reader", b"on", b">pw", b"~*", b"+get"]);
+    assert_eq!(created, "+OK");
+    let mut client = shm_client(&path);
+    client.set(b"acl:k", b"v").unwrap();
+    let wrong = client.auth(b"reader", b"nope").unwrap_err();
+    assert!(format!("{wrong:?}").contains("WRONGPASS"), "{wrong:?}");
+    client.auth(b"reader", b"pw").unwrap();
+    let refused = client.set(b"acl:k", b"w").unwrap_err();
+    assert!(format!("{refused:?}").contains("NOPERM"), "{refused:?}");
+    assert_eq!(client.get(b"acl:k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(resp.call(&[b"GET", b"acl:k"]), "v");
+}

@@ -1,6 +1,6 @@
 //! Connection commands: AUTH, HELLO, PING, ECHO, SELECT, QUIT, RESET.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ember_resp::Protocol;
 
@@ -9,32 +9,26 @@ use super::{arity_message, errors, is, CommandError, CommandResult, ConnectionCt
 
 const VERSION: &str = "7.2.4";
 
-/// Checks a password against `requirepass`; Redis's errors.
-fn check_password(
-    ctx: &ConnectionCtx<'_>,
+/// Authenticates the connection as `username` (the default user when `None`); Redis's errors,
+/// and an ACL LOG entry for a failure (`command` names AUTH or HELLO there).
+fn authenticate(
+    ctx: &mut ConnectionCtx<'_>,
     username: Option<&[u8]>,
     password: &[u8],
+    command: &[u8],
 ) -> Result<(), CommandError> {
-    let config = ctx.shard.config.borrow();
-    let wrong =
-        || CommandError::from("WRONGPASS invalid username-password pair or user is disabled.");
-    if let Some(user) = username.filter(|user| *user != b"default") {
-        return if ctx.shard.shared.acl.authenticates(user, password) {
-            Ok(())
-        } else {
-            Err(wrong())
-        };
+    let users = &ctx.shard.shared.acl;
+    if username.is_none() && users.default_nopass(ctx.shard) {
+        return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
     }
-    if config.requirepass.is_empty() {
-        return if username.is_some() {
-            Ok(()) // The default user has no password: any password is accepted.
-        } else {
-            Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into())
-        };
-    }
-    if password != config.requirepass.as_bytes() {
-        return Err(wrong());
-    }
+    let name = username.unwrap_or(b"default");
+    let user = users
+        .authenticate(ctx.shard, ctx.client, name, password, command)
+        .ok_or_else(|| {
+            CommandError::from("WRONGPASS invalid username-password pair or user is disabled.")
+        })?;
+    ctx.client.authenticated = true;
+    ctx.client.user = (!Arc::ptr_eq(&user, users.default_user())).then_some(user);
     Ok(())
 }
 
@@ -45,9 +39,7 @@ pub fn auth(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         3 => (Some(args[1]), args[2]),
         _ => return Err(errors::SYNTAX.into()),
     };
-    check_password(ctx, username, password)?;
-    ctx.client.authenticated = true;
-    ctx.client.user = username.filter(|user| *user != b"default").map(Rc::from);
+    authenticate(ctx, username, password, args[0])?;
     ctx.out.ok();
     Ok(())
 }
@@ -85,9 +77,7 @@ pub fn hello(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         }
     }
     if let Some((username, password)) = credentials {
-        check_password(ctx, Some(username), password)?;
-        ctx.client.authenticated = true;
-        ctx.client.user = (username != b"default").then(|| Rc::from(username));
+        authenticate(ctx, Some(username), password, args[0])?;
     }
     if !ctx.client.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
@@ -160,6 +150,12 @@ pub fn select(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
+/// READONLY, READWRITE: cluster commands; Ember, like a Redis without cluster support, refuses
+/// them (ACL rules still name them).
+pub fn cluster_only(_ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    Err("ERR This instance has cluster support disabled".into())
+}
+
 /// QUIT
 pub fn quit(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.client.close_after_reply = true;
@@ -184,7 +180,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.tracking_reset = true;
     super::pubsub::unsubscribe_all(ctx.shard, client);
     client.handle.name.borrow_mut().clear();
-    client.authenticated = ctx.shard.config.borrow().requirepass.is_empty();
+    client.authenticated = ctx.shard.shared.acl.starts_authenticated(ctx.shard);
     client.user = None;
     ctx.out.simple(b"RESET");
     Ok(())

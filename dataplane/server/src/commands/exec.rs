@@ -117,13 +117,17 @@ pub async fn execute<'s>(
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
-    if let Some(user) = &client.user {
-        if let Err(denied) = shard.shared.acl.check(user, index, spec, args) {
-            client.multi_failed |= client.multi.is_some();
-            shard.stats.record_rejected(index);
-            reply_error(shard, out, &denied.message(spec, args));
+    if let Err(denied) = shard.shared.acl.check(shard, client, index, args) {
+        if denied == super::acl::Denied::Deleted {
+            // ACL DELUSER or ACL LOAD removed the connection's user: it closes, as in Redis.
+            client.handle.killed.set(true);
+            client.close_after_reply = true;
             return;
         }
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, &denied.message(index, args));
+        return;
     }
     if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
@@ -232,6 +236,8 @@ pub async fn execute<'s>(
                 Handler::Connection(handler) => {
                     let result = handler(&mut ConnectionCtx { client, shard, out }, args);
                     out.set_protocol(client.protocol);
+                    // ACL SETUSER may have taken channels from subscribed connections.
+                    super::acl::close_revoked_subscribers(shard, client.hold).await;
                     result
                 }
                 Handler::Transaction(op) => transaction(shard, client, op, args, now_ms, out).await,

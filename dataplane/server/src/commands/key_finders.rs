@@ -30,6 +30,12 @@ pub fn count_then_keys(args: &[&[u8]]) -> Vec<usize> {
     counted(args, 1)
 }
 
+/// `script numkeys key [key ...]` (EVAL, EVALSHA, FCALL and their _RO forms): the ACL checks
+/// read these; the table declares no keys for scripts, whose handler reads numkeys itself.
+pub fn script_keys(args: &[&[u8]]) -> Vec<usize> {
+    counted(args, 2)
+}
+
 /// `destination numkeys key [key ...]` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
 pub fn destination_count_then_keys(args: &[&[u8]]) -> Vec<usize> {
     let mut positions = counted(args, 2);

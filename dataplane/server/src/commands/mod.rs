@@ -484,7 +484,8 @@ impl AclCategories {
         if flags.contains(CommandFlags::WRITE) {
             categories = categories.union(Self::WRITE);
         }
-        if flags.contains(CommandFlags::READONLY) {
+        // Redis leaves the read-only scripting commands (EVAL_RO, FCALL_RO) out of @read.
+        if flags.contains(CommandFlags::READONLY) && !categories.contains(Self::SCRIPTING) {
             categories = categories.union(Self::READ);
         }
         categories = categories.union(if flags.contains(CommandFlags::FAST) {
@@ -721,14 +722,16 @@ static CORE: &[CommandSpec] = &[
     command("unwatch", 1, TRANSACTION, NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Transaction(TransactionOp::Unwatch)),
     with(command("discard", 1, TRANSACTION, NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Transaction(TransactionOp::Discard)), F::TRANSACTION_CONTROL),
     command("client", -2, F::SENTINEL, NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Server(ServerOp::Client)),
+    in_categories(command("readonly", 1, LOADING_STALE_FAST, NO_KEYS, "cluster", "3.0.0", "Enables read queries for a connection to a cluster replica node", Connection(connection::cluster_only)), AclCategories::CONNECTION),
+    in_categories(command("readwrite", 1, LOADING_STALE_FAST, NO_KEYS, "cluster", "3.0.0", "Disables read queries for a connection to a cluster replica node", Connection(connection::cluster_only)), AclCategories::CONNECTION),
     // server
-    command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Server(ServerOp::SwapDb)),
+    in_categories(command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Server(ServerOp::SwapDb)), AclCategories::KEYSPACE),
     command("command", -1, LOADING_STALE, NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.", Connection(server::command)),
     command("info", -1, LOADING_STALE, NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Server(ServerOp::Info)),
     command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Server(ServerOp::Config)),
-    command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Server(ServerOp::DbSize)),
-    command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Server(ServerOp::FlushDb)),
-    command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)),
+    in_categories(command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Server(ServerOp::DbSize)), AclCategories::KEYSPACE),
+    in_categories(command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Server(ServerOp::FlushDb)), AclCategories::KEYSPACE),
+    in_categories(command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)), AclCategories::KEYSPACE),
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
     command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)),

@@ -303,6 +303,7 @@ fn add(ctx: &mut ConnectionCtx<'_>, set: Set, names: &[&[u8]]) {
         .get_or_insert_with(|| Subscriber::new(client.handle.clone(), client.protocol))
         .clone();
     subscriber.set_protocol(client.protocol);
+    subscriber.user.replace(client.user.clone());
     let subscriptions = &mut client.subscriptions;
     for name in names {
         let sequence = subscriptions.next_sequence;

@@ -153,14 +153,7 @@ pub fn acl_check(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
         .ok_or_else(|| {
             mlua::Error::RuntimeError("Invalid command passed to redis.acl_check_cmd()".into())
         })?;
-    Ok(match user {
-        None => true,
-        Some(user) => shard
-            .shared
-            .acl
-            .check(&user, index, &COMMANDS[index], &args)
-            .is_ok(),
-    })
+    Ok(shard.shared.acl.allows(user.as_ref(), index, &args))
 }
 
 /// `redis.setresp`.
@@ -211,17 +204,16 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
     if spec.has(CommandFlags::NOSCRIPT) {
         return failure(lua, "ERR This Redis command is not allowed from script");
     }
-    let user = state
-        .borrow()
-        .as_ref()
-        .and_then(|run| run.client.as_ref().and_then(|client| client.user.clone()));
-    if let Some(user) = user {
-        let shared = &state.borrow().as_ref().map(|run| run.shard.clone());
-        if let Some(shard) = shared {
-            if let Err(denied) = shard.shared.acl.check(&user, index, spec, &args) {
-                return failure(lua, denied.script_message());
-            }
-        }
+    let denied = state.borrow().as_ref().and_then(|run| {
+        let client = run.client.as_ref()?;
+        run.shard
+            .shared
+            .acl
+            .check(&run.shard, client, index, &args)
+            .err()
+    });
+    if let Some(denied) = denied {
+        return failure(lua, denied.script_message());
     }
     if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(&args) {
         let name = String::from_utf8_lossy(args[0]);

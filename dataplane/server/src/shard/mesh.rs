@@ -153,6 +153,10 @@ pub enum AdminRequest {
     ClientList,
     /// CLIENT KILL by the given filter; returns how many were killed.
     ClientKill { filter: crate::client::KillFilter },
+    /// ACL SETUSER took channels from this user: its subscribers of those close.
+    AclRevoke {
+        user: std::sync::Arc<crate::commands::acl::AclUser>,
+    },
     /// CLIENT UNBLOCK: ends the wait of that client if it is blocked on this shard.
     ClientUnblock {
         client_id: u64,

@@ -161,6 +161,9 @@ pub struct Subscriber {
     soft_exceeded_since_ms: Cell<Option<u64>>,
     /// Past its output limit: nothing more is queued, the connection is closing.
     cut: Cell<bool>,
+    /// The ACL user the connection subscribed as (`None`: default), whose channel permissions
+    /// it keeps (ACL SETUSER closes it when they are revoked).
+    pub user: RefCell<Option<std::sync::Arc<crate::commands::acl::AclUser>>>,
 }
 
 impl Subscriber {
@@ -174,6 +177,7 @@ impl Subscriber {
             waker: RefCell::new(None),
             soft_exceeded_since_ms: Cell::new(None),
             cut: Cell::new(false),
+            user: RefCell::new(None),
         })
     }
 
@@ -384,6 +388,35 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    /// The connections here that subscribed as a user for whom `mine` is true to a name
+    /// `allowed` refuses (`allowed(name, is_pattern)`), once each.
+    pub fn revoked(
+        &self,
+        mine: impl Fn(Option<&crate::commands::acl::AclUser>) -> bool,
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> Vec<Rc<ClientHandle>> {
+        let mut victims: Vec<Rc<ClientHandle>> = Vec::new();
+        let tables = [
+            (&self.channels, false),
+            (&self.shard_channels, false),
+            (&self.patterns, true),
+        ];
+        for (table, pattern) in tables {
+            for (name, listeners) in table.borrow().iter() {
+                for subscriber in listeners {
+                    let theirs = mine(subscriber.user.borrow().as_deref());
+                    if theirs
+                        && !allowed(name, pattern)
+                        && !victims.iter().any(|known| known.id == subscriber.handle.id)
+                    {
+                        victims.push(subscriber.handle.clone());
+                    }
+                }
+            }
+        }
+        victims
     }
 
     /// Channels (or shard channels) with a subscriber here, matching `pattern` if given.

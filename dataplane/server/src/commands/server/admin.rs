@@ -123,6 +123,13 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
             }
             ShardReply::Integer(victims.len() as i64)
         }
+        AdminRequest::AclRevoke { user } => {
+            let victims = crate::commands::acl::revoked_subscribers(shard, &user);
+            for victim in &victims {
+                victim.kill();
+            }
+            ShardReply::Integer(victims.len() as i64)
+        }
         AdminRequest::Slowlog(request) => {
             let (entries, len) = shard.stats.slowlog(request);
             match request {
@@ -262,9 +269,54 @@ pub async fn run(
             );
             std::process::exit(0);
         }
+        ServerOp::Debug if args.len() == 3 && is(args[1], "OBJECT") => {
+            debug_object(shard, client, args[2], out).await?;
+        }
         ServerOp::Debug => debug(args, out)?,
     }
     Ok(())
+}
+
+/// DEBUG OBJECT key: Redis's line about the value; Ember reports the encoding OBJECT ENCODING
+/// gives (asked of the key's shard) and no address, LRU or serialized length.
+async fn debug_object(
+    shard: &Rc<Shard>,
+    client: &Client,
+    key: &[u8],
+    out: &mut ReplySink,
+) -> CommandResult {
+    use crate::shard::router::{self, Route};
+    let index = crate::commands::lookup(b"object").expect("OBJECT is in the table");
+    let spec = &crate::commands::COMMANDS[index];
+    let crate::commands::Handler::Keyspace(handler) = spec.handler else {
+        unreachable!("OBJECT runs on the keyspace")
+    };
+    let args: [&[u8]; 3] = [b"OBJECT", b"ENCODING", key];
+    let mut sink = ReplySink::values(client.protocol);
+    match router::route(shard, spec, &args) {
+        Route::Remote(owner) => {
+            crate::commands::multikey::run_remote(shard, client, owner, &args, &mut sink).await;
+        }
+        _ => crate::commands::multikey::run_local(
+            shard,
+            handler,
+            client,
+            crate::stats::unix_time_ms(),
+            &args,
+            &mut sink,
+        )?,
+    }
+    match sink.into_reply() {
+        ember_resp::Reply::Bulk(encoding) => {
+            let line = format!(
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:0 lru_seconds_idle:0",
+                String::from_utf8_lossy(&encoding)
+            );
+            out.simple(line.as_bytes());
+            Ok(())
+        }
+        _ => Err(errors::NO_SUCH_KEY.into()),
+    }
 }
 
 fn integer(reply: &ShardReply) -> i64 {

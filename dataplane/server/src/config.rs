@@ -26,6 +26,8 @@ enum Kind {
     KeyspaceEvents,
     /// `client-output-buffer-limit`: classes with three numbers; a value may name only some.
     OutputLimits,
+    /// A byte count or a percentage (`maxmemory-clients`).
+    MemoryOrPercent,
 }
 
 /// Whether CONFIG SET may change a parameter while running.
@@ -153,6 +155,9 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     parameter("maxmemory", "0", Kind::Memory, Mutable),
+    // Client memory (query and output buffers) past which the biggest clients are evicted:
+    // bytes, or a percentage of maxmemory; 0: no client eviction (crate::limits).
+    parameter("maxmemory-clients", "0", Kind::MemoryOrPercent, Mutable),
     parameter(
         "maxmemory-policy",
         "noeviction",
@@ -302,7 +307,14 @@ const PARAMETERS: &[Parameter] = &[
     parameter("appendfilename", "appendonly.aof", Kind::Text, Immutable),
     parameter("replica-read-only", "yes", Kind::Bool, Mutable),
     parameter("close-on-oom", "no", Kind::Bool, Mutable),
-    parameter("enable-debug-command", "yes", Kind::Text, Immutable),
+    // Redis's no, yes or local; yes by default (Redis says no), because Ember's tests and tools
+    // use DEBUG SLEEP. DEBUG PANIC ends the process.
+    parameter(
+        "enable-debug-command",
+        "yes",
+        Kind::Enum(&["no", "yes", "local"]),
+        Immutable,
+    ),
 ];
 
 /// A configuration error, worded as Redis words it.
@@ -363,6 +375,14 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// The pubsub class of `client-output-buffer-limit`.
     pub pubsub_output_limit: crate::shard::pubsub::OutputLimit,
+    /// The normal class of `client-output-buffer-limit`.
+    pub normal_output_limit: crate::shard::pubsub::OutputLimit,
+    /// `maxmemory-clients`.
+    pub maxmemory_clients: crate::limits::ClientMemoryLimit,
+    /// `timeout`: idle clients are closed after this many seconds (0: never).
+    pub timeout_s: u64,
+    /// `tcp-keepalive` of accepted sockets, seconds (0: off).
+    pub tcp_keepalive_s: u64,
     /// `list-max-listpack-size`: when a list leaves the listpack encoding.
     pub list_limits: ember_store::list::ListLimits,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
@@ -398,6 +418,10 @@ impl Default for Config {
             metrics_port: 0,
             notify_keyspace_events: 0,
             pubsub_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
+            normal_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
+            maxmemory_clients: crate::limits::ClientMemoryLimit::Off,
+            timeout_s: 0,
+            tcp_keepalive_s: 0,
             list_limits: ember_store::list::ListLimits::default(),
             inference: crate::inference::InferenceConfig::default(),
         };
@@ -616,6 +640,13 @@ impl Config {
                 .map_err(ConfigError)?;
         self.pubsub_output_limit =
             crate::shard::pubsub::pubsub_output_limit(&self.values["client-output-buffer-limit"]);
+        self.normal_output_limit =
+            crate::limits::normal_output_limit(&self.values["client-output-buffer-limit"]);
+        self.maxmemory_clients =
+            crate::limits::ClientMemoryLimit::parse(&self.values["maxmemory-clients"])
+                .ok_or_else(|| ConfigError("argument must be a memory or percent value".into()))?;
+        self.timeout_s = self.integer("timeout") as u64;
+        self.tcp_keepalive_s = self.integer("tcp-keepalive") as u64;
         self.list_limits.listpack_size = self.integer("list-max-listpack-size");
         // Sets and sorted sets read their size classes from the process's one setting.
         ember_store::set::set_limits(ember_store::set::SetLimits {
@@ -700,6 +731,7 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
         Kind::Text => Ok(value.to_string()),
         Kind::KeyspaceEvents => crate::commands::notify::canonical_classes(previous, value),
         Kind::OutputLimits => crate::shard::pubsub::merge_output_limits(previous, value),
+        Kind::MemoryOrPercent => crate::limits::canonical_client_memory(value),
     }
 }
 

@@ -89,6 +89,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                 input.resize(grown, 0);
             }
         }
+        handle.limits.account(input.len(), out.pending_len());
+        crate::limits::evict_clients(&shard);
+        if handle.killed.get() {
+            break;
+        }
         let read = read_some(&mut stream, fd, spin.as_mut(), &mut input[end..]);
         let read = match pubsub::next_input(&client, read).await {
             Some(Ok(0) | Err(_)) => break,
@@ -96,13 +101,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
             None => {
                 // Messages were published to this subscriber while it waited.
                 pubsub::take_pushes(&client, &mut out);
-                if !flush(&shard, &mut stream, out.bytes_mut()).await || handle.killed.get() {
+                if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await
+                    || handle.killed.get()
+                {
                     break;
                 }
                 continue;
             }
         };
         end += read;
+        handle.last_interaction_ms.set(unix_time_ms());
         shard
             .stats
             .net_input_bytes
@@ -145,9 +153,15 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                     if client.close_after_reply || handle.killed.get() {
                         break;
                     }
+                    // Over the output buffer limit: closed with nothing more sent, as Redis
+                    // drops the replies of a client it closes for its limit.
+                    if crate::limits::output_over_limit(&shard, &handle, out.pending_len()) {
+                        pipeline.drain(&shard, &mut out).await;
+                        break 'connection;
+                    }
                     if out.pending_len() >= OUTPUT_FLUSH_LEN {
                         pipeline.drain(&shard, &mut out).await;
-                        if !flush(&shard, &mut stream, out.bytes_mut()).await {
+                        if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await {
                             break 'connection;
                         }
                     }
@@ -157,14 +171,17 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                     pipeline.drain(&shard, &mut out).await;
                     out.error(&error.redis_message());
                     shard.stats.record_error(&error.redis_message());
-                    flush(&shard, &mut stream, out.bytes_mut()).await;
+                    flush(&shard, &handle, &mut stream, out.bytes_mut()).await;
                     break 'connection;
                 }
             }
         }
         pipeline.drain(&shard, &mut out).await;
         pubsub::take_pushes(&client, &mut out);
-        if !flush(&shard, &mut stream, out.bytes_mut()).await
+        if crate::limits::output_over_limit(&shard, &handle, out.pending_len()) {
+            break;
+        }
+        if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await
             || client.close_after_reply
             || handle.killed.get()
         {
@@ -174,6 +191,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
     if let Some(spin) = spin {
         spin.spinner.unregister(fd, spin.token);
     }
+    handle.limits.release();
     pubsub::unsubscribe_all(&shard, &mut client);
     crate::commands::tracking::disable(&shard, &handle).await;
     let _ = stream.close().await;
@@ -263,16 +281,39 @@ async fn read_some(
 
 /// Writes pending replies in one send; false when the peer is gone. On the shard's io_uring, the
 /// send joins the others of the driver's next turn (`out` is swapped for an empty buffer), and a
-/// failure shows at the next flush.
-async fn flush(shard: &Shard, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
+/// failure shows at the next flush. While the peer does not read, what is left to send is
+/// in the client's limits, for its shard's output limit checks.
+async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
     if out.is_empty() {
         return true;
     }
     let len = out.len();
     let written = match &stream.ring {
-        Some(ring) => ring.send(out).await.is_ok(),
-        None => stream.stream.write_all(out).await.is_ok(),
+        Some(ring) => {
+            handle.limits.flushing(Some(len));
+            ring.send(out).await.is_ok()
+        }
+        None => {
+            let mut sent = 0;
+            let mut failed = false;
+            handle.limits.flushing(Some(len));
+            while sent < len {
+                match stream.stream.write(&out[sent..]).await {
+                    Ok(0) | Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(written) => sent += written,
+                }
+                if sent < len {
+                    handle.limits.flushing(Some(len - sent));
+                    handle.last_interaction_ms.set(unix_time_ms());
+                }
+            }
+            !failed
+        }
     };
+    handle.limits.flushing(None);
     shard
         .stats
         .net_output_bytes

@@ -325,6 +325,7 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         subscription_counts: Cell::new([0; 3]),
         pushes: Default::default(),
         tracking: Default::default(),
+        limits: Default::default(),
     });
     Client::new(handle, true)
 }

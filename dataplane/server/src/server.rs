@@ -60,6 +60,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         protection: Default::default(),
     });
     crate::memory::GAUGE.record_startup();
+    exit_when_a_shard_panics();
     eprintln!(
         "ember {}: {} shard(s), busy-poll {} us, hardware: {}",
         env!("CARGO_PKG_VERSION"),
@@ -96,6 +97,24 @@ pub fn run(config: Config) -> std::io::Result<()> {
         return Err(std::io::Error::other("a shard failed"));
     }
     Ok(())
+}
+
+/// A shard that panics ends the process, loudly: its keys, clients and held locks cannot be
+/// taken over by another shard, and a process that serves some slots and hangs the others'
+/// callers is worse than one that stops (Redis crashes with a report on its panics too).
+fn exit_when_a_shard_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let thread = std::thread::current();
+        if let Some(name) = thread
+            .name()
+            .filter(|name| name.starts_with("ember-shard-"))
+        {
+            eprintln!("ember: {name} panicked; exiting");
+            std::process::exit(1);
+        }
+    }));
 }
 
 fn online_cpus() -> Vec<usize> {
@@ -147,6 +166,7 @@ async fn shard_main(
     let background = runtime::background_queue("background", BACKGROUND_SHARES);
     runtime::spawn_into(expire_loop(shard.clone()), background);
     runtime::spawn_into(mesh_watchdog(shard.clone()), background);
+    runtime::spawn_into(crate::limits::client_cron(shard.clone()), background);
     // In the default queue: under a write flood, eviction must keep pace with the writers.
     runtime::spawn(crate::memory::evict_loop(shard.clone()));
     let (io_uring, busy_poll_us) = {
@@ -233,6 +253,8 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let keepalive = shard.config.borrow().tcp_keepalive_s;
+        crate::limits::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&stream), keepalive);
         let shared = &shard.shared;
         shard
             .stats
@@ -279,6 +301,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             subscription_counts: Cell::new([0; 3]),
             pushes: Default::default(),
             tracking: Default::default(),
+            limits: Default::default(),
         });
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();

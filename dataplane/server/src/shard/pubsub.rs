@@ -121,7 +121,7 @@ pub fn merge_output_limits(previous: &str, value: &str) -> Result<String, String
 }
 
 /// The three numbers of `class` in a setting written by [`merge_output_limits`].
-fn class_limit(setting: &str, class: &str) -> Option<[u64; 3]> {
+pub fn class_limit(setting: &str, class: &str) -> Option<[u64; 3]> {
     let words: Vec<&str> = setting.split_whitespace().collect();
     let group = words.chunks(4).find(|group| group[0] == class)?;
     let mut numbers = [0u64; 3];

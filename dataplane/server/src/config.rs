@@ -180,6 +180,8 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     parameter("slowlog-max-len", "128", NON_NEGATIVE, Mutable),
+    // Redis 7's per-command latency histograms (INFO latencystats); accepted and stored.
+    parameter("latency-tracking", "yes", Kind::Bool, Mutable),
     parameter("latency-monitor-threshold", "0", NON_NEGATIVE, Mutable),
     // Active expiry runs this many times a second, as Redis's `hz`.
     parameter("hz", "10", Kind::Integer { min: 1, max: 500 }, Mutable),

@@ -29,10 +29,7 @@ const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>) {
     let authenticated = shard.config.borrow().requirepass.is_empty();
     let mut client = Client::new(handle.clone(), authenticated);
-    let (bulk_len_max, query_buffer_limit) = {
-        let config = shard.config.borrow();
-        (config.proto_max_bulk_len, config.client_query_buffer_limit)
-    };
+    let bulk_len_max = shard.config.borrow().proto_max_bulk_len;
     let mut parser = RequestParser::new(Limits {
         bulk_len_max,
         ..Limits::default()
@@ -68,6 +65,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
             input.copy_within(start..end, 0);
             (start, end) = (0, end - start);
             if pending_len_wanted > input.len() {
+                // Read here, so a CONFIG SET applies to connections already open, as in Redis.
+                let query_buffer_limit = shard.config.borrow().client_query_buffer_limit;
                 if pending_len_wanted > query_buffer_limit {
                     eprintln!(
                         "ember: closing client {} ({}): query buffer limit reached",
@@ -89,11 +88,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                 input.resize(grown, 0);
             }
         }
-        handle.limits.account(input.len(), out.pending_len());
-        crate::limits::evict_clients(&shard);
-        if handle.killed.get() {
-            break;
-        }
+        handle
+            .limits
+            .account(input.len(), end - start, out.pending_len());
         let read = read_some(&mut stream, fd, spin.as_mut(), &mut input[end..]);
         let read = match pubsub::next_input(&client, read).await {
             Some(Ok(0) | Err(_)) => break,
@@ -111,6 +108,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
         };
         end += read;
         handle.last_interaction_ms.set(unix_time_ms());
+        handle
+            .limits
+            .account(input.len(), end - start, out.pending_len());
+        crate::limits::evict_clients(&shard);
+        if handle.killed.get() {
+            break;
+        }
         shard
             .stats
             .net_input_bytes

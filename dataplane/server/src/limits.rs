@@ -133,10 +133,14 @@ pub fn normal_output_limit(setting: &str) -> OutputLimit {
 /// One connection's figures for the limits, in its [`ClientHandle`].
 #[derive(Debug, Default)]
 pub struct ClientLimits {
-    /// Bytes of the query buffer.
+    /// Bytes of the query buffer (allocated).
+    query_alloc: Cell<usize>,
+    /// Bytes received and not yet run (CLIENT LIST's `qbuf`).
     query_len: Cell<usize>,
     /// Replies not yet sent, in bytes (those of a flush that waits for the peer included).
     output_len: Cell<usize>,
+    /// Pub/Sub messages queued for the connection and not yet taken by it.
+    pushes_len: Cell<usize>,
     /// True while a flush waits for the peer to read.
     flushing: Cell<bool>,
     /// Since when the output has been over the soft limit (ms since the epoch).
@@ -153,9 +157,19 @@ impl ClientLimits {
         self.query_len.get()
     }
 
-    /// CLIENT LIST's `omem`.
+    /// CLIENT LIST's `omem`: replies and Pub/Sub messages not yet sent.
     pub fn output_len(&self) -> usize {
-        self.output_len.get()
+        self.output_len.get() + self.pushes_len.get()
+    }
+
+    /// Pub/Sub messages queued for the connection (shard::pubsub).
+    pub fn set_pushes_len(&self, pushes_len: usize) {
+        self.pushes_len.set(pushes_len);
+        self.account(
+            self.query_alloc.get(),
+            self.query_len.get(),
+            self.output_len.get(),
+        );
     }
 
     /// CLIENT LIST's `tot-mem`.
@@ -163,11 +177,13 @@ impl ClientLimits {
         self.counted.get()
     }
 
-    /// Records the connection's buffers and updates the process's client memory.
-    pub fn account(&self, query_len: usize, output_len: usize) {
+    /// Records the connection's buffers (the query buffer's size and the part of it not yet
+    /// run, the replies not yet sent) and updates the process's client memory.
+    pub fn account(&self, query_alloc: usize, query_len: usize, output_len: usize) {
+        self.query_alloc.set(query_alloc);
         self.query_len.set(query_len);
         self.output_len.set(output_len);
-        let memory = CLIENT_BASE_BYTES + query_len + output_len;
+        let memory = CLIENT_BASE_BYTES + query_alloc + output_len + self.pushes_len.get();
         let counted = self.counted.replace(memory);
         if memory >= counted {
             CLIENT_MEMORY.fetch_add((memory - counted) as u64, Ordering::Relaxed);
@@ -179,7 +195,11 @@ impl ClientLimits {
     /// The output left to send while a flush waits for the peer (`None` when it is done).
     pub fn flushing(&self, output_len: Option<usize>) {
         self.flushing.set(output_len.is_some());
-        self.account(self.query_len.get(), output_len.unwrap_or(0));
+        self.account(
+            self.query_alloc.get(),
+            self.query_len.get(),
+            output_len.unwrap_or(0),
+        );
     }
 
     /// The connection ended: its memory leaves the total.
@@ -334,9 +354,8 @@ pub async fn client_cron(shard: Rc<Shard>) {
                 handle.kill();
                 continue;
             }
-            if handle.limits.flushing.get()
-                && output_over_limit(&shard, &handle, handle.limits.output_len())
-            {
+            let waiting = handle.limits.flushing.get() || handle.limits.pushes_len.get() > 0;
+            if waiting && output_over_limit(&shard, &handle, handle.limits.output_len()) {
                 handle.kill();
             }
         }

@@ -477,6 +477,11 @@ fn a_shard_that_panics_ends_the_process_loudly() {
         "exit status {status:?}; log:\n{}",
         ember.log()
     );
+    // The log arrives through a reader thread: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ember.log().contains("panicked; exiting") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
     let log = ember.log();
     assert!(log.contains("DEBUG PANIC from client"), "{log}");
     assert!(log.contains("panicked; exiting"), "{log}");

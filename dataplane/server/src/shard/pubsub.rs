@@ -200,6 +200,7 @@ impl Subscriber {
                     waker.wake();
                 }
             }
+            self.handle.limits.set_pushes_len(queue.len());
             queue.len() + self.writing_len.get()
         } as u64;
         if self.over_limit(pending_len, limit, now_ms) {
@@ -230,6 +231,7 @@ impl Subscriber {
         self.cut.set(true);
         self.queue.borrow_mut().clear();
         self.queue.borrow_mut().shrink_to_fit();
+        self.handle.limits.set_pushes_len(0);
         eprintln!(
             "ember: client {} ({}) closed for overcoming of output buffer limits",
             self.handle.id, self.handle.addr
@@ -247,6 +249,7 @@ impl Subscriber {
             return;
         }
         self.writing_len.set(self.writing_len.get() + queue.len());
+        self.handle.limits.set_pushes_len(0);
         if out.is_empty() {
             std::mem::swap(out, &mut queue);
         } else {

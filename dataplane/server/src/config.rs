@@ -28,6 +28,8 @@ enum Kind {
     OutputLimits,
     /// A byte count or a percentage (`maxmemory-clients`).
     MemoryOrPercent,
+    /// A byte count of at least this many bytes (Redis's 1 MB floor of the protocol limits).
+    MemoryAtLeast(i64),
 }
 
 /// Whether CONFIG SET may change a parameter while running.
@@ -146,12 +148,17 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     // Largest bulk argument a client may send (Redis's default, 512 MB).
-    parameter("proto-max-bulk-len", "536870912", Kind::Memory, Mutable),
+    parameter(
+        "proto-max-bulk-len",
+        "536870912",
+        Kind::MemoryAtLeast(1024 * 1024),
+        Mutable,
+    ),
     // Largest unparsed input a client may have buffered before it is disconnected (1 GB).
     parameter(
         "client-query-buffer-limit",
         "1073741824",
-        Kind::Memory,
+        Kind::MemoryAtLeast(1024 * 1024),
         Mutable,
     ),
     parameter("maxmemory", "0", Kind::Memory, Mutable),
@@ -734,6 +741,16 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
         Kind::KeyspaceEvents => crate::commands::notify::canonical_classes(previous, value),
         Kind::OutputLimits => crate::shard::pubsub::merge_output_limits(previous, value),
         Kind::MemoryOrPercent => crate::limits::canonical_client_memory(value),
+        Kind::MemoryAtLeast(min) => {
+            let bytes = parse_memory(value).ok_or("argument must be a memory value".to_string())?;
+            if bytes < min {
+                return Err(format!(
+                    "argument must be between {min} and {} inclusive",
+                    i64::MAX
+                ));
+            }
+            Ok(bytes.to_string())
+        }
     }
 }
 

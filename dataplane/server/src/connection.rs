@@ -285,8 +285,10 @@ async fn read_some(
 
 /// Writes pending replies in one send; false when the peer is gone. On the shard's io_uring, the
 /// send joins the others of the driver's next turn (`out` is swapped for an empty buffer), and a
-/// failure shows at the next flush. While the peer does not read, what is left to send is
-/// in the client's limits, for its shard's output limit checks.
+/// failure shows at the next flush. Until the send completes, its whole length counts as the
+/// client's pending output for its shard's output limit checks: Ember stops reading a client
+/// whose replies wait, so the part the kernel took is all that stands for the replies Redis
+/// would go on piling up.
 async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
     if out.is_empty() {
         return true;
@@ -310,7 +312,6 @@ async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mu
                     Ok(written) => sent += written,
                 }
                 if sent < len {
-                    handle.limits.flushing(Some(len - sent));
                     handle.last_interaction_ms.set(unix_time_ms());
                 }
             }

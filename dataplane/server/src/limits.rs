@@ -4,7 +4,9 @@
 //! keepalive of `tcp-keepalive` (`anetKeepAlive`).
 //!
 //! A connection keeps its figures in its handle's [`ClientLimits`]: the bytes of its query
-//! buffer and of the replies not yet sent (a flush that waits for the peer included). The
+//! buffer and of the replies not yet sent (the whole of a flush that waits for the peer: Ember
+//! stops reading a client whose replies wait, where Redis reads on and piles up replies, so
+//! the batch in flight stands for that pile). The
 //! connection checks its output limit after every command; each shard's [`client_cron`] checks
 //! the soft limit of connections whose flush waits (Redis's "enforced when no traffic"), the
 //! idle timeout, and client memory. Client memory of all shards adds up in one process-wide
@@ -105,6 +107,9 @@ pub fn canonical_client_memory(value: &str) -> Result<String, String> {
     let value = value.trim();
     if let Some(percent) = value.strip_suffix('%') {
         let percent: u64 = percent.parse().map_err(|_| error())?;
+        if percent > 100 {
+            return Err("percentage argument must be less or equal to 100".into());
+        }
         return Ok(format!("{percent}%"));
     }
     let bytes = crate::config::parse_memory(value).ok_or_else(error)?;
@@ -155,6 +160,11 @@ impl ClientLimits {
     /// CLIENT LIST's `qbuf`.
     pub fn query_len(&self) -> usize {
         self.query_len.get()
+    }
+
+    /// CLIENT LIST's `qbuf-free`: the query buffer's room left.
+    pub fn query_free(&self) -> usize {
+        self.query_alloc.get().saturating_sub(self.query_len.get())
     }
 
     /// CLIENT LIST's `omem`: replies and Pub/Sub messages not yet sent.
@@ -383,6 +393,7 @@ mod tests {
         assert_eq!(canonical_client_memory("1mb").unwrap(), "1048576");
         assert_eq!(canonical_client_memory("5%").unwrap(), "5%");
         assert!(canonical_client_memory("x%").is_err());
+        assert!(canonical_client_memory("101%").is_err());
         assert!(canonical_client_memory("-1").is_err());
     }
 

@@ -173,8 +173,8 @@ fn client_that_pipelines_and_never_reads_is_cut_by_the_soft_limit() {
     let request = multibulk(&[b"GET", b"bigkey"]).repeat(100);
     let started = Instant::now();
     let writer = thread::spawn(move || {
-        // Writes until the server closes the connection (or 20 s pass).
-        while started.elapsed() < Duration::from_secs(20) {
+        // Writes until the server closes the connection (or 30 s pass).
+        while started.elapsed() < Duration::from_secs(30) {
             if stream.write_all(&request).is_err() {
                 return Some(started.elapsed());
             }
@@ -189,7 +189,9 @@ fn client_that_pipelines_and_never_reads_is_cut_by_the_soft_limit() {
     }
     let cut_after = writer.join().unwrap().expect("the client was never cut");
     assert!(cut_after >= Duration::from_secs(1), "{cut_after:?}");
-    assert!(cut_after < Duration::from_secs(10), "{cut_after:?}");
+    // Generous: a loaded machine delays the shard's client cron.
+    assert!(cut_after < Duration::from_secs(20), "{cut_after:?}");
+    println!("the client that never reads was cut after {cut_after:?}");
     assert!(client_line(&mut admin, "neverreads").is_none());
     assert!(log_shows(&ember, "output buffer limits"), "{}", ember.log());
 }
@@ -314,6 +316,12 @@ fn bulk_and_query_buffer_limits() {
     let ember = Ember::start(2);
     let mut admin = ember.raw();
     let rss_before = ember.rss_bytes();
+    for name in ["proto-max-bulk-len", "client-query-buffer-limit"] {
+        assert_eq!(
+            text(&mut admin, &["CONFIG", "SET", name, "1000"]),
+            format!("-ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be between 1048576 and 9223372036854775807 inclusive\r\n")
+        );
+    }
     assert_eq!(
         text(&mut admin, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
         "+OK\r\n"
@@ -380,6 +388,10 @@ fn maxmemory_clients_evicts_the_biggest_client() {
     assert!(text(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "lots"]).starts_with(
         "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - argument must be a memory or percent value"
     ));
+    assert_eq!(
+        text(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "101%"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100\r\n"
+    );
     assert_eq!(
         text(&mut admin, &["CONFIG", "SET", "maxmemory-clients", "2mb"]),
         "+OK\r\n"

@@ -120,7 +120,7 @@ impl ClientHandle {
             flags.push_str(tracking_flags);
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -135,6 +135,7 @@ impl ClientHandle {
             subscriptions[2],
             self.limits.query_len(),
             self.limits.query_free(),
+            self.limits.multi_len(),
             self.limits.output_len(),
             self.limits.memory(),
             self.last_command.get(),

@@ -38,6 +38,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
     let (mut start, mut end) = (0usize, 0usize);
     let mut out = ReplySink::resp(Vec::with_capacity(INPUT_BUFFER_LEN), Protocol::Resp2);
     let mut pipeline = Pipeline::default();
+    // Commands queued since MULTI whose arguments are counted in the client's memory, and
+    // their bytes (counted as they are queued, so a long transaction costs no rescans); the
+    // WATCHed keys and subscriptions counted.
+    let (mut multi_counted, mut multi_bytes) = (0usize, 0usize);
+    let mut held_counted = (0usize, 0usize);
     let fd = stream.as_raw_fd();
     let mut stream = Wire::new(&shard, stream);
     let mut spin = shard
@@ -78,9 +83,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                 // length at once: the buffer is zero-filled, so sizing it from a bulk header
                 // would commit up to proto-max-bulk-len of memory per client for a few bytes
                 // sent. Memory stays within twice what actually arrived.
+                // Or at once to what has arrived already, so a large argument is read in one
+                // go and its memory counted when it lands (as Redis reads a big argument).
                 let needed_len = parser.needed_len();
                 let grown = if needed_len >= pending_len_wanted {
-                    needed_len.min(input.len() * 2)
+                    let arrived = end - start + crate::limits::readable_len(fd);
+                    needed_len.min((input.len() * 2).max(arrived))
                 } else {
                     input.len() * 2 // Length not known yet (a header still arriving).
                 }
@@ -147,6 +155,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
                             {
                                 out.bytes_mut().truncate(kept_len);
                             }
+                        }
+                        let queued = client.multi.as_deref().unwrap_or_default();
+                        let held = (
+                            client.watched.len(),
+                            handle.subscription_counts.get().iter().sum(),
+                        );
+                        if queued.len() != multi_counted || held != held_counted {
+                            if queued.len() < multi_counted {
+                                (multi_counted, multi_bytes) = (0, 0);
+                            }
+                            for command in &queued[multi_counted..] {
+                                multi_bytes += command.iter().map(Vec::len).sum::<usize>();
+                            }
+                            multi_counted = queued.len();
+                            held_counted = held;
+                            handle.limits.set_held(multi_bytes, held.0, held.1);
+                            crate::limits::evict_clients(&shard);
                         }
                         crate::commands::tracking::after_request(&client, &args);
                         if std::mem::take(&mut client.tracking_reset) {

@@ -34,6 +34,10 @@ const CRON_PERIOD: Duration = Duration::from_millis(100);
 /// buffer in `tot-mem`; Ember's connection task, parser and reply sink are about as much).
 pub const CLIENT_BASE_BYTES: usize = 16 * 1024;
 
+/// What one WATCHed key or one subscription costs a client, about (Redis counts the list node,
+/// dictionary entry and key object of each).
+pub const STATE_ENTRY_BYTES: usize = 96;
+
 /// Client memory of every connection in the process (bytes), as `maxmemory-clients` counts it.
 static CLIENT_MEMORY: AtomicU64 = AtomicU64::new(0);
 /// Clients evicted by `maxmemory-clients` (INFO stats `evicted_clients`).
@@ -146,6 +150,10 @@ pub struct ClientLimits {
     output_len: Cell<usize>,
     /// Pub/Sub messages queued for the connection and not yet taken by it.
     pushes_len: Cell<usize>,
+    /// Arguments of the commands queued since MULTI (CLIENT LIST's `multi-mem`).
+    multi_len: Cell<usize>,
+    /// What WATCHed keys and subscriptions cost.
+    state_len: Cell<usize>,
     /// True while a flush waits for the peer to read.
     flushing: Cell<bool>,
     /// Since when the output has been over the soft limit (ms since the epoch).
@@ -172,6 +180,24 @@ impl ClientLimits {
         self.output_len.get() + self.pushes_len.get()
     }
 
+    /// CLIENT LIST's `multi-mem`.
+    pub fn multi_len(&self) -> usize {
+        self.multi_len.get()
+    }
+
+    /// The arguments queued since MULTI take `multi_len` bytes; the client watches
+    /// `watched` keys and listens to `subscriptions` channels and patterns.
+    pub fn set_held(&self, multi_len: usize, watched: usize, subscriptions: usize) {
+        self.multi_len.set(multi_len);
+        self.state_len
+            .set((watched + subscriptions).saturating_mul(STATE_ENTRY_BYTES));
+        self.account(
+            self.query_alloc.get(),
+            self.query_len.get(),
+            self.output_len.get(),
+        );
+    }
+
     /// Pub/Sub messages queued for the connection (shard::pubsub).
     pub fn set_pushes_len(&self, pushes_len: usize) {
         self.pushes_len.set(pushes_len);
@@ -193,7 +219,12 @@ impl ClientLimits {
         self.query_alloc.set(query_alloc);
         self.query_len.set(query_len);
         self.output_len.set(output_len);
-        let memory = CLIENT_BASE_BYTES + query_alloc + output_len + self.pushes_len.get();
+        let memory = CLIENT_BASE_BYTES
+            + query_alloc
+            + output_len
+            + self.pushes_len.get()
+            + self.multi_len.get()
+            + self.state_len.get();
         let counted = self.counted.replace(memory);
         if memory >= counted {
             CLIENT_MEMORY.fetch_add((memory - counted) as u64, Ordering::Relaxed);
@@ -266,6 +297,18 @@ pub fn output_over_limit(shard: &Shard, handle: &ClientHandle, pending: usize) -
         handle.id, handle.addr, limit.hard_bytes, limit.soft_bytes, limit.soft_seconds
     );
     true
+}
+
+/// Bytes waiting to be read on socket `fd` (FIONREAD; 0 when it cannot say).
+pub fn readable_len(fd: RawFd) -> usize {
+    let mut len: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is to a local.
+    let result = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut len) };
+    if result == 0 {
+        usize::try_from(len).unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// Sets SO_KEEPALIVE on an accepted socket, with Redis's timings for `interval` seconds: the

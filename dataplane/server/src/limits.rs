@@ -226,7 +226,11 @@ impl ClientLimits {
             + self.multi_len.get()
             + self.state_len.get();
         let counted = self.counted.replace(memory);
-        if memory >= counted {
+        // The shared total is touched only on a change (most requests leave it as it was).
+        if memory == counted {
+            return;
+        }
+        if memory > counted {
             CLIENT_MEMORY.fetch_add((memory - counted) as u64, Ordering::Relaxed);
         } else {
             CLIENT_MEMORY.fetch_sub((counted - memory) as u64, Ordering::Relaxed);

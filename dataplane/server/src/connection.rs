@@ -128,6 +128,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
             .net_input_bytes
             .set(shard.stats.net_input_bytes.get() + read as u64);
         let now_ms = unix_time_ms();
+        // Until the batch's last reply is in: its commands may wait for other shards.
+        handle.limits.running.set(true);
         loop {
             match parser.parse(&input[start..end]) {
                 Ok(Some(consumed)) => {
@@ -206,6 +208,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, handle: Rc<ClientHandle>
             }
         }
         pipeline.drain(&shard, &mut out).await;
+        handle.limits.running.set(false);
         pubsub::take_pushes(&client, &mut out);
         if crate::limits::output_over_limit(&shard, &handle, out.pending_len()) {
             break;

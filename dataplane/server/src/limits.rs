@@ -162,6 +162,8 @@ pub struct ClientLimits {
     counted: Cell<usize>,
     /// CLIENT NO-EVICT on.
     pub no_evict: Cell<bool>,
+    /// A command of the client is running (it may wait for another shard): not idle.
+    pub running: Cell<bool>,
 }
 
 impl ClientLimits {
@@ -395,10 +397,12 @@ pub async fn client_cron(shard: Rc<Shard>) {
             if handle.killed.get() {
                 continue;
             }
-            // Redis spares blocked clients (their own timeout ends them) and subscribers.
+            // Redis spares blocked clients (their own timeout ends them) and subscribers; a
+            // command that waits for another shard is not idleness either.
             let idle_ms = now_ms.saturating_sub(handle.last_interaction_ms.get());
             if timeout_ms > 0
                 && idle_ms > timeout_ms
+                && !handle.limits.running.get()
                 && handle.subscription_counts.get() == [0; 3]
                 && !shard.blocking.is_blocked(handle.id)
             {

@@ -237,6 +237,38 @@ fn idle_clients_are_closed_after_timeout() {
     assert!(log_shows(&ember, "closing idle client"), "{}", ember.log());
 }
 
+/// A client whose command waits for a stalled shard is not idle: `timeout` leaves it alone
+/// (Redis never waits inside a command, so only Ember has this case).
+#[test]
+fn timeout_spares_a_command_waiting_for_another_shard() {
+    let ember = Ember::start(2);
+    let mut admin = ember.raw();
+    let keys: Vec<String> = (0..16).map(|i| format!("wait:{i}")).collect();
+    for key in &keys {
+        assert_eq!(text(&mut admin, &["SET", key, "v"]), "+OK\r\n");
+    }
+    assert_eq!(
+        text(&mut admin, &["CONFIG", "SET", "timeout", "1"]),
+        "+OK\r\n"
+    );
+    // Eight waiters: the kernel spreads them over both shards, so some are on the one that
+    // stays awake and wait for the sleeping one.
+    let mut waiters: Vec<Raw> = (0..8).map(|_| ember.raw()).collect();
+    let mut sleeper = ember.raw();
+    sleeper.send(&multibulk(&[b"DEBUG", b"SLEEP", b"2.5"]));
+    thread::sleep(Duration::from_millis(100));
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(|k| k.as_bytes()));
+    for waiter in &mut waiters {
+        waiter.send(&multibulk(&mget));
+    }
+    let expected = format!("*16\r\n{}", "$1\r\nv\r\n".repeat(16));
+    for waiter in &mut waiters {
+        assert_eq!(waiter.reply_text(), expected);
+    }
+    assert_eq!(sleeper.reply_text(), "+OK\r\n");
+}
+
 /// `maxclients`: the next connection gets Redis's error and is closed; connected_clients counts
 /// the others only.
 #[test]

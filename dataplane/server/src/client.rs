@@ -47,6 +47,8 @@ pub struct ClientHandle {
     pub pushes: Pushes,
     /// CLIENT TRACKING's state; `None` while tracking is off.
     pub tracking: RefCell<Option<crate::commands::tracking::TrackingMode>>,
+    /// Buffer sizes for the output limits and client eviction (crate::limits).
+    pub limits: crate::limits::ClientLimits,
 }
 
 /// Bytes a connection's [`Pushes`] may hold before the connection is closed: a client that
@@ -118,7 +120,7 @@ impl ClientHandle {
             flags.push_str(tracking_flags);
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -131,6 +133,11 @@ impl ClientHandle {
             subscriptions[0],
             subscriptions[1],
             subscriptions[2],
+            self.limits.query_len(),
+            self.limits.query_free(),
+            self.limits.multi_len(),
+            self.limits.output_len(),
+            self.limits.memory(),
             self.last_command.get(),
             redirect,
             self.resp.get(),

@@ -26,6 +26,10 @@ enum Kind {
     KeyspaceEvents,
     /// `client-output-buffer-limit`: classes with three numbers; a value may name only some.
     OutputLimits,
+    /// A byte count or a percentage (`maxmemory-clients`).
+    MemoryOrPercent,
+    /// A byte count of at least this many bytes (Redis's 1 MB floor of the protocol limits).
+    MemoryAtLeast(i64),
 }
 
 /// Whether CONFIG SET may change a parameter while running.
@@ -161,15 +165,23 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     // Largest bulk argument a client may send (Redis's default, 512 MB).
-    parameter("proto-max-bulk-len", "536870912", Kind::Memory, Mutable),
+    parameter(
+        "proto-max-bulk-len",
+        "536870912",
+        Kind::MemoryAtLeast(1024 * 1024),
+        Mutable,
+    ),
     // Largest unparsed input a client may have buffered before it is disconnected (1 GB).
     parameter(
         "client-query-buffer-limit",
         "1073741824",
-        Kind::Memory,
+        Kind::MemoryAtLeast(1024 * 1024),
         Mutable,
     ),
     parameter("maxmemory", "0", Kind::Memory, Mutable),
+    // Client memory (query and output buffers) past which the biggest clients are evicted:
+    // bytes, or a percentage of maxmemory; 0: no client eviction (crate::limits).
+    parameter("maxmemory-clients", "0", Kind::MemoryOrPercent, Mutable),
     parameter(
         "maxmemory-policy",
         "noeviction",
@@ -192,6 +204,8 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     parameter("slowlog-max-len", "128", NON_NEGATIVE, Mutable),
+    // Redis 7's per-command latency histograms (INFO latencystats); accepted and stored.
+    parameter("latency-tracking", "yes", Kind::Bool, Mutable),
     parameter("latency-monitor-threshold", "0", NON_NEGATIVE, Mutable),
     // Active expiry runs this many times a second, as Redis's `hz`.
     parameter("hz", "10", Kind::Integer { min: 1, max: 500 }, Mutable),
@@ -388,7 +402,14 @@ const PARAMETERS: &[Parameter] = &[
     parameter("appendfilename", "appendonly.aof", Kind::Text, Immutable),
     parameter("replica-read-only", "yes", Kind::Bool, Mutable),
     parameter("close-on-oom", "no", Kind::Bool, Mutable),
-    parameter("enable-debug-command", "yes", Kind::Text, Immutable),
+    // Redis's no, yes or local; yes by default (Redis says no), because Ember's tests and tools
+    // use DEBUG SLEEP. DEBUG PANIC ends the process.
+    parameter(
+        "enable-debug-command",
+        "yes",
+        Kind::Enum(&["no", "yes", "local"]),
+        Immutable,
+    ),
 ];
 
 /// A configuration error, worded as Redis words it.
@@ -449,6 +470,14 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// The pubsub class of `client-output-buffer-limit`.
     pub pubsub_output_limit: crate::shard::pubsub::OutputLimit,
+    /// The normal class of `client-output-buffer-limit`.
+    pub normal_output_limit: crate::shard::pubsub::OutputLimit,
+    /// `maxmemory-clients`.
+    pub maxmemory_clients: crate::limits::ClientMemoryLimit,
+    /// `timeout`: idle clients are closed after this many seconds (0: never).
+    pub timeout_s: u64,
+    /// `tcp-keepalive` of accepted sockets, seconds (0: off).
+    pub tcp_keepalive_s: u64,
     /// `list-max-listpack-size`: when a list leaves the listpack encoding.
     pub list_limits: ember_store::list::ListLimits,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
@@ -484,6 +513,10 @@ impl Default for Config {
             metrics_port: 0,
             notify_keyspace_events: 0,
             pubsub_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
+            normal_output_limit: crate::shard::pubsub::OutputLimit::PUBSUB_DEFAULT,
+            maxmemory_clients: crate::limits::ClientMemoryLimit::Off,
+            timeout_s: 0,
+            tcp_keepalive_s: 0,
             list_limits: ember_store::list::ListLimits::default(),
             inference: crate::inference::InferenceConfig::default(),
         };
@@ -702,6 +735,13 @@ impl Config {
                 .map_err(ConfigError)?;
         self.pubsub_output_limit =
             crate::shard::pubsub::pubsub_output_limit(&self.values["client-output-buffer-limit"]);
+        self.normal_output_limit =
+            crate::limits::normal_output_limit(&self.values["client-output-buffer-limit"]);
+        self.maxmemory_clients =
+            crate::limits::ClientMemoryLimit::parse(&self.values["maxmemory-clients"])
+                .ok_or_else(|| ConfigError("argument must be a memory or percent value".into()))?;
+        self.timeout_s = self.integer("timeout") as u64;
+        self.tcp_keepalive_s = self.integer("tcp-keepalive") as u64;
         self.list_limits.listpack_size = self.integer("list-max-listpack-size");
         // Sets and sorted sets read their size classes from the process's one setting.
         ember_store::set::set_limits(ember_store::set::SetLimits {
@@ -786,6 +826,17 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
         Kind::Text => Ok(value.to_string()),
         Kind::KeyspaceEvents => crate::commands::notify::canonical_classes(previous, value),
         Kind::OutputLimits => crate::shard::pubsub::merge_output_limits(previous, value),
+        Kind::MemoryOrPercent => crate::limits::canonical_client_memory(value),
+        Kind::MemoryAtLeast(min) => {
+            let bytes = parse_memory(value).ok_or("argument must be a memory value".to_string())?;
+            if bytes < min {
+                return Err(format!(
+                    "argument must be between {min} and {} inclusive",
+                    i64::MAX
+                ));
+            }
+            Ok(bytes.to_string())
+        }
     }
 }
 

@@ -30,10 +30,7 @@ const INPUT_BUFFER_KEEP_LEN: usize = 1024 * 1024;
 pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
     let authenticated = shard.shared.acl.starts_authenticated(&shard);
     let mut client = Client::new(handle.clone(), authenticated);
-    let (bulk_len_max, query_buffer_limit) = {
-        let config = shard.config.borrow();
-        (config.proto_max_bulk_len, config.client_query_buffer_limit)
-    };
+    let bulk_len_max = shard.config.borrow().proto_max_bulk_len;
     let mut parser = RequestParser::new(Limits {
         bulk_len_max,
         ..Limits::default()
@@ -42,6 +39,11 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
     let (mut start, mut end) = (0usize, 0usize);
     let mut out = ReplySink::resp(Vec::with_capacity(INPUT_BUFFER_LEN), Protocol::Resp2);
     let mut pipeline = Pipeline::default();
+    // Commands queued since MULTI whose arguments are counted in the client's memory, and
+    // their bytes (counted as they are queued, so a long transaction costs no rescans); the
+    // WATCHed keys and subscriptions counted.
+    let (mut multi_counted, mut multi_bytes) = (0usize, 0usize);
+    let mut held_counted = (0usize, 0usize);
     let fd = stream.as_raw_fd();
     let mut stream = Wire::new(&shard, stream);
     let mut spin = shard
@@ -69,6 +71,8 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
             input.copy_within(start..end, 0);
             (start, end) = (0, end - start);
             if pending_len_wanted > input.len() {
+                // Read here, so a CONFIG SET applies to connections already open, as in Redis.
+                let query_buffer_limit = shard.config.borrow().client_query_buffer_limit;
                 if pending_len_wanted > query_buffer_limit {
                     eprintln!(
                         "ember: closing client {} ({}): query buffer limit reached",
@@ -80,9 +84,12 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                 // length at once: the buffer is zero-filled, so sizing it from a bulk header
                 // would commit up to proto-max-bulk-len of memory per client for a few bytes
                 // sent. Memory stays within twice what actually arrived.
+                // Or at once to what has arrived already, so a large argument is read in one
+                // go and its memory counted when it lands (as Redis reads a big argument).
                 let needed_len = parser.needed_len();
                 let grown = if needed_len >= pending_len_wanted {
-                    needed_len.min(input.len() * 2)
+                    let arrived = end - start + crate::limits::readable_len(fd);
+                    needed_len.min((input.len() * 2).max(arrived))
                 } else {
                     input.len() * 2 // Length not known yet (a header still arriving).
                 }
@@ -90,6 +97,9 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                 input.resize(grown, 0);
             }
         }
+        handle
+            .limits
+            .account(input.len(), end - start, out.pending_len());
         let read = read_some(&mut stream, fd, spin.as_mut(), &mut input[end..]);
         let read = match pubsub::next_input(&client, read).await {
             Some(Ok(0) | Err(_)) => break,
@@ -97,18 +107,30 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
             None => {
                 // Messages were published to this subscriber while it waited.
                 pubsub::take_pushes(&client, &mut out);
-                if !flush(&shard, &mut stream, out.bytes_mut()).await || handle.killed.get() {
+                if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await
+                    || handle.killed.get()
+                {
                     break;
                 }
                 continue;
             }
         };
         end += read;
+        handle.last_interaction_ms.set(unix_time_ms());
+        handle
+            .limits
+            .account(input.len(), end - start, out.pending_len());
+        crate::limits::evict_clients(&shard);
+        if handle.killed.get() {
+            break;
+        }
         shard
             .stats
             .net_input_bytes
             .set(shard.stats.net_input_bytes.get() + read as u64);
         let now_ms = unix_time_ms();
+        // Until the batch's last reply is in: its commands may wait for other shards.
+        handle.limits.running.set(true);
         loop {
             match parser.parse(&input[start..end]) {
                 Ok(Some(consumed)) => {
@@ -137,6 +159,23 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                                 out.bytes_mut().truncate(kept_len);
                             }
                         }
+                        let queued = client.multi.as_deref().unwrap_or_default();
+                        let held = (
+                            client.watched.len(),
+                            handle.subscription_counts.get().iter().sum(),
+                        );
+                        if queued.len() != multi_counted || held != held_counted {
+                            if queued.len() < multi_counted {
+                                (multi_counted, multi_bytes) = (0, 0);
+                            }
+                            for command in &queued[multi_counted..] {
+                                multi_bytes += command.iter().map(Vec::len).sum::<usize>();
+                            }
+                            multi_counted = queued.len();
+                            held_counted = held;
+                            handle.limits.set_held(multi_bytes, held.0, held.1);
+                            crate::limits::evict_clients(&shard);
+                        }
                         crate::commands::tracking::after_request(&client, &args);
                         if std::mem::take(&mut client.tracking_reset) {
                             crate::commands::tracking::disable(&shard, &handle).await;
@@ -146,9 +185,15 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                     if client.close_after_reply || handle.killed.get() {
                         break;
                     }
+                    // Over the output buffer limit: closed with nothing more sent, as Redis
+                    // drops the replies of a client it closes for its limit.
+                    if crate::limits::output_over_limit(&shard, &handle, out.pending_len()) {
+                        pipeline.drain(&shard, &mut out).await;
+                        break 'connection;
+                    }
                     if out.pending_len() >= OUTPUT_FLUSH_LEN {
                         pipeline.drain(&shard, &mut out).await;
-                        if !flush(&shard, &mut stream, out.bytes_mut()).await {
+                        if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await {
                             break 'connection;
                         }
                     }
@@ -158,14 +203,18 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                     pipeline.drain(&shard, &mut out).await;
                     out.error(&error.redis_message());
                     shard.stats.record_error(&error.redis_message());
-                    flush(&shard, &mut stream, out.bytes_mut()).await;
+                    flush(&shard, &handle, &mut stream, out.bytes_mut()).await;
                     break 'connection;
                 }
             }
         }
         pipeline.drain(&shard, &mut out).await;
+        handle.limits.running.set(false);
         pubsub::take_pushes(&client, &mut out);
-        if !flush(&shard, &mut stream, out.bytes_mut()).await
+        if crate::limits::output_over_limit(&shard, &handle, out.pending_len()) {
+            break;
+        }
+        if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await
             || client.close_after_reply
             || handle.killed.get()
         {
@@ -175,6 +224,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
     if let Some(spin) = spin {
         spin.spinner.unregister(fd, spin.token);
     }
+    handle.limits.release();
     pubsub::unsubscribe_all(&shard, &mut client);
     crate::commands::tracking::disable(&shard, &handle).await;
     let _ = stream.close().await;
@@ -264,17 +314,41 @@ async fn read_some(
 
 /// Writes pending replies in one send; false when the peer is gone. On the shard's io_uring, the
 /// send joins the others of the driver's next turn (`out` is swapped for an empty buffer), and a
-/// failure shows at the next flush.
-async fn flush(shard: &Shard, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
+/// failure shows at the next flush. Until the send completes, its whole length counts as the
+/// client's pending output for its shard's output limit checks: Ember stops reading a client
+/// whose replies wait, so the part the kernel took is all that stands for the replies Redis
+/// would go on piling up.
+async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mut Vec<u8>) -> bool {
     if out.is_empty() {
         return true;
     }
     let len = out.len();
     let written = match &stream.ring {
-        Some(ring) => ring.send(out).await.is_ok(),
-        // The flush sends what TLS still holds (a plain socket holds nothing).
-        None => stream.stream.write_all(out).await.is_ok() && stream.stream.flush().await.is_ok(),
+        Some(ring) => {
+            handle.limits.flushing(Some(len));
+            ring.send(out).await.is_ok()
+        }
+        None => {
+            let mut sent = 0;
+            let mut failed = false;
+            handle.limits.flushing(Some(len));
+            while sent < len {
+                match stream.stream.write(&out[sent..]).await {
+                    Ok(0) | Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(written) => sent += written,
+                }
+                if sent < len {
+                    handle.last_interaction_ms.set(unix_time_ms());
+                }
+            }
+            // The flush sends what TLS still holds (a plain socket holds nothing).
+            !failed && stream.stream.flush().await.is_ok()
+        }
     };
+    handle.limits.flushing(None);
     shard
         .stats
         .net_output_bytes

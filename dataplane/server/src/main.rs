@@ -11,6 +11,7 @@ mod config;
 mod connection;
 mod inference;
 mod io;
+mod limits;
 mod memory;
 mod metrics;
 mod protection;

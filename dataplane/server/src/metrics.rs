@@ -234,6 +234,24 @@ pub async fn render(shard: &Rc<Shard>) -> String {
         counters.evicted_keys,
     );
     text.single(
+        "ember_client_output_limit_disconnections_total",
+        "counter",
+        "Clients closed for their client-output-buffer-limit.",
+        crate::limits::output_limit_disconnections(),
+    );
+    text.single(
+        "ember_client_memory_bytes",
+        "gauge",
+        "Query and output buffers of all clients (what maxmemory-clients limits).",
+        crate::limits::client_memory(),
+    );
+    text.single(
+        "ember_evicted_clients_total",
+        "counter",
+        "Clients evicted by maxmemory-clients.",
+        crate::limits::evicted_clients(),
+    );
+    text.single(
         "ember_connected_clients",
         "gauge",
         "Connected clients.",

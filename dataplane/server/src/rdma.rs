@@ -336,6 +336,7 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         subscription_counts: Cell::new([0; 3]),
         pushes: Default::default(),
         tracking: Default::default(),
+        limits: Default::default(),
     });
     Client::new(handle, shard.shared.acl.starts_authenticated(shard))
 }

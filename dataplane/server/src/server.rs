@@ -72,6 +72,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         tier_versions: crate::shard::local_tier::Versions::new(shard_count),
     });
     crate::memory::GAUGE.record_startup();
+    exit_when_a_shard_panics();
     eprintln!(
         "ember {}: {} shard(s), busy-poll {} us, hardware: {}",
         env!("CARGO_PKG_VERSION"),
@@ -116,6 +117,24 @@ pub fn run(config: Config) -> std::io::Result<()> {
         return Err(std::io::Error::other("a shard failed"));
     }
     Ok(())
+}
+
+/// A shard that panics ends the process, loudly: its keys, clients and held locks cannot be
+/// taken over by another shard, and a process that serves some slots and hangs the others'
+/// callers is worse than one that stops (Redis crashes with a report on its panics too).
+fn exit_when_a_shard_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let thread = std::thread::current();
+        if let Some(name) = thread
+            .name()
+            .filter(|name| name.starts_with("ember-shard-"))
+        {
+            eprintln!("ember: {name} panicked; exiting");
+            std::process::exit(1);
+        }
+    }));
 }
 
 fn online_cpus() -> Vec<usize> {
@@ -169,6 +188,7 @@ async fn shard_main(
     runtime::spawn_into(expire_loop(shard.clone()), background);
     runtime::spawn_into(mesh_watchdog(shard.clone()), background);
     runtime::spawn(crate::shard::local_tier::run(shard.clone()));
+    runtime::spawn_into(crate::limits::client_cron(shard.clone()), background);
     // In the default queue: under a write flood, eviction must keep pace with the writers.
     runtime::spawn(crate::memory::evict_loop(shard.clone()));
     let (io_uring, busy_poll_us) = {
@@ -275,6 +295,8 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let keepalive = shard.config.borrow().tcp_keepalive_s;
+        crate::limits::set_keepalive(std::os::fd::AsRawFd::as_raw_fd(&stream), keepalive);
         let shared = &shard.shared;
         shard
             .stats
@@ -325,6 +347,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
             subscription_counts: Cell::new([0; 3]),
             pushes: Default::default(),
             tracking: Default::default(),
+            limits: Default::default(),
         });
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();

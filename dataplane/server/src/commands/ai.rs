@@ -53,7 +53,8 @@ async fn tensorset(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    let (key, tensor) = args::tensorset(args)?;
+    let zeros_len_max = shard.config.borrow().proto_max_bulk_len;
+    let (key, tensor) = args::tensorset(args, zeros_len_max)?;
     set_tensors(shard, client, vec![(key, tensor)]).await?;
     out.ok();
     Ok(())

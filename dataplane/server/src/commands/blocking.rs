@@ -218,6 +218,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// True while client `client_id` waits in a blocking command here.
+    pub fn is_blocked(&self, client_id: u64) -> bool {
+        self.homes
+            .borrow()
+            .values()
+            .any(|home| home.client_id == client_id)
+    }
+
     /// CLIENT UNBLOCK: ends the wait of client `client_id` if it is blocked here.
     pub fn unblock_client(&self, client_id: u64, kind: UnblockKind) -> bool {
         let mut homes = self.homes.borrow_mut();

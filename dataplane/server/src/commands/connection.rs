@@ -172,6 +172,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.handle.resp.set(2);
     client.no_touch = false;
     client.no_evict = false;
+    client.handle.limits.no_evict.set(false);
     client.multi = None;
     client.multi_failed = false;
     client.watched.clear();

@@ -121,7 +121,7 @@ pub fn merge_output_limits(previous: &str, value: &str) -> Result<String, String
 }
 
 /// The three numbers of `class` in a setting written by [`merge_output_limits`].
-fn class_limit(setting: &str, class: &str) -> Option<[u64; 3]> {
+pub fn class_limit(setting: &str, class: &str) -> Option<[u64; 3]> {
     let words: Vec<&str> = setting.split_whitespace().collect();
     let group = words.chunks(4).find(|group| group[0] == class)?;
     let mut numbers = [0u64; 3];
@@ -204,6 +204,7 @@ impl Subscriber {
                     waker.wake();
                 }
             }
+            self.handle.limits.set_pushes_len(queue.len());
             queue.len() + self.writing_len.get()
         } as u64;
         if self.over_limit(pending_len, limit, now_ms) {
@@ -234,6 +235,7 @@ impl Subscriber {
         self.cut.set(true);
         self.queue.borrow_mut().clear();
         self.queue.borrow_mut().shrink_to_fit();
+        self.handle.limits.set_pushes_len(0);
         eprintln!(
             "ember: client {} ({}) closed for overcoming of output buffer limits",
             self.handle.id, self.handle.addr
@@ -251,6 +253,7 @@ impl Subscriber {
             return;
         }
         self.writing_len.set(self.writing_len.get() + queue.len());
+        self.handle.limits.set_pushes_len(0);
         if out.is_empty() {
             std::mem::swap(out, &mut queue);
         } else {

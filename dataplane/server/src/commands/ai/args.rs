@@ -99,10 +99,12 @@ fn parse_f64(arg: &[u8]) -> Option<f64> {
 }
 
 /// AI.TENSORSET key type dim... [BLOB data | VALUES v...]; no data means zeros, as in RedisAI.
+/// A tensor of zeros may take at most `zeros_len_max` bytes (proto-max-bulk-len: no more than a
+/// client could have sent as a BLOB), so a few bytes of request never allocate gigabytes.
 ///
 /// # Errors
 /// RedisAI's message for the first problem found.
-pub fn tensorset(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
+pub fn tensorset(args: &[&[u8]], zeros_len_max: usize) -> Result<(Vec<u8>, Tensor), String> {
     if args.len() < 4 {
         return Err(wrong_arity("AI.TENSORSET"));
     }
@@ -149,11 +151,24 @@ pub fn tensorset(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
         ));
     }
     let count = count as usize;
+    if matches!(data, Data::Zeros) && count * dtype.size_bytes() > zeros_len_max {
+        return Err(format!(
+            "ERR tensor too large: {} bytes with no data given, more than proto-max-bulk-len ({zeros_len_max})",
+            count * dtype.size_bytes()
+        ));
+    }
     let tensor = match data {
         Data::Blob(bytes) => Tensor::from_le_bytes(dtype, shape, bytes)
             .map_err(|_| "ERR data length does not match tensor shape and type".to_string())?,
-        Data::Zeros => Tensor::from_le_bytes(dtype, shape, &vec![0; count * dtype.size_bytes()])
-            .map_err(|e| format!("ERR {e}"))?,
+        Data::Zeros => {
+            let zeros = match dtype {
+                DataType::Float => TensorData::Float(vec![0.0; count]),
+                DataType::Double => TensorData::Double(vec![0.0; count]),
+                DataType::Int32 => TensorData::Int32(vec![0; count]),
+                DataType::Int64 => TensorData::Int64(vec![0; count]),
+            };
+            Tensor::new(shape, zeros).map_err(|e| format!("ERR {e}"))?
+        }
         Data::Values(values) => {
             let invalid = || "ERR invalid value".to_string();
             let data = match dtype {
@@ -466,17 +481,29 @@ mod tests {
         parse(&args)
     }
 
+    /// AI.TENSORSET under Redis's default proto-max-bulk-len.
+    fn tensorset_512mb(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
+        tensorset(args, 512 << 20)
+    }
+
     #[test]
     fn tensorset_cases() {
-        let ok = run(tensorset, "AI.TENSORSET t FLOAT 2 2 VALUES 1 2.5 -3 inf").unwrap();
+        let ok = run(
+            tensorset_512mb,
+            "AI.TENSORSET t FLOAT 2 2 VALUES 1 2.5 -3 inf",
+        )
+        .unwrap();
         assert_eq!(ok.0, b"t");
         assert_eq!(ok.1.shape(), &[2, 2]);
         assert_eq!(ok.1.as_f32().unwrap(), &[1.0, 2.5, -3.0, f32::INFINITY]);
-        let zeros = run(tensorset, "AI.TENSORSET t int64 3").unwrap().1;
+        let zeros = run(tensorset_512mb, "AI.TENSORSET t int64 3").unwrap().1;
         assert_eq!(zeros.data(), &TensorData::Int64(vec![0, 0, 0]));
-        let int32 = run(tensorset, "AI.TENSORSET t INT32 2 VALUES -7 2147483647")
-            .unwrap()
-            .1;
+        let int32 = run(
+            tensorset_512mb,
+            "AI.TENSORSET t INT32 2 VALUES -7 2147483647",
+        )
+        .unwrap()
+        .1;
         assert_eq!(int32.data(), &TensorData::Int32(vec![-7, i32::MAX]));
         let errors = [
             ("AI.TENSORSET t FLOAT", "ERR wrong number of arguments for 'AI.TENSORSET' command"),
@@ -490,9 +517,10 @@ mod tests {
             ("AI.TENSORSET t FLOAT 2 BLOB abcd", "ERR data length does not match tensor shape and type"),
             ("AI.TENSORSET t FLOAT 1 BLOB ab cd", "ERR a single binary string should come after the BLOB argument in 'AI.TENSORSET' command"),
             ("AI.TENSORSET t FLOAT 99999 99999 99999", "ERR tensor too large: at most 8 dimensions and 268435456 elements"),
+            ("AI.TENSORSET k DOUBLE 268435456", "ERR tensor too large: 2147483648 bytes with no data given, more than proto-max-bulk-len (536870912)"),
         ];
         for (line, want) in errors {
-            assert_eq!(run(tensorset, line).unwrap_err(), want, "{line}");
+            assert_eq!(run(tensorset_512mb, line).unwrap_err(), want, "{line}");
         }
     }
 

@@ -272,7 +272,7 @@ pub async fn run(
         ServerOp::Debug if args.len() == 3 && is(args[1], "OBJECT") => {
             debug_object(shard, client, args[2], out).await?;
         }
-        ServerOp::Debug => debug(args, out)?,
+        ServerOp::Debug => debug(shard, client, args, out)?,
     }
     Ok(())
 }
@@ -705,6 +705,10 @@ fn format_info(
                 );
                 line("expired_keys", total.expired_keys.to_string());
                 line("evicted_keys", counters.evicted_keys.to_string());
+                line(
+                    "evicted_clients",
+                    crate::limits::evicted_clients().to_string(),
+                );
                 line("keyspace_hits", counters.keyspace_hits.to_string());
                 line("keyspace_misses", counters.keyspace_misses.to_string());
                 // Ember has no MIGRATE, so it never caches a connection to another node.
@@ -1107,6 +1111,7 @@ async fn client_command(
             return Err(wrong_arity());
         }
         client.no_evict = on_off(args[2])?;
+        client.handle.limits.no_evict.set(client.no_evict);
         out.ok();
     } else if is(subcommand, "NO-TOUCH") {
         if args.len() != 3 {
@@ -1376,9 +1381,25 @@ async fn latency(
     Ok(())
 }
 
-fn debug(args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+    // Redis 7's `enable-debug-command`: no, yes, or local (connections from this host only).
+    let allowed = match shard.config.borrow().value("enable-debug-command") {
+        "yes" => true,
+        "local" => is_local_address(&client.handle.addr),
+        _ => false,
+    };
+    if !allowed {
+        return Err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into());
+    }
     let subcommand = args[1];
-    if is(subcommand, "SLEEP") && args.len() == 3 {
+    if is(subcommand, "PANIC") && args.len() == 2 {
+        // A shard that panics takes the process down with a message (server::run's hook):
+        // its keys cannot be served by another.
+        panic!(
+            "DEBUG PANIC from client id={} addr={}",
+            client.handle.id, client.handle.addr
+        );
+    } else if is(subcommand, "SLEEP") && args.len() == 3 {
         let seconds = crate::commands::parse_float(args[2])?;
         if !(0.0..=3600.0).contains(&seconds) {
             return Err(errors::NOT_FLOAT.into());
@@ -1397,6 +1418,8 @@ fn debug(args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "LOG <message>",
                 "    Write <message> to the server log.",
+                "PANIC",
+                "    Crash the server simulating a panic.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
                 "HELP",
@@ -1412,6 +1435,12 @@ fn debug(args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
         .into());
     }
     Ok(())
+}
+
+/// True for a peer address (`ip:port`) on this host: loopback, as Redis's `islocalClient`.
+fn is_local_address(addr: &str) -> bool {
+    addr.parse::<std::net::SocketAddr>()
+        .is_ok_and(|address| address.ip().is_loopback())
 }
 
 #[cfg(test)]

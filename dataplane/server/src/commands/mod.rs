@@ -26,6 +26,7 @@ pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod key_finders;
+pub mod key_specs;
 pub mod keys;
 pub mod lists;
 pub mod memory;
@@ -554,6 +555,9 @@ pub struct CommandSpec {
     pub key_finder: Option<KeyFinder>,
     /// Keys named by the data rather than the arguments (SORT's BY and GET patterns).
     pub lookups: Option<&'static Lookups>,
+    /// Redis 7's key specifications (what COMMAND INFO and GETKEYSANDFLAGS show), from
+    /// [`key_specs::of`]; empty for commands Redis does not have.
+    pub key_specs: &'static [key_specs::KeySpecDef],
 }
 
 /// How a command reads keys that its data names (SORT's patterns name a key per element): the
@@ -614,6 +618,7 @@ pub(crate) const fn command(
         split: Split::None,
         key_finder: None,
         lookups: None,
+        key_specs: key_specs::of(name),
     }
 }
 

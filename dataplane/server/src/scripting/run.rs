@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ember_resp::{Protocol, Reply, ReplySink};
-use mlua::{Function, Lua, MultiValue, Value};
+use std::ffi::c_int;
+
+use mlua::{ffi, Function, Lua, MultiValue, Value};
 use smallvec::SmallVec;
 
 use super::convert::{error_table, lua_to_reply, reply_to_lua};
@@ -451,24 +453,63 @@ async fn try_hold_all(
     }
 }
 
-/// The count hook: marks the script busy past the threshold and stops it on SCRIPT KILL.
-///
-/// # Errors
-/// The kill error, raised into the script.
-pub fn hook(
-    lua: &Lua,
+/// What the count hook does at one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookAction {
+    /// Keep running.
+    Continue,
+    /// Past the threshold: yield, so the shard serves its other clients (BUSY replies, SCRIPT
+    /// KILL) before the script goes on.
+    Yield,
+    /// SCRIPT KILL: raise the kill error (`first`: from now on check on every line too).
+    Kill { first: bool },
+    /// No script of this thread runs (a coroutine resumed after its script ended): stop hooking.
+    Detach,
+}
+
+/// The running script of this shard's thread, as its count hook sees it.
+struct HookContext {
+    state: State,
+    registry: Arc<Registry>,
+    shard: usize,
+}
+
+thread_local! {
+    static HOOK: RefCell<Option<HookContext>> = const { RefCell::new(None) };
+}
+
+/// Installs the hook context of a run for as long as the guard lives.
+struct HookGuard(Option<HookContext>);
+
+impl HookGuard {
+    fn install(context: HookContext) -> Self {
+        Self(HOOK.with(|slot| slot.replace(Some(context))))
+    }
+}
+
+impl Drop for HookGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        HOOK.with(|slot| *slot.borrow_mut() = previous);
+    }
+}
+
+/// The count hook's decision: marks the script busy past the threshold, and stops it on
+/// SCRIPT KILL.
+fn decide(
     state: &State,
-    registry: &Arc<Registry>,
+    registry: &Registry,
     shard_index: usize,
-) -> mlua::Result<()> {
+    line: impl FnOnce() -> Option<i32>,
+) -> HookAction {
     let Ok(mut guard) = state.try_borrow_mut() else {
-        return Ok(()); // redis.call is between steps; the next hook checks.
+        return HookAction::Continue; // redis.call is between steps; the next check decides.
     };
     let Some(run) = guard.as_mut() else {
-        return Ok(());
+        return HookAction::Detach;
     };
     if run.killed.is_some() {
-        return Err(killed_error());
+        return HookAction::Kill { first: false };
     }
     if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
         run.busy = true;
@@ -478,23 +519,128 @@ pub fn hook(
         }
     }
     if run.busy && registry.take_kill(shard_index) {
-        run.killed = Some(None);
-        // A `pcall` may catch the error: from now on the hook runs on every line (and every
-        // jump back), so the error reaches code outside any `pcall` at once, as in Redis.
-        let (state, registry) = (state.clone(), registry.clone());
-        lua.current_thread().set_hook(
-            mlua::HookTriggers::new().every_line(),
-            move |lua: &Lua, _: mlua::Debug| {
-                hook(lua, &state, &registry, shard_index).map(|()| mlua::VmState::Continue)
-            },
-        );
-        return Err(killed_error());
+        run.killed = Some(line());
+        return HookAction::Kill { first: true };
     }
-    Ok(())
+    if run.busy {
+        HookAction::Yield
+    } else {
+        HookAction::Continue
+    }
 }
 
-fn killed_error() -> mlua::Error {
-    mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into())
+/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
+const HOOK_INSTRUCTIONS: c_int = 100_000;
+
+/// The kill error raised into the script.
+const KILLED: &std::ffi::CStr = c"Script killed by user with SCRIPT KILL...";
+
+/// The script coroutine's count hook, set through Lua's own `lua_sethook` rather than mlua's
+/// (whose hooks cannot yield on Lua 5.1, which allows a count hook to yield).
+///
+/// Past the threshold it yields the coroutine: `lua_yield` from a count hook is Lua 5.1's
+/// documented way to suspend a running function (resuming continues at the same instruction),
+/// and mlua's `AsyncThread` answers a yield that is not its own "pending" marker by waking
+/// itself and returning `Pending`, so the shard's executor serves its other connections
+/// (which get BUSY, or run SCRIPT KILL and FUNCTION STATS) and polls the script again. A yield
+/// is only possible with no C call between the hook and the coroutine's start (`pcall`, a
+/// metamethod, `table.sort`'s comparator): then the hook does not yield and the shard keeps
+/// running the script, as before.
+///
+/// After SCRIPT KILL the hook raises the kill error, and checks on every line from then on, so
+/// a `pcall` loop cannot swallow it. No Rust value with a destructor is alive when it calls
+/// `lua_error` (which unwinds with `longjmp`).
+unsafe extern "C-unwind" fn count_hook(lua: *mut ffi::lua_State, debug: *mut ffi::lua_Debug) {
+    // The line the script was stopped at, for the kill error.
+    let line = || {
+        // SAFETY: `debug` is this hook call's activation record.
+        unsafe {
+            (ffi::lua_getinfo(lua, c"l".as_ptr(), debug) != 0 && (*debug).currentline > 0)
+                .then(|| (*debug).currentline)
+        }
+    };
+    let action = HOOK.with(|slot| match slot.try_borrow() {
+        Ok(context) => match context.as_ref() {
+            Some(context) => decide(&context.state, &context.registry, context.shard, line),
+            None => HookAction::Detach,
+        },
+        Err(_) => HookAction::Continue,
+    });
+    // SAFETY: `lua` is the hooked coroutine, running this hook on this thread.
+    unsafe {
+        match action {
+            HookAction::Continue => {}
+            HookAction::Detach => {
+                ffi::lua_sethook(lua, None, 0, 0);
+            }
+            HookAction::Yield => {
+                if yieldable_from_hook(lua) {
+                    ffi::lua_yield(lua, 0);
+                }
+            }
+            HookAction::Kill { first } => {
+                if first {
+                    ffi::lua_sethook(
+                        lua,
+                        Some(count_hook),
+                        ffi::LUA_MASKCOUNT | ffi::LUA_MASKLINE,
+                        HOOK_INSTRUCTIONS,
+                    );
+                }
+                ffi::lua_pushstring(lua, KILLED.as_ptr());
+                ffi::lua_error(lua);
+            }
+        }
+    }
+}
+
+/// The head of Lua 5.1.5's `struct lua_State` (lstate.h), as far as the C-call counters; the
+/// vendored Lua is 5.1.5, and [`yieldable_from_hook`] checks the layout before trusting it.
+#[repr(C)]
+struct LuaStateHead {
+    next: *mut std::ffi::c_void,
+    tt: u8,
+    marked: u8,
+    status: u8,
+    top: *mut u8,
+    base: *mut u8,
+    global: *mut std::ffi::c_void,
+    ci: *mut std::ffi::c_void,
+    savedpc: *const std::ffi::c_void,
+    stack_last: *mut u8,
+    stack: *mut u8,
+    end_ci: *mut std::ffi::c_void,
+    base_ci: *mut std::ffi::c_void,
+    stacksize: c_int,
+    size_ci: c_int,
+    c_calls: u16,
+    base_c_calls: u16,
+    hookmask: u8,
+    allowhook: u8,
+}
+
+/// Size of a Lua 5.1 `TValue` on 64-bit targets (a value and its type tag).
+const TVALUE_SIZE: usize = 16;
+
+/// True when the coroutine running this hook can yield: no C call sits between the hook and
+/// the coroutine's start (Lua 5.1's `nCcalls == baseCcalls`; `lua_yield` raises an error
+/// otherwise). The layout is trusted only when the fields read back what the API says: the
+/// stack top and base match `lua_gettop`, the coroutine runs, and hooks are off inside a hook.
+unsafe fn yieldable_from_hook(lua: *mut ffi::lua_State) -> bool {
+    if cfg!(not(target_pointer_width = "64")) {
+        return false;
+    }
+    // SAFETY: `lua` points at a live lua_State, whose first fields are those of LuaStateHead.
+    unsafe {
+        let head = &*(lua as *const LuaStateHead);
+        let top_ok = head.top >= head.base
+            && head.stack <= head.base
+            && head.top <= head.stack_last
+            && (head.top as usize - head.base as usize) / TVALUE_SIZE
+                == ffi::lua_gettop(lua) as usize;
+        let running = head.status == 0 && ffi::lua_status(lua) == 0;
+        top_ok && running && head.allowhook == 0 && head.c_calls == head.base_c_calls
+    }
 }
 
 /// What to run: a script (by SHA1) or a function (by name).
@@ -594,14 +740,14 @@ pub async fn invoke(
                 started: Instant::now(),
             }),
         });
-        let hook_state = engine.state.clone();
-        let hook_registry = registry.clone();
-        let shard_index = shard.index;
-        let hook = move |lua: &Lua, _: mlua::Debug| {
-            self::hook(lua, &hook_state, &hook_registry, shard_index)
-                .map(|()| mlua::VmState::Continue)
+        let result = {
+            let _hook = HookGuard::install(HookContext {
+                state: engine.state.clone(),
+                registry: registry.clone(),
+                shard: shard.index,
+            });
+            call_script(&lua, &invocation).await
         };
-        let result = call_script(&lua, &invocation, hook).await;
         let run = engine
             .state
             .borrow_mut()
@@ -643,16 +789,9 @@ pub async fn invoke(
     }
 }
 
-/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
-const HOOK_INSTRUCTIONS: u32 = 100_000;
-
 /// Calls the script in a coroutine of its own (so `redis.call` may yield while another shard
 /// answers) that carries the time-limit hook (Lua 5.1 hooks are per coroutine).
-async fn call_script(
-    lua: &Lua,
-    invocation: &Invocation<'_>,
-    hook: impl Fn(&Lua, mlua::Debug) -> mlua::Result<mlua::VmState> + 'static,
-) -> mlua::Result<Value> {
+async fn call_script(lua: &Lua, invocation: &Invocation<'_>) -> mlua::Result<Value> {
     let keys = lua.create_sequence_from(
         invocation
             .keys
@@ -668,10 +807,15 @@ async fn call_script(
             .collect::<mlua::Result<Vec<_>>>()?,
     )?;
     let thread = lua.create_thread(invocation.compiled.function.clone())?;
-    thread.set_hook(
-        mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-        hook,
-    );
+    // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
+    unsafe {
+        ffi::lua_sethook(
+            thread.to_pointer() as *mut ffi::lua_State,
+            Some(count_hook),
+            ffi::LUA_MASKCOUNT,
+            HOOK_INSTRUCTIONS,
+        );
+    }
     if invocation.function {
         thread.into_async::<Value>((keys, argv)).await
     } else {

@@ -124,9 +124,29 @@ pub async fn execute<'s>(
     // commands, which run under its hold, are not refused).
     if client.hold.is_none() && !spec.has(CommandFlags::ALLOW_BUSY) {
         if let Some(message) = shard.shared.scripts.busy_error() {
+            shard.stats.record_rejected(index);
+            if client.multi.is_some()
+                && matches!(spec.handler, Handler::Transaction(TransactionOp::Exec))
+            {
+                // Redis refuses EXEC as it refuses any command then, and the refusal ends the
+                // transaction.
+                client.multi = None;
+                client.multi_failed = false;
+                client.watched.clear();
+                let message = format!("EXECABORT Transaction discarded because of: {message}");
+                reply_error(shard, out, &message);
+                return;
+            }
+            client.multi_failed |= client.multi.is_some();
             reply_error(shard, out, message);
             return;
         }
+    }
+    if client.multi.is_some() && spec.has(CommandFlags::NO_MULTI) {
+        client.multi_failed = true;
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, "ERR Command not allowed inside a transaction");
+        return;
     }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(CommandFlags::TRANSACTION_CONTROL) {

@@ -732,7 +732,7 @@ static CORE: &[CommandSpec] = &[
     command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)),
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
-    command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)),
+    with(command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)), F::NO_MULTI.union(F::ALLOW_BUSY)),
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),

@@ -80,6 +80,8 @@ pub struct RunState {
     killed: Option<Option<i32>>,
     /// What FUNCTION STATS shows once the script is busy.
     running: Option<super::Running>,
+    /// A `redis.call` waiting for another shard, until the async half takes it.
+    pending: Option<PendingCall>,
 }
 
 /// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
@@ -99,16 +101,78 @@ impl std::error::Error for Abort {}
 
 type State = Rc<RefCell<Option<RunState>>>;
 
-/// The Rust side of `redis.call` and `redis.pcall`: answers `true, value` or `false, {err=}`.
+/// The Rust side of `redis.call` and `redis.pcall`: answers `true, value` or `false, {err=}`
+/// when the command completed at once (keys on shards the script holds: the common case), or
+/// `nil` when it waits for another shard; the prelude then calls [`wait_function`]'s function,
+/// which yields the script's coroutine until it completes.
 ///
 /// # Errors
 /// When Lua cannot allocate.
 pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
     lua.set_app_data(state.clone());
-    lua.create_async_function(move |lua, args: MultiValue| {
-        let state = state.clone();
-        async move { call(&lua, &state, args).await }
+    lua.create_function(move |lua, args: MultiValue| call_now(lua, &state, &mut args.iter()))
+}
+
+/// [`call_function`]'s function for many arguments, which the prelude passes in one table
+/// (on the Lua stack they would leave a callback no room).
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn call_packed_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: mlua::Table| {
+        let values = args
+            .sequence_values()
+            .collect::<mlua::Result<Vec<Value>>>()?;
+        call_now(lua, &state, &mut values.iter())
     })
+}
+
+/// The second half of a `redis.call` that had to wait: awaits it and answers as
+/// [`call_function`]'s function.
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn wait_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+    lua.create_async_function(move |lua, ()| {
+        let state = state.clone();
+        async move {
+            let pending = with_run(&state, |run| run.pending.take()).flatten();
+            match pending {
+                Some(call) => to_lua(&lua, call.await),
+                None => failure(&lua, STALE_CALL),
+            }
+        }
+    })
+}
+
+/// What a `redis.call` came to, before it becomes Lua values.
+enum Outcome {
+    /// The command's reply, in the script's protocol.
+    Reply(Reply, Protocol),
+    /// Refused before it ran.
+    Failure(std::borrow::Cow<'static, str>),
+    /// Abandon the run; it starts again with every shard held.
+    Restart,
+}
+
+impl From<&'static str> for Outcome {
+    fn from(message: &'static str) -> Self {
+        Self::Failure(message.into())
+    }
+}
+
+/// A `redis.call` waiting for another shard.
+type PendingCall = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>;
+
+fn to_lua(lua: &Lua, outcome: Outcome) -> mlua::Result<(Value, Value)> {
+    match outcome {
+        Outcome::Reply(reply, protocol) => {
+            let ok = !matches!(reply, Reply::Error(_));
+            Ok((Value::Boolean(ok), reply_to_lua(lua, &reply, protocol)?))
+        }
+        Outcome::Failure(message) => failure(lua, &message),
+        Outcome::Restart => Err(mlua::Error::external(Abort::Restart)),
+    }
 }
 
 /// `redis.acl_check_cmd`: whether the script's user may run the command.
@@ -174,13 +238,20 @@ pub fn set_resp(lua: &Lua, resp3: bool) {
     }
 }
 
-fn failure(lua: &Lua, message: &str) -> mlua::Result<(bool, Value)> {
-    Ok((false, error_table(lua, message)?))
+fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
+    Ok((Value::Boolean(false), error_table(lua, message)?))
 }
 
-async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool, Value)> {
+/// `redis.call`: checks what needs no other shard, then runs the command; when it completes
+/// without waiting (as every command on shards the script holds does), answers at once, else
+/// leaves it in [`RunState::pending`] and answers `nil`.
+fn call_now<'v>(
+    lua: &Lua,
+    state: &State,
+    args: &mut dyn Iterator<Item = &'v Value>,
+) -> mlua::Result<(Value, Value)> {
     let mut owned: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
-    for arg in args.iter() {
+    for arg in args {
         owned.push(match arg {
             Value::String(text) => text.as_bytes().to_vec(),
             Value::Integer(value) => value.to_string().into_bytes(),
@@ -193,68 +264,85 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
             }
         });
     }
-    if owned.is_empty() {
-        return failure(
-            lua,
-            "ERR Please specify at least one argument for this redis lib call",
-        );
+    let (index, shard, now_ms, resp3) = match check(state, &owned) {
+        Ok(checked) => checked,
+        Err(outcome) => return to_lua(lua, outcome),
+    };
+    let mut call: PendingCall =
+        Box::pin(complete(state.clone(), shard, owned, index, now_ms, resp3));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match call.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(outcome) => to_lua(lua, outcome),
+        std::task::Poll::Pending => {
+            // The async half polls it again with the executor's waker.
+            if with_run(state, |run| run.pending = Some(call)).is_none() {
+                return failure(lua, STALE_CALL);
+            }
+            Ok((Value::Nil, Value::Nil))
+        }
     }
-    let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
-    let Some(index) = crate::commands::lookup(args[0]) else {
-        return failure(lua, "ERR Unknown Redis command called from script");
+}
+
+/// What a script's call must pass before it runs: a known command with the right arity,
+/// allowed in scripts, to the script's user, and (writes) to a script that may write.
+fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, bool), Outcome> {
+    let Some(name) = owned.first() else {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    };
+    let Some(index) = crate::commands::lookup(name) else {
+        return Err("ERR Unknown Redis command called from script".into());
     };
     let spec = &COMMANDS[index];
-    if !crate::commands::arity_ok(spec.arity, args.len()) {
-        return failure(
-            lua,
-            "ERR Wrong number of args calling Redis command from script",
-        );
+    if !crate::commands::arity_ok(spec.arity, owned.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
     }
     if spec.has(CommandFlags::NOSCRIPT) {
-        return failure(lua, "ERR This Redis command is not allowed from script");
+        return Err("ERR This Redis command is not allowed from script".into());
     }
-    let user = state
-        .borrow()
-        .as_ref()
-        .and_then(|run| run.client.as_ref().and_then(|client| client.user.clone()));
-    if let Some(user) = user {
-        let shared = &state.borrow().as_ref().map(|run| run.shard.clone());
-        if let Some(shard) = shared {
-            if let Err(denied) = shard.shared.acl.check(&user, index, spec, &args) {
-                return failure(lua, denied.script_message());
-            }
-        }
-    }
-    if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(&args) {
-        let name = String::from_utf8_lossy(args[0]);
-        return failure(
-            lua,
-            &format!("ERR {name} command is not allowed with BLOCK option from scripts"),
-        );
-    }
-    let (shard, now_ms, resp3) = {
-        let guard = state.borrow();
-        let Some(run) = guard.as_ref() else {
-            return failure(
-                lua,
-                "ERR redis.call is only available while a script or function runs",
-            );
-        };
-        if run.restart {
-            return Err(mlua::Error::external(Abort::Restart));
-        }
-        if spec.has(CommandFlags::WRITE) && run.read_only {
-            return failure(
-                lua,
-                "ERR Write commands are not allowed from read-only scripts.",
-            );
-        }
-        (run.shard.clone(), run.now_ms, run.resp3)
+    let guard = state.borrow();
+    let Some(run) = guard.as_ref() else {
+        return Err("ERR redis.call is only available while a script or function runs".into());
     };
-    if let Err(message) = hold_keys(state, &shard, spec, &args).await {
+    if let Some(user) = run.client.as_ref().and_then(|client| client.user.as_ref()) {
+        let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+        if let Err(denied) = run.shard.shared.acl.check(user, index, spec, &args) {
+            return Err(Outcome::Failure(denied.script_message().to_owned().into()));
+        }
+    }
+    if spec.name == "xread" || spec.name == "xreadgroup" {
+        let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+        if has_block_option(&args) {
+            let name = String::from_utf8_lossy(name);
+            return Err(Outcome::Failure(
+                format!("ERR {name} command is not allowed with BLOCK option from scripts").into(),
+            ));
+        }
+    }
+    if run.restart {
+        return Err(Outcome::Restart);
+    }
+    if spec.has(CommandFlags::WRITE) && run.read_only {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    Ok((index, run.shard.clone(), run.now_ms, run.resp3))
+}
+
+/// Runs a checked call: holds the shards of its keys, then the command, through the executor
+/// every connection uses.
+async fn complete(
+    state: State,
+    shard: Rc<Shard>,
+    owned: SmallVec<[Vec<u8>; 8]>,
+    index: usize,
+    now_ms: u64,
+    resp3: bool,
+) -> Outcome {
+    let spec = &COMMANDS[index];
+    let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+    if let Err(message) = hold_keys(&state, &shard, spec, &args).await {
         return match message {
-            None => Err(mlua::Error::external(Abort::Restart)),
-            Some(message) => failure(lua, message),
+            None => Outcome::Restart,
+            Some(message) => message.into(),
         };
     }
     let protocol = if resp3 {
@@ -263,8 +351,8 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         Protocol::Resp2
     };
     // A call left waiting inside a coroutine the script abandoned still has the client.
-    let Some(mut client) = take_client(state) else {
-        return failure(lua, STALE_CALL);
+    let Some(mut client) = take_client(&state) else {
+        return STALE_CALL.into();
     };
     client.protocol = protocol;
     let mut sink = ReplySink::values(protocol);
@@ -273,7 +361,7 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         .take_replies()
         .pop()
         .unwrap_or(Reply::Error("ERR no reply".into()));
-    with_run(state, |run| {
+    with_run(&state, |run| {
         run.client = Some(client);
         if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
             run.wrote = true;
@@ -281,10 +369,7 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         }
         run.read |= spec.has(CommandFlags::READONLY);
     });
-    match &reply {
-        Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
-        _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
-    }
+    Outcome::Reply(reply, protocol)
 }
 
 /// True when an XREAD or XREADGROUP request has a BLOCK option (before STREAMS).
@@ -739,6 +824,7 @@ pub async fn invoke(
                 command: invocation.command.iter().map(|arg| arg.to_vec()).collect(),
                 started: Instant::now(),
             }),
+            pending: None,
         });
         let result = {
             let _hook = HookGuard::install(HookContext {

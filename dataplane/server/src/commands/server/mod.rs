@@ -15,7 +15,7 @@ use super::{
 /// Writes key specifications in Redis 7's shape: a map each of `notes` (when there is one),
 /// `flags`, `begin_search` and `find_keys`.
 fn write_key_specs(out: &mut ReplySink, specs: &[KeySpecDef]) {
-    out.array_len(specs.len());
+    out.set_len(specs.len());
     for def in specs {
         out.map_len(if def.notes.is_empty() { 3 } else { 4 });
         if !def.notes.is_empty() {
@@ -112,9 +112,10 @@ fn write_info(out: &mut ReplySink, spec: &CommandSpec) {
     for category in categories {
         out.simple(format!("@{category}").as_bytes());
     }
-    out.array_len(0); // tips
+    // Redis 7.0 sends tips, key specifications and subcommands as sets (arrays in RESP2).
+    out.set_len(0); // tips
     write_key_specs(out, &specs);
-    out.array_len(0); // subcommands
+    out.set_len(0); // subcommands
 }
 
 fn write_docs(out: &mut ReplySink, spec: &CommandSpec) {
@@ -255,7 +256,7 @@ fn get_keys(out: &mut ReplySink, args: &[&[u8]]) -> CommandResult {
             let flags: Vec<&str> = key_specs::flags_at(spec.name, &specs, full, position)
                 .names()
                 .collect();
-            out.array_len(flags.len());
+            out.set_len(flags.len());
             for flag in flags {
                 out.simple(flag.as_bytes());
             }

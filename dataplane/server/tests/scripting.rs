@@ -545,6 +545,32 @@ fn script_kill_from_the_busy_shard() {
     assert_eq!(pong, "PONG");
     let missing: Option<String> = redis::cmd("GET").arg("x").query(&mut other).unwrap();
     assert_eq!(missing, None);
+    // Inside pcall too (the sandbox's pcall runs its function in a hooked coroutine).
+    let looping = std::thread::spawn(move || {
+        let mut con = common::connect(port, false);
+        show(&run(
+            &mut con,
+            &[
+                b"EVAL",
+                b"local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
+                b"0",
+            ],
+        ))
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut other) {
+            Ok(_) => break,
+            _ if Instant::now() > deadline => panic!("the pcall loop never became killable"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.starts_with("(error) ERR Script killed by user with SCRIPT KILL... script: ")
+            && reply.ends_with("on @user_script:1."),
+        "{reply}"
+    );
 }
 
 /// Key specifications and introspection as Redis 7 shows them, and calls with more arguments
@@ -582,6 +608,18 @@ fn key_specs_and_large_calls_match_redis() {
             ["EVAL", "local a = {} for i = 1, 7999 do a[i] = 1 end return redis.call('lpush', KEYS[1], unpack(a))", "1", "many"],
             ["EVAL", "local a = {} for i = 1, 300 do a[i] = 'v' .. i end return redis.pcall('rpush', KEYS[1], unpack(a))", "1", "many"],
             ["EVAL", "return redis.pcall({'get', 'x'})", "0"],
+        ],
+        "pcall in scripts" => [
+            ["SET", "pa", "1"],
+            ["SET", "pb", "2"],
+            ["SET", "pc", "3"],
+            ["EVAL", "return {pcall(redis.call, 'get', KEYS[1]), pcall(redis.call, 'get', KEYS[2]), pcall(redis.call, 'get', KEYS[3])}", "3", "pa", "pb", "pc"],
+            ["EVAL", "return {pcall(redis.call, 'incr', KEYS[1])}", "1", "pa"],
+            ["EVAL", "return {pcall(function() return 1, nil, 3 end)}", "0"],
+            ["EVAL", "local ok, err = pcall(function() error('boom') end) return {tostring(ok), err}", "0"],
+            ["EVAL", "local ok, err = pcall(function() return redis.call('nosuch') end) return {tostring(ok), err}", "0"],
+            ["EVAL", "local ok, err = pcall(nil) return {tostring(ok), err}", "0"],
+            ["EVAL", "return {pcall(string.rep, 'a', 3)}", "0"],
         ],
     });
 }

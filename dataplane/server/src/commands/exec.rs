@@ -70,6 +70,9 @@ impl Pipeline<'_> {
     }
 }
 
+/// A write while min-replicas-to-write asks for replicas Ember does not have.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
 /// Runs one request and writes its reply into `out` (or, with a `pipeline`, may leave it on
 /// its way: see [`Pipeline`]).
 pub async fn execute<'s>(
@@ -113,6 +116,12 @@ pub async fn execute<'s>(
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);
         reply_error(shard, out, crate::memory::OOM_ERROR);
+        return;
+    }
+    if spec.has(CommandFlags::WRITE) && shard.config.borrow().min_replicas_to_write > 0 {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, NOREPLICAS);
         return;
     }
     if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {

@@ -18,10 +18,18 @@
 //!
 //! Inside MULTI/EXEC every shard is held already, and the script runs under EXEC's hold.
 //!
-//! Lua runs on this shard's thread. `redis.call` on a key of this shard completes without
-//! yielding; on another shard the script's coroutine yields while the mesh answers (Lua 5.1
-//! cannot yield across `pcall`, so `pcall(redis.call, ...)` works for keys on the script's own
-//! shard only; `redis.pcall` works everywhere).
+//! Lua runs on this shard's thread. `redis.call` is a plain callback that runs the command
+//! through the executor at once when it needs no other shard (the common case: no future is
+//! kept, nothing yields); on another shard it leaves the call pending and the prelude's wait
+//! function yields the script's coroutine while the mesh answers. Lua 5.1 cannot yield across
+//! a C call such as its own `pcall`, so the sandbox's `pcall` runs Lua functions in a hooked
+//! coroutine of their own and passes yields outward ([`hooked_coroutine_function`]):
+//! `pcall(redis.call, ...)` works on any shard; metamethods and `table.sort` comparators still
+//! cannot yield.
+//!
+//! Past busy-reply-threshold the count hook yields the coroutine every check (see
+//! [`count_hook`]), so the script's own shard keeps serving its other connections: they get
+//! BUSY, and SCRIPT KILL, FUNCTION KILL and FUNCTION STATS run, as in Redis.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -640,8 +648,14 @@ unsafe extern "C-unwind" fn count_hook(lua: *mut ffi::lua_State, debug: *mut ffi
     let line = || {
         // SAFETY: `debug` is this hook call's activation record.
         unsafe {
-            (ffi::lua_getinfo(lua, c"l".as_ptr(), debug) != 0 && (*debug).currentline > 0)
-                .then(|| (*debug).currentline)
+            // Only a line of the script itself (not of the sandbox's wrappers) names the place.
+            let known = ffi::lua_getinfo(lua, c"Sl".as_ptr(), debug) != 0
+                && (*debug).currentline > 0
+                && !(*debug).source.is_null()
+                && std::ffi::CStr::from_ptr((*debug).source)
+                    .to_bytes()
+                    .starts_with(b"@user_");
+            known.then(|| (*debug).currentline)
         }
     };
     let action = HOOK.with(|slot| match slot.try_borrow() {
@@ -677,6 +691,55 @@ unsafe extern "C-unwind" fn count_hook(lua: *mut ffi::lua_State, debug: *mut ffi
             }
         }
     }
+}
+
+/// `pcall`'s coroutine: the sandbox's `pcall` runs a Lua function in a coroutine of its own
+/// carrying the count hook, and passes the coroutine's yields outward, so a script busy inside
+/// `pcall` still yields to its shard (and `pcall(redis.call, ...)` may wait for another shard).
+/// Answers `nil` for what is not a Lua function (the prelude then calls Lua's own `pcall`);
+/// after SCRIPT KILL raises the kill error, so a loop of `pcall`s stops.
+///
+/// # Errors
+/// The kill error, or when Lua cannot allocate.
+pub fn hooked_coroutine_function(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, f: Value| {
+        let killed = HOOK.with(|slot| {
+            slot.try_borrow().ok().and_then(|context| {
+                context.as_ref().map(|context| {
+                    context
+                        .state
+                        .try_borrow()
+                        .ok()
+                        .and_then(|run| run.as_ref().map(|run| run.killed.is_some()))
+                        .unwrap_or(false)
+                })
+            })
+        });
+        if killed == Some(true) {
+            return Err(mlua::Error::RuntimeError(
+                KILLED.to_string_lossy().into_owned(),
+            ));
+        }
+        let Value::Function(function) = f else {
+            return Ok(Value::Nil);
+        };
+        if function.info().what != "Lua" {
+            return Ok(Value::Nil);
+        }
+        let thread = lua.create_thread(function)?;
+        if killed.is_some() {
+            // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
+            unsafe {
+                ffi::lua_sethook(
+                    thread.to_pointer() as *mut ffi::lua_State,
+                    Some(count_hook),
+                    ffi::LUA_MASKCOUNT,
+                    HOOK_INSTRUCTIONS,
+                );
+            }
+        }
+        Ok(Value::Thread(thread))
+    })
 }
 
 /// The head of Lua 5.1.5's `struct lua_State` (lstate.h), as far as the C-call counters; the
@@ -765,6 +828,12 @@ pub async fn invoke(
         .clone();
     let read_only =
         invocation.read_only || invocation.compiled.flags.contains(ScriptFlags::NO_WRITES);
+    // A script with flags (a shebang, or a function) that may write needs the replicas
+    // min-replicas-to-write asks for before it starts, as Redis checks.
+    let flagged = invocation.function || invocation.compiled.flags.contains(ScriptFlags::SHEBANG);
+    if flagged && !read_only && shard.config.borrow().min_replicas_to_write > 0 {
+        return Err(exec::NOREPLICAS.into());
+    }
     let threshold_ms = {
         let config = shard.config.borrow();
         config.value("busy-reply-threshold").parse().unwrap_or(5000)

@@ -253,10 +253,10 @@ fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
 /// `redis.call`: checks what needs no other shard, then runs the command; when it completes
 /// without waiting (as every command on shards the script holds does), answers at once, else
 /// leaves it in [`RunState::pending`] and answers `nil`.
-fn call_now<'v>(
+fn call_now(
     lua: &Lua,
     state: &State,
-    args: &mut dyn Iterator<Item = &'v Value>,
+    args: &mut dyn Iterator<Item = &Value>,
 ) -> mlua::Result<(Value, Value)> {
     let mut owned: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
     for arg in args {

@@ -370,6 +370,9 @@ const PARAMETERS: &[Parameter] = &[
     // Past it, a running script makes other clients' commands answer BUSY (Redis 7's name;
     // lua-time-limit is its old alias and sets the same value).
     parameter("busy-reply-threshold", "5000", NON_NEGATIVE, Mutable),
+    // Ember has no replicas: above 0, writes (and scripts that may write) answer NOREPLICAS.
+    parameter("min-replicas-to-write", "0", NON_NEGATIVE, Mutable),
+    parameter("min-replicas-max-lag", "10", NON_NEGATIVE, Mutable),
     // The LFU counter's growth and decay (ember_store::lfu); Redis bounds both by INT_MAX.
     parameter("lfu-log-factor", "10", LFU_PARAMETER, Mutable),
     parameter("lfu-decay-time", "1", LFU_PARAMETER, Mutable),
@@ -452,6 +455,8 @@ pub struct Config {
     pub maxmemory: u64,
     /// Eviction policy name.
     pub maxmemory_policy: String,
+    /// min-replicas-to-write: above 0, writes are refused (Ember has no replicas).
+    pub min_replicas_to_write: u64,
     /// Commands slower than this (microseconds) enter the slow log; negative disables it.
     pub slowlog_log_slower_than_us: i64,
     /// Slow log entries kept per shard.
@@ -504,6 +509,7 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             maxmemory: 0,
             maxmemory_policy: String::new(),
+            min_replicas_to_write: 0,
             slowlog_log_slower_than_us: 0,
             slowlog_max_len: 0,
             latency_monitor_threshold_ms: 0,
@@ -720,6 +726,7 @@ impl Config {
         self.client_query_buffer_limit = self.integer("client-query-buffer-limit") as usize;
         self.maxmemory = self.integer("maxmemory") as u64;
         self.maxmemory_policy = self.values["maxmemory-policy"].clone();
+        self.min_replicas_to_write = self.integer("min-replicas-to-write") as u64;
         self.slowlog_log_slower_than_us = self.integer("slowlog-log-slower-than");
         self.slowlog_max_len = self.integer("slowlog-max-len") as usize;
         self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;

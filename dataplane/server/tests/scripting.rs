@@ -457,8 +457,7 @@ fn script_kill_after_the_threshold() {
             &[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"],
         ))
     });
-    // Connections on the looping script's shard wait for it; one on the other shard answers
-    // BUSY, and SCRIPT KILL goes through it.
+    // Every connection answers BUSY, on either shard, and SCRIPT KILL goes through it.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut killed = false;
     while !killed && Instant::now() < deadline {
@@ -485,6 +484,144 @@ fn script_kill_after_the_threshold() {
     );
     let pong: String = redis::cmd("PING").query(&mut setup).unwrap();
     assert_eq!(pong, "PONG");
+}
+
+/// A script past the threshold yields to its own shard: with one shard, every other connection
+/// shares the looping script's thread and still gets BUSY, runs FUNCTION STATS, has its
+/// transaction aborted, and kills the script.
+#[test]
+fn script_kill_from_the_busy_shard() {
+    let ember = Ember::start(1);
+    let mut con = ember.connect(false);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("50")
+        .query(&mut con)
+        .unwrap();
+    let port = ember.port;
+    let looping = std::thread::spawn(move || {
+        let mut con = common::connect(port, false);
+        show(&run(
+            &mut con,
+            &[
+                b"EVAL",
+                b"local i = 0\nwhile true do\n  i = i + 1\nend",
+                b"0",
+            ],
+        ))
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match redis::cmd("PING").query::<String>(&mut con) {
+            Err(error) if error.code() == Some("BUSY") => break,
+            _ if Instant::now() > deadline => panic!("the script never became busy"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let mut other = ember.connect(false);
+    let stats = show(&run(&mut other, &[b"FUNCTION", b"STATS"]));
+    assert!(stats.contains("running_script"), "{stats}");
+    assert_eq!(show(&run(&mut other, &[b"MULTI"])), "+OK");
+    let queued = show(&run(&mut other, &[b"INCR", b"x"]));
+    assert!(queued.starts_with("(error) BUSY"), "{queued}");
+    let aborted = show(&run(&mut other, &[b"EXEC"]));
+    assert!(
+        aborted.starts_with("(error) EXECABORT Transaction discarded because of: BUSY"),
+        "{aborted}"
+    );
+    assert_eq!(
+        show(&run(&mut other, &[b"FUNCTION", b"KILL"])),
+        "(error) BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    );
+    assert_eq!(show(&run(&mut other, &[b"SCRIPT", b"KILL"])), "+OK");
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.starts_with("(error) ERR Script killed by user with SCRIPT KILL... script: ")
+            && reply.contains("on @user_script:"),
+        "{reply}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut other).unwrap();
+    assert_eq!(pong, "PONG");
+    let missing: Option<String> = redis::cmd("GET").arg("x").query(&mut other).unwrap();
+    assert_eq!(missing, None);
+    // Inside pcall too (the sandbox's pcall runs its function in a hooked coroutine).
+    let looping = std::thread::spawn(move || {
+        let mut con = common::connect(port, false);
+        show(&run(
+            &mut con,
+            &[
+                b"EVAL",
+                b"local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
+                b"0",
+            ],
+        ))
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut other) {
+            Ok(_) => break,
+            _ if Instant::now() > deadline => panic!("the pcall loop never became killable"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let reply = looping.join().unwrap();
+    assert!(
+        reply.starts_with("(error) ERR Script killed by user with SCRIPT KILL... script: ")
+            && reply.ends_with("on @user_script:1."),
+        "{reply}"
+    );
+}
+
+/// Key specifications and introspection as Redis 7 shows them, and calls with more arguments
+/// than fit a callback's Lua stack.
+#[test]
+fn key_specs_and_large_calls_match_redis() {
+    compare_args(arg_cases! {
+        "COMMAND GETKEYSANDFLAGS" => [
+            ["COMMAND", "GETKEYSANDFLAGS", "set", "k1", "v1"],
+            ["COMMAND", "GETKEYSANDFLAGS", "set", "k1", "v1", "GET"],
+            ["COMMAND", "GETKEYSANDFLAGS", "mset", "k1", "v1", "k2", "v2"],
+            ["COMMAND", "GETKEYSANDFLAGS", "LMOVE", "k1", "k2", "left", "right"],
+            ["COMMAND", "GETKEYSANDFLAGS", "sort", "k1", "store", "k2"],
+            ["COMMAND", "GETKEYSANDFLAGS", "zunionstore", "d", "2", "a", "b"],
+            ["COMMAND", "GETKEYSANDFLAGS", "bitfield", "k", "get", "u8", "0"],
+            ["COMMAND", "GETKEYSANDFLAGS", "bitfield", "k", "set", "u8", "0", "1"],
+            ["COMMAND", "GETKEYSANDFLAGS", "xreadgroup", "GROUP", "g", "c", "STREAMS", "s1", "s2", "0", "0"],
+            ["COMMAND", "GETKEYSANDFLAGS", "eval", "return 1", "1", "k"],
+            ["COMMAND", "GETKEYSANDFLAGS", "del", "a", "b"],
+            ["COMMAND", "GETKEYSANDFLAGS", "ping", "x"],
+            ["COMMAND", "GETKEYS", "eval", "return 1", "0"],
+            ["COMMAND", "GETKEYS", "memory", "usage", "k"],
+        ],
+        "COMMAND INFO key specifications" => [
+            ["COMMAND", "INFO", "set", "lmove", "sort", "georadius", "xread", "bitop", "get|key"],
+        ],
+        "COMMAND LIST FILTERBY" => [
+            ["COMMAND", "LIST", "FILTERBY", "PATTERN", "GET"],
+            ["COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuchcategory"],
+            ["COMMAND", "LIST", "FILTERBY", "MODULE", "x"],
+            ["COMMAND", "LIST", "bad"],
+            ["COMMAND", "LIST", "FILTERBY", "bad", "x"],
+        ],
+        "many arguments to redis.call" => [
+            ["EVAL", "local a = {} for i = 1, 7999 do a[i] = 1 end return redis.call('lpush', KEYS[1], unpack(a))", "1", "many"],
+            ["EVAL", "local a = {} for i = 1, 300 do a[i] = 'v' .. i end return redis.pcall('rpush', KEYS[1], unpack(a))", "1", "many"],
+            ["EVAL", "return redis.pcall({'get', 'x'})", "0"],
+        ],
+        "pcall in scripts" => [
+            ["SET", "pa", "1"],
+            ["SET", "pb", "2"],
+            ["SET", "pc", "3"],
+            ["EVAL", "return {pcall(redis.call, 'get', KEYS[1]), pcall(redis.call, 'get', KEYS[2]), pcall(redis.call, 'get', KEYS[3])}", "3", "pa", "pb", "pc"],
+            ["EVAL", "return {pcall(redis.call, 'incr', KEYS[1])}", "1", "pa"],
+            ["EVAL", "return {pcall(function() return 1, nil, 3 end)}", "0"],
+            ["EVAL", "local ok, err = pcall(function() error('boom') end) return {tostring(ok), err}", "0"],
+            ["EVAL", "local ok, err = pcall(function() return redis.call('nosuch') end) return {tostring(ok), err}", "0"],
+            ["EVAL", "local ok, err = pcall(nil) return {tostring(ok), err}", "0"],
+            ["EVAL", "return {pcall(string.rep, 'a', 3)}", "0"],
+        ],
+    });
 }
 
 #[test]

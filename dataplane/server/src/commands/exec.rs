@@ -85,6 +85,9 @@ impl Pipeline<'_> {
     }
 }
 
+/// A write while min-replicas-to-write asks for replicas Ember does not have.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
 /// Runs one request and writes its reply into `out` (or, with a `pipeline`, may leave it on
 /// its way: see [`Pipeline`]).
 pub async fn execute<'s>(
@@ -135,6 +138,12 @@ pub async fn execute<'s>(
         reply_error(shard, out, crate::memory::OOM_ERROR);
         return;
     }
+    if spec.has(CommandFlags::WRITE) && shard.config.borrow().min_replicas_to_write > 0 {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, NOREPLICAS);
+        return;
+    }
     if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
         shard.stats.record_rejected(index);
         reply_error(shard, out, &super::pubsub::context_error(spec, args));
@@ -144,9 +153,29 @@ pub async fn execute<'s>(
     // commands, which run under its hold, are not refused).
     if client.hold.is_none() && !spec.has(CommandFlags::ALLOW_BUSY) {
         if let Some(message) = shard.shared.scripts.busy_error() {
+            shard.stats.record_rejected(index);
+            if client.multi.is_some()
+                && matches!(spec.handler, Handler::Transaction(TransactionOp::Exec))
+            {
+                // Redis refuses EXEC as it refuses any command then, and the refusal ends the
+                // transaction.
+                client.multi = None;
+                client.multi_failed = false;
+                client.watched.clear();
+                let message = format!("EXECABORT Transaction discarded because of: {message}");
+                reply_error(shard, out, &message);
+                return;
+            }
+            client.multi_failed |= client.multi.is_some();
             reply_error(shard, out, message);
             return;
         }
+    }
+    if client.multi.is_some() && spec.has(CommandFlags::NO_MULTI) {
+        client.multi_failed = true;
+        shard.stats.record_rejected(index);
+        reply_error(shard, out, "ERR Command not allowed inside a transaction");
+        return;
     }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(CommandFlags::TRANSACTION_CONTROL) {

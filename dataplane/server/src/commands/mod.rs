@@ -28,6 +28,7 @@ pub mod hashes;
 pub mod hotkeys;
 pub mod hyperloglog;
 pub mod key_finders;
+pub mod key_specs;
 pub mod keys;
 pub mod lists;
 pub mod memory;
@@ -559,6 +560,9 @@ pub struct CommandSpec {
     pub key_finder: Option<KeyFinder>,
     /// Keys named by the data rather than the arguments (SORT's BY and GET patterns).
     pub lookups: Option<&'static Lookups>,
+    /// Redis 7's key specifications (what COMMAND INFO and GETKEYSANDFLAGS show), from
+    /// [`key_specs::of`]; empty for commands Redis does not have.
+    pub key_specs: &'static [key_specs::KeySpecDef],
 }
 
 /// How a command reads keys that its data names (SORT's patterns name a key per element): the
@@ -619,6 +623,7 @@ pub(crate) const fn command(
         split: Split::None,
         key_finder: None,
         lookups: None,
+        key_specs: key_specs::of(name),
     }
 }
 
@@ -734,7 +739,7 @@ static CORE: &[CommandSpec] = &[
     in_categories(command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)), AclCategories::KEYSPACE),
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
-    command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)),
+    with(command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)), F::NO_MULTI.union(F::ALLOW_BUSY)),
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),

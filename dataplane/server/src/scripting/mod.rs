@@ -179,9 +179,9 @@ impl Registry {
         }
         if self.busy_function.load(Ordering::SeqCst) != function {
             return Err(if function {
-                "NOTBUSY No scripts in execution right now."
+                BUSY
             } else {
-                "BUSY Redis is busy running a function. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
             });
         }
         if self.busy_wrote.load(Ordering::SeqCst) {

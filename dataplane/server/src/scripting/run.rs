@@ -18,10 +18,18 @@
 //!
 //! Inside MULTI/EXEC every shard is held already, and the script runs under EXEC's hold.
 //!
-//! Lua runs on this shard's thread. `redis.call` on a key of this shard completes without
-//! yielding; on another shard the script's coroutine yields while the mesh answers (Lua 5.1
-//! cannot yield across `pcall`, so `pcall(redis.call, ...)` works for keys on the script's own
-//! shard only; `redis.pcall` works everywhere).
+//! Lua runs on this shard's thread. `redis.call` is a plain callback that runs the command
+//! through the executor at once when it needs no other shard (the common case: no future is
+//! kept, nothing yields); on another shard it leaves the call pending and the prelude's wait
+//! function yields the script's coroutine while the mesh answers. Lua 5.1 cannot yield across
+//! a C call such as its own `pcall`, so the sandbox's `pcall` runs Lua functions in a hooked
+//! coroutine of their own and passes yields outward ([`hooked_coroutine_function`]):
+//! `pcall(redis.call, ...)` works on any shard; metamethods and `table.sort` comparators still
+//! cannot yield.
+//!
+//! Past busy-reply-threshold the count hook yields the coroutine every check (see
+//! [`count_hook`]), so the script's own shard keeps serving its other connections: they get
+//! BUSY, and SCRIPT KILL, FUNCTION KILL and FUNCTION STATS run, as in Redis.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -30,7 +38,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ember_resp::{Protocol, Reply, ReplySink};
-use mlua::{Function, Lua, MultiValue, Value};
+use std::ffi::c_int;
+
+use mlua::{ffi, Function, Lua, MultiValue, Value};
 use smallvec::SmallVec;
 
 use super::convert::{error_table, lua_to_reply, reply_to_lua};
@@ -78,6 +88,8 @@ pub struct RunState {
     killed: Option<Option<i32>>,
     /// What FUNCTION STATS shows once the script is busy.
     running: Option<super::Running>,
+    /// A `redis.call` waiting for another shard, until the async half takes it.
+    pending: Option<PendingCall>,
 }
 
 /// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
@@ -97,16 +109,78 @@ impl std::error::Error for Abort {}
 
 type State = Rc<RefCell<Option<RunState>>>;
 
-/// The Rust side of `redis.call` and `redis.pcall`: answers `true, value` or `false, {err=}`.
+/// The Rust side of `redis.call` and `redis.pcall`: answers `true, value` or `false, {err=}`
+/// when the command completed at once (keys on shards the script holds: the common case), or
+/// `nil` when it waits for another shard; the prelude then calls [`wait_function`]'s function,
+/// which yields the script's coroutine until it completes.
 ///
 /// # Errors
 /// When Lua cannot allocate.
 pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
     lua.set_app_data(state.clone());
-    lua.create_async_function(move |lua, args: MultiValue| {
-        let state = state.clone();
-        async move { call(&lua, &state, args).await }
+    lua.create_function(move |lua, args: MultiValue| call_now(lua, &state, &mut args.iter()))
+}
+
+/// [`call_function`]'s function for many arguments, which the prelude passes in one table
+/// (on the Lua stack they would leave a callback no room).
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn call_packed_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: mlua::Table| {
+        let values = args
+            .sequence_values()
+            .collect::<mlua::Result<Vec<Value>>>()?;
+        call_now(lua, &state, &mut values.iter())
     })
+}
+
+/// The second half of a `redis.call` that had to wait: awaits it and answers as
+/// [`call_function`]'s function.
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn wait_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+    lua.create_async_function(move |lua, ()| {
+        let state = state.clone();
+        async move {
+            let pending = with_run(&state, |run| run.pending.take()).flatten();
+            match pending {
+                Some(call) => to_lua(&lua, call.await),
+                None => failure(&lua, STALE_CALL),
+            }
+        }
+    })
+}
+
+/// What a `redis.call` came to, before it becomes Lua values.
+enum Outcome {
+    /// The command's reply, in the script's protocol.
+    Reply(Reply, Protocol),
+    /// Refused before it ran.
+    Failure(std::borrow::Cow<'static, str>),
+    /// Abandon the run; it starts again with every shard held.
+    Restart,
+}
+
+impl From<&'static str> for Outcome {
+    fn from(message: &'static str) -> Self {
+        Self::Failure(message.into())
+    }
+}
+
+/// A `redis.call` waiting for another shard.
+type PendingCall = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>;
+
+fn to_lua(lua: &Lua, outcome: Outcome) -> mlua::Result<(Value, Value)> {
+    match outcome {
+        Outcome::Reply(reply, protocol) => {
+            let ok = !matches!(reply, Reply::Error(_));
+            Ok((Value::Boolean(ok), reply_to_lua(lua, &reply, protocol)?))
+        }
+        Outcome::Failure(message) => failure(lua, &message),
+        Outcome::Restart => Err(mlua::Error::external(Abort::Restart)),
+    }
 }
 
 /// `redis.acl_check_cmd`: whether the script's user may run the command.
@@ -165,13 +239,20 @@ pub fn set_resp(lua: &Lua, resp3: bool) {
     }
 }
 
-fn failure(lua: &Lua, message: &str) -> mlua::Result<(bool, Value)> {
-    Ok((false, error_table(lua, message)?))
+fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
+    Ok((Value::Boolean(false), error_table(lua, message)?))
 }
 
-async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool, Value)> {
+/// `redis.call`: checks what needs no other shard, then runs the command; when it completes
+/// without waiting (as every command on shards the script holds does), answers at once, else
+/// leaves it in [`RunState::pending`] and answers `nil`.
+fn call_now(
+    lua: &Lua,
+    state: &State,
+    args: &mut dyn Iterator<Item = &Value>,
+) -> mlua::Result<(Value, Value)> {
     let mut owned: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
-    for arg in args.iter() {
+    for arg in args {
         owned.push(match arg {
             Value::String(text) => text.as_bytes().to_vec(),
             Value::Integer(value) => value.to_string().into_bytes(),
@@ -184,67 +265,85 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
             }
         });
     }
-    if owned.is_empty() {
-        return failure(
-            lua,
-            "ERR Please specify at least one argument for this redis lib call",
-        );
+    let (index, shard, now_ms, resp3) = match check(state, &owned) {
+        Ok(checked) => checked,
+        Err(outcome) => return to_lua(lua, outcome),
+    };
+    let mut call: PendingCall =
+        Box::pin(complete(state.clone(), shard, owned, index, now_ms, resp3));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match call.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(outcome) => to_lua(lua, outcome),
+        std::task::Poll::Pending => {
+            // The async half polls it again with the executor's waker.
+            if with_run(state, |run| run.pending = Some(call)).is_none() {
+                return failure(lua, STALE_CALL);
+            }
+            Ok((Value::Nil, Value::Nil))
+        }
     }
-    let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
-    let Some(index) = crate::commands::lookup(args[0]) else {
-        return failure(lua, "ERR Unknown Redis command called from script");
+}
+
+/// What a script's call must pass before it runs: a known command with the right arity,
+/// allowed in scripts, to the script's user, and (writes) to a script that may write.
+fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, bool), Outcome> {
+    let Some(name) = owned.first() else {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    };
+    let Some(index) = crate::commands::lookup(name) else {
+        return Err("ERR Unknown Redis command called from script".into());
     };
     let spec = &COMMANDS[index];
-    if !crate::commands::arity_ok(spec.arity, args.len()) {
-        return failure(
-            lua,
-            "ERR Wrong number of args calling Redis command from script",
-        );
+    if !crate::commands::arity_ok(spec.arity, owned.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
     }
     if spec.has(CommandFlags::NOSCRIPT) {
-        return failure(lua, "ERR This Redis command is not allowed from script");
+        return Err("ERR This Redis command is not allowed from script".into());
     }
-    let denied = state.borrow().as_ref().and_then(|run| {
-        let client = run.client.as_ref()?;
-        run.shard
-            .shared
-            .acl
-            .check(&run.shard, client, index, &args)
-            .err()
-    });
-    if let Some(denied) = denied {
-        return failure(lua, denied.script_message());
-    }
-    if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(&args) {
-        let name = String::from_utf8_lossy(args[0]);
-        return failure(
-            lua,
-            &format!("ERR {name} command is not allowed with BLOCK option from scripts"),
-        );
-    }
-    let (shard, now_ms, resp3) = {
-        let guard = state.borrow();
-        let Some(run) = guard.as_ref() else {
-            return failure(
-                lua,
-                "ERR redis.call is only available while a script or function runs",
-            );
-        };
-        if run.restart {
-            return Err(mlua::Error::external(Abort::Restart));
-        }
-        if spec.has(CommandFlags::WRITE) && run.read_only {
-            return failure(
-                lua,
-                "ERR Write commands are not allowed from read-only scripts.",
-            );
-        }
-        (run.shard.clone(), run.now_ms, run.resp3)
+    let guard = state.borrow();
+    let Some(run) = guard.as_ref() else {
+        return Err("ERR redis.call is only available while a script or function runs".into());
     };
-    if let Err(message) = hold_keys(state, &shard, spec, &args).await {
+    if let Some(client) = run.client.as_ref() {
+        let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+        if let Err(denied) = run.shard.shared.acl.check(&run.shard, client, index, &args) {
+            return Err(Outcome::Failure(denied.script_message().to_owned().into()));
+        }
+    }
+    if spec.name == "xread" || spec.name == "xreadgroup" {
+        let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+        if has_block_option(&args) {
+            let name = String::from_utf8_lossy(name);
+            return Err(Outcome::Failure(
+                format!("ERR {name} command is not allowed with BLOCK option from scripts").into(),
+            ));
+        }
+    }
+    if run.restart {
+        return Err(Outcome::Restart);
+    }
+    if spec.has(CommandFlags::WRITE) && run.read_only {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    Ok((index, run.shard.clone(), run.now_ms, run.resp3))
+}
+
+/// Runs a checked call: holds the shards of its keys, then the command, through the executor
+/// every connection uses.
+async fn complete(
+    state: State,
+    shard: Rc<Shard>,
+    owned: SmallVec<[Vec<u8>; 8]>,
+    index: usize,
+    now_ms: u64,
+    resp3: bool,
+) -> Outcome {
+    let spec = &COMMANDS[index];
+    let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
+    if let Err(message) = hold_keys(&state, &shard, spec, &args).await {
         return match message {
-            None => Err(mlua::Error::external(Abort::Restart)),
-            Some(message) => failure(lua, message),
+            None => Outcome::Restart,
+            Some(message) => message.into(),
         };
     }
     let protocol = if resp3 {
@@ -253,8 +352,8 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         Protocol::Resp2
     };
     // A call left waiting inside a coroutine the script abandoned still has the client.
-    let Some(mut client) = take_client(state) else {
-        return failure(lua, STALE_CALL);
+    let Some(mut client) = take_client(&state) else {
+        return STALE_CALL.into();
     };
     client.protocol = protocol;
     let mut sink = ReplySink::values(protocol);
@@ -263,7 +362,7 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         .take_replies()
         .pop()
         .unwrap_or(Reply::Error("ERR no reply".into()));
-    with_run(state, |run| {
+    with_run(&state, |run| {
         run.client = Some(client);
         if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
             run.wrote = true;
@@ -271,10 +370,7 @@ async fn call(lua: &Lua, state: &State, args: MultiValue) -> mlua::Result<(bool,
         }
         run.read |= spec.has(CommandFlags::READONLY);
     });
-    match &reply {
-        Reply::Error(_) => Ok((false, reply_to_lua(lua, &reply, protocol)?)),
-        _ => Ok((true, reply_to_lua(lua, &reply, protocol)?)),
-    }
+    Outcome::Reply(reply, protocol)
 }
 
 /// True when an XREAD or XREADGROUP request has a BLOCK option (before STREAMS).
@@ -443,24 +539,63 @@ async fn try_hold_all(
     }
 }
 
-/// The count hook: marks the script busy past the threshold and stops it on SCRIPT KILL.
-///
-/// # Errors
-/// The kill error, raised into the script.
-pub fn hook(
-    lua: &Lua,
+/// What the count hook does at one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HookAction {
+    /// Keep running.
+    Continue,
+    /// Past the threshold: yield, so the shard serves its other clients (BUSY replies, SCRIPT
+    /// KILL) before the script goes on.
+    Yield,
+    /// SCRIPT KILL: raise the kill error (`first`: from now on check on every line too).
+    Kill { first: bool },
+    /// No script of this thread runs (a coroutine resumed after its script ended): stop hooking.
+    Detach,
+}
+
+/// The running script of this shard's thread, as its count hook sees it.
+struct HookContext {
+    state: State,
+    registry: Arc<Registry>,
+    shard: usize,
+}
+
+thread_local! {
+    static HOOK: RefCell<Option<HookContext>> = const { RefCell::new(None) };
+}
+
+/// Installs the hook context of a run for as long as the guard lives.
+struct HookGuard(Option<HookContext>);
+
+impl HookGuard {
+    fn install(context: HookContext) -> Self {
+        Self(HOOK.with(|slot| slot.replace(Some(context))))
+    }
+}
+
+impl Drop for HookGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        HOOK.with(|slot| *slot.borrow_mut() = previous);
+    }
+}
+
+/// The count hook's decision: marks the script busy past the threshold, and stops it on
+/// SCRIPT KILL.
+fn decide(
     state: &State,
-    registry: &Arc<Registry>,
+    registry: &Registry,
     shard_index: usize,
-) -> mlua::Result<()> {
+    line: impl FnOnce() -> Option<i32>,
+) -> HookAction {
     let Ok(mut guard) = state.try_borrow_mut() else {
-        return Ok(()); // redis.call is between steps; the next hook checks.
+        return HookAction::Continue; // redis.call is between steps; the next check decides.
     };
     let Some(run) = guard.as_mut() else {
-        return Ok(());
+        return HookAction::Detach;
     };
     if run.killed.is_some() {
-        return Err(killed_error());
+        return HookAction::Kill { first: false };
     }
     if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
         run.busy = true;
@@ -470,23 +605,183 @@ pub fn hook(
         }
     }
     if run.busy && registry.take_kill(shard_index) {
-        run.killed = Some(None);
-        // A `pcall` may catch the error: from now on the hook runs on every line (and every
-        // jump back), so the error reaches code outside any `pcall` at once, as in Redis.
-        let (state, registry) = (state.clone(), registry.clone());
-        lua.current_thread().set_hook(
-            mlua::HookTriggers::new().every_line(),
-            move |lua: &Lua, _: mlua::Debug| {
-                hook(lua, &state, &registry, shard_index).map(|()| mlua::VmState::Continue)
-            },
-        );
-        return Err(killed_error());
+        run.killed = Some(line());
+        return HookAction::Kill { first: true };
     }
-    Ok(())
+    if run.busy {
+        HookAction::Yield
+    } else {
+        HookAction::Continue
+    }
 }
 
-fn killed_error() -> mlua::Error {
-    mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into())
+/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
+const HOOK_INSTRUCTIONS: c_int = 100_000;
+
+/// The kill error raised into the script.
+const KILLED: &std::ffi::CStr = c"Script killed by user with SCRIPT KILL...";
+
+/// The script coroutine's count hook, set through Lua's own `lua_sethook` rather than mlua's
+/// (whose hooks cannot yield on Lua 5.1, which allows a count hook to yield).
+///
+/// Past the threshold it yields the coroutine: `lua_yield` from a count hook is Lua 5.1's
+/// documented way to suspend a running function (resuming continues at the same instruction),
+/// and mlua's `AsyncThread` answers a yield that is not its own "pending" marker by waking
+/// itself and returning `Pending`, so the shard's executor serves its other connections
+/// (which get BUSY, or run SCRIPT KILL and FUNCTION STATS) and polls the script again. A yield
+/// is only possible with no C call between the hook and the coroutine's start (`pcall`, a
+/// metamethod, `table.sort`'s comparator): then the hook does not yield and the shard keeps
+/// running the script, as before.
+///
+/// After SCRIPT KILL the hook raises the kill error, and checks on every line from then on, so
+/// a `pcall` loop cannot swallow it. No Rust value with a destructor is alive when it calls
+/// `lua_error` (which unwinds with `longjmp`).
+unsafe extern "C-unwind" fn count_hook(lua: *mut ffi::lua_State, debug: *mut ffi::lua_Debug) {
+    // The line the script was stopped at, for the kill error.
+    let line = || {
+        // SAFETY: `debug` is this hook call's activation record.
+        unsafe {
+            // Only a line of the script itself (not of the sandbox's wrappers) names the place.
+            let known = ffi::lua_getinfo(lua, c"Sl".as_ptr(), debug) != 0
+                && (*debug).currentline > 0
+                && !(*debug).source.is_null()
+                && std::ffi::CStr::from_ptr((*debug).source)
+                    .to_bytes()
+                    .starts_with(b"@user_");
+            known.then(|| (*debug).currentline)
+        }
+    };
+    let action = HOOK.with(|slot| match slot.try_borrow() {
+        Ok(context) => match context.as_ref() {
+            Some(context) => decide(&context.state, &context.registry, context.shard, line),
+            None => HookAction::Detach,
+        },
+        Err(_) => HookAction::Continue,
+    });
+    // SAFETY: `lua` is the hooked coroutine, running this hook on this thread.
+    unsafe {
+        match action {
+            HookAction::Continue => {}
+            HookAction::Detach => {
+                ffi::lua_sethook(lua, None, 0, 0);
+            }
+            HookAction::Yield => {
+                if yieldable_from_hook(lua) {
+                    ffi::lua_yield(lua, 0);
+                }
+            }
+            HookAction::Kill { first } => {
+                if first {
+                    ffi::lua_sethook(
+                        lua,
+                        Some(count_hook),
+                        ffi::LUA_MASKCOUNT | ffi::LUA_MASKLINE,
+                        HOOK_INSTRUCTIONS,
+                    );
+                }
+                ffi::lua_pushstring(lua, KILLED.as_ptr());
+                ffi::lua_error(lua);
+            }
+        }
+    }
+}
+
+/// `pcall`'s coroutine: the sandbox's `pcall` runs a Lua function in a coroutine of its own
+/// carrying the count hook, and passes the coroutine's yields outward, so a script busy inside
+/// `pcall` still yields to its shard (and `pcall(redis.call, ...)` may wait for another shard).
+/// Answers `nil` for what is not a Lua function (the prelude then calls Lua's own `pcall`);
+/// after SCRIPT KILL raises the kill error, so a loop of `pcall`s stops.
+///
+/// # Errors
+/// The kill error, or when Lua cannot allocate.
+pub fn hooked_coroutine_function(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, f: Value| {
+        let killed = HOOK.with(|slot| {
+            slot.try_borrow().ok().and_then(|context| {
+                context.as_ref().map(|context| {
+                    context
+                        .state
+                        .try_borrow()
+                        .ok()
+                        .and_then(|run| run.as_ref().map(|run| run.killed.is_some()))
+                        .unwrap_or(false)
+                })
+            })
+        });
+        if killed == Some(true) {
+            return Err(mlua::Error::RuntimeError(
+                KILLED.to_string_lossy().into_owned(),
+            ));
+        }
+        let Value::Function(function) = f else {
+            return Ok(Value::Nil);
+        };
+        if function.info().what != "Lua" {
+            return Ok(Value::Nil);
+        }
+        let thread = lua.create_thread(function)?;
+        if killed.is_some() {
+            // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
+            unsafe {
+                ffi::lua_sethook(
+                    thread.to_pointer() as *mut ffi::lua_State,
+                    Some(count_hook),
+                    ffi::LUA_MASKCOUNT,
+                    HOOK_INSTRUCTIONS,
+                );
+            }
+        }
+        Ok(Value::Thread(thread))
+    })
+}
+
+/// The head of Lua 5.1.5's `struct lua_State` (lstate.h), as far as the C-call counters; the
+/// vendored Lua is 5.1.5, and [`yieldable_from_hook`] checks the layout before trusting it.
+#[repr(C)]
+struct LuaStateHead {
+    next: *mut std::ffi::c_void,
+    tt: u8,
+    marked: u8,
+    status: u8,
+    top: *mut u8,
+    base: *mut u8,
+    global: *mut std::ffi::c_void,
+    ci: *mut std::ffi::c_void,
+    savedpc: *const std::ffi::c_void,
+    stack_last: *mut u8,
+    stack: *mut u8,
+    end_ci: *mut std::ffi::c_void,
+    base_ci: *mut std::ffi::c_void,
+    stacksize: c_int,
+    size_ci: c_int,
+    c_calls: u16,
+    base_c_calls: u16,
+    hookmask: u8,
+    allowhook: u8,
+}
+
+/// Size of a Lua 5.1 `TValue` on 64-bit targets (a value and its type tag).
+const TVALUE_SIZE: usize = 16;
+
+/// True when the coroutine running this hook can yield: no C call sits between the hook and
+/// the coroutine's start (Lua 5.1's `nCcalls == baseCcalls`; `lua_yield` raises an error
+/// otherwise). The layout is trusted only when the fields read back what the API says: the
+/// stack top and base match `lua_gettop`, the coroutine runs, and hooks are off inside a hook.
+unsafe fn yieldable_from_hook(lua: *mut ffi::lua_State) -> bool {
+    if cfg!(not(target_pointer_width = "64")) {
+        return false;
+    }
+    // SAFETY: `lua` points at a live lua_State, whose first fields are those of LuaStateHead.
+    unsafe {
+        let head = &*(lua as *const LuaStateHead);
+        let top_ok = head.top >= head.base
+            && head.stack <= head.base
+            && head.top <= head.stack_last
+            && (head.top as usize - head.base as usize) / TVALUE_SIZE
+                == ffi::lua_gettop(lua) as usize;
+        let running = head.status == 0 && ffi::lua_status(lua) == 0;
+        top_ok && running && head.allowhook == 0 && head.c_calls == head.base_c_calls
+    }
 }
 
 /// What to run: a script (by SHA1) or a function (by name).
@@ -526,6 +821,12 @@ pub async fn invoke(
         .clone();
     let read_only =
         invocation.read_only || invocation.compiled.flags.contains(ScriptFlags::NO_WRITES);
+    // A script with flags (a shebang, or a function) that may write needs the replicas
+    // min-replicas-to-write asks for before it starts, as Redis checks.
+    let flagged = invocation.function || invocation.compiled.flags.contains(ScriptFlags::SHEBANG);
+    if flagged && !read_only && shard.config.borrow().min_replicas_to_write > 0 {
+        return Err(exec::NOREPLICAS.into());
+    }
     let threshold_ms = {
         let config = shard.config.borrow();
         config.value("busy-reply-threshold").parse().unwrap_or(5000)
@@ -585,15 +886,16 @@ pub async fn invoke(
                 command: invocation.command.iter().map(|arg| arg.to_vec()).collect(),
                 started: Instant::now(),
             }),
+            pending: None,
         });
-        let hook_state = engine.state.clone();
-        let hook_registry = registry.clone();
-        let shard_index = shard.index;
-        let hook = move |lua: &Lua, _: mlua::Debug| {
-            self::hook(lua, &hook_state, &hook_registry, shard_index)
-                .map(|()| mlua::VmState::Continue)
+        let result = {
+            let _hook = HookGuard::install(HookContext {
+                state: engine.state.clone(),
+                registry: registry.clone(),
+                shard: shard.index,
+            });
+            call_script(&lua, &invocation).await
         };
-        let result = call_script(&lua, &invocation, hook).await;
         let run = engine
             .state
             .borrow_mut()
@@ -635,16 +937,9 @@ pub async fn invoke(
     }
 }
 
-/// Instructions between two checks of the time limit and of SCRIPT KILL; Redis checks as often.
-const HOOK_INSTRUCTIONS: u32 = 100_000;
-
 /// Calls the script in a coroutine of its own (so `redis.call` may yield while another shard
 /// answers) that carries the time-limit hook (Lua 5.1 hooks are per coroutine).
-async fn call_script(
-    lua: &Lua,
-    invocation: &Invocation<'_>,
-    hook: impl Fn(&Lua, mlua::Debug) -> mlua::Result<mlua::VmState> + 'static,
-) -> mlua::Result<Value> {
+async fn call_script(lua: &Lua, invocation: &Invocation<'_>) -> mlua::Result<Value> {
     let keys = lua.create_sequence_from(
         invocation
             .keys
@@ -660,10 +955,15 @@ async fn call_script(
             .collect::<mlua::Result<Vec<_>>>()?,
     )?;
     let thread = lua.create_thread(invocation.compiled.function.clone())?;
-    thread.set_hook(
-        mlua::HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-        hook,
-    );
+    // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
+    unsafe {
+        ffi::lua_sethook(
+            thread.to_pointer() as *mut ffi::lua_State,
+            Some(count_hook),
+            ffi::LUA_MASKCOUNT,
+            HOOK_INSTRUCTIONS,
+        );
+    }
     if invocation.function {
         thread.into_async::<Value>((keys, argv)).await
     } else {

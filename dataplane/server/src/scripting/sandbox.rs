@@ -16,10 +16,11 @@ use super::run::RunState;
 use super::{Compiled, ScriptFlags};
 
 /// The Lua half of the sandbox: the read-only proxies, the global table's guard, and the
-/// `redis.call`/`redis.pcall` wrappers around the Rust call (which answers `ok, value`).
+/// `redis.call`/`redis.pcall` wrappers around the Rust call (which answers `ok, value`, or
+/// `nil` when the command waits for another shard: then the wait function answers).
 const PRELUDE: &str = r#"
-local real, raw_call, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring, raw_setfenv,
-      raw_tostring, raw_type = ...
+local real, raw_call, raw_call_packed, raw_wait, hooked, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring,
+      raw_setfenv, raw_tostring, raw_type = ...
 local readonly = raw_setmetatable({}, {__mode = "k"})
 local raw_byte = real.string.byte
 local function refuse() raw_error("Attempt to modify a readonly table", 2) end
@@ -32,16 +33,37 @@ local function proxy(table)
   return p
 end
 local redis = real.redis
+-- Many arguments travel in a table: on the Lua stack they would leave the callback no room.
+local raw_select = real.select
+local function call(...)
+  if raw_select('#', ...) > 200 then return raw_call_packed({...}) end
+  return raw_call(...)
+end
 redis.call = function(...)
-  local ok, value = raw_call(...)
+  local ok, value = call(...)
+  if ok == nil then ok, value = raw_wait() end
   if ok then return value end
   local message = value.err
   note(message)
   return raw_error(message, 0)
 end
 redis.pcall = function(...)
-  local _, value = raw_call(...)
+  local ok, value = call(...)
+  if ok == nil then ok, value = raw_wait() end
   return value
+end
+-- pcall runs a Lua function in a coroutine that carries the time-limit hook and passes its
+-- yields (a busy script yielding to its shard, a call waiting for another shard) outward.
+local raw_pcall, raw_resume, raw_yield, raw_status =
+  real.pcall, real.coroutine.resume, real.coroutine.yield, real.coroutine.status
+local function step(co, ok, ...)
+  if not ok or raw_status(co) == "dead" then return ok, ... end
+  return step(co, raw_resume(co, raw_yield(...)))
+end
+real.pcall = function(f, ...)
+  local co = hooked(f)
+  if not co then return raw_pcall(f, ...) end
+  return step(co, raw_resume(co, ...))
 end
 for _, name in ipairs({"string", "table", "math", "os", "redis", "cjson", "bit", "cmsgpack", "struct", "coroutine"}) do
   if real[name] then real[name] = proxy(real[name]) end
@@ -120,11 +142,17 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
         globals.raw_set(*name, Value::Nil)?;
     }
     let call = super::run::call_function(&lua, state.clone())?;
+    let call_packed = super::run::call_packed_function(&lua, state.clone())?;
+    let wait = super::run::wait_function(&lua, state.clone())?;
+    let hooked = super::run::hooked_coroutine_function(&lua)?;
     let note = note_function(&lua, state)?;
     let prelude = lua.load(PRELUDE).set_name("=sandbox").into_function()?;
     let (env, library_env): (Table, Function) = prelude.call((
         globals.clone(),
         call,
+        call_packed,
+        wait,
+        hooked,
         note,
         globals.get::<Function>("error")?,
         globals.get::<Function>("setmetatable")?,

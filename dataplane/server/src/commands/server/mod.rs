@@ -6,17 +6,98 @@ pub mod admin;
 
 use ember_resp::ReplySink;
 
+use super::key_specs::{self, Begin, Find, KeySpecDef};
 use super::{
     is, lookup, unknown_subcommand_message, CommandResult, CommandSpec, ConnectionCtx, Handler,
     COMMANDS,
 };
+
+/// Writes key specifications in Redis 7's shape: a map each of `notes` (when there is one),
+/// `flags`, `begin_search` and `find_keys`.
+fn write_key_specs(out: &mut ReplySink, specs: &[KeySpecDef]) {
+    out.set_len(specs.len());
+    for def in specs {
+        out.map_len(if def.notes.is_empty() { 3 } else { 4 });
+        if !def.notes.is_empty() {
+            out.bulk(b"notes");
+            out.bulk(def.notes.as_bytes());
+        }
+        out.bulk(b"flags");
+        let flags: Vec<&str> = def.flags.names().collect();
+        out.set_len(flags.len());
+        for flag in flags {
+            out.simple(flag.as_bytes());
+        }
+        out.bulk(b"begin_search");
+        out.map_len(2);
+        out.bulk(b"type");
+        match def.begin {
+            Begin::Index(index) => {
+                out.bulk(b"index");
+                out.bulk(b"spec");
+                out.map_len(1);
+                out.bulk(b"index");
+                out.integer(i64::from(index));
+            }
+            Begin::Keyword(keyword, start_from) => {
+                out.bulk(b"keyword");
+                out.bulk(b"spec");
+                out.map_len(2);
+                out.bulk(b"keyword");
+                out.bulk(keyword.as_bytes());
+                out.bulk(b"startfrom");
+                out.integer(i64::from(start_from));
+            }
+            Begin::Unknown => {
+                out.bulk(b"unknown");
+                out.bulk(b"spec");
+                out.map_len(0);
+            }
+        }
+        out.bulk(b"find_keys");
+        out.map_len(2);
+        out.bulk(b"type");
+        let (kind, fields) = match def.find {
+            Find::Range(last_key, step, limit) => (
+                "range",
+                [("lastkey", last_key), ("keystep", step), ("limit", limit)],
+            ),
+            Find::KeyNum(count_at, first, step) => (
+                "keynum",
+                [
+                    ("keynumidx", count_at),
+                    ("firstkey", first),
+                    ("keystep", step),
+                ],
+            ),
+            Find::Unknown => ("unknown", [("", 0); 3]),
+        };
+        out.bulk(kind.as_bytes());
+        out.bulk(b"spec");
+        if kind == "unknown" {
+            out.map_len(0);
+            continue;
+        }
+        out.map_len(3);
+        for (field, value) in fields {
+            out.bulk(field.as_bytes());
+            out.integer(i64::from(value));
+        }
+    }
+}
 
 fn write_info(out: &mut ReplySink, spec: &CommandSpec) {
     out.array_len(10);
     out.bulk(spec.name.as_bytes());
     out.integer(i64::from(spec.arity));
     let mut flags: Vec<&str> = spec.flags.names().collect();
-    if spec.key_finder.is_some() {
+    let specs = key_specs::specs(spec);
+    let movable = if spec.key_specs.is_empty() {
+        spec.key_finder.is_some()
+    } else {
+        key_specs::movable(spec.key_specs)
+    };
+    if movable {
         flags.push("movablekeys");
     }
     out.set_len(flags.len());
@@ -31,9 +112,10 @@ fn write_info(out: &mut ReplySink, spec: &CommandSpec) {
     for category in categories {
         out.simple(format!("@{category}").as_bytes());
     }
-    out.array_len(0); // tips
-    out.array_len(0); // key specifications: first/last/step above say it
-    out.array_len(0); // subcommands
+    // Redis 7.0 sends tips, key specifications and subcommands as sets (arrays in RESP2).
+    out.set_len(0); // tips
+    write_key_specs(out, &specs);
+    out.set_len(0); // subcommands
 }
 
 fn write_docs(out: &mut ReplySink, spec: &CommandSpec) {
@@ -78,11 +160,6 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     let subcommand = args[1];
     if is(subcommand, "COUNT") && args.len() == 2 {
         out.integer(COMMANDS.len() as i64);
-    } else if is(subcommand, "LIST") {
-        out.array_len(COMMANDS.len());
-        for spec in COMMANDS.iter() {
-            out.bulk(spec.name.as_bytes());
-        }
     } else if is(subcommand, "INFO") {
         let names: Vec<&[u8]> = if args.len() == 2 {
             COMMANDS.iter().map(|s| s.name.as_bytes()).collect()
@@ -109,39 +186,10 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         for spec in specs {
             write_docs(out, spec);
         }
-    } else if is(subcommand, "GETKEYS") && args.len() < 4 {
-        // Redis's COMMAND GETKEYS has arity -4: a command and at least one argument.
-        return Err("ERR wrong number of arguments for 'command|getkeys' command".into());
-    } else if is(subcommand, "GETKEYS") {
-        let Some(index) = lookup(args[2]) else {
-            return Err("ERR Invalid command specified".into());
-        };
-        let spec = &COMMANDS[index];
-        let full = &args[2..];
-        if !super::arity_ok(spec.arity, full.len()) {
-            return Err("ERR Invalid number of arguments specified for command".into());
-        }
-        if let Handler::Script(_) = spec.handler {
-            // EVAL and FCALL name their keys with numkeys, not a fixed key spec.
-            let keys = crate::commands::scripting::declared_keys(full)
-                .filter(|keys| !keys.is_empty())
-                .ok_or("ERR The command has no key arguments")?;
-            out.array_len(keys.len());
-            for key in keys {
-                out.bulk(key);
-            }
-            return Ok(());
-        }
-        if !matches!(spec.handler, Handler::Keyspace(_))
-            || spec.keys.first == 0 && spec.key_finder.is_none()
-        {
-            return Err("ERR The command has no key arguments".into());
-        }
-        let positions: Vec<usize> = spec.key_positions(full);
-        out.array_len(positions.len());
-        for position in positions {
-            out.bulk(full[position]);
-        }
+    } else if is(subcommand, "GETKEYS") || is(subcommand, "GETKEYSANDFLAGS") {
+        get_keys(out, args)?;
+    } else if is(subcommand, "LIST") {
+        list(out, &args[2..])?;
     } else if is(subcommand, "HELP") {
         out.array_len(COMMAND_HELP.len());
         for line in COMMAND_HELP {
@@ -149,6 +197,132 @@ pub fn command(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
         }
     } else {
         return Err(unknown_subcommand_message("command", subcommand).into());
+    }
+    Ok(())
+}
+
+/// COMMAND GETKEYS | GETKEYSANDFLAGS command arg...: the keys of a full command, as routing
+/// finds them, with their key-specification flags for GETKEYSANDFLAGS.
+fn get_keys(out: &mut ReplySink, args: &[&[u8]]) -> CommandResult {
+    let with_flags = is(args[1], "GETKEYSANDFLAGS");
+    if args.len() < 4 {
+        // Redis's arity -4: a command and at least one argument.
+        let name = if with_flags {
+            "getkeysandflags"
+        } else {
+            "getkeys"
+        };
+        return Err(format!("ERR wrong number of arguments for 'command|{name}' command").into());
+    }
+    let Some(index) = lookup(args[2]) else {
+        return Err("ERR Invalid command specified".into());
+    };
+    let spec = &COMMANDS[index];
+    let full = &args[2..];
+    let script = matches!(spec.handler, Handler::Script(_));
+    let specs = key_specs::specs_for(spec, full);
+    if !script && specs.is_empty() {
+        return Err("ERR The command has no key arguments".into());
+    }
+    if !super::arity_ok(spec.arity, full.len()) {
+        return Err("ERR Invalid number of arguments specified for command".into());
+    }
+    let positions: Vec<usize> = if script {
+        // EVAL and FCALL name their keys with numkeys; none is fine.
+        let count = crate::commands::scripting::declared_keys(full)
+            .ok_or("ERR Invalid arguments specified for command")?
+            .len();
+        (3..3 + count).collect()
+    } else if spec.keys.first != 0 || spec.key_finder.is_some() {
+        spec.key_positions(full)
+    } else {
+        // Keys Ember does not route by (SPUBLISH's channel): Redis's specifications say.
+        let mut positions: Vec<usize> = specs
+            .iter()
+            .flat_map(|def| key_specs::positions(def, full))
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+    };
+    if positions.is_empty() && !script {
+        return Err("ERR Invalid arguments specified for command".into());
+    }
+    out.array_len(positions.len());
+    for position in positions {
+        if with_flags {
+            out.array_len(2);
+            out.bulk(full[position]);
+            let flags: Vec<&str> = key_specs::flags_at(spec.name, &specs, full, position)
+                .names()
+                .collect();
+            out.set_len(flags.len());
+            for flag in flags {
+                out.simple(flag.as_bytes());
+            }
+        } else {
+            out.bulk(full[position]);
+        }
+    }
+    Ok(())
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: command names,
+/// and the subcommands of containers as `container|sub`.
+fn list(out: &mut ReplySink, args: &[&[u8]]) -> CommandResult {
+    enum Filter {
+        All,
+        Module,
+        Category(Option<super::AclCategories>),
+        Pattern(Vec<u8>),
+    }
+    let filter = match args {
+        [] => Filter::All,
+        [word, kind, value] if is(word, "FILTERBY") => {
+            if is(kind, "MODULE") {
+                Filter::Module
+            } else if is(kind, "ACLCAT") {
+                Filter::Category(
+                    super::CATEGORY_NAMES
+                        .iter()
+                        .find(|(_, name)| is(value, name))
+                        .map(|(category, _)| *category),
+                )
+            } else if is(kind, "PATTERN") {
+                Filter::Pattern(value.to_ascii_lowercase())
+            } else {
+                return Err(super::errors::SYNTAX.into());
+            }
+        }
+        _ => return Err(super::errors::SYNTAX.into()),
+    };
+    let mut names: Vec<String> = Vec::new();
+    for spec in COMMANDS.iter() {
+        let subcommands = key_specs::SUBCOMMANDS
+            .iter()
+            .find(|(container, _)| *container == spec.name)
+            .map_or(&[][..], |(_, subs)| *subs);
+        let full = std::iter::once(spec.name.to_string())
+            .chain(subcommands.iter().map(|sub| format!("{}|{sub}", spec.name)));
+        for name in full {
+            let keep = match filter {
+                Filter::All => true,
+                Filter::Module => false,
+                Filter::Category(category) => {
+                    category.is_some_and(|category| spec.categories.contains(category))
+                }
+                Filter::Pattern(ref pattern) => {
+                    ember_store::glob::glob_match(pattern, name.as_bytes())
+                }
+            };
+            if keep {
+                names.push(name);
+            }
+        }
+    }
+    out.array_len(names.len());
+    for name in names {
+        out.bulk(name.as_bytes());
     }
     Ok(())
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
+# Not part of `make test` (its name keeps it out of ci/test.sh's ci/test-*.sh loop): run it by hand.
 # Runs units of Redis 7.0.15's TCL suite against Ember's tls-port (`runtest --tls`), to check that
 # TLS connections behave as plain ones: compare a unit's figure with ci/test-redis-tcl.sh's.
 # Needs Tcl's TLS package (Debian's tcl-tls) besides ci/setup-redis-tcl.sh's set-up. The suite is
 # copied into target/redis-tcl-tls/suite, whose tests/tls/ gets a CA, a server and a client
 # certificate made with openssl (the suite's client always presents tests/tls/client.crt).
 #
-#   bash ci/test-redis-tcl-tls.sh unit/type/list unit/pubsub ...
+#   bash ci/redis-tcl-over-tls.sh unit/type/list unit/pubsub ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

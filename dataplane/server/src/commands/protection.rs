@@ -519,7 +519,9 @@ pub fn increx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let options = parse_increx(ctx, &args[2..])?;
     let (current, expire_at) = match ctx.keyspace.get(db, key, now_ms) {
         None => (None, None),
-        Some(entry) if entry.value.is_string() => (Some(entry.value.to_vec()), entry.expire_at_ms()),
+        Some(entry) if entry.value.is_string() => {
+            (Some(entry.value.to_vec()), entry.expire_at_ms())
+        }
         Some(_) => return Err(errors::WRONGTYPE.into()),
     };
     let float = matches!(options.by, Number::Float(_));

@@ -45,6 +45,7 @@ pub mod stream;
 pub mod tensor;
 pub mod text_filter;
 pub mod value;
+mod varint;
 pub mod zset;
 
 pub use compact::CompactBytes;

@@ -2,6 +2,8 @@
 //! a LEB128 name length, the name, a LEB128 value length, the value, and an expiry tag (0, or
 //! 1 and eight little-endian bytes of Unix milliseconds).
 
+use crate::varint;
+
 /// A field read from either size class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FieldRef<'a> {
@@ -22,40 +24,10 @@ pub(super) struct Packed {
     count: usize,
 }
 
-fn push_varint(out: &mut Vec<u8>, mut value: usize) {
-    loop {
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-    }
-}
-
-/// Bytes [`push_varint`] writes for `value`.
-fn varint_len(value: usize) -> usize {
-    (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
-}
-
-fn read_varint(data: &[u8], at: &mut usize) -> usize {
-    let (mut value, mut shift) = (0usize, 0);
-    loop {
-        let byte = data[*at];
-        *at += 1;
-        value |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return value;
-        }
-        shift += 7;
-    }
-}
-
 fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8], expire_at_ms: Option<u64>) {
-    push_varint(out, name.len());
+    varint::push(out, name.len() as u64);
     out.extend_from_slice(name);
-    push_varint(out, value.len());
+    varint::push(out, value.len() as u64);
     out.extend_from_slice(value);
     match expire_at_ms {
         None => out.push(0),
@@ -74,10 +46,10 @@ impl Packed {
     /// The field at byte `at` and the byte after it.
     fn decode(&self, mut at: usize) -> (FieldRef<'_>, usize) {
         let data = &self.data;
-        let name_len = read_varint(data, &mut at);
+        let name_len = varint::read(data, &mut at) as usize;
         let name = &data[at..at + name_len];
         at += name_len;
-        let value_len = read_varint(data, &mut at);
+        let value_len = varint::read(data, &mut at) as usize;
         let value = &data[at..at + value_len];
         at += value_len;
         let tag = data[at];
@@ -128,7 +100,11 @@ impl Packed {
         // Exactly the field's bytes, as a listpack grows: doubling would leave up to half of
         // every small hash's buffer unused.
         self.data.reserve_exact(
-            varint_len(name.len()) + name.len() + varint_len(value.len()) + value.len() + 1,
+            varint::len(name.len() as u64)
+                + name.len()
+                + varint::len(value.len() as u64)
+                + value.len()
+                + 1,
         );
         encode(&mut self.data, name, value, None);
         self.count += 1;
@@ -159,30 +135,5 @@ impl Packed {
 
     pub(super) fn heap_len(&self) -> usize {
         self.data.capacity()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{push_varint, varint_len};
-
-    #[test]
-    fn varint_len_matches_what_is_written() {
-        for value in [
-            0,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            2_097_151,
-            2_097_152,
-            usize::MAX,
-        ] {
-            let mut out = Vec::new();
-            push_varint(&mut out, value);
-            assert_eq!(varint_len(value), out.len(), "{value}");
-        }
     }
 }

@@ -9,6 +9,7 @@
 
 use super::StreamId;
 use crate::list::redis_size::{entry_bytes, integer_entry_bytes};
+use crate::varint;
 
 /// Listpack header (total bytes, element count) and end marker.
 const LISTPACK_EMPTY_BYTES: usize = 7;
@@ -43,31 +44,6 @@ pub(super) struct Block {
     entries_bytes: usize,
 }
 
-fn push_varint(out: &mut Vec<u8>, mut value: usize) {
-    loop {
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-    }
-}
-
-fn read_varint(data: &[u8], at: &mut usize) -> usize {
-    let (mut value, mut shift) = (0usize, 0);
-    loop {
-        let byte = data[*at];
-        *at += 1;
-        value |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return value;
-        }
-        shift += 7;
-    }
-}
-
 /// Reads the entry at `at`, moving `at` past it: its ID and its fields and values,
 /// alternating. An entry whose field names repeat the block's first entry's stores its values
 /// only (as Redis's SAMEFIELDS flag does): its header is the field count shifted left once,
@@ -78,12 +54,12 @@ fn read_entry<'a>(
     at: &mut usize,
 ) -> (StreamId, Vec<&'a [u8]>) {
     let (master_id, master_fields) = master;
-    let ms = master_id.ms + read_varint(data, at) as u64;
-    let id = StreamId::new(ms, read_varint(data, at) as u64);
-    let header = read_varint(data, at);
+    let ms = master_id.ms + varint::read(data, at);
+    let id = StreamId::new(ms, varint::read(data, at));
+    let header = varint::read(data, at) as usize;
     let (count, same_fields) = (header >> 1, header & 1 == 1);
     let mut read_item = || {
-        let len = read_varint(data, at);
+        let len = varint::read(data, at) as usize;
         let item = &data[*at..*at + len];
         *at += len;
         item
@@ -146,12 +122,15 @@ impl Block {
         self.count += 1;
         self.last_appended = id;
         // Sequences are stored whole: a delta from the master's could be negative.
-        push_varint(&mut self.data, (id.ms - master_id.ms) as usize);
-        push_varint(&mut self.data, id.seq as usize);
-        push_varint(&mut self.data, fields.len() << 1 | usize::from(same_fields));
+        varint::push(&mut self.data, id.ms - master_id.ms);
+        varint::push(&mut self.data, id.seq);
+        varint::push(
+            &mut self.data,
+            (fields.len() << 1 | usize::from(same_fields)) as u64,
+        );
         for (at, item) in fields.iter().enumerate() {
             if at % 2 == 1 || !same_fields {
-                push_varint(&mut self.data, item.len());
+                varint::push(&mut self.data, item.len() as u64);
                 self.data.extend_from_slice(item);
             }
         }

@@ -16,6 +16,7 @@
 use std::cmp::Ordering;
 
 use super::Score;
+use crate::varint;
 
 /// Largest magnitude of a score kept as an integer: every integer up to it is exact in an f64.
 const INT_SCORE_MAX: f64 = (1u64 << 53) as f64;
@@ -35,50 +36,6 @@ struct Decoded<'a> {
     end: usize,
 }
 
-fn push_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-    }
-}
-
-fn read_varint(data: &[u8], at: &mut usize) -> u64 {
-    let (mut value, mut shift) = (0u64, 0);
-    loop {
-        let byte = data[*at];
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return value;
-        }
-        shift += 7;
-    }
-}
-
-/// Bytes [`push_varint`] writes for `value`.
-fn varint_len(value: usize) -> usize {
-    (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
-}
-
-/// Reads the backwards varint that ends at `end`; returns it and where it starts.
-fn read_varint_back(data: &[u8], end: usize) -> (usize, usize) {
-    let (mut value, mut shift, mut at) = (0usize, 0, end);
-    loop {
-        at -= 1;
-        let byte = data[at];
-        value |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return (value, at);
-        }
-        shift += 7;
-    }
-}
-
 /// The integer a score is kept as, when it is one.
 fn int_score(score: f64) -> Option<i64> {
     (score.fract() == 0.0 && score.abs() <= INT_SCORE_MAX).then_some(score as i64)
@@ -88,25 +45,25 @@ fn int_score(score: f64) -> Option<i64> {
 fn encode(out: &mut Vec<u8>, member: &[u8], score: f64) {
     let start = out.len();
     let int = int_score(score);
-    push_varint(out, (member.len() as u64) << 1 | u64::from(int.is_some()));
+    varint::push(out, (member.len() as u64) << 1 | u64::from(int.is_some()));
     match int {
-        Some(int) => push_varint(out, ((int << 1) ^ (int >> 63)) as u64),
+        Some(int) => varint::push(out, ((int << 1) ^ (int >> 63)) as u64),
         None => out.extend_from_slice(&score.to_le_bytes()),
     }
     out.extend_from_slice(member);
     let body_len = out.len() - start;
     let trailer_start = out.len();
-    push_varint(out, body_len as u64);
+    varint::push(out, body_len as u64);
     out[trailer_start..].reverse();
 }
 
 /// Decodes the pair that starts at `at`.
 fn decode(data: &[u8], mut at: usize) -> Decoded<'_> {
     let start = at;
-    let header = read_varint(data, &mut at);
+    let header = varint::read(data, &mut at);
     let member_len = (header >> 1) as usize;
     let score = if header & 1 == 1 {
-        let zigzag = read_varint(data, &mut at);
+        let zigzag = varint::read(data, &mut at);
         (((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)) as f64
     } else {
         let bytes = data[at..at + 8].try_into().expect("eight bytes");
@@ -119,7 +76,7 @@ fn decode(data: &[u8], mut at: usize) -> Decoded<'_> {
         member,
         score,
         // Step over the trailer: the body's length.
-        end: at + varint_len(at - start),
+        end: at + varint::len((at - start) as u64),
     }
 }
 
@@ -241,8 +198,8 @@ impl DoubleEndedIterator for PackedIter<'_> {
         if self.data.is_empty() {
             return None;
         }
-        let (body_len, trailer_start) = read_varint_back(self.data, self.data.len());
-        let start = trailer_start - body_len;
+        let (body_len, trailer_start) = varint::read_back(self.data, self.data.len());
+        let start = trailer_start - body_len as usize;
         let pair = decode(self.data, start);
         self.data = &self.data[..start];
         Some((pair.member, pair.score))

@@ -1,0 +1,81 @@
+//! LEB128 varints (seven bits a byte, low bits first, the high bit set on every byte but the
+//! last), the length and number encoding of the store's packed buffers: small hashes, small
+//! sorted sets and stream blocks.
+
+/// Appends `value`.
+pub(crate) fn push(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+/// Bytes [`push`] writes for `value`.
+pub(crate) fn len(value: u64) -> usize {
+    (u64::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// Reads the varint that starts at `*at` and moves `*at` past it.
+pub(crate) fn read(data: &[u8], at: &mut usize) -> u64 {
+    let (mut value, mut shift) = (0u64, 0);
+    loop {
+        let byte = data[*at];
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+/// Reads a varint written backwards (its bytes reversed) that ends at `end`; returns it and
+/// where it starts.
+pub(crate) fn read_back(data: &[u8], end: usize) -> (u64, usize) {
+    let (mut value, mut shift, mut at) = (0u64, 0, end);
+    loop {
+        at -= 1;
+        let byte = data[at];
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return (value, at);
+        }
+        shift += 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn len_matches_what_is_written_and_values_read_back() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = vec![0xff];
+            push(&mut out, value);
+            assert_eq!(len(value), out.len() - 1, "{value}");
+            let mut at = 1;
+            assert_eq!(read(&out, &mut at), value, "{value}");
+            assert_eq!(at, out.len(), "{value}");
+            out[1..].reverse();
+            assert_eq!(read_back(&out, out.len()), (value, 1), "{value}");
+        }
+    }
+}

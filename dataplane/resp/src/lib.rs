@@ -32,4 +32,4 @@ pub use encode::Protocol;
 pub use error::{ProtocolError, ProtocolErrorKind};
 pub use frame::{parse_frame, Frame};
 pub use reply::{Outcome, Reply, ReplySink};
-pub use request::{parse_i64, Args, Limits, RequestParser};
+pub use request::{parse_i64, split_args, Args, Limits, RequestParser};

@@ -323,6 +323,20 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
     }
 }
 
+/// Splits `line` into arguments as Redis's `sdssplitargs` does (quotes and escapes as in an
+/// inline request: see [`split_inline_args`]); `None` when its quotes do not balance.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut scratch = Vec::new();
+    let mut spans = Vec::new();
+    split_inline_args(line, &mut scratch, &mut spans).ok()?;
+    Some(
+        spans
+            .iter()
+            .map(|span| scratch[span.start..span.start + span.len].to_vec())
+            .collect(),
+    )
+}
+
 /// Splits an inline line into arguments as Redis's `sdssplitargs` does: spaces separate,
 /// double quotes take `\n \r \t \b \a \\ \" \xHH` escapes, single quotes take `\'`, and a
 /// closing quote must be followed by a space or the line end. Arguments are unquoted into

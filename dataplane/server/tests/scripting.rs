@@ -520,8 +520,9 @@ fn script_kill_from_the_busy_shard() {
         }
     }
     let mut other = ember.connect(false);
+    // FUNCTION STATS answers while a function is busy; while EVAL's script is, BUSY (Redis).
     let stats = show(&run(&mut other, &[b"FUNCTION", b"STATS"]));
-    assert!(stats.contains("running_script"), "{stats}");
+    assert!(stats.starts_with("(error) BUSY"), "{stats}");
     assert_eq!(show(&run(&mut other, &[b"MULTI"])), "+OK");
     let queued = show(&run(&mut other, &[b"INCR", b"x"]));
     assert!(queued.starts_with("(error) BUSY"), "{queued}");
@@ -744,6 +745,159 @@ fn functions() {
             .query::<String>(&mut con)
             .unwrap_err();
         assert_eq!(error.detail(), Some(*expected), "{name}");
+    }
+}
+
+/// FUNCTION LOAD as Redis 7 reads a library: the shebang's metadata, the library API its top
+/// level sees (only `redis.register_function`, `redis.log`, the log levels and the version),
+/// register_function's argument errors, the load's time limit, and the sandbox's globals once
+/// the functions run; the subcommands' arity and syntax errors; FUNCTION RESTORE's policies.
+#[test]
+fn function_load_and_restore_match_redis() {
+    compare_args(arg_cases! {
+        "metadata" => [
+            ["FUNCTION", "FLUSH"],
+            ["FUNCTION", "LOAD", "#!lua name=lib"],
+            ["FUNCTION", "LOAD", "#! name=lib\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=a name=b\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=a foo=bar\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=\"a b\"\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=\"a\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!js name=a\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!LUA NAME=\"q\"\nredis.register_function('f', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=q\nredis.register_function('g', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=Q\nredis.register_function('F', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=Q\nredis.register_function('g', function() return 1 end)"],
+            ["FCALL", "G", "0"],
+            ["FUNCTION", "DELETE", "q"],
+            ["FUNCTION", "DELETE", "Q"],
+        ],
+        "the library API while loading" => [
+            ["FUNCTION", "FLUSH"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nreturn math.random()"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nreturn redis.call('ping')"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nreturn redis.setresp(3)"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.math.random()"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nx = 1"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.log = 1"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nlocal y = nil + 1"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nlocal a = 1\nwhile true do a = a + 1 end"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.log(redis.LOG_DEBUG, 'hi')\nlocal v = redis.REDIS_VERSION_NUM\nredis.register_function('f', function() return redis.register_function end)\nredis.register_function('g', function() return {type(math.random), type(redis.call)} end)"],
+            ["FCALL", "f", "0"],
+            ["FCALL", "g", "0"],
+        ],
+        "register_function's arguments" => [
+            ["FUNCTION", "FLUSH"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function()"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function('f')"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function('f', function() end, 3)"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function(nil, function() end)"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function('f', 'g')"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function('a-b', function() end)"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{function_name='f'}"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{callback=function() end}"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{function_name='f', callback=function() end, flags='no-writes'}"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{function_name='f', callback=function() end, flags={'nope'}}"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{function_name='f', callback=function() end, other=1}"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{function_name='f', callback=function() end, [true]=1}"],
+            ["FUNCTION", "LOAD", "#!lua name=l\nredis.register_function{FUNCTION_NAME=7, Callback=function() return 1 end, flags={'NO-WRITES', 'allow-oom'}, description=3}"],
+            ["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "L"],
+            ["FCALL_RO", "7", "0"],
+        ],
+        "arity and syntax" => [
+            ["FUNCTION", "LOAD"],
+            ["FUNCTION", "LOAD", "BAD", "#!lua name=l\nredis.register_function('f', function() end)"],
+            ["FUNCTION", "DELETE"],
+            ["FUNCTION", "DUMP", "x"],
+            ["FUNCTION", "STATS", "x"],
+            ["FUNCTION", "KILL", "x"],
+            ["FUNCTION", "FLUSH", "SYNC", "x"],
+            ["FUNCTION", "FLUSH", "x"],
+            ["FUNCTION", "RESTORE"],
+            ["FUNCTION", "RESTORE", "a", "b", "c"],
+            ["FUNCTION", "RESTORE", "a", "b"],
+            ["FUNCTION", "RESTORE", "bad_payload"],
+            ["FUNCTION", "HELP"],
+            ["FUNCTION", "NOPE"],
+            ["FCALL", "nope", "x"],
+        ],
+        "restore policies" => [
+            ["FUNCTION", "FLUSH"],
+            ["FUNCTION", "LOAD", "#!lua name=a\nredis.register_function('f1', function() return 1 end)"],
+            ["FUNCTION", "LOAD", "#!lua name=b\nredis.register_function('f2', function() return 2 end)"],
+            ["FUNCTION", "DELETE", "b"],
+            ["FUNCTION", "LOAD", "#!lua name=c\nredis.register_function('f3', function() return 3 end)"],
+            ["FUNCTION", "STATS"],
+            ["FCALL", "f3", "0"],
+        ],
+    });
+}
+
+/// FUNCTION DUMP's payload is Redis's: one from redis-server restores in Ember and the other
+/// way round, under each policy, all or nothing.
+#[test]
+fn function_dump_payloads_cross_with_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let mut connections = [oracle.connect(false), ember.connect(false)];
+    let library = |name: &str, function: &str, value: i64| {
+        format!("#!lua name={name}\nredis.register_function('{function}', function() return {value} end)")
+    };
+    let load = |con: &mut redis::Connection, code: &str| {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(con)
+            .unwrap();
+    };
+    let flush = |con: &mut redis::Connection| {
+        let _: () = redis::cmd("FUNCTION").arg("FLUSH").query(con).unwrap();
+    };
+    let dump = |con: &mut redis::Connection| -> Vec<u8> {
+        redis::cmd("FUNCTION").arg("DUMP").query(con).unwrap()
+    };
+    let restore = |con: &mut redis::Connection, payload: &[u8], policy: Option<&str>| {
+        let mut cmd = redis::cmd("FUNCTION");
+        cmd.arg("RESTORE").arg(payload);
+        if let Some(policy) = policy {
+            cmd.arg(policy);
+        }
+        cmd.query::<()>(con).map_err(|error| error.to_string())
+    };
+    let fcall = |con: &mut redis::Connection, function: &str| -> redis::RedisResult<i64> {
+        redis::cmd("FCALL").arg(function).arg(0).query(con)
+    };
+    for direction in [[0, 1], [1, 0]] {
+        let [from, to] = connections.get_disjoint_mut(direction).unwrap();
+        flush(from);
+        flush(to);
+        // Long enough that Redis compresses it (LZF) in its payload.
+        let long = format!(
+            "#!lua name=long\n{}redis.register_function('fl', function() return 9 end)",
+            "-- padding padding padding padding\n".repeat(20)
+        );
+        load(from, &library("a", "fa", 1));
+        load(from, &long);
+        let payload = dump(from);
+        load(to, &library("a", "other", 5));
+        let error = restore(to, &payload, None).unwrap_err();
+        assert!(error.contains("Library a already exists"), "{error}");
+        assert!(fcall(to, "fa").is_err(), "nothing restored");
+        restore(to, &payload, Some("REPLACE")).unwrap();
+        assert_eq!(fcall(to, "fa").unwrap(), 1);
+        assert_eq!(fcall(to, "fl").unwrap(), 9);
+        assert!(fcall(to, "other").is_err(), "the replaced library is gone");
+        flush(to);
+        load(to, &library("b", "fa", 7));
+        let error = restore(to, &payload, Some("APPEND")).unwrap_err();
+        assert!(error.contains("Function fa already exists"), "{error}");
+        restore(to, &payload, Some("FLUSH")).unwrap();
+        assert_eq!(fcall(to, "fa").unwrap(), 1);
+        let listed = show(&run(to, &[b"FUNCTION", b"LIST", b"LIBRARYNAME", b"b"]));
+        assert_eq!(listed, "[]", "FLUSH dropped library b");
     }
 }
 

@@ -227,14 +227,14 @@ async fn fcall(
     now_ms: u64,
     out: &mut ReplySink,
 ) -> CommandResult {
+    let name = String::from_utf8_lossy(args[1]).into_owned();
+    let registry = &shard.shared.scripts;
+    let compiled = shard.scripting.function(registry, &name)?;
     // FCALL words a numkeys that is not a number its own way.
     if super::parse_integer(args[2]).is_err() {
         return Err("ERR Bad number of keys provided".into());
     }
     let (keys, argv) = keys_and_args(args)?;
-    let name = String::from_utf8_lossy(args[1]).into_owned();
-    let registry = &shard.shared.scripts;
-    let compiled = shard.scripting.function(registry, &name)?;
     if read_only
         && !compiled
             .flags
@@ -322,7 +322,7 @@ fn script(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResu
             "LOAD <script>",
             "    Load a script into the scripts cache without executing it.",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ];
         out.array_len(lines.len());
         for line in lines {
@@ -337,8 +337,36 @@ fn script(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResu
 fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
     let registry = &shard.shared.scripts;
     let subcommand = args[1];
+    // FUNCTION STATS answers while a function is busy, but not while a script (EVAL) is.
+    if is(subcommand, "STATS") && registry.running().is_some() && !registry.busy_is_function() {
+        return Err(crate::scripting::BUSY.into());
+    }
     refuse_while_busy(shard, subcommand)?;
-    let arity_error = || {
+    // Redis's arity of each subcommand (`function|load` is -3, `function|delete` 3, ...).
+    let arity = [
+        ("LOAD", -3),
+        ("DELETE", 3),
+        ("FLUSH", -2),
+        ("LIST", -2),
+        ("DUMP", 2),
+        ("RESTORE", -3),
+        ("STATS", 2),
+        ("KILL", 2),
+        ("HELP", 2),
+    ]
+    .into_iter()
+    .find(|(name, _)| is(subcommand, name));
+    let Some((_, arity)) = arity else {
+        return Err(super::unknown_subcommand_message("function", subcommand).into());
+    };
+    if !super::arity_ok(arity, args.len()) {
+        return Err(format!(
+            "ERR wrong number of arguments for 'function|{}' command",
+            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+        )
+        .into());
+    }
+    let syntax_error = || {
         super::CommandError::from(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
             String::from_utf8_lossy(subcommand)
@@ -348,9 +376,6 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
         registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
     };
     if is(subcommand, "LOAD") {
-        if args.len() < 3 {
-            return Err(arity_error());
-        }
         let (code, options) = args[2..].split_last().expect("at least one argument");
         let mut replace = false;
         for option in options {
@@ -364,8 +389,19 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
                 .into());
             }
         }
-        let library = evaluate_library(shard, &String::from_utf8_lossy(code))?;
-        let name = library.name.clone();
+        let code = String::from_utf8_lossy(code);
+        // Redis checks the metadata and the library's name before it runs the code.
+        let name = functions::library_name(&code)?;
+        if !replace
+            && registry
+                .libraries
+                .read()
+                .expect("libraries lock")
+                .contains(&name)
+        {
+            return Err(format!("ERR Library '{name}' already exists").into());
+        }
+        let library = evaluate_library(shard, &code)?;
         registry
             .libraries
             .write()
@@ -374,9 +410,6 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
         bump();
         out.bulk(name.as_bytes());
     } else if is(subcommand, "DELETE") {
-        if args.len() != 3 {
-            return Err(arity_error());
-        }
         let name = String::from_utf8_lossy(args[2]);
         if !registry
             .libraries
@@ -389,7 +422,10 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
         bump();
         out.ok();
     } else if is(subcommand, "FLUSH") {
-        if args.len() > 3 || (args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC")) {
+        if args.len() > 3 {
+            return Err(syntax_error());
+        }
+        if args.len() == 3 && !is(args[2], "ASYNC") && !is(args[2], "SYNC") {
             return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
         }
         registry.libraries.write().expect("libraries lock").clear();
@@ -398,18 +434,17 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
     } else if is(subcommand, "LIST") {
         list(shard, &args[2..], out)?;
     } else if is(subcommand, "DUMP") {
-        if args.len() != 2 {
-            return Err(arity_error());
-        }
         let libraries = registry.libraries.read().expect("libraries lock");
-        out.bulk(&dump(&libraries));
+        out.bulk(&ember_store::dump::dump_functions(
+            libraries.iter().map(|library| library.code.as_bytes()),
+        ));
     } else if is(subcommand, "RESTORE") {
+        if args.len() > 4 {
+            return Err(syntax_error());
+        }
         restore(shard, &args[2..], out)?;
         bump();
     } else if is(subcommand, "STATS") {
-        if args.len() != 2 {
-            return Err(arity_error());
-        }
         let (library_count, function_count) =
             registry.libraries.read().expect("libraries lock").counts();
         out.map_len(2);
@@ -438,25 +473,73 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
         out.bulk(b"functions_count");
         out.integer(function_count as i64);
     } else if is(subcommand, "KILL") {
-        if args.len() != 2 {
-            return Err(arity_error());
-        }
         registry.kill(true)?;
         out.ok();
     } else {
-        return Err(super::unknown_subcommand_message("function", subcommand).into());
+        help(out);
     }
     Ok(())
 }
 
-/// Evaluates a library's code in this shard's interpreter and describes it.
+/// FUNCTION HELP, in Redis 7's words.
+fn help(out: &mut ReplySink) {
+    let lines: &[&str] = &[
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "LOAD [REPLACE] <FUNCTION CODE>",
+        "    Create a new library with the given library name and code.",
+        "DELETE <LIBRARY NAME>",
+        "    Delete the given library.",
+        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+        "    Return general information on all the libraries:",
+        "    * Library name",
+        "    * The engine used to run the Library",
+        "    * Library description",
+        "    * Functions list",
+        "    * Library code (if WITHCODE is given)",
+        "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+        "STATS",
+        "    Return information about the current function running:",
+        "    * Function name",
+        "    * Command used to run the function",
+        "    * Duration in MS that the function is running",
+        "    If no function is running, return nil",
+        "    In addition, returns a list of available engines.",
+        "KILL",
+        "    Kill the current running function.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Delete all the libraries.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the libraries.",
+        "    * SYNC: Synchronously flush the libraries.",
+        "DUMP",
+        "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+        "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+        "    control how to handle existing libraries (default APPEND):",
+        "    * FLUSH: delete all existing libraries.",
+        "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+        "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+        "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+        "      in case of functions name collision with another library).",
+        "HELP",
+        "    Prints this help.",
+    ];
+    out.array_len(lines.len());
+    for line in lines {
+        out.simple(line.as_bytes());
+    }
+}
+
+/// Evaluates a library's code in this shard's interpreter (within FUNCTION LOAD's time limit)
+/// and describes it.
 fn evaluate_library(shard: &Shard, code: &str) -> Result<Library, String> {
     let name = functions::library_name(code)?;
     let lua = shard
         .scripting
         .lua()
         .map_err(|error| format!("ERR {error}"))?;
-    let loaded = functions::evaluate(lua, code)?;
+    let loaded = functions::evaluate(lua, code, Some(functions::LOAD_TIMEOUT))?;
     Ok(Library {
         name,
         code: code.to_owned(),
@@ -496,8 +579,12 @@ fn list(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult 
     let selected: Vec<&Library> = libraries
         .iter()
         .filter(|library| {
+            // Redis matches the pattern without regard to case.
             pattern.is_none_or(|pattern| {
-                ember_store::glob::glob_match(pattern, library.name.as_bytes())
+                ember_store::glob::glob_match(
+                    &pattern.to_ascii_lowercase(),
+                    library.name.to_ascii_lowercase().as_bytes(),
+                )
             })
         })
         .collect();
@@ -521,9 +608,10 @@ fn list(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult 
             }
             out.bulk(b"flags");
             let names = functions::flag_names(function.flags);
+            // Redis writes the flags as status replies.
             out.set_len(names.len());
             for name in names {
-                out.bulk(name.as_bytes());
+                out.simple(name.as_bytes());
             }
         }
         if with_code {
@@ -534,76 +622,44 @@ fn list(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult 
     Ok(())
 }
 
-/// Magic at the start of Ember's FUNCTION DUMP payload (not Redis's RDB format: Ember has no
-/// RDB yet); the libraries' code follows, each as a 4-byte big-endian length and the bytes.
-const DUMP_MAGIC: &[u8] = b"EMBERFN1";
-
-fn dump(libraries: &functions::Libraries) -> Vec<u8> {
-    let mut payload = DUMP_MAGIC.to_vec();
-    for library in libraries.iter() {
-        payload.extend_from_slice(&(library.code.len() as u32).to_be_bytes());
-        payload.extend_from_slice(library.code.as_bytes());
-    }
-    payload
-}
-
-/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE].
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]: every library of the payload or none.
 fn restore(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResult {
-    let (payload, policy) = match options {
-        [payload] => (*payload, "APPEND"),
-        [payload, policy] if is(policy, "FLUSH") => (*payload, "FLUSH"),
-        [payload, policy] if is(policy, "APPEND") => (*payload, "APPEND"),
-        [payload, policy] if is(policy, "REPLACE") => (*payload, "REPLACE"),
-        [_, policy] => {
-            return Err(format!(
-                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE. Given: {}",
-                String::from_utf8_lossy(policy)
-            )
-            .into())
-        }
-        _ => {
-            return Err(
-                "ERR unknown subcommand or wrong number of arguments for 'restore'. Try FUNCTION HELP."
+    #[derive(PartialEq)]
+    enum Policy {
+        Flush,
+        Append,
+        Replace,
+    }
+    let payload = options[0];
+    let policy =
+        match options.get(1) {
+            None => Policy::Append,
+            Some(policy) if is(policy, "APPEND") => Policy::Append,
+            Some(policy) if is(policy, "REPLACE") => Policy::Replace,
+            Some(policy) if is(policy, "FLUSH") => Policy::Flush,
+            Some(_) => return Err(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
                     .into(),
-            )
-        }
-    };
-    let Some(mut rest) = payload.strip_prefix(DUMP_MAGIC) else {
-        return Err("ERR DUMP payload version or checksum are wrong".into());
-    };
-    let mut codes = Vec::new();
-    while !rest.is_empty() {
-        if rest.len() < 4 {
-            return Err("ERR DUMP payload version or checksum are wrong".into());
-        }
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if rest.len() < 4 + len {
-            return Err("ERR DUMP payload version or checksum are wrong".into());
-        }
-        codes.push(String::from_utf8_lossy(&rest[4..4 + len]).into_owned());
-        rest = &rest[4 + len..];
-    }
-    let mut restored = if policy == "FLUSH" {
-        functions::Libraries::default()
-    } else {
-        shard
-            .shared
-            .scripts
-            .libraries
-            .read()
-            .expect("libraries lock")
-            .clone()
-    };
+            ),
+        };
+    let codes =
+        ember_store::dump::restore_functions(payload).map_err(|error| format!("ERR {error}"))?;
+    let mut restored = functions::Libraries::default();
     for code in codes {
-        let library = evaluate_library(shard, &code)?;
-        restored.add(library, policy == "REPLACE")?;
+        let library = evaluate_library(shard, &String::from_utf8_lossy(&code))?;
+        restored.add(library, false)?;
     }
-    *shard
+    let mut libraries = shard
         .shared
         .scripts
         .libraries
         .write()
-        .expect("libraries lock") = restored;
+        .expect("libraries lock");
+    if policy == Policy::Flush {
+        *libraries = restored;
+    } else {
+        libraries.join(restored, policy == Policy::Replace)?;
+    }
     out.ok();
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! Function libraries (FUNCTION LOAD): `#!lua name=<library>` code whose top level registers
 //! functions with `redis.register_function`. The registry keeps each library's code; every shard
-//! evaluates the libraries in its own interpreter when they change. Kept in memory only: Ember
-//! has no persistence yet, so FUNCTION DUMP/RESTORE carry the code in Ember's own format.
+//! evaluates the libraries in its own interpreter when they change. FUNCTION DUMP/RESTORE carry
+//! the code in Redis's payload format ([`ember_store::dump::dump_functions`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ffi::c_int;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{ffi, Function, Lua, MultiValue, Table, Value};
 
 use super::{Compiled, ScriptFlags};
 
@@ -33,6 +35,9 @@ pub struct Library {
 }
 
 /// Every library, by name.
+///
+/// Library names are case-sensitive; function names are looked up and compared without regard
+/// to case, as Redis 7's function dictionary does.
 #[derive(Debug, Default, Clone)]
 pub struct Libraries {
     libraries: std::collections::BTreeMap<String, Library>,
@@ -44,10 +49,15 @@ impl Libraries {
         self.libraries.values()
     }
 
+    /// True when library `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.libraries.contains_key(name)
+    }
+
     /// Adds (or with `replace`, replaces) a library already evaluated.
     ///
     /// # Errors
-    /// Redis's errors for an existing library or function.
+    /// Redis's errors for an existing library or function; nothing changes then.
     pub fn add(&mut self, library: Library, replace: bool) -> Result<(), String> {
         if self.libraries.contains_key(&library.name) && !replace {
             return Err(format!("ERR Library '{}' already exists", library.name));
@@ -57,16 +67,55 @@ impl Libraries {
             .values()
             .filter(|other| other.name != library.name)
         {
-            if let Some(clash) = library
-                .functions
-                .iter()
-                .find(|function| other.functions.iter().any(|f| f.name == function.name))
-            {
+            if let Some(clash) = library.functions.iter().find(|function| {
+                other
+                    .functions
+                    .iter()
+                    .any(|f| f.name.eq_ignore_ascii_case(&function.name))
+            }) {
                 return Err(format!("ERR Function {} already exists", clash.name));
             }
         }
         self.libraries.insert(library.name.clone(), library);
         Ok(())
+    }
+
+    /// Adds every library of `restored` (FUNCTION RESTORE APPEND, or REPLACE with `replace`),
+    /// all or none.
+    ///
+    /// # Errors
+    /// Redis's errors for an existing library (without `replace`) or a function that another
+    /// library has.
+    pub fn join(&mut self, restored: Libraries, replace: bool) -> Result<(), String> {
+        let mut joined = self.clone();
+        for name in restored.libraries.keys() {
+            if joined.libraries.contains_key(name) {
+                if !replace {
+                    return Err(format!("ERR Library {name} already exists"));
+                }
+                joined.libraries.remove(name);
+            }
+        }
+        for library in restored.libraries.values() {
+            for function in &library.functions {
+                if joined.function_library(&function.name).is_some() {
+                    return Err(format!("ERR Function {} already exists", function.name));
+                }
+            }
+        }
+        joined.libraries.extend(restored.libraries);
+        *self = joined;
+        Ok(())
+    }
+
+    /// The library that has function `name` (case-insensitive).
+    fn function_library(&self, name: &str) -> Option<&Library> {
+        self.libraries.values().find(|library| {
+            library
+                .functions
+                .iter()
+                .any(|function| function.name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Removes library `name`; false when there is none.
@@ -98,30 +147,50 @@ pub struct LoadedFunction {
     pub info: FunctionInfo,
 }
 
-/// The library name from a `#!lua name=<library>` shebang.
+/// Redis's error for a library or function name that is not `[A-Za-z0-9_]+` (Redis 7 words
+/// both the same way).
+const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+/// The library name from the `#!<engine> name=<library>` shebang, read as Redis reads it: the
+/// first line split as `sdssplitargs` splits (quotes allowed), `name=` in any case, and the
+/// engine (`lua`, in any case) checked after the name.
 ///
 /// # Errors
-/// Redis's errors for missing metadata or a bad name.
+/// Redis's errors for missing or malformed metadata, a bad name or an unknown engine.
 pub fn library_name(code: &str) -> Result<String, String> {
-    let Some(first_line) = code.strip_prefix("#!") else {
+    if !code.starts_with("#!") {
         return Err("ERR Missing library metadata".into());
-    };
-    let first_line = first_line.lines().next().unwrap_or("");
-    let mut words = first_line.split_whitespace();
-    let engine = words.next().unwrap_or("");
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(format!("ERR Engine '{engine}' not found"));
     }
+    let Some((shebang, _)) = code.split_once('\n') else {
+        return Err("ERR Invalid library metadata".into());
+    };
+    let parts = match ember_resp::split_args(shebang.as_bytes()) {
+        Some(parts) if !parts.is_empty() => parts,
+        _ => return Err("ERR Invalid library metadata".into()),
+    };
+    let engine = String::from_utf8_lossy(&parts[0][2.min(parts[0].len())..]).into_owned();
     let mut name = None;
-    for word in words {
-        match word.split_once('=') {
-            Some(("name", value)) => name = Some(value.to_owned()),
-            _ => return Err(format!("ERR Invalid metadata value given: {word}")),
+    for part in &parts[1..] {
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "ERR Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(String::from_utf8_lossy(&part[5..]).into_owned());
+            continue;
         }
+        return Err(format!(
+            "ERR Invalid metadata value given: {}",
+            String::from_utf8_lossy(part)
+        ));
     }
     let name = name.ok_or_else(|| "ERR Library name was not given".to_owned())?;
     if !valid_name(&name) {
-        return Err("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+        return Err(format!("ERR {BAD_NAME}"));
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
     }
     Ok(name)
 }
@@ -133,15 +202,49 @@ fn valid_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }
 
-/// Runs a library's code in `lua` and returns the functions it registered.
+/// How long a library's top level may run in FUNCTION LOAD (Redis's `LOAD_TIMEOUT_MS`).
+pub const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Instructions between two checks of the load's time limit (Redis checks as often).
+const LOAD_HOOK_INSTRUCTIONS: c_int = 100_000;
+
+thread_local! {
+    /// When the library loading on this thread must stop (`None`: no limit).
+    static LOAD_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The count hook of a library's load: past the deadline it raises Redis's timeout error (no
+/// Rust value with a destructor is alive when `lua_error` unwinds).
+unsafe extern "C-unwind" fn load_hook(lua: *mut ffi::lua_State, _debug: *mut ffi::lua_Debug) {
+    let expired =
+        LOAD_DEADLINE.with(|deadline| deadline.get().is_some_and(|at| Instant::now() >= at));
+    if expired {
+        // SAFETY: `lua` is the loading coroutine, running this hook on this thread.
+        unsafe {
+            ffi::lua_pushstring(lua, c"FUNCTION LOAD timeout".as_ptr());
+            ffi::lua_error(lua);
+        }
+    }
+}
+
+/// Runs a library's code in `lua` and returns the functions it registered. The top level sees
+/// only Redis's library API (`redis.register_function`, `redis.log`, the log levels and the
+/// version); the functions it registers see the sandbox's globals when they run. `timeout`
+/// stops a top level that runs longer (FUNCTION LOAD); `None` when the code already loaded
+/// once (a shard loading the registry's libraries).
 ///
 /// # Errors
-/// Redis's errors for code that does not compile, fails, or registers nothing.
-pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
+/// Redis's errors for code that does not compile, fails, runs too long, or registers nothing.
+pub fn evaluate(
+    lua: &Lua,
+    code: &str,
+    timeout: Option<Duration>,
+) -> Result<Vec<LoadedFunction>, String> {
     library_name(code)?;
     let body = format!("\n{}", code.split_once('\n').map_or("", |(_, rest)| rest));
-    let collected: Rc<RefCell<Vec<LoadedFunction>>> = Rc::default();
-    let load_env = load_environment(lua, collected.clone()).map_err(|e| format!("ERR {e}"))?;
+    let collected: Collected = Rc::new(RefCell::new(Some(Vec::new())));
+    let (load_env, finish) =
+        load_environment(lua, collected.clone()).map_err(|e| format!("ERR {e}"))?;
     let chunk = lua
         .load(super::sandbox::untail(&body).as_ref())
         .set_name("@user_function")
@@ -153,36 +256,68 @@ pub fn evaluate(lua: &Lua, code: &str) -> Result<Vec<LoadedFunction>, String> {
             }
             other => format!("ERR Error compiling function: {other}"),
         })?;
-    chunk.call::<()>(()).map_err(|error| {
+    let thread = lua.create_thread(chunk).map_err(|e| format!("ERR {e}"))?;
+    if let Some(timeout) = timeout {
+        LOAD_DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + timeout)));
+        // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
+        unsafe {
+            ffi::lua_sethook(
+                thread.to_pointer() as *mut ffi::lua_State,
+                Some(load_hook),
+                ffi::LUA_MASKCOUNT,
+                LOAD_HOOK_INSTRUCTIONS,
+            );
+        }
+    }
+    let result = thread.resume::<()>(());
+    LOAD_DEADLINE.with(|deadline| deadline.set(None));
+    // From now on the library's functions see the sandbox's globals, and register_function
+    // refuses.
+    let functions = collected.borrow_mut().take().unwrap_or_default();
+    let ended = finish.call::<()>(());
+    result.map_err(|error| {
         let (message, _) = super::run::innermost(&error);
-        // Redis raises the sandbox's own errors as error replies, which keep their code.
-        let code = if message.contains("Attempt to modify a readonly table")
-            || message.contains("Script attempted to access nonexistent global variable")
-        {
-            "ERR "
-        } else {
-            ""
-        };
         format!(
-            "ERR Error registering functions: {code}{}",
-            message.replace(['\r', '\n'], " ")
+            "ERR Error registering functions: {}",
+            error_text(&message.replace(['\r', '\n'], " "))
         )
     })?;
-    let functions = std::mem::take(&mut *collected.borrow_mut());
+    ended.map_err(|e| format!("ERR {e}"))?;
     if functions.is_empty() {
         return Err("ERR No functions registered".into());
     }
     Ok(functions)
 }
 
-/// The globals a library's top level sees: the sandbox's, with `redis.register_function`.
-fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> mlua::Result<Table> {
+/// A Lua error's text as Redis quotes it: an error table's `err`, or `ERR` and the message.
+fn error_text(message: &str) -> String {
+    if message.starts_with("ERR ") {
+        message.to_owned()
+    } else {
+        format!("ERR {message}")
+    }
+}
+
+/// The functions a library registers while it loads; `None` once the load ended.
+type Collected = Rc<RefCell<Option<Vec<LoadedFunction>>>>;
+
+/// The globals a library's top level sees, and the function that points them at the
+/// sandbox's globals once the load ends.
+fn load_environment(lua: &Lua, collected: Collected) -> mlua::Result<(Table, Function)> {
     let register = lua.create_function(move |_, args: MultiValue| {
-        let function = registration(args).map_err(mlua::Error::RuntimeError)?;
         let mut collected = collected.borrow_mut();
-        if collected.iter().any(|f| f.name == function.name) {
+        let Some(collected) = collected.as_mut() else {
             return Err(mlua::Error::RuntimeError(
-                "ERR Function already exists in the library".into(),
+                "redis.register_function can only be called on FUNCTION LOAD command".into(),
+            ));
+        };
+        let function = registration(args).map_err(mlua::Error::RuntimeError)?;
+        if collected
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(&function.name))
+        {
+            return Err(mlua::Error::RuntimeError(
+                "Function already exists in the library".into(),
             ));
         }
         collected.push(function);
@@ -193,22 +328,25 @@ fn load_environment(lua: &Lua, collected: Rc<RefCell<Vec<LoadedFunction>>>) -> m
 }
 
 /// `register_function(name, callback)` or `register_function{function_name=, callback=,
-/// flags=, description=}`.
+/// flags=, description=}`, checked as Redis checks them (its messages, without the `ERR` the
+/// load's error adds).
 fn registration(args: MultiValue) -> Result<LoadedFunction, String> {
     let args: Vec<Value> = args.into_iter().collect();
     let (name, callback, flags, description) = match args.as_slice() {
-        [Value::String(name), Value::Function(callback)] => (
-            name.to_string_lossy(),
-            callback.clone(),
-            ScriptFlags::empty(),
-            None,
-        ),
         [Value::Table(table)] => named_registration(table)?,
-        [_, _] => return Err("ERR callback must be a function".into()),
-        _ => return Err("ERR wrong number of arguments to redis.register_function".into()),
+        [_] => return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).".into()),
+        [name, callback] => {
+            let name = lua_string(name)
+                .ok_or("first argument to redis.register_function must be a string")?;
+            let Value::Function(callback) = callback else {
+                return Err("second argument to redis.register_function must be a function".into());
+            };
+            (name, callback.clone(), ScriptFlags::empty(), None)
+        }
+        _ => return Err("wrong number of arguments to redis.register_function".into()),
     };
     if !valid_name(&name) {
-        return Err("ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+        return Err(BAD_NAME.into());
     }
     Ok(LoadedFunction {
         name: name.clone(),
@@ -224,6 +362,16 @@ fn registration(args: MultiValue) -> Result<LoadedFunction, String> {
     })
 }
 
+/// A string or number as Lua's `lua_isstring` accepts it, as text.
+fn lua_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.to_string_lossy()),
+        Value::Integer(number) => Some(number.to_string()),
+        Value::Number(number) => Some(super::libs::format_g14(*number)),
+        _ => None,
+    }
+}
+
 fn named_registration(
     table: &Table,
 ) -> Result<(String, Function, ScriptFlags, Option<String>), String> {
@@ -231,32 +379,56 @@ fn named_registration(
     let mut callback = None;
     let mut flags = ScriptFlags::empty();
     let mut description = None;
-    for pair in table.clone().pairs::<String, Value>() {
-        let (key, value) = pair.map_err(|_| "ERR named argument must be a string".to_owned())?;
-        match (key.as_str(), value) {
-            ("function_name", Value::String(text)) => name = Some(text.to_string_lossy()),
-            ("callback", Value::Function(function)) => callback = Some(function),
-            ("description", Value::String(text)) => description = Some(text.to_string_lossy()),
-            ("flags", Value::Table(list)) => {
-                for flag in list.sequence_values::<String>() {
-                    let flag = flag.map_err(|_| "ERR flags argument to redis.register_function must be a table representing function flags".to_owned())?;
-                    flags |= super::sandbox::parse_flag(&flag)
-                        .ok_or_else(|| format!("ERR Unknown flag given: {flag}"))?;
-                }
+    for pair in table.clone().pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| e.to_string())?;
+        let key = lua_string(&key)
+            .ok_or("named argument key given to redis.register_function is not a string")?;
+        match key.to_ascii_lowercase().as_str() {
+            "function_name" => {
+                name = Some(lua_string(&value).ok_or(
+                    "function_name argument given to redis.register_function must be a string",
+                )?);
             }
-            ("function_name", _) => return Err("ERR function_name argument given to redis.register_function must be a string".into()),
-            ("callback", _) => return Err("ERR callback argument given to redis.register_function must be a function".into()),
-            ("description", _) => return Err("ERR description argument given to redis.register_function must be a string".into()),
-            ("flags", _) => return Err("ERR flags argument to redis.register_function must be a table representing function flags".into()),
-            (other, _) => return Err(format!("ERR unknown argument given to redis.register_function: {other}")),
+            "description" => {
+                description = Some(lua_string(&value).ok_or(
+                    "description argument given to redis.register_function must be a string",
+                )?);
+            }
+            "callback" => {
+                let Value::Function(function) = value else {
+                    return Err(
+                        "callback argument given to redis.register_function must be a function"
+                            .into(),
+                    );
+                };
+                callback = Some(function);
+            }
+            "flags" => {
+                let Value::Table(list) = value else {
+                    return Err("flags argument to redis.register_function must be a table representing function flags".into());
+                };
+                flags = registered_flags(&list).ok_or("unknown flag given")?;
+            }
+            _ => return Err("unknown argument given to redis.register_function".into()),
         }
     }
-    let name = name.ok_or_else(|| {
-        "ERR redis.register_function must get a function name argument".to_owned()
-    })?;
-    let callback = callback
-        .ok_or_else(|| "ERR redis.register_function must get a callback argument".to_owned())?;
+    let name = name.ok_or("redis.register_function must get a function name argument")?;
+    let callback = callback.ok_or("redis.register_function must get a callback argument")?;
     Ok((name, callback, flags, description))
+}
+
+/// The flags of a `flags` list (names in any case, up to the first nil); `None` for an entry
+/// that is not a known flag's name.
+fn registered_flags(list: &Table) -> Option<ScriptFlags> {
+    let mut flags = ScriptFlags::empty();
+    for index in 1.. {
+        let value: Value = list.raw_get(index).ok()?;
+        if value.is_nil() {
+            break;
+        }
+        flags |= super::sandbox::parse_flag(&lua_string(&value)?.to_ascii_lowercase())?;
+    }
+    Some(flags)
 }
 
 /// Flag names in FUNCTION LIST's order.

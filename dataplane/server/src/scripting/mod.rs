@@ -153,6 +153,11 @@ impl Registry {
         self.running.lock().expect("running script lock").clone()
     }
 
+    /// True when the busy script is a function (FCALL), not EVAL's.
+    pub fn busy_is_function(&self) -> bool {
+        self.busy_function.load(Ordering::SeqCst)
+    }
+
     /// Notes that the busy script of `shard` wrote.
     fn note_write(&self, shard: usize) {
         if self.busy_shard.load(Ordering::SeqCst) == shard {
@@ -293,7 +298,7 @@ impl Engine {
             let mut loaded = HashMap::new();
             for library in libraries.iter() {
                 // Every library was checked when FUNCTION LOAD accepted it.
-                if let Ok(functions) = functions::evaluate(lua, &library.code) {
+                if let Ok(functions) = functions::evaluate(lua, &library.code, None) {
                     // Function names are case-insensitive, as Redis 7 looks them up.
                     loaded.extend(
                         functions

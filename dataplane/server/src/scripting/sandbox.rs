@@ -102,14 +102,25 @@ raw_setmetatable(real, {
   end,
   __metatable = shown_meta,
 })
--- A function library's globals while it loads: the sandbox's, with a read-only `redis` that
--- adds `register_function`. Each is an empty read-only proxy in front of a table chain, so
--- every assignment is refused and errors keep the script's line.
+-- What a function library's top level sees while it loads (Redis's library API): only `redis`,
+-- with register_function, log, the log levels and the version; reading anything else fails as
+-- a missing global does, and every assignment is refused. The functions it registers see the
+-- sandbox's globals: `finish` points the environment at them once the load ends, as Redis
+-- swaps its globals' index table.
+local missing = {
+  __index = function(_, key)
+    raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(key) .. "'", 2)
+  end,
+}
+local library_api = {"log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING", "REDIS_VERSION", "REDIS_VERSION_NUM"}
 local function library_env(register)
-  local redis_overlay = raw_setmetatable({register_function = register}, {__index = real.redis})
-  local redis_load = proxy(redis_overlay)
-  local overlay = raw_setmetatable({redis = redis_load}, {__index = env})
-  return proxy(overlay)
+  local api = {register_function = register}
+  for _, name in ipairs(library_api) do api[name] = redis[name] end
+  local load_globals = raw_setmetatable({redis = proxy(raw_setmetatable(api, missing))}, missing)
+  local meta = {__index = load_globals, __newindex = refuse, __metatable = shown_meta}
+  local library = raw_setmetatable({}, meta)
+  readonly[library] = true
+  return library, function() meta.__index = env end
 end
 return env, library_env
 "#;

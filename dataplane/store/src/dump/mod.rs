@@ -24,6 +24,7 @@
 //! assert_eq!(restore(&payload, &RestoreLimits::default(), 0), Ok(Value::from_bytes(b"hello")));
 //! ```
 
+mod functions;
 mod module;
 mod packed;
 mod rdb;
@@ -42,6 +43,7 @@ use crate::zset::{AddOptions, AddOutcome, SortedSet};
 use packed::{read_intset, read_listpack, read_ziplist, read_zipmap, Item, ListpackWriter};
 use rdb::{put_int_string, put_length, put_raw_string, put_string, Read, Reader};
 
+pub use functions::{dump_functions, restore_functions};
 pub use rdb::crc64;
 
 /// The RDB version of Redis 7.0, written in every payload but those of hashes with field

@@ -22,10 +22,10 @@ unit_timeout_s="${EMBER_TCL_UNIT_TIMEOUT_S:-240}"
 tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -needs:pfdebug -large-memory'
 
 # Units whose first server block is tagged external:skip only because it wants a server of its
-# own (ACL users, the default user): that block runs against the fresh server this script
+# own (ACL users, the default user; pubsubshard's shard channels): that block runs against the fresh server this script
 # starts (a copy of the unit with the tag lifted from its first block; the later blocks start
 # servers with config files or restart them, and stay skipped).
-lifted_units="unit/acl unit/acl-v2 unit/auth"
+lifted_units="unit/acl unit/acl-v2 unit/auth unit/pubsubshard"
 
 units=("$@")
 if [ ${#units[@]} -eq 0 ]; then

@@ -567,6 +567,35 @@ const EVENT_CASES: &[(&str, &[&[&str]])] = &[
         ],
     ),
     (
+        "En",
+        &[
+            &["SET", "foo", "bar"],
+            &["SET", "foo", "baz"],
+            &["SET", "bar", "bar"],
+            &["RPUSH", "list", "a"],
+            &["RPUSH", "list", "b"],
+            &["HSET", "hash", "f", "v"],
+            &["SADD", "set", "m"],
+            &["ZADD", "zset", "1", "m"],
+            &["XADD", "stream", "1-1", "f", "v"],
+            &["DEL", "foo"],
+            &["SET", "foo", "again"],
+            &["SET", "brief", "v", "PX", "1"],
+            &["SLEEP"],
+            &["SET", "brief", "w"],
+        ],
+    ),
+    (
+        "KEg$ln",
+        &[
+            &["SET", "k1", "v"],
+            &["RPUSH", "k2", "a", "b"],
+            &["APPEND", "k3", "x"],
+            &["INCR", "k4"],
+            &["DEL", "k1"],
+        ],
+    ),
+    (
         "Em",
         &[
             &["SET", "a", "1"],

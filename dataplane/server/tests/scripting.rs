@@ -821,6 +821,9 @@ fn function_load_and_restore_match_redis() {
             ["FUNCTION", "HELP"],
             ["FUNCTION", "NOPE"],
             ["FCALL", "nope", "x"],
+            ["EVAL_RO", "#!lua\nreturn 1", "0"],
+            ["EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"],
+            ["EVAL_RO", "return 1", "0"],
         ],
         "restore policies" => [
             ["FUNCTION", "FLUSH"],

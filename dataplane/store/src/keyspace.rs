@@ -167,6 +167,9 @@ pub struct Keyspace {
     /// is on (client tracking: the server sends their invalidations). `None` costs one branch
     /// per write.
     modified_log: Option<Vec<ModifiedKey>>,
+    /// Keys created (absent or expired before), kept only while [`Keyspace::record_new`] is
+    /// on: the server turns them into `new` keyspace events. `None` costs one branch per insert.
+    new_log: Option<Vec<(usize, CompactBytes)>>,
 }
 
 /// What the expiry removed, in [`Keyspace::take_expired`]'s log.
@@ -219,7 +222,25 @@ impl Keyspace {
             access_random_state: ACCESS_RANDOM_SEED,
             expired_log: None,
             modified_log: None,
+            new_log: None,
         }
+    }
+
+    /// Starts (or stops) keeping the keys that inserts create, for [`Keyspace::take_new`].
+    /// Stopping drops what was kept.
+    pub fn record_new(&mut self, on: bool) {
+        if on != self.new_log.is_some() {
+            self.new_log = on.then(Vec::new);
+        }
+    }
+
+    /// The keys created since the last call, in order, with their databases (none unless
+    /// [`Keyspace::record_new`] is on).
+    pub fn take_new(&mut self) -> Vec<(usize, CompactBytes)> {
+        self.new_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Starts (or stops) keeping the keys that change, for [`Keyspace::take_modified`].
@@ -579,7 +600,13 @@ impl Keyspace {
             observer.key_written(db, key, &entry.value, entry.expire_at_ms());
         }
         self.note_modified(key);
-        previous.filter(|entry| !is_expired(entry, now_ms))
+        let previous = previous.filter(|entry| !is_expired(entry, now_ms));
+        if previous.is_none() {
+            if let Some(log) = self.new_log.as_mut() {
+                log.push((db, CompactBytes::new(key)));
+            }
+        }
+        previous
     }
 
     /// Removes `key`; returns its entry unless it was absent or already expired.
@@ -870,6 +897,35 @@ mod tests {
 
     fn value(text: &str) -> Value {
         Value::from_bytes(text.as_bytes())
+    }
+
+    #[test]
+    fn new_keys_are_recorded_while_asked() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert(0, b"before", value("v"), None, 0);
+        keyspace.record_new(true);
+        keyspace.insert(0, b"a", value("1"), None, 0);
+        keyspace.insert(0, b"a", value("2"), None, 0);
+        keyspace.insert(0, b"before", value("3"), None, 0);
+        keyspace.insert(1, b"ttl", value("4"), Some(100), 0);
+        keyspace.insert(1, b"ttl", value("5"), None, 200);
+        let created: Vec<(usize, Vec<u8>)> = keyspace
+            .take_new()
+            .into_iter()
+            .map(|(db, key)| (db, key.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(
+            created,
+            vec![
+                (0, b"a".to_vec()),
+                (1, b"ttl".to_vec()),
+                (1, b"ttl".to_vec())
+            ],
+            "an overwrite is not new, a key whose TTL passed is"
+        );
+        keyspace.record_new(false);
+        keyspace.insert(0, b"b", value("1"), None, 0);
+        assert!(keyspace.take_new().is_empty());
     }
 
     #[test]

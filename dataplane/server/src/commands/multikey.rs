@@ -120,6 +120,7 @@ fn run_in(
         pubsub: &shard.pubsub,
         protection: &shard.protection,
     };
+    super::notify::before_command(ctx.keyspace, &config);
     let result = handler(&mut ctx, args);
     super::notify::after_command(ctx.keyspace, &shard.pubsub, &config, now_ms);
     result

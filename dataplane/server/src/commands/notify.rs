@@ -125,11 +125,36 @@ pub fn notify(ctx: &mut Ctx<'_>, class: u32, event: &str, key: &[u8]) {
         return;
     }
     // Keys that expired while the command looked them up come first, as in Redis, where
-    // the lookup raises `expired` before the command raises its own event.
+    // the lookup raises `expired` before the command raises its own event; then `new` for
+    // the keys it created (Redis raises it when the key is added).
     publish_expired(ctx.keyspace, ctx.pubsub, ctx.config, ctx.now_ms);
+    publish_new(ctx.keyspace, ctx.pubsub, ctx.config, ctx.now_ms);
     publish_event(
         ctx.pubsub, ctx.config, flags, ctx.db, event, key, ctx.now_ms,
     );
+}
+
+/// Before a keyspace command: the store records the keys the command creates while the `n`
+/// class is on (and a keyspace or keyevent channel is).
+pub fn before_command(keyspace: &mut Keyspace, config: &crate::config::Config) {
+    let flags = config.notify_keyspace_events;
+    keyspace.record_new(flags & NEW != 0 && flags & (KEYSPACE | KEYEVENT) != 0);
+}
+
+/// Raises `new` for every key the store recorded as created.
+fn publish_new(
+    keyspace: &mut Keyspace,
+    pubsub: &PubSub,
+    config: &crate::config::Config,
+    now_ms: u64,
+) {
+    let flags = config.notify_keyspace_events;
+    if flags & NEW == 0 {
+        return;
+    }
+    for (db, key) in keyspace.take_new() {
+        publish_event(pubsub, config, flags, db, "new", key.as_bytes(), now_ms);
+    }
 }
 
 /// Raises `event` of `class` on `key` after a change, then `del` when the change removed the
@@ -162,6 +187,7 @@ pub fn notify_in(ctx: &mut Ctx<'_>, db: usize, class: u32, event: &str, key: &[u
         return;
     }
     publish_expired(ctx.keyspace, ctx.pubsub, ctx.config, ctx.now_ms);
+    publish_new(ctx.keyspace, ctx.pubsub, ctx.config, ctx.now_ms);
     publish_event(ctx.pubsub, ctx.config, flags, db, event, key, ctx.now_ms);
 }
 
@@ -177,6 +203,7 @@ pub fn after_command(
         return;
     }
     publish_expired(keyspace, pubsub, config, now_ms);
+    publish_new(keyspace, pubsub, config, now_ms);
 }
 
 /// Raises `expired` for every key the store recorded, and turns the recording on or off to

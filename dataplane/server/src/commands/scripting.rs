@@ -235,13 +235,6 @@ async fn fcall(
         return Err("ERR Bad number of keys provided".into());
     }
     let (keys, argv) = keys_and_args(args)?;
-    if read_only
-        && !compiled
-            .flags
-            .contains(crate::scripting::ScriptFlags::NO_WRITES)
-    {
-        return Err("ERR Can not execute a script with write flag using *_ro command.".into());
-    }
     let invocation = Invocation {
         name: &name,
         compiled,

@@ -819,13 +819,26 @@ pub async fn invoke(
         .lua()
         .map_err(|error| format!("ERR {error}"))?
         .clone();
-    let read_only =
-        invocation.read_only || invocation.compiled.flags.contains(ScriptFlags::NO_WRITES);
-    // A script with flags (a shebang, or a function) that may write needs the replicas
-    // min-replicas-to-write asks for before it starts, as Redis checks.
-    let flagged = invocation.function || invocation.compiled.flags.contains(ScriptFlags::SHEBANG);
-    if flagged && !read_only && shard.config.borrow().min_replicas_to_write > 0 {
-        return Err(exec::NOREPLICAS.into());
+    let flags = invocation.compiled.flags;
+    let read_only = invocation.read_only || flags.contains(ScriptFlags::NO_WRITES);
+    // A script with flags (a shebang, or a function) is checked before it starts, as Redis's
+    // scriptPrepareForRun does: one that may write is refused by the *_RO commands and needs
+    // the replicas min-replicas-to-write asks for; over maxmemory only allow-oom (or
+    // no-writes) lets it start.
+    let flagged = invocation.function || flags.contains(ScriptFlags::SHEBANG);
+    if flagged && !flags.contains(ScriptFlags::NO_WRITES) {
+        if invocation.read_only {
+            return Err("ERR Can not execute a script with write flag using *_ro command.".into());
+        }
+        if shard.config.borrow().min_replicas_to_write > 0 {
+            return Err(exec::NOREPLICAS.into());
+        }
+    }
+    if flagged
+        && !flags.intersects(ScriptFlags::ALLOW_OOM | ScriptFlags::NO_WRITES)
+        && crate::memory::refuses_growth(shard)
+    {
+        return Err("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into());
     }
     let threshold_ms = {
         let config = shard.config.borrow();

@@ -196,6 +196,7 @@ impl Client {
             user: None,
             no_touch: false,
             script: false,
+            error_counted: false,
             no_evict: false,
             close_after_reply: false,
             reply_off: false,
@@ -227,6 +228,9 @@ pub struct Client {
     pub no_touch: bool,
     /// A script's client (Lua's redis.call): SORT then orders what it would leave unordered.
     pub script: bool,
+    /// The error reply of the command just run was counted already (a script's error that
+    /// its `redis.call` raised, counted when that call failed, as Redis counts it once).
+    pub error_counted: bool,
     /// CLIENT NO-EVICT.
     pub no_evict: bool,
     /// QUIT: close once the pending replies are written.

@@ -296,7 +296,11 @@ pub async fn execute<'s>(
     if let Err(error) = result {
         out.error(&error.0);
     }
-    let failed = note_failure(shard, out.outcome());
+    let failed = if std::mem::take(&mut client.error_counted) {
+        matches!(out.outcome(), Outcome::Error(_))
+    } else {
+        note_failure(shard, out.outcome())
+    };
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
     record(shard, client, index, args, started, failed);
     // MULTI, EXEC, WATCH...: EXEC's commands were recorded one by one, so EXEC's own reply

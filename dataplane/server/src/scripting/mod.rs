@@ -121,6 +121,11 @@ impl Registry {
             .contains_key(sha)
     }
 
+    /// Number of cached scripts (INFO's `number_of_cached_scripts`).
+    pub fn cached(&self) -> usize {
+        self.scripts.read().expect("script cache lock").len()
+    }
+
     /// SCRIPT FLUSH.
     pub fn flush(&self) {
         self.scripts.write().expect("script cache lock").clear();

@@ -83,13 +83,26 @@ pub struct RunState {
     multi_write: bool,
     /// The last error raised through `redis.call` or `error({...})`, with its line, and
     /// whether it was raised as a table.
-    pub(crate) noted_error: Option<(String, Option<i32>, bool)>,
+    pub(crate) noted_error: Option<NotedError>,
     /// SCRIPT KILL stopped the script at this line.
     killed: Option<Option<i32>>,
     /// What FUNCTION STATS shows once the script is busy.
     running: Option<super::Running>,
     /// A `redis.call` waiting for another shard, until the async half takes it.
     pending: Option<PendingCall>,
+}
+
+/// An error a script is about to raise, remembered for its reply.
+#[derive(Debug, Clone)]
+pub(crate) struct NotedError {
+    /// Its message.
+    pub message: String,
+    /// The script's line that raised it.
+    pub line: Option<i32>,
+    /// Raised as an error table.
+    pub table: bool,
+    /// Counted already in the error statistics (a failed `redis.call`).
+    pub counted: bool,
 }
 
 /// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
@@ -159,6 +172,8 @@ enum Outcome {
     Reply(Reply, Protocol),
     /// Refused before it ran.
     Failure(std::borrow::Cow<'static, str>),
+    /// Refused before it ran, the refusal counted already in the error statistics.
+    Counted(std::borrow::Cow<'static, str>),
     /// Abandon the run; it starts again with every shard held.
     Restart,
 }
@@ -176,9 +191,21 @@ fn to_lua(lua: &Lua, outcome: Outcome) -> mlua::Result<(Value, Value)> {
     match outcome {
         Outcome::Reply(reply, protocol) => {
             let ok = !matches!(reply, Reply::Error(_));
-            Ok((Value::Boolean(ok), reply_to_lua(lua, &reply, protocol)?))
+            let value = reply_to_lua(lua, &reply, protocol)?;
+            if let (false, Value::Table(table)) = (ok, &value) {
+                // The command's error reply was counted when it was written.
+                table.raw_set(COUNTED_FIELD, true)?;
+            }
+            Ok((Value::Boolean(ok), value))
         }
         Outcome::Failure(message) => failure(lua, &message),
+        Outcome::Counted(message) => {
+            let value = error_table(lua, &message)?;
+            if let Value::Table(table) = &value {
+                table.raw_set(COUNTED_FIELD, true)?;
+            }
+            Ok((Value::Boolean(false), value))
+        }
         Outcome::Restart => Err(mlua::Error::external(Abort::Restart)),
     }
 }
@@ -239,6 +266,10 @@ pub fn set_resp(lua: &Lua, resp3: bool) {
     }
 }
 
+/// The field of an error table whose error was counted already (Redis's name for it), so the
+/// script's reply does not count it again.
+pub(crate) const COUNTED_FIELD: &str = "ignore_error_stats_update";
+
 fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
     Ok((Value::Boolean(false), error_table(lua, message)?))
 }
@@ -290,32 +321,60 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
     let Some(name) = owned.first() else {
         return Err("ERR Please specify at least one argument for this redis lib call".into());
     };
-    let Some(index) = crate::commands::lookup(name) else {
-        return Err("ERR Unknown Redis command called from script".into());
-    };
-    let spec = &COMMANDS[index];
-    if !crate::commands::arity_ok(spec.arity, owned.len()) {
-        return Err("ERR Wrong number of args calling Redis command from script".into());
-    }
-    if spec.has(CommandFlags::NOSCRIPT) {
-        return Err("ERR This Redis command is not allowed from script".into());
-    }
     let guard = state.borrow();
     let Some(run) = guard.as_ref() else {
         return Err("ERR redis.call is only available while a script or function runs".into());
     };
+    // Refusals from here on count as the refused command's error reply and rejected call, as
+    // Redis's scriptCall counts them (the script's own error reply then does not count again).
+    let refuse = |index: Option<usize>, outcome: Outcome| {
+        if let Outcome::Failure(message) = &outcome {
+            run.shard.stats.record_error(message);
+            if let Some(index) = index {
+                run.shard.stats.record_rejected(index);
+            }
+            return Outcome::Counted(message.clone());
+        }
+        outcome
+    };
+    let Some(index) = crate::commands::lookup(name) else {
+        return Err(refuse(
+            None,
+            "ERR Unknown Redis command called from script".into(),
+        ));
+    };
+    let spec = &COMMANDS[index];
+    if !crate::commands::arity_ok(spec.arity, owned.len()) {
+        return Err(refuse(
+            Some(index),
+            "ERR Wrong number of args calling Redis command from script".into(),
+        ));
+    }
+    if spec.has(CommandFlags::NOSCRIPT) {
+        return Err(refuse(
+            Some(index),
+            "ERR This Redis command is not allowed from script".into(),
+        ));
+    }
     if let Some(client) = run.client.as_ref() {
         let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
         if let Err(denied) = run.shard.shared.acl.check(&run.shard, client, index, &args) {
-            return Err(Outcome::Failure(denied.script_message().to_owned().into()));
+            return Err(refuse(
+                Some(index),
+                Outcome::Failure(denied.script_message().to_owned().into()),
+            ));
         }
     }
     if spec.name == "xread" || spec.name == "xreadgroup" {
         let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
         if has_block_option(&args) {
             let name = String::from_utf8_lossy(name);
-            return Err(Outcome::Failure(
-                format!("ERR {name} command is not allowed with BLOCK option from scripts").into(),
+            return Err(refuse(
+                None,
+                Outcome::Failure(
+                    format!("ERR {name} command is not allowed with BLOCK option from scripts")
+                        .into(),
+                ),
             ));
         }
     }
@@ -323,7 +382,10 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
         return Err(Outcome::Restart);
     }
     if spec.has(CommandFlags::WRITE) && run.read_only {
-        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+        return Err(refuse(
+            Some(index),
+            "ERR Write commands are not allowed from read-only scripts.".into(),
+        ));
     }
     Ok((index, run.shard.clone(), run.now_ms, run.resp3))
 }
@@ -942,9 +1004,18 @@ pub async fn invoke(
                 } else {
                     Protocol::Resp2
                 };
+                // An error table a failed call returned was counted when the call failed.
+                if let Value::Table(table) = &value {
+                    client.error_counted =
+                        matches!(table.raw_get::<Option<bool>>(COUNTED_FIELD), Ok(Some(true)))
+                            && table.raw_get::<Value>("err").is_ok_and(|err| !err.is_nil());
+                }
                 lua_to_reply(&value, protocol).write_to(out)
             }
-            Err(error) => out.error(&error_message(&error, &run, &invocation)),
+            Err(error) => {
+                client.error_counted = error_counted(&error, &run);
+                out.error(&error_message(&error, &run, &invocation));
+            }
         }
         return Ok(());
     }
@@ -1010,9 +1081,13 @@ fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_
             place(line)
         );
     }
-    if let Some((noted, line, table)) = &run.noted_error {
-        if message == *noted || (*table && is_table_text(&message)) {
-            return format!("{}{}", super::convert::error_text(noted), place(*line));
+    if let Some(noted) = &run.noted_error {
+        if noted_matches(noted, &message) {
+            return format!(
+                "{}{}",
+                super::convert::error_text(&noted.message),
+                place(noted.line)
+            );
         }
     }
     let line = line_of(&message).or_else(|| line_of(&traceback));
@@ -1020,6 +1095,20 @@ fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_
         return format!("ERR unknown error{}", place(line));
     }
     format!("ERR {}{}", message.replace(['\r', '\n'], " "), place(line))
+}
+
+/// True when the error raised (`message`) is the one the script noted before raising it.
+fn noted_matches(noted: &NotedError, message: &str) -> bool {
+    message == noted.message || (noted.table && is_table_text(message))
+}
+
+/// True when the error a run ended with was counted already, when the call that failed ran.
+fn error_counted(error: &mlua::Error, run: &RunState) -> bool {
+    run.killed.is_none()
+        && run
+            .noted_error
+            .as_ref()
+            .is_some_and(|noted| noted.counted && noted_matches(noted, &innermost(error).0))
 }
 
 /// True when `message` is how Lua or mlua print a table raised as an error.

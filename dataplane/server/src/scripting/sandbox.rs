@@ -44,7 +44,7 @@ redis.call = function(...)
   if ok == nil then ok, value = raw_wait() end
   if ok then return value end
   local message = value.err
-  note(message)
+  note(message, value.ignore_error_stats_update)
   return raw_error(message, 0)
 end
 redis.pcall = function(...)
@@ -292,18 +292,26 @@ const LOG_WARNING: i64 = 3;
 /// `note(error)`: remembers an error about to be raised (a redis.call failure, or a table
 /// passed to `error`) with the line of the script that raised it, for the reply.
 fn note_function(lua: &Lua, state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Function> {
-    lua.create_function(move |lua, error: Value| {
+    lua.create_function(move |lua, (error, counted): (Value, Option<bool>)| {
         let line = script_line(lua);
-        let message = match &error {
-            Value::String(text) => text.to_string_lossy(),
-            Value::Table(table) => match table.raw_get::<Value>("err")? {
-                Value::String(text) => text.to_string_lossy(),
-                _ => "ERR unknown error".to_owned(),
-            },
+        let (message, counted) = match &error {
+            Value::String(text) => (text.to_string_lossy(), counted.unwrap_or(false)),
+            Value::Table(table) => (
+                match table.raw_get::<Value>("err")? {
+                    Value::String(text) => text.to_string_lossy(),
+                    _ => "ERR unknown error".to_owned(),
+                },
+                table.raw_get::<Option<bool>>(super::run::COUNTED_FIELD)? == Some(true),
+            ),
             _ => return Ok(()),
         };
         if let Some(state) = state.borrow_mut().as_mut() {
-            state.noted_error = Some((message, line, matches!(error, Value::Table(_))));
+            state.noted_error = Some(super::run::NotedError {
+                message,
+                line,
+                table: matches!(error, Value::Table(_)),
+                counted,
+            });
         }
         Ok(())
     })

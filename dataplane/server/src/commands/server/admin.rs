@@ -667,6 +667,12 @@ fn format_info(
                 line("used_memory_dataset", dataset.to_string());
                 line("allocator_allocated", used.to_string());
                 line("allocator_resident", rss.to_string());
+                let scripts = &shard.shared.scripts;
+                line("number_of_cached_scripts", scripts.cached().to_string());
+                let (libraries, functions) =
+                    scripts.libraries.read().expect("libraries lock").counts();
+                line("number_of_functions", functions.to_string());
+                line("number_of_libraries", libraries.to_string());
                 line("maxmemory", config.maxmemory.to_string());
                 line("maxmemory_human", human_bytes(config.maxmemory));
                 line("maxmemory_policy", config.maxmemory_policy.clone());

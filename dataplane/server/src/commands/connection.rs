@@ -150,8 +150,8 @@ pub fn select(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
-/// READONLY, READWRITE: cluster commands; Ember, like a Redis without cluster support, refuses
-/// them (ACL rules still name them).
+/// CLUSTER, READONLY, READWRITE: cluster commands; Ember, like a Redis without cluster
+/// support, refuses them (ACL rules still name them).
 pub fn cluster_only(_ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     Err("ERR This instance has cluster support disabled".into())
 }

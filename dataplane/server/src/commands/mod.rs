@@ -727,6 +727,9 @@ static CORE: &[CommandSpec] = &[
     command("unwatch", 1, TRANSACTION, NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Transaction(TransactionOp::Unwatch)),
     with(command("discard", 1, TRANSACTION, NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Transaction(TransactionOp::Discard)), F::TRANSACTION_CONTROL),
     command("client", -2, F::SENTINEL, NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Server(ServerOp::Client)),
+    // CLUSTER: Ember, like a Redis without cluster support, refuses every subcommand (scripts
+    // may not call CLUSTER RESET: scripting/run.rs).
+    command("cluster", -2, F::empty(), NO_KEYS, "cluster", "3.0.0", "A container for Redis Cluster commands.", Connection(connection::cluster_only)),
     in_categories(command("readonly", 1, LOADING_STALE_FAST, NO_KEYS, "cluster", "3.0.0", "Enables read queries for a connection to a cluster replica node", Connection(connection::cluster_only)), AclCategories::CONNECTION),
     in_categories(command("readwrite", 1, LOADING_STALE_FAST, NO_KEYS, "cluster", "3.0.0", "Disables read queries for a connection to a cluster replica node", Connection(connection::cluster_only)), AclCategories::CONNECTION),
     // server

@@ -350,7 +350,13 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
             "ERR Wrong number of args calling Redis command from script".into(),
         ));
     }
-    if spec.has(CommandFlags::NOSCRIPT) {
+    // CLUSTER RESET is Redis's one noscript subcommand of a container whose other subcommands
+    // scripts may call.
+    let noscript_subcommand = spec.name == "cluster"
+        && owned
+            .get(1)
+            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"reset"));
+    if spec.has(CommandFlags::NOSCRIPT) || noscript_subcommand {
         return Err(refuse(
             Some(index),
             "ERR This Redis command is not allowed from script".into(),

@@ -448,6 +448,23 @@ fn hex_value(digit: u8) -> u8 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn split_args_reads_quotes_as_sdssplitargs() {
+        let split = |line: &[u8]| split_args(line).map(|args| strings(&[args]).remove(0));
+        assert_eq!(
+            split(b"#!lua  name=\"a b\" x='y'"),
+            Some(vec!["#!lua".into(), "name=a b".into(), "x=y".into()])
+        );
+        assert_eq!(split(b"\"\\x41\\n\""), Some(vec!["A\n".into()]));
+        assert_eq!(split(b""), Some(vec![]));
+        assert_eq!(split(b"name=\"open"), None, "unbalanced quotes");
+        assert_eq!(
+            split(b"\"a\"b"),
+            None,
+            "a closing quote must end the argument"
+        );
+    }
+
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
         let mut parser = RequestParser::new(Limits::default());
         let mut requests = Vec::new();

@@ -837,6 +837,33 @@ fn function_load_and_restore_match_redis() {
     });
 }
 
+/// Scripts over maxmemory as Redis's scriptPrepareForRun and scriptVerifyOOM decide: a shebang
+/// script or function that may write does not start unless flagged allow-oom; a script's first
+/// deny-oom call is refused, later ones (after a write) are not; no-writes scripts run.
+#[test]
+fn scripts_over_maxmemory_match_redis() {
+    compare_args(arg_cases! {
+        "over maxmemory" => [
+            ["FUNCTION", "FLUSH"],
+            ["FUNCTION", "LOAD", "#!lua name=o\nredis.register_function{function_name='fo', callback=function() return redis.call('set','x','1') end, flags={'allow-oom'}}\nredis.register_function('fn', function() return redis.call('set','x','2') end)\nredis.register_function{function_name='fr', callback=function() return redis.call('get','x') end, flags={'no-writes'}}"],
+            ["CONFIG", "SET", "maxmemory", "1"],
+            ["EVAL", "return redis.call('set','x','y')", "1", "x"],
+            ["EVAL", "return redis.pcall('incr','counter')", "1", "counter"],
+            ["EVAL", "redis.call('del','nothing') return redis.call('set','x','y')", "1", "x"],
+            ["EVAL", "#!lua flags=allow-oom\nreturn redis.call('set','x','z')", "1", "x"],
+            ["EVAL", "#!lua\nreturn redis.call('set','x','z')", "1", "x"],
+            ["EVAL", "#!lua flags=no-writes\nreturn redis.call('get','x')", "1", "x"],
+            ["FCALL", "fo", "0"],
+            ["FCALL", "fn", "0"],
+            ["FCALL", "fr", "0"],
+            ["FCALL_RO", "fr", "0"],
+            ["CONFIG", "SET", "maxmemory", "0"],
+            ["GET", "x"],
+            ["FUNCTION", "FLUSH"],
+        ],
+    });
+}
+
 /// FUNCTION DUMP's payload is Redis's: one from redis-server restores in Ember and the other
 /// way round, under each policy, all or nothing.
 #[test]

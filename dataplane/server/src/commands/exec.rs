@@ -132,7 +132,8 @@ pub async fn execute<'s>(
         reply_error(shard, out, &denied.message(index, args));
         return;
     }
-    if spec.has(CommandFlags::DENYOOM) && crate::memory::refuses_growth(shard) {
+    // A script's calls were checked by the script (scripting::run), as Redis's scriptVerifyOOM.
+    if spec.has(CommandFlags::DENYOOM) && !client.script && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);
         reply_error(shard, out, crate::memory::OOM_ERROR);

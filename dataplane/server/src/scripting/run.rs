@@ -69,6 +69,8 @@ pub struct RunState {
     read: bool,
     /// EVAL_RO, FCALL_RO or `no-writes`.
     read_only: bool,
+    /// A shebang script or function flagged allow-oom: its writes pass maxmemory.
+    allow_oom: bool,
     /// `redis.setresp(3)`.
     resp3: bool,
     started: Instant,
@@ -392,6 +394,16 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
             Some(index),
             "ERR Write commands are not allowed from read-only scripts.".into(),
         ));
+    }
+    // Over maxmemory a script's first write that may grow memory is refused, unless the
+    // script is flagged allow-oom; once it wrote, it is not stopped halfway (Redis's
+    // scriptVerifyOOM).
+    if spec.has(CommandFlags::DENYOOM)
+        && !run.allow_oom
+        && !run.wrote
+        && crate::memory::refuses_growth(&run.shard)
+    {
+        return Err(refuse(Some(index), crate::memory::OOM_ERROR.into()));
     }
     Ok((index, run.shard.clone(), run.now_ms, run.resp3))
 }
@@ -906,7 +918,9 @@ pub async fn invoke(
         && !flags.intersects(ScriptFlags::ALLOW_OOM | ScriptFlags::NO_WRITES)
         && crate::memory::refuses_growth(shard)
     {
-        return Err("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into());
+        // Redis refuses it before it starts, as a deny-oom command (the script's flags make
+        // EVAL's and FCALL's), with the usual OOM error.
+        return Err(crate::memory::OOM_ERROR.into());
     }
     let threshold_ms = {
         let config = shard.config.borrow();
@@ -952,6 +966,7 @@ pub async fn invoke(
             wrote: false,
             read: false,
             read_only,
+            allow_oom: flagged && flags.contains(ScriptFlags::ALLOW_OOM),
             resp3: false,
             started: Instant::now(),
             threshold_ms,

@@ -847,6 +847,10 @@ fn scripts_over_maxmemory_match_redis() {
             ["FUNCTION", "FLUSH"],
             ["FUNCTION", "LOAD", "#!lua name=o\nredis.register_function{function_name='fo', callback=function() return redis.call('set','x','1') end, flags={'allow-oom'}}\nredis.register_function('fn', function() return redis.call('set','x','2') end)\nredis.register_function{function_name='fr', callback=function() return redis.call('get','x') end, flags={'no-writes'}}"],
             ["CONFIG", "SET", "maxmemory", "1"],
+            ["FUNCTION", "LOAD", "REPLACE", "#!lua name=o
+    redis.register_function('f1', function() return 1 end)"],
+            ["FUNCTION", "RESTORE", "bad", "REPLACE"],
+            ["FUNCTION", "LIST", "LIBRARYNAME", "nothing"],
             ["EVAL", "return redis.call('set','x','y')", "1", "x"],
             ["EVAL", "return redis.pcall('incr','counter')", "1", "counter"],
             ["EVAL", "redis.call('del','nothing') return redis.call('set','x','y')", "1", "x"],

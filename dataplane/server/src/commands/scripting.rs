@@ -359,6 +359,11 @@ fn function(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandRe
         )
         .into());
     }
+    // FUNCTION LOAD and RESTORE are deny-oom in Redis.
+    if (is(subcommand, "LOAD") || is(subcommand, "RESTORE")) && crate::memory::refuses_growth(shard)
+    {
+        return Err(crate::memory::OOM_ERROR.into());
+    }
     let syntax_error = || {
         super::CommandError::from(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",

@@ -4,8 +4,8 @@
 //! Small sets are one packed buffer (`zset/packed.rs`); larger ones (`zset/indexed.rs`) keep
 //! their pairs in a vector, a hash table of indexes into it by member, and the order as runs of
 //! indexes, each member's bytes stored once. Score ranges start with an O(log n) seek; ZRANK
-//! adds up the lengths of the runs before the member (n / 128 additions); ZRANGE by index still
-//! walks from its end.
+//! adds up the lengths of the runs before the member (n / 128 additions), and ZRANGE by index
+//! seeks to its first rank the same way.
 //!
 //! Redis keeps small sorted sets as a `listpack` and others as a `skiplist`;
 //! [`SortedSet::encoding_name`] reports the name Redis 7.2 would, the representation here being
@@ -445,6 +445,20 @@ impl SortedSet {
         }
         let stop = stop.min(len - 1);
         let (skip, take) = (start as usize, (stop - start + 1) as usize);
+        if let Members::Indexed(indexed) = &self.members {
+            // Seek to the first rank rather than walk to it.
+            let first = if reverse {
+                self.len() - skip - take
+            } else {
+                skip
+            };
+            let pairs = indexed.rank_range(first, first + take);
+            return if reverse {
+                pairs.rev().collect()
+            } else {
+                pairs.collect()
+            };
+        }
         if reverse {
             self.iter().rev().skip(skip).take(take).collect()
         } else {

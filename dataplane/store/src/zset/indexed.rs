@@ -150,6 +150,29 @@ impl Indexed {
         }
     }
 
+    /// The pairs of ranks `first` to below `end` (0-based, lowest score first), in order:
+    /// a seek over the runs' lengths, not a walk of the pairs before `first`.
+    pub(super) fn rank_range(&self, first: usize, end: usize) -> Iter<'_> {
+        let front = self.place_at(first);
+        let back = self.place_at(end.max(first));
+        Iter {
+            indexed: self,
+            front,
+            back,
+        }
+    }
+
+    /// The place of the pair of rank `rank`, or the end.
+    fn place_at(&self, mut rank: usize) -> Place {
+        for (chunk, run) in self.chunks.iter().enumerate() {
+            if rank < run.len() {
+                return (chunk, rank);
+            }
+            rank -= run.len();
+        }
+        (self.chunks.len(), 0)
+    }
+
     /// The pairs whose scores are at least `low` and below `high` (to the end when `None`), in
     /// order.
     pub(super) fn score_range(&self, low: f64, high: Option<f64>) -> Iter<'_> {
@@ -365,6 +388,23 @@ mod tests {
                 for (rank, (score, member)) in model.iter().enumerate() {
                     assert_eq!(indexed.rank(member), Some((rank, score.0)));
                     assert_eq!(indexed.score(member), Some(score.0));
+                }
+                let want: Vec<(Vec<u8>, f64)> =
+                    model.iter().map(|(s, m)| (m.clone(), s.0)).collect();
+                for (first, end) in [(0, 1), (0, 500), (3, 200), (130, 131), (400, 2000)] {
+                    let got: Vec<_> = indexed
+                        .rank_range(first, end)
+                        .map(|(m, s)| (m.to_vec(), s))
+                        .collect();
+                    let end = end.min(want.len());
+                    let expected = want.get(first.min(end)..end).unwrap_or_default();
+                    assert_eq!(got, expected, "ranks {first}..{end}");
+                    let back: Vec<_> = indexed
+                        .rank_range(first, end)
+                        .rev()
+                        .map(|(m, s)| (m.to_vec(), s))
+                        .collect();
+                    assert_eq!(back.len(), expected.len());
                 }
                 for low in [-30.0, -3.0, 0.0, 7.5, 24.0, 30.0] {
                     for high in [None, Some(-25.0), Some(0.0), Some(10.0), Some(40.0)] {

@@ -471,6 +471,33 @@ mod tests {
     }
 
     #[test]
+    fn volatile_sampling_finds_a_key_among_stale_handles() {
+        // 2,000 keys with a TTL deleted (their handles stay filed) and one left: sampling
+        // misses the stale handles, then falls back to a scan, and still finds the one key.
+        let mut keyspace = Keyspace::new();
+        for i in 0..2000u64 {
+            let key = format!("gone{i}");
+            keyspace.insert(0, key.as_bytes(), Value::Int(1), Some(10_000 + i), 0);
+            keyspace.remove(0, key.as_bytes(), 0);
+        }
+        keyspace.insert(0, b"plain", Value::Int(1), None, 0);
+        keyspace.insert(0, b"kept", Value::Int(1), Some(50_000), 0);
+        let mut state = 7u64;
+        let mut draw = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20 {
+            let (key, at) = keyspace.sample_volatile_key(0, &mut draw).expect("one key");
+            assert_eq!((key.as_bytes(), at), (&b"kept"[..], 50_000));
+        }
+        keyspace.remove(0, b"kept", 0);
+        assert!(keyspace.sample_volatile_key(0, &mut draw).is_none());
+    }
+
+    #[test]
     fn a_rebuild_keeps_every_key_with_a_ttl_found() {
         let mut keyspace = Keyspace::new();
         for i in 0..3000u64 {

@@ -16,6 +16,7 @@ use crate::lfu;
 use crate::value::{clamp_expiry, Entry, ExpireAtMs, Value};
 
 mod evict;
+mod expiry;
 mod field_expiry;
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
@@ -136,8 +137,8 @@ struct Database {
     /// Empty until the first insert, so fifteen unused databases cost nothing.
     segments: Vec<HashTable<Box<Slot>>>,
     len: usize,
-    /// (expire_at_ms, key) for every key with a TTL, earliest first.
-    expires: BTreeSet<(u64, CompactBytes)>,
+    /// The keys with a TTL and the wheel that finds the due ones (`expiry.rs`).
+    expiry: expiry::ExpiryIndex,
     /// Hash keys that may hold fields with a TTL, for active field expiry (`field_expiry.rs`).
     /// A superset: keys are added on writes and dropped when the cycle finds nothing to do.
     volatile_hashes: BTreeSet<CompactBytes>,
@@ -361,7 +362,7 @@ impl Keyspace {
         let database = &self.databases[db];
         DatabaseInfo {
             keys: database.len,
-            expires: database.expires.len(),
+            expires: database.expiry.volatile(),
         }
     }
 
@@ -584,14 +585,9 @@ impl Keyspace {
             }
         };
         let previous_expire = previous.as_ref().and_then(Entry::expire_at_ms);
-        if previous_expire != expire_at_ms {
-            if let Some(at) = previous_expire {
-                database.expires.remove(&(at, CompactBytes::new(key)));
-            }
-            if let Some(at) = expire_at_ms {
-                database.expires.insert((at, CompactBytes::new(key)));
-            }
-        }
+        database
+            .expiry
+            .changed(hash, previous_expire, expire_at_ms, now_ms);
         if let Some(observer) = self.observer.as_mut() {
             let entry = &self.databases[db].segments[segment]
                 .find(hash, |slot| slot.is(key))
@@ -626,8 +622,9 @@ impl Keyspace {
         let occupied = table.find_entry(hash, |slot| slot.is(key)).ok()?;
         let entry = occupied.remove().0.entry;
         database.len -= 1;
-        if let Some(at) = entry.expire_at_ms() {
-            database.expires.remove(&(at, CompactBytes::new(key)));
+        if entry.expire_at_ms().is_some() {
+            // The handle stays filed; it finds no key when it fires.
+            database.expiry.changed(hash, entry.expire_at_ms(), None, 0);
         }
         if let Some(observer) = self.observer.as_mut() {
             observer.key_removed(db, key);
@@ -648,7 +645,7 @@ impl Keyspace {
 
     /// Removes `key` if its TTL has passed; true when it did.
     fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
-        if self.databases[db].expires.is_empty() {
+        if self.databases[db].expiry.volatile() == 0 {
             return false;
         }
         let due = self
@@ -675,14 +672,11 @@ impl Keyspace {
         };
         let expire_at_ms = clamp_expiry(expire_at_ms);
         let previous = entry.set_expire_at_ms(expire_at_ms);
-        let database = &mut self.databases[db];
         if previous != expire_at_ms {
-            if let Some(at) = previous {
-                database.expires.remove(&(at, CompactBytes::new(key)));
-            }
-            if let Some(at) = expire_at_ms {
-                database.expires.insert((at, CompactBytes::new(key)));
-            }
+            let (hash, _) = self.locate(key);
+            self.databases[db]
+                .expiry
+                .changed(hash, previous, expire_at_ms, now_ms);
             self.value_changed(db, key);
         }
         true
@@ -793,41 +787,6 @@ impl Keyspace {
             .flat_map(|table| table.iter())
             .find(|slot| !is_expired(&slot.entry, now_ms))
             .map(|slot| slot.key.clone())
-    }
-
-    /// Active expiry: removes up to `keys_max` keys whose TTL has passed, earliest first,
-    /// across databases; returns how many it removed. Keys nobody reads go this way.
-    pub fn expire_cycle(&mut self, now_ms: u64, keys_max: usize) -> usize {
-        let mut removed = 0;
-        for _ in 0..DATABASE_COUNT {
-            let db = self.expire_cursor_db;
-            while removed < keys_max {
-                let Some((at, key)) = self.databases[db].expires.first().cloned() else {
-                    break;
-                };
-                if at > now_ms {
-                    break;
-                }
-                self.remove_entry(db, &key);
-                self.note_expired(db, key.as_bytes());
-                removed += 1;
-            }
-            if removed >= keys_max {
-                break;
-            }
-            self.expire_cursor_db = (db + 1) % DATABASE_COUNT;
-        }
-        removed
-    }
-
-    /// True when some key's TTL has passed and it is still stored.
-    pub fn has_due_expiry(&self, now_ms: u64) -> bool {
-        self.databases.iter().any(|database| {
-            database
-                .expires
-                .first()
-                .is_some_and(|(at, _)| *at <= now_ms)
-        })
     }
 }
 

@@ -86,8 +86,9 @@ pub enum SetEncoding {
 #[derive(Clone)]
 pub struct SetValue {
     members: Vec<CompactBytes>,
-    /// Index into `members` of each member, hashed by the member's bytes.
-    index: HashTable<usize>,
+    /// Index into `members` of each member, hashed by the member's bytes: a `u32`, so a bucket
+    /// is 5 bytes rather than 9 (a set has fewer than 2^32 members, as Redis's sets do).
+    index: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
     encoding: SetEncoding,
 }
@@ -132,8 +133,8 @@ impl SetValue {
     fn position(&self, member: &[u8]) -> Option<usize> {
         let hash = self.hasher.hash_one(member);
         self.index
-            .find(hash, |&at| self.members[at].as_bytes() == member)
-            .copied()
+            .find(hash, |&at| self.members[at as usize].as_bytes() == member)
+            .map(|&at| at as usize)
     }
 
     /// True when `member` is in the set.
@@ -147,17 +148,18 @@ impl SetValue {
         let members = &self.members;
         if self
             .index
-            .find(hash, |&at| members[at].as_bytes() == member)
+            .find(hash, |&at| members[at as usize].as_bytes() == member)
             .is_some()
         {
             return false;
         }
         self.grow_encoding(member);
-        let at = self.members.len();
+        let at = u32::try_from(self.members.len()).expect("a set has fewer than 2^32 members");
         self.members.push(CompactBytes::new(member));
         let (members, hasher) = (&self.members, &self.hasher);
-        self.index
-            .insert_unique(hash, at, |&at| hasher.hash_one(members[at].as_bytes()));
+        self.index.insert_unique(hash, at, |&at| {
+            hasher.hash_one(members[at as usize].as_bytes())
+        });
         true
     }
 
@@ -205,12 +207,12 @@ impl SetValue {
         let members = &self.members;
         let Ok(found) = self
             .index
-            .find_entry(hash, |&at| members[at].as_bytes() == member)
+            .find_entry(hash, |&at| members[at as usize].as_bytes() == member)
         else {
             return false;
         };
         let (at, _) = found.remove();
-        self.take_at(at);
+        self.take_at(at as usize);
         true
     }
 
@@ -222,9 +224,9 @@ impl SetValue {
             let hash = self.hasher.hash_one(self.members[last].as_bytes());
             let slot = self
                 .index
-                .find_mut(hash, |&index| index == last)
+                .find_mut(hash, |&index| index as usize == last)
                 .expect("every member is indexed");
-            *slot = at;
+            *slot = at as u32;
         }
         self.members.swap_remove(at)
     }
@@ -245,7 +247,7 @@ impl SetValue {
         let at = rng.gen_range(0..self.members.len());
         let hash = self.hasher.hash_one(self.members[at].as_bytes());
         self.index
-            .find_entry(hash, |&index| index == at)
+            .find_entry(hash, |&index| index as usize == at)
             .expect("every member is indexed")
             .remove();
         Some(self.take_at(at))
@@ -277,7 +279,7 @@ impl SetValue {
         self.encoding
     }
 
-    /// Rough heap bytes: the members' own heap, their slots, and the index (a `usize` and a
+    /// Rough heap bytes: the members' own heap, their slots, and the index (a `u32` and a
     /// control byte per bucket).
     pub fn heap_len(&self) -> usize {
         self.members
@@ -285,7 +287,7 @@ impl SetValue {
             .map(CompactBytes::heap_len)
             .sum::<usize>()
             + self.members.capacity() * std::mem::size_of::<CompactBytes>()
-            + self.index.capacity() * (std::mem::size_of::<usize>() + 1)
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
     }
 }
 

@@ -1,25 +1,22 @@
 //! Sorted-set values: members with a score each, ordered by score and then by member bytes, as
 //! Redis orders them (ZADD, ZRANGE...).
 //!
-//! A hash map finds a member's score; an ordered set of (score, member) answers ranges. Ranks
-//! walk the ordered set, so ZRANK and ZRANGE by index cost O(rank) rather than Redis's O(log n)
-//! skip list: the ordered set of the standard library keeps no subtree sizes. Score ranges start
-//! with an O(log n) seek.
+//! Small sets are one packed buffer (`zset/packed.rs`); larger ones (`zset/indexed.rs`) keep
+//! their pairs in a vector, a hash table of indexes into it by member, and the order as runs of
+//! indexes, each member's bytes stored once. Score ranges start with an O(log n) seek; ZRANK
+//! adds up the lengths of the runs before the member (n / 128 additions), and ZRANGE by index
+//! seeks to its first rank the same way.
 //!
 //! Redis keeps small sorted sets as a `listpack` and others as a `skiplist`;
 //! [`SortedSet::encoding_name`] reports the name Redis 7.2 would, the representation here being
 //! always the one above.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::sync::atomic::{self, AtomicUsize};
 
-use hashbrown::HashMap;
-
-use crate::compact::CompactBytes;
-
+mod indexed;
 mod packed;
+use indexed::Indexed;
 use packed::{PackedIter, PackedPairs};
 
 /// Most members a `listpack` sorted set holds (Redis's `zset-max-listpack-entries` default).
@@ -253,41 +250,29 @@ enum Members {
     Indexed(Box<Indexed>),
 }
 
-/// The skiplist class: scores by member, and the pairs in order for ranks and ranges.
-#[derive(Clone)]
-struct Indexed {
-    scores: HashMap<CompactBytes, f64, foldhash::fast::RandomState>,
-    order: BTreeSet<(Score, CompactBytes)>,
-}
-
 /// The pairs of a sorted set (or of a range of it) in order, whichever class holds them.
 enum Pairs<'a> {
     Packed(PackedIter<'a>),
-    Indexed(std::collections::btree_set::Iter<'a, (Score, CompactBytes)>),
-    IndexedRange(std::collections::btree_set::Range<'a, (Score, CompactBytes)>),
+    Indexed(indexed::Iter<'a>),
 }
 
 impl<'a> Iterator for Pairs<'a> {
     type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let pair = match self {
-            Self::Packed(pairs) => return pairs.next(),
+        match self {
+            Self::Packed(pairs) => pairs.next(),
             Self::Indexed(pairs) => pairs.next(),
-            Self::IndexedRange(pairs) => pairs.next(),
-        };
-        pair.map(|(score, member)| (member.as_bytes(), score.0))
+        }
     }
 }
 
 impl DoubleEndedIterator for Pairs<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let pair = match self {
-            Self::Packed(pairs) => return pairs.next_back(),
+        match self {
+            Self::Packed(pairs) => pairs.next_back(),
             Self::Indexed(pairs) => pairs.next_back(),
-            Self::IndexedRange(pairs) => pairs.next_back(),
-        };
-        pair.map(|(score, member)| (member.as_bytes(), score.0))
+        }
     }
 }
 
@@ -312,10 +297,7 @@ impl SortedSet {
         };
         let members = match encoding {
             ZSetEncoding::Listpack => Members::Packed(PackedPairs::default()),
-            ZSetEncoding::Skiplist => Members::Indexed(Box::new(Indexed {
-                scores: HashMap::default(),
-                order: BTreeSet::new(),
-            })),
+            ZSetEncoding::Skiplist => Members::Indexed(Box::default()),
         };
         Self { members, encoding }
     }
@@ -324,7 +306,7 @@ impl SortedSet {
     pub fn len(&self) -> usize {
         match &self.members {
             Members::Packed(pairs) => pairs.len(),
-            Members::Indexed(indexed) => indexed.scores.len(),
+            Members::Indexed(indexed) => indexed.len(),
         }
     }
 
@@ -337,7 +319,7 @@ impl SortedSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.members {
             Members::Packed(pairs) => pairs.find(member).map(|(_, score)| score),
-            Members::Indexed(indexed) => indexed.scores.get(member).copied(),
+            Members::Indexed(indexed) => indexed.score(member),
         }
     }
 
@@ -345,7 +327,7 @@ impl SortedSet {
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> + '_ {
         match &self.members {
             Members::Packed(pairs) => Pairs::Packed(pairs.iter()),
-            Members::Indexed(indexed) => Pairs::Indexed(indexed.order.iter()),
+            Members::Indexed(indexed) => Pairs::Indexed(indexed.iter()),
         }
     }
 
@@ -353,11 +335,7 @@ impl SortedSet {
     fn insert_new(&mut self, member: &[u8], score: f64) {
         match &mut self.members {
             Members::Packed(pairs) => pairs.insert(member, score),
-            Members::Indexed(indexed) => {
-                let Indexed { scores, order } = &mut **indexed;
-                scores.insert(CompactBytes::new(member), score);
-                order.insert((Score(score), CompactBytes::new(member)));
-            }
+            Members::Indexed(indexed) => indexed.insert_new(member, score),
         }
     }
 
@@ -404,16 +382,7 @@ impl SortedSet {
                 self.remove(member);
                 self.insert_new(member, stored);
             }
-            Members::Indexed(indexed) => {
-                let Indexed { scores, order } = &mut **indexed;
-                let key = CompactBytes::new(member);
-                let mut node = order
-                    .take(&(Score(current), key))
-                    .expect("every member is ordered");
-                node.0 = Score(stored);
-                order.insert(node);
-                *scores.get_mut(member).expect("looked up above") = stored;
-            }
+            Members::Indexed(indexed) => indexed.set_score(member, stored),
         }
         Ok(AddOutcome::Updated(score))
     }
@@ -438,15 +407,7 @@ impl SortedSet {
             self.encoding = ZSetEncoding::Skiplist;
             if let Members::Packed(pairs) = &mut self.members {
                 let pairs = std::mem::take(pairs);
-                let scores = pairs
-                    .iter()
-                    .map(|(member, score)| (CompactBytes::new(member), score))
-                    .collect();
-                let order = pairs
-                    .iter()
-                    .map(|(member, score)| (Score(score), CompactBytes::new(member)))
-                    .collect();
-                self.members = Members::Indexed(Box::new(Indexed { scores, order }));
+                self.members = Members::Indexed(Box::new(Indexed::from_ordered(pairs.iter())));
             }
         }
     }
@@ -455,15 +416,7 @@ impl SortedSet {
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match &mut self.members {
             Members::Packed(pairs) => pairs.remove(member),
-            Members::Indexed(indexed) => {
-                let Indexed { scores, order } = &mut **indexed;
-                let Some((key, score)) = scores.remove_entry(member) else {
-                    return false;
-                };
-                let removed = order.remove(&(Score(score), key));
-                debug_assert!(removed, "every member is ordered");
-                true
-            }
+            Members::Indexed(indexed) => indexed.remove(member),
         }
     }
 
@@ -471,14 +424,7 @@ impl SortedSet {
     pub fn rank(&self, member: &[u8], reverse: bool) -> Option<(usize, f64)> {
         let (below, score) = match &self.members {
             Members::Packed(pairs) => pairs.find(member)?,
-            Members::Indexed(indexed) => {
-                let Indexed { scores, order } = &**indexed;
-                let score = *scores.get(member)?;
-                let below = order
-                    .range(..(Score(score), CompactBytes::new(member)))
-                    .count();
-                (below, score)
-            }
+            Members::Indexed(indexed) => indexed.rank(member)?,
         };
         let rank = if reverse {
             self.len() - 1 - below
@@ -499,6 +445,20 @@ impl SortedSet {
         }
         let stop = stop.min(len - 1);
         let (skip, take) = (start as usize, (stop - start + 1) as usize);
+        if let Members::Indexed(indexed) = &self.members {
+            // Seek to the first rank rather than walk to it.
+            let first = if reverse {
+                self.len() - skip - take
+            } else {
+                skip
+            };
+            let pairs = indexed.rank_range(first, first + take);
+            return if reverse {
+                pairs.rev().collect()
+            } else {
+                pairs.collect()
+            };
+        }
         if reverse {
             self.iter().rev().skip(skip).take(take).collect()
         } else {
@@ -512,7 +472,6 @@ impl SortedSet {
         min: ScoreBound,
         max: ScoreBound,
     ) -> impl DoubleEndedIterator<Item = (&[u8], f64)> + '_ {
-        let empty = || CompactBytes::new(b"");
         // Every range is expressed as [low, high) over (score, member), member "" being the
         // least member: "score > x" is "score >= next_up(x)", "score <= x" is "< next_up(x)".
         let low = if min.exclusive {
@@ -529,17 +488,10 @@ impl SortedSet {
             (Some(low), high) if high.is_none_or(|high| Score(low) < Score(high)) => (low, high),
             _ => return Pairs::Packed(PackedIter::empty()),
         };
-        let low = (Score(low), empty());
-        let high = high.map(|high| (Score(high), empty()));
+        // [low, high) with member "" the least: the scores from low to below high.
         match &self.members {
-            // [low, high) with member "" the least: the scores from low.0 to below high.0.
-            Members::Packed(pairs) => {
-                Pairs::Packed(pairs.score_range(low.0 .0, high.map(|high| high.0 .0)))
-            }
-            Members::Indexed(indexed) => {
-                let end = high.map_or(Bound::Unbounded, Bound::Excluded);
-                Pairs::IndexedRange(indexed.order.range((Bound::Included(low), end)))
-            }
+            Members::Packed(pairs) => Pairs::Packed(pairs.score_range(low, high)),
+            Members::Indexed(indexed) => Pairs::Indexed(indexed.score_range(low, high)),
         }
     }
 
@@ -610,22 +562,11 @@ impl SortedSet {
         }
     }
 
-    /// Rough heap bytes: the packed vector, or each member twice (map and order), its score,
-    /// and per-slot overhead.
+    /// Rough heap bytes: the packed vector, or the pairs, their index and their order.
     pub fn heap_len(&self) -> usize {
-        /// Bytes per ordered-set element beyond its own: B-tree node share, an estimate.
-        const ORDER_OVERHEAD_LEN: usize = 16;
-        let member_len = std::mem::size_of::<CompactBytes>();
         match &self.members {
             Members::Packed(pairs) => pairs.heap_len(),
-            Members::Indexed(indexed) => {
-                let Indexed { scores, order } = &**indexed;
-                let members_heap: usize = scores.keys().map(CompactBytes::heap_len).sum();
-                std::mem::size_of::<Indexed>()
-                    + 2 * members_heap
-                    + scores.capacity() * (member_len + std::mem::size_of::<f64>() + 1)
-                    + order.len() * (member_len + std::mem::size_of::<f64>() + ORDER_OVERHEAD_LEN)
-            }
+            Members::Indexed(indexed) => std::mem::size_of::<Indexed>() + indexed.heap_len(),
         }
     }
 }

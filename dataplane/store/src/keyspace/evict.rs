@@ -5,15 +5,13 @@
 //! in a 16-entry pool across calls, and evicts the best of the pool. This does the same over
 //! the keyspace's segments: a sample is a random entry of a random segment (the segments are
 //! small hash tables, so that is close to uniform), and volatile policies sample the expiry
-//! index at random points in time, so they find keys with a TTL however few there are.
+//! wheel's handles, so they find keys with a TTL however few there are.
 //!
 //! The score is what Redis calls idle: larger evicts first. LRU: milliseconds since the last
 //! access; LFU: 255 minus the decayed counter; TTL: how early the key expires.
 //!
 //! [`ember_store::eviction`](crate::eviction) holds the simulated policies (W-TinyLFU, S3-FIFO,
 //! SIEVE) used by `ember-bench hitratio`; they work on abstract key ids and are not wired here.
-
-use std::ops::Bound;
 
 use super::{is_expired, lru_idle_time_ms, Keyspace};
 use crate::compact::CompactBytes;
@@ -275,31 +273,14 @@ impl Keyspace {
         None
     }
 
-    /// A random key with a TTL of `db`: the first expiry at or after a random instant between
-    /// the earliest and the latest.
+    /// A random key with a TTL of `db` (a random handle of its expiry wheel).
     fn sample_volatile(
         &self,
         db: usize,
         pool: &mut EvictionPool,
     ) -> Option<(CompactBytes, Option<u64>)> {
-        let expires = &self.databases[db].expires;
-        let (first, _) = expires.first()?;
-        let (last, _) = expires.last()?;
-        let span = last - first;
-        let at = first
-            + if span == 0 {
-                0
-            } else {
-                pool.next_random() % (span + 1)
-            };
-        let (at, key) = expires
-            .range((
-                Bound::Included((at, CompactBytes::new(b""))),
-                Bound::Unbounded,
-            ))
-            .next()
-            .or_else(|| expires.first())?;
-        Some((key.clone(), Some(*at)))
+        self.sample_volatile_key(db, || pool.next_random())
+            .map(|(key, at)| (key, Some(at)))
     }
 
     fn idle_score(

@@ -5,8 +5,11 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
@@ -17,8 +20,136 @@ pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::task::JoinHandle as Task;
 pub use glommio::TaskQueueHandle;
 
-/// Messages between shards travel over a full mesh of bounded single-producer channels.
-pub type MeshSenders<T> = glommio::channels::channel_mesh::Senders<T>;
+/// Messages between shards travel over a full mesh of bounded single-producer channels. Every
+/// message sent also rings the receiving shard's [`MeshBell`].
+pub struct MeshSenders<T: Send> {
+    senders: glommio::channels::channel_mesh::Senders<T>,
+    bells: Arc<[MeshBell]>,
+}
+
+impl<T: Send> MeshSenders<T> {
+    /// Sends `message` to shard `target`, waiting while its channel is full.
+    ///
+    /// # Errors
+    /// When the channel is closed (the peer is shutting down) or `target` is this shard.
+    pub async fn send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
+        let sent = self.senders.send_to(target, message).await;
+        if sent.is_ok() {
+            self.bells[target].ring();
+        }
+        sent
+    }
+
+    /// Sends `message` to shard `target` if its channel has room (the mesh's non-waiting send,
+    /// as glommio's `Senders` has it).
+    ///
+    /// # Errors
+    /// When the channel is full or closed, or `target` is this shard.
+    #[allow(dead_code)]
+    pub fn try_send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
+        let sent = self.senders.try_send_to(target, message);
+        if sent.is_ok() {
+            self.bells[target].ring();
+        }
+        sent
+    }
+}
+
+/// Says that a message from another shard is waiting, for a shard that does not wait inside the
+/// runtime's own loop (whose channel wake-ups only reach a shard parked in that loop): the
+/// shard's socket ring driver checks [`MeshBell::take`] each turn and, before it parks in its own
+/// ring, [`MeshBell::sleep`]; while it sleeps there, a sender also writes the bell's eventfd,
+/// which the ring reads.
+pub struct MeshBell {
+    pending: AtomicBool,
+    sleeping: AtomicBool,
+    eventfd: OwnedFd,
+}
+
+thread_local! {
+    /// This shard's bell (one shard per thread).
+    static MESH_BELL: RefCell<Option<(Arc<[MeshBell]>, usize)>> = const { RefCell::new(None) };
+}
+
+impl MeshBell {
+    fn new() -> io::Result<Self> {
+        // Blocking: io_uring answers a read of a non-blocking eventfd with EAGAIN instead of
+        // waiting for it.
+        // SAFETY: eventfd takes no pointers.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            pending: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            // SAFETY: a new descriptor that nothing else owns.
+            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn ring(&self) {
+        // Paired with `sleep`: either the sleeper sees `pending`, or this sees `sleeping`.
+        self.pending.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from `one`, which outlives the call. An eventfd write
+            // fails only when the counter would overflow, and then it is nonzero anyway.
+            unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        }
+    }
+
+    /// Takes the news that a message arrived since the last take.
+    pub fn take(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::AcqRel)
+    }
+
+    /// True when a message arrived since the last [`MeshBell::take`] (does not take it).
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Announces that the shard is about to sleep outside the runtime's loop; false (and not
+    /// sleeping) when a message is already waiting.
+    pub fn sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.pending.load(Ordering::SeqCst) {
+            self.sleeping.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The shard woke up.
+    pub fn awake(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// The eventfd written while the shard sleeps (8-byte counter reads).
+    pub fn fd(&self) -> RawFd {
+        self.eventfd.as_raw_fd()
+    }
+}
+
+/// This shard's bell, on a shard started by [`run_shards`].
+pub fn mesh_bell() -> Option<MeshBellRef> {
+    MESH_BELL.with(|bell| {
+        bell.borrow()
+            .as_ref()
+            .map(|(bells, index)| MeshBellRef(bells.clone(), *index))
+    })
+}
+
+/// A shard's handle on its own [`MeshBell`].
+pub struct MeshBellRef(Arc<[MeshBell]>, usize);
+
+impl std::ops::Deref for MeshBellRef {
+    type Target = MeshBell;
+
+    fn deref(&self) -> &MeshBell {
+        &self.0[self.1]
+    }
+}
 /// The receiving side of the mesh, one stream per peer.
 pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
 
@@ -42,6 +173,10 @@ where
 {
     assert!(shard_count > 0, "at least one shard");
     let mesh: MeshBuilder<T, _> = MeshBuilder::full(shard_count, channel_capacity);
+    let bells: Arc<[MeshBell]> = (0..shard_count)
+        .map(|_| MeshBell::new())
+        .collect::<io::Result<Vec<_>>>()?
+        .into();
     let mut handles = Vec::with_capacity(shard_count);
     for index in 0..shard_count {
         let placement = if cpus.is_empty() {
@@ -51,12 +186,15 @@ where
         };
         let mesh = mesh.clone();
         let shard_main = shard_main.clone();
+        let bells = bells.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ember-shard-{index}"))
             .spin_before_park(busy_poll)
             .spawn(move || async move {
                 let (senders, mut receivers) = mesh.join().await.expect("mesh join");
                 let peer = senders.peer_id();
+                MESH_BELL.with(|bell| *bell.borrow_mut() = Some((bells.clone(), peer)));
+                let senders = MeshSenders { senders, bells };
                 shard_main(peer, senders, receivers.streams()).await;
             })
             .map_err(|error| io::Error::other(format!("cannot start shard {index}: {error}")))?;

@@ -34,7 +34,7 @@ start() { # start NAME: sets pid
         done
     fi
     pid=$!
-    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
+    for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
     echo "$name did not start" >&2
     exit 1
 }

@@ -2,10 +2,10 @@
 //! timers and task queues are reached through these few functions and types, so another
 //! thread-per-core runtime can replace glommio by rewriting this file alone.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -251,7 +251,8 @@ async fn drive(driver: Rc<Driver>) {
             progressed = now;
             yielded_idle = false;
         }
-        let message = driver.ring.take_bell() | driver.bell.as_ref().is_some_and(|bell| bell.take());
+        let message =
+            driver.ring.take_bell() | driver.bell.as_ref().is_some_and(|bell| bell.take());
         if message || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX {
             driver.hand_back().await;
             handed_back = Instant::now();

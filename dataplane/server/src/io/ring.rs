@@ -709,8 +709,7 @@ impl Ring {
                 self.bell_rung.set(true);
                 // A transient failure reads again; any other leaves the bell unwatched, and
                 // the driver then no longer sleeps outside the runtime's loop.
-                if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED)
-                {
+                if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {
                     self.arm_bell();
                 } else {
                     eprintln!(

@@ -5,6 +5,7 @@
 //! ember [/path/to/redis.conf] [--port 6379] [--bind 127.0.0.1] [--threads N] [--busy-poll-us 50] ...
 //! ```
 
+mod bell;
 mod client;
 mod commands;
 mod config;

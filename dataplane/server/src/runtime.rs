@@ -2,18 +2,18 @@
 //! timers and task queues are reached through these few functions and types, so another
 //! thread-per-core runtime can replace glommio by rewriting this file alone.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::bell::MeshBell;
 
 pub use futures_lite::{AsyncReadExt, AsyncWriteExt};
 pub use glommio::net::{TcpListener, TcpStream};
@@ -21,7 +21,8 @@ pub use glommio::task::JoinHandle as Task;
 pub use glommio::TaskQueueHandle;
 
 /// Messages between shards travel over a full mesh of bounded single-producer channels. Every
-/// message sent also rings the receiving shard's [`MeshBell`].
+/// message sent also rings the receiving shard's [`MeshBell`] (for a shard that sleeps outside
+/// glommio's loop, in its socket ring).
 pub struct MeshSenders<T: Send> {
     senders: glommio::channels::channel_mesh::Senders<T>,
     bells: Arc<[MeshBell]>,
@@ -55,101 +56,6 @@ impl<T: Send> MeshSenders<T> {
     }
 }
 
-/// Says that a message from another shard is waiting, for a shard that does not wait inside the
-/// runtime's own loop (whose channel wake-ups only reach a shard parked in that loop): the
-/// shard's socket ring driver checks [`MeshBell::take`] each turn and, before it parks in its own
-/// ring, [`MeshBell::sleep`]; while it sleeps there, a sender also writes the bell's eventfd,
-/// which the ring reads.
-pub struct MeshBell {
-    pending: AtomicBool,
-    sleeping: AtomicBool,
-    eventfd: OwnedFd,
-}
-
-thread_local! {
-    /// This shard's bell (one shard per thread).
-    static MESH_BELL: RefCell<Option<(Arc<[MeshBell]>, usize)>> = const { RefCell::new(None) };
-}
-
-impl MeshBell {
-    fn new() -> io::Result<Self> {
-        // Blocking: io_uring answers a read of a non-blocking eventfd with EAGAIN instead of
-        // waiting for it.
-        // SAFETY: eventfd takes no pointers.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self {
-            pending: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
-            // SAFETY: a new descriptor that nothing else owns.
-            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    fn ring(&self) {
-        // Paired with `sleep`: either the sleeper sees `pending`, or this sees `sleeping`.
-        self.pending.store(true, Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) {
-            let one = 1u64.to_ne_bytes();
-            // SAFETY: writes 8 bytes from `one`, which outlives the call. An eventfd write
-            // fails only when the counter would overflow, and then it is nonzero anyway.
-            unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-        }
-    }
-
-    /// Takes the news that a message arrived since the last take.
-    pub fn take(&self) -> bool {
-        self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::AcqRel)
-    }
-
-    /// True when a message arrived since the last [`MeshBell::take`] (does not take it).
-    pub fn pending(&self) -> bool {
-        self.pending.load(Ordering::Relaxed)
-    }
-
-    /// Announces that the shard is about to sleep outside the runtime's loop; false (and not
-    /// sleeping) when a message is already waiting.
-    pub fn sleep(&self) -> bool {
-        self.sleeping.store(true, Ordering::SeqCst);
-        if self.pending.load(Ordering::SeqCst) {
-            self.sleeping.store(false, Ordering::SeqCst);
-            return false;
-        }
-        true
-    }
-
-    /// The shard woke up.
-    pub fn awake(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
-    }
-
-    /// The eventfd written while the shard sleeps (8-byte counter reads).
-    pub fn fd(&self) -> RawFd {
-        self.eventfd.as_raw_fd()
-    }
-}
-
-/// This shard's bell, on a shard started by [`run_shards`].
-pub fn mesh_bell() -> Option<MeshBellRef> {
-    MESH_BELL.with(|bell| {
-        bell.borrow()
-            .as_ref()
-            .map(|(bells, index)| MeshBellRef(bells.clone(), *index))
-    })
-}
-
-/// A shard's handle on its own [`MeshBell`].
-pub struct MeshBellRef(Arc<[MeshBell]>, usize);
-
-impl std::ops::Deref for MeshBellRef {
-    type Target = MeshBell;
-
-    fn deref(&self) -> &MeshBell {
-        &self.0[self.1]
-    }
-}
 /// The receiving side of the mesh, one stream per peer.
 pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
 
@@ -193,7 +99,7 @@ where
             .spawn(move || async move {
                 let (senders, mut receivers) = mesh.join().await.expect("mesh join");
                 let peer = senders.peer_id();
-                MESH_BELL.with(|bell| *bell.borrow_mut() = Some((bells.clone(), peer)));
+                crate::bell::install(bells.clone(), peer);
                 let senders = MeshSenders { senders, bells };
                 shard_main(peer, senders, receivers.streams()).await;
             })

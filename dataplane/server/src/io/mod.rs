@@ -13,7 +13,7 @@
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
 //! when another shard sent a message, or at least every [`HAND_BACK_MAX`] (timers, accepts, the
 //! other task queues). Another shard's message reaches a shard asleep in its ring through the
-//! mesh's bell ([`crate::runtime::MeshBell`]), an eventfd the ring reads. After
+//! mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring reads. After
 //! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
 //! announces new work on an eventfd (registered with the ring), and the driver waits on that
 //! eventfd through the runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
@@ -35,7 +35,8 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::runtime::{self, Doorbell, MeshBellRef};
+use crate::bell::{self, MeshBellRef};
+use crate::runtime::{self, Doorbell};
 use ring::TaskRun;
 use ring::{Ring, SocketId};
 
@@ -107,7 +108,7 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
             waker: RefCell::new(None),
             doorbell_failed: Cell::new(false),
             busy_poll,
-            bell: runtime::mesh_bell(),
+            bell: bell::mesh_bell(),
         }))
     });
     let driver = match created {
@@ -184,14 +185,17 @@ impl Driver {
     }
 
     /// Parks: waits until the ring has work (announced on the doorbell) or a connection kicks.
-    async fn park(&self) {
+    /// False when the ring had work already, and the driver did not wait (nor hand the shard
+    /// to the runtime).
+    async fn park(&self) -> bool {
         self.doorbell.drain();
         // Checked after the drain: work announced before it shows in the ring's flags, work
         // announced after it rings the doorbell again.
         if self.ring.has_work() {
-            return;
+            return false;
         }
         self.wait_doorbell(true).await;
+        true
     }
 
     /// Waits for the doorbell, or (when `kickable`) for a connection's kick.
@@ -282,8 +286,9 @@ async fn drive(driver: Rc<Driver>) {
             driver.sleep_in_ring(until.saturating_duration_since(now));
             continue;
         }
-        driver.park().await;
-        handed_back = Instant::now();
+        if driver.park().await {
+            handed_back = Instant::now();
+        }
     }
 }
 

@@ -288,6 +288,9 @@ async fn drive(driver: Rc<Driver>) {
         }
         if driver.park().await {
             handed_back = Instant::now();
+        } else {
+            // The ring had work after all: the next idle turn yields before anything else.
+            yielded_idle = false;
         }
     }
 }

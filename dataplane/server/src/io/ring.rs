@@ -625,7 +625,7 @@ impl Ring {
     /// One turn: arms idle receives, submits every queued entry and runs the kernel's deferred
     /// work in one `io_uring_enter` (none when there is nothing to do), hands completions to
     /// their sockets and wakes their tasks. Returns the completions handled plus the entries
-    /// submitted.
+    /// submitted (at least 1 after an enter).
     pub fn turn(&self) -> usize {
         self.arm_waiting();
         let submitted = {
@@ -651,7 +651,10 @@ impl Ring {
                     )
                 };
                 match result {
-                    Ok(submitted) => submitted,
+                    // An enter that only ran task work (a send resumed, a receive re-armed)
+                    // counts as progress too, so the driver lets its tasks run instead of
+                    // looping on a ring that says it has work.
+                    Ok(submitted) => submitted.max(1),
                     // Interrupted, or the kernel is short of memory for requests: what was
                     // not taken stays queued for the next turn.
                     Err(error)

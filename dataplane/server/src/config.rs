@@ -132,11 +132,8 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     // Socket I/O through one io_uring per shard (multishot receive, sends batched per turn);
-    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling). Off by
-    // default: with the ring's driver busy polling, cross-shard traffic (MSET over two shards,
-    // 50 clients) starves the runtime's mesh channels until the shard-reply timeout fires, and
-    // without busy polling mesh round trips take milliseconds. Single-shard traffic is fine.
-    parameter("io-uring", "no", Kind::Bool, Immutable),
+    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling).
+    parameter("io-uring", "yes", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
     // ACLs (commands/acl): the users file, the log's length, new users' channels.
     parameter("aclfile", "", Kind::Text, Immutable),
@@ -502,7 +499,7 @@ impl Default for Config {
             threads: 0,
             busy_poll_us: 0,
             shard_reply_timeout_ms: 0,
-            io_uring: false,
+            io_uring: true,
             requirepass: String::new(),
             maxclients: 0,
             proto_max_bulk_len: 0,

@@ -7,18 +7,55 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::bell::MeshBell;
 
 pub use futures_lite::{AsyncReadExt, AsyncWriteExt};
 pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::task::JoinHandle as Task;
 pub use glommio::TaskQueueHandle;
 
-/// Messages between shards travel over a full mesh of bounded single-producer channels.
-pub type MeshSenders<T> = glommio::channels::channel_mesh::Senders<T>;
+/// Messages between shards travel over a full mesh of bounded single-producer channels. Every
+/// message sent also rings the receiving shard's [`MeshBell`] (for a shard that sleeps outside
+/// glommio's loop, in its socket ring).
+pub struct MeshSenders<T: Send> {
+    senders: glommio::channels::channel_mesh::Senders<T>,
+    bells: Arc<[MeshBell]>,
+}
+
+impl<T: Send> MeshSenders<T> {
+    /// Sends `message` to shard `target`, waiting while its channel is full.
+    ///
+    /// # Errors
+    /// When the channel is closed (the peer is shutting down) or `target` is this shard.
+    pub async fn send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
+        let sent = self.senders.send_to(target, message).await;
+        if sent.is_ok() {
+            self.bells[target].ring();
+        }
+        sent
+    }
+
+    /// Sends `message` to shard `target` if its channel has room (the mesh's non-waiting send,
+    /// as glommio's `Senders` has it).
+    ///
+    /// # Errors
+    /// When the channel is full or closed, or `target` is this shard.
+    #[allow(dead_code)]
+    pub fn try_send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
+        let sent = self.senders.try_send_to(target, message);
+        if sent.is_ok() {
+            self.bells[target].ring();
+        }
+        sent
+    }
+}
+
 /// The receiving side of the mesh, one stream per peer.
 pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
 
@@ -42,6 +79,10 @@ where
 {
     assert!(shard_count > 0, "at least one shard");
     let mesh: MeshBuilder<T, _> = MeshBuilder::full(shard_count, channel_capacity);
+    let bells: Arc<[MeshBell]> = (0..shard_count)
+        .map(|_| MeshBell::new())
+        .collect::<io::Result<Vec<_>>>()?
+        .into();
     let mut handles = Vec::with_capacity(shard_count);
     for index in 0..shard_count {
         let placement = if cpus.is_empty() {
@@ -51,12 +92,15 @@ where
         };
         let mesh = mesh.clone();
         let shard_main = shard_main.clone();
+        let bells = bells.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ember-shard-{index}"))
             .spin_before_park(busy_poll)
             .spawn(move || async move {
                 let (senders, mut receivers) = mesh.join().await.expect("mesh join");
                 let peer = senders.peer_id();
+                crate::bell::install(bells.clone(), peer);
+                let senders = MeshSenders { senders, bells };
                 shard_main(peer, senders, receivers.streams()).await;
             })
             .map_err(|error| io::Error::other(format!("cannot start shard {index}: {error}")))?;

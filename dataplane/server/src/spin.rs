@@ -32,6 +32,11 @@ pub fn hand_back_soon() {
     HAND_BACK.with(|flag| flag.set(true));
 }
 
+/// True when [`hand_back_soon`] was asked and not yet taken.
+pub(crate) fn hand_back_asked() -> bool {
+    HAND_BACK.with(Cell::get)
+}
+
 /// Takes the request made by [`hand_back_soon`], if any: for the io_uring driver, which spins in place of this
 /// spinner under `--io-uring yes`.
 pub(crate) fn take_hand_back() -> bool {

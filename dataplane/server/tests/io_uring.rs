@@ -341,3 +341,82 @@ fn the_switch_is_reported_and_no_keeps_the_runtime_sockets() {
         );
     });
 }
+
+#[test]
+fn the_ring_is_the_default() {
+    let ember = Ember::start_with(&["--threads", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ember.log().contains("socket I/O through io_uring") {
+        assert!(Instant::now() < deadline, "log:\n{}", ember.log());
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        ember.raw().command(&[b"CONFIG", b"GET", b"io-uring"]),
+        b"*2\r\n$8\r\nio-uring\r\n$3\r\nyes\r\n"
+    );
+}
+
+/// Multi-key commands over two shards from many clients at once, with the shards parking
+/// between requests and with them busy polling: every MSET crosses the mesh, and every MGET
+/// reads back what its client wrote. A cross-shard message must reach a shard that waits in its
+/// own ring (the mesh bell), so no reply is an error from the shard-reply timeout.
+#[test]
+fn cross_shard_commands_from_many_clients_complete() {
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 150;
+    const KEYS: usize = 8;
+    for busy_poll in ["0", "200"] {
+        let ember = Ember::start_with(&[
+            "--io-uring",
+            "yes",
+            "--threads",
+            "2",
+            "--busy-poll-us",
+            busy_poll,
+        ]);
+        let start = Arc::new(Barrier::new(CLIENTS));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let mut raw = ember.raw();
+                let start = start.clone();
+                thread::spawn(move || {
+                    start.wait();
+                    for round in 0..ROUNDS {
+                        // Keys {client}:{k}:x hash to both shards within one command.
+                        let keys: Vec<String> =
+                            (0..KEYS).map(|k| format!("c{client}:k{k}:x")).collect();
+                        let values: Vec<String> = (0..KEYS)
+                            .map(|k| format!("v{client}.{round}.{k}"))
+                            .collect();
+                        let mut mset: Vec<&[u8]> = vec![b"MSET"];
+                        for (key, value) in keys.iter().zip(&values) {
+                            mset.push(key.as_bytes());
+                            mset.push(value.as_bytes());
+                        }
+                        let mut mget: Vec<&[u8]> = vec![b"MGET"];
+                        mget.extend(keys.iter().map(|key| key.as_bytes()));
+                        // Both in one write: the MGET waits behind the MSET's cross-shard round.
+                        let mut pipeline = multibulk(&mset);
+                        pipeline.extend(multibulk(&mget));
+                        raw.send(&pipeline);
+                        assert_eq!(raw.reply(), b"+OK\r\n", "busy-poll {busy_poll}");
+                        let mut expected = format!("*{KEYS}\r\n").into_bytes();
+                        for value in &values {
+                            expected.extend(bulk(value.as_bytes()));
+                        }
+                        assert_eq!(
+                            raw.reply().escape_ascii().to_string(),
+                            expected.escape_ascii().to_string(),
+                            "busy-poll {busy_poll}, client {client}, round {round}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("client thread");
+        }
+        let mut ember = ember;
+        assert!(ember.is_running(), "log:\n{}", ember.log());
+    }
+}

@@ -7,12 +7,18 @@
 //! the connections it woke have run (the driver yields to them), so the sends of all the
 //! requests that arrived together leave together.
 //!
-//! Parking: glommio keeps the executors, task queues and timers, and parks a shard inside its own
-//! io_uring. The shard's ring announces new work on an eventfd (registered with the ring); when
-//! a turn finds nothing to do, the driver waits on that eventfd through the runtime
-//! ([`crate::runtime::Doorbell`]), so a parked shard wakes when data arrives on any of its
-//! connections. While the shard is busy the doorbell is not armed, and because the ring defers
-//! task work to the shard's own enter, arriving data never interrupts it.
+//! Waiting: glommio keeps the executors, task queues and timers, and each turn of its loop costs a
+//! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
+//! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
+//! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
+//! when another shard sent a message, or at least every [`HAND_BACK_MAX`] (timers, accepts, the
+//! other task queues). Another shard's message reaches a shard asleep in its ring through the
+//! mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring reads. After
+//! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
+//! announces new work on an eventfd (registered with the ring), and the driver waits on that
+//! eventfd through the runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
+//! data arrives on any of its connections, and glommio wakes it for everything else. Because the
+//! ring defers task work to the shard's own enter, arriving data never interrupts it.
 //!
 //! With `--busy-poll-us N` the driver spins on the ring's shared memory (no system call) for N
 //! microseconds after the last progress before it parks, instead of the epoll spinner.
@@ -29,6 +35,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::bell::{self, MeshBellRef};
 use crate::runtime::{self, Doorbell};
 use ring::TaskRun;
 use ring::{Ring, SocketId};
@@ -42,14 +49,19 @@ const BUFFER_LEN: usize = 16 * 1024;
 /// until its connection runs. When they run out, receives stop without losing data (the bytes
 /// wait in the socket) and every held buffer is copied out so the receives can be armed again.
 const BUFFER_COUNT: u16 = 256;
-/// Longest the driver keeps handing the shard to the connections it woke, under continuous
-/// traffic, before the runtime's own loop (timers, accepts, messages from other shards) runs.
-const HAND_BACK_MAX: Duration = Duration::from_micros(100);
-/// Longest one spin on the ring's shared memory lasts (busy polling only) before the runtime
-/// gets a turn of its loop.
+/// Longest the driver keeps the shard from the runtime's own loop (timers, accepts, the other
+/// task queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop
+/// costs a few system calls (the runtime re-arms its preemption timer), so it is not taken per
+/// request; messages from other shards do not wait for it (their [`MeshBell`] hands the shard
+/// to the runtime at the driver's next turn, or wakes it from its own ring).
+const HAND_BACK_MAX: Duration = Duration::from_micros(500);
+/// After this long without traffic the driver parks inside the runtime's loop (woken by the
+/// ring through the doorbell, by another shard, a timer or an accept), instead of sleeping in
+/// its own ring between hand-backs.
+const IDLE_PARK_AFTER: Duration = Duration::from_millis(2);
+/// Longest one spin on the ring's shared memory lasts (busy polling only) before the other
+/// tasks of the shard get a turn.
 const SPIN_SLICE: Duration = Duration::from_micros(20);
-/// Pause that hands the runtime one turn of its loop.
-const SPIN_PAUSE: Duration = Duration::from_micros(1);
 /// Wait between polls of the ring if the doorbell failed (the shard then polls instead of
 /// parking; it does not stop serving).
 const DOORBELL_FAILED_POLL: Duration = Duration::from_millis(1);
@@ -66,6 +78,8 @@ struct Driver {
     waker: RefCell<Option<Waker>>,
     doorbell_failed: Cell<bool>,
     busy_poll: Duration,
+    /// Other shards' news for this one; `None` outside [`runtime::run_shards`] (no mesh).
+    bell: Option<MeshBellRef>,
 }
 
 enum ShardRing {
@@ -94,6 +108,7 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
             waker: RefCell::new(None),
             doorbell_failed: Cell::new(false),
             busy_poll,
+            bell: bell::mesh_bell(),
         }))
     });
     let driver = match created {
@@ -118,12 +133,48 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
             BUFFER_LEN / 1024
         );
     }
+    if let Some(bell) = &driver.bell {
+        driver.ring.watch_bell(bell.fd());
+    }
     SHARD_RING.with(|cell| *cell.borrow_mut() = ShardRing::Ready(driver.clone()));
     runtime::spawn(drive(driver));
     true
 }
 
 impl Driver {
+    /// True when a sleep in the ring would wake for every message of another shard: the ring
+    /// reads this shard's bell (or there is no mesh).
+    fn may_sleep_in_ring(&self) -> bool {
+        self.bell.is_none() || self.ring.bell_watched()
+    }
+
+    /// Sleeps in the ring for up to `timeout`, unless another shard's message is waiting.
+    fn sleep_in_ring(&self, timeout: Duration) {
+        if timeout.is_zero() {
+            return;
+        }
+        match &self.bell {
+            Some(bell) => {
+                if bell.sleep() {
+                    self.ring.wait(timeout);
+                    bell.awake();
+                }
+            }
+            None => self.ring.wait(timeout),
+        }
+    }
+
+    /// Hands the shard to the runtime for one turn of its loop (timers, messages from other
+    /// shards, accepts, other task queues): rings the doorbell and waits for it, and the
+    /// runtime's read of it completes within that turn, with no timer and no sleep.
+    async fn hand_back(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from `one`, which outlives the call.
+        unsafe { libc::write(self.doorbell.fd(), one.as_ptr().cast(), one.len()) };
+        // Not ended by a kick: the runtime's turn must happen.
+        self.wait_doorbell(false).await;
+    }
+
     /// Wakes the driver if it is parked (work was queued outside its turn).
     fn kick(&self) {
         if self.parked.get() && !self.kicked.replace(true) {
@@ -134,28 +185,28 @@ impl Driver {
     }
 
     /// Parks: waits until the ring has work (announced on the doorbell) or a connection kicks.
-    async fn park(&self) {
+    /// False when the ring had work already, and the driver did not wait (nor hand the shard
+    /// to the runtime).
+    async fn park(&self) -> bool {
         self.doorbell.drain();
         // Checked after the drain: work announced before it shows in the ring's flags, work
         // announced after it rings the doorbell again.
         if self.ring.has_work() {
-            return;
+            return false;
         }
-        self.wait_doorbell().await;
+        self.wait_doorbell(true).await;
+        true
     }
 
-    /// Waits for the doorbell (or a kick). Without a drain first, this is how the driver hands
-    /// the shard to the runtime for one turn of its loop under continuous traffic: the doorbell
-    /// has rung since it was last drained, so the runtime's read of it completes in that turn
-    /// and the driver runs again, with no timer and no sleep.
-    async fn wait_doorbell(&self) {
+    /// Waits for the doorbell, or (when `kickable`) for a connection's kick.
+    async fn wait_doorbell(&self, kickable: bool) {
         if self.doorbell_failed.get() {
             runtime::sleep(DOORBELL_FAILED_POLL).await;
             return;
         }
-        self.parked.set(true);
+        self.parked.set(kickable);
         poll_fn(|cx| {
-            if self.kicked.replace(false) {
+            if kickable && self.kicked.replace(false) {
                 return Poll::Ready(());
             }
             let mut waiting = self.waiting.borrow_mut();
@@ -182,38 +233,65 @@ impl Driver {
 }
 
 /// The driver task of a shard: runs until the shard ends.
+///
+/// Each turn submits the queued sends and reaps what arrived. After a turn that woke
+/// connections, the driver yields so they run (and queue their replies for the next turn). The
+/// runtime's own loop gets a turn when another shard sent a message, when inference asks
+/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
+/// turn finds nothing: with busy polling the driver spins on the ring's shared memory; then it
+/// sleeps in its own ring (one `io_uring_enter` that a socket or another shard's message ends)
+/// until the next hand-back is due; after [`IDLE_PARK_AFTER`] without traffic it parks inside
+/// the runtime's loop.
 async fn drive(driver: Rc<Driver>) {
     let mut handed_back = Instant::now();
-    let mut progressed = Instant::now();
+    let mut progressed = handed_back;
+    // Whether the driver already yielded once since its last turn with work: the tasks woken
+    // during that turn have then run, and the shard may sleep.
+    let mut yielded_idle = false;
     loop {
-        if driver.ring.turn() > 0 {
-            let now = Instant::now();
+        let worked = driver.ring.turn() > 0;
+        let now = Instant::now();
+        if worked {
             progressed = now;
-            if now - handed_back < HAND_BACK_MAX && !crate::spin::take_hand_back() {
-                // The connections just woken run now; the next turn submits their replies.
-                runtime::yield_now().await;
-            } else {
-                driver.wait_doorbell().await;
-                handed_back = Instant::now();
-            }
+            yielded_idle = false;
+        }
+        let message =
+            driver.ring.take_bell() | driver.bell.as_ref().is_some_and(|bell| bell.take());
+        if message || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX {
+            driver.hand_back().await;
+            handed_back = Instant::now();
             continue;
         }
-        if progressed.elapsed() < driver.busy_poll {
+        if worked || !yielded_idle {
+            // The connections just woken run now; the next turn submits their replies.
+            yielded_idle = !worked;
+            runtime::yield_now().await;
+            continue;
+        }
+        let idle = now - progressed;
+        if idle < driver.busy_poll {
             let slice_start = Instant::now();
             while !driver.ring.has_work()
+                && !driver.bell.as_ref().is_some_and(|bell| bell.pending())
                 && slice_start.elapsed() < SPIN_SLICE
-                && !crate::spin::take_hand_back()
+                && !crate::spin::hand_back_asked()
             {
                 std::hint::spin_loop();
             }
-            if !driver.ring.has_work() || handed_back.elapsed() >= HAND_BACK_MAX {
-                runtime::sleep(SPIN_PAUSE).await;
-                handed_back = Instant::now();
-            }
+            runtime::yield_now().await;
             continue;
         }
-        driver.park().await;
-        handed_back = Instant::now();
+        if idle < IDLE_PARK_AFTER && driver.may_sleep_in_ring() {
+            let until = (handed_back + HAND_BACK_MAX).min(progressed + IDLE_PARK_AFTER);
+            driver.sleep_in_ring(until.saturating_duration_since(now));
+            continue;
+        }
+        if driver.park().await {
+            handed_back = Instant::now();
+        } else {
+            // The ring had work after all: the next idle turn yields before anything else.
+            yielded_idle = false;
+        }
     }
 }
 

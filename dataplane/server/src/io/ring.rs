@@ -50,6 +50,8 @@ enum Operation {
     Receive = 1,
     Send = 2,
     Cancel = 3,
+    /// The read of the mesh bell's eventfd (no socket: slot and generation 0).
+    Bell = 4,
 }
 
 const GENERATION_MASK: u32 = (1 << 24) - 1;
@@ -65,6 +67,7 @@ fn decode(user_data: u64) -> Option<(Operation, SocketId)> {
         1 => Operation::Receive,
         2 => Operation::Send,
         3 => Operation::Cancel,
+        4 => Operation::Bell,
         _ => return None,
     };
     let id = SocketId {
@@ -195,6 +198,13 @@ pub struct Ring {
     exhausted: Cell<bool>,
     task_run: TaskRun,
     counters: Cell<RingCounters>,
+    /// The eventfd watched with [`Ring::watch_bell`], the 8 bytes its read lands in, and
+    /// whether that read is in flight.
+    bell: Cell<RawFd>,
+    bell_counter: Box<[u8; 8]>,
+    bell_armed: Cell<bool>,
+    /// Set when the bell's read completed; taken by [`Ring::take_bell`].
+    bell_rung: Cell<bool>,
 }
 
 impl Ring {
@@ -231,7 +241,68 @@ impl Ring {
             exhausted: Cell::new(false),
             task_run,
             counters: Cell::new(RingCounters::default()),
+            bell: Cell::new(-1),
+            bell_counter: Box::new([0; 8]),
+            bell_armed: Cell::new(false),
+            bell_rung: Cell::new(false),
         })
+    }
+
+    /// Keeps a read of blocking eventfd `fd` in flight, so that [`Ring::wait`] returns when it
+    /// is written (other shards write it when they send this one a message while it sleeps).
+    pub fn watch_bell(&self, fd: RawFd) {
+        self.bell.set(fd);
+        self.arm_bell();
+    }
+
+    fn arm_bell(&self) {
+        let fd = self.bell.get();
+        if fd < 0 || self.bell_armed.replace(true) {
+            return;
+        }
+        let entry = opcode::Read::new(
+            types::Fd(fd),
+            self.bell_counter.as_ptr().cast_mut(),
+            self.bell_counter.len() as u32,
+        )
+        .build()
+        .user_data(user_data(
+            Operation::Bell,
+            SocketId {
+                slot: 0,
+                generation: 0,
+            },
+        ));
+        self.push(entry);
+    }
+
+    /// True while the bell's read is in flight (a sleep in [`Ring::wait`] then wakes on it).
+    pub fn bell_watched(&self) -> bool {
+        self.bell_armed.get()
+    }
+
+    /// Takes the news that the bell's read completed since the last take.
+    pub fn take_bell(&self) -> bool {
+        self.bell_rung.replace(false)
+    }
+
+    /// Sleeps in this ring until a completion arrives or `timeout` passes, submitting what is
+    /// queued in the same `io_uring_enter`. The caller reaps with [`Ring::turn`].
+    pub fn wait(&self, timeout: std::time::Duration) {
+        self.arm_waiting();
+        let uring = self.uring.borrow_mut();
+        self.count(|counters| counters.enters += 1);
+        let timespec = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&timespec);
+        match uring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) => {}
+            Err(error) => panic!("io_uring_enter failed: {error}"),
+        }
     }
 
     fn build() -> io::Result<(IoUring, TaskRun)> {
@@ -477,7 +548,8 @@ impl Ring {
         let mut uring = self.uring.borrow_mut();
         // SAFETY (for `push`): every entry's buffers outlive the operation: sends point into
         // an `Outgoing` buffer that stays in its socket until the send's completion, receives
-        // use provided buffers owned by the ring, cancellations point at nothing.
+        // use provided buffers owned by the ring, the bell's read lands in `bell_counter`
+        // (dropped after `uring`), cancellations point at nothing.
         if unsafe { uring.submission().push(&entry) }.is_err() {
             self.count(|counters| counters.enters += 1);
             // Submitted without waiting: the queue has room again afterwards.
@@ -553,7 +625,7 @@ impl Ring {
     /// One turn: arms idle receives, submits every queued entry and runs the kernel's deferred
     /// work in one `io_uring_enter` (none when there is nothing to do), hands completions to
     /// their sockets and wakes their tasks. Returns the completions handled plus the entries
-    /// submitted.
+    /// submitted (at least 1 after an enter).
     pub fn turn(&self) -> usize {
         self.arm_waiting();
         let submitted = {
@@ -579,7 +651,10 @@ impl Ring {
                     )
                 };
                 match result {
-                    Ok(submitted) => submitted,
+                    // An enter that only ran task work (a send resumed, a receive re-armed)
+                    // counts as progress too, so the driver lets its tasks run instead of
+                    // looping on a ring that says it has work.
+                    Ok(submitted) => submitted.max(1),
                     // Interrupted, or the kernel is short of memory for requests: what was
                     // not taken stays queued for the next turn.
                     Err(error)
@@ -632,6 +707,20 @@ impl Ring {
             // The cancelled receive reports its own end; -ENOENT/-EALREADY here only say the
             // receive had already finished or was finishing.
             Operation::Cancel => {}
+            Operation::Bell => {
+                self.bell_armed.set(false);
+                self.bell_rung.set(true);
+                // A transient failure reads again; any other leaves the bell unwatched, and
+                // the driver then no longer sleeps outside the runtime's loop.
+                if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {
+                    self.arm_bell();
+                } else {
+                    eprintln!(
+                        "ember: io_uring read of the mesh bell failed ({})",
+                        io::Error::from_raw_os_error(-result)
+                    );
+                }
+            }
         }
     }
 

@@ -32,6 +32,7 @@ pub mod key_specs;
 pub mod keys;
 pub mod lists;
 pub mod memory;
+pub mod migrate;
 pub mod multikey;
 pub mod notify;
 pub mod probabilistic;
@@ -310,6 +311,8 @@ pub enum Handler {
     Script(scripting::ScriptOp),
     /// Commands that may block the client until a key can serve it ([`blocking`]).
     Blocking(&'static blocking::BlockingCommand),
+    /// MIGRATE: holds its keys, talks to another server, deletes what it moved ([`migrate`]).
+    Migrate,
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -685,7 +688,7 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 15] = [
+    let families: [&[CommandSpec]; 16] = [
         CORE,
         sets::COMMANDS,
         zsets::COMMANDS,
@@ -701,6 +704,7 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         probabilistic::COMMANDS,
         protection::COMMANDS,
         filter::COMMANDS,
+        migrate::COMMANDS,
     ];
     let mut all = Vec::with_capacity(families.iter().map(|family| family.len()).sum());
     for family in families {

@@ -57,7 +57,12 @@ fn contents(con: &mut redis::Connection, key: &str) -> String {
         "none" => return "none".into(),
         "string" => query(con, &["GET", key]),
         "list" => query(con, &["LRANGE", key, "0", "-1"]),
-        "set" => sorted(redis::cmd("SMEMBERS").arg(key).query(con).expect("SMEMBERS")),
+        "set" => sorted(
+            redis::cmd("SMEMBERS")
+                .arg(key)
+                .query(con)
+                .expect("SMEMBERS"),
+        ),
         // Scores as numbers: Redis 7.0 prints them with 17 digits, Ember (as 7.2) shortest.
         "zset" => {
             let pairs: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
@@ -99,7 +104,16 @@ fn move_all(source: &mut redis::Connection, target: &mut redis::Connection, targ
     }
     let before: Vec<String> = keys.iter().map(|key| contents(source, key)).collect();
     let port = target_port.to_string();
-    let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "10000", "REPLACE", "KEYS"];
+    let mut args = vec![
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "10000",
+        "REPLACE",
+        "KEYS",
+    ];
     args.extend(keys.iter().map(String::as_str));
     assert_eq!(query(source, &args), "+OK");
     for (key, expected) in keys.iter().zip(&before) {
@@ -362,10 +376,22 @@ fn play(
     silent: u16,
 ) -> Vec<String> {
     for line in scenario.source_setup {
-        query(source, &split(line, target_port, closed, silent).iter().map(String::as_str).collect::<Vec<_>>());
+        query(
+            source,
+            &split(line, target_port, closed, silent)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
     }
     for line in scenario.target_setup {
-        query(target, &split(line, target_port, closed, silent).iter().map(String::as_str).collect::<Vec<_>>());
+        query(
+            target,
+            &split(line, target_port, closed, silent)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
     }
     let migrate = split(scenario.migrate, target_port, closed, silent);
     let migrate: Vec<&str> = migrate.iter().map(String::as_str).collect();

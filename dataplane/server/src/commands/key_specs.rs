@@ -412,6 +412,7 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
 pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("acl", &["deluser", "setuser", "users", "whoami"]),
     ("client", &["caching", "getname", "getredir", "help", "id", "info", "kill", "list", "no-evict", "pause", "reply", "setname", "tracking", "trackinginfo", "unblock", "unpause"]),
+    ("cluster", &["addslots", "addslotsrange", "bumpepoch", "count-failure-reports", "countkeysinslot", "delslots", "delslotsrange", "failover", "flushslots", "forget", "getkeysinslot", "help", "info", "keyslot", "links", "meet", "myid", "nodes", "replicas", "replicate", "reset", "saveconfig", "set-config-epoch", "setslot", "shards", "slaves", "slots"]),
     ("command", &["count", "docs", "getkeys", "getkeysandflags", "help", "info", "list"]),
     ("config", &["get", "help", "resetstat", "rewrite", "set"]),
     ("function", &["delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats"]),

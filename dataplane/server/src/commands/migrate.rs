@@ -21,18 +21,30 @@ use std::time::{Duration, Instant};
 use ember_resp::ReplySink;
 
 use super::{
-    command, errors, in_categories, is, movable, parse_integer, AclCategories, CommandResult,
-    CommandSpec, Handler, KeySpec, W,
+    command, errors, in_categories, is, movable, parse_integer, unknown_subcommand_message,
+    AclCategories, CommandResult, CommandSpec, Connection, ConnectionCtx, Handler, KeySpec, F,
+    NO_KEYS, W,
 };
 use crate::client::Client;
 use crate::runtime::{self, AsyncReadExt, AsyncWriteExt, TcpStream};
 use crate::shard::{HoldToken, PackedArgs, Shard};
 
-/// This family's commands.
+/// This family's commands: MIGRATE, and the cluster commands a Redis without cluster mode
+/// has (they live in Redis's cluster.c with MIGRATE) and refuses.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     in_categories(movable(command("migrate", -6, W, MIGRATE_KEY, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another.", Handler::Migrate), migrate_keys), AclCategories::DANGEROUS),
+    command("cluster", -2, F::empty(), NO_KEYS, "cluster", "3.0.0", "A container for cluster commands.", Connection(cluster)),
+    in_categories(command("asking", 1, F::FAST, NO_KEYS, "cluster", "3.0.0", "Sent by cluster clients after an -ASK redirect.", Connection(super::connection::cluster_only)), AclCategories::CONNECTION),
 ];
+
+/// CLUSTER subcommand ...: Redis's reply without cluster mode, after its container checks.
+fn cluster(_ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    if !super::acl::has_subcommand("cluster", args[1]) {
+        return Err(unknown_subcommand_message("cluster", args[1]).into());
+    }
+    Err("ERR This instance has cluster support disabled".into())
+}
 
 /// What COMMAND INFO shows for MIGRATE's keys: the one at 3 (the KEYS form moves them).
 const MIGRATE_KEY: KeySpec = KeySpec {
@@ -275,13 +287,7 @@ async fn migrate_held(
 
 /// Deletes the keys the target acknowledged, on their shards, as DEL does (keyspace events,
 /// tracking, blocked clients).
-async fn delete(
-    shard: &Rc<Shard>,
-    client: &Client,
-    keys: &[&[u8]],
-    token: HoldToken,
-    now_ms: u64,
-) {
+async fn delete(shard: &Rc<Shard>, client: &Client, keys: &[&[u8]], token: HoldToken, now_ms: u64) {
     let mut by_owner: BTreeMap<usize, PackedArgs> = BTreeMap::new();
     for key in keys {
         by_owner
@@ -704,11 +710,27 @@ mod tests {
     fn keys_as_redis_finds_them() {
         let cases: &[(&[&str], &[usize])] = &[
             (&["migrate", "h", "p", "k", "0", "5000"], &[3]),
-            (&["migrate", "h", "p", "", "0", "5000", "KEYS", "a", "b"], &[7, 8]),
-            (&["migrate", "h", "p", "", "0", "5000", "AUTH", "KEYS", "KEYS", "rw"], &[9]),
-            (&["migrate", "h", "p", "", "0", "5000", "AUTH2", "KEYS", "123", "KEYS", "rw"], &[10]),
+            (
+                &["migrate", "h", "p", "", "0", "5000", "KEYS", "a", "b"],
+                &[7, 8],
+            ),
+            (
+                &[
+                    "migrate", "h", "p", "", "0", "5000", "AUTH", "KEYS", "KEYS", "rw",
+                ],
+                &[9],
+            ),
+            (
+                &[
+                    "migrate", "h", "p", "", "0", "5000", "AUTH2", "KEYS", "123", "KEYS", "rw",
+                ],
+                &[10],
+            ),
             (&["migrate", "h", "p", "k", "0", "5000", "KEYS", "a"], &[]),
-            (&["migrate", "h", "p", "k", "0", "5000", "COPY", "REPLACE"], &[3]),
+            (
+                &["migrate", "h", "p", "k", "0", "5000", "COPY", "REPLACE"],
+                &[3],
+            ),
         ];
         for (args, expected) in cases {
             let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
@@ -731,10 +753,12 @@ mod tests {
             let error = parse(&args).err().expect("an error");
             assert_eq!(error.0, *expected, "{args:?}");
         }
-        let args: Vec<&[u8]> = ["migrate", "h", "p", "", "3", "-1", "COPY", "AUTH2", "u", "pw", "KEYS", "a", "b"]
-            .iter()
-            .map(|arg| arg.as_bytes())
-            .collect();
+        let args: Vec<&[u8]> = [
+            "migrate", "h", "p", "", "3", "-1", "COPY", "AUTH2", "u", "pw", "KEYS", "a", "b",
+        ]
+        .iter()
+        .map(|arg| arg.as_bytes())
+        .collect();
         let request = parse(&args).expect("parses");
         assert_eq!(request.db, 3);
         assert_eq!(request.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));

@@ -477,7 +477,21 @@ fn a_slow_target_does_not_stall_the_shard() {
     ]));
     // The MIGRATE is under way (its connection is in the silent listener's backlog) while
     // this client is served.
-    let (accepted, _) = silent.accept().expect("MIGRATE connects");
+    silent.set_nonblocking(true).expect("non-blocking listener");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let accepted = loop {
+        match silent.accept() {
+            Ok((accepted, _)) => break accepted,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "MIGRATE did not connect"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("accept: {error}"),
+        }
+    };
     for i in 0..100 {
         let key = format!("other:{i}");
         assert_eq!(query(&mut con, &["SET", &key, "x"]), "+OK");

@@ -39,9 +39,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// CLUSTER subcommand ...: Redis's reply without cluster mode, after its container checks.
-fn cluster(_ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+fn cluster(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     if !super::acl::has_subcommand("cluster", args[1]) {
         return Err(unknown_subcommand_message("cluster", args[1]).into());
+    }
+    // CLUSTER RESET is Redis's one `noscript` subcommand of CLUSTER.
+    if ctx.client.script && is(args[1], "RESET") {
+        return Err("ERR This Redis command is not allowed from script".into());
     }
     Err("ERR This instance has cluster support disabled".into())
 }
@@ -556,18 +560,16 @@ struct Link {
 
 impl Link {
     async fn write_all(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-        self.stream
-            .set_write_timeout(Some(timeout))
-            .map_err(io::Error::from)?;
-        self.stream.write_all(bytes).await?;
-        self.stream.flush().await
+        let stream = &mut self.stream;
+        within(timeout, async move {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        })
+        .await
     }
 
     /// One reply line, without its `\r\n`.
     async fn read_line(&mut self, timeout: Duration) -> io::Result<Vec<u8>> {
-        self.stream
-            .set_read_timeout(Some(timeout))
-            .map_err(io::Error::from)?;
         loop {
             if let Some(end) = self.input.iter().position(|&byte| byte == b'\n') {
                 let mut line: Vec<u8> = self.input.drain(..=end).collect();
@@ -584,13 +586,27 @@ impl Link {
                 ));
             }
             let mut chunk = [0u8; 1024];
-            let read = self.stream.read(&mut chunk).await?;
+            let read = within(timeout, self.stream.read(&mut chunk)).await?;
             if read == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             self.input.extend_from_slice(&chunk[..read]);
         }
     }
+}
+
+/// `io`, or a `TimedOut` error once `timeout` has passed. A timer raced against the operation
+/// rather than the socket's own timeouts: those make every read and write wait for the ring,
+/// where a plain one is tried at once (a reply that is already there costs no ring trip).
+async fn within<T>(
+    timeout: Duration,
+    io: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    futures_lite::future::or(io, async {
+        runtime::sleep(timeout).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await
 }
 
 /// Connects to `address` within `timeout`.

@@ -559,17 +559,21 @@ struct Link {
 }
 
 impl Link {
+    /// Writes `bytes`; each write to the socket may wait `timeout` at most (Redis bounds each
+    /// 64 KiB chunk so), so a large payload is not cut for its size.
     async fn write_all(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-        let stream = &mut self.stream;
-        within(timeout, async move {
-            stream.write_all(bytes).await?;
-            stream.flush().await
-        })
-        .await
+        self.stream
+            .set_write_timeout(Some(timeout))
+            .map_err(io::Error::from)?;
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
     }
 
     /// One reply line, without its `\r\n`.
     async fn read_line(&mut self, timeout: Duration) -> io::Result<Vec<u8>> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(io::Error::from)?;
         loop {
             if let Some(end) = self.input.iter().position(|&byte| byte == b'\n') {
                 let mut line: Vec<u8> = self.input.drain(..=end).collect();
@@ -586,27 +590,13 @@ impl Link {
                 ));
             }
             let mut chunk = [0u8; 1024];
-            let read = within(timeout, self.stream.read(&mut chunk)).await?;
+            let read = self.stream.read(&mut chunk).await?;
             if read == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             self.input.extend_from_slice(&chunk[..read]);
         }
     }
-}
-
-/// `io`, or a `TimedOut` error once `timeout` has passed. A timer raced against the operation
-/// rather than the socket's own timeouts: those make every read and write wait for the ring,
-/// where a plain one is tried at once (a reply that is already there costs no ring trip).
-async fn within<T>(
-    timeout: Duration,
-    io: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    futures_lite::future::or(io, async {
-        runtime::sleep(timeout).await;
-        Err(io::ErrorKind::TimedOut.into())
-    })
-    .await
 }
 
 /// Connects to `address` within `timeout`.

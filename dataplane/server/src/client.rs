@@ -25,6 +25,9 @@ pub struct ClientHandle {
     pub created_at_ms: u64,
     /// Name set by CLIENT SETNAME / HELLO SETNAME.
     pub name: RefCell<String>,
+    /// The ACL user the connection authenticated as (CLIENT LIST's `user`); empty for
+    /// `default`.
+    pub user: RefCell<String>,
     /// CLIENT SETINFO LIB-NAME.
     pub lib_name: RefCell<String>,
     /// CLIENT SETINFO LIB-VER.
@@ -120,7 +123,7 @@ impl ClientHandle {
             flags.push_str(tracking_flags);
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -139,6 +142,10 @@ impl ClientHandle {
             self.limits.output_len(),
             self.limits.memory(),
             self.last_command.get(),
+            match self.user.borrow().as_str() {
+                "" => "default",
+                user => user,
+            },
             redirect,
             self.resp.get(),
             self.lib_name.borrow(),

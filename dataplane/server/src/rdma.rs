@@ -326,6 +326,7 @@ fn session_client(shard: &Shard, transport: &str) -> Client {
         fd: -1,
         created_at_ms: now,
         name: RefCell::new(String::new()),
+        user: RefCell::default(),
         lib_name: RefCell::new(String::new()),
         lib_ver: RefCell::new(String::new()),
         db: Cell::new(0),

@@ -337,6 +337,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
             fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
             created_at_ms: now,
             name: RefCell::new(String::new()),
+            user: RefCell::default(),
             lib_name: RefCell::new(String::new()),
             lib_ver: RefCell::new(String::new()),
             db: Cell::new(0),

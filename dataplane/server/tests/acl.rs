@@ -497,3 +497,73 @@ fn deleted_users_lose_their_connections_and_default_user_gates_new_ones() {
     let mut later = ember.connect(false);
     assert_eq!(show(&run(&mut later, &[b"PING"])), "+PONG");
 }
+
+/// CLIENT INFO's `user` and ACL LOG's client-info name the user a connection authenticated as
+/// (then `default` again after RESET), as in Redis.
+#[test]
+fn client_info_names_the_connections_user() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let field = |line: &str, name: &str| -> String {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let mut seen = Vec::new();
+    for port in [oracle.port, ember.port] {
+        let mut con = common::connect(port, false);
+        let mut steps = Vec::new();
+        let info = |con: &mut redis::Connection| -> String {
+            redis::cmd("CLIENT")
+                .arg("INFO")
+                .query(con)
+                .expect("CLIENT INFO")
+        };
+        redis::cmd("ACL")
+            .arg(&["SETUSER", "who", "on", ">pw", "+@all", "-debug", "~*"])
+            .query::<()>(&mut con)
+            .expect("SETUSER");
+        redis::cmd("ACL")
+            .arg("LOG")
+            .arg("RESET")
+            .query::<()>(&mut con)
+            .expect("LOG RESET");
+        steps.push(field(&info(&mut con), "user"));
+        redis::cmd("AUTH")
+            .arg("who")
+            .arg("pw")
+            .query::<()>(&mut con)
+            .expect("AUTH");
+        steps.push(field(&info(&mut con), "user"));
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut con)
+            .expect("CLIENT LIST");
+        steps.push(field(&list, "user"));
+        let refused = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0")
+            .query::<()>(&mut con);
+        steps.push(show(&refused.map(|()| redis::Value::Okay)));
+        let log: Vec<redis::Value> = redis::cmd("ACL")
+            .arg("LOG")
+            .query(&mut con)
+            .expect("ACL LOG");
+        let text = common::show_value(&redis::Value::Array(log));
+        let client_info = text
+            .split("\"client-info\", \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("")
+            .to_string();
+        steps.push(field(&client_info, "user"));
+        redis::cmd("RESET").query::<()>(&mut con).expect("RESET");
+        steps.push(field(&info(&mut con), "user"));
+        seen.push(steps);
+    }
+    assert_eq!(seen[0], seen[1], "redis, then ember");
+    assert_eq!(seen[1][1], "who");
+}

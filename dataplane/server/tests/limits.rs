@@ -567,6 +567,13 @@ fn debug_command_can_be_off_or_local() {
         text(&mut raw, &["DEBUG", "SLEEP", "0"]),
         "-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n"
     );
+    // DEBUG OBJECT passes the same gate, as every DEBUG subcommand in Redis.
+    assert_eq!(text(&mut raw, &["SET", "k", "v"]), "+OK\r\n");
+    assert!(
+        text(&mut raw, &["DEBUG", "OBJECT", "k"]).starts_with("-ERR DEBUG command not allowed.")
+    );
     let local = Ember::start_with(&["--threads", "2", "--enable-debug-command", "local"]);
     assert_eq!(text(&mut local.raw(), &["DEBUG", "SLEEP", "0"]), "+OK\r\n");
+    assert_eq!(text(&mut local.raw(), &["SET", "k", "v"]), "+OK\r\n");
+    assert!(text(&mut local.raw(), &["DEBUG", "OBJECT", "k"]).starts_with("+Value at:"));
 }

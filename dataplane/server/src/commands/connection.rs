@@ -28,7 +28,13 @@ fn authenticate(
             CommandError::from("WRONGPASS invalid username-password pair or user is disabled.")
         })?;
     ctx.client.authenticated = true;
-    ctx.client.user = (!Arc::ptr_eq(&user, users.default_user())).then_some(user);
+    let default = Arc::ptr_eq(&user, users.default_user());
+    *ctx.client.handle.user.borrow_mut() = if default {
+        String::new()
+    } else {
+        String::from_utf8_lossy(&user.name).into_owned()
+    };
+    ctx.client.user = (!default).then_some(user);
     Ok(())
 }
 
@@ -150,8 +156,8 @@ pub fn select(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
-/// CLUSTER, READONLY, READWRITE: cluster commands; Ember, like a Redis without cluster
-/// support, refuses them (ACL rules still name them).
+/// ASKING, READONLY, READWRITE: cluster commands; Ember, like a Redis without cluster support,
+/// refuses them (ACL rules still name them). CLUSTER itself is in commands/migrate.rs.
 pub fn cluster_only(_ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     Err("ERR This instance has cluster support disabled".into())
 }
@@ -183,6 +189,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.shared.acl.starts_authenticated(ctx.shard);
     client.user = None;
+    client.handle.user.borrow_mut().clear();
     ctx.out.simple(b"RESET");
     Ok(())
 }

@@ -4,9 +4,10 @@
 use ember_store::dump::{self, RestoreLimits};
 use ember_store::keyspace::{lru_clock, LRU_CLOCK_MAX};
 use ember_store::lfu;
+use ember_store::Value;
 
 use super::notify::{self, notify};
-use super::{errors, is, parse_integer, read_entry, CommandResult, Ctx};
+use super::{errors, is, parse_integer, read_entry, CommandError, CommandResult, Ctx};
 
 /// DUMP key: the serialized value, nil when there is no key.
 pub fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
@@ -15,15 +16,23 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         ctx.out.null();
         return Ok(());
     };
-    let Some(payload) = dump::try_dump(&entry.value, now_ms) else {
-        return Err(format!(
-            "ERR DUMP is not supported for values of type {}",
-            entry.value.type_name()
-        )
-        .into());
-    };
+    let payload = payload(&entry.value, now_ms)?;
     ctx.out.bulk(&payload);
     Ok(())
+}
+
+/// The DUMP payload of `value` (DUMP's reply, MIGRATE's RESTORE argument).
+///
+/// # Errors
+/// For the types Redis's format has no encoding for (Ember's own: tensors and the like).
+pub fn payload(value: &Value, now_ms: u64) -> Result<Vec<u8>, CommandError> {
+    dump::try_dump(value, now_ms).ok_or_else(|| {
+        format!(
+            "ERR DUMP is not supported for values of type {}",
+            value.type_name()
+        )
+        .into()
+    })
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency], with Redis's

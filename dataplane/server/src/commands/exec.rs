@@ -282,6 +282,7 @@ pub async fn execute<'s>(
                 Handler::Blocking(command) => {
                     super::blocking::run(shard, client, command, args, out).await
                 }
+                Handler::Migrate => super::migrate::run(shard, client, args, now_ms, out).await,
             }
         }
     };

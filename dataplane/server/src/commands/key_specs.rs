@@ -239,6 +239,10 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
         b"lset" => const { &[spec(RW_UPDATE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"ltrim" => const { &[spec(RW_DELETE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"memory|usage" => const { &[spec(RO, Begin::Index(2), Find::Range(0, 1, 0), "")] },
+        b"migrate" => const { &[
+            spec(RW_ACCESS_DELETE, Begin::Index(3), Find::Range(0, 1, 0), ""),
+            spec(RW_ACCESS_DELETE.union(KeyFlags::INCOMPLETE), Begin::Keyword("KEYS", -2), Find::Range(-1, 1, 0), ""),
+        ] },
         b"mget" => const { &[spec(RO_ACCESS, Begin::Index(1), Find::Range(-1, 1, 0), "")] },
         b"move" => const { &[spec(RW_ACCESS_UPDATE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"mset" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::Range(-1, 2, 0), "")] },

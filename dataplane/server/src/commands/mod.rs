@@ -32,6 +32,7 @@ pub mod key_specs;
 pub mod keys;
 pub mod lists;
 pub mod memory;
+pub mod migrate;
 pub mod multikey;
 pub mod notify;
 pub mod probabilistic;
@@ -310,6 +311,8 @@ pub enum Handler {
     Script(scripting::ScriptOp),
     /// Commands that may block the client until a key can serve it ([`blocking`]).
     Blocking(&'static blocking::BlockingCommand),
+    /// MIGRATE: holds its keys, talks to another server, deletes what it moved ([`migrate`]).
+    Migrate,
 }
 
 /// What to do when a keyspace command's keys live on several shards.
@@ -685,7 +688,7 @@ pub(crate) const TRANSACTION: F = F::NOSCRIPT
 
 /// Every command Ember serves: the core table below, then each family's own table.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
-    let families: [&[CommandSpec]; 15] = [
+    let families: [&[CommandSpec]; 16] = [
         CORE,
         sets::COMMANDS,
         zsets::COMMANDS,
@@ -701,6 +704,7 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         probabilistic::COMMANDS,
         protection::COMMANDS,
         filter::COMMANDS,
+        migrate::COMMANDS,
     ];
     let mut all = Vec::with_capacity(families.iter().map(|family| family.len()).sum());
     for family in families {
@@ -727,9 +731,6 @@ static CORE: &[CommandSpec] = &[
     command("unwatch", 1, TRANSACTION, NO_KEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", Transaction(TransactionOp::Unwatch)),
     with(command("discard", 1, TRANSACTION, NO_KEYS, "transactions", "2.0.0", "Discards a transaction.", Transaction(TransactionOp::Discard)), F::TRANSACTION_CONTROL),
     command("client", -2, F::SENTINEL, NO_KEYS, "connection", "2.4.0", "A container for client connection commands.", Server(ServerOp::Client)),
-    // CLUSTER: Ember, like a Redis without cluster support, refuses every subcommand (scripts
-    // may not call CLUSTER RESET: scripting/run.rs).
-    command("cluster", -2, F::empty(), NO_KEYS, "cluster", "3.0.0", "A container for Redis Cluster commands.", Connection(connection::cluster_only)),
     in_categories(command("readonly", 1, LOADING_STALE_FAST, NO_KEYS, "cluster", "3.0.0", "Enables read queries for a connection to a cluster replica node", Connection(connection::cluster_only)), AclCategories::CONNECTION),
     in_categories(command("readwrite", 1, LOADING_STALE_FAST, NO_KEYS, "cluster", "3.0.0", "Disables read queries for a connection to a cluster replica node", Connection(connection::cluster_only)), AclCategories::CONNECTION),
     // server

@@ -638,7 +638,9 @@ pub async fn versions_unchanged(
     true
 }
 
-async fn fetch(
+/// The entries of `keys` in `db` on shard `owner`, read without waiting for holds (the caller
+/// holds the keys, or wants a snapshot).
+pub async fn fetch(
     shard: &Rc<Shard>,
     owner: usize,
     db: usize,

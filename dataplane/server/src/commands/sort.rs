@@ -30,6 +30,45 @@ pub static COMMANDS: &[CommandSpec] = &[
     sorting(split(looks_up(movable(command("sort_ro", -2, R, ONE_KEY, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", Ks(sort_ro)), sort_ro_keys), &LOOKUPS), Split::Scratch), A::READ),
 ];
 
+/// SORT's or SORT_RO's first option that reads keys named by the data (BY with a pattern, GET)
+/// before any syntax error, as its error for a user who may not read every key (Redis checks
+/// while it parses, so an earlier bad option wins); `None` for other commands.
+pub fn option_reading_every_key(index: usize, args: &[&[u8]]) -> Option<&'static str> {
+    let readonly = match super::COMMANDS[index].name {
+        "sort" => false,
+        "sort_ro" => true,
+        _ => return None,
+    };
+    let mut position = 2;
+    while position < args.len() {
+        let left = args.len() - position - 1;
+        let arg = args[position];
+        if is(arg, "ASC") || is(arg, "DESC") || is(arg, "ALPHA") {
+        } else if is(arg, "LIMIT") && left >= 2 {
+            let integers = [args[position + 1], args[position + 2]]
+                .iter()
+                .all(|arg| ember_resp::parse_i64(arg).is_some());
+            if !integers {
+                return None;
+            }
+            position += 2;
+        } else if !readonly && is(arg, "STORE") && left >= 1 {
+            position += 1;
+        } else if is(arg, "BY") && left >= 1 {
+            if args[position + 1].contains(&b'*') {
+                return Some("ERR BY option of SORT denied due to insufficient ACL permissions.");
+            }
+            position += 1;
+        } else if is(arg, "GET") && left >= 1 {
+            return Some("ERR GET option of SORT denied due to insufficient ACL permissions.");
+        } else {
+            return None;
+        }
+        position += 1;
+    }
+    None
+}
+
 /// SORT's ACL categories, as Redis's: the types it reads, and @dangerous (its patterns read any
 /// key), in place of the generic group's @keyspace.
 const fn sorting(mut spec: CommandSpec, access: A) -> CommandSpec {

@@ -142,6 +142,9 @@ pub enum Denied {
     Channel(usize),
     /// The user was deleted: the connection closes.
     Deleted,
+    /// An option that reads keys named by the data (SORT's BY and GET) while the user may not
+    /// read every key: the command's own error, not logged.
+    Option(&'static str),
 }
 
 impl Denied {
@@ -160,6 +163,7 @@ impl Denied {
                 "NOPERM this user has no permissions to access one of the channels used as arguments"
                     .to_owned()
             }
+            Denied::Option(message) => message.to_owned(),
         }
     }
 
@@ -171,8 +175,16 @@ impl Denied {
             }
             Denied::Key(_) => "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments",
             Denied::Channel(_) => "ERR The user executing the script can't publish to the channel mentioned in the command",
+            Denied::Option(message) => message,
         }
     }
+}
+
+/// True when Redis 7.0's container `container` has the subcommand `sub` (any case).
+pub fn has_subcommand(container: &str, sub: &[u8]) -> bool {
+    tables::SUBCOMMANDS.iter().any(|(parent, name, _, _)| {
+        *parent == container && name.as_bytes().eq_ignore_ascii_case(sub)
+    })
 }
 
 /// The name Redis gives a request's command: `client|kill` for a container's subcommand.
@@ -377,7 +389,18 @@ impl Users {
             return Err(Denied::Deleted);
         }
         let denied = match user.with_state(|state| state.check(index, args)) {
-            Verdict::Ok => return Ok(()),
+            // A queued command is checked again when EXEC runs it, where Redis's SORT refuses.
+            Verdict::Ok if client.multi.is_some() => return Ok(()),
+            Verdict::Ok => {
+                return match super::sort::option_reading_every_key(index, args) {
+                    Some(message)
+                        if !user.with_state(|state| state.reads_every_key_for(index, args)) =>
+                    {
+                        Err(Denied::Option(message))
+                    }
+                    _ => Ok(()),
+                };
+            }
             Verdict::Command => Denied::Command,
             Verdict::Key(position) => Denied::Key(position),
             Verdict::Channel(position) => Denied::Channel(position),

@@ -826,6 +826,15 @@ impl UserState {
         relevant
     }
 
+    /// True when a selector that allows the request may read every key (Redis's
+    /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`): SORT's BY and GET options need that.
+    pub fn reads_every_key_for(&self, index: usize, args: &[&[u8]]) -> bool {
+        let id = CATALOGUE.request_id(index, args);
+        self.selectors.iter().any(|selector| {
+            selector.reads_all_keys() && selector.check(index, id, args) == Verdict::Ok
+        })
+    }
+
     /// True when some selector allows the channel `name` (a PSUBSCRIBE pattern when
     /// `pattern`: matched literally), as Redis decides which subscribers to close.
     pub fn channel_allowed(&self, name: &[u8], pattern: bool) -> bool {

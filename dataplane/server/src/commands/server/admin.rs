@@ -270,6 +270,7 @@ pub async fn run(
             std::process::exit(0);
         }
         ServerOp::Debug if args.len() == 3 && is(args[1], "OBJECT") => {
+            debug_allowed(shard, client)?;
             debug_object(shard, client, args[2], out).await?;
         }
         ServerOp::Debug => debug(shard, client, args, out)?,
@@ -717,8 +718,10 @@ fn format_info(
                 );
                 line("keyspace_hits", counters.keyspace_hits.to_string());
                 line("keyspace_misses", counters.keyspace_misses.to_string());
-                // Ember has no MIGRATE, so it never caches a connection to another node.
-                line("migrate_cached_sockets", "0".into());
+                line(
+                    "migrate_cached_sockets",
+                    crate::commands::migrate::cached_links().to_string(),
+                );
                 let [_, keys, items, prefixes] = crate::commands::tracking::info_figures(shard);
                 line("tracking_total_keys", keys.to_string());
                 line("tracking_total_items", items.to_string());
@@ -1387,8 +1390,9 @@ async fn latency(
     Ok(())
 }
 
-fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
-    // Redis 7's `enable-debug-command`: no, yes, or local (connections from this host only).
+/// Redis 7's `enable-debug-command` gate, which every DEBUG subcommand passes first: no, yes,
+/// or local (connections from this host only).
+fn debug_allowed(shard: &Shard, client: &Client) -> CommandResult {
     let allowed = match shard.config.borrow().value("enable-debug-command") {
         "yes" => true,
         "local" => is_local_address(&client.handle.addr),
@@ -1397,6 +1401,11 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
     if !allowed {
         return Err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into());
     }
+    Ok(())
+}
+
+fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
+    debug_allowed(shard, client)?;
     let subcommand = args[1];
     if is(subcommand, "PANIC") && args.len() == 2 {
         // A shard that panics takes the process down with a message (server::run's hook):

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 requests=${2:-200000}
-ember=target/release/ember
+ember=${EMBER_BIN:-target/release/ember}
 [ -x "$ember" ] || { echo "build first: cargo build --release --bin ember" >&2; exit 1; }
 port_ember=${EMBER_PORT:-7411}
 port_redis=${REDIS_PORT:-7412}

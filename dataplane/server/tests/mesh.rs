@@ -97,6 +97,120 @@ fn pipeline_mixing_local_and_remote_keys_keeps_order() {
     }
 }
 
+/// Expected reply of a GET of a value in the model.
+fn bulk_or_nil(value: &Option<String>) -> Vec<u8> {
+    match value {
+        Some(value) => format!("${}\r\n{value}\r\n", value.len()).into_bytes(),
+        None => b"$-1\r\n".to_vec(),
+    }
+}
+
+/// Sixteen clients at once, each writing pipelines that mix local and remote keys of its own
+/// (SET, GET, INCR, MGET and MSET over both shards): the mesh carries the remote work of many
+/// connections in one batch per loop turn, and every client still gets its replies in request
+/// order with the values its own earlier commands wrote.
+#[test]
+fn many_clients_pipelining_across_shards_keep_their_order() {
+    let ember = Ember::start(2);
+    let port = ember.port;
+    let base_seed = seed();
+    let clients = 16;
+    let barrier = Arc::new(std::sync::Barrier::new(clients));
+    let handles: Vec<_> = (0..clients)
+        .map(|client| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut state = (base_seed ^ (client as u64 + 1).wrapping_mul(0x9e37_79b9)) | 1;
+                let keys: Vec<String> = (0..24).map(|i| format!("c{client}:k{i}")).collect();
+                assert!(keys.iter().any(|k| owner(k, 2) == 0));
+                assert!(keys.iter().any(|k| owner(k, 2) == 1));
+                let mut values: Vec<Option<String>> = vec![None; keys.len()];
+                let mut raw = Raw::connect(port);
+                barrier.wait();
+                for round in 0..4 {
+                    let mut request = Vec::new();
+                    let mut expected: Vec<Vec<u8>> = Vec::new();
+                    for step in 0..500 {
+                        let pick = |state: &mut u64| (next(state) % keys.len() as u64) as usize;
+                        let index = pick(&mut state);
+                        let key = keys[index].as_bytes();
+                        match next(&mut state) % 6 {
+                            0 => {
+                                let value = format!("r{round}s{step}");
+                                request.extend(multibulk(&[b"SET", key, value.as_bytes()]));
+                                expected.push(b"+OK\r\n".to_vec());
+                                values[index] = Some(value);
+                            }
+                            1 => {
+                                request.extend(multibulk(&[b"GET", key]));
+                                expected.push(bulk_or_nil(&values[index]));
+                            }
+                            2 => {
+                                let counter = match &values[index] {
+                                    Some(value) => match value.parse::<i64>() {
+                                        Ok(counter) => counter + 1,
+                                        Err(_) => continue,
+                                    },
+                                    None => 1,
+                                };
+                                request.extend(multibulk(&[b"INCR", key]));
+                                expected.push(format!(":{counter}\r\n").into_bytes());
+                                values[index] = Some(counter.to_string());
+                            }
+                            3 => {
+                                let picked: Vec<usize> = (0..5).map(|_| pick(&mut state)).collect();
+                                let mut args: Vec<&[u8]> = vec![b"MGET"];
+                                args.extend(picked.iter().map(|&i| keys[i].as_bytes()));
+                                request.extend(multibulk(&args));
+                                let mut reply = format!("*{}\r\n", picked.len()).into_bytes();
+                                for &i in &picked {
+                                    reply.extend(bulk_or_nil(&values[i]));
+                                }
+                                expected.push(reply);
+                            }
+                            4 => {
+                                let picked: Vec<usize> = (0..3).map(|_| pick(&mut state)).collect();
+                                let written: Vec<String> = (0..picked.len())
+                                    .map(|n| format!("m{round}s{step}n{n}"))
+                                    .collect();
+                                let mut args: Vec<&[u8]> = vec![b"MSET"];
+                                for (&i, value) in picked.iter().zip(&written) {
+                                    args.push(keys[i].as_bytes());
+                                    args.push(value.as_bytes());
+                                }
+                                request.extend(multibulk(&args));
+                                expected.push(b"+OK\r\n".to_vec());
+                                // A key named twice keeps its last value, as in Redis.
+                                for (&i, value) in picked.iter().zip(written) {
+                                    values[i] = Some(value);
+                                }
+                            }
+                            _ => {
+                                request.extend(multibulk(&[b"PING"]));
+                                expected.push(b"+PONG\r\n".to_vec());
+                            }
+                        }
+                    }
+                    raw.send(&request);
+                    let got = replies(&mut raw, expected.len());
+                    for (step, (got, want)) in got.iter().zip(&expected).enumerate() {
+                        assert_eq!(
+                            String::from_utf8_lossy(got),
+                            String::from_utf8_lossy(want),
+                            "client {client}, round {round}, reply {step}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle
+            .join()
+            .expect("a client's replies were out of order or wrong");
+    }
+}
+
 /// Writers MSET the same keys (spread over both shards) to one value per call while readers
 /// MGET them: every MGET sees all keys equal (an MSET is seen whole or not at all), and the
 /// last MSET's value is what remains.

@@ -38,9 +38,18 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-/// Reads `count` whole replies from `raw`.
-fn replies(raw: &mut Raw, count: usize) -> Vec<Vec<u8>> {
-    (0..count).map(|_| raw.reply()).collect()
+/// Sends `request` (a whole pipeline) in one write and checks that its replies are `expected`,
+/// in order; `context` names the pipeline in a failure.
+fn assert_pipeline(raw: &mut Raw, request: &[u8], expected: &[Vec<u8>], context: &str) {
+    raw.send(request);
+    for (step, want) in expected.iter().enumerate() {
+        let got = raw.reply();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            "{context}reply {step}"
+        );
+    }
 }
 
 /// One write of many commands on keys of both shards: INCRs of the same key keep their order,
@@ -86,15 +95,7 @@ fn pipeline_mixing_local_and_remote_keys_keeps_order() {
             }
         }
     }
-    raw.send(&request);
-    let got = replies(&mut raw, expected.len());
-    for (step, (got, want)) in got.iter().zip(&expected).enumerate() {
-        assert_eq!(
-            String::from_utf8_lossy(got),
-            String::from_utf8_lossy(want),
-            "reply {step}"
-        );
-    }
+    assert_pipeline(&mut raw, &request, &expected, "");
 }
 
 /// Expected reply of a GET of a value in the model.
@@ -191,15 +192,8 @@ fn many_clients_pipelining_across_shards_keep_their_order() {
                             }
                         }
                     }
-                    raw.send(&request);
-                    let got = replies(&mut raw, expected.len());
-                    for (step, (got, want)) in got.iter().zip(&expected).enumerate() {
-                        assert_eq!(
-                            String::from_utf8_lossy(got),
-                            String::from_utf8_lossy(want),
-                            "client {client}, round {round}, reply {step}"
-                        );
-                    }
+                    let context = format!("client {client}, round {round}, ");
+                    assert_pipeline(&mut raw, &request, &expected, &context);
                 }
             })
         })

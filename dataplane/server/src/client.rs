@@ -109,6 +109,32 @@ impl Pushes {
 }
 
 impl ClientHandle {
+    /// The handle of a client that is no connection (a transport session, a command forwarded
+    /// from another shard): no socket, `addr` and `laddr` both `origin`.
+    pub fn detached(id: u64, origin: &str) -> Self {
+        let now = unix_time_ms();
+        Self {
+            id,
+            addr: origin.to_string(),
+            laddr: origin.to_string(),
+            fd: -1,
+            created_at_ms: now,
+            name: RefCell::new(String::new()),
+            user: RefCell::default(),
+            lib_name: RefCell::new(String::new()),
+            lib_ver: RefCell::new(String::new()),
+            db: Cell::new(0),
+            resp: Cell::new(2),
+            last_command: Cell::new("NULL"),
+            last_interaction_ms: Cell::new(now),
+            killed: Cell::new(false),
+            subscription_counts: Cell::new([0; 3]),
+            pushes: Default::default(),
+            tracking: Default::default(),
+            limits: Default::default(),
+        }
+    }
+
     /// The CLIENT LIST / CLIENT INFO line, in Redis 7.2's field order.
     pub fn info_line(&self) -> String {
         let now = unix_time_ms();

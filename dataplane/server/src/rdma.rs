@@ -6,7 +6,6 @@
 //! Only database 0 is published: the message protocol has no SELECT, so clients of these
 //! transports always see database 0, as a Redis Cluster client does.
 
-use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -318,27 +317,8 @@ async fn send<C: Connection>(connection: &mut C, reply: &[u8]) -> ember_rdma::Re
 /// user (sessions are only accepted while it needs no password, see [`serve_messages`]); an
 /// AUTH message changes the user, whose ACL rules then limit the session's messages.
 fn session_client(shard: &Shard, transport: &str) -> Client {
-    let now = unix_time_ms();
-    let handle = Rc::new(ClientHandle {
-        id: shard.shared.next_client_id.fetch_add(1, Ordering::Relaxed),
-        addr: transport.to_string(),
-        laddr: transport.to_string(),
-        fd: -1,
-        created_at_ms: now,
-        name: RefCell::new(String::new()),
-        user: RefCell::default(),
-        lib_name: RefCell::new(String::new()),
-        lib_ver: RefCell::new(String::new()),
-        db: Cell::new(0),
-        resp: Cell::new(2),
-        last_command: Cell::new("NULL"),
-        last_interaction_ms: Cell::new(now),
-        killed: Cell::new(false),
-        subscription_counts: Cell::new([0; 3]),
-        pushes: Default::default(),
-        tracking: Default::default(),
-        limits: Default::default(),
-    });
+    let id = shard.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Rc::new(ClientHandle::detached(id, transport));
     Client::new(handle, shard.shared.acl.starts_authenticated(shard))
 }
 

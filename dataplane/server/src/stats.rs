@@ -280,10 +280,12 @@ impl ShardStats {
             .or_insert(0) += 1;
     }
 
-    /// Adds a slow log entry, keeping at most `max_len`.
+    /// Adds a slow log entry, keeping at most `max_len`; the arguments at `secrets` show as
+    /// `(redacted)`.
     pub fn slowlog_push(
         &self,
         entry_args: &[&[u8]],
+        secrets: &[usize],
         duration_us: u64,
         client_addr: &str,
         client_name: &str,
@@ -297,7 +299,9 @@ impl ShardStats {
                 );
                 break;
             }
-            if arg.len() > SLOWLOG_ARG_LEN_MAX {
+            if secrets.contains(&position) {
+                args.push(b"(redacted)".to_vec());
+            } else if arg.len() > SLOWLOG_ARG_LEN_MAX {
                 let mut shortened = arg[..SLOWLOG_ARG_LEN_MAX].to_vec();
                 shortened.extend_from_slice(
                     format!("... ({} more bytes)", arg.len() - SLOWLOG_ARG_LEN_MAX).as_bytes(),

@@ -567,3 +567,104 @@ fn client_info_names_the_connections_user() {
     assert_eq!(seen[0], seen[1], "redis, then ember");
     assert_eq!(seen[1][1], "who");
 }
+
+/// Passwords and user rules never reach the slow log: with every command logged, the arguments
+/// Redis shows as `(redacted)` (AUTH, HELLO's AUTH, ACL SETUSER, CONFIG SET of a password,
+/// MIGRATE's AUTH and AUTH2) are redacted on both servers alike, and no secret appears anywhere
+/// in Ember's SLOWLOG GET.
+#[test]
+fn slow_log_redacts_secrets_as_redis_server() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let steps: &[&[&[u8]]] = &[
+        &[b"AUTH", b"sekrit-auth-1"],
+        &[b"AUTH", b"someone", b"sekrit-auth-2"],
+        &[b"HELLO", b"2", b"AUTH", b"default", b"sekrit-hello"],
+        &[
+            b"ACL",
+            b"SETUSER",
+            b"redactme",
+            b"on",
+            b">sekrit-acl",
+            b"~*",
+        ],
+        &[b"ACL", b"DELUSER", b"redactme"],
+        &[b"CONFIG", b"SET", b"masterauth", b"sekrit-config"],
+        &[
+            b"MIGRATE",
+            b"127.0.0.1",
+            b"1",
+            b"nokey",
+            b"0",
+            b"100",
+            b"AUTH",
+            b"sekrit-migrate-1",
+        ],
+        &[
+            b"MIGRATE",
+            b"127.0.0.1",
+            b"1",
+            b"",
+            b"0",
+            b"100",
+            b"AUTH2",
+            b"u",
+            b"sekrit-migrate-2",
+            b"KEYS",
+            b"nokey",
+        ],
+        &[b"GET", b"sekrit-is-a-key-here"],
+    ];
+    let mut logs = Vec::new();
+    for port in [ember.port, oracle.port] {
+        let mut con = common::connect(port, false);
+        run(&mut con, &[b"SLOWLOG", b"RESET"]).expect("SLOWLOG RESET");
+        run(
+            &mut con,
+            &[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"],
+        )
+        .expect("CONFIG SET");
+        for step in steps {
+            let _ = run(&mut con, step);
+        }
+        run(
+            &mut con,
+            &[b"CONFIG", b"SET", b"slowlog-log-slower-than", b"-1"],
+        )
+        .expect("CONFIG SET");
+        let log = run(&mut con, &[b"SLOWLOG", b"GET", b"100"]);
+        let Ok(redis::Value::Array(entries)) = log else {
+            panic!("SLOWLOG GET: {}", show(&log));
+        };
+        // Each entry: id, timestamp, duration, arguments, client address, client name. Oldest
+        // first, without the CONFIG SET that turned the log on.
+        let mut shown: Vec<String> = entries
+            .into_iter()
+            .map(|entry| {
+                let redis::Value::Array(fields) = entry else {
+                    panic!("an entry is an array");
+                };
+                show(&Ok(fields[3].clone()))
+            })
+            .filter(|args| !args.contains("slowlog-log-slower-than"))
+            .collect();
+        shown.reverse();
+        logs.push(shown);
+    }
+    let joined = logs[0].join("\n");
+    assert!(
+        joined.contains("sekrit-is-a-key-here"),
+        "the slow log records commands:\n{joined}"
+    );
+    assert_eq!(
+        joined.matches("sekrit-").count(),
+        1,
+        "a secret reached Ember's slow log (only the GET's key may show):\n{joined}"
+    );
+    assert_eq!(
+        logs[0], logs[1],
+        "Ember's slow log (left) against Redis's (right)"
+    );
+}

@@ -446,14 +446,16 @@ fn replies_and_results_match_redis_scenario_by_scenario() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-    // Ember keeps the connection to the target for later MIGRATEs, as Redis does.
+    // Ember keeps the connection to the target for later MIGRATEs, as Redis does; each shard
+    // keeps its own (a MIGRATE runs on the shard of its keys), so with two shards there are
+    // one or two.
     let info: String = redis::cmd("INFO")
         .arg("stats")
         .query(&mut sources[1])
         .expect("INFO");
     assert!(
-        info.contains("migrate_cached_sockets:1"),
-        "one cached connection expected: {info}"
+        info.contains("migrate_cached_sockets:1") || info.contains("migrate_cached_sockets:2"),
+        "one cached connection per shard at most expected: {info}"
     );
     drop(silent);
 }

@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 
 use super::multikey::{self, execute_request, into_reply};
 use super::{CommandFlags, ConnectionCtx, Handler, TransactionOp, COMMANDS};
-use crate::client::Client;
+use crate::client::{Client, ClientHandle};
 use crate::shard::router::{self, Route};
 use crate::shard::{PackedArgs, PendingReply, Shard};
 
@@ -34,8 +34,11 @@ struct Deferred<'s> {
     protocol: Protocol,
     command_index: usize,
     started: Instant,
-    /// The command's arguments while HOTKEYS records (its keys are counted at the reply).
-    hotkeys_args: Option<PackedArgs>,
+    /// The client, for the slow log.
+    client: Rc<ClientHandle>,
+    /// The command's arguments while HOTKEYS records (its keys are counted at the reply) or
+    /// the slow log is on (an entry shows them).
+    args: Option<PackedArgs>,
 }
 
 impl Pipeline<'_> {
@@ -71,12 +74,21 @@ impl Pipeline<'_> {
             shard
                 .stats
                 .record_call(deferred.command_index, elapsed_us, failed);
-            if let Some(args) = deferred.hotkeys_args {
-                let reply_bytes = out.pending_len() - reply_start;
+            if let Some(args) = deferred.args {
                 let args = args.slices();
-                shard
-                    .hotkeys
-                    .record_net(deferred.command_index, &args, reply_bytes);
+                record_slow(
+                    shard,
+                    &deferred.client,
+                    deferred.command_index,
+                    &args,
+                    elapsed_us,
+                );
+                if shard.hotkeys.recording() {
+                    let reply_bytes = out.pending_len() - reply_start;
+                    shard
+                        .hotkeys
+                        .record_net(deferred.command_index, &args, reply_bytes);
+                }
             }
         }
         out.bytes_mut()
@@ -238,9 +250,9 @@ pub async fn execute<'s>(
                         protocol: client.protocol,
                         command_index: index,
                         started,
-                        hotkeys_args: shard
-                            .hotkeys
-                            .recording()
+                        client: client.handle.clone(),
+                        args: (shard.hotkeys.recording()
+                            || shard.config.borrow().slowlog_log_slower_than_us >= 0)
                             .then(|| PackedArgs::new(args.iter().copied())),
                     });
                     return; // Recorded when the reply is drained.
@@ -439,16 +451,33 @@ fn record(
 ) {
     let elapsed_us = started.elapsed().as_micros() as u64;
     shard.stats.record_call(index, elapsed_us, failed);
+    record_slow(shard, &client.handle, index, args, elapsed_us);
+}
+
+/// Adds command `index`'s run to the slow log when it took long enough, and samples it for the
+/// latency monitor.
+fn record_slow(
+    shard: &Shard,
+    client: &ClientHandle,
+    index: usize,
+    args: &[&[u8]],
+    elapsed_us: u64,
+) {
     let config = shard.config.borrow();
     if config.slowlog_log_slower_than_us >= 0
         && elapsed_us >= config.slowlog_log_slower_than_us as u64
         && !COMMANDS[index].has(CommandFlags::SKIP_SLOWLOG)
     {
-        let name = client.handle.name.borrow().clone();
+        let name = client.name.borrow().clone();
+        let secrets = COMMANDS[index]
+            .secrets
+            .map(|secrets| secrets(args))
+            .unwrap_or_default();
         shard.stats.slowlog_push(
             args,
+            &secrets,
             elapsed_us,
-            &client.handle.addr,
+            &client.addr,
             &name,
             config.slowlog_max_len,
         );

@@ -18,22 +18,22 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ember_resp::ReplySink;
+use ember_resp::{Protocol, ReplySink};
 
 use super::{
-    command, errors, in_categories, is, movable, parse_integer, unknown_subcommand_message,
-    AclCategories, CommandResult, CommandSpec, Connection, ConnectionCtx, Handler, KeySpec, F,
-    NO_KEYS, W,
+    command, errors, in_categories, is, movable, parse_integer, redacts,
+    unknown_subcommand_message, AclCategories, CommandResult, CommandSpec, Connection,
+    ConnectionCtx, Handler, KeySpec, F, NO_KEYS, W,
 };
-use crate::client::Client;
+use crate::client::{Client, ClientHandle};
 use crate::runtime::{self, AsyncReadExt, AsyncWriteExt, TcpStream};
-use crate::shard::{HoldToken, PackedArgs, Shard};
+use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
 
 /// This family's commands: MIGRATE, and the cluster commands a Redis without cluster mode
 /// has (they live in Redis's cluster.c with MIGRATE) and refuses.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    in_categories(movable(command("migrate", -6, W, MIGRATE_KEY, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another.", Handler::Migrate), migrate_keys), AclCategories::DANGEROUS),
+    redacts(in_categories(movable(command("migrate", -6, W, MIGRATE_KEY, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another.", Handler::Migrate), migrate_keys), AclCategories::DANGEROUS), super::redact::migrate),
     command("cluster", -2, F::empty(), NO_KEYS, "cluster", "3.0.0", "A container for cluster commands.", Connection(cluster)),
     in_categories(command("asking", 1, F::FAST, NO_KEYS, "cluster", "3.0.0", "Sent by cluster clients after an -ASK redirect.", Connection(super::connection::cluster_only)), AclCategories::CONNECTION),
 ];
@@ -185,6 +185,16 @@ pub async fn run(
     for &key in &request.keys {
         by_owner.entry(shard.owner_of(key)).or_default().push(key);
     }
+    if let Some(owner) = forward_to(shard, client, &by_owner) {
+        let request = ShardRequest::Migrate {
+            db: client.db,
+            protocol: client.protocol,
+            client_id: client.handle.id,
+            args: PackedArgs::new(args.iter().copied()),
+        };
+        super::multikey::into_reply(shard.call(owner, request).await).write_to(out);
+        return Ok(());
+    }
     let owners: BTreeSet<usize> = by_owner.keys().copied().collect();
     // Inside EXEC (or a script holding every shard) the keys are held already.
     let (token, taken) = match client.hold {
@@ -201,6 +211,48 @@ pub async fn run(
         super::multikey::release_all(shard, &owners, token).await;
     }
     result
+}
+
+/// The shard to hand the whole MIGRATE to: the one other shard that owns every key, when the
+/// client holds nothing (not inside EXEC or a script) and tracks nothing (a forwarded DEL would
+/// not know it as the writer, for NOLOOP). Run there, the keys are held, read and deleted
+/// without three round trips between shards per key.
+fn forward_to(
+    shard: &Shard,
+    client: &Client,
+    by_owner: &BTreeMap<usize, Vec<&[u8]>>,
+) -> Option<usize> {
+    let mut owners = by_owner.keys();
+    let (Some(&owner), None) = (owners.next(), owners.next()) else {
+        return None;
+    };
+    let plain =
+        client.hold.is_none() && !client.script && client.handle.tracking.borrow().is_none();
+    (owner != shard.index && plain).then_some(owner)
+}
+
+/// Runs a MIGRATE that another shard forwarded ([`forward_to`]) as its client would, and
+/// returns the reply.
+pub async fn run_forwarded(
+    shard: &Rc<Shard>,
+    db: usize,
+    protocol: Protocol,
+    client_id: u64,
+    args: &PackedArgs,
+    now_ms: u64,
+) -> ShardReply {
+    let mut client = Client::new(
+        Rc::new(ClientHandle::detached(client_id, "forwarded")),
+        true,
+    );
+    client.db = db;
+    client.protocol = protocol;
+    let args = args.slices();
+    let mut out = ReplySink::values(protocol);
+    if let Err(error) = run(shard, &client, &args, now_ms, &mut out).await {
+        out.error(&error.0);
+    }
+    ShardReply::Reply(out.into_reply())
 }
 
 /// Holds `keys` of the client's database on shard `owner` for `token` (ascending shard order,

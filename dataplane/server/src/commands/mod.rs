@@ -39,6 +39,7 @@ pub mod probabilistic;
 pub mod protection;
 pub mod pubsub;
 pub mod recommend;
+pub mod redact;
 pub mod remote;
 pub mod scripting;
 pub mod server;
@@ -566,6 +567,9 @@ pub struct CommandSpec {
     /// Redis 7's key specifications (what COMMAND INFO and GETKEYSANDFLAGS show), from
     /// [`key_specs::of`]; empty for commands Redis does not have.
     pub key_specs: &'static [key_specs::KeySpecDef],
+    /// The arguments that never reach the slow log (passwords, user rules): each shows as
+    /// `(redacted)`, as Redis's `redactClientCommandArgument` does.
+    pub secrets: Option<fn(&[&[u8]]) -> Vec<usize>>,
 }
 
 /// How a command reads keys that its data names (SORT's patterns name a key per element): the
@@ -627,7 +631,17 @@ pub(crate) const fn command(
         key_finder: None,
         lookups: None,
         key_specs: key_specs::of(name),
+        secrets: None,
     }
+}
+
+/// Declares which arguments are secrets (see [`CommandSpec::secrets`]).
+pub(crate) const fn redacts(
+    mut spec: CommandSpec,
+    secrets: fn(&[&[u8]]) -> Vec<usize>,
+) -> CommandSpec {
+    spec.secrets = Some(secrets);
+    spec
 }
 
 /// Declares the keys a command's data names (see [`CommandSpec::lookups`]).
@@ -717,9 +731,9 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
 /// inference). Newer families keep their table in their own file.
 static CORE: &[CommandSpec] = &[
     // connection
-    command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)),
-    command("acl", -2, ADMIN, NO_KEYS, "server", "6.0.0", "A container for Access List Control commands.", Connection(acl::acl)),
-    command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)),
+    redacts(command("auth", -2, CONN_NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.", Connection(connection::auth)), redact::auth),
+    redacts(command("acl", -2, ADMIN, NO_KEYS, "server", "6.0.0", "A container for Access List Control commands.", Connection(acl::acl)), redact::acl),
+    redacts(command("hello", -1, CONN_NO_AUTH, NO_KEYS, "connection", "6.0.0", "Handshakes with the server.", Connection(connection::hello)), redact::hello),
     with(command("ping", -1, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.", Connection(connection::ping)), F::PUBSUB_CONTEXT),
     command("echo", 2, F::FAST, NO_KEYS, "connection", "1.0.0", "Returns the given string.", Connection(connection::echo)),
     command("select", 2, LOADING_STALE_FAST, NO_KEYS, "connection", "1.0.0", "Changes the selected database.", Connection(connection::select)),
@@ -737,7 +751,7 @@ static CORE: &[CommandSpec] = &[
     in_categories(command("swapdb", 3, W_FAST, NO_KEYS, "server", "4.0.0", "Swaps two Redis databases.", Server(ServerOp::SwapDb)), AclCategories::KEYSPACE),
     command("command", -1, LOADING_STALE, NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.", Connection(server::command)),
     command("info", -1, LOADING_STALE, NO_KEYS, "server", "1.0.0", "Returns information and statistics about the server.", Server(ServerOp::Info)),
-    command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Server(ServerOp::Config)),
+    redacts(command("config", -2, ADMIN, NO_KEYS, "server", "2.0.0", "A container for server configuration commands.", Server(ServerOp::Config)), redact::config),
     in_categories(command("dbsize", 1, R_FAST, NO_KEYS, "server", "1.0.0", "Returns the number of keys in the database.", Server(ServerOp::DbSize)), AclCategories::KEYSPACE),
     in_categories(command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Server(ServerOp::FlushDb)), AclCategories::KEYSPACE),
     in_categories(command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)), AclCategories::KEYSPACE),

@@ -65,6 +65,8 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
             true
         }
         ShardRequest::Hold { .. } => !shard.gate.busy(),
+        // Talks to another server: always in a task of its own.
+        ShardRequest::Migrate { .. } => false,
         // Publishing and Pub/Sub figures never touch the keyspace: holds do not apply.
         ShardRequest::PubSub(_) => true,
         // Tracking's tables and deliveries never touch the keyspace's values.
@@ -116,6 +118,12 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             }
             ShardReply::Reply(out.into_reply())
         }
+        ShardRequest::Migrate {
+            db,
+            protocol,
+            client_id,
+            args,
+        } => super::migrate::run_forwarded(shard, db, protocol, client_id, &args, now_ms).await,
         ShardRequest::Hold { token } => {
             shard.gate.hold(token).await;
             ShardReply::Done

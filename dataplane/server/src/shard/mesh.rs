@@ -89,6 +89,16 @@ pub enum ShardRequest {
         token: Option<HoldToken>,
         hold: bool,
     },
+    /// Run a MIGRATE whose keys all live here, for a client of another shard that holds
+    /// nothing and tracks nothing (commands::migrate): the keys are then held, read and
+    /// deleted here, with no round trip between shards.
+    Migrate {
+        db: usize,
+        protocol: Protocol,
+        /// The caller's client id.
+        client_id: u64,
+        args: PackedArgs,
+    },
     /// Wait until no one holds this shard, then hold it for `token`.
     Hold { token: HoldToken },
     /// Hold this shard for `token` only if nothing holds it now (a script that needs a shard

@@ -500,3 +500,58 @@ print("redis-py smoke ok")
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Every command reaches the slow log, those another shard answered as well as those answered
+/// here, in a pipeline or alone.
+#[test]
+fn pipelined_commands_on_both_shards_reach_the_slow_log() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let keys = spread_keys("slow", 20);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .exec(&mut con)
+        .expect("CONFIG SET");
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("GET").arg(key);
+    }
+    let _: Vec<Option<String>> = pipe.query(&mut con).expect("pipeline");
+    for key in &keys {
+        let _: Option<String> = redis::cmd("GET")
+            .arg(format!("{key}:alone"))
+            .query(&mut con)
+            .expect("GET");
+    }
+    let entries: Vec<Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(100)
+        .query(&mut con)
+        .expect("SLOWLOG GET");
+    let logged: BTreeSet<String> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Value::Array(fields) => match &fields[3] {
+                Value::Array(args) if args.len() == 2 => match (&args[0], &args[1]) {
+                    (Value::BulkString(name), Value::BulkString(key)) if name == b"GET" => {
+                        Some(String::from_utf8_lossy(key).into_owned())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<String> = keys
+        .iter()
+        .flat_map(|key| [key.clone(), format!("{key}:alone")])
+        .filter(|key| !logged.contains(key))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "GETs missing from the slow log: {missing:?}"
+    );
+}

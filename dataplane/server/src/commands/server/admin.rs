@@ -682,6 +682,11 @@ fn format_info(
                     format!("{:.2}", rss as f64 / used.max(1) as f64),
                 );
                 line("mem_allocator", "jemalloc".into());
+                // No AOF or replication buffers: eviction counts every byte.
+                line("mem_not_counted_for_evict", "0".into());
+                // Values are freed where they are dropped (FLUSHALL ASYNC and UNLINK as
+                // well): nothing waits for a background thread.
+                line("lazyfree_pending_objects", "0".into());
             }
             "persistence" => {
                 line("loading", "0".into());
@@ -712,6 +717,7 @@ fn format_info(
                 );
                 line("expired_keys", total.expired_keys.to_string());
                 line("evicted_keys", counters.evicted_keys.to_string());
+                line("lazyfreed_objects", "0".into());
                 line(
                     "evicted_clients",
                     crate::limits::evicted_clients().to_string(),

@@ -181,9 +181,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<Value>(), 24);
         // The boxed headers of small collections stay in small jemalloc classes: their large
         // classes keep their maps in a box of their own.
-        assert!(std::mem::size_of::<HashValue>() <= 48);
-        // A packed sorted set or a one-node list is its box and one exactly sized buffer with
-        // its counts inside: the box is jemalloc's 16-byte class.
+        // A packed hash or sorted set or a one-node list is its box and one exactly sized
+        // buffer with its counts inside: the box is jemalloc's 16-byte class.
+        assert_eq!(std::mem::size_of::<HashValue>(), 16);
         assert_eq!(std::mem::size_of::<SortedSet>(), 16);
         assert_eq!(std::mem::size_of::<ListValue>(), 16);
         let mut set = SetValue::for_members(b"a", 1);

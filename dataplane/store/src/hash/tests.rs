@@ -467,3 +467,32 @@ proptest! {
         prop_assert_eq!(unique.len(), 300, "seed {}", seed);
     }
 }
+
+#[test]
+fn a_packed_hash_is_one_exact_allocation_and_its_counters_survive_the_table() {
+    let mut hash = HashValue::new();
+    assert_eq!(hash.heap_len(), 0);
+    for i in 0..10 {
+        let (name, value) = (format!("member:{i:06}"), format!("value:{i:06}"));
+        hash.insert(name.as_bytes(), value.as_bytes(), &LIMITS, 0);
+    }
+    // 16 header bytes, then per field 1 + 13 + 1 + 12 and an expiry tag.
+    assert_eq!(hash.heap_len(), 16 + 10 * 28);
+    assert_eq!(
+        hash.expire_field(b"member:000003", 100, ExpireCondition::Always, 0),
+        ExpireOutcome::Set
+    );
+    assert_eq!(
+        (hash.volatile_len(), hash.encoding_name()),
+        (1, "listpackex")
+    );
+    assert_eq!(hash.remove_expired(50, 100), 0);
+    // A long value moves the hash to the table; the counters go with it.
+    hash.insert(b"long", &[b'x'; 100], &LIMITS, 0);
+    assert_eq!(
+        (hash.volatile_len(), hash.encoding_name()),
+        (1, "hashtable")
+    );
+    assert_eq!(hash.remove_expired(100, 100), 1);
+    assert_eq!((hash.volatile_len(), hash.len()), (0, 10));
+}

@@ -701,7 +701,7 @@ impl Harness {
                 assert_eq!(outcome, expected, "ZADD {options:?} {score} on a new key");
                 if !zset.is_empty() {
                     self.keyspace
-                        .insert(db, key, Value::ZSet(Box::new(zset)), None, now);
+                        .insert(db, key, Value::ZSet(zset), None, now);
                     let entry = ModelEntry {
                         value: ModelValue::ZSet(members),
                         expire_at_ms: None,

@@ -6,7 +6,8 @@
 
 use crate::compact::PackedBuf;
 
-/// Bytes a node grows to before a new node is started: small enough that an edit's memmove
+/// Bytes a node's buffer (header included: 2048 is a jemalloc size class, 2060 would take
+/// 2560) grows to before a new node is started: small enough that an edit's memmove
 /// and a walk to the last element stay cheap, big enough that the per-node overhead (the
 /// node's own 16 bytes and its allocation) is a few percent.
 pub(super) const NODE_BYTES_MAX: usize = 2048;
@@ -119,7 +120,8 @@ impl Node {
 
     /// True when `element` fits without passing the node limit (an empty node takes anything).
     pub(super) fn has_room_for(&self, element: &[u8]) -> bool {
-        self.count() == 0 || self.data().len() + packed_len(element) <= NODE_BYTES_MAX
+        self.count() == 0
+            || HEADER_BYTES + self.data().len() + packed_len(element) <= NODE_BYTES_MAX
     }
 
     pub(super) fn iter(&self) -> NodeIter<'_> {

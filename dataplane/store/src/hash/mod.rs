@@ -477,10 +477,8 @@ impl HashValue {
             (true, false) => self.set_volatile_count(self.volatile_count() - 1),
             _ => {}
         }
-        if expire_at_ms.is_some() {
-            self.set_counter(HAD_FIELD_TTL, 1);
-        }
         match &mut self.repr {
+            // Adds the expiry tags to every field the first time one has an expiry.
             Repr::Packed(packed) => packed.replace(at, value, expire_at_ms),
             Repr::Table(table) => {
                 let field = &mut table.fields[at];
@@ -489,6 +487,9 @@ impl HashValue {
                 }
                 field.expire_at_ms = expire_at_ms.unwrap_or(NO_EXPIRY);
             }
+        }
+        if expire_at_ms.is_some() {
+            self.set_counter(HAD_FIELD_TTL, 1);
         }
     }
 

@@ -1,8 +1,10 @@
 //! The packed size class: fields back to back in one exactly sized buffer, as a listpack keeps
 //! them, each as a LEB128 name length, the name, a LEB128 value length, the value, and an
-//! expiry tag (0, or 1 and eight little-endian bytes of Unix milliseconds). The buffer's
-//! 16-byte header holds the field count and three words of the hash's own counters, so a
-//! packed hash is one allocation.
+//! expiry tag (0, or 1 and eight little-endian bytes of Unix milliseconds) once any field of
+//! the hash was given an expiry; until then fields carry no tag. The buffer's 16-byte header
+//! holds the field count and three words of the hash's own counters, so a packed hash is one
+//! allocation; the third counter (the hash "had a field TTL") is also what says the fields are
+//! tagged.
 
 use crate::compact::PackedBuf;
 use crate::varint;
@@ -29,19 +31,24 @@ pub(super) struct Packed {
     buf: PackedBuf<HEADER_BYTES>,
 }
 
-fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8], expire_at_ms: Option<u64>) {
+fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8], expire_at_ms: Option<u64>, tagged: bool) {
     varint::push(out, name.len() as u64);
     out.extend_from_slice(name);
     varint::push(out, value.len() as u64);
     out.extend_from_slice(value);
     match expire_at_ms {
-        None => out.push(0),
+        None if tagged => out.push(0),
+        None => {}
         Some(at_ms) => {
+            assert!(tagged, "an expiry needs the tagged layout");
             out.push(1);
             out.extend_from_slice(&at_ms.to_le_bytes());
         }
     }
 }
+
+/// The header word that says fields carry an expiry tag (the owner's third counter).
+const TAGGED_WORD: usize = 3;
 
 impl Packed {
     /// Header word `index` (0: the field count; 1 to 3: the owner's).
@@ -82,6 +89,21 @@ impl Packed {
         }
     }
 
+    /// True when fields carry an expiry tag.
+    fn tagged(&self) -> bool {
+        self.word(TAGGED_WORD) != 0
+    }
+
+    /// Rewrites every field with an expiry tag (none yet had an expiry).
+    fn add_tags(&mut self) {
+        let mut tagged = Vec::with_capacity(self.buf.body().len() + self.len());
+        for field in self.iter() {
+            encode(&mut tagged, field.name, field.value, None, true);
+        }
+        self.buf.set_body(&tagged);
+        self.set_word(TAGGED_WORD, 1);
+    }
+
     /// The field at byte `at` and the byte after it.
     fn decode(&self, mut at: usize) -> (FieldRef<'_>, usize) {
         let data = self.buf.body();
@@ -91,8 +113,12 @@ impl Packed {
         let value_len = varint::read(data, &mut at) as usize;
         let value = &data[at..at + value_len];
         at += value_len;
-        let tag = data[at];
-        at += 1;
+        let tag = if self.tagged() {
+            at += 1;
+            data[at - 1]
+        } else {
+            0
+        };
         let expire_at_ms = (tag == 1).then(|| {
             let bytes = data[at..at + 8].try_into().expect("8 bytes");
             at += 8;
@@ -145,17 +171,20 @@ impl Packed {
                 + value.len()
                 + 1,
         );
-        encode(&mut encoded, name, value, None);
+        encode(&mut encoded, name, value, None, self.tagged());
         self.buf.extend(&encoded);
         self.set_len(self.len() + 1);
     }
 
     /// Rewrites field `index` with this value and expiry (its name kept).
     pub(super) fn replace(&mut self, index: usize, value: &[u8], expire_at_ms: Option<u64>) {
+        if expire_at_ms.is_some() && !self.tagged() {
+            self.add_tags();
+        }
         let span = self.span(index);
         let name = self.decode(span.start).0.name.to_vec();
         let mut encoded = Vec::with_capacity(name.len() + value.len() + 12);
-        encode(&mut encoded, &name, value, expire_at_ms);
+        encode(&mut encoded, &name, value, expire_at_ms, self.tagged());
         self.buf.splice(span, &encoded);
     }
 

@@ -700,8 +700,7 @@ impl Harness {
                 let expected = model_zadd(&mut members, &member, score, options);
                 assert_eq!(outcome, expected, "ZADD {options:?} {score} on a new key");
                 if !zset.is_empty() {
-                    self.keyspace
-                        .insert(db, key, Value::ZSet(Box::new(zset)), None, now);
+                    self.keyspace.insert(db, key, Value::ZSet(zset), None, now);
                     let entry = ModelEntry {
                         value: ModelValue::ZSet(members),
                         expire_at_ms: None,

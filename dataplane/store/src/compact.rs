@@ -74,6 +74,87 @@ impl CompactBytes {
     }
 }
 
+/// An exactly sized byte buffer in one allocation that carries its owner's small header: `H`
+/// bytes at its start (counts, flags), then the body. 16 bytes (a boxed slice), so that a packed
+/// collection needs no separate length, count or capacity fields and no slack: what a listpack
+/// is to Redis. Until something is written it allocates nothing and its header reads as zeros.
+///
+/// Every edit reallocates to the exact new size (jemalloc keeps most of them in place, within
+/// a size class), so this is for the small packed classes, not for large buffers.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PackedBuf<const H: usize>(Box<[u8]>);
+
+impl<const H: usize> PackedBuf<H> {
+    /// The header (zeros before the first write).
+    pub fn header(&self) -> [u8; H] {
+        match self.0.get(..H) {
+            Some(header) => header.try_into().expect("H bytes"),
+            None => [0; H],
+        }
+    }
+
+    /// Writes the header (allocating one of only the header when nothing was written yet).
+    pub fn set_header(&mut self, header: [u8; H]) {
+        if self.0.is_empty() {
+            if header == [0; H] {
+                return;
+            }
+            self.0 = vec![0; H].into_boxed_slice();
+        }
+        self.0[..H].copy_from_slice(&header);
+    }
+
+    /// The body: everything after the header.
+    pub fn body(&self) -> &[u8] {
+        self.0.get(H..).unwrap_or_default()
+    }
+
+    /// The body, to change in place.
+    pub fn body_mut(&mut self) -> &mut [u8] {
+        self.0.get_mut(H..).unwrap_or_default()
+    }
+
+    /// Replaces the body's bytes `range` by `bytes`, the buffer resized to exactly fit.
+    pub fn splice(&mut self, range: std::ops::Range<usize>, bytes: &[u8]) {
+        let mut data = std::mem::take(&mut self.0).into_vec();
+        if data.is_empty() {
+            data.resize(H, 0);
+        }
+        data.reserve_exact(bytes.len().saturating_sub(range.len()));
+        data.splice(H + range.start..H + range.end, bytes.iter().copied());
+        self.0 = data.into_boxed_slice();
+    }
+
+    /// Appends `bytes` to the body.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        let end = self.body().len();
+        self.splice(end..end, bytes);
+    }
+
+    /// Replaces the whole body, keeping the header.
+    pub fn set_body(&mut self, body: &[u8]) {
+        let header = self.header();
+        let mut data = Vec::with_capacity(H + body.len());
+        data.extend_from_slice(&header);
+        data.extend_from_slice(body);
+        self.0 = data.into_boxed_slice();
+    }
+
+    /// Bytes allocated (header and body; the allocator rounds up to its size class).
+    pub fn heap_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<const H: usize> fmt::Debug for PackedBuf<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackedBuf")
+            .field("header", &self.header())
+            .field("body_len", &self.body().len())
+            .finish()
+    }
+}
+
 impl Deref for CompactBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -133,5 +214,36 @@ mod tests {
             assert_eq!(compact.is_inline(), len <= INLINE_LEN_MAX, "len {len}");
             assert_eq!(CompactBytes::from_vec(bytes.clone()).as_bytes(), &bytes[..]);
         }
+    }
+
+    #[test]
+    fn packed_buffers_are_exact_and_keep_their_header() {
+        assert_eq!(std::mem::size_of::<PackedBuf<4>>(), 16);
+        let mut buf = PackedBuf::<4>::default();
+        assert_eq!(
+            (buf.header(), buf.body(), buf.heap_len()),
+            ([0; 4], &b""[..], 0)
+        );
+        buf.set_header([0; 4]);
+        assert_eq!(buf.heap_len(), 0);
+        buf.extend(b"abc");
+        assert_eq!(
+            (buf.header(), buf.body(), buf.heap_len()),
+            ([0; 4], &b"abc"[..], 7)
+        );
+        buf.set_header([1, 2, 3, 4]);
+        buf.splice(1..2, b"XYZ");
+        assert_eq!((buf.header(), buf.body()), ([1, 2, 3, 4], &b"aXYZc"[..]));
+        buf.splice(0..4, b"");
+        assert_eq!((buf.body(), buf.heap_len()), (&b"c"[..], 5));
+        buf.body_mut()[0] = b'd';
+        buf.set_body(b"hello");
+        assert_eq!((buf.header(), buf.body()), ([1, 2, 3, 4], &b"hello"[..]));
+        let mut fresh = PackedBuf::<2>::default();
+        fresh.set_header([7, 0]);
+        assert_eq!(
+            (fresh.header(), fresh.body(), fresh.heap_len()),
+            ([7, 0], &b""[..], 2)
+        );
     }
 }

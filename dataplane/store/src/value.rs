@@ -11,7 +11,9 @@ use crate::zset::SortedSet;
 
 /// A stored value. Strings that are canonical integers are kept as integers, as Redis's `int`
 /// encoding does, so INCR needs no parse and the value no heap. Collections are boxed so that
-/// every entry stays as small as a string's.
+/// every entry stays as small as a string's, except hashes, sorted sets and lists: they are 16
+/// bytes (a packed buffer with its counts in its header, or a box of the large class) and sit
+/// in the value itself, so that a small one is a single allocation, as Redis's listpack is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string value whose text is the canonical form of this integer.
@@ -21,12 +23,12 @@ pub enum Value {
     /// A set (never empty in a keyspace: the last SREM or SPOP deletes the key).
     Set(Box<SetValue>),
     /// A sorted set (never empty in a keyspace).
-    ZSet(Box<SortedSet>),
+    ZSet(SortedSet),
     /// A hash (never empty in a keyspace: the last HDEL, or the last field expiring, deletes the
     /// key).
-    Hash(Box<HashValue>),
+    Hash(HashValue),
     /// A list (never empty in a keyspace).
-    List(Box<ListValue>),
+    List(ListValue),
     /// A stream (may be empty: XDEL and XTRIM keep the key, as in Redis).
     Stream(Box<StreamValue>),
     /// A RedisAI tensor (AI.TENSORSET), opaque to the store.
@@ -143,9 +145,9 @@ impl Value {
             Self::Int(_) => 0,
             Self::Str(bytes) => bytes.heap_len(),
             Self::Set(set) => std::mem::size_of::<SetValue>() + set.heap_len(),
-            Self::ZSet(zset) => std::mem::size_of::<SortedSet>() + zset.heap_len(),
-            Self::Hash(hash) => std::mem::size_of::<HashValue>() + hash.heap_len(),
-            Self::List(list) => std::mem::size_of::<ListValue>() + list.heap_len(),
+            Self::ZSet(zset) => zset.heap_len(),
+            Self::Hash(hash) => hash.heap_len(),
+            Self::List(list) => list.heap_len(),
             Self::Stream(stream) => std::mem::size_of::<StreamValue>() + stream.heap_len(),
             Self::Tensor(tensor) => std::mem::size_of::<TensorValue>() + tensor.heap_len(),
             Self::Bloom(filter) => filter.memory_bytes(),
@@ -181,8 +183,11 @@ mod tests {
         assert_eq!(std::mem::size_of::<Value>(), 24);
         // The boxed headers of small collections stay in small jemalloc classes: their large
         // classes keep their maps in a box of their own.
-        assert!(std::mem::size_of::<HashValue>() <= 48);
-        assert!(std::mem::size_of::<SortedSet>() <= 40);
+        // A packed hash or sorted set or a one-node list is one exactly sized buffer with its
+        // counts inside, held in the value itself.
+        assert_eq!(std::mem::size_of::<HashValue>(), 16);
+        assert_eq!(std::mem::size_of::<SortedSet>(), 16);
+        assert_eq!(std::mem::size_of::<ListValue>(), 16);
         let mut set = SetValue::for_members(b"a", 1);
         set.insert(b"a");
         let value = Value::Set(Box::new(set));

@@ -34,21 +34,6 @@ pub(crate) fn read(data: &[u8], at: &mut usize) -> u64 {
     }
 }
 
-/// Reads a varint written backwards (its bytes reversed) that ends at `end`; returns it and
-/// where it starts.
-pub(crate) fn read_back(data: &[u8], end: usize) -> (u64, usize) {
-    let (mut value, mut shift, mut at) = (0u64, 0, end);
-    loop {
-        at -= 1;
-        let byte = data[at];
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return (value, at);
-        }
-        shift += 7;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,8 +59,6 @@ mod tests {
             let mut at = 1;
             assert_eq!(read(&out, &mut at), value, "{value}");
             assert_eq!(at, out.len(), "{value}");
-            out[1..].reverse();
-            assert_eq!(read_back(&out, out.len()), (value, 1), "{value}");
         }
     }
 }

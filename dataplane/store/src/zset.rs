@@ -246,7 +246,7 @@ enum Members {
     /// No map and no tree.
     Packed(PackedPairs),
     /// The skiplist class, boxed so that the packed class's sets stay small (a
-    /// `SortedSet` is 40 bytes, not 72: jemalloc classes 48 and 80).
+    /// `SortedSet` is 16 bytes: the packed buffer, or this box beside the niche).
     Indexed(Box<Indexed>),
 }
 
@@ -280,7 +280,6 @@ impl DoubleEndedIterator for Pairs<'_> {
 #[derive(Clone)]
 pub struct SortedSet {
     members: Members,
-    encoding: ZSetEncoding,
 }
 
 impl SortedSet {
@@ -299,7 +298,15 @@ impl SortedSet {
             ZSetEncoding::Listpack => Members::Packed(PackedPairs::default()),
             ZSetEncoding::Skiplist => Members::Indexed(Box::default()),
         };
-        Self { members, encoding }
+        Self { members }
+    }
+
+    /// The encoding Redis would report: the packed class is its listpack.
+    fn encoding(&self) -> ZSetEncoding {
+        match self.members {
+            Members::Packed(_) => ZSetEncoding::Listpack,
+            Members::Indexed(_) => ZSetEncoding::Skiplist,
+        }
     }
 
     /// Members.
@@ -390,7 +397,7 @@ impl SortedSet {
     /// The score as Redis would read it back: a `listpack` stores integral scores as integers,
     /// so -0 comes back as 0 there (ZADD INCR still replies with the score it computed).
     fn stored_score(&self, score: f64) -> f64 {
-        if self.encoding == ZSetEncoding::Listpack && score == 0.0 {
+        if self.encoding() == ZSetEncoding::Listpack && score == 0.0 {
             0.0
         } else {
             score
@@ -400,11 +407,10 @@ impl SortedSet {
     /// The encoding Redis would convert to before adding the new `member`.
     fn grow_encoding(&mut self, member: &[u8]) {
         let limits = limits();
-        if self.encoding == ZSetEncoding::Listpack
+        if self.encoding() == ZSetEncoding::Listpack
             && (self.len() + 1 > limits.listpack_entries_max
                 || member.len() > limits.listpack_value_len_max)
         {
-            self.encoding = ZSetEncoding::Skiplist;
             if let Members::Packed(pairs) = &mut self.members {
                 let pairs = std::mem::take(pairs);
                 self.members = Members::Indexed(Box::new(Indexed::from_ordered(pairs.iter())));
@@ -556,7 +562,7 @@ impl SortedSet {
 
     /// OBJECT ENCODING's answer, as Redis 7.2 would give it for the same history of adds.
     pub fn encoding_name(&self) -> &'static str {
-        match self.encoding {
+        match self.encoding() {
             ZSetEncoding::Listpack => "listpack",
             ZSetEncoding::Skiplist => "skiplist",
         }

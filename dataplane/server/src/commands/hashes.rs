@@ -124,7 +124,7 @@ fn write_hash<R>(
             let (result, _) = apply(&mut hash, &limits, now_ms, ctx.out)?;
             if !hash.is_empty() {
                 ctx.keyspace
-                    .insert(db, key, Value::Hash(Box::new(hash)), None, now_ms);
+                    .insert(db, key, Value::Hash(hash), None, now_ms);
             }
             Ok(Some(result))
         }

@@ -151,7 +151,7 @@ pub fn push_elements(
             let mut list = ListValue::new();
             let len = list.push(end, elements, &limits);
             ctx.keyspace
-                .insert(db, key, Value::List(Box::new(list)), None, now_ms);
+                .insert(db, key, Value::List(list), None, now_ms);
             len
         }
     };

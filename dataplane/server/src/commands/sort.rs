@@ -532,7 +532,7 @@ fn store(ctx: &mut Ctx<'_>, request: &Request<'_>, selected: &[Vec<u8>], destina
         let slices: Vec<&[u8]> = output.iter().map(Vec::as_slice).collect();
         list.push(End::Back, &slices, &limits);
         ctx.keyspace
-            .insert(db, destination, Value::List(Box::new(list)), None, now_ms);
+            .insert(db, destination, Value::List(list), None, now_ms);
         notify(ctx, notify::LIST, "sortstore", destination);
     }
     ctx.out.integer(output.len() as i64);

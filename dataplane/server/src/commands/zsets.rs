@@ -140,7 +140,7 @@ fn add_generic(
             let totals = add_pairs(&mut zset, &pairs, options)?;
             if !zset.is_empty() {
                 ctx.keyspace
-                    .insert(db, key, Value::ZSet(Box::new(zset)), None, now_ms);
+                    .insert(db, key, Value::ZSet(zset), None, now_ms);
             }
             totals
         }

@@ -467,7 +467,7 @@ fn list_value(elements: Vec<Vec<u8>>, limits: &RestoreLimits) -> Result<Value, D
     let views: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
     let mut list = ListValue::new();
     list.push(End::Back, &views, &limits.list);
-    Ok(Value::List(Box::new(list)))
+    Ok(Value::List(list))
 }
 
 fn set_value(members: Vec<Vec<u8>>) -> Result<Value, DumpError> {
@@ -497,7 +497,7 @@ fn zset_value(pairs: Vec<(Vec<u8>, f64)>) -> Result<Value, DumpError> {
             _ => return Err(DumpError::BadFormat),
         }
     }
-    Ok(Value::ZSet(Box::new(zset)))
+    Ok(Value::ZSet(zset))
 }
 
 type HashField = (Vec<u8>, Vec<u8>, Option<u64>);
@@ -527,7 +527,7 @@ fn hash_value(
     if hash.is_empty() {
         return Err(DumpError::BadFormat);
     }
-    Ok(Value::Hash(Box::new(hash)))
+    Ok(Value::Hash(hash))
 }
 
 fn write_list(out: &mut Vec<u8>, list: &ListValue) {

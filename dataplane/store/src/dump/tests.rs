@@ -114,7 +114,7 @@ fn collections_round_trip_in_both_size_classes() {
             .collect();
         let views: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
         list.push(End::Back, &views, &limits.list);
-        let list = Value::List(Box::new(list));
+        let list = Value::List(list);
         assert_eq!(round_trip(&list), list);
 
         for int_members in [true, false] {
@@ -142,9 +142,9 @@ fn collections_round_trip_in_both_size_classes() {
             zset.add(format!("m{i}").as_bytes(), score, AddOptions::default())
                 .unwrap();
         }
-        let restored = round_trip(&Value::ZSet(Box::new(zset.clone())));
+        let restored = round_trip(&Value::ZSet(zset.clone()));
         assert_eq!(restored.encoding_name(), zset.encoding_name());
-        assert_eq!(restored, Value::ZSet(Box::new(zset)));
+        assert_eq!(restored, Value::ZSet(zset));
 
         let mut hash = HashValue::new();
         for i in 0..size {
@@ -155,7 +155,7 @@ fn collections_round_trip_in_both_size_classes() {
                 0,
             );
         }
-        let hash = Value::Hash(Box::new(hash));
+        let hash = Value::Hash(hash);
         let restored = round_trip(&hash);
         assert_eq!(
             (restored.encoding_name(), &restored),
@@ -171,11 +171,11 @@ fn hash_field_expiries_use_redis_7_4_layout() {
     hash.insert(b"plain", b"1", &limits, 0);
     hash.set(b"soon", b"2", FieldTtl::At(5_000), &limits, 0);
     hash.set(b"later", b"3", FieldTtl::At(9_000), &limits, 0);
-    let payload = dump(&Value::Hash(Box::new(hash.clone())), 0);
+    let payload = dump(&Value::Hash(hash.clone()), 0);
     assert_eq!(payload[0], TYPE_HASH_METADATA);
     assert_eq!(verify(&payload).unwrap().1, RDB_VERSION_MAX);
     let restored = restore(&payload, &RestoreLimits::default(), 0).unwrap();
-    assert_eq!(restored, Value::Hash(Box::new(hash)));
+    assert_eq!(restored, Value::Hash(hash));
     // Restored after the first expiry: that field is gone.
     let Value::Hash(later) = restore(&payload, &RestoreLimits::default(), 6_000).unwrap() else {
         panic!("a hash");
@@ -303,7 +303,7 @@ fn corrupted_payloads_are_refused_without_panic() {
         .unwrap();
     let values = [
         Value::from_bytes(b"some string"),
-        Value::List(Box::new(list)),
+        Value::List(list),
         Value::Stream(Box::new(stream)),
     ];
     let limits = RestoreLimits::default();

@@ -138,13 +138,13 @@ impl HashValue {
 
     /// Fields that have an expiry.
     pub fn volatile_len(&self) -> usize {
-        self.volatile_count as usize
+        self.volatile_count() as usize
     }
 
     /// The earliest field expiry, if any field has one (O(n): for scheduling the next active
     /// pass over this key, not for every command).
     pub fn next_expire_at_ms(&self) -> Option<u64> {
-        if self.volatile_count == 0 {
+        if self.volatile_count() == 0 {
             return None;
         }
         self.all_fields().filter_map(|f| f.expire_at_ms).min()
@@ -154,24 +154,24 @@ impl HashValue {
     /// last call stopped, and removes the due ones; how many it removed. Repeated calls cover
     /// every field, so a key's due fields go even if nothing reads them.
     pub fn remove_expired(&mut self, now_ms: u64, fields_checked_max: usize) -> usize {
-        if self.volatile_count == 0 {
+        if self.volatile_count() == 0 {
             return 0;
         }
         let mut removed = 0;
         for _ in 0..fields_checked_max {
-            if self.is_empty() || self.volatile_count == 0 {
+            if self.is_empty() || self.volatile_count() == 0 {
                 break;
             }
-            if self.expiry_cursor as usize >= self.len() {
-                self.expiry_cursor = 0;
+            if self.expiry_cursor() as usize >= self.len() {
+                self.set_expiry_cursor(0);
             }
-            if self.field_at(self.expiry_cursor as usize).is_due(now_ms) {
+            if self.field_at(self.expiry_cursor() as usize).is_due(now_ms) {
                 // Both kinds of removal put another field (or nothing) at the cursor: look
                 // at the same position again.
-                self.remove_at(self.expiry_cursor as usize);
+                self.remove_at(self.expiry_cursor() as usize);
                 removed += 1;
             } else {
-                self.expiry_cursor += 1;
+                self.set_expiry_cursor(self.expiry_cursor() + 1);
             }
         }
         removed
@@ -182,7 +182,7 @@ impl HashValue {
     pub fn remove_all_expired(&mut self, now_ms: u64) -> usize {
         let before = self.len();
         let mut at = 0;
-        while self.volatile_count > 0 && at < self.len() {
+        while self.volatile_count() > 0 && at < self.len() {
             if self.field_at(at).is_due(now_ms) {
                 self.remove_at(at);
             } else {

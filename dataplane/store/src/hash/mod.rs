@@ -158,6 +158,8 @@ struct Table {
     index: HashTable<Slot>,
     /// Hashes names for `index` (and orders HSCAN, so it never changes while the table lives).
     hasher: foldhash::fast::RandomState,
+    /// The hash's counters (see [`HashValue`]).
+    counters: [u32; 3],
 }
 
 impl Table {
@@ -169,17 +171,19 @@ impl Table {
     }
 }
 
-/// A hash.
+/// A hash: 16 bytes, and while packed one exactly sized allocation. Its three counters live in
+/// the packed buffer's header or in the table's box: the fields with an expiry, where the next
+/// [`HashValue::remove_expired`] resumes, and whether any field was ever given an expiry
+/// (Redis's `listpackex` never turns back).
 #[derive(Clone)]
 pub struct HashValue {
     repr: Repr,
-    /// Fields with an expiry.
-    volatile_count: u32,
-    /// True once any field was given an expiry (Redis's `listpackex` never turns back).
-    had_field_ttl: bool,
-    /// Where the next [`HashValue::remove_expired`] resumes.
-    expiry_cursor: u32,
 }
+
+/// The counters' places.
+const VOLATILE_COUNT: usize = 0;
+const EXPIRY_CURSOR: usize = 1;
+const HAD_FIELD_TTL: usize = 2;
 
 impl Default for HashValue {
     fn default() -> Self {
@@ -192,10 +196,48 @@ impl HashValue {
     pub fn new() -> Self {
         Self {
             repr: Repr::Packed(Packed::default()),
-            volatile_count: 0,
-            had_field_ttl: false,
-            expiry_cursor: 0,
         }
+    }
+
+    fn counters(&self) -> [u32; 3] {
+        match &self.repr {
+            Repr::Packed(packed) => packed.counters(),
+            Repr::Table(table) => table.counters,
+        }
+    }
+
+    fn set_counter(&mut self, counter: usize, value: u32) {
+        match &mut self.repr {
+            Repr::Packed(packed) => {
+                let mut counters = packed.counters();
+                counters[counter] = value;
+                packed.set_counters(counters);
+            }
+            Repr::Table(table) => table.counters[counter] = value,
+        }
+    }
+
+    /// Fields with an expiry.
+    fn volatile_count(&self) -> u32 {
+        self.counters()[VOLATILE_COUNT]
+    }
+
+    fn set_volatile_count(&mut self, count: u32) {
+        self.set_counter(VOLATILE_COUNT, count);
+    }
+
+    /// Where the next [`HashValue::remove_expired`] resumes.
+    fn expiry_cursor(&self) -> u32 {
+        self.counters()[EXPIRY_CURSOR]
+    }
+
+    fn set_expiry_cursor(&mut self, cursor: u32) {
+        self.set_counter(EXPIRY_CURSOR, cursor);
+    }
+
+    /// True once any field was given an expiry.
+    fn had_field_ttl(&self) -> bool {
+        self.counters()[HAD_FIELD_TTL] != 0
     }
 
     /// Fields stored, due ones not yet removed included (what Redis's HLEN counts).
@@ -233,7 +275,7 @@ impl HashValue {
 
     /// Fields not due at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
-        if self.volatile_count == 0 {
+        if self.volatile_count() == 0 {
             return self.len();
         }
         self.all_fields().filter(|f| !f.is_due(now_ms)).count()
@@ -323,6 +365,7 @@ impl HashValue {
                 expire_at_ms: f.expire_at_ms.unwrap_or(NO_EXPIRY),
             })
             .collect();
+        let counters = packed.counters();
         let hasher = foldhash::fast::RandomState::default();
         let mut index = HashTable::with_capacity(fields.len());
         for (at, field) in fields.iter().enumerate() {
@@ -335,6 +378,7 @@ impl HashValue {
             fields,
             index,
             hasher,
+            counters,
         }));
     }
 
@@ -409,6 +453,7 @@ impl HashValue {
                     fields,
                     index,
                     hasher,
+                    ..
                 } = &mut **table;
                 let at = fields.len();
                 fields.push(Field {
@@ -428,12 +473,12 @@ impl HashValue {
     fn write_at(&mut self, at: usize, value: &[u8], expire_at_ms: Option<u64>) {
         let before = self.field_at(at).expire_at_ms;
         match (before.is_some(), expire_at_ms.is_some()) {
-            (false, true) => self.volatile_count += 1,
-            (true, false) => self.volatile_count -= 1,
+            (false, true) => self.set_volatile_count(self.volatile_count() + 1),
+            (true, false) => self.set_volatile_count(self.volatile_count() - 1),
             _ => {}
         }
-        self.had_field_ttl |= expire_at_ms.is_some();
         match &mut self.repr {
+            // Adds the expiry tags to every field the first time one has an expiry.
             Repr::Packed(packed) => packed.replace(at, value, expire_at_ms),
             Repr::Table(table) => {
                 let field = &mut table.fields[at];
@@ -442,6 +487,9 @@ impl HashValue {
                 }
                 field.expire_at_ms = expire_at_ms.unwrap_or(NO_EXPIRY);
             }
+        }
+        if expire_at_ms.is_some() {
+            self.set_counter(HAD_FIELD_TTL, 1);
         }
     }
 
@@ -473,12 +521,13 @@ impl HashValue {
     /// Removes the field at `at`; its value.
     fn remove_at(&mut self, at: usize) -> CompactBytes {
         if self.field_at(at).expire_at_ms.is_some() {
-            self.volatile_count -= 1;
+            self.set_volatile_count(self.volatile_count() - 1);
         }
         let Table {
             fields,
             index,
             hasher,
+            ..
         } = match &mut self.repr {
             Repr::Packed(packed) => {
                 // Packed: keep the order, as deleting from a listpack does.
@@ -558,7 +607,7 @@ impl HashValue {
 
     /// The encoding Redis would report.
     pub fn encoding(&self) -> HashEncoding {
-        match (&self.repr, self.had_field_ttl) {
+        match (&self.repr, self.had_field_ttl()) {
             (Repr::Table(_), _) => HashEncoding::Hashtable,
             (Repr::Packed(_), true) => HashEncoding::ListpackEx,
             (Repr::Packed(_), false) => HashEncoding::Listpack,

@@ -467,3 +467,52 @@ proptest! {
         prop_assert_eq!(unique.len(), 300, "seed {}", seed);
     }
 }
+
+#[test]
+fn a_packed_hash_is_one_exact_allocation_and_its_counters_survive_the_table() {
+    let mut hash = HashValue::new();
+    assert_eq!(hash.heap_len(), 0);
+    for i in 0..10 {
+        let (name, value) = (format!("member:{i:06}"), format!("value:{i:06}"));
+        hash.insert(name.as_bytes(), value.as_bytes(), &LIMITS, 0);
+    }
+    // 16 header bytes, then per field 1 + 13 + 1 + 12: no expiry tag while no field had one.
+    assert_eq!(hash.heap_len(), 16 + 10 * 27);
+    assert_eq!(
+        hash.expire_field(b"member:000003", 100, ExpireCondition::Always, 0),
+        ExpireOutcome::Set
+    );
+    assert_eq!(
+        (hash.volatile_len(), hash.encoding_name()),
+        (1, "listpackex")
+    );
+    // Now every field carries a tag, and the volatile one its 8 bytes of expiry.
+    assert_eq!(hash.heap_len(), 16 + 10 * 28 + 8);
+    assert_eq!(hash.field_expiry(b"member:000003", 0), FieldExpiry::At(100));
+    assert_eq!(
+        hash.field_expiry(b"member:000004", 0),
+        FieldExpiry::Persistent
+    );
+    assert_eq!(hash.get(b"member:000009", 0), Some(&b"value:000009"[..]));
+    assert_eq!(
+        hash.persist_field(b"member:000003", 0),
+        PersistOutcome::Persisted
+    );
+    assert_eq!(
+        (hash.volatile_len(), hash.encoding_name()),
+        (0, "listpackex")
+    );
+    assert_eq!(
+        hash.expire_field(b"member:000003", 100, ExpireCondition::Always, 0),
+        ExpireOutcome::Set
+    );
+    assert_eq!(hash.remove_expired(50, 100), 0);
+    // A long value moves the hash to the table; the counters go with it.
+    hash.insert(b"long", &[b'x'; 100], &LIMITS, 0);
+    assert_eq!(
+        (hash.volatile_len(), hash.encoding_name()),
+        (1, "hashtable")
+    );
+    assert_eq!(hash.remove_expired(100, 100), 1);
+    assert_eq!((hash.volatile_len(), hash.len()), (0, 10));
+}

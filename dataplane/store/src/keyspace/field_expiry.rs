@@ -159,7 +159,7 @@ mod tests {
                 hash.expire_field(name.as_bytes(), *at, ExpireCondition::Always, 0);
             }
         }
-        Value::Hash(Box::new(hash))
+        Value::Hash(hash)
     }
 
     #[test]

@@ -24,15 +24,16 @@
 //! ```
 
 mod node;
+mod nodes;
 pub(crate) mod redis_size;
 mod search;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
 use std::fmt;
 
 use node::Node;
+use nodes::Nodes;
 pub use search::PositionQuery;
 
 /// `list-max-listpack-size`'s default: -2, listpacks of at most 8 KB.
@@ -85,15 +86,17 @@ impl fmt::Display for ListError {
 
 impl std::error::Error for ListError {}
 
-/// A list.
+/// A list: 16 bytes, and for a list of one node (most lists) one exactly sized allocation.
 #[derive(Clone, Default)]
 pub struct ListValue {
-    nodes: VecDeque<Node>,
-    len: usize,
-    /// Bytes Redis's listpack would take for these elements.
-    listpack_bytes: usize,
-    quicklist: bool,
+    /// The nodes, with the list's counters: its length and a word whose top bit says that
+    /// Redis would use a quicklist, and whose other bits are the bytes Redis's listpack would
+    /// take for these elements beyond an empty listpack's.
+    nodes: Nodes,
 }
+
+/// The counters word's quicklist bit.
+const QUICKLIST_BIT: u64 = 1 << 63;
 
 /// Redis's `start`/`stop` pair on a list of `len`: the inclusive range it selects, if any.
 fn normalize_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
@@ -114,20 +117,43 @@ fn normalize_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> 
 impl ListValue {
     /// An empty list.
     pub fn new() -> Self {
-        Self {
-            listpack_bytes: redis_size::LISTPACK_EMPTY_BYTES,
-            ..Self::default()
-        }
+        Self::default()
     }
 
     /// Elements (LLEN).
     pub fn len(&self) -> usize {
-        self.len
+        self.nodes.list_len()
     }
 
     /// True when the list has no element (the keyspace never keeps such a list).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// Bytes Redis's listpack would take for these elements.
+    fn listpack_bytes(&self) -> usize {
+        redis_size::LISTPACK_EMPTY_BYTES + (self.nodes.word() & !QUICKLIST_BIT) as usize
+    }
+
+    fn set_listpack_bytes(&mut self, bytes: usize) {
+        let extra = (bytes - redis_size::LISTPACK_EMPTY_BYTES) as u64;
+        assert!(extra < QUICKLIST_BIT, "listpack bytes below 2^63");
+        let word = self.nodes.word();
+        self.nodes.set_word(word & QUICKLIST_BIT | extra);
+    }
+
+    /// True when Redis would keep these elements in a quicklist.
+    fn quicklist(&self) -> bool {
+        self.nodes.word() & QUICKLIST_BIT != 0
+    }
+
+    fn set_quicklist(&mut self, quicklist: bool) {
+        let word = self.nodes.word();
+        self.nodes.set_word(if quicklist {
+            word | QUICKLIST_BIT
+        } else {
+            word & !QUICKLIST_BIT
+        });
     }
 
     /// The elements, head to tail.
@@ -141,33 +167,35 @@ impl ListValue {
     /// Index `index` (negative from the tail) as a position, if inside the list.
     fn position(&self, index: i64) -> Option<usize> {
         let position = if index < 0 {
-            self.len as i64 + index
+            self.len() as i64 + index
         } else {
             index
         };
-        (0..self.len as i64)
+        (0..self.len() as i64)
             .contains(&position)
             .then_some(position as usize)
     }
 
     /// The node holding `position` and the position within it.
     fn locate(&self, mut position: usize) -> (usize, usize) {
-        assert!(position < self.len);
-        if position >= self.len / 2 {
+        let len = self.len();
+        assert!(position < len);
+        if position >= len / 2 {
             // Walk from the tail for the back half.
-            let mut from_back = self.len - 1 - position;
-            for (at, node) in self.nodes.iter().enumerate().rev() {
-                if from_back < node.count {
-                    return (at, node.count - 1 - from_back);
+            let mut from_back = len - 1 - position;
+            for at in (0..self.nodes.len()).rev() {
+                let node = &self.nodes[at];
+                if from_back < node.count() {
+                    return (at, node.count() - 1 - from_back);
                 }
-                from_back -= node.count;
+                from_back -= node.count();
             }
         }
         for (at, node) in self.nodes.iter().enumerate() {
-            if position < node.count {
+            if position < node.count() {
                 return (at, position);
             }
-            position -= node.count;
+            position -= node.count();
         }
         unreachable!("position checked against len")
     }
@@ -179,26 +207,25 @@ impl ListValue {
         for element in elements {
             self.push_one(end, element);
         }
-        self.len
+        self.len()
     }
 
     fn push_one(&mut self, end: End, element: &[u8]) {
-        if self.nodes.capacity() == 0 {
-            // Most lists fit one node: room for one, not the deque's default four.
-            self.nodes.reserve_exact(1);
-        }
-        self.listpack_bytes += redis_size::entry_bytes(element);
-        self.len += 1;
+        let len = self.len();
+        let nodes = self.nodes.len();
         match end {
-            End::Front => match self.nodes.front_mut() {
-                Some(node) if node.has_room_for(element) => node.insert(0, element),
-                _ => self.nodes.push_front(Node::with(element)),
-            },
-            End::Back => match self.nodes.back_mut() {
-                Some(node) if node.has_room_for(element) => node.insert(node.count, element),
-                _ => self.nodes.push_back(Node::with(element)),
-            },
+            End::Front if nodes > 0 && self.nodes[0].has_room_for(element) => {
+                self.nodes[0].insert(0, element);
+            }
+            End::Front => self.nodes.push_front(Node::with(element)),
+            End::Back if nodes > 0 && self.nodes[nodes - 1].has_room_for(element) => {
+                let node = &mut self.nodes[nodes - 1];
+                node.insert(node.count(), element);
+            }
+            End::Back => self.nodes.push_back(Node::with(element)),
         }
+        self.nodes.set_list_len(len + 1);
+        self.set_listpack_bytes(self.listpack_bytes() + redis_size::entry_bytes(element));
     }
 
     /// LPOP / RPOP of one element.
@@ -210,7 +237,7 @@ impl ListValue {
 
     /// LPOP / RPOP with a count: up to `count` elements, in popping order.
     pub fn pop_many(&mut self, end: End, count: usize, limits: &ListLimits) -> Vec<Vec<u8>> {
-        let popped: Vec<Vec<u8>> = (0..count.min(self.len))
+        let popped: Vec<Vec<u8>> = (0..count.min(self.len()))
             .map_while(|_| self.pop_one(end))
             .collect();
         self.shrink_encoding(limits);
@@ -218,35 +245,36 @@ impl ListValue {
     }
 
     fn pop_one(&mut self, end: End) -> Option<Vec<u8>> {
-        if self.len == 0 {
+        if self.is_empty() {
             return None;
         }
         let (node_at, index) = match end {
             End::Front => (0, 0),
-            End::Back => (
-                self.nodes.len().checked_sub(1)?,
-                self.nodes.back()?.count - 1,
-            ),
+            End::Back => {
+                let last = self.nodes.len().checked_sub(1)?;
+                (last, self.nodes[last].count() - 1)
+            }
         };
         let element = match end {
             End::Front => self.nodes[node_at].get(0).to_vec(),
             End::Back => self.nodes[node_at].last().to_vec(),
         };
         self.remove_in_node(node_at, index..index + 1);
-        self.listpack_bytes -= redis_size::entry_bytes(&element);
+        self.set_listpack_bytes(self.listpack_bytes() - redis_size::entry_bytes(&element));
         Some(element)
     }
 
     /// Removes `range` of node `node_at` (element counts only; the caller keeps
     /// `listpack_bytes`), dropping the node when it empties.
     fn remove_in_node(&mut self, node_at: usize, range: std::ops::Range<usize>) {
-        self.len -= range.len();
+        let len = self.len() - range.len();
         let node = &mut self.nodes[node_at];
-        if range.len() == node.count {
+        if range.len() == node.count() {
             self.nodes.remove(node_at);
         } else {
             node.remove_range(range);
         }
+        self.nodes.set_list_len(len);
     }
 
     /// LINDEX.
@@ -268,37 +296,39 @@ impl ListValue {
         let position = self.position(index).ok_or(ListError::IndexOutOfRange)?;
         self.grow_encoding(element.len(), 0, limits);
         let (node_at, at) = self.locate(position);
-        let node = &mut self.nodes[node_at];
-        self.listpack_bytes -= redis_size::entry_bytes(node.get(at));
-        self.listpack_bytes += redis_size::entry_bytes(element);
-        node.replace(at, element);
+        let bytes = self.listpack_bytes() - redis_size::entry_bytes(self.nodes[node_at].get(at))
+            + redis_size::entry_bytes(element);
+        self.nodes[node_at].replace(at, element);
+        self.set_listpack_bytes(bytes);
         self.shrink_encoding(limits);
         Ok(())
     }
 
     /// Inserts `element` so that it ends up at `position` (0..=len).
     fn insert_at(&mut self, position: usize, element: &[u8]) {
-        if position == 0 || position == self.len {
+        let len = self.len();
+        if position == 0 || position == len {
             let end = if position == 0 { End::Front } else { End::Back };
             self.push_one(end, element);
             return;
         }
         let (node_at, at) = self.locate(position);
-        self.listpack_bytes += redis_size::entry_bytes(element);
-        self.len += 1;
+        let bytes = self.listpack_bytes() + redis_size::entry_bytes(element);
         if !self.nodes[node_at].has_room_for(element) {
             if at == 0 {
                 // Between two nodes: a node of its own keeps both untouched.
                 self.nodes.insert(node_at, Node::with(element));
-                return;
+            } else {
+                // Split the full node around the insertion point.
+                let tail = self.nodes[node_at].split_off(at);
+                self.nodes.insert(node_at + 1, tail);
+                self.nodes.insert(node_at + 1, Node::with(element));
             }
-            // Split the full node around the insertion point.
-            let tail = self.nodes[node_at].split_off(at);
-            self.nodes.insert(node_at + 1, tail);
-            self.nodes.insert(node_at + 1, Node::with(element));
-            return;
+        } else {
+            self.nodes[node_at].insert(at, element);
         }
-        self.nodes[node_at].insert(at, element);
+        self.nodes.set_list_len(len + 1);
+        self.set_listpack_bytes(bytes);
     }
 
     /// LINSERT BEFORE|AFTER pivot: the new length, or `None` when `pivot` is not in the list
@@ -313,7 +343,7 @@ impl ListValue {
         let found = self.iter().position(|candidate| candidate == pivot)?;
         self.grow_encoding(element.len(), 1, limits);
         self.insert_at(found + usize::from(after), element);
-        Some(self.len)
+        Some(self.len())
     }
 
     /// LREM: removes up to `count` elements equal to `element` from the head (`count` > 0),
@@ -329,6 +359,7 @@ impl ListValue {
         } else {
             (0..self.nodes.len()).collect()
         };
+        let len_before = self.len();
         let mut removed = 0;
         for node_at in order {
             if budget == 0 {
@@ -353,18 +384,20 @@ impl ListValue {
             node.retain(|index, _| !chosen.contains(&index));
             removed += chosen.len();
         }
-        self.nodes.retain(|node| node.count > 0);
-        self.len -= removed;
-        self.listpack_bytes -= removed * redis_size::entry_bytes(element);
+        let len = len_before - removed;
+        self.nodes.drop_empty();
+        self.nodes.set_list_len(len);
+        self.set_listpack_bytes(self.listpack_bytes() - removed * redis_size::entry_bytes(element));
         self.shrink_encoding(limits);
         removed
     }
 
     /// LTRIM start stop: keeps only that range (nothing when it is empty).
     pub fn trim(&mut self, start: i64, stop: i64, limits: &ListLimits) {
-        let (from_front, from_back) = match normalize_range(start, stop, self.len) {
-            Some((start, stop)) => (start, self.len - 1 - stop),
-            None => (self.len, 0),
+        let len = self.len();
+        let (from_front, from_back) = match normalize_range(start, stop, len) {
+            Some((start, stop)) => (start, len - 1 - stop),
+            None => (len, 0),
         };
         self.remove_from(End::Front, from_front);
         self.remove_from(End::Back, from_back);
@@ -379,10 +412,10 @@ impl ListValue {
                 End::Back => self.nodes.len() - 1,
             };
             let node = &self.nodes[node_at];
-            let take = count.min(node.count);
+            let take = count.min(node.count());
             let range = match end {
                 End::Front => 0..take,
-                End::Back => node.count - take..node.count,
+                End::Back => node.count() - take..node.count(),
             };
             let dropped: usize = node
                 .iter()
@@ -390,7 +423,7 @@ impl ListValue {
                 .take(take)
                 .map(redis_size::entry_bytes)
                 .sum();
-            self.listpack_bytes -= dropped;
+            self.set_listpack_bytes(self.listpack_bytes() - dropped);
             self.remove_in_node(node_at, range);
             count -= take;
         }
@@ -398,7 +431,7 @@ impl ListValue {
 
     /// LRANGE start stop.
     pub fn range(&self, start: i64, stop: i64) -> Vec<&[u8]> {
-        let Some((start, stop)) = normalize_range(start, stop, self.len) else {
+        let Some((start, stop)) = normalize_range(start, stop, self.len()) else {
             return Vec::new();
         };
         let (mut node_at, mut at) = self.locate(start);
@@ -434,14 +467,14 @@ impl ListValue {
     }
 
     fn grow_encoding(&mut self, added_bytes: usize, added_count: usize, limits: &ListLimits) {
-        if !self.quicklist
+        if !self.quicklist()
             && redis_size::exceeds(
                 limits.listpack_size,
-                self.listpack_bytes + added_bytes,
-                self.len + added_count,
+                self.listpack_bytes() + added_bytes,
+                self.len() + added_count,
             )
         {
-            self.quicklist = true;
+            self.set_quicklist(true);
         }
     }
 
@@ -449,19 +482,19 @@ impl ListValue {
     /// half the limit. The node layout is not Redis's here, so this checks the whole list
     /// against half the limit.
     fn shrink_encoding(&mut self, limits: &ListLimits) {
-        if self.quicklist
-            && redis_size::fits_half(limits.listpack_size, self.listpack_bytes, self.len)
+        if self.quicklist()
+            && redis_size::fits_half(limits.listpack_size, self.listpack_bytes(), self.len())
         {
-            self.quicklist = false;
+            self.set_quicklist(false);
         }
-        if self.len == 0 {
-            self.listpack_bytes = redis_size::LISTPACK_EMPTY_BYTES;
+        if self.is_empty() {
+            self.set_listpack_bytes(redis_size::LISTPACK_EMPTY_BYTES);
         }
     }
 
     /// OBJECT ENCODING's answer: "listpack" or "quicklist".
     pub fn encoding_name(&self) -> &'static str {
-        if self.quicklist {
+        if self.quicklist() {
             "quicklist"
         } else {
             "listpack"
@@ -470,17 +503,13 @@ impl ListValue {
 
     /// Rough heap bytes: the nodes' buffers and the deque's slots.
     pub fn heap_len(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|node| node.data.capacity())
-            .sum::<usize>()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
+        self.nodes.heap_len()
     }
 }
 
 impl PartialEq for ListValue {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 

@@ -4,15 +4,23 @@
 //! hundred steps, and an edit moves at most that many bytes (Redis's quicklist nodes make the
 //! same trade).
 
-/// Bytes a node grows to before a new node is started: small enough that an edit's memmove
+use crate::compact::PackedBuf;
+
+/// Bytes a node's buffer (header included: 2048 is a jemalloc size class, 2060 would take
+/// 2560) grows to before a new node is started: small enough that an edit's memmove
 /// and a walk to the last element stay cheap, big enough that the per-node overhead (the
-/// node's own 32 bytes and its allocation) is a few percent.
+/// node's own 16 bytes and its allocation) is a few percent.
 pub(super) const NODE_BYTES_MAX: usize = 2048;
 
+/// Header bytes of a node's buffer: its element count (4 bytes) and 8 bytes of the list's
+/// own counters, used while the list is this one node (see `ListValue`).
+const HEADER_BYTES: usize = 12;
+
+/// One node: a [`PackedBuf`] whose header holds the element count and whose body the
+/// elements. 16 bytes; its buffer exactly sized.
 #[derive(Clone, Default)]
 pub(super) struct Node {
-    pub(super) data: Vec<u8>,
-    pub(super) count: usize,
+    buf: PackedBuf<HEADER_BYTES>,
 }
 
 fn length_prefix(len: usize, out: &mut Vec<u8>) {
@@ -63,31 +71,74 @@ fn decode(data: &[u8], at: usize) -> (&[u8], usize) {
 
 impl Node {
     pub(super) fn with(element: &[u8]) -> Self {
-        Self {
-            data: encode(element),
-            count: 1,
-        }
+        let mut node = Self::default();
+        node.buf.set_body(&encode(element));
+        node.set_count(1);
+        node
+    }
+
+    fn data(&self) -> &[u8] {
+        self.buf.body()
+    }
+
+    /// Elements in the node.
+    pub(super) fn count(&self) -> usize {
+        let header = self.buf.header();
+        u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize
+    }
+
+    fn set_count(&mut self, count: usize) {
+        let mut header = self.buf.header();
+        let count = u32::try_from(count).expect("a node holds fewer than 2^32 elements");
+        header[..4].copy_from_slice(&count.to_le_bytes());
+        self.buf.set_header(header);
+    }
+
+    /// The list's counters kept in this node's header (meaningful while it is the list's only
+    /// node).
+    pub(super) fn list_word(&self) -> u64 {
+        let header = self.buf.header();
+        u64::from_le_bytes(header[4..].try_into().expect("8 bytes"))
+    }
+
+    pub(super) fn set_list_word(&mut self, word: u64) {
+        let mut header = self.buf.header();
+        header[4..].copy_from_slice(&word.to_le_bytes());
+        self.buf.set_header(header);
+    }
+
+    /// Drops every element, keeping the header's list counters.
+    pub(super) fn clear(&mut self) {
+        self.buf.set_body(&[]);
+        self.set_count(0);
+    }
+
+    /// Bytes the node's buffer takes.
+    pub(super) fn heap_len(&self) -> usize {
+        self.buf.heap_len()
     }
 
     /// True when `element` fits without passing the node limit (an empty node takes anything).
     pub(super) fn has_room_for(&self, element: &[u8]) -> bool {
-        self.count == 0 || self.data.len() + packed_len(element) <= NODE_BYTES_MAX
+        self.count() == 0
+            || HEADER_BYTES + self.data().len() + packed_len(element) <= NODE_BYTES_MAX
     }
 
     pub(super) fn iter(&self) -> NodeIter<'_> {
         NodeIter {
-            data: &self.data,
+            data: self.data(),
             at: 0,
         }
     }
 
     /// Byte offset of each element, and the end.
     fn offsets(&self) -> Vec<usize> {
-        let mut offsets = Vec::with_capacity(self.count + 1);
+        let data = self.data();
+        let mut offsets = Vec::with_capacity(self.count() + 1);
         let mut at = 0;
-        while at < self.data.len() {
+        while at < data.len() {
             offsets.push(at);
-            at = decode(&self.data, at).1;
+            at = decode(data, at).1;
         }
         offsets.push(at);
         offsets
@@ -99,31 +150,26 @@ impl Node {
 
     pub(super) fn last(&self) -> &[u8] {
         let offsets = self.offsets();
-        decode(&self.data, offsets[offsets.len() - 2]).0
+        decode(self.data(), offsets[offsets.len() - 2]).0
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
-        // Grow to exactly what is needed, as a listpack does: doubling would leave up to half
-        // of every small list's buffer unused. The allocator's size classes (about 25% apart)
-        // keep most of these growths in place.
-        let needed = self.data.len() + packed_len(element);
-        if needed > self.data.capacity() {
-            self.data.reserve_exact(needed - self.data.len());
-        }
-        if index == self.count {
-            length_prefix(element.len(), &mut self.data);
-            self.data.extend_from_slice(element);
+        // The buffer grows to exactly what is needed, as a listpack does: doubling would leave
+        // up to half of every small list's buffer unused. The allocator's size classes (about
+        // 25% apart) keep most of these growths in place.
+        let at = if index == self.count() {
+            self.data().len()
         } else {
-            let at = self.offsets()[index];
-            self.data.splice(at..at, encode(element));
-        }
-        self.count += 1;
+            self.offsets()[index]
+        };
+        self.buf.splice(at..at, &encode(element));
+        self.set_count(self.count() + 1);
     }
 
     pub(super) fn replace(&mut self, index: usize, element: &[u8]) {
         let offsets = self.offsets();
-        self.data
-            .splice(offsets[index]..offsets[index + 1], encode(element));
+        self.buf
+            .splice(offsets[index]..offsets[index + 1], &encode(element));
     }
 
     /// Removes elements `range` of this node.
@@ -132,25 +178,26 @@ impl Node {
             return;
         }
         let offsets = self.offsets();
-        self.data.drain(offsets[range.start]..offsets[range.end]);
-        self.count -= range.len();
+        self.buf
+            .splice(offsets[range.start]..offsets[range.end], &[]);
+        self.set_count(self.count() - range.len());
     }
 
     /// Splits off the elements from `index` on into a new node.
     pub(super) fn split_off(&mut self, index: usize) -> Node {
         let at = self.offsets()[index];
-        let tail = self.data.split_off(at);
-        let moved = self.count - index;
-        self.count = index;
-        Node {
-            data: tail,
-            count: moved,
-        }
+        let mut tail = Node::default();
+        tail.buf.set_body(&self.data()[at..]);
+        tail.set_count(self.count() - index);
+        let end = self.data().len();
+        self.buf.splice(at..end, &[]);
+        self.set_count(index);
+        tail
     }
 
     /// Keeps the elements for which `keep` says true; how many went.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(usize, &[u8]) -> bool) -> usize {
-        let mut kept = Vec::with_capacity(self.data.len());
+        let mut kept = Vec::with_capacity(self.data().len());
         let mut removed = 0;
         for (index, element) in self.iter().enumerate() {
             if keep(index, element) {
@@ -161,8 +208,8 @@ impl Node {
             }
         }
         if removed > 0 {
-            self.data = kept;
-            self.count -= removed;
+            self.buf.set_body(&kept);
+            self.set_count(self.count() - removed);
         }
         removed
     }

@@ -309,7 +309,35 @@ proptest! {
             }
             let expected_bytes: usize = redis_size::LISTPACK_EMPTY_BYTES
                 + model.iter().map(|e| redis_size::entry_bytes(e)).sum::<usize>();
-            prop_assert_eq!(list.listpack_bytes, expected_bytes);
+            prop_assert_eq!(list.listpack_bytes(), expected_bytes);
         }
     }
+}
+
+#[test]
+fn a_one_node_list_is_one_exact_allocation() {
+    assert_eq!(std::mem::size_of::<ListValue>(), 16);
+    let mut list = ListValue::new();
+    assert_eq!(list.heap_len(), 0);
+    let elements: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("member:{i:06}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
+    list.push(End::Back, &refs, &LIMITS);
+    // 12 header bytes (the node's count and the list's counters), then 10 x (1 + 13).
+    assert_eq!(list.heap_len(), 12 + 10 * 14);
+    assert_eq!(list.listpack_bytes(), 7 + 10 * 15);
+    // Growing to two nodes and back keeps the counters.
+    let long = vec![b'x'; 3000];
+    list.push(End::Front, &[&long[..]], &LIMITS);
+    assert_eq!((list.len(), list.encoding_name()), (11, "listpack"));
+    assert_eq!(list.pop(End::Front, &LIMITS), Some(long));
+    assert_eq!(list.heap_len(), 12 + 10 * 14);
+    assert_eq!(list.listpack_bytes(), 7 + 10 * 15);
+    assert_eq!(list.range(0, -1), refs);
+    assert_eq!(list.pop_many(End::Back, 20, &LIMITS).len(), 10);
+    assert!(list.is_empty());
+    assert_eq!(list.listpack_bytes(), 7);
+    list.push(End::Front, &[&b"again"[..]], &LIMITS);
+    assert_eq!((list.len(), list.get(0)), (1, Some(&b"again"[..])));
 }

@@ -277,7 +277,7 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], form: Form, read_only: bool) -> Co
                     .expect("a plain add of a number is no NaN");
             }
             ctx.keyspace
-                .insert(db, destination, Value::ZSet(Box::new(zset)), None, now_ms);
+                .insert(db, destination, Value::ZSet(zset), None, now_ms);
             ctx.out.integer(found.len() as i64);
             let event = if form == Form::SearchStore {
                 "geosearchstore"

@@ -81,7 +81,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(
-            members_of(Some(&entry(Value::ZSet(Box::new(zset))))),
+            members_of(Some(&entry(Value::ZSet(zset)))),
             Ok(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
         );
         let mut set = SetValue::for_members(b"x", 2);

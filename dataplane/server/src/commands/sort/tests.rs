@@ -99,7 +99,7 @@ fn which_requests_read_other_keys() {
     }
     let mut list = ListValue::new();
     list.push(End::Back, &[b"1", b"2"], &Default::default());
-    let value = Value::List(Box::new(list));
+    let value = Value::List(list);
     assert_eq!(
         pattern_keys(&words("sort k by w_* get # get o_*->f"), &value),
         [

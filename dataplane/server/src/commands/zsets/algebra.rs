@@ -324,7 +324,7 @@ pub(crate) fn store(
             .expect("a plain add of a number is no NaN");
     }
     ctx.keyspace
-        .insert(db, destination, Value::ZSet(Box::new(zset)), None, now_ms);
+        .insert(db, destination, Value::ZSet(zset), None, now_ms);
     ctx.out.integer(members.len() as i64);
     notify(ctx, notify::ZSET, event, destination);
 }

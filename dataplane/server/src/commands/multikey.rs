@@ -17,7 +17,7 @@ use ember_resp::{Reply, ReplySink};
 use ember_store::{Entry, Keyspace};
 use smallvec::SmallVec;
 
-use super::{CommandError, CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
+use super::{CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
 use crate::client::Client;
 use crate::shard::tracking::Caller as TrackingCaller;
 use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
@@ -220,34 +220,38 @@ struct Part {
 }
 
 /// Splits a command by the owners of its keys, in ascending shard order. A key's value (MSET)
-/// travels with it.
+/// travels with it. Each key's owner is computed once; the parts are few (at most one per
+/// shard), so a sorted vector beats a map.
 fn parts(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Vec<Part> {
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for position in spec.key_positions(args) {
-        groups
-            .entry(shard.owner_of(args[position]))
-            .or_default()
-            .push(position);
-    }
     let with_values = spec.split == Split::Pairs;
-    groups
-        .into_iter()
-        .map(|(owner, positions)| {
-            let mut packed = PackedArgs::default();
-            packed.push(args[0]);
-            for &position in &positions {
-                packed.push(args[position]);
-                if with_values {
-                    packed.push(args[position + 1]);
-                }
+    let positions = spec.key_positions(args);
+    let mut parts: Vec<Part> = Vec::with_capacity(shard.count().min(positions.len()));
+    for position in positions {
+        let owner = shard.owner_of(args[position]);
+        let index = match parts.binary_search_by_key(&owner, |part| part.owner) {
+            Ok(index) => index,
+            Err(index) => {
+                let mut packed = PackedArgs::default();
+                packed.push(args[0]);
+                parts.insert(
+                    index,
+                    Part {
+                        owner,
+                        positions: Vec::new(),
+                        args: packed,
+                    },
+                );
+                index
             }
-            Part {
-                owner,
-                positions,
-                args: packed,
-            }
-        })
-        .collect()
+        };
+        let part = &mut parts[index];
+        part.positions.push(position);
+        part.args.push(args[position]);
+        if with_values {
+            part.args.push(args[position + 1]);
+        }
+    }
+    parts
 }
 
 /// Runs a keyspace command whose keys live on several shards; the reply goes into `out`.
@@ -264,90 +268,121 @@ pub async fn run_split(
         Split::None => Err("ERR keys of this command must live on one shard".into()),
         Split::Pairs if args.len() % 2 == 0 => Err(super::arity_message(spec.name).into()),
         Split::Gather | Split::Sum | Split::Pairs => {
-            let parts = parts(shard, spec, args);
-            let replies = if spec.has(CommandFlags::WRITE) || client.hold.is_some() {
-                run_held(shard, client, spec, handler, &parts, now_ms, true).await
+            let mut parts = parts(shard, spec, args);
+            let write = spec.has(CommandFlags::WRITE) || client.hold.is_some();
+            let replies = if write {
+                None
             } else {
-                run_read(shard, client, spec, handler, &parts, now_ms).await
+                run_read(shard, client, spec, handler, &mut parts, now_ms).await
             };
-            combine(spec.split, args.len(), &parts, replies)?.write_to(out);
-            Ok(())
+            let replies = match replies {
+                Some(replies) => replies,
+                None => {
+                    if !write {
+                        // The optimistic read gave its arguments away: split again.
+                        parts = self::parts(shard, spec, args);
+                    }
+                    run_held(shard, client, spec, handler, &mut parts, now_ms, write).await
+                }
+            };
+            write_combined(spec.split, args.len(), &parts, replies, out)
         }
         Split::Scratch => scratch(shard, client, spec, handler, args, now_ms, out).await,
     }
 }
 
-/// Puts the parts' replies together: MGET's values back in request order, counts added up,
-/// MSET's OK. The first error of any part is the reply.
-fn combine(
+/// Puts the parts' replies together into `out`: MGET's values in request order (each written
+/// as it is taken from its part, with no reply vector in between), counts added up, MSET's OK.
+/// The first error of any part is the reply.
+fn write_combined(
     split: Split,
     arg_count: usize,
     parts: &[Part],
     replies: Vec<Reply>,
-) -> Result<Reply, CommandError> {
+    out: &mut ReplySink,
+) -> CommandResult {
     debug_assert_eq!(parts.len(), replies.len(), "one reply per part");
     if let Some(message) = replies.iter().find_map(Reply::error_message) {
         return Err(message.to_owned().into());
     }
     match split {
         Split::Gather => {
-            let mut values = vec![Reply::Null; arg_count];
+            let mut values: SmallVec<[std::vec::IntoIter<Reply>; 4]> = SmallVec::new();
             for (part, reply) in parts.iter().zip(replies) {
                 let Reply::Array(items) = reply else {
                     return Err("ERR a shard's part of MGET was not an array".into());
                 };
-                debug_assert_eq!(items.len(), part.positions.len(), "a value per key");
-                for (item, &position) in items.into_iter().zip(&part.positions) {
-                    values[position] = item;
+                if items.len() != part.positions.len() {
+                    return Err("ERR a shard's part of MGET has the wrong number of values".into());
+                }
+                values.push(items.into_iter());
+            }
+            // The part that answers each argument position (0, the command name, answers none).
+            let mut from: SmallVec<[u16; 64]> = SmallVec::from_elem(0, arg_count);
+            for (index, part) in parts.iter().enumerate() {
+                let index = u16::try_from(index).expect("at most 1024 shards");
+                for &position in &part.positions {
+                    from[position] = index;
                 }
             }
-            values.remove(0); // The command name's position.
-            Ok(Reply::Array(values))
+            out.array_len(arg_count - 1);
+            for &index in &from[1..] {
+                match values[usize::from(index)].next() {
+                    Some(value) => value.write_to(out),
+                    None => out.null(),
+                }
+            }
+            Ok(())
         }
         Split::Sum => {
             let total = replies.iter().filter_map(Reply::as_integer).sum();
-            Ok(Reply::Integer(total))
+            out.integer(total);
+            Ok(())
         }
-        Split::Pairs => Ok(Reply::OK),
+        Split::Pairs => {
+            out.ok();
+            Ok(())
+        }
         Split::None | Split::Scratch => unreachable!("only fan-out splits combine"),
     }
 }
 
-/// Reads every part at once with no hold. Valid when no multi-shard write began meanwhile;
-/// otherwise (rarely) the read runs again under holds, so it is always one snapshot.
+/// Reads every part at once with no hold, moving each remote part's arguments into its
+/// request. Valid when no multi-shard write began meanwhile; otherwise (rarely) `None`: the
+/// caller splits again and reads under holds, so it is always one snapshot.
 async fn run_read(
     shard: &Rc<Shard>,
     client: &Client,
     spec: &CommandSpec,
     handler: KeyspaceFn,
-    parts: &[Part],
+    parts: &mut [Part],
     now_ms: u64,
-) -> Vec<Reply> {
+) -> Option<Vec<Reply>> {
     let writes = &shard.shared.multi_writes;
-    if let Some(stamp) = writes.read_stamp() {
-        let mut pending = Vec::with_capacity(parts.len());
-        for part in parts.iter().filter(|part| part.owner != shard.index) {
-            let request = execute_request(shard.index, client, part.args.clone(), None, false);
-            pending.push(shard.send(part.owner, request).await);
-        }
-        let mut pending = pending.into_iter();
-        let mut replies = Vec::with_capacity(parts.len());
-        for part in parts {
-            let reply = if part.owner == shard.index {
-                let args = part.args.slices();
-                admit(shard, spec, &args, client.db, None, false).await;
-                local_reply(shard, handler, client, now_ms, &args)
-            } else {
-                into_reply(pending.next().expect("a request per remote part").await)
-            };
-            replies.push(reply);
-        }
-        if writes.still_valid(stamp) {
-            return replies;
-        }
-        shard.stats.count_read_retry();
+    let stamp = writes.read_stamp()?;
+    let mut pending = Vec::with_capacity(parts.len());
+    for part in parts.iter_mut().filter(|part| part.owner != shard.index) {
+        let args = std::mem::take(&mut part.args);
+        let request = execute_request(shard.index, client, args, None, false);
+        pending.push(shard.send(part.owner, request).await);
     }
-    run_held(shard, client, spec, handler, parts, now_ms, false).await
+    let mut pending = pending.into_iter();
+    let mut replies = Vec::with_capacity(parts.len());
+    for part in parts.iter() {
+        let reply = if part.owner == shard.index {
+            let args = part.args.slices();
+            admit(shard, spec, &args, client.db, None, false).await;
+            local_reply(shard, handler, client, now_ms, &args)
+        } else {
+            into_reply(pending.next().expect("a request per remote part").await)
+        };
+        replies.push(reply);
+    }
+    if writes.still_valid(stamp) {
+        return Some(replies);
+    }
+    shard.stats.count_read_retry();
+    None
 }
 
 /// Runs every part under holds: the parts before the last hold their shard (ascending order)
@@ -359,13 +394,13 @@ async fn run_held(
     client: &Client,
     spec: &CommandSpec,
     handler: KeyspaceFn,
-    parts: &[Part],
+    parts: &mut [Part],
     now_ms: u64,
     write: bool,
 ) -> Vec<Reply> {
     let mut replies = Vec::with_capacity(parts.len());
     if let Some(token) = client.hold {
-        for part in parts {
+        for part in parts.iter_mut() {
             replies.push(
                 run_part(
                     shard,
@@ -387,8 +422,16 @@ async fn run_held(
         writes.begin();
     }
     let token = shard.new_hold_token();
-    let (last, held) = parts.split_last().expect("a split command has parts");
-    for part in held {
+    if write && parts.len() == 2 && parts[1].owner == shard.index {
+        if let Some(replies) =
+            try_pair_from_above(shard, client, spec, handler, parts, now_ms, token).await
+        {
+            writes.end();
+            return replies;
+        }
+    }
+    let (last, held) = parts.split_last_mut().expect("a split command has parts");
+    for part in held.iter_mut() {
         replies.push(
             run_part(
                 shard,
@@ -407,27 +450,77 @@ async fn run_held(
     if write {
         writes.end();
     }
-    for part in held {
+    for part in held.iter() {
         release(shard, part.owner, token).await;
     }
     replies
 }
 
-/// Runs one part, here or on its shard; with `hold`, holds the part's keys there for `token`
-/// first.
+/// A write over two shards started on the higher one (this shard): holds its keys here, then
+/// asks the lower shard to run its part in one step if none of those keys is held there, runs
+/// this part and releases: one round trip and no hold of the other shard (the ordered path
+/// holds the lower shard's keys for a round trip and sends a release after). Atomic all the
+/// same: both parts run while this shard's keys are held, and the lower part runs in one step.
+/// No deadlock: while it holds keys here it never waits on the other shard, which refuses
+/// instead. `None` (nothing written, nothing held) when refused: the caller then takes the
+/// ordered path.
+#[allow(clippy::too_many_arguments)]
+async fn try_pair_from_above(
+    shard: &Rc<Shard>,
+    client: &Client,
+    spec: &CommandSpec,
+    handler: KeyspaceFn,
+    parts: &mut [Part],
+    now_ms: u64,
+    token: HoldToken,
+) -> Option<Vec<Reply>> {
+    let [lower, here] = parts else {
+        unreachable!("two parts")
+    };
+    let args = here.args.slices();
+    admit(shard, spec, &args, client.db, Some(token), true).await;
+    let request = ShardRequest::TryExecute {
+        db: client.db,
+        protocol: client.protocol,
+        no_touch: client.no_touch,
+        caller: super::tracking::caller(shard.index, &client.handle),
+        script: client.script,
+        args: std::mem::take(&mut lower.args),
+    };
+    let replies = match shard.call(lower.owner, request).await {
+        ShardReply::Refused(args) => {
+            lower.args = args;
+            None
+        }
+        ShardReply::Reply(reply) if reply.error_message().is_some() => {
+            // The other shard failed (or did not answer in time): nothing is written here.
+            Some(vec![reply, Reply::Null])
+        }
+        reply => Some(vec![
+            into_reply(reply),
+            local_reply(shard, handler, client, now_ms, &args),
+        ]),
+    };
+    release(shard, shard.index, token).await;
+    replies
+}
+
+/// Runs one part, here or on its shard (its arguments move into the request); with `hold`,
+/// holds the part's keys there for `token` first.
 #[allow(clippy::too_many_arguments)]
 async fn run_part(
     shard: &Rc<Shard>,
     client: &Client,
     spec: &CommandSpec,
     handler: KeyspaceFn,
-    part: &Part,
+    part: &mut Part,
     now_ms: u64,
     token: Option<HoldToken>,
     hold: bool,
 ) -> Reply {
     if part.owner != shard.index {
-        let request = execute_request(shard.index, client, part.args.clone(), token, hold);
+        let args = std::mem::take(&mut part.args);
+        let request = execute_request(shard.index, client, args, token, hold);
         return into_reply(shard.call(part.owner, request).await);
     }
     let args = part.args.slices();

@@ -3,11 +3,14 @@
 
 use std::rc::Rc;
 
-use ember_resp::ReplySink;
+use ember_resp::{Protocol, ReplySink};
+use smallvec::SmallVec;
 
 use super::multikey::{admit, apply_entries, run_local_as};
 use crate::runtime::{self, MeshReceiver};
-use crate::shard::{AdminRequest, HoldToken, MeshMessage, Shard, ShardReply, ShardRequest};
+use crate::shard::{
+    AdminRequest, HoldToken, MeshMessage, PackedArgs, Shard, ShardReply, ShardRequest,
+};
 
 /// Serves the requests and replies that arrive from shard `peer` until the mesh closes.
 pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
@@ -58,9 +61,12 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
 /// True when `request` can be answered without waiting (so the receiver answers it inline).
 fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
     match request {
-        // A busy gate may or may not stop this request's keys: such a request waits in a task
-        // of its own, so it never holds up the rest of this peer's messages.
-        ShardRequest::Execute { .. } => !shard.gate.busy(),
+        // A request whose keys are held waits in a task of its own, so it never holds up the
+        // rest of this peer's messages; any other runs inline (cross-shard writes hold a few
+        // keys at a time, so the gate is busy most of the time under MSET, rarely on these keys).
+        ShardRequest::Execute {
+            args, db, token, ..
+        } => !shard.gate.busy() || !execute_blocked(shard, args, *db, *token),
         ShardRequest::Release { .. } | ShardRequest::Fetch { .. } | ShardRequest::Store { .. } => {
             true
         }
@@ -74,12 +80,53 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         // Copies live beside the keyspace, never in it: holds do not apply.
         ShardRequest::LocalTier(_) => true,
         ShardRequest::TryHold { .. } => true,
+        // Refused, never waits, when its keys are held.
+        ShardRequest::TryExecute { .. } => true,
         ShardRequest::Admin { token, .. } => !shard.gate.blocks(*token),
         ShardRequest::Inference(request) => request
             .gate_token()
             .is_none_or(|token| !shard.gate.blocks(token)),
         ShardRequest::Blocking(request) => super::blocking::answerable_now(shard, request),
     }
+}
+
+/// True when an Execute of `args` would wait at the gate: the shard is held by another, or one
+/// of its keys is (see [`admit`]). An unknown command never waits (it is refused).
+fn execute_blocked(shard: &Shard, args: &PackedArgs, db: usize, token: Option<HoldToken>) -> bool {
+    let args = args.slices();
+    let Some(spec) = super::lookup(args[0]).map(|index| &super::COMMANDS[index]) else {
+        return false;
+    };
+    let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
+        Some(finder) => finder(&args).into_iter().map(|p| args[p]).collect(),
+        None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
+    };
+    shard.gate.keys_blocked(token, db, &keys)
+}
+
+/// Runs a keyspace command for another shard's `caller` (after [`admit`]) and returns its reply.
+async fn execute(
+    shard: &Rc<Shard>,
+    caller: super::multikey::Caller,
+    protocol: Protocol,
+    args: &PackedArgs,
+    token: Option<HoldToken>,
+    hold: bool,
+    now_ms: u64,
+) -> ShardReply {
+    let args = args.slices();
+    let mut out = ReplySink::values(protocol);
+    let spec = super::lookup(args[0]).map(|index| &super::COMMANDS[index]);
+    match spec.map(|spec| (spec, spec.handler)) {
+        Some((spec, super::Handler::Keyspace(handler))) => {
+            admit(shard, spec, &args, caller.db, token, hold).await;
+            if let Err(error) = run_local_as(shard, handler, caller, now_ms, &args, &mut out) {
+                out.error(&error.0);
+            }
+        }
+        _ => out.error("ERR only keyspace commands cross the mesh"),
+    }
+    ShardReply::Reply(out.into_reply())
 }
 
 /// Answers another shard's request.
@@ -96,27 +143,32 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             token,
             hold,
         } => {
-            let args = args.slices();
-            let mut out = ReplySink::values(protocol);
-            let spec = super::lookup(args[0]).map(|index| &super::COMMANDS[index]);
-            match spec.map(|spec| (spec, spec.handler)) {
-                Some((spec, super::Handler::Keyspace(handler))) => {
-                    admit(shard, spec, &args, db, token, hold).await;
-                    let caller = super::multikey::Caller {
-                        db,
-                        no_touch,
-                        script,
-                        tracking: caller,
-                    };
-                    if let Err(error) =
-                        run_local_as(shard, handler, caller, now_ms, &args, &mut out)
-                    {
-                        out.error(&error.0);
-                    }
-                }
-                _ => out.error("ERR only keyspace commands cross the mesh"),
+            let caller = super::multikey::Caller {
+                db,
+                no_touch,
+                script,
+                tracking: caller,
+            };
+            execute(shard, caller, protocol, &args, token, hold, now_ms).await
+        }
+        ShardRequest::TryExecute {
+            db,
+            protocol,
+            no_touch,
+            caller,
+            script,
+            args,
+        } => {
+            if shard.gate.busy() && execute_blocked(shard, &args, db, None) {
+                return ShardReply::Refused(args);
             }
-            ShardReply::Reply(out.into_reply())
+            let caller = super::multikey::Caller {
+                db,
+                no_touch,
+                script,
+                tracking: caller,
+            };
+            execute(shard, caller, protocol, &args, None, false, now_ms).await
         }
         ShardRequest::Migrate {
             db,

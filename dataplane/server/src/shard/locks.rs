@@ -15,6 +15,8 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 
+use smallvec::SmallVec;
+
 /// A key-holding operation's identity while it holds shards: (origin shard, sequence).
 pub type HoldToken = (usize, u64);
 
@@ -27,11 +29,29 @@ pub type HoldToken = (usize, u64);
 #[derive(Default)]
 pub struct Gate {
     held_by: Cell<Option<HoldToken>>,
-    /// Keys held by cross-shard writes: (database, key, holder). A handful at a time (the keys
-    /// of the writes in flight), so a scan beats a map; empty almost always, which is the one
-    /// check a request pays.
-    locked: RefCell<Vec<(usize, Box<[u8]>, HoldToken)>>,
+    /// Keys held by cross-shard writes: (database, key, holder). A few at a time (the keys of
+    /// the writes in flight), so a scan beats a map; empty when no such write is under way,
+    /// which is the one check a request pays then.
+    locked: RefCell<Vec<LockedKey>>,
     waiters: RefCell<Vec<Waker>>,
+}
+
+/// A key held by a cross-shard write. Under many concurrent MSETs the scan compares every held
+/// key with every key of a request: the fingerprint settles almost every comparison without
+/// reading the key's bytes.
+struct LockedKey {
+    db: usize,
+    fingerprint: u64,
+    key: Box<[u8]>,
+    holder: HoldToken,
+}
+
+/// FNV-1a of `key`: cheap for the short keys of a command, and only ever compared within one
+/// shard's held keys (a collision just compares the bytes).
+fn fingerprint(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl Gate {
@@ -54,8 +74,18 @@ impl Gate {
         if self.blocks(token) {
             return true;
         }
-        self.locked.borrow().iter().any(|(locked_db, key, holder)| {
-            Some(*holder) != token && *locked_db == db && keys.iter().any(|k| *k == &key[..])
+        let locked = self.locked.borrow();
+        if locked.is_empty() {
+            return false;
+        }
+        let wanted: SmallVec<[u64; 8]> = keys.iter().map(|key| fingerprint(key)).collect();
+        locked.iter().any(|held| {
+            Some(held.holder) != token
+                && held.db == db
+                && wanted
+                    .iter()
+                    .zip(keys)
+                    .any(|(&print, key)| print == held.fingerprint && *key == &held.key[..])
         })
     }
 
@@ -88,7 +118,12 @@ impl Gate {
         self.enter_keys(Some(token), db, keys).await;
         let mut locked = self.locked.borrow_mut();
         for key in keys {
-            locked.push((db, Box::from(*key), token));
+            locked.push(LockedKey {
+                db,
+                fingerprint: fingerprint(key),
+                key: Box::from(*key),
+                holder: token,
+            });
         }
     }
 
@@ -119,7 +154,7 @@ impl Gate {
         {
             let mut locked = self.locked.borrow_mut();
             let before = locked.len();
-            locked.retain(|(_, _, holder)| *holder != token);
+            locked.retain(|held| held.holder != token);
             released |= locked.len() != before;
         }
         if released {

@@ -99,6 +99,18 @@ pub enum ShardRequest {
         client_id: u64,
         args: PackedArgs,
     },
+    /// Run a keyspace command here in one step if neither this shard nor any of its keys is
+    /// held, and return its reply; otherwise answer [`ShardReply::Refused`] with the arguments
+    /// and run nothing. Never waits: a cross-shard write whose caller already holds its own
+    /// keys sends it to a lower shard (commands::multikey), which may not wait on holds.
+    TryExecute {
+        db: usize,
+        protocol: Protocol,
+        no_touch: bool,
+        caller: super::tracking::Caller,
+        script: bool,
+        args: PackedArgs,
+    },
     /// Wait until no one holds this shard, then hold it for `token`.
     Hold { token: HoldToken },
     /// Hold this shard for `token` only if nothing holds it now (a script that needs a shard
@@ -187,6 +199,8 @@ pub enum ShardReply {
     Reply(Reply),
     /// An integer result.
     Integer(i64),
+    /// A [`ShardRequest::TryExecute`] that did not run (its keys were held): its arguments.
+    Refused(PackedArgs),
     /// Entries, in the order asked.
     Entries(Vec<Option<Entry>>),
     /// Keys.

@@ -9,6 +9,7 @@
 mod cli;
 mod compare;
 mod echo;
+mod fanout;
 mod hitratio;
 mod infer;
 mod load;
@@ -29,6 +30,8 @@ commands:
   compare   Redis and Ember side by side, results into bench/RESULTS.md (ember-bench compare --help)
   rdma      one-sided GETs through the shm provider against TCP GETs (ember-bench rdma --help)
   infer     inference through the server against in-process ONNX Runtime (ember-bench infer --help)
+  fanout    PUBLISH to many subscribers of one channel: deliveries/s and latency
+            (ember-bench fanout --help)
   hitratio  cache hit ratio of every eviction policy on key traces, in-process or
             through a server (ember-bench hitratio --help)
   load-embeddings  write the demo embedding tables into a running server
@@ -48,6 +51,7 @@ fn main() {
         "rdma" => rdma::main(rest),
         "infer" => infer::main(rest),
         "hitratio" => hitratio::main(rest),
+        "fanout" => fanout::main(rest),
         "load-embeddings" => infer::load_embeddings_main(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

@@ -1224,3 +1224,65 @@ fn info_sections_combine_as_redis() {
         );
     }
 }
+
+/// What `redis.call` answers scripts (its arguments read off the Lua stack, its replies pushed
+/// straight as Lua values, see scripting/rawcall.rs), in both RESP versions of the script
+/// (`redis.setresp`), against Redis.
+#[test]
+fn call_replies_reach_lua_as_in_redis() {
+    compare_args(arg_cases! {
+        "status, integer, bulk, nil" => [
+            ["EVAL", "return {redis.call('set', KEYS[1], 'v'), redis.call('incr', KEYS[2]), redis.call('get', KEYS[1]), redis.call('get', KEYS[3])}", "3", "{c}a", "{c}n", "{c}none"],
+            ["EVAL", "local s = redis.call('set', KEYS[1], 'v') return {type(s), s.ok, type(redis.call('get', KEYS[2]))}", "2", "{c}a", "{c}none"],
+            ["EVAL", "redis.setresp(3) return {type(redis.call('get', KEYS[1])), redis.call('get', KEYS[1]) == nil}", "1", "{c}none"],
+        ],
+        "numbers as arguments" => [
+            ["EVAL", "redis.call('set', KEYS[1], 10) redis.call('incrby', KEYS[1], 5) redis.call('incrbyfloat', KEYS[1], 0.5) return redis.call('get', KEYS[1])", "1", "{c}x"],
+            ["EVAL", "return redis.call('set', KEYS[1], 3.25)", "1", "{c}f"],
+            ["GET", "{c}f"],
+            ["EVAL", "return redis.call('set', KEYS[1], 1e15)", "1", "{c}big"],
+            ["GET", "{c}big"],
+            ["EVAL", "return redis.call('set', KEYS[1], -2.5)", "1", "{c}neg"],
+            ["GET", "{c}neg"],
+            ["EVAL", "return redis.call('set', KEYS[1], true)", "1", "{c}bool"],
+            ["EVAL", "return redis.pcall('set', KEYS[1], {})", "1", "{c}bool"],
+        ],
+        "arrays, maps, sets, doubles" => [
+            ["HSET", "{c}h", "f1", "v1", "f2", "v2"],
+            ["SADD", "{c}s", "m"],
+            ["ZADD", "{c}z", "2.5", "m"],
+            ["RPUSH", "{c}l", "a", "b", "c"],
+            ["EVAL", "return redis.call('hgetall', KEYS[1])", "1", "{c}h"],
+            ["EVAL", "redis.setresp(3) local m = redis.call('hgetall', KEYS[1]).map return {m.f1, m.f2}", "1", "{c}h"],
+            ["EVAL", "redis.setresp(3) local s = redis.call('smembers', KEYS[1]).set return tostring(s.m)", "1", "{c}s"],
+            ["EVAL", "return redis.call('zscore', KEYS[1], 'm')", "1", "{c}z"],
+            ["EVAL", "redis.setresp(3) return tostring(redis.call('zscore', KEYS[1], 'm').double)", "1", "{c}z"],
+            ["EVAL", "return redis.call('lrange', KEYS[1], 0, -1)", "1", "{c}l"],
+            ["EVAL", "return redis.call('zrange', KEYS[1], 0, -1, 'withscores')", "1", "{c}z"],
+            ["EVAL", "return #redis.call('lrange', KEYS[1], 5, 10)", "1", "{c}l"],
+        ],
+        "errors" => [
+            ["SET", "{c}str", "v"],
+            ["EVAL", "local e = redis.pcall('lpush', KEYS[1], 'x') return {type(e), e.err}", "1", "{c}str"],
+            ["EVAL", "return redis.call('lpush', KEYS[1], 'x')", "1", "{c}str"],
+            ["EVAL", "return redis.pcall('nosuchcommand')", "0"],
+            ["EVAL", "return redis.pcall()", "0"],
+            ["EVAL", "return redis.pcall('get')", "0"],
+        ],
+        "many arguments" => [
+            ["EVAL", "local t = {} for i = 1, 5000 do t[i] = i end return redis.call('rpush', KEYS[1], unpack(t))", "1", "{c}many"],
+            ["EVAL", "local t = {} for i = 1, 300 do t[#t + 1] = 'f' .. i t[#t + 1] = i end redis.call('hset', KEYS[1], unpack(t)) return redis.call('hlen', KEYS[1])", "1", "{c}hm"],
+            ["LLEN", "{c}many"],
+        ],
+        "a script run again and again" => [
+            ["SET", "{c}stock", "10"],
+            ["EVAL", "local s = tonumber(redis.call('get', KEYS[1])) if s < 3 then return -1 end redis.call('rpush', KEYS[2], ARGV[1]) return redis.call('decrby', KEYS[1], 3)", "2", "{c}stock", "{c}orders", "b1"],
+            ["EVAL", "local s = tonumber(redis.call('get', KEYS[1])) if s < 3 then return -1 end redis.call('rpush', KEYS[2], ARGV[1]) return redis.call('decrby', KEYS[1], 3)", "2", "{c}stock", "{c}orders", "b2"],
+            ["EVAL", "local s = tonumber(redis.call('get', KEYS[1])) if s < 3 then return -1 end redis.call('rpush', KEYS[2], ARGV[1]) return redis.call('decrby', KEYS[1], 3)", "2", "{c}stock", "{c}orders", "b3"],
+            ["EVAL", "local s = tonumber(redis.call('get', KEYS[1])) if s < 3 then return -1 end redis.call('rpush', KEYS[2], ARGV[1]) return redis.call('decrby', KEYS[1], 3)", "2", "{c}stock", "{c}orders", "b4"],
+            ["LRANGE", "{c}orders", "0", "-1"],
+            ["EVAL", "return {#KEYS, #ARGV, KEYS[1], ARGV[2]}", "1", "k", "a1", "a2"],
+            ["EVAL", "return {#KEYS, #ARGV}", "0"],
+        ],
+    });
+}

@@ -493,3 +493,60 @@ fn reply_error(shard: &Shard, out: &mut ReplySink, message: &str) {
     out.error(message);
     shard.stats.record_error(message);
 }
+
+/// [`execute`] for a script's `redis.call` whose command needs nothing but this shard: runs it
+/// here and now, with no future, and answers true; answers false, with nothing run and nothing
+/// written, when the command needs [`execute`] (another shard, a wait for a key, a command
+/// beyond the keyspace, HOTKEYS recording, min-replicas-to-write).
+///
+/// The caller is a script (`client.hold` is its hold) that checked what [`execute`] checks
+/// before running a command of a script: lookup, arity, ACL, OOM (scripting::run). Keyspace
+/// events for other shards stay queued: the EVAL, EVALSHA or FCALL that runs the script
+/// forwards them, in order, before its reply leaves, as [`execute`] does after every command.
+pub(crate) fn execute_now(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    index: usize,
+    args: &[&[u8]],
+    now_ms: u64,
+    out: &mut ReplySink,
+) -> bool {
+    let spec = &COMMANDS[index];
+    let Handler::Keyspace(handler) = spec.handler else {
+        return false;
+    };
+    let simple = client.hold.is_some()
+        && client.multi.is_none()
+        && client.authenticated
+        && !shard.hotkeys.recording()
+        && !super::pubsub::in_resp2_context(client)
+        && !(spec.has(CommandFlags::WRITE) && shard.config.borrow().min_replicas_to_write > 0)
+        && matches!(router::route(shard, spec, args), Route::Local);
+    if !simple {
+        return false;
+    }
+    if shard.gate.busy() {
+        let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
+            Some(finder) => finder(args).into_iter().map(|p| args[p]).collect(),
+            None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
+        };
+        if shard.gate.keys_blocked(client.hold, client.db, &keys) {
+            return false;
+        }
+    }
+    let started = Instant::now();
+    out.begin();
+    client.handle.last_interaction_ms.set(now_ms);
+    client.handle.last_command.set(spec.name);
+    let result = multikey::run_local(shard, handler, client, now_ms, args, out);
+    if let Err(error) = result {
+        out.error(&error.0);
+    }
+    let failed = if std::mem::take(&mut client.error_counted) {
+        matches!(out.outcome(), Outcome::Error(_))
+    } else {
+        note_failure(shard, out.outcome())
+    };
+    record(shard, client, index, args, started, failed);
+    true
+}

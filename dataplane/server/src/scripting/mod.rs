@@ -17,6 +17,7 @@ pub mod convert;
 pub mod functions;
 pub mod libs;
 pub mod msgpack;
+pub mod rawcall;
 pub mod run;
 pub mod sandbox;
 pub mod sha1;
@@ -253,6 +254,11 @@ pub struct Engine {
     pub wide: RefCell<HashSet<String>>,
     /// The script running now, for `redis.call` and the hook.
     pub(crate) state: Rc<RefCell<Option<run::RunState>>>,
+    /// The coroutine of the last run that ended normally, for the next run.
+    pub(crate) spare_thread: RefCell<Option<mlua::Thread>>,
+    /// The sandbox's runners of scripts and functions, and the C function that sets up a
+    /// run's KEYS and ARGV (see [`rawcall`]).
+    runners: OnceCell<(Function, Function, Function)>,
 }
 
 impl Engine {
@@ -266,6 +272,28 @@ impl Engine {
         }
         let lua = sandbox::new_interpreter(self.state.clone())?;
         Ok(self.lua.get_or_init(|| lua))
+    }
+
+    /// The function a run's coroutine starts in (a script's or a function's), and the setup
+    /// function it gets first.
+    ///
+    /// # Errors
+    /// When the interpreter cannot be created.
+    pub fn runner(&self, function: bool) -> mlua::Result<(Function, Function)> {
+        let (script, library_function, setup) = match self.runners.get() {
+            Some(runners) => runners,
+            None => {
+                let lua = self.lua()?;
+                let runners = (
+                    lua.named_registry_value("ember_run_script")?,
+                    lua.named_registry_value("ember_run_function")?,
+                    lua.named_registry_value("ember_setup")?,
+                );
+                self.runners.get_or_init(|| runners)
+            }
+        };
+        let runner = if function { library_function } else { script };
+        Ok((runner.clone(), setup.clone()))
     }
 
     /// The compiled script `sha`, compiling it from the registry when needed.

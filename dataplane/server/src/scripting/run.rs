@@ -89,9 +89,37 @@ pub struct RunState {
     /// SCRIPT KILL stopped the script at this line.
     killed: Option<Option<i32>>,
     /// What FUNCTION STATS shows once the script is busy.
-    running: Option<super::Running>,
+    running: Option<RunningSource>,
     /// A `redis.call` waiting for another shard, until the async half takes it.
     pending: Option<PendingCall>,
+}
+
+/// What FUNCTION STATS shows of a script that runs past the threshold, copied from the
+/// invocation only then (most runs end long before).
+struct RunningSource {
+    name: *const str,
+    /// Where the command's `&[u8]` arguments start, and how many.
+    command: (*const (), usize),
+    started: Instant,
+}
+
+impl RunningSource {
+    fn copy(&self) -> super::Running {
+        // SAFETY: both point into the invocation `invoke` runs, which outlives the run's state:
+        // `invoke` takes the state out before it returns, and only the state holds this.
+        let (name, command) = unsafe {
+            let (start, len) = self.command;
+            (
+                &*self.name,
+                std::slice::from_raw_parts(start as *const &[u8], len),
+            )
+        };
+        super::Running {
+            name: name.to_owned(),
+            command: command.iter().map(|arg| arg.to_vec()).collect(),
+            started: self.started,
+        }
+    }
 }
 
 /// An error a script is about to raise, remembered for its reply.
@@ -122,36 +150,10 @@ impl std::fmt::Display for Abort {
 
 impl std::error::Error for Abort {}
 
-type State = Rc<RefCell<Option<RunState>>>;
-
-/// The Rust side of `redis.call` and `redis.pcall`: answers `true, value` or `false, {err=}`
-/// when the command completed at once (keys on shards the script holds: the common case), or
-/// `nil` when it waits for another shard; the prelude then calls [`wait_function`]'s function,
-/// which yields the script's coroutine until it completes.
-///
-/// # Errors
-/// When Lua cannot allocate.
-pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
-    lua.set_app_data(state.clone());
-    lua.create_function(move |lua, args: MultiValue| call_now(lua, &state, &mut args.iter()))
-}
-
-/// [`call_function`]'s function for many arguments, which the prelude passes in one table
-/// (on the Lua stack they would leave a callback no room).
-///
-/// # Errors
-/// When Lua cannot allocate.
-pub fn call_packed_function(lua: &Lua, state: State) -> mlua::Result<Function> {
-    lua.create_function(move |lua, args: mlua::Table| {
-        let values = args
-            .sequence_values()
-            .collect::<mlua::Result<Vec<Value>>>()?;
-        call_now(lua, &state, &mut values.iter())
-    })
-}
+pub(crate) type State = Rc<RefCell<Option<RunState>>>;
 
 /// The second half of a `redis.call` that had to wait: awaits it and answers as
-/// [`call_function`]'s function.
+/// `redis.call`'s function.
 ///
 /// # Errors
 /// When Lua cannot allocate.
@@ -169,7 +171,7 @@ pub fn wait_function(lua: &Lua, state: State) -> mlua::Result<Function> {
 }
 
 /// What a `redis.call` came to, before it becomes Lua values.
-enum Outcome {
+pub(crate) enum Outcome {
     /// The command's reply, in the script's protocol.
     Reply(Reply, Protocol),
     /// Refused before it ran.
@@ -276,51 +278,129 @@ fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
     Ok((Value::Boolean(false), error_table(lua, message)?))
 }
 
-/// `redis.call`: checks what needs no other shard, then runs the command; when it completes
-/// without waiting (as every command on shards the script holds does), answers at once, else
-/// leaves it in [`RunState::pending`] and answers `nil`.
-fn call_now(
-    lua: &Lua,
-    state: &State,
-    args: &mut dyn Iterator<Item = &Value>,
-) -> mlua::Result<(Value, Value)> {
-    let mut owned: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
-    for arg in args {
-        owned.push(match arg {
-            Value::String(text) => text.as_bytes().to_vec(),
-            Value::Integer(value) => value.to_string().into_bytes(),
-            Value::Number(value) => super::libs::format_g14(*value).into_bytes(),
-            _ => {
-                return failure(
-                    lua,
-                    "ERR Lua redis lib command arguments must be strings or integers",
-                )
-            }
-        });
+/// A call's arguments, one after another in one buffer.
+#[derive(Default)]
+pub(crate) struct ArgBuffer {
+    bytes: Vec<u8>,
+    /// Where each argument ends in `bytes`.
+    ends: SmallVec<[usize; 16]>,
+}
+
+impl ArgBuffer {
+    /// Appends an argument.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        self.ends.push(self.bytes.len());
     }
-    let (index, shard, now_ms, resp3) = match check(state, &owned) {
+
+    /// Appends an integer argument, as text.
+    fn push_integer(&mut self, value: i64) {
+        use std::io::Write as _;
+        let _ = write!(self.bytes, "{value}");
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Appends a Lua number as text: an integral one (that fits) as an integer, others as
+    /// Lua's `%.14g`, as mlua's conversion to values and then the callback wrote them.
+    pub(crate) fn push_number(&mut self, value: f64) {
+        if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value) {
+            let integer = value as i64;
+            if (value - integer as f64).abs() < f64::EPSILON {
+                return self.push_integer(integer);
+            }
+        }
+        self.push(super::libs::format_g14(value).as_bytes());
+    }
+
+    /// The arguments.
+    pub(crate) fn slices(&self) -> SmallVec<[&[u8]; 8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let slice = &self.bytes[start..end];
+                start = end;
+                slice
+            })
+            .collect()
+    }
+}
+
+thread_local! {
+    static CALL_ARGS: RefCell<ArgBuffer> = RefCell::new(ArgBuffer::default());
+}
+
+/// The argument buffer of [`super::rawcall`], reused from call to call, emptied (a call never
+/// runs inside another; one that did would find the buffer taken and use a new one).
+pub(crate) fn take_arg_buffer() -> ArgBuffer {
+    let mut buffer = CALL_ARGS.with(|slot| slot.take());
+    buffer.bytes.clear();
+    buffer.ends.clear();
+    buffer
+}
+
+/// Gives the argument buffer back for the next call.
+pub(crate) fn give_arg_buffer(buffer: ArgBuffer) {
+    CALL_ARGS.with(|slot| slot.replace(buffer));
+}
+
+/// `redis.call` once the arguments are bytes: the outcome, or `None` when the command waits
+/// for another shard (then it is kept in [`RunState::pending`]).
+pub(crate) fn call_bytes(state: &State, args: &[&[u8]]) -> Option<Outcome> {
+    let (index, shard, now_ms, resp3) = match check(state, args) {
         Ok(checked) => checked,
-        Err(outcome) => return to_lua(lua, outcome),
+        Err(outcome) => return Some(outcome),
     };
+    if let Some(outcome) = complete_now(state, &shard, args, index, now_ms, resp3) {
+        return Some(outcome);
+    }
+    let owned: SmallVec<[Vec<u8>; 8]> = args.iter().map(|arg| arg.to_vec()).collect();
     let mut call: PendingCall =
         Box::pin(complete(state.clone(), shard, owned, index, now_ms, resp3));
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match call.as_mut().poll(&mut context) {
-        std::task::Poll::Ready(outcome) => to_lua(lua, outcome),
+        std::task::Poll::Ready(outcome) => Some(outcome),
         std::task::Poll::Pending => {
             // The async half polls it again with the executor's waker.
             if with_run(state, |run| run.pending = Some(call)).is_none() {
-                return failure(lua, STALE_CALL);
+                return Some(STALE_CALL.into());
             }
-            Ok((Value::Nil, Value::Nil))
+            None
         }
     }
 }
 
+/// Command names scripts called lately, as sent, with their table index: a script calls the
+/// same few commands over and over, and comparing a few bytes is cheaper than hashing them.
+const LOOKUPS_CACHED: usize = 8;
+
+thread_local! {
+    static LOOKUPS: RefCell<(usize, [(SmallVec<[u8; 16]>, usize); LOOKUPS_CACHED])> =
+        RefCell::new(Default::default());
+}
+
+/// [`crate::commands::lookup`] through [`LOOKUPS`].
+fn lookup_cached(name: &[u8]) -> Option<usize> {
+    LOOKUPS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let (next, entries) = &mut *cache;
+        if let Some((_, index)) = entries
+            .iter()
+            .find(|(cached, _)| !cached.is_empty() && cached.as_slice() == name)
+        {
+            return Some(*index);
+        }
+        let index = crate::commands::lookup(name)?;
+        entries[*next] = (SmallVec::from_slice(name), index);
+        *next = (*next + 1) % LOOKUPS_CACHED;
+        Some(index)
+    })
+}
+
 /// What a script's call must pass before it runs: a known command with the right arity,
 /// allowed in scripts, to the script's user, and (writes) to a script that may write.
-fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, bool), Outcome> {
-    let Some(name) = owned.first() else {
+fn check(state: &State, args: &[&[u8]]) -> Result<(usize, Rc<Shard>, u64, bool), Outcome> {
+    let Some(&name) = args.first() else {
         return Err("ERR Please specify at least one argument for this redis lib call".into());
     };
     let guard = state.borrow();
@@ -339,14 +419,14 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
         }
         outcome
     };
-    let Some(index) = crate::commands::lookup(name) else {
+    let Some(index) = lookup_cached(name) else {
         return Err(refuse(
             None,
             "ERR Unknown Redis command called from script".into(),
         ));
     };
     let spec = &COMMANDS[index];
-    if !crate::commands::arity_ok(spec.arity, owned.len()) {
+    if !crate::commands::arity_ok(spec.arity, args.len()) {
         return Err(refuse(
             Some(index),
             "ERR Wrong number of args calling Redis command from script".into(),
@@ -355,7 +435,7 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
     // CLUSTER RESET is Redis's one noscript subcommand of a container whose other subcommands
     // scripts may call.
     let noscript_subcommand = spec.name == "cluster"
-        && owned
+        && args
             .get(1)
             .is_some_and(|sub| sub.eq_ignore_ascii_case(b"reset"));
     if spec.has(CommandFlags::NOSCRIPT) || noscript_subcommand {
@@ -365,26 +445,21 @@ fn check(state: &State, owned: &[Vec<u8>]) -> Result<(usize, Rc<Shard>, u64, boo
         ));
     }
     if let Some(client) = run.client.as_ref() {
-        let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
-        if let Err(denied) = run.shard.shared.acl.check(&run.shard, client, index, &args) {
+        if let Err(denied) = run.shard.shared.acl.check(&run.shard, client, index, args) {
             return Err(refuse(
                 Some(index),
                 Outcome::Failure(denied.script_message().to_owned().into()),
             ));
         }
     }
-    if spec.name == "xread" || spec.name == "xreadgroup" {
-        let args: SmallVec<[&[u8]; 8]> = owned.iter().map(Vec::as_slice).collect();
-        if has_block_option(&args) {
-            let name = String::from_utf8_lossy(name);
-            return Err(refuse(
-                None,
-                Outcome::Failure(
-                    format!("ERR {name} command is not allowed with BLOCK option from scripts")
-                        .into(),
-                ),
-            ));
-        }
+    if (spec.name == "xread" || spec.name == "xreadgroup") && has_block_option(args) {
+        let name = String::from_utf8_lossy(name);
+        return Err(refuse(
+            None,
+            Outcome::Failure(
+                format!("ERR {name} command is not allowed with BLOCK option from scripts").into(),
+            ),
+        ));
     }
     if run.restart {
         return Err(Outcome::Restart);
@@ -438,19 +513,89 @@ async fn complete(
     client.protocol = protocol;
     let mut sink = ReplySink::values(protocol);
     exec::execute(&shard, &mut client, &args, now_ms, &mut sink, None).await;
+    finish_call(&state, &shard, spec, client, sink, protocol)
+}
+
+/// The common case of a checked call, with no future: every key of the command is on a shard
+/// the script holds and the command needs nothing but this shard
+/// ([`exec::execute_now`]). `None` when it needs [`complete`] (nothing ran then).
+fn complete_now(
+    state: &State,
+    shard: &Rc<Shard>,
+    args: &[&[u8]],
+    index: usize,
+    now_ms: u64,
+    resp3: bool,
+) -> Option<Outcome> {
+    let spec = &COMMANDS[index];
+    let mut guard = state.borrow_mut();
+    let run = guard.as_mut()?;
+    // What hold_keys would find with nothing to take: the keys' shards are held already.
+    let owned_here = |position: usize| run.held.contains(&shard.owner_of(args[position]));
+    let held = run.wide
+        || (!run.keyless
+            && !spec.reads_named_keys(args)
+            && match spec.key_finder {
+                Some(finder) => finder(args).into_iter().all(owned_here),
+                None => spec.keys.positions(args.len()).all(owned_here),
+            });
+    if !held {
+        return None;
+    }
+    let protocol = if resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    // The state stays borrowed while the command runs: a keyspace command never reaches the
+    // script's state (only `redis.call` and the hook do, and neither runs meanwhile).
+    let client = run.client.as_mut()?;
+    client.protocol = protocol;
+    let mut sink = ReplySink::values(protocol);
+    if !exec::execute_now(shard, client, index, args, now_ms, &mut sink) {
+        return None;
+    }
     let reply = sink
         .take_replies()
         .pop()
         .unwrap_or(Reply::Error("ERR no reply".into()));
-    with_run(&state, |run| {
+    note_call(run, shard, spec, &reply);
+    Some(Outcome::Reply(reply, protocol))
+}
+
+/// A call's end: gives the client back to the script, notes a write or a read, and answers
+/// the reply.
+fn finish_call(
+    state: &State,
+    shard: &Rc<Shard>,
+    spec: &crate::commands::CommandSpec,
+    client: Client,
+    mut sink: ReplySink,
+    protocol: Protocol,
+) -> Outcome {
+    let reply = sink
+        .take_replies()
+        .pop()
+        .unwrap_or(Reply::Error("ERR no reply".into()));
+    with_run(state, |run| {
         run.client = Some(client);
-        if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
-            run.wrote = true;
-            shard.shared.scripts.note_write(shard.index);
-        }
-        run.read |= spec.has(CommandFlags::READONLY);
+        note_call(run, shard, spec, &reply);
     });
     Outcome::Reply(reply, protocol)
+}
+
+/// Notes what a call did: a write (SCRIPT KILL then refuses) or a read.
+fn note_call(
+    run: &mut RunState,
+    shard: &Shard,
+    spec: &crate::commands::CommandSpec,
+    reply: &Reply,
+) {
+    if spec.has(CommandFlags::WRITE) && reply.error_message().is_none() {
+        run.wrote = true;
+        shard.shared.scripts.note_write(shard.index);
+    }
+    run.read |= spec.has(CommandFlags::READONLY);
 }
 
 /// True when an XREAD or XREADGROUP request has a BLOCK option (before STREAMS).
@@ -680,8 +825,8 @@ fn decide(
     if !run.busy && run.started.elapsed().as_millis() as u64 >= run.threshold_ms {
         run.busy = true;
         registry.set_busy(shard_index, run.wrote, run.function);
-        if let Some(running) = run.running.take() {
-            registry.set_running(running);
+        if let Some(source) = run.running.take() {
+            registry.set_running(source.copy());
         }
     }
     if run.busy && registry.take_kill(shard_index) {
@@ -926,14 +1071,14 @@ pub async fn invoke(
         let config = shard.config.borrow();
         config.value("busy-reply-threshold").parse().unwrap_or(5000)
     };
-    let all: BTreeSet<usize> = (0..shard.count()).collect();
+    let all = || (0..shard.count()).collect::<BTreeSet<usize>>();
     let mut wide = client.hold.is_some() || engine.wide.borrow().contains(invocation.name);
     loop {
         let (token, taken, held) = match client.hold {
-            Some(token) => (token, false, all.clone()),
+            Some(token) => (token, false, all()),
             None => {
                 let held: BTreeSet<usize> = if wide {
-                    all.clone()
+                    all()
                 } else {
                     std::iter::once(shard.index)
                         .chain(invocation.keys.iter().map(|key| shard.owner_of(key)))
@@ -949,6 +1094,7 @@ pub async fn invoke(
         if taken {
             hold_all(shard, &held, token).await;
         }
+        let started = Instant::now();
         let mut script_client = Client::new(client.handle.clone(), true);
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
@@ -968,7 +1114,7 @@ pub async fn invoke(
             read_only,
             allow_oom: flagged && flags.contains(ScriptFlags::ALLOW_OOM),
             resp3: false,
-            started: Instant::now(),
+            started,
             threshold_ms,
             busy: false,
             function: invocation.function,
@@ -977,10 +1123,13 @@ pub async fn invoke(
             multi_write,
             noted_error: None,
             killed: None,
-            running: Some(super::Running {
-                name: invocation.name.to_owned(),
-                command: invocation.command.iter().map(|arg| arg.to_vec()).collect(),
-                started: Instant::now(),
+            running: Some(RunningSource {
+                name: invocation.name,
+                command: (
+                    invocation.command.as_ptr() as *const (),
+                    invocation.command.len(),
+                ),
+                started,
             }),
             pending: None,
         });
@@ -990,7 +1139,7 @@ pub async fn invoke(
                 registry: registry.clone(),
                 shard: shard.index,
             });
-            call_script(&lua, &invocation).await
+            call_script(&lua, engine, &invocation).await
         };
         let run = engine
             .state
@@ -1044,22 +1193,24 @@ pub async fn invoke(
 
 /// Calls the script in a coroutine of its own (so `redis.call` may yield while another shard
 /// answers) that carries the time-limit hook (Lua 5.1 hooks are per coroutine).
-async fn call_script(lua: &Lua, invocation: &Invocation<'_>) -> mlua::Result<Value> {
-    let keys = lua.create_sequence_from(
-        invocation
-            .keys
-            .iter()
-            .map(|key| lua.create_string(key))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let argv = lua.create_sequence_from(
-        invocation
-            .argv
-            .iter()
-            .map(|arg| lua.create_string(arg))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let thread = lua.create_thread(invocation.compiled.function.clone())?;
+///
+/// The coroutine of a run that ended normally is kept and serves the next run (a finished Lua
+/// 5.1 coroutine starts again with a new function, as mlua's own thread pool reuses them), so
+/// a run allocates no coroutine; one that ended in an error is dropped.
+async fn call_script(
+    lua: &Lua,
+    engine: &super::Engine,
+    invocation: &Invocation<'_>,
+) -> mlua::Result<Value> {
+    let (runner, setup) = engine.runner(invocation.function)?;
+    let spare = engine.spare_thread.borrow_mut().take();
+    let thread = match spare {
+        Some(thread) if thread.status() == mlua::ThreadStatus::Finished => {
+            thread.reset(runner)?;
+            thread
+        }
+        _ => lua.create_thread(runner)?,
+    };
     // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
     unsafe {
         ffi::lua_sethook(
@@ -1069,14 +1220,25 @@ async fn call_script(lua: &Lua, invocation: &Invocation<'_>) -> mlua::Result<Val
             HOOK_INSTRUCTIONS,
         );
     }
-    if invocation.function {
-        thread.into_async::<Value>((keys, argv)).await
-    } else {
-        let globals = lua.globals();
-        globals.raw_set("KEYS", keys)?;
-        globals.raw_set("ARGV", argv)?;
-        thread.into_async::<Value>(()).await
+    let kept = thread.clone();
+    let mut run =
+        std::pin::pin!(thread.into_async::<Value>((setup, invocation.compiled.function.clone())));
+    // The first resume runs `setup` (KEYS and ARGV) before the script; it happens in this
+    // first poll, while the invocation is borrowed.
+    super::rawcall::set_arguments(invocation.keys, invocation.argv, !invocation.function);
+    let first = std::future::poll_fn(|context| {
+        std::task::Poll::Ready(std::future::Future::poll(run.as_mut(), context))
+    })
+    .await;
+    super::rawcall::clear_arguments();
+    let result = match first {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => run.await,
+    };
+    if result.is_ok() && kept.status() == mlua::ThreadStatus::Finished {
+        *engine.spare_thread.borrow_mut() = Some(kept);
     }
+    result
 }
 
 /// The error reply of a failed run, as Redis 7 words it:

@@ -19,7 +19,7 @@ use super::{Compiled, ScriptFlags};
 /// `redis.call`/`redis.pcall` wrappers around the Rust call (which answers `ok, value`, or
 /// `nil` when the command waits for another shard: then the wait function answers).
 const PRELUDE: &str = r#"
-local real, raw_call, raw_call_packed, raw_wait, hooked, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring,
+local real, raw_call, raw_wait, hooked, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring,
       raw_setfenv, raw_tostring, raw_type = ...
 local readonly = raw_setmetatable({}, {__mode = "k"})
 local raw_byte = real.string.byte
@@ -33,14 +33,8 @@ local function proxy(table)
   return p
 end
 local redis = real.redis
--- Many arguments travel in a table: on the Lua stack they would leave the callback no room.
-local raw_select = real.select
-local function call(...)
-  if raw_select('#', ...) > 200 then return raw_call_packed({...}) end
-  return raw_call(...)
-end
 redis.call = function(...)
-  local ok, value = call(...)
+  local ok, value = raw_call(...)
   if ok == nil then ok, value = raw_wait() end
   if ok then return value end
   local message = value.err
@@ -48,7 +42,7 @@ redis.call = function(...)
   return raw_error(message, 0)
 end
 redis.pcall = function(...)
-  local ok, value = call(...)
+  local ok, value = raw_call(...)
   if ok == nil then ok, value = raw_wait() end
   return value
 end
@@ -122,7 +116,11 @@ local function library_env(register)
   readonly[library] = true
   return library, function() meta.__index = env end
 end
-return env, library_env
+-- A run's coroutine starts in one of these: `setup` sets KEYS and ARGV (or answers them, for a
+-- function), then the script runs by a tail call, so its frames are the coroutine's only ones.
+local function run_script(setup, f) setup() return f() end
+local function run_function(setup, f) return f(setup()) end
+return env, library_env, run_script, run_function
 "#;
 
 /// Globals the sandbox removes: files, modules, environments and the debug library.
@@ -152,29 +150,31 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
     for name in REMOVED_GLOBALS {
         globals.raw_set(*name, Value::Nil)?;
     }
-    let call = super::run::call_function(&lua, state.clone())?;
-    let call_packed = super::run::call_packed_function(&lua, state.clone())?;
+    let call = super::rawcall::call_function(&lua, state.clone())?;
     let wait = super::run::wait_function(&lua, state.clone())?;
     let hooked = super::run::hooked_coroutine_function(&lua)?;
     let note = note_function(&lua, state)?;
     let prelude = lua.load(PRELUDE).set_name("=sandbox").into_function()?;
-    let (env, library_env): (Table, Function) = prelude.call((
-        globals.clone(),
-        call,
-        call_packed,
-        wait,
-        hooked,
-        note,
-        globals.get::<Function>("error")?,
-        globals.get::<Function>("setmetatable")?,
-        globals.get::<Function>("rawset")?,
-        globals.get::<Function>("loadstring")?,
-        raw_setfenv,
-        globals.get::<Function>("tostring")?,
-        globals.get::<Function>("type")?,
-    ))?;
+    let (env, library_env, run_script, run_function): (Table, Function, Function, Function) =
+        prelude.call((
+            globals.clone(),
+            call,
+            wait,
+            hooked,
+            note,
+            globals.get::<Function>("error")?,
+            globals.get::<Function>("setmetatable")?,
+            globals.get::<Function>("rawset")?,
+            globals.get::<Function>("loadstring")?,
+            raw_setfenv,
+            globals.get::<Function>("tostring")?,
+            globals.get::<Function>("type")?,
+        ))?;
     lua.set_named_registry_value("ember_env", env)?;
     lua.set_named_registry_value("ember_library_env", library_env)?;
+    lua.set_named_registry_value("ember_run_script", run_script)?;
+    lua.set_named_registry_value("ember_run_function", run_function)?;
+    lua.set_named_registry_value("ember_setup", super::rawcall::setup_function(&lua)?)?;
     Ok(lua)
 }
 

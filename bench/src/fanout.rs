@@ -1,0 +1,440 @@
+//! `ember-bench fanout`: PUBLISH fan-out to many subscribers of one channel.
+//!
+//! N subscriber connections (RESP2 SUBSCRIBE to one channel) are spread over a few threads, each
+//! reading its sockets through one epoll instance; one publisher connection sends M PUBLISH
+//! requests, each waiting for its reply, every payload carrying the time it was sent. The
+//! figures are deliveries per second (messages received by all subscribers, from the first
+//! PUBLISH sent to the last message received) and the publish-to-receipt latency of every
+//! delivery (p50, p99, max). The run fails when a subscriber misses a message or a message
+//! arrives malformed.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::cli::Flags;
+use crate::poller::{Interest, Poller};
+
+const HELP: &str = "\
+usage: ember-bench fanout [flags]
+
+  --host HOST          server address (127.0.0.1)
+  --port PORT          server port (6379)
+  --subscribers N      subscriber connections on the channel (10000)
+  --threads T          threads reading the subscribers' sockets (4)
+  --messages M         PUBLISH requests sent, one at a time (20)
+  --payload BYTES      message size, at least 16 (64)
+  --channel NAME       the channel (fanout)
+  --timeout-s S        give up when the deliveries have not all arrived after S seconds (120)
+  --json               print the figures as one JSON line too
+
+Prints deliveries/s, publishes/s and publish-to-receipt latency p50/p99/max in microseconds.";
+
+/// What one subscriber thread saw.
+struct ThreadFigures {
+    received: u64,
+    histogram: Histogram<u64>,
+    /// Nanoseconds since the run's epoch of the last message received.
+    last_ns: u64,
+}
+
+/// Runs `ember-bench fanout`.
+///
+/// # Errors
+/// A message for bad flags, a connection or protocol failure, or missing deliveries.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let flags = Flags::parse(
+        args,
+        &[
+            "host",
+            "port",
+            "subscribers",
+            "threads",
+            "messages",
+            "payload",
+            "channel",
+            "timeout-s",
+        ],
+        &["json", "help"],
+    )?;
+    if flags.switch("help") {
+        println!("{HELP}");
+        return Ok(());
+    }
+    let host = flags.text("host").unwrap_or("127.0.0.1").to_string();
+    let port: u16 = flags.get_or("port", 6379)?;
+    let subscribers: usize = flags.get_or("subscribers", 10_000)?;
+    let threads: usize = flags.get_or("threads", 4)?;
+    let messages: u64 = flags.get_or("messages", 20)?;
+    let payload: usize = flags.get_or("payload", 64)?;
+    let channel = flags.text("channel").unwrap_or("fanout").to_string();
+    let timeout = Duration::from_secs(flags.get_or("timeout-s", 120)?);
+    if subscribers == 0 || threads == 0 || messages == 0 {
+        return Err("--subscribers, --threads and --messages must be at least 1".into());
+    }
+    if payload < 16 {
+        return Err("--payload must be at least 16 (the send time travels in it)".into());
+    }
+    let address = format!("{host}:{port}");
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Every subscriber thread and the publisher meet here once all subscriptions are confirmed.
+    let ready = Arc::new(Barrier::new(threads + 1));
+    let mut handles = Vec::new();
+    for thread in 0..threads {
+        let share = subscribers / threads + usize::from(thread < subscribers % threads);
+        let address = address.clone();
+        let channel = channel.clone();
+        let ready = ready.clone();
+        let stop = stop.clone();
+        handles.push(std::thread::spawn(move || {
+            subscriber_thread(
+                &address, &channel, share, messages, epoch, &ready, &stop, timeout,
+            )
+        }));
+    }
+    let publisher = publish(
+        &address,
+        &channel,
+        messages,
+        payload,
+        epoch,
+        &ready,
+        subscribers,
+    );
+    if publisher.is_err() {
+        stop.store(true, Ordering::SeqCst);
+    }
+    let mut total = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut received = 0;
+    let mut last_ns = 0;
+    let mut failure = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(figures)) => {
+                received += figures.received;
+                last_ns = last_ns.max(figures.last_ns);
+                total.add(&figures.histogram).map_err(|e| e.to_string())?;
+            }
+            Ok(Err(message)) => failure = failure.or(Some(message)),
+            Err(_) => failure = failure.or(Some("a subscriber thread panicked".to_string())),
+        }
+    }
+    let (first_ns, publish_end_ns) = publisher?;
+    if let Some(message) = failure {
+        return Err(message);
+    }
+    let expected = subscribers as u64 * messages;
+    if received != expected {
+        return Err(format!("{received} deliveries of {expected}"));
+    }
+    let seconds = (last_ns.saturating_sub(first_ns)) as f64 / 1e9;
+    let deliveries_per_s = received as f64 / seconds;
+    let publishes_per_s =
+        messages as f64 / ((publish_end_ns.saturating_sub(first_ns)) as f64 / 1e9);
+    let p50 = total.value_at_quantile(0.50) as f64 / 1000.0;
+    let p99 = total.value_at_quantile(0.99) as f64 / 1000.0;
+    let max = total.max() as f64 / 1000.0;
+    println!(
+        "fanout: {subscribers} subscribers, {messages} messages of {payload} bytes: \
+         {deliveries_per_s:.0} deliveries/s, {publishes_per_s:.1} publishes/s, \
+         latency p50 {p50:.0} us, p99 {p99:.0} us, max {max:.0} us"
+    );
+    if flags.switch("json") {
+        println!(
+            "{}",
+            serde_json::json!({
+                "subscribers": subscribers,
+                "messages": messages,
+                "payload": payload,
+                "deliveries_per_s": deliveries_per_s,
+                "publishes_per_s": publishes_per_s,
+                "p50_us": p50,
+                "p99_us": p99,
+                "max_us": max,
+            })
+        );
+    }
+    Ok(())
+}
+
+/// The publisher: waits until every subscriber is confirmed, then sends the messages one at a
+/// time. Answers when the first was sent and when the last reply came (ns since `epoch`).
+fn publish(
+    address: &str,
+    channel: &str,
+    messages: u64,
+    payload: usize,
+    epoch: Instant,
+    ready: &Barrier,
+    subscribers: usize,
+) -> Result<(u64, u64), String> {
+    let connected = TcpStream::connect(address);
+    // Meet the subscriber threads even when the connection failed, so none waits forever.
+    ready.wait();
+    let mut stream = connected.map_err(|e| format!("publisher: connect {address}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut buffer = Vec::new();
+    let mut first_ns = None;
+    for _ in 0..messages {
+        let sent_ns = epoch.elapsed().as_nanos() as u64;
+        first_ns.get_or_insert(sent_ns);
+        let mut body = format!("{sent_ns:016x}").into_bytes();
+        body.resize(payload, b'.');
+        let mut request = Vec::with_capacity(payload + 64);
+        request.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
+        bulk(&mut request, channel.as_bytes());
+        bulk(&mut request, &body);
+        stream.write_all(&request).map_err(|e| e.to_string())?;
+        let reply = read_line(&mut stream, &mut buffer)?;
+        let receivers: usize = reply
+            .strip_prefix(':')
+            .and_then(|count| count.parse().ok())
+            .ok_or_else(|| format!("PUBLISH answered {reply:?}"))?;
+        if receivers != subscribers {
+            return Err(format!(
+                "PUBLISH reached {receivers} subscribers of {subscribers}"
+            ));
+        }
+    }
+    let end_ns = epoch.elapsed().as_nanos() as u64;
+    Ok((first_ns.unwrap_or(end_ns), end_ns))
+}
+
+/// One line of a reply (without its CRLF), read from a blocking stream; `buffer` keeps what
+/// follows it.
+fn read_line(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<String, String> {
+    loop {
+        if let Some(end) = buffer.windows(2).position(|pair| pair == b"\r\n") {
+            let line = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            buffer.drain(..end + 2);
+            return Ok(line);
+        }
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("the server closed the connection".into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("${}\r\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One subscriber connection's socket and unread bytes.
+struct Subscriber {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    received: u64,
+}
+
+/// Subscribes `count` connections, meets the publisher, then reads until each connection got
+/// `messages` messages.
+#[allow(clippy::too_many_arguments)]
+fn subscriber_thread(
+    address: &str,
+    channel: &str,
+    count: usize,
+    messages: u64,
+    epoch: Instant,
+    ready: &Barrier,
+    stop: &AtomicBool,
+    timeout: Duration,
+) -> Result<ThreadFigures, String> {
+    let subscribed = subscribe_all(address, channel, count);
+    ready.wait();
+    let mut subscribers = subscribed?;
+    let mut poller = Poller::new().map_err(|e| e.to_string())?;
+    for (token, subscriber) in subscribers.iter().enumerate() {
+        subscriber
+            .stream
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        poller
+            .add(subscriber.stream.as_raw_fd(), token as u64, Interest::Read)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut figures = ThreadFigures {
+        received: 0,
+        histogram: Histogram::new(3).map_err(|e| e.to_string())?,
+        last_ns: 0,
+    };
+    let expected = count as u64 * messages;
+    let deadline = Instant::now() + timeout;
+    let mut ready_list = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while figures.received < expected {
+        if stop.load(Ordering::Relaxed) {
+            return Err("the publisher failed".into());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "timed out with {} of {expected} deliveries on one thread",
+                figures.received
+            ));
+        }
+        poller
+            .wait(&mut ready_list, 100)
+            .map_err(|e| e.to_string())?;
+        for readiness in &ready_list {
+            let subscriber = &mut subscribers[readiness.token as usize];
+            loop {
+                match subscriber.stream.read(&mut chunk) {
+                    Ok(0) => return Err("the server closed a subscriber's connection".into()),
+                    Ok(read) => subscriber.buffer.extend_from_slice(&chunk[..read]),
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            let now_ns = epoch.elapsed().as_nanos() as u64;
+            let mut at = 0;
+            while let Some((items, next)) = parse_array(&subscriber.buffer, at)? {
+                at = next;
+                let [kind, _, body] = items.as_slice() else {
+                    return Err(format!("a push of {} elements", items.len()));
+                };
+                if subscriber.buffer[kind.clone()] != *b"message" {
+                    return Err("a push that is not a message".into());
+                }
+                if body.len() < 16 {
+                    return Err("a message shorter than its send time".into());
+                }
+                let stamp = std::str::from_utf8(&subscriber.buffer[body.start..body.start + 16])
+                    .ok()
+                    .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                    .ok_or("a message without its send time")?;
+                figures
+                    .histogram
+                    .record(now_ns.saturating_sub(stamp).max(1))
+                    .map_err(|e| e.to_string())?;
+                subscriber.received += 1;
+                figures.received += 1;
+                figures.last_ns = now_ns;
+            }
+            subscriber.buffer.drain(..at);
+            if subscriber.received > messages {
+                return Err("a subscriber got more messages than were published".into());
+            }
+        }
+    }
+    Ok(figures)
+}
+
+/// Opens `count` connections subscribed to `channel`, each confirmed.
+fn subscribe_all(address: &str, channel: &str, count: usize) -> Result<Vec<Subscriber>, String> {
+    let mut request = b"*2\r\n$9\r\nSUBSCRIBE\r\n".to_vec();
+    bulk(&mut request, channel.as_bytes());
+    let mut subscribers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream =
+            TcpStream::connect(address).map_err(|e| format!("connect {address}: {e}"))?;
+        stream.write_all(&request).map_err(|e| e.to_string())?;
+        subscribers.push(Subscriber {
+            stream,
+            buffer: Vec::new(),
+            received: 0,
+        });
+    }
+    for subscriber in &mut subscribers {
+        let mut chunk = [0u8; 256];
+        loop {
+            if let Some((items, next)) = parse_array(&subscriber.buffer, 0)? {
+                if items.len() != 3 || subscriber.buffer[items[0].clone()] != *b"subscribe" {
+                    return Err("SUBSCRIBE was not confirmed".into());
+                }
+                subscriber.buffer.drain(..next);
+                break;
+            }
+            let read = subscriber
+                .stream
+                .read(&mut chunk)
+                .map_err(|e| e.to_string())?;
+            if read == 0 {
+                return Err("the server closed a subscriber's connection".into());
+            }
+            subscriber.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+    Ok(subscribers)
+}
+
+/// A RESP2 array of bulk strings and integers starting at `buffer[at]`: the byte ranges of its
+/// elements (an integer's digits) and the offset past it; `None` when it is not complete yet.
+fn parse_array(
+    buffer: &[u8],
+    at: usize,
+) -> Result<Option<(Vec<std::ops::Range<usize>>, usize)>, String> {
+    let Some((header, mut at)) = line(buffer, at) else {
+        return Ok(None);
+    };
+    let count = header
+        .strip_prefix(b"*")
+        .and_then(number)
+        .ok_or("a push that is not an array")?;
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Some((head, next)) = line(buffer, at) else {
+            return Ok(None);
+        };
+        match head.first() {
+            Some(b':') => {
+                items.push(next - head.len() - 1..next - 2);
+                at = next;
+            }
+            Some(b'$') => {
+                let len = number(&head[1..]).ok_or("a malformed bulk length")?;
+                if buffer.len() < next + len + 2 {
+                    return Ok(None);
+                }
+                items.push(next..next + len);
+                at = next + len + 2;
+            }
+            _ => return Err("an array element that is not a bulk or an integer".into()),
+        }
+    }
+    Ok(Some((items, at)))
+}
+
+/// The line starting at `at` (without CRLF) and the offset past its CRLF.
+fn line(buffer: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = buffer.get(at..)?;
+    let end = rest.windows(2).position(|pair| pair == b"\r\n")?;
+    Some((&rest[..end], at + end + 2))
+}
+
+fn number(text: &[u8]) -> Option<usize> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_array;
+
+    #[test]
+    fn parses_pushes_and_waits_for_the_rest() {
+        let frame = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
+        let (items, next) = parse_array(frame, 0).unwrap().unwrap();
+        assert_eq!(&frame[items[0].clone()], b"message");
+        assert_eq!(&frame[items[2].clone()], b"hello");
+        let (items, end) = parse_array(frame, next).unwrap().unwrap();
+        assert_eq!(&frame[items[0].clone()], b"subscribe");
+        assert_eq!(&frame[items[2].clone()], b"1");
+        assert_eq!(end, frame.len());
+        for cut in 1..next {
+            assert!(
+                parse_array(&frame[..cut], 0).unwrap().is_none(),
+                "cut at {cut}"
+            );
+        }
+        assert!(parse_array(b"+OK\r\n", 0).is_err());
+    }
+}

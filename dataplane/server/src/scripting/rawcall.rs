@@ -1,0 +1,339 @@
+//! `redis.call`'s Rust half as a plain Lua C function: the arguments are read straight off the
+//! Lua stack into one reused buffer, and the reply is pushed straight as Lua values, with none
+//! of mlua's per-value handles (a registry slot per argument and per result) in between.
+//!
+//! It answers `true, value` or `false, {err=...}` when the command completed at once (keys on
+//! shards the script holds: the common case), `nil, nil` when it waits for another shard (the
+//! prelude then calls [`super::run::wait_function`]'s function, which yields the script's
+//! coroutine until it completes). The conversion rules are [`super::convert::reply_to_lua`]'s.
+//! Any number of arguments is read in place (a script may pass thousands through `unpack`): the
+//! function needs no stack of its own beyond its two results.
+//!
+//! Lua raises errors with `longjmp`, which skips Rust destructors. The only Lua calls that can
+//! raise here are allocations (a new string or table, when Lua's allocator fails); they run
+//! after the command ran, with nothing alive but the reply being pushed (whose memory is then
+//! lost, as nothing else can be). Restarting the run raises its error with no Rust value alive.
+
+use std::ffi::c_int;
+
+use ember_resp::{Protocol, Reply};
+use mlua::{ffi, Function, Lua};
+
+use super::run::{self, Outcome, State};
+
+/// The running script's state, boxed so its address stays put while the interpreter lives
+/// (kept in the interpreter's app data; the C function reads it through a light userdata
+/// upvalue).
+struct RawCallState(#[allow(dead_code)] Box<State>);
+
+/// Creates the C function, and makes the running script's state the interpreter's app data
+/// (`redis.setresp` and `redis.acl_check_cmd` read it).
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+    lua.set_app_data(state.clone());
+    let boxed = Box::new(state);
+    let pointer = &*boxed as *const State as *mut std::ffi::c_void;
+    lua.set_app_data(RawCallState(boxed));
+    // SAFETY: the closure only pushes a light userdata and a C closure; the pointer stays valid
+    // while the interpreter (which owns the box through its app data) lives.
+    unsafe {
+        lua.exec_raw::<Function>((), |l| {
+            ffi::lua_pushlightuserdata(l, pointer);
+            ffi::lua_pushcclosure(l, raw_call, 1);
+        })
+    }
+}
+
+/// What the C function pushes, decided before anything is pushed.
+enum Answer {
+    /// `true, value` or `false, {err=...}`.
+    Outcome(Outcome),
+    /// `nil, nil`: the call waits for another shard.
+    Waiting,
+    /// An argument of another type: `false, {err=...}`.
+    BadArgument,
+}
+
+const BAD_ARGUMENT: &str = "ERR Lua redis lib command arguments must be strings or integers";
+
+unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: the upvalue is the pointer `call_function` stored, alive while Lua runs.
+    let state = unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const State) };
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `l` is the calling coroutine, inside this C call.
+        unsafe { answer(l, state) }
+    }))
+    .unwrap_or_else(|_| {
+        Answer::Outcome(Outcome::Failure(
+            "ERR internal error running a script's command".into(),
+        ))
+    });
+    if matches!(answer, Answer::Outcome(Outcome::Restart)) {
+        // SAFETY: nothing with a destructor is alive (`answer` holds no heap data in this
+        // variant); the message is a static C string.
+        unsafe {
+            ffi::lua_settop(l, 0);
+            ffi::lua_pushstring(l, RESTART.as_ptr());
+            ffi::lua_error(l);
+        }
+    }
+    // SAFETY: `l` is the calling coroutine; pushes past the arguments are checked.
+    unsafe {
+        ffi::lua_settop(l, 0);
+        if ffi::lua_checkstack(l, 8) == 0 {
+            return 0;
+        }
+        match answer {
+            Answer::Waiting => {
+                ffi::lua_pushnil(l);
+                ffi::lua_pushnil(l);
+            }
+            Answer::BadArgument => {
+                ffi::lua_pushboolean(l, 0);
+                push_error(l, BAD_ARGUMENT, false);
+            }
+            Answer::Outcome(Outcome::Reply(reply, protocol)) => {
+                if let Reply::Error(message) = &reply {
+                    // The command's error reply was counted when it was written.
+                    ffi::lua_pushboolean(l, 0);
+                    push_error(l, message, true);
+                } else {
+                    ffi::lua_pushboolean(l, 1);
+                    push_reply(l, &reply, protocol == Protocol::Resp3);
+                }
+            }
+            Answer::Outcome(Outcome::Failure(message)) => {
+                ffi::lua_pushboolean(l, 0);
+                push_error(l, &message, false);
+            }
+            Answer::Outcome(Outcome::Counted(message)) => {
+                ffi::lua_pushboolean(l, 0);
+                push_error(l, &message, true);
+            }
+            Answer::Outcome(Outcome::Restart) => unreachable!("raised above"),
+        }
+    }
+    2
+}
+
+/// Why a run stops when it must start again with every shard held (see `run`'s notes).
+const RESTART: &std::ffi::CStr = c"the script runs again with every shard held";
+
+/// Reads the arguments and runs the command.
+unsafe fn answer(l: *mut ffi::lua_State, state: &State) -> Answer {
+    let mut buffer = run::take_arg_buffer();
+    let count = unsafe { ffi::lua_gettop(l) };
+    for index in 1..=count {
+        // SAFETY: `index` is within the call's arguments; lua_tolstring on a string neither
+        // allocates nor raises.
+        unsafe {
+            match ffi::lua_type(l, index) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let data = ffi::lua_tolstring(l, index, &mut len) as *const u8;
+                    buffer.push(std::slice::from_raw_parts(data, len));
+                }
+                ffi::LUA_TNUMBER => buffer.push_number(ffi::lua_tonumber(l, index)),
+                _ => {
+                    run::give_arg_buffer(buffer);
+                    return Answer::BadArgument;
+                }
+            }
+        }
+    }
+    let answer = match run::call_bytes(state, &buffer.slices()) {
+        Some(outcome) => Answer::Outcome(outcome),
+        None => Answer::Waiting,
+    };
+    run::give_arg_buffer(buffer);
+    answer
+}
+
+/// Pushes `{err=message}` (with the counted mark when the error was counted already).
+unsafe fn push_error(l: *mut ffi::lua_State, message: &str, counted: bool) {
+    unsafe {
+        ffi::lua_createtable(l, 0, 2);
+        push_bytes(l, message.as_bytes());
+        ffi::lua_setfield(l, -2, c"err".as_ptr());
+        if counted {
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_setfield(l, -2, c"ignore_error_stats_update".as_ptr());
+        }
+    }
+}
+
+unsafe fn push_bytes(l: *mut ffi::lua_State, bytes: &[u8]) {
+    unsafe { ffi::lua_pushlstring(l, bytes.as_ptr() as *const _, bytes.len()) };
+}
+
+/// Pushes `{name=<the value on top>}` in place of the value on top.
+unsafe fn wrap_in_field(l: *mut ffi::lua_State, name: &std::ffi::CStr) {
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_insert(l, -2);
+        ffi::lua_setfield(l, -2, name.as_ptr());
+    }
+}
+
+/// Pushes one reply as the Lua value `redis.call` returns (see [`super::convert`]).
+unsafe fn push_reply(l: *mut ffi::lua_State, reply: &Reply, resp3: bool) {
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            ffi::lua_pushnil(l);
+            return;
+        }
+        match reply {
+            Reply::Integer(value) => ffi::lua_pushnumber(l, *value as f64),
+            Reply::Bulk(bytes) => push_bytes(l, bytes),
+            Reply::Verbatim(bytes) if !resp3 => push_bytes(l, bytes),
+            Reply::Verbatim(bytes) => {
+                ffi::lua_createtable(l, 0, 2);
+                ffi::lua_pushstring(l, c"txt".as_ptr());
+                ffi::lua_setfield(l, -2, c"format".as_ptr());
+                push_bytes(l, bytes);
+                ffi::lua_setfield(l, -2, c"string".as_ptr());
+                wrap_in_field(l, c"verbatim_string");
+            }
+            Reply::Simple(text) => {
+                push_bytes(l, text.as_bytes());
+                wrap_in_field(l, c"ok");
+            }
+            Reply::Error(message) => push_error(l, message, false),
+            Reply::Null | Reply::NullArray if resp3 => ffi::lua_pushnil(l),
+            Reply::Null | Reply::NullArray => ffi::lua_pushboolean(l, 0),
+            Reply::Array(items) | Reply::Push(items) => push_array(l, items, resp3),
+            Reply::Map(items) if resp3 => {
+                ffi::lua_createtable(l, 0, (items.len() / 2) as c_int);
+                for pair in items.chunks_exact(2) {
+                    push_reply(l, &pair[0], resp3);
+                    push_reply(l, &pair[1], resp3);
+                    if ffi::lua_type(l, -2) == ffi::LUA_TNIL {
+                        ffi::lua_settop(l, -3); // A table cannot have a nil key.
+                    } else {
+                        ffi::lua_rawset(l, -3);
+                    }
+                }
+                wrap_in_field(l, c"map");
+            }
+            Reply::Set(items) if resp3 => {
+                ffi::lua_createtable(l, 0, items.len() as c_int);
+                for item in items {
+                    push_reply(l, item, resp3);
+                    if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
+                        ffi::lua_settop(l, -2);
+                    } else {
+                        ffi::lua_pushboolean(l, 1);
+                        ffi::lua_rawset(l, -3);
+                    }
+                }
+                wrap_in_field(l, c"set");
+            }
+            Reply::Map(items) | Reply::Set(items) => push_array(l, items, resp3),
+            Reply::Double(value) if resp3 => {
+                ffi::lua_pushnumber(l, *value);
+                wrap_in_field(l, c"double");
+            }
+            Reply::Double(value) => {
+                let text = ember_resp::encode::format_double(*value);
+                push_bytes(l, text.as_bytes());
+            }
+            Reply::Boolean(value) if resp3 => ffi::lua_pushboolean(l, c_int::from(*value)),
+            Reply::Boolean(value) => ffi::lua_pushnumber(l, f64::from(u8::from(*value))),
+        }
+    }
+}
+
+unsafe fn push_array(l: *mut ffi::lua_State, items: &[Reply], resp3: bool) {
+    unsafe {
+        ffi::lua_createtable(l, items.len().min(c_int::MAX as usize) as c_int, 0);
+        for (index, item) in items.iter().enumerate() {
+            push_reply(l, item, resp3);
+            ffi::lua_rawseti_(l, -2, (index + 1) as c_int);
+        }
+    }
+}
+
+/// KEYS and ARGV of the run about to start, for [`setup`]: pointers into the invocation, set
+/// just before the run's first resume (which calls `setup` before anything else) and taken by
+/// it.
+#[derive(Clone, Copy)]
+pub struct Arguments {
+    /// KEYS: where the invocation's `&[u8]` slices start, and how many.
+    keys: (*const (), usize),
+    /// ARGV, the same way.
+    argv: (*const (), usize),
+    as_globals: bool,
+}
+
+thread_local! {
+    static ARGUMENTS: std::cell::Cell<Option<Arguments>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes `keys` and `argv` the next run's KEYS and ARGV (globals for a script, arguments for a
+/// function). The caller resumes the run's coroutine while both are borrowed.
+pub fn set_arguments(keys: &[&[u8]], argv: &[&[u8]], as_globals: bool) {
+    let arguments = Arguments {
+        keys: (keys.as_ptr() as *const (), keys.len()),
+        argv: (argv.as_ptr() as *const (), argv.len()),
+        as_globals,
+    };
+    ARGUMENTS.with(|slot| slot.set(Some(arguments)));
+}
+
+/// Forgets the arguments once the run's first resume returned.
+pub fn clear_arguments() {
+    ARGUMENTS.with(|slot| slot.set(None));
+}
+
+/// The C function the run's coroutine calls first (see the sandbox's `run_script`).
+///
+/// # Errors
+/// When Lua cannot allocate.
+pub fn setup_function(lua: &Lua) -> mlua::Result<Function> {
+    // SAFETY: `setup` follows the C function protocol.
+    unsafe { lua.create_c_function(setup) }
+}
+
+unsafe extern "C-unwind" fn setup(l: *mut ffi::lua_State) -> c_int {
+    let Some(arguments) = ARGUMENTS.with(|slot| slot.take()) else {
+        return 0;
+    };
+    // SAFETY: the pointers are the invocation's, borrowed by the caller that resumed this
+    // coroutine (see `set_arguments`); nothing here has a destructor, so an allocation error's
+    // longjmp skips nothing.
+    unsafe {
+        let list = |(start, len): (*const (), usize)| {
+            std::slice::from_raw_parts(start as *const &[u8], len)
+        };
+        let (keys, argv) = (list(arguments.keys), list(arguments.argv));
+        ffi::lua_settop(l, 0);
+        if ffi::lua_checkstack(l, 4) == 0 {
+            return 0;
+        }
+        if arguments.as_globals {
+            ffi::lua_pushstring(l, c"KEYS".as_ptr());
+            push_list(l, keys);
+            ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+            ffi::lua_pushstring(l, c"ARGV".as_ptr());
+            push_list(l, argv);
+            ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+            0
+        } else {
+            push_list(l, keys);
+            push_list(l, argv);
+            2
+        }
+    }
+}
+
+unsafe fn push_list(l: *mut ffi::lua_State, items: &[&[u8]]) {
+    unsafe {
+        ffi::lua_createtable(l, items.len().min(c_int::MAX as usize) as c_int, 0);
+        for (index, item) in items.iter().enumerate() {
+            push_bytes(l, item);
+            ffi::lua_rawseti_(l, -2, (index + 1) as c_int);
+        }
+    }
+}

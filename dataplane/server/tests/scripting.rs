@@ -1244,6 +1244,9 @@ fn call_replies_reach_lua_as_in_redis() {
             ["GET", "{c}big"],
             ["EVAL", "return redis.call('set', KEYS[1], -2.5)", "1", "{c}neg"],
             ["GET", "{c}neg"],
+            // Lua's own text for this is 0.3 (%.14g): Redis sends every digit it needs.
+            ["EVAL", "return redis.call('set', KEYS[1], 0.1 + 0.2)", "1", "{c}sum"],
+            ["GET", "{c}sum"],
             ["EVAL", "return redis.call('set', KEYS[1], true)", "1", "{c}bool"],
             ["EVAL", "return redis.pcall('set', KEYS[1], {})", "1", "{c}bool"],
         ],

@@ -239,7 +239,10 @@ pub fn acl_check(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
         owned.push(match arg {
             Value::String(text) => text.as_bytes().to_vec(),
             Value::Integer(value) => value.to_string().into_bytes(),
-            Value::Number(value) => super::libs::format_g14(*value).into_bytes(),
+            Value::Number(value) => match integral(*value) {
+                Some(integer) => integer.to_string().into_bytes(),
+                None => number_text(*value).into_bytes(),
+            },
             _ => {
                 return Err(mlua::Error::RuntimeError(
                     "Lua redis lib command arguments must be strings or integers".into(),
@@ -303,13 +306,10 @@ impl ArgBuffer {
     /// Appends a Lua number as text: an integral one (that fits) as an integer, others as
     /// Lua's `%.14g`, as mlua's conversion to values and then the callback wrote them.
     pub(crate) fn push_number(&mut self, value: f64) {
-        if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value) {
-            let integer = value as i64;
-            if (value - integer as f64).abs() < f64::EPSILON {
-                return self.push_integer(integer);
-            }
+        match integral(value) {
+            Some(integer) => self.push_integer(integer),
+            None => self.push(number_text(value).as_bytes()),
         }
-        self.push(super::libs::format_g14(value).as_bytes());
     }
 
     /// The arguments.
@@ -324,6 +324,25 @@ impl ArgBuffer {
             })
             .collect()
     }
+}
+
+/// A Lua number that is an integer, as one (Redis's `double2ll`): sent as its digits, never in
+/// exponent form.
+fn integral(value: f64) -> Option<i64> {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value) {
+        let integer = value as i64;
+        if (value - integer as f64).abs() < f64::EPSILON {
+            return Some(integer);
+        }
+    }
+    None
+}
+
+/// A Lua number that is not an integer as a command argument: not Lua's own `%.14g`, which
+/// loses precision, but the shortest text that reads back as the same number, as Redis 7.2
+/// sends it (its `fpconv_dtoa`, the format of its double replies).
+fn number_text(value: f64) -> String {
+    ember_resp::encode::format_double(value)
 }
 
 thread_local! {

@@ -11,9 +11,11 @@
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
 //! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
-//! when another shard sent a message, or at least every [`HAND_BACK_MAX`] (timers, accepts, the
-//! other task queues). Another shard's message reaches a shard asleep in its ring through the
-//! mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring reads. After
+//! when another shard sent a message, when a listener has a connection to accept, or at least
+//! every [`HAND_BACK_MAX`] (timers, the other task queues). Another shard's message reaches a
+//! shard asleep in its ring through the mesh's bell ([`crate::bell::MeshBell`]), an eventfd the
+//! ring reads; a new connection through a multishot poll of each listener ([`watch_listener`]),
+//! so that it is accepted at once, before requests sent later on older connections. After
 //! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
 //! announces new work on an eventfd (registered with the ring), and the driver waits on that
 //! eventfd through the runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
@@ -49,11 +51,12 @@ const BUFFER_LEN: usize = 16 * 1024;
 /// until its connection runs. When they run out, receives stop without losing data (the bytes
 /// wait in the socket) and every held buffer is copied out so the receives can be armed again.
 const BUFFER_COUNT: u16 = 256;
-/// Longest the driver keeps the shard from the runtime's own loop (timers, accepts, the other
-/// task queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop
-/// costs a few system calls (the runtime re-arms its preemption timer), so it is not taken per
-/// request; messages from other shards do not wait for it (their [`MeshBell`] hands the shard
-/// to the runtime at the driver's next turn, or wakes it from its own ring).
+/// Longest the driver keeps the shard from the runtime's own loop (timers, the other task
+/// queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop costs
+/// a few system calls (the runtime re-arms its preemption timer), so it is not taken per
+/// request; messages from other shards and new connections do not wait for it (their
+/// [`MeshBell`] or the listener's poll hands the shard to the runtime at the driver's next
+/// turn, or wakes it from its own ring).
 const HAND_BACK_MAX: Duration = Duration::from_micros(500);
 /// After this long without traffic the driver parks inside the runtime's loop (woken by the
 /// ring through the doorbell, by another shard, a timer or an accept), instead of sleeping in
@@ -142,10 +145,11 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
 }
 
 impl Driver {
-    /// True when a sleep in the ring would wake for every message of another shard: the ring
-    /// reads this shard's bell (or there is no mesh).
+    /// True when a sleep in the ring would wake for every message of another shard and every
+    /// new connection: the ring reads this shard's bell (or there is no mesh) and polls every
+    /// listener.
     fn may_sleep_in_ring(&self) -> bool {
-        self.bell.is_none() || self.ring.bell_watched()
+        (self.bell.is_none() || self.ring.bell_watched()) && self.ring.listeners_watched()
     }
 
     /// Sleeps in the ring for up to `timeout`, unless another shard's message is waiting.
@@ -236,10 +240,12 @@ impl Driver {
 ///
 /// Each turn submits the queued sends and reaps what arrived. After a turn that woke
 /// connections, the driver yields so they run (and queue their replies for the next turn). The
-/// runtime's own loop gets a turn when another shard sent a message, when inference asks
-/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
+/// runtime's own loop gets a turn when another shard sent a message, when a listener has a
+/// connection to accept, when inference asks ([`crate::spin::hand_back_soon`]), and otherwise
+/// at least every [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver spins on the ring's shared memory; then it
-/// sleeps in its own ring (one `io_uring_enter` that a socket or another shard's message ends)
+/// sleeps in its own ring (one `io_uring_enter` that a socket, a new connection or another
+/// shard's message ends)
 /// until the next hand-back is due; after [`IDLE_PARK_AFTER`] without traffic it parks inside
 /// the runtime's loop.
 async fn drive(driver: Rc<Driver>) {
@@ -255,9 +261,11 @@ async fn drive(driver: Rc<Driver>) {
             progressed = now;
             yielded_idle = false;
         }
-        let message =
-            driver.ring.take_bell() | driver.bell.as_ref().is_some_and(|bell| bell.take());
-        if message || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX {
+        // Messages from other shards and new connections are the runtime's to deliver.
+        let runtime_work = driver.ring.take_bell()
+            | driver.ring.take_connection()
+            | driver.bell.as_ref().is_some_and(|bell| bell.take());
+        if runtime_work || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX {
             driver.hand_back().await;
             handed_back = Instant::now();
             continue;
@@ -293,6 +301,19 @@ async fn drive(driver: Rc<Driver>) {
             yielded_idle = false;
         }
     }
+}
+
+/// Watches listening socket `fd` in this shard's ring, when the shard has one: a connection
+/// waiting to be accepted then ends the driver's sleep in the ring, and the driver hands the
+/// shard to the runtime's loop, which accepts it, at its next turn (instead of at the next
+/// periodic hand-back, up to [`HAND_BACK_MAX`] later). `fd` stays open as long as the shard.
+pub fn watch_listener(fd: RawFd) {
+    SHARD_RING.with(|cell| {
+        if let ShardRing::Ready(driver) = &*cell.borrow() {
+            driver.ring.watch_listener(fd);
+            driver.kick();
+        }
+    });
 }
 
 /// A connection's socket on its shard's ring.

@@ -240,14 +240,13 @@ impl Driver {
 ///
 /// Each turn submits the queued sends and reaps what arrived. After a turn that woke
 /// connections, the driver yields so they run (and queue their replies for the next turn). The
-/// runtime's own loop gets a turn when another shard sent a message, when a listener has a
-/// connection to accept, when inference asks ([`crate::spin::hand_back_soon`]), and otherwise
-/// at least every [`HAND_BACK_MAX`]. When a
+/// runtime's own loop gets a turn, before the next socket turn, when another shard sent a
+/// message, when a listener has a connection to accept, when inference asks
+/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver spins on the ring's shared memory; then it
 /// sleeps in its own ring (one `io_uring_enter` that a socket, a new connection or another
-/// shard's message ends)
-/// until the next hand-back is due; after [`IDLE_PARK_AFTER`] without traffic it parks inside
-/// the runtime's loop.
+/// shard's message ends) until the next hand-back is due; after [`IDLE_PARK_AFTER`] without
+/// traffic it parks inside the runtime's loop.
 async fn drive(driver: Rc<Driver>) {
     let mut handed_back = Instant::now();
     let mut progressed = handed_back;
@@ -255,20 +254,22 @@ async fn drive(driver: Rc<Driver>) {
     // during that turn have then run, and the shard may sleep.
     let mut yielded_idle = false;
     loop {
+        // The runtime's loop first, before the turn: it delivers other shards' messages and
+        // accepts new connections. So a message that was waiting when the turn reaps socket
+        // data runs before the requests in that data, as in glommio's own loop (which handles
+        // its channels before its rings): a request forwarded here by another shard is not
+        // overtaken by a later request of a local client.
+        let runtime_work =
+            driver.ring.take_connection() | driver.bell.as_ref().is_some_and(|bell| bell.take());
+        if runtime_work || crate::spin::take_hand_back() || handed_back.elapsed() >= HAND_BACK_MAX {
+            driver.hand_back().await;
+            handed_back = Instant::now();
+        }
         let worked = driver.ring.turn() > 0;
         let now = Instant::now();
         if worked {
             progressed = now;
             yielded_idle = false;
-        }
-        // Messages from other shards and new connections are the runtime's to deliver.
-        let runtime_work = driver.ring.take_bell()
-            | driver.ring.take_connection()
-            | driver.bell.as_ref().is_some_and(|bell| bell.take());
-        if runtime_work || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX {
-            driver.hand_back().await;
-            handed_back = Instant::now();
-            continue;
         }
         if worked || !yielded_idle {
             // The connections just woken run now; the next turn submits their replies.

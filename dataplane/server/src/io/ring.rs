@@ -206,8 +206,6 @@ pub struct Ring {
     bell: Cell<RawFd>,
     bell_counter: Box<[u8; 8]>,
     bell_armed: Cell<bool>,
-    /// Set when the bell's read completed; taken by [`Ring::take_bell`].
-    bell_rung: Cell<bool>,
     /// Listening sockets watched with [`Ring::watch_listener`], each with whether its poll is
     /// in flight.
     listeners: RefCell<Vec<(RawFd, bool)>>,
@@ -253,7 +251,6 @@ impl Ring {
             bell: Cell::new(-1),
             bell_counter: Box::new([0; 8]),
             bell_armed: Cell::new(false),
-            bell_rung: Cell::new(false),
             listeners: RefCell::new(Vec::new()),
             connection_waiting: Cell::new(false),
         })
@@ -290,11 +287,6 @@ impl Ring {
     /// True while the bell's read is in flight (a sleep in [`Ring::wait`] then wakes on it).
     pub fn bell_watched(&self) -> bool {
         self.bell_armed.get()
-    }
-
-    /// Takes the news that the bell's read completed since the last take.
-    pub fn take_bell(&self) -> bool {
-        self.bell_rung.replace(false)
     }
 
     /// Keeps a multishot poll of listening socket `fd` in flight, so that a connection waiting
@@ -766,8 +758,9 @@ impl Ring {
             // receive had already finished or was finishing.
             Operation::Cancel => {}
             Operation::Bell => {
+                // The news itself is the bell's flag, set before its eventfd is written;
+                // the read only ends a sleep in the ring.
                 self.bell_armed.set(false);
-                self.bell_rung.set(true);
                 // A transient failure reads again; any other leaves the bell unwatched, and
                 // the driver then no longer sleeps outside the runtime's loop.
                 if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {

@@ -168,6 +168,12 @@ impl Driver {
         }
     }
 
+    /// Takes the news that the runtime's loop has work of the driver's concern: another shard's
+    /// message, or a connection to accept.
+    fn take_runtime_work(&self) -> bool {
+        self.ring.take_connection() | self.bell.as_ref().is_some_and(|bell| bell.take())
+    }
+
     /// Hands the shard to the runtime for one turn of its loop (timers, messages from other
     /// shards, accepts, other task queues): rings the doorbell and waits for it, and the
     /// runtime's read of it completes within that turn, with no timer and no sleep.
@@ -240,9 +246,10 @@ impl Driver {
 ///
 /// Each turn submits the queued sends and reaps what arrived. After a turn that woke
 /// connections, the driver yields so they run (and queue their replies for the next turn). The
-/// runtime's own loop gets a turn, before the next socket turn, when another shard sent a
-/// message, when a listener has a connection to accept, when inference asks
-/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
+/// runtime's own loop gets a turn when another shard sent a message (before the next socket
+/// turn when the message was already waiting), when a listener has a connection to accept,
+/// when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
+/// [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver spins on the ring's shared memory; then it
 /// sleeps in its own ring (one `io_uring_enter` that a socket, a new connection or another
 /// shard's message ends) until the next hand-back is due; after [`IDLE_PARK_AFTER`] without
@@ -253,16 +260,19 @@ async fn drive(driver: Rc<Driver>) {
     // Whether the driver already yielded once since its last turn with work: the tasks woken
     // during that turn have then run, and the shard may sleep.
     let mut yielded_idle = false;
+    // Whether the shard's other tasks, when the driver last let them run, kept it longer than
+    // a hand-back allows (a long command).
+    let mut tasks_ran_long = false;
     loop {
-        // The runtime's loop first, before the turn: it delivers other shards' messages and
-        // accepts new connections. So a message that was waiting when the turn reaps socket
-        // data runs before the requests in that data, as in glommio's own loop (which handles
-        // its channels before its rings): a request forwarded here by another shard is not
-        // overtaken by a later request of a local client.
-        let runtime_work =
-            driver.ring.take_connection() | driver.bell.as_ref().is_some_and(|bell| bell.take());
-        if runtime_work || crate::spin::take_hand_back() || handed_back.elapsed() >= HAND_BACK_MAX {
-            driver.hand_back().await;
+        // Another shard's message (or a new connection) that is already waiting goes to the
+        // runtime's loop before this turn reaps socket data: a request forwarded here by
+        // another shard then runs before a later request of a local client, as in glommio's
+        // own loop, which handles its channels before its rings. Not after a long command:
+        // timers are due then too, and the clients that sent meanwhile are read first, as
+        // Redis reads its clients before its cron (an idle timeout must not close a client
+        // whose request waited for that command).
+        if !tasks_ran_long && driver.take_runtime_work() {
+            tasks_ran_long = ran_long(driver.hand_back()).await;
             handed_back = Instant::now();
         }
         let worked = driver.ring.turn() > 0;
@@ -271,10 +281,18 @@ async fn drive(driver: Rc<Driver>) {
             progressed = now;
             yielded_idle = false;
         }
+        if driver.take_runtime_work()
+            || crate::spin::take_hand_back()
+            || now - handed_back >= HAND_BACK_MAX
+        {
+            tasks_ran_long = ran_long(driver.hand_back()).await;
+            handed_back = Instant::now();
+            continue;
+        }
         if worked || !yielded_idle {
             // The connections just woken run now; the next turn submits their replies.
             yielded_idle = !worked;
-            runtime::yield_now().await;
+            tasks_ran_long = ran_long(runtime::yield_now()).await;
             continue;
         }
         let idle = now - progressed;
@@ -287,7 +305,7 @@ async fn drive(driver: Rc<Driver>) {
             {
                 std::hint::spin_loop();
             }
-            runtime::yield_now().await;
+            tasks_ran_long = ran_long(runtime::yield_now()).await;
             continue;
         }
         if idle < IDLE_PARK_AFTER && driver.may_sleep_in_ring() {
@@ -295,6 +313,7 @@ async fn drive(driver: Rc<Driver>) {
             driver.sleep_in_ring(until.saturating_duration_since(now));
             continue;
         }
+        tasks_ran_long = false;
         if driver.park().await {
             handed_back = Instant::now();
         } else {
@@ -302,6 +321,14 @@ async fn drive(driver: Rc<Driver>) {
             yielded_idle = false;
         }
     }
+}
+
+/// Awaits `pause`, in which the driver lets the shard's other tasks run; true when they kept
+/// the shard longer than [`HAND_BACK_MAX`].
+async fn ran_long(pause: impl Future<Output = ()>) -> bool {
+    let paused = Instant::now();
+    pause.await;
+    paused.elapsed() >= HAND_BACK_MAX
 }
 
 /// Watches listening socket `fd` in this shard's ring, when the shard has one: a connection

@@ -132,13 +132,9 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     // Socket I/O through one io_uring per shard (multishot receive, sends batched per turn);
-    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling). Off by
-    // default: while a shard sleeps in its ring between hand-backs (up to 500 us after recent
-    // traffic) a new connection waits that long to be accepted, so a request on a connection
-    // opened just before another client's write can run after it (Redis's stream-cgroups unit
-    // lost that race in 4 runs of 7 with the ring, 0 of 6 without). Watching the listeners
-    // in the ring is the next step.
-    parameter("io-uring", "no", Kind::Bool, Immutable),
+    // `no` uses the runtime's own sockets (and the epoll spinner when busy polling). The ring
+    // polls every listener, so a shard asleep in it accepts a new connection at once.
+    parameter("io-uring", "yes", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
     // ACLs (commands/acl): the users file, the log's length, new users' channels.
     parameter("aclfile", "", Kind::Text, Immutable),
@@ -504,7 +500,7 @@ impl Default for Config {
             threads: 0,
             busy_poll_us: 0,
             shard_reply_timeout_ms: 0,
-            io_uring: false,
+            io_uring: true,
             requirepass: String::new(),
             maxclients: 0,
             proto_max_bulk_len: 0,

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +20,12 @@ pub use glommio::net::{TcpListener, TcpStream};
 pub use glommio::task::JoinHandle as Task;
 pub use glommio::TaskQueueHandle;
 
-/// Messages between shards travel over a full mesh of bounded single-producer channels. Every
-/// message sent also rings the receiving shard's [`MeshBell`] (for a shard that sleeps outside
-/// glommio's loop, in its socket ring).
+/// Messages between shards travel over a full mesh of bounded single-producer channels. With
+/// bells (socket rings on), every message sent also rings the receiving shard's [`MeshBell`]
+/// (for a shard that sleeps outside glommio's loop, in its socket ring).
 pub struct MeshSenders<T: Send> {
     senders: glommio::channels::channel_mesh::Senders<T>,
-    bells: Arc<[MeshBell]>,
+    bells: Option<Arc<[MeshBell]>>,
 }
 
 impl<T: Send> MeshSenders<T> {
@@ -35,8 +35,8 @@ impl<T: Send> MeshSenders<T> {
     /// When the channel is closed (the peer is shutting down) or `target` is this shard.
     pub async fn send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.send_to(target, message).await;
-        if sent.is_ok() {
-            self.bells[target].ring();
+        if let (Ok(()), Some(bells)) = (&sent, &self.bells) {
+            bells[target].ring();
         }
         sent
     }
@@ -49,8 +49,8 @@ impl<T: Send> MeshSenders<T> {
     #[allow(dead_code)]
     pub fn try_send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.try_send_to(target, message);
-        if sent.is_ok() {
-            self.bells[target].ring();
+        if let (Ok(()), Some(bells)) = (&sent, &self.bells) {
+            bells[target].ring();
         }
         sent
     }
@@ -61,7 +61,8 @@ pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<
 
 /// Starts `shard_count` executors, shard `i` pinned to CPU `cpus[i % cpus.len()]`, each
 /// spinning `busy_poll` before it parks, runs `shard_main(index, senders, receivers)` on each,
-/// and waits for all of them to finish.
+/// and waits for all of them to finish. `mesh_bells`: give each shard a [`MeshBell`] that
+/// every message to it rings (only a shard that sleeps in its socket ring reads it).
 ///
 /// # Errors
 /// When an executor cannot be created (no such CPU, io_uring refused by the kernel).
@@ -70,6 +71,7 @@ pub fn run_shards<T, F, Fut>(
     cpus: &[usize],
     busy_poll: Duration,
     channel_capacity: usize,
+    mesh_bells: bool,
     shard_main: F,
 ) -> io::Result<()>
 where
@@ -79,10 +81,14 @@ where
 {
     assert!(shard_count > 0, "at least one shard");
     let mesh: MeshBuilder<T, _> = MeshBuilder::full(shard_count, channel_capacity);
-    let bells: Arc<[MeshBell]> = (0..shard_count)
-        .map(|_| MeshBell::new())
-        .collect::<io::Result<Vec<_>>>()?
-        .into();
+    let bells: Option<Arc<[MeshBell]>> = if mesh_bells {
+        let bells = (0..shard_count)
+            .map(|_| MeshBell::new())
+            .collect::<io::Result<Vec<_>>>()?;
+        Some(bells.into())
+    } else {
+        None
+    };
     let mut handles = Vec::with_capacity(shard_count);
     for index in 0..shard_count {
         let placement = if cpus.is_empty() {
@@ -99,7 +105,9 @@ where
             .spawn(move || async move {
                 let (senders, mut receivers) = mesh.join().await.expect("mesh join");
                 let peer = senders.peer_id();
-                crate::bell::install(bells.clone(), peer);
+                if let Some(bells) = &bells {
+                    crate::bell::install(bells.clone(), peer);
+                }
                 let senders = MeshSenders { senders, bells };
                 shard_main(peer, senders, receivers.streams()).await;
             })
@@ -114,12 +122,25 @@ where
     Ok(())
 }
 
-/// Binds a listener with SO_REUSEPORT, so every shard can bind the same address.
+/// Binds a listener with SO_REUSEPORT, so every shard can bind the same address; with its
+/// descriptor, which stays open as long as the listener (to watch it in the shard's ring).
 ///
 /// # Errors
 /// When the address is in use by another program or cannot be bound.
-pub fn listen(address: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(address).map_err(|error| io::Error::other(error.to_string()))
+pub fn listen(address: SocketAddr) -> io::Result<(TcpListener, RawFd)> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    // As glommio's own `TcpListener::bind`, which does not show its descriptor.
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SockAddr::from(address))?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening socket that nothing else owns; the listener closes it.
+    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
 }
 
 /// Runs `future` on this shard's current task queue.

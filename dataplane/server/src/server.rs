@@ -97,6 +97,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
         &cpus,
         busy_poll,
         MESH_CHANNEL_CAPACITY,
+        // Only a shard's socket ring driver reads the bells.
+        config.io_uring,
         move |index, senders, receivers| {
             let config = config.clone();
             let shared = shared.clone();
@@ -223,16 +225,19 @@ async fn shard_main(
     let mut listeners = Vec::new();
     let mut port = port;
     for address in bind.iter().filter(|_| plain) {
-        let listener = runtime::listen(SocketAddr::new(*address, port)).map_err(|error| {
+        let (listener, fd) = runtime::listen(SocketAddr::new(*address, port)).map_err(|error| {
             std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
         })?;
+        crate::io::watch_listener(fd);
         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
         listeners.push((listener, false));
     }
     for address in bind.iter().filter(|_| tls) {
-        let listener = runtime::listen(SocketAddr::new(*address, tls_port)).map_err(|error| {
-            std::io::Error::other(format!("cannot listen on {address}:{tls_port}: {error}"))
-        })?;
+        let (listener, fd) =
+            runtime::listen(SocketAddr::new(*address, tls_port)).map_err(|error| {
+                std::io::Error::other(format!("cannot listen on {address}:{tls_port}: {error}"))
+            })?;
+        crate::io::watch_listener(fd);
         listeners.push((listener, true));
     }
     if index == 0 && tls {
@@ -260,7 +265,7 @@ async fn shard_main(
     let metrics_port = shard.config.borrow().metrics_port;
     if index == 0 && metrics_port != 0 {
         let address = SocketAddr::new(bind[0], metrics_port);
-        let listener = runtime::listen(address).map_err(|error| {
+        let (listener, _) = runtime::listen(address).map_err(|error| {
             std::io::Error::other(format!("cannot listen for metrics on {address}: {error}"))
         })?;
         let bound = listener

@@ -11,9 +11,11 @@
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
 //! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
-//! when another shard sent a message, or at least every [`HAND_BACK_MAX`] (timers, accepts, the
-//! other task queues). Another shard's message reaches a shard asleep in its ring through the
-//! mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring reads. After
+//! when another shard sent a message, when a listener has a connection to accept, or at least
+//! every [`HAND_BACK_MAX`] (timers, the other task queues). Another shard's message reaches a
+//! shard asleep in its ring through the mesh's bell ([`crate::bell::MeshBell`]), an eventfd the
+//! ring reads; a new connection through a multishot poll of each listener ([`watch_listener`]),
+//! so that it is accepted at once, before requests sent later on older connections. After
 //! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
 //! announces new work on an eventfd (registered with the ring), and the driver waits on that
 //! eventfd through the runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
@@ -49,11 +51,12 @@ const BUFFER_LEN: usize = 16 * 1024;
 /// until its connection runs. When they run out, receives stop without losing data (the bytes
 /// wait in the socket) and every held buffer is copied out so the receives can be armed again.
 const BUFFER_COUNT: u16 = 256;
-/// Longest the driver keeps the shard from the runtime's own loop (timers, accepts, the other
-/// task queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop
-/// costs a few system calls (the runtime re-arms its preemption timer), so it is not taken per
-/// request; messages from other shards do not wait for it (their [`MeshBell`] hands the shard
-/// to the runtime at the driver's next turn, or wakes it from its own ring).
+/// Longest the driver keeps the shard from the runtime's own loop (timers, the other task
+/// queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop costs
+/// a few system calls (the runtime re-arms its preemption timer), so it is not taken per
+/// request; messages from other shards and new connections do not wait for it (their
+/// [`MeshBell`] or the listener's poll hands the shard to the runtime at the driver's next
+/// turn, or wakes it from its own ring).
 const HAND_BACK_MAX: Duration = Duration::from_micros(500);
 /// After this long without traffic the driver parks inside the runtime's loop (woken by the
 /// ring through the doorbell, by another shard, a timer or an accept), instead of sleeping in
@@ -142,10 +145,11 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
 }
 
 impl Driver {
-    /// True when a sleep in the ring would wake for every message of another shard: the ring
-    /// reads this shard's bell (or there is no mesh).
+    /// True when a sleep in the ring would wake for every message of another shard and every
+    /// new connection: the ring reads this shard's bell (or there is no mesh) and polls every
+    /// listener.
     fn may_sleep_in_ring(&self) -> bool {
-        self.bell.is_none() || self.ring.bell_watched()
+        (self.bell.is_none() || self.ring.bell_watched()) && self.ring.listeners_watched()
     }
 
     /// Sleeps in the ring for up to `timeout`, unless another shard's message is waiting.
@@ -162,6 +166,12 @@ impl Driver {
             }
             None => self.ring.wait(timeout),
         }
+    }
+
+    /// Takes the news that the runtime's loop has work of the driver's concern: another shard's
+    /// message, or a connection to accept.
+    fn take_runtime_work(&self) -> bool {
+        self.ring.take_connection() | self.bell.as_ref().is_some_and(|bell| bell.take())
     }
 
     /// Hands the shard to the runtime for one turn of its loop (timers, messages from other
@@ -236,36 +246,53 @@ impl Driver {
 ///
 /// Each turn submits the queued sends and reaps what arrived. After a turn that woke
 /// connections, the driver yields so they run (and queue their replies for the next turn). The
-/// runtime's own loop gets a turn when another shard sent a message, when inference asks
-/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
+/// runtime's own loop gets a turn when another shard sent a message (before the next socket
+/// turn when the message was already waiting), when a listener has a connection to accept,
+/// when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
+/// [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver spins on the ring's shared memory; then it
-/// sleeps in its own ring (one `io_uring_enter` that a socket or another shard's message ends)
-/// until the next hand-back is due; after [`IDLE_PARK_AFTER`] without traffic it parks inside
-/// the runtime's loop.
+/// sleeps in its own ring (one `io_uring_enter` that a socket, a new connection or another
+/// shard's message ends) until the next hand-back is due; after [`IDLE_PARK_AFTER`] without
+/// traffic it parks inside the runtime's loop.
 async fn drive(driver: Rc<Driver>) {
     let mut handed_back = Instant::now();
     let mut progressed = handed_back;
     // Whether the driver already yielded once since its last turn with work: the tasks woken
     // during that turn have then run, and the shard may sleep.
     let mut yielded_idle = false;
+    // Whether the shard's other tasks, when the driver last let them run, kept it longer than
+    // a hand-back allows (a long command).
+    let mut tasks_ran_long = false;
     loop {
+        // Another shard's message (or a new connection) that is already waiting goes to the
+        // runtime's loop before this turn reaps socket data: a request forwarded here by
+        // another shard then runs before a later request of a local client, as in glommio's
+        // own loop, which handles its channels before its rings. Not after a long command:
+        // timers are due then too, and the clients that sent meanwhile are read first, as
+        // Redis reads its clients before its cron (an idle timeout must not close a client
+        // whose request waited for that command).
+        if !tasks_ran_long && driver.take_runtime_work() {
+            tasks_ran_long = ran_long(driver.hand_back()).await;
+            handed_back = Instant::now();
+        }
         let worked = driver.ring.turn() > 0;
         let now = Instant::now();
         if worked {
             progressed = now;
             yielded_idle = false;
         }
-        let message =
-            driver.ring.take_bell() | driver.bell.as_ref().is_some_and(|bell| bell.take());
-        if message || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX {
-            driver.hand_back().await;
+        if driver.take_runtime_work()
+            || crate::spin::take_hand_back()
+            || now - handed_back >= HAND_BACK_MAX
+        {
+            tasks_ran_long = ran_long(driver.hand_back()).await;
             handed_back = Instant::now();
             continue;
         }
         if worked || !yielded_idle {
             // The connections just woken run now; the next turn submits their replies.
             yielded_idle = !worked;
-            runtime::yield_now().await;
+            tasks_ran_long = ran_long(runtime::yield_now()).await;
             continue;
         }
         let idle = now - progressed;
@@ -278,7 +305,7 @@ async fn drive(driver: Rc<Driver>) {
             {
                 std::hint::spin_loop();
             }
-            runtime::yield_now().await;
+            tasks_ran_long = ran_long(runtime::yield_now()).await;
             continue;
         }
         if idle < IDLE_PARK_AFTER && driver.may_sleep_in_ring() {
@@ -286,6 +313,7 @@ async fn drive(driver: Rc<Driver>) {
             driver.sleep_in_ring(until.saturating_duration_since(now));
             continue;
         }
+        tasks_ran_long = false;
         if driver.park().await {
             handed_back = Instant::now();
         } else {
@@ -293,6 +321,27 @@ async fn drive(driver: Rc<Driver>) {
             yielded_idle = false;
         }
     }
+}
+
+/// Awaits `pause`, in which the driver lets the shard's other tasks run; true when they kept
+/// the shard longer than [`HAND_BACK_MAX`].
+async fn ran_long(pause: impl Future<Output = ()>) -> bool {
+    let paused = Instant::now();
+    pause.await;
+    paused.elapsed() >= HAND_BACK_MAX
+}
+
+/// Watches listening socket `fd` in this shard's ring, when the shard has one: a connection
+/// waiting to be accepted then ends the driver's sleep in the ring, and the driver hands the
+/// shard to the runtime's loop, which accepts it, at its next turn (instead of at the next
+/// periodic hand-back, up to [`HAND_BACK_MAX`] later). `fd` stays open as long as the shard.
+pub fn watch_listener(fd: RawFd) {
+    SHARD_RING.with(|cell| {
+        if let ShardRing::Ready(driver) = &*cell.borrow() {
+            driver.ring.watch_listener(fd);
+            driver.kick();
+        }
+    });
 }
 
 /// A connection's socket on its shard's ring.

@@ -52,6 +52,8 @@ enum Operation {
     Cancel = 3,
     /// The read of the mesh bell's eventfd (no socket: slot and generation 0).
     Bell = 4,
+    /// The multishot poll of a listening socket (slot: its index in `Ring::listeners`).
+    Listener = 5,
 }
 
 const GENERATION_MASK: u32 = (1 << 24) - 1;
@@ -68,6 +70,7 @@ fn decode(user_data: u64) -> Option<(Operation, SocketId)> {
         2 => Operation::Send,
         3 => Operation::Cancel,
         4 => Operation::Bell,
+        5 => Operation::Listener,
         _ => return None,
     };
     let id = SocketId {
@@ -203,8 +206,12 @@ pub struct Ring {
     bell: Cell<RawFd>,
     bell_counter: Box<[u8; 8]>,
     bell_armed: Cell<bool>,
-    /// Set when the bell's read completed; taken by [`Ring::take_bell`].
-    bell_rung: Cell<bool>,
+    /// Listening sockets watched with [`Ring::watch_listener`], each with whether its poll is
+    /// in flight.
+    listeners: RefCell<Vec<(RawFd, bool)>>,
+    /// Set when a watched listener had a connection waiting; taken by
+    /// [`Ring::take_connection`].
+    connection_waiting: Cell<bool>,
 }
 
 impl Ring {
@@ -244,7 +251,8 @@ impl Ring {
             bell: Cell::new(-1),
             bell_counter: Box::new([0; 8]),
             bell_armed: Cell::new(false),
-            bell_rung: Cell::new(false),
+            listeners: RefCell::new(Vec::new()),
+            connection_waiting: Cell::new(false),
         })
     }
 
@@ -281,9 +289,51 @@ impl Ring {
         self.bell_armed.get()
     }
 
-    /// Takes the news that the bell's read completed since the last take.
-    pub fn take_bell(&self) -> bool {
-        self.bell_rung.replace(false)
+    /// Keeps a multishot poll of listening socket `fd` in flight, so that a connection waiting
+    /// to be accepted ends a sleep in [`Ring::wait`] and shows in [`Ring::take_connection`]
+    /// (the runtime's loop accepts it). The caller keeps `fd` open as long as the ring.
+    pub fn watch_listener(&self, fd: RawFd) {
+        let index = {
+            let mut listeners = self.listeners.borrow_mut();
+            listeners.push((fd, false));
+            listeners.len() - 1
+        };
+        self.arm_listener(index);
+    }
+
+    fn arm_listener(&self, index: usize) {
+        let fd = {
+            let mut listeners = self.listeners.borrow_mut();
+            let (fd, armed) = &mut listeners[index];
+            if std::mem::replace(armed, true) {
+                return;
+            }
+            *fd
+        };
+        // Multishot: one completion per wake-up of the listener (a new connection), until
+        // the kernel ends the poll (its last completion lacks IORING_CQE_F_MORE).
+        let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(user_data(
+                Operation::Listener,
+                SocketId {
+                    slot: index as u32,
+                    generation: 0,
+                },
+            ));
+        self.push(entry);
+    }
+
+    /// True while every watched listener's poll is in flight (a sleep in [`Ring::wait`] then
+    /// wakes for a new connection).
+    pub fn listeners_watched(&self) -> bool {
+        self.listeners.borrow().iter().all(|&(_, armed)| armed)
+    }
+
+    /// Takes the news that a watched listener had a connection waiting since the last take.
+    pub fn take_connection(&self) -> bool {
+        self.connection_waiting.replace(false)
     }
 
     /// Sleeps in this ring until a completion arrives or `timeout` passes, submitting what is
@@ -549,7 +599,7 @@ impl Ring {
         // SAFETY (for `push`): every entry's buffers outlive the operation: sends point into
         // an `Outgoing` buffer that stays in its socket until the send's completion, receives
         // use provided buffers owned by the ring, the bell's read lands in `bell_counter`
-        // (dropped after `uring`), cancellations point at nothing.
+        // (dropped after `uring`), cancellations and polls point at nothing.
         if unsafe { uring.submission().push(&entry) }.is_err() {
             self.count(|counters| counters.enters += 1);
             // Submitted without waiting: the queue has room again afterwards.
@@ -708,8 +758,9 @@ impl Ring {
             // receive had already finished or was finishing.
             Operation::Cancel => {}
             Operation::Bell => {
+                // The news itself is the bell's flag, set before its eventfd is written;
+                // the read only ends a sleep in the ring.
                 self.bell_armed.set(false);
-                self.bell_rung.set(true);
                 // A transient failure reads again; any other leaves the bell unwatched, and
                 // the driver then no longer sleeps outside the runtime's loop.
                 if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {
@@ -721,6 +772,27 @@ impl Ring {
                     );
                 }
             }
+            Operation::Listener => self.complete_listener(id.slot as usize, result, flags),
+        }
+    }
+
+    fn complete_listener(&self, index: usize, result: i32, flags: u32) {
+        // Also on the poll's end: one needless turn of the runtime's loop at worst.
+        self.connection_waiting.set(true);
+        if cqueue::more(flags) {
+            return;
+        }
+        self.listeners.borrow_mut()[index].1 = false;
+        // Ended by the kernel (a full completion queue, a transient failure): poll again. Any
+        // other failure leaves the listener unwatched, and the driver then no longer sleeps
+        // outside the runtime's loop.
+        if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {
+            self.arm_listener(index);
+        } else {
+            eprintln!(
+                "ember: io_uring poll of a listening socket failed ({})",
+                io::Error::from_raw_os_error(-result)
+            );
         }
     }
 
@@ -919,9 +991,38 @@ mod tests {
             (Operation::Receive, 0, 1),
             (Operation::Send, 7, GENERATION_MASK),
             (Operation::Cancel, u32::MAX, 12345),
+            (Operation::Listener, 2, 0),
         ] {
             let id = SocketId { slot, generation };
             assert_eq!(decode(user_data(operation, id)), Some((operation, id)));
+        }
+    }
+
+    /// Waits in `ring` until a watched listener reports a connection.
+    fn wait_for_connection(ring: &Ring) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ring.take_connection() {
+            assert!(Instant::now() < deadline, "no connection reported");
+            ring.wait(Duration::from_millis(100));
+            ring.turn();
+        }
+    }
+
+    #[test]
+    fn a_waiting_connection_ends_a_sleep_in_the_ring() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).unwrap();
+        ring.watch_listener(listener.as_raw_fd());
+        ring.turn();
+        assert!(ring.listeners_watched());
+        assert!(!ring.take_connection(), "nothing connected yet");
+        // Multishot: every new connection is reported, not only the first.
+        for _ in 0..3 {
+            let _client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+            wait_for_connection(&ring);
+            let (_server, _) = listener.accept().expect("a connection was waiting");
+            assert!(ring.listeners_watched());
         }
     }
 

@@ -28,6 +28,22 @@ fn length_prefix(len: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// The LEB128 length prefix of `len` on the stack (at most 10 bytes for a `usize`), and how
+/// many bytes of it are used.
+fn length_prefix_array(len: usize) -> ([u8; 10], usize) {
+    let (mut prefix, mut used, mut rest) = ([0u8; 10], 0, len);
+    loop {
+        let low = (rest & 0x7f) as u8;
+        rest >>= 7;
+        if rest == 0 {
+            prefix[used] = low;
+            return (prefix, used + 1);
+        }
+        prefix[used] = low | 0x80;
+        used += 1;
+    }
+}
+
 /// Bytes an element takes packed.
 pub(super) fn packed_len(element: &[u8]) -> usize {
     let mut prefix = 1;
@@ -81,16 +97,14 @@ impl Node {
         }
     }
 
-    /// Byte offset of each element, and the end.
-    fn offsets(&self) -> Vec<usize> {
-        let mut offsets = Vec::with_capacity(self.count + 1);
-        let mut at = 0;
-        while at < self.data.len() {
-            offsets.push(at);
-            at = decode(&self.data, at).1;
+    /// Byte offset of element `index` (`count` for the end), walking only the elements before
+    /// it: pushes and pops at the head touch the first element only.
+    fn offset_of(&self, index: usize) -> usize {
+        debug_assert!(index <= self.count);
+        if index == self.count {
+            return self.data.len();
         }
-        offsets.push(at);
-        offsets
+        (0..index).fold(0, |at, _| decode(&self.data, at).1)
     }
 
     pub(super) fn get(&self, index: usize) -> &[u8] {
@@ -98,8 +112,9 @@ impl Node {
     }
 
     pub(super) fn last(&self) -> &[u8] {
-        let offsets = self.offsets();
-        decode(&self.data, offsets[offsets.len() - 2]).0
+        // Lengths lead their elements, so the last one is found by walking the node (at most
+        // NODE_BYTES_MAX bytes), without collecting the offsets.
+        self.iter().last().expect("a node is never empty")
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
@@ -114,16 +129,23 @@ impl Node {
             length_prefix(element.len(), &mut self.data);
             self.data.extend_from_slice(element);
         } else {
-            let at = self.offsets()[index];
-            self.data.splice(at..at, encode(element));
+            // In place: one memmove of the bytes after `at`, no temporary encoding.
+            let at = self.offset_of(index);
+            let (prefix, prefix_len) = length_prefix_array(element.len());
+            let prefix = &prefix[..prefix_len];
+            let (old_len, added) = (self.data.len(), prefix.len() + element.len());
+            self.data.resize(old_len + added, 0);
+            self.data.copy_within(at..old_len, at + added);
+            self.data[at..at + prefix.len()].copy_from_slice(prefix);
+            self.data[at + prefix.len()..at + added].copy_from_slice(element);
         }
         self.count += 1;
     }
 
     pub(super) fn replace(&mut self, index: usize, element: &[u8]) {
-        let offsets = self.offsets();
-        self.data
-            .splice(offsets[index]..offsets[index + 1], encode(element));
+        let start = self.offset_of(index);
+        let end = decode(&self.data, start).1;
+        self.data.splice(start..end, encode(element));
     }
 
     /// Removes elements `range` of this node.
@@ -131,14 +153,15 @@ impl Node {
         if range.is_empty() {
             return;
         }
-        let offsets = self.offsets();
-        self.data.drain(offsets[range.start]..offsets[range.end]);
+        let start = self.offset_of(range.start);
+        let end = (range.start..range.end).fold(start, |at, _| decode(&self.data, at).1);
+        self.data.drain(start..end);
         self.count -= range.len();
     }
 
     /// Splits off the elements from `index` on into a new node.
     pub(super) fn split_off(&mut self, index: usize) -> Node {
-        let at = self.offsets()[index];
+        let at = self.offset_of(index);
         let tail = self.data.split_off(at);
         let moved = self.count - index;
         self.count = index;

@@ -44,6 +44,19 @@ fn length_prefix_array(len: usize) -> ([u8; 10], usize) {
     }
 }
 
+/// The smallest of jemalloc's size classes that holds `bytes`: 8, multiples of 16 up to 128,
+/// then four classes per doubling (160, 192, 224, 256, 320...).
+fn size_class_bytes(bytes: usize) -> usize {
+    if bytes <= 8 {
+        return 8;
+    }
+    if bytes <= 128 {
+        return bytes.next_multiple_of(16);
+    }
+    let step = 1 << ((bytes - 1).ilog2() - 2);
+    bytes.next_multiple_of(step)
+}
+
 /// Bytes an element takes packed.
 pub(super) fn packed_len(element: &[u8]) -> usize {
     let mut prefix = 1;
@@ -118,12 +131,14 @@ impl Node {
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
-        // Grow to exactly what is needed, as a listpack does: doubling would leave up to half
-        // of every small list's buffer unused. The allocator's size classes (about 25% apart)
-        // keep most of these growths in place.
+        // Grow to the allocator's size class of what is needed, not by doubling: doubling
+        // would leave up to half of every small list's buffer unused, while the size class is
+        // what the allocator hands out for the exact size anyway, and asking for it at once
+        // saves a reallocation on most pushes.
         let needed = self.data.len() + packed_len(element);
         if needed > self.data.capacity() {
-            self.data.reserve_exact(needed - self.data.len());
+            self.data
+                .reserve_exact(size_class_bytes(needed) - self.data.len());
         }
         if index == self.count {
             length_prefix(element.len(), &mut self.data);
@@ -206,5 +221,34 @@ impl<'a> Iterator for NodeIter<'a> {
         let (element, next) = decode(self.data, self.at);
         self.at = next;
         Some(element)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class_bytes;
+
+    #[test]
+    fn size_classes_are_jemallocs() {
+        let cases = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (17, 32),
+            (33, 48),
+            (128, 128),
+            (129, 160),
+            (160, 160),
+            (161, 192),
+            (256, 256),
+            (257, 320),
+            (1025, 1280),
+            (2047, 2048),
+            (2048, 2048),
+            (2049, 2560),
+        ];
+        for (bytes, class) in cases {
+            assert_eq!(size_class_bytes(bytes), class, "{bytes} bytes");
+        }
     }
 }

@@ -8,9 +8,15 @@
 # shard serves it whatever the shard count.
 #
 #   bash bench/scripts/datamodel-throughput.sh [ROUNDS]     (build first: cargo build --release)
+#
+# EMBER_BASELINE=path/to/other/ember adds that binary to every round as "ember-base" (a build
+# of the commit before a change), so before and after alternate with Redis in one run;
+# REQUESTS sets the requests per test (default 100,000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
+requests="${REQUESTS:-100000}"
+baseline="${EMBER_BASELINE:-}"
 ember=./target/release/ember
 [ -x "$ember" ] || { echo "build Ember first: cargo build --release --bin ember"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -28,7 +34,7 @@ trap 'rm -f "$results"' EXIT
 # bench NAME PORT PIPELINE: one line "NAME TEST PIPELINE RPS" per test.
 bench() {
     local name=$1 port=$2 pipeline=$3
-    local common=(-p "$port" -P "$pipeline" -n 100000 -c 50 -r 100000 -q)
+    local common=(-p "$port" -P "$pipeline" -n "$requests" -c 50 -r 100000 -q)
     {
         taskset -c 1 redis-benchmark "${common[@]}" -t lpush,lpop,hset,zadd
         taskset -c 1 redis-benchmark "${common[@]}" -t hset >/dev/null
@@ -61,6 +67,9 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$rounds"); do
     echo "== round $round"
     run ember "$ember" --bind 127.0.0.1 --threads 1 --busy-poll-us 0
+    if [ -n "$baseline" ]; then
+        run ember-base "$baseline" --bind 127.0.0.1 --threads 1 --busy-poll-us 0
+    fi
     run redis redis-server --bind 127.0.0.1 --save "" --appendonly no
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -70,9 +79,18 @@ rows = [line.strip().split("|") for line in open(sys.argv[1]) if line.strip()]
 figures = {}
 for name, test, pipeline, rps in rows:
     figures.setdefault((test, int(pipeline)), {}).setdefault(name, []).append(float(rps))
-print("| test | pipeline | Ember req/s (median) | Redis req/s (median) | Ember / Redis |")
-print("|---|---:|---:|---:|---:|")
+base = any("ember-base" in by for by in figures.values())
+if base:
+    print("| test | pipeline | Ember req/s (median) | before req/s (median) | Redis req/s (median) | Ember / Redis | before / Redis |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+else:
+    print("| test | pipeline | Ember req/s (median) | Redis req/s (median) | Ember / Redis |")
+    print("|---|---:|---:|---:|---:|")
 for (test, pipeline), by in sorted(figures.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     e, r = statistics.median(by.get("ember", [0])), statistics.median(by.get("redis", [1]))
-    print(f"| {test} | {pipeline} | {e:,.0f} | {r:,.0f} | {e / r:.2f}x |")
+    if base:
+        b = statistics.median(by.get("ember-base", [0]))
+        print(f"| {test} | {pipeline} | {e:,.0f} | {b:,.0f} | {r:,.0f} | {e / r:.2f}x | {b / r:.2f}x |")
+    else:
+        print(f"| {test} | {pipeline} | {e:,.0f} | {r:,.0f} | {e / r:.2f}x |")
 EOF

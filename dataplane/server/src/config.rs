@@ -485,6 +485,9 @@ pub struct Config {
     pub tcp_keepalive_s: u64,
     /// `list-max-listpack-size`: when a list leaves the listpack encoding.
     pub list_limits: ember_store::list::ListLimits,
+    /// `stream-node-max-bytes` / `stream-node-max-entries`, kept typed because every XADD
+    /// reads them.
+    pub stream_limits: ember_store::stream::StreamLimits,
     /// Inference flags (`--model`, `--ort-lib`, ...), taken from the command line by `main`.
     pub inference: crate::inference::InferenceConfig,
 }
@@ -524,6 +527,7 @@ impl Default for Config {
             timeout_s: 0,
             tcp_keepalive_s: 0,
             list_limits: ember_store::list::ListLimits::default(),
+            stream_limits: ember_store::stream::StreamLimits::default(),
             inference: crate::inference::InferenceConfig::default(),
         };
         config.refresh_typed().expect("defaults are valid");
@@ -750,6 +754,12 @@ impl Config {
         self.timeout_s = self.integer("timeout") as u64;
         self.tcp_keepalive_s = self.integer("tcp-keepalive") as u64;
         self.list_limits.listpack_size = self.integer("list-max-listpack-size");
+        self.stream_limits = ember_store::stream::StreamLimits {
+            node_bytes_max: self.memory_value("stream-node-max-bytes") as usize,
+            node_entries_max: self.values["stream-node-max-entries"]
+                .parse()
+                .unwrap_or(ember_store::stream::StreamLimits::default().node_entries_max),
+        };
         // Sets and sorted sets read their size classes from the process's one setting.
         ember_store::set::set_limits(ember_store::set::SetLimits {
             intset_entries_max: self.integer("set-max-intset-entries") as usize,

@@ -125,6 +125,26 @@ impl<const H: usize> PackedBuf<H> {
         self.0 = data.into_boxed_slice();
     }
 
+    /// Inserts the concatenation of `parts` at body offset `at`, the buffer resized to exactly
+    /// fit (one reallocation, no temporary copy of the parts).
+    pub fn insert_parts(&mut self, at: usize, parts: &[&[u8]]) {
+        let added: usize = parts.iter().map(|part| part.len()).sum();
+        let mut data = std::mem::take(&mut self.0).into_vec();
+        if data.is_empty() {
+            data.resize(H, 0);
+        }
+        let old_len = data.len();
+        data.reserve_exact(added);
+        data.resize(old_len + added, 0);
+        let mut cursor = H + at;
+        data.copy_within(cursor..old_len, cursor + added);
+        for part in parts {
+            data[cursor..cursor + part.len()].copy_from_slice(part);
+            cursor += part.len();
+        }
+        self.0 = data.into_boxed_slice();
+    }
+
     /// Appends `bytes` to the body.
     pub fn extend(&mut self, bytes: &[u8]) {
         let end = self.body().len();

@@ -167,15 +167,93 @@ pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
     if bytes.is_empty() || bytes.len() > INT_TEXT_LEN_MAX {
         return None;
     }
-    let text = std::str::from_utf8(bytes).ok()?;
-    let value: i64 = text.parse().ok()?;
-    // Reject "+1", "01", "-0": only the canonical form round-trips.
-    (value.to_string().as_bytes() == bytes).then_some(value)
+    // Only the canonical form passes: no "+1", "01", "-0", spaces or overflow. Checked digit
+    // by digit, without the text round trip (every list push and stream item asks this).
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!negative).then_some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut magnitude: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+    }
+    if negative {
+        // i64::MIN's magnitude is one past i64::MAX.
+        (magnitude <= i64::MIN.unsigned_abs()).then(|| (magnitude as i64).wrapping_neg())
+    } else {
+        i64::try_from(magnitude).ok()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_integers_are_exactly_those_that_round_trip() {
+        let round_trips = |text: &str| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|value| value.to_string() == text)
+        };
+        let cases = [
+            "0",
+            "-0",
+            "00",
+            "01",
+            "+1",
+            "1",
+            "-1",
+            "10",
+            "-10",
+            " 1",
+            "1 ",
+            "1a",
+            "-",
+            "",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551616",
+            "000000012345",
+            "12345",
+            "0x10",
+            "99999999999999999999",
+            "-99999999999999999999",
+        ];
+        for text in cases {
+            assert_eq!(
+                parse_canonical_i64(text.as_bytes()),
+                round_trips(text),
+                "{text:?}"
+            );
+        }
+        // Every value near the edges and powers of ten.
+        let mut values = vec![i64::MIN, i64::MAX, i64::MIN + 1, i64::MAX - 1];
+        let mut power = 1i64;
+        while let Some(next) = power.checked_mul(10) {
+            values.extend([power - 1, power, power + 1, -power, -power - 1, 1 - power]);
+            power = next;
+        }
+        for value in values {
+            assert_eq!(
+                parse_canonical_i64(value.to_string().as_bytes()),
+                Some(value)
+            );
+        }
+    }
 
     #[test]
     fn collections_keep_values_small() {

@@ -218,6 +218,35 @@ pub fn pop_elements(
     Ok(popped)
 }
 
+/// LPOP/RPOP without a count: the element at `end` of the list at `key`, `None` when the key
+/// is absent; the same events as [`pop_elements`].
+///
+/// # Errors
+/// WRONGTYPE when `key` holds another type.
+fn pop_one_element(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    end: End,
+) -> Result<Option<Vec<u8>>, CommandError> {
+    let (db, now_ms, limits) = (ctx.db, ctx.now_ms, ctx.config.list_limits);
+    let popped = ctx
+        .keyspace
+        .update(db, key, now_ms, |value| {
+            let Value::List(list) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            let popped = list.pop(end, &limits);
+            let change = removal(popped.is_some(), list.is_empty());
+            Ok((popped, change))
+        })
+        .transpose()?
+        .flatten();
+    if popped.is_some() {
+        notify_change(ctx, notify::LIST, pop_event(end), key);
+    }
+    Ok(popped)
+}
+
 /// [`pop_elements`] without its keyspace events (LMOVE raises them in Redis's order).
 fn take_elements(
     ctx: &mut Ctx<'_>,
@@ -255,12 +284,18 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End) -> CommandResult {
         return Err(super::arity_message(name).into());
     }
     let count = args.get(2).map(|arg| parse_pop_count(arg)).transpose()?;
-    let popped = pop_elements(ctx, args[1], end, count.unwrap_or(1))?;
-    match (popped, count) {
-        (None, None) => ctx.out.null(),
-        (None, Some(_)) => ctx.out.null_array(),
-        (Some(mut popped), None) => ctx.out.bulk(&popped.pop().expect("a stored list")),
-        (Some(popped), Some(_)) => {
+    let Some(count) = count else {
+        // The common form: one element, without the vector of the counted form.
+        match pop_one_element(ctx, args[1], end)? {
+            Some(element) => ctx.out.bulk(&element),
+            None => ctx.out.null(),
+        }
+        return Ok(());
+    };
+    let popped = pop_elements(ctx, args[1], end, count)?;
+    match popped {
+        None => ctx.out.null_array(),
+        Some(popped) => {
             ctx.out.array_len(popped.len());
             for element in &popped {
                 ctx.out.bulk(element);

@@ -852,7 +852,33 @@ static CORE: &[CommandSpec] = &[
 /// Longest command name looked up; longer names are unknown without a copy.
 const COMMAND_NAME_LEN_MAX: usize = 32;
 
-static BY_NAME: LazyLock<HashMap<&'static [u8], usize>> = LazyLock::new(|| {
+/// FNV-1a over a command name: every request looks its name up, and names are a few bytes,
+/// where SipHash's setup and finalisation cost more than the lookup itself (the map holds
+/// only the table's own names, so no peer chooses its keys).
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameMap = HashMap<&'static [u8], usize, std::hash::BuildHasherDefault<NameHasher>>;
+
+static BY_NAME: LazyLock<NameMap> = LazyLock::new(|| {
     COMMANDS
         .iter()
         .enumerate()

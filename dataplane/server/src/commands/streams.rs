@@ -49,13 +49,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The shape of blocks: `stream-node-max-bytes` and `stream-node-max-entries`.
 pub(crate) fn limits(config: &Config) -> StreamLimits {
-    StreamLimits {
-        node_bytes_max: config.memory_value("stream-node-max-bytes") as usize,
-        node_entries_max: config
-            .value("stream-node-max-entries")
-            .parse()
-            .unwrap_or(StreamLimits::default().node_entries_max),
-    }
+    config.stream_limits
 }
 
 /// A store error as the reply.
@@ -76,9 +70,31 @@ fn parse_strict_id(arg: &[u8]) -> Result<StreamId, CommandError> {
     parse_id(arg, 0).map_err(stream_error)
 }
 
-/// An ID as a bulk string.
+/// An ID as a bulk string, formatted on the stack (XADD answers one per call).
 fn reply_id(out: &mut ReplySink, id: StreamId) {
-    out.bulk(id.to_string().as_bytes());
+    // Two u64s of at most 20 digits each and the dash.
+    let mut text = [0u8; 41];
+    let mut at = write_decimal(&mut text, 0, id.ms);
+    text[at] = b'-';
+    at = write_decimal(&mut text, at + 1, id.seq);
+    out.bulk(&text[..at]);
+}
+
+/// Writes `value` in decimal at `at` of `text`; the position after it.
+fn write_decimal(text: &mut [u8], at: usize, value: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let (mut rest, mut start) = (value, digits.len());
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - start;
+    text[at..at + len].copy_from_slice(&digits[start..]);
+    at + len
 }
 
 /// One entry: `[id, [field, value, ...]]`.

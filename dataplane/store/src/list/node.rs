@@ -23,6 +23,22 @@ pub(super) struct Node {
     buf: PackedBuf<HEADER_BYTES>,
 }
 
+/// The LEB128 length prefix of `len` on the stack (at most 10 bytes for a `usize`), and how
+/// many bytes of it are used.
+fn length_prefix_array(len: usize) -> ([u8; 10], usize) {
+    let (mut prefix, mut used, mut rest) = ([0u8; 10], 0, len);
+    loop {
+        let low = (rest & 0x7f) as u8;
+        rest >>= 7;
+        if rest == 0 {
+            prefix[used] = low;
+            return (prefix, used + 1);
+        }
+        prefix[used] = low | 0x80;
+        used += 1;
+    }
+}
+
 fn length_prefix(len: usize, out: &mut Vec<u8>) {
     let mut rest = len;
     loop {
@@ -131,17 +147,14 @@ impl Node {
         }
     }
 
-    /// Byte offset of each element, and the end.
-    fn offsets(&self) -> Vec<usize> {
+    /// Byte offset of element `index` (`count` for the end), walking only the elements before
+    /// it: pushes and pops at the head touch the first element only.
+    fn offset_of(&self, index: usize) -> usize {
         let data = self.data();
-        let mut offsets = Vec::with_capacity(self.count() + 1);
-        let mut at = 0;
-        while at < data.len() {
-            offsets.push(at);
-            at = decode(data, at).1;
+        if index >= self.count() {
+            return data.len();
         }
-        offsets.push(at);
-        offsets
+        (0..index).fold(0, |at, _| decode(data, at).1)
     }
 
     pub(super) fn get(&self, index: usize) -> &[u8] {
@@ -149,27 +162,26 @@ impl Node {
     }
 
     pub(super) fn last(&self) -> &[u8] {
-        let offsets = self.offsets();
-        decode(self.data(), offsets[offsets.len() - 2]).0
+        // Lengths lead their elements, so the last one is found by walking the node (at most
+        // NODE_BYTES_MAX bytes), without collecting the offsets.
+        self.iter().last().expect("a node is never empty")
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
         // The buffer grows to exactly what is needed, as a listpack does: doubling would leave
         // up to half of every small list's buffer unused. The allocator's size classes (about
         // 25% apart) keep most of these growths in place.
-        let at = if index == self.count() {
-            self.data().len()
-        } else {
-            self.offsets()[index]
-        };
-        self.buf.splice(at..at, &encode(element));
+        // In place, without a temporary encoding: the prefix from the stack, then the element.
+        let at = self.offset_of(index);
+        let (prefix, prefix_len) = length_prefix_array(element.len());
+        self.buf.insert_parts(at, &[&prefix[..prefix_len], element]);
         self.set_count(self.count() + 1);
     }
 
     pub(super) fn replace(&mut self, index: usize, element: &[u8]) {
-        let offsets = self.offsets();
-        self.buf
-            .splice(offsets[index]..offsets[index + 1], &encode(element));
+        let start = self.offset_of(index);
+        let end = decode(self.data(), start).1;
+        self.buf.splice(start..end, &encode(element));
     }
 
     /// Removes elements `range` of this node.
@@ -177,15 +189,17 @@ impl Node {
         if range.is_empty() {
             return;
         }
-        let offsets = self.offsets();
-        self.buf
-            .splice(offsets[range.start]..offsets[range.end], &[]);
+        let start = self.offset_of(range.start);
+        let end = range
+            .clone()
+            .fold(start, |at, _| decode(self.data(), at).1);
+        self.buf.splice(start..end, &[]);
         self.set_count(self.count() - range.len());
     }
 
     /// Splits off the elements from `index` on into a new node.
     pub(super) fn split_off(&mut self, index: usize) -> Node {
-        let at = self.offsets()[index];
+        let at = self.offset_of(index);
         let mut tail = Node::default();
         tail.buf.set_body(&self.data()[at..]);
         tail.set_count(self.count() - index);

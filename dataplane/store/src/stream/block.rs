@@ -94,17 +94,18 @@ impl Block {
     /// Appends an entry (its ID above every ID in the block, `master_id` the block's key).
     pub(super) fn push(&mut self, id: StreamId, master_id: StreamId, fields: &[&[u8]]) {
         debug_assert!(self.last_appended < id || self.fill() == 0);
-        let names: Vec<&[u8]> = fields.iter().step_by(2).copied().collect();
+        // The field names are the even items; no vector of them is built for the comparison.
+        let names = || fields.iter().step_by(2);
+        let field_count = fields.len().div_ceil(2);
         if self.fill() == 0 {
             self.master_id = master_id;
-            self.master_fields = names.iter().map(|name| name.to_vec()).collect();
+            self.master_fields = names().map(|name| name.to_vec()).collect();
         }
-        let same_fields = names.len() == self.master_fields.len()
-            && names
-                .iter()
+        let same_fields = field_count == self.master_fields.len()
+            && names()
                 .zip(&self.master_fields)
                 .all(|(a, b)| *a == b.as_slice());
-        let field_count = names.len() as i64;
+        let field_count = field_count as i64;
         let mut bytes = integer_bytes(if same_fields { FLAG_SAME_FIELDS } else { 0 })
             + integer_bytes(id.ms.wrapping_sub(master_id.ms) as i64)
             + integer_bytes(id.seq.wrapping_sub(master_id.seq) as i64);

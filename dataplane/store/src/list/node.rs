@@ -190,9 +190,7 @@ impl Node {
             return;
         }
         let start = self.offset_of(range.start);
-        let end = range
-            .clone()
-            .fold(start, |at, _| decode(self.data(), at).1);
+        let end = range.clone().fold(start, |at, _| decode(self.data(), at).1);
         self.buf.splice(start..end, &[]);
         self.set_count(self.count() - range.len());
     }

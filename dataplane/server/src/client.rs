@@ -109,15 +109,14 @@ impl Pushes {
 }
 
 impl ClientHandle {
-    /// The handle of a client that is no connection (a transport session, a command forwarded
-    /// from another shard): no socket, `addr` and `laddr` both `origin`.
-    pub fn detached(id: u64, origin: &str) -> Self {
+    /// A new client's handle: no name, database 0, RESP2, created now.
+    pub fn new(id: u64, addr: String, laddr: String, fd: RawFd) -> Self {
         let now = unix_time_ms();
         Self {
             id,
-            addr: origin.to_string(),
-            laddr: origin.to_string(),
-            fd: -1,
+            addr,
+            laddr,
+            fd,
             created_at_ms: now,
             name: RefCell::new(String::new()),
             user: RefCell::default(),
@@ -133,6 +132,12 @@ impl ClientHandle {
             tracking: Default::default(),
             limits: Default::default(),
         }
+    }
+
+    /// The handle of a client that is no connection (a transport session, a command forwarded
+    /// from another shard): no socket, `addr` and `laddr` both `origin`.
+    pub fn detached(id: u64, origin: &str) -> Self {
+        Self::new(id, origin.to_string(), origin.to_string(), -1)
     }
 
     /// The CLIENT LIST / CLIENT INFO line, in Redis 7.2's field order.

@@ -1,6 +1,5 @@
 //! Start-up: the shards, each with its listeners, its mesh receivers and its expiry task.
 
-use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -327,34 +326,16 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
             });
             continue;
         }
-        let now = unix_time_ms();
         let peer = stream.peer_addr().ok();
-        let handle = Rc::new(ClientHandle {
-            id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
-            addr: stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            laddr: stream
+        let handle = Rc::new(ClientHandle::new(
+            shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            peer.map(|a| a.to_string()).unwrap_or_default(),
+            stream
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
-            fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
-            created_at_ms: now,
-            name: RefCell::new(String::new()),
-            user: RefCell::default(),
-            lib_name: RefCell::new(String::new()),
-            lib_ver: RefCell::new(String::new()),
-            db: Cell::new(0),
-            resp: Cell::new(2),
-            last_command: Cell::new("NULL"),
-            last_interaction_ms: Cell::new(now),
-            killed: Cell::new(false),
-            subscription_counts: Cell::new([0; 3]),
-            pushes: Default::default(),
-            tracking: Default::default(),
-            limits: Default::default(),
-        });
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+        ));
         shard.clients.borrow_mut().insert(handle.id, handle.clone());
         let shard = shard.clone();
         runtime::spawn(async move {

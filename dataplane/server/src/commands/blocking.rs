@@ -595,13 +595,14 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
         return Reply::Error("ERR not a keyspace command".into());
     };
     let owner = shard.owner_of(args[1]);
+    let caller = super::multikey::Caller {
+        db,
+        ..super::multikey::Caller::of(shard.index, client)
+    };
     if owner != shard.index {
         let request = ShardRequest::Execute {
-            db,
+            caller,
             protocol: client.protocol,
-            no_touch: client.no_touch,
-            caller: super::tracking::caller(shard.index, &client.handle),
-            script: client.script,
             args: PackedArgs::new(args.iter().copied()),
             token: client.hold,
             hold: false,
@@ -611,10 +612,6 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
     super::multikey::admit(shard, spec, args, db, client.hold, false).await;
     let mut sink = ReplySink::values(client.protocol);
     let now_ms = crate::stats::unix_time_ms();
-    let caller = super::multikey::Caller {
-        db,
-        ..super::multikey::Caller::of(shard.index, client)
-    };
     if let Err(error) =
         super::multikey::run_local_as(shard, handler, caller, now_ms, args, &mut sink)
     {

@@ -14,7 +14,7 @@ use ember_resp::{Outcome, Protocol, ReplySink};
 use smallvec::SmallVec;
 
 use super::multikey::{self, execute_request, into_reply};
-use super::{CommandFlags, ConnectionCtx, Handler, TransactionOp, COMMANDS};
+use super::{CommandFlags, CommandResult, ConnectionCtx, Handler, TransactionOp, COMMANDS};
 use crate::client::{Client, ClientHandle};
 use crate::shard::router::{self, Route};
 use crate::shard::{PackedArgs, PendingReply, Shard};
@@ -307,16 +307,8 @@ pub async fn execute<'s>(
         // Keyspace events this command raised reach every shard before its reply leaves.
         super::pubsub::forward_events(shard).await;
     }
-    if let Err(error) = result {
-        out.error(&error.0);
-    }
-    let failed = if std::mem::take(&mut client.error_counted) {
-        matches!(out.outcome(), Outcome::Error(_))
-    } else {
-        note_failure(shard, out.outcome())
-    };
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
-    record(shard, client, index, args, started, failed);
+    finish(shard, client, index, args, started, result, out);
     // MULTI, EXEC, WATCH...: EXEC's commands were recorded one by one, so EXEC's own reply
     // and time would count them twice.
     if shard.hotkeys.recording() && !matches!(spec.handler, Handler::Transaction(_)) {
@@ -440,20 +432,6 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Rep
     multikey::release_all(shard, &shards, token).await;
 }
 
-/// Counts one run of command `index` in the statistics, the slow log and the latency monitor.
-fn record(
-    shard: &Shard,
-    client: &Client,
-    index: usize,
-    args: &[&[u8]],
-    started: Instant,
-    failed: bool,
-) {
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    shard.stats.record_call(index, elapsed_us, failed);
-    record_slow(shard, &client.handle, index, args, elapsed_us);
-}
-
 /// Adds command `index`'s run to the slow log when it took long enough, and samples it for the
 /// latency monitor.
 fn record_slow(
@@ -526,10 +504,7 @@ pub(crate) fn execute_now(
         return false;
     }
     if shard.gate.busy() {
-        let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
-            Some(finder) => finder(args).into_iter().map(|p| args[p]).collect(),
-            None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
-        };
+        let keys = spec.key_args(args);
         if shard.gate.keys_blocked(client.hold, client.db, &keys) {
             return false;
         }
@@ -539,6 +514,22 @@ pub(crate) fn execute_now(
     client.handle.last_interaction_ms.set(now_ms);
     client.handle.last_command.set(spec.name);
     let result = multikey::run_local(shard, handler, client, now_ms, args, out);
+    finish(shard, client, index, args, started, result, out);
+    true
+}
+
+/// Writes a failed command's error and counts the run of command `index` in the statistics
+/// (its error once: a script's error raised by a failed `redis.call` was counted there), the
+/// slow log and the latency monitor.
+fn finish(
+    shard: &Shard,
+    client: &mut Client,
+    index: usize,
+    args: &[&[u8]],
+    started: Instant,
+    result: CommandResult,
+    out: &mut ReplySink,
+) {
     if let Err(error) = result {
         out.error(&error.0);
     }
@@ -547,6 +538,7 @@ pub(crate) fn execute_now(
     } else {
         note_failure(shard, out.outcome())
     };
-    record(shard, client, index, args, started, failed);
-    true
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    shard.stats.record_call(index, elapsed_us, failed);
+    record_slow(shard, &client.handle, index, args, elapsed_us);
 }

@@ -600,6 +600,14 @@ impl CommandSpec {
         }
     }
 
+    /// The keys `args` name (see [`Self::key_positions`]), without allocating for up to 8.
+    pub fn key_args<'a>(&self, args: &[&'a [u8]]) -> smallvec::SmallVec<[&'a [u8]; 8]> {
+        match self.key_finder {
+            Some(finder) => finder(args).into_iter().map(|p| args[p]).collect(),
+            None => self.keys.positions(args.len()).map(|p| args[p]).collect(),
+        }
+    }
+
     /// True when `args` make this command read keys its data names, on any shard.
     pub fn reads_named_keys(&self, args: &[&[u8]]) -> bool {
         self.lookups.is_some_and(|lookups| (lookups.wide)(args))

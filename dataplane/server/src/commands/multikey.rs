@@ -140,10 +140,7 @@ pub async fn admit(
     if !hold && !gate.busy() {
         return; // The common case: nothing is held, nothing to look at.
     }
-    let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
-        Some(finder) => finder(args).into_iter().map(|p| args[p]).collect(),
-        None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
-    };
+    let keys = spec.key_args(args);
     match (hold, token) {
         (true, Some(token)) => gate.lock_keys(token, db, &keys).await,
         (_, token) => gate.enter_keys(token, db, &keys).await,
@@ -174,11 +171,8 @@ pub fn execute_request(
     hold: bool,
 ) -> ShardRequest {
     ShardRequest::Execute {
-        db: client.db,
+        caller: Caller::of(shard_index, client),
         protocol: client.protocol,
-        no_touch: client.no_touch,
-        caller: super::tracking::caller(shard_index, &client.handle),
-        script: client.script,
         args,
         token,
         hold,
@@ -480,11 +474,8 @@ async fn try_pair_from_above(
     let args = here.args.slices();
     admit(shard, spec, &args, client.db, Some(token), true).await;
     let request = ShardRequest::TryExecute {
-        db: client.db,
+        caller: Caller::of(shard.index, client),
         protocol: client.protocol,
-        no_touch: client.no_touch,
-        caller: super::tracking::caller(shard.index, &client.handle),
-        script: client.script,
         args: std::mem::take(&mut lower.args),
     };
     let replies = match shard.call(lower.owner, request).await {

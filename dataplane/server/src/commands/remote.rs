@@ -4,7 +4,6 @@
 use std::rc::Rc;
 
 use ember_resp::{Protocol, ReplySink};
-use smallvec::SmallVec;
 
 use super::multikey::{admit, apply_entries, run_local_as};
 use crate::runtime::{self, MeshReceiver};
@@ -65,8 +64,11 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         // rest of this peer's messages; any other runs inline (cross-shard writes hold a few
         // keys at a time, so the gate is busy most of the time under MSET, rarely on these keys).
         ShardRequest::Execute {
-            args, db, token, ..
-        } => !shard.gate.busy() || !execute_blocked(shard, args, *db, *token),
+            args,
+            caller,
+            token,
+            ..
+        } => !shard.gate.busy() || !execute_blocked(shard, args, caller.db, *token),
         ShardRequest::Release { .. } | ShardRequest::Fetch { .. } | ShardRequest::Store { .. } => {
             true
         }
@@ -97,11 +99,7 @@ fn execute_blocked(shard: &Shard, args: &PackedArgs, db: usize, token: Option<Ho
     let Some(spec) = super::lookup(args[0]).map(|index| &super::COMMANDS[index]) else {
         return false;
     };
-    let keys: SmallVec<[&[u8]; 8]> = match spec.key_finder {
-        Some(finder) => finder(&args).into_iter().map(|p| args[p]).collect(),
-        None => spec.keys.positions(args.len()).map(|p| args[p]).collect(),
-    };
-    shard.gate.keys_blocked(token, db, &keys)
+    shard.gate.keys_blocked(token, db, &spec.key_args(&args))
 }
 
 /// Runs a keyspace command for another shard's `caller` (after [`admit`]) and returns its reply.
@@ -134,40 +132,20 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
     let now_ms = crate::stats::unix_time_ms();
     match request {
         ShardRequest::Execute {
-            db,
-            protocol,
-            no_touch,
             caller,
-            script,
+            protocol,
             args,
             token,
             hold,
-        } => {
-            let caller = super::multikey::Caller {
-                db,
-                no_touch,
-                script,
-                tracking: caller,
-            };
-            execute(shard, caller, protocol, &args, token, hold, now_ms).await
-        }
+        } => execute(shard, caller, protocol, &args, token, hold, now_ms).await,
         ShardRequest::TryExecute {
-            db,
-            protocol,
-            no_touch,
             caller,
-            script,
+            protocol,
             args,
         } => {
-            if shard.gate.busy() && execute_blocked(shard, &args, db, None) {
+            if shard.gate.busy() && execute_blocked(shard, &args, caller.db, None) {
                 return ShardReply::Refused(args);
             }
-            let caller = super::multikey::Caller {
-                db,
-                no_touch,
-                script,
-                tracking: caller,
-            };
             execute(shard, caller, protocol, &args, None, false, now_ms).await
         }
         ShardRequest::Migrate {

@@ -78,13 +78,9 @@ pub enum ShardRequest {
     /// Run a keyspace command here and return its reply. With `hold`, first hold this shard for
     /// `token` and keep holding it after (a cross-shard write's parts before its last).
     Execute {
-        db: usize,
+        /// Who asks: database, NO-TOUCH, script flag, tracking identity.
+        caller: crate::commands::multikey::Caller,
         protocol: Protocol,
-        no_touch: bool,
-        /// The client, for client tracking (NOLOOP, keys it read).
-        caller: super::tracking::Caller,
-        /// The caller is a script ([`crate::client::Client::script`]).
-        script: bool,
         args: PackedArgs,
         token: Option<HoldToken>,
         hold: bool,
@@ -104,11 +100,8 @@ pub enum ShardRequest {
     /// and run nothing. Never waits: a cross-shard write whose caller already holds its own
     /// keys sends it to a lower shard (commands::multikey), which may not wait on holds.
     TryExecute {
-        db: usize,
+        caller: crate::commands::multikey::Caller,
         protocol: Protocol,
-        no_touch: bool,
-        caller: super::tracking::Caller,
-        script: bool,
         args: PackedArgs,
     },
     /// Wait until no one holds this shard, then hold it for `token`.

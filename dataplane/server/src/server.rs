@@ -69,6 +69,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         tracking_items: Default::default(),
         protection: Default::default(),
         tier_versions: crate::shard::local_tier::Versions::new(shard_count),
+        monitors: crate::commands::monitor::Watchers::new(shard_count),
     });
     crate::memory::GAUGE.record_startup();
     exit_when_a_shard_panics();

@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn expire_rest_keeps_expiry_to_its_share() {
         let cases: &[(&str, i64, u64, u64)] = &[
-            ("effort 1: 25% of the time, 2 ms of work then 6 of rest", 1, 2000, 6000),
+            ("effort 1: 25%, 2 ms of work then 6 of rest", 1, 2000, 6000),
             ("effort 10: 43%", 10, 3440, 4560),
             ("out of range is effort 10", 99, 3440, 4560),
             ("a short tick still rests 1 ms", 1, 100, 1000),

@@ -98,7 +98,10 @@ fn keys_with_a_ttl_vanish_without_being_read() {
                 .arg("g")
                 .arg(i)
                 .ignore();
-            pipe.cmd("PEXPIRE").arg(format!("h:{i}")).arg(3_200).ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(format!("h:{i}"))
+                .arg(3_200)
+                .ignore();
             pipe.cmd("RPUSH")
                 .arg(format!("l:{i}"))
                 .arg(&value)
@@ -119,7 +122,10 @@ fn keys_with_a_ttl_vanish_without_being_read() {
                 .arg(1)
                 .arg(&value)
                 .ignore();
-            pipe.cmd("PEXPIRE").arg(format!("z:{i}")).arg(3_500).ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(format!("z:{i}"))
+                .arg(3_500)
+                .ignore();
             volatile += 6;
         }
         for i in 0..PERSISTENT {
@@ -288,7 +294,8 @@ fn jitter_spreads_when_keys_actually_go() {
         "with jitter the keys went over {first:?}..{last:?}: {seen:?}"
     );
     assert!(
-        seen.iter().any(|&(_, size)| size > KEYS / 10 && size < KEYS * 9 / 10),
+        seen.iter()
+            .any(|&(_, size)| size > KEYS / 10 && size < KEYS * 9 / 10),
         "{seen:?}"
     );
     let _: () = redis::cmd("CONFIG")

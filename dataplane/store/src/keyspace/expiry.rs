@@ -424,7 +424,10 @@ mod tests {
             keyspace.insert(0, format!("kept:{i}").as_bytes(), Value::Int(1), None, 0);
         }
         let full = table_bytes(&keyspace, 0);
-        assert!(full > 200_000 * 8, "{full} bytes of buckets for 200,100 keys");
+        assert!(
+            full > 200_000 * 8,
+            "{full} bytes of buckets for 200,100 keys"
+        );
         while keyspace.expire_cycle(5_000, 1_000) == 1_000 {}
         assert_eq!(keyspace.len(0), 100);
         let left = table_bytes(&keyspace, 0);
@@ -433,7 +436,9 @@ mod tests {
             "{left} bytes of buckets left of {full} for 100 keys"
         );
         for i in 0..100u64 {
-            assert!(keyspace.peek(0, format!("kept:{i}").as_bytes(), 5_000).is_some());
+            assert!(keyspace
+                .peek(0, format!("kept:{i}").as_bytes(), 5_000)
+                .is_some());
         }
     }
 

@@ -463,6 +463,9 @@ pub struct Config {
     pub slowlog_max_len: usize,
     /// Events above this many milliseconds are recorded by LATENCY (0 = off).
     pub latency_monitor_threshold_ms: u64,
+    /// `busy-reply-threshold` (`lua-time-limit`), milliseconds: kept typed because every
+    /// script reads it.
+    pub busy_reply_threshold_ms: u64,
     /// Active expiry ticks per second.
     pub hz: u64,
     /// `hash-max-listpack-entries` / `hash-max-listpack-value` (or their ziplist aliases).
@@ -516,6 +519,7 @@ impl Default for Config {
             slowlog_log_slower_than_us: 0,
             slowlog_max_len: 0,
             latency_monitor_threshold_ms: 0,
+            busy_reply_threshold_ms: 0,
             hz: 0,
             hash_limits: ember_store::HashLimits::default(),
             hll_sparse_max_bytes: 0,
@@ -734,6 +738,7 @@ impl Config {
         self.slowlog_log_slower_than_us = self.integer("slowlog-log-slower-than");
         self.slowlog_max_len = self.integer("slowlog-max-len") as usize;
         self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;
+        self.busy_reply_threshold_ms = self.integer("busy-reply-threshold") as u64;
         self.hz = self.integer("hz") as u64;
         self.hash_limits = ember_store::HashLimits {
             listpack_entries_max: self.integer("hash-max-listpack-entries") as usize,

@@ -70,19 +70,26 @@ const START_KICK_SIGNAL: libc::c_int = libc::SIGURG;
 /// Prefix of every shard thread's name (glommio adds `-<executor id>`).
 const SHARD_THREAD_PREFIX: &str = "ember-shard-";
 
+/// One shard's place in the count of shards that have started or ended: counted when dropped,
+/// so a shard whose executor could not be created, or that panicked or ended, counts too.
+struct StartCount(Arc<AtomicUsize>);
+
+impl Drop for StartCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 thread_local! {
-    /// Shards that have started (or ended), counted once by [`mark_started`]; set on each
-    /// shard's thread by [`run_shards`].
-    static STARTED: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
+    /// This shard's [`StartCount`], until [`mark_started`] drops it; set by [`run_shards`].
+    static STARTED: RefCell<Option<StartCount>> = const { RefCell::new(None) };
 }
 
 /// Says that this shard has started: its periodic tasks run and its listeners accept, so a
 /// lost wake-up of the runtime no longer needs the main thread ([`run_shards`]). Once per
 /// shard; later calls do nothing.
 pub fn mark_started() {
-    if let Some(started) = STARTED.with(|cell| cell.borrow_mut().take()) {
-        started.fetch_add(1, Ordering::SeqCst);
-    }
+    drop(STARTED.with(|cell| cell.borrow_mut().take()));
 }
 
 /// Starts `shard_count` executors, shard `i` pinned to CPU `cpus[i % cpus.len()]`, each
@@ -90,10 +97,10 @@ pub fn mark_started() {
 /// and waits for all of them to finish. `mesh_bells`: give each shard a [`MeshBell`] that
 /// every message to it rings (only a shard that sleeps in its socket ring reads it).
 ///
-/// Until every shard has called [`mark_started`] (or ended), the main thread interrupts the
-/// shards' sleeps every [`START_KICK_PERIOD`] ([`kick_until_started`]): glommio 0.9 can put
-/// an executor to sleep while it still has a task to run, and at start-up nothing else would
-/// wake it.
+/// Until every shard has called [`mark_started`] (or ended, or failed to start), the main
+/// thread interrupts the shards' sleeps every [`START_KICK_PERIOD`] ([`kick_until_started`]):
+/// glommio 0.9 can put an executor to sleep while it still has a task to run, and at start-up
+/// nothing else would wake it.
 ///
 /// # Errors
 /// When an executor cannot be created (no such CPU, io_uring refused by the kernel).
@@ -131,12 +138,12 @@ where
         let mesh = mesh.clone();
         let shard_main = shard_main.clone();
         let bells = bells.clone();
-        let started = started.clone();
+        let count = StartCount(started.clone());
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("{SHARD_THREAD_PREFIX}{index}"))
             .spin_before_park(busy_poll)
             .spawn(move || async move {
-                STARTED.with(|cell| *cell.borrow_mut() = Some(started));
+                STARTED.with(|cell| *cell.borrow_mut() = Some(count));
                 let (senders, mut receivers) = mesh.join().await.expect("mesh join");
                 let peer = senders.peer_id();
                 if let Some(bells) = &bells {

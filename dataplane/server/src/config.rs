@@ -133,10 +133,9 @@ const PARAMETERS: &[Parameter] = &[
     ),
     // Socket I/O through one io_uring per shard (multishot receive, sends batched per turn);
     // `no` uses the runtime's own sockets (and the epoll spinner when busy polling). The ring
-    // polls every listener, so a shard asleep in it accepts a new connection at once. Off by
-    // default for now: with it on, ember twice failed to finish starting (shard 0 stalled
-    // before its ring was up) in about 170 starts on a loaded machine, not yet explained.
-    parameter("io-uring", "no", Kind::Bool, Immutable),
+    // polls every listener, so a shard asleep in it accepts a new connection at once. (The
+    // start-up stall once blamed on it was glommio's, with either value: runtime::run_shards.)
+    parameter("io-uring", "yes", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
     // ACLs (commands/acl): the users file, the log's length, new users' channels.
     parameter("aclfile", "", Kind::Text, Immutable),
@@ -508,7 +507,7 @@ impl Default for Config {
             threads: 0,
             busy_poll_us: 0,
             shard_reply_timeout_ms: 0,
-            io_uring: false,
+            io_uring: true,
             requirepass: String::new(),
             maxclients: 0,
             proto_max_bulk_len: 0,

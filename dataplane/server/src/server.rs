@@ -300,6 +300,8 @@ async fn shard_main(
         .into_iter()
         .map(|(listener, tls)| runtime::spawn(accept_loop(shard.clone(), listener, tls)))
         .collect();
+    // Its timers and accept loops now wake it (runtime::run_shards stops interrupting it).
+    runtime::mark_started();
     for accept in accepts {
         accept.await;
     }

@@ -25,7 +25,11 @@
 //!   ([`KeyWaiter`]'s `since`), and only then is the key served. The push's reply may leave
 //!   first, but nothing reads or writes the held keys before the waiters are served, so
 //!   every other client sees the push and the pops as one change. A fence costs a round trip
-//!   between shards, only when a key that has waiters becomes ready.
+//!   between shards, so it is taken only where it can change the outcome: when a
+//!   registration is on its way to the key's shard (`Shared::registrations_in_flight`), or
+//!   when every waiter was served and the key still holds something. A request whose bytes
+//!   its shard has not read yet begins later than every queued waiter, so it can only take
+//!   what they leave.
 //! - The **home side**, on the shard of the blocked connection ([`run`]): it registers the
 //!   waiter on every shard that owns one of its keys, then waits for a result, its timeout,
 //!   CLIENT UNBLOCK, or its connection closing. At the end it cancels its registrations
@@ -526,6 +530,8 @@ async fn register_on(
         block,
         token,
     });
+    // Counted down by the owner once processed (serving::answer).
+    shard.shared.registrations_in_flight[owner].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match shard.call(owner, request).await {
         ShardReply::Blocking(reply) => reply,
         ShardReply::Reply(reply) => BlockingReply::Error(

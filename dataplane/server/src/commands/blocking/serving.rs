@@ -2,6 +2,7 @@
 //! owns it, serving them after the commands that fill their keys, and sending results home.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -43,10 +44,13 @@ pub fn after_store<'k>(shard: &Shard, db: usize, keys: impl IntoIterator<Item = 
 /// Serves the waiters of every ready key, in their queue's order, unless the shard is held (the
 /// release calls this again).
 ///
-/// A ready key is first fenced ([`start_fence`]): its keys are held, and it is served only
-/// once every shard (this one included) has had one turn of its loop since. A client's
-/// blocking request that was sent before the push that made the key ready, on a connection of
-/// any shard, has then registered, and takes its place in the queue by the time it began.
+/// A ready key is fenced ([`start_fence`]) when a registration from another shard is on its
+/// way here: its keys are held, and it is served only once every shard (this one included)
+/// has had one turn of its loop since. A client's blocking request that was sent before the
+/// push that made the key ready, on a connection of any shard, has then registered, and takes
+/// its place in the queue by the time it began. With none on its way, the key is served at
+/// once, and fenced only when every waiter was served and it still holds something (a request
+/// not read yet would have been served too).
 pub fn serve_ready(shard: &Shard) {
     let registry = &shard.blocking;
     if registry.ready.borrow().is_empty() || shard.gate.busy() {
@@ -68,7 +72,12 @@ pub fn serve_ready(shard: &Shard) {
                 .position(|(fenced_db, fenced_key)| *fenced_db == db && *fenced_key == key);
             at.map(|at| fenced.swap_remove(at)).is_some()
         };
-        if !fenced {
+        // With no registration on its way here, every waiter whose request began before the
+        // push is queued, except one whose bytes its shard has not read yet (it begins later
+        // than every waiter here): serve now, and fence only what is left for such a waiter.
+        let settled = !fenced
+            && shard.shared.registrations_in_flight[shard.index].load(Ordering::SeqCst) == 0;
+        if !fenced && !settled {
             to_fence.push((db, key));
             continue;
         }
@@ -98,6 +107,16 @@ pub fn serve_ready(shard: &Shard) {
                     registry.note(db, args[position]);
                 }
             }
+        }
+        if settled && !registry.queues.borrow().contains_key(&(db, key.clone())) && {
+            let keyspace = shard.keyspace.borrow();
+            keyspace
+                .peek(db, &key, crate::stats::unix_time_ms())
+                .is_some()
+        } {
+            // Every waiter was served and the key still holds something: a request sent
+            // before the push, not yet read, would take it in Redis. Hold it for a fence.
+            to_fence.push((db, key));
         }
     }
     if !to_fence.is_empty() {
@@ -356,7 +375,11 @@ pub async fn answer(shard: &Rc<Shard>, request: BlockingRequest) -> ShardReply {
             waiter,
             block,
             token,
-        } => register_here(shard, *waiter, block, token).await,
+        } => {
+            let reply = register_here(shard, *waiter, block, token).await;
+            shard.shared.registrations_in_flight[shard.index].fetch_sub(1, Ordering::SeqCst);
+            reply
+        }
         BlockingRequest::Cancel { id } => BlockingReply::Cancelled(cancel_here(shard, id)),
         BlockingRequest::Fence => {
             one_turn(shard).await;

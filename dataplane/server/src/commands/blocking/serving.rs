@@ -226,9 +226,11 @@ async fn one_turn(shard: &Shard) {
     // readiness when the spinner does not run) and the other shards' messages.
     runtime::sleep(Duration::from_micros(1)).await;
     if let (Some(spinner), Some(polls)) = (spinner, polls) {
-        // The spinner reads the sockets' readiness itself: wait for its next look.
+        // The spinner reads the sockets' readiness itself: wait for its next look. It may be
+        // in its own pause (a timer), so this waits through the runtime's loop too, never in
+        // a loop of yields that would keep the loop from its timers.
         while spinner.spinning() && spinner.polls() == polls {
-            runtime::yield_now().await;
+            runtime::sleep(Duration::from_micros(1)).await;
         }
     }
     // The connections woken meanwhile were queued before this task: they run first.

@@ -245,6 +245,7 @@ impl Client {
             hold: None,
             watched: Vec::new(),
             subscriptions: Default::default(),
+            monitor: false,
         }
     }
 }
@@ -289,4 +290,6 @@ pub struct Client {
     pub watched: Vec<(usize, Vec<u8>, Option<u32>)>,
     /// Pub/Sub channels, patterns and shard channels listened to.
     pub subscriptions: crate::commands::pubsub::Subscriptions,
+    /// MONITOR: every command run on the server is pushed to this connection.
+    pub monitor: bool,
 }

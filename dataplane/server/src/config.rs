@@ -133,10 +133,9 @@ const PARAMETERS: &[Parameter] = &[
     ),
     // Socket I/O through one io_uring per shard (multishot receive, sends batched per turn);
     // `no` uses the runtime's own sockets (and the epoll spinner when busy polling). The ring
-    // polls every listener, so a shard asleep in it accepts a new connection at once. Off by
-    // default for now: with it on, ember twice failed to finish starting (shard 0 stalled
-    // before its ring was up) in about 170 starts on a loaded machine, not yet explained.
-    parameter("io-uring", "no", Kind::Bool, Immutable),
+    // polls every listener, so a shard asleep in it accepts a new connection at once. (The
+    // start-up stall once blamed on it was glommio's, with either value: runtime::run_shards.)
+    parameter("io-uring", "yes", Kind::Bool, Immutable),
     parameter("requirepass", "", Kind::Text, Mutable),
     // ACLs (commands/acl): the users file, the log's length, new users' channels.
     parameter("aclfile", "", Kind::Text, Immutable),
@@ -463,6 +462,9 @@ pub struct Config {
     pub slowlog_max_len: usize,
     /// Events above this many milliseconds are recorded by LATENCY (0 = off).
     pub latency_monitor_threshold_ms: u64,
+    /// `busy-reply-threshold` (`lua-time-limit`), milliseconds: kept typed because every
+    /// script reads it.
+    pub busy_reply_threshold_ms: u64,
     /// Active expiry ticks per second.
     pub hz: u64,
     /// `hash-max-listpack-entries` / `hash-max-listpack-value` (or their ziplist aliases).
@@ -505,7 +507,7 @@ impl Default for Config {
             threads: 0,
             busy_poll_us: 0,
             shard_reply_timeout_ms: 0,
-            io_uring: false,
+            io_uring: true,
             requirepass: String::new(),
             maxclients: 0,
             proto_max_bulk_len: 0,
@@ -516,6 +518,7 @@ impl Default for Config {
             slowlog_log_slower_than_us: 0,
             slowlog_max_len: 0,
             latency_monitor_threshold_ms: 0,
+            busy_reply_threshold_ms: 0,
             hz: 0,
             hash_limits: ember_store::HashLimits::default(),
             hll_sparse_max_bytes: 0,
@@ -734,6 +737,7 @@ impl Config {
         self.slowlog_log_slower_than_us = self.integer("slowlog-log-slower-than");
         self.slowlog_max_len = self.integer("slowlog-max-len") as usize;
         self.latency_monitor_threshold_ms = self.integer("latency-monitor-threshold") as u64;
+        self.busy_reply_threshold_ms = self.integer("busy-reply-threshold") as u64;
         self.hz = self.integer("hz") as u64;
         self.hash_limits = ember_store::HashLimits {
             listpack_entries_max: self.integer("hash-max-listpack-entries") as usize,

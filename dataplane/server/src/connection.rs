@@ -226,6 +226,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
     }
     handle.limits.release();
     pubsub::unsubscribe_all(&shard, &mut client);
+    crate::commands::monitor::stop(&shard, &mut client);
     crate::commands::tracking::disable(&shard, &handle).await;
     let _ = stream.close().await;
 }

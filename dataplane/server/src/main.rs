@@ -48,7 +48,7 @@ Options use Redis's names, for example:
   --bind 127.0.0.1         addresses to listen on
   --threads N              shards, one pinned per core (default: all cores)
   --busy-poll-us 50        spin this long after the last request before parking a shard (0: never spin)
-  --io-uring no            yes: socket I/O through one io_uring per shard, batched; no: the
+  --io-uring yes           yes: socket I/O through one io_uring per shard, batched; no: the
                            runtime's sockets, with the epoll spinner when busy polling
   --requirepass PASSWORD   require AUTH
   --tls-port 0             TLS port beside --port (--port 0: TLS only), with --tls-cert-file,

@@ -2,13 +2,15 @@
 //! timers and task queues are reached through these few functions and types, so another
 //! thread-per-core runtime can replace glommio by rewriting this file alone.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -59,10 +61,46 @@ impl<T: Send> MeshSenders<T> {
 /// The receiving side of the mesh, one stream per peer.
 pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
 
+/// How long a shard may take to start before the main thread interrupts its sleep, and how
+/// often it does so again until every shard has started ([`kick_until_started`]).
+const START_KICK_PERIOD: Duration = Duration::from_millis(20);
+/// The signal that interrupts a starting shard's sleep: ignored by default and unused
+/// otherwise (no socket of Ember asks for out-of-band data signals).
+const START_KICK_SIGNAL: libc::c_int = libc::SIGURG;
+/// Prefix of every shard thread's name (glommio adds `-<executor id>`).
+const SHARD_THREAD_PREFIX: &str = "ember-shard-";
+
+/// One shard's place in the count of shards that have started or ended: counted when dropped,
+/// so a shard whose executor could not be created, or that panicked or ended, counts too.
+struct StartCount(Arc<AtomicUsize>);
+
+impl Drop for StartCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    /// This shard's [`StartCount`], until [`mark_started`] drops it; set by [`run_shards`].
+    static STARTED: RefCell<Option<StartCount>> = const { RefCell::new(None) };
+}
+
+/// Says that this shard has started: its periodic tasks run and its listeners accept, so a
+/// lost wake-up of the runtime no longer needs the main thread ([`run_shards`]). Once per
+/// shard; later calls do nothing.
+pub fn mark_started() {
+    drop(STARTED.with(|cell| cell.borrow_mut().take()));
+}
+
 /// Starts `shard_count` executors, shard `i` pinned to CPU `cpus[i % cpus.len()]`, each
 /// spinning `busy_poll` before it parks, runs `shard_main(index, senders, receivers)` on each,
 /// and waits for all of them to finish. `mesh_bells`: give each shard a [`MeshBell`] that
 /// every message to it rings (only a shard that sleeps in its socket ring reads it).
+///
+/// Until every shard has called [`mark_started`] (or ended, or failed to start), the main
+/// thread interrupts the shards' sleeps every [`START_KICK_PERIOD`] ([`kick_until_started`]):
+/// glommio 0.9 can put an executor to sleep while it still has a task to run, and at start-up
+/// nothing else would wake it.
 ///
 /// # Errors
 /// When an executor cannot be created (no such CPU, io_uring refused by the kernel).
@@ -89,6 +127,7 @@ where
     } else {
         None
     };
+    let started = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(shard_count);
     for index in 0..shard_count {
         let placement = if cpus.is_empty() {
@@ -99,10 +138,12 @@ where
         let mesh = mesh.clone();
         let shard_main = shard_main.clone();
         let bells = bells.clone();
+        let count = StartCount(started.clone());
         let handle = LocalExecutorBuilder::new(placement)
-            .name(&format!("ember-shard-{index}"))
+            .name(&format!("{SHARD_THREAD_PREFIX}{index}"))
             .spin_before_park(busy_poll)
             .spawn(move || async move {
+                STARTED.with(|cell| *cell.borrow_mut() = Some(count));
                 let (senders, mut receivers) = mesh.join().await.expect("mesh join");
                 let peer = senders.peer_id();
                 if let Some(bells) = &bells {
@@ -110,16 +151,74 @@ where
                 }
                 let senders = MeshSenders { senders, bells };
                 shard_main(peer, senders, receivers.streams()).await;
+                mark_started();
             })
             .map_err(|error| io::Error::other(format!("cannot start shard {index}: {error}")))?;
         handles.push(handle);
     }
+    kick_until_started(&started, shard_count);
     for handle in handles {
         handle
             .join()
             .map_err(|error| io::Error::other(format!("shard failed: {error}")))?;
     }
     Ok(())
+}
+
+/// Interrupts the sleep of every shard thread every [`START_KICK_PERIOD`] until `shard_count`
+/// shards have started.
+///
+/// Why: glommio 0.9's loop (`LocalExecutor::run`) treats "the preemption timer had already
+/// fired when I came to run the task queues" as "nothing to run": `run_task_queues` returns
+/// false without running the runnable tasks, the executor spins `spin_before_park`, and then
+/// sleeps in its ring until an I/O completion, a timer or another executor's notification.
+/// Once a shard runs, its periodic tasks (mesh watchdog, expiry) end such a sleep within their
+/// period. During start-up a shard has none, and its peer is waiting for it (the mesh join), so
+/// it slept for ever: ember did not finish starting (the session note of 2026-12-03e/ring.md
+/// has the reproduction: about 10% of starts on a machine with twice as many runnable
+/// threads as cores, with or without `--io-uring`). A signal ends that sleep: glommio takes an
+/// interrupted `io_uring_enter` wait as a wake-up (`intr_ok`) and runs its task queues. The
+/// handler does nothing and restarts other system calls (SA_RESTART).
+fn kick_until_started(started: &AtomicUsize, shard_count: usize) {
+    static HANDLER: Once = Once::new();
+    HANDLER.call_once(|| {
+        extern "C" fn ignore(_: libc::c_int) {}
+        // SAFETY: a zeroed sigaction with a handler that touches nothing, installed once.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(START_KICK_SIGNAL, &action, std::ptr::null_mut());
+        }
+    });
+    let mut kicked_at = Instant::now();
+    while started.load(Ordering::SeqCst) < shard_count {
+        std::thread::sleep(Duration::from_millis(1));
+        if kicked_at.elapsed() < START_KICK_PERIOD {
+            continue;
+        }
+        kicked_at = Instant::now();
+        // SAFETY: getpid takes no arguments.
+        let pid = unsafe { libc::getpid() };
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if name.starts_with(SHARD_THREAD_PREFIX) {
+                // SAFETY: tgkill takes no pointers; a thread that just ended is ESRCH, ignored.
+                unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, START_KICK_SIGNAL) };
+            }
+        }
+    }
 }
 
 /// Binds a listener with SO_REUSEPORT, so every shard can bind the same address; with its

@@ -22,10 +22,28 @@ const MESH_WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
 const BACKGROUND_SHARES: usize = 100;
 /// Keys the active expiry removes between two checks of its time budget.
 const EXPIRE_KEYS_PER_SLICE: usize = 64;
-/// Time one expiry tick may spend, as Redis's 25% of a 100 ms tick at effort 1, scaled down:
-/// a tick that runs out of budget runs again 1 ms later instead of waiting a whole period.
-/// `active-expire-effort` raises it ([`expire_budget`]).
+/// Time one expiry tick may spend: Redis's slow cycle blocks its thread for 25 ms of every
+/// 100 ms; Ember's ticks are 2 ms, and a tick that runs out of budget rests
+/// ([`expire_rest`]) so that expiry keeps to Redis's share of the shard's time, instead of
+/// waiting a whole period. `active-expire-effort` raises both ([`expire_budget`]).
 const EXPIRE_BUDGET: Duration = Duration::from_millis(2);
+
+/// Percent of a shard's time the active expiry takes while keys stay due, at
+/// `active-expire-effort` `effort` (1..=10): Redis's `ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC`, 25,
+/// plus 2 points per effort step above 1 (expire.c).
+fn expire_share_percent(effort: i64) -> u32 {
+    25 + 2 * (effort.clamp(1, 10) as u32 - 1)
+}
+
+/// How long the expiry rests after a tick that ran out of budget having taken `spent`, so that
+/// it takes at most [`expire_share_percent`] of the shard's time and requests get the rest.
+/// Resting 1 ms per 2 ms of work (as before) let a storm of 10 million keys expiring together
+/// take two thirds of each shard, and clients waiting on a tick fell seconds behind
+/// (bench/scripts/expiry-storm.py; docs/session-notes/2026-12-03e/expiry.md).
+fn expire_rest(effort: i64, spent: Duration) -> Duration {
+    let share = expire_share_percent(effort);
+    (spent * (100 - share) / share).max(Duration::from_millis(1))
+}
 
 /// One expiry tick's time budget at `active-expire-effort` `effort` (1..=10): Redis adds 2
 /// points to its 25% CPU share per effort step above 1 (expire.c), so effort 10 allows 43/25 of
@@ -70,6 +88,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         tracking_items: Default::default(),
         protection: Default::default(),
         tier_versions: crate::shard::local_tier::Versions::new(shard_count),
+        monitors: crate::commands::monitor::Watchers::new(shard_count),
     });
     crate::memory::GAUGE.record_startup();
     exit_when_a_shard_panics();
@@ -282,6 +301,8 @@ async fn shard_main(
         .into_iter()
         .map(|(listener, tls)| runtime::spawn(accept_loop(shard.clone(), listener, tls)))
         .collect();
+    // Its timers and accept loops now wake it (runtime::run_shards stops interrupting it).
+    runtime::mark_started();
     for accept in accepts {
         accept.await;
     }
@@ -441,7 +462,8 @@ async fn mesh_watchdog(shard: Rc<Shard>) {
 async fn expire_loop(shard: Rc<Shard>) {
     loop {
         let period = Duration::from_millis(1000 / shard.config.borrow().hz.max(1));
-        let budget = expire_budget(shard.config.borrow().integer("active-expire-effort"));
+        let effort = shard.config.borrow().integer("active-expire-effort");
+        let budget = expire_budget(effort);
         let started = Instant::now();
         let mut budget_spent = false;
         loop {
@@ -487,7 +509,7 @@ async fn expire_loop(shard: Rc<Shard>) {
             .stats
             .latency_sample("expire-cycle", elapsed_ms, threshold);
         runtime::sleep(if budget_spent {
-            Duration::from_millis(1)
+            expire_rest(effort, started.elapsed())
         } else {
             period
         })
@@ -506,6 +528,25 @@ mod tests {
         }
         for outside in ["127.0.0.2", "10.0.0.1", "::ffff:127.0.0.2", "fe80::1"] {
             assert!(!is_loopback_client(outside.parse().unwrap()), "{outside}");
+        }
+    }
+
+    #[test]
+    fn expire_rest_keeps_expiry_to_its_share() {
+        let cases: &[(&str, i64, u64, u64)] = &[
+            ("effort 1: 25%, 2 ms of work then 6 of rest", 1, 2000, 6000),
+            ("effort 10: 43%", 10, 3440, 4560),
+            ("out of range is effort 10", 99, 3440, 4560),
+            ("a short tick still rests 1 ms", 1, 100, 1000),
+        ];
+        for &(name, effort, spent_us, rest_us) in cases {
+            let rest = expire_rest(effort, Duration::from_micros(spent_us));
+            assert_eq!(rest.as_micros() as u64, rest_us, "{name}");
+            let share = spent_us * 100 / (spent_us + rest_us);
+            assert!(
+                share <= u64::from(expire_share_percent(effort)),
+                "{name}: {share}%"
+            );
         }
     }
 

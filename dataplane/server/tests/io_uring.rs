@@ -343,8 +343,8 @@ fn the_switch_is_reported_and_no_keeps_the_runtime_sockets() {
 }
 
 #[test]
-fn the_ring_is_chosen_by_its_option() {
-    let ember = Ember::start_with(&["--threads", "1", "--io-uring", "yes"]);
+fn the_ring_is_the_default() {
+    let ember = Ember::start_with(&["--threads", "1"]);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !ember.log().contains("socket I/O through io_uring") {
         assert!(Instant::now() < deadline, "log:\n{}", ember.log());

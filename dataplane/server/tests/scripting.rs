@@ -1289,3 +1289,28 @@ fn call_replies_reach_lua_as_in_redis() {
         ],
     });
 }
+
+/// `tonumber` (Ember's own, with a fast path for plain decimal integers: see
+/// scripting/tonumber.rs) answers and fails as Lua 5.1's does in Redis, for what takes the fast
+/// path and for everything that does not.
+#[test]
+fn tonumber_matches_redis() {
+    compare_args(arg_cases! {
+        "plain integers (the fast path)" => [
+            ["EVAL", "return {tonumber('0'), tonumber('12'), tonumber('-42'), tonumber('007'), tonumber('999999999999999')}", "0"],
+            ["EVAL", "return {tostring(tonumber('-0')), type(tonumber('12')), tonumber(ARGV[1]) + 1}", "0", "41"],
+            ["SET", "{n}stock", "1000000000"],
+            ["EVAL", "return tonumber(redis.call('get', KEYS[1])) - 1", "1", "{n}stock"],
+        ],
+        "everything else (Lua's own path)" => [
+            ["EVAL", "return {tostring(tonumber('9999999999999999')), tostring(tonumber('1.5')), tonumber('1e3'), tonumber('0x10'), tonumber(' 12 ')}", "0"],
+            ["EVAL", "return {tonumber('12abc'), tonumber(''), tonumber('-'), tonumber('+1'), tonumber({}), tonumber(nil), tonumber(true)}", "0"],
+            ["EVAL", "return {tonumber(12), tonumber('10', 16), tonumber('zz', 36), tonumber(' 5 ', 8), tonumber('  -7  ', 10), tonumber('9', 8)}", "0"],
+        ],
+        "errors" => [
+            ["EVAL", "return tonumber()", "0"],
+            ["EVAL", "return tonumber('1', 99)", "0"],
+            ["EVAL", "return tonumber('1', 'x')", "0"],
+        ],
+    });
+}

@@ -47,6 +47,27 @@ pub const LRU_CLOCK_RESOLUTION_MS: u64 = 1000;
 /// reproducible; the counter only needs the draws to be uniform, not unpredictable.
 const ACCESS_RANDOM_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// A segment whose keys fill less than 1/[`SHRINK_BELOW`] of its buckets shrinks to twice its
+/// keys (Redis resizes a dict under 10% full the same way, from its cron).
+const SHRINK_BELOW: usize = 16;
+
+/// Buckets up to which a segment is left as it is (under a hundred bytes).
+const SHRINK_MIN_BUCKETS: usize = 8;
+
+/// Shrinks `table` after a removal left it sparse. hashbrown never shrinks by itself, so a
+/// keyspace emptied by a storm of expiries or a mass DEL kept every segment at its largest, and
+/// the tombstones of its removed keys lengthened every lookup. Rehashing the few keys left costs
+/// less than the removals since the last resize did: a shrunk table holds a quarter of its buckets
+/// and shrinks again only when three quarters of those keys have gone.
+fn shrink_if_sparse(table: &mut HashTable<Box<Slot>>, hasher: &foldhash::fast::RandomState) {
+    // hashbrown's `capacity()` leaves out tombstones; its allocation is one pointer and one
+    // control byte a bucket (plus a group of control bytes).
+    let buckets = table.allocation_size() / (std::mem::size_of::<Box<Slot>>() + 1);
+    if buckets > SHRINK_MIN_BUCKETS && table.len() * SHRINK_BELOW < buckets {
+        table.shrink_to(table.len() * 2, |slot| hasher.hash_one(slot.key.as_bytes()));
+    }
+}
+
 /// A key and its entry in one allocation; a segment's buckets hold only the pointer. A bucket is
 /// then 8 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
 /// costs 10 to 21 bytes a key, where buckets holding the 64 bytes inline cost 73 to 167; and a
@@ -621,6 +642,7 @@ impl Keyspace {
         let table = database.segments.get_mut(segment)?;
         let occupied = table.find_entry(hash, |slot| slot.is(key)).ok()?;
         let entry = occupied.remove().0.entry;
+        shrink_if_sparse(table, &self.hasher);
         database.len -= 1;
         if entry.expire_at_ms().is_some() {
             // The handle stays filed; it finds no key when it fires.

@@ -186,6 +186,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.reply_skip_next = false;
     client.tracking_reset = true;
     super::pubsub::unsubscribe_all(ctx.shard, client);
+    super::monitor::stop(ctx.shard, client);
     client.handle.name.borrow_mut().clear();
     client.authenticated = ctx.shard.shared.acl.starts_authenticated(ctx.shard);
     client.user = None;

@@ -197,6 +197,17 @@ pub async fn execute<'s>(
             return;
         }
     }
+    // MONITOR shows a command as it starts (a script's commands after its EVAL, a blocking
+    // command once), EXEC after the commands it ran, and a connection command after it ran
+    // (SELECT shows the database it selected, as in Redis).
+    let monitor_after = matches!(
+        spec.handler,
+        Handler::Transaction(TransactionOp::Exec) | Handler::Connection(_)
+    );
+    if super::monitor::active(shard) && !monitor_after {
+        super::monitor::feed(shard, client, index, args);
+        super::monitor::flush(shard).await;
+    }
     // XREAD / XREADGROUP BLOCK outside a transaction or a script: read now, block if empty.
     let stream_block = match spec.handler {
         Handler::Keyspace(_) if client.hold.is_none() && spec.has(CommandFlags::BLOCKING) => {
@@ -309,6 +320,13 @@ pub async fn execute<'s>(
     }
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
     finish(shard, client, index, args, started, result, out);
+    if super::monitor::active(shard) {
+        if monitor_after {
+            super::monitor::feed(shard, client, index, args);
+        }
+        // A script's commands run by execute_now wait in the outbox.
+        super::monitor::flush(shard).await;
+    }
     // MULTI, EXEC, WATCH...: EXEC's commands were recorded one by one, so EXEC's own reply
     // and time would count them twice.
     if shard.hotkeys.recording() && !matches!(spec.handler, Handler::Transaction(_)) {
@@ -503,7 +521,12 @@ pub(crate) fn execute_now(
     if !simple {
         return false;
     }
-    if shard.gate.busy() {
+    // The keys are found only when some are held apart from whole shards (a script holds its
+    // shard, and runs here only when it holds it).
+    if shard.gate.blocks(client.hold) {
+        return false;
+    }
+    if shard.gate.keys_locked() {
         let keys = spec.key_args(args);
         if shard.gate.keys_blocked(client.hold, client.db, &keys) {
             return false;
@@ -513,6 +536,9 @@ pub(crate) fn execute_now(
     out.begin();
     client.handle.last_interaction_ms.set(now_ms);
     client.handle.last_command.set(spec.name);
+    if super::monitor::active(shard) {
+        super::monitor::feed(shard, client, index, args);
+    }
     let result = multikey::run_local(shard, handler, client, now_ms, args, out);
     finish(shard, client, index, args, started, result, out);
     true

@@ -33,6 +33,7 @@ pub mod keys;
 pub mod lists;
 pub mod memory;
 pub mod migrate;
+pub mod monitor;
 pub mod multikey;
 pub mod notify;
 pub mod probabilistic;
@@ -767,6 +768,7 @@ static CORE: &[CommandSpec] = &[
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
     with(command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)), F::NO_MULTI.union(F::ALLOW_BUSY)),
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
+    command("monitor", 1, ADMIN, NO_KEYS, "server", "1.0.0", "Listens for all requests received by the server in real-time.", Connection(monitor::monitor)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),
     command("latency", -2, ADMIN, NO_KEYS, "server", "2.8.13", "A container for latency diagnostics commands.", Server(ServerOp::Latency)),
     command("hotkeys", -2, ADMIN, NO_KEYS, "server", "8.6.0", "A container for hotkeys tracking commands.", Server(ServerOp::Hotkeys)),

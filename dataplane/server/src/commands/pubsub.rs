@@ -514,9 +514,9 @@ pub fn answer(shard: &Shard, request: PubSubRequest) -> ShardReply {
 pub async fn next_input<T>(client: &Client, read: impl Future<Output = T>) -> Option<T> {
     let pushes = &client.handle.pushes;
     let Some(subscriber) = client.subscriptions.subscriber.as_ref() else {
-        // Only a RESP3 connection takes pushes outside Pub/Sub (client tracking's
-        // invalidations); a RESP2 one just reads.
-        if client.protocol != Protocol::Resp3 {
+        // Only a RESP3 connection (client tracking's invalidations) or a monitor takes
+        // pushes outside Pub/Sub; a RESP2 one just reads.
+        if client.protocol != Protocol::Resp3 && !client.monitor {
             return Some(read.await);
         }
         return futures_lite::future::or(async { Some(read.await) }, async {

@@ -81,6 +81,8 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         ShardRequest::Tracking(_) => true,
         // Copies live beside the keyspace, never in it: holds do not apply.
         ShardRequest::LocalTier(_) => true,
+        // Lines for monitors: queued, never waits.
+        ShardRequest::Monitor => true,
         ShardRequest::TryHold { .. } => true,
         // Refused, never waits, when its keys are held.
         ShardRequest::TryExecute { .. } => true,
@@ -185,6 +187,10 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
         ShardRequest::PubSub(request) => super::pubsub::answer(shard, request),
         ShardRequest::Tracking(request) => super::tracking::answer(shard, request),
         ShardRequest::LocalTier(request) => crate::shard::local_tier::answer(shard, request),
+        ShardRequest::Monitor => {
+            super::monitor::deliver(shard);
+            ShardReply::Done
+        }
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;

@@ -187,8 +187,12 @@ async fn eval(
     let (keys, argv) = keys_and_args(args)?;
     let registry = &shard.shared.scripts;
     let by_sha = matches!(op, ScriptOp::EvalSha | ScriptOp::EvalShaRo);
-    let sha = if by_sha {
-        String::from_utf8_lossy(args[1]).to_ascii_lowercase()
+    let sha: std::borrow::Cow<'_, str> = if by_sha {
+        match std::str::from_utf8(args[1]) {
+            // The usual case: a client sends the digest as SCRIPT LOAD answered it.
+            Ok(text) if !text.bytes().any(|byte| byte.is_ascii_uppercase()) => text.into(),
+            _ => String::from_utf8_lossy(args[1]).to_ascii_lowercase().into(),
+        }
     } else {
         let body = args[1];
         let sha = crate::scripting::sha1::hex(body);
@@ -201,7 +205,7 @@ async fn eval(
             crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(body))?;
             registry.load(body);
         }
-        sha
+        sha.into()
     };
     if by_sha && sha.len() != 40 {
         return Err(crate::scripting::NOSCRIPT.into());

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 
 /// Most filters: each is an automaton kept by every shard.
 pub const FILTERS_MAX: usize = 1024;
@@ -51,6 +51,9 @@ pub struct CompiledFilter {
     /// The folded words, in the automaton's pattern order.
     pub words: Vec<Vec<u8>>,
     automaton: Option<AhoCorasick>,
+    /// Where a match may start, when every word is at least two bytes long; then `automaton`
+    /// is anchored and runs only at those places.
+    starts: Option<StartGrams>,
 }
 
 /// Every filter compiled, and the attachments; shared read-only by every shard.
@@ -85,12 +88,26 @@ impl CompiledFilters {
                 // tables to stay small; past that the builder's own choice (an NFA).
                 let pattern_bytes: usize = words.iter().map(Vec::len).sum();
                 let kind = (pattern_bytes <= DFA_PATTERN_BYTES_MAX).then_some(AhoCorasickKind::DFA);
+                // With the words' first bytes in a bitmap, most places of a text are ruled out
+                // by one bit; the automaton runs anchored at the others only (its tables, a
+                // few MB for 10,000 words, are then mostly out of the scan's way).
+                let starts = StartGrams::build(&words);
+                let start_kind = match starts {
+                    Some(_) => StartKind::Anchored,
+                    None => StartKind::Unanchored,
+                };
                 let automaton = AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
+                    .start_kind(start_kind)
                     .kind(kind)
                     .build(&words)
                     .ok();
-                (name.clone(), CompiledFilter { words, automaton })
+                let compiled = CompiledFilter {
+                    words,
+                    automaton,
+                    starts,
+                };
+                (name.clone(), compiled)
             })
             .collect();
         Self {
@@ -107,14 +124,31 @@ impl CompiledFilter {
             return Vec::new();
         };
         let folded = Folded::new(text);
-        automaton
-            .find_iter(&folded.bytes)
-            .map(|found| Match {
-                word: self.words[found.pattern().as_usize()].clone(),
-                start: folded.start_of(found.start()),
-                end: folded.end_of(found.end() - 1),
-            })
-            .collect()
+        let record = |found: aho_corasick::Match| Match {
+            word: self.words[found.pattern().as_usize()].clone(),
+            start: folded.start_of(found.start()),
+            end: folded.end_of(found.end() - 1),
+        };
+        let Some(starts) = &self.starts else {
+            return automaton.find_iter(&folded.bytes).map(record).collect();
+        };
+        // Leftmost-longest without overlaps, as `find_iter` gives it: the first place where a
+        // word starts wins, the longest word there, and the next search begins after it.
+        let bytes = &folded.bytes[..];
+        let mut matches = Vec::new();
+        let mut at = 0;
+        while at + starts.width <= bytes.len() {
+            if starts.may_start(bytes, at) {
+                let input = Input::new(bytes).range(at..).anchored(Anchored::Yes);
+                if let Some(found) = automaton.find(input) {
+                    at = found.end();
+                    matches.push(record(found));
+                    continue;
+                }
+            }
+            at += 1;
+        }
+        matches
     }
 
     /// `text` with every match replaced by one `*` per character, and the match count.
@@ -130,6 +164,62 @@ impl CompiledFilter {
         }
         masked.extend_from_slice(&text[at..]);
         (masked, matches.len())
+    }
+}
+
+/// The first bytes of every word of a filter, hashed into a bitmap: a place in a text where
+/// no word's first bytes are found cannot start a match. `width` is the shortest word's length,
+/// at most 4 (one load); the bitmap has 64 bits a word or more, so that about one place in 64
+/// passes by chance, and stays within 128 KB (10,000 words fill it; with more, more places
+/// pass and the anchored automaton rules them out).
+#[derive(Debug)]
+struct StartGrams {
+    width: usize,
+    /// log2 of the bitmap's size in bits.
+    bits_log2: u32,
+    bitmap: Vec<u64>,
+}
+
+impl StartGrams {
+    /// None when a word is shorter than two bytes: one byte rules out too little.
+    fn build(words: &[Vec<u8>]) -> Option<Self> {
+        let shortest = words.iter().map(Vec::len).min()?;
+        if shortest < 2 {
+            return None;
+        }
+        let bits_log2 = (words.len() * 64)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(12, 20);
+        let mut grams = Self {
+            width: shortest.min(4),
+            bits_log2,
+            bitmap: vec![0; 1 << (bits_log2 - 6)],
+        };
+        for word in words {
+            let bit = grams.bit(word, 0);
+            grams.bitmap[bit >> 6] |= 1 << (bit & 63);
+        }
+        Some(grams)
+    }
+
+    /// The bitmap's bit for the `width` bytes at `at` (the caller keeps them in `text`).
+    #[inline]
+    fn bit(&self, text: &[u8], at: usize) -> usize {
+        let gram = match text[at..].first_chunk::<4>() {
+            Some(four) if self.width == 4 => u64::from(u32::from_le_bytes(*four)),
+            _ => text[at..at + self.width]
+                .iter()
+                .rev()
+                .fold(0u64, |gram, &byte| gram << 8 | u64::from(byte)),
+        };
+        (gram.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits_log2)) as usize
+    }
+
+    #[inline]
+    fn may_start(&self, text: &[u8], at: usize) -> bool {
+        let bit = self.bit(text, at);
+        self.bitmap[bit >> 6] & (1 << (bit & 63)) != 0
     }
 }
 
@@ -298,6 +388,58 @@ mod tests {
         ];
         for (words, text, expected) in cases {
             assert_eq!(filter(words).mask(text).0, expected.to_vec(), "{words:?}");
+        }
+    }
+
+    /// The scan that skips places by the words' first bytes finds exactly what the plain
+    /// unanchored leftmost-longest search finds: random word sets over a small alphabet (so
+    /// that words share prefixes, contain each other and overlap in texts), with and without
+    /// multi-byte characters.
+    #[test]
+    fn skipping_by_first_bytes_finds_what_the_plain_search_finds() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        let alphabet = ["a", "b", "c", "d", "坏", "Ａ", " "];
+        for round in 0..400 {
+            let letters = if round % 2 == 0 { 3 } else { alphabet.len() };
+            let random_text = |len: usize, next: &mut dyn FnMut(usize) -> usize| {
+                (0..len)
+                    .map(|_| alphabet[next(letters)])
+                    .collect::<String>()
+            };
+            let shortest = 1 + round % 5;
+            let words: Vec<String> = (0..1 + next(40))
+                .map(|_| random_text(shortest + next(4), &mut next))
+                .collect();
+            let word_refs: Vec<&str> = words.iter().map(String::as_str).collect();
+            let compiled = filter(&word_refs);
+            assert_eq!(
+                compiled.starts.is_some(),
+                compiled.words.iter().all(|w| w.len() >= 2)
+            );
+            let plain = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&compiled.words)
+                .unwrap();
+            for _ in 0..20 {
+                let text = random_text(next(60), &mut next);
+                let folded = fold(text.as_bytes());
+                let expected: Vec<(usize, usize)> = plain
+                    .find_iter(&folded)
+                    .map(|found| (found.start(), found.end()))
+                    .collect();
+                let found: Vec<(usize, usize)> = compiled
+                    .scan(folded.as_slice())
+                    .iter()
+                    .map(|found| (found.start, found.end))
+                    .collect();
+                assert_eq!(found, expected, "words {words:?} text {text:?}");
+            }
         }
     }
 

@@ -22,6 +22,7 @@ pub mod run;
 pub mod sandbox;
 pub mod sha1;
 pub mod structlib;
+pub mod tonumber;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -279,7 +280,7 @@ impl Engine {
     ///
     /// # Errors
     /// When the interpreter cannot be created.
-    pub fn runner(&self, function: bool) -> mlua::Result<(Function, Function)> {
+    pub fn runner(&self, function: bool) -> mlua::Result<(&Function, &Function)> {
         let (script, library_function, setup) = match self.runners.get() {
             Some(runners) => runners,
             None => {
@@ -293,7 +294,7 @@ impl Engine {
             }
         };
         let runner = if function { library_function } else { script };
-        Ok((runner.clone(), setup.clone()))
+        Ok((runner, setup))
     }
 
     /// The compiled script `sha`, compiling it from the registry when needed.

@@ -346,21 +346,22 @@ fn number_text(value: f64) -> String {
 }
 
 thread_local! {
-    static CALL_ARGS: RefCell<ArgBuffer> = RefCell::new(ArgBuffer::default());
+    /// Boxed, so taking it and giving it back moves a pointer, not the buffer.
+    static CALL_ARGS: std::cell::Cell<Option<Box<ArgBuffer>>> = const { std::cell::Cell::new(None) };
 }
 
 /// The argument buffer of [`super::rawcall`], reused from call to call, emptied (a call never
 /// runs inside another; one that did would find the buffer taken and use a new one).
-pub(crate) fn take_arg_buffer() -> ArgBuffer {
-    let mut buffer = CALL_ARGS.with(|slot| slot.take());
+pub(crate) fn take_arg_buffer() -> Box<ArgBuffer> {
+    let mut buffer = CALL_ARGS.with(std::cell::Cell::take).unwrap_or_default();
     buffer.bytes.clear();
     buffer.ends.clear();
     buffer
 }
 
 /// Gives the argument buffer back for the next call.
-pub(crate) fn give_arg_buffer(buffer: ArgBuffer) {
-    CALL_ARGS.with(|slot| slot.replace(buffer));
+pub(crate) fn give_arg_buffer(buffer: Box<ArgBuffer>) {
+    CALL_ARGS.with(|slot| slot.set(Some(buffer)));
 }
 
 /// `redis.call` once the arguments are bytes: the outcome, or `None` when the command waits
@@ -1086,12 +1087,12 @@ pub async fn invoke(
         // EVAL's and FCALL's), with the usual OOM error.
         return Err(crate::memory::OOM_ERROR.into());
     }
-    let threshold_ms = {
-        let config = shard.config.borrow();
-        config.value("busy-reply-threshold").parse().unwrap_or(5000)
-    };
+    let threshold_ms = shard.config.borrow().busy_reply_threshold_ms;
     let all = || (0..shard.count()).collect::<BTreeSet<usize>>();
-    let mut wide = client.hold.is_some() || engine.wide.borrow().contains(invocation.name);
+    let mut wide = client.hold.is_some() || {
+        let scripts = engine.wide.borrow();
+        !scripts.is_empty() && scripts.contains(invocation.name)
+    };
     loop {
         let (token, taken, held) = match client.hold {
             Some(token) => (token, false, all()),
@@ -1099,9 +1100,13 @@ pub async fn invoke(
                 let held: BTreeSet<usize> = if wide {
                     all()
                 } else {
-                    std::iter::once(shard.index)
-                        .chain(invocation.keys.iter().map(|key| shard.owner_of(key)))
-                        .collect()
+                    // Inserted one by one: collecting into a BTreeSet sorts a vector first.
+                    let mut held = BTreeSet::new();
+                    held.insert(shard.index);
+                    for key in invocation.keys {
+                        held.insert(shard.owner_of(key));
+                    }
+                    held
                 };
                 (shard.new_hold_token(), true, held)
             }
@@ -1174,8 +1179,7 @@ pub async fn invoke(
             release_all(shard, &run.held, token).await;
         }
         if run.read && !run.restart {
-            let declared: Vec<&[u8]> = invocation.keys.iter().map(|key| &key[..]).collect();
-            crate::commands::tracking::after_script(shard, client, &declared).await;
+            crate::commands::tracking::after_script(shard, client, invocation.keys).await;
         }
         if run.learn_wide {
             engine.wide.borrow_mut().insert(invocation.name.to_owned());
@@ -1225,10 +1229,10 @@ async fn call_script(
     let spare = engine.spare_thread.borrow_mut().take();
     let thread = match spare {
         Some(thread) if thread.status() == mlua::ThreadStatus::Finished => {
-            thread.reset(runner)?;
+            thread.reset(runner.clone())?;
             thread
         }
-        _ => lua.create_thread(runner)?,
+        _ => lua.create_thread(runner.clone())?,
     };
     // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is.
     unsafe {
@@ -1240,8 +1244,9 @@ async fn call_script(
         );
     }
     let kept = thread.clone();
+    // The functions go by reference: pushed onto the coroutine's stack, not cloned first.
     let mut run =
-        std::pin::pin!(thread.into_async::<Value>((setup, invocation.compiled.function.clone())));
+        std::pin::pin!(thread.into_async::<Value>((setup, &invocation.compiled.function)));
     // The first resume runs `setup` (KEYS and ARGV) before the script; it happens in this
     // first poll, while the invocation is borrowed.
     super::rawcall::set_arguments(invocation.keys, invocation.argv, !invocation.function);

@@ -145,6 +145,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
     limited_os.set("clock", clock)?;
     globals.set("os", limited_os)?;
     super::libs::install(&lua)?;
+    globals.raw_set("tonumber", super::tonumber::function(&lua)?)?;
     globals.set("redis", redis_table(&lua)?)?;
     let raw_setfenv: Function = globals.get("setfenv")?;
     for name in REMOVED_GLOBALS {

@@ -63,6 +63,11 @@ impl Gate {
         }
     }
 
+    /// True when single keys are held (by [`Gate::enter_keys`]).
+    pub fn keys_locked(&self) -> bool {
+        !self.locked.borrow().is_empty()
+    }
+
     /// True when any hold is in force (a request may have to wait: see [`Gate::enter_keys`]).
     pub fn busy(&self) -> bool {
         self.held_by.get().is_some() || !self.locked.borrow().is_empty()

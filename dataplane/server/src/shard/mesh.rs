@@ -133,6 +133,8 @@ pub enum ShardRequest {
     Tracking(crate::commands::tracking::TrackingRequest),
     /// Copies of hot keys (shard::local_tier).
     LocalTier(super::local_tier::LocalTierRequest),
+    /// MONITOR lines wait in this shard's inbox (commands::monitor); sent with no reply.
+    Monitor,
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.

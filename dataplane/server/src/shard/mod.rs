@@ -68,6 +68,8 @@ pub struct Shared {
     pub protection: Arc<crate::protection::Registry>,
     /// The local tier's version stripes, every shard's (shard::local_tier).
     pub tier_versions: local_tier::Versions,
+    /// Connections in MONITOR mode, per shard.
+    pub monitors: crate::commands::monitor::Watchers,
 }
 
 /// One shard.
@@ -111,6 +113,8 @@ pub struct Shard {
     pub hotkeys: crate::commands::hotkeys::Recorder,
     /// Copies of other shards' hot keys, and this shard's published hot keys.
     pub local_tier: local_tier::LocalTier,
+    /// This shard's connections in MONITOR mode, and lines for other shards' monitors.
+    pub monitors: crate::commands::monitor::ShardMonitors,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -159,6 +163,7 @@ impl Shard {
             protection,
             hotkeys: crate::commands::hotkeys::Recorder::default(),
             local_tier: local_tier::LocalTier::default(),
+            monitors: Default::default(),
             next_hold_sequence: Cell::new(1),
         }
     }

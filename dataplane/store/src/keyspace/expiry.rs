@@ -401,6 +401,47 @@ mod tests {
         assert_eq!(keyspace.database_info(0).expires, 0);
     }
 
+    /// Bytes the segments of `db` have allocated for their buckets.
+    fn table_bytes(keyspace: &Keyspace, db: usize) -> usize {
+        keyspace.databases[db]
+            .segments
+            .iter()
+            .map(|table| table.allocation_size())
+            .sum()
+    }
+
+    #[test]
+    fn an_expiry_storm_gives_the_tables_back() {
+        // 200,000 keys due in the same millisecond and 100 without a TTL: once the active expiry
+        // has removed them, the segments are back to the size of what is left, and the keys
+        // left are all found (a shrink rehashes them).
+        let mut keyspace = Keyspace::new();
+        for i in 0..200_000u64 {
+            let key = format!("storm:{i}");
+            keyspace.insert(0, key.as_bytes(), Value::Int(1), Some(5_000), 0);
+        }
+        for i in 0..100u64 {
+            keyspace.insert(0, format!("kept:{i}").as_bytes(), Value::Int(1), None, 0);
+        }
+        let full = table_bytes(&keyspace, 0);
+        assert!(
+            full > 200_000 * 8,
+            "{full} bytes of buckets for 200,100 keys"
+        );
+        while keyspace.expire_cycle(5_000, 1_000) == 1_000 {}
+        assert_eq!(keyspace.len(0), 100);
+        let left = table_bytes(&keyspace, 0);
+        assert!(
+            left * 20 < full,
+            "{left} bytes of buckets left of {full} for 100 keys"
+        );
+        for i in 0..100u64 {
+            assert!(keyspace
+                .peek(0, format!("kept:{i}").as_bytes(), 5_000)
+                .is_some());
+        }
+    }
+
     #[test]
     fn changes_of_expiry_are_followed() {
         let mut keyspace = Keyspace::new();

@@ -82,6 +82,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             std::io::Error::other(format!("Aborting startup because of ACL errors: {error}"))
         })?,
         blocked_clients: Default::default(),
+        registrations_in_flight: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
         tracking_clients: Default::default(),
         tracking_keys: Default::default(),
         tracking_items: Default::default(),

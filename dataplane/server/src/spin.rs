@@ -54,6 +54,9 @@ pub struct Spinner {
     idle_after: Duration,
     /// The spin task, while it waits for [`Spinner::wake`].
     task: RefCell<Option<Waker>>,
+    /// `epoll_wait` calls made so far: a blocking fence waits for the next one (see
+    /// [`Spinner::polls`]).
+    polls: Cell<u64>,
 }
 
 #[derive(Default)]
@@ -96,6 +99,7 @@ impl Spinner {
             last_ready: Cell::new(Instant::now()),
             idle_after,
             task: RefCell::new(None),
+            polls: Cell::new(0),
         })
     }
 
@@ -175,6 +179,12 @@ impl Spinner {
         .await;
     }
 
+    /// How many times the spinner has asked the kernel for ready sockets: once this moved past a value read
+    /// earlier, every socket that had data then has had its connection woken.
+    pub fn polls(&self) -> u64 {
+        self.polls.get()
+    }
+
     /// Collects ready sockets without blocking and wakes their connections; true when any was ready.
     fn poll_once(&self, events: &mut [libc::epoll_event]) -> bool {
         // SAFETY: `events` is a valid buffer of `events.len()` entries for the kernel to fill.
@@ -186,6 +196,7 @@ impl Spinner {
                 0,
             )
         };
+        self.polls.set(self.polls.get() + 1);
         if count <= 0 {
             return false;
         }

@@ -853,3 +853,67 @@ fn xread_block_unblock_and_disconnect() {
         run(&mut control, &["DEL", key]);
     }
 }
+
+/// A client blocks, then a second client sends a blocking pop on its own connection, and a
+/// third at once pushes two elements and pops, pipelined, with no wait in between. Redis
+/// queued the second waiter before the push arrived, so both waiters are served and the
+/// pusher's LPOP finds the list empty. In Ember the second request may reach the key's shard
+/// over the mesh after the push came straight to it: before the blocking fence the LPOP took
+/// the second element within the first three rounds of every run (5 runs) and the second
+/// waiter stayed blocked.
+/// The fence holds the key until every shard has taken a turn, so the second registration is
+/// in the queue before the key is served; fresh connections each round land on either shard.
+#[test]
+fn a_waiter_sent_before_a_push_is_served_before_the_pushers_next_command() {
+    const ROUNDS: usize = 200;
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let packed = |args: &[&str]| {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.get_packed_command()
+    };
+    for round in 0..ROUNDS {
+        let mut earlier = ember.connect(false);
+        let mut later = ember.connect(false);
+        let mut pusher = ember.connect(false);
+        for con in [&mut earlier, &mut later] {
+            assert_eq!(run(con, &["PING"]), "+PONG");
+            con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        earlier
+            .send_packed_command(&packed(&["BLPOP", "list", "0"]))
+            .unwrap();
+        wait_blocked(&mut control, 1);
+        later
+            .send_packed_command(&packed(&["BLPOP", "list", "0"]))
+            .unwrap();
+        let replies: Vec<Value> = redis::pipe()
+            .cmd("LPUSH")
+            .arg("list")
+            .arg("b")
+            .arg("a")
+            .cmd("LPOP")
+            .arg("list")
+            .query(&mut pusher)
+            .unwrap();
+        assert_eq!(
+            show(&Ok(Value::Array(replies))),
+            "[(integer) 2, (nil)]",
+            "round {round}: the pusher's LPOP"
+        );
+        assert_eq!(
+            show(&earlier.recv_response()),
+            "[\"list\", \"a\"]",
+            "round {round}"
+        );
+        assert_eq!(
+            show(&later.recv_response()),
+            "[\"list\", \"b\"]",
+            "round {round}"
+        );
+        wait_blocked(&mut control, 0);
+    }
+}

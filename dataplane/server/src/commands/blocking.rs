@@ -10,10 +10,26 @@
 //!   attempt ([`BlockingRequest::Register`]): the shard tries to serve the request from each of
 //!   its keys and queues the waiter only if none could, so no push can slip in between. After
 //!   every command that ran on the shard, [`after_command`] marks the keys of that command that
-//!   have waiters as ready, and [`serve_ready`] serves them at once, first-blocked first-served,
-//!   in the same step as the command (so the push and the pop are one atomic change for every
-//!   other client). While the shard is held (EXEC, a cross-shard write), serving waits for the
-//!   release, so a blocked client sees the state after the transaction, as in Redis.
+//!   have waiters as ready, and [`serve_ready`] serves them first-blocked first-served. While
+//!   the shard is held (EXEC, a cross-shard write), serving waits for the release, so a blocked
+//!   client sees the state after the transaction, as in Redis.
+//! - **Order across shards.** A client may send a blocking command to a connection of shard X
+//!   and then (through another client) the push to a connection of Y, the key's owner; X
+//!   forwards the registration, which can reach Y after the push, or after a waiter that was
+//!   sent later straight to Y. So a ready key is first *fenced*: its keys (and its waiters'
+//!   keys here) are held against every command but new registrations, and every other shard
+//!   answers a [`BlockingRequest::Fence`] after one turn of its loop (its readable sockets
+//!   read, their requests run to their first wait), while this shard takes one too. The mesh
+//!   is FIFO per pair of shards, so a registration whose bytes had arrived before the push was
+//!   read is queued before the fence ends; queues are kept in the order the requests began
+//!   ([`KeyWaiter`]'s `since`), and only then is the key served. The push's reply may leave
+//!   first, but nothing reads or writes the held keys before the waiters are served, so
+//!   every other client sees the push and the pops as one change. A fence costs a round trip
+//!   between shards, so it is taken only where it can change the outcome: when a
+//!   registration is on its way to the key's shard (`Shared::registrations_in_flight`), or
+//!   when every waiter was served and the key still holds something. A request whose bytes
+//!   its shard has not read yet begins later than every queued waiter, so it can only take
+//!   what they leave.
 //! - The **home side**, on the shard of the blocked connection ([`run`]): it registers the
 //!   waiter on every shard that owns one of its keys, then waits for a result, its timeout,
 //!   CLIENT UNBLOCK, or its connection closing. At the end it cancels its registrations
@@ -125,6 +141,10 @@ pub struct BlockingCommand {
 #[derive(Debug, Clone)]
 pub struct KeyWaiter {
     id: WaiterId,
+    /// When its home shard began to run the request, soon after the request's bytes were read:
+    /// a key's queue is kept in this order, so a request forwarded from another shard takes
+    /// its place before one that a client sent later straight to the key's shard.
+    since: Instant,
     db: usize,
     keys: Vec<Vec<u8>>,
     args: PackedArgs,
@@ -161,6 +181,11 @@ pub enum BlockingRequest {
         /// The waiter.
         id: WaiterId,
     },
+    /// Answered after one turn of the receiving shard's loop: its readable sockets read and
+    /// the requests in them run as far as their first wait, so every blocking registration
+    /// whose bytes had arrived before this request was sent is ahead of the answer on the mesh
+    /// (see [`serve_ready`]).
+    Fence,
     /// A result for a waiter whose home is the receiving shard.
     Deliver {
         /// The waiter.
@@ -215,6 +240,15 @@ pub struct Registry {
     outbox: RefCell<VecDeque<(usize, WaiterId, Served)>>,
     outbox_waker: RefCell<Option<Waker>>,
     outbox_started: Cell<bool>,
+    /// The hold of the fence in flight, if any: it holds the keys being fenced against every
+    /// command but the registrations of new waiters.
+    fence: Cell<Option<HoldToken>>,
+    /// The ready keys that the fence in flight is for.
+    fencing: RefCell<Vec<(usize, Vec<u8>)>>,
+    /// Keys whose fence has ended: the next [`serve_ready`] serves them without another.
+    fenced: RefCell<Vec<(usize, Vec<u8>)>>,
+    /// The fence task, while it waits for a fence to run.
+    fence_waker: RefCell<Option<Waker>>,
 }
 
 impl Registry {
@@ -258,6 +292,15 @@ impl Registry {
         {
             ready.push((db, key.to_vec()));
         }
+    }
+
+    /// True when `key` of `db` has waiters that are about to be served (it is ready, or being
+    /// fenced): a new waiter queues behind them rather than take what they are owed.
+    fn awaits_serving(&self, db: usize, key: &[u8]) -> bool {
+        let slot_is = |(slot_db, slot_key): &(usize, Vec<u8>)| *slot_db == db && slot_key == key;
+        self.queues.borrow().contains_key(&(db, key.to_vec()))
+            && (self.ready.borrow().iter().any(slot_is)
+                || self.fencing.borrow().iter().any(slot_is))
     }
 
     fn remove_waiter(&self, id: WaiterId) -> Option<KeyWaiter> {
@@ -337,6 +380,7 @@ pub async fn run(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
+    let since = Instant::now();
     let parsed = (command.parse)(args)?;
     // Inside EXEC (every shard held) a blocking command answers at once, as in Redis.
     let may_block = client.hold.is_none();
@@ -381,6 +425,7 @@ pub async fn run(
     for (owner, keys) in groups {
         let waiter = KeyWaiter {
             id,
+            since,
             db: client.db,
             keys,
             args: packed.clone(),
@@ -485,6 +530,8 @@ async fn register_on(
         block,
         token,
     });
+    // Counted down by the owner once processed (serving::answer).
+    shard.shared.registrations_in_flight[owner].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match shard.call(owner, request).await {
         ShardReply::Blocking(reply) => reply,
         ShardReply::Reply(reply) => BlockingReply::Error(

@@ -121,6 +121,12 @@ impl Gate {
     /// runs one task at a time, so nothing comes between the check and the hold.
     pub async fn lock_keys(&self, token: HoldToken, db: usize, keys: &[&[u8]]) {
         self.enter_keys(Some(token), db, keys).await;
+        self.lock_keys_now(token, db, keys);
+    }
+
+    /// Holds `keys` of `db` for `token` at once: for a caller that knows nothing else holds them
+    /// (a blocking fence starts only when the gate is not busy).
+    pub fn lock_keys_now(&self, token: HoldToken, db: usize, keys: &[&[u8]]) {
         let mut locked = self.locked.borrow_mut();
         for key in keys {
             locked.push(LockedKey {

@@ -53,6 +53,10 @@ pub struct Shared {
     pub acl: crate::commands::acl::Users,
     /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
     pub blocked_clients: AtomicUsize,
+    /// Per shard, the blocking registrations other shards sent it that it has not yet
+    /// processed: a key that becomes ready while none is on its way needs no fence before its
+    /// waiters are served (commands::blocking).
+    pub registrations_in_flight: Box<[AtomicUsize]>,
     /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).
     pub tracking_clients: AtomicUsize,
     /// Keys in the tracking tables of all shards (INFO's tracking_total_keys; the bound

@@ -24,17 +24,6 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A field of INFO's text, as a number.
-fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("INFO {section} has {name}: {info}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn dbsize(con: &mut redis::Connection, db: u32) -> u64 {
     let _: () = redis::cmd("SELECT").arg(db).query(con).unwrap();
     redis::cmd("DBSIZE").query(con).unwrap()
@@ -67,7 +56,7 @@ fn keys_with_a_ttl_vanish_without_being_read() {
     const PERSISTENT: u64 = 20;
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
-    let memory_empty = info_field(&mut con, "memory", "used_memory");
+    let memory_empty = common::info_field(&mut con, "memory", "used_memory");
     // TTLs of 3 to 4 seconds: loading takes a while on a busy machine.
     let started = Instant::now();
     let expire_at = now_ms() + 4_000;
@@ -133,7 +122,7 @@ fn keys_with_a_ttl_vanish_without_being_read() {
         }
         let _: () = pipe.query(&mut con).unwrap();
     }
-    let loaded = info_field(&mut con, "memory", "used_memory");
+    let loaded = common::info_field(&mut con, "memory", "used_memory");
     let written = 2 * (6 * PER_TYPE as u64 + PERSISTENT);
     let counted = dbsize(&mut con, 0) + dbsize(&mut con, 3);
     // On a machine so slow that the load outlasted the shortest TTL, some keys went (or, given
@@ -146,7 +135,10 @@ fn keys_with_a_ttl_vanish_without_being_read() {
         wait_for_dbsize(&mut con, db, PERSISTENT);
     }
     if on_time {
-        assert_eq!(info_field(&mut con, "stats", "expired_keys"), volatile);
+        assert_eq!(
+            common::info_field(&mut con, "stats", "expired_keys"),
+            volatile
+        );
     }
     let keyspace: String = redis::cmd("INFO").arg("keyspace").query(&mut con).unwrap();
     for db in [0, 3] {
@@ -165,7 +157,7 @@ fn keys_with_a_ttl_vanish_without_being_read() {
         assert_eq!(value, i);
     }
     // What the keys held is freed: at least three quarters of what loading them added.
-    let freed = info_field(&mut con, "memory", "used_memory");
+    let freed = common::info_field(&mut con, "memory", "used_memory");
     assert!(
         loaded > memory_empty && freed < memory_empty + (loaded - memory_empty) / 4,
         "used_memory {memory_empty} empty, {loaded} loaded, {freed} after the expiry"
@@ -231,7 +223,7 @@ fn a_storm_of_keys_expiring_together_leaves_other_keys_served() {
     for client in clients {
         client.join().expect("a client saw a wrong reply");
     }
-    assert_eq!(info_field(&mut con, "stats", "expired_keys"), STORM);
+    assert_eq!(common::info_field(&mut con, "stats", "expired_keys"), STORM);
     for i in 0..OTHERS {
         let value: u64 = redis::cmd("GET")
             .arg(format!("other:{i}"))

@@ -30,17 +30,6 @@ fn key_on(prefix: &str, shard: usize) -> String {
         .expect("some key hashes there")
 }
 
-/// A field of INFO's text, as a number.
-fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("INFO {section} has {name}: {info}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// A connection that landed on `shard` (of 2): connections are spread by SO_REUSEPORT, so
 /// this opens connections until one of them asks another shard for a key of shard 0 (it is on
 /// shard 1) or does not (on shard 0). `control` reads the hop counter; nothing else runs.
@@ -52,9 +41,9 @@ fn connection_on(
     let probe = key_on("probe", 0);
     for _ in 0..64 {
         let mut con = ember.connect(false);
-        let before = info_field(control, "ember", "cross_shard_hops");
+        let before = common::info_field(control, "ember", "cross_shard_hops");
         let _: Option<String> = redis::cmd("GET").arg(&probe).query(&mut con).unwrap();
-        let after = info_field(control, "ember", "cross_shard_hops");
+        let after = common::info_field(control, "ember", "cross_shard_hops");
         // The second INFO's own broadcast is one hop; a GET from shard 1 is another.
         let on_shard = usize::from(after - before >= 2);
         if on_shard == shard {
@@ -65,7 +54,7 @@ fn connection_on(
 }
 
 fn tier_hits(control: &mut redis::Connection) -> u64 {
-    info_field(control, "ember", "local_tier_hits")
+    common::info_field(control, "ember", "local_tier_hits")
 }
 
 /// GETs `key` on `reader` until the local tier has answered one (the owner saw it cross the
@@ -106,7 +95,7 @@ fn the_local_tier_serves_hot_keys_and_is_invalidated_by_writes() {
         .query(&mut writer)
         .unwrap();
     heat(&mut reader, &mut control, &key, "v1");
-    assert!(info_field(&mut control, "ember", "local_tier_copies") >= 1);
+    assert!(common::info_field(&mut control, "ember", "local_tier_copies") >= 1);
 
     let _: () = redis::cmd("SET")
         .arg(&key)

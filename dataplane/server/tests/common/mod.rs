@@ -415,6 +415,17 @@ impl Raw {
     }
 }
 
+/// A field of INFO's text, as a number.
+pub fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("INFO {section} has {name}: {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// A command encoded as a RESP multibulk request.
 pub fn multibulk(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

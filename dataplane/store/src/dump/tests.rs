@@ -389,3 +389,26 @@ fn rdb_files_read_key_by_key() {
         Err(DumpError::BadFormat)
     );
 }
+
+/// The fuzz target `dump_payload`'s first finding: a Bloom filter whose header says 8 hashes at
+/// an error rate of 8e-323 (a consistent header: the hash count matches the bits per entry it
+/// gives) restored, but DUMP wrote bits per entry recomputed from the error rate, which no
+/// longer matched the hash count, so its own payload was refused.
+#[test]
+fn a_restored_bloom_header_is_saved_as_it_was_read() {
+    let hex = "07813016e5a289bef8040203020102050202024064041000000000000000020804e4862fb2350e26400244800200054090000000000000000000000000004000000000000000500000000000040000000002000000000000000000000000000000000000000000000008402200008200000000000800000000000000000000000000000000000000000000000010000101100000000000012000000000000000000000000000000000000000800000080000040002000000002000008000000000020300";
+    let body: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex"))
+        .collect();
+    let mut payload = body;
+    payload.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    let limits = RestoreLimits::default();
+    let value = restore(&payload, &limits, 0).expect("a consistent header");
+    assert!(matches!(value, Value::Bloom(_)));
+    let again = dump(&value, 0);
+    assert_eq!(again, payload, "DUMP writes back the payload it read");
+    assert_eq!(restore(&again, &limits, 0), Ok(value));
+}

@@ -51,6 +51,9 @@ struct Link {
     hash_count: u32,
     capacity: u64,
     error_rate: f64,
+    /// Bits per item as the sub-filter was made (or as a loaded header said): kept, not
+    /// recomputed from `error_rate`, so that a loaded filter saves the header it was read from.
+    bits_per_entry: f64,
     /// Items added to this sub-filter.
     len: u64,
 }
@@ -74,6 +77,7 @@ impl Link {
             hash_count: (std::f64::consts::LN_2 * bits_per_entry).ceil() as u32,
             capacity,
             error_rate,
+            bits_per_entry,
             len: 0,
         }
     }
@@ -314,7 +318,7 @@ impl BloomChain {
             out.extend_from_slice(&link.bit_count.to_le_bytes());
             out.extend_from_slice(&link.len.to_le_bytes());
             out.extend_from_slice(&link.error_rate.to_le_bytes());
-            out.extend_from_slice(&bits_per_entry(link.error_rate).to_le_bytes());
+            out.extend_from_slice(&link.bits_per_entry.to_le_bytes());
             out.extend_from_slice(&link.hash_count.to_le_bytes());
             out.extend_from_slice(&link.capacity.to_le_bytes());
             out.push(0);
@@ -408,6 +412,7 @@ impl BloomChain {
                 hash_count,
                 capacity,
                 error_rate,
+                bits_per_entry,
                 len: items,
             });
         }
@@ -443,7 +448,7 @@ impl BloomChain {
                 ModuleField::Unsigned(link.capacity),
                 ModuleField::Double(link.error_rate),
                 ModuleField::Unsigned(u64::from(link.hash_count)),
-                ModuleField::Double(bits_per_entry(link.error_rate)),
+                ModuleField::Double(link.bits_per_entry),
                 ModuleField::Unsigned(link.bit_count),
                 ModuleField::Unsigned(0),
                 ModuleField::Buffer(

@@ -10,6 +10,13 @@
 //! Checked: no panic; every reply equals the model's; `len` counts the live keys and at most the
 //! expired ones not yet removed; SCAN returns each live key once; KEYS agrees with the glob over
 //! the model; a random key is live; set and sorted-set encodings keep Redis's bounds.
+//!
+//! When: after each step, the key it touched (its value in full up to `FULL_CHECK_MEMBERS_MAX`
+//! members, its mirror entry and expiry) and the database's key counts; after a step that can
+//! change other keys (time passing, the expire cycle, FLUSHDB, SWAPDB) every database's keys,
+//! mirror and counts; at the end of the input every database in full, RANDOMKEY and SCAN. (The
+//! whole database after every step made the target too slow to reach many executions.) A bulk
+//! add is one SADD of up to `BULK_ADD_MAX` members: one in-place change, as the server makes it.
 #![no_main]
 
 use std::cell::RefCell;
@@ -327,7 +334,11 @@ impl Harness {
         let db = u.choose_index(DB_COUNT_USED)?;
         let key = *u.choose(&KEY_NAMES)?;
         let now = self.now_ms;
-        match u.choose_index(20)? {
+        let op = u.choose_index(20)?;
+        // Ops that can change keys other than `key`: time passing, the expire cycle, FLUSHDB,
+        // SWAPDB. After them every database is compared; after the others, `key` and the counts.
+        let touches_many = matches!(op, 4..=7);
+        match op {
             0 => {
                 let bytes: Vec<u8> = if u.arbitrary()? {
                     u.arbitrary::<i64>()?.to_string().into_bytes()
@@ -417,18 +428,20 @@ impl Harness {
             10 if u.ratio(1, 4)? => {
                 let count = u.int_in_range(1..=BULK_ADD_MAX)?;
                 let numeric = u.arbitrary::<bool>()?;
-                for i in 0..count {
-                    let member = if numeric {
-                        i.to_string().into_bytes()
-                    } else {
-                        format!("m{i}").into_bytes()
-                    };
-                    self.sadd(db, key, &member);
-                }
+                let members: Vec<Vec<u8>> = (0..count)
+                    .map(|i| {
+                        if numeric {
+                            i.to_string().into_bytes()
+                        } else {
+                            format!("m{i}").into_bytes()
+                        }
+                    })
+                    .collect();
+                self.sadd(db, key, &members);
             }
             10 | 11 => {
                 let member = *u.choose(&MEMBER_NAMES)?;
-                self.sadd(db, key, member);
+                self.sadd(db, key, &[member.to_vec()]);
             }
             12 => self.set_remove(db, key, u)?,
             13 => self.set_query(db, key, u)?,
@@ -437,7 +450,12 @@ impl Harness {
             16..=19 => self.zset_query(db, key, u)?,
             _ => unreachable!(),
         }
-        self.check_database(db, false);
+        if touches_many {
+            (0..DB_COUNT_USED).for_each(|db| self.check_database(db, false));
+        } else {
+            self.check_counts(db);
+            self.check_mirror_key(db, key);
+        }
         if self
             .model
             .live(db, key, self.now_ms)
@@ -505,42 +523,57 @@ impl Harness {
     }
 
     /// SADD of one member, as the server's command does it.
-    fn sadd(&mut self, db: usize, key: &[u8], member: &[u8]) {
+    /// SADD key member...: one command, as the server runs it (the set created from the first
+    /// member when the key is missing, every member inserted, one in-place change for the rest).
+    fn sadd(&mut self, db: usize, key: &[u8], new_members: &[Vec<u8>]) {
         let now = self.now_ms;
         self.model.touch(db, key, now);
         let expected_type = self.model.databases[db]
             .get(key)
             .map(|e| model_summary(&e.value));
-        match self.keyspace.get_mut(db, key, now) {
+        let (first, rest) = new_members.split_first().expect("one member at least");
+        let rest = match self.keyspace.get_mut(db, key, now) {
             Some(entry) => {
-                let Value::Set(set) = &mut entry.value else {
+                let Value::Set(_) = &entry.value else {
                     assert!(!matches!(expected_type, Some(Summary::Set(_))));
                     return; // WRONGTYPE
                 };
-                let added = set.insert(member);
-                mark_changed(&mut self.keyspace, db, key, now);
-                let Some(ModelEntry {
-                    value: ModelValue::Set(members),
-                    ..
-                }) = self.model.databases[db].get_mut(key)
-                else {
-                    panic!("a set where the model has {expected_type:?}");
-                };
-                assert_eq!(added, members.insert(member.to_vec()), "SADD's reply");
+                new_members
             }
             None => {
                 assert!(expected_type.is_none(), "the model has {key:?}");
-                let mut set = SetValue::for_members(member, 1);
-                assert!(set.insert(member));
+                // Sized for one member, so that a bulk add converts intset -> listpack -> hashtable.
+                let mut set = SetValue::for_members(first, 1);
+                assert!(set.insert(first));
                 self.keyspace
                     .insert(db, key, Value::Set(Box::new(set)), None, now);
                 let entry = ModelEntry {
-                    value: ModelValue::Set([member.to_vec()].into()),
+                    value: ModelValue::Set([first.clone()].into()),
                     expire_at_ms: None,
                 };
                 self.model.databases[db].insert(key.to_vec(), entry);
+                rest
             }
+        };
+        if rest.is_empty() {
+            return;
         }
+        let Some(ModelEntry {
+            value: ModelValue::Set(members),
+            ..
+        }) = self.model.databases[db].get_mut(key)
+        else {
+            panic!("a set where the model has {expected_type:?}");
+        };
+        let Some(Value::Set(set)) = self.keyspace.get_mut(db, key, now).map(|e| &mut e.value)
+        else {
+            panic!("the set at {key:?} is gone");
+        };
+        for member in rest {
+            let added = set.insert(member);
+            assert_eq!(added, members.insert(member.clone()), "SADD's reply");
+        }
+        mark_changed(&mut self.keyspace, db, key, now);
     }
 
     fn set_remove(
@@ -880,10 +913,73 @@ impl Harness {
                 "value of {key:?}"
             );
             assert_eq!(
-                entry.expire_at_ms(), expected.expire_at_ms,
+                entry.expire_at_ms(),
+                expected.expire_at_ms,
                 "expiry of {key:?}"
             );
             check_encoding(&entry.value);
+        }
+    }
+
+    /// The keyspace's count of keys in `db` is within the model's bounds, and the mirror holds
+    /// as many keys as the keyspace.
+    fn check_counts(&self, db: usize) {
+        let now = self.now_ms;
+        let live = self.model.databases[db]
+            .values()
+            .filter(|entry| is_live(entry, now))
+            .count();
+        let stored_max = self.model.databases[db].len();
+        let len = self.keyspace.len(db);
+        assert!(
+            live <= len && len <= stored_max,
+            "len {len} outside {live}..={stored_max}"
+        );
+        assert_eq!(
+            self.mirror.borrow().databases[db].len(),
+            len,
+            "the mirror's key count"
+        );
+    }
+
+    /// What the observer's mirror heard of `key` agrees with the model, and with the keyspace.
+    fn check_mirror_key(&self, db: usize, key: &[u8]) {
+        let now = self.now_ms;
+        let mirror = self.mirror.borrow();
+        let heard = mirror.databases[db].get(key);
+        let expected = self.model.databases[db].get(key);
+        match (heard, expected) {
+            (Some((summary_heard, expire_at_ms)), Some(expected)) => {
+                assert_eq!(
+                    *summary_heard,
+                    model_summary(&expected.value),
+                    "mirror of {key:?}"
+                );
+                assert_eq!(
+                    *expire_at_ms, expected.expire_at_ms,
+                    "mirror expiry of {key:?}"
+                );
+            }
+            (Some(_), None) => panic!("the mirror holds {key:?}, the model does not"),
+            // An expired key the keyspace has not removed yet is not in the mirror only if the
+            // keyspace no longer stores it either.
+            (None, Some(expected)) => assert!(
+                !is_live(expected, now) && self.keyspace.peek(db, key, now).is_none(),
+                "the mirror lacks {key:?}"
+            ),
+            (None, None) => {}
+        }
+        if let Some(entry) = self.keyspace.peek(db, key, now) {
+            assert_eq!(
+                heard.map(|(summary_heard, _)| summary_heard),
+                Some(&summary(&entry.value)),
+                "mirror of stored {key:?}"
+            );
+            assert_eq!(
+                heard.map(|(_, expire_at_ms)| *expire_at_ms),
+                Some(entry.expire_at_ms()),
+                "mirror expiry of stored {key:?}"
+            );
         }
     }
 
@@ -927,7 +1023,8 @@ impl Harness {
                     "{key:?}"
                 );
                 assert_eq!(
-                    entry.expire_at_ms(), expected.expire_at_ms,
+                    entry.expire_at_ms(),
+                    expected.expire_at_ms,
                     "expiry of {key:?}"
                 );
             }

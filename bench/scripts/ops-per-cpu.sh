@@ -20,8 +20,10 @@ port=${PORT:-7790}
 hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
-start() { # start NAME: sets pid
+start() { # start NAME: sets pid (each start on a port of its own, so that a server still
+    # closing its listener never makes the next one fail to bind)
     local name=$1 spec
+    port=$((port + 1))
     if [ "$name" = redis ]; then
         taskset -c 0 redis-server --port "$port" --save '' --appendonly no >/dev/null 2>&1 &
     else
@@ -35,7 +37,7 @@ start() { # start NAME: sets pid
     fi
     pid=$!
     for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
-    echo "$name did not start" >&2
+    echo "$name did not start on port $port" >&2
     exit 1
 }
 

@@ -22,7 +22,7 @@ mod trace;
 
 use crate::cli::Flags;
 use ember_store::eviction::{CacheStats, Policy, PolicyConfig, SimulatedCache};
-use report::{markdown_table, summary_table, write_plot};
+use report::{keys_held_table, markdown_table, summary_table, write_plot};
 use serde::{Deserialize, Serialize};
 use server::{replay_server, ServerPlan};
 use std::path::Path;
@@ -213,6 +213,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     let mut table = markdown_table(&rows);
     table.push_str(&summary_table(&rows));
+    table.push_str(&keys_held_table(&rows, Policy::WTinyLfu.name()));
     println!("{table}");
     if let Some(path) = flags.text("markdown") {
         write_file(Path::new(path), &table)?;

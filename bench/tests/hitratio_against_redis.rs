@@ -142,23 +142,40 @@ fn in_process_runs_every_policy_at_every_size() {
 
 #[test]
 fn server_mode_against_redis_agrees_with_the_simulation() {
-    for policy in ["allkeys-lru", "allkeys-lfu"] {
+    // Both policies' servers in one run, as bench/RESULTS.md measures: each replays every size,
+    // and both get the first one's working-set bytes for keys.
+    let policies = ["allkeys-lru", "allkeys-lfu"];
+    let mut servers = Vec::new();
+    for policy in policies {
         let Some(redis) = start_redis(policy) else {
             return;
         };
-        let address = format!("127.0.0.1:{}", redis.port);
-        let server_rows = hitratio(
-            &format!("server-{policy}"),
-            &[&TRACE[..], &["--server", &address]].concat(),
-        );
+        servers.push(redis);
+    }
+    let addresses: Vec<String> = servers
+        .iter()
+        .map(|redis| format!("127.0.0.1:{}", redis.port))
+        .collect();
+    let server_rows = hitratio(
+        "servers",
+        &[&TRACE[..], &["--server", &addresses.join(",")]].concat(),
+    );
+    assert_eq!(server_rows.len(), 2 * policies.len(), "2 sizes per server");
+    let reference_bytes = server_rows[0]["server_dataset_bytes"].as_u64().unwrap();
+    assert!(reference_bytes > 5_000 * 1024, "{}", server_rows[0]);
+    for (server_rows, policy) in server_rows.chunks(2).zip(policies) {
         let simulated = hitratio(
             &format!("simulated-{policy}"),
             &[&TRACE[..], &["--policies", policy]].concat(),
         );
-        assert_eq!(server_rows.len(), 2);
         for (server, simulated) in server_rows.iter().zip(&simulated) {
-            assert_eq!(server["policy"], format!("server:{policy}"));
+            assert_eq!(server["policy"], format!("redis:{policy}"));
             assert_eq!(server["source"], "server");
+            assert_eq!(
+                server["dataset_bytes"].as_u64(),
+                Some(reference_bytes),
+                "every server gets the first one's bytes: {server}"
+            );
             assert!(server["evictions"].as_u64().unwrap() > 0, "{server}");
             // Redis's per-key overhead, its clock and its sampling differ from the simulation's,
             // but at the same fraction of the working set the ratios must be close.

@@ -22,7 +22,7 @@ mod trace;
 
 use crate::cli::Flags;
 use ember_store::eviction::{CacheStats, Policy, PolicyConfig, SimulatedCache};
-use report::{markdown_table, summary_table, write_plot};
+use report::{keys_held_table, markdown_table, summary_table, write_plot};
 use serde::{Deserialize, Serialize};
 use server::{replay_server, ServerPlan};
 use std::path::Path;
@@ -63,12 +63,15 @@ in-process:
                         about what the server replays here reached)
 
 server:
-  --server HOST:PORT    replay through this server instead (GET, then SET on a miss)
+  --server LIST         replay through these servers instead (HOST:PORT, comma-separated;
+                        GET, then SET on a miss), one after the other, in one run
   --server-policy NAME  CONFIG SET maxmemory-policy to this first (default: leave it)
-  --label NAME          name of the server's rows (default server:<its maxmemory-policy>)
-  --dataset-bytes N     the working set's bytes in the server (default: measured by
-                        loading every key once); give the same figure to two servers to
-                        compare them at equal maxmemory bytes
+  --label LIST          names of the servers' rows, one per server (default
+                        redis:<policy> or ember:<policy>, from INFO server)
+  --dataset-bytes N     the working set's bytes the sizes are fractions of (default: as
+                        the first server stores it, measured by loading every key once);
+                        every server gets the same bytes for keys on top of its own
+                        empty used_memory
   --pipeline N          requests per batch (default 64)
 
 output:
@@ -104,6 +107,14 @@ pub struct Row {
     pub evictions: u64,
     /// Keys held at the end of the replay (DBSIZE in server mode): what the bytes bought.
     pub keys_held: u64,
+    /// Bytes of the working set the size is a fraction of: the trace's own (in-process), or
+    /// the reference server's `used_memory` growth when it held every key (server mode).
+    #[serde(default)]
+    pub dataset_bytes: u64,
+    /// Server mode: how much this server's `used_memory` grew holding every key once (its
+    /// own bytes for the working set); 0 in-process.
+    #[serde(default)]
+    pub server_dataset_bytes: u64,
 }
 
 impl Row {
@@ -202,6 +213,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     let mut table = markdown_table(&rows);
     table.push_str(&summary_table(&rows));
+    table.push_str(&keys_held_table(&rows, Policy::WTinyLfu.name()));
     println!("{table}");
     if let Some(path) = flags.text("markdown") {
         write_file(Path::new(path), &table)?;
@@ -329,6 +341,8 @@ pub fn simulate(
         misses: stats.misses,
         evictions: stats.evictions,
         keys_held: cache.len() as u64,
+        dataset_bytes: working_set_bytes,
+        server_dataset_bytes: 0,
     }
 }
 

@@ -132,6 +132,65 @@ pub fn summary_table(rows: &[Row]) -> String {
     text
 }
 
+/// Keys each server held at the end of its replays (DBSIZE), beside the keys the in-process
+/// cache of the same fraction held (`reference`, one policy: they all hold about as many), and
+/// each server's bytes for the whole working set: what equal `maxmemory` bytes bought.
+pub fn keys_held_table(rows: &[Row], reference: &str) -> String {
+    let servers: Vec<&Row> = rows.iter().filter(|row| row.source == "server").collect();
+    if servers.is_empty() {
+        return String::new();
+    }
+    let owned: Vec<Row> = rows.to_vec();
+    let mut sizes = distinct(&owned, |row| row.size_percent);
+    sizes.sort_by(f64::total_cmp);
+    let mut text = String::from("\n**Keys held at the end of each replay** (server: DBSIZE; in-process: the simulated cache)\n\n| trace | cache |");
+    for &size in &sizes {
+        text.push_str(&format!(" {} |", size_label(size)));
+    }
+    text.push_str(" bytes for the whole working set |\n|---|---|");
+    text.push_str(&"---:|".repeat(sizes.len() + 1));
+    text.push('\n');
+    for trace in distinct(&owned, |row| row.trace.clone()) {
+        let of_trace: Vec<&Row> = owned
+            .iter()
+            .filter(|row| {
+                row.trace == trace
+                    && (row.source == "server"
+                        || (row.source == "in-process" && row.policy == reference))
+            })
+            .collect();
+        let labels = distinct(
+            &of_trace
+                .iter()
+                .map(|row| (*row).clone())
+                .collect::<Vec<_>>(),
+            row_label,
+        );
+        for label in labels {
+            text.push_str(&format!("| {trace} | {label} |"));
+            let mut dataset_bytes = 0;
+            for &size in &sizes {
+                match of_trace
+                    .iter()
+                    .find(|row| row_label(row) == label && row.size_percent == size)
+                {
+                    Some(row) => {
+                        dataset_bytes = if row.source == "server" {
+                            row.server_dataset_bytes
+                        } else {
+                            row.dataset_bytes
+                        };
+                        text.push_str(&format!(" {} |", row.keys_held));
+                    }
+                    None => text.push_str(" |"),
+                }
+            }
+            text.push_str(&format!(" {dataset_bytes} |\n"));
+        }
+    }
+    text
+}
+
 /// Colours of the plot's lines, one per policy label in order (16 distinct hues, then reused).
 const LINE_COLORS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
@@ -293,6 +352,13 @@ mod tests {
         assert!(
             !summary.contains("(server)"),
             "servers are not summarised: {summary}"
+        );
+        let held = keys_held_table(&rows, "w-tinylfu");
+        assert!(
+            held.contains("| zipf-1.0 | server:allkeys-lru (server) |")
+                && held.contains("| zipf-1.0 | w-tinylfu |")
+                && !held.contains("| zipf-1.0 | allkeys-lru |"),
+            "{held}"
         );
         let path = std::env::temp_dir().join(format!("ember-hitratio-{}.svg", std::process::id()));
         write_plot(&path, &rows).unwrap();

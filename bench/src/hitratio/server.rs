@@ -25,23 +25,47 @@ const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What server mode needs from the flags.
 pub(super) struct ServerPlan {
-    address: String,
+    /// Servers replayed one after the other, each at every size; the first is the reference
+    /// whose working set sets the bytes for all (unless `dataset_bytes` is given).
+    addresses: Vec<String>,
     policy: Option<String>,
-    label: Option<String>,
+    /// One label per server, or none (then each is named from INFO and its policy).
+    labels: Option<Vec<String>>,
     dataset_bytes: Option<u64>,
     pipeline: usize,
 }
 
 impl ServerPlan {
-    pub(super) fn from_flags(flags: &Flags, address: &str) -> Result<Self, String> {
+    pub(super) fn from_flags(flags: &Flags, addresses: &str) -> Result<Self, String> {
         let pipeline = flags.get_or("pipeline", 64usize)?;
         if pipeline == 0 {
             return Err("--pipeline must be positive".to_string());
         }
+        let split = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let addresses = split(addresses);
+        if addresses.is_empty() {
+            return Err("--server: no address".to_string());
+        }
+        let labels = flags.text("label").map(split);
+        if let Some(labels) = &labels {
+            if labels.len() != addresses.len() {
+                return Err(format!(
+                    "--label names {} servers, --server lists {}",
+                    labels.len(),
+                    addresses.len()
+                ));
+            }
+        }
         Ok(ServerPlan {
-            address: address.to_string(),
+            addresses,
             policy: flags.text("server-policy").map(str::to_string),
-            label: flags.text("label").map(str::to_string),
+            labels,
             dataset_bytes: flags.get("dataset-bytes")?,
             pipeline,
         })
@@ -347,22 +371,13 @@ fn replay(
     Ok(outcome)
 }
 
-/// Replays `trace` through the server at every size.
+/// Replays `trace` through every server of `plan` at every size, all at the same bytes for
+/// keys: the working set as the first server stores it (or `--dataset-bytes`).
 pub(super) fn replay_server(
     plan: &ServerPlan,
     trace: &Trace,
     sizes: &[f64],
 ) -> Result<Vec<Row>, String> {
-    let mut connection = Connection::open(&plan.address)?;
-    if let Some(policy) = &plan.policy {
-        connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory-policy", policy.as_bytes()])?;
-    }
-    let policy_name = connection.config_get("maxmemory-policy")?;
-    let label = plan
-        .label
-        .clone()
-        .unwrap_or_else(|| format!("server:{policy_name}"));
-    let original_maxmemory = connection.config_get("maxmemory")?;
     let value_len_max = trace
         .requests
         .iter()
@@ -370,86 +385,160 @@ pub(super) fn replay_server(
         .max()
         .unwrap_or(1);
     let value = vec![b'v'; value_len_max];
-    connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory", b"0"])?;
-    connection.expect_ok(&[b"FLUSHALL"])?;
-    let dataset_bytes = match plan.dataset_bytes {
-        Some(bytes) => bytes,
-        None => {
-            let bytes = load_working_set(&mut connection, trace, &value)?;
-            connection.expect_ok(&[b"FLUSHALL"])?;
-            bytes
-        }
-    };
-    eprintln!(
-        "hitratio: {} on {label}: working set {dataset_bytes} bytes in the server",
-        trace.name
-    );
+    let mut reference_bytes = plan.dataset_bytes;
     let mut rows = Vec::new();
-    for &size_percent in sizes {
-        // A new connection for each size: an old one's query buffer can hold a large pipeline's
-        // allocation that the server would count in the baseline and free during the replay.
-        connection = Connection::open(&plan.address)?;
-        connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory", b"0"])?;
-        connection.expect_ok(&[b"FLUSHALL"])?;
-        // The server's own memory (its structures, this client's buffers) is under the limit
-        // too, so the cache gets its share on top of what the empty server uses.
-        let baseline_bytes = connection.info_field("memory", "used_memory")?;
-        let cache_bytes = (dataset_bytes as f64 * size_percent / 100.0) as u64;
-        let maxmemory = baseline_bytes + cache_bytes.max(1);
-        connection.expect_ok(&[
+    for (index, address) in plan.addresses.iter().enumerate() {
+        let label = plan.labels.as_ref().map(|labels| labels[index].clone());
+        let mut server = prepare_server(address, plan.policy.as_deref(), label)?;
+        // Each server's own working set, for its bytes per key; the first one's (or the
+        // flag's) sets every server's maxmemory.
+        let own_bytes = load_working_set(&mut server.connection, trace, &value)?;
+        server.connection.expect_ok(&[b"FLUSHALL"])?;
+        let dataset_bytes = *reference_bytes.get_or_insert(own_bytes);
+        eprintln!(
+            "hitratio: {} on {}: working set {own_bytes} bytes in this server ({:.1} a key), {dataset_bytes} bytes the sizes are fractions of",
+            trace.name,
+            server.label,
+            own_bytes as f64 / trace.working_set().0.max(1) as f64
+        );
+        for &size_percent in sizes {
+            let mut row = replay_size(&server, plan, trace, &value, size_percent, dataset_bytes)?;
+            row.server_dataset_bytes = own_bytes;
+            row.dataset_bytes = dataset_bytes;
+            rows.push(row);
+        }
+        server.finish()?;
+    }
+    Ok(rows)
+}
+
+/// A server under test: its address, label, policy and the maxmemory to restore.
+struct Server {
+    address: String,
+    label: String,
+    policy_name: String,
+    original_maxmemory: String,
+    connection: Connection,
+}
+
+impl Server {
+    fn finish(mut self) -> Result<(), String> {
+        self.connection.expect_ok(&[b"FLUSHALL"])?;
+        self.connection.expect_ok(&[
             b"CONFIG",
             b"SET",
             b"maxmemory",
-            maxmemory.to_string().as_bytes(),
-        ])?;
-        connection.expect_ok(&[b"CONFIG", b"RESETSTAT"])?;
-        let started = Instant::now();
-        let outcome = replay(&mut connection, trace, plan.pipeline, &value)?;
-        let elapsed_s = started.elapsed().as_secs_f64();
-        let hits = connection.info_field("stats", "keyspace_hits")?;
-        let misses = connection.info_field("stats", "keyspace_misses")?;
-        let evictions = connection.info_field("stats", "evicted_keys")?;
-        let keys_held = match connection.command(&[b"DBSIZE"])? {
-            Owned::Integer(count) if count >= 0 => count as u64,
-            other => return Err(format!("DBSIZE replied {other:?}")),
-        };
-        if (hits, misses) != (outcome.hits, outcome.misses) {
-            return Err(format!(
-                "the server counts {hits} hits and {misses} misses, the client saw {} and {}",
-                outcome.hits, outcome.misses
-            ));
-        }
-        if outcome.refused_writes > 0 {
-            eprintln!(
-                "hitratio: {} SETs refused with OOM (nothing evictable under {policy_name})",
-                outcome.refused_writes
-            );
-        }
-        eprintln!(
-            "hitratio: {} {size_percent}% maxmemory {maxmemory} (baseline {baseline_bytes}): hit ratio {:.4}, {evictions} evicted, {keys_held} keys held, {:.0} requests/s",
-            trace.name,
-            hits as f64 / (hits + misses).max(1) as f64,
-            trace.requests.len() as f64 / elapsed_s
-        );
-        rows.push(Row {
-            trace: trace.name.clone(),
-            policy: label.clone(),
-            source: "server".to_string(),
-            size_percent,
-            capacity_bytes: maxmemory,
-            requests: trace.requests.len() as u64,
-            hits,
-            misses,
-            evictions,
-            keys_held,
-        });
+            self.original_maxmemory.as_bytes(),
+        ])
     }
+}
+
+/// Connects, sets the policy if asked, lifts maxmemory and empties the server.
+fn prepare_server(
+    address: &str,
+    policy: Option<&str>,
+    label: Option<String>,
+) -> Result<Server, String> {
+    let mut connection = Connection::open(address)?;
+    if let Some(policy) = policy {
+        connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory-policy", policy.as_bytes()])?;
+    }
+    let policy_name = connection.config_get("maxmemory-policy")?;
+    let label = match label {
+        Some(label) => label,
+        None => format!("{}:{policy_name}", server_kind(&mut connection)?),
+    };
+    let original_maxmemory = connection.config_get("maxmemory")?;
+    connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory", b"0"])?;
     connection.expect_ok(&[b"FLUSHALL"])?;
+    Ok(Server {
+        address: address.to_string(),
+        label,
+        policy_name,
+        original_maxmemory,
+        connection,
+    })
+}
+
+/// "ember" when INFO server names an Ember version, "redis" otherwise.
+fn server_kind(connection: &mut Connection) -> Result<&'static str, String> {
+    let Owned::Bulk(text) = connection.command(&[b"INFO", b"server"])? else {
+        return Err("INFO server did not reply with a bulk string".to_string());
+    };
+    let is_ember = String::from_utf8_lossy(&text)
+        .lines()
+        .any(|line| line.starts_with("ember_version:"));
+    Ok(if is_ember { "ember" } else { "redis" })
+}
+
+/// One replay of `trace` at `size_percent` of `dataset_bytes` on an empty server.
+fn replay_size(
+    server: &Server,
+    plan: &ServerPlan,
+    trace: &Trace,
+    value: &[u8],
+    size_percent: f64,
+    dataset_bytes: u64,
+) -> Result<Row, String> {
+    // A new connection for each size: an old one's query buffer can hold a large pipeline's
+    // allocation that the server would count in the baseline and free during the replay.
+    let mut connection = Connection::open(&server.address)?;
+    connection.expect_ok(&[b"CONFIG", b"SET", b"maxmemory", b"0"])?;
+    connection.expect_ok(&[b"FLUSHALL"])?;
+    // The server's own memory (its structures, this client's buffers) is under the limit
+    // too, so the cache gets its share on top of what the empty server uses.
+    let baseline_bytes = connection.info_field("memory", "used_memory")?;
+    let cache_bytes = (dataset_bytes as f64 * size_percent / 100.0) as u64;
+    let maxmemory = baseline_bytes + cache_bytes.max(1);
     connection.expect_ok(&[
         b"CONFIG",
         b"SET",
         b"maxmemory",
-        original_maxmemory.as_bytes(),
+        maxmemory.to_string().as_bytes(),
     ])?;
-    Ok(rows)
+    connection.expect_ok(&[b"CONFIG", b"RESETSTAT"])?;
+    let started = Instant::now();
+    let outcome = replay(&mut connection, trace, plan.pipeline, value)?;
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let hits = connection.info_field("stats", "keyspace_hits")?;
+    let misses = connection.info_field("stats", "keyspace_misses")?;
+    let evictions = connection.info_field("stats", "evicted_keys")?;
+    let used_bytes = connection.info_field("memory", "used_memory")?;
+    let keys_held = match connection.command(&[b"DBSIZE"])? {
+        Owned::Integer(count) if count >= 0 => count as u64,
+        other => return Err(format!("DBSIZE replied {other:?}")),
+    };
+    if (hits, misses) != (outcome.hits, outcome.misses) {
+        return Err(format!(
+            "the server counts {hits} hits and {misses} misses, the client saw {} and {}",
+            outcome.hits, outcome.misses
+        ));
+    }
+    if outcome.refused_writes > 0 {
+        eprintln!(
+            "hitratio: {} SETs refused with OOM (nothing evictable under {})",
+            outcome.refused_writes, server.policy_name
+        );
+    }
+    eprintln!(
+        "hitratio: {} {} {size_percent}% maxmemory {maxmemory} (baseline {baseline_bytes}, used at the end {used_bytes}): hit ratio {:.4}, {evictions} evicted, {keys_held} keys held, {:.0} requests/s",
+        trace.name,
+        server.label,
+        hits as f64 / (hits + misses).max(1) as f64,
+        trace.requests.len() as f64 / elapsed_s
+    );
+    Ok(Row {
+        trace: trace.name.clone(),
+        policy: server.label.clone(),
+        source: "server".to_string(),
+        size_percent,
+        capacity_bytes: maxmemory,
+        requests: trace.requests.len() as u64,
+        hits,
+        misses,
+        evictions,
+        keys_held,
+        dataset_bytes,
+        server_dataset_bytes: 0,
+    })
 }

@@ -55,8 +55,9 @@ Options use Redis's names, for example:
                            --tls-key-file and --tls-ca-cert-file (client certificates:
                            --tls-auth-clients yes|no|optional); Redis's other tls-* names too
   --maxclients 10000       most connections at once
-  --maxmemory 0            memory limit in bytes, units k kb m mb g gb (accepted and
-                           reported by INFO and CONFIG; eviction is not enforced yet)
+  --maxmemory 0            memory limit in bytes, units k kb m mb g gb (0: none); over it,
+                           keys are evicted under --maxmemory-policy (default noeviction:
+                           writes get Redis's OOM error, reads are served)
   --metrics-port 0         Prometheus endpoint port (0 = off)
   --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
   --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";

@@ -535,6 +535,28 @@ impl Ring {
         }
     }
 
+    /// Queues a copy of `bytes` to be sent at the next turn, but only when `id` has no send in
+    /// flight, no failed one and is not closing: true when queued. For pushes written on a
+    /// connection's behalf while its task waits for input (a Pub/Sub message): when this
+    /// answers false, the bytes go through the connection as usual.
+    pub fn send_copy(&self, id: SocketId, bytes: &[u8]) -> bool {
+        assert!(!bytes.is_empty(), "a send carries bytes");
+        let queued = self.with_socket(id, |socket| {
+            if socket.send.is_some() || socket.send_error.is_some() || socket.closing {
+                return false;
+            }
+            let mut buffer = std::mem::take(&mut socket.spare);
+            buffer.clear();
+            buffer.extend_from_slice(bytes);
+            socket.send = Some(Outgoing { buffer, sent: 0 });
+            true
+        });
+        if queued {
+            self.push_send(id);
+        }
+        queued
+    }
+
     /// True while a send of `id` is in flight; `waker` is woken when none is.
     pub fn sending(&self, id: SocketId, waker: Option<&Waker>) -> bool {
         self.with_socket(id, |socket| {

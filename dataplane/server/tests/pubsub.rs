@@ -97,7 +97,11 @@ fn pipelined_publications_count_every_shard_and_keep_order() {
     for sequence in 0..message_count {
         let channel = format!("ch{}", sequence % 2);
         let message = format!("m{sequence}");
-        batch.extend(multibulk(&[b"PUBLISH", channel.as_bytes(), message.as_bytes()]));
+        batch.extend(multibulk(&[
+            b"PUBLISH",
+            channel.as_bytes(),
+            message.as_bytes(),
+        ]));
         expected_replies.push(format!(":{per_channel}\r\n"));
         if sequence % 50 == 25 {
             // Keys on both shards (the tag picks the slot): remote commands mixed in.
@@ -137,7 +141,11 @@ fn pipelined_publications_count_every_shard_and_keep_order() {
     command(&mut own, &["SUBSCRIBE", "own"]);
     let mut batch = Vec::new();
     for sequence in 0..3 {
-        batch.extend(multibulk(&[b"PUBLISH", b"own", format!("o{sequence}").as_bytes()]));
+        batch.extend(multibulk(&[
+            b"PUBLISH",
+            b"own",
+            format!("o{sequence}").as_bytes(),
+        ]));
     }
     own.send(&batch);
     for sequence in 0..3 {

@@ -468,10 +468,7 @@ impl PubSub {
         subscriber: &Rc<Subscriber>,
     ) {
         let mut listeners = self.listeners(namespace, pattern).borrow_mut();
-        listeners
-            .entry(name.to_vec())
-            .or_default()
-            .add(subscriber);
+        listeners.entry(name.to_vec()).or_default().add(subscriber);
     }
 
     /// Removes the subscriber `id` from the listeners of `name`.
@@ -647,7 +644,11 @@ mod tests {
         }
         assert!(audience.is_empty());
         audience.add(&everyone[0]);
-        assert_eq!(audience.len(), 1, "a connection may listen again after leaving");
+        assert_eq!(
+            audience.len(),
+            1,
+            "a connection may listen again after leaving"
+        );
     }
 
     #[test]

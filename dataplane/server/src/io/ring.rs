@@ -1132,6 +1132,46 @@ mod tests {
         }
     }
 
+    /// Turns the ring until `id` has no send in flight.
+    fn wait_sent(ring: &Ring, id: SocketId) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ring.sending(id, None) {
+            assert!(Instant::now() < deadline, "the send never completed");
+            ring.turn();
+        }
+    }
+
+    #[test]
+    fn a_copy_is_sent_only_when_nothing_is_in_flight() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let (client, server) = pair();
+        let id = ring.open(server.as_raw_fd());
+        ring.turn();
+        assert!(ring.send_copy(id, b"first "));
+        assert!(
+            !ring.send_copy(id, b"overtaking "),
+            "a send is in flight: the copy is refused (its caller queues it for the connection)"
+        );
+        let mut out = b"reply ".to_vec();
+        assert!(
+            ring.try_send(id, &mut out, None).is_none(),
+            "the connection's own send waits for the copy's"
+        );
+        wait_sent(&ring, id);
+        assert!(matches!(ring.try_send(id, &mut out, None), Some(Ok(()))));
+        wait_sent(&ring, id);
+        assert!(ring.send_copy(id, b"last"));
+        wait_sent(&ring, id);
+        let mut got = vec![0u8; b"first reply last".len()];
+        (&client).read_exact(&mut got).unwrap();
+        assert_eq!(got, b"first reply last");
+        ring.close(id);
+        assert!(
+            !ring.send_copy(id, b"late"),
+            "nothing is sent on a closing socket"
+        );
+    }
+
     #[test]
     fn a_large_send_completes_whole() {
         let ring = Ring::new(8, 1024, -1).expect("ring");

@@ -13,15 +13,36 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok(ticks as f64 / clock_ticks_per_second())
 }
 
+/// CPU seconds that process `pid` and all its threads have used so far, in user space and in
+/// the kernel (utime, stime).
+///
+/// # Errors
+/// Returns a message when /proc/PID/stat cannot be read or does not have the expected fields.
+pub fn cpu_split_seconds(pid: u32) -> Result<(f64, f64), String> {
+    let path = format!("/proc/{pid}/stat");
+    let text =
+        std::fs::read_to_string(&path).map_err(|error| format!("cannot read {path}: {error}"))?;
+    let (user, system) = parse_cpu_split_ticks(&text)
+        .ok_or_else(|| format!("{path} does not have utime and stime fields"))?;
+    let per_second = clock_ticks_per_second();
+    Ok((user as f64 / per_second, system as f64 / per_second))
+}
+
 /// utime + stime, in clock ticks, from the text of /proc/PID/stat.
 fn parse_cpu_ticks(text: &str) -> Option<u64> {
+    let (utime, stime) = parse_cpu_split_ticks(text)?;
+    Some(utime + stime)
+}
+
+/// utime and stime, in clock ticks, from the text of /proc/PID/stat.
+fn parse_cpu_split_ticks(text: &str) -> Option<(u64, u64)> {
     // The command name (field 2) is in parentheses and may hold spaces or parentheses itself:
     // fields are counted from the last ')'. After it come state (3), ..., utime (14), stime (15).
     let after_name = &text[text.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -43,6 +64,7 @@ mod tests {
     fn reads_utime_and_stime_after_an_awkward_name() {
         let text = "1234 (redis (server) x) S 1 1234 1234 0 -1 4194560 1 0 0 0 250 75 0 0 20 0 4 0 1 2 3\n";
         assert_eq!(parse_cpu_ticks(text), Some(325));
+        assert_eq!(parse_cpu_split_ticks(text), Some((250, 75)));
         assert_eq!(parse_cpu_ticks("1 (short) S 1 2"), None);
         assert_eq!(parse_cpu_ticks("no parenthesis"), None);
     }

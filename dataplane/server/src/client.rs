@@ -86,6 +86,11 @@ impl Pushes {
         true
     }
 
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
+    }
+
     /// Moves the queued pushes to the end of `out`.
     pub fn take_into(&self, out: &mut Vec<u8>) {
         let mut queue = self.queue.borrow_mut();

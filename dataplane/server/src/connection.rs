@@ -100,6 +100,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
         handle
             .limits
             .account(input.len(), end - start, out.pending_len());
+        pubsub::attach_socket(&client, stream.ring.as_ref());
         let read = read_some(&mut stream, fd, spin.as_mut(), &mut input[end..]);
         let read = match pubsub::next_input(&client, read).await {
             Some(Ok(0) | Err(_)) => break,

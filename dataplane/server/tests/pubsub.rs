@@ -79,6 +79,119 @@ fn subscribers_on_every_shard_receive_in_publish_order() {
     }
 }
 
+/// A publisher's pipeline: PUBLISH replies wait for every shard's count together, so they are
+/// checked here in one batch mixed with remote keyspace commands; each subscriber still gets
+/// its channel's messages in publish order, whichever shard it is on.
+#[test]
+fn pipelined_publications_count_every_shard_and_keep_order() {
+    let ember = Ember::start(2);
+    let mut subscribers: Vec<Raw> = (0..SUBSCRIBER_COUNT).map(|_| ember.raw()).collect();
+    for (index, subscriber) in subscribers.iter_mut().enumerate() {
+        let channel = format!("ch{}", index % 2);
+        assert!(command(subscriber, &["SUBSCRIBE", &channel]).starts_with("*3\r\n"));
+    }
+    let per_channel = SUBSCRIBER_COUNT / 2;
+    let message_count = 200;
+    let mut batch = Vec::new();
+    let mut expected_replies = Vec::new();
+    for sequence in 0..message_count {
+        let channel = format!("ch{}", sequence % 2);
+        let message = format!("m{sequence}");
+        batch.extend(multibulk(&[
+            b"PUBLISH",
+            channel.as_bytes(),
+            message.as_bytes(),
+        ]));
+        expected_replies.push(format!(":{per_channel}\r\n"));
+        if sequence % 50 == 25 {
+            // Keys on both shards (the tag picks the slot): remote commands mixed in.
+            for key in ["{a}k", "{b}k"] {
+                batch.extend(multibulk(&[b"SET", key.as_bytes(), message.as_bytes()]));
+                expected_replies.push("+OK\r\n".to_string());
+                batch.extend(multibulk(&[b"GET", key.as_bytes()]));
+                expected_replies.push(format!("${}\r\n{message}\r\n", message.len()));
+            }
+            batch.extend(multibulk(&[b"PUBLISH", b"nobody", b"x"]));
+            expected_replies.push(":0\r\n".to_string());
+        }
+    }
+    let mut publisher = ember.raw();
+    publisher.send(&batch);
+    for (index, expected) in expected_replies.iter().enumerate() {
+        assert_eq!(&publisher.reply_text(), expected, "reply {index}");
+    }
+    for (index, subscriber) in subscribers.iter_mut().enumerate() {
+        for sequence in (index % 2..message_count).step_by(2) {
+            let message = format!("m{sequence}");
+            assert_eq!(
+                subscriber.reply_text(),
+                format!(
+                    "*3\r\n$7\r\nmessage\r\n$3\r\nch{}\r\n${}\r\n{message}\r\n",
+                    index % 2,
+                    message.len()
+                ),
+                "subscriber {index}"
+            );
+        }
+    }
+    // A RESP3 publisher listening to its own channel gets each message before its reply, as
+    // from Redis, in a pipeline too.
+    let mut own = ember.raw();
+    command(&mut own, &["HELLO", "3"]);
+    command(&mut own, &["SUBSCRIBE", "own"]);
+    let mut batch = Vec::new();
+    for sequence in 0..3 {
+        batch.extend(multibulk(&[
+            b"PUBLISH",
+            b"own",
+            format!("o{sequence}").as_bytes(),
+        ]));
+    }
+    own.send(&batch);
+    for sequence in 0..3 {
+        assert_eq!(
+            own.reply_text(),
+            format!(">3\r\n$7\r\nmessage\r\n$3\r\nown\r\n$2\r\no{sequence}\r\n")
+        );
+        assert_eq!(own.reply_text(), ":1\r\n");
+    }
+}
+
+/// Messages written straight to idle subscribers' sockets count in INFO's
+/// total_net_output_bytes like any other output.
+#[test]
+fn messages_count_in_net_output_bytes() {
+    let ember = Ember::start(2);
+    let mut subscribers: Vec<Raw> = (0..SUBSCRIBER_COUNT).map(|_| ember.raw()).collect();
+    for subscriber in &mut subscribers {
+        command(subscriber, &["SUBSCRIBE", "bytes"]);
+    }
+    let mut admin = ember.connect(false);
+    let before = common::info_field(&mut admin, "stats", "total_net_output_bytes");
+    let message = "y".repeat(1000);
+    let mut publisher = ember.raw();
+    let message_count = 20;
+    for _ in 0..message_count {
+        assert_eq!(
+            command(&mut publisher, &["PUBLISH", "bytes", &message]),
+            format!(":{SUBSCRIBER_COUNT}\r\n")
+        );
+    }
+    let frame = multibulk(&[b"message", b"bytes", message.as_bytes()]);
+    for subscriber in &mut subscribers {
+        for _ in 0..message_count {
+            assert_eq!(subscriber.reply(), frame);
+        }
+    }
+    let after = common::info_field(&mut admin, "stats", "total_net_output_bytes");
+    let delivered = (frame.len() * SUBSCRIBER_COUNT * message_count) as u64;
+    assert!(
+        after - before >= delivered,
+        "{} bytes counted for {delivered} delivered",
+        after - before
+    );
+}
+
 #[test]
 fn redis_crate_pubsub_with_patterns() {
     let ember = Ember::start(2);

@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::Instant;
 
-use ember_resp::{Outcome, Protocol, ReplySink};
+use ember_resp::{Outcome, Protocol, Reply, ReplySink};
 use smallvec::SmallVec;
 
 use super::multikey::{self, execute_request, into_reply};
+use super::pubsub::{PubSubOp, Publishing};
 use super::{CommandFlags, CommandResult, ConnectionCtx, Handler, TransactionOp, COMMANDS};
 use crate::client::{Client, ClientHandle};
 use crate::shard::router::{self, Route};
@@ -27,7 +28,7 @@ pub struct Pipeline<'s> {
 
 /// A command sent to another shard and not yet answered.
 struct Deferred<'s> {
-    reply: PendingReply<'s>,
+    reply: DeferredReply<'s>,
     /// Where its reply goes in the output: bytes of the output written before it.
     offset: usize,
     /// The protocol the client spoke when it sent the command.
@@ -41,10 +42,38 @@ struct Deferred<'s> {
     args: Option<PackedArgs>,
 }
 
+/// What a deferred command's reply comes from.
+enum DeferredReply<'s> {
+    /// A keyspace command run by the shard that owns its keys.
+    Command(PendingReply<'s>),
+    /// PUBLISH or SPUBLISH, delivered here and on its way to the other shards: its reply is
+    /// the count of receivers of all of them.
+    Publish(Publishing<'s>),
+}
+
+impl<'s> DeferredReply<'s> {
+    async fn reply(self) -> Reply {
+        match self {
+            Self::Command(pending) => into_reply(pending.await),
+            Self::Publish(publishing) => Reply::Integer(publishing.receivers().await as i64),
+        }
+    }
+}
+
 impl Pipeline<'_> {
     /// True when no command of the batch waits for its reply.
     pub fn is_idle(&self) -> bool {
         self.deferred.is_empty()
+    }
+
+    /// True when only publications wait for their replies: a later PUBLISH may then be
+    /// deferred too without overtaking what an earlier command does elsewhere (a keyspace
+    /// event raised by a remote write reaches this shard's subscribers before the write's
+    /// reply, so it precedes a later PUBLISH only if that PUBLISH waits for the reply).
+    fn only_publishes(&self) -> bool {
+        self.deferred
+            .iter()
+            .all(|deferred| matches!(deferred.reply, DeferredReply::Publish(_)))
     }
 
     /// Waits for every deferred reply and puts each in its place in `out`, so the output holds
@@ -64,7 +93,7 @@ impl Pipeline<'_> {
             out.bytes_mut()
                 .extend_from_slice(&later[copied - first_offset..deferred.offset - first_offset]);
             copied = deferred.offset;
-            let reply = into_reply(deferred.reply.await);
+            let reply = deferred.reply.reply().await;
             out.set_protocol(deferred.protocol);
             out.begin();
             let reply_start = out.pending_len();
@@ -256,7 +285,7 @@ pub async fn execute<'s>(
                         false,
                     );
                     pipeline.deferred.push(Deferred {
-                        reply: shard.send(owner, request).await,
+                        reply: DeferredReply::Command(shard.send(owner, request).await),
                         offset: out.pending_len(),
                         protocol: client.protocol,
                         command_index: index,
@@ -277,6 +306,35 @@ pub async fn execute<'s>(
                 multikey::run_split(shard, client, spec, handler, args, now_ms, out).await
             }
         },
+        // PUBLISH in a batch: delivered here and sent to the other shards, its count of
+        // receivers awaited with the batch's other replies, so a pipeline of publications
+        // costs one round trip between shards, not one each. Each shard delivers a
+        // publisher's messages in the order it sends them either way (the mesh keeps order).
+        Handler::PubSub(op @ (PubSubOp::Publish | PubSubOp::SPublish))
+            if client.hold.is_none()
+                && shard.count() > 1
+                && pipeline.as_deref().is_some_and(Pipeline::only_publishes) =>
+        {
+            let pipeline = pipeline.expect("checked above");
+            match super::pubsub::start_publish(op, shard, client, args, out).await {
+                // A channel filter dropped the message: answered already.
+                None => Ok(()),
+                Some(publishing) => {
+                    pipeline.deferred.push(Deferred {
+                        reply: DeferredReply::Publish(publishing),
+                        offset: out.pending_len(),
+                        protocol: client.protocol,
+                        command_index: index,
+                        started,
+                        client: client.handle.clone(),
+                        args: (shard.hotkeys.recording()
+                            || shard.config.borrow().slowlog_log_slower_than_us >= 0)
+                            .then(|| PackedArgs::new(args.iter().copied())),
+                    });
+                    return; // Recorded when the reply is drained.
+                }
+            }
+        }
         handler => {
             // Commands beyond the keyspace may read or change what earlier remote commands of
             // the batch did (the connection's state, models reading rows): those go first.

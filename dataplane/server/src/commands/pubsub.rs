@@ -4,7 +4,8 @@
 //! Subscriptions live on the connection's shard ([`crate::shard::pubsub`]); PUBLISH delivers
 //! on its own shard and asks every other shard at once to deliver too, and the receivers'
 //! counts add up. A connection with subscriptions writes the messages pushed to it between
-//! its requests and while it waits for the next one ([`next_input`]).
+//! its requests and while it waits for the next one ([`next_input`]); while it waits with
+//! nothing else pending, a message goes straight to its socket on the shard's ring.
 
 mod introspect;
 
@@ -15,6 +16,7 @@ use std::future::Future;
 use std::rc::Rc;
 
 use ember_resp::{Protocol, ReplySink};
+use smallvec::SmallVec;
 
 use super::{
     command, CommandFlags, CommandResult, CommandSpec, ConnectionCtx, KeySpec, ALL_KEYS, NO_KEYS,
@@ -22,7 +24,7 @@ use super::{
 };
 use crate::client::Client;
 use crate::shard::pubsub::{Namespace, PubSubRequest, Subscriber};
-use crate::shard::{Shard, ShardReply, ShardRequest};
+use crate::shard::{PendingReply, Shard, ShardReply, ShardRequest};
 
 /// PUBLISH, SPUBLISH and PUBSUB: they ask every shard, so the executor awaits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,45 +392,88 @@ pub async fn run(
 ) -> CommandResult {
     match op {
         PubSubOp::Publish | PubSubOp::SPublish => {
-            let namespace = if op == PubSubOp::Publish {
-                Namespace::Global
-            } else {
-                Namespace::Shard
-            };
-            // A filter attached to the channel drops or masks the message before fan-out.
-            let Some(message) = super::filter::screen(shard, args[1], args[2]) else {
-                out.integer(0);
-                return Ok(());
-            };
-            let receivers = publish(shard, namespace, args[1], &message).await;
-            // A (RESP3) publisher listening to its own channel gets the message before the
-            // reply, as from Redis.
-            take_pushes(client, out);
-            out.integer(receivers as i64);
+            if let Some(publishing) = start_publish(op, shard, client, args, out).await {
+                let receivers = publishing.receivers().await;
+                out.integer(receivers as i64);
+            }
             Ok(())
         }
         PubSubOp::PubSub => introspect::introspect(shard, args, out).await,
     }
 }
 
-/// Delivers `message` on `channel` on every shard; returns the receivers counted everywhere.
-pub async fn publish(shard: &Shard, namespace: Namespace, channel: &[u8], message: &[u8]) -> usize {
+/// A PUBLISH delivered here and sent to the other shards, whose counts of receivers are on
+/// their way.
+pub struct Publishing<'s> {
+    /// Receivers on this shard.
+    local: usize,
+    others: SmallVec<[PendingReply<'s>; 1]>,
+}
+
+impl Publishing<'_> {
+    /// Receivers on every shard, once each shard has delivered.
+    pub async fn receivers(self) -> usize {
+        let mut receivers = self.local;
+        for reply in self.others {
+            if let ShardReply::Integer(count) = reply.await {
+                receivers += count as usize;
+            }
+        }
+        receivers
+    }
+}
+
+/// Starts PUBLISH or SPUBLISH (`op`): delivers here and sends the message to every other
+/// shard. `None` when the reply is already written (a channel filter dropped the message);
+/// otherwise the reply is the count of receivers of what is returned. A (RESP3) publisher
+/// listening to its own channel finds the message in `out`, before the reply, as from Redis.
+pub async fn start_publish<'s>(
+    op: PubSubOp,
+    shard: &'s Shard,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> Option<Publishing<'s>> {
+    debug_assert!(matches!(op, PubSubOp::Publish | PubSubOp::SPublish));
+    let namespace = if op == PubSubOp::Publish {
+        Namespace::Global
+    } else {
+        Namespace::Shard
+    };
+    // A filter attached to the channel drops or masks the message before fan-out.
+    let Some(message) = super::filter::screen(shard, args[1], args[2]) else {
+        out.integer(0);
+        return None;
+    };
+    let publishing = send_publish(shard, namespace, args[1], &message).await;
+    take_pushes(client, out);
+    Some(publishing)
+}
+
+/// Sends `message` on `channel` to every other shard (one mesh message each, whatever the
+/// number of subscribers there), then delivers it here: the shards deliver at the same time,
+/// each to its own subscribers.
+async fn send_publish<'s>(
+    shard: &'s Shard,
+    namespace: Namespace,
+    channel: &[u8],
+    message: &[u8],
+) -> Publishing<'s> {
+    let mut others = SmallVec::new();
+    for index in (0..shard.count()).filter(|&index| index != shard.index) {
+        let request = PubSubRequest::Publish {
+            namespace,
+            channel: channel.to_vec(),
+            message: message.to_vec(),
+        };
+        others.push(shard.send(index, ShardRequest::PubSub(request)).await);
+    }
     let limit = shard.config.borrow().pubsub_output_limit;
     let now_ms = crate::stats::unix_time_ms();
-    let mut receivers = shard
+    let local = shard
         .pubsub
         .deliver(namespace, channel, message, limit, now_ms);
-    let request = PubSubRequest::Publish {
-        namespace,
-        channel: channel.to_vec(),
-        message: message.to_vec(),
-    };
-    for reply in ask_others(shard, &request).await {
-        if let ShardReply::Integer(count) = reply {
-            receivers += count as usize;
-        }
-    }
-    receivers
+    Publishing { local, others }
 }
 
 /// Sends `request` to every other shard at once and returns their replies.
@@ -526,11 +571,22 @@ pub async fn next_input<T>(client: &Client, read: impl Future<Output = T>) -> Op
         .await;
     };
     subscriber.written();
+    // The connection flushed all its output before it came to read: while it waits, a
+    // message may go straight to its socket (when one was attached with [`attach_socket`]).
+    let _waiting = subscriber.waiting();
     futures_lite::future::or(async { Some(read.await) }, async {
         futures_lite::future::or(subscriber.ready(), pushes.ready()).await;
         None
     })
     .await
+}
+
+/// Gives the subscriber of `client`, if it has one, the connection's socket on the shard's
+/// ring, through which messages reach it while it waits for input ([`next_input`]).
+pub fn attach_socket(client: &Client, socket: Option<&crate::io::Socket>) {
+    if let (Some(subscriber), Some(socket)) = (client.subscriptions.subscriber.as_ref(), socket) {
+        subscriber.attach(|| socket.share());
+    }
 }
 
 /// Moves the messages pushed to `client` into its output, after the replies already there

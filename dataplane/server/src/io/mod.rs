@@ -401,6 +401,15 @@ impl Socket {
         .await
     }
 
+    /// A handle through which others on this shard may send on the socket while its
+    /// connection waits (see [`SocketRef::send_copy`]).
+    pub fn share(&self) -> SocketRef {
+        SocketRef {
+            driver: self.driver.clone(),
+            id: self.id,
+        }
+    }
+
     /// Waits for the last send to leave, then takes the socket off the ring. The descriptor
     /// may be closed afterwards.
     pub async fn close(mut self) {
@@ -415,6 +424,38 @@ impl Socket {
         self.closed = true;
         self.driver.ring.close(self.id);
         self.driver.kick();
+    }
+}
+
+/// A connection's socket as another task of its shard sees it: Pub/Sub delivery hands a
+/// message straight to the ring with it, without waking the connection's task (one wake-up and
+/// one poll of that task per subscriber and message otherwise).
+///
+/// Only valid while its [`Socket`] is open: the holder uses it only while the connection's
+/// task is parked waiting for input, which it is not once it leaves to close the socket.
+#[derive(Clone)]
+pub struct SocketRef {
+    driver: Rc<Driver>,
+    id: SocketId,
+}
+
+impl std::fmt::Debug for SocketRef {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_tuple("SocketRef").field(&self.id).finish()
+    }
+}
+
+impl SocketRef {
+    /// Queues a copy of `bytes` for the driver's next turn when the socket has no send in
+    /// flight (and no failed one): true when queued, false when the caller must hand the bytes
+    /// to the connection instead (they would otherwise overtake its earlier output, or wait
+    /// behind a peer that does not read).
+    pub fn send_copy(&self, bytes: &[u8]) -> bool {
+        let queued = self.driver.ring.send_copy(self.id, bytes);
+        if queued {
+            self.driver.kick();
+        }
+        queued
     }
 }
 

@@ -535,6 +535,28 @@ impl Ring {
         }
     }
 
+    /// Queues a copy of `bytes` to be sent at the next turn, but only when `id` has no send in
+    /// flight, no failed one and is not closing: true when queued. For pushes written on a
+    /// connection's behalf while its task waits for input (a Pub/Sub message): when this
+    /// answers false, the bytes go through the connection as usual.
+    pub fn send_copy(&self, id: SocketId, bytes: &[u8]) -> bool {
+        assert!(!bytes.is_empty(), "a send carries bytes");
+        let queued = self.with_socket(id, |socket| {
+            if socket.send.is_some() || socket.send_error.is_some() || socket.closing {
+                return false;
+            }
+            let mut buffer = std::mem::take(&mut socket.spare);
+            buffer.clear();
+            buffer.extend_from_slice(bytes);
+            socket.send = Some(Outgoing { buffer, sent: 0 });
+            true
+        });
+        if queued {
+            self.push_send(id);
+        }
+        queued
+    }
+
     /// True while a send of `id` is in flight; `waker` is woken when none is.
     pub fn sending(&self, id: SocketId, waker: Option<&Waker>) -> bool {
         self.with_socket(id, |socket| {
@@ -1108,6 +1130,46 @@ mod tests {
         for id in &ids {
             assert!(!ring.sending(*id, None));
         }
+    }
+
+    /// Turns the ring until `id` has no send in flight.
+    fn wait_sent(ring: &Ring, id: SocketId) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ring.sending(id, None) {
+            assert!(Instant::now() < deadline, "the send never completed");
+            ring.turn();
+        }
+    }
+
+    #[test]
+    fn a_copy_is_sent_only_when_nothing_is_in_flight() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let (client, server) = pair();
+        let id = ring.open(server.as_raw_fd());
+        ring.turn();
+        assert!(ring.send_copy(id, b"first "));
+        assert!(
+            !ring.send_copy(id, b"overtaking "),
+            "a send is in flight: the copy is refused (its caller queues it for the connection)"
+        );
+        let mut out = b"reply ".to_vec();
+        assert!(
+            ring.try_send(id, &mut out, None).is_none(),
+            "the connection's own send waits for the copy's"
+        );
+        wait_sent(&ring, id);
+        assert!(matches!(ring.try_send(id, &mut out, None), Some(Ok(()))));
+        wait_sent(&ring, id);
+        assert!(ring.send_copy(id, b"last"));
+        wait_sent(&ring, id);
+        let mut got = vec![0u8; b"first reply last".len()];
+        (&client).read_exact(&mut got).unwrap();
+        assert_eq!(got, b"first reply last");
+        ring.close(id);
+        assert!(
+            !ring.send_copy(id, b"late"),
+            "nothing is sent on a closing socket"
+        );
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
             ShardReply::Done
         }
         AdminRequest::ResetStats => {
+            // Bytes sent straight to subscribers count in the stats being reset.
+            shard.pubsub.take_sent_len();
             shard.stats.reset();
             shard.local_tier.hits.set(0);
             ShardReply::Done
@@ -143,6 +145,8 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
 }
 
 fn shard_info(shard: &Shard) -> ShardInfo {
+    let output = &shard.stats.net_output_bytes;
+    output.set(output.get() + shard.pubsub.take_sent_len());
     let keyspace = shard.keyspace.borrow();
     ShardInfo {
         counters: crate::stats::Counters {

@@ -1338,7 +1338,10 @@ mod tests {
     #[test]
     fn small_sends_complete_without_completions_and_do_not_end_a_sleep() {
         let ring = Ring::new(8, 1024, -1).expect("ring");
-        assert!(ring.quick_sends, "the kernel skips successful completions (5.17+)");
+        assert!(
+            ring.quick_sends,
+            "the kernel skips successful completions (5.17+)"
+        );
         let pairs: Vec<_> = (0..3).map(|_| pair()).collect();
         let ids: Vec<_> = pairs
             .iter()

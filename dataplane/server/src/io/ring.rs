@@ -726,6 +726,19 @@ impl Ring {
         }
     }
 
+    /// The oldest unconfirmed quick send, taken off the list, if the kernel has taken its entry
+    /// (its number is below `taken`).
+    fn next_taken_quick_send(&self, taken: u64) -> Option<(SocketId, u32)> {
+        let mut unconfirmed = self.unconfirmed.borrow_mut();
+        match unconfirmed.front() {
+            Some(&(number, id, serial)) if number < taken => {
+                unconfirmed.pop_front();
+                Some((id, serial))
+            }
+            _ => None,
+        }
+    }
+
     /// Completes the quick sends that the kernel has taken and that came back with no
     /// completion: all of each left inside the enter that took it (MSG_DONTWAIT never leaves
     /// one parked on its socket), so its buffer is free. Called after the completions of every
@@ -748,33 +761,18 @@ impl Ring {
             self.pushed.get() - submission.len() as u64
         };
         let mut confirmed = 0;
-        loop {
-            let Some((id, serial)) = ({
-                let mut unconfirmed = self.unconfirmed.borrow_mut();
-                match unconfirmed.front() {
-                    Some(&(number, id, serial)) if number < taken => {
-                        unconfirmed.pop_front();
-                        Some((id, serial))
-                    }
-                    _ => None,
-                }
-            }) else {
-                break;
-            };
+        while let Some((id, serial)) = self.next_taken_quick_send(taken) {
             let done = {
                 let mut sockets = self.sockets.borrow_mut();
                 let socket = &mut sockets[id.slot as usize];
-                // A socket is freed only with no send in flight, and a quick send is in
-                // flight until this confirms it or its completion ends it.
-                assert!(
-                    socket.generation == id.generation && socket.open,
-                    "quick send of a freed socket {id:?}"
-                );
-                // Its completion, handled already, turned it into a waiting send or ended it.
-                let still_quick = socket
-                    .send
-                    .as_ref()
-                    .is_some_and(|outgoing| outgoing.quick && outgoing.serial == serial);
+                // A completion, handled already, turned it into a waiting send or ended it
+                // (after which a closing socket may have been freed, even reused).
+                let still_quick = socket.generation == id.generation
+                    && socket.open
+                    && socket
+                        .send
+                        .as_ref()
+                        .is_some_and(|outgoing| outgoing.quick && outgoing.serial == serial);
                 if still_quick {
                     let mut outgoing = socket.send.take().expect("checked above");
                     outgoing.buffer.clear();
@@ -792,7 +790,8 @@ impl Ring {
             let sockets = self.sockets.borrow();
             let still_wanted = self.unconfirmed.borrow().iter().any(|&(_, id, serial)| {
                 let socket = &sockets[id.slot as usize];
-                socket.writer.is_some()
+                socket.generation == id.generation
+                    && socket.writer.is_some()
                     && socket
                         .send
                         .as_ref()

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use ember_resp::{Limits, Protocol, ReplySink, RequestParser};
 use smallvec::SmallVec;
 
-use crate::client::{Client, ClientHandle};
+use crate::client::{Client, ClientHandle, CommandClock};
 use crate::commands::exec::{execute, Pipeline};
 use crate::commands::pubsub;
 use crate::runtime::{AsyncReadExt, AsyncWriteExt};
@@ -117,7 +117,8 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
             }
         };
         end += read;
-        handle.last_interaction_ms.set(unix_time_ms());
+        let now_ms = unix_time_ms();
+        handle.last_interaction_ms.set(now_ms);
         handle
             .limits
             .account(input.len(), end - start, out.pending_len());
@@ -129,7 +130,8 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
             .stats
             .net_input_bytes
             .set(shard.stats.net_input_bytes.get() + read as u64);
-        let now_ms = unix_time_ms();
+        // The batch's commands run one after the other: each one's end is the next one's start.
+        client.command_clock = CommandClock::Fresh;
         // Until the batch's last reply is in: its commands may wait for other shards.
         handle.limits.running.set(true);
         loop {
@@ -145,6 +147,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                         let was_off = client.reply_off;
                         let kept_len = if was_off || skipping {
                             pipeline.drain(&shard, &mut out).await;
+                            client.command_clock.restart();
                             Some(out.pending_len())
                         } else {
                             None
@@ -180,6 +183,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                         crate::commands::tracking::after_request(&client, &args);
                         if std::mem::take(&mut client.tracking_reset) {
                             crate::commands::tracking::disable(&shard, &handle).await;
+                            client.command_clock.restart();
                         }
                     }
                     start += consumed;
@@ -197,6 +201,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                         if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await {
                             break 'connection;
                         }
+                        client.command_clock.restart();
                     }
                 }
                 Ok(None) => break,

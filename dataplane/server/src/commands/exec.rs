@@ -139,11 +139,14 @@ pub async fn execute<'s>(
     out: &mut ReplySink,
     mut pipeline: Option<&mut Pipeline<'s>>,
 ) {
-    let started = Instant::now();
+    let started = client.command_clock.start();
+    // A command that returns before `finish` (refused, or left on its way to another shard)
+    // leaves the next one to read the clock itself.
+    client.command_clock.restart();
     out.begin();
     let reply_start = out.pending_len();
     client.handle.last_interaction_ms.set(now_ms);
-    let Some(index) = super::lookup(args[0]) else {
+    let Some(index) = command_index(client, args[0]) else {
         client.multi_failed |= client.multi.is_some();
         reply_error(shard, out, &super::unknown_command_message(args));
         return;
@@ -384,10 +387,12 @@ pub async fn execute<'s>(
         }
         // A script's commands run by execute_now wait in the outbox.
         super::monitor::flush(shard).await;
+        client.command_clock.restart();
     }
     // MULTI, EXEC, WATCH...: EXEC's commands were recorded one by one, so EXEC's own reply
     // and time would count them twice.
     if shard.hotkeys.recording() && !matches!(spec.handler, Handler::Transaction(_)) {
+        client.command_clock.restart();
         let reply_bytes = out.pending_len().saturating_sub(reply_start);
         shard.hotkeys.record_net(index, args, reply_bytes);
         if !matches!(spec.handler, Handler::Keyspace(_)) {
@@ -396,6 +401,18 @@ pub async fn execute<'s>(
             shard.hotkeys.record_cpu(index, &[], elapsed_us);
         }
     }
+}
+
+/// The table index of command `name`, trying the client's last command first.
+fn command_index(client: &mut Client, name: &[u8]) -> Option<usize> {
+    if let Some(index) = client.last_command_index {
+        if name.eq_ignore_ascii_case(COMMANDS[index].name.as_bytes()) {
+            return Some(index);
+        }
+    }
+    let index = super::lookup(name)?;
+    client.last_command_index = Some(index);
+    Some(index)
 }
 
 /// XREAD / XREADGROUP with BLOCK. Keys on one shard: the blocking command's first attempt
@@ -622,7 +639,9 @@ fn finish(
     } else {
         note_failure(shard, out.outcome())
     };
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let ended = Instant::now();
+    client.command_clock.end(ended);
+    let elapsed_us = ended.saturating_duration_since(started).as_micros() as u64;
     shard.stats.record_call(index, elapsed_us, failed);
     record_slow(shard, &client.handle, index, args, elapsed_us);
 }

@@ -3,9 +3,11 @@
 //! Each shard has one ring ([`ring::Ring`]), created on the shard's own thread, and one driver
 //! task that turns it: every connection has a multishot receive into the shard's provided
 //! buffers, and every connection's replies wait in the submission queue until the driver's next
-//! turn submits them all, and reaps what arrived, with one `io_uring_enter`. A turn runs after
-//! the connections it woke have run (the driver yields to them), so the sends of all the
-//! requests that arrived together leave together.
+//! enter submits them all, and reaps what arrived, with one `io_uring_enter`. That enter comes
+//! after the connections it woke have run (the driver yields to them), so the sends of all the
+//! requests that arrived together leave together; when nothing else has arrived by then, the
+//! same enter also sleeps until the next request (the sends complete silently when they leave
+//! whole: see `ring.rs`), so a burst of requests costs one system call.
 //!
 //! Waiting: glommio keeps the executors, task queues and timers, and each turn of its loop costs a
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
@@ -17,8 +19,9 @@
 //! ring reads; a new connection through a multishot poll of each listener ([`watch_listener`]),
 //! so that it is accepted at once, before requests sent later on older connections. After
 //! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
-//! announces new work on an eventfd (registered with the ring), and the driver waits on that
-//! eventfd through the runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
+//! announces new work on an eventfd (registered with the ring while the shard parks only, as
+//! the kernel writes it for every burst), and the driver waits on that eventfd through the
+//! runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
 //! data arrives on any of its connections, and glommio wakes it for everything else. Because the
 //! ring defers task work to the shard's own enter, arriving data never interrupts it.
 //!
@@ -162,6 +165,9 @@ impl Driver {
                 if bell.sleep() {
                     self.ring.wait(timeout);
                     bell.awake();
+                } else {
+                    // The runtime's loop comes next: the replies queued so far leave first.
+                    self.ring.submit();
                 }
             }
             None => self.ring.wait(timeout),
@@ -178,6 +184,8 @@ impl Driver {
     /// shards, accepts, other task queues): rings the doorbell and waits for it, and the
     /// runtime's read of it completes within that turn, with no timer and no sleep.
     async fn hand_back(&self) {
+        // The replies queued so far leave before the runtime's turn.
+        self.ring.submit();
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from `one`, which outlives the call.
         unsafe { libc::write(self.doorbell.fd(), one.as_ptr().cast(), one.len()) };
@@ -198,14 +206,21 @@ impl Driver {
     /// False when the ring had work already, and the driver did not wait (nor hand the shard
     /// to the runtime).
     async fn park(&self) -> bool {
+        if let Err(error) = self.ring.announce(true) {
+            eprintln!("ember: io_uring doorbell failed ({error}); the shard polls");
+            self.doorbell_failed.set(true);
+        }
         self.doorbell.drain();
         // Checked after the drain: work announced before it shows in the ring's flags, work
         // announced after it rings the doorbell again.
-        if self.ring.has_work() {
-            return false;
+        let parked = !self.ring.has_work();
+        if parked {
+            self.wait_doorbell(true).await;
         }
-        self.wait_doorbell(true).await;
-        true
+        // Left announcing if this fails: that costs an eventfd write per burst of requests,
+        // and the next park tries again.
+        let _ = self.ring.announce(false);
+        parked
     }
 
     /// Waits for the doorbell, or (when `kickable`) for a connection's kick.
@@ -244,26 +259,32 @@ impl Driver {
 
 /// The driver task of a shard: runs until the shard ends.
 ///
-/// Each turn submits the queued sends and reaps what arrived. After a turn that woke
-/// connections, the driver yields so they run (and queue their replies for the next turn). The
+/// Each turn reaps what arrived, entering the kernel only when it has work for the shard. After
+/// a turn that woke connections, the driver yields so they run (and queue their replies). The
 /// runtime's own loop gets a turn when another shard sent a message (before the next socket
 /// turn when the message was already waiting), when a listener has a connection to accept,
 /// when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
 /// [`HAND_BACK_MAX`]. When a
-/// turn finds nothing: with busy polling the driver spins on the ring's shared memory; then it
-/// sleeps in its own ring (one `io_uring_enter` that a socket, a new connection or another
-/// shard's message ends) until the next hand-back is due; after [`IDLE_PARK_AFTER`] without
-/// traffic it parks inside the runtime's loop.
+/// turn finds nothing: with busy polling the driver submits the replies and spins on the ring's
+/// shared memory; then it submits them and sleeps in its own ring in one `io_uring_enter`
+/// (which a socket, a new connection or another shard's message ends) until the next hand-back
+/// is due; after [`IDLE_PARK_AFTER`] without traffic it parks inside the runtime's loop.
 async fn drive(driver: Rc<Driver>) {
     let mut handed_back = Instant::now();
     let mut progressed = handed_back;
     // Whether the driver already yielded once since its last turn with work: the tasks woken
     // during that turn have then run, and the shard may sleep.
     let mut yielded_idle = false;
-    // Whether the shard's other tasks, when the driver last let them run, kept it longer than
-    // a hand-back allows (a long command).
+    // When the driver last let the shard's other tasks run (the time read at the top of that
+    // iteration), and whether they, with the turn before, kept the shard longer than a
+    // hand-back allows (a long command). One clock read per iteration measures both.
+    let mut paused_at: Option<Instant> = None;
     let mut tasks_ran_long = false;
     loop {
+        let mut now = Instant::now();
+        if let Some(paused_at) = paused_at.take() {
+            tasks_ran_long = now - paused_at >= HAND_BACK_MAX;
+        }
         // Another shard's message (or a new connection) that is already waiting goes to the
         // runtime's loop before this turn reaps socket data: a request forwarded here by
         // another shard then runs before a later request of a local client, as in glommio's
@@ -272,11 +293,14 @@ async fn drive(driver: Rc<Driver>) {
         // Redis reads its clients before its cron (an idle timeout must not close a client
         // whose request waited for that command).
         if !tasks_ran_long && driver.take_runtime_work() {
-            tasks_ran_long = ran_long(driver.hand_back()).await;
-            handed_back = Instant::now();
+            driver.hand_back().await;
+            let after = Instant::now();
+            tasks_ran_long = after - now >= HAND_BACK_MAX;
+            (handed_back, now) = (after, after);
         }
-        let worked = driver.ring.turn() > 0;
-        let now = Instant::now();
+        // Enters the kernel only when it has work for the shard; the replies queued by the
+        // connections leave with the next sleep in the ring, in the same enter.
+        let worked = driver.ring.reap() > 0;
         if worked {
             progressed = now;
             yielded_idle = false;
@@ -285,18 +309,21 @@ async fn drive(driver: Rc<Driver>) {
             || crate::spin::take_hand_back()
             || now - handed_back >= HAND_BACK_MAX
         {
-            tasks_ran_long = ran_long(driver.hand_back()).await;
-            handed_back = Instant::now();
+            driver.hand_back().await;
+            (handed_back, paused_at) = (now, Some(now));
             continue;
         }
         if worked || !yielded_idle {
-            // The connections just woken run now; the next turn submits their replies.
+            // The connections just woken run now and queue their replies.
             yielded_idle = !worked;
-            tasks_ran_long = ran_long(runtime::yield_now()).await;
+            runtime::yield_now().await;
+            paused_at = Some(now);
             continue;
         }
+        // Two quiet turns in a row: every task woken by the last completions has run.
         let idle = now - progressed;
         if idle < driver.busy_poll {
+            driver.ring.submit();
             let slice_start = Instant::now();
             while !driver.ring.has_work()
                 && !driver.bell.as_ref().is_some_and(|bell| bell.pending())
@@ -305,14 +332,25 @@ async fn drive(driver: Rc<Driver>) {
             {
                 std::hint::spin_loop();
             }
-            tasks_ran_long = ran_long(runtime::yield_now()).await;
+            runtime::yield_now().await;
+            paused_at = Some(now);
+            continue;
+        }
+        if driver.ring.confirm_wanted() {
+            // A connection waits for its send to leave, which the kernel has not taken yet
+            // (an enter refused for a moment): the next turn submits it again.
+            runtime::yield_now().await;
+            paused_at = Some(now);
             continue;
         }
         if idle < IDLE_PARK_AFTER && driver.may_sleep_in_ring() {
+            // Submits the queued replies and sleeps in one enter: their sends complete
+            // silently when they leave whole (quick sends), so only new data wakes it.
             let until = (handed_back + HAND_BACK_MAX).min(progressed + IDLE_PARK_AFTER);
             driver.sleep_in_ring(until.saturating_duration_since(now));
             continue;
         }
+        driver.ring.submit();
         tasks_ran_long = false;
         if driver.park().await {
             handed_back = Instant::now();
@@ -321,14 +359,6 @@ async fn drive(driver: Rc<Driver>) {
             yielded_idle = false;
         }
     }
-}
-
-/// Awaits `pause`, in which the driver lets the shard's other tasks run; true when they kept
-/// the shard longer than [`HAND_BACK_MAX`].
-async fn ran_long(pause: impl Future<Output = ()>) -> bool {
-    let paused = Instant::now();
-    pause.await;
-    paused.elapsed() >= HAND_BACK_MAX
 }
 
 /// Watches listening socket `fd` in this shard's ring, when the shard has one: a connection

@@ -2,6 +2,16 @@
 //! provided buffers, and the sends of every connection gathered in the submission queue until the
 //! next turn of the shard's driver submits them all with one `io_uring_enter`.
 //!
+//! A send is first submitted as a *quick* send: MSG_DONTWAIT (the kernel tries it once, inside
+//! the enter that takes it from the queue, and never parks it on the socket) with
+//! IOSQE_CQE_SKIP_SUCCESS (no completion when all of it left). So a reply that fits in the
+//! socket costs no completion, and the enter that submits the replies of a burst may also sleep
+//! until the next request arrives ([`Ring::wait`]) instead of returning at once for the sends'
+//! own completions. What did not fit (nothing: -EAGAIN, or a part: its length) comes back as a
+//! completion, and the rest goes out as an ordinary send that waits for room. Once the enter
+//! that took a quick send has returned and its completions are reaped, no completion means the
+//! whole reply left: the kernel no longer reads the buffer ([`Ring::confirm_quick_sends`]).
+//!
 //! The ring is set up with SINGLE_ISSUER and DEFER_TASKRUN (COOP_TASKRUN where the kernel refuses
 //! it): completions are prepared by the kernel only when the shard asks for them, in its own
 //! `io_uring_enter`, so arriving data never interrupts the shard with task work while it runs.
@@ -112,6 +122,12 @@ struct Received {
 struct Outgoing {
     buffer: Vec<u8>,
     sent: usize,
+    /// The submission in flight is a quick send (see the module's comment): it completes
+    /// silently when all of it leaves.
+    quick: bool,
+    /// Which send of its socket this is, so a quick send's confirmation never applies to a
+    /// later send of the same socket.
+    serial: u32,
 }
 
 #[derive(Default)]
@@ -129,6 +145,8 @@ struct Socket {
     end: Option<i32>,
     reader: Option<Waker>,
     send: Option<Outgoing>,
+    /// Sends queued on this socket so far (numbers each [`Outgoing`]).
+    send_serial: u32,
     /// The error of the last send, reported to the next send.
     send_error: Option<i32>,
     spare: Vec<u8>,
@@ -177,8 +195,11 @@ pub enum TaskRun {
 pub struct RingCounters {
     /// `io_uring_enter` calls.
     pub enters: u64,
-    /// Sends submitted.
+    /// Sends submitted (quick sends and the waiting sends of what they left).
     pub sends: u64,
+    /// Quick sends that did not send everything at once (the socket was full): the rest went
+    /// out as a waiting send.
+    pub quick_send_rests: u64,
     /// Receives that stopped because every provided buffer was in use (ENOBUFS).
     pub buffer_exhaustions: u64,
     /// Receives cancelled because the connection had [`RECEIVED_AHEAD_LEN_MAX`] unread.
@@ -197,6 +218,17 @@ pub struct Ring {
     completions: RefCell<Vec<(u64, i32, u32)>>,
     /// Sends that went out in part: the rest is submitted after the completions are handled.
     resends: RefCell<Vec<SocketId>>,
+    /// Whether the kernel skips the completions of successful requests that ask it to
+    /// (IOSQE_CQE_SKIP_SUCCESS, Linux 5.17): sends are quick sends only then.
+    quick_sends: bool,
+    /// Entries pushed to the submission queue so far: the kernel takes them in order, so an
+    /// entry pushed as number `n` has been taken once `pushed - queued > n`.
+    pushed: Cell<u64>,
+    /// Quick sends not yet confirmed, in submission order: (entry number, socket, serial).
+    unconfirmed: RefCell<VecDeque<(u64, SocketId, u32)>>,
+    /// A connection waits for a quick send of its own to be confirmed (it has more to send,
+    /// or it closes): the next turn must submit it, not leave it for the next sleep.
+    confirm_wanted: Cell<bool>,
     /// Set when a receive found no buffer: every held buffer is copied out after this turn.
     exhausted: Cell<bool>,
     task_run: TaskRun,
@@ -212,16 +244,21 @@ pub struct Ring {
     /// Set when a watched listener had a connection waiting; taken by
     /// [`Ring::take_connection`].
     connection_waiting: Cell<bool>,
+    /// The eventfd that announces new work while the shard parks ([`Ring::announce`]), and
+    /// whether it is registered now.
+    eventfd: RawFd,
+    announcing: Cell<bool>,
 }
 
 impl Ring {
-    /// A ring with `buffer_count` provided buffers of `buffer_len` bytes, its completions
-    /// announced on `eventfd` (may be -1 for none).
+    /// A ring with `buffer_count` provided buffers of `buffer_len` bytes, its new work announced
+    /// on `eventfd` (may be -1 for none) while [`Ring::announce`] says so.
     ///
     /// # Errors
     /// When the kernel refuses io_uring, the buffer ring or the eventfd.
     pub fn new(buffer_count: u16, buffer_len: usize, eventfd: RawFd) -> io::Result<Self> {
         let (uring, task_run) = Self::build()?;
+        let quick_sends = uring.params().is_feature_skip_cqe_on_success();
         let buffers = ProvidedBuffers::new(buffer_count, buffer_len)?;
         // SAFETY: the entries stay mapped as long as `buffers`, which the ring owns and drops
         // after `uring` (field order below), so the kernel never reads an unmapped ring.
@@ -235,7 +272,9 @@ impl Ring {
         }
         buffers.publish();
         if eventfd >= 0 {
+            // Checked once here; registered again only while the shard parks.
             uring.submitter().register_eventfd(eventfd)?;
+            uring.submitter().unregister_eventfd()?;
         }
         Ok(Self {
             uring: RefCell::new(uring),
@@ -245,6 +284,10 @@ impl Ring {
             to_arm: RefCell::new(Vec::new()),
             completions: RefCell::new(Vec::new()),
             resends: RefCell::new(Vec::new()),
+            quick_sends,
+            pushed: Cell::new(0),
+            unconfirmed: RefCell::new(VecDeque::new()),
+            confirm_wanted: Cell::new(false),
             exhausted: Cell::new(false),
             task_run,
             counters: Cell::new(RingCounters::default()),
@@ -253,7 +296,29 @@ impl Ring {
             bell_armed: Cell::new(false),
             listeners: RefCell::new(Vec::new()),
             connection_waiting: Cell::new(false),
+            eventfd,
+            announcing: Cell::new(false),
         })
+    }
+
+    /// Starts (`on`) or stops announcing new work on the eventfd given to [`Ring::new`]. The
+    /// kernel writes that eventfd whenever work arrives for an empty ring, a system call's worth
+    /// of work per burst of requests, so it is on only while the shard parks outside the ring.
+    ///
+    /// # Errors
+    /// When the kernel refuses the (un)registration.
+    pub fn announce(&self, on: bool) -> io::Result<()> {
+        if self.eventfd < 0 || self.announcing.get() == on {
+            return Ok(());
+        }
+        let uring = self.uring.borrow();
+        if on {
+            uring.submitter().register_eventfd(self.eventfd)?;
+        } else {
+            uring.submitter().unregister_eventfd()?;
+        }
+        self.announcing.set(on);
+        Ok(())
     }
 
     /// Keeps a read of blocking eventfd `fd` in flight, so that [`Ring::wait`] returns when it
@@ -509,7 +574,10 @@ impl Ring {
         waker: Option<&Waker>,
     ) -> Option<io::Result<()>> {
         let queued = self.with_socket(id, |socket| {
-            if socket.send.is_some() {
+            if let Some(outgoing) = &socket.send {
+                if outgoing.quick {
+                    self.confirm_wanted.set(true);
+                }
                 socket.writer = waker.cloned();
                 return None;
             }
@@ -522,12 +590,18 @@ impl Ring {
             let mut spare = std::mem::take(&mut socket.spare);
             spare.clear();
             let buffer = std::mem::replace(out, spare);
-            socket.send = Some(Outgoing { buffer, sent: 0 });
+            socket.send_serial = socket.send_serial.wrapping_add(1);
+            socket.send = Some(Outgoing {
+                buffer,
+                sent: 0,
+                quick: false,
+                serial: socket.send_serial,
+            });
             Some(Ok(true))
         })?;
         match queued {
             Ok(true) => {
-                self.push_send(id);
+                self.push_send(id, self.quick_sends);
                 Some(Ok(()))
             }
             Ok(false) => Some(Ok(())),
@@ -560,7 +634,10 @@ impl Ring {
     /// True while a send of `id` is in flight; `waker` is woken when none is.
     pub fn sending(&self, id: SocketId, waker: Option<&Waker>) -> bool {
         self.with_socket(id, |socket| {
-            if socket.send.is_some() {
+            if let Some(outgoing) = &socket.send {
+                if outgoing.quick {
+                    self.confirm_wanted.set(true);
+                }
                 socket.writer = waker.cloned();
                 true
             } else {
@@ -615,8 +692,11 @@ impl Ring {
         self.free_slots.borrow_mut().push(id.slot);
     }
 
-    /// Queues a submission, submitting the queue first if it is full.
-    fn push(&self, entry: squeue::Entry) {
+    /// Queues a submission, submitting the queue first if it is full; returns its entry number
+    /// (see [`Ring::pushed`]).
+    fn push(&self, entry: squeue::Entry) -> u64 {
+        let number = self.pushed.get();
+        self.pushed.set(number + 1);
         let mut uring = self.uring.borrow_mut();
         // SAFETY (for `push`): every entry's buffers outlive the operation: sends point into
         // an `Outgoing` buffer that stays in its socket until the send's completion, receives
@@ -629,24 +709,119 @@ impl Ring {
             // SAFETY: as above.
             unsafe { uring.submission().push(&entry) }.expect("an empty queue has room");
         }
+        number
     }
 
-    fn push_send(&self, id: SocketId) {
-        let entry = self.with_socket(id, |socket| {
-            let outgoing = socket.send.as_ref().expect("a send in flight");
+    /// Submits what is left of `id`'s send: as a quick send (see the module's comment), or as
+    /// a send that waits for room.
+    fn push_send(&self, id: SocketId, quick: bool) {
+        let (entry, serial) = self.with_socket(id, |socket| {
+            let outgoing = socket.send.as_mut().expect("a send in flight");
             assert!(outgoing.sent < outgoing.buffer.len());
+            outgoing.quick = quick;
             let rest = &outgoing.buffer[outgoing.sent..];
             // Replies above 4 GiB go out in parts; each completion submits the rest.
             let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
-            opcode::Send::new(types::Fd(socket.fd), rest.as_ptr(), len)
-                // WAITALL: the kernel itself waits for room and sends the rest, so a large
-                // reply completes once instead of once per socket buffer's worth.
-                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            // WAITALL: a waiting send's kernel side itself waits for room and sends the rest,
+            // so a large reply completes once instead of once per socket buffer's worth; a
+            // quick send that sent only a part counts as failed, so its completion (with the
+            // length sent) is not skipped.
+            let mut flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+            if quick {
+                flags |= libc::MSG_DONTWAIT;
+            }
+            let mut entry = opcode::Send::new(types::Fd(socket.fd), rest.as_ptr(), len)
+                .flags(flags)
                 .build()
-                .user_data(user_data(Operation::Send, id))
+                .user_data(user_data(Operation::Send, id));
+            if quick {
+                entry = entry.flags(squeue::Flags::SKIP_SUCCESS);
+            }
+            (entry, outgoing.serial)
         });
         self.count(|counters| counters.sends += 1);
-        self.push(entry);
+        let number = self.push(entry);
+        if quick {
+            self.unconfirmed
+                .borrow_mut()
+                .push_back((number, id, serial));
+        }
+    }
+
+    /// The oldest unconfirmed quick send, taken off the list, if the kernel has taken its entry
+    /// (its number is below `taken`).
+    fn next_taken_quick_send(&self, taken: u64) -> Option<(SocketId, u32)> {
+        let mut unconfirmed = self.unconfirmed.borrow_mut();
+        match unconfirmed.front() {
+            Some(&(number, id, serial)) if number < taken => {
+                unconfirmed.pop_front();
+                Some((id, serial))
+            }
+            _ => None,
+        }
+    }
+
+    /// Completes the quick sends that the kernel has taken and that came back with no
+    /// completion: all of each left inside the enter that took it (MSG_DONTWAIT never leaves
+    /// one parked on its socket), so its buffer is free. Called after the completions of every
+    /// enter so far are handled: a quick send that did not send everything posted its
+    /// completion in the enter that took it, and that completion was handled first. Returns how
+    /// many were completed.
+    fn confirm_quick_sends(&self) -> usize {
+        if self.unconfirmed.borrow().is_empty() {
+            self.confirm_wanted.set(false);
+            return 0;
+        }
+        let taken = {
+            let mut uring = self.uring.borrow_mut();
+            let submission = uring.submission();
+            // A full completion queue keeps completions in the kernel until the next enter
+            // (IORING_FEAT_NODROP): one of them may be a quick send's, so wait for that enter.
+            if submission.cq_overflow() {
+                return 0;
+            }
+            self.pushed.get() - submission.len() as u64
+        };
+        let mut confirmed = 0;
+        while let Some((id, serial)) = self.next_taken_quick_send(taken) {
+            let done = {
+                let mut sockets = self.sockets.borrow_mut();
+                let socket = &mut sockets[id.slot as usize];
+                // A completion, handled already, turned it into a waiting send or ended it
+                // (after which a closing socket may have been freed, even reused).
+                let still_quick = socket.generation == id.generation
+                    && socket.open
+                    && socket
+                        .send
+                        .as_ref()
+                        .is_some_and(|outgoing| outgoing.quick && outgoing.serial == serial);
+                if still_quick {
+                    let mut outgoing = socket.send.take().expect("checked above");
+                    outgoing.buffer.clear();
+                    socket.spare = outgoing.buffer;
+                    socket.wake_writer();
+                }
+                still_quick
+            };
+            if done {
+                confirmed += 1;
+                self.free_if_quiet(id);
+            }
+        }
+        if self.confirm_wanted.get() {
+            let sockets = self.sockets.borrow();
+            let still_wanted = self.unconfirmed.borrow().iter().any(|&(_, id, serial)| {
+                let socket = &sockets[id.slot as usize];
+                socket.generation == id.generation
+                    && socket.writer.is_some()
+                    && socket
+                        .send
+                        .as_ref()
+                        .is_some_and(|outgoing| outgoing.quick && outgoing.serial == serial)
+            });
+            self.confirm_wanted.set(still_wanted);
+        }
+        confirmed
     }
 
     fn arm_waiting(&self) {
@@ -690,6 +865,7 @@ impl Ring {
         queued
             || task_work
             || overflow
+            || self.confirm_wanted.get()
             || !uring.completion().is_empty()
             || (!self.to_arm.borrow().is_empty() && self.buffers.borrow().kernel_count() > 0)
     }
@@ -697,8 +873,47 @@ impl Ring {
     /// One turn: arms idle receives, submits every queued entry and runs the kernel's deferred
     /// work in one `io_uring_enter` (none when there is nothing to do), hands completions to
     /// their sockets and wakes their tasks. Returns the completions handled plus the entries
-    /// submitted (at least 1 after an enter).
+    /// submitted (at least 1 after an enter) plus the quick sends confirmed.
+    #[cfg(test)]
     pub fn turn(&self) -> usize {
+        self.turn_with(true)
+    }
+
+    /// A turn that enters the kernel only when the kernel has work for the shard (deferred
+    /// task work: data arrived, a send resumed; or completions kept back from a full queue),
+    /// not merely to submit what is queued: the driver submits that with its next sleep in
+    /// the ring ([`Ring::wait`]), in the same enter, or with its next [`Ring::turn`].
+    pub fn reap(&self) -> usize {
+        self.turn_with(self.confirm_wanted.get())
+    }
+
+    /// True while a connection waits for a quick send to be confirmed: the driver must not
+    /// sleep before a turn has submitted it.
+    pub fn confirm_wanted(&self) -> bool {
+        self.confirm_wanted.get()
+    }
+
+    /// Submits what is queued without waiting and without reaping (the next turn reaps).
+    pub fn submit(&self) {
+        self.arm_waiting();
+        let mut uring = self.uring.borrow_mut();
+        if uring.submission().is_empty() {
+            return;
+        }
+        self.count(|counters| counters.enters += 1);
+        match uring.submit() {
+            Ok(_) => {}
+            // Interrupted, or short of memory for requests: the next enter submits them.
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) => {}
+            Err(error) => panic!("io_uring_enter failed: {error}"),
+        }
+    }
+
+    fn turn_with(&self, submit_queued: bool) -> usize {
         self.arm_waiting();
         let submitted = {
             let mut uring = self.uring.borrow_mut();
@@ -710,7 +925,7 @@ impl Ring {
                     submission.cq_overflow(),
                 )
             };
-            if queued > 0 || task_work || overflow {
+            if (submit_queued && queued > 0) || task_work || overflow {
                 self.count(|counters| counters.enters += 1);
                 // SAFETY: no argument pointer is passed; GETEVENTS with min_complete 0 runs
                 // the deferred task work and returns without waiting.
@@ -760,13 +975,14 @@ impl Ring {
         *self.completions.borrow_mut() = completions;
         let resends = std::mem::take(&mut *self.resends.borrow_mut());
         for id in resends {
-            self.push_send(id);
+            self.push_send(id, false);
         }
+        let confirmed = self.confirm_quick_sends();
         if self.exhausted.replace(false) {
             self.spill_all();
         }
         self.buffers.borrow().publish();
-        handled + submitted
+        handled + submitted + confirmed
     }
 
     fn complete(&self, data: u64, result: i32, flags: u32) {
@@ -903,15 +1119,23 @@ impl Ring {
                 .send
                 .as_mut()
                 .expect("send completion without a send");
+            let quick = std::mem::replace(&mut outgoing.quick, false);
             if result >= 0 {
                 outgoing.sent += result as usize;
                 assert!(outgoing.sent <= outgoing.buffer.len());
+                // A quick send that sent nothing at all reports -EAGAIN, not 0.
                 resend = outgoing.sent < outgoing.buffer.len() && result > 0;
                 if result == 0 && outgoing.sent < outgoing.buffer.len() {
                     socket.send_error = Some(-libc::EPIPE);
                 }
+            } else if quick && result == -libc::EAGAIN {
+                // The socket was full: the whole reply goes out as a waiting send.
+                resend = true;
             } else {
                 socket.send_error = Some(result);
+            }
+            if quick && resend {
+                self.count(|counters| counters.quick_send_rests += 1);
             }
             if !resend {
                 let mut outgoing = socket.send.take().expect("checked above");
@@ -1170,6 +1394,73 @@ mod tests {
             !ring.send_copy(id, b"late"),
             "nothing is sent on a closing socket"
         );
+    }
+
+    #[test]
+    fn small_sends_complete_without_completions_and_do_not_end_a_sleep() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        assert!(
+            ring.quick_sends,
+            "the kernel skips successful completions (5.17+)"
+        );
+        let pairs: Vec<_> = (0..3).map(|_| pair()).collect();
+        let ids: Vec<_> = pairs
+            .iter()
+            .map(|(_, server)| ring.open(server.as_raw_fd()))
+            .collect();
+        ring.turn();
+        for (index, id) in ids.iter().enumerate() {
+            let mut out = pattern(50 + index, index as u8);
+            assert!(matches!(ring.try_send(*id, &mut out, None), Some(Ok(()))));
+        }
+        // Submitted by the sleep itself, which only its timeout ends: the sends that left
+        // whole posted nothing.
+        ring.wait(Duration::from_millis(20));
+        assert!(ring.uring.borrow_mut().completion().is_empty());
+        for (index, id) in ids.iter().enumerate() {
+            assert!(ring.sending(*id, None), "not confirmed before a reap");
+            let mut got = vec![0u8; 50 + index];
+            (&pairs[index].0).read_exact(&mut got).unwrap();
+            assert_eq!(got, pattern(50 + index, index as u8));
+        }
+        assert_eq!(ring.reap(), 3, "three sends confirmed");
+        for id in &ids {
+            assert!(!ring.sending(*id, None));
+        }
+        assert_eq!(ring.counters().quick_send_rests, 0);
+    }
+
+    #[test]
+    fn a_send_to_a_full_socket_goes_on_waiting_and_arrives_whole() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let (client, server) = pair();
+        let id = ring.open(server.as_raw_fd());
+        // More than the socket takes while the peer reads nothing: the quick send leaves a
+        // part (its completion says how much), and the rest waits for room.
+        let sent = pattern(16 * 1024 * 1024, 5);
+        let mut out = sent.clone();
+        assert!(matches!(ring.try_send(id, &mut out, None), Some(Ok(()))));
+        ring.turn();
+        assert!(ring.sending(id, None));
+        assert_eq!(ring.counters().quick_send_rests, 1);
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 16 * 1024 * 1024];
+            (&client).read_exact(&mut got).unwrap();
+            got
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ring.sending(id, None) {
+            assert!(Instant::now() < deadline);
+            ring.turn();
+            std::thread::yield_now();
+        }
+        assert_eq!(reader.join().unwrap(), sent);
+        // A later small send is a quick one again.
+        let mut out = pattern(10, 1);
+        assert!(matches!(ring.try_send(id, &mut out, None), Some(Ok(()))));
+        ring.turn();
+        assert!(!ring.sending(id, None));
+        assert_eq!(ring.counters().quick_send_rests, 1);
     }
 
     #[test]

@@ -616,17 +616,31 @@ impl Ring {
     pub fn send_copy(&self, id: SocketId, bytes: &[u8]) -> bool {
         assert!(!bytes.is_empty(), "a send carries bytes");
         let queued = self.with_socket(id, |socket| {
-            if socket.send.is_some() || socket.send_error.is_some() || socket.closing {
+            if let Some(outgoing) = &socket.send {
+                // A quick send may have left already, unconfirmed: ask for the confirmation
+                // so that the next message finds the socket free.
+                if outgoing.quick {
+                    self.confirm_wanted.set(true);
+                }
+                return false;
+            }
+            if socket.send_error.is_some() || socket.closing {
                 return false;
             }
             let mut buffer = std::mem::take(&mut socket.spare);
             buffer.clear();
             buffer.extend_from_slice(bytes);
-            socket.send = Some(Outgoing { buffer, sent: 0 });
+            socket.send_serial = socket.send_serial.wrapping_add(1);
+            socket.send = Some(Outgoing {
+                buffer,
+                sent: 0,
+                quick: false,
+                serial: socket.send_serial,
+            });
             true
         });
         if queued {
-            self.push_send(id);
+            self.push_send(id, self.quick_sends);
         }
         queued
     }

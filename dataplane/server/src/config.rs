@@ -582,6 +582,17 @@ impl Config {
         Ok(config)
     }
 
+    /// Reads a redis.conf-syntax file's text, as `ember FILE` (and `--config`) reads the file:
+    /// the defaults, then each line.
+    ///
+    /// # Errors
+    /// An unknown parameter or a bad value, with the line number.
+    pub fn from_file_text(text: &str) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        config.apply_file(text)?;
+        Ok(config)
+    }
+
     fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();

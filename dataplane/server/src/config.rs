@@ -903,7 +903,11 @@ mod tests {
         for parameter in PARAMETERS.iter() {
             let canonical = validate(parameter, parameter.default, parameter.default)
                 .unwrap_or_else(|why| panic!("default of {}: {why}", parameter.name));
-            assert_eq!(canonical, parameter.default, "default of {}", parameter.name);
+            assert_eq!(
+                canonical, parameter.default,
+                "default of {}",
+                parameter.name
+            );
         }
     }
 

@@ -22,6 +22,12 @@ pub mod spin;
 pub mod stats;
 pub mod tls;
 
+/// The unit tests run on jemalloc, as the `ember` binary does (`main.rs` sets it for the binary):
+/// the memory gauge's tests read jemalloc's figures for the whole process.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The hardware paths found at start-up, said once in the log and in INFO: the CPU, each GPU the CUDA driver
 /// reports (name, architecture, memory), the inference backends usable here and why each other one is not.
 pub fn hardware_summary() -> String {

@@ -80,8 +80,17 @@ fn check_round_trip(value: &Value, limits: &RestoreLimits) {
         "DUMP wrote a footer RESTORE refuses"
     );
     let again = restore(&payload, limits, NOW_MS).expect("DUMP's own payload restores");
-    assert_eq!(&again, value, "DUMP then RESTORE changed the value");
     let payload_again = try_dump(&again, NOW_MS).expect("a restored value has a DUMP payload");
+    if &again != value {
+        // What DUMP cannot write: a consumer's active time, read from Redis 7.2's stream layout
+        // (STREAM_LISTPACKS_3, RDB 11). DUMP writes Redis 7.0's encodings (RDB 10), whose reader
+        // takes the seen time for it, as Redis 7.2 does. All that DUMP writes must survive.
+        assert!(
+            matches!(value, Value::Stream(_)),
+            "DUMP then RESTORE changed the value"
+        );
+        assert_eq!(payload_again, payload, "DUMP then RESTORE changed a stream");
+    }
     if payload_again == payload {
         return;
     }

@@ -90,7 +90,7 @@ done
 
 echo
 echo "== 3. FILTER.CHECK, 10,000 rules, 100-byte messages"
-cargo test -q -p ember-server --bins scan_throughput -- --ignored --nocapture 2>/dev/null | grep "in-process" || echo "(in-process figure: cargo test did not run)"
+cargo test -q -p ember-server --lib scan_throughput -- --ignored --nocapture 2>/dev/null | grep "in-process" || echo "(in-process figure: cargo test did not run)"
 python3 - "$port" <<'EOF'
 import random, socket, sys
 port = int(sys.argv[1])

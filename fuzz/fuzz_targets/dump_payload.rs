@@ -66,7 +66,13 @@ fn with_footer(body: &[u8], version: u16) -> Vec<u8> {
     payload
 }
 
-/// A decoded value re-encodes, and its payload decodes to an equal value with the same payload.
+/// A decoded value re-encodes, and its payload decodes to an equal value with the same payload,
+/// unless the value's size class changed on the way: the payload's type follows the encoding
+/// (a hashtable hash is written as a hash, a listpack one as a listpack), and RESTORE picks the
+/// encoding from what it reads, as Redis's loader does. A payload whose fields made the value a
+/// hashtable (a long value in a field that has already expired, say) restores, without them, as
+/// a listpack; Redis 7.4 converts on the fields it reads too, so its DUMP then RESTORE then DUMP
+/// changes the type byte in the same way. From the second payload on it is a fixed point.
 fn check_round_trip(value: &Value, limits: &RestoreLimits) {
     let payload = try_dump(value, NOW_MS).expect("a restored value has a DUMP payload");
     assert!(
@@ -74,9 +80,30 @@ fn check_round_trip(value: &Value, limits: &RestoreLimits) {
         "DUMP wrote a footer RESTORE refuses"
     );
     let again = restore(&payload, limits, NOW_MS).expect("DUMP's own payload restores");
-    assert_eq!(&again, value, "DUMP then RESTORE changed the value");
     let payload_again = try_dump(&again, NOW_MS).expect("a restored value has a DUMP payload");
-    assert_eq!(payload, payload_again, "DUMP is not a fixed point");
+    if &again != value {
+        // What DUMP cannot write: a consumer's active time, read from Redis 7.2's stream layout
+        // (STREAM_LISTPACKS_3, RDB 11). DUMP writes Redis 7.0's encodings (RDB 10), whose reader
+        // takes the seen time for it, as Redis 7.2 does. All that DUMP writes must survive.
+        assert!(
+            matches!(value, Value::Stream(_)),
+            "DUMP then RESTORE changed the value"
+        );
+        assert_eq!(payload_again, payload, "DUMP then RESTORE changed a stream");
+    }
+    if payload_again == payload {
+        return;
+    }
+    assert_ne!(
+        again.encoding_name(),
+        value.encoding_name(),
+        "DUMP is not a fixed point in the same encoding"
+    );
+    let third = restore(&payload_again, limits, NOW_MS).expect("DUMP's own payload restores");
+    assert_eq!(&third, value, "DUMP then RESTORE changed the value");
+    assert_eq!(third.encoding_name(), again.encoding_name());
+    let payload_third = try_dump(&third, NOW_MS).expect("a restored value has a DUMP payload");
+    assert_eq!(payload_again, payload_third, "DUMP is not a fixed point");
 }
 
 /// Restores `payload`, whose footer the reference judged: a refused footer is `Checksum`, an

@@ -5,41 +5,11 @@
 //! ember [/path/to/redis.conf] [--port 6379] [--bind 127.0.0.1] [--threads N] [--busy-poll-us 50] ...
 //! ```
 
-mod bell;
-mod client;
-mod commands;
-mod config;
-mod connection;
-mod inference;
-mod io;
-mod limits;
-mod memory;
-mod metrics;
-mod protection;
-mod rdma;
-mod runtime;
-mod scripting;
-mod server;
-mod shard;
-mod spin;
-mod stats;
-mod tls;
+use ember_server::{config, inference, server};
 
 /// jemalloc, as Redis uses: `used_memory` is what it reports.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// The hardware paths found at start-up, said once in the log and in INFO: the CPU, each GPU the CUDA driver
-/// reports (name, architecture, memory), the inference backends usable here and why each other one is not.
-pub fn hardware_summary() -> String {
-    // The server calls this with no arguments; the ONNX Runtime to probe is a flag, so read the inference flags
-    // again (main has already refused bad ones).
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let ort_lib = inference::InferenceConfig::extract(&args)
-        .ok()
-        .and_then(|(config, _)| config.ort_lib);
-    inference::backends::hardware_summary(ort_lib.as_deref())
-}
 
 const USAGE: &str = "usage: ember [/path/to/redis.conf] [--option value ...]
 

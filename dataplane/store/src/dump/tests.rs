@@ -209,6 +209,49 @@ fn hash_field_expiries_use_redis_7_4_layout() {
     }
 }
 
+/// A payload whose hash had a field too long for a listpack, already expired at RESTORE: the
+/// reader converts on the fields it reads, as Redis 7.4's loader does (it keeps expired fields to
+/// be removed later; Ember drops them at once), so the value is a hashtable without that field.
+/// Its DUMP is then a plain hash, which restores as a listpack (the size class follows what is
+/// read, in Redis too), and from there DUMP is a fixed point. Found by the fuzz target
+/// dump_payload (a HASH_METADATA payload with a 100-byte expired field), whose check expected the
+/// first DUMP to be the fixed point already.
+#[test]
+fn an_expired_long_field_leaves_a_hashtable_that_dumps_as_a_plain_hash() {
+    let now_ms = 10_000;
+    let mut body = vec![TYPE_HASH_METADATA];
+    body.extend_from_slice(&5_000u64.to_le_bytes());
+    body.push(2);
+    // "long", expiring at 5000 (relative TTL 1), with a 100-byte value (a 14-bit length).
+    body.extend_from_slice(b"\x01\x04long\x40\x64");
+    body.extend_from_slice(&[b'x'; 100]);
+    // "f" = "v", no expiry.
+    body.extend_from_slice(b"\x00\x01f\x01v");
+    body.extend_from_slice(&RDB_VERSION_MAX.to_le_bytes());
+    let crc = crc64(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+
+    let limits = RestoreLimits::default();
+    let restored = restore(&body, &limits, now_ms).unwrap();
+    assert_eq!(restored.encoding_name(), "hashtable");
+    let Value::Hash(hash) = &restored else {
+        panic!("a hash");
+    };
+    assert_eq!(
+        hash.iter(now_ms).collect::<Vec<_>>(),
+        [(&b"f"[..], &b"v"[..])]
+    );
+    let first = dump(&restored, now_ms);
+    assert_eq!(first[0], TYPE_HASH);
+    let again = restore(&first, &limits, now_ms).unwrap();
+    assert_eq!(again, restored);
+    assert_eq!(again.encoding_name(), "listpack");
+    let second = dump(&again, now_ms);
+    assert_eq!(second[0], TYPE_HASH_LISTPACK);
+    let third = restore(&second, &limits, now_ms).unwrap();
+    assert_eq!(dump(&third, now_ms), second);
+}
+
 #[test]
 fn streams_keep_entries_counters_and_groups() {
     let limits = StreamLimits::default();

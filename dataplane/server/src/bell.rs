@@ -3,9 +3,8 @@
 //! shard's wake-up eventfd only while that shard sleeps inside glommio; the socket ring driver
 //! (`io/mod.rs`) sleeps in its own ring instead while traffic flows. So every send on the mesh
 //! ([`crate::runtime::MeshSenders`]) also rings the receiver's bell: a flag the driver checks
-//! each turn (it then wakes the shard's mesh receivers itself, which take the message without a
-//! turn of glommio's loop), and, while the driver sleeps in its ring, an eventfd that the ring
-//! reads. With `--io-uring no` no shard
+//! each turn (it then hands the shard to glommio's loop, which delivers the message), and, while
+//! the driver sleeps in its ring, an eventfd that the ring reads. With `--io-uring no` no shard
 //! sleeps outside glommio's loop, and there are no bells (`runtime::run_shards`).
 
 use std::cell::RefCell;

@@ -7,15 +7,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
-
-use futures_lite::Stream;
-use smallvec::SmallVec;
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -29,13 +24,10 @@ pub use glommio::TaskQueueHandle;
 
 /// Messages between shards travel over a full mesh of bounded single-producer channels. With
 /// bells (socket rings on), every message sent also rings the receiving shard's [`MeshBell`]
-/// (for a shard that sleeps outside glommio's loop, in its socket ring), and the receiving
-/// shard's driver wakes its [`MeshReceiver`]s itself ([`wake_mesh_receivers`]).
+/// (for a shard that sleeps outside glommio's loop, in its socket ring).
 pub struct MeshSenders<T: Send> {
     senders: glommio::channels::channel_mesh::Senders<T>,
     bells: Option<Arc<[MeshBell]>>,
-    /// Messages sent on each channel of the mesh ([`MeshCounts`]).
-    counts: MeshCounts,
 }
 
 impl<T: Send> MeshSenders<T> {
@@ -45,8 +37,8 @@ impl<T: Send> MeshSenders<T> {
     /// When the channel is closed (the peer is shutting down) or `target` is this shard.
     pub async fn send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.send_to(target, message).await;
-        if sent.is_ok() {
-            self.sent(target);
+        if let (Ok(()), Some(bells)) = (&sent, &self.bells) {
+            bells[target].ring();
         }
         sent
     }
@@ -59,190 +51,15 @@ impl<T: Send> MeshSenders<T> {
     #[allow(dead_code)]
     pub fn try_send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.try_send_to(target, message);
-        if sent.is_ok() {
-            self.sent(target);
+        if let (Ok(()), Some(bells)) = (&sent, &self.bells) {
+            bells[target].ring();
         }
         sent
     }
-
-    /// Counts a message pushed on the channel to `target`, then rings its bell: the count is
-    /// up to date when the bell's shard looks.
-    fn sent(&self, target: usize) {
-        self.counts
-            .channel(self.senders.peer_id(), target)
-            .fetch_add(1, Ordering::Release);
-        if let Some(bells) = &self.bells {
-            bells[target].ring();
-        }
-    }
 }
 
-/// Messages pushed so far on each channel of the mesh (`from * shard_count + to`), each
-/// counter on a cache line of its own (two shards sending to each other would otherwise write
-/// the same line). A counter is raised after its message is pushed, so a receiver that has
-/// taken fewer messages than its counter says knows one is waiting without asking glommio's
-/// channel, whose empty poll leaves a waker behind.
-#[derive(Clone)]
-struct MeshCounts {
-    counts: Arc<[PaddedCount]>,
-    shard_count: usize,
-}
-
-#[repr(align(64))]
-#[derive(Default)]
-struct PaddedCount(AtomicU64);
-
-impl MeshCounts {
-    fn new(shard_count: usize) -> Self {
-        Self {
-            counts: (0..shard_count * shard_count)
-                .map(|_| PaddedCount::default())
-                .collect(),
-            shard_count,
-        }
-    }
-
-    fn channel(&self, from: usize, to: usize) -> &AtomicU64 {
-        &self.counts[from * self.shard_count + to].0
-    }
-}
-
-thread_local! {
-    /// The tasks of this shard's mesh receivers that wait for a message, each in its receiver's
-    /// place (its `waiter`); only on a shard with a bell, whose socket ring driver
-    /// wakes them ([`wake_mesh_receivers`]).
-    static MESH_WAITERS: RefCell<Vec<Option<Waker>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Wakes every mesh receiver of this shard that waits for a message: the socket ring driver
-/// calls it when the shard's bell rang, so a message from another shard is taken without a
-/// turn of glommio's loop (a doorbell write, glommio's read of it through its ring, its
-/// preemption timer re-armed: several system calls per message). True when any was waiting.
-pub fn wake_mesh_receivers() -> bool {
-    let waiting: SmallVec<[Waker; 4]> = MESH_WAITERS.with(|waiters| {
-        waiters
-            .borrow_mut()
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect()
-    });
-    let any = !waiting.is_empty();
-    for waker in waiting {
-        waker.wake();
-    }
-    any
-}
-
-/// The receiving side of the mesh, one per peer. Receives through glommio's channel; the task
-/// that waits on it is woken by glommio's loop (which holds at most one waker of this receiver
-/// at a time) or, on a shard with a bell, directly by the shard's socket ring driver.
-pub struct MeshReceiver<T: Send> {
-    channel: glommio::channels::shared_channel::ConnectedReceiver<T>,
-    counts: MeshCounts,
-    /// This channel's counter in `counts`.
-    from: usize,
-    to: usize,
-    /// Messages taken so far.
-    received: u64,
-    /// glommio's wake-up of this receiver, while glommio holds it.
-    runtime_wake: Option<Arc<RuntimeWake>>,
-    /// This receiver's place in [`MESH_WAITERS`], on a shard with a bell.
-    waiter: Option<usize>,
-}
-
-/// The waker glommio's loop holds for a [`MeshReceiver`]: says whether glommio still holds it,
-/// so the receiver gives it one waker at a time.
-struct RuntimeWake {
-    held: AtomicBool,
-    task: Waker,
-}
-
-impl Wake for RuntimeWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.held.store(false, Ordering::Release);
-        self.task.wake_by_ref();
-    }
-}
-
-impl<T: Send> MeshReceiver<T> {
-    fn new(
-        channel: glommio::channels::shared_channel::ConnectedReceiver<T>,
-        counts: MeshCounts,
-        from: usize,
-        to: usize,
-        bell: bool,
-    ) -> Self {
-        let waiter = bell.then(|| {
-            MESH_WAITERS.with(|waiters| {
-                let mut waiters = waiters.borrow_mut();
-                waiters.push(None);
-                waiters.len() - 1
-            })
-        });
-        Self {
-            channel,
-            counts,
-            from,
-            to,
-            received: 0,
-            runtime_wake: None,
-            waiter,
-        }
-    }
-
-    /// The next message; `None` once the sending shard has gone and its messages are taken.
-    pub async fn recv(&mut self) -> Option<T> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let waiting = self
-            .counts
-            .channel(self.from, self.to)
-            .load(Ordering::Acquire)
-            > self.received;
-        let held = self
-            .runtime_wake
-            .as_ref()
-            .is_some_and(|wake| wake.held.load(Ordering::Acquire));
-        if waiting {
-            // A message is there: the poll answers it and leaves no waker behind.
-            let poll =
-                Pin::new(&mut self.channel).poll_next(&mut Context::from_waker(Waker::noop()));
-            debug_assert!(poll.is_ready(), "a counted message is in the channel");
-            if let Poll::Ready(Some(_)) = &poll {
-                self.received += 1;
-            }
-            if poll.is_ready() {
-                return poll;
-            }
-        } else if !held {
-            // glommio's loop must be able to wake this task (a closed channel, a shard parked
-            // in glommio): it gets one waker, which says when it has used it.
-            let wake = Arc::new(RuntimeWake {
-                held: AtomicBool::new(true),
-                task: cx.waker().clone(),
-            });
-            let waker = Waker::from(wake.clone());
-            let poll = Pin::new(&mut self.channel).poll_next(&mut Context::from_waker(&waker));
-            if let Poll::Ready(message) = poll {
-                if message.is_some() {
-                    self.received += 1;
-                }
-                return Poll::Ready(message);
-            }
-            self.runtime_wake = Some(wake);
-        }
-        if let Some(waiter) = self.waiter {
-            MESH_WAITERS.with(|waiters| waiters.borrow_mut()[waiter] = Some(cx.waker().clone()));
-        }
-        Poll::Pending
-    }
-}
+/// The receiving side of the mesh, one stream per peer.
+pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
 
 /// How long a shard may take to start before the main thread interrupts its sleep, and how
 /// often it does so again until every shard has started ([`kick_until_started`]).
@@ -302,7 +119,6 @@ where
 {
     assert!(shard_count > 0, "at least one shard");
     let mesh: MeshBuilder<T, _> = MeshBuilder::full(shard_count, channel_capacity);
-    let counts = MeshCounts::new(shard_count);
     let bells: Option<Arc<[MeshBell]>> = if mesh_bells {
         let bells = (0..shard_count)
             .map(|_| MeshBell::new())
@@ -322,7 +138,6 @@ where
         let mesh = mesh.clone();
         let shard_main = shard_main.clone();
         let bells = bells.clone();
-        let counts = counts.clone();
         let count = StartCount(started.clone());
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("{SHARD_THREAD_PREFIX}{index}"))
@@ -334,21 +149,8 @@ where
                 if let Some(bells) = &bells {
                     crate::bell::install(bells.clone(), peer);
                 }
-                let bell = bells.is_some();
-                let receivers = receivers
-                    .streams()
-                    .into_iter()
-                    .map(|(from, channel)| {
-                        let receiver = MeshReceiver::new(channel, counts.clone(), from, peer, bell);
-                        (from, receiver)
-                    })
-                    .collect();
-                let senders = MeshSenders {
-                    senders,
-                    bells,
-                    counts,
-                };
-                shard_main(peer, senders, receivers).await;
+                let senders = MeshSenders { senders, bells };
+                shard_main(peer, senders, receivers.streams()).await;
                 mark_started();
             })
             .map_err(|error| io::Error::other(format!("cannot start shard {index}: {error}")))?;

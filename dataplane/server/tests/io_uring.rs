@@ -359,9 +359,8 @@ fn the_ring_is_the_default() {
 /// Multi-key commands over two shards from many clients at once, with the shards parking
 /// between requests and with them busy polling: every MSET crosses the mesh, and every MGET
 /// reads back what its client wrote. A cross-shard message must reach a shard that waits in its
-/// own ring (the mesh bell, which wakes the shard's mesh receivers directly), so no reply is an
-/// error from the shard-reply timeout. Without the ring (`--io-uring no`) the same messages
-/// reach the receivers through glommio's loop alone.
+/// own ring (the mesh bell), so no reply is an error from the shard-reply timeout. Without the
+/// ring (`--io-uring no`) the same messages reach the shards through glommio's loop alone.
 #[test]
 fn cross_shard_commands_from_many_clients_complete() {
     const CLIENTS: usize = 16;

@@ -12,7 +12,7 @@ use crate::shard::{
 };
 
 /// Serves the requests and replies that arrive from shard `peer` until the mesh closes.
-pub async fn serve_peer(shard: Rc<Shard>, peer: usize, mut receiver: MeshReceiver<MeshMessage>) {
+pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
     while let Some(message) = receiver.recv().await {
         match message {
             MeshMessage::Reply { id, reply } => shard.mesh.deliver(id, reply),

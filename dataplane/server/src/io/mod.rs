@@ -11,13 +11,11 @@
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
 //! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
-//! when a listener has a connection to accept, or at least every [`HAND_BACK_MAX`] (timers, the
-//! other task queues). Another shard's message reaches the shard through the mesh's bell
-//! ([`crate::bell::MeshBell`]): a flag the driver checks every turn (it then wakes the shard's
-//! mesh receivers itself, [`runtime::wake_mesh_receivers`], with no turn of glommio's loop), and
-//! an eventfd the ring reads while the shard sleeps there. A new connection reaches it through a
-//! multishot poll of each listener ([`watch_listener`]), so that it is accepted at once, before
-//! requests sent later on older connections. After
+//! when another shard sent a message, when a listener has a connection to accept, or at least
+//! every [`HAND_BACK_MAX`] (timers, the other task queues). Another shard's message reaches a
+//! shard asleep in its ring through the mesh's bell ([`crate::bell::MeshBell`]), an eventfd the
+//! ring reads; a new connection through a multishot poll of each listener ([`watch_listener`]),
+//! so that it is accepted at once, before requests sent later on older connections. After
 //! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
 //! announces new work on an eventfd (registered with the ring), and the driver waits on that
 //! eventfd through the runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
@@ -58,8 +56,8 @@ const BUFFER_COUNT: u16 = 256;
 /// queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop costs
 /// a few system calls (the runtime re-arms its preemption timer), so it is not taken per
 /// request; messages from other shards and new connections do not wait for it (their
-/// [`MeshBell`] wakes the mesh receivers at the driver's next turn, the listener's poll hands
-/// the shard to the runtime then; both wake it from its own ring).
+/// [`MeshBell`] or the listener's poll hands the shard to the runtime at the driver's next
+/// turn, or wakes it from its own ring).
 const HAND_BACK_MAX: Duration = Duration::from_micros(500);
 /// After this long without traffic the driver parks inside the runtime's loop (woken by the
 /// ring through the doorbell, by another shard, a timer or an accept), instead of sleeping in
@@ -86,9 +84,6 @@ struct Driver {
     busy_poll: Duration,
     /// Other shards' news for this one; `None` outside [`runtime::run_shards`] (no mesh).
     bell: Option<MeshBellRef>,
-    /// Set when the bell woke the mesh receivers: the driver yields to them before its next
-    /// socket turn.
-    receivers_woken: Cell<bool>,
 }
 
 enum ShardRing {
@@ -118,7 +113,6 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
             doorbell_failed: Cell::new(false),
             busy_poll,
             bell: bell::mesh_bell(),
-            receivers_woken: Cell::new(false),
         }))
     });
     let driver = match created {
@@ -175,18 +169,10 @@ impl Driver {
         }
     }
 
-    /// Takes the news that the runtime's loop has work of the driver's concern: a connection to
-    /// accept. Another shard's message needs no turn of that loop: it wakes this shard's mesh
-    /// receivers directly ([`runtime::wake_mesh_receivers`]), which run when the driver next
-    /// yields (`receivers_woken`). A hand-back costs several system calls (the doorbell's write,
-    /// glommio's read of it through its own ring, its preemption timer re-armed), and one per
-    /// message was a large share of a multi-key command's CPU.
+    /// Takes the news that the runtime's loop has work of the driver's concern: another shard's
+    /// message, or a connection to accept.
     fn take_runtime_work(&self) -> bool {
-        if self.bell.as_ref().is_some_and(|bell| bell.take()) {
-            runtime::wake_mesh_receivers();
-            self.receivers_woken.set(true);
-        }
-        self.ring.take_connection()
+        self.ring.take_connection() | self.bell.as_ref().is_some_and(|bell| bell.take())
     }
 
     /// Hands the shard to the runtime for one turn of its loop (timers, messages from other
@@ -260,11 +246,11 @@ impl Driver {
 /// The driver task of a shard: runs until the shard ends.
 ///
 /// Each turn submits the queued sends and reaps what arrived. After a turn that woke
-/// connections, the driver yields so they run (and queue their replies for the next turn). When
-/// another shard sent a message, the driver wakes the mesh receivers and yields to them (before
-/// the next socket turn when the message was already waiting). The runtime's own loop gets a
-/// turn when a listener has a connection to accept, when inference asks
-/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
+/// connections, the driver yields so they run (and queue their replies for the next turn). The
+/// runtime's own loop gets a turn when another shard sent a message (before the next socket
+/// turn when the message was already waiting), when a listener has a connection to accept,
+/// when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
+/// [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver spins on the ring's shared memory (politely,
 /// with `sched_yield`); then it
 /// sleeps in its own ring (one `io_uring_enter` that a socket, a new connection or another
@@ -291,10 +277,6 @@ async fn drive(driver: Rc<Driver>) {
             tasks_ran_long = ran_long(driver.hand_back()).await;
             handed_back = Instant::now();
         }
-        if driver.receivers_woken.take() {
-            // The mesh receivers just woken run first, for the same reason.
-            tasks_ran_long = ran_long(runtime::yield_now()).await;
-        }
         let worked = driver.ring.turn() > 0;
         let now = Instant::now();
         if worked {
@@ -308,9 +290,6 @@ async fn drive(driver: Rc<Driver>) {
             tasks_ran_long = ran_long(driver.hand_back()).await;
             handed_back = Instant::now();
             continue;
-        }
-        if driver.receivers_woken.get() {
-            continue; // They run at the top of the loop, before the next socket turn.
         }
         if worked || !yielded_idle {
             // The connections just woken run now; the next turn submits their replies.
@@ -331,8 +310,7 @@ async fn drive(driver: Rc<Driver>) {
                 // shard). With the shards on every core and clients beside them (2 shards and
                 // redis-benchmark on 2 cores), a plain spin took the CPU they needed: a shard
                 // waiting for another shard's reply spun while that shard and the client
-                // waited for a core (MSET of 8 keys: 16.6 to 12.1 us of server CPU each, and
-                // the throughput up by half).
+                // waited for a core (MSET of 8 keys: 15.9 to 12.1 us of server CPU each).
                 // SAFETY: sched_yield takes no arguments.
                 unsafe { libc::sched_yield() };
             }

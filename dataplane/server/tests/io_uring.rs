@@ -359,16 +359,17 @@ fn the_ring_is_the_default() {
 /// Multi-key commands over two shards from many clients at once, with the shards parking
 /// between requests and with them busy polling: every MSET crosses the mesh, and every MGET
 /// reads back what its client wrote. A cross-shard message must reach a shard that waits in its
-/// own ring (the mesh bell), so no reply is an error from the shard-reply timeout.
+/// own ring (the mesh bell), so no reply is an error from the shard-reply timeout. Without the
+/// ring (`--io-uring no`) the same messages reach the shards through glommio's loop alone.
 #[test]
 fn cross_shard_commands_from_many_clients_complete() {
     const CLIENTS: usize = 16;
     const ROUNDS: usize = 150;
     const KEYS: usize = 8;
-    for busy_poll in ["0", "200"] {
+    for (io_uring, busy_poll) in [("yes", "0"), ("yes", "200"), ("no", "0"), ("no", "200")] {
         let ember = Ember::start_with(&[
             "--io-uring",
-            "yes",
+            io_uring,
             "--threads",
             "2",
             "--busy-poll-us",
@@ -399,7 +400,11 @@ fn cross_shard_commands_from_many_clients_complete() {
                         let mut pipeline = multibulk(&mset);
                         pipeline.extend(multibulk(&mget));
                         raw.send(&pipeline);
-                        assert_eq!(raw.reply(), b"+OK\r\n", "busy-poll {busy_poll}");
+                        assert_eq!(
+                            raw.reply(),
+                            b"+OK\r\n",
+                            "io-uring {io_uring}, busy-poll {busy_poll}"
+                        );
                         let mut expected = format!("*{KEYS}\r\n").into_bytes();
                         for value in &values {
                             expected.extend(bulk(value.as_bytes()));
@@ -407,7 +412,7 @@ fn cross_shard_commands_from_many_clients_complete() {
                         assert_eq!(
                             raw.reply().escape_ascii().to_string(),
                             expected.escape_ascii().to_string(),
-                            "busy-poll {busy_poll}, client {client}, round {round}"
+                            "io-uring {io_uring}, busy-poll {busy_poll}, client {client}, round {round}"
                         );
                     }
                 })

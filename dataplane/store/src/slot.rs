@@ -29,9 +29,50 @@ const fn crc16_table() -> [u16; 256] {
     table
 }
 
+/// Bytes [`crc16_xmodem`] takes per step (slice-by-8).
+const SLICE_LEN: usize = 8;
+
+/// `CRC16_SLICES[k][x]`: the CRC of byte `x` followed by `k` zero bytes (register starting at
+/// 0), so the eight bytes of a step are looked up independently and XORed together.
+const CRC16_SLICES: [[u16; 256]; SLICE_LEN] = crc16_slices();
+
+const fn crc16_slices() -> [[u16; 256]; SLICE_LEN] {
+    let mut slices = [[0u16; 256]; SLICE_LEN];
+    slices[0] = CRC16_TABLE;
+    let mut k = 1;
+    while k < SLICE_LEN {
+        let mut byte = 0;
+        while byte < 256 {
+            let previous = slices[k - 1][byte];
+            slices[k][byte] = (previous << 8) ^ CRC16_TABLE[(previous >> 8) as usize];
+            byte += 1;
+        }
+        k += 1;
+    }
+    slices
+}
+
 /// CRC16-XMODEM over `bytes`, as Redis Cluster computes it.
+///
+/// Eight bytes a step (slice-by-8): the byte-at-a-time loop waits for each table lookup
+/// before the next, and was about 5% of a 32-key MGET's CPU (every key's slot is computed to
+/// split the command by shard). The CRC is linear, so the register folds into a step's first
+/// two bytes and each byte's share comes from its own table.
 pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
-    bytes.iter().fold(0u16, |crc, &byte| {
+    let mut steps = bytes.chunks_exact(SLICE_LEN);
+    let mut crc = 0u16;
+    for step in &mut steps {
+        let [high, low] = crc.to_be_bytes();
+        crc = CRC16_SLICES[7][usize::from(step[0] ^ high)]
+            ^ CRC16_SLICES[6][usize::from(step[1] ^ low)]
+            ^ CRC16_SLICES[5][usize::from(step[2])]
+            ^ CRC16_SLICES[4][usize::from(step[3])]
+            ^ CRC16_SLICES[3][usize::from(step[4])]
+            ^ CRC16_SLICES[2][usize::from(step[5])]
+            ^ CRC16_SLICES[1][usize::from(step[6])]
+            ^ CRC16_SLICES[0][usize::from(step[7])];
+    }
+    steps.remainder().iter().fold(crc, |crc, &byte| {
         (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)]
     })
 }
@@ -102,5 +143,35 @@ mod tests {
             );
         }
         assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
+    }
+
+    /// The byte-at-a-time definition, which slice-by-8 must match for every length.
+    fn crc16_bytewise(bytes: &[u8]) -> u16 {
+        bytes.iter().fold(0u16, |crc, &byte| {
+            (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)]
+        })
+    }
+
+    #[test]
+    fn slice_by_8_matches_bytewise() {
+        let seed = 0x5eed_c0de_u64;
+        let mut state = seed;
+        for len in 0..=70 {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect();
+                assert_eq!(
+                    crc16_xmodem(&bytes),
+                    crc16_bytewise(&bytes),
+                    "seed {seed:#x}, bytes {bytes:?}"
+                );
+            }
+        }
     }
 }

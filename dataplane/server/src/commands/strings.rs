@@ -1,7 +1,7 @@
 //! String commands: GET, SET and their family, counters, ranges, LCS.
 
 use ember_resp::ReplySink;
-use ember_store::{Change, Entry, ExpireAtMs, Value};
+use ember_store::{Change, Entry, ExpireAtMs, Value, PREFETCH_BATCH_LEN};
 
 use super::notify::{self, notify};
 use super::{errors, is, parse_float, parse_integer, CommandError, CommandResult, Ctx};
@@ -341,14 +341,19 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// MGET key [key ...]
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     ctx.out.array_len(args.len() - 1);
-    for key in &args[1..] {
-        notify::note_read(ctx, key);
-        let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
-        ctx.stats.count_lookup(entry.is_some());
-        // MGET answers nil for a key of another type, as Redis does.
-        match entry.filter(|entry| entry.value.is_string()) {
-            Some(entry) => reply_value(ctx.out, &entry.value),
-            None => ctx.out.null(),
+    // A batch's keys are looked for first, so their cache misses overlap (see
+    // `Keyspace::prefetch`), then read one by one.
+    for batch in args[1..].chunks(PREFETCH_BATCH_LEN) {
+        ctx.keyspace.prefetch(ctx.db, batch.iter().copied());
+        for key in batch {
+            notify::note_read(ctx, key);
+            let entry = lookup(ctx.keyspace, ctx.db, key, ctx.now_ms, ctx.no_touch);
+            ctx.stats.count_lookup(entry.is_some());
+            // MGET answers nil for a key of another type, as Redis does.
+            match entry.filter(|entry| entry.value.is_string()) {
+                Some(entry) => reply_value(ctx.out, &entry.value),
+                None => ctx.out.null(),
+            }
         }
     }
     Ok(())
@@ -364,15 +369,20 @@ fn check_pairs(args: &[&[u8]], command: &str) -> CommandResult {
 /// MSET key value [key value ...]
 pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     check_pairs(args, "mset")?;
-    for pair in args[1..].chunks_exact(2) {
-        ctx.keyspace.insert(
-            ctx.db,
-            pair[0],
-            Value::from_bytes(pair[1]),
-            None,
-            ctx.now_ms,
-        );
-        notify(ctx, notify::STRING, "set", pair[0]);
+    // As MGET: a batch's keys are looked for first, so their cache misses overlap.
+    for batch in args[1..].chunks(2 * PREFETCH_BATCH_LEN) {
+        ctx.keyspace
+            .prefetch(ctx.db, batch.iter().step_by(2).copied());
+        for pair in batch.chunks_exact(2) {
+            ctx.keyspace.insert(
+                ctx.db,
+                pair[0],
+                Value::from_bytes(pair[1]),
+                None,
+                ctx.now_ms,
+            );
+            notify(ctx, notify::STRING, "set", pair[0]);
+        }
     }
     ctx.out.ok();
     Ok(())

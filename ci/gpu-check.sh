@@ -99,6 +99,7 @@ stage() {
             "kernels-onnxruntime_gpu server-inference ember ember-bench"
         echo "  [pack]  tar -chf - $NVRTC_LIBRARY $NVRTC_BUILTINS $ORT_CPU_DIR/libonnxruntime.so.1.*" \
             "$ORT_CPU_DIR/libonnxruntime_providers_shared.so | xz -9 -T2 > $STAGE_DIR/deps.tar.xz"
+        echo "  [pack]  tar -C $STAGE_DIR -cf - bin | xz -9 -T2 > $STAGE_DIR/bin.tar.xz (then bin/ removed)"
         echo "  [check] $STAGE_DIR under $((CARRY_BYTES_MAX >> 20)) MiB; manifest.txt with the commit"
         return
     fi
@@ -129,6 +130,9 @@ stage() {
     # -h stores the files the links point to; xz -9 halves NVRTC (104 MB -> ~31 MB).
     tar -chf - "$NVRTC_LIBRARY" "$NVRTC_BUILTINS" "$ORT_CPU_DIR/$ort_library" \
         "$ORT_CPU_DIR/libonnxruntime_providers_shared.so" | xz -9 -T2 >"$STAGE_DIR/deps.tar.xz"
+    # The binaries too (17 MB -> ~5 MB): with the tree's own ~13 MB, the whole call must stay under 64 MiB.
+    tar -C "$STAGE_DIR" -cf - bin | xz -9 -T2 >"$STAGE_DIR/bin.tar.xz"
+    rm -rf "$STAGE_DIR/bin"
     {
         echo "commit $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!models' || echo ' (work tree modified)')"
         echo "staged $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -srm), $(ldd --version | head -n 1)"
@@ -137,7 +141,7 @@ stage() {
     local bytes
     bytes="$(du -sb "$STAGE_DIR" | cut -f1)"
     say "stage: $STAGE_DIR holds $((bytes >> 20)) MiB:"
-    (cd "$STAGE_DIR" && ls -la bin deps.tar.xz manifest.txt)
+    (cd "$STAGE_DIR" && ls -la bin.tar.xz deps.tar.xz manifest.txt)
     if [ "$bytes" -gt "$CARRY_BYTES_MAX" ]; then
         say "stage: $bytes bytes is over the carry limit of $CARRY_BYTES_MAX" >&2
         exit 1
@@ -170,7 +174,8 @@ search_library() {
     found="$(first_existing /usr/local/cuda*/lib64/"$name" /usr/local/cuda*/targets/*/lib/"$name" \
         /usr/lib/x86_64-linux-gnu/"$name" /opt/conda/lib/"$name" \
         /usr/local/lib/python3*/dist-packages/nvidia/*/lib/"$name" \
-        /usr/lib/python3/dist-packages/nvidia/*/lib/"$name" 2>/dev/null || true)"
+        /usr/lib/python3/dist-packages/nvidia/*/lib/"$name" \
+        /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib/"$name" 2>/dev/null || true)"
     [ -n "$found" ] && { echo "$found"; return 0; }
     timeout 20 find / -xdev \( -path /proc -o -path /sys \) -prune -o -name "$name" -print -quit 2>/dev/null || true
 }
@@ -181,7 +186,24 @@ find_cublaslt() {
         echo "$EMBER_CUBLASLT_LIB"
         return
     fi
-    first_existing .deps/cublas/nvidia/cublas/lib/libcublasLt.so.12 || search_library libcublasLt.so.12
+    first_existing .deps/cublas/nvidia/cublas/lib/libcublasLt.so.12 && return 0
+    local found
+    found="$(search_library libcublasLt.so.12)"
+    [ -n "$found" ] && { echo "$found"; return 0; }
+    # A machine with only CUDA 13 (its toolkit, or PyTorch's nvidia-cublas wheel) has libcublasLt.so.13. The calls
+    # the engine makes (cublasLtCreate, MatmulDesc/MatrixLayout/Preference, AlgoGetHeuristic, Matmul) keep their
+    # signatures and enum values from 12 to 13, so the 12.8 bindings run on it; link_unversioned below makes
+    # cudarc's by-name load (it asks for libcublasLt.so before libcublasLt.so.12) find this file.
+    search_library libcublasLt.so.13
+}
+
+# link_unversioned LIBRARY DIR: DIR/<name>.so pointing at LIBRARY (libcublasLt.so.13 -> DIR/libcublasLt.so), so that
+# cudarc's first candidate name resolves to the library preloaded from LIBRARY (same file, so the same object).
+link_unversioned() {
+    local library="$1" dir="$2" name
+    name="$(basename "$library" | sed 's/\.so\..*$/.so/')"
+    mkdir -p "$dir"
+    ln -sfn "$library" "$dir/$name"
 }
 
 # find_ort_gpu: an onnxruntime-gpu 1.31 library with its CUDA provider beside it (too large to carry), or nothing.
@@ -336,6 +358,7 @@ device_run() {
 
     show_or_run unpack mkdir -p "$deps"
     show_or_run unpack tar -xJf "$STAGE_DIR/deps.tar.xz" -C "$deps"
+    show_or_run unpack tar -xJf "$STAGE_DIR/bin.tar.xz" -C "$STAGE_DIR"
     show_or_run unpack ln -sfn "$(cd "$deps/$ORT_CPU_DIR" 2>/dev/null && ls libonnxruntime.so.1.* 2>/dev/null | head -n 1 || echo 'libonnxruntime.so.1.31.1')" "$ort_cpu"
 
     # Every test binary runs away from the tree that built it: EMBER_REPO_ROOT and EMBER_BIN say where things are.
@@ -343,7 +366,16 @@ device_run() {
     export EMBER_REPO_ROOT="$root" EMBER_BIN="$root/$STAGE_DIR/bin/ember" EMBER_REQUIRE_GPU=1
     export EMBER_NVRTC_LIB="$nvrtc_dir/libnvrtc.so.12" ORT_DYLIB_PATH="$ort_cpu"
     export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    [ -n "$cublaslt" ] && export EMBER_CUBLASLT_LIB="$cublaslt"
+    if [ -n "$cublaslt" ]; then
+        export EMBER_CUBLASLT_LIB="$cublaslt"
+        case "$cublaslt" in
+            *.so.12) ;;
+            *)
+                show_or_run link link_unversioned "$cublaslt" "$deps/unversioned"
+                export LD_LIBRARY_PATH="$deps/unversioned:$LD_LIBRARY_PATH"
+                ;;
+        esac
+    fi
     if [ -n "$ort_gpu" ]; then
         export EMBER_ORT_GPU_LIB="$ort_gpu" EMBER_REQUIRE_ORT_GPU=1
         # A pip-installed onnxruntime-gpu finds cuDNN, cuBLAS and TensorRT in the nvidia-* wheels beside it.
@@ -363,6 +395,8 @@ device_run() {
     fi
 
     local bin="$STAGE_DIR/bin"
+    # What the machine has, for the log (a later session reads it when a step fails to load a library).
+    step "machine: CUDA libraries" 30 bash -c 'nvidia-smi || true; uname -a; ldconfig -p | grep -E "libcuda\.|cublas|nvrtc|onnxruntime" || true; ls /usr/local/cuda*/lib64 2>/dev/null | grep -E "cublas|nvrtc" || true; python3 -c "import onnxruntime as o; print(\"onnxruntime\", o.__version__, o.get_available_providers())" 2>&1 || true; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"' || true
     # --include-ignored: also the engine's own throughput (cuda_throughput, at most 5000 launches per batch size).
     step "kernels: cuda_engine" 90 "$bin/kernels-cuda_engine" --include-ignored --test-threads 1 --nocapture || true
     step "kernels: generated_models" 60 "$bin/kernels-generated_models" --test-threads 1 --nocapture || true

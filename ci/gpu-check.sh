@@ -38,7 +38,8 @@ BENCH_ROUNDS=1
 BENCH_CONNECTIONS=4
 # 20 s of measurement, server start-up and warm-up; a TensorRT engine build may take the rest.
 BENCH_STEP_SECONDS=150
-SERVER_THREADS=2
+# Shards of the benchmarked server (EMBER_GPU_CHECK_THREADS=1: one shard, no cross-shard gathers, for comparison).
+SERVER_THREADS=${EMBER_GPU_CHECK_THREADS:-2}
 # A GPU launch costs about the same for 64 rows as for 4096, so the server batches up to the largest size measured.
 SERVER_MAX_BATCH=4096
 NVRTC_LIBRARY=".deps/nvrtc/nvidia/cuda_nvrtc/lib/libnvrtc.so.12"

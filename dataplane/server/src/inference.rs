@@ -917,7 +917,10 @@ mod tests {
             4096
         );
         for (line, error) in [
-            ("--gpu-cache-rows x", "--gpu-cache-rows: 'x' is not a number"),
+            (
+                "--gpu-cache-rows x",
+                "--gpu-cache-rows: 'x' is not a number",
+            ),
             (
                 "--gpu-cache-rows 4294967295",
                 "--gpu-cache-rows: 4294967295 is over the most a cache holds",

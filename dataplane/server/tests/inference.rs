@@ -1162,7 +1162,10 @@ const GPU_CACHE_FIELDS: [&str; 8] = [
 ];
 
 /// Every GPU cache figure from INFO gpu, printed so a GPU run's log shows what the server saw.
-fn gpu_cache_info(con: &mut redis::Connection, when: &str) -> std::collections::HashMap<&'static str, f64> {
+fn gpu_cache_info(
+    con: &mut redis::Connection,
+    when: &str,
+) -> std::collections::HashMap<&'static str, f64> {
     let figures: std::collections::HashMap<&'static str, f64> = GPU_CACHE_FIELDS
         .iter()
         .map(|&name| (name, info_number(con, "gpu", name)))
@@ -1190,12 +1193,21 @@ fn gpu_cache_info_is_zero_off_the_native_backend_and_its_flag_is_checked() {
     for name in GPU_CACHE_FIELDS {
         assert_eq!(figures[name], 0.0, "{name}");
     }
-    let everything: String = redis::cmd("INFO").arg("everything").query(&mut con).unwrap();
-    assert!(everything.contains("# GPU\r\ngpu_cache_hits:0"), "{everything}");
+    let everything: String = redis::cmd("INFO")
+        .arg("everything")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        everything.contains("# GPU\r\ngpu_cache_hits:0"),
+        "{everything}"
+    );
     drop(server);
     for (value, why) in [
         ("lots", "--gpu-cache-rows: 'lots' is not a number"),
-        ("99999999999", "--gpu-cache-rows: 99999999999 is over the most"),
+        (
+            "99999999999",
+            "--gpu-cache-rows: 99999999999 is over the most",
+        ),
     ] {
         let output = Command::new(ember_binary())
             .args(["--port", "0", "--gpu-cache-rows", value])
@@ -1242,7 +1254,8 @@ fn assert_gpu_matches_cpu(
 ) -> Vec<(String, f32)> {
     let from_cpu = recommend_all(con, "cpu", user, candidates);
     let from_gpu = recommend_all(con, "gpu", user, candidates);
-    let ids = |ranked: &[(String, f32)]| ranked.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+    let ids =
+        |ranked: &[(String, f32)]| ranked.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
     let scores = |ranked: &[(String, f32)]| ranked.iter().map(|(_, s)| *s).collect::<Vec<_>>();
     assert_eq!(ids(&from_gpu), ids(&from_cpu), "{when}");
     let error = ember_kernels::compare::max_abs_difference(&scores(&from_gpu), &scores(&from_cpu));
@@ -1281,7 +1294,10 @@ fn gpu_cache_recommend_matches_the_cpu_and_hits_on_a_repeat() {
     assert_eq!(before["gpu_cache_hits"] + before["gpu_cache_misses"], 0.0);
     assert_gpu_matches_cpu(&mut con, user, &candidates, "first request");
     let first = gpu_cache_info(&mut con, "after the first request");
-    assert!(first["gpu_cache_misses"] > 0.0, "no row went through the cache");
+    assert!(
+        first["gpu_cache_misses"] > 0.0,
+        "no row went through the cache"
+    );
     assert_eq!(first["gpu_cache_hits"], 0.0);
     assert_eq!(first["gpu_cache_resident_rows"], first["gpu_cache_misses"]);
     // 64 floats a row.
@@ -1379,7 +1395,10 @@ fn gpu_cache_a_set_row_is_seen_by_the_next_recommend() {
                 .arg(target)
                 .query(&mut con),
         );
-        assert!(error.contains(&written[0]) && error.contains("not found"), "{model}: {error}");
+        assert!(
+            error.contains(&written[0]) && error.contains("not found"),
+            "{model}: {error}"
+        );
     }
     let deleted = gpu_cache_info(&mut con, "after the DEL");
     assert_eq!(

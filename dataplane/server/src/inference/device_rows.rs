@@ -70,7 +70,8 @@ pub fn capacity_rows(
     device_memory_bytes: usize,
 ) -> usize {
     let row_bytes = (dim * std::mem::size_of::<f32>()).max(1) as u64;
-    let share = device_memory_bytes as u64 / DEVICE_MEMORY_SHARE_DIVISOR / shard_count.max(1) as u64;
+    let share =
+        device_memory_bytes as u64 / DEVICE_MEMORY_SHARE_DIVISOR / shard_count.max(1) as u64;
     let cap = (share / row_bytes).max(1);
     (rows_wanted as u64)
         .min(cap)
@@ -98,12 +99,7 @@ impl DeviceRows {
             )
         };
         let device = cuda::probe(device_id as usize).map_err(|e| failed(&e))?;
-        let capacity = capacity_rows(
-            rows_wanted,
-            dim,
-            shard_count,
-            device.memory_bytes,
-        );
+        let capacity = capacity_rows(rows_wanted, dim, shard_count, device.memory_bytes);
         let shape = RowTableShape {
             capacity_rows: capacity,
             dim,
@@ -111,8 +107,8 @@ impl DeviceRows {
             bag_count_max: BAG_COUNT_MAX,
             ids_max: BAG_COUNT_MAX,
         };
-        let table =
-            DeviceRowTable::new(device_id as usize, shape, nvrtc_library).map_err(|e| failed(&e))?;
+        let table = DeviceRowTable::new(device_id as usize, shape, nvrtc_library)
+            .map_err(|e| failed(&e))?;
         let rows = Rc::new(RefCell::new(RowCache::new(
             capacity,
             dim * std::mem::size_of::<f32>(),
@@ -286,10 +282,24 @@ mod tests {
         const GIB: usize = 1 << 30;
         // (rows asked, dim, shards, device bytes, rows given)
         let cases = [
-            ("the default fits an H200", 1 << 20, 64, 2, 141 * GIB, 1 << 20),
+            (
+                "the default fits an H200",
+                1 << 20,
+                64,
+                2,
+                141 * GIB,
+                1 << 20,
+            ),
             // 16 GiB / 8 / 16 shards = 128 MiB a shard = 524,288 rows of 256 bytes.
             ("capped on a small GPU", 1 << 20, 64, 16, 16 * GIB, 524_288),
-            ("wider rows, fewer of them", 1 << 20, 256, 16, 16 * GIB, 131_072),
+            (
+                "wider rows, fewer of them",
+                1 << 20,
+                256,
+                16,
+                16 * GIB,
+                131_072,
+            ),
             ("a tiny device still holds a row", 1 << 20, 64, 1, 100, 1),
             ("no shard count is one shard", 10, 64, 0, GIB, 10),
         ];

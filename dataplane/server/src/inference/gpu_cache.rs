@@ -210,10 +210,9 @@ impl RowCache {
     /// the cache keeps, or the copy failed), so that no later call reads it as a hit. Not counted as an eviction
     /// or an invalidation. A slot already free is left alone (a key repeated in one call has one slot).
     pub fn release(&mut self, slot: u32) {
-        let resident = self
-            .slots
-            .get(slot as usize)
-            .is_some_and(|entry| self.slot_by_key.get(&(entry.db, entry.key.clone())) == Some(&slot));
+        let resident = self.slots.get(slot as usize).is_some_and(|entry| {
+            self.slot_by_key.get(&(entry.db, entry.key.clone())) == Some(&slot)
+        });
         if resident {
             self.drop_slot(slot);
         }

@@ -9,6 +9,7 @@
 
 pub mod backends;
 pub mod batch_queue;
+pub mod device_rows;
 pub mod gpu_cache;
 pub mod signal;
 pub mod tensors;
@@ -43,6 +44,10 @@ pub const DELAY_MAX_US_DEFAULT: u64 = 500;
 /// Default max-delay-us on a GPU backend: a launch costs about the same for 64 rows as for 1024, so a GPU is
 /// worth feeding bigger batches; 2 ms stays inside a ranking call's budget and far below MLPerf's 60 ms DLRM bound.
 pub const DELAY_MAX_US_GPU_DEFAULT: u64 = 2000;
+/// Default `--gpu-cache-rows`: one million rows per shard, 256 MiB of 64-float rows, which holds the demo
+/// tables (26 fields x 1000 ids) many times over and a production table's hot rows; a shard's table is further
+/// capped at [`device_rows::DEVICE_MEMORY_SHARE_DIVISOR`]'s share of the GPU, so the default fits any GPU.
+pub const GPU_CACHE_ROWS_DEFAULT: usize = 1 << 20;
 
 /// A model to load at start (`--model name=path[,max-batch=N][,max-delay-us=US][,backend=B][,device=N]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +144,9 @@ pub struct InferenceConfig {
     pub gpu_backend: BackendKind,
     /// `--tensorrt-cache DIR`: TensorRT's engine cache.
     pub tensorrt_cache: PathBuf,
+    /// `--gpu-cache-rows N`: embedding rows each shard keeps on the GPU for RECOMMEND on the native backend
+    /// (0: off, RECOMMEND copies every row from the keyspace as on the CPU).
+    pub gpu_cache_rows: usize,
 }
 
 impl Default for InferenceConfig {
@@ -154,6 +162,7 @@ impl Default for InferenceConfig {
             backend: BackendKind::OrtCpu,
             gpu_backend: BackendKind::OrtCuda,
             tensorrt_cache: PathBuf::from(".deps/tensorrt-cache"),
+            gpu_cache_rows: GPU_CACHE_ROWS_DEFAULT,
         }
     }
 }
@@ -175,7 +184,9 @@ Inference (README, \"Recommendations\"; backends ort-cpu, ort-cuda, ort-tensorrt
   --demo-embeddings DIR    load DIR/dlrm_embeddings.npy and DIR/dlrm_user_dense.npy as keys
   --embedding-default zero   RECOMMEND reads a missing embedding row as zeros instead of failing
   --ort-gpu-provider cuda  AI.MODELSTORE ... GPU uses ONNX Runtime's cuda (or tensorrt) provider
-  --tensorrt-cache DIR     TensorRT engine cache (default .deps/tensorrt-cache)";
+  --tensorrt-cache DIR     TensorRT engine cache (default .deps/tensorrt-cache)
+  --gpu-cache-rows 1048576 embedding rows each shard keeps in GPU memory for RECOMMEND on the
+                           native backend (capped at an eighth of the GPU over the shards; 0: off)";
 
 impl InferenceConfig {
     /// Takes the inference flags out of the command line and returns the rest for the Redis-named options.
@@ -199,6 +210,7 @@ impl InferenceConfig {
                 "--ort-gpu-provider",
                 "--tensorrt-cache",
                 "--backend",
+                "--gpu-cache-rows",
             ];
             if !known.contains(&flag) {
                 rest.push(arg.clone());
@@ -243,6 +255,16 @@ impl InferenceConfig {
                     }
                 },
                 "--tensorrt-cache" => config.tensorrt_cache = PathBuf::from(value),
+                "--gpu-cache-rows" => {
+                    let rows = number()?;
+                    if rows > gpu_cache::CAPACITY_ROWS_MAX as u64 {
+                        return Err(format!(
+                            "{flag}: {rows} is over the most a cache holds ({})",
+                            gpu_cache::CAPACITY_ROWS_MAX
+                        ));
+                    }
+                    config.gpu_cache_rows = rows as usize;
+                }
                 _ => unreachable!("every known flag has an arm"),
             }
         }
@@ -285,6 +307,8 @@ impl InferenceConfig {
 /// What AI.MODELGET and AI.INFO report about a model.
 #[derive(Clone, Debug)]
 pub struct ModelMeta {
+    /// The backend and device that run it (RECOMMEND gathers through the GPU embedding cache on `native`).
+    pub backend: BackendChoice,
     /// The device as stored (`CPU`, `GPU:0`).
     pub device_text: String,
     /// The backend that runs it, as the backend names itself (`onnxruntime-cpu`, `native-cuda:0`).
@@ -587,6 +611,19 @@ pub struct Inference {
     queue: std::cell::OnceCell<crate::runtime::TaskQueueHandle>,
     runtime: RefCell<Option<OrtRuntime>>,
     models: RefCell<HashMap<Vec<u8>, Rc<ShardModel>>>,
+    /// The GPU embedding cache, started by the first RECOMMEND on the native backend.
+    device_rows: RefCell<DeviceRowsState>,
+}
+
+/// Where a shard's GPU embedding cache stands.
+enum DeviceRowsState {
+    /// Not started yet (or `--gpu-cache-rows 0`, which never starts it).
+    Idle,
+    /// Serving.
+    Ready(Box<device_rows::DeviceRows>),
+    /// Starting failed: every RECOMMEND that would use it gets this error, rather than a new attempt (each
+    /// compiles a kernel) or a silent fallback that hides a broken GPU.
+    Failed(String),
 }
 
 impl Inference {
@@ -597,6 +634,7 @@ impl Inference {
             queue: std::cell::OnceCell::new(),
             runtime: RefCell::new(None),
             models: RefCell::new(HashMap::new()),
+            device_rows: RefCell::new(DeviceRowsState::Idle),
         }
     }
 
@@ -678,6 +716,7 @@ impl Inference {
         };
         let model = Rc::new(ShardModel {
             meta: ModelMeta {
+                backend: request.backend,
                 device_text: request.device_text,
                 backend_name: session.device_name().to_string(),
                 tag: request.tag,
@@ -705,6 +744,71 @@ impl Inference {
             old.retire();
         }
         Ok(())
+    }
+
+    /// Whether a RECOMMEND of a model on `backend` with rows of `dim` floats gathers them through the GPU
+    /// embedding cache: on the native backend with `--gpu-cache-rows` above 0, once the cache has started on
+    /// the model's device (the first such call starts it, and installs its keyspace observer through
+    /// `add_observer`). A cache already on another device, or holding rows of another width, leaves the model
+    /// on the host path.
+    ///
+    /// # Errors
+    /// `ERR GPU embedding cache ...` when the cache cannot start (then and on every later call).
+    pub fn uses_device_rows(
+        &self,
+        backend: BackendChoice,
+        dim: usize,
+        shard_count: usize,
+        add_observer: impl FnOnce(Box<dyn ember_store::KeyObserver>),
+    ) -> Result<bool, String> {
+        if backend.kind != BackendKind::Native || self.config.gpu_cache_rows == 0 {
+            return Ok(false);
+        }
+        let mut state = self.device_rows.borrow_mut();
+        match &*state {
+            DeviceRowsState::Ready(rows) => {
+                return Ok(rows.device_id() == backend.device_id && rows.dim() == dim)
+            }
+            DeviceRowsState::Failed(error) => return Err(error.clone()),
+            DeviceRowsState::Idle => {}
+        }
+        let nvrtc = backends::native_options(backend.device_id, 1).nvrtc_library;
+        match device_rows::DeviceRows::new(
+            backend.device_id,
+            dim,
+            self.config.gpu_cache_rows,
+            shard_count,
+            nvrtc.as_deref(),
+        ) {
+            Ok((rows, invalidator)) => {
+                add_observer(Box::new(invalidator));
+                *state = DeviceRowsState::Ready(Box::new(rows));
+                Ok(true)
+            }
+            Err(error) => {
+                *state = DeviceRowsState::Failed(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `gather` on the GPU embedding cache; `None` when it has not started.
+    pub fn with_device_rows<R>(
+        &self,
+        gather: impl FnOnce(&mut device_rows::DeviceRows) -> R,
+    ) -> Option<R> {
+        match &mut *self.device_rows.borrow_mut() {
+            DeviceRowsState::Ready(rows) => Some(gather(rows)),
+            _ => None,
+        }
+    }
+
+    /// The GPU embedding cache's counters (all zero before it starts).
+    pub fn device_rows_stats(&self) -> gpu_cache::RowCacheStats {
+        match &*self.device_rows.borrow() {
+            DeviceRowsState::Ready(rows) => rows.stats(),
+            _ => gpu_cache::RowCacheStats::default(),
+        }
     }
 
     /// The model of that name on this shard.
@@ -825,7 +929,21 @@ mod tests {
             assert_eq!(config.delay_max_us_for(OrtCpu), cpu_delay_us, "{line}");
             assert_eq!(config.delay_max_us_for(gpu), gpu_delay_us, "{line}");
         }
+        assert_eq!(extract("").unwrap().gpu_cache_rows, GPU_CACHE_ROWS_DEFAULT);
+        assert_eq!(extract("--gpu-cache-rows 0").unwrap().gpu_cache_rows, 0);
+        assert_eq!(
+            extract("--gpu-cache-rows 4096").unwrap().gpu_cache_rows,
+            4096
+        );
         for (line, error) in [
+            (
+                "--gpu-cache-rows x",
+                "--gpu-cache-rows: 'x' is not a number",
+            ),
+            (
+                "--gpu-cache-rows 4294967295",
+                "--gpu-cache-rows: 4294967295 is over the most a cache holds",
+            ),
             ("--backend", "--backend needs a value"),
             ("--backend gpu", "--backend: unknown backend 'gpu'"),
             ("--ort-gpu-provider native", "--ort-gpu-provider: 'native'"),

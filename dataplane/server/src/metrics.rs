@@ -321,5 +321,60 @@ pub async fn render(shard: &Rc<Shard>) -> String {
             value,
         );
     }
+    // The GPU embedding cache (INFO's `# GPU` section), over every shard; zero until a RECOMMEND on the native
+    // backend starts it.
+    let gpu = total.gpu_cache;
+    for (name, kind, help, value) in [
+        (
+            "ember_gpu_cache_hits_total",
+            "counter",
+            "Embedding rows RECOMMEND found in GPU memory.",
+            gpu.hits,
+        ),
+        (
+            "ember_gpu_cache_misses_total",
+            "counter",
+            "Embedding rows RECOMMEND copied to GPU memory from the keyspace.",
+            gpu.misses,
+        ),
+        (
+            "ember_gpu_cache_evictions_total",
+            "counter",
+            "GPU-resident embedding rows dropped to make room.",
+            gpu.evictions,
+        ),
+        (
+            "ember_gpu_cache_invalidations_total",
+            "counter",
+            "GPU-resident embedding rows dropped because their key was written or removed.",
+            gpu.invalidations,
+        ),
+        (
+            "ember_gpu_cache_resident_rows",
+            "gauge",
+            "Embedding rows resident in GPU memory.",
+            gpu.resident_rows,
+        ),
+        (
+            "ember_gpu_cache_resident_bytes",
+            "gauge",
+            "Bytes of GPU memory the resident embedding rows fill.",
+            gpu.resident_bytes,
+        ),
+        (
+            "ember_gpu_cache_capacity_bytes",
+            "gauge",
+            "Bytes of GPU memory the embedding tables hold.",
+            gpu.capacity_bytes,
+        ),
+    ] {
+        text.single(name, kind, help, value);
+    }
+    text.single(
+        "ember_gpu_cache_hit_ratio",
+        "gauge",
+        "GPU embedding cache hits over lookups (0 before any).",
+        gpu.hit_ratio(),
+    );
     text.0
 }

@@ -167,7 +167,7 @@ pub fn start_shard(shard: &Rc<Shard>, setup: &Setup) -> std::io::Result<()> {
     shard
         .keyspace
         .borrow_mut()
-        .set_observer(Box::new(RegionObserver {
+        .add_observer(Box::new(RegionObserver {
             region,
             scratch: Vec::new(),
         }));

@@ -119,6 +119,8 @@ pub struct ShardInfo {
     pub expired_keys: u64,
     /// Clock cycles the offload spent in simulated hardware.
     pub offload_cycles: u64,
+    /// The GPU embedding cache's counters (zero where it has not started).
+    pub gpu_cache: crate::inference::gpu_cache::RowCacheStats,
 }
 
 /// Plain counters of a shard, added up over shards for INFO.

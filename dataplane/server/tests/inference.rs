@@ -1137,3 +1137,272 @@ fn a_missing_gpu_backend_is_a_clear_error_and_the_cache_keeps_serving() {
         assert_eq!(info_text(&mut con, "m", "ember_backend"), "onnxruntime-cpu");
     }
 }
+
+/// A field of INFO `section` as a number.
+fn info_number(con: &mut redis::Connection, section: &str, name: &str) -> f64 {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("INFO {section} has no {name}: {info}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("INFO {section} {name}: {e}"))
+}
+
+/// The GPU embedding cache's INFO fields, in the order INFO gives them.
+const GPU_CACHE_FIELDS: [&str; 8] = [
+    "gpu_cache_hits",
+    "gpu_cache_misses",
+    "gpu_cache_hit_ratio",
+    "gpu_cache_evictions",
+    "gpu_cache_invalidations",
+    "gpu_cache_resident_rows",
+    "gpu_cache_resident_bytes",
+    "gpu_cache_capacity_bytes",
+];
+
+/// Every GPU cache figure from INFO gpu, printed so a GPU run's log shows what the server saw.
+fn gpu_cache_info(
+    con: &mut redis::Connection,
+    when: &str,
+) -> std::collections::HashMap<&'static str, f64> {
+    let figures: std::collections::HashMap<&'static str, f64> = GPU_CACHE_FIELDS
+        .iter()
+        .map(|&name| (name, info_number(con, "gpu", name)))
+        .collect();
+    let mut line: Vec<String> = GPU_CACHE_FIELDS
+        .iter()
+        .map(|name| format!("{name}={}", figures[name]))
+        .collect();
+    line.insert(0, format!("INFO gpu {when}:"));
+    eprintln!("{}", line.join(" "));
+    figures
+}
+
+/// INFO's `# GPU` section is there at zero where RECOMMEND never ran on the native backend (here, on the CPU
+/// backend), `--gpu-cache-rows` refuses a bad value at start-up, and `0` turns the cache off. Runs everywhere.
+#[test]
+fn gpu_cache_info_is_zero_off_the_native_backend_and_its_flag_is_checked() {
+    let (server, user, candidates) = recommend_server();
+    let mut con = server.connection();
+    let ranked = recommend_all(&mut con, "dlrm_dense", user[0], &candidates);
+    assert_eq!(ranked.len(), candidates.len());
+    let info: String = redis::cmd("INFO").arg("gpu").query(&mut con).unwrap();
+    assert!(info.starts_with("# GPU\r\n"), "{info}");
+    let figures = gpu_cache_info(&mut con, "after RECOMMEND on ort-cpu");
+    for name in GPU_CACHE_FIELDS {
+        assert_eq!(figures[name], 0.0, "{name}");
+    }
+    let everything: String = redis::cmd("INFO")
+        .arg("everything")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        everything.contains("# GPU\r\ngpu_cache_hits:0"),
+        "{everything}"
+    );
+    drop(server);
+    for (value, why) in [
+        ("lots", "--gpu-cache-rows: 'lots' is not a number"),
+        (
+            "99999999999",
+            "--gpu-cache-rows: 99999999999 is over the most",
+        ),
+    ] {
+        let output = Command::new(ember_binary())
+            .args(["--port", "0", "--gpu-cache-rows", value])
+            .output()
+            .expect("run ember");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{value}: {stderr}");
+        assert!(stderr.contains(why), "{value}: {stderr}");
+    }
+}
+
+/// A server serving `dlrm_dense` twice, `cpu` on ONNX Runtime's CPU provider and `gpu` on the native engine
+/// with the GPU embedding cache, over the demo embeddings; None (after saying why, or failing under
+/// EMBER_REQUIRE_GPU=1) where there is no GPU.
+fn gpu_cache_server(threads: &str) -> Option<Server> {
+    if let Err(error) = ember_kernels::cuda::probe(0) {
+        skip_gpu("EMBER_REQUIRE_GPU", &format!("no GPU: {error}"));
+        return None;
+    }
+    let lib = ort_lib();
+    Some(Server::start(&[
+        "--threads",
+        threads,
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "cpu=models/dlrm_dense.onnx,backend=ort-cpu",
+        "--model",
+        "gpu=models/dlrm_dense.onnx,backend=native",
+        "--gpu-cache-rows",
+        "65536",
+        "--demo-embeddings",
+        "models",
+    ]))
+}
+
+/// RECOMMEND of the same request on `cpu` and on `gpu`: the GPU's scores must be the CPU's within 1e-4 (a NaN
+/// anywhere fails), with the same ids; returns the CPU's (id, score) by id.
+fn assert_gpu_matches_cpu(
+    con: &mut redis::Connection,
+    user: i64,
+    candidates: &[i64],
+    when: &str,
+) -> Vec<(String, f32)> {
+    let from_cpu = recommend_all(con, "cpu", user, candidates);
+    let from_gpu = recommend_all(con, "gpu", user, candidates);
+    let ids =
+        |ranked: &[(String, f32)]| ranked.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+    let scores = |ranked: &[(String, f32)]| ranked.iter().map(|(_, s)| *s).collect::<Vec<_>>();
+    assert_eq!(ids(&from_gpu), ids(&from_cpu), "{when}");
+    let error = ember_kernels::compare::max_abs_difference(&scores(&from_gpu), &scores(&from_cpu));
+    eprintln!(
+        "{when}: RECOMMEND through the GPU cache, {} candidates, max abs difference from the CPU {error:e}",
+        candidates.len()
+    );
+    assert!(
+        error <= GPU_SCORE_TOLERANCE,
+        "{when}: GPU scores {:?} vs CPU {:?}",
+        &from_gpu[..from_gpu.len().min(4)],
+        &from_cpu[..from_cpu.len().min(4)]
+    );
+    from_cpu
+}
+
+/// RECOMMEND on the native backend with the GPU embedding cache on gives the CPU backend's scores (1e-4, NaN
+/// fails) across two shards; the first request misses on every row the connection's shard owns and hits
+/// none, and the same request again hits exactly those rows and copies nothing.
+#[test]
+fn gpu_cache_recommend_matches_the_cpu_and_hits_on_a_repeat() {
+    let Some(server) = gpu_cache_server("2") else {
+        return;
+    };
+    let (user, candidates) = {
+        let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
+            panic!("user")
+        };
+        let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
+            panic!("candidates")
+        };
+        (user[0], candidates)
+    };
+    let mut con = server.connection();
+    let before = gpu_cache_info(&mut con, "at start");
+    assert_eq!(before["gpu_cache_hits"] + before["gpu_cache_misses"], 0.0);
+    assert_gpu_matches_cpu(&mut con, user, &candidates, "first request");
+    let first = gpu_cache_info(&mut con, "after the first request");
+    assert!(
+        first["gpu_cache_misses"] > 0.0,
+        "no row went through the cache"
+    );
+    assert_eq!(first["gpu_cache_hits"], 0.0);
+    assert_eq!(first["gpu_cache_resident_rows"], first["gpu_cache_misses"]);
+    // 64 floats a row.
+    assert_eq!(
+        first["gpu_cache_resident_bytes"],
+        first["gpu_cache_resident_rows"] * 256.0
+    );
+    assert!(first["gpu_cache_capacity_bytes"] >= 65536.0 * 256.0);
+    assert_gpu_matches_cpu(&mut con, user, &candidates, "the same request again");
+    let second = gpu_cache_info(&mut con, "after the repeat");
+    assert_eq!(second["gpu_cache_hits"], first["gpu_cache_misses"]);
+    assert_eq!(second["gpu_cache_misses"], first["gpu_cache_misses"]);
+    assert!((second["gpu_cache_hit_ratio"] - 0.5).abs() < 1e-3);
+    // Another user's request shares the candidates' rows: those hit, its own user rows miss.
+    assert_gpu_matches_cpu(&mut con, user + 1, &candidates, "another user");
+    let third = gpu_cache_info(&mut con, "after another user");
+    assert!(third["gpu_cache_hits"] > second["gpu_cache_hits"]);
+    assert_eq!(third["gpu_cache_evictions"], 0.0);
+}
+
+/// A SET of an embedding row invalidates its GPU copy: the next RECOMMEND on the native backend scores the
+/// new row exactly as the CPU backend does (and differently from before), gpu_cache_invalidations counts it,
+/// and a DEL of the row makes the native backend's RECOMMEND fail as the CPU's does. One shard, so that every
+/// row is the connection's shard's and every count is exact.
+#[test]
+fn gpu_cache_a_set_row_is_seen_by_the_next_recommend() {
+    let Some(server) = gpu_cache_server("1") else {
+        return;
+    };
+    let (user, candidates) = {
+        let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
+            panic!("user")
+        };
+        let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
+            panic!("candidates")
+        };
+        (user[0], candidates)
+    };
+    let mut con = server.connection();
+    let old = assert_gpu_matches_cpu(&mut con, user, &candidates, "before the SET");
+    let cached = gpu_cache_info(&mut con, "before the SET");
+    assert_eq!(cached["gpu_cache_invalidations"], 0.0);
+    // The demo rows' keys: field f of entity id is `emb:{f}:{id}`; fields 0..13 are the user's, 13..26 the
+    // candidate's (ember_kernels::recommend). Rewrite candidate 0's first field and the user's first field.
+    let target = candidates[0];
+    let written = [format!("emb:13:{target}"), format!("emb:0:{user}")];
+    for (index, key) in written.iter().enumerate() {
+        let row: Vec<f32> = (0..64)
+            .map(|i| 0.5 * (((i * 7 + index * 3) % 11) as f32 / 11.0 - 0.5))
+            .collect();
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(ember_kernels::recommend::encode_row(&row))
+            .query(&mut con)
+            .unwrap();
+    }
+    let after_set = gpu_cache_info(&mut con, "after the SETs");
+    assert_eq!(after_set["gpu_cache_invalidations"], written.len() as f64);
+    assert_eq!(
+        after_set["gpu_cache_resident_rows"],
+        cached["gpu_cache_resident_rows"] - written.len() as f64
+    );
+    let new = assert_gpu_matches_cpu(&mut con, user, &candidates, "after the SET");
+    let target_score = |ranked: &[(String, f32)]| {
+        ranked
+            .iter()
+            .find(|(id, _)| *id == target.to_string())
+            .map(|(_, score)| *score)
+            .unwrap()
+    };
+    eprintln!(
+        "candidate {target}: score {} before the SET, {} after",
+        target_score(&old),
+        target_score(&new)
+    );
+    assert!(
+        (target_score(&new) - target_score(&old)).abs() > 1e-4,
+        "the SET did not change candidate {target}'s score: the test's row is no test"
+    );
+    let reread = gpu_cache_info(&mut con, "after the RECOMMEND that read the new rows");
+    assert_eq!(
+        reread["gpu_cache_misses"],
+        cached["gpu_cache_misses"] + written.len() as f64
+    );
+    // DEL: the native backend's RECOMMEND fails as the CPU's, naming the key.
+    let _: i64 = redis::cmd("DEL").arg(&written[0]).query(&mut con).unwrap();
+    for model in ["cpu", "gpu"] {
+        let error = error_of(
+            redis::cmd("RECOMMEND")
+                .arg(model)
+                .arg(user)
+                .arg(1)
+                .arg("CANDIDATES")
+                .arg(1)
+                .arg(target)
+                .query(&mut con),
+        );
+        assert!(
+            error.contains(&written[0]) && error.contains("not found"),
+            "{model}: {error}"
+        );
+    }
+    let deleted = gpu_cache_info(&mut con, "after the DEL");
+    assert_eq!(
+        deleted["gpu_cache_invalidations"],
+        written.len() as f64 + 1.0
+    );
+}

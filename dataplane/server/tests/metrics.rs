@@ -87,6 +87,16 @@ fn prometheus_scrapes_ember() {
         Some(10.0)
     );
     assert!(exposition.contains("ember_shard_busy_seconds_total{shard=\"1\"}"));
+    // The GPU embedding cache's figures are there at zero where no RECOMMEND ran on the native backend.
+    for name in [
+        "ember_gpu_cache_hits_total",
+        "ember_gpu_cache_misses_total",
+        "ember_gpu_cache_resident_bytes",
+        "ember_gpu_cache_capacity_bytes",
+        "ember_gpu_cache_hit_ratio",
+    ] {
+        assert_eq!(sample(&exposition, name), Some(0.0), "{name}");
+    }
     assert!(http_get(metrics_port, "/nope").starts_with("HTTP/1.1 404"));
 
     let Ok(prometheus_binary) = which("prometheus") else {

@@ -135,6 +135,10 @@ impl AccessPolicy {
     }
 }
 
+/// Most observers one keyspace takes: the server installs at most two (the RDMA read region and
+/// the GPU embedding cache); the bound leaves room and catches an observer added per request.
+pub const OBSERVERS_MAX: usize = 8;
+
 /// Receives every change of a key's value, so a published copy (the RDMA read region) can stay
 /// in step with the keyspace. Called after the change is applied.
 pub trait KeyObserver {
@@ -195,7 +199,9 @@ struct Database {
 pub struct Keyspace {
     databases: Vec<Database>,
     hasher: foldhash::fast::RandomState,
-    observer: Option<Box<dyn KeyObserver>>,
+    /// Every observer, called in the order added (the RDMA read region, the GPU embedding cache). Empty in
+    /// the common case, where each mutation pays one branch on the empty list.
+    observers: Vec<Box<dyn KeyObserver>>,
     stats: KeyspaceStats,
     /// Database the active expiry cycle resumes at.
     expire_cursor_db: usize,
@@ -260,7 +266,7 @@ impl Keyspace {
         Self {
             databases: (0..DATABASE_COUNT).map(|_| Database::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
-            observer: None,
+            observers: Vec::new(),
             stats: KeyspaceStats::default(),
             expire_cursor_db: 0,
             next_version: 1,
@@ -382,9 +388,23 @@ impl Keyspace {
         self.access_random_state = if seed == 0 { ACCESS_RANDOM_SEED } else { seed };
     }
 
-    /// Installs the observer that hears of every change.
-    pub fn set_observer(&mut self, observer: Box<dyn KeyObserver>) {
-        self.observer = Some(observer);
+    /// Adds an observer that hears of every change from now on, after the ones added before it.
+    ///
+    /// # Panics
+    /// When [`OBSERVERS_MAX`] observers are installed already (each is a server component added
+    /// once at start-up or first use, so more is a bug).
+    pub fn add_observer(&mut self, observer: Box<dyn KeyObserver>) {
+        assert!(
+            self.observers.len() < OBSERVERS_MAX,
+            "{} key observers installed already",
+            self.observers.len()
+        );
+        self.observers.push(observer);
+    }
+
+    /// How many observers hear of changes.
+    pub fn observer_count(&self) -> usize {
+        self.observers.len()
     }
 
     /// Counters since start.
@@ -586,7 +606,7 @@ impl Keyspace {
             slot.entry.version = version;
         }
         self.note_modified(key);
-        if self.observer.is_none() {
+        if self.observers.is_empty() {
             return;
         }
         let database = &self.databases[db];
@@ -596,7 +616,7 @@ impl Keyspace {
             .and_then(|t| t.find(hash, |slot| slot.is(key)))
             .map(|slot| &**slot)
         {
-            if let Some(observer) = self.observer.as_mut() {
+            for observer in &mut self.observers {
                 observer.key_written(db, key, &entry.value, entry.expire_at_ms());
             }
         }
@@ -655,12 +675,14 @@ impl Keyspace {
         database
             .expiry
             .changed(hash, previous_expire, expire_at_ms, now_ms);
-        if let Some(observer) = self.observer.as_mut() {
+        if !self.observers.is_empty() {
             let entry = &self.databases[db].segments[segment]
                 .find(hash, |slot| slot.is(key))
                 .expect("just inserted")
                 .entry;
-            observer.key_written(db, key, &entry.value, entry.expire_at_ms());
+            for observer in &mut self.observers {
+                observer.key_written(db, key, &entry.value, entry.expire_at_ms());
+            }
         }
         self.note_modified(key);
         let previous = previous.filter(|entry| !is_expired(entry, now_ms));
@@ -694,7 +716,7 @@ impl Keyspace {
             // The handle stays filed; it finds no key when it fires.
             database.expiry.changed(hash, entry.expire_at_ms(), None, 0);
         }
-        if let Some(observer) = self.observer.as_mut() {
+        for observer in &mut self.observers {
             observer.key_removed(db, key);
         }
         self.note_modified(key);
@@ -753,7 +775,7 @@ impl Keyspace {
     /// Removes every key of `db`.
     pub fn flush_database(&mut self, db: usize) {
         self.databases[db] = Database::default();
-        if let Some(observer) = self.observer.as_mut() {
+        for observer in &mut self.observers {
             observer.database_flushed(db);
         }
     }
@@ -768,7 +790,7 @@ impl Keyspace {
     /// Trades the contents of two databases.
     pub fn swap_databases(&mut self, first: usize, second: usize) {
         self.databases.swap(first, second);
-        if let Some(observer) = self.observer.as_mut() {
+        for observer in &mut self.observers {
             observer.databases_swapped(first, second);
         }
     }
@@ -953,6 +975,128 @@ mod tests {
         keyspace.record_new(false);
         keyspace.insert(0, b"b", value("1"), None, 0);
         assert!(keyspace.take_new().is_empty());
+    }
+
+    /// Records what it hears, for the fan-out test.
+    struct Recorder {
+        name: &'static str,
+        heard: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    }
+
+    impl KeyObserver for Recorder {
+        fn key_written(&mut self, db: usize, key: &[u8], _value: &Value, expire_at_ms: ExpireAtMs) {
+            let key = String::from_utf8_lossy(key);
+            let line = format!("{} written {db}:{key} ttl={expire_at_ms:?}", self.name);
+            self.heard.borrow_mut().push(line);
+        }
+
+        fn key_removed(&mut self, db: usize, key: &[u8]) {
+            let key = String::from_utf8_lossy(key);
+            let line = format!("{} removed {db}:{key}", self.name);
+            self.heard.borrow_mut().push(line);
+        }
+
+        fn database_flushed(&mut self, db: usize) {
+            let line = format!("{} flushed {db}", self.name);
+            self.heard.borrow_mut().push(line);
+        }
+
+        fn databases_swapped(&mut self, first: usize, second: usize) {
+            let line = format!("{} swapped {first} {second}", self.name);
+            self.heard.borrow_mut().push(line);
+        }
+    }
+
+    /// Every observer hears every kind of change, in the order they were added; a keyspace with
+    /// none changes as before.
+    #[test]
+    fn every_observer_hears_every_change_in_order() {
+        type Step = Box<dyn Fn(&mut Keyspace)>;
+        // (name, the change, what each observer hears of it)
+        let cases: Vec<(&str, Step, Vec<&str>)> = vec![
+            (
+                "SET",
+                Box::new(|k| {
+                    k.insert(0, b"emb:0:1", value("v"), None, 0);
+                }),
+                vec!["written 0:emb:0:1 ttl=None"],
+            ),
+            (
+                "an in-place change (APPEND)",
+                Box::new(|k| {
+                    let appended = k.update(0, b"emb:0:1", 0, |v| {
+                        *v = value("vv");
+                        Ok::<_, ()>(((), Change::Modified))
+                    });
+                    assert_eq!(appended, Some(Ok(())));
+                }),
+                vec!["written 0:emb:0:1 ttl=None"],
+            ),
+            (
+                "EXPIRE",
+                Box::new(|k| assert!(k.set_expire(0, b"emb:0:1", Some(50), 0))),
+                vec!["written 0:emb:0:1 ttl=Some(50)"],
+            ),
+            (
+                "a lazy expiry",
+                Box::new(|k| assert!(k.get(0, b"emb:0:1", 60).is_none())),
+                vec!["removed 0:emb:0:1"],
+            ),
+            (
+                "DEL",
+                Box::new(|k| {
+                    k.insert(2, b"x", value("1"), None, 0);
+                    k.remove(2, b"x", 0);
+                }),
+                vec!["written 2:x ttl=None", "removed 2:x"],
+            ),
+            (
+                "FLUSHDB",
+                Box::new(|k| k.flush_database(3)),
+                vec!["flushed 3"],
+            ),
+            (
+                "SWAPDB",
+                Box::new(|k| k.swap_databases(0, 1)),
+                vec!["swapped 0 1"],
+            ),
+        ];
+        let heard = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut keyspace = Keyspace::new();
+        let mut plain = Keyspace::new();
+        for name in ["rdma", "gpu"] {
+            keyspace.add_observer(Box::new(Recorder {
+                name,
+                heard: std::rc::Rc::clone(&heard),
+            }));
+        }
+        assert_eq!((keyspace.observer_count(), plain.observer_count()), (2, 0));
+        for (name, change, want) in cases {
+            heard.borrow_mut().clear();
+            change(&mut keyspace);
+            change(&mut plain);
+            // Each event reaches "rdma" then "gpu" before the next event is told.
+            let expected: Vec<String> = want
+                .iter()
+                .flat_map(|event| ["rdma", "gpu"].map(|observer| format!("{observer} {event}")))
+                .collect();
+            assert_eq!(*heard.borrow(), expected, "{name}");
+            for db in 0..4 {
+                assert_eq!(keyspace.len(db), plain.len(db), "{name}: db {db}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "key observers installed already")]
+    fn observers_are_bounded() {
+        let mut keyspace = Keyspace::new();
+        for _ in 0..=OBSERVERS_MAX {
+            keyspace.add_observer(Box::new(Recorder {
+                name: "x",
+                heard: Default::default(),
+            }));
+        }
     }
 
     #[test]

@@ -53,8 +53,8 @@ pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
     AccessPolicy, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool, Expiry, KeyObserver,
-    Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT, PREFETCH_BATCH_LEN,
-    SEGMENT_COUNT,
+    Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT, OBSERVERS_MAX,
+    PREFETCH_BATCH_LEN, SEGMENT_COUNT,
 };
 pub use list::{ListLimits, ListValue};
 pub use probabilistic::{BloomChain, CountMinSketch, CuckooFilter, TopK};

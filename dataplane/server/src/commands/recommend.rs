@@ -1,6 +1,11 @@
 //! RECOMMEND model user k CANDIDATES n id... | FROM key: gathers the user's and each candidate's embedding rows
 //! from the keyspace (strings of little-endian f32, keys `dense:{user}` and `emb:{field}:{id}`), runs the dense
 //! model through the shard's batcher, and returns the top k ids with their scores, best first.
+//!
+//! On the native backend the embedding rows this shard owns come from the shard's GPU embedding cache
+//! (`inference::device_rows`): resident rows are gathered on the device, only the missing ones are copied from
+//! the keyspace. The dense features, rows other shards own and rows the cache does not keep are read as on the
+//! CPU path, so the reply and its errors are the same.
 
 pub mod args;
 pub mod from_key;
@@ -23,14 +28,41 @@ use crate::shard::{Shard, ShardReply, ShardRequest};
 use self::args::Candidates;
 use self::rows::{Inputs, InputsError, RowKeys};
 
+/// The embedding rows of one chunk that this shard owns, set aside for the GPU embedding cache: each key's
+/// index in [`RowKeys`] order and its name.
+#[derive(Default)]
+struct DeviceKeys {
+    indexes: Vec<usize>,
+    names: Vec<u8>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl DeviceKeys {
+    fn push(&mut self, index: usize, key: &[u8]) {
+        let start = self.names.len();
+        self.names.extend_from_slice(key);
+        self.indexes.push(index);
+        self.ranges.push(start..self.names.len());
+    }
+
+    fn keys(&self) -> Vec<&[u8]> {
+        self.ranges
+            .iter()
+            .map(|range| &self.names[range.clone()])
+            .collect()
+    }
+}
+
 /// Reads every row of `keys` into `inputs`: rows this shard owns straight from its keyspace into their slots,
-/// the others with one Fetch per owning shard.
+/// the others with one Fetch per owning shard. With `device`, the embedding rows this shard owns are set aside
+/// there instead, for [`place_from_device`].
 async fn gather(
     shard: &Rc<Shard>,
     db: usize,
     keys: &RowKeys<'_>,
     mut inputs: Inputs,
     now_ms: u64,
+    mut device: Option<&mut DeviceKeys>,
 ) -> Inputs {
     let mut elsewhere: BTreeMap<usize, (Vec<usize>, Vec<Vec<u8>>)> = BTreeMap::new();
     {
@@ -48,6 +80,11 @@ async fn gather(
                 let (indexes, owner_keys) = elsewhere.entry(owner).or_default();
                 indexes.push(index);
                 owner_keys.push(key.clone());
+                continue;
+            }
+            // Key 0 is the user's dense features, which are not an embedding row.
+            if let Some(device) = device.as_deref_mut().filter(|_| index != 0) {
+                device.push(index, &key);
                 continue;
             }
             let start = names.len();
@@ -87,6 +124,44 @@ async fn gather(
         }
     }
     inputs
+}
+
+/// Places the rows set aside in `device` from the shard's GPU embedding cache; the rows it does not keep are
+/// read from the keyspace as [`gather`] reads them. Runs with no await, so no write comes between the cache's
+/// lookups and the rows it returns.
+fn place_from_device(
+    shard: &Shard,
+    db: usize,
+    device: &DeviceKeys,
+    inputs: &mut Inputs,
+    now_ms: u64,
+) -> Result<(), CommandError> {
+    let keys = device.keys();
+    let keyspace = shard.keyspace.borrow();
+    let mut pooled = Vec::new();
+    let (on_device, dim) = shard
+        .inference
+        .with_device_rows(|rows| {
+            rows.gather(&keyspace, db, &keys, now_ms, &mut pooled)
+                .map(|flags| (flags, rows.dim()))
+        })
+        .ok_or(CommandError::from(
+            "ERR GPU embedding cache is not running on this shard",
+        ))?
+        .map_err(CommandError::from)?;
+    let mut next = 0;
+    let mut text = Vec::new();
+    for ((&index, key), here) in device.indexes.iter().zip(&keys).zip(on_device) {
+        if here {
+            inputs.place_row(index, &pooled[next * dim..(next + 1) * dim]);
+            next += 1;
+        } else {
+            let value = keyspace.peek(db, key, now_ms).map(|entry| &entry.value);
+            place(inputs, index, value, &mut text);
+        }
+    }
+    assert_eq!(next * dim, pooled.len(), "every pooled row was placed");
+    Ok(())
 }
 
 /// Places one row's value: a string's bytes in place, an integer's text through `text`; a set or sorted set is
@@ -149,6 +224,12 @@ pub async fn run(
         Candidates::Key(key) => from_key::candidates(shard, client.db, &key, now_ms).await?,
     };
     let default_zero = shard.inference.config().embedding_default_zero;
+    let through_device = shard.inference.uses_device_rows(
+        model.meta.backend,
+        layout.embedding_dim,
+        shard.shared.shard_count,
+        |observer| shard.keyspace.borrow_mut().add_observer(observer),
+    )?;
     // A request larger than max-batch goes in as several requests that the batcher runs back to back. Each
     // chunk's inputs are gathered on their own, so no tensor is built whole and then copied apart.
     let chunk_rows = match model.meta.batch_size as usize {
@@ -159,10 +240,12 @@ pub async fn run(
     for chunk in candidates.chunks(chunk_rows) {
         let keys = RowKeys::new(layout, &parsed.user, chunk);
         let inputs = Inputs::new(layout, chunk.len(), default_zero);
-        match gather(shard, client.db, &keys, inputs, now_ms)
-            .await
-            .finish(&keys)
-        {
+        let mut device = through_device.then(DeviceKeys::default);
+        let mut inputs = gather(shard, client.db, &keys, inputs, now_ms, device.as_mut()).await;
+        if let Some(device) = &device {
+            place_from_device(shard, client.db, device, &mut inputs, now_ms)?;
+        }
+        match inputs.finish(&keys) {
             Ok(inputs) => chunks.push(inputs),
             Err(InputsError::Missing(row)) => {
                 return Err(rows::missing_row_message(&keys, row).into());

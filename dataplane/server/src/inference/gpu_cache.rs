@@ -10,10 +10,7 @@
 //!
 //! Everything here is plain bookkeeping on the shard's thread (no device calls), so it is tested without a GPU;
 //! the device table and its uploads belong to the backend.
-// RECOMMEND does not gather through the device table yet (issue 17, item 2: the native engine takes pooled
-// rows from the host today, and the store's one observer slot is the RDMA region's; see the branch notes for
-// the hooks needed). Until that is wired, only this module's tests use it.
-#![allow(dead_code)]
+//! [`super::device_rows`] joins this bookkeeping to the device table and is what RECOMMEND calls.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -184,16 +181,41 @@ impl RowCache {
     ///
     /// # Errors
     /// [`ResolveError::CapacityExceeded`] when the keys need more distinct rows than the cache holds; the cache
-    /// then keeps what it held (rows resolved before the error stay, as recently used).
+    /// then keeps what it held: hits before the error stay, as recently used, and the slots reserved for this
+    /// call's misses are freed again (their rows were never copied, so no later call may read them).
     pub fn resolve<'a>(
         &mut self,
         db: usize,
         keys: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Vec<RowSlot>, ResolveError> {
         self.request += 1;
-        keys.into_iter()
-            .map(|key| self.resolve_one(db, key))
-            .collect()
+        let mut slots = Vec::new();
+        for key in keys {
+            match self.resolve_one(db, key) {
+                Ok(slot) => slots.push(slot),
+                Err(error) => {
+                    for slot in slots {
+                        if let RowSlot::Miss(slot) = slot {
+                            self.release(slot);
+                        }
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Frees `slot`, reserved by a [`RowSlot::Miss`] whose row the caller could not copy (the key holds no row
+    /// the cache keeps, or the copy failed), so that no later call reads it as a hit. Not counted as an eviction
+    /// or an invalidation. A slot already free is left alone (a key repeated in one call has one slot).
+    pub fn release(&mut self, slot: u32) {
+        let resident = self.slots.get(slot as usize).is_some_and(|entry| {
+            self.slot_by_key.get(&(entry.db, entry.key.clone())) == Some(&slot)
+        });
+        if resident {
+            self.drop_slot(slot);
+        }
     }
 
     fn resolve_one(&mut self, db: usize, key: &[u8]) -> Result<RowSlot, ResolveError> {
@@ -507,6 +529,48 @@ mod tests {
             matches!(again[0], RowSlot::Miss(slot) if slot < 4),
             "{again:?}"
         );
+    }
+
+    /// A call that cannot be served frees the slots it reserved for misses (their rows were never copied), and
+    /// a slot released because its row could not be copied is not a hit for the next call.
+    #[test]
+    fn unserved_misses_are_given_back() {
+        let mut cache = RowCache::new(2, ROW_BYTES);
+        cache.resolve(0, keys(&["a"])).unwrap();
+        // (name, request, result, resident after)
+        type Case = (
+            &'static str,
+            Vec<&'static str>,
+            Result<Vec<RowSlot>, ResolveError>,
+            Vec<&'static str>,
+        );
+        use RowSlot::{Hit as H, Miss as M};
+        let cases: Vec<Case> = vec![
+            (
+                "b's reserved slot is freed when c does not fit",
+                vec!["a", "b", "c"],
+                Err(ResolveError::CapacityExceeded { capacity_rows: 2 }),
+                vec!["0:a"],
+            ),
+            (
+                "b is a miss again, into the freed slot",
+                vec!["b", "b"],
+                Ok(vec![M(1), H(1)]),
+                vec!["0:b", "0:a"],
+            ),
+        ];
+        for (name, request, want, after) in cases {
+            assert_eq!(cache.resolve(0, keys(&request)), want, "{name}");
+            assert_eq!(recency(&cache), after, "{name}");
+        }
+        // b's row could not be copied: released (twice, as a repeated key reads one slot), then a miss again.
+        cache.release(1);
+        cache.release(1);
+        assert_eq!(recency(&cache), ["0:a"]);
+        assert_eq!(cache.resolve(0, keys(&["b"])), Ok(vec![M(1)]));
+        let stats = cache.stats();
+        assert_eq!((stats.evictions, stats.invalidations), (0, 0));
+        assert_eq!(stats.resident_rows, 2);
     }
 
     #[test]

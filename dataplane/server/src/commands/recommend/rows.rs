@@ -208,6 +208,19 @@ impl Inputs {
         }
     }
 
+    /// Places key `index`'s row, already decoded (from the GPU embedding cache).
+    ///
+    /// # Panics
+    /// When `row` is not one embedding row of the layout (the cache's rows are the model's width).
+    pub fn place_row(&mut self, index: usize, row: &[f32]) {
+        let slot = self.slot_mut(index);
+        assert_eq!(slot.len(), row.len(), "row {index} has the layout's width");
+        for (element, &value) in slot.iter_mut().zip(row) {
+            element.write(value);
+        }
+        self.placed[index] = true;
+    }
+
     /// Records that key `index` holds a `type_name` value, not a row.
     pub fn wrong_type(&mut self, index: usize, type_name: &str) {
         self.record_invalid(

@@ -164,6 +164,7 @@ fn shard_info(shard: &Shard) -> ShardInfo {
         busy_us: crate::runtime::busy_time().as_micros() as u64,
         expired_keys: keyspace.stats().expired_keys,
         offload_cycles: shard.offload.borrow().cycles(),
+        gpu_cache: shard.inference.device_rows_stats(),
     }
 }
 
@@ -466,6 +467,7 @@ pub async fn gather_info(
         total.busy_us += info.busy_us;
         total.expired_keys += info.expired_keys;
         total.offload_cycles += info.offload_cycles;
+        total.gpu_cache.add(&info.gpu_cache);
         per_shard.push(*info);
     }
     (total, per_shard)
@@ -512,6 +514,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
     "protection",
     "ember",
+    "gpu",
 ];
 const ALL_SECTIONS: &[&str] = &[
     "server",
@@ -529,6 +532,7 @@ const ALL_SECTIONS: &[&str] = &[
     "keyspace",
     "protection",
     "ember",
+    "gpu",
 ];
 
 async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &mut ReplySink) {
@@ -590,6 +594,7 @@ fn format_info(
             "commandstats" => "Commandstats".to_string(),
             "errorstats" => "Errorstats".to_string(),
             "latencystats" => "Latencystats".to_string(),
+            "gpu" => "GPU".to_string(),
             other => {
                 let mut chars = other.chars();
                 chars
@@ -834,6 +839,13 @@ fn format_info(
                     );
                 }
                 line("hardware", shared.hardware.clone());
+            }
+            // The GPU embedding cache of RECOMMEND on the native backend, over every shard (zero until a
+            // RECOMMEND starts it; see `inference::device_rows`).
+            "gpu" => {
+                for (name, value) in total.gpu_cache.info_lines() {
+                    line(name, value);
+                }
             }
             _ => {}
         }

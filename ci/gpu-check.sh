@@ -277,6 +277,50 @@ wait_for_port() {
     return 1
 }
 
+# server_figures PORT: what the server says of the run it just served (AI.INFO of both models: time spent running
+# batches, batches, samples; INFO gpu: the embedding cache; commandstats: microseconds per RECOMMEND), read with a
+# few lines of Python over a socket (the machine has no redis-cli). It splits the server's latency into the model's
+# own run time and everything else (the gather, queueing, the wire).
+server_figures() {
+    python3 - "$1" <<'PYTHON'
+import socket, sys
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+reader = sock.makefile("rb")
+def read():
+    line = reader.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind in (b"+", b"-", b":"):
+        return rest.decode()
+    if kind == b"$":
+        size = int(rest)
+        if size < 0:
+            return None
+        data = reader.read(size + 2)[:-2]
+        return data.decode(errors="replace")
+    if kind == b"*":
+        return [read() for _ in range(int(rest))]
+    return line.decode(errors="replace")
+def call(*words):
+    sock.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in (w.encode() for w in words)))
+    return read()
+for model in ("dlrm_dense", "dlrm"):
+    info = call("AI.INFO", model)
+    if isinstance(info, list):
+        fields = dict(zip(info[0::2], info[1::2]))
+        batches = int(fields.get("batches", 0)) or 1
+        samples = int(fields.get("samples", 0)) or 1
+        print(f"AI.INFO {model}: " + ", ".join(f"{k} {fields[k]}" for k in ("duration", "samples", "calls", "batches", "batch_rows_max")
+              if k in fields) + f"; run time {int(fields.get('duration', 0)) / batches:.0f} us a batch, {int(fields.get('duration', 0)) * 1000 / samples:.0f} ns a sample")
+    else:
+        print(f"AI.INFO {model}: {info}")
+for section in ("gpu", "commandstats"):
+    text = call("INFO", section) or ""
+    for line in text.splitlines():
+        if line.startswith("gpu_cache") or line.startswith(("cmdstat_recommend", "cmdstat_ai.")):
+            print(line)
+PYTHON
+}
+
 # bench_backend BACKEND ORT_LIB: one server on BACKEND and ember-bench infer against it; its tables into RESULTS.
 bench_backend() {
     local backend="$1" ort_lib="$2" port=$((17000 + RANDOM % 1000))
@@ -298,6 +342,7 @@ bench_backend() {
     if wait_for_port "$port" 120; then
         step "ember-bench infer, $backend" "$BENCH_STEP_SECONDS" "$STAGE_DIR/${bench[0]}" "${bench[@]:1}" || status=$?
         sed -n "/^=== ember-bench infer, $backend/,/^=== /p" "$LOG" | grep -v '^=== ' >"$tables" || true
+        timeout 20 bash -c "$(declare -f server_figures); server_figures $port" >"$OUT_DIR/server-$backend.txt" 2>&1 || true
     else
         echo "ember-bench infer, $backend: FAILED (the server did not listen within 120 s)" | tee -a "$SUMMARY"
         status=1
@@ -314,6 +359,12 @@ bench_backend() {
         echo
         if [ "$status" -eq 0 ]; then
             cat "$tables"
+            echo
+            echo "The server's own figures after the run (AI.INFO, INFO gpu, INFO commandstats):"
+            echo
+            echo '```'
+            cat "$OUT_DIR/server-$backend.txt" 2>/dev/null
+            echo '```'
         else
             echo "Not measured: the run failed; the server's log ends:"
             echo

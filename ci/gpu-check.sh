@@ -40,6 +40,8 @@ BENCH_CONNECTIONS=4
 BENCH_STEP_SECONDS=150
 # Shards of the benchmarked server (EMBER_GPU_CHECK_THREADS=1: one shard, no cross-shard gathers, for comparison).
 SERVER_THREADS=${EMBER_GPU_CHECK_THREADS:-2}
+# More flags for the benchmarked server (for example `--busy-poll-us 0`), split on spaces.
+read -r -a SERVER_EXTRA_ARGS <<<"${EMBER_GPU_CHECK_SERVER_ARGS:-}"
 # A GPU launch costs about the same for 64 rows as for 4096, so the server batches up to the largest size measured.
 SERVER_MAX_BATCH=4096
 NVRTC_LIBRARY=".deps/nvrtc/nvidia/cuda_nvrtc/lib/libnvrtc.so.12"
@@ -326,7 +328,8 @@ bench_backend() {
     local backend="$1" ort_lib="$2" port=$((17000 + RANDOM % 1000))
     local server=(bin/ember --port "$port" --threads "$SERVER_THREADS" --ort-lib "$ort_lib" --backend "$backend"
         --max-batch "$SERVER_MAX_BATCH" --tensorrt-cache "$OUT_DIR/tensorrt-cache"
-        --model dlrm_dense=models/dlrm_dense.onnx --model dlrm=models/dlrm.onnx --demo-embeddings models)
+        --model dlrm_dense=models/dlrm_dense.onnx --model dlrm=models/dlrm.onnx --demo-embeddings models
+        ${SERVER_EXTRA_ARGS[@]+"${SERVER_EXTRA_ARGS[@]}"})
     local bench=(bin/ember-bench infer --port "$port" --backend "$backend" --ort-lib "$ort_lib"
         --batch "$BENCH_BATCHES" --rounds "$BENCH_ROUNDS" --seconds "$BENCH_SECONDS"
         --connections "$BENCH_CONNECTIONS" --max-delay-us 2000)

@@ -12,9 +12,13 @@
 //! arity check; no panic; a command that succeeds writes exactly one whole RESP frame; one that
 //! fails writes nothing and returns an error that is one line and starts with an upper-case code
 //! (`ERR`, `WRONGTYPE`, ...), as Redis's errors do (RedisBloom's commands excepted: the module
-//! replies some errors without a code, and Ember as it).
+//! replies some errors without a code, and Ember as it); and no command makes the heap grow,
+//! even for a moment, by more than [`COMMAND_PEAK_BYTES_MAX`] (a few bytes of arguments must
+//! not size an allocation without bound: issue 16).
 #![no_main]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use ember_resp::{parse_frame, Protocol, ReplySink};
@@ -33,6 +37,61 @@ const STEPS_MAX: usize = 12;
 const ARGS_MAX: usize = 12;
 /// The time commands run at.
 const NOW_MS: u64 = 1_764_000_000_000;
+
+/// Most a command may raise the heap above where it started, at its peak: the largest value
+/// one command may create (a Bloom, cuckoo or count-min structure: 1 GiB, their bounds in
+/// ember-store; strings stay under the target's proto-max-bulk-len of 1 MiB), plus slack for
+/// the reply and the command's own bookkeeping. A command that copies a value once per time
+/// it is named, or sizes a structure past its bound, goes over it. (DUMP or COPY of a 1 GiB
+/// value could take twice that legitimately; no word below sizes one that large.)
+const COMMAND_PEAK_BYTES_MAX: usize = (1 << 30) + (64 << 20);
+
+/// The system allocator, counting the bytes allocated now and their peak, so that each
+/// command's peak can be checked (the target is single-threaded; libFuzzer's own threads
+/// allocate little and only make the figure larger).
+struct CountingAllocator;
+
+static HEAP_BYTES: AtomicUsize = AtomicUsize::new(0);
+static HEAP_PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn heap_grew(bytes: usize) {
+    let now = HEAP_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    HEAP_PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call goes to `System` unchanged; the counters are only arithmetic beside it.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        heap_grew(layout.size());
+        // SAFETY: the caller's contract for `alloc`, passed on as it is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        heap_grew(layout.size());
+        // SAFETY: as `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Counted as the new block allocated before the old one is freed, as a moving
+        // realloc does.
+        heap_grew(new_size);
+        // SAFETY: as `dealloc` for `ptr` and `layout`; `new_size` is the caller's.
+        let moved = unsafe { System.realloc(ptr, layout, new_size) };
+        HEAP_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Keys: few, so that commands meet each other's values.
 const KEYS: [&[u8]; 5] = [b"k", b"other", b"{k}2", b"", b"k\x00\xff"];
@@ -163,6 +222,9 @@ const WORDS: &[&[u8]] = &[
     b"9223372036854775807",
     b"-9223372036854775808",
     b"4294967295",
+    // A top-k heap of 50 million slots (1.2 GB: past TOP_K_BYTES_MAX, and under the bound of
+    // cells top-k had before it, which let TOPK.RESERVE allocate it).
+    b"50000000",
     b"18446744073709551615",
     b"13.361389",
     b"38.115556",
@@ -234,7 +296,17 @@ impl Shard {
             protection: &self.protection,
         };
         notify::before_command(ctx.keyspace, &self.config);
+        let heap_start_bytes = HEAP_BYTES.load(Ordering::Relaxed);
+        HEAP_PEAK_BYTES.store(heap_start_bytes, Ordering::Relaxed);
         let result = handler(&mut ctx, args);
+        let heap_growth_bytes = HEAP_PEAK_BYTES
+            .load(Ordering::Relaxed)
+            .saturating_sub(heap_start_bytes);
+        assert!(
+            heap_growth_bytes <= COMMAND_PEAK_BYTES_MAX,
+            "{}: the heap grew by {heap_growth_bytes} bytes at its peak",
+            spec.name
+        );
         notify::after_command(&mut self.keyspace, &self.pubsub, &self.config, NOW_MS);
         let written = std::mem::take(out.bytes_mut());
         match result {

@@ -4,11 +4,13 @@
 //! SET, APPEND and SETRANGE see the same bytes. Offsets stay below `proto-max-bulk-len` bytes,
 //! as Redis bounds them, so no command grows a string past what SETRANGE could.
 
+use std::borrow::Cow;
+
 use ember_store::bitmap::{
     bit_count, bit_op, bit_position, bitfield_get, bitfield_increment, bitfield_set, get_bit,
     parse_bitfield_offset, parse_bitfield_type, set_bit, BitOp, FieldType, Overflow, Unit,
 };
-use ember_store::{parse_canonical_i64, Change, Entry, Value};
+use ember_store::{parse_canonical_i64, Change, Value};
 
 use super::notify::{self, notify};
 
@@ -38,15 +40,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Redis's reply to an offset that is malformed, negative or past `proto-max-bulk-len`.
 const BIT_OFFSET_INVALID: &str = "ERR bit offset is not an integer or out of range";
-
-/// The bytes of a string entry, or WRONGTYPE.
-fn string_bytes(entry: &Entry) -> Result<Vec<u8>, CommandError> {
-    if entry.value.is_string() {
-        Ok(entry.value.to_vec())
-    } else {
-        Err(errors::WRONGTYPE.into())
-    }
-}
 
 /// Runs `read` on the bytes at `key` (`None` when missing) without copying them, or answers
 /// WRONGTYPE; the hit or miss is counted.
@@ -218,16 +211,35 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Err("ERR BITOP NOT must be called with a single source key.".into());
     }
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let mut sources = Vec::with_capacity(args.len() - 3);
+    // First every source is looked up (expiring it if due, recording the access) and checked
+    // to be a string, in argument order as Redis does.
     for key in &args[3..] {
-        let bytes = match ctx.keyspace.get(db, key, now_ms) {
-            Some(entry) => string_bytes(entry)?,
-            None => Vec::new(),
-        };
-        sources.push(bytes);
+        if ctx
+            .keyspace
+            .get(db, key, now_ms)
+            .is_some_and(|entry| !entry.value.is_string())
+        {
+            return Err(errors::WRONGTYPE.into());
+        }
     }
-    let inputs: Vec<&[u8]> = sources.iter().map(Vec::as_slice).collect();
+    // Then the sources are borrowed, not copied: `BITOP OR dst k k k ...` with a large `k`
+    // must cost one result, not a copy of `k` per repetition. Only an integer-encoded string
+    // (at most 20 bytes) is written out.
+    let keyspace = &*ctx.keyspace;
+    let sources: Vec<Cow<'_, [u8]>> = args[3..]
+        .iter()
+        .map(
+            |key| match keyspace.peek(db, key, now_ms).map(|entry| &entry.value) {
+                None => Cow::Borrowed(&[][..]),
+                Some(Value::Str(bytes)) => Cow::Borrowed(&bytes[..]),
+                Some(value) => Cow::Owned(value.to_vec()),
+            },
+        )
+        .collect();
+    let inputs: Vec<&[u8]> = sources.iter().map(|source| &source[..]).collect();
     let result = bit_op(op, &inputs);
+    drop(inputs);
+    drop(sources);
     let len = result.len();
     if result.is_empty() {
         if ctx.keyspace.remove(db, args[2], now_ms).is_some() {

@@ -6,7 +6,7 @@
 //! the string, as Redis does, so the value changes when the cache was stale. PFCOUNT of several
 //! keys and PFMERGE meet keys of several shards in the scratch keyspace.
 
-use ember_store::hyperloglog::{Registers, REGISTER_COUNT};
+use ember_store::hyperloglog::{HllEncoding, Registers, REGISTER_COUNT};
 use ember_store::{Change, HllError, HyperLogLog, Value};
 
 use super::notify::{self, notify};
@@ -44,22 +44,24 @@ fn hll_of(value: &Value) -> Result<HyperLogLog, CommandError> {
 
 /// Reads the HyperLogLogs of PFCOUNT's or PFMERGE's keys in order, merging each into
 /// `registers` as it goes, so that the first bad key decides the error as in Redis (a wrong
-/// type, or a corrupted value, whichever comes first). Missing keys are left out.
+/// type, or a corrupted value, whichever comes first). Missing keys are left out. Whether any
+/// was dense. Each value is dropped once merged: `PFCOUNT k k k ...` holds one copy of `k` at a
+/// time, not one per repetition.
 fn read_in_order(
     ctx: &mut Ctx<'_>,
     keys: &[&[u8]],
     registers: &mut Registers,
-) -> Result<Vec<HyperLogLog>, CommandError> {
+) -> Result<bool, CommandError> {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let mut hlls = Vec::with_capacity(keys.len());
+    let mut any_dense = false;
     for key in keys {
         if let Some(entry) = ctx.keyspace.get(db, key, now_ms) {
             let hll = hll_of(&entry.value)?;
             hll.merge_into(registers).map_err(hll_error)?;
-            hlls.push(hll);
+            any_dense |= hll.encoding() == HllEncoding::Dense;
         }
     }
-    Ok(hlls)
+    Ok(any_dense)
 }
 
 /// PFADD key [element ...]: 1 when a register grew or the key was created, else 0.
@@ -131,9 +133,8 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Ok(());
     }
     let mut registers = [0u8; REGISTER_COUNT];
-    let hlls = read_in_order(ctx, &args[1..], &mut registers)?;
-    let references: Vec<&HyperLogLog> = hlls.iter().collect();
-    let count = HyperLogLog::count_union(&references).map_err(hll_error)?;
+    read_in_order(ctx, &args[1..], &mut registers)?;
+    let count = HyperLogLog::estimate_registers(&registers);
     ctx.out.integer(count as i64);
     Ok(())
 }
@@ -142,17 +143,16 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// of itself and every source that exists.
 pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    // The destination is checked first, then each source, as Redis does.
+    // The destination is checked first, then each source, as Redis does; the registers end
+    // as the union of all of them (the destination's own included, which changes nothing).
     let mut registers = [0u8; REGISTER_COUNT];
-    read_in_order(ctx, &args[1..], &mut registers)?;
+    let any_dense = read_in_order(ctx, &args[1..], &mut registers)?;
     let (mut destination, expire_at_ms) = match ctx.keyspace.get(db, args[1], now_ms) {
         Some(entry) => (hll_of(&entry.value)?, entry.expire_at_ms()),
         None => (HyperLogLog::new(), None),
     };
-    let sources = read_in_order(ctx, &args[2..], &mut registers)?;
-    let references: Vec<&HyperLogLog> = sources.iter().collect();
     destination
-        .merge(&references, ctx.config.hll_sparse_max_bytes)
+        .merge_registers(&registers, any_dense, ctx.config.hll_sparse_max_bytes)
         .map_err(hll_error)?;
     ctx.keyspace.insert(
         db,

@@ -333,7 +333,13 @@ impl HyperLogLog {
         for hll in hlls {
             hll.merge_into(&mut registers)?;
         }
-        Ok(estimate::estimate(&estimate::histogram_of(&registers)))
+        Ok(Self::estimate_registers(&registers))
+    }
+
+    /// The estimate for registers merged with [`HyperLogLog::merge_into`]: PFCOUNT of several
+    /// keys when the caller merged them one at a time (so that no copy of each is kept).
+    pub fn estimate_registers(registers: &Registers) -> u64 {
+        estimate::estimate(&estimate::histogram_of(registers))
     }
 
     /// PFMERGE with `self` as the destination (the existing value, or [`HyperLogLog::new`] for a
@@ -352,12 +358,27 @@ impl HyperLogLog {
     ) -> Result<(), HllError> {
         let mut registers = [0u8; REGISTER_COUNT];
         self.merge_into(&mut registers)?;
-        let mut any_dense = self.encoding() == HllEncoding::Dense;
+        let mut any_source_dense = false;
         for source in sources {
             source.merge_into(&mut registers)?;
-            any_dense |= source.encoding() == HllEncoding::Dense;
+            any_source_dense |= source.encoding() == HllEncoding::Dense;
         }
-        if any_dense {
+        self.merge_registers(&registers, any_source_dense, sparse_bytes_max)
+    }
+
+    /// [`HyperLogLog::merge`] from the sources' registers, merged by the caller one source at a
+    /// time with [`HyperLogLog::merge_into`] (PFMERGE keeps no copy of each source, so that a
+    /// source named many times costs no memory); `any_source_dense` says whether one was dense.
+    ///
+    /// # Errors
+    /// [`HllError::Corrupted`] when the destination is a malformed sparse value.
+    pub fn merge_registers(
+        &mut self,
+        registers: &Registers,
+        any_source_dense: bool,
+        sparse_bytes_max: usize,
+    ) -> Result<(), HllError> {
+        if any_source_dense {
             self.to_dense()?;
         }
         for (index, &run) in registers.iter().enumerate() {

@@ -90,13 +90,15 @@ impl CountMinSketch {
             .expect("depth is at least 1")
     }
 
-    /// Replaces this sketch with the weighted sum of `sources` (which may include a copy of
-    /// this one). Nothing changes on error.
+    /// The weighted sum of `sources`, a new sketch of this one's shape; `self` is only the
+    /// destination's shape, so it may be among the sources, and a source named several times
+    /// is read several times, never copied (CMS.MERGE borrows every source from the keyspace:
+    /// `CMS.MERGE dst 100000 src src ...` must not cost 100000 copies of `src`).
     ///
     /// # Errors
     /// [`CountMinError::Dimensions`] when a source's shape differs, [`CountMinError::Overflow`]
     /// when a weighted counter leaves `0..=u32::MAX` or the total leaves `0..=i64::MAX`.
-    pub fn merge(&mut self, sources: &[(&CountMinSketch, i64)]) -> Result<(), CountMinError> {
+    pub fn merged(&self, sources: &[(&CountMinSketch, i64)]) -> Result<Self, CountMinError> {
         if sources
             .iter()
             .any(|(source, _)| (source.width, source.depth) != (self.width, self.depth))
@@ -122,9 +124,12 @@ impl CountMinSketch {
                 .and_then(|product| total.checked_add(product))
                 .ok_or(CountMinError::Overflow)?;
         }
-        self.total = u64::try_from(total).map_err(|_| CountMinError::Overflow)?;
-        self.counters = counters;
-        Ok(())
+        Ok(Self {
+            width: self.width,
+            depth: self.depth,
+            total: u64::try_from(total).map_err(|_| CountMinError::Overflow)?,
+            counters,
+        })
     }
 
     /// Counters per row.
@@ -221,13 +226,15 @@ mod tests {
         let mut b = CountMinSketch::new(10, 2).unwrap();
         a.increment(b"x", 3);
         b.increment(b"x", 4);
-        let mut dest = CountMinSketch::new(10, 2).unwrap();
-        dest.merge(&[(&a, 1), (&b, 2)]).unwrap();
+        let dest = CountMinSketch::new(10, 2).unwrap();
+        let dest = dest.merged(&[(&a, 1), (&b, 2)]).unwrap();
         assert_eq!((dest.query(b"x"), dest.total()), (11, 11));
-        assert_eq!(dest.merge(&[(&a, -1)]), Err(CountMinError::Overflow));
-        assert_eq!(dest.query(b"x"), 11);
+        assert_eq!(dest.merged(&[(&a, -1)]), Err(CountMinError::Overflow));
+        // The destination among its sources, and one source named twice: read, not copied.
+        let doubled = dest.merged(&[(&dest, 1), (&a, 1), (&a, 1)]).unwrap();
+        assert_eq!((doubled.query(b"x"), doubled.total()), (17, 17));
         let other = CountMinSketch::new(11, 2).unwrap();
-        assert_eq!(dest.merge(&[(&other, 1)]), Err(CountMinError::Dimensions));
+        assert_eq!(dest.merged(&[(&other, 1)]), Err(CountMinError::Dimensions));
         assert!(CountMinSketch::new(1 << 20, 1 << 20).is_none());
     }
 

@@ -23,7 +23,7 @@ mod top_k;
 pub use bloom_chain::{BloomChain, BloomChainError, BloomLoadError, BLOOM_CHAIN_BYTES_MAX};
 pub use count_min::{CountMinError, CountMinSketch, COUNT_MIN_CELLS_MAX};
 pub use cuckoo::{CuckooFilter, CuckooInsert, CUCKOO_BYTES_MAX, CUCKOO_DUMP_HEADER_LEN};
-pub use top_k::{TopK, TOP_K_CELLS_MAX};
+pub use top_k::{TopK, TOP_K_BYTES_MAX};
 
 /// One field of a module value as RedisBloom's `rdb_save` writes it (`RedisModule_SaveUnsigned`,
 /// `SaveDouble`, `SaveStringBuffer`): DUMP/RESTORE carry the types as that field stream.

@@ -7,9 +7,13 @@
 
 use super::murmur_hash2;
 
-/// Most table buckets plus heap slots (`width * depth + k`) one top-k may hold: 2^26,
-/// 512 MiB at 8 bytes a bucket.
-pub const TOP_K_CELLS_MAX: u64 = 1 << 26;
+/// Most bytes one top-k's table and heap may take (`width * depth` buckets of 8 bytes and `k`
+/// heap slots of 24), checked before either is allocated: TOPK.RESERVE's few bytes of arguments
+/// must not make a shard allocate gigabytes. 512 MiB, the size of the largest string Redis
+/// accepts by default (proto-max-bulk-len), is far past any useful sketch (RedisBloom's examples
+/// use k in the tens and width in the thousands); RedisBloom itself refuses a size its allocator
+/// cannot provide with the same "Insufficient memory" error.
+pub const TOP_K_BYTES_MAX: u64 = 512 << 20;
 
 /// Seed of the item fingerprint (RedisBloom's `GA`).
 const FINGERPRINT_SEED: u32 = 1919;
@@ -49,17 +53,27 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// A top-k of `k` items over a `width x depth` table; `None` past [`TOP_K_CELLS_MAX`].
+    /// The bytes a top-k of `k` items over a `width x depth` table allocates for its table and
+    /// heap (not counting the items the heap comes to hold); at most a few times 2^64, so it
+    /// cannot overflow a `u128`.
+    pub fn bytes_for(k: u32, width: u32, depth: u32) -> u128 {
+        let cells = u128::from(width) * u128::from(depth);
+        cells * std::mem::size_of::<Bucket>() as u128
+            + u128::from(k) * std::mem::size_of::<HeapSlot>() as u128
+    }
+
+    /// A top-k of `k` items over a `width x depth` table; `None` when its table and heap would
+    /// take more than [`TOP_K_BYTES_MAX`] (checked before allocating either).
     pub fn new(k: u32, width: u32, depth: u32, decay: f64) -> Option<Self> {
         assert!(
             k >= 1 && width >= 1 && depth >= 1,
             "checked where they enter"
         );
         assert!(decay > 0.0 && decay <= 1.0, "checked where it enters");
-        let cells = u64::from(width) * u64::from(depth);
-        if cells + u64::from(k) > TOP_K_CELLS_MAX {
+        if Self::bytes_for(k, width, depth) > u128::from(TOP_K_BYTES_MAX) {
             return None;
         }
+        let cells = u64::from(width) * u64::from(depth);
         Some(Self {
             k,
             width,
@@ -274,6 +288,39 @@ mod tests {
         assert_eq!(top.count(b"heavy"), 1000);
         // The three heavy items took the heap in the first round: no noise ever entered it.
         assert!(expelled.is_empty());
+    }
+
+    #[test]
+    fn size_is_bounded_before_allocating() {
+        // Named cases: (k, width, depth, accepted).
+        let cases: [(&str, u32, u32, u32, bool); 6] = [
+            ("defaults", 10, 8, 7, true),
+            (
+                "table at the bound",
+                1,
+                (TOP_K_BYTES_MAX / 8 / 2) as u32 - 3,
+                2,
+                true,
+            ),
+            ("table past the bound", 1, 1 << 26, 1, false),
+            ("heap past the bound (k alone)", 50_000_000, 1, 1, false),
+            ("largest dimensions", u32::MAX, u32::MAX, u32::MAX, false),
+            ("table and heap together", 11_184_811, 1 << 25, 1, false),
+        ];
+        for (name, k, width, depth, accepted) in cases {
+            let bytes = TopK::bytes_for(k, width, depth);
+            assert_eq!(
+                bytes <= u128::from(TOP_K_BYTES_MAX),
+                accepted,
+                "{name}: {bytes} bytes"
+            );
+            if !accepted {
+                // Refused before allocating: a case past the bound would take gigabytes here.
+                assert!(TopK::new(k, width, depth, 0.9).is_none(), "{name}");
+            }
+        }
+        let top = TopK::new(10, 8, 7, 0.9).expect("defaults fit");
+        assert!(top.memory_bytes() as u128 >= TopK::bytes_for(10, 8, 7));
     }
 
     #[test]

@@ -156,29 +156,45 @@ pub fn cms_merge(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         _ => {}
     }
-    let mut sources = Vec::with_capacity(count);
+    // First every source is looked up as a read (expiring it if due, counting the hit, and
+    // refusing a missing or mistyped one in argument order), with its weight.
+    let mut weights = Vec::with_capacity(count);
     for (index, key) in rest[..count].iter().enumerate() {
         let weight = match weights_at {
             None => 1,
             Some(at) => ember_resp::parse_i64(rest[at + 1 + index])
                 .ok_or_else(|| error("CMS: invalid weight value"))?,
         };
-        sources.push((read_cms(ctx, key)?.clone(), weight));
+        read_cms(ctx, key)?;
+        weights.push(weight);
     }
+    // Then the sum is made from borrowed sketches: a source named many times is read many
+    // times and copied never (`CMS.MERGE dst 100000 src src ...` costs one destination-sized
+    // array, not 100000 copies of src), and the destination may be among its own sources.
     let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let merged = ctx.keyspace.update(db, args[1], now_ms, |value| {
-        let Value::CountMin(sketch) = value else {
-            return Err(error(WRONGTYPE));
-        };
-        let references: Vec<(&CountMinSketch, i64)> =
-            sources.iter().map(|(s, w)| (s, *w)).collect();
-        sketch.merge(&references).map_err(|failure| match failure {
+    let peek_cms = |key: &[u8]| match ctx.keyspace.peek(db, key, now_ms).map(|e| &e.value) {
+        Some(Value::CountMin(sketch)) => sketch.as_ref(),
+        _ => unreachable!("every key was found a sketch just above, at the same time"),
+    };
+    let sources: Vec<(&CountMinSketch, i64)> = rest[..count]
+        .iter()
+        .map(|key| peek_cms(key))
+        .zip(weights)
+        .collect();
+    let merged = peek_cms(args[1])
+        .merged(&sources)
+        .map_err(|failure| match failure {
             CountMinError::Dimensions => error("CMS: width/depth is not equal"),
             CountMinError::Overflow => error("CMS: MERGE overflow"),
         })?;
+    let stored = ctx.keyspace.update(db, args[1], now_ms, |value| {
+        let Value::CountMin(sketch) = value else {
+            return Err(error(WRONGTYPE));
+        };
+        **sketch = merged;
         Ok(((), Change::Modified))
     });
-    merged.ok_or_else(|| error("CMS: key does not exist"))??;
+    stored.ok_or_else(|| error("CMS: key does not exist"))??;
     ctx.out.ok();
     Ok(())
 }

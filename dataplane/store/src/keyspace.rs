@@ -14,10 +14,12 @@ use crate::compact::CompactBytes;
 use crate::glob::glob_match;
 use crate::lfu;
 use crate::value::{clamp_expiry, Entry, ExpireAtMs, Value};
+use packed_box::PackedBox;
 
 mod evict;
 mod expiry;
 mod field_expiry;
+mod packed_box;
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -83,20 +85,26 @@ fn prefetch_read<T>(value: &T) {
 /// the tombstones of its removed keys lengthened every lookup. Rehashing the few keys left costs
 /// less than the removals since the last resize did: a shrunk table holds a quarter of its buckets
 /// and shrinks again only when three quarters of those keys have gone.
-fn shrink_if_sparse(table: &mut HashTable<Box<Slot>>, hasher: &foldhash::fast::RandomState) {
+fn shrink_if_sparse(table: &mut SegmentTable, hasher: &foldhash::fast::RandomState) {
     // hashbrown's `capacity()` leaves out tombstones; its allocation is one pointer and one
     // control byte a bucket (plus a group of control bytes).
-    let buckets = table.allocation_size() / (std::mem::size_of::<Box<Slot>>() + 1);
+    let buckets = table.allocation_size() / (std::mem::size_of::<PackedBox<Slot>>() + 1);
     if buckets > SHRINK_MIN_BUCKETS && table.len() * SHRINK_BELOW < buckets {
         table.shrink_to(table.len() * 2, |slot| hasher.hash_one(slot.key.as_bytes()));
     }
 }
 
+/// One segment's table: a bucket is a six-byte pointer to the key's [`Slot`] and hashbrown's
+/// control byte ([`PackedBox`] says why six).
+type SegmentTable = HashTable<PackedBox<Slot>>;
+
 /// A key and its entry in one allocation; a segment's buckets hold only the pointer. A bucket is
-/// then 8 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
-/// costs 10 to 21 bytes a key, where buckets holding the 64 bytes inline cost 73 to 167; and a
-/// key of up to 22 bytes with a short string value is one 64-byte allocation (jemalloc's class
-/// of that size), none beside it.
+/// then 6 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
+/// costs 8 to 16 bytes a key (the allocation rounded up to jemalloc's size class: hashbrown's
+/// 16 extra control bytes put a table of 1,024 or more buckets just past a class, at 8 bytes a
+/// bucket), where buckets holding the 64 bytes inline cost 73 to 167; and a key of up to 22
+/// bytes with a short string value is one 64-byte allocation (jemalloc's class of that size),
+/// none beside it.
 struct Slot {
     key: CompactBytes,
     entry: Entry,
@@ -180,7 +188,7 @@ pub struct DatabaseInfo {
 #[derive(Default)]
 struct Database {
     /// Empty until the first insert, so fifteen unused databases cost nothing.
-    segments: Vec<HashTable<Box<Slot>>>,
+    segments: Vec<SegmentTable>,
     len: usize,
     /// The keys with a TTL and the wheel that finds the due ones (`expiry.rs`).
     expiry: expiry::ExpiryIndex,
@@ -643,7 +651,7 @@ impl Keyspace {
                 Some(std::mem::replace(old, new_entry))
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(Box::new(Slot {
+                vacant.insert(PackedBox::new(Slot {
                     key: CompactBytes::new(key),
                     entry: new_entry,
                 }));
@@ -687,7 +695,7 @@ impl Keyspace {
         let database = &mut self.databases[db];
         let table = database.segments.get_mut(segment)?;
         let occupied = table.find_entry(hash, |slot| slot.is(key)).ok()?;
-        let entry = occupied.remove().0.entry;
+        let entry = occupied.remove().0.into_inner().entry;
         shrink_if_sparse(table, &self.hasher);
         database.len -= 1;
         if entry.expire_at_ms().is_some() {

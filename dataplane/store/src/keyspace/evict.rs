@@ -19,7 +19,7 @@ use crate::lfu;
 
 /// Bytes an entry costs beyond its key and value: the table slot and the entry's fields.
 pub const ENTRY_OVERHEAD_BYTES: usize =
-    std::mem::size_of::<super::Slot>() + std::mem::size_of::<Box<super::Slot>>() + 8;
+    std::mem::size_of::<super::Slot>() + std::mem::size_of::<super::PackedBox<super::Slot>>() + 8;
 
 /// Redis's `EVPOOL_SIZE`.
 const POOL_SIZE: usize = 16;

@@ -16,10 +16,12 @@ use crate::lfu;
 use crate::value::{clamp_expiry, Entry, ExpireAtMs, Value};
 use packed_box::PackedBox;
 
+mod admission;
 mod evict;
 mod expiry;
 mod field_expiry;
 mod packed_box;
+pub use admission::{RECENT_LEN as TINYLFU_RECENT_LEN, SKETCH_ENTRIES_MAX as TINYLFU_SKETCH_ENTRIES_MAX};
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -224,6 +226,9 @@ pub struct Keyspace {
     /// Keys created (absent or expired before), kept only while [`Keyspace::record_new`] is
     /// on: the server turns them into `new` keyspace events. `None` costs one branch per insert.
     new_log: Option<Vec<(usize, CompactBytes)>>,
+    /// The read history of `allkeys-tinylfu` ([`Keyspace::set_read_history`]); `None` costs
+    /// one branch per read and per insert.
+    admission: Option<admission::Admission>,
 }
 
 /// What the expiry removed, in [`Keyspace::take_expired`]'s log.
@@ -277,6 +282,7 @@ impl Keyspace {
             expired_log: None,
             modified_log: None,
             new_log: None,
+            admission: None,
         }
     }
 
@@ -379,6 +385,30 @@ impl Keyspace {
         self.access_policy = policy;
     }
 
+    /// Starts (or stops) keeping the read history that `allkeys-tinylfu` evicts by: a
+    /// frequency sketch of every read, found or not, and the keys created last (see
+    /// `keyspace/admission.rs`). Stopping drops the history; starting again begins a new one.
+    pub fn set_read_history(&mut self, on: bool) {
+        if on != self.admission.is_some() {
+            let keys = self.databases.iter().map(|database| database.len).sum();
+            self.admission = on.then(|| admission::Admission::new(keys));
+        }
+    }
+
+    /// True while the read history is kept.
+    pub fn has_read_history(&self) -> bool {
+        self.admission.is_some()
+    }
+
+    /// The read history's estimate of `key`'s reads in its current sample (`None` when no
+    /// history is kept): what `allkeys-tinylfu` ranks keys by.
+    pub fn read_frequency(&self, key: &[u8]) -> Option<u64> {
+        let (hash, _) = self.locate(key);
+        self.admission
+            .as_ref()
+            .map(|admission| admission.frequency(hash))
+    }
+
     /// What [`Entry::access`] records.
     pub fn access_policy(&self) -> AccessPolicy {
         self.access_policy
@@ -471,10 +501,15 @@ impl Keyspace {
     /// [`Keyspace::get`], this counts as an access: Redis's write lookups update the access
     /// word too.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let (hash, segment) = self.locate(key);
+        if let Some(admission) = self.admission.as_mut() {
+            // Misses count too: the history is what makes a key that keeps coming back win
+            // its place.
+            admission.record_read(hash);
+        }
         if self.expire_if_due(db, key, now_ms) {
             return None;
         }
-        let (hash, segment) = self.locate(key);
         let policy = self.access_policy;
         let random_state = &mut self.access_random_state;
         let table = self.databases[db].segments.get_mut(segment)?;
@@ -656,6 +691,9 @@ impl Keyspace {
                     entry: new_entry,
                 }));
                 database.len += 1;
+                if let Some(admission) = self.admission.as_mut() {
+                    admission.record_created(db, key, database.len);
+                }
                 None
             }
         };

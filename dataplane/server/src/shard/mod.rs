@@ -143,6 +143,7 @@ impl Shard {
         let shard_count = shared.shard_count;
         let protection = crate::protection::ShardProtection::new(shared.protection.clone());
         keyspace.set_access_policy(config.access_policy());
+        keyspace.set_read_history(config.read_history());
         Self {
             index,
             keyspace: RefCell::new(keyspace),

@@ -46,9 +46,9 @@ fn main() {
     let key_count = args
         .next()
         .map_or(KEYS_DEFAULT, |arg| arg.parse().expect("KEYS is a number"));
-    let rounds = args
-        .next()
-        .map_or(ROUNDS_DEFAULT, |arg| arg.parse().expect("ROUNDS is a number"));
+    let rounds = args.next().map_or(ROUNDS_DEFAULT, |arg| {
+        arg.parse().expect("ROUNDS is a number")
+    });
     let mut keyspace = Keyspace::new();
     for index in 0..key_count {
         let value = Value::from_vec(format!("val:{index:012}").into_bytes());

@@ -21,7 +21,9 @@ mod evict;
 mod expiry;
 mod field_expiry;
 mod packed_box;
-pub use admission::{RECENT_LEN as TINYLFU_RECENT_LEN, SKETCH_ENTRIES_MAX as TINYLFU_SKETCH_ENTRIES_MAX};
+pub use admission::{
+    RECENT_LEN as TINYLFU_RECENT_LEN, SKETCH_ENTRIES_MAX as TINYLFU_SKETCH_ENTRIES_MAX,
+};
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.

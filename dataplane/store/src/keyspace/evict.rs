@@ -183,6 +183,17 @@ impl Keyspace {
         Some(Evicted { db, key, bytes })
     }
 
+    /// True when `db` holds a key that `policy` may evict (any key, or one with a TTL under a
+    /// volatile policy), expired ones included.
+    pub fn has_eviction_candidates(&self, db: usize, policy: EvictionPolicy) -> bool {
+        let database = &self.databases[db];
+        if policy.volatile_only() {
+            database.expiry.volatile() > 0
+        } else {
+            database.len > 0
+        }
+    }
+
     /// Estimated bytes of `key`'s entry (MEMORY USAGE): key, value and entry overhead.
     pub fn entry_bytes(&self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
         self.peek(db, key, now_ms)
@@ -269,9 +280,13 @@ impl Keyspace {
                 continue; // Gone since (evicted already, deleted or expired).
             };
             let expire_at_ms = entry.expire_at_ms();
-            let Some(idle) =
-                self.idle_score(EvictionPolicy::AllKeysTinyLfu, *db, key, expire_at_ms, now_ms)
-            else {
+            let Some(idle) = self.idle_score(
+                EvictionPolicy::AllKeysTinyLfu,
+                *db,
+                key,
+                expire_at_ms,
+                now_ms,
+            ) else {
                 continue;
             };
             pool.offer(Candidate {
@@ -511,7 +526,13 @@ mod tests {
         reads_at_ms: u64,
     ) {
         for i in 0..keys {
-            keyspace.insert(0, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), None, 0);
+            keyspace.insert(
+                0,
+                format!("k{i}").as_bytes(),
+                Value::from_bytes(b"v"),
+                None,
+                0,
+            );
         }
         for i in 0..keys {
             for _ in 0..reads(i) {
@@ -632,7 +653,13 @@ mod tests {
         let history = |keyspace: &Keyspace| keyspace.admission.as_ref().unwrap().sized_for();
         assert_eq!(history(&keyspace), 1 << 10, "the smallest sketch");
         for i in 0..5_000 {
-            keyspace.insert(0, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), None, 0);
+            keyspace.insert(
+                0,
+                format!("k{i}").as_bytes(),
+                Value::from_bytes(b"v"),
+                None,
+                0,
+            );
         }
         // Rebuilt at 2,049 keys for 2,049, then at 4,099.
         assert_eq!(history(&keyspace), 4_099);
@@ -677,6 +704,9 @@ mod tests {
     #[test]
     fn volatile_policies_leave_persistent_keys() {
         let mut keyspace = filled(10, 0);
+        assert!(!keyspace.has_eviction_candidates(0, EvictionPolicy::VolatileLru));
+        assert!(keyspace.has_eviction_candidates(0, EvictionPolicy::AllKeysLru));
+        assert!(!keyspace.has_eviction_candidates(1, EvictionPolicy::AllKeysLru));
         let mut pool = EvictionPool::new(1);
         assert_eq!(
             keyspace.evict_one(&mut pool, EvictionPolicy::VolatileLru, 5, 0),

@@ -37,7 +37,12 @@ impl<T> PackedBox<T> {
     pub(super) fn new(value: T) -> Self {
         // The zero-sized case would hand out a dangling address that need not be canonical;
         // the keyspace never boxes one.
-        const { assert!(std::mem::size_of::<T>() > 0, "PackedBox of a zero-sized type") };
+        const {
+            assert!(
+                std::mem::size_of::<T>() > 0,
+                "PackedBox of a zero-sized type"
+            )
+        };
         let address = Box::into_raw(Box::new(value)) as usize as u64;
         assert!(
             address >> ADDRESS_BITS == 0,

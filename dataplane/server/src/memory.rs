@@ -176,12 +176,12 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                     // Below the average: the fuller shards evict. This one is stuck only if it
                     // has nothing it could evict either, so that writes are refused (OOM) when
                     // no shard can make room, as before.
-                    let keyspace = shard.keyspace.borrow();
-                    stuck.set(
-                        !(0..ember_store::DATABASE_COUNT)
-                            .any(|db| keyspace.has_eviction_candidates(db, policy)),
-                    );
-                    drop(keyspace);
+                    let has_candidates = {
+                        let keyspace = shard.keyspace.borrow();
+                        (0..ember_store::DATABASE_COUNT)
+                            .any(|db| keyspace.has_eviction_candidates(db, policy))
+                    };
+                    stuck.set(!has_candidates);
                     runtime::sleep(GAUGE_PERIOD).await;
                     continue;
                 }

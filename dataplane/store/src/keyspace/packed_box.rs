@@ -130,7 +130,9 @@ mod tests {
     #[test]
     fn reads_writes_and_drops_once() {
         let drops = Rc::new(Cell::new(0));
-        let cases: &[(&str, fn(PackedBox<Counted>) -> Option<[u64; 4]>)] = &[
+        /// Uses a box one way; returns the payload when it took the value back out.
+        type UseBox = fn(PackedBox<Counted>) -> Option<[u64; 4]>;
+        let cases: &[(&str, UseBox)] = &[
             ("dropped in place", |boxed| {
                 drop(boxed);
                 None

@@ -2,8 +2,10 @@
 //! and values (as `bench/scripts/bytes_per_key.py` writes them), then times `get` of keys drawn
 //! in a shuffled order (hits), and of absent keys (misses), each over every key once, `ROUNDS`
 //! times. Prints the median of the rounds; the run checks that every hit found its own value.
+//! `history` as the third argument turns the read history of `allkeys-tinylfu` on, to see what
+//! it adds to a lookup.
 //!
-//! cargo run -p ember-store --release --example lookup [KEYS] [ROUNDS]
+//! cargo run -p ember-store --release --example lookup [KEYS] [ROUNDS] [history]
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -49,7 +51,9 @@ fn main() {
     let rounds = args.next().map_or(ROUNDS_DEFAULT, |arg| {
         arg.parse().expect("ROUNDS is a number")
     });
+    let history = args.next().as_deref() == Some("history");
     let mut keyspace = Keyspace::new();
+    keyspace.set_read_history(history);
     for index in 0..key_count {
         let value = Value::from_vec(format!("val:{index:012}").into_bytes());
         keyspace.insert(0, &key(index), value, None, 0);
@@ -81,7 +85,8 @@ fn main() {
         assert_eq!((found, missed), (key_count, key_count));
     }
     println!(
-        "{key_count} keys, {rounds} rounds: hit {:.1} ns/lookup, miss {:.1} ns/lookup (medians)",
+        "{key_count} keys, {rounds} rounds{}: hit {:.1} ns/lookup, miss {:.1} ns/lookup (medians)",
+        if history { ", read history on" } else { "" },
         median(hit_ns),
         median(miss_ns)
     );

@@ -188,6 +188,41 @@ fn allkeys_tinylfu_holds_the_limit_and_keeps_what_is_read() {
     );
     let hot_kept = existing(&mut con, "hot", 200);
     assert!(hot_kept >= 190, "TinyLFU kept {hot_kept} of 200 read keys");
+    // OBJECT FREQ answers the history's estimate: five reads (the first absorbed by the
+    // doorkeeper, which counts one), none for a key never read; IDLETIME still answers.
+    let frequency = |con: &mut Connection, key: &str| -> i64 {
+        redis::cmd("OBJECT")
+            .arg("FREQ")
+            .arg(key)
+            .query(con)
+            .unwrap()
+    };
+    let hot = (0..200)
+        .map(|i| format!("hot:{i}"))
+        .find(|key| {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<bool>(&mut con)
+                .unwrap()
+        })
+        .expect("a read key kept");
+    assert_eq!(frequency(&mut con, &hot), 5);
+    let cold = (0..16 * 1024)
+        .map(|i| format!("cold:{i}"))
+        .find(|key| {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<bool>(&mut con)
+                .unwrap()
+        })
+        .expect("a written key kept");
+    assert_eq!(frequency(&mut con, &cold), 0);
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg(&cold)
+        .query(&mut con)
+        .unwrap();
+    assert!(idle >= 0);
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")

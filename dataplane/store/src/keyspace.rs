@@ -21,9 +21,6 @@ mod evict;
 mod expiry;
 mod field_expiry;
 mod packed_box;
-pub use admission::{
-    RECENT_LEN as TINYLFU_RECENT_LEN, SKETCH_ENTRIES_MAX as TINYLFU_SKETCH_ENTRIES_MAX,
-};
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -104,9 +101,9 @@ type SegmentTable = HashTable<PackedBox<Slot>>;
 
 /// A key and its entry in one allocation; a segment's buckets hold only the pointer. A bucket is
 /// then 6 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
-/// costs 8 to 16 bytes a key (the allocation rounded up to jemalloc's size class: hashbrown's
-/// 16 extra control bytes put a table of 1,024 or more buckets just past a class, at 8 bytes a
-/// bucket), where buckets holding the 64 bytes inline cost 73 to 167; and a key of up to 22
+/// costs about 9 to 18 bytes a key (the allocation rounded up to jemalloc's size class:
+/// hashbrown's 16 extra control bytes put a table of 1,024 or more buckets just past a class,
+/// at 8 bytes a bucket), where buckets holding the 64 bytes inline cost 73 to 167; and a key of up to 22
 /// bytes with a short string value is one 64-byte allocation (jemalloc's class of that size),
 /// none beside it.
 struct Slot {

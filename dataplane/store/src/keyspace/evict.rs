@@ -669,10 +669,10 @@ mod tests {
         assert_eq!(keyspace.read_frequency(b"k1"), Some(3));
         assert_eq!(
             super::super::admission::Admission::new(usize::MAX).sized_for(),
-            super::super::TINYLFU_SKETCH_ENTRIES_MAX
+            super::super::admission::SKETCH_ENTRIES_MAX
         );
         let sketch = crate::eviction::sketch::FrequencySketch::new(
-            super::super::TINYLFU_SKETCH_ENTRIES_MAX,
+            super::super::admission::SKETCH_ENTRIES_MAX,
             1,
         );
         // Four rows of 4-bit counters, and the doorkeeper's bits: 1 MiB at most.

@@ -91,6 +91,11 @@ pub const EVICTION_POLICIES: &[&str] = &[
 /// names, which stays Redis 7's word for word (clients and tests match it).
 pub const EVICTION_POLICIES_LRM: &[&str] = &["allkeys-lrm", "volatile-lrm"];
 
+/// Ember's own policy (`ember_store`'s `keyspace/admission.rs`): the sampled eviction ranking
+/// keys by a TinyLFU read history instead of per-key counters. Accepted and left out of the
+/// error's list, as the LRM names are.
+pub const EVICTION_POLICY_TINYLFU: &str = "allkeys-tinylfu";
+
 /// Every parameter Ember knows. Tunables Ember has no use for (listpack sizes, save points) are
 /// accepted, stored and reported, because clients and test harnesses set them.
 const PARAMETERS: &[Parameter] = &[
@@ -705,7 +710,9 @@ impl Config {
         if self.maxmemory_policy.contains("lrm") {
             return AccessPolicy::Lrm;
         }
-        if !self.maxmemory_policy.contains("lfu") {
+        // TinyLFU's counts live in the keyspace's read history; each key keeps the LRU clock,
+        // which breaks ties between keys read equally often.
+        if self.read_history() || !self.maxmemory_policy.contains("lfu") {
             return AccessPolicy::Lru;
         }
         // Bounded by LFU_PARAMETER when set, so the conversions cannot fail.
@@ -714,6 +721,12 @@ impl Config {
             log_factor: bounded("lfu-log-factor"),
             decay_time_minutes: bounded("lfu-decay-time"),
         }
+    }
+
+    /// True under `allkeys-tinylfu`, whose eviction ranks keys by the keyspace's read history
+    /// ([`ember_store::Keyspace::set_read_history`]): only then is the history kept.
+    pub fn read_history(&self) -> bool {
+        self.maxmemory_policy == EVICTION_POLICY_TINYLFU
     }
 
     /// An integer parameter's current value (names are checked when the table is built).
@@ -844,8 +857,10 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
         },
         Kind::Enum(words) => {
             let lower = value.to_ascii_lowercase();
-            let lrm = words == EVICTION_POLICIES && EVICTION_POLICIES_LRM.contains(&lower.as_str());
-            if words.contains(&lower.as_str()) || lrm {
+            let extra = words == EVICTION_POLICIES
+                && (EVICTION_POLICIES_LRM.contains(&lower.as_str())
+                    || lower == EVICTION_POLICY_TINYLFU);
+            if words.contains(&lower.as_str()) || extra {
                 Ok(lower)
             } else {
                 // Redis lists the accepted values.
@@ -972,9 +987,16 @@ mod tests {
             ),
             ("volatile-lru", AccessPolicy::Lru),
             ("allkeys-random", AccessPolicy::Lru),
+            ("allkeys-tinylfu", AccessPolicy::Lru),
+            ("ALLKEYS-TINYLFU", AccessPolicy::Lru),
         ] {
             config.set("maxmemory-policy", policy).unwrap();
             assert_eq!(config.access_policy(), expected, "{policy}");
+            assert_eq!(
+                config.read_history(),
+                policy.eq_ignore_ascii_case("allkeys-tinylfu"),
+                "{policy}"
+            );
         }
         assert!(config.set("lfu-log-factor", "2147483648").is_err());
         assert!(config.set("lfu-decay-time", "-1").is_err());

@@ -126,6 +126,124 @@ fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
     );
 }
 
+/// How many of `prefix:0..count` exist.
+fn existing(con: &mut Connection, prefix: &str, count: usize) -> usize {
+    (0..count)
+        .filter(|i| {
+            redis::cmd("EXISTS")
+                .arg(format!("{prefix}:{i}"))
+                .query::<bool>(con)
+                .unwrap()
+        })
+        .count()
+}
+
+#[test]
+fn allkeys_tinylfu_holds_the_limit_and_keeps_what_is_read() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-tinylfu"]);
+    let mut con = ember.connect(false);
+    // The policy shows where Redis shows its own, and CONFIG SET accepts it in any case.
+    let policy: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(policy, ["maxmemory-policy", "allkeys-tinylfu"]);
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    assert!(
+        info.contains("maxmemory_policy:allkeys-tinylfu\r\n"),
+        "{info}"
+    );
+    // 200 keys read five times each before a flood of keys never read: LRU would evict them
+    // first (the flood is more recent), TinyLFU keeps them (read more often).
+    assert!(write_values(&mut con, "hot", 200, 4096).is_empty());
+    for _ in 0..5 {
+        for i in 0..200 {
+            let _: Vec<u8> = redis::cmd("GET")
+                .arg(format!("hot:{i}"))
+                .query(&mut con)
+                .unwrap();
+        }
+    }
+    let maxmemory = limit_data_to(&mut con, 16 << 20);
+    // 64 MiB of 4 KiB values: four times the 16 MiB the data may use.
+    let errors = write_values(&mut con, "cold", 16 * 1024, 4096);
+    assert!(
+        errors.is_empty(),
+        "writes refused under allkeys-tinylfu: {:?}",
+        &errors[..errors.len().min(3)]
+    );
+    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
+    assert!(
+        used as f64 <= maxmemory as f64 * TOLERANCE,
+        "used_memory {used} over maxmemory {maxmemory}"
+    );
+    set_maxmemory(&mut con, 0);
+    let evicted = info_field(&mut con, "evicted_keys");
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(
+        keys + evicted,
+        200 + 16 * 1024,
+        "every key is either kept or evicted"
+    );
+    let hot_kept = existing(&mut con, "hot", 200);
+    assert!(hot_kept >= 190, "TinyLFU kept {hot_kept} of 200 read keys");
+    // OBJECT FREQ answers the history's estimate: five reads (the first absorbed by the
+    // doorkeeper, which counts one), none for a key never read; IDLETIME still answers.
+    let frequency = |con: &mut Connection, key: &str| -> i64 {
+        redis::cmd("OBJECT")
+            .arg("FREQ")
+            .arg(key)
+            .query(con)
+            .unwrap()
+    };
+    let hot = (0..200)
+        .map(|i| format!("hot:{i}"))
+        .find(|key| {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<bool>(&mut con)
+                .unwrap()
+        })
+        .expect("a read key kept");
+    assert_eq!(frequency(&mut con, &hot), 5);
+    let cold = (0..16 * 1024)
+        .map(|i| format!("cold:{i}"))
+        .find(|key| {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<bool>(&mut con)
+                .unwrap()
+        })
+        .expect("a written key kept");
+    assert_eq!(frequency(&mut con, &cold), 0);
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg(&cold)
+        .query(&mut con)
+        .unwrap();
+    assert!(idle >= 0);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("ALLKEYS-TINYLFU")
+        .query::<()>(&mut con)
+        .unwrap();
+    let error = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-tinylfu2")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    // Redis 7's list of policies, word for word: the new name is accepted, not advertised.
+    assert!(
+        error
+            .to_string()
+            .contains("volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"),
+        "{error}"
+    );
+}
+
 #[test]
 fn collections_are_evicted_too() {
     let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-random"]);

@@ -14,10 +14,13 @@ use crate::compact::CompactBytes;
 use crate::glob::glob_match;
 use crate::lfu;
 use crate::value::{clamp_expiry, Entry, ExpireAtMs, Value};
+use packed_box::PackedBox;
 
+mod admission;
 mod evict;
 mod expiry;
 mod field_expiry;
+mod packed_box;
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -83,20 +86,26 @@ fn prefetch_read<T>(value: &T) {
 /// the tombstones of its removed keys lengthened every lookup. Rehashing the few keys left costs
 /// less than the removals since the last resize did: a shrunk table holds a quarter of its buckets
 /// and shrinks again only when three quarters of those keys have gone.
-fn shrink_if_sparse(table: &mut HashTable<Box<Slot>>, hasher: &foldhash::fast::RandomState) {
+fn shrink_if_sparse(table: &mut SegmentTable, hasher: &foldhash::fast::RandomState) {
     // hashbrown's `capacity()` leaves out tombstones; its allocation is one pointer and one
     // control byte a bucket (plus a group of control bytes).
-    let buckets = table.allocation_size() / (std::mem::size_of::<Box<Slot>>() + 1);
+    let buckets = table.allocation_size() / (std::mem::size_of::<PackedBox<Slot>>() + 1);
     if buckets > SHRINK_MIN_BUCKETS && table.len() * SHRINK_BELOW < buckets {
         table.shrink_to(table.len() * 2, |slot| hasher.hash_one(slot.key.as_bytes()));
     }
 }
 
+/// One segment's table: a bucket is a six-byte pointer to the key's [`Slot`] and hashbrown's
+/// control byte ([`PackedBox`] says why six).
+type SegmentTable = HashTable<PackedBox<Slot>>;
+
 /// A key and its entry in one allocation; a segment's buckets hold only the pointer. A bucket is
-/// then 8 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
-/// costs 10 to 21 bytes a key, where buckets holding the 64 bytes inline cost 73 to 167; and a
-/// key of up to 22 bytes with a short string value is one 64-byte allocation (jemalloc's class
-/// of that size), none beside it.
+/// then 6 bytes and hashbrown's control byte, so a table between its growths (7/8 to 7/16 full)
+/// costs about 9 to 18 bytes a key (the allocation rounded up to jemalloc's size class:
+/// hashbrown's 16 extra control bytes put a table of 1,024 or more buckets just past a class,
+/// at 8 bytes a bucket), where buckets holding the 64 bytes inline cost 73 to 167; and a key of up to 22
+/// bytes with a short string value is one 64-byte allocation (jemalloc's class of that size),
+/// none beside it.
 struct Slot {
     key: CompactBytes,
     entry: Entry,
@@ -184,7 +193,7 @@ pub struct DatabaseInfo {
 #[derive(Default)]
 struct Database {
     /// Empty until the first insert, so fifteen unused databases cost nothing.
-    segments: Vec<HashTable<Box<Slot>>>,
+    segments: Vec<SegmentTable>,
     len: usize,
     /// The keys with a TTL and the wheel that finds the due ones (`expiry.rs`).
     expiry: expiry::ExpiryIndex,
@@ -222,6 +231,9 @@ pub struct Keyspace {
     /// Keys created (absent or expired before), kept only while [`Keyspace::record_new`] is
     /// on: the server turns them into `new` keyspace events. `None` costs one branch per insert.
     new_log: Option<Vec<(usize, CompactBytes)>>,
+    /// The read history of `allkeys-tinylfu` ([`Keyspace::set_read_history`]); `None` costs
+    /// one branch per read and per insert.
+    admission: Option<admission::Admission>,
 }
 
 /// What the expiry removed, in [`Keyspace::take_expired`]'s log.
@@ -275,6 +287,7 @@ impl Keyspace {
             expired_log: None,
             modified_log: None,
             new_log: None,
+            admission: None,
         }
     }
 
@@ -375,6 +388,30 @@ impl Keyspace {
     /// some time to adjust.
     pub fn set_access_policy(&mut self, policy: AccessPolicy) {
         self.access_policy = policy;
+    }
+
+    /// Starts (or stops) keeping the read history that `allkeys-tinylfu` evicts by: a
+    /// frequency sketch of every read, found or not, and the keys created last (see
+    /// `keyspace/admission.rs`). Stopping drops the history; starting again begins a new one.
+    pub fn set_read_history(&mut self, on: bool) {
+        if on != self.admission.is_some() {
+            let keys = self.databases.iter().map(|database| database.len).sum();
+            self.admission = on.then(|| admission::Admission::new(keys));
+        }
+    }
+
+    /// True while the read history is kept.
+    pub fn has_read_history(&self) -> bool {
+        self.admission.is_some()
+    }
+
+    /// The read history's estimate of `key`'s reads in its current sample (`None` when no
+    /// history is kept): what `allkeys-tinylfu` ranks keys by.
+    pub fn read_frequency(&self, key: &[u8]) -> Option<u64> {
+        let (hash, _) = self.locate(key);
+        self.admission
+            .as_ref()
+            .map(|admission| admission.frequency(hash))
     }
 
     /// What [`Entry::access`] records.
@@ -483,10 +520,15 @@ impl Keyspace {
     /// [`Keyspace::get`], this counts as an access: Redis's write lookups update the access
     /// word too.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let (hash, segment) = self.locate(key);
+        if let Some(admission) = self.admission.as_mut() {
+            // Misses count too: the history is what makes a key that keeps coming back win
+            // its place.
+            admission.record_read(hash);
+        }
         if self.expire_if_due(db, key, now_ms) {
             return None;
         }
-        let (hash, segment) = self.locate(key);
         let policy = self.access_policy;
         let random_state = &mut self.access_random_state;
         let table = self.databases[db].segments.get_mut(segment)?;
@@ -663,11 +705,14 @@ impl Keyspace {
                 Some(std::mem::replace(old, new_entry))
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(Box::new(Slot {
+                vacant.insert(PackedBox::new(Slot {
                     key: CompactBytes::new(key),
                     entry: new_entry,
                 }));
                 database.len += 1;
+                if let Some(admission) = self.admission.as_mut() {
+                    admission.record_created(db, key, database.len);
+                }
                 None
             }
         };
@@ -709,7 +754,7 @@ impl Keyspace {
         let database = &mut self.databases[db];
         let table = database.segments.get_mut(segment)?;
         let occupied = table.find_entry(hash, |slot| slot.is(key)).ok()?;
-        let entry = occupied.remove().0.entry;
+        let entry = occupied.remove().0.into_inner().entry;
         shrink_if_sparse(table, &self.hasher);
         database.len -= 1;
         if entry.expire_at_ms().is_some() {

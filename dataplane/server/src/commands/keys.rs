@@ -382,6 +382,10 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         let idle_ms = lru_idle_time_ms(entry.access, ctx.now_ms);
         ctx.out.integer((idle_ms / 1000) as i64);
+    } else if let Some(reads) = ctx.keyspace.read_frequency(args[2]) {
+        // allkeys-tinylfu: the read history's estimate (0 to 16), what its eviction ranks keys
+        // by, so `redis-cli --hotkeys` works under it as under Redis's LFU policies.
+        ctx.out.integer(reads as i64);
     } else {
         if !lfu {
             return Err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into());

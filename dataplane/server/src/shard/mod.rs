@@ -57,6 +57,9 @@ pub struct Shared {
     /// processed: a key that becomes ready while none is on its way needs no fence before its
     /// waiters are served (commands::blocking).
     pub registrations_in_flight: Box<[AtomicUsize]>,
+    /// Per shard, the keys it held when its eviction loop last looked (while `maxmemory` is
+    /// set): each shard evicts its part of the excess in proportion (crate::memory).
+    pub shard_keys: Box<[AtomicUsize]>,
     /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).
     pub tracking_clients: AtomicUsize,
     /// Keys in the tracking tables of all shards (INFO's tracking_total_keys; the bound
@@ -143,6 +146,7 @@ impl Shard {
         let shard_count = shared.shard_count;
         let protection = crate::protection::ShardProtection::new(shared.protection.clone());
         keyspace.set_access_policy(config.access_policy());
+        keyspace.set_read_history(config.read_history());
         Self {
             index,
             keyspace: RefCell::new(keyspace),

@@ -8,10 +8,13 @@
 //! wheel's handles, so they find keys with a TTL however few there are.
 //!
 //! The score is what Redis calls idle: larger evicts first. LRU: milliseconds since the last
-//! access; LFU: 255 minus the decayed counter; TTL: how early the key expires.
+//! access; LFU: 255 minus the decayed counter; TTL: how early the key expires; TinyLFU
+//! (`allkeys-tinylfu`, Ember's own): the fewest reads in the keyspace's read history, the
+//! least recently used of equals first, with the newest keys scored beside the samples
+//! (`admission.rs` says why).
 //!
 //! [`ember_store::eviction`](crate::eviction) holds the simulated policies (W-TinyLFU, S3-FIFO,
-//! SIEVE) used by `ember-bench hitratio`; they work on abstract key ids and are not wired here.
+//! SIEVE) used by `ember-bench hitratio`; they work on abstract key ids.
 
 use super::{is_expired, lru_idle_time_ms, Keyspace};
 use crate::compact::CompactBytes;
@@ -19,7 +22,13 @@ use crate::lfu;
 
 /// Bytes an entry costs beyond its key and value: the table slot and the entry's fields.
 pub const ENTRY_OVERHEAD_BYTES: usize =
-    std::mem::size_of::<super::Slot>() + std::mem::size_of::<Box<super::Slot>>() + 8;
+    std::mem::size_of::<super::Slot>() + std::mem::size_of::<super::PackedBox<super::Slot>>() + 8;
+
+/// Bits of a TinyLFU score below its frequency part, which hold the idle time.
+const TINYLFU_FREQUENCY_SHIFT: u32 = 48;
+
+/// Largest idle time a TinyLFU score tells apart (about 8,900 years).
+const TINYLFU_IDLE_MS_MAX: u64 = (1 << TINYLFU_FREQUENCY_SHIFT) - 1;
 
 /// Redis's `EVPOOL_SIZE`.
 const POOL_SIZE: usize = 16;
@@ -46,6 +55,9 @@ pub enum EvictionPolicy {
     VolatileRandom,
     /// volatile-ttl: the key with a TTL that expires first.
     VolatileTtl,
+    /// allkeys-tinylfu (Ember's): the key read least often according to the keyspace's read
+    /// history ([`Keyspace::set_read_history`] must be on), the newest keys included.
+    AllKeysTinyLfu,
 }
 
 impl EvictionPolicy {
@@ -61,6 +73,7 @@ impl EvictionPolicy {
             "volatile-lfu" => Self::VolatileLfu,
             "volatile-random" => Self::VolatileRandom,
             "volatile-ttl" => Self::VolatileTtl,
+            "allkeys-tinylfu" => Self::AllKeysTinyLfu,
             _ => return None,
         })
     }
@@ -170,6 +183,17 @@ impl Keyspace {
         Some(Evicted { db, key, bytes })
     }
 
+    /// True when `db` holds a key that `policy` may evict (any key, or one with a TTL under a
+    /// volatile policy), expired ones included.
+    pub fn has_eviction_candidates(&self, db: usize, policy: EvictionPolicy) -> bool {
+        let database = &self.databases[db];
+        if policy.volatile_only() {
+            database.expiry.volatile() > 0
+        } else {
+            database.len > 0
+        }
+    }
+
     /// Estimated bytes of `key`'s entry (MEMORY USAGE): key, value and entry overhead.
     pub fn entry_bytes(&self, db: usize, key: &[u8], now_ms: u64) -> Option<usize> {
         self.peek(db, key, now_ms)
@@ -233,6 +257,9 @@ impl Keyspace {
                 pool.offer(Candidate { idle, db, key });
             }
         }
+        if policy == EvictionPolicy::AllKeysTinyLfu {
+            self.offer_recent(pool, now_ms);
+        }
         // Best first; a candidate whose key has gone since it was sampled is dropped (Redis's
         // "ghost" entries).
         while let Some(candidate) = pool.candidates.pop() {
@@ -241,6 +268,33 @@ impl Keyspace {
             }
         }
         None
+    }
+
+    /// Offers the keys created last (TinyLFU's candidates for admission) to the pool.
+    fn offer_recent(&self, pool: &mut EvictionPool, now_ms: u64) {
+        let Some(admission) = self.admission.as_ref() else {
+            return;
+        };
+        for (db, key) in admission.recent() {
+            let Some(entry) = self.stored_entry(*db, key) else {
+                continue; // Gone since (evicted already, deleted or expired).
+            };
+            let expire_at_ms = entry.expire_at_ms();
+            let Some(idle) = self.idle_score(
+                EvictionPolicy::AllKeysTinyLfu,
+                *db,
+                key,
+                expire_at_ms,
+                now_ms,
+            ) else {
+                continue;
+            };
+            pool.offer(Candidate {
+                idle,
+                db: *db,
+                key: key.clone(),
+            });
+        }
     }
 
     /// A random entry of `db`: a random non-empty segment, a random slot in it. A few random
@@ -311,6 +365,14 @@ impl Keyspace {
                 u64::from(u8::MAX - counter)
             }
             EvictionPolicy::VolatileTtl => u64::MAX - expire_at_ms.unwrap_or(u64::MAX),
+            EvictionPolicy::AllKeysTinyLfu => {
+                // Fewest reads first; among equals, the longest idle (Redis's LRU clock is
+                // whole seconds, so the idle time fits well below the frequency's bits).
+                let reads = self.read_frequency(key).unwrap_or(0);
+                let rarity = (crate::eviction::sketch::COUNTER_MAX + 1).saturating_sub(reads);
+                (rarity << TINYLFU_FREQUENCY_SHIFT)
+                    | lru_idle_time_ms(entry.access, now_ms).min(TINYLFU_IDLE_MS_MAX)
+            }
             EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => 0,
         })
     }
@@ -349,9 +411,11 @@ mod tests {
             EvictionPolicy::VolatileTtl,
             EvictionPolicy::AllKeysLrm,
             EvictionPolicy::VolatileLrm,
+            EvictionPolicy::AllKeysTinyLfu,
         ];
         for policy in policies {
             let mut keyspace = filled(200, 4);
+            keyspace.set_read_history(policy == EvictionPolicy::AllKeysTinyLfu);
             let mut pool = EvictionPool::new(7);
             let mut evicted = 0;
             while let Some(victim) = keyspace.evict_one(&mut pool, policy, 5, 10) {
@@ -453,6 +517,175 @@ mod tests {
         );
     }
 
+    /// Writes `keys` keys `k0..` at 0 into `keyspace`, then reads key `ki` `reads(i)` times at
+    /// `reads_at_ms`.
+    fn fill_and_read(
+        keyspace: &mut Keyspace,
+        keys: usize,
+        reads: impl Fn(usize) -> usize,
+        reads_at_ms: u64,
+    ) {
+        for i in 0..keys {
+            keyspace.insert(
+                0,
+                format!("k{i}").as_bytes(),
+                Value::from_bytes(b"v"),
+                None,
+                0,
+            );
+        }
+        for i in 0..keys {
+            for _ in 0..reads(i) {
+                keyspace.get(0, format!("k{i}").as_bytes(), reads_at_ms);
+            }
+        }
+    }
+
+    #[test]
+    fn tinylfu_cases() {
+        const HOUR_MS: u64 = 3_600_000;
+        struct Case {
+            name: &'static str,
+            /// Reads of each `k{i}` of 1,000, at 0.
+            reads: fn(usize) -> usize,
+            /// Misses of `comeback` before it is written, and when they and the write happen
+            /// (the reads of `k0..` happen an hour after 0).
+            comeback_misses: usize,
+            comeback_at_ms: u64,
+            /// Keys evicted, an hour later.
+            evictions: usize,
+            /// Which of `k0..k999` must be kept, and how many of them at least.
+            kept: fn(usize) -> bool,
+            kept_min: usize,
+            /// Whether `comeback` must still be there (`None`: either way).
+            comeback_kept: Option<bool>,
+        }
+        let cases = [
+            Case {
+                // Every hot key has more reads than every cold one: sampling finds cold keys
+                // until few are left (then a sample of five may hold none, as in Redis: 480
+                // kept with this seed; random eviction would keep about 300).
+                name: "frequently read keys stay",
+                reads: |i| if i % 2 == 0 { 5 } else { 0 },
+                comeback_misses: 0,
+                comeback_at_ms: HOUR_MS,
+                evictions: 400,
+                kept: |i| i % 2 == 0,
+                kept_min: 450,
+                comeback_kept: None,
+            },
+            Case {
+                // The admission half: a key written now and never read is rarer than every
+                // resident key, so the next eviction takes it (it is among the newest keys that
+                // each eviction scores), not a resident.
+                name: "a new key rarer than the residents goes first",
+                reads: |_| 3,
+                comeback_misses: 0,
+                comeback_at_ms: HOUR_MS,
+                evictions: 1,
+                kept: |_| true,
+                kept_min: 1_000,
+                comeback_kept: Some(false),
+            },
+            Case {
+                // The history half: a key asked for while absent comes back with its reads
+                // counted, where Redis's LFU would start it at LFU_INIT_VAL, below the keys read
+                // since (and LRU would take it first: it is the least recently used).
+                name: "a key read while absent keeps its place",
+                reads: |_| 1,
+                comeback_misses: 8,
+                comeback_at_ms: 0,
+                evictions: 500,
+                kept: |_| false,
+                kept_min: 0,
+                comeback_kept: Some(true),
+            },
+        ];
+        for case in cases {
+            let name = case.name;
+            let mut keyspace = Keyspace::new();
+            keyspace.set_read_history(true);
+            let comeback = |keyspace: &mut Keyspace| {
+                for _ in 0..case.comeback_misses {
+                    let missed = keyspace.get(0, b"comeback", case.comeback_at_ms).is_none();
+                    assert!(missed, "{name}");
+                }
+                let value = Value::from_bytes(b"v");
+                keyspace.insert(0, b"comeback", value, None, case.comeback_at_ms);
+            };
+            if case.comeback_at_ms == 0 {
+                comeback(&mut keyspace);
+            }
+            fill_and_read(&mut keyspace, 1_000, case.reads, HOUR_MS);
+            if case.comeback_at_ms != 0 {
+                comeback(&mut keyspace);
+            }
+            let mut pool = EvictionPool::new(13);
+            for _ in 0..case.evictions {
+                let victim = keyspace
+                    .evict_one(&mut pool, EvictionPolicy::AllKeysTinyLfu, 5, HOUR_MS)
+                    .expect("a victim");
+                assert!(victim.bytes >= victim.key.len() + ENTRY_OVERHEAD_BYTES);
+            }
+            assert_eq!(keyspace.len(0), 1_001 - case.evictions, "{name}");
+            let kept = (0..1_000)
+                .filter(|&i| (case.kept)(i))
+                .filter(|i| {
+                    keyspace
+                        .peek(0, format!("k{i}").as_bytes(), HOUR_MS)
+                        .is_some()
+                })
+                .count();
+            assert!(kept >= case.kept_min, "{name}: {kept} kept");
+            if let Some(comeback_kept) = case.comeback_kept {
+                let kept = keyspace.peek(0, b"comeback", HOUR_MS).is_some();
+                assert_eq!(kept, comeback_kept, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn read_history_is_bounded_and_follows_the_keyspace() {
+        let mut keyspace = Keyspace::new();
+        assert_eq!(keyspace.read_frequency(b"k"), None);
+        keyspace.set_read_history(true);
+        assert!(keyspace.has_read_history());
+        let history = |keyspace: &Keyspace| keyspace.admission.as_ref().unwrap().sized_for();
+        assert_eq!(history(&keyspace), 1 << 10, "the smallest sketch");
+        for i in 0..5_000 {
+            keyspace.insert(
+                0,
+                format!("k{i}").as_bytes(),
+                Value::from_bytes(b"v"),
+                None,
+                0,
+            );
+        }
+        // Rebuilt at 2,049 keys for 2,049, then at 4,099.
+        assert_eq!(history(&keyspace), 4_099);
+        for _ in 0..3 {
+            keyspace.get(0, b"k1", 0);
+        }
+        assert_eq!(keyspace.read_frequency(b"k1"), Some(3));
+        assert_eq!(
+            super::super::admission::Admission::new(usize::MAX).sized_for(),
+            super::super::admission::SKETCH_ENTRIES_MAX
+        );
+        let sketch = crate::eviction::sketch::FrequencySketch::new(
+            super::super::admission::SKETCH_ENTRIES_MAX,
+            1,
+        );
+        // Four rows of 4-bit counters, and the doorkeeper's bits: 1 MiB at most.
+        let counter_bytes = crate::eviction::sketch::DEPTH as u64 * sketch.width() / 2;
+        let doorkeeper_bytes = (sketch.sample_size()
+            * crate::eviction::sketch::DOORKEEPER_BITS_PER_SAMPLE)
+            .next_power_of_two()
+            / 8;
+        assert!(counter_bytes + doorkeeper_bytes <= 1 << 20);
+        keyspace.set_read_history(false);
+        assert_eq!(keyspace.read_frequency(b"k1"), None);
+    }
+
     #[test]
     fn volatile_ttl_evicts_the_earliest_expiry_first() {
         let mut keyspace = filled(100, 1);
@@ -471,6 +704,9 @@ mod tests {
     #[test]
     fn volatile_policies_leave_persistent_keys() {
         let mut keyspace = filled(10, 0);
+        assert!(!keyspace.has_eviction_candidates(0, EvictionPolicy::VolatileLru));
+        assert!(keyspace.has_eviction_candidates(0, EvictionPolicy::AllKeysLru));
+        assert!(!keyspace.has_eviction_candidates(1, EvictionPolicy::AllKeysLru));
         let mut pool = EvictionPool::new(1);
         assert_eq!(
             keyspace.evict_one(&mut pool, EvictionPolicy::VolatileLru, 5, 0),
@@ -484,6 +720,10 @@ mod tests {
         assert_eq!(
             EvictionPolicy::from_name("allkeys-lru"),
             Some(EvictionPolicy::AllKeysLru)
+        );
+        assert_eq!(
+            EvictionPolicy::from_name("allkeys-tinylfu"),
+            Some(EvictionPolicy::AllKeysTinyLfu)
         );
         assert_eq!(EvictionPolicy::from_name("noeviction"), None);
     }

@@ -86,11 +86,11 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                     .set(&name, &value)
                     .expect("CONFIG SET validated by the origin shard");
             }
-            // maxmemory-policy and the lfu-* parameters decide what reads record in each key.
-            shard
-                .keyspace
-                .borrow_mut()
-                .set_access_policy(config.access_policy());
+            // maxmemory-policy and the lfu-* parameters decide what reads record in each key,
+            // and whether the keyspace keeps a read history (allkeys-tinylfu).
+            let mut keyspace = shard.keyspace.borrow_mut();
+            keyspace.set_access_policy(config.access_policy());
+            keyspace.set_read_history(config.read_history());
             ShardReply::Done
         }
         AdminRequest::ResetStats => {

@@ -18,6 +18,8 @@ const MESH_CHANNEL_CAPACITY: usize = 4096;
 /// How often the mesh watchdog looks for requests that waited too long: a tenth of a second
 /// keeps a stalled shard's callers waiting at most that much beyond the timeout.
 const MESH_WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
+/// Longest shard 0 waits for the other shards' listeners before it announces "ready".
+const LISTEN_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Share of the background task queue (expiry) against the connections' 1000.
 const BACKGROUND_SHARES: usize = 100;
 /// Keys the active expiry removes between two checks of its time budget.
@@ -74,6 +76,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         next_client_id: AtomicU64::new(1),
         started_at_s: unix_time_ms() / 1000,
         port: AtomicUsize::new(0),
+        listening: AtomicUsize::new(0),
         shard_count,
         hardware,
         multi_writes: Default::default(),
@@ -260,6 +263,23 @@ async fn shard_main(
         crate::io::watch_listener(fd);
         listeners.push((listener, true));
     }
+    shared.listening.fetch_add(1, Ordering::AcqRel);
+    if index == 0 && plain {
+        // The other shards bind the port shard 0 got (port 0) or the same port.
+        shared.port.store(usize::from(port), Ordering::Release);
+    }
+    if index == 0 {
+        // Until every shard listens, the kernel hands every new connection to the shards that
+        // do, and a connection never moves: the first clients (a pool opened at start, a test)
+        // would all sit on shard 0. A shard that fails to bind ends the process; the wait is
+        // bounded anyway.
+        let deadline = Instant::now() + LISTEN_WAIT_MAX;
+        while shared.listening.load(Ordering::Acquire) < shared.shard_count
+            && Instant::now() < deadline
+        {
+            runtime::sleep(Duration::from_millis(1)).await;
+        }
+    }
     if index == 0 && tls {
         let addresses: Vec<String> = bind
             .iter()
@@ -271,7 +291,6 @@ async fn shard_main(
         );
     }
     if index == 0 && plain {
-        shared.port.store(usize::from(port), Ordering::Release);
         let addresses: Vec<String> = bind
             .iter()
             .map(|a| SocketAddr::new(*a, port).to_string())

@@ -329,6 +329,12 @@ fn stall_round(ember: &Ember, keys: &[String; 2]) -> usize {
     // Twelve connections: the kernel spreads them over both shards (SO_REUSEPORT), so some
     // share the sleeper's shard and, but with odds of 2^-11, some are on the other one.
     let mut connections: Vec<Raw> = (0..12).map(|_| ember.raw()).collect();
+    // A PING on each first, so that every connection has been accepted and served by its shard
+    // before one of them sleeps (a connection still in the sleeping shard's accept queue would
+    // wait out the sleep and answer both keys).
+    for connection in &mut connections {
+        assert_eq!(connection.command(&[b"PING"]), b"+PONG\r\n");
+    }
     let sleeper = connections.pop().unwrap();
     let sleeping = thread::spawn(move || {
         let mut sleeper = sleeper;

@@ -58,3 +58,34 @@ fn two_shards_start_under_cpu_load() {
 fn two_shards_start_under_cpu_load_many_times() {
     starts_under_load(300);
 }
+
+/// "ready to accept connections" comes once every shard listens: connections opened the moment
+/// it appears spread over both shards. (Shard 0 used to announce as soon as it alone listened,
+/// so a client pool opened at start sat wholly on shard 0, every other key a cross-shard hop.)
+#[test]
+fn the_first_connections_spread_over_every_shard() {
+    let ember = Ember::start_with(&["--threads", "2"]);
+    let mut connections: Vec<common::Raw> = (0..16).map(|_| ember.raw()).collect();
+    for connection in &mut connections {
+        assert_eq!(connection.command(&[b"PING"]), b"+PONG\r\n");
+    }
+    let info = String::from_utf8(connections[0].command(&[b"INFO", b"everything"])).unwrap();
+    let clients = |shard: usize| -> usize {
+        let prefix = format!("shard{shard}:clients=");
+        let line = info
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in INFO"));
+        line[prefix.len()..]
+            .split(',')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    let (first, second) = (clients(0), clients(1));
+    println!("16 connections opened at start: {first} on shard 0, {second} on shard 1");
+    assert!(
+        first > 0 && second > 0,
+        "every connection opened at start sits on one shard: {first} and {second}"
+    );
+}

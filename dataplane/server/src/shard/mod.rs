@@ -41,6 +41,10 @@ pub struct Shared {
     pub started_at_s: u64,
     /// The TCP port actually bound (the configured one, or the one the kernel chose for 0).
     pub port: AtomicUsize,
+    /// Shards whose listeners are bound: shard 0 announces "ready" only once every shard
+    /// listens, so that the first clients spread over all of them (a connection stays on the
+    /// shard that accepted it).
+    pub listening: AtomicUsize,
     /// Number of shards.
     pub shard_count: usize,
     /// Human-readable description of hardware paths found at start-up, for INFO.

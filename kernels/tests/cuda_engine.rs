@@ -432,3 +432,159 @@ fn row_table_pools_what_was_written_and_sees_rewrites() {
     assert_eq!(short.unwrap_err().kind(), CudaErrorKind::InvalidInput);
     check(&mut table, &host, &mut rng, Pooling::Sum);
 }
+
+/// Random bags of slots below `capacity`, zero to four a bag, `F` bags a sample.
+fn slot_bags(rng: &mut Rng, sample_count: usize, capacity: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut offsets = vec![0u32];
+    let mut slots = Vec::new();
+    for _ in 0..sample_count * FEATURES {
+        for _ in 0..rng.below(5) {
+            slots.push(rng.below(capacity) as u32);
+        }
+        offsets.push(slots.len() as u32);
+    }
+    (offsets, slots)
+}
+
+fn filled_row_table(rng: &mut Rng, capacity: usize) -> (cuda::DeviceRowTable, Vec<f32>) {
+    let wheel = common::setup_library(NVRTC_WHEEL_LIBRARY);
+    let mut table =
+        cuda::DeviceRowTable::new(0, row_table_shape(capacity), wheel.as_deref()).unwrap();
+    let host = rng.floats(capacity * DIM, 0.5);
+    let all_slots: Vec<u32> = (0..capacity as u32).collect();
+    for chunk in all_slots.chunks(64) {
+        let rows: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&s| host[s as usize * DIM..(s as usize + 1) * DIM].to_vec())
+            .collect();
+        table.write_rows(chunk, &rows).unwrap();
+    }
+    (table, host)
+}
+
+/// The GPU embedding cache's path without host round trips: `score_slots` runs the embedding
+/// bag over an external `DeviceRowTable` and the MLPs in one graph, and must score as
+/// `score_pooled` scores the same rows pooled on the host (max abs error 1e-5). Also: a second
+/// table recaptures the graphs (its rows, not the first table's, are read), a rewritten row is
+/// seen by the next call, and bad slots are typed errors that leave the engine working.
+#[test]
+fn slot_scores_over_a_row_table_match_pooled_scores() {
+    if gpu().is_none() {
+        return;
+    }
+    let seed = SEED ^ 0x736c_6f74;
+    eprintln!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let model = dlrm(&mut rng, false);
+    for pooling in [Pooling::Sum, Pooling::Mean] {
+        let mut engine = DlrmEngine::new(&model, &options(64, pooling)).unwrap();
+        let capacity = 300;
+        let (mut table, mut host) = filled_row_table(&mut rng, capacity);
+        let (other, other_host) = filled_row_table(&mut rng, 40);
+        let compare = |rng: &mut Rng,
+                       engine: &mut DlrmEngine,
+                       table: &cuda::DeviceRowTable,
+                       host: &[f32],
+                       capacity: usize,
+                       sample_count: usize,
+                       what: &str| {
+            let dense = dense_inputs(rng, sample_count);
+            let (offsets, slots) = slot_bags(rng, sample_count, capacity);
+            let pooled = reference::embedding_bag(host, DIM, &slots, &offsets, pooling);
+            let mut expected = vec![f32::NAN; sample_count];
+            engine.score_pooled(&dense, &pooled, &mut expected).unwrap();
+            let bags = SparseBags {
+                offsets: &offsets,
+                ids: &slots,
+            };
+            let mut got = vec![f32::NAN; sample_count];
+            engine.score_slots(table, &dense, &bags, &mut got).unwrap();
+            let error = max_abs_error(&got, &expected);
+            eprintln!(
+                "slots vs pooled ({pooling:?}, {what}), {sample_count} samples, {} slots: max abs error {error:e}",
+                slots.len()
+            );
+            assert!(
+                error <= TOLERANCE,
+                "seed {seed:#x}, {pooling:?}, {what}, {sample_count} samples: {error}"
+            );
+        };
+        for sample_count in [1, 5, 64, 150] {
+            compare(
+                &mut rng,
+                &mut engine,
+                &table,
+                &host,
+                capacity,
+                sample_count,
+                "table",
+            );
+        }
+        for sample_count in [3, 64] {
+            compare(
+                &mut rng,
+                &mut engine,
+                &other,
+                &other_host,
+                40,
+                sample_count,
+                "other table",
+            );
+        }
+        let rewritten = [0u32, 7, 39];
+        let fresh = rng.floats(rewritten.len() * DIM, 0.5);
+        for (index, &slot) in rewritten.iter().enumerate() {
+            host[slot as usize * DIM..(slot as usize + 1) * DIM]
+                .copy_from_slice(&fresh[index * DIM..(index + 1) * DIM]);
+        }
+        table.write_rows(&rewritten, &fresh).unwrap();
+        for sample_count in [2, 100] {
+            compare(
+                &mut rng,
+                &mut engine,
+                &table,
+                &host,
+                40,
+                sample_count,
+                "rewritten",
+            );
+        }
+
+        let dense = dense_inputs(&mut rng, 1);
+        let mut offsets: Vec<u32> = (0..=FEATURES as u32).collect();
+        let mut slots = vec![0u32; FEATURES];
+        slots[5] = capacity as u32;
+        let mut score = [0.0f32];
+        let past = engine.score_slots(
+            &table,
+            &dense,
+            &SparseBags {
+                offsets: &offsets,
+                ids: &slots,
+            },
+            &mut score,
+        );
+        assert_eq!(past.unwrap_err().kind(), CudaErrorKind::InvalidInput);
+        slots[5] = 1;
+        offsets[3] = 0;
+        let unsorted = engine.score_slots(
+            &table,
+            &dense,
+            &SparseBags {
+                offsets: &offsets,
+                ids: &slots,
+            },
+            &mut score,
+        );
+        assert_eq!(unsorted.unwrap_err().kind(), CudaErrorKind::InvalidInput);
+        compare(
+            &mut rng,
+            &mut engine,
+            &table,
+            &host,
+            capacity,
+            7,
+            "after errors",
+        );
+    }
+}

@@ -18,6 +18,7 @@ use super::buffers::{Device, Pinned};
 use super::error::{CudaError, CudaErrorKind};
 use super::kernels::{check_kernel_limits, EmbeddingBagLaunch, Kernels, Shape};
 use super::library;
+use super::row_table::DeviceRowTable;
 use crate::dlrm::{DlrmModel, Pooling, SparseBags, TableLayout};
 
 /// Default largest batch: HugeCTR's published DLRM inference batch.
@@ -125,6 +126,9 @@ enum Mode {
     Pooled = 0,
     /// Dense features and bags of ids into the engine's tables (the `dlrm` model).
     Bags = 1,
+    /// Dense features and bags of slots into an external [`DeviceRowTable`] (the GPU embedding
+    /// cache's), so pooled rows never cross PCIe.
+    Slots = 2,
 }
 
 /// One fully connected layer on the device, with its output buffer and a plan per bucket.
@@ -145,7 +149,10 @@ pub struct DlrmEngine {
     device: DeviceInfo,
     // Field order is drop order: graphs first (they reference everything below), the context
     // last.
-    graphs: [Vec<Option<CudaGraph>>; 2],
+    graphs: [Vec<Option<CudaGraph>>; 3],
+    /// The external table (device address, rows) the `Slots` graphs were captured with; the
+    /// graphs are dropped and recaptured when a call passes another table.
+    slot_table: Option<(u64, u64)>,
     bottom: Vec<Layer>,
     top: Vec<Layer>,
     blas: BlasLt,
@@ -241,7 +248,9 @@ impl DlrmEngine {
             graphs: [
                 (0..bucket_count).map(|_| None).collect(),
                 (0..bucket_count).map(|_| None).collect(),
+                (0..bucket_count).map(|_| None).collect(),
             ],
+            slot_table: None,
             bottom,
             top,
             blas,
@@ -373,10 +382,99 @@ impl DlrmEngine {
                 let offsets = &bags.offsets[start * features..=end * features];
                 let first = offsets[0] as usize;
                 let last = offsets[offsets.len() - 1] as usize;
-                self.run_bags(
+                self.run_ids(
+                    Mode::Bags,
                     &dense[start * dense_width..end * dense_width],
                     offsets,
                     &rows[first..last],
+                    &mut scores[start..end],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Scores samples from dense features (`[n, D]`) and bags of slots into `table` (the GPU
+    /// embedding cache's rows), pooled as [`EngineOptions::pooling`] says: the embedding bag runs
+    /// on the device over the table, so only slots, offsets and dense features go in and only
+    /// scores come back. `bags.offsets` has `n * F + 1` entries from 0; `bags.ids` are slots.
+    ///
+    /// The borrow of `table` lasts the whole call and every launch is synchronised before it
+    /// returns, so the table's rows outlive every use of its device address.
+    ///
+    /// # Errors
+    /// [`CudaErrorKind::InvalidInput`] when the table's row width is not the model's, it lives
+    /// in another context (another device), the lengths or offsets do not match, a slot is past
+    /// the table, or one batch holds more ids than `ids_per_batch_max`;
+    /// [`CudaErrorKind::Driver`] or [`CudaErrorKind::Blas`] when the GPU work fails.
+    pub fn score_slots(
+        &mut self,
+        table: &DeviceRowTable,
+        dense: &[f32],
+        bags: &SparseBags<'_>,
+        scores: &mut [f32],
+    ) -> Result<(), CudaError> {
+        library::guard(|| {
+            let sample_count = self.check_dense(dense, scores)?;
+            let (address, row_count, dim, context) = table.device_rows();
+            if dim != self.shape.dim {
+                return Err(CudaError::invalid_input(format!(
+                    "the row table holds rows of {dim} floats, the model pools {}",
+                    self.shape.dim
+                )));
+            }
+            // Primary contexts of one device are one context, so the table's addresses are valid
+            // here exactly when the contexts are the same.
+            if context.cu_ctx() != self.context.cu_ctx() {
+                return Err(CudaError::invalid_input(
+                    "the row table lives in another CUDA context than the engine",
+                ));
+            }
+            let features = self.shape.feature_count;
+            let offsets = bags.offsets;
+            let valid = offsets.len() == sample_count * features + 1
+                && offsets[0] == 0
+                && offsets.windows(2).all(|pair| pair[0] <= pair[1])
+                && offsets[offsets.len() - 1] as usize == bags.ids.len();
+            if !valid {
+                return Err(CudaError::invalid_input(format!(
+                    "{} offsets over {} slots, expected {} non-decreasing offsets from 0 to the slot count",
+                    offsets.len(),
+                    bags.ids.len(),
+                    sample_count * features + 1
+                )));
+            }
+            if let Some(slot) = bags.ids.iter().find(|&&slot| slot as u64 >= row_count) {
+                return Err(CudaError::invalid_input(format!(
+                    "slot {slot} is past the table's {row_count} rows"
+                )));
+            }
+            self.bind()?;
+            // SAFETY (of the `Slots` graphs' table address): `table` is borrowed for this whole
+            // call and `launch` synchronises the stream before returning, so the rows outlive
+            // every launch that reads them; `write_rows` needs `&mut` and synchronises its own
+            // stream, so no write is in flight; graphs captured with another table are dropped
+            // here, before any launch (a new table at a freed table's address with the same row
+            // count is a valid target for them).
+            if self.slot_table != Some((address, row_count)) {
+                // The captured graphs hold the old table's address: drop them before anything
+                // can launch them against this table.
+                self.graphs[Mode::Slots as usize]
+                    .iter_mut()
+                    .for_each(|graph| *graph = None);
+                self.slot_table = Some((address, row_count));
+            }
+            let dense_width = self.shape.dense_width;
+            for start in (0..sample_count).step_by(self.batch_size_max) {
+                let end = (start + self.batch_size_max).min(sample_count);
+                let chunk = &offsets[start * features..=end * features];
+                let first = chunk[0] as usize;
+                let last = chunk[chunk.len() - 1] as usize;
+                self.run_ids(
+                    Mode::Slots,
+                    &dense[start * dense_width..end * dense_width],
+                    chunk,
+                    &bags.ids[first..last],
                     &mut scores[start..end],
                 )?;
             }
@@ -421,8 +519,10 @@ impl DlrmEngine {
         self.launch(Mode::Pooled, bucket, scores)
     }
 
-    fn run_bags(
+    /// One chunk of ids (`Mode::Bags`) or slots (`Mode::Slots`).
+    fn run_ids(
         &mut self,
+        mode: Mode,
         dense: &[f32],
         offsets: &[u32],
         rows: &[u32],
@@ -440,7 +540,7 @@ impl DlrmEngine {
         let padded = 1usize << bucket;
         // Capture first (if this bucket has no graph yet), so the ids copy below is never
         // pending on the stream while a capture begins.
-        self.ensure_graph(Mode::Bags, bucket)?;
+        self.ensure_graph(mode, bucket)?;
         fill_padded(
             self.dense_host.as_mut_slice(),
             dense,
@@ -467,7 +567,7 @@ impl DlrmEngine {
             }
             .map_err(|error| CudaError::driver("copying ids to the device", error))?;
         }
-        self.launch(Mode::Bags, bucket, scores)
+        self.launch(mode, bucket, scores)
     }
 
     fn launch(&mut self, mode: Mode, bucket: usize, scores: &mut [f32]) -> Result<(), CudaError> {
@@ -532,7 +632,7 @@ impl DlrmEngine {
                     stream,
                 )
                 .map_err(copy_in)?,
-                Mode::Bags => {
+                Mode::Bags | Mode::Slots => {
                     let bag_count = padded * shape.feature_count;
                     result::memcpy_htod_async(
                         self.offsets.pointer,
@@ -540,14 +640,16 @@ impl DlrmEngine {
                         stream,
                     )
                     .map_err(copy_in)?;
-                    let (table, table_row_count) = match &self.tables {
-                        Some((table, rows)) => (table.pointer, *rows),
-                        None => {
-                            return Err(CudaError::invalid_input(
-                                "this engine's model has no embedding tables",
-                            ))
-                        }
+                    let table = match mode {
+                        Mode::Slots => self.slot_table,
+                        _ => self
+                            .tables
+                            .as_ref()
+                            .map(|(table, rows)| (table.pointer, *rows)),
                     };
+                    let (table, table_row_count) = table.ok_or_else(|| {
+                        CudaError::invalid_input("no embedding table to run the bags over")
+                    })?;
                     let bag = EmbeddingBagLaunch {
                         table,
                         table_row_count,

@@ -257,6 +257,17 @@ impl DeviceRowTable {
         })
     }
 
+    /// The table's device address, row count, row width and context, for
+    /// [`super::DlrmEngine::score_slots`]; the address is valid while `self` is borrowed.
+    pub(crate) fn device_rows(&self) -> (u64, u64, usize, &Arc<CudaContext>) {
+        (
+            self.table.pointer,
+            self.capacity_rows as u64,
+            self.dim,
+            &self._context,
+        )
+    }
+
     fn bind(&self) -> Result<(), CudaError> {
         self._context
             .bind_to_thread()

@@ -318,7 +318,7 @@ impl Harness {
             databases: vec![HashMap::new(); DATABASE_COUNT],
         }));
         let mut keyspace = Keyspace::new();
-        keyspace.set_observer(Box::new(MirrorObserver(mirror.clone())));
+        keyspace.add_observer(Box::new(MirrorObserver(mirror.clone())));
         Self {
             keyspace,
             model: Model {

@@ -246,13 +246,19 @@ fn recommend_server() -> (Server, Vec<i64>, Vec<i64>) {
         "--demo-embeddings",
         "models",
     ]);
+    let (user, candidates) = recommend_case();
+    (server, user, candidates)
+}
+
+/// The generator's RECOMMEND case: the user id (one element) and the candidate ids.
+fn recommend_case() -> (Vec<i64>, Vec<i64>) {
     let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
         panic!("the RECOMMEND case's user is not INT64")
     };
     let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
         panic!("the RECOMMEND case's candidates are not INT64")
     };
-    (server, user, candidates)
+    (user, candidates)
 }
 
 #[test]
@@ -974,15 +980,8 @@ fn gpu_backends() -> Vec<GpuBackend> {
 /// RECOMMEND give the CPU's scores within the backend's tolerance, from a server that serves both at once.
 #[test]
 fn gpu_modelstore_and_recommend_match_the_cpu_on_each_gpu_backend() {
-    let (user, candidates) = {
-        let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
-            panic!("user")
-        };
-        let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
-            panic!("candidates")
-        };
-        (user[0], candidates)
-    };
+    let (user, candidates) = recommend_case();
+    let user = user[0];
     for backend in gpu_backends() {
         let server = Server::start(&[
             "--threads",
@@ -1280,15 +1279,8 @@ fn gpu_cache_recommend_matches_the_cpu_and_hits_on_a_repeat() {
     let Some(server) = gpu_cache_server("2") else {
         return;
     };
-    let (user, candidates) = {
-        let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
-            panic!("user")
-        };
-        let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
-            panic!("candidates")
-        };
-        (user[0], candidates)
-    };
+    let (user, candidates) = recommend_case();
+    let user = user[0];
     let mut con = server.connection();
     let before = gpu_cache_info(&mut con, "at start");
     assert_eq!(before["gpu_cache_hits"] + before["gpu_cache_misses"], 0.0);
@@ -1327,15 +1319,8 @@ fn gpu_cache_a_set_row_is_seen_by_the_next_recommend() {
     let Some(server) = gpu_cache_server("1") else {
         return;
     };
-    let (user, candidates) = {
-        let TensorData::Int64(user) = vector("recommend", "user").into_data() else {
-            panic!("user")
-        };
-        let TensorData::Int64(candidates) = vector("recommend", "candidates").into_data() else {
-            panic!("candidates")
-        };
-        (user[0], candidates)
-    };
+    let (user, candidates) = recommend_case();
+    let user = user[0];
     let mut con = server.connection();
     let old = assert_gpu_matches_cpu(&mut con, user, &candidates, "before the SET");
     let cached = gpu_cache_info(&mut con, "before the SET");

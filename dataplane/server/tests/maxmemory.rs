@@ -76,27 +76,34 @@ fn settles_under(con: &mut Connection, maxmemory: u64, timeout: Duration) -> u64
     }
 }
 
-#[test]
-fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
-    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-lru"]);
-    let mut con = ember.connect(false);
-    let maxmemory = limit_data_to(&mut con, 16 << 20);
-    // 64 MiB of 4 KiB values: four times the 16 MiB the data may use.
-    let errors = write_values(&mut con, "lru", 16 * 1024, 4096);
+/// Limits the data to 16 MiB, writes four times that as `prefix:0..16384` (4 KiB values) under
+/// `policy`, checks that no write was refused and that used_memory settles under the limit, then
+/// lifts the limit (which stops eviction, so the counts are read from a still keyspace) and
+/// returns (evicted_keys, DBSIZE).
+fn flood_four_times_the_limit(con: &mut Connection, prefix: &str, policy: &str) -> (u64, u64) {
+    let maxmemory = limit_data_to(con, 16 << 20);
+    let errors = write_values(con, prefix, 16 * 1024, 4096);
     assert!(
         errors.is_empty(),
-        "writes refused under allkeys-lru: {:?}",
+        "writes refused under {policy}: {:?}",
         &errors[..errors.len().min(3)]
     );
-    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
+    let used = settles_under(con, maxmemory, Duration::from_secs(5));
     assert!(
         used as f64 <= maxmemory as f64 * TOLERANCE,
         "used_memory {used} over maxmemory {maxmemory}"
     );
-    // Lifting the limit stops eviction, so the two counts below are read from a still keyspace.
-    set_maxmemory(&mut con, 0);
-    let evicted = info_field(&mut con, "evicted_keys");
-    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    set_maxmemory(con, 0);
+    let evicted = info_field(con, "evicted_keys");
+    let keys: u64 = redis::cmd("DBSIZE").query(con).unwrap();
+    (evicted, keys)
+}
+
+#[test]
+fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
+    let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-lru"]);
+    let mut con = ember.connect(false);
+    let (evicted, keys) = flood_four_times_the_limit(&mut con, "lru", "allkeys-lru");
     assert!(evicted > 0, "nothing evicted");
     assert_eq!(
         keys + evicted,
@@ -104,31 +111,17 @@ fn allkeys_lru_holds_the_limit_while_writing_four_times_it() {
         "every key is either kept or evicted"
     );
     // The most recent writes survive an LRU policy better than the first ones.
-    let first: usize = (0..500)
-        .filter(|i| {
-            redis::cmd("EXISTS")
-                .arg(format!("lru:{i}"))
-                .query::<bool>(&mut con)
-                .unwrap()
-        })
-        .count();
-    let last: usize = (16 * 1024 - 500..16 * 1024)
-        .filter(|i| {
-            redis::cmd("EXISTS")
-                .arg(format!("lru:{i}"))
-                .query::<bool>(&mut con)
-                .unwrap()
-        })
-        .count();
+    let first = existing(&mut con, "lru", 0..500);
+    let last = existing(&mut con, "lru", 16 * 1024 - 500..16 * 1024);
     assert!(
         last > first,
         "LRU kept {first} of the first keys and {last} of the last"
     );
 }
 
-/// How many of `prefix:0..count` exist.
-fn existing(con: &mut Connection, prefix: &str, count: usize) -> usize {
-    (0..count)
+/// How many of `prefix:i` for `i` in `range` exist.
+fn existing(con: &mut Connection, prefix: &str, range: std::ops::Range<usize>) -> usize {
+    range
         .filter(|i| {
             redis::cmd("EXISTS")
                 .arg(format!("{prefix}:{i}"))
@@ -165,28 +158,13 @@ fn allkeys_tinylfu_holds_the_limit_and_keeps_what_is_read() {
                 .unwrap();
         }
     }
-    let maxmemory = limit_data_to(&mut con, 16 << 20);
-    // 64 MiB of 4 KiB values: four times the 16 MiB the data may use.
-    let errors = write_values(&mut con, "cold", 16 * 1024, 4096);
-    assert!(
-        errors.is_empty(),
-        "writes refused under allkeys-tinylfu: {:?}",
-        &errors[..errors.len().min(3)]
-    );
-    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
-    assert!(
-        used as f64 <= maxmemory as f64 * TOLERANCE,
-        "used_memory {used} over maxmemory {maxmemory}"
-    );
-    set_maxmemory(&mut con, 0);
-    let evicted = info_field(&mut con, "evicted_keys");
-    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    let (evicted, keys) = flood_four_times_the_limit(&mut con, "cold", "allkeys-tinylfu");
     assert_eq!(
         keys + evicted,
         200 + 16 * 1024,
         "every key is either kept or evicted"
     );
-    let hot_kept = existing(&mut con, "hot", 200);
+    let hot_kept = existing(&mut con, "hot", 0..200);
     assert!(hot_kept >= 190, "TinyLFU kept {hot_kept} of 200 read keys");
     // OBJECT FREQ answers the history's estimate: five reads (the first absorbed by the
     // doorkeeper, which counts one), none for a key never read; IDLETIME still answers.

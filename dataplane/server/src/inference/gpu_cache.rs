@@ -413,17 +413,20 @@ mod tests {
             .collect()
     }
 
+    /// A table row of the resolve tests: a name, the keys requested, what `resolve` returns, and
+    /// the keys resident afterwards (in the order the test reads them).
+    type ResolveCase = (
+        &'static str,
+        Vec<&'static str>,
+        Result<Vec<RowSlot>, ResolveError>,
+        Vec<&'static str>,
+    );
+
     #[test]
     fn requests_hit_miss_and_evict_the_least_recently_used() {
-        // (name, request, each key's outcome as H(slot)/M(slot), recency after, error)
-        type Case = (
-            &'static str,
-            Vec<&'static str>,
-            Result<Vec<RowSlot>, ResolveError>,
-            Vec<&'static str>,
-        );
+        // (name, request, each key's outcome as H(slot)/M(slot), recency after)
         use RowSlot::{Hit as H, Miss as M};
-        let cases: Vec<Case> = vec![
+        let cases: Vec<ResolveCase> = vec![
             (
                 "cold misses fill slots",
                 vec!["a", "b"],
@@ -538,14 +541,8 @@ mod tests {
         let mut cache = RowCache::new(2, ROW_BYTES);
         cache.resolve(0, keys(&["a"])).unwrap();
         // (name, request, result, resident after)
-        type Case = (
-            &'static str,
-            Vec<&'static str>,
-            Result<Vec<RowSlot>, ResolveError>,
-            Vec<&'static str>,
-        );
         use RowSlot::{Hit as H, Miss as M};
-        let cases: Vec<Case> = vec![
+        let cases: Vec<ResolveCase> = vec![
             (
                 "b's reserved slot is freed when c does not fit",
                 vec!["a", "b", "c"],

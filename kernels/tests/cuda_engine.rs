@@ -377,20 +377,10 @@ fn row_table_pools_what_was_written_and_sees_rewrites() {
     eprintln!("seed {seed:#x}");
     let mut rng = Rng(seed);
     let capacity = 32;
-    let wheel = common::setup_library(NVRTC_WHEEL_LIBRARY);
-    let mut table =
-        cuda::DeviceRowTable::new(0, row_table_shape(capacity), wheel.as_deref()).unwrap();
+    // Written 16 rows a call, so that the table is filled by more than one write. `host` is the
+    // host's copy of what each slot holds.
+    let (mut table, mut host) = filled_row_table(&mut rng, capacity, 16);
     assert_eq!(table.capacity_bytes(), capacity * DIM * 4);
-    // The host's copy of what each slot holds.
-    let mut host = rng.floats(capacity * DIM, 0.5);
-    let all_slots: Vec<u32> = (0..capacity as u32).collect();
-    for chunk in all_slots.chunks(16) {
-        let rows: Vec<f32> = chunk
-            .iter()
-            .flat_map(|&s| host[s as usize * DIM..(s as usize + 1) * DIM].to_vec())
-            .collect();
-        table.write_rows(chunk, &rows).unwrap();
-    }
     let check = |table: &mut cuda::DeviceRowTable, host: &[f32], rng: &mut Rng, pooling| {
         let bag_count = 1 + rng.below(40);
         let mut offsets = vec![0u32];
@@ -446,13 +436,19 @@ fn slot_bags(rng: &mut Rng, sample_count: usize, capacity: usize) -> (Vec<u32>, 
     (offsets, slots)
 }
 
-fn filled_row_table(rng: &mut Rng, capacity: usize) -> (cuda::DeviceRowTable, Vec<f32>) {
+/// A device table of `capacity` random rows, written `rows_per_write` rows a call, and the
+/// host's copy of them.
+fn filled_row_table(
+    rng: &mut Rng,
+    capacity: usize,
+    rows_per_write: usize,
+) -> (cuda::DeviceRowTable, Vec<f32>) {
     let wheel = common::setup_library(NVRTC_WHEEL_LIBRARY);
     let mut table =
         cuda::DeviceRowTable::new(0, row_table_shape(capacity), wheel.as_deref()).unwrap();
     let host = rng.floats(capacity * DIM, 0.5);
     let all_slots: Vec<u32> = (0..capacity as u32).collect();
-    for chunk in all_slots.chunks(64) {
+    for chunk in all_slots.chunks(rows_per_write) {
         let rows: Vec<f32> = chunk
             .iter()
             .flat_map(|&s| host[s as usize * DIM..(s as usize + 1) * DIM].to_vec())
@@ -479,8 +475,8 @@ fn slot_scores_over_a_row_table_match_pooled_scores() {
     for pooling in [Pooling::Sum, Pooling::Mean] {
         let mut engine = DlrmEngine::new(&model, &options(64, pooling)).unwrap();
         let capacity = 300;
-        let (mut table, mut host) = filled_row_table(&mut rng, capacity);
-        let (other, other_host) = filled_row_table(&mut rng, 40);
+        let (mut table, mut host) = filled_row_table(&mut rng, capacity, 64);
+        let (other, other_host) = filled_row_table(&mut rng, 40, 64);
         let compare = |rng: &mut Rng,
                        engine: &mut DlrmEngine,
                        table: &cuda::DeviceRowTable,

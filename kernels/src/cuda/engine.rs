@@ -376,21 +376,7 @@ impl DlrmEngine {
             })?;
             let rows = layout.global_rows(sample_count, bags)?;
             self.bind()?;
-            let (dense_width, features) = (self.shape.dense_width, self.shape.feature_count);
-            for start in (0..sample_count).step_by(self.batch_size_max) {
-                let end = (start + self.batch_size_max).min(sample_count);
-                let offsets = &bags.offsets[start * features..=end * features];
-                let first = offsets[0] as usize;
-                let last = offsets[offsets.len() - 1] as usize;
-                self.run_ids(
-                    Mode::Bags,
-                    &dense[start * dense_width..end * dense_width],
-                    offsets,
-                    &rows[first..last],
-                    &mut scores[start..end],
-                )?;
-            }
-            Ok(())
+            self.run_ids_batched(Mode::Bags, dense, bags.offsets, &rows, scores)
         })
     }
 
@@ -430,20 +416,7 @@ impl DlrmEngine {
                     "the row table lives in another CUDA context than the engine",
                 ));
             }
-            let features = self.shape.feature_count;
-            let offsets = bags.offsets;
-            let valid = offsets.len() == sample_count * features + 1
-                && offsets[0] == 0
-                && offsets.windows(2).all(|pair| pair[0] <= pair[1])
-                && offsets[offsets.len() - 1] as usize == bags.ids.len();
-            if !valid {
-                return Err(CudaError::invalid_input(format!(
-                    "{} offsets over {} slots, expected {} non-decreasing offsets from 0 to the slot count",
-                    offsets.len(),
-                    bags.ids.len(),
-                    sample_count * features + 1
-                )));
-            }
+            bags.validate(sample_count, self.shape.feature_count)?;
             if let Some(slot) = bags.ids.iter().find(|&&slot| slot as u64 >= row_count) {
                 return Err(CudaError::invalid_input(format!(
                     "slot {slot} is past the table's {row_count} rows"
@@ -464,22 +437,36 @@ impl DlrmEngine {
                     .for_each(|graph| *graph = None);
                 self.slot_table = Some((address, row_count));
             }
-            let dense_width = self.shape.dense_width;
-            for start in (0..sample_count).step_by(self.batch_size_max) {
-                let end = (start + self.batch_size_max).min(sample_count);
-                let chunk = &offsets[start * features..=end * features];
-                let first = chunk[0] as usize;
-                let last = chunk[chunk.len() - 1] as usize;
-                self.run_ids(
-                    Mode::Slots,
-                    &dense[start * dense_width..end * dense_width],
-                    chunk,
-                    &bags.ids[first..last],
-                    &mut scores[start..end],
-                )?;
-            }
-            Ok(())
+            self.run_ids_batched(Mode::Slots, dense, bags.offsets, bags.ids, scores)
         })
+    }
+
+    /// Runs validated bags (`offsets` over `ids`, `F` bags a sample) in batches of at most
+    /// `batch_size_max` samples.
+    fn run_ids_batched(
+        &mut self,
+        mode: Mode,
+        dense: &[f32],
+        offsets: &[u32],
+        ids: &[u32],
+        scores: &mut [f32],
+    ) -> Result<(), CudaError> {
+        let (dense_width, features) = (self.shape.dense_width, self.shape.feature_count);
+        let sample_count = scores.len();
+        for start in (0..sample_count).step_by(self.batch_size_max) {
+            let end = (start + self.batch_size_max).min(sample_count);
+            let chunk = &offsets[start * features..=end * features];
+            let first = chunk[0] as usize;
+            let last = chunk[chunk.len() - 1] as usize;
+            self.run_ids(
+                mode,
+                &dense[start * dense_width..end * dense_width],
+                chunk,
+                &ids[first..last],
+                &mut scores[start..end],
+            )?;
+        }
+        Ok(())
     }
 
     fn check_dense(&self, dense: &[f32], scores: &[f32]) -> Result<usize, CudaError> {

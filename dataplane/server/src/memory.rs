@@ -121,6 +121,36 @@ pub fn refuses_growth(shard: &Shard) -> bool {
         || gauge.stuck_shards.load(Ordering::Acquire) >= shard.shared.shard_count
 }
 
+/// Requests that ask for at least this many bytes at once are charged against `maxmemory`
+/// before anything is allocated ([`refuses_request`]). Smaller writes are checked as Redis
+/// checks them, against used memory before the command, so near the limit Ember answers
+/// exactly as Redis does.
+pub const LARGE_REQUEST_BYTES: u64 = 1 << 20;
+
+/// The bytes one request may make the server allocate now: unbounded without `maxmemory`;
+/// under `noeviction` what is left below the limit; under an eviction policy the limit less
+/// what the server held at start-up, since eviction can make room for anything smaller (keys
+/// are evicted after the write) and never for anything larger.
+pub fn request_room(config: &crate::config::Config) -> u64 {
+    if config.maxmemory == 0 {
+        return u64::MAX;
+    }
+    match EvictionPolicy::from_name(&config.maxmemory_policy) {
+        None => config.maxmemory.saturating_sub(GAUGE.used_bytes()),
+        Some(_) => config.maxmemory.saturating_sub(GAUGE.startup_bytes()),
+    }
+}
+
+/// True when a request that sizes an allocation by its arguments (AI.TENSORSET's shape,
+/// SETRANGE's and SETBIT's offsets, a filter's capacity) must get the OOM error instead:
+/// it asks for [`LARGE_REQUEST_BYTES`] or more and for more than [`request_room`]. This is
+/// issue 16's "every allocation sized by a client's request ... counted against maxmemory":
+/// without it, a 40-byte `AI.TENSORSET t FLOAT 100000000` allocates 400 MB under a 100 MB
+/// limit, since the limit is only looked at before the command.
+pub fn refuses_request(config: &crate::config::Config, bytes: u64) -> bool {
+    bytes >= LARGE_REQUEST_BYTES && bytes > request_room(config)
+}
+
 /// One shard's part in [`MemoryGauge::stuck_shards`].
 #[derive(Default)]
 struct StuckFlag(bool);

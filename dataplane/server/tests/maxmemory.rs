@@ -427,3 +427,82 @@ fn memory_usage_and_stats() {
         info_field(&mut con, field);
     }
 }
+
+/// Sends `args` and returns the reply as text: "OK"/an integer/"ERR ..." (errors with their code).
+fn reply_text(con: &mut Connection, args: &[&str]) -> String {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    match command.query::<redis::Value>(con) {
+        Ok(redis::Value::Okay) => "OK".into(),
+        Ok(redis::Value::Int(n)) => n.to_string(),
+        Ok(redis::Value::ServerError(error)) => format!("{error:?}"),
+        Ok(other) => format!("{other:?}"),
+        Err(error) => format!(
+            "{}: {}",
+            error.code().unwrap_or("?"),
+            error.detail().unwrap_or("")
+        ),
+    }
+}
+
+/// Requests that size an allocation by their arguments (a tensor's shape, a far offset, a
+/// filter's capacity) are charged against maxmemory before anything is allocated (issue 16):
+/// under a 32 MiB noeviction budget each of these 100-400 MB requests gets Redis's OOM error
+/// while used_memory stays under the limit, the same requests made small are served, and under
+/// an eviction policy a request is refused only when it is larger than the whole limit.
+#[test]
+fn requests_that_size_an_allocation_are_charged_before_it_happens() {
+    const OOM: &str = "OOM: command not allowed when used memory > 'maxmemory'.";
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let maxmemory = limit_data_to(&mut con, 32 << 20);
+    let large: [&[&str]; 7] = [
+        &["AI.TENSORSET", "{t}big", "FLOAT", "100000000"],
+        &["SETRANGE", "{t}range", "200000000", "x"],
+        &["SETBIT", "{t}bits", "1600000000", "1"],
+        &["BITFIELD", "{t}field", "SET", "u8", "1600000000", "1"],
+        &["BF.RESERVE", "{t}bloom", "0.0001", "100000000"],
+        &["CF.RESERVE", "{t}cuckoo", "200000000"],
+        &["CMS.INITBYDIM", "{t}cms", "10000000", "10"],
+    ];
+    for args in large {
+        assert_eq!(reply_text(&mut con, args), OOM, "{args:?}");
+        let used = info_field(&mut con, "used_memory");
+        assert!(
+            used <= maxmemory,
+            "{args:?}: used_memory {used} > {maxmemory}"
+        );
+    }
+    let small: [(&[&str], &str); 6] = [
+        (&["AI.TENSORSET", "{t}small", "FLOAT", "1000"], "OK"),
+        (&["SETRANGE", "{t}range", "1000", "x"], "1001"),
+        (&["SETBIT", "{t}bits", "8000", "1"], "0"),
+        (&["BF.RESERVE", "{t}bloom", "0.01", "1000"], "OK"),
+        (&["CF.RESERVE", "{t}cuckoo", "1000"], "OK"),
+        (&["CMS.INITBYDIM", "{t}cms", "1000", "5"], "OK"),
+    ];
+    for (args, expected) in small {
+        assert_eq!(reply_text(&mut con, args), expected, "{args:?}");
+    }
+    assert_eq!(info_field(&mut con, "evicted_keys"), 0);
+    // Under an eviction policy, eviction makes room for any request smaller than the limit;
+    // one larger than the whole limit can never fit.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query::<()>(&mut con)
+        .unwrap();
+    let whole_limit = (maxmemory / 4 + 1).to_string();
+    assert_eq!(
+        reply_text(&mut con, &["AI.TENSORSET", "{t}big", "FLOAT", &whole_limit]),
+        OOM
+    );
+    assert_eq!(
+        reply_text(&mut con, &["AI.TENSORSET", "{t}big", "FLOAT", "1048576"]),
+        "OK",
+        "a 4 MiB tensor under a 32 MiB budget with eviction"
+    );
+}

@@ -53,8 +53,13 @@ async fn tensorset(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> CommandResult {
-    let zeros_len_max = shard.config.borrow().proto_max_bulk_len;
-    let (key, tensor) = args::tensorset(args, zeros_len_max)?;
+    let parsed = {
+        let config = shard.config.borrow();
+        args::tensorset(args, config.proto_max_bulk_len, |bytes| {
+            crate::memory::refuses_request(&config, bytes)
+        })
+    };
+    let (key, tensor) = parsed?;
     set_tensors(shard, client, vec![(key, tensor)]).await?;
     out.ok();
     Ok(())

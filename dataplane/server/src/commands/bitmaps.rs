@@ -62,12 +62,19 @@ fn read_string<R>(
 fn write_bytes<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
+    len_needed: u64,
     mut apply: impl FnMut(&mut Vec<u8>) -> (R, bool),
 ) -> Result<(R, bool), CommandError> {
-    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let (db, now_ms, config) = (ctx.db, ctx.now_ms, ctx.config);
+    // A far offset grows the string by up to proto-max-bulk-len: charged before it happens.
+    let refuses =
+        |len: usize| crate::memory::refuses_request(config, len_needed.saturating_sub(len as u64));
     let updated = ctx.keyspace.update(db, key, now_ms, |value| {
         if !value.is_string() {
             return Err(CommandError::from(errors::WRONGTYPE));
+        }
+        if refuses(value.string_len()) {
+            return Err(CommandError::from(crate::memory::OOM_ERROR));
         }
         // Taken out and put back, so a long bitmap is changed in place, not copied.
         let mut bytes = match std::mem::replace(value, Value::Int(0)) {
@@ -86,6 +93,9 @@ fn write_bytes<R>(
     match updated {
         Some(result) => result,
         None => {
+            if refuses(0) {
+                return Err(crate::memory::OOM_ERROR.into());
+            }
             let mut bytes = Vec::new();
             let (result, changed) = apply(&mut bytes);
             if changed {
@@ -113,7 +123,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(1) => true,
         _ => return Err("ERR bit is not an integer or out of range".into()),
     };
-    let (old, changed) = write_bytes(ctx, args[1], |bytes| {
+    let (old, changed) = write_bytes(ctx, args[1], offset / 8 + 1, |bytes| {
         let len_before = bytes.len();
         let old = set_bit(bytes, offset, value);
         (old, old != value || bytes.len() != len_before)
@@ -370,7 +380,13 @@ pub fn bitfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if !writes {
         return bitfield_read(ctx, args[1], &operations);
     }
-    let (results, changed) = write_bytes(ctx, args[1], |bytes| {
+    let len_needed = operations
+        .iter()
+        .filter(|operation| !matches!(operation.op, FieldOp::Get))
+        .map(|operation| (operation.offset + u64::from(operation.field.bits)).div_ceil(8))
+        .max()
+        .unwrap_or(0);
+    let (results, changed) = write_bytes(ctx, args[1], len_needed, |bytes| {
         let len_before = bytes.len();
         let (results, changed) = run_operations(bytes, &operations);
         (results, changed || bytes.len() != len_before)

@@ -75,6 +75,15 @@ fn cms_merge_keys(args: &[&[u8]]) -> Vec<usize> {
 const WRONGTYPE: &str = super::errors::WRONGTYPE;
 
 /// An error reply with RedisBloom's exact text.
+/// A new filter or sketch of `bytes` is charged against `maxmemory` before it is stored (its
+/// zeroed pages are untouched until then): Redis's OOM error when it does not fit.
+fn charge_new(ctx: &Ctx<'_>, bytes: usize) -> Result<(), CommandError> {
+    if crate::memory::refuses_request(ctx.config, bytes as u64) {
+        return Err(crate::memory::OOM_ERROR.into());
+    }
+    Ok(())
+}
+
 fn error(text: &'static str) -> CommandError {
     CommandError::from(text)
 }

@@ -596,6 +596,9 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         if offset + patch.len() > ctx.config.proto_max_bulk_len {
             return Err(errors::STRING_TOO_LONG.into());
         }
+        if crate::memory::refuses_request(ctx.config, (offset + patch.len()) as u64) {
+            return Err(crate::memory::OOM_ERROR.into());
+        }
         let mut bytes = vec![0u8; offset];
         bytes.extend_from_slice(patch);
         let length = bytes.len();
@@ -616,6 +619,10 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     }
     if offset + patch.len() > ctx.config.proto_max_bulk_len {
         return Err(errors::STRING_TOO_LONG.into());
+    }
+    let growth = (offset + patch.len()).saturating_sub(bytes.len());
+    if crate::memory::refuses_request(ctx.config, growth as u64) {
+        return Err(crate::memory::OOM_ERROR.into());
     }
     if bytes.len() < offset + patch.len() {
         bytes.resize(offset + patch.len(), 0);

@@ -100,11 +100,17 @@ fn parse_f64(arg: &[u8]) -> Option<f64> {
 
 /// AI.TENSORSET key type dim... [BLOB data | VALUES v...]; no data means zeros, as in RedisAI.
 /// A tensor of zeros may take at most `zeros_len_max` bytes (proto-max-bulk-len: no more than a
-/// client could have sent as a BLOB), so a few bytes of request never allocate gigabytes.
+/// client could have sent as a BLOB), so a few bytes of request never allocate gigabytes; and
+/// a tensor for which `refuses_bytes` (the server's maxmemory charge) says no gets Redis's OOM
+/// error before it is built.
 ///
 /// # Errors
 /// RedisAI's message for the first problem found.
-pub fn tensorset(args: &[&[u8]], zeros_len_max: usize) -> Result<(Vec<u8>, Tensor), String> {
+pub fn tensorset(
+    args: &[&[u8]],
+    zeros_len_max: usize,
+    refuses_bytes: impl Fn(u64) -> bool,
+) -> Result<(Vec<u8>, Tensor), String> {
     if args.len() < 4 {
         return Err(wrong_arity("AI.TENSORSET"));
     }
@@ -156,6 +162,9 @@ pub fn tensorset(args: &[&[u8]], zeros_len_max: usize) -> Result<(Vec<u8>, Tenso
             "ERR tensor too large: {} bytes with no data given, more than proto-max-bulk-len ({zeros_len_max})",
             count * dtype.size_bytes()
         ));
+    }
+    if refuses_bytes((count * dtype.size_bytes()) as u64) {
+        return Err(crate::memory::OOM_ERROR.into());
     }
     let tensor = match data {
         Data::Blob(bytes) => Tensor::from_le_bytes(dtype, shape, bytes)
@@ -483,7 +492,7 @@ mod tests {
 
     /// AI.TENSORSET under Redis's default proto-max-bulk-len.
     fn tensorset_512mb(args: &[&[u8]]) -> Result<(Vec<u8>, Tensor), String> {
-        tensorset(args, 512 << 20)
+        tensorset(args, 512 << 20, |_| false)
     }
 
     #[test]

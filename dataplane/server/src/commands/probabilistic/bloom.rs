@@ -109,6 +109,7 @@ pub fn reserve(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         });
     }
     let chain = creation.build()?;
+    super::charge_new(ctx, chain.memory_bytes())?;
     ctx.keyspace
         .insert(db, key, Value::Bloom(Box::new(chain)), None, now_ms);
     ctx.out.ok();
@@ -170,6 +171,7 @@ fn add_common(
         None if no_create => Err(error("ERR not found")),
         None => {
             let mut chain = creation.build()?;
+            super::charge_new(ctx, chain.memory_bytes())?;
             let outcomes = add_all(&mut chain, items);
             ctx.keyspace
                 .insert(db, key, Value::Bloom(Box::new(chain)), None, now_ms);

@@ -95,6 +95,7 @@ pub fn reserve(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         expansion as u16,
     )
     .ok_or_else(|| error("ERR Insufficient memory to create filter"))?;
+    super::charge_new(ctx, filter.memory_bytes())?;
     ctx.keyspace
         .insert(db, key, Value::Cuckoo(Box::new(filter)), None, now_ms);
     ctx.out.ok();
@@ -156,6 +157,7 @@ fn insert_common(ctx: &mut Ctx<'_>, key: &[u8], items: &[&[u8]], how: &Insertion
                 })
                 .flatten()
                 .ok_or_else(|| error("ERR Could not create filter"))?;
+            super::charge_new(ctx, filter.memory_bytes())?;
             let outcomes = add_all(&mut filter)?;
             ctx.keyspace
                 .insert(db, key, Value::Cuckoo(Box::new(filter)), None, now_ms);

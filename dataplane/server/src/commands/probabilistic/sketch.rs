@@ -35,6 +35,7 @@ fn create_cms(ctx: &mut Ctx<'_>, key: &[u8], width: u64, depth: u64) -> CommandR
     }
     let sketch = CountMinSketch::new(width, depth)
         .ok_or_else(|| error("CMS: Insufficient memory to create the key"))?;
+    super::charge_new(ctx, sketch.memory_bytes())?;
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     ctx.keyspace
         .insert(db, key, Value::CountMin(Box::new(sketch)), None, now_ms);
@@ -242,6 +243,7 @@ pub fn topk_reserve(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     let top = TopK::new(k, width, depth, decay)
         .ok_or_else(|| error("ERR Insufficient memory to create topk data structure"))?;
+    super::charge_new(ctx, top.memory_bytes())?;
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     ctx.keyspace
         .insert(db, args[1], Value::TopK(Box::new(top)), None, now_ms);

@@ -318,7 +318,7 @@ for model in ("dlrm_dense", "dlrm"):
 for section in ("gpu", "commandstats"):
     text = call("INFO", section) or ""
     for line in text.splitlines():
-        if line.startswith("gpu_cache") or line.startswith(("cmdstat_recommend", "cmdstat_ai.")):
+        if line.startswith(("gpu_cache", "gpu_slot")) or line.startswith(("cmdstat_recommend", "cmdstat_ai.")):
             print(line)
 PYTHON
 }

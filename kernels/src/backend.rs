@@ -56,6 +56,13 @@ pub trait Backend {
             .collect::<Result<Vec<_>>>()?;
         self.run(&sliced)
     }
+
+    /// The native CUDA engine inside, for a caller that scores rows already on the device
+    /// ([`crate::cuda::DlrmEngine::score_slots`] over the GPU embedding cache's table) instead of
+    /// handing tensors to [`Backend::run`]; `None` for every other backend (the default).
+    fn native_engine(&mut self) -> Option<&mut crate::cuda::DlrmEngine> {
+        None
+    }
 }
 
 /// Checks inputs against specs: count, element type, rank, fixed dimensions, one batch length.

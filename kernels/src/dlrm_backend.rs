@@ -42,6 +42,12 @@ pub trait DlrmScorer {
         bags: &SparseBags<'_>,
         scores: &mut [f32],
     ) -> Result<()>;
+
+    /// The scorer as the native CUDA engine, when it is one (for
+    /// [`crate::cuda::DlrmEngine::score_slots`]); `None` by default.
+    fn native_engine(&mut self) -> Option<&mut DlrmEngine> {
+        None
+    }
 }
 
 /// The CPU reference as a scorer: exact float32, slow, the yardstick for every other backend.
@@ -124,6 +130,10 @@ impl DlrmScorer for DlrmEngine {
         scores: &mut [f32],
     ) -> Result<()> {
         DlrmEngine::score_bags(self, dense, bags, scores).map_err(from_cuda_error)
+    }
+
+    fn native_engine(&mut self) -> Option<&mut DlrmEngine> {
+        Some(self)
     }
 }
 
@@ -252,6 +262,10 @@ impl<S: DlrmScorer> Backend for DlrmBackend<S> {
             TensorData::Float(scores),
         )?])
     }
+
+    fn native_engine(&mut self) -> Option<&mut DlrmEngine> {
+        self.scorer.native_engine()
+    }
 }
 
 /// The weights of an ONNX DLRM as `models/generate.py` lays them out.
@@ -339,7 +353,9 @@ mod tests {
             (true, "sparse", DataType::Int64, vec![None, Some(1)]),
         ];
         for (with_tables, name, dtype, shape) in cases {
-            let backend = backend(with_tables);
+            let mut backend = backend(with_tables);
+            // Only the native engine scores slots of a device table; the reference is not it.
+            assert!(backend.native_engine().is_none());
             let names: Vec<&str> = backend.inputs().iter().map(|s| s.name.as_str()).collect();
             assert_eq!(names, ["dense", name], "tables {with_tables}");
             assert_eq!(backend.inputs()[1].dtype, dtype);

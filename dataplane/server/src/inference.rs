@@ -48,6 +48,13 @@ pub const DELAY_MAX_US_GPU_DEFAULT: u64 = 2000;
 /// tables (26 fields x 1000 ids) many times over and a production table's hot rows; a shard's table is further
 /// capped at [`device_rows::DEVICE_MEMORY_SHARE_DIVISOR`]'s share of the GPU, so the default fits any GPU.
 pub const GPU_CACHE_ROWS_DEFAULT: usize = 1 << 20;
+/// Default `--gpu-slot-rows`: a RECOMMEND of at least this many candidates on the native backend, with the GPU
+/// cache on, is scored from the cache's slots at once instead of joining the batcher (see
+/// `commands::recommend::slots`). Measured on an H200 with the demo model (bench/RESULTS.md, "GPU inference"), the
+/// engine alone scores 953k samples/s in 256-row launches, 78% of its 1.22M in 1024-row ones, so a request this
+/// large loses little by running alone and saves the batcher's wait (max-delay-us 2000 on a GPU) and the pooled
+/// rows' trips through host memory; smaller ones (602k samples/s at 64 rows) gain more from being merged.
+pub const GPU_SLOT_ROWS_DEFAULT: usize = 256;
 
 /// A model to load at start (`--model name=path[,max-batch=N][,max-delay-us=US][,backend=B][,device=N]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +154,9 @@ pub struct InferenceConfig {
     /// `--gpu-cache-rows N`: embedding rows each shard keeps on the GPU for RECOMMEND on the native backend
     /// (0: off, RECOMMEND copies every row from the keyspace as on the CPU).
     pub gpu_cache_rows: usize,
+    /// `--gpu-slot-rows N`: a RECOMMEND of at least N candidates on the native backend with the GPU cache on is
+    /// scored from the cache's slots, bypassing the batcher (0: never; every RECOMMEND takes the pooled path).
+    pub gpu_slot_rows_min: usize,
 }
 
 impl Default for InferenceConfig {
@@ -163,6 +173,7 @@ impl Default for InferenceConfig {
             gpu_backend: BackendKind::OrtCuda,
             tensorrt_cache: PathBuf::from(".deps/tensorrt-cache"),
             gpu_cache_rows: GPU_CACHE_ROWS_DEFAULT,
+            gpu_slot_rows_min: GPU_SLOT_ROWS_DEFAULT,
         }
     }
 }
@@ -186,7 +197,10 @@ Inference (README, \"Recommendations\"; backends ort-cpu, ort-cuda, ort-tensorrt
   --ort-gpu-provider cuda  AI.MODELSTORE ... GPU uses ONNX Runtime's cuda (or tensorrt) provider
   --tensorrt-cache DIR     TensorRT engine cache (default .deps/tensorrt-cache)
   --gpu-cache-rows 1048576 embedding rows each shard keeps in GPU memory for RECOMMEND on the
-                           native backend (capped at an eighth of the GPU over the shards; 0: off)";
+                           native backend (capped at an eighth of the GPU over the shards; 0: off)
+  --gpu-slot-rows 256      RECOMMEND of at least this many candidates on the native backend with
+                           the GPU cache on is scored from the cache at once, rows staying on the
+                           GPU, instead of joining the batcher (0: never)";
 
 impl InferenceConfig {
     /// Takes the inference flags out of the command line and returns the rest for the Redis-named options.
@@ -211,6 +225,7 @@ impl InferenceConfig {
                 "--tensorrt-cache",
                 "--backend",
                 "--gpu-cache-rows",
+                "--gpu-slot-rows",
             ];
             if !known.contains(&flag) {
                 rest.push(arg.clone());
@@ -264,6 +279,10 @@ impl InferenceConfig {
                         ));
                     }
                     config.gpu_cache_rows = rows as usize;
+                }
+                "--gpu-slot-rows" => {
+                    config.gpu_slot_rows_min = usize::try_from(number()?)
+                        .map_err(|_| format!("{flag}: '{value}' is out of range"))?
                 }
                 _ => unreachable!("every known flag has an arm"),
             }
@@ -421,6 +440,42 @@ impl ShardModel {
         receiver
             .await
             .unwrap_or_else(|| Err("ERR model was deleted while the request waited".into()))
+    }
+
+    /// Scores one RECOMMEND chunk from `bags` of slots into `table` (the shard's GPU embedding cache) on the
+    /// native engine, at once and on this thread: the batcher is bypassed, the rows never leave the device, and the
+    /// counters count it as one call and one batch. The caller holds no await between writing the table's rows and
+    /// this call, so every slot holds the row it was resolved to.
+    ///
+    /// # Errors
+    /// `ERR ...` when the model is not on the native engine or the engine refuses the inputs or fails (the caller
+    /// then takes the pooled path); not counted as the model's error, since the request is not failed by it.
+    pub fn score_slots(
+        &self,
+        table: &ember_kernels::cuda::DeviceRowTable,
+        dense: &[f32],
+        bags: &ember_kernels::dlrm::SparseBags<'_>,
+        scores: &mut [f32],
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        {
+            let mut session = self.session.borrow_mut();
+            let engine = session
+                .native_engine()
+                .ok_or("ERR the model does not run on the native engine")?;
+            engine
+                .score_slots(table, dense, bags, scores)
+                .map_err(|e| format!("ERR {e}"))?;
+        }
+        let mut stats = self.stats.get();
+        stats.duration_us += started.elapsed().as_micros() as u64;
+        stats.batches += 1;
+        stats.calls += 1;
+        stats.samples += scores.len() as u64;
+        stats.batch_requests_max = stats.batch_requests_max.max(1);
+        stats.batch_rows_max = stats.batch_rows_max.max(scores.len() as u64);
+        self.stats.set(stats);
+        Ok(())
     }
 
     fn count_error(&self) {
@@ -930,6 +985,12 @@ mod tests {
             assert_eq!(config.delay_max_us_for(gpu), gpu_delay_us, "{line}");
         }
         assert_eq!(extract("").unwrap().gpu_cache_rows, GPU_CACHE_ROWS_DEFAULT);
+        assert_eq!(
+            extract("").unwrap().gpu_slot_rows_min,
+            GPU_SLOT_ROWS_DEFAULT
+        );
+        assert_eq!(extract("--gpu-slot-rows 0").unwrap().gpu_slot_rows_min, 0);
+        assert_eq!(extract("--gpu-slot-rows 1").unwrap().gpu_slot_rows_min, 1);
         assert_eq!(extract("--gpu-cache-rows 0").unwrap().gpu_cache_rows, 0);
         assert_eq!(
             extract("--gpu-cache-rows 4096").unwrap().gpu_cache_rows,
@@ -943,6 +1004,10 @@ mod tests {
             (
                 "--gpu-cache-rows 4294967295",
                 "--gpu-cache-rows: 4294967295 is over the most a cache holds",
+            ),
+            (
+                "--gpu-slot-rows -1",
+                "--gpu-slot-rows: '-1' is not a number",
             ),
             ("--backend", "--backend needs a value"),
             ("--backend gpu", "--backend: unknown backend 'gpu'"),

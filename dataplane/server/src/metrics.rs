@@ -367,6 +367,24 @@ pub async fn render(shard: &Rc<Shard>) -> String {
             "Bytes of GPU memory the embedding tables hold.",
             gpu.capacity_bytes,
         ),
+        (
+            "ember_gpu_slot_calls_total",
+            "counter",
+            "RECOMMEND chunks scored from the GPU cache's slots (rows stay on the device).",
+            gpu.slot_calls,
+        ),
+        (
+            "ember_gpu_slot_samples_total",
+            "counter",
+            "Candidates scored from the GPU cache's slots.",
+            gpu.slot_samples,
+        ),
+        (
+            "ember_gpu_slot_fallbacks_total",
+            "counter",
+            "RECOMMEND chunks meant for the slot path that took the pooled path.",
+            gpu.slot_fallbacks,
+        ),
     ] {
         text.single(name, kind, help, value);
     }

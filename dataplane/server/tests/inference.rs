@@ -1148,8 +1148,9 @@ fn info_number(con: &mut redis::Connection, section: &str, name: &str) -> f64 {
         .unwrap_or_else(|e| panic!("INFO {section} {name}: {e}"))
 }
 
-/// The GPU embedding cache's INFO fields, in the order INFO gives them.
-const GPU_CACHE_FIELDS: [&str; 8] = [
+/// The GPU embedding cache's INFO fields, in the order INFO gives them (the last three count RECOMMEND chunks
+/// scored from the cache's slots).
+const GPU_CACHE_FIELDS: [&str; 11] = [
     "gpu_cache_hits",
     "gpu_cache_misses",
     "gpu_cache_hit_ratio",
@@ -1158,6 +1159,9 @@ const GPU_CACHE_FIELDS: [&str; 8] = [
     "gpu_cache_resident_rows",
     "gpu_cache_resident_bytes",
     "gpu_cache_capacity_bytes",
+    "gpu_slot_calls",
+    "gpu_slot_samples",
+    "gpu_slot_fallbacks",
 ];
 
 /// Every GPU cache figure from INFO gpu, printed so a GPU run's log shows what the server saw.
@@ -1201,15 +1205,25 @@ fn gpu_cache_info_is_zero_off_the_native_backend_and_its_flag_is_checked() {
         "{everything}"
     );
     drop(server);
-    for (value, why) in [
-        ("lots", "--gpu-cache-rows: 'lots' is not a number"),
+    for (flag, value, why) in [
         (
+            "--gpu-cache-rows",
+            "lots",
+            "--gpu-cache-rows: 'lots' is not a number",
+        ),
+        (
+            "--gpu-cache-rows",
             "99999999999",
             "--gpu-cache-rows: 99999999999 is over the most",
         ),
+        (
+            "--gpu-slot-rows",
+            "some",
+            "--gpu-slot-rows: 'some' is not a number",
+        ),
     ] {
         let output = Command::new(ember_binary())
-            .args(["--port", "0", "--gpu-cache-rows", value])
+            .args(["--port", "0", flag, value])
             .output()
             .expect("run ember");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -1218,10 +1232,50 @@ fn gpu_cache_info_is_zero_off_the_native_backend_and_its_flag_is_checked() {
     }
 }
 
+/// How RECOMMEND on the native backend reads the GPU cache's rows: each GPU cache test runs on both.
+#[derive(Clone, Copy, Debug)]
+enum GpuPath {
+    /// Rows pooled on the device, copied back, and run through the batcher (`--gpu-slot-rows 0`).
+    Pooled,
+    /// Every request scored from the cache's slots, rows staying on the device (`--gpu-slot-rows 1`).
+    Slots,
+}
+
+const GPU_PATHS: [GpuPath; 2] = [GpuPath::Pooled, GpuPath::Slots];
+
+impl GpuPath {
+    fn slot_rows_flag(self) -> &'static str {
+        match self {
+            GpuPath::Pooled => "0",
+            GpuPath::Slots => "1",
+        }
+    }
+}
+
+/// After `gpu_requests` RECOMMEND chunks on the `gpu` model, all on `path`: the slot path's counters say which
+/// path ran, so a test cannot pass on the pooled path while meaning the slot path.
+fn assert_path_ran(
+    figures: &std::collections::HashMap<&'static str, f64>,
+    path: GpuPath,
+    chunks: f64,
+    samples: f64,
+    fallbacks: f64,
+) {
+    let ran = (
+        figures["gpu_slot_calls"],
+        figures["gpu_slot_samples"],
+        figures["gpu_slot_fallbacks"],
+    );
+    match path {
+        GpuPath::Pooled => assert_eq!(ran, (0.0, 0.0, 0.0), "{path:?}"),
+        GpuPath::Slots => assert_eq!(ran, (chunks, samples, fallbacks), "{path:?}"),
+    }
+}
+
 /// A server serving `dlrm_dense` twice, `cpu` on ONNX Runtime's CPU provider and `gpu` on the native engine
 /// with the GPU embedding cache, over the demo embeddings; None (after saying why, or failing under
-/// EMBER_REQUIRE_GPU=1) where there is no GPU.
-fn gpu_cache_server(threads: &str) -> Option<Server> {
+/// EMBER_REQUIRE_GPU=1) where there is no GPU. `slot_rows` is `--gpu-slot-rows`.
+fn gpu_cache_server(threads: &str, slot_rows: &str) -> Option<Server> {
     if let Err(error) = ember_kernels::cuda::probe(0) {
         skip_gpu("EMBER_REQUIRE_GPU", &format!("no GPU: {error}"));
         return None;
@@ -1238,6 +1292,8 @@ fn gpu_cache_server(threads: &str) -> Option<Server> {
         "gpu=models/dlrm_dense.onnx,backend=native",
         "--gpu-cache-rows",
         "65536",
+        "--gpu-slot-rows",
+        slot_rows,
         "--demo-embeddings",
         "models",
     ]))
@@ -1273,11 +1329,21 @@ fn assert_gpu_matches_cpu(
 
 /// RECOMMEND on the native backend with the GPU embedding cache on gives the CPU backend's scores (1e-4, NaN
 /// fails) across two shards; the first request misses on every row the connection's shard owns and hits
-/// none, and the same request again hits exactly those rows and copies nothing.
+/// none, and the same request again hits exactly those rows and copies nothing. On both paths.
 #[test]
 fn gpu_cache_recommend_matches_the_cpu_and_hits_on_a_repeat() {
-    let Some(server) = gpu_cache_server("2") else {
-        return;
+    for path in GPU_PATHS {
+        eprintln!("{path:?} path:");
+        if !recommend_matches_the_cpu_and_hits_on_a_repeat(path) {
+            return;
+        }
+    }
+}
+
+/// One path of [`gpu_cache_recommend_matches_the_cpu_and_hits_on_a_repeat`]; false where there is no GPU.
+fn recommend_matches_the_cpu_and_hits_on_a_repeat(path: GpuPath) -> bool {
+    let Some(server) = gpu_cache_server("2", path.slot_rows_flag()) else {
+        return false;
     };
     let (user, candidates) = recommend_case();
     let user = user[0];
@@ -1308,16 +1374,36 @@ fn gpu_cache_recommend_matches_the_cpu_and_hits_on_a_repeat() {
     let third = gpu_cache_info(&mut con, "after another user");
     assert!(third["gpu_cache_hits"] > second["gpu_cache_hits"]);
     assert_eq!(third["gpu_cache_evictions"], 0.0);
+    // Three requests of one chunk each (the case's candidates are fewer than max-batch).
+    let requests = 3.0;
+    assert_path_ran(
+        &third,
+        path,
+        requests,
+        requests * candidates.len() as f64,
+        0.0,
+    );
+    true
 }
 
 /// A SET of an embedding row invalidates its GPU copy: the next RECOMMEND on the native backend scores the
 /// new row exactly as the CPU backend does (and differently from before), gpu_cache_invalidations counts it,
 /// and a DEL of the row makes the native backend's RECOMMEND fail as the CPU's does. One shard, so that every
-/// row is the connection's shard's and every count is exact.
+/// row is the connection's shard's and every count is exact. On both paths.
 #[test]
 fn gpu_cache_a_set_row_is_seen_by_the_next_recommend() {
-    let Some(server) = gpu_cache_server("1") else {
-        return;
+    for path in GPU_PATHS {
+        eprintln!("{path:?} path:");
+        if !a_set_row_is_seen_by_the_next_recommend(path) {
+            return;
+        }
+    }
+}
+
+/// One path of [`gpu_cache_a_set_row_is_seen_by_the_next_recommend`]; false where there is no GPU.
+fn a_set_row_is_seen_by_the_next_recommend(path: GpuPath) -> bool {
+    let Some(server) = gpu_cache_server("1", path.slot_rows_flag()) else {
+        return false;
     };
     let (user, candidates) = recommend_case();
     let user = user[0];
@@ -1390,4 +1476,50 @@ fn gpu_cache_a_set_row_is_seen_by_the_next_recommend() {
         deleted["gpu_cache_invalidations"],
         written.len() as f64 + 1.0
     );
+    // Two requests scored from slots; the one after the DEL could not be (its row is gone) and took the pooled
+    // path, which gave the error.
+    assert_path_ran(&deleted, path, 2.0, 2.0 * candidates.len() as f64, 1.0);
+    true
+}
+
+/// A RECOMMEND of 1000 candidates at the default `--gpu-slot-rows` (256) and max-batch (256) runs as four chunks
+/// scored from the GPU cache's slots across two shards (the other shard's rows in scratch slots), and gives the
+/// CPU's scores; a request of 255 candidates, under the threshold, takes the batcher and the pooled path.
+#[test]
+fn gpu_slots_score_a_large_request_in_chunks_as_the_cpu_does() {
+    if let Err(error) = ember_kernels::cuda::probe(0) {
+        skip_gpu("EMBER_REQUIRE_GPU", &format!("no GPU: {error}"));
+        return;
+    }
+    let lib = ort_lib();
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--ort-lib",
+        lib.to_str().unwrap(),
+        "--model",
+        "cpu=models/dlrm_dense.onnx,backend=ort-cpu",
+        "--model",
+        "gpu=models/dlrm_dense.onnx,backend=native",
+        "--gpu-cache-rows",
+        "65536",
+        "--demo-embeddings",
+        "models",
+    ]);
+    let (user, _) = recommend_case();
+    let user = user[0];
+    // The demo tables hold 128 ids each: candidates repeat, as in `ember-bench infer`.
+    let candidates: Vec<i64> = (0..1000).map(|i| (i * 7 + 3) % 128).collect();
+    let mut con = server.connection();
+    assert_gpu_matches_cpu(&mut con, user, &candidates, "1000 candidates");
+    let large = gpu_cache_info(&mut con, "after 1000 candidates");
+    assert_path_ran(&large, GpuPath::Slots, 4.0, 1000.0, 0.0);
+    assert_gpu_matches_cpu(&mut con, user, &candidates, "1000 candidates again");
+    let again = gpu_cache_info(&mut con, "after 1000 candidates again");
+    assert_path_ran(&again, GpuPath::Slots, 8.0, 2000.0, 0.0);
+    assert_eq!(again["gpu_cache_misses"], large["gpu_cache_misses"]);
+    assert_gpu_matches_cpu(&mut con, user, &candidates[..255], "255 candidates");
+    let small = gpu_cache_info(&mut con, "after 255 candidates");
+    assert_path_ran(&small, GpuPath::Slots, 8.0, 2000.0, 0.0);
+    assert!(small["gpu_cache_hits"] > again["gpu_cache_hits"]);
 }

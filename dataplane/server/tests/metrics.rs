@@ -94,6 +94,8 @@ fn prometheus_scrapes_ember() {
         "ember_gpu_cache_resident_bytes",
         "ember_gpu_cache_capacity_bytes",
         "ember_gpu_cache_hit_ratio",
+        "ember_gpu_slot_calls_total",
+        "ember_gpu_slot_fallbacks_total",
     ] {
         assert_eq!(sample(&exposition, name), Some(0.0), "{name}");
     }

@@ -146,19 +146,24 @@ impl DeviceRowTable {
             self.bind()?;
             self.write_host.as_mut_slice()[..rows.len()].copy_from_slice(rows);
             let row_bytes = self.dim * std::mem::size_of::<f32>();
-            for (index, &slot) in slots.iter().enumerate() {
-                let source = &self.write_host.as_slice()[index * self.dim..(index + 1) * self.dim];
-                // SAFETY: the destination is row `slot` of the table (slot < capacity_rows, checked
-                // above, and the table holds capacity_rows * dim floats); the pinned source holds
-                // the row and is not touched by the host until the stream is synchronised below.
+            // One copy per run of consecutive slots, not per row: a driver call costs microseconds,
+            // and the rows of one call (fresh slots of a new table, a caller's scratch range) are
+            // mostly consecutive.
+            for (index, first_slot, row_count) in slot_runs(slots) {
+                let source =
+                    &self.write_host.as_slice()[index * self.dim..(index + row_count) * self.dim];
+                // SAFETY: the destination is rows first_slot .. first_slot + row_count of the
+                // table: each of those slots is in `slots`, so below capacity_rows (checked
+                // above), and the table holds capacity_rows * dim floats; the pinned source holds
+                // those rows and is not touched by the host until the stream is synchronised below.
                 unsafe {
                     result::memcpy_htod_async(
-                        self.table.pointer + (slot as u64) * row_bytes as u64,
+                        self.table.pointer + (first_slot as u64) * row_bytes as u64,
                         source,
                         self.stream.cu_stream(),
                     )
                 }
-                .map_err(|error| CudaError::driver("copying a row to the device", error))?;
+                .map_err(|error| CudaError::driver("copying rows to the device", error))?;
             }
             self.synchronize("copying rows to the device")
         })
@@ -278,5 +283,47 @@ impl DeviceRowTable {
         self.stream
             .synchronize()
             .map_err(|error| CudaError::driver(what, error))
+    }
+}
+
+/// The runs of consecutive slots in `slots`, in order: (index of the run's first entry in
+/// `slots`, its slot, how many entries), each entry `i` of a run being slot `first + i`. A slot
+/// repeated or out of order starts a new run, so the copies keep the order of `slots`.
+fn slot_runs(slots: &[u32]) -> Vec<(usize, u32, usize)> {
+    let mut runs: Vec<(usize, u32, usize)> = Vec::new();
+    for (index, &slot) in slots.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, first, count)) if u64::from(*first) + *count as u64 == u64::from(slot) => {
+                *count += 1
+            }
+            _ => runs.push((index, slot, 1)),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_slots_make_one_run() {
+        // (what, slots, runs)
+        let cases: [(&str, &[u32], &[(usize, u32, usize)]); 6] = [
+            ("none", &[], &[]),
+            ("one", &[7], &[(0, 7, 1)]),
+            ("a scratch range", &[100, 101, 102, 103], &[(0, 100, 4)]),
+            ("two runs", &[5, 6, 9, 10, 11], &[(0, 5, 2), (2, 9, 3)]),
+            ("a repeat starts a run", &[3, 3, 4], &[(0, 3, 1), (1, 3, 2)]),
+            ("descending", &[2, 1, 0], &[(0, 2, 1), (1, 1, 1), (2, 0, 1)]),
+        ];
+        for (what, slots, runs) in cases {
+            assert_eq!(slot_runs(slots), runs, "{what}");
+            // Every entry is in exactly one run, in order.
+            let covered: usize = runs.iter().map(|run| run.2).sum();
+            assert_eq!(covered, slots.len(), "{what}");
+        }
+        // The largest slot does not overflow the check.
+        assert_eq!(slot_runs(&[u32::MAX, 0]), [(0, u32::MAX, 1), (1, 0, 1)]);
     }
 }

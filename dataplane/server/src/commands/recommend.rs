@@ -5,11 +5,14 @@
 //! On the native backend the embedding rows this shard owns come from the shard's GPU embedding cache
 //! (`inference::device_rows`): resident rows are gathered on the device, only the missing ones are copied from
 //! the keyspace. The dense features, rows other shards own and rows the cache does not keep are read as on the
-//! CPU path, so the reply and its errors are the same.
+//! CPU path, so the reply and its errors are the same. A request of at least `--gpu-slot-rows` candidates skips
+//! the pooled rows altogether: it is scored from the cache's slots ([`slots`]), and takes the pooled path only
+//! when a chunk cannot be.
 
 pub mod args;
 pub mod from_key;
 pub mod rows;
+pub mod slots;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -236,9 +239,28 @@ pub async fn run(
         0 => candidates.len(),
         rows => rows,
     };
-    let mut chunks: Vec<[Tensor; 2]> = Vec::with_capacity(candidates.len().div_ceil(chunk_rows));
-    for chunk in candidates.chunks(chunk_rows) {
+    let slot_rows_min = shard.inference.config().gpu_slot_rows_min;
+    let through_slots = through_device && slot_rows_min > 0 && candidates.len() >= slot_rows_min;
+    // Each chunk's scores: those scored from slots at once, the others after the batcher ran their tensors.
+    let chunk_count = candidates.len().div_ceil(chunk_rows);
+    let mut chunk_scores: Vec<Option<Vec<f32>>> = Vec::with_capacity(chunk_count);
+    let mut chunks: Vec<[Tensor; 2]> = Vec::with_capacity(chunk_count);
+    for (chunk_index, chunk) in candidates.chunks(chunk_rows).enumerate() {
         let keys = RowKeys::new(layout, &parsed.user, chunk);
+        if through_slots {
+            if chunk_index > 0 {
+                // A chunk holds the shard for its device time; let cache commands in between chunks.
+                crate::runtime::yield_if_needed().await;
+            }
+            let scores = slots::score(shard, client.db, &model, layout, &keys, now_ms).await;
+            let scored = scores.is_some();
+            chunk_scores.push(scores);
+            if scored {
+                continue;
+            }
+        } else {
+            chunk_scores.push(None);
+        }
         let inputs = Inputs::new(layout, chunk.len(), default_zero);
         let mut device = through_device.then(DeviceKeys::default);
         let mut inputs = gather(shard, client.db, &keys, inputs, now_ms, device.as_mut()).await;
@@ -257,8 +279,16 @@ pub async fn run(
         .into_iter()
         .map(|inputs| Box::pin(model.run(inputs.into(), None)) as Pin<Box<dyn Future<Output = _>>>)
         .collect();
+    let mut batched = join_all(runs).await.into_iter();
     let mut scores = Vec::with_capacity(candidates.len());
-    for result in join_all(runs).await {
+    for scored in chunk_scores {
+        if let Some(scored) = scored {
+            scores.extend_from_slice(&scored);
+            continue;
+        }
+        let result = batched
+            .next()
+            .expect("a batcher result for every chunk not scored from slots");
         let outputs = result.map_err(CommandError::from)?;
         let first = outputs
             .first()
@@ -271,6 +301,8 @@ pub async fn run(
         }
         scores.extend_from_slice(first);
     }
+    assert!(batched.next().is_none(), "every batcher result was placed");
+    assert_eq!(scores.len(), candidates.len(), "one score per candidate");
     rows::reply(out, &candidates, &scores, parsed.k, client.protocol);
     Ok(())
 }

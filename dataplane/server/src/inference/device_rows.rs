@@ -12,6 +12,10 @@
 //! Rows of keys other shards own are not cached here: this shard's keyspace observer hears only its own keys'
 //! writes, so a copy of another shard's row could outlive a SET. Those rows travel as on the CPU path.
 //!
+//! A large RECOMMEND skips the pooled rows' round trip: [`DeviceRows::slots`] resolves its rows to slots (copying
+//! the misses) and writes the rows other shards sent into scratch slots past the cache's own, for that call only;
+//! the engine's `score_slots` then runs the embedding bag over [`DeviceRows::table`] and only scores come back.
+//!
 //! Everything here runs on the shard's thread with no await inside, so no write can come between resolving a
 //! slot and reading it; every device error becomes the RECOMMEND's error, never a panic.
 
@@ -35,6 +39,11 @@ pub const BAG_COUNT_MAX: usize = 16_384;
 /// A shard's table takes at most 1/(this x shards) of the GPU's memory: the engine's weights, activations and
 /// graphs, ONNX Runtime's arena and other processes need the rest.
 pub const DEVICE_MEMORY_SHARE_DIVISOR: u64 = 8;
+/// Scratch rows past the cache's own slots, where [`DeviceRows::slots`] writes the rows of keys other shards own for
+/// one call (they are never cached: this shard does not hear their writes). A chunk of 4096 candidates (the largest
+/// max-batch the GPU benchmark runs) with 13 user and 13 candidate fields has at most 13 + 4096 x 13 = 53,261 such
+/// rows; 65,536 rows of 64 floats are 16 MiB a shard. A chunk with more takes the pooled path.
+pub const FOREIGN_ROWS_MAX: usize = 65_536;
 
 /// The device table and its bookkeeping for one shard. See the module docs.
 pub struct DeviceRows {
@@ -49,6 +58,20 @@ pub struct DeviceRows {
     bag_slots: Vec<u32>,
     /// `0, 1, ..., BAG_COUNT_MAX`: every call's bags are one row each, so every call's offsets are a prefix.
     bag_offsets: Vec<u32>,
+    /// Rows [`RowCache`] manages: slots `0..capacity_rows`; the scratch slots for other shards' rows follow.
+    capacity_rows: usize,
+    /// The scratch slots, `capacity_rows ..capacity_rows + FOREIGN_ROWS_MAX`, written in pieces.
+    scratch_slots: Vec<u32>,
+    /// RECOMMEND chunks scored from slots, and those that took the pooled path instead.
+    slot_counts: SlotCounts,
+}
+
+/// What the slot path did, for INFO.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotCounts {
+    calls: u64,
+    samples: u64,
+    fallbacks: u64,
 }
 
 impl std::fmt::Debug for DeviceRows {
@@ -101,7 +124,7 @@ impl DeviceRows {
         let device = cuda::probe(device_id as usize).map_err(|e| failed(&e))?;
         let capacity = capacity_rows(rows_wanted, dim, shard_count, device.memory_bytes);
         let shape = RowTableShape {
-            capacity_rows: capacity,
+            capacity_rows: capacity + FOREIGN_ROWS_MAX,
             dim,
             rows_per_write_max: ROWS_PER_WRITE_MAX,
             bag_count_max: BAG_COUNT_MAX,
@@ -123,6 +146,13 @@ impl DeviceRows {
             staged_rows: Vec::new(),
             bag_slots: Vec::new(),
             bag_offsets: (0..=BAG_COUNT_MAX as u32).collect(),
+            capacity_rows: capacity,
+            scratch_slots: (capacity..capacity + FOREIGN_ROWS_MAX)
+                .map(|slot| {
+                    u32::try_from(slot).expect("the table's slots fit u32 (checked by the table)")
+                })
+                .collect(),
+            slot_counts: SlotCounts::default(),
         };
         Ok((device_rows, invalidator))
     }
@@ -137,9 +167,96 @@ impl DeviceRows {
         self.dim
     }
 
-    /// The cache's counters.
+    /// The cache's counters, with the slot path's.
     pub fn stats(&self) -> RowCacheStats {
-        self.rows.borrow().stats()
+        RowCacheStats {
+            slot_calls: self.slot_counts.calls,
+            slot_samples: self.slot_counts.samples,
+            slot_fallbacks: self.slot_counts.fallbacks,
+            ..self.rows.borrow().stats()
+        }
+    }
+
+    /// The device table, for the engine's `score_slots` over the slots [`DeviceRows::slots`] returned.
+    pub fn table(&self) -> &DeviceRowTable {
+        &self.table
+    }
+
+    /// Counts a RECOMMEND chunk of `samples` candidates scored from slots.
+    pub fn count_slot_call(&mut self, samples: usize) {
+        self.slot_counts.calls += 1;
+        self.slot_counts.samples += samples as u64;
+    }
+
+    /// Counts a RECOMMEND chunk that was meant for the slot path and took the pooled path.
+    pub fn count_slot_fallback(&mut self) {
+        self.slot_counts.fallbacks += 1;
+    }
+
+    /// Puts on the device every row a RECOMMEND chunk reads and says where: `slots` gets the slot of each of
+    /// `keys` (in `db`, keys this shard owns), hits as they are and misses after their rows are copied from the
+    /// keyspace; `foreign_rows` (rows of keys other shards own, `dim` floats each, already read by the caller) are
+    /// copied into scratch slots for this call only, and the returned range holds their slots in order.
+    ///
+    /// `Ok(None)` when the chunk cannot be scored from slots: a key holds no row the cache keeps (missing, not a
+    /// row of the model's width, with a TTL), the keys need more rows than the cache holds, or there are more than
+    /// [`FOREIGN_ROWS_MAX`] foreign rows. The caller then takes the pooled path, which reads such keys from the
+    /// keyspace and gives the CPU path's reply or error. The rows copied before that stay cached (they are valid).
+    ///
+    /// The slots are valid until the next call that writes the table (this one, [`DeviceRows::gather`]) or an
+    /// invalidation: the caller scores them with no await in between.
+    ///
+    /// # Errors
+    /// `ERR GPU embedding cache ...` when a copy fails; the rows this call would have added are dropped again.
+    ///
+    /// # Panics
+    /// When `foreign_rows` is not whole rows.
+    pub fn slots(
+        &mut self,
+        keyspace: &Keyspace,
+        db: usize,
+        keys: &[&[u8]],
+        now_ms: u64,
+        foreign_rows: &[f32],
+        slots: &mut Vec<u32>,
+    ) -> Result<Option<std::ops::Range<u32>>, String> {
+        assert_eq!(
+            foreign_rows.len() % self.dim,
+            0,
+            "foreign rows are whole rows"
+        );
+        slots.clear();
+        let foreign_count = foreign_rows.len() / self.dim;
+        if foreign_count > FOREIGN_ROWS_MAX {
+            return Ok(None);
+        }
+        let resolved = match self.rows.borrow_mut().resolve(db, keys.iter().copied()) {
+            Ok(resolved) => resolved,
+            Err(ResolveError::CapacityExceeded { .. }) => return Ok(None),
+        };
+        let released = self.stage_misses(keyspace, db, keys, &resolved, now_ms);
+        if let Err(error) = self.write_staged() {
+            self.release_staged();
+            return Err(self.error(&error));
+        }
+        if !released.is_empty() {
+            return Ok(None);
+        }
+        let floats_per_write = ROWS_PER_WRITE_MAX * self.dim;
+        for (scratch, rows) in self
+            .scratch_slots
+            .chunks(ROWS_PER_WRITE_MAX)
+            .zip(foreign_rows.chunks(floats_per_write))
+        {
+            // The last piece has fewer rows than ROWS_PER_WRITE_MAX: as many slots as rows.
+            let scratch = &scratch[..rows.len() / self.dim];
+            self.table
+                .write_rows(scratch, rows)
+                .map_err(|error| self.error(&error))?;
+        }
+        slots.extend(resolved.iter().map(|slot| slot.slot()));
+        let first = self.capacity_rows as u32;
+        Ok(Some(first..first + foreign_count as u32))
     }
 
     /// Serves the rows of `keys` (in `db`, keys this shard owns) from the device: `pooled` gets, in order, the

@@ -41,6 +41,13 @@ pub struct RowCacheStats {
     pub resident_bytes: u64,
     /// Bytes of device memory the table holds (capacity x row size).
     pub capacity_bytes: u64,
+    /// RECOMMEND chunks scored from slots of the table (the engine's `score_slots`: rows stay on the device).
+    pub slot_calls: u64,
+    /// Candidates those chunks scored.
+    pub slot_samples: u64,
+    /// Chunks meant for the slot path that took the pooled path (a row the cache does not keep, or a device
+    /// error); their replies are the pooled path's.
+    pub slot_fallbacks: u64,
 }
 
 impl RowCacheStats {
@@ -65,6 +72,9 @@ impl RowCacheStats {
             ("gpu_cache_resident_rows", self.resident_rows.to_string()),
             ("gpu_cache_resident_bytes", self.resident_bytes.to_string()),
             ("gpu_cache_capacity_bytes", self.capacity_bytes.to_string()),
+            ("gpu_slot_calls", self.slot_calls.to_string()),
+            ("gpu_slot_samples", self.slot_samples.to_string()),
+            ("gpu_slot_fallbacks", self.slot_fallbacks.to_string()),
         ]
     }
 
@@ -77,6 +87,9 @@ impl RowCacheStats {
         self.resident_rows += other.resident_rows;
         self.resident_bytes += other.resident_bytes;
         self.capacity_bytes += other.capacity_bytes;
+        self.slot_calls += other.slot_calls;
+        self.slot_samples += other.slot_samples;
+        self.slot_fallbacks += other.slot_fallbacks;
     }
 }
 
@@ -127,7 +140,10 @@ pub enum ResolveError {
 pub struct RowCache {
     capacity_rows: usize,
     row_bytes: usize,
-    slot_by_key: HashMap<(usize, Box<[u8]>), u32>,
+    /// Per database, each resident key's slot. One map per database (not one keyed by `(db, key)`), so that a
+    /// lookup borrows the key instead of allocating a copy: RECOMMEND looks up 26 rows a candidate, and the
+    /// observer looks up every key the shard writes.
+    slot_by_key: Vec<HashMap<Box<[u8]>, u32>>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     newest: u32,
@@ -149,7 +165,7 @@ impl RowCache {
         RowCache {
             capacity_rows,
             row_bytes,
-            slot_by_key: HashMap::new(),
+            slot_by_key: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             newest: NO_SLOT,
@@ -164,16 +180,34 @@ impl RowCache {
 
     /// The counters, with the resident figures as of now.
     pub fn stats(&self) -> RowCacheStats {
+        let resident = self.resident_rows();
         RowCacheStats {
-            resident_rows: self.slot_by_key.len() as u64,
-            resident_bytes: (self.slot_by_key.len() * self.row_bytes) as u64,
+            resident_rows: resident as u64,
+            resident_bytes: (resident * self.row_bytes) as u64,
             ..self.stats
         }
     }
 
+    fn resident_rows(&self) -> usize {
+        self.slot_by_key.iter().map(HashMap::len).sum()
+    }
+
+    /// The slot of `key` in `db` when it is resident.
+    fn slot_of(&self, db: usize, key: &[u8]) -> Option<u32> {
+        self.slot_by_key.get(db)?.get(key).copied()
+    }
+
+    /// `db`'s map, created on first use.
+    fn database_mut(&mut self, db: usize) -> &mut HashMap<Box<[u8]>, u32> {
+        if self.slot_by_key.len() <= db {
+            self.slot_by_key.resize_with(db + 1, HashMap::new);
+        }
+        &mut self.slot_by_key[db]
+    }
+
     /// The slot of `key` in `db` when it is resident, without counting or touching it.
     pub fn peek(&self, db: usize, key: &[u8]) -> Option<u32> {
-        self.slot_by_key.get(&(db, Box::from(key))).copied()
+        self.slot_of(db, key)
     }
 
     /// The slot each of `keys` (in `db`) reads from, in order; a key repeated in `keys` reads the same slot, and
@@ -210,16 +244,17 @@ impl RowCache {
     /// the cache keeps, or the copy failed), so that no later call reads it as a hit. Not counted as an eviction
     /// or an invalidation. A slot already free is left alone (a key repeated in one call has one slot).
     pub fn release(&mut self, slot: u32) {
-        let resident = self.slots.get(slot as usize).is_some_and(|entry| {
-            self.slot_by_key.get(&(entry.db, entry.key.clone())) == Some(&slot)
-        });
+        let resident = self
+            .slots
+            .get(slot as usize)
+            .is_some_and(|entry| self.slot_of(entry.db, &entry.key) == Some(slot));
         if resident {
             self.drop_slot(slot);
         }
     }
 
     fn resolve_one(&mut self, db: usize, key: &[u8]) -> Result<RowSlot, ResolveError> {
-        if let Some(&slot) = self.slot_by_key.get(&(db, Box::from(key))) {
+        if let Some(slot) = self.slot_of(db, key) {
             let repeated = self.slots[slot as usize].request == self.request;
             self.touch(slot);
             if !repeated {
@@ -232,7 +267,7 @@ impl RowCache {
         let entry = &mut self.slots[slot as usize];
         entry.db = db;
         entry.key = Box::from(key);
-        self.slot_by_key.insert((db, Box::from(key)), slot);
+        self.database_mut(db).insert(Box::from(key), slot);
         self.link_newest(slot);
         Ok(RowSlot::Miss(slot))
     }
@@ -267,7 +302,7 @@ impl RowCache {
 
     /// Drops `key`'s row in `db` because the key changed; true when it was resident.
     pub fn invalidate(&mut self, db: usize, key: &[u8]) -> bool {
-        match self.slot_by_key.get(&(db, Box::from(key))).copied() {
+        match self.slot_of(db, key) {
             Some(slot) => {
                 self.drop_slot(slot);
                 self.stats.invalidations += 1;
@@ -281,10 +316,9 @@ impl RowCache {
     pub fn invalidate_database(&mut self, db: usize) {
         let slots: Vec<u32> = self
             .slot_by_key
-            .iter()
-            .filter(|((key_db, _), _)| *key_db == db)
-            .map(|(_, &slot)| slot)
-            .collect();
+            .get(db)
+            .map(|keys| keys.values().copied().collect())
+            .unwrap_or_default();
         for slot in slots {
             self.drop_slot(slot);
             self.stats.invalidations += 1;
@@ -294,9 +328,12 @@ impl RowCache {
     fn drop_slot(&mut self, slot: u32) {
         self.unlink(slot);
         let entry = &mut self.slots[slot as usize];
-        let key = (entry.db, std::mem::take(&mut entry.key));
+        let (db, key) = (entry.db, std::mem::take(&mut entry.key));
         entry.request = 0;
-        let removed = self.slot_by_key.remove(&key);
+        let removed = self
+            .slot_by_key
+            .get_mut(db)
+            .and_then(|keys| keys.remove(&key));
         assert_eq!(removed, Some(slot), "the map and the slot agree on the key");
         self.free.push(slot);
     }
@@ -347,7 +384,7 @@ impl RowCache {
 
     /// The resident keys from most to least recently used (for tests and debugging).
     pub fn recency(&self) -> Vec<(usize, Vec<u8>)> {
-        let mut keys = Vec::with_capacity(self.slot_by_key.len());
+        let mut keys = Vec::with_capacity(self.resident_rows());
         let mut slot = self.newest;
         while slot != NO_SLOT {
             let entry = &self.slots[slot as usize];
@@ -590,6 +627,9 @@ mod tests {
             resident_rows: 1,
             resident_bytes: 256,
             capacity_bytes: 1024,
+            slot_calls: 2,
+            slot_samples: 2048,
+            slot_fallbacks: 1,
         };
         let lines: Vec<String> = stats
             .info_lines()
@@ -607,11 +647,18 @@ mod tests {
                 "gpu_cache_resident_rows:1",
                 "gpu_cache_resident_bytes:256",
                 "gpu_cache_capacity_bytes:1024",
+                "gpu_slot_calls:2",
+                "gpu_slot_samples:2048",
+                "gpu_slot_fallbacks:1",
             ]
         );
         let mut total = stats;
         total.add(&stats);
         assert_eq!((total.hits, total.capacity_bytes), (6, 2048));
+        assert_eq!(
+            (total.slot_calls, total.slot_samples, total.slot_fallbacks),
+            (4, 4096, 2)
+        );
     }
 
     /// SplitMix64, seeded, so a failure replays.

@@ -508,8 +508,11 @@ fn client_that_never_reads_its_replies() {
         rss_stuck < rss_before + RSS_GROWTH_MAX,
         "RSS grew from {rss_before} to {rss_stuck} bytes while a client did not read"
     );
+    // A shard blocked by the stuck client would keep the other client waiting until the stuck
+    // one leaves, which is after this loop: far past this bound. The bound is loose because a
+    // loaded CI machine once took 1.005 s for one SET and GET of an unblocked shard.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(5),
         "another client waited {slowest:?} for a reply"
     );
     drop(stuck);

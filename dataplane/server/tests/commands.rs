@@ -12,6 +12,7 @@
 //! have their own tests below, which check shape and content.
 
 mod common;
+mod family_compare;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -204,7 +205,7 @@ fn side_by_side(threads: usize) {
             let ours = replay(ember.port, resp3, case);
             let theirs = replay(oracle.port, resp3, case);
             for ((command, ours), theirs) in case.commands.iter().zip(&ours).zip(&theirs) {
-                if ours != theirs {
+                if !family_compare::agree(command, ours, theirs) {
                     mismatches.push(format!(
                         "[{}] {:?} {}:\n    ember: {ours}\n    redis: {theirs}",
                         case.name,

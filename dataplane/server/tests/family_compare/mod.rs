@@ -26,6 +26,29 @@ fn shown(con: &mut redis::Connection, args: &[&[u8]], unordered: &[&str]) -> Str
     show(&reply)
 }
 
+/// Whether two shown replies to `command` agree. A remaining time (TTL, PTTL) counts down
+/// between the two servers' runs of a case, by seconds on a loaded machine: equal within 2 s.
+pub fn agree(command: &[impl AsRef<[u8]>], ours: &str, theirs: &str) -> bool {
+    if ours == theirs {
+        return true;
+    }
+    let slack = match command
+        .first()
+        .map(|name| name.as_ref().to_ascii_uppercase())
+    {
+        Some(name) if name == b"TTL" => 2,
+        Some(name) if name == b"PTTL" => 2000,
+        _ => return false,
+    };
+    let remaining = |shown: &str| {
+        shown
+            .strip_prefix("(integer) ")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|&n| n >= 0)
+    };
+    matches!((remaining(ours), remaining(theirs)), (Some(a), Some(b)) if (a - b).abs() <= slack)
+}
+
 /// Splits a script line into arguments; `""` stands for an empty argument.
 fn arguments(line: &str) -> Vec<Vec<u8>> {
     line.split(' ')
@@ -117,7 +140,7 @@ pub fn compare_args(cases: &[ArgCase]) {
             let ours = replay(ember.port, resp3, case);
             let theirs = replay(oracle.port, resp3, case);
             for ((command, ours), theirs) in case.commands.iter().zip(&ours).zip(&theirs) {
-                if ours != theirs {
+                if !agree(command, ours, theirs) {
                     mismatches.push(format!(
                         "[{}] {:?} resp3={resp3}:\n    ember: {ours}\n    redis: {theirs}",
                         case.name,

@@ -831,7 +831,7 @@ mod tests {
         );
         // Frequency: Zipf(1.0) over 20,000 keys (seeded; the seed is in the message). The
         // window starts at 1% and the climber's first step shrinks it; it stays small.
-        let seed = 5;
+        let seed: u64 = 5;
         let mut total = 0.0;
         let cumulative: Vec<f64> = (1..=20_000u64)
             .map(|rank| {

@@ -786,7 +786,9 @@ impl Keyspace {
         self.databases[db]
             .segments
             .get(segment)?
-            .find(hash, |slot| self.hasher.hash_one(slot.key.as_bytes()) == hash)
+            .find(hash, |slot| {
+                self.hasher.hash_one(slot.key.as_bytes()) == hash
+            })
             .map(|slot| slot.key.clone())
     }
 

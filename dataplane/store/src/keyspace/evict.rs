@@ -738,7 +738,11 @@ mod tests {
         assert_eq!(keyspace.len(0), 1_000);
         let held = |prefix: &str, count: usize| {
             (0..count)
-                .filter(|i| keyspace.peek(0, format!("{prefix}{i}").as_bytes(), 0).is_some())
+                .filter(|i| {
+                    keyspace
+                        .peek(0, format!("{prefix}{i}").as_bytes(), 0)
+                        .is_some()
+                })
                 .count()
         };
         (held("k", 1_000), held("n", new_keys))

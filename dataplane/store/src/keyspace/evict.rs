@@ -34,6 +34,15 @@ const TINYLFU_IDLE_MS_MAX: u64 = (1 << TINYLFU_FREQUENCY_SHIFT) - 1;
 /// Redis's `EVPOOL_SIZE`.
 const POOL_SIZE: usize = 16;
 
+/// Under `allkeys-tinylfu`, reads by which a candidate leaving the window must outnumber the
+/// main space's victim to take its place. The victim is the rarest of a pool of samples, so its
+/// estimate is biased low; and the candidate was just read (that read is why it was written),
+/// which sets its doorkeeper bit, while a main key not read since the sketch last aged has
+/// none. On a loop longer than the cache every key is read equally often, and a margin of 0
+/// let nearly every candidate in: measured through the server, 4.9% hits at 30% of the
+/// working set where Ember's allkeys-lfu kept 13.9%.
+const TINYLFU_ADMIT_MARGIN: u64 = 1;
+
 /// Under `allkeys-tinylfu`, draws per wanted sample: keys in the admission window are drawn
 /// and skipped, and the window may hold up to 80% of the keys, where five draws find a main
 /// key about once. Bounded, so an eviction stays O(samples); the pool keeps its best
@@ -331,7 +340,9 @@ impl Keyspace {
                 let victim_expired = victim.idle == u64::MAX;
                 victim_expired
                     || (!candidate_expired
-                        && self.read_frequency(&candidate.key) > self.read_frequency(&victim.key))
+                        && self.read_frequency(&candidate.key).unwrap_or(0)
+                            > self.read_frequency(&victim.key).unwrap_or(0)
+                                + TINYLFU_ADMIT_MARGIN)
             }
             (None, Some(_)) => true,
             (_, None) => false,
@@ -833,31 +844,30 @@ mod tests {
             recency_share_ppm >= 100_000,
             "window {recency_share_ppm} ppm of the keys after a recency trace"
         );
-        // Frequency: Zipf(1.0) over 20,000 keys (seeded; the seed is in the message). The
-        // window starts at 1% and the climber's first step shrinks it; it stays small.
-        let seed: u64 = 5;
-        let mut total = 0.0;
-        let cumulative: Vec<f64> = (1..=20_000u64)
-            .map(|rank| {
-                total += 1.0 / rank as f64;
-                total
-            })
-            .collect();
-        let mut random = seed;
-        let (frequency_share_ppm, frequency_hit_ratio) = tinylfu_climb(1_200_000, |_| {
-            random ^= random << 13;
-            random ^= random >> 7;
-            random ^= random << 17;
-            let point = (random >> 11) as f64 / (1u64 << 53) as f64 * total;
-            cumulative.partition_point(|&weight| weight <= point) as u64
+        // Frequency: half the requests read 990 hot keys in turn, the other half keys never
+        // seen again. The main space must hold the 990 hot keys, so every key of window past
+        // the first ten costs hot hits: the climber's first step shrinks the window and the
+        // hit ratio says to keep it small. (On a static Zipf trace the hit ratio barely moves
+        // with the window, and the climber wanders: measured, 0.4% to 15.5% of the keys by
+        // the keyspace's random hash seed, for the same hit ratio within 0.1 point.)
+        let (frequency_share_ppm, frequency_hit_ratio) = tinylfu_climb(1_200_000, |request| {
+            if request % 2 == 0 {
+                (request / 2) % 990
+            } else {
+                1_000_000 + request
+            }
         });
-        println!(
-            "zipf seed {seed}: window {frequency_share_ppm} ppm, hit ratio {frequency_hit_ratio:.3}"
-        );
+        println!("frequency: window {frequency_share_ppm} ppm, hit ratio {frequency_hit_ratio:.3}");
         assert!(
             frequency_share_ppm < recency_share_ppm / 2,
-            "seed {seed}: window {frequency_share_ppm} ppm after a Zipf trace, \
-             {recency_share_ppm} after a recency trace"
+            "window {frequency_share_ppm} ppm after a frequency trace, {recency_share_ppm} \
+             after a recency trace"
+        );
+        // At most 0.5 (the hot half); measured 0.439: hot keys evicted while the sketch
+        // learned them, and ties between hot keys.
+        assert!(
+            frequency_hit_ratio > 0.4,
+            "hit ratio {frequency_hit_ratio:.3} on a trace whose hot half fits"
         );
     }
 

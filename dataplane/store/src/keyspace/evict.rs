@@ -343,8 +343,7 @@ impl Keyspace {
                 victim_expired
                     || (!candidate_expired
                         && self.read_frequency(&candidate.key).unwrap_or(0)
-                            > self.read_frequency(&victim.key).unwrap_or(0)
-                                + TINYLFU_ADMIT_MARGIN)
+                            > self.read_frequency(&victim.key).unwrap_or(0) + TINYLFU_ADMIT_MARGIN)
             }
             (None, Some(_)) => true,
             (_, None) => false,

@@ -91,9 +91,9 @@ pub const EVICTION_POLICIES: &[&str] = &[
 /// names, which stays Redis 7's word for word (clients and tests match it).
 pub const EVICTION_POLICIES_LRM: &[&str] = &["allkeys-lrm", "volatile-lrm"];
 
-/// Ember's own policy (`ember_store`'s `keyspace/admission.rs`): the sampled eviction ranking
-/// keys by a TinyLFU read history instead of per-key counters. Accepted and left out of the
-/// error's list, as the LRM names are.
+/// Ember's own policy (`ember_store`'s `keyspace/admission.rs`): W-TinyLFU over the sampled
+/// eviction, with a TinyLFU read history instead of per-key counters and an admission window
+/// that a hill climber sizes. Accepted and left out of the error's list, as the LRM names are.
 pub const EVICTION_POLICY_TINYLFU: &str = "allkeys-tinylfu";
 
 /// Every parameter Ember knows. Tunables Ember has no use for (listpack sizes, save points) are

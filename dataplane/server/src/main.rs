@@ -28,7 +28,8 @@ Options use Redis's names, for example:
   --maxmemory 0            memory limit in bytes, units k kb m mb g gb (0: none); over it,
                            keys are evicted under --maxmemory-policy (default noeviction:
                            writes get Redis's OOM error, reads are served; Redis's policies,
-                           and allkeys-tinylfu: sampled eviction by a TinyLFU read history)
+                           and allkeys-tinylfu: W-TinyLFU, a TinyLFU read history and an
+                           adaptive admission window over sampled eviction)
   --metrics-port 0         Prometheus endpoint port (0 = off)
   --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
   --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";

@@ -16,9 +16,9 @@
 //! `--maxmemory` without a policy keeps Redis's default, `noeviction`: Ember also serves job
 //! queues (Sidekiq, BullMQ, Celery), which must never lose a key silently, and Sidekiq checks
 //! for exactly that policy; and a client moving from Redis expects the OOM error it knows. A
-//! pure cache sets `maxmemory-policy allkeys-tinylfu` (Ember's: the sampled eviction ranks keys
-//! by a TinyLFU read history, see `ember_store`'s `keyspace/admission.rs`), or Redis's
-//! `allkeys-lru` / `allkeys-lfu`.
+//! pure cache sets `maxmemory-policy allkeys-tinylfu` (Ember's W-TinyLFU: a TinyLFU read
+//! history and an admission window sized by a hill climber, over the sampled eviction; see
+//! `ember_store`'s `keyspace/admission.rs`), or Redis's `allkeys-lru` / `allkeys-lfu`.
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

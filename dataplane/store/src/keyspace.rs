@@ -395,7 +395,7 @@ impl Keyspace {
     /// `keyspace/admission.rs`). Stopping drops the history; starting again begins a new one.
     pub fn set_read_history(&mut self, on: bool) {
         if on != self.admission.is_some() {
-            let keys = self.databases.iter().map(|database| database.len).sum();
+            let keys = self.key_count();
             self.admission = on.then(|| admission::Admission::new(keys));
         }
     }
@@ -447,6 +447,11 @@ impl Keyspace {
     /// Counters since start.
     pub fn stats(&self) -> KeyspaceStats {
         self.stats
+    }
+
+    /// Keys in every database, expired ones not yet removed included.
+    pub fn key_count(&self) -> usize {
+        self.databases.iter().map(|database| database.len).sum()
     }
 
     /// Keys in `db`, expired ones not yet removed included.
@@ -521,18 +526,19 @@ impl Keyspace {
     /// word too.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let (hash, segment) = self.locate(key);
-        if let Some(admission) = self.admission.as_mut() {
-            // Misses count too: the history is what makes a key that keeps coming back win
-            // its place.
-            admission.record_read(hash);
-        }
-        if self.expire_if_due(db, key, now_ms) {
-            return None;
-        }
+        let expired = self.expire_if_due(db, key, now_ms);
         let policy = self.access_policy;
         let random_state = &mut self.access_random_state;
-        let table = self.databases[db].segments.get_mut(segment)?;
-        let entry = &mut table.find_mut(hash, |slot| slot.is(key))?.entry;
+        let slot = match self.databases[db].segments.get_mut(segment) {
+            Some(table) if !expired => table.find_mut(hash, |slot| slot.is(key)),
+            _ => None,
+        };
+        if let Some(admission) = self.admission.as_mut() {
+            // Misses count too: the history is what makes a key that keeps coming back win
+            // its place. The hit ratio sizes the admission window.
+            admission.record_read(hash, slot.is_some());
+        }
+        let entry = &mut slot?.entry;
         entry.access = touched_access(policy, random_state, entry.access, now_ms);
         Some(entry)
     }
@@ -710,9 +716,6 @@ impl Keyspace {
                     entry: new_entry,
                 }));
                 database.len += 1;
-                if let Some(admission) = self.admission.as_mut() {
-                    admission.record_created(db, key, database.len);
-                }
                 None
             }
         };
@@ -720,6 +723,12 @@ impl Keyspace {
         database
             .expiry
             .changed(hash, previous_expire, expire_at_ms, now_ms);
+        if previous.is_none() && self.admission.is_some() {
+            let keys = self.key_count();
+            if let Some(admission) = self.admission.as_mut() {
+                admission.record_created(db, hash, keys);
+            }
+        }
         if !self.observers.is_empty() {
             let entry = &self.databases[db].segments[segment]
                 .find(hash, |slot| slot.is(key))
@@ -766,6 +775,21 @@ impl Keyspace {
         }
         self.note_modified(key);
         Some(entry)
+    }
+
+    /// The name of the key of `db` whose hash (as [`Keyspace::locate`] computes it) is `hash`,
+    /// for keys remembered by their hash alone (the admission window of `allkeys-tinylfu`).
+    /// Two keys whose 64-bit hashes are equal would be taken one for the other, which for an
+    /// eviction only means the other one goes.
+    fn key_of_hash(&self, db: usize, hash: u64) -> Option<CompactBytes> {
+        let segment = (hash >> SEGMENT_SHIFT) as usize & (SEGMENT_COUNT - 1);
+        self.databases[db]
+            .segments
+            .get(segment)?
+            .find(hash, |slot| {
+                self.hasher.hash_one(slot.key.as_bytes()) == hash
+            })
+            .map(|slot| slot.key.clone())
     }
 
     /// The entry of `key` in `db`, expired or not (no access recorded).

@@ -48,6 +48,7 @@
 //! assert!(cache.contains(1) && !cache.contains(2));
 //! ```
 
+pub mod climber;
 mod list;
 pub mod s3fifo;
 pub mod sampled;

@@ -4,15 +4,17 @@
 //! (80% of the main space). A candidate is admitted only if the frequency sketch
 //! ([`super::sketch`]) says it is used more often than the victim it would replace (probation's
 //! LRU end); otherwise the candidate itself is evicted. A hit in probation promotes the key to
-//! protected, whose overflow is demoted back to probation. A hill climber resizes the window
-//! every sample: if the hit ratio improved it keeps stepping the same way, otherwise it turns
-//! round, with steps that decay unless the hit ratio jumps (a new workload).
+//! protected, whose overflow is demoted back to probation. A hill climber
+//! ([`super::climber`]) resizes the window every sample: if the hit ratio improved it keeps
+//! stepping the same way, otherwise it turns round, with steps that decay unless the hit ratio
+//! jumps (a new workload).
 //!
 //! Eviction yields one key per call. Candidates are the keys that left the window since the
 //! last hook that was not an eviction, so a burst of evictions after one write judges that
 //! write's candidates, as one Caffeine maintenance pass does; candidates left unjudged when the
 //! next write or read comes have been admitted.
 
+use super::climber::HillClimber;
 use super::list::{Arena, List, Weighted};
 use super::sketch::{self, FrequencySketch};
 use super::{KeyId, KeyInfo, KeyMap, PolicyConfig};
@@ -32,15 +34,6 @@ pub const ADMIT_HASHDOS_THRESHOLD: u64 = 6;
 
 /// One in `ADMIT_RANDOM_ODDS` candidates at or above the threshold is admitted anyway.
 const ADMIT_RANDOM_ODDS: u32 = 128;
-
-/// First step of the hill climber, as a fraction of the capacity (Caffeine's 6.25%).
-pub const CLIMBER_STEP_FRACTION: f64 = 0.0625;
-
-/// Each step is this fraction of the previous one while the hit ratio moves little.
-pub const CLIMBER_STEP_DECAY: f64 = 0.98;
-
-/// A change of the hit ratio this large restarts the climber with a full step.
-pub const CLIMBER_RESTART_THRESHOLD: f64 = 0.05;
 
 /// Requests in one climber sample: the sketch's sample, as Caffeine's (`10 * entries`), which
 /// [`sketch::SAMPLE_MIN`] raises to 65536 for caches under 6554 keys. Caffeine's thousand
@@ -80,16 +73,6 @@ impl Weighted for Node {
     }
 }
 
-/// The hill climber's state (Caffeine's `determineAdjustment`).
-struct Climber {
-    hits: u64,
-    misses: u64,
-    previous_hit_ratio: f64,
-    step_bytes: f64,
-    /// Bytes still to move into (positive) or out of (negative) the window.
-    adjustment_bytes: i64,
-}
-
 /// The W-TinyLFU policy.
 pub struct WTinyLfu {
     arena: Arena<Node>,
@@ -102,7 +85,11 @@ pub struct WTinyLfu {
     capacity_bytes: u64,
     window_max_bytes: u64,
     protected_max_bytes: u64,
-    climber: Climber,
+    /// Sizes the window, in bytes.
+    climber: HillClimber,
+    /// Bytes the climber asked for that are still to move into (positive) or out of
+    /// (negative) the window.
+    adjustment_bytes: i64,
     rng: SmallRng,
     seed: u64,
 }
@@ -122,13 +109,8 @@ impl WTinyLfu {
             capacity_bytes: 0,
             window_max_bytes: 0,
             protected_max_bytes: 0,
-            climber: Climber {
-                hits: 0,
-                misses: 0,
-                previous_hit_ratio: 0.0,
-                step_bytes: 0.0,
-                adjustment_bytes: 0,
-            },
+            climber: HillClimber::new(config.capacity_bytes),
+            adjustment_bytes: 0,
             rng: SmallRng::seed_from_u64(config.seed),
             seed: config.seed,
         };
@@ -141,7 +123,8 @@ impl WTinyLfu {
         self.window_max_bytes = (capacity_bytes * WINDOW_SHARE_PERCENT / 100).max(1);
         let main_bytes = capacity_bytes.saturating_sub(self.window_max_bytes);
         self.protected_max_bytes = main_bytes * PROTECTED_SHARE_PERCENT / 100;
-        self.climber.step_bytes = -CLIMBER_STEP_FRACTION * capacity_bytes as f64;
+        self.climber.reset(capacity_bytes);
+        self.adjustment_bytes = 0;
     }
 
     /// Current window size limit (the hill climber moves it).
@@ -257,27 +240,14 @@ impl WTinyLfu {
 
     /// Caffeine's `climb`: at the end of each sample, step the window size.
     fn climb(&mut self) {
-        let requests = self.climber.hits + self.climber.misses;
-        if requests >= climber_sample_requests(&self.sketch) {
-            let hit_ratio = self.climber.hits as f64 / requests as f64;
-            let change = hit_ratio - self.climber.previous_hit_ratio;
-            let amount = if change >= 0.0 {
-                self.climber.step_bytes
-            } else {
-                -self.climber.step_bytes
-            };
-            self.climber.step_bytes = if change.abs() >= CLIMBER_RESTART_THRESHOLD {
-                CLIMBER_STEP_FRACTION * self.capacity_bytes as f64 * amount.signum()
-            } else {
-                CLIMBER_STEP_DECAY * amount
-            };
-            self.climber.previous_hit_ratio = hit_ratio;
-            self.climber.adjustment_bytes = amount as i64;
-            self.climber.hits = 0;
-            self.climber.misses = 0;
+        if let Some(adjustment_bytes) = self
+            .climber
+            .adjustment(climber_sample_requests(&self.sketch))
+        {
+            self.adjustment_bytes = adjustment_bytes;
         }
         self.demote_protected();
-        match self.climber.adjustment_bytes {
+        match self.adjustment_bytes {
             0 => {}
             adjustment if adjustment > 0 => self.grow_window(adjustment as u64),
             adjustment => self.shrink_window(adjustment.unsigned_abs()),
@@ -306,7 +276,7 @@ impl WTinyLfu {
         // Give back what could not be moved; it is tried again at the next hook.
         self.protected_max_bytes += quota;
         self.window_max_bytes -= quota;
-        self.climber.adjustment_bytes = quota as i64;
+        self.adjustment_bytes = quota as i64;
     }
 
     fn shrink_window(&mut self, wanted_bytes: u64) {
@@ -329,7 +299,7 @@ impl WTinyLfu {
         }
         self.protected_max_bytes -= quota;
         self.window_max_bytes += quota;
-        self.climber.adjustment_bytes = -(quota as i64);
+        self.adjustment_bytes = -(quota as i64);
     }
 }
 
@@ -352,7 +322,7 @@ impl super::EvictionPolicy for WTinyLfu {
         self.begin();
         self.sketch.increment(key);
         // A key is written after a miss in a cache; the climber counts it so.
-        self.climber.misses += 1;
+        self.climber.record(false);
         let slot = self.arena.allocate(Node {
             key,
             size_bytes: info.size_bytes,
@@ -371,7 +341,7 @@ impl super::EvictionPolicy for WTinyLfu {
     fn on_access(&mut self, key: KeyId, _now_ms: u64) {
         self.begin();
         self.sketch.increment(key);
-        self.climber.hits += 1;
+        self.climber.record(true);
         let slot = self.index[&key];
         self.record_access(slot);
         self.climb();

@@ -1,4 +1,5 @@
-//! `allkeys-tinylfu`: TinyLFU's frequency history on top of the sampled eviction.
+//! `allkeys-tinylfu`: W-TinyLFU's admission window and frequency history on top of the sampled
+//! eviction.
 //!
 //! Redis's LFU keeps each key's counter in the key itself, so a key that was evicted comes back
 //! with the initial counter however often it was asked for while away, and every new key starts
@@ -8,26 +9,32 @@
 //! it follows what is popular now ([`crate::eviction::sketch`], the same sketch the in-process
 //! W-TinyLFU uses).
 //!
-//! The server's eviction runs after the writes that pushed memory over the limit, not inside
-//! them, and a SET under an `allkeys-*` policy must succeed (clients expect it), so admission
-//! cannot refuse a key at the door as Caffeine does. It refuses it one step later: each eviction
-//! scores its sampled keys, and also the keys created most recently ([`RECENT_LEN`] of them),
-//! by their estimated frequency (least first, the least recently used of equals first), and
-//! evicts the lowest. A new key that is rarer than every key it would displace is then itself
-//! the victim, which is TinyLFU's admission decision, taken just after the write.
+//! New keys enter a *window*: the keys created last, in creation order, which eviction does not
+//! touch. A key pushed out of the window by newer ones becomes a *candidate* for the main space
+//! (every other key): the next eviction compares it with the victim that sampling finds there
+//! (fewest estimated reads, then least recently used) and evicts the candidate unless it was
+//! read more often than the victim (ties keep the resident, as Caffeine's `admit` does, which
+//! is what holds a fixed part of a loop longer than the cache). The server's eviction runs after
+//! the writes that pushed memory over the limit, and a SET under an `allkeys-*` policy must
+//! succeed (clients expect it), so a refused candidate is evicted one step after its write
+//! instead of being turned away at the door.
+//!
+//! The window's size is a share of the keys held, moved by Caffeine's hill climber
+//! ([`crate::eviction::climber`]) once per sketch sample by the change of the read hit ratio:
+//! from 1% at start up to [`WINDOW_SHARE_MAX_PPM`]. Recency (keys read again soon after they
+//! are written, and only then) grows it; a skewed, stable popularity shrinks it.
 //!
 //! Memory is bounded: the sketch is sized for the keys the keyspace holds, at most
 //! [`SKETCH_ENTRIES_MAX`] (1 MiB with its doorkeeper), and grown (keeping its counts) when the
-//! keyspace outgrows it twice over.
+//! keyspace outgrows it twice over; the window holds at most [`WINDOW_KEYS_MAX`] keys as their
+//! 64-bit hashes (about 32 bytes a key with its membership count). Every read and every new
+//! key costs O(1); an eviction O(samples).
 
 use std::collections::VecDeque;
 
-use crate::compact::CompactBytes;
+use crate::eviction::climber::HillClimber;
 use crate::eviction::sketch::FrequencySketch;
-
-/// Keys created most recently that every eviction scores beside its samples: TinyLFU's
-/// candidates. A burst of new keys larger than this is sampled like any other keys.
-pub const RECENT_LEN: usize = 16;
+use crate::eviction::KeyMap;
 
 /// Largest cache the sketch is sized for: 4 rows of 262,144 4-bit counters (512 KiB) and a
 /// doorkeeper of 2^22 bits (512 KiB), the 1 MiB a shard may spend on its history. Past it the
@@ -40,13 +47,43 @@ const SKETCH_ENTRIES_MIN: u64 = 1 << 10;
 /// Seed of the sketch's hashing (the keyspace's hash is already random per process).
 const SKETCH_SEED: u64 = 0x7163_6c66_7521_0b5e;
 
-/// The read history and the newest keys.
+/// The window's share of the keys is kept in millionths, so that the climber's steps (6.25% of
+/// this, decaying by 2% a sample) stay exact for a thousand samples.
+pub const WINDOW_SHARE_SCALE_PPM: u64 = 1_000_000;
+
+/// The window's share at start, 1%, as Caffeine's.
+pub const WINDOW_SHARE_START_PPM: u64 = WINDOW_SHARE_SCALE_PPM / 100;
+
+/// Largest share of the keys the window may take: 80%. Caffeine lets the window take all but
+/// the main space's probation; here the main space is where sampling finds victims, and a
+/// window of 80% already makes the policy a FIFO with a frequency filter on its last fifth.
+pub const WINDOW_SHARE_MAX_PPM: u64 = WINDOW_SHARE_SCALE_PPM * 8 / 10;
+
+/// Most keys the window holds, whatever its share: 262,144 hashes in the queue and the
+/// membership map, about 8 MiB a shard. A window this large already holds a quarter of a
+/// million keys of recency.
+pub const WINDOW_KEYS_MAX: usize = 1 << 18;
+
+/// Keys past the window kept waiting for an eviction to judge them. The server evicts after
+/// a batch of writes, so up to a batch of new keys passes the window between two evictions; a
+/// burst of more new keys than this admits the oldest unjudged ones (the cache was not full,
+/// or the burst was a scan that the frequency filter would have refused anyway).
+pub const CANDIDATES_MAX: usize = 128;
+
+/// The read history, the window and its climber.
 pub(super) struct Admission {
     sketch: FrequencySketch,
     /// Keys the sketch is sized for.
     sized_for: u64,
-    /// `(database, key)` of the keys created last, oldest first.
-    recent: VecDeque<(usize, CompactBytes)>,
+    /// `(database, keyspace hash)` of the keys created last, oldest first: the window and,
+    /// past its size, the candidates. Some may have gone since (deleted, expired).
+    window: VecDeque<(usize, u64)>,
+    /// How many entries of `window` each hash has (a key recreated while in the window is
+    /// there twice): eviction's samples skip these keys.
+    in_window: KeyMap<u32>,
+    /// The window's share of the keys held, in millionths.
+    window_share_ppm: u64,
+    climber: HillClimber,
 }
 
 impl Admission {
@@ -56,13 +93,24 @@ impl Admission {
         Self {
             sketch: FrequencySketch::new(sized_for, SKETCH_SEED),
             sized_for,
-            recent: VecDeque::with_capacity(RECENT_LEN),
+            window: VecDeque::new(),
+            in_window: KeyMap::default(),
+            window_share_ppm: WINDOW_SHARE_START_PPM,
+            climber: HillClimber::new(WINDOW_SHARE_SCALE_PPM),
         }
     }
 
-    /// Records a read of the key whose keyspace hash is `hash` (found or not).
-    pub(super) fn record_read(&mut self, hash: u64) {
+    /// Records a read of the key whose keyspace hash is `hash`, which `hit` or missed; at the
+    /// end of each sketch sample, the climber moves the window by the change of the hit ratio.
+    pub(super) fn record_read(&mut self, hash: u64, hit: bool) {
         self.sketch.increment(hash);
+        self.climber.record(hit);
+        if let Some(adjustment_ppm) = self.climber.adjustment(self.sketch.sample_size()) {
+            self.window_share_ppm = self
+                .window_share_ppm
+                .saturating_add_signed(adjustment_ppm)
+                .min(WINDOW_SHARE_MAX_PPM);
+        }
     }
 
     /// The estimated reads of the key whose keyspace hash is `hash` in the current sample.
@@ -70,12 +118,16 @@ impl Admission {
         self.sketch.frequency(hash)
     }
 
-    /// Records that `key` of `db` was just created in a keyspace now holding `keys` keys.
-    pub(super) fn record_created(&mut self, db: usize, key: &[u8], keys: usize) {
-        if self.recent.len() == RECENT_LEN {
-            self.recent.pop_front();
+    /// Records that the key of `db` whose keyspace hash is `hash` was just created, in a
+    /// keyspace now holding `keys` keys: it enters the window.
+    pub(super) fn record_created(&mut self, db: usize, hash: u64, keys: usize) {
+        self.window.push_back((db, hash));
+        *self.in_window.entry(hash).or_insert(0) += 1;
+        let waiting_max = self.window_max_keys(keys) + CANDIDATES_MAX;
+        while self.window.len() > waiting_max {
+            // Not judged in time: admitted.
+            self.pop_oldest();
         }
-        self.recent.push_back((db, CompactBytes::new(key)));
         if keys as u64 > 2 * self.sized_for && self.sized_for < SKETCH_ENTRIES_MAX {
             // A sketch too narrow for the keys would make every estimate a collision count;
             // the wider one keeps what this one counted.
@@ -84,9 +136,53 @@ impl Admission {
         }
     }
 
-    /// The newest keys, for scoring (some may have gone since).
-    pub(super) fn recent(&self) -> impl Iterator<Item = &(usize, CompactBytes)> {
-        self.recent.iter()
+    /// Keys the window holds in a keyspace of `keys` keys.
+    pub(super) fn window_max_keys(&self, keys: usize) -> usize {
+        let share = (keys as u128 * u128::from(self.window_share_ppm)
+            / u128::from(WINDOW_SHARE_SCALE_PPM)) as usize;
+        share.min(WINDOW_KEYS_MAX)
+    }
+
+    /// The oldest key past the window in a keyspace of `keys` keys, taken out of it (it is a
+    /// main key from now on, unless the caller evicts it); `None` when the window is within
+    /// its size.
+    pub(super) fn next_candidate(&mut self, keys: usize) -> Option<(usize, u64)> {
+        if self.window.len() > self.window_max_keys(keys) {
+            self.pop_oldest()
+        } else {
+            None
+        }
+    }
+
+    /// The oldest key of the window, taken out of it, whatever the window's size.
+    pub(super) fn pop_oldest(&mut self) -> Option<(usize, u64)> {
+        let (db, hash) = self.window.pop_front()?;
+        let count = self
+            .in_window
+            .get_mut(&hash)
+            .expect("every window entry is counted");
+        *count -= 1;
+        if *count == 0 {
+            self.in_window.remove(&hash);
+        }
+        Some((db, hash))
+    }
+
+    /// True when the key whose keyspace hash is `hash` is in the window (or waiting past it).
+    pub(super) fn in_window(&self, hash: u64) -> bool {
+        self.in_window.contains_key(&hash)
+    }
+
+    /// Entries in the window and past it (some of their keys may have gone).
+    #[cfg(test)]
+    pub(super) fn window_len(&self) -> usize {
+        self.window.len()
+    }
+
+    /// The window's share of the keys held, in millionths (the climber moves it).
+    #[cfg(test)]
+    pub(super) fn window_share_ppm(&self) -> u64 {
+        self.window_share_ppm
     }
 
     /// Keys the sketch is sized for.

@@ -80,8 +80,14 @@ impl Offsets {
     fn push(&mut self, offset: usize) {
         self.widen_for(offset);
         match self {
-            Self::Narrow(offsets) => offsets.push(u32::try_from(offset).expect("widened")),
-            Self::Wide(offsets) => offsets.push(offset as u64),
+            Self::Narrow(offsets) => {
+                grow_by_a_quarter(offsets);
+                offsets.push(u32::try_from(offset).expect("widened"));
+            }
+            Self::Wide(offsets) => {
+                grow_by_a_quarter(offsets);
+                offsets.push(offset as u64);
+            }
         }
     }
 
@@ -110,6 +116,14 @@ impl Offsets {
             Self::Narrow(offsets) => offsets.capacity() * std::mem::size_of::<u32>(),
             Self::Wide(offsets) => offsets.capacity() * std::mem::size_of::<u64>(),
         }
+    }
+}
+
+/// Makes room for one more element of a full vector by a quarter of its length, at least four (see
+/// [`ARENA_GROWTH_DIVISOR`]) rather than by doubling.
+fn grow_by_a_quarter<T>(vector: &mut Vec<T>) {
+    if vector.len() == vector.capacity() {
+        vector.reserve_exact((vector.len() / ARENA_GROWTH_DIVISOR).max(4));
     }
 }
 

@@ -11,12 +11,14 @@
 #
 # EMBER_BASELINE=path/to/other/ember adds that binary to every round as "ember-base" (a build
 # of the commit before a change), so before and after alternate with Redis in one run;
-# REQUESTS sets the requests per test (default 100,000).
+# REQUESTS sets the requests per test (default 100,000); SETS=1 adds SADD and SISMEMBER (one set
+# of up to 100,000 members, so past the listpack class into the hashtable one).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
 requests="${REQUESTS:-100000}"
 baseline="${EMBER_BASELINE:-}"
+sets="${SETS:-0}"
 ember=./target/release/ember
 [ -x "$ember" ] || { echo "build Ember first: cargo build --release --bin ember"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -43,6 +45,11 @@ bench() {
         taskset -c 1 redis-benchmark "${common[@]}" ZRANGE myzset 0 9 | tr '\r' '\n' | sed -E 's/^.*: ([0-9.]+ requests per second)/ZRANGE 0 9: \1/'
         taskset -c 1 redis-benchmark "${common[@]}" XADD mystream '*' field __rand_int__ \
             | tr '\r' '\n' | sed -E 's/^.*: ([0-9.]+ requests per second)/XADD: \1/'
+        if [ "$sets" = 1 ]; then
+            taskset -c 1 redis-benchmark "${common[@]}" -t sadd
+            taskset -c 1 redis-benchmark "${common[@]}" SISMEMBER myset element:__rand_int__ \
+                | tr '\r' '\n' | sed -E 's/^.*: ([0-9.]+ requests per second)/SISMEMBER: \1/'
+        fi
     } | tr '\r' '\n' | grep "requests per second" \
       | sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1|\2/' \
       | while IFS='|' read -r test rps; do

@@ -39,6 +39,7 @@ pub mod lfu;
 pub mod list;
 pub mod probabilistic;
 pub mod rate_limit;
+mod records;
 pub mod set;
 pub mod slot;
 pub mod stream;

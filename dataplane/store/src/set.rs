@@ -1,20 +1,20 @@
 //! Set values: unordered collections of distinct byte strings (SADD, SPOP...).
 //!
-//! Members live in a vector, and a hash table of indexes into it finds a member by its bytes
-//! (the layout of the `indexmap` crate). The vector gives SPOP and SRANDMEMBER a uniform random
-//! member in O(1), which a plain hash set cannot; removal swaps the last member into the hole.
+//! Members live packed in a [`RecordTable`]: their bytes back to back in one arena, each at a
+//! dense position, and a hash table of positions finds a member by its bytes. The dense
+//! positions give SPOP and SRANDMEMBER a uniform random member in O(1), which a plain hash set
+//! cannot; removal swaps the last member into the hole.
 //!
 //! Redis keeps small sets as an `intset` or a `listpack` and large ones as a `hashtable`; the
 //! representation here is always the one above, but [`SetValue::encoding_name`] reports the name
 //! Redis 7.2 would, because clients and tests read OBJECT ENCODING.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hashbrown::HashTable;
 use rand::Rng;
 
 use crate::compact::CompactBytes;
+use crate::records::RecordTable;
 use crate::value::parse_canonical_i64;
 
 /// Most members an `intset` holds (Redis's `set-max-intset-entries` default).
@@ -85,11 +85,8 @@ pub enum SetEncoding {
 /// A set of byte strings.
 #[derive(Clone)]
 pub struct SetValue {
-    members: Vec<CompactBytes>,
-    /// Index into `members` of each member, hashed by the member's bytes: a `u32`, so a bucket
-    /// is 5 bytes rather than 9 (a set has fewer than 2^32 members, as Redis's sets do).
-    index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
+    /// The members, as keys without values.
+    members: RecordTable<false>,
     encoding: SetEncoding,
 }
 
@@ -107,10 +104,11 @@ impl SetValue {
         } else {
             SetEncoding::Hashtable
         };
+        // Room for the members of this SADD at the first member's size (capped, as the count
+        // comes from a client).
+        let reserved = member_count.min(LISTPACK_ENTRIES_MAX);
         Self {
-            members: Vec::with_capacity(member_count.min(LISTPACK_ENTRIES_MAX)),
-            index: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
+            members: RecordTable::with_capacity(reserved, first_member.len() + 1),
             encoding,
         }
     }
@@ -122,50 +120,31 @@ impl SetValue {
 
     /// True when the set has no member (the keyspace never keeps such a set).
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members.len() == 0
     }
 
     /// The members, in no particular order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.members.iter().map(CompactBytes::as_bytes)
-    }
-
-    fn position(&self, member: &[u8]) -> Option<usize> {
-        let hash = self.hasher.hash_one(member);
-        self.index
-            .find(hash, |&at| self.members[at as usize].as_bytes() == member)
-            .map(|&at| at as usize)
+        self.members.iter().map(|(member, _)| member)
     }
 
     /// True when `member` is in the set.
     pub fn contains(&self, member: &[u8]) -> bool {
-        self.position(member).is_some()
+        self.members.position(member).is_some()
     }
 
     /// Adds `member`; false when it was already there.
     pub fn insert(&mut self, member: &[u8]) -> bool {
-        let hash = self.hasher.hash_one(member);
-        let members = &self.members;
-        if self
-            .index
-            .find(hash, |&at| members[at as usize].as_bytes() == member)
-            .is_some()
-        {
+        if !self.members.insert(member, b"") {
             return false;
         }
         self.grow_encoding(member);
-        let at = u32::try_from(self.members.len()).expect("a set has fewer than 2^32 members");
-        self.members.push(CompactBytes::new(member));
-        let (members, hasher) = (&self.members, &self.hasher);
-        self.index.insert_unique(hash, at, |&at| {
-            hasher.hash_one(members[at as usize].as_bytes())
-        });
         true
     }
 
-    /// The encoding Redis would convert to before adding the new `member`.
+    /// The encoding Redis would have converted to before adding `member`, just added.
     fn grow_encoding(&mut self, member: &[u8]) {
-        let len = self.members.len();
+        let len = self.members.len() - 1;
         let SetLimits {
             intset_entries_max,
             listpack_entries_max,
@@ -182,7 +161,7 @@ impl SetValue {
             // A first non-integer: a listpack if the set and every member (integers counted by
             // their text) stay within the listpack limits.
             SetEncoding::Intset => {
-                let longest = self.members.iter().map(|m| m.len()).max().unwrap_or(0);
+                let longest = self.iter().map(<[u8]>::len).max().unwrap_or(0);
                 if len < listpack_entries_max
                     && member.len() <= listpack_value_len_max
                     && longest <= listpack_value_len_max
@@ -203,54 +182,30 @@ impl SetValue {
 
     /// Removes `member`; false when it was not there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let hash = self.hasher.hash_one(member);
-        let members = &self.members;
-        let Ok(found) = self
-            .index
-            .find_entry(hash, |&at| members[at as usize].as_bytes() == member)
-        else {
+        let Some(at) = self.members.position(member) else {
             return false;
         };
-        let (at, _) = found.remove();
-        self.take_at(at as usize);
+        self.members.swap_remove(at);
         true
-    }
-
-    /// Removes the member at `at` from the vector (its index entry already gone), moving the
-    /// last member into its place and repointing that member's index entry.
-    fn take_at(&mut self, at: usize) -> CompactBytes {
-        let last = self.members.len() - 1;
-        if at != last {
-            let hash = self.hasher.hash_one(self.members[last].as_bytes());
-            let slot = self
-                .index
-                .find_mut(hash, |&index| index as usize == last)
-                .expect("every member is indexed");
-            *slot = at as u32;
-        }
-        self.members.swap_remove(at)
     }
 
     /// A uniformly random member, or `None` when the set is empty.
     pub fn random_member(&self, rng: &mut impl Rng) -> Option<&[u8]> {
-        if self.members.is_empty() {
+        if self.is_empty() {
             return None;
         }
-        Some(self.members[rng.gen_range(0..self.members.len())].as_bytes())
+        Some(self.members.key(rng.gen_range(0..self.members.len())))
     }
 
     /// Removes and returns a uniformly random member, or `None` when the set is empty.
     pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<CompactBytes> {
-        if self.members.is_empty() {
+        if self.is_empty() {
             return None;
         }
         let at = rng.gen_range(0..self.members.len());
-        let hash = self.hasher.hash_one(self.members[at].as_bytes());
-        self.index
-            .find_entry(hash, |&index| index as usize == at)
-            .expect("every member is indexed")
-            .remove();
-        Some(self.take_at(at))
+        let member = CompactBytes::new(self.members.key(at));
+        self.members.swap_remove(at);
+        Some(member)
     }
 
     /// `count` distinct random members (all of them when `count` is at least the size), in
@@ -261,7 +216,7 @@ impl SetValue {
         // shuffle otherwise), so a small count from a large set costs O(count).
         rand::seq::index::sample(rng, self.members.len(), count)
             .into_iter()
-            .map(|at| self.members[at].as_bytes())
+            .map(|at| self.members.key(at))
             .collect()
     }
 
@@ -279,15 +234,9 @@ impl SetValue {
         self.encoding
     }
 
-    /// Rough heap bytes: the members' own heap, their slots, and the index (a `u32` and a
-    /// control byte per bucket).
+    /// Rough heap bytes: the members' arena, their positions and the index.
     pub fn heap_len(&self) -> usize {
-        self.members
-            .iter()
-            .map(CompactBytes::heap_len)
-            .sum::<usize>()
-            + self.members.capacity() * std::mem::size_of::<CompactBytes>()
-            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+        self.members.heap_len()
     }
 }
 
@@ -300,7 +249,9 @@ impl PartialEq for SetValue {
 
 impl std::fmt::Debug for SetValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.members.iter()).finish()
+        f.debug_set()
+            .entries(self.iter().map(String::from_utf8_lossy))
+            .finish()
     }
 }
 

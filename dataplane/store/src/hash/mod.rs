@@ -4,9 +4,11 @@
 //! While the hash is small (Redis's `listpack` size class) its fields live packed in one
 //! buffer, searched linearly and kept in insertion order as a listpack keeps them (see
 //! `packed.rs`). Past `hash-max-listpack-entries` fields, or once a field or value is longer
-//! than `hash-max-listpack-value`, they move to a vector with a hash table of indexes into it
-//! (Redis's `hashtable`); removal then swaps the last field into the hole, and the vector gives
-//! HRANDFIELD a uniform random field in O(1).
+//! than `hash-max-listpack-value`, they move to a [`RecordTable`] (Redis's `hashtable`): names
+//! and values packed in one arena, found through a hash table of 4-byte positions; removal
+//! swaps the last field into the hole, and the dense positions give HRANDFIELD a uniform random
+//! field in O(1). Expiries there live in a vector beside the positions, allocated only once a
+//! field of the hash is given one.
 //!
 //! A field whose expiry is due (at or before `now_ms`, as keys expire in [`crate::Keyspace`]) is
 //! absent to every read; writes remove the due fields they meet, and
@@ -31,11 +33,9 @@ mod random;
 mod tests;
 
 use std::fmt;
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 
 use crate::compact::CompactBytes;
+use crate::records::RecordTable;
 use packed::{FieldRef, Packed};
 
 pub use expiry::{ExpireCondition, ExpireOutcome, FieldExpiry, PersistOutcome};
@@ -115,59 +115,70 @@ pub enum FieldTtl {
 /// time already due is deleted, never stored with it. (An `Option` would add 8 bytes a field.)
 const NO_EXPIRY: u64 = 0;
 
-#[derive(Clone)]
-struct Field {
-    name: CompactBytes,
-    value: CompactBytes,
-    expire_at_ms: u64,
-}
-
-impl Field {
-    fn view(&self) -> FieldRef<'_> {
-        FieldRef {
-            name: &self.name,
-            value: &self.value,
-            expire_at_ms: (self.expire_at_ms != NO_EXPIRY).then_some(self.expire_at_ms),
-        }
-    }
-}
-
-/// A position in the table's field vector, as the index stores it: 4 bytes, not 8, since a
-/// hash never holds 2^32 fields (the table asserts it).
-type Slot = u32;
-
-fn slot(at: usize) -> Slot {
-    Slot::try_from(at).expect("a hash holds fewer than 2^32 fields")
-}
-
 /// The two size classes.
 #[derive(Clone)]
 enum Repr {
     /// One buffer, searched linearly, in insertion order: Redis's listpack, whose size class
     /// (at most `hash-max-listpack-entries` short fields) keeps the scans short.
     Packed(Packed),
-    /// A vector of fields and a hash table of indexes into it, by name; boxed, so that a packed
-    /// hash's `HashValue` is 48 bytes rather than 88 (jemalloc's classes of those sizes).
+    /// Records in an arena and a hash table of positions, by name; boxed, so that a packed
+    /// hash's `HashValue` stays 16 bytes.
     Table(Box<Table>),
 }
 
 /// The table size class.
 #[derive(Clone)]
 struct Table {
-    fields: Vec<Field>,
-    index: HashTable<Slot>,
-    /// Hashes names for `index` (and orders HSCAN, so it never changes while the table lives).
-    hasher: foldhash::fast::RandomState,
+    /// Names and their values; a position here is a field's position in the hash.
+    records: RecordTable<true>,
+    /// Each position's expiry ([`NO_EXPIRY`] for none), or empty while no field has had one:
+    /// 8 bytes a field only for hashes that use per-field expiry.
+    expire_at_ms: Vec<u64>,
     /// The hash's counters (see [`HashValue`]).
     counters: [u32; 3],
 }
 
 impl Table {
-    fn position(&self, name: &[u8]) -> Option<usize> {
-        let hash = self.hasher.hash_one(name);
-        self.index
-            .find(hash, |&at| self.fields[at as usize].name.as_bytes() == name)
-            .map(|&at| at as usize)
+    fn field(&self, at: usize) -> FieldRef<'_> {
+        let (name, value) = self.records.get(at);
+        FieldRef {
+            name,
+            value,
+            expire_at_ms: self
+                .expire_at_ms
+                .get(at)
+                .copied()
+                .filter(|&at_ms| at_ms != NO_EXPIRY),
+        }
+    }
+
+    fn fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
+        (0..self.records.len()).map(|at| self.field(at))
+    }
+
+    /// Sets the expiry of position `at`, allocating the expiry vector on first use.
+    fn set_expiry(&mut self, at: usize, expire_at_ms: Option<u64>) {
+        if self.expire_at_ms.is_empty() {
+            if expire_at_ms.is_none() {
+                return;
+            }
+            self.expire_at_ms = vec![NO_EXPIRY; self.records.len()];
+        }
+        self.expire_at_ms[at] = expire_at_ms.unwrap_or(NO_EXPIRY);
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.records.push(name, value);
+        if !self.expire_at_ms.is_empty() {
+            self.expire_at_ms.push(NO_EXPIRY);
+        }
+    }
+
+    fn swap_remove(&mut self, at: usize) {
+        self.records.swap_remove(at);
+        if !self.expire_at_ms.is_empty() {
+            self.expire_at_ms.swap_remove(at);
+        }
     }
 }
 
@@ -244,7 +255,7 @@ impl HashValue {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Packed(packed) => packed.len(),
-            Repr::Table(table) => table.fields.len(),
+            Repr::Table(table) => table.records.len(),
         }
     }
 
@@ -257,7 +268,7 @@ impl HashValue {
     fn all_fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
         let (packed, table) = match &self.repr {
             Repr::Packed(packed) => (Some(packed.iter()), None),
-            Repr::Table(table) => (None, Some(table.fields.iter().map(Field::view))),
+            Repr::Table(table) => (None, Some(table.fields())),
         };
         packed
             .into_iter()
@@ -269,7 +280,7 @@ impl HashValue {
     fn field_at(&self, at: usize) -> FieldRef<'_> {
         match &self.repr {
             Repr::Packed(packed) => packed.get(at),
-            Repr::Table(table) => table.fields[at].view(),
+            Repr::Table(table) => table.field(at),
         }
     }
 
@@ -284,7 +295,7 @@ impl HashValue {
     fn position(&self, name: &[u8]) -> Option<usize> {
         match &self.repr {
             Repr::Packed(packed) => packed.position(name),
-            Repr::Table(table) => table.position(name),
+            Repr::Table(table) => table.records.position(name),
         }
     }
 
@@ -357,28 +368,20 @@ impl HashValue {
         let Repr::Packed(packed) = &self.repr else {
             return;
         };
-        let fields: Vec<Field> = packed
-            .iter()
-            .map(|f| Field {
-                name: CompactBytes::new(f.name),
-                value: CompactBytes::new(f.value),
-                expire_at_ms: f.expire_at_ms.unwrap_or(NO_EXPIRY),
-            })
-            .collect();
-        let counters = packed.counters();
-        let hasher = foldhash::fast::RandomState::default();
-        let mut index = HashTable::with_capacity(fields.len());
-        for (at, field) in fields.iter().enumerate() {
-            let hash = hasher.hash_one(field.name.as_bytes());
-            index.insert_unique(hash, slot(at), |&at| {
-                hasher.hash_one(fields[at as usize].name.as_bytes())
-            });
+        let mut records =
+            RecordTable::with_capacity(packed.len(), packed.heap_len() / packed.len().max(1));
+        let mut expire_at_ms = Vec::new();
+        for field in packed.iter() {
+            records.push(field.name, field.value);
+            expire_at_ms.push(field.expire_at_ms.unwrap_or(NO_EXPIRY));
+        }
+        if expire_at_ms.iter().all(|&at_ms| at_ms == NO_EXPIRY) {
+            expire_at_ms = Vec::new();
         }
         self.repr = Repr::Table(Box::new(Table {
-            fields,
-            index,
-            hasher,
-            counters,
+            records,
+            expire_at_ms,
+            counters: packed.counters(),
         }));
     }
 
@@ -448,24 +451,7 @@ impl HashValue {
     fn push_field(&mut self, name: &[u8], value: &[u8]) {
         match &mut self.repr {
             Repr::Packed(packed) => packed.push(name, value),
-            Repr::Table(table) => {
-                let Table {
-                    fields,
-                    index,
-                    hasher,
-                    ..
-                } = &mut **table;
-                let at = fields.len();
-                fields.push(Field {
-                    name: CompactBytes::new(name),
-                    value: CompactBytes::new(value),
-                    expire_at_ms: NO_EXPIRY,
-                });
-                let hash = hasher.hash_one(name);
-                index.insert_unique(hash, slot(at), |&at| {
-                    hasher.hash_one(fields[at as usize].name.as_bytes())
-                });
-            }
+            Repr::Table(table) => table.push(name, value),
         }
     }
 
@@ -481,11 +467,10 @@ impl HashValue {
             // Adds the expiry tags to every field the first time one has an expiry.
             Repr::Packed(packed) => packed.replace(at, value, expire_at_ms),
             Repr::Table(table) => {
-                let field = &mut table.fields[at];
-                if field.value.as_bytes() != value {
-                    field.value = CompactBytes::new(value);
+                if table.records.get(at).1 != value {
+                    table.records.set_value(at, value);
                 }
-                field.expire_at_ms = expire_at_ms.unwrap_or(NO_EXPIRY);
+                table.set_expiry(at, expire_at_ms);
             }
         }
         if expire_at_ms.is_some() {
@@ -523,31 +508,15 @@ impl HashValue {
         if self.field_at(at).expire_at_ms.is_some() {
             self.set_volatile_count(self.volatile_count() - 1);
         }
-        let Table {
-            fields,
-            index,
-            hasher,
-            ..
-        } = match &mut self.repr {
-            Repr::Packed(packed) => {
-                // Packed: keep the order, as deleting from a listpack does.
-                return CompactBytes::from_vec(packed.remove(at).1);
+        match &mut self.repr {
+            // Packed: keep the order, as deleting from a listpack does.
+            Repr::Packed(packed) => CompactBytes::from_vec(packed.remove(at).1),
+            Repr::Table(table) => {
+                let value = CompactBytes::new(table.records.get(at).1);
+                table.swap_remove(at);
+                value
             }
-            Repr::Table(table) => &mut **table,
-        };
-        let hash = hasher.hash_one(fields[at].name.as_bytes());
-        index
-            .find_entry(hash, |&i| i == slot(at))
-            .expect("every field is indexed")
-            .remove();
-        let last = fields.len() - 1;
-        if at != last {
-            let hash = hasher.hash_one(fields[last].name.as_bytes());
-            *index
-                .find_mut(hash, |&i| i == slot(last))
-                .expect("every field is indexed") = slot(at);
         }
-        fields.swap_remove(at).value
     }
 
     /// HSCAN: from `cursor` (0 to start), the live fields among the next `count` stored ones
@@ -559,13 +528,11 @@ impl HashValue {
         let Repr::Table(table) = &self.repr else {
             return (0, self.iter(now_ms).collect());
         };
-        let fields = &table.fields;
+        let records = &table.records;
         // Due fields take part in the selection and are left out of the answer, so a call's
         // work stays bounded by `count` and may answer nothing, as Redis's bucket walk does.
-        let mut pending: Vec<(u64, usize)> = fields
-            .iter()
-            .enumerate()
-            .map(|(at, f)| (table.hasher.hash_one(f.name.as_bytes()), at))
+        let mut pending: Vec<(u64, usize)> = (0..records.len())
+            .map(|at| (records.hash_key(records.key(at)), at))
             .filter(|&(hash, _)| hash >= cursor)
             .collect();
         let count = count.max(1);
@@ -587,11 +554,9 @@ impl HashValue {
         };
         let found = pending
             .into_iter()
-            .filter(|&(_, at)| !fields[at].view().is_due(now_ms))
-            .map(|(_, at)| {
-                let field = &fields[at];
-                (field.name.as_bytes(), field.value.as_bytes())
-            })
+            .map(|(_, at)| table.field(at))
+            .filter(|field| !field.is_due(now_ms))
+            .map(|field| (field.name, field.value))
             .collect();
         (next_cursor, found)
     }
@@ -619,14 +584,9 @@ impl HashValue {
         match &self.repr {
             Repr::Packed(packed) => packed.heap_len(),
             Repr::Table(table) => {
-                let Table { fields, index, .. } = &**table;
-                let own: usize = std::mem::size_of::<Table>()
-                    + fields
-                        .iter()
-                        .map(|f| f.name.heap_len() + f.value.heap_len())
-                        .sum::<usize>();
-                own + fields.capacity() * std::mem::size_of::<Field>()
-                    + index.capacity() * (std::mem::size_of::<Slot>() + 1)
+                std::mem::size_of::<Table>()
+                    + table.records.heap_len()
+                    + table.expire_at_ms.capacity() * std::mem::size_of::<u64>()
             }
         }
     }

@@ -19,10 +19,7 @@ impl HashValue {
         };
         let pair = |at: usize| match &self.repr {
             Repr::Packed(_) => packed[at],
-            Repr::Table(table) => (
-                table.fields[at].name.as_bytes(),
-                table.fields[at].value.as_bytes(),
-            ),
+            Repr::Table(table) => table.records.get(at),
         };
         if len == 0 || count == 0 {
             return Vec::new();

@@ -13,6 +13,7 @@
 //! the shards of its declared keys (in ascending order, as every multi-shard operation does), so
 //! nothing else touches those shards while it runs; see [`run`] for keys it did not declare.
 
+pub mod bytecode;
 pub mod convert;
 pub mod functions;
 pub mod libs;

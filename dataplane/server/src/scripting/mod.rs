@@ -214,8 +214,9 @@ impl Registry {
 /// One compiled script or function, ready to call.
 #[derive(Clone)]
 pub struct Compiled {
-    /// The Lua function.
-    pub function: Function,
+    /// The Lua function, shared: every call takes a copy of its script's `Compiled`, and
+    /// cloning an mlua handle takes a registry slot (and dropping it gives it back).
+    pub function: Rc<Function>,
     /// Flags from the `#!lua` shebang or `register_function`.
     pub flags: ScriptFlags,
 }

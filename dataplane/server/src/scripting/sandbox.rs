@@ -392,7 +392,10 @@ pub fn compile_script(lua: &Lua, body: &str) -> Result<Compiled, String> {
             .set_environment(lua.globals())
             .map_err(|error| format!("ERR Error compiling script (new function): {error}"))?;
     }
-    Ok(Compiled { function, flags })
+    Ok(Compiled {
+        function: Rc::new(function),
+        flags,
+    })
 }
 
 /// Compiles `code` as chunk `name` with the sandbox's globals.

@@ -4,6 +4,7 @@
 
 pub mod bell;
 pub mod client;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connection;

@@ -65,6 +65,7 @@ fn main() {
         }
     };
     raise_open_files_limit(config.maxclients);
+    ember_server::clock::calibrate();
     if let Err(error) = server::run(config) {
         eprintln!("ember: {error}");
         std::process::exit(1);

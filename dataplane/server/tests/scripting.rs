@@ -1314,3 +1314,76 @@ fn tonumber_matches_redis() {
         ],
     });
 }
+
+/// A script sees its own KEYS and ARGV and nothing of the last script's (Ember refills the
+/// same two tables run after run), and globals read the same whether or not the script
+/// assigns one (Ember reads them directly when its code never does).
+#[test]
+fn keys_argv_and_globals_start_fresh_each_run_as_in_redis() {
+    const SHOW: &str = "return {#KEYS, #ARGV, tostring(KEYS[1]), tostring(KEYS[3]), tostring(KEYS.extra), tostring(ARGV[2]), tostring(ARGV[5]), type(getmetatable(KEYS)), type(getmetatable(ARGV))}";
+    compare_args(arg_cases! {
+        "a script that changes KEYS and ARGV" => [
+            ["EVAL", "KEYS[3] = 'added' KEYS.extra = 1 ARGV[5] = 'x' ARGV[1] = nil return #KEYS", "2", "a", "b", "v1", "v2"],
+            ["EVAL", SHOW, "2", "a", "b", "v1", "v2"],
+            ["EVAL", SHOW, "1", "c", "w1"],
+            ["EVAL", SHOW, "0"],
+        ],
+        "metatables on KEYS and ARGV" => [
+            ["EVAL", "setmetatable(KEYS, {__index = function() return 'meta' end}) setmetatable(ARGV, {}) return KEYS[9]", "1", "a"],
+            ["EVAL", SHOW, "1", "a", "v1", "v2"],
+        ],
+        "fewer items than the run before" => [
+            ["EVAL", SHOW, "3", "a", "b", "c", "v1", "v2", "v3", "v4", "v5"],
+            ["EVAL", SHOW, "1", "z"],
+            ["EVAL", "return {unpack(KEYS)}", "2", "p", "q"],
+            ["EVAL", "return {unpack(ARGV)}", "0", "r"],
+        ],
+        "the same key again, changed by the script" => [
+            ["EVAL", "KEYS[1] = 'changed' return KEYS[1]", "1", "same"],
+            ["EVAL", "return KEYS[1]", "1", "same"],
+        ],
+        "globals read directly and through the guard" => [
+            ["EVAL", "return {tonumber(ARGV[1]) + 1, type(redis.call), type(string.format), type(_G)}", "0", "41"],
+            ["EVAL", "return undefined_global", "0"],
+            ["EVAL", "local function f() return also_undefined end return f()", "0"],
+            ["EVAL", "leak = 1", "0"],
+            ["EVAL", "tonumber = nil", "0"],
+            ["EVAL", "local function f() leak_later = 1 end return 1", "0"],
+            ["EVAL", "local function f() leak_later = 1 end f() return 1", "0"],
+            ["EVAL", "if false then late = 1 end return tonumber('7')", "0"],
+            ["EVAL", "return {type(leak), type(tonumber)}", "0"],
+            ["EVAL", "redis.call = nil", "0"],
+            ["EVAL", "return loadstring('return KEYS[1]')()", "1", "k"],
+        ],
+    });
+}
+
+/// KEYS and ARGV longer than the tables Ember keeps between runs, then short ones again.
+#[test]
+fn long_keys_and_argv_then_short_ones_match_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(1);
+    let many: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    let script =
+        "return {#KEYS, #ARGV, KEYS[1], KEYS[#KEYS], ARGV[1], ARGV[#ARGV], tostring(KEYS[150])}";
+    let mut requests: Vec<Vec<String>> = Vec::new();
+    for (keys, args) in [(150, 50), (3, 2), (100, 100), (0, 1), (65, 0), (2, 64)] {
+        let mut request = vec!["EVAL".to_owned(), script.to_owned(), keys.to_string()];
+        request.extend(many[..keys].iter().cloned());
+        request.extend(many[..args].iter().map(|arg| format!("a{arg}")));
+        requests.push(request);
+    }
+    let replies = |port: u16| -> Vec<String> {
+        let mut con = common::connect(port, false);
+        requests
+            .iter()
+            .map(|request| {
+                let args: Vec<&[u8]> = request.iter().map(|arg| arg.as_bytes()).collect();
+                show(&run(&mut con, &args))
+            })
+            .collect()
+    };
+    assert_eq!(replies(ember.port), replies(oracle.port));
+}

@@ -607,7 +607,9 @@ pub(crate) fn execute_now(
             return false;
         }
     }
-    let started = Instant::now();
+    // Timed with the cheap clock: a script's calls cannot share clock reads as a connection's
+    // commands do (see crate::clock).
+    let started = crate::clock::now();
     out.begin();
     client.handle.last_interaction_ms.set(now_ms);
     client.handle.last_command.set(spec.name);
@@ -615,7 +617,8 @@ pub(crate) fn execute_now(
         super::monitor::feed(shard, client, index, args);
     }
     let result = multikey::run_local(shard, handler, client, now_ms, args, out);
-    finish(shard, client, index, args, started, result, out);
+    let elapsed_us = crate::clock::elapsed_us(started, crate::clock::now());
+    record(shard, client, index, args, elapsed_us, result, out);
     true
 }
 
@@ -631,6 +634,22 @@ fn finish(
     result: CommandResult,
     out: &mut ReplySink,
 ) {
+    let ended = Instant::now();
+    client.command_clock.end(ended);
+    let elapsed_us = ended.saturating_duration_since(started).as_micros() as u64;
+    record(shard, client, index, args, elapsed_us, result, out);
+}
+
+/// [`finish`] once the command's time is known.
+fn record(
+    shard: &Shard,
+    client: &mut Client,
+    index: usize,
+    args: &[&[u8]],
+    elapsed_us: u64,
+    result: CommandResult,
+    out: &mut ReplySink,
+) {
     if let Err(error) = result {
         out.error(&error.0);
     }
@@ -639,9 +658,6 @@ fn finish(
     } else {
         note_failure(shard, out.outcome())
     };
-    let ended = Instant::now();
-    client.command_clock.end(ended);
-    let elapsed_us = ended.saturating_duration_since(started).as_micros() as u64;
     shard.stats.record_call(index, elapsed_us, failed);
     record_slow(shard, &client.handle, index, args, elapsed_us);
 }

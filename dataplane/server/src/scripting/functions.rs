@@ -351,7 +351,7 @@ fn registration(args: MultiValue) -> Result<LoadedFunction, String> {
     Ok(LoadedFunction {
         name: name.clone(),
         compiled: Compiled {
-            function: callback,
+            function: std::rc::Rc::new(callback),
             flags,
         },
         info: FunctionInfo {

@@ -13,6 +13,7 @@
 //! the shards of its declared keys (in ascending order, as every multi-shard operation does), so
 //! nothing else touches those shards while it runs; see [`run`] for keys it did not declare.
 
+pub mod bytecode;
 pub mod convert;
 pub mod functions;
 pub mod libs;
@@ -213,8 +214,9 @@ impl Registry {
 /// One compiled script or function, ready to call.
 #[derive(Clone)]
 pub struct Compiled {
-    /// The Lua function.
-    pub function: Function,
+    /// The Lua function, shared: every call takes a copy of its script's `Compiled`, and
+    /// cloning an mlua handle takes a registry slot (and dropping it gives it back).
+    pub function: Rc<Function>,
     /// Flags from the `#!lua` shebang or `register_function`.
     pub flags: ScriptFlags,
 }

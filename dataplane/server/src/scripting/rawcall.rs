@@ -289,12 +289,39 @@ pub fn clear_arguments() {
 
 /// The C function the run's coroutine calls first (see the sandbox's `run_script`).
 ///
+/// For a script it refills two tables it keeps (its upvalues, with the interned names `KEYS`
+/// and `ARGV`) rather than making new ones: a script's run would otherwise allocate two tables
+/// and intern every key and argument, and the garbage collector's work follows the
+/// allocations. Nothing of one run reaches the next: the tables are cleared of anything the
+/// last script put there (other fields, a metatable), and a script cannot keep a reference to
+/// them across runs (its globals are read-only). A function gets new tables each call: a
+/// library's functions may keep what they are given in an upvalue of their library.
+///
 /// # Errors
 /// When Lua cannot allocate.
 pub fn setup_function(lua: &Lua) -> mlua::Result<Function> {
-    // SAFETY: `setup` follows the C function protocol.
-    unsafe { lua.create_c_function(setup) }
+    // SAFETY: the closure pushes two strings and two tables, then a C closure over them; `setup`
+    // follows the C function protocol.
+    unsafe {
+        lua.exec_raw::<Function>((), |l| {
+            ffi::lua_pushstring(l, c"KEYS".as_ptr());
+            ffi::lua_pushstring(l, c"ARGV".as_ptr());
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_pushcclosure(l, setup, 4);
+        })
+    }
 }
+
+/// The longest KEYS or ARGV kept between runs: a table keeps the array it once grew to, so a
+/// run with more items than this gets tables of its own and the kept ones stay small.
+const KEPT_LIST_LEN_MAX: usize = 64;
+
+/// `setup`'s upvalues: the names `KEYS` and `ARGV`, then the kept tables.
+const KEYS_NAME: c_int = ffi::lua_upvalueindex(1);
+const ARGV_NAME: c_int = ffi::lua_upvalueindex(2);
+const KEPT_KEYS: c_int = ffi::lua_upvalueindex(3);
+const KEPT_ARGV: c_int = ffi::lua_upvalueindex(4);
 
 unsafe extern "C-unwind" fn setup(l: *mut ffi::lua_State) -> c_int {
     let Some(arguments) = ARGUMENTS.with(|slot| slot.take()) else {
@@ -309,15 +336,15 @@ unsafe extern "C-unwind" fn setup(l: *mut ffi::lua_State) -> c_int {
         };
         let (keys, argv) = (list(arguments.keys), list(arguments.argv));
         ffi::lua_settop(l, 0);
-        if ffi::lua_checkstack(l, 4) == 0 {
+        if ffi::lua_checkstack(l, 8) == 0 {
             return 0;
         }
         if arguments.as_globals {
-            ffi::lua_pushstring(l, c"KEYS".as_ptr());
-            push_list(l, keys);
+            ffi::lua_pushvalue(l, KEYS_NAME);
+            push_kept_list(l, KEPT_KEYS, keys);
             ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
-            ffi::lua_pushstring(l, c"ARGV".as_ptr());
-            push_list(l, argv);
+            ffi::lua_pushvalue(l, ARGV_NAME);
+            push_kept_list(l, KEPT_ARGV, argv);
             ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
             0
         } else {
@@ -334,6 +361,51 @@ unsafe fn push_list(l: *mut ffi::lua_State, items: &[&[u8]]) {
         for (index, item) in items.iter().enumerate() {
             push_bytes(l, item);
             ffi::lua_rawseti_(l, -2, (index + 1) as c_int);
+        }
+    }
+}
+
+/// Pushes the kept table at upvalue `kept` holding exactly `items` (at 1..n, nothing else, no
+/// metatable), or a new table when there are too many to keep.
+unsafe fn push_kept_list(l: *mut ffi::lua_State, kept: c_int, items: &[&[u8]]) {
+    if items.len() > KEPT_LIST_LEN_MAX {
+        return unsafe { push_list(l, items) };
+    }
+    unsafe {
+        ffi::lua_pushvalue(l, kept);
+        if ffi::lua_getmetatable(l, -1) != 0 {
+            ffi::lua_settop(l, -2);
+            ffi::lua_pushnil(l);
+            ffi::lua_setmetatable(l, -2);
+        }
+        for (index, item) in items.iter().enumerate() {
+            let position = (index + 1) as c_int;
+            // An item equal to the one there already (the same key run after run) is not
+            // interned again: comparing bytes is cheaper than hashing them.
+            ffi::lua_rawgeti_(l, -1, position);
+            let same = ffi::lua_type(l, -1) == ffi::LUA_TSTRING && {
+                let mut len = 0usize;
+                let data = ffi::lua_tolstring(l, -1, &mut len) as *const u8;
+                std::slice::from_raw_parts(data, len) == *item
+            };
+            ffi::lua_settop(l, -2);
+            if !same {
+                push_bytes(l, item);
+                ffi::lua_rawseti_(l, -2, position);
+            }
+        }
+        // Whatever follows the items (a longer last run's, or fields the script added) goes.
+        // Lua allows clearing a field that `lua_next` just answered.
+        if items.is_empty() {
+            ffi::lua_pushnil(l);
+        } else {
+            ffi::lua_pushinteger(l, items.len() as ffi::lua_Integer);
+        }
+        while ffi::lua_next(l, -2) != 0 {
+            ffi::lua_settop(l, -2);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_pushnil(l);
+            ffi::lua_rawset(l, -4);
         }
     }
 }

@@ -1246,7 +1246,7 @@ async fn call_script(
     let kept = thread.clone();
     // The functions go by reference: pushed onto the coroutine's stack, not cloned first.
     let mut run =
-        std::pin::pin!(thread.into_async::<Value>((setup, &invocation.compiled.function)));
+        std::pin::pin!(thread.into_async::<Value>((setup, &*invocation.compiled.function)));
     // The first resume runs `setup` (KEYS and ARGV) before the script; it happens in this
     // first poll, while the invocation is borrowed.
     super::rawcall::set_arguments(invocation.keys, invocation.argv, !invocation.function);

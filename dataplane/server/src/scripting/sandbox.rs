@@ -384,7 +384,18 @@ pub fn compile_script(lua: &Lua, body: &str) -> Result<Compiled, String> {
     let (flags, body) = shebang(body)?;
     let function = compile(lua, &untail(&body), "@user_script")
         .map_err(|message| format!("ERR Error compiling script (new function): {message}"))?;
-    Ok(Compiled { function, flags })
+    // A script that never assigns a global reads the real globals, not their read-only proxy:
+    // it cannot tell the difference, and each global it reads is one table lookup, not two
+    // and a metatable (see [`super::bytecode`]).
+    if !super::bytecode::assigns_globals(&function.dump(false)) {
+        function
+            .set_environment(lua.globals())
+            .map_err(|error| format!("ERR Error compiling script (new function): {error}"))?;
+    }
+    Ok(Compiled {
+        function: Rc::new(function),
+        flags,
+    })
 }
 
 /// Compiles `code` as chunk `name` with the sandbox's globals.

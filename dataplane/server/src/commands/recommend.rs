@@ -239,7 +239,9 @@ pub async fn run(
     let mut chunks: Vec<[Tensor; 2]> = Vec::with_capacity(candidates.len().div_ceil(chunk_rows));
     for chunk in candidates.chunks(chunk_rows) {
         let keys = RowKeys::new(layout, &parsed.user, chunk);
-        let inputs = Inputs::new(layout, chunk.len(), default_zero);
+        let (dense_len, pooled_len) = Inputs::lens(layout, chunk.len());
+        let buffers = [model.input_buffer(dense_len), model.input_buffer(pooled_len)];
+        let inputs = Inputs::in_buffers(layout, chunk.len(), default_zero, buffers);
         let mut device = through_device.then(DeviceKeys::default);
         let mut inputs = gather(shard, client.db, &keys, inputs, now_ms, device.as_mut()).await;
         if let Some(device) = &device {
@@ -255,7 +257,9 @@ pub async fn run(
     }
     let runs: Vec<Pin<Box<dyn Future<Output = Result<Vec<Tensor>, String>> + '_>>> = chunks
         .into_iter()
-        .map(|inputs| Box::pin(model.run(inputs.into(), None)) as Pin<Box<dyn Future<Output = _>>>)
+        .map(|inputs| {
+            Box::pin(model.run_recycling(inputs.into())) as Pin<Box<dyn Future<Output = _>>>
+        })
         .collect();
     let mut scores = Vec::with_capacity(candidates.len());
     for result in join_all(runs).await {

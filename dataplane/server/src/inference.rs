@@ -475,7 +475,11 @@ impl ShardModel {
     }
 
     /// Runs `inputs` in slices of `slice_rows`, yielding between slices.
-    async fn run_sliced(&self, inputs: &[Tensor], slice_rows: usize) -> Result<Vec<Tensor>, String> {
+    async fn run_sliced(
+        &self,
+        inputs: &[Tensor],
+        slice_rows: usize,
+    ) -> Result<Vec<Tensor>, String> {
         let rows = inputs[0].batch_len();
         let mut outputs: Vec<Vec<Tensor>> = Vec::with_capacity(rows.div_ceil(slice_rows));
         for start in (0..rows).step_by(slice_rows) {

@@ -269,7 +269,10 @@ pub async fn run(
     for chunk in candidates.chunks(chunk_rows) {
         let keys = RowKeys::new(layout, &parsed.user, chunk);
         let (dense_len, pooled_len) = Inputs::lens(layout, chunk.len());
-        let buffers = [model.input_buffer(dense_len), model.input_buffer(pooled_len)];
+        let buffers = [
+            model.input_buffer(dense_len),
+            model.input_buffer(pooled_len),
+        ];
         let inputs = Inputs::in_buffers(layout, chunk.len(), default_zero, buffers);
         let mut device = through_device.then(DeviceKeys::default);
         let mut inputs = gather(shard, client.db, &keys, inputs, now_ms, device.as_mut()).await;

@@ -71,7 +71,11 @@ mod tests {
         buffers.give(large);
         buffers.give(small);
         let fits_small = buffers.take(8);
-        assert_eq!(fits_small.as_ptr(), small_at, "the small buffer, not the large");
+        assert_eq!(
+            fits_small.as_ptr(),
+            small_at,
+            "the small buffer, not the large"
+        );
         assert!(fits_small.is_empty());
         let fits_large = buffers.take(500);
         assert_eq!(fits_large.as_ptr(), large_at);

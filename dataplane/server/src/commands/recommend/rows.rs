@@ -164,7 +164,10 @@ impl Inputs {
             layout,
             candidates,
             default_zero,
-            [Vec::with_capacity(dense_len), Vec::with_capacity(pooled_len)],
+            [
+                Vec::with_capacity(dense_len),
+                Vec::with_capacity(pooled_len),
+            ],
         )
     }
 

@@ -11,6 +11,7 @@ pub mod backends;
 pub mod batch_queue;
 pub mod device_rows;
 pub mod gpu_cache;
+pub mod input_buffers;
 pub mod signal;
 pub mod tensors;
 
@@ -24,13 +25,18 @@ use ember_kernels::{Backend, OrtRuntime, Tensor};
 
 use self::backends::{BackendChoice, BackendKind, BuildContext};
 use self::batch_queue::{BatchPolicy, BatchQueue};
+use self::input_buffers::InputBuffers;
 use self::signal::{reply_channel, Notify, ReplySender};
 use self::tensors::TensorRead;
 use crate::shard::HoldToken;
 
-/// Rows per slice by default: about a millisecond of the demo model on one core (measured: ~14 us per row), so
-/// a cache command queued behind a batch waits about that long.
-pub const SLICE_ROWS_DEFAULT: usize = 64;
+/// Rows per slice by default on the CPU: the default max-batch, so a batch of that size runs in one call. ONNX
+/// Runtime's cost per row falls with the rows per call up to about 256 (the demo model on one core, thread CPU
+/// time per row: 9.0 and 8.7 us in 64-row calls, 8.3 and 8.5 us in 256-row calls), and 64-row slices cost
+/// RECOMMEND about 4% of its throughput at batch 256. The price is latency: a cache command queued behind a
+/// batch waits up to one slice, about 2 ms of the demo model instead of 0.5 ms (`--inference-slice-rows 64`
+/// buys it back).
+pub const SLICE_ROWS_DEFAULT: usize = 256;
 /// Rows per slice by default on a GPU backend. The shard waits for the device either way, and a launch costs
 /// about the same for 64 rows as for 1024, so small slices only multiply launches: measured on an H200 with the
 /// demo model (bench/RESULTS.md, "GPU inference"), the native engine gives 609k samples/s in 64-row launches,
@@ -191,7 +197,7 @@ Inference (README, \"Recommendations\"; backends ort-cpu, ort-cuda, ort-tensorrt
   --max-delay-us N         longest the oldest request waits for a batch to fill
                            (default 500 on the CPU, 2000 on a GPU)
   --inference-slice-rows N  rows run between two yields to cache commands
-                           (default 64 on the CPU, 1024 on a GPU)
+                           (default 256 on the CPU, 1024 on a GPU)
   --demo-embeddings DIR    load DIR/dlrm_embeddings.npy and DIR/dlrm_user_dense.npy as keys
   --embedding-default zero   RECOMMEND reads a missing embedding row as zeros instead of failing
   --ort-gpu-provider cuda  AI.MODELSTORE ... GPU uses ONNX Runtime's cuda (or tensorrt) provider
@@ -372,6 +378,8 @@ struct Pending {
     inputs: Vec<Tensor>,
     reply: ReplySender<Result<Vec<Tensor>, String>>,
     deadline: Option<Instant>,
+    /// The inputs were built in buffers of the model's pool ([`ShardModel::run_recycling`]): they go back to it.
+    recycle: bool,
 }
 
 /// A model on one shard.
@@ -383,6 +391,8 @@ pub struct ShardModel {
     stats: Cell<ModelStats>,
     wake: Notify,
     retired: Cell<bool>,
+    /// Buffers that RECOMMEND builds its inputs in, given back after each batch.
+    input_buffers: InputBuffers,
 }
 
 impl ShardModel {
@@ -410,6 +420,29 @@ impl ShardModel {
         inputs: Vec<Tensor>,
         timeout: Option<Duration>,
     ) -> Result<Vec<Tensor>, String> {
+        self.run_queued(inputs, timeout, false).await
+    }
+
+    /// As [`ShardModel::run`] with no timeout, for inputs built in buffers from [`ShardModel::input_buffer`]:
+    /// once the batch has run, their float buffers go back to the model's pool.
+    ///
+    /// # Errors
+    /// As [`ShardModel::run`].
+    pub async fn run_recycling(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
+        self.run_queued(inputs, None, true).await
+    }
+
+    /// An empty float buffer with room for `len` floats, from the model's pool when one is free.
+    pub fn input_buffer(&self, len: usize) -> Vec<f32> {
+        self.input_buffers.take(len)
+    }
+
+    async fn run_queued(
+        &self,
+        inputs: Vec<Tensor>,
+        timeout: Option<Duration>,
+        recycle: bool,
+    ) -> Result<Vec<Tensor>, String> {
         let specs = self.session.borrow().inputs().to_vec();
         if let Err(e) = ember_kernels::check_inputs(&specs, &inputs) {
             self.count_error();
@@ -426,6 +459,7 @@ impl ShardModel {
             inputs,
             reply,
             deadline: timeout.map(|t| now + t),
+            recycle,
         };
         if self.queue.borrow_mut().push(pending, rows, now).is_err() {
             self.count_error();
@@ -498,7 +532,7 @@ impl ShardModel {
     /// Runs `inputs` in slices of `slice_rows`, yielding between slices.
     async fn run_sliced(
         &self,
-        inputs: Vec<Tensor>,
+        inputs: &[Tensor],
         slice_rows: usize,
     ) -> Result<Vec<Tensor>, String> {
         let rows = inputs[0].batch_len();
@@ -509,7 +543,7 @@ impl ShardModel {
             let result = self
                 .session
                 .borrow_mut()
-                .run_rows(&inputs, slice)
+                .run_rows(inputs, slice)
                 .map_err(|e| format!("ERR {e}"))?;
             outputs.push(result);
             if start + slice_rows < rows {
@@ -526,6 +560,13 @@ impl ShardModel {
                 Tensor::concat_batch(&parts).map_err(|e| format!("ERR {e}"))
             })
             .collect()
+    }
+
+    /// Gives a request's inputs back to the pool when they were built in its buffers.
+    fn recycle(&self, inputs: Vec<Tensor>, recycle: bool) {
+        if recycle {
+            self.input_buffers.give_tensors(inputs);
+        }
     }
 
     /// Runs one batch of requests and answers each. A batch that fails is retried request by request, so one
@@ -545,7 +586,8 @@ impl ShardModel {
         let lens: Vec<usize> = live.iter().map(|(_, rows)| *rows).collect();
         let rows: usize = lens.iter().sum();
         let started = Instant::now();
-        let merged = if live.len() == 1 {
+        let alone = live.len() == 1;
+        let merged = if alone {
             // One request: run its tensors as they are; a failure goes to it alone, so nothing is kept for a retry.
             Ok(std::mem::take(&mut live[0].0.inputs))
         } else {
@@ -558,10 +600,15 @@ impl ShardModel {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("ERR {e}"))
         };
-        let outputs = match merged {
+        let outputs = match &merged {
             Ok(inputs) => self.run_sliced(inputs, slice_rows).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.clone()),
         };
+        // A merged batch's inputs are new tensors of the batch's size and are freed; the pool keeps only the
+        // buffers that requests were built in.
+        if let (true, Ok(inputs)) = (alone && live[0].0.recycle, merged) {
+            self.input_buffers.give_tensors(inputs);
+        }
         let split = outputs.and_then(|outputs| {
             let per_output: Vec<Vec<Tensor>> = outputs
                 .iter()
@@ -588,6 +635,7 @@ impl ShardModel {
         match split {
             Ok(results) => {
                 for ((pending, _), result) in live.into_iter().zip(results) {
+                    self.recycle(pending.inputs, pending.recycle);
                     pending.reply.send(Ok(result));
                 }
             }
@@ -598,10 +646,11 @@ impl ShardModel {
             }
             Err(_) => {
                 for (pending, _) in live {
-                    let result = self.run_sliced(pending.inputs, slice_rows).await;
+                    let result = self.run_sliced(&pending.inputs, slice_rows).await;
                     if result.is_err() {
                         self.count_error();
                     }
+                    self.recycle(pending.inputs, pending.recycle);
                     pending.reply.send(result);
                 }
             }
@@ -787,6 +836,7 @@ impl Inference {
             stats: Cell::new(ModelStats::default()),
             wake: Notify::default(),
             retired: Cell::new(false),
+            input_buffers: InputBuffers::default(),
         });
         crate::runtime::spawn_into(
             batch_worker(

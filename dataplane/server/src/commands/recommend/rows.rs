@@ -157,13 +157,49 @@ pub struct Inputs {
 
 impl Inputs {
     /// Inputs for `candidates` rows, nothing placed yet.
+    #[cfg(test)]
     pub fn new(layout: Layout, candidates: usize, default_zero: bool) -> Self {
+        let (dense_len, pooled_len) = Self::lens(layout, candidates);
+        Self::in_buffers(
+            layout,
+            candidates,
+            default_zero,
+            [
+                Vec::with_capacity(dense_len),
+                Vec::with_capacity(pooled_len),
+            ],
+        )
+    }
+
+    /// How many floats the (`dense`, `pooled`) inputs of `candidates` rows hold.
+    pub fn lens(layout: Layout, candidates: usize) -> (usize, usize) {
+        (
+            candidates * layout.dense_len,
+            candidates * layout.fields * layout.embedding_dim,
+        )
+    }
+
+    /// Inputs for `candidates` rows built in `buffers` (`dense`, `pooled`; empty, with room for at least
+    /// [`Inputs::lens`] floats), nothing placed yet.
+    ///
+    /// # Panics
+    /// When a buffer is not empty or is too small.
+    pub fn in_buffers(
+        layout: Layout,
+        candidates: usize,
+        default_zero: bool,
+        buffers: [Vec<f32>; 2],
+    ) -> Self {
+        let [dense, pooled] = buffers;
+        let (dense_len, pooled_len) = Self::lens(layout, candidates);
+        assert!(dense.is_empty() && dense.capacity() >= dense_len);
+        assert!(pooled.is_empty() && pooled.capacity() >= pooled_len);
         Self {
             layout,
             candidates,
             default_zero,
-            dense: Vec::with_capacity(candidates * layout.dense_len),
-            pooled: Vec::with_capacity(candidates * layout.fields * layout.embedding_dim),
+            dense,
+            pooled,
             placed: vec![false; key_count(&layout, candidates)],
             invalid: None,
         }
@@ -278,7 +314,7 @@ impl Inputs {
         // SAFETY: every key index's slot is written (placed, or zero-filled by the loop above, which returns on
         // any other unplaced index), and the slots of all key indexes plus the copies just made cover
         // `0..dense_len` of `dense` and `0..pooled_len` of `pooled` (see `slot`), so every element up to the new
-        // lengths is initialised. Both lengths are the capacities asked for in `new`, which the vectors have.
+        // lengths is initialised. Both lengths are at most the capacities, as `in_buffers` asserted.
         unsafe {
             self.dense.set_len(dense_len);
             self.pooled.set_len(pooled_len);

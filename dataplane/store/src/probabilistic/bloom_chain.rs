@@ -479,7 +479,7 @@ impl BloomChain {
             _ => Err(bad),
         };
         let filters = unsigned(1)?;
-        if fields.len() as u64 != 4 + filters.saturating_mul(8) {
+        if filters.checked_mul(8).and_then(|n| n.checked_add(4)) != Some(fields.len() as u64) {
             return Err(bad);
         }
         let filters_u32 = u32::try_from(filters).map_err(|_| bad)?;
@@ -683,5 +683,12 @@ mod tests {
             bits.pop();
         }
         assert!(BloomChain::from_rdb_fields(&cut).is_err());
+        // A sub-filter count whose field count overflows (found by the dump_payload fuzz target:
+        // `4 + u64::MAX` panicked in debug builds) is bad data.
+        let mut huge = fields.clone();
+        huge[1] = ModuleField::Unsigned(u64::MAX);
+        assert!(BloomChain::from_rdb_fields(&huge).is_err());
+        huge[1] = ModuleField::Unsigned(u64::MAX / 8);
+        assert!(BloomChain::from_rdb_fields(&huge).is_err());
     }
 }

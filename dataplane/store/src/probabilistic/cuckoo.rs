@@ -449,7 +449,7 @@ impl CuckooFilter {
             _ => None,
         };
         let filters = unsigned(0)?;
-        if fields.len() as u64 != 7 + filters.saturating_mul(2) {
+        if filters.checked_mul(2).and_then(|n| n.checked_add(7)) != Some(fields.len() as u64) {
             return None;
         }
         let mut header = Vec::with_capacity(CUCKOO_DUMP_HEADER_LEN);
@@ -594,5 +594,9 @@ mod tests {
             CuckooFilter::from_rdb_fields(&fields[..fields.len() - 1]),
             None
         );
+        // A sub-filter count whose field count overflows is bad data, not a panic.
+        let mut huge = fields.clone();
+        huge[0] = ModuleField::Unsigned(u64::MAX);
+        assert_eq!(CuckooFilter::from_rdb_fields(&huge), None);
     }
 }

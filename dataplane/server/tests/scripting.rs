@@ -291,6 +291,62 @@ fn the_sandbox_holds() {
     );
 }
 
+/// `error`, `rawget`, `next` and `pairs` as Redis 7.0.15's scripts see them (each reply checked
+/// against redis-server): `return error(...)` keeps the script's line, and the read-only `_G`
+/// and libraries are tables for the raw functions.
+#[test]
+fn base_functions_answer_as_redis() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let cases: &[(&str, &str)] = &[
+        (
+            "return error('boom')",
+            "(error) ERR user_script:1: boom script: ",
+        ),
+        (
+            "local x = 1\nerror('boom')",
+            "(error) ERR user_script:2: boom script: ",
+        ),
+        (
+            "return error({err='MY custom'})",
+            "(error) MY custom script: ",
+        ),
+        ("local ok, e = pcall(error, 'x') return e", "\"x\""),
+        (
+            "local ok, e = pcall(function() error('x') end) return e",
+            "\"user_script:1: x\"",
+        ),
+        ("local ok, e = pcall(error) return tostring(e)", "\"nil\""),
+        ("return type(rawget(_G, 'tonumber'))", "\"function\""),
+        ("return type(rawget(string, 'len'))", "\"function\""),
+        ("return type(next(_G))", "\"string\""),
+        (
+            "local n = 0 for _ in pairs(_G) do n = n + 1 end return n > 20",
+            "(integer) 1",
+        ),
+        (
+            "local t = {a = 1, b = 2} local n = 0 for _, v in pairs(t) do n = n + v end return n",
+            "(integer) 3",
+        ),
+        (
+            "return pairs(nil)",
+            "(error) ERR user_script:1: bad argument #1 to 'pairs' (table expected, got nil)",
+        ),
+        (
+            "return rawget(nil, 1)",
+            "(error) ERR user_script:1: bad argument #1 to 'rawget' (table expected, got nil)",
+        ),
+    ];
+    for (script, expected) in cases {
+        let reply = eval(&mut con, script, &[], &[]);
+        assert!(reply.starts_with(expected), "{script}: {reply}");
+    }
+    assert!(
+        eval(&mut con, "return error('boom')", &[], &[]).ends_with("on @user_script:1."),
+        "the reply names the script's line"
+    );
+}
+
 #[test]
 fn scripts_are_atomic_across_shards() {
     let ember = Ember::start(2);

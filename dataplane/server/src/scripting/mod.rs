@@ -16,6 +16,7 @@
 pub mod bytecode;
 pub mod convert;
 pub mod functions;
+pub mod globals;
 pub mod libs;
 pub mod msgpack;
 pub mod rawcall;

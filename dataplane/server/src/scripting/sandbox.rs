@@ -20,7 +20,10 @@ use super::{Compiled, ScriptFlags};
 /// `nil` when the command waits for another shard: then the wait function answers).
 const PRELUDE: &str = r#"
 local real, raw_call, raw_wait, hooked, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring,
-      raw_setfenv, raw_tostring, raw_type = ...
+      raw_setfenv, raw_tostring, raw_type, base = ...
+-- The base library's functions in C (scripting/globals.rs); `proxies` maps each read-only
+-- proxy to its table, for `rawget`, `next` and `pairs`.
+local proxies = base.proxies
 local readonly = raw_setmetatable({}, {__mode = "k"})
 local raw_byte = real.string.byte
 local function refuse() raw_error("Attempt to modify a readonly table", 2) end
@@ -30,6 +33,7 @@ readonly[shown_meta] = true
 local function proxy(table)
   local p = raw_setmetatable({}, {__index = table, __newindex = refuse, __metatable = shown_meta})
   readonly[p] = true
+  proxies[p] = table
   return p
 end
 local redis = real.redis
@@ -76,11 +80,7 @@ real.setmetatable = function(table, meta)
   end
   return raw_setmetatable(table, meta)
 end
-real.error = function(message, level)
-  if raw_type(message) == "table" then note(message) end
-  if level == 0 then return raw_error(message, 0) end
-  return raw_error(message, (level or 1) + 1)
-end
+real.error, real.rawget, real.next, real.pairs = base.error, base.rawget, base.next, base.pairs
 real.loadstring = function(text, name)
   -- Redis 7 refuses precompiled (binary) chunks.
   if raw_type(text) == "string" and raw_byte(text, 1) == 27 then
@@ -155,6 +155,16 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
     let wait = super::run::wait_function(&lua, state.clone())?;
     let hooked = super::run::hooked_coroutine_function(&lua)?;
     let note = note_function(&lua, state)?;
+    let proxies = lua.create_table()?;
+    proxies.set_metatable(Some(lua.create_table_from([("__mode", "k")])?));
+    let script_error = super::globals::error_function(&lua, note.clone())?;
+    let (rawget, next, pairs) = super::globals::through_proxies(&lua, &proxies)?;
+    let base = lua.create_table()?;
+    base.set("proxies", proxies)?;
+    base.set("error", script_error)?;
+    base.set("rawget", rawget)?;
+    base.set("next", next)?;
+    base.set("pairs", pairs)?;
     let prelude = lua.load(PRELUDE).set_name("=sandbox").into_function()?;
     let (env, library_env, run_script, run_function): (Table, Function, Function, Function) =
         prelude.call((
@@ -170,6 +180,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
             raw_setfenv,
             globals.get::<Function>("tostring")?,
             globals.get::<Function>("type")?,
+            base,
         ))?;
     lua.set_named_registry_value("ember_env", env)?;
     lua.set_named_registry_value("ember_library_env", library_env)?;

@@ -247,6 +247,91 @@ fn delete_keeps_bookkeeping() {
     assert_eq!(stream.info().last_generated_id, id(3, 0));
 }
 
+/// IDs at the ends of the range and gaps of every width, with entries deleted from the middle
+/// and the end of a block before more are appended: each ID is stored against the one
+/// before it, so a deletion rewrites what follows and an append after a deleted tail is
+/// stored against the last live entry.
+#[test]
+fn ids_of_any_gap_survive_deletes_and_appends() {
+    let wide = [
+        (0, 1),
+        (0, 2),
+        (31, 2),
+        (32, 2),
+        (63, 0),
+        (4096, u64::MAX / 2),
+        (u64::MAX / 2, 0),
+        (u64::MAX / 2, 9),
+    ];
+    let mut stream = StreamValue::new();
+    for &(ms, seq) in &wide {
+        stream
+            .add(AddId::Explicit(id(ms, seq)), &[&b"f"[..], b"v"], 0, &LIMITS)
+            .unwrap();
+    }
+    let expected: Vec<StreamId> = wide.iter().map(|&(ms, seq)| id(ms, seq)).collect();
+    assert_eq!(
+        ids(&stream.range(StreamId::MIN, StreamId::MAX, 0)),
+        expected
+    );
+    // From the middle, then the tail; then appends after the deleted tail.
+    assert_eq!(stream.delete(&[id(32, 2), id(u64::MAX / 2, 9)]), 2);
+    for (ms, seq) in [(u64::MAX / 2 + 1, 0), (u64::MAX, u64::MAX)] {
+        stream
+            .add(AddId::Explicit(id(ms, seq)), &[&b"g"[..], b"w"], 0, &LIMITS)
+            .unwrap();
+    }
+    let all = stream.range(StreamId::MIN, StreamId::MAX, 0);
+    let expected = [
+        id(0, 1),
+        id(0, 2),
+        id(31, 2),
+        id(63, 0),
+        id(4096, u64::MAX / 2),
+        id(u64::MAX / 2, 0),
+        id(u64::MAX / 2 + 1, 0),
+        id(u64::MAX, u64::MAX),
+    ];
+    assert_eq!(ids(&all), expected);
+    assert_eq!(all[5].fields, [b"f".to_vec(), b"v".to_vec()]);
+    assert_eq!(all[7].fields, [b"g".to_vec(), b"w".to_vec()]);
+    assert!(stream.contains(id(63, 0)) && !stream.contains(id(32, 2)));
+    let reversed = stream.rev_range(id(31, 2), id(u64::MAX / 2 + 1, 0), 0);
+    assert_eq!(
+        ids(&reversed),
+        [
+            expected[6],
+            expected[5],
+            expected[4],
+            expected[3],
+            expected[2]
+        ]
+    );
+}
+
+/// A block of 100 entries a millisecond apart with 12-byte values, as
+/// `bench/scripts/collection_memory.py` writes them: one byte of ID, one of length and the
+/// value each, 1,400 bytes in all (jemalloc's 1,536-byte class).
+#[test]
+fn appended_entries_take_fourteen_bytes() {
+    let mut stream = StreamValue::new();
+    for i in 0..100u64 {
+        let value = format!("value:{i:06}");
+        stream
+            .add(
+                AddId::Explicit(id(i + 1, 1)),
+                &[&b"field"[..], value.as_bytes()],
+                0,
+                &LIMITS,
+            )
+            .unwrap();
+    }
+    let (_, block) = stream.blocks.first_key_value().unwrap();
+    assert_eq!(stream.blocks.len(), 1);
+    assert_eq!(block.data.len(), 1400);
+    assert_eq!(std::mem::size_of::<Block>(), 88);
+}
+
 /// Redis's own cases from its stream tests, with 10 entries per block.
 #[test]
 fn trimming_as_redis() {
@@ -378,10 +463,28 @@ fn set_id_as_redis() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Add(u8),
+    /// Value length, the gap kind before the new ID (see [`next_id`]), whether the field name
+    /// differs from the block's first entry's.
+    Add(u8, u8, bool),
     Delete(u16),
     TrimMaxLen(u16, bool),
     TrimMinId(u16, bool),
+}
+
+/// The ID after `last` for gap kind `gap`: the same millisecond (the sequence repeated, one
+/// up, or far up), or one, 31, 32 or thousands of milliseconds later with sequence 0 or
+/// `last`'s: every case of a block's one-byte ID and its continuations.
+fn next_id(last: StreamId, gap: u8) -> StreamId {
+    match gap % 8 {
+        0 => id(last.ms, last.seq + 1),
+        1 => id(last.ms, last.seq + 1000),
+        2 => id(last.ms + 1, last.seq),
+        3 => id(last.ms + 1, 0),
+        4 => id(last.ms + 31, last.seq),
+        5 => id(last.ms + 32, 3),
+        6 => id(last.ms + 5000, last.seq),
+        _ => id(last.ms + 1 + u64::from(gap), 0),
+    }
 }
 
 proptest! {
@@ -390,7 +493,7 @@ proptest! {
     #[test]
     fn matches_an_ordered_map(
         ops in proptest::collection::vec(prop_oneof![
-            4 => any::<u8>().prop_map(Op::Add),
+            4 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(n, g, f)| Op::Add(n, g, f)),
             2 => any::<u16>().prop_map(Op::Delete),
             1 => (0u16..200, any::<bool>()).prop_map(|(n, a)| Op::TrimMaxLen(n, a)),
             1 => (0u16..400, any::<bool>()).prop_map(|(n, a)| Op::TrimMinId(n, a)),
@@ -400,17 +503,25 @@ proptest! {
         let limits = StreamLimits { node_bytes_max: 200, node_entries_max };
         let mut stream = StreamValue::new();
         let mut model: BTreeMap<StreamId, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut last = id(1, 0);
         let mut next_ms = 1;
         for op in ops {
             match op {
-                Op::Add(size) => {
+                Op::Add(size, gap, other_field) => {
                     let value = vec![b'x'; usize::from(size) % 40];
-                    let added = stream.add(AddId::Explicit(id(next_ms, 0)), &[&b"f"[..], &value], 0, &limits).unwrap();
-                    model.insert(added, vec![b"f".to_vec(), value]);
-                    next_ms += 1;
+                    let field: &[u8] = if other_field { b"g" } else { b"f" };
+                    let next = next_id(last, gap);
+                    let added = stream.add(AddId::Explicit(next), &[field, &value], 0, &limits).unwrap();
+                    model.insert(added, vec![field.to_vec(), value]);
+                    last = next;
+                    next_ms = next.ms + 1;
                 }
                 Op::Delete(at) => {
-                    let target = id(u64::from(at) % (next_ms + 1), 0);
+                    // Mostly a present entry (the model's at an index), sometimes an absent ID.
+                    let target = match model.keys().nth(usize::from(at) % (model.len() + 1)) {
+                        Some(&present) => present,
+                        None => id(u64::from(at) % (next_ms + 1), 7),
+                    };
                     let expected = usize::from(model.remove(&target).is_some());
                     prop_assert_eq!(stream.delete(&[target]), expected);
                 }
@@ -425,7 +536,7 @@ proptest! {
                     }
                 }
                 Op::TrimMinId(min_ms, approximate) => {
-                    let min_id = id(u64::from(min_ms), 0);
+                    let min_id = id(u64::from(min_ms) * (next_ms / 400 + 1), 0);
                     let options = TrimOptions { strategy: TrimStrategy::MinId(min_id), approximate, limit: None };
                     let removed = stream.trim(options, &limits);
                     for _ in 0..removed {

@@ -9,17 +9,7 @@
 //! When used memory passes `maxmemory`, each shard evicts its share of the excess (in proportion
 //! to the keys it holds, [`eviction_share`]) from its own keyspace under `maxmemory-policy`, in slices
 //! of [`EVICT_SLICE_BUDGET`] with a yield between them, so a CONFIG SET that shrinks the limit
-//! evicts down to it without stalling requests.
-//!
-//! Between two readings of the gauge a shard's writes are paid for at once, as Redis's
-//! `performEvictions` before every command: [`make_room`] runs before each `denyoom` command
-//! and evicts what the shard's thread allocated since its last reading beyond the limit
-//! (jemalloc's per-thread counters, two loads). Left to the loop alone, a connection that
-//! writes faster than the 1 ms period put hundreds of kilobytes over the limit: at 0.1% of a
-//! 100 MB working set (a 100 KB budget) the keys held varied 8x with the speed of the writes.
-//! Before each reading the shard thread's allocation cache (jemalloc's tcache) is flushed:
-//! `stats.allocated` counts the freed blocks a thread caches as allocated, tens of kilobytes
-//! that come and go with the cache's own collection, not with the data. Under `noeviction`, or when nothing may be
+//! evicts down to it without stalling requests. Under `noeviction`, or when nothing may be
 //! evicted (a volatile policy and no key with a TTL), commands flagged `denyoom` get Redis's OOM
 //! error while reads and deletes are served.
 //!
@@ -30,7 +20,6 @@
 //! history and an admission window sized by a hill climber, over the sampled eviction; see
 //! `ember_store`'s `keyspace/admission.rs`), or Redis's `allkeys-lru` / `allkeys-lfu`.
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -49,10 +38,6 @@ const IDLE_PERIOD: Duration = Duration::from_millis(50);
 pub const EVICT_SLICE_BUDGET: Duration = Duration::from_micros(500);
 /// Keys evicted between two looks at the clock.
 const KEYS_PER_CLOCK_CHECK: usize = 16;
-/// Most keys [`make_room`] evicts before one command: a command that allocated more than
-/// that many keys' worth between two readings (a large value over small keys) leaves the
-/// rest to the loop, which evicts in time slices, so that no command waits long.
-const MAKE_ROOM_KEYS_MAX: usize = 64;
 
 /// Redis's reply to a `denyoom` command over the limit.
 pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -72,9 +57,6 @@ pub struct MemoryGauge {
     /// How many shards are over the limit and found nothing they may evict. Writes are refused
     /// only when every shard is: while one shard can still evict, the excess goes down.
     stuck_shards: AtomicUsize,
-    /// Readings so far: a shard whose last reading is older counts its thread's growth from
-    /// the newest one ([`ShardMemory`]).
-    readings: AtomicU64,
 }
 
 impl MemoryGauge {
@@ -85,7 +67,6 @@ impl MemoryGauge {
             peak_bytes: AtomicU64::new(0),
             startup_bytes: AtomicU64::new(0),
             stuck_shards: AtomicUsize::new(0),
-            readings: AtomicU64::new(0),
         }
     }
 
@@ -94,7 +75,6 @@ impl MemoryGauge {
         let used = allocated_bytes();
         self.used_bytes.store(used, Ordering::Release);
         self.peak_bytes.fetch_max(used, Ordering::AcqRel);
-        self.readings.fetch_add(1, Ordering::AcqRel);
         used
     }
 
@@ -124,146 +104,6 @@ impl MemoryGauge {
 pub fn allocated_bytes() -> u64 {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
-}
-
-/// Net bytes the calling thread has allocated in its life (jemalloc's `thread.allocatedp` less
-/// `thread.deallocatedp`, wrapping): exact at every call, unlike `stats.allocated`.
-fn thread_net_bytes() -> u64 {
-    thread_local! {
-        static COUNTERS: Option<(
-            tikv_jemalloc_ctl::thread::ThreadLocal<u64>,
-            tikv_jemalloc_ctl::thread::ThreadLocal<u64>,
-        )> = tikv_jemalloc_ctl::thread::allocatedp::read()
-            .ok()
-            .zip(tikv_jemalloc_ctl::thread::deallocatedp::read().ok());
-    }
-    COUNTERS.with(|counters| {
-        counters
-            .as_ref()
-            .map_or(0, |(allocated, deallocated)| {
-                allocated.get().wrapping_sub(deallocated.get())
-            })
-    })
-}
-
-/// Returns the calling thread's cached free blocks to the allocator, so that the next
-/// `stats.allocated` counts this thread's data and not its cache.
-fn flush_thread_cache() {
-    // SAFETY: `thread.tcache.flush` takes and returns nothing: every pointer is null and the
-    // length 0, as jemalloc requires of it; the name is a NUL-terminated literal. An error
-    // (no tcache on this thread) leaves the cache as it was, which only costs precision.
-    unsafe {
-        tikv_jemalloc_sys::mallctl(
-            c"thread.tcache.flush".as_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            0,
-        );
-    }
-}
-
-/// A shard's side of the gauge: its eviction pool and its thread's allocation counter at the
-/// last reading, so that a command can tell how far the shard's own writes have moved used
-/// memory since then.
-pub struct ShardMemory {
-    /// The sampling pool of every eviction on this shard (the loop's and [`make_room`]'s).
-    pool: RefCell<EvictionPool>,
-    /// [`thread_net_bytes`] when the shard last took the gauge's reading.
-    thread_net_at_reading: Cell<u64>,
-    /// The gauge's reading count then.
-    reading: Cell<u64>,
-}
-
-impl ShardMemory {
-    /// The state of shard `index`, which has read nothing yet.
-    pub fn new(index: usize) -> Self {
-        Self {
-            pool: RefCell::new(EvictionPool::new(0x9E37_79B9_7F4A_7C15 ^ index as u64)),
-            thread_net_at_reading: Cell::new(0),
-            reading: Cell::new(u64::MAX),
-        }
-    }
-
-    /// Bytes this shard's thread allocated, net, since the gauge's newest reading: taken
-    /// from the reading the shard last saw, or from now when another thread has read since
-    /// (its figure holds this thread's growth until then). Negative when it freed more.
-    fn growth_bytes(&self) -> i64 {
-        let now = thread_net_bytes();
-        let newest = GAUGE.readings.load(Ordering::Acquire);
-        if self.reading.get() != newest {
-            self.reading.set(newest);
-            self.thread_net_at_reading.set(now);
-        }
-        now.wrapping_sub(self.thread_net_at_reading.get()) as i64
-    }
-
-    /// Takes a reading now: flushes this thread's cache, refreshes the gauge, and counts this
-    /// thread's growth from here. Call it on the shard's own thread.
-    pub fn read_gauge(&self) -> u64 {
-        flush_thread_cache();
-        let used = GAUGE.refresh();
-        self.reading.set(GAUGE.readings.load(Ordering::Acquire));
-        self.thread_net_at_reading.set(thread_net_bytes());
-        used
-    }
-}
-
-/// Before a `denyoom` command: evicts this shard's part of what its own writes put over
-/// `maxmemory` since the gauge's reading (Redis evicts before every command; the loop alone
-/// let a fast writer run far over a small limit until its next period). Only the growth since
-/// the reading is paid here, at most [`MAKE_ROOM_KEYS_MAX`] keys: a larger excess (a limit
-/// just lowered) is the loop's, in time slices.
-pub fn make_room(shard: &Shard) {
-    let (maxmemory, policy, samples) = {
-        let config = shard.config.borrow();
-        if config.maxmemory == 0 {
-            return;
-        }
-        (
-            config.maxmemory,
-            EvictionPolicy::from_name(&config.maxmemory_policy),
-            config.integer("maxmemory-samples").max(1) as usize,
-        )
-    };
-    let Some(policy) = policy else {
-        return; // noeviction: refuses_growth answers.
-    };
-    let memory = &shard.memory;
-    let growth = memory.growth_bytes();
-    if growth <= 0 {
-        return;
-    }
-    let used = GAUGE.used_bytes().saturating_add(growth as u64);
-    let over = used.saturating_sub(maxmemory).min(growth as u64);
-    if over == 0 || shard.gate.blocks(None) {
-        return;
-    }
-    let keys_all = shard
-        .shared
-        .shard_keys
-        .iter()
-        .map(|keys| keys.load(Ordering::Acquire))
-        .sum();
-    let keys_here = shard.shared.shard_keys[shard.index].load(Ordering::Acquire);
-    let share = eviction_share(over, keys_here, keys_all, shard.shared.shard_count);
-    if share == 0 {
-        return;
-    }
-    let start = memory.growth_bytes();
-    let now_ms = unix_time_ms();
-    let mut pool = memory.pool.borrow_mut();
-    for _ in 0..MAKE_ROOM_KEYS_MAX {
-        let freed = start.saturating_sub(memory.growth_bytes());
-        if freed >= share as i64 {
-            break;
-        }
-        let evicted = shard.keyspace.borrow_mut().evict_one(&mut pool, policy, samples, now_ms);
-        let Some(evicted) = evicted else {
-            break; // Nothing to evict: refuses_growth decides once the loop says so.
-        };
-        count_eviction(shard, evicted, now_ms);
-    }
 }
 
 /// True when a `denyoom` command must be refused now: used memory is over `maxmemory` and
@@ -331,6 +171,7 @@ impl StuckFlag {
 /// Keeps this shard's share of memory under `maxmemory`: refreshes the gauge and, when the
 /// process is over the limit, evicts this shard's share of the excess.
 pub async fn evict_loop(shard: Rc<Shard>) {
+    let mut pool = EvictionPool::new(0x9E37_79B9_7F4A_7C15 ^ shard.index as u64);
     let mut stuck = StuckFlag::default();
     loop {
         let (maxmemory, policy, samples) = {
@@ -346,7 +187,7 @@ pub async fn evict_loop(shard: Rc<Shard>) {
             runtime::sleep(IDLE_PERIOD).await;
             continue;
         }
-        let used = shard.memory.read_gauge();
+        let used = GAUGE.refresh();
         let over = used.saturating_sub(maxmemory);
         let keys_here = (0..ember_store::DATABASE_COUNT)
             .map(|db| shard.keyspace.borrow().len(db))
@@ -374,7 +215,7 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                     runtime::sleep(GAUGE_PERIOD).await;
                     continue;
                 }
-                let found = evict_share(&shard, policy, samples, share);
+                let found = evict_share(&shard, &mut pool, policy, samples, share);
                 stuck.set(!found);
                 if shard.pubsub.has_forwards() {
                     // `evicted` keyspace events, to the other shards' subscribers.
@@ -417,25 +258,43 @@ pub fn eviction_share(over: u64, keys_here: usize, keys_all: usize, shard_count:
 
 /// Evicts keys of this shard until about `share` bytes are freed or the slice's time is up;
 /// false when the keyspace had nothing it may evict.
-fn evict_share(shard: &Shard, policy: EvictionPolicy, samples: usize, share: u64) -> bool {
+fn evict_share(
+    shard: &Shard,
+    pool: &mut EvictionPool,
+    policy: EvictionPolicy,
+    samples: usize,
+    share: u64,
+) -> bool {
     if shard.gate.blocks(None) {
         return true; // A transaction holds the shard: evict after it.
     }
     let started = Instant::now();
     let mut freed = 0u64;
-    let mut pool = shard.memory.pool.borrow_mut();
+    let mut keyspace = shard.keyspace.borrow_mut();
     let now_ms = unix_time_ms();
     while freed < share {
         for _ in 0..KEYS_PER_CLOCK_CHECK {
-            let evicted = shard
-                .keyspace
-                .borrow_mut()
-                .evict_one(&mut pool, policy, samples, now_ms);
-            let Some(evicted) = evicted else {
+            let Some(evicted) = keyspace.evict_one(pool, policy, samples, now_ms) else {
                 return false;
             };
             freed += evicted.bytes as u64;
-            count_eviction(shard, evicted, now_ms);
+            shard
+                .stats
+                .evicted_keys
+                .set(shard.stats.evicted_keys.get() + 1);
+            let config = shard.config.borrow();
+            let flags = config.notify_keyspace_events;
+            if flags & crate::commands::notify::EVICTED != 0 {
+                crate::commands::notify::publish_event(
+                    &shard.pubsub,
+                    &config,
+                    flags,
+                    evicted.db,
+                    "evicted",
+                    evicted.key.as_bytes(),
+                    now_ms,
+                );
+            }
             if freed >= share {
                 break;
             }
@@ -445,27 +304,6 @@ fn evict_share(shard: &Shard, policy: EvictionPolicy, samples: usize, share: u64
         }
     }
     true
-}
-
-/// Counts an evicted key and raises its `evicted` keyspace event.
-fn count_eviction(shard: &Shard, evicted: ember_store::Evicted, now_ms: u64) {
-    shard
-        .stats
-        .evicted_keys
-        .set(shard.stats.evicted_keys.get() + 1);
-    let config = shard.config.borrow();
-    let flags = config.notify_keyspace_events;
-    if flags & crate::commands::notify::EVICTED != 0 {
-        crate::commands::notify::publish_event(
-            &shard.pubsub,
-            &config,
-            flags,
-            evicted.db,
-            "evicted",
-            evicted.key.as_bytes(),
-            now_ms,
-        );
-    }
 }
 
 #[cfg(test)]

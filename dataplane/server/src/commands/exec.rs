@@ -177,10 +177,6 @@ pub async fn execute<'s>(
         return;
     }
     // A script's calls were checked by the script (scripting::run), as Redis's scriptVerifyOOM.
-    if spec.has(CommandFlags::DENYOOM) && !client.script {
-        // Redis evicts before every command; here, what this shard grew since its gauge read.
-        crate::memory::make_room(shard);
-    }
     if spec.has(CommandFlags::DENYOOM) && !client.script && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);

@@ -122,8 +122,6 @@ pub struct Shard {
     pub local_tier: local_tier::LocalTier,
     /// This shard's connections in MONITOR mode, and lines for other shards' monitors.
     pub monitors: crate::commands::monitor::ShardMonitors,
-    /// This shard's eviction pool and its side of the memory gauge.
-    pub memory: crate::memory::ShardMemory,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -174,7 +172,6 @@ impl Shard {
             hotkeys: crate::commands::hotkeys::Recorder::default(),
             local_tier: local_tier::LocalTier::default(),
             monitors: Default::default(),
-            memory: crate::memory::ShardMemory::new(index),
             next_hold_sequence: Cell::new(1),
         }
     }

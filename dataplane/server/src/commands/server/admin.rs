@@ -660,7 +660,7 @@ fn format_info(
             }
             "memory" => {
                 let gauge = &crate::memory::GAUGE;
-                let used = shard.memory.read_gauge();
+                let used = gauge.refresh();
                 line("used_memory", used.to_string());
                 line("used_memory_human", human_bytes(used));
                 let rss = rss_bytes();

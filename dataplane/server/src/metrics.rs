@@ -234,6 +234,18 @@ pub async fn render(shard: &Rc<Shard>) -> String {
         counters.evicted_keys,
     );
     text.single(
+        "ember_tinylfu_window_keys",
+        "gauge",
+        "New keys allkeys-tinylfu's admission window protects from eviction (INFO stats' tinylfu_window_keys).",
+        total.tinylfu_window.keys,
+    );
+    text.single(
+        "ember_tinylfu_window_share",
+        "gauge",
+        "The admission window's share of the keys held, mean over shards (INFO stats' tinylfu_window_share).",
+        format!("{:.4}", total.tinylfu_window.share()),
+    );
+    text.single(
         "ember_client_output_limit_disconnections_total",
         "counter",
         "Clients closed for their client-output-buffer-limit.",

@@ -121,6 +121,47 @@ pub struct ShardInfo {
     pub offload_cycles: u64,
     /// The GPU embedding cache's counters (zero where it has not started).
     pub gpu_cache: crate::inference::gpu_cache::RowCacheStats,
+    /// `allkeys-tinylfu`'s admission window (added up over the shards that keep one).
+    pub tinylfu_window: TinyLfuWindow,
+}
+
+/// INFO's `tinylfu_window_*`: the admission windows of the shards that keep a read history.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TinyLfuWindow {
+    /// Shards keeping a read history (`allkeys-tinylfu`).
+    pub shards: u64,
+    /// New keys the windows protect from eviction.
+    pub keys: u64,
+    /// Keys past the windows waiting to be judged.
+    pub candidates: u64,
+    /// The windows' shares of their shards' keys, in millionths, added up.
+    pub share_ppm_sum: u64,
+}
+
+impl TinyLfuWindow {
+    /// One shard's window (`None` when it keeps no read history).
+    pub fn of(window: Option<ember_store::AdmissionWindow>) -> Self {
+        window.map_or_else(Self::default, |window| Self {
+            shards: 1,
+            keys: window.keys as u64,
+            candidates: window.candidates as u64,
+            share_ppm_sum: window.share_ppm,
+        })
+    }
+
+    /// Adds `other` to this.
+    pub fn add(&mut self, other: &Self) {
+        self.shards += other.shards;
+        self.keys += other.keys;
+        self.candidates += other.candidates;
+        self.share_ppm_sum += other.share_ppm_sum;
+    }
+
+    /// The windows' mean share of their shards' keys, as a fraction (0 with no window).
+    pub fn share(&self) -> f64 {
+        let scale = ember_store::WINDOW_SHARE_SCALE_PPM as f64;
+        self.share_ppm_sum as f64 / scale / self.shards.max(1) as f64
+    }
 }
 
 /// Plain counters of a shard, added up over shards for INFO.

@@ -506,3 +506,63 @@ fn requests_that_size_an_allocation_are_charged_before_it_happens() {
         "a 4 MiB tensor under a 32 MiB budget with eviction"
     );
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn info_text(con: &mut Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("INFO stats has no {field}"))
+        .trim()
+        .to_string()
+}
+
+/// INFO stats and /metrics show allkeys-tinylfu's admission window: 1% of the keys at start
+/// (10 of 1,000 keys written), up to 128 more waiting to be judged (nothing evicts without
+/// maxmemory), and zeros once the policy keeps no read history.
+#[test]
+fn info_shows_the_admission_window() {
+    let metrics_port = common::free_port();
+    let ember = Ember::start_with(&[
+        "--threads",
+        "1",
+        "--maxmemory-policy",
+        "allkeys-tinylfu",
+        "--metrics-port",
+        &metrics_port.to_string(),
+    ]);
+    let mut con = ember.connect(false);
+    assert!(write_values(&mut con, "w", 1000, 16).is_empty());
+    assert_eq!(info_text(&mut con, "tinylfu_window_keys"), "10");
+    assert_eq!(info_text(&mut con, "tinylfu_window_candidates"), "128");
+    assert_eq!(info_text(&mut con, "tinylfu_window_share"), "0.0100");
+    let exposition = http_get(metrics_port, "/metrics");
+    assert!(
+        exposition.contains("\nember_tinylfu_window_keys 10\n"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("\nember_tinylfu_window_share 0.0100\n"),
+        "{exposition}"
+    );
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query::<()>(&mut con)
+        .unwrap();
+    assert_eq!(info_text(&mut con, "tinylfu_window_keys"), "0");
+    assert_eq!(info_text(&mut con, "tinylfu_window_candidates"), "0");
+    assert_eq!(info_text(&mut con, "tinylfu_window_share"), "0.0000");
+}

@@ -21,6 +21,7 @@ mod evict;
 mod expiry;
 mod field_expiry;
 mod packed_box;
+pub use admission::{AdmissionWindow, WINDOW_SHARE_SCALE_PPM};
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
@@ -412,6 +413,19 @@ impl Keyspace {
         self.admission
             .as_ref()
             .map(|admission| admission.frequency(hash))
+    }
+
+    /// What `allkeys-tinylfu`'s admission window holds now; `None` when no read history is
+    /// kept.
+    pub fn admission_window(&self) -> Option<AdmissionWindow> {
+        let admission = self.admission.as_ref()?;
+        let keys_max = admission.window_max_keys(self.key_count());
+        let queued = admission.window_len();
+        Some(AdmissionWindow {
+            keys: queued.min(keys_max),
+            candidates: queued.saturating_sub(keys_max),
+            share_ppm: admission.window_share_ppm(),
+        })
     }
 
     /// What [`Entry::access`] records.

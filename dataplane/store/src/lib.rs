@@ -53,9 +53,9 @@ pub use compact::CompactBytes;
 pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
-    AccessPolicy, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool, Expiry, KeyObserver,
-    Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT, OBSERVERS_MAX,
-    PREFETCH_BATCH_LEN, SEGMENT_COUNT,
+    AccessPolicy, AdmissionWindow, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool,
+    Expiry, KeyObserver, Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT,
+    OBSERVERS_MAX, PREFETCH_BATCH_LEN, SEGMENT_COUNT, WINDOW_SHARE_SCALE_PPM,
 };
 pub use list::{ListLimits, ListValue};
 pub use probabilistic::{BloomChain, CountMinSketch, CuckooFilter, TopK};

@@ -70,6 +70,18 @@ pub const WINDOW_KEYS_MAX: usize = 1 << 18;
 /// or the burst was a scan that the frequency filter would have refused anyway).
 pub const CANDIDATES_MAX: usize = 128;
 
+/// What the admission window holds now (INFO's `tinylfu_window_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdmissionWindow {
+    /// New keys the window protects from eviction now (entries whose key may have been
+    /// deleted since included).
+    pub keys: usize,
+    /// Keys past the window that wait for an eviction to judge them.
+    pub candidates: usize,
+    /// The window's share of the keys held, in millionths (the climber moves it).
+    pub share_ppm: u64,
+}
+
 /// The read history, the window and its climber.
 pub(super) struct Admission {
     sketch: FrequencySketch,
@@ -174,13 +186,11 @@ impl Admission {
     }
 
     /// Entries in the window and past it (some of their keys may have gone).
-    #[cfg(test)]
     pub(super) fn window_len(&self) -> usize {
         self.window.len()
     }
 
     /// The window's share of the keys held, in millionths (the climber moves it).
-    #[cfg(test)]
     pub(super) fn window_share_ppm(&self) -> u64 {
         self.window_share_ppm
     }

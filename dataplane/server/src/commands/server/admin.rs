@@ -165,6 +165,7 @@ fn shard_info(shard: &Shard) -> ShardInfo {
         expired_keys: keyspace.stats().expired_keys,
         offload_cycles: shard.offload.borrow().cycles(),
         gpu_cache: shard.inference.device_rows_stats(),
+        tinylfu_window: crate::stats::TinyLfuWindow::of(keyspace.admission_window()),
     }
 }
 
@@ -468,6 +469,7 @@ pub async fn gather_info(
         total.expired_keys += info.expired_keys;
         total.offload_cycles += info.offload_cycles;
         total.gpu_cache.add(&info.gpu_cache);
+        total.tinylfu_window.add(&info.tinylfu_window);
         per_shard.push(*info);
     }
     (total, per_shard)
@@ -742,6 +744,12 @@ fn format_info(
                 line("tracking_total_items", items.to_string());
                 line("tracking_total_prefixes", prefixes.to_string());
                 line("total_error_replies", counters.error_replies.to_string());
+                // allkeys-tinylfu's admission window: new keys eviction does not touch yet,
+                // and the share of the keys the hill climber gives it (0 under other policies).
+                let window = &total.tinylfu_window;
+                line("tinylfu_window_keys", window.keys.to_string());
+                line("tinylfu_window_candidates", window.candidates.to_string());
+                line("tinylfu_window_share", format!("{:.4}", window.share()));
             }
             "replication" => {
                 line("role", "master".into());

@@ -33,6 +33,16 @@ fn set_maxmemory(con: &mut Connection, bytes: u64) {
         .unwrap();
 }
 
+/// Sets maxmemory-policy.
+fn set_policy(con: &mut Connection, policy: &str) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg(policy)
+        .query::<()>(con)
+        .unwrap();
+}
+
 /// Sets maxmemory to the used_memory now plus `data_bytes`, and returns the limit.
 fn limit_data_to(con: &mut Connection, data_bytes: u64) -> u64 {
     let maxmemory = info_field(con, "used_memory") + data_bytes;
@@ -201,12 +211,7 @@ fn allkeys_tinylfu_holds_the_limit_and_keeps_what_is_read() {
         .query(&mut con)
         .unwrap();
     assert!(idle >= 0);
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("ALLKEYS-TINYLFU")
-        .query::<()>(&mut con)
-        .unwrap();
+    set_policy(&mut con, "ALLKEYS-TINYLFU");
     let error = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")
@@ -489,12 +494,7 @@ fn requests_that_size_an_allocation_are_charged_before_it_happens() {
     assert_eq!(info_field(&mut con, "evicted_keys"), 0);
     // Under an eviction policy, eviction makes room for any request smaller than the limit;
     // one larger than the whole limit can never fit.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("allkeys-lru")
-        .query::<()>(&mut con)
-        .unwrap();
+    set_policy(&mut con, "allkeys-lru");
     let whole_limit = (maxmemory / 4 + 1).to_string();
     assert_eq!(
         reply_text(&mut con, &["AI.TENSORSET", "{t}big", "FLOAT", &whole_limit]),
@@ -505,27 +505,6 @@ fn requests_that_size_an_allocation_are_charged_before_it_happens() {
         "OK",
         "a 4 MiB tensor under a 32 MiB budget with eviction"
     );
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
-fn info_text(con: &mut Connection, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO stats has no {field}"))
-        .trim()
-        .to_string()
 }
 
 /// INFO stats and /metrics show allkeys-tinylfu's admission window: 1% of the keys at start
@@ -544,10 +523,19 @@ fn info_shows_the_admission_window() {
     ]);
     let mut con = ember.connect(false);
     assert!(write_values(&mut con, "w", 1000, 16).is_empty());
-    assert_eq!(info_text(&mut con, "tinylfu_window_keys"), "10");
-    assert_eq!(info_text(&mut con, "tinylfu_window_candidates"), "128");
-    assert_eq!(info_text(&mut con, "tinylfu_window_share"), "0.0100");
-    let exposition = http_get(metrics_port, "/metrics");
+    assert_eq!(
+        common::info_text(&mut con, "stats", "tinylfu_window_keys"),
+        "10"
+    );
+    assert_eq!(
+        common::info_text(&mut con, "stats", "tinylfu_window_candidates"),
+        "128"
+    );
+    assert_eq!(
+        common::info_text(&mut con, "stats", "tinylfu_window_share"),
+        "0.0100"
+    );
+    let exposition = common::http_get(metrics_port, "/metrics");
     assert!(
         exposition.contains("\nember_tinylfu_window_keys 10\n"),
         "{exposition}"
@@ -556,13 +544,17 @@ fn info_shows_the_admission_window() {
         exposition.contains("\nember_tinylfu_window_share 0.0100\n"),
         "{exposition}"
     );
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("allkeys-lru")
-        .query::<()>(&mut con)
-        .unwrap();
-    assert_eq!(info_text(&mut con, "tinylfu_window_keys"), "0");
-    assert_eq!(info_text(&mut con, "tinylfu_window_candidates"), "0");
-    assert_eq!(info_text(&mut con, "tinylfu_window_share"), "0.0000");
+    set_policy(&mut con, "allkeys-lru");
+    assert_eq!(
+        common::info_text(&mut con, "stats", "tinylfu_window_keys"),
+        "0"
+    );
+    assert_eq!(
+        common::info_text(&mut con, "stats", "tinylfu_window_candidates"),
+        "0"
+    );
+    assert_eq!(
+        common::info_text(&mut con, "stats", "tinylfu_window_share"),
+        "0.0000"
+    );
 }

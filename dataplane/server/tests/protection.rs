@@ -951,7 +951,6 @@ fn one_rebuild_under_a_thousand_clients() {
 /// figures: throttled requests, leases granted and expired, filter hits.
 #[test]
 fn metrics_show_the_protection_counters() {
-    use std::io::{Read, Write};
     let metrics_port = common::free_port();
     let ember = Ember::start_with(&[
         "--threads",
@@ -973,10 +972,7 @@ fn metrics_show_the_protection_counters() {
         .arg("protection")
         .query(&mut con)
         .unwrap();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut exposition = String::new();
-    stream.read_to_string(&mut exposition).unwrap();
+    let exposition = common::http_get(metrics_port, "/metrics");
     let mut compared = 0;
     for line in info
         .lines()

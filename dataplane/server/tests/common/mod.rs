@@ -435,13 +435,30 @@ impl Raw {
 
 /// A field of INFO's text, as a number.
 pub fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> u64 {
+    info_text(con, section, name).parse().unwrap()
+}
+
+/// A field of INFO's text, as written.
+pub fn info_text(con: &mut redis::Connection, section: &str, name: &str) -> String {
     let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
     info.lines()
         .find_map(|line| line.strip_prefix(&format!("{name}:")))
         .unwrap_or_else(|| panic!("INFO {section} has {name}: {info}"))
         .trim()
-        .parse()
-        .unwrap()
+        .to_owned()
+}
+
+/// The response (head and body) to an HTTP/1.0 GET of `path` on a loopback port (the metrics
+/// endpoint).
+pub fn http_get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 /// A command encoded as a RESP multibulk request.

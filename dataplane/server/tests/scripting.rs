@@ -110,6 +110,14 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("setresp", "return redis.setresp(4)"),
     ("compile error", "syntax error here"),
     ("error on line 2", "local a = 1\nreturn redis.call('incr', 'conversion-key')"),
+    // Where an error was raised: the innermost Lua frame, not the line its message names.
+    ("error level 2 in a function", "local function f() error('x', 2) end\nf()"),
+    ("error level 0 in a function", "local function f()\n error('x', 0)\nend\n\nf()"),
+    ("runtime error in a function", "local function f()\n return nil + 1\nend\nf()"),
+    ("failed call in a function", "local function f()\n redis.call('nosuch')\nend\nf()"),
+    ("error table in a function", "local function f()\n error({err='X y'})\nend\nf()"),
+    ("error in a loadstring chunk", "return loadstring('error(\"x\")')()"),
+    ("pcall of error at level 2", "local ok, e = pcall(error, 'x', 2) return e"),
 ];
 
 #[test]
@@ -317,6 +325,21 @@ fn base_functions_answer_as_redis() {
             "\"user_script:1: x\"",
         ),
         ("local ok, e = pcall(error) return tostring(e)", "\"nil\""),
+        // Level 2 from a C function called by pcall is the script's line; the sandbox's own
+        // pcall wrapper is not counted.
+        (
+            "local ok, e = pcall(error, 'x', 2) return e",
+            "\"user_script:1: x\"",
+        ),
+        ("local ok, e = pcall(error, 'x', 3) return e", "\"x\""),
+        (
+            "local function f() error('x', 2) end\nlocal ok, e = pcall(f) return e",
+            "\"x\"",
+        ),
+        (
+            "local function f() error('x', 2) end\nf()",
+            "(error) ERR user_script:2: x script: ",
+        ),
         ("return type(rawget(_G, 'tonumber'))", "\"function\""),
         ("return type(rawget(string, 'len'))", "\"function\""),
         ("return type(next(_G))", "\"string\""),

@@ -4,7 +4,9 @@
 //! - `error`: Redis's is the C function of Lua's base library. A script's `return error("x")`
 //!   then keeps the script's frame (Lua 5.1 does not tail-call C functions), so the message
 //!   names the script's line: `user_script:1: x`. A Lua wrapper loses that frame. Ember's also
-//!   notes a table it raises (`redis.error_reply(...)`), so the reply can tell the error apart.
+//!   notes a table it raises (`redis.error_reply(...)`), so the reply can tell the error apart,
+//!   and leaves the sandbox's own Lua frames (its `pcall`) out when it counts `level`, so
+//!   `pcall(error, "x", 2)` names the script's line as Redis's does, not the sandbox's.
 //! - `rawget`, `next` and `pairs`: the sandbox's read-only tables (`_G` and the libraries) are
 //!   empty proxies whose `__index` is the real table; these see through a proxy to the table
 //!   behind it, as Redis's (whose read-only tables are the tables themselves) do:
@@ -12,7 +14,7 @@
 //!
 //! Lua raises errors with `longjmp`: these functions hold no Rust value with a destructor.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 
 use mlua::{ffi, Function, Lua, Table};
 
@@ -53,11 +55,48 @@ unsafe extern "C-unwind" fn error(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_call(l, 1, 0);
         }
         if ffi::lua_type(l, 1) == ffi::LUA_TSTRING && level > 0 {
-            ffi::luaL_where(l, level);
+            push_where(l, level);
             ffi::lua_pushvalue(l, 1);
             ffi::lua_concat(l, 2);
         }
         ffi::lua_error(l)
+    }
+}
+
+/// The chunk name of the sandbox's prelude (scripting/sandbox.rs).
+pub const SANDBOX_CHUNK: &str = "=sandbox";
+
+/// `luaL_where(l, level)` as if the sandbox's Lua frames were not on the stack: pushes
+/// `"<chunk>:<line>: "` for the `level`-th frame below the running C function that is not the
+/// sandbox's, or `""` when that frame is a C function or there is none.
+unsafe fn push_where(l: *mut ffi::lua_State, level: c_int) {
+    // SAFETY: `lua_Debug` is plain data that `lua_getstack` fills; `source` and `short_src`
+    // are NUL-terminated strings Lua owns while the frame exists.
+    unsafe {
+        let mut frame: ffi::lua_Debug = std::mem::zeroed();
+        let mut counted = 0;
+        let mut index = 1;
+        while ffi::lua_getstack(l, index, &mut frame) != 0 {
+            index += 1;
+            ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut frame);
+            if CStr::from_ptr(frame.source).to_bytes() == SANDBOX_CHUNK.as_bytes() {
+                continue;
+            }
+            counted += 1;
+            if counted == level {
+                if frame.currentline > 0 {
+                    ffi::lua_pushfstring(
+                        l,
+                        c"%s:%d: ".as_ptr(),
+                        frame.short_src.as_ptr(),
+                        frame.currentline,
+                    );
+                    return;
+                }
+                break;
+            }
+        }
+        ffi::lua_pushliteral(l, "");
     }
 }
 

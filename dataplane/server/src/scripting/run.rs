@@ -88,6 +88,8 @@ pub struct RunState {
     pub(crate) noted_error: Option<NotedError>,
     /// SCRIPT KILL stopped the script at this line.
     killed: Option<Option<i32>>,
+    /// Where the error that ended the run was raised ([`error_place`]).
+    error_place: Option<ErrorPlace>,
     /// What FUNCTION STATS shows once the script is busy.
     running: Option<RunningSource>,
     /// A `redis.call` waiting for another shard, until the async half takes it.
@@ -1147,6 +1149,7 @@ pub async fn invoke(
             multi_write,
             noted_error: None,
             killed: None,
+            error_place: None,
             running: Some(RunningSource {
                 name: invocation.name,
                 command: (
@@ -1259,26 +1262,75 @@ async fn call_script(
         std::task::Poll::Ready(result) => result,
         std::task::Poll::Pending => run.await,
     };
+    if result.is_err() {
+        let place = error_place(&kept);
+        if let Some(run) = engine.state.borrow_mut().as_mut() {
+            run.error_place = place;
+        }
+    }
     if result.is_ok() && kept.status() == mlua::ThreadStatus::Finished {
         *engine.spare_thread.borrow_mut() = Some(kept);
     }
     result
 }
 
+/// The chunk and line an error was raised at.
+#[derive(Debug, Clone)]
+struct ErrorPlace {
+    /// The chunk's source as Lua holds it: `@user_script`, or a `loadstring` chunk's text.
+    source: String,
+    line: i32,
+}
+
+/// Where the error that ended a run was raised, as Redis's error handler reports it: the
+/// innermost frame of the script's (dead) coroutine that is a Lua function and not the
+/// sandbox's. Lua 5.1 leaves a coroutine's frames in place when an error ends it.
+fn error_place(thread: &mlua::Thread) -> Option<ErrorPlace> {
+    let state = thread.to_pointer() as *mut ffi::lua_State;
+    // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is, and not
+    // running; `lua_Debug` is plain data that `lua_getstack` fills, whose `what` and `source`
+    // are NUL-terminated strings Lua owns while the frame's function is on the stack.
+    unsafe {
+        let mut frame: ffi::lua_Debug = std::mem::zeroed();
+        let mut level = 0;
+        while ffi::lua_getstack(state, level, &mut frame) != 0 {
+            level += 1;
+            if ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut frame) == 0 {
+                continue;
+            }
+            let what = std::ffi::CStr::from_ptr(frame.what).to_bytes();
+            let source = std::ffi::CStr::from_ptr(frame.source).to_bytes();
+            if what == b"C" || source == super::globals::SANDBOX_CHUNK.as_bytes() {
+                continue;
+            }
+            return Some(ErrorPlace {
+                source: String::from_utf8_lossy(source).into_owned(),
+                line: frame.currentline,
+            });
+        }
+        None
+    }
+}
+
 /// The error reply of a failed run, as Redis 7 words it:
-/// `<message> script: <name>, on @user_script:<line>.`
+/// `<message> script: <name>, on @user_script:<line>.`, naming where the error was raised
+/// (a `loadstring` chunk's source where it was raised in one).
 fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_>) -> String {
     let source = if invocation.function {
         "@user_function"
     } else {
         "@user_script"
     };
-    let place = |line: Option<i32>| {
-        format!(
+    let place = |line: Option<i32>| match &run.error_place {
+        Some(raised) if run.killed.is_none() => format!(
+            " script: {}, on {}:{}.",
+            invocation.name, raised.source, raised.line
+        ),
+        _ => format!(
             " script: {}, on {source}:{}.",
             invocation.name,
             line.map_or_else(|| "0".to_owned(), |line| line.to_string())
-        )
+        ),
     };
     let (message, traceback) = innermost(error);
     if let Some(line) = run.killed {

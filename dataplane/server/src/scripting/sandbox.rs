@@ -165,7 +165,10 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
     base.set("rawget", rawget)?;
     base.set("next", next)?;
     base.set("pairs", pairs)?;
-    let prelude = lua.load(PRELUDE).set_name("=sandbox").into_function()?;
+    let prelude = lua
+        .load(PRELUDE)
+        .set_name(super::globals::SANDBOX_CHUNK)
+        .into_function()?;
     let (env, library_env, run_script, run_function): (Table, Function, Function, Function) =
         prelude.call((
             globals.clone(),

@@ -1,8 +1,8 @@
 //! `maxmemory`: the memory gauge every shard reads, the eviction loop each shard runs, and the
 //! OOM check the executor makes before a command that may grow memory.
 //!
-//! `used_memory` is jemalloc's `stats.allocated`, as Redis reports it, for the whole process.
-//! Reading it means advancing jemalloc's statistics epoch (a few microseconds, process-wide), so
+//! `used_memory` is jemalloc's `stats.allocated` less the blocks its thread caches hold
+//! ([`allocated_bytes`]), for the whole process: what Redis's zmalloc counts. Reading it means advancing jemalloc's statistics epoch (a few microseconds, process-wide), so
 //! it is not read per command: each shard's [`evict_loop`] refreshes the [`MemoryGauge`] every
 //! [`GAUGE_PERIOD`] while `maxmemory` is set, and the executor reads the gauge's atomic.
 //!
@@ -100,10 +100,34 @@ impl MemoryGauge {
     }
 }
 
-/// jemalloc's `stats.allocated`, after advancing its epoch: Redis's `used_memory`.
+/// Redis's `used_memory`: the bytes the program holds, jemalloc's `stats.allocated` (after
+/// advancing its epoch) less what the threads' caches hold.
+///
+/// jemalloc counts a block as allocated from when a thread's cache takes it from the arena
+/// until the cache gives it back, so a block the program freed stays in `stats.allocated`
+/// while it waits in the cache for the next allocation of its size: tens to hundreds of KB
+/// per shard after a burst (a cache bin keeps up to 64 blocks of 1 KiB, for example). Redis
+/// counts each allocation and free itself (zmalloc), so its `used_memory` drops at the free;
+/// without the correction Ember's gauge stayed that far over a small `maxmemory` after the
+/// keys had gone, and the eviction loop emptied the keyspace and then answered OOM.
 pub fn allocated_bytes() -> u64 {
     let _ = tikv_jemalloc_ctl::epoch::advance();
-    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    allocated.saturating_sub(cached_bytes())
+}
+
+/// The bytes held by every thread's cache, summed over arenas (`MALLCTL_ARENAS_ALL`, 4096):
+/// the caches' bins and the blocks stashed for their checks.
+fn cached_bytes() -> u64 {
+    const NAMES: [&[u8]; 2] = [
+        b"stats.arenas.4096.tcache_bytes\0",
+        b"stats.arenas.4096.tcache_stashed_bytes\0",
+    ];
+    NAMES
+        .iter()
+        // SAFETY: both names are NUL-terminated and read a `size_t` statistic.
+        .map(|name| unsafe { tikv_jemalloc_ctl::raw::read::<usize>(name) }.unwrap_or(0) as u64)
+        .sum()
 }
 
 /// True when a `denyoom` command must be refused now: used memory is over `maxmemory` and
@@ -225,8 +249,14 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                 if shard.tracking.has_pending() {
                     crate::commands::tracking::flush(&shard).await;
                 }
-                // Let requests run, then look again at once: the excess may not be paid yet.
-                runtime::yield_now().await;
+                if found {
+                    // Let requests run, then look again at once: the excess may not be paid yet.
+                    runtime::yield_now().await;
+                } else {
+                    // Nothing to evict: looking again at once only spins on the allocator's
+                    // statistics (each refresh merges every arena's, under jemalloc's lock).
+                    runtime::sleep(GAUGE_PERIOD).await;
+                }
             }
             _ => {
                 stuck.set(false);

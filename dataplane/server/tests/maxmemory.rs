@@ -7,21 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Ember;
+use common::{info_field, Ember};
 use redis::Connection;
 
 /// How far above maxmemory used_memory may settle (the bound).
 const TOLERANCE: f64 = 1.05;
-
-fn info_field(con: &mut Connection, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO").query(con).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO has no {field}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 /// Sets maxmemory (0: no limit).
 fn set_maxmemory(con: &mut Connection, bytes: u64) {
@@ -45,7 +35,7 @@ fn set_policy(con: &mut Connection, policy: &str) {
 
 /// Sets maxmemory to the used_memory now plus `data_bytes`, and returns the limit.
 fn limit_data_to(con: &mut Connection, data_bytes: u64) -> u64 {
-    let maxmemory = info_field(con, "used_memory") + data_bytes;
+    let maxmemory = info_field(con, "memory", "used_memory") + data_bytes;
     set_maxmemory(con, maxmemory);
     maxmemory
 }
@@ -78,7 +68,7 @@ fn write_values(con: &mut Connection, prefix: &str, count: usize, value_len: usi
 fn settles_under(con: &mut Connection, maxmemory: u64, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
-        let used = info_field(con, "used_memory");
+        let used = info_field(con, "memory", "used_memory");
         if used as f64 <= maxmemory as f64 * TOLERANCE || Instant::now() > deadline {
             return used;
         }
@@ -104,7 +94,7 @@ fn flood_four_times_the_limit(con: &mut Connection, prefix: &str, policy: &str) 
         "used_memory {used} over maxmemory {maxmemory}"
     );
     set_maxmemory(con, 0);
-    let evicted = info_field(con, "evicted_keys");
+    let evicted = info_field(con, "stats", "evicted_keys");
     let keys: u64 = redis::cmd("DBSIZE").query(con).unwrap();
     (evicted, keys)
 }
@@ -257,7 +247,7 @@ fn collections_are_evicted_too() {
         used as f64 <= maxmemory as f64 * TOLERANCE,
         "used_memory {used} over {maxmemory}"
     );
-    assert!(info_field(&mut con, "evicted_keys") > 0);
+    assert!(info_field(&mut con, "stats", "evicted_keys") > 0);
 }
 
 #[test]
@@ -299,7 +289,7 @@ fn noeviction_refuses_writes_and_serves_reads() {
     // Reads and deletes still work; nothing was evicted.
     let value: String = redis::cmd("GET").arg("kept").query(&mut con).unwrap();
     assert_eq!(value, "value");
-    assert_eq!(info_field(&mut con, "evicted_keys"), 0);
+    assert_eq!(info_field(&mut con, "stats", "evicted_keys"), 0);
     let deleted: u64 = redis::cmd("DEL")
         .arg("oom:0")
         .arg("oom:1")
@@ -337,7 +327,7 @@ fn volatile_policy_without_volatile_keys_answers_oom() {
         "no OOM when nothing may be evicted"
     );
     assert_eq!(
-        info_field(&mut con, "evicted_keys"),
+        info_field(&mut con, "stats", "evicted_keys"),
         0,
         "a key without TTL was evicted"
     );
@@ -347,9 +337,9 @@ fn volatile_policy_without_volatile_keys_answers_oom() {
 fn shrinking_maxmemory_evicts_down_while_serving() {
     let ember = Ember::start_with(&["--threads", "2", "--maxmemory-policy", "allkeys-lru"]);
     let mut con = ember.connect(false);
-    let base = info_field(&mut con, "used_memory");
+    let base = info_field(&mut con, "memory", "used_memory");
     assert!(write_values(&mut con, "fill", 8 * 1024, 4096).is_empty());
-    let full = info_field(&mut con, "used_memory");
+    let full = info_field(&mut con, "memory", "used_memory");
     assert!(
         full > base + (24 << 20),
         "32 MiB written, used_memory {full} from {base}"
@@ -429,7 +419,7 @@ fn memory_usage_and_stats() {
         "maxmemory",
         "evicted_keys",
     ] {
-        info_field(&mut con, field);
+        info_field(&mut con, "all", field);
     }
 }
 
@@ -474,7 +464,7 @@ fn requests_that_size_an_allocation_are_charged_before_it_happens() {
     ];
     for args in large {
         assert_eq!(reply_text(&mut con, args), OOM, "{args:?}");
-        let used = info_field(&mut con, "used_memory");
+        let used = info_field(&mut con, "memory", "used_memory");
         assert!(
             used <= maxmemory,
             "{args:?}: used_memory {used} > {maxmemory}"
@@ -491,7 +481,7 @@ fn requests_that_size_an_allocation_are_charged_before_it_happens() {
     for (args, expected) in small {
         assert_eq!(reply_text(&mut con, args), expected, "{args:?}");
     }
-    assert_eq!(info_field(&mut con, "evicted_keys"), 0);
+    assert_eq!(info_field(&mut con, "stats", "evicted_keys"), 0);
     // Under an eviction policy, eviction makes room for any request smaller than the limit;
     // one larger than the whole limit can never fit.
     set_policy(&mut con, "allkeys-lru");
@@ -582,7 +572,7 @@ fn used_memory_counts_a_command_used_at_its_statistics_cost() {
         &["HLEN", "k"],
         &["ZCARD", "k"],
     ];
-    let before = info_field(&mut con, "used_memory");
+    let before = info_field(&mut con, "memory", "used_memory");
     for args in commands {
         let mut command = redis::cmd(args[0]);
         for arg in &args[1..] {
@@ -590,14 +580,14 @@ fn used_memory_counts_a_command_used_at_its_statistics_cost() {
         }
         command.query::<redis::Value>(&mut con).unwrap();
     }
-    let after = info_field(&mut con, "used_memory");
+    let after = info_field(&mut con, "memory", "used_memory");
     let per_command = after.saturating_sub(before) / commands.len() as u64;
     assert!(
         per_command <= 32 << 10,
         "{per_command} bytes of used_memory per command used ({before} -> {after})"
     );
     // Asking again changes nothing: INFO's copies are gone when it reads the figure.
-    let again = info_field(&mut con, "used_memory");
+    let again = info_field(&mut con, "memory", "used_memory");
     assert!(
         again.abs_diff(after) <= 8 << 10,
         "used_memory moved from {after} to {again} between two INFOs"

@@ -512,19 +512,16 @@ fn info_shows_the_admission_window() {
         &metrics_port.to_string(),
     ]);
     let mut con = ember.connect(false);
+    let window = |con: &mut Connection| {
+        [
+            "tinylfu_window_keys",
+            "tinylfu_window_candidates",
+            "tinylfu_window_share",
+        ]
+        .map(|field| common::info_text(con, "stats", field))
+    };
     assert!(write_values(&mut con, "w", 1000, 16).is_empty());
-    assert_eq!(
-        common::info_text(&mut con, "stats", "tinylfu_window_keys"),
-        "10"
-    );
-    assert_eq!(
-        common::info_text(&mut con, "stats", "tinylfu_window_candidates"),
-        "128"
-    );
-    assert_eq!(
-        common::info_text(&mut con, "stats", "tinylfu_window_share"),
-        "0.0100"
-    );
+    assert_eq!(window(&mut con), ["10", "128", "0.0100"]);
     let exposition = common::http_get(metrics_port, "/metrics");
     assert!(
         exposition.contains("\nember_tinylfu_window_keys 10\n"),
@@ -535,16 +532,5 @@ fn info_shows_the_admission_window() {
         "{exposition}"
     );
     set_policy(&mut con, "allkeys-lru");
-    assert_eq!(
-        common::info_text(&mut con, "stats", "tinylfu_window_keys"),
-        "0"
-    );
-    assert_eq!(
-        common::info_text(&mut con, "stats", "tinylfu_window_candidates"),
-        "0"
-    );
-    assert_eq!(
-        common::info_text(&mut con, "stats", "tinylfu_window_share"),
-        "0.0000"
-    );
+    assert_eq!(window(&mut con), ["0", "0", "0.0000"]);
 }

@@ -66,37 +66,59 @@ unsafe extern "C-unwind" fn error(l: *mut ffi::lua_State) -> c_int {
 /// The chunk name of the sandbox's prelude (scripting/sandbox.rs).
 pub const SANDBOX_CHUNK: &str = "=sandbox";
 
+/// Walks the frames of `l` from `first_level` outward, leaving out the sandbox's own Lua frames,
+/// and answers the first one `wanted` accepts; the strings it points to are Lua's, valid while
+/// that frame is on the stack.
+///
+/// # Safety
+/// `l` is a live Lua state that is not running Lua code on another thread.
+pub unsafe fn find_frame(
+    l: *mut ffi::lua_State,
+    first_level: c_int,
+    mut wanted: impl FnMut(&ffi::lua_Debug) -> bool,
+) -> Option<ffi::lua_Debug> {
+    // SAFETY: `lua_Debug` is plain data that `lua_getstack` fills; `source` is a NUL-terminated
+    // string Lua owns while the frame exists.
+    unsafe {
+        let mut frame: ffi::lua_Debug = std::mem::zeroed();
+        let mut level = first_level;
+        while ffi::lua_getstack(l, level, &mut frame) != 0 {
+            level += 1;
+            if ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut frame) == 0
+                || CStr::from_ptr(frame.source).to_bytes() == SANDBOX_CHUNK.as_bytes()
+            {
+                continue;
+            }
+            if wanted(&frame) {
+                return Some(frame);
+            }
+        }
+        None
+    }
+}
+
 /// `luaL_where(l, level)` as if the sandbox's Lua frames were not on the stack: pushes
 /// `"<chunk>:<line>: "` for the `level`-th frame below the running C function that is not the
 /// sandbox's, or `""` when that frame is a C function or there is none.
 unsafe fn push_where(l: *mut ffi::lua_State, level: c_int) {
-    // SAFETY: `lua_Debug` is plain data that `lua_getstack` fills; `source` and `short_src`
-    // are NUL-terminated strings Lua owns while the frame exists.
+    let mut counted = 0;
+    // SAFETY: `l` is the calling coroutine inside a C call; `short_src` is the frame's own
+    // NUL-terminated buffer.
     unsafe {
-        let mut frame: ffi::lua_Debug = std::mem::zeroed();
-        let mut counted = 0;
-        let mut index = 1;
-        while ffi::lua_getstack(l, index, &mut frame) != 0 {
-            index += 1;
-            ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut frame);
-            if CStr::from_ptr(frame.source).to_bytes() == SANDBOX_CHUNK.as_bytes() {
-                continue;
-            }
+        match find_frame(l, 1, |_| {
             counted += 1;
-            if counted == level {
-                if frame.currentline > 0 {
-                    ffi::lua_pushfstring(
-                        l,
-                        c"%s:%d: ".as_ptr(),
-                        frame.short_src.as_ptr(),
-                        frame.currentline,
-                    );
-                    return;
-                }
-                break;
+            counted == level
+        }) {
+            Some(frame) if frame.currentline > 0 => {
+                ffi::lua_pushfstring(
+                    l,
+                    c"%s:%d: ".as_ptr(),
+                    frame.short_src.as_ptr(),
+                    frame.currentline,
+                );
             }
+            _ => ffi::lua_pushliteral(l, ""),
         }
-        ffi::lua_pushliteral(l, "");
     }
 }
 

@@ -1296,27 +1296,17 @@ struct ErrorPlace {
 fn error_place(thread: &mlua::Thread) -> Option<ErrorPlace> {
     let state = thread.to_pointer() as *mut ffi::lua_State;
     // SAFETY: a thread value's pointer is its lua_State, alive while `thread` is, and not
-    // running; `lua_Debug` is plain data that `lua_getstack` fills, whose `what` and `source`
-    // are NUL-terminated strings Lua owns while the frame's function is on the stack.
+    // running; a frame's `what` and `source` are NUL-terminated strings Lua owns while the
+    // frame's function is on the stack, as it is here.
     unsafe {
-        let mut frame: ffi::lua_Debug = std::mem::zeroed();
-        let mut level = 0;
-        while ffi::lua_getstack(state, level, &mut frame) != 0 {
-            level += 1;
-            if ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut frame) == 0 {
-                continue;
-            }
-            let what = std::ffi::CStr::from_ptr(frame.what).to_bytes();
-            let source = std::ffi::CStr::from_ptr(frame.source).to_bytes();
-            if what == b"C" || source == super::globals::SANDBOX_CHUNK.as_bytes() {
-                continue;
-            }
-            return Some(ErrorPlace {
-                source: String::from_utf8_lossy(source).into_owned(),
-                line: frame.currentline,
-            });
-        }
-        None
+        let frame = super::globals::find_frame(state, 0, |frame| {
+            std::ffi::CStr::from_ptr(frame.what).to_bytes() != b"C"
+        })?;
+        Some(ErrorPlace {
+            source: String::from_utf8_lossy(std::ffi::CStr::from_ptr(frame.source).to_bytes())
+                .into_owned(),
+            line: frame.currentline,
+        })
     }
 }
 

@@ -1,8 +1,8 @@
 //! `maxmemory`: the memory gauge every shard reads, the eviction loop each shard runs, and the
 //! OOM check the executor makes before a command that may grow memory.
 //!
-//! `used_memory` is jemalloc's `stats.allocated`, as Redis reports it, for the whole process.
-//! Reading it means advancing jemalloc's statistics epoch (a few microseconds, process-wide), so
+//! `used_memory` is jemalloc's `stats.allocated` less the blocks its thread caches hold
+//! ([`allocated_bytes`]), for the whole process: what Redis's zmalloc counts. Reading it means advancing jemalloc's statistics epoch (a few microseconds, process-wide), so
 //! it is not read per command: each shard's [`evict_loop`] refreshes the [`MemoryGauge`] every
 //! [`GAUGE_PERIOD`] while `maxmemory` is set, and the executor reads the gauge's atomic.
 //!
@@ -100,10 +100,34 @@ impl MemoryGauge {
     }
 }
 
-/// jemalloc's `stats.allocated`, after advancing its epoch: Redis's `used_memory`.
+/// Redis's `used_memory`: the bytes the program holds, jemalloc's `stats.allocated` (after
+/// advancing its epoch) less what the threads' caches hold.
+///
+/// jemalloc counts a block as allocated from when a thread's cache takes it from the arena
+/// until the cache gives it back, so a block the program freed stays in `stats.allocated`
+/// while it waits in the cache for the next allocation of its size: tens to hundreds of KB
+/// per shard after a burst (a cache bin keeps up to 64 blocks of 1 KiB, for example). Redis
+/// counts each allocation and free itself (zmalloc), so its `used_memory` drops at the free;
+/// without the correction Ember's gauge stayed that far over a small `maxmemory` after the
+/// keys had gone, and the eviction loop emptied the keyspace and then answered OOM.
 pub fn allocated_bytes() -> u64 {
     let _ = tikv_jemalloc_ctl::epoch::advance();
-    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    allocated.saturating_sub(cached_bytes())
+}
+
+/// The bytes held by every thread's cache, summed over arenas (`MALLCTL_ARENAS_ALL`, 4096):
+/// the caches' bins and the blocks stashed for their checks.
+fn cached_bytes() -> u64 {
+    const NAMES: [&[u8]; 2] = [
+        b"stats.arenas.4096.tcache_bytes\0",
+        b"stats.arenas.4096.tcache_stashed_bytes\0",
+    ];
+    NAMES
+        .iter()
+        // SAFETY: both names are NUL-terminated and read a `size_t` statistic.
+        .map(|name| unsafe { tikv_jemalloc_ctl::raw::read::<usize>(name) }.unwrap_or(0) as u64)
+        .sum()
 }
 
 /// True when a `denyoom` command must be refused now: used memory is over `maxmemory` and
@@ -215,8 +239,8 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                     runtime::sleep(GAUGE_PERIOD).await;
                     continue;
                 }
-                let found = evict_share(&shard, &mut pool, policy, samples, share);
-                stuck.set(!found);
+                let slice = evict_share(&shard, &mut pool, policy, samples, share);
+                stuck.set(slice == Slice::NothingLeft);
                 if shard.pubsub.has_forwards() {
                     // `evicted` keyspace events, to the other shards' subscribers.
                     crate::commands::pubsub::forward_events(&shard).await;
@@ -225,8 +249,17 @@ pub async fn evict_loop(shard: Rc<Shard>) {
                 if shard.tracking.has_pending() {
                     crate::commands::tracking::flush(&shard).await;
                 }
-                // Let requests run, then look again at once: the excess may not be paid yet.
-                runtime::yield_now().await;
+                if slice == Slice::OutOfTime {
+                    // Let requests run, then go on at once: the share is not paid yet.
+                    runtime::yield_now().await;
+                } else {
+                    // Paid, or nothing left to evict: the next look is a period away. Looking
+                    // again at once spun on the allocator's statistics (each refresh merges
+                    // every arena's, under jemalloc's lock) whenever memory no key owns (a
+                    // connection's buffers, the command statistics) kept the gauge over a
+                    // small limit: measured, a shard served a few hundred commands a second.
+                    runtime::sleep(GAUGE_PERIOD).await;
+                }
             }
             _ => {
                 stuck.set(false);
@@ -256,17 +289,27 @@ pub fn eviction_share(over: u64, keys_here: usize, keys_all: usize, shard_count:
     share.div_ceil(keys_all as u128) as u64
 }
 
-/// Evicts keys of this shard until about `share` bytes are freed or the slice's time is up;
-/// false when the keyspace had nothing it may evict.
+/// How a slice of eviction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slice {
+    /// About `share` bytes were freed (or a transaction holds the shard: evict after it).
+    Paid,
+    /// The slice's time was up first.
+    OutOfTime,
+    /// The keyspace had nothing (more) it may evict.
+    NothingLeft,
+}
+
+/// Evicts keys of this shard until about `share` bytes are freed or the slice's time is up.
 fn evict_share(
     shard: &Shard,
     pool: &mut EvictionPool,
     policy: EvictionPolicy,
     samples: usize,
     share: u64,
-) -> bool {
+) -> Slice {
     if shard.gate.blocks(None) {
-        return true; // A transaction holds the shard: evict after it.
+        return Slice::Paid;
     }
     let started = Instant::now();
     let mut freed = 0u64;
@@ -275,7 +318,7 @@ fn evict_share(
     while freed < share {
         for _ in 0..KEYS_PER_CLOCK_CHECK {
             let Some(evicted) = keyspace.evict_one(pool, policy, samples, now_ms) else {
-                return false;
+                return Slice::NothingLeft;
             };
             freed += evicted.bytes as u64;
             shard
@@ -299,11 +342,11 @@ fn evict_share(
                 break;
             }
         }
-        if started.elapsed() >= EVICT_SLICE_BUDGET {
-            break;
+        if freed < share && started.elapsed() >= EVICT_SLICE_BUDGET {
+            return Slice::OutOfTime;
         }
     }
-    true
+    Slice::Paid
 }
 
 #[cfg(test)]

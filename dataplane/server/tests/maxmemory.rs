@@ -534,3 +534,94 @@ fn info_shows_the_admission_window() {
     set_policy(&mut con, "allkeys-lru");
     assert_eq!(window(&mut con), ["0", "0", "0.0000"]);
 }
+
+/// used_memory counts what the server holds, as Redis's does: a command's first use costs its
+/// statistics (a 24 KiB latency histogram, as Redis's), and INFO's own copies of every
+/// command's histogram are not in the figure it reports. INFO read the figure after copying
+/// them, and a command's entry in the statistics table was unboxed: each command used showed
+/// as ~87 KB, and the figure a client took as "empty" held hundreds of KB that no key owned.
+#[test]
+fn used_memory_counts_a_command_used_at_its_statistics_cost() {
+    let ember = Ember::start_with(&["--threads", "1"]);
+    let mut con = ember.connect(false);
+    let commands: &[&[&str]] = &[
+        &["GET", "k"],
+        &["EXISTS", "k"],
+        &["STRLEN", "k"],
+        &["TTL", "k"],
+        &["PTTL", "k"],
+        &["TYPE", "k"],
+        &["ECHO", "x"],
+        &["DBSIZE"],
+        &["LLEN", "k"],
+        &["SCARD", "k"],
+        &["HLEN", "k"],
+        &["ZCARD", "k"],
+    ];
+    let before = info_field(&mut con, "memory", "used_memory");
+    for args in commands {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.query::<redis::Value>(&mut con).unwrap();
+    }
+    let after = info_field(&mut con, "memory", "used_memory");
+    let per_command = after.saturating_sub(before) / commands.len() as u64;
+    assert!(
+        per_command <= 32 << 10,
+        "{per_command} bytes of used_memory per command used ({before} -> {after})"
+    );
+    // Asking again changes nothing: INFO's copies are gone when it reads the figure.
+    let again = info_field(&mut con, "memory", "used_memory");
+    assert!(
+        again.abs_diff(after) <= 8 << 10,
+        "used_memory moved from {after} to {again} between two INFOs"
+    );
+}
+
+/// A flood of writes over a small limit under an allkeys policy: no write is refused, keys
+/// remain, used_memory is at the limit once the writes stop, and the values kept fit in the
+/// bytes the limit left for data. Before, INFO's used_memory counted INFO's own copies of every
+/// command's statistics, so a limit set from it as "empty + 200 KiB" left ~480 KB, and 400-odd
+/// values of 1 KiB stayed; and the gauge counted the blocks the allocator's thread caches kept
+/// after evictions freed them (jemalloc counts those as allocated, Redis's zmalloc does not),
+/// so at smaller limits it stayed over with the keyspace emptied and writes got OOM errors.
+#[test]
+fn a_small_limit_under_a_flood_keeps_keys_and_refuses_nothing() {
+    const DATA_BYTES: u64 = 200 << 10;
+    const VALUE_LEN: usize = 1024;
+    let ember = Ember::start_with(&["--threads", "1", "--maxmemory-policy", "allkeys-lru"]);
+    let mut con = ember.connect(false);
+    // Every command the test sends, used once, so that their statistics are in the base.
+    set_maxmemory(&mut con, 0);
+    redis::cmd("SET")
+        .arg("warm")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("DBSIZE").query::<u64>(&mut con).unwrap();
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    let maxmemory = limit_data_to(&mut con, DATA_BYTES);
+    let errors = write_values(&mut con, "small", 5_000, VALUE_LEN);
+    assert!(
+        errors.is_empty(),
+        "{} writes refused under a 200 KiB limit: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(3)]
+    );
+    let used = settles_under(&mut con, maxmemory, Duration::from_secs(5));
+    assert!(
+        used as f64 <= maxmemory as f64 * TOLERANCE,
+        "used_memory {used} over maxmemory {maxmemory}"
+    );
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert!(
+        keys >= 20,
+        "{keys} values of 1 KiB kept in 200 KiB for data"
+    );
+    assert!(
+        keys * VALUE_LEN as u64 <= DATA_BYTES,
+        "{keys} values of 1 KiB kept in 200 KiB for data"
+    );
+}

@@ -562,8 +562,14 @@ async fn info(shard: &Rc<Shard>, hold: Option<HoldToken>, args: &[&[u8]], out: &
             }
         })
         .collect();
+    // used_memory is read before the shards' figures are gathered: their copies of every
+    // command's latency histogram (~28 KB each) are INFO's own, and counted 3x a command's
+    // cost into the figure when read after.
+    let used_memory = sections
+        .contains(&"memory")
+        .then(|| crate::memory::GAUGE.refresh());
     let (total, per_shard) = gather_info(shard, hold).await;
-    let mut text = format_info(shard, &sections, &total, &per_shard);
+    let mut text = format_info(shard, &sections, &total, &per_shard, used_memory);
     if sections.contains(&"stats") {
         // Pub/Sub figures count names over every shard, so they are asked for apart.
         let lines = crate::commands::pubsub::info_lines(shard).await;
@@ -582,6 +588,7 @@ fn format_info(
     sections: &[&str],
     total: &ShardInfo,
     per_shard: &[ShardInfo],
+    used_memory: Option<u64>,
 ) -> String {
     let config = shard.config.borrow();
     let shared = &shard.shared;
@@ -660,7 +667,7 @@ fn format_info(
             }
             "memory" => {
                 let gauge = &crate::memory::GAUGE;
-                let used = gauge.refresh();
+                let used = used_memory.unwrap_or_else(|| gauge.refresh());
                 line("used_memory", used.to_string());
                 line("used_memory_human", human_bytes(used));
                 let rss = rss_bytes();

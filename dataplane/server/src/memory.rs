@@ -1,10 +1,15 @@
-//! `maxmemory`: the memory gauge every shard reads, the eviction loop each shard runs, and the
-//! OOM check the executor makes before a command that may grow memory.
+//! `maxmemory`: the memory gauge every shard reads, the eviction each shard does, and the OOM
+//! check the executor makes before a command that may grow memory.
 //!
 //! `used_memory` is jemalloc's `stats.allocated` less the blocks its thread caches hold
-//! ([`allocated_bytes`]), for the whole process: what Redis's zmalloc counts. Reading it means advancing jemalloc's statistics epoch (a few microseconds, process-wide), so
-//! it is not read per command: each shard's [`evict_loop`] refreshes the [`MemoryGauge`] every
-//! [`GAUGE_PERIOD`] while `maxmemory` is set, and the executor reads the gauge's atomic.
+//! ([`allocated_bytes`]), for the whole process: what Redis's zmalloc counts. Reading it means
+//! advancing jemalloc's statistics epoch (a few microseconds, process-wide), so it is not read
+//! at every command as Redis reads its counter: each shard's [`evict_loop`] refreshes the
+//! [`MemoryGauge`] every [`GAUGE_PERIOD`] while `maxmemory` is set, the executor reads the
+//! gauge's atomic, and a command whose allocations may have taken memory past the limit (a
+//! count jemalloc keeps per thread, read through a pointer: [`after_command`]) has the next
+//! command of any connection read the gauge and evict first ([`before_command`]), as Redis
+//! evicts before each command.
 //!
 //! When used memory passes `maxmemory`, each shard evicts its share of the excess (in proportion
 //! to the keys it holds, [`eviction_share`]) from its own keyspace under `maxmemory-policy`, in slices
@@ -20,14 +25,15 @@
 //! history and an admission window sized by a hill climber, over the sampled eviction; see
 //! `ember_store`'s `keyspace/admission.rs`), or Redis's `allkeys-lru` / `allkeys-lfu`.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ember_store::{EvictionPolicy, EvictionPool};
 
 use crate::runtime;
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardReply, ShardRequest};
 use crate::stats::unix_time_ms;
 
 /// How often a shard refreshes the gauge while `maxmemory` is set.
@@ -57,6 +63,9 @@ pub struct MemoryGauge {
     /// How many shards are over the limit and found nothing they may evict. Writes are refused
     /// only when every shard is: while one shard can still evict, the excess goes down.
     stuck_shards: AtomicUsize,
+    /// A command may have taken memory past the limit since the gauge was read
+    /// ([`after_command`]): the next command reads it first ([`before_command`]).
+    recheck: AtomicBool,
 }
 
 impl MemoryGauge {
@@ -67,6 +76,7 @@ impl MemoryGauge {
             peak_bytes: AtomicU64::new(0),
             startup_bytes: AtomicU64::new(0),
             stuck_shards: AtomicUsize::new(0),
+            recheck: AtomicBool::new(false),
         }
     }
 
@@ -175,14 +185,32 @@ pub fn refuses_request(config: &crate::config::Config, bytes: u64) -> bool {
     bytes >= LARGE_REQUEST_BYTES && bytes > request_room(config)
 }
 
-/// One shard's part in [`MemoryGauge::stuck_shards`].
-#[derive(Default)]
-struct StuckFlag(bool);
+/// One shard's part in keeping memory under `maxmemory`: its eviction pool, whether it found
+/// nothing it may evict, and how much its thread had allocated when it last read the gauge.
+pub struct ShardMemory {
+    pool: RefCell<EvictionPool>,
+    /// This shard's part in [`MemoryGauge::stuck_shards`].
+    stuck: Cell<bool>,
+    /// jemalloc's running count of the bytes this thread allocated, read through a pointer
+    /// (found on first use, on the shard's own thread).
+    allocated: Cell<Option<tikv_jemalloc_ctl::thread::ThreadLocal<u64>>>,
+    /// That count when this shard last read the gauge.
+    mark: Cell<u64>,
+}
 
-impl StuckFlag {
-    fn set(&mut self, stuck: bool) {
-        if stuck != self.0 {
-            self.0 = stuck;
+impl ShardMemory {
+    /// A shard's part, with an eviction pool seeded by its index.
+    pub fn new(index: usize) -> Self {
+        Self {
+            pool: RefCell::new(EvictionPool::new(0x9E37_79B9_7F4A_7C15 ^ index as u64)),
+            stuck: Cell::new(false),
+            allocated: Cell::new(None),
+            mark: Cell::new(0),
+        }
+    }
+
+    fn set_stuck(&self, stuck: bool) {
+        if self.stuck.replace(stuck) != stuck {
             if stuck {
                 GAUGE.stuck_shards.fetch_add(1, Ordering::AcqRel);
             } else {
@@ -190,81 +218,224 @@ impl StuckFlag {
             }
         }
     }
+
+    /// The bytes this thread has allocated since it started (never decreases).
+    fn thread_allocated(&self) -> u64 {
+        let pointer = match self.allocated.get() {
+            Some(pointer) => pointer,
+            None => match tikv_jemalloc_ctl::thread::allocatedp::read() {
+                Ok(pointer) => {
+                    self.allocated.set(Some(pointer));
+                    pointer
+                }
+                Err(_) => return 0,
+            },
+        };
+        pointer.get()
+    }
+
+    /// Reads the gauge now, and marks what this thread had allocated by then.
+    fn refresh(&self) -> u64 {
+        self.mark.set(self.thread_allocated());
+        GAUGE.refresh()
+    }
 }
 
-/// Keeps this shard's share of memory under `maxmemory`: refreshes the gauge and, when the
-/// process is over the limit, evicts this shard's share of the excess.
-pub async fn evict_loop(shard: Rc<Shard>) {
-    let mut pool = EvictionPool::new(0x9E37_79B9_7F4A_7C15 ^ shard.index as u64);
-    let mut stuck = StuckFlag::default();
-    loop {
-        let (maxmemory, policy, samples) = {
-            let config = shard.config.borrow();
-            (
-                config.maxmemory,
-                EvictionPolicy::from_name(&config.maxmemory_policy),
-                config.integer("maxmemory-samples").max(1) as usize,
-            )
-        };
-        if maxmemory == 0 {
-            stuck.set(false);
-            runtime::sleep(IDLE_PERIOD).await;
-            continue;
+/// After a keyspace command ran on this shard: when the command may have taken memory past
+/// `maxmemory` (this thread allocated more, since this shard last read the gauge, than the
+/// room the gauge left, and at least [`growth_step`]), the next command of any connection
+/// first reads the gauge and evicts ([`before_command`]). Redis evicts before every command;
+/// reading jemalloc's figures costs microseconds, so Ember reads them only when a command's
+/// allocations (a pointer's read) say they may have moved that far. The count is of bytes
+/// allocated, frees left out (a free may happen on another thread), so it can only ask for a
+/// read too often, never miss one.
+pub fn after_command(shard: &Shard) {
+    let maxmemory = shard.config.borrow().maxmemory;
+    if maxmemory == 0 {
+        return;
+    }
+    let memory = &shard.memory;
+    let grown = memory.thread_allocated().saturating_sub(memory.mark.get());
+    let room = maxmemory.saturating_sub(GAUGE.used_bytes());
+    if grown > room.max(growth_step(maxmemory)) {
+        memory.mark.set(memory.thread_allocated());
+        GAUGE.recheck.store(true, Ordering::Release);
+    }
+}
+
+/// The least growth that asks for a read of the gauge before the next command: 1/32 of the
+/// limit, at most 64 KiB. At the limit (no room left) a shard under a flood of writes asks
+/// once per that many bytes, not at every write; the eviction loop reads it every
+/// [`GAUGE_PERIOD`] anyway.
+fn growth_step(maxmemory: u64) -> u64 {
+    (maxmemory / 32).min(64 << 10)
+}
+
+/// Before a command, when a command may have taken memory past the limit since the gauge was
+/// read ([`after_command`]): reads it, and when over the limit under an eviction policy, has
+/// every shard evict its share before the command runs, with the invalidations of tracked keys
+/// and the `evicted` events delivered first, as Redis does before each command. A shard whose
+/// share is nothing (it holds fewer keys than the average) may be the only one with keys the
+/// policy may evict (a volatile policy): when a round leaves memory over the limit with shards
+/// stuck, a second round has the others evict. True when shards evicted.
+pub async fn before_command(shard: &Rc<Shard>) -> bool {
+    if !GAUGE.recheck.load(Ordering::Acquire) || !GAUGE.recheck.swap(false, Ordering::AcqRel) {
+        return false;
+    }
+    let (maxmemory, policy) = {
+        let config = shard.config.borrow();
+        (
+            config.maxmemory,
+            EvictionPolicy::from_name(&config.maxmemory_policy),
+        )
+    };
+    if maxmemory == 0 || shard.memory.refresh() <= maxmemory || policy.is_none() {
+        return false;
+    }
+    // Every shard looks again, stuck or not: keys may have come since it found none it may
+    // evict (its flag is refreshed only by its own steps).
+    for _round in 0..2 {
+        let mut pending = Vec::with_capacity(shard.count());
+        for index in (0..shard.count()).filter(|&index| index != shard.index) {
+            pending.push(shard.send(index, ShardRequest::Evict).await);
         }
-        let used = GAUGE.refresh();
-        let over = used.saturating_sub(maxmemory);
-        let keys_here = (0..ember_store::DATABASE_COUNT)
-            .map(|db| shard.keyspace.borrow().len(db))
-            .sum();
-        shard.shared.shard_keys[shard.index].store(keys_here, Ordering::Release);
-        match policy {
-            Some(policy) if over > 0 => {
-                let keys_all = shard
-                    .shared
-                    .shard_keys
-                    .iter()
-                    .map(|keys| keys.load(Ordering::Acquire))
-                    .sum();
-                let share = eviction_share(over, keys_here, keys_all, shard.shared.shard_count);
-                if share == 0 {
-                    // Below the average: the fuller shards evict. This one is stuck only if it
-                    // has nothing it could evict either, so that writes are refused (OOM) when
-                    // no shard can make room, as before.
-                    let has_candidates = {
-                        let keyspace = shard.keyspace.borrow();
-                        (0..ember_store::DATABASE_COUNT)
-                            .any(|db| keyspace.has_eviction_candidates(db, policy))
-                    };
-                    stuck.set(!has_candidates);
-                    runtime::sleep(GAUGE_PERIOD).await;
-                    continue;
-                }
-                let slice = evict_share(&shard, &mut pool, policy, samples, share);
-                stuck.set(slice == Slice::NothingLeft);
-                if shard.pubsub.has_forwards() {
-                    // `evicted` keyspace events, to the other shards' subscribers.
-                    crate::commands::pubsub::forward_events(&shard).await;
-                }
-                crate::commands::tracking::collect(&shard);
-                if shard.tracking.has_pending() {
-                    crate::commands::tracking::flush(&shard).await;
-                }
-                if slice == Slice::OutOfTime {
-                    // Let requests run, then go on at once: the share is not paid yet.
-                    runtime::yield_now().await;
-                } else {
-                    // Paid, or nothing left to evict: the next look is a period away. Looking
-                    // again at once spun on the allocator's statistics (each refresh merges
-                    // every arena's, under jemalloc's lock) whenever memory no key owns (a
-                    // connection's buffers, the command statistics) kept the gauge over a
-                    // small limit: measured, a shard served a few hundred commands a second.
-                    runtime::sleep(GAUGE_PERIOD).await;
-                }
+        let mut steps = vec![evict_step(shard).await];
+        for reply in pending {
+            steps.push(match reply.await {
+                ShardReply::Integer(code) => Step::from_code(code),
+                _ => Step::Under,
+            });
+        }
+        let stuck_now = steps.contains(&Step::Evicted(Slice::NothingLeft));
+        let skipped = steps.contains(&Step::BelowAverage);
+        if !(stuck_now && skipped) || GAUGE.used_bytes() <= maxmemory {
+            return true;
+        }
+    }
+    true
+}
+
+/// Answers [`ShardRequest::Evict`]: one step of eviction here, its outcome as a code.
+pub async fn answer_evict(shard: &Rc<Shard>) -> ShardReply {
+    ShardReply::Integer(evict_step(shard).await.code())
+}
+
+/// What one shard's step of eviction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No limit, or memory is under it, or the policy evicts nothing.
+    Under,
+    /// Over the limit, and this shard holds fewer keys than the average: the others evict.
+    BelowAverage,
+    /// This shard evicted (or found nothing to).
+    Evicted(Slice),
+}
+
+impl Step {
+    fn code(self) -> i64 {
+        match self {
+            Step::Under => 0,
+            Step::BelowAverage => 1,
+            Step::Evicted(Slice::Paid) => 2,
+            Step::Evicted(Slice::OutOfTime) => 3,
+            Step::Evicted(Slice::NothingLeft) => 4,
+        }
+    }
+
+    fn from_code(code: i64) -> Self {
+        match code {
+            1 => Step::BelowAverage,
+            2 => Step::Evicted(Slice::Paid),
+            3 => Step::Evicted(Slice::OutOfTime),
+            4 => Step::Evicted(Slice::NothingLeft),
+            _ => Step::Under,
+        }
+    }
+}
+
+/// Reads the gauge and, when the process is over the limit, evicts this shard's share of the
+/// excess ([`eviction_share`]), then delivers the `evicted` events and the invalidations of
+/// tracked keys it raised.
+async fn evict_step(shard: &Rc<Shard>) -> Step {
+    let (maxmemory, policy, samples) = {
+        let config = shard.config.borrow();
+        (
+            config.maxmemory,
+            EvictionPolicy::from_name(&config.maxmemory_policy),
+            config.integer("maxmemory-samples").max(1) as usize,
+        )
+    };
+    let memory = &shard.memory;
+    if maxmemory == 0 {
+        memory.set_stuck(false);
+        return Step::Under;
+    }
+    let over = memory.refresh().saturating_sub(maxmemory);
+    let keys_here = (0..ember_store::DATABASE_COUNT)
+        .map(|db| shard.keyspace.borrow().len(db))
+        .sum();
+    shard.shared.shard_keys[shard.index].store(keys_here, Ordering::Release);
+    let Some(policy) = policy.filter(|_| over > 0) else {
+        memory.set_stuck(false);
+        return Step::Under;
+    };
+    let keys_all = shard
+        .shared
+        .shard_keys
+        .iter()
+        .map(|keys| keys.load(Ordering::Acquire))
+        .sum();
+    let mut share = eviction_share(over, keys_here, keys_all, shard.count());
+    let stuck_others = GAUGE
+        .stuck_shards
+        .load(Ordering::Acquire)
+        .saturating_sub(usize::from(memory.stuck.get()));
+    if share == 0 && stuck_others > 0 {
+        // The fuller shards have nothing they may evict (a volatile policy and no key with a
+        // TTL there): the others pay the excess between them.
+        share = over.div_ceil((shard.count() - stuck_others) as u64);
+    }
+    if share == 0 {
+        // Below the average: the fuller shards evict. This one is stuck only if it has
+        // nothing it could evict either, so that writes are refused (OOM) when no shard can
+        // make room.
+        let has_candidates = {
+            let keyspace = shard.keyspace.borrow();
+            (0..ember_store::DATABASE_COUNT).any(|db| keyspace.has_eviction_candidates(db, policy))
+        };
+        memory.set_stuck(!has_candidates);
+        return Step::BelowAverage;
+    }
+    let slice = evict_share(shard, &mut memory.pool.borrow_mut(), policy, samples, share);
+    memory.set_stuck(slice == Slice::NothingLeft);
+    if shard.pubsub.has_forwards() {
+        // `evicted` keyspace events, to the other shards' subscribers.
+        crate::commands::pubsub::forward_events(shard).await;
+    }
+    crate::commands::tracking::collect(shard);
+    if shard.tracking.has_pending() {
+        crate::commands::tracking::flush(shard).await;
+    }
+    Step::Evicted(slice)
+}
+
+/// Keeps this shard's share of memory under `maxmemory`: reads the gauge every
+/// [`GAUGE_PERIOD`] and, when the process is over the limit, evicts this shard's share of the
+/// excess.
+pub async fn evict_loop(shard: Rc<Shard>) {
+    loop {
+        match evict_step(&shard).await {
+            Step::Under if shard.config.borrow().maxmemory == 0 => {
+                runtime::sleep(IDLE_PERIOD).await;
             }
-            _ => {
-                stuck.set(false);
-                runtime::sleep(GAUGE_PERIOD).await;
-            }
+            // Let requests run, then go on at once: the share is not paid yet.
+            Step::Evicted(Slice::OutOfTime) => runtime::yield_now().await,
+            // Paid, nothing left to evict, or under: the next look is a period away. Looking
+            // again at once spun on the allocator's statistics (each refresh merges every
+            // arena's, under jemalloc's lock) whenever memory no key owns (a connection's
+            // buffers, the command statistics) kept the gauge over a small limit: measured, a
+            // shard served a few hundred commands a second.
+            _ => runtime::sleep(GAUGE_PERIOD).await,
         }
     }
 }

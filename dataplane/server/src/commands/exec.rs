@@ -139,6 +139,13 @@ pub async fn execute<'s>(
     out: &mut ReplySink,
     mut pipeline: Option<&mut Pipeline<'s>>,
 ) {
+    // As Redis before each command: evict when a command took memory past the limit, so that
+    // this one finds room, and a tracking client gets the invalidations of what was evicted
+    // before this reply. Not between the commands of a transaction or a script, which hold
+    // their shards.
+    if client.hold.is_none() && !client.script && crate::memory::before_command(shard).await {
+        super::pubsub::take_pushes(client, out);
+    }
     let started = client.command_clock.start();
     // A command that returns before `finish` (refused, or left on its way to another shard)
     // leaves the next one to read the clock itself.

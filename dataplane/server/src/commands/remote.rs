@@ -83,6 +83,8 @@ fn answerable_now(shard: &Shard, request: &ShardRequest) -> bool {
         ShardRequest::LocalTier(_) => true,
         // Lines for monitors: queued, never waits.
         ShardRequest::Monitor => true,
+        // Delivers invalidations to other shards and waits for them: a task of its own.
+        ShardRequest::Evict => false,
         ShardRequest::TryHold { .. } => true,
         // Refused, never waits, when its keys are held.
         ShardRequest::TryExecute { .. } => true,
@@ -191,6 +193,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             super::monitor::deliver(shard);
             ShardReply::Done
         }
+        ShardRequest::Evict => crate::memory::answer_evict(shard).await,
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;

@@ -135,6 +135,9 @@ pub enum ShardRequest {
     LocalTier(super::local_tier::LocalTierRequest),
     /// MONITOR lines wait in this shard's inbox (commands::monitor); sent with no reply.
     Monitor,
+    /// A command may have taken memory past `maxmemory`: evict this shard's share of the
+    /// excess now, before that connection's next command runs (crate::memory).
+    Evict,
 }
 
 /// Whole-shard operations, broadcast to every shard by keyless commands.

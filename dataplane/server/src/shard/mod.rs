@@ -122,6 +122,8 @@ pub struct Shard {
     pub local_tier: local_tier::LocalTier,
     /// This shard's connections in MONITOR mode, and lines for other shards' monitors.
     pub monitors: crate::commands::monitor::ShardMonitors,
+    /// Eviction under `maxmemory`: the pool, and when the gauge is read (crate::memory).
+    pub memory: crate::memory::ShardMemory,
     next_hold_sequence: Cell<u64>,
 }
 
@@ -172,6 +174,7 @@ impl Shard {
             hotkeys: crate::commands::hotkeys::Recorder::default(),
             local_tier: local_tier::LocalTier::default(),
             monitors: Default::default(),
+            memory: crate::memory::ShardMemory::new(index),
             next_hold_sequence: Cell::new(1),
         }
     }

@@ -263,12 +263,13 @@ pub fn after_command(shard: &Shard) {
     }
 }
 
-/// The least growth that asks for a read of the gauge before the next command: 1/32 of the
-/// limit, at most 64 KiB. At the limit (no room left) a shard under a flood of writes asks
-/// once per that many bytes, not at every write; the eviction loop reads it every
-/// [`GAUGE_PERIOD`] anyway.
+/// The least growth that asks for a read of the gauge before the next command: 1/256 of the
+/// limit, from 4 KiB to 64 KiB. At the limit (no room left) a shard under a flood of writes
+/// asks once per that many bytes, not at every write (a read merges every arena's statistics);
+/// so memory may pass the limit by about that much until the next command, a small part of
+/// any limit.
 fn growth_step(maxmemory: u64) -> u64 {
-    (maxmemory / 32).min(64 << 10)
+    (maxmemory / 256).clamp(4 << 10, 64 << 10)
 }
 
 /// Before a command, when a command may have taken memory past the limit since the gauge was
@@ -294,12 +295,13 @@ pub async fn before_command(shard: &Rc<Shard>) -> bool {
     }
     // Every shard looks again, stuck or not: keys may have come since it found none it may
     // evict (its flag is refreshed only by its own steps).
-    for _round in 0..2 {
+    for round in 0..2 {
         let mut pending = Vec::with_capacity(shard.count());
         for index in (0..shard.count()).filter(|&index| index != shard.index) {
             pending.push(shard.send(index, ShardRequest::Evict).await);
         }
-        let mut steps = vec![evict_step(shard).await];
+        // The first round's step here uses the figure just read.
+        let mut steps = vec![evict_step(shard, round > 0).await];
         for reply in pending {
             steps.push(match reply.await {
                 ShardReply::Integer(code) => Step::from_code(code),
@@ -317,7 +319,7 @@ pub async fn before_command(shard: &Rc<Shard>) -> bool {
 
 /// Answers [`ShardRequest::Evict`]: one step of eviction here, its outcome as a code.
 pub async fn answer_evict(shard: &Rc<Shard>) -> ShardReply {
-    ShardReply::Integer(evict_step(shard).await.code())
+    ShardReply::Integer(evict_step(shard, true).await.code())
 }
 
 /// What one shard's step of eviction did.
@@ -353,10 +355,10 @@ impl Step {
     }
 }
 
-/// Reads the gauge and, when the process is over the limit, evicts this shard's share of the
-/// excess ([`eviction_share`]), then delivers the `evicted` events and the invalidations of
+/// Reads the gauge (unless the caller just did: `read_gauge` false) and, when the process is
+/// over the limit, evicts this shard's share of the excess ([`eviction_share`]), then delivers the `evicted` events and the invalidations of
 /// tracked keys it raised.
-async fn evict_step(shard: &Rc<Shard>) -> Step {
+async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
     let (maxmemory, policy, samples) = {
         let config = shard.config.borrow();
         (
@@ -370,7 +372,12 @@ async fn evict_step(shard: &Rc<Shard>) -> Step {
         memory.set_stuck(false);
         return Step::Under;
     }
-    let over = memory.refresh().saturating_sub(maxmemory);
+    let used = if read_gauge {
+        memory.refresh()
+    } else {
+        GAUGE.used_bytes()
+    };
+    let over = used.saturating_sub(maxmemory);
     let keys_here = (0..ember_store::DATABASE_COUNT)
         .map(|db| shard.keyspace.borrow().len(db))
         .sum();
@@ -424,7 +431,7 @@ async fn evict_step(shard: &Rc<Shard>) -> Step {
 /// excess.
 pub async fn evict_loop(shard: Rc<Shard>) {
     loop {
-        match evict_step(&shard).await {
+        match evict_step(&shard, true).await {
             Step::Under if shard.config.borrow().maxmemory == 0 => {
                 runtime::sleep(IDLE_PERIOD).await;
             }

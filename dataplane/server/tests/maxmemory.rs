@@ -687,3 +687,40 @@ fn a_write_past_the_limit_is_evicted_for_before_the_next_reply() {
         redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
     }
 }
+
+/// A pipeline of large requests and replies costs its buffers while it is answered, not for as
+/// long as the connection lives: they counted in used_memory, against maxmemory. Kept, 64
+/// replies of 1 KiB left 96 KiB per connection (the connection's buffer and its socket's
+/// spare); Redis keeps a 16 KiB reply buffer and frees the rest once written.
+#[test]
+fn a_connection_keeps_no_large_buffer_after_a_pipeline() {
+    let ember = Ember::start_with(&["--threads", "1"]);
+    let mut con = ember.connect(false);
+    let value = vec![b'x'; 1024];
+    redis::cmd("SET")
+        .arg("a")
+        .arg(&value[..])
+        .query::<()>(&mut con)
+        .unwrap();
+    let pipeline = |con: &mut Connection| {
+        let mut pipe = redis::pipe();
+        for _ in 0..64 {
+            pipe.cmd("GET").arg("a");
+            pipe.cmd("ECHO").arg(&value[..]);
+        }
+        let replies: Vec<Vec<u8>> = pipe.query(con).unwrap();
+        assert!(replies.iter().all(|reply| reply.len() == 1024));
+    };
+    // Every command once, so that their statistics are in the base.
+    pipeline(&mut con);
+    info_field(&mut con, "memory", "used_memory");
+    let before = info_field(&mut con, "memory", "used_memory");
+    for _ in 0..4 {
+        pipeline(&mut con);
+    }
+    let after = info_field(&mut con, "memory", "used_memory");
+    assert!(
+        after <= before + (16 << 10),
+        "used_memory grew from {before} to {after} after pipelines of 128 KiB each way"
+    );
+}

@@ -1069,6 +1069,46 @@ mod tests {
         assert!(keyspace.take_new().is_empty());
     }
 
+    /// A segment left empty by removals holds no table: a small cache that saw many keys kept
+    /// a least table in every segment it had touched, memory no key owned.
+    #[test]
+    fn segments_emptied_give_their_tables_back() {
+        let mut keyspace = Keyspace::new();
+        let table_bytes = |keyspace: &Keyspace| -> usize {
+            keyspace.databases[0]
+                .segments
+                .iter()
+                .map(SegmentTable::allocation_size)
+                .sum()
+        };
+        let keys: Vec<String> = (0..20_000).map(|i| format!("key:{i}")).collect();
+        for key in &keys {
+            keyspace.insert(0, key.as_bytes(), value("v"), None, 0);
+        }
+        assert!(table_bytes(&keyspace) > 0);
+        // Keep one key: its segment keeps a table, every other segment gives its own back.
+        for key in &keys[1..] {
+            assert!(keyspace.remove(0, key.as_bytes(), 0).is_some());
+        }
+        let occupied = keyspace.databases[0]
+            .segments
+            .iter()
+            .filter(|table| table.allocation_size() > 0)
+            .count();
+        assert_eq!(occupied, 1, "segments holding a table with one key left");
+        assert!(
+            table_bytes(&keyspace) < 256,
+            "{} bytes",
+            table_bytes(&keyspace)
+        );
+        assert!(keyspace.get(0, keys[0].as_bytes(), 0).is_some());
+        // An emptied segment takes keys again.
+        for key in &keys[..100] {
+            keyspace.insert(0, key.as_bytes(), value("w"), None, 0);
+        }
+        assert_eq!(keyspace.len(0), 100);
+    }
+
     /// Records what it hears, for the fan-out test.
     struct Recorder {
         name: &'static str,

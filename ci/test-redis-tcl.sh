@@ -27,6 +27,21 @@ tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset 
 # servers with config files or restart them, and stay skipped).
 lifted_units="unit/acl unit/acl-v2 unit/auth unit/pubsubshard"
 
+# Tests that depend on the order in which the server runs commands that different connections
+# sent without waiting for their replies (a deferring client's BRPOPLPUSH or EXEC, then another
+# client's LPUSH): Redis's single thread runs them in the order they arrive, while Ember's shards
+# read their own connections, so on a loaded machine the later command may run first. The first
+# then blocks for ever (the unit stops at the suite's timeout: 66 of its 219 tests ran in a CI
+# run) or its WATCH fails. Neither order is a promise of Redis's; no client can tell them apart.
+skipped_tests=(
+    "BRPOPLPUSH with multiple blocked clients"
+    "BRPOPLPUSH does not affect WATCH while still blocked"
+)
+skip_args=()
+for test_name in "${skipped_tests[@]}"; do
+    skip_args+=(--skiptest "$test_name")
+done
+
 units=("$@")
 if [ ${#units[@]} -eq 0 ]; then
     units=(
@@ -106,7 +121,7 @@ run_unit() {
     # A random base port: several runs at once on one machine would race for the suite's own
     # test-server port otherwise.
     (cd "$suite" && timeout "$unit_timeout_s" ./runtest --host 127.0.0.1 --port "$port" \
-        --baseport "$(( 22000 + (RANDOM % 150) * 64 ))" --single "$single" $singledb --ignore-encoding --ignore-digest --tags "$tags" \
+        --baseport "$(( 22000 + (RANDOM % 150) * 64 ))" --single "$single" $singledb --ignore-encoding --ignore-digest --tags "$tags" "${skip_args[@]}" \
         --clients 1 --timeout 60) >"$log" 2>&1 || true
     stop_server
     # The suite colours its tags; strip the escapes before counting.

@@ -26,9 +26,6 @@ const OUTPUT_FLUSH_LEN: usize = 1024 * 1024;
 /// Input buffers larger than this are released once empty (a pipeline of large writes grows
 /// one; kept, it counted against `maxmemory` for as long as the connection lived).
 const INPUT_BUFFER_KEEP_LEN: usize = 32 * 1024;
-/// Output buffers larger than this are shrunk once written (the socket keeps no larger one
-/// either: crate::io's spare buffers), as Redis keeps a 16 KiB reply buffer per client.
-const OUTPUT_BUFFER_KEEP_LEN: usize = 16 * 1024;
 
 /// Serves one accepted connection (past its TLS handshake on `tls-port`) until it closes.
 pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
@@ -365,8 +362,8 @@ async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mu
         .net_output_bytes
         .set(shard.stats.net_output_bytes.get() + len as u64);
     out.clear();
-    if out.capacity() > OUTPUT_BUFFER_KEEP_LEN {
-        out.shrink_to(OUTPUT_BUFFER_KEEP_LEN);
+    if out.capacity() > crate::io::REPLY_BUFFER_KEEP_LEN {
+        out.shrink_to(crate::io::REPLY_BUFFER_KEEP_LEN);
     }
     written
 }

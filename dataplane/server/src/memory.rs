@@ -241,24 +241,26 @@ impl ShardMemory {
     }
 }
 
-/// After a keyspace command ran on this shard: when the command may have taken memory past
-/// `maxmemory` (this thread allocated more, since this shard last read the gauge, than the
-/// room the gauge left, and at least [`growth_step`]), the next command of any connection
-/// first reads the gauge and evicts ([`before_command`]). Redis evicts before every command;
-/// reading jemalloc's figures costs microseconds, so Ember reads them only when a command's
-/// allocations (a pointer's read) say they may have moved that far. The count is of bytes
-/// allocated, frees left out (a free may happen on another thread), so it can only ask for a
-/// read too often, never miss one.
+/// After this shard served a request (a connection's command, or another shard's request):
+/// when it may have taken memory past `maxmemory` (this thread allocated more, since this
+/// shard last read the gauge, than the room the gauge left, and at least [`growth_step`]), the
+/// next command of any connection first reads the gauge and evicts ([`before_command`]).
+/// Redis evicts before every command; reading jemalloc's figures costs microseconds, so Ember
+/// reads them only when a command's allocations (a pointer's read) say they may have moved that
+/// far. The count is of bytes allocated, frees left out (a free may happen on another thread),
+/// so it can only ask for a read too often, never miss one; a request it is not called after
+/// is counted at the next one.
 pub fn after_command(shard: &Shard) {
     let maxmemory = shard.config.borrow().maxmemory;
     if maxmemory == 0 {
         return;
     }
     let memory = &shard.memory;
-    let grown = memory.thread_allocated().saturating_sub(memory.mark.get());
+    let allocated = memory.thread_allocated();
+    let grown = allocated.saturating_sub(memory.mark.get());
     let room = maxmemory.saturating_sub(GAUGE.used_bytes());
     if grown > room.max(growth_step(maxmemory)) {
-        memory.mark.set(memory.thread_allocated());
+        memory.mark.set(allocated);
         GAUGE.recheck.store(true, Ordering::Release);
     }
 }
@@ -304,8 +306,8 @@ pub async fn before_command(shard: &Rc<Shard>) -> bool {
         let mut steps = vec![evict_step(shard, round > 0).await];
         for reply in pending {
             steps.push(match reply.await {
-                ShardReply::Integer(code) => Step::from_code(code),
-                _ => Step::Under,
+                ShardReply::Evicted(step) => step,
+                other => unreachable!("an Evict request answered {other:?}"),
             });
         }
         let stuck_now = steps.contains(&Step::Evicted(Slice::NothingLeft));
@@ -317,15 +319,12 @@ pub async fn before_command(shard: &Rc<Shard>) -> bool {
     true
 }
 
-/// Answers [`ShardRequest::Evict`]: one step of eviction here, its outcome as a code.
-pub async fn answer_evict(shard: &Rc<Shard>) -> ShardReply {
-    ShardReply::Integer(evict_step(shard, true).await.code())
-}
-
-/// What one shard's step of eviction did.
+/// What one shard's step of eviction did (the reply to [`ShardRequest::Evict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// No limit, or memory is under it, or the policy evicts nothing.
+pub enum Step {
+    /// `maxmemory` is 0.
+    NoLimit,
+    /// Memory is under the limit, or the policy evicts nothing.
     Under,
     /// Over the limit, and this shard holds fewer keys than the average: the others evict.
     BelowAverage,
@@ -333,32 +332,10 @@ enum Step {
     Evicted(Slice),
 }
 
-impl Step {
-    fn code(self) -> i64 {
-        match self {
-            Step::Under => 0,
-            Step::BelowAverage => 1,
-            Step::Evicted(Slice::Paid) => 2,
-            Step::Evicted(Slice::OutOfTime) => 3,
-            Step::Evicted(Slice::NothingLeft) => 4,
-        }
-    }
-
-    fn from_code(code: i64) -> Self {
-        match code {
-            1 => Step::BelowAverage,
-            2 => Step::Evicted(Slice::Paid),
-            3 => Step::Evicted(Slice::OutOfTime),
-            4 => Step::Evicted(Slice::NothingLeft),
-            _ => Step::Under,
-        }
-    }
-}
-
 /// Reads the gauge (unless the caller just did: `read_gauge` false) and, when the process is
-/// over the limit, evicts this shard's share of the excess ([`eviction_share`]), then delivers the `evicted` events and the invalidations of
-/// tracked keys it raised.
-async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
+/// over the limit, evicts this shard's share of the excess ([`eviction_share`]), then delivers
+/// the `evicted` events and the invalidations of tracked keys it raised.
+pub async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
     let (maxmemory, policy, samples) = {
         let config = shard.config.borrow();
         (
@@ -370,7 +347,7 @@ async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
     let memory = &shard.memory;
     if maxmemory == 0 {
         memory.set_stuck(false);
-        return Step::Under;
+        return Step::NoLimit;
     }
     let used = if read_gauge {
         memory.refresh()
@@ -432,9 +409,7 @@ async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
 pub async fn evict_loop(shard: Rc<Shard>) {
     loop {
         match evict_step(&shard, true).await {
-            Step::Under if shard.config.borrow().maxmemory == 0 => {
-                runtime::sleep(IDLE_PERIOD).await;
-            }
+            Step::NoLimit => runtime::sleep(IDLE_PERIOD).await,
             // Let requests run, then go on at once: the share is not paid yet.
             Step::Evicted(Slice::OutOfTime) => runtime::yield_now().await,
             // Paid, nothing left to evict, or under: the next look is a period away. Looking
@@ -469,7 +444,7 @@ pub fn eviction_share(over: u64, keys_here: usize, keys_all: usize, shard_count:
 
 /// How a slice of eviction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slice {
+pub enum Slice {
     /// About `share` bytes were freed (or a transaction holds the shard: evict after it).
     Paid,
     /// The slice's time was up first.

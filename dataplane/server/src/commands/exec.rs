@@ -389,8 +389,8 @@ pub async fn execute<'s>(
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
     finish(shard, client, index, args, started, result, out);
     // Any command may take memory (INFO or CONFIG their first statistics, a script its
-    // library), not only the keyspace's (crate::memory::after_command runs there too, on the
-    // shard that ran it).
+    // library), not only the keyspace's; what ran on another shard is looked at there
+    // (remote::answer).
     crate::memory::after_command(shard);
     if super::monitor::active(shard) {
         if monitor_after {

@@ -92,7 +92,6 @@ pub fn run_local_as(
     crate::shard::local_tier::after_command(shard, caller.db, args, now_ms);
     // Keys this command filled may serve blocked clients, in the same step.
     super::blocking::after_command(shard, caller.db, args);
-    crate::memory::after_command(shard);
     result
 }
 

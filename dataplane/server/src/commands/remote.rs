@@ -133,6 +133,13 @@ async fn execute(
 
 /// Answers another shard's request.
 async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
+    let reply = answer_request(shard, request).await;
+    // A command run for another shard's client allocates here (crate::memory).
+    crate::memory::after_command(shard);
+    reply
+}
+
+async fn answer_request(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
     let now_ms = crate::stats::unix_time_ms();
     match request {
         ShardRequest::Execute {
@@ -193,7 +200,7 @@ async fn answer(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply {
             super::monitor::deliver(shard);
             ShardReply::Done
         }
-        ShardRequest::Evict => crate::memory::answer_evict(shard).await,
+        ShardRequest::Evict => ShardReply::Evicted(crate::memory::evict_step(shard, true).await),
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;

@@ -32,6 +32,12 @@
 mod buffers;
 mod ring;
 
+/// The largest reply buffer a connection keeps once its replies are written, as Redis keeps a
+/// 16 KiB reply buffer per client and frees the rest once written: a socket keeps no larger
+/// sent buffer for the next replies (ring.rs), and a connection writing without the ring
+/// shrinks its own to this (crate::connection).
+pub const REPLY_BUFFER_KEEP_LEN: usize = 16 * 1024;
+
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;

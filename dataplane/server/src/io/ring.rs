@@ -43,9 +43,6 @@ const SUBMISSION_ENTRIES: u32 = 1024;
 const COMPLETION_ENTRIES: u32 = 8192;
 /// `IORING_ENTER_GETEVENTS` of linux/io_uring.h (the crate keeps its kernel bindings private).
 const ENTER_GETEVENTS: u32 = 1 << 0;
-/// The largest sent buffer a socket keeps for its connection's next replies
-/// ([`Socket::keep_spare`]): Redis's reply buffer size.
-const SPARE_KEEP_LEN: usize = 16 * 1024;
 /// The buffer group of the shard's provided buffers (one group per ring).
 const BUFFER_GROUP: u16 = 0;
 /// Unread bytes a socket may hold (received, not yet taken by its connection) before its
@@ -158,14 +155,14 @@ struct Socket {
 
 impl Socket {
     /// Keeps a sent buffer for the connection's next replies, unless it grew past
-    /// [`SPARE_KEEP_LEN`]: a batch of large replies then costs its memory while it is sent,
+    /// [`super::REPLY_BUFFER_KEEP_LEN`]: a batch of large replies then costs its memory while it is sent,
     /// not for as long as the connection lives (two such buffers ping-pong between a
     /// connection and its socket). Kept, a pipeline of 64 replies of 1 KiB held 96 KiB per
     /// connection, which counted against `maxmemory` (Redis frees its reply blocks once
     /// written and keeps a 16 KiB buffer).
     fn keep_spare(&mut self, mut buffer: Vec<u8>) {
         buffer.clear();
-        self.spare = if buffer.capacity() > SPARE_KEEP_LEN {
+        self.spare = if buffer.capacity() > super::REPLY_BUFFER_KEEP_LEN {
             Vec::new()
         } else {
             buffer

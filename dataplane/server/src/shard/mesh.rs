@@ -222,6 +222,8 @@ pub enum ShardReply {
     Counts(Vec<usize>),
     /// A blocking-wait answer.
     Blocking(crate::commands::blocking::BlockingReply),
+    /// What a [`ShardRequest::Evict`] did.
+    Evicted(crate::memory::Step),
     /// One shard's HOTKEYS figures.
     Hotkeys(Box<crate::commands::hotkeys::ShardHotkeys>),
     /// Nothing to report.

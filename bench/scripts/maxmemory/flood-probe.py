@@ -1,18 +1,10 @@
 # usage (from the repository root): python3 bench/scripts/maxmemory/flood-probe.py EMBER_BINARY BUDGET
 # 5,000 SETs of 1 KiB over a limit of "used_memory after a warm-up + BUDGET" under allkeys-lru, on Ember
 # and on redis-server: how far over the limit each is right after, 50 ms and 350 ms later, and keys held.
-import sys, time, subprocess, socket
-sys.path.insert(0, '.deps/python-redis')
-import redis
-def port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
+import sys, time
+from servers import start
 def run(cmd, label, policy, budget=int(sys.argv[2]) if len(sys.argv) > 2 else 115_000, n=5000, pipe=12):
-    p = port()
-    proc = subprocess.Popen(cmd + ['--port', str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(port=p)
-    for _ in range(100):
-        try: r.ping(); break
-        except Exception: time.sleep(0.05)
+    proc, r = start(cmd)
     time.sleep(0.3)
     r.config_set('maxmemory', 0); r.set('warm', 'x'); r.dbsize(); r.flushall()
     base = int(r.info('memory')['used_memory'])

@@ -1,23 +1,15 @@
 # usage (from the repository root): python3 bench/scripts/maxmemory/hitratio-mimic.py EMBER_BINARY BUDGET
 # The hit-ratio harness's pattern (batches of 64 GETs, SETs of the misses 15 at a time, zipf 1.2 over 100,000
 # keys) on one connection, without its dataset load: keys held and used_memory against the limit, Ember and Redis.
-import sys, time, subprocess, socket, random, bisect
-sys.path.insert(0, '.deps/python-redis')
-import redis
-def port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
+import sys, random, bisect
+from servers import start
 budget=int(sys.argv[2]); N=100000; s_exp=1.2
 w=[1/(i**s_exp) for i in range(1,N+1)]; tot=sum(w); cdf=[]; acc=0
 for x in w: acc+=x/tot; cdf.append(acc)
 random.seed(1)
 reqs=[bisect.bisect_left(cdf, random.random()) for _ in range(150000)]
 def run(cmd, label):
-    p = port()
-    proc = subprocess.Popen(cmd + ['--port', str(p)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(port=p)
-    for _ in range(100):
-        try: r.ping(); break
-        except Exception: time.sleep(0.05)
+    proc, r = start(cmd)
     r.config_set('maxmemory-policy', 'allkeys-lfu')
     v=b'x'*1024
     for i in range(50): r.get(b'key:%d'%i); r.set(b'key:%d'%i, v)

@@ -499,7 +499,10 @@ fn replay_size(
     connection.command(&[b"DBSIZE"])?;
     connection.command(&[b"CONFIG", b"GET", b"maxmemory"])?;
     connection.expect_ok(&[b"FLUSHALL"])?;
-    connection.info_field("stats", "keyspace_hits")?;
+    // Counted from here (the warm-up's GET was a miss); these are INFO's own first use too.
+    let hits_before = connection.info_field("stats", "keyspace_hits")?;
+    let misses_before = connection.info_field("stats", "keyspace_misses")?;
+    let evictions_before = connection.info_field("stats", "evicted_keys")?;
     // The server's own memory (its structures, this client's buffers) is under the limit
     // too, so the cache gets its share on top of what the empty server uses.
     let baseline_bytes = connection.info_field("memory", "used_memory")?;
@@ -511,10 +514,6 @@ fn replay_size(
         b"maxmemory",
         maxmemory.to_string().as_bytes(),
     ])?;
-    // Counted from here: the warm-up's GET was a miss.
-    let hits_before = connection.info_field("stats", "keyspace_hits")?;
-    let misses_before = connection.info_field("stats", "keyspace_misses")?;
-    let evictions_before = connection.info_field("stats", "evicted_keys")?;
     let started = Instant::now();
     let outcome = replay(&mut connection, trace, plan.pipeline, value)?;
     let elapsed_s = started.elapsed().as_secs_f64();

@@ -16,6 +16,7 @@
 //! Files: [`trace`] reads and generates traces, [`server`] replays them over RESP, [`report`]
 //! turns rows into tables and a plot; this file parses the flags and runs the simulations.
 
+mod keyspace;
 mod report;
 mod server;
 mod trace;
@@ -55,6 +56,15 @@ in-process:
                         allkeys-lfu, volatile-lfu, allkeys-random, volatile-random,
                         volatile-ttl, allkeys-lrm, volatile-lrm, s3fifo, sieve, w-tinylfu.
                         Volatile policies see every key written with a one-day TTL.
+  --keyspace-policies LIST
+                        also replay through the server's own eviction (ember_store's
+                        Keyspace, sized in keys), rows named keyspace:POLICY; 'all' or any of
+                        allkeys-lru, allkeys-lfu, allkeys-random, allkeys-tinylfu
+  --pipeline N          keyspace rows: GETs per batch, as the server mode sends them
+                        (default 1 here)
+  --reply-hold F        keyspace rows: keys' worth of room each hit's reply takes until its
+                        batch is answered, as a server's reply buffer does (default 0; 0.8
+                        is a 1 KiB value at about 1.3 KB a key)
   --samples N           maxmemory-samples of Redis's policies (default 5)
   --lfu-log-factor N    (default 10)
   --lfu-decay-time N    minutes (default 1)
@@ -145,6 +155,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             "seed",
             "sizes",
             "policies",
+            "keyspace-policies",
             "samples",
             "lfu-log-factor",
             "lfu-decay-time",
@@ -154,6 +165,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             "label",
             "dataset-bytes",
             "pipeline",
+            "reply-hold",
             "json",
             "merge",
             "plot",
@@ -189,10 +201,26 @@ pub fn main(args: &[String]) -> Result<(), String> {
             rate_per_s: flags.get_or("rate-per-s", 50_000u64)?.max(1),
             seed: flags.get_or("seed", 1u64)?,
         };
+        let batching = keyspace::Batching {
+            pipeline: flags.get_or("pipeline", 1usize)?.max(1),
+            reply_hold: flags.get_or("reply-hold", 0.0f64)?,
+        };
+        let keyspace_policies = match flags.text("keyspace-policies") {
+            None => Vec::new(),
+            Some("all") => keyspace::KEYSPACE_POLICIES.to_vec(),
+            Some(list) => list.split(',').collect(),
+        };
         for trace in &traces {
             for &policy in &policies {
                 for &size in &sizes {
                     rows.push(simulate(trace, policy, size, &settings));
+                }
+            }
+            for &policy in &keyspace_policies {
+                for &size in &sizes {
+                    rows.push(keyspace::replay_keyspace(
+                        trace, policy, size, &settings, batching,
+                    )?);
                 }
             }
         }

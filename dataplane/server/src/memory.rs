@@ -464,9 +464,22 @@ fn evict_share(
     if shard.gate.blocks(None) {
         return Slice::Paid;
     }
+    let mut keyspace = shard.keyspace.borrow_mut();
+    let slice = evict_from(shard, &mut keyspace, pool, policy, samples, share);
+    keyspace.end_eviction_round();
+    slice
+}
+
+fn evict_from(
+    shard: &Shard,
+    keyspace: &mut ember_store::Keyspace,
+    pool: &mut EvictionPool,
+    policy: EvictionPolicy,
+    samples: usize,
+    share: u64,
+) -> Slice {
     let started = Instant::now();
     let mut freed = 0u64;
-    let mut keyspace = shard.keyspace.borrow_mut();
     let now_ms = unix_time_ms();
     while freed < share {
         for _ in 0..KEYS_PER_CLOCK_CHECK {

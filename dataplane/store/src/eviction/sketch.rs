@@ -1,5 +1,5 @@
 //! TinyLFU's frequency estimate (Einziger, Friedman and Manes, 2017): a count-min sketch of
-//! 4-bit counters (four rows, estimate = the smallest of a key's four counters), in front of
+//! 8-bit counters (four rows, estimate = the smallest of a key's four counters), in front of
 //! it a doorkeeper Bloom filter that absorbs each key's first occurrence so that one-hit keys
 //! never reach the counters, and periodic aging: after `sample_size` increments every counter
 //! is halved and the doorkeeper cleared, so the estimate follows recent popularity.
@@ -7,11 +7,24 @@
 /// Rows of the count-min sketch (independent counters per key; the minimum is the estimate).
 pub const DEPTH: usize = 4;
 
-/// Largest value of a 4-bit counter; TinyLFU needs to tell "frequent" from "rare", not more.
-pub const COUNTER_MAX: u64 = 15;
+/// Largest value of a counter: 8 bits, where Caffeine has 4. With the sample floor below
+/// ([`SAMPLE_MIN`]), a 4-bit counter saturated for every key a small cache should hold (in a
+/// cache of 30 keys on Zipf 1.2, the 300 most popular keys all read 15), so the keys that
+/// decide admission were ties: a hot key that left the cache was refused on its return
+/// against a victim that was merely warm, and the cache drifted to a random draw of the warm
+/// keys. That happens whenever something other than a new key takes the room (the server's
+/// reply buffers while it answers a pipeline of hits take a tenth of a 40 KB limit): measured
+/// with `ember-bench hitratio --keyspace-policies allkeys-tinylfu --pipeline 64 --reply-hold
+/// 0.8` (Zipf 1.2, 500,000 requests, 0.1% of the working set), 49.05% hits with 4-bit counters,
+/// 58.17% with 8-bit (allkeys-lfu 56.07%); without the pressure the two widths are within 0.7
+/// points of each other on every generated trace and size.
+pub const COUNTER_MAX: u64 = 255;
+
+/// Bits of a counter.
+const COUNTER_BITS: u64 = 8;
 
 /// Counters per 64-bit word.
-const COUNTERS_PER_WORD: u64 = 16;
+const COUNTERS_PER_WORD: u64 = 64 / COUNTER_BITS;
 
 /// Increments between two halvings, per entry the cache holds: Caffeine's and the paper's
 /// `W = 10 * C`, long enough to see a key's popularity, short enough to forget it.
@@ -40,12 +53,12 @@ const DOORKEEPER_HASHES: u32 = 2;
 /// a popular key. Measured on the same traces (seed 1): with the width of `WIDTH_PER_ENTRY`
 /// alone (512 counters a row for a hundred keys) and the 65536-increment sample, W-TinyLFU's
 /// largest gap to the best policy was 0.48 points; with this floor, 0.12. A minimum sketch
-/// costs 64 KiB (four rows of 32768 4-bit counters) and its doorkeeper 32 KiB.
+/// costs 128 KiB (four rows of 32768 8-bit counters) and its doorkeeper 32 KiB.
 pub const WIDTH_MIN: u64 = SAMPLE_MIN / 2;
 
 /// Counters per row for each entry the cache holds (rounded up to a power of two): Caffeine
-/// gives its sketch one 64-bit word per entry, 16 counters, 4 of them per key, which is four
-/// counters per entry in each of the four rows. Fewer make hash collisions inflate cold keys'
+/// gives its sketch one 64-bit word per entry, 16 4-bit counters, 4 of them per key, which is
+/// four counters per entry in each of the four rows. Fewer make hash collisions inflate cold keys'
 /// estimates in small caches, and admission turns into a coin toss.
 pub const WIDTH_PER_ENTRY: u64 = 4;
 
@@ -58,7 +71,7 @@ fn mix(mut value: u64) -> u64 {
 
 /// The sketch and its doorkeeper.
 pub struct FrequencySketch {
-    /// `DEPTH` rows of `width` 4-bit counters, row after row.
+    /// `DEPTH` rows of `width` 8-bit counters, row after row.
     table: Vec<u64>,
     width: u64,
     doorkeeper: Vec<u64>,
@@ -139,7 +152,7 @@ impl FrequencySketch {
         let index = row as u64 * self.width + column;
         (
             (index / COUNTERS_PER_WORD) as usize,
-            ((index % COUNTERS_PER_WORD) * 4) as u32,
+            ((index % COUNTERS_PER_WORD) * COUNTER_BITS) as u32,
         )
     }
 
@@ -195,7 +208,7 @@ impl FrequencySketch {
     fn age(&mut self) {
         // Shifting a whole word right by one moves each counter's low bit into its
         // neighbour's high bit; the mask drops those bits.
-        const HALVE_MASK: u64 = 0x7777_7777_7777_7777;
+        const HALVE_MASK: u64 = 0x7f7f_7f7f_7f7f_7f7f;
         for word in &mut self.table {
             *word = (*word >> 1) & HALVE_MASK;
         }
@@ -217,7 +230,8 @@ mod tests {
             (1, 1), // only the doorkeeper
             (2, 2), // doorkeeper + one counted
             (5, 5),
-            (40, COUNTER_MAX + 1),
+            (40, 40),
+            (300, COUNTER_MAX + 1),
         ];
         for (index, &(increments, expected)) in cases.iter().enumerate() {
             let key = 1_000_000 + index as u64;

@@ -25,7 +25,7 @@
 //! are written, and only then) grows it; a skewed, stable popularity shrinks it.
 //!
 //! Memory is bounded: the sketch is sized for the keys the keyspace holds, at most
-//! [`SKETCH_ENTRIES_MAX`] (1 MiB with its doorkeeper), and grown (keeping its counts) when the
+//! [`SKETCH_ENTRIES_MAX`] (1.5 MiB with its doorkeeper), and grown (keeping its counts) when the
 //! keyspace outgrows it twice over; the window holds at most [`WINDOW_KEYS_MAX`] keys as their
 //! 64-bit hashes (about 32 bytes a key with its membership count). Every read and every new
 //! key costs O(1); an eviction O(samples).
@@ -36,8 +36,8 @@ use crate::eviction::climber::HillClimber;
 use crate::eviction::sketch::FrequencySketch;
 use crate::eviction::KeyMap;
 
-/// Largest cache the sketch is sized for: 4 rows of 262,144 4-bit counters (512 KiB) and a
-/// doorkeeper of 2^22 bits (512 KiB), the 1 MiB a shard may spend on its history. Past it the
+/// Largest cache the sketch is sized for: 4 rows of 262,144 8-bit counters (1 MiB) and a
+/// doorkeeper of 2^22 bits (512 KiB), the 1.5 MiB a shard may spend on its history. Past it the
 /// sketch still works: more keys share each counter, and estimates grow by their collisions.
 pub const SKETCH_ENTRIES_MAX: u64 = 1 << 16;
 
@@ -163,6 +163,15 @@ impl Admission {
             self.pop_oldest()
         } else {
             None
+        }
+    }
+
+    /// Admits every key waiting past the window in a keyspace of `keys` keys (the eviction that
+    /// could have judged them is over: memory is under the limit again).
+    pub(super) fn admit_waiting(&mut self, keys: usize) {
+        let window_max = self.window_max_keys(keys);
+        while self.window.len() > window_max {
+            self.pop_oldest();
         }
     }
 

@@ -3,12 +3,14 @@
 //!
 //! `used_memory` is jemalloc's `stats.allocated` less the blocks its thread caches hold
 //! ([`allocated_bytes`]), for the whole process: what Redis's zmalloc counts. Reading it means
-//! advancing jemalloc's statistics epoch (a few microseconds, process-wide), so it is not read
-//! at every command as Redis reads its counter: each shard's [`evict_loop`] refreshes the
-//! [`MemoryGauge`] every [`GAUGE_PERIOD`] while `maxmemory` is set, the executor reads the
-//! gauge's atomic, and a command whose allocations may have taken memory past the limit (a
-//! count jemalloc keeps per thread, read through a pointer: [`after_command`]) has the next
-//! command of any connection read the gauge and evict first ([`before_command`]), as Redis
+//! advancing jemalloc's statistics epoch (about 12 microseconds, merging every arena under its
+//! lock), so commands do not read it: each shard's [`evict_loop`] refreshes the
+//! [`MemoryGauge`] every [`REFRESH_PERIOD`] while `maxmemory` is set, and between refreshes
+//! the gauge is carried forward exactly by the counts jemalloc keeps per thread of the bytes
+//! it allocated and freed (two pointers' reads): after each command a shard publishes its
+//! thread's count, and the estimate is the last refresh plus what every shard's count moved
+//! since ([`ShardMemory::estimate`]). A command that takes memory past the limit has the next
+//! command of any connection evict first ([`after_command`], [`before_command`]), as Redis
 //! evicts before each command.
 //!
 //! When used memory passes `maxmemory`, each shard evicts its share of the excess (in proportion
@@ -27,7 +29,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ember_store::{EvictionPolicy, EvictionPool};
@@ -36,8 +38,12 @@ use crate::runtime;
 use crate::shard::{Shard, ShardReply, ShardRequest};
 use crate::stats::unix_time_ms;
 
-/// How often a shard refreshes the gauge while `maxmemory` is set.
+/// How often a shard looks at the estimate (and evicts if over) while `maxmemory` is set.
 pub const GAUGE_PERIOD: Duration = Duration::from_millis(1);
+/// How often a shard reads jemalloc's figure itself while `maxmemory` is set: what threads
+/// other than the shards' allocate (start-up, model runtimes, the kernel's helpers) reaches the
+/// estimate here.
+pub const REFRESH_PERIOD: Duration = Duration::from_millis(10);
 /// How often a shard looks at the configuration while `maxmemory` is 0.
 const IDLE_PERIOD: Duration = Duration::from_millis(50);
 /// Longest a shard evicts before it lets requests run.
@@ -63,9 +69,14 @@ pub struct MemoryGauge {
     /// How many shards are over the limit and found nothing they may evict. Writes are refused
     /// only when every shard is: while one shard can still evict, the excess goes down.
     stuck_shards: AtomicUsize,
-    /// A command may have taken memory past the limit since the gauge was read
-    /// ([`after_command`]): the next command reads it first ([`before_command`]).
+    /// A command took memory past the limit ([`after_command`]): the next command evicts
+    /// first ([`before_command`]).
     recheck: AtomicBool,
+    /// `used_memory` at the last refresh less the shards' published counts then: the estimate
+    /// is this plus their counts now ([`ShardMemory::estimate`]).
+    estimate_base: AtomicI64,
+    /// Whether `estimate_base` was set by a refresh yet.
+    based: AtomicBool,
 }
 
 impl MemoryGauge {
@@ -77,6 +88,8 @@ impl MemoryGauge {
             startup_bytes: AtomicU64::new(0),
             stuck_shards: AtomicUsize::new(0),
             recheck: AtomicBool::new(false),
+            estimate_base: AtomicI64::new(0),
+            based: AtomicBool::new(false),
         }
     }
 
@@ -186,16 +199,36 @@ pub fn refuses_request(config: &crate::config::Config, bytes: u64) -> bool {
 }
 
 /// One shard's part in keeping memory under `maxmemory`: its eviction pool, whether it found
-/// nothing it may evict, and how much its thread had allocated when it last read the gauge.
+/// nothing it may evict, and its thread's counts of bytes allocated and freed.
 pub struct ShardMemory {
     pool: RefCell<EvictionPool>,
     /// This shard's part in [`MemoryGauge::stuck_shards`].
     stuck: Cell<bool>,
-    /// jemalloc's running count of the bytes this thread allocated, read through a pointer
-    /// (found on first use, on the shard's own thread).
-    allocated: Cell<Option<tikv_jemalloc_ctl::thread::ThreadLocal<u64>>>,
-    /// That count when this shard last read the gauge.
-    mark: Cell<u64>,
+    /// jemalloc's running counts of the bytes this thread allocated and freed, read through
+    /// pointers (found on first use, on the shard's own thread).
+    counts: Cell<Option<ThreadCounts>>,
+    /// When this shard last read jemalloc's figure itself.
+    refreshed_at: Cell<Option<Instant>>,
+    /// This thread's count when [`after_command`] last summed the estimate, and the room
+    /// below the limit then, per shard: until the count has grown by that much, the sum
+    /// cannot have passed the limit by this shard's doing.
+    checked_net: Cell<i64>,
+    checked_room: Cell<u64>,
+    /// The limit that room was below: a new limit makes it meaningless.
+    checked_limit: Cell<u64>,
+}
+
+/// A shard's published count, alone on its cache line: each shard writes its own after every
+/// command, and neighbours would make those writes bounce between cores.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub struct PublishedCount(pub AtomicI64);
+
+/// Pointers to jemalloc's per-thread counts.
+#[derive(Clone, Copy)]
+struct ThreadCounts {
+    allocated: tikv_jemalloc_ctl::thread::ThreadLocal<u64>,
+    deallocated: tikv_jemalloc_ctl::thread::ThreadLocal<u64>,
 }
 
 impl ShardMemory {
@@ -204,8 +237,11 @@ impl ShardMemory {
         Self {
             pool: RefCell::new(EvictionPool::new(0x9E37_79B9_7F4A_7C15 ^ index as u64)),
             stuck: Cell::new(false),
-            allocated: Cell::new(None),
-            mark: Cell::new(0),
+            counts: Cell::new(None),
+            refreshed_at: Cell::new(None),
+            checked_net: Cell::new(0),
+            checked_room: Cell::new(0),
+            checked_limit: Cell::new(0),
         }
     }
 
@@ -219,68 +255,145 @@ impl ShardMemory {
         }
     }
 
-    /// The bytes this thread has allocated since it started (never decreases).
-    fn thread_allocated(&self) -> u64 {
-        let pointer = match self.allocated.get() {
-            Some(pointer) => pointer,
-            None => match tikv_jemalloc_ctl::thread::allocatedp::read() {
-                Ok(pointer) => {
-                    self.allocated.set(Some(pointer));
-                    pointer
-                }
-                Err(_) => return 0,
-            },
+    /// The bytes this thread has allocated less those it freed, since it started (negative
+    /// when it freed more than it allocated: blocks other threads allocated).
+    fn thread_net(&self) -> i64 {
+        let counts = match self.counts.get() {
+            Some(counts) => counts,
+            None => {
+                let (Ok(allocated), Ok(deallocated)) = (
+                    tikv_jemalloc_ctl::thread::allocatedp::read(),
+                    tikv_jemalloc_ctl::thread::deallocatedp::read(),
+                ) else {
+                    return 0;
+                };
+                let counts = ThreadCounts {
+                    allocated,
+                    deallocated,
+                };
+                self.counts.set(Some(counts));
+                counts
+            }
         };
-        pointer.get()
+        counts
+            .allocated
+            .get()
+            .wrapping_sub(counts.deallocated.get()) as i64
     }
 
-    /// Reads the gauge now, and marks what this thread had allocated by then.
-    fn refresh(&self) -> u64 {
-        self.mark.set(self.thread_allocated());
-        GAUGE.refresh()
+    /// Publishes this thread's count for the other shards' estimates; returns it.
+    fn publish(&self, shard: &Shard) -> i64 {
+        let net = self.thread_net();
+        shard.shared.shard_net_bytes[shard.index]
+            .0
+            .store(net, Ordering::Release);
+        net
+    }
+
+    /// The sum of every shard's published count.
+    fn published_sum(shard: &Shard) -> i64 {
+        shard
+            .shared
+            .shard_net_bytes
+            .iter()
+            .map(|net| net.0.load(Ordering::Acquire))
+            .fold(0i64, i64::wrapping_add)
+    }
+
+    /// `used_memory` now, carried forward from the last refresh by every shard's published
+    /// count (this one's published first): exact for what the shards allocate and free,
+    /// whichever thread frees a block, and a read of a few atomics.
+    fn estimate(&self, shard: &Shard) -> u64 {
+        if !GAUGE.based.load(Ordering::Acquire) {
+            return self.refresh(shard);
+        }
+        self.publish(shard);
+        GAUGE
+            .estimate_base
+            .load(Ordering::Acquire)
+            .wrapping_add(Self::published_sum(shard))
+            .max(0) as u64
+    }
+
+    /// Reads jemalloc's figure now, and bases the estimate on it.
+    fn refresh(&self, shard: &Shard) -> u64 {
+        self.publish(shard);
+        let used = GAUGE.refresh();
+        let nets = Self::published_sum(shard);
+        GAUGE
+            .estimate_base
+            .store((used as i64).wrapping_sub(nets), Ordering::Release);
+        GAUGE.based.store(true, Ordering::Release);
+        self.refreshed_at.set(Some(Instant::now()));
+        used
+    }
+
+    /// The estimate, recorded as `used_memory`, or a refresh when the last is
+    /// [`REFRESH_PERIOD`] old (or there was none).
+    fn current(&self, shard: &Shard) -> u64 {
+        match self.refreshed_at.get() {
+            Some(at) if at.elapsed() < REFRESH_PERIOD => {
+                let used = self.estimate(shard);
+                GAUGE.used_bytes.store(used, Ordering::Release);
+                GAUGE.peak_bytes.fetch_max(used, Ordering::AcqRel);
+                used
+            }
+            _ => self.refresh(shard),
+        }
     }
 }
 
 /// After this shard served a request (a connection's command, or another shard's request):
-/// when it may have taken memory past `maxmemory` (this thread allocated more, since this
-/// shard last read the gauge, than the room the gauge left, and at least [`growth_step`]), the
-/// next command of any connection first reads the gauge and evicts ([`before_command`]).
-/// Redis evicts before every command; reading jemalloc's figures costs microseconds, so Ember
-/// reads them only when a command's allocations (a pointer's read) say they may have moved that
-/// far. The count is of bytes allocated, frees left out (a free may happen on another thread),
-/// so it can only ask for a read too often, never miss one; a request it is not called after
-/// is counted at the next one.
+/// publishes its thread's count (always, so that a limit set later starts from true counts)
+/// and, when the estimate is over `maxmemory`, has the next command of any connection evict
+/// first ([`before_command`]), as Redis evicts before every command. The estimate (a sum over
+/// the shards' cache lines) is taken only once this thread's count has grown by its share of
+/// the room left at the last sum. A request it is not called after is counted at the next one.
 pub fn after_command(shard: &Shard) {
+    let memory = &shard.memory;
+    let net = memory.publish(shard);
     let maxmemory = shard.config.borrow().maxmemory;
     if maxmemory == 0 {
+        // The next limit, even one equal to the last, is measured again.
+        memory.checked_limit.set(0);
         return;
     }
-    let memory = &shard.memory;
-    let allocated = memory.thread_allocated();
-    let grown = allocated.saturating_sub(memory.mark.get());
-    let room = maxmemory.saturating_sub(GAUGE.used_bytes());
-    if grown > room.max(growth_step(maxmemory)) {
-        memory.mark.set(allocated);
+    let grown = net.wrapping_sub(memory.checked_net.get());
+    let used = if memory.checked_limit.get() != maxmemory {
+        // A new limit (or the first): the room is measured again, from jemalloc's own figure
+        // when the last is old (the shards' loops do not read it while there is no limit).
+        memory.checked_limit.set(maxmemory);
+        memory.current(shard)
+    } else if grown <= 0 || (grown as u64) <= memory.checked_room.get() {
+        return;
+    } else {
+        memory.estimate(shard)
+    };
+    memory.checked_net.set(net);
+    memory
+        .checked_room
+        .set(maxmemory.saturating_sub(used) / shard.count() as u64);
+    if used > maxmemory {
         GAUGE.recheck.store(true, Ordering::Release);
     }
 }
 
-/// The least growth that asks for a read of the gauge before the next command: 1/256 of the
-/// limit, from 4 KiB to 64 KiB. At the limit (no room left) a shard under a flood of writes
-/// asks once per that many bytes, not at every write (a read merges every arena's statistics);
-/// so memory may pass the limit by about that much until the next command, a small part of
-/// any limit.
-fn growth_step(maxmemory: u64) -> u64 {
+/// The excess a shard pays alone, without asking the others, when it holds at least the
+/// average shard's keys: 1/256 of the limit, from 4 KiB to 64 KiB. A round of every shard
+/// costs a message to each; at the limit a flood of writes goes over at every write, so small
+/// excesses are paid where they were seen, and the shards' loops even out their shares.
+fn local_step(maxmemory: u64) -> u64 {
     (maxmemory / 256).clamp(4 << 10, 64 << 10)
 }
 
-/// Before a command, when a command may have taken memory past the limit since the gauge was
-/// read ([`after_command`]): reads it, and when over the limit under an eviction policy, has
-/// every shard evict its share before the command runs, with the invalidations of tracked keys
-/// and the `evicted` events delivered first, as Redis does before each command. A shard whose
-/// share is nothing (it holds fewer keys than the average) may be the only one with keys the
-/// policy may evict (a volatile policy): when a round leaves memory over the limit with shards
-/// stuck, a second round has the others evict. True when shards evicted.
+/// Before a command, when a command took memory past the limit ([`after_command`]): when the
+/// estimate is still over the limit under an eviction policy, evicts before the command runs,
+/// with the invalidations of tracked keys and the `evicted` events delivered first, as Redis
+/// does before each command. An excess under [`local_step`] is paid by this shard alone when
+/// it holds at least the average shard's keys; a larger one has every shard evict its share.
+/// A shard whose share is nothing (it holds fewer keys than the average) may be the only one
+/// with keys the policy may evict (a volatile policy): when a round leaves memory over the
+/// limit with shards stuck, a second round has the others evict. True when shards evicted.
 pub async fn before_command(shard: &Rc<Shard>) -> bool {
     if !GAUGE.recheck.load(Ordering::Acquire) || !GAUGE.recheck.swap(false, Ordering::AcqRel) {
         return false;
@@ -292,18 +405,26 @@ pub async fn before_command(shard: &Rc<Shard>) -> bool {
             EvictionPolicy::from_name(&config.maxmemory_policy),
         )
     };
-    if maxmemory == 0 || shard.memory.refresh() <= maxmemory || policy.is_none() {
+    if maxmemory == 0 {
         return false;
+    }
+    let used = shard.memory.current(shard);
+    if used <= maxmemory || policy.is_none() {
+        return false;
+    }
+    if used - maxmemory < local_step(maxmemory) || shard.count() == 1 {
+        if let Step::Evicted(Slice::Paid) = evict_step(shard, Gauge::Alone).await {
+            return true;
+        }
     }
     // Every shard looks again, stuck or not: keys may have come since it found none it may
     // evict (its flag is refreshed only by its own steps).
-    for round in 0..2 {
+    for _round in 0..2 {
         let mut pending = Vec::with_capacity(shard.count());
         for index in (0..shard.count()).filter(|&index| index != shard.index) {
             pending.push(shard.send(index, ShardRequest::Evict).await);
         }
-        // The first round's step here uses the figure just read.
-        let mut steps = vec![evict_step(shard, round > 0).await];
+        let mut steps = vec![evict_step(shard, Gauge::Estimate).await];
         for reply in pending {
             steps.push(match reply.await {
                 ShardReply::Evicted(step) => step,
@@ -312,11 +433,23 @@ pub async fn before_command(shard: &Rc<Shard>) -> bool {
         }
         let stuck_now = steps.contains(&Step::Evicted(Slice::NothingLeft));
         let skipped = steps.contains(&Step::BelowAverage);
-        if !(stuck_now && skipped) || GAUGE.used_bytes() <= maxmemory {
+        if !(stuck_now && skipped) || shard.memory.estimate(shard) <= maxmemory {
             return true;
         }
     }
     true
+}
+
+/// Which figure a step of eviction works from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// jemalloc's, read now when the last read is [`REFRESH_PERIOD`] old, else the estimate
+    /// (the eviction loop).
+    Current,
+    /// The estimate (a command's eviction, another shard's request).
+    Estimate,
+    /// The estimate, and this shard pays the whole excess (a small one, [`local_step`]).
+    Alone,
 }
 
 /// What one shard's step of eviction did (the reply to [`ShardRequest::Evict`]).
@@ -332,10 +465,10 @@ pub enum Step {
     Evicted(Slice),
 }
 
-/// Reads the gauge (unless the caller just did: `read_gauge` false) and, when the process is
-/// over the limit, evicts this shard's share of the excess ([`eviction_share`]), then delivers
-/// the `evicted` events and the invalidations of tracked keys it raised.
-pub async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
+/// Reads the gauge as `gauge` says and, when the process is over the limit, evicts this
+/// shard's share of the excess ([`eviction_share`]), then delivers the `evicted` events and
+/// the invalidations of tracked keys it raised.
+pub async fn evict_step(shard: &Rc<Shard>, gauge: Gauge) -> Step {
     let (maxmemory, policy, samples) = {
         let config = shard.config.borrow();
         (
@@ -349,10 +482,9 @@ pub async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
         memory.set_stuck(false);
         return Step::NoLimit;
     }
-    let used = if read_gauge {
-        memory.refresh()
-    } else {
-        GAUGE.used_bytes()
+    let used = match gauge {
+        Gauge::Current => memory.current(shard),
+        Gauge::Estimate | Gauge::Alone => memory.estimate(shard),
     };
     let over = used.saturating_sub(maxmemory);
     let keys_here = (0..ember_store::DATABASE_COUNT)
@@ -369,7 +501,10 @@ pub async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
         .iter()
         .map(|keys| keys.load(Ordering::Acquire))
         .sum();
-    let mut share = eviction_share(over, keys_here, keys_all, shard.count());
+    let mut share = match gauge {
+        Gauge::Alone if keys_here * shard.count() >= keys_all => over,
+        _ => eviction_share(over, keys_here, keys_all, shard.count()),
+    };
     let stuck_others = GAUGE
         .stuck_shards
         .load(Ordering::Acquire)
@@ -408,7 +543,7 @@ pub async fn evict_step(shard: &Rc<Shard>, read_gauge: bool) -> Step {
 /// excess.
 pub async fn evict_loop(shard: Rc<Shard>) {
     loop {
-        match evict_step(&shard, true).await {
+        match evict_step(&shard, Gauge::Current).await {
             Step::NoLimit => runtime::sleep(IDLE_PERIOD).await,
             // Let requests run, then go on at once: the share is not paid yet.
             Step::Evicted(Slice::OutOfTime) => runtime::yield_now().await,

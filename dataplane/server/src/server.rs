@@ -87,6 +87,9 @@ pub fn run(config: Config) -> std::io::Result<()> {
         blocked_clients: Default::default(),
         registrations_in_flight: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
         shard_keys: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
+        shard_net_bytes: (0..shard_count)
+            .map(|_| crate::memory::PublishedCount::default())
+            .collect(),
         tracking_clients: Default::default(),
         tracking_keys: Default::default(),
         tracking_items: Default::default(),

@@ -200,7 +200,9 @@ async fn answer_request(shard: &Rc<Shard>, request: ShardRequest) -> ShardReply 
             super::monitor::deliver(shard);
             ShardReply::Done
         }
-        ShardRequest::Evict => ShardReply::Evicted(crate::memory::evict_step(shard, true).await),
+        ShardRequest::Evict => ShardReply::Evicted(
+            crate::memory::evict_step(shard, crate::memory::Gauge::Estimate).await,
+        ),
         ShardRequest::Inference(request) => {
             if let Some(token) = request.gate_token() {
                 shard.gate.enter(token).await;

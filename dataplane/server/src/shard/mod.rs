@@ -64,6 +64,10 @@ pub struct Shared {
     /// Per shard, the keys it held when its eviction loop last looked (while `maxmemory` is
     /// set): each shard evicts its part of the excess in proportion (crate::memory).
     pub shard_keys: Box<[AtomicUsize]>,
+    /// Per shard, its thread's bytes allocated less freed as jemalloc counts them, published
+    /// after each command while `maxmemory` is set: the memory gauge's estimate between two
+    /// reads of jemalloc's figure (crate::memory).
+    pub shard_net_bytes: Box<[crate::memory::PublishedCount]>,
     /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).
     pub tracking_clients: AtomicUsize,
     /// Keys in the tracking tables of all shards (INFO's tracking_total_keys; the bound

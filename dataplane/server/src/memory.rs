@@ -40,10 +40,13 @@ use crate::stats::unix_time_ms;
 
 /// How often a shard looks at the estimate (and evicts if over) while `maxmemory` is set.
 pub const GAUGE_PERIOD: Duration = Duration::from_millis(1);
-/// How often a shard reads jemalloc's figure itself while `maxmemory` is set: what threads
-/// other than the shards' allocate (start-up, model runtimes, the kernel's helpers) reaches the
-/// estimate here.
-pub const REFRESH_PERIOD: Duration = Duration::from_millis(10);
+/// How often a shard reads jemalloc's figure itself while `maxmemory` is set: what the
+/// per-thread counts miss reaches the estimate here. They drift during a flood of writes (the
+/// estimate ran about 1.4% of the bytes written below jemalloc's figure; not traced yet), so
+/// the period bounds how far over the limit memory goes: 5,000 SETs of 1 KiB in one pipeline
+/// over a 150 KB budget ended 69 KB over with 10 ms, 21 KB with 1 ms
+/// (`bench/scripts/maxmemory/flood-probe.py`), paid back at the loop's next look.
+pub const REFRESH_PERIOD: Duration = Duration::from_millis(1);
 /// How often a shard looks at the configuration while `maxmemory` is 0.
 const IDLE_PERIOD: Duration = Duration::from_millis(50);
 /// Longest a shard evicts before it lets requests run.

@@ -12,7 +12,7 @@
 //! values at about 1.3 KB a key), so keys are evicted for the replies, as in the server, and
 //! come back after.
 
-use super::trace::Trace;
+use super::trace::{key_name, Trace};
 use super::{Row, SimulationSettings};
 use ember_store::{AccessPolicy, EvictionPolicy, EvictionPool, Keyspace, Value};
 
@@ -79,7 +79,6 @@ pub fn replay_keyspace(
         }
         keyspace.end_eviction_round();
     };
-    let key_name = |key: u64| format!("key:{key}").into_bytes();
     let mut index = 0;
     let mut in_batch = std::collections::HashSet::new();
     let mut missed = Vec::new();
@@ -102,7 +101,7 @@ pub fn replay_keyspace(
                 capacity_keys.saturating_sub(held as usize),
                 now_ms,
             );
-            if keyspace.get(0, &key_name(key), now_ms).is_some() {
+            if keyspace.get(0, key_name(key).as_bytes(), now_ms).is_some() {
                 hits += 1;
                 held += batching.reply_hold;
             } else {
@@ -112,7 +111,13 @@ pub fn replay_keyspace(
         }
         for &key in &missed {
             evict_to(&mut keyspace, capacity_keys, now_ms);
-            keyspace.insert(0, &key_name(key), Value::from_bytes(b"v"), None, now_ms);
+            keyspace.insert(
+                0,
+                key_name(key).as_bytes(),
+                Value::from_bytes(b"v"),
+                None,
+                now_ms,
+            );
         }
         evict_to(&mut keyspace, capacity_keys, now_ms);
     }

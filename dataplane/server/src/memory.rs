@@ -99,9 +99,14 @@ impl MemoryGauge {
     /// Reads jemalloc's figure now and records it.
     pub fn refresh(&self) -> u64 {
         let used = allocated_bytes();
+        self.record(used);
+        used
+    }
+
+    /// Records `used` as `used_memory` (and the peak).
+    fn record(&self, used: u64) {
         self.used_bytes.store(used, Ordering::Release);
         self.peak_bytes.fetch_max(used, Ordering::AcqRel);
-        used
     }
 
     /// Records the start-up figure (once the shards exist).
@@ -337,8 +342,7 @@ impl ShardMemory {
         match self.refreshed_at.get() {
             Some(at) if at.elapsed() < REFRESH_PERIOD => {
                 let used = self.estimate(shard);
-                GAUGE.used_bytes.store(used, Ordering::Release);
-                GAUGE.peak_bytes.fetch_max(used, Ordering::AcqRel);
+                GAUGE.record(used);
                 used
             }
             _ => self.refresh(shard),
@@ -504,10 +508,11 @@ pub async fn evict_step(shard: &Rc<Shard>, gauge: Gauge) -> Step {
         .iter()
         .map(|keys| keys.load(Ordering::Acquire))
         .sum();
-    let mut share = match gauge {
-        Gauge::Alone if keys_here * shard.count() >= keys_all => over,
-        _ => eviction_share(over, keys_here, keys_all, shard.count()),
-    };
+    let mut share = eviction_share(over, keys_here, keys_all, shard.count());
+    if gauge == Gauge::Alone && share > 0 {
+        // At least the average shard's keys: this shard pays the whole (small) excess.
+        share = over;
+    }
     let stuck_others = GAUGE
         .stuck_shards
         .load(Ordering::Acquire)

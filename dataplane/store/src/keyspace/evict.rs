@@ -300,20 +300,7 @@ impl Keyspace {
                 }
                 continue;
             }
-            let mut sampled = 0;
-            let mut run = [None; RUN_LEN_MAX];
-            while sampled < samples {
-                let len = self.sample_run(db, pool, samples - sampled, &mut run);
-                if len == 0 {
-                    break;
-                }
-                sampled += len;
-                // Scored where it lies: no copy of the key, no second lookup.
-                for slot in run[..len].iter().flatten() {
-                    let idle = self.entry_score(policy, &slot.key, &slot.entry, now_ms);
-                    pool.offer(idle, db, &slot.key);
-                }
-            }
+            self.offer_samples(db, pool, policy, samples, samples, now_ms);
         }
         // Best first; a candidate whose key has gone since it was sampled is dropped (Redis's
         // "ghost" entries).
@@ -340,23 +327,8 @@ impl Keyspace {
             if self.databases[db].len == 0 {
                 continue;
             }
-            let (mut offered, mut drawn) = (0, 0);
-            let mut run = [None; RUN_LEN_MAX];
-            while offered < samples && drawn < samples * TINYLFU_DRAWS_PER_SAMPLE {
-                let len = self.sample_run(db, pool, samples - offered, &mut run);
-                if len == 0 {
-                    break;
-                }
-                drawn += len;
-                for slot in run[..len].iter().flatten() {
-                    if self.in_admission_window(&slot.key) {
-                        continue;
-                    }
-                    let idle = self.entry_score(policy, &slot.key, &slot.entry, now_ms);
-                    pool.offer(idle, db, &slot.key);
-                    offered += 1;
-                }
-            }
+            let draws_max = samples * TINYLFU_DRAWS_PER_SAMPLE;
+            self.offer_samples(db, pool, policy, samples, draws_max, now_ms);
         }
         self.rescore_pool(pool, now_ms);
         let candidate = self.window_candidate(now_ms);
@@ -387,6 +359,39 @@ impl Keyspace {
             let (db, hash) = self.admission.as_mut()?.pop_oldest()?;
             if let Some(key) = self.key_of_hash(db, hash) {
                 return Some((db, key));
+            }
+        }
+    }
+
+    /// Offers `pool` up to `samples` entries of `db` drawn in runs of neighbours
+    /// ([`Keyspace::sample_run`]), at most `draws_max` drawn: under `allkeys-tinylfu` the keys
+    /// in the admission window are drawn and skipped. Each is scored where it lies: no copy of
+    /// its key, no second lookup.
+    fn offer_samples(
+        &self,
+        db: usize,
+        pool: &mut EvictionPool,
+        policy: EvictionPolicy,
+        samples: usize,
+        draws_max: usize,
+        now_ms: u64,
+    ) {
+        let skip_window = policy == EvictionPolicy::AllKeysTinyLfu;
+        let (mut offered, mut drawn) = (0, 0);
+        let mut run = [None; RUN_LEN_MAX];
+        while offered < samples && drawn < draws_max {
+            let len = self.sample_run(db, pool, samples - offered, &mut run);
+            if len == 0 {
+                break;
+            }
+            drawn += len;
+            for slot in run[..len].iter().flatten() {
+                if skip_window && self.in_admission_window(&slot.key) {
+                    continue;
+                }
+                let idle = self.entry_score(policy, &slot.key, &slot.entry, now_ms);
+                pool.offer(idle, db, &slot.key);
+                offered += 1;
             }
         }
     }

@@ -163,6 +163,13 @@ fn cached_bytes() -> u64 {
 
 /// True when a `denyoom` command must be refused now: used memory is over `maxmemory` and
 /// either the policy is `noeviction` or no shard can evict anything more.
+///
+/// The figure last recorded may be a moment old: under an eviction policy, where the shards
+/// are stuck, memory is measured again before a write is refused. A batch of replies can take
+/// memory over the limit while they wait to be written, the shards evict all they can and are
+/// stuck; the next batch's writes came after those replies had gone, and were refused by the
+/// figure recorded while they waited (a pipeline of 64 GETs of 1 KiB values under a 43 KB limit,
+/// then SETs of the misses: OOM with memory under the limit and no key left).
 pub fn refuses_growth(shard: &Shard) -> bool {
     let config = shard.config.borrow();
     if config.maxmemory == 0 {
@@ -172,8 +179,11 @@ pub fn refuses_growth(shard: &Shard) -> bool {
     if gauge.used_bytes() <= config.maxmemory {
         return false;
     }
-    EvictionPolicy::from_name(&config.maxmemory_policy).is_none()
-        || gauge.stuck_shards.load(Ordering::Acquire) >= shard.shared.shard_count
+    if EvictionPolicy::from_name(&config.maxmemory_policy).is_none() {
+        return true;
+    }
+    gauge.stuck_shards.load(Ordering::Acquire) >= shard.shared.shard_count
+        && shard.memory.current(shard) > config.maxmemory
 }
 
 /// Requests that ask for at least this many bytes at once are charged against `maxmemory`

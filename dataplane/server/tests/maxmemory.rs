@@ -408,6 +408,17 @@ fn memory_usage_and_stats() {
     assert!(stats.len() >= 12, "MEMORY STATS: {stats:?}");
     let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut con).unwrap();
     assert!(!doctor.is_empty());
+    // jemalloc's own report, as Redis gives it: per size class, what is allocated.
+    let malloc: String = redis::cmd("MEMORY")
+        .arg("MALLOC-STATS")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        malloc.contains("___ Begin jemalloc statistics ___")
+            && malloc.contains("bins:")
+            && malloc.contains("--- End jemalloc statistics ---"),
+        "{malloc}"
+    );
     let error = redis::cmd("MEMORY")
         .arg("NOSUCH")
         .query::<()>(&mut con)
@@ -722,5 +733,58 @@ fn a_connection_keeps_no_large_buffer_after_a_pipeline() {
     assert!(
         after <= before + (16 << 10),
         "used_memory grew from {before} to {after} after pipelines of 128 KiB each way"
+    );
+}
+
+/// Replies waiting to be written count against the limit, so a pipeline of GETs whose replies
+/// are larger than the limit has every key evicted and leaves the shard with nothing more to
+/// evict. Once they are written, memory is under the limit again, and the next write is
+/// served: the OOM answer was given by the figure recorded while the replies waited (under
+/// `allkeys-*`, where Redis refuses a write only when eviction cannot make room now).
+#[test]
+fn a_write_after_replies_larger_than_the_limit_is_not_refused() {
+    let ember = Ember::start_with(&["--threads", "1", "--maxmemory-policy", "allkeys-lru"]);
+    let mut con = ember.connect(false);
+    let value = vec![b'x'; 1024];
+    // Every command the test sends, used once, so that their statistics are in the base.
+    redis::cmd("SET")
+        .arg("warm")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("GET")
+        .arg("warm")
+        .query::<Vec<u8>>(&mut con)
+        .unwrap();
+    redis::cmd("DBSIZE").query::<u64>(&mut con).unwrap();
+    set_maxmemory(&mut con, 0);
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    let maxmemory = limit_data_to(&mut con, 40 << 10);
+    let mut refused = Vec::new();
+    for round in 0..20 {
+        // Ten at a time: a pipeline of SETs within the connection's 16 KiB input buffer.
+        let keys: Vec<String> = (0..10).map(|i| format!("key:{round}:{i}")).collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("SET").arg(key).arg(&value[..]).ignore();
+        }
+        if let Err(error) = pipe.query::<()>(&mut con) {
+            refused.push(format!(
+                "round {round}, SETs: {error} (used_memory {}, maxmemory {maxmemory}, {} keys)",
+                info_field(&mut con, "memory", "used_memory"),
+                redis::cmd("DBSIZE").query::<u64>(&mut con).unwrap()
+            ));
+        }
+        let mut pipe = redis::pipe();
+        for i in 0..64 {
+            pipe.cmd("GET").arg(&keys[i % keys.len()]);
+        }
+        pipe.query::<Vec<Option<Vec<u8>>>>(&mut con).unwrap();
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of 20 batches refused: {:?}",
+        refused.len(),
+        &refused[..refused.len().min(3)]
     );
 }

@@ -136,10 +136,12 @@ fn doctor() -> String {
     }
 }
 
+/// MEMORY MALLOC-STATS: jemalloc's own report (`malloc_stats_print`), as Redis prints it, after
+/// a line of the figures the gauge reads.
 fn malloc_stats() -> String {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let read = |value: Result<usize, tikv_jemalloc_ctl::Error>| value.unwrap_or(0);
-    format!(
+    let mut report = format!(
         "jemalloc stats: allocated {} active {} resident {} mapped {} retained {} metadata {}\n",
         read(tikv_jemalloc_ctl::stats::allocated::read()),
         read(tikv_jemalloc_ctl::stats::active::read()),
@@ -147,5 +149,27 @@ fn malloc_stats() -> String {
         read(tikv_jemalloc_ctl::stats::mapped::read()),
         read(tikv_jemalloc_ctl::stats::retained::read()),
         read(tikv_jemalloc_ctl::stats::metadata::read()),
-    )
+    );
+    /// Appends one piece of jemalloc's report to the `String` behind `opaque`.
+    unsafe extern "C" fn append(opaque: *mut std::ffi::c_void, text: *const std::ffi::c_char) {
+        // SAFETY: `opaque` is the `String` passed below, alive and not otherwise borrowed for
+        // the call; jemalloc passes a NUL-terminated string.
+        let (report, text) = unsafe {
+            (
+                &mut *opaque.cast::<String>(),
+                std::ffi::CStr::from_ptr(text),
+            )
+        };
+        report.push_str(&text.to_string_lossy());
+    }
+    // SAFETY: the callback only appends to `report`, which outlives the call; a null options
+    // string asks for the whole report.
+    unsafe {
+        tikv_jemalloc_sys::malloc_stats_print(
+            Some(append),
+            (&mut report as *mut String).cast(),
+            std::ptr::null(),
+        );
+    }
+    report
 }

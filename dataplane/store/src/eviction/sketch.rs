@@ -205,7 +205,7 @@ impl FrequencySketch {
     }
 
     /// Halves every counter and clears the doorkeeper.
-    fn age(&mut self) {
+    pub fn age(&mut self) {
         // Shifting a whole word right by one moves each counter's low bit into its
         // neighbour's high bit; the mask drops those bits.
         const HALVE_MASK: u64 = 0x7f7f_7f7f_7f7f_7f7f;

@@ -33,7 +33,7 @@
 use std::collections::VecDeque;
 
 use crate::eviction::climber::HillClimber;
-use crate::eviction::sketch::FrequencySketch;
+use crate::eviction::sketch::{FrequencySketch, COUNTER_MAX};
 use crate::eviction::KeyMap;
 
 /// Largest cache the sketch is sized for: 4 rows of 262,144 8-bit counters (1 MiB) and a
@@ -128,6 +128,23 @@ impl Admission {
     /// The estimated reads of the key whose keyspace hash is `hash` in the current sample.
     pub(super) fn frequency(&self, hash: u64) -> u64 {
         self.sketch.frequency(hash)
+    }
+
+    /// Ends the sketch's sample now when `victim_reads`, the estimate of the main space's
+    /// victim, is saturated: the counters can no longer rank the keys the cache decides
+    /// between, so every judgement is a tie (the resident stays, whatever the candidate's
+    /// reads). The sample is `10 * C` for the most keys the keyspace held, and a server that
+    /// held 100,000 keys before its limit was set, or before a FLUSHALL, counts 655,360 reads
+    /// between two halvings: in a cache of 30 keys the few hundred most read keys all read
+    /// 255. Halving early only there keeps the long history that large caches and flat
+    /// popularity need (10 * C for the keys held now, the other cure, lost up to 8 points at
+    /// 10% of the working set). True when the sketch was halved.
+    pub(super) fn age_if_saturated(&mut self, victim_reads: u64) -> bool {
+        let saturated = victim_reads >= COUNTER_MAX;
+        if saturated {
+            self.sketch.age();
+        }
+        saturated
     }
 
     /// Records that the key of `db` whose keyspace hash is `hash` was just created, in a

@@ -788,3 +788,31 @@ fn a_write_after_replies_larger_than_the_limit_is_not_refused() {
         &refused[..refused.len().min(3)]
     );
 }
+
+/// MEMORY PURGE, as Redis's: the pages that 200 MB of deleted values leave dirty go back to the
+/// system at once (jemalloc would return them on its own decay schedule, seconds later).
+#[test]
+fn memory_purge_returns_freed_pages_at_once() {
+    let ember = Ember::start_with(&["--threads", "1"]);
+    let mut con = ember.connect(false);
+    let value = vec![b'x'; 5 << 20];
+    let resident = |con: &mut Connection| info_field(con, "memory", "used_memory_rss");
+    let start = resident(&mut con);
+    for i in 0..40 {
+        redis::cmd("SET")
+            .arg(format!("big:{i}"))
+            .arg(&value[..])
+            .query::<()>(&mut con)
+            .unwrap();
+    }
+    let loaded = resident(&mut con);
+    assert!(loaded > start + (150 << 20), "{start} -> {loaded}");
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    let reply: String = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
+    assert_eq!(reply, "OK");
+    let purged = resident(&mut con);
+    assert!(
+        purged < start + (20 << 20),
+        "resident {start} at start, {loaded} loaded, {purged} after FLUSHALL and MEMORY PURGE"
+    );
+}

@@ -118,6 +118,10 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
             }
         };
         end += read;
+        if let Some(ring) = &stream.ring {
+            // The batch's replies go into the buffer sent last, not a second one.
+            ring.reclaim_spare(out.bytes_mut());
+        }
         let now_ms = unix_time_ms();
         handle.last_interaction_ms.set(now_ms);
         handle

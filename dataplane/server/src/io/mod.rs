@@ -429,6 +429,12 @@ impl Socket {
         .await
     }
 
+    /// Takes the socket's spare reply buffer into `out` when `out` is empty and smaller
+    /// ([`ring::Ring::reclaim_spare`]): a connection calls it before each batch.
+    pub fn reclaim_spare(&self, out: &mut Vec<u8>) {
+        self.driver.ring.reclaim_spare(self.id, out);
+    }
+
     /// Queues all of `out` to be sent at the driver's next turn and leaves an empty buffer in
     /// its place; waits first for the previous send, so at most one is in flight.
     ///

@@ -65,8 +65,9 @@ pub struct Shared {
     /// set): each shard evicts its part of the excess in proportion (crate::memory).
     pub shard_keys: Box<[AtomicUsize]>,
     /// Per shard, its thread's bytes allocated less freed as jemalloc counts them, published
-    /// after each command while `maxmemory` is set: the memory gauge's estimate between two
-    /// reads of jemalloc's figure (crate::memory).
+    /// after each command (with or without `maxmemory`, so that a limit set later starts from
+    /// true counts): the memory gauge's estimate between two reads of jemalloc's figure
+    /// (crate::memory).
     pub shard_net_bytes: Box<[crate::memory::PublishedCount]>,
     /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).
     pub tracking_clients: AtomicUsize,

@@ -24,11 +24,11 @@
 //! from 1% at start up to [`WINDOW_SHARE_MAX_PPM`]. Recency (keys read again soon after they
 //! are written, and only then) grows it; a skewed, stable popularity shrinks it.
 //!
-//! Memory is bounded: the sketch is sized for the keys the keyspace holds, at most
-//! [`SKETCH_ENTRIES_MAX`] (1.5 MiB with its doorkeeper), and grown (keeping its counts) when the
-//! keyspace outgrows it twice over; the window holds at most [`WINDOW_KEYS_MAX`] keys as their
-//! 64-bit hashes (about 32 bytes a key with its membership count). Every read and every new
-//! key costs O(1); an eviction O(samples).
+//! Memory is bounded: the sketch is sized for at least the keys the keyspace holds, at most
+//! [`SKETCH_ENTRIES_MAX`] (1.5 MiB with its doorkeeper), and grown (keeping its counts) to
+//! twice the keys when the keyspace outgrows it; the window holds at most [`WINDOW_KEYS_MAX`]
+//! keys as their 64-bit hashes (about 32 bytes a key with its membership count). Every read
+//! and every new key costs O(1); an eviction O(samples).
 
 use std::collections::VecDeque;
 
@@ -157,10 +157,13 @@ impl Admission {
             // Not judged in time: admitted.
             self.pop_oldest();
         }
-        if keys as u64 > 2 * self.sized_for && self.sized_for < SKETCH_ENTRIES_MAX {
-            // A sketch too narrow for the keys would make every estimate a collision count;
-            // the wider one keeps what this one counted.
-            self.sized_for = sketch_entries(keys);
+        if keys as u64 > self.sized_for && self.sized_for < SKETCH_ENTRIES_MAX {
+            // A sketch too narrow for the keys would make every estimate a collision count,
+            // and its sample (10 reads a key it is sized for) too short to rank keys read a
+            // few times each. Grown to twice the keys, as a vector grows: at least the keys
+            // held, as Caffeine sizes its sketch for the cache's maximum, and O(1) a new key
+            // over time. The wider one keeps what this one counted.
+            self.sized_for = sketch_entries(keys.saturating_mul(2));
             self.sketch.grow_to(self.sized_for);
         }
     }

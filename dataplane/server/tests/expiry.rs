@@ -233,9 +233,11 @@ fn a_storm_of_keys_expiring_together_leaves_other_keys_served() {
     }
 }
 
-/// 2,000 keys written together with PX 2000: with `expire-jitter-pct 50` their expiries spread
-/// over 2 to 3 seconds, so DBSIZE (read, never the keys) passes through values between all and
-/// none for most of a second; without jitter (the default) they all go together.
+/// 2,000 keys written together with PX 2000: with `expire-jitter-pct 100` their expiries spread
+/// over 2 to 4 seconds, so DBSIZE (read, never the keys) passes through values between all and
+/// none for most of two seconds; without jitter (the default) they all go together. The bounds
+/// leave room for polls that come up to a second apart on a loaded machine (CI ran this beside
+/// benchmarks once, and its 20 ms polls came 200-850 ms apart).
 #[test]
 fn jitter_spreads_when_keys_actually_go() {
     const KEYS: u64 = 2_000;
@@ -272,17 +274,18 @@ fn jitter_spreads_when_keys_actually_go() {
         (first, seen.last().unwrap().0)
     };
     let _: () = redis::cmd("CONFIG")
-        .arg(&["SET", "expire-jitter-pct", "50"])
+        .arg(&["SET", "expire-jitter-pct", "100"])
         .query(&mut con)
         .unwrap();
     let seen = storm(&mut con);
     let (first, last) = first_and_last(&seen);
     // Nothing goes before its TTL as given, whatever the jitter.
     assert!(first >= Duration::from_millis(2_000), "{seen:?}");
-    // Expiries uniform over 2..=3 s: the last goes about a second after the first, and on the
-    // way DBSIZE shows some gone and most not, then most gone and some not.
+    // Expiries uniform over 2..=4 s: the last goes about two seconds after the first, and on
+    // the way DBSIZE shows some gone and most not, then most gone and some not (from 10% to
+    // 90% gone takes 1.6 s).
     assert!(
-        last >= first + Duration::from_millis(500),
+        last >= first + Duration::from_millis(1_000),
         "with jitter the keys went over {first:?}..{last:?}: {seen:?}"
     );
     assert!(
@@ -298,7 +301,7 @@ fn jitter_spreads_when_keys_actually_go() {
     let (first, last) = first_and_last(&seen);
     assert!(first >= Duration::from_millis(2_000), "{seen:?}");
     assert!(
-        last < first + Duration::from_millis(500),
+        last < first + Duration::from_millis(1_000),
         "without jitter the keys went over {first:?}..{last:?}: {seen:?}"
     );
 }

@@ -6,7 +6,11 @@
 # markdown table with the load average, and checks each run: the key's value is what was set,
 # and the tier answered GETs exactly when it is on (a fast wrong run fails).
 #
-#   [EMBER=target/debug/ember] [EMBER_ARGS="--busy-poll-us 0"] bench/scripts/hot_key_get.sh [ROUNDS] [REQUESTS]
+#   [EMBER=target/debug/ember] [EMBER_ARGS="--busy-poll-us 0"] [BENCH_ARGS="-P 16"] \
+#       bench/scripts/hot_key_get.sh [ROUNDS] [REQUESTS]
+#
+# BENCH_ARGS go to redis-benchmark: pipelining (`-P 16`) makes the client's cost per GET small,
+# so that on a machine with as many cores as shards the shards, not the client, set the rate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
@@ -28,7 +32,7 @@ run() { # run CONFIG: sets rate (requests per second) and hits (GETs the tier an
     "$ember" --port "$port" ${EMBER_ARGS:-} $1 >/tmp/hot-key-get-ember.log 2>&1 & ember_pid=$!
     wait_ready
     redis-cli -p "$port" SET key:__rand_int__ "$value" >/dev/null
-    rate=$(redis-benchmark -p "$port" -c 50 -n "$requests" -t get --csv | tail -1 | cut -d, -f2 | tr -d '"')
+    rate=$(redis-benchmark -p "$port" -c 50 -n "$requests" ${BENCH_ARGS:-} -t get --csv | tail -1 | cut -d, -f2 | tr -d '"')
     [ "$(redis-cli -p "$port" GET key:__rand_int__)" = "$value" ] || { echo "wrong value" >&2; exit 1; }
     hits=$(redis-cli -p "$port" INFO ember | tr -d '\r' | sed -n 's/^local_tier_hits://p')
     hops=$(redis-cli -p "$port" INFO ember | tr -d '\r' | sed -n 's/^cross_shard_hops://p')

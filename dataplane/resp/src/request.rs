@@ -64,6 +64,8 @@ pub struct RequestParser {
 pub struct Args<'a> {
     source: &'a [u8],
     spans: &'a [ArgSpan],
+    /// The arguments are in the parser's inline buffer, not the input.
+    inline: bool,
 }
 
 impl<'a> Args<'a> {
@@ -89,6 +91,14 @@ impl<'a> Args<'a> {
     /// Every argument, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + '_ {
         (0..self.spans.len()).map(move |index| self.get(index))
+    }
+
+    /// Where argument `index` lies in the input passed to [`RequestParser::parse`], so that a
+    /// caller can keep it past the parser's next request; `None` for an inline request (its
+    /// arguments are unquoted into the parser's own buffer) or an index past the last.
+    pub fn input_range(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        let span = self.spans.get(index)?;
+        (!self.inline).then(|| span.start..span.start + span.len)
     }
 }
 
@@ -156,7 +166,14 @@ impl RequestParser {
         Args {
             source,
             spans: &self.args,
+            inline: self.inline,
         }
+    }
+
+    /// Forgets a request that has not fully arrived, so that the next [`RequestParser::parse`]
+    /// may start anywhere (a parser that reads ahead of the one that runs the requests).
+    pub fn reset(&mut self) {
+        self.progress = None;
     }
 
     /// Bytes the pending request needs in all, when a bulk header has announced them; lets the
@@ -518,6 +535,30 @@ mod tests {
             at += consumed;
         }
         Ok(requests)
+    }
+
+    #[test]
+    fn input_ranges_point_into_the_input_and_reset_forgets_a_partial_request() {
+        let input = b"*2\r\n$3\r\nGET\r\n$5\r\nkey:1\r\nGET other\r\n*2\r\n$3\r\nGET\r\n$2\r\nk";
+        let mut parser = RequestParser::new(Limits::default());
+        let first = parser.parse(input).unwrap().unwrap();
+        let args = parser.args(input);
+        assert_eq!(
+            args.input_range(1).map(|range| &input[range]),
+            Some(&b"key:1"[..])
+        );
+        assert_eq!(args.input_range(2), None, "past the last argument");
+        // Inline: the arguments are not where they were in the input.
+        let second = parser.parse(&input[first..]).unwrap().unwrap();
+        let args = parser.args(&input[first..]);
+        assert_eq!(args.get(1), b"other");
+        assert_eq!(args.input_range(1), None);
+        // The third has not fully arrived; after a reset the parser starts a request anywhere.
+        let rest = &input[first + second..];
+        assert_eq!(parser.parse(rest).unwrap(), None);
+        parser.reset();
+        assert_eq!(parser.parse(&input[..first]).unwrap(), Some(first));
+        assert_eq!(parser.args(input).get(1), b"key:1");
     }
 
     fn strings(requests: &[Vec<Vec<u8>>]) -> Vec<Vec<String>> {

@@ -10,7 +10,7 @@ use ember_resp::{Limits, Protocol, ReplySink, RequestParser};
 use smallvec::SmallVec;
 
 use crate::client::{Client, ClientHandle, CommandClock};
-use crate::commands::exec::{execute, Pipeline};
+use crate::commands::exec::{execute, prefetch_ahead, Pipeline};
 use crate::commands::pubsub;
 use crate::runtime::{AsyncReadExt, AsyncWriteExt};
 use crate::shard::Shard;
@@ -36,6 +36,8 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
         bulk_len_max,
         ..Limits::default()
     });
+    // Reads ahead of `parser` to prefetch the keys of a batch's next requests.
+    let mut lookahead = RequestParser::new(*parser.limits());
     let mut input = vec![0u8; INPUT_BUFFER_LEN];
     let (mut start, mut end) = (0usize, 0usize);
     let mut out = ReplySink::resp(Vec::with_capacity(INPUT_BUFFER_LEN), Protocol::Resp2);
@@ -139,7 +141,13 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
         client.command_clock = CommandClock::Fresh;
         // Until the batch's last reply is in: its commands may wait for other shards.
         handle.limits.running.set(true);
+        // Requests before this offset had their keys prefetched.
+        let mut prefetched_to = start;
         loop {
+            if start >= prefetched_to {
+                prefetched_to =
+                    start + prefetch_ahead(&shard, &client, &mut lookahead, &input[start..end]);
+            }
             match parser.parse(&input[start..end]) {
                 Ok(Some(consumed)) => {
                     let request = parser.args(&input[start..end]);

@@ -1,6 +1,7 @@
 //! Multi-key commands over both shards of `--threads 2`, from connections on either shard (the
 //! kernel spreads connections over the shards' listeners): replies in request order with the
-//! right values, and cross-shard MSETs of the same keys from both shards at once never mix.
+//! right values, and cross-shard MSETs of the same keys from both shards at once never mix;
+//! pipelines over a database large enough that a connection prefetches its batch's keys.
 
 mod common;
 
@@ -197,4 +198,104 @@ fn mset_from_both_shards_on_the_same_keys_never_mixes() {
         values.iter().all(|v| v.is_some() && *v == values[0]),
         "the final state is one MSET's: {values:?}"
     );
+}
+
+/// Pipelined batches over a database large enough that a connection reads its batch ahead and
+/// prefetches the keys (more than `PREFETCH_MIN_KEYS`, 32,768, a shard): every reply is what the
+/// commands give run one after the other, with requests cut across reads, inline requests,
+/// keyless commands and repeated keys in the batches; with one shard and with two (where only
+/// the keys the connection's shard owns are prefetched). Seeded.
+#[test]
+fn pipelines_over_a_large_database_answer_in_order() {
+    const KEYS: u64 = 80_000;
+    for threads in [1, 2] {
+        let ember = Ember::start(threads);
+        let mut con = ember.connect(false);
+        let mut pipe = redis::pipe();
+        for i in 0..KEYS {
+            pipe.cmd("SET").arg(format!("k:{i}")).arg(i).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        let mut values: Vec<Option<i64>> = (0..KEYS as i64).map(Some).collect();
+        let mut raw = ember.raw();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64 + threads as u64;
+        let mut next = |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for batch in 0..60 {
+            let (mut requests, mut expected) = (Vec::new(), Vec::new());
+            for _ in 0..1 + next(48) {
+                // A few hot keys, so that a batch repeats some.
+                let i = if next(4) == 0 { next(8) } else { next(KEYS) } as usize;
+                let key = format!("k:{i}");
+                match next(7) {
+                    0 => {
+                        let value = next(1_000_000) as i64;
+                        requests.push(common::multibulk(&[
+                            b"SET",
+                            key.as_bytes(),
+                            value.to_string().as_bytes(),
+                        ]));
+                        values[i] = Some(value);
+                        expected.push(b"+OK\r\n".to_vec());
+                    }
+                    1 => {
+                        requests.push(common::multibulk(&[b"INCR", key.as_bytes()]));
+                        let value = values[i].unwrap_or(0) + 1;
+                        values[i] = Some(value);
+                        expected.push(format!(":{value}\r\n").into_bytes());
+                    }
+                    2 => {
+                        requests.push(common::multibulk(&[b"DEL", key.as_bytes()]));
+                        let existed = values[i].take().is_some();
+                        expected.push(format!(":{}\r\n", u8::from(existed)).into_bytes());
+                    }
+                    3 => {
+                        // Inline: its arguments are not in the input where the parser found them.
+                        requests.push(format!("EXISTS {key}\r\n").into_bytes());
+                        expected
+                            .push(format!(":{}\r\n", u8::from(values[i].is_some())).into_bytes());
+                    }
+                    4 => {
+                        requests.push(common::multibulk(&[b"PING"]));
+                        expected.push(b"+PONG\r\n".to_vec());
+                    }
+                    _ => {
+                        requests.push(common::multibulk(&[b"GET", key.as_bytes()]));
+                        expected.push(match values[i] {
+                            Some(value) => {
+                                let text = value.to_string();
+                                format!("${}\r\n{text}\r\n", text.len()).into_bytes()
+                            }
+                            None => b"$-1\r\n".to_vec(),
+                        });
+                    }
+                }
+            }
+            let bytes = requests.concat();
+            // Cut the batch in two at a random byte (inside a request, most of the time), the
+            // second part sent once the first has had time to be read alone.
+            let cut = next(bytes.len() as u64) as usize;
+            raw.send(&bytes[..cut]);
+            if batch % 3 == 0 {
+                thread::sleep(Duration::from_millis(5));
+            }
+            raw.send(&bytes[cut..]);
+            for (index, want) in expected.iter().enumerate() {
+                let got = raw.reply();
+                assert_eq!(
+                    got.escape_ascii().to_string(),
+                    want.escape_ascii().to_string(),
+                    "threads {threads}, batch {batch}, reply {index}"
+                );
+            }
+        }
+        assert_eq!(
+            common::run(&mut con, &[b"DBSIZE"]).unwrap(),
+            redis::Value::Int(values.iter().flatten().count() as i64)
+        );
+    }
 }

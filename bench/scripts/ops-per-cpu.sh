@@ -8,6 +8,9 @@
 #   bench/scripts/ops-per-cpu.sh [ROUNDS] [REQUESTS_P1] [REQUESTS_P16] NAME=BINARY[:ARGS]...
 #
 # e.g. bench/scripts/ops-per-cpu.sh 3 300000 2000000 before=/tmp/ember-old after=target/release/ember
+# KEYS=N (default 0: redis-benchmark's one key) spreads the requests over N keys (`-r N`), each
+# server first given them by a pipelined SET run, so that lookups miss the CPU's caches as they
+# do in a real keyspace.
 # ARGS (after a colon, spaces as commas) are added to `--threads 1 --busy-poll-us 0`, e.g.
 # epoll=target/release/ember:--io-uring,no
 set -euo pipefail
@@ -49,11 +52,16 @@ echo "start $(date -u '+%Y-%m-%d %H:%M UTC') load $(cut -d' ' -f1-3 /proc/loadav
 for round in $(seq "$rounds"); do
     for name in "${names[@]}"; do
         start "$name"
+        spread=()
+        if [ "${KEYS:-0}" -gt 0 ]; then
+            spread=(-r "$KEYS")
+            taskset -c 1 redis-benchmark -p "$port" -c 50 -n $((KEYS * 4)) -d 16 -t set -P 16 "${spread[@]}" >/dev/null 2>&1
+        fi
         for P in 1 16; do
             for t in set get; do
                 n=$n1; [ "$P" = 16 ] && n=$n16
                 before=$(cpu_ticks "$pid")
-                rps=$(taskset -c 1 redis-benchmark -p "$port" -c 50 -n "$n" -d 16 -t "$t" -P "$P" --csv 2>/dev/null | tail -1 | cut -d, -f2 | tr -d '"')
+                rps=$(taskset -c 1 redis-benchmark -p "$port" -c 50 -n "$n" -d 16 -t "$t" -P "$P" "${spread[@]}" --csv 2>/dev/null | tail -1 | cut -d, -f2 | tr -d '"')
                 after=$(cpu_ticks "$pid")
                 ops=$(echo "$n * $hz / ($after - $before)" | bc)
                 echo "$round $name P$P $t $rps $ops $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results" >&2

@@ -203,8 +203,9 @@ fn mset_from_both_shards_on_the_same_keys_never_mixes() {
 /// Pipelined batches over a database large enough that a connection reads its batch ahead and
 /// prefetches the keys (more than `PREFETCH_MIN_KEYS`, 32,768, a shard): every reply is what the
 /// commands give run one after the other, with requests cut across reads, inline requests,
-/// keyless commands and repeated keys in the batches; with one shard and with two (where only
-/// the keys the connection's shard owns are prefetched). Seeded.
+/// keyless commands, repeated keys, and fields and members of a large hash and set in the
+/// batches; with one shard and with two (where only the keys the connection's shard owns are
+/// prefetched). Seeded.
 #[test]
 fn pipelines_over_a_large_database_answer_in_order() {
     const KEYS: u64 = 80_000;
@@ -216,6 +217,21 @@ fn pipelines_over_a_large_database_answer_in_order() {
             pipe.cmd("SET").arg(format!("k:{i}")).arg(i).ignore();
         }
         let _: () = pipe.query(&mut con).unwrap();
+        // A hash and a set of the table class, whose fields and members are prefetched too.
+        let mut pipe = redis::pipe();
+        for j in 0..1_000 {
+            pipe.cmd("HSET")
+                .arg("big:hash")
+                .arg(format!("f:{j}"))
+                .arg(j)
+                .ignore();
+            pipe.cmd("SADD")
+                .arg("big:set")
+                .arg(format!("m:{j}"))
+                .ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        let mut fields: Vec<Option<u64>> = (0..1_500).map(|j| (j < 1_000).then_some(j)).collect();
         let mut values: Vec<Option<i64>> = (0..KEYS as i64).map(Some).collect();
         let mut raw = ember.raw();
         let mut seed = 0x2545_f491_4f6c_dd1d_u64 + threads as u64;
@@ -231,6 +247,44 @@ fn pipelines_over_a_large_database_answer_in_order() {
                 // A few hot keys, so that a batch repeats some.
                 let i = if next(4) == 0 { next(8) } else { next(KEYS) } as usize;
                 let key = format!("k:{i}");
+                let j = next(1_500) as usize;
+                let field = format!("f:{j}");
+                match next(10) {
+                    7 => {
+                        requests.push(common::multibulk(&[b"HGET", b"big:hash", field.as_bytes()]));
+                        expected.push(match fields[j] {
+                            Some(value) => {
+                                let text = value.to_string();
+                                format!("${}\r\n{text}\r\n", text.len()).into_bytes()
+                            }
+                            None => b"$-1\r\n".to_vec(),
+                        });
+                        continue;
+                    }
+                    8 => {
+                        let value = next(1_000_000);
+                        requests.push(common::multibulk(&[
+                            b"HSET",
+                            b"big:hash",
+                            field.as_bytes(),
+                            value.to_string().as_bytes(),
+                        ]));
+                        let added = fields[j].replace(value).is_none();
+                        expected.push(format!(":{}\r\n", u8::from(added)).into_bytes());
+                        continue;
+                    }
+                    9 => {
+                        let member = format!("m:{j}");
+                        requests.push(common::multibulk(&[
+                            b"SISMEMBER",
+                            b"big:set",
+                            member.as_bytes(),
+                        ]));
+                        expected.push(format!(":{}\r\n", u8::from(j < 1_000)).into_bytes());
+                        continue;
+                    }
+                    _ => {}
+                }
                 match next(7) {
                     0 => {
                         let value = next(1_000_000) as i64;
@@ -295,7 +349,7 @@ fn pipelines_over_a_large_database_answer_in_order() {
         }
         assert_eq!(
             common::run(&mut con, &[b"DBSIZE"]).unwrap(),
-            redis::Value::Int(values.iter().flatten().count() as i64)
+            redis::Value::Int(values.iter().flatten().count() as i64 + 2)
         );
     }
 }

@@ -66,7 +66,7 @@ pub const PREFETCH_BATCH_LEN: usize = 16;
 /// Asks the CPU to bring the cache line holding `value` into its caches: a hint, which never
 /// faults and changes no result.
 #[inline(always)]
-fn prefetch_read<T>(value: &T) {
+pub(crate) fn prefetch_read<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // `_mm_prefetch` is a safe function from Rust 1.87 on (SSE is part of x86_64's baseline);
     // the block keeps older compilers, which mark it unsafe, building.
@@ -75,7 +75,7 @@ fn prefetch_read<T>(value: &T) {
     // this one is a live reference's besides.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast(),
+            (value as *const T).cast::<i8>(),
         );
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -645,6 +645,62 @@ impl Keyspace {
             // fetches a line that is not used.
             if let Some(slot) = segments[segment].iter_hash(hash).next() {
                 prefetch_read(&**slot);
+            }
+        }
+    }
+
+    /// Warms the CPU's cache for looking each `(key, member)` of `pairs` up next in the
+    /// collection stored at `key` of `db` (HGET's field, SISMEMBER's member), at most
+    /// [`PREFETCH_BATCH_LEN`] of them: where `key` holds a hash or a set of the table class,
+    /// in two passes over the batch, the member's index entry is read and its record's offset
+    /// fetched, then the offset read and the record fetched, so that every member's misses
+    /// overlap at each step (a lookup is three dependent misses: the index, the offset, the
+    /// record). A key repeated from the pair before is not looked up again. Records no access,
+    /// changes nothing; anything else (an absent key, another type, a packed collection, which
+    /// is one buffer) is left alone.
+    pub fn prefetch_members<'k>(
+        &self,
+        db: usize,
+        pairs: impl IntoIterator<Item = (&'k [u8], &'k [u8])>,
+    ) {
+        #[derive(Clone, Copy)]
+        enum Records<'a> {
+            Fields(&'a crate::records::RecordTable<true>),
+            Members(&'a crate::records::RecordTable<false>),
+        }
+        let segments = &self.databases[db].segments;
+        let mut found: [Option<(Records<'_>, u32)>; PREFETCH_BATCH_LEN] =
+            [None; PREFETCH_BATCH_LEN];
+        let mut last: Option<(&[u8], Option<Records<'_>>)> = None;
+        for (place, (key, member)) in pairs.into_iter().take(PREFETCH_BATCH_LEN).enumerate() {
+            let records = match last {
+                Some((last_key, records)) if last_key == key => records,
+                _ => {
+                    let (hash, segment) = self.locate(key);
+                    let records = segments
+                        .get(segment)
+                        .and_then(|table| table.find(hash, |slot| slot.is(key)))
+                        .and_then(|slot| match &slot.entry.value {
+                            Value::Hash(hash) => hash.record_table().map(Records::Fields),
+                            Value::Set(set) => Some(Records::Members(set.record_table())),
+                            _ => None,
+                        });
+                    last = Some((key, records));
+                    records
+                }
+            };
+            found[place] = records.and_then(|records| {
+                let at = match records {
+                    Records::Fields(table) => table.prefetch_position(member),
+                    Records::Members(table) => table.prefetch_position(member),
+                };
+                at.map(|at| (records, at))
+            });
+        }
+        for (records, at) in found.into_iter().flatten() {
+            match records {
+                Records::Fields(table) => table.prefetch_record(at),
+                Records::Members(table) => table.prefetch_record(at),
             }
         }
     }
@@ -1270,6 +1326,67 @@ mod tests {
         assert_eq!(keyspace.len(0), 1);
         assert_eq!(keyspace.len(1), 0);
         assert_eq!(keyspace.stats().expired_keys, 0);
+    }
+
+    #[test]
+    fn prefetch_members_changes_nothing() {
+        use crate::hash::{HashLimits, HashValue};
+        use crate::set::SetValue;
+        let mut keyspace = Keyspace::new();
+        let limits = HashLimits::default();
+        let (mut large, mut small) = (HashValue::new(), HashValue::new());
+        let mut set = SetValue::for_members(b"m:0", 1_000);
+        for i in 0..1_000 {
+            large.insert(format!("f:{i}").as_bytes(), b"v", &limits, 0);
+            set.insert(format!("m:{i}").as_bytes());
+        }
+        small.insert(b"f:1", b"v", &limits, 0);
+        assert!(large.record_table().is_some() && small.record_table().is_none());
+        keyspace.insert(0, b"large", Value::Hash(large), None, 0);
+        keyspace.insert(0, b"small", Value::Hash(small), None, 0);
+        keyspace.insert(0, b"set", Value::Set(Box::new(set)), None, 0);
+        keyspace.insert(0, b"string", value("v"), None, 0);
+        let before: Vec<(u32, u32)> = [&b"large"[..], b"small", b"set", b"string"]
+            .iter()
+            .map(|key| {
+                let entry = keyspace.peek(0, key, 0).unwrap();
+                (entry.version, entry.access)
+            })
+            .collect();
+        // Present and absent members, repeated keys, every type, an absent key, more pairs
+        // than a batch: only the first PREFETCH_BATCH_LEN are looked at, nothing changes.
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..40)
+            .map(|i| {
+                let key = [
+                    &b"large"[..],
+                    b"large",
+                    b"set",
+                    b"small",
+                    b"string",
+                    b"absent",
+                ][i % 6];
+                (
+                    key.to_vec(),
+                    format!("{}:{}", if i % 2 == 0 { "f" } else { "m" }, i * 37).into_bytes(),
+                )
+            })
+            .collect();
+        keyspace.prefetch_members(0, pairs.iter().map(|(k, m)| (k.as_slice(), m.as_slice())));
+        keyspace.prefetch_members(1, [(&b"large"[..], &b"f:1"[..])]);
+        let after: Vec<(u32, u32)> = [&b"large"[..], b"small", b"set", b"string"]
+            .iter()
+            .map(|key| {
+                let entry = keyspace.peek(0, key, 0).unwrap();
+                (entry.version, entry.access)
+            })
+            .collect();
+        assert_eq!(before, after);
+        let Some(Value::Hash(large)) = keyspace.peek(0, b"large", 0).map(|e| &e.value) else {
+            panic!("a hash");
+        };
+        assert_eq!(large.len(), 1_000);
+        assert_eq!(large.get(b"f:999", 0), Some(&b"v"[..]));
+        assert_eq!(keyspace.len(0), 4);
     }
 
     #[test]

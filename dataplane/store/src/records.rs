@@ -227,6 +227,32 @@ impl<const VALUED: bool> RecordTable<VALUED> {
             .map(|&at| at as usize)
     }
 
+    /// The first of two steps that warm the cache for looking `key` up: finds the index's
+    /// first candidate for `key` (its own position unless two keys share the hash's seven tag
+    /// bits) and asks the CPU to fetch that position's offset. The caller runs this for a batch
+    /// of keys, then [`RecordTable::prefetch_record`] for each position, so that the misses of
+    /// every key overlap at each step. Changes nothing.
+    pub(crate) fn prefetch_position(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let at = *self.index.iter_hash(hash).next()?;
+        match &self.offsets {
+            Offsets::Narrow(offsets) => crate::keyspace::prefetch_read(&offsets[at as usize]),
+            Offsets::Wide(offsets) => crate::keyspace::prefetch_read(&offsets[at as usize]),
+        }
+        Some(at)
+    }
+
+    /// The second step: asks the CPU to fetch the record at position `at` (from
+    /// [`RecordTable::prefetch_position`]; a position past the last is ignored).
+    pub(crate) fn prefetch_record(&self, at: u32) {
+        let at = at as usize;
+        if at < self.len() {
+            if let Some(byte) = self.arena.get(self.offsets.get(at)) {
+                crate::keyspace::prefetch_read(byte);
+            }
+        }
+    }
+
     /// Makes room for `additional` more arena bytes, growing by at least a quarter.
     fn reserve_arena(&mut self, additional: usize) {
         if self.arena.capacity() - self.arena.len() < additional {

@@ -91,6 +91,11 @@ pub struct SetValue {
 }
 
 impl SetValue {
+    /// The members' records.
+    pub(crate) fn record_table(&self) -> &RecordTable<false> {
+        &self.members
+    }
+
     /// An empty set that SADD is about to fill with `member_count` members, the first being
     /// `first_member`: Redis 7.2 picks the starting encoding from these two.
     pub fn for_members(first_member: &[u8], member_count: usize) -> Self {

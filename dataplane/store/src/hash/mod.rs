@@ -203,6 +203,14 @@ impl Default for HashValue {
 }
 
 impl HashValue {
+    /// The records of a table-class hash (a packed one is one buffer: nothing to prefetch).
+    pub(crate) fn record_table(&self) -> Option<&RecordTable<true>> {
+        match &self.repr {
+            Repr::Table(table) => Some(&table.records),
+            Repr::Packed(_) => None,
+        }
+    }
+
     /// An empty hash in the packed size class.
     pub fn new() -> Self {
         Self {

@@ -523,19 +523,25 @@ impl Keyspace {
         now_ms: u64,
         update: impl FnOnce(&mut Value) -> Result<(R, Change), E>,
     ) -> Option<Result<R, E>> {
+        // The version a change gets, stamped through the lookup below (not a second one).
+        let version = self.next_version;
         let entry = self.get_mut(db, key, now_ms)?;
         let (result, change) = match update(&mut entry.value) {
             Ok(done) => done,
             Err(error) => return Some(Err(error)),
         };
         let has_field_ttl = field_expiry::has_field_ttl(&entry.value);
+        if change == Change::Modified {
+            entry.version = version;
+            self.next_version = version.wrapping_add(1);
+        }
         match change {
             Change::None => {}
             Change::Modified => {
                 if has_field_ttl {
                     self.track_field_expiry(db, key);
                 }
-                self.value_changed(db, key);
+                self.announce_change(db, key);
             }
             Change::Emptied => {
                 self.remove(db, key, now_ms);
@@ -733,10 +739,17 @@ impl Keyspace {
         {
             slot.entry.version = version;
         }
+        self.announce_change(db, key);
+    }
+
+    /// Logs that `key`'s value changed (its new version is stamped already) and tells the
+    /// observers what it holds now.
+    fn announce_change(&mut self, db: usize, key: &[u8]) {
         self.note_modified(key);
         if self.observers.is_empty() {
             return;
         }
+        let (hash, segment) = self.locate(key);
         let database = &self.databases[db];
         if let Some(Slot { entry, .. }) = database
             .segments

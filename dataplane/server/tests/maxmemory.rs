@@ -65,6 +65,22 @@ fn write_values(con: &mut Connection, prefix: &str, count: usize, value_len: usi
 }
 
 /// Waits until used_memory is within the tolerance of maxmemory.
+/// used_memory before and after `runs` runs of `batch`, which runs once before the first
+/// figure, so that its commands' statistics are in the base.
+fn used_memory_around(
+    con: &mut Connection,
+    runs: usize,
+    batch: impl Fn(&mut Connection),
+) -> (u64, u64) {
+    batch(con);
+    info_field(con, "memory", "used_memory");
+    let before = info_field(con, "memory", "used_memory");
+    for _ in 0..runs {
+        batch(con);
+    }
+    (before, info_field(con, "memory", "used_memory"))
+}
+
 fn settles_under(con: &mut Connection, maxmemory: u64, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
@@ -722,14 +738,7 @@ fn a_connection_keeps_no_large_buffer_after_a_pipeline() {
         let replies: Vec<Vec<u8>> = pipe.query(con).unwrap();
         assert!(replies.iter().all(|reply| reply.len() == 1024));
     };
-    // Every command once, so that their statistics are in the base.
-    pipeline(&mut con);
-    info_field(&mut con, "memory", "used_memory");
-    let before = info_field(&mut con, "memory", "used_memory");
-    for _ in 0..4 {
-        pipeline(&mut con);
-    }
-    let after = info_field(&mut con, "memory", "used_memory");
+    let (before, after) = used_memory_around(&mut con, 4, pipeline);
     assert!(
         after <= before + (16 << 10),
         "used_memory grew from {before} to {after} after pipelines of 128 KiB each way"
@@ -841,14 +850,7 @@ fn a_connection_holds_one_reply_buffer_between_batches() {
         let replies: Vec<Vec<u8>> = pipe.query(con).unwrap();
         assert_eq!(replies.len(), 8);
     };
-    // Every command once, so that their statistics are in the base.
-    batch(&mut con);
-    info_field(&mut con, "memory", "used_memory");
-    let before = info_field(&mut con, "memory", "used_memory");
-    for _ in 0..6 {
-        batch(&mut con);
-    }
-    let after = info_field(&mut con, "memory", "used_memory");
+    let (before, after) = used_memory_around(&mut con, 6, batch);
     assert!(
         after <= before + (4 << 10),
         "used_memory grew from {before} to {after} after batches of 8 KiB of replies"

@@ -531,13 +531,11 @@ impl Keyspace {
             Err(error) => return Some(Err(error)),
         };
         let has_field_ttl = field_expiry::has_field_ttl(&entry.value);
-        if change == Change::Modified {
-            entry.version = version;
-            self.next_version = version.wrapping_add(1);
-        }
         match change {
             Change::None => {}
             Change::Modified => {
+                entry.version = version;
+                self.next_version = version.wrapping_add(1);
                 if has_field_ttl {
                     self.track_field_expiry(db, key);
                 }
@@ -1359,13 +1357,16 @@ mod tests {
         keyspace.insert(0, b"small", Value::Hash(small), None, 0);
         keyspace.insert(0, b"set", Value::Set(Box::new(set)), None, 0);
         keyspace.insert(0, b"string", value("v"), None, 0);
-        let before: Vec<(u32, u32)> = [&b"large"[..], b"small", b"set", b"string"]
-            .iter()
-            .map(|key| {
-                let entry = keyspace.peek(0, key, 0).unwrap();
-                (entry.version, entry.access)
-            })
-            .collect();
+        let versions = |keyspace: &Keyspace| -> Vec<(u32, u32)> {
+            [&b"large"[..], b"small", b"set", b"string"]
+                .iter()
+                .map(|key| {
+                    let entry = keyspace.peek(0, key, 0).unwrap();
+                    (entry.version, entry.access)
+                })
+                .collect()
+        };
+        let before = versions(&keyspace);
         // Present and absent members, repeated keys, every type, an absent key, more pairs
         // than a batch: only the first PREFETCH_BATCH_LEN are looked at, nothing changes.
         let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..40)
@@ -1386,14 +1387,7 @@ mod tests {
             .collect();
         keyspace.prefetch_members(0, pairs.iter().map(|(k, m)| (k.as_slice(), m.as_slice())));
         keyspace.prefetch_members(1, [(&b"large"[..], &b"f:1"[..])]);
-        let after: Vec<(u32, u32)> = [&b"large"[..], b"small", b"set", b"string"]
-            .iter()
-            .map(|key| {
-                let entry = keyspace.peek(0, key, 0).unwrap();
-                (entry.version, entry.access)
-            })
-            .collect();
-        assert_eq!(before, after);
+        assert_eq!(before, versions(&keyspace));
         let Some(Value::Hash(large)) = keyspace.peek(0, b"large", 0).map(|e| &e.value) else {
             panic!("a hash");
         };

@@ -414,7 +414,6 @@ pub async fn execute<'s>(
     }
 }
 
-/// The table index of command `name`, trying the client's last command first.
 /// Most requests of a batch whose keys [`prefetch_ahead`] warms together: enough to overlap
 /// the cache misses of a 16-deep pipeline, few enough that what it fetched is still cached
 /// when the requests run.
@@ -552,13 +551,9 @@ fn peek_command_index(client: &Client, name: &[u8]) -> Option<usize> {
     }
 }
 
+/// The table index of command `name`, trying the client's last command first.
 fn command_index(client: &mut Client, name: &[u8]) -> Option<usize> {
-    if let Some(index) = client.last_command_index {
-        if name.eq_ignore_ascii_case(COMMANDS[index].name.as_bytes()) {
-            return Some(index);
-        }
-    }
-    let index = super::lookup(name)?;
+    let index = peek_command_index(client, name)?;
     client.last_command_index = Some(index);
     Some(index)
 }

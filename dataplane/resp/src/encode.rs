@@ -46,6 +46,11 @@ pub fn error(out: &mut Vec<u8>, message: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The decimal digits of `value` (no RESP framing): an integer argument as text.
+pub fn integer_text(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
 /// `:n\r\n`.
 pub fn integer(out: &mut Vec<u8>, value: i64) {
     out.push(b':');

@@ -114,7 +114,11 @@ enum ContainerKind {
 #[derive(Debug, Default)]
 pub struct ReplyBuilder {
     open: Vec<OpenContainer>,
-    done: Vec<Reply>,
+    /// The first finished reply: most sinks hold one (a script's call, a mesh request), and
+    /// keeping it here leaves `more` unallocated.
+    first: Option<Reply>,
+    /// Finished replies after the first.
+    more: Vec<Reply>,
 }
 
 impl ReplyBuilder {
@@ -122,7 +126,11 @@ impl ReplyBuilder {
         let mut reply = reply;
         loop {
             let Some(top) = self.open.last_mut() else {
-                self.done.push(reply);
+                if self.first.is_none() {
+                    self.first = Some(reply);
+                } else {
+                    self.more.push(reply);
+                }
                 return;
             };
             top.items.push(reply);
@@ -272,22 +280,40 @@ impl ReplySink {
 
     /// The replies built so far (a value sink), in order; the sink is left empty.
     pub fn take_replies(&mut self) -> Vec<Reply> {
-        match &mut self.target {
-            Target::Values(builder) => {
-                debug_assert!(builder.open.is_empty(), "every container was filled");
-                std::mem::take(&mut builder.done)
-            }
-            Target::Resp(_) => unreachable!("a connection's sink holds bytes"),
-        }
+        let builder = self.builder();
+        let Some(first) = builder.first.take() else {
+            return Vec::new();
+        };
+        let mut replies = Vec::with_capacity(1 + builder.more.len());
+        replies.push(first);
+        replies.append(&mut builder.more);
+        replies
+    }
+
+    /// The one reply written into a value sink (an error when the handler wrote none), taken
+    /// without allocating.
+    pub fn take_reply(&mut self) -> Reply {
+        let builder = self.builder();
+        debug_assert!(builder.more.is_empty(), "one reply per command");
+        builder
+            .first
+            .take()
+            .unwrap_or(Reply::Error(Cow::Borrowed("ERR no reply")))
     }
 
     /// The one reply written into a value sink (an error when the handler wrote none).
     pub fn into_reply(mut self) -> Reply {
-        let mut replies = self.take_replies();
-        debug_assert!(replies.len() <= 1, "one reply per command");
-        replies
-            .pop()
-            .unwrap_or(Reply::Error(Cow::Borrowed("ERR no reply")))
+        self.take_reply()
+    }
+
+    fn builder(&mut self) -> &mut ReplyBuilder {
+        match &mut self.target {
+            Target::Values(builder) => {
+                debug_assert!(builder.open.is_empty(), "every container was filled");
+                builder
+            }
+            Target::Resp(_) => unreachable!("a connection's sink holds bytes"),
+        }
     }
 
     fn note(&mut self, error: Option<&str>) {
@@ -505,6 +531,31 @@ mod tests {
                 && pair[1] <= pair[0] + pair[0] / 4 + 1024 + FRAME_SMALL_MAX),
             "{capacities:?}"
         );
+    }
+
+    #[test]
+    fn value_sinks_give_back_what_was_written() {
+        let mut one = ReplySink::values(Protocol::Resp2);
+        one.integer(7);
+        assert_eq!(one.take_reply(), Reply::Integer(7));
+        assert_eq!(
+            one.take_reply(),
+            Reply::Error(Cow::Borrowed("ERR no reply"))
+        );
+        let mut three = ReplySink::values(Protocol::Resp2);
+        three.integer(1);
+        three.array_len(1);
+        three.bulk(b"x");
+        three.integer(3);
+        assert_eq!(
+            three.take_replies(),
+            vec![
+                Reply::Integer(1),
+                Reply::Array(vec![Reply::Bulk(b"x".to_vec())]),
+                Reply::Integer(3)
+            ]
+        );
+        assert!(three.take_replies().is_empty());
     }
 
     /// Writes the same reply through both sinks; the value, encoded, equals the direct bytes.

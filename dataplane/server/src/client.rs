@@ -321,20 +321,20 @@ pub enum CommandClock {
     /// The next command reads the clock at its start, and leaves its end for the one after.
     Fresh,
     /// The previous command ended at this time, just before the next one started.
-    Ended(std::time::Instant),
+    Ended(crate::clock::Ticks),
 }
 
 impl CommandClock {
     /// The start of the command beginning now.
-    pub fn start(&self) -> std::time::Instant {
+    pub fn start(&self) -> crate::clock::Ticks {
         match *self {
             Self::Ended(ended) => ended,
-            Self::Unchained | Self::Fresh => std::time::Instant::now(),
+            Self::Unchained | Self::Fresh => crate::clock::now(),
         }
     }
 
     /// A command ended at `ended`.
-    pub fn end(&mut self, ended: std::time::Instant) {
+    pub fn end(&mut self, ended: crate::clock::Ticks) {
         if *self != Self::Unchained {
             *self = Self::Ended(ended);
         }

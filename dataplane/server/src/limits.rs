@@ -257,7 +257,9 @@ impl ClientLimits {
 
     /// Redis's rule: over the hard limit at once, or over the soft limit for longer than its
     /// seconds (continuously: dropping under it starts the clock again).
-    fn over(&self, pending: u64, limit: OutputLimit, now_ms: u64) -> bool {
+    /// `now_ms` is read only while the output is over the soft limit (most calls read no
+    /// clock).
+    fn over(&self, pending: u64, limit: OutputLimit, now_ms: impl FnOnce() -> u64) -> bool {
         if limit.hard_bytes > 0 && pending >= limit.hard_bytes {
             return true;
         }
@@ -265,6 +267,7 @@ impl ClientLimits {
             self.soft_since_ms.set(None);
             return false;
         }
+        let now_ms = now_ms();
         match self.soft_since_ms.get() {
             None => {
                 self.soft_since_ms.set(Some(now_ms));
@@ -294,7 +297,7 @@ pub fn output_over_limit(shard: &Shard, handle: &ClientHandle, pending: usize) -
     if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
         return false;
     }
-    if !handle.limits.over(pending as u64, limit, unix_time_ms()) {
+    if !handle.limits.over(pending as u64, limit, unix_time_ms) {
         return false;
     }
     OUTPUT_LIMIT_DISCONNECTIONS.fetch_add(1, Ordering::Relaxed);
@@ -456,12 +459,12 @@ mod tests {
             soft_bytes: 100,
             soft_seconds: 2,
         };
-        assert!(limits.over(1000, limit, 0), "hard limit at once");
-        assert!(!limits.over(150, limit, 10_000));
-        assert!(!limits.over(150, limit, 11_000));
-        assert!(!limits.over(50, limit, 11_500), "under it again");
-        assert!(!limits.over(150, limit, 12_000));
-        assert!(!limits.over(150, limit, 14_000));
-        assert!(limits.over(150, limit, 14_001));
+        assert!(limits.over(1000, limit, || 0), "hard limit at once");
+        assert!(!limits.over(150, limit, || 10_000));
+        assert!(!limits.over(150, limit, || 11_000));
+        assert!(!limits.over(50, limit, || 11_500), "under it again");
+        assert!(!limits.over(150, limit, || 12_000));
+        assert!(!limits.over(150, limit, || 14_000));
+        assert!(limits.over(150, limit, || 14_001));
     }
 }

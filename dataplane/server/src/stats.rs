@@ -29,9 +29,18 @@ pub struct CommandStat {
     pub rejected_calls: u64,
     /// Calls that ran and replied with an error.
     pub failed_calls: u64,
-    /// Latency of the calls, microseconds.
+    /// Latency of the calls, microseconds; calls of up to [`SHORT_CALL_US`] are counted in
+    /// `short_calls` first and added by [`CommandStat::settle`] (every copy taken for INFO or
+    /// metrics is settled).
     pub latency_us: Histogram<u64>,
+    /// Calls that took 1, 2, ... [`SHORT_CALL_US`] microseconds, not yet in `latency_us`: most
+    /// calls take a microsecond or less, and an increment costs a fraction of the histogram's
+    /// record (1.2% of a shard's time under pipelined GETs).
+    short_calls: [u64; SHORT_CALL_US as usize],
 }
+
+/// The longest call counted apart from the histogram until it is read ([`CommandStat`]).
+const SHORT_CALL_US: u64 = 4;
 
 impl CommandStat {
     fn new() -> Self {
@@ -41,16 +50,40 @@ impl CommandStat {
             rejected_calls: 0,
             failed_calls: 0,
             latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 2).expect("valid bounds"),
+            short_calls: [0; SHORT_CALL_US as usize],
         }
     }
 
-    /// Adds `other`'s figures to these.
+    /// Records one call of `duration_us` (under a microsecond counts as one, as Redis's).
+    fn record(&mut self, duration_us: u64) {
+        let duration_us = duration_us.max(1);
+        match self.short_calls.get_mut(duration_us as usize - 1) {
+            Some(count) => *count += 1,
+            None => self.latency_us.saturating_record(duration_us),
+        }
+    }
+
+    /// Moves the short calls' counts into the histogram.
+    fn settle(&mut self) {
+        for (index, count) in self.short_calls.iter_mut().enumerate() {
+            if *count > 0 {
+                self.latency_us
+                    .saturating_record_n(index as u64 + 1, std::mem::take(count));
+            }
+        }
+    }
+
+    /// Adds `other`'s figures to these (settled).
     pub fn merge(&mut self, other: &CommandStat) {
         self.calls += other.calls;
         self.usec += other.usec;
         self.rejected_calls += other.rejected_calls;
         self.failed_calls += other.failed_calls;
         let _ = self.latency_us.add(&other.latency_us);
+        for (count, other) in self.short_calls.iter_mut().zip(other.short_calls) {
+            *count += other;
+        }
+        self.settle();
     }
 }
 
@@ -304,7 +337,7 @@ impl ShardStats {
         stat.calls += 1;
         stat.usec += duration_us;
         stat.failed_calls += u64::from(failed);
-        stat.latency_us.saturating_record(duration_us.max(1));
+        stat.record(duration_us);
     }
 
     /// Records a call refused before it ran.
@@ -480,7 +513,13 @@ impl ShardStats {
             .borrow()
             .iter()
             .enumerate()
-            .filter_map(|(index, stat)| stat.as_ref().map(|stat| (names[index], (**stat).clone())))
+            .filter_map(|(index, stat)| {
+                stat.as_ref().map(|stat| {
+                    let mut copy = (**stat).clone();
+                    copy.settle();
+                    (names[index], copy)
+                })
+            })
             .collect()
     }
 
@@ -496,4 +535,42 @@ pub fn unix_time_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_calls_reach_the_histogram_of_every_copy() {
+        let stats = ShardStats::new(0, 1);
+        for duration_us in [0, 1, 1, 3, 4, 5, 250] {
+            stats.record_call(0, duration_us, false);
+        }
+        let copy = stats
+            .command_stats(&["get"])
+            .remove("get")
+            .expect("recorded");
+        assert_eq!(copy.calls, 7);
+        assert_eq!(copy.latency_us.len(), 7, "short calls counted once each");
+        assert_eq!(
+            copy.latency_us.count_at(1),
+            3,
+            "under a microsecond counts as one"
+        );
+        assert_eq!(copy.latency_us.count_at(3), 1);
+        assert_eq!(copy.latency_us.count_at(4), 1);
+        assert_eq!(copy.latency_us.count_at(5), 1);
+        assert_eq!(copy.latency_us.value_at_quantile(0.5), 3);
+        // Reading leaves the shard's own counts as they were: a second copy sees the same.
+        stats.record_call(0, 2, false);
+        let mut total = stats
+            .command_stats(&["get"])
+            .remove("get")
+            .expect("recorded");
+        assert_eq!(total.latency_us.len(), 8);
+        total.merge(&copy);
+        assert_eq!(total.latency_us.len(), 15);
+        assert_eq!(total.latency_us.count_at(1), 6);
+    }
 }

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
-use std::time::Instant;
 
 use ember_resp::{Outcome, Protocol, Reply, ReplySink};
 use smallvec::SmallVec;
@@ -34,7 +33,7 @@ struct Deferred<'s> {
     /// The protocol the client spoke when it sent the command.
     protocol: Protocol,
     command_index: usize,
-    started: Instant,
+    started: crate::clock::Ticks,
     /// The client, for the slow log.
     client: Rc<ClientHandle>,
     /// The command's arguments while HOTKEYS records (its keys are counted at the reply) or
@@ -99,7 +98,7 @@ impl Pipeline<'_> {
             let reply_start = out.pending_len();
             reply.write_to(out);
             let failed = note_failure(shard, out.outcome());
-            let elapsed_us = deferred.started.elapsed().as_micros() as u64;
+            let elapsed_us = crate::clock::since_us(deferred.started);
             shard
                 .stats
                 .record_call(deferred.command_index, elapsed_us, failed);
@@ -280,7 +279,7 @@ pub async fn execute<'s>(
             {
                 if shard.hotkeys.recording() {
                     // Answered here, not by the owner, so HOTKEYS times it here.
-                    let elapsed_us = started.elapsed().as_micros() as u64;
+                    let elapsed_us = crate::clock::since_us(started);
                     shard.hotkeys.record_cpu(index, args, elapsed_us);
                 }
                 Ok(())
@@ -408,7 +407,7 @@ pub async fn execute<'s>(
         shard.hotkeys.record_net(index, args, reply_bytes);
         if !matches!(spec.handler, Handler::Keyspace(_)) {
             // Keyspace commands are timed where they ran (multikey::run_local_as).
-            let elapsed_us = started.elapsed().as_micros() as u64;
+            let elapsed_us = crate::clock::since_us(started);
             shard.hotkeys.record_cpu(index, &[], elapsed_us);
         }
     }
@@ -773,13 +772,13 @@ fn finish(
     client: &mut Client,
     index: usize,
     args: &[&[u8]],
-    started: Instant,
+    started: crate::clock::Ticks,
     result: CommandResult,
     out: &mut ReplySink,
 ) {
-    let ended = Instant::now();
+    let ended = crate::clock::now();
     client.command_clock.end(ended);
-    let elapsed_us = ended.saturating_duration_since(started).as_micros() as u64;
+    let elapsed_us = crate::clock::elapsed_us(started, ended);
     record(shard, client, index, args, elapsed_us, result, out);
 }
 

@@ -247,6 +247,9 @@ pub struct Engine {
     lua: OnceCell<Lua>,
     /// Compiled scripts by SHA1 hex.
     scripts: RefCell<HashMap<String, Compiled>>,
+    /// The script found last, by its SHA1 as asked: EVALSHA mostly repeats one script, and
+    /// comparing 40 bytes costs less than hashing them.
+    last_script: RefCell<Option<(String, Compiled)>>,
     /// The registry's script generation the compiled scripts belong to.
     scripts_generation: Cell<u64>,
     /// Functions by name, loaded from the registry's libraries.
@@ -308,10 +311,17 @@ impl Engine {
         let generation = registry.scripts_generation.load(Ordering::SeqCst);
         if self.scripts_generation.get() != generation {
             self.scripts.borrow_mut().clear();
+            self.last_script.take();
             self.wide.borrow_mut().clear();
             self.scripts_generation.set(generation);
         }
+        if let Some((last_sha, compiled)) = self.last_script.borrow().as_ref() {
+            if last_sha == sha {
+                return Ok(compiled.clone());
+            }
+        }
         if let Some(compiled) = self.scripts.borrow().get(sha) {
+            *self.last_script.borrow_mut() = Some((sha.to_owned(), compiled.clone()));
             return Ok(compiled.clone());
         }
         let body = registry.body(sha).ok_or_else(|| NOSCRIPT.to_owned())?;

@@ -18,6 +18,7 @@ use std::ffi::c_int;
 
 use ember_resp::{Protocol, Reply};
 use mlua::{ffi, Function, Lua};
+use smallvec::SmallVec;
 
 use super::run::{self, Outcome, State};
 
@@ -122,32 +123,46 @@ unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
 const RESTART: &std::ffi::CStr = c"the script runs again with every shard held";
 
 /// Reads the arguments and runs the command.
+///
+/// String arguments go to the command as Lua holds them, not copied: they stay on this call's
+/// stack until it returns, and a command that must wait for another shard copies its arguments
+/// first ([`run::call_bytes`]). Only numbers are written out, as text, into a buffer kept from
+/// call to call.
 unsafe fn answer(l: *mut ffi::lua_State, state: &State) -> Answer {
-    let mut buffer = run::take_arg_buffer();
+    let mut numbers = run::take_arg_buffer();
     let count = unsafe { ffi::lua_gettop(l) };
     for index in 1..=count {
-        // SAFETY: `index` is within the call's arguments; lua_tolstring on a string neither
-        // allocates nor raises.
-        unsafe {
-            match ffi::lua_type(l, index) {
-                ffi::LUA_TSTRING => {
-                    let mut len = 0usize;
-                    let data = ffi::lua_tolstring(l, index, &mut len) as *const u8;
-                    buffer.push(std::slice::from_raw_parts(data, len));
-                }
-                ffi::LUA_TNUMBER => buffer.push_number(ffi::lua_tonumber(l, index)),
-                _ => {
-                    run::give_arg_buffer(buffer);
-                    return Answer::BadArgument;
-                }
+        // SAFETY: `index` is within the call's arguments.
+        match unsafe { ffi::lua_type(l, index) } {
+            ffi::LUA_TSTRING => {}
+            ffi::LUA_TNUMBER => numbers.push_number(unsafe { ffi::lua_tonumber(l, index) }),
+            _ => {
+                run::give_arg_buffer(numbers);
+                return Answer::BadArgument;
             }
         }
     }
-    let answer = match run::call_bytes(state, &buffer.slices()) {
+    let mut texts = numbers.iter();
+    let mut args: SmallVec<[&[u8]; 8]> = SmallVec::with_capacity(count as usize);
+    for index in 1..=count {
+        // SAFETY: as above; lua_tolstring on a string neither allocates nor raises, and the
+        // bytes it points to live while the string is on the stack, which outlives `args`.
+        unsafe {
+            if ffi::lua_type(l, index) == ffi::LUA_TSTRING {
+                let mut len = 0usize;
+                let data = ffi::lua_tolstring(l, index, &mut len) as *const u8;
+                args.push(std::slice::from_raw_parts(data, len));
+            } else {
+                args.push(texts.next().expect("one text per number argument"));
+            }
+        }
+    }
+    let answer = match run::call_bytes(state, &args) {
         Some(outcome) => Answer::Outcome(outcome),
         None => Answer::Waiting,
     };
-    run::give_arg_buffer(buffer);
+    drop((args, texts));
+    run::give_arg_buffer(numbers);
     answer
 }
 

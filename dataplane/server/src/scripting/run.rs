@@ -289,7 +289,8 @@ fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
     Ok((Value::Boolean(false), error_table(lua, message)?))
 }
 
-/// A call's arguments, one after another in one buffer.
+/// The text of a call's number arguments, one after another in one buffer (its strings go to
+/// the command as Lua holds them).
 #[derive(Default)]
 pub(crate) struct ArgBuffer {
     bytes: Vec<u8>,
@@ -306,8 +307,7 @@ impl ArgBuffer {
 
     /// Appends an integer argument, as text.
     fn push_integer(&mut self, value: i64) {
-        use std::io::Write as _;
-        let _ = write!(self.bytes, "{value}");
+        ember_resp::encode::integer_text(&mut self.bytes, value);
         self.ends.push(self.bytes.len());
     }
 
@@ -320,17 +320,14 @@ impl ArgBuffer {
         }
     }
 
-    /// The arguments.
-    pub(crate) fn slices(&self) -> SmallVec<[&[u8]; 8]> {
+    /// The arguments, in the order pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let slice = &self.bytes[start..end];
-                start = end;
-                slice
-            })
-            .collect()
+        self.ends.iter().map(move |&end| {
+            let slice = &self.bytes[start..end];
+            start = end;
+            slice
+        })
     }
 }
 
@@ -583,10 +580,7 @@ fn complete_now(
     if !exec::execute_now(shard, client, index, args, now_ms, &mut sink) {
         return None;
     }
-    let reply = sink
-        .take_replies()
-        .pop()
-        .unwrap_or(Reply::Error("ERR no reply".into()));
+    let reply = sink.take_reply();
     note_call(run, shard, spec, &reply);
     Some(Outcome::Reply(reply, protocol))
 }
@@ -601,10 +595,7 @@ fn finish_call(
     mut sink: ReplySink,
     protocol: Protocol,
 ) -> Outcome {
-    let reply = sink
-        .take_replies()
-        .pop()
-        .unwrap_or(Reply::Error("ERR no reply".into()));
+    let reply = sink.take_reply();
     with_run(state, |run| {
         run.client = Some(client);
         note_call(run, shard, spec, &reply);

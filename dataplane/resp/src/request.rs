@@ -90,7 +90,10 @@ impl<'a> Args<'a> {
 
     /// Every argument, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + '_ {
-        (0..self.spans.len()).map(move |index| self.get(index))
+        let source = self.source;
+        self.spans
+            .iter()
+            .map(move |span| &source[span.start..span.start + span.len])
     }
 
     /// Where argument `index` lies in the input passed to [`RequestParser::parse`], so that a

@@ -64,7 +64,11 @@ pub fn elapsed_us(start: Ticks, end: Ticks) -> u64 {
     let nanoseconds = match SOURCE.get_or_init(choose) {
         Source::Counter {
             nanoseconds_per_tick_q32,
-        } => ((u128::from(ticks) * u128::from(*nanoseconds_per_tick_q32)) >> 32) as u64,
+        } => match ticks.checked_mul(*nanoseconds_per_tick_q32) {
+            // The usual span (a command: well under the 2^32 ticks that overflow it).
+            Some(product) => product >> 32,
+            None => ((u128::from(ticks) * u128::from(*nanoseconds_per_tick_q32)) >> 32) as u64,
+        },
         Source::Instant { .. } => ticks,
     };
     nanoseconds / 1_000

@@ -521,6 +521,9 @@ async fn run_part(
 
 /// Holds every shard in `owners` (ascending, so two operations never wait on each other).
 pub async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
+    if only_this_shard(shard, owners) && shard.gate.try_hold(token) {
+        return; // Nothing to wait for: the common case of a script whose keys are all here.
+    }
     for &owner in owners {
         if owner == shard.index {
             shard.gate.hold(token).await;
@@ -530,11 +533,21 @@ pub async fn hold_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldTo
     }
 }
 
+/// True when `owners` is this shard alone.
+fn only_this_shard(shard: &Shard, owners: &BTreeSet<usize>) -> bool {
+    owners.len() == 1 && owners.first() == Some(&shard.index)
+}
+
+/// Releases `token`'s hold of this shard, and serves the clients blocked on keys it filled.
+fn release_here(shard: &Rc<Shard>, token: HoldToken) {
+    shard.gate.release(token);
+    super::blocking::serve_ready(shard);
+}
+
 /// Releases `token`'s hold of shard `owner`; a remote release needs no answer.
 async fn release(shard: &Rc<Shard>, owner: usize, token: HoldToken) {
     if owner == shard.index {
-        shard.gate.release(token);
-        super::blocking::serve_ready(shard);
+        release_here(shard, token);
     } else {
         shard.notify(owner, ShardRequest::Release { token }).await;
     }
@@ -542,6 +555,9 @@ async fn release(shard: &Rc<Shard>, owner: usize, token: HoldToken) {
 
 /// Releases every shard in `owners`.
 pub async fn release_all(shard: &Rc<Shard>, owners: &BTreeSet<usize>, token: HoldToken) {
+    if only_this_shard(shard, owners) {
+        return release_here(shard, token);
+    }
     for &owner in owners {
         release(shard, owner, token).await;
     }

@@ -190,7 +190,14 @@ async fn eval(
     let sha: std::borrow::Cow<'_, str> = if by_sha {
         match std::str::from_utf8(args[1]) {
             // The usual case: a client sends the digest as SCRIPT LOAD answered it.
-            Ok(text) if !text.bytes().any(|byte| byte.is_ascii_uppercase()) => text.into(),
+            // (A fold, not `any`: no early exit, so the 40 bytes are checked as vectors.)
+            Ok(text)
+                if !text
+                    .bytes()
+                    .fold(false, |upper, byte| upper | byte.is_ascii_uppercase()) =>
+            {
+                text.into()
+            }
             _ => String::from_utf8_lossy(args[1]).to_ascii_lowercase().into(),
         }
     } else {

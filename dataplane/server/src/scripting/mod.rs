@@ -263,6 +263,9 @@ pub struct Engine {
     pub(crate) state: Rc<RefCell<Option<run::RunState>>>,
     /// The coroutine of the last run that ended normally, for the next run.
     pub(crate) spare_thread: RefCell<Option<mlua::Thread>>,
+    /// The box of the last run's client, for the next run's (which overwrites what it holds:
+    /// until then it keeps the last caller's handle, one small allocation).
+    pub(crate) spare_client: RefCell<Option<Box<crate::client::Client>>>,
     /// The sandbox's runners of scripts and functions, and the C function that sets up a
     /// run's KEYS and ARGV (see [`rawcall`]).
     runners: OnceCell<(Function, Function, Function)>,

@@ -18,7 +18,6 @@ use std::ffi::c_int;
 
 use ember_resp::{Protocol, Reply};
 use mlua::{ffi, Function, Lua};
-use smallvec::SmallVec;
 
 use super::run::{self, Outcome, State};
 
@@ -122,6 +121,9 @@ unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
 /// Why a run stops when it must start again with every shard held (see `run`'s notes).
 const RESTART: &std::ffi::CStr = c"the script runs again with every shard held";
 
+/// Arguments of a call held in an array on the stack (more go in a vector).
+const FEW_ARGS: usize = 8;
+
 /// Reads the arguments and runs the command.
 ///
 /// String arguments go to the command as Lua holds them, not copied: they stay on this call's
@@ -143,25 +145,45 @@ unsafe fn answer(l: *mut ffi::lua_State, state: &State) -> Answer {
         }
     }
     let mut texts = numbers.iter();
-    let mut args: SmallVec<[&[u8]; 8]> = SmallVec::with_capacity(count as usize);
-    for index in 1..=count {
-        // SAFETY: as above; lua_tolstring on a string neither allocates nor raises, and the
-        // bytes it points to live while the string is on the stack, which outlives `args`.
+    // SAFETY (of each call below): `index` is within the call's arguments; lua_tolstring on a
+    // string neither allocates nor raises, and the bytes it points to live while the string
+    // is on the stack, which outlives the arguments' use here.
+    unsafe fn arg<'a>(
+        l: *mut ffi::lua_State,
+        index: c_int,
+        texts: &mut impl Iterator<Item = &'a [u8]>,
+    ) -> &'a [u8] {
         unsafe {
             if ffi::lua_type(l, index) == ffi::LUA_TSTRING {
                 let mut len = 0usize;
                 let data = ffi::lua_tolstring(l, index, &mut len) as *const u8;
-                args.push(std::slice::from_raw_parts(data, len));
+                std::slice::from_raw_parts(data, len)
             } else {
-                args.push(texts.next().expect("one text per number argument"));
+                texts.next().expect("one text per number argument")
             }
         }
     }
-    let answer = match run::call_bytes(state, &args) {
-        Some(outcome) => Answer::Outcome(outcome),
-        None => Answer::Waiting,
+    let answer = {
+        // Most calls have a few arguments: they go in an array on the stack.
+        let mut few: [&[u8]; FEW_ARGS] = [&[]; FEW_ARGS];
+        let many: Vec<&[u8]>;
+        let args: &[&[u8]] = if count as usize <= FEW_ARGS {
+            for index in 1..=count {
+                few[index as usize - 1] = unsafe { arg(l, index, &mut texts) };
+            }
+            &few[..count as usize]
+        } else {
+            many = (1..=count)
+                .map(|index| unsafe { arg(l, index, &mut texts) })
+                .collect();
+            &many
+        };
+        match run::call_bytes(state, args) {
+            Some(outcome) => Answer::Outcome(outcome),
+            None => Answer::Waiting,
+        }
     };
-    drop((args, texts));
+    drop(texts);
     run::give_arg_buffer(numbers);
     answer
 }

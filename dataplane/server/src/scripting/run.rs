@@ -53,8 +53,10 @@ use crate::shard::{HoldToken, Shard, ShardRequest};
 /// The running script, as `redis.call` and the hook see it.
 pub struct RunState {
     shard: Rc<Shard>,
-    /// The client the script's commands run as (taken while a command runs).
-    client: Option<Client>,
+    /// The client the script's commands run as (taken while a command runs); boxed, and the
+    /// box kept from run to run ([`super::Engine::spare_client`]), so the run's state moves
+    /// in and out of its cell as a few hundred bytes less.
+    client: Option<Box<Client>>,
     now_ms: u64,
     token: HoldToken,
     /// Shards held now.
@@ -591,7 +593,7 @@ fn finish_call(
     state: &State,
     shard: &Rc<Shard>,
     spec: &crate::commands::CommandSpec,
-    client: Client,
+    client: Box<Client>,
     mut sink: ReplySink,
     protocol: Protocol,
 ) -> Outcome {
@@ -644,7 +646,7 @@ fn has_block_option(args: &[&[u8]]) -> bool {
 const STALE_CALL: &str =
     "ERR redis.call cannot run while another call of the script waits in a coroutine";
 
-fn take_client(state: &State) -> Option<Client> {
+fn take_client(state: &State) -> Option<Box<Client>> {
     state
         .borrow_mut()
         .as_mut()
@@ -808,20 +810,23 @@ thread_local! {
     static HOOK: RefCell<Option<HookContext>> = const { RefCell::new(None) };
 }
 
-/// Installs the hook context of a run for as long as the guard lives.
-struct HookGuard(Option<HookContext>);
-
-impl HookGuard {
-    fn install(context: HookContext) -> Self {
-        Self(HOOK.with(|slot| slot.replace(Some(context))))
-    }
-}
-
-impl Drop for HookGuard {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        HOOK.with(|slot| *slot.borrow_mut() = previous);
-    }
+/// Makes `engine`'s state the one the count hook decides on. The context stays between runs
+/// (it is the same for every run of this shard's engine; with no run the hook detaches), so a
+/// run does not clone and drop it.
+fn install_hook_context(engine: &super::Engine, registry: &Arc<Registry>, shard: usize) {
+    HOOK.with(|slot| {
+        let installed = slot
+            .borrow()
+            .as_ref()
+            .is_some_and(|context| Rc::ptr_eq(&context.state, &engine.state));
+        if !installed {
+            *slot.borrow_mut() = Some(HookContext {
+                state: engine.state.clone(),
+                registry: registry.clone(),
+                shard,
+            });
+        }
+    });
 }
 
 /// The count hook's decision: marks the script busy past the threshold, and stops it on
@@ -1120,7 +1125,13 @@ pub async fn invoke(
             hold_all(shard, &held, token).await;
         }
         let started = crate::clock::now();
-        let mut script_client = Client::new(client.handle.clone(), true);
+        let mut script_client = match engine.spare_client.borrow_mut().take() {
+            Some(mut spare) => {
+                *spare = Client::new(client.handle.clone(), true);
+                spare
+            }
+            None => Box::new(Client::new(client.handle.clone(), true)),
+        };
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
         script_client.script = true;
@@ -1159,19 +1170,16 @@ pub async fn invoke(
             }),
             pending: None,
         });
-        let result = {
-            let _hook = HookGuard::install(HookContext {
-                state: engine.state.clone(),
-                registry: registry.clone(),
-                shard: shard.index,
-            });
-            call_script(&lua, engine, &invocation).await
-        };
-        let run = engine
+        install_hook_context(engine, registry, shard.index);
+        let result = call_script(&lua, engine, &invocation).await;
+        let mut run = engine
             .state
             .borrow_mut()
             .take()
             .expect("the script's state outlives it");
+        if let Some(script_client) = run.client.take() {
+            *engine.spare_client.borrow_mut() = Some(script_client);
+        }
         registry.clear_busy(shard.index);
         if run.multi_write {
             shard.shared.multi_writes.end();

@@ -403,6 +403,13 @@ fn local_step(maxmemory: u64) -> u64 {
     (maxmemory / 256).clamp(4 << 10, 64 << 10)
 }
 
+/// True when a command took memory past the limit since [`before_command`] last looked: the
+/// executor calls that (an async function) only then.
+#[inline]
+pub fn recheck_pending() -> bool {
+    GAUGE.recheck.load(Ordering::Acquire)
+}
+
 /// Before a command, when a command took memory past the limit ([`after_command`]): when the
 /// estimate is still over the limit under an eviction policy, evicts before the command runs,
 /// with the invalidations of tracked keys and the `evicted` events delivered first, as Redis
@@ -412,7 +419,7 @@ fn local_step(maxmemory: u64) -> u64 {
 /// with keys the policy may evict (a volatile policy): when a round leaves memory over the
 /// limit with shards stuck, a second round has the others evict. True when shards evicted.
 pub async fn before_command(shard: &Rc<Shard>) -> bool {
-    if !GAUGE.recheck.load(Ordering::Acquire) || !GAUGE.recheck.swap(false, Ordering::AcqRel) {
+    if !recheck_pending() || !GAUGE.recheck.swap(false, Ordering::AcqRel) {
         return false;
     }
     let (maxmemory, policy) = {

@@ -142,7 +142,11 @@ pub async fn execute<'s>(
     // this one finds room, and a tracking client gets the invalidations of what was evicted
     // before this reply. Not between the commands of a transaction or a script, which hold
     // their shards.
-    if client.hold.is_none() && !client.script && crate::memory::before_command(shard).await {
+    if client.hold.is_none()
+        && !client.script
+        && crate::memory::recheck_pending()
+        && crate::memory::before_command(shard).await
+    {
         super::pubsub::take_pushes(client, out);
     }
     let started = client.command_clock.start();

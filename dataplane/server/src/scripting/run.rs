@@ -98,6 +98,8 @@ pub struct RunState {
     running: Option<RunningSource>,
     /// A `redis.call` waiting for another shard, until the async half takes it.
     pending: Option<PendingCall>,
+    /// Where the calls that run at once write their replies (each taken before the next).
+    call_sink: ReplySink,
 }
 
 /// What FUNCTION STATS shows of a script that runs past the threshold, copied from the
@@ -562,10 +564,12 @@ fn complete_now(
     let held = run.wide
         || (!run.keyless
             && !spec.reads_named_keys(args)
-            && match spec.key_finder {
-                Some(finder) => finder(args).into_iter().all(owned_here),
-                None => spec.keys.positions(args.len()).all(owned_here),
-            });
+            // With one shard every key is on the shard the run holds.
+            && (shard.count() == 1
+                || match spec.key_finder {
+                    Some(finder) => finder(args).into_iter().all(owned_here),
+                    None => spec.keys.positions(args.len()).all(owned_here),
+                }));
     if !held {
         return None;
     }
@@ -578,8 +582,9 @@ fn complete_now(
     // script's state (only `redis.call` and the hook do, and neither runs meanwhile).
     let client = run.client.as_mut()?;
     client.protocol = protocol;
-    let mut sink = ReplySink::values(protocol);
-    if !exec::execute_now(shard, client, index, args, now_ms, &mut sink) {
+    let sink = &mut run.call_sink;
+    sink.set_protocol(protocol);
+    if !exec::execute_now(shard, client, index, args, now_ms, sink) {
         return None;
     }
     let reply = sink.take_reply();
@@ -1169,6 +1174,7 @@ pub async fn invoke(
                 started,
             }),
             pending: None,
+            call_sink: ReplySink::values(Protocol::Resp2),
         });
         install_hook_context(engine, registry, shard.index);
         let result = call_script(&lua, engine, &invocation).await;

@@ -223,25 +223,22 @@ pub fn pop_elements(
 ///
 /// # Errors
 /// WRONGTYPE when `key` holds another type.
-fn pop_one_element(
-    ctx: &mut Ctx<'_>,
-    key: &[u8],
-    end: End,
-) -> Result<Option<Vec<u8>>, CommandError> {
+fn pop_one_element(ctx: &mut Ctx<'_>, key: &[u8], end: End) -> Result<bool, CommandError> {
     let (db, now_ms, limits) = (ctx.db, ctx.now_ms, ctx.config.list_limits);
+    let out = &mut *ctx.out;
     let popped = ctx
         .keyspace
         .update(db, key, now_ms, |value| {
             let Value::List(list) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
-            let popped = list.pop(end, &limits);
-            let change = removal(popped.is_some(), list.is_empty());
+            let popped = list.pop_into(end, &limits, |element| out.bulk(element));
+            let change = removal(popped, list.is_empty());
             Ok((popped, change))
         })
         .transpose()?
-        .flatten();
-    if popped.is_some() {
+        .unwrap_or(false);
+    if popped {
         notify_change(ctx, notify::LIST, pop_event(end), key);
     }
     Ok(popped)
@@ -285,10 +282,9 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], end: End) -> CommandResult {
     }
     let count = args.get(2).map(|arg| parse_pop_count(arg)).transpose()?;
     let Some(count) = count else {
-        // The common form: one element, without the vector of the counted form.
-        match pop_one_element(ctx, args[1], end)? {
-            Some(element) => ctx.out.bulk(&element),
-            None => ctx.out.null(),
+        // The common form: one element, written into the reply straight from the list.
+        if !pop_one_element(ctx, args[1], end)? {
+            ctx.out.null();
         }
         return Ok(());
     };

@@ -244,7 +244,31 @@ impl ListValue {
         popped
     }
 
+    /// LPOP / RPOP of one element handed to `take` before it goes (a reply written straight
+    /// from the list, with no copy of the element allocated); false when the list is empty.
+    pub fn pop_into(&mut self, end: End, limits: &ListLimits, take: impl FnOnce(&[u8])) -> bool {
+        let mut take = Some(take);
+        let popped = self
+            .pop_one_with(end, |element| {
+                if let Some(take) = take.take() {
+                    take(element);
+                }
+            })
+            .is_some();
+        if popped {
+            self.shrink_encoding(limits);
+        }
+        popped
+    }
+
     fn pop_one(&mut self, end: End) -> Option<Vec<u8>> {
+        let mut element = Vec::new();
+        self.pop_one_with(end, |bytes| element = bytes.to_vec())?;
+        Some(element)
+    }
+
+    /// Removes the element at `end`, first showing it to `seen`.
+    fn pop_one_with(&mut self, end: End, seen: impl FnOnce(&[u8])) -> Option<()> {
         if self.is_empty() {
             return None;
         }
@@ -256,12 +280,14 @@ impl ListValue {
             }
         };
         let element = match end {
-            End::Front => self.nodes[node_at].get(0).to_vec(),
-            End::Back => self.nodes[node_at].last().to_vec(),
+            End::Front => self.nodes[node_at].get(0),
+            End::Back => self.nodes[node_at].last(),
         };
+        let entry_bytes = redis_size::entry_bytes(element);
+        seen(element);
         self.remove_in_node(node_at, index..index + 1);
-        self.set_listpack_bytes(self.listpack_bytes() - redis_size::entry_bytes(&element));
-        Some(element)
+        self.set_listpack_bytes(self.listpack_bytes() - entry_bytes);
+        Some(())
     }
 
     /// Removes `range` of node `node_at` (element counts only; the caller keeps

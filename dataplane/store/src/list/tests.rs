@@ -37,6 +37,22 @@ fn push_order_as_redis() {
     assert_eq!(list.pop(End::Front, &LIMITS), None);
 }
 
+#[test]
+fn pop_into_shows_what_pop_takes() {
+    let elements: Vec<String> = (0..1_000).map(|i| format!("element-{i}")).collect();
+    let names: Vec<&str> = elements.iter().map(String::as_str).collect();
+    let (mut shown, mut popped) = (list_of(&names), list_of(&names));
+    for end in [End::Front, End::Back].into_iter().cycle().take(elements.len()) {
+        let mut seen = Vec::new();
+        assert!(shown.pop_into(end, &LIMITS, |element| seen = element.to_vec()));
+        assert_eq!(Some(seen), popped.pop(end, &LIMITS));
+        assert_eq!(shown.len(), popped.len());
+        assert_eq!(shown.listpack_bytes(), popped.listpack_bytes());
+    }
+    assert!(shown.is_empty());
+    assert!(!shown.pop_into(End::Front, &LIMITS, |_| panic!("nothing to show")));
+}
+
 /// LRANGE / LTRIM index normalisation, named cases over a list of five.
 #[test]
 fn ranges_as_redis() {

@@ -42,7 +42,11 @@ fn pop_into_shows_what_pop_takes() {
     let elements: Vec<String> = (0..1_000).map(|i| format!("element-{i}")).collect();
     let names: Vec<&str> = elements.iter().map(String::as_str).collect();
     let (mut shown, mut popped) = (list_of(&names), list_of(&names));
-    for end in [End::Front, End::Back].into_iter().cycle().take(elements.len()) {
+    for end in [End::Front, End::Back]
+        .into_iter()
+        .cycle()
+        .take(elements.len())
+    {
         let mut seen = Vec::new();
         assert!(shown.pop_into(end, &LIMITS, |element| seen = element.to_vec()));
         assert_eq!(Some(seen), popped.pop(end, &LIMITS));

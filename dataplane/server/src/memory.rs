@@ -679,6 +679,21 @@ fn evict_from(
 mod tests {
     use super::*;
 
+    /// The store sizes packed buffers to jemalloc's size classes without linking jemalloc
+    /// (`ember_store::compact::size_class`); the server's allocator is jemalloc: they agree.
+    #[test]
+    fn store_size_classes_are_the_allocators() {
+        for len in 1..70_000 {
+            // SAFETY: nallocx only computes a size; flags 0 asks for no alignment.
+            let allocated = unsafe { tikv_jemalloc_sys::nallocx(len, 0) };
+            assert_eq!(
+                ember_store::compact::size_class(len),
+                allocated,
+                "{len} bytes"
+            );
+        }
+    }
+
     #[test]
     fn eviction_shares_follow_the_keys_held() {
         let cases: &[(&str, u64, usize, usize, usize, u64)] = &[

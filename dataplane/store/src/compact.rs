@@ -220,6 +220,152 @@ impl fmt::Debug for CompactBytes {
     }
 }
 
+/// The size class jemalloc (the server's allocator) gives a request of `len` bytes: 8, then
+/// multiples of 16 to 128, then four classes between each power of two and the next.
+pub fn size_class(len: usize) -> usize {
+    if len <= 8 {
+        return 8;
+    }
+    if len <= 128 {
+        return (len + 15) & !15;
+    }
+    let power = usize::BITS - 1 - (len - 1).leading_zeros(); // 2^power < len <= 2^(power+1)
+    let spacing = 1usize << (power - 2);
+    (len + spacing - 1) & !(spacing - 1)
+}
+
+/// A [`PackedBuf`] for packed collections edited often (a list's nodes, pushed and popped at
+/// their ends): the same header and body, but the buffer is always the allocator's whole size
+/// class for what it holds ([`size_class`]), with the body's length in a 4-byte prefix, so that
+/// an edit that stays within the class (most: classes are 12-25% apart) moves bytes without
+/// asking the allocator. An exactly sized buffer took the same memory (the allocator rounds
+/// it up to the class) and called `realloc` on every edit: 5.8% of a shard's time under
+/// pipelined LPUSHes onto one list. Until something is written it allocates nothing.
+#[derive(Clone, Default)]
+pub struct ClassBuf<const H: usize>(Box<[u8]>);
+
+/// Bytes of a [`ClassBuf`] before its header: the body's length.
+const CLASS_BUF_LEN_BYTES: usize = 4;
+
+impl<const H: usize> ClassBuf<H> {
+    /// Bytes of the buffer that are not body: the length prefix and the header.
+    pub const FRAME: usize = CLASS_BUF_LEN_BYTES + H;
+
+    /// The header (zeros before the first write).
+    pub fn header(&self) -> [u8; H] {
+        match self.0.get(CLASS_BUF_LEN_BYTES..Self::FRAME) {
+            Some(header) => header.try_into().expect("H bytes"),
+            None => [0; H],
+        }
+    }
+
+    /// Writes the header.
+    pub fn set_header(&mut self, header: [u8; H]) {
+        if self.0.is_empty() {
+            if header == [0; H] {
+                return;
+            }
+            self.resize_for(0);
+        }
+        self.0[CLASS_BUF_LEN_BYTES..Self::FRAME].copy_from_slice(&header);
+    }
+
+    fn body_len(&self) -> usize {
+        match self.0.get(..CLASS_BUF_LEN_BYTES) {
+            Some(len) => u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize,
+            None => 0,
+        }
+    }
+
+    fn set_body_len(&mut self, len: usize) {
+        let len = u32::try_from(len).expect("a packed buffer under 4 GiB");
+        self.0[..CLASS_BUF_LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        let len = self.body_len();
+        self.0
+            .get(Self::FRAME..Self::FRAME + len)
+            .unwrap_or_default()
+    }
+
+    /// Makes the buffer the size class of a body of `body_len` bytes, keeping what fits (the
+    /// length prefix is the caller's to set).
+    fn resize_for(&mut self, body_len: usize) {
+        let class = size_class(Self::FRAME + body_len);
+        if class == self.0.len() {
+            return;
+        }
+        let mut data = std::mem::take(&mut self.0).into_vec();
+        if class > data.len() {
+            data.reserve_exact(class - data.len());
+            data.resize(class, 0);
+        } else {
+            data.truncate(class);
+            data.shrink_to_fit();
+        }
+        self.0 = data.into_boxed_slice();
+    }
+
+    /// Replaces the body's bytes `range` by `bytes`.
+    pub fn splice(&mut self, range: std::ops::Range<usize>, bytes: &[u8]) {
+        self.insert_parts_replacing(range, &[bytes]);
+    }
+
+    /// Inserts the concatenation of `parts` at body offset `at` (no temporary copy of them).
+    pub fn insert_parts(&mut self, at: usize, parts: &[&[u8]]) {
+        self.insert_parts_replacing(at..at, parts);
+    }
+
+    fn insert_parts_replacing(&mut self, range: std::ops::Range<usize>, parts: &[&[u8]]) {
+        let old_len = self.body_len();
+        assert!(
+            range.start <= range.end && range.end <= old_len,
+            "range within the body"
+        );
+        let added: usize = parts.iter().map(|part| part.len()).sum();
+        let new_len = old_len - range.len() + added;
+        if new_len > old_len || self.0.is_empty() {
+            self.resize_for(new_len);
+        }
+        let frame = Self::FRAME;
+        self.0.copy_within(
+            frame + range.end..frame + old_len,
+            frame + range.start + added,
+        );
+        let mut cursor = frame + range.start;
+        for part in parts {
+            self.0[cursor..cursor + part.len()].copy_from_slice(part);
+            cursor += part.len();
+        }
+        self.set_body_len(new_len);
+        if new_len < old_len {
+            self.resize_for(new_len);
+        }
+    }
+
+    /// Replaces the whole body, keeping the header.
+    pub fn set_body(&mut self, body: &[u8]) {
+        let len = self.body_len();
+        self.splice(0..len, body);
+    }
+
+    /// Bytes allocated (a whole size class).
+    pub fn heap_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<const H: usize> fmt::Debug for ClassBuf<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassBuf")
+            .field("header", &self.header())
+            .field("body_len", &self.body().len())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +379,58 @@ mod tests {
             assert_eq!(compact.as_bytes(), &bytes[..], "len {len}");
             assert_eq!(compact.is_inline(), len <= INLINE_LEN_MAX, "len {len}");
             assert_eq!(CompactBytes::from_vec(bytes.clone()).as_bytes(), &bytes[..]);
+        }
+    }
+
+    #[test]
+    fn size_classes_are_jemallocs() {
+        let classes: Vec<usize> = [1, 8, 9, 16, 17, 120, 128, 129, 160, 161, 1025, 2048, 2049]
+            .iter()
+            .map(|&len| size_class(len))
+            .collect();
+        assert_eq!(
+            classes,
+            [8, 8, 16, 16, 32, 128, 128, 160, 160, 192, 1280, 2048, 2560]
+        );
+        for len in 1..100_000 {
+            let class = size_class(len);
+            assert!(
+                class >= len && size_class(class) == class,
+                "{len} -> {class}"
+            );
+            assert!(
+                class - len < class / 4 + 16,
+                "{len} -> {class}: at most a quarter more"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn class_buffers_edit_as_vectors_do(
+            edits in proptest::collection::vec(
+                (0usize..64, 0usize..8, proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                1..200,
+            )
+        ) {
+            let mut buf = ClassBuf::<3>::default();
+            let mut model: Vec<u8> = Vec::new();
+            buf.set_header([7, 8, 9]);
+            for (at, removed, bytes) in edits {
+                let start = at.min(model.len());
+                let end = (start + removed).min(model.len());
+                if removed == 0 {
+                    buf.insert_parts(start, &[&bytes[..bytes.len() / 2], &bytes[bytes.len() / 2..]]);
+                } else {
+                    buf.splice(start..end, &bytes);
+                }
+                model.splice(start..end, bytes.iter().copied());
+                proptest::prop_assert_eq!(buf.body(), &model[..]);
+                proptest::prop_assert_eq!(buf.header(), [7, 8, 9]);
+                proptest::prop_assert_eq!(buf.heap_len(), size_class(ClassBuf::<3>::FRAME + model.len()));
+            }
+            buf.set_body(b"xy");
+            proptest::prop_assert_eq!((buf.body(), buf.header()), (&b"xy"[..], [7, 8, 9]));
         }
     }
 

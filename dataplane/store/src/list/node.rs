@@ -4,7 +4,7 @@
 //! hundred steps, and an edit moves at most that many bytes (Redis's quicklist nodes make the
 //! same trade).
 
-use crate::compact::PackedBuf;
+use crate::compact::ClassBuf;
 
 /// Bytes a node's buffer (header included: 2048 is a jemalloc size class, 2060 would take
 /// 2560) grows to before a new node is started: small enough that an edit's memmove
@@ -16,11 +16,11 @@ pub(super) const NODE_BYTES_MAX: usize = 2048;
 /// own counters, used while the list is this one node (see `ListValue`).
 const HEADER_BYTES: usize = 12;
 
-/// One node: a [`PackedBuf`] whose header holds the element count and whose body the
-/// elements. 16 bytes; its buffer exactly sized.
+/// One node: a [`ClassBuf`] whose header holds the element count and whose body the
+/// elements. 16 bytes; its buffer the allocator's size class for what it holds.
 #[derive(Clone, Default)]
 pub(super) struct Node {
-    buf: PackedBuf<HEADER_BYTES>,
+    buf: ClassBuf<HEADER_BYTES>,
 }
 
 /// The LEB128 length prefix of `len` on the stack (at most 10 bytes for a `usize`), and how
@@ -137,7 +137,8 @@ impl Node {
     /// True when `element` fits without passing the node limit (an empty node takes anything).
     pub(super) fn has_room_for(&self, element: &[u8]) -> bool {
         self.count() == 0
-            || HEADER_BYTES + self.data().len() + packed_len(element) <= NODE_BYTES_MAX
+            || ClassBuf::<HEADER_BYTES>::FRAME + self.data().len() + packed_len(element)
+                <= NODE_BYTES_MAX
     }
 
     pub(super) fn iter(&self) -> NodeIter<'_> {
@@ -168,9 +169,9 @@ impl Node {
     }
 
     pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
-        // The buffer grows to exactly what is needed, as a listpack does: doubling would leave
-        // up to half of every small list's buffer unused. The allocator's size classes (about
-        // 25% apart) keep most of these growths in place.
+        // The buffer is the allocator's size class for what it holds (what an exactly sized
+        // listpack takes too), so most inserts fit in it as it is: doubling would leave up to
+        // half of every small list's buffer unused.
         // In place, without a temporary encoding: the prefix from the stack, then the element.
         let at = self.offset_of(index);
         let (prefix, prefix_len) = length_prefix_array(element.len());

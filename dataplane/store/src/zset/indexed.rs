@@ -202,6 +202,7 @@ impl Indexed {
             + self.chunks.len() * CHUNK_CAPACITY * std::mem::size_of::<u32>()
     }
 
+    #[inline]
     fn pair(&self, at: u32) -> (&[u8], f64) {
         let (member, score) = &self.pairs[at as usize];
         (member.as_bytes(), *score)
@@ -294,6 +295,9 @@ pub(super) struct Iter<'a> {
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], f64);
 
+    // Inlined into the caller's loop (a rank range called it through another codegen unit
+    // for each pair, the pair coming back through the stack).
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.front == self.back {
             return None;
@@ -311,6 +315,7 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl DoubleEndedIterator for Iter<'_> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.front == self.back {
             return None;

@@ -87,10 +87,7 @@ pub struct PackedBuf<const H: usize>(Box<[u8]>);
 impl<const H: usize> PackedBuf<H> {
     /// The header (zeros before the first write).
     pub fn header(&self) -> [u8; H] {
-        match self.0.get(..H) {
-            Some(header) => header.try_into().expect("H bytes"),
-            None => [0; H],
-        }
+        header_at(&self.0, 0)
     }
 
     /// Writes the header (allocating one of only the header when nothing was written yet).
@@ -125,26 +122,6 @@ impl<const H: usize> PackedBuf<H> {
         self.0 = data.into_boxed_slice();
     }
 
-    /// Inserts the concatenation of `parts` at body offset `at`, the buffer resized to exactly
-    /// fit (one reallocation, no temporary copy of the parts).
-    pub fn insert_parts(&mut self, at: usize, parts: &[&[u8]]) {
-        let added: usize = parts.iter().map(|part| part.len()).sum();
-        let mut data = std::mem::take(&mut self.0).into_vec();
-        if data.is_empty() {
-            data.resize(H, 0);
-        }
-        let old_len = data.len();
-        data.reserve_exact(added);
-        data.resize(old_len + added, 0);
-        let mut cursor = H + at;
-        data.copy_within(cursor..old_len, cursor + added);
-        for part in parts {
-            data[cursor..cursor + part.len()].copy_from_slice(part);
-            cursor += part.len();
-        }
-        self.0 = data.into_boxed_slice();
-    }
-
     /// Appends `bytes` to the body.
     pub fn extend(&mut self, bytes: &[u8]) {
         let end = self.body().len();
@@ -168,11 +145,29 @@ impl<const H: usize> PackedBuf<H> {
 
 impl<const H: usize> fmt::Debug for PackedBuf<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PackedBuf")
-            .field("header", &self.header())
-            .field("body_len", &self.body().len())
-            .finish()
+        debug_packed(f, "PackedBuf", &self.header(), self.body().len())
     }
+}
+
+/// The `H` header bytes of a packed buffer starting at `at` (zeros before the first write).
+fn header_at<const H: usize>(data: &[u8], at: usize) -> [u8; H] {
+    match data.get(at..at + H) {
+        Some(header) => header.try_into().expect("H bytes"),
+        None => [0; H],
+    }
+}
+
+/// How a packed buffer shows in debug output: its header and its body's length.
+fn debug_packed(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    header: &[u8],
+    body_len: usize,
+) -> fmt::Result {
+    f.debug_struct(name)
+        .field("header", &header)
+        .field("body_len", &body_len)
+        .finish()
 }
 
 impl Deref for CompactBytes {
@@ -253,10 +248,7 @@ impl<const H: usize> ClassBuf<H> {
 
     /// The header (zeros before the first write).
     pub fn header(&self) -> [u8; H] {
-        match self.0.get(CLASS_BUF_LEN_BYTES..Self::FRAME) {
-            Some(header) => header.try_into().expect("H bytes"),
-            None => [0; H],
-        }
+        header_at(&self.0, CLASS_BUF_LEN_BYTES)
     }
 
     /// Writes the header.
@@ -359,10 +351,7 @@ impl<const H: usize> ClassBuf<H> {
 
 impl<const H: usize> fmt::Debug for ClassBuf<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClassBuf")
-            .field("header", &self.header())
-            .field("body_len", &self.body().len())
-            .finish()
+        debug_packed(f, "ClassBuf", &self.header(), self.body().len())
     }
 }
 

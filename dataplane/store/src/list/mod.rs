@@ -247,14 +247,7 @@ impl ListValue {
     /// LPOP / RPOP of one element handed to `take` before it goes (a reply written straight
     /// from the list, with no copy of the element allocated); false when the list is empty.
     pub fn pop_into(&mut self, end: End, limits: &ListLimits, take: impl FnOnce(&[u8])) -> bool {
-        let mut take = Some(take);
-        let popped = self
-            .pop_one_with(end, |element| {
-                if let Some(take) = take.take() {
-                    take(element);
-                }
-            })
-            .is_some();
+        let popped = self.pop_one_with(end, take).is_some();
         if popped {
             self.shrink_encoding(limits);
         }

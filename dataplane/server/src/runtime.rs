@@ -48,7 +48,7 @@ impl<T: Send> MeshSenders<T> {
     ///
     /// # Errors
     /// When the channel is full or closed, or `target` is this shard.
-    #[allow(dead_code)]
+    #[inline]
     pub fn try_send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.try_send_to(target, message);
         if let (Ok(()), Some(bells)) = (&sent, &self.bells) {

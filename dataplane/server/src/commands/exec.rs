@@ -297,8 +297,12 @@ pub async fn execute<'s>(
                         None,
                         false,
                     );
+                    let pending = match shard.try_send(owner, request) {
+                        Ok(pending) => pending,
+                        Err(request) => shard.send(owner, request).await,
+                    };
                     pipeline.deferred.push(Deferred {
-                        reply: DeferredReply::Command(shard.send(owner, request).await),
+                        reply: DeferredReply::Command(pending),
                         offset: out.pending_len(),
                         protocol: client.protocol,
                         command_index: index,

@@ -17,6 +17,27 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
         match message {
             MeshMessage::Reply { id, reply } => shard.mesh.deliver(id, reply),
             MeshMessage::Request { id, request } => {
+                let request = match answer_plain(&shard, request) {
+                    Ok(reply) => {
+                        let tracking = shard.tracking.has_pending();
+                        if shard.pubsub.has_forwards() || tracking {
+                            // As below: events and invalidations go out before the reply.
+                            let events = shard.pubsub.take_forwards();
+                            let shard = shard.clone();
+                            runtime::spawn(async move {
+                                super::pubsub::forward(&shard, events).await;
+                                if tracking {
+                                    super::tracking::flush(&shard).await;
+                                }
+                                shard.mesh.reply(peer, id, reply).await;
+                            });
+                        } else if let Err(reply) = shard.mesh.try_reply(peer, id, reply) {
+                            shard.mesh.reply(peer, id, reply).await;
+                        }
+                        continue;
+                    }
+                    Err(request) => request,
+                };
                 // Invalidations raised by a part of a transaction wait for its release, so a
                 // BCAST client gets one message per prefix for the whole transaction.
                 let defer_tracking =
@@ -106,6 +127,28 @@ fn execute_blocked(shard: &Shard, args: &PackedArgs, db: usize, token: Option<Ho
     shard.gate.keys_blocked(token, db, &spec.key_args(&args))
 }
 
+/// Answers at once, with no `async` path, the common request: a keyspace command that asks
+/// for no hold while nothing here is held (so [`admit`] has nothing to wait for). Any other
+/// request comes back.
+fn answer_plain(shard: &Shard, request: ShardRequest) -> Result<ShardReply, ShardRequest> {
+    match request {
+        ShardRequest::Execute {
+            caller,
+            protocol,
+            args,
+            token: None,
+            hold: false,
+        } if !shard.gate.busy() => {
+            let now_ms = crate::stats::unix_time_ms();
+            let reply = execute_now(shard, caller, protocol, &args, now_ms);
+            // A command run for another shard's client allocates here (crate::memory).
+            crate::memory::after_command(shard);
+            Ok(reply)
+        }
+        other => Err(other),
+    }
+}
+
 /// Runs a keyspace command for another shard's `caller` (after [`admit`]) and returns its reply.
 async fn execute(
     shard: &Rc<Shard>,
@@ -116,12 +159,27 @@ async fn execute(
     hold: bool,
     now_ms: u64,
 ) -> ShardReply {
+    let slices = args.slices();
+    if let Some(spec) = super::lookup(slices[0]).map(|index| &super::COMMANDS[index]) {
+        if matches!(spec.handler, super::Handler::Keyspace(_)) {
+            admit(shard, spec, &slices, caller.db, token, hold).await;
+        }
+    }
+    execute_now(shard, caller, protocol, args, now_ms)
+}
+
+/// Runs a keyspace command for another shard's `caller`, its admission done.
+fn execute_now(
+    shard: &Shard,
+    caller: super::multikey::Caller,
+    protocol: Protocol,
+    args: &PackedArgs,
+    now_ms: u64,
+) -> ShardReply {
     let args = args.slices();
     let mut out = ReplySink::values(protocol);
-    let spec = super::lookup(args[0]).map(|index| &super::COMMANDS[index]);
-    match spec.map(|spec| (spec, spec.handler)) {
-        Some((spec, super::Handler::Keyspace(handler))) => {
-            admit(shard, spec, &args, caller.db, token, hold).await;
+    match super::lookup(args[0]).map(|index| super::COMMANDS[index].handler) {
+        Some(super::Handler::Keyspace(handler)) => {
             if let Err(error) = run_local_as(shard, handler, caller, now_ms, &args, &mut out) {
                 out.error(&error.0);
             }

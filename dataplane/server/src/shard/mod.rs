@@ -215,6 +215,20 @@ impl Shard {
         self.mesh.send(target, request).await
     }
 
+    /// [`Shard::send`] without waiting: the request back when the channel to `target` is full.
+    #[inline]
+    pub fn try_send(
+        &self,
+        target: usize,
+        request: ShardRequest,
+    ) -> Result<PendingReply<'_>, ShardRequest> {
+        let sent = self.mesh.try_send(target, request);
+        if sent.is_ok() {
+            self.count_hop();
+        }
+        sent
+    }
+
     /// Sends `request` to shard `target` with no reply wanted.
     pub async fn notify(&self, target: usize, request: ShardRequest) {
         self.count_hop();

@@ -305,6 +305,11 @@ async fn drive(driver: Rc<Driver>) {
             let after = Instant::now();
             tasks_ran_long = after - now >= HAND_BACK_MAX;
             (handed_back, now) = (after, after);
+            // The runtime's turn may have woken tasks queued behind the driver (the receiver
+            // of another shard's message, woken in the same turn as the driver): they run
+            // before the shard sleeps. Without this yield a shard that had been idle could sleep
+            // in its ring with the message unserved until the next hand-back, up to 500 us.
+            yielded_idle = false;
         }
         // Enters the kernel only when it has work for the shard; the replies queued by the
         // connections leave with the next sleep in the ring, in the same enter.
@@ -319,10 +324,14 @@ async fn drive(driver: Rc<Driver>) {
         {
             driver.hand_back().await;
             (handed_back, paused_at) = (now, Some(now));
+            yielded_idle = false; // As above: what the runtime's turn woke runs first.
             continue;
         }
-        if worked || !yielded_idle {
-            // The connections just woken run now and queue their replies.
+        if worked || !yielded_idle || crate::shard::mesh::take_reply_woke_task() {
+            // The connections just woken run now and queue their replies (also those woken
+            // by a reply from another shard, which its receiver task delivered after the
+            // driver's last yield: without this, a shard could sleep with a client's reply
+            // unsent until the next hand-back, up to 500 us later).
             yielded_idle = !worked;
             runtime::yield_now().await;
             paused_at = Some(now);

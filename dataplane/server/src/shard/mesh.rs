@@ -256,6 +256,18 @@ struct Slot {
     state: SlotState,
 }
 
+thread_local! {
+    /// Set when a reply that arrived woke the task awaiting it (a connection): that task has
+    /// not run yet (it was woken by another task, the receiver), and the socket ring's driver
+    /// lets it run, and queue its client's reply, before the shard sleeps.
+    static REPLY_WOKE_TASK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Takes the news that a reply woke the task awaiting it since the last take.
+pub fn take_reply_woke_task() -> bool {
+    REPLY_WOKE_TASK.with(|woke| woke.replace(false))
+}
+
 /// This shard's side of the mesh: its senders and the slots its requests' replies land in.
 pub struct Mesh {
     index: usize,
@@ -324,7 +336,11 @@ impl Mesh {
     /// was moved through every layer's future (the message is 144 bytes), and those copies
     /// were the largest single cost of a command served by another shard.
     #[inline]
-    pub fn try_send(&self, target: usize, request: ShardRequest) -> Result<PendingReply<'_>, ShardRequest> {
+    pub fn try_send(
+        &self,
+        target: usize,
+        request: ShardRequest,
+    ) -> Result<PendingReply<'_>, ShardRequest> {
         debug_assert_ne!(target, self.index, "local work does not cross the mesh");
         let id = self.take_slot(target);
         let pending = PendingReply {
@@ -448,6 +464,7 @@ impl Mesh {
                 slot.state = SlotState::Ready(reply);
                 drop(slots);
                 if let Some(waker) = waker {
+                    REPLY_WOKE_TASK.with(|woke| woke.set(true));
                     waker.wake();
                 }
             }

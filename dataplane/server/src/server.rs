@@ -12,8 +12,8 @@ use crate::runtime::{self, MeshReceiver, MeshSenders, TcpListener};
 use crate::shard::{MeshMessage, Shard, Shared};
 use crate::stats::unix_time_ms;
 
-/// Messages waiting between two shards before a sender waits: enough for every connection of
-/// a busy shard to have a request in flight.
+/// Messages waiting in the channel between two shards; past that they wait in the sender's
+/// overflow queue (`shard::Mesh`), and nothing that sends ever waits.
 const MESH_CHANNEL_CAPACITY: usize = 4096;
 /// How often the mesh watchdog looks for requests that waited too long: a tenth of a second
 /// keeps a stalled shard's callers waiting at most that much beyond the timeout.
@@ -205,6 +205,7 @@ async fn shard_main(
     if let Some(setup) = &rdma {
         crate::rdma::start_shard(&shard, setup)?;
     }
+    runtime::spawn(crate::shard::mesh::overflow_loop(shard.clone()));
     for (peer, receiver) in receivers {
         runtime::spawn(crate::commands::remote::serve_peer(
             shard.clone(),

@@ -392,3 +392,60 @@ fn stall_round(ember: &Ember, keys: &[String; 2]) -> usize {
     assert_eq!(sleeping.join().unwrap(), b"+OK\r\n");
     errors
 }
+
+/// More requests for a sleeping shard than the mesh's channel holds (4,096) wait for room and
+/// lose nothing: forty connections pipeline a thousand GETs each over both shards' keys while
+/// one shard sleeps; those on the awake shard queue their remote GETs until the channel is
+/// full, then wait; every reply comes back right and in order once the shard wakes.
+#[test]
+fn requests_beyond_a_full_mesh_channel_wait_and_lose_nothing() {
+    let ember = Ember::start_with(&["--threads", "2", "--shard-reply-timeout-ms", "30000"]);
+    let keys: Vec<String> = (0..400).map(|i| format!("f:{i}")).collect();
+    let mut setup = ember.raw();
+    let mut load = Vec::new();
+    for key in &keys {
+        load.extend(multibulk(&[b"SET", key.as_bytes(), key.as_bytes()]));
+    }
+    setup.send(&load);
+    for _ in &keys {
+        assert_eq!(setup.reply(), b"+OK\r\n");
+    }
+    let mut connections: Vec<Raw> = (0..40).map(|_| ember.raw()).collect();
+    for connection in &mut connections {
+        assert_eq!(connection.command(&[b"PING"]), b"+PONG\r\n");
+    }
+    let mut sleeper = ember.raw();
+    assert_eq!(sleeper.command(&[b"PING"]), b"+PONG\r\n");
+    let sleeping = thread::spawn(move || sleeper.command(&[b"DEBUG", b"SLEEP", b"1"]));
+    thread::sleep(Duration::from_millis(100));
+    let keys = Arc::new(keys);
+    let clients: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(client, mut raw)| {
+            let keys = keys.clone();
+            thread::spawn(move || {
+                let picks: Vec<&String> = (0..1000)
+                    .map(|i| &keys[(client * 7 + i) % keys.len()])
+                    .collect();
+                let mut request = Vec::new();
+                for key in &picks {
+                    request.extend(multibulk(&[b"GET", key.as_bytes()]));
+                }
+                raw.send(&request);
+                for (step, key) in picks.iter().enumerate() {
+                    let want = format!("${}\r\n{key}\r\n", key.len());
+                    assert_eq!(
+                        String::from_utf8_lossy(&raw.reply()),
+                        want,
+                        "client {client} reply {step}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(sleeping.join().unwrap(), b"+OK\r\n");
+}

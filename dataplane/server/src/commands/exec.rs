@@ -297,10 +297,7 @@ pub async fn execute<'s>(
                         None,
                         false,
                     );
-                    let pending = match shard.try_send(owner, request) {
-                        Ok(pending) => pending,
-                        Err(request) => shard.send(owner, request).await,
-                    };
+                    let pending = shard.send_now(owner, request);
                     pipeline.deferred.push(Deferred {
                         reply: DeferredReply::Command(pending),
                         offset: out.pending_len(),

@@ -29,10 +29,10 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
                                 if tracking {
                                     super::tracking::flush(&shard).await;
                                 }
-                                shard.mesh.reply(peer, id, reply).await;
+                                shard.mesh.reply(peer, id, reply);
                             });
-                        } else if let Err(reply) = shard.mesh.try_reply(peer, id, reply) {
-                            shard.mesh.reply(peer, id, reply).await;
+                        } else {
+                            shard.mesh.reply(peer, id, reply);
                         }
                         continue;
                     }
@@ -56,10 +56,10 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
                             if tracking {
                                 super::tracking::flush(&shard).await;
                             }
-                            shard.mesh.reply(peer, id, reply).await;
+                            shard.mesh.reply(peer, id, reply);
                         });
                     } else {
-                        shard.mesh.reply(peer, id, reply).await;
+                        shard.mesh.reply(peer, id, reply);
                     }
                 } else {
                     // Waits for a hold to end; must not stop replies from this peer meanwhile.
@@ -70,7 +70,7 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
                         if !defer_tracking && shard.tracking.has_pending() {
                             super::tracking::flush(&shard).await;
                         }
-                        shard.mesh.reply(peer, id, reply).await;
+                        shard.mesh.reply(peer, id, reply);
                     });
                 }
             }

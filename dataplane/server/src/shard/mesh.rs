@@ -6,6 +6,7 @@
 //! callers an error, never a hang.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -268,24 +269,79 @@ pub fn take_reply_woke_task() -> bool {
     REPLY_WOKE_TASK.with(|woke| woke.replace(false))
 }
 
-/// This shard's side of the mesh: its senders and the slots its requests' replies land in.
+/// This shard's side of the mesh: its senders, the messages waiting for room in a full channel,
+/// and the slots its requests' replies land in.
 pub struct Mesh {
     index: usize,
     senders: MeshSenders<MeshMessage>,
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
     next_sequence: Cell<u64>,
+    /// By target shard: messages that found its channel full, in order, for
+    /// [`overflow_loop`] to send as room appears.
+    overflow: RefCell<Vec<VecDeque<MeshMessage>>>,
+    /// By target shard: [`overflow_loop`] is waiting to send a message taken from the front
+    /// of that overflow queue (later messages queue behind it meanwhile).
+    overflow_sending: Vec<Cell<bool>>,
+    /// [`overflow_loop`], while no message waits.
+    overflow_task: RefCell<Option<Waker>>,
 }
 
 impl Mesh {
-    /// The mesh side of shard `index`.
-    pub fn new(index: usize, senders: MeshSenders<MeshMessage>) -> Self {
+    /// The mesh side of shard `index` of `count`.
+    pub fn new(index: usize, count: usize, senders: MeshSenders<MeshMessage>) -> Self {
         Self {
             index,
             senders,
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             next_sequence: Cell::new(1),
+            overflow: RefCell::new((0..count).map(|_| VecDeque::new()).collect()),
+            overflow_sending: (0..count).map(|_| Cell::new(false)).collect(),
+            overflow_task: RefCell::new(None),
+        }
+    }
+
+    /// Sends `message` to shard `target` after everything sent to it before, never waiting.
+    ///
+    /// The channel to `target` holds `MESH_CHANNEL_CAPACITY` messages; past that, messages wait
+    /// in order in this shard's overflow queue for `target`, which [`overflow_loop`] sends as
+    /// the channel makes room. Nothing else ever waits to send: when a shard's receiver waited
+    /// to send a reply into a full channel while the other shard's receiver waited the same way
+    /// (both channels full of requests, a shard asleep under a deep pipeline), both shards
+    /// stopped for good.
+    fn push(&self, target: usize, message: MeshMessage) {
+        let mut overflow = self.overflow.borrow_mut();
+        if !overflow[target].is_empty() || self.overflow_sending[target].get() {
+            overflow[target].push_back(message);
+            return;
+        }
+        match self.senders.try_send_to(target, message) {
+            Ok(()) => {}
+            Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(message))) => {
+                overflow[target].push_back(message);
+                drop(overflow);
+                if let Some(task) = self.overflow_task.borrow_mut().take() {
+                    task.wake();
+                }
+            }
+            Err(error) => {
+                drop(overflow);
+                self.unsent(target, error);
+            }
+        }
+    }
+
+    /// A message the channel to `target` refused for good (the peer is shutting down): its
+    /// request, if it wants a reply, fails now.
+    fn unsent(&self, target: usize, error: glommio::GlommioError<MeshMessage>) {
+        if let glommio::GlommioError::Closed(glommio::ResourceType::Channel(
+            MeshMessage::Request { id, .. },
+        )) = error
+        {
+            if id != NO_REPLY {
+                self.fulfil(id, unavailable(target));
+            }
         }
     }
 
@@ -322,127 +378,47 @@ impl Mesh {
     }
 
     /// Sends `request` to shard `target` (not this one); the reply is awaited through the
-    /// returned [`PendingReply`]. Waits only while the channel to `target` is full.
+    /// returned [`PendingReply`]. Never waits ([`Mesh::push`]); `async` for its callers' sake.
     pub async fn send(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
-        match self.try_send(target, request) {
-            Ok(pending) => pending,
-            Err(request) => self.send_waiting(target, request).await,
-        }
+        self.send_now(target, request)
     }
 
-    /// [`Mesh::send`] without waiting: the request back when the channel to `target` is full.
-    ///
-    /// The common case, and a plain call: a request sent through the channel's `async` send
-    /// was moved through every layer's future (the message is 144 bytes), and those copies
-    /// were the largest single cost of a command served by another shard.
+    /// [`Mesh::send`] as a plain call: a request sent through the channel's `async` send was
+    /// moved through every layer's future (the message is 144 bytes), and those copies were
+    /// the largest single cost of a command served by another shard.
     #[inline]
-    pub fn try_send(
-        &self,
-        target: usize,
-        request: ShardRequest,
-    ) -> Result<PendingReply<'_>, ShardRequest> {
+    pub fn send_now(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
         debug_assert_ne!(target, self.index, "local work does not cross the mesh");
         let id = self.take_slot(target);
-        let pending = PendingReply {
+        self.push(target, MeshMessage::Request { id, request });
+        PendingReply {
             mesh: self,
             id,
             done: false,
-        };
-        match self
-            .senders
-            .try_send_to(target, MeshMessage::Request { id, request })
-        {
-            Ok(()) => Ok(pending),
-            Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(
-                MeshMessage::Request { request, .. },
-            ))) => {
-                self.release_unsent(pending);
-                Err(request)
-            }
-            Err(_) => {
-                self.fulfil(id, unavailable(target));
-                Ok(pending)
-            }
         }
-    }
-
-    /// Frees the slot of a request that was not sent.
-    fn release_unsent(&self, mut pending: PendingReply<'_>) {
-        let index = pending.index();
-        pending.done = true;
-        let mut slots = self.slots.borrow_mut();
-        slots[index].state = SlotState::Free;
-        slots[index].id = 0;
-        drop(slots);
-        self.free.borrow_mut().push(index);
-    }
-
-    /// Sends `request` once the channel to `target` has room.
-    async fn send_waiting(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
-        let id = self.take_slot(target);
-        let pending = PendingReply {
-            mesh: self,
-            id,
-            done: false,
-        };
-        if self
-            .senders
-            .send_to(target, MeshMessage::Request { id, request })
-            .await
-            .is_err()
-        {
-            self.fulfil(id, unavailable(target));
-        }
-        pending
     }
 
     /// Sends `request` with no reply wanted.
     pub async fn notify(&self, target: usize, request: ShardRequest) {
-        // A closed channel means the peer is shutting down; nothing waits for this.
-        let _ = self
-            .senders
-            .send_to(
-                target,
-                MeshMessage::Request {
-                    id: NO_REPLY,
-                    request,
-                },
-            )
-            .await;
+        self.push(
+            target,
+            MeshMessage::Request {
+                id: NO_REPLY,
+                request,
+            },
+        );
     }
 
     /// Sends a reply back to shard `target`.
-    pub async fn reply(&self, target: usize, id: u64, reply: ShardReply) {
-        if let Err(reply) = self.try_reply(target, id, reply) {
-            self.reply_waiting(target, id, reply).await;
+    pub fn reply(&self, target: usize, id: u64, reply: ShardReply) {
+        if id != NO_REPLY {
+            self.push(target, MeshMessage::Reply { id, reply });
         }
     }
 
-    /// [`Mesh::reply`] without waiting (see [`Mesh::try_send`]): the reply back when the
-    /// channel to `target` is full.
-    #[inline]
-    pub fn try_reply(&self, target: usize, id: u64, reply: ShardReply) -> Result<(), ShardReply> {
-        if id == NO_REPLY {
-            return Ok(());
-        }
-        match self
-            .senders
-            .try_send_to(target, MeshMessage::Reply { id, reply })
-        {
-            Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(
-                MeshMessage::Reply { reply, .. },
-            ))) => Err(reply),
-            // Sent, or the peer is shutting down and nobody awaits the reply.
-            _ => Ok(()),
-        }
-    }
-
-    async fn reply_waiting(&self, target: usize, id: u64, reply: ShardReply) {
-        // A closed channel means the peer is shutting down; nobody awaits the reply then.
-        let _ = self
-            .senders
-            .send_to(target, MeshMessage::Reply { id, reply })
-            .await;
+    /// True while messages wait in an overflow queue.
+    fn overflowing(&self) -> bool {
+        self.overflow.borrow().iter().any(|queue| !queue.is_empty())
     }
 
     /// Hands a reply that arrived from the mesh to the task awaiting it.
@@ -575,6 +551,37 @@ impl Drop for PendingReply<'_> {
                 self.mesh.free.borrow_mut().push(index);
             }
             SlotState::Abandoned | SlotState::Free => {}
+        }
+    }
+}
+
+/// This shard's overflow task: sends the messages that found a channel full, in order, each
+/// once its channel has room (see [`Mesh::push`]).
+pub async fn overflow_loop(shard: std::rc::Rc<super::Shard>) {
+    let mesh = &shard.mesh;
+    loop {
+        std::future::poll_fn(|cx| {
+            if mesh.overflowing() {
+                Poll::Ready(())
+            } else {
+                *mesh.overflow_task.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        for target in 0..mesh.overflow_sending.len() {
+            loop {
+                let Some(message) = mesh.overflow.borrow_mut()[target].pop_front() else {
+                    break;
+                };
+                // Later messages queue behind this one while it waits for room.
+                mesh.overflow_sending[target].set(true);
+                let sent = mesh.senders.send_to(target, message).await;
+                mesh.overflow_sending[target].set(false);
+                if let Err(error) = sent {
+                    mesh.unsent(target, error);
+                }
+            }
         }
     }
 }

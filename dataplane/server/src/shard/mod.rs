@@ -170,7 +170,7 @@ impl Shard {
             offload: RefCell::new(Box::new(ember_fpga::offload::SoftwareOffload)),
             inference,
             spin,
-            mesh: Mesh::new(index, mesh),
+            mesh: Mesh::new(index, shard_count, mesh),
             pubsub: pubsub::PubSub::new(shard_count),
             scripting: crate::scripting::Engine::default(),
             blocking: crate::commands::blocking::Registry::default(),
@@ -215,18 +215,11 @@ impl Shard {
         self.mesh.send(target, request).await
     }
 
-    /// [`Shard::send`] without waiting: the request back when the channel to `target` is full.
+    /// [`Shard::send`] as a plain call (it never waits).
     #[inline]
-    pub fn try_send(
-        &self,
-        target: usize,
-        request: ShardRequest,
-    ) -> Result<PendingReply<'_>, ShardRequest> {
-        let sent = self.mesh.try_send(target, request);
-        if sent.is_ok() {
-            self.count_hop();
-        }
-        sent
+    pub fn send_now(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
+        self.count_hop();
+        self.mesh.send_now(target, request)
     }
 
     /// Sends `request` to shard `target` with no reply wanted.

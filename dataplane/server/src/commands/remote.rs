@@ -14,68 +14,61 @@ use crate::shard::{
 /// Serves the requests and replies that arrive from shard `peer` until the mesh closes.
 pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
     while let Some(message) = receiver.recv().await {
-        match message {
-            MeshMessage::Reply { id, reply } => shard.mesh.deliver(id, reply),
-            MeshMessage::Request { id, request } => {
-                let request = match answer_plain(&shard, request) {
-                    Ok(reply) => {
-                        let tracking = shard.tracking.has_pending();
-                        if shard.pubsub.has_forwards() || tracking {
-                            // As below: events and invalidations go out before the reply.
-                            let events = shard.pubsub.take_forwards();
-                            let shard = shard.clone();
-                            runtime::spawn(async move {
-                                super::pubsub::forward(&shard, events).await;
-                                if tracking {
-                                    super::tracking::flush(&shard).await;
-                                }
-                                shard.mesh.reply(peer, id, reply);
-                            });
-                        } else {
-                            shard.mesh.reply(peer, id, reply);
-                        }
-                        continue;
-                    }
-                    Err(request) => request,
-                };
-                // Invalidations raised by a part of a transaction wait for its release, so a
-                // BCAST client gets one message per prefix for the whole transaction.
-                let defer_tracking =
-                    matches!(request, ShardRequest::Execute { token: Some(_), .. });
-                if answerable_now(&shard, &request) {
-                    let reply = answer(&shard, request).await;
-                    let tracking = !defer_tracking && shard.tracking.has_pending();
-                    if shard.pubsub.has_forwards() || tracking {
-                        // Keyspace events and invalidations go to the other shards before the
-                        // reply; that waits for their answers, which must not stop this
-                        // peer's messages.
-                        let events = shard.pubsub.take_forwards();
-                        let shard = shard.clone();
-                        runtime::spawn(async move {
-                            super::pubsub::forward(&shard, events).await;
-                            if tracking {
-                                super::tracking::flush(&shard).await;
-                            }
-                            shard.mesh.reply(peer, id, reply);
-                        });
-                    } else {
-                        shard.mesh.reply(peer, id, reply);
-                    }
-                } else {
-                    // Waits for a hold to end; must not stop replies from this peer meanwhile.
-                    let shard = shard.clone();
-                    runtime::spawn(async move {
-                        let reply = answer(&shard, request).await;
-                        super::pubsub::forward_events(&shard).await;
-                        if !defer_tracking && shard.tracking.has_pending() {
-                            super::tracking::flush(&shard).await;
-                        }
-                        shard.mesh.reply(peer, id, reply);
-                    });
-                }
+        let (id, request) = match message {
+            MeshMessage::Reply { id, reply } => {
+                shard.mesh.deliver(id, reply);
+                continue;
             }
+            MeshMessage::Request { id, request } => (id, request),
+        };
+        if let Some(reply) = answer_plain(&shard, &request) {
+            reply_after_events(&shard, peer, id, reply, true);
+            continue;
+        }
+        // Invalidations raised by a part of a transaction wait for its release, so a BCAST
+        // client gets one message per prefix for the whole transaction.
+        let defer_tracking = matches!(request, ShardRequest::Execute { token: Some(_), .. });
+        if answerable_now(&shard, &request) {
+            let reply = answer(&shard, request).await;
+            reply_after_events(&shard, peer, id, reply, !defer_tracking);
+        } else {
+            // Waits for a hold to end; must not stop replies from this peer meanwhile.
+            let shard = shard.clone();
+            runtime::spawn(async move {
+                let reply = answer(&shard, request).await;
+                super::pubsub::forward_events(&shard).await;
+                if !defer_tracking && shard.tracking.has_pending() {
+                    super::tracking::flush(&shard).await;
+                }
+                shard.mesh.reply(peer, id, reply);
+            });
         }
     }
+}
+
+/// Replies to request `id` of shard `peer`. Keyspace events and invalidations (with
+/// `flush_tracking`) that the request raised go to the other shards before the reply; that
+/// waits for their answers, which must not stop this peer's messages, so it runs in a task.
+fn reply_after_events(
+    shard: &Rc<Shard>,
+    peer: usize,
+    id: u64,
+    reply: ShardReply,
+    flush_tracking: bool,
+) {
+    let tracking = flush_tracking && shard.tracking.has_pending();
+    if !shard.pubsub.has_forwards() && !tracking {
+        return shard.mesh.reply(peer, id, reply);
+    }
+    let events = shard.pubsub.take_forwards();
+    let shard = shard.clone();
+    runtime::spawn(async move {
+        super::pubsub::forward(&shard, events).await;
+        if tracking {
+            super::tracking::flush(&shard).await;
+        }
+        shard.mesh.reply(peer, id, reply);
+    });
 }
 
 /// True when `request` can be answered without waiting (so the receiver answers it inline).
@@ -128,9 +121,9 @@ fn execute_blocked(shard: &Shard, args: &PackedArgs, db: usize, token: Option<Ho
 }
 
 /// Answers at once, with no `async` path, the common request: a keyspace command that asks
-/// for no hold while nothing here is held (so [`admit`] has nothing to wait for). Any other
-/// request comes back.
-fn answer_plain(shard: &Shard, request: ShardRequest) -> Result<ShardReply, ShardRequest> {
+/// for no hold while nothing here is held (so [`admit`] has nothing to wait for). `None` for
+/// any other request.
+fn answer_plain(shard: &Shard, request: &ShardRequest) -> Option<ShardReply> {
     match request {
         ShardRequest::Execute {
             caller,
@@ -140,12 +133,12 @@ fn answer_plain(shard: &Shard, request: ShardRequest) -> Result<ShardReply, Shar
             hold: false,
         } if !shard.gate.busy() => {
             let now_ms = crate::stats::unix_time_ms();
-            let reply = execute_now(shard, caller, protocol, &args, now_ms);
+            let reply = execute_now(shard, *caller, *protocol, args, now_ms);
             // A command run for another shard's client allocates here (crate::memory).
             crate::memory::after_command(shard);
-            Ok(reply)
+            Some(reply)
         }
-        other => Err(other),
+        _ => None,
     }
 }
 

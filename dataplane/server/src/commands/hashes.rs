@@ -306,7 +306,7 @@ enum Parts {
 fn reply_all(ctx: &mut Ctx<'_>, key: &[u8], parts: Parts) -> CommandResult {
     let now_ms = ctx.now_ms;
     let (entry, out) = read_for_reply(ctx, key);
-    let fields: Vec<(&[u8], &[u8])> = match entry.map(hash_of).transpose()? {
+    let fields: Vec<_> = match entry.map(hash_of).transpose()? {
         Some(hash) => hash.iter(now_ms).collect(),
         None => Vec::new(),
     };
@@ -316,7 +316,7 @@ fn reply_all(ctx: &mut Ctx<'_>, key: &[u8], parts: Parts) -> CommandResult {
     }
     for (name, value) in fields {
         if parts != Parts::Values {
-            out.bulk(name);
+            out.bulk(&name);
         }
         if parts != Parts::Names {
             out.bulk(value);

@@ -614,7 +614,7 @@ fn write_hash(out: &mut Vec<u8>, hash: &HashValue, now_ms: u64) -> bool {
         put_length(out, fields.len() as u64);
         for (name, value, expire_at_ms) in fields {
             put_length(out, expire_at_ms.map_or(0, |at| at - min_expire + 1));
-            put_string(out, name);
+            put_string(out, &name);
             put_string(out, value);
         }
         return true;
@@ -623,14 +623,14 @@ fn write_hash(out: &mut Vec<u8>, hash: &HashValue, now_ms: u64) -> bool {
         out.push(TYPE_HASH);
         put_length(out, fields.len() as u64);
         for (name, value, _) in fields {
-            put_string(out, name);
+            put_string(out, &name);
             put_string(out, value);
         }
     } else {
         out.push(TYPE_HASH_LISTPACK);
         let mut listpack = ListpackWriter::new();
         for (name, value, _) in fields {
-            listpack.push(name);
+            listpack.push(&name);
             listpack.push(value);
         }
         put_raw_string(out, &listpack.finish());

@@ -185,8 +185,10 @@ fn hash_field_expiries_use_redis_7_4_layout() {
         panic!("a hash");
     };
     assert_eq!(
-        last.iter(10_000).collect::<Vec<_>>(),
-        [(&b"plain"[..], &b"1"[..])]
+        last.iter(10_000)
+            .map(|(name, value)| (name.into_owned(), value))
+            .collect::<Vec<_>>(),
+        [(b"plain".to_vec(), &b"1"[..])]
     );
     // Minimum expiry 5000 and the field's relative TTL 1: it expires at 5000. An expiry past
     // Redis 7.4's limit (2^48 - 1 ms) is malformed.
@@ -238,8 +240,10 @@ fn an_expired_long_field_leaves_a_hashtable_that_dumps_as_a_plain_hash() {
         panic!("a hash");
     };
     assert_eq!(
-        hash.iter(now_ms).collect::<Vec<_>>(),
-        [(&b"f"[..], &b"v"[..])]
+        hash.iter(now_ms)
+            .map(|(name, value)| (name.into_owned(), value))
+            .collect::<Vec<_>>(),
+        [(b"f".to_vec(), &b"v"[..])]
     );
     let first = dump(&restored, now_ms);
     assert_eq!(first[0], TYPE_HASH);

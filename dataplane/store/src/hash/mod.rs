@@ -32,11 +32,12 @@ mod random;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::compact::CompactBytes;
 use crate::records::RecordTable;
-use packed::{FieldRef, Packed};
+use packed::{FieldRef, Name, Packed};
 
 pub use expiry::{ExpireCondition, ExpireOutcome, FieldExpiry, PersistOutcome};
 
@@ -142,7 +143,7 @@ impl Table {
     fn field(&self, at: usize) -> FieldRef<'_> {
         let (name, value) = self.records.get(at);
         FieldRef {
-            name,
+            name: Name::whole(name),
             value,
             expire_at_ms: self
                 .expire_at_ms
@@ -318,7 +319,10 @@ impl HashValue {
     }
 
     fn live_field(&self, name: &[u8], now_ms: u64) -> Option<FieldRef<'_>> {
-        let field = self.field_at(self.position(name)?);
+        let field = match &self.repr {
+            Repr::Packed(packed) => packed.find(name)?.1,
+            Repr::Table(table) => table.field(table.records.position(name)?),
+        };
         (!field.is_due(now_ms)).then_some(field)
     }
 
@@ -337,21 +341,22 @@ impl HashValue {
         self.get(name, now_ms).map_or(0, <[u8]>::len)
     }
 
-    /// HGETALL, HKEYS, HVALS: the live fields and values (insertion order while packed).
-    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    /// HGETALL, HKEYS, HVALS: the live fields and values (insertion order while packed). A
+    /// packed hash's name is copied when it is stored against the first name (see `packed`).
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (Cow<'_, [u8]>, &[u8])> + '_ {
         self.all_fields()
             .filter(move |f| !f.is_due(now_ms))
-            .map(|f| (f.name, f.value))
+            .map(|f| (f.name.bytes(), f.value))
     }
 
     /// The live fields with their expiry, in storage order (DUMP).
     pub(crate) fn fields_with_expiry(
         &self,
         now_ms: u64,
-    ) -> impl Iterator<Item = (&[u8], &[u8], Option<u64>)> + '_ {
+    ) -> impl Iterator<Item = (Cow<'_, [u8]>, &[u8], Option<u64>)> + '_ {
         self.all_fields()
             .filter(move |f| !f.is_due(now_ms))
-            .map(|f| (f.name, f.value, f.expire_at_ms))
+            .map(|f| (f.name.bytes(), f.value, f.expire_at_ms))
     }
 
     /// Leaves the packed size class before a write of these names and values when one of them
@@ -380,7 +385,7 @@ impl HashValue {
             RecordTable::with_capacity(packed.len(), packed.heap_len() / packed.len().max(1));
         let mut expire_at_ms = Vec::new();
         for field in packed.iter() {
-            records.push(field.name, field.value);
+            records.push(&field.name.bytes(), field.value);
             expire_at_ms.push(field.expire_at_ms.unwrap_or(NO_EXPIRY));
         }
         if expire_at_ms.iter().all(|&at_ms| at_ms == NO_EXPIRY) {
@@ -532,7 +537,12 @@ impl HashValue {
     /// whole in one call, as Redis does. Otherwise fields come in the order of their hash, and the cursor is the
     /// next hash to visit, so every field present for the whole scan is returned exactly once
     /// however the hash changes in between. Each call costs O(n log count).
-    pub fn scan(&self, cursor: u64, count: usize, now_ms: u64) -> (u64, Vec<(&[u8], &[u8])>) {
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+    ) -> (u64, Vec<(Cow<'_, [u8]>, &[u8])>) {
         let Repr::Table(table) = &self.repr else {
             return (0, self.iter(now_ms).collect());
         };
@@ -564,7 +574,7 @@ impl HashValue {
             .into_iter()
             .map(|(_, at)| table.field(at))
             .filter(|field| !field.is_due(now_ms))
-            .map(|field| (field.name, field.value))
+            .map(|field| (field.name.bytes(), field.value))
             .collect();
         (next_cursor, found)
     }
@@ -606,7 +616,7 @@ impl PartialEq for HashValue {
         self.len() == other.len()
             && self.all_fields().all(|f| {
                 other
-                    .position(f.name)
+                    .position(&f.name.bytes())
                     .is_some_and(|at| other.field_at(at) == f)
             })
     }
@@ -617,7 +627,7 @@ impl fmt::Debug for HashValue {
         f.debug_map()
             .entries(self.all_fields().map(|field| {
                 (
-                    String::from_utf8_lossy(field.name),
+                    String::from_utf8_lossy(&field.name.bytes()).into_owned(),
                     String::from_utf8_lossy(field.value),
                 )
             }))

@@ -1,18 +1,68 @@
 //! The packed size class: fields back to back in one exactly sized buffer, as a listpack keeps
-//! them, each as a LEB128 name length, the name, a LEB128 value length, the value, and an
-//! expiry tag (0, or 1 and eight little-endian bytes of Unix milliseconds) once any field of
-//! the hash was given an expiry; until then fields carry no tag. The buffer's 16-byte header
-//! holds the field count and three words of the hash's own counters, so a packed hash is one
-//! allocation; the third counter (the hash "had a field TTL") is also what says the fields are
-//! tagged.
+//! them. The first field's name is stored whole, and every later name against it: the length
+//! of the prefix it shares with the first name, then the rest (front coding against one anchor,
+//! so that a name is two slices of the buffer and reads need no copy). Fields named after one
+//! pattern (`member:000001`, `member:000002`...) then cost their differing bytes; names with
+//! nothing in common cost one byte more than before. Each field: LEB128 shared length, LEB128
+//! length of the rest, the rest, LEB128 value length, the value, and an expiry tag (0, or 1 and
+//! eight little-endian bytes of Unix milliseconds) once any field of the hash was given an
+//! expiry; until then fields carry no tag. The buffer's 16-byte header holds the field count and
+//! three words of the hash's own counters, so a packed hash is one allocation; the third counter
+//! (the hash "had a field TTL") is also what says the fields are tagged.
+
+use std::borrow::Cow;
 
 use crate::compact::PackedBuf;
 use crate::varint;
 
+/// A field's name: a prefix of the first field's name (empty for names stored whole), then the
+/// rest.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Name<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl<'a> Name<'a> {
+    /// A name stored in one piece.
+    pub(super) fn whole(bytes: &'a [u8]) -> Self {
+        Self {
+            head: &[],
+            tail: bytes,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// The name's bytes: borrowed when stored in one piece.
+    pub(super) fn bytes(self) -> Cow<'a, [u8]> {
+        if self.head.is_empty() {
+            Cow::Borrowed(self.tail)
+        } else {
+            Cow::Owned([self.head, self.tail].concat())
+        }
+    }
+}
+
+impl PartialEq for Name<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .head
+                .iter()
+                .chain(self.tail)
+                .eq(other.head.iter().chain(other.tail))
+    }
+}
+
+impl Eq for Name<'_> {}
+
 /// A field read from either size class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FieldRef<'a> {
-    pub(super) name: &'a [u8],
+    pub(super) name: Name<'a>,
     pub(super) value: &'a [u8],
     pub(super) expire_at_ms: Option<u64>,
 }
@@ -31,9 +81,24 @@ pub(super) struct Packed {
     buf: PackedBuf<HEADER_BYTES>,
 }
 
-fn encode(out: &mut Vec<u8>, name: &[u8], value: &[u8], expire_at_ms: Option<u64>, tagged: bool) {
-    varint::push(out, name.len() as u64);
-    out.extend_from_slice(name);
+/// Bytes at the start of both.
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Appends a field whose name is stored against `anchor` (empty: whole).
+fn encode(
+    out: &mut Vec<u8>,
+    anchor: &[u8],
+    name: &[u8],
+    value: &[u8],
+    expire_at_ms: Option<u64>,
+    tagged: bool,
+) {
+    let shared = shared_prefix(anchor, name);
+    varint::push(out, shared as u64);
+    varint::push(out, (name.len() - shared) as u64);
+    out.extend_from_slice(&name[shared..]);
     varint::push(out, value.len() as u64);
     out.extend_from_slice(value);
     match expire_at_ms {
@@ -94,22 +159,63 @@ impl Packed {
         self.word(TAGGED_WORD) != 0
     }
 
+    /// The first field's name, which the others are stored against (empty when none).
+    fn anchor(&self) -> &[u8] {
+        if self.len() == 0 {
+            return &[];
+        }
+        let data = self.buf.body();
+        let mut at = 0;
+        let shared = varint::read(data, &mut at) as usize;
+        debug_assert_eq!(shared, 0, "the first name is stored whole");
+        let rest = varint::read(data, &mut at) as usize;
+        &data[at..at + rest]
+    }
+
+    /// Writes `fields` (name, value, expiry) as the whole body, against the first one's name.
+    fn rewrite(&mut self, fields: Vec<(Vec<u8>, Vec<u8>, Option<u64>)>, tagged: bool) {
+        let mut body = Vec::with_capacity(self.buf.body().len() + self.len());
+        let anchor = fields
+            .first()
+            .map(|(name, _, _)| name.clone())
+            .unwrap_or_default();
+        for (index, (name, value, expire_at_ms)) in fields.iter().enumerate() {
+            let against: &[u8] = if index == 0 { &[] } else { &anchor };
+            encode(&mut body, against, name, value, *expire_at_ms, tagged);
+        }
+        self.buf.set_body(&body);
+    }
+
+    /// Every field as owned bytes.
+    fn owned_fields(&self) -> Vec<(Vec<u8>, Vec<u8>, Option<u64>)> {
+        self.iter()
+            .map(|field| {
+                (
+                    field.name.bytes().into_owned(),
+                    field.value.to_vec(),
+                    field.expire_at_ms,
+                )
+            })
+            .collect()
+    }
+
     /// Rewrites every field with an expiry tag (none yet had an expiry).
     fn add_tags(&mut self) {
-        let mut tagged = Vec::with_capacity(self.buf.body().len() + self.len());
-        for field in self.iter() {
-            encode(&mut tagged, field.name, field.value, None, true);
-        }
-        self.buf.set_body(&tagged);
+        let fields = self.owned_fields();
+        self.rewrite(fields, true);
         self.set_word(TAGGED_WORD, 1);
     }
 
-    /// The field at byte `at` and the byte after it.
-    fn decode(&self, mut at: usize) -> (FieldRef<'_>, usize) {
+    /// The field at byte `at` and the byte after it, its name read against `anchor`.
+    fn decode<'s>(&'s self, anchor: &'s [u8], mut at: usize) -> (FieldRef<'s>, usize) {
         let data = self.buf.body();
-        let name_len = varint::read(data, &mut at) as usize;
-        let name = &data[at..at + name_len];
-        at += name_len;
+        let shared = varint::read(data, &mut at) as usize;
+        let rest = varint::read(data, &mut at) as usize;
+        let name = Name {
+            head: &anchor[..shared],
+            tail: &data[at..at + rest],
+        };
+        at += rest;
         let value_len = varint::read(data, &mut at) as usize;
         let value = &data[at..at + value_len];
         at += value_len;
@@ -133,12 +239,13 @@ impl Packed {
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
+        let anchor = self.anchor();
         let mut at = 0;
         std::iter::from_fn(move || {
             if at >= self.buf.body().len() {
                 return None;
             }
-            let (field, next) = self.decode(at);
+            let (field, next) = self.decode(anchor, at);
             at = next;
             Some(field)
         })
@@ -146,32 +253,71 @@ impl Packed {
 
     /// Byte range of field `index`.
     fn span(&self, index: usize) -> std::ops::Range<usize> {
+        let anchor = self.anchor();
         let mut at = 0;
         for _ in 0..index {
-            at = self.decode(at).1;
+            at = self.decode(anchor, at).1;
         }
-        at..self.decode(at).1
+        at..self.decode(anchor, at).1
     }
 
     pub(super) fn get(&self, index: usize) -> FieldRef<'_> {
-        self.decode(self.span(index).start).0
+        self.decode(self.anchor(), self.span(index).start).0
     }
 
+    /// The position of the field named `name`.
     pub(super) fn position(&self, name: &[u8]) -> Option<usize> {
-        self.iter().position(|field| field.name == name)
+        self.find(name).map(|(index, _)| index)
+    }
+
+    /// The position and the field named `name`. A stored name that shares more of the first
+    /// name than `name` does cannot be it, and one that shares less compares its own bytes only.
+    pub(super) fn find(&self, name: &[u8]) -> Option<(usize, FieldRef<'_>)> {
+        let data = self.buf.body();
+        let anchor = self.anchor();
+        let common = shared_prefix(anchor, name);
+        let tagged = self.tagged();
+        let mut at = 0;
+        let mut index = 0;
+        while at < data.len() {
+            let start = at;
+            let shared = varint::read(data, &mut at) as usize;
+            let rest = varint::read(data, &mut at) as usize;
+            if shared <= common
+                && shared + rest == name.len()
+                && data[at..at + rest] == name[shared..]
+            {
+                return Some((index, self.decode(anchor, start).0));
+            }
+            at += rest;
+            let value_len = varint::read(data, &mut at) as usize;
+            at += value_len;
+            if tagged {
+                at += if data[at] == 1 { 9 } else { 1 };
+            }
+            index += 1;
+        }
+        None
     }
 
     pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
         // Exactly the field's bytes, as a listpack grows: doubling would leave up to half of
         // every small hash's buffer unused.
         let mut encoded = Vec::with_capacity(
-            varint::len(name.len() as u64)
+            2 + varint::len(name.len() as u64)
                 + name.len()
                 + varint::len(value.len() as u64)
                 + value.len()
                 + 1,
         );
-        encode(&mut encoded, name, value, None, self.tagged());
+        encode(
+            &mut encoded,
+            self.anchor(),
+            name,
+            value,
+            None,
+            self.tagged(),
+        );
         self.buf.extend(&encoded);
         self.set_len(self.len() + 1);
     }
@@ -182,22 +328,43 @@ impl Packed {
             self.add_tags();
         }
         let span = self.span(index);
-        let name = self.decode(span.start).0.name.to_vec();
+        let anchor = self.anchor();
+        let name = self.decode(anchor, span.start).0.name.bytes().into_owned();
+        let against = if index == 0 {
+            Vec::new()
+        } else {
+            anchor.to_vec()
+        };
         let mut encoded = Vec::with_capacity(name.len() + value.len() + 12);
-        encode(&mut encoded, &name, value, expire_at_ms, self.tagged());
+        encode(
+            &mut encoded,
+            &against,
+            &name,
+            value,
+            expire_at_ms,
+            self.tagged(),
+        );
         self.buf.splice(span, &encoded);
     }
 
     /// Removes field `index`, keeping the order of the others; its name, value and expiry.
     pub(super) fn remove(&mut self, index: usize) -> (Vec<u8>, Vec<u8>, Option<u64>) {
         let span = self.span(index);
-        let field = self.decode(span.start).0;
+        let field = self.decode(self.anchor(), span.start).0;
         let taken = (
-            field.name.to_vec(),
+            field.name.bytes().into_owned(),
             field.value.to_vec(),
             field.expire_at_ms,
         );
-        self.buf.splice(span, &[]);
+        if index == 0 && self.len() > 1 {
+            // The anchor goes: the others are written again against the next name.
+            let mut rest = self.owned_fields();
+            rest.remove(0);
+            let tagged = self.tagged();
+            self.rewrite(rest, tagged);
+        } else {
+            self.buf.splice(span, &[]);
+        }
         self.set_len(self.len() - 1);
         taken
     }

@@ -1,5 +1,7 @@
 //! HRANDFIELD's sampling.
 
+use std::borrow::Cow;
+
 use rand::Rng;
 
 use super::{HashValue, Repr};
@@ -9,17 +11,20 @@ impl HashValue {
     /// them, in the hash's order, when `count` is at least the size) in random order; for a
     /// negative one, `-count` independent uniform picks that may repeat; none for 0. As in Redis
     /// 7.4 (whose tests say so), due fields not yet removed can be picked.
-    pub fn random_fields(&self, count: i64, rng: &mut impl Rng) -> Vec<(&[u8], &[u8])> {
+    pub fn random_fields(&self, count: i64, rng: &mut impl Rng) -> Vec<(Cow<'_, [u8]>, &[u8])> {
         let len = self.len();
         // Packed fields are found by walking the buffer, so gather them once; a table's are
         // indexed directly.
-        let packed: Vec<(&[u8], &[u8])> = match &self.repr {
-            Repr::Packed(packed) => packed.iter().map(|f| (f.name, f.value)).collect(),
+        let packed: Vec<(Cow<'_, [u8]>, &[u8])> = match &self.repr {
+            Repr::Packed(packed) => packed.iter().map(|f| (f.name.bytes(), f.value)).collect(),
             Repr::Table(_) => Vec::new(),
         };
         let pair = |at: usize| match &self.repr {
-            Repr::Packed(_) => packed[at],
-            Repr::Table(table) => table.records.get(at),
+            Repr::Packed(_) => packed[at].clone(),
+            Repr::Table(table) => {
+                let (name, value) = table.records.get(at);
+                (Cow::Borrowed(name), value)
+            }
         };
         if len == 0 || count == 0 {
             return Vec::new();
@@ -40,7 +45,7 @@ impl HashValue {
     }
 
     /// HRANDFIELD key: one uniformly random stored field.
-    pub fn random_field(&self, rng: &mut impl Rng) -> Option<(&[u8], &[u8])> {
+    pub fn random_field(&self, rng: &mut impl Rng) -> Option<(Cow<'_, [u8]>, &[u8])> {
         self.random_fields(1, rng).into_iter().next()
     }
 }

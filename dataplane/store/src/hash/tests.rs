@@ -146,8 +146,8 @@ fn random_fields_as_hrandfield() {
     }
     // A due field not yet removed can be picked, as in Redis 7.4.
     hash.expire_field(b"a", 5, ExpireCondition::Always, 0);
-    let picked: HashSet<&[u8]> = (0..200)
-        .map(|_| hash.random_field(&mut rng).unwrap().0)
+    let picked: HashSet<Vec<u8>> = (0..200)
+        .map(|_| hash.random_field(&mut rng).unwrap().0.into_owned())
         .collect();
     assert!(picked.contains(&b"a"[..]));
     assert_eq!(hash.len(), 4);
@@ -378,7 +378,13 @@ proptest! {
         let mut now_ms = 0;
         for (kind, field, amount) in ops {
             now_ms += 1;
-            let name = format!("field-{field}").into_bytes();
+            // Names that share long, short and no prefixes with whichever name is first.
+            let name = match field % 3 {
+                0 => format!("field-{field}"),
+                1 => format!("{field}-f"),
+                _ => format!("fi{field}"),
+            }
+            .into_bytes();
             model.retain(|name, (_, at)| {
                 let live = at.is_none_or(|at| at > now_ms);
                 if !live {
@@ -476,8 +482,13 @@ fn a_packed_hash_is_one_exact_allocation_and_its_counters_survive_the_table() {
         let (name, value) = (format!("member:{i:06}"), format!("value:{i:06}"));
         hash.insert(name.as_bytes(), value.as_bytes(), &LIMITS, 0);
     }
-    // 16 header bytes, then per field 1 + 13 + 1 + 12: no expiry tag while no field had one.
-    assert_eq!(hash.heap_len(), 16 + 10 * 27);
+    // 16 header bytes, then the first field whole (0 shared, 13 name bytes, 12 value bytes and
+    // three lengths), each later one against it (12 shared, one byte of its own): no expiry
+    // tag while no field had one.
+    assert_eq!(
+        hash.heap_len(),
+        16 + (2 + 13 + 1 + 12) + 9 * (2 + 1 + 1 + 12)
+    );
     assert_eq!(
         hash.expire_field(b"member:000003", 100, ExpireCondition::Always, 0),
         ExpireOutcome::Set
@@ -487,7 +498,7 @@ fn a_packed_hash_is_one_exact_allocation_and_its_counters_survive_the_table() {
         (1, "listpackex")
     );
     // Now every field carries a tag, and the volatile one its 8 bytes of expiry.
-    assert_eq!(hash.heap_len(), 16 + 10 * 28 + 8);
+    assert_eq!(hash.heap_len(), 16 + 28 + 1 + 9 * (16 + 1) + 8);
     assert_eq!(hash.field_expiry(b"member:000003", 0), FieldExpiry::At(100));
     assert_eq!(
         hash.field_expiry(b"member:000004", 0),

@@ -33,7 +33,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         };
         let Some(count) = count else {
             match hash.random_field(&mut rng) {
-                Some((name, _)) => out.bulk(name),
+                Some((name, _)) => out.bulk(&name),
                 None => out.null(),
             }
             return Ok(((), change));
@@ -48,7 +48,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             if with_values && protocol == Protocol::Resp3 {
                 out.array_len(2);
             }
-            out.bulk(name);
+            out.bulk(&name);
             if with_values {
                 out.bulk(value);
             }
@@ -157,7 +157,7 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         index += 2;
     }
     let (next_cursor, found) = hash.scan(cursor, count, now_ms);
-    let found: Vec<(&[u8], &[u8])> = found
+    let found: Vec<_> = found
         .into_iter()
         .filter(|(name, _)| pattern.is_none_or(|pattern| glob_match(pattern, name)))
         .collect();
@@ -165,7 +165,7 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     out.bulk(next_cursor.to_string().as_bytes());
     out.array_len(found.len() * if with_values { 2 } else { 1 });
     for (name, value) in found {
-        out.bulk(name);
+        out.bulk(&name);
         if with_values {
             out.bulk(value);
         }

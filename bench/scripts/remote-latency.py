@@ -16,8 +16,11 @@ import argparse
 import random
 import socket
 import statistics
-import subprocess
 import time
+
+# The servers are started as collection_memory.py starts them (this script's folder is first on
+# Python's path when it runs).
+from collection_memory import free_port, start
 
 SLOTS = 16384
 
@@ -30,24 +33,6 @@ def crc16(data):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
             crc &= 0xFFFF
     return crc
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(argv, port):
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{argv[0]} did not listen on {port}")
 
 
 def round_trips(port, requests, gap, shards):

@@ -133,7 +133,7 @@ fn answer_plain(shard: &Shard, request: &ShardRequest) -> Option<ShardReply> {
             hold: false,
         } if !shard.gate.busy() => {
             let now_ms = crate::stats::unix_time_ms();
-            let reply = execute_now(shard, *caller, *protocol, args, now_ms);
+            let reply = execute_now(shard, *caller, *protocol, &args.slices(), now_ms);
             // A command run for another shard's client allocates here (crate::memory).
             crate::memory::after_command(shard);
             Some(reply)
@@ -152,13 +152,13 @@ async fn execute(
     hold: bool,
     now_ms: u64,
 ) -> ShardReply {
-    let slices = args.slices();
-    if let Some(spec) = super::lookup(slices[0]).map(|index| &super::COMMANDS[index]) {
+    let args = args.slices();
+    if let Some(spec) = super::lookup(args[0]).map(|index| &super::COMMANDS[index]) {
         if matches!(spec.handler, super::Handler::Keyspace(_)) {
-            admit(shard, spec, &slices, caller.db, token, hold).await;
+            admit(shard, spec, &args, caller.db, token, hold).await;
         }
     }
-    execute_now(shard, caller, protocol, args, now_ms)
+    execute_now(shard, caller, protocol, &args, now_ms)
 }
 
 /// Runs a keyspace command for another shard's `caller`, its admission done.
@@ -166,14 +166,13 @@ fn execute_now(
     shard: &Shard,
     caller: super::multikey::Caller,
     protocol: Protocol,
-    args: &PackedArgs,
+    args: &[&[u8]],
     now_ms: u64,
 ) -> ShardReply {
-    let args = args.slices();
     let mut out = ReplySink::values(protocol);
     match super::lookup(args[0]).map(|index| super::COMMANDS[index].handler) {
         Some(super::Handler::Keyspace(handler)) => {
-            if let Err(error) = run_local_as(shard, handler, caller, now_ms, &args, &mut out) {
+            if let Err(error) = run_local_as(shard, handler, caller, now_ms, args, &mut out) {
                 out.error(&error.0);
             }
         }

@@ -40,10 +40,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-
-/// Maps by key, hashed with foldhash (std's SipHash was 2% of a shard serving another's GETs:
-/// every remote GET is counted, and every GET of a remote key looks for a copy).
-type KeyMap<V> = HashMap<Vec<u8>, V, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -54,6 +50,10 @@ use super::{Shard, ShardReply, ShardRequest};
 use crate::client::Client;
 use crate::runtime;
 use std::rc::Rc;
+
+/// Maps by key, hashed with foldhash (std's SipHash was 2% of a shard serving another's GETs:
+/// every remote GET is counted, and every GET of a remote key looks for a copy).
+type KeyMap<V> = HashMap<Vec<u8>, V, foldhash::fast::RandomState>;
 
 /// Version counters per shard: more stripes mean fewer copies lost to a write of another key.
 pub const STRIPES_PER_SHARD: usize = 256;

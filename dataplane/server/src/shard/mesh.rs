@@ -378,14 +378,10 @@ impl Mesh {
     }
 
     /// Sends `request` to shard `target` (not this one); the reply is awaited through the
-    /// returned [`PendingReply`]. Never waits ([`Mesh::push`]); `async` for its callers' sake.
-    pub async fn send(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
-        self.send_now(target, request)
-    }
-
-    /// [`Mesh::send`] as a plain call: a request sent through the channel's `async` send was
-    /// moved through every layer's future (the message is 144 bytes), and those copies were
-    /// the largest single cost of a command served by another shard.
+    /// returned [`PendingReply`]. A plain call that never waits ([`Mesh::push`]): a request
+    /// sent through the channel's `async` send was moved through every layer's future (the
+    /// message is 144 bytes), and those copies were the largest single cost of a command
+    /// served by another shard.
     #[inline]
     pub fn send_now(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
         debug_assert_ne!(target, self.index, "local work does not cross the mesh");

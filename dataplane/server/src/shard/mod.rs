@@ -210,12 +210,12 @@ impl Shard {
     }
 
     /// Sends `request` to shard `target` (not this one); its reply is awaited later.
+    /// `async` for its callers' sake: it never waits (see [`Shard::send_now`]).
     pub async fn send(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
-        self.count_hop();
-        self.mesh.send(target, request).await
+        self.send_now(target, request)
     }
 
-    /// [`Shard::send`] as a plain call (it never waits).
+    /// [`Shard::send`] as a plain call.
     #[inline]
     pub fn send_now(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
         self.count_hop();

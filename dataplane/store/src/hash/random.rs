@@ -15,12 +15,12 @@ impl HashValue {
         let len = self.len();
         // Packed fields are found by walking the buffer, so gather them once; a table's are
         // indexed directly.
-        let packed: Vec<(Cow<'_, [u8]>, &[u8])> = match &self.repr {
-            Repr::Packed(packed) => packed.iter().map(|f| (f.name.bytes(), f.value)).collect(),
+        let packed: Vec<_> = match &self.repr {
+            Repr::Packed(packed) => packed.iter().collect(),
             Repr::Table(_) => Vec::new(),
         };
         let pair = |at: usize| match &self.repr {
-            Repr::Packed(_) => packed[at].clone(),
+            Repr::Packed(_) => (packed[at].name.bytes(), packed[at].value),
             Repr::Table(table) => {
                 let (name, value) = table.records.get(at);
                 (Cow::Borrowed(name), value)

@@ -71,6 +71,15 @@ pub fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// One bulk string from pieces written one after the other.
+pub fn bulk_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    header(out, b'$', parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// An integer as a bulk string (a string value stored as an integer).
 pub fn bulk_integer(out: &mut Vec<u8>, value: i64) {
     let mut buffer = itoa::Buffer::new();

@@ -387,6 +387,19 @@ impl ReplySink {
         }
     }
 
+    /// One bulk string from pieces (a string the store keeps in two, as a front-coded member).
+    pub fn bulk_parts(&mut self, parts: &[&[u8]]) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => {
+                let len = parts.iter().map(|part| part.len()).sum::<usize>();
+                make_room(out, len + FRAME_SMALL_MAX);
+                encode::bulk_parts(out, parts)
+            }
+            Target::Values(builder) => builder.item(Reply::Bulk(parts.concat())),
+        }
+    }
+
     /// An integer as a bulk string.
     pub fn bulk_integer(&mut self, value: i64) {
         self.bulk(itoa::Buffer::new().format(value).as_bytes());
@@ -601,6 +614,12 @@ mod tests {
                 s.null_array();
                 s.bulk_integer(-7);
             }),
+            ("a bulk string in pieces", |s| {
+                s.array_len(3);
+                s.bulk_parts(&[b"member:0000", b"42"]);
+                s.bulk_parts(&[b"", b"whole"]);
+                s.bulk_parts(&[]);
+            }),
         ];
         for protocol in [Protocol::Resp2, Protocol::Resp3] {
             for (name, write) in cases {
@@ -608,6 +627,15 @@ mod tests {
                 assert_eq!(direct, via_values, "{name} in {protocol:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_bulk_string_in_pieces_is_the_whole_string() {
+        let mut pieces = ReplySink::resp(Vec::new(), Protocol::Resp2);
+        pieces.bulk_parts(&[b"member:0000", b"42"]);
+        let mut whole = ReplySink::resp(Vec::new(), Protocol::Resp2);
+        whole.bulk(b"member:000042");
+        assert_eq!(pieces.bytes_mut(), whole.bytes_mut());
     }
 
     #[test]

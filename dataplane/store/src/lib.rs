@@ -42,6 +42,7 @@ pub mod rate_limit;
 mod records;
 pub mod set;
 pub mod slot;
+pub mod split;
 pub mod stream;
 pub mod tensor;
 pub mod text_filter;

@@ -16,6 +16,7 @@ use std::sync::atomic::{self, AtomicUsize};
 
 mod indexed;
 mod packed;
+use crate::split::SplitBytes;
 use indexed::Indexed;
 use packed::{PackedIter, PackedPairs};
 
@@ -190,22 +191,22 @@ impl LexBound {
     }
 
     /// True when `member` is at or above this bound taken as a minimum.
-    fn admits_from_below(&self, member: &[u8]) -> bool {
+    fn admits_from_below(&self, member: SplitBytes<'_>) -> bool {
         match self {
             Self::Min => true,
             Self::Max => false,
-            Self::Inclusive(bound) => member >= bound.as_slice(),
-            Self::Exclusive(bound) => member > bound.as_slice(),
+            Self::Inclusive(bound) => member.cmp_bytes(bound).is_ge(),
+            Self::Exclusive(bound) => member.cmp_bytes(bound).is_gt(),
         }
     }
 
     /// True when `member` is at or below this bound taken as a maximum.
-    fn admits_from_above(&self, member: &[u8]) -> bool {
+    fn admits_from_above(&self, member: SplitBytes<'_>) -> bool {
         match self {
             Self::Min => false,
             Self::Max => true,
-            Self::Inclusive(bound) => member <= bound.as_slice(),
-            Self::Exclusive(bound) => member < bound.as_slice(),
+            Self::Inclusive(bound) => member.cmp_bytes(bound).is_le(),
+            Self::Exclusive(bound) => member.cmp_bytes(bound).is_lt(),
         }
     }
 }
@@ -227,7 +228,10 @@ impl Limit {
         count: -1,
     };
 
-    fn apply<'a, I: Iterator<Item = (&'a [u8], f64)>>(self, members: I) -> Vec<(&'a [u8], f64)> {
+    fn apply<'a, I: Iterator<Item = (SplitBytes<'a>, f64)>>(
+        self,
+        members: I,
+    ) -> Vec<(SplitBytes<'a>, f64)> {
         if self.offset < 0 || self.count == 0 {
             return Vec::new();
         }
@@ -257,12 +261,14 @@ enum Pairs<'a> {
 }
 
 impl<'a> Iterator for Pairs<'a> {
-    type Item = (&'a [u8], f64);
+    type Item = (SplitBytes<'a>, f64);
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Self::Packed(pairs) => pairs.next(),
-            Self::Indexed(pairs) => pairs.next(),
+            Self::Indexed(pairs) => pairs
+                .next()
+                .map(|(member, score)| (SplitBytes::whole(member), score)),
         }
     }
 }
@@ -271,7 +277,9 @@ impl DoubleEndedIterator for Pairs<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         match self {
             Self::Packed(pairs) => pairs.next_back(),
-            Self::Indexed(pairs) => pairs.next_back(),
+            Self::Indexed(pairs) => pairs
+                .next_back()
+                .map(|(member, score)| (SplitBytes::whole(member), score)),
         }
     }
 }
@@ -330,8 +338,9 @@ impl SortedSet {
         }
     }
 
-    /// Members with their scores, lowest score first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], f64)> + '_ {
+    /// Members with their scores, lowest score first (a member of the packed class may be
+    /// stored in two pieces).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (SplitBytes<'_>, f64)> + '_ {
         match &self.members {
             Members::Packed(pairs) => Pairs::Packed(pairs.iter()),
             Members::Indexed(indexed) => Pairs::Indexed(indexed.iter()),
@@ -413,7 +422,8 @@ impl SortedSet {
         {
             if let Members::Packed(pairs) = &mut self.members {
                 let pairs = std::mem::take(pairs);
-                self.members = Members::Indexed(Box::new(Indexed::from_ordered(pairs.iter())));
+                let ordered = pairs.iter();
+                self.members = Members::Indexed(Box::new(Indexed::from_ordered(ordered)));
             }
         }
     }
@@ -442,7 +452,12 @@ impl SortedSet {
 
     /// Members from rank `start` to `stop` inclusive (negative counts from the end), as ZRANGE
     /// reads them; ranks count from the highest score when `reverse`.
-    pub fn range_by_rank(&self, start: i64, stop: i64, reverse: bool) -> Vec<(&[u8], f64)> {
+    pub fn range_by_rank(
+        &self,
+        start: i64,
+        stop: i64,
+        reverse: bool,
+    ) -> Vec<(SplitBytes<'_>, f64)> {
         let len = self.len() as i64;
         let start = if start < 0 { start + len } else { start }.max(0);
         let stop = if stop < 0 { stop + len } else { stop };
@@ -462,10 +477,11 @@ impl SortedSet {
             // Sized first: the iterator does not know its length, and growing the vector as
             // it went reallocated it (1.8% of a shard under pipelined ZRANGE 0 9).
             let mut found = Vec::with_capacity(take);
+            let borrowed = |(member, score)| (SplitBytes::whole(member), score);
             if reverse {
-                found.extend(pairs.rev());
+                found.extend(pairs.rev().map(borrowed));
             } else {
-                found.extend(pairs);
+                found.extend(pairs.map(borrowed));
             }
             return found;
         }
@@ -481,7 +497,7 @@ impl SortedSet {
         &self,
         min: ScoreBound,
         max: ScoreBound,
-    ) -> impl DoubleEndedIterator<Item = (&[u8], f64)> + '_ {
+    ) -> impl DoubleEndedIterator<Item = (SplitBytes<'_>, f64)> + '_ {
         // Every range is expressed as [low, high) over (score, member), member "" being the
         // least member: "score > x" is "score >= next_up(x)", "score <= x" is "< next_up(x)".
         let low = if min.exclusive {
@@ -513,7 +529,7 @@ impl SortedSet {
         max: ScoreBound,
         reverse: bool,
         limit: Limit,
-    ) -> Vec<(&[u8], f64)> {
+    ) -> Vec<(SplitBytes<'_>, f64)> {
         let range = self.score_range(min, max);
         if reverse {
             limit.apply(range.rev())
@@ -535,7 +551,7 @@ impl SortedSet {
         max: &LexBound,
         reverse: bool,
         limit: Limit,
-    ) -> Vec<(&[u8], f64)> {
+    ) -> Vec<(SplitBytes<'_>, f64)> {
         // Redis first rules the range out when it is empty by its bounds, when the last member
         // is below `min` or the first above `max`; with mixed scores these checks show.
         let (Some((first, _)), Some((last, _))) = (self.iter().next(), self.iter().next_back())
@@ -552,14 +568,14 @@ impl SortedSet {
             let members = self
                 .iter()
                 .rev()
-                .skip_while(|(member, _)| !max.admits_from_above(member))
-                .take_while(|(member, _)| min.admits_from_below(member));
+                .skip_while(|(member, _)| !max.admits_from_above(*member))
+                .take_while(|(member, _)| min.admits_from_below(*member));
             limit.apply(members)
         } else {
             let members = self
                 .iter()
-                .skip_while(|(member, _)| !min.admits_from_below(member))
-                .take_while(|(member, _)| max.admits_from_above(member));
+                .skip_while(|(member, _)| !min.admits_from_below(*member))
+                .take_while(|(member, _)| max.admits_from_above(*member));
             limit.apply(members)
         }
     }
@@ -587,7 +603,7 @@ impl PartialEq for SortedSet {
         self.len() == other.len()
             && self
                 .iter()
-                .all(|(member, score)| other.score(member) == Some(score))
+                .all(|(member, score)| other.score(&member.bytes()) == Some(score))
     }
 }
 
@@ -689,10 +705,10 @@ mod tests {
         set
     }
 
-    fn members(found: Vec<(&[u8], f64)>) -> Vec<String> {
+    fn members(found: Vec<(SplitBytes<'_>, f64)>) -> Vec<String> {
         found
             .into_iter()
-            .map(|(member, _)| String::from_utf8_lossy(member).into_owned())
+            .map(|(member, _)| String::from_utf8_lossy(&member.bytes()).into_owned())
             .collect()
     }
 

@@ -15,6 +15,7 @@ mod score;
 use ember_resp::Protocol;
 
 use ember_resp::ReplySink;
+use ember_store::split::SplitBytes;
 use ember_store::zset::{AddOptions, AddOutcome, LexBound, Limit, ScoreBound};
 use ember_store::{Change, Entry, SortedSet, Value};
 
@@ -435,22 +436,22 @@ fn parse_range(
 }
 
 /// Members with scores: a flat array in RESP2; in RESP3 an array of [member, score] pairs.
-fn reply_with_scores(out: &mut ReplySink, members: &[(&[u8], f64)], protocol: Protocol) {
+fn reply_with_scores(out: &mut ReplySink, members: &[(SplitBytes<'_>, f64)], protocol: Protocol) {
     match protocol {
         Protocol::Resp2 => out.array_len(members.len() * 2),
         Protocol::Resp3 => out.array_len(members.len()),
     }
-    for &(member, score) in members {
+    for (member, score) in members {
         if protocol == Protocol::Resp3 {
             out.array_len(2);
         }
-        out.bulk(member);
-        out.double(score);
+        out.bulk_parts(&member.parts());
+        out.double(*score);
     }
 }
 
 /// The members `request` selects from `zset`, in its order.
-fn members_in<'a>(zset: &'a SortedSet, request: &RangeRequest) -> Vec<(&'a [u8], f64)> {
+fn members_in<'a>(zset: &'a SortedSet, request: &RangeRequest) -> Vec<(SplitBytes<'a>, f64)> {
     match &request.range {
         Range::Rank(start, stop) => zset.range_by_rank(*start, *stop, request.reverse),
         Range::Score(min, max) => zset.range_by_score(*min, *max, request.reverse, request.limit),
@@ -477,7 +478,7 @@ fn range_generic(
     } else {
         out.array_len(members.len());
         for (member, _) in members {
-            out.bulk(member);
+            out.bulk_parts(&member.parts());
         }
     }
     Ok(())

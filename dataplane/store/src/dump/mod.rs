@@ -572,7 +572,7 @@ fn write_zset(out: &mut Vec<u8>, zset: &SortedSet) {
         out.push(TYPE_ZSET_LISTPACK);
         let mut listpack = ListpackWriter::new();
         for (member, score) in zset.iter() {
-            listpack.push(member);
+            listpack.push(&member.bytes());
             push_score(&mut listpack, score);
         }
         put_raw_string(out, &listpack.finish());
@@ -581,7 +581,7 @@ fn write_zset(out: &mut Vec<u8>, zset: &SortedSet) {
         put_length(out, zset.len() as u64);
         // Highest score first, as Redis writes them (its loader then appends at the head).
         for (member, score) in zset.iter().rev() {
-            put_string(out, member);
+            put_string(out, &member.bytes());
             out.extend_from_slice(&score.to_le_bytes());
         }
     }

@@ -37,7 +37,8 @@ use std::fmt;
 
 use crate::compact::CompactBytes;
 use crate::records::RecordTable;
-use packed::{FieldRef, Name, Packed};
+use crate::split::SplitBytes;
+use packed::{FieldRef, Packed};
 
 pub use expiry::{ExpireCondition, ExpireOutcome, FieldExpiry, PersistOutcome};
 
@@ -143,7 +144,7 @@ impl Table {
     fn field(&self, at: usize) -> FieldRef<'_> {
         let (name, value) = self.records.get(at);
         FieldRef {
-            name: Name::whole(name),
+            name: SplitBytes::whole(name),
             value,
             expire_at_ms: self
                 .expire_at_ms

@@ -10,59 +10,14 @@
 //! three words of the hash's own counters, so a packed hash is one allocation; the third counter
 //! (the hash "had a field TTL") is also what says the fields are tagged.
 
-use std::borrow::Cow;
-
 use crate::compact::PackedBuf;
+use crate::split::{shared_prefix, SplitBytes};
 use crate::varint;
-
-/// A field's name: a prefix of the first field's name (empty for names stored whole), then the
-/// rest.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Name<'a> {
-    head: &'a [u8],
-    tail: &'a [u8],
-}
-
-impl<'a> Name<'a> {
-    /// A name stored in one piece.
-    pub(super) fn whole(bytes: &'a [u8]) -> Self {
-        Self {
-            head: &[],
-            tail: bytes,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.head.len() + self.tail.len()
-    }
-
-    /// The name's bytes: borrowed when stored in one piece.
-    pub(super) fn bytes(self) -> Cow<'a, [u8]> {
-        if self.head.is_empty() {
-            Cow::Borrowed(self.tail)
-        } else {
-            Cow::Owned([self.head, self.tail].concat())
-        }
-    }
-}
-
-impl PartialEq for Name<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len()
-            && self
-                .head
-                .iter()
-                .chain(self.tail)
-                .eq(other.head.iter().chain(other.tail))
-    }
-}
-
-impl Eq for Name<'_> {}
 
 /// A field read from either size class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FieldRef<'a> {
-    pub(super) name: Name<'a>,
+    pub(super) name: SplitBytes<'a>,
     pub(super) value: &'a [u8],
     pub(super) expire_at_ms: Option<u64>,
 }
@@ -79,11 +34,6 @@ const HEADER_BYTES: usize = 16;
 #[derive(Clone, Default)]
 pub(super) struct Packed {
     buf: PackedBuf<HEADER_BYTES>,
-}
-
-/// Bytes at the start of both.
-fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Appends a field whose name is stored against `anchor` (empty: whole).
@@ -222,10 +172,7 @@ impl Packed {
         let mut name_at = at;
         let shared = varint::read(data, &mut name_at) as usize;
         let rest = varint::read(data, &mut name_at) as usize;
-        let name = Name {
-            head: &anchor[..shared],
-            tail: &data[name_at..name_at + rest],
-        };
+        let name = SplitBytes::new(&anchor[..shared], &data[name_at..name_at + rest]);
         let mut at = name_at + rest;
         let value_len = varint::read(data, &mut at) as usize;
         let value = &data[at..at + value_len];

@@ -16,6 +16,7 @@ use hashbrown::HashTable;
 
 use super::Score;
 use crate::compact::CompactBytes;
+use crate::split::SplitBytes;
 
 /// Indexes a chunk holds at most; a chunk that reaches it splits in two. 128 `u32`s are one
 /// 512-byte allocation, jemalloc's size class of exactly that size.
@@ -45,10 +46,10 @@ pub(super) struct Indexed {
 
 impl Indexed {
     /// The class holding `pairs`, given lowest first (a packed set converting).
-    pub(super) fn from_ordered<'a>(pairs: impl Iterator<Item = (&'a [u8], f64)>) -> Self {
+    pub(super) fn from_ordered<'a>(pairs: impl Iterator<Item = (SplitBytes<'a>, f64)>) -> Self {
         let mut indexed = Self::default();
         for (member, score) in pairs {
-            let at = indexed.push_pair(member, score);
+            let at = indexed.push_pair(&member.bytes(), score);
             match indexed.chunks.last_mut() {
                 Some(chunk) if chunk.len() < CHUNK_FILL => chunk.push(at),
                 _ => {
@@ -440,7 +441,7 @@ mod tests {
         let pairs: Vec<(Vec<u8>, f64)> = (0..1000)
             .map(|i| (format!("member:{i:06}").into_bytes(), f64::from(i / 3)))
             .collect();
-        let indexed = Indexed::from_ordered(pairs.iter().map(|(m, s)| (m.as_slice(), *s)));
+        let indexed = Indexed::from_ordered(pairs.iter().map(|(m, s)| (SplitBytes::whole(m), *s)));
         assert_eq!(indexed.len(), 1000);
         let mut iter = indexed.iter();
         let mut front = Vec::new();

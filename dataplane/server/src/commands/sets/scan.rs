@@ -85,12 +85,12 @@ fn member_hash(member: &[u8]) -> u64 {
 /// One call's worth of `items` from `cursor`: everything at once when `whole`, else about
 /// `count` items in hash order. Returns the next cursor (0 when done) and the items that match
 /// the pattern.
-pub fn select<'a, T>(
-    items: impl Iterator<Item = (&'a [u8], T)>,
+pub fn select<M: AsRef<[u8]>, T>(
+    items: impl Iterator<Item = (M, T)>,
     cursor: u64,
     options: &ScanOptions,
     whole: bool,
-) -> (u64, Vec<(&'a [u8], T)>) {
+) -> (u64, Vec<(M, T)>) {
     let matches = |member: &[u8]| {
         options
             .pattern
@@ -98,10 +98,15 @@ pub fn select<'a, T>(
             .is_none_or(|pattern| ember_store::glob::glob_match(pattern, member))
     };
     if whole {
-        return (0, items.filter(|(member, _)| matches(member)).collect());
+        return (
+            0,
+            items
+                .filter(|(member, _)| matches(member.as_ref()))
+                .collect(),
+        );
     }
-    let mut pending: Vec<(u64, &'a [u8], T)> = items
-        .map(|(member, item)| (member_hash(member), member, item))
+    let mut pending: Vec<(u64, M, T)> = items
+        .map(|(member, item)| (member_hash(member.as_ref()), member, item))
         .filter(|&(hash, _, _)| hash >= cursor)
         .collect();
     let count = options.count.max(1);
@@ -117,7 +122,7 @@ pub fn select<'a, T>(
     pending.sort_unstable_by_key(|entry| entry.0);
     let found = pending
         .into_iter()
-        .filter(|(_, member, _)| matches(member))
+        .filter(|(_, member, _)| matches(member.as_ref()))
         .map(|(_, member, item)| (member, item))
         .collect();
     (next_cursor, found)

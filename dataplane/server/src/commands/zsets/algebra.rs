@@ -2,8 +2,10 @@
 //! and AGGREGATE. Plain sets count as sorted sets whose scores are all 1, as in Redis. Keys on
 //! several shards run through `Split::Scratch`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use ember_store::split::SplitBytes;
 use ember_store::zset::AddOptions;
 use ember_store::{Keyspace, SetValue, SortedSet, Value};
 
@@ -36,10 +38,12 @@ impl<'a> Source<'a> {
         }
     }
 
-    fn members(self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
+    fn members(self) -> Box<dyn Iterator<Item = (Cow<'a, [u8]>, f64)> + 'a> {
         match self {
-            Self::Sorted(zset) => Box::new(zset.iter()),
-            Self::Plain(set) => Box::new(set.iter().map(|member| (member, 1.0))),
+            Self::Sorted(zset) => {
+                Box::new(zset.iter().map(|(member, score)| (member.bytes(), score)))
+            }
+            Self::Plain(set) => Box::new(set.iter().map(|member| (Cow::Borrowed(member), 1.0))),
             Self::Missing => Box::new(std::iter::empty()),
         }
     }
@@ -185,24 +189,30 @@ fn compute<'a>(
     operation: Operation,
     sources: &[Source<'a>],
     options: &Options,
-) -> Vec<(&'a [u8], f64)> {
+) -> Vec<(Cow<'a, [u8]>, f64)> {
     match operation {
         Operation::Union => {
-            let mut totals: HashMap<&[u8], f64> = HashMap::new();
+            let mut totals: HashMap<Cow<'a, [u8]>, f64> = HashMap::new();
             let mut order = Vec::new();
             for (source, &weight) in sources.iter().zip(&options.weights) {
                 for (member, score) in source.members() {
                     let score = weighted(score, weight);
-                    match totals.get_mut(member) {
+                    match totals.get_mut(&member) {
                         Some(total) => *total = options.aggregate.combine(*total, score),
                         None => {
+                            order.push(member.clone());
                             totals.insert(member, score);
-                            order.push(member);
                         }
                     }
                 }
             }
-            order.into_iter().map(|m| (m, totals[m])).collect()
+            order
+                .into_iter()
+                .map(|member| {
+                    let total = totals[&member];
+                    (member, total)
+                })
+                .collect()
         }
         Operation::Intersection => {
             // Walk the smallest input, as Redis does (inputs sorted by size, weights with them).
@@ -218,7 +228,7 @@ fn compute<'a>(
             'members: for (member, score) in smallest.members() {
                 let mut total = weighted(score, *first_weight);
                 for (other, weight) in others {
-                    let Some(score) = other.score(member) else {
+                    let Some(score) = other.score(&member) else {
                         continue 'members;
                     };
                     total = options.aggregate.combine(total, weighted(score, *weight));
@@ -238,8 +248,8 @@ fn compute<'a>(
 }
 
 /// Sorts by score, then member, as a sorted set orders them.
-fn sort(members: &mut [(&[u8], f64)]) {
-    members.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+fn sort(members: &mut [(Cow<'_, [u8]>, f64)]) {
+    members.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
 }
 
 /// What the inputs gave, owned, so the keyspace may change afterwards.
@@ -274,17 +284,20 @@ fn generic(
             sort(&mut members);
         }
         Computed {
-            members: members.into_iter().map(|(m, s)| (m.to_vec(), s)).collect(),
+            members: members
+                .into_iter()
+                .map(|(m, s)| (m.into_owned(), s))
+                .collect(),
             with_scores: options.with_scores,
         }
     };
     match output {
         Output::Cardinality => ctx.out.integer(computed.members.len() as i64),
         Output::Reply if computed.with_scores => {
-            let members: Vec<(&[u8], f64)> = computed
+            let members: Vec<(SplitBytes<'_>, f64)> = computed
                 .members
                 .iter()
-                .map(|(m, s)| (m.as_slice(), *s))
+                .map(|(member, score)| (SplitBytes::whole(member), *score))
                 .collect();
             reply_with_scores(ctx.out, &members, ctx.protocol);
         }

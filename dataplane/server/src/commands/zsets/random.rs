@@ -1,6 +1,7 @@
 //! ZRANDMEMBER and ZSCAN.
 
 use ember_resp::encode::format_double;
+use ember_store::split::SplitBytes;
 use rand::Rng;
 
 use super::{reply_with_scores, zset_of};
@@ -35,7 +36,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             Some(zset) => {
                 let rank = rng.gen_range(0..zset.len());
                 let (member, _) = zset.iter().nth(rank).expect("rank within the size");
-                out.bulk(member);
+                out.bulk_parts(&member.parts());
             }
             None => out.null(),
         }
@@ -45,16 +46,17 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         out.array_len(0);
         return Ok(());
     };
-    let all: Vec<(&[u8], f64)> = zset.iter().collect();
-    let picked: Vec<(&[u8], f64)> = if count >= 0 {
+    let all: Vec<(SplitBytes<'_>, f64)> = zset.iter().collect();
+    let pick = |index: usize| all[index];
+    let picked: Vec<(SplitBytes<'_>, f64)> = if count >= 0 {
         let wanted = (count as u64).min(all.len() as u64) as usize;
         rand::seq::index::sample(&mut rng, all.len(), wanted)
             .into_iter()
-            .map(|index| all[index])
+            .map(pick)
             .collect()
     } else {
         (0..count.unsigned_abs())
-            .map(|_| all[rng.gen_range(0..all.len())])
+            .map(|_| pick(rng.gen_range(0..all.len())))
             .collect()
     };
     if with_scores {
@@ -62,7 +64,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     } else {
         out.array_len(picked.len());
         for (member, _) in picked {
-            out.bulk(member);
+            out.bulk_parts(&member.parts());
         }
     }
     Ok(())
@@ -105,12 +107,13 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     let options = scan::parse_options(&args[3..])?;
     let whole = zset.encoding_name() == "listpack";
-    let (next, found) = scan::select(zset.iter(), cursor, &options, whole);
+    let members = zset.iter().map(|(member, score)| (member.bytes(), score));
+    let (next, found) = scan::select(members, cursor, &options, whole);
     out.array_len(2);
     out.bulk(next.to_string().as_bytes());
     out.array_len(found.len() * 2);
     for (member, score) in found {
-        out.bulk(member);
+        out.bulk(&member);
         out.bulk(format_double(score).as_bytes());
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -231,6 +231,8 @@ fn kick_until_started(started: &AtomicUsize, shard_count: usize) {
 
 /// Binds a listener with SO_REUSEPORT, so every shard can bind the same address; with its
 /// descriptor, which stays open as long as the listener (to watch it in the shard's ring).
+/// SO_REUSEADDR as well, as Redis sets it: a restart binds past the last run's connections in
+/// TIME_WAIT, and [`claim`] sees a listener here as taken.
 ///
 /// # Errors
 /// When the address is in use by another program or cannot be bound.
@@ -242,12 +244,101 @@ pub fn listen(address: SocketAddr) -> io::Result<(TcpListener, RawFd)> {
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
+    socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&SockAddr::from(address))?;
     socket.listen(1024)?;
     let fd = socket.into_raw_fd();
+    remember_listener(fd);
     // SAFETY: `fd` is a bound, listening socket that nothing else owns; the listener closes it.
     Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
+}
+
+/// How long [`claim`] waits for a listener of a server that just stopped to go.
+const CLAIM_WAIT: Duration = Duration::from_secs(1);
+
+/// Checks that no socket listens on `address` (nor on a wildcard address of its port) before
+/// the shards bind it: SO_REUSEPORT lets any program of the same user join a port, so a second
+/// server started on a port in use would not fail as Redis does ("Address already in use") but
+/// silently take part of its connections. The check binds a plain SO_REUSEADDR socket, which
+/// the kernel refuses beside a listener and allows beside connections in TIME_WAIT. A listener
+/// of a server killed a moment ago can outlive its process while its io_uring is torn down, so
+/// a refusal is tried again for up to [`CLAIM_WAIT`]. Two servers started at the same instant
+/// can both pass the check.
+///
+/// # Errors
+/// When the address stays in use, or cannot be bound.
+pub fn claim(address: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let deadline = Instant::now() + CLAIM_WAIT;
+    loop {
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        match socket.bind(&SockAddr::from(address)) {
+            Ok(()) => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+                if Instant::now() >= deadline {
+                    return Err(error);
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        drop(socket);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Listening sockets of the process (-1: free), for [`stop_listening`] to read from a signal
+/// handler.
+static LISTENERS: [AtomicI32; 64] = [const { AtomicI32::new(-1) }; 64];
+
+fn remember_listener(fd: RawFd) {
+    if let Some(free) = LISTENERS.iter().find(|slot| {
+        slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }) {
+        debug_assert_eq!(free.load(Ordering::Acquire), fd);
+    }
+}
+
+/// Takes the process's listeners off their ports (`shutdown`, which unhashes a listening
+/// socket at once, where `close` waits for every io_uring accept or poll that holds it), so
+/// that a server started next on the same port gets every connection: until then the kernel
+/// shares them out between the old listeners and the new. Async-signal-safe.
+pub fn stop_listening() {
+    for slot in &LISTENERS {
+        let fd = slot.load(Ordering::Acquire);
+        if fd >= 0 {
+            // SAFETY: shutdown takes no pointers; a descriptor closed since is EBADF, ignored.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+/// SIGTERM and SIGINT still end the process as they did (by the signal, no clean-up Redis
+/// would do either without persistence), after [`stop_listening`].
+pub fn stop_listening_on_termination() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        stop_listening();
+        // SAFETY: signal and raise are async-signal-safe; the default action ends the process.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: a zeroed sigaction with an async-signal-safe handler.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Runs `future` on this shard's current task queue.

@@ -118,6 +118,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
         }
         None => false,
     };
+    claim_ports(&config, tls)?;
+    runtime::stop_listening_on_termination();
     runtime::run_shards(
         shard_count,
         &cpus,
@@ -143,6 +145,28 @@ pub fn run(config: Config) -> std::io::Result<()> {
     )?;
     if bind_failed.load(Ordering::SeqCst) {
         return Err(std::io::Error::other("a shard failed"));
+    }
+    Ok(())
+}
+
+/// Refuses to start, as Redis does, when another server listens on a configured address
+/// ([`runtime::claim`]): before any shard binds, so that the shards' own listeners are not
+/// taken for another server's.
+fn claim_ports(config: &Config, tls: bool) -> std::io::Result<()> {
+    let plain = config.bind.iter().map(|a| (*a, config.port));
+    let tls_port = config.integer("tls-port") as u16;
+    let secure = config.bind.iter().filter(|_| tls).map(|a| (*a, tls_port));
+    let metrics = config
+        .bind
+        .first()
+        .map(|a| (*a, config.metrics_port))
+        .into_iter();
+    for (address, port) in plain.chain(secure).chain(metrics) {
+        if port != 0 {
+            runtime::claim(SocketAddr::new(address, port)).map_err(|error| {
+                std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
+            })?;
+        }
     }
     Ok(())
 }

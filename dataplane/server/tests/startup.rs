@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -88,4 +89,99 @@ fn the_first_connections_spread_over_every_shard() {
         first > 0 && second > 0,
         "every connection opened at start sits on one shard: {first} and {second}"
     );
+}
+
+/// Every shard binds its port with SO_REUSEPORT, which lets any program of the same user join
+/// the port: a second server started on it used to start as well and take part of the first
+/// one's connections (GETs of the first one's keys then answered nil). Now it exits as Redis
+/// does, and the first keeps every connection.
+#[test]
+fn a_second_server_on_a_port_in_use_exits() {
+    let mut first = Ember::start_with(&["--threads", "2"]);
+    let port = first.port.to_string();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["--port", &port, "--bind", "127.0.0.1", "--threads", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn a second ember");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second server on port {port} started and runs");
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "the second server started");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && stderr.contains("Address already in use"),
+        "{stderr}"
+    );
+    let mut connection = first.raw();
+    assert_eq!(connection.command(&[b"SET", b"k", b"v"]), b"+OK\r\n");
+    for _ in 0..20 {
+        first.assert_serving("k", b"v");
+    }
+}
+
+/// A server stopped by SIGTERM takes its listeners off the port before it ends: while the
+/// kernel still held them (an io_uring accept keeps a listener open until the ring is torn
+/// down), a server started next on the port shared its first connections with them, and those
+/// were reset. Each start here is connected to at once, before its ready line.
+#[test]
+fn a_server_started_after_one_stops_gets_every_connection() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").port()
+    };
+    for start in 0..8 {
+        let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--threads", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ember");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "start {start}: no answer"
+            );
+            // Refused until the port opens; once connected, the PING must be answered.
+            let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                thread::sleep(std::time::Duration::from_millis(2));
+                continue;
+            };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut reply = [0u8; 7];
+            let answered = stream
+                .write_all(b"*1\r\n$4\r\nPING\r\n")
+                .and_then(|()| stream.read_exact(&mut reply));
+            if !matches!(answered, Ok(()) if &reply == b"+PONG\r\n") {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("start {start}: {answered:?} {reply:?}");
+            }
+            break;
+        }
+        // SAFETY: kill takes no pointers; the child is ours and not yet waited for.
+        unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
+        server.wait().expect("ember ends");
+    }
 }

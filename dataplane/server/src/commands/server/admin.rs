@@ -273,6 +273,7 @@ pub async fn run(
                 "ember: SHUTDOWN requested by client {}; exiting",
                 client.handle.id
             );
+            crate::runtime::stop_listening();
             std::process::exit(0);
         }
         ServerOp::Debug if args.len() == 3 && is(args[1], "OBJECT") => {

@@ -387,6 +387,18 @@ impl ReplySink {
         }
     }
 
+    /// A bulk string held in two pieces (`head`, then `tail`), written without joining them.
+    pub fn bulk_parts(&mut self, head: &[u8], tail: &[u8]) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => {
+                make_room(out, head.len() + tail.len() + FRAME_SMALL_MAX);
+                encode::bulk_parts(out, head, tail)
+            }
+            Target::Values(builder) => builder.item(Reply::Bulk([head, tail].concat())),
+        }
+    }
+
     /// An integer as a bulk string.
     pub fn bulk_integer(&mut self, value: i64) {
         self.bulk(itoa::Buffer::new().format(value).as_bytes());
@@ -544,14 +556,18 @@ mod tests {
         );
         let mut three = ReplySink::values(Protocol::Resp2);
         three.integer(1);
-        three.array_len(1);
+        three.array_len(2);
         three.bulk(b"x");
+        three.bulk_parts(b"y", b"z");
         three.integer(3);
         assert_eq!(
             three.take_replies(),
             vec![
                 Reply::Integer(1),
-                Reply::Array(vec![Reply::Bulk(b"x".to_vec())]),
+                Reply::Array(vec![
+                    Reply::Bulk(b"x".to_vec()),
+                    Reply::Bulk(b"yz".to_vec())
+                ]),
                 Reply::Integer(3)
             ]
         );

@@ -15,6 +15,22 @@ pub(crate) fn push(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
+/// `value`'s bytes on the stack (at most 10 for a `u64`), and how many of them are used: for
+/// writers that insert a varint and other bytes in one edit, without a temporary vector.
+pub(crate) fn encode(mut value: u64) -> ([u8; 10], usize) {
+    let (mut bytes, mut used) = ([0u8; 10], 0);
+    loop {
+        let low = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            bytes[used] = low;
+            return (bytes, used + 1);
+        }
+        bytes[used] = low | 0x80;
+        used += 1;
+    }
+}
+
 /// Bytes [`push`] writes for `value`.
 pub(crate) fn len(value: u64) -> usize {
     (u64::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
@@ -59,6 +75,8 @@ mod tests {
             let mut at = 1;
             assert_eq!(read(&out, &mut at), value, "{value}");
             assert_eq!(at, out.len(), "{value}");
+            let (bytes, used) = encode(value);
+            assert_eq!(&bytes[..used], &out[1..], "{value}");
         }
     }
 }

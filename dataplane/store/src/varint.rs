@@ -15,20 +15,18 @@ pub(crate) fn push(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
-/// `value`'s bytes on the stack (at most 10 for a `u64`), and how many of them are used: for
-/// writers that insert a varint and other bytes in one edit, without a temporary vector.
-pub(crate) fn encode(mut value: u64) -> ([u8; 10], usize) {
-    let (mut bytes, mut used) = ([0u8; 10], 0);
-    loop {
-        let low = (value & 0x7f) as u8;
+/// Writes `value` into `out` from byte `at` on; the byte after it. For writers that build a
+/// few lengths on the stack and insert them with other bytes in one edit, without a temporary
+/// vector. `out` must have room (at most 10 bytes for a `u64`).
+#[inline]
+pub(crate) fn write(out: &mut [u8], mut at: usize, mut value: u64) -> usize {
+    while value >= 0x80 {
+        out[at] = (value & 0x7f) as u8 | 0x80;
         value >>= 7;
-        if value == 0 {
-            bytes[used] = low;
-            return (bytes, used + 1);
-        }
-        bytes[used] = low | 0x80;
-        used += 1;
+        at += 1;
     }
+    out[at] = value as u8;
+    at + 1
 }
 
 /// Bytes [`push`] writes for `value`.
@@ -75,8 +73,9 @@ mod tests {
             let mut at = 1;
             assert_eq!(read(&out, &mut at), value, "{value}");
             assert_eq!(at, out.len(), "{value}");
-            let (bytes, used) = encode(value);
-            assert_eq!(&bytes[..used], &out[1..], "{value}");
+            let mut bytes = [0u8; 11];
+            let used = write(&mut bytes, 1, value);
+            assert_eq!(&bytes[1..used], &out[1..], "{value}");
         }
     }
 }

@@ -227,16 +227,18 @@ impl ListValue {
 
     fn push_one(&mut self, end: End, element: &[u8]) {
         let len = self.len();
-        let nodes = self.nodes.len();
-        match end {
-            End::Front if nodes > 0 && self.nodes[0].has_room_for(element) => {
-                self.nodes[0].insert(0, element);
-            }
-            End::Front => self.nodes.push_front(Node::with(element)),
-            End::Back if nodes > 0 && self.nodes[nodes - 1].has_room_for(element) => {
+        let inserted = match (end, self.nodes.len()) {
+            (_, 0) => false,
+            (End::Front, _) => self.nodes[0].insert_if_room(0, element),
+            (End::Back, nodes) => {
                 let node = &mut self.nodes[nodes - 1];
-                node.insert(node.count(), element);
+                let count = node.count();
+                node.insert_if_room(count, element)
             }
+        };
+        match end {
+            _ if inserted => {}
+            End::Front => self.nodes.push_front(Node::with(element)),
             End::Back => self.nodes.push_back(Node::with(element)),
         }
         self.nodes.set_list_len(len + 1);
@@ -292,20 +294,21 @@ impl ListValue {
         if self.is_empty() {
             return None;
         }
-        let (node_at, index) = match end {
-            End::Front => (0, 0),
-            End::Back => {
-                let last = self.nodes.len().checked_sub(1)?;
-                (last, self.nodes[last].count() - 1)
-            }
+        let node_at = match end {
+            End::Front => 0,
+            End::Back => self.nodes.len() - 1,
         };
-        let element = match end {
-            End::Front => self.nodes[node_at].get(0),
-            End::Back => self.nodes[node_at].last(),
-        };
-        let entry_bytes = element.entry_bytes();
-        seen(element);
-        self.remove_in_node(node_at, index..index + 1);
+        let len = self.len() - 1;
+        let mut entry_bytes = 0;
+        let node = &mut self.nodes[node_at];
+        node.pop(end, |element| {
+            entry_bytes = element.entry_bytes();
+            seen(element);
+        });
+        if node.count() == 0 {
+            self.nodes.remove(node_at);
+        }
+        self.nodes.set_list_len(len);
         self.set_listpack_bytes(self.listpack_bytes() - entry_bytes);
         Some(())
     }
@@ -360,7 +363,7 @@ impl ListValue {
         }
         let (node_at, at) = self.locate(position);
         let bytes = self.listpack_bytes() + redis_size::entry_bytes(element);
-        if !self.nodes[node_at].has_room_for(element) {
+        if !self.nodes[node_at].insert_if_room(at, element) {
             if at == 0 {
                 // Between two nodes: a node of its own keeps both untouched.
                 self.nodes.insert(node_at, Node::with(element));
@@ -370,8 +373,6 @@ impl ListValue {
                 self.nodes.insert(node_at + 1, tail);
                 self.nodes.insert(node_at + 1, Node::with(element));
             }
-        } else {
-            self.nodes[node_at].insert(at, element);
         }
         self.nodes.set_list_len(len + 1);
         self.set_listpack_bytes(bytes);

@@ -44,10 +44,13 @@ const INTEGER_TEXT_BYTES_MAX: usize = 20;
 /// an integer is joined, on the stack.
 pub(crate) fn entry_bytes_of_parts(head: &[u8], tail: &[u8]) -> usize {
     let len = head.len() + tail.len();
+    if tail.is_empty() {
+        return entry_bytes(head);
+    }
     if head.is_empty() {
         return entry_bytes(tail);
     }
-    if len > INTEGER_TEXT_BYTES_MAX {
+    if len > INTEGER_TEXT_BYTES_MAX || !matches!(head[0], b'-' | b'0'..=b'9') {
         return string_entry_bytes(len);
     }
     let mut joined = [0u8; INTEGER_TEXT_BYTES_MAX];

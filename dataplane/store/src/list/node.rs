@@ -18,9 +18,9 @@
 //! the others. A node split off another keeps the other's anchor, so its elements are copied as
 //! they are.
 //!
-//! A node stays small ([`NODE_BYTES_MAX`]), so the linear walks below cost at most a few
-//! hundred steps, and an edit moves at most that many bytes (Redis's quicklist nodes make the
-//! same trade).
+//! A node stays small ([`NODE_BYTES_MAX`] bytes, [`NODE_ELEMENTS_MAX`] elements), so the linear
+//! walks below cost at most a few hundred steps, and an edit moves at most 2 KB (Redis's
+//! quicklist nodes make the same trade).
 
 use std::borrow::Cow;
 

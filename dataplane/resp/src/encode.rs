@@ -71,12 +71,12 @@ pub fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One bulk string from pieces written one after the other.
-pub fn bulk_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    header(out, b'$', parts.iter().map(|part| part.len()).sum());
-    for part in parts {
-        out.extend_from_slice(part);
-    }
+/// `$len\r\nheadtail\r\n`: a bulk string whose bytes are held in two pieces (a list element
+/// stored against a shared prefix), written without joining them first.
+pub fn bulk_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
+    header(out, b'$', head.len() + tail.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(tail);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -235,6 +235,16 @@ mod tests {
             ("error", |o| error(o, "ERR x\ny"), b"-ERR x y\r\n"),
             ("integer", |o| integer(o, -42), b":-42\r\n"),
             ("bulk", |o| bulk(o, b"hi"), b"$2\r\nhi\r\n"),
+            (
+                "bulk in parts",
+                |o| bulk_parts(o, b"member:", b"42"),
+                b"$9\r\nmember:42\r\n",
+            ),
+            (
+                "bulk in one part",
+                |o| bulk_parts(o, b"", b"hi"),
+                b"$2\r\nhi\r\n",
+            ),
             ("null2", |o| null(o, Protocol::Resp2), b"$-1\r\n"),
             ("null3", |o| null(o, Protocol::Resp3), b"_\r\n"),
             ("map2", |o| map_len(o, 2, Protocol::Resp2), b"*4\r\n"),

@@ -302,15 +302,17 @@ impl<const H: usize> ClassBuf<H> {
 
     /// Replaces the body's bytes `range` by `bytes`.
     pub fn splice(&mut self, range: std::ops::Range<usize>, bytes: &[u8]) {
-        self.insert_parts_replacing(range, &[bytes]);
+        self.splice_parts(range, &[bytes]);
     }
 
     /// Inserts the concatenation of `parts` at body offset `at` (no temporary copy of them).
     pub fn insert_parts(&mut self, at: usize, parts: &[&[u8]]) {
-        self.insert_parts_replacing(at..at, parts);
+        self.splice_parts(at..at, parts);
     }
 
-    fn insert_parts_replacing(&mut self, range: std::ops::Range<usize>, parts: &[&[u8]]) {
+    /// Replaces the body's bytes `range` by the concatenation of `parts` (no temporary copy of
+    /// them).
+    pub fn splice_parts(&mut self, range: std::ops::Range<usize>, parts: &[&[u8]]) {
         let old_len = self.body_len();
         assert!(
             range.start <= range.end && range.end <= old_len,

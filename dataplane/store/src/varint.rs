@@ -15,6 +15,20 @@ pub(crate) fn push(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
+/// Writes `value` into `out` from byte `at` on; the byte after it. For writers that build a
+/// few lengths on the stack and insert them with other bytes in one edit, without a temporary
+/// vector. `out` must have room (at most 10 bytes for a `u64`).
+#[inline]
+pub(crate) fn write(out: &mut [u8], mut at: usize, mut value: u64) -> usize {
+    while value >= 0x80 {
+        out[at] = (value & 0x7f) as u8 | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    out[at] = value as u8;
+    at + 1
+}
+
 /// Bytes [`push`] writes for `value`.
 pub(crate) fn len(value: u64) -> usize {
     (u64::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
@@ -59,6 +73,9 @@ mod tests {
             let mut at = 1;
             assert_eq!(read(&out, &mut at), value, "{value}");
             assert_eq!(at, out.len(), "{value}");
+            let mut bytes = [0u8; 11];
+            let used = write(&mut bytes, 1, value);
+            assert_eq!(&bytes[1..used], &out[1..], "{value}");
         }
     }
 }

@@ -98,12 +98,12 @@ fn apply(slot: &mut Option<ListValue>, words: &[&str], limits: &ListLimits) -> S
             Some(list) => array(
                 list.range(number(words[2]), number(words[3]))
                     .into_iter()
-                    .map(text),
+                    .map(|e| text(&e)),
             ),
         },
         "LINDEX" => match slot.as_ref().and_then(|list| list.get(number(words[2]))) {
             None => "nil".to_string(),
-            Some(element) => text(element),
+            Some(element) => text(&element),
         },
         other => panic!("unknown command {other}"),
     }
@@ -129,7 +129,7 @@ fn same_replies_and_contents_as_redis() {
         }
         let contents: Vec<String> = slot
             .as_ref()
-            .map(|list| list.iter().map(text).collect())
+            .map(|list| list.iter().map(|e| text(&e)).collect())
             .unwrap_or_default();
         assert_eq!(
             format!("{reply}|{}", contents.join(",")),

@@ -232,7 +232,7 @@ fn pop_one_element(ctx: &mut Ctx<'_>, key: &[u8], end: End) -> Result<bool, Comm
             let Value::List(list) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
-            let popped = list.pop_into(end, &limits, |element| out.bulk(element));
+            let popped = list.pop_into(end, &limits, |head, tail| out.bulk_parts(head, tail));
             let change = removal(popped, list.is_empty());
             Ok((popped, change))
         })
@@ -323,12 +323,12 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (start, stop) = (parse_integer(args[2])?, parse_integer(args[3])?);
     let (entry, out) = read_for_reply(ctx, args[1]);
     let elements = match entry.map(list_of).transpose()? {
-        Some(list) => list.range(start, stop),
+        Some(list) => list.range_parts(start, stop),
         None => Vec::new(),
     };
     out.array_len(elements.len());
-    for element in elements {
-        out.bulk(element);
+    for (head, tail) in elements {
+        out.bulk_parts(head, tail);
     }
     Ok(())
 }
@@ -342,7 +342,7 @@ pub fn lindex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Ok(());
     };
     match list.get(parse_integer(args[2])?) {
-        Some(element) => out.bulk(element),
+        Some(element) => out.bulk(&element),
         None => out.null(),
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! ([`LOOKUPS`]: the router sends it through the scratch path, which copies the named keys in
 //! first); without a pattern only the source key and the STORE destination are involved.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use ember_store::list::{End, ListValue};
@@ -291,7 +292,7 @@ fn lookup(ctx: &mut Ctx<'_>, pattern: &[u8], element: &[u8]) -> Option<Vec<u8>> 
 /// score); `None` for another type.
 fn elements_of(value: &Value) -> Option<Vec<Vec<u8>>> {
     let elements = match value {
-        Value::List(list) => list.iter().map(<[u8]>::to_vec).collect(),
+        Value::List(list) => list.iter().map(Cow::into_owned).collect(),
         Value::Set(set) => set.iter().map(<[u8]>::to_vec).collect(),
         Value::ZSet(zset) => zset.iter().map(|(member, _)| member.to_vec()).collect(),
         _ => return None,

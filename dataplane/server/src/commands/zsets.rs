@@ -435,6 +435,12 @@ fn parse_range(
     })
 }
 
+/// A member as a bulk string, written from the pieces it is stored in.
+fn bulk_member(out: &mut ReplySink, member: SplitBytes<'_>) {
+    let [head, tail] = member.parts();
+    out.bulk_parts(head, tail);
+}
+
 /// Members with scores: a flat array in RESP2; in RESP3 an array of [member, score] pairs.
 fn reply_with_scores(out: &mut ReplySink, members: &[(SplitBytes<'_>, f64)], protocol: Protocol) {
     match protocol {
@@ -445,7 +451,7 @@ fn reply_with_scores(out: &mut ReplySink, members: &[(SplitBytes<'_>, f64)], pro
         if protocol == Protocol::Resp3 {
             out.array_len(2);
         }
-        out.bulk_parts(&member.parts());
+        bulk_member(out, *member);
         out.double(*score);
     }
 }
@@ -478,7 +484,7 @@ fn range_generic(
     } else {
         out.array_len(members.len());
         for (member, _) in members {
-            out.bulk_parts(&member.parts());
+            bulk_member(out, member);
         }
     }
     Ok(())

@@ -538,7 +538,7 @@ fn write_list(out: &mut Vec<u8>, list: &ListValue) {
         if node.count() > 0 && node.len() + element.len() > LIST_NODE_BYTES_MAX {
             nodes.push(std::mem::replace(&mut node, ListpackWriter::new()).finish());
         }
-        node.push(element);
+        node.push(&element);
     }
     if node.count() > 0 {
         nodes.push(node.finish());

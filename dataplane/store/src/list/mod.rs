@@ -3,7 +3,9 @@
 //! Elements live in a deque of packed nodes, each a byte buffer of length-prefixed elements of
 //! at most 2 KB, as Redis's quicklist is a list of listpacks: pushes and pops at either end
 //! touch one small node, and an element costs its bytes plus one or two bytes of length rather
-//! than a pointer and an allocation.
+//! than a pointer and an allocation. Each node front codes its elements against an anchor of
+//! its own (see `node`), so elements that share a prefix store it once per node; such an
+//! element reads as two pieces, and the API hands out `Cow`s, borrowed for the others.
 //!
 //! Redis keeps a small list as a single `listpack` and converts it to a `quicklist` when it
 //! outgrows `list-max-listpack-size`; [`ListValue::encoding_name`] reports the name Redis 7.2
@@ -20,6 +22,8 @@
 //! list.push(End::Back, &[&b"a"[..], b"b", b"c"], &limits);
 //! assert_eq!(list.pop(End::Front, &limits), Some(b"a".to_vec()));
 //! assert_eq!(list.range(0, -1), vec![&b"b"[..], b"c"]);
+//! list.push(End::Back, &[&b"member:000001"[..], b"member:000002"], &limits);
+//! assert_eq!(list.get(-1).as_deref(), Some(&b"member:000002"[..]));
 //! assert_eq!(list.encoding_name(), "listpack");
 //! ```
 
@@ -30,9 +34,10 @@ mod search;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 
-use node::Node;
+use node::{Element, Node};
 use nodes::Nodes;
 pub use search::PositionQuery;
 
@@ -157,11 +162,21 @@ impl ListValue {
     }
 
     /// The elements, head to tail.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Cow<'_, [u8]>> + '_ {
+        self.elements().map(Element::bytes)
+    }
+
+    /// The elements as stored, head to tail, in both directions.
+    fn elements(&self) -> impl DoubleEndedIterator<Item = Element<'_>> + '_ {
         self.nodes.iter().flat_map(|node| {
             // Nodes are small: collecting one lets the whole walk run in both directions.
             node.iter().collect::<Vec<_>>()
         })
+    }
+
+    /// The elements as stored, head to tail (no collecting: one direction only).
+    fn elements_forward(&self) -> impl Iterator<Item = Element<'_>> + '_ {
+        self.nodes.iter().flat_map(Node::iter)
     }
 
     /// Index `index` (negative from the tail) as a position, if inside the list.
@@ -212,16 +227,18 @@ impl ListValue {
 
     fn push_one(&mut self, end: End, element: &[u8]) {
         let len = self.len();
-        let nodes = self.nodes.len();
-        match end {
-            End::Front if nodes > 0 && self.nodes[0].has_room_for(element) => {
-                self.nodes[0].insert(0, element);
-            }
-            End::Front => self.nodes.push_front(Node::with(element)),
-            End::Back if nodes > 0 && self.nodes[nodes - 1].has_room_for(element) => {
+        let inserted = match (end, self.nodes.len()) {
+            (_, 0) => false,
+            (End::Front, _) => self.nodes[0].insert_if_room(0, element),
+            (End::Back, nodes) => {
                 let node = &mut self.nodes[nodes - 1];
-                node.insert(node.count(), element);
+                let count = node.count();
+                node.insert_if_room(count, element)
             }
+        };
+        match end {
+            _ if inserted => {}
+            End::Front => self.nodes.push_front(Node::with(element)),
             End::Back => self.nodes.push_back(Node::with(element)),
         }
         self.nodes.set_list_len(len + 1);
@@ -245,9 +262,21 @@ impl ListValue {
     }
 
     /// LPOP / RPOP of one element handed to `take` before it goes (a reply written straight
-    /// from the list, with no copy of the element allocated); false when the list is empty.
-    pub fn pop_into(&mut self, end: End, limits: &ListLimits, take: impl FnOnce(&[u8])) -> bool {
-        let popped = self.pop_one_with(end, take).is_some();
+    /// from the list, with no copy of the element allocated), as the two pieces it is stored
+    /// in: a prefix shared with its node's anchor (often empty), then the rest. False when the
+    /// list is empty.
+    pub fn pop_into(
+        &mut self,
+        end: End,
+        limits: &ListLimits,
+        take: impl FnOnce(&[u8], &[u8]),
+    ) -> bool {
+        let popped = self
+            .pop_one_with(end, |element| {
+                let (head, tail) = element.pieces();
+                take(head, tail);
+            })
+            .is_some();
         if popped {
             self.shrink_encoding(limits);
         }
@@ -256,29 +285,30 @@ impl ListValue {
 
     fn pop_one(&mut self, end: End) -> Option<Vec<u8>> {
         let mut element = Vec::new();
-        self.pop_one_with(end, |bytes| element = bytes.to_vec())?;
+        self.pop_one_with(end, |stored| element = stored.to_vec())?;
         Some(element)
     }
 
     /// Removes the element at `end`, first showing it to `seen`.
-    fn pop_one_with(&mut self, end: End, seen: impl FnOnce(&[u8])) -> Option<()> {
+    fn pop_one_with(&mut self, end: End, seen: impl FnOnce(Element<'_>)) -> Option<()> {
         if self.is_empty() {
             return None;
         }
-        let (node_at, index) = match end {
-            End::Front => (0, 0),
-            End::Back => {
-                let last = self.nodes.len().checked_sub(1)?;
-                (last, self.nodes[last].count() - 1)
-            }
+        let node_at = match end {
+            End::Front => 0,
+            End::Back => self.nodes.len() - 1,
         };
-        let element = match end {
-            End::Front => self.nodes[node_at].get(0),
-            End::Back => self.nodes[node_at].last(),
-        };
-        let entry_bytes = redis_size::entry_bytes(element);
-        seen(element);
-        self.remove_in_node(node_at, index..index + 1);
+        let len = self.len() - 1;
+        let mut entry_bytes = 0;
+        let node = &mut self.nodes[node_at];
+        node.pop(end, |element| {
+            entry_bytes = element.entry_bytes();
+            seen(element);
+        });
+        if node.count() == 0 {
+            self.nodes.remove(node_at);
+        }
+        self.nodes.set_list_len(len);
         self.set_listpack_bytes(self.listpack_bytes() - entry_bytes);
         Some(())
     }
@@ -297,9 +327,9 @@ impl ListValue {
     }
 
     /// LINDEX.
-    pub fn get(&self, index: i64) -> Option<&[u8]> {
+    pub fn get(&self, index: i64) -> Option<Cow<'_, [u8]>> {
         let (node_at, at) = self.locate(self.position(index)?);
-        Some(self.nodes[node_at].get(at))
+        Some(self.nodes[node_at].get(at).bytes())
     }
 
     /// LSET.
@@ -315,7 +345,7 @@ impl ListValue {
         let position = self.position(index).ok_or(ListError::IndexOutOfRange)?;
         self.grow_encoding(element.len(), 0, limits);
         let (node_at, at) = self.locate(position);
-        let bytes = self.listpack_bytes() - redis_size::entry_bytes(self.nodes[node_at].get(at))
+        let bytes = self.listpack_bytes() - self.nodes[node_at].get(at).entry_bytes()
             + redis_size::entry_bytes(element);
         self.nodes[node_at].replace(at, element);
         self.set_listpack_bytes(bytes);
@@ -333,7 +363,7 @@ impl ListValue {
         }
         let (node_at, at) = self.locate(position);
         let bytes = self.listpack_bytes() + redis_size::entry_bytes(element);
-        if !self.nodes[node_at].has_room_for(element) {
+        if !self.nodes[node_at].insert_if_room(at, element) {
             if at == 0 {
                 // Between two nodes: a node of its own keeps both untouched.
                 self.nodes.insert(node_at, Node::with(element));
@@ -343,8 +373,6 @@ impl ListValue {
                 self.nodes.insert(node_at + 1, tail);
                 self.nodes.insert(node_at + 1, Node::with(element));
             }
-        } else {
-            self.nodes[node_at].insert(at, element);
         }
         self.nodes.set_list_len(len + 1);
         self.set_listpack_bytes(bytes);
@@ -359,7 +387,9 @@ impl ListValue {
         after: bool,
         limits: &ListLimits,
     ) -> Option<usize> {
-        let found = self.iter().position(|candidate| candidate == pivot)?;
+        let found = self
+            .elements_forward()
+            .position(|candidate| candidate.is(pivot))?;
         self.grow_encoding(element.len(), 1, limits);
         self.insert_at(found + usize::from(after), element);
         Some(self.len())
@@ -388,7 +418,7 @@ impl ListValue {
             let matches: Vec<usize> = node
                 .iter()
                 .enumerate()
-                .filter(|(_, candidate)| *candidate == element)
+                .filter(|(_, candidate)| candidate.is(element))
                 .map(|(index, _)| index)
                 .collect();
             let chosen: Vec<usize> = if count < 0 {
@@ -440,7 +470,7 @@ impl ListValue {
                 .iter()
                 .skip(range.start)
                 .take(take)
-                .map(redis_size::entry_bytes)
+                .map(Element::entry_bytes)
                 .sum();
             self.set_listpack_bytes(self.listpack_bytes() - dropped);
             self.remove_in_node(node_at, range);
@@ -449,7 +479,24 @@ impl ListValue {
     }
 
     /// LRANGE start stop.
-    pub fn range(&self, start: i64, stop: i64) -> Vec<&[u8]> {
+    pub fn range(&self, start: i64, stop: i64) -> Vec<Cow<'_, [u8]>> {
+        self.range_elements(start, stop)
+            .into_iter()
+            .map(Element::bytes)
+            .collect()
+    }
+
+    /// LRANGE start stop, each element as the two pieces it is stored in (a prefix shared with
+    /// its node's anchor, often empty, then the rest), for a reply that writes them one after
+    /// the other without joining them.
+    pub fn range_parts(&self, start: i64, stop: i64) -> Vec<(&[u8], &[u8])> {
+        self.range_elements(start, stop)
+            .into_iter()
+            .map(Element::pieces)
+            .collect()
+    }
+
+    fn range_elements(&self, start: i64, stop: i64) -> Vec<Element<'_>> {
         let Some((start, stop)) = normalize_range(start, stop, self.len()) else {
             return Vec::new();
         };
@@ -528,14 +575,17 @@ impl ListValue {
 
 impl PartialEq for ListValue {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+        self.len() == other.len() && self.elements_forward().eq(other.elements_forward())
     }
 }
 
 impl fmt::Debug for ListValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.iter().map(String::from_utf8_lossy))
+            .entries(
+                self.iter()
+                    .map(|element| String::from_utf8_lossy(&element).into_owned()),
+            )
             .finish()
     }
 }

@@ -1,10 +1,32 @@
-//! One packed node: elements stored back to back, each as a LEB128 length and its bytes.
+//! One packed node: an anchor, then elements stored back to back, each front coded against the
+//! anchor.
 //!
-//! A node stays small ([`NODE_BYTES_MAX`]), so the linear walks below cost at most a few
-//! hundred steps, and an edit moves at most that many bytes (Redis's quicklist nodes make the
-//! same trade).
+//! The body is the anchor (a LEB128 length and at most [`ANCHOR_BYTES_MAX`] bytes), then the
+//! elements. An element is a LEB128 header `rest_len << 1 | shared_flag`; when the flag is set, a
+//! LEB128 count of leading bytes the element shares with the anchor; then the rest of its bytes.
+//! Elements named after one pattern (`member:000001`, `member:000002`...) then cost their
+//! differing bytes and two bytes of lengths; an element that shares nothing costs what it cost
+//! before front coding (one length and its bytes), except that one of 64 to 127 bytes needs a
+//! second byte of length. An element reads as two slices of the buffer (a prefix of the anchor,
+//! then the rest), so reads need no copy.
+//!
+//! The anchor is not the node's first element, as the packed hash's is: LPUSH adds at the front
+//! all the time, and an anchor that moved with the first element would rewrite the node on every
+//! push. A node that gets its second element takes as its anchor the prefix its two elements
+//! share (a lone element has nothing to share with, so a node of one element has an empty
+//! anchor); after that the anchor stays put, and once its elements are popped it still decodes
+//! the others. A node split off another keeps the other's anchor, so its elements are copied as
+//! they are.
+//!
+//! A node stays small ([`NODE_BYTES_MAX`] bytes, [`NODE_ELEMENTS_MAX`] elements), so the linear
+//! walks below cost at most a few hundred steps, and an edit moves at most 2 KB (Redis's
+//! quicklist nodes make the same trade).
 
+use std::borrow::Cow;
+
+use super::{redis_size, End};
 use crate::compact::ClassBuf;
+use crate::varint;
 
 /// Bytes a node's buffer (header included: 2048 is a jemalloc size class, 2060 would take
 /// 2560) grows to before a new node is started: small enough that an edit's memmove
@@ -12,89 +34,226 @@ use crate::compact::ClassBuf;
 /// node's own 16 bytes and its allocation) is a few percent.
 pub(super) const NODE_BYTES_MAX: usize = 2048;
 
+/// Elements a node holds at most. Lengths lead their elements, so RPOP, and LINDEX or LSET
+/// near a node's end, walk the node from its front: this bounds the walk at 256 steps (about
+/// half a microsecond). Without it a node of 2-byte elements (front-coded ones often are) held
+/// 1,000, and RPOP took 5 µs. A full node of 13-byte names stored in 5 bytes each is still
+/// 1.3 KB, so the per-node overhead stays a few percent.
+pub(super) const NODE_ELEMENTS_MAX: usize = 256;
+
+/// Longest anchor: the prefixes elements share in practice (key-like names, URLs, JSON
+/// openings) are mostly shorter, and a node pays its anchor once, so at most 33 bytes of a
+/// full node's 2048 (under 2%) go to it. Below 128, so a shared length is one byte.
+pub(super) const ANCHOR_BYTES_MAX: usize = 32;
+
 /// Header bytes of a node's buffer: its element count (4 bytes) and 8 bytes of the list's
 /// own counters, used while the list is this one node (see `ListValue`).
 const HEADER_BYTES: usize = 12;
 
-/// One node: a [`ClassBuf`] whose header holds the element count and whose body the
-/// elements. 16 bytes; its buffer the allocator's size class for what it holds.
+/// One node: a [`ClassBuf`] whose header holds the element count and whose body the anchor and
+/// the elements. 16 bytes; its buffer the allocator's size class for what it holds.
 #[derive(Clone, Default)]
 pub(super) struct Node {
     buf: ClassBuf<HEADER_BYTES>,
 }
 
-/// The LEB128 length prefix of `len` on the stack (at most 10 bytes for a `usize`), and how
-/// many bytes of it are used.
-fn length_prefix_array(len: usize) -> ([u8; 10], usize) {
-    let (mut prefix, mut used, mut rest) = ([0u8; 10], 0, len);
-    loop {
-        let low = (rest & 0x7f) as u8;
-        rest >>= 7;
-        if rest == 0 {
-            prefix[used] = low;
-            return (prefix, used + 1);
+/// An element as stored: a prefix of its node's anchor (empty for an element stored whole),
+/// then the rest of its bytes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Element<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl<'a> Element<'a> {
+    pub(super) fn len(self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// The two pieces, to be written one after the other.
+    pub(super) fn pieces(self) -> (&'a [u8], &'a [u8]) {
+        (self.head, self.tail)
+    }
+
+    /// The element's bytes: borrowed when stored whole.
+    pub(super) fn bytes(self) -> Cow<'a, [u8]> {
+        if self.head.is_empty() {
+            Cow::Borrowed(self.tail)
+        } else {
+            Cow::Owned(self.to_vec())
         }
-        prefix[used] = low | 0x80;
-        used += 1;
+    }
+
+    pub(super) fn to_vec(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len());
+        bytes.extend_from_slice(self.head);
+        bytes.extend_from_slice(self.tail);
+        bytes
+    }
+
+    /// True when the element's bytes are `other`'s.
+    pub(super) fn is(self, other: &[u8]) -> bool {
+        self.len() == other.len()
+            && other.starts_with(self.head)
+            && other[self.head.len()..] == *self.tail
+    }
+
+    /// Leading bytes shared with `other`.
+    fn shared_prefix(self, other: &[u8]) -> usize {
+        self.head
+            .iter()
+            .chain(self.tail)
+            .zip(other)
+            .take_while(|(x, y)| x == y)
+            .count()
+    }
+
+    /// Bytes Redis's listpack takes for this element.
+    pub(super) fn entry_bytes(self) -> usize {
+        redis_size::entry_bytes_of_parts(self.head, self.tail)
     }
 }
 
-fn length_prefix(len: usize, out: &mut Vec<u8>) {
-    let mut rest = len;
-    loop {
-        let low = (rest & 0x7f) as u8;
-        rest >>= 7;
-        if rest == 0 {
-            out.push(low);
-            return;
+impl PartialEq for Element<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .head
+                .iter()
+                .chain(self.tail)
+                .eq(other.head.iter().chain(other.tail))
+    }
+}
+
+impl Eq for Element<'_> {}
+
+/// Bytes at the start of both.
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// How an element of some length is stored: the header varint, and how many of its leading
+/// bytes the anchor supplies (0: stored whole, no shared length written).
+#[derive(Debug, Clone, Copy)]
+struct Form {
+    header: u64,
+    shared: usize,
+}
+
+impl Form {
+    /// The cheaper form for an element of `len` bytes whose first `shared` match the anchor;
+    /// whole on a tie, since a whole element reads without a copy.
+    #[inline]
+    fn of(shared: usize, len: usize) -> Self {
+        let whole = Self {
+            header: (len as u64) << 1,
+            shared: 0,
+        };
+        if shared == 0 {
+            return whole;
         }
-        out.push(low | 0x80);
-    }
-}
-
-/// Bytes an element takes packed.
-pub(super) fn packed_len(element: &[u8]) -> usize {
-    let mut prefix = 1;
-    let mut rest = element.len() >> 7;
-    while rest > 0 {
-        prefix += 1;
-        rest >>= 7;
-    }
-    prefix + element.len()
-}
-
-fn encode(element: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(packed_len(element));
-    length_prefix(element.len(), &mut out);
-    out.extend_from_slice(element);
-    out
-}
-
-/// The element at byte `at` and the byte just past it.
-fn decode(data: &[u8], at: usize) -> (&[u8], usize) {
-    let (mut len, mut shift, mut cursor) = (0usize, 0, at);
-    loop {
-        let byte = data[cursor];
-        cursor += 1;
-        len |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
+        let fronted = Self {
+            header: ((len - shared) as u64) << 1 | 1,
+            shared,
+        };
+        if fronted.stored_len(len) < whole.stored_len(len) {
+            fronted
+        } else {
+            whole
         }
-        shift += 7;
     }
-    (&data[cursor..cursor + len], cursor + len)
+
+    /// The form of `element` against `anchor`.
+    #[inline]
+    fn against(anchor: &[u8], element: &[u8]) -> Self {
+        Self::of(shared_prefix(anchor, element), element.len())
+    }
+
+    /// Bytes the element takes in this form.
+    #[inline]
+    fn stored_len(self, len: usize) -> usize {
+        let shared_len_bytes = if self.shared > 0 {
+            varint::len(self.shared as u64)
+        } else {
+            0
+        };
+        varint::len(self.header) + shared_len_bytes + len - self.shared
+    }
+
+    /// The header and shared length as written, on the stack.
+    #[inline]
+    fn lengths(self) -> ([u8; 20], usize) {
+        let mut out = [0u8; 20];
+        let mut used = varint::write(&mut out, 0, self.header);
+        if self.shared > 0 {
+            used = varint::write(&mut out, used, self.shared as u64);
+        }
+        (out, used)
+    }
+}
+
+/// The element whose encoding starts at byte `at` of `data`, read against `anchor`, and the
+/// byte just past it.
+#[inline]
+fn decode<'a>(data: &'a [u8], anchor: &'a [u8], mut at: usize) -> (Element<'a>, usize) {
+    let header = varint::read(data, &mut at) as usize;
+    let shared = if header & 1 == 1 {
+        varint::read(data, &mut at) as usize
+    } else {
+        0
+    };
+    let rest = header >> 1;
+    let element = Element {
+        head: &anchor[..shared],
+        tail: &data[at..at + rest],
+    };
+    (element, at + rest)
+}
+
+/// The byte just past the element whose encoding starts at byte `at` of `data` (its bytes
+/// unread).
+#[inline]
+fn skip(data: &[u8], mut at: usize) -> usize {
+    let header = varint::read(data, &mut at) as usize;
+    if header & 1 == 1 {
+        varint::read(data, &mut at);
+    }
+    at + (header >> 1)
 }
 
 impl Node {
     pub(super) fn with(element: &[u8]) -> Self {
         let mut node = Self::default();
-        node.buf.set_body(&encode(element));
-        node.set_count(1);
+        node.start(element);
         node
+    }
+
+    /// Makes this empty node hold `element` alone, after an empty anchor.
+    fn start(&mut self, element: &[u8]) {
+        debug_assert_eq!(self.count(), 0);
+        let (header, header_len) = Form::of(0, element.len()).lengths();
+        self.buf.splice_parts(
+            0..self.data().len(),
+            &[&[0], &header[..header_len], element],
+        );
+        self.set_count(1);
     }
 
     fn data(&self) -> &[u8] {
         self.buf.body()
+    }
+
+    /// The anchor and the byte where the elements start (an empty node has neither).
+    #[inline]
+    fn anchor(&self) -> (&[u8], usize) {
+        let data = self.data();
+        if data.is_empty() {
+            return (&[], 0);
+        }
+        let mut at = 0;
+        let len = varint::read(data, &mut at) as usize;
+        debug_assert!(len <= ANCHOR_BYTES_MAX);
+        (&data[at..at + len], at + len)
     }
 
     /// Elements in the node.
@@ -123,7 +282,7 @@ impl Node {
         self.buf.set_header(header);
     }
 
-    /// Drops every element, keeping the header's list counters.
+    /// Drops every element and the anchor, keeping the header's list counters.
     pub(super) fn clear(&mut self) {
         self.buf.set_body(&[]);
         self.set_count(0);
@@ -134,93 +293,224 @@ impl Node {
         self.buf.heap_len()
     }
 
+    /// The anchor an insert of `element` is stored against: the node's, or for a node of one
+    /// element the prefix that element and `element` share (the node takes it as its anchor
+    /// before the insert).
+    fn anchor_for<'e>(&'e self, element: &'e [u8]) -> &'e [u8] {
+        if self.count() != 1 {
+            return self.anchor().0;
+        }
+        let shared = self.get(0).shared_prefix(element).min(ANCHOR_BYTES_MAX);
+        &element[..shared]
+    }
+
     /// True when `element` fits without passing the node limit (an empty node takes anything).
-    pub(super) fn has_room_for(&self, element: &[u8]) -> bool {
-        self.count() == 0
-            || ClassBuf::<HEADER_BYTES>::FRAME + self.data().len() + packed_len(element)
-                <= NODE_BYTES_MAX
+    fn has_room_for(&self, element: &[u8]) -> bool {
+        if self.count() == 0 {
+            return true;
+        }
+        let anchor = self.anchor_for(element);
+        let body_len = if self.count() == 1 {
+            // The node as it is once it has taken the anchor.
+            let first_len = self.get(0).len();
+            varint::len(anchor.len() as u64)
+                + anchor.len()
+                + Form::of(anchor.len(), first_len).stored_len(first_len)
+        } else {
+            self.data().len()
+        };
+        let element_len = Form::against(anchor, element).stored_len(element.len());
+        ClassBuf::<HEADER_BYTES>::FRAME + body_len + element_len <= NODE_BYTES_MAX
     }
 
     pub(super) fn iter(&self) -> NodeIter<'_> {
+        let (anchor, at) = self.anchor();
         NodeIter {
             data: self.data(),
-            at: 0,
+            anchor,
+            at,
         }
     }
 
     /// Byte offset of element `index` (`count` for the end), walking only the elements before
     /// it: pushes and pops at the head touch the first element only.
+    #[inline]
     fn offset_of(&self, index: usize) -> usize {
         let data = self.data();
+        let start = self.anchor().1;
+        if index == 0 {
+            return start;
+        }
         if index >= self.count() {
             return data.len();
         }
-        (0..index).fold(0, |at, _| decode(data, at).1)
+        (0..index).fold(start, |at, _| skip(data, at))
     }
 
-    pub(super) fn get(&self, index: usize) -> &[u8] {
-        self.iter().nth(index).expect("index within the node")
+    pub(super) fn get(&self, index: usize) -> Element<'_> {
+        let (anchor, start) = self.anchor();
+        let data = self.data();
+        let at = (0..index).fold(start, |at, _| skip(data, at));
+        decode(data, anchor, at).0
     }
 
-    pub(super) fn last(&self) -> &[u8] {
-        // Lengths lead their elements, so the last one is found by walking the node (at most
-        // NODE_BYTES_MAX bytes), without collecting the offsets.
-        self.iter().last().expect("a node is never empty")
+    /// Removes the element at `end`, first showing it to `seen` (the anchor goes with the last
+    /// element).
+    pub(super) fn pop(&mut self, end: End, seen: impl FnOnce(Element<'_>)) {
+        let count = self.count();
+        assert!(count > 0, "a node is never empty");
+        let (anchor, start) = self.anchor();
+        let data = self.data();
+        let at = match end {
+            End::Front => start,
+            // Lengths lead their elements, so the last one is found by walking the node (at
+            // most NODE_ELEMENTS_MAX steps), once: its offset is also where the cut starts.
+            End::Back => (1..count).fold(start, |at, _| skip(data, at)),
+        };
+        let (element, next) = decode(data, anchor, at);
+        seen(element);
+        if count == 1 {
+            self.clear();
+            return;
+        }
+        self.buf.splice(at..next, &[]);
+        self.set_count(count - 1);
     }
 
-    pub(super) fn insert(&mut self, index: usize, element: &[u8]) {
+    /// Rewrites a node of one element around `anchor` (a prefix of that element).
+    fn take_anchor(&mut self, anchor: &[u8]) {
+        debug_assert_eq!(self.count(), 1);
+        debug_assert!(anchor.len() <= ANCHOR_BYTES_MAX);
+        let first = self.get(0).to_vec();
+        debug_assert!(first.starts_with(anchor));
+        let form = Form::of(anchor.len(), first.len());
+        let mut anchor_len = [0u8; 10];
+        let anchor_len_bytes = varint::write(&mut anchor_len, 0, anchor.len() as u64);
+        let (lengths, lengths_len) = form.lengths();
+        self.buf.splice_parts(
+            0..self.data().len(),
+            &[
+                &anchor_len[..anchor_len_bytes],
+                anchor,
+                &lengths[..lengths_len],
+                &first[form.shared..],
+            ],
+        );
+    }
+
+    /// Inserts `element` so that it becomes element `index`, if it fits without passing the
+    /// node limit (an empty node takes anything); false, and the node unchanged, when not.
+    /// One call both checks and inserts, so a push reads the anchor and compares it once.
+    pub(super) fn insert_if_room(&mut self, index: usize, element: &[u8]) -> bool {
+        match self.count() {
+            0 => {
+                self.start(element);
+                return true;
+            }
+            count if count >= NODE_ELEMENTS_MAX => return false,
+            1 => {
+                if !self.has_room_for(element) {
+                    return false;
+                }
+                // Rewriting a node of one element (at most NODE_BYTES_MAX bytes: a larger one
+                // has no room for a second) costs a copy, once per node in the common case.
+                let anchor = self.anchor_for(element);
+                if anchor != self.anchor().0 {
+                    let anchor = anchor.to_vec();
+                    self.take_anchor(&anchor);
+                }
+            }
+            _ => {}
+        }
+        let (anchor, start) = self.anchor();
+        let form = Form::against(anchor, element);
+        let body_len = self.data().len();
+        if ClassBuf::<HEADER_BYTES>::FRAME + body_len + form.stored_len(element.len())
+            > NODE_BYTES_MAX
+        {
+            return false;
+        }
+        let at = match index {
+            0 => start,
+            _ => self.offset_of(index),
+        };
         // The buffer is the allocator's size class for what it holds (what an exactly sized
         // listpack takes too), so most inserts fit in it as it is: doubling would leave up to
         // half of every small list's buffer unused.
-        // In place, without a temporary encoding: the prefix from the stack, then the element.
-        let at = self.offset_of(index);
-        let (prefix, prefix_len) = length_prefix_array(element.len());
-        self.buf.insert_parts(at, &[&prefix[..prefix_len], element]);
+        // In place, without a temporary encoding: the lengths from the stack, then the rest.
+        let (lengths, lengths_len) = form.lengths();
+        self.buf
+            .insert_parts(at, &[&lengths[..lengths_len], &element[form.shared..]]);
         self.set_count(self.count() + 1);
+        true
     }
 
     pub(super) fn replace(&mut self, index: usize, element: &[u8]) {
+        let form = Form::against(self.anchor().0, element);
         let start = self.offset_of(index);
-        let end = decode(self.data(), start).1;
-        self.buf.splice(start..end, &encode(element));
+        let end = skip(self.data(), start);
+        let (lengths, lengths_len) = form.lengths();
+        self.buf.splice_parts(
+            start..end,
+            &[&lengths[..lengths_len], &element[form.shared..]],
+        );
     }
 
-    /// Removes elements `range` of this node.
+    /// Removes elements `range` of this node (the anchor too with the last of them).
     pub(super) fn remove_range(&mut self, range: std::ops::Range<usize>) {
         if range.is_empty() {
             return;
         }
+        if range.len() == self.count() {
+            self.clear();
+            return;
+        }
         let start = self.offset_of(range.start);
-        let end = range.clone().fold(start, |at, _| decode(self.data(), at).1);
+        let end = range.clone().fold(start, |at, _| skip(self.data(), at));
         self.buf.splice(start..end, &[]);
         self.set_count(self.count() - range.len());
     }
 
-    /// Splits off the elements from `index` on into a new node.
+    /// Splits off the elements from `index` on into a new node, which keeps this node's anchor
+    /// (its elements are copied as stored).
     pub(super) fn split_off(&mut self, index: usize) -> Node {
+        assert!(
+            0 < index && index < self.count(),
+            "both halves keep elements"
+        );
         let at = self.offset_of(index);
+        let anchor_end = self.anchor().1;
         let mut tail = Node::default();
-        tail.buf.set_body(&self.data()[at..]);
+        let data = self.data();
+        tail.buf
+            .splice_parts(0..0, &[&data[..anchor_end], &data[at..]]);
         tail.set_count(self.count() - index);
-        let end = self.data().len();
+        let end = data.len();
         self.buf.splice(at..end, &[]);
         self.set_count(index);
         tail
     }
 
-    /// Keeps the elements for which `keep` says true; how many went.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(usize, &[u8]) -> bool) -> usize {
-        let mut kept = Vec::with_capacity(self.data().len());
-        let mut removed = 0;
-        for (index, element) in self.iter().enumerate() {
+    /// Keeps the elements for which `keep` says true (copied as stored, against the same
+    /// anchor); how many went.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(usize, Element<'_>) -> bool) -> usize {
+        let (anchor, start) = self.anchor();
+        let data = self.data();
+        let mut kept = Vec::with_capacity(data.len());
+        kept.extend_from_slice(&data[..start]);
+        let (mut removed, mut at) = (0, start);
+        for index in 0..self.count() {
+            let (element, next) = decode(data, anchor, at);
             if keep(index, element) {
-                length_prefix(element.len(), &mut kept);
-                kept.extend_from_slice(element);
+                kept.extend_from_slice(&data[at..next]);
             } else {
                 removed += 1;
             }
+            at = next;
         }
-        if removed > 0 {
+        if removed == self.count() {
+            self.clear();
+        } else if removed > 0 {
             self.buf.set_body(&kept);
             self.set_count(self.count() - removed);
         }
@@ -231,17 +521,31 @@ impl Node {
 /// The elements of a node, front to back.
 pub(super) struct NodeIter<'a> {
     data: &'a [u8],
+    anchor: &'a [u8],
     at: usize,
 }
 
 impl<'a> Iterator for NodeIter<'a> {
-    type Item = &'a [u8];
-    fn next(&mut self) -> Option<&'a [u8]> {
+    type Item = Element<'a>;
+    fn next(&mut self) -> Option<Element<'a>> {
         if self.at >= self.data.len() {
             return None;
         }
-        let (element, next) = decode(self.data, self.at);
+        let (element, next) = decode(self.data, self.anchor, self.at);
         self.at = next;
         Some(element)
+    }
+}
+
+#[cfg(test)]
+impl Node {
+    /// The anchor's bytes.
+    pub(super) fn anchor_bytes(&self) -> &[u8] {
+        self.anchor().0
+    }
+
+    /// The body's bytes (anchor and elements).
+    pub(super) fn body_len(&self) -> usize {
+        self.data().len()
     }
 }

@@ -30,11 +30,42 @@ pub(crate) fn integer_entry_bytes(value: i64) -> usize {
 /// One element's bytes in a listpack: encoding, data and back-length (a string that is a
 /// canonical integer is stored as the integer, as Redis stores it).
 pub(crate) fn entry_bytes(element: &[u8]) -> usize {
-    let encoded = match parse_canonical_i64(element) {
-        Some(value) => integer_encoded_bytes(value),
-        None if element.len() < 64 => 1 + element.len(),
-        None if element.len() < 4096 => 2 + element.len(),
-        None => 5 + element.len(),
+    match parse_canonical_i64(element) {
+        Some(value) => integer_entry_bytes(value),
+        None => string_entry_bytes(element.len()),
+    }
+}
+
+/// Longest text of a canonical integer: "-9223372036854775808".
+const INTEGER_TEXT_BYTES_MAX: usize = 20;
+
+/// [`entry_bytes`] of the element whose bytes are `head` then `tail` (a list element stored
+/// against its node's anchor), without joining them on the heap: only text short enough to be
+/// an integer is joined, on the stack.
+pub(crate) fn entry_bytes_of_parts(head: &[u8], tail: &[u8]) -> usize {
+    let len = head.len() + tail.len();
+    if tail.is_empty() {
+        return entry_bytes(head);
+    }
+    if head.is_empty() {
+        return entry_bytes(tail);
+    }
+    if len > INTEGER_TEXT_BYTES_MAX || !matches!(head[0], b'-' | b'0'..=b'9') {
+        return string_entry_bytes(len);
+    }
+    let mut joined = [0u8; INTEGER_TEXT_BYTES_MAX];
+    joined[..head.len()].copy_from_slice(head);
+    joined[head.len()..len].copy_from_slice(tail);
+    entry_bytes(&joined[..len])
+}
+
+/// A string's bytes in a listpack: its encoding (a 1, 2 or 5 byte length), data and
+/// back-length.
+fn string_entry_bytes(len: usize) -> usize {
+    let encoded = match len {
+        0..=63 => 1 + len,
+        64..=4095 => 2 + len,
+        _ => 5 + len,
     };
     let back_length = match encoded {
         0..=127 => 1,

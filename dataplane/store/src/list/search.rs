@@ -1,5 +1,6 @@
 //! LPOS.
 
+use super::node::Element;
 use super::{ListError, ListValue};
 
 /// LPOS's options.
@@ -44,15 +45,15 @@ impl ListValue {
         } else {
             query.maxlen
         };
-        let elements: Vec<&[u8]> = self.iter().collect();
-        let candidates: Box<dyn Iterator<Item = (usize, &&[u8])>> = if query.rank > 0 {
+        let elements: Vec<Element<'_>> = self.elements().collect();
+        let candidates: Box<dyn Iterator<Item = (usize, &Element<'_>)>> = if query.rank > 0 {
             Box::new(elements.iter().enumerate())
         } else {
             Box::new(elements.iter().enumerate().rev())
         };
         let mut found = Vec::new();
         for (index, candidate) in candidates.take(compared) {
-            if *candidate != element {
+            if !candidate.is(element) {
                 continue;
             }
             if skip > 0 {

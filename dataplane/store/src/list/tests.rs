@@ -1,6 +1,7 @@
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
+use std::borrow::Cow;
 
 use super::*;
 
@@ -15,10 +16,10 @@ fn list_of(elements: &[&str]) -> ListValue {
     list
 }
 
-fn strings(found: Vec<&[u8]>) -> Vec<String> {
+fn strings(found: Vec<Cow<'_, [u8]>>) -> Vec<String> {
     found
         .into_iter()
-        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .map(|e| String::from_utf8_lossy(&e).into_owned())
         .collect()
 }
 
@@ -48,13 +49,13 @@ fn pop_into_shows_what_pop_takes() {
         .take(elements.len())
     {
         let mut seen = Vec::new();
-        assert!(shown.pop_into(end, &LIMITS, |element| seen = element.to_vec()));
+        assert!(shown.pop_into(end, &LIMITS, |head, tail| seen = [head, tail].concat()));
         assert_eq!(Some(seen), popped.pop(end, &LIMITS));
         assert_eq!(shown.len(), popped.len());
         assert_eq!(shown.listpack_bytes(), popped.listpack_bytes());
     }
     assert!(shown.is_empty());
-    assert!(!shown.pop_into(End::Front, &LIMITS, |_| panic!("nothing to show")));
+    assert!(!shown.pop_into(End::Front, &LIMITS, |_, _| panic!("nothing to show")));
 }
 
 /// LRANGE / LTRIM index normalisation, named cases over a list of five.
@@ -87,7 +88,7 @@ fn ranges_as_redis() {
 #[test]
 fn index_set_insert() {
     let mut list = list_of(&["a", "b", "c"]);
-    assert_eq!(list.get(-1), Some(&b"c"[..]));
+    assert_eq!(list.get(-1).as_deref(), Some(&b"c"[..]));
     assert_eq!(list.get(3), None);
     assert_eq!(list.set(1, b"B", &LIMITS), Ok(()));
     assert_eq!(list.set(-4, b"x", &LIMITS), Err(ListError::IndexOutOfRange));
@@ -227,12 +228,44 @@ enum Op {
 }
 
 fn element(value: u16) -> Vec<u8> {
-    // Some long elements so that nodes fill and split.
-    if value % 7 == 0 {
-        vec![b'a' + (value % 26) as u8; 300 + value as usize]
-    } else {
-        format!("e{}", value % 40).into_bytes()
+    // Some long elements so that nodes fill and split; elements that share long, short or no
+    // prefixes with whatever anchor their node took; integers that share digits (stored in two
+    // pieces, Redis's listpack still packs them as integers).
+    match value % 7 {
+        0 => vec![b'a' + (value % 26) as u8; 300 + value as usize],
+        1 => format!("member:{:06}", value % 500).into_bytes(),
+        2 => format!("{}", 1000 + value % 300).into_bytes(),
+        3 => format!(
+            "https://example.com/a/rather/long/shared/path/{}",
+            value % 60
+        )
+        .into_bytes(),
+        _ => format!("e{}", value % 40).into_bytes(),
     }
+}
+
+/// The node invariants: no empty node, every buffer its size class, anchors within their limit,
+/// counts adding up, and, while no LSET has grown an element in place (it does not move
+/// elements out of a full node), nodes under the node limit unless they hold one element.
+fn check_nodes_after(list: &ListValue, lset_seen: bool) {
+    let mut len = 0;
+    for node in list.nodes.iter() {
+        assert!(node.count() > 0, "no empty node");
+        let frame = crate::compact::ClassBuf::<12>::FRAME;
+        assert_eq!(
+            node.heap_len(),
+            crate::compact::size_class(frame + node.body_len())
+        );
+        assert!(lset_seen || node.count() == 1 || frame + node.body_len() <= node::NODE_BYTES_MAX);
+        assert!(node.anchor_bytes().len() <= node::ANCHOR_BYTES_MAX);
+        assert!(node.count() <= node::NODE_ELEMENTS_MAX);
+        len += node.count();
+    }
+    assert_eq!(len, list.len());
+}
+
+fn check_nodes(list: &ListValue) {
+    check_nodes_after(list, false);
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -252,6 +285,7 @@ proptest! {
     fn matches_a_deque_model(ops in proptest::collection::vec(op(), 1..120)) {
         let mut list = ListValue::new();
         let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut lset_seen = false;
         for op in ops {
             match op {
                 Op::Push(front, value, n) => {
@@ -269,9 +303,17 @@ proptest! {
                     let expected: Vec<Vec<u8>> = (0..n)
                         .map_while(|_| if front { model.pop_front() } else { model.pop_back() })
                         .collect();
-                    prop_assert_eq!(list.pop_many(end, n, &LIMITS), expected);
+                    if n == 1 {
+                        let mut seen = Vec::new();
+                        let popped = list.pop_into(end, &LIMITS, |head, tail| seen = [head, tail].concat());
+                        prop_assert_eq!(popped, !expected.is_empty());
+                        prop_assert_eq!(popped.then_some(seen), expected.first().cloned());
+                    } else {
+                        prop_assert_eq!(list.pop_many(end, n, &LIMITS), expected);
+                    }
                 }
                 Op::Set(index, value) => {
+                    lset_seen = true;
                     let position = if index < 0 { model.len() as i64 + index } else { index };
                     let result = list.set(index, &element(value), &LIMITS);
                     if (0..model.len() as i64).contains(&position) {
@@ -319,13 +361,14 @@ proptest! {
                 }
             }
             prop_assert_eq!(list.len(), model.len());
-            let all: Vec<&[u8]> = list.range(0, -1);
-            prop_assert!(all.iter().copied().eq(model.iter().map(Vec::as_slice)));
-            prop_assert!(list.iter().rev().eq(model.iter().rev().map(Vec::as_slice)));
+            check_nodes_after(&list, lset_seen);
+            let all: Vec<Cow<'_, [u8]>> = list.range(0, -1);
+            prop_assert!(all.iter().map(|e| &e[..]).eq(model.iter().map(Vec::as_slice)));
+            prop_assert!(list.iter().rev().map(Cow::into_owned).eq(model.iter().rev().cloned()));
             if !model.is_empty() {
-                prop_assert_eq!(list.get(-1), model.back().map(Vec::as_slice));
+                prop_assert_eq!(list.get(-1).map(Cow::into_owned), model.back().cloned());
                 let middle = model.len() / 2;
-                prop_assert_eq!(list.get(middle as i64), Some(model[middle].as_slice()));
+                prop_assert_eq!(list.get(middle as i64).map(Cow::into_owned), Some(model[middle].clone()));
             }
             let expected_bytes: usize = redis_size::LISTPACK_EMPTY_BYTES
                 + model.iter().map(|e| redis_size::entry_bytes(e)).sum::<usize>();
@@ -345,9 +388,11 @@ fn a_one_node_list_is_one_allocation_of_its_size_class() {
     let refs: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
     list.push(End::Back, &refs, &LIMITS);
     // 4 bytes of body length, 12 header bytes (the node's count and the list's counters),
-    // then 10 x (1 + 13): 156 bytes, in jemalloc's class of 160 (as an exact 152 was).
-    let class = crate::compact::size_class(4 + 12 + 10 * 14);
-    assert_eq!(class, 160);
+    // the anchor "member:00000" (1 + 12), then 10 x (1 + 1 + 1): each element's header, its
+    // shared length and its last digit. 59 bytes, in jemalloc's class of 64 (160 before front
+    // coding, when each element took 1 + 13).
+    let class = crate::compact::size_class(4 + 12 + 13 + 10 * 3);
+    assert_eq!(class, 64);
     assert_eq!(list.heap_len(), class);
     assert_eq!(list.listpack_bytes(), 7 + 10 * 15);
     // Growing to two nodes and back keeps the counters.
@@ -362,5 +407,232 @@ fn a_one_node_list_is_one_allocation_of_its_size_class() {
     assert!(list.is_empty());
     assert_eq!(list.listpack_bytes(), 7);
     list.push(End::Front, &[&b"again"[..]], &LIMITS);
-    assert_eq!((list.len(), list.get(0)), (1, Some(&b"again"[..])));
+    assert_eq!(
+        (list.len(), list.get(0).as_deref()),
+        (1, Some(&b"again"[..]))
+    );
+}
+
+/// Front coding, named cases: (name, elements pushed at the back, the anchor of the first node,
+/// the first node's body bytes).
+#[test]
+fn elements_are_stored_against_their_nodes_anchor() {
+    let long_a = format!("{}-one", "p".repeat(40));
+    let long_b = format!("{}-two", "p".repeat(40));
+    let cases: Vec<(&str, Vec<&str>, &str, usize)> = vec![
+        // A lone element: empty anchor (one byte), the element whole (1 + 5).
+        ("one element", vec!["alone"], "", 1 + 6),
+        // Sharing nothing: empty anchor, each element as before front coding.
+        ("no prefix", vec!["abc", "xyz", "123"], "", 1 + 3 * 4),
+        // Sharing one byte saves nothing: stored whole.
+        ("one byte shared", vec!["ab", "ac"], "a", 2 + 3 + 3),
+        // Sharing two bytes: 1 + 1 + 1 rather than 1 + 3.
+        ("short prefix", vec!["abc", "abd"], "ab", 3 + 3 + 3),
+        (
+            "long prefix",
+            vec!["member:000001", "member:000002", "member:000123"],
+            "member:00000",
+            13 + 3 + 3 + 5,
+        ),
+        // Past ANCHOR_BYTES_MAX: the anchor is the first 32 bytes.
+        (
+            "anchor capped",
+            vec![long_a.as_str(), long_b.as_str()],
+            &long_a[..32],
+            33 + 2 * (1 + 1 + 12),
+        ),
+        // A third element that shares less than the anchor still uses what it shares ("mem" is
+        // its two lengths only).
+        (
+            "less shared later",
+            vec!["member:000001", "member:000002", "mem"],
+            "member:00000",
+            13 + 3 + 3 + 2,
+        ),
+    ];
+    for (name, elements, anchor, body_len) in cases {
+        let list = list_of(&elements);
+        assert_eq!(strings(list.range(0, -1)), elements, "{name}");
+        let node = &list.nodes[0];
+        assert_eq!(node.anchor_bytes(), anchor.as_bytes(), "{name}: anchor");
+        assert_eq!(node.body_len(), body_len, "{name}: body bytes");
+        check_nodes(&list);
+    }
+}
+
+/// LPUSH adds at the front of the first node without moving its anchor, and pops that take the
+/// elements the anchor came from leave it decoding the rest.
+#[test]
+fn the_anchor_stays_while_both_ends_change() {
+    let mut list = ListValue::new();
+    let name = |i: usize| format!("member:{i:06}");
+    for i in 0..50 {
+        list.push(End::Front, &[name(i).as_bytes()], &LIMITS);
+    }
+    assert_eq!(list.nodes.len(), 1);
+    assert_eq!(list.nodes[0].anchor_bytes(), b"member:00000");
+    let body_len = list.nodes[0].body_len();
+    // The two elements the anchor came from sit at the tail: pop them.
+    assert_eq!(list.pop(End::Back, &LIMITS), Some(name(0).into_bytes()));
+    assert_eq!(list.pop(End::Back, &LIMITS), Some(name(1).into_bytes()));
+    assert_eq!(list.nodes[0].anchor_bytes(), b"member:00000");
+    assert_eq!(list.nodes[0].body_len(), body_len - 6);
+    // Pushes at both ends keep using it.
+    list.push(End::Back, &[&b"member:000999"[..]], &LIMITS);
+    list.push(End::Front, &[&b"other"[..]], &LIMITS);
+    let expected: Vec<String> = std::iter::once("other".to_string())
+        .chain((2..50).rev().map(name))
+        .chain(std::iter::once(name(999)))
+        .collect();
+    assert_eq!(strings(list.range(0, -1)), expected);
+    let reversed: Vec<String> = list
+        .iter()
+        .rev()
+        .map(|e| String::from_utf8_lossy(&e).into_owned())
+        .collect();
+    assert!(reversed.iter().eq(expected.iter().rev()));
+    assert_eq!(list.get(-1).as_deref(), Some(name(999).as_bytes()));
+    assert_eq!(list.get(1).as_deref(), Some(name(49).as_bytes()));
+    // Shared pieces come out of pop_into as two slices.
+    let mut pieces = (Vec::new(), Vec::new());
+    assert!(list.pop_into(End::Back, &LIMITS, |head, tail| {
+        pieces = (head.to_vec(), tail.to_vec())
+    }));
+    assert_eq!(pieces, (b"member:000".to_vec(), b"999".to_vec()));
+    assert_eq!(list.range_parts(0, 0), vec![(&b""[..], &b"other"[..])]);
+    // A node emptied down to one element, then given another, takes their shared prefix.
+    let mut small = list_of(&["member:000001", "member:000002"]);
+    small.pop(End::Front, &LIMITS);
+    small.push(End::Front, &[&b"member:999"[..]], &LIMITS);
+    assert_eq!(small.nodes[0].anchor_bytes(), b"member:");
+    assert_eq!(strings(small.range(0, -1)), ["member:999", "member:000002"]);
+    check_nodes(&small);
+}
+
+/// Commands that edit inside a list of many nodes, with elements that share a prefix: the same
+/// answers as a plain vector.
+#[test]
+fn edits_across_nodes_with_shared_prefixes() {
+    let name = |i: usize| format!("member:{i:06}").into_bytes();
+    let mut list = ListValue::new();
+    let mut model: Vec<Vec<u8>> = Vec::new();
+    for i in 0..3000 {
+        let (end, element) = (if i % 3 == 0 { End::Front } else { End::Back }, name(i));
+        list.push(end, &[&element], &LIMITS);
+        if end == End::Front {
+            model.insert(0, element);
+        } else {
+            model.push(element);
+        }
+    }
+    assert!(list.nodes.len() > 3, "several nodes: {}", list.nodes.len());
+    // LINSERT before and after elements in the middle nodes (splitting full ones).
+    for i in (100..3000).step_by(97) {
+        let pivot = name(i);
+        let inserted = format!("inserted:{i}").into_bytes();
+        let at = model.iter().position(|e| *e == pivot).unwrap() + usize::from(i % 2 == 0);
+        model.insert(at, inserted.clone());
+        assert_eq!(
+            list.insert(&pivot, &inserted, i % 2 == 0, &LIMITS),
+            Some(model.len())
+        );
+    }
+    check_nodes(&list);
+    // LSET across the list, sharing and not sharing the anchors.
+    for index in (0..model.len()).step_by(131) {
+        let element = if index % 2 == 0 {
+            name(90_000 + index)
+        } else {
+            b"x".to_vec()
+        };
+        list.set(index as i64, &element, &LIMITS).unwrap();
+        model[index] = element;
+    }
+    // LREM from both ends.
+    model.extend([b"x".to_vec(), b"x".to_vec()]);
+    list.push(End::Back, &[&b"x"[..], b"x"], &LIMITS);
+    assert_eq!(list.remove(b"x", -3, &LIMITS), 3);
+    for _ in 0..3 {
+        let last = model.iter().rposition(|e| e == b"x").unwrap();
+        model.remove(last);
+    }
+    assert_eq!(list.remove(&name(1), 1, &LIMITS), 1);
+    model.retain(|e| *e != name(1));
+    assert_eq!(
+        strings(list.range(0, -1)),
+        strings(model.iter().map(|e| Cow::Borrowed(&e[..])).collect())
+    );
+    // LTRIM inside the first and last nodes.
+    list.trim(7, -12, &LIMITS);
+    let model: Vec<Vec<u8>> = model[7..model.len() - 11].to_vec();
+    assert_eq!(list.len(), model.len());
+    assert!(list.iter().map(Cow::into_owned).eq(model.iter().cloned()));
+    assert!(list
+        .iter()
+        .rev()
+        .map(Cow::into_owned)
+        .eq(model.iter().rev().cloned()));
+    let expected_bytes: usize = redis_size::LISTPACK_EMPTY_BYTES
+        + model
+            .iter()
+            .map(|e| redis_size::entry_bytes(e))
+            .sum::<usize>();
+    assert_eq!(list.listpack_bytes(), expected_bytes);
+    check_nodes_after(&list, true);
+    let positions = list
+        .positions(&model[500], PositionQuery::default())
+        .unwrap();
+    assert_eq!(positions, [500]);
+}
+
+/// Integers stored in two pieces still count as Redis's packed integers.
+#[test]
+fn shared_digits_count_as_integers() {
+    let mut list = list_of(&["12345", "12346", "1234567890123456789", "-5", "-6"]);
+    assert_eq!(list.nodes[0].anchor_bytes(), b"1234");
+    let expected: usize = redis_size::LISTPACK_EMPTY_BYTES
+        + ["12345", "12346", "1234567890123456789", "-5", "-6"]
+            .iter()
+            .map(|e| redis_size::entry_bytes(e.as_bytes()))
+            .sum::<usize>();
+    assert_eq!(list.listpack_bytes(), expected);
+    list.trim(1, 2, &LIMITS);
+    assert_eq!(
+        list.listpack_bytes(),
+        redis_size::LISTPACK_EMPTY_BYTES
+            + redis_size::entry_bytes(b"12346")
+            + redis_size::entry_bytes(b"1234567890123456789")
+    );
+}
+
+/// The figure issue 12 tracks: 1,000 names of 13 bytes take four nodes of at most 256
+/// elements, about 1.3 KB each, where they took seven full ones of 2 KB.
+#[test]
+fn a_thousand_names_share_their_prefix() {
+    let elements: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("member:{i:06}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = elements.iter().map(Vec::as_slice).collect();
+    let mut list = ListValue::new();
+    list.push(End::Back, &refs, &LIMITS);
+    check_nodes(&list);
+    assert_eq!(list.nodes.len(), 4);
+    assert!(list.heap_len() < 6_200, "{}", list.heap_len());
+    for node in list.nodes.iter().take(3) {
+        assert_eq!(node.count(), node::NODE_ELEMENTS_MAX);
+    }
+    // An RPUSH and RPOP at the tail node.
+    list.push(End::Back, &[&b"member:001000"[..]], &LIMITS);
+    assert_eq!(
+        list.pop(End::Back, &LIMITS),
+        Some(b"member:001000".to_vec())
+    );
+    assert_eq!(list.range(0, -1), refs);
+    // Tiny elements fill nodes by count, not by bytes.
+    let mut tiny = ListValue::new();
+    for _ in 0..1000 {
+        tiny.push(End::Front, &[&b"x"[..]], &LIMITS);
+    }
+    check_nodes(&tiny);
+    assert_eq!(tiny.nodes.len(), 4);
 }

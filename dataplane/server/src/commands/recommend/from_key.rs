@@ -1,6 +1,7 @@
 //! RECOMMEND ... FROM key: the candidate ids are the members of a set (in the set's order, which
 //! is no particular one) or of a sorted set (lowest score first), read on the key's owning shard.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use ember_store::{Entry, Value};
@@ -58,7 +59,7 @@ fn members_of(entry: Option<&Entry>) -> Result<Vec<Vec<u8>>, CommandError> {
     Ok(match &entry.value {
         Value::Set(set) => set.iter().map(<[u8]>::to_vec).collect(),
         Value::ZSet(zset) => zset.iter().map(|(member, _)| member.to_vec()).collect(),
-        Value::List(list) => list.iter().map(<[u8]>::to_vec).collect(),
+        Value::List(list) => list.iter().map(Cow::into_owned).collect(),
         _ => unreachable!("checked above"),
     })
 }

@@ -4,7 +4,7 @@ use ember_resp::encode::format_double;
 use ember_store::split::SplitBytes;
 use rand::Rng;
 
-use super::{reply_with_scores, zset_of};
+use super::{bulk_member, reply_with_scores, zset_of};
 use crate::commands::sets::scan;
 use crate::commands::sets::RANDOM_REPEATED_COUNT_MAX;
 use crate::commands::{
@@ -36,7 +36,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             Some(zset) => {
                 let rank = rng.gen_range(0..zset.len());
                 let (member, _) = zset.iter().nth(rank).expect("rank within the size");
-                out.bulk_parts(&member.parts());
+                bulk_member(out, member);
             }
             None => out.null(),
         }
@@ -64,7 +64,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     } else {
         out.array_len(picked.len());
         for (member, _) in picked {
-            out.bulk_parts(&member.parts());
+            bulk_member(out, member);
         }
     }
     Ok(())

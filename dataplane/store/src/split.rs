@@ -36,9 +36,10 @@ impl<'a> SplitBytes<'a> {
         self.len() == 0
     }
 
-    /// The two pieces, in order (the first empty when stored whole).
-    pub fn parts(self) -> [&'a [u8]; 2] {
-        [self.head, self.tail]
+    /// The two pieces, in order (the first empty when stored whole), to be written one after
+    /// the other.
+    pub fn parts(self) -> (&'a [u8], &'a [u8]) {
+        (self.head, self.tail)
     }
 
     /// The bytes: borrowed when stored in one piece.
@@ -46,13 +47,26 @@ impl<'a> SplitBytes<'a> {
         if self.head.is_empty() {
             Cow::Borrowed(self.tail)
         } else {
-            Cow::Owned([self.head, self.tail].concat())
+            Cow::Owned(self.to_vec())
         }
     }
 
     /// The bytes, owned.
     pub fn to_vec(self) -> Vec<u8> {
-        self.bytes().into_owned()
+        let mut bytes = Vec::with_capacity(self.len());
+        bytes.extend_from_slice(self.head);
+        bytes.extend_from_slice(self.tail);
+        bytes
+    }
+
+    /// Leading bytes shared with `other`.
+    pub(crate) fn shared_prefix(self, other: &[u8]) -> usize {
+        self.head
+            .iter()
+            .chain(self.tail)
+            .zip(other)
+            .take_while(|(x, y)| x == y)
+            .count()
     }
 
     /// Byte order against `other`, as slices compare.
@@ -111,8 +125,10 @@ mod tests {
                 let split = SplitBytes::new(&anchor[..head_len], &stored[head_len..]);
                 assert_eq!(split.bytes(), stored);
                 assert_eq!(split.len(), stored.len());
-                assert_eq!(split.parts().concat(), stored);
+                let (head, tail) = split.parts();
+                assert_eq!([head, tail].concat(), stored);
                 for other in cases {
+                    assert_eq!(split.shared_prefix(other), shared_prefix(stored, other));
                     assert_eq!(
                         split.cmp_bytes(other),
                         stored.cmp(other),

@@ -437,7 +437,7 @@ fn parse_range(
 
 /// A member as a bulk string, written from the pieces it is stored in.
 fn bulk_member(out: &mut ReplySink, member: SplitBytes<'_>) {
-    let [head, tail] = member.parts();
+    let (head, tail) = member.parts();
     out.bulk_parts(head, tail);
 }
 

@@ -37,7 +37,8 @@ mod tests;
 use std::borrow::Cow;
 use std::fmt;
 
-use node::{Element, Node};
+use crate::split::SplitBytes;
+use node::Node;
 use nodes::Nodes;
 pub use search::PositionQuery;
 
@@ -163,11 +164,11 @@ impl ListValue {
 
     /// The elements, head to tail.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Cow<'_, [u8]>> + '_ {
-        self.elements().map(Element::bytes)
+        self.elements().map(SplitBytes::bytes)
     }
 
     /// The elements as stored, head to tail, in both directions.
-    fn elements(&self) -> impl DoubleEndedIterator<Item = Element<'_>> + '_ {
+    fn elements(&self) -> impl DoubleEndedIterator<Item = SplitBytes<'_>> + '_ {
         self.nodes.iter().flat_map(|node| {
             // Nodes are small: collecting one lets the whole walk run in both directions.
             node.iter().collect::<Vec<_>>()
@@ -175,7 +176,7 @@ impl ListValue {
     }
 
     /// The elements as stored, head to tail (no collecting: one direction only).
-    fn elements_forward(&self) -> impl Iterator<Item = Element<'_>> + '_ {
+    fn elements_forward(&self) -> impl Iterator<Item = SplitBytes<'_>> + '_ {
         self.nodes.iter().flat_map(Node::iter)
     }
 
@@ -273,7 +274,7 @@ impl ListValue {
     ) -> bool {
         let popped = self
             .pop_one_with(end, |element| {
-                let (head, tail) = element.pieces();
+                let (head, tail) = element.parts();
                 take(head, tail);
             })
             .is_some();
@@ -290,7 +291,7 @@ impl ListValue {
     }
 
     /// Removes the element at `end`, first showing it to `seen`.
-    fn pop_one_with(&mut self, end: End, seen: impl FnOnce(Element<'_>)) -> Option<()> {
+    fn pop_one_with(&mut self, end: End, seen: impl FnOnce(SplitBytes<'_>)) -> Option<()> {
         if self.is_empty() {
             return None;
         }
@@ -302,7 +303,7 @@ impl ListValue {
         let mut entry_bytes = 0;
         let node = &mut self.nodes[node_at];
         node.pop(end, |element| {
-            entry_bytes = element.entry_bytes();
+            entry_bytes = node::entry_bytes(element);
             seen(element);
         });
         if node.count() == 0 {
@@ -345,7 +346,7 @@ impl ListValue {
         let position = self.position(index).ok_or(ListError::IndexOutOfRange)?;
         self.grow_encoding(element.len(), 0, limits);
         let (node_at, at) = self.locate(position);
-        let bytes = self.listpack_bytes() - self.nodes[node_at].get(at).entry_bytes()
+        let bytes = self.listpack_bytes() - node::entry_bytes(self.nodes[node_at].get(at))
             + redis_size::entry_bytes(element);
         self.nodes[node_at].replace(at, element);
         self.set_listpack_bytes(bytes);
@@ -389,7 +390,7 @@ impl ListValue {
     ) -> Option<usize> {
         let found = self
             .elements_forward()
-            .position(|candidate| candidate.is(pivot))?;
+            .position(|candidate| candidate == *pivot)?;
         self.grow_encoding(element.len(), 1, limits);
         self.insert_at(found + usize::from(after), element);
         Some(self.len())
@@ -418,7 +419,7 @@ impl ListValue {
             let matches: Vec<usize> = node
                 .iter()
                 .enumerate()
-                .filter(|(_, candidate)| candidate.is(element))
+                .filter(|(_, candidate)| *candidate == *element)
                 .map(|(index, _)| index)
                 .collect();
             let chosen: Vec<usize> = if count < 0 {
@@ -470,7 +471,7 @@ impl ListValue {
                 .iter()
                 .skip(range.start)
                 .take(take)
-                .map(Element::entry_bytes)
+                .map(node::entry_bytes)
                 .sum();
             self.set_listpack_bytes(self.listpack_bytes() - dropped);
             self.remove_in_node(node_at, range);
@@ -482,7 +483,7 @@ impl ListValue {
     pub fn range(&self, start: i64, stop: i64) -> Vec<Cow<'_, [u8]>> {
         self.range_elements(start, stop)
             .into_iter()
-            .map(Element::bytes)
+            .map(SplitBytes::bytes)
             .collect()
     }
 
@@ -492,11 +493,11 @@ impl ListValue {
     pub fn range_parts(&self, start: i64, stop: i64) -> Vec<(&[u8], &[u8])> {
         self.range_elements(start, stop)
             .into_iter()
-            .map(Element::pieces)
+            .map(SplitBytes::parts)
             .collect()
     }
 
-    fn range_elements(&self, start: i64, stop: i64) -> Vec<Element<'_>> {
+    fn range_elements(&self, start: i64, stop: i64) -> Vec<SplitBytes<'_>> {
         let Some((start, stop)) = normalize_range(start, stop, self.len()) else {
             return Vec::new();
         };

@@ -22,10 +22,9 @@
 //! walks below cost at most a few hundred steps, and an edit moves at most 2 KB (Redis's
 //! quicklist nodes make the same trade).
 
-use std::borrow::Cow;
-
 use super::{redis_size, End};
 use crate::compact::ClassBuf;
+use crate::split::{shared_prefix, SplitBytes};
 use crate::varint;
 
 /// Bytes a node's buffer (header included: 2048 is a jemalloc size class, 2060 would take
@@ -57,79 +56,10 @@ pub(super) struct Node {
     buf: ClassBuf<HEADER_BYTES>,
 }
 
-/// An element as stored: a prefix of its node's anchor (empty for an element stored whole),
-/// then the rest of its bytes.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Element<'a> {
-    head: &'a [u8],
-    tail: &'a [u8],
-}
-
-impl<'a> Element<'a> {
-    pub(super) fn len(self) -> usize {
-        self.head.len() + self.tail.len()
-    }
-
-    /// The two pieces, to be written one after the other.
-    pub(super) fn pieces(self) -> (&'a [u8], &'a [u8]) {
-        (self.head, self.tail)
-    }
-
-    /// The element's bytes: borrowed when stored whole.
-    pub(super) fn bytes(self) -> Cow<'a, [u8]> {
-        if self.head.is_empty() {
-            Cow::Borrowed(self.tail)
-        } else {
-            Cow::Owned(self.to_vec())
-        }
-    }
-
-    pub(super) fn to_vec(self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.len());
-        bytes.extend_from_slice(self.head);
-        bytes.extend_from_slice(self.tail);
-        bytes
-    }
-
-    /// True when the element's bytes are `other`'s.
-    pub(super) fn is(self, other: &[u8]) -> bool {
-        self.len() == other.len()
-            && other.starts_with(self.head)
-            && other[self.head.len()..] == *self.tail
-    }
-
-    /// Leading bytes shared with `other`.
-    fn shared_prefix(self, other: &[u8]) -> usize {
-        self.head
-            .iter()
-            .chain(self.tail)
-            .zip(other)
-            .take_while(|(x, y)| x == y)
-            .count()
-    }
-
-    /// Bytes Redis's listpack takes for this element.
-    pub(super) fn entry_bytes(self) -> usize {
-        redis_size::entry_bytes_of_parts(self.head, self.tail)
-    }
-}
-
-impl PartialEq for Element<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len()
-            && self
-                .head
-                .iter()
-                .chain(self.tail)
-                .eq(other.head.iter().chain(other.tail))
-    }
-}
-
-impl Eq for Element<'_> {}
-
-/// Bytes at the start of both.
-fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+/// Bytes Redis's listpack takes for `element`.
+pub(super) fn entry_bytes(element: SplitBytes<'_>) -> usize {
+    let (head, tail) = element.parts();
+    redis_size::entry_bytes_of_parts(head, tail)
 }
 
 /// How an element of some length is stored: the header varint, and how many of its leading
@@ -195,7 +125,7 @@ impl Form {
 /// The element whose encoding starts at byte `at` of `data`, read against `anchor`, and the
 /// byte just past it.
 #[inline]
-fn decode<'a>(data: &'a [u8], anchor: &'a [u8], mut at: usize) -> (Element<'a>, usize) {
+fn decode<'a>(data: &'a [u8], anchor: &'a [u8], mut at: usize) -> (SplitBytes<'a>, usize) {
     let header = varint::read(data, &mut at) as usize;
     let shared = if header & 1 == 1 {
         varint::read(data, &mut at) as usize
@@ -203,10 +133,7 @@ fn decode<'a>(data: &'a [u8], anchor: &'a [u8], mut at: usize) -> (Element<'a>, 
         0
     };
     let rest = header >> 1;
-    let element = Element {
-        head: &anchor[..shared],
-        tail: &data[at..at + rest],
-    };
+    let element = SplitBytes::new(&anchor[..shared], &data[at..at + rest]);
     (element, at + rest)
 }
 
@@ -347,7 +274,7 @@ impl Node {
         (0..index).fold(start, |at, _| skip(data, at))
     }
 
-    pub(super) fn get(&self, index: usize) -> Element<'_> {
+    pub(super) fn get(&self, index: usize) -> SplitBytes<'_> {
         let (anchor, start) = self.anchor();
         let data = self.data();
         let at = (0..index).fold(start, |at, _| skip(data, at));
@@ -356,7 +283,7 @@ impl Node {
 
     /// Removes the element at `end`, first showing it to `seen` (the anchor goes with the last
     /// element).
-    pub(super) fn pop(&mut self, end: End, seen: impl FnOnce(Element<'_>)) {
+    pub(super) fn pop(&mut self, end: End, seen: impl FnOnce(SplitBytes<'_>)) {
         let count = self.count();
         assert!(count > 0, "a node is never empty");
         let (anchor, start) = self.anchor();
@@ -493,7 +420,7 @@ impl Node {
 
     /// Keeps the elements for which `keep` says true (copied as stored, against the same
     /// anchor); how many went.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(usize, Element<'_>) -> bool) -> usize {
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(usize, SplitBytes<'_>) -> bool) -> usize {
         let (anchor, start) = self.anchor();
         let data = self.data();
         let mut kept = Vec::with_capacity(data.len());
@@ -526,8 +453,8 @@ pub(super) struct NodeIter<'a> {
 }
 
 impl<'a> Iterator for NodeIter<'a> {
-    type Item = Element<'a>;
-    fn next(&mut self) -> Option<Element<'a>> {
+    type Item = SplitBytes<'a>;
+    fn next(&mut self) -> Option<SplitBytes<'a>> {
         if self.at >= self.data.len() {
             return None;
         }

@@ -1,7 +1,7 @@
 //! LPOS.
 
-use super::node::Element;
 use super::{ListError, ListValue};
+use crate::split::SplitBytes;
 
 /// LPOS's options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,15 +45,15 @@ impl ListValue {
         } else {
             query.maxlen
         };
-        let elements: Vec<Element<'_>> = self.elements().collect();
-        let candidates: Box<dyn Iterator<Item = (usize, &Element<'_>)>> = if query.rank > 0 {
+        let elements: Vec<SplitBytes<'_>> = self.elements().collect();
+        let candidates: Box<dyn Iterator<Item = (usize, &SplitBytes<'_>)>> = if query.rank > 0 {
             Box::new(elements.iter().enumerate())
         } else {
             Box::new(elements.iter().enumerate().rev())
         };
         let mut found = Vec::new();
         for (index, candidate) in candidates.take(compared) {
-            if !candidate.is(element) {
+            if *candidate != *element {
                 continue;
             }
             if skip > 0 {

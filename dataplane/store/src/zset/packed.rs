@@ -345,7 +345,7 @@ mod tests {
         // A member sharing nothing with the anchor is stored whole.
         pairs.insert(b"other", 20.0);
         let (member, _) = pairs.iter().next_back().unwrap();
-        assert_eq!(member.parts(), [&b""[..], b"other"]);
+        assert_eq!(member.parts(), (&b""[..], &b"other"[..]));
         // The anchor's own member leaves; the others still read against it.
         assert!(pairs.remove(b"member:000009"));
         assert_eq!(pairs.find(b"member:000009"), None);

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use ember_store::glob::glob_match;
+use ember_store::split::SplitBytes;
 use ember_store::value::ExpireAtMs;
 use ember_store::zset::{AddOptions, AddOutcome, LexBound, Limit, ScoreBound};
 use ember_store::{Change, KeyObserver, Keyspace, SetValue, SortedSet, Value, DATABASE_COUNT};
@@ -219,7 +220,7 @@ fn ordered(members: &BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
     list
 }
 
-fn owned(members: Vec<(&[u8], f64)>) -> Vec<(Vec<u8>, f64)> {
+fn owned(members: Vec<(SplitBytes<'_>, f64)>) -> Vec<(Vec<u8>, f64)> {
     members.into_iter().map(|(m, s)| (m.to_vec(), s)).collect()
 }
 

@@ -237,21 +237,27 @@ fn kick_until_started(started: &AtomicUsize, shard_count: usize) {
 /// # Errors
 /// When the address is in use by another program or cannot be bound.
 pub fn listen(address: SocketAddr) -> io::Result<(TcpListener, RawFd)> {
-    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     // As glommio's own `TcpListener::bind`, which does not show its descriptor.
+    let socket = reusable_socket(address)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    remember_listener(fd);
+    // SAFETY: `fd` is a bound, listening socket that nothing else owns; the listener closes it.
+    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
+}
+
+/// A TCP socket for `address`'s family with SO_REUSEADDR, not bound yet.
+fn reusable_socket(address: SocketAddr) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SockAddr::from(address))?;
-    socket.listen(1024)?;
-    let fd = socket.into_raw_fd();
-    remember_listener(fd);
-    // SAFETY: `fd` is a bound, listening socket that nothing else owns; the listener closes it.
-    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
+    Ok(socket)
 }
 
 /// How long [`claim`] waits for a listener of a server that just stopped to go.
@@ -269,16 +275,10 @@ const CLAIM_WAIT: Duration = Duration::from_secs(1);
 /// # Errors
 /// When the address stays in use, or cannot be bound.
 pub fn claim(address: SocketAddr) -> io::Result<()> {
-    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     let deadline = Instant::now() + CLAIM_WAIT;
     loop {
-        let socket = Socket::new(
-            Domain::for_address(address),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        socket.set_reuse_address(true)?;
-        match socket.bind(&SockAddr::from(address)) {
+        let socket = reusable_socket(address)?;
+        match socket.bind(&address.into()) {
             Ok(()) => return Ok(()),
             Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
                 if Instant::now() >= deadline {

@@ -49,7 +49,7 @@ fn contents(hash: &HashValue) -> String {
         .map(|(f, v)| {
             format!(
                 "{}={}",
-                String::from_utf8_lossy(&f),
+                String::from_utf8_lossy(&f.bytes()),
                 String::from_utf8_lossy(v)
             )
         })

@@ -316,7 +316,8 @@ fn reply_all(ctx: &mut Ctx<'_>, key: &[u8], parts: Parts) -> CommandResult {
     }
     for (name, value) in fields {
         if parts != Parts::Values {
-            out.bulk(&name);
+            let (head, tail) = name.parts();
+            out.bulk_parts(head, tail);
         }
         if parts != Parts::Names {
             out.bulk(value);

@@ -186,7 +186,7 @@ fn hash_field_expiries_use_redis_7_4_layout() {
     };
     assert_eq!(
         last.iter(10_000)
-            .map(|(name, value)| (name.into_owned(), value))
+            .map(|(name, value)| (name.to_vec(), value))
             .collect::<Vec<_>>(),
         [(b"plain".to_vec(), &b"1"[..])]
     );
@@ -241,7 +241,7 @@ fn an_expired_long_field_leaves_a_hashtable_that_dumps_as_a_plain_hash() {
     };
     assert_eq!(
         hash.iter(now_ms)
-            .map(|(name, value)| (name.into_owned(), value))
+            .map(|(name, value)| (name.to_vec(), value))
             .collect::<Vec<_>>(),
         [(b"f".to_vec(), &b"v"[..])]
     );

@@ -343,11 +343,12 @@ impl HashValue {
     }
 
     /// HGETALL, HKEYS, HVALS: the live fields and values (insertion order while packed). A
-    /// packed hash's name is copied when it is stored against the first name (see `packed`).
-    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (Cow<'_, [u8]>, &[u8])> + '_ {
+    /// packed hash's later names are stored against the first one's, in two pieces (see
+    /// `packed`).
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (SplitBytes<'_>, &[u8])> + '_ {
         self.all_fields()
             .filter(move |f| !f.is_due(now_ms))
-            .map(|f| (f.name.bytes(), f.value))
+            .map(|f| (f.name, f.value))
     }
 
     /// The live fields with their expiry, in storage order (DUMP).
@@ -545,7 +546,8 @@ impl HashValue {
         now_ms: u64,
     ) -> (u64, Vec<(Cow<'_, [u8]>, &[u8])>) {
         let Repr::Table(table) = &self.repr else {
-            return (0, self.iter(now_ms).collect());
+            let fields = self.iter(now_ms).map(|(name, value)| (name.bytes(), value));
+            return (0, fields.collect());
         };
         let records = &table.records;
         // Due fields take part in the selection and are left out of the answer, so a call's

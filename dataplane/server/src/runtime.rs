@@ -296,13 +296,13 @@ pub fn claim(address: SocketAddr) -> io::Result<()> {
 /// handler.
 static LISTENERS: [AtomicI32; 64] = [const { AtomicI32::new(-1) }; 64];
 
+/// Keeps `fd` in the first free slot of [`LISTENERS`] (past 64 listeners, the others are not
+/// taken off their ports early).
 fn remember_listener(fd: RawFd) {
-    if let Some(free) = LISTENERS.iter().find(|slot| {
+    LISTENERS.iter().any(|slot| {
         slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
-    }) {
-        debug_assert_eq!(free.load(Ordering::Acquire), fd);
-    }
+    });
 }
 
 /// Takes the process's listeners off their ports (`shutdown`, which unhashes a listening

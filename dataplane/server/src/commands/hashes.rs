@@ -14,8 +14,9 @@ use ember_store::{Change, Entry, HashLimits, HashValue, Value};
 
 use super::notify::{self, notify, notify_change};
 use super::{
-    arity_message, command, errors, parse_float, parse_integer, read_entry, read_for_reply,
-    CommandError, CommandResult, CommandSpec, Ctx, Ks, ONE_KEY, R, R_FAST, W_FAST, W_OOM_FAST,
+    arity_message, bulk_split, command, errors, parse_float, parse_integer, read_entry,
+    read_for_reply, CommandError, CommandResult, CommandSpec, Ctx, Ks, ONE_KEY, R, R_FAST, W_FAST,
+    W_OOM_FAST,
 };
 
 /// This family's commands, in COMMAND's order.
@@ -316,8 +317,7 @@ fn reply_all(ctx: &mut Ctx<'_>, key: &[u8], parts: Parts) -> CommandResult {
     }
     for (name, value) in fields {
         if parts != Parts::Values {
-            let (head, tail) = name.parts();
-            out.bulk_parts(head, tail);
+            bulk_split(out, name);
         }
         if parts != Parts::Names {
             out.bulk(value);

@@ -15,12 +15,12 @@ use ember_store::list::{End, ListValue, PositionQuery};
 use ember_store::{Change, Entry, Value};
 
 use super::notify::{self, notify, notify_change};
-use super::{command, Handler, F};
 use super::{
-    errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
-    CommandResult, CommandSpec, Ctx, KeySpec, Split, NO_KEYS, ONE_KEY, R, R_FAST, TWO_KEYS, W,
-    W_FAST, W_OOM, W_OOM_FAST,
+    bulk_split, errors, is, movable, parse_integer, read_entry, read_for_reply, split,
+    CommandError, CommandResult, CommandSpec, Ctx, KeySpec, Split, NO_KEYS, ONE_KEY, R, R_FAST,
+    TWO_KEYS, W, W_FAST, W_OOM, W_OOM_FAST,
 };
+use super::{command, Handler, F};
 use super::{zset_pops, Ks};
 
 /// LPOP/RPOP/ZPOPMIN with a count that is negative or not a number.
@@ -327,8 +327,8 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => Vec::new(),
     };
     out.array_len(elements.len());
-    for (head, tail) in elements {
-        out.bulk_parts(head, tail);
+    for element in elements {
+        bulk_split(out, element);
     }
     Ok(())
 }

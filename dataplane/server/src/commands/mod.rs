@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use ember_resp::{Protocol, ReplySink};
+use ember_store::split::SplitBytes;
 use ember_store::{Entry, Keyspace};
 
 use crate::client::Client;
@@ -204,6 +205,13 @@ pub fn read_for_reply<'c>(
     };
     ctx.stats.count_lookup(entry.is_some());
     (entry, &mut *ctx.out)
+}
+
+/// A string the store keeps in two pieces (a front-coded name, member or element) as one bulk
+/// string, written from its pieces.
+pub fn bulk_split(out: &mut ReplySink, bytes: SplitBytes<'_>) {
+    let (head, tail) = bytes.parts();
+    out.bulk_parts(head, tail);
 }
 
 /// What a connection-state command needs.

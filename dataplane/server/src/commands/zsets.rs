@@ -25,8 +25,9 @@ use self::score::{
 use super::key_finders::{count_then_keys, destination_count_then_keys};
 use super::notify::{self, notify};
 use super::{
-    command, errors, is, movable, parse_integer, read_entry, read_for_reply, split, CommandError,
-    CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, TWO_KEYS, W, W_OOM,
+    bulk_split, command, errors, is, movable, parse_integer, read_entry, read_for_reply, split,
+    CommandError, CommandResult, CommandSpec, Ctx, Ks, Split, NO_KEYS, ONE_KEY, R, TWO_KEYS, W,
+    W_OOM,
 };
 
 /// This family's commands beyond the core table, in COMMAND's order.
@@ -435,12 +436,6 @@ fn parse_range(
     })
 }
 
-/// A member as a bulk string, written from the pieces it is stored in.
-fn bulk_member(out: &mut ReplySink, member: SplitBytes<'_>) {
-    let (head, tail) = member.parts();
-    out.bulk_parts(head, tail);
-}
-
 /// Members with scores: a flat array in RESP2; in RESP3 an array of [member, score] pairs.
 fn reply_with_scores(out: &mut ReplySink, members: &[(SplitBytes<'_>, f64)], protocol: Protocol) {
     match protocol {
@@ -451,7 +446,7 @@ fn reply_with_scores(out: &mut ReplySink, members: &[(SplitBytes<'_>, f64)], pro
         if protocol == Protocol::Resp3 {
             out.array_len(2);
         }
-        bulk_member(out, *member);
+        bulk_split(out, *member);
         out.double(*score);
     }
 }
@@ -484,7 +479,7 @@ fn range_generic(
     } else {
         out.array_len(members.len());
         for (member, _) in members {
-            bulk_member(out, member);
+            bulk_split(out, member);
         }
     }
     Ok(())

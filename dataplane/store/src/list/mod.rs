@@ -481,23 +481,15 @@ impl ListValue {
 
     /// LRANGE start stop.
     pub fn range(&self, start: i64, stop: i64) -> Vec<Cow<'_, [u8]>> {
-        self.range_elements(start, stop)
+        self.range_parts(start, stop)
             .into_iter()
             .map(SplitBytes::bytes)
             .collect()
     }
 
-    /// LRANGE start stop, each element as the two pieces it is stored in (a prefix shared with
-    /// its node's anchor, often empty, then the rest), for a reply that writes them one after
-    /// the other without joining them.
-    pub fn range_parts(&self, start: i64, stop: i64) -> Vec<(&[u8], &[u8])> {
-        self.range_elements(start, stop)
-            .into_iter()
-            .map(SplitBytes::parts)
-            .collect()
-    }
-
-    fn range_elements(&self, start: i64, stop: i64) -> Vec<SplitBytes<'_>> {
+    /// LRANGE start stop, each element as stored (a prefix shared with its node's anchor,
+    /// often empty, then the rest), for a reply that writes the pieces without joining them.
+    pub fn range_parts(&self, start: i64, stop: i64) -> Vec<SplitBytes<'_>> {
         let Some((start, stop)) = normalize_range(start, stop, self.len()) else {
             return Vec::new();
         };

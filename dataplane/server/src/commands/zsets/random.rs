@@ -4,11 +4,11 @@ use ember_resp::encode::format_double;
 use ember_store::split::SplitBytes;
 use rand::Rng;
 
-use super::{bulk_member, reply_with_scores, zset_of};
+use super::{reply_with_scores, zset_of};
 use crate::commands::sets::scan;
 use crate::commands::sets::RANDOM_REPEATED_COUNT_MAX;
 use crate::commands::{
-    errors, is, parse_integer, read_for_reply, CommandError, CommandResult, Ctx,
+    bulk_split, errors, is, parse_integer, read_for_reply, CommandError, CommandResult, Ctx,
 };
 
 /// ZRANDMEMBER key [count [WITHSCORES]]: without a count one member or nil; a positive count
@@ -36,7 +36,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             Some(zset) => {
                 let rank = rng.gen_range(0..zset.len());
                 let (member, _) = zset.iter().nth(rank).expect("rank within the size");
-                bulk_member(out, member);
+                bulk_split(out, member);
             }
             None => out.null(),
         }
@@ -47,16 +47,15 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Ok(());
     };
     let all: Vec<(SplitBytes<'_>, f64)> = zset.iter().collect();
-    let pick = |index: usize| all[index];
     let picked: Vec<(SplitBytes<'_>, f64)> = if count >= 0 {
         let wanted = (count as u64).min(all.len() as u64) as usize;
         rand::seq::index::sample(&mut rng, all.len(), wanted)
             .into_iter()
-            .map(pick)
+            .map(|index| all[index])
             .collect()
     } else {
         (0..count.unsigned_abs())
-            .map(|_| pick(rng.gen_range(0..all.len())))
+            .map(|_| all[rng.gen_range(0..all.len())])
             .collect()
     };
     if with_scores {
@@ -64,7 +63,7 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     } else {
         out.array_len(picked.len());
         for (member, _) in picked {
-            bulk_member(out, member);
+            bulk_split(out, member);
         }
     }
     Ok(())

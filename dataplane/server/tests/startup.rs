@@ -140,16 +140,20 @@ fn a_second_server_on_a_port_in_use_exits() {
 /// A server stopped by SIGTERM takes its listeners off the port before it ends: while the
 /// kernel still held them (an io_uring accept keeps a listener open until the ring is torn
 /// down), a server started next on the port shared its first connections with them, and those
-/// were reset. Each start here is connected to at once, before its ready line.
+/// were reset. Each start here is connected to at once, before its ready line. The servers
+/// listen on an address of their own: between two starts the port is free, and a server of
+/// another test started with `--port 0` on 127.0.0.1 could be given it (and be killed while
+/// this test's client talks to it).
 #[test]
 fn a_server_started_after_one_stops_gets_every_connection() {
+    const ADDRESS: &str = "127.0.0.3";
     let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let probe = std::net::TcpListener::bind((ADDRESS, 0)).expect("a free port");
         probe.local_addr().expect("its address").port()
     };
     for start in 0..8 {
         let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string(), "--bind", ADDRESS])
             .args(["--threads", "2"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -157,12 +161,13 @@ fn a_server_started_after_one_stops_gets_every_connection() {
             .expect("spawn ember");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "start {start}: no answer"
-            );
+            if std::time::Instant::now() >= deadline {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("start {start}: no answer");
+            }
             // Refused until the port opens; once connected, the PING must be answered.
-            let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            let Ok(mut stream) = std::net::TcpStream::connect((ADDRESS, port)) else {
                 thread::sleep(std::time::Duration::from_millis(2));
                 continue;
             };

@@ -348,7 +348,24 @@ impl ListValue {
         let (node_at, at) = self.locate(position);
         let bytes = self.listpack_bytes() - node::entry_bytes(self.nodes[node_at].get(at))
             + redis_size::entry_bytes(element);
-        self.nodes[node_at].replace(at, element);
+        if !self.nodes[node_at].replace_if_room(at, element) {
+            // A longer element would take the node past its limit: it goes into a node of its
+            // own in its place, between the two halves of the one it leaves.
+            let len = self.len();
+            let node = &mut self.nodes[node_at];
+            node.remove_range(at..at + 1);
+            if at == node.count() {
+                self.nodes.insert(node_at + 1, Node::with(element));
+            } else if at == 0 {
+                self.nodes.insert(node_at, Node::with(element));
+            } else {
+                let tail = node.split_off(at);
+                self.nodes.insert(node_at + 1, tail);
+                self.nodes.insert(node_at + 1, Node::with(element));
+            }
+            // A single node counted its own elements, one fewer since the removal.
+            self.nodes.set_list_len(len);
+        }
         self.set_listpack_bytes(bytes);
         self.shrink_encoding(limits);
         Ok(())

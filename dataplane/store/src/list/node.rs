@@ -372,15 +372,23 @@ impl Node {
         true
     }
 
-    pub(super) fn replace(&mut self, index: usize, element: &[u8]) {
+    /// Replaces element `index` with `element` if the node stays within the node limit (a node
+    /// of one element takes anything, as an empty one does); false, and the node unchanged,
+    /// when not.
+    pub(super) fn replace_if_room(&mut self, index: usize, element: &[u8]) -> bool {
         let form = Form::against(self.anchor().0, element);
         let start = self.offset_of(index);
         let end = skip(self.data(), start);
+        let body_len = self.data().len() - (end - start) + form.stored_len(element.len());
+        if self.count() > 1 && ClassBuf::<HEADER_BYTES>::FRAME + body_len > NODE_BYTES_MAX {
+            return false;
+        }
         let (lengths, lengths_len) = form.lengths();
         self.buf.splice_parts(
             start..end,
             &[&lengths[..lengths_len], &element[form.shared..]],
         );
+        true
     }
 
     /// Removes elements `range` of this node (the anchor too with the last of them).

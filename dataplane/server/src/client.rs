@@ -36,8 +36,9 @@ pub struct ClientHandle {
     pub db: Cell<usize>,
     /// Protocol version.
     pub resp: Cell<i64>,
-    /// Name of the last command run.
-    pub last_command: Cell<&'static str>,
+    /// The last command run, as its id in the ACL catalogue (so a container's subcommand is
+    /// `client|list`, as CLIENT LIST's `cmd` shows it); `None` before the first.
+    pub last_command: Cell<Option<usize>>,
     /// When the last command arrived.
     pub last_interaction_ms: Cell<u64>,
     /// Set by CLIENT KILL; the connection closes at its next turn.
@@ -129,7 +130,7 @@ impl ClientHandle {
             lib_ver: RefCell::new(String::new()),
             db: Cell::new(0),
             resp: Cell::new(2),
-            last_command: Cell::new("NULL"),
+            last_command: Cell::new(None),
             last_interaction_ms: Cell::new(now),
             killed: Cell::new(false),
             subscription_counts: Cell::new([0; 3]),
@@ -143,6 +144,23 @@ impl ClientHandle {
     /// from another shard): no socket, `addr` and `laddr` both `origin`.
     pub fn detached(id: u64, origin: &str) -> Self {
         Self::new(id, origin.to_string(), origin.to_string(), -1)
+    }
+
+    /// The connection's client type.
+    pub fn client_type(&self) -> ClientType {
+        if self.subscription_counts.get() == [0; 3] {
+            ClientType::Normal
+        } else {
+            ClientType::Pubsub
+        }
+    }
+
+    /// The ACL user the connection is authenticated as.
+    pub fn user_name(&self) -> String {
+        match self.user.borrow().as_str() {
+            "" => "default".to_string(),
+            user => user.to_string(),
+        }
     }
 
     /// The CLIENT LIST / CLIENT INFO line, in Redis 7.2's field order.
@@ -177,11 +195,10 @@ impl ClientHandle {
             self.limits.multi_len(),
             self.limits.output_len(),
             self.limits.memory(),
-            self.last_command.get(),
-            match self.user.borrow().as_str() {
-                "" => "default",
-                user => user,
-            },
+            self.last_command.get().map_or("NULL", |id| {
+                crate::commands::acl::CATALOGUE.commands[id].fullname.as_str()
+            }),
+            self.user_name(),
             redirect,
             self.resp.get(),
             self.lib_name.borrow(),
@@ -211,8 +228,39 @@ pub struct KillFilter {
     pub addr: Option<String>,
     /// `LADDR ip:port`.
     pub laddr: Option<String>,
+    /// `TYPE normal|pubsub`; `Some(None)` for the replication types, which no Ember client is.
+    pub client_type: Option<Option<ClientType>>,
+    /// `USER name`: connections authenticated as that user.
+    pub user: Option<String>,
+    /// `MAXAGE seconds`: connections older than that.
+    pub max_age_s: Option<u64>,
     /// The caller's own id, spared unless `SKIPME no`.
     pub skip_id: Option<u64>,
+    /// The caller's own id, never shut down from outside: when selected (`SKIPME no`) it is
+    /// marked killed, and its connection closes after the reply to this CLIENT KILL is sent.
+    pub requester_id: u64,
+}
+
+/// CLIENT KILL's and CLIENT LIST's client types that an Ember connection can be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientType {
+    /// Neither subscribed nor a replica.
+    Normal,
+    /// Subscribed to a channel, pattern or shard channel.
+    Pubsub,
+}
+
+impl ClientType {
+    /// The type named `name` (any case): `Some(None)` for `master`, `replica` and `slave`,
+    /// types that exist in Redis but that no Ember client has; `None` for an unknown name.
+    pub fn parse(name: &[u8]) -> Option<Option<Self>> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"normal" => Some(Some(Self::Normal)),
+            b"pubsub" => Some(Some(Self::Pubsub)),
+            b"master" | b"replica" | b"slave" => Some(None),
+            _ => None,
+        }
+    }
 }
 
 impl KillFilter {
@@ -224,6 +272,16 @@ impl KillFilter {
                 .laddr
                 .as_ref()
                 .is_none_or(|laddr| *laddr == client.laddr)
+            && self
+                .client_type
+                .is_none_or(|wanted| wanted == Some(client.client_type()))
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|user| *user == client.user_name())
+            && self.max_age_s.is_none_or(|max_age_s| {
+                unix_time_ms().saturating_sub(client.created_at_ms) / 1000 > max_age_s
+            })
             && self.skip_id != Some(client.id)
     }
 }
@@ -244,6 +302,7 @@ impl Client {
             close_after_reply: false,
             reply_off: false,
             reply_skip_next: false,
+            reply_skip_current: false,
             tracking_reset: false,
             multi: None,
             multi_failed: false,
@@ -285,6 +344,9 @@ pub struct Client {
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: the next command's reply is dropped.
     pub reply_skip_next: bool,
+    /// The running command's reply is dropped (it came after CLIENT REPLY SKIP), unless the
+    /// command is CLIENT REPLY ON, which clears this so that its own OK goes out (as Redis).
+    pub reply_skip_current: bool,
     /// RESET ran: tracking goes off after its reply (turning BCAST off asks every shard).
     pub tracking_reset: bool,
     /// Commands queued since MULTI, or `None` outside a transaction.

@@ -159,9 +159,9 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                         args.extend(request.iter());
                         // CLIENT REPLY OFF or SKIP: the reply is cut from the output, so no
                         // reply of this command may still be on its way.
-                        let skipping = std::mem::take(&mut client.reply_skip_next);
+                        client.reply_skip_current = std::mem::take(&mut client.reply_skip_next);
                         let was_off = client.reply_off;
-                        let kept_len = if was_off || skipping {
+                        let kept_len = if was_off || client.reply_skip_current {
                             pipeline.drain(&shard, &mut out).await;
                             client.command_clock.restart();
                             Some(out.pending_len())
@@ -173,6 +173,7 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                         if let Some(kept_len) = kept_len {
                             // (Un)subscribe confirmations are pushes, which Redis
                             // delivers even with replies off.
+                            let skipping = std::mem::take(&mut client.reply_skip_current);
                             if (skipping || (was_off && client.reply_off))
                                 && !is_subscription_command(args[0])
                             {

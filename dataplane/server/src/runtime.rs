@@ -310,6 +310,7 @@ fn remember_listener(fd: RawFd) {
 /// that a server started next on the same port gets every connection: until then the kernel
 /// shares them out between the old listeners and the new. Async-signal-safe.
 pub fn stop_listening() {
+    LISTENING_STOPPED.store(true, Ordering::Release);
     for slot in &LISTENERS {
         let fd = slot.load(Ordering::Acquire);
         if fd >= 0 {
@@ -317,6 +318,14 @@ pub fn stop_listening() {
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
     }
+}
+
+/// Set by [`stop_listening`]: the listeners' accepts fail from then on, and that is no news.
+static LISTENING_STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once [`stop_listening`] ran (the server is ending).
+pub fn listening_stopped() -> bool {
+    LISTENING_STOPPED.load(Ordering::Acquire)
 }
 
 /// SIGTERM and SIGINT still end the process as they did (by the signal, no clean-up Redis

@@ -362,6 +362,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: bool) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
+            Err(_) if runtime::listening_stopped() => return,
             Err(error) => {
                 eprintln!("ember: accept failed: {error}");
                 runtime::sleep(Duration::from_millis(10)).await;

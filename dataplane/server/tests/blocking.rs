@@ -863,6 +863,10 @@ fn xread_block_unblock_and_disconnect() {
 /// waiter stayed blocked.
 /// The fence holds the key until every shard has taken a turn, so the second registration is
 /// in the queue before the key is served; fresh connections each round land on either shard.
+/// The push waits until the second waiter's shard has read its request (CLIENT LIST shows
+/// `cmd=blpop`): which of two connections' bytes a server reads first is no promise of
+/// Redis's either, and on a loaded machine the second waiter's shard may not have run at all
+/// before the push arrives (about one run in six failed so, at any round).
 #[test]
 fn a_waiter_sent_before_a_push_is_served_before_the_pushers_next_command() {
     const ROUNDS: usize = 200;
@@ -883,6 +887,8 @@ fn a_waiter_sent_before_a_push_is_served_before_the_pushers_next_command() {
             assert_eq!(run(con, &["PING"]), "+PONG");
             con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         }
+        let later_id = run(&mut later, &["CLIENT", "ID"]);
+        let later_id = later_id.trim_start_matches("(integer) ");
         earlier
             .send_packed_command(&packed(&["BLPOP", "list", "0"]))
             .unwrap();
@@ -890,6 +896,11 @@ fn a_waiter_sent_before_a_push_is_served_before_the_pushers_next_command() {
         later
             .send_packed_command(&packed(&["BLPOP", "list", "0"]))
             .unwrap();
+        let deadline = Instant::now() + BLOCK_DEADLINE;
+        while !run(&mut control, &["CLIENT", "LIST", "ID", later_id]).contains(" cmd=blpop ") {
+            assert!(Instant::now() < deadline, "round {round}: BLPOP never read");
+            thread::yield_now();
+        }
         let replies: Vec<Value> = redis::pipe()
             .cmd("LPUSH")
             .arg("list")

@@ -633,6 +633,88 @@ fn client_list_and_kill() {
     assert_eq!(list.lines().count(), 1, "{list}");
 }
 
+/// CLIENT KILL's TYPE and USER filters and their errors, `cmd` naming a container's
+/// subcommand, a client that kills itself getting its reply before the close (then nothing
+/// more runs), and CLIENT REPLY ON's own reply after SKIP: as Redis 7.0's introspection unit.
+#[test]
+fn client_kill_filters_and_self_kill() {
+    let ember = Ember::start(2);
+    let mut me = ember.connect(false);
+    let mut subscriber = ember.connect(false);
+    let mut plain = ember.connect(false);
+    let _: () = redis::cmd("SUBSCRIBE")
+        .arg("news")
+        .query(&mut subscriber)
+        .unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut me).unwrap();
+    let mine = list
+        .lines()
+        .find(|line| line.contains(" cmd=client|list "))
+        .map(str::to_owned);
+    assert!(mine.is_some(), "{list}");
+    let error = |args: &[&str], con: &mut redis::Connection| -> String {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        common::show(&command.query::<Value>(con))
+    };
+    for (args, expected) in [
+        (
+            &["CLIENT", "KILL"][..],
+            "(error) ERR wrong number of arguments for 'client|kill' command",
+        ),
+        (
+            &["CLIENT", "KILL", "ID", "10", "wrong_arg"],
+            "(error) ERR syntax error",
+        ),
+        (
+            &["CLIENT", "KILL", "ID", "0"],
+            "(error) ERR client-id should be greater than 0",
+        ),
+        (
+            &["CLIENT", "KILL", "TYPE", "wrong_type"],
+            "(error) ERR Unknown client type 'wrong_type'",
+        ),
+        (
+            &["CLIENT", "KILL", "USER", "wrong_user"],
+            "(error) ERR No such user 'wrong_user'",
+        ),
+        (
+            &["CLIENT", "KILL", "SKIPME", "yes_or_no"],
+            "(error) ERR syntax error",
+        ),
+        (&["CLIENT", "KILL", "TYPE", "master"], "(integer) 0"),
+    ] {
+        assert_eq!(error(args, &mut me), expected, "{args:?}");
+    }
+    assert_eq!(
+        error(&["CLIENT", "KILL", "TYPE", "pubsub"], &mut me),
+        "(integer) 1"
+    );
+    assert_eq!(
+        error(
+            &["CLIENT", "KILL", "USER", "default", "TYPE", "normal"],
+            &mut me
+        ),
+        "(integer) 1"
+    );
+    assert!(redis::cmd("PING").query::<String>(&mut plain).is_err());
+    // CLIENT REPLY SKIP, then ON: ON's own OK is sent.
+    let mut raw = ember.raw();
+    raw.send(b"CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n");
+    assert_eq!(raw.reply_text(), "+OK\r\n");
+    assert_eq!(raw.reply_text(), "+PONG\r\n");
+    // Killing itself: the reply (every client of both shards but the subscriber killed above
+    // and `plain`: `me` and this one), then the close; the PING after it is not run.
+    raw.send(b"CLIENT KILL SKIPME no\r\nPING\r\n");
+    assert_eq!(raw.reply_text(), ":2\r\n");
+    assert!(
+        raw.closed_by_server(),
+        "the PING after the kill was answered"
+    );
+}
+
 /// TIME and LASTSAVE against this machine's clock.
 #[test]
 fn time_and_lastsave() {

@@ -184,6 +184,7 @@ pub fn reset(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     client.watched.clear();
     client.reply_off = false;
     client.reply_skip_next = false;
+    client.reply_skip_current = false;
     client.tracking_reset = true;
     super::pubsub::unsubscribe_all(ctx.shard, client);
     super::monitor::stop(ctx.shard, client);

@@ -162,7 +162,10 @@ pub async fn execute<'s>(
         return;
     };
     let spec = &COMMANDS[index];
-    client.handle.last_command.set(spec.name);
+    client
+        .handle
+        .last_command
+        .set(Some(super::acl::CATALOGUE.request_id(index, args)));
     if !super::arity_ok(spec.arity, args.len()) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(index);
@@ -759,7 +762,10 @@ pub(crate) fn execute_now(
     let started = crate::clock::now();
     out.begin();
     client.handle.last_interaction_ms.set(now_ms);
-    client.handle.last_command.set(spec.name);
+    client
+        .handle
+        .last_command
+        .set(Some(super::acl::CATALOGUE.request_id(index, args)));
     if super::monitor::active(shard) {
         super::monitor::feed(shard, client, index, args);
     }

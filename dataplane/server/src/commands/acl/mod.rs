@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rules::{RuleError, UserState, Verdict, CATALOGUE};
+pub use rules::CATALOGUE;
+use rules::{RuleError, UserState, Verdict};
 
 use super::{is, CommandError, CommandResult, ConnectionCtx, CATEGORY_NAMES, COMMANDS};
 use crate::client::Client;
@@ -317,6 +318,11 @@ impl Users {
     /// The `default` user.
     pub fn default_user(&self) -> &Arc<AclUser> {
         &self.default
+    }
+
+    /// True when a user named `name` exists (CLIENT KILL USER).
+    pub fn user_exists(&self, name: &[u8]) -> bool {
+        lock(&self.users).contains_key(name)
     }
 
     fn get(&self, name: &[u8]) -> Option<Arc<AclUser>> {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use ember_resp::ReplySink;
 use ember_store::{DATABASE_COUNT, SEGMENT_COUNT};
 
-use crate::client::{Client, KillFilter};
+use crate::client::{Client, ClientType, KillFilter};
 use crate::commands::connection::validate_client_name;
 use crate::commands::remote::{admin_on, broadcast};
 use crate::commands::{
@@ -121,7 +121,12 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                 .cloned()
                 .collect();
             for victim in &victims {
-                victim.kill();
+                if victim.id == filter.requester_id {
+                    // The caller: its connection sends this command's reply, then closes.
+                    victim.killed.set(true);
+                } else {
+                    victim.kill();
+                }
             }
             ShardReply::Integer(victims.len() as i64)
         }
@@ -1173,6 +1178,7 @@ async fn client_command(
         if is(args[2], "ON") {
             client.reply_off = false;
             client.reply_skip_next = false;
+            client.reply_skip_current = false;
             out.ok();
         } else if is(args[2], "OFF") {
             client.reply_off = true;
@@ -1217,34 +1223,58 @@ async fn client_kill(
 ) -> CommandResult {
     let hold = client.hold;
     let legacy = args.len() == 3;
-    let mut filter = KillFilter::default();
+    let own_id = client.handle.id;
+    let mut filter = KillFilter {
+        requester_id: own_id,
+        ..KillFilter::default()
+    };
     if legacy {
         filter.addr = Some(String::from_utf8_lossy(args[2]).into_owned());
     } else {
-        if args.len() < 4 || args.len() % 2 != 0 {
-            return Err(errors::SYNTAX.into());
+        if args.len() < 3 {
+            return Err("ERR wrong number of arguments for 'client|kill' command".into());
         }
-        filter.skip_id = Some(client.handle.id);
-        for pair in args[2..].chunks_exact(2) {
-            let value = String::from_utf8_lossy(pair[1]).into_owned();
-            if is(pair[0], "ID") {
-                let id = parse_integer(pair[1])
+        filter.skip_id = Some(own_id);
+        // As Redis reads them: an option with no value after it is a syntax error.
+        for pair in args[2..].chunks(2) {
+            let [option, value] = pair else {
+                return Err(errors::SYNTAX.into());
+            };
+            if is(option, "ID") {
+                let id = parse_integer(value)
                     .ok()
                     .filter(|id| *id > 0)
                     .ok_or(CommandError::from("ERR client-id should be greater than 0"))?;
                 filter.id = Some(id as u64);
-            } else if is(pair[0], "ADDR") {
-                filter.addr = Some(value);
-            } else if is(pair[0], "LADDR") {
-                filter.laddr = Some(value);
-            } else if is(pair[0], "SKIPME") {
-                match value.to_ascii_lowercase().as_str() {
-                    "yes" => filter.skip_id = Some(client.handle.id),
-                    "no" => filter.skip_id = None,
+            } else if is(option, "ADDR") {
+                filter.addr = Some(String::from_utf8_lossy(value).into_owned());
+            } else if is(option, "LADDR") {
+                filter.laddr = Some(String::from_utf8_lossy(value).into_owned());
+            } else if is(option, "SKIPME") {
+                filter.skip_id = match value.to_ascii_lowercase().as_slice() {
+                    b"yes" => Some(own_id),
+                    b"no" => None,
                     _ => return Err(errors::SYNTAX.into()),
+                };
+            } else if is(option, "TYPE") {
+                let client_type = ClientType::parse(value).ok_or_else(|| {
+                    CommandError::from(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(value)
+                    ))
+                })?;
+                filter.client_type = Some(client_type);
+            } else if is(option, "USER") {
+                if !shard.shared.acl.user_exists(value) {
+                    return Err(
+                        format!("ERR No such user '{}'", String::from_utf8_lossy(value)).into(),
+                    );
                 }
-            } else if is(pair[0], "TYPE") || is(pair[0], "USER") || is(pair[0], "MAXAGE") {
-                // Every Ember client is a normal client of the default user.
+                filter.user = Some(String::from_utf8_lossy(value).into_owned());
+            } else if is(option, "MAXAGE") {
+                let max_age_s = parse_integer(value)?;
+                // Redis 7.4's MAXAGE: a negative or zero age selects every connection.
+                filter.max_age_s = Some(u64::try_from(max_age_s).unwrap_or(0));
             } else {
                 return Err(errors::SYNTAX.into());
             }

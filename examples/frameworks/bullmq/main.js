@@ -1,0 +1,245 @@
+'use strict';
+// A BullMQ job queue as an application would write it: a queue of arithmetic jobs, a worker
+// that runs them, QueueEvents that report each result, a job that fails once and succeeds on
+// its retry, a delayed job, prioritised jobs and a parent job that sums its children.
+// Every result is checked; any wrong one ends the program with exit code 1 and a message.
+//
+//   REDIS_PORT=6379 node examples/frameworks/bullmq/main.js
+//
+// ci/test-frameworks-js-ruby.sh runs it against redis-server and against Ember, with bullmq
+// and ioredis installed by ci/setup-frameworks-js-ruby.sh (NODE_PATH points at them).
+
+const { Queue, Worker, QueueEvents, FlowProducer } = require('bullmq');
+const IORedis = require('ioredis');
+
+const host = process.env.REDIS_HOST || '127.0.0.1';
+const port = Number(process.env.REDIS_PORT || 6379);
+// The whole program takes a few seconds; past this something hangs, and the run fails.
+const RUN_TIMEOUT_MS = 90_000;
+// Enough jobs that several are in every state at once while the worker runs concurrently.
+const SQUARE_JOB_COUNT = 200;
+const WORKER_CONCURRENCY = 8;
+// The delayed job must not run before this; long enough to tell from an immediate run.
+const DELAY_MS = 700;
+// The flaky job's retry waits this long (fixed backoff), so its retry goes through the
+// delayed set as well.
+const RETRY_BACKOFF_MS = 200;
+const PRIORITY_JOB_COUNT = 12;
+const FLOW_CHILD_COUNT = 5;
+
+// A run-specific queue prefix keeps the program's keys apart from anything else in the
+// database and from an earlier run that was stopped half-way.
+const prefix = `bullmq-example-${process.pid}-${Date.now()}`;
+
+function connection() {
+  // BullMQ's workers block on the connection (BZPOPMIN, XREAD BLOCK); it asks for no retry
+  // limit per request.
+  return new IORedis({ host, port, maxRetriesPerRequest: null });
+}
+
+function fail(message) {
+  console.error(`bullmq example: FAIL: ${message}`);
+  process.exit(1);
+}
+
+function check(condition, message) {
+  if (!condition) fail(message);
+}
+
+function deepEqual(left, right) {
+  return JSON.stringify(left) === JSON.stringify(right);
+}
+
+// Resolves when `predicate` holds, polling; rejects after `timeoutMs` with `what`.
+async function waitFor(predicate, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function squaresAndRetries(opened) {
+  const queueName = 'squares';
+  const queue = new Queue(queueName, { connection: connection(), prefix });
+  const events = new QueueEvents(queueName, { connection: connection(), prefix });
+  opened.push(queue, events);
+  await events.waitUntilReady();
+
+  // Results as QueueEvents reports them (from the queue's event stream).
+  const completedEvents = new Map();
+  events.on('completed', ({ jobId, returnvalue }) => completedEvents.set(jobId, returnvalue));
+
+  let flakyAttempts = 0;
+  const startedAt = new Map();
+  const worker = new Worker(
+    queueName,
+    async (job) => {
+      startedAt.set(job.id, Date.now());
+      if (job.name === 'flaky') {
+        flakyAttempts += 1;
+        if (job.attemptsMade === 0) throw new Error('first attempt fails on purpose');
+        return { attempt: job.attemptsMade + 1 };
+      }
+      if (job.name === 'delayed') return { delayed: true, value: job.data.value };
+      await job.updateProgress(50);
+      return { square: job.data.x * job.data.x };
+    },
+    { connection: connection(), prefix, concurrency: WORKER_CONCURRENCY },
+  );
+  opened.push(worker);
+  // The worker reports each failed attempt, the one that will be retried included.
+  const failedAttempts = [];
+  worker.on('failed', (job, error) => failedAttempts.push({ jobId: job.id, reason: error.message }));
+
+  const bulk = [];
+  for (let x = 0; x < SQUARE_JOB_COUNT; x += 1) {
+    bulk.push({ name: 'square', data: { x }, opts: { removeOnComplete: false } });
+  }
+  const jobs = await queue.addBulk(bulk);
+  check(jobs.length === SQUARE_JOB_COUNT, `addBulk returned ${jobs.length} jobs`);
+  const ids = new Set(jobs.map((job) => job.id));
+  check(ids.size === SQUARE_JOB_COUNT, `addBulk gave ${ids.size} distinct ids`);
+
+  const flaky = await queue.add(
+    'flaky',
+    {},
+    { attempts: 3, backoff: { type: 'fixed', delay: RETRY_BACKOFF_MS } },
+  );
+  const delayedAddedAt = Date.now();
+  const delayed = await queue.add('delayed', { value: 'later' }, { delay: DELAY_MS });
+  check((await delayed.getState()) === 'delayed', `delayed job is ${await delayed.getState()}`);
+
+  // waitUntilFinished resolves with the return value, read through the event stream.
+  const flakyResult = await flaky.waitUntilFinished(events, 30_000);
+  check(deepEqual(flakyResult, { attempt: 2 }), `flaky job returned ${JSON.stringify(flakyResult)}`);
+  check(flakyAttempts === 2, `flaky job ran ${flakyAttempts} times, expected 2`);
+  const delayedResult = await delayed.waitUntilFinished(events, 30_000);
+  check(deepEqual(delayedResult, { delayed: true, value: 'later' }),
+    `delayed job returned ${JSON.stringify(delayedResult)}`);
+  const delayMeasuredMs = startedAt.get(delayed.id) - delayedAddedAt;
+  check(delayMeasuredMs >= DELAY_MS - 50, `delayed job ran after ${delayMeasuredMs} ms, before its ${DELAY_MS} ms delay`);
+
+  await waitFor(async () => completedEvents.size >= SQUARE_JOB_COUNT + 2, 60_000,
+    `${SQUARE_JOB_COUNT + 2} completed events (have ${completedEvents.size})`);
+
+  for (const job of jobs) {
+    const expected = { square: job.data.x * job.data.x };
+    // The event carries the return value as the worker stored it...
+    const fromEvent = completedEvents.get(job.id);
+    check(deepEqual(fromEvent, expected), `event for job ${job.id}: ${JSON.stringify(fromEvent)}`);
+    // ...and the job hash holds it too.
+    const stored = await queue.getJob(job.id);
+    check(stored !== undefined && stored !== null, `job ${job.id} is gone`);
+    check(deepEqual(stored.returnvalue, expected), `job ${job.id} returnvalue ${JSON.stringify(stored.returnvalue)}`);
+    check(stored.progress === 50, `job ${job.id} progress ${JSON.stringify(stored.progress)}`);
+    check(stored.finishedOn >= stored.processedOn, `job ${job.id} finished before it started`);
+  }
+  check(failedAttempts.length === 1 && failedAttempts[0].jobId === flaky.id,
+    `failed attempts ${JSON.stringify(failedAttempts)}`);
+  const flakyStored = await queue.getJob(flaky.id);
+  check(flakyStored.attemptsMade === 2, `flaky attemptsMade ${flakyStored.attemptsMade}`);
+
+  const counts = await queue.getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed');
+  check(deepEqual(counts, { completed: SQUARE_JOB_COUNT + 2, failed: 0, waiting: 0, active: 0, delayed: 0 }),
+    `job counts ${JSON.stringify(counts)}`);
+  const completedPage = await queue.getCompleted(0, 9);
+  check(completedPage.length === 10, `getCompleted(0, 9) gave ${completedPage.length} jobs`);
+
+  await worker.close();
+  await events.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  console.log(`bullmq example: ${SQUARE_JOB_COUNT} squares, retry, delay: ok`);
+}
+
+async function priorities(opened) {
+  const queueName = 'priorities';
+  const queue = new Queue(queueName, { connection: connection(), prefix });
+  opened.push(queue);
+  // Jobs are added while the queue is paused, so that the worker sees them all at once and
+  // must take them by priority (1 is the highest), ties in the order they were added.
+  await queue.pause();
+  const added = [];
+  for (let index = 0; index < PRIORITY_JOB_COUNT; index += 1) {
+    const priority = (index * 7) % 4 + 1;
+    added.push({ index, priority });
+    await queue.add('prioritised', { index }, { priority });
+  }
+  // Jobs with a priority wait in the queue's prioritized set, not in its wait list.
+  const counts = await queue.getJobCounts('prioritized', 'waiting', 'active');
+  check(deepEqual(counts, { prioritized: PRIORITY_JOB_COUNT, waiting: 0, active: 0 }),
+    `job counts while paused ${JSON.stringify(counts)}`);
+  check(await queue.isPaused(), 'queue is not paused');
+  const order = [];
+  const worker = new Worker(queueName, async (job) => { order.push(job.data.index); return job.data.index; },
+    { connection: connection(), prefix, concurrency: 1, autorun: true });
+  opened.push(worker);
+  await queue.resume();
+  await waitFor(async () => order.length === PRIORITY_JOB_COUNT, 30_000, 'every prioritised job');
+  const expected = [...added].sort((a, b) => a.priority - b.priority || a.index - b.index).map((job) => job.index);
+  check(deepEqual(order, expected), `priority order ${JSON.stringify(order)}, expected ${JSON.stringify(expected)}`);
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  console.log('bullmq example: priorities: ok');
+}
+
+async function flows(opened) {
+  const parentQueueName = 'reports';
+  const childQueueName = 'parts';
+  const flowProducer = new FlowProducer({ connection: connection(), prefix });
+  opened.push(flowProducer);
+  const childWorker = new Worker(childQueueName, async (job) => job.data.amount * 10,
+    { connection: connection(), prefix, concurrency: 2 });
+  const parentWorker = new Worker(parentQueueName, async (job) => {
+    const childValues = await job.getChildrenValues();
+    return Object.values(childValues).reduce((sum, value) => sum + value, 0);
+  }, { connection: connection(), prefix });
+  opened.push(childWorker, parentWorker);
+  const parentEvents = new QueueEvents(parentQueueName, { connection: connection(), prefix });
+  opened.push(parentEvents);
+  await parentEvents.waitUntilReady();
+
+  const children = [];
+  for (let amount = 1; amount <= FLOW_CHILD_COUNT; amount += 1) {
+    children.push({ name: 'part', queueName: childQueueName, data: { amount } });
+  }
+  const tree = await flowProducer.add({ name: 'report', queueName: parentQueueName, data: {}, children });
+  check(tree.children.length === FLOW_CHILD_COUNT, `flow has ${tree.children.length} children`);
+  const total = await tree.job.waitUntilFinished(parentEvents, 30_000);
+  const expected = 10 * (FLOW_CHILD_COUNT * (FLOW_CHILD_COUNT + 1)) / 2;
+  check(total === expected, `parent job returned ${total}, expected ${expected}`);
+
+  await childWorker.close();
+  await parentWorker.close();
+  await parentEvents.close();
+  await flowProducer.close();
+  for (const name of [parentQueueName, childQueueName]) {
+    const queue = new Queue(name, { connection: connection(), prefix });
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
+  console.log('bullmq example: flow parent/children: ok');
+}
+
+async function main() {
+  const timer = setTimeout(() => fail(`no result after ${RUN_TIMEOUT_MS} ms`), RUN_TIMEOUT_MS);
+  const opened = [];
+  try {
+    for (const step of [squaresAndRetries, priorities, flows]) {
+      const stepStartedAt = Date.now();
+      await step(opened);
+      console.log(`bullmq example: ${step.name} took ${Date.now() - stepStartedAt} ms`);
+    }
+  } catch (error) {
+    fail(error && error.stack ? error.stack : String(error));
+  }
+  clearTimeout(timer);
+  // Anything a failed step left open would keep node running.
+  await Promise.allSettled(opened.map((item) => item.close()));
+  console.log('bullmq example: all checks passed');
+  process.exit(0);
+}
+
+main();

@@ -26,6 +26,14 @@ const DELAY_MS = 700;
 const RETRY_BACKOFF_MS = 200;
 const PRIORITY_JOB_COUNT = 12;
 const FLOW_CHILD_COUNT = 5;
+// removeOnComplete's count: how many completed jobs the queue keeps.
+const KEEP_COMPLETED_COUNT = 3;
+// The limiter lets this many jobs run per window; with the jobs of queueManagement the run
+// spans a few windows, so a limiter that does nothing is seen.
+const RATE_LIMIT_MAX = 3;
+const RATE_LIMIT_DURATION_MS = 300;
+const SCHEDULER_EVERY_MS = 200;
+const SCHEDULER_RUN_COUNT = 3;
 
 // A run-specific queue prefix keeps the program's keys apart from anything else in the
 // database and from an earlier run that was stopped half-way.
@@ -223,11 +231,113 @@ async function flows(opened) {
   console.log('bullmq example: flow parent/children: ok');
 }
 
+// What an operator does with a queue: see its workers, read job logs, retry failed jobs,
+// promote a delayed one, deduplicate, keep only the last completed jobs, clean, run a job
+// scheduler, read metrics and stay under a rate limit.
+async function queueManagement(opened) {
+  const queueName = 'chores';
+  const queue = new Queue(queueName, { connection: connection(), prefix });
+  const events = new QueueEvents(queueName, { connection: connection(), prefix });
+  opened.push(queue, events);
+  await events.waitUntilReady();
+  const completedIds = [];
+  events.on('completed', ({ jobId }) => completedIds.push(jobId));
+
+  // Jobs added while the queue is paused wait for the worker.
+  await queue.pause();
+  const first = await queue.add('chore', { label: 'deduplicated' }, { deduplication: { id: 'nightly' } });
+  const second = await queue.add('chore', { label: 'dropped' }, { deduplication: { id: 'nightly' } });
+  check(second.id === first.id, `a deduplicated add made job ${second.id} beside ${first.id}`);
+  check((await queue.getDeduplicationJobId('nightly')) === first.id, 'getDeduplicationJobId');
+  const failing = await queue.add('fails-once', {}, { attempts: 1 });
+  const promoted = await queue.add('chore', { label: 'promoted' }, { delay: 60_000 });
+  const kept = [];
+  for (let index = 0; index < KEEP_COMPLETED_COUNT + 4; index += 1) {
+    kept.push(await queue.add('chore', { label: `kept-${index}` }, { removeOnComplete: { count: KEEP_COMPLETED_COUNT } }));
+  }
+  await first.updateData({ label: 'updated' });
+
+  let failingRuns = 0;
+  const labels = [];
+  const worker = new Worker(queueName, async (job) => {
+    if (job.name === 'fails-once') {
+      failingRuns += 1;
+      if (failingRuns === 1) throw new Error('fails on its first run');
+    }
+    if (job.name === 'tick') return 'tick';
+    await job.log(`ran ${job.data.label}`);
+    labels.push(job.data.label);
+    return job.data.label;
+  }, {
+    connection: connection(), prefix, concurrency: 1, metrics: { maxDataPoints: 60 },
+    limiter: { max: RATE_LIMIT_MAX, duration: RATE_LIMIT_DURATION_MS },
+  });
+  opened.push(worker);
+  await worker.waitUntilReady();
+  // BullMQ finds its workers with CLIENT LIST, by the connection names it gave them.
+  await waitFor(async () => (await queue.getWorkersCount()) === 1, 10_000, 'getWorkersCount() to be 1');
+  const workers = await queue.getWorkers();
+  check(workers.length === 1 && workers[0].name === queueName, `getWorkers gave ${JSON.stringify(workers)}`);
+
+  const resumedAt = Date.now();
+  await queue.resume();
+  const runCount = 1 + 1 + kept.length;
+  await waitFor(async () => labels.length + failingRuns >= runCount, 30_000, `${runCount} runs (have ${labels.length + failingRuns})`);
+  const elapsedMs = Date.now() - resumedAt;
+  // The limiter lets RATE_LIMIT_MAX jobs through per window.
+  const windowsNeeded = Math.ceil(runCount / RATE_LIMIT_MAX) - 1;
+  check(elapsedMs >= windowsNeeded * RATE_LIMIT_DURATION_MS * 0.9,
+    `${runCount} jobs ran in ${elapsedMs} ms despite a limit of ${RATE_LIMIT_MAX} per ${RATE_LIMIT_DURATION_MS} ms`);
+  check(labels[0] === 'updated', `the deduplicated job ran with ${labels[0]}`);
+
+  await waitFor(async () => (await queue.getFailedCount()) === 1, 10_000, 'one failed job');
+  const [failed] = await queue.getFailed();
+  check(failed.id === failing.id && failed.failedReason === 'fails on its first run', `failed job ${JSON.stringify(failed)}`);
+  await queue.retryJobs({ state: 'failed' });
+  await failing.waitUntilFinished(events, 10_000);
+  check(failingRuns === 2, `the failed job ran ${failingRuns} times after retryJobs`);
+
+  check((await promoted.getState()) === 'delayed', 'the delayed job is not delayed');
+  await promoted.promote();
+  const promotedValue = await promoted.waitUntilFinished(events, 10_000);
+  check(promotedValue === 'promoted', `the promoted job returned ${promotedValue}`);
+  // (The first job's logs went with it: removeOnComplete's count trims the whole completed set.)
+  const logs = await queue.getJobLogs(promoted.id);
+  check(deepEqual(logs, { logs: ['ran promoted'], count: 1 }), `job logs ${JSON.stringify(logs)}`);
+
+  // removeOnComplete keeps only the last KEEP_COMPLETED_COUNT of those jobs.
+  const completedJobs = await queue.getJobs(['completed'], 0, -1, true);
+  const keptLeft = completedJobs.filter((job) => String(job.data.label).startsWith('kept-'));
+  check(keptLeft.length === KEEP_COMPLETED_COUNT, `${keptLeft.length} kept jobs left, expected ${KEEP_COMPLETED_COUNT}`);
+
+  // A job scheduler adds a job every SCHEDULER_EVERY_MS until it is removed.
+  const ticksBefore = completedIds.length;
+  await queue.upsertJobScheduler('ticker', { every: SCHEDULER_EVERY_MS }, { name: 'tick', data: {} });
+  check((await queue.getJobSchedulersCount()) === 1, 'getJobSchedulersCount after upsert');
+  await waitFor(async () => completedIds.length - ticksBefore >= SCHEDULER_RUN_COUNT, 20_000, `${SCHEDULER_RUN_COUNT} scheduled ticks`);
+  check(await queue.removeJobScheduler('ticker'), 'removeJobScheduler returned false');
+  check((await queue.getJobSchedulersCount()) === 0, 'getJobSchedulersCount after remove');
+
+  const metrics = await queue.getMetrics('completed');
+  const completedCount = await queue.getCompletedCount();
+  check(metrics.meta.count >= completedCount, `metrics count ${metrics.meta.count} below ${completedCount} completed jobs`);
+
+  const cleaned = await queue.clean(0, 1000, 'completed');
+  check(cleaned.length === completedCount, `clean removed ${cleaned.length} of ${completedCount} completed jobs`);
+  check((await queue.getCompletedCount()) === 0, 'completed jobs left after clean');
+
+  await worker.close();
+  await events.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  console.log('bullmq example: queue management: ok');
+}
+
 async function main() {
   const timer = setTimeout(() => fail(`no result after ${RUN_TIMEOUT_MS} ms`), RUN_TIMEOUT_MS);
   const opened = [];
   try {
-    for (const step of [squaresAndRetries, priorities, flows]) {
+    for (const step of [squaresAndRetries, priorities, flows, queueManagement]) {
       const stepStartedAt = Date.now();
       await step(opened);
       console.log(`bullmq example: ${step.name} took ${Date.now() - stepStartedAt} ms`);

@@ -23,6 +23,9 @@ WORK_DEADLINE_SECONDS = 45
 # Sidekiq flushes its processed/failed counters every 5 s (its heartbeat).
 STATS_DEADLINE_SECONDS = 15
 SIDEKIQ_CONCURRENCY = 5
+# The API checks after the run move a few jobs around.
+ADMIN_JOB_COUNT = 5
+LOW_QUEUE = "low"
 
 def fail!(message)
   warn "sidekiq example: FAIL: #{message}"
@@ -117,6 +120,44 @@ def check_process_and_stats
   check(history.processed.values.first == processed, "Stats::History processed #{history.processed}")
 end
 
+# What an operator does through Sidekiq's API once the process has stopped: look for jobs in the
+# sets (ZSCAN), move them between sets and queues, clear queues and sets, reset the counters.
+def administer
+  low = Sidekiq::Queue.new(LOW_QUEUE)
+  ADMIN_JOB_COUNT.times { |number| SquareJob.set(queue: LOW_QUEUE).perform_async(number) }
+  check(low.size == ADMIN_JOB_COUNT, "queue #{LOW_QUEUE} holds #{low.size} jobs")
+  check(Sidekiq::Queue.all.map(&:name).sort == ["default", LOW_QUEUE].sort, "Queue.all gave #{Sidekiq::Queue.all.map(&:name)}")
+  low.find_job(low.first.jid).delete
+  check(low.size == ADMIN_JOB_COUNT - 1, "queue #{LOW_QUEUE} holds #{low.size} jobs after a delete")
+  low.clear
+  check(low.size.zero? && Sidekiq::Queue.all.map(&:name) == ["default"], "Queue#clear left #{low.size} jobs, queues #{Sidekiq::Queue.all.map(&:name)}")
+
+  scheduled = Sidekiq::ScheduledSet.new
+  jids = ADMIN_JOB_COUNT.times.map { |number| ScheduledJob.perform_in(3600 + number, "admin-#{number}") }
+  check(scheduled.size == ADMIN_JOB_COUNT, "schedule set holds #{scheduled.size} jobs")
+  found = scheduled.scan("admin-2").to_a
+  check(found.size == 1 && found.first.args == ["admin-2"], "ScheduledSet#scan found #{found.map(&:args)}")
+  scheduled.find_job(jids.first).add_to_queue
+  check(Sidekiq::Queue.new("default").size == 1, "add_to_queue left the default queue with #{Sidekiq::Queue.new("default").size} jobs")
+  scheduled.find_job(jids.last).delete
+  check(scheduled.size == ADMIN_JOB_COUNT - 2, "schedule set holds #{scheduled.size} after add_to_queue and delete")
+  check(scheduled.map(&:jid).sort == jids[1..-2].sort, "schedule set jids")
+  scheduled.clear
+  check(scheduled.size.zero?, "ScheduledSet#clear left #{scheduled.size} jobs")
+
+  dead = Sidekiq::DeadSet.new
+  dead.retry_all
+  check(dead.size.zero?, "DeadSet#retry_all left #{dead.size} jobs")
+  default = Sidekiq::Queue.new("default")
+  check(default.size == 2 && default.map(&:klass).sort == %w[DoomedJob ScheduledJob], "default queue holds #{default.map(&:klass)}")
+  default.clear
+
+  stats = Sidekiq::Stats.new
+  stats.reset("processed")
+  check(Sidekiq::Stats.new.processed.zero? && Sidekiq::Stats.new.failed == 3, "Stats#reset(processed)")
+  check(Sidekiq::Workers.new.size.zero?, "Workers reports #{Sidekiq::Workers.new.size} busy workers")
+end
+
 def main
   Timeout.timeout(RUN_TIMEOUT_SECONDS) do
     scheduled_at = enqueue
@@ -132,6 +173,7 @@ def main
       stop_sidekiq(sidekiq_pid)
     end
     wait_for("the process to leave ProcessSet", 10) { Sidekiq::ProcessSet.new.size.zero? }
+    administer
     # A log the caller asked for stays; the default one goes once everything passed.
     File.delete(log_path) if ENV["SIDEKIQ_LOG"].nil? && File.exist?(log_path)
   end

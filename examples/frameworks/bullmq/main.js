@@ -34,6 +34,11 @@ const RATE_LIMIT_MAX = 3;
 const RATE_LIMIT_DURATION_MS = 300;
 const SCHEDULER_EVERY_MS = 200;
 const SCHEDULER_RUN_COUNT = 3;
+// The stalled job's lock lasts STALL_LOCK_MS and is not renewed; the check runs every
+// STALL_CHECK_INTERVAL_MS, and the first run outlasts both by far.
+const STALL_LOCK_MS = 500;
+const STALL_CHECK_INTERVAL_MS = 300;
+const STALLED_FIRST_RUN_MS = 4_000;
 
 // A run-specific queue prefix keeps the program's keys apart from anything else in the
 // database and from an earlier run that was stopped half-way.
@@ -333,11 +338,50 @@ async function queueManagement(opened) {
   console.log('bullmq example: queue management: ok');
 }
 
+// A worker that stops renewing its job's lock (as one that hangs or dies does): the job's lock
+// key expires, the stalled-job check finds the job and moves it back to wait, and the job runs
+// again. This leans on key expiry inside BullMQ's scripts.
+async function stalledJobs(opened) {
+  const queueName = 'stalls';
+  const queue = new Queue(queueName, { connection: connection(), prefix });
+  const events = new QueueEvents(queueName, { connection: connection(), prefix });
+  opened.push(queue, events);
+  await events.waitUntilReady();
+  const stalledIds = [];
+  events.on('stalled', ({ jobId }) => stalledIds.push(jobId));
+  let runs = 0;
+  const worker = new Worker(queueName, async () => {
+    runs += 1;
+    if (runs === 1) {
+      await new Promise((resolve) => setTimeout(resolve, STALLED_FIRST_RUN_MS));
+      return 'late';
+    }
+    return 'recovered';
+  }, {
+    connection: connection(), prefix, concurrency: 2, skipLockRenewal: true,
+    lockDuration: STALL_LOCK_MS, stalledInterval: STALL_CHECK_INTERVAL_MS, maxStalledCount: 1,
+  });
+  opened.push(worker);
+  // The first run's completion comes after its lock is gone; the worker reports that as an
+  // error, which is what should happen.
+  worker.on('error', () => {});
+  const job = await queue.add('hangs-first', {});
+  const value = await job.waitUntilFinished(events, 20_000);
+  check(value === 'recovered', `the stalled job returned ${JSON.stringify(value)}`);
+  check(deepEqual(stalledIds, [job.id]), `stalled events for ${JSON.stringify(stalledIds)}`);
+  check(runs === 2, `the stalled job ran ${runs} times`);
+  await worker.close(true);
+  await events.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  console.log('bullmq example: stalled job recovery: ok');
+}
+
 async function main() {
   const timer = setTimeout(() => fail(`no result after ${RUN_TIMEOUT_MS} ms`), RUN_TIMEOUT_MS);
   const opened = [];
   try {
-    for (const step of [squaresAndRetries, priorities, flows, queueManagement]) {
+    for (const step of [squaresAndRetries, priorities, flows, queueManagement, stalledJobs]) {
       const stepStartedAt = Date.now();
       await step(opened);
       console.log(`bullmq example: ${step.name} took ${Date.now() - stepStartedAt} ms`);

@@ -26,6 +26,10 @@ SIDEKIQ_CONCURRENCY = 5
 # The API checks after the run move a few jobs around.
 ADMIN_JOB_COUNT = 5
 LOW_QUEUE = "low"
+PROCESSED_QUEUES = ["critical", "default", LOW_QUEUE].freeze
+# Jobs pushed once the processors are idle; their arguments start past the first batch's.
+LATE_JOB_COUNT = 21
+LATE_JOB_FIRST = 1000
 
 def fail!(message)
   warn "sidekiq example: FAIL: #{message}"
@@ -70,7 +74,9 @@ end
 
 def start_sidekiq
   log_path = ENV.fetch("SIDEKIQ_LOG", File.join(Dir.tmpdir, "sidekiq-example-#{Process.pid}.log"))
-  command = ["sidekiq", "-r", File.expand_path("app.rb", __dir__), "-c", SIDEKIQ_CONCURRENCY.to_s, "-q", "default"]
+  # Three queues in strict order: each idle processor blocks in one BRPOP on all three lists.
+  queue_arguments = PROCESSED_QUEUES.flat_map { |queue| ["-q", queue] }
+  command = ["sidekiq", "-r", File.expand_path("app.rb", __dir__), "-c", SIDEKIQ_CONCURRENCY.to_s, *queue_arguments]
   pid = Process.spawn({ "REDIS_URL" => REDIS_URL }, *command, out: log_path, err: log_path)
   [pid, log_path]
 end
@@ -105,12 +111,30 @@ def check_results(scheduled_at)
   check(Sidekiq::Queue.new("default").size.zero?, "default queue still holds #{Sidekiq::Queue.new("default").size} jobs")
 end
 
+# Jobs pushed while every processor waits in BRPOP must wake one, whichever list they go to.
+def late_pushes
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  numbers = (LATE_JOB_FIRST...(LATE_JOB_FIRST + LATE_JOB_COUNT)).to_a
+  numbers.each_with_index do |number, index|
+    SquareJob.set(queue: PROCESSED_QUEUES[index % PROCESSED_QUEUES.size]).perform_async(number)
+  end
+  wait_for("#{LATE_JOB_COUNT} jobs pushed to idle processors", WORK_DEADLINE_SECONDS) do
+    Sidekiq.redis { |redis| redis.hlen(RESULTS_KEY) } == SQUARE_JOB_COUNT + LATE_JOB_COUNT
+  end
+  numbers.each do |number|
+    value = Sidekiq.redis { |redis| redis.hget(RESULTS_KEY, number.to_s) }
+    check(value == (number * number).to_s, "square of #{number} is #{value.inspect}")
+  end
+  puts format("sidekiq example: %d jobs pushed to idle processors ran in %.2f s",
+              LATE_JOB_COUNT, Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+end
+
 def check_process_and_stats
   processes = Sidekiq::ProcessSet.new
   check(processes.size == 1, "ProcessSet has #{processes.size} processes")
   check(processes.first["concurrency"] == SIDEKIQ_CONCURRENCY, "process #{processes.first.inspect}")
   # Runs: 200 squares, the flaky job twice, the doomed job twice, the scheduled job.
-  processed = SQUARE_JOB_COUNT + 2 + 2 + 1
+  processed = SQUARE_JOB_COUNT + 2 + 2 + 1 + LATE_JOB_COUNT
   failed = 1 + 2
   wait_for("Stats processed #{processed} failed #{failed}", STATS_DEADLINE_SECONDS) do
     stats = Sidekiq::Stats.new
@@ -126,11 +150,11 @@ def administer
   low = Sidekiq::Queue.new(LOW_QUEUE)
   ADMIN_JOB_COUNT.times { |number| SquareJob.set(queue: LOW_QUEUE).perform_async(number) }
   check(low.size == ADMIN_JOB_COUNT, "queue #{LOW_QUEUE} holds #{low.size} jobs")
-  check(Sidekiq::Queue.all.map(&:name).sort == ["default", LOW_QUEUE].sort, "Queue.all gave #{Sidekiq::Queue.all.map(&:name)}")
+  check(Sidekiq::Queue.all.map(&:name).sort == PROCESSED_QUEUES.sort, "Queue.all gave #{Sidekiq::Queue.all.map(&:name)}")
   low.find_job(low.first.jid).delete
   check(low.size == ADMIN_JOB_COUNT - 1, "queue #{LOW_QUEUE} holds #{low.size} jobs after a delete")
   low.clear
-  check(low.size.zero? && Sidekiq::Queue.all.map(&:name) == ["default"], "Queue#clear left #{low.size} jobs, queues #{Sidekiq::Queue.all.map(&:name)}")
+  check(low.size.zero? && Sidekiq::Queue.all.map(&:name).sort == %w[critical default], "Queue#clear left #{low.size} jobs, queues #{Sidekiq::Queue.all.map(&:name)}")
 
   scheduled = Sidekiq::ScheduledSet.new
   jids = ADMIN_JOB_COUNT.times.map { |number| ScheduledJob.perform_in(3600 + number, "admin-#{number}") }
@@ -168,6 +192,7 @@ def main
           Sidekiq::DeadSet.new.size == 1
       end
       check_results(scheduled_at)
+      late_pushes
       check_process_and_stats
     ensure
       stop_sidekiq(sidekiq_pid)

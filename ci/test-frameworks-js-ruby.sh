@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs real Node.js and Ruby frameworks, unchanged, against Ember: the programs in
-# examples/frameworks/ (BullMQ, Sidekiq, ActiveSupport's RedisCacheStore) each check their own
-# results and exit non-zero on a wrong one. Each runs against a fresh redis-server first, the
-# oracle that the program itself is right, then against a fresh Ember in its default
-# configuration (one shard per core, so a job's keys and a script's keys live on different
+# examples/frameworks/ (BullMQ through ioredis and through node-redis, Sidekiq, ActiveSupport's
+# RedisCacheStore) each check their own results and exit non-zero on a wrong one. Each runs
+# against a fresh redis-server first, the oracle that the program itself is right, then against
+# a fresh Ember in its default configuration (one shard per core, so a job's keys and a script's keys live on different
 # shards). Prints a table; fails when Ember fails a program that passed against Redis.
 #
 #   bash ci/test-frameworks-js-ruby.sh                 # every framework
@@ -24,7 +24,7 @@ require_frameworks="${EMBER_REQUIRE_FRAMEWORKS:-$([ "${CI:-}" = true ] && echo 1
 program_timeout_s=150
 
 frameworks=("$@")
-[ ${#frameworks[@]} -gt 0 ] || frameworks=(bullmq sidekiq rails-cache)
+[ ${#frameworks[@]} -gt 0 ] || frameworks=(bullmq bullmq-node-redis sidekiq rails-cache)
 
 [ -x "$ember" ] || cargo build --release --bin ember
 mkdir -p "$results_dir"
@@ -32,10 +32,10 @@ mkdir -p "$results_dir"
 # Says why FRAMEWORK cannot run here, or nothing when it can.
 missing_reason() {
     case "$1" in
-    bullmq)
+    bullmq | bullmq-node-redis)
         command -v node >/dev/null || { echo "node is not installed"; return; }
-        [ -d "$node_modules/bullmq" ] && [ -d "$node_modules/ioredis" ] ||
-            echo "bullmq/ioredis are not in $node_modules (run ci/setup.sh)"
+        [ -d "$node_modules/bullmq" ] && [ -d "$node_modules/ioredis" ] && [ -d "$node_modules/redis" ] ||
+            echo "bullmq/ioredis/redis are not in $node_modules (run ci/setup.sh)"
         ;;
     sidekiq)
         command -v sidekiq >/dev/null || { echo "sidekiq is not installed (Debian ruby-sidekiq)"; return; }
@@ -45,7 +45,7 @@ missing_reason() {
         ruby -e 'require "active_support"; require "active_support/cache/redis_cache_store"' 2>/dev/null ||
             echo "ruby cannot load ActiveSupport's RedisCacheStore (Debian ruby-activesupport, ruby-redis)"
         ;;
-    *) echo "no such framework: $1 (examples/frameworks/ has bullmq, sidekiq, rails-cache)" ;;
+    *) echo "no such framework: $1 (bullmq, bullmq-node-redis, sidekiq, rails-cache)" ;;
     esac
 }
 
@@ -55,7 +55,11 @@ run_program() {
     local url="redis://127.0.0.1:$port/0"
     case "$framework" in
     bullmq)
-        NODE_PATH="$node_modules" REDIS_PORT="$port" \
+        NODE_PATH="$node_modules" REDIS_PORT="$port" BULLMQ_CLIENT=ioredis \
+            timeout "$program_timeout_s" node examples/frameworks/bullmq/main.js >"$log" 2>&1
+        ;;
+    bullmq-node-redis)
+        NODE_PATH="$node_modules" REDIS_PORT="$port" BULLMQ_CLIENT=node-redis \
             timeout "$program_timeout_s" node examples/frameworks/bullmq/main.js >"$log" 2>&1
         ;;
     sidekiq)

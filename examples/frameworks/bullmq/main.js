@@ -1,16 +1,25 @@
 'use strict';
 // A BullMQ job queue as an application would write it: a queue of arithmetic jobs, a worker
 // that runs them, QueueEvents that report each result, a job that fails once and succeeds on
-// its retry, a delayed job, prioritised jobs and a parent job that sums its children.
+// its retry, a delayed job, prioritised jobs, a parent job that sums its children, what an
+// operator does with a queue (workers, logs, retries, cleaning, a job scheduler, metrics, a
+// rate limit), and a stalled job that another run recovers.
 // Every result is checked; any wrong one ends the program with exit code 1 and a message.
 //
 //   REDIS_PORT=6379 node examples/frameworks/bullmq/main.js
+//   BULLMQ_CLIENT=node-redis REDIS_PORT=6379 node examples/frameworks/bullmq/main.js
 //
-// ci/test-frameworks-js-ruby.sh runs it against redis-server and against Ember, with bullmq
-// and ioredis installed by ci/setup-frameworks-js-ruby.sh (NODE_PATH points at them).
+// ci/test-frameworks-js-ruby.sh runs it against redis-server and against Ember, with bullmq,
+// ioredis and node-redis installed by ci/setup-frameworks-js-ruby.sh (NODE_PATH points at them).
 
 const { Queue, Worker, QueueEvents, FlowProducer } = require('bullmq');
 const IORedis = require('ioredis');
+
+// Which client library BullMQ talks through: ioredis (BullMQ's usual one) or node-redis (the
+// `redis` package, which BullMQ 6 also takes). Both speak RESP2 here: BullMQ 6.7 does not read
+// RESP3's replies (its QueueEvents fails on XREAD's map reply against redis-server too).
+const CLIENTS = ['ioredis', 'node-redis'];
+const client = process.env.BULLMQ_CLIENT || 'ioredis';
 
 const host = process.env.REDIS_HOST || '127.0.0.1';
 const port = Number(process.env.REDIS_PORT || 6379);
@@ -45,9 +54,13 @@ const STALLED_FIRST_RUN_MS = 4_000;
 const prefix = `bullmq-example-${process.pid}-${Date.now()}`;
 
 function connection() {
-  // BullMQ's workers block on the connection (BZPOPMIN, XREAD BLOCK); it asks for no retry
-  // limit per request.
-  return new IORedis({ host, port, maxRetriesPerRequest: null });
+  if (client === 'ioredis') {
+    // BullMQ's workers block on the connection (BZPOPMIN, XREAD BLOCK); it asks for no retry
+    // limit per request.
+    return new IORedis({ host, port, maxRetriesPerRequest: null });
+  }
+  const { createClient } = require('redis');
+  return createClient({ socket: { host, port } });
 }
 
 function fail(message) {
@@ -378,6 +391,8 @@ async function stalledJobs(opened) {
 }
 
 async function main() {
+  if (!CLIENTS.includes(client)) fail(`BULLMQ_CLIENT=${client}: expected one of ${CLIENTS.join(', ')}`);
+  console.log(`bullmq example: client ${client}`);
   const timer = setTimeout(() => fail(`no result after ${RUN_TIMEOUT_MS} ms`), RUN_TIMEOUT_MS);
   const opened = [];
   try {

@@ -3,8 +3,8 @@
 # examples/frameworks/ (BullMQ through ioredis and through node-redis, Sidekiq, ActiveSupport's
 # RedisCacheStore) each check their own results and exit non-zero on a wrong one. Each runs
 # against a fresh redis-server first, the oracle that the program itself is right, then against
-# a fresh Ember in its default configuration (one shard per core, so a job's keys and a script's keys live on different
-# shards). Prints a table; fails when Ember fails a program that passed against Redis.
+# a fresh Ember in its default configuration (one shard per core, so a job's keys and a
+# script's keys live on different shards). Prints a table; fails when Ember fails a program that passed against Redis.
 #
 #   bash ci/test-frameworks-js-ruby.sh                 # every framework
 #   bash ci/test-frameworks-js-ruby.sh bullmq sidekiq  # only these

@@ -187,11 +187,22 @@ async function priorities(opened) {
   // must take them by priority (1 is the highest), ties in the order they were added.
   await queue.pause();
   const added = [];
+  const jobs = [];
   for (let index = 0; index < PRIORITY_JOB_COUNT; index += 1) {
     const priority = (index * 7) % 4 + 1;
     added.push({ index, priority });
-    await queue.add('prioritised', { index }, { priority });
+    jobs.push(await queue.add('prioritised', { index }, { priority }));
   }
+  // The last job moves up to priority 1, behind the jobs already there (it was added last).
+  await jobs[PRIORITY_JOB_COUNT - 1].changePriority({ priority: 1 });
+  added[PRIORITY_JOB_COUNT - 1].priority = 1;
+  const perPriority = await queue.getCountsPerPriority([1, 2, 3, 4]);
+  const expectedPerPriority = {};
+  for (const priority of [1, 2, 3, 4]) {
+    expectedPerPriority[priority] = added.filter((job) => job.priority === priority).length;
+  }
+  check(deepEqual(perPriority, expectedPerPriority),
+    `getCountsPerPriority ${JSON.stringify(perPriority)}, expected ${JSON.stringify(expectedPerPriority)}`);
   // Jobs with a priority wait in the queue's prioritized set, not in its wait list.
   const counts = await queue.getJobCounts('prioritized', 'waiting', 'active');
   check(deepEqual(counts, { prioritized: PRIORITY_JOB_COUNT, waiting: 0, active: 0 }),
@@ -216,7 +227,10 @@ async function flows(opened) {
   const childQueueName = 'parts';
   const flowProducer = new FlowProducer({ connection: connection(), prefix });
   opened.push(flowProducer);
-  const childWorker = new Worker(childQueueName, async (job) => job.data.amount * 10,
+  const childWorker = new Worker(childQueueName, async (job) => {
+    if (job.data.amount < 0) throw new Error('negative amount');
+    return job.data.amount * 10;
+  },
     { connection: connection(), prefix, concurrency: 2 });
   const parentWorker = new Worker(parentQueueName, async (job) => {
     const childValues = await job.getChildrenValues();
@@ -236,6 +250,31 @@ async function flows(opened) {
   const total = await tree.job.waitUntilFinished(parentEvents, 30_000);
   const expected = 10 * (FLOW_CHILD_COUNT * (FLOW_CHILD_COUNT + 1)) / 2;
   check(total === expected, `parent job returned ${total}, expected ${expected}`);
+
+  const flow = await flowProducer.getFlow({ id: tree.job.id, queueName: parentQueueName });
+  check(flow.children.length === FLOW_CHILD_COUNT, `getFlow found ${flow.children.length} children`);
+  const dependencies = await tree.job.getDependenciesCount();
+  check(dependencies.processed === FLOW_CHILD_COUNT && dependencies.unprocessed === 0,
+    `dependency counts ${JSON.stringify(dependencies)}`);
+
+  // A child that fails with failParentOnFailure fails its parent; one that fails with
+  // ignoreDependencyOnFailure lets its parent run, which sees the failure.
+  const failingTree = await flowProducer.add({
+    name: 'report', queueName: parentQueueName, data: {},
+    children: [{ name: 'part', queueName: childQueueName, data: { amount: -1 }, opts: { failParentOnFailure: true } }],
+  });
+  const tolerantTree = await flowProducer.add({
+    name: 'report', queueName: parentQueueName, data: {},
+    children: [
+      { name: 'part', queueName: childQueueName, data: { amount: -1 }, opts: { ignoreDependencyOnFailure: true } },
+      { name: 'part', queueName: childQueueName, data: { amount: 4 } },
+    ],
+  });
+  await waitFor(async () => (await failingTree.job.getState()) === 'failed', 20_000, 'the parent of a failed child to fail');
+  const tolerantTotal = await tolerantTree.job.waitUntilFinished(parentEvents, 20_000);
+  check(tolerantTotal === 40, `the parent with an ignored failed child returned ${tolerantTotal}`);
+  const ignored = await tolerantTree.job.getIgnoredChildrenFailures();
+  check(Object.keys(ignored).length === 1, `ignored child failures ${JSON.stringify(ignored)}`);
 
   await childWorker.close();
   await parentWorker.close();

@@ -7,6 +7,7 @@
 # turns them into failures), and after RUN_TIMEOUT_SECONDS at the latest.
 #
 #   REDIS_URL=redis://127.0.0.1:6379/0 ruby examples/frameworks/rails-cache/main.rb
+#   REDIS_DRIVER=hiredis REDIS_URL=redis://127.0.0.1:6379/0 ruby examples/frameworks/rails-cache/main.rb
 require "timeout"
 require "active_support"
 require "active_support/core_ext/numeric/time"
@@ -15,6 +16,8 @@ require "active_support/cache/redis_cache_store"
 
 RUN_TIMEOUT_SECONDS = 60
 REDIS_URL = ENV.fetch("REDIS_URL", "redis://127.0.0.1:6379/0")
+# redis-rb's reply parser: :ruby (its own) or :hiredis (the C parser, Debian's ruby-hiredis).
+REDIS_DRIVER = ENV.fetch("REDIS_DRIVER", "ruby").to_sym
 # A run-specific namespace keeps the example's keys apart from anything else in the database.
 NAMESPACE = "rails-cache-example-#{Process.pid}-#{Time.now.to_i}"
 PRODUCT_COUNT = 50
@@ -33,6 +36,7 @@ end
 store_errors = []
 CACHE = ActiveSupport::Cache::RedisCacheStore.new(
   url: REDIS_URL,
+  driver: REDIS_DRIVER,
   namespace: NAMESPACE,
   error_handler: lambda { |method:, returning:, exception:|
     store_errors << "#{method}: #{exception.class}: #{exception.message}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs real Node.js and Ruby frameworks, unchanged, against Ember: the programs in
-# examples/frameworks/ (BullMQ through ioredis and through node-redis, Sidekiq, ActiveSupport's
-# RedisCacheStore) each check their own results and exit non-zero on a wrong one. Each runs
+# examples/frameworks/ (BullMQ through ioredis and through node-redis, Bull, cache-manager with
+# Keyv's Redis store, Sidekiq, ActiveSupport's RedisCacheStore through redis-rb's Ruby and
+# hiredis parsers) each check their own results and exit non-zero on a wrong one. Each runs
 # against a fresh redis-server first, the oracle that the program itself is right, then against
 # a fresh Ember in its default configuration (one shard per core, so a job's keys and a
 # script's keys live on different shards). Prints a table; fails when Ember fails a program that passed against Redis.
@@ -24,7 +25,7 @@ require_frameworks="${EMBER_REQUIRE_FRAMEWORKS:-$([ "${CI:-}" = true ] && echo 1
 program_timeout_s=150
 
 frameworks=("$@")
-[ ${#frameworks[@]} -gt 0 ] || frameworks=(bullmq bullmq-node-redis sidekiq rails-cache)
+[ ${#frameworks[@]} -gt 0 ] || frameworks=(bullmq bullmq-node-redis bull node-cache sidekiq rails-cache rails-cache-hiredis)
 
 [ -x "$ember" ] || cargo build --release --bin ember
 mkdir -p "$results_dir"
@@ -37,6 +38,13 @@ missing_reason() {
         [ -d "$node_modules/bullmq" ] && [ -d "$node_modules/ioredis" ] && [ -d "$node_modules/redis" ] ||
             echo "bullmq/ioredis/redis are not in $node_modules (run ci/setup.sh)"
         ;;
+    bull | node-cache)
+        command -v node >/dev/null || { echo "node is not installed"; return; }
+        local package
+        for package in bull cache-manager keyv @keyv/redis; do
+            [ -d "$node_modules/$package" ] || { echo "$package is not in $node_modules (run ci/setup.sh)"; return; }
+        done
+        ;;
     sidekiq)
         command -v sidekiq >/dev/null || { echo "sidekiq is not installed (Debian ruby-sidekiq)"; return; }
         ruby -e 'require "sidekiq"' 2>/dev/null || echo "ruby cannot load sidekiq"
@@ -45,7 +53,11 @@ missing_reason() {
         ruby -e 'require "active_support"; require "active_support/cache/redis_cache_store"' 2>/dev/null ||
             echo "ruby cannot load ActiveSupport's RedisCacheStore (Debian ruby-activesupport, ruby-redis)"
         ;;
-    *) echo "no such framework: $1 (bullmq, bullmq-node-redis, sidekiq, rails-cache)" ;;
+    rails-cache-hiredis)
+        ruby -e 'require "active_support"; require "active_support/cache/redis_cache_store"; require "hiredis"' 2>/dev/null ||
+            echo "ruby cannot load RedisCacheStore with hiredis (Debian ruby-activesupport, ruby-redis, ruby-hiredis)"
+        ;;
+    *) echo "no such framework: $1 (bullmq, bullmq-node-redis, bull, node-cache, sidekiq, rails-cache, rails-cache-hiredis)" ;;
     esac
 }
 
@@ -62,12 +74,20 @@ run_program() {
         NODE_PATH="$node_modules" REDIS_PORT="$port" BULLMQ_CLIENT=node-redis \
             timeout "$program_timeout_s" node examples/frameworks/bullmq/main.js >"$log" 2>&1
         ;;
+    bull | node-cache)
+        NODE_PATH="$node_modules" REDIS_PORT="$port" \
+            timeout "$program_timeout_s" node "examples/frameworks/$framework/main.js" >"$log" 2>&1
+        ;;
     sidekiq)
         REDIS_URL="$url" SIDEKIQ_LOG="$log.sidekiq" \
             timeout "$program_timeout_s" ruby examples/frameworks/sidekiq/main.rb >"$log" 2>&1
         ;;
     rails-cache)
         REDIS_URL="$url" timeout "$program_timeout_s" ruby examples/frameworks/rails-cache/main.rb >"$log" 2>&1
+        ;;
+    rails-cache-hiredis)
+        REDIS_DRIVER=hiredis REDIS_URL="$url" \
+            timeout "$program_timeout_s" ruby examples/frameworks/rails-cache/main.rb >"$log" 2>&1
         ;;
     esac
 }

@@ -117,19 +117,21 @@ wait_ready() {
     return 1
 }
 
-# start_server SERVER LOG: starts a fresh SERVER (redis or ember) on a free port; prints the port.
+# start_server SERVER LOG: starts a fresh SERVER (redis or ember) on a free port, and sets
+# server_pid and server_port. (Not called in $(...): a subshell's server_pid would be lost, and
+# the server never stopped.)
+server_port=""
 start_server() {
-    local server=$1 log=$2 port
-    port=$(free_port)
+    local server=$1 log=$2
+    server_port=$(free_port)
     if [ "$server" = ember ]; then
         # The default configuration: no --threads, one shard per core.
-        "$ember" --port "$port" --bind 127.0.0.1 >"$log" 2>&1 &
+        "$ember" --port "$server_port" --bind 127.0.0.1 >"$log" 2>&1 &
     else
-        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$log" 2>&1 &
+        redis-server --port "$server_port" --bind 127.0.0.1 --save '' --appendonly no >"$log" 2>&1 &
     fi
     server_pid=$!
-    wait_ready "$port" >&2
-    echo "$port"
+    wait_ready "$server_port"
 }
 
 failures=0
@@ -147,9 +149,9 @@ for framework in "${frameworks[@]}"; do
     redis_passed=0
     for server in redis ember; do
         log="$results_dir/$framework.$server.log"
-        port=$(start_server "$server" "$log.server")
+        start_server "$server" "$log.server"
         started_s=$SECONDS
-        if run_program "$framework" "$port" "$log"; then
+        if run_program "$framework" "$server_port" "$log"; then
             verdict=pass
             [ "$server" = ember ] || redis_passed=1
         else

@@ -928,3 +928,70 @@ fn a_waiter_sent_before_a_push_is_served_before_the_pushers_next_command() {
         wait_blocked(&mut control, 0);
     }
 }
+
+/// Bull's workers pipeline several BRPOPLPUSH on one connection. Each reply (and the reply of
+/// any command before a blocking one) leaves as soon as it is ready, as in Redis: while the
+/// next command of the pipeline blocks, the client already has the ones before. Before this
+/// was so, Ember held a batch's replies until its last blocking command ended, and a job
+/// handed to Bull's first BRPOPLPUSH waited for the others' timeouts.
+#[test]
+fn pipelined_blocking_commands_reply_one_by_one() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let mut raw = ember.raw();
+    let pipeline: Vec<u8> = [
+        common::multibulk(&[b"PING"]),
+        common::multibulk(&[
+            b"BRPOPLPUSH",
+            KEY_SHARD_0.as_bytes(),
+            KEY_SHARD_1.as_bytes(),
+            b"0",
+        ]),
+        common::multibulk(&[b"BZPOPMIN", b"zset", b"0"]),
+        common::multibulk(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"stream", b"$"]),
+    ]
+    .concat();
+    raw.send(&pipeline);
+    // Each reply must arrive while the command after it blocks (Raw's read timeout fails the
+    // test otherwise).
+    assert_eq!(
+        raw.reply_text(),
+        "+PONG\r\n",
+        "PING before a blocking command"
+    );
+    wait_blocked(&mut control, 1);
+    assert_eq!(
+        run(&mut control, &["RPUSH", KEY_SHARD_0, "job"]),
+        "(integer) 1"
+    );
+    assert_eq!(
+        raw.reply_text(),
+        "$3\r\njob\r\n",
+        "BRPOPLPUSH before BZPOPMIN"
+    );
+    wait_blocked(&mut control, 1);
+    assert_eq!(
+        run(&mut control, &["ZADD", "zset", "1", "member"]),
+        "(integer) 1"
+    );
+    assert_eq!(
+        raw.reply_text(),
+        "*3\r\n$4\r\nzset\r\n$6\r\nmember\r\n$1\r\n1\r\n",
+        "BZPOPMIN before XREAD BLOCK"
+    );
+    wait_blocked(&mut control, 1);
+    assert_eq!(
+        run(&mut control, &["XADD", "stream", "1-1", "field", "value"]),
+        "\"1-1\""
+    );
+    assert_eq!(
+        raw.reply_text(),
+        "*1\r\n*2\r\n$6\r\nstream\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$5\r\nfield\r\n$5\r\nvalue\r\n",
+        "the last XREAD BLOCK"
+    );
+    wait_blocked(&mut control, 0);
+    assert_eq!(
+        run(&mut control, &["LRANGE", KEY_SHARD_1, "0", "-1"]),
+        "[\"job\"]"
+    );
+}

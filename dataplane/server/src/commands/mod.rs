@@ -920,6 +920,22 @@ pub fn lookup(name: &[u8]) -> Option<usize> {
     BY_NAME.get(&lower[..name.len()]).copied()
 }
 
+/// True for a command that may block its client (BLPOP and its kin, XREAD and XREADGROUP):
+/// the connection sends the replies of the commands before it first, as Redis does for a
+/// client it blocks. The first-letter test keeps the table lookup off every other command's
+/// path (the table test `blocking_commands_start_with_b_or_x` holds the table to it).
+pub fn may_block(name: &[u8]) -> bool {
+    matches!(
+        name.first().map(u8::to_ascii_lowercase),
+        Some(BLOCKING_FIRST_LETTER_LIST | BLOCKING_FIRST_LETTER_STREAM)
+    ) && lookup(name).is_some_and(|index| COMMANDS[index].has(CommandFlags::BLOCKING))
+}
+
+/// The first letter of every blocking list and sorted-set command (BLPOP, BZPOPMIN...).
+const BLOCKING_FIRST_LETTER_LIST: u8 = b'b';
+/// The first letter of the blocking stream commands (XREAD, XREADGROUP).
+const BLOCKING_FIRST_LETTER_STREAM: u8 = b'x';
+
 /// True when `arg_count` arguments satisfy `arity`.
 pub fn arity_ok(arity: i32, arg_count: usize) -> bool {
     if arity >= 0 {
@@ -996,6 +1012,38 @@ pub fn is(arg: &[u8], word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocking_commands_start_with_b_or_x() {
+        for spec in COMMANDS
+            .iter()
+            .filter(|spec| spec.has(CommandFlags::BLOCKING))
+        {
+            assert!(
+                may_block(spec.name.as_bytes()),
+                "{} blocks but may_block misses it: give may_block its first letter",
+                spec.name
+            );
+        }
+        let cases: &[(&[u8], bool)] = &[
+            (b"BRPOPLPUSH", true),
+            (b"bzpopmin", true),
+            (b"XREAD", true),
+            (b"xreadgroup", true),
+            (b"bitcount", false),
+            (b"xadd", false),
+            (b"get", false),
+            (b"", false),
+        ];
+        for &(name, expected) in cases {
+            assert_eq!(
+                may_block(name),
+                expected,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
 
     #[test]
     fn key_positions() {

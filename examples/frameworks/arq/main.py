@@ -17,6 +17,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -35,7 +36,25 @@ def start_worker():
     here = os.path.dirname(os.path.abspath(__file__))
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [here, environment.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", "arq", "app.WorkerSettings"], env=environment, cwd=here)
+    # The worker's output goes to a file that check_worker_log reads when it stops.
+    log = tempfile.TemporaryFile(mode="w+")
+    worker = subprocess.Popen([sys.executable, "-m", "arq", "app.WorkerSettings"], env=environment, cwd=here, stdout=log, stderr=subprocess.STDOUT)
+    worker.log = log
+    return worker
+
+
+def check_worker_log(worker):
+    """Echoes the worker's log and fails on an error reply that the framework caught and logged.
+
+    Frameworks survive some failed commands (dramatiq logs a failed acknowledgement and goes on),
+    so the results alone could hide a server that answers a command with an error.
+    """
+    worker.log.seek(0)
+    text = worker.log.read()
+    sys.stderr.write(text)
+    for line in text.splitlines():
+        if "ResponseError" in line:
+            fail(f"the worker got an error reply from the server: {line.strip()}")
 
 
 def stop_worker(worker):
@@ -45,6 +64,7 @@ def stop_worker(worker):
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
+    check_worker_log(worker)
 
 
 async def check_results(pool, app):

@@ -15,6 +15,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 TASK_COUNT = 100
@@ -37,8 +38,35 @@ def start_worker(url):
     command = [sys.executable, "-m", "celery", "-A", "app", "worker", "--pool=threads",
                f"--concurrency={WORKER_CONCURRENCY}", "--loglevel=WARNING", "--without-gossip",
                "--without-mingle", "--without-heartbeat"]
-    return subprocess.Popen(command, env=environment, cwd=here)
+    # The worker's output goes to a file that check_worker_log reads when it stops.
+    log = tempfile.TemporaryFile(mode="w+")
+    worker = subprocess.Popen(command, env=environment, cwd=here, stdout=log, stderr=subprocess.STDOUT)
+    worker.log = log
+    return worker
 
+
+
+def stop_worker(worker):
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    check_worker_log(worker)
+
+def check_worker_log(worker):
+    """Echoes the worker's log and fails on an error reply that the framework caught and logged.
+
+    Frameworks survive some failed commands (dramatiq logs a failed acknowledgement and goes on),
+    so the results alone could hide a server that answers a command with an error.
+    """
+    worker.log.seek(0)
+    text = worker.log.read()
+    sys.stderr.write(text)
+    for line in text.splitlines():
+        if "ResponseError" in line:
+            fail(f"the worker got an error reply from the server: {line.strip()}")
 
 def wait_for_worker(app, worker):
     deadline = time.time() + WORKER_START_TIMEOUT_SECONDS
@@ -123,12 +151,7 @@ def main():
         check_failure(tasks)
         check_countdown(tasks)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
     print("celery example: all checks passed")
 
 

@@ -16,6 +16,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -38,7 +39,25 @@ def start_worker():
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [here, environment.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "dramatiq", "app", "--processes", "1", "--threads",
                str(WORKER_THREADS), "--worker-shutdown-timeout", "5000"]
-    return subprocess.Popen(command, env=environment, cwd=here)
+    # The worker's output goes to a file that check_worker_log reads when it stops.
+    log = tempfile.TemporaryFile(mode="w+")
+    worker = subprocess.Popen(command, env=environment, cwd=here, stdout=log, stderr=subprocess.STDOUT)
+    worker.log = log
+    return worker
+
+
+def check_worker_log(worker):
+    """Echoes the worker's log and fails on an error reply that the framework caught and logged.
+
+    Frameworks survive some failed commands (dramatiq logs a failed acknowledgement and goes on),
+    so the results alone could hide a server that answers a command with an error.
+    """
+    worker.log.seek(0)
+    text = worker.log.read()
+    sys.stderr.write(text)
+    for line in text.splitlines():
+        if "ResponseError" in line:
+            fail(f"the worker got an error reply from the server: {line.strip()}")
 
 
 def stop_worker(worker):
@@ -48,6 +67,7 @@ def stop_worker(worker):
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
+    check_worker_log(worker)
 
 
 def check_results(app):

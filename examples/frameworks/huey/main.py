@@ -16,6 +16,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -38,7 +39,25 @@ def start_consumer(workers):
     # -n: no periodic tasks; -d/-m: poll the schedule and back off quickly, to keep the run short.
     command = [sys.executable, "-m", "huey.bin.huey_consumer", "app.huey", "-w", str(workers),
                "-k", "thread", "-n", "-d", "0.05", "-m", "0.5", "-q"]
-    return subprocess.Popen(command, env=environment, cwd=here)
+    # The worker's output goes to a file that check_worker_log reads when it stops.
+    log = tempfile.TemporaryFile(mode="w+")
+    consumer = subprocess.Popen(command, env=environment, cwd=here, stdout=log, stderr=subprocess.STDOUT)
+    consumer.log = log
+    return consumer
+
+
+def check_worker_log(worker):
+    """Echoes the worker's log and fails on an error reply that the framework caught and logged.
+
+    Frameworks survive some failed commands (dramatiq logs a failed acknowledgement and goes on),
+    so the results alone could hide a server that answers a command with an error.
+    """
+    worker.log.seek(0)
+    text = worker.log.read()
+    sys.stderr.write(text)
+    for line in text.splitlines():
+        if "ResponseError" in line:
+            fail(f"the worker got an error reply from the server: {line.strip()}")
 
 
 def stop_consumer(consumer):
@@ -48,6 +67,7 @@ def stop_consumer(consumer):
     except subprocess.TimeoutExpired:
         consumer.kill()
         consumer.wait()
+    check_worker_log(consumer)
 
 
 def get(result):

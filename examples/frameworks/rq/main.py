@@ -48,7 +48,12 @@ def run_burst_worker(url, queue_name, with_scheduler=False):
                                timeout=WORKER_TIMEOUT_SECONDS)
     if completed.returncode != 0:
         fail(f"`rq worker` exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}")
-    return completed.stdout + completed.stderr
+    output = completed.stdout + completed.stderr
+    # RQ survives some failed commands and logs them; the results alone could hide an error reply.
+    for line in output.splitlines():
+        if "ResponseError" in line:
+            fail(f"the worker got an error reply from the server: {line.strip()}")
+    return output
 
 
 def check_many_jobs(connection, url, queue):

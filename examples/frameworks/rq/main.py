@@ -44,8 +44,12 @@ def run_burst_worker(url, queue_name, with_scheduler=False):
     here = os.path.dirname(os.path.abspath(__file__))
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [here, environment.get("PYTHONPATH")]))
-    completed = subprocess.run(command, env=environment, cwd=here, capture_output=True, text=True,
-                               timeout=WORKER_TIMEOUT_SECONDS)
+    try:
+        completed = subprocess.run(command, env=environment, cwd=here, capture_output=True, text=True,
+                                   timeout=WORKER_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as expired:
+        output = (expired.stdout or b"").decode(errors="replace") + (expired.stderr or b"").decode(errors="replace")
+        fail(f"`rq worker --burst` still ran after {WORKER_TIMEOUT_SECONDS}s; its output:\n{output[-3000:]}")
     if completed.returncode != 0:
         fail(f"`rq worker` exited {completed.returncode}:\n{completed.stdout}\n{completed.stderr}")
     output = completed.stdout + completed.stderr

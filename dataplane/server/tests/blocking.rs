@@ -917,3 +917,56 @@ fn a_waiter_sent_before_a_push_is_served_before_the_pushers_next_command() {
         wait_blocked(&mut control, 0);
     }
 }
+
+/// Rounds of the closed-waiter test per command: a blocked connection notices its peer's close
+/// at its next check, and a push inside that window was lost in a few percent of rounds, so
+/// this many rounds failed every run before the fix.
+const CLOSED_WAITER_ROUNDS: usize = 200;
+
+/// A client that closes its connection while blocked must not take an element pushed right
+/// after: Redis's event loop sees the close first and never serves it (huey's consumer, stopped
+/// while in BZPOPMIN, lost the next task this way). Each round blocks a raw connection, closes
+/// it, pushes at once, and checks that the element is still there once the waiter is gone.
+#[test]
+fn a_closed_waiter_is_not_served() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("BRPOP", KEY_SHARD_0, &["LPUSH", KEY_SHARD_0, "element"]),
+        (
+            "BZPOPMIN",
+            KEY_SHARD_1,
+            &["ZADD", KEY_SHARD_1, "1", "member"],
+        ),
+    ];
+    for (command, key, push) in cases {
+        for round in 0..CLOSED_WAITER_ROUNDS {
+            let mut waiter = common::Raw::connect(ember.port);
+            waiter.send(
+                format!(
+                    "*3\r\n${}\r\n{command}\r\n${}\r\n{key}\r\n$2\r\n10\r\n",
+                    command.len(),
+                    key.len()
+                )
+                .as_bytes(),
+            );
+            wait_blocked(&mut control, 1);
+            drop(waiter);
+            assert_eq!(
+                run(&mut control, push),
+                "(integer) 1",
+                "{command} round {round}"
+            );
+            wait_blocked(&mut control, 0);
+            let count = match *command {
+                "BRPOP" => run(&mut control, &["LLEN", key]),
+                _ => run(&mut control, &["ZCARD", key]),
+            };
+            assert_eq!(
+                count, "(integer) 1",
+                "{command} round {round}: the element went to the closed connection"
+            );
+            assert_eq!(run(&mut control, &["DEL", key]), "(integer) 1");
+        }
+    }
+}

@@ -446,7 +446,8 @@ pub async fn run(
             _ => {}
         }
     }
-    let end = if first.is_some() || failure.is_some() || registered_on.is_empty() {
+    let waited = !(first.is_some() || failure.is_some() || registered_on.is_empty());
+    let end = if !waited {
         WaitEnd::Served
     } else {
         shard
@@ -459,6 +460,13 @@ pub async fn run(
             .blocked_clients
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         end
+    };
+    // A peer that closed less than PEER_CHECK_INTERVAL before a push is still queued, and gets
+    // served: writing the element to its closed socket would lose it. Redis's event loop sees
+    // the close first and never serves such a client, so the element goes back where it was.
+    let end = match end {
+        WaitEnd::Served if waited && peer_closed(&client.handle) => WaitEnd::Disconnected,
+        other => other,
     };
     let mut results = finish(shard, id, &registered_on).await;
     if first.is_none() && !results.is_empty() {

@@ -58,6 +58,9 @@ if [ ${#units[@]} -eq 0 ]; then
         # issue 13: scripting, pub/sub, transactions, protocol
         unit/multi unit/pubsub unit/pubsubshard unit/scripting unit/functions unit/tracking
         unit/info-command unit/protocol unit/introspection-2
+        # CLIENT LIST/KILL/REPLY and MONITOR (the unit stops at CONFIG SET of replication's
+        # repl-backlog-size, which Ember does not list)
+        unit/introspection
         # issue 16: ACLs
         unit/acl unit/acl-v2 unit/auth
     )

@@ -106,6 +106,9 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                 .clients
                 .borrow()
                 .values()
+                // A killed connection is gone for CLIENT LIST at once, as Redis frees it inside
+                // CLIENT KILL (here its task ends a moment later).
+                .filter(|client| !client.killed.get())
                 .map(|client| client.info_line())
                 .collect(),
         ),

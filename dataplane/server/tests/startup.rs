@@ -147,24 +147,29 @@ fn a_second_server_on_a_port_in_use_exits() {
 #[test]
 fn a_server_started_after_one_stops_gets_every_connection() {
     const ADDRESS: &str = "127.0.0.3";
-    let port = {
-        let probe = std::net::TcpListener::bind((ADDRESS, 0)).expect("a free port");
-        probe.local_addr().expect("its address").port()
-    };
+    let port = common::free_port_on(ADDRESS);
     for start in 0..8 {
         let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(["--port", &port.to_string(), "--bind", ADDRESS])
             .args(["--threads", "2"])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn ember");
+        // What the server said (it says little), for a failure's message.
+        let said = |server: &mut std::process::Child| {
+            let _ = server.kill();
+            let status = server.wait();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = server.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            format!("server {status:?}, stderr: {stderr:?}")
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             if std::time::Instant::now() >= deadline {
-                let _ = server.kill();
-                let _ = server.wait();
-                panic!("start {start}: no answer");
+                panic!("start {start}: no answer; {}", said(&mut server));
             }
             // Refused until the port opens; once connected, the PING must be answered.
             let Ok(mut stream) = std::net::TcpStream::connect((ADDRESS, port)) else {
@@ -179,9 +184,10 @@ fn a_server_started_after_one_stops_gets_every_connection() {
                 .write_all(b"*1\r\n$4\r\nPING\r\n")
                 .and_then(|()| stream.read_exact(&mut reply));
             if !matches!(answered, Ok(()) if &reply == b"+PONG\r\n") {
-                let _ = server.kill();
-                let _ = server.wait();
-                panic!("start {start}: {answered:?} {reply:?}");
+                panic!(
+                    "start {start}: {answered:?} {reply:?}; {}",
+                    said(&mut server)
+                );
             }
             break;
         }

@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -287,12 +287,27 @@ impl Drop for RedisOracle {
     }
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("bind 127.0.0.1:0")
+    free_port_on("127.0.0.1")
+}
+
+/// A port nobody listens on right now, on `address`: from a socket that is bound (with
+/// SO_REUSEADDR, as servers bind) but never listens. A listening probe is inherited by a child
+/// another test forks at that moment; until that child's exec closes it, it takes the first
+/// connection to the port, then resets it (or keeps a server from binding).
+pub fn free_port_on(address: &str) -> u16 {
+    use socket2::{Domain, Socket, Type};
+    let address = std::net::SocketAddr::new(address.parse().expect("an IP address"), 0);
+    let probe = Socket::new(Domain::for_address(address), Type::STREAM, None).expect("a socket");
+    probe.set_reuse_address(true).expect("SO_REUSEADDR");
+    probe.bind(&address.into()).expect("a free port");
+    probe
+        .local_addr()
+        .ok()
+        .and_then(|bound| bound.as_socket())
+        .expect("its address")
+        .port()
 }
 
 /// Runs one command (arguments as bytes) and returns its reply.

@@ -468,6 +468,83 @@ fn undeclared_keys_on_other_shards_work() {
     }
 }
 
+/// A job queue's script (dramatiq's broker) declares its namespace and builds every other key
+/// from it, writing one first. On two shards, with the namespace and the first key it writes on
+/// shard 1 and later keys on shard 0, a run that held shard 1 alone used to write and then find
+/// shard 0 held by a cross-shard MSET: the call failed ("busy with another operation after
+/// writing"). Now its first write of an undeclared key takes every shard first. Each run here
+/// is a new script (a new SHA), which Ember has not seen, under MSETs across both shards.
+#[test]
+fn scripts_that_build_key_names_under_contention() {
+    let ember = Ember::start(2);
+    let namespace = (0..1000)
+        .map(|i| format!("ns{i}"))
+        .find(|ns| owner(ns, 2) == 1 && owner(&format!("{ns}:hb"), 2) == 1)
+        .expect("a namespace on shard 1 with its first key there too");
+    let built: Vec<String> = (0..8).map(|i| format!("{namespace}:q{i}")).collect();
+    assert!(built.iter().any(|key| owner(key, 2) == 0));
+    let (low, high) = keys_on_both_shards("contended");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = ember.port;
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let (low, high) = (low.clone(), high.clone());
+            std::thread::spawn(move || {
+                let mut con = common::connect(port, false);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _: () = redis::cmd("MSET")
+                        .arg(&low)
+                        .arg(1)
+                        .arg(&high)
+                        .arg(2)
+                        .query(&mut con)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let runs_per_thread = 150;
+    let runners: Vec<_> = (0..3)
+        .map(|thread| {
+            let namespace = namespace.clone();
+            std::thread::spawn(move || {
+                for run in 0..runs_per_thread {
+                    // New connections land on either shard.
+                    let mut con = common::connect(port, false);
+                    let script = format!(
+                        "redis.call('incr', KEYS[1] .. ':hb') \
+                         for i = 0, 7 do redis.call('incr', KEYS[1] .. ':q' .. i) end \
+                         return 1 -- thread {thread} run {run}"
+                    );
+                    let reply: redis::RedisResult<i64> = redis::cmd("EVAL")
+                        .arg(&script)
+                        .arg(1)
+                        .arg(&namespace)
+                        .query(&mut con);
+                    assert_eq!(reply, Ok(1), "thread {thread} run {run}");
+                }
+            })
+        })
+        .collect();
+    let results: Vec<_> = runners.into_iter().map(|runner| runner.join()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    for result in results {
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    let mut con = ember.connect(false);
+    let expected = 3 * runs_per_thread;
+    for key in std::iter::once(format!("{namespace}:hb")).chain(built) {
+        let value: i64 = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+        assert_eq!(value, expected, "{key}: every run did every increment once");
+    }
+}
+
 #[test]
 fn a_job_queue_script() {
     let ember = Ember::start(2);

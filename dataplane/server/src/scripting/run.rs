@@ -3,16 +3,18 @@
 //! Holds. A script holds its own shard and its declared keys' shards (ascending, as EXEC and
 //! every multi-shard write take them), so other clients of those shards wait until it ends and
 //! the script is atomic. A script may touch keys it did not declare:
-//! - on a shard above every shard it holds, it takes that shard too (still ascending order, so
-//!   no two operations can wait on each other);
-//! - on a lower shard, before it wrote anything, the run is abandoned (it changed nothing) and
-//!   the script runs again with every shard held; Ember remembers the script, and later runs
-//!   hold every shard from the start;
-//! - on a lower shard after it wrote, waiting for the hold could deadlock and undoing is not
-//!   possible: the shard is taken only if it is free at that moment (a hold that never waits
-//!   cannot deadlock); if another operation holds it, the call fails with an error (as Redis
-//!   Cluster fails a script that touches a key of another node). Either way later runs of the
-//!   script hold every shard.
+//! - when, before it wrote anything, it touches a key on a shard it lacks, or writes a key it
+//!   did not declare, it takes every shard it lacks: waiting for them in ascending order when
+//!   they are all above those it holds, else the run is abandoned (it changed nothing) and the
+//!   script runs again with every shard held. Ember remembers the script, and later runs hold
+//!   every shard from the start. A script that builds key names (a job queue's
+//!   "namespace:queue") so holds every shard before its first write, and cannot need one
+//!   afterwards;
+//! - after it wrote, a shard above those it holds is waited for (ascending order still); a
+//!   lower one, waiting for which could deadlock and undoing is not possible, is taken only
+//!   when it is free, tried again while another operation holds it, for up to a quarter of a
+//!   second ([`try_hold_all`]); past that the call fails with an error (as Redis Cluster
+//!   fails a script that touches a key of another node). Later runs hold every shard.
 //! - a script that declares no keys and touches one runs again with every shard held (it has
 //!   changed nothing yet), and so do its later runs.
 //!
@@ -65,6 +67,8 @@ pub struct RunState {
     wide: bool,
     /// The script declared no keys: any key it touches is undeclared.
     keyless: bool,
+    /// KEYS, where the invocation keeps them (see [`RunState::declared`]).
+    declared: (*const &'static [u8], usize),
     /// A write command ran (SCRIPT KILL refuses then).
     wrote: bool,
     /// The script ran a read-only command (client tracking remembers its declared keys).
@@ -100,6 +104,36 @@ pub struct RunState {
     pending: Option<PendingCall>,
     /// Where the calls that run at once write their replies (each taken before the next).
     call_sink: ReplySink,
+}
+
+impl RunState {
+    /// The script's declared keys.
+    fn declared(&self) -> &[&[u8]] {
+        let (start, len) = self.declared;
+        // SAFETY: they point into the invocation `invoke` runs, which outlives the run's
+        // state (`invoke` takes the state out before it returns); the `'static` is never
+        // handed out beyond `&self`'s lifetime.
+        unsafe { std::slice::from_raw_parts(start, len) }
+    }
+
+    /// True when `args` are the run's first write and touch a key the script did not declare,
+    /// in a run that holds only some shards: the script builds key names, and before it writes
+    /// it takes every shard ([`hold_keys`]).
+    fn first_write_undeclared(
+        &self,
+        shard: &Shard,
+        spec: &crate::commands::CommandSpec,
+        args: &[&[u8]],
+    ) -> bool {
+        !self.wide
+            && !self.wrote
+            && shard.count() > 1
+            && spec.has(CommandFlags::WRITE)
+            && spec
+                .key_args(args)
+                .iter()
+                .any(|key| !self.declared().contains(key))
+    }
 }
 
 /// What FUNCTION STATS shows of a script that runs past the threshold, copied from the
@@ -570,7 +604,7 @@ fn complete_now(
                     Some(finder) => finder(args).into_iter().all(owned_here),
                     None => spec.keys.positions(args.len()).all(owned_here),
                 }));
-    if !held {
+    if !held || run.first_write_undeclared(shard, spec, args) {
         return None;
     }
     let protocol = if resp3 {
@@ -699,19 +733,32 @@ async fn hold_keys(
                 .filter(|owner| !run.held.contains(owner))
                 .collect()
         };
-        if missing.is_empty() {
+        let undeclared_write = run.first_write_undeclared(shard, spec, args);
+        if missing.is_empty() && !undeclared_write {
             return Ok(());
         }
+        // A key on a shard the run does not hold, or a first write of an undeclared key: the
+        // script builds key names and may need any shard next. Later runs hold every shard
+        // from the start.
+        run.learn_wide = true;
         let highest = run.held.last().copied().unwrap_or(0);
-        let in_order = missing.first().is_none_or(|&lowest| lowest > highest);
-        if !in_order {
-            run.learn_wide = true;
-            if !run.wrote {
+        if !run.wrote {
+            // Before its first write it takes every shard now (so that it never needs a
+            // lower shard after a write, where it could neither wait nor start again):
+            // waiting in ascending order when every shard it lacks is above those it holds,
+            // else it starts again holding every shard (it has changed nothing).
+            let rest: BTreeSet<usize> = (0..shard.count())
+                .filter(|owner| !run.held.contains(owner))
+                .collect();
+            if rest.first().is_some_and(|&lowest| lowest < highest) {
                 run.restart = true;
                 return Err(None);
             }
+            (rest, run.token, true)
+        } else {
+            let in_order = missing.first().is_none_or(|&lowest| lowest > highest);
+            (missing, run.token, in_order)
         }
-        (missing, run.token, in_order)
     };
     if !in_order {
         // It wrote, so it cannot start again: take the shards only if they are free now
@@ -725,7 +772,9 @@ async fn hold_keys(
         }
     });
     hold_all(shard, &missing, token).await;
-    keep_holds(state, shard, missing, token).await
+    keep_holds(state, shard, missing, token).await?;
+    with_run(state, |run| run.wide = run.held.len() == shard.count());
+    Ok(())
 }
 
 /// Records shards just held for `token` in the running script, which releases them when it
@@ -752,29 +801,43 @@ async fn keep_holds(
     Err(Some(STALE_CALL))
 }
 
-/// Holds every shard of `missing` that is free now, for a script that wrote and needs shards
-/// below those it holds; fails the call when one is held by another operation.
+/// Holds every shard of `missing`, for a script that wrote and needs shards below those it
+/// holds: it cannot start again, and waiting for them as [`hold_all`] does could deadlock
+/// against an operation that holds one of them and waits, in ascending order, for one this
+/// script holds. So it only takes a shard when it is free, and tries again while another
+/// operation holds it (an EXEC or a script ends in microseconds), up to [`TRY_HOLD_PATIENCE`];
+/// past that (a deadlock, or a script running that long) the call fails.
 async fn try_hold_all(
     state: &State,
     shard: &Rc<Shard>,
     missing: BTreeSet<usize>,
     token: HoldToken,
 ) -> Result<(), Option<&'static str>> {
+    let deadline = Instant::now() + TRY_HOLD_PATIENCE;
     let mut taken = BTreeSet::new();
-    let mut all_free = true;
-    for &owner in &missing {
-        let held = if owner == shard.index {
-            shard.gate.try_hold(token)
-        } else {
-            let reply = shard.call(owner, ShardRequest::TryHold { token }).await;
-            matches!(reply, crate::shard::ShardReply::Integer(1))
-        };
-        if !held {
-            all_free = false;
-            break;
+    let mut pause = std::time::Duration::from_micros(50);
+    let all_free = loop {
+        let pending: Vec<usize> = missing.difference(&taken).copied().collect();
+        for owner in pending {
+            let held = if owner == shard.index {
+                shard.gate.try_hold(token)
+            } else {
+                let reply = shard.call(owner, ShardRequest::TryHold { token }).await;
+                matches!(reply, crate::shard::ShardReply::Integer(1))
+            };
+            if held {
+                taken.insert(owner);
+            }
         }
-        taken.insert(owner);
-    }
+        if taken.len() == missing.len() {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        crate::runtime::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    };
     with_run(state, |run| {
         if !run.multi_write && !run.read_only {
             shard.shared.multi_writes.begin();
@@ -789,6 +852,9 @@ async fn try_hold_all(
         Err(Some("ERR Script attempted to access a key on a shard busy with another operation after writing; declare every key it uses in KEYS (the next run holds every shard)"))
     }
 }
+
+/// How long a script that wrote tries to take a lower shard another operation holds.
+const TRY_HOLD_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What the count hook does at one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1150,6 +1216,10 @@ pub async fn invoke(
             held,
             wide: wide || !taken,
             keyless: invocation.keys.is_empty(),
+            declared: (
+                invocation.keys.as_ptr() as *const &'static [u8],
+                invocation.keys.len(),
+            ),
             wrote: false,
             read: false,
             read_only,

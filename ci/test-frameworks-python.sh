@@ -25,11 +25,7 @@ declare -A database=([django]=1)
 
 frameworks=("$@")
 if [ ${#frameworks[@]} -eq 0 ]; then
-    # dramatiq is left out until a known Ember bug is fixed: its broker is one Lua script that
-    # declares one key and builds the others, and a run that has written and then needs a shard
-    # busy with another operation is refused (scripting/run.rs, try_hold_all), in about half the
-    # runs of its example on a fresh server. Run it by name: bash ci/test-frameworks-python.sh dramatiq
-    frameworks=(rq celery django huey arq)
+    frameworks=(rq celery django huey arq dramatiq)
 fi
 
 [ -x "$ember" ] || cargo build --release --bin ember

@@ -1216,10 +1216,7 @@ pub async fn invoke(
             held,
             wide: wide || !taken,
             keyless: invocation.keys.is_empty(),
-            declared: (
-                invocation.keys.as_ptr() as *const &'static [u8],
-                invocation.keys.len(),
-            ),
+            declared: (invocation.keys.as_ptr().cast(), invocation.keys.len()),
             wrote: false,
             read: false,
             read_only,

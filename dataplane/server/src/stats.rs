@@ -73,6 +73,24 @@ impl CommandStat {
         }
     }
 
+    /// The calls by power-of-two latency bucket, as LATENCY HISTOGRAM shows them: (1, 2, 4, ...
+    /// microseconds, the calls that took at most that long), cumulative, only the buckets
+    /// where the count grows. Of a settled copy.
+    pub fn cumulative_buckets(&self) -> Vec<(u64, u64)> {
+        let total = self.latency_us.len();
+        let mut buckets = Vec::new();
+        let (mut bound, mut previous) = (1u64, 0u64);
+        while previous < total && bound <= LATENCY_US_MAX {
+            let cumulative = self.latency_us.count_between(0, bound);
+            if cumulative > previous {
+                buckets.push((bound, cumulative));
+                previous = cumulative;
+            }
+            bound *= 2;
+        }
+        buckets
+    }
+
     /// Adds `other`'s figures to these (settled).
     pub fn merge(&mut self, other: &CommandStat) {
         self.calls += other.calls;
@@ -325,7 +343,8 @@ impl ShardStats {
         cell.set(cell.get() + 1);
     }
 
-    /// Records one run of command `command_index` that took `duration_us` (and failed or not).
+    /// Records one run of command `command_index` that took `duration_us` (and failed or not);
+    /// the index is the ACL catalogue's, where a subcommand has its own.
     pub fn record_call(&self, command_index: usize, duration_us: u64, failed: bool) {
         self.commands_processed
             .set(self.commands_processed.get() + 1);
@@ -507,8 +526,11 @@ impl ShardStats {
         }
     }
 
-    /// Per-command figures, by the names in `names` (the command table's order).
-    pub fn command_stats(&self, names: &[&'static str]) -> BTreeMap<&'static str, CommandStat> {
+    /// Per-command figures, by the name `name_of` gives each index.
+    pub fn command_stats(
+        &self,
+        name_of: impl Fn(usize) -> &'static str,
+    ) -> BTreeMap<&'static str, CommandStat> {
         self.commands
             .borrow()
             .iter()
@@ -517,7 +539,7 @@ impl ShardStats {
                 stat.as_ref().map(|stat| {
                     let mut copy = (**stat).clone();
                     copy.settle();
-                    (names[index], copy)
+                    (name_of(index), copy)
                 })
             })
             .collect()
@@ -548,7 +570,7 @@ mod tests {
             stats.record_call(0, duration_us, false);
         }
         let copy = stats
-            .command_stats(&["get"])
+            .command_stats(|_| "get")
             .remove("get")
             .expect("recorded");
         assert_eq!(copy.calls, 7);
@@ -565,7 +587,7 @@ mod tests {
         // Reading leaves the shard's own counts as they were: a second copy sees the same.
         stats.record_call(0, 2, false);
         let mut total = stats
-            .command_stats(&["get"])
+            .command_stats(|_| "get")
             .remove("get")
             .expect("recorded");
         assert_eq!(total.latency_us.len(), 8);

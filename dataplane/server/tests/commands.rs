@@ -506,6 +506,31 @@ fn info() {
         !stats.contains("cmdstat_set"),
         "CONFIG RESETSTAT kept {stats}"
     );
+    // A subcommand has figures of its own, as in Redis 7 (the container has none).
+    let _: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    for _ in 0..2 {
+        let _: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory")
+            .query(&mut con)
+            .unwrap();
+    }
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .arg("latencystats")
+        .query(&mut con)
+        .unwrap();
+    for expected in [
+        "\r\ncmdstat_client|list:calls=1,",
+        "\r\ncmdstat_config|get:calls=2,",
+        "\r\nlatency_percentiles_usec_config|get:p50=",
+    ] {
+        assert!(stats.contains(expected), "no {expected:?} in {stats}");
+    }
+    assert!(
+        !stats.contains("cmdstat_client:") && !stats.contains("cmdstat_config:"),
+        "{stats}"
+    );
     // RESP3: a verbatim string.
     let mut con3 = ember.connect(true);
     let reply: Value = redis::cmd("INFO").arg("server").query(&mut con3).unwrap();
@@ -870,6 +895,91 @@ fn scores_print_as_redis_7_2() {
                 expected,
                 "ZSCORE of {score}, resp3={resp3}"
             );
+        }
+    }
+}
+
+/// LATENCY HISTOGRAM answers as Redis 7 does: for each command that ran (or each named, a
+/// container naming its subcommands; an unknown name skipped), its calls and their cumulative
+/// counts by power-of-two microseconds, in both protocols. The buckets depend on timing, so
+/// what is compared is the shape: the names, the calls, and buckets that grow to the calls.
+#[test]
+fn latency_histogram_matches_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    type Histograms = Vec<(String, i64, Vec<(i64, i64)>)>;
+    let histograms = |port: u16, resp3: bool, names: &[&str]| -> Histograms {
+        let mut con = common::connect(port, resp3);
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut con)
+            .unwrap();
+        for key in ["a", "b", "c"] {
+            let _: () = redis::cmd("SET").arg(key).arg(1).query(&mut con).unwrap();
+        }
+        let _: Option<String> = redis::cmd("GET").arg("a").query(&mut con).unwrap();
+        let _: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+        let reply: Value = redis::cmd("LATENCY")
+            .arg("HISTOGRAM")
+            .arg(names)
+            .query(&mut con)
+            .unwrap();
+        let pairs = |value: &Value| -> Vec<(Value, Value)> {
+            match value {
+                Value::Map(pairs) => pairs.clone(),
+                Value::Array(items) => items
+                    .chunks(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect(),
+                other => panic!("not a map: {other:?}"),
+            }
+        };
+        let text = |value: &Value| -> String { redis::from_redis_value(value).unwrap() };
+        let number = |value: &Value| -> i64 { redis::from_redis_value(value).unwrap() };
+        let mut found: Histograms = pairs(&reply)
+            .iter()
+            .map(|(name, entry)| {
+                let fields = pairs(entry);
+                assert_eq!(text(&fields[0].0), "calls");
+                assert_eq!(text(&fields[1].0), "histogram_usec");
+                let buckets = pairs(&fields[1].1)
+                    .iter()
+                    .map(|(bound, calls)| (number(bound), number(calls)))
+                    .collect();
+                (text(name), number(&fields[0].1), buckets)
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    for resp3 in [false, true] {
+        for names in [
+            &["set", "get", "nosuch", "client"][..],
+            &["client|list"][..],
+        ] {
+            let ours = histograms(ember.port, resp3, names);
+            let theirs = histograms(oracle.port, resp3, names);
+            let shape = |found: &Histograms| -> Vec<(String, i64)> {
+                found
+                    .iter()
+                    .map(|(name, calls, _)| (name.clone(), *calls))
+                    .collect()
+            };
+            assert_eq!(shape(&ours), shape(&theirs), "resp3 {resp3}, {names:?}");
+            for (name, calls, buckets) in &ours {
+                assert!(
+                    buckets
+                        .windows(2)
+                        .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1)
+                        && buckets
+                            .iter()
+                            .all(|(bound, _)| (*bound as u64).is_power_of_two())
+                        && buckets.last().map(|last| last.1) == Some(*calls),
+                    "{name}: {buckets:?}"
+                );
+            }
         }
     }
 }

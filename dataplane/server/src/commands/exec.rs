@@ -33,6 +33,8 @@ struct Deferred<'s> {
     /// The protocol the client spoke when it sent the command.
     protocol: Protocol,
     command_index: usize,
+    /// Its statistics' entry: a subcommand's own ([`super::acl::CATALOGUE`]'s id).
+    stat_id: usize,
     started: crate::clock::Ticks,
     /// The client, for the slow log.
     client: Rc<ClientHandle>,
@@ -101,7 +103,7 @@ impl Pipeline<'_> {
             let elapsed_us = crate::clock::since_us(deferred.started);
             shard
                 .stats
-                .record_call(deferred.command_index, elapsed_us, failed);
+                .record_call(deferred.stat_id, elapsed_us, failed);
             if let Some(args) = deferred.args {
                 let args = args.slices();
                 record_slow(
@@ -162,18 +164,17 @@ pub async fn execute<'s>(
         return;
     };
     let spec = &COMMANDS[index];
-    client
-        .handle
-        .last_command
-        .set(Some(super::acl::CATALOGUE.request_id(index, args)));
+    // Its statistics are a subcommand's own (`cmdstat_client|list`), as in Redis 7.
+    let stat_id = super::acl::CATALOGUE.request_id(index, args);
+    client.handle.last_command.set(Some(stat_id));
     if !super::arity_ok(spec.arity, args.len()) {
         client.multi_failed |= client.multi.is_some();
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, &super::arity_message(spec.name));
         return;
     }
     if !client.authenticated && !spec.has(CommandFlags::NO_AUTH) {
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, super::errors::NOAUTH);
         return;
     }
@@ -185,25 +186,25 @@ pub async fn execute<'s>(
             return;
         }
         client.multi_failed |= client.multi.is_some();
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, &denied.message(index, args));
         return;
     }
     // A script's calls were checked by the script (scripting::run), as Redis's scriptVerifyOOM.
     if spec.has(CommandFlags::DENYOOM) && !client.script && crate::memory::refuses_growth(shard) {
         client.multi_failed |= client.multi.is_some();
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, crate::memory::OOM_ERROR);
         return;
     }
     if spec.has(CommandFlags::WRITE) && shard.config.borrow().min_replicas_to_write > 0 {
         client.multi_failed |= client.multi.is_some();
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, NOREPLICAS);
         return;
     }
     if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, &super::pubsub::context_error(spec, args));
         return;
     }
@@ -211,7 +212,7 @@ pub async fn execute<'s>(
     // commands, which run under its hold, are not refused).
     if client.hold.is_none() && !spec.has(CommandFlags::ALLOW_BUSY) {
         if let Some(message) = shard.shared.scripts.busy_error() {
-            shard.stats.record_rejected(index);
+            shard.stats.record_rejected(stat_id);
             if client.multi.is_some()
                 && matches!(spec.handler, Handler::Transaction(TransactionOp::Exec))
             {
@@ -231,7 +232,7 @@ pub async fn execute<'s>(
     }
     if client.multi.is_some() && spec.has(CommandFlags::NO_MULTI) {
         client.multi_failed = true;
-        shard.stats.record_rejected(index);
+        shard.stats.record_rejected(stat_id);
         reply_error(shard, out, "ERR Command not allowed inside a transaction");
         return;
     }
@@ -306,6 +307,7 @@ pub async fn execute<'s>(
                         offset: out.pending_len(),
                         protocol: client.protocol,
                         command_index: index,
+                        stat_id,
                         started,
                         client: client.handle.clone(),
                         args: (shard.hotkeys.recording()
@@ -342,6 +344,7 @@ pub async fn execute<'s>(
                         offset: out.pending_len(),
                         protocol: client.protocol,
                         command_index: index,
+                        stat_id,
                         started,
                         client: client.handle.clone(),
                         args: (shard.hotkeys.recording()
@@ -811,6 +814,7 @@ fn record(
     } else {
         note_failure(shard, out.outcome())
     };
-    shard.stats.record_call(index, elapsed_us, failed);
+    let stat_id = super::acl::CATALOGUE.request_id(index, args);
+    shard.stats.record_call(stat_id, elapsed_us, failed);
     record_slow(shard, &client.handle, index, args, elapsed_us);
 }

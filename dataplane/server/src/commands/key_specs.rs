@@ -417,7 +417,7 @@ pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("command", &["count", "docs", "getkeys", "getkeysandflags", "help", "info", "list"]),
     ("config", &["get", "help", "resetstat", "rewrite", "set"]),
     ("function", &["delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats"]),
-    ("latency", &["doctor", "help", "latest", "reset"]),
+    ("latency", &["doctor", "help", "histogram", "history", "latest", "reset"]),
     ("memory", &["doctor", "help", "malloc-stats", "purge", "stats", "usage"]),
     ("object", &["encoding", "freq", "help", "idletime", "refcount"]),
     ("pubsub", &["channels", "help", "numpat", "numsub", "shardchannels", "shardnumsub"]),

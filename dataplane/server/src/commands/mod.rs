@@ -904,10 +904,6 @@ static BY_NAME: LazyLock<NameMap> = LazyLock::new(|| {
         .collect()
 });
 
-/// Names in table order, for statistics.
-pub static NAMES: LazyLock<Vec<&'static str>> =
-    LazyLock::new(|| COMMANDS.iter().map(|spec| spec.name).collect());
-
 /// Finds a command by name, any case, returning its table index.
 pub fn lookup(name: &[u8]) -> Option<usize> {
     if name.len() > COMMAND_NAME_LEN_MAX {

@@ -476,7 +476,8 @@ fn check(state: &State, args: &[&[u8]]) -> Result<(usize, Rc<Shard>, u64, bool),
         if let Outcome::Failure(message) = &outcome {
             run.shard.stats.record_error(message);
             if let Some(index) = index {
-                run.shard.stats.record_rejected(index);
+                let id = crate::commands::acl::CATALOGUE.request_id(index, args);
+                run.shard.stats.record_rejected(id);
             }
             return Outcome::Counted(message.clone());
         }

@@ -85,6 +85,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             std::io::Error::other(format!("Aborting startup because of ACL errors: {error}"))
         })?,
         blocked_clients: Default::default(),
+        pause: Default::default(),
         registrations_in_flight: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
         shard_keys: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
         shard_net_bytes: (0..shard_count)
@@ -516,7 +517,8 @@ async fn expire_loop(shard: Rc<Shard>) {
         let started = Instant::now();
         let mut budget_spent = false;
         loop {
-            if shard.gate.blocks(None) {
+            // Nothing expires actively while CLIENT PAUSE lasts, as in Redis.
+            if shard.gate.blocks(None) || shard.shared.pause.active(unix_time_ms()) {
                 break;
             }
             let removed = shard

@@ -983,3 +983,120 @@ fn latency_histogram_matches_redis() {
         }
     }
 }
+
+/// CLIENT PAUSE WRITE holds writes (and scripts that may write, and an EXEC that queued a
+/// write) until CLIENT UNPAUSE, counted as blocked clients, while reads and refusals answer at
+/// once; CLIENT PAUSE ALL holds every command until its timeout; Redis's errors.
+#[test]
+fn client_pause_holds_writes_or_everything() {
+    let ember = Ember::start(2);
+    let mut admin = ember.connect(false);
+    let info_blocked = |con: &mut redis::Connection| -> i64 {
+        let text: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("blocked_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("blocked_clients in INFO")
+    };
+    for (args, error) in [
+        (
+            &["PAUSE", "10", "READ"][..],
+            "ERR CLIENT PAUSE mode must be WRITE or ALL",
+        ),
+        (&["PAUSE", "-1"][..], "ERR timeout is negative"),
+        (
+            &["PAUSE", "soon"][..],
+            "ERR timeout is not an integer or out of range",
+        ),
+    ] {
+        let reply = redis::cmd("CLIENT").arg(args).query::<()>(&mut admin);
+        let (code, detail) = error.split_once(' ').unwrap();
+        let error = reply.unwrap_err();
+        assert_eq!(
+            (error.code(), error.detail()),
+            (Some(code), Some(detail)),
+            "{args:?}"
+        );
+    }
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("before")
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    // Reads, read-only scripts and refusals answer while writes wait.
+    let mut reader = ember.connect(false);
+    let value: String = redis::cmd("GET").arg("k").query(&mut reader).unwrap();
+    assert_eq!(value, "before");
+    let value: String = redis::cmd("EVAL")
+        .arg("#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])")
+        .arg(1)
+        .arg("k")
+        .query(&mut reader)
+        .unwrap();
+    assert_eq!(value, "before");
+    let arity = redis::cmd("SET").arg("k").query::<()>(&mut reader);
+    assert!(arity
+        .unwrap_err()
+        .to_string()
+        .contains("wrong number of arguments"));
+    let port = ember.port;
+    let writers: Vec<_> = [
+        vec!["SET", "k", "after"],
+        vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"],
+        vec!["PUBLISH", "channel", "message"],
+    ]
+    .into_iter()
+    .map(|args| {
+        std::thread::spawn(move || {
+            let mut con = common::connect(port, false);
+            let started = std::time::Instant::now();
+            let reply: Value = redis::cmd(args[0]).arg(&args[1..]).query(&mut con).unwrap();
+            (reply, started.elapsed())
+        })
+    })
+    .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while info_blocked(&mut admin) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writers never waited"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let value: String = redis::cmd("GET").arg("k").query(&mut admin).unwrap();
+    assert_eq!(value, "before", "a write ran during the pause");
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query(&mut admin)
+        .unwrap();
+    for writer in writers {
+        let (reply, waited) = writer.join().unwrap();
+        assert!(!matches!(reply, Value::ServerError(_)), "{reply:?}");
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+    }
+    let value: String = redis::cmd("GET").arg("k").query(&mut admin).unwrap();
+    assert_eq!(value, "after");
+    assert_eq!(info_blocked(&mut admin), 0);
+    // ALL: even a read waits, until the timeout.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("ALL")
+        .query(&mut admin)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let value: String = redis::cmd("GET").arg("k").query(&mut reader).unwrap();
+    assert_eq!(value, "after");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+}

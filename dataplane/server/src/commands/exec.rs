@@ -230,6 +230,12 @@ pub async fn execute<'s>(
             return;
         }
     }
+    // CLIENT PAUSE holds it here: after the refusals above, which answer at once, as in Redis.
+    let now_ms = if super::pause::wait_if_paused(shard, client, spec, args, now_ms).await {
+        crate::stats::unix_time_ms()
+    } else {
+        now_ms
+    };
     if client.multi.is_some() && spec.has(CommandFlags::NO_MULTI) {
         client.multi_failed = true;
         shard.stats.record_rejected(stat_id);

@@ -37,6 +37,7 @@ pub mod migrate;
 pub mod monitor;
 pub mod multikey;
 pub mod notify;
+pub mod pause;
 pub mod probabilistic;
 pub mod protection;
 pub mod pubsub;

@@ -57,6 +57,8 @@ pub struct Shared {
     pub acl: crate::commands::acl::Users,
     /// Clients blocked in BLPOP and friends, all shards together (INFO's blocked_clients).
     pub blocked_clients: AtomicUsize,
+    /// CLIENT PAUSE.
+    pub pause: crate::commands::pause::Pause,
     /// Per shard, the blocking registrations other shards sent it that it has not yet
     /// processed: a key that becomes ready while none is on its way needs no fence before its
     /// waiters are served (commands::blocking).

@@ -996,6 +996,10 @@ const CLIENT_HELP: &[&str] = &[
     "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
     "LIST [options ...]",
     "    Return information about client connections.",
     "GETNAME",
@@ -1164,6 +1168,31 @@ async fn client_command(
                 .map(integer)
                 .sum();
         out.integer(unblocked);
+    } else if is(subcommand, "PAUSE") {
+        if !(3..=4).contains(&args.len()) {
+            return Err(wrong_arity());
+        }
+        let all = match args.get(3) {
+            None => true,
+            Some(mode) if is(mode, "ALL") => true,
+            Some(mode) if is(mode, "WRITE") => false,
+            Some(_) => return Err("ERR CLIENT PAUSE mode must be WRITE or ALL".into()),
+        };
+        let timeout_ms = parse_integer(args[2])
+            .map_err(|_| CommandError::from("ERR timeout is not an integer or out of range"))?;
+        if timeout_ms < 0 {
+            return Err("ERR timeout is negative".into());
+        }
+        let now_ms = crate::stats::unix_time_ms();
+        let until_ms = now_ms.saturating_add(timeout_ms as u64);
+        shard.shared.pause.pause(now_ms, until_ms, all);
+        out.ok();
+    } else if is(subcommand, "UNPAUSE") {
+        if args.len() != 2 {
+            return Err(wrong_arity());
+        }
+        shard.shared.pause.unpause();
+        out.ok();
     } else if is(subcommand, "NO-EVICT") {
         if args.len() != 3 {
             return Err(wrong_arity());

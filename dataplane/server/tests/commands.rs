@@ -1099,4 +1099,41 @@ fn client_pause_holds_writes_or_everything() {
         "{:?}",
         started.elapsed()
     );
+    // Nothing expires during a pause: a key past its TTL reads as absent but stays.
+    let expired = |con: &mut redis::Connection| -> i64 {
+        let text: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("expired_keys:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("expired_keys in INFO")
+    };
+    let before = expired(&mut admin);
+    let _: () = redis::cmd("SET")
+        .arg("short")
+        .arg(1)
+        .arg("PX")
+        .arg(20)
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    let value: Option<String> = redis::cmd("GET").arg("short").query(&mut admin).unwrap();
+    assert_eq!(value, None);
+    assert_eq!(
+        expired(&mut admin),
+        before,
+        "a key expired during the pause"
+    );
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query(&mut admin)
+        .unwrap();
+    let value: Option<String> = redis::cmd("GET").arg("short").query(&mut admin).unwrap();
+    assert_eq!(value, None);
+    assert_eq!(expired(&mut admin), before + 1);
 }

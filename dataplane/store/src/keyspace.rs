@@ -893,7 +893,8 @@ impl Keyspace {
             .map(|slot| &slot.entry)
     }
 
-    /// Removes `key` if its TTL has passed; true when it did.
+    /// Removes `key` if its TTL has passed; true when it passed (while [`pause_expiry_until`]
+    /// holds, the key is gone for its reader but stays stored).
     fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         if self.databases[db].expiry.volatile() == 0 {
             return false;
@@ -901,7 +902,7 @@ impl Keyspace {
         let due = self
             .stored_entry(db, key)
             .is_some_and(|entry| is_expired(entry, now_ms));
-        if due {
+        if due && now_ms >= EXPIRY_PAUSED_UNTIL_MS.load(std::sync::atomic::Ordering::Relaxed) {
             self.remove_entry(db, key);
             self.note_expired(db, key);
         }
@@ -1105,6 +1106,16 @@ fn next_unit_random(state: &mut u64) -> f64 {
     *state ^= *state << 17;
     // The top 53 bits fill an f64's mantissa exactly.
     (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Until when (Unix milliseconds) reads leave expired keys stored: see [`pause_expiry_until`].
+static EXPIRY_PAUSED_UNTIL_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Until `until_ms`, a key found expired is answered as absent but not removed (nor counted as
+/// expired), in every keyspace of the process: the server's CLIENT PAUSE, during which Redis
+/// deletes nothing (a replica would otherwise see the deletions). 0 ends it.
+pub fn pause_expiry_until(until_ms: u64) {
+    EXPIRY_PAUSED_UNTIL_MS.store(until_ms, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn is_expired(entry: &Entry, now_ms: u64) -> bool {

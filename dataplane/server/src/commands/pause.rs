@@ -2,7 +2,8 @@
 //! (ALL), or only those that write or may propagate (WRITE: write commands, PUBLISH, PFCOUNT,
 //! scripts and functions not flagged no-writes, an EXEC that queued any of these). Commands
 //! refused before they would run (arity, authentication, ACL) answer at once; a script's and a
-//! transaction's own commands are not held. Active expiry stops meanwhile. The pause is one
+//! transaction's own commands are not held. Nothing expires meanwhile: active expiry waits, and
+//! a key read past its TTL is answered as absent but stays (`ember_store::keyspace`). The pause is one
 //! for the whole server (every shard reads it); a waiting command looks again every few
 //! milliseconds, so CLIENT UNPAUSE frees it within [`RECHECK`].
 
@@ -27,15 +28,17 @@ pub struct Pause {
 
 impl Pause {
     /// Pauses until `until_ms`. As in Redis, a pause never gets shorter nor milder while it
-    /// lasts: the later end and the stricter mode stay.
-    pub fn pause(&self, now_ms: u64, until_ms: u64, all: bool) {
+    /// lasts: the later end and the stricter mode stay. Returns the end.
+    pub fn pause(&self, now_ms: u64, until_ms: u64, all: bool) -> u64 {
         let current = self.until_ms.load(Ordering::Acquire);
         if current <= now_ms {
             self.all.store(all, Ordering::Release);
         } else if all {
             self.all.store(true, Ordering::Release);
         }
-        self.until_ms.fetch_max(until_ms, Ordering::AcqRel);
+        self.until_ms
+            .fetch_max(until_ms, Ordering::AcqRel)
+            .max(until_ms)
     }
 
     /// Ends the pause.
@@ -87,10 +90,10 @@ fn may_propagate(shard: &Shard, client: &Client, spec: &CommandSpec, args: &[&[u
     if spec.has(CommandFlags::WRITE) {
         return true;
     }
-    let named = |name: &str| spec.name.eq_ignore_ascii_case(name);
-    if named("publish") || named("spublish") || named("pfcount") {
+    if propagates(spec) {
         return true;
     }
+    let named = |name: &str| spec.name.eq_ignore_ascii_case(name);
     if named("eval") || named("evalsha") || named("fcall") {
         return !script_flags(shard, spec, args).contains(ScriptFlags::NO_WRITES);
     }
@@ -105,6 +108,15 @@ fn may_propagate(shard: &Shard, client: &Client, spec: &CommandSpec, args: &[&[u
         });
     }
     false
+}
+
+/// True for the commands that do not write but may propagate, Redis's `may-replicate` ones a
+/// script can call: PUBLISH and SPUBLISH (a replica gets the message), PFCOUNT (it may rewrite
+/// the sketch's cache).
+pub fn propagates(spec: &CommandSpec) -> bool {
+    ["publish", "spublish", "pfcount"]
+        .iter()
+        .any(|name| spec.name.eq_ignore_ascii_case(name))
 }
 
 /// The flags of the script EVAL, EVALSHA or FCALL would run (none when it is not known: it

@@ -528,7 +528,9 @@ fn check(state: &State, args: &[&[u8]]) -> Result<(usize, Rc<Shard>, u64, bool),
     if run.restart {
         return Err(Outcome::Restart);
     }
-    if spec.has(CommandFlags::WRITE) && run.read_only {
+    // Commands that may propagate (PUBLISH, PFCOUNT) count as writes here, as in Redis.
+    if run.read_only && (spec.has(CommandFlags::WRITE) || crate::commands::pause::propagates(spec))
+    {
         return Err(refuse(
             Some(index),
             "ERR Write commands are not allowed from read-only scripts.".into(),

@@ -1185,13 +1185,15 @@ async fn client_command(
         }
         let now_ms = crate::stats::unix_time_ms();
         let until_ms = now_ms.saturating_add(timeout_ms as u64);
-        shard.shared.pause.pause(now_ms, until_ms, all);
+        let until_ms = shard.shared.pause.pause(now_ms, until_ms, all);
+        ember_store::keyspace::pause_expiry_until(until_ms);
         out.ok();
     } else if is(subcommand, "UNPAUSE") {
         if args.len() != 2 {
             return Err(wrong_arity());
         }
         shard.shared.pause.unpause();
+        ember_store::keyspace::pause_expiry_until(0);
         out.ok();
     } else if is(subcommand, "NO-EVICT") {
         if args.len() != 3 {

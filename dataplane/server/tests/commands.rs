@@ -968,6 +968,11 @@ fn latency_histogram_matches_redis() {
                     .collect()
             };
             assert_eq!(shape(&ours), shape(&theirs), "resp3 {resp3}, {names:?}");
+            let report: String = redis::cmd("LATENCY")
+                .arg("DOCTOR")
+                .query(&mut common::connect(ember.port, resp3))
+                .unwrap();
+            assert!(report.contains("latency-monitor-threshold"), "{report}");
             for (name, calls, buckets) in &ours {
                 assert!(
                     buckets

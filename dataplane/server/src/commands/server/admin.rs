@@ -1465,6 +1465,9 @@ async fn latency(
             out.integer(latest as i64);
             out.integer(*max_ms as i64);
         }
+    } else if is(subcommand, "DOCTOR") && args.len() == 2 {
+        let threshold_ms = shard.config.borrow().latency_monitor_threshold_ms;
+        out.verbatim(latency_report(&merged, threshold_ms).as_bytes());
     } else if is(subcommand, "HISTORY") && args.len() == 3 {
         let name = String::from_utf8_lossy(args[2]).into_owned();
         let samples = merged
@@ -1482,6 +1485,8 @@ async fn latency(
             out,
             &[
                 "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DOCTOR",
+                "    Return a human readable latency analysis report.",
                 "LATEST",
                 "    Return the latest latency samples for all events.",
                 "HISTORY <event>",
@@ -1500,6 +1505,59 @@ async fn latency(
         return Err(unknown_subcommand_message("latency", subcommand).into());
     }
     Ok(())
+}
+
+/// LATENCY DOCTOR's report: each event's spikes (count, average, worst, latest) and what
+/// usually causes them.
+fn latency_report(
+    events: &std::collections::BTreeMap<&'static str, (Vec<(u64, u64)>, u64)>,
+    threshold_ms: u64,
+) -> String {
+    use std::fmt::Write;
+    if threshold_ms == 0 {
+        return "The latency monitor is off (latency-monitor-threshold is 0): set it to a number \
+                of milliseconds, for example CONFIG SET latency-monitor-threshold 100, to record \
+                events that take longer.\n"
+            .to_owned();
+    }
+    if events.is_empty() {
+        return format!(
+            "No event took {threshold_ms} ms or more (latency-monitor-threshold) since the \
+             monitor started or was last reset.\n"
+        );
+    }
+    let mut report =
+        format!("Events that took {threshold_ms} ms or more (latency-monitor-threshold):\n\n");
+    for (position, (name, (samples, max_ms))) in events.iter().enumerate() {
+        let count = samples.len().max(1) as u64;
+        let average = samples.iter().map(|(_, ms)| ms).sum::<u64>() / count;
+        let (time, latest) = samples.last().copied().unwrap_or((0, 0));
+        let _ = writeln!(
+            report,
+            "{}. {name}: {} spikes, average {average} ms, worst {max_ms} ms, latest {latest} ms \
+             (at Unix time {time}).",
+            position + 1,
+            samples.len(),
+        );
+        let advice = match *name {
+            "command" => {
+                "   Commands ran slowly: SLOWLOG GET names them; O(N) commands on big \
+                          keys (KEYS, SMEMBERS, HGETALL, LRANGE 0 -1, DEL of a big key) are the \
+                          usual cause, and SCAN, UNLINK or smaller keys the usual cure."
+            }
+            "fast-command" => {
+                "   O(1) commands ran slowly: the machine itself stalls (another \
+                               process on the shard's core, swapping, a noisy neighbour)."
+            }
+            "expire-cycle" => {
+                "   Many keys expired at once: spread their TTLs (add jitter), or \
+                               lower active-expire-effort."
+            }
+            _ => "   See SLOWLOG GET and INFO for what ran at that time.",
+        };
+        let _ = writeln!(report, "{advice}");
+    }
+    report
 }
 
 /// LATENCY HISTOGRAM [command ...]: for each command (every command that ran, or those named,

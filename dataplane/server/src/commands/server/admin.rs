@@ -1501,6 +1501,15 @@ async fn latency(
                 "    Print this help.",
             ],
         );
+    } else if ["LATEST", "DOCTOR", "HISTORY", "HELP", "GRAPH"]
+        .iter()
+        .any(|known| is(subcommand, known))
+    {
+        return Err(format!(
+            "ERR wrong number of arguments for 'latency|{}' command",
+            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+        )
+        .into());
     } else {
         return Err(unknown_subcommand_message("latency", subcommand).into());
     }

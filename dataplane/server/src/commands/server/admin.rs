@@ -119,7 +119,9 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                 .clients
                 .borrow()
                 .values()
-                .filter(|c| filter.selects(c))
+                // One killed a moment ago (its task not ended yet) is gone already, as for
+                // CLIENT LIST: Redis frees it inside the first CLIENT KILL.
+                .filter(|c| !c.killed.get() && filter.selects(c))
                 .cloned()
                 .collect();
             for victim in &victims {

@@ -996,12 +996,22 @@ fn latency_histogram_matches_redis() {
 fn client_pause_holds_writes_or_everything() {
     let ember = Ember::start(2);
     let mut admin = ember.connect(false);
-    let info_blocked = |con: &mut redis::Connection| -> i64 {
-        let text: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+    // An INFO field of `section`, as a number.
+    let info = |con: &mut redis::Connection, section: &str, field: &str| -> i64 {
+        let text: String = redis::cmd("INFO").arg(section).query(con).unwrap();
         text.lines()
-            .find_map(|line| line.strip_prefix("blocked_clients:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|n| n.trim().parse().ok())
-            .expect("blocked_clients in INFO")
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+    };
+    let info_blocked = |con: &mut redis::Connection| info(con, "clients", "blocked_clients");
+    let pause_writes = |con: &mut redis::Connection| {
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(60_000)
+            .arg("WRITE")
+            .query(con)
+            .unwrap();
     };
     for (args, error) in [
         (
@@ -1028,12 +1038,7 @@ fn client_pause_holds_writes_or_everything() {
         .arg("before")
         .query(&mut admin)
         .unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(60_000)
-        .arg("WRITE")
-        .query(&mut admin)
-        .unwrap();
+    pause_writes(&mut admin);
     // Reads, read-only scripts and refusals answer while writes wait.
     let mut reader = ember.connect(false);
     let value: String = redis::cmd("GET").arg("k").query(&mut reader).unwrap();
@@ -1105,13 +1110,7 @@ fn client_pause_holds_writes_or_everything() {
         started.elapsed()
     );
     // Nothing expires during a pause: a key past its TTL reads as absent but stays.
-    let expired = |con: &mut redis::Connection| -> i64 {
-        let text: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix("expired_keys:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("expired_keys in INFO")
-    };
+    let expired = |con: &mut redis::Connection| info(con, "stats", "expired_keys");
     let before = expired(&mut admin);
     let _: () = redis::cmd("SET")
         .arg("short")
@@ -1120,12 +1119,7 @@ fn client_pause_holds_writes_or_everything() {
         .arg(20)
         .query(&mut admin)
         .unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(60_000)
-        .arg("WRITE")
-        .query(&mut admin)
-        .unwrap();
+    pause_writes(&mut admin);
     std::thread::sleep(Duration::from_millis(250));
     let value: Option<String> = redis::cmd("GET").arg("short").query(&mut admin).unwrap();
     assert_eq!(value, None);

@@ -964,17 +964,9 @@ async fn config(
         return Err("ERR The server is running without a config file".into());
     } else if is(subcommand, "HELP") && args.len() == 2 {
         help(out, CONFIG_HELP);
-    } else if ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"]
-        .iter()
-        .any(|name| is(subcommand, name))
-    {
-        return Err(format!(
-            "ERR wrong number of arguments for 'config|{}' command",
-            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
-        )
-        .into());
     } else {
-        return Err(unknown_subcommand_message("config", subcommand).into());
+        let known = ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"];
+        return Err(misused_subcommand("config", &known, subcommand));
     }
     Ok(())
 }
@@ -1048,12 +1040,7 @@ async fn client_command(
     let hold = client.hold;
     let subcommand = args[1];
     let handle = client.handle.clone();
-    let wrong_arity = || {
-        CommandError::from(format!(
-            "ERR wrong number of arguments for 'client|{}' command",
-            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
-        ))
-    };
+    let wrong_arity = || subcommand_arity_error("client", subcommand);
     if is(subcommand, "ID") {
         if args.len() != 2 {
             return Err(wrong_arity());
@@ -1503,17 +1490,9 @@ async fn latency(
                 "    Print this help.",
             ],
         );
-    } else if ["LATEST", "DOCTOR", "HISTORY", "HELP", "GRAPH"]
-        .iter()
-        .any(|known| is(subcommand, known))
-    {
-        return Err(format!(
-            "ERR wrong number of arguments for 'latency|{}' command",
-            String::from_utf8_lossy(subcommand).to_ascii_lowercase()
-        )
-        .into());
     } else {
-        return Err(unknown_subcommand_message("latency", subcommand).into());
+        let known = ["LATEST", "DOCTOR", "HISTORY", "HELP", "GRAPH"];
+        return Err(misused_subcommand("latency", &known, subcommand));
     }
     Ok(())
 }
@@ -1624,6 +1603,25 @@ async fn latency_histogram(
         }
     }
     Ok(())
+}
+
+/// The error for `container`'s `subcommand` that matched none of its forms: Redis's arity
+/// error when it is one of `known` (given the wrong number of arguments), else its unknown
+/// subcommand error.
+fn misused_subcommand(container: &str, known: &[&str], subcommand: &[u8]) -> CommandError {
+    if known.iter().any(|name| is(subcommand, name)) {
+        subcommand_arity_error(container, subcommand)
+    } else {
+        unknown_subcommand_message(container, subcommand).into()
+    }
+}
+
+/// "wrong number of arguments for 'container|subcommand' command", as Redis words it.
+fn subcommand_arity_error(container: &str, subcommand: &[u8]) -> CommandError {
+    CommandError::from(format!(
+        "ERR wrong number of arguments for '{container}|{}' command",
+        String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+    ))
 }
 
 /// Redis 7's `enable-debug-command` gate, which every DEBUG subcommand passes first: no, yes,

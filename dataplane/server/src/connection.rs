@@ -161,9 +161,10 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
                         // Redis sends a client's pending replies before the client waits: Bull's
                         // workers pipeline several BRPOPLPUSH on one connection, and a job
                         // handed to the first must reach them without waiting for the others'
-                        // timeouts.
+                        // timeouts. So does any command while CLIENT PAUSE may hold it.
                         if (out.pending_len() > 0 || !pipeline.is_idle())
-                            && crate::commands::may_block(args[0])
+                            && (crate::commands::may_block(args[0])
+                                || shard.shared.pause.active(now_ms))
                         {
                             pipeline.drain(&shard, &mut out).await;
                             if !flush(&shard, &handle, &mut stream, out.bytes_mut()).await {

@@ -1055,6 +1055,10 @@ fn client_pause_holds_writes_or_everything() {
         .unwrap_err()
         .to_string()
         .contains("wrong number of arguments"));
+    // A pipeline's read is answered before its write waits.
+    let mut pipelined = ember.raw();
+    pipelined.send(b"GET k\r\nSET other x\r\n");
+    assert_eq!(pipelined.reply_text(), "$6\r\nbefore\r\n");
     let port = ember.port;
     let writers: Vec<_> = [
         vec!["SET", "k", "after"],
@@ -1086,6 +1090,7 @@ fn client_pause_holds_writes_or_everything() {
         .arg("UNPAUSE")
         .query(&mut admin)
         .unwrap();
+    assert_eq!(pipelined.reply_text(), "+OK\r\n");
     for writer in writers {
         let (reply, waited) = writer.join().unwrap();
         assert!(!matches!(reply, Value::ServerError(_)), "{reply:?}");

@@ -403,7 +403,7 @@ pub async fn execute<'s>(
         super::pubsub::forward_events(shard).await;
     }
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
-    finish(shard, client, index, args, started, result, out);
+    finish(shard, client, index, stat_id, args, started, result, out);
     // Any command may take memory (INFO or CONFIG their first statistics, a script its
     // library), not only the keyspace's; what ran on another shard is looked at there
     // (remote::answer).
@@ -771,26 +771,26 @@ pub(crate) fn execute_now(
     let started = crate::clock::now();
     out.begin();
     client.handle.last_interaction_ms.set(now_ms);
-    client
-        .handle
-        .last_command
-        .set(Some(super::acl::CATALOGUE.request_id(index, args)));
+    let stat_id = super::acl::CATALOGUE.request_id(index, args);
+    client.handle.last_command.set(Some(stat_id));
     if super::monitor::active(shard) {
         super::monitor::feed(shard, client, index, args);
     }
     let result = multikey::run_local(shard, handler, client, now_ms, args, out);
     let elapsed_us = crate::clock::elapsed_us(started, crate::clock::now());
-    record(shard, client, index, args, elapsed_us, result, out);
+    record(shard, client, index, stat_id, args, elapsed_us, result, out);
     true
 }
 
 /// Writes a failed command's error and counts the run of command `index` in the statistics
 /// (its error once: a script's error raised by a failed `redis.call` was counted there), the
 /// slow log and the latency monitor.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     shard: &Shard,
     client: &mut Client,
     index: usize,
+    stat_id: usize,
     args: &[&[u8]],
     started: crate::clock::Ticks,
     result: CommandResult,
@@ -799,14 +799,16 @@ fn finish(
     let ended = crate::clock::now();
     client.command_clock.end(ended);
     let elapsed_us = crate::clock::elapsed_us(started, ended);
-    record(shard, client, index, args, elapsed_us, result, out);
+    record(shard, client, index, stat_id, args, elapsed_us, result, out);
 }
 
 /// [`finish`] once the command's time is known.
+#[allow(clippy::too_many_arguments)]
 fn record(
     shard: &Shard,
     client: &mut Client,
     index: usize,
+    stat_id: usize,
     args: &[&[u8]],
     elapsed_us: u64,
     result: CommandResult,
@@ -820,7 +822,6 @@ fn record(
     } else {
         note_failure(shard, out.outcome())
     };
-    let stat_id = super::acl::CATALOGUE.request_id(index, args);
     shard.stats.record_call(stat_id, elapsed_us, failed);
     record_slow(shard, &client.handle, index, args, elapsed_us);
 }

@@ -764,8 +764,8 @@ async fn hold_keys(
         }
     };
     if !in_order {
-        // It wrote, so it cannot start again: take the shards only if they are free now
-        // (waiting out of ascending order could deadlock).
+        // It wrote, so it cannot start again: take the shards only when they are free,
+        // trying again for a while (waiting out of ascending order could deadlock).
         return try_hold_all(state, shard, missing, token).await;
     }
     with_run(state, |run| {

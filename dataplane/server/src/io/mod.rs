@@ -22,8 +22,10 @@
 //! announces new work on an eventfd (registered with the ring while the shard parks only, as
 //! the kernel writes it for every burst), and the driver waits on that eventfd through the
 //! runtime ([`crate::runtime::Doorbell`]), so a parked shard wakes when
-//! data arrives on any of its connections, and glommio wakes it for everything else. Because the
-//! ring defers task work to the shard's own enter, arriving data never interrupts it.
+//! data arrives on any of its connections, and glommio wakes it for everything else. The ring's
+//! task work is cooperative (see `ring.rs` for why not deferred): arriving data wakes a sleeping
+//! shard, whose next system call runs the work and so writes the eventfd, but never interrupts
+//! a running one.
 //!
 //! With `--busy-poll-us N` the driver spins on the ring's shared memory for N microseconds
 //! after the last progress before it parks, instead of the epoll spinner; it spins with
@@ -138,8 +140,8 @@ pub fn start(shard_index: usize, busy_poll: Duration) -> bool {
     };
     if shard_index == 0 {
         let task_run = match driver.ring.task_run() {
-            TaskRun::Deferred => "single issuer, deferred task work",
-            TaskRun::Cooperative => "cooperative task work",
+            TaskRun::SingleIssuer => "single issuer, cooperative task work",
+            TaskRun::Shared => "cooperative task work",
         };
         eprintln!(
             "ember: socket I/O through io_uring ({task_run}, {BUFFER_COUNT} provided buffers of {} KiB per shard)",

@@ -59,6 +59,7 @@ const SIDE_BY_SIDE: &[Case] = cases! {
     "set keepttl" => [["SET", "k", "v", "EX", "100"], ["SET", "k", "w", "KEEPTTL"], ["TTL", "k"], ["SET", "k", "x"], ["TTL", "k"]],
     "set option conflicts" => [["SET", "k", "v", "EX", "10", "PX", "100"], ["SET", "k", "v", "EX", "10", "KEEPTTL"], ["SET", "k", "v", "KEEPTTL", "EX", "10"], ["SET", "k", "v", "EX"], ["SET", "k", "v", "FOO"], ["SET", "k", "v", "GET", "GET"]],
     "set arity" => [["SET", "k"], ["SET"]],
+    "subcommand arity, before the subcommand runs" => [["SCRIPT", "EXISTS"], ["MEMORY", "USAGE"], ["MEMORY", "STATS", "x"], ["COMMAND", "COUNT", "x"], ["OBJECT", "ENCODING"], ["CONFIG", "GET"], ["CLIENT", "GETNAME", "x"], ["XINFO", "STREAM"], ["FUNCTION", "FLUSH", "a", "b"], ["SLOWLOG", "LEN", "x"], ["MULTI"], ["MEMORY", "DOCTOR", "x"], ["EXEC"], ["EVAL", "return redis.pcall('object', 'encoding')", "0"]],
     "setnx" => [["SETNX", "k", "v"], ["SETNX", "k", "w"], ["GET", "k"], ["SETNX", "k"]],
     "setex" => [["SETEX", "k", "100", "v"], ["TTL", "k"], ["GET", "k"], ["SETEX", "k", "0", "v"], ["SETEX", "k", "-3", "v"], ["SETEX", "k", "abc", "v"], ["SETEX", "k", "9223372036854775807", "v"], ["SETEX", "k", "1"]],
     "psetex" => [["PSETEX", "k", "100000", "v"], ["TTL", "k"], ["PSETEX", "k", "0", "v"], ["PSETEX", "k", "x", "v"]],

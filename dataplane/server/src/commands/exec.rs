@@ -173,6 +173,17 @@ pub async fn execute<'s>(
         reply_error(shard, out, &super::arity_message(spec.name));
         return;
     }
+    // A container's subcommand has an arity of its own (Redis 7's lookup checks it before
+    // anything else): `CONFIG GET` is refused as 'config|get' whatever the handler would say.
+    if stat_id != index {
+        let subcommand = &super::acl::CATALOGUE.commands[stat_id];
+        if !super::arity_ok(subcommand.arity, args.len()) {
+            client.multi_failed |= client.multi.is_some();
+            shard.stats.record_rejected(stat_id);
+            reply_error(shard, out, &super::arity_message(&subcommand.fullname));
+            return;
+        }
+    }
     if !client.authenticated && !spec.has(CommandFlags::NO_AUTH) {
         shard.stats.record_rejected(stat_id);
         reply_error(shard, out, super::errors::NOAUTH);

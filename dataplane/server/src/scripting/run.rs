@@ -490,7 +490,14 @@ fn check(state: &State, args: &[&[u8]]) -> Result<(usize, Rc<Shard>, u64, bool),
         ));
     };
     let spec = &COMMANDS[index];
-    if !crate::commands::arity_ok(spec.arity, args.len()) {
+    let id = crate::commands::acl::CATALOGUE.request_id(index, args);
+    if !crate::commands::arity_ok(spec.arity, args.len())
+        || (id != index
+            && !crate::commands::arity_ok(
+                crate::commands::acl::CATALOGUE.commands[id].arity,
+                args.len(),
+            ))
+    {
         return Err(refuse(
             Some(index),
             "ERR Wrong number of args calling Redis command from script".into(),

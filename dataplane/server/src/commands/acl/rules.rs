@@ -23,7 +23,7 @@ pub struct AclCommand {
     pub parent: Option<usize>,
     /// Subcommand ids, for a container.
     pub subcommands: Vec<usize>,
-    /// Arity, for a subcommand (DRYRUN checks it).
+    /// Arity, for a subcommand (the executor and DRYRUN check it).
     pub arity: i32,
     /// The access of each key spec ([`READ`] | [`WRITE`]); empty when unknown.
     pub key_access: Vec<u8>,

@@ -392,7 +392,7 @@ pub fn evict_clients(shard: &Shard) {
 /// eviction.
 pub async fn client_cron(shard: Rc<Shard>) {
     loop {
-        runtime::sleep(CRON_PERIOD).await;
+        runtime::sleep_until_tick(CRON_PERIOD).await;
         let timeout_ms = shard.config.borrow().timeout_s.saturating_mul(1000);
         let now_ms = unix_time_ms();
         let handles: Vec<Rc<ClientHandle>> = shard.clients.borrow().values().cloned().collect();

@@ -47,8 +47,9 @@ pub const GAUGE_PERIOD: Duration = Duration::from_millis(1);
 /// over a 150 KB budget ended 69 KB over with 10 ms, 21 KB with 1 ms
 /// (`bench/scripts/maxmemory/flood-probe.py`), paid back at the loop's next look.
 pub const REFRESH_PERIOD: Duration = Duration::from_millis(1);
-/// How often a shard looks at the configuration while `maxmemory` is 0.
-const IDLE_PERIOD: Duration = Duration::from_millis(50);
+/// How often a shard looks at the configuration while `maxmemory` is 0: on the ticks of the
+/// other 100 ms tasks, so an idle shard wakes once for all of them.
+const IDLE_PERIOD: Duration = Duration::from_millis(100);
 /// Longest a shard evicts before it lets requests run.
 pub const EVICT_SLICE_BUDGET: Duration = Duration::from_micros(500);
 /// Keys evicted between two looks at the clock.
@@ -569,7 +570,7 @@ pub async fn evict_step(shard: &Rc<Shard>, gauge: Gauge) -> Step {
 pub async fn evict_loop(shard: Rc<Shard>) {
     loop {
         match evict_step(&shard, Gauge::Current).await {
-            Step::NoLimit => runtime::sleep(IDLE_PERIOD).await,
+            Step::NoLimit => runtime::sleep_until_tick(IDLE_PERIOD).await,
             // Let requests run, then go on at once: the share is not paid yet.
             Step::Evicted(Slice::OutOfTime) => runtime::yield_now().await,
             // Paid, nothing left to evict, or under: the next look is a period away. Looking

@@ -390,6 +390,25 @@ pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }
 
+/// The instant periodic tasks count their periods from (the first use).
+static TICK_EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// The first multiple of `period` since the process's tick epoch that is later than now.
+/// Periodic tasks wake on these ticks, so those of one period (or of periods that divide each
+/// other) wake an idle shard together, once, instead of once each at their own phase.
+pub fn next_tick(period: Duration) -> Instant {
+    let epoch = *TICK_EPOCH.get_or_init(Instant::now);
+    let period_ns = period.as_nanos().max(1);
+    let ticks = Instant::now().saturating_duration_since(epoch).as_nanos() / period_ns + 1;
+    epoch + Duration::from_nanos(u64::try_from(ticks * period_ns).unwrap_or(u64::MAX))
+}
+
+/// Sleeps until the [`next_tick`] of `period`.
+pub async fn sleep_until_tick(period: Duration) {
+    let due = next_tick(period);
+    sleep(due.saturating_duration_since(Instant::now())).await;
+}
+
 /// Time this shard's executor spent running tasks (its busy time).
 pub fn busy_time() -> Duration {
     glommio::executor().executor_stats().executor_runtime()

@@ -504,7 +504,7 @@ async fn mesh_watchdog(shard: Rc<Shard>) {
         if timeout_ms > 0 {
             shard.mesh.expire_overdue(Duration::from_millis(timeout_ms));
         }
-        runtime::sleep(MESH_WATCHDOG_PERIOD).await;
+        runtime::sleep_until_tick(MESH_WATCHDOG_PERIOD).await;
     }
 }
 
@@ -559,12 +559,11 @@ async fn expire_loop(shard: Rc<Shard>) {
         shard
             .stats
             .latency_sample("expire-cycle", elapsed_ms, threshold);
-        runtime::sleep(if budget_spent {
-            expire_rest(effort, started.elapsed())
+        if budget_spent {
+            runtime::sleep(expire_rest(effort, started.elapsed())).await;
         } else {
-            period
-        })
-        .await;
+            runtime::sleep_until_tick(period).await;
+        }
     }
 }
 

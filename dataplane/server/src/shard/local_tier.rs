@@ -453,7 +453,7 @@ const PRUNE_PERIOD: Duration = Duration::from_millis(WINDOW_MS);
 /// follows `hotkey-local-tier-rate`, and drops dead copies and expired publications.
 pub async fn run(shard: Rc<Shard>) {
     let tier = &shard.local_tier;
-    let mut pruned_at = Instant::now();
+    let mut prune_due = runtime::next_tick(PRUNE_PERIOD);
     loop {
         for install in tier.take_outbox() {
             for target in (0..shard.count()).filter(|&target| target != shard.index) {
@@ -461,8 +461,8 @@ pub async fn run(shard: Rc<Shard>) {
                 shard.notify(target, ShardRequest::LocalTier(request)).await;
             }
         }
-        if pruned_at.elapsed() >= PRUNE_PERIOD {
-            pruned_at = Instant::now();
+        if Instant::now() >= prune_due {
+            prune_due = runtime::next_tick(PRUNE_PERIOD);
             let rate = shard.config.borrow().integer("hotkey-local-tier-rate");
             tier.set_rate(rate.max(0) as u64, shard.count());
             if !tier.prune(&shard.shared.tier_versions) {
@@ -470,9 +470,8 @@ pub async fn run(shard: Rc<Shard>) {
                 shard.tracking.log_for_local_tier(&mut keyspace, false);
             }
         }
-        let due = pruned_at + PRUNE_PERIOD;
         let mut timer = std::pin::pin!(runtime::sleep(
-            due.saturating_duration_since(Instant::now())
+            prune_due.saturating_duration_since(Instant::now())
         ));
         std::future::poll_fn(|cx| {
             if !tier.outbox.borrow().is_empty() {

@@ -70,11 +70,8 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let sparse_bytes_max = ctx.config.hll_sparse_max_bytes;
     let elements = &args[2..];
     let add_all = |hll: &mut HyperLogLog| -> Result<bool, CommandError> {
-        let mut grew = false;
-        for element in elements {
-            grew |= hll.add(element, sparse_bytes_max).map_err(hll_error)?;
-        }
-        Ok(grew)
+        hll.add_all(elements.iter().copied(), sparse_bytes_max)
+            .map_err(hll_error)
     };
     let updated = ctx
         .keyspace

@@ -238,6 +238,42 @@ impl HyperLogLog {
         self.set_at_least(index, run, sparse_bytes_max)
     }
 
+    /// PFADD of several elements in order: true when a register grew. The bytes come out as
+    /// those of [`HyperLogLog::add`] called for each element, as Redis's do; while the value is
+    /// sparse, an index of its opcodes kept through the call spares each element a scan from
+    /// the start.
+    ///
+    /// # Errors
+    /// As [`HyperLogLog::add`]; the elements before the failing one stay added.
+    pub fn add_all<'a>(
+        &mut self,
+        elements: impl IntoIterator<Item = &'a [u8]>,
+        sparse_bytes_max: usize,
+    ) -> Result<bool, HllError> {
+        let mut grew = false;
+        let mut index: Option<sparse::OpcodeIndex> = None;
+        for element in elements {
+            let (register, run) = register_and_run(element);
+            if self.encoding() == HllEncoding::Dense {
+                grew |= self.set_at_least(register, run, sparse_bytes_max)?;
+                continue;
+            }
+            let opcodes = index.get_or_insert_with(|| sparse::OpcodeIndex::new(&self.bytes));
+            grew |= match opcodes.raise(&mut self.bytes, register, run, sparse_bytes_max)? {
+                sparse::Raise::Unchanged => false,
+                sparse::Raise::Changed => {
+                    self.mark_stale();
+                    true
+                }
+                sparse::Raise::NeedsDense => {
+                    index = None;
+                    self.set_at_least(register, run, sparse_bytes_max)?
+                }
+            };
+        }
+        Ok(grew)
+    }
+
     /// Raises register `index` to `run` if it is lower; true when it changed.
     fn set_at_least(
         &mut self,

@@ -152,31 +152,70 @@ pub(super) fn raise(
     run: u8,
     sparse_bytes_max: usize,
 ) -> Result<Raise, HllError> {
+    raise_from(bytes, index, run, sparse_bytes_max, (HEADER_LEN, 0)).map(|(raise, _)| raise)
+}
+
+/// Bytes after the start of an edit (the opcode before the one raised) that the edit may touch:
+/// the split writes at most 5 bytes in place of at most 2, and the merge looks at most
+/// [`MERGE_SCAN_OPCODES`] opcodes of at most 2 bytes.
+const EDIT_REACH: usize = 32;
+
+/// Where an edit happened: from `start` (old offsets) for less than [`EDIT_REACH`] bytes, and by
+/// how much the value's length changed. The opcode at `start` still starts there afterwards,
+/// covering registers from `start_first` (a merge folds later opcodes into it, never it into an
+/// earlier one).
+pub(super) struct Edit {
+    start: usize,
+    start_first: usize,
+    delta: isize,
+}
+
+/// [`raise`], scanning from `from`: an opcode's offset and the first register it covers, or
+/// the first opcode, `(HEADER_LEN, 0)`.
+fn raise_from(
+    bytes: &mut Vec<u8>,
+    index: usize,
+    run: u8,
+    sparse_bytes_max: usize,
+    from: (usize, usize),
+) -> Result<(Raise, Option<Edit>), HllError> {
     if run > VAL_VALUE_MAX {
-        return Ok(Raise::NeedsDense);
+        return Ok((Raise::NeedsDense, None));
     }
     // Step 1: the opcode covering `index`, the one before it, and the first register it covers.
-    let (mut at, mut first, mut previous, mut span) = (HEADER_LEN, 0, None, 0);
+    let (mut at, mut first) = from;
+    let (mut previous, mut previous_first, mut span) = (None, first, 0);
     while at < bytes.len() {
-        span = decode(bytes, at).run();
+        let opcode = decode(bytes, at);
+        span = opcode.run();
         if index < first + span {
             break;
         }
-        previous = Some(at);
-        at += decode(bytes, at).len();
+        (previous, previous_first) = (Some(at), first);
+        at += opcode.len();
         first += span;
     }
     if span == 0 || at >= bytes.len() {
         return Err(HllError::Corrupted);
     }
+    let length_before = bytes.len();
+    let (start, start_first) = match previous {
+        Some(previous) => (previous, previous_first),
+        None => (at, first),
+    };
+    let edit = |bytes: &Vec<u8>| Edit {
+        start,
+        start_first,
+        delta: bytes.len() as isize - length_before as isize,
+    };
     let opcode = decode(bytes, at);
     // Step 2: the trivial cases edit one byte in place.
     match opcode {
-        Opcode::Val { value, .. } if value >= run => return Ok(Raise::Unchanged),
+        Opcode::Val { value, .. } if value >= run => return Ok((Raise::Unchanged, None)),
         Opcode::Val { run: 1, .. } | Opcode::Zero { run: 1 } => {
             bytes[at] = val_byte(run, 1);
             merge_adjacent_vals(bytes, previous.unwrap_or(HEADER_LEN));
-            return Ok(Raise::Changed);
+            return Ok((Raise::Changed, Some(edit(bytes))));
         }
         _ => {}
     }
@@ -207,13 +246,88 @@ pub(super) fn raise(
     if sequence.len() > opcode.len()
         && bytes.len() + sequence.len() - opcode.len() > sparse_bytes_max
     {
-        return Ok(Raise::NeedsDense);
+        return Ok((Raise::NeedsDense, None));
     }
     let replaced_end = (at + opcode.len()).min(bytes.len());
     bytes.splice(at..replaced_end, sequence);
     // Step 4.
     merge_adjacent_vals(bytes, previous.unwrap_or(HEADER_LEN));
-    Ok(Raise::Changed)
+    Ok((Raise::Changed, Some(edit(bytes))))
+}
+
+/// Opcodes between two marks of an [`OpcodeIndex`].
+const MARK_EVERY: usize = 16;
+
+/// Marks on a sparse value's opcodes, kept through the raises of one PFADD, so that each raise
+/// scans from the mark before its register instead of from the first opcode (Redis scans the
+/// whole value for every element). Each mark is an opcode's offset and the first register it
+/// covers; an edit drops the marks it may have moved and shifts those after it, so the bytes
+/// written are exactly those of [`raise`].
+pub(super) struct OpcodeIndex {
+    marks: Vec<(usize, usize)>,
+    /// Marks when last built: below half of them, the index is built again.
+    built_with: usize,
+}
+
+impl OpcodeIndex {
+    /// Marks every [`MARK_EVERY`]th opcode of the sparse value `bytes` (header included).
+    pub(super) fn new(bytes: &[u8]) -> Self {
+        let mut marks = Vec::new();
+        let (mut at, mut first, mut count) = (HEADER_LEN, 0, 0);
+        while at < bytes.len() {
+            if count % MARK_EVERY == MARK_EVERY - 1 {
+                marks.push((at, first));
+            }
+            let opcode = decode(bytes, at);
+            first += opcode.run();
+            at += opcode.len();
+            count += 1;
+        }
+        let built_with = marks.len();
+        Self { marks, built_with }
+    }
+
+    /// [`raise`] of register `index`, scanning from the mark before the last one at or before
+    /// the register (the scan must pass an opcode before the one it finds: the merge starts
+    /// there), then keeping the marks true.
+    pub(super) fn raise(
+        &mut self,
+        bytes: &mut Vec<u8>,
+        index: usize,
+        run: u8,
+        sparse_bytes_max: usize,
+    ) -> Result<Raise, HllError> {
+        let at_or_before = self.marks.partition_point(|&(_, first)| first <= index);
+        let from = match at_or_before {
+            0 | 1 => (HEADER_LEN, 0),
+            found => self.marks[found - 2],
+        };
+        let (raise, edit) = raise_from(bytes, index, run, sparse_bytes_max, from)?;
+        if let Some(Edit {
+            start,
+            start_first,
+            delta,
+        }) = edit
+        {
+            self.marks.retain_mut(|(offset, _)| {
+                if *offset < start {
+                    true
+                } else if *offset < start + EDIT_REACH {
+                    false
+                } else {
+                    *offset = offset.wrapping_add_signed(delta);
+                    true
+                }
+            });
+            // The edited opcode's predecessor is a sure mark: it replaces those dropped.
+            let position = self.marks.partition_point(|&(offset, _)| offset < start);
+            self.marks.insert(position, (start, start_first));
+            if self.marks.len() * 2 < self.built_with {
+                *self = Self::new(bytes);
+            }
+        }
+        Ok(raise)
+    }
 }
 
 /// Redis's step 4: from `at`, within a few opcodes, fold each VAL into an equal VAL right after

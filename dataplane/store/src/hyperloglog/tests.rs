@@ -208,3 +208,56 @@ proptest! {
         prop_assert!(merged.registers().unwrap().iter().eq(model.iter()));
     }
 }
+
+proptest! {
+    /// A PFADD of many elements through the opcode index writes the very bytes of adding them
+    /// one by one (Redis's bytes), in batches on a value that grows, through the promotion to
+    /// dense; and says alike whether a register grew.
+    #[test]
+    fn adding_all_at_once_writes_the_bytes_of_adding_one_by_one(
+        batches in proptest::collection::vec(
+            proptest::collection::vec(0u32..5_000, 0..700),
+            1..4,
+        ),
+        sparse_bytes_max in prop_oneof![Just(300usize), Just(3000), Just(12000)],
+    ) {
+        let mut one_by_one = HyperLogLog::new();
+        let mut at_once = HyperLogLog::new();
+        for batch in &batches {
+            let elements: Vec<Vec<u8>> =
+                batch.iter().map(|element| format!("e:{element}").into_bytes()).collect();
+            let mut grew = false;
+            for element in &elements {
+                grew |= one_by_one.add(element, sparse_bytes_max).unwrap();
+            }
+            let grew_at_once = at_once
+                .add_all(elements.iter().map(Vec::as_slice), sparse_bytes_max)
+                .unwrap();
+            prop_assert_eq!(grew_at_once, grew);
+            prop_assert_eq!(hex(at_once.as_bytes()), hex(one_by_one.as_bytes()));
+        }
+    }
+}
+
+/// The same on the elements Redis's own vectors use (tests/hyperloglog_redis.rs), many at once.
+#[test]
+fn adding_all_at_once_matches_on_large_batches() {
+    for (count, sparse_bytes_max) in [(2_000usize, 3000usize), (5_000, 20_000), (300, 3000)] {
+        let elements: Vec<Vec<u8>> = (0..count)
+            .map(|element| format!("e:{element}").into_bytes())
+            .collect();
+        let mut one_by_one = HyperLogLog::new();
+        for element in &elements {
+            one_by_one.add(element, sparse_bytes_max).unwrap();
+        }
+        let mut at_once = HyperLogLog::new();
+        at_once
+            .add_all(elements.iter().map(Vec::as_slice), sparse_bytes_max)
+            .unwrap();
+        assert_eq!(
+            hex(at_once.as_bytes()),
+            hex(one_by_one.as_bytes()),
+            "{count} elements"
+        );
+    }
+}

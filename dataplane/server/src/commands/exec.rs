@@ -167,22 +167,13 @@ pub async fn execute<'s>(
     // Its statistics are a subcommand's own (`cmdstat_client|list`), as in Redis 7.
     let stat_id = super::acl::CATALOGUE.request_id(index, args);
     client.handle.last_command.set(Some(stat_id));
-    if !super::arity_ok(spec.arity, args.len()) {
+    // A container's subcommand has an arity of its own: `CONFIG GET` is refused as
+    // 'config|get' whatever the handler would say.
+    if let Some(name) = super::arity_refusal(index, stat_id, args.len()) {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(stat_id);
-        reply_error(shard, out, &super::arity_message(spec.name));
+        reply_error(shard, out, &super::arity_message(name));
         return;
-    }
-    // A container's subcommand has an arity of its own (Redis 7's lookup checks it before
-    // anything else): `CONFIG GET` is refused as 'config|get' whatever the handler would say.
-    if stat_id != index {
-        let subcommand = &super::acl::CATALOGUE.commands[stat_id];
-        if !super::arity_ok(subcommand.arity, args.len()) {
-            client.multi_failed |= client.multi.is_some();
-            shard.stats.record_rejected(stat_id);
-            reply_error(shard, out, &super::arity_message(&subcommand.fullname));
-            return;
-        }
     }
     if !client.authenticated && !spec.has(CommandFlags::NO_AUTH) {
         shard.stats.record_rejected(stat_id);

@@ -942,6 +942,19 @@ pub fn arity_ok(arity: i32, arg_count: usize) -> bool {
     }
 }
 
+/// The name in Redis's arity error for a request of `arg_count` arguments to command `index`,
+/// which runs as catalogue id `id` (its subcommand's, for a container's subcommand): the
+/// command's name when its own arity refuses the count, else the subcommand's full name
+/// (`config|get`) when the subcommand's arity does, as Redis 7's lookup checks both; None when
+/// the count fits.
+pub fn arity_refusal(index: usize, id: usize, arg_count: usize) -> Option<&'static str> {
+    if !arity_ok(COMMANDS[index].arity, arg_count) {
+        return Some(COMMANDS[index].name);
+    }
+    let subcommand = &acl::CATALOGUE.commands[id];
+    (id != index && !arity_ok(subcommand.arity, arg_count)).then_some(subcommand.fullname.as_str())
+}
+
 /// Redis's reply to an unknown command.
 pub fn unknown_command_message(args: &[&[u8]]) -> String {
     let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();

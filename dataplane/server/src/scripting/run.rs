@@ -491,13 +491,7 @@ fn check(state: &State, args: &[&[u8]]) -> Result<(usize, Rc<Shard>, u64, bool),
     };
     let spec = &COMMANDS[index];
     let id = crate::commands::acl::CATALOGUE.request_id(index, args);
-    if !crate::commands::arity_ok(spec.arity, args.len())
-        || (id != index
-            && !crate::commands::arity_ok(
-                crate::commands::acl::CATALOGUE.commands[id].arity,
-                args.len(),
-            ))
-    {
+    if crate::commands::arity_refusal(index, id, args.len()).is_some() {
         return Err(refuse(
             Some(index),
             "ERR Wrong number of args calling Redis command from script".into(),

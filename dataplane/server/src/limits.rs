@@ -393,7 +393,7 @@ pub fn evict_clients(shard: &Shard) {
 pub async fn client_cron(shard: Rc<Shard>) {
     let mut looked = Instant::now();
     loop {
-        runtime::sleep(CRON_PERIOD).await;
+        runtime::sleep_until_tick(CRON_PERIOD).await;
         // A look that comes late means the shard itself was held (DEBUG SLEEP, a long script):
         // whatever its clients sent meanwhile is still unread, and their last interaction is
         // as old as the stall. Redis reads before its cron runs; here the timer may wake

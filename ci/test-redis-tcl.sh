@@ -159,6 +159,13 @@ for unit in "${units[@]}"; do
     if [ -n "$expected" ] && [ "$ember_ok" -lt "$expected" ]; then
         # A few tests measure time; on a loaded machine one may miss once. One rerun decides.
         echo "test-redis-tcl: $unit: $ember_ok passed, baseline $expected; running it again" >&2
+        # The first run's failures go to CI's log and its files are kept beside the rerun's,
+        # so a failure that the rerun does not repeat can still be traced.
+        first="$results_dir/$(echo "$unit" | tr / _).ember.log"
+        grep -A 12 '^\[exception\]\|^\[err\]' "$first" | head -60 | sed 's/^/  first run: /' >&2 || true
+        tail -n 20 "$first.server" | sed 's/^/  first run server: /' >&2 || true
+        mv "$first" "$first.first-run" 2>/dev/null || true
+        mv "$first.server" "$first.server.first-run" 2>/dev/null || true
         read -r ember_ok ember_err exception < <(run_unit ember "$unit")
         printf '%-28s %8s %8s %10s %8s (rerun)\n' "$unit" "$ember_ok" "$ember_err" "$exception" "$redis_ok" | tee -a "$summary"
     fi

@@ -64,6 +64,8 @@ if [ ${#units[@]} -eq 0 ]; then
         # CLIENT PAUSE/UNPAUSE; LATENCY HISTOGRAM, DOCTOR and the latency events (its expire-cycle
         # test wants a 1M-member set's deletion to take 20 ms, which Ember's does not)
         unit/pause unit/latency-monitor
+        # SLOWLOG (one log over the shards), QUIT, and the miscellany of unit/other
+        unit/slowlog unit/quit unit/other
         # issue 16: ACLs
         unit/acl unit/acl-v2 unit/auth
     )

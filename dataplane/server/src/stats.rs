@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
@@ -295,17 +296,23 @@ pub struct ShardStats {
     commands: RefCell<Vec<Option<Box<CommandStat>>>>,
     errors: RefCell<BTreeMap<String, u64>>,
     slowlog: RefCell<VecDeque<SlowlogEntry>>,
-    slowlog_next_id: Cell<u64>,
     latency: RefCell<BTreeMap<&'static str, LatencyEvent>>,
-    /// Slow log ids are `sequence * id_stride + id_offset` (shard count, shard index), so ids
-    /// from different shards never collide.
-    id_stride: u64,
-    id_offset: u64,
+}
+
+/// The next slow log id, one sequence for every shard as Redis has one log: SLOWLOG GET merges
+/// the shards' logs by it, so the entries come newest first across shards too (per-shard
+/// sequences put a busy shard's older entries before another shard's newer one).
+static SLOWLOG_NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Default for ShardStats {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ShardStats {
-    /// Zeroed statistics of shard `shard_index` of `shard_count`.
-    pub fn new(shard_index: usize, shard_count: usize) -> Self {
+    /// Zeroed statistics of a shard.
+    pub fn new() -> Self {
         Self {
             commands_processed: Cell::new(0),
             connections_received: Cell::new(0),
@@ -321,10 +328,7 @@ impl ShardStats {
             commands: RefCell::new(Vec::new()),
             errors: RefCell::new(BTreeMap::new()),
             slowlog: RefCell::new(VecDeque::new()),
-            slowlog_next_id: Cell::new(0),
             latency: RefCell::new(BTreeMap::new()),
-            id_stride: shard_count as u64,
-            id_offset: shard_index as u64,
         }
     }
 
@@ -412,11 +416,10 @@ impl ShardStats {
                 args.push(arg.to_vec());
             }
         }
-        let sequence = self.slowlog_next_id.get();
-        self.slowlog_next_id.set(sequence + 1);
+        let id = SLOWLOG_NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mut slowlog = self.slowlog.borrow_mut();
         slowlog.push_front(SlowlogEntry {
-            id: sequence * self.id_stride + self.id_offset,
+            id,
             timestamp_s: unix_time_ms() / 1000,
             duration_us,
             args,
@@ -565,7 +568,7 @@ mod tests {
 
     #[test]
     fn short_calls_reach_the_histogram_of_every_copy() {
-        let stats = ShardStats::new(0, 1);
+        let stats = ShardStats::new();
         for duration_us in [0, 1, 1, 3, 4, 5, 250] {
             stats.record_call(0, duration_us, false);
         }

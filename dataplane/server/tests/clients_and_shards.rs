@@ -555,3 +555,57 @@ fn pipelined_commands_on_both_shards_reach_the_slow_log() {
         "GETs missing from the slow log: {missing:?}"
     );
 }
+
+/// SLOWLOG GET lists the newest entries first across shards too: clients on both shards log in
+/// turn after one client logged many on its own shard (with a sequence per shard, that shard's
+/// older entries came before the other shard's newer ones, and Redis's unit/slowlog saw an
+/// unblocked BLPOP behind an earlier SLOWLOG RESET).
+#[test]
+fn slow_log_entries_come_newest_first_across_shards() {
+    let ember = Ember::start(2);
+    let mut busy = ember.connect(false);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .exec(&mut busy)
+        .expect("CONFIG SET");
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .exec(&mut busy)
+        .expect("SLOWLOG RESET");
+    for i in 0..40 {
+        let _: String = redis::cmd("ECHO")
+            .arg(format!("early-{i}"))
+            .query(&mut busy)
+            .expect("ECHO");
+    }
+    // Eight connections: the kernel spreads them over both shards.
+    let mut others: Vec<redis::Connection> = (0..8).map(|_| ember.connect(false)).collect();
+    for (i, con) in others.iter_mut().enumerate() {
+        let _: String = redis::cmd("ECHO")
+            .arg(format!("late-{i}"))
+            .query(con)
+            .expect("ECHO");
+    }
+    let entries: Vec<Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(8)
+        .query(&mut busy)
+        .expect("SLOWLOG GET");
+    let newest: Vec<String> = entries
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(fields) => match &fields[3] {
+                Value::Array(args) => match args.get(1) {
+                    Some(Value::BulkString(arg)) => String::from_utf8_lossy(arg).into_owned(),
+                    other => format!("{other:?}"),
+                },
+                other => format!("{other:?}"),
+            },
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<String> = (0..8).rev().map(|i| format!("late-{i}")).collect();
+    assert_eq!(newest, expected);
+}

@@ -164,7 +164,7 @@ impl Shard {
             index,
             keyspace: RefCell::new(keyspace),
             config: RefCell::new(config),
-            stats: ShardStats::new(index, shared.shard_count),
+            stats: ShardStats::new(),
             clients: RefCell::new(HashMap::new()),
             shared,
             gate: Gate::default(),

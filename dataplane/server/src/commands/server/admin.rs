@@ -1352,7 +1352,8 @@ async fn slowlog(
                 entries.extend(found);
             }
         }
-        entries.sort_by(|a, b| b.timestamp_s.cmp(&a.timestamp_s).then(b.id.cmp(&a.id)));
+        // Newest first: ids are one sequence over the shards.
+        entries.sort_by(|a, b| b.id.cmp(&a.id));
         if count >= 0 {
             entries.truncate(count as usize);
         }

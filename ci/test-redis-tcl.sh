@@ -66,6 +66,8 @@ if [ ${#units[@]} -eq 0 ]; then
         unit/pause unit/latency-monitor
         # SLOWLOG (one log over the shards), QUIT, and the miscellany of unit/other
         unit/slowlog unit/quit unit/other
+        # UNLINK and FLUSHALL ASYNC through the lazy-free thread
+        unit/lazyfree
         # issue 16: ACLs
         unit/acl unit/acl-v2 unit/auth
     )

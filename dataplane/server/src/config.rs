@@ -457,6 +457,10 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     /// Memory limit in bytes (0 = none).
     pub maxmemory: u64,
+    /// `lazyfree-lazy-user-del`: DEL frees as UNLINK does (crate::lazyfree).
+    pub lazyfree_lazy_user_del: bool,
+    /// `lazyfree-lazy-user-flush`: FLUSHDB and FLUSHALL without SYNC free in the background.
+    pub lazyfree_lazy_user_flush: bool,
     /// Eviction policy name.
     pub maxmemory_policy: String,
     /// min-replicas-to-write: above 0, writes are refused (Ember has no replicas).
@@ -518,6 +522,8 @@ impl Default for Config {
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             maxmemory: 0,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
             maxmemory_policy: String::new(),
             min_replicas_to_write: 0,
             slowlog_log_slower_than_us: 0,
@@ -756,6 +762,8 @@ impl Config {
         self.proto_max_bulk_len = self.integer("proto-max-bulk-len") as usize;
         self.client_query_buffer_limit = self.integer("client-query-buffer-limit") as usize;
         self.maxmemory = self.integer("maxmemory") as u64;
+        self.lazyfree_lazy_user_del = self.values["lazyfree-lazy-user-del"] == "yes";
+        self.lazyfree_lazy_user_flush = self.values["lazyfree-lazy-user-flush"] == "yes";
         self.maxmemory_policy = self.values["maxmemory-policy"].clone();
         self.min_replicas_to_write = self.integer("min-replicas-to-write") as u64;
         self.slowlog_log_slower_than_us = self.integer("slowlog-log-slower-than");

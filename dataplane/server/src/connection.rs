@@ -67,6 +67,8 @@ pub async fn serve(shard: Rc<Shard>, stream: Stream, handle: Rc<ClientHandle>) {
             if input.len() > INPUT_BUFFER_KEEP_LEN {
                 input = vec![0u8; INPUT_BUFFER_LEN];
             }
+            parser.release_large();
+            lookahead.release_large();
         }
         // Room for what the pending request still needs, or at least one more byte.
         let pending_len_wanted = parser.needed_len().max(end - start + 1);

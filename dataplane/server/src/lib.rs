@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod inference;
 pub mod io;
+pub mod lazyfree;
 pub mod limits;
 pub mod memory;
 pub mod metrics;

@@ -856,3 +856,128 @@ fn a_connection_holds_one_reply_buffer_between_batches() {
         "used_memory grew from {before} to {after} after batches of 8 KiB of replies"
     );
 }
+
+/// Waits up to five seconds for `condition`.
+fn within_5s(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}
+
+/// Fills `key` with a set of `members` members, 1,000 per SADD.
+fn fill_set(con: &mut Connection, key: &str, members: usize) {
+    for start in (0..members).step_by(1000) {
+        let batch: Vec<String> = (start..(start + 1000).min(members))
+            .map(|i| format!("member:{i}"))
+            .collect();
+        redis::cmd("SADD").arg(key).arg(&batch).exec(con).unwrap();
+    }
+}
+
+/// UNLINK and FLUSHALL ASYNC free in the background, as Redis's lazy free does: the key is gone
+/// at once, INFO counts what the freer thread dropped, and the memory comes back. DEL, SYNC
+/// flushes, small values and a server with `maxmemory` free in place; the `lazyfree-lazy-user-*`
+/// settings make DEL and plain flushes lazy.
+#[test]
+fn unlink_and_async_flushes_free_in_the_background() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let freed = |con: &mut Connection| info_field(con, "stats", "lazyfreed_objects");
+    let pending = |con: &mut Connection| info_field(con, "memory", "lazyfree_pending_objects");
+    let before = info_field(&mut con, "memory", "used_memory");
+
+    fill_set(&mut con, "big", 100_000);
+    let unlinked: i64 = redis::cmd("UNLINK").arg("big").query(&mut con).unwrap();
+    assert_eq!(unlinked, 1);
+    let exists: i64 = redis::cmd("EXISTS").arg("big").query(&mut con).unwrap();
+    assert_eq!(exists, 0);
+    assert!(within_5s(|| freed(&mut con) == 1 && pending(&mut con) == 0));
+    assert!(within_5s(
+        || info_field(&mut con, "memory", "used_memory") < before + 1_000_000
+    ));
+
+    // DEL and a small value: in place.
+    fill_set(&mut con, "big", 100_000);
+    redis::cmd("SET")
+        .arg("small")
+        .arg("v")
+        .exec(&mut con)
+        .unwrap();
+    let deleted: i64 = redis::cmd("DEL").arg("big").query(&mut con).unwrap();
+    let small: i64 = redis::cmd("UNLINK").arg("small").query(&mut con).unwrap();
+    assert_eq!((deleted, small), (1, 1));
+    assert_eq!(freed(&mut con), 1);
+    // DEL under lazyfree-lazy-user-del.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("lazyfree-lazy-user-del")
+        .arg("yes")
+        .exec(&mut con)
+        .unwrap();
+    fill_set(&mut con, "big", 100_000);
+    redis::cmd("DEL").arg("big").exec(&mut con).unwrap();
+    assert!(within_5s(|| freed(&mut con) == 2));
+
+    // FLUSHALL ASYNC counts a key each; SYNC none.
+    for i in 0..500 {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .exec(&mut con)
+            .unwrap();
+    }
+    redis::cmd("FLUSHALL").arg("SYNC").exec(&mut con).unwrap();
+    assert_eq!(freed(&mut con), 2);
+    for i in 0..500 {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .exec(&mut con)
+            .unwrap();
+    }
+    redis::cmd("FLUSHALL").arg("ASYNC").exec(&mut con).unwrap();
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(keys, 0);
+    assert!(within_5s(
+        || freed(&mut con) == 502 && pending(&mut con) == 0
+    ));
+
+    // CONFIG RESETSTAT zeroes the count; with maxmemory set, UNLINK frees in place.
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .exec(&mut con)
+        .unwrap();
+    assert_eq!(freed(&mut con), 0);
+    set_maxmemory(&mut con, 1 << 30);
+    fill_set(&mut con, "big", 100_000);
+    redis::cmd("UNLINK").arg("big").exec(&mut con).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(freed(&mut con), 0);
+}
+
+/// A request of 100,000 arguments leaves no memory behind on its connection once it has run:
+/// the parsers' argument tables shrink back (they held 4 MB until the connection closed, and
+/// Redis's unit/lazyfree saw UNLINK reclaim nothing).
+#[test]
+fn a_request_of_many_arguments_leaves_no_memory_behind() {
+    let ember = Ember::start(1);
+    let mut con = ember.connect(false);
+    let before = info_field(&mut con, "memory", "used_memory");
+    let members: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    redis::cmd("SADD")
+        .arg("set")
+        .arg(&members)
+        .exec(&mut con)
+        .unwrap();
+    redis::cmd("DEL").arg("set").exec(&mut con).unwrap();
+    let after = info_field(&mut con, "memory", "used_memory");
+    assert!(
+        after < before + 500_000,
+        "used_memory {before} before, {after} after"
+    );
+}

@@ -215,6 +215,24 @@ struct Database {
     volatile_hash_cursor: Option<CompactBytes>,
 }
 
+/// The keys of a database taken out by [`Keyspace::take_database`]; dropping it frees them.
+pub struct FlushedDatabase(Database);
+
+impl FlushedDatabase {
+    /// Keys it holds.
+    pub fn keys(&self) -> usize {
+        self.0.len
+    }
+}
+
+/// What the background freer of the server needs: the values and flushed databases it takes
+/// may move to another thread.
+const _: () = {
+    const fn sendable<T: Send>() {}
+    sendable::<Value>();
+    sendable::<FlushedDatabase>();
+};
+
 /// One shard's keyspace.
 pub struct Keyspace {
     databases: Vec<Database>,
@@ -948,6 +966,26 @@ impl Keyspace {
         for observer in &mut self.observers {
             observer.database_flushed(db);
         }
+    }
+
+    /// Removes every key of `db` and hands them back, for the caller to drop where it chooses
+    /// (FLUSHDB ASYNC drops them on a background thread).
+    pub fn take_database(&mut self, db: usize) -> FlushedDatabase {
+        let database = &mut self.databases[db];
+        let segments = (0..database.segments.len())
+            .map(|_| SegmentTable::new())
+            .collect();
+        let flushed = std::mem::replace(
+            database,
+            Database {
+                segments,
+                ..Database::default()
+            },
+        );
+        for observer in &mut self.observers {
+            observer.database_flushed(db);
+        }
+        FlushedDatabase(flushed)
     }
 
     /// Removes every key of every database.

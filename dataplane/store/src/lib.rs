@@ -55,13 +55,15 @@ pub use hash::{HashError, HashLimits, HashValue};
 pub use hyperloglog::{HllError, HyperLogLog};
 pub use keyspace::{
     AccessPolicy, AdmissionWindow, Change, DatabaseInfo, Evicted, EvictionPolicy, EvictionPool,
-    Expiry, KeyObserver, Keyspace, KeyspaceStats, ModifiedKey, ScanStep, DATABASE_COUNT,
-    OBSERVERS_MAX, PREFETCH_BATCH_LEN, SEGMENT_COUNT, WINDOW_SHARE_SCALE_PPM,
+    Expiry, FlushedDatabase, KeyObserver, Keyspace, KeyspaceStats, ModifiedKey, ScanStep,
+    DATABASE_COUNT, OBSERVERS_MAX, PREFETCH_BATCH_LEN, SEGMENT_COUNT, WINDOW_SHARE_SCALE_PPM,
 };
 pub use list::{ListLimits, ListValue};
 pub use probabilistic::{BloomChain, CountMinSketch, CuckooFilter, TopK};
 pub use set::SetValue;
 pub use stream::{StreamError, StreamId, StreamValue};
 pub use tensor::TensorValue;
-pub use value::{parse_canonical_i64, Entry, ExpireAtMs, Value, EXPIRE_AT_MS_MAX};
+pub use value::{
+    parse_canonical_i64, Entry, ExpireAtMs, Value, EXPIRE_AT_MS_MAX, LAZYFREE_THRESHOLD,
+};
 pub use zset::SortedSet;

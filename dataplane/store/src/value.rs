@@ -43,6 +43,10 @@ pub enum Value {
     TopK(Box<TopK>),
 }
 
+/// Free effort ([`Value::free_effort`]) above which a value is freed in the background, Redis's
+/// `LAZYFREE_THRESHOLD`.
+pub const LAZYFREE_THRESHOLD: usize = 64;
+
 /// Longest string that may be kept as an integer: 20 characters, `i64::MIN`'s length.
 const INT_TEXT_LEN_MAX: usize = 20;
 
@@ -90,6 +94,24 @@ impl Value {
     /// True for a string value (integer or bytes): what string commands may read.
     pub fn is_string(&self) -> bool {
         matches!(self, Self::Int(_) | Self::Str(_))
+    }
+
+    /// How much work dropping the value is, counted as Redis's lazy free counts it
+    /// (`lazyfreeGetFreeEffort`): an element each for a collection of the large class, a node
+    /// each for a quicklist, a block each (and a group each with its pending entries) for a
+    /// stream, and 1 for a string or a packed collection (one allocation). Above
+    /// [`LAZYFREE_THRESHOLD`] UNLINK and the ASYNC flushes free it in the background.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Self::Set(set) if set.encoding() == crate::set::SetEncoding::Hashtable => set.len(),
+            Self::ZSet(zset) if zset.encoding_name() == "skiplist" => zset.len(),
+            Self::Hash(hash) if hash.encoding() == crate::hash::HashEncoding::Hashtable => {
+                hash.len()
+            }
+            Self::List(list) => list.node_count(),
+            Self::Stream(stream) => stream.free_effort(),
+            _ => 1,
+        }
     }
 
     /// The OBJECT ENCODING name, as Redis would report it for the same value.
@@ -199,6 +221,23 @@ pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_effort_counts_what_redis_counts() {
+        assert_eq!(Value::from_bytes(&[b'x'; 10_000]).free_effort(), 1);
+        let members: Vec<Vec<u8>> = (0..1000).map(|i| format!("m{i}").into_bytes()).collect();
+        let mut small = crate::set::SetValue::for_members(&members[0], 10);
+        for member in &members[..10] {
+            small.insert(member);
+        }
+        assert_eq!(Value::Set(Box::new(small)).free_effort(), 1);
+        let mut large = crate::set::SetValue::for_members(&members[0], members.len());
+        for member in &members {
+            large.insert(member);
+        }
+        assert_eq!(large.encoding_name(), "hashtable");
+        assert_eq!(Value::Set(Box::new(large)).free_effort(), 1000);
+    }
 
     #[test]
     fn canonical_integers_are_exactly_those_that_round_trip() {

@@ -8,11 +8,15 @@ use super::{
     errors, is, parse_integer, unknown_subcommand_message, CommandError, CommandResult, Ctx,
 };
 
-/// DEL key [key ...] (and UNLINK: freeing is cheap enough here to do in place)
+/// DEL key [key ...] and UNLINK key [key ...]
 pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    // UNLINK, or DEL as UNLINK: a large value is freed in the background (crate::lazyfree).
+    let lazy = ctx.config.maxmemory == 0
+        && (ctx.config.lazyfree_lazy_user_del || args[0].eq_ignore_ascii_case(b"unlink"));
     let mut removed = 0;
     for key in &args[1..] {
-        if ctx.keyspace.remove(ctx.db, key, ctx.now_ms).is_some() {
+        if let Some(entry) = ctx.keyspace.remove(ctx.db, key, ctx.now_ms) {
+            crate::lazyfree::free_value(entry.value, lazy);
             removed += 1;
             notify(ctx, notify::GENERIC, "del", key);
         }

@@ -146,10 +146,10 @@ pub enum ShardRequest {
 pub enum AdminRequest {
     /// Keys in `db`.
     DbSize { db: usize },
-    /// FLUSHDB.
-    FlushDb { db: usize },
+    /// FLUSHDB; `lazy`: its keys are freed in the background (crate::lazyfree).
+    FlushDb { db: usize, lazy: bool },
     /// FLUSHALL.
-    FlushAll,
+    FlushAll { lazy: bool },
     /// SWAPDB.
     SwapDb { first: usize, second: usize },
     /// KEYS pattern.

@@ -581,6 +581,11 @@ impl ListValue {
     pub fn heap_len(&self) -> usize {
         self.nodes.heap_len()
     }
+
+    /// Nodes (quicklist nodes; one for a listpack).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
 }
 
 impl PartialEq for ListValue {

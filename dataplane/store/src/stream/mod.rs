@@ -224,6 +224,17 @@ impl StreamValue {
         Self::default()
     }
 
+    /// What dropping the stream frees, as Redis's lazy free counts it: a block each, and a
+    /// group each with its pending entries.
+    pub fn free_effort(&self) -> usize {
+        self.blocks.len()
+            + self
+                .groups
+                .values()
+                .map(|group| 1 + group.pending.len())
+                .sum::<usize>()
+    }
+
     /// Entries (XLEN).
     pub fn len(&self) -> usize {
         self.length

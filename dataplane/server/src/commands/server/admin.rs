@@ -21,15 +21,19 @@ use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
 pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardReply {
     match request {
         AdminRequest::DbSize { db } => ShardReply::Integer(shard.keyspace.borrow().len(db) as i64),
-        AdminRequest::FlushDb { db } => {
-            shard.keyspace.borrow_mut().flush_database(db);
+        AdminRequest::FlushDb { db, lazy } => {
+            let flushed = shard.keyspace.borrow_mut().take_database(db);
+            crate::lazyfree::free_database(flushed, lazy);
             crate::shard::local_tier::flushed(shard);
             crate::commands::blocking::note_database(shard, Some(db));
             crate::commands::tracking::flushed(shard);
             ShardReply::Done
         }
-        AdminRequest::FlushAll => {
-            shard.keyspace.borrow_mut().flush_all();
+        AdminRequest::FlushAll { lazy } => {
+            for db in 0..ember_store::DATABASE_COUNT {
+                let flushed = shard.keyspace.borrow_mut().take_database(db);
+                crate::lazyfree::free_database(flushed, lazy);
+            }
             crate::shard::local_tier::flushed(shard);
             crate::commands::blocking::note_database(shard, None);
             crate::commands::tracking::flushed(shard);
@@ -97,6 +101,7 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
             shard.pubsub.take_sent_len();
             shard.stats.reset();
             shard.local_tier.hits.set(0);
+            crate::lazyfree::reset_stats();
             ShardReply::Done
         }
         AdminRequest::Info => ShardReply::Info(Box::new(shard_info(shard))),
@@ -205,10 +210,23 @@ pub async fn run(
             {
                 return Err(errors::SYNTAX.into());
             }
+            // ASYNC, or neither and `lazyfree-lazy-user-flush yes`: the keys are freed in the
+            // background (crate::lazyfree), unless `maxmemory` is set.
+            let lazy = {
+                let config = shard.config.borrow();
+                config.maxmemory == 0
+                    && match args.get(1) {
+                        Some(mode) => is(mode, "ASYNC"),
+                        None => config.lazyfree_lazy_user_flush,
+                    }
+            };
             let request = if op == ServerOp::FlushDb {
-                AdminRequest::FlushDb { db: client.db }
+                AdminRequest::FlushDb {
+                    db: client.db,
+                    lazy,
+                }
             } else {
-                AdminRequest::FlushAll
+                AdminRequest::FlushAll { lazy }
             };
             broadcast(shard, hold, request).await;
             out.ok();
@@ -716,9 +734,10 @@ fn format_info(
                 line("mem_allocator", "jemalloc".into());
                 // No AOF or replication buffers: eviction counts every byte.
                 line("mem_not_counted_for_evict", "0".into());
-                // Values are freed where they are dropped (FLUSHALL ASYNC and UNLINK as
-                // well): nothing waits for a background thread.
-                line("lazyfree_pending_objects", "0".into());
+                line(
+                    "lazyfree_pending_objects",
+                    crate::lazyfree::pending_objects().to_string(),
+                );
             }
             "persistence" => {
                 line("loading", "0".into());
@@ -749,7 +768,10 @@ fn format_info(
                 );
                 line("expired_keys", total.expired_keys.to_string());
                 line("evicted_keys", counters.evicted_keys.to_string());
-                line("lazyfreed_objects", "0".into());
+                line(
+                    "lazyfreed_objects",
+                    crate::lazyfree::freed_objects().to_string(),
+                );
                 line(
                     "evicted_clients",
                     crate::limits::evicted_clients().to_string(),
@@ -1353,7 +1375,7 @@ async fn slowlog(
             }
         }
         // Newest first: ids are one sequence over the shards.
-        entries.sort_by(|a, b| b.id.cmp(&a.id));
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.id));
         if count >= 0 {
             entries.truncate(count as usize);
         }

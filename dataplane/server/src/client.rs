@@ -66,6 +66,9 @@ pub const PUSHES_LEN_MAX: usize = 32 * 1024 * 1024;
 pub struct Pushes {
     queue: RefCell<Vec<u8>>,
     waker: RefCell<Option<Waker>>,
+    /// Set by the client cron when the connection has been idle long enough to give back its
+    /// buffers (crate::connection); wakes the connection as a push does.
+    trim: Cell<bool>,
 }
 
 impl Pushes {
@@ -101,10 +104,28 @@ impl Pushes {
         }
     }
 
-    /// Waits until something is queued.
+    /// Asks the connection to give back its buffers, waking it if it waits.
+    pub fn ask_trim(&self) {
+        self.trim.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// True once after [`Pushes::ask_trim`].
+    pub fn take_trim(&self) -> bool {
+        self.trim.replace(false)
+    }
+
+    /// True while a trim is asked and not yet taken.
+    pub fn trim_asked(&self) -> bool {
+        self.trim.get()
+    }
+
+    /// Waits until something is queued, or a trim is asked.
     pub async fn ready(&self) {
         std::future::poll_fn(|cx| {
-            if !self.queue.borrow().is_empty() {
+            if !self.queue.borrow().is_empty() || self.trim.get() {
                 return std::task::Poll::Ready(());
             }
             *self.waker.borrow_mut() = Some(cx.waker().clone());

@@ -29,6 +29,8 @@ use crate::stats::unix_time_ms;
 
 /// How often a shard looks at its clients (Redis's clientsCron runs at `hz`, 10 a second).
 const CRON_PERIOD: Duration = Duration::from_millis(100);
+/// A connection idle this long gives back its input and reply buffers (Redis: 2 s).
+const BUFFER_TRIM_IDLE_MS: u64 = 2_000;
 
 /// What a client costs beyond its buffers (Redis counts its client struct and 16 KiB reply
 /// buffer in `tot-mem`; Ember's connection task, parser and reply sink are about as much).
@@ -170,6 +172,11 @@ impl ClientLimits {
     /// CLIENT LIST's `qbuf`.
     pub fn query_len(&self) -> usize {
         self.query_len.get()
+    }
+
+    /// Bytes of the query buffer, allocated.
+    pub fn query_alloc(&self) -> usize {
+        self.query_alloc.get()
     }
 
     /// CLIENT LIST's `qbuf-free`: the query buffer's room left.
@@ -428,6 +435,17 @@ pub async fn client_cron(shard: Rc<Shard>) {
                 );
                 handle.kill();
                 continue;
+            }
+            // Idle for a while with its buffers: the connection gives them back (crate::
+            // connection), as Redis frees the query buffer of a client idle for 2 s and shrinks
+            // its reply buffer. Not a client stalled behind another shard, which has input.
+            if idle_ms > BUFFER_TRIM_IDLE_MS
+                && !stalled
+                && !handle.limits.running.get()
+                && handle.limits.query_alloc() > 0
+                && !handle.pushes.trim_asked()
+            {
+                handle.pushes.ask_trim();
             }
             let waiting = handle.limits.flushing.get() || handle.limits.pushes_len.get() > 0;
             if waiting && output_over_limit(&shard, &handle, handle.limits.output_len()) {

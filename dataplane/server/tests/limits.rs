@@ -579,3 +579,63 @@ fn debug_command_can_be_off_or_local() {
     assert_eq!(text(&mut local.raw(), &["SET", "k", "v"]), "+OK\r\n");
     assert!(text(&mut local.raw(), &["DEBUG", "OBJECT", "k"]).starts_with("+Value at:"));
 }
+
+/// A connection idle for 2 s gives back its input and reply buffers, as Redis frees an idle
+/// client's query buffer (CLIENT LIST then shows `qbuf=0 qbuf-free=0`), so a pool of idle
+/// connections costs a few KB each instead of 40 KB; each one takes its buffers back with its
+/// next request, however large, and a subscriber still gets its messages.
+#[test]
+fn idle_connections_give_back_their_buffers() {
+    let ember = Ember::start(2);
+    let mut admin = ember.raw();
+    let mut idle: Vec<Raw> = (0..100).map(|_| ember.raw()).collect();
+    for (i, raw) in idle.iter_mut().enumerate() {
+        assert_eq!(
+            text(raw, &["CLIENT", "SETNAME", &format!("idle{i}")]),
+            "+OK\r\n"
+        );
+    }
+    let mut subscriber = ember.raw();
+    subscriber.send(&multibulk(&[b"SUBSCRIBE", b"news"]));
+    assert_eq!(
+        subscriber.reply_text(),
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+    );
+    let used = |raw: &mut Raw| -> u64 { info_field(raw, "memory", "used_memory").parse().unwrap() };
+    let busy_memory = used(&mut admin);
+    assert!(
+        eventually(Duration::from_secs(6), || {
+            (0..100).all(|i| {
+                client_line(&mut admin, &format!("idle{i}"))
+                    .is_some_and(|line| line.contains(" qbuf=0 qbuf-free=0 "))
+            })
+        }),
+        "{}",
+        text(&mut admin, &["CLIENT", "LIST"])
+    );
+    let idle_memory = used(&mut admin);
+    assert!(
+        idle_memory + 100 * 20_000 < busy_memory,
+        "used_memory {busy_memory} with the buffers, {idle_memory} after"
+    );
+    // Back to work: a value larger than the buffers, then a pipeline.
+    let value = "v".repeat(100_000);
+    for (i, raw) in idle.iter_mut().enumerate().step_by(7) {
+        let key = format!("key{i}");
+        assert_eq!(text(raw, &["SET", &key, &value]), "+OK\r\n");
+        assert_eq!(text(raw, &["GET", &key]), format!("$100000\r\n{value}\r\n"));
+        let mut pipeline = Vec::new();
+        for _ in 0..50 {
+            pipeline.extend_from_slice(&multibulk(&[b"PING"]));
+        }
+        raw.send(&pipeline);
+        for _ in 0..50 {
+            assert_eq!(raw.reply_text(), "+PONG\r\n");
+        }
+    }
+    assert_eq!(text(&mut admin, &["PUBLISH", "news", "hello"]), ":1\r\n");
+    assert_eq!(
+        subscriber.reply_text(),
+        "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+    );
+}

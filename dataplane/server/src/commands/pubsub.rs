@@ -560,10 +560,8 @@ pub async fn next_input<T>(client: &Client, read: impl Future<Output = T>) -> Op
     let pushes = &client.handle.pushes;
     let Some(subscriber) = client.subscriptions.subscriber.as_ref() else {
         // Only a RESP3 connection (client tracking's invalidations) or a monitor takes
-        // pushes outside Pub/Sub; a RESP2 one just reads.
-        if client.protocol != Protocol::Resp3 && !client.monitor {
-            return Some(read.await);
-        }
+        // pushes outside Pub/Sub; any connection is woken to give back its buffers when idle
+        // (`None` as well, with nothing to take).
         return futures_lite::future::or(async { Some(read.await) }, async {
             pushes.ready().await;
             None

@@ -446,6 +446,12 @@ impl Socket {
         self.driver.ring.reclaim_spare(self.id, out);
     }
 
+    /// Frees the socket's spare reply buffer: the connection has been idle and gives its
+    /// buffers back (crate::connection).
+    pub fn drop_spare(&self) {
+        self.driver.ring.drop_spare(self.id);
+    }
+
     /// Queues all of `out` to be sent at the driver's next turn and leaves an empty buffer in
     /// its place; waits first for the previous send, so at most one is in flight.
     ///

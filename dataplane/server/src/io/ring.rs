@@ -635,6 +635,11 @@ impl Ring {
         }
     }
 
+    /// Frees socket `id`'s spare reply buffer (an idle connection's, crate::connection).
+    pub fn drop_spare(&self, id: SocketId) {
+        self.with_socket(id, |socket| socket.spare = Vec::new());
+    }
+
     /// Hands the connection its socket's spare reply buffer when the connection's own is empty
     /// and smaller (the smaller one is freed). Replies ping-pong between the buffer a
     /// connection writes and the one its socket sends, which comes back as the spare; taken

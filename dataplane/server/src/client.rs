@@ -128,7 +128,11 @@ impl Pushes {
             if !self.queue.borrow().is_empty() || self.trim.get() {
                 return std::task::Poll::Ready(());
             }
-            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            // Every read of every connection waits here too: no clone when the waker is kept.
+            let mut waker = self.waker.borrow_mut();
+            if !waker.as_ref().is_some_and(|kept| kept.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
             std::task::Poll::Pending
         })
         .await;

@@ -130,7 +130,10 @@ impl Pushes {
             }
             // Every read of every connection waits here too: no clone when the waker is kept.
             let mut waker = self.waker.borrow_mut();
-            if !waker.as_ref().is_some_and(|kept| kept.will_wake(cx.waker())) {
+            if !waker
+                .as_ref()
+                .is_some_and(|kept| kept.will_wake(cx.waker()))
+            {
                 *waker = Some(cx.waker().clone());
             }
             std::task::Poll::Pending

@@ -408,6 +408,18 @@ const PARAMETERS: &[Parameter] = &[
     ),
     parameter("appendfilename", "appendonly.aof", Kind::Text, Immutable),
     parameter("replica-read-only", "yes", Kind::Bool, Mutable),
+    // Kept for the tools and tests that set them, as a Redis with no replica keeps them: Ember
+    // has no replication, so nothing reads them.
+    parameter(
+        "repl-backlog-size",
+        "1048576",
+        Kind::MemoryAtLeast(16 * 1024),
+        Mutable,
+    ),
+    parameter("repl-backlog-ttl", "3600", NON_NEGATIVE, Mutable),
+    // Never a replica: empty, as a Redis primary answers, and set only at start in Redis too.
+    parameter("replicaof", "", Kind::Text, Immutable),
+    parameter("slaveof", "", Kind::Text, Immutable),
     parameter("close-on-oom", "no", Kind::Bool, Mutable),
     // Redis's no, yes or local; yes by default (Redis says no), because Ember's tests and tools
     // use DEBUG SLEEP. DEBUG PANIC ends the process.
@@ -688,6 +700,13 @@ impl Config {
                 error.0
             ))
         })
+    }
+
+    /// The parameter `name` sets, by its name as listed; `None` for an unknown one. CONFIG SET
+    /// refuses a parameter given twice (Redis 7.0 lets a parameter and its old name through
+    /// together: `lua-time-limit` with `busy-reply-threshold` is accepted).
+    pub fn canonical_name(name: &str) -> Option<&'static str> {
+        find(&name.to_ascii_lowercase()).map(|parameter| parameter.name)
     }
 
     /// CONFIG GET: every (name, value) whose name matches `pattern`.

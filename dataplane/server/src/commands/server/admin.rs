@@ -960,11 +960,21 @@ async fn config(
     } else if is(subcommand, "SET") && args.len() >= 4 && args.len() % 2 == 0 {
         let mut pairs = Vec::new();
         let mut trial = shard.config.borrow().clone();
+        let mut seen = Vec::new();
         for pair in args[2..].chunks_exact(2) {
             let (name, value) = (
                 String::from_utf8_lossy(pair[0]).into_owned(),
                 String::from_utf8_lossy(pair[1]).into_owned(),
             );
+            if let Some(canonical) = crate::config::Config::canonical_name(&name) {
+                if seen.contains(&canonical) {
+                    return Err(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                    )
+                    .into());
+                }
+                seen.push(canonical);
+            }
             trial
                 .set(&name, &value)
                 .map_err(|error| CommandError::from(error.0))?;

@@ -879,6 +879,17 @@ fn fill_set(con: &mut Connection, key: &str, members: usize) {
     }
 }
 
+/// Sets `k0` .. `k{count - 1}`.
+fn fill_keys(con: &mut Connection, count: usize) {
+    for i in 0..count {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .exec(con)
+            .unwrap();
+    }
+}
+
 /// UNLINK and FLUSHALL ASYNC free in the background, as Redis's lazy free does: the key is gone
 /// at once, INFO counts what the freer thread dropped, and the memory comes back. DEL, SYNC
 /// flushes, small values and a server with `maxmemory` free in place; the `lazyfree-lazy-user-*`
@@ -924,22 +935,10 @@ fn unlink_and_async_flushes_free_in_the_background() {
     assert!(within_5s(|| freed(&mut con) == 2));
 
     // FLUSHALL ASYNC counts a key each; SYNC none.
-    for i in 0..500 {
-        redis::cmd("SET")
-            .arg(format!("k{i}"))
-            .arg(i)
-            .exec(&mut con)
-            .unwrap();
-    }
+    fill_keys(&mut con, 500);
     redis::cmd("FLUSHALL").arg("SYNC").exec(&mut con).unwrap();
     assert_eq!(freed(&mut con), 2);
-    for i in 0..500 {
-        redis::cmd("SET")
-            .arg(format!("k{i}"))
-            .arg(i)
-            .exec(&mut con)
-            .unwrap();
-    }
+    fill_keys(&mut con, 500);
     redis::cmd("FLUSHALL").arg("ASYNC").exec(&mut con).unwrap();
     let keys: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(keys, 0);

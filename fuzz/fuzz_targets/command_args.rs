@@ -262,7 +262,7 @@ impl Shard {
         Self {
             keyspace: Keyspace::new(),
             config,
-            stats: ShardStats::new(0, 1),
+            stats: ShardStats::new(),
             pubsub: PubSub::new(1),
             protection: ShardProtection::new(Arc::new(Registry::default())),
         }

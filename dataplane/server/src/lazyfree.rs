@@ -56,6 +56,12 @@ fn freer() -> Option<&'static mpsc::Sender<Garbage>> {
         .as_ref()
 }
 
+/// Whether a removal that asks for lazy freeing (`asked`: UNLINK, an ASYNC flush, or a
+/// `lazyfree-lazy-user-*` setting) gets it under `config`: not while `maxmemory` is set.
+pub fn lazy(config: &crate::config::Config, asked: bool) -> bool {
+    asked && config.maxmemory == 0
+}
+
 fn hand_over(thing: Box<dyn Send>, objects: u64) {
     let Some(freer) = freer() else {
         return; // `thing` drops here.

@@ -951,25 +951,17 @@ impl Keyspace {
         true
     }
 
-    /// Removes every key of `db`.
-    ///
-    /// A database used before keeps its segment directory (1,024 empty tables, 32 KB): the
-    /// directory is a fixed cost of a used database, paid once, not per flush and refill.
+    /// Removes every key of `db`, dropping them here.
     pub fn flush_database(&mut self, db: usize) {
-        let database = &mut self.databases[db];
-        let mut segments = std::mem::take(&mut database.segments);
-        segments.fill_with(SegmentTable::new);
-        *database = Database {
-            segments,
-            ..Database::default()
-        };
-        for observer in &mut self.observers {
-            observer.database_flushed(db);
-        }
+        drop(self.take_database(db));
     }
 
     /// Removes every key of `db` and hands them back, for the caller to drop where it chooses
     /// (FLUSHDB ASYNC drops them on a background thread).
+    ///
+    /// A database used before gets a new segment directory of the same size (1,024 empty
+    /// tables, 32 KB): the directory is a fixed cost of a used database, held across a flush
+    /// and refill.
     pub fn take_database(&mut self, db: usize) -> FlushedDatabase {
         let database = &mut self.databases[db];
         let segments = (0..database.segments.len())

@@ -104,7 +104,9 @@ impl Value {
     pub fn free_effort(&self) -> usize {
         match self {
             Self::Set(set) if set.encoding() == crate::set::SetEncoding::Hashtable => set.len(),
-            Self::ZSet(zset) if zset.encoding_name() == "skiplist" => zset.len(),
+            Self::ZSet(zset) if zset.encoding() == crate::zset::ZSetEncoding::Skiplist => {
+                zset.len()
+            }
             Self::Hash(hash) if hash.encoding() == crate::hash::HashEncoding::Hashtable => {
                 hash.len()
             }

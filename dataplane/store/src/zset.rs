@@ -310,7 +310,7 @@ impl SortedSet {
     }
 
     /// The encoding Redis would report: the packed class is its listpack.
-    fn encoding(&self) -> ZSetEncoding {
+    pub(crate) fn encoding(&self) -> ZSetEncoding {
         match self.members {
             Members::Packed(_) => ZSetEncoding::Listpack,
             Members::Indexed(_) => ZSetEncoding::Skiplist,

@@ -11,8 +11,10 @@ use super::{
 /// DEL key [key ...] and UNLINK key [key ...]
 pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     // UNLINK, or DEL as UNLINK: a large value is freed in the background (crate::lazyfree).
-    let lazy = ctx.config.maxmemory == 0
-        && (ctx.config.lazyfree_lazy_user_del || args[0].eq_ignore_ascii_case(b"unlink"));
+    let lazy = crate::lazyfree::lazy(
+        ctx.config,
+        ctx.config.lazyfree_lazy_user_del || args[0].eq_ignore_ascii_case(b"unlink"),
+    );
     let mut removed = 0;
     for key in &args[1..] {
         if let Some(entry) = ctx.keyspace.remove(ctx.db, key, ctx.now_ms) {

@@ -214,11 +214,11 @@ pub async fn run(
             // background (crate::lazyfree), unless `maxmemory` is set.
             let lazy = {
                 let config = shard.config.borrow();
-                config.maxmemory == 0
-                    && match args.get(1) {
-                        Some(mode) => is(mode, "ASYNC"),
-                        None => config.lazyfree_lazy_user_flush,
-                    }
+                let asked = match args.get(1) {
+                    Some(mode) => is(mode, "ASYNC"),
+                    None => config.lazyfree_lazy_user_flush,
+                };
+                crate::lazyfree::lazy(&config, asked)
             };
             let request = if op == ServerOp::FlushDb {
                 AdminRequest::FlushDb {

@@ -8,10 +8,9 @@
 //! binary away from the tree that built it and says where the tree and `ember` are with EMBER_REPO_ROOT and
 //! EMBER_BIN.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ember_kernels::{npy, Tensor, TensorData};
 use redis::Value;
@@ -82,38 +81,57 @@ fn model_bytes(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("models").join(format!("{name}.onnx"))).expect("model file")
 }
 
-/// The `ember` binary on 127.0.0.1 and a free port, killed on drop.
+/// The `ember` binary on 127.0.0.1, killed on drop.
 struct Server {
     child: Child,
     port: u16,
 }
 
 impl Server {
+    /// Starts `ember --port 0` and takes the port from its ready line: a port chosen here and
+    /// bound later could be taken in between (or answered by a listener another test's child
+    /// inherited), and a connect that succeeds says nothing about which process accepted it.
     fn start(extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(ember_binary())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut child = Command::new(ember_binary())
+            .args(["--port", "0", "--bind", "127.0.0.1"])
             .args(extra)
             .current_dir(repo_root())
             .env_remove("ORT_DYLIB_PATH")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start ember");
-        let server = Server { child, port };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "ember did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut sent = false;
+            // Read to the end, so the server never blocks on a full pipe.
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sent {
+                    continue;
+                }
+                if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
+                    let port = address
+                        .split_whitespace()
+                        .next()
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    sent = tx.send(port).is_ok();
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(port)) => Server { child, port },
+            outcome => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("ember did not print its ready line ({outcome:?}; exit {status:?})");
+            }
         }
-        server
     }
 
     fn connection(&self) -> redis::Connection {

@@ -229,6 +229,28 @@ fn kick_until_started(started: &AtomicUsize, shard_count: usize) {
     }
 }
 
+/// Makes descriptor `fd` non-blocking (or blocking again).
+///
+/// # Errors
+/// When `fcntl` refuses (a closed descriptor).
+pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: fcntl with F_GETFL and F_SETFL takes no pointers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    if wanted != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Binds a listener with SO_REUSEPORT, so every shard can bind the same address; with its
 /// descriptor, which stays open as long as the listener (to watch it in the shard's ring).
 /// SO_REUSEADDR as well, as Redis sets it: a restart binds past the last run's connections in

@@ -159,6 +159,64 @@ fn a_pipeline_of_1000_requests_is_answered_in_order() {
     });
 }
 
+/// Connections that come and go as fast as clients can open them (a client that opens one per
+/// request, as `redis-benchmark -k 0` does), some reset before the server could accept them:
+/// each one is accepted and answered, and the server keeps accepting. The shard accepts them
+/// itself when its ring watches the listener, and through the runtime with `--io-uring no`.
+fn churn(name: &str, ember: &Ember) {
+    let threads: Vec<_> = (0..4)
+        .map(|thread| {
+            let port = ember.port;
+            let name = name.to_string();
+            thread::spawn(move || {
+                for round in 0..150 {
+                    if round % 10 == 3 {
+                        // Reset at once: the server may find nothing to accept, or a dead socket.
+                        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        socket2::SockRef::from(&stream)
+                            .set_linger(Some(Duration::ZERO))
+                            .unwrap();
+                        drop(stream);
+                        continue;
+                    }
+                    let mut raw = Raw::connect(port);
+                    let key = format!("churn-{thread}-{round}");
+                    assert_eq!(
+                        raw.command(&[b"SET", key.as_bytes(), b"v"]),
+                        b"+OK\r\n",
+                        "{name}"
+                    );
+                    drop(raw);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut admin = ember.raw();
+    assert_eq!(admin.command(&[b"DBSIZE"]), b":540\r\n", "{name}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = String::from_utf8(admin.command(&[b"CLIENT", b"LIST"])).unwrap();
+        if list.matches("id=").count() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: clients left behind: {list}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn connections_that_come_and_go_are_each_accepted() {
+    for_each_configuration(churn);
+    let ember = Ember::start_with(&["--io-uring", "no", "--threads", "2"]);
+    churn("runtime sockets", &ember);
+}
+
 #[test]
 fn clients_that_close_mid_request_leave_the_shard_serving() {
     for_each_configuration(|name, ember| {

@@ -13,11 +13,14 @@
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
 //! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
-//! when another shard sent a message, when a listener has a connection to accept, or at least
-//! every [`HAND_BACK_MAX`] (timers, the other task queues). Another shard's message reaches a
-//! shard asleep in its ring through the mesh's bell ([`crate::bell::MeshBell`]), an eventfd the
-//! ring reads; a new connection through a multishot poll of each listener ([`watch_listener`]),
-//! so that it is accepted at once, before requests sent later on older connections. After
+//! when another shard sent a message, when a listener that the runtime accepts from has a
+//! connection, or at least every [`HAND_BACK_MAX`] (timers, the other task queues). Another
+//! shard's message reaches a shard asleep in its ring through the mesh's bell
+//! ([`crate::bell::MeshBell`]), an eventfd the ring reads; a new connection through a multishot
+//! poll of each listener ([`watch_listener`]), which wakes the shard's accept task in the same
+//! turn ([`listener_readable`]; the task accepts with `accept4` itself), so that it is accepted
+//! at once, before requests sent later on older connections, and without a turn of the
+//! runtime's loop. After
 //! [`IDLE_PARK_AFTER`] without traffic the driver parks inside glommio instead: the ring
 //! announces new work on an eventfd (registered with the ring while the shard parks only, as
 //! the kernel writes it for every burst), and the driver waits on that eventfd through the
@@ -67,8 +70,8 @@ const BUFFER_COUNT: u16 = 256;
 /// queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop costs
 /// a few system calls (the runtime re-arms its preemption timer), so it is not taken per
 /// request; messages from other shards and new connections do not wait for it (their
-/// [`MeshBell`] or the listener's poll hands the shard to the runtime at the driver's next
-/// turn, or wakes it from its own ring).
+/// [`MeshBell`] hands the shard to the runtime at the driver's next turn, the listener's poll
+/// wakes the accept task; either wakes the shard from its own ring).
 const HAND_BACK_MAX: Duration = Duration::from_micros(500);
 /// After this long without traffic the driver parks inside the runtime's loop (woken by the
 /// ring through the doorbell, by another shard, a timer or an accept), instead of sleeping in
@@ -271,8 +274,8 @@ impl Driver {
 /// Each turn reaps what arrived, entering the kernel only when it has work for the shard. After
 /// a turn that woke connections, the driver yields so they run (and queue their replies). The
 /// runtime's own loop gets a turn when another shard sent a message (before the next socket
-/// turn when the message was already waiting), when a listener has a connection to accept,
-/// when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
+/// turn when the message was already waiting), when a listener that the runtime accepts from
+/// has a connection, when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
 /// [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver submits the replies and spins on the ring's
 /// shared memory (politely, with `sched_yield`); then it submits them and sleeps in its own ring
@@ -398,6 +401,27 @@ pub fn watch_listener(fd: RawFd) {
             driver.kick();
         }
     });
+}
+
+/// Waits until listening socket `fd`, watched in this shard's ring ([`watch_listener`]), may
+/// have a connection to accept, for a task that accepts from `fd` itself: the ring's poll then
+/// wakes that task directly, in the turn that reaps it, instead of handing the shard to the
+/// runtime's loop to accept. True when it may (a spurious wake-up costs one accept that finds
+/// nothing); false at once when the ring does not watch `fd` (no ring, or its poll failed),
+/// and the caller accepts through the runtime.
+pub async fn listener_readable(fd: RawFd) -> bool {
+    let Some(driver) = SHARD_RING.with(|cell| match &*cell.borrow() {
+        ShardRing::Ready(driver) => Some(driver.clone()),
+        _ => None,
+    }) else {
+        return false;
+    };
+    poll_fn(|cx| match driver.ring.poll_listener(fd, cx) {
+        None => Poll::Ready(false),
+        Some(true) => Poll::Ready(true),
+        Some(false) => Poll::Pending,
+    })
+    .await
 }
 
 /// A connection's socket on its shard's ring.

@@ -118,6 +118,20 @@ enum Receive {
     Done,
 }
 
+/// A listening socket the ring polls.
+struct Listener {
+    fd: RawFd,
+    /// Its multishot poll is in flight.
+    armed: bool,
+    /// The poll saw it readable since its accepting task last looked ([`Ring::poll_listener`]).
+    readable: bool,
+    /// A task accepts its connections itself ([`Ring::poll_listener`]): the poll wakes that
+    /// task, and the runtime's loop is not told.
+    accepted_here: bool,
+    /// That task, while it waits.
+    acceptor: Option<Waker>,
+}
+
 /// Bytes received into provided buffer `id`, `read` of them already taken.
 #[derive(Debug, Clone, Copy)]
 struct Received {
@@ -261,11 +275,10 @@ pub struct Ring {
     bell: Cell<RawFd>,
     bell_counter: Box<[u8; 8]>,
     bell_armed: Cell<bool>,
-    /// Listening sockets watched with [`Ring::watch_listener`], each with whether its poll is
-    /// in flight.
-    listeners: RefCell<Vec<(RawFd, bool)>>,
-    /// Set when a watched listener had a connection waiting; taken by
-    /// [`Ring::take_connection`].
+    /// Listening sockets watched with [`Ring::watch_listener`].
+    listeners: RefCell<Vec<Listener>>,
+    /// Set when a watched listener that no task accepts from here had a connection waiting;
+    /// taken by [`Ring::take_connection`] (the runtime's loop accepts it).
     connection_waiting: Cell<bool>,
     /// The eventfd that announces new work while the shard parks ([`Ring::announce`]), and
     /// whether it is registered now.
@@ -378,25 +391,50 @@ impl Ring {
     }
 
     /// Keeps a multishot poll of listening socket `fd` in flight, so that a connection waiting
-    /// to be accepted ends a sleep in [`Ring::wait`] and shows in [`Ring::take_connection`]
-    /// (the runtime's loop accepts it). The caller keeps `fd` open as long as the ring.
+    /// to be accepted ends a sleep in [`Ring::wait`] and wakes the task that accepts from `fd`
+    /// ([`Ring::poll_listener`]), or, while none does, shows in [`Ring::take_connection`] (the
+    /// runtime's loop accepts it). The caller keeps `fd` open as long as the ring.
     pub fn watch_listener(&self, fd: RawFd) {
         let index = {
             let mut listeners = self.listeners.borrow_mut();
-            listeners.push((fd, false));
+            listeners.push(Listener {
+                fd,
+                armed: false,
+                readable: false,
+                accepted_here: false,
+                acceptor: None,
+            });
             listeners.len() - 1
         };
         self.arm_listener(index);
     }
 
+    /// For the task that accepts the connections of watched listener `fd` itself: ready when
+    /// the ring's poll saw the listener readable since the last call (a connection may wait),
+    /// pending otherwise, and the poll wakes the task. `None` when the ring does not watch `fd`
+    /// (never did, or its poll failed): the runtime must accept then.
+    pub fn poll_listener(&self, fd: RawFd, cx: &mut std::task::Context<'_>) -> Option<bool> {
+        let mut listeners = self.listeners.borrow_mut();
+        let listener = listeners.iter_mut().find(|listener| listener.fd == fd)?;
+        if !listener.armed {
+            return None;
+        }
+        listener.accepted_here = true;
+        if std::mem::take(&mut listener.readable) {
+            return Some(true);
+        }
+        listener.acceptor = Some(cx.waker().clone());
+        Some(false)
+    }
+
     fn arm_listener(&self, index: usize) {
         let fd = {
             let mut listeners = self.listeners.borrow_mut();
-            let (fd, armed) = &mut listeners[index];
-            if std::mem::replace(armed, true) {
+            let listener = &mut listeners[index];
+            if std::mem::replace(&mut listener.armed, true) {
                 return;
             }
-            *fd
+            listener.fd
         };
         // Multishot: one completion per wake-up of the listener (a new connection), until
         // the kernel ends the poll (its last completion lacks IORING_CQE_F_MORE).
@@ -416,7 +454,10 @@ impl Ring {
     /// True while every watched listener's poll is in flight (a sleep in [`Ring::wait`] then
     /// wakes for a new connection).
     pub fn listeners_watched(&self) -> bool {
-        self.listeners.borrow().iter().all(|&(_, armed)| armed)
+        self.listeners
+            .borrow()
+            .iter()
+            .all(|listener| listener.armed)
     }
 
     /// Takes the news that a watched listener had a connection waiting since the last take.
@@ -1074,15 +1115,29 @@ impl Ring {
     }
 
     fn complete_listener(&self, index: usize, result: i32, flags: u32) {
-        // Also on the poll's end: one needless turn of the runtime's loop at worst.
-        self.connection_waiting.set(true);
-        if cqueue::more(flags) {
+        let more = cqueue::more(flags);
+        let acceptor = {
+            let mut listeners = self.listeners.borrow_mut();
+            let listener = &mut listeners[index];
+            // Also on the poll's end: one needless accept (or turn of the runtime's loop).
+            listener.readable = true;
+            if !listener.accepted_here {
+                self.connection_waiting.set(true);
+            }
+            if !more {
+                listener.armed = false;
+            }
+            listener.acceptor.take()
+        };
+        if let Some(acceptor) = acceptor {
+            acceptor.wake();
+        }
+        if more {
             return;
         }
-        self.listeners.borrow_mut()[index].1 = false;
         // Ended by the kernel (a full completion queue, a transient failure): poll again. Any
         // other failure leaves the listener unwatched, and the driver then no longer sleeps
-        // outside the runtime's loop.
+        // outside the runtime's loop (its acceptor, woken above, accepts through the runtime).
         if result >= 0 || matches!(-result, libc::EINTR | libc::EAGAIN | libc::ECANCELED) {
             self.arm_listener(index);
         } else {
@@ -1327,6 +1382,44 @@ mod tests {
             wait_for_connection(&ring);
             let (_server, _) = listener.accept().expect("a connection was waiting");
             assert!(ring.listeners_watched());
+        }
+    }
+
+    /// A waker that counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_waiting_connection_wakes_the_task_that_accepts_it_here() {
+        let ring = Ring::new(8, 1024, -1).expect("ring");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).unwrap();
+        let fd = listener.as_raw_fd();
+        ring.watch_listener(fd);
+        ring.turn();
+        let wakes = std::sync::Arc::new(CountingWaker(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert_eq!(ring.poll_listener(fd, &mut cx), Some(false), "nothing yet");
+        assert_eq!(ring.poll_listener(-1, &mut cx), None, "not watched");
+        for round in 1..=3 {
+            let _client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while wakes.0.load(std::sync::atomic::Ordering::SeqCst) < round {
+                assert!(Instant::now() < deadline, "the acceptor was not woken");
+                ring.wait(Duration::from_millis(100));
+                ring.turn();
+            }
+            // The runtime's loop is not told: the task accepts.
+            assert!(!ring.take_connection());
+            assert_eq!(ring.poll_listener(fd, &mut cx), Some(true));
+            let (_server, _) = listener.accept().expect("a connection was waiting");
+            assert_eq!(ring.poll_listener(fd, &mut cx), Some(false), "waits again");
         }
     }
 

@@ -363,6 +363,13 @@ async fn shard_main(
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, fd: RawFd, tls: bool) {
     // The listener is non-blocking while this task accepts its connections itself.
     let mut accept_here = runtime::set_nonblocking(fd, true).is_ok();
+    // A listener bound to one address gives every connection that local address (CLIENT
+    // LIST's laddr), with no `getsockname` each; one bound to every address asks each socket.
+    let bound = listener
+        .local_addr()
+        .ok()
+        .filter(|address| !address.ip().is_unspecified())
+        .map(|address| address.to_string());
     loop {
         let stream = match accept(&listener, fd, &mut accept_here).await {
             Ok(stream) => stream,
@@ -405,10 +412,12 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, fd: RawFd, tls: bo
         let handle = Rc::new(ClientHandle::new(
             shared.next_client_id.fetch_add(1, Ordering::Relaxed),
             peer.map(|a| a.to_string()).unwrap_or_default(),
-            stream
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
+            bound.clone().unwrap_or_else(|| {
+                stream
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            }),
             std::os::fd::AsRawFd::as_raw_fd(&stream),
         ));
         shard.clients.borrow_mut().insert(handle.id, handle.clone());

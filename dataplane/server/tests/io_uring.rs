@@ -196,6 +196,11 @@ fn churn(name: &str, ember: &Ember) {
     }
     let mut admin = ember.raw();
     assert_eq!(admin.command(&[b"DBSIZE"]), b":540\r\n", "{name}");
+    let info = String::from_utf8(admin.command(&[b"CLIENT", b"INFO"])).unwrap();
+    assert!(
+        info.contains(&format!(" laddr=127.0.0.1:{} ", ember.port)),
+        "{name}: {info}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = String::from_utf8(admin.command(&[b"CLIENT", b"LIST"])).unwrap();

@@ -167,6 +167,11 @@ pub struct ShardInfo {
     pub errors: BTreeMap<String, u64>,
     /// Clients connected to this shard.
     pub clients: usize,
+    /// Bytes of this shard's key tables and TTL indexes (not the keys and values): Redis's
+    /// hashtable overhead, per database (main, expires).
+    pub table_bytes: Vec<(usize, usize)>,
+    /// Bytes of this shard's Lua interpreter.
+    pub lua_bytes: usize,
     /// Time the shard's executor spent running tasks, microseconds.
     pub busy_us: u64,
     /// Keys removed by expiry.

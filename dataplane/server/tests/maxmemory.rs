@@ -980,3 +980,96 @@ fn a_request_of_many_arguments_leaves_no_memory_behind() {
         "used_memory {before} before, {after} after"
     );
 }
+
+/// The field names of an INFO section's reply.
+fn info_fields(con: &mut Connection, section: &str) -> Vec<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+/// INFO memory carries every field of Redis 7.0's (monitoring reads them: `used_memory_lua`,
+/// `mem_clients_normal`, `used_memory_overhead`...), and the ones Ember can measure move with
+/// what they measure: the Lua interpreter after a script, the script cache after SCRIPT LOAD
+/// and FLUSH, the key tables' overhead with keys, and the dataset never counts the overhead.
+#[test]
+fn info_memory_has_redis_fields_that_measure_what_they_say() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    if let Some(redis) = common::RedisOracle::start() {
+        let mut oracle = redis.connect(false);
+        let ours = info_fields(&mut con, "memory");
+        let missing: Vec<String> = info_fields(&mut oracle, "memory")
+            .into_iter()
+            .filter(|name| !ours.contains(name))
+            .collect();
+        assert!(missing.is_empty(), "INFO memory lacks {missing:?}");
+    }
+    let field = |con: &mut Connection, name: &str| info_field(con, "memory", name);
+    assert!(
+        field(&mut con, "mem_clients_normal") > 0,
+        "a connection's buffers"
+    );
+    assert_eq!(field(&mut con, "used_memory_scripts_eval"), 0);
+    let body = "return redis.call('SET', KEYS[1], ARGV[1])";
+    let _: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(body)
+        .query(&mut con)
+        .unwrap();
+    assert!(field(&mut con, "used_memory_scripts_eval") >= body.len() as u64);
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), 1);
+    let lua_before = field(&mut con, "used_memory_lua");
+    for shard_key in ["a", "b", "c", "d"] {
+        redis::cmd("EVAL")
+            .arg(body)
+            .arg(1)
+            .arg(shard_key)
+            .arg("v")
+            .exec(&mut con)
+            .unwrap();
+    }
+    assert!(
+        field(&mut con, "used_memory_lua") > lua_before,
+        "the interpreters started"
+    );
+    // Many scripts on both shards: every shard compiles its own copy of each.
+    for i in 0..400 {
+        for shard_key in ["a", "b", "c", "d"] {
+            redis::cmd("EVAL")
+                .arg(format!("return redis.call('GET', KEYS[1]) or '{i}'"))
+                .arg(1)
+                .arg(shard_key)
+                .exec(&mut con)
+                .unwrap();
+        }
+    }
+    let lua_full = field(&mut con, "used_memory_lua");
+    redis::cmd("SCRIPT").arg("FLUSH").exec(&mut con).unwrap();
+    assert_eq!(field(&mut con, "used_memory_scripts_eval"), 0);
+    // Every shard let go of its compiled scripts at once, not at its next script.
+    let lua_flushed = field(&mut con, "used_memory_lua");
+    assert!(
+        lua_flushed < lua_full / 2,
+        "used_memory_lua {lua_full} -> {lua_flushed} after SCRIPT FLUSH"
+    );
+    let overhead_before = field(&mut con, "used_memory_overhead");
+    fill_keys(&mut con, 20_000);
+    let overhead = field(&mut con, "used_memory_overhead");
+    // A table slot is 7 bytes; 20,000 keys take at least 140 KB of tables.
+    assert!(
+        overhead >= overhead_before + 140_000,
+        "overhead {overhead_before} -> {overhead}"
+    );
+    let used = field(&mut con, "used_memory");
+    let dataset = field(&mut con, "used_memory_dataset");
+    assert!(
+        dataset + overhead <= used + used / 10,
+        "{dataset} + {overhead} vs {used}"
+    );
+    assert!(
+        dataset > 20_000 * 8,
+        "the keys and values are data: {dataset}"
+    );
+}

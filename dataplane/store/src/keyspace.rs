@@ -191,13 +191,18 @@ pub struct KeyspaceStats {
     pub expired_keys: u64,
 }
 
-/// Per-database figures for INFO keyspace.
+/// Per-database figures for INFO keyspace and MEMORY STATS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatabaseInfo {
     /// Keys in the database.
     pub keys: usize,
     /// Keys with a TTL.
     pub expires: usize,
+    /// Bytes of the key table itself (its slots and control bytes at their capacity), not of
+    /// the keys and values (Redis's `overhead.hashtable.main`).
+    pub table_bytes: usize,
+    /// Bytes of the index of keys with a TTL (`overhead.hashtable.expires`).
+    pub expires_bytes: usize,
 }
 
 #[derive(Default)]
@@ -512,6 +517,13 @@ impl Keyspace {
         DatabaseInfo {
             keys: database.len,
             expires: database.expiry.volatile(),
+            table_bytes: database
+                .segments
+                .iter()
+                .map(SegmentTable::allocation_size)
+                .sum::<usize>()
+                + database.segments.capacity() * std::mem::size_of::<SegmentTable>(),
+            expires_bytes: database.expiry.bytes(),
         }
     }
 

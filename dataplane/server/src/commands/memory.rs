@@ -194,3 +194,121 @@ fn malloc_stats() -> String {
     }
     report
 }
+
+/// What the allocator says of its memory (jemalloc's `stats.allocated`, `stats.active` and
+/// `stats.resident`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allocator {
+    /// Bytes handed out to the program.
+    pub allocated: u64,
+    /// Bytes of the pages that hold them (allocated plus the gaps in those pages).
+    pub active: u64,
+    /// Bytes of the allocator's pages resident in memory.
+    pub resident: u64,
+}
+
+impl Allocator {
+    /// Reads the allocator's statistics now.
+    pub fn read() -> Self {
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+        Self {
+            allocated: tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64,
+            active: tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64,
+            resident: tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64,
+        }
+    }
+}
+
+/// The memory figures of INFO memory beyond the gauge: what `used_memory` holds besides the
+/// data (Redis's `getMemoryOverheadData`), from every shard's [`crate::stats::ShardInfo`].
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// `used_memory`.
+    pub used: u64,
+    /// `used_memory_startup`.
+    pub startup: u64,
+    /// The process's resident set.
+    pub rss: u64,
+    /// The connections' buffers and state (`mem_clients_normal`).
+    pub clients: u64,
+    /// Cached scripts (`used_memory_scripts_eval`).
+    pub scripts: u64,
+    /// Function libraries (`used_memory_functions`).
+    pub functions: u64,
+    /// The shards' Lua interpreters. Unlike Redis's, they allocate from the process's
+    /// allocator, so `used_memory` holds them, and they count as overhead.
+    pub lua: u64,
+    /// The key tables and TTL indexes of every database, all shards together (main, expires).
+    pub tables: Vec<(u64, u64)>,
+    /// The allocator's own figures.
+    pub allocator: Allocator,
+}
+
+impl Figures {
+    /// The figures now, `used` being `used_memory` and `total` every shard's INFO figures.
+    pub fn gather(shard: &crate::shard::Shard, total: &crate::stats::ShardInfo, used: u64) -> Self {
+        let scripts = &shard.shared.scripts;
+        Self {
+            used,
+            startup: GAUGE.startup_bytes(),
+            rss: crate::commands::server::admin::rss_bytes(),
+            clients: crate::limits::client_memory(),
+            scripts: scripts.cached_bytes() as u64,
+            functions: scripts.libraries.read().expect("libraries lock").bytes() as u64,
+            lua: total.lua_bytes as u64,
+            tables: total
+                .table_bytes
+                .iter()
+                .map(|&(main, expires)| (main as u64, expires as u64))
+                .collect(),
+            allocator: Allocator::read(),
+        }
+    }
+
+    /// Bytes of `used_memory` that are not data: start-up, clients, scripts, interpreters and
+    /// the tables' own structure (at most `used_memory`).
+    pub fn overhead(&self) -> u64 {
+        let tables: u64 = self
+            .tables
+            .iter()
+            .map(|(main, expires)| main + expires)
+            .sum();
+        (self.startup + self.clients + self.scripts + self.functions + self.lua + tables)
+            .min(self.used)
+    }
+
+    /// `used_memory_dataset`: what is left for keys and values.
+    pub fn dataset(&self) -> u64 {
+        self.used - self.overhead()
+    }
+
+    /// The dataset's share of what was allocated since start-up, percent.
+    pub fn dataset_percentage(&self) -> f64 {
+        let net = self.used.saturating_sub(self.startup);
+        if net == 0 {
+            return 0.0;
+        }
+        self.dataset() as f64 * 100.0 / net as f64
+    }
+}
+
+/// The machine's memory (`total_system_memory`), from sysconf.
+pub fn total_system_memory() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages < 0 || page_size < 0 {
+        return 0;
+    }
+    pages as u64 * page_size as u64
+}
+
+/// `mem_allocator`: jemalloc and its version, as Redis says it (`jemalloc-5.3.0`).
+pub fn allocator_name() -> String {
+    let version = tikv_jemalloc_ctl::version::read().unwrap_or("unknown");
+    format!("jemalloc-{}", version.split('-').next().unwrap_or(version))
+}

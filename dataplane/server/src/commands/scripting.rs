@@ -147,7 +147,19 @@ pub async fn run(
         ScriptOp::Fcall | ScriptOp::FcallRo => {
             fcall(op == ScriptOp::FcallRo, shard, client, args, now_ms, out).await
         }
-        ScriptOp::Script => script(shard, args, out),
+        ScriptOp::Script => {
+            script(shard, args, out)?;
+            // Flushed (a refusal returned above): every shard lets go of its scripts now.
+            if is(args[1], "FLUSH") {
+                crate::commands::remote::broadcast(
+                    shard,
+                    client.hold,
+                    crate::shard::AdminRequest::ScriptsFlushed,
+                )
+                .await;
+            }
+            Ok(())
+        }
         ScriptOp::Function => function(shard, args, out),
     }
 }

@@ -128,6 +128,23 @@ impl Libraries {
         self.libraries.clear();
     }
 
+    /// Bytes the libraries' code and names take (INFO's `used_memory_functions`).
+    pub fn bytes(&self) -> usize {
+        self.libraries
+            .values()
+            .map(|library| {
+                library.name.len()
+                    + library.code.len()
+                    + library
+                        .functions
+                        .iter()
+                        .map(|function| function.name.len() + std::mem::size_of::<FunctionInfo>())
+                        .sum::<usize>()
+                    + std::mem::size_of::<Library>()
+            })
+            .sum()
+    }
+
     /// Number of libraries and of functions.
     pub fn counts(&self) -> (usize, usize) {
         (

@@ -125,6 +125,17 @@ impl Registry {
             .contains_key(sha)
     }
 
+    /// Bytes the cached scripts take: bodies, SHA1s and their entries (INFO's
+    /// `used_memory_scripts_eval`).
+    pub fn cached_bytes(&self) -> usize {
+        self.scripts
+            .read()
+            .expect("script cache lock")
+            .iter()
+            .map(|(sha, body)| sha.len() + body.len() + 64)
+            .sum()
+    }
+
     /// Number of cached scripts (INFO's `number_of_cached_scripts`).
     pub fn cached(&self) -> usize {
         self.scripts.read().expect("script cache lock").len()
@@ -272,6 +283,12 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Bytes the shard's Lua interpreter holds (0 before its first script); the interpreter
+    /// allocates through the process's allocator, so they are part of `used_memory`.
+    pub fn lua_bytes(&self) -> usize {
+        self.lua.get().map_or(0, Lua::used_memory)
+    }
+
     /// The interpreter, created (and sandboxed) on first use.
     ///
     /// # Errors
@@ -306,18 +323,31 @@ impl Engine {
         Ok((runner, setup))
     }
 
+    /// Drops the compiled scripts when the registry's cache was flushed since they were
+    /// compiled, and collects the interpreter's garbage then (what they and their runs left):
+    /// SCRIPT FLUSH gives their memory back on every shard at once, as Redis's resets its
+    /// interpreter. The interpreter stays (its functions are loaded in it).
+    pub fn forget_scripts(&self, registry: &Registry) {
+        let generation = registry.scripts_generation.load(Ordering::SeqCst);
+        if self.scripts_generation.get() == generation {
+            return;
+        }
+        self.scripts.borrow_mut().clear();
+        self.last_script.take();
+        self.wide.borrow_mut().clear();
+        self.scripts_generation.set(generation);
+        if let Some(lua) = self.lua.get() {
+            // A collection failing (a finalizer's error) leaves garbage for the next cycle.
+            let _ = lua.gc_collect();
+        }
+    }
+
     /// The compiled script `sha`, compiling it from the registry when needed.
     ///
     /// # Errors
     /// NOSCRIPT when the registry does not have it; a compile error.
     pub fn script(&self, registry: &Registry, sha: &str) -> Result<Compiled, String> {
-        let generation = registry.scripts_generation.load(Ordering::SeqCst);
-        if self.scripts_generation.get() != generation {
-            self.scripts.borrow_mut().clear();
-            self.last_script.take();
-            self.wide.borrow_mut().clear();
-            self.scripts_generation.set(generation);
-        }
+        self.forget_scripts(registry);
         if let Some((last_sha, compiled)) = self.last_script.borrow().as_ref() {
             if last_sha == sha {
                 return Ok(compiled.clone());

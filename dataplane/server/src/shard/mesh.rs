@@ -168,6 +168,9 @@ pub enum AdminRequest {
     ConfigSet { pairs: Vec<(String, String)> },
     /// CONFIG RESETSTAT.
     ResetStats,
+    /// SCRIPT FLUSH emptied the script cache: the shard drops its compiled scripts and
+    /// collects its interpreter's garbage now, as Redis resets its interpreter.
+    ScriptsFlushed,
     /// This shard's figures for INFO and metrics.
     Info,
     /// CLIENT LIST lines of this shard's clients.

@@ -56,6 +56,14 @@ pub(super) struct Wheel {
 }
 
 impl Wheel {
+    /// Bytes of the buckets (a tree entry and a vector each) and their handles, about: counted
+    /// from the figures kept, in constant time.
+    fn bytes(&self) -> usize {
+        // A B-tree entry: the key, the vector's header and the node's share per entry.
+        const BUCKET_BYTES: usize = 8 + 24 + 16;
+        self.buckets.len() * BUCKET_BYTES + self.handles * std::mem::size_of::<u64>()
+    }
+
     /// Files the handle `hash` of a key expiring at `expire_at`, as seen at `now`.
     fn file(&mut self, hash: u64, expire_at: u64, now: u64) {
         self.buckets
@@ -140,6 +148,11 @@ impl ExpiryIndex {
 
     fn handles(&self) -> usize {
         self.wheel.handles + self.rebuild.as_ref().map_or(0, |(wheel, _)| wheel.handles)
+    }
+
+    /// Bytes the index takes (its wheels' buckets and handles), for MEMORY STATS.
+    pub(super) fn bytes(&self) -> usize {
+        self.wheel.bytes() + self.rebuild.as_ref().map_or(0, |(wheel, _)| wheel.bytes())
     }
 
     /// The key of hash `hash` (in `segment`) changed its expiry from `previous` to `next` (a new

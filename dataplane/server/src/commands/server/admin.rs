@@ -96,6 +96,10 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
             keyspace.set_read_history(config.read_history());
             ShardReply::Done
         }
+        AdminRequest::ScriptsFlushed => {
+            shard.scripting.forget_scripts(&shard.shared.scripts);
+            ShardReply::Done
+        }
         AdminRequest::ResetStats => {
             // Bytes sent straight to subscribers count in the stats being reset.
             shard.pubsub.take_sent_len();
@@ -172,6 +176,11 @@ fn shard_info(shard: &Shard) -> ShardInfo {
             .map(|db| keyspace.database_info(db))
             .map(|info| (info.keys, info.expires))
             .collect(),
+        table_bytes: (0..DATABASE_COUNT)
+            .map(|db| keyspace.database_info(db))
+            .map(|info| (info.table_bytes, info.expires_bytes))
+            .collect(),
+        lua_bytes: shard.scripting.lua_bytes(),
         commands: shard.stats.command_stats(|id| {
             crate::commands::acl::CATALOGUE.commands[id]
                 .fullname
@@ -473,6 +482,7 @@ pub async fn gather_info(
 ) -> (ShardInfo, Vec<ShardInfo>) {
     let mut total = ShardInfo {
         databases: vec![(0, 0); DATABASE_COUNT],
+        table_bytes: vec![(0, 0); DATABASE_COUNT],
         ..ShardInfo::default()
     };
     let mut per_shard = Vec::new();
@@ -496,6 +506,11 @@ pub async fn gather_info(
         for (code, count) in &info.errors {
             *total.errors.entry(code.clone()).or_insert(0) += count;
         }
+        for (sum, (main, expires)) in total.table_bytes.iter_mut().zip(&info.table_bytes) {
+            sum.0 += main;
+            sum.1 += expires;
+        }
+        total.lua_bytes += info.lua_bytes;
         total.clients += info.clients;
         total.busy_us += info.busy_us;
         total.expired_keys += info.expired_keys;
@@ -512,7 +527,7 @@ pub fn used_memory_bytes() -> u64 {
     crate::memory::allocated_bytes()
 }
 
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|text| {
@@ -700,11 +715,11 @@ fn format_info(
             "memory" => {
                 let gauge = &crate::memory::GAUGE;
                 let used = used_memory.unwrap_or_else(|| gauge.refresh());
+                let figures = crate::commands::memory::Figures::gather(shard, total, used);
                 line("used_memory", used.to_string());
                 line("used_memory_human", human_bytes(used));
-                let rss = rss_bytes();
-                line("used_memory_rss", rss.to_string());
-                line("used_memory_rss_human", human_bytes(rss));
+                line("used_memory_rss", figures.rss.to_string());
+                line("used_memory_rss_human", human_bytes(figures.rss));
                 let peak = gauge.peak_bytes();
                 line("used_memory_peak", peak.to_string());
                 line("used_memory_peak_human", human_bytes(peak));
@@ -712,31 +727,88 @@ fn format_info(
                     "used_memory_peak_perc",
                     format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
                 );
-                let startup = gauge.startup_bytes();
-                line("used_memory_startup", startup.to_string());
-                let dataset = used.saturating_sub(startup);
-                line("used_memory_dataset", dataset.to_string());
-                line("allocator_allocated", used.to_string());
-                line("allocator_resident", rss.to_string());
+                line("used_memory_overhead", figures.overhead().to_string());
+                line("used_memory_startup", figures.startup.to_string());
+                line("used_memory_dataset", figures.dataset().to_string());
+                line(
+                    "used_memory_dataset_perc",
+                    format!("{:.2}%", figures.dataset_percentage()),
+                );
+                line(
+                    "allocator_allocated",
+                    figures.allocator.allocated.to_string(),
+                );
+                line("allocator_active", figures.allocator.active.to_string());
+                line("allocator_resident", figures.allocator.resident.to_string());
+                let system = crate::commands::memory::total_system_memory();
+                line("total_system_memory", system.to_string());
+                line("total_system_memory_human", human_bytes(system));
+                // One interpreter per shard runs scripts and functions alike: it is all
+                // `vm_eval`, and the functions' share of it is not told apart.
+                line("used_memory_lua", figures.lua.to_string());
+                line("used_memory_vm_eval", figures.lua.to_string());
+                line("used_memory_lua_human", human_bytes(figures.lua));
+                line("used_memory_scripts_eval", figures.scripts.to_string());
                 let scripts = &shard.shared.scripts;
                 line("number_of_cached_scripts", scripts.cached().to_string());
                 let (libraries, functions) =
                     scripts.libraries.read().expect("libraries lock").counts();
                 line("number_of_functions", functions.to_string());
                 line("number_of_libraries", libraries.to_string());
+                line("used_memory_vm_functions", "0".into());
+                line("used_memory_vm_total", figures.lua.to_string());
+                line("used_memory_vm_total_human", human_bytes(figures.lua));
+                line("used_memory_functions", figures.functions.to_string());
+                let script_bytes = figures.scripts + figures.functions;
+                line("used_memory_scripts", script_bytes.to_string());
+                line("used_memory_scripts_human", human_bytes(script_bytes));
                 line("maxmemory", config.maxmemory.to_string());
                 line("maxmemory_human", human_bytes(config.maxmemory));
                 line("maxmemory_policy", config.maxmemory_policy.clone());
+                let allocator = &figures.allocator;
+                let ratio =
+                    |part: u64, whole: u64| format!("{:.2}", part as f64 / whole.max(1) as f64);
+                let excess = |part: u64, whole: u64| (part as i64 - whole as i64).to_string();
                 line(
-                    "mem_fragmentation_ratio",
-                    format!("{:.2}", rss as f64 / used.max(1) as f64),
+                    "allocator_frag_ratio",
+                    ratio(allocator.active, allocator.allocated),
                 );
-                line("mem_allocator", "jemalloc".into());
+                line(
+                    "allocator_frag_bytes",
+                    excess(allocator.active, allocator.allocated),
+                );
+                line(
+                    "allocator_rss_ratio",
+                    ratio(allocator.resident, allocator.active),
+                );
+                line(
+                    "allocator_rss_bytes",
+                    excess(allocator.resident, allocator.active),
+                );
+                line("rss_overhead_ratio", ratio(figures.rss, allocator.resident));
+                line(
+                    "rss_overhead_bytes",
+                    excess(figures.rss, allocator.resident),
+                );
+                line("mem_fragmentation_ratio", ratio(figures.rss, used));
+                line("mem_fragmentation_bytes", excess(figures.rss, used));
                 // No AOF or replication buffers: eviction counts every byte.
                 line("mem_not_counted_for_evict", "0".into());
+                line("mem_replication_backlog", "0".into());
+                line("mem_total_replication_buffers", "0".into());
+                line("mem_clients_slaves", "0".into());
+                line("mem_clients_normal", figures.clients.to_string());
+                line("mem_cluster_links", "0".into());
+                line("mem_aof_buffer", "0".into());
+                line("mem_allocator", crate::commands::memory::allocator_name());
+                line("active_defrag_running", "0".into());
                 line(
                     "lazyfree_pending_objects",
                     crate::lazyfree::pending_objects().to_string(),
+                );
+                line(
+                    "lazyfreed_objects",
+                    crate::lazyfree::freed_objects().to_string(),
                 );
             }
             "persistence" => {

@@ -420,8 +420,66 @@ fn memory_usage_and_stats() {
         .query(&mut con)
         .unwrap();
     assert_eq!(missing, None);
+    // Keys on both shards (and in another database): each one's size comes from its owner.
+    for key in ["a", "b", "c", "d"] {
+        redis::cmd("SET")
+            .arg(key)
+            .arg("value")
+            .exec(&mut con)
+            .unwrap();
+        let bytes: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query(&mut con)
+            .unwrap();
+        assert!(bytes.is_some_and(|bytes| bytes > 0), "{key}: {bytes:?}");
+    }
+    redis::cmd("SELECT").arg(2).exec(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg("other")
+        .arg("v")
+        .exec(&mut con)
+        .unwrap();
+    redis::cmd("SELECT").arg(0).exec(&mut con).unwrap();
     let stats: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut con).unwrap();
-    assert!(stats.len() >= 12, "MEMORY STATS: {stats:?}");
+    let names = memory_stats_names(&stats);
+    let value = |name: &str| {
+        let at = stats
+            .iter()
+            .position(|item| matches!(item, redis::Value::BulkString(n) if n == name.as_bytes()))
+            .unwrap_or_else(|| panic!("MEMORY STATS has {name}"));
+        match &stats[at + 1] {
+            redis::Value::Int(value) => *value,
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(value("keys.count"), 7, "every shard's keys, every database");
+    assert!(names.contains(&"db.0".to_owned()) && names.contains(&"db.2".to_owned()));
+    assert!(value("overhead.total") > value("startup.allocated"));
+    assert_eq!(
+        value("dataset.bytes") + value("overhead.total"),
+        value("total.allocated")
+    );
+    if let Some(redis) = common::RedisOracle::start() {
+        // The same fields in the same order as Redis (RESP2: a flat list of names and values).
+        let mut oracle = redis.connect(false);
+        redis::cmd("SET")
+            .arg("k")
+            .arg("v")
+            .exec(&mut oracle)
+            .unwrap();
+        redis::cmd("SELECT").arg(2).exec(&mut oracle).unwrap();
+        redis::cmd("SET")
+            .arg("other")
+            .arg("v")
+            .exec(&mut oracle)
+            .unwrap();
+        let theirs: Vec<redis::Value> = redis::cmd("MEMORY")
+            .arg("STATS")
+            .query(&mut oracle)
+            .unwrap();
+        assert_eq!(names, memory_stats_names(&theirs));
+    }
     let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut con).unwrap();
     assert!(!doctor.is_empty());
     // jemalloc's own report, as Redis gives it: per size class, what is allocated.
@@ -979,6 +1037,20 @@ fn a_request_of_many_arguments_leaves_no_memory_behind() {
         after < before + 500_000,
         "used_memory {before} before, {after} after"
     );
+}
+
+/// The names of a MEMORY STATS reply (RESP2), nested ones included, in order.
+fn memory_stats_names(stats: &[redis::Value]) -> Vec<String> {
+    let mut names = Vec::new();
+    for pair in stats.chunks(2) {
+        if let redis::Value::BulkString(name) = &pair[0] {
+            names.push(String::from_utf8_lossy(name).into_owned());
+        }
+        if let Some(redis::Value::Array(nested)) = pair.get(1) {
+            names.extend(memory_stats_names(nested));
+        }
+    }
+    names
 }
 
 /// The field names of an INFO section's reply.

@@ -1,11 +1,19 @@
 //! MEMORY USAGE, STATS, DOCTOR, MALLOC-STATS, PURGE and HELP.
 //!
-//! MEMORY USAGE runs on the shard owning the key (the table gives its key position); the other
-//! subcommands have no key and run where the connection lives, reading the process-wide gauge.
+//! MEMORY USAGE asks the shard owning the key (the table gives its key position, for ACLs);
+//! STATS gathers every shard's figures; the other subcommands run where the connection lives,
+//! reading the process-wide gauge and allocator.
 
-use super::{errors, is, parse_integer, CommandResult, Ctx};
-use crate::commands::server::admin::human_bytes;
+use std::rc::Rc;
+
+use ember_resp::ReplySink;
+
+use super::{errors, is, parse_integer, CommandResult};
+use crate::client::Client;
+use crate::commands::remote::admin_on;
+use crate::commands::server::admin::{gather_info, human_bytes};
 use crate::memory::{allocated_bytes, GAUGE};
+use crate::shard::{AdminRequest, Shard, ShardReply};
 
 const HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -24,32 +32,38 @@ const HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// MEMORY subcommand [args]
-pub fn memory(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+/// MEMORY subcommand [args]: USAGE asks the key's shard, STATS every shard; the others read
+/// the process-wide gauge and allocator where the connection lives.
+pub async fn run(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> CommandResult {
     let sub = args[1];
     if is(sub, "usage") && args.len() >= 3 {
-        return usage(ctx, args);
+        return usage(shard, client, args, out).await;
     }
     if is(sub, "stats") && args.len() == 2 {
-        return stats(ctx);
+        return stats(shard, client, out).await;
     }
     if is(sub, "doctor") && args.len() == 2 {
-        ctx.out.verbatim(doctor().as_bytes());
+        out.verbatim(doctor().as_bytes());
         return Ok(());
     }
     if is(sub, "malloc-stats") && args.len() == 2 {
-        ctx.out.verbatim(malloc_stats().as_bytes());
+        out.verbatim(malloc_stats().as_bytes());
         return Ok(());
     }
     if is(sub, "purge") && args.len() == 2 {
         purge();
-        ctx.out.ok();
+        out.ok();
         return Ok(());
     }
     if is(sub, "help") && args.len() == 2 {
-        ctx.out.array_len(HELP.len());
+        out.array_len(HELP.len());
         for line in HELP {
-            ctx.out.simple(line.as_bytes());
+            out.simple(line.as_bytes());
         }
         return Ok(());
     }
@@ -57,7 +71,12 @@ pub fn memory(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 }
 
 /// MEMORY USAGE key [SAMPLES count]: the key's estimated bytes (key, value, entry), or nil.
-fn usage(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+async fn usage(
+    shard: &Rc<Shard>,
+    client: &Client,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> CommandResult {
     let mut rest = &args[3..];
     while let [option, value, tail @ ..] = rest {
         if !is(option, "samples") {
@@ -72,33 +91,109 @@ fn usage(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         return Err(errors::SYNTAX.into());
     }
     // Every value's size is kept exactly, so SAMPLES changes nothing.
-    match ctx.keyspace.entry_bytes(ctx.db, args[2], ctx.now_ms) {
-        Some(bytes) => ctx.out.integer(bytes as i64),
-        None => ctx.out.null(),
+    let key = args[2];
+    let request = AdminRequest::MemoryUsage {
+        db: client.db,
+        key: key.to_vec(),
+    };
+    match admin_on(shard, client.hold, shard.owner_of(key), request).await {
+        ShardReply::Integer(bytes) if bytes >= 0 => out.integer(bytes),
+        _ => out.null(),
     }
     Ok(())
 }
 
-fn stats(ctx: &mut Ctx<'_>) -> CommandResult {
+/// MEMORY STATS: Redis 7.0's fields, in its order, from every shard's figures.
+async fn stats(shard: &Rc<Shard>, client: &Client, out: &mut ReplySink) -> CommandResult {
+    let (total, _) = gather_info(shard, client.hold).await;
     let used = GAUGE.refresh();
-    let startup = GAUGE.startup_bytes();
-    let peak = GAUGE.peak_bytes();
-    let dataset = used.saturating_sub(startup);
-    let fields: [(&str, i64); 6] = [
-        ("peak.allocated", peak as i64),
-        ("total.allocated", used as i64),
-        ("startup.allocated", startup as i64),
-        ("dataset.bytes", dataset as i64),
-        ("allocator.allocated", used as i64),
-        ("allocator.resident", resident_bytes() as i64),
-    ];
-    ctx.out.map_len(fields.len() + 1);
-    for (name, value) in fields {
-        ctx.out.bulk(name.as_bytes());
-        ctx.out.integer(value);
+    let peak = GAUGE.peak_bytes().max(used);
+    let figures = Figures::gather(shard, &total, used);
+    let databases: Vec<(usize, (u64, u64))> = total
+        .databases
+        .iter()
+        .zip(&figures.tables)
+        .enumerate()
+        .filter(|(_, ((keys, _), _))| *keys > 0)
+        .map(|(db, (_, &tables))| (db, tables))
+        .collect();
+    let keys: u64 = total.databases.iter().map(|&(keys, _)| keys as u64).sum();
+    let net = used.saturating_sub(figures.startup);
+    let allocator = figures.allocator;
+    let ratio = |part: u64, whole: u64| part as f64 / whole.max(1) as f64;
+    let excess = |part: u64, whole: u64| part as i64 - whole as i64;
+    out.map_len(27 + databases.len());
+    let integer = |out: &mut ReplySink, name: &str, value: i64| {
+        out.bulk(name.as_bytes());
+        out.integer(value);
+    };
+    integer(out, "peak.allocated", peak as i64);
+    integer(out, "total.allocated", used as i64);
+    integer(out, "startup.allocated", figures.startup as i64);
+    integer(out, "replication.backlog", 0);
+    integer(out, "clients.slaves", 0);
+    integer(out, "clients.normal", figures.clients as i64);
+    integer(out, "cluster.links", 0);
+    integer(out, "aof.buffer", 0);
+    // The shards' interpreters hold the compiled scripts: Ember's Lua caches.
+    integer(out, "lua.caches", (figures.scripts + figures.lua) as i64);
+    integer(out, "functions.caches", figures.functions as i64);
+    for (db, (main, expires)) in databases {
+        out.bulk(format!("db.{db}").as_bytes());
+        out.map_len(3);
+        integer(out, "overhead.hashtable.main", main as i64);
+        integer(out, "overhead.hashtable.expires", expires as i64);
+        integer(out, "overhead.hashtable.slot-to-keys", 0);
     }
-    ctx.out.bulk(b"peak.percentage");
-    ctx.out.double(used as f64 * 100.0 / peak.max(1) as f64);
+    integer(out, "overhead.total", figures.overhead() as i64);
+    integer(out, "keys.count", keys as i64);
+    integer(out, "keys.bytes-per-key", (net / keys.max(1)) as i64);
+    integer(out, "dataset.bytes", figures.dataset() as i64);
+    let double = |out: &mut ReplySink, name: &str, value: f64| {
+        out.bulk(name.as_bytes());
+        out.double(value);
+    };
+    double(out, "dataset.percentage", figures.dataset_percentage());
+    double(
+        out,
+        "peak.percentage",
+        used as f64 * 100.0 / peak.max(1) as f64,
+    );
+    integer(out, "allocator.allocated", allocator.allocated as i64);
+    integer(out, "allocator.active", allocator.active as i64);
+    integer(out, "allocator.resident", allocator.resident as i64);
+    double(
+        out,
+        "allocator-fragmentation.ratio",
+        ratio(allocator.active, allocator.allocated),
+    );
+    integer(
+        out,
+        "allocator-fragmentation.bytes",
+        excess(allocator.active, allocator.allocated),
+    );
+    double(
+        out,
+        "allocator-rss.ratio",
+        ratio(allocator.resident, allocator.active),
+    );
+    integer(
+        out,
+        "allocator-rss.bytes",
+        excess(allocator.resident, allocator.active),
+    );
+    double(
+        out,
+        "rss-overhead.ratio",
+        ratio(figures.rss, allocator.resident),
+    );
+    integer(
+        out,
+        "rss-overhead.bytes",
+        excess(figures.rss, allocator.resident),
+    );
+    double(out, "fragmentation", ratio(figures.rss, used));
+    integer(out, "fragmentation.bytes", excess(figures.rss, used));
     Ok(())
 }
 

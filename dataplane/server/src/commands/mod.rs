@@ -264,6 +264,8 @@ pub enum ServerOp {
     Shutdown,
     /// DEBUG
     Debug,
+    /// MEMORY
+    Memory,
 }
 
 /// Inference commands; run by [`ai::run`] on the connection's shard, which holds every model.
@@ -852,7 +854,7 @@ static CORE: &[CommandSpec] = &[
     command("keys", 2, R, NO_KEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", Server(ServerOp::Keys)),
     command("scan", -2, R, NO_KEYS, "generic", "2.8.0", "Iterates over the key names in the database.", Server(ServerOp::Scan)),
     command("randomkey", 1, R, NO_KEYS, "generic", "1.0.0", "Returns a random key name from the database.", Server(ServerOp::RandomKey)),
-    command("memory", -2, R, SECOND_ARG_KEY, "server", "4.0.0", "A container for memory diagnostics commands.", Ks(memory::memory)),
+    command("memory", -2, R, SECOND_ARG_KEY, "server", "4.0.0", "A container for memory diagnostics commands.", Server(ServerOp::Memory)),
     command("dump", 2, R, ONE_KEY, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", Ks(dump::dump)),
     in_categories(command("restore", -4, W_OOM, ONE_KEY, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", Ks(dump::restore)), AclCategories::DANGEROUS),
     in_categories(command("restore-asking", -4, W_OOM, ONE_KEY, "server", "3.0.0", "An internal command for migrating keys in a cluster.", Ks(dump::restore)), AclCategories::DANGEROUS.union(AclCategories::KEYSPACE)),

@@ -146,6 +146,8 @@ pub enum ShardRequest {
 pub enum AdminRequest {
     /// Keys in `db`.
     DbSize { db: usize },
+    /// MEMORY USAGE of `key` in `db` (-1: no such key).
+    MemoryUsage { db: usize, key: Vec<u8> },
     /// FLUSHDB; `lazy`: its keys are freed in the background (crate::lazyfree).
     FlushDb { db: usize, lazy: bool },
     /// FLUSHALL.

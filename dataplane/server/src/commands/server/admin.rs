@@ -21,6 +21,13 @@ use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
 pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardReply {
     match request {
         AdminRequest::DbSize { db } => ShardReply::Integer(shard.keyspace.borrow().len(db) as i64),
+        AdminRequest::MemoryUsage { db, key } => ShardReply::Integer(
+            shard
+                .keyspace
+                .borrow()
+                .entry_bytes(db, &key, crate::stats::unix_time_ms())
+                .map_or(-1, |bytes| bytes as i64),
+        ),
         AdminRequest::FlushDb { db, lazy } => {
             let flushed = shard.keyspace.borrow_mut().take_database(db);
             crate::lazyfree::free_database(flushed, lazy);
@@ -321,6 +328,7 @@ pub async fn run(
             debug_object(shard, client, args[2], out).await?;
         }
         ServerOp::Debug => debug(shard, client, args, out)?,
+        ServerOp::Memory => crate::commands::memory::run(shard, client, args, out).await?,
     }
     Ok(())
 }

@@ -159,6 +159,22 @@ fn a_pipeline_of_1000_requests_is_answered_in_order() {
     });
 }
 
+/// Waits until `admin` is the server's only client (the others' closes were seen).
+fn wait_for_only(admin: &mut Raw, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = String::from_utf8(admin.command(&[b"CLIENT", b"LIST"])).unwrap();
+        if list.matches("id=").count() == 1 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: clients left behind: {list}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Connections that come and go as fast as clients can open them (a client that opens one per
 /// request, as `redis-benchmark -k 0` does), some reset before the server could accept them:
 /// each one is accepted and answered, and the server keeps accepting. The shard accepts them
@@ -201,18 +217,7 @@ fn churn(name: &str, ember: &Ember) {
         info.contains(&format!(" laddr=127.0.0.1:{} ", ember.port)),
         "{name}: {info}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list = String::from_utf8(admin.command(&[b"CLIENT", b"LIST"])).unwrap();
-        if list.matches("id=").count() == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: clients left behind: {list}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_only(&mut admin, name);
 }
 
 #[test]
@@ -249,18 +254,7 @@ fn clients_that_close_mid_request_leave_the_shard_serving() {
         (&raw.stream).write_all(b"*2\r\n$3\r\nGET\r\n").unwrap();
         drop(raw);
         // Every one of them leaves the client list; the admin connection is the last.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let list = String::from_utf8(admin.command(&[b"CLIENT", b"LIST"])).unwrap();
-            if list.matches("id=").count() == 1 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: clients left behind: {list}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_only(&mut admin, name);
         assert_eq!(
             admin.command(&[b"GET", b"alive"]),
             b"$3\r\nyes\r\n",

@@ -120,8 +120,6 @@ async fn stats(shard: &Rc<Shard>, client: &Client, out: &mut ReplySink) -> Comma
     let keys: u64 = total.databases.iter().map(|&(keys, _)| keys as u64).sum();
     let net = used.saturating_sub(figures.startup);
     let allocator = figures.allocator;
-    let ratio = |part: u64, whole: u64| part as f64 / whole.max(1) as f64;
-    let excess = |part: u64, whole: u64| part as i64 - whole as i64;
     out.map_len(27 + databases.len());
     let integer = |out: &mut ReplySink, name: &str, value: i64| {
         out.bulk(name.as_bytes());
@@ -162,38 +160,20 @@ async fn stats(shard: &Rc<Shard>, client: &Client, out: &mut ReplySink) -> Comma
     integer(out, "allocator.allocated", allocator.allocated as i64);
     integer(out, "allocator.active", allocator.active as i64);
     integer(out, "allocator.resident", allocator.resident as i64);
-    double(
-        out,
-        "allocator-fragmentation.ratio",
-        ratio(allocator.active, allocator.allocated),
-    );
-    integer(
-        out,
-        "allocator-fragmentation.bytes",
-        excess(allocator.active, allocator.allocated),
-    );
-    double(
-        out,
-        "allocator-rss.ratio",
-        ratio(allocator.resident, allocator.active),
-    );
-    integer(
-        out,
-        "allocator-rss.bytes",
-        excess(allocator.resident, allocator.active),
-    );
-    double(
-        out,
-        "rss-overhead.ratio",
-        ratio(figures.rss, allocator.resident),
-    );
-    integer(
-        out,
-        "rss-overhead.bytes",
-        excess(figures.rss, allocator.resident),
-    );
-    double(out, "fragmentation", ratio(figures.rss, used));
-    integer(out, "fragmentation.bytes", excess(figures.rss, used));
+    let names = [
+        (
+            "allocator-fragmentation.ratio",
+            "allocator-fragmentation.bytes",
+        ),
+        ("allocator-rss.ratio", "allocator-rss.bytes"),
+        ("rss-overhead.ratio", "rss-overhead.bytes"),
+        ("fragmentation", "fragmentation.bytes"),
+    ];
+    for ((ratio, bytes), (ratio_name, bytes_name)) in figures.fragmentation().into_iter().zip(names)
+    {
+        double(out, ratio_name, ratio);
+        integer(out, bytes_name, bytes);
+    }
     Ok(())
 }
 
@@ -370,6 +350,25 @@ impl Figures {
             .sum();
         (self.startup + self.clients + self.scripts + self.functions + self.lua + tables)
             .min(self.used)
+    }
+
+    /// Redis's four fragmentation figures, each a ratio and its excess in bytes: the
+    /// allocator's active pages over what it handed out, its resident pages over the active
+    /// ones, the process's resident set over the allocator's, and that set over `used_memory`.
+    pub fn fragmentation(&self) -> [(f64, i64); 4] {
+        let allocator = self.allocator;
+        [
+            (allocator.active, allocator.allocated),
+            (allocator.resident, allocator.active),
+            (self.rss, allocator.resident),
+            (self.rss, self.used),
+        ]
+        .map(|(part, whole)| {
+            (
+                part as f64 / whole.max(1) as f64,
+                part as i64 - whole as i64,
+            )
+        })
     }
 
     /// `used_memory_dataset`: what is left for keys and values.

@@ -773,33 +773,18 @@ fn format_info(
                 line("maxmemory", config.maxmemory.to_string());
                 line("maxmemory_human", human_bytes(config.maxmemory));
                 line("maxmemory_policy", config.maxmemory_policy.clone());
-                let allocator = &figures.allocator;
-                let ratio =
-                    |part: u64, whole: u64| format!("{:.2}", part as f64 / whole.max(1) as f64);
-                let excess = |part: u64, whole: u64| (part as i64 - whole as i64).to_string();
-                line(
-                    "allocator_frag_ratio",
-                    ratio(allocator.active, allocator.allocated),
-                );
-                line(
-                    "allocator_frag_bytes",
-                    excess(allocator.active, allocator.allocated),
-                );
-                line(
-                    "allocator_rss_ratio",
-                    ratio(allocator.resident, allocator.active),
-                );
-                line(
-                    "allocator_rss_bytes",
-                    excess(allocator.resident, allocator.active),
-                );
-                line("rss_overhead_ratio", ratio(figures.rss, allocator.resident));
-                line(
-                    "rss_overhead_bytes",
-                    excess(figures.rss, allocator.resident),
-                );
-                line("mem_fragmentation_ratio", ratio(figures.rss, used));
-                line("mem_fragmentation_bytes", excess(figures.rss, used));
+                let names = [
+                    ("allocator_frag_ratio", "allocator_frag_bytes"),
+                    ("allocator_rss_ratio", "allocator_rss_bytes"),
+                    ("rss_overhead_ratio", "rss_overhead_bytes"),
+                    ("mem_fragmentation_ratio", "mem_fragmentation_bytes"),
+                ];
+                for ((ratio, bytes), (ratio_name, bytes_name)) in
+                    figures.fragmentation().into_iter().zip(names)
+                {
+                    line(ratio_name, format!("{ratio:.2}"));
+                    line(bytes_name, bytes.to_string());
+                }
                 // No AOF or replication buffers: eviction counts every byte.
                 line("mem_not_counted_for_evict", "0".into());
                 line("mem_replication_backlog", "0".into());

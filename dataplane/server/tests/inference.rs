@@ -8,6 +8,8 @@
 //! binary away from the tree that built it and says where the tree and `ember` are with EMBER_REPO_ROOT and
 //! EMBER_BIN.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -102,28 +104,7 @@ impl Server {
             .spawn()
             .expect("start ember");
         let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut sent = false;
-            // Read to the end, so the server never blocks on a full pipe.
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if sent {
-                    continue;
-                }
-                if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
-                    let port = address
-                        .split_whitespace()
-                        .next()
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse::<u16>().ok());
-                    sent = tx.send(port).is_ok();
-                }
-            }
-        });
+        let rx = common::watch_ready_line(stdout, |_| {});
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(Some(port)) => Server { child, port },
             outcome => {

@@ -177,14 +177,9 @@ async fn stats(shard: &Rc<Shard>, client: &Client, out: &mut ReplySink) -> Comma
     Ok(())
 }
 
-fn resident_bytes() -> u64 {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64
-}
-
 fn doctor() -> String {
     let used = allocated_bytes();
-    let resident = resident_bytes();
+    let resident = Allocator::read().resident;
     let peak = GAUGE.peak_bytes().max(used);
     let mut findings = Vec::new();
     if peak > used.saturating_mul(3) / 2 && peak > (64 << 20) {
@@ -235,13 +230,13 @@ fn purge() {
 /// MEMORY MALLOC-STATS: jemalloc's own report (`malloc_stats_print`), as Redis prints it, after
 /// a line of the figures the gauge reads.
 fn malloc_stats() -> String {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let allocator = Allocator::read();
     let read = |value: Result<usize, tikv_jemalloc_ctl::Error>| value.unwrap_or(0);
     let mut report = format!(
         "jemalloc stats: allocated {} active {} resident {} mapped {} retained {} metadata {}\n",
-        read(tikv_jemalloc_ctl::stats::allocated::read()),
-        read(tikv_jemalloc_ctl::stats::active::read()),
-        read(tikv_jemalloc_ctl::stats::resident::read()),
+        allocator.allocated,
+        allocator.active,
+        allocator.resident,
         read(tikv_jemalloc_ctl::stats::mapped::read()),
         read(tikv_jemalloc_ctl::stats::retained::read()),
         read(tikv_jemalloc_ctl::stats::metadata::read()),
@@ -326,7 +321,7 @@ impl Figures {
         Self {
             used,
             startup: GAUGE.startup_bytes(),
-            rss: crate::commands::server::admin::rss_bytes(),
+            rss: rss_bytes(),
             clients: crate::limits::client_memory(),
             scripts: scripts.cached_bytes() as u64,
             functions: scripts.libraries.read().expect("libraries lock").bytes() as u64,
@@ -384,6 +379,18 @@ impl Figures {
         }
         self.dataset() as f64 * 100.0 / net as f64
     }
+}
+
+/// The process's resident set (`used_memory_rss`), from /proc.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|text| {
+            text.split_whitespace()
+                .nth(1)
+                .and_then(|pages| pages.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
 }
 
 /// The machine's memory (`total_system_memory`), from sysconf.

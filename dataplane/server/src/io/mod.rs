@@ -403,6 +403,14 @@ pub fn watch_listener(fd: RawFd) {
     });
 }
 
+/// This shard's ring driver, when it has one.
+fn shard_driver() -> Option<Rc<Driver>> {
+    SHARD_RING.with(|cell| match &*cell.borrow() {
+        ShardRing::Ready(driver) => Some(driver.clone()),
+        _ => None,
+    })
+}
+
 /// Waits until listening socket `fd`, watched in this shard's ring ([`watch_listener`]), may
 /// have a connection to accept, for a task that accepts from `fd` itself: the ring's poll then
 /// wakes that task directly, in the turn that reaps it, instead of handing the shard to the
@@ -410,10 +418,7 @@ pub fn watch_listener(fd: RawFd) {
 /// nothing); false at once when the ring does not watch `fd` (no ring, or its poll failed),
 /// and the caller accepts through the runtime.
 pub async fn listener_readable(fd: RawFd) -> bool {
-    let Some(driver) = SHARD_RING.with(|cell| match &*cell.borrow() {
-        ShardRing::Ready(driver) => Some(driver.clone()),
-        _ => None,
-    }) else {
+    let Some(driver) = shard_driver() else {
         return false;
     };
     poll_fn(|cx| match driver.ring.poll_listener(fd, cx) {
@@ -434,10 +439,7 @@ pub struct Socket {
 impl Socket {
     /// Puts connected socket `fd` on this shard's ring; `None` when the shard has none.
     pub fn open(fd: RawFd) -> Option<Self> {
-        let driver = SHARD_RING.with(|cell| match &*cell.borrow() {
-            ShardRing::Ready(driver) => Some(driver.clone()),
-            _ => None,
-        })?;
+        let driver = shard_driver()?;
         let id = driver.ring.open(fd);
         driver.kick();
         Some(Self {

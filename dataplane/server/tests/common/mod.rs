@@ -39,6 +39,30 @@ fn drain_into(mut source: impl Read + Send + 'static, log: Log) {
     });
 }
 
+/// Reads a starting `ember`'s standard output to its end on a thread of its own (so the server
+/// never blocks on a full pipe), handing each line to `on_line`; the receiver gets the port of
+/// the ready line (`None` when that line names none).
+pub fn watch_ready_line(
+    stdout: impl Read + Send + 'static,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> std::sync::mpsc::Receiver<Option<u16>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            on_line(&line);
+            if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
+                let port = address
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok());
+                let _ = tx.send(port);
+            }
+        }
+    });
+    rx
+}
+
 /// A running `ember`, killed on drop.
 pub struct Ember {
     child: Child,
@@ -73,21 +97,9 @@ impl Ember {
         let log: Log = Arc::default();
         drain_into(child.stderr.take().expect("stderr piped"), log.clone());
         let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = std::sync::mpsc::channel();
         let stdout_log = log.clone();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref().map_while(Result::ok) {
-                stdout_log.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(address) = line.strip_prefix("ember: ready to accept connections on ") {
-                    let port = address
-                        .split_whitespace()
-                        .next()
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse::<u16>().ok());
-                    let _ = tx.send(port);
-                }
-            }
+        let rx = watch_ready_line(stdout, move |line| {
+            stdout_log.lock().unwrap().push_str(&format!("{line}\n"));
         });
         let port = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Some(port)) => port,

@@ -173,18 +173,21 @@ fn shard_info(shard: &Shard) -> ShardInfo {
     let output = &shard.stats.net_output_bytes;
     output.set(output.get() + shard.pubsub.take_sent_len());
     let keyspace = shard.keyspace.borrow();
+    let databases: Vec<_> = (0..DATABASE_COUNT)
+        .map(|db| keyspace.database_info(db))
+        .collect();
     ShardInfo {
         counters: crate::stats::Counters {
             local_tier_hits: shard.local_tier.hits.get(),
             local_tier_copies: shard.local_tier.copy_count() as u64,
             ..shard.stats.counters()
         },
-        databases: (0..DATABASE_COUNT)
-            .map(|db| keyspace.database_info(db))
+        databases: databases
+            .iter()
             .map(|info| (info.keys, info.expires))
             .collect(),
-        table_bytes: (0..DATABASE_COUNT)
-            .map(|db| keyspace.database_info(db))
+        table_bytes: databases
+            .iter()
             .map(|info| (info.table_bytes, info.expires_bytes))
             .collect(),
         lua_bytes: shard.scripting.lua_bytes(),
@@ -533,17 +536,6 @@ pub async fn gather_info(
 /// Bytes the allocator reports as allocated (Redis's used_memory).
 pub fn used_memory_bytes() -> u64 {
     crate::memory::allocated_bytes()
-}
-
-pub(crate) fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|text| {
-            text.split_whitespace()
-                .nth(1)
-                .and_then(|pages| pages.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
 }
 
 /// Redis's human-readable byte counts (`1.50M`).

@@ -1061,6 +1061,28 @@ fn info_fields(con: &mut Connection, section: &str) -> Vec<String> {
         .collect()
 }
 
+/// An empty server's memory is start-up memory and overhead, not data: what the shards
+/// allocate while they start (tables, rings, channels) is in `used_memory_startup`, as Redis
+/// counts everything it holds before its first client there (it reports about 40 KB of
+/// dataset when empty). Before, the shards' 2.4 MB showed as `used_memory_dataset`.
+#[test]
+fn an_empty_server_holds_no_dataset() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let field = |con: &mut Connection, name: &str| info_field(con, "memory", name);
+    let used = field(&mut con, "used_memory");
+    let startup = field(&mut con, "used_memory_startup");
+    let dataset = field(&mut con, "used_memory_dataset");
+    assert!(
+        startup > used / 2,
+        "start-up memory {startup} of {used} used"
+    );
+    assert!(
+        dataset < 256 * 1024,
+        "an empty server's dataset is {dataset} bytes of {used} used (start-up {startup})"
+    );
+}
+
 /// INFO memory carries every field of Redis 7.0's (monitoring reads them: `used_memory_lua`,
 /// `mem_clients_normal`, `used_memory_overhead`...), and the ones Ember can measure move with
 /// what they measure: the Lua interpreter after a script, the script cache after SCRIPT LOAD

@@ -10,8 +10,9 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 
 /// Says that a message from another shard is waiting, for a shard that does not wait inside the
 /// runtime's own loop (whose channel wake-ups only reach a shard parked in that loop): the
@@ -22,11 +23,46 @@ pub struct MeshBell {
     pending: AtomicBool,
     sleeping: AtomicBool,
     eventfd: OwnedFd,
+    /// Messages each shard sent this one, counted after they are in the channel: the receiver
+    /// compares them with what it took to know that a message waits without asking the
+    /// channel (glommio's receive registers a waker with its loop each time it finds the
+    /// channel empty, and frees them only as messages arrive through that loop).
+    sent: Box<[AtomicU64]>,
 }
 
 thread_local! {
     /// This shard's bell (one shard per thread): every shard's bells and this one's index.
     static MESH_BELL: RefCell<Option<(Arc<[MeshBell]>, usize)>> = const { RefCell::new(None) };
+    /// The tasks of this shard that wait for another shard's message
+    /// ([`crate::runtime::mesh_recv`]): the driver wakes them when the bell rings.
+    static MESH_WAITERS: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes that the task of `waker` waits for a message of the mesh on this shard.
+pub fn wait_for_mesh(waker: &Waker) {
+    MESH_WAITERS.with(|waiters| {
+        let mut waiters = waiters.borrow_mut();
+        // By the task's pointer: `will_wake` also compares the vtable's address, which
+        // glommio's clones of a task's waker do not share with the waker its poll gets (the
+        // list grew by a waker a poll and overflowed the task's reference count).
+        if !waiters.iter().any(|waiting| waiting.data() == waker.data()) {
+            waiters.push(waker.clone());
+        }
+    });
+}
+
+/// Wakes this shard's tasks that wait for a message of the mesh, so that they take what the
+/// bell announced in the shard's next run of its tasks, with no turn of the runtime's loop
+/// (whose own wake-up of a channel's receiver comes only in that turn: an eventfd write and
+/// four `io_uring_enter`s a hop, each way). False when no task waited (each is busy, and takes
+/// the message when it next looks).
+pub fn wake_mesh_waiters() -> bool {
+    let waiters = MESH_WAITERS.with(|waiters| std::mem::take(&mut *waiters.borrow_mut()));
+    let woke = !waiters.is_empty();
+    for waker in waiters {
+        waker.wake();
+    }
+    woke
 }
 
 /// Makes `bells[index]` this thread's (this shard's) bell.
@@ -35,11 +71,11 @@ pub fn install(bells: Arc<[MeshBell]>, index: usize) {
 }
 
 impl MeshBell {
-    /// A silent bell.
+    /// A silent bell for a shard of a mesh of `shard_count`.
     ///
     /// # Errors
     /// When the kernel refuses an eventfd.
-    pub fn new() -> io::Result<Self> {
+    pub fn new(shard_count: usize) -> io::Result<Self> {
         // Blocking: io_uring answers a read of a non-blocking eventfd with EAGAIN instead of
         // waiting for it.
         // SAFETY: eventfd takes no pointers.
@@ -52,7 +88,19 @@ impl MeshBell {
             sleeping: AtomicBool::new(false),
             // SAFETY: a new descriptor that nothing else owns.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            sent: (0..shard_count).map(|_| AtomicU64::new(0)).collect(),
         })
+    }
+
+    /// Announces a message that shard `source` put in its channel to the bell's shard.
+    pub fn ring_from(&self, source: usize) {
+        self.sent[source].fetch_add(1, Ordering::Release);
+        self.ring();
+    }
+
+    /// Messages shard `source` put in its channel to the bell's shard so far.
+    pub fn sent_by(&self, source: usize) -> u64 {
+        self.sent[source].load(Ordering::Acquire)
     }
 
     /// Announces a message (sent already) to the bell's shard.
@@ -116,5 +164,59 @@ impl std::ops::Deref for MeshBellRef {
 
     fn deref(&self) -> &MeshBell {
         &self.0[self.1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    use super::{wait_for_mesh, wake_mesh_waiters};
+
+    /// Wakes and live clones of the test's one "task".
+    static WAKES: AtomicUsize = AtomicUsize::new(0);
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+    // Two tables with the same functions: a clone carries the second, as glommio's clones of a
+    // task's waker carry a vtable at another address than the waker a poll gets.
+    static FIRST: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+    static SECOND: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        LIVE.fetch_add(1, Ordering::SeqCst);
+        RawWaker::new(data, &SECOND)
+    }
+    unsafe fn wake(data: *const ()) {
+        wake_by_ref(data);
+        drop(data);
+    }
+    unsafe fn wake_by_ref(_: *const ()) {
+        WAKES.fetch_add(1, Ordering::SeqCst);
+    }
+    unsafe fn drop(_: *const ()) {
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_task_waits_for_the_mesh_once_however_often_it_is_polled() {
+        static TASK: u8 = 0;
+        LIVE.store(1, Ordering::SeqCst);
+        // SAFETY: the vtable's functions only count; the data pointer is never read.
+        let waker =
+            unsafe { Waker::from_raw(RawWaker::new(std::ptr::from_ref(&TASK).cast(), &FIRST)) };
+        for _ in 0..1000 {
+            wait_for_mesh(&waker);
+        }
+        assert_eq!(
+            LIVE.load(Ordering::SeqCst),
+            2,
+            "one clone kept, not one a poll"
+        );
+        assert!(wake_mesh_waiters());
+        assert_eq!(WAKES.load(Ordering::SeqCst), 1);
+        assert_eq!(LIVE.load(Ordering::SeqCst), 1, "the woken clone is gone");
+        assert!(!wake_mesh_waiters(), "nothing waits any more");
+        std::mem::drop(waker);
     }
 }

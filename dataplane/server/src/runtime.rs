@@ -28,6 +28,8 @@ pub use glommio::TaskQueueHandle;
 pub struct MeshSenders<T: Send> {
     senders: glommio::channels::channel_mesh::Senders<T>,
     bells: Option<Arc<[MeshBell]>>,
+    /// The sending shard.
+    index: usize,
 }
 
 impl<T: Send> MeshSenders<T> {
@@ -38,7 +40,7 @@ impl<T: Send> MeshSenders<T> {
     pub async fn send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.send_to(target, message).await;
         if let (Ok(()), Some(bells)) = (&sent, &self.bells) {
-            bells[target].ring();
+            bells[target].ring_from(self.index);
         }
         sent
     }
@@ -52,7 +54,7 @@ impl<T: Send> MeshSenders<T> {
     pub fn try_send_to(&self, target: usize, message: T) -> glommio::Result<(), T> {
         let sent = self.senders.try_send_to(target, message);
         if let (Ok(()), Some(bells)) = (&sent, &self.bells) {
-            bells[target].ring();
+            bells[target].ring_from(self.index);
         }
         sent
     }
@@ -60,6 +62,54 @@ impl<T: Send> MeshSenders<T> {
 
 /// The receiving side of the mesh, one stream per peer.
 pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
+
+/// The next message of `receiver`, from shard `peer`; `None` once the peer is gone. `taken`
+/// counts the messages taken from `peer` so far.
+///
+/// On a shard whose socket driver reads the mesh's bell ([`crate::io::reads_bell`]), the task
+/// waits for the bell, and the driver wakes it ([`crate::bell::wake_mesh_waiters`]) in the
+/// turn that sees the bell rung, with no turn of glommio's loop (which wakes a channel's
+/// receiver only in its own turn: an eventfd write and four `io_uring_enter`s, on each side of
+/// every hop). Only the bell's count of messages sent says whether one waits: glommio's
+/// receive, asked of an empty channel, leaves a waker with its loop every time (freed only as
+/// messages come through that loop), so it is asked only for a message that is there.
+pub async fn mesh_recv<T: Send>(
+    receiver: &MeshReceiver<T>,
+    peer: usize,
+    taken: &mut u64,
+) -> Option<T> {
+    let bell = crate::bell::mesh_bell().filter(|_| crate::io::reads_bell());
+    let Some(bell) = bell else {
+        let message = receiver.recv().await;
+        *taken += u64::from(message.is_some());
+        return message;
+    };
+    std::future::poll_fn(|context| {
+        if bell.sent_by(peer) == *taken {
+            crate::bell::wait_for_mesh(context.waker());
+            // Counted after the wait was noted: a message counted later rings the bell.
+            if bell.sent_by(peer) == *taken {
+                return std::task::Poll::Pending;
+            }
+        }
+        // In the channel before it was counted: the receive takes it at once.
+        let mut received = std::pin::pin!(receiver.recv());
+        let mut noop = std::task::Context::from_waker(std::task::Waker::noop());
+        match received.as_mut().poll(&mut noop) {
+            std::task::Poll::Ready(message) => {
+                *taken += 1;
+                std::task::Poll::Ready(message)
+            }
+            std::task::Poll::Pending => {
+                // Not reached (one sender per channel, counted after its send); looks again
+                // at the next run of the shard's tasks rather than waiting for a bell.
+                context.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
 
 /// How long a shard may take to start before the main thread interrupts its sleep, and how
 /// often it does so again until every shard has started ([`kick_until_started`]).
@@ -128,7 +178,7 @@ where
     let mesh: MeshBuilder<T, _> = MeshBuilder::full(shard_count, channel_capacity);
     let bells: Option<Arc<[MeshBell]>> = if mesh_bells {
         let bells = (0..shard_count)
-            .map(|_| MeshBell::new())
+            .map(|_| MeshBell::new(shard_count))
             .collect::<io::Result<Vec<_>>>()?;
         Some(bells.into())
     } else {
@@ -157,7 +207,11 @@ where
                 if let Some(bells) = &bells {
                     crate::bell::install(bells.clone(), peer);
                 }
-                let senders = MeshSenders { senders, bells };
+                let senders = MeshSenders {
+                    senders,
+                    bells,
+                    index: peer,
+                };
                 shard_main(peer, senders, receivers.streams()).await;
                 mark_started();
             })

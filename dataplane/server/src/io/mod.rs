@@ -13,10 +13,13 @@
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
 //! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
-//! when another shard sent a message, when a listener that the runtime accepts from has a
-//! connection, or at least every [`HAND_BACK_MAX`] (timers, the other task queues). Another
-//! shard's message reaches a shard asleep in its ring through the mesh's bell
-//! ([`crate::bell::MeshBell`]), an eventfd the ring reads; a new connection through a multishot
+//! when a listener that the runtime accepts from has a connection, or at least every
+//! [`HAND_BACK_MAX`] (timers, the other task queues). Another shard's message reaches a shard
+//! asleep in its ring through the mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring
+//! reads, and the driver wakes the tasks that wait for the mesh itself
+//! ([`crate::bell::wake_mesh_waiters`]): glommio's loop would wake them only in its own turn,
+//! which cost each hop between shards an eventfd write and four `io_uring_enter`s on each
+//! side. A new connection reaches it through a multishot
 //! poll of each listener ([`watch_listener`]), which wakes the shard's accept task in the same
 //! turn ([`listener_readable`]; the task accepts with `accept4` itself), so that it is accepted
 //! at once, before requests sent later on older connections, and without a turn of the
@@ -98,6 +101,15 @@ struct Driver {
     busy_poll: Duration,
     /// Other shards' news for this one; `None` outside [`runtime::run_shards`] (no mesh).
     bell: Option<MeshBellRef>,
+}
+
+/// What a turn of the driver learnt besides its sockets ([`Driver::take_news`]).
+struct News {
+    /// The runtime's loop has work of the driver's concern: the driver hands the shard to it.
+    runtime_work: bool,
+    /// Tasks that wait for another shard's message were woken: the driver yields before it
+    /// sleeps.
+    woke: bool,
 }
 
 enum ShardRing {
@@ -186,10 +198,18 @@ impl Driver {
         }
     }
 
-    /// Takes the news that the runtime's loop has work of the driver's concern: another shard's
-    /// message, or a connection to accept.
-    fn take_runtime_work(&self) -> bool {
-        self.ring.take_connection() | self.bell.as_ref().is_some_and(|bell| bell.take())
+    /// Takes the news of the ring and the bell. Another shard's message wakes this shard's
+    /// tasks that wait for the mesh ([`bell::wake_mesh_waiters`]), which then run at the
+    /// driver's next yield; only when none waits does it need the runtime's loop, as a
+    /// connection that the runtime accepts does.
+    fn take_news(&self) -> News {
+        let connection = self.ring.take_connection();
+        let message = self.bell.as_ref().is_some_and(|bell| bell.take());
+        let woke = message && bell::wake_mesh_waiters();
+        News {
+            runtime_work: connection || (message && !woke),
+            woke,
+        }
     }
 
     /// Hands the shard to the runtime for one turn of its loop (timers, messages from other
@@ -218,6 +238,12 @@ impl Driver {
     /// False when the ring had work already, and the driver did not wait (nor hand the shard
     /// to the runtime).
     async fn park(&self) -> bool {
+        // Parked too, the shard learns of another shard's message from its bell (the ring's
+        // read of the bell's eventfd announces it on the doorbell): the tasks that wait for
+        // the mesh wait for the bell alone (`runtime::mesh_recv`).
+        if self.bell.as_ref().is_some_and(|bell| !bell.sleep()) {
+            return false;
+        }
         if let Err(error) = self.ring.announce(true) {
             eprintln!("ember: io_uring doorbell failed ({error}); the shard polls");
             self.doorbell_failed.set(true);
@@ -228,6 +254,9 @@ impl Driver {
         let parked = !self.ring.has_work();
         if parked {
             self.wait_doorbell(true).await;
+        }
+        if let Some(bell) = &self.bell {
+            bell.awake();
         }
         // Left announcing if this fails: that costs an eventfd write per burst of requests,
         // and the next park tries again.
@@ -305,7 +334,18 @@ async fn drive(driver: Rc<Driver>) {
         // timers are due then too, and the clients that sent meanwhile are read first, as
         // Redis reads its clients before its cron (an idle timeout must not close a client
         // whose request waited for that command).
-        if !tasks_ran_long && driver.take_runtime_work() {
+        let news = if tasks_ran_long {
+            None
+        } else {
+            Some(driver.take_news())
+        };
+        if news.as_ref().is_some_and(|news| news.woke) {
+            // The tasks that take another shard's messages run at the next yield, before the
+            // connections this turn wakes (a request forwarded here runs before a later
+            // request of a local client, as below).
+            yielded_idle = false;
+        }
+        if news.is_some_and(|news| news.runtime_work) {
             driver.hand_back().await;
             let after = Instant::now();
             tasks_ran_long = after - now >= HAND_BACK_MAX;
@@ -323,9 +363,11 @@ async fn drive(driver: Rc<Driver>) {
             progressed = now;
             yielded_idle = false;
         }
-        if driver.take_runtime_work()
-            || crate::spin::take_hand_back()
-            || now - handed_back >= HAND_BACK_MAX
+        let news = driver.take_news();
+        if news.woke {
+            yielded_idle = false;
+        }
+        if news.runtime_work || crate::spin::take_hand_back() || now - handed_back >= HAND_BACK_MAX
         {
             driver.hand_back().await;
             (handed_back, paused_at) = (now, Some(now));
@@ -404,6 +446,13 @@ pub fn watch_listener(fd: RawFd) {
 }
 
 /// This shard's ring driver, when it has one.
+/// True when this shard's driver reads the mesh's bell: it wakes the tasks that wait for
+/// another shard's message itself ([`crate::runtime::mesh_recv`]), whether it sleeps in its
+/// ring or parks in the runtime's loop.
+pub fn reads_bell() -> bool {
+    shard_driver().is_some_and(|driver| driver.bell.is_some() && driver.ring.bell_watched())
+}
+
 fn shard_driver() -> Option<Rc<Driver>> {
     SHARD_RING.with(|cell| match &*cell.borrow() {
         ShardRing::Ready(driver) => Some(driver.clone()),

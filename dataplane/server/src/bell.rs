@@ -34,7 +34,7 @@ thread_local! {
     /// This shard's bell (one shard per thread): every shard's bells and this one's index.
     static MESH_BELL: RefCell<Option<(Arc<[MeshBell]>, usize)>> = const { RefCell::new(None) };
     /// The tasks of this shard that wait for another shard's message
-    /// ([`crate::runtime::mesh_recv`]): the driver wakes them when the bell rings.
+    /// ([`crate::runtime::MeshInbox`]): the driver wakes them when the bell rings.
     static MESH_WAITERS: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
 }
 

@@ -63,8 +63,7 @@ impl<T: Send> MeshSenders<T> {
 /// The receiving side of the mesh, one stream per peer.
 pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<T>;
 
-/// The next message of `receiver`, from shard `peer`; `None` once the peer is gone. `taken`
-/// counts the messages taken from `peer` so far.
+/// What shard `peer` sends this one: its channel of the mesh, and the messages taken so far.
 ///
 /// On a shard whose socket driver reads the mesh's bell ([`crate::io::reads_bell`]), the task
 /// waits for the bell, and the driver wakes it ([`crate::bell::wake_mesh_waiters`]) in the
@@ -73,42 +72,62 @@ pub type MeshReceiver<T> = glommio::channels::shared_channel::ConnectedReceiver<
 /// every hop). Only the bell's count of messages sent says whether one waits: glommio's
 /// receive, asked of an empty channel, leaves a waker with its loop every time (freed only as
 /// messages come through that loop), so it is asked only for a message that is there.
-pub async fn mesh_recv<T: Send>(
-    receiver: &MeshReceiver<T>,
+pub struct MeshInbox<T: Send> {
+    receiver: MeshReceiver<T>,
     peer: usize,
-    taken: &mut u64,
-) -> Option<T> {
-    let bell = crate::bell::mesh_bell().filter(|_| crate::io::reads_bell());
-    let Some(bell) = bell else {
-        let message = receiver.recv().await;
-        *taken += u64::from(message.is_some());
-        return message;
-    };
-    std::future::poll_fn(|context| {
-        if bell.sent_by(peer) == *taken {
-            crate::bell::wait_for_mesh(context.waker());
-            // Counted after the wait was noted: a message counted later rings the bell.
+    taken: u64,
+    bell: Option<crate::bell::MeshBellRef>,
+}
+
+impl<T: Send> MeshInbox<T> {
+    /// The inbox of `receiver`, the channel from shard `peer`; on the shard's own thread.
+    pub fn new(receiver: MeshReceiver<T>, peer: usize) -> Self {
+        Self {
+            receiver,
+            peer,
+            taken: 0,
+            bell: crate::bell::mesh_bell(),
+        }
+    }
+
+    /// The next message; `None` once the peer is gone.
+    pub async fn next(&mut self) -> Option<T> {
+        let bell = self
+            .bell
+            .as_ref()
+            .filter(|bell| bell.sent_by(self.peer) != self.taken || crate::io::reads_bell());
+        let Some(bell) = bell else {
+            let message = self.receiver.recv().await;
+            self.taken += u64::from(message.is_some());
+            return message;
+        };
+        let (receiver, peer, taken) = (&self.receiver, self.peer, &mut self.taken);
+        std::future::poll_fn(|context| {
             if bell.sent_by(peer) == *taken {
-                return std::task::Poll::Pending;
+                crate::bell::wait_for_mesh(context.waker());
+                // Counted after the wait was noted: a message counted later rings the bell.
+                if bell.sent_by(peer) == *taken {
+                    return std::task::Poll::Pending;
+                }
             }
-        }
-        // In the channel before it was counted: the receive takes it at once.
-        let mut received = std::pin::pin!(receiver.recv());
-        let mut noop = std::task::Context::from_waker(std::task::Waker::noop());
-        match received.as_mut().poll(&mut noop) {
-            std::task::Poll::Ready(message) => {
-                *taken += 1;
-                std::task::Poll::Ready(message)
+            // In the channel before it was counted: the receive takes it at once.
+            let mut received = std::pin::pin!(receiver.recv());
+            let mut noop = std::task::Context::from_waker(std::task::Waker::noop());
+            match received.as_mut().poll(&mut noop) {
+                std::task::Poll::Ready(message) => {
+                    *taken += 1;
+                    std::task::Poll::Ready(message)
+                }
+                std::task::Poll::Pending => {
+                    // Not reached (one sender per channel, counted after its send); looks
+                    // again at the next run of the shard's tasks rather than at a bell.
+                    context.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
             }
-            std::task::Poll::Pending => {
-                // Not reached (one sender per channel, counted after its send); looks again
-                // at the next run of the shard's tasks rather than waiting for a bell.
-                context.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    })
-    .await
+        })
+        .await
+    }
 }
 
 /// How long a shard may take to start before the main thread interrupts its sleep, and how

@@ -13,8 +13,8 @@ use crate::shard::{
 
 /// Serves the requests and replies that arrive from shard `peer` until the mesh closes.
 pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
-    let mut taken = 0;
-    while let Some(message) = runtime::mesh_recv(&receiver, peer, &mut taken).await {
+    let mut inbox = runtime::MeshInbox::new(receiver, peer);
+    while let Some(message) = inbox.next().await {
         let (id, request) = match message {
             MeshMessage::Reply { id, reply } => {
                 shard.mesh.deliver(id, reply);

@@ -240,7 +240,7 @@ impl Driver {
     async fn park(&self) -> bool {
         // Parked too, the shard learns of another shard's message from its bell (the ring's
         // read of the bell's eventfd announces it on the doorbell): the tasks that wait for
-        // the mesh wait for the bell alone (`runtime::mesh_recv`).
+        // the mesh wait for the bell alone (`runtime::MeshInbox`).
         if self.bell.as_ref().is_some_and(|bell| !bell.sleep()) {
             return false;
         }
@@ -447,7 +447,7 @@ pub fn watch_listener(fd: RawFd) {
 
 /// This shard's ring driver, when it has one.
 /// True when this shard's driver reads the mesh's bell: it wakes the tasks that wait for
-/// another shard's message itself ([`crate::runtime::mesh_recv`]), whether it sleeps in its
+/// another shard's message itself ([`crate::runtime::MeshInbox`]), whether it sleeps in its
 /// ring or parks in the runtime's loop.
 pub fn reads_bell() -> bool {
     shard_driver().is_some_and(|driver| driver.bell.is_some() && driver.ring.bell_watched())

@@ -57,11 +57,19 @@ pub fn wait_for_mesh(waker: &Waker) {
 /// four `io_uring_enter`s a hop, each way). False when no task waited (each is busy, and takes
 /// the message when it next looks).
 pub fn wake_mesh_waiters() -> bool {
-    let waiters = MESH_WAITERS.with(|waiters| std::mem::take(&mut *waiters.borrow_mut()));
+    let mut waiters = MESH_WAITERS.with(|waiters| std::mem::take(&mut *waiters.borrow_mut()));
     let woke = !waiters.is_empty();
-    for waker in waiters {
+    for waker in waiters.drain(..) {
         waker.wake();
     }
+    // The list's memory serves the next waits (a wake only schedules its task, so nothing
+    // waited meanwhile).
+    MESH_WAITERS.with(|list| {
+        let mut list = list.borrow_mut();
+        if list.is_empty() {
+            *list = waiters;
+        }
+    });
     woke
 }
 

@@ -241,8 +241,16 @@ impl Driver {
         // Parked too, the shard learns of another shard's message from its bell (the ring's
         // read of the bell's eventfd announces it on the doorbell): the tasks that wait for
         // the mesh wait for the bell alone (`runtime::MeshInbox`).
-        if self.bell.as_ref().is_some_and(|bell| !bell.sleep()) {
-            return false;
+        if let Some(bell) = &self.bell {
+            if !self.ring.bell_watched() {
+                // The bell's read failed: the tasks that wait for the mesh go back to the
+                // runtime's own wake-ups, which reach a parked shard.
+                if bell::wake_mesh_waiters() {
+                    return false;
+                }
+            } else if !bell.sleep() {
+                return false;
+            }
         }
         if let Err(error) = self.ring.announce(true) {
             eprintln!("ember: io_uring doorbell failed ({error}); the shard polls");
@@ -445,7 +453,6 @@ pub fn watch_listener(fd: RawFd) {
     });
 }
 
-/// This shard's ring driver, when it has one.
 /// True when this shard's driver reads the mesh's bell: it wakes the tasks that wait for
 /// another shard's message itself ([`crate::runtime::MeshInbox`]), whether it sleeps in its
 /// ring or parks in the runtime's loop.
@@ -453,6 +460,7 @@ pub fn reads_bell() -> bool {
     shard_driver().is_some_and(|driver| driver.bell.is_some() && driver.ring.bell_watched())
 }
 
+/// This shard's ring driver, when it has one.
 fn shard_driver() -> Option<Rc<Driver>> {
     SHARD_RING.with(|cell| match &*cell.borrow() {
         ShardRing::Ready(driver) => Some(driver.clone()),

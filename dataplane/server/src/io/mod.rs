@@ -200,14 +200,16 @@ impl Driver {
 
     /// Takes the news of the ring and the bell. Another shard's message wakes this shard's
     /// tasks that wait for the mesh ([`bell::wake_mesh_waiters`]), which then run at the
-    /// driver's next yield; only when none waits does it need the runtime's loop, as a
-    /// connection that the runtime accepts does.
+    /// driver's next yield; it also hands the shard to the runtime's loop when none waited,
+    /// and while the ring has work of its own (under load, as before the direct wake: three
+    /// runs of `default-config.sh` had pipelined requests 3-9% slower without the hand-back,
+    /// bench/RESULTS.md), as a connection that the runtime accepts does.
     fn take_news(&self) -> News {
         let connection = self.ring.take_connection();
         let message = self.bell.as_ref().is_some_and(|bell| bell.take());
         let woke = message && bell::wake_mesh_waiters();
         News {
-            runtime_work: connection || (message && !woke),
+            runtime_work: connection || (message && (!woke || self.ring.has_work())),
             woke,
         }
     }

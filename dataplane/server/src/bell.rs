@@ -2,10 +2,11 @@
 //! wait inside glommio's loop. glommio wakes a receiving task only in its own loop, and writes a
 //! shard's wake-up eventfd only while that shard sleeps inside glommio; the socket ring driver
 //! (`io/mod.rs`) sleeps in its own ring instead while traffic flows. So every send on the mesh
-//! ([`crate::runtime::MeshSenders`]) also rings the receiver's bell: a flag the driver checks
-//! each turn (it then hands the shard to glommio's loop, which delivers the message), and, while
-//! the driver sleeps in its ring, an eventfd that the ring reads. With `--io-uring no` no shard
-//! sleeps outside glommio's loop, and there are no bells (`runtime::run_shards`).
+//! ([`crate::runtime::MeshSenders`]) also rings the receiver's bell: a count of what each peer
+//! sent and a flag that the driver checks each turn (it then wakes the tasks that read the mesh,
+//! [`wake_mesh_waiters`]), and, while the shard sleeps in its ring or parks, an eventfd that the
+//! ring reads. With `--io-uring no` no shard sleeps outside glommio's loop, and there are no
+//! bells (`runtime::run_shards`).
 
 use std::cell::RefCell;
 use std::io;
@@ -103,16 +104,6 @@ impl MeshBell {
     /// Announces a message that shard `source` put in its channel to the bell's shard.
     pub fn ring_from(&self, source: usize) {
         self.sent[source].fetch_add(1, Ordering::Release);
-        self.ring();
-    }
-
-    /// Messages shard `source` put in its channel to the bell's shard so far.
-    pub fn sent_by(&self, source: usize) -> u64 {
-        self.sent[source].load(Ordering::Acquire)
-    }
-
-    /// Announces a message (sent already) to the bell's shard.
-    pub fn ring(&self) {
         // Paired with `sleep`: either the sleeper sees `pending`, or this sees `sleeping`.
         self.pending.store(true, Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) {
@@ -121,6 +112,11 @@ impl MeshBell {
             // fails only when the counter would overflow, and then it is nonzero anyway.
             unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
         }
+    }
+
+    /// Messages shard `source` put in its channel to the bell's shard so far.
+    pub fn sent_by(&self, source: usize) -> u64 {
+        self.sent[source].load(Ordering::Acquire)
     }
 
     /// Takes the news that a message arrived since the last take.

@@ -13,13 +13,13 @@
 //! few system calls (it re-arms its preemption timer). So while traffic flows, the driver keeps
 //! the shard: when a turn finds nothing to do it sleeps in the shard's own ring (one
 //! `io_uring_enter` that data on any connection ends) and hands the shard to glommio's loop only
-//! when a listener that the runtime accepts from has a connection, or at least every
-//! [`HAND_BACK_MAX`] (timers, the other task queues). Another shard's message reaches a shard
-//! asleep in its ring through the mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring
-//! reads, and the driver wakes the tasks that wait for the mesh itself
-//! ([`crate::bell::wake_mesh_waiters`]): glommio's loop would wake them only in its own turn,
-//! which cost each hop between shards an eventfd write and four `io_uring_enter`s on each
-//! side. A new connection reaches it through a multishot
+//! when a listener that the runtime accepts from has a connection, when another shard's message
+//! comes while the ring has work of its own, or at least every [`HAND_BACK_MAX`] (timers, the
+//! other task queues). Another shard's message reaches a shard asleep in its ring through the
+//! mesh's bell ([`crate::bell::MeshBell`]), an eventfd the ring reads, and the driver wakes the
+//! tasks that wait for the mesh itself ([`crate::bell::wake_mesh_waiters`]): glommio's loop
+//! would wake them only in its own turn, which cost each hop between shards an eventfd write
+//! and four `io_uring_enter`s on each side. A new connection reaches it through a multishot
 //! poll of each listener ([`watch_listener`]), which wakes the shard's accept task in the same
 //! turn ([`listener_readable`]; the task accepts with `accept4` itself), so that it is accepted
 //! at once, before requests sent later on older connections, and without a turn of the
@@ -72,9 +72,9 @@ const BUFFER_COUNT: u16 = 256;
 /// Longest the driver keeps the shard from the runtime's own loop (timers, the other task
 /// queues) while traffic flows or while it sleeps in its own ring. Each turn of that loop costs
 /// a few system calls (the runtime re-arms its preemption timer), so it is not taken per
-/// request; messages from other shards and new connections do not wait for it (their
-/// [`MeshBell`] hands the shard to the runtime at the driver's next turn, the listener's poll
-/// wakes the accept task; either wakes the shard from its own ring).
+/// request; messages from other shards and new connections do not wait for it (the driver wakes
+/// the mesh's readers when their [`MeshBell`] rings, the listener's poll wakes the accept task;
+/// either wakes the shard from its own ring).
 const HAND_BACK_MAX: Duration = Duration::from_micros(500);
 /// After this long without traffic the driver parks inside the runtime's loop (woken by the
 /// ring through the doorbell, by another shard, a timer or an accept), instead of sleeping in
@@ -312,8 +312,9 @@ impl Driver {
 ///
 /// Each turn reaps what arrived, entering the kernel only when it has work for the shard. After
 /// a turn that woke connections, the driver yields so they run (and queue their replies). The
-/// runtime's own loop gets a turn when another shard sent a message (before the next socket
-/// turn when the message was already waiting), when a listener that the runtime accepts from
+/// runtime's own loop gets a turn when another shard sent a message while the ring has work of
+/// its own or no task waited for it (before the next socket turn when the message was already
+/// waiting; otherwise the driver wakes the mesh's readers itself), when a listener that the runtime accepts from
 /// has a connection, when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
 /// [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver submits the replies and spins on the ring's
@@ -337,8 +338,8 @@ async fn drive(driver: Rc<Driver>) {
         if let Some(paused_at) = paused_at.take() {
             tasks_ran_long = now - paused_at >= HAND_BACK_MAX;
         }
-        // Another shard's message (or a new connection) that is already waiting goes to the
-        // runtime's loop before this turn reaps socket data: a request forwarded here by
+        // Another shard's message (or a new connection) that is already waiting is taken
+        // before this turn reaps socket data: a request forwarded here by
         // another shard then runs before a later request of a local client, as in glommio's
         // own loop, which handles its channels before its rings. Not after a long command:
         // timers are due then too, and the clients that sent meanwhile are read first, as

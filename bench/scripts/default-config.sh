@@ -5,13 +5,16 @@
 # values) and -r 100000. The servers alternate for ROUNDS rounds; prints every figure and the
 # medians with Ember / Redis (the median of the per-round ratios).
 #
-#   bash bench/scripts/default-config.sh [ROUNDS] [REQUESTS_P1] [REQUESTS_P16]
-#   (EMBER=path/to/ember, default target/release/ember)
+#   bash bench/scripts/default-config.sh [ROUNDS] [REQUESTS_P1] [REQUESTS_P16] [NAME=BINARY...]
+#   (EMBER=path/to/ember, default target/release/ember; each NAME=BINARY is another Ember build
+#   run in every round beside it, e.g. after=target/release/ember with EMBER=/tmp/ember-before)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 n1=${2:-300000}
 n16=${3:-2000000}
+shift 3 || shift $#
+others=("$@")
 ember=${EMBER:-target/release/ember}
 [ -x "$ember" ] || { echo "build first: cargo build --release --bin ember" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -38,22 +41,25 @@ run() { # run NAME ROUND COMMAND...
 echo "start $(date -u '+%Y-%m-%d %H:%M UTC') load $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$rounds"); do
     run ember "$round" "$ember" --bind 127.0.0.1
+    for spec in "${others[@]}"; do run "${spec%%=*}" "$round" "${spec#*=}" --bind 127.0.0.1; done
     run redis "$round" redis-server --bind 127.0.0.1 --save "" --appendonly no
 done
 echo "end $(date -u '+%Y-%m-%d %H:%M UTC') load $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$results" <<'PY'
+python3 - "$results" ember "${others[@]%%=*}" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-print("| case | Ember req/s | Redis req/s | Ember / Redis (median of rounds) |")
-print("|---|---:|---:|---:|")
+print("| case | server | Ember req/s | Redis req/s | Ember / Redis (median of rounds) |")
+print("|---|---|---:|---:|---:|")
 for case in ("P16 SET", "P16 GET", "P1 SET", "P1 GET"):
     p, t = case.split()
     by = {}
     for r, s, pp, tt, v in rows:
         if pp == p and tt == t:
             by.setdefault(s, {})[r] = float(v)
-    e, rd = by.get("ember", {}), by.get("redis", {})
-    ratios = [e[r] / rd[r] for r in e if r in rd and rd[r] > 0]
-    print(f"| {case} | {statistics.median(e.values()):,.0f} | {statistics.median(rd.values()):,.0f} "
-          f"| {statistics.median(ratios):.2f}x |")
+    rd = by.get("redis", {})
+    for name in sys.argv[2:]:
+        e = by.get(name, {})
+        ratios = [e[r] / rd[r] for r in e if r in rd and rd[r] > 0]
+        print(f"| {case} | {name} | {statistics.median(e.values()):,.0f} "
+              f"| {statistics.median(rd.values()):,.0f} | {statistics.median(ratios):.2f}x |")
 PY

@@ -449,3 +449,41 @@ fn requests_beyond_a_full_mesh_channel_wait_and_lose_nothing() {
     }
     assert_eq!(sleeping.join().unwrap(), b"+OK\r\n");
 }
+
+/// A client that pipelines writes to both shards and hangs up without reading a reply: every
+/// write still runs, as in Redis, which runs what it has read. The remote commands of a batch
+/// leave together when the connection first waits for a reply; a hang-up must not leave them
+/// behind in the shard's outbox.
+#[test]
+fn writes_of_a_client_that_hangs_up_at_once_still_run() {
+    let ember = Ember::start(2);
+    let keys: Vec<String> = (0..300).map(|i| format!("gone:{i}")).collect();
+    assert!(keys.iter().any(|k| owner(k, 2) == 0) && keys.iter().any(|k| owner(k, 2) == 1));
+    for round in 0..20 {
+        let mut request = Vec::new();
+        for key in &keys {
+            let value = format!("{round}");
+            request.extend(multibulk(&[b"SET", key.as_bytes(), value.as_bytes()]));
+        }
+        let mut raw = ember.raw();
+        raw.send(&request);
+        drop(raw);
+        let mut check = ember.raw();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let want = format!("${}\r\n{round}\r\n", round.to_string().len());
+        for key in &keys {
+            loop {
+                let got = check.command(&[b"GET", key.as_bytes()]);
+                if String::from_utf8_lossy(&got) == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: {key} reads {:?}",
+                    String::from_utf8_lossy(&got)
+                );
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}

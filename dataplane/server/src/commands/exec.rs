@@ -83,6 +83,8 @@ impl Pipeline<'_> {
         if self.deferred.is_empty() {
             return;
         }
+        // The batch's remote commands leave together, one message per shard.
+        shard.mesh.flush_outbox();
         // Only the bytes written after the first deferred reply move; when every command of
         // the batch was remote there are none, and replies are written straight into `out`.
         let first_offset = self.deferred[0].offset;
@@ -309,7 +311,7 @@ pub async fn execute<'s>(
                         None,
                         false,
                     );
-                    let pending = shard.send_now(owner, request);
+                    let pending = shard.send_batched(owner, request);
                     pipeline.deferred.push(Deferred {
                         reply: DeferredReply::Command(pending),
                         offset: out.pending_len(),

@@ -15,35 +15,94 @@ use crate::shard::{
 pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
     let mut inbox = runtime::MeshInbox::new(receiver, peer);
     while let Some(message) = inbox.next().await {
-        let (id, request) = match message {
-            MeshMessage::Reply { id, reply } => {
-                shard.mesh.deliver(id, reply);
-                continue;
-            }
-            MeshMessage::Request { id, request } => (id, request),
-        };
-        if let Some(reply) = answer_plain(&shard, &request) {
-            reply_after_events(&shard, peer, id, reply, true);
-            continue;
-        }
-        // Invalidations raised by a part of a transaction wait for its release, so a BCAST
-        // client gets one message per prefix for the whole transaction.
-        let defer_tracking = matches!(request, ShardRequest::Execute { token: Some(_), .. });
-        if answerable_now(&shard, &request) {
-            let reply = answer(&shard, request).await;
-            reply_after_events(&shard, peer, id, reply, !defer_tracking);
-        } else {
-            // Waits for a hold to end; must not stop replies from this peer meanwhile.
-            let shard = shard.clone();
-            runtime::spawn(async move {
-                let reply = answer(&shard, request).await;
-                super::pubsub::forward_events(&shard).await;
-                if !defer_tracking && shard.tracking.has_pending() {
-                    super::tracking::flush(&shard).await;
+        match message {
+            MeshMessage::Batch(mut messages) => {
+                if messages.len() > 1 {
+                    prefetch_keys(&shard, &messages);
                 }
-                shard.mesh.reply(peer, id, reply);
-            });
+                for message in messages.drain(..) {
+                    if let Some((id, request)) = serve_now(&shard, peer, message) {
+                        serve_request(&shard, peer, id, request).await;
+                    }
+                }
+                shard.mesh.recycle(peer, messages);
+            }
+            message => {
+                if let Some((id, request)) = serve_now(&shard, peer, message) {
+                    serve_request(&shard, peer, id, request).await;
+                }
+            }
         }
+        // The replies answered inline leave together, one message for the whole batch.
+        shard.mesh.flush_to(peer);
+    }
+}
+
+/// Warms the cache for the keys of a batch's keyspace commands before they run, as a
+/// connection does for its pipeline's local keys (`exec::prefetch_ahead`): each lookup's
+/// misses then overlap the others'. The key is taken to be the first argument, as it is for
+/// nearly every keyspace command; a wrong guess fetches a line that goes unused.
+fn prefetch_keys(shard: &Shard, messages: &[MeshMessage]) {
+    let keyspace = shard.keyspace.borrow();
+    let mut db = None;
+    let keys = messages.iter().filter_map(|message| match message {
+        MeshMessage::Request {
+            request: ShardRequest::Execute { caller, args, .. },
+            ..
+        } if *db.get_or_insert(caller.db) == caller.db => args.get(1),
+        _ => None,
+    });
+    let keys: smallvec::SmallVec<[&[u8]; 16]> = keys.collect();
+    if let Some(db) = db {
+        if keyspace.len(db) >= super::exec::PREFETCH_MIN_KEYS {
+            keyspace.prefetch(db, keys);
+        }
+    }
+}
+
+/// Serves what needs no waiting: delivers a reply, or answers a plain keyspace request inline
+/// (its reply gathered for the peer). Returns any other request.
+fn serve_now(shard: &Rc<Shard>, peer: usize, message: MeshMessage) -> Option<(u64, ShardRequest)> {
+    match message {
+        MeshMessage::Reply { id, reply } => {
+            shard.mesh.deliver(id, reply);
+            None
+        }
+        MeshMessage::Request { id, request } => match answer_plain(shard, &request) {
+            Some(reply) => {
+                reply_after_events(shard, peer, id, reply, true);
+                None
+            }
+            None => Some((id, request)),
+        },
+        MeshMessage::Batch(_) => {
+            unreachable!("a batch holds requests and replies only (Mesh::gather)")
+        }
+    }
+}
+
+/// Answers a request that may wait (for a hold, a model, another shard): inline when it does
+/// not wait for a hold, otherwise in a task of its own.
+async fn serve_request(shard: &Rc<Shard>, peer: usize, id: u64, request: ShardRequest) {
+    // Invalidations raised by a part of a transaction wait for its release, so a BCAST
+    // client gets one message per prefix for the whole transaction.
+    let defer_tracking = matches!(request, ShardRequest::Execute { token: Some(_), .. });
+    if answerable_now(shard, &request) {
+        // The replies gathered so far do not wait for this one (a model's run, a flush).
+        shard.mesh.flush_to(peer);
+        let reply = answer(shard, request).await;
+        reply_after_events(shard, peer, id, reply, !defer_tracking);
+    } else {
+        // Waits for a hold to end; must not stop replies from this peer meanwhile.
+        let shard = shard.clone();
+        runtime::spawn(async move {
+            let reply = answer(&shard, request).await;
+            super::pubsub::forward_events(&shard).await;
+            if !defer_tracking && shard.tracking.has_pending() {
+                super::tracking::flush(&shard).await;
+            }
+            shard.mesh.reply(peer, id, reply);
+        });
     }
 }
 
@@ -59,7 +118,7 @@ fn reply_after_events(
 ) {
     let tracking = flush_tracking && shard.tracking.has_pending();
     if !shard.pubsub.has_forwards() && !tracking {
-        return shard.mesh.reply(peer, id, reply);
+        return shard.mesh.reply_batched(peer, id, reply);
     }
     let events = shard.pubsub.take_forwards();
     let shard = shard.clone();

@@ -224,6 +224,14 @@ impl Shard {
         self.mesh.send_now(target, request)
     }
 
+    /// [`Shard::send_now`] gathered with the other messages for `target`
+    /// ([`Mesh::send_batched`]): a connection's remote commands of one batch.
+    #[inline]
+    pub fn send_batched(&self, target: usize, request: ShardRequest) -> PendingReply<'_> {
+        self.count_hop();
+        self.mesh.send_batched(target, request)
+    }
+
     /// Sends `request` to shard `target` with no reply wanted.
     pub async fn notify(&self, target: usize, request: ShardRequest) {
         self.count_hop();

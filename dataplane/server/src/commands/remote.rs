@@ -15,20 +15,24 @@ use crate::shard::{
 pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<MeshMessage>) {
     let mut inbox = runtime::MeshInbox::new(receiver, peer);
     while let Some(message) = inbox.next().await {
+        // One clock read for the whole batch (read again after a request that waited), as
+        // Redis reads it once a command.
+        let mut now_ms = crate::stats::unix_time_ms();
         match message {
             MeshMessage::Batch(mut messages) => {
                 if messages.len() > 1 {
                     prefetch_keys(&shard, &messages);
                 }
                 for message in messages.drain(..) {
-                    if let Some((id, request)) = serve_now(&shard, peer, message) {
+                    if let Some((id, request)) = serve_now(&shard, peer, message, now_ms) {
                         serve_request(&shard, peer, id, request).await;
+                        now_ms = crate::stats::unix_time_ms();
                     }
                 }
                 shard.mesh.recycle(peer, messages);
             }
             message => {
-                if let Some((id, request)) = serve_now(&shard, peer, message) {
+                if let Some((id, request)) = serve_now(&shard, peer, message, now_ms) {
                     serve_request(&shard, peer, id, request).await;
                 }
             }
@@ -62,13 +66,18 @@ fn prefetch_keys(shard: &Shard, messages: &[MeshMessage]) {
 
 /// Serves what needs no waiting: delivers a reply, or answers a plain keyspace request inline
 /// (its reply gathered for the peer). Returns any other request.
-fn serve_now(shard: &Rc<Shard>, peer: usize, message: MeshMessage) -> Option<(u64, ShardRequest)> {
+fn serve_now(
+    shard: &Rc<Shard>,
+    peer: usize,
+    message: MeshMessage,
+    now_ms: u64,
+) -> Option<(u64, ShardRequest)> {
     match message {
         MeshMessage::Reply { id, reply } => {
             shard.mesh.deliver(id, reply);
             None
         }
-        MeshMessage::Request { id, request } => match answer_plain(shard, &request) {
+        MeshMessage::Request { id, request } => match answer_plain(shard, &request, now_ms) {
             Some(reply) => {
                 reply_after_events(shard, peer, id, reply, true);
                 None
@@ -183,7 +192,7 @@ fn execute_blocked(shard: &Shard, args: &PackedArgs, db: usize, token: Option<Ho
 /// Answers at once, with no `async` path, the common request: a keyspace command that asks
 /// for no hold while nothing here is held (so [`admit`] has nothing to wait for). `None` for
 /// any other request.
-fn answer_plain(shard: &Shard, request: &ShardRequest) -> Option<ShardReply> {
+fn answer_plain(shard: &Shard, request: &ShardRequest, now_ms: u64) -> Option<ShardReply> {
     match request {
         ShardRequest::Execute {
             caller,
@@ -192,7 +201,6 @@ fn answer_plain(shard: &Shard, request: &ShardRequest) -> Option<ShardReply> {
             token: None,
             hold: false,
         } if !shard.gate.busy() => {
-            let now_ms = crate::stats::unix_time_ms();
             let reply = execute_now(shard, *caller, *protocol, &args.slices(), now_ms);
             // A command run for another shard's client allocates here (crate::memory).
             crate::memory::after_command(shard);

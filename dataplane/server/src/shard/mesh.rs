@@ -26,6 +26,9 @@ pub const NO_REPLY: u64 = 0;
 /// that has been reused since is recognised and dropped.
 const SLOT_INDEX_BITS: u32 = 24;
 const SLOT_INDEX_MASK: u64 = (1 << SLOT_INDEX_BITS) - 1;
+/// The largest batch vector a shard keeps for the next batch to a peer ([`Mesh::recycle`]):
+/// a deep pipeline's batch of thousands goes back to the allocator.
+const SPARE_MESSAGES_MAX: usize = 256;
 /// Set in a slot's id once it timed out: the late reply's id no longer matches it.
 const TIMED_OUT: u64 = 1 << 63;
 
@@ -317,6 +320,9 @@ pub struct Mesh {
     outbox: RefCell<Vec<Vec<MeshMessage>>>,
     /// True while some outbox holds a message.
     outbox_waiting: Cell<bool>,
+    /// By peer: the emptied vector of the last batch that came from it, which carries the next
+    /// batch to it ([`Mesh::recycle`]).
+    spare: RefCell<Vec<Vec<MeshMessage>>>,
 }
 
 impl Mesh {
@@ -333,6 +339,7 @@ impl Mesh {
             overflow_task: RefCell::new(None),
             outbox: RefCell::new((0..count).map(|_| Vec::new()).collect()),
             outbox_waiting: Cell::new(false),
+            spare: RefCell::new((0..count).map(|_| Vec::new()).collect()),
         }
     }
 
@@ -423,7 +430,12 @@ impl Mesh {
     }
 
     fn gather(&self, target: usize, message: MeshMessage) {
-        self.outbox.borrow_mut()[target].push(message);
+        let mut outbox = self.outbox.borrow_mut();
+        let messages = &mut outbox[target];
+        if messages.capacity() == 0 {
+            *messages = std::mem::take(&mut self.spare.borrow_mut()[target]);
+        }
+        messages.push(message);
         self.outbox_waiting.set(true);
     }
 
@@ -456,21 +468,25 @@ impl Mesh {
             std::mem::take(&mut outbox[target])
         };
         let message = if messages.len() == 1 {
-            messages.pop().expect("one message")
+            let message = messages.pop().expect("one message");
+            // The vector stays for the next message gathered.
+            self.outbox.borrow_mut()[target] = messages;
+            message
         } else {
             MeshMessage::Batch(messages)
         };
         self.push_now(target, message);
     }
 
-    /// Keeps the emptied vector of a batch that came from `peer` for the next messages
-    /// gathered for it (a batch of requests goes back as a batch of replies), so that a
-    /// steady flow of batches allocates nothing.
+    /// Keeps the emptied vector of a batch that came from `peer` to carry the next batch to
+    /// it: vectors then go back and forth between two shards instead of each being allocated
+    /// by one and freed by the other (which hands the memory back to the allocating shard's
+    /// arena). One of at most [`SPARE_MESSAGES_MAX`] messages is kept.
     pub fn recycle(&self, peer: usize, messages: Vec<MeshMessage>) {
         debug_assert!(messages.is_empty(), "only an emptied batch is kept");
-        let mut outbox = self.outbox.borrow_mut();
-        if outbox[peer].capacity() == 0 {
-            outbox[peer] = messages;
+        let mut spare = self.spare.borrow_mut();
+        if spare[peer].capacity() == 0 && messages.capacity() <= SPARE_MESSAGES_MAX {
+            spare[peer] = messages;
         }
     }
 

@@ -3,9 +3,9 @@
 //! shard's wake-up eventfd only while that shard sleeps inside glommio; the socket ring driver
 //! (`io/mod.rs`) sleeps in its own ring instead while traffic flows. So every send on the mesh
 //! ([`crate::runtime::MeshSenders`]) also rings the receiver's bell: a count of what each peer
-//! sent and a flag that the driver checks each turn (it then wakes the tasks that read the mesh,
-//! [`wake_mesh_waiters`]), and, while the shard sleeps in its ring or parks, an eventfd that the
-//! ring reads. With `--io-uring no` no shard sleeps outside glommio's loop, and there are no
+//! sent, which the driver compares with what it noticed each turn (it then wakes the tasks that
+//! read the mesh, [`wake_mesh_waiters`]), and, while the shard sleeps in its ring or parks, an
+//! eventfd that the ring reads. With `--io-uring no` no shard sleeps outside glommio's loop, and there are no
 //! bells (`runtime::run_shards`).
 
 use std::cell::RefCell;

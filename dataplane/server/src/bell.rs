@@ -5,8 +5,8 @@
 //! ([`crate::runtime::MeshSenders`]) also rings the receiver's bell: a count of what each peer
 //! sent, which the driver compares with what it noticed each turn (it then wakes the tasks that
 //! read the mesh, [`wake_mesh_waiters`]), and, while the shard sleeps in its ring or parks, an
-//! eventfd that the ring reads. With `--io-uring no` no shard sleeps outside glommio's loop, and there are no
-//! bells (`runtime::run_shards`).
+//! eventfd that the ring reads. With `--io-uring no` no shard sleeps outside glommio's loop,
+//! and there are no bells (`runtime::run_shards`).
 
 use std::cell::RefCell;
 use std::io;

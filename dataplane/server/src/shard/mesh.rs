@@ -2,9 +2,9 @@
 //! start. A caller sends a request and gets a [`PendingReply`] that it may await at once or
 //! later, so a connection sends every remote command of its pipeline before it waits for any;
 //! a pipeline's remote commands for one shard are gathered and leave as one message
-//! ([`Mesh::send_batched`]), and their replies come back as one. Replies land in reusable slots (no channel per request); a slot that waits longer than
-//! `shard-reply-timeout-ms` is answered with an error, so a shard that stops answering costs its
-//! callers an error, never a hang.
+//! ([`Mesh::send_batched`]), and their replies come back as one. Replies land in reusable slots
+//! (no channel per request); a slot that waits longer than `shard-reply-timeout-ms` is answered
+//! with an error, so a shard that stops answering costs its callers an error, never a hang.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -7,9 +7,12 @@
 #
 #   CLIENTS=50 PIPELINE=16 TESTS=get bash bench/scripts/server-cpu.sh [ROUNDS] [REQUESTS] NAME=BINARY[:ARGS]...
 #
-# CLIENTS (default 50), PIPELINE (default 16) and TESTS (default get,set) go to redis-benchmark;
-# FILL=1 (the default) SETs the keys first, so that GETs find values. ARGS (after a colon, spaces
-# as commas) are added to Ember's command line, e.g. one-shard=target/release/ember:--threads,1.
+# CLIENTS (default 50), PIPELINE (default 16), TESTS (default get,set) and BENCH_ARGS (more
+# options, e.g. "-k 0") go to redis-benchmark; FILL=1 (the default) SETs the keys first, so
+# that GETs find values. PIN=1 pins each server to CPU 0 (Ember with one shard and no busy
+# polling, `--threads 1 --busy-poll-us 0`) and redis-benchmark to CPU 1: issue 11's per-request
+# cost. ARGS (after a colon, spaces as commas) are added to Ember's command line, e.g.
+# one-shard=target/release/ember:--threads,1.
 # With two cores and a client that needs one, this is where the hop between two shards shows:
 # bench/RESULTS.md "Twenty-fourth session".
 set -euo pipefail
@@ -21,6 +24,11 @@ clients=${CLIENTS:-50}
 pipeline=${PIPELINE:-16}
 tests=${TESTS:-get,set}
 fill=${FILL:-1}
+bench_args=${BENCH_ARGS:-}
+server_cpu=() client_cpu=() pinned_args=""
+if [ "${PIN:-0}" = 1 ]; then
+    server_cpu=(taskset -c 0) client_cpu=(taskset -c 1) pinned_args="--threads 1 --busy-poll-us 0"
+fi
 port=${PORT:-7990}
 hz=$(getconf CLK_TCK)
 results=$(mktemp)
@@ -29,23 +37,26 @@ run() { # run NAME SPEC TEST
     local name=$1 spec=$2 test=$3 pid binary args
     port=$((port + 1))
     if [ "$spec" = redis ]; then
-        redis-server --port "$port" --save '' --appendonly no >/dev/null 2>&1 &
+        "${server_cpu[@]}" redis-server --port "$port" --save '' --appendonly no >/dev/null 2>&1 &
     else
         binary=${spec%%:*}
         args=""
         [ "$binary" != "$spec" ] && args=$(echo "${spec#*:}" | tr ',' ' ')
         # shellcheck disable=SC2086
-        "$binary" --port "$port" --bind 127.0.0.1 $args >/dev/null 2>&1 &
+        "${server_cpu[@]}" "$binary" --port "$port" --bind 127.0.0.1 $pinned_args $args \
+            >/dev/null 2>&1 &
     fi
     pid=$!
     for _ in $(seq 200); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
     if [ "$fill" = 1 ]; then
-        redis-benchmark -p "$port" -t set -n 200000 -r 100000 -P 16 -q >/dev/null 2>&1
+        "${client_cpu[@]}" redis-benchmark -p "$port" -t set -n 200000 -r 100000 -P 16 -q \
+            >/dev/null 2>&1
     fi
     local before after line
     before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    line=$(redis-benchmark -p "$port" -c "$clients" -P "$pipeline" -n "$requests" -r 100000 \
-        -t "$test" --csv 2>/dev/null | tail -1)
+    # shellcheck disable=SC2086
+    line=$("${client_cpu[@]}" redis-benchmark -p "$port" -c "$clients" -P "$pipeline" \
+        -n "$requests" -r 100000 -t "$test" $bench_args --csv 2>/dev/null | tail -1)
     after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     kill "$pid"; wait "$pid" 2>/dev/null || true
     local rps p50 cpu

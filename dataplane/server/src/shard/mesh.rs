@@ -414,6 +414,11 @@ impl Mesh {
         debug_assert_ne!(target, self.index, "local work does not cross the mesh");
         let id = self.take_slot(target);
         self.gather(target, MeshMessage::Request { id, request });
+        self.pending(id)
+    }
+
+    /// The reply to request `id`, to await.
+    fn pending(&self, id: u64) -> PendingReply<'_> {
         PendingReply {
             mesh: self,
             id,
@@ -533,11 +538,7 @@ impl Mesh {
         debug_assert_ne!(target, self.index, "local work does not cross the mesh");
         let id = self.take_slot(target);
         self.push(target, MeshMessage::Request { id, request });
-        PendingReply {
-            mesh: self,
-            id,
-            done: false,
-        }
+        self.pending(id)
     }
 
     /// Sends `request` with no reply wanted.

@@ -35,8 +35,8 @@ pub struct MeshBell {
     /// channel empty, and frees them only as messages arrive through that loop).
     sent: Box<[Padded<AtomicU64>]>,
     /// Each peer's count when the receiver last took the news ([`MeshBell::take`]); read and
-    /// written by the receiving shard alone.
-    noticed: Box<[Padded<AtomicU64>]>,
+    /// written by the receiving shard alone (so not padded apart).
+    noticed: Box<[AtomicU64]>,
 }
 
 /// A value alone on its cache line: the counts are written by one core and read by another.
@@ -110,7 +110,7 @@ impl MeshBell {
             // SAFETY: a new descriptor that nothing else owns.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             sent: (0..shard_count).map(|_| Padded::default()).collect(),
-            noticed: (0..shard_count).map(|_| Padded::default()).collect(),
+            noticed: (0..shard_count).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -137,8 +137,8 @@ impl MeshBell {
         let mut news = false;
         for (sent, noticed) in self.sent.iter().zip(self.noticed.iter()) {
             let count = sent.0.load(Ordering::Acquire);
-            if count != noticed.0.load(Ordering::Relaxed) {
-                noticed.0.store(count, Ordering::Relaxed);
+            if count != noticed.load(Ordering::Relaxed) {
+                noticed.store(count, Ordering::Relaxed);
                 news = true;
             }
         }
@@ -155,7 +155,7 @@ impl MeshBell {
         self.sent
             .iter()
             .zip(self.noticed.iter())
-            .any(|(sent, noticed)| sent.0.load(order) != noticed.0.load(Ordering::Relaxed))
+            .any(|(sent, noticed)| sent.0.load(order) != noticed.load(Ordering::Relaxed))
     }
 
     /// Announces that the shard is about to sleep outside the runtime's loop; false (and not

@@ -47,20 +47,25 @@ pub async fn serve_peer(shard: Rc<Shard>, peer: usize, receiver: MeshReceiver<Me
 /// misses then overlap the others'. The key is taken to be the first argument, as it is for
 /// nearly every keyspace command; a wrong guess fetches a line that goes unused.
 fn prefetch_keys(shard: &Shard, messages: &[MeshMessage]) {
-    let keyspace = shard.keyspace.borrow();
-    let mut db = None;
-    let keys = messages.iter().filter_map(|message| match message {
+    let executes = messages.iter().filter_map(|message| match message {
         MeshMessage::Request {
             request: ShardRequest::Execute { caller, args, .. },
             ..
-        } if *db.get_or_insert(caller.db) == caller.db => args.get(1),
+        } => Some((caller.db, args)),
         _ => None,
     });
-    let keys: smallvec::SmallVec<[&[u8]; 16]> = keys.collect();
-    if let Some(db) = db {
-        if keyspace.len(db) >= super::exec::PREFETCH_MIN_KEYS {
-            keyspace.prefetch(db, keys);
-        }
+    // The keys of the first keyspace request's database (a client's batch has one).
+    let Some((db, _)) = executes.clone().next() else {
+        return;
+    };
+    let keyspace = shard.keyspace.borrow();
+    if keyspace.len(db) >= super::exec::PREFETCH_MIN_KEYS {
+        keyspace.prefetch(
+            db,
+            executes
+                .filter(|&(request_db, _)| request_db == db)
+                .filter_map(|(_, args)| args.get(1)),
+        );
     }
 }
 

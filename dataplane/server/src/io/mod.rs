@@ -314,9 +314,9 @@ impl Driver {
 /// a turn that woke connections, the driver yields so they run (and queue their replies). The
 /// runtime's own loop gets a turn when another shard sent a message while the ring has work of
 /// its own or no task waited for it (before the next socket turn when the message was already
-/// waiting; otherwise the driver wakes the mesh's readers itself), when a listener that the runtime accepts from
-/// has a connection, when inference asks ([`crate::spin::hand_back_soon`]), and otherwise at least every
-/// [`HAND_BACK_MAX`]. When a
+/// waiting; otherwise the driver wakes the mesh's readers itself), when a listener that the
+/// runtime accepts from has a connection, when inference asks
+/// ([`crate::spin::hand_back_soon`]), and otherwise at least every [`HAND_BACK_MAX`]. When a
 /// turn finds nothing: with busy polling the driver submits the replies and spins on the ring's
 /// shared memory (politely, with `sched_yield`); then it submits them and sleeps in its own ring
 /// in one `io_uring_enter` (which a socket, a new connection or another shard's message ends)

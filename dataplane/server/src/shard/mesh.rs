@@ -450,7 +450,8 @@ impl Mesh {
         if !self.outbox_waiting.replace(false) {
             return;
         }
-        for target in 0..self.overflow_sending.len() {
+        let shards = self.outbox.borrow().len();
+        for target in 0..shards {
             self.send_gathered(target);
         }
     }

@@ -556,6 +556,112 @@ fn pipelined_commands_on_both_shards_reach_the_slow_log() {
     );
 }
 
+/// A command that another shard ran counts the time it ran there, as Redis counts execution
+/// only: GETs sent to a shard while it sleeps (DEBUG SLEEP) wait for it, but the slow log
+/// shows the sleep alone and INFO commandstats counts the GETs' microseconds, not their wait.
+#[test]
+fn commands_run_on_another_shard_count_their_run_not_their_wait() {
+    let ember = Ember::start(2);
+    let mut admin = ember.connect(false);
+    let key_of = |shard: usize| {
+        (0..)
+            .map(|i| format!("waited:{i}"))
+            .find(|key| owner(key, 2) == shard)
+            .unwrap()
+    };
+    let keys = [key_of(0), key_of(1)];
+    for key in &keys {
+        redis::cmd("SET")
+            .arg(key)
+            .arg("here")
+            .exec(&mut admin)
+            .expect("SET");
+    }
+    // At most three rounds: a round proves something only when some probe landed on the shard
+    // that stayed awake (the kernel spreads connections over both; all on one: 2^-11).
+    for round in 0..3 {
+        redis::cmd("SLOWLOG")
+            .arg("RESET")
+            .exec(&mut admin)
+            .expect("SLOWLOG RESET");
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .exec(&mut admin)
+            .expect("CONFIG RESETSTAT");
+        let mut connections: Vec<common::Raw> = (0..12).map(|_| ember.raw()).collect();
+        for connection in &mut connections {
+            assert_eq!(connection.command(&[b"PING"]), b"+PONG\r\n");
+        }
+        let mut sleeper = connections.pop().unwrap();
+        let sleeping = thread::spawn(move || sleeper.command(&[b"DEBUG", b"SLEEP", b"1"]));
+        thread::sleep(Duration::from_millis(150));
+        // Each probe: a PING (answered at once on the awake shard, after the sleep on the
+        // other), then both keys in one pipeline (one of them waits on the awake shard).
+        let probes: Vec<_> = connections
+            .into_iter()
+            .map(|mut raw| {
+                let keys = keys.clone();
+                thread::spawn(move || {
+                    let started = Instant::now();
+                    assert_eq!(raw.command(&[b"PING"]), b"+PONG\r\n");
+                    let awake = started.elapsed() < Duration::from_millis(400);
+                    let mut batch = Vec::new();
+                    for key in &keys {
+                        batch.extend(multibulk(&[b"GET", key.as_bytes()]));
+                    }
+                    raw.send(&batch);
+                    for _ in &keys {
+                        assert_eq!(raw.reply(), b"$4\r\nhere\r\n");
+                    }
+                    awake
+                })
+            })
+            .collect();
+        let awake = probes
+            .into_iter()
+            .map(|probe| probe.join().expect("probe"))
+            .filter(|&awake| awake)
+            .count();
+        assert_eq!(sleeping.join().unwrap(), b"+OK\r\n");
+        eprintln!("round {round}: {awake} of 11 probes on the awake shard");
+        if awake == 0 {
+            continue;
+        }
+        let entries: Vec<Value> = redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(100)
+            .query(&mut admin)
+            .expect("SLOWLOG GET");
+        let logged: Vec<String> = entries
+            .iter()
+            .map(|entry| match entry {
+                Value::Array(fields) => match &fields[3] {
+                    Value::Array(args) => match &args[0] {
+                        Value::BulkString(name) => String::from_utf8_lossy(name).into_owned(),
+                        other => format!("{other:?}"),
+                    },
+                    other => format!("{other:?}"),
+                },
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(logged, ["DEBUG"], "the slow log holds more than the sleep");
+        let stats = common::info_text(&mut admin, "commandstats", "cmdstat_get");
+        let usec: u64 = stats
+            .split(',')
+            .find_map(|field| field.strip_prefix("usec="))
+            .and_then(|usec| usec.parse().ok())
+            .unwrap_or_else(|| panic!("no usec in {stats}"));
+        // The GETs that waited for the sleeping shard waited over half a second each.
+        assert!(
+            usec < 100_000,
+            "GETs counted {usec} us: their wait for the other shard, not their run ({stats})"
+        );
+        return;
+    }
+    panic!("in three rounds no probe landed on the shard that stayed awake");
+}
+
 /// SLOWLOG GET lists the newest entries first across shards too: clients on both shards log in
 /// turn after one client logged many on its own shard (with a sequence per shard, that shard's
 /// older entries came before the other shard's newer ones, and Redis's unit/slowlog saw an

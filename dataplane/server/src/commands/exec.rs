@@ -12,12 +12,12 @@ use std::rc::Rc;
 use ember_resp::{Outcome, Protocol, Reply, ReplySink};
 use smallvec::SmallVec;
 
-use super::multikey::{self, execute_request, into_reply};
+use super::multikey::{self, execute_request, into_ran};
 use super::pubsub::{PubSubOp, Publishing};
 use super::{CommandFlags, CommandResult, ConnectionCtx, Handler, TransactionOp, COMMANDS};
 use crate::client::{Client, ClientHandle};
 use crate::shard::router::{self, Route};
-use crate::shard::{PackedArgs, PendingReply, Shard};
+use crate::shard::{PackedArgs, PendingReply, Ran, Shard};
 
 /// Remote commands of a read batch whose replies are still on their way.
 #[derive(Default)]
@@ -35,11 +35,14 @@ struct Deferred<'s> {
     command_index: usize,
     /// Its statistics' entry: a subcommand's own ([`super::acl::CATALOGUE`]'s id).
     stat_id: usize,
+    /// When it started here: a publication's time is its delivery's, here and on the other
+    /// shards (a command's is the time it ran on the shard that owns its keys).
     started: crate::clock::Ticks,
     /// The client, for the slow log.
     client: Rc<ClientHandle>,
-    /// The command's arguments while HOTKEYS records (its keys are counted at the reply) or
-    /// the slow log is on (an entry shows them).
+    /// The command's arguments while HOTKEYS records (its keys are counted at the reply) or,
+    /// for a publication, while the slow log is on (an entry shows them; a command's come
+    /// back with its reply when it ran long enough).
     args: Option<PackedArgs>,
 }
 
@@ -53,10 +56,17 @@ enum DeferredReply<'s> {
 }
 
 impl<'s> DeferredReply<'s> {
-    async fn reply(self) -> Reply {
+    /// The reply, with, for a command, how long it ran on its shard (and its arguments when
+    /// that was long enough for the slow log).
+    async fn reply(self) -> (Reply, Option<Ran>) {
         match self {
-            Self::Command(pending) => into_reply(pending.await),
-            Self::Publish(publishing) => Reply::Integer(publishing.receivers().await as i64),
+            Self::Command(pending) => {
+                let mut ran = into_ran(pending.await);
+                (std::mem::replace(&mut ran.reply, Reply::Null), Some(ran))
+            }
+            Self::Publish(publishing) => {
+                (Reply::Integer(publishing.receivers().await as i64), None)
+            }
         }
     }
 }
@@ -96,31 +106,35 @@ impl Pipeline<'_> {
             out.bytes_mut()
                 .extend_from_slice(&later[copied - first_offset..deferred.offset - first_offset]);
             copied = deferred.offset;
-            let reply = deferred.reply.reply().await;
+            let (reply, ran) = deferred.reply.reply().await;
             out.set_protocol(deferred.protocol);
             out.begin();
             let reply_start = out.pending_len();
             reply.write_to(out);
             let failed = note_failure(shard, out.outcome());
-            let elapsed_us = crate::clock::since_us(deferred.started);
+            let (elapsed_us, slow_args) = match ran {
+                Some(ran) => (ran.micros, ran.slow_args.map(|args| *args)),
+                None => (crate::clock::since_us(deferred.started), None),
+            };
             shard
                 .stats
                 .record_call(deferred.stat_id, elapsed_us, failed);
-            if let Some(args) = deferred.args {
-                let args = args.slices();
-                record_slow(
-                    shard,
-                    &deferred.client,
-                    deferred.command_index,
-                    &args,
-                    elapsed_us,
-                );
-                if shard.hotkeys.recording() {
-                    let reply_bytes = out.pending_len() - reply_start;
-                    shard
-                        .hotkeys
-                        .record_net(deferred.command_index, &args, reply_bytes);
-                }
+            let args = slow_args
+                .as_ref()
+                .or(deferred.args.as_ref())
+                .map(PackedArgs::slices);
+            record_slow(
+                shard,
+                &deferred.client,
+                deferred.command_index,
+                args.as_deref(),
+                elapsed_us,
+            );
+            if let Some(args) = deferred.args.as_ref().filter(|_| shard.hotkeys.recording()) {
+                let reply_bytes = out.pending_len() - reply_start;
+                shard
+                    .hotkeys
+                    .record_net(deferred.command_index, &args.slices(), reply_bytes);
             }
         }
         out.bytes_mut()
@@ -271,6 +285,9 @@ pub async fn execute<'s>(
         }
         _ => None,
     };
+    // How long a command sent to the shard that owns its keys ran there: its time, not the
+    // trip's (as Redis times execution only).
+    let mut ran_us = None;
     let result = match spec.handler {
         Handler::Keyspace(handler) if stream_block.is_some() => {
             if let Some(pipeline) = pipeline {
@@ -320,14 +337,15 @@ pub async fn execute<'s>(
                         stat_id,
                         started,
                         client: client.handle.clone(),
-                        args: (shard.hotkeys.recording()
-                            || shard.config.borrow().slowlog_log_slower_than_us >= 0)
+                        args: shard
+                            .hotkeys
+                            .recording()
                             .then(|| PackedArgs::new(args.iter().copied())),
                     });
                     return; // Recorded when the reply is drained.
                 }
                 _ => {
-                    multikey::run_remote(shard, client, owner, args, out).await;
+                    ran_us = Some(multikey::run_remote(shard, client, owner, args, out).await);
                     Ok(())
                 }
             },
@@ -407,7 +425,9 @@ pub async fn execute<'s>(
         super::pubsub::forward_events(shard).await;
     }
     // EXEC's own run is recorded as one call of EXEC; its commands were recorded one by one.
-    finish(shard, client, index, stat_id, args, started, result, out);
+    finish(
+        shard, client, index, stat_id, args, started, ran_us, result, out,
+    );
     // Any command may take memory (INFO or CONFIG their first statistics, a script its
     // library), not only the keyspace's; what ran on another shard is looked at there
     // (remote::answer).
@@ -690,18 +710,21 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Rep
 
 /// Adds command `index`'s run to the slow log when it took long enough, and samples it for the
 /// latency monitor.
+/// Without `args` (a command run on another shard that was not slow there), the latency
+/// monitor's sample alone.
 fn record_slow(
     shard: &Shard,
     client: &ClientHandle,
     index: usize,
-    args: &[&[u8]],
+    args: Option<&[&[u8]]>,
     elapsed_us: u64,
 ) {
     let config = shard.config.borrow();
-    if config.slowlog_log_slower_than_us >= 0
-        && elapsed_us >= config.slowlog_log_slower_than_us as u64
-        && !COMMANDS[index].has(CommandFlags::SKIP_SLOWLOG)
-    {
+    if let Some(args) = args.filter(|_| {
+        config.slowlog_log_slower_than_us >= 0
+            && elapsed_us >= config.slowlog_log_slower_than_us as u64
+            && !COMMANDS[index].has(CommandFlags::SKIP_SLOWLOG)
+    }) {
         let name = client.name.borrow().clone();
         let secrets = COMMANDS[index]
             .secrets
@@ -788,7 +811,8 @@ pub(crate) fn execute_now(
 
 /// Writes a failed command's error and counts the run of command `index` in the statistics
 /// (its error once: a script's error raised by a failed `redis.call` was counted there), the
-/// slow log and the latency monitor.
+/// slow log and the latency monitor: its time since `started`, or `ran_us`, how long it ran
+/// on the shard that owns its keys.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     shard: &Shard,
@@ -797,12 +821,13 @@ fn finish(
     stat_id: usize,
     args: &[&[u8]],
     started: crate::clock::Ticks,
+    ran_us: Option<u64>,
     result: CommandResult,
     out: &mut ReplySink,
 ) {
     let ended = crate::clock::now();
     client.command_clock.end(ended);
-    let elapsed_us = crate::clock::elapsed_us(started, ended);
+    let elapsed_us = ran_us.unwrap_or_else(|| crate::clock::elapsed_us(started, ended));
     record(shard, client, index, stat_id, args, elapsed_us, result, out);
 }
 
@@ -827,5 +852,5 @@ fn record(
         note_failure(shard, out.outcome())
     };
     shard.stats.record_call(stat_id, elapsed_us, failed);
-    record_slow(shard, &client.handle, index, args, elapsed_us);
+    record_slow(shard, &client.handle, index, Some(args), elapsed_us);
 }

@@ -20,7 +20,7 @@ use smallvec::SmallVec;
 use super::{CommandFlags, CommandResult, CommandSpec, Ctx, KeyspaceFn, Split};
 use crate::client::Client;
 use crate::shard::tracking::Caller as TrackingCaller;
-use crate::shard::{HoldToken, PackedArgs, Shard, ShardReply, ShardRequest};
+use crate::shard::{HoldToken, PackedArgs, Ran, Shard, ShardReply, ShardRequest};
 
 /// Runs `handler` against this shard's keyspace, writing the reply into `out`.
 pub fn run_local(
@@ -181,20 +181,33 @@ pub fn execute_request(
 
 /// The reply value inside a shard's answer to an Execute.
 pub fn into_reply(reply: ShardReply) -> Reply {
-    match reply {
+    into_ran(reply).reply
+}
+
+/// A shard's answer to an Execute as a [`Ran`]; an answer that is not a run (the mesh's error
+/// when the owner did not answer in time) ran for no time.
+pub fn into_ran(reply: ShardReply) -> Ran {
+    let reply = match reply {
+        ShardReply::Ran(ran) => return ran,
         ShardReply::Reply(reply) => reply,
         other => Reply::Error(format!("ERR unexpected shard answer {other:?}").into()),
+    };
+    Ran {
+        reply,
+        micros: 0,
+        slow_args: None,
     }
 }
 
-/// Runs a command whose keys all live on shard `owner` (another one) and writes its reply.
+/// Runs a command whose keys all live on shard `owner` (another one), writes its reply and
+/// returns how long it ran there.
 pub async fn run_remote(
     shard: &Rc<Shard>,
     client: &Client,
     owner: usize,
     args: &[&[u8]],
     out: &mut ReplySink,
-) {
+) -> u64 {
     let request = execute_request(
         shard.index,
         client,
@@ -202,7 +215,9 @@ pub async fn run_remote(
         client.hold,
         false,
     );
-    into_reply(shard.call(owner, request).await).write_to(out);
+    let ran = into_ran(shard.call(owner, request).await);
+    ran.reply.write_to(out);
+    ran.micros
 }
 
 /// One shard's share of a split command: its owner, the argument positions of its keys and the
@@ -483,14 +498,18 @@ async fn try_pair_from_above(
             lower.args = args;
             None
         }
-        ShardReply::Reply(reply) if reply.error_message().is_some() => {
-            // The other shard failed (or did not answer in time): nothing is written here.
-            Some(vec![reply, Reply::Null])
+        reply => {
+            let reply = into_reply(reply);
+            if reply.error_message().is_some() {
+                // The other shard failed (or did not answer in time): nothing is written here.
+                Some(vec![reply, Reply::Null])
+            } else {
+                Some(vec![
+                    reply,
+                    local_reply(shard, handler, client, now_ms, &args),
+                ])
+            }
         }
-        reply => Some(vec![
-            into_reply(reply),
-            local_reply(shard, handler, client, now_ms, &args),
-        ]),
     };
     release(shard, shard.index, token).await;
     replies

@@ -8,7 +8,7 @@ use ember_resp::{Protocol, ReplySink};
 use super::multikey::{admit, apply_entries, run_local_as};
 use crate::runtime::{self, MeshReceiver};
 use crate::shard::{
-    AdminRequest, HoldToken, MeshMessage, PackedArgs, Shard, ShardReply, ShardRequest,
+    AdminRequest, HoldToken, MeshMessage, PackedArgs, Ran, Shard, ShardReply, ShardRequest,
 };
 
 /// Serves the requests and replies that arrive from shard `peer` until the mesh closes.
@@ -243,15 +243,26 @@ fn execute_now(
     now_ms: u64,
 ) -> ShardReply {
     let mut out = ReplySink::values(protocol);
-    match super::lookup(args[0]).map(|index| super::COMMANDS[index].handler) {
-        Some(super::Handler::Keyspace(handler)) => {
-            if let Err(error) = run_local_as(shard, handler, caller, now_ms, args, &mut out) {
-                out.error(&error.0);
-            }
-        }
-        _ => out.error("ERR only keyspace commands cross the mesh"),
+    let Some(super::Handler::Keyspace(handler)) =
+        super::lookup(args[0]).map(|index| super::COMMANDS[index].handler)
+    else {
+        out.error("ERR only keyspace commands cross the mesh");
+        return ShardReply::Reply(out.into_reply());
+    };
+    let started = crate::clock::now();
+    if let Err(error) = run_local_as(shard, handler, caller, now_ms, args, &mut out) {
+        out.error(&error.0);
     }
-    ShardReply::Reply(out.into_reply())
+    let micros = crate::clock::since_us(started);
+    // Rare: only a run as long as the slow log's threshold sends its arguments back.
+    let slow_threshold = shard.config.borrow().slowlog_log_slower_than_us;
+    let slow_args = (slow_threshold >= 0 && micros >= slow_threshold as u64)
+        .then(|| Box::new(PackedArgs::new(args.iter().copied())));
+    ShardReply::Ran(Ran {
+        reply: out.into_reply(),
+        micros,
+        slow_args,
+    })
 }
 
 /// Answers another shard's request.

@@ -223,6 +223,9 @@ pub enum AdminRequest {
 pub enum ShardReply {
     /// A command's reply.
     Reply(Reply),
+    /// A keyspace command run for another shard's client ([`ShardRequest::Execute`],
+    /// [`ShardRequest::TryExecute`]): its reply and how long it ran here.
+    Ran(Ran),
     /// An integer result.
     Integer(i64),
     /// A [`ShardRequest::TryExecute`] that did not run (its keys were held): its arguments.
@@ -256,6 +259,19 @@ pub enum ShardReply {
     Hotkeys(Box<crate::commands::hotkeys::ShardHotkeys>),
     /// Nothing to report.
     Done,
+}
+
+/// What a keyspace command run for another shard's client gives back besides its reply: the
+/// time it ran on the shard that owns its keys, which is what the caller's shard counts in the
+/// command's statistics, the slow log and the latency monitor (as Redis counts execution only:
+/// not the trip between the shards, nor a wait behind another command there), and, when that
+/// time was long enough for the slow log, its arguments, which the caller's shard logs with its
+/// client's address and name (it keeps no copy of its own).
+#[derive(Debug)]
+pub struct Ran {
+    pub reply: Reply,
+    pub micros: u64,
+    pub slow_args: Option<Box<PackedArgs>>,
 }
 
 /// A message on the mesh.

@@ -12,7 +12,7 @@ pub mod tracking;
 
 pub use locks::{Gate, HoldToken, MultiWrites};
 pub use mesh::{
-    AdminRequest, Mesh, MeshMessage, PackedArgs, PendingReply, ShardReply, ShardRequest,
+    AdminRequest, Mesh, MeshMessage, PackedArgs, PendingReply, Ran, ShardReply, ShardRequest,
 };
 pub use router::owner_of_slot;
 

@@ -557,8 +557,9 @@ fn pipelined_commands_on_both_shards_reach_the_slow_log() {
 }
 
 /// A command that another shard ran counts the time it ran there, as Redis counts execution
-/// only: GETs sent to a shard while it sleeps (DEBUG SLEEP) wait for it, but the slow log
-/// shows the sleep alone and INFO commandstats counts the GETs' microseconds, not their wait.
+/// only: GETs and an MGET split over both shards, sent while one shard sleeps (DEBUG SLEEP),
+/// wait for it, but the slow log shows the sleep alone and INFO commandstats counts the
+/// commands' microseconds, not their wait.
 #[test]
 fn commands_run_on_another_shard_count_their_run_not_their_wait() {
     let ember = Ember::start(2);
@@ -596,7 +597,8 @@ fn commands_run_on_another_shard_count_their_run_not_their_wait() {
         let sleeping = thread::spawn(move || sleeper.command(&[b"DEBUG", b"SLEEP", b"1"]));
         thread::sleep(Duration::from_millis(150));
         // Each probe: a PING (answered at once on the awake shard, after the sleep on the
-        // other), then both keys in one pipeline (one of them waits on the awake shard).
+        // other), then both keys in one pipeline, alone and together (one key waits on the
+        // awake shard, and so does the MGET).
         let probes: Vec<_> = connections
             .into_iter()
             .map(|mut raw| {
@@ -609,10 +611,16 @@ fn commands_run_on_another_shard_count_their_run_not_their_wait() {
                     for key in &keys {
                         batch.extend(multibulk(&[b"GET", key.as_bytes()]));
                     }
+                    batch.extend(multibulk(&[
+                        b"MGET",
+                        keys[0].as_bytes(),
+                        keys[1].as_bytes(),
+                    ]));
                     raw.send(&batch);
                     for _ in &keys {
                         assert_eq!(raw.reply(), b"$4\r\nhere\r\n");
                     }
+                    assert_eq!(raw.reply(), b"*2\r\n$4\r\nhere\r\n$4\r\nhere\r\n");
                     awake
                 })
             })
@@ -646,17 +654,20 @@ fn commands_run_on_another_shard_count_their_run_not_their_wait() {
             })
             .collect();
         assert_eq!(logged, ["DEBUG"], "the slow log holds more than the sleep");
-        let stats = common::info_text(&mut admin, "commandstats", "cmdstat_get");
-        let usec: u64 = stats
-            .split(',')
-            .find_map(|field| field.strip_prefix("usec="))
-            .and_then(|usec| usec.parse().ok())
-            .unwrap_or_else(|| panic!("no usec in {stats}"));
-        // The GETs that waited for the sleeping shard waited over half a second each.
-        assert!(
-            usec < 100_000,
-            "GETs counted {usec} us: their wait for the other shard, not their run ({stats})"
-        );
+        for command in ["get", "mget"] {
+            let stats =
+                common::info_text(&mut admin, "commandstats", &format!("cmdstat_{command}"));
+            let usec: u64 = stats
+                .split(',')
+                .find_map(|field| field.strip_prefix("usec="))
+                .and_then(|usec| usec.parse().ok())
+                .unwrap_or_else(|| panic!("no usec in {stats}"));
+            // Those that waited for the sleeping shard waited over half a second each.
+            assert!(
+                usec < 100_000,
+                "{command} counted {usec} us: its wait for the other shard, not its run ({stats})"
+            );
+        }
         return;
     }
     panic!("in three rounds no probe landed on the shard that stayed awake");

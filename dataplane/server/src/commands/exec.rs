@@ -285,8 +285,8 @@ pub async fn execute<'s>(
         }
         _ => None,
     };
-    // How long a command sent to the shard that owns its keys ran there: its time, not the
-    // trip's (as Redis times execution only).
+    // How long a command sent to the shard that owns its keys ran there, or a command split
+    // over shards ran on them: its time, not the trips' (as Redis times execution only).
     let mut ran_us = None;
     let result = match spec.handler {
         Handler::Keyspace(handler) if stream_block.is_some() => {
@@ -350,7 +350,8 @@ pub async fn execute<'s>(
                 }
             },
             Route::Split => {
-                multikey::run_split(shard, client, spec, handler, args, now_ms, out).await
+                multikey::run_split(shard, client, spec, handler, args, now_ms, out, &mut ran_us)
+                    .await
             }
         },
         // PUBLISH in a batch: delivered here and sent to the other shards, its count of
@@ -617,7 +618,19 @@ async fn read_or_block(
         return super::blocking::run(shard, client, blocking, args, out).await;
     }
     let mut sink = ReplySink::values(client.protocol);
-    multikey::run_split(shard, client, spec, handler, args, now_ms, &mut sink).await?;
+    // Timed as a whole, as a blocking command is (from its start to its reply).
+    let mut ran_us = None;
+    multikey::run_split(
+        shard,
+        client,
+        spec,
+        handler,
+        args,
+        now_ms,
+        &mut sink,
+        &mut ran_us,
+    )
+    .await?;
     let reply = sink.into_reply();
     if matches!(reply, ember_resp::Reply::NullArray) {
         return super::blocking::run(shard, client, blocking, args, out).await;

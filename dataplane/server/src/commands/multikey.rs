@@ -264,6 +264,11 @@ fn parts(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> Vec<Part> {
 }
 
 /// Runs a keyspace command whose keys live on several shards; the reply goes into `out`.
+///
+/// A command split into parts sets `ran_us` to how long its parts ran, each on its shard,
+/// added up: its time, as Redis times execution only (not the trips between the shards, nor
+/// waits for holds or behind other commands).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_split(
     shard: &Rc<Shard>,
     client: &Client,
@@ -272,6 +277,7 @@ pub async fn run_split(
     args: &[&[u8]],
     now_ms: u64,
     out: &mut ReplySink,
+    ran_us: &mut Option<u64>,
 ) -> CommandResult {
     match spec.split {
         Split::None => Err("ERR keys of this command must live on one shard".into()),
@@ -279,10 +285,11 @@ pub async fn run_split(
         Split::Gather | Split::Sum | Split::Pairs => {
             let mut parts = parts(shard, spec, args);
             let write = spec.has(CommandFlags::WRITE) || client.hold.is_some();
+            let mut ran = 0;
             let replies = if write {
                 None
             } else {
-                run_read(shard, client, spec, handler, &mut parts, now_ms).await
+                run_read(shard, client, spec, handler, &mut parts, now_ms, &mut ran).await
             };
             let replies = match replies {
                 Some(replies) => replies,
@@ -291,9 +298,13 @@ pub async fn run_split(
                         // The optimistic read gave its arguments away: split again.
                         parts = self::parts(shard, spec, args);
                     }
-                    run_held(shard, client, spec, handler, &mut parts, now_ms, write).await
+                    run_held(
+                        shard, client, spec, handler, &mut parts, now_ms, write, &mut ran,
+                    )
+                    .await
                 }
             };
+            *ran_us = Some(ran);
             write_combined(spec.split, args.len(), &parts, replies, out)
         }
         Split::Scratch => scratch(shard, client, spec, handler, args, now_ms, out).await,
@@ -359,6 +370,7 @@ fn write_combined(
 /// Reads every part at once with no hold, moving each remote part's arguments into its
 /// request. Valid when no multi-shard write began meanwhile; otherwise (rarely) `None`: the
 /// caller splits again and reads under holds, so it is always one snapshot.
+/// Adds the parts' run times to `ran` ([`run_split`]).
 async fn run_read(
     shard: &Rc<Shard>,
     client: &Client,
@@ -366,6 +378,7 @@ async fn run_read(
     handler: KeyspaceFn,
     parts: &mut [Part],
     now_ms: u64,
+    ran: &mut u64,
 ) -> Option<Vec<Reply>> {
     let writes = &shard.shared.multi_writes;
     let stamp = writes.read_stamp()?;
@@ -381,9 +394,12 @@ async fn run_read(
         let reply = if part.owner == shard.index {
             let args = part.args.slices();
             admit(shard, spec, &args, client.db, None, false).await;
-            local_reply(shard, handler, client, now_ms, &args)
+            timed_local_reply(shard, handler, client, now_ms, &args, ran)
         } else {
-            into_reply(pending.next().expect("a request per remote part").await)
+            timed_reply(
+                pending.next().expect("a request per remote part").await,
+                ran,
+            )
         };
         replies.push(reply);
     }
@@ -398,6 +414,7 @@ async fn run_read(
 /// and run as the hold is taken; the last runs in one step; then the holds are released. Inside
 /// EXEC every shard is held already and the parts just run. `write` marks a multi-shard write
 /// for [`run_read`]'s check.
+#[allow(clippy::too_many_arguments)]
 async fn run_held(
     shard: &Rc<Shard>,
     client: &Client,
@@ -406,6 +423,7 @@ async fn run_held(
     parts: &mut [Part],
     now_ms: u64,
     write: bool,
+    ran: &mut u64,
 ) -> Vec<Reply> {
     let mut replies = Vec::with_capacity(parts.len());
     if let Some(token) = client.hold {
@@ -420,6 +438,7 @@ async fn run_held(
                     now_ms,
                     Some(token),
                     false,
+                    ran,
                 )
                 .await,
             );
@@ -433,7 +452,7 @@ async fn run_held(
     let token = shard.new_hold_token();
     if write && parts.len() == 2 && parts[1].owner == shard.index {
         if let Some(replies) =
-            try_pair_from_above(shard, client, spec, handler, parts, now_ms, token).await
+            try_pair_from_above(shard, client, spec, handler, parts, now_ms, token, ran).await
         {
             writes.end();
             return replies;
@@ -451,11 +470,12 @@ async fn run_held(
                 now_ms,
                 Some(token),
                 true,
+                ran,
             )
             .await,
         );
     }
-    replies.push(run_part(shard, client, spec, handler, last, now_ms, None, false).await);
+    replies.push(run_part(shard, client, spec, handler, last, now_ms, None, false, ran).await);
     if write {
         writes.end();
     }
@@ -482,6 +502,7 @@ async fn try_pair_from_above(
     parts: &mut [Part],
     now_ms: u64,
     token: HoldToken,
+    ran: &mut u64,
 ) -> Option<Vec<Reply>> {
     let [lower, here] = parts else {
         unreachable!("two parts")
@@ -499,14 +520,14 @@ async fn try_pair_from_above(
             None
         }
         reply => {
-            let reply = into_reply(reply);
+            let reply = timed_reply(reply, ran);
             if reply.error_message().is_some() {
                 // The other shard failed (or did not answer in time): nothing is written here.
                 Some(vec![reply, Reply::Null])
             } else {
                 Some(vec![
                     reply,
-                    local_reply(shard, handler, client, now_ms, &args),
+                    timed_local_reply(shard, handler, client, now_ms, &args, ran),
                 ])
             }
         }
@@ -527,15 +548,38 @@ async fn run_part(
     now_ms: u64,
     token: Option<HoldToken>,
     hold: bool,
+    ran: &mut u64,
 ) -> Reply {
     if part.owner != shard.index {
         let args = std::mem::take(&mut part.args);
         let request = execute_request(shard.index, client, args, token, hold);
-        return into_reply(shard.call(part.owner, request).await);
+        return timed_reply(shard.call(part.owner, request).await, ran);
     }
     let args = part.args.slices();
     admit(shard, spec, &args, client.db, token, hold).await;
-    local_reply(shard, handler, client, now_ms, &args)
+    timed_local_reply(shard, handler, client, now_ms, &args, ran)
+}
+
+/// The reply of a part another shard ran, its run time added to `ran`.
+fn timed_reply(reply: ShardReply, ran: &mut u64) -> Reply {
+    let Ran { reply, micros, .. } = into_ran(reply);
+    *ran += micros;
+    reply
+}
+
+/// [`local_reply`], its run time added to `ran`.
+fn timed_local_reply(
+    shard: &Shard,
+    handler: KeyspaceFn,
+    client: &Client,
+    now_ms: u64,
+    args: &[&[u8]],
+    ran: &mut u64,
+) -> Reply {
+    let started = crate::clock::now();
+    let reply = local_reply(shard, handler, client, now_ms, args);
+    *ran += crate::clock::since_us(started);
+    reply
 }
 
 /// Holds every shard in `owners` (ascending, so two operations never wait on each other).

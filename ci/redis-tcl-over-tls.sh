@@ -46,7 +46,7 @@ for unit in "$@"; do
     port=$(free_port)
     tls_port=$(free_port)
     log="$work/$(echo "$unit" | tr / _).log"
-    "$ember" --threads 2 --bind 127.0.0.1 --port "$port" --tls-port "$tls_port" \
+    "$ember" --threads 2 --bind 127.0.0.1 --port "$port" --tls-port "$tls_port" --enable-debug-command yes \
         --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
         --tls-ca-cert-file "$certs/ca.crt" >"$log.server" 2>&1 &
     server_pid=$!

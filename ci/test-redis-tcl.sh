@@ -130,7 +130,8 @@ run_unit() {
     port=$(free_port)
     log="$results_dir/$(echo "$unit" | tr / _).$server.log"
     if [ "$server" = ember ]; then
-        "$ember" --threads 2 --port "$port" --bind 127.0.0.1 >"$log.server" 2>&1 &
+        "$ember" --threads 2 --port "$port" --bind 127.0.0.1 --enable-debug-command yes \
+            >"$log.server" 2>&1 &
     else
         redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
             --enable-debug-command yes >"$log.server" 2>&1 &

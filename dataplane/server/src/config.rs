@@ -421,11 +421,11 @@ const PARAMETERS: &[Parameter] = &[
     parameter("replicaof", "", Kind::Text, Immutable),
     parameter("slaveof", "", Kind::Text, Immutable),
     parameter("close-on-oom", "no", Kind::Bool, Mutable),
-    // Redis's no, yes or local; yes by default (Redis says no), because Ember's tests and tools
-    // use DEBUG SLEEP. DEBUG PANIC ends the process.
+    // Redis's no, yes or local; no by default, as in Redis 7: DEBUG PANIC ends the process and
+    // DEBUG SLEEP stalls a shard. The tests and the TCL suite's runs turn it on.
     parameter(
         "enable-debug-command",
-        "yes",
+        "no",
         Kind::Enum(&["no", "yes", "local"]),
         Immutable,
     ),

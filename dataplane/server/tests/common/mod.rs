@@ -81,6 +81,9 @@ impl Ember {
     pub fn start_with(extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(["--port", "0", "--bind", "127.0.0.1"])
+            // DEBUG SLEEP stalls a shard on purpose in several tests (Redis's own test suite
+            // turns DEBUG on for its servers too).
+            .args(["--enable-debug-command", "yes"])
             // EMBER_TEST_ARGS (for example `--io-uring no`) runs every test in another
             // configuration; the test's own arguments come after, so they win.
             .args(

@@ -56,17 +56,23 @@ enum DeferredReply<'s> {
 }
 
 impl<'s> DeferredReply<'s> {
-    /// The reply, with, for a command, how long it ran on its shard (and its arguments when
-    /// that was long enough for the slow log).
-    async fn reply(self) -> (Reply, Option<Ran>) {
+    /// The reply, with, for a command, how long it ran on its shard and its arguments when
+    /// that was long enough for the slow log.
+    async fn reply(self) -> (Reply, Option<u64>, Option<Box<PackedArgs>>) {
         match self {
             Self::Command(pending) => {
-                let mut ran = into_ran(pending.await);
-                (std::mem::replace(&mut ran.reply, Reply::Null), Some(ran))
+                let Ran {
+                    reply,
+                    micros,
+                    slow_args,
+                } = into_ran(pending.await);
+                (reply, Some(micros), slow_args)
             }
-            Self::Publish(publishing) => {
-                (Reply::Integer(publishing.receivers().await as i64), None)
-            }
+            Self::Publish(publishing) => (
+                Reply::Integer(publishing.receivers().await as i64),
+                None,
+                None,
+            ),
         }
     }
 }
@@ -106,21 +112,18 @@ impl Pipeline<'_> {
             out.bytes_mut()
                 .extend_from_slice(&later[copied - first_offset..deferred.offset - first_offset]);
             copied = deferred.offset;
-            let (reply, ran) = deferred.reply.reply().await;
+            let (reply, ran_us, slow_args) = deferred.reply.reply().await;
             out.set_protocol(deferred.protocol);
             out.begin();
             let reply_start = out.pending_len();
             reply.write_to(out);
             let failed = note_failure(shard, out.outcome());
-            let (elapsed_us, slow_args) = match ran {
-                Some(ran) => (ran.micros, ran.slow_args.map(|args| *args)),
-                None => (crate::clock::since_us(deferred.started), None),
-            };
+            let elapsed_us = ran_us.unwrap_or_else(|| crate::clock::since_us(deferred.started));
             shard
                 .stats
                 .record_call(deferred.stat_id, elapsed_us, failed);
             let args = slow_args
-                .as_ref()
+                .as_deref()
                 .or(deferred.args.as_ref())
                 .map(PackedArgs::slices);
             record_slow(
@@ -723,6 +726,7 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Rep
 
 /// Adds command `index`'s run to the slow log when it took long enough, and samples it for the
 /// latency monitor.
+///
 /// Without `args` (a command run on another shard that was not slow there), the latency
 /// monitor's sample alone.
 fn record_slow(

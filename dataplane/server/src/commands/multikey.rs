@@ -370,7 +370,8 @@ fn write_combined(
 /// Reads every part at once with no hold, moving each remote part's arguments into its
 /// request. Valid when no multi-shard write began meanwhile; otherwise (rarely) `None`: the
 /// caller splits again and reads under holds, so it is always one snapshot.
-/// Adds the parts' run times to `ran` ([`run_split`]).
+///
+/// Adds the parts' run times to `ran` ([`run_split`]), as [`run_held`] does.
 async fn run_read(
     shard: &Rc<Shard>,
     client: &Client,
@@ -413,7 +414,7 @@ async fn run_read(
 /// Runs every part under holds: the parts before the last hold their shard (ascending order)
 /// and run as the hold is taken; the last runs in one step; then the holds are released. Inside
 /// EXEC every shard is held already and the parts just run. `write` marks a multi-shard write
-/// for [`run_read`]'s check.
+/// for [`run_read`]'s check; the parts' run times are added to `ran`.
 #[allow(clippy::too_many_arguments)]
 async fn run_held(
     shard: &Rc<Shard>,

@@ -972,6 +972,8 @@ mod tests {
         assert_eq!(config.threads, 2);
         assert_eq!(config.maxmemory, 1024 * 1024);
         assert_eq!(config.bind, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        // DEBUG is off unless asked for, as in Redis 7.
+        assert_eq!(config.value("enable-debug-command"), "no");
         assert!(Config::from_args(&args(&["--nonsense", "1"])).is_err());
         assert!(Config::from_args(&args(&["--port", "70000"])).is_err());
     }

@@ -501,6 +501,29 @@ print("redis-py smoke ok")
     );
 }
 
+/// SLOWLOG GET `count`: each entry's arguments as text, newest entry first.
+fn slow_log(con: &mut redis::Connection, count: usize) -> Vec<Vec<String>> {
+    let entries: Vec<Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(count)
+        .query(con)
+        .expect("SLOWLOG GET");
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        other => format!("{other:?}"),
+    };
+    entries
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(fields) => match &fields[3] {
+                Value::Array(args) => args.iter().map(text).collect(),
+                other => vec![text(other)],
+            },
+            other => vec![text(other)],
+        })
+        .collect()
+}
+
 /// Every command reaches the slow log, those another shard answered as well as those answered
 /// here, in a pipeline or alone.
 #[test]
@@ -525,23 +548,10 @@ fn pipelined_commands_on_both_shards_reach_the_slow_log() {
             .query(&mut con)
             .expect("GET");
     }
-    let entries: Vec<Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(100)
-        .query(&mut con)
-        .expect("SLOWLOG GET");
-    let logged: BTreeSet<String> = entries
-        .iter()
-        .filter_map(|entry| match entry {
-            Value::Array(fields) => match &fields[3] {
-                Value::Array(args) if args.len() == 2 => match (&args[0], &args[1]) {
-                    (Value::BulkString(name), Value::BulkString(key)) if name == b"GET" => {
-                        Some(String::from_utf8_lossy(key).into_owned())
-                    }
-                    _ => None,
-                },
-                _ => None,
-            },
+    let logged: BTreeSet<String> = slow_log(&mut con, 100)
+        .into_iter()
+        .filter_map(|args| match args.as_slice() {
+            [name, key] if name == "GET" => Some(key.clone()),
             _ => None,
         })
         .collect();
@@ -635,23 +645,9 @@ fn commands_run_on_another_shard_count_their_run_not_their_wait() {
         if awake == 0 {
             continue;
         }
-        let entries: Vec<Value> = redis::cmd("SLOWLOG")
-            .arg("GET")
-            .arg(100)
-            .query(&mut admin)
-            .expect("SLOWLOG GET");
-        let logged: Vec<String> = entries
-            .iter()
-            .map(|entry| match entry {
-                Value::Array(fields) => match &fields[3] {
-                    Value::Array(args) => match &args[0] {
-                        Value::BulkString(name) => String::from_utf8_lossy(name).into_owned(),
-                        other => format!("{other:?}"),
-                    },
-                    other => format!("{other:?}"),
-                },
-                other => format!("{other:?}"),
-            })
+        let logged: Vec<String> = slow_log(&mut admin, 100)
+            .into_iter()
+            .map(|args| args.first().cloned().unwrap_or_default())
             .collect();
         assert_eq!(logged, ["DEBUG"], "the slow log holds more than the sleep");
         for command in ["get", "mget"] {
@@ -705,23 +701,9 @@ fn slow_log_entries_come_newest_first_across_shards() {
             .query(con)
             .expect("ECHO");
     }
-    let entries: Vec<Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(8)
-        .query(&mut busy)
-        .expect("SLOWLOG GET");
-    let newest: Vec<String> = entries
-        .iter()
-        .map(|entry| match entry {
-            Value::Array(fields) => match &fields[3] {
-                Value::Array(args) => match args.get(1) {
-                    Some(Value::BulkString(arg)) => String::from_utf8_lossy(arg).into_owned(),
-                    other => format!("{other:?}"),
-                },
-                other => format!("{other:?}"),
-            },
-            other => format!("{other:?}"),
-        })
+    let newest: Vec<String> = slow_log(&mut busy, 8)
+        .into_iter()
+        .map(|args| args.get(1).cloned().unwrap_or_else(|| format!("{args:?}")))
         .collect();
     let expected: Vec<String> = (0..8).rev().map(|i| format!("late-{i}")).collect();
     assert_eq!(newest, expected);

@@ -729,6 +729,12 @@ impl Config {
         parse_memory(self.value(name)).map_or(0, |bytes| bytes.max(0) as u64)
     }
 
+    /// True when a command that ran `micros` microseconds goes into the slow log (the
+    /// threshold is on and reached).
+    pub fn slowlog_logs(&self, micros: u64) -> bool {
+        u64::try_from(self.slowlog_log_slower_than_us).is_ok_and(|threshold| micros >= threshold)
+    }
+
     /// What each keyspace records on access: Redis's LFU word under a policy with "lfu" in its
     /// name (its `MAXMEMORY_FLAG_LFU`), the LRU clock under every other, `noeviction` included.
     pub fn access_policy(&self) -> AccessPolicy {
@@ -1029,6 +1035,18 @@ mod tests {
         }
         assert!(config.set("lfu-log-factor", "2147483648").is_err());
         assert!(config.set("lfu-decay-time", "-1").is_err());
+    }
+
+    #[test]
+    fn slow_log_threshold() {
+        let mut config = Config::default();
+        config.set("slowlog-log-slower-than", "10000").unwrap();
+        assert!(!config.slowlog_logs(9_999));
+        assert!(config.slowlog_logs(10_000));
+        config.set("slowlog-log-slower-than", "0").unwrap();
+        assert!(config.slowlog_logs(0));
+        config.set("slowlog-log-slower-than", "-1").unwrap();
+        assert!(!config.slowlog_logs(u64::MAX));
     }
 
     #[test]

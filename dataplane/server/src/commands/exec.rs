@@ -738,9 +738,7 @@ fn record_slow(
 ) {
     let config = shard.config.borrow();
     if let Some(args) = args.filter(|_| {
-        config.slowlog_log_slower_than_us >= 0
-            && elapsed_us >= config.slowlog_log_slower_than_us as u64
-            && !COMMANDS[index].has(CommandFlags::SKIP_SLOWLOG)
+        config.slowlog_logs(elapsed_us) && !COMMANDS[index].has(CommandFlags::SKIP_SLOWLOG)
     }) {
         let name = client.name.borrow().clone();
         let secrets = COMMANDS[index]

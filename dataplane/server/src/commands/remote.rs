@@ -255,8 +255,10 @@ fn execute_now(
     }
     let micros = crate::clock::since_us(started);
     // Rare: only a run as long as the slow log's threshold sends its arguments back.
-    let slow_threshold = shard.config.borrow().slowlog_log_slower_than_us;
-    let slow_args = (slow_threshold >= 0 && micros >= slow_threshold as u64)
+    let slow_args = shard
+        .config
+        .borrow()
+        .slowlog_logs(micros)
         .then(|| Box::new(PackedArgs::new(args.iter().copied())));
     ShardReply::Ran(Ran {
         reply: out.into_reply(),

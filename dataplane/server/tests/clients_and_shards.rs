@@ -574,13 +574,7 @@ fn pipelined_commands_on_both_shards_reach_the_slow_log() {
 fn commands_run_on_another_shard_count_their_run_not_their_wait() {
     let ember = Ember::start(2);
     let mut admin = ember.connect(false);
-    let key_of = |shard: usize| {
-        (0..)
-            .map(|i| format!("waited:{i}"))
-            .find(|key| owner(key, 2) == shard)
-            .unwrap()
-    };
-    let keys = [key_of(0), key_of(1)];
+    let keys = [0, 1].map(|shard| common::key_on_shard("waited", shard, 2));
     for key in &keys {
         redis::cmd("SET")
             .arg(key)

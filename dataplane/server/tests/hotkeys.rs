@@ -12,22 +12,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::Ember;
-use ember_store::slot::key_slot;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use redis::Value;
 
-/// Shard that owns `key` in a server of `shard_count` shards: slots split in equal ranges.
-fn owner(key: &str, shard_count: usize) -> usize {
-    usize::from(key_slot(key.as_bytes())) * shard_count / 16384
-}
-
 /// The first `prefix:i` key owned by `shard` of 2.
 fn key_on(prefix: &str, shard: usize) -> String {
-    (0..)
-        .map(|i| format!("{prefix}:{i}"))
-        .find(|key| owner(key, 2) == shard)
-        .expect("some key hashes there")
+    common::key_on_shard(prefix, shard, 2)
 }
 
 /// A connection that landed on `shard` (of 2): connections are spread by SO_REUSEPORT, so

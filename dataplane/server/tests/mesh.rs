@@ -289,13 +289,7 @@ fn mget_values(reply: &[u8]) -> Vec<Option<String>> {
 fn a_stalled_shard_answers_its_callers_with_an_error() {
     let ember = Ember::start_with(&["--threads", "2", "--shard-reply-timeout-ms", "300"]);
     // A key of each shard.
-    let key_of = |shard: usize| {
-        (0..)
-            .map(|i| format!("stall:{i}"))
-            .find(|k| owner(k, 2) == shard)
-            .unwrap()
-    };
-    let keys = [key_of(0), key_of(1)];
+    let keys = [0, 1].map(|shard| common::key_on_shard("stall", shard, 2));
     let mut setup = ember.raw();
     for key in &keys {
         assert_eq!(

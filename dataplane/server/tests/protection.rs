@@ -11,16 +11,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{run, show, Ember};
-use ember_store::slot::{key_slot, shard_of_slot};
 
 const SHARDS: usize = 2;
 
 /// A key named `prefix:n` that lives on `shard`.
 fn key_on(shard: usize, prefix: &str) -> String {
-    (0..)
-        .map(|n| format!("{prefix}:{n}"))
-        .find(|key| shard_of_slot(key_slot(key.as_bytes()), SHARDS) == shard)
-        .expect("some key lands on every shard")
+    common::key_on_shard(prefix, shard, SHARDS)
 }
 
 fn ask(con: &mut redis::Connection, args: &[&str]) -> String {

@@ -17,6 +17,16 @@ use std::time::{Duration, Instant};
 
 use redis::{RedisResult, Value};
 
+/// The first key `prefix:0`, `prefix:1`... that a server of `shard_count` shards keeps on
+/// `shard`.
+pub fn key_on_shard(prefix: &str, shard: usize, shard_count: usize) -> String {
+    use ember_store::slot::{key_slot, shard_of_slot};
+    (0..)
+        .map(|i| format!("{prefix}:{i}"))
+        .find(|key| shard_of_slot(key_slot(key.as_bytes()), shard_count) == shard)
+        .expect("some key lands on every shard")
+}
+
 /// How long a server may take to print its ready line (or answer PING) before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Read timeout on raw sockets: a reply that takes longer than this is a hang, not a slow test.

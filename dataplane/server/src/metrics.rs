@@ -228,6 +228,12 @@ pub async fn render(shard: &Rc<Shard>) -> String {
         total.expired_keys,
     );
     text.single(
+        "ember_keyspace_changes_total",
+        "counter",
+        "Changes to keys since start: values or expiries changed, keys removed (INFO persistence's rdb_changes_since_last_save).",
+        total.changes,
+    );
+    text.single(
         "ember_evicted_keys_total",
         "counter",
         "Keys evicted for memory.",

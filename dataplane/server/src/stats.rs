@@ -176,6 +176,8 @@ pub struct ShardInfo {
     pub busy_us: u64,
     /// Keys removed by expiry.
     pub expired_keys: u64,
+    /// Changes to the keyspace (Redis's dirty counter; `ember_store::KeyspaceStats::changes`).
+    pub changes: u64,
     /// Clock cycles the offload spent in simulated hardware.
     pub offload_cycles: u64,
     /// The GPU embedding cache's counters (zero where it has not started).

@@ -539,6 +539,47 @@ fn info() {
     assert!(matches!(reply, Value::VerbatimString { .. }), "{reply:?}");
 }
 
+/// INFO persistence's `rdb_changes_since_last_save` counts writes as Redis's dirty counter does
+/// (Ember keeps no snapshot, so it counts from the start): a write that changes nothing counts
+/// nothing, a delete counts its keys, FLUSHALL the keys it removed; the shards' counts add up.
+#[test]
+fn info_counts_changes_as_redis_does() {
+    let ember = Ember::start(2);
+    let a = common::key_on_shard("a", 0, 2);
+    let b = common::key_on_shard("b", 1, 2);
+    let commands: &[&[&str]] = &[
+        &["SET", &a, "1"],
+        &["SET", &b, "1"],
+        &["SET", &a, "1"],
+        &["SETBIT", "c", "0", "0"],
+        &["SETBIT", "c", "0", "0"],
+        &["SETBIT", "c", "0", "1"],
+        &["GET", &a],
+        &["INCR", "n"],
+        &["EXPIRE", &a, "100"],
+        &["PERSIST", &a],
+        &["PERSIST", &a],
+        &["DEL", &a, &b, "missing"],
+        &["FLUSHALL"],
+    ];
+    let changes = |port: u16| -> u64 {
+        let mut con = common::connect(port, false);
+        let field = || "rdb_changes_since_last_save";
+        let before = common::info_field(&mut con, "persistence", field());
+        for command in commands {
+            let _: Value = redis::cmd(command[0])
+                .arg(&command[1..])
+                .query(&mut con)
+                .unwrap();
+        }
+        common::info_field(&mut con, "persistence", field()) - before
+    };
+    assert_eq!(changes(ember.port), 12);
+    if let Some(redis) = RedisOracle::start() {
+        assert_eq!(changes(ember.port), changes(redis.port));
+    }
+}
+
 /// COMMAND, COUNT, LIST, INFO, DOCS: one table behind them all, enough for redis-cli's help.
 #[test]
 fn command_introspection() {

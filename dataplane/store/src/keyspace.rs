@@ -189,6 +189,12 @@ pub enum Change {
 pub struct KeyspaceStats {
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired_keys: u64,
+    /// Changes since the keyspace was made (Redis's `dirty`, INFO's
+    /// `rdb_changes_since_last_save`): one each time a write changes a key's value or expiry,
+    /// or removes the key (a delete, an expiry, an eviction, each key a flush removes). A write
+    /// that leaves the value as it was counts nothing, as in Redis; a command that changes
+    /// several elements of one collection counts one, where Redis counts the elements.
+    pub changes: u64,
 }
 
 /// Per-database figures for INFO keyspace and MEMORY STATS.
@@ -566,6 +572,7 @@ impl Keyspace {
             Change::Modified => {
                 entry.version = version;
                 self.next_version = version.wrapping_add(1);
+                self.stats.changes += 1;
                 if has_field_ttl {
                     self.track_field_expiry(db, key);
                 }
@@ -744,9 +751,11 @@ impl Keyspace {
         self.get_mut(db, key, now_ms).is_some()
     }
 
+    /// A version for a change (and the change counted).
     fn new_version(&mut self) -> u32 {
         let version = self.next_version;
         self.next_version = self.next_version.wrapping_add(1);
+        self.stats.changes += 1;
         version
     }
 
@@ -887,6 +896,7 @@ impl Keyspace {
         let entry = occupied.remove().0.into_inner().entry;
         shrink_if_sparse(table, &self.hasher);
         database.len -= 1;
+        self.stats.changes += 1;
         if entry.expire_at_ms().is_some() {
             // The handle stays filed; it finds no key when it fires.
             database.expiry.changed(hash, entry.expire_at_ms(), None, 0);
@@ -976,6 +986,7 @@ impl Keyspace {
     /// and refill.
     pub fn take_database(&mut self, db: usize) -> FlushedDatabase {
         let database = &mut self.databases[db];
+        self.stats.changes += database.len as u64;
         let segments = (0..database.segments.len())
             .map(|_| SegmentTable::new())
             .collect();

@@ -200,6 +200,7 @@ fn shard_info(shard: &Shard) -> ShardInfo {
         clients: shard.clients.borrow().len(),
         busy_us: crate::runtime::busy_time().as_micros() as u64,
         expired_keys: keyspace.stats().expired_keys,
+        changes: keyspace.stats().changes,
         offload_cycles: shard.offload.borrow().cycles(),
         gpu_cache: shard.inference.device_rows_stats(),
         tinylfu_window: crate::stats::TinyLfuWindow::of(keyspace.admission_window()),
@@ -525,6 +526,7 @@ pub async fn gather_info(
         total.clients += info.clients;
         total.busy_us += info.busy_us;
         total.expired_keys += info.expired_keys;
+        total.changes += info.changes;
         total.offload_cycles += info.offload_cycles;
         total.gpu_cache.add(&info.gpu_cache);
         total.tinylfu_window.add(&info.tinylfu_window);
@@ -798,7 +800,8 @@ fn format_info(
             }
             "persistence" => {
                 line("loading", "0".into());
-                line("rdb_changes_since_last_save", "0".into());
+                // Ember keeps no snapshot: the changes since the server started.
+                line("rdb_changes_since_last_save", total.changes.to_string());
                 line("rdb_last_save_time", shared.started_at_s.to_string());
                 line("aof_enabled", "0".into());
             }

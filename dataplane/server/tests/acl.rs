@@ -500,6 +500,40 @@ fn deleted_users_lose_their_connections_and_default_user_gates_new_ones() {
 
 /// CLIENT INFO's `user` and ACL LOG's client-info name the user a connection authenticated as
 /// (then `default` again after RESET), as in Redis.
+/// CLIENT's subcommands of Redis 7.2 (SETINFO, which redis-py 5 sends as it connects, and
+/// NO-TOUCH) have their own bits in a user's rules, as the others have.
+#[test]
+fn client_subcommands_of_redis_7_2_in_rules() {
+    let ember = Ember::start(1);
+    let mut admin = ember.connect(false);
+    let setuser: &[&[u8]] = &[
+        b"ACL",
+        b"SETUSER",
+        b"lib",
+        b"on",
+        b">pw",
+        b"-@all",
+        b"+client|setinfo",
+        b"+client|no-touch",
+        b"+auth",
+    ];
+    assert_eq!(show(&run(&mut admin, setuser)), "+OK");
+    let user = show(&run(&mut admin, &[b"ACL", b"GETUSER", b"lib"]));
+    assert!(user.contains("+client|setinfo"), "{user}");
+    let mut con = ember.connect(false);
+    for (args, expected) in [
+        (&[&b"AUTH"[..], b"lib", b"pw"][..], "+OK"),
+        (&[b"CLIENT", b"SETINFO", b"LIB-NAME", b"redis-py"], "+OK"),
+        (&[b"CLIENT", b"NO-TOUCH", b"ON"], "+OK"),
+        (
+            &[b"CLIENT", b"ID"],
+            "(error) NOPERM this user has no permissions to run the 'client|id' command",
+        ),
+    ] {
+        assert_eq!(show(&run(&mut con, args)), expected);
+    }
+}
+
 #[test]
 fn client_info_names_the_connections_user() {
     let Some(oracle) = RedisOracle::start() else {

@@ -789,6 +789,86 @@ fn xreadgroup_block_ends_when_the_stream_or_group_goes() {
     }
 }
 
+/// WAIT and WAITAOF on a server without replicas, as on a Redis primary without any: asking
+/// for no replica answers 0 at once, asking for one waits out the timeout and answers 0 (none
+/// acknowledged), with no timeout until CLIENT UNBLOCK or the connection goes; inside MULTI
+/// it answers at once.
+#[test]
+fn wait_for_replicas_that_ember_does_not_have() {
+    let ember = Ember::start(2);
+    let mut control = ember.connect(false);
+    assert_eq!(run(&mut control, &["WAIT", "0", "0"]), "(integer) 0");
+    assert_eq!(
+        run(&mut control, &["WAITAOF", "0", "0", "0"]),
+        "[(integer) 0, (integer) 0]"
+    );
+    let started = Instant::now();
+    assert_eq!(run(&mut control, &["WAIT", "1", "100"]), "(integer) 0");
+    assert_eq!(
+        run(&mut control, &["WAITAOF", "0", "1", "100"]),
+        "[(integer) 0, (integer) 0]"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    for (reason, expected) in [
+        ("TIMEOUT", "(integer) 0"),
+        (
+            "ERROR",
+            "(error) UNBLOCKED client unblocked via CLIENT UNBLOCK",
+        ),
+    ] {
+        let mut con = ember.connect(false);
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+        let waiter =
+            thread::spawn(move || show(&redis::cmd("WAIT").arg(1).arg(0).query::<Value>(&mut con)));
+        wait_blocked(&mut control, 1);
+        let id = id.to_string();
+        assert_eq!(
+            run(&mut control, &["CLIENT", "UNBLOCK", &id, reason]),
+            "(integer) 1"
+        );
+        assert_eq!(waiter.join().unwrap(), expected);
+    }
+    let mut raw = ember.raw();
+    raw.send(&common::multibulk(&[b"WAIT", b"1", b"0"]));
+    wait_blocked(&mut control, 1);
+    drop(raw);
+    wait_blocked(&mut control, 0);
+    let mut con = ember.connect(false);
+    let transaction: Value = redis::pipe()
+        .atomic()
+        .cmd("WAIT")
+        .arg(1)
+        .arg(0)
+        .cmd("WAITAOF")
+        .arg(0)
+        .arg(1)
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        common::show_value(&transaction),
+        "[(integer) 0, [(integer) 0, (integer) 0]]"
+    );
+    for (args, expected) in [
+        (&["WAIT", "1", "-1"][..], "(error) ERR timeout is negative"),
+        (
+            &["WAIT", "1", "x"],
+            "(error) ERR timeout is not an integer or out of range",
+        ),
+        (
+            &["WAITAOF", "1", "0", "0"],
+            "(error) ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+        ),
+        (
+            &["WAITAOF", "2", "0", "0"],
+            "(error) ERR value is out of range, value must between 0 and 1",
+        ),
+        (&["ROLE"], "[\"master\", (integer) 0, []]"),
+    ] {
+        assert_eq!(run(&mut control, args), expected, "{args:?}");
+    }
+}
+
 #[test]
 fn xread_block_unblock_and_disconnect() {
     let ember = Ember::start(2);

@@ -596,7 +596,21 @@ fn command_introspection() {
     assert!(list.iter().any(|name| name == "config|get"));
     assert_eq!(all.len(), count);
     for name in [
-        "get", "set", "hello", "client", "scan", "lcs", "object", "function",
+        "get",
+        "set",
+        "hello",
+        "client",
+        "scan",
+        "lcs",
+        "object",
+        "function",
+        "acl|getuser",
+        "acl|log",
+        "client|setinfo",
+        "client|no-touch",
+        "role",
+        "wait",
+        "waitaof",
     ] {
         assert!(
             list.iter().any(|n| n == name),

@@ -523,6 +523,64 @@ pub async fn run(
     Ok(())
 }
 
+/// WAIT and WAITAOF: Ember has no replicas, so none will ever acknowledge. A client that asks
+/// for at least one acknowledgement waits out its timeout (`None`: until CLIENT UNBLOCK or its
+/// connection closes), as on a Redis primary without replicas, and is then told that none
+/// acknowledged; inside EXEC it is told at once, as a command there never blocks. The caller
+/// writes the reply.
+///
+/// # Errors
+/// The UNBLOCKED error when CLIENT UNBLOCK ... ERROR ended the wait.
+pub async fn wait_for_replicas(
+    shard: &Rc<Shard>,
+    client: &mut Client,
+    replicas: i64,
+    timeout: Option<Duration>,
+) -> CommandResult {
+    if replicas <= 0 || client.hold.is_some() {
+        return Ok(());
+    }
+    let sequence = shard.blocking.next_sequence.get() + 1;
+    shard.blocking.next_sequence.set(sequence);
+    shard.blocking.homes.borrow_mut().insert(
+        sequence,
+        HomeWait {
+            client_id: client.handle.id,
+            results: Vec::new(),
+            unblocked: None,
+            waker: None,
+        },
+    );
+    let blocked = &shard.shared.blocked_clients;
+    blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let end = wait(shard, sequence, &client.handle, timeout).await;
+    blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    shard.blocking.homes.borrow_mut().remove(&sequence);
+    match end {
+        WaitEnd::Unblocked(UnblockKind::Error) => {
+            Err("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+        }
+        WaitEnd::Disconnected => {
+            client.close_after_reply = true;
+            Ok(())
+        }
+        WaitEnd::Served | WaitEnd::TimedOut | WaitEnd::Unblocked(UnblockKind::Timeout) => Ok(()),
+    }
+}
+
+/// WAIT's and WAITAOF's timeout: whole milliseconds, 0 for none.
+///
+/// # Errors
+/// Redis's replies to a timeout that is not an integer, or is negative.
+pub fn parse_timeout_ms(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
+    let milliseconds = super::parse_integer(arg)
+        .map_err(|_| CommandError::from("ERR timeout is not an integer or out of range"))?;
+    if milliseconds < 0 {
+        return Err("ERR timeout is negative".into());
+    }
+    Ok((milliseconds > 0).then(|| Duration::from_millis(milliseconds as u64)))
+}
+
 async fn register_on(
     shard: &Rc<Shard>,
     owner: usize,

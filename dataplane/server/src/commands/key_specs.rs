@@ -410,8 +410,8 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
 /// their container's ACL categories, and their keys are in their own specifications.
 #[rustfmt::skip]
 pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
-    ("acl", &["deluser", "setuser", "users", "whoami"]),
-    ("client", &["caching", "getname", "getredir", "help", "id", "info", "kill", "list", "no-evict", "pause", "reply", "setname", "tracking", "trackinginfo", "unblock", "unpause"]),
+    ("acl", &["cat", "deluser", "dryrun", "genpass", "getuser", "help", "list", "load", "log", "save", "setuser", "users", "whoami"]),
+    ("client", &["caching", "getname", "getredir", "help", "id", "info", "kill", "list", "no-evict", "no-touch", "pause", "reply", "setinfo", "setname", "tracking", "trackinginfo", "unblock", "unpause"]),
     // Every one answers that cluster support is disabled, as in a Redis without it.
     ("cluster", &["addslots", "addslotsrange", "bumpepoch", "count-failure-reports", "countkeysinslot", "delslots", "delslotsrange", "failover", "flushslots", "forget", "getkeysinslot", "help", "info", "keyslot", "links", "meet", "myid", "nodes", "replicas", "replicate", "reset", "saveconfig", "set-config-epoch", "setslot", "shards", "slaves", "slots"]),
     ("command", &["count", "docs", "getkeys", "getkeysandflags", "help", "info", "list"]),

@@ -266,6 +266,10 @@ pub enum ServerOp {
     Debug,
     /// MEMORY
     Memory,
+    /// WAIT: Ember has no replicas ([`blocking::wait_for_replicas`]).
+    Wait,
+    /// WAITAOF: nor an append-only file.
+    WaitAof,
 }
 
 /// Inference commands; run by [`ai::run`] on the connection's shard, which holds every model.
@@ -687,6 +691,13 @@ pub(crate) const fn with(mut spec: CommandSpec, flags: CommandFlags) -> CommandS
     spec
 }
 
+/// Gives a command exactly Redis's ACL categories where its group's differ (WAIT is in the
+/// generic group but in `@connection`, not `@keyspace`).
+pub(crate) const fn categorized(mut spec: CommandSpec, categories: AclCategories) -> CommandSpec {
+    spec.categories = categories;
+    spec
+}
+
 /// Adds ACL categories Redis declares beyond those the group and flags give (`@dangerous`).
 pub(crate) const fn in_categories(mut spec: CommandSpec, extra: AclCategories) -> CommandSpec {
     spec.categories = spec.categories.union(extra);
@@ -778,6 +789,10 @@ static CORE: &[CommandSpec] = &[
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
     with(command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)), F::NO_MULTI.union(F::ALLOW_BUSY)),
+    // Replication: Ember is a primary without replicas.
+    categorized(command("wait", 3, F::NOSCRIPT, NO_KEYS, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", Server(ServerOp::Wait)), AclCategories::SLOW.union(AclCategories::CONNECTION)),
+    categorized(command("waitaof", 4, F::NOSCRIPT, NO_KEYS, "generic", "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.", Server(ServerOp::WaitAof)), AclCategories::SLOW.union(AclCategories::CONNECTION)),
+    in_categories(command("role", 1, F::NOSCRIPT.union(LOADING_STALE_FAST), NO_KEYS, "server", "2.8.12", "Returns the replication role.", Connection(server::role)), AclCategories::ADMIN.union(AclCategories::DANGEROUS)),
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("monitor", 1, ADMIN, NO_KEYS, "server", "1.0.0", "Listens for all requests received by the server in real-time.", Connection(monitor::monitor)),
     command("slowlog", -2, ADMIN, NO_KEYS, "server", "2.2.12", "A container for slow log commands.", Server(ServerOp::Slowlog)),

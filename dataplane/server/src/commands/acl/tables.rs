@@ -1,7 +1,8 @@
 //! What the ACL checks need beyond the command table: Redis 7.0's subcommands of its container
 //! commands (each has its own ACL categories and its own bit in a user's command bitmap), and
 //! the read/write access of each command's keys from Redis's key specs. Both lists were taken
-//! from redis-server 7.0.15's COMMAND reply; a container Ember does not serve is skipped.
+//! from redis-server 7.0.15's COMMAND reply (with CLIENT's two subcommands of 7.2); a container
+//! Ember does not serve is skipped.
 
 /// Redis's subcommands: (container, subcommand, arity, ACL categories).
 pub const SUBCOMMANDS: &[(&str, &str, i32, &str)] = &[
@@ -27,8 +28,11 @@ pub const SUBCOMMANDS: &[(&str, &str, i32, &str)] = &[
     ("client", "kill", -3, "admin slow dangerous connection"),
     ("client", "list", -2, "admin slow dangerous connection"),
     ("client", "no-evict", 3, "admin slow dangerous connection"),
+    // Redis 7.2's (src/commands/client-no-touch.json, client-setinfo.json).
+    ("client", "no-touch", 3, "slow connection"),
     ("client", "pause", -3, "admin slow dangerous connection"),
     ("client", "reply", 3, "slow connection"),
+    ("client", "setinfo", 4, "slow connection"),
     ("client", "setname", 3, "slow connection"),
     ("client", "tracking", -3, "slow connection"),
     ("client", "trackinginfo", 2, "slow connection"),

@@ -327,6 +327,34 @@ pub async fn run(
             crate::runtime::stop_listening();
             std::process::exit(0);
         }
+        ServerOp::Wait => {
+            let replicas = parse_integer(args[1])?;
+            let timeout = crate::commands::blocking::parse_timeout_ms(args[2])?;
+            crate::commands::blocking::wait_for_replicas(shard, client, replicas, timeout).await?;
+            out.integer(0);
+        }
+        ServerOp::WaitAof => {
+            let local = parse_integer(args[1])?;
+            if !(0..=1).contains(&local) {
+                return Err("ERR value is out of range, value must between 0 and 1".into());
+            }
+            let replicas = parse_integer(args[2])?;
+            if replicas < 0 {
+                return Err(crate::commands::lists::COUNT_NOT_POSITIVE.into());
+            }
+            let timeout = crate::commands::blocking::parse_timeout_ms(args[3])?;
+            // Ember keeps no append-only file.
+            if local == 1 {
+                return Err(
+                    "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
+                        .into(),
+                );
+            }
+            crate::commands::blocking::wait_for_replicas(shard, client, replicas, timeout).await?;
+            out.array_len(2);
+            out.integer(0);
+            out.integer(0);
+        }
         ServerOp::Debug if args.len() == 3 && is(args[1], "OBJECT") => {
             debug_allowed(shard, client)?;
             debug_object(shard, client, args[2], out).await?;

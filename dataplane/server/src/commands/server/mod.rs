@@ -339,6 +339,15 @@ pub fn time(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
 }
 
 /// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
+/// ROLE: Ember is a primary with no replicas (and so no replication offset).
+pub fn role(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    ctx.out.array_len(3);
+    ctx.out.bulk(b"master");
+    ctx.out.integer(0);
+    ctx.out.array_len(0);
+    Ok(())
+}
+
 pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(ctx.shard.shared.started_at_s as i64);
     Ok(())

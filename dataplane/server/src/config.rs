@@ -319,6 +319,7 @@ const PARAMETERS: &[Parameter] = &[
     ),
     parameter("dir", ".", Kind::Text, Mutable),
     parameter("dbfilename", "dump.rdb", Kind::Text, Mutable),
+    parameter("lazyfree-lazy-expire", "no", Kind::Bool, Mutable),
     parameter("lazyfree-lazy-user-del", "no", Kind::Bool, Mutable),
     parameter("lazyfree-lazy-user-flush", "no", Kind::Bool, Mutable),
     parameter("hash-max-listpack-entries", "128", NON_NEGATIVE, Mutable),
@@ -469,6 +470,8 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     /// Memory limit in bytes (0 = none).
     pub maxmemory: u64,
+    /// `lazyfree-lazy-expire`: the values of keys that expire are freed in the background.
+    pub lazyfree_lazy_expire: bool,
     /// `lazyfree-lazy-user-del`: DEL frees as UNLINK does (crate::lazyfree).
     pub lazyfree_lazy_user_del: bool,
     /// `lazyfree-lazy-user-flush`: FLUSHDB and FLUSHALL without SYNC free in the background.
@@ -534,6 +537,7 @@ impl Default for Config {
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             maxmemory: 0,
+            lazyfree_lazy_expire: false,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             maxmemory_policy: String::new(),
@@ -787,6 +791,7 @@ impl Config {
         self.proto_max_bulk_len = self.integer("proto-max-bulk-len") as usize;
         self.client_query_buffer_limit = self.integer("client-query-buffer-limit") as usize;
         self.maxmemory = self.integer("maxmemory") as u64;
+        self.lazyfree_lazy_expire = self.values["lazyfree-lazy-expire"] == "yes";
         self.lazyfree_lazy_user_del = self.values["lazyfree-lazy-user-del"] == "yes";
         self.lazyfree_lazy_user_flush = self.values["lazyfree-lazy-user-flush"] == "yes";
         self.maxmemory_policy = self.values["maxmemory-policy"].clone();

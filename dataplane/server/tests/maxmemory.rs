@@ -1017,6 +1017,58 @@ fn unlink_and_async_flushes_free_in_the_background() {
     assert_eq!(freed(&mut con), 0);
 }
 
+/// Under `lazyfree-lazy-expire yes` a large value whose key expires (actively, or when a
+/// command finds it expired) is freed in the background, as Redis's lazy free does; by
+/// default, and with `maxmemory` set, it is freed where it expires.
+#[test]
+fn expired_values_free_in_the_background_under_lazyfree_lazy_expire() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let freed = |con: &mut Connection| info_field(con, "stats", "lazyfreed_objects");
+    // Waits until the key is removed (a read of an expired key may only report it absent).
+    let expired = |con: &mut Connection| info_field(con, "stats", "expired_keys");
+    let expire_big = |con: &mut Connection, key: &str| {
+        let before = expired(con);
+        fill_set(con, key, 10_000);
+        redis::cmd("PEXPIRE").arg(key).arg(1).exec(con).unwrap();
+        assert!(within_5s(|| expired(con) == before + 1));
+    };
+    expire_big(&mut con, "big");
+    assert_eq!(freed(&mut con), 0, "freed in place by default");
+    let set = |con: &mut Connection, name: &str, value: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .exec(con)
+            .unwrap();
+    };
+    set(&mut con, "lazyfree-lazy-expire", "yes");
+    // Each key on its own shard: both shards' keyspaces hand their expired values over.
+    for (round, key) in ["{a}big", "{b}big"].into_iter().enumerate() {
+        expire_big(&mut con, key);
+        assert!(
+            within_5s(|| freed(&mut con) == round as u64 + 1),
+            "{key}: {} freed",
+            freed(&mut con)
+        );
+    }
+    // A small value is not worth the trip.
+    let before = expired(&mut con);
+    redis::cmd("SET")
+        .arg("small")
+        .arg("v")
+        .arg("PX")
+        .arg(1)
+        .exec(&mut con)
+        .unwrap();
+    assert!(within_5s(|| expired(&mut con) == before + 1));
+    assert_eq!(freed(&mut con), 2);
+    set(&mut con, "maxmemory", "1gb");
+    expire_big(&mut con, "big");
+    assert_eq!(freed(&mut con), 2, "freed in place under maxmemory");
+}
+
 /// A request of 100,000 arguments leaves no memory behind on its connection once it has run:
 /// the parsers' argument tables shrink back (they held 4 MB until the connection closed, and
 /// Redis's unit/lazyfree saw UNLINK reclaim nothing).

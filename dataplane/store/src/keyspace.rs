@@ -252,6 +252,9 @@ pub struct Keyspace {
     /// the common case, where each mutation pays one branch on the empty list.
     observers: Vec<Box<dyn KeyObserver>>,
     stats: KeyspaceStats,
+    /// Where the values of keys that expire go: dropped where they expire unless the server
+    /// hands them to its lazy free (`lazyfree-lazy-expire`).
+    expired_freer: Option<fn(Value)>,
     /// Database the active expiry cycle resumes at.
     expire_cursor_db: usize,
     /// Source of [`Entry::version`].
@@ -320,6 +323,7 @@ impl Keyspace {
             hasher: foldhash::fast::RandomState::default(),
             observers: Vec::new(),
             stats: KeyspaceStats::default(),
+            expired_freer: None,
             expire_cursor_db: 0,
             next_version: 1,
             access_policy: AccessPolicy::Lru,
@@ -378,6 +382,19 @@ impl Keyspace {
                 key: CompactBytes::new(key),
                 expired: false,
             });
+        }
+    }
+
+    /// Hands the values of keys that expire (lazily or actively) to `freer` instead of dropping
+    /// them where they expire; `None` drops them there.
+    pub fn set_expired_freer(&mut self, freer: Option<fn(Value)>) {
+        self.expired_freer = freer;
+    }
+
+    /// Drops an expired key's entry, or hands its value to the expired-value freer.
+    fn free_expired(&self, entry: Option<Entry>) {
+        if let (Some(entry), Some(freer)) = (entry, self.expired_freer) {
+            freer(entry.value);
         }
     }
 
@@ -882,6 +899,7 @@ impl Keyspace {
     pub fn remove(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
         let entry = self.remove_entry(db, key)?;
         if is_expired(&entry, now_ms) {
+            self.free_expired(Some(entry));
             self.note_expired(db, key);
             return None;
         }
@@ -943,7 +961,8 @@ impl Keyspace {
             .stored_entry(db, key)
             .is_some_and(|entry| is_expired(entry, now_ms));
         if due && now_ms >= EXPIRY_PAUSED_UNTIL_MS.load(std::sync::atomic::Ordering::Relaxed) {
-            self.remove_entry(db, key);
+            let entry = self.remove_entry(db, key);
+            self.free_expired(entry);
             self.note_expired(db, key);
         }
         due

@@ -160,6 +160,7 @@ impl Shard {
         let protection = crate::protection::ShardProtection::new(shared.protection.clone());
         keyspace.set_access_policy(config.access_policy());
         keyspace.set_read_history(config.read_history());
+        crate::lazyfree::configure(&mut keyspace, &config);
         Self {
             index,
             keyspace: RefCell::new(keyspace),

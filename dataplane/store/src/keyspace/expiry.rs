@@ -282,7 +282,8 @@ impl Keyspace {
         }
         let removed = found.due.len();
         for key in found.due {
-            self.remove_entry(db, &key);
+            let entry = self.remove_entry(db, &key);
+            self.free_expired(entry);
             self.note_expired(db, &key);
         }
         removed

@@ -22,6 +22,9 @@ enum Kind {
     Enum(&'static [&'static str]),
     /// Free text.
     Text,
+    /// Only the default (`no`, or empty): anything else would promise what Ember does not do,
+    /// which the text says.
+    Refused(&'static str),
     /// `notify-keyspace-events` classes, kept in Redis's printed form.
     KeyspaceEvents,
     /// `client-output-buffer-limit`: classes with three numbers; a value may name only some.
@@ -430,7 +433,406 @@ const PARAMETERS: &[Parameter] = &[
         Kind::Enum(&["no", "yes", "local"]),
         Immutable,
     ),
+    // The listen backlog of every port Ember opens (Redis's default is 511; Ember's 1024).
+    parameter(
+        "tcp-backlog",
+        "1024",
+        Kind::Integer {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        Immutable,
+    ),
+    // The rest of Redis 7.0's parameters, with its defaults and checks, so that a redis.conf
+    // loads as it is and CONFIG GET answers as Redis does. Nothing in Ember reads them:
+    // [`without_effect`] says why, and `ember` names each one set to other than its default as
+    // it starts. Settings that would promise what Ember does not do are refused instead:
+    // `cluster-enabled yes`, a `unixsocket`.
+    parameter(
+        "cluster-enabled",
+        "no",
+        Kind::Refused("Ember has no cluster mode"),
+        Immutable,
+    ),
+    parameter(
+        "unixsocket",
+        "",
+        Kind::Refused("Ember listens on TCP ports only"),
+        Immutable,
+    ),
+    parameter("unixsocketperm", "0", NON_NEGATIVE, Immutable),
+    // Persistence.
+    parameter("appenddirname", "appendonlydir", Kind::Text, Immutable),
+    parameter("aof-disable-auto-gc", "no", Kind::Bool, Mutable),
+    parameter("aof-load-truncated", "yes", Kind::Bool, Mutable),
+    parameter("aof-rewrite-incremental-fsync", "yes", Kind::Bool, Mutable),
+    parameter("aof-timestamp-enabled", "no", Kind::Bool, Mutable),
+    parameter("aof-use-rdb-preamble", "yes", Kind::Bool, Mutable),
+    parameter(
+        "auto-aof-rewrite-min-size",
+        "67108864",
+        Kind::Memory,
+        Mutable,
+    ),
+    parameter("auto-aof-rewrite-percentage", "100", NON_NEGATIVE, Mutable),
+    parameter("no-appendfsync-on-rewrite", "no", Kind::Bool, Mutable),
+    parameter("rdb-del-sync-files", "no", Kind::Bool, Mutable),
+    parameter("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
+    parameter("rdbchecksum", "yes", Kind::Bool, Immutable),
+    parameter("rdbcompression", "yes", Kind::Bool, Mutable),
+    parameter("stop-writes-on-bgsave-error", "yes", Kind::Bool, Mutable),
+    // Replication.
+    parameter("masterauth", "", Kind::Text, Mutable),
+    parameter("masteruser", "", Kind::Text, Mutable),
+    parameter(
+        "propagation-error-behavior",
+        "ignore",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        Mutable,
+    ),
+    parameter("repl-disable-tcp-nodelay", "no", Kind::Bool, Mutable),
+    parameter(
+        "repl-diskless-load",
+        "disabled",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        Mutable,
+    ),
+    parameter("repl-diskless-sync", "yes", Kind::Bool, Mutable),
+    parameter("repl-diskless-sync-delay", "5", NON_NEGATIVE, Mutable),
+    parameter(
+        "repl-diskless-sync-max-replicas",
+        "0",
+        NON_NEGATIVE,
+        Mutable,
+    ),
+    parameter(
+        "repl-ping-replica-period",
+        "10",
+        Kind::Integer {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        Mutable,
+    ),
+    parameter(
+        "repl-timeout",
+        "60",
+        Kind::Integer {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        Mutable,
+    ),
+    parameter("replica-announce-ip", "", Kind::Text, Mutable),
+    parameter(
+        "replica-announce-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Mutable,
+    ),
+    parameter("replica-announced", "yes", Kind::Bool, Mutable),
+    parameter(
+        "replica-ignore-disk-write-errors",
+        "no",
+        Kind::Bool,
+        Mutable,
+    ),
+    parameter("replica-ignore-maxmemory", "yes", Kind::Bool, Mutable),
+    parameter("replica-lazy-flush", "no", Kind::Bool, Mutable),
+    parameter("replica-priority", "100", NON_NEGATIVE, Mutable),
+    parameter("replica-serve-stale-data", "yes", Kind::Bool, Mutable),
+    // Redis's older names of the same settings (ALIASES).
+    parameter(
+        "repl-ping-slave-period",
+        "10",
+        Kind::Integer {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        Mutable,
+    ),
+    parameter("slave-announce-ip", "", Kind::Text, Mutable),
+    parameter(
+        "slave-announce-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Mutable,
+    ),
+    parameter("slave-ignore-maxmemory", "yes", Kind::Bool, Mutable),
+    parameter("slave-lazy-flush", "no", Kind::Bool, Mutable),
+    parameter("slave-priority", "100", NON_NEGATIVE, Mutable),
+    parameter("slave-read-only", "yes", Kind::Bool, Mutable),
+    parameter("slave-serve-stale-data", "yes", Kind::Bool, Mutable),
+    parameter("min-slaves-to-write", "0", NON_NEGATIVE, Mutable),
+    parameter("min-slaves-max-lag", "10", NON_NEGATIVE, Mutable),
+    // Cluster mode.
+    parameter(
+        "cluster-allow-pubsubshard-when-down",
+        "yes",
+        Kind::Bool,
+        Mutable,
+    ),
+    parameter("cluster-allow-reads-when-down", "no", Kind::Bool, Mutable),
+    parameter(
+        "cluster-allow-replica-migration",
+        "yes",
+        Kind::Bool,
+        Mutable,
+    ),
+    parameter(
+        "cluster-announce-bus-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Mutable,
+    ),
+    parameter("cluster-announce-hostname", "", Kind::Text, Mutable),
+    parameter("cluster-announce-ip", "", Kind::Text, Mutable),
+    parameter(
+        "cluster-announce-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Mutable,
+    ),
+    parameter(
+        "cluster-announce-tls-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Mutable,
+    ),
+    parameter("cluster-config-file", "nodes.conf", Kind::Text, Immutable),
+    parameter("cluster-link-sendbuf-limit", "0", Kind::Memory, Mutable),
+    parameter("cluster-migration-barrier", "1", NON_NEGATIVE, Mutable),
+    parameter("cluster-node-timeout", "15000", NON_NEGATIVE, Mutable),
+    parameter(
+        "cluster-port",
+        "0",
+        Kind::Integer { min: 0, max: 65535 },
+        Immutable,
+    ),
+    parameter(
+        "cluster-preferred-endpoint-type",
+        "ip",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        Mutable,
+    ),
+    parameter("cluster-replica-no-failover", "no", Kind::Bool, Mutable),
+    parameter(
+        "cluster-replica-validity-factor",
+        "10",
+        NON_NEGATIVE,
+        Mutable,
+    ),
+    parameter("cluster-require-full-coverage", "yes", Kind::Bool, Mutable),
+    parameter("cluster-slave-no-failover", "no", Kind::Bool, Mutable),
+    parameter("cluster-slave-validity-factor", "10", NON_NEGATIVE, Mutable),
+    // Redis's process, threads and allocator.
+    parameter("activedefrag", "no", Kind::Bool, Mutable),
+    parameter(
+        "active-defrag-cycle-max",
+        "25",
+        Kind::Integer { min: 1, max: 99 },
+        Mutable,
+    ),
+    parameter(
+        "active-defrag-cycle-min",
+        "1",
+        Kind::Integer { min: 1, max: 99 },
+        Mutable,
+    ),
+    parameter(
+        "active-defrag-ignore-bytes",
+        "104857600",
+        Kind::Memory,
+        Mutable,
+    ),
+    parameter(
+        "active-defrag-max-scan-fields",
+        "1000",
+        NON_NEGATIVE,
+        Mutable,
+    ),
+    parameter(
+        "active-defrag-threshold-lower",
+        "10",
+        Kind::Integer { min: 0, max: 1000 },
+        Mutable,
+    ),
+    parameter(
+        "active-defrag-threshold-upper",
+        "100",
+        Kind::Integer { min: 0, max: 1000 },
+        Mutable,
+    ),
+    parameter("always-show-logo", "no", Kind::Bool, Immutable),
+    parameter("bind-source-addr", "", Kind::Text, Mutable),
+    parameter("crash-log-enabled", "yes", Kind::Bool, Mutable),
+    parameter("crash-memcheck-enabled", "yes", Kind::Bool, Mutable),
+    parameter("disable-thp", "yes", Kind::Bool, Immutable),
+    parameter("dynamic-hz", "yes", Kind::Bool, Mutable),
+    parameter(
+        "enable-module-command",
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        Immutable,
+    ),
+    parameter(
+        "enable-protected-configs",
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        Immutable,
+    ),
+    parameter("ignore-warnings", "", Kind::Text, Mutable),
+    parameter(
+        "io-threads",
+        "1",
+        Kind::Integer { min: 1, max: 128 },
+        Immutable,
+    ),
+    parameter("io-threads-do-reads", "no", Kind::Bool, Immutable),
+    parameter("jemalloc-bg-thread", "yes", Kind::Bool, Mutable),
+    parameter("lazyfree-lazy-eviction", "no", Kind::Bool, Mutable),
+    parameter("lazyfree-lazy-server-del", "no", Kind::Bool, Mutable),
+    parameter(
+        "maxmemory-eviction-tenacity",
+        "10",
+        Kind::Integer { min: 0, max: 100 },
+        Mutable,
+    ),
+    parameter(
+        "oom-score-adj",
+        "no",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        Mutable,
+    ),
+    parameter("oom-score-adj-values", "0 200 800", Kind::Text, Mutable),
+    parameter("pidfile", "", Kind::Text, Immutable),
+    parameter(
+        "proc-title-template",
+        "{title} {listen-addr} {server-mode}",
+        Kind::Text,
+        Mutable,
+    ),
+    parameter(
+        "sanitize-dump-payload",
+        "no",
+        Kind::Enum(&["no", "yes", "clients"]),
+        Mutable,
+    ),
+    parameter("set-proc-title", "yes", Kind::Bool, Immutable),
+    parameter("shutdown-on-sigint", "default", Kind::Text, Mutable),
+    parameter("shutdown-on-sigterm", "default", Kind::Text, Mutable),
+    parameter("shutdown-timeout", "10", NON_NEGATIVE, Mutable),
+    parameter("socket-mark-id", "0", NON_NEGATIVE, Mutable),
+    parameter(
+        "supervised",
+        "no",
+        Kind::Enum(&["no", "upstart", "systemd", "auto"]),
+        Immutable,
+    ),
+    parameter("syslog-enabled", "no", Kind::Bool, Immutable),
+    parameter("syslog-facility", "local0", Kind::Text, Immutable),
+    parameter("syslog-ident", "redis", Kind::Text, Immutable),
+    parameter("server_cpulist", "", Kind::Text, Immutable),
+    parameter("bio_cpulist", "", Kind::Text, Immutable),
+    parameter("aof_rewrite_cpulist", "", Kind::Text, Immutable),
+    parameter("bgsave_cpulist", "", Kind::Text, Immutable),
+    parameter(
+        "latency-tracking-info-percentiles",
+        "50 99 99.9",
+        Kind::Text,
+        Mutable,
+    ),
 ];
+
+impl Config {
+    /// The parameters set to other than their default that nothing in Ember reads, each with
+    /// its value and why ([`without_effect`]); an alias pair is named once.
+    pub fn settings_without_effect(&self) -> Vec<(&'static str, &str, &'static str)> {
+        PARAMETERS
+            .iter()
+            .filter(|parameter| !ALIASES.iter().any(|(old, _)| *old == parameter.name))
+            .filter_map(|parameter| {
+                let why = without_effect(parameter.name)?;
+                let value = self.values[parameter.name].as_str();
+                (value != parameter.default).then_some((parameter.name, value, why))
+            })
+            .collect()
+    }
+}
+
+/// Why a parameter that Ember accepts does nothing in it (`None`: it has its effect).
+pub fn without_effect(name: &str) -> Option<&'static str> {
+    const PERSISTENCE: &str = "Ember keeps no RDB snapshot or append-only file";
+    const REPLICATION: &str = "Ember has no replicas";
+    const CLUSTER: &str = "Ember has no cluster mode";
+    let why = match name {
+        "save"
+        | "appendonly"
+        | "appendfsync"
+        | "appendfilename"
+        | "appenddirname"
+        | "dbfilename"
+        | "rdbchecksum"
+        | "rdbcompression"
+        | "rdb-del-sync-files"
+        | "rdb-save-incremental-fsync"
+        | "stop-writes-on-bgsave-error"
+        | "no-appendfsync-on-rewrite"
+        | "auto-aof-rewrite-min-size"
+        | "auto-aof-rewrite-percentage" => PERSISTENCE,
+        name if name.starts_with("aof-") => PERSISTENCE,
+        "masterauth"
+        | "masteruser"
+        | "propagation-error-behavior"
+        | "repl-backlog-size"
+        | "repl-backlog-ttl" => REPLICATION,
+        "replicaof" | "slaveof" => "Ember does not replicate from another server",
+        name if name.starts_with("repl-")
+            || name.starts_with("replica-")
+            || name.starts_with("slave-") =>
+        {
+            REPLICATION
+        }
+        name if name.starts_with("cluster-") => CLUSTER,
+        "daemonize" => "ember stays in the foreground (run it under systemd or a supervisor)",
+        "logfile" | "syslog-enabled" | "syslog-facility" | "syslog-ident" => {
+            "ember writes its log to standard error"
+        }
+        "pidfile" => "ember writes no pid file",
+        "supervised"
+        | "always-show-logo"
+        | "set-proc-title"
+        | "proc-title-template"
+        | "oom-score-adj"
+        | "oom-score-adj-values"
+        | "disable-thp"
+        | "crash-log-enabled"
+        | "crash-memcheck-enabled"
+        | "ignore-warnings"
+        | "shutdown-on-sigint"
+        | "shutdown-on-sigterm"
+        | "shutdown-timeout"
+        | "socket-mark-id"
+        | "bind-source-addr"
+        | "enable-protected-configs"
+        | "enable-module-command"
+        | "unixsocketperm" => "a setting of Redis's own process that Ember does not apply",
+        "io-threads" | "io-threads-do-reads" => "Ember's threads are its shards (--threads)",
+        "activedefrag" | "jemalloc-bg-thread" | "dynamic-hz" | "maxmemory-eviction-tenacity" => {
+            "a setting of Redis's allocator or event loop that Ember does not apply"
+        }
+        name if name.starts_with("active-defrag-") => {
+            "a setting of Redis's allocator or event loop that Ember does not apply"
+        }
+        "lazyfree-lazy-eviction" | "lazyfree-lazy-server-del" => {
+            "Ember frees evicted and overwritten values where they are removed"
+        }
+        "sanitize-dump-payload" => "RESTORE checks every payload it decodes",
+        "latency-tracking-info-percentiles" => "INFO latencystats gives p50, p99 and p99.9",
+        _ => return None,
+    };
+    Some(why)
+}
 
 /// A configuration error, worded as Redis words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -843,6 +1245,21 @@ impl Config {
 /// Redis's old names that are one setting with the new ones (`hash-max-ziplist-entries` is
 /// `hash-max-listpack-entries`): setting either sets both, so CONFIG GET answers alike.
 const ALIASES: &[(&str, &str)] = &[
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-priority", "replica-priority"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
     ("list-max-ziplist-size", "list-max-listpack-size"),
@@ -909,6 +1326,10 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
             }
         }
         Kind::Text => Ok(value.to_string()),
+        Kind::Refused(_) if value.is_empty() || value.eq_ignore_ascii_case("no") => {
+            Ok(value.to_ascii_lowercase())
+        }
+        Kind::Refused(why) => Err(why.to_string()),
         Kind::KeyspaceEvents => crate::commands::notify::canonical_classes(previous, value),
         Kind::OutputLimits => crate::shard::pubsub::merge_output_limits(previous, value),
         Kind::MemoryOrPercent => crate::limits::canonical_client_memory(value),
@@ -1001,6 +1422,48 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(config.port, 7002);
         assert_eq!(config.maxmemory_policy, "allkeys-lru");
+    }
+
+    /// Redis 7's parameters load: Ember applies what it does (tcp-backlog, the old names of
+    /// replica settings as aliases), keeps the rest for CONFIG GET and names it as without
+    /// effect, and refuses what it cannot honour.
+    #[test]
+    fn redis_7_parameters_load() {
+        let config = Config::from_file_text(
+            "daemonize yes\ntcp-backlog 511\nappendonly yes\nappendfsync always\n\
+             slave-priority 50\nrepl-diskless-load swapdb\nio-threads 4\n\
+             lazyfree-lazy-server-del yes\nactive-defrag-cycle-max 50\nlatency-tracking no\n",
+        )
+        .unwrap();
+        assert_eq!(config.value("replica-priority"), "50");
+        assert_eq!(config.integer("tcp-backlog"), 511);
+        let mut inert: Vec<&str> = config
+            .settings_without_effect()
+            .iter()
+            .map(|(name, _, _)| *name)
+            .collect();
+        inert.sort_unstable();
+        assert_eq!(
+            inert,
+            [
+                "active-defrag-cycle-max",
+                "appendfsync",
+                "appendonly",
+                "daemonize",
+                "io-threads",
+                "lazyfree-lazy-server-del",
+                "repl-diskless-load",
+                "replica-priority",
+            ]
+        );
+        for refused in [
+            "cluster-enabled yes",
+            "unixsocket /tmp/redis.sock",
+            "repl-diskless-load sometimes",
+        ] {
+            assert!(Config::from_file_text(refused).is_err(), "{refused}");
+        }
+        assert!(Config::default().settings_without_effect().is_empty());
     }
 
     #[test]

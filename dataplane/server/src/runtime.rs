@@ -337,12 +337,12 @@ pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
 ///
 /// # Errors
 /// When the address is in use by another program or cannot be bound.
-pub fn listen(address: SocketAddr) -> io::Result<(TcpListener, RawFd)> {
+pub fn listen(address: SocketAddr, backlog: i32) -> io::Result<(TcpListener, RawFd)> {
     // As glommio's own `TcpListener::bind`, which does not show its descriptor.
     let socket = reusable_socket(address)?;
     socket.set_reuse_port(true)?;
     socket.bind(&address.into())?;
-    socket.listen(1024)?;
+    socket.listen(backlog)?;
     let fd = socket.into_raw_fd();
     remember_listener(fd);
     // SAFETY: `fd` is a bound, listening socket that nothing else owns; the listener closes it.

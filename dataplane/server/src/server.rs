@@ -109,6 +109,9 @@ pub fn run(config: Config) -> std::io::Result<()> {
         config.busy_poll_us,
         shared.hardware
     );
+    for (name, value, why) in config.settings_without_effect() {
+        eprintln!("ember: '{name} {value}' has no effect: {why}");
+    }
     let busy_poll = Duration::from_micros(config.busy_poll_us);
     let bind_failed = Arc::new(AtomicBool::new(false));
     let failed = bind_failed.clone();
@@ -263,6 +266,8 @@ async fn shard_main(
 
     // With a TLS port, port 0 means no plain port (as in Redis); without, any free port.
     let tls_port = shard.config.borrow().integer("tls-port") as u16;
+    // Bounded by the parameter's range (0 to i32::MAX).
+    let backlog = shard.config.borrow().integer("tcp-backlog") as i32;
     let plain = configured_port != 0 || !tls;
     // Shard 0 binds first, so that a configured port 0 becomes one port every shard shares.
     let port = if index == 0 || !plain {
@@ -279,16 +284,17 @@ async fn shard_main(
     let mut listeners = Vec::new();
     let mut port = port;
     for address in bind.iter().filter(|_| plain) {
-        let (listener, fd) = runtime::listen(SocketAddr::new(*address, port)).map_err(|error| {
-            std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
-        })?;
+        let (listener, fd) =
+            runtime::listen(SocketAddr::new(*address, port), backlog).map_err(|error| {
+                std::io::Error::other(format!("cannot listen on {address}:{port}: {error}"))
+            })?;
         crate::io::watch_listener(fd);
         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
         listeners.push((listener, fd, false));
     }
     for address in bind.iter().filter(|_| tls) {
-        let (listener, fd) =
-            runtime::listen(SocketAddr::new(*address, tls_port)).map_err(|error| {
+        let (listener, fd) = runtime::listen(SocketAddr::new(*address, tls_port), backlog)
+            .map_err(|error| {
                 std::io::Error::other(format!("cannot listen on {address}:{tls_port}: {error}"))
             })?;
         crate::io::watch_listener(fd);
@@ -339,7 +345,7 @@ async fn shard_main(
     let metrics_port = shard.config.borrow().metrics_port;
     if index == 0 && metrics_port != 0 {
         let address = SocketAddr::new(bind[0], metrics_port);
-        let (listener, _) = runtime::listen(address).map_err(|error| {
+        let (listener, _) = runtime::listen(address, backlog).map_err(|error| {
             std::io::Error::other(format!("cannot listen for metrics on {address}: {error}"))
         })?;
         let bound = listener

@@ -580,6 +580,47 @@ fn info_counts_changes_as_redis_does() {
     }
 }
 
+/// A redis.conf written for Redis 7 loads (Debian's, where redis-server is installed): Ember
+/// applies what it does and names each setting it keeps without effect as it starts; CONFIG
+/// GET knows every parameter Redis 7.0 has.
+#[test]
+fn a_redis_conf_loads_and_config_get_knows_every_redis_parameter() {
+    let stock = std::path::Path::new("/etc/redis/redis.conf");
+    if stock.exists() {
+        // Debian's file sets daemonize, pidfile and logfile for its service.
+        let ember = Ember::start_with_file(stock, &["--dir", "/tmp", "--threads", "1"]);
+        let mut con = ember.connect(false);
+        let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+        assert_eq!(pong, "PONG");
+        let log = ember.log();
+        assert!(
+            log.contains("'daemonize yes' has no effect: ember stays in the foreground"),
+            "{log}"
+        );
+    } else {
+        eprintln!(
+            "skipped the stock redis.conf: {} is not installed",
+            stock.display()
+        );
+    }
+    let Some(redis) = RedisOracle::start() else {
+        return;
+    };
+    let names = |port: u16| -> std::collections::BTreeSet<String> {
+        let mut con = common::connect(port, false);
+        let pairs: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("*")
+            .query(&mut con)
+            .unwrap();
+        pairs.chunks(2).map(|pair| pair[0].clone()).collect()
+    };
+    let ember = Ember::start(1);
+    let ours = names(ember.port);
+    let missing: Vec<String> = names(redis.port).difference(&ours).cloned().collect();
+    assert!(missing.is_empty(), "CONFIG GET lacks {missing:?}");
+}
+
 /// COMMAND, COUNT, LIST, INFO, DOCS: one table behind them all, enough for redis-cli's help.
 #[test]
 fn command_introspection() {

@@ -89,7 +89,18 @@ impl Ember {
 
     /// Starts `ember --port 0` with extra arguments, and waits for its ready line.
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_from(None, extra_args)
+    }
+
+    /// Starts `ember FILE --port 0` with extra arguments: the config file's settings, then the
+    /// harness's and the test's.
+    pub fn start_with_file(file: &std::path::Path, extra_args: &[&str]) -> Self {
+        Self::start_from(Some(file), extra_args)
+    }
+
+    fn start_from(file: Option<&std::path::Path>, extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(file)
             .args(["--port", "0", "--bind", "127.0.0.1"])
             // DEBUG SLEEP stalls a shard on purpose in several tests (Redis's own test suite
             // turns DEBUG on for its servers too).

@@ -12,22 +12,14 @@ import time
 
 import redis
 
+from big_values import KINDS, fill
+
 port, command = int(sys.argv[1]), sys.argv[2]
 members = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
 r = redis.Redis(port=port)
 r.config_set("slowlog-log-slower-than", 0)
-for kind in ["zset", "set", "hash", "list"]:
-    r.delete("big")
-    for start in range(0, members, 10_000):
-        batch = [f"member:{j}" for j in range(start, min(start + 10_000, members))]
-        if kind == "zset":
-            r.zadd("big", {m: j for j, m in enumerate(batch)})
-        elif kind == "set":
-            r.sadd("big", *batch)
-        elif kind == "hash":
-            r.hset("big", mapping={m: "v" for m in batch})
-        else:
-            r.rpush("big", *batch)
+for kind in KINDS:
+    fill(r, "big", kind, members)
     r.slowlog_reset()
     began = time.time()
     r.execute_command(command, "big")

@@ -15,23 +15,15 @@ import time
 
 import redis
 
+from big_values import KINDS, fill
+
 port = int(sys.argv[1])
 members = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
 r = redis.Redis(port=port)
 r.config_set("latency-monitor-threshold", 1)
 lazy = r.config_get("lazyfree-lazy-expire").get("lazyfree-lazy-expire", "?")
-for kind in ["zset", "set", "hash", "list"]:
-    r.delete("big")
-    for start in range(0, members, 10_000):
-        batch = [f"member:{j}" for j in range(start, min(start + 10_000, members))]
-        if kind == "zset":
-            r.zadd("big", {m: j for j, m in enumerate(batch)})
-        elif kind == "set":
-            r.sadd("big", *batch)
-        elif kind == "hash":
-            r.hset("big", mapping={m: "v" for m in batch})
-        else:
-            r.rpush("big", *batch)
+for kind in KINDS:
+    fill(r, "big", kind, members)
     r.execute_command("LATENCY", "RESET")
     r.pexpire("big", 20)
     slowest = 0.0

@@ -384,8 +384,7 @@ pub async fn run(
     let parsed = (command.parse)(args)?;
     // Inside EXEC (every shard held) a blocking command answers at once, as in Redis.
     let may_block = client.hold.is_none();
-    let sequence = shard.blocking.next_sequence.get() + 1;
-    shard.blocking.next_sequence.set(sequence);
+    let sequence = open_home(shard, client.handle.id);
     let id = (shard.index, sequence);
     let source_owner = shard.owner_of(args[parsed.keys[0]]);
     let (serve, pop_only) = match (parsed.push_to, command.serve_pop_only) {
@@ -409,15 +408,6 @@ pub async fn run(
             None => groups.push((owner, vec![key.to_vec()])),
         }
     }
-    shard.blocking.homes.borrow_mut().insert(
-        sequence,
-        HomeWait {
-            client_id: client.handle.id,
-            results: Vec::new(),
-            unblocked: None,
-            waker: None,
-        },
-    );
     let packed = PackedArgs::new(args.iter().copied());
     let mut registered_on = Vec::new();
     let mut first = None;
@@ -450,16 +440,7 @@ pub async fn run(
     let end = if !waited {
         WaitEnd::Served
     } else {
-        shard
-            .shared
-            .blocked_clients
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let end = wait(shard, sequence, &client.handle, parsed.timeout).await;
-        shard
-            .shared
-            .blocked_clients
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        end
+        wait_blocked(shard, sequence, &client.handle, parsed.timeout).await
     };
     // A peer that closed less than PEER_CHECK_INTERVAL before a push is still queued, and gets
     // served: writing the element to its closed socket would lose it. Redis's event loop sees
@@ -540,21 +521,8 @@ pub async fn wait_for_replicas(
     if replicas <= 0 || client.hold.is_some() {
         return Ok(());
     }
-    let sequence = shard.blocking.next_sequence.get() + 1;
-    shard.blocking.next_sequence.set(sequence);
-    shard.blocking.homes.borrow_mut().insert(
-        sequence,
-        HomeWait {
-            client_id: client.handle.id,
-            results: Vec::new(),
-            unblocked: None,
-            waker: None,
-        },
-    );
-    let blocked = &shard.shared.blocked_clients;
-    blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let end = wait(shard, sequence, &client.handle, timeout).await;
-    blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let sequence = open_home(shard, client.handle.id);
+    let end = wait_blocked(shard, sequence, &client.handle, timeout).await;
     shard.blocking.homes.borrow_mut().remove(&sequence);
     match end {
         WaitEnd::Unblocked(UnblockKind::Error) => {
@@ -608,6 +576,36 @@ async fn register_on(
         ),
         other => BlockingReply::Error(format!("ERR unexpected shard answer {other:?}")),
     }
+}
+
+/// Opens the home side of a wait for client `client_id` on this shard: its sequence there.
+fn open_home(shard: &Shard, client_id: u64) -> u64 {
+    let sequence = shard.blocking.next_sequence.get() + 1;
+    shard.blocking.next_sequence.set(sequence);
+    shard.blocking.homes.borrow_mut().insert(
+        sequence,
+        HomeWait {
+            client_id,
+            results: Vec::new(),
+            unblocked: None,
+            waker: None,
+        },
+    );
+    sequence
+}
+
+/// [`wait`], counted in INFO's `blocked_clients` meanwhile.
+async fn wait_blocked(
+    shard: &Rc<Shard>,
+    sequence: u64,
+    handle: &ClientHandle,
+    timeout: Option<Duration>,
+) -> WaitEnd {
+    let blocked = &shard.shared.blocked_clients;
+    blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let end = wait(shard, sequence, handle, timeout).await;
+    blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    end
 }
 
 /// Waits for a result, the timeout, CLIENT UNBLOCK or the peer going away.

@@ -71,6 +71,9 @@ const NON_NEGATIVE: Kind = Kind::Integer {
     max: i64::MAX,
 };
 
+/// A TCP port (0: Redis's "none" or "any").
+const PORT: Kind = Kind::Integer { min: 0, max: 65535 };
+
 /// `lfu-log-factor` and `lfu-decay-time`: from 0 to Redis's INT_MAX, so both fit the store's u32.
 const LFU_PARAMETER: Kind = Kind::Integer {
     min: 0,
@@ -104,12 +107,7 @@ pub const EVICTION_POLICY_TINYLFU: &str = "allkeys-tinylfu";
 const PARAMETERS: &[Parameter] = &[
     // Where to listen; 127.0.0.1 unless told otherwise, so a new server is not open to a network.
     parameter("bind", "127.0.0.1", Kind::Text, Immutable),
-    parameter(
-        "port",
-        "6379",
-        Kind::Integer { min: 0, max: 65535 },
-        Immutable,
-    ),
+    parameter("port", "6379", PORT, Immutable),
     // Shards (one executor pinned per core); 0 means one per online core.
     parameter(
         "threads",
@@ -236,12 +234,7 @@ const PARAMETERS: &[Parameter] = &[
     // TLS (crate::tls, which says what rustls makes of each): Redis's names and defaults.
     // `tls-port` 0: no TLS; `port 0` with a `tls-port`: TLS only. CONFIG SET of the others
     // reloads the certificates and settings for the next TLS connections.
-    parameter(
-        "tls-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Immutable,
-    ),
+    parameter("tls-port", "0", PORT, Immutable),
     parameter("tls-cert-file", "", Kind::Text, Mutable),
     parameter("tls-key-file", "", Kind::Text, Mutable),
     parameter("tls-key-file-pass", "", Kind::Text, Mutable),
@@ -282,12 +275,7 @@ const PARAMETERS: &[Parameter] = &[
     ),
     parameter("tls-replication", "no", Kind::Bool, Mutable),
     parameter("tls-cluster", "no", Kind::Bool, Mutable),
-    parameter(
-        "metrics-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Immutable,
-    ),
+    parameter("metrics-port", "0", PORT, Immutable),
     // Unix socket of the shared-memory transport (one-sided GETs for clients on this host);
     // empty: off.
     parameter("shm", "", Kind::Text, Immutable),
@@ -302,12 +290,7 @@ const PARAMETERS: &[Parameter] = &[
     ),
     parameter("rdma", "no", Kind::Bool, Immutable),
     // TCP port verbs clients set up their queue pairs through; 0: the RESP port plus one.
-    parameter(
-        "rdma-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Immutable,
-    ),
+    parameter("rdma-port", "0", PORT, Immutable),
     // Longest string value published for one-sided GETs (longer ones are served by message).
     parameter("rdma-value-max-len", "4096", Kind::Memory, Immutable),
     // Item log per shard of the one-sided read region.
@@ -524,12 +507,7 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     parameter("replica-announce-ip", "", Kind::Text, Mutable),
-    parameter(
-        "replica-announce-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Mutable,
-    ),
+    parameter("replica-announce-port", "0", PORT, Mutable),
     parameter("replica-announced", "yes", Kind::Bool, Mutable),
     parameter(
         "replica-ignore-disk-write-errors",
@@ -552,12 +530,7 @@ const PARAMETERS: &[Parameter] = &[
         Mutable,
     ),
     parameter("slave-announce-ip", "", Kind::Text, Mutable),
-    parameter(
-        "slave-announce-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Mutable,
-    ),
+    parameter("slave-announce-port", "0", PORT, Mutable),
     parameter("slave-ignore-maxmemory", "yes", Kind::Bool, Mutable),
     parameter("slave-lazy-flush", "no", Kind::Bool, Mutable),
     parameter("slave-priority", "100", NON_NEGATIVE, Mutable),
@@ -579,36 +552,16 @@ const PARAMETERS: &[Parameter] = &[
         Kind::Bool,
         Mutable,
     ),
-    parameter(
-        "cluster-announce-bus-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Mutable,
-    ),
+    parameter("cluster-announce-bus-port", "0", PORT, Mutable),
     parameter("cluster-announce-hostname", "", Kind::Text, Mutable),
     parameter("cluster-announce-ip", "", Kind::Text, Mutable),
-    parameter(
-        "cluster-announce-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Mutable,
-    ),
-    parameter(
-        "cluster-announce-tls-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Mutable,
-    ),
+    parameter("cluster-announce-port", "0", PORT, Mutable),
+    parameter("cluster-announce-tls-port", "0", PORT, Mutable),
     parameter("cluster-config-file", "nodes.conf", Kind::Text, Immutable),
     parameter("cluster-link-sendbuf-limit", "0", Kind::Memory, Mutable),
     parameter("cluster-migration-barrier", "1", NON_NEGATIVE, Mutable),
     parameter("cluster-node-timeout", "15000", NON_NEGATIVE, Mutable),
-    parameter(
-        "cluster-port",
-        "0",
-        Kind::Integer { min: 0, max: 65535 },
-        Immutable,
-    ),
+    parameter("cluster-port", "0", PORT, Immutable),
     parameter(
         "cluster-preferred-endpoint-type",
         "ip",
@@ -765,6 +718,8 @@ pub fn without_effect(name: &str) -> Option<&'static str> {
     const PERSISTENCE: &str = "Ember keeps no RDB snapshot or append-only file";
     const REPLICATION: &str = "Ember has no replicas";
     const CLUSTER: &str = "Ember has no cluster mode";
+    const ALLOCATOR: &str =
+        "a setting of Redis's allocator or event loop that Ember does not apply";
     let why = match name {
         "save"
         | "appendonly"
@@ -816,14 +771,16 @@ pub fn without_effect(name: &str) -> Option<&'static str> {
         | "bind-source-addr"
         | "enable-protected-configs"
         | "enable-module-command"
-        | "unixsocketperm" => "a setting of Redis's own process that Ember does not apply",
+        | "unixsocketperm"
+        | "server_cpulist"
+        | "bio_cpulist"
+        | "aof_rewrite_cpulist"
+        | "bgsave_cpulist" => "a setting of Redis's own process that Ember does not apply",
         "io-threads" | "io-threads-do-reads" => "Ember's threads are its shards (--threads)",
         "activedefrag" | "jemalloc-bg-thread" | "dynamic-hz" | "maxmemory-eviction-tenacity" => {
-            "a setting of Redis's allocator or event loop that Ember does not apply"
+            ALLOCATOR
         }
-        name if name.starts_with("active-defrag-") => {
-            "a setting of Redis's allocator or event loop that Ember does not apply"
-        }
+        name if name.starts_with("active-defrag-") => ALLOCATOR,
         "lazyfree-lazy-eviction" | "lazyfree-lazy-server-del" => {
             "Ember frees evicted and overwritten values where they are removed"
         }
@@ -1464,6 +1421,27 @@ mod tests {
             assert!(Config::from_file_text(refused).is_err(), "{refused}");
         }
         assert!(Config::default().settings_without_effect().is_empty());
+    }
+
+    /// Every parameter of the block kept only for Redis's sake (from `cluster-enabled` on) says
+    /// why it does nothing, but the two that refuse all but their default and the old names,
+    /// whose other name is checked or acts (`min-slaves-to-write` is `min-replicas-to-write`).
+    #[test]
+    fn redis_only_parameters_say_why() {
+        let first = PARAMETERS
+            .iter()
+            .position(|parameter| parameter.name == "cluster-enabled")
+            .expect("the block starts at cluster-enabled");
+        for parameter in &PARAMETERS[first..] {
+            if matches!(parameter.kind, Kind::Refused(_)) || alias_of(parameter.name).is_some() {
+                continue;
+            }
+            assert!(
+                without_effect(parameter.name).is_some(),
+                "{} has no reason",
+                parameter.name
+            );
+        }
     }
 
     #[test]

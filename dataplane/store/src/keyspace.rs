@@ -391,11 +391,13 @@ impl Keyspace {
         self.expired_freer = freer;
     }
 
-    /// Drops an expired key's entry, or hands its value to the expired-value freer.
-    fn free_expired(&self, entry: Option<Entry>) {
+    /// Ends an expired key that was just taken out of `db`: its value dropped (or handed to the
+    /// expired-value freer) and the expiry counted and logged.
+    fn expired_removed(&mut self, db: usize, key: &[u8], entry: Option<Entry>) {
         if let (Some(entry), Some(freer)) = (entry, self.expired_freer) {
             freer(entry.value);
         }
+        self.note_expired(db, key);
     }
 
     /// Starts (or stops) keeping the keys that expire, for [`Keyspace::take_expired`]. Stopping
@@ -899,8 +901,7 @@ impl Keyspace {
     pub fn remove(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<Entry> {
         let entry = self.remove_entry(db, key)?;
         if is_expired(&entry, now_ms) {
-            self.free_expired(Some(entry));
-            self.note_expired(db, key);
+            self.expired_removed(db, key, Some(entry));
             return None;
         }
         Some(entry)
@@ -962,8 +963,7 @@ impl Keyspace {
             .is_some_and(|entry| is_expired(entry, now_ms));
         if due && now_ms >= EXPIRY_PAUSED_UNTIL_MS.load(std::sync::atomic::Ordering::Relaxed) {
             let entry = self.remove_entry(db, key);
-            self.free_expired(entry);
-            self.note_expired(db, key);
+            self.expired_removed(db, key, entry);
         }
         due
     }

@@ -134,6 +134,16 @@ pub struct Shard {
     next_hold_sequence: Cell<u64>,
 }
 
+/// Sets what `keyspace` takes from `config`, at start and after each CONFIG SET:
+/// maxmemory-policy and the lfu-* parameters decide what reads record in each key and whether
+/// the keyspace keeps a read history (allkeys-tinylfu); lazyfree-lazy-expire and maxmemory,
+/// where the values of expired keys are freed.
+pub fn configure_keyspace(keyspace: &mut Keyspace, config: &Config) {
+    keyspace.set_access_policy(config.access_policy());
+    keyspace.set_read_history(config.read_history());
+    crate::lazyfree::configure(keyspace, config);
+}
+
 impl Shard {
     /// A shard with an empty keyspace.
     pub fn new(
@@ -158,9 +168,7 @@ impl Shard {
         let mut keyspace = Keyspace::new();
         let shard_count = shared.shard_count;
         let protection = crate::protection::ShardProtection::new(shared.protection.clone());
-        keyspace.set_access_policy(config.access_policy());
-        keyspace.set_read_history(config.read_history());
-        crate::lazyfree::configure(&mut keyspace, &config);
+        configure_keyspace(&mut keyspace, &config);
         Self {
             index,
             keyspace: RefCell::new(keyspace),

@@ -283,8 +283,7 @@ impl Keyspace {
         let removed = found.due.len();
         for key in found.due {
             let entry = self.remove_entry(db, &key);
-            self.free_expired(entry);
-            self.note_expired(db, &key);
+            self.expired_removed(db, &key, entry);
         }
         removed
     }

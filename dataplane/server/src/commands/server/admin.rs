@@ -96,13 +96,7 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                     .set(&name, &value)
                     .expect("CONFIG SET validated by the origin shard");
             }
-            // maxmemory-policy and the lfu-* parameters decide what reads record in each key,
-            // and whether the keyspace keeps a read history (allkeys-tinylfu);
-            // lazyfree-lazy-expire and maxmemory, where expired values are freed.
-            let mut keyspace = shard.keyspace.borrow_mut();
-            keyspace.set_access_policy(config.access_policy());
-            keyspace.set_read_history(config.read_history());
-            crate::lazyfree::configure(&mut keyspace, &config);
+            crate::shard::configure_keyspace(&mut shard.keyspace.borrow_mut(), &config);
             ShardReply::Done
         }
         AdminRequest::ScriptsFlushed => {

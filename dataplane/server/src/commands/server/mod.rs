@@ -338,7 +338,6 @@ pub fn time(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
-/// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
 /// ROLE: Ember is a primary with no replicas (and so no replication offset).
 pub fn role(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.array_len(3);
@@ -348,6 +347,7 @@ pub fn role(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
+/// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
 pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(ctx.shard.shared.started_at_s as i64);
     Ok(())

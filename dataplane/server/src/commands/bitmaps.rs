@@ -204,21 +204,20 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
-/// BITOP AND|OR|XOR|NOT destkey key [key ...]: the result's length; an empty result deletes
-/// the destination, as Redis does. Keys on several shards meet in the scratch keyspace.
+/// BITOP AND|OR|XOR|NOT|DIFF|DIFF1|ANDOR|ONE destkey key [key ...]: the result's length; an
+/// empty result deletes the destination, as Redis does. Keys on several shards meet in the
+/// scratch keyspace.
 pub fn bitop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let op = [
-        ("AND", BitOp::And),
-        ("OR", BitOp::Or),
-        ("XOR", BitOp::Xor),
-        ("NOT", BitOp::Not),
-    ]
-    .into_iter()
-    .find(|(word, _)| is(args[1], word))
-    .map(|(_, op)| op)
-    .ok_or(CommandError::from(errors::SYNTAX))?;
+    let op = BitOp::parse(args[1]).ok_or(CommandError::from(errors::SYNTAX))?;
     if op == BitOp::Not && args.len() != 4 {
         return Err("ERR BITOP NOT must be called with a single source key.".into());
+    }
+    if op.needs_two() && args.len() < 5 {
+        return Err(format!(
+            "ERR BITOP {} must be called with at least two source keys.",
+            op.name()
+        )
+        .into());
     }
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     // First every source is looked up (expiring it if due, recording the access) and checked

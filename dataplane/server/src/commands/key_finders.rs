@@ -7,14 +7,17 @@
 /// bound only keeps a hostile count from costing anything before the argument-count check.
 const COUNTED_KEYS_MAX: usize = 1 << 20;
 
-/// The positions of `count` keys from `first`, when the count is valid and they all exist.
-fn counted(args: &[&[u8]], count_at: usize) -> Vec<usize> {
-    let Some(count) = args
-        .get(count_at)
+/// The key count at `count_at`, when it is a valid one.
+fn key_count(args: &[&[u8]], count_at: usize) -> Option<usize> {
+    args.get(count_at)
         .and_then(|arg| ember_resp::parse_i64(arg))
         .and_then(|count| usize::try_from(count).ok())
         .filter(|&count| count > 0 && count <= COUNTED_KEYS_MAX)
-    else {
+}
+
+/// The positions of `count` keys from `first`, when the count is valid and they all exist.
+fn counted(args: &[&[u8]], count_at: usize) -> Vec<usize> {
+    let Some(count) = key_count(args, count_at) else {
         return Vec::new();
     };
     let first = count_at + 1;
@@ -22,6 +25,18 @@ fn counted(args: &[&[u8]], count_at: usize) -> Vec<usize> {
         return Vec::new();
     }
     (first..first + count).collect()
+}
+
+/// `numkeys key value [key value ...]` right after the command name (MSETEX): the key of each
+/// pair, when every pair is there.
+pub fn count_then_pairs(args: &[&[u8]]) -> Vec<usize> {
+    let Some(count) = key_count(args, 1) else {
+        return Vec::new();
+    };
+    if 2 + 2 * count > args.len() {
+        return Vec::new();
+    }
+    (0..count).map(|pair| 2 + 2 * pair).collect()
 }
 
 /// `numkeys key [key ...]` right after the command name (SINTERCARD, ZUNION, ZINTER, ZDIFF,

@@ -6,7 +6,8 @@
 //! key finders, and a key's flags come from the specification that names its position.
 //!
 //! The entries are Redis 7.0.15's (its COMMAND output), plus the hash field-expiry commands of
-//! Redis 7.4; commands Redis does not have get one specification derived from their flags.
+//! Redis 7.4 and the compare-and-set family of Redis 8.4 (DIGEST, DELEX, MSETEX, with Valkey's
+//! DELIFEQ as DELEX); commands Redis does not have get one specification derived from their flags.
 
 use std::borrow::Cow;
 
@@ -126,6 +127,9 @@ const RW_ACCESS_UPDATE_VARIABLE_FLAGS: KeyFlags = KeyFlags::RW
     .union(KeyFlags::UPDATE)
     .union(KeyFlags::VARIABLE_FLAGS);
 const RW_DELETE: KeyFlags = KeyFlags::RW.union(KeyFlags::DELETE);
+const RW_DELETE_VARIABLE_FLAGS: KeyFlags = KeyFlags::RW
+    .union(KeyFlags::DELETE)
+    .union(KeyFlags::VARIABLE_FLAGS);
 const RW_INSERT: KeyFlags = KeyFlags::RW.union(KeyFlags::INSERT);
 const RW_UPDATE: KeyFlags = KeyFlags::RW.union(KeyFlags::UPDATE);
 
@@ -163,6 +167,9 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
         ] },
         b"decr" => const { &[spec(RW_ACCESS_UPDATE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"decrby" => const { &[spec(RW_ACCESS_UPDATE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
+        b"delex" => const { &[spec(RW_DELETE_VARIABLE_FLAGS, Begin::Index(1), Find::Range(0, 1, 0), "")] },
+        b"delifeq" => const { &[spec(RW_DELETE_VARIABLE_FLAGS, Begin::Index(1), Find::Range(0, 1, 0), "")] },
+        b"digest" => const { &[spec(RO_ACCESS, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"del" => const { &[spec(RM_DELETE, Begin::Index(1), Find::Range(-1, 1, 0), "")] },
         b"dump" => const { &[spec(RO_ACCESS, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"eval" => const { &[spec(RW_ACCESS_UPDATE, Begin::Index(2), Find::KeyNum(0, 1, 1), "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")] },
@@ -246,6 +253,7 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
         b"mget" => const { &[spec(RO_ACCESS, Begin::Index(1), Find::Range(-1, 1, 0), "")] },
         b"move" => const { &[spec(RW_ACCESS_UPDATE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"mset" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::Range(-1, 2, 0), "")] },
+        b"msetex" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::KeyNum(0, 1, 2), "")] },
         b"msetnx" => const { &[spec(OW_INSERT, Begin::Index(1), Find::Range(-1, 2, 0), "")] },
         b"object|encoding" => const { &[spec(RO, Begin::Index(2), Find::Range(0, 1, 0), "")] },
         b"object|freq" => const { &[spec(RO, Begin::Index(2), Find::Range(0, 1, 0), "")] },

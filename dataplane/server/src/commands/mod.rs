@@ -807,6 +807,11 @@ static CORE: &[CommandSpec] = &[
     command("getset", 3, W_OOM_FAST, ONE_KEY, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", Ks(strings::getset)),
     command("getdel", 2, W_FAST, ONE_KEY, "string", "6.2.0", "Returns the string value of a key after deleting the key.", Ks(strings::getdel)),
     command("getex", -2, W_FAST, ONE_KEY, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", Ks(strings::getex)),
+    // Redis 8.4's compare-and-set family and Valkey 9.0's DELIFEQ.
+    command("digest", 2, R_FAST, ONE_KEY, "string", "8.4.0", "Returns the XXH3 hash of a string value.", Ks(strings::digest)),
+    command("delex", -2, W_FAST, ONE_KEY, "string", "8.4.0", "Conditionally removes the specified key based on value or digest comparison.", Ks(strings::delex)),
+    command("delifeq", 3, W_FAST, ONE_KEY, "string", "9.0.0", "Delete key if value matches string.", Ks(strings::delifeq)),
+    split(movable(command("msetex", -4, W_OOM, NO_KEYS, "string", "8.4.0", "Atomically sets multiple string keys with a shared expiration in a single operation. Supports flexible argument parsing where condition and expiration flags can appear in any order.", Ks(strings::msetex)), key_finders::count_then_pairs), Split::Scratch),
     split(command("mget", -2, R_FAST, ALL_KEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", Ks(strings::mget)), Split::Gather),
     split(command("mset", -3, W_OOM, PAIRS, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", Ks(strings::mset)), Split::Pairs),
     split(command("msetnx", -3, W_OOM, PAIRS, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", Ks(strings::msetnx)), Split::Scratch),

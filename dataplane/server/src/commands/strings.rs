@@ -115,6 +115,8 @@ struct WriteOptions<'a> {
     nx: bool,
     xx: bool,
     get: bool,
+    /// IFEQ, IFNE, IFDEQ or IFDNE (Redis 8.4; SET only).
+    compare: Option<Compare<'a>>,
     expire: ExpireOption,
     /// EX/PX/EXAT/PXAT's unit, whether it is absolute, and its unparsed argument: Redis checks
     /// the whole option syntax first and the number afterwards (GETEX only once the key is
@@ -140,6 +142,7 @@ fn parse_write_options<'a>(
         nx: false,
         xx: false,
         get: false,
+        compare: None,
         expire: ExpireOption::Unset,
         expire_arg: None,
     };
@@ -148,10 +151,16 @@ fn parse_write_options<'a>(
         let option = options[index];
         let next = options.get(index + 1);
         let expire_unset = parsed.expire == ExpireOption::Unset;
-        if allow_set_flags && is(option, "NX") && !parsed.xx {
+        // NX, XX and the four comparisons exclude one another.
+        let unconditional = !parsed.nx && !parsed.xx && parsed.compare.is_none();
+        let compare = next.and_then(|arg| Compare::parse(option, arg));
+        if allow_set_flags && is(option, "NX") && (parsed.nx || unconditional) {
             parsed.nx = true;
-        } else if allow_set_flags && is(option, "XX") && !parsed.nx {
+        } else if allow_set_flags && is(option, "XX") && (parsed.xx || unconditional) {
             parsed.xx = true;
+        } else if allow_set_flags && compare.is_some() && unconditional {
+            parsed.compare = compare;
+            index += 1;
         } else if allow_set_flags && is(option, "GET") {
             parsed.get = true;
         } else if allow_set_flags && is(option, "KEEPTTL") && expire_unset {
@@ -159,9 +168,11 @@ fn parse_write_options<'a>(
         } else if !allow_set_flags && is(option, "PERSIST") && expire_unset {
             parsed.expire = ExpireOption::Persist;
         } else if expire_unset
-            && next.is_some()
             && (is(option, "EX") || is(option, "PX") || is(option, "EXAT") || is(option, "PXAT"))
         {
+            let Some(&arg) = next else {
+                return Err(errors::SYNTAX.into());
+            };
             let unit_ms = if is(option, "EX") || is(option, "EXAT") {
                 1000
             } else {
@@ -170,7 +181,7 @@ fn parse_write_options<'a>(
             let absolute = is(option, "EXAT") || is(option, "PXAT");
             // Placeholder until resolve_expire reads the number; it marks the expiry as set.
             parsed.expire = ExpireOption::At(0);
-            parsed.expire_arg = Some((unit_ms, absolute, next.expect("checked")));
+            parsed.expire_arg = Some((unit_ms, absolute, arg));
             index += 1;
         } else {
             return Err(errors::SYNTAX.into());
@@ -180,7 +191,8 @@ fn parse_write_options<'a>(
     Ok(parsed)
 }
 
-/// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]
+/// SET key value [NX | XX | IFEQ v | IFNE v | IFDEQ digest | IFDNE digest] [GET]
+/// [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]
 pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let mut options = parse_write_options(&args[3..], true)?;
     options.resolve_expire(ctx, "set")?;
@@ -194,6 +206,12 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         existing.is_some(),
         existing.and_then(|entry| entry.expire_at_ms()),
     );
+    // A comparison reads the current value: WRONGTYPE for a collection, as for GET.
+    let compared = match (options.compare, existing) {
+        (Some(compare), Some(entry)) => compare.holds(string_value(entry)?),
+        (Some(compare), None) => compare.creates(),
+        (None, _) => true,
+    };
     let previous = match existing {
         Some(entry) if options.get => Some(string_value(entry)?.clone()),
         _ => None,
@@ -202,7 +220,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         // Redis reads the old value with a lookup of its own before the write's lookup.
         ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
     }
-    let condition_met = !(options.nx && exists || options.xx && !exists);
+    let condition_met = compared && !(options.nx && exists || options.xx && !exists);
     if condition_met {
         let expire = match options.expire {
             ExpireOption::Keep => existing_expire,
@@ -234,6 +252,123 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: Value, expire: ExpireAtMs) {
     } else {
         ctx.keyspace.insert(ctx.db, key, value, expire, ctx.now_ms);
     }
+}
+
+/// A condition on a string's current value, compared as Redis 8.4's SET and DELEX compare it.
+#[derive(Debug, Clone, Copy)]
+enum Compare<'a> {
+    /// IFEQ: the value equals this one.
+    Eq(&'a [u8]),
+    /// IFNE: the value differs from this one.
+    Ne(&'a [u8]),
+    /// IFDEQ: the value's digest (see [`digest_hex`]) is this one, in either case.
+    DigestEq(&'a [u8]),
+    /// IFDNE: the value's digest is not this one.
+    DigestNe(&'a [u8]),
+}
+
+impl<'a> Compare<'a> {
+    /// The condition `word arg` names, if `word` is one of the four.
+    fn parse(word: &[u8], arg: &'a [u8]) -> Option<Self> {
+        if is(word, "IFEQ") {
+            Some(Self::Eq(arg))
+        } else if is(word, "IFNE") {
+            Some(Self::Ne(arg))
+        } else if is(word, "IFDEQ") {
+            Some(Self::DigestEq(arg))
+        } else if is(word, "IFDNE") {
+            Some(Self::DigestNe(arg))
+        } else {
+            None
+        }
+    }
+
+    /// True when a string `value` meets the condition.
+    fn holds(self, value: &Value) -> bool {
+        let bytes = string_bytes(value);
+        match self {
+            Self::Eq(expected) => *bytes == *expected,
+            Self::Ne(expected) => *bytes != *expected,
+            Self::DigestEq(digest) => digest_hex(&bytes).eq_ignore_ascii_case(digest),
+            Self::DigestNe(digest) => !digest_hex(&bytes).eq_ignore_ascii_case(digest),
+        }
+    }
+
+    /// True when the condition lets a missing key be created: "not equal" holds for no value.
+    fn creates(self) -> bool {
+        matches!(self, Self::Ne(_) | Self::DigestNe(_))
+    }
+}
+
+/// The bytes of a string value (an integer's text for an integer).
+fn string_bytes(value: &Value) -> std::borrow::Cow<'_, [u8]> {
+    match value {
+        Value::Str(bytes) => std::borrow::Cow::Borrowed(&bytes[..]),
+        _ => std::borrow::Cow::Owned(value.to_vec()),
+    }
+}
+
+/// The digest Redis 8.4's DIGEST answers: XXH3's 64-bit hash of the bytes (no seed, the default
+/// secret), as sixteen lower-case hexadecimal digits.
+pub fn digest_hex(bytes: &[u8]) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+    let mut text = [0u8; 16];
+    for (at, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((hash >> (60 - 4 * at)) & 0xf) as usize];
+    }
+    text
+}
+
+/// DIGEST key (Redis 8.4): the value's digest, nil for a missing key, WRONGTYPE for another
+/// type.
+pub fn digest(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let Some(entry) = read(ctx, args[1]) else {
+        ctx.out.null();
+        return Ok(());
+    };
+    let text = digest_hex(&string_bytes(string_value(entry)?));
+    ctx.out.bulk(&text);
+    Ok(())
+}
+
+/// DELEX key [IFEQ v | IFNE v | IFDEQ digest | IFDNE digest] (Redis 8.4): deletes the key, of
+/// any type without a condition, a string meeting the condition with one; 1 when deleted.
+pub fn delex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let compare = match args {
+        [_, _] => None,
+        [_, _, word, arg] => Some(Compare::parse(word, arg).ok_or(errors::SYNTAX)?),
+        _ => return Err(errors::SYNTAX.into()),
+    };
+    delete_if(ctx, args[1], compare)
+}
+
+/// DELIFEQ key value (Valkey 9.0): deletes a string key holding exactly `value`; 1 when
+/// deleted. DELEX's IFEQ under Valkey's name.
+pub fn delifeq(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    delete_if(ctx, args[1], Some(Compare::Eq(args[2])))
+}
+
+/// Deletes `key` when it exists and meets `compare` (a string, for a comparison), answering
+/// 1 or 0; DEL's lazy freeing and keyspace event.
+fn delete_if(ctx: &mut Ctx<'_>, key: &[u8], compare: Option<Compare<'_>>) -> CommandResult {
+    let Some(entry) = ctx.keyspace.get(ctx.db, key, ctx.now_ms) else {
+        ctx.out.integer(0);
+        return Ok(());
+    };
+    if let Some(compare) = compare {
+        if !compare.holds(string_value(entry)?) {
+            ctx.out.integer(0);
+            return Ok(());
+        }
+    }
+    let lazy = crate::lazyfree::lazy(ctx.config, ctx.config.lazyfree_lazy_user_del);
+    if let Some(entry) = ctx.keyspace.remove(ctx.db, key, ctx.now_ms) {
+        crate::lazyfree::free_value(entry.value, lazy);
+    }
+    notify(ctx, notify::GENERIC, "del", key);
+    ctx.out.integer(1);
+    Ok(())
 }
 
 /// SETNX key value
@@ -407,6 +542,56 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
     }
     ctx.out.integer(i64::from(!any_exists));
+    Ok(())
+}
+
+/// MSETEX numkeys key value [key value ...] [NX | XX] [EX s | PX ms | EXAT s | PXAT ms |
+/// KEEPTTL] (Redis 8.4): sets every pair with one expiry, all or (under NX or XX) none; 1 when
+/// set, 0 when the condition stopped it. Keys on several shards meet in the scratch keyspace.
+pub fn msetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let count = parse_integer(args[1])?;
+    if count <= 0 {
+        return Err("ERR numkeys should be greater than 0".into());
+    }
+    let pairs_end = usize::try_from(count)
+        .ok()
+        .and_then(|count| count.checked_mul(2))
+        .and_then(|len| len.checked_add(2))
+        .filter(|&end| end <= args.len())
+        .ok_or("ERR Number of keys can't be greater than number of args")?;
+    let pairs = &args[2..pairs_end];
+    let mut options = parse_write_options(&args[pairs_end..], true)?;
+    if options.get || options.compare.is_some() {
+        return Err(errors::SYNTAX.into());
+    }
+    options.resolve_expire(ctx, "msetex")?;
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    if options.nx || options.xx {
+        let wanted = options.xx;
+        let met = pairs
+            .chunks_exact(2)
+            .all(|pair| ctx.keyspace.contains(db, pair[0], now_ms) == wanted);
+        if !met {
+            ctx.out.integer(0);
+            return Ok(());
+        }
+    }
+    for pair in pairs.chunks_exact(2) {
+        let expire = match options.expire {
+            ExpireOption::Keep => ctx
+                .keyspace
+                .peek(db, pair[0], now_ms)
+                .and_then(|entry| entry.expire_at_ms()),
+            ExpireOption::At(at) => Some(at),
+            ExpireOption::Unset | ExpireOption::Persist => None,
+        };
+        store(ctx, pair[0], Value::from_bytes(pair[1]), expire);
+        notify(ctx, notify::STRING, "set", pair[0]);
+        if matches!(options.expire, ExpireOption::At(_)) {
+            notify(ctx, notify::GENERIC, "expire", pair[0]);
+        }
+    }
+    ctx.out.integer(1);
     Ok(())
 }
 

@@ -44,6 +44,51 @@ pub enum BitOp {
     Xor,
     /// NOT of the one input.
     Not,
+    /// Bits of the first input set in none of the others (Redis 8.2).
+    Diff,
+    /// Bits set in one or more of the others and not in the first (Redis 8.2).
+    Diff1,
+    /// Bits of the first input set in one or more of the others (Redis 8.2).
+    AndOr,
+    /// Bits set in exactly one input (Redis 8.2).
+    One,
+}
+
+impl BitOp {
+    /// The operation BITOP's word names, in any case.
+    pub fn parse(word: &[u8]) -> Option<Self> {
+        [
+            Self::And,
+            Self::Or,
+            Self::Xor,
+            Self::Not,
+            Self::Diff,
+            Self::Diff1,
+            Self::AndOr,
+            Self::One,
+        ]
+        .into_iter()
+        .find(|op| word.eq_ignore_ascii_case(op.name().as_bytes()))
+    }
+
+    /// The upper-case name, as Redis's errors spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::And => "AND",
+            Self::Or => "OR",
+            Self::Xor => "XOR",
+            Self::Not => "NOT",
+            Self::Diff => "DIFF",
+            Self::Diff1 => "DIFF1",
+            Self::AndOr => "ANDOR",
+            Self::One => "ONE",
+        }
+    }
+
+    /// True for the operations of a first input against the rest, which take two or more.
+    pub const fn needs_two(self) -> bool {
+        matches!(self, Self::Diff | Self::Diff1 | Self::AndOr)
+    }
 }
 
 /// GETBIT: the bit at `offset` (0 past the end).
@@ -181,29 +226,59 @@ fn first_bit_between(bytes: &[u8], bit: bool, first: u64, last: u64) -> Option<u
 /// as the longest input, shorter inputs read as zero-padded. NOT uses the first input only.
 pub fn bit_op(op: BitOp, inputs: &[&[u8]]) -> Vec<u8> {
     let len = inputs.iter().map(|input| input.len()).max().unwrap_or(0);
-    if op == BitOp::Not {
-        return inputs
-            .first()
-            .map_or_else(Vec::new, |input| input.iter().map(|byte| !byte).collect());
-    }
-    let mut result = match inputs.first() {
-        Some(first) => {
-            let mut result = first.to_vec();
-            result.resize(len, 0);
+    let Some((first, rest)) = inputs.split_first() else {
+        return Vec::new();
+    };
+    let padded = |input: &[u8]| {
+        let mut bytes = input.to_vec();
+        bytes.resize(len, 0);
+        bytes
+    };
+    match op {
+        BitOp::Not => first.iter().map(|byte| !byte).collect(),
+        BitOp::And | BitOp::Or | BitOp::Xor => {
+            let mut result = padded(first);
+            for input in rest {
+                for (at, out) in result.iter_mut().enumerate() {
+                    let byte = input.get(at).copied().unwrap_or(0);
+                    match op {
+                        BitOp::And => *out &= byte,
+                        BitOp::Or => *out |= byte,
+                        _ => *out ^= byte,
+                    }
+                }
+            }
             result
         }
-        None => return Vec::new(),
-    };
-    for input in &inputs[1..] {
-        for (at, out) in result.iter_mut().enumerate() {
-            let byte = input.get(at).copied().unwrap_or(0);
-            match op {
-                BitOp::And => *out &= byte,
-                BitOp::Or => *out |= byte,
-                BitOp::Xor => *out ^= byte,
-                BitOp::Not => unreachable!("handled above"),
+        BitOp::Diff | BitOp::Diff1 | BitOp::AndOr => {
+            // The others' union, then each byte of the first against it.
+            let mut others = vec![0u8; len];
+            for input in rest {
+                for (out, byte) in others.iter_mut().zip(input.iter()) {
+                    *out |= byte;
+                }
             }
+            for (at, out) in others.iter_mut().enumerate() {
+                let x = first.get(at).copied().unwrap_or(0);
+                *out = match op {
+                    BitOp::Diff => x & !*out,
+                    BitOp::Diff1 => !x & *out,
+                    _ => x & *out,
+                };
+            }
+            others
+        }
+        BitOp::One => {
+            // Bits seen once so far, and bits seen more than once.
+            let mut once = padded(first);
+            let mut more = vec![0u8; len];
+            for input in rest {
+                for ((once, more), byte) in once.iter_mut().zip(more.iter_mut()).zip(input.iter()) {
+                    *more |= *once & byte;
+                    *once = (*once ^ byte) & !*more;
+                }
+            }
+            once
         }
     }
-    result
 }

@@ -164,6 +164,17 @@ fn bit_op_as_redis() {
         (BitOp::Not, &[b"\x0f\xf0"], b"\xf0\x0f"),
         (BitOp::And, &[b"", b"\xff"], b"\x00"),
         (BitOp::Or, &[], b""),
+        // Redis 8.2's four: X is the first input, Y the others.
+        (
+            BitOp::Diff,
+            &[b"\xf0\xaa", b"\x30", b"\x0f\x02"],
+            b"\xc0\xa8",
+        ),
+        (BitOp::Diff1, &[b"\xf0", b"\x3c", b"\x01\x80"], b"\x0d\x80"),
+        (BitOp::AndOr, &[b"\xf0\xff", b"\x30", b"\x81"], b"\xb0\x00"),
+        (BitOp::One, &[b"\xff", b"\x0f", b"\x03\x01"], b"\xf0\x01"),
+        (BitOp::One, &[b"\x5a"], b"\x5a"),
+        (BitOp::Diff, &[b"", b"\xff"], b"\x00"),
     ];
     for (op, inputs, expected) in cases {
         assert_eq!(bit_op(*op, inputs), *expected, "{op:?} {inputs:?}");

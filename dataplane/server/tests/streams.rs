@@ -543,3 +543,88 @@ fn automatic_ids_follow_the_clock_and_grow() {
         .unwrap();
     assert_eq!(next, format!("{}-6", now_ms + 3_600_000));
 }
+
+/// Runs each command (words split on spaces) in turn, checking its reply in [`show`]'s form.
+fn expect_replies(con: &mut redis::Connection, steps: &[(&str, &str)]) {
+    for (command, expected) in steps {
+        let args: Vec<&[u8]> = command.split(' ').map(str::as_bytes).collect();
+        assert_eq!(show(&run(con, &args)), *expected, "{command}");
+    }
+}
+
+/// Redis 8.2's XDELEX, XACKDEL and the KEEPREF / DELREF / ACKED options of XTRIM and XADD. The
+/// redis-server the tests start is 7.0, without them: the replies are the documented ones
+/// (-1 no such entry, or nothing pending in the group for XACKDEL; 1 deleted; 2 kept because a
+/// group has not read or acknowledged it).
+#[test]
+fn deletions_that_respect_consumer_groups() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    expect_replies(
+        &mut con,
+        &[
+            ("XADD s 1-0 f v", "\"1-0\""),
+            ("XADD s 2-0 f v", "\"2-0\""),
+            ("XADD s 3-0 f v", "\"3-0\""),
+            ("XADD s 4-0 f v", "\"4-0\""),
+            ("XADD s 5-0 f v", "\"5-0\""),
+            ("XGROUP CREATE s g 0", "+OK"),
+            ("XREADGROUP GROUP g c COUNT 3 STREAMS s >", "[[\"s\", [[\"1-0\", [\"f\", \"v\"]], [\"2-0\", [\"f\", \"v\"]], [\"3-0\", [\"f\", \"v\"]]]]]"),
+            ("XACK s g 3-0", "(integer) 1"),
+            // 1 is pending, 3 acknowledged, 4 never delivered, 9 absent.
+            ("XDELEX s ACKED IDS 4 1-0 3-0 4-0 9-0", "[(integer) 2, (integer) 1, (integer) 2, (integer) -1]"),
+            ("XLEN s", "(integer) 4"),
+            // KEEPREF (the default) leaves 1 in the pending list; DELREF clears it even when the
+            // entry is gone.
+            ("XDELEX s IDS 1 1-0", "[(integer) 1]"),
+            ("XPENDING s g", "[(integer) 2, \"1-0\", \"2-0\", [[\"c\", \"2\"]]]"),
+            ("XDELEX s DELREF IDS 1 1-0", "[(integer) -1]"),
+            ("XPENDING s g", "[(integer) 1, \"2-0\", \"2-0\", [[\"c\", \"1\"]]]"),
+            // XACKDEL: acknowledged and deleted; a second time nothing is pending.
+            ("XACKDEL s g IDS 2 2-0 2-0", "[(integer) 1, (integer) -1]"),
+            ("XACKDEL s nogroup IDS 1 4-0", "[(integer) -1]"),
+            ("XACKDEL missing g IDS 1 4-0", "[(integer) -1]"),
+            ("XLEN s", "(integer) 2"),
+            // Arguments: the IDS block and the policy in either order, once each.
+            ("XDELEX s IDS 1 4-0 KEEPREF", "[(integer) 1]"),
+            ("XDELEX s IDS 2 5-0", "(error) ERR The `numids` parameter must match the number of arguments"),
+            ("XDELEX s IDS 0 5-0", "(error) ERR Number of IDs must be a positive integer"),
+            ("XDELEX s IDS x 5-0", "(error) ERR Number of IDs must be a positive integer"),
+            ("XDELEX s KEEPREF DELREF IDS 1 5-0", "(error) ERR syntax error"),
+            ("XDELEX s FOO IDS 1 5-0", "(error) ERR syntax error"),
+            ("XDELEX s ACKED KEEPREF IDS", "(error) ERR syntax error"),
+            ("XDELEX s IDS 1 bad", "(error) ERR Invalid stream ID specified as stream command argument"),
+            ("XDELEX nostream IDS 1 5-0", "[(integer) -1]"),
+            ("SET str x", "+OK"),
+            ("XDELEX str IDS 1 5-0", "(error) WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ("XLEN s", "(integer) 1"),
+        ],
+    );
+    // Trimming: ACKED stops at the first entry the group has pending, DELREF clears the
+    // references of what it trims.
+    for id in 1..=10 {
+        let _: String = redis::cmd("XADD")
+            .arg("t")
+            .arg(format!("{id}-0"))
+            .arg("f")
+            .arg("v")
+            .query(&mut con)
+            .unwrap();
+    }
+    expect_replies(
+        &mut con,
+        &[
+            ("XGROUP CREATE t g 0", "+OK"),
+            ("XREADGROUP GROUP g c COUNT 2 STREAMS t >", "[[\"t\", [[\"1-0\", [\"f\", \"v\"]], [\"2-0\", [\"f\", \"v\"]]]]]"),
+            ("XTRIM t MAXLEN 0 ACKED", "(integer) 0"),
+            ("XACK t g 1-0", "(integer) 1"),
+            ("XTRIM t MAXLEN 0 ACKED", "(integer) 1"),
+            ("XADD t ACKED MAXLEN 1 11-0 f v", "\"11-0\""),
+            ("XLEN t", "(integer) 10"),
+            ("XTRIM t MAXLEN 5 DELREF", "(integer) 5"),
+            ("XPENDING t g", "[(integer) 0, (nil), (nil), (nil)]"),
+            ("XTRIM t MINID 9-0 KEEPREF", "(integer) 2"),
+            ("XLEN t", "(integer) 3"),
+        ],
+    );
+}

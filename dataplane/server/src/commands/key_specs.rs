@@ -6,8 +6,8 @@
 //! key finders, and a key's flags come from the specification that names its position.
 //!
 //! The entries are Redis 7.0.15's (its COMMAND output), plus the hash field-expiry commands of
-//! Redis 7.4 and the compare-and-set family of Redis 8.4 (DIGEST, DELEX, MSETEX, with Valkey's
-//! DELIFEQ as DELEX); commands Redis does not have get one specification derived from their flags.
+//! Redis 7.4, the stream deletions of Redis 8.2 (XDELEX, XACKDEL) and the compare-and-set family
+//! of Redis 8.4 (DIGEST, DELEX, MSETEX, with Valkey's DELIFEQ as DELEX); commands Redis does not have get one specification derived from their flags.
 
 use std::borrow::Cow;
 
@@ -253,6 +253,8 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
         b"mget" => const { &[spec(RO_ACCESS, Begin::Index(1), Find::Range(-1, 1, 0), "")] },
         b"move" => const { &[spec(RW_ACCESS_UPDATE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"mset" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::Range(-1, 2, 0), "")] },
+        b"xackdel" => const { &[spec(KeyFlags::RW.union(KeyFlags::UPDATE).union(KeyFlags::DELETE), Begin::Index(1), Find::Range(0, 1, 0), "")] },
+        b"xdelex" => const { &[spec(RW_DELETE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"msetex" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::KeyNum(0, 1, 2), "")] },
         b"msetnx" => const { &[spec(OW_INSERT, Begin::Index(1), Find::Range(-1, 2, 0), "")] },
         b"object|encoding" => const { &[spec(RO, Begin::Index(2), Find::Range(0, 1, 0), "")] },

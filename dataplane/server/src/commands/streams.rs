@@ -1,6 +1,6 @@
-//! Stream commands over [`StreamValue`]: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID
-//! here; XREAD and XREADGROUP in `read`, the consumer-group commands (XGROUP, XACK, XPENDING,
-//! XCLAIM, XAUTOCLAIM) in `groups`, XINFO in `info`.
+//! Stream commands over [`StreamValue`]: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XDELEX, XTRIM,
+//! XSETID here; XREAD and XREADGROUP in `read`, the consumer-group commands (XGROUP, XACK,
+//! XACKDEL, XPENDING, XCLAIM, XAUTOCLAIM) in `groups`, XINFO in `info`.
 //!
 //! Unlike the other collections, a stream may be empty and keep its key (XDEL, XTRIM), as in
 //! Redis. The store's [`StreamError`] Display texts are Redis's replies.
@@ -13,8 +13,8 @@ pub use read::blocking_form;
 
 use ember_resp::ReplySink;
 use ember_store::stream::{
-    parse_add_id, parse_id, parse_range_bound, AddId, StreamEntry, StreamLimits, TrimOptions,
-    TrimStrategy,
+    parse_add_id, parse_id, parse_range_bound, AddId, DeleteOutcome, RefPolicy, StreamEntry,
+    StreamLimits, TrimOptions, TrimStrategy,
 };
 use ember_store::{Change, Entry, StreamError, StreamId, StreamValue, Value};
 
@@ -35,12 +35,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("xrange", -4, R, ONE_KEY, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", Ks(xrange)),
     command("xrevrange", -4, R, ONE_KEY, "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", Ks(xrevrange)),
     command("xdel", -3, W_FAST, ONE_KEY, "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", Ks(xdel)),
+    command("xdelex", -5, W_FAST, ONE_KEY, "stream", "8.2.0", "Deletes one or multiple entries from the stream.", Ks(xdelex)),
     command("xtrim", -4, W, ONE_KEY, "stream", "5.0.0", "Deletes messages from the beginning of a stream.", Ks(xtrim)),
     command("xsetid", -3, W_OOM_FAST, ONE_KEY, "stream", "5.0.0", "An internal command for replicating stream values.", Ks(xsetid)),
     split(movable(command("xread", -4, R.union(F::BLOCKING), NO_KEYS, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested.", Ks(read::xread)), streams_keys), Split::Scratch),
     split(movable(command("xreadgroup", -7, W.union(F::BLOCKING), NO_KEYS, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group.", Ks(read::xreadgroup)), streams_keys), Split::Scratch),
     command("xgroup", -2, W, SECOND_ARG_KEY, "stream", "5.0.0", "A container for consumer groups commands.", Ks(groups::xgroup)),
     command("xack", -4, W_FAST, ONE_KEY, "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", Ks(groups::xack)),
+    command("xackdel", -6, W_FAST, ONE_KEY, "stream", "8.2.0", "Acknowledges and conditionally deletes one or multiple entries for a stream consumer group.", Ks(groups::xackdel)),
     command("xpending", -3, R, ONE_KEY, "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list.", Ks(groups::xpending)),
     command("xclaim", -6, W_FAST, ONE_KEY, "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", Ks(groups::xclaim)),
     command("xautoclaim", -6, W_FAST, ONE_KEY, "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", Ks(groups::xautoclaim)),
@@ -118,6 +120,8 @@ fn reply_entries(out: &mut ReplySink, entries: &[StreamEntry]) {
 /// XADD's and XTRIM's parsed options.
 struct TrimArguments {
     trim: Option<TrimOptions>,
+    /// KEEPREF, DELREF or ACKED (Redis 8.2): what the trim does to the groups' references.
+    policy: RefPolicy,
     no_make_stream: bool,
     /// Where XADD's ID is (XTRIM: the argument count).
     next: usize,
@@ -130,6 +134,7 @@ fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, Com
     let mut approximate = false;
     let mut limit: Option<usize> = None;
     let mut no_make_stream = false;
+    let mut policy = RefPolicy::KeepRef;
     let mut index = 2;
     while index < args.len() {
         let more = args.len() - 1 - index;
@@ -163,6 +168,8 @@ fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, Com
             index += 1;
         } else if xadd && is(option, "NOMKSTREAM") {
             no_make_stream = true;
+        } else if let Some(named) = RefPolicy::parse(option) {
+            policy = named;
         } else if xadd {
             break; // The ID, checked by the caller.
         } else {
@@ -187,13 +194,14 @@ fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, Com
             approximate,
             limit,
         }),
+        policy,
         no_make_stream,
         next: index,
     })
 }
 
-/// XADD key [NOMKSTREAM] [MAXLEN | MINID [= | ~] threshold [LIMIT count]] * | id field value
-/// [field value ...]
+/// XADD key [NOMKSTREAM] [KEEPREF | DELREF | ACKED] [MAXLEN | MINID [= | ~] threshold
+/// [LIMIT count]] * | id field value [field value ...]
 pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let parsed = parse_trim_arguments(args, true)?;
     let id_at = parsed.next;
@@ -217,7 +225,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             .map_err(stream_error)?;
         let trimmed = parsed
             .trim
-            .is_some_and(|trim| stream.trim(trim, &limits) > 0);
+            .is_some_and(|trim| stream.trim_with(trim, parsed.policy, &limits) > 0);
         Ok((new_id, trimmed))
     };
     let updated = ctx.keyspace.update(db, key, now_ms, |value| {
@@ -335,6 +343,74 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
+/// The arguments of XDELEX and XACKDEL after the key (and group): a policy word and the
+/// `IDS numids id [id ...]` block, in either order (Redis 8.2).
+fn parse_ids_block(args: &[&[u8]]) -> Result<(RefPolicy, Vec<StreamId>), CommandError> {
+    let (mut policy, mut ids) = (None, None);
+    let mut index = 0;
+    while index < args.len() {
+        if is(args[index], "IDS") && ids.is_none() && index + 1 < args.len() {
+            let count = parse_integer(args[index + 1])
+                .ok()
+                .filter(|&count| count > 0)
+                .ok_or("ERR Number of IDs must be a positive integer")?;
+            let first = index + 2;
+            let end = usize::try_from(count)
+                .ok()
+                .and_then(|count| first.checked_add(count))
+                .filter(|&end| end <= args.len())
+                .ok_or("ERR The `numids` parameter must match the number of arguments")?;
+            ids = Some(
+                args[first..end]
+                    .iter()
+                    .map(|arg| parse_strict_id(arg))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            index = end;
+        } else if let Some(named) = RefPolicy::parse(args[index]).filter(|_| policy.is_none()) {
+            policy = Some(named);
+            index += 1;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    let ids = ids.ok_or(errors::SYNTAX)?;
+    Ok((policy.unwrap_or_default(), ids))
+}
+
+/// XDELEX's and XACKDEL's reply: one code per ID.
+fn reply_outcomes(out: &mut ReplySink, outcomes: &[DeleteOutcome]) {
+    out.array_len(outcomes.len());
+    for outcome in outcomes {
+        out.integer(outcome.code());
+    }
+}
+
+/// XDELEX key [KEEPREF | DELREF | ACKED] IDS numids id [id ...] (Redis 8.2): XDEL with a say
+/// over the consumer groups' references; -1, 1 or 2 per ID ([`DeleteOutcome`]).
+pub fn xdelex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (policy, ids) = parse_ids_block(&args[2..])?;
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    let outcomes = ctx
+        .keyspace
+        .update(db, args[1], now_ms, |value| {
+            let Value::Stream(stream) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            let outcomes = stream.delete_with(&ids, policy);
+            // DELREF may change a group's pending list without deleting an entry.
+            let changed = policy == RefPolicy::DelRef || outcomes.contains(&DeleteOutcome::Deleted);
+            Ok((outcomes, modified_if(changed)))
+        })
+        .transpose()?
+        .unwrap_or_else(|| vec![DeleteOutcome::NotFound; ids.len()]);
+    if outcomes.contains(&DeleteOutcome::Deleted) {
+        notify(ctx, notify::STREAM, "xdel", args[1]);
+    }
+    reply_outcomes(ctx.out, &outcomes);
+    Ok(())
+}
+
 /// A stream write's change: streams keep their key when emptied.
 fn modified_if(changed: bool) -> Change {
     if changed {
@@ -344,9 +420,10 @@ fn modified_if(changed: bool) -> Change {
     }
 }
 
-/// XTRIM key MAXLEN | MINID [= | ~] threshold [LIMIT count]
+/// XTRIM key MAXLEN | MINID [= | ~] threshold [LIMIT count] [KEEPREF | DELREF | ACKED]
 pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let parsed = parse_trim_arguments(args, false)?;
+    let policy = parsed.policy;
     let trim = parsed.trim.expect("XTRIM's parse requires a strategy");
     let (db, now_ms) = (ctx.db, ctx.now_ms);
     let limits = limits(ctx.config);
@@ -356,7 +433,7 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             let Value::Stream(stream) = value else {
                 return Err(CommandError::from(errors::WRONGTYPE));
             };
-            let deleted = stream.trim(trim, &limits);
+            let deleted = stream.trim_with(trim, policy, &limits);
             Ok((deleted, modified_if(deleted > 0)))
         })
         .transpose()?

@@ -30,6 +30,7 @@ mod group;
 #[cfg(test)]
 mod group_tests;
 mod id;
+mod references;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +45,7 @@ pub use group::{
     GroupStart, PendingEntry, PendingInfo, PendingSummary, ReadFrom,
 };
 pub use id::{parse_add_id, parse_id, parse_range_bound, AddId, StreamId};
+pub use references::{DeleteOutcome, RefPolicy};
 
 /// `stream-node-max-bytes`'s default: a block takes entries up to about 4 KB.
 pub const NODE_BYTES_MAX_DEFAULT: usize = 4096;
@@ -430,8 +432,45 @@ impl StreamValue {
 
     /// XTRIM (and XADD's MAXLEN / MINID): how many entries went. Whole blocks go first, oldest
     /// first; an approximate trim stops at the first block it cannot remove whole, an exact one
-    /// removes entries inside that block too.
+    /// removes entries inside that block too. Consumer groups keep their references to what
+    /// went (Redis 8.2's KEEPREF; see [`StreamValue::trim_with`]).
     pub fn trim(&mut self, options: TrimOptions, limits: &StreamLimits) -> usize {
+        self.trim_with(options, RefPolicy::KeepRef, limits)
+    }
+
+    /// [`StreamValue::trim`] under a policy for the groups' references (XTRIM's and XADD's
+    /// KEEPREF, DELREF, ACKED): ACKED stops before the first entry some group has not read
+    /// and acknowledged; DELREF takes the entries that went out of every group's PEL.
+    pub fn trim_with(
+        &mut self,
+        options: TrimOptions,
+        policy: RefPolicy,
+        limits: &StreamLimits,
+    ) -> usize {
+        let floor = match policy {
+            RefPolicy::Acked => self.acknowledged_floor(),
+            RefPolicy::KeepRef | RefPolicy::DelRef => None,
+        };
+        let referenced = match policy {
+            RefPolicy::DelRef => self.referenced_entries(),
+            RefPolicy::KeepRef | RefPolicy::Acked => Vec::new(),
+        };
+        let deleted = self.trim_below(options, floor, limits);
+        for id in referenced {
+            if !self.contains(id) {
+                self.drop_references(id);
+            }
+        }
+        deleted
+    }
+
+    fn trim_below(
+        &mut self,
+        options: TrimOptions,
+        floor: Option<StreamId>,
+        limits: &StreamLimits,
+    ) -> usize {
+        let below_floor = |id: StreamId| floor.is_none_or(|floor| id < floor);
         let limit = match (options.approximate, options.limit) {
             (false, _) => 0,
             (true, Some(limit)) => limit,
@@ -443,10 +482,11 @@ impl StreamValue {
             if limit != 0 && deleted + entries > limit {
                 break;
             }
-            let remove_whole = match options.strategy {
-                TrimStrategy::MaxLen(max_len) => self.length - entries >= max_len,
-                TrimStrategy::MinId(min_id) => block.last_appended < min_id,
-            };
+            let remove_whole = below_floor(block.last_appended)
+                && match options.strategy {
+                    TrimStrategy::MaxLen(max_len) => self.length - entries >= max_len,
+                    TrimStrategy::MinId(min_id) => block.last_appended < min_id,
+                };
             if remove_whole {
                 self.blocks.remove(&key);
                 self.length -= entries;
@@ -460,9 +500,11 @@ impl StreamValue {
             let removed = match options.strategy {
                 TrimStrategy::MaxLen(max_len) => {
                     let excess = self.length.saturating_sub(max_len);
-                    block.remove_where(|index, _| index < excess)
+                    block.remove_where(|index, id| index < excess && below_floor(id))
                 }
-                TrimStrategy::MinId(min_id) => block.remove_where(|_, id| id < min_id),
+                TrimStrategy::MinId(min_id) => {
+                    block.remove_where(|_, id| id < min_id && below_floor(id))
+                }
             };
             self.length -= removed;
             deleted += removed;

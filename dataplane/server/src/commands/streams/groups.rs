@@ -1,10 +1,13 @@
 //! Consumer groups: XGROUP (CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER, HELP), XACK,
-//! XPENDING, XCLAIM, XAUTOCLAIM, with Redis's checks in Redis's order.
+//! XACKDEL, XPENDING, XCLAIM, XAUTOCLAIM, with Redis's checks in Redis's order.
 
-use ember_store::stream::{ClaimOptions, GroupStart, NoGroupContext, StreamEntry};
+use ember_store::stream::{ClaimOptions, DeleteOutcome, GroupStart, NoGroupContext, StreamEntry};
 use ember_store::{Change, StreamError, StreamId, StreamValue, Value};
 
-use super::{parse_strict_id, reply_entries, reply_id, stream_error, stream_of};
+use super::{
+    parse_ids_block, parse_strict_id, reply_entries, reply_id, reply_outcomes, stream_error,
+    stream_of,
+};
 use crate::commands::notify::{self, notify};
 use crate::commands::{
     errors, is, parse_integer, read_entry, unknown_subcommand_message, CommandError, CommandResult,
@@ -268,6 +271,34 @@ pub fn xack(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     })
     .expect("the stream exists")?;
     ctx.out.integer(acknowledged as i64);
+    Ok(())
+}
+
+/// XACKDEL key group [KEEPREF | DELREF | ACKED] IDS numids id [id ...] (Redis 8.2): XACK, then
+/// the acknowledged entries deleted under the policy; -1, 1 or 2 per ID ([`DeleteOutcome`]).
+/// A missing key or group acknowledges nothing, as XACK's 0: every ID answers -1.
+pub fn xackdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (key, group) = (args[1], args[2]);
+    let (policy, ids) = parse_ids_block(&args[3..])?;
+    let stream = read_entry(ctx, key).map(stream_of).transpose()?;
+    if stream.is_none_or(|stream| stream.group(group).is_none()) {
+        reply_outcomes(ctx.out, &vec![DeleteOutcome::NotFound; ids.len()]);
+        return Ok(());
+    }
+    let outcomes = with_stream(ctx, key, |stream| {
+        let outcomes = stream
+            .ack_delete(group, &ids, policy)
+            .map_err(stream_error)?;
+        let changed = outcomes
+            .iter()
+            .any(|outcome| *outcome != DeleteOutcome::NotFound);
+        Ok((outcomes, changed))
+    })
+    .expect("the stream exists")?;
+    if outcomes.contains(&DeleteOutcome::Deleted) {
+        notify(ctx, notify::STREAM, "xdel", key);
+    }
+    reply_outcomes(ctx.out, &outcomes);
     Ok(())
 }
 

@@ -615,7 +615,10 @@ fn deletions_that_respect_consumer_groups() {
         &mut con,
         &[
             ("XGROUP CREATE t g 0", "+OK"),
-            ("XREADGROUP GROUP g c COUNT 2 STREAMS t >", "[[\"t\", [[\"1-0\", [\"f\", \"v\"]], [\"2-0\", [\"f\", \"v\"]]]]]"),
+            (
+                "XREADGROUP GROUP g c COUNT 2 STREAMS t >",
+                "[[\"t\", [[\"1-0\", [\"f\", \"v\"]], [\"2-0\", [\"f\", \"v\"]]]]]",
+            ),
             ("XTRIM t MAXLEN 0 ACKED", "(integer) 0"),
             ("XACK t g 1-0", "(integer) 1"),
             ("XTRIM t MAXLEN 0 ACKED", "(integer) 1"),
@@ -627,4 +630,110 @@ fn deletions_that_respect_consumer_groups() {
             ("XLEN t", "(integer) 3"),
         ],
     );
+}
+
+/// Redis 8.6's idempotent production: XADD with IDMP or IDMPAUTO adds a message once per
+/// (producer, idempotent ID) while the stream remembers it, answering the first entry's ID to
+/// a repeat; XCFGSET sets how long and how many, and forgets; XINFO STREAM counts.
+#[test]
+fn idempotent_production_adds_a_message_once() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let xadd = |con: &mut redis::Connection, args: &[&str]| -> String {
+        let mut command = redis::cmd("XADD");
+        command.arg("s");
+        for arg in args {
+            command.arg(*arg);
+        }
+        command.query(con).unwrap()
+    };
+    let first = xadd(&mut con, &["IDMP", "p1", "order-1", "*", "item", "x"]);
+    // A retry, even with other fields, is the same message for the same producer and iid.
+    assert_eq!(
+        xadd(&mut con, &["IDMP", "p1", "order-1", "*", "item", "y"]),
+        first
+    );
+    // Another producer's iid is its own.
+    let other = xadd(&mut con, &["IDMP", "p2", "order-1", "*", "item", "x"]);
+    assert_ne!(other, first);
+    // IDMPAUTO: the same fields in any order are one message; other values are another.
+    let auto = xadd(&mut con, &["IDMPAUTO", "p1", "*", "f", "1", "g", "2"]);
+    assert_eq!(
+        xadd(&mut con, &["IDMPAUTO", "p1", "*", "g", "2", "f", "1"]),
+        auto
+    );
+    assert_ne!(
+        xadd(&mut con, &["IDMPAUTO", "p1", "*", "g", "2", "f", "3"]),
+        auto
+    );
+    let info: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg("s")
+        .query(&mut con)
+        .unwrap();
+    let text = show(&Ok(redis::Value::Array(info)));
+    for expected in [
+        "\"length\", (integer) 4",
+        "\"idmp-duration\", (integer) 100",
+        "\"idmp-maxsize\", (integer) 100",
+        "\"pids-tracked\", (integer) 2",
+        "\"iids-tracked\", (integer) 4",
+        "\"iids-added\", (integer) 4",
+        "\"iids-duplicates\", (integer) 2",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    expect_replies(
+        &mut con,
+        &[
+            (
+                "XADD s IDMP p1 order-9 5-0 f v",
+                "(error) ERR IDMP and IDMPAUTO can be used only with an auto-generated ID",
+            ),
+            (
+                "XCFGSET s",
+                "(error) ERR At least one of IDMP-DURATION or IDMP-MAXSIZE must be specified",
+            ),
+            (
+                "XCFGSET s IDMP-DURATION 0",
+                "(error) ERR IDMP-DURATION must be between 1 and 86400",
+            ),
+            (
+                "XCFGSET s IDMP-MAXSIZE 10001",
+                "(error) ERR IDMP-MAXSIZE must be between 1 and 10000",
+            ),
+            (
+                "XCFGSET s IDMP-DURATION 5 FOO 1",
+                "(error) ERR syntax error",
+            ),
+            ("XCFGSET missing IDMP-DURATION 5", "(error) ERR no such key"),
+            ("XCFGSET s IDMP-DURATION 1 IDMP-MAXSIZE 1", "+OK"),
+        ],
+    );
+    // XCFGSET forgot every iid: order-1 is new again; MAXSIZE 1 keeps a producer's newest.
+    let again = xadd(&mut con, &["IDMP", "p1", "order-1", "*", "item", "x"]);
+    assert_ne!(again, first);
+    let newer = xadd(&mut con, &["IDMP", "p1", "order-2", "*", "item", "x"]);
+    assert_ne!(
+        xadd(&mut con, &["IDMP", "p1", "order-1", "*", "item", "x"]),
+        again
+    );
+    assert_ne!(
+        xadd(&mut con, &["IDMP", "p1", "order-2", "*", "item", "x"]),
+        newer
+    );
+    // A stream that never used IDMP answers XINFO STREAM as Redis 7 does.
+    let _: String = redis::cmd("XADD")
+        .arg("plain")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let info: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg("plain")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(info.len(), 20, "ten fields, as Redis 7");
 }

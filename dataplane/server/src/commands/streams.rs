@@ -13,8 +13,9 @@ pub use read::blocking_form;
 
 use ember_resp::ReplySink;
 use ember_store::stream::{
-    parse_add_id, parse_id, parse_range_bound, AddId, DeleteOutcome, RefPolicy, StreamEntry,
-    StreamLimits, TrimOptions, TrimStrategy,
+    auto_iid, parse_add_id, parse_id, parse_range_bound, AddId, DeleteOutcome, RefPolicy,
+    StreamEntry, StreamLimits, TrimOptions, TrimStrategy, IDMP_DURATION_RANGE_S,
+    IDMP_MAXSIZE_RANGE,
 };
 use ember_store::{Change, Entry, StreamError, StreamId, StreamValue, Value};
 
@@ -37,6 +38,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("xdel", -3, W_FAST, ONE_KEY, "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", Ks(xdel)),
     command("xdelex", -5, W_FAST, ONE_KEY, "stream", "8.2.0", "Deletes one or multiple entries from the stream.", Ks(xdelex)),
     command("xtrim", -4, W, ONE_KEY, "stream", "5.0.0", "Deletes messages from the beginning of a stream.", Ks(xtrim)),
+    command("xcfgset", -2, W_FAST, ONE_KEY, "stream", "8.6.0", "Sets the IDMP configuration parameters for a stream.", Ks(xcfgset)),
     command("xsetid", -3, W_OOM_FAST, ONE_KEY, "stream", "5.0.0", "An internal command for replicating stream values.", Ks(xsetid)),
     split(movable(command("xread", -4, R.union(F::BLOCKING), NO_KEYS, "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested.", Ks(read::xread)), streams_keys), Split::Scratch),
     split(movable(command("xreadgroup", -7, W.union(F::BLOCKING), NO_KEYS, "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group.", Ks(read::xreadgroup)), streams_keys), Split::Scratch),
@@ -118,10 +120,12 @@ fn reply_entries(out: &mut ReplySink, entries: &[StreamEntry]) {
 }
 
 /// XADD's and XTRIM's parsed options.
-struct TrimArguments {
+struct TrimArguments<'a> {
     trim: Option<TrimOptions>,
     /// KEEPREF, DELREF or ACKED (Redis 8.2): what the trim does to the groups' references.
     policy: RefPolicy,
+    /// XADD's IDMP or IDMPAUTO (Redis 8.6).
+    idempotent: Option<Idempotent<'a>>,
     no_make_stream: bool,
     /// Where XADD's ID is (XTRIM: the argument count).
     next: usize,
@@ -129,12 +133,16 @@ struct TrimArguments {
 
 /// Redis's `streamParseAddOrTrimArgsOrReply`, from argument 2: the trimming strategy (MAXLEN
 /// or MINID, `=` or `~`), LIMIT, and for XADD NOMKSTREAM, up to the ID.
-fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, CommandError> {
+fn parse_trim_arguments<'a>(
+    args: &[&'a [u8]],
+    xadd: bool,
+) -> Result<TrimArguments<'a>, CommandError> {
     let mut strategy = None;
     let mut approximate = false;
     let mut limit: Option<usize> = None;
     let mut no_make_stream = false;
     let mut policy = RefPolicy::KeepRef;
+    let mut idempotent = None;
     let mut index = 2;
     while index < args.len() {
         let more = args.len() - 1 - index;
@@ -170,6 +178,12 @@ fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, Com
             no_make_stream = true;
         } else if let Some(named) = RefPolicy::parse(option) {
             policy = named;
+        } else if xadd && idempotent.is_none() && is(option, "IDMPAUTO") && more > 0 {
+            idempotent = Some(Idempotent::Auto(args[index + 1]));
+            index += 1;
+        } else if xadd && idempotent.is_none() && is(option, "IDMP") && more > 1 {
+            idempotent = Some(Idempotent::Given(args[index + 1], args[index + 2]));
+            index += 2;
         } else if xadd {
             break; // The ID, checked by the caller.
         } else {
@@ -195,13 +209,26 @@ fn parse_trim_arguments(args: &[&[u8]], xadd: bool) -> Result<TrimArguments, Com
             limit,
         }),
         policy,
+        idempotent,
         no_make_stream,
         next: index,
     })
 }
 
-/// XADD key [NOMKSTREAM] [KEEPREF | DELREF | ACKED] [MAXLEN | MINID [= | ~] threshold
-/// [LIMIT count]] * | id field value [field value ...]
+/// XADD's idempotent production (Redis 8.6).
+#[derive(Debug, Clone, Copy)]
+enum Idempotent<'a> {
+    /// IDMPAUTO pid: the iid computed from the fields.
+    Auto(&'a [u8]),
+    /// IDMP pid iid.
+    Given(&'a [u8], &'a [u8]),
+}
+
+/// XADD key [NOMKSTREAM] [KEEPREF | DELREF | ACKED] [IDMPAUTO pid | IDMP pid iid] [MAXLEN |
+/// MINID [= | ~] threshold [LIMIT count]] * | id field value [field value ...]
+///
+/// With IDMP or IDMPAUTO, an XADD repeating a pair (producer, idempotent ID) the stream
+/// remembers adds nothing and answers the entry the first one added.
 pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let parsed = parse_trim_arguments(args, true)?;
     let id_at = parsed.next;
@@ -216,25 +243,54 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if id == AddId::Explicit(StreamId::MIN) {
         return Err(stream_error(StreamError::IdZero));
     }
+    let idempotent = match parsed.idempotent {
+        None => None,
+        Some(_) if id != AddId::Auto => {
+            return Err("ERR IDMP and IDMPAUTO can be used only with an auto-generated ID".into());
+        }
+        Some(Idempotent::Auto(pid)) => Some((pid, auto_iid(fields).to_vec())),
+        Some(Idempotent::Given(pid, iid)) => Some((pid, iid.to_vec())),
+    };
+    if idempotent
+        .as_ref()
+        .is_some_and(|(pid, iid)| pid.is_empty() || iid.is_empty())
+    {
+        return Err("ERR The producer ID and the idempotent ID must not be empty".into());
+    }
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let limits = limits(ctx.config);
-    // The new ID, and whether the trim deleted anything.
-    let add = |stream: &mut StreamValue| -> Result<(StreamId, bool), CommandError> {
+    // The entry's ID, whether it is new (not an idempotent repeat), and whether the trim
+    // deleted anything.
+    let add = |stream: &mut StreamValue| -> Result<(StreamId, bool, bool), CommandError> {
+        if let Some((pid, iid)) = &idempotent {
+            if let Some(existing) = stream.idempotent_entry(pid, iid, now_ms) {
+                return Ok((existing, false, false));
+            }
+        }
         let new_id = stream
             .add(id, fields, now_ms, &limits)
             .map_err(stream_error)?;
+        if let Some((pid, iid)) = &idempotent {
+            stream.remember_idempotent(pid, iid, new_id, now_ms);
+        }
         let trimmed = parsed
             .trim
             .is_some_and(|trim| stream.trim_with(trim, parsed.policy, &limits) > 0);
-        Ok((new_id, trimmed))
+        Ok((new_id, true, trimmed))
     };
     let updated = ctx.keyspace.update(db, key, now_ms, |value| {
         let Value::Stream(stream) = value else {
             return Err(CommandError::from(errors::WRONGTYPE));
         };
-        Ok((add(stream)?, Change::Modified))
+        let added = add(stream)?;
+        let change = if added.1 {
+            Change::Modified
+        } else {
+            Change::None
+        };
+        Ok((added, change))
     });
-    let (new_id, trimmed) = match updated {
+    let (new_id, added, trimmed) = match updated {
         Some(result) => result?,
         None if parsed.no_make_stream => {
             ctx.out.null();
@@ -248,6 +304,10 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             added
         }
     };
+    if !added {
+        reply_id(ctx.out, new_id);
+        return Ok(());
+    }
     notify(ctx, notify::STREAM, "xadd", key);
     if trimmed {
         notify(ctx, notify::STREAM, "xtrim", key);
@@ -442,6 +502,48 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         notify(ctx, notify::STREAM, "xtrim", args[1]);
     }
     ctx.out.integer(deleted as i64);
+    Ok(())
+}
+
+/// XCFGSET key [IDMP-DURATION seconds] [IDMP-MAXSIZE count] (Redis 8.6): how long the stream
+/// remembers idempotent IDs and how many per producer; what it remembered is forgotten.
+pub fn xcfgset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (mut duration_s, mut max_size) = (None, None);
+    let in_range = |arg: &[u8], (min, max): (u64, u64), name: &str| {
+        parse_integer(arg)
+            .ok()
+            .and_then(|value| u64::try_from(value).ok())
+            .filter(|value| (min..=max).contains(value))
+            .ok_or_else(|| {
+                CommandError::from(format!("ERR {name} must be between {min} and {max}"))
+            })
+    };
+    let mut index = 2;
+    while index < args.len() {
+        let value = args.get(index + 1).ok_or(errors::SYNTAX)?;
+        if is(args[index], "IDMP-DURATION") && duration_s.is_none() {
+            duration_s = Some(in_range(value, IDMP_DURATION_RANGE_S, "IDMP-DURATION")?);
+        } else if is(args[index], "IDMP-MAXSIZE") && max_size.is_none() {
+            max_size = Some(in_range(value, IDMP_MAXSIZE_RANGE, "IDMP-MAXSIZE")?);
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        index += 2;
+    }
+    if duration_s.is_none() && max_size.is_none() {
+        return Err("ERR At least one of IDMP-DURATION or IDMP-MAXSIZE must be specified".into());
+    }
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    ctx.keyspace
+        .update(db, args[1], now_ms, |value| {
+            let Value::Stream(stream) = value else {
+                return Err(CommandError::from(errors::WRONGTYPE));
+            };
+            stream.configure_idempotency(duration_s, max_size);
+            Ok(((), Change::Modified))
+        })
+        .ok_or(CommandError::from(errors::NO_SUCH_KEY))??;
+    ctx.out.ok();
     Ok(())
 }
 

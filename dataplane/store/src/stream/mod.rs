@@ -30,6 +30,7 @@ mod group;
 #[cfg(test)]
 mod group_tests;
 mod id;
+mod idempotency;
 mod references;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,10 @@ pub use group::{
     GroupStart, PendingEntry, PendingInfo, PendingSummary, ReadFrom,
 };
 pub use id::{parse_add_id, parse_id, parse_range_bound, AddId, StreamId};
+pub use idempotency::{
+    auto_iid, Idempotency, IDMP_DURATION_DEFAULT_S, IDMP_DURATION_RANGE_S, IDMP_MAXSIZE_DEFAULT,
+    IDMP_MAXSIZE_RANGE,
+};
 pub use references::{DeleteOutcome, RefPolicy};
 
 /// `stream-node-max-bytes`'s default: a block takes entries up to about 4 KB.
@@ -218,6 +223,8 @@ pub struct StreamValue {
     max_deleted_entry_id: StreamId,
     entries_added: u64,
     groups: BTreeMap<CompactBytes, ConsumerGroup>,
+    /// XADD's IDMP memory and XCFGSET's settings, once either is used (Redis 8.6).
+    idmp: Option<Box<Idempotency>>,
 }
 
 impl StreamValue {
@@ -640,6 +647,7 @@ impl StreamValue {
                 .values()
                 .map(ConsumerGroup::heap_len)
                 .sum::<usize>()
+            + self.idempotency_heap_len()
     }
 }
 
@@ -656,6 +664,7 @@ impl PartialEq for StreamValue {
     fn eq(&self, other: &Self) -> bool {
         self.info() == other.info()
             && self.groups == other.groups
+            && self.idmp == other.idmp
             && self.range(StreamId::MIN, StreamId::MAX, 0)
                 == other.range(StreamId::MIN, StreamId::MAX, 0)
     }

@@ -134,10 +134,35 @@ fn reply_counters(out: &mut ReplySink, stream: &StreamValue) {
     out.integer(info.entries_added as i64);
     field(out, "recorded-first-entry-id");
     reply_id(out, info.recorded_first_entry_id);
+    // Redis 8.6's idempotency fields, for a stream that has used IDMP or XCFGSET: a stream
+    // that has not answers as Redis 7 does.
+    if let Some(idmp) = stream.idempotency() {
+        let figures = [
+            ("idmp-duration", idmp.duration_s as i64),
+            ("idmp-maxsize", idmp.max_size as i64),
+            ("pids-tracked", idmp.pids_tracked() as i64),
+            ("iids-tracked", idmp.iids_tracked() as i64),
+            ("iids-added", idmp.iids_added as i64),
+            ("iids-duplicates", idmp.iids_duplicates as i64),
+        ];
+        for (name, value) in figures {
+            field(out, name);
+            out.integer(value);
+        }
+    }
+}
+
+/// The fields [`reply_counters`] adds for a stream's idempotency.
+fn idempotency_fields(stream: &StreamValue) -> usize {
+    if stream.idempotency().is_some() {
+        6
+    } else {
+        0
+    }
 }
 
 fn reply_stream(out: &mut ReplySink, stream: &StreamValue) {
-    map_len(out, 10);
+    map_len(out, 10 + idempotency_fields(stream));
     reply_counters(out, stream);
     field(out, "groups");
     out.integer(stream.info().groups as i64);
@@ -184,7 +209,7 @@ fn limited<T>(items: impl Iterator<Item = T>, count: usize) -> Vec<T> {
 }
 
 fn reply_stream_full(out: &mut ReplySink, stream: &StreamValue, count: usize) {
-    map_len(out, 9);
+    map_len(out, 9 + idempotency_fields(stream));
     reply_counters(out, stream);
     field(out, "entries");
     reply_entries(out, &stream.range(StreamId::MIN, StreamId::MAX, count));

@@ -170,8 +170,10 @@ pub struct ShardInfo {
     /// Bytes of this shard's key tables and TTL indexes (not the keys and values): Redis's
     /// hashtable overhead, per database (main, expires).
     pub table_bytes: Vec<(usize, usize)>,
-    /// Bytes of this shard's Lua interpreter.
+    /// Bytes of this shard's Lua interpreter for scripts.
     pub lua_bytes: usize,
+    /// Bytes of this shard's Lua interpreter for function libraries.
+    pub library_lua_bytes: usize,
     /// Time the shard's executor spent running tasks, microseconds.
     pub busy_us: u64,
     /// Keys removed by expiry.

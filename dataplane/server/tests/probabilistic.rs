@@ -349,6 +349,10 @@ fn count_min_and_top_k_commands() {
         (&["TOPK.LIST", "top", "WITHCOUNT"], "[\"c\", (integer) 10]"),
         (&["TOPK.LIST", "top", "bogus"], "(error) WITHCOUNT keyword expected"),
         (&["TOPK.INCRBY", "top", "d", "200000"], "(error) TopK: increment must be an integer greater or equal to 0 and smaller or equal to 100,000"),
+        // A bad increment among others: an error in its place, the other pairs counted, and
+        // one reply element per pair (the connection stays in step: found by fuzzing).
+        (&["TOPK.INCRBY", "top", "d", "x", "f", "3"], "(error) TopK: increment must be an integer greater or equal to 0 and smaller or equal to 100,000"),
+        (&["TOPK.COUNT", "top", "f"], "[(integer) 3]"),
         (&["TOPK.ADD", "missing", "a"], "(error) TopK: key does not exist"),
         (&["TYPE", "top"], "+TopK-TYPE"),
     ];

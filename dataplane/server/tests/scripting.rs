@@ -1543,3 +1543,85 @@ fn long_keys_and_argv_then_short_ones_match_redis() {
     };
     assert_eq!(replies(ember.port), replies(oracle.port));
 }
+
+/// Scripts and function libraries have an interpreter each on every shard, as Redis 7 has one of
+/// each: INFO tells their memory apart, SCRIPT FLUSH drops the scripts' interpreters whole (and
+/// leaves the libraries loaded), and a fresh scripts' interpreter is small (Redis's own test,
+/// "EVAL does not leak in the Lua stack", wants it under 100 KB after 10,000 runs).
+#[test]
+fn scripts_and_functions_have_an_interpreter_each() {
+    let ember = Ember::start(2);
+    let mut con = ember.connect(false);
+    let field = |con: &mut redis::Connection, name: &str| common::info_field(con, "memory", name);
+    let (low, high) = keys_on_both_shards("vm");
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=vmlib\nredis.register_function('vmget', function(keys) return redis.call('GET', keys[1]) end)")
+        .query(&mut con)
+        .unwrap();
+    for key in [&low, &high] {
+        let _: Option<String> = redis::cmd("FCALL")
+            .arg("vmget")
+            .arg(1)
+            .arg(key)
+            .query(&mut con)
+            .unwrap();
+    }
+    let functions_vm = field(&mut con, "used_memory_vm_functions");
+    assert!(functions_vm > 0, "the libraries' interpreters");
+    assert_eq!(field(&mut con, "used_memory_lua"), 0, "no script has run");
+    for key in [&low, &high] {
+        let _: Option<String> = redis::cmd("EVAL")
+            .arg("return redis.call('GET', KEYS[1])")
+            .arg(1)
+            .arg(key)
+            .query(&mut con)
+            .unwrap();
+    }
+    let eval_vm = field(&mut con, "used_memory_lua");
+    assert!(eval_vm > 0);
+    assert_eq!(field(&mut con, "used_memory_vm_eval"), eval_vm);
+    assert_eq!(
+        field(&mut con, "used_memory_vm_total"),
+        eval_vm + field(&mut con, "used_memory_vm_functions")
+    );
+    redis::cmd("SCRIPT").arg("FLUSH").exec(&mut con).unwrap();
+    assert_eq!(
+        field(&mut con, "used_memory_lua"),
+        0,
+        "every shard dropped its scripts' interpreter"
+    );
+    assert!(
+        field(&mut con, "used_memory_vm_functions") > 0,
+        "the libraries stay"
+    );
+    let _: () = redis::cmd("SET")
+        .arg(&low)
+        .arg("kept")
+        .query(&mut con)
+        .unwrap();
+    let value: String = redis::cmd("FCALL")
+        .arg("vmget")
+        .arg(1)
+        .arg(&low)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(value, "kept");
+    // Redis's test: 10,000 runs of one script keep the scripts' memory under 100 KB.
+    let mut pipe = redis::pipe();
+    for _ in 0..10_000 {
+        pipe.cmd("EVAL")
+            .arg("return redis.call('INCR', KEYS[1])")
+            .arg(1)
+            .arg("vm:counter")
+            .ignore();
+    }
+    pipe.exec(&mut con).unwrap();
+    let used = field(&mut con, "used_memory_lua");
+    assert!(
+        used < 100 * 1024,
+        "used_memory_lua {used} after 10,000 scripts"
+    );
+    let counter: i64 = redis::cmd("GET").arg("vm:counter").query(&mut con).unwrap();
+    assert_eq!(counter, 10_000);
+}

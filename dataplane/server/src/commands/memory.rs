@@ -135,7 +135,11 @@ async fn stats(shard: &Rc<Shard>, client: &Client, out: &mut ReplySink) -> Comma
     integer(out, "aof.buffer", 0);
     // The shards' interpreters hold the compiled scripts: Ember's Lua caches.
     integer(out, "lua.caches", (figures.scripts + figures.lua) as i64);
-    integer(out, "functions.caches", figures.functions as i64);
+    integer(
+        out,
+        "functions.caches",
+        (figures.functions + figures.library_lua) as i64,
+    );
     for (db, (main, expires)) in databases {
         out.bulk(format!("db.{db}").as_bytes());
         out.map_len(3);
@@ -305,9 +309,11 @@ pub struct Figures {
     pub scripts: u64,
     /// Function libraries (`used_memory_functions`).
     pub functions: u64,
-    /// The shards' Lua interpreters. Unlike Redis's, they allocate from the process's
-    /// allocator, so `used_memory` holds them, and they count as overhead.
+    /// The shards' Lua interpreters for scripts. Unlike Redis's, they allocate from the
+    /// process's allocator, so `used_memory` holds them, and they count as overhead.
     pub lua: u64,
+    /// The shards' Lua interpreters for function libraries (counted as `lua`).
+    pub library_lua: u64,
     /// The key tables and TTL indexes of every database, all shards together (main, expires).
     pub tables: Vec<(u64, u64)>,
     /// The allocator's own figures.
@@ -326,6 +332,7 @@ impl Figures {
             scripts: scripts.cached_bytes() as u64,
             functions: scripts.libraries.read().expect("libraries lock").bytes() as u64,
             lua: total.lua_bytes as u64,
+            library_lua: total.library_lua_bytes as u64,
             tables: total
                 .table_bytes
                 .iter()
@@ -343,7 +350,13 @@ impl Figures {
             .iter()
             .map(|(main, expires)| main + expires)
             .sum();
-        (self.startup + self.clients + self.scripts + self.functions + self.lua + tables)
+        (self.startup
+            + self.clients
+            + self.scripts
+            + self.functions
+            + self.lua
+            + self.library_lua
+            + tables)
             .min(self.used)
     }
 

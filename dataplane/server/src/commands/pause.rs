@@ -132,7 +132,7 @@ fn script_flags(shard: &Shard, spec: &CommandSpec, args: &[&[u8]]) -> ScriptFlag
         registry.body(&name.to_ascii_lowercase())
     } else {
         return shard
-            .scripting
+            .scripting()
             .function(registry, name)
             .map(|compiled| compiled.flags)
             .unwrap_or(ScriptFlags::empty());

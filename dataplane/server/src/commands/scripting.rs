@@ -217,10 +217,8 @@ async fn eval(
         let sha = crate::scripting::sha1::hex(body);
         if !registry.exists(&sha) {
             // Compile before caching, so a script that does not compile is not kept.
-            let lua = shard
-                .scripting
-                .lua()
-                .map_err(|error| format!("ERR {error}"))?;
+            let engine = shard.scripting();
+            let lua = engine.lua(false).map_err(|error| format!("ERR {error}"))?;
             crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(body))?;
             registry.load(body);
         }
@@ -229,7 +227,7 @@ async fn eval(
     if by_sha && sha.len() != 40 {
         return Err(crate::scripting::NOSCRIPT.into());
     }
-    let compiled = shard.scripting.script(registry, &sha)?;
+    let compiled = shard.scripting().script(registry, &sha)?;
     let invocation = Invocation {
         name: &sha,
         compiled,
@@ -252,7 +250,7 @@ async fn fcall(
 ) -> CommandResult {
     let name = String::from_utf8_lossy(args[1]).into_owned();
     let registry = &shard.shared.scripts;
-    let compiled = shard.scripting.function(registry, &name)?;
+    let compiled = shard.scripting().function(registry, &name)?;
     // FCALL words a numkeys that is not a number its own way.
     if super::parse_integer(args[2]).is_err() {
         return Err("ERR Bad number of keys provided".into());
@@ -292,10 +290,8 @@ fn script(shard: &Rc<Shard>, args: &[&[u8]], out: &mut ReplySink) -> CommandResu
         if args.len() != 3 {
             return Err(arity_error());
         }
-        let lua = shard
-            .scripting
-            .lua()
-            .map_err(|error| format!("ERR {error}"))?;
+        let engine = shard.scripting();
+        let lua = engine.lua(false).map_err(|error| format!("ERR {error}"))?;
         crate::scripting::sandbox::compile_script(lua, &String::from_utf8_lossy(args[2]))?;
         let sha = registry.load(args[2]);
         out.bulk(sha.as_bytes());
@@ -556,10 +552,8 @@ fn help(out: &mut ReplySink) {
 /// and describes it.
 fn evaluate_library(shard: &Shard, code: &str) -> Result<Library, String> {
     let name = functions::library_name(code)?;
-    let lua = shard
-        .scripting
-        .lua()
-        .map_err(|error| format!("ERR {error}"))?;
+    let engine = shard.scripting();
+    let lua = engine.lua(true).map_err(|error| format!("ERR {error}"))?;
     let loaded = functions::evaluate(lua, code, Some(functions::LOAD_TIMEOUT))?;
     Ok(Library {
         name,

@@ -252,10 +252,44 @@ bitflags::bitflags! {
     }
 }
 
-/// A shard's interpreter and its compiled scripts and functions.
+/// One Lua interpreter, sandboxed, and what a run needs of it.
+#[derive(Default)]
+pub struct Interpreter {
+    lua: OnceCell<Lua>,
+    /// The sandbox's runners of scripts and functions, and the C function that sets up a
+    /// run's KEYS and ARGV (see [`rawcall`]).
+    runners: OnceCell<(Function, Function, Function)>,
+    /// The coroutine of the last run that ended normally, for the next run.
+    pub(crate) spare_thread: RefCell<Option<mlua::Thread>>,
+}
+
+impl Interpreter {
+    /// Bytes it holds (0 before it is created).
+    fn bytes(&self) -> usize {
+        self.lua.get().map_or(0, Lua::used_memory)
+    }
+
+    /// The interpreter, created (and sandboxed) on first use, with `state` as its runs' state.
+    fn lua(&self, state: &Rc<RefCell<Option<run::RunState>>>) -> mlua::Result<&Lua> {
+        if let Some(lua) = self.lua.get() {
+            return Ok(lua);
+        }
+        let lua = sandbox::new_interpreter(state.clone())?;
+        Ok(self.lua.get_or_init(|| lua))
+    }
+}
+
+/// A shard's interpreters and its compiled scripts and functions. Scripts (EVAL, SCRIPT LOAD)
+/// and function libraries (FUNCTION LOAD, FCALL) have an interpreter each, as in Redis 7:
+/// SCRIPT FLUSH gives the scripts' back whole ([`Engine::without_scripts`]), INFO tells their
+/// memory apart (`used_memory_vm_eval`, `used_memory_vm_functions`), and a library's garbage
+/// never counts as the scripts'.
 #[derive(Default)]
 pub struct Engine {
-    lua: OnceCell<Lua>,
+    /// The scripts' interpreter.
+    eval: Interpreter,
+    /// The function libraries' interpreter.
+    library: Interpreter,
     /// Compiled scripts by SHA1 hex.
     scripts: RefCell<HashMap<String, Compiled>>,
     /// The script found last, by its SHA1 as asked: EVALSHA mostly repeats one script, and
@@ -272,33 +306,34 @@ pub struct Engine {
     pub wide: RefCell<HashSet<String>>,
     /// The script running now, for `redis.call` and the hook.
     pub(crate) state: Rc<RefCell<Option<run::RunState>>>,
-    /// The coroutine of the last run that ended normally, for the next run.
-    pub(crate) spare_thread: RefCell<Option<mlua::Thread>>,
     /// The box of the last run's client, for the next run's (which overwrites what it holds:
     /// until then it keeps the last caller's handle, one small allocation).
     pub(crate) spare_client: RefCell<Option<Box<crate::client::Client>>>,
-    /// The sandbox's runners of scripts and functions, and the C function that sets up a
-    /// run's KEYS and ARGV (see [`rawcall`]).
-    runners: OnceCell<(Function, Function, Function)>,
 }
 
 impl Engine {
-    /// Bytes the shard's Lua interpreter holds (0 before its first script); the interpreter
-    /// allocates through the process's allocator, so they are part of `used_memory`.
-    pub fn lua_bytes(&self) -> usize {
-        self.lua.get().map_or(0, Lua::used_memory)
+    /// Bytes the shard's interpreters hold, the scripts' and the libraries' (0 before their
+    /// first use); they allocate through the process's allocator, so they are part of
+    /// `used_memory`.
+    pub fn lua_bytes(&self) -> (usize, usize) {
+        (self.eval.bytes(), self.library.bytes())
     }
 
-    /// The interpreter, created (and sandboxed) on first use.
+    /// The interpreter of functions (`function`) or of scripts.
+    pub fn interpreter(&self, function: bool) -> &Interpreter {
+        if function {
+            &self.library
+        } else {
+            &self.eval
+        }
+    }
+
+    /// The functions' interpreter (`function`) or the scripts', created on first use.
     ///
     /// # Errors
     /// When the interpreter cannot be created.
-    pub fn lua(&self) -> mlua::Result<&Lua> {
-        if let Some(lua) = self.lua.get() {
-            return Ok(lua);
-        }
-        let lua = sandbox::new_interpreter(self.state.clone())?;
-        Ok(self.lua.get_or_init(|| lua))
+    pub fn lua(&self, function: bool) -> mlua::Result<&Lua> {
+        self.interpreter(function).lua(&self.state)
     }
 
     /// The function a run's coroutine starts in (a script's or a function's), and the setup
@@ -307,26 +342,40 @@ impl Engine {
     /// # Errors
     /// When the interpreter cannot be created.
     pub fn runner(&self, function: bool) -> mlua::Result<(&Function, &Function)> {
-        let (script, library_function, setup) = match self.runners.get() {
+        let interpreter = self.interpreter(function);
+        let (script, library_function, setup) = match interpreter.runners.get() {
             Some(runners) => runners,
             None => {
-                let lua = self.lua()?;
+                let lua = interpreter.lua(&self.state)?;
                 let runners = (
                     lua.named_registry_value("ember_run_script")?,
                     lua.named_registry_value("ember_run_function")?,
                     lua.named_registry_value("ember_setup")?,
                 );
-                self.runners.get_or_init(|| runners)
+                interpreter.runners.get_or_init(|| runners)
             }
         };
         let runner = if function { library_function } else { script };
         Ok((runner, setup))
     }
 
+    /// This engine after SCRIPT FLUSH: the scripts' interpreter and everything compiled in it
+    /// dropped (the next script creates a fresh one), the libraries' kept.
+    pub fn without_scripts(self, registry: &Registry) -> Self {
+        Self {
+            eval: Interpreter::default(),
+            scripts: RefCell::default(),
+            last_script: RefCell::default(),
+            scripts_generation: Cell::new(registry.scripts_generation.load(Ordering::SeqCst)),
+            wide: RefCell::default(),
+            ..self
+        }
+    }
+
     /// Drops the compiled scripts when the registry's cache was flushed since they were
-    /// compiled, and collects the interpreter's garbage then (what they and their runs left):
-    /// SCRIPT FLUSH gives their memory back on every shard at once, as Redis's resets its
-    /// interpreter. The interpreter stays (its functions are loaded in it).
+    /// compiled, and collects the scripts' interpreter's garbage then. SCRIPT FLUSH normally
+    /// replaces the engine by [`Engine::without_scripts`] on every shard; this is for an engine
+    /// a run still held then.
     pub fn forget_scripts(&self, registry: &Registry) {
         let generation = registry.scripts_generation.load(Ordering::SeqCst);
         if self.scripts_generation.get() == generation {
@@ -336,7 +385,7 @@ impl Engine {
         self.last_script.take();
         self.wide.borrow_mut().clear();
         self.scripts_generation.set(generation);
-        if let Some(lua) = self.lua.get() {
+        if let Some(lua) = self.eval.lua.get() {
             // A collection failing (a finalizer's error) leaves garbage for the next cycle.
             let _ = lua.gc_collect();
         }
@@ -358,7 +407,7 @@ impl Engine {
             return Ok(compiled.clone());
         }
         let body = registry.body(sha).ok_or_else(|| NOSCRIPT.to_owned())?;
-        let lua = self.lua().map_err(|e| e.to_string())?;
+        let lua = self.lua(false).map_err(|e| e.to_string())?;
         let compiled = sandbox::compile_script(lua, &body)?;
         self.scripts
             .borrow_mut()
@@ -373,7 +422,7 @@ impl Engine {
     pub fn function(&self, registry: &Registry, name: &str) -> Result<Compiled, String> {
         let generation = registry.libraries_generation.load(Ordering::SeqCst);
         if self.functions_generation.get() != Some(generation) {
-            let lua = self.lua().map_err(|e| e.to_string())?;
+            let lua = self.lua(true).map_err(|e| e.to_string())?;
             let libraries = registry.libraries.read().expect("libraries lock");
             let mut loaded = HashMap::new();
             for library in libraries.iter() {

@@ -1140,9 +1140,11 @@ pub async fn invoke(
     out: &mut ReplySink,
 ) -> CommandResult {
     let registry = &shard.shared.scripts;
-    let engine = &shard.scripting;
+    // The engine of this run, kept if SCRIPT FLUSH replaces the shard's meanwhile.
+    let engine = shard.scripting();
+    let engine = &*engine;
     let lua = engine
-        .lua()
+        .lua(invocation.function)
         .map_err(|error| format!("ERR {error}"))?
         .clone();
     let flags = invocation.compiled.flags;
@@ -1313,7 +1315,8 @@ async fn call_script(
     invocation: &Invocation<'_>,
 ) -> mlua::Result<Value> {
     let (runner, setup) = engine.runner(invocation.function)?;
-    let spare = engine.spare_thread.borrow_mut().take();
+    let interpreter = engine.interpreter(invocation.function);
+    let spare = interpreter.spare_thread.borrow_mut().take();
     let thread = match spare {
         Some(thread) if thread.status() == mlua::ThreadStatus::Finished => {
             thread.reset(runner.clone())?;
@@ -1353,7 +1356,7 @@ async fn call_script(
         }
     }
     if result.is_ok() && kept.status() == mlua::ThreadStatus::Finished {
-        *engine.spare_thread.borrow_mut() = Some(kept);
+        *interpreter.spare_thread.borrow_mut() = Some(kept);
     }
     result
 }

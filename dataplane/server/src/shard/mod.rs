@@ -115,8 +115,9 @@ pub struct Shard {
     pub mesh: Mesh,
     /// This shard's connections' subscriptions, and keyspace events for the other shards.
     pub pubsub: pubsub::PubSub,
-    /// This shard's Lua interpreter and compiled scripts.
-    pub scripting: crate::scripting::Engine,
+    /// This shard's Lua interpreter and compiled scripts ([`Shard::scripting`]); replaced by a
+    /// fresh one, without an interpreter, when SCRIPT FLUSH leaves it nothing to hold.
+    scripting: RefCell<Rc<crate::scripting::Engine>>,
     /// Clients blocked on this shard's keys, and this shard's blocked connections.
     pub blocking: crate::commands::blocking::Registry,
     /// Client tracking: readers of this shard's keys, BCAST clients, invalidations to send.
@@ -145,6 +146,28 @@ pub fn configure_keyspace(keyspace: &mut Keyspace, config: &Config) {
 }
 
 impl Shard {
+    /// This shard's scripting engine: its Lua interpreter (created by the first script that
+    /// needs it) and what is compiled in it.
+    pub fn scripting(&self) -> Rc<crate::scripting::Engine> {
+        self.scripting.borrow().clone()
+    }
+
+    /// SCRIPT FLUSH on this shard: the scripts' interpreter and what was compiled in it go
+    /// (the next script creates a fresh one), as Redis resets its eval interpreter; the
+    /// function libraries' interpreter stays. An engine a run still holds (a run cannot
+    /// outlast the flush, but nothing here depends on it) forgets its scripts instead.
+    pub fn flush_scripts(&self) {
+        let mut slot = self.scripting.borrow_mut();
+        let engine = std::mem::take(&mut *slot);
+        *slot = match Rc::try_unwrap(engine) {
+            Ok(engine) => Rc::new(engine.without_scripts(&self.shared.scripts)),
+            Err(shared) => {
+                shared.forget_scripts(&self.shared.scripts);
+                shared
+            }
+        };
+    }
+
     /// A shard with an empty keyspace.
     pub fn new(
         index: usize,
@@ -183,7 +206,7 @@ impl Shard {
             spin,
             mesh: Mesh::new(index, shard_count, mesh),
             pubsub: pubsub::PubSub::new(shard_count),
-            scripting: crate::scripting::Engine::default(),
+            scripting: RefCell::new(Rc::default()),
             blocking: crate::commands::blocking::Registry::default(),
             tracking: tracking::Tracking::default(),
             protection,

@@ -267,16 +267,13 @@ fn topk_add_pairs(ctx: &mut Ctx<'_>, key: &[u8], pairs: &[(&[u8], Option<u32>)])
         let Value::TopK(top) = value else {
             return Err(error(WRONGTYPE));
         };
-        let mut expelled = Vec::with_capacity(pairs.len());
-        for (item, increment) in pairs {
-            match increment {
-                Some(increment) => expelled.push(Some(top.add(item, *increment))),
-                None => {
-                    expelled.push(None);
-                    break;
-                }
-            }
-        }
+        // A bad increment answers an error in its place and the other pairs go on, as Redis
+        // 8's TOPK.INCRBY does: the reply holds one element per pair. (RedisBloom's module
+        // stopped at it and left its array short, which desynchronised the connection.)
+        let expelled: Vec<_> = pairs
+            .iter()
+            .map(|(item, increment)| increment.map(|increment| top.add(item, increment)))
+            .collect();
         Ok((expelled, Change::Modified))
     });
     let expelled = expelled.ok_or_else(|| error("TopK: key does not exist"))??;

@@ -100,7 +100,7 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
             ShardReply::Done
         }
         AdminRequest::ScriptsFlushed => {
-            shard.scripting.forget_scripts(&shard.shared.scripts);
+            shard.flush_scripts();
             ShardReply::Done
         }
         AdminRequest::ResetStats => {
@@ -172,6 +172,7 @@ fn shard_info(shard: &Shard) -> ShardInfo {
     let databases: Vec<_> = (0..DATABASE_COUNT)
         .map(|db| keyspace.database_info(db))
         .collect();
+    let (lua_bytes, library_lua_bytes) = shard.scripting().lua_bytes();
     ShardInfo {
         counters: crate::stats::Counters {
             local_tier_hits: shard.local_tier.hits.get(),
@@ -186,7 +187,8 @@ fn shard_info(shard: &Shard) -> ShardInfo {
             .iter()
             .map(|info| (info.table_bytes, info.expires_bytes))
             .collect(),
-        lua_bytes: shard.scripting.lua_bytes(),
+        lua_bytes,
+        library_lua_bytes,
         commands: shard.stats.command_stats(|id| {
             crate::commands::acl::CATALOGUE.commands[id]
                 .fullname
@@ -547,6 +549,7 @@ pub async fn gather_info(
             sum.1 += expires;
         }
         total.lua_bytes += info.lua_bytes;
+        total.library_lua_bytes += info.library_lua_bytes;
         total.clients += info.clients;
         total.busy_us += info.busy_us;
         total.expired_keys += info.expired_keys;
@@ -769,8 +772,8 @@ fn format_info(
                 let system = crate::commands::memory::total_system_memory();
                 line("total_system_memory", system.to_string());
                 line("total_system_memory_human", human_bytes(system));
-                // One interpreter per shard runs scripts and functions alike: it is all
-                // `vm_eval`, and the functions' share of it is not told apart.
+                // Each shard has an interpreter for scripts and one for function libraries,
+                // as Redis 7 has one of each.
                 line("used_memory_lua", figures.lua.to_string());
                 line("used_memory_vm_eval", figures.lua.to_string());
                 line("used_memory_lua_human", human_bytes(figures.lua));
@@ -781,9 +784,10 @@ fn format_info(
                     scripts.libraries.read().expect("libraries lock").counts();
                 line("number_of_functions", functions.to_string());
                 line("number_of_libraries", libraries.to_string());
-                line("used_memory_vm_functions", "0".into());
-                line("used_memory_vm_total", figures.lua.to_string());
-                line("used_memory_vm_total_human", human_bytes(figures.lua));
+                line("used_memory_vm_functions", figures.library_lua.to_string());
+                let vm_total = figures.lua + figures.library_lua;
+                line("used_memory_vm_total", vm_total.to_string());
+                line("used_memory_vm_total_human", human_bytes(vm_total));
                 line("used_memory_functions", figures.functions.to_string());
                 let script_bytes = figures.scripts + figures.functions;
                 line("used_memory_scripts", script_bytes.to_string());

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 suite=".deps/redis-tests/redis-7.0.15"
 ember="${EMBER:-target/release/ember}"
-tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -needs:pfdebug -large-memory'
+tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -large-memory'
 [ $# -gt 0 ] || { echo "usage: $0 UNIT..." >&2; exit 2; }
 [ -f "$suite/runtest" ] || { echo "the suite is missing ($suite): run ci/setup.sh" >&2; exit 1; }
 echo 'package require tls' | tclsh >/dev/null 2>&1 ||

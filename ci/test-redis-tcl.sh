@@ -18,8 +18,8 @@ ember="target/release/ember"
 baseline="ci/redis-tcl-baseline.txt"
 unit_timeout_s="${EMBER_TCL_UNIT_TIMEOUT_S:-240}"
 # Tags for what Ember does not claim: DEBUG, replication, persistence, maxmemory in the suite's
-# sense, RESET-dependent helpers, PFDEBUG, multi-GB values.
-tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -needs:pfdebug -large-memory'
+# sense, RESET-dependent helpers, multi-GB values.
+tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -large-memory'
 
 # Units whose first server block is tagged external:skip only because it wants a server of its
 # own (ACL users, the default user; pubsubshard's shard channels): that block runs against the fresh server this script

@@ -16,6 +16,7 @@ const SIDE_BY_SIDE: &[ArgCase] = arg_cases! {
     "pfmerge" => [["PFADD", "h1", "a", "b"], ["PFADD", "h2", "b", "c"], ["PFMERGE", "m", "h1", "h2"], ["PFCOUNT", "m"], ["GET", "m"], ["PFMERGE", "h1", "h2"], ["PFCOUNT", "h1"], ["PFMERGE", "empty", "missing"], ["GET", "empty"], ["PFMERGE", "alone"], ["EXISTS", "alone"], ["SET", "t", "v", "EX", "100"], ["DEL", "t"], ["PFADD", "t", "x"], ["EXPIRE", "t", "100"], ["PFMERGE", "t", "h2"], ["TTL", "t"]],
     "wrongtype" => [["SET", "s", "not a hyperloglog"], ["PFADD", "s", "a"], ["PFCOUNT", "s"], ["PFCOUNT", "s", "missing"], ["PFMERGE", "m", "s"], ["EXISTS", "m"], ["PFMERGE", "s", "missing"], ["SADD", "set", "a"], ["PFADD", "set", "a"], ["PFCOUNT", "set"], ["PFMERGE", "set"], ["SET", "short", "HYLL"], ["PFCOUNT", "short"]],
     "hll values are strings" => [["PFADD", "h", "a"], ["TYPE", "h"], ["STRLEN", "h"], ["APPEND", "h", "x"], ["PFCOUNT", "h"]],
+    "pfdebug and pfselftest" => [["PFADD", "h", "a", "b", "c"], ["PFDEBUG", "DECODE", "h"], ["PFDEBUG", "encoding", "h"], ["PFDEBUG", "DECODE", "missing"], ["PFDEBUG", "FOO", "h"], ["PFDEBUG", "GETREG"], ["SET", "s", "x"], ["PFDEBUG", "ENCODING", "s"], ["LPUSH", "l", "x"], ["PFDEBUG", "ENCODING", "l"], ["PFDEBUG", "TODENSE", "h"], ["PFDEBUG", "TODENSE", "h"], ["PFDEBUG", "DECODE", "h"], ["PFDEBUG", "ENCODING", "h"], ["GET", "h"], ["PFCOUNT", "h"], ["PFADD", "g", "x", "y"], ["PFDEBUG", "GETREG", "g"], ["PFDEBUG", "ENCODING", "g"], ["PFSELFTEST"], ["PFSELFTEST", "x"]],
 };
 
 #[test]

@@ -1,4 +1,5 @@
-//! HyperLogLog commands: PFADD, PFCOUNT, PFMERGE.
+//! HyperLogLog commands: PFADD, PFCOUNT, PFMERGE, and Redis's debugging pair PFDEBUG and
+//! PFSELFTEST.
 //!
 //! A HyperLogLog is a plain string in Redis's own format (`ember_store::hyperloglog`), so GET
 //! and SET move it between Ember and Redis unchanged and both count it alike. A string that
@@ -6,13 +7,13 @@
 //! the string, as Redis does, so the value changes when the cache was stale. PFCOUNT of several
 //! keys and PFMERGE meet keys of several shards in the scratch keyspace.
 
-use ember_store::hyperloglog::{HllEncoding, Registers, REGISTER_COUNT};
+use ember_store::hyperloglog::{sparse, HllEncoding, Registers, HEADER_LEN, REGISTER_COUNT};
 use ember_store::{Change, HllError, HyperLogLog, Value};
 
 use super::notify::{self, notify};
 use super::{
-    command, errors, split, CommandError, CommandResult, CommandSpec, Ctx, Ks, Split, ALL_KEYS,
-    ONE_KEY, W_OOM, W_OOM_FAST,
+    command, errors, is, split, CommandError, CommandResult, CommandSpec, Connection,
+    ConnectionCtx, Ctx, Ks, Split, ALL_KEYS, NO_KEYS, ONE_KEY, SECOND_ARG_KEY, W_OOM, W_OOM_FAST,
 };
 use super::{CommandFlags as F, R};
 
@@ -26,6 +27,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     command("pfadd", -2, W_OOM_FAST, ONE_KEY, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", Ks(pfadd)),
     split(command("pfcount", -2, PFCOUNT_FLAGS, ALL_KEYS, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", Ks(pfcount)), Split::Scratch),
     split(command("pfmerge", -2, W_OOM, ALL_KEYS, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", Ks(pfmerge)), Split::Scratch),
+    command("pfdebug", 3, F::WRITE.union(F::DENYOOM).union(F::ADMIN), SECOND_ARG_KEY, "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values", Ks(pfdebug)),
+    command("pfselftest", 1, F::ADMIN, NO_KEYS, "hyperloglog", "2.8.9", "An internal command for testing HyperLogLog values", Connection(pfselftest)),
 ];
 
 /// Redis's reply for an HLL failure (its WRONGTYPE wording, or INVALIDOBJ).
@@ -160,6 +163,68 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     );
     // Redis names PFMERGE's event `pfadd`.
     notify(ctx, notify::STRING, "pfadd", args[1]);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// PFDEBUG GETREG | DECODE | ENCODING | TODENSE key: Redis's view into a HyperLogLog value.
+/// GETREG and TODENSE turn a sparse value dense (and keep it so), as Redis's do; DECODE shows
+/// a sparse value's opcodes (`z:` and `Z:` runs of zeros, `v:value,run`).
+pub fn pfdebug(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
+    let (db, now_ms, subcommand, key) = (ctx.db, ctx.now_ms, args[1], args[2]);
+    let Some(entry) = ctx.keyspace.get(db, key, now_ms) else {
+        return Err("ERR The specified key does not exist".into());
+    };
+    let mut hll = hll_of(&entry.value)?;
+    if is(subcommand, "GETREG") || is(subcommand, "TODENSE") {
+        let converted = hll.encoding() == HllEncoding::Sparse;
+        if converted {
+            hll.to_dense().map_err(hll_error)?;
+            let bytes = hll.as_bytes().to_vec();
+            ctx.keyspace
+                .update(db, key, now_ms, |value| -> Result<_, CommandError> {
+                    *value = Value::from_vec(bytes);
+                    Ok(((), Change::Modified))
+                })
+                .transpose()?;
+        }
+        if is(subcommand, "TODENSE") {
+            ctx.out.integer(i64::from(converted));
+            return Ok(());
+        }
+        let registers = hll.registers().map_err(hll_error)?;
+        ctx.out.array_len(REGISTER_COUNT);
+        for register in registers.iter() {
+            ctx.out.integer(i64::from(*register));
+        }
+    } else if is(subcommand, "DECODE") {
+        if hll.encoding() != HllEncoding::Sparse {
+            return Err("ERR HLL encoding is not sparse".into());
+        }
+        let decoded: Vec<String> = sparse::opcodes(&hll.as_bytes()[HEADER_LEN..])
+            .map(|opcode| match opcode {
+                sparse::Opcode::Zero { run } => format!("z:{run}"),
+                sparse::Opcode::Xzero { run } => format!("Z:{run}"),
+                sparse::Opcode::Val { value, run } => format!("v:{value},{run}"),
+            })
+            .collect();
+        ctx.out.bulk(decoded.join(" ").as_bytes());
+    } else if is(subcommand, "ENCODING") {
+        ctx.out.simple(hll.encoding_name().as_bytes());
+    } else {
+        return Err(format!(
+            "ERR Unknown PFDEBUG subcommand '{}'",
+            String::from_utf8_lossy(subcommand)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// PFSELFTEST: checks the sparse and dense representations against each other and the
+/// estimate against its promised error ([`ember_store::hyperloglog::self_test`]).
+pub fn pfselftest(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
+    ember_store::hyperloglog::self_test().map_err(CommandError::from)?;
     ctx.out.ok();
     Ok(())
 }

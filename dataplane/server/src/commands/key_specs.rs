@@ -255,6 +255,7 @@ pub const fn of(name: &str) -> &'static [KeySpecDef] {
         b"mset" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::Range(-1, 2, 0), "")] },
         b"xackdel" => const { &[spec(KeyFlags::RW.union(KeyFlags::UPDATE).union(KeyFlags::DELETE), Begin::Index(1), Find::Range(0, 1, 0), "")] },
         b"xdelex" => const { &[spec(RW_DELETE, Begin::Index(1), Find::Range(0, 1, 0), "")] },
+        b"pfdebug" => const { &[spec(RW_ACCESS, Begin::Index(2), Find::Range(0, 1, 0), "")] },
         b"msetex" => const { &[spec(OW_UPDATE, Begin::Index(1), Find::KeyNum(0, 1, 2), "")] },
         b"msetnx" => const { &[spec(OW_INSERT, Begin::Index(1), Find::Range(-1, 2, 0), "")] },
         b"object|encoding" => const { &[spec(RO, Begin::Index(2), Find::Range(0, 1, 0), "")] },

@@ -30,11 +30,14 @@
 
 mod dense;
 mod estimate;
+mod selftest;
 pub mod sparse;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+
+pub use selftest::self_test;
 
 /// Bits of the hash that pick a register (Redis's `HLL_P`): 16384 registers, 0.81% error.
 pub const INDEX_BITS: u32 = 14;

@@ -1239,3 +1239,15 @@ fn client_pause_holds_writes_or_everything() {
     assert_eq!(value, None);
     assert_eq!(expired(&mut admin), before + 1);
 }
+
+/// REPLICAOF, SLAVEOF, FAILOVER and MODULE, which tools send to any Redis: Ember answers as a
+/// Redis primary without replicas and without modules does (MODULE's LOAD refused behind
+/// `enable-module-command`, off by default), side by side with redis-server.
+#[test]
+fn replication_and_module_commands_answer_as_a_primary_without_either() {
+    family_compare::compare_args(arg_cases! {
+        "replicaof" => [["REPLICAOF", "NO", "ONE"], ["SLAVEOF", "no", "one"], ["REPLICAOF", "127.0.0.1", "port"], ["REPLICAOF", "NO"], ["ROLE"]],
+        "failover" => [["FAILOVER"], ["FAILOVER", "ABORT"], ["FAILOVER", "TO", "127.0.0.1", "1"], ["FAILOVER", "FORCE"], ["FAILOVER", "TIMEOUT", "0"], ["FAILOVER", "TIMEOUT", "x"], ["FAILOVER", "ABORT", "TIMEOUT", "5"], ["FAILOVER", "BOGUS"]],
+        "module" => [["MODULE", "LIST"], ["MODULE", "HELP"], ["MODULE", "LOAD", "/nonexistent/module.so"], ["MODULE", "LOADEX", "/x.so"], ["MODULE", "UNLOAD", "bf"], ["MODULE", "BOGUS"], ["MODULE", "LIST", "x"], ["MODULE"]],
+    });
+}

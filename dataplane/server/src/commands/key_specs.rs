@@ -430,6 +430,7 @@ pub const SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("function", &["delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats"]),
     ("latency", &["doctor", "help", "histogram", "history", "latest", "reset"]),
     ("memory", &["doctor", "help", "malloc-stats", "purge", "stats", "usage"]),
+    ("module", &["help", "list", "load", "loadex", "unload"]),
     ("object", &["encoding", "freq", "help", "idletime", "refcount"]),
     ("pubsub", &["channels", "help", "numpat", "numsub", "shardchannels", "shardnumsub"]),
     ("script", &["exists", "flush", "help", "kill", "load"]),

@@ -724,6 +724,8 @@ pub(crate) const ADMIN: F = F::ADMIN
     .union(F::LOADING)
     .union(F::STALE);
 pub(crate) const LOADING_STALE: F = F::LOADING.union(F::STALE);
+/// REPLICAOF, SLAVEOF, FAILOVER: administrative, not from scripts, allowed on a stale replica.
+pub(crate) const NO_REPLICATION: F = F::ADMIN.union(F::NOSCRIPT).union(F::STALE);
 pub(crate) const LOADING_STALE_FAST: F = F::LOADING.union(F::STALE).union(F::FAST);
 pub(crate) const TRANSACTION: F = F::NOSCRIPT
     .union(F::LOADING)
@@ -792,6 +794,10 @@ static CORE: &[CommandSpec] = &[
     // Replication: Ember is a primary without replicas.
     categorized(command("wait", 3, F::NOSCRIPT, NO_KEYS, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", Server(ServerOp::Wait)), AclCategories::SLOW.union(AclCategories::CONNECTION)),
     categorized(command("waitaof", 4, F::NOSCRIPT, NO_KEYS, "generic", "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.", Server(ServerOp::WaitAof)), AclCategories::SLOW.union(AclCategories::CONNECTION)),
+    command("replicaof", 3, NO_REPLICATION, NO_KEYS, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", Connection(server::replicaof)),
+    command("slaveof", 3, NO_REPLICATION, NO_KEYS, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", Connection(server::replicaof)),
+    command("failover", -1, NO_REPLICATION, NO_KEYS, "server", "6.2.0", "Starts a coordinated failover from a server to one of its replicas.", Connection(server::failover)),
+    command("module", -2, F::empty(), NO_KEYS, "server", "4.0.0", "A container for module commands.", Connection(server::module)),
     in_categories(command("role", 1, F::NOSCRIPT.union(LOADING_STALE_FAST), NO_KEYS, "server", "2.8.12", "Returns the replication role.", Connection(server::role)), AclCategories::ADMIN.union(AclCategories::DANGEROUS)),
     command("debug", -2, ADMIN, NO_KEYS, "server", "1.0.0", "A container for debugging commands.", Server(ServerOp::Debug)),
     command("monitor", 1, ADMIN, NO_KEYS, "server", "1.0.0", "Listens for all requests received by the server in real-time.", Connection(monitor::monitor)),

@@ -1091,7 +1091,7 @@ async fn config(
     Ok(())
 }
 
-fn help(out: &mut ReplySink, lines: &[&str]) {
+pub(crate) fn help(out: &mut ReplySink, lines: &[&str]) {
     out.array_len(lines.len());
     for line in lines {
         out.simple(line.as_bytes());
@@ -1808,7 +1808,7 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
 }
 
 /// True for a peer address (`ip:port`) on this host: loopback, as Redis's `islocalClient`.
-fn is_local_address(addr: &str) -> bool {
+pub(crate) fn is_local_address(addr: &str) -> bool {
     addr.parse::<std::net::SocketAddr>()
         .is_ok_and(|address| address.ip().is_loopback())
 }

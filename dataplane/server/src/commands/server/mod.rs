@@ -347,6 +347,121 @@ pub fn role(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     Ok(())
 }
 
+/// MODULE LIST | LOAD | LOADEX | UNLOAD | HELP. Ember loads no Redis module (their C interface
+/// is Redis's own); RedisBloom's Bloom, cuckoo, count-min and top-k commands are built in. So
+/// LIST answers none, and LOAD, LOADEX and UNLOAD answer what Redis does for a module it cannot
+/// load or does not have, behind the same `enable-module-command` gate (off by default).
+pub fn module(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    let subcommand = args[1];
+    let arity = |exact: Option<usize>, least: usize| match exact {
+        Some(count) => args.len() == count,
+        None => args.len() >= least,
+    };
+    if is(subcommand, "LIST") && arity(Some(2), 2) {
+        ctx.out.array_len(0);
+    } else if is(subcommand, "HELP") && arity(Some(2), 2) {
+        admin::help(ctx.out, MODULE_HELP);
+    } else if (is(subcommand, "LOAD") || is(subcommand, "LOADEX")) && arity(None, 3)
+        || is(subcommand, "UNLOAD") && arity(Some(3), 3)
+    {
+        let allowed = match ctx.shard.config.borrow().value("enable-module-command") {
+            "yes" => true,
+            "local" => admin::is_local_address(&ctx.client.handle.addr),
+            _ => false,
+        };
+        if !allowed {
+            return Err("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into());
+        }
+        if is(subcommand, "UNLOAD") {
+            return Err("ERR Error unloading module: no such module with that name".into());
+        }
+        eprintln!(
+            "ember: MODULE {}: Ember does not load Redis modules (RedisBloom's commands are built in)",
+            String::from_utf8_lossy(subcommand).to_ascii_uppercase()
+        );
+        return Err("ERR Error loading the extension. Please check the server logs.".into());
+    } else if ["LIST", "HELP", "LOAD", "LOADEX", "UNLOAD"]
+        .iter()
+        .any(|name| is(subcommand, name))
+    {
+        return Err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try MODULE HELP.",
+            String::from_utf8_lossy(subcommand)
+        )
+        .into());
+    } else {
+        return Err(unknown_subcommand_message("module", subcommand).into());
+    }
+    Ok(())
+}
+
+const MODULE_HELP: &[&str] = &[
+    "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LIST",
+    "    Return a list of loaded modules.",
+    "LOAD <path> [<arg> ...]",
+    "    Load a module library from <path>, passing to it any optional arguments.",
+    "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+    "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+    "UNLOAD <name>",
+    "    Unload a module.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// REPLICAOF (and SLAVEOF) host port: `NO ONE` keeps Ember what it is, a primary; Ember does
+/// not replicate from another server, so naming one is refused (after Redis's own checks).
+pub fn replicaof(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    if is(args[1], "NO") && is(args[2], "ONE") {
+        ctx.out.ok();
+        return Ok(());
+    }
+    if super::parse_integer(args[2]).is_err() {
+        return Err("ERR Invalid master port".into());
+    }
+    Err("ERR Ember does not replicate from another server: it is always a primary (REPLICAOF NO ONE)".into())
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: Redis's checks, then its answer for
+/// a primary without replicas, which Ember always is.
+pub fn failover(_ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
+    let mut index = 1;
+    let (mut abort, mut force, mut target, mut timeout) = (false, false, false, false);
+    while index < args.len() {
+        let more = args.len() - index - 1;
+        if is(args[index], "TO") && more >= 2 && !target {
+            if super::parse_integer(args[index + 2]).is_err() {
+                return Err("ERR value is not an integer or out of range".into());
+            }
+            target = true;
+            index += 3;
+        } else if is(args[index], "TIMEOUT") && more >= 1 && !timeout {
+            let ms = super::parse_integer(args[index + 1])?;
+            if ms <= 0 {
+                return Err("ERR FAILOVER timeout must be greater than 0".into());
+            }
+            timeout = true;
+            index += 2;
+        } else if is(args[index], "FORCE") && !force {
+            force = true;
+            index += 1;
+        } else if is(args[index], "ABORT") && !abort {
+            abort = true;
+            index += 1;
+        } else {
+            return Err(super::errors::SYNTAX.into());
+        }
+    }
+    if abort && (target || force || timeout) {
+        return Err(super::errors::SYNTAX.into());
+    }
+    if abort {
+        return Err("ERR No failover in progress.".into());
+    }
+    // Redis looks for replicas before it checks FORCE's companions: with none, this is all.
+    Err("ERR FAILOVER requires connected replicas.".into())
+}
+
 /// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
 pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.out.integer(ctx.shard.shared.started_at_s as i64);

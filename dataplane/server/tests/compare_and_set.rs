@@ -7,6 +7,10 @@ mod common;
 
 use common::{key_on_shard, run, show, Ember};
 
+/// Redis's WRONGTYPE and syntax errors as [`show`] writes them.
+const WRONGTYPE: &str = "(error) WRONGTYPE Operation against a key holding the wrong kind of value";
+const SYNTAX: &str = "(error) ERR syntax error";
+
 /// Runs each request in turn, checking its reply in [`show`]'s form.
 fn expect(con: &mut redis::Connection, steps: &[(&[&str], &str)]) {
     for (step, (args, expected)) in steps.iter().enumerate() {
@@ -54,10 +58,7 @@ fn digest_is_xxh3_as_redis_prints_it() {
             (&["SET", "long", &long], "+OK"),
             (&["DIGEST", "missing"], "(nil)"),
             (&["LPUSH", "list", "a"], "(integer) 1"),
-            (
-                &["DIGEST", "list"],
-                "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
-            ),
+            (&["DIGEST", "list"], WRONGTYPE),
             (
                 &["DIGEST"],
                 "(error) ERR wrong number of arguments for 'digest' command",
@@ -80,8 +81,6 @@ fn digest_is_xxh3_as_redis_prints_it() {
 fn set_compares_before_it_writes() {
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
-    let wrongtype = "(error) WRONGTYPE Operation against a key holding the wrong kind of value";
-    let syntax = "(error) ERR syntax error";
     expect(
         &mut con,
         &[
@@ -114,15 +113,15 @@ fn set_compares_before_it_writes() {
             (&["SET", "absent", "d", "IFEQ", "x", "GET"], "(nil)"),
             // A comparison reads a string; the other types answer WRONGTYPE and stay.
             (&["RPUSH", "list", "a"], "(integer) 1"),
-            (&["SET", "list", "v", "IFEQ", "a"], wrongtype),
-            (&["SET", "list", "v", "IFNE", "a"], wrongtype),
+            (&["SET", "list", "v", "IFEQ", "a"], WRONGTYPE),
+            (&["SET", "list", "v", "IFNE", "a"], WRONGTYPE),
             (&["TYPE", "list"], "+list"),
             // NX, XX and the four exclude one another; a comparison needs its argument.
-            (&["SET", "k", "v", "NX", "IFEQ", "v"], syntax),
-            (&["SET", "k", "v", "IFEQ", "v", "XX"], syntax),
-            (&["SET", "k", "v", "IFEQ", "a", "IFNE", "b"], syntax),
-            (&["SET", "k", "v", "IFEQ"], syntax),
-            (&["SET", "k", "v", "IFDEQ"], syntax),
+            (&["SET", "k", "v", "NX", "IFEQ", "v"], SYNTAX),
+            (&["SET", "k", "v", "IFEQ", "v", "XX"], SYNTAX),
+            (&["SET", "k", "v", "IFEQ", "a", "IFNE", "b"], SYNTAX),
+            (&["SET", "k", "v", "IFEQ"], SYNTAX),
+            (&["SET", "k", "v", "IFDEQ"], SYNTAX),
             (&["GET", "k"], "\"v3\""),
         ],
     );
@@ -134,8 +133,6 @@ fn set_compares_before_it_writes() {
 fn delex_and_delifeq_delete_on_a_match() {
     let ember = Ember::start(2);
     let mut con = ember.connect(false);
-    let wrongtype = "(error) WRONGTYPE Operation against a key holding the wrong kind of value";
-    let syntax = "(error) ERR syntax error";
     expect(
         &mut con,
         &[
@@ -153,13 +150,13 @@ fn delex_and_delifeq_delete_on_a_match() {
             (&["DELEX", "n", "ifne", "8"], "(integer) 1"),
             // Without a condition any type goes; with one, only a string.
             (&["SADD", "set", "a"], "(integer) 1"),
-            (&["DELEX", "set", "IFEQ", "a"], wrongtype),
+            (&["DELEX", "set", "IFEQ", "a"], WRONGTYPE),
             (&["DELEX", "set"], "(integer) 1"),
             (&["DELEX", "set"], "(integer) 0"),
             (&["SET", "k", "v"], "+OK"),
-            (&["DELEX", "k", "IFEQ"], syntax),
-            (&["DELEX", "k", "NOPE", "v"], syntax),
-            (&["DELEX", "k", "IFEQ", "v", "IFNE", "w"], syntax),
+            (&["DELEX", "k", "IFEQ"], SYNTAX),
+            (&["DELEX", "k", "NOPE", "v"], SYNTAX),
+            (&["DELEX", "k", "IFEQ", "v", "IFNE", "w"], SYNTAX),
             (
                 &["DELEX"],
                 "(error) ERR wrong number of arguments for 'delex' command",
@@ -168,7 +165,7 @@ fn delex_and_delifeq_delete_on_a_match() {
             (&["DELIFEQ", "k", "v"], "(integer) 1"),
             (&["DELIFEQ", "k", "v"], "(integer) 0"),
             (&["HSET", "h", "f", "v"], "(integer) 1"),
-            (&["DELIFEQ", "h", "v"], wrongtype),
+            (&["DELIFEQ", "h", "v"], WRONGTYPE),
             (
                 &["DELIFEQ", "k"],
                 "(error) ERR wrong number of arguments for 'delifeq' command",
@@ -248,7 +245,6 @@ fn msetex_sets_every_pair_with_one_expiry_across_shards() {
     let mut con = ember.connect(false);
     let (a, b) = (key_on_shard("a", 0, 2), key_on_shard("b", 1, 2));
     let (a, b) = (a.as_str(), b.as_str());
-    let syntax = "(error) ERR syntax error";
     expect(
         &mut con,
         &[
@@ -288,10 +284,10 @@ fn msetex_sets_every_pair_with_one_expiry_across_shards() {
                 &["MSETEX", "3", a, "1", b, "2"],
                 "(error) ERR Number of keys can't be greater than number of args",
             ),
-            (&["MSETEX", "1", a, "1", "GET"], syntax),
-            (&["MSETEX", "1", a, "1", "IFEQ", "1"], syntax),
-            (&["MSETEX", "1", a, "1", "NX", "XX"], syntax),
-            (&["MSETEX", "1", a, "1", "EX", "10", "PX", "10"], syntax),
+            (&["MSETEX", "1", a, "1", "GET"], SYNTAX),
+            (&["MSETEX", "1", a, "1", "IFEQ", "1"], SYNTAX),
+            (&["MSETEX", "1", a, "1", "NX", "XX"], SYNTAX),
+            (&["MSETEX", "1", a, "1", "EX", "10", "PX", "10"], SYNTAX),
             (
                 &["MSETEX", "1", a, "1", "EX", "0"],
                 "(error) ERR invalid expire time in 'msetex' command",
@@ -369,10 +365,7 @@ fn bitop_diff_diff1_andor_one() {
             ),
             (&["EXISTS", &dest], "(integer) 0"),
             (&["SADD", "s", "a"], "(integer) 1"),
-            (
-                &["BITOP", "ONE", &dest, &x, "s"],
-                "(error) WRONGTYPE Operation against a key holding the wrong kind of value",
-            ),
+            (&["BITOP", "ONE", &dest, &x, "s"], WRONGTYPE),
         ],
     );
 }

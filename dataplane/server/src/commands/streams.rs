@@ -380,22 +380,16 @@ pub fn xrevrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 /// XDEL key id [id ...]: Redis looks the key up first (a missing key deletes nothing, whatever
 /// the IDs), then checks every ID before anything goes.
 pub fn xdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
-    let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let deleted = ctx
-        .keyspace
-        .update(db, args[1], now_ms, |value| {
-            let Value::Stream(stream) = value else {
-                return Err(CommandError::from(errors::WRONGTYPE));
-            };
-            let ids: Vec<StreamId> = args[2..]
-                .iter()
-                .map(|arg| parse_strict_id(arg))
-                .collect::<Result<_, _>>()?;
-            let deleted = stream.delete(&ids);
-            Ok((deleted, modified_if(deleted > 0)))
-        })
-        .transpose()?
-        .unwrap_or(0);
+    let deleted = with_stream(ctx, args[1], |stream| {
+        let ids: Vec<StreamId> = args[2..]
+            .iter()
+            .map(|arg| parse_strict_id(arg))
+            .collect::<Result<_, _>>()?;
+        let deleted = stream.delete(&ids);
+        Ok((deleted, deleted > 0))
+    })
+    .transpose()?
+    .unwrap_or(0);
     if deleted > 0 {
         notify(ctx, notify::STREAM, "xdel", args[1]);
     }
@@ -450,25 +444,35 @@ fn reply_outcomes(out: &mut ReplySink, outcomes: &[DeleteOutcome]) {
 /// over the consumer groups' references; -1, 1 or 2 per ID ([`DeleteOutcome`]).
 pub fn xdelex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let (policy, ids) = parse_ids_block(&args[2..])?;
-    let (db, now_ms) = (ctx.db, ctx.now_ms);
-    let outcomes = ctx
-        .keyspace
-        .update(db, args[1], now_ms, |value| {
-            let Value::Stream(stream) = value else {
-                return Err(CommandError::from(errors::WRONGTYPE));
-            };
-            let outcomes = stream.delete_with(&ids, policy);
-            // DELREF may change a group's pending list without deleting an entry.
-            let changed = policy == RefPolicy::DelRef || outcomes.contains(&DeleteOutcome::Deleted);
-            Ok((outcomes, modified_if(changed)))
-        })
-        .transpose()?
-        .unwrap_or_else(|| vec![DeleteOutcome::NotFound; ids.len()]);
+    let outcomes = with_stream(ctx, args[1], |stream| {
+        let outcomes = stream.delete_with(&ids, policy);
+        // DELREF may change a group's pending list without deleting an entry.
+        let changed = policy == RefPolicy::DelRef || outcomes.contains(&DeleteOutcome::Deleted);
+        Ok((outcomes, changed))
+    })
+    .transpose()?
+    .unwrap_or_else(|| vec![DeleteOutcome::NotFound; ids.len()]);
     if outcomes.contains(&DeleteOutcome::Deleted) {
         notify(ctx, notify::STREAM, "xdel", args[1]);
     }
     reply_outcomes(ctx.out, &outcomes);
     Ok(())
+}
+
+/// Runs `change` on the stream at `key` and bumps its version when `change` says so.
+pub(super) fn with_stream<R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    change: impl FnOnce(&mut StreamValue) -> Result<(R, bool), CommandError>,
+) -> Option<Result<R, CommandError>> {
+    let (db, now_ms) = (ctx.db, ctx.now_ms);
+    ctx.keyspace.update(db, key, now_ms, |value| {
+        let Value::Stream(stream) = value else {
+            return Err(CommandError::from(errors::WRONGTYPE));
+        };
+        let (result, changed) = change(stream)?;
+        Ok((result, modified_if(changed)))
+    })
 }
 
 /// A stream write's change: streams keep their key when emptied.
@@ -485,19 +489,13 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let parsed = parse_trim_arguments(args, false)?;
     let policy = parsed.policy;
     let trim = parsed.trim.expect("XTRIM's parse requires a strategy");
-    let (db, now_ms) = (ctx.db, ctx.now_ms);
     let limits = limits(ctx.config);
-    let deleted = ctx
-        .keyspace
-        .update(db, args[1], now_ms, |value| {
-            let Value::Stream(stream) = value else {
-                return Err(CommandError::from(errors::WRONGTYPE));
-            };
-            let deleted = stream.trim_with(trim, policy, &limits);
-            Ok((deleted, modified_if(deleted > 0)))
-        })
-        .transpose()?
-        .unwrap_or(0);
+    let deleted = with_stream(ctx, args[1], |stream| {
+        let deleted = stream.trim_with(trim, policy, &limits);
+        Ok((deleted, deleted > 0))
+    })
+    .transpose()?
+    .unwrap_or(0);
     if deleted > 0 {
         notify(ctx, notify::STREAM, "xtrim", args[1]);
     }
@@ -533,16 +531,11 @@ pub fn xcfgset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if duration_s.is_none() && max_size.is_none() {
         return Err("ERR At least one of IDMP-DURATION or IDMP-MAXSIZE must be specified".into());
     }
-    let (db, now_ms) = (ctx.db, ctx.now_ms);
-    ctx.keyspace
-        .update(db, args[1], now_ms, |value| {
-            let Value::Stream(stream) = value else {
-                return Err(CommandError::from(errors::WRONGTYPE));
-            };
-            stream.configure_idempotency(duration_s, max_size);
-            Ok(((), Change::Modified))
-        })
-        .ok_or(CommandError::from(errors::NO_SUCH_KEY))??;
+    with_stream(ctx, args[1], |stream| {
+        stream.configure_idempotency(duration_s, max_size);
+        Ok(((), true))
+    })
+    .ok_or(CommandError::from(errors::NO_SUCH_KEY))??;
     ctx.out.ok();
     Ok(())
 }

@@ -180,20 +180,27 @@ mod tests {
         StreamId::new(ms, 0)
     }
 
+    /// Creates `group` at the start of the stream and delivers its first `count` entries to
+    /// consumer `c`.
+    fn group_reading(stream: &mut StreamValue, group: &[u8], count: usize) {
+        stream
+            .create_group(group, GroupStart::Id(StreamId::MIN), None)
+            .unwrap();
+        stream
+            .read_group(group, b"c", ReadFrom::New, count, false, 0)
+            .unwrap();
+    }
+
+    fn codes(outcomes: Vec<DeleteOutcome>) -> Vec<i64> {
+        outcomes.into_iter().map(DeleteOutcome::code).collect()
+    }
+
     #[test]
     fn delete_with_each_policy() {
         let mut stream = stream_of(5);
-        stream
-            .create_group(b"g", GroupStart::Id(StreamId::MIN), None)
-            .unwrap();
         // The group reads 1..=3; 1 and 2 stay pending, 3 is acknowledged; 4 and 5 are unread.
-        stream
-            .read_group(b"g", b"c", ReadFrom::New, 3, false, 0)
-            .unwrap();
+        group_reading(&mut stream, b"g", 3);
         stream.ack(b"g", &[id(3)]).unwrap();
-        let codes = |outcomes: Vec<DeleteOutcome>| -> Vec<i64> {
-            outcomes.into_iter().map(DeleteOutcome::code).collect()
-        };
         assert_eq!(
             codes(stream.delete_with(&[id(1), id(3), id(4), id(9)], RefPolicy::Acked)),
             [2, 1, 2, -1]
@@ -212,16 +219,8 @@ mod tests {
     fn ack_delete_acknowledges_then_deletes() {
         let mut stream = stream_of(3);
         for group in [&b"a"[..], b"b"] {
-            stream
-                .create_group(group, GroupStart::Id(StreamId::MIN), None)
-                .unwrap();
-            stream
-                .read_group(group, b"c", ReadFrom::New, 3, false, 0)
-                .unwrap();
+            group_reading(&mut stream, group, 3);
         }
-        let codes = |outcomes: Vec<DeleteOutcome>| -> Vec<i64> {
-            outcomes.into_iter().map(DeleteOutcome::code).collect()
-        };
         // Group b still has 1 pending: ACKED keeps it after a's acknowledgement.
         assert_eq!(
             codes(
@@ -271,12 +270,7 @@ mod tests {
             limit: None,
         };
         let mut stream = stream_of(10);
-        stream
-            .create_group(b"g", GroupStart::Id(StreamId::MIN), None)
-            .unwrap();
-        stream
-            .read_group(b"g", b"c", ReadFrom::New, 6, false, 0)
-            .unwrap();
+        group_reading(&mut stream, b"g", 6);
         stream.ack(b"g", &[id(1), id(2), id(3), id(5)]).unwrap();
         // 4 is pending: ACKED trims 1..=3 only, however short MAXLEN asks.
         assert_eq!(stream.trim_with(exact(2), RefPolicy::Acked, &limits), 3);

@@ -2,11 +2,11 @@
 //! XACKDEL, XPENDING, XCLAIM, XAUTOCLAIM, with Redis's checks in Redis's order.
 
 use ember_store::stream::{ClaimOptions, DeleteOutcome, GroupStart, NoGroupContext, StreamEntry};
-use ember_store::{Change, StreamError, StreamId, StreamValue, Value};
+use ember_store::{StreamError, StreamId, StreamValue, Value};
 
 use super::{
     parse_ids_block, parse_strict_id, reply_entries, reply_id, reply_outcomes, stream_error,
-    stream_of,
+    stream_of, with_stream,
 };
 use crate::commands::notify::{self, notify};
 use crate::commands::{
@@ -70,29 +70,6 @@ pub(super) fn reply_help(ctx: &mut Ctx<'_>, lines: &[&str]) {
 /// The subcommand arities of a container (Redis 7's per-subcommand tables).
 pub(super) fn subcommand_arity_ok(arity: i32, arg_count: usize) -> bool {
     crate::commands::arity_ok(arity, arg_count)
-}
-
-/// Runs `change` on the stream at `key` and bumps its version when `change` says so.
-fn with_stream<R>(
-    ctx: &mut Ctx<'_>,
-    key: &[u8],
-    change: impl FnOnce(&mut StreamValue) -> Result<(R, bool), CommandError>,
-) -> Option<Result<R, CommandError>> {
-    let (db, now_ms) = (ctx.db, ctx.now_ms);
-    ctx.keyspace.update(db, key, now_ms, |value| {
-        let Value::Stream(stream) = value else {
-            return Err(CommandError::from(errors::WRONGTYPE));
-        };
-        let (result, changed) = change(stream)?;
-        Ok((
-            result,
-            if changed {
-                Change::Modified
-            } else {
-                Change::None
-            },
-        ))
-    })
 }
 
 /// XGROUP's syntax error for a subcommand.

@@ -43,6 +43,13 @@ pub struct ClientHandle {
     pub last_interaction_ms: Cell<u64>,
     /// Set by CLIENT KILL; the connection closes at its next turn.
     pub killed: Cell<bool>,
+    /// Set by QUIT: the connection ends once its reply is written. To client tracking it is
+    /// gone from then on, as Redis frees a quitting client before it runs any later command
+    /// (a redirection to it is broken, not delivered to a closing socket).
+    pub quitting: Cell<bool>,
+    /// Some CLIENT TRACKING ... REDIRECT named this client: when it goes, its id joins
+    /// `Shared::gone_redirect_targets`.
+    pub redirect_target: Cell<bool>,
     /// Pub/Sub channels, patterns and shard channels listened to (CLIENT LIST's sub, psub,
     /// ssub; flag P while any is non-zero).
     pub subscription_counts: Cell<[usize; 3]>,
@@ -161,6 +168,8 @@ impl ClientHandle {
             last_command: Cell::new(None),
             last_interaction_ms: Cell::new(now),
             killed: Cell::new(false),
+            quitting: Cell::new(false),
+            redirect_target: Cell::new(false),
             subscription_counts: Cell::new([0; 3]),
             pushes: Default::default(),
             tracking: Default::default(),

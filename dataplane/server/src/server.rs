@@ -93,6 +93,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             .map(|_| crate::memory::PublishedCount::default())
             .collect(),
         tracking_clients: Default::default(),
+        gone_redirect_targets: Default::default(),
         tracking_keys: Default::default(),
         tracking_items: Default::default(),
         protection: Default::default(),
@@ -438,7 +439,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, fd: RawFd, tls: bo
             if let Some(stream) = admit(&shard, stream, tls, peer).await {
                 crate::connection::serve(shard.clone(), stream, handle).await;
             }
-            shard.clients.borrow_mut().remove(&id);
+            if let Some(handle) = shard.clients.borrow_mut().remove(&id) {
+                crate::commands::tracking::note_gone(&shard, &handle);
+            }
             shard
                 .shared
                 .connected_clients

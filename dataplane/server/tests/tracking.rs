@@ -327,3 +327,37 @@ fn errors_are_redis_errors() {
         "-ERR The client ID you want redirect to does not exist\r\n"
     );
 }
+
+/// Readers redirect their invalidations to a client that then QUITs; the next change of a key
+/// they read tells each one its redirection broke (RESP3 `tracking-redir-broken`). The QUIT's
+/// reply is read before the change is made, so the client is gone by then, as in Redis,
+/// whichever shards the target, the reader and the key are on. Client IDs differ between
+/// servers: the transcript names the target `ID`.
+fn redirect_to_a_client_that_quit(port: u16) -> Vec<String> {
+    let mut writer = common::connect(port, false);
+    let mut transcript = Vec::new();
+    for key in KEYS.iter().take(READER_COUNT) {
+        let mut target = Raw::connect(port);
+        let id_reply = command(&mut target, &["CLIENT", "ID"]);
+        let id = id_reply.trim_start_matches(':').trim_end().to_owned();
+        let mut reader = resp3_tracker(port, &["REDIRECT", &id]);
+        write(&mut writer, &["SET", key, "1"]);
+        assert_eq!(command(&mut reader, &["GET", key]), "$1\r\n1\r\n");
+        assert_eq!(command(&mut target, &["QUIT"]), "+OK\r\n");
+        write(&mut writer, &["SET", key, "2"]);
+        let named = format!(":{id}\r\n");
+        transcript.extend(
+            drain(&mut reader)
+                .into_iter()
+                .map(|push| push.replace(&named, ":ID\r\n")),
+        );
+    }
+    transcript
+}
+
+#[test]
+fn a_redirection_to_a_client_that_quit_is_broken_at_once() {
+    let transcript = on_both(redirect_to_a_client_that_quit);
+    let broken = ">2\r\n$21\r\ntracking-redir-broken\r\n:ID\r\n".to_owned();
+    assert_eq!(transcript, vec![broken; READER_COUNT]);
+}

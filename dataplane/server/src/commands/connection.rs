@@ -165,6 +165,8 @@ pub fn cluster_only(_ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandRes
 /// QUIT
 pub fn quit(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
     ctx.client.close_after_reply = true;
+    ctx.client.handle.quitting.set(true);
+    super::tracking::note_gone(ctx.shard, &ctx.client.handle);
     ctx.out.ok();
     Ok(())
 }

@@ -199,6 +199,29 @@ pub async fn flush_held(shard: &Rc<Shard>, shards: &std::collections::BTreeSet<u
     }
 }
 
+/// Records that `handle` quit or disconnected, when it is a redirection target: readers that
+/// redirect to it learn at once, on their own shard, that the redirection is broken.
+pub fn note_gone(shard: &Shard, handle: &ClientHandle) {
+    if handle.redirect_target.get() {
+        shard
+            .shared
+            .gone_redirect_targets
+            .lock()
+            .expect("gone redirect targets lock")
+            .insert(handle.id);
+    }
+}
+
+/// True when redirection target `id` quit or disconnected.
+fn redirect_gone(shard: &Shard, id: u64) -> bool {
+    shard
+        .shared
+        .gone_redirect_targets
+        .lock()
+        .expect("gone redirect targets lock")
+        .contains(&id)
+}
+
 /// Sends `request` to shard `target` in a task of its own, with no reply awaited (a
 /// redirection's second hop: the caller may be serving the mesh).
 fn notify_later(shard: &Rc<Shard>, target: usize, request: TrackingRequest) {
@@ -243,6 +266,9 @@ fn deliver(shard: &Rc<Shard>, invalidation: Invalidation) {
             null_resp3,
             invalidation.keys.as_deref(),
         );
+    } else if redirect_gone(shard, redirect) {
+        // Known here: the reader is told before the writer's reply leaves, as in Redis.
+        mark_broken(shard, invalidation.reader.id, redirect);
     } else {
         let request = TrackingRequest::Redirect {
             target: redirect,
@@ -262,7 +288,14 @@ fn redirect_here(
     null_resp3: bool,
     keys: Option<&[Vec<u8>]>,
 ) {
-    let Some(handle) = shard.clients.borrow().get(&target).cloned() else {
+    // A target that ran QUIT is gone already, though its socket is still closing.
+    let target_handle = shard
+        .clients
+        .borrow()
+        .get(&target)
+        .filter(|handle| !handle.quitting.get())
+        .cloned();
+    let Some(handle) = target_handle else {
         if from.shard == shard.index {
             mark_broken(shard, from.id, target);
         } else {
@@ -365,7 +398,12 @@ pub fn answer(shard: &Rc<Shard>, request: TrackingRequest) -> ShardReply {
         // The mesh's receiver delivers what is pending before it replies.
         TrackingRequest::Flush => {}
         TrackingRequest::ClientExists { id } => {
-            return ShardReply::Integer(i64::from(shard.clients.borrow().contains_key(&id)));
+            // Asked for a REDIRECT: the client found is a redirection target from now on.
+            let found = shard.clients.borrow().get(&id).cloned();
+            if let Some(handle) = &found {
+                handle.redirect_target.set(true);
+            }
+            return ShardReply::Integer(i64::from(found.is_some()));
         }
     }
     ShardReply::Done
@@ -458,7 +496,8 @@ async fn everywhere(shard: &Rc<Shard>, request: TrackingRequest) -> Vec<ShardRep
 
 /// The shard client `id` is connected to, if any.
 async fn shard_of_client(shard: &Rc<Shard>, id: u64) -> Option<usize> {
-    if shard.clients.borrow().contains_key(&id) {
+    if let Some(handle) = shard.clients.borrow().get(&id) {
+        handle.redirect_target.set(true);
         return Some(shard.index);
     }
     let request = TrackingRequest::ClientExists { id };

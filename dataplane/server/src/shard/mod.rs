@@ -73,6 +73,10 @@ pub struct Shared {
     pub shard_net_bytes: Box<[crate::memory::PublishedCount]>,
     /// Clients with CLIENT TRACKING on, all shards together (INFO's tracking_clients).
     pub tracking_clients: AtomicUsize,
+    /// Redirection targets (clients some CLIENT TRACKING ... REDIRECT named) that quit or
+    /// disconnected: a reader's shard sees at once that its redirection is broken, with no
+    /// trip to the target's shard ([`crate::commands::tracking`]). Ids are never reused.
+    pub gone_redirect_targets: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Keys in the tracking tables of all shards (INFO's tracking_total_keys; the bound
     /// `tracking-table-max-keys` applies to it).
     pub tracking_keys: AtomicUsize,

@@ -199,16 +199,25 @@ pub async fn flush_held(shard: &Rc<Shard>, shards: &std::collections::BTreeSet<u
     }
 }
 
+/// Most gone redirection targets remembered. Past it the set starts again empty: a reader
+/// whose target is no longer in it learns of the break through the target's shard instead
+/// (the same push, after the writer's reply), so the set stays bounded however many clients
+/// come and go.
+const GONE_REDIRECT_TARGETS_MAX: usize = 1 << 16;
+
 /// Records that `handle` quit or disconnected, when it is a redirection target: readers that
 /// redirect to it learn at once, on their own shard, that the redirection is broken.
 pub fn note_gone(shard: &Shard, handle: &ClientHandle) {
     if handle.redirect_target.get() {
-        shard
+        let mut gone = shard
             .shared
             .gone_redirect_targets
             .lock()
-            .expect("gone redirect targets lock")
-            .insert(handle.id);
+            .expect("gone redirect targets lock");
+        if gone.len() >= GONE_REDIRECT_TARGETS_MAX {
+            gone.clear();
+        }
+        gone.insert(handle.id);
     }
 }
 

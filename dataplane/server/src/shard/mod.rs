@@ -75,7 +75,8 @@ pub struct Shared {
     pub tracking_clients: AtomicUsize,
     /// Redirection targets (clients some CLIENT TRACKING ... REDIRECT named) that quit or
     /// disconnected: a reader's shard sees at once that its redirection is broken, with no
-    /// trip to the target's shard ([`crate::commands::tracking`]). Ids are never reused.
+    /// trip to the target's shard ([`crate::commands::tracking`]). Ids are never reused; the
+    /// set is bounded (`GONE_REDIRECT_TARGETS_MAX`).
     pub gone_redirect_targets: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Keys in the tracking tables of all shards (INFO's tracking_total_keys; the bound
     /// `tracking-table-max-keys` applies to it).

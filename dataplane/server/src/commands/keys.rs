@@ -15,16 +15,23 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         ctx.config,
         ctx.config.lazyfree_lazy_user_del || args[0].eq_ignore_ascii_case(b"unlink"),
     );
-    let mut removed = 0;
-    for key in &args[1..] {
-        if let Some(entry) = ctx.keyspace.remove(ctx.db, key, ctx.now_ms) {
-            crate::lazyfree::free_value(entry.value, lazy);
-            removed += 1;
-            notify(ctx, notify::GENERIC, "del", key);
-        }
-    }
+    let removed = args[1..]
+        .iter()
+        .filter(|key| remove_key(ctx, key, lazy))
+        .count();
     ctx.out.integer(removed as i64);
     Ok(())
+}
+
+/// Deletes `key` as DEL does (its value freed in the background when `lazy`, a `del` event):
+/// true when it existed.
+pub(super) fn remove_key(ctx: &mut Ctx<'_>, key: &[u8], lazy: bool) -> bool {
+    let Some(entry) = ctx.keyspace.remove(ctx.db, key, ctx.now_ms) else {
+        return false;
+    };
+    crate::lazyfree::free_value(entry.value, lazy);
+    notify(ctx, notify::GENERIC, "del", key);
+    true
 }
 
 /// EXISTS key [key ...]: a key named twice counts twice.

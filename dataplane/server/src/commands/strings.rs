@@ -363,10 +363,7 @@ fn delete_if(ctx: &mut Ctx<'_>, key: &[u8], compare: Option<Compare<'_>>) -> Com
         }
     }
     let lazy = crate::lazyfree::lazy(ctx.config, ctx.config.lazyfree_lazy_user_del);
-    if let Some(entry) = ctx.keyspace.remove(ctx.db, key, ctx.now_ms) {
-        crate::lazyfree::free_value(entry.value, lazy);
-    }
-    notify(ctx, notify::GENERIC, "del", key);
+    super::keys::remove_key(ctx, key, lazy);
     ctx.out.integer(1);
     Ok(())
 }

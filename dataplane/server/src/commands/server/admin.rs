@@ -1745,18 +1745,24 @@ fn subcommand_arity_error(container: &str, subcommand: &[u8]) -> CommandError {
     ))
 }
 
-/// Redis 7's `enable-debug-command` gate, which every DEBUG subcommand passes first: no, yes,
-/// or local (connections from this host only).
-fn debug_allowed(shard: &Shard, client: &Client) -> CommandResult {
-    let allowed = match shard.config.borrow().value("enable-debug-command") {
+/// Redis 7's gate of a protected command (DEBUG, MODULE): its `enable-<name>-command` option is
+/// no, yes, or local (connections from this host only).
+pub(crate) fn command_enabled(shard: &Shard, client: &Client, name: &str) -> CommandResult {
+    let option = format!("enable-{}-command", name.to_ascii_lowercase());
+    let allowed = match shard.config.borrow().value(&option) {
         "yes" => true,
         "local" => is_local_address(&client.handle.addr),
         _ => false,
     };
     if !allowed {
-        return Err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into());
+        return Err(format!("ERR {name} command not allowed. If the {option} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.").into());
     }
     Ok(())
+}
+
+/// DEBUG's gate, which every DEBUG subcommand passes first.
+fn debug_allowed(shard: &Shard, client: &Client) -> CommandResult {
+    command_enabled(shard, client, "DEBUG")
 }
 
 fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) -> CommandResult {
@@ -1808,7 +1814,7 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
 }
 
 /// True for a peer address (`ip:port`) on this host: loopback, as Redis's `islocalClient`.
-pub(crate) fn is_local_address(addr: &str) -> bool {
+fn is_local_address(addr: &str) -> bool {
     addr.parse::<std::net::SocketAddr>()
         .is_ok_and(|address| address.ip().is_loopback())
 }

@@ -364,14 +364,7 @@ pub fn module(ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     } else if (is(subcommand, "LOAD") || is(subcommand, "LOADEX")) && arity(None, 3)
         || is(subcommand, "UNLOAD") && arity(Some(3), 3)
     {
-        let allowed = match ctx.shard.config.borrow().value("enable-module-command") {
-            "yes" => true,
-            "local" => admin::is_local_address(&ctx.client.handle.addr),
-            _ => false,
-        };
-        if !allowed {
-            return Err("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into());
-        }
+        admin::command_enabled(ctx.shard, ctx.client, "MODULE")?;
         if is(subcommand, "UNLOAD") {
             return Err("ERR Error unloading module: no such module with that name".into());
         }

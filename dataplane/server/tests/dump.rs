@@ -637,7 +637,8 @@ fn redis_s_old_rdb_files_read_as_redis_reads_them() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let keys = ember_store::dump::read_rdb_file(&file, &limits, 0)
-            .unwrap_or_else(|error| panic!("{name}: {error}"));
+            .unwrap_or_else(|error| panic!("{name}: {error}"))
+            .keys;
         assert!(!keys.is_empty(), "{name}");
         for key in keys {
             let text = String::from_utf8(key.key.clone()).unwrap();
@@ -657,7 +658,7 @@ fn redis_s_old_rdb_files_read_as_redis_reads_them() {
         let file = std::fs::read(assets.join(name)).unwrap();
         let read = ember_store::dump::read_rdb_file(&file, &limits, 0);
         assert_eq!(
-            read.map(|keys| keys.len()),
+            read.map(|file| file.keys.len()),
             Err(ember_store::dump::DumpError::BadFormat),
             "{name}"
         );

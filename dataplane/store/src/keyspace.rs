@@ -1037,6 +1037,16 @@ impl Keyspace {
         }
     }
 
+    /// Every live key of `db` with its entry, in no particular order (SAVE's walk).
+    pub fn live_entries(&self, db: usize, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.databases[db]
+            .segments
+            .iter()
+            .flat_map(|table| table.iter())
+            .filter(move |slot| !is_expired(&slot.entry, now_ms))
+            .map(|slot| (slot.key.as_bytes(), &slot.entry))
+    }
+
     /// Keys of `db` matching `pattern` (KEYS), expired ones left out.
     pub fn keys_matching(&self, db: usize, pattern: &[u8], now_ms: u64) -> Vec<CompactBytes> {
         let match_all = pattern == b"*";

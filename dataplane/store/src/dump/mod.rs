@@ -24,6 +24,7 @@
 //! assert_eq!(restore(&payload, &RestoreLimits::default(), 0), Ok(Value::from_bytes(b"hello")));
 //! ```
 
+mod file;
 mod functions;
 mod module;
 mod packed;
@@ -43,8 +44,9 @@ use crate::zset::{AddOptions, AddOutcome, SortedSet};
 use packed::{read_intset, read_listpack, read_ziplist, read_zipmap, Item, ListpackWriter};
 use rdb::{put_int_string, put_length, put_raw_string, put_string, Read, Reader};
 
+pub use file::{read_rdb_file, RdbFile, RdbKey, RdbWriter, Section};
 pub use functions::{dump_functions, restore_functions};
-pub use rdb::crc64;
+pub use rdb::{crc64, crc64_update};
 
 /// The RDB version of Redis 7.0, written in every payload but those of hashes with field
 /// expiries.
@@ -122,34 +124,42 @@ pub struct RestoreLimits {
 /// would write as a module value, has no payload: `None`.
 pub fn try_dump(value: &Value, now_ms: u64) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    let mut version = RDB_VERSION;
-    match value {
-        Value::Int(int) => {
-            out.push(TYPE_STRING);
-            put_int_string(&mut out, *int);
-        }
-        Value::Str(bytes) => {
-            out.push(TYPE_STRING);
-            put_string(&mut out, bytes);
-        }
-        Value::List(list) => write_list(&mut out, list),
-        Value::Set(set) => write_set(&mut out, set),
-        Value::ZSet(zset) => write_zset(&mut out, zset),
-        Value::Hash(hash) => {
-            if write_hash(&mut out, hash, now_ms) {
-                version = RDB_VERSION_MAX;
-            }
-        }
-        Value::Stream(stream) => stream::write(&mut out, stream),
-        Value::Bloom(_) | Value::Cuckoo(_) | Value::CountMin(_) => {
-            module::write(&mut out, value);
-        }
-        Value::Tensor(_) | Value::TopK(_) => return None,
-    }
+    let version = write_object(&mut out, value, now_ms)?;
     out.extend_from_slice(&version.to_le_bytes());
     let crc = crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Some(out)
+}
+
+/// Appends `value` as an RDB object (its type byte, then the value) and returns the RDB version
+/// its encoding needs; `None`, with nothing written, for the types Redis's format cannot hold
+/// (tensors, Top-K).
+pub(crate) fn write_object(out: &mut Vec<u8>, value: &Value, now_ms: u64) -> Option<u16> {
+    let mut version = RDB_VERSION;
+    match value {
+        Value::Int(int) => {
+            out.push(TYPE_STRING);
+            put_int_string(out, *int);
+        }
+        Value::Str(bytes) => {
+            out.push(TYPE_STRING);
+            put_string(out, bytes);
+        }
+        Value::List(list) => write_list(out, list),
+        Value::Set(set) => write_set(out, set),
+        Value::ZSet(zset) => write_zset(out, zset),
+        Value::Hash(hash) => {
+            if write_hash(out, hash, now_ms) {
+                version = RDB_VERSION_MAX;
+            }
+        }
+        Value::Stream(stream) => stream::write(out, stream),
+        Value::Bloom(_) | Value::Cuckoo(_) | Value::CountMin(_) => {
+            module::write(out, value);
+        }
+        Value::Tensor(_) | Value::TopK(_) => return None,
+    }
+    Some(version)
 }
 
 /// [`try_dump`] for a value known not to be a tensor (a tensor gives an empty payload, which
@@ -370,89 +380,6 @@ fn read_object(
             stream::read(reader, version, &limits.stream)
         }
         _ => Err(DumpError::BadFormat),
-    }
-}
-
-/// A key read from an RDB file: its database, name, value and expiry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RdbKey {
-    /// The database (SELECTDB).
-    pub db: u64,
-    /// The key.
-    pub key: Vec<u8>,
-    /// The value.
-    pub value: Value,
-    /// Its expiry, Unix milliseconds.
-    pub expire_at_ms: Option<u64>,
-}
-
-/// Reads the keys of a whole RDB file (`REDIS` and a 4-digit version up to
-/// [`RDB_VERSION_MAX`]), skipping its auxiliary fields, sizes hints and LRU/LFU data. The file's
-/// checksum is not checked (files of version 4 have none).
-///
-/// # Errors
-/// [`DumpError::Checksum`] for a missing header or a newer version; [`DumpError::BadFormat`]
-/// for anything unreadable, module data (but RedisBloom's Bloom and cuckoo filters and count-min sketches) and
-/// functions included.
-pub fn read_rdb_file(
-    file: &[u8],
-    limits: &RestoreLimits,
-    now_ms: u64,
-) -> Result<Vec<RdbKey>, DumpError> {
-    /// Opcodes before a key or at the end.
-    const OP_IDLE: u8 = 0xF8;
-    const OP_FREQ: u8 = 0xF9;
-    const OP_AUX: u8 = 0xFA;
-    const OP_RESIZEDB: u8 = 0xFB;
-    const OP_EXPIRETIME_MS: u8 = 0xFC;
-    const OP_EXPIRETIME: u8 = 0xFD;
-    const OP_SELECTDB: u8 = 0xFE;
-    const OP_EOF: u8 = 0xFF;
-    let version = file
-        .get(..9)
-        .filter(|header| header.starts_with(b"REDIS"))
-        .and_then(|header| std::str::from_utf8(&header[5..]).ok())
-        .and_then(|digits| digits.parse::<u16>().ok())
-        .ok_or(DumpError::Checksum)?;
-    if version > RDB_VERSION_MAX {
-        return Err(DumpError::Checksum);
-    }
-    let mut reader = Reader::new(&file[9..]);
-    let (mut keys, mut db, mut expire_at_ms) = (Vec::new(), 0, None);
-    loop {
-        match reader.byte()? {
-            OP_EOF => return Ok(keys),
-            OP_SELECTDB => db = reader.length()?,
-            OP_RESIZEDB => {
-                reader.length()?;
-                reader.length()?;
-            }
-            OP_AUX => {
-                reader.string()?;
-                reader.string()?;
-            }
-            OP_EXPIRETIME_MS => expire_at_ms = Some(reader.millis()?),
-            OP_EXPIRETIME => {
-                let seconds = u32::from_le_bytes(reader.take(4)?.try_into().expect("4 bytes"));
-                expire_at_ms = Some(u64::from(seconds) * 1000);
-            }
-            OP_IDLE => {
-                reader.length()?;
-            }
-            OP_FREQ => {
-                reader.byte()?;
-            }
-            kind => {
-                let key = reader.string()?;
-                let value = read_object(&mut reader, kind, limits, now_ms)?;
-                keys.push(RdbKey {
-                    db,
-                    key,
-                    value,
-                    expire_at_ms: expire_at_ms.take(),
-                });
-            }
-        }
     }
 }
 

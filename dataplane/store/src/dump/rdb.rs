@@ -238,6 +238,12 @@ pub(super) fn put_raw_id(out: &mut Vec<u8>, ms: u64, seq: u64) {
 
 /// CRC-64/Jones as Redis's `crc64.c` computes it (reflected, init 0, no final xor).
 pub fn crc64(data: &[u8]) -> u64 {
+    crc64_update(0, data)
+}
+
+/// [`crc64`] continued over `data` from `crc`, the CRC of what came before it: a file's
+/// checksum computed piece by piece as it is written.
+pub fn crc64_update(crc: u64, data: &[u8]) -> u64 {
     static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         /// 0xad93d23594c935a9 bit-reversed.
@@ -256,7 +262,7 @@ pub fn crc64(data: &[u8]) -> u64 {
         }
         table
     });
-    data.iter().fold(0u64, |crc, &byte| {
+    data.iter().fold(crc, |crc, &byte| {
         table[((crc ^ u64::from(byte)) & 0xff) as usize] ^ (crc >> 8)
     })
 }

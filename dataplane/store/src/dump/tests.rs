@@ -413,7 +413,9 @@ fn rdb_files_read_key_by_key() {
     let mut file = b"REDIS0010\xfa\x03ver\x037.0\xfe\x02\xfb\x01\x01\xfc".to_vec();
     file.extend_from_slice(&5_000u64.to_le_bytes());
     file.extend_from_slice(b"\x00\x01k\x05hello\xff");
-    let keys = read_rdb_file(&file, &limits, 0).unwrap();
+    let crc = crc64(&file);
+    file.extend_from_slice(&crc.to_le_bytes());
+    let keys = read_rdb_file(&file, &limits, 0).unwrap().keys;
     assert_eq!(
         keys,
         [RdbKey {
@@ -432,9 +434,16 @@ fn rdb_files_read_key_by_key() {
         Err(DumpError::Checksum)
     );
     assert_eq!(
-        read_rdb_file(&file[..file.len() - 1], &limits, 0),
+        read_rdb_file(&file[..file.len() - 9], &limits, 0),
         Err(DumpError::BadFormat)
     );
+    // A wrong checksum is refused; a zero one (`rdbchecksum no`) is not checked.
+    let mut wrong = file.clone();
+    *wrong.last_mut().unwrap() ^= 1;
+    assert_eq!(read_rdb_file(&wrong, &limits, 0), Err(DumpError::Checksum));
+    let len = wrong.len();
+    wrong[len - 8..].fill(0);
+    assert_eq!(read_rdb_file(&wrong, &limits, 0).unwrap().keys.len(), 1);
 }
 
 /// The fuzz target `dump_payload`'s first finding: a Bloom filter whose header says 8 hashes at
@@ -458,4 +467,80 @@ fn a_restored_bloom_header_is_saved_as_it_was_read() {
     let again = dump(&value, 0);
     assert_eq!(again, payload, "DUMP writes back the payload it read");
     assert_eq!(restore(&again, &limits, 0), Ok(value));
+}
+
+/// A whole file of every type, written section by section as SAVE writes it, reads back equal:
+/// values, databases, expiries and function code; a tensor is left out and counted.
+#[test]
+fn rdb_files_written_read_back_whole() {
+    let limits = RestoreLimits::default();
+    let mut zset = crate::zset::SortedSet::for_members(1, 1);
+    zset.add(b"a", 1.5, crate::zset::AddOptions::default())
+        .unwrap();
+    let mut hash = HashValue::new();
+    hash.insert(b"field", b"value", &limits.hash, 0);
+    let mut list = ListValue::new();
+    list.push(End::Back, &[b"x".as_slice(), b"y"], &limits.list);
+    let values = [
+        Value::from_bytes(b"plain"),
+        Value::from_bytes(b"12345"),
+        Value::ZSet(zset),
+        Value::Hash(hash),
+        Value::List(list),
+    ];
+    let mut first = Section::new(0);
+    let mut third = Section::new(3);
+    for (index, value) in values.iter().enumerate() {
+        let section = if index % 2 == 0 {
+            &mut first
+        } else {
+            &mut third
+        };
+        let expiry = (index == 1).then_some(9_000_000_000_000);
+        assert!(section.push(format!("key{index}").as_bytes(), value, expiry, 0));
+    }
+    let tensor = Value::Tensor(Box::new(crate::tensor::TensorValue::new(
+        "FLOAT",
+        vec![1],
+        vec![0; 4],
+    )));
+    assert!(!first.push(b"tensor", &tensor, None, 0));
+    assert_eq!(
+        (first.keys(), first.skipped(), third.keys(), third.expires()),
+        (3, 1, 2, 1)
+    );
+    let code = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+    let mut writer =
+        RdbWriter::start(Vec::new(), first.version(), &[("redis-ver", "7.2.4")]).unwrap();
+    writer.function(code).unwrap();
+    for section in [&first, &third] {
+        writer
+            .database(section.db(), section.keys(), section.expires())
+            .unwrap();
+        writer.section(section).unwrap();
+    }
+    let bytes = writer.finish().unwrap();
+    assert!(bytes.starts_with(b"REDIS0010"));
+    let read = read_rdb_file(&bytes, &limits, 0).unwrap();
+    assert_eq!(read.functions, [code.to_vec()]);
+    let mut got: Vec<_> = read
+        .keys
+        .iter()
+        .map(|key| (key.db, key.key.clone(), key.expire_at_ms))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (0, b"key0".to_vec(), None),
+            (0, b"key2".to_vec(), None),
+            (0, b"key4".to_vec(), None),
+            (3, b"key1".to_vec(), Some(9_000_000_000_000)),
+            (3, b"key3".to_vec(), None),
+        ]
+    );
+    for key in &read.keys {
+        let index: usize = std::str::from_utf8(&key.key[3..]).unwrap().parse().unwrap();
+        assert_eq!(key.value, values[index], "key{index}");
+    }
 }

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 suite=".deps/redis-tests/redis-7.0.15"
 ember="${EMBER:-target/release/ember}"
-tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -large-memory'
+tags='-needs:debug -needs:repl -needs:config-maxmemory -needs:reset -large-memory'
 [ $# -gt 0 ] || { echo "usage: $0 UNIT..." >&2; exit 2; }
 [ -f "$suite/runtest" ] || { echo "the suite is missing ($suite): run ci/setup.sh" >&2; exit 1; }
 echo 'package require tls' | tclsh >/dev/null 2>&1 ||
@@ -46,7 +46,9 @@ for unit in "$@"; do
     port=$(free_port)
     tls_port=$(free_port)
     log="$work/$(echo "$unit" | tr / _).log"
+    rm -rf "$log.dir" && mkdir -p "$log.dir"
     "$ember" --threads 2 --bind 127.0.0.1 --port "$port" --tls-port "$tls_port" --enable-debug-command yes \
+        --dir "$log.dir" \
         --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
         --tls-ca-cert-file "$certs/ca.crt" >"$log.server" 2>&1 &
     server_pid=$!

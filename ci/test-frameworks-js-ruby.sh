@@ -126,7 +126,9 @@ start_server() {
     server_port=$(free_port)
     if [ "$server" = ember ]; then
         # The default configuration: no --threads, one shard per core.
-        "$ember" --port "$server_port" --bind 127.0.0.1 >"$log" 2>&1 &
+        # Its own `dir`: no snapshot of another run is loaded.
+        rm -rf "$log.dir" && mkdir -p "$log.dir"
+        "$ember" --port "$server_port" --bind 127.0.0.1 --dir "$log.dir" >"$log" 2>&1 &
     else
         redis-server --port "$server_port" --bind 127.0.0.1 --save '' --appendonly no >"$log" 2>&1 &
     fi

@@ -60,7 +60,9 @@ wait_ready() { # wait_ready PORT PID
 }
 
 ember_port=$(free_port)
-"$ember" --port "$ember_port" --bind 127.0.0.1 >"$results_dir/ember.server.log" 2>&1 &
+rm -rf "$results_dir/ember.dir" && mkdir -p "$results_dir/ember.dir"
+"$ember" --port "$ember_port" --bind 127.0.0.1 --dir "$results_dir/ember.dir" \
+    >"$results_dir/ember.server.log" 2>&1 &
 started_pids+=($!)
 wait_ready "$ember_port" "$!"
 redis_port=$(free_port)

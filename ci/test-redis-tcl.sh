@@ -17,9 +17,9 @@ suite=".deps/redis-tests/redis-7.0.15"
 ember="target/release/ember"
 baseline="ci/redis-tcl-baseline.txt"
 unit_timeout_s="${EMBER_TCL_UNIT_TIMEOUT_S:-240}"
-# Tags for what Ember does not claim: DEBUG, replication, persistence, maxmemory in the suite's
+# Tags for what Ember does not claim: DEBUG, replication, maxmemory in the suite's
 # sense, RESET-dependent helpers, multi-GB values.
-tags='-needs:debug -needs:repl -needs:save -needs:config-maxmemory -needs:reset -large-memory'
+tags='-needs:debug -needs:repl -needs:config-maxmemory -needs:reset -large-memory'
 
 # Units whose first server block is tagged external:skip only because it wants a server of its
 # own (ACL users, the default user; pubsubshard's shard channels): that block runs against the fresh server this script
@@ -129,11 +129,15 @@ run_unit() {
     local server=$1 unit=$2 port log
     port=$(free_port)
     log="$results_dir/$(echo "$unit" | tr / _).$server.log"
+    # A fresh `dir` per unit and server: a unit's SAVE is never the snapshot the next one loads,
+    # and never lands in the work tree.
+    local dir="$log.dir"
+    rm -rf "$dir" && mkdir -p "$dir"
     if [ "$server" = ember ]; then
-        "$ember" --threads 2 --port "$port" --bind 127.0.0.1 --enable-debug-command yes \
+        "$ember" --threads 2 --port "$port" --bind 127.0.0.1 --enable-debug-command yes --dir "$dir" \
             >"$log.server" 2>&1 &
     else
-        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
             --enable-debug-command yes >"$log.server" 2>&1 &
     fi
     server_pid=$!

@@ -715,18 +715,16 @@ impl Config {
 
 /// Why a parameter that Ember accepts does nothing in it (`None`: it has its effect).
 pub fn without_effect(name: &str) -> Option<&'static str> {
-    const PERSISTENCE: &str = "Ember keeps no RDB snapshot or append-only file";
+    const PERSISTENCE: &str = "Ember keeps RDB snapshots (save, dir, dbfilename), not an append-only file or the RDB options";
     const REPLICATION: &str = "Ember has no replicas";
     const CLUSTER: &str = "Ember has no cluster mode";
     const ALLOCATOR: &str =
         "a setting of Redis's allocator or event loop that Ember does not apply";
     let why = match name {
-        "save"
-        | "appendonly"
+        "appendonly"
         | "appendfsync"
         | "appendfilename"
         | "appenddirname"
-        | "dbfilename"
         | "rdbchecksum"
         | "rdbcompression"
         | "rdb-del-sync-files"
@@ -980,14 +978,23 @@ impl Config {
     }
 
     fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        // Each `save` line adds a save point to those of the lines before it, as in redis.conf
+        // (`save ""` clears them).
+        let mut save_points = None::<String>;
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            let value = value.trim().trim_matches('"');
-            self.set_startup(name, value).map_err(|error| {
+            let mut value = value.trim().trim_matches('"').to_string();
+            if name.eq_ignore_ascii_case("save") {
+                if let Some(before) = save_points.as_ref().filter(|_| !value.is_empty()) {
+                    value = format!("{before} {value}");
+                }
+                save_points = Some(value.clone());
+            }
+            self.set_startup(name, &value).map_err(|error| {
                 ConfigError(format!("config file line {}: {}", number + 1, error.0))
             })?;
         }
@@ -1282,7 +1289,18 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
                 ))
             }
         }
-        Kind::Text => Ok(value.to_string()),
+        Kind::Text => match parameter.name {
+            "save" if !crate::persistence::valid_save_points(value) => {
+                Err("Invalid save parameters".into())
+            }
+            "dbfilename" if value.contains('/') || value.is_empty() => {
+                Err("dbfilename can't be a path, just a filename".into())
+            }
+            "dir" if !std::path::Path::new(value).is_dir() => {
+                Err("No such file or directory".into())
+            }
+            _ => Ok(value.to_string()),
+        },
         Kind::Refused(_) if value.is_empty() || value.eq_ignore_ascii_case("no") => {
             Ok(value.to_ascii_lowercase())
         }

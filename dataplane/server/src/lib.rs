@@ -14,6 +14,7 @@ pub mod lazyfree;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
+pub mod persistence;
 pub mod protection;
 pub mod rdma;
 pub mod runtime;

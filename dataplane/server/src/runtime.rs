@@ -429,10 +429,33 @@ pub fn listening_stopped() -> bool {
     LISTENING_STOPPED.load(Ordering::Acquire)
 }
 
-/// SIGTERM and SIGINT still end the process as they did (by the signal, no clean-up Redis
-/// would do either without persistence), after [`stop_listening`].
+/// Set while `save` points are set ([`defer_termination`]): the first SIGTERM or SIGINT then
+/// only asks for a save before the exit ([`termination_requested`]).
+static DEFER_TERMINATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static TERMINATION_REQUESTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// With `on`, the next termination signal is left to the server (it saves, then exits: see
+/// `persistence::cron`) instead of ending the process; a second one ends it anyway.
+pub fn defer_termination(on: bool) {
+    DEFER_TERMINATION.store(on, Ordering::Release);
+}
+
+/// True once a deferred termination signal came.
+pub fn termination_requested() -> bool {
+    TERMINATION_REQUESTED.load(Ordering::Acquire)
+}
+
+/// SIGTERM and SIGINT end the process by the signal, after [`stop_listening`]; with `save`
+/// points set, the first one asks for the save Redis makes before it exits
+/// ([`defer_termination`]).
 pub fn stop_listening_on_termination() {
     extern "C" fn on_signal(signal: libc::c_int) {
+        if DEFER_TERMINATION.load(Ordering::Acquire)
+            && !TERMINATION_REQUESTED.swap(true, Ordering::AcqRel)
+        {
+            return; // Atomics are async-signal-safe; the server's timer does the rest.
+        }
         stop_listening();
         // SAFETY: signal and raise are async-signal-safe; the default action ends the process.
         unsafe {

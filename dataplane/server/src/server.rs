@@ -72,10 +72,15 @@ pub fn run(config: Config) -> std::io::Result<()> {
         config.threads
     };
     let hardware = crate::hardware_summary();
+    let started_at_s = unix_time_ms() / 1000;
+    let persistence = crate::persistence::Persistence::new(started_at_s);
+    crate::persistence::read_at_start(&config, &persistence, shard_count)
+        .map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
         connected_clients: AtomicUsize::new(0),
         next_client_id: AtomicU64::new(1),
-        started_at_s: unix_time_ms() / 1000,
+        started_at_s,
+        persistence,
         port: AtomicUsize::new(0),
         listening: AtomicUsize::new(0),
         shard_count,
@@ -126,6 +131,9 @@ pub fn run(config: Config) -> std::io::Result<()> {
         None => false,
     };
     claim_ports(&config, tls)?;
+    // With `save` points, a termination signal saves first (shard 0's persistence timer keeps
+    // this in step with CONFIG SET).
+    runtime::defer_termination(crate::persistence::has_save_points(&config));
     runtime::stop_listening_on_termination();
     runtime::run_shards(
         shard_count,
@@ -264,6 +272,11 @@ async fn shard_main(
     }
     // Models and demo embeddings load before the port opens, so the first RECOMMEND finds them.
     crate::inference::start(&shard).map_err(std::io::Error::other)?;
+    // So does the snapshot read at start (after the observers, which see its keys arrive).
+    crate::persistence::load_into_shard(&shard).map_err(std::io::Error::other)?;
+    if index == 0 {
+        runtime::spawn_into(crate::persistence::cron(shard.clone()), background);
+    }
 
     // With a TLS port, port 0 means no plain port (as in Redis); without, any free port.
     let tls_port = shard.config.borrow().integer("tls-port") as u16;

@@ -262,6 +262,10 @@ pub enum ServerOp {
     Hotkeys,
     /// SHUTDOWN
     Shutdown,
+    /// SAVE
+    Save,
+    /// BGSAVE
+    BgSave,
     /// DEBUG
     Debug,
     /// MEMORY
@@ -789,6 +793,8 @@ static CORE: &[CommandSpec] = &[
     in_categories(command("flushdb", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from the current database.", Server(ServerOp::FlushDb)), AclCategories::KEYSPACE),
     in_categories(command("flushall", -1, W, NO_KEYS, "server", "1.0.0", "Removes all keys from all databases.", Server(ServerOp::FlushAll)), AclCategories::KEYSPACE),
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
+    with(command("save", 1, F::ADMIN.union(F::NOSCRIPT), NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", Server(ServerOp::Save)), F::NO_MULTI),
+    command("bgsave", -1, F::ADMIN.union(F::NOSCRIPT), NO_KEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", Server(ServerOp::BgSave)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
     with(command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)), F::NO_MULTI.union(F::ALLOW_BUSY)),
     // Replication: Ember is a primary without replicas.

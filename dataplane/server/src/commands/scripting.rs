@@ -550,6 +550,33 @@ fn help(out: &mut ReplySink) {
 
 /// Evaluates a library's code in this shard's interpreter (within FUNCTION LOAD's time limit)
 /// and describes it.
+/// Every library of `codes` evaluated, or the first one's error (a name given twice included).
+fn evaluate_libraries(shard: &Shard, codes: &[Vec<u8>]) -> Result<functions::Libraries, String> {
+    let mut libraries = functions::Libraries::default();
+    for code in codes {
+        let library = evaluate_library(shard, &String::from_utf8_lossy(code))?;
+        libraries.add(library, false)?;
+    }
+    Ok(libraries)
+}
+
+/// Loads the libraries of an RDB file at start (before any client): they join those already
+/// loaded, none replaced.
+///
+/// # Errors
+/// A library that does not evaluate, or whose name is taken.
+pub fn load_libraries(shard: &Shard, codes: &[Vec<u8>]) -> Result<(), String> {
+    let loaded = evaluate_libraries(shard, codes)?;
+    let registry = &shard.shared.scripts;
+    registry
+        .libraries
+        .write()
+        .expect("libraries lock")
+        .join(loaded, false)?;
+    registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
 fn evaluate_library(shard: &Shard, code: &str) -> Result<Library, String> {
     let name = functions::library_name(code)?;
     let engine = shard.scripting();
@@ -659,11 +686,7 @@ fn restore(shard: &Shard, options: &[&[u8]], out: &mut ReplySink) -> CommandResu
         };
     let codes =
         ember_store::dump::restore_functions(payload).map_err(|error| format!("ERR {error}"))?;
-    let mut restored = functions::Libraries::default();
-    for code in codes {
-        let library = evaluate_library(shard, &String::from_utf8_lossy(&code))?;
-        restored.add(library, false)?;
-    }
+    let restored = evaluate_libraries(shard, &codes)?;
     let mut libraries = shard
         .shared
         .scripts

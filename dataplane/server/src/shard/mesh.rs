@@ -168,6 +168,10 @@ pub enum ShardRequest {
 pub enum AdminRequest {
     /// Keys in `db`.
     DbSize { db: usize },
+    /// Every live key encoded for an RDB file (SAVE, BGSAVE).
+    Snapshot,
+    /// The keyspace's change counter (the `save` points).
+    Changes,
     /// MEMORY USAGE of `key` in `db` (-1: no such key).
     MemoryUsage { db: usize, key: Vec<u8> },
     /// FLUSHDB; `lazy`: its keys are freed in the background (crate::lazyfree).
@@ -257,6 +261,8 @@ pub enum ShardReply {
     Evicted(crate::memory::Step),
     /// One shard's HOTKEYS figures.
     Hotkeys(Box<crate::commands::hotkeys::ShardHotkeys>),
+    /// This shard's keys encoded for an RDB file.
+    Snapshot(Box<crate::persistence::ShardSnapshot>),
     /// Nothing to report.
     Done,
 }

@@ -39,6 +39,8 @@ pub struct Shared {
     pub next_client_id: AtomicU64,
     /// Unix time (seconds) at start-up, for LASTSAVE and uptime.
     pub started_at_s: u64,
+    /// RDB snapshots: the last save, the one under way, the file loaded at start.
+    pub persistence: crate::persistence::Persistence,
     /// The TCP port actually bound (the configured one, or the one the kernel chose for 0).
     pub port: AtomicUsize,
     /// Shards whose listeners are bound: shard 0 announces "ready" only once every shard

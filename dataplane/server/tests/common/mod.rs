@@ -8,6 +8,8 @@
 // Each test file compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod values;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -78,6 +80,9 @@ pub struct Ember {
     child: Child,
     /// The port it listens on, 127.0.0.1.
     pub port: u16,
+    /// Its `dir` (a fresh directory each, removed on drop), so that a SAVE in one test is never
+    /// the file another test's server loads at start.
+    pub dir: std::path::PathBuf,
     log: Log,
 }
 
@@ -99,9 +104,12 @@ impl Ember {
     }
 
     fn start_from(file: Option<&std::path::Path>, extra_args: &[&str]) -> Self {
+        let dir = scratch_dir("ember-dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(file)
             .args(["--port", "0", "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
             // DEBUG SLEEP stalls a shard on purpose in several tests (Redis's own test suite
             // turns DEBUG on for its servers too).
             .args(["--enable-debug-command", "yes"])
@@ -136,7 +144,12 @@ impl Ember {
                 );
             }
         };
-        Self { child, port, log }
+        Self {
+            child,
+            port,
+            dir,
+            log,
+        }
     }
 
     /// The server's process id.
@@ -197,10 +210,22 @@ impl Ember {
     }
 }
 
+/// A new empty directory under the system's temporary directory, named for `prefix`, this
+/// process and a counter.
+pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
 impl Drop for Ember {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
         if thread::panicking() {
             eprintln!("--- ember log ---\n{}", self.log.lock().unwrap());
         }
@@ -264,6 +289,11 @@ pub struct RedisOracle {
 impl RedisOracle {
     /// Starts `redis-server`, or returns None (after saying why) when it is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`RedisOracle::start`] with extra arguments after the harness's (they win).
+    pub fn start_with(extra_args: &[&str]) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -282,6 +312,7 @@ impl RedisOracle {
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--enable-debug-command", "yes", "--loglevel", "warning"])
+                .args(extra_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -21,6 +21,12 @@ use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
 pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardReply {
     match request {
         AdminRequest::DbSize { db } => ShardReply::Integer(shard.keyspace.borrow().len(db) as i64),
+        AdminRequest::Snapshot => {
+            ShardReply::Snapshot(Box::new(crate::persistence::encode_shard(shard, now_ms)))
+        }
+        AdminRequest::Changes => {
+            ShardReply::Integer(shard.keyspace.borrow().stats().changes as i64)
+        }
         AdminRequest::MemoryUsage { db, key } => ShardReply::Integer(
             shard
                 .keyspace
@@ -247,6 +253,13 @@ pub async fn run(
                 AdminRequest::FlushAll { lazy }
             };
             broadcast(shard, hold, request).await;
+            // With `save` points set, the emptied dataset is saved at once, as Redis does.
+            if op == ServerOp::FlushAll
+                && crate::persistence::has_save_points(&shard.config.borrow())
+            {
+                crate::persistence::wait_for_save(shard).await;
+                let _ = crate::persistence::save(shard, hold).await;
+            }
             out.ok();
         }
         ServerOp::SwapDb => {
@@ -317,13 +330,30 @@ pub async fn run(
         ServerOp::Slowlog => slowlog(shard, hold, args, out).await?,
         ServerOp::Latency => latency(shard, hold, args, out).await?,
         ServerOp::Hotkeys => crate::commands::hotkeys::run(shard, hold, args, out).await?,
-        ServerOp::Shutdown => {
-            eprintln!(
-                "ember: SHUTDOWN requested by client {}; exiting",
-                client.handle.id
-            );
-            crate::runtime::stop_listening();
-            std::process::exit(0);
+        ServerOp::Shutdown => shutdown(shard, client, args).await?,
+        ServerOp::Save => {
+            crate::persistence::save(shard, hold)
+                .await
+                .map_err(|error| format!("ERR {error}"))?;
+            out.ok();
+        }
+        ServerOp::BgSave => {
+            let schedule = match args {
+                [_] => false,
+                [_, option] if is(option, "SCHEDULE") => true,
+                _ => return Err(errors::SYNTAX.into()),
+            };
+            match crate::persistence::background_save(shard, hold, schedule)
+                .await
+                .map_err(|error| format!("ERR {error}"))?
+            {
+                crate::persistence::Background::Started => {
+                    out.simple(b"Background saving started");
+                }
+                crate::persistence::Background::Scheduled => {
+                    out.simple(b"Background saving scheduled");
+                }
+            }
         }
         ServerOp::Wait => {
             let replicas = parse_integer(args[1])?;
@@ -361,6 +391,52 @@ pub async fn run(
         ServerOp::Memory => crate::commands::memory::run(shard, client, args, out).await?,
     }
     Ok(())
+}
+
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: saves first when asked to, or when `save`
+/// points are set and NOSAVE is not given (a save under way is waited for), then exits. A failed
+/// save keeps the server running unless FORCE. No shutdown ever waits for replicas (Ember has
+/// none), so ABORT finds none in progress and NOW changes nothing.
+async fn shutdown(shard: &Rc<Shard>, client: &Client, args: &[&[u8]]) -> CommandResult {
+    let (mut save, mut no_save, mut force, mut abort, mut now) =
+        (false, false, false, false, false);
+    for option in &args[1..] {
+        if is(option, "SAVE") {
+            save = true;
+        } else if is(option, "NOSAVE") {
+            no_save = true;
+        } else if is(option, "FORCE") {
+            force = true;
+        } else if is(option, "ABORT") {
+            abort = true;
+        } else if is(option, "NOW") {
+            now = true;
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+    }
+    if (save && no_save) || (abort && (save || no_save || force || now)) {
+        return Err(errors::SYNTAX.into());
+    }
+    if abort {
+        return Err("ERR No shutdown in progress.".into());
+    }
+    let wanted = save || (!no_save && crate::persistence::has_save_points(&shard.config.borrow()));
+    if wanted {
+        crate::persistence::wait_for_save(shard).await;
+        if let Err(error) = crate::persistence::save(shard, client.hold).await {
+            eprintln!("ember: Error trying to save the DB, can't exit: {error}");
+            if !force {
+                return Err("ERR Errors trying to SHUTDOWN. Check logs.".into());
+            }
+        }
+    }
+    eprintln!(
+        "ember: SHUTDOWN requested by client {}; exiting",
+        client.handle.id
+    );
+    crate::runtime::stop_listening();
+    std::process::exit(0);
 }
 
 /// DEBUG OBJECT key: Redis's line about the value; Ember reports the encoding OBJECT ENCODING
@@ -827,11 +903,17 @@ fn format_info(
                 );
             }
             "persistence" => {
-                line("loading", "0".into());
-                // Ember keeps no snapshot: the changes since the server started.
-                line("rdb_changes_since_last_save", total.changes.to_string());
-                line("rdb_last_save_time", shared.started_at_s.to_string());
+                for (name, value) in shared.persistence.info_lines(total.changes) {
+                    line(name, value);
+                }
                 line("aof_enabled", "0".into());
+                line("aof_rewrite_in_progress", "0".into());
+                line("aof_rewrite_scheduled", "0".into());
+                line("aof_last_rewrite_time_sec", "-1".into());
+                line("aof_current_rewrite_time_sec", "-1".into());
+                line("aof_last_bgrewrite_status", "ok".into());
+                line("aof_rewrites", "0".into());
+                line("aof_last_write_status", "ok".into());
             }
             "stats" => {
                 line(

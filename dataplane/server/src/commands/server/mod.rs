@@ -455,8 +455,9 @@ pub fn failover(_ctx: &mut ConnectionCtx<'_>, args: &[&[u8]]) -> CommandResult {
     Err("ERR FAILOVER requires connected replicas.".into())
 }
 
-/// LASTSAVE: Ember keeps no snapshot, so the last "save" is the start.
+/// LASTSAVE: the Unix time of the last successful save (the start, before the first).
 pub fn lastsave(ctx: &mut ConnectionCtx<'_>, _args: &[&[u8]]) -> CommandResult {
-    ctx.out.integer(ctx.shard.shared.started_at_s as i64);
+    ctx.out
+        .integer(ctx.shard.shared.persistence.last_save_s() as i64);
     Ok(())
 }

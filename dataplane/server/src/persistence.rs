@@ -1,0 +1,643 @@
+//! RDB snapshots: SAVE, BGSAVE, SHUTDOWN SAVE and the `save` points write every shard's keys and
+//! the function libraries to `dir`/`dbfilename` in Redis's RDB format, and `ember` loads that
+//! file at start, so a dataset survives a restart and moves between Ember and Redis either way.
+//!
+//! Ember has no `fork`: a snapshot holds every shard (as EXEC does) while each encodes its own
+//! keys into memory ([`encode_shard`], the shards in parallel), then lets them go. SAVE writes
+//! the file on the caller's shard; BGSAVE writes it on a thread of its own, so the shards pause
+//! only for the encoding. The file is written to a temporary name, synced and renamed, so a
+//! crash mid-write leaves the previous snapshot whole.
+
+use std::collections::BTreeSet;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ember_store::dump::{read_rdb_file, RdbKey, RdbWriter, RestoreLimits, Section};
+use ember_store::DATABASE_COUNT;
+
+use crate::commands::multikey::{hold_all, release_all};
+use crate::commands::remote::broadcast;
+use crate::config::Config;
+use crate::shard::{AdminRequest, HoldToken, Shard, ShardReply};
+use crate::stats::unix_time_ms;
+
+/// The Redis version written in a file's `redis-ver` field (the one INFO claims).
+const REDIS_VERSION: &str = "7.2.4";
+/// How long after a failed background save the `save` points wait to try again (Redis's
+/// `CONFIG_BGSAVE_RETRY_DELAY`).
+const RETRY_DELAY_S: u64 = 5;
+/// How often shard 0 looks at the `save` points and a scheduled BGSAVE.
+const CRON_PERIOD: Duration = Duration::from_millis(100);
+
+/// What the server knows of its snapshots; one per process ([`crate::shard::Shared`]).
+#[derive(Debug)]
+pub struct Persistence {
+    /// Unix seconds of the last successful save (the start until then), LASTSAVE.
+    last_save_s: AtomicU64,
+    /// A save (SAVE or BGSAVE) is taking its snapshot or writing its file.
+    saving: AtomicBool,
+    /// Unix seconds at which the BGSAVE under way started; 0 when none is.
+    background_since_s: AtomicU64,
+    /// A BGSAVE SCHEDULE waits for the save under way.
+    scheduled: AtomicBool,
+    last_background_ok: AtomicBool,
+    last_background_seconds: AtomicI64,
+    /// Unix seconds of the last save the `save` points started (for their retry delay).
+    last_try_s: AtomicU64,
+    /// The shards' change counters summed when the last successful save took its snapshot.
+    changes_at_save: AtomicU64,
+    saves: AtomicU64,
+    loaded_keys: AtomicU64,
+    loaded_expired: AtomicU64,
+    /// The file read at start, each shard's keys apart, until each shard takes its own.
+    loading: Mutex<Option<Loaded>>,
+}
+
+/// An RDB file read at start: each shard's keys, and the function libraries.
+#[derive(Debug)]
+struct Loaded {
+    shards: Vec<Option<Vec<RdbKey>>>,
+    functions: Option<Vec<Vec<u8>>>,
+}
+
+/// One shard's keys, encoded ([`encode_shard`]), and its change counter then.
+#[derive(Debug)]
+pub struct ShardSnapshot {
+    sections: Vec<Section>,
+    changes: u64,
+}
+
+/// Every shard's keys and the libraries, as of one moment.
+struct Snapshot {
+    sections: Vec<Section>,
+    functions: Vec<String>,
+    changes: u64,
+}
+
+impl Snapshot {
+    fn keys(&self) -> u64 {
+        self.sections.iter().map(Section::keys).sum()
+    }
+}
+
+impl Persistence {
+    /// The state of a server started at `started_at_s` that has loaded nothing yet.
+    pub fn new(started_at_s: u64) -> Self {
+        Self {
+            last_save_s: AtomicU64::new(started_at_s),
+            saving: AtomicBool::new(false),
+            background_since_s: AtomicU64::new(0),
+            scheduled: AtomicBool::new(false),
+            last_background_ok: AtomicBool::new(true),
+            last_background_seconds: AtomicI64::new(-1),
+            last_try_s: AtomicU64::new(0),
+            changes_at_save: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+            loading: Mutex::new(None),
+        }
+    }
+
+    /// LASTSAVE.
+    pub fn last_save_s(&self) -> u64 {
+        self.last_save_s.load(Ordering::Acquire)
+    }
+
+    /// INFO persistence's RDB lines, given the shards' change counters summed.
+    pub fn info_lines(&self, changes: u64) -> Vec<(&'static str, String)> {
+        let since = self.background_since_s.load(Ordering::Acquire);
+        let current = if since == 0 {
+            -1
+        } else {
+            (unix_time_ms() / 1000).saturating_sub(since) as i64
+        };
+        let status = if self.last_background_ok.load(Ordering::Acquire) {
+            "ok"
+        } else {
+            "err"
+        };
+        vec![
+            ("loading", "0".into()),
+            ("async_loading", "0".into()),
+            (
+                "rdb_changes_since_last_save",
+                changes
+                    .saturating_sub(self.changes_at_save.load(Ordering::Acquire))
+                    .to_string(),
+            ),
+            ("rdb_bgsave_in_progress", u8::from(since != 0).to_string()),
+            ("rdb_last_save_time", self.last_save_s().to_string()),
+            ("rdb_last_bgsave_status", status.into()),
+            (
+                "rdb_last_bgsave_time_sec",
+                self.last_background_seconds
+                    .load(Ordering::Acquire)
+                    .to_string(),
+            ),
+            ("rdb_current_bgsave_time_sec", current.to_string()),
+            ("rdb_saves", self.saves.load(Ordering::Acquire).to_string()),
+            (
+                "rdb_last_load_keys_expired",
+                self.loaded_expired.load(Ordering::Acquire).to_string(),
+            ),
+            (
+                "rdb_last_load_keys_loaded",
+                self.loaded_keys.load(Ordering::Acquire).to_string(),
+            ),
+        ]
+    }
+
+    /// Takes the right to save; false when a save is under way.
+    fn begin(&self) -> bool {
+        self.saving
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Records a save's end: `changes` is its snapshot's counter, `saved` whether the file is
+    /// written.
+    fn end(&self, changes: u64, saved: bool) {
+        if saved {
+            self.last_save_s
+                .store(unix_time_ms() / 1000, Ordering::Release);
+            self.changes_at_save.store(changes, Ordering::Release);
+            self.saves.fetch_add(1, Ordering::AcqRel);
+        }
+        self.saving.store(false, Ordering::Release);
+    }
+}
+
+/// The snapshot file's path: `dbfilename` in `dir`.
+pub fn file_path(config: &Config) -> PathBuf {
+    Path::new(config.value("dir")).join(config.value("dbfilename"))
+}
+
+/// The `save` points: (seconds, changes) pairs; none when `save` is empty.
+fn save_points(config: &Config) -> Vec<(u64, u64)> {
+    let numbers: Vec<u64> = config
+        .value("save")
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    numbers
+        .chunks_exact(2)
+        .map(|pair| (pair[0], pair[1]))
+        .collect()
+}
+
+/// True when `value` is a valid `save` setting: empty, or pairs of non-negative integers.
+pub fn valid_save_points(value: &str) -> bool {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    words.len() % 2 == 0 && words.iter().all(|word| word.parse::<u64>().is_ok())
+}
+
+/// Reads `dir`/`dbfilename` before the shards start, if there is one, and keeps each shard's
+/// keys for it ([`load_into_shard`]). Keys whose expiry has passed are left out, as Redis's
+/// primary does.
+///
+/// # Errors
+/// A file that cannot be read or is not a valid RDB file: Ember does not start on it, as Redis
+/// does not.
+pub fn read_at_start(
+    config: &Config,
+    persistence: &Persistence,
+    shard_count: usize,
+) -> Result<(), String> {
+    let path = file_path(config);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    let started = Instant::now();
+    let now_ms = unix_time_ms();
+    let limits = RestoreLimits {
+        hash: config.hash_limits,
+        list: config.list_limits,
+        stream: crate::commands::streams::limits(config),
+    };
+    let file = read_rdb_file(&bytes, &limits, now_ms).map_err(|error| {
+        let why = match error {
+            ember_store::dump::DumpError::Checksum => {
+                "not an RDB file of version 12 or older, or its checksum is wrong"
+            }
+            ember_store::dump::DumpError::BadFormat => "a value in it cannot be read",
+        };
+        format!("cannot load {}: {why}", path.display())
+    })?;
+    let mut shards: Vec<Vec<RdbKey>> = (0..shard_count).map(|_| Vec::new()).collect();
+    let (mut loaded, mut expired) = (0u64, 0u64);
+    for key in file.keys {
+        if key.db >= DATABASE_COUNT as u64 {
+            return Err(format!(
+                "cannot load {}: database {} is out of range (Ember has {DATABASE_COUNT})",
+                path.display(),
+                key.db
+            ));
+        }
+        if key.expire_at_ms.is_some_and(|at| at <= now_ms) {
+            expired += 1;
+            continue;
+        }
+        let owner = if shard_count == 1 {
+            0
+        } else {
+            crate::shard::router::owner_of_slot(ember_store::slot::key_slot(&key.key), shard_count)
+        };
+        shards[owner].push(key);
+        loaded += 1;
+    }
+    persistence.loaded_keys.store(loaded, Ordering::Release);
+    persistence.loaded_expired.store(expired, Ordering::Release);
+    eprintln!(
+        "ember: DB loaded from disk ({}): {loaded} keys, {expired} expired left out, {} libraries, {:.3} seconds",
+        path.display(),
+        file.functions.len(),
+        started.elapsed().as_secs_f64()
+    );
+    *persistence.loading.lock().expect("loading lock") = Some(Loaded {
+        shards: shards.into_iter().map(Some).collect(),
+        functions: Some(file.functions),
+    });
+    Ok(())
+}
+
+/// Puts the keys [`read_at_start`] kept for `shard` into its keyspace (and, on shard 0, the
+/// function libraries), before the shard listens.
+///
+/// # Errors
+/// A library that does not load.
+pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
+    let (keys, functions) = {
+        let mut loading = shard
+            .shared
+            .persistence
+            .loading
+            .lock()
+            .expect("loading lock");
+        let Some(loaded) = loading.as_mut() else {
+            return Ok(());
+        };
+        let functions = if shard.index == 0 {
+            loaded.functions.take()
+        } else {
+            None
+        };
+        (loaded.shards[shard.index].take(), functions)
+    };
+    if let Some(codes) = functions.filter(|codes| !codes.is_empty()) {
+        crate::commands::scripting::load_libraries(shard, &codes)
+            .map_err(|error| format!("cannot load the RDB file's function libraries: {error}"))?;
+    }
+    let now_ms = unix_time_ms();
+    let mut keyspace = shard.keyspace.borrow_mut();
+    for key in keys.into_iter().flatten() {
+        keyspace.insert(
+            key.db as usize,
+            &key.key,
+            key.value,
+            key.expire_at_ms,
+            now_ms,
+        );
+    }
+    Ok(())
+}
+
+/// Encodes this shard's live keys, database by database (an [`AdminRequest::Snapshot`]).
+pub fn encode_shard(shard: &Shard, now_ms: u64) -> ShardSnapshot {
+    let keyspace = shard.keyspace.borrow();
+    let sections = (0..DATABASE_COUNT)
+        .filter(|&db| keyspace.len(db) > 0)
+        .map(|db| {
+            let mut section = Section::new(db);
+            for (key, entry) in keyspace.live_entries(db, now_ms) {
+                section.push(key, &entry.value, entry.expire_at_ms(), now_ms);
+            }
+            section
+        })
+        .collect();
+    ShardSnapshot {
+        sections,
+        changes: keyspace.stats().changes,
+    }
+}
+
+/// Every shard's keys as of one moment: all shards held (under `hold` when the caller's EXEC
+/// already holds them), each encoding its own at once.
+async fn take_snapshot(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Snapshot, String> {
+    let all: BTreeSet<usize> = (0..shard.count()).collect();
+    let (token, own) = match hold {
+        Some(token) => (token, false),
+        None => (shard.new_hold_token(), true),
+    };
+    if own {
+        hold_all(shard, &all, token).await;
+    }
+    let replies = broadcast(shard, Some(token), AdminRequest::Snapshot).await;
+    let functions = shard
+        .shared
+        .scripts
+        .libraries
+        .read()
+        .expect("libraries lock")
+        .iter()
+        .map(|library| library.code.clone())
+        .collect();
+    if own {
+        release_all(shard, &all, token).await;
+    }
+    let mut snapshot = Snapshot {
+        sections: Vec::new(),
+        functions,
+        changes: 0,
+    };
+    for reply in replies {
+        match reply {
+            ShardReply::Snapshot(part) => {
+                snapshot.sections.extend(part.sections);
+                snapshot.changes += part.changes;
+            }
+            ShardReply::Reply(ember_resp::Reply::Error(error)) => {
+                return Err(error.to_string());
+            }
+            _ => return Err("a shard answered the snapshot with something else".into()),
+        }
+    }
+    let skipped: u64 = snapshot.sections.iter().map(Section::skipped).sum();
+    if skipped > 0 {
+        eprintln!(
+            "ember: {skipped} keys left out of the snapshot: their types (AI tensors, Top-K) have no RDB encoding"
+        );
+    }
+    Ok(snapshot)
+}
+
+/// Writes `snapshot` to `path`: to a temporary file beside it, synced, then renamed over it.
+/// Returns the file's size.
+fn write_file(path: &Path, snapshot: &Snapshot) -> std::io::Result<u64> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = dir.join(format!("temp-{}.rdb", std::process::id()));
+    let opened = std::fs::File::create(&temp).map_err(|error| {
+        std::io::Error::new(
+            error.kind(),
+            format!(
+                "Failed opening the temp RDB file {} (in server root dir {}) for saving: {error}",
+                temp.display(),
+                std::env::current_dir()
+                    .map(|dir| dir.display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
+    })?;
+    let written = write_rdb(BufWriter::with_capacity(1 << 20, opened), snapshot)
+        .and_then(|out| out.into_inner().map_err(|error| error.into_error()))
+        .and_then(|file| {
+            file.sync_all()?;
+            Ok(file.metadata()?.len())
+        })
+        .and_then(|len| std::fs::rename(&temp, path).map(|()| len));
+    match written {
+        Ok(len) => {
+            // The rename itself is durable once the directory is synced.
+            if let Ok(dir) = std::fs::File::open(&dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(len)
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(error)
+        }
+    }
+}
+
+fn write_rdb<W: std::io::Write>(out: W, snapshot: &Snapshot) -> std::io::Result<W> {
+    let version = snapshot
+        .sections
+        .iter()
+        .map(Section::version)
+        .max()
+        .unwrap_or(ember_store::dump::RDB_VERSION);
+    let ctime = (unix_time_ms() / 1000).to_string();
+    let used = crate::memory::GAUGE.used_bytes().to_string();
+    let aux = [
+        ("redis-ver", REDIS_VERSION),
+        ("redis-bits", "64"),
+        ("ctime", ctime.as_str()),
+        ("used-mem", used.as_str()),
+        ("aof-base", "0"),
+    ];
+    let mut writer = RdbWriter::start(out, version, &aux)?;
+    for code in &snapshot.functions {
+        writer.function(code.as_bytes())?;
+    }
+    for db in 0..DATABASE_COUNT {
+        let sections: Vec<&Section> = snapshot
+            .sections
+            .iter()
+            .filter(|section| section.db() == db && !section.is_empty())
+            .collect();
+        if sections.is_empty() {
+            continue;
+        }
+        let keys = sections.iter().map(|section| section.keys()).sum();
+        let expires = sections.iter().map(|section| section.expires()).sum();
+        writer.database(db, keys, expires)?;
+        for section in sections {
+            writer.section(section)?;
+        }
+    }
+    writer.finish()
+}
+
+/// SAVE (and SHUTDOWN's save): the snapshot, then the file written here, while the caller
+/// waits. The error is a sentence for the log and the reply.
+pub async fn save(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<(), String> {
+    let persistence = &shard.shared.persistence;
+    if !persistence.begin() {
+        return Err("Background save already in progress".into());
+    }
+    let started = Instant::now();
+    let snapshot = match take_snapshot(shard, hold).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            persistence.end(0, false);
+            return Err(error);
+        }
+    };
+    let path = file_path(&shard.config.borrow());
+    let written = write_file(&path, &snapshot);
+    persistence.end(snapshot.changes, written.is_ok());
+    match written {
+        Ok(bytes) => {
+            eprintln!(
+                "ember: DB saved on disk ({}): {} keys, {bytes} bytes, {:.3} seconds",
+                path.display(),
+                snapshot.keys(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("ember: SAVE failed: {error}");
+            Err(error.to_string())
+        }
+    }
+}
+
+/// What BGSAVE did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Background {
+    /// The snapshot is taken; its file is being written.
+    Started,
+    /// A save was under way: this one starts after it (BGSAVE SCHEDULE).
+    Scheduled,
+}
+
+/// BGSAVE [SCHEDULE]: the snapshot (the shards pause while they encode their keys), then the
+/// file written on a thread of its own.
+pub async fn background_save(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    schedule: bool,
+) -> Result<Background, String> {
+    let persistence = &shard.shared.persistence;
+    if !persistence.begin() {
+        if schedule {
+            persistence.scheduled.store(true, Ordering::Release);
+            return Ok(Background::Scheduled);
+        }
+        return Err("Background save already in progress".into());
+    }
+    let started = Instant::now();
+    persistence
+        .background_since_s
+        .store(unix_time_ms() / 1000, Ordering::Release);
+    let snapshot = match take_snapshot(shard, hold).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            finish_background(shard.shared.clone(), 0, started, Err(error.clone()));
+            return Err(error);
+        }
+    };
+    let paused = started.elapsed();
+    let path = file_path(&shard.config.borrow());
+    let shared = shard.shared.clone();
+    std::thread::Builder::new()
+        .name("ember-bgsave".into())
+        .spawn(move || {
+            let written = write_file(&path, &snapshot).map_err(|error| error.to_string());
+            if let Ok(bytes) = &written {
+                eprintln!(
+                    "ember: Background saving terminated with success ({}): {} keys, {bytes} bytes; shards paused {:.3} s to encode them, {:.3} s in all",
+                    path.display(),
+                    snapshot.keys(),
+                    paused.as_secs_f64(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            finish_background(shared, snapshot.changes, started, written.map(|_| ()));
+        })
+        .map_err(|error| format!("cannot start the background save: {error}"))?;
+    Ok(Background::Started)
+}
+
+fn finish_background(
+    shared: std::sync::Arc<crate::shard::Shared>,
+    changes: u64,
+    started: Instant,
+    outcome: Result<(), String>,
+) {
+    let persistence = &shared.persistence;
+    if let Err(error) = &outcome {
+        eprintln!("ember: Background saving error: {error}");
+    }
+    persistence
+        .last_background_ok
+        .store(outcome.is_ok(), Ordering::Release);
+    persistence
+        .last_background_seconds
+        .store(started.elapsed().as_secs() as i64, Ordering::Release);
+    persistence.background_since_s.store(0, Ordering::Release);
+    persistence.end(changes, outcome.is_ok());
+}
+
+/// Waits for the save under way, if any, to end.
+pub async fn wait_for_save(shard: &Shard) {
+    while shard.shared.persistence.saving.load(Ordering::Acquire) {
+        crate::runtime::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// True when `save` points are set (SHUTDOWN and a termination signal save then).
+pub fn has_save_points(config: &Config) -> bool {
+    !save_points(config).is_empty()
+}
+
+/// Shard 0's timer: a scheduled BGSAVE once the save before it ended, a BGSAVE when a `save`
+/// point is reached (Redis's `serverCron`), and the save before exiting on a termination signal.
+pub async fn cron(shard: Rc<Shard>) {
+    loop {
+        crate::runtime::sleep_until_tick(CRON_PERIOD).await;
+        let persistence = &shard.shared.persistence;
+        let points = save_points(&shard.config.borrow());
+        crate::runtime::defer_termination(!points.is_empty());
+        if crate::runtime::termination_requested() {
+            // The listeners stay until the save is done: a shard whose accept loops end stops.
+            wait_for_save(&shard).await;
+            if let Err(error) = save(&shard, None).await {
+                eprintln!("ember: the save before exiting failed: {error}");
+            }
+            eprintln!("ember: terminated by a signal; exiting");
+            std::process::exit(0);
+        }
+        if persistence.saving.load(Ordering::Acquire) {
+            continue;
+        }
+        if persistence.scheduled.swap(false, Ordering::AcqRel) {
+            let _ = background_save(&shard, None, false).await;
+            continue;
+        }
+        if points.is_empty() {
+            continue;
+        }
+        let now_s = unix_time_ms() / 1000;
+        let since_save = now_s.saturating_sub(persistence.last_save_s());
+        let retry_ok = persistence.last_background_ok.load(Ordering::Acquire)
+            || now_s.saturating_sub(persistence.last_try_s.load(Ordering::Acquire)) > RETRY_DELAY_S;
+        if !retry_ok {
+            continue;
+        }
+        let changes = total_changes(&shard)
+            .await
+            .saturating_sub(persistence.changes_at_save.load(Ordering::Acquire));
+        if let Some((seconds, wanted)) = points
+            .iter()
+            .find(|&&(seconds, wanted)| changes >= wanted && since_save > seconds)
+        {
+            eprintln!("ember: {wanted} changes in {seconds} seconds. Saving...");
+            persistence.last_try_s.store(now_s, Ordering::Release);
+            let _ = background_save(&shard, None, false).await;
+        }
+    }
+}
+
+/// The shards' change counters summed.
+pub async fn total_changes(shard: &Rc<Shard>) -> u64 {
+    broadcast(shard, None, AdminRequest::Changes)
+        .await
+        .iter()
+        .map(|reply| match reply {
+            ShardReply::Integer(changes) => *changes as u64,
+            _ => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,331 @@
+//! RDB snapshots through the real binary: SAVE and BGSAVE write `dir`/`dbfilename`, a restarted
+//! `ember` loads it with every type, database, expiry and function library; the file moves to a
+//! real redis-server 7.0 and back with the same contents; `save` points, SHUTDOWN and SIGTERM
+//! save as Redis does; a damaged file stops the start with a reason, and a failed save says why
+//! and leaves the previous file whole.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::values::{contents, fill, keys};
+use common::{scratch_dir, Ember, RedisOracle};
+
+fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query(con)
+        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+}
+
+fn error(con: &mut redis::Connection, args: &[&str]) -> String {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    match command.query::<redis::Value>(con) {
+        Err(error) => error.to_string(),
+        Ok(value) => panic!("{args:?} answered {value:?}"),
+    }
+}
+
+fn info_field(con: &mut redis::Connection, name: &str) -> String {
+    let info: String = query(con, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO persistence:\n{info}"))
+        .trim()
+        .to_string()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start_in(dir: &Path, extra: &[&str]) -> Ember {
+    let mut args = vec!["--threads", "2", "--dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Ember::start_with(&args)
+}
+
+const LIBRARY: &str =
+    "#!lua name=counters\nredis.register_function('bump', function(keys) return redis.call('incr', keys[1]) end)";
+
+/// Every fixture (all types, both size classes), keys in another database, keys with and
+/// without a TTL and a function library: SAVE, restart in the same dir, everything back.
+#[test]
+fn a_saved_dataset_is_loaded_at_start() {
+    let dir = scratch_dir("ember-persistence");
+    let (before, ttl_before): (Vec<String>, i64) = {
+        let ember = start_in(&dir, &[]);
+        let mut con = ember.connect(false);
+        fill(&mut con);
+        let _: () = query(&mut con, &["SET", "volatile", "v", "EX", "1000"]);
+        let _: () = query(&mut con, &["SET", "gone", "v", "PX", "1"]);
+        let _: () = query(&mut con, &["SELECT", "3"]);
+        let _: () = query(&mut con, &["SET", "in-three", "3"]);
+        let _: () = query(&mut con, &["HSET", "field-ttl", "a", "1", "b", "2"]);
+        let _: Vec<i64> = query(
+            &mut con,
+            &["HEXPIRE", "field-ttl", "1000", "FIELDS", "1", "a"],
+        );
+        let _: () = query(&mut con, &["SELECT", "0"]);
+        let _: String = query(&mut con, &["FUNCTION", "LOAD", LIBRARY]);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(query::<String>(&mut con, &["SAVE"]), "OK");
+        assert!(dir.join("dump.rdb").is_file());
+        assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
+        assert_eq!(info_field(&mut con, "rdb_saves"), "1");
+        let lastsave: u64 = query(&mut con, &["LASTSAVE"]);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(lastsave + 5 >= now, "LASTSAVE {lastsave}, now {now}");
+        let before = keys().iter().map(|key| contents(&mut con, key)).collect();
+        (before, query(&mut con, &["TTL", "volatile"]))
+    };
+    let ember = start_in(&dir, &[]);
+    assert!(
+        ember.log().contains("DB loaded from disk"),
+        "{}",
+        ember.log()
+    );
+    let mut con = ember.connect(false);
+    let after: Vec<String> = keys().iter().map(|key| contents(&mut con, key)).collect();
+    assert_eq!(after, before);
+    let ttl: i64 = query(&mut con, &["TTL", "volatile"]);
+    assert!(
+        ttl > 0 && ttl <= ttl_before,
+        "TTL {ttl}, before {ttl_before}"
+    );
+    assert_eq!(query::<i64>(&mut con, &["EXISTS", "gone"]), 0);
+    assert_eq!(
+        info_field(&mut con, "rdb_last_load_keys_loaded"),
+        (keys().len() + 3).to_string()
+    );
+    let _: () = query(&mut con, &["SELECT", "3"]);
+    assert_eq!(query::<String>(&mut con, &["GET", "in-three"]), "3");
+    let field_ttls: Vec<i64> = query(&mut con, &["HTTL", "field-ttl", "FIELDS", "2", "a", "b"]);
+    assert!(field_ttls[0] > 0 && field_ttls[1] == -1, "{field_ttls:?}");
+    assert_eq!(
+        query::<i64>(&mut con, &["FCALL", "bump", "1", "counter"]),
+        1,
+        "the library came back"
+    );
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The file Ember writes loads into redis-server 7.0 with the same contents, and the file
+/// redis-server writes loads into Ember.
+#[test]
+fn snapshots_move_between_ember_and_redis() {
+    let dir = scratch_dir("ember-persistence");
+    let file = dir.join("dump.rdb");
+    let before: Vec<String> = {
+        let ember = start_in(&dir, &[]);
+        let mut con = ember.connect(false);
+        fill(&mut con);
+        let _: () = query(&mut con, &["SET", "volatile", "v", "EX", "1000"]);
+        let _: String = query(&mut con, &["FUNCTION", "LOAD", LIBRARY]);
+        assert_eq!(query::<String>(&mut con, &["SAVE"]), "OK");
+        keys().iter().map(|key| contents(&mut con, key)).collect()
+    };
+    let Some(redis) = RedisOracle::start_with(&["--dir", dir.to_str().unwrap()]) else {
+        return;
+    };
+    let mut theirs = redis.connect(false);
+    let in_redis: Vec<String> = keys()
+        .iter()
+        .map(|key| contents(&mut theirs, key))
+        .collect();
+    assert_eq!(in_redis, before, "Redis loaded Ember's file");
+    assert!(query::<i64>(&mut theirs, &["TTL", "volatile"]) > 0);
+    assert_eq!(query::<i64>(&mut theirs, &["FCALL", "bump", "1", "n"]), 1);
+    // Back: Redis changes a key and saves; Ember loads Redis's file.
+    let _: () = query(&mut theirs, &["SET", "s:embstr", "from redis"]);
+    let _: String = query(&mut theirs, &["SAVE"]);
+    drop(theirs);
+    drop(redis);
+    let written = std::fs::metadata(&file).unwrap().len();
+    let ember = start_in(&dir, &[]);
+    let mut con = ember.connect(false);
+    let again: Vec<String> = keys().iter().map(|key| contents(&mut con, key)).collect();
+    let expected: Vec<String> = before
+        .iter()
+        .map(|text| {
+            if text == "string: \"hello\"" {
+                "string: \"from redis\"".to_string()
+            } else {
+                text.clone()
+            }
+        })
+        .collect();
+    assert_eq!(
+        again, expected,
+        "Ember loaded Redis's file ({written} bytes)"
+    );
+    assert_eq!(query::<i64>(&mut con, &["FCALL", "bump", "1", "n"]), 2);
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// BGSAVE answers at once and the file follows; INFO tells its progress and outcome; a failing
+/// save says why, keeps the previous file, and BGSAVE's failure shows in INFO.
+#[test]
+fn background_saves_and_failed_saves_report_as_redis_does() {
+    let dir = scratch_dir("ember-persistence");
+    let ember = start_in(&dir, &[]);
+    let mut con = ember.connect(false);
+    for i in 0..20_000 {
+        let _: () = query(
+            &mut con,
+            &["SET", &format!("key:{i}"), &format!("value:{i}")],
+        );
+    }
+    assert_eq!(
+        query::<String>(&mut con, &["BGSAVE"]),
+        "Background saving started"
+    );
+    wait_until("the background save", || {
+        info_field(&mut con, "rdb_bgsave_in_progress") == "0"
+    });
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    let saved = std::fs::read(dir.join("dump.rdb")).unwrap();
+    assert!(saved.starts_with(b"REDIS0010"));
+    assert_eq!(
+        error(&mut con, &["BGSAVE", "NOW"]),
+        "An error was signalled by the server - ResponseError: syntax error"
+    );
+    // MULTI refuses SAVE, as Redis does; BGSAVE is queued.
+    let _: () = query(&mut con, &["MULTI"]);
+    assert!(error(&mut con, &["SAVE"]).contains("Command not allowed inside a transaction"));
+    let _: () = redis::cmd("DISCARD").query(&mut con).unwrap_or(());
+    // A directory that went away: the save fails with the reason, the old file stays.
+    let gone = scratch_dir("ember-persistence-gone");
+    let _: () = query(&mut con, &["CONFIG", "SET", "dir", gone.to_str().unwrap()]);
+    std::fs::remove_dir_all(&gone).unwrap();
+    let _: () = query(&mut con, &["SET", "after", "1"]);
+    let failed = error(&mut con, &["SAVE"]);
+    assert!(
+        failed.contains("Failed opening the temp RDB file"),
+        "{failed}"
+    );
+    assert_eq!(
+        query::<String>(&mut con, &["BGSAVE"]),
+        "Background saving started"
+    );
+    wait_until("the failed background save", || {
+        info_field(&mut con, "rdb_bgsave_in_progress") == "0"
+    });
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "1");
+    assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), saved);
+    assert!(error(&mut con, &["CONFIG", "SET", "dir", "/no/such/dir"])
+        .contains("No such file or directory"));
+    assert!(error(&mut con, &["CONFIG", "SET", "save", "60"]).contains("Invalid save parameters"));
+    assert!(
+        error(&mut con, &["CONFIG", "SET", "dbfilename", "a/b.rdb"]).contains("can't be a path")
+    );
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `save` points start a background save once enough changes are made; SHUTDOWN saves with
+/// them (not with NOSAVE), SHUTDOWN SAVE without them, and SIGTERM saves when they are set.
+#[test]
+fn save_points_shutdown_and_sigterm_save() {
+    let dir = scratch_dir("ember-persistence");
+    let file = dir.join("dump.rdb");
+    {
+        let ember = start_in(&dir, &["--save", "1 3"]);
+        let mut con = ember.connect(false);
+        for i in 0..3 {
+            let _: () = query(&mut con, &["SET", &format!("k{i}"), "v"]);
+        }
+        wait_until("the save point's background save", || {
+            info_field(&mut con, "rdb_saves") == "1"
+        });
+        assert!(file.is_file());
+        assert_eq!(
+            query::<Vec<String>>(&mut con, &["CONFIG", "GET", "save"]),
+            ["save", "1 3"]
+        );
+    }
+    // SHUTDOWN NOSAVE with save points: the file keeps the three keys only.
+    std::fs::remove_file(&file).unwrap();
+    {
+        let mut ember = start_in(&dir, &["--save", "3600 1"]);
+        let mut con = ember.connect(false);
+        let _: () = query(&mut con, &["SET", "nosave", "1"]);
+        let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut con);
+        assert_eq!(ember.wait_exit(Duration::from_secs(10)), Some(0));
+        assert!(!file.exists(), "SHUTDOWN NOSAVE wrote a file");
+    }
+    {
+        let mut ember = start_in(&dir, &[]);
+        let mut con = ember.connect(false);
+        let _: () = query(&mut con, &["SET", "by-shutdown", "1"]);
+        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut con);
+        assert_eq!(ember.wait_exit(Duration::from_secs(10)), Some(0));
+        assert!(file.is_file(), "SHUTDOWN SAVE wrote no file");
+    }
+    {
+        let mut ember = start_in(&dir, &["--save", "3600 1"]);
+        let mut con = ember.connect(false);
+        assert_eq!(query::<String>(&mut con, &["GET", "by-shutdown"]), "1");
+        let _: () = query(&mut con, &["SET", "by-sigterm", "1"]);
+        // SAFETY: kill sends a signal to the child this test started.
+        unsafe { libc::kill(ember.pid() as i32, libc::SIGTERM) };
+        assert_eq!(ember.wait_exit(Duration::from_secs(10)), Some(0));
+    }
+    let ember = start_in(&dir, &[]);
+    let mut con = ember.connect(false);
+    assert_eq!(query::<String>(&mut con, &["GET", "by-sigterm"]), "1");
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A damaged file stops the start with a sentence naming it; the file is left as it was.
+#[test]
+fn a_damaged_file_stops_the_start_with_a_reason() {
+    let dir = scratch_dir("ember-persistence");
+    {
+        let ember = start_in(&dir, &[]);
+        let mut con = ember.connect(false);
+        let _: () = query(&mut con, &["SET", "k", "v"]);
+        assert_eq!(query::<String>(&mut con, &["SAVE"]), "OK");
+    }
+    let path = dir.join("dump.rdb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 12;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["--port", "0", "--bind", "127.0.0.1", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run ember");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("cannot load") && log.contains("dump.rdb"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let _ = std::fs::remove_dir_all(&dir);
+}

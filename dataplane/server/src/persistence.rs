@@ -2,18 +2,21 @@
 //! the function libraries to `dir`/`dbfilename` in Redis's RDB format, and `ember` loads that
 //! file at start, so a dataset survives a restart and moves between Ember and Redis either way.
 //!
-//! Ember has no `fork`: a snapshot holds every shard (as EXEC does) while each encodes its own
-//! keys into memory ([`encode_shard`], the shards in parallel), then lets them go. SAVE writes
-//! the file on the caller's shard; BGSAVE writes it on a thread of its own, so the shards pause
-//! only for the encoding. The file is written to a temporary name, synced and renamed, so a
-//! crash mid-write leaves the previous snapshot whole.
+//! Ember has no `fork`. SAVE holds every shard (as EXEC does) while each encodes its own keys
+//! into memory ([`encode_shard`], the shards in parallel), then writes the file on the caller's
+//! shard. BGSAVE holds the shards only to mark the moment: each shard's keyspace then encodes
+//! its segments a few at a time between requests, and the first write to a segment not encoded
+//! yet encodes it first, as it was (`ember_store::keyspace::Snapshot`, copy-on-write by segment,
+//! where Redis's fork copies pages); a thread of its own writes the file once every shard is
+//! done. The file is written to a temporary name, synced and renamed, so a crash mid-write
+//! leaves the previous snapshot whole.
 
 use std::collections::BTreeSet;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ember_store::dump::{read_rdb_file, RdbKey, RdbWriter, RestoreLimits, Section};
@@ -55,6 +58,17 @@ pub struct Persistence {
     loaded_expired: AtomicU64,
     /// The file read at start, each shard's keys apart, until each shard takes its own.
     loading: Mutex<Option<Loaded>>,
+    /// The shards' parts of the BGSAVE under way, as each finishes encoding.
+    collected: Mutex<Collected>,
+    collected_ready: Condvar,
+}
+
+/// The parts of a background snapshot the shards have finished.
+#[derive(Debug, Default)]
+struct Collected {
+    sections: Vec<Section>,
+    changes: u64,
+    shards: usize,
 }
 
 /// An RDB file read at start: each shard's keys, and the function libraries.
@@ -100,6 +114,8 @@ impl Persistence {
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
             loading: Mutex::new(None),
+            collected: Mutex::new(Collected::default()),
+            collected_ready: Condvar::new(),
         }
     }
 
@@ -308,49 +324,57 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
     Ok(())
 }
 
-/// Encodes this shard's live keys, database by database (an [`AdminRequest::Snapshot`]).
+/// Encodes this shard's live keys, database by database, at once (SAVE's
+/// [`AdminRequest::Snapshot`]).
 pub fn encode_shard(shard: &Shard, now_ms: u64) -> ShardSnapshot {
-    let keyspace = shard.keyspace.borrow();
-    let sections = (0..DATABASE_COUNT)
-        .filter(|&db| keyspace.len(db) > 0)
-        .map(|db| {
-            let mut section = Section::new(db);
-            for (key, entry) in keyspace.live_entries(db, now_ms) {
-                section.push(key, &entry.value, entry.expire_at_ms(), now_ms);
-            }
-            section
-        })
-        .collect();
+    let mut keyspace = shard.keyspace.borrow_mut();
+    // SAVE and BGSAVE never overlap (`Persistence::begin`), so no background encoding is
+    // under way here.
+    keyspace.begin_snapshot(now_ms);
+    let snapshot = keyspace.finish_snapshot().expect("just begun");
     ShardSnapshot {
-        sections,
-        changes: keyspace.stats().changes,
+        sections: snapshot.sections,
+        changes: snapshot.changes,
     }
+}
+
+/// Segments a shard encodes between two turns of its other tasks during a BGSAVE: each a few
+/// hundred keys of a large keyspace, so a request waits at most tens of microseconds behind it.
+const SEGMENTS_PER_STEP: usize = 4;
+/// The shortest timer: the next turn of the runtime's loop.
+const STEP_PAUSE: Duration = Duration::from_micros(1);
+
+/// Starts this shard's part of a BGSAVE (an [`AdminRequest::BeginSnapshot`]): the moment is
+/// marked now; the encoding goes on between requests and its result joins the others' in
+/// [`Persistence`] for the writer thread.
+pub fn begin_background_part(shard: &Rc<Shard>, now_ms: u64) {
+    shard.keyspace.borrow_mut().begin_snapshot(now_ms);
+    let shard = shard.clone();
+    crate::runtime::spawn(async move {
+        while !shard.keyspace.borrow_mut().snapshot_step(SEGMENTS_PER_STEP) {
+            // A timer, not a yield within the task queue: the runtime's loop (the socket
+            // ring's hand-backs, the mesh, timers) must turn between steps, and a task that
+            // stays runnable would keep it from turning until the preemption timer.
+            crate::runtime::sleep(STEP_PAUSE).await;
+        }
+        let snapshot = shard
+            .keyspace
+            .borrow_mut()
+            .finish_snapshot()
+            .expect("the snapshot this task encodes");
+        let persistence = &shard.shared.persistence;
+        let mut collected = persistence.collected.lock().expect("collected lock");
+        collected.sections.extend(snapshot.sections);
+        collected.changes += snapshot.changes;
+        collected.shards += 1;
+        persistence.collected_ready.notify_all();
+    });
 }
 
 /// Every shard's keys as of one moment: all shards held (under `hold` when the caller's EXEC
 /// already holds them), each encoding its own at once.
 async fn take_snapshot(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Snapshot, String> {
-    let all: BTreeSet<usize> = (0..shard.count()).collect();
-    let (token, own) = match hold {
-        Some(token) => (token, false),
-        None => (shard.new_hold_token(), true),
-    };
-    if own {
-        hold_all(shard, &all, token).await;
-    }
-    let replies = broadcast(shard, Some(token), AdminRequest::Snapshot).await;
-    let functions = shard
-        .shared
-        .scripts
-        .libraries
-        .read()
-        .expect("libraries lock")
-        .iter()
-        .map(|library| library.code.clone())
-        .collect();
-    if own {
-        release_all(shard, &all, token).await;
-    }
+    let (replies, functions) = every_shard_held(shard, hold, AdminRequest::Snapshot).await;
     let mut snapshot = Snapshot {
         sections: Vec::new(),
         functions,
@@ -362,19 +386,43 @@ async fn take_snapshot(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Sna
                 snapshot.sections.extend(part.sections);
                 snapshot.changes += part.changes;
             }
-            ShardReply::Reply(ember_resp::Reply::Error(error)) => {
-                return Err(error.to_string());
-            }
-            _ => return Err("a shard answered the snapshot with something else".into()),
+            other => return Err(shard_error(&other)),
         }
     }
-    let skipped: u64 = snapshot.sections.iter().map(Section::skipped).sum();
-    if skipped > 0 {
-        eprintln!(
-            "ember: {skipped} keys left out of the snapshot: their types (AI tensors, Top-K) have no RDB encoding"
-        );
-    }
+    report_skipped(&snapshot);
     Ok(snapshot)
+}
+
+/// Sends `request` to every shard while all are held together (under `hold` when the caller's
+/// EXEC already holds them), so that each answers as of the same moment; the function
+/// libraries' code read in that moment too.
+async fn every_shard_held(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    request: AdminRequest,
+) -> (Vec<ShardReply>, Vec<String>) {
+    let all: BTreeSet<usize> = (0..shard.count()).collect();
+    let (token, own) = match hold {
+        Some(token) => (token, false),
+        None => (shard.new_hold_token(), true),
+    };
+    if own {
+        hold_all(shard, &all, token).await;
+    }
+    let replies = broadcast(shard, Some(token), request).await;
+    let functions = library_codes(shard);
+    if own {
+        release_all(shard, &all, token).await;
+    }
+    (replies, functions)
+}
+
+/// A shard's answer other than the one asked for, as a sentence (a timeout's error).
+fn shard_error(reply: &ShardReply) -> String {
+    match reply {
+        ShardReply::Reply(ember_resp::Reply::Error(error)) => error.to_string(),
+        _ => "a shard answered the snapshot with something else".into(),
+    }
 }
 
 /// Writes `snapshot` to `path`: to a temporary file beside it, synced, then renamed over it.
@@ -502,8 +550,9 @@ pub enum Background {
     Scheduled,
 }
 
-/// BGSAVE [SCHEDULE]: the snapshot (the shards pause while they encode their keys), then the
-/// file written on a thread of its own.
+/// BGSAVE [SCHEDULE]: the moment marked on every shard (held together for it), then each
+/// encodes its keys between requests, and a thread of its own writes the file once they all
+/// have.
 pub async fn background_save(
     shard: &Rc<Shard>,
     hold: Option<HoldToken>,
@@ -521,26 +570,51 @@ pub async fn background_save(
     persistence
         .background_since_s
         .store(unix_time_ms() / 1000, Ordering::Release);
-    let snapshot = match take_snapshot(shard, hold).await {
-        Ok(snapshot) => snapshot,
-        Err(error) => {
-            finish_background(shard.shared.clone(), 0, started, Err(error.clone()));
-            return Err(error);
-        }
-    };
+    *persistence.collected.lock().expect("collected lock") = Collected::default();
+    let (begun, functions) = every_shard_held(shard, hold, AdminRequest::BeginSnapshot).await;
     let paused = started.elapsed();
+    if let Some(error) = begun
+        .iter()
+        .find(|reply| !matches!(reply, ShardReply::Done))
+        .map(shard_error)
+    {
+        // A shard that did not answer may still begin later: its part is never collected, and
+        // this save is over.
+        finish_background(shard.shared.clone(), 0, started, Err(error.clone()));
+        return Err(error);
+    }
     let path = file_path(&shard.config.borrow());
     let shared = shard.shared.clone();
+    let shard_count = shard.count();
     std::thread::Builder::new()
         .name("ember-bgsave".into())
         .spawn(move || {
+            let snapshot = {
+                let persistence = &shared.persistence;
+                let mut collected = persistence.collected.lock().expect("collected lock");
+                while collected.shards < shard_count {
+                    collected = persistence
+                        .collected_ready
+                        .wait(collected)
+                        .expect("collected lock");
+                }
+                let collected = std::mem::take(&mut *collected);
+                Snapshot {
+                    sections: collected.sections,
+                    functions,
+                    changes: collected.changes,
+                }
+            };
+            let encoded = started.elapsed();
+            report_skipped(&snapshot);
             let written = write_file(&path, &snapshot).map_err(|error| error.to_string());
             if let Ok(bytes) = &written {
                 eprintln!(
-                    "ember: Background saving terminated with success ({}): {} keys, {bytes} bytes; shards paused {:.3} s to encode them, {:.3} s in all",
+                    "ember: Background saving terminated with success ({}): {} keys, {bytes} bytes; shards held {:.3} ms to mark the moment, encoded by {:.3} s, written by {:.3} s",
                     path.display(),
                     snapshot.keys(),
-                    paused.as_secs_f64(),
+                    paused.as_secs_f64() * 1e3,
+                    encoded.as_secs_f64(),
                     started.elapsed().as_secs_f64()
                 );
             }
@@ -548,6 +622,29 @@ pub async fn background_save(
         })
         .map_err(|error| format!("cannot start the background save: {error}"))?;
     Ok(Background::Started)
+}
+
+/// The function libraries' code, as FUNCTION DUMP has it.
+fn library_codes(shard: &Shard) -> Vec<String> {
+    shard
+        .shared
+        .scripts
+        .libraries
+        .read()
+        .expect("libraries lock")
+        .iter()
+        .map(|library| library.code.clone())
+        .collect()
+}
+
+/// Says in the log how many keys a snapshot left out (types RDB cannot hold).
+fn report_skipped(snapshot: &Snapshot) {
+    let skipped: u64 = snapshot.sections.iter().map(Section::skipped).sum();
+    if skipped > 0 {
+        eprintln!(
+            "ember: {skipped} keys left out of the snapshot: their types (AI tensors, Top-K) have no RDB encoding"
+        );
+    }
 }
 
 fn finish_background(

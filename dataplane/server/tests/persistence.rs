@@ -329,3 +329,63 @@ fn a_damaged_file_stops_the_start_with_a_reason() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// BGSAVE is a copy of the moment it answered: writes that follow its reply at once (while
+/// the shards are still encoding) are not in the file, and every key of that moment is.
+#[test]
+fn a_background_save_is_the_dataset_of_its_moment() {
+    let dir = scratch_dir("ember-persistence");
+    const KEYS: usize = 200_000;
+    {
+        let ember = start_in(&dir, &[]);
+        let mut con = ember.connect(false);
+        let mut fill = redis::pipe();
+        for i in 0..KEYS {
+            fill.set(format!("key:{i}"), format!("old:{i}")).ignore();
+        }
+        let _: () = fill.query(&mut con).unwrap();
+        let _: () = query(&mut con, &["RPUSH", "list", "a", "b"]);
+        let mut writes = redis::pipe();
+        for i in 0..KEYS {
+            match i % 3 {
+                0 => writes.set(format!("key:{i}"), "new").ignore(),
+                1 => writes.del(format!("key:{i}")).ignore(),
+                _ => writes.set(format!("added:{i}"), "new").ignore(),
+            };
+        }
+        writes.rpush("list", "c").ignore();
+        assert_eq!(
+            query::<String>(&mut con, &["BGSAVE"]),
+            "Background saving started"
+        );
+        let _: () = writes.query(&mut con).unwrap();
+        wait_until("the background save", || {
+            info_field(&mut con, "rdb_bgsave_in_progress") == "0"
+        });
+        assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+        let deleted = (0..KEYS).filter(|i| i % 3 == 1).count();
+        let added = (0..KEYS).filter(|i| i % 3 == 2).count();
+        assert_eq!(
+            query::<i64>(&mut con, &["DBSIZE"]) as usize,
+            KEYS - deleted + added + 1
+        );
+    }
+    let ember = start_in(&dir, &[]);
+    let mut con = ember.connect(false);
+    assert_eq!(query::<i64>(&mut con, &["DBSIZE"]) as usize, KEYS + 1);
+    let mut read = redis::pipe();
+    for i in 0..KEYS {
+        read.get(format!("key:{i}"));
+    }
+    let values: Vec<String> = read.query(&mut con).unwrap();
+    for (i, value) in values.iter().enumerate() {
+        assert_eq!(value, &format!("old:{i}"), "key:{i}");
+    }
+    assert_eq!(
+        query::<Vec<String>>(&mut con, &["LRANGE", "list", "0", "-1"]),
+        ["a", "b"]
+    );
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,8 +21,10 @@ mod evict;
 mod expiry;
 mod field_expiry;
 mod packed_box;
+mod snapshot;
 pub use admission::{AdmissionWindow, WINDOW_SHARE_SCALE_PPM};
 pub use evict::{Evicted, EvictionPolicy, EvictionPool, ENTRY_OVERHEAD_BYTES};
+pub use snapshot::Snapshot;
 
 /// Databases per shard (`SELECT 0` to `SELECT 15`), as Redis's default `databases 16`.
 pub const DATABASE_COUNT: usize = 16;
@@ -277,6 +279,8 @@ pub struct Keyspace {
     /// The read history of `allkeys-tinylfu` ([`Keyspace::set_read_history`]); `None` costs
     /// one branch per read and per insert.
     admission: Option<admission::Admission>,
+    /// The snapshot being encoded (BGSAVE, `snapshot.rs`); `None` costs one branch per write.
+    snapshot: Option<Box<snapshot::SnapshotProgress>>,
 }
 
 /// What the expiry removed, in [`Keyspace::take_expired`]'s log.
@@ -332,6 +336,7 @@ impl Keyspace {
             modified_log: None,
             new_log: None,
             admission: None,
+            snapshot: None,
         }
     }
 
@@ -563,7 +568,7 @@ impl Keyspace {
             // A read is not a modification.
             return self.find_live_mut(db, key, now_ms).map(|entry| &*entry);
         }
-        self.get_mut(db, key, now_ms).map(|entry| &*entry)
+        self.access_mut(db, key, now_ms).map(|entry| &*entry)
     }
 
     /// Changes the value of `key` in place: `update` changes it and says what it did, and the
@@ -609,6 +614,12 @@ impl Keyspace {
     /// [`Keyspace::get`], this counts as an access: Redis's write lookups update the access
     /// word too.
     pub fn get_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.before_write(db, key);
+        self.access_mut(db, key, now_ms)
+    }
+
+    /// [`Keyspace::get_mut`] for a read: the access recorded, the value left as it is.
+    fn access_mut(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let (hash, segment) = self.locate(key);
         let expired = self.expire_if_due(db, key, now_ms);
         let policy = self.access_policy;
@@ -649,7 +660,7 @@ impl Keyspace {
     /// TOUCH: records an access of `key` whatever the caller's CLIENT NO-TOUCH says (Redis exempts
     /// TOUCH from it); false when the key is absent or expired.
     pub fn touch(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
-        self.get_mut(db, key, now_ms).is_some()
+        self.access_mut(db, key, now_ms).is_some()
     }
 
     /// OBJECT IDLETIME in milliseconds: time since `key` was last read or written, at the LRU
@@ -767,7 +778,7 @@ impl Keyspace {
 
     /// True when `key` exists (and has not expired).
     pub fn contains(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
-        self.get_mut(db, key, now_ms).is_some()
+        self.access_mut(db, key, now_ms).is_some()
     }
 
     /// A version for a change (and the change counted).
@@ -829,6 +840,7 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> Option<Entry> {
+        self.before_write(db, key);
         if field_expiry::has_field_ttl(&value) {
             self.track_field_expiry(db, key);
         }
@@ -908,6 +920,7 @@ impl Keyspace {
     }
 
     fn remove_entry(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        self.before_write(db, key);
         let (hash, segment) = self.locate(key);
         let database = &mut self.databases[db];
         let table = database.segments.get_mut(segment)?;
@@ -977,6 +990,7 @@ impl Keyspace {
         expire_at_ms: ExpireAtMs,
         now_ms: u64,
     ) -> bool {
+        self.before_write(db, key);
         let Some(entry) = self.find_live_mut(db, key, now_ms) else {
             return false;
         };
@@ -1004,6 +1018,7 @@ impl Keyspace {
     /// tables, 32 KB): the directory is a fixed cost of a used database, held across a flush
     /// and refill.
     pub fn take_database(&mut self, db: usize) -> FlushedDatabase {
+        self.before_database_write(db);
         let database = &mut self.databases[db];
         self.stats.changes += database.len as u64;
         let segments = (0..database.segments.len())
@@ -1031,20 +1046,12 @@ impl Keyspace {
 
     /// Trades the contents of two databases.
     pub fn swap_databases(&mut self, first: usize, second: usize) {
+        self.before_database_write(first);
+        self.before_database_write(second);
         self.databases.swap(first, second);
         for observer in &mut self.observers {
             observer.databases_swapped(first, second);
         }
-    }
-
-    /// Every live key of `db` with its entry, in no particular order (SAVE's walk).
-    pub fn live_entries(&self, db: usize, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.databases[db]
-            .segments
-            .iter()
-            .flat_map(|table| table.iter())
-            .filter(move |slot| !is_expired(&slot.entry, now_ms))
-            .map(|slot| (slot.key.as_bytes(), &slot.entry))
     }
 
     /// Keys of `db` matching `pattern` (KEYS), expired ones left out.

@@ -168,8 +168,10 @@ pub enum ShardRequest {
 pub enum AdminRequest {
     /// Keys in `db`.
     DbSize { db: usize },
-    /// Every live key encoded for an RDB file (SAVE, BGSAVE).
+    /// Every live key encoded for an RDB file at once (SAVE).
     Snapshot,
+    /// Marks the moment of a BGSAVE; the encoding follows between requests.
+    BeginSnapshot,
     /// The keyspace's change counter (the `save` points).
     Changes,
     /// MEMORY USAGE of `key` in `db` (-1: no such key).

@@ -24,6 +24,10 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         AdminRequest::Snapshot => {
             ShardReply::Snapshot(Box::new(crate::persistence::encode_shard(shard, now_ms)))
         }
+        AdminRequest::BeginSnapshot => {
+            crate::persistence::begin_background_part(shard, now_ms);
+            ShardReply::Done
+        }
         AdminRequest::Changes => {
             ShardReply::Integer(shard.keyspace.borrow().stats().changes as i64)
         }

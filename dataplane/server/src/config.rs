@@ -729,7 +729,6 @@ pub fn without_effect(name: &str) -> Option<&'static str> {
         | "rdbcompression"
         | "rdb-del-sync-files"
         | "rdb-save-incremental-fsync"
-        | "stop-writes-on-bgsave-error"
         | "no-appendfsync-on-rewrite"
         | "auto-aof-rewrite-min-size"
         | "auto-aof-rewrite-percentage" => PERSISTENCE,

@@ -36,6 +36,26 @@ const RETRY_DELAY_S: u64 = 5;
 /// How often shard 0 looks at the `save` points and a scheduled BGSAVE.
 const CRON_PERIOD: Duration = Duration::from_millis(100);
 
+/// Redis's refusal of writes after a failed background save.
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// True while writes get [`MISCONF`]: the last background save failed, `save` points are set
+/// and `stop-writes-on-bgsave-error` is yes. One load per command.
+static WRITES_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// True while writes are refused ([`MISCONF`]).
+pub fn writes_refused() -> bool {
+    WRITES_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Sets [`writes_refused`] from the last background save's outcome and `config`.
+fn refuse_writes_if_failing(persistence: &Persistence, config: &Config) {
+    let refused = !persistence.last_background_ok.load(Ordering::Acquire)
+        && has_save_points(config)
+        && config.value("stop-writes-on-bgsave-error") == "yes";
+    WRITES_REFUSED.store(refused, Ordering::Relaxed);
+}
+
 /// What the server knows of its snapshots; one per process ([`crate::shard::Shared`]).
 #[derive(Debug)]
 pub struct Persistence {
@@ -76,13 +96,6 @@ struct Collected {
 struct Loaded {
     shards: Vec<Option<Vec<RdbKey>>>,
     functions: Option<Vec<Vec<u8>>>,
-}
-
-/// One shard's keys, encoded ([`encode_shard`]), and its change counter then.
-#[derive(Debug)]
-pub struct ShardSnapshot {
-    sections: Vec<Section>,
-    changes: u64,
 }
 
 /// Every shard's keys and the libraries, as of one moment.
@@ -183,6 +196,9 @@ impl Persistence {
                 .store(unix_time_ms() / 1000, Ordering::Release);
             self.changes_at_save.store(changes, Ordering::Release);
             self.saves.fetch_add(1, Ordering::AcqRel);
+            // Any successful save ends the refusal of writes, as Redis's rdbSave does.
+            self.last_background_ok.store(true, Ordering::Release);
+            WRITES_REFUSED.store(false, Ordering::Relaxed);
         }
         self.saving.store(false, Ordering::Release);
     }
@@ -326,16 +342,12 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
 
 /// Encodes this shard's live keys, database by database, at once (SAVE's
 /// [`AdminRequest::Snapshot`]).
-pub fn encode_shard(shard: &Shard, now_ms: u64) -> ShardSnapshot {
+pub fn encode_shard(shard: &Shard, now_ms: u64) -> ember_store::keyspace::Snapshot {
     let mut keyspace = shard.keyspace.borrow_mut();
     // SAVE and BGSAVE never overlap (`Persistence::begin`), so no background encoding is
     // under way here.
     keyspace.begin_snapshot(now_ms);
-    let snapshot = keyspace.finish_snapshot().expect("just begun");
-    ShardSnapshot {
-        sections: snapshot.sections,
-        changes: snapshot.changes,
-    }
+    keyspace.finish_snapshot().expect("just begun")
 }
 
 /// Segments a shard encodes between two turns of its other tasks during a BGSAVE: each a few
@@ -687,6 +699,7 @@ pub async fn cron(shard: Rc<Shard>) {
         let persistence = &shard.shared.persistence;
         let points = save_points(&shard.config.borrow());
         crate::runtime::defer_termination(!points.is_empty());
+        refuse_writes_if_failing(persistence, &shard.config.borrow());
         if crate::runtime::termination_requested() {
             // The listeners stay until the save is done: a shard whose accept loops end stops.
             wait_for_save(&shard).await;

@@ -233,6 +233,38 @@ fn background_saves_and_failed_saves_report_as_redis_does() {
     assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
     assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "1");
     assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), saved);
+    // Without save points writes go on; with them, writes (and PING) get MISCONF until a save
+    // succeeds or stop-writes-on-bgsave-error is no.
+    let _: () = query(&mut con, &["SET", "still", "writable"]);
+    let _: () = query(&mut con, &["CONFIG", "SET", "save", "3600 1"]);
+    wait_until("MISCONF", || {
+        redis::cmd("SET")
+            .arg("k")
+            .arg("v")
+            .query::<()>(&mut con)
+            .is_err_and(|error| error.code() == Some("MISCONF"))
+    });
+    assert!(error(&mut con, &["PING"]).contains("MISCONF"));
+    assert_eq!(query::<String>(&mut con, &["GET", "still"]), "writable");
+    let _: () = query(
+        &mut con,
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"],
+    );
+    wait_until("writes again", || {
+        redis::cmd("SET")
+            .arg("k")
+            .arg("v")
+            .query::<()>(&mut con)
+            .is_ok()
+    });
+    let _: () = query(
+        &mut con,
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"],
+    );
+    let _: () = query(&mut con, &["CONFIG", "SET", "dir", dir.to_str().unwrap()]);
+    assert_eq!(query::<String>(&mut con, &["SAVE"]), "OK");
+    let _: () = query(&mut con, &["SET", "k", "after the save"]);
+    let _: () = query(&mut con, &["CONFIG", "SET", "save", ""]);
     assert!(error(&mut con, &["CONFIG", "SET", "dir", "/no/such/dir"])
         .contains("No such file or directory"));
     assert!(error(&mut con, &["CONFIG", "SET", "save", "60"]).contains("Invalid save parameters"));

@@ -224,6 +224,16 @@ pub async fn execute<'s>(
         reply_error(shard, out, NOREPLICAS);
         return;
     }
+    // After a failed background save with `save` points set (stop-writes-on-bgsave-error):
+    // writes, and PING, as Redis refuses them.
+    if crate::persistence::writes_refused()
+        && (spec.has(CommandFlags::WRITE) || spec.name == "ping")
+    {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(stat_id);
+        reply_error(shard, out, crate::persistence::MISCONF);
+        return;
+    }
     if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
         shard.stats.record_rejected(stat_id);
         reply_error(shard, out, &super::pubsub::context_error(spec, args));

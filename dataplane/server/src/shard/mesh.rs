@@ -264,7 +264,7 @@ pub enum ShardReply {
     /// One shard's HOTKEYS figures.
     Hotkeys(Box<crate::commands::hotkeys::ShardHotkeys>),
     /// This shard's keys encoded for an RDB file.
-    Snapshot(Box<crate::persistence::ShardSnapshot>),
+    Snapshot(Box<ember_store::keyspace::Snapshot>),
     /// Nothing to report.
     Done,
 }

@@ -40,6 +40,7 @@ fn freer() -> Option<&'static mpsc::Sender<Garbage>> {
             let spawned = std::thread::Builder::new()
                 .name("ember-lazyfree".into())
                 .spawn(move || {
+                    crate::runtime::as_helper_thread();
                     for garbage in receiver {
                         drop(garbage.thing);
                         FREED.fetch_add(garbage.objects, Ordering::Relaxed);

@@ -601,6 +601,7 @@ pub async fn background_save(
     std::thread::Builder::new()
         .name("ember-bgsave".into())
         .spawn(move || {
+            crate::runtime::as_helper_thread();
             let snapshot = {
                 let persistence = &shared.persistence;
                 let mut collected = persistence.collected.lock().expect("collected lock");

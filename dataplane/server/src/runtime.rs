@@ -474,6 +474,23 @@ pub fn stop_listening_on_termination() {
     }
 }
 
+/// Makes the calling thread a helper beside the shards: a thread started from a shard inherits
+/// its pin to that shard's core and would take turns with it there (a BGSAVE writer's CRC and
+/// writes held a shard's requests up to 12 ms); this lets it run on any core, at nice 10, so
+/// the shards win when they compete for one.
+pub fn as_helper_thread() {
+    // SAFETY: a zeroed cpu_set_t filled by CPU_SET, passed by pointer with its size; the
+    // kernel keeps only the CPUs this process may use. setpriority and gettid take no pointers.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
+}
+
 /// Runs `future` on this shard's current task queue.
 pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> Task<T> {
     glommio::spawn_local(future).detach()

@@ -350,9 +350,9 @@ pub fn encode_shard(shard: &Shard, now_ms: u64) -> ember_store::keyspace::Snapsh
     keyspace.finish_snapshot().expect("just begun")
 }
 
-/// Segments a shard encodes between two turns of its other tasks during a BGSAVE: each a few
-/// hundred keys of a large keyspace, so a request waits at most tens of microseconds behind it.
-const SEGMENTS_PER_STEP: usize = 4;
+/// Keys a shard encodes between two turns of its other tasks during a BGSAVE (whole segments,
+/// at least one): a request waits at most tens of microseconds behind a step.
+const KEYS_PER_STEP: usize = 1000;
 /// The shortest timer: the next turn of the runtime's loop.
 const STEP_PAUSE: Duration = Duration::from_micros(1);
 
@@ -363,7 +363,7 @@ pub fn begin_background_part(shard: &Rc<Shard>, now_ms: u64) {
     shard.keyspace.borrow_mut().begin_snapshot(now_ms);
     let shard = shard.clone();
     crate::runtime::spawn(async move {
-        while !shard.keyspace.borrow_mut().snapshot_step(SEGMENTS_PER_STEP) {
+        while !shard.keyspace.borrow_mut().snapshot_step(KEYS_PER_STEP) {
             // A timer, not a yield within the task queue: the runtime's loop (the socket
             // ring's hand-backs, the mesh, timers) must turn between steps, and a task that
             // stays runnable would keep it from turning until the preemption timer.

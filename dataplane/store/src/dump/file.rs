@@ -46,12 +46,16 @@ const OP_SELECTDB: u8 = 0xFE;
 const OP_EOF: u8 = 0xFF;
 /// The first RDB version with a checksum after EOF.
 const CHECKSUM_VERSION: u16 = 5;
+/// Bytes of one piece of a section's body. Pieces, not one growing buffer: doubling a buffer of
+/// tens of megabytes copies it whole, a pause of milliseconds on the shard that encodes.
+const PIECE_BYTES: usize = 1 << 20;
 
 /// The keys of one database that one shard holds, encoded as an RDB file's body holds them.
 #[derive(Debug, Default)]
 pub struct Section {
     db: usize,
-    body: Vec<u8>,
+    /// The encoded keys, in pieces of about [`PIECE_BYTES`].
+    body: Vec<Vec<u8>>,
     keys: u64,
     expires: u64,
     version: u16,
@@ -85,14 +89,23 @@ impl Section {
             self.skipped += 1;
             return false;
         };
+        // The expiry, the key's length and the key, the value: at most this many bytes.
+        let needed = 9 + 9 + key.len() + self.scratch.len();
+        let body = match self.body.last_mut() {
+            Some(piece) if piece.len() + needed <= piece.capacity() => piece,
+            _ => {
+                self.body.push(Vec::with_capacity(PIECE_BYTES.max(needed)));
+                self.body.last_mut().expect("just pushed")
+            }
+        };
         if let Some(at) = expire_at_ms {
-            self.body.push(OP_EXPIRETIME_MS);
-            self.body.extend_from_slice(&at.to_le_bytes());
+            body.push(OP_EXPIRETIME_MS);
+            body.extend_from_slice(&at.to_le_bytes());
             self.expires += 1;
         }
-        self.body.push(self.scratch[0]);
-        put_string(&mut self.body, key);
-        self.body.extend_from_slice(&self.scratch[1..]);
+        body.push(self.scratch[0]);
+        put_string(body, key);
+        body.extend_from_slice(&self.scratch[1..]);
         self.version = self.version.max(version);
         self.keys += 1;
         true
@@ -125,7 +138,7 @@ impl Section {
 
     /// Bytes of the encoded keys.
     pub fn len(&self) -> usize {
-        self.body.len()
+        self.body.iter().map(Vec::len).sum()
     }
 
     /// True when no key was written.
@@ -187,7 +200,10 @@ impl<W: Write> RdbWriter<W> {
     /// # Errors
     /// The writer's.
     pub fn section(&mut self, section: &Section) -> io::Result<()> {
-        self.write(&section.body)
+        for piece in &section.body {
+            self.write(piece)?;
+        }
+        Ok(())
     }
 
     /// Writes EOF and the checksum; returns the writer.

@@ -81,10 +81,12 @@ impl Keyspace {
         self.snapshot.is_some()
     }
 
-    /// Encodes up to `segments` pending segments; true when none is left (then
-    /// [`Keyspace::finish_snapshot`] hands the result over without more work).
-    pub fn snapshot_step(&mut self, segments: usize) -> bool {
+    /// Encodes pending segments until they held at least `keys` keys (one segment at least);
+    /// true when none is left (then [`Keyspace::finish_snapshot`] hands the result over without
+    /// more work).
+    pub fn snapshot_step(&mut self, keys: usize) -> bool {
         let mut encoded = 0;
+        let mut first = true;
         loop {
             let Some(progress) = self.snapshot.as_mut() else {
                 return true;
@@ -106,18 +108,18 @@ impl Keyspace {
             if progress.cursor >= DATABASE_COUNT * SEGMENT_COUNT {
                 return true;
             }
-            if encoded == segments {
+            if !first && encoded >= keys {
                 return false;
             }
+            first = false;
             let at = progress.cursor;
-            self.encode_segment(at / SEGMENT_COUNT, at % SEGMENT_COUNT);
-            encoded += 1;
+            encoded += self.encode_segment(at / SEGMENT_COUNT, at % SEGMENT_COUNT);
         }
     }
 
     /// Ends the snapshot, encoding what is still pending; `None` when none was under way.
     pub fn finish_snapshot(&mut self) -> Option<Snapshot> {
-        while !self.snapshot_step(SEGMENT_COUNT) {}
+        while !self.snapshot_step(usize::MAX) {}
         let progress = self.snapshot.take()?;
         Some(Snapshot {
             sections: progress
@@ -148,17 +150,17 @@ impl Keyspace {
         }
     }
 
-    /// Encodes segment `segment` of `db` if it is pending.
+    /// Encodes segment `segment` of `db` if it is pending; the keys it held.
     #[cold]
-    fn encode_segment(&mut self, db: usize, segment: usize) {
+    fn encode_segment(&mut self, db: usize, segment: usize) -> usize {
         let Some(progress) = self.snapshot.as_mut() else {
-            return;
+            return 0;
         };
         if !progress.claim(db, segment) {
-            return;
+            return 0;
         }
         let Some(table) = self.databases[db].segments.get(segment) else {
-            return;
+            return 0;
         };
         let now_ms = progress.now_ms;
         let section = &mut progress.sections[db];
@@ -172,6 +174,7 @@ impl Keyspace {
                 );
             }
         }
+        table.len()
     }
 }
 
@@ -240,7 +243,7 @@ mod tests {
         assert!(keyspace.begin_snapshot(100));
         assert!(!keyspace.begin_snapshot(100), "one at a time");
         let mut round = 0;
-        while !keyspace.snapshot_step(16) {
+        while !keyspace.snapshot_step(64) {
             round += 1;
             let i = round * 37 % 5_000;
             let key = format!("key:{i}");

@@ -78,6 +78,10 @@ pub struct Persistence {
     loaded_expired: AtomicU64,
     /// The file read at start, each shard's keys apart, until each shard takes its own.
     loading: Mutex<Option<Loaded>>,
+    /// Keys the save under way started with, and those its shards have encoded so far (INFO's
+    /// `current_save_keys_total` and `current_save_keys_processed`).
+    save_keys_total: AtomicU64,
+    save_keys_processed: AtomicU64,
     /// The shards' parts of the BGSAVE under way, as each finishes encoding.
     collected: Mutex<Collected>,
     collected_ready: Condvar,
@@ -127,6 +131,8 @@ impl Persistence {
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
             loading: Mutex::new(None),
+            save_keys_total: AtomicU64::new(0),
+            save_keys_processed: AtomicU64::new(0),
             collected: Mutex::new(Collected::default()),
             collected_ready: Condvar::new(),
         }
@@ -150,9 +156,22 @@ impl Persistence {
         } else {
             "err"
         };
+        let saving = self.saving.load(Ordering::Acquire);
+        let save_keys = |counter: &AtomicU64| {
+            if saving {
+                counter.load(Ordering::Acquire).to_string()
+            } else {
+                "0".into()
+            }
+        };
         vec![
             ("loading", "0".into()),
             ("async_loading", "0".into()),
+            (
+                "current_save_keys_processed",
+                save_keys(&self.save_keys_processed),
+            ),
+            ("current_save_keys_total", save_keys(&self.save_keys_total)),
             (
                 "rdb_changes_since_last_save",
                 changes
@@ -183,9 +202,15 @@ impl Persistence {
 
     /// Takes the right to save; false when a save is under way.
     fn begin(&self) -> bool {
-        self.saving
+        let begun = self
+            .saving
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if begun {
+            self.save_keys_total.store(0, Ordering::Release);
+            self.save_keys_processed.store(0, Ordering::Release);
+        }
+        begun
     }
 
     /// Records a save's end: `changes` is its snapshot's counter, `saved` whether the file is
@@ -360,10 +385,33 @@ const STEP_PAUSE: Duration = Duration::from_micros(1);
 /// marked now; the encoding goes on between requests and its result joins the others' in
 /// [`Persistence`] for the writer thread.
 pub fn begin_background_part(shard: &Rc<Shard>, now_ms: u64) {
-    shard.keyspace.borrow_mut().begin_snapshot(now_ms);
+    let keys = {
+        let mut keyspace = shard.keyspace.borrow_mut();
+        keyspace.begin_snapshot(now_ms);
+        keyspace.key_count() as u64
+    };
+    let persistence = &shard.shared.persistence;
+    persistence
+        .save_keys_total
+        .fetch_add(keys, Ordering::AcqRel);
     let shard = shard.clone();
     crate::runtime::spawn(async move {
-        while !shard.keyspace.borrow_mut().snapshot_step(KEYS_PER_STEP) {
+        let mut reported = 0;
+        loop {
+            let (done, visited) = {
+                let mut keyspace = shard.keyspace.borrow_mut();
+                let done = keyspace.snapshot_step(KEYS_PER_STEP);
+                (done, keyspace.snapshot_keys_visited())
+            };
+            shard
+                .shared
+                .persistence
+                .save_keys_processed
+                .fetch_add(visited - reported, Ordering::AcqRel);
+            reported = visited;
+            if done {
+                break;
+            }
             // A timer, not a yield within the task queue: the runtime's loop (the socket
             // ring's hand-backs, the mesh, timers) must turn between steps, and a task that
             // stays runnable would keep it from turning until the preemption timer.

@@ -203,6 +203,7 @@ fn background_saves_and_failed_saves_report_as_redis_does() {
     });
     assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    assert_eq!(info_field(&mut con, "current_save_keys_total"), "0");
     let saved = std::fs::read(dir.join("dump.rdb")).unwrap();
     assert!(saved.starts_with(b"REDIS0010"));
     assert_eq!(

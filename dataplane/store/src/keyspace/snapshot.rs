@@ -25,6 +25,8 @@ pub(super) struct SnapshotProgress {
     cursor: usize,
     /// The keyspace's change counter when the snapshot began.
     changes: u64,
+    /// Keys looked at so far (encoded, or left out as expired), for progress reports.
+    visited: u64,
 }
 
 impl SnapshotProgress {
@@ -72,6 +74,7 @@ impl Keyspace {
             sections: (0..DATABASE_COUNT).map(Section::new).collect(),
             cursor: 0,
             changes: self.stats.changes,
+            visited: 0,
         }));
         true
     }
@@ -79,6 +82,14 @@ impl Keyspace {
     /// True while a snapshot is under way.
     pub fn snapshot_in_progress(&self) -> bool {
         self.snapshot.is_some()
+    }
+
+    /// Keys the snapshot under way has looked at so far (0 when none is under way): with the
+    /// key count at its start, its progress.
+    pub fn snapshot_keys_visited(&self) -> u64 {
+        self.snapshot
+            .as_ref()
+            .map_or(0, |progress| progress.visited)
     }
 
     /// Encodes pending segments until they held at least `keys` keys (one segment at least);
@@ -163,6 +174,7 @@ impl Keyspace {
             return 0;
         };
         let now_ms = progress.now_ms;
+        progress.visited += table.len() as u64;
         let section = &mut progress.sections[db];
         for slot in table.iter() {
             if !is_expired(&slot.entry, now_ms) {

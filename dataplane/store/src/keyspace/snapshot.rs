@@ -7,8 +7,8 @@
 //! between requests. Every segment is encoded exactly once, in its state at the moment of the
 //! snapshot, so the result equals a copy taken then, while the shard keeps serving: the pause
 //! is a segment's encoding (a few hundred keys), not the dataset's. Keys due to expire by the
-//! snapshot's moment are left out; one that expires later may be gone before its segment is
-//! encoded, which a loader would drop anyway.
+//! snapshot's moment are left out; one that expires later (or a hash field that does) may be
+//! gone before its segment is encoded, which a loader would drop anyway.
 
 use super::{is_expired, Keyspace, DATABASE_COUNT, SEGMENT_COUNT};
 use crate::dump::Section;

@@ -66,6 +66,11 @@ const fn parameter(
 use Mutability::{Immutable, Mutable};
 
 /// Counts and sizes that Redis accepts from 0 up.
+/// Any C `int`, as Redis's INT configs without bounds of their own.
+const ANY_INT: Kind = Kind::Integer {
+    min: i32::MIN as i64,
+    max: i32::MAX as i64,
+};
 const NON_NEGATIVE: Kind = Kind::Integer {
     min: 0,
     max: i64::MAX,
@@ -296,6 +301,11 @@ const PARAMETERS: &[Parameter] = &[
     // Item log per shard of the one-sided read region.
     parameter("rdma-log-size", "67108864", Kind::Memory, Immutable),
     parameter("save", "", Kind::Text, Mutable),
+    // Test hooks, as in Redis (hidden from CONFIG GET patterns): how long a background save
+    // waits per key it encodes, and the load at start per key it loads: microseconds, or
+    // nanoseconds when negative.
+    parameter("rdb-key-save-delay", "0", ANY_INT, Mutable),
+    parameter("key-load-delay", "0", ANY_INT, Mutable),
     parameter("appendonly", "no", Kind::Bool, Mutable),
     parameter(
         "appendfsync",
@@ -713,6 +723,9 @@ impl Config {
     }
 }
 
+/// Parameters CONFIG GET gives by their own name only (Redis's HIDDEN_CONFIG test hooks).
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
+
 /// Why a parameter that Ember accepts does nothing in it (`None`: it has its effect).
 pub fn without_effect(name: &str) -> Option<&'static str> {
     const PERSISTENCE: &str = "Ember keeps RDB snapshots (save, dir, dbfilename), not an append-only file or the RDB options";
@@ -1081,9 +1094,13 @@ impl Config {
     /// CONFIG GET: every (name, value) whose name matches `pattern`.
     pub fn get_matching(&self, pattern: &str) -> Vec<(&'static str, String)> {
         let pattern = pattern.to_ascii_lowercase();
+        // A hidden parameter answers its own name only, never a pattern (as Redis's).
+        let exact = !pattern.contains(['*', '?', '[']);
         self.values
             .iter()
-            .filter(|(name, _)| glob_match(pattern.as_bytes(), name.as_bytes()))
+            .filter(|(name, _)| {
+                glob_match(pattern.as_bytes(), name.as_bytes()) && (exact || !HIDDEN.contains(name))
+            })
             .map(|(name, value)| (*name, value.clone()))
             .collect()
     }

@@ -229,6 +229,15 @@ impl Persistence {
     }
 }
 
+/// A per-key delay parameter's value: microseconds, or nanoseconds when negative (Redis's
+/// `debugDelay`).
+fn key_delay(config: &Config, name: &str) -> Duration {
+    match config.integer(name) {
+        delay if delay >= 0 => Duration::from_micros(delay as u64),
+        delay => Duration::from_nanos(delay.unsigned_abs()),
+    }
+}
+
 /// The snapshot file's path: `dbfilename` in `dir`.
 pub fn file_path(config: &Config) -> PathBuf {
     Path::new(config.value("dir")).join(config.value("dbfilename"))
@@ -352,8 +361,13 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
             .map_err(|error| format!("cannot load the RDB file's function libraries: {error}"))?;
     }
     let now_ms = unix_time_ms();
+    let per_key = key_delay(&shard.config.borrow(), "key-load-delay");
     let mut keyspace = shard.keyspace.borrow_mut();
     for key in keys.into_iter().flatten() {
+        if !per_key.is_zero() {
+            // Before the shard listens: nothing else waits on this thread.
+            std::thread::sleep(per_key);
+        }
         keyspace.insert(
             key.db as usize,
             &key.key,
@@ -398,11 +412,19 @@ pub fn begin_background_part(shard: &Rc<Shard>, now_ms: u64) {
     crate::runtime::spawn(async move {
         let mut reported = 0;
         loop {
+            // `rdb-key-save-delay` (a test hook) slows the save down key by key: one segment
+            // a step, then the delay for each of its keys.
+            let per_key = key_delay(&shard.config.borrow(), "rdb-key-save-delay");
+            let budget = if per_key.is_zero() { KEYS_PER_STEP } else { 1 };
             let (done, visited) = {
                 let mut keyspace = shard.keyspace.borrow_mut();
-                let done = keyspace.snapshot_step(KEYS_PER_STEP);
+                let done = keyspace.snapshot_step(budget);
                 (done, keyspace.snapshot_keys_visited())
             };
+            if !per_key.is_zero() {
+                let keys = u32::try_from(visited - reported).unwrap_or(u32::MAX);
+                crate::runtime::sleep(per_key.saturating_mul(keys)).await;
+            }
             shard
                 .shared
                 .persistence

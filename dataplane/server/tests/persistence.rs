@@ -422,3 +422,50 @@ fn a_background_save_is_the_dataset_of_its_moment() {
     drop(ember);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A slow background save (`rdb-key-save-delay`, Redis's hidden test hook) is seen in progress:
+/// INFO's progress fields, BGSAVE and SAVE refused meanwhile, BGSAVE SCHEDULE run after it.
+#[test]
+fn a_save_in_progress_shows_and_schedules_the_next() {
+    let dir = scratch_dir("ember-persistence");
+    let ember = start_in(&dir, &[]);
+    let mut con = ember.connect(false);
+    let all: Vec<String> = query(&mut con, &["CONFIG", "GET", "*"]);
+    assert!(!all.iter().any(|name| name == "rdb-key-save-delay"));
+    assert_eq!(
+        query::<Vec<String>>(&mut con, &["CONFIG", "GET", "rdb-key-save-delay"]),
+        ["rdb-key-save-delay", "0"]
+    );
+    let mut fill = redis::pipe();
+    for i in 0..4_000 {
+        fill.set(format!("key:{i}"), i).ignore();
+    }
+    let _: () = fill.query(&mut con).unwrap();
+    let _: () = query(&mut con, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
+    assert_eq!(
+        query::<String>(&mut con, &["BGSAVE"]),
+        "Background saving started"
+    );
+    assert_eq!(info_field(&mut con, "rdb_bgsave_in_progress"), "1");
+    assert_eq!(info_field(&mut con, "current_save_keys_total"), "4000");
+    let processed: u64 = info_field(&mut con, "current_save_keys_processed")
+        .parse()
+        .unwrap();
+    assert!(processed < 4000, "{processed}");
+    assert!(error(&mut con, &["BGSAVE"]).contains("Background save already in progress"));
+    assert!(error(&mut con, &["SAVE"]).contains("Background save already in progress"));
+    assert_eq!(
+        query::<String>(&mut con, &["BGSAVE", "SCHEDULE"]),
+        "Background saving scheduled"
+    );
+    // The shards still serve while they save.
+    assert_eq!(query::<String>(&mut con, &["GET", "key:7"]), "7");
+    let _: () = query(&mut con, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    wait_until("the save and the scheduled one", || {
+        info_field(&mut con, "rdb_saves") == "2"
+            && info_field(&mut con, "rdb_bgsave_in_progress") == "0"
+    });
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}

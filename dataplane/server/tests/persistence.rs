@@ -10,24 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::values::{contents, fill, keys};
-use common::{scratch_dir, Ember, RedisOracle};
-
-fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command
-        .query(con)
-        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
-}
+use common::{command, query, scratch_dir, Ember, RedisOracle};
 
 fn error(con: &mut redis::Connection, args: &[&str]) -> String {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    match command.query::<redis::Value>(con) {
+    match command(args).query::<redis::Value>(con) {
         Err(error) => error.to_string(),
         Ok(value) => panic!("{args:?} answered {value:?}"),
     }
@@ -48,6 +34,21 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn start_background_save(con: &mut redis::Connection) {
+    assert_eq!(
+        query::<String>(con, &["BGSAVE"]),
+        "Background saving started"
+    );
+}
+
+/// Waits for the background save under way to end; its status (`ok` or `err`).
+fn wait_for_background_save(con: &mut redis::Connection) -> String {
+    wait_until("the background save", || {
+        info_field(con, "rdb_bgsave_in_progress") == "0"
+    });
+    info_field(con, "rdb_last_bgsave_status")
 }
 
 fn start_in(dir: &Path, extra: &[&str]) -> Ember {
@@ -213,14 +214,8 @@ fn background_saves_and_failed_saves_report_as_redis_does() {
             &["SET", &format!("key:{i}"), &format!("value:{i}")],
         );
     }
-    assert_eq!(
-        query::<String>(&mut con, &["BGSAVE"]),
-        "Background saving started"
-    );
-    wait_until("the background save", || {
-        info_field(&mut con, "rdb_bgsave_in_progress") == "0"
-    });
-    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    start_background_save(&mut con);
+    assert_eq!(wait_for_background_save(&mut con), "ok");
     assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
     assert_eq!(info_field(&mut con, "current_save_keys_total"), "0");
     let saved = std::fs::read(dir.join("dump.rdb")).unwrap();
@@ -243,14 +238,8 @@ fn background_saves_and_failed_saves_report_as_redis_does() {
         failed.contains("Failed opening the temp RDB file"),
         "{failed}"
     );
-    assert_eq!(
-        query::<String>(&mut con, &["BGSAVE"]),
-        "Background saving started"
-    );
-    wait_until("the failed background save", || {
-        info_field(&mut con, "rdb_bgsave_in_progress") == "0"
-    });
-    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    start_background_save(&mut con);
+    assert_eq!(wait_for_background_save(&mut con), "err");
     assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "1");
     assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), saved);
     // Without save points writes go on; with them, writes (and PING) get MISCONF until a save
@@ -406,15 +395,9 @@ fn a_background_save_is_the_dataset_of_its_moment() {
             };
         }
         writes.rpush("list", "c").ignore();
-        assert_eq!(
-            query::<String>(&mut con, &["BGSAVE"]),
-            "Background saving started"
-        );
+        start_background_save(&mut con);
         let _: () = writes.query(&mut con).unwrap();
-        wait_until("the background save", || {
-            info_field(&mut con, "rdb_bgsave_in_progress") == "0"
-        });
-        assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+        assert_eq!(wait_for_background_save(&mut con), "ok");
         let deleted = (0..KEYS).filter(|i| i % 3 == 1).count();
         let added = (0..KEYS).filter(|i| i % 3 == 2).count();
         assert_eq!(
@@ -461,10 +444,7 @@ fn a_save_in_progress_shows_and_schedules_the_next() {
     }
     let _: () = fill.query(&mut con).unwrap();
     let _: () = query(&mut con, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
-    assert_eq!(
-        query::<String>(&mut con, &["BGSAVE"]),
-        "Background saving started"
-    );
+    start_background_save(&mut con);
     assert_eq!(info_field(&mut con, "rdb_bgsave_in_progress"), "1");
     assert_eq!(info_field(&mut con, "current_save_keys_total"), "4000");
     let processed: u64 = info_field(&mut con, "current_save_keys_processed")

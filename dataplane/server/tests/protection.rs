@@ -25,13 +25,7 @@ fn ask(con: &mut redis::Connection, args: &[&str]) -> String {
 }
 
 fn integers(con: &mut redis::Connection, args: &[&str]) -> Vec<i64> {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command
-        .query(con)
-        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+    common::query(con, args)
 }
 
 #[test]

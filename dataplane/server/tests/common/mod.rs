@@ -269,6 +269,22 @@ pub fn reset_peak_rss(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
+/// The command `args` (name first) as the `redis` crate sends it.
+pub fn command(args: &[&str]) -> redis::Cmd {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+}
+
+/// Sends `args` and converts the reply; a failure names the command.
+pub fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    command(args)
+        .query(con)
+        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
+}
+
 /// A `redis` crate connection to 127.0.0.1:`port`.
 pub fn connect(port: u16, resp3: bool) -> redis::Connection {
     let protocol = if resp3 { "resp3" } else { "resp2" };

@@ -30,6 +30,9 @@ Options use Redis's names, for example:
                            writes get Redis's OOM error, reads are served; Redis's policies,
                            and allkeys-tinylfu: W-TinyLFU, a TinyLFU read history and an
                            adaptive admission window over sampled eviction)
+  --dir . --dbfilename dump.rdb
+                           where SAVE and BGSAVE write the snapshot, loaded at start
+  --save \"3600 1 300 100\"  save points (seconds and changes; default none)
   --metrics-port 0         Prometheus endpoint port (0 = off)
   --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
   --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";

@@ -304,6 +304,8 @@ const PARAMETERS: &[Parameter] = &[
     // Test hooks, as in Redis (hidden from CONFIG GET patterns): how long a background save
     // waits per key it encodes, and the load at start per key it loads: microseconds, or
     // nanoseconds when negative.
+    // Writes refused (MISCONF) after a failed background save, with save points set.
+    parameter("stop-writes-on-bgsave-error", "yes", Kind::Bool, Mutable),
     parameter("rdb-key-save-delay", "0", ANY_INT, Mutable),
     parameter("key-load-delay", "0", ANY_INT, Mutable),
     parameter("appendonly", "no", Kind::Bool, Mutable),
@@ -473,7 +475,6 @@ const PARAMETERS: &[Parameter] = &[
     parameter("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
     parameter("rdbchecksum", "yes", Kind::Bool, Immutable),
     parameter("rdbcompression", "yes", Kind::Bool, Mutable),
-    parameter("stop-writes-on-bgsave-error", "yes", Kind::Bool, Mutable),
     // Replication.
     parameter("masterauth", "", Kind::Text, Mutable),
     parameter("masteruser", "", Kind::Text, Mutable),

@@ -90,6 +90,9 @@ pub struct Persistence {
 /// The parts of a background snapshot the shards have finished.
 #[derive(Debug, Default)]
 struct Collected {
+    /// The BGSAVE they belong to: a part of an earlier one that failed (a shard that answered
+    /// its start too late) is not mixed into this one.
+    generation: u64,
     sections: Vec<Section>,
     changes: u64,
     shards: usize,
@@ -383,9 +386,12 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
 /// [`AdminRequest::Snapshot`]).
 pub fn encode_shard(shard: &Shard, now_ms: u64) -> ember_store::keyspace::Snapshot {
     let mut keyspace = shard.keyspace.borrow_mut();
-    // SAVE and BGSAVE never overlap (`Persistence::begin`), so no background encoding is
-    // under way here.
-    keyspace.begin_snapshot(now_ms);
+    // SAVE and BGSAVE never overlap (`Persistence::begin`); an encoding still under way here is
+    // the part of a BGSAVE that failed, dropped now (its task then finds nothing to finish).
+    if !keyspace.begin_snapshot(now_ms) {
+        keyspace.finish_snapshot();
+        keyspace.begin_snapshot(now_ms);
+    }
     keyspace.finish_snapshot().expect("just begun")
 }
 
@@ -397,11 +403,14 @@ const STEP_PAUSE: Duration = Duration::from_micros(1);
 
 /// Starts this shard's part of a BGSAVE (an [`AdminRequest::BeginSnapshot`]): the moment is
 /// marked now; the encoding goes on between requests and its result joins the others' in
-/// [`Persistence`] for the writer thread.
-pub fn begin_background_part(shard: &Rc<Shard>, now_ms: u64) {
+/// [`Persistence`] for the writer thread. False when this shard is still encoding the part of
+/// an earlier BGSAVE that failed (it answered that one's start too late).
+pub fn begin_background_part(shard: &Rc<Shard>, generation: u64, now_ms: u64) -> bool {
     let keys = {
         let mut keyspace = shard.keyspace.borrow_mut();
-        keyspace.begin_snapshot(now_ms);
+        if !keyspace.begin_snapshot(now_ms) {
+            return false;
+        }
         keyspace.key_count() as u64
     };
     let persistence = &shard.shared.persistence;
@@ -439,18 +448,20 @@ pub fn begin_background_part(shard: &Rc<Shard>, now_ms: u64) {
             // stays runnable would keep it from turning until the preemption timer.
             crate::runtime::sleep(STEP_PAUSE).await;
         }
-        let snapshot = shard
-            .keyspace
-            .borrow_mut()
-            .finish_snapshot()
-            .expect("the snapshot this task encodes");
+        let Some(snapshot) = shard.keyspace.borrow_mut().finish_snapshot() else {
+            return;
+        };
         let persistence = &shard.shared.persistence;
         let mut collected = persistence.collected.lock().expect("collected lock");
+        if collected.generation != generation {
+            return; // Its BGSAVE failed; a later one may be collecting.
+        }
         collected.sections.extend(snapshot.sections);
         collected.changes += snapshot.changes;
         collected.shards += 1;
         persistence.collected_ready.notify_all();
     });
+    true
 }
 
 /// Every shard's keys as of one moment: all shards held (under `hold` when the caller's EXEC
@@ -652,8 +663,17 @@ pub async fn background_save(
     persistence
         .background_since_s
         .store(unix_time_ms() / 1000, Ordering::Release);
-    *persistence.collected.lock().expect("collected lock") = Collected::default();
-    let (begun, functions) = every_shard_held(shard, hold, AdminRequest::BeginSnapshot).await;
+    let generation = {
+        let mut collected = persistence.collected.lock().expect("collected lock");
+        let generation = collected.generation + 1;
+        *collected = Collected {
+            generation,
+            ..Collected::default()
+        };
+        generation
+    };
+    let (begun, functions) =
+        every_shard_held(shard, hold, AdminRequest::BeginSnapshot { generation }).await;
     let paused = started.elapsed();
     if let Some(error) = begun
         .iter()
@@ -681,9 +701,8 @@ pub async fn background_save(
                         .wait(collected)
                         .expect("collected lock");
                 }
-                let collected = std::mem::take(&mut *collected);
                 Snapshot {
-                    sections: collected.sections,
+                    sections: std::mem::take(&mut collected.sections),
                     functions,
                     changes: collected.changes,
                 }

@@ -468,3 +468,70 @@ fn a_save_in_progress_shows_and_schedules_the_next() {
     drop(ember);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A BGSAVE whose start a stalled shard does not answer in time fails with the timeout error
+/// instead of hanging; once the shard is back (and has dropped or finished its late part),
+/// BGSAVE and SAVE work and the file holds every key.
+#[test]
+fn a_stalled_shard_fails_a_background_save_without_a_hang() {
+    let dir = scratch_dir("ember-persistence");
+    let ember = start_in(&dir, &["--shard-reply-timeout-ms", "300"]);
+    let mut con = ember.connect(false);
+    let mut fill = redis::pipe();
+    for i in 0..1_000 {
+        fill.set(format!("key:{i}"), i).ignore();
+    }
+    let _: () = fill.query(&mut con).unwrap();
+    // Twelve connections over both shards (SO_REUSEPORT); one sleeps its shard for 2 s and the
+    // others all ask for a BGSAVE meanwhile.
+    let mut connections: Vec<redis::Connection> = (0..12).map(|_| ember.connect(false)).collect();
+    for connection in &mut connections {
+        let _: String = query(connection, &["PING"]);
+    }
+    let mut sleeper = connections.pop().unwrap();
+    let sleeping = std::thread::spawn(move || {
+        let _: () = query(&mut sleeper, &["DEBUG", "SLEEP", "2"]);
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let askers: Vec<_> = connections
+        .into_iter()
+        .map(|mut connection| {
+            std::thread::spawn(move || {
+                match command(&["BGSAVE"]).query::<String>(&mut connection) {
+                    Ok(reply) => reply,
+                    Err(error) => error.to_string(),
+                }
+            })
+        })
+        .collect();
+    let replies: Vec<String> = askers
+        .into_iter()
+        .map(|asker| asker.join().unwrap())
+        .collect();
+    sleeping.join().unwrap();
+    eprintln!("{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|reply| reply == "Background saving started"
+                || reply.contains("did not answer within 300 ms")
+                || reply.contains("Background save already in progress")),
+        "{replies:?}"
+    );
+    wait_for_background_save(&mut con);
+    // The late part may still be encoding on the shard that slept: BGSAVE says so until it is
+    // done, then works.
+    wait_until("a BGSAVE that starts", || {
+        command(&["BGSAVE"]).query::<String>(&mut con).is_ok()
+    });
+    assert_eq!(wait_for_background_save(&mut con), "ok");
+    assert_eq!(query::<String>(&mut con, &["SAVE"]), "OK");
+    drop(con);
+    drop(ember);
+    let ember = start_in(&dir, &[]);
+    let mut con = ember.connect(false);
+    assert_eq!(query::<i64>(&mut con, &["DBSIZE"]), 1_000);
+    drop(con);
+    drop(ember);
+    let _ = std::fs::remove_dir_all(&dir);
+}

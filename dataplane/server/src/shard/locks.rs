@@ -34,6 +34,11 @@ pub struct Gate {
     /// which is the one check a request pays then.
     locked: RefCell<Vec<LockedKey>>,
     waiters: RefCell<Vec<Waker>>,
+    /// Holds still waiting to be taken, and whether their release came first. A hold asked of
+    /// another shard that did not answer in time (`shard-reply-timeout-ms`) is released by its
+    /// origin while it may still be waiting here: without this it would be taken afterwards
+    /// and never released, and the shard would stay held for ever.
+    waiting_holds: RefCell<SmallVec<[(HoldToken, bool); 2]>>,
 }
 
 /// A key held by a cross-shard write. Under many concurrent MSETs the scan compares every held
@@ -120,8 +125,12 @@ impl Gate {
     /// Waits until `keys` of `db` are free, then holds them for `token`. All or none: a shard
     /// runs one task at a time, so nothing comes between the check and the hold.
     pub async fn lock_keys(&self, token: HoldToken, db: usize, keys: &[&[u8]]) {
-        self.enter_keys(Some(token), db, keys).await;
-        self.lock_keys_now(token, db, keys);
+        if self
+            .wait_to_hold(token, || !self.keys_blocked(Some(token), db, keys))
+            .await
+        {
+            self.lock_keys_now(token, db, keys);
+        }
     }
 
     /// Holds `keys` of `db` for `token` at once: for a caller that knows nothing else holds them
@@ -138,11 +147,35 @@ impl Gate {
         }
     }
 
-    /// Waits until nothing is held, then holds the whole shard for `token`.
+    /// Waits until nothing is held, then holds the whole shard for `token` (unless `token` was
+    /// released meanwhile: then it holds nothing).
     pub async fn hold(&self, token: HoldToken) {
-        self.wait_until(|| !self.busy()).await;
-        debug_assert!(!self.busy(), "nothing comes between the check and the hold");
-        self.held_by.set(Some(token));
+        if self.wait_to_hold(token, || !self.busy()).await {
+            debug_assert!(!self.busy(), "nothing comes between the check and the hold");
+            self.held_by.set(Some(token));
+        }
+    }
+
+    /// Waits until `ready` for a hold of `token`; false when `token` was released before the
+    /// hold could be taken (the hold must not be taken then).
+    async fn wait_to_hold(&self, token: HoldToken, ready: impl Fn() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        self.waiting_holds.borrow_mut().push((token, false));
+        let cancelled = || {
+            self.waiting_holds
+                .borrow()
+                .iter()
+                .any(|&(waiting, released)| waiting == token && released)
+        };
+        self.wait_until(|| ready() || cancelled()).await;
+        let mut waiting = self.waiting_holds.borrow_mut();
+        let at = waiting
+            .iter()
+            .position(|&(waiting, _)| waiting == token)
+            .expect("registered above");
+        !waiting.swap_remove(at).1
     }
 
     /// Holds the whole shard for `token` if nothing is held now; never waits (so a holder that
@@ -167,6 +200,15 @@ impl Gate {
             let before = locked.len();
             locked.retain(|held| held.holder != token);
             released |= locked.len() != before;
+        }
+        if !released {
+            // Released before its hold was taken: the waiting hold is cancelled.
+            for waiting in self.waiting_holds.borrow_mut().iter_mut() {
+                if waiting.0 == token {
+                    waiting.1 = true;
+                    released = true;
+                }
+            }
         }
         if released {
             for waker in self.waiters.borrow_mut().drain(..) {
@@ -243,6 +285,32 @@ mod tests {
         assert!(gate.blocks(Some((0, 7))));
         gate.release(token);
         assert!(!gate.blocks(None));
+    }
+
+    /// A hold released by its origin while it still waits here (the origin's wait timed out)
+    /// is never taken: once the holder before it leaves, the shard is free.
+    #[test]
+    fn a_hold_released_while_it_waits_is_never_taken() {
+        use std::future::Future;
+        let gate = Gate::default();
+        let (first, late) = ((0, 1), (1, 1));
+        futures_lite::future::block_on(gate.hold(first));
+        let mut waiting = Box::pin(gate.hold(late));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        gate.release(late);
+        gate.release(first);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert!(!gate.busy(), "the late hold was taken after its release");
+        // The same for a key hold.
+        futures_lite::future::block_on(gate.lock_keys(first, 0, &[b"k"]));
+        let mut waiting = Box::pin(gate.lock_keys(late, 0, &[b"k"]));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        gate.release(late);
+        gate.release(first);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert!(!gate.busy());
     }
 
     #[test]

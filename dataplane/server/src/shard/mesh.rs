@@ -170,8 +170,8 @@ pub enum AdminRequest {
     DbSize { db: usize },
     /// Every live key encoded for an RDB file at once (SAVE).
     Snapshot,
-    /// Marks the moment of a BGSAVE; the encoding follows between requests.
-    BeginSnapshot,
+    /// Marks the moment of BGSAVE number `generation`; the encoding follows between requests.
+    BeginSnapshot { generation: u64 },
     /// The keyspace's change counter (the `save` points).
     Changes,
     /// MEMORY USAGE of `key` in `db` (-1: no such key).

@@ -24,9 +24,14 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         AdminRequest::Snapshot => {
             ShardReply::Snapshot(Box::new(crate::persistence::encode_shard(shard, now_ms)))
         }
-        AdminRequest::BeginSnapshot => {
-            crate::persistence::begin_background_part(shard, now_ms);
-            ShardReply::Done
+        AdminRequest::BeginSnapshot { generation } => {
+            if crate::persistence::begin_background_part(shard, generation, now_ms) {
+                ShardReply::Done
+            } else {
+                ShardReply::Reply(ember_resp::Reply::Error(
+                    "ERR a shard is still encoding an earlier background save that failed".into(),
+                ))
+            }
         }
         AdminRequest::Changes => {
             ShardReply::Integer(shard.keyspace.borrow().stats().changes as i64)

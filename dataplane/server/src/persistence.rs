@@ -48,10 +48,11 @@ pub fn writes_refused() -> bool {
     WRITES_REFUSED.load(Ordering::Relaxed)
 }
 
-/// Sets [`writes_refused`] from the last background save's outcome and `config`.
-fn refuse_writes_if_failing(persistence: &Persistence, config: &Config) {
+/// Sets [`writes_refused`] from the last background save's outcome, whether `save` points are
+/// set, and `config`'s `stop-writes-on-bgsave-error`.
+fn refuse_writes_if_failing(persistence: &Persistence, save_points_set: bool, config: &Config) {
     let refused = !persistence.last_background_ok.load(Ordering::Acquire)
-        && has_save_points(config)
+        && save_points_set
         && config.value("stop-writes-on-bgsave-error") == "yes";
     WRITES_REFUSED.store(refused, Ordering::Relaxed);
 }
@@ -246,23 +247,29 @@ pub fn file_path(config: &Config) -> PathBuf {
     Path::new(config.value("dir")).join(config.value("dbfilename"))
 }
 
-/// The `save` points: (seconds, changes) pairs; none when `save` is empty.
-fn save_points(config: &Config) -> Vec<(u64, u64)> {
-    let numbers: Vec<u64> = config
-        .value("save")
+/// A `save` setting's points, (seconds, changes) pairs; `None` unless it is empty or pairs of
+/// non-negative integers.
+fn parse_save_points(value: &str) -> Option<Vec<(u64, u64)>> {
+    let numbers = value
         .split_whitespace()
-        .filter_map(|word| word.parse().ok())
-        .collect();
-    numbers
-        .chunks_exact(2)
-        .map(|pair| (pair[0], pair[1]))
-        .collect()
+        .map(|word| word.parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    (numbers.len() % 2 == 0).then(|| {
+        numbers
+            .chunks_exact(2)
+            .map(|pair| (pair[0], pair[1]))
+            .collect()
+    })
+}
+
+/// The `save` points: none when `save` is empty (CONFIG SET checked it: [`valid_save_points`]).
+fn save_points(config: &Config) -> Vec<(u64, u64)> {
+    parse_save_points(config.value("save")).unwrap_or_default()
 }
 
 /// True when `value` is a valid `save` setting: empty, or pairs of non-negative integers.
 pub fn valid_save_points(value: &str) -> bool {
-    let words: Vec<&str> = value.split_whitespace().collect();
-    words.len() % 2 == 0 && words.iter().all(|word| word.parse::<u64>().is_ok())
+    parse_save_points(value).is_some()
 }
 
 /// Reads `dir`/`dbfilename` before the shards start, if there is one, and keeps each shard's
@@ -313,12 +320,7 @@ pub fn read_at_start(
             expired += 1;
             continue;
         }
-        let owner = if shard_count == 1 {
-            0
-        } else {
-            crate::shard::router::owner_of_slot(ember_store::slot::key_slot(&key.key), shard_count)
-        };
-        shards[owner].push(key);
+        shards[crate::shard::router::owner_of_key(&key.key, shard_count)].push(key);
         loaded += 1;
     }
     persistence.loaded_keys.store(loaded, Ordering::Release);
@@ -789,7 +791,7 @@ pub async fn cron(shard: Rc<Shard>) {
         let persistence = &shard.shared.persistence;
         let points = save_points(&shard.config.borrow());
         crate::runtime::defer_termination(!points.is_empty());
-        refuse_writes_if_failing(persistence, &shard.config.borrow());
+        refuse_writes_if_failing(persistence, !points.is_empty(), &shard.config.borrow());
         if crate::runtime::termination_requested() {
             // The listeners stay until the save is done: a shard whose accept loops end stops.
             wait_for_save(&shard).await;

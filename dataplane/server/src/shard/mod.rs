@@ -22,7 +22,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use ember_store::slot::key_slot;
 use ember_store::Keyspace;
 
 use crate::client::ClientHandle;
@@ -232,10 +231,7 @@ impl Shard {
 
     /// The shard that owns `key`: slots are split into equal contiguous ranges.
     pub fn owner_of(&self, key: &[u8]) -> usize {
-        if self.count() == 1 {
-            return 0; // No CRC16 per key when there is one shard (RECOMMEND asks for thousands of rows).
-        }
-        owner_of_slot(key_slot(key), self.count())
+        router::owner_of_key(key, self.count())
     }
 
     /// A fresh token for an atomic cross-shard operation started here.

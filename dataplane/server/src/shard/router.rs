@@ -7,6 +7,16 @@ use crate::commands::CommandSpec;
 
 pub use ember_store::slot::shard_of_slot as owner_of_slot;
 
+/// The shard of `shard_count` that owns `key` (no CRC16 when there is one shard: RECOMMEND
+/// asks for thousands of rows).
+#[inline]
+pub fn owner_of_key(key: &[u8], shard_count: usize) -> usize {
+    if shard_count == 1 {
+        return 0;
+    }
+    owner_of_slot(key_slot(key), shard_count)
+}
+
 /// Where a keyspace command's keys live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

@@ -136,11 +136,6 @@ impl Section {
         self.version
     }
 
-    /// Bytes of the encoded keys.
-    pub fn len(&self) -> usize {
-        self.body.iter().map(Vec::len).sum()
-    }
-
     /// True when no key was written.
     pub fn is_empty(&self) -> bool {
         self.keys == 0

@@ -729,23 +729,29 @@ const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
 
 /// Why a parameter that Ember accepts does nothing in it (`None`: it has its effect).
 pub fn without_effect(name: &str) -> Option<&'static str> {
-    const PERSISTENCE: &str = "Ember keeps RDB snapshots (save, dir, dbfilename), not an append-only file or the RDB options";
+    const PERSISTENCE: &str = "an option of Redis's persistence that Ember does not apply";
     const REPLICATION: &str = "Ember has no replicas";
     const CLUSTER: &str = "Ember has no cluster mode";
     const ALLOCATOR: &str =
         "a setting of Redis's allocator or event loop that Ember does not apply";
-    let why = match name {
+    // The append-only file's own settings (crate::aof).
+    if matches!(
+        name,
         "appendonly"
-        | "appendfsync"
-        | "appendfilename"
-        | "appenddirname"
-        | "rdbchecksum"
+            | "appendfsync"
+            | "appendfilename"
+            | "appenddirname"
+            | "auto-aof-rewrite-min-size"
+            | "auto-aof-rewrite-percentage"
+    ) {
+        return None;
+    }
+    let why = match name {
+        "rdbchecksum"
         | "rdbcompression"
         | "rdb-del-sync-files"
         | "rdb-save-incremental-fsync"
-        | "no-appendfsync-on-rewrite"
-        | "auto-aof-rewrite-min-size"
-        | "auto-aof-rewrite-percentage" => PERSISTENCE,
+        | "no-appendfsync-on-rewrite" => PERSISTENCE,
         name if name.starts_with("aof-") => PERSISTENCE,
         "masterauth"
         | "masteruser"

@@ -390,6 +390,8 @@ async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mu
     if out.is_empty() {
         return true;
     }
+    // The writes these replies acknowledge reach the append-only file first.
+    crate::aof::write_out();
     let len = out.len();
     let written = match &stream.ring {
         Some(ring) => {

@@ -2,6 +2,7 @@
 //! targets in `fuzz/` reach the argument parsers (`commands`) and the config-file parser
 //! (`config`) through it without a running server.
 
+pub mod aof;
 pub mod bell;
 pub mod client;
 pub mod clock;

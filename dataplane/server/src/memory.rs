@@ -652,6 +652,8 @@ fn evict_from(
                 .stats
                 .evicted_keys
                 .set(shard.stats.evicted_keys.get() + 1);
+            // The log's replay removes it where it went.
+            crate::aof::append(evicted.db, &[b"DEL", evicted.key.as_bytes()]);
             let config = shard.config.borrow();
             let flags = config.notify_keyspace_events;
             if flags & crate::commands::notify::EVICTED != 0 {

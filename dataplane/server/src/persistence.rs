@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use ember_store::dump::{read_rdb_file, RdbKey, RdbWriter, RestoreLimits, Section};
+use ember_store::dump::{read_rdb_file, RdbFile, RdbKey, RdbWriter, RestoreLimits, Section};
 use ember_store::DATABASE_COUNT;
 
 use crate::commands::multikey::{hold_all, release_all};
@@ -284,20 +284,51 @@ pub fn read_at_start(
     persistence: &Persistence,
     shard_count: usize,
 ) -> Result<(), String> {
-    let path = file_path(config);
+    // With `appendonly yes`, the log's base replaces `dump.rdb` (crate::aof).
+    let path = match crate::aof::prepare_at_start(config)? {
+        None => file_path(config),
+        Some(Some(base)) => base,
+        Some(None) => return Ok(()),
+    };
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
     };
     let started = Instant::now();
+    let (file, shards, loaded, expired) = read_and_split(config, &path, &bytes, shard_count)?;
+    persistence.loaded_keys.store(loaded, Ordering::Release);
+    persistence.loaded_expired.store(expired, Ordering::Release);
+    eprintln!(
+        "ember: DB loaded from disk ({}): {loaded} keys, {expired} expired left out, {} libraries, {:.3} seconds",
+        path.display(),
+        file.functions.len(),
+        started.elapsed().as_secs_f64()
+    );
+    *persistence.loading.lock().expect("loading lock") = Some(Loaded {
+        shards: shards.into_iter().map(Some).collect(),
+        functions: Some(file.functions),
+    });
+    Ok(())
+}
+
+/// An RDB file's keys split by shard (those expired left out), with the count of each.
+type SplitFile = (RdbFile, Vec<Vec<RdbKey>>, u64, u64);
+
+/// Reads the RDB file `bytes` (from `path`) and splits its live keys by owning shard.
+fn read_and_split(
+    config: &Config,
+    path: &Path,
+    bytes: &[u8],
+    shard_count: usize,
+) -> Result<SplitFile, String> {
     let now_ms = unix_time_ms();
     let limits = RestoreLimits {
         hash: config.hash_limits,
         list: config.list_limits,
         stream: crate::commands::streams::limits(config),
     };
-    let file = read_rdb_file(&bytes, &limits, now_ms).map_err(|error| {
+    let mut file = read_rdb_file(bytes, &limits, now_ms).map_err(|error| {
         let why = match error {
             ember_store::dump::DumpError::Checksum => {
                 "not an RDB file of version 12 or older, or its checksum is wrong"
@@ -308,7 +339,7 @@ pub fn read_at_start(
     })?;
     let mut shards: Vec<Vec<RdbKey>> = (0..shard_count).map(|_| Vec::new()).collect();
     let (mut loaded, mut expired) = (0u64, 0u64);
-    for key in file.keys {
+    for key in std::mem::take(&mut file.keys) {
         if key.db >= DATABASE_COUNT as u64 {
             return Err(format!(
                 "cannot load {}: database {} is out of range (Ember has {DATABASE_COUNT})",
@@ -323,19 +354,7 @@ pub fn read_at_start(
         shards[crate::shard::router::owner_of_key(&key.key, shard_count)].push(key);
         loaded += 1;
     }
-    persistence.loaded_keys.store(loaded, Ordering::Release);
-    persistence.loaded_expired.store(expired, Ordering::Release);
-    eprintln!(
-        "ember: DB loaded from disk ({}): {loaded} keys, {expired} expired left out, {} libraries, {:.3} seconds",
-        path.display(),
-        file.functions.len(),
-        started.elapsed().as_secs_f64()
-    );
-    *persistence.loading.lock().expect("loading lock") = Some(Loaded {
-        shards: shards.into_iter().map(Some).collect(),
-        functions: Some(file.functions),
-    });
-    Ok(())
+    Ok((file, shards, loaded, expired))
 }
 
 /// Puts the keys [`read_at_start`] kept for `shard` into its keyspace (and, on shard 0, the
@@ -365,12 +384,18 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
         crate::commands::scripting::load_libraries(shard, &codes)
             .map_err(|error| format!("cannot load the RDB file's function libraries: {error}"))?;
     }
+    insert_keys(shard, keys.unwrap_or_default());
+    Ok(())
+}
+
+/// Puts `keys` (read from an RDB file) into this shard's keyspace.
+pub fn insert_keys(shard: &Shard, keys: Vec<RdbKey>) {
     let now_ms = unix_time_ms();
     let per_key = key_delay(&shard.config.borrow(), "key-load-delay");
     let mut keyspace = shard.keyspace.borrow_mut();
-    for key in keys.into_iter().flatten() {
+    for key in keys {
         if !per_key.is_zero() {
-            // Before the shard listens: nothing else waits on this thread.
+            // A test hook: the shard does nothing else meanwhile, as Redis while loading.
             std::thread::sleep(per_key);
         }
         keyspace.insert(
@@ -381,7 +406,60 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
             now_ms,
         );
     }
-    Ok(())
+}
+
+/// DEBUG RELOAD and DEBUG LOADAOF: with every shard held, every database emptied and `rdb`'s
+/// keys and libraries (if a file is named) put in place.
+///
+/// # Errors
+/// A file that cannot be read.
+pub async fn replace_dataset(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    rdb: Option<&Path>,
+) -> Result<(), String> {
+    let read = match rdb {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            Some(read_and_split(
+                &shard.config.borrow(),
+                path,
+                &bytes,
+                shard.count(),
+            )?)
+        }
+        None => None,
+    };
+    let all: BTreeSet<usize> = (0..shard.count()).collect();
+    let (token, own) = match hold {
+        Some(token) => (token, false),
+        None => (shard.new_hold_token(), true),
+    };
+    if own {
+        hold_all(shard, &all, token).await;
+    }
+    broadcast(shard, Some(token), AdminRequest::FlushAll { lazy: false }).await;
+    let mut outcome = crate::commands::scripting::flush_libraries(shard);
+    if let Some((file, shards, ..)) = read {
+        for (index, keys) in shards.into_iter().enumerate() {
+            crate::commands::remote::admin_on(
+                shard,
+                Some(token),
+                index,
+                AdminRequest::InsertKeys(keys),
+            )
+            .await;
+        }
+        let codes = file.functions;
+        if outcome.is_ok() && !codes.is_empty() {
+            outcome = crate::commands::scripting::load_libraries(shard, &codes);
+        }
+    }
+    if own {
+        release_all(shard, &all, token).await;
+    }
+    outcome.map_err(|error| format!("cannot load the function libraries: {error}"))
 }
 
 /// Encodes this shard's live keys, database by database, at once (SAVE's
@@ -496,6 +574,16 @@ async fn every_shard_held(
     hold: Option<HoldToken>,
     request: AdminRequest,
 ) -> (Vec<ShardReply>, Vec<String>) {
+    every_shard_held_then(shard, hold, request, || {}).await
+}
+
+/// [`every_shard_held`], running `at_moment` too while every shard is held.
+pub(crate) async fn every_shard_held_then(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    request: AdminRequest,
+    at_moment: impl FnOnce(),
+) -> (Vec<ShardReply>, Vec<String>) {
     let all: BTreeSet<usize> = (0..shard.count()).collect();
     let (token, own) = match hold {
         Some(token) => (token, false),
@@ -505,6 +593,7 @@ async fn every_shard_held(
         hold_all(shard, &all, token).await;
     }
     let replies = broadcast(shard, Some(token), request).await;
+    at_moment();
     let functions = library_codes(shard);
     if own {
         release_all(shard, &all, token).await;
@@ -655,16 +744,57 @@ pub async fn background_save(
 ) -> Result<Background, String> {
     let persistence = &shard.shared.persistence;
     if !persistence.begin() {
+        if crate::aof::rewriting() && !schedule {
+            return Err("An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into());
+        }
         if schedule {
             persistence.scheduled.store(true, Ordering::Release);
             return Ok(Background::Scheduled);
         }
         return Err("Background save already in progress".into());
     }
+    background_snapshot(shard, hold, Target::Rdb).await?;
+    Ok(Background::Started)
+}
+
+/// BGREWRITEAOF's snapshot, the log's next base ([`crate::aof::rewrite`]).
+///
+/// # Errors
+/// A save under way, or a rewrite that cannot start.
+pub async fn background_rewrite(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<(), String> {
+    if !shard.shared.persistence.begin() {
+        return Err("Background save already in progress".into());
+    }
+    background_snapshot(shard, hold, Target::AofBase).await
+}
+
+/// True while a save or an AOF rewrite takes its snapshot or writes its file.
+pub fn saving(shard: &Shard) -> bool {
+    shard.shared.persistence.saving.load(Ordering::Acquire)
+}
+
+/// Where a background snapshot goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// `dir`/`dbfilename` (BGSAVE).
+    Rdb,
+    /// The append-only file's next base (BGREWRITEAOF).
+    AofBase,
+}
+
+/// A background snapshot to `target`, once [`Persistence::begin`] has been won.
+async fn background_snapshot(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    target: Target,
+) -> Result<(), String> {
+    let persistence = &shard.shared.persistence;
     let started = Instant::now();
-    persistence
-        .background_since_s
-        .store(unix_time_ms() / 1000, Ordering::Release);
+    if target == Target::Rdb {
+        persistence
+            .background_since_s
+            .store(unix_time_ms() / 1000, Ordering::Release);
+    }
     let generation = {
         let mut collected = persistence.collected.lock().expect("collected lock");
         let generation = collected.generation + 1;
@@ -674,20 +804,43 @@ pub async fn background_save(
         };
         generation
     };
-    let (begun, functions) =
-        every_shard_held(shard, hold, AdminRequest::BeginSnapshot { generation }).await;
+    // An AOF rewrite moves the log to a new increment at the snapshot's moment.
+    let mut moment: Option<Result<(PathBuf, u64), String>> = None;
+    let config = shard.config.borrow().clone();
+    let (begun, functions) = every_shard_held_then(
+        shard,
+        hold,
+        AdminRequest::BeginSnapshot { generation },
+        || {
+            if target == Target::AofBase {
+                moment = Some(crate::aof::rewrite_moment(&config));
+            }
+        },
+    )
+    .await;
     let paused = started.elapsed();
-    if let Some(error) = begun
+    let error = begun
         .iter()
         .find(|reply| !matches!(reply, ShardReply::Done))
-        .map(shard_error)
-    {
+        .map(shard_error);
+    let (path, base_seq) = match (target, moment) {
+        (Target::Rdb, _) => (file_path(&config), 0),
+        (Target::AofBase, Some(Ok((path, seq)))) => (path, seq),
+        (Target::AofBase, Some(Err(why))) => {
+            finish_background(shard.shared.clone(), target, 0, started, Err(why.clone()));
+            return Err(why);
+        }
+        (Target::AofBase, None) => unreachable!("the moment closure runs"),
+    };
+    if let Some(error) = error {
         // A shard that did not answer may still begin later: its part is never collected, and
         // this save is over.
-        finish_background(shard.shared.clone(), 0, started, Err(error.clone()));
+        if target == Target::AofBase {
+            crate::aof::rewrite_done(&config, base_seq, Err(error.clone()), started);
+        }
+        finish_background(shard.shared.clone(), target, 0, started, Err(error.clone()));
         return Err(error);
     }
-    let path = file_path(&shard.config.borrow());
     let shared = shard.shared.clone();
     let shard_count = shard.count();
     std::thread::Builder::new()
@@ -713,8 +866,12 @@ pub async fn background_save(
             report_skipped(&snapshot);
             let written = write_file(&path, &snapshot).map_err(|error| error.to_string());
             if let Ok(bytes) = &written {
+                let what = match target {
+                    Target::Rdb => "Background saving terminated with success",
+                    Target::AofBase => "Background AOF base written",
+                };
                 eprintln!(
-                    "ember: Background saving terminated with success ({}): {} keys, {bytes} bytes; shards held {:.3} ms to mark the moment, encoded by {:.3} s, written by {:.3} s",
+                    "ember: {what} ({}): {} keys, {bytes} bytes; shards held {:.3} ms to mark the moment, encoded by {:.3} s, written by {:.3} s",
                     path.display(),
                     snapshot.keys(),
                     paused.as_secs_f64() * 1e3,
@@ -722,10 +879,14 @@ pub async fn background_save(
                     started.elapsed().as_secs_f64()
                 );
             }
-            finish_background(shared, snapshot.changes, started, written.map(|_| ()));
+            let outcome = written.map(|_| ());
+            if target == Target::AofBase {
+                crate::aof::rewrite_done(&config, base_seq, outcome.clone(), started);
+            }
+            finish_background(shared, target, snapshot.changes, started, outcome);
         })
         .map_err(|error| format!("cannot start the background save: {error}"))?;
-    Ok(Background::Started)
+    Ok(())
 }
 
 /// The function libraries' code, as FUNCTION DUMP has it.
@@ -753,11 +914,17 @@ fn report_skipped(snapshot: &Snapshot) {
 
 fn finish_background(
     shared: std::sync::Arc<crate::shard::Shared>,
+    target: Target,
     changes: u64,
     started: Instant,
     outcome: Result<(), String>,
 ) {
     let persistence = &shared.persistence;
+    if target == Target::AofBase {
+        // The log's own counters took the outcome (crate::aof::rewrite_done).
+        persistence.saving.store(false, Ordering::Release);
+        return;
+    }
     if let Err(error) = &outcome {
         eprintln!("ember: Background saving error: {error}");
     }
@@ -790,13 +957,16 @@ pub async fn cron(shard: Rc<Shard>) {
         crate::runtime::sleep_until_tick(CRON_PERIOD).await;
         let persistence = &shard.shared.persistence;
         let points = save_points(&shard.config.borrow());
-        crate::runtime::defer_termination(!points.is_empty());
+        crate::runtime::defer_termination(!points.is_empty() || crate::aof::on());
         refuse_writes_if_failing(persistence, !points.is_empty(), &shard.config.borrow());
         if crate::runtime::termination_requested() {
             // The listeners stay until the save is done: a shard whose accept loops end stops.
             wait_for_save(&shard).await;
-            if let Err(error) = save(&shard, None).await {
-                eprintln!("ember: the save before exiting failed: {error}");
+            crate::aof::write_and_sync();
+            if has_save_points(&shard.config.borrow()) {
+                if let Err(error) = save(&shard, None).await {
+                    eprintln!("ember: the save before exiting failed: {error}");
+                }
             }
             eprintln!("ember: terminated by a signal; exiting");
             std::process::exit(0);
@@ -806,6 +976,12 @@ pub async fn cron(shard: Rc<Shard>) {
         }
         if persistence.scheduled.swap(false, Ordering::AcqRel) {
             let _ = background_save(&shard, None, false).await;
+            continue;
+        }
+        crate::aof::rewrite_if_scheduled(&shard).await;
+        if crate::aof::rewrite_due(&shard.config.borrow()) {
+            eprintln!("ember: starting an automatic rewrite of the append-only file (auto-aof-rewrite-percentage)");
+            let _ = crate::aof::rewrite(&shard, None).await;
             continue;
         }
         if points.is_empty() {

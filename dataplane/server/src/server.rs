@@ -274,8 +274,15 @@ async fn shard_main(
     crate::inference::start(&shard).map_err(std::io::Error::other)?;
     // So does the snapshot read at start (after the observers, which see its keys arrive).
     crate::persistence::load_into_shard(&shard).map_err(std::io::Error::other)?;
+    crate::aof::shard_loaded();
+    // The append-only file replays on shard 0 with every shard running and none listening.
     if index == 0 {
+        crate::aof::start(&shard)
+            .await
+            .map_err(|error| std::io::Error::other(format!("append-only file: {error}")))?;
         runtime::spawn_into(crate::persistence::cron(shard.clone()), background);
+    } else {
+        crate::aof::wait_for_load().await;
     }
 
     // With a TLS port, port 0 means no plain port (as in Redis); without, any free port.

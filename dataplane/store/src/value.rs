@@ -390,10 +390,29 @@ impl Entry {
         previous
     }
 
-    /// True when the key has a TTL that has passed at `now_ms`.
+    /// True when the key has a TTL that has passed at `now_ms` (never while
+    /// [`expiry_suspended`]).
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != NO_EXPIRY && self.expire_at <= now_ms
+        self.expire_at != NO_EXPIRY && self.expire_at <= now_ms && !expiry_suspended()
     }
+}
+
+/// While true, no TTL passes: keys and hash fields stay live whatever their expiry, and the
+/// active expiry removes nothing. A server sets it while it replays an append-only file, as
+/// Redis does while loading: the log was written as time went by, and a command in it must see
+/// the keys as they were when it ran (a key that expired later in the log's time has the `DEL`
+/// that removed it written after that command). One flag per process, read only once a TTL is
+/// found to have passed.
+static EXPIRY_SUSPENDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Suspends ([`expiry_suspended`]) or resumes expiry in every keyspace of the process.
+pub fn suspend_expiry(suspended: bool) {
+    EXPIRY_SUSPENDED.store(suspended, std::sync::atomic::Ordering::Release);
+}
+
+/// True while [`suspend_expiry`] holds every TTL.
+pub fn expiry_suspended() -> bool {
+    EXPIRY_SUSPENDED.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// `expire_at_ms` as an entry keeps it: see [`EXPIRE_AT_MS_MAX`].

@@ -234,6 +234,13 @@ pub async fn execute<'s>(
         reply_error(shard, out, crate::persistence::MISCONF);
         return;
     }
+    // While the append-only file cannot be written: writes, as Redis refuses them.
+    if spec.has(CommandFlags::WRITE) && crate::aof::writes_refused() {
+        client.multi_failed |= client.multi.is_some();
+        shard.stats.record_rejected(stat_id);
+        reply_error(shard, out, crate::aof::MISCONF);
+        return;
+    }
     if super::pubsub::in_resp2_context(client) && !spec.has(CommandFlags::PUBSUB_CONTEXT) {
         shard.stats.record_rejected(stat_id);
         reply_error(shard, out, &super::pubsub::context_error(spec, args));

@@ -185,6 +185,21 @@ pub struct Ctx<'a> {
     pub pubsub: &'a crate::shard::pubsub::PubSub,
     /// The owning shard's leases and the protection counters ([`protection`]).
     pub protection: &'a crate::protection::ShardProtection,
+    /// What the append-only file logs for this command ([`crate::aof::Propagation`]).
+    pub propagation: &'a mut crate::aof::Propagation,
+}
+
+impl Ctx<'_> {
+    /// True when the append-only file logs this command: a handler whose command would not
+    /// replay as it ran builds the records of its effect only then.
+    pub fn propagating(&self) -> bool {
+        self.propagation.is_on()
+    }
+
+    /// Logs `args` instead of the command's own arguments (more calls, more records).
+    pub fn propagate(&mut self, args: &[&[u8]]) {
+        self.propagation.replace(args);
+    }
 }
 
 /// Reads `key` for a read command, counting the hit or miss; under CLIENT NO-TOUCH the key's
@@ -266,6 +281,8 @@ pub enum ServerOp {
     Save,
     /// BGSAVE
     BgSave,
+    /// BGREWRITEAOF
+    BgRewriteAof,
     /// DEBUG
     Debug,
     /// MEMORY
@@ -795,6 +812,7 @@ static CORE: &[CommandSpec] = &[
     command("time", 1, LOADING_STALE_FAST, NO_KEYS, "server", "2.6.0", "Returns the server time.", Connection(server::time)),
     with(command("save", 1, F::ADMIN.union(F::NOSCRIPT), NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", Server(ServerOp::Save)), F::NO_MULTI),
     command("bgsave", -1, F::ADMIN.union(F::NOSCRIPT), NO_KEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", Server(ServerOp::BgSave)),
+    command("bgrewriteaof", 1, F::ADMIN.union(F::NOSCRIPT), NO_KEYS, "server", "1.0.0", "Asynchronously rewrites the append-only file to disk.", Server(ServerOp::BgRewriteAof)),
     command("lastsave", 1, LOADING_STALE_FAST, NO_KEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", Connection(server::lastsave)),
     with(command("shutdown", -1, ADMIN, NO_KEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", Server(ServerOp::Shutdown)), F::NO_MULTI.union(F::ALLOW_BUSY)),
     // Replication: Ember is a primary without replicas.

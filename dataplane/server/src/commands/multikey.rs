@@ -78,9 +78,29 @@ pub fn run_local_as(
 ) -> CommandResult {
     super::tracking::before_command(shard, caller.tracking);
     let hotkeys_timer = shard.hotkeys.recording().then(std::time::Instant::now);
+    let mut propagation = crate::aof::Propagation::new();
     let result = {
         let mut keyspace = shard.keyspace.borrow_mut();
-        run_in(&mut keyspace, shard, handler, caller, now_ms, args, out)
+        let changes_before = keyspace.stats().changes;
+        let result = run_in(
+            &mut keyspace,
+            shard,
+            handler,
+            caller,
+            now_ms,
+            args,
+            out,
+            &mut propagation,
+        );
+        if propagation.is_on() {
+            let wrote = result.is_ok()
+                && (keyspace.stats().changes != changes_before
+                    || !matches!(out.outcome(), ember_resp::Outcome::Error(_)))
+                && super::lookup(args[0])
+                    .is_some_and(|index| super::COMMANDS[index].has(CommandFlags::WRITE));
+            propagation.finish(caller.db, args, wrote);
+        }
+        result
     };
     if let Some(started) = hotkeys_timer {
         if let Some(index) = super::lookup(args[0]) {
@@ -97,6 +117,7 @@ pub fn run_local_as(
 
 /// Runs `handler` against `keyspace` (the shard's own, or a scratch copy of some of its keys)
 /// with the shard's configuration and statistics.
+#[allow(clippy::too_many_arguments)] // One call site per keyspace (the shard's, a scratch one).
 fn run_in(
     keyspace: &mut Keyspace,
     shard: &Shard,
@@ -105,6 +126,7 @@ fn run_in(
     now_ms: u64,
     args: &[&[u8]],
     out: &mut ReplySink,
+    propagation: &mut crate::aof::Propagation,
 ) -> CommandResult {
     let config = shard.config.borrow();
     let mut ctx = Ctx {
@@ -119,6 +141,7 @@ fn run_in(
         script: caller.script,
         pubsub: &shard.pubsub,
         protection: &shard.protection,
+        propagation,
     };
     super::notify::before_command(ctx.keyspace, &config);
     let result = handler(&mut ctx, args);
@@ -723,6 +746,8 @@ async fn scratch(
             );
         }
     }
+    let mut propagation = crate::aof::Propagation::new();
+    let changes_before = scratch.stats().changes;
     let result = run_in(
         &mut scratch,
         shard,
@@ -731,7 +756,12 @@ async fn scratch(
         now_ms,
         args,
         out,
+        &mut propagation,
     );
+    // Logged here, at the moment every key it read or wrote is held; the owners' write-backs
+    // below are not logged again.
+    let wrote = write && result.is_ok() && scratch.stats().changes != changes_before;
+    propagation.finish(db, args, wrote);
     for (&(owner, key_db), owned) in &by_owner {
         let changed: Vec<(Vec<u8>, Option<Entry>)> = owned
             .iter()

@@ -216,12 +216,21 @@ pub fn publish_expired(
 ) {
     let flags = config.notify_keyspace_events;
     let wanted = flags & (EXPIRED | HASH) != 0 && flags & (KEYSPACE | KEYEVENT) != 0;
-    keyspace.record_expired(wanted);
-    if !wanted {
+    // The append-only file logs a `DEL` where a key expired: its replay keeps every key live
+    // until the record that removed it (crate::aof).
+    let logged = crate::aof::on();
+    keyspace.record_expired(wanted || logged);
+    if !wanted && !logged {
         return;
     }
     for (db, key, expiry) in keyspace.take_expired() {
         let key = key.as_bytes();
+        if logged && matches!(expiry, Expiry::Key | Expiry::Fields { emptied: true }) {
+            crate::aof::append(db, &[b"DEL", key]);
+        }
+        if !wanted {
+            continue;
+        }
         match expiry {
             Expiry::Key if flags & EXPIRED != 0 => {
                 publish_event(pubsub, config, flags, db, "expired", key, now_ms);

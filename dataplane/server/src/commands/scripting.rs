@@ -577,6 +577,17 @@ pub fn load_libraries(shard: &Shard, codes: &[Vec<u8>]) -> Result<(), String> {
     Ok(())
 }
 
+/// Drops every function library (DEBUG RELOAD and DEBUG LOADAOF, before they load the file's).
+///
+/// # Errors
+/// None today; fallible as [`load_libraries`] is, for the reload's one error path.
+pub fn flush_libraries(shard: &Shard) -> Result<(), String> {
+    let registry = &shard.shared.scripts;
+    registry.libraries.write().expect("libraries lock").clear();
+    registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
 fn evaluate_library(shard: &Shard, code: &str) -> Result<Library, String> {
     let name = functions::library_name(code)?;
     let engine = shard.scripting();

@@ -174,6 +174,8 @@ pub enum AdminRequest {
     BeginSnapshot { generation: u64 },
     /// The keyspace's change counter (the `save` points).
     Changes,
+    /// Keys read from an RDB file, put in place (DEBUG RELOAD, DEBUG LOADAOF).
+    InsertKeys(Vec<ember_store::dump::RdbKey>),
     /// MEMORY USAGE of `key` in `db` (-1: no such key).
     MemoryUsage { db: usize, key: Vec<u8> },
     /// FLUSHDB; `lazy`: its keys are freed in the background (crate::lazyfree).

@@ -24,7 +24,7 @@ pub(super) struct FieldRef<'a> {
 
 impl FieldRef<'_> {
     pub(super) fn is_due(&self, now_ms: u64) -> bool {
-        self.expire_at_ms.is_some_and(|at_ms| at_ms <= now_ms)
+        self.expire_at_ms.is_some_and(|at_ms| at_ms <= now_ms) && !crate::value::expiry_suspended()
     }
 }
 

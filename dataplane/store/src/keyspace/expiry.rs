@@ -211,6 +211,9 @@ impl Keyspace {
     /// caller that gets less than `keys_max` back knows that no key is due anywhere. Keys
     /// nobody reads go this way.
     pub fn expire_cycle(&mut self, now_ms: u64, keys_max: usize) -> usize {
+        if crate::value::expiry_suspended() {
+            return 0;
+        }
         let mut removed = 0;
         let mut work = keys_max.saturating_mul(WORK_PER_KEY);
         for _ in 0..DATABASE_COUNT {

@@ -274,6 +274,7 @@ pub(super) fn serve_one(
 ) -> Result<Option<Served>, CommandError> {
     let args = waiter.args.slices();
     let mut out = ReplySink::values(waiter.protocol);
+    let mut propagation = crate::aof::Propagation::new();
     let taken = {
         let mut keyspace = shard.keyspace.borrow_mut();
         let config = shard.config.borrow();
@@ -289,9 +290,20 @@ pub(super) fn serve_one(
             script: false,
             pubsub: &shard.pubsub,
             protection: &shard.protection,
+            propagation: &mut propagation,
         };
         (waiter.serve)(&mut ctx, &args, key)?
     };
+    // The pop it made, logged as a pop (the blocking form would wait on replay).
+    if let Some(taken) = taken.as_ref().filter(|_| crate::aof::on()) {
+        if !matches!(out.outcome(), ember_resp::Outcome::Error(_)) {
+            let undo = taken.undo.as_ref().map(PackedArgs::slices);
+            if let Some(record) = crate::aof::served_record(&args, undo.as_deref()) {
+                let slices: Vec<&[u8]> = record.iter().map(Vec::as_slice).collect();
+                crate::aof::append(waiter.db, &slices);
+            }
+        }
+    }
     Ok(taken.map(|taken| Served {
         reply: out.into_reply(),
         undo: taken.undo,
@@ -309,6 +321,8 @@ fn prepare_one(
     let mut out = ReplySink::values(waiter.protocol);
     let mut keyspace = shard.keyspace.borrow_mut();
     let config = shard.config.borrow();
+    // A preparation reads (XREAD's `$`): nothing to log.
+    let mut propagation = crate::aof::Propagation::default();
     let mut ctx = Ctx {
         keyspace: &mut keyspace,
         db: waiter.db,
@@ -321,6 +335,7 @@ fn prepare_one(
         script: false,
         pubsub: &shard.pubsub,
         protection: &shard.protection,
+        propagation: &mut propagation,
     };
     prepare(&mut ctx, &args, &waiter.keys)
 }

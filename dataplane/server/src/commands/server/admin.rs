@@ -17,6 +17,26 @@ use crate::commands::{
 use crate::shard::{AdminRequest, HoldToken, Shard, ShardReply};
 use crate::stats::{Counters, LatencyRequest, ShardInfo, SlowlogRequest};
 
+/// Sends `request` to every shard; with the append-only file on, while every shard is held,
+/// logging `args` (run in `db`) at that moment: a command that changes keys of every shard has
+/// one place in the log's order.
+async fn broadcast_logged(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    request: AdminRequest,
+    db: usize,
+    args: &[&[u8]],
+) {
+    if crate::aof::on() {
+        crate::persistence::every_shard_held_then(shard, hold, request, || {
+            crate::aof::append(db, args);
+        })
+        .await;
+    } else {
+        broadcast(shard, hold, request).await;
+    }
+}
+
 /// Answers an [`AdminRequest`] against this shard.
 pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardReply {
     match request {
@@ -32,6 +52,10 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                     "ERR a shard is still encoding an earlier background save that failed".into(),
                 ))
             }
+        }
+        AdminRequest::InsertKeys(keys) => {
+            crate::persistence::insert_keys(shard, keys);
+            ShardReply::Done
         }
         AdminRequest::Changes => {
             ShardReply::Integer(shard.keyspace.borrow().stats().changes as i64)
@@ -261,7 +285,7 @@ pub async fn run(
             } else {
                 AdminRequest::FlushAll { lazy }
             };
-            broadcast(shard, hold, request).await;
+            broadcast_logged(shard, hold, request, client.db, args).await;
             // With `save` points set, the emptied dataset is saved at once, as Redis does.
             if op == ServerOp::FlushAll
                 && crate::persistence::has_save_points(&shard.config.borrow())
@@ -280,13 +304,15 @@ pub async fn run(
             if !in_range(first) || !in_range(second) {
                 return Err(errors::DB_INDEX.into());
             }
-            broadcast(
+            broadcast_logged(
                 shard,
                 hold,
                 AdminRequest::SwapDb {
                     first: first as usize,
                     second: second as usize,
                 },
+                client.db,
+                args,
             )
             .await;
             out.ok();
@@ -364,6 +390,19 @@ pub async fn run(
                 }
             }
         }
+        ServerOp::BgRewriteAof => {
+            match crate::aof::rewrite(shard, hold)
+                .await
+                .map_err(|error| format!("ERR {error}"))?
+            {
+                crate::aof::Rewrite::Started => {
+                    out.simple(b"Background append only file rewriting started");
+                }
+                crate::aof::Rewrite::Scheduled => {
+                    out.simple(b"Background append only file rewriting scheduled");
+                }
+            }
+        }
         ServerOp::Wait => {
             let replicas = parse_integer(args[1])?;
             let timeout = crate::commands::blocking::parse_timeout_ms(args[2])?;
@@ -380,21 +419,35 @@ pub async fn run(
                 return Err(crate::commands::lists::COUNT_NOT_POSITIVE.into());
             }
             let timeout = crate::commands::blocking::parse_timeout_ms(args[3])?;
-            // Ember keeps no append-only file.
-            if local == 1 {
+            if local == 1 && !crate::aof::on() {
                 return Err(
                     "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
                         .into(),
                 );
             }
+            // Everything this client wrote is in the log's buffer or file: synced now.
+            let synced = crate::aof::on();
+            if synced {
+                crate::aof::write_and_sync();
+            }
             crate::commands::blocking::wait_for_replicas(shard, client, replicas, timeout).await?;
             out.array_len(2);
-            out.integer(0);
+            out.integer(i64::from(synced));
             out.integer(0);
         }
         ServerOp::Debug if args.len() == 3 && is(args[1], "OBJECT") => {
             debug_allowed(shard, client)?;
             debug_object(shard, client, args[2], out).await?;
+        }
+        ServerOp::Debug if args.len() == 2 && is(args[1], "LOADAOF") => {
+            debug_allowed(shard, client)?;
+            crate::aof::load_again(shard, hold).await?;
+            out.ok();
+        }
+        ServerOp::Debug if args.len() >= 2 && is(args[1], "RELOAD") => {
+            debug_allowed(shard, client)?;
+            debug_reload(shard, hold, &args[2..]).await?;
+            out.ok();
         }
         ServerOp::Debug => debug(shard, client, args, out)?,
         ServerOp::Memory => crate::commands::memory::run(shard, client, args, out).await?,
@@ -430,6 +483,8 @@ async fn shutdown(shard: &Rc<Shard>, client: &Client, args: &[&[u8]]) -> Command
     if abort {
         return Err("ERR No shutdown in progress.".into());
     }
+    // The log first: written and synced whatever the options, as Redis flushes it.
+    crate::aof::write_and_sync();
     let wanted = save || (!no_save && crate::persistence::has_save_points(&shard.config.borrow()));
     if wanted {
         crate::persistence::wait_for_save(shard).await;
@@ -446,6 +501,45 @@ async fn shutdown(shard: &Rc<Shard>, client: &Client, args: &[&[u8]]) -> Command
     );
     crate::runtime::stop_listening();
     std::process::exit(0);
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves the dataset to the RDB file (unless NOSAVE),
+/// empties every database (unless NOFLUSH) and loads the file again, as Redis does to check
+/// that every value survives its encoding. MERGE (keep what the file does not replace) is
+/// refused: Ember's reload replaces the whole dataset.
+async fn debug_reload(
+    shard: &Rc<Shard>,
+    hold: Option<HoldToken>,
+    options: &[&[u8]],
+) -> CommandResult {
+    let mut save = true;
+    for option in options {
+        if is(option, "NOSAVE") {
+            save = false;
+        } else if is(option, "NOFLUSH") || is(option, "MERGE") {
+            return Err(format!(
+                "ERR DEBUG RELOAD {} is not supported by Ember",
+                String::from_utf8_lossy(option).to_ascii_uppercase()
+            )
+            .into());
+        } else {
+            return Err(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.".into(),
+            );
+        }
+    }
+    if save {
+        crate::persistence::wait_for_save(shard).await;
+        crate::persistence::save(shard, hold)
+            .await
+            .map_err(|error| format!("ERR Error trying to save the DB: {error}"))?;
+    }
+    let path = crate::persistence::file_path(&shard.config.borrow());
+    crate::persistence::replace_dataset(shard, hold, Some(&path))
+        .await
+        .map_err(|error| {
+            CommandError::from(format!("ERR Error trying to load the RDB dump: {error}"))
+        })
 }
 
 /// DEBUG OBJECT key: Redis's line about the value; Ember reports the encoding OBJECT ENCODING
@@ -915,14 +1009,9 @@ fn format_info(
                 for (name, value) in shared.persistence.info_lines(total.changes) {
                     line(name, value);
                 }
-                line("aof_enabled", "0".into());
-                line("aof_rewrite_in_progress", "0".into());
-                line("aof_rewrite_scheduled", "0".into());
-                line("aof_last_rewrite_time_sec", "-1".into());
-                line("aof_current_rewrite_time_sec", "-1".into());
-                line("aof_last_bgrewrite_status", "ok".into());
-                line("aof_rewrites", "0".into());
-                line("aof_last_write_status", "ok".into());
+                for (name, value) in crate::aof::info_lines() {
+                    line(name, value);
+                }
             }
             "stats" => {
                 line(
@@ -1166,7 +1255,23 @@ async fn config(
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs.").into());
             }
         }
+        let appendonly = pairs
+            .iter()
+            .rev()
+            .find(|(name, _)| name.eq_ignore_ascii_case("appendonly"))
+            .map(|(_, value)| value.eq_ignore_ascii_case("yes"));
         broadcast(shard, hold, AdminRequest::ConfigSet { pairs }).await;
+        crate::aof::configure(&shard.config.borrow());
+        match appendonly {
+            Some(true) if !crate::aof::on() => {
+                if let Err(why) = crate::aof::begin(shard, hold).await {
+                    eprintln!("ember: CONFIG SET appendonly yes: {why}");
+                    return Err("ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.".into());
+                }
+            }
+            Some(false) if crate::aof::on() => crate::aof::stop(),
+            _ => {}
+        }
         out.ok();
     } else if is(subcommand, "RESETSTAT") && args.len() == 2 {
         broadcast(shard, hold, AdminRequest::ResetStats).await;

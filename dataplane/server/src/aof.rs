@@ -1,0 +1,1187 @@
+//! The append-only file: with `appendonly yes`, every write is logged as the command that
+//! repeats it, and `ember` replays the log at start, so a restart loses at most what
+//! `appendfsync` allows (nothing with `always`, about a second with `everysec`, the default).
+//!
+//! The layout is Redis 7's multi-part AOF, so a directory moves between Ember and Redis either
+//! way: in `dir`/`appenddirname`, a manifest (`appendonly.aof.manifest`) names one base file
+//! (`appendonly.aof.N.base.rdb`, an RDB snapshot) and the increment files after it
+//! (`appendonly.aof.M.incr.aof`, commands in RESP). BGREWRITEAOF takes a background snapshot as
+//! BGSAVE does (copy-on-write by segment, no fork: [`crate::persistence`]); at its moment, while
+//! every shard is held, the log moves on to a new increment file; once the snapshot is written
+//! as the new base, the manifest names the two and the old files go.
+//!
+//! **One order for all shards.** The shards share one log, appended under a lock at the moment
+//! each command runs. That order is a valid order of execution: a command's record follows
+//! every record of the keys it read or wrote (they ran before it on their shard, or before the
+//! holds that a command spanning shards takes), and precedes every later one. A record that
+//! concerns every key (FLUSHALL, SWAPDB) is written while every shard is held. One lock for the
+//! process is a departure from Ember's shared-nothing rule: the log is one file in one order,
+//! and a copy into a buffer under an uncontended lock is cheaper than merging per-shard logs.
+//!
+//! **What is logged** is the command as it ran, or its effect where replaying the command
+//! would not give the same result: relative expiries become absolute (`PEXPIREAT`, `SET ...
+//! PXAT`), a float increment becomes the value it produced, a random pop the members it took,
+//! `XADD *` the ID it chose, a served blocking pop the pop itself, and an expiry or an eviction
+//! the `DEL` that removed the key. While the log is replayed, no TTL passes
+//! ([`ember_store::value::suspend_expiry`]), as in Redis: a key's expiry is in the log where it
+//! happened.
+//!
+//! **When it reaches the disk.** The records of a batch are written (`write`) before its
+//! replies leave ([`write_out`], from the connection's flush), so an acknowledged write survives
+//! the process's death; `appendfsync always` syncs them there too, `everysec` syncs once a
+//! second on a thread of its own, `no` leaves it to the kernel.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ember_resp::{Limits, Outcome, Protocol, ReplySink, RequestParser};
+
+use crate::client::{Client, ClientHandle};
+use crate::config::Config;
+use crate::shard::{HoldToken, Shard};
+use crate::stats::unix_time_ms;
+
+/// The process's log.
+pub static AOF: Aof = Aof::new();
+
+/// How often the background thread writes out records no reply has written yet (an expiry's
+/// `DEL`, a transport's command) and, with `everysec`, syncs.
+const BACKGROUND_PERIOD: Duration = Duration::from_millis(100);
+/// `everysec`'s period.
+const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// The longest argument a log may hold: Redis's `proto-max-bulk-len` ceiling.
+const ARGUMENT_LEN_MAX: usize = 512 * 1024 * 1024;
+
+/// `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    EverySecond,
+    No,
+}
+
+impl Fsync {
+    fn of(config: &Config) -> Self {
+        match config.value("appendfsync") {
+            "always" => Self::Always,
+            "no" => Self::No,
+            _ => Self::EverySecond,
+        }
+    }
+}
+
+/// The log's state, its counters for INFO, and the lock over its buffer and file.
+#[derive(Debug)]
+pub struct Aof {
+    /// Records are appended: `appendonly yes` and an increment file open.
+    on: AtomicBool,
+    log: Mutex<Option<Log>>,
+    /// A replay at start is pending or under way: the other shards wait before they listen.
+    loading: AtomicBool,
+    /// Shards that have put the base snapshot's keys in place (the replay starts after all).
+    shards_loaded: AtomicUsize,
+    rewriting: AtomicBool,
+    rewrite_since_s: AtomicU64,
+    rewrite_scheduled: AtomicBool,
+    last_rewrite_ok: AtomicBool,
+    last_rewrite_seconds: AtomicI64,
+    rewrites: AtomicU64,
+    rewrite_failures_in_a_row: AtomicU64,
+    last_write_ok: AtomicBool,
+    /// Bumped when the log closes, so the background thread of an earlier one ends.
+    generation: AtomicU64,
+}
+
+/// The open log.
+#[derive(Debug)]
+struct Log {
+    /// Records not written yet.
+    buffer: Vec<u8>,
+    /// The database the last record ran in (a `SELECT` precedes a record in another).
+    selected_db: Option<usize>,
+    /// The last increment file, opened to append.
+    file: File,
+    fsync: Fsync,
+    /// Bytes written since the last sync.
+    unsynced: bool,
+    directory: PathBuf,
+    /// `appendfilename`: the files' prefix.
+    name: String,
+    manifest: Manifest,
+    /// Sizes for INFO: the base file, and the base and increments together.
+    base_bytes: u64,
+    total_bytes: u64,
+    /// `total_bytes` after the last rewrite (or at opening): `auto-aof-rewrite-percentage`
+    /// measures growth from it.
+    rewritten_bytes: u64,
+}
+
+/// Redis 7's manifest: the base file and the increment files, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// File name and sequence number.
+    pub base: Option<(String, u64)>,
+    pub increments: Vec<(String, u64)>,
+}
+
+impl Manifest {
+    /// Reads a manifest's text: lines of `file NAME seq N type b|h|i` (history files are
+    /// forgotten; `#` starts a comment).
+    ///
+    /// # Errors
+    /// A line that is not of that form.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut manifest = Self::default();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mut name = None;
+            let mut seq = None;
+            let mut kind = None;
+            for pair in words.chunks(2) {
+                match pair {
+                    ["file", value] => name = Some(value.trim_matches('"').to_string()),
+                    ["seq", value] => seq = value.parse::<u64>().ok(),
+                    ["type", value] => kind = Some(*value),
+                    [_, _] => {} // Keys of later versions.
+                    _ => return Err(format!("invalid manifest line '{line}'")),
+                }
+            }
+            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+                return Err(format!("invalid manifest line '{line}'"));
+            };
+            if name.contains('/') {
+                return Err(format!("invalid file name '{name}' in the manifest"));
+            }
+            match kind {
+                "b" if manifest.base.is_none() => manifest.base = Some((name, seq)),
+                "b" => return Err("the manifest names two base files".into()),
+                "h" => {}
+                "i" => manifest.increments.push((name, seq)),
+                other => return Err(format!("unknown file type '{other}' in the manifest")),
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The manifest's text.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        if let Some((name, seq)) = &self.base {
+            text.push_str(&format!("file {name} seq {seq} type b\n"));
+        }
+        for (name, seq) in &self.increments {
+            text.push_str(&format!("file {name} seq {seq} type i\n"));
+        }
+        text
+    }
+
+    fn next_increment_seq(&self) -> u64 {
+        self.increments
+            .iter()
+            .map(|(_, seq)| seq + 1)
+            .max()
+            .unwrap_or(1)
+    }
+
+    fn next_base_seq(&self) -> u64 {
+        self.base.as_ref().map_or(1, |(_, seq)| seq + 1)
+    }
+}
+
+impl Default for Aof {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Aof {
+    /// A closed log.
+    pub const fn new() -> Self {
+        Self {
+            on: AtomicBool::new(false),
+            log: Mutex::new(None),
+            loading: AtomicBool::new(false),
+            shards_loaded: AtomicUsize::new(0),
+            rewriting: AtomicBool::new(false),
+            rewrite_since_s: AtomicU64::new(0),
+            rewrite_scheduled: AtomicBool::new(false),
+            last_rewrite_ok: AtomicBool::new(true),
+            last_rewrite_seconds: AtomicI64::new(-1),
+            rewrites: AtomicU64::new(0),
+            rewrite_failures_in_a_row: AtomicU64::new(0),
+            last_write_ok: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Log>> {
+        // A panic while the lock was held ends the process (server::run's hook): no poison to
+        // recover from.
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// True while writes are logged. One relaxed load: the check every write pays.
+pub fn on() -> bool {
+    AOF.on.load(Ordering::Relaxed)
+}
+
+/// True while a replay at start is pending or under way.
+pub fn loading() -> bool {
+    AOF.loading.load(Ordering::Acquire)
+}
+
+/// Appends one record (a command's arguments) run in `db`.
+pub fn append(db: usize, args: &[&[u8]]) {
+    if !on() {
+        return;
+    }
+    if let Some(log) = AOF.lock().as_mut() {
+        log.append(db, args);
+    }
+}
+
+impl Log {
+    fn append(&mut self, db: usize, args: &[&[u8]]) {
+        if self.selected_db != Some(db) {
+            let db_text = db.to_string();
+            encode(&mut self.buffer, &[b"SELECT", db_text.as_bytes()]);
+            self.selected_db = Some(db);
+        }
+        encode(&mut self.buffer, args);
+    }
+
+    /// Writes the buffer to the file; syncs it with `always`.
+    fn write_buffer(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.buffer)?;
+        self.total_bytes += self.buffer.len() as u64;
+        self.buffer.clear();
+        if self.buffer.capacity() > 1 << 20 {
+            self.buffer.shrink_to(64 << 10);
+        }
+        self.unsynced = true;
+        if self.fsync == Fsync::Always {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+}
+
+/// A command in RESP, as the log holds it.
+fn encode(buffer: &mut Vec<u8>, args: &[&[u8]]) {
+    buffer.push(b'*');
+    buffer.extend_from_slice(args.len().to_string().as_bytes());
+    buffer.extend_from_slice(b"\r\n");
+    for arg in args {
+        buffer.push(b'$');
+        buffer.extend_from_slice(arg.len().to_string().as_bytes());
+        buffer.extend_from_slice(b"\r\n");
+        buffer.extend_from_slice(arg);
+        buffer.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Writes the records appended so far (called before a batch's replies leave). A failed write
+/// keeps them for the next try and refuses writes meanwhile ([`writes_refused`]).
+pub fn write_out() {
+    if !on() {
+        return;
+    }
+    let mut guard = AOF.lock();
+    let Some(log) = guard.as_mut() else {
+        return;
+    };
+    if log.buffer.is_empty() {
+        return;
+    }
+    note_write(log.write_buffer());
+}
+
+fn note_write(outcome: std::io::Result<()>) {
+    let ok = outcome.is_ok();
+    if let Err(error) = outcome {
+        if AOF.last_write_ok.load(Ordering::Acquire) {
+            eprintln!("ember: error writing to the append-only file: {error}");
+        }
+    } else if !AOF.last_write_ok.load(Ordering::Acquire) {
+        eprintln!("ember: the append-only file is written again");
+    }
+    AOF.last_write_ok.store(ok, Ordering::Release);
+}
+
+/// Redis's refusal of writes while the log cannot be written.
+pub const MISCONF: &str =
+    "MISCONF Errors writing to the AOF file: the log could not be written (see the server's log)";
+
+/// True while the last write to the log failed: writes are refused with [`MISCONF`].
+pub fn writes_refused() -> bool {
+    on() && !AOF.last_write_ok.load(Ordering::Relaxed)
+}
+
+/// Writes out and syncs whatever is pending (SHUTDOWN, a termination signal, DEBUG LOADAOF).
+pub fn write_and_sync() {
+    let mut guard = AOF.lock();
+    if let Some(log) = guard.as_mut() {
+        let outcome = log.write_buffer().and_then(|()| log.file.sync_data());
+        if outcome.is_ok() {
+            log.unsynced = false;
+        }
+        note_write(outcome);
+    }
+}
+
+/// The directory of the log's files.
+pub fn directory(config: &Config) -> PathBuf {
+    Path::new(config.value("dir")).join(config.value("appenddirname"))
+}
+
+fn manifest_name(config: &Config) -> String {
+    format!("{}.manifest", config.value("appendfilename"))
+}
+
+fn base_name(prefix: &str, seq: u64) -> String {
+    format!("{prefix}.{seq}.base.rdb")
+}
+
+fn increment_name(prefix: &str, seq: u64) -> String {
+    format!("{prefix}.{seq}.incr.aof")
+}
+
+/// Writes `manifest` to `directory` under its name: a temporary file, synced, renamed.
+fn write_manifest(directory: &Path, name: &str, manifest: &Manifest) -> std::io::Result<()> {
+    let temporary = directory.join(format!("temp-{name}"));
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(manifest.text().as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, directory.join(name))?;
+    File::open(directory)?.sync_all()
+}
+
+/// The manifest in `config`'s directory, if there is one.
+///
+/// # Errors
+/// A manifest that cannot be read or parsed.
+pub fn read_manifest(config: &Config) -> Result<Option<Manifest>, String> {
+    let path = directory(config).join(manifest_name(config));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Manifest::parse(&text)
+            .map(Some)
+            .map_err(|why| format!("cannot read {}: {why}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+    }
+}
+
+/// What the start-up does with the log, decided before the shards start ([`prepare_at_start`]).
+#[derive(Debug)]
+pub enum AtStart {
+    /// `appendonly no`.
+    Off,
+    /// `appendonly yes` and a manifest: its base (an RDB file, loaded as `dump.rdb` would be)
+    /// and its increments, replayed by shard 0 before any shard listens.
+    Replay {
+        base_rdb: Option<PathBuf>,
+        manifest: Manifest,
+    },
+    /// `appendonly yes` and no log yet: the server starts from `dump.rdb` (if any), then writes
+    /// the first base from it, as Redis 7 does.
+    Create,
+}
+
+/// Pending start-up work (set by [`prepare_at_start`], taken by shard 0).
+static AT_START: Mutex<Option<AtStart>> = Mutex::new(None);
+
+/// Decides what the start-up does with the log; returns the RDB file to load instead of
+/// `dump.rdb` when the log has a base (none: `dump.rdb` as usual; the base of a log that has
+/// none: nothing).
+///
+/// # Errors
+/// A manifest that cannot be read, or a base that is an AOF file (Ember writes and reads RDB
+/// bases only).
+pub fn prepare_at_start(config: &Config) -> Result<Option<Option<PathBuf>>, String> {
+    if config.value("appendonly") != "yes" {
+        *AT_START.lock().expect("start lock") = Some(AtStart::Off);
+        return Ok(None);
+    }
+    let directory = directory(config);
+    let at_start = match read_manifest(config)? {
+        Some(manifest) => {
+            let base_rdb = match &manifest.base {
+                Some((name, _)) if name.ends_with(".rdb") => Some(directory.join(name)),
+                Some((name, _)) => Some(directory.join(name)), // An AOF base: replayed below.
+                None => None,
+            };
+            AtStart::Replay { base_rdb, manifest }
+        }
+        None => AtStart::Create,
+    };
+    let rdb = match &at_start {
+        AtStart::Replay {
+            base_rdb, manifest, ..
+        } => {
+            // An `.aof` base is a log of its own, replayed first; the loader gets no RDB.
+            let rdb_base = base_rdb.clone().filter(|_| {
+                manifest
+                    .base
+                    .as_ref()
+                    .is_some_and(|(n, _)| n.ends_with(".rdb"))
+            });
+            Some(rdb_base)
+        }
+        _ => None,
+    };
+    AOF.loading.store(true, Ordering::Release);
+    *AT_START.lock().expect("start lock") = Some(at_start);
+    Ok(rdb)
+}
+
+/// Notes that `shard` has put its part of the snapshot read at start in place.
+pub fn shard_loaded() {
+    AOF.shards_loaded.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Shard 0, before it listens: replays the log's increments (all shards running, none
+/// listening), then opens the log for appending; or, with no log yet, writes its first base.
+/// The other shards wait in [`wait_for_load`].
+///
+/// # Errors
+/// A log that cannot be read or replayed, or a directory where the log cannot be written.
+pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
+    let at_start = AT_START.lock().expect("start lock").take();
+    let outcome = match at_start {
+        None | Some(AtStart::Off) => Ok(()),
+        Some(AtStart::Replay { manifest, .. }) => {
+            while AOF.shards_loaded.load(Ordering::Acquire) < shard.count() {
+                crate::runtime::sleep(Duration::from_millis(1)).await;
+            }
+            replay_manifest(shard, &manifest).await.and_then(|()| {
+                open_log(&shard.config.borrow(), manifest, None).map_err(|error| error.to_string())
+            })
+        }
+        Some(AtStart::Create) => {
+            while AOF.shards_loaded.load(Ordering::Acquire) < shard.count() {
+                crate::runtime::sleep(Duration::from_millis(1)).await;
+            }
+            AOF.loading.store(false, Ordering::Release);
+            begin(shard, None).await.map(|_| ())
+        }
+    };
+    AOF.loading.store(false, Ordering::Release);
+    outcome
+}
+
+/// The other shards, before they listen: waits for shard 0's replay.
+pub async fn wait_for_load() {
+    while loading() {
+        crate::runtime::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Replays `manifest`'s files that are logs (an `.aof` base, then the increments) in order.
+async fn replay_manifest(shard: &Rc<Shard>, manifest: &Manifest) -> Result<(), String> {
+    let directory = directory(&shard.config.borrow());
+    let mut files: Vec<&str> = Vec::new();
+    if let Some((name, _)) = manifest.base.as_ref().filter(|(n, _)| !n.ends_with(".rdb")) {
+        files.push(name);
+    }
+    files.extend(manifest.increments.iter().map(|(name, _)| name.as_str()));
+    let started = Instant::now();
+    let mut commands = 0u64;
+    for (position, name) in files.iter().enumerate() {
+        let last = position + 1 == files.len();
+        commands += replay_file(shard, &directory.join(name), last).await?;
+    }
+    eprintln!(
+        "ember: append-only file replayed ({}): {commands} commands from {} files, {:.3} seconds",
+        directory.display(),
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Replays one file of the log through the executor, as a client of shard 0 would send it,
+/// with expiry suspended. A command cut short at the end of the last file (a crash mid-write)
+/// is dropped and the file truncated before it, as Redis does with `aof-load-truncated yes`;
+/// so is a transaction left open there. Returns how many commands ran.
+async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        // Redis creates an empty increment lazily; a missing last one is an empty one.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && last => return Ok(0),
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    if bytes.starts_with(b"REDIS") {
+        return Err(format!(
+            "cannot replay {}: an RDB preamble in a log file is not read by Ember (rewrite the log with Redis 7 first)",
+            path.display()
+        ));
+    }
+    let mut parser = RequestParser::new(Limits {
+        bulk_len_max: ARGUMENT_LEN_MAX,
+        ..Limits::default()
+    });
+    let handle = Rc::new(ClientHandle::detached(0, "aof"));
+    let mut client = Client::new(handle, true);
+    let mut start = 0usize;
+    let mut commands = 0u64;
+    // Where the open transaction began (MULTI), to cut it if the file ends inside it.
+    let mut open_multi: Option<usize> = None;
+    ember_store::value::suspend_expiry(true);
+    let outcome = loop {
+        if start == bytes.len() {
+            break Ok(());
+        }
+        match parser.parse(&bytes[start..]) {
+            Ok(Some(consumed)) => {
+                let args: Vec<&[u8]> = parser.args(&bytes[start..]).iter().collect();
+                if args.is_empty() {
+                    start += consumed;
+                    continue;
+                }
+                if crate::commands::lookup(args[0]).is_none() {
+                    break Err(format!(
+                        "unknown command '{}' at byte {start} of {}",
+                        String::from_utf8_lossy(args[0]),
+                        path.display()
+                    ));
+                }
+                if args[0].eq_ignore_ascii_case(b"MULTI") {
+                    open_multi = Some(start);
+                } else if args[0].eq_ignore_ascii_case(b"EXEC") {
+                    open_multi = None;
+                }
+                let mut out = ReplySink::values(Protocol::Resp2);
+                let now_ms = unix_time_ms();
+                crate::commands::exec::execute(shard, &mut client, &args, now_ms, &mut out, None)
+                    .await;
+                if let Outcome::Error(message) = out.outcome() {
+                    // Redis ignores a logged command's error too (it ran the same way live).
+                    if commands < 10 || !message.starts_with("ERR") {
+                        eprintln!(
+                            "ember: a command of {} answered an error on replay: {message}",
+                            path.display()
+                        );
+                    }
+                }
+                commands += 1;
+                start += consumed;
+            }
+            Ok(None) => break Err("truncated".to_string()),
+            Err(error) => {
+                break Err(format!(
+                    "bad format at byte {start} of {}: {}",
+                    path.display(),
+                    error.redis_message()
+                ))
+            }
+        }
+    };
+    ember_store::value::suspend_expiry(false);
+    let cut_at = match (&outcome, open_multi) {
+        (Err(why), _) if why == "truncated" => Some(open_multi.unwrap_or(start)),
+        (Ok(()), Some(multi)) => {
+            // Undo the transaction's half: its commands were only queued, never run.
+            let mut out = ReplySink::values(Protocol::Resp2);
+            crate::commands::exec::execute(
+                shard,
+                &mut client,
+                &[b"DISCARD"],
+                unix_time_ms(),
+                &mut out,
+                None,
+            )
+            .await;
+            Some(multi)
+        }
+        (Err(why), _) => return Err(why.clone()),
+        (Ok(()), None) => None,
+    };
+    if let Some(cut_at) = cut_at {
+        if !last {
+            return Err(format!(
+                "{} ends in the middle of a command or transaction and is not the last file",
+                path.display()
+            ));
+        }
+        eprintln!(
+            "ember: !!! Warning: {} ends in the middle of a command or transaction: truncated to {cut_at} bytes (of {})",
+            path.display(),
+            bytes.len()
+        );
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_len(cut_at as u64).map(|()| file))
+            .and_then(|file| file.sync_all());
+        file.map_err(|error| format!("cannot truncate {}: {error}", path.display()))?;
+    }
+    Ok(commands)
+}
+
+/// Opens the log for appending: the manifest's last increment, or a new one (`new_increment`,
+/// or none in the manifest), and starts the background thread.
+fn open_log(
+    config: &Config,
+    mut manifest: Manifest,
+    new_increment: Option<u64>,
+) -> std::io::Result<()> {
+    let directory = directory(config);
+    let prefix = config.value("appendfilename").to_string();
+    std::fs::create_dir_all(&directory)?;
+    let mut wrote_manifest = false;
+    if new_increment.is_some() || manifest.increments.is_empty() {
+        let seq = new_increment.unwrap_or_else(|| manifest.next_increment_seq());
+        manifest
+            .increments
+            .push((increment_name(&prefix, seq), seq));
+        wrote_manifest = true;
+    }
+    let (name, _) = manifest
+        .increments
+        .last()
+        .expect("one increment at least")
+        .clone();
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(directory.join(&name))?;
+    if wrote_manifest {
+        write_manifest(&directory, &manifest_name(config), &manifest)?;
+    }
+    let size = |name: &str| {
+        std::fs::metadata(directory.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let base_bytes = manifest.base.as_ref().map_or(0, |(name, _)| size(name));
+    let total_bytes = base_bytes
+        + manifest
+            .increments
+            .iter()
+            .map(|(name, _)| size(name))
+            .sum::<u64>();
+    let log = Log {
+        buffer: Vec::new(),
+        selected_db: None,
+        file,
+        fsync: Fsync::of(config),
+        unsynced: false,
+        directory,
+        name: prefix,
+        manifest,
+        base_bytes,
+        total_bytes,
+        rewritten_bytes: total_bytes,
+    };
+    *AOF.lock() = Some(log);
+    AOF.last_write_ok.store(true, Ordering::Release);
+    AOF.on.store(true, Ordering::Release);
+    start_background_thread();
+    Ok(())
+}
+
+/// Writes out what no reply wrote and, with `everysec`, syncs once a second; ends when the log
+/// it was started for closes.
+fn start_background_thread() {
+    let generation = AOF.generation.load(Ordering::Acquire);
+    let spawned = std::thread::Builder::new()
+        .name("ember-aof".into())
+        .spawn(move || {
+            crate::runtime::as_helper_thread();
+            let mut last_sync = Instant::now();
+            loop {
+                std::thread::sleep(BACKGROUND_PERIOD);
+                if AOF.generation.load(Ordering::Acquire) != generation {
+                    return;
+                }
+                let sync_file = {
+                    let mut guard = AOF.lock();
+                    let Some(log) = guard.as_mut() else {
+                        return;
+                    };
+                    if !log.buffer.is_empty() {
+                        note_write(log.write_buffer());
+                    }
+                    let due = log.fsync == Fsync::EverySecond
+                        && log.unsynced
+                        && last_sync.elapsed() >= SYNC_PERIOD;
+                    if due {
+                        log.unsynced = false;
+                        log.file.try_clone().ok()
+                    } else {
+                        None
+                    }
+                };
+                // Synced outside the lock: appends and writes go on meanwhile.
+                if let Some(file) = sync_file {
+                    last_sync = Instant::now();
+                    if let Err(error) = file.sync_data() {
+                        eprintln!("ember: cannot sync the append-only file: {error}");
+                    }
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        eprintln!("ember: cannot start the append-only file's thread: {error}");
+    }
+}
+
+/// Closes the log (CONFIG SET appendonly no): what is pending is written and synced first.
+pub fn stop() {
+    write_and_sync();
+    AOF.on.store(false, Ordering::Release);
+    AOF.generation.fetch_add(1, Ordering::AcqRel);
+    *AOF.lock() = None;
+}
+
+/// Follows a CONFIG SET of `appendfsync`.
+pub fn configure(config: &Config) {
+    if let Some(log) = AOF.lock().as_mut() {
+        log.fsync = Fsync::of(config);
+    }
+}
+
+/// CONFIG SET appendonly yes at run time (or a start with no log yet): the log begins with a
+/// rewrite, its first base the dataset as of now.
+///
+/// # Errors
+/// A directory where the log cannot be written, or a save under way.
+pub async fn begin(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Rewrite, String> {
+    if on() {
+        return Ok(Rewrite::Started);
+    }
+    std::fs::create_dir_all(directory(&shard.config.borrow()))
+        .map_err(|error| format!("cannot create the append-only directory: {error}"))?;
+    rewrite(shard, hold).await
+}
+
+/// What BGREWRITEAOF did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    Started,
+    /// A save was under way: the rewrite starts after it.
+    Scheduled,
+}
+
+/// BGREWRITEAOF: a background snapshot becomes the next base; at its moment the log moves on
+/// to a new increment file.
+///
+/// # Errors
+/// A rewrite already under way, or one that cannot start.
+pub async fn rewrite(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Rewrite, String> {
+    if AOF.rewriting.load(Ordering::Acquire) {
+        return Err("Background append only file rewriting already in progress".into());
+    }
+    if crate::persistence::saving(shard) {
+        AOF.rewrite_scheduled.store(true, Ordering::Release);
+        return Ok(Rewrite::Scheduled);
+    }
+    AOF.rewrite_scheduled.store(false, Ordering::Release);
+    match crate::persistence::background_rewrite(shard, hold).await {
+        Ok(()) => Ok(Rewrite::Started),
+        Err(error) => Err(error),
+    }
+}
+
+/// A rewrite scheduled behind a save, started once the save ended (the persistence timer).
+pub async fn rewrite_if_scheduled(shard: &Rc<Shard>) {
+    if AOF.rewrite_scheduled.load(Ordering::Acquire) && !crate::persistence::saving(shard) {
+        let _ = rewrite(shard, None).await;
+    }
+}
+
+/// A rewrite's moment (every shard held): the log moves on to a new increment file, named in
+/// the manifest at once (beside the old base and increments, which still hold everything
+/// before it). Returns the new base's path and sequence number.
+///
+/// # Errors
+/// A file or the manifest that cannot be written: the rewrite does not start.
+pub fn rewrite_moment(config: &Config) -> Result<(PathBuf, u64), String> {
+    AOF.rewriting.store(true, Ordering::Release);
+    AOF.rewrite_since_s
+        .store(unix_time_ms() / 1000, Ordering::Release);
+    let opened = (|| -> std::io::Result<(PathBuf, u64)> {
+        let mut guard = AOF.lock();
+        match guard.as_mut() {
+            Some(log) => {
+                log.write_buffer()?;
+                log.file.sync_data()?;
+                let seq = log.manifest.next_increment_seq();
+                let name = increment_name(&log.name, seq);
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log.directory.join(&name))?;
+                log.manifest.increments.push((name, seq));
+                write_manifest(&log.directory, &manifest_name(config), &log.manifest)?;
+                log.file = file;
+                log.selected_db = None;
+                let base_seq = log.manifest.next_base_seq();
+                Ok((log.directory.join(base_name(&log.name, base_seq)), base_seq))
+            }
+            None => {
+                // The first rewrite: the log opens now, on an increment of its own.
+                drop(guard);
+                let manifest = read_manifest(config)
+                    .map_err(std::io::Error::other)?
+                    .unwrap_or_default();
+                let seq = manifest.next_increment_seq();
+                let base_seq = manifest.next_base_seq();
+                open_log(config, manifest, Some(seq))?;
+                let prefix = config.value("appendfilename");
+                Ok((
+                    directory(config).join(base_name(prefix, base_seq)),
+                    base_seq,
+                ))
+            }
+        }
+    })();
+    opened.map_err(|error| {
+        AOF.rewriting.store(false, Ordering::Release);
+        format!("cannot open a new append-only increment: {error}")
+    })
+}
+
+/// A rewrite's end: with its base written, the manifest names the base and the increments
+/// from the rewrite's moment on, and the older files are deleted.
+pub fn rewrite_done(config: &Config, base_seq: u64, outcome: Result<(), String>, started: Instant) {
+    let outcome = outcome.and_then(|()| {
+        let mut guard = AOF.lock();
+        let Some(log) = guard.as_mut() else {
+            return Err("the log was closed during the rewrite".to_string());
+        };
+        let base = (base_name(&log.name, base_seq), base_seq);
+        // The increment opened at the rewrite's moment and any after it.
+        let first_kept = log.manifest.increments.len().saturating_sub(1);
+        let mut manifest = Manifest {
+            base: Some(base),
+            increments: log.manifest.increments[first_kept..].to_vec(),
+        };
+        std::mem::swap(&mut manifest, &mut log.manifest);
+        if let Err(error) = write_manifest(&log.directory, &manifest_name(config), &log.manifest) {
+            std::mem::swap(&mut manifest, &mut log.manifest);
+            return Err(format!("cannot write the manifest: {error}"));
+        }
+        // `manifest` is the old one now: its files the new one no longer names go.
+        let kept: Vec<&String> = log
+            .manifest
+            .base
+            .iter()
+            .map(|(name, _)| name)
+            .chain(log.manifest.increments.iter().map(|(name, _)| name))
+            .collect();
+        for (name, _) in manifest.base.iter().chain(manifest.increments.iter()) {
+            if !kept.contains(&name) {
+                let _ = std::fs::remove_file(log.directory.join(name));
+            }
+        }
+        let size = |name: &str| {
+            std::fs::metadata(log.directory.join(name))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        log.base_bytes = log.manifest.base.as_ref().map_or(0, |(name, _)| size(name));
+        log.total_bytes = log.base_bytes
+            + log
+                .manifest
+                .increments
+                .iter()
+                .map(|(name, _)| size(name))
+                .sum::<u64>()
+            + log.buffer.len() as u64;
+        log.rewritten_bytes = log.total_bytes;
+        Ok(())
+    });
+    let ok = outcome.is_ok();
+    match outcome {
+        Ok(()) => {
+            eprintln!(
+                "ember: Background AOF rewrite finished successfully in {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+            AOF.rewrites.fetch_add(1, Ordering::AcqRel);
+            AOF.rewrite_failures_in_a_row.store(0, Ordering::Release);
+        }
+        Err(error) => {
+            eprintln!("ember: Background AOF rewrite failed: {error}");
+            AOF.rewrite_failures_in_a_row.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+    AOF.last_rewrite_ok.store(ok, Ordering::Release);
+    AOF.last_rewrite_seconds
+        .store(started.elapsed().as_secs() as i64, Ordering::Release);
+    AOF.rewrite_since_s.store(0, Ordering::Release);
+    AOF.rewriting.store(false, Ordering::Release);
+}
+
+/// True when the log has grown past `auto-aof-rewrite-min-size` and by
+/// `auto-aof-rewrite-percentage` since its last rewrite (0 turns it off), and none is under way.
+pub fn rewrite_due(config: &Config) -> bool {
+    let percentage = config.integer("auto-aof-rewrite-percentage").max(0) as u64;
+    if !on() || percentage == 0 || rewriting() || AOF.rewrite_scheduled.load(Ordering::Acquire) {
+        return false;
+    }
+    let min_bytes = config.integer("auto-aof-rewrite-min-size").max(0) as u64;
+    let guard = AOF.lock();
+    let Some(log) = guard.as_ref() else {
+        return false;
+    };
+    let total = log.total_bytes + log.buffer.len() as u64;
+    let base = log.rewritten_bytes.max(1);
+    total >= min_bytes && total > base && (total - base) * 100 / base >= percentage
+}
+
+/// True while a rewrite is under way.
+pub fn rewriting() -> bool {
+    AOF.rewriting.load(Ordering::Acquire)
+}
+
+/// INFO persistence's AOF lines.
+pub fn info_lines() -> Vec<(&'static str, String)> {
+    let since = AOF.rewrite_since_s.load(Ordering::Acquire);
+    let current = if since == 0 {
+        -1
+    } else {
+        (unix_time_ms() / 1000).saturating_sub(since) as i64
+    };
+    let status = |ok: bool| if ok { "ok" } else { "err" }.to_string();
+    let mut lines = vec![
+        ("aof_enabled", u8::from(on()).to_string()),
+        ("aof_rewrite_in_progress", u8::from(rewriting()).to_string()),
+        (
+            "aof_rewrite_scheduled",
+            u8::from(AOF.rewrite_scheduled.load(Ordering::Acquire)).to_string(),
+        ),
+        (
+            "aof_last_rewrite_time_sec",
+            AOF.last_rewrite_seconds.load(Ordering::Acquire).to_string(),
+        ),
+        ("aof_current_rewrite_time_sec", current.to_string()),
+        (
+            "aof_last_bgrewrite_status",
+            status(AOF.last_rewrite_ok.load(Ordering::Acquire)),
+        ),
+        (
+            "aof_rewrites",
+            AOF.rewrites.load(Ordering::Acquire).to_string(),
+        ),
+        (
+            "aof_rewrites_consecutive_failures",
+            AOF.rewrite_failures_in_a_row
+                .load(Ordering::Acquire)
+                .to_string(),
+        ),
+        (
+            "aof_last_write_status",
+            status(AOF.last_write_ok.load(Ordering::Acquire)),
+        ),
+        ("aof_last_cow_size", "0".into()),
+    ];
+    if let Some(log) = AOF.lock().as_ref() {
+        lines.extend([
+            (
+                "aof_current_size",
+                (log.total_bytes + log.buffer.len() as u64).to_string(),
+            ),
+            ("aof_base_size", log.base_bytes.to_string()),
+            ("aof_pending_rewrite", "0".into()),
+            ("aof_buffer_length", log.buffer.len().to_string()),
+            ("aof_pending_bio_fsync", "0".into()),
+            ("aof_delayed_fsync", "0".into()),
+        ]);
+    }
+    lines
+}
+
+/// DEBUG LOADAOF: the log written and synced, every key dropped, the log read again as at
+/// start (its base, then its increments), and appending resumed on the last increment.
+///
+/// # Errors
+/// No log, or one that cannot be read again.
+pub async fn load_again(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<(), String> {
+    if !on() {
+        return Err("ERR the append-only file is not enabled (appendonly no)".into());
+    }
+    write_and_sync();
+    let manifest = AOF
+        .lock()
+        .as_ref()
+        .map(|log| log.manifest.clone())
+        .unwrap_or_default();
+    // Nothing the reload runs is logged again.
+    AOF.on.store(false, Ordering::Release);
+    let directory = directory(&shard.config.borrow());
+    let base = manifest
+        .base
+        .as_ref()
+        .filter(|(name, _)| name.ends_with(".rdb"))
+        .map(|(name, _)| directory.join(name));
+    let loaded = crate::persistence::replace_dataset(shard, hold, base.as_deref()).await;
+    let replayed = match loaded {
+        Ok(()) => {
+            // Boxed: a replayed DEBUG LOADAOF would replay again (an async cycle).
+            let replay: std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<(), String>> + '_>,
+            > = Box::pin(replay_manifest(shard, &manifest));
+            replay.await
+        }
+        Err(error) => Err(error),
+    };
+    if let Some(log) = AOF.lock().as_mut() {
+        log.selected_db = None;
+    }
+    AOF.on.store(true, Ordering::Release);
+    replayed.map_err(|error| format!("ERR {error}"))
+}
+
+/// What a write command logs: its own arguments, unless its handler asked for other records
+/// ([`Propagation::replace`]): the effect, where replaying the command would not repeat it.
+#[derive(Debug, Default)]
+pub struct Propagation {
+    /// The log is on: records are kept (off, asking costs nothing).
+    on: bool,
+    replaced: bool,
+    records: Vec<Vec<Vec<u8>>>,
+}
+
+impl Propagation {
+    /// A command's propagation, on when the log is.
+    pub fn new() -> Self {
+        Self {
+            on: on(),
+            ..Self::default()
+        }
+    }
+
+    /// True when records are kept: a handler builds its replacement only then.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Logs `args` (one more record) instead of the command's own arguments.
+    pub fn replace(&mut self, args: &[&[u8]]) {
+        if self.on {
+            self.replaced = true;
+            self.records
+                .push(args.iter().map(|arg| arg.to_vec()).collect());
+        }
+    }
+
+    /// Logs nothing for this command (its effect was logged otherwise, or it had none).
+    pub fn suppress(&mut self) {
+        if self.on {
+            self.replaced = true;
+        }
+    }
+
+    /// Appends this command's records: the replacements, or `args` when `wrote`.
+    pub fn finish(self, db: usize, args: &[&[u8]], wrote: bool) {
+        if !self.on {
+            return;
+        }
+        if self.replaced {
+            for record in &self.records {
+                let slices: Vec<&[u8]> = record.iter().map(Vec::as_slice).collect();
+                append(db, &slices);
+            }
+        } else if wrote {
+            append_command(db, args);
+        }
+    }
+}
+
+/// Appends a write command as it ran, in the form a replay runs without waiting: XREADGROUP
+/// loses its BLOCK option (the entries it delivered are there when it is replayed).
+fn append_command(db: usize, args: &[&[u8]]) {
+    if args[0].eq_ignore_ascii_case(b"XREADGROUP") {
+        let mut kept: Vec<&[u8]> = Vec::with_capacity(args.len());
+        let mut index = 0;
+        while index < args.len() {
+            if args[index].eq_ignore_ascii_case(b"BLOCK") && index + 1 < args.len() {
+                index += 2;
+                continue;
+            }
+            if args[index].eq_ignore_ascii_case(b"STREAMS") {
+                kept.extend_from_slice(&args[index..]);
+                break;
+            }
+            kept.push(args[index]);
+            index += 1;
+        }
+        append(db, &kept);
+        return;
+    }
+    append(db, args);
+}
+
+/// The record of a blocking command a key served (on the key's shard): the pop it made, read
+/// from the request that would give back what it took (`undo`), or, for a move done whole
+/// here or a group read, the command's non-blocking form.
+pub fn served_record(waiter_args: &[&[u8]], undo: Option<&[&[u8]]>) -> Option<Vec<Vec<u8>>> {
+    let owned = |args: &[&[u8]]| args.iter().map(|arg| arg.to_vec()).collect::<Vec<_>>();
+    if let Some(undo) = undo {
+        let key = undo.get(1)?.to_vec();
+        let elements = undo.len().checked_sub(2)?;
+        let name = undo[0];
+        return if name.eq_ignore_ascii_case(b"LPUSH") || name.eq_ignore_ascii_case(b"RPUSH") {
+            let pop: &[u8] = if name.eq_ignore_ascii_case(b"LPUSH") {
+                b"LPOP"
+            } else {
+                b"RPOP"
+            };
+            Some(vec![pop.to_vec(), key, elements.to_string().into_bytes()])
+        } else if name.eq_ignore_ascii_case(b"ZADD") {
+            let mut record = vec![b"ZREM".to_vec(), key];
+            record.extend(
+                undo[2..]
+                    .chunks(2)
+                    .filter_map(|pair| pair.get(1))
+                    .map(|m| m.to_vec()),
+            );
+            Some(record)
+        } else {
+            None
+        };
+    }
+    let name = waiter_args[0];
+    if name.eq_ignore_ascii_case(b"BLMOVE") && waiter_args.len() == 6 {
+        let mut record = owned(&waiter_args[..5]);
+        record[0] = b"LMOVE".to_vec();
+        Some(record)
+    } else if name.eq_ignore_ascii_case(b"BRPOPLPUSH") && waiter_args.len() == 4 {
+        let mut record = owned(&waiter_args[..3]);
+        record[0] = b"RPOPLPUSH".to_vec();
+        Some(record)
+    } else if name.eq_ignore_ascii_case(b"XREADGROUP") {
+        let mut record = Vec::new();
+        let mut index = 0;
+        while index < waiter_args.len() {
+            if waiter_args[index].eq_ignore_ascii_case(b"BLOCK") && index + 1 < waiter_args.len() {
+                index += 2;
+                continue;
+            }
+            record.push(waiter_args[index].to_vec());
+            index += 1;
+        }
+        Some(record)
+    } else {
+        None
+    }
+}

@@ -86,12 +86,23 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         ttl if absolute => Some(ttl as u64),
         ttl => Some(now_ms.saturating_add(ttl as u64)),
     };
-    if expire_at_ms.is_some_and(|at| at <= now_ms) {
+    if expire_at_ms.is_some_and(|at| super::already_expired(at, now_ms)) {
         if deleted {
             notify(ctx, notify::GENERIC, "del", key);
         }
+        ctx.propagate(&[b"DEL", key]);
         ctx.out.ok();
         return Ok(());
+    }
+    // A relative TTL is logged as the absolute time it came to.
+    if let (Some(at_ms), false) = (expire_at_ms, absolute) {
+        if ctx.propagating() {
+            let at_text = at_ms.to_string();
+            let mut record: Vec<&[u8]> = vec![args[0], key, at_text.as_bytes()];
+            record.extend_from_slice(&args[3..]);
+            record.push(b"ABSTTL");
+            ctx.propagate(&record);
+        }
     }
     ctx.keyspace.insert(db, key, value, expire_at_ms, now_ms);
     let policy = ctx.keyspace.access_policy();

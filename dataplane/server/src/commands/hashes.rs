@@ -370,6 +370,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Ok((text, true))
     })?;
     notify(ctx, notify::HASH, "hincrbyfloat", args[1]);
-    ctx.out.bulk(text.expect("created when missing").as_bytes());
+    let text = text.expect("created when missing");
+    // The value it came to, as Redis propagates it: a float's text may be read back otherwise.
+    ctx.propagate(&[b"HSET", args[1], name, text.as_bytes()]);
+    ctx.out.bulk(text.as_bytes());
     Ok(())
 }

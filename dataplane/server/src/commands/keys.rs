@@ -137,13 +137,17 @@ fn expire_generic(
         ctx.out.integer(0);
         return Ok(());
     }
-    if at <= now_ms as i64 {
+    if at <= now_ms as i64 && !ember_store::value::expiry_suspended() {
         ctx.keyspace.remove(db, key, now_ms);
         notify(ctx, notify::GENERIC, "del", key);
     } else {
-        ctx.keyspace.set_expire(db, key, Some(at as u64), now_ms);
+        ctx.keyspace
+            .set_expire(db, key, Some(at.max(0) as u64), now_ms);
         notify(ctx, notify::GENERIC, "expire", key);
     }
+    // Logged as the absolute time (or the DEL) it came to: a relative one, replayed later,
+    // would end later.
+    super::propagate_expiry(ctx, key);
     ctx.out.integer(1);
     Ok(())
 }

@@ -189,6 +189,49 @@ pub struct Ctx<'a> {
     pub propagation: &'a mut crate::aof::Propagation,
 }
 
+/// True when a write's expiry time `at_ms` has passed at `now_ms`: the write deletes the key
+/// instead, as Redis's; never while a log is replayed (its later records say what expired).
+pub fn already_expired(at_ms: u64, now_ms: u64) -> bool {
+    at_ms <= now_ms && !ember_store::value::expiry_suspended()
+}
+
+/// Logs `key`'s expiry as it is now ([`crate::aof`]): PEXPIREAT at its absolute time, PERSIST,
+/// or DEL when the command removed the key.
+pub fn propagate_expiry(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if !ctx.propagating() {
+        return;
+    }
+    let expiry = ctx
+        .keyspace
+        .peek(ctx.db, key, ctx.now_ms)
+        .map(Entry::expire_at_ms);
+    match expiry {
+        None => ctx.propagate(&[b"DEL", key]),
+        Some(Some(at_ms)) => ctx.propagate(&[b"PEXPIREAT", key, at_ms.to_string().as_bytes()]),
+        Some(None) => ctx.propagate(&[b"PERSIST", key]),
+    }
+}
+
+/// Logs string `key` as it is now ([`crate::aof`]): SET with its value and absolute expiry, or
+/// DEL when the command removed it. For writes whose replay would differ (a relative or
+/// randomized expiry, a float increment).
+pub fn propagate_string(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if !ctx.propagating() {
+        return;
+    }
+    let state = ctx
+        .keyspace
+        .peek(ctx.db, key, ctx.now_ms)
+        .map(|entry| (entry.value.to_vec(), entry.expire_at_ms()));
+    match state {
+        None => ctx.propagate(&[b"DEL", key]),
+        Some((value, Some(at_ms))) => {
+            ctx.propagate(&[b"SET", key, &value, b"PXAT", at_ms.to_string().as_bytes()])
+        }
+        Some((value, None)) => ctx.propagate(&[b"SET", key, &value]),
+    }
+}
+
 impl Ctx<'_> {
     /// True when the append-only file logs this command: a handler whose command would not
     /// replay as it ran builds the records of its effect only then.

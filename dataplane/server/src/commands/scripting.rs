@@ -160,7 +160,19 @@ pub async fn run(
             }
             Ok(())
         }
-        ScriptOp::Function => function(shard, args, out),
+        ScriptOp::Function => {
+            function(shard, args, out)?;
+            // A change of the libraries goes into the append-only file (their functions'
+            // calls are logged as the commands they ran).
+            let subcommand = args[1];
+            if ["LOAD", "DELETE", "FLUSH", "RESTORE"]
+                .iter()
+                .any(|name| is(subcommand, name))
+            {
+                crate::aof::append(client.db, args);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -234,6 +234,8 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     };
     let (db, now_ms, key) = (ctx.db, ctx.now_ms, args[1]);
     let out = &mut *ctx.out;
+    // The members it took, for the append-only file (a replay would take others).
+    let mut taken: Option<Vec<Vec<u8>>> = ctx.propagation.is_on().then(Vec::new);
     let popped = ctx.keyspace.update(db, key, now_ms, |value| {
         let Value::Set(set) = value else {
             return Err(CommandError::from(errors::WRONGTYPE));
@@ -243,6 +245,9 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
             None => {
                 let member = set.pop_random(&mut rng).expect("stored sets are not empty");
                 out.bulk(&member);
+                if let Some(taken) = taken.as_mut() {
+                    taken.push(member.to_vec());
+                }
             }
             Some(0) => {
                 out.set_len(0);
@@ -254,11 +259,22 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 for _ in 0..count {
                     let member = set.pop_random(&mut rng).expect("count within the size");
                     out.bulk(&member);
+                    if let Some(taken) = taken.as_mut() {
+                        taken.push(member.to_vec());
+                    }
                 }
             }
         }
         Ok((set.is_empty(), removal(1, set.is_empty())))
     });
+    match (taken, &popped) {
+        (Some(taken), Some(Ok(_))) if !taken.is_empty() => {
+            let mut record: Vec<&[u8]> = vec![b"SREM", key];
+            record.extend(taken.iter().map(Vec::as_slice));
+            ctx.propagate(&record);
+        }
+        _ => ctx.propagation.suppress(),
+    }
     match popped {
         Some(Ok(emptied)) => {
             if count != Some(0) {
@@ -272,8 +288,8 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         Some(Err(error)) => Err(error),
         None => {
             match count {
-                Some(_) => out.set_len(0),
-                None => out.null(),
+                Some(_) => ctx.out.set_len(0),
+                None => ctx.out.null(),
             }
             Ok(())
         }

@@ -312,8 +312,34 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     if trimmed {
         notify(ctx, notify::STREAM, "xtrim", key);
     }
+    propagate_add(ctx, key, new_id, trimmed, fields);
     reply_id(ctx.out, new_id);
     Ok(())
+}
+
+/// Logs an XADD as the entry it added, with the ID it chose (`*` would choose another on
+/// replay) and, when it trimmed, the exact length it trimmed to (an approximate trim depends
+/// on the stream's node size, which may differ then).
+fn propagate_add(ctx: &mut Ctx<'_>, key: &[u8], id: StreamId, trimmed: bool, fields: &[&[u8]]) {
+    if !ctx.propagating() {
+        return;
+    }
+    let len = ctx
+        .keyspace
+        .peek(ctx.db, key, ctx.now_ms)
+        .and_then(|entry| match &entry.value {
+            Value::Stream(stream) => Some(stream.len()),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let (id_text, len_text) = (id.to_string(), len.to_string());
+    let mut record: Vec<&[u8]> = vec![b"XADD", key];
+    if trimmed {
+        record.extend_from_slice(&[b"MAXLEN", b"=", len_text.as_bytes()]);
+    }
+    record.push(id_text.as_bytes());
+    record.extend_from_slice(fields);
+    ctx.propagate(&record);
 }
 
 /// XLEN key
@@ -498,6 +524,21 @@ pub fn xtrim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     .unwrap_or(0);
     if deleted > 0 {
         notify(ctx, notify::STREAM, "xtrim", args[1]);
+        // The exact length it came to (see propagate_add).
+        if ctx.propagating() {
+            let len = ctx
+                .keyspace
+                .peek(ctx.db, args[1], ctx.now_ms)
+                .and_then(|entry| match &entry.value {
+                    Value::Stream(stream) => Some(stream.len()),
+                    _ => None,
+                })
+                .unwrap_or(0)
+                .to_string();
+            ctx.propagate(&[b"XTRIM", args[1], b"MAXLEN", b"=", len.as_bytes()]);
+        }
+    } else {
+        ctx.propagation.suppress();
     }
     ctx.out.integer(deleted as i64);
     Ok(())

@@ -235,6 +235,11 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     } else if exists && !ctx.no_touch {
         ctx.keyspace.touch(ctx.db, key, ctx.now_ms);
     }
+    if condition_met {
+        super::propagate_string(ctx, key);
+    } else {
+        ctx.propagation.suppress();
+    }
     if options.get {
         reply_optional(ctx, previous.as_ref());
     } else if condition_met {
@@ -247,7 +252,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
 
 /// Writes `value` with expiry `expire`; a time already past deletes the key instead, as Redis.
 fn store(ctx: &mut Ctx<'_>, key: &[u8], value: Value, expire: ExpireAtMs) {
-    if expire.is_some_and(|at| at <= ctx.now_ms) {
+    if expire.is_some_and(|at| super::already_expired(at, ctx.now_ms)) {
         ctx.keyspace.remove(ctx.db, key, ctx.now_ms);
     } else {
         ctx.keyspace.insert(ctx.db, key, value, expire, ctx.now_ms);
@@ -390,6 +395,7 @@ fn set_with_ttl(ctx: &mut Ctx<'_>, args: &[&[u8]], unit_ms: u64, command: &str) 
     store(ctx, args[1], Value::from_bytes(args[3]), Some(at));
     notify(ctx, notify::STRING, "set", args[1]);
     notify(ctx, notify::GENERIC, "expire", args[1]);
+    super::propagate_string(ctx, args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -446,7 +452,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     let value = string_value(entry)?.clone();
     options.resolve_expire(ctx, "getex")?;
     match options.expire {
-        ExpireOption::At(at) if at <= ctx.now_ms => {
+        ExpireOption::At(at) if super::already_expired(at, ctx.now_ms) => {
             ctx.keyspace.remove(ctx.db, key, ctx.now_ms);
             notify(ctx, notify::GENERIC, "del", key);
         }
@@ -466,6 +472,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         ExpireOption::Unset | ExpireOption::Keep => {}
     }
+    super::propagate_expiry(ctx, key);
     reply_value(ctx.out, &value);
     Ok(())
 }
@@ -587,6 +594,7 @@ pub fn msetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         if matches!(options.expire, ExpireOption::At(_)) {
             notify(ctx, notify::GENERIC, "expire", pair[0]);
         }
+        super::propagate_string(ctx, pair[0]);
     }
     ctx.out.integer(1);
     Ok(())
@@ -676,6 +684,8 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     ctx.keyspace
         .insert(db, key, Value::from_bytes(text.as_bytes()), expire, now_ms);
     notify(ctx, notify::STRING, "incrbyfloat", key);
+    // The value it came to: a float's text may be read back differently.
+    super::propagate_string(ctx, key);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }

@@ -106,7 +106,7 @@ impl HashValue {
         if !allowed {
             return ExpireOutcome::ConditionNotMet;
         }
-        if at_ms <= now_ms {
+        if at_ms <= now_ms && !crate::value::expiry_suspended() {
             self.remove_at(at);
             return ExpireOutcome::Deleted;
         }

@@ -432,7 +432,7 @@ impl HashValue {
         };
         if let FieldTtl::At(at_ms) = ttl {
             let at = self.position(name).expect("just written");
-            if at_ms <= now_ms {
+            if at_ms <= now_ms && !crate::value::expiry_suspended() {
                 self.remove_at(at);
             } else {
                 self.set_expiry_at(at, Some(at_ms));

@@ -118,6 +118,19 @@ fn expire_generic(
         Ok((codes, changed))
     })?;
     if let Some(codes) = &codes {
+        let deleted: Vec<&[u8]> = names
+            .iter()
+            .zip(codes)
+            .filter(|(_, &code)| code == 2)
+            .map(|(name, _)| *name)
+            .collect();
+        let expiring: Vec<&[u8]> = names
+            .iter()
+            .zip(codes)
+            .filter(|(_, &code)| code == 1)
+            .map(|(name, _)| *name)
+            .collect();
+        propagate_field_expiry(ctx, args[1], at_ms, &expiring, &deleted);
         // Redis 7.4's hashTypeSetExDone: `hdel` when a time in the past removed fields,
         // else `hexpire`; `del` with the last field.
         if codes.contains(&2) {
@@ -136,6 +149,39 @@ fn expire_generic(
         None => reply_codes_for_missing(ctx, names.len(), -2),
     }
     Ok(())
+}
+
+/// Logs what a field expiry did ([`crate::aof`]): HPEXPIREAT at its absolute time for the
+/// fields it set, HDEL for those a time already past removed (a replay keeps every TTL live,
+/// so the time alone would not remove them then). Nothing when it changed nothing.
+fn propagate_field_expiry(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    at_ms: u64,
+    expiring: &[&[u8]],
+    deleted: &[&[u8]],
+) {
+    if !ctx.propagating() {
+        return;
+    }
+    ctx.propagation.suppress();
+    if !deleted.is_empty() {
+        let mut record: Vec<&[u8]> = vec![b"HDEL", key];
+        record.extend_from_slice(deleted);
+        ctx.propagate(&record);
+    }
+    if !expiring.is_empty() {
+        let (at_text, count_text) = (at_ms.to_string(), expiring.len().to_string());
+        let mut record: Vec<&[u8]> = vec![
+            b"HPEXPIREAT",
+            key,
+            at_text.as_bytes(),
+            b"FIELDS",
+            count_text.as_bytes(),
+        ];
+        record.extend_from_slice(expiring);
+        ctx.propagate(&record);
+    }
 }
 
 /// HEXPIRE key seconds [NX|XX|GT|LT] FIELDS numfields field [field ...]
@@ -291,6 +337,8 @@ pub fn hgetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         None => (GetExpiry::Leave, 2),
     };
     let names = parse_fields(args, fields_at, FIELD_COUNT_INVALID)?;
+    // The fields whose TTL it set and those it removed, for the append-only file.
+    let (mut expiring, mut removed): (Vec<&[u8]>, Vec<&[u8]>) = (Vec::new(), Vec::new());
     let answered = write_hash(ctx, args[1], false, |hash, _, now_ms, out| {
         out.array_len(names.len());
         let (mut changed, mut deleted) = (false, false);
@@ -305,6 +353,11 @@ pub fn hgetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
                 GetExpiry::At(at_ms) => {
                     let outcome = hash.expire_field(name, at_ms, ExpireCondition::Always, now_ms);
                     deleted |= outcome.code() == 2;
+                    if outcome.code() == 2 {
+                        removed.push(name);
+                    } else {
+                        expiring.push(name);
+                    }
                     changed = true;
                 }
                 GetExpiry::Persist => changed |= hash.persist_field(name, now_ms).code() == 1,
@@ -312,6 +365,11 @@ pub fn hgetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         Ok(((changed, deleted), changed))
     })?;
+    match expiry {
+        GetExpiry::At(at_ms) => propagate_field_expiry(ctx, args[1], at_ms, &expiring, &removed),
+        GetExpiry::Leave => ctx.propagation.suppress(),
+        GetExpiry::Persist => {}
+    }
     match answered {
         // Redis 8.0's HGETEX: `hdel` for fields a past time removed, else `hexpire` or
         // `hpersist`; `del` with the last field.
@@ -336,6 +394,39 @@ struct SetExOptions<'a> {
     ttl: FieldTtl,
     /// Field-value pairs.
     pairs: &'a [&'a [u8]],
+}
+
+/// Logs an HSETEX that set its fields ([`crate::aof`]): with an expiry, as the absolute time it
+/// came to (HDEL when that time had passed, which removed them); without, as it ran.
+fn propagate_setex(ctx: &mut Ctx<'_>, key: &[u8], options: &SetExOptions<'_>, set: bool) {
+    if !ctx.propagating() {
+        return;
+    }
+    if !set {
+        ctx.propagation.suppress();
+        return;
+    }
+    let FieldTtl::At(at_ms) = options.ttl else {
+        return;
+    };
+    let names: Vec<&[u8]> = options.pairs.chunks_exact(2).map(|pair| pair[0]).collect();
+    if super::super::already_expired(at_ms, ctx.now_ms) {
+        let mut record: Vec<&[u8]> = vec![b"HDEL", key];
+        record.extend_from_slice(&names);
+        ctx.propagate(&record);
+        return;
+    }
+    let (at_text, count_text) = (at_ms.to_string(), names.len().to_string());
+    let mut record: Vec<&[u8]> = vec![
+        b"HSETEX",
+        key,
+        b"PXAT",
+        at_text.as_bytes(),
+        b"FIELDS",
+        count_text.as_bytes(),
+    ];
+    record.extend_from_slice(options.pairs);
+    ctx.propagate(&record);
 }
 
 /// Redis 8.0's `hsetexParseArgs`, with its errors in its order.
@@ -434,6 +525,7 @@ pub fn hsetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         }
         Ok((true, true))
     })?;
+    propagate_setex(ctx, args[1], &options, set == Some(true));
     if set == Some(true) {
         notify::notify(ctx, notify::HASH, "hset", args[1]);
         if let FieldTtl::At(at_ms) = options.ttl {

@@ -438,6 +438,13 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
         index += 1;
     }
     let just_id = options.just_id;
+    // The delivery time the claim records (IDLE is relative to now; a future or negative time
+    // becomes now), for the append-only file.
+    let delivery_ms = match options.delivery_time_ms {
+        Some(at) if at >= 0 && at as u64 <= now_ms => at as u64,
+        _ => now_ms,
+    };
+    let (force, retry_count, last_id) = (options.force, options.retry_count, options.last_id);
     let had_consumer = has_consumer(ctx, key, group, consumer);
     let claimed = with_stream(ctx, key, |stream| {
         let claimed = stream
@@ -447,8 +454,79 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     })
     .expect("the stream exists")?;
     note_consumer_created(ctx, key, group, consumer, had_consumer);
+    if ctx.propagating() {
+        let ids: Vec<StreamId> = claimed.iter().map(|entry| entry.id).collect();
+        let claim = Claim {
+            key,
+            group,
+            consumer,
+            delivery_ms,
+            just_id,
+            force,
+            retry_count,
+            last_id,
+        };
+        propagate_claim(ctx, &claim, &ids, &[], had_consumer);
+    }
     reply_claimed(ctx, &claimed, just_id);
     Ok(())
+}
+
+/// A claim as the append-only file records it.
+struct Claim<'a> {
+    key: &'a [u8],
+    group: &'a [u8],
+    consumer: &'a [u8],
+    delivery_ms: u64,
+    just_id: bool,
+    force: bool,
+    retry_count: Option<u64>,
+    last_id: Option<StreamId>,
+}
+
+/// Logs what XCLAIM or XAUTOCLAIM did ([`crate::aof`]): an XCLAIM of exactly the IDs it took,
+/// with no minimum idle time and the delivery time it recorded (its own depends on the clock),
+/// an XACK of the pending IDs it dropped because their entries were deleted, and the consumer
+/// it created when it took nothing.
+fn propagate_claim(
+    ctx: &mut Ctx<'_>,
+    claim: &Claim<'_>,
+    ids: &[StreamId],
+    dropped: &[StreamId],
+    had_consumer: bool,
+) {
+    ctx.propagation.suppress();
+    let (key, group, consumer) = (claim.key, claim.group, claim.consumer);
+    if !ids.is_empty() {
+        let id_texts: Vec<String> = ids.iter().map(StreamId::to_string).collect();
+        let delivery = claim.delivery_ms.to_string();
+        let retry = claim.retry_count.map(|count| count.to_string());
+        let last = claim.last_id.map(|id| id.to_string());
+        let mut record: Vec<&[u8]> = vec![b"XCLAIM", key, group, consumer, b"0"];
+        record.extend(id_texts.iter().map(String::as_bytes));
+        record.extend_from_slice(&[b"TIME", delivery.as_bytes()]);
+        if let Some(retry) = &retry {
+            record.extend_from_slice(&[b"RETRYCOUNT", retry.as_bytes()]);
+        }
+        if claim.force {
+            record.push(b"FORCE");
+        }
+        if claim.just_id {
+            record.push(b"JUSTID");
+        }
+        if let Some(last) = &last {
+            record.extend_from_slice(&[b"LASTID", last.as_bytes()]);
+        }
+        ctx.propagate(&record);
+    } else if !had_consumer && has_consumer(ctx, key, group, consumer) {
+        ctx.propagate(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+    }
+    if !dropped.is_empty() {
+        let id_texts: Vec<String> = dropped.iter().map(StreamId::to_string).collect();
+        let mut record: Vec<&[u8]> = vec![b"XACK", key, group];
+        record.extend(id_texts.iter().map(String::as_bytes));
+        ctx.propagate(&record);
+    }
 }
 
 /// XAUTOCLAIM's COUNT ceiling: Redis's `LONG_MAX / max(sizeof(streamID), attempts factor)`.
@@ -487,6 +565,20 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CommandResult {
     })
     .expect("the stream exists")?;
     note_consumer_created(ctx, key, group, consumer, had_consumer);
+    if ctx.propagating() {
+        let ids: Vec<StreamId> = result.claimed.iter().map(|entry| entry.id).collect();
+        let claim = Claim {
+            key,
+            group,
+            consumer,
+            delivery_ms: now_ms,
+            just_id,
+            force: false,
+            retry_count: None,
+            last_id: None,
+        };
+        propagate_claim(ctx, &claim, &ids, &result.deleted, had_consumer);
+    }
     ctx.out.array_len(3);
     reply_id(ctx.out, result.next);
     reply_claimed(ctx, &result.claimed, just_id);

@@ -92,6 +92,9 @@ pub struct Aof {
     last_rewrite_seconds: AtomicI64,
     rewrites: AtomicU64,
     rewrite_failures_in_a_row: AtomicU64,
+    /// The next rewrite turns the log on ([`begin`]); otherwise a rewrite with the log off
+    /// only writes the files (Redis's BGREWRITEAOF with `appendonly no`).
+    enabling: AtomicBool,
     last_write_ok: AtomicBool,
     /// Bumped when the log closes, so the background thread of an earlier one ends.
     generation: AtomicU64,
@@ -217,6 +220,7 @@ impl Aof {
             last_rewrite_seconds: AtomicI64::new(-1),
             rewrites: AtomicU64::new(0),
             rewrite_failures_in_a_row: AtomicU64::new(0),
+            enabling: AtomicBool::new(false),
             last_write_ok: AtomicBool::new(true),
             generation: AtomicU64::new(0),
         }
@@ -767,9 +771,12 @@ pub async fn begin(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Rewrite
     if on() {
         return Ok(Rewrite::Started);
     }
-    std::fs::create_dir_all(directory(&shard.config.borrow()))
-        .map_err(|error| format!("cannot create the append-only directory: {error}"))?;
-    rewrite(shard, hold).await
+    AOF.enabling.store(true, Ordering::Release);
+    let outcome = rewrite(shard, hold).await;
+    if outcome.is_err() {
+        AOF.enabling.store(false, Ordering::Release);
+    }
+    outcome
 }
 
 /// What BGREWRITEAOF did.
@@ -837,14 +844,18 @@ pub fn rewrite_moment(config: &Config) -> Result<(PathBuf, u64), String> {
                 Ok((log.directory.join(base_name(&log.name, base_seq)), base_seq))
             }
             None => {
-                // The first rewrite: the log opens now, on an increment of its own.
                 drop(guard);
+                std::fs::create_dir_all(directory(config))?;
                 let manifest = read_manifest(config)
                     .map_err(std::io::Error::other)?
                     .unwrap_or_default();
                 let seq = manifest.next_increment_seq();
                 let base_seq = manifest.next_base_seq();
-                open_log(config, manifest, Some(seq))?;
+                // The first rewrite of a log being turned on: it opens now, on an increment of
+                // its own. With the log off, the files are written and nothing is logged.
+                if AOF.enabling.swap(false, Ordering::AcqRel) {
+                    open_log(config, manifest, Some(seq))?;
+                }
                 let prefix = config.value("appendfilename");
                 Ok((
                     directory(config).join(base_name(prefix, base_seq)),
@@ -865,7 +876,9 @@ pub fn rewrite_done(config: &Config, base_seq: u64, outcome: Result<(), String>,
     let outcome = outcome.and_then(|()| {
         let mut guard = AOF.lock();
         let Some(log) = guard.as_mut() else {
-            return Err("the log was closed during the rewrite".to_string());
+            drop(guard);
+            return replace_files_of_closed_log(config, base_seq)
+                .map_err(|error| format!("cannot write the manifest: {error}"));
         };
         let base = (base_name(&log.name, base_seq), base_seq);
         // The increment opened at the rewrite's moment and any after it.
@@ -929,6 +942,32 @@ pub fn rewrite_done(config: &Config, base_seq: u64, outcome: Result<(), String>,
         .store(started.elapsed().as_secs() as i64, Ordering::Release);
     AOF.rewrite_since_s.store(0, Ordering::Release);
     AOF.rewriting.store(false, Ordering::Release);
+}
+
+/// A rewrite's end with the log off: the manifest names the new base and an empty increment,
+/// and the older files go.
+fn replace_files_of_closed_log(config: &Config, base_seq: u64) -> std::io::Result<()> {
+    let directory = directory(config);
+    let prefix = config.value("appendfilename");
+    let old = read_manifest(config)
+        .map_err(std::io::Error::other)?
+        .unwrap_or_default();
+    let seq = old.next_increment_seq();
+    let increment = increment_name(prefix, seq);
+    File::create(directory.join(&increment))?.sync_all()?;
+    let manifest = Manifest {
+        base: Some((base_name(prefix, base_seq), base_seq)),
+        increments: vec![(increment, seq)],
+    };
+    write_manifest(&directory, &manifest_name(config), &manifest)?;
+    for (name, _) in old.base.iter().chain(old.increments.iter()) {
+        if manifest.base.as_ref().is_none_or(|(base, _)| base != name)
+            && manifest.increments.iter().all(|(kept, _)| kept != name)
+        {
+            let _ = std::fs::remove_file(directory.join(name));
+        }
+    }
+    Ok(())
 }
 
 /// True when the log has grown past `auto-aof-rewrite-min-size` and by
@@ -1016,15 +1055,16 @@ pub fn info_lines() -> Vec<(&'static str, String)> {
 /// # Errors
 /// No log, or one that cannot be read again.
 pub async fn load_again(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<(), String> {
-    if !on() {
-        return Err("ERR the append-only file is not enabled (appendonly no)".into());
-    }
+    let was_on = on();
     write_and_sync();
-    let manifest = AOF
-        .lock()
-        .as_ref()
-        .map(|log| log.manifest.clone())
-        .unwrap_or_default();
+    let open_manifest = AOF.lock().as_ref().map(|log| log.manifest.clone());
+    let manifest = match open_manifest {
+        Some(manifest) => manifest,
+        // The log is off: the files a BGREWRITEAOF wrote, as Redis reads them.
+        None => read_manifest(&shard.config.borrow())
+            .map_err(|error| format!("ERR {error}"))?
+            .ok_or("ERR there is no append-only file to load (no manifest)")?,
+    };
     // Nothing the reload runs is logged again.
     AOF.on.store(false, Ordering::Release);
     let directory = directory(&shard.config.borrow());
@@ -1033,7 +1073,13 @@ pub async fn load_again(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<()
         .as_ref()
         .filter(|(name, _)| name.ends_with(".rdb"))
         .map(|(name, _)| directory.join(name));
-    let loaded = crate::persistence::replace_dataset(shard, hold, base.as_deref()).await;
+    let loaded = crate::persistence::replace_dataset(
+        shard,
+        hold,
+        base.as_deref(),
+        crate::persistence::Reload::Flush,
+    )
+    .await;
     let replayed = match loaded {
         Ok(()) => {
             // Boxed: a replayed DEBUG LOADAOF would replay again (an async cycle).
@@ -1047,7 +1093,7 @@ pub async fn load_again(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<()
     if let Some(log) = AOF.lock().as_mut() {
         log.selected_db = None;
     }
-    AOF.on.store(true, Ordering::Release);
+    AOF.on.store(was_on, Ordering::Release);
     replayed.map_err(|error| format!("ERR {error}"))
 }
 
@@ -1183,5 +1229,91 @@ pub fn served_record(waiter_args: &[&[u8]], undo: Option<&[&[u8]]>) -> Option<Ve
         Some(record)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_read_and_write_as_redis_7_does() {
+        // Lines as Redis 7.0.15 writes them (tests/integration/aof-multi-part.tcl), with a
+        // history file, a comment and a key of a later version.
+        let text = "# a comment\nfile appendonly.aof.1.base.rdb seq 1 type b\n\
+                    file appendonly.aof.0.incr.aof seq 0 type h\n\
+                    file appendonly.aof.1.incr.aof seq 1 type i\n\
+                    file appendonly.aof.2.incr.aof seq 2 type i startoffset 100\n";
+        let manifest = Manifest::parse(text).unwrap();
+        assert_eq!(
+            manifest.base,
+            Some(("appendonly.aof.1.base.rdb".to_string(), 1))
+        );
+        assert_eq!(manifest.increments.len(), 2);
+        assert_eq!(manifest.next_increment_seq(), 3);
+        assert_eq!(manifest.next_base_seq(), 2);
+        assert_eq!(
+            manifest.text(),
+            "file appendonly.aof.1.base.rdb seq 1 type b\n\
+             file appendonly.aof.1.incr.aof seq 1 type i\n\
+             file appendonly.aof.2.incr.aof seq 2 type i\n"
+        );
+        assert_eq!(Manifest::parse(&manifest.text()).unwrap(), manifest);
+        let refused = [
+            "file a seq 1",
+            "file a seq x type i",
+            "file ../a seq 1 type i",
+            "file a seq 1 type z",
+            "file a seq 1 type b\nfile b seq 2 type b",
+            "file a seq",
+        ];
+        for text in refused {
+            assert!(Manifest::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn served_blocking_pops_are_logged_as_pops() {
+        let args = |text: &str| -> Vec<Vec<u8>> {
+            text.split(' ')
+                .map(|word| word.as_bytes().to_vec())
+                .collect()
+        };
+        let slices = |args: &[Vec<u8>]| -> Vec<Vec<u8>> { args.to_vec() };
+        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+            ("BLPOP q 0", Some("LPUSH q a"), Some("LPOP q 1")),
+            (
+                "BLMPOP 0 1 q RIGHT COUNT 2",
+                Some("RPUSH q b a"),
+                Some("RPOP q 2"),
+            ),
+            ("BZPOPMIN z 0", Some("ZADD z 1 m"), Some("ZREM z m")),
+            (
+                "BLMOVE a b LEFT RIGHT 0",
+                None,
+                Some("LMOVE a b LEFT RIGHT"),
+            ),
+            ("BRPOPLPUSH a b 0", None, Some("RPOPLPUSH a b")),
+            (
+                "XREADGROUP GROUP g c BLOCK 0 STREAMS s >",
+                None,
+                Some("XREADGROUP GROUP g c STREAMS s >"),
+            ),
+            ("XREAD BLOCK 0 STREAMS s $", None, None),
+        ];
+        for (waiter, undo, expected) in cases {
+            let waiter = args(waiter);
+            let waiter: Vec<&[u8]> = waiter.iter().map(Vec::as_slice).collect();
+            let undo = undo.map(args);
+            let undo_slices: Option<Vec<&[u8]>> = undo
+                .as_ref()
+                .map(|undo| undo.iter().map(Vec::as_slice).collect());
+            let record = served_record(&waiter, undo_slices.as_deref());
+            assert_eq!(
+                record,
+                expected.map(|text| slices(&args(text))),
+                "{waiter:?}"
+            );
+        }
     }
 }

@@ -381,22 +381,30 @@ pub fn load_into_shard(shard: &Shard) -> Result<(), String> {
         (loaded.shards[shard.index].take(), functions)
     };
     if let Some(codes) = functions.filter(|codes| !codes.is_empty()) {
-        crate::commands::scripting::load_libraries(shard, &codes)
+        crate::commands::scripting::load_libraries(shard, &codes, false)
             .map_err(|error| format!("cannot load the RDB file's function libraries: {error}"))?;
     }
-    insert_keys(shard, keys.unwrap_or_default());
+    insert_keys(shard, keys.unwrap_or_default(), true);
     Ok(())
 }
 
-/// Puts `keys` (read from an RDB file) into this shard's keyspace.
-pub fn insert_keys(shard: &Shard, keys: Vec<RdbKey>) {
+/// Puts `keys` (read from an RDB file) into this shard's keyspace; with `replace` false, a key
+/// already there stays. Returns how many were already there.
+pub fn insert_keys(shard: &Shard, keys: Vec<RdbKey>, replace: bool) -> u64 {
     let now_ms = unix_time_ms();
     let per_key = key_delay(&shard.config.borrow(), "key-load-delay");
     let mut keyspace = shard.keyspace.borrow_mut();
+    let mut present = 0;
     for key in keys {
         if !per_key.is_zero() {
             // A test hook: the shard does nothing else meanwhile, as Redis while loading.
             std::thread::sleep(per_key);
+        }
+        if keyspace.contains(key.db as usize, &key.key, now_ms) {
+            present += 1;
+            if !replace {
+                continue;
+            }
         }
         keyspace.insert(
             key.db as usize,
@@ -406,17 +414,30 @@ pub fn insert_keys(shard: &Shard, keys: Vec<RdbKey>) {
             now_ms,
         );
     }
+    present
 }
 
-/// DEBUG RELOAD and DEBUG LOADAOF: with every shard held, every database emptied and `rdb`'s
-/// keys and libraries (if a file is named) put in place.
+/// How [`replace_dataset`] treats what is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Every database and library dropped first.
+    Flush,
+    /// Kept; a key or library also in the file is an error (DEBUG RELOAD NOFLUSH).
+    Keep,
+    /// Kept; the file's keys and libraries replace those of the same name (NOFLUSH MERGE).
+    Merge,
+}
+
+/// DEBUG RELOAD and DEBUG LOADAOF: with every shard held, every database emptied (as `mode`
+/// says) and `rdb`'s keys and libraries (if a file is named) put in place.
 ///
 /// # Errors
-/// A file that cannot be read.
+/// A file that cannot be read, or (under [`Reload::Keep`]) keys or libraries already there.
 pub async fn replace_dataset(
     shard: &Rc<Shard>,
     hold: Option<HoldToken>,
     rdb: Option<&Path>,
+    mode: Reload,
 ) -> Result<(), String> {
     let read = match rdb {
         Some(path) => {
@@ -439,27 +460,39 @@ pub async fn replace_dataset(
     if own {
         hold_all(shard, &all, token).await;
     }
-    broadcast(shard, Some(token), AdminRequest::FlushAll { lazy: false }).await;
-    let mut outcome = crate::commands::scripting::flush_libraries(shard);
+    let mut outcome = Ok(());
+    if mode == Reload::Flush {
+        broadcast(shard, Some(token), AdminRequest::FlushAll { lazy: false }).await;
+        outcome = crate::commands::scripting::flush_libraries(shard);
+    }
     if let Some((file, shards, ..)) = read {
+        let mut present = 0;
         for (index, keys) in shards.into_iter().enumerate() {
-            crate::commands::remote::admin_on(
-                shard,
-                Some(token),
-                index,
-                AdminRequest::InsertKeys(keys),
-            )
-            .await;
+            let request = AdminRequest::InsertKeys {
+                keys,
+                replace: mode != Reload::Keep,
+            };
+            if let ShardReply::Integer(count) =
+                crate::commands::remote::admin_on(shard, Some(token), index, request).await
+            {
+                present += count;
+            }
         }
         let codes = file.functions;
         if outcome.is_ok() && !codes.is_empty() {
-            outcome = crate::commands::scripting::load_libraries(shard, &codes);
+            outcome =
+                crate::commands::scripting::load_libraries(shard, &codes, mode == Reload::Merge);
+        }
+        if outcome.is_ok() && present > 0 && mode == Reload::Keep {
+            outcome = Err(format!(
+                "{present} keys of the file are already in the dataset"
+            ));
         }
     }
     if own {
         release_all(shard, &all, token).await;
     }
-    outcome.map_err(|error| format!("cannot load the function libraries: {error}"))
+    outcome
 }
 
 /// Encodes this shard's live keys, database by database, at once (SAVE's

@@ -611,8 +611,12 @@ async fn expire_loop(shard: Rc<Shard>) {
         let started = Instant::now();
         let mut budget_spent = false;
         loop {
-            // Nothing expires actively while CLIENT PAUSE lasts, as in Redis.
-            if shard.gate.blocks(None) || shard.shared.pause.active(unix_time_ms()) {
+            // Nothing expires actively while CLIENT PAUSE lasts, as in Redis, nor after DEBUG
+            // SET-ACTIVE-EXPIRE 0.
+            if shard.gate.blocks(None)
+                || shard.shared.pause.active(unix_time_ms())
+                || !crate::commands::server::admin::active_expire_enabled()
+            {
                 break;
             }
             let removed = shard

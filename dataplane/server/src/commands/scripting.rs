@@ -572,19 +572,19 @@ fn evaluate_libraries(shard: &Shard, codes: &[Vec<u8>]) -> Result<functions::Lib
     Ok(libraries)
 }
 
-/// Loads the libraries of an RDB file at start (before any client): they join those already
-/// loaded, none replaced.
+/// Loads the libraries of an RDB file (at start, or DEBUG RELOAD): they join those already
+/// loaded, replacing those of the same name only with `replace`.
 ///
 /// # Errors
 /// A library that does not evaluate, or whose name is taken.
-pub fn load_libraries(shard: &Shard, codes: &[Vec<u8>]) -> Result<(), String> {
+pub fn load_libraries(shard: &Shard, codes: &[Vec<u8>], replace: bool) -> Result<(), String> {
     let loaded = evaluate_libraries(shard, codes)?;
     let registry = &shard.shared.scripts;
     registry
         .libraries
         .write()
         .expect("libraries lock")
-        .join(loaded, false)?;
+        .join(loaded, replace)?;
     registry.libraries_generation.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }

@@ -175,7 +175,11 @@ pub enum AdminRequest {
     /// The keyspace's change counter (the `save` points).
     Changes,
     /// Keys read from an RDB file, put in place (DEBUG RELOAD, DEBUG LOADAOF).
-    InsertKeys(Vec<ember_store::dump::RdbKey>),
+    /// With `replace` false, a key already there stays and is counted (the reply's integer).
+    InsertKeys {
+        keys: Vec<ember_store::dump::RdbKey>,
+        replace: bool,
+    },
     /// MEMORY USAGE of `key` in `db` (-1: no such key).
     MemoryUsage { db: usize, key: Vec<u8> },
     /// FLUSHDB; `lazy`: its keys are freed in the background (crate::lazyfree).

@@ -53,9 +53,8 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
                 ))
             }
         }
-        AdminRequest::InsertKeys(keys) => {
-            crate::persistence::insert_keys(shard, keys);
-            ShardReply::Done
+        AdminRequest::InsertKeys { keys, replace } => {
+            ShardReply::Integer(crate::persistence::insert_keys(shard, keys, replace) as i64)
         }
         AdminRequest::Changes => {
             ShardReply::Integer(shard.keyspace.borrow().stats().changes as i64)
@@ -504,24 +503,22 @@ async fn shutdown(shard: &Rc<Shard>, client: &Client, args: &[&[u8]]) -> Command
 }
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves the dataset to the RDB file (unless NOSAVE),
-/// empties every database (unless NOFLUSH) and loads the file again, as Redis does to check
-/// that every value survives its encoding. MERGE (keep what the file does not replace) is
-/// refused: Ember's reload replaces the whole dataset.
+/// empties every database and the libraries (unless NOFLUSH) and loads the file again, as Redis
+/// does to check that every value survives its encoding. With NOFLUSH a key or library also in
+/// the file is an error, unless MERGE, where the file's replace them.
 async fn debug_reload(
     shard: &Rc<Shard>,
     hold: Option<HoldToken>,
     options: &[&[u8]],
 ) -> CommandResult {
-    let mut save = true;
+    let (mut save, mut flush, mut merge) = (true, true, false);
     for option in options {
         if is(option, "NOSAVE") {
             save = false;
-        } else if is(option, "NOFLUSH") || is(option, "MERGE") {
-            return Err(format!(
-                "ERR DEBUG RELOAD {} is not supported by Ember",
-                String::from_utf8_lossy(option).to_ascii_uppercase()
-            )
-            .into());
+        } else if is(option, "NOFLUSH") {
+            flush = false;
+        } else if is(option, "MERGE") {
+            merge = true;
         } else {
             return Err(
                 "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.".into(),
@@ -534,11 +531,17 @@ async fn debug_reload(
             .await
             .map_err(|error| format!("ERR Error trying to save the DB: {error}"))?;
     }
+    let mode = match (flush, merge) {
+        (true, _) => crate::persistence::Reload::Flush,
+        (false, false) => crate::persistence::Reload::Keep,
+        (false, true) => crate::persistence::Reload::Merge,
+    };
     let path = crate::persistence::file_path(&shard.config.borrow());
-    crate::persistence::replace_dataset(shard, hold, Some(&path))
+    crate::persistence::replace_dataset(shard, hold, Some(&path), mode)
         .await
         .map_err(|error| {
-            CommandError::from(format!("ERR Error trying to load the RDB dump: {error}"))
+            eprintln!("ember: DEBUG RELOAD: {error}");
+            CommandError::from("ERR Error trying to load the RDB dump, check server logs.")
         })
 }
 
@@ -1980,6 +1983,28 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
         // blocks this shard only.
         std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
         out.ok();
+    } else if is(subcommand, "QUICKLIST-PACKED-THRESHOLD") && args.len() == 3 {
+        // Redis's lists store an element above this size in a node of its own; Ember's lists
+        // have no such nodes (any element size is stored the same way), so the threshold is
+        // checked and accepted, and has nothing to change.
+        let text = String::from_utf8_lossy(args[2]).to_ascii_lowercase();
+        // Redis's memtoull also takes a plain `b` for bytes.
+        let bytes = match text.strip_suffix('b') {
+            Some(number) if number.bytes().all(|byte| byte.is_ascii_digit()) => {
+                number.parse::<i64>().ok()
+            }
+            _ => crate::config::parse_memory(&text),
+        };
+        if bytes.is_none_or(|size| size < 0) {
+            return Err(
+                "ERR argument must be a memory value bigger than 1 and smaller than 4gb".into(),
+            );
+        }
+        out.ok();
+    } else if is(subcommand, "SET-ACTIVE-EXPIRE") && args.len() == 3 {
+        let on = crate::commands::parse_integer(args[2])? != 0;
+        ACTIVE_EXPIRE.store(on, std::sync::atomic::Ordering::Relaxed);
+        out.ok();
     } else if is(subcommand, "LOG") && args.len() == 3 {
         eprintln!("ember: DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
         out.ok();
@@ -1990,8 +2015,16 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "LOG <message>",
                 "    Write <message> to the server log.",
+                "LOADAOF",
+                "    Flush the AOF buffers on disk and reload the AOF in memory.",
                 "PANIC",
                 "    Crash the server simulating a panic.",
+                "RELOAD [option ...]",
+                "    Save the RDB on disk and reload it back to memory. NOSAVE: skip the save.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not",
+                "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+                "    default.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
                 "HELP",
@@ -2007,6 +2040,15 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
         .into());
     }
     Ok(())
+}
+
+/// DEBUG SET-ACTIVE-EXPIRE: false stops the active expiry on every shard (keys then expire only
+/// when read), as Redis's tests use it.
+static ACTIVE_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// True unless DEBUG SET-ACTIVE-EXPIRE 0 stopped the active expiry.
+pub fn active_expire_enabled() -> bool {
+    ACTIVE_EXPIRE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// True for a peer address (`ip:port`) on this host: loopback, as Redis's `islocalClient`.

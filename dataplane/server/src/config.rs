@@ -315,6 +315,16 @@ const PARAMETERS: &[Parameter] = &[
         Kind::Enum(&["always", "everysec", "no"]),
         Mutable,
     ),
+    // The append-only file's directory in `dir`, and its rewrite when it has grown by a
+    // percentage (0: never) past a size (crate::aof).
+    parameter("appenddirname", "appendonlydir", Kind::Text, Immutable),
+    parameter(
+        "auto-aof-rewrite-min-size",
+        "67108864",
+        Kind::Memory,
+        Mutable,
+    ),
+    parameter("auto-aof-rewrite-percentage", "100", NON_NEGATIVE, Mutable),
     parameter("dir", ".", Kind::Text, Mutable),
     parameter("dbfilename", "dump.rdb", Kind::Text, Mutable),
     parameter("lazyfree-lazy-expire", "no", Kind::Bool, Mutable),
@@ -457,19 +467,11 @@ const PARAMETERS: &[Parameter] = &[
     ),
     parameter("unixsocketperm", "0", NON_NEGATIVE, Immutable),
     // Persistence.
-    parameter("appenddirname", "appendonlydir", Kind::Text, Immutable),
     parameter("aof-disable-auto-gc", "no", Kind::Bool, Mutable),
     parameter("aof-load-truncated", "yes", Kind::Bool, Mutable),
     parameter("aof-rewrite-incremental-fsync", "yes", Kind::Bool, Mutable),
     parameter("aof-timestamp-enabled", "no", Kind::Bool, Mutable),
     parameter("aof-use-rdb-preamble", "yes", Kind::Bool, Mutable),
-    parameter(
-        "auto-aof-rewrite-min-size",
-        "67108864",
-        Kind::Memory,
-        Mutable,
-    ),
-    parameter("auto-aof-rewrite-percentage", "100", NON_NEGATIVE, Mutable),
     parameter("no-appendfsync-on-rewrite", "no", Kind::Bool, Mutable),
     parameter("rdb-del-sync-files", "no", Kind::Bool, Mutable),
     parameter("rdb-save-incremental-fsync", "yes", Kind::Bool, Mutable),
@@ -1319,6 +1321,12 @@ fn validate(parameter: &Parameter, previous: &str, value: &str) -> Result<String
             "dbfilename" if value.contains('/') || value.is_empty() => {
                 Err("dbfilename can't be a path, just a filename".into())
             }
+            "appendfilename" if value.contains('/') || value.is_empty() => {
+                Err("appendfilename can't be a path, just a filename".into())
+            }
+            "appenddirname" if value.contains('/') || value.is_empty() => {
+                Err("appenddirname can't be a path, just a dirname".into())
+            }
             "dir" if !std::path::Path::new(value).is_dir() => {
                 Err("No such file or directory".into())
             }
@@ -1445,8 +1453,6 @@ mod tests {
             inert,
             [
                 "active-defrag-cycle-max",
-                "appendfsync",
-                "appendonly",
                 "daemonize",
                 "io-threads",
                 "lazyfree-lazy-server-del",

@@ -300,6 +300,8 @@ impl Shard {
             );
         }
         let mut out = ReplySink::resp(Vec::new(), protocol);
+        // Every handler's append-only records are built too (and checked below).
+        let mut propagation = ember_server::aof::Propagation::recording();
         let mut ctx = Ctx {
             keyspace: &mut self.keyspace,
             db: 0,
@@ -312,6 +314,7 @@ impl Shard {
             script: false,
             pubsub: &self.pubsub,
             protection: &self.protection,
+            propagation: &mut propagation,
         };
         notify::before_command(ctx.keyspace, &self.config);
         let heap_start_bytes = HEAP_BYTES.load(Ordering::Relaxed);
@@ -325,6 +328,19 @@ impl Shard {
             "{}: the heap grew by {heap_growth_bytes} bytes at its peak",
             spec.name
         );
+        // What the append-only file would log replays: known commands of a valid arity.
+        for record in propagation.records() {
+            let index = commands::lookup(&record[0]).unwrap_or_else(|| {
+                panic!("{}: logs an unknown command {:?}", spec.name, record[0])
+            });
+            assert!(
+                commands::arity_ok(commands::COMMANDS[index].arity, record.len()),
+                "{}: logs {} with {} arguments",
+                spec.name,
+                commands::COMMANDS[index].name,
+                record.len()
+            );
+        }
         notify::after_command(&mut self.keyspace, &self.pubsub, &self.config, NOW_MS);
         let written = std::mem::take(out.bytes_mut());
         match result {

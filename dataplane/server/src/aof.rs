@@ -95,6 +95,8 @@ pub struct Aof {
     /// The next rewrite turns the log on ([`begin`]); otherwise a rewrite with the log off
     /// only writes the files (Redis's BGREWRITEAOF with `appendonly no`).
     enabling: AtomicBool,
+    /// The log closed while a rewrite ran (CONFIG SET appendonly no): its base is dropped.
+    abandoned: AtomicBool,
     last_write_ok: AtomicBool,
     /// Bumped when the log closes, so the background thread of an earlier one ends.
     generation: AtomicU64,
@@ -221,6 +223,7 @@ impl Aof {
             rewrites: AtomicU64::new(0),
             rewrite_failures_in_a_row: AtomicU64::new(0),
             enabling: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             last_write_ok: AtomicBool::new(true),
             generation: AtomicU64::new(0),
         }
@@ -552,6 +555,16 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
         if start == bytes.len() {
             break Ok(());
         }
+        // Redis's annotations (`#TS:...` with aof-timestamp-enabled) are lines of their own.
+        if bytes[start] == b'#' {
+            match bytes[start..].iter().position(|&byte| byte == b'\n') {
+                Some(end) => {
+                    start += end + 1;
+                    continue;
+                }
+                None => break Err("truncated".to_string()),
+            }
+        }
         match parser.parse(&bytes[start..]) {
             Ok(Some(consumed)) => {
                 let args: Vec<&[u8]> = parser.args(&bytes[start..]).iter().collect();
@@ -749,6 +762,9 @@ fn start_background_thread() {
 
 /// Closes the log (CONFIG SET appendonly no): what is pending is written and synced first.
 pub fn stop() {
+    if rewriting() {
+        AOF.abandoned.store(true, Ordering::Release);
+    }
     write_and_sync();
     AOF.on.store(false, Ordering::Release);
     AOF.generation.fetch_add(1, Ordering::AcqRel);
@@ -873,6 +889,14 @@ pub fn rewrite_moment(config: &Config) -> Result<(PathBuf, u64), String> {
 /// A rewrite's end: with its base written, the manifest names the base and the increments
 /// from the rewrite's moment on, and the older files are deleted.
 pub fn rewrite_done(config: &Config, base_seq: u64, outcome: Result<(), String>, started: Instant) {
+    let outcome = if AOF.abandoned.swap(false, Ordering::AcqRel) {
+        // As Redis kills its rewrite child when the log turns off: the files stay as they were.
+        let base = directory(config).join(base_name(config.value("appendfilename"), base_seq));
+        let _ = std::fs::remove_file(base);
+        Err("the log was turned off (appendonly no) during the rewrite".to_string())
+    } else {
+        outcome
+    };
     let outcome = outcome.and_then(|()| {
         let mut guard = AOF.lock();
         let Some(log) = guard.as_mut() else {
@@ -1114,6 +1138,20 @@ impl Propagation {
             on: on(),
             ..Self::default()
         }
+    }
+
+    /// A propagation that keeps records whatever the log (the command fuzz target runs every
+    /// handler's effect records this way).
+    pub fn recording() -> Self {
+        Self {
+            on: true,
+            ..Self::default()
+        }
+    }
+
+    /// The records kept so far (none: the command's own arguments, when it wrote).
+    pub fn records(&self) -> &[Vec<Vec<u8>>] {
+        &self.records
     }
 
     /// True when records are kept: a handler builds its replacement only then.

@@ -475,7 +475,17 @@ fn logs_move_between_ember_and_redis() {
         keys().iter().map(|key| contents(&mut con, key)).collect()
     };
     let Some(redis) =
-        RedisOracle::start_with(&["--dir", dir.path().to_str().unwrap(), "--appendonly", "yes"])
+        // `always`: under `everysec`, Redis may postpone a write while a sync is under way
+        // and answer meanwhile, so a killed redis-server can lose what it acknowledged (Ember
+        // writes before it answers, whatever the policy).
+        RedisOracle::start_with(&[
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
     else {
         return;
     };

@@ -129,6 +129,11 @@ fn run_in(
     propagation: &mut crate::aof::Propagation,
 ) -> CommandResult {
     let config = shard.config.borrow();
+    // Keys that expired outside a command (a SCAN, a fence) are logged as deleted before this
+    // command's record, which may write them again.
+    if propagation.is_on() && keyspace.has_expired() {
+        super::notify::publish_expired(keyspace, &shard.pubsub, &config, now_ms);
+    }
     let mut ctx = Ctx {
         keyspace,
         db: caller.db,

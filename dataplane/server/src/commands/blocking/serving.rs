@@ -278,11 +278,15 @@ pub(super) fn serve_one(
     let taken = {
         let mut keyspace = shard.keyspace.borrow_mut();
         let config = shard.config.borrow();
+        let now_ms = crate::stats::unix_time_ms();
+        if propagation.is_on() && keyspace.has_expired() {
+            crate::commands::notify::publish_expired(&mut keyspace, &shard.pubsub, &config, now_ms);
+        }
         let mut ctx = Ctx {
             keyspace: &mut keyspace,
             db: waiter.db,
             protocol: waiter.protocol,
-            now_ms: crate::stats::unix_time_ms(),
+            now_ms,
             out: &mut out,
             config: &config,
             stats: &shard.stats,

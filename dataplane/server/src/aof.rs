@@ -27,7 +27,7 @@
 //! happened.
 //!
 //! **When it reaches the disk.** The records of a batch are written (`write`) before its
-//! replies leave ([`write_out`], from the connection's flush), so an acknowledged write survives
+//! replies leave ([`before_reply`], from the connection's flush), so an acknowledged write survives
 //! the process's death; `appendfsync always` syncs them there too, `everysec` syncs once a
 //! second on a thread of its own, `no` leaves it to the kernel.
 
@@ -54,6 +54,8 @@ pub static AOF: Aof = Aof::new();
 const BACKGROUND_PERIOD: Duration = Duration::from_millis(100);
 /// `everysec`'s period.
 const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// Commands a replay sends before it waits for the other shards' replies.
+const REPLAY_BATCH_LEN: u64 = 1024;
 /// The longest argument a log may hold: Redis's `proto-max-bulk-len` ceiling.
 const ARGUMENT_LEN_MAX: usize = 512 * 1024 * 1024;
 
@@ -100,6 +102,8 @@ pub struct Aof {
     last_write_ok: AtomicBool,
     /// Bumped when the log closes, so the background thread of an earlier one ends.
     generation: AtomicU64,
+    /// [`Log::written_bytes`] as of the last sync that succeeded.
+    synced_bytes: AtomicU64,
 }
 
 /// The open log.
@@ -121,6 +125,9 @@ struct Log {
     /// Sizes for INFO: the base file, and the base and increments together.
     base_bytes: u64,
     total_bytes: u64,
+    /// Bytes written since the process started, all files together (never reset): what a
+    /// sync covers ([`Aof::synced_bytes`]).
+    written_bytes: u64,
     /// `total_bytes` after the last rewrite (or at opening): `auto-aof-rewrite-percentage`
     /// measures growth from it.
     rewritten_bytes: u64,
@@ -226,6 +233,7 @@ impl Aof {
             abandoned: AtomicBool::new(false),
             last_write_ok: AtomicBool::new(true),
             generation: AtomicU64::new(0),
+            synced_bytes: AtomicU64::new(0),
         }
     }
 
@@ -268,22 +276,29 @@ impl Log {
         encode(&mut self.buffer, args);
     }
 
-    /// Writes the buffer to the file; syncs it with `always`.
+    /// Writes the buffer to the file (the sync is the caller's: [`before_reply`] with
+    /// `always`, the background thread with `everysec`).
     fn write_buffer(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
         self.file.write_all(&self.buffer)?;
         self.total_bytes += self.buffer.len() as u64;
+        self.written_bytes += self.buffer.len() as u64;
         self.buffer.clear();
         if self.buffer.capacity() > 1 << 20 {
             self.buffer.shrink_to(64 << 10);
         }
         self.unsynced = true;
-        if self.fsync == Fsync::Always {
-            self.file.sync_data()?;
-            self.unsynced = false;
-        }
+        Ok(())
+    }
+
+    /// Syncs the file here (under the lock); everything written so far is then on disk.
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        self.unsynced = false;
+        AOF.synced_bytes
+            .fetch_max(self.written_bytes, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -302,20 +317,63 @@ fn encode(buffer: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-/// Writes the records appended so far (called before a batch's replies leave). A failed write
-/// keeps them for the next try and refuses writes meanwhile ([`writes_refused`]).
-pub fn write_out() {
+/// Writes the records appended so far, and with `always` syncs them (called before a batch's
+/// replies leave). A failed write keeps them for the next try and refuses writes meanwhile
+/// ([`writes_refused`]).
+pub async fn before_reply() {
     if !on() {
         return;
     }
-    let mut guard = AOF.lock();
-    let Some(log) = guard.as_mut() else {
-        return;
+    let needed = {
+        let mut guard = AOF.lock();
+        let Some(log) = guard.as_mut() else {
+            return;
+        };
+        if !log.buffer.is_empty() {
+            note_write(log.write_buffer());
+        }
+        if log.fsync != Fsync::Always {
+            return;
+        }
+        log.written_bytes
     };
-    if log.buffer.is_empty() {
-        return;
+    sync_to(needed).await;
+}
+
+thread_local! {
+    /// A connection of this shard is syncing the log for the others ([`sync_to`]).
+    static SYNCING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// With `appendfsync always`: returns once the log is synced past `needed` bytes. One sync
+/// serves every connection that waits for it (group commit, as Redis syncs once per turn of
+/// its loop): the first connection of a shard to wait lets the others of the same turn write
+/// their records, then syncs them all, blocking its shard meanwhile as Redis does.
+async fn sync_to(needed: u64) {
+    loop {
+        if AOF.synced_bytes.load(Ordering::Acquire) >= needed
+            || !on()
+            || !AOF.last_write_ok.load(Ordering::Acquire)
+        {
+            return;
+        }
+        if !SYNCING.get() {
+            SYNCING.set(true);
+            // The shard's other connections that are ready run first, and join this sync.
+            crate::runtime::yield_now().await;
+            {
+                let mut guard = AOF.lock();
+                if let Some(log) = guard.as_mut() {
+                    let outcome = log.write_buffer().and_then(|()| log.sync());
+                    note_write(outcome);
+                }
+            }
+            SYNCING.set(false);
+            continue;
+        }
+        // The syncing connection is runnable: it runs after this one yields.
+        crate::runtime::yield_now().await;
     }
-    note_write(log.write_buffer());
 }
 
 fn note_write(outcome: std::io::Result<()>) {
@@ -343,10 +401,7 @@ pub fn writes_refused() -> bool {
 pub fn write_and_sync() {
     let mut guard = AOF.lock();
     if let Some(log) = guard.as_mut() {
-        let outcome = log.write_buffer().and_then(|()| log.file.sync_data());
-        if outcome.is_ok() {
-            log.unsynced = false;
-        }
+        let outcome = log.write_buffer().and_then(|()| log.sync());
         note_write(outcome);
     }
 }
@@ -548,6 +603,9 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
     let mut client = Client::new(handle, true);
     let mut start = 0usize;
     let mut commands = 0u64;
+    let mut pipeline = crate::commands::exec::Pipeline::default();
+    // The replies, dropped (a replayed command's error is only reported).
+    let mut out = ReplySink::resp(Vec::new(), Protocol::Resp2);
     // Where the open transaction began (MULTI), to cut it if the file ends inside it.
     let mut open_multi: Option<usize> = None;
     ember_store::value::suspend_expiry(true);
@@ -584,10 +642,23 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
                 } else if args[0].eq_ignore_ascii_case(b"EXEC") {
                     open_multi = None;
                 }
-                let mut out = ReplySink::values(Protocol::Resp2);
                 let now_ms = unix_time_ms();
-                crate::commands::exec::execute(shard, &mut client, &args, now_ms, &mut out, None)
-                    .await;
+                // Pipelined, as a client's batch: a command for another shard is sent and not
+                // awaited, and the mesh keeps each shard's commands in order (a later command
+                // that reads that shard's keys arrives after them).
+                crate::commands::exec::execute(
+                    shard,
+                    &mut client,
+                    &args,
+                    now_ms,
+                    &mut out,
+                    Some(&mut pipeline),
+                )
+                .await;
+                if commands % REPLAY_BATCH_LEN == REPLAY_BATCH_LEN - 1 {
+                    pipeline.drain(shard, &mut out).await;
+                    out.bytes_mut().clear();
+                }
                 if let Outcome::Error(message) = out.outcome() {
                     // Redis ignores a logged command's error too (it ran the same way live).
                     if commands < 10 || !message.starts_with("ERR") {
@@ -610,6 +681,7 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
             }
         }
     };
+    pipeline.drain(shard, &mut out).await;
     ember_store::value::suspend_expiry(false);
     let cut_at = match (&outcome, open_multi) {
         (Err(why), _) if why == "truncated" => Some(open_multi.unwrap_or(start)),
@@ -705,6 +777,7 @@ fn open_log(
         manifest,
         base_bytes,
         total_bytes,
+        written_bytes: AOF.synced_bytes.load(Ordering::Acquire),
         rewritten_bytes: total_bytes,
     };
     *AOF.lock() = Some(log);
@@ -734,23 +807,37 @@ fn start_background_thread() {
                         return;
                     };
                     if !log.buffer.is_empty() {
-                        note_write(log.write_buffer());
+                        let outcome = log.write_buffer();
+                        // `always`: what no reply waited for (an expiry's DEL) is synced too.
+                        let outcome = match log.fsync {
+                            Fsync::Always => outcome.and_then(|()| log.sync()),
+                            _ => outcome,
+                        };
+                        note_write(outcome);
                     }
                     let due = log.fsync == Fsync::EverySecond
                         && log.unsynced
                         && last_sync.elapsed() >= SYNC_PERIOD;
                     if due {
                         log.unsynced = false;
-                        log.file.try_clone().ok()
+                        log.file
+                            .try_clone()
+                            .ok()
+                            .map(|file| (file, log.written_bytes))
                     } else {
                         None
                     }
                 };
                 // Synced outside the lock: appends and writes go on meanwhile.
-                if let Some(file) = sync_file {
+                if let Some((file, written_bytes)) = sync_file {
                     last_sync = Instant::now();
-                    if let Err(error) = file.sync_data() {
-                        eprintln!("ember: cannot sync the append-only file: {error}");
+                    match file.sync_data() {
+                        Ok(()) => {
+                            AOF.synced_bytes.fetch_max(written_bytes, Ordering::AcqRel);
+                        }
+                        Err(error) => {
+                            eprintln!("ember: cannot sync the append-only file: {error}");
+                        }
                     }
                 }
             }
@@ -845,7 +932,7 @@ pub fn rewrite_moment(config: &Config) -> Result<(PathBuf, u64), String> {
         match guard.as_mut() {
             Some(log) => {
                 log.write_buffer()?;
-                log.file.sync_data()?;
+                log.sync()?;
                 let seq = log.manifest.next_increment_seq();
                 let name = increment_name(&log.name, seq);
                 let file = OpenOptions::new()

@@ -391,7 +391,7 @@ async fn flush(shard: &Shard, handle: &ClientHandle, stream: &mut Wire, out: &mu
         return true;
     }
     // The writes these replies acknowledge reach the append-only file first.
-    crate::aof::write_out();
+    crate::aof::before_reply().await;
     let len = out.len();
     let written = match &stream.ring {
         Some(ring) => {

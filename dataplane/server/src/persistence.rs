@@ -11,7 +11,6 @@
 //! done. The file is written to a temporary name, synced and renamed, so a crash mid-write
 //! leaves the previous snapshot whole.
 
-use std::collections::BTreeSet;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -452,14 +451,8 @@ pub async fn replace_dataset(
         }
         None => None,
     };
-    let all: BTreeSet<usize> = (0..shard.count()).collect();
-    let (token, own) = match hold {
-        Some(token) => (token, false),
-        None => (shard.new_hold_token(), true),
-    };
-    if own {
-        hold_all(shard, &all, token).await;
-    }
+    let held = EveryShard::hold(shard, hold).await;
+    let token = held.token;
     let mut outcome = Ok(());
     if mode == Reload::Flush {
         broadcast(shard, Some(token), AdminRequest::FlushAll { lazy: false }).await;
@@ -489,10 +482,34 @@ pub async fn replace_dataset(
             ));
         }
     }
-    if own {
-        release_all(shard, &all, token).await;
-    }
+    held.release(shard).await;
     outcome
+}
+
+/// Every shard held for one operation: under the caller's EXEC hold when it has one, or under
+/// a hold of its own, released by [`EveryShard::release`].
+struct EveryShard {
+    token: HoldToken,
+    own: bool,
+}
+
+impl EveryShard {
+    async fn hold(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Self {
+        match hold {
+            Some(token) => Self { token, own: false },
+            None => {
+                let token = shard.new_hold_token();
+                hold_all(shard, &(0..shard.count()).collect(), token).await;
+                Self { token, own: true }
+            }
+        }
+    }
+
+    async fn release(self, shard: &Rc<Shard>) {
+        if self.own {
+            release_all(shard, &(0..shard.count()).collect(), self.token).await;
+        }
+    }
 }
 
 /// Encodes this shard's live keys, database by database, at once (SAVE's
@@ -617,20 +634,11 @@ pub(crate) async fn every_shard_held_then(
     request: AdminRequest,
     at_moment: impl FnOnce(),
 ) -> (Vec<ShardReply>, Vec<String>) {
-    let all: BTreeSet<usize> = (0..shard.count()).collect();
-    let (token, own) = match hold {
-        Some(token) => (token, false),
-        None => (shard.new_hold_token(), true),
-    };
-    if own {
-        hold_all(shard, &all, token).await;
-    }
-    let replies = broadcast(shard, Some(token), request).await;
+    let held = EveryShard::hold(shard, hold).await;
+    let replies = broadcast(shard, Some(held.token), request).await;
     at_moment();
     let functions = library_codes(shard);
-    if own {
-        release_all(shard, &all, token).await;
-    }
+    held.release(shard).await;
     (replies, functions)
 }
 

@@ -7,52 +7,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use common::values::{fill, keys};
-use common::{command, key_on_shard, query, scratch_dir, Ember, RedisOracle};
-
-fn info_field(con: &mut redis::Connection, name: &str) -> String {
-    let info: String = query(con, &["INFO", "persistence"]);
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO persistence:\n{info}"))
-        .trim()
-        .to_string()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{
+    command, key_on_shard, persistence_field as info_field, query, wait_until, Ember, RedisOracle,
+    ScratchDir,
+};
 
 fn wait_for_rewrite(con: &mut redis::Connection) {
     wait_until("the rewrite", || {
         info_field(con, "aof_rewrite_in_progress") == "0"
     });
-}
-
-/// A scratch directory, removed when the test ends (passing or not).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> Self {
-        Self(scratch_dir("ember-aof"))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn start_in(dir: &Path, extra: &[&str]) -> Ember {
@@ -110,7 +77,7 @@ fn all_keys() -> Vec<String> {
 /// differ from their run: all back, identical, after a kill and a restart.
 #[test]
 fn every_write_survives_a_kill() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     let (before, expire_times) = {
         let ember = start_in(dir.path(), &[]);
         let mut con = ember.connect(false);
@@ -244,7 +211,7 @@ fn every_write_survives_a_kill() {
 /// live, sees the later writes as they ran (a new key, no TTL), not on top of the old value.
 #[test]
 fn an_expiry_replays_where_it_happened() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     {
         let ember = start_in(dir.path(), &[]);
         let mut con = ember.connect(false);
@@ -275,7 +242,7 @@ fn an_expiry_replays_where_it_happened() {
 /// another: the log's one order replays to the same dataset.
 #[test]
 fn concurrent_writes_across_shards_replay_to_the_same_dataset() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     let names: Vec<String> = (0..8)
         .map(|i| key_on_shard(&format!("k{i}:"), i % 2, 2))
         .collect();
@@ -328,7 +295,7 @@ fn concurrent_writes_across_shards_replay_to_the_same_dataset() {
 /// written before, during and after it all comes back.
 #[test]
 fn a_rewrite_compacts_the_log() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     {
         let ember = start_in(dir.path(), &["--rdb-key-save-delay", "100000"]);
         let mut con = ember.connect(false);
@@ -386,7 +353,7 @@ fn a_rewrite_compacts_the_log() {
 /// says so, cuts the file there, and goes on appending after it.
 #[test]
 fn a_log_cut_short_loads_what_is_whole() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     {
         let ember = start_in(dir.path(), &[]);
         let mut con = ember.connect(false);
@@ -424,7 +391,7 @@ fn a_log_cut_short_loads_what_is_whole() {
 /// stops it; DEBUG LOADAOF reads it again; WAITAOF counts the local sync.
 #[test]
 fn the_log_turns_on_and_off_at_run_time() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     {
         let ember = Ember::start_with(&["--threads", "2", "--dir", dir.path().to_str().unwrap()]);
         let mut con = ember.connect(false);
@@ -464,7 +431,7 @@ fn the_log_turns_on_and_off_at_run_time() {
 /// redis-server writes (its base and its increment) loads into Ember.
 #[test]
 fn logs_move_between_ember_and_redis() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     let before: Vec<String> = {
         let ember = start_in(dir.path(), &[]);
         let mut con = ember.connect(false);
@@ -533,7 +500,7 @@ fn logs_move_between_ember_and_redis() {
 /// they were answered for is there after a kill.
 #[test]
 fn appendfsync_always_keeps_every_acknowledged_write() {
-    let dir = ScratchDir::new();
+    let dir = ScratchDir::new("ember-aof");
     {
         let ember = start_in(dir.path(), &["--appendfsync", "always"]);
         let port = ember.port;

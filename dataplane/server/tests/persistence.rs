@@ -7,32 +7,18 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::values::{contents, fill, keys};
-use common::{command, query, scratch_dir, Ember, RedisOracle};
+use common::{
+    command, persistence_field as info_field, query, scratch_dir, wait_until, Ember, RedisOracle,
+    ScratchDir,
+};
 
 fn error(con: &mut redis::Connection, args: &[&str]) -> String {
     match command(args).query::<redis::Value>(con) {
         Err(error) => error.to_string(),
         Ok(value) => panic!("{args:?} answered {value:?}"),
-    }
-}
-
-fn info_field(con: &mut redis::Connection, name: &str) -> String {
-    let info: String = query(con, &["INFO", "persistence"]);
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO persistence:\n{info}"))
-        .trim()
-        .to_string()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -64,7 +50,8 @@ const LIBRARY: &str =
 /// without a TTL and a function library: SAVE, restart in the same dir, everything back.
 #[test]
 fn a_saved_dataset_is_loaded_at_start() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     let (before, ttl_before): (Vec<String>, i64) = {
         let ember = start_in(&dir, &[]);
         let mut con = ember.connect(false);
@@ -143,14 +130,14 @@ fn a_saved_dataset_is_loaded_at_start() {
     );
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The file Ember writes loads into redis-server 7.0 with the same contents, and the file
 /// redis-server writes loads into Ember.
 #[test]
 fn snapshots_move_between_ember_and_redis() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     let file = dir.join("dump.rdb");
     let before: Vec<String> = {
         let ember = start_in(&dir, &[]);
@@ -198,14 +185,14 @@ fn snapshots_move_between_ember_and_redis() {
     assert_eq!(query::<i64>(&mut con, &["FCALL", "bump", "1", "n"]), 2);
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// BGSAVE answers at once and the file follows; INFO tells its progress and outcome; a failing
 /// save says why, keeps the previous file, and BGSAVE's failure shows in INFO.
 #[test]
 fn background_saves_and_failed_saves_report_as_redis_does() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     let ember = start_in(&dir, &[]);
     let mut con = ember.connect(false);
     for i in 0..20_000 {
@@ -282,14 +269,14 @@ fn background_saves_and_failed_saves_report_as_redis_does() {
     );
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `save` points start a background save once enough changes are made; SHUTDOWN saves with
 /// them (not with NOSAVE), SHUTDOWN SAVE without them, and SIGTERM saves when they are set.
 #[test]
 fn save_points_shutdown_and_sigterm_save() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     let file = dir.join("dump.rdb");
     {
         let ember = start_in(&dir, &["--save", "1 3"]);
@@ -338,13 +325,13 @@ fn save_points_shutdown_and_sigterm_save() {
     assert_eq!(query::<String>(&mut con, &["GET", "by-sigterm"]), "1");
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A damaged file stops the start with a sentence naming it; the file is left as it was.
 #[test]
 fn a_damaged_file_stops_the_start_with_a_reason() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     {
         let ember = start_in(&dir, &[]);
         let mut con = ember.connect(false);
@@ -368,14 +355,14 @@ fn a_damaged_file_stops_the_start_with_a_reason() {
         "{log}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// BGSAVE is a copy of the moment it answered: writes that follow its reply at once (while
 /// the shards are still encoding) are not in the file, and every key of that moment is.
 #[test]
 fn a_background_save_is_the_dataset_of_its_moment() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     const KEYS: usize = 200_000;
     {
         let ember = start_in(&dir, &[]);
@@ -422,14 +409,14 @@ fn a_background_save_is_the_dataset_of_its_moment() {
     );
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A slow background save (`rdb-key-save-delay`, Redis's hidden test hook) is seen in progress:
 /// INFO's progress fields, BGSAVE and SAVE refused meanwhile, BGSAVE SCHEDULE run after it.
 #[test]
 fn a_save_in_progress_shows_and_schedules_the_next() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     let ember = start_in(&dir, &[]);
     let mut con = ember.connect(false);
     let all: Vec<String> = query(&mut con, &["CONFIG", "GET", "*"]);
@@ -466,7 +453,6 @@ fn a_save_in_progress_shows_and_schedules_the_next() {
     });
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A BGSAVE whose start a stalled shard does not answer in time fails with the timeout error
@@ -474,7 +460,8 @@ fn a_save_in_progress_shows_and_schedules_the_next() {
 /// BGSAVE and SAVE work and the file holds every key.
 #[test]
 fn a_stalled_shard_fails_a_background_save_without_a_hang() {
-    let dir = scratch_dir("ember-persistence");
+    let scratch = ScratchDir::new("ember-persistence");
+    let dir = scratch.path().to_path_buf();
     let ember = start_in(&dir, &["--shard-reply-timeout-ms", "300"]);
     let mut con = ember.connect(false);
     let mut fill = redis::pipe();
@@ -533,5 +520,4 @@ fn a_stalled_shard_fails_a_background_save_without_a_hang() {
     assert_eq!(query::<i64>(&mut con, &["DBSIZE"]), 1_000);
     drop(con);
     drop(ember);
-    let _ = std::fs::remove_dir_all(&dir);
 }

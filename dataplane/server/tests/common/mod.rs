@@ -221,6 +221,46 @@ pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A [`scratch_dir`] removed when it goes out of scope, passing test or failing.
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    /// A new empty directory named for `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self(scratch_dir(prefix))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A field of INFO persistence (the test fails when there is none).
+pub fn persistence_field(con: &mut redis::Connection, name: &str) -> String {
+    let info: String = query(con, &["INFO", "persistence"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO persistence:\n{info}"))
+        .trim()
+        .to_string()
+}
+
+/// Polls `done` every 20 ms for up to 10 seconds; fails the test naming `what` after that.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Drop for Ember {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -33,6 +33,8 @@ Options use Redis's names, for example:
   --dir . --dbfilename dump.rdb
                            where SAVE and BGSAVE write the snapshot, loaded at start
   --save \"3600 1 300 100\"  save points (seconds and changes; default none)
+  --appendonly no          yes: log every write in dir/appendonlydir, replayed at start
+  --appendfsync everysec   when the log is synced: always, everysec or no
   --metrics-port 0         Prometheus endpoint port (0 = off)
   --shm PATH               shared-memory transport on Unix socket PATH (one-sided GETs)
   --rdma                   verbs transport (RDMA NIC or SoftRoCE), if a device exists";

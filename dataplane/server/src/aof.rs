@@ -469,13 +469,12 @@ pub enum AtStart {
 /// Pending start-up work (set by [`prepare_at_start`], taken by shard 0).
 static AT_START: Mutex<Option<AtStart>> = Mutex::new(None);
 
-/// Decides what the start-up does with the log; returns the RDB file to load instead of
-/// `dump.rdb` when the log has a base (none: `dump.rdb` as usual; the base of a log that has
-/// none: nothing).
+/// Decides what the start-up does with the log. Returns `None` to load `dump.rdb` as usual,
+/// `Some(path)` to load the log's RDB base instead, `Some(None)` to load no RDB file (a log with
+/// no base, or an `.aof` base, which is replayed with the increments).
 ///
 /// # Errors
-/// A manifest that cannot be read, or a base that is an AOF file (Ember writes and reads RDB
-/// bases only).
+/// A manifest that cannot be read.
 pub fn prepare_at_start(config: &Config) -> Result<Option<Option<PathBuf>>, String> {
     if config.value("appendonly") != "yes" {
         *AT_START.lock().expect("start lock") = Some(AtStart::Off);

@@ -116,8 +116,6 @@ struct Log {
     /// The last increment file, opened to append.
     file: File,
     fsync: Fsync,
-    /// Bytes written since the last sync.
-    unsynced: bool,
     directory: PathBuf,
     /// `appendfilename`: the files' prefix.
     name: String,
@@ -193,6 +191,35 @@ impl Manifest {
             text.push_str(&format!("file {name} seq {seq} type i\n"));
         }
         text
+    }
+
+    /// Every file it names, the base first.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.base
+            .iter()
+            .chain(&self.increments)
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// The base file's size and the base's and increments' together, in `directory`.
+    fn sizes(&self, directory: &Path) -> (u64, u64) {
+        let size = |name: &str| {
+            std::fs::metadata(directory.join(name))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let base = self.base.as_ref().map_or(0, |(name, _)| size(name));
+        let increments: u64 = self.increments.iter().map(|(name, _)| size(name)).sum();
+        (base, base + increments)
+    }
+
+    /// Deletes from `directory` the files this manifest named that `newer` does not.
+    fn remove_files_not_in(&self, newer: &Manifest, directory: &Path) {
+        for name in self.names() {
+            if !newer.names().any(|kept| kept == name) {
+                let _ = std::fs::remove_file(directory.join(name));
+            }
+        }
     }
 
     fn next_increment_seq(&self) -> u64 {
@@ -289,14 +316,12 @@ impl Log {
         if self.buffer.capacity() > 1 << 20 {
             self.buffer.shrink_to(64 << 10);
         }
-        self.unsynced = true;
         Ok(())
     }
 
     /// Syncs the file here (under the lock); everything written so far is then on disk.
     fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
-        self.unsynced = false;
         AOF.synced_bytes
             .fetch_max(self.written_bytes, Ordering::AcqRel);
         Ok(())
@@ -457,10 +482,7 @@ pub enum AtStart {
     Off,
     /// `appendonly yes` and a manifest: its base (an RDB file, loaded as `dump.rdb` would be)
     /// and its increments, replayed by shard 0 before any shard listens.
-    Replay {
-        base_rdb: Option<PathBuf>,
-        manifest: Manifest,
-    },
+    Replay { manifest: Manifest },
     /// `appendonly yes` and no log yet: the server starts from `dump.rdb` (if any), then writes
     /// the first base from it, as Redis 7 does.
     Create,
@@ -480,32 +502,18 @@ pub fn prepare_at_start(config: &Config) -> Result<Option<Option<PathBuf>>, Stri
         *AT_START.lock().expect("start lock") = Some(AtStart::Off);
         return Ok(None);
     }
-    let directory = directory(config);
-    let at_start = match read_manifest(config)? {
-        Some(manifest) => {
-            let base_rdb = match &manifest.base {
-                Some((name, _)) if name.ends_with(".rdb") => Some(directory.join(name)),
-                Some((name, _)) => Some(directory.join(name)), // An AOF base: replayed below.
-                None => None,
-            };
-            AtStart::Replay { base_rdb, manifest }
-        }
+    let manifest = read_manifest(config)?;
+    // An `.aof` base is a log of its own, replayed before the increments: no RDB to load.
+    let rdb = manifest.as_ref().map(|manifest| {
+        manifest
+            .base
+            .as_ref()
+            .filter(|(name, _)| name.ends_with(".rdb"))
+            .map(|(name, _)| directory(config).join(name))
+    });
+    let at_start = match manifest {
+        Some(manifest) => AtStart::Replay { manifest },
         None => AtStart::Create,
-    };
-    let rdb = match &at_start {
-        AtStart::Replay {
-            base_rdb, manifest, ..
-        } => {
-            // An `.aof` base is a log of its own, replayed first; the loader gets no RDB.
-            let rdb_base = base_rdb.clone().filter(|_| {
-                manifest
-                    .base
-                    .as_ref()
-                    .is_some_and(|(n, _)| n.ends_with(".rdb"))
-            });
-            Some(rdb_base)
-        }
-        _ => None,
     };
     AOF.loading.store(true, Ordering::Release);
     *AT_START.lock().expect("start lock") = Some(at_start);
@@ -525,20 +533,20 @@ pub fn shard_loaded() {
 /// A log that cannot be read or replayed, or a directory where the log cannot be written.
 pub async fn start(shard: &Rc<Shard>) -> Result<(), String> {
     let at_start = AT_START.lock().expect("start lock").take();
+    if matches!(at_start, Some(AtStart::Replay { .. } | AtStart::Create)) {
+        while AOF.shards_loaded.load(Ordering::Acquire) < shard.count() {
+            crate::runtime::sleep(Duration::from_millis(1)).await;
+        }
+    }
     let outcome = match at_start {
         None | Some(AtStart::Off) => Ok(()),
-        Some(AtStart::Replay { manifest, .. }) => {
-            while AOF.shards_loaded.load(Ordering::Acquire) < shard.count() {
-                crate::runtime::sleep(Duration::from_millis(1)).await;
-            }
+        Some(AtStart::Replay { manifest }) => {
             replay_manifest(shard, &manifest).await.and_then(|()| {
                 open_log(&shard.config.borrow(), manifest, None).map_err(|error| error.to_string())
             })
         }
         Some(AtStart::Create) => {
-            while AOF.shards_loaded.load(Ordering::Acquire) < shard.count() {
-                crate::runtime::sleep(Duration::from_millis(1)).await;
-            }
+            // The dataset is in place: the other shards may listen while the base is written.
             AOF.loading.store(false, Ordering::Release);
             begin(shard, None).await.map(|_| ())
         }
@@ -575,6 +583,14 @@ async fn replay_manifest(shard: &Rc<Shard>, manifest: &Manifest) -> Result<(), S
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Why a replay stopped before a file's end.
+enum Stopped {
+    /// The file ends inside a command (or an annotation line).
+    Truncated,
+    /// A command Ember does not know, or bytes that are no command.
+    Failed(String),
 }
 
 /// Replays one file of the log through the executor, as a client of shard 0 would send it,
@@ -619,7 +635,7 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
                     start += end + 1;
                     continue;
                 }
-                None => break Err("truncated".to_string()),
+                None => break Err(Stopped::Truncated),
             }
         }
         match parser.parse(&bytes[start..]) {
@@ -630,11 +646,11 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
                     continue;
                 }
                 if crate::commands::lookup(args[0]).is_none() {
-                    break Err(format!(
+                    break Err(Stopped::Failed(format!(
                         "unknown command '{}' at byte {start} of {}",
                         String::from_utf8_lossy(args[0]),
                         path.display()
-                    ));
+                    )));
                 }
                 if args[0].eq_ignore_ascii_case(b"MULTI") {
                     open_multi = Some(start);
@@ -670,20 +686,20 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
                 commands += 1;
                 start += consumed;
             }
-            Ok(None) => break Err("truncated".to_string()),
+            Ok(None) => break Err(Stopped::Truncated),
             Err(error) => {
-                break Err(format!(
+                break Err(Stopped::Failed(format!(
                     "bad format at byte {start} of {}: {}",
                     path.display(),
                     error.redis_message()
-                ))
+                )))
             }
         }
     };
     pipeline.drain(shard, &mut out).await;
     ember_store::value::suspend_expiry(false);
-    let cut_at = match (&outcome, open_multi) {
-        (Err(why), _) if why == "truncated" => Some(open_multi.unwrap_or(start)),
+    let cut_at = match (outcome, open_multi) {
+        (Err(Stopped::Truncated), _) => Some(open_multi.unwrap_or(start)),
         (Ok(()), Some(multi)) => {
             // Undo the transaction's half: its commands were only queued, never run.
             let mut out = ReplySink::values(Protocol::Resp2);
@@ -698,7 +714,7 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
             .await;
             Some(multi)
         }
-        (Err(why), _) => return Err(why.clone()),
+        (Err(Stopped::Failed(why)), _) => return Err(why),
         (Ok(()), None) => None,
     };
     if let Some(cut_at) = cut_at {
@@ -753,24 +769,12 @@ fn open_log(
     if wrote_manifest {
         write_manifest(&directory, &manifest_name(config), &manifest)?;
     }
-    let size = |name: &str| {
-        std::fs::metadata(directory.join(name))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
-    let base_bytes = manifest.base.as_ref().map_or(0, |(name, _)| size(name));
-    let total_bytes = base_bytes
-        + manifest
-            .increments
-            .iter()
-            .map(|(name, _)| size(name))
-            .sum::<u64>();
+    let (base_bytes, total_bytes) = manifest.sizes(&directory);
     let log = Log {
         buffer: Vec::new(),
         selected_db: None,
         file,
         fsync: Fsync::of(config),
-        unsynced: false,
         directory,
         name: prefix,
         manifest,
@@ -815,10 +819,9 @@ fn start_background_thread() {
                         note_write(outcome);
                     }
                     let due = log.fsync == Fsync::EverySecond
-                        && log.unsynced
+                        && log.written_bytes > AOF.synced_bytes.load(Ordering::Acquire)
                         && last_sync.elapsed() >= SYNC_PERIOD;
                     if due {
-                        log.unsynced = false;
                         log.file
                             .try_clone()
                             .ok()
@@ -903,10 +906,9 @@ pub async fn rewrite(shard: &Rc<Shard>, hold: Option<HoldToken>) -> Result<Rewri
         return Ok(Rewrite::Scheduled);
     }
     AOF.rewrite_scheduled.store(false, Ordering::Release);
-    match crate::persistence::background_rewrite(shard, hold).await {
-        Ok(()) => Ok(Rewrite::Started),
-        Err(error) => Err(error),
-    }
+    crate::persistence::background_rewrite(shard, hold)
+        .await
+        .map(|()| Rewrite::Started)
 }
 
 /// A rewrite scheduled behind a save, started once the save ended (the persistence timer).
@@ -1003,32 +1005,9 @@ pub fn rewrite_done(config: &Config, base_seq: u64, outcome: Result<(), String>,
             return Err(format!("cannot write the manifest: {error}"));
         }
         // `manifest` is the old one now: its files the new one no longer names go.
-        let kept: Vec<&String> = log
-            .manifest
-            .base
-            .iter()
-            .map(|(name, _)| name)
-            .chain(log.manifest.increments.iter().map(|(name, _)| name))
-            .collect();
-        for (name, _) in manifest.base.iter().chain(manifest.increments.iter()) {
-            if !kept.contains(&name) {
-                let _ = std::fs::remove_file(log.directory.join(name));
-            }
-        }
-        let size = |name: &str| {
-            std::fs::metadata(log.directory.join(name))
-                .map(|m| m.len())
-                .unwrap_or(0)
-        };
-        log.base_bytes = log.manifest.base.as_ref().map_or(0, |(name, _)| size(name));
-        log.total_bytes = log.base_bytes
-            + log
-                .manifest
-                .increments
-                .iter()
-                .map(|(name, _)| size(name))
-                .sum::<u64>()
-            + log.buffer.len() as u64;
+        manifest.remove_files_not_in(&log.manifest, &log.directory);
+        // The files as written (the buffer is counted where INFO reads the size).
+        (log.base_bytes, log.total_bytes) = log.manifest.sizes(&log.directory);
         log.rewritten_bytes = log.total_bytes;
         Ok(())
     });
@@ -1070,13 +1049,7 @@ fn replace_files_of_closed_log(config: &Config, base_seq: u64) -> std::io::Resul
         increments: vec![(increment, seq)],
     };
     write_manifest(&directory, &manifest_name(config), &manifest)?;
-    for (name, _) in old.base.iter().chain(old.increments.iter()) {
-        if manifest.base.as_ref().is_none_or(|(base, _)| base != name)
-            && manifest.increments.iter().all(|(kept, _)| kept != name)
-        {
-            let _ = std::fs::remove_file(directory.join(name));
-        }
-    }
+    old.remove_files_not_in(&manifest, &directory);
     Ok(())
 }
 
@@ -1281,24 +1254,30 @@ impl Propagation {
 /// loses its BLOCK option (the entries it delivered are there when it is replayed).
 fn append_command(db: usize, args: &[&[u8]]) {
     if args[0].eq_ignore_ascii_case(b"XREADGROUP") {
-        let mut kept: Vec<&[u8]> = Vec::with_capacity(args.len());
-        let mut index = 0;
-        while index < args.len() {
-            if args[index].eq_ignore_ascii_case(b"BLOCK") && index + 1 < args.len() {
-                index += 2;
-                continue;
-            }
-            if args[index].eq_ignore_ascii_case(b"STREAMS") {
-                kept.extend_from_slice(&args[index..]);
-                break;
-            }
-            kept.push(args[index]);
-            index += 1;
-        }
-        append(db, &kept);
+        append(db, &without_block(args));
         return;
     }
     append(db, args);
+}
+
+/// XREADGROUP's arguments without its BLOCK option (read before STREAMS: a key or an ID after
+/// it may be the word BLOCK).
+fn without_block<'a>(args: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut index = 0;
+    while index < args.len() {
+        if args[index].eq_ignore_ascii_case(b"STREAMS") {
+            kept.extend_from_slice(&args[index..]);
+            break;
+        }
+        if args[index].eq_ignore_ascii_case(b"BLOCK") && index + 1 < args.len() {
+            index += 2;
+            continue;
+        }
+        kept.push(args[index]);
+        index += 1;
+    }
+    kept
 }
 
 /// The record of a blocking command a key served (on the key's shard): the pop it made, read
@@ -1340,17 +1319,7 @@ pub fn served_record(waiter_args: &[&[u8]], undo: Option<&[&[u8]]>) -> Option<Ve
         record[0] = b"RPOPLPUSH".to_vec();
         Some(record)
     } else if name.eq_ignore_ascii_case(b"XREADGROUP") {
-        let mut record = Vec::new();
-        let mut index = 0;
-        while index < waiter_args.len() {
-            if waiter_args[index].eq_ignore_ascii_case(b"BLOCK") && index + 1 < waiter_args.len() {
-                index += 2;
-                continue;
-            }
-            record.push(waiter_args[index].to_vec());
-            index += 1;
-        }
-        Some(record)
+        Some(owned(&without_block(waiter_args)))
     } else {
         None
     }
@@ -1403,7 +1372,6 @@ mod tests {
                 .map(|word| word.as_bytes().to_vec())
                 .collect()
         };
-        let slices = |args: &[Vec<u8>]| -> Vec<Vec<u8>> { args.to_vec() };
         let cases: &[(&str, Option<&str>, Option<&str>)] = &[
             ("BLPOP q 0", Some("LPUSH q a"), Some("LPOP q 1")),
             (
@@ -1423,6 +1391,12 @@ mod tests {
                 None,
                 Some("XREADGROUP GROUP g c STREAMS s >"),
             ),
+            // A stream called BLOCK stays.
+            (
+                "XREADGROUP GROUP g c COUNT 1 BLOCK 10 STREAMS BLOCK >",
+                None,
+                Some("XREADGROUP GROUP g c COUNT 1 STREAMS BLOCK >"),
+            ),
             ("XREAD BLOCK 0 STREAMS s $", None, None),
         ];
         for (waiter, undo, expected) in cases {
@@ -1433,11 +1407,7 @@ mod tests {
                 .as_ref()
                 .map(|undo| undo.iter().map(Vec::as_slice).collect());
             let record = served_record(&waiter, undo_slices.as_deref());
-            assert_eq!(
-                record,
-                expected.map(|text| slices(&args(text))),
-                "{waiter:?}"
-            );
+            assert_eq!(record, expected.map(args), "{waiter:?}");
         }
     }
 }

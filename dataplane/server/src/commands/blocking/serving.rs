@@ -274,12 +274,14 @@ pub(super) fn serve_one(
 ) -> Result<Option<Served>, CommandError> {
     let args = waiter.args.slices();
     let mut out = ReplySink::values(waiter.protocol);
-    let mut propagation = crate::aof::Propagation::new();
+    // A served request is logged below as the pop it made (`aof::served_record`), not through
+    // the context.
+    let mut propagation = crate::aof::Propagation::default();
     let taken = {
         let mut keyspace = shard.keyspace.borrow_mut();
         let config = shard.config.borrow();
         let now_ms = crate::stats::unix_time_ms();
-        if propagation.is_on() && keyspace.has_expired() {
+        if crate::aof::on() && keyspace.has_expired() {
             crate::commands::notify::publish_expired(&mut keyspace, &shard.pubsub, &config, now_ms);
         }
         let mut ctx = Ctx {

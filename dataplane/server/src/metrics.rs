@@ -230,7 +230,7 @@ pub async fn render(shard: &Rc<Shard>) -> String {
     text.single(
         "ember_keyspace_changes_total",
         "counter",
-        "Changes to keys since start: values or expiries changed, keys removed (INFO persistence's rdb_changes_since_last_save).",
+        "Changes to keys since start: values or expiries changed, keys removed by commands (INFO persistence's rdb_changes_since_last_save).",
         total.changes,
     );
     text.single(

@@ -541,7 +541,8 @@ fn info() {
 
 /// INFO persistence's `rdb_changes_since_last_save` counts writes as Redis's dirty counter does
 /// (Ember keeps no snapshot, so it counts from the start): a write that changes nothing counts
-/// nothing, a delete counts its keys, FLUSHALL the keys it removed; the shards' counts add up.
+/// nothing, a delete counts its keys, FLUSHALL the keys it removed, an expiry nothing; the
+/// shards' counts add up.
 #[test]
 fn info_counts_changes_as_redis_does() {
     let ember = Ember::start(2);
@@ -572,9 +573,17 @@ fn info_counts_changes_as_redis_does() {
                 .query(&mut con)
                 .unwrap();
         }
+        // A key that expires counts its SET, not its removal.
+        let _: () = redis::cmd("SET")
+            .arg(&["expiring", "1", "PX", "1"])
+            .query(&mut con)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let gone: Option<String> = redis::cmd("GET").arg("expiring").query(&mut con).unwrap();
+        assert_eq!(gone, None);
         common::info_field(&mut con, "persistence", field()) - before
     };
-    assert_eq!(changes(ember.port), 12);
+    assert_eq!(changes(ember.port), 13);
     if let Some(redis) = RedisOracle::start() {
         assert_eq!(changes(ember.port), changes(redis.port));
     }

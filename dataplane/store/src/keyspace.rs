@@ -193,7 +193,8 @@ pub struct KeyspaceStats {
     pub expired_keys: u64,
     /// Changes since the keyspace was made (Redis's `dirty`, INFO's
     /// `rdb_changes_since_last_save`): one each time a write changes a key's value or expiry,
-    /// or removes the key (a delete, an expiry, an eviction, each key a flush removes). A write
+    /// or removes the key (a delete, each key a flush removes; not an expiry or an eviction,
+    /// which Redis's dirty counter leaves out too, so a save point never fires for them). A write
     /// that leaves the value as it was counts nothing, as in Redis; a command that changes
     /// several elements of one collection counts one, where Redis counts the elements.
     pub changes: u64,
@@ -916,9 +917,13 @@ impl Keyspace {
             self.expired_removed(db, key, Some(entry));
             return None;
         }
+        self.stats.changes += 1;
         Some(entry)
     }
 
+    /// Takes `key`'s entry out of the table. Not counted as a change by itself: as in Redis's
+    /// dirty counter, a key that expires or is evicted changes nothing a save point counts; the
+    /// callers that remove on a command's behalf count it.
     fn remove_entry(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         self.before_write(db, key);
         let (hash, segment) = self.locate(key);
@@ -928,7 +933,6 @@ impl Keyspace {
         let entry = occupied.remove().0.into_inner().entry;
         shrink_if_sparse(table, &self.hasher);
         database.len -= 1;
-        self.stats.changes += 1;
         if entry.expire_at_ms().is_some() {
             // The handle stays filed; it finds no key when it fires.
             database.expiry.changed(hash, entry.expire_at_ms(), None, 0);

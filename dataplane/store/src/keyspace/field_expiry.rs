@@ -77,6 +77,8 @@ impl Keyspace {
                         removed += count;
                         self.databases[db].volatile_hashes.remove(&key);
                         self.remove_entry(db, &key);
+                        // Counted as the fields' removal above is.
+                        self.stats.changes += 1;
                         self.note_fields_expired(db, key.as_bytes(), true);
                     }
                 }

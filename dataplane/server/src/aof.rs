@@ -366,39 +366,106 @@ pub async fn before_reply() {
 }
 
 thread_local! {
-    /// A connection of this shard is syncing the log for the others ([`sync_to`]).
-    static SYNCING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This shard's sync of the log: whether one is in flight, and the tasks that wait for it.
+    static SHARD_SYNC: std::cell::RefCell<ShardSync> = const {
+        std::cell::RefCell::new(ShardSync {
+            in_flight: false,
+            waiters: Vec::new(),
+        })
+    };
 }
 
-/// With `appendfsync always`: returns once the log is synced past `needed` bytes. One sync
-/// serves every connection that waits for it (group commit, as Redis syncs once per turn of
-/// its loop): the first connection of a shard to wait lets the others of the same turn write
-/// their records, then syncs them all, blocking its shard meanwhile as Redis does.
+/// A shard's part in `appendfsync always` ([`sync_to`]).
+struct ShardSync {
+    in_flight: bool,
+    waiters: Vec<std::task::Waker>,
+}
+
+/// With `appendfsync always`: returns once the log is synced past `needed` bytes.
+///
+/// One sync serves every connection that waits for it (group commit, as Redis syncs once per
+/// turn of its loop): the first connection of a shard to wait lets the others of the same turn
+/// write their records, then starts the sync in the shard's ring, one at a time per shard. The
+/// kernel's worker syncs while the shard goes on reading and running requests (Redis's loop
+/// blocks in `fdatasync`), and their records go with the next sync: the clients whose replies
+/// one sync releases send again while the next one runs. A shard without a ring (`--io-uring
+/// no`) syncs on its own thread, outside the log's lock, so the other shards go on appending.
 async fn sync_to(needed: u64) {
-    loop {
-        if AOF.synced_bytes.load(Ordering::Acquire) >= needed
+    let done = || {
+        AOF.synced_bytes.load(Ordering::Acquire) >= needed
             || !on()
             || !AOF.last_write_ok.load(Ordering::Acquire)
-        {
-            return;
-        }
-        if !SYNCING.get() {
-            SYNCING.set(true);
-            // The shard's other connections that are ready run first, and join this sync.
-            crate::runtime::yield_now().await;
-            {
-                let mut guard = AOF.lock();
-                if let Some(log) = guard.as_mut() {
-                    let outcome = log.write_buffer().and_then(|()| log.sync());
-                    note_write(outcome);
-                }
-            }
-            SYNCING.set(false);
-            continue;
-        }
-        // The syncing connection is runnable: it runs after this one yields.
+    };
+    if done() {
+        return;
+    }
+    if !SHARD_SYNC.with(|sync| sync.borrow().in_flight) {
+        // The shard's other connections that are ready run first, and join this sync.
         crate::runtime::yield_now().await;
     }
+    std::future::poll_fn(|cx| loop {
+        if done() {
+            return std::task::Poll::Ready(());
+        }
+        let in_flight = SHARD_SYNC.with(|sync| {
+            let mut sync = sync.borrow_mut();
+            if sync.in_flight {
+                sync.waiters.push(cx.waker().clone());
+            }
+            sync.in_flight
+        });
+        if in_flight {
+            return std::task::Poll::Pending;
+        }
+        // None in flight here: this task starts one (and waits for it), or syncs at once.
+        let Some((file, written)) = written_out() else {
+            return std::task::Poll::Ready(());
+        };
+        let Ok(sync_file) = file.try_clone() else {
+            synced(written, file.sync_data());
+            continue;
+        };
+        let done_with = Box::new(move |outcome: std::io::Result<()>| {
+            synced(written, outcome);
+            let waiters = SHARD_SYNC.with(|sync| {
+                let mut sync = sync.borrow_mut();
+                sync.in_flight = false;
+                std::mem::take(&mut sync.waiters)
+            });
+            waiters.into_iter().for_each(std::task::Waker::wake);
+        });
+        match crate::io::start_sync(sync_file, done_with) {
+            Ok(()) => SHARD_SYNC.with(|sync| sync.borrow_mut().in_flight = true),
+            // No ring on this shard: synced here, on the shard's thread, outside the lock.
+            Err(_) => synced(written, file.sync_data()),
+        }
+    })
+    .await;
+}
+
+/// Writes out what is pending and returns the log's file with the bytes written so far (all
+/// of them in that file or in earlier ones, which were synced when the log moved on); `None`
+/// when the log is closed.
+fn written_out() -> Option<(std::fs::File, u64)> {
+    let mut guard = AOF.lock();
+    let log = guard.as_mut()?;
+    note_write(log.write_buffer());
+    let file = log.file.try_clone();
+    match file {
+        Ok(file) => Some((file, log.written_bytes)),
+        Err(error) => {
+            note_write(Err(error));
+            None
+        }
+    }
+}
+
+/// Notes the outcome of a sync of everything up to `written` bytes.
+fn synced(written: u64, outcome: std::io::Result<()>) {
+    if outcome.is_ok() {
+        AOF.synced_bytes.fetch_max(written, Ordering::AcqRel);
+    }
+    note_write(outcome);
 }
 
 fn note_write(outcome: std::io::Result<()>) {

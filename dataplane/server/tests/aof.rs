@@ -497,35 +497,41 @@ fn logs_move_between_ember_and_redis() {
 }
 
 /// `appendfsync always`: clients writing at once on both shards share syncs, and every write
-/// they were answered for is there after a kill.
+/// they were answered for is there after a kill: with the syncs in the shards' rings (while
+/// the shards go on serving) and, with `--io-uring no`, on the shards' threads.
 #[test]
 fn appendfsync_always_keeps_every_acknowledged_write() {
-    let dir = ScratchDir::new("ember-aof");
-    {
-        let ember = start_in(dir.path(), &["--appendfsync", "always"]);
-        let port = ember.port;
-        let workers: Vec<_> = (0..6)
-            .map(|worker| {
-                std::thread::spawn(move || {
-                    let mut con = common::connect(port, false);
-                    for _ in 0..200 {
-                        let _: i64 = query(&mut con, &["INCR", &format!("counter:{worker}")]);
-                    }
+    for socket_io in [&[][..], &["--io-uring", "no"][..]] {
+        let dir = ScratchDir::new("ember-aof");
+        {
+            let mut args = vec!["--appendfsync", "always"];
+            args.extend_from_slice(socket_io);
+            let ember = start_in(dir.path(), &args);
+            let port = ember.port;
+            let workers: Vec<_> = (0..6)
+                .map(|worker| {
+                    std::thread::spawn(move || {
+                        let mut con = common::connect(port, false);
+                        for _ in 0..200 {
+                            let _: i64 = query(&mut con, &["INCR", &format!("counter:{worker}")]);
+                        }
+                    })
                 })
-            })
-            .collect();
-        for worker in workers {
-            worker.join().unwrap();
+                .collect();
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            let mut con = ember.connect(false);
+            assert_eq!(info_field(&mut con, "aof_last_write_status"), "ok");
         }
+        let ember = start_in(dir.path(), &[]);
         let mut con = ember.connect(false);
-        assert_eq!(info_field(&mut con, "aof_last_write_status"), "ok");
-    }
-    let ember = start_in(dir.path(), &[]);
-    let mut con = ember.connect(false);
-    for worker in 0..6 {
-        assert_eq!(
-            query::<String>(&mut con, &["GET", &format!("counter:{worker}")]),
-            "200"
-        );
+        for worker in 0..6 {
+            assert_eq!(
+                query::<String>(&mut con, &["GET", &format!("counter:{worker}")]),
+                "200",
+                "{socket_io:?}"
+            );
+        }
     }
 }

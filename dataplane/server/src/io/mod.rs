@@ -463,6 +463,22 @@ pub fn reads_bell() -> bool {
     shard_driver().is_some_and(|driver| driver.bell.is_some() && driver.ring.bell_watched())
 }
 
+/// Starts an `fdatasync` of `file` in this shard's ring ([`ring::Ring::start_sync`]): the
+/// shard goes on serving while the kernel's worker syncs, and `done` runs with the outcome in
+/// the driver's turn that reaps it. Gives `done` back, not started, when the shard has no ring
+/// or a sync is already in flight in it.
+pub fn start_sync(
+    file: std::fs::File,
+    done: Box<dyn FnOnce(io::Result<()>)>,
+) -> Result<(), Box<dyn FnOnce(io::Result<()>)>> {
+    let Some(driver) = shard_driver() else {
+        return Err(done);
+    };
+    driver.ring.start_sync(file, done)?;
+    driver.kick();
+    Ok(())
+}
+
 /// This shard's ring driver, when it has one.
 fn shard_driver() -> Option<Rc<Driver>> {
     SHARD_RING.with(|cell| match &*cell.borrow() {

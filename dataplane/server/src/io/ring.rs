@@ -72,6 +72,8 @@ enum Operation {
     Bell = 4,
     /// The multishot poll of a listening socket (slot: its index in `Ring::listeners`).
     Listener = 5,
+    /// A file's data sync ([`Ring::start_sync`]; no socket: slot and generation 0).
+    Sync = 6,
 }
 
 const GENERATION_MASK: u32 = (1 << 24) - 1;
@@ -89,6 +91,7 @@ fn decode(user_data: u64) -> Option<(Operation, SocketId)> {
         3 => Operation::Cancel,
         4 => Operation::Bell,
         5 => Operation::Listener,
+        6 => Operation::Sync,
         _ => return None,
     };
     let id = SocketId {
@@ -284,6 +287,15 @@ pub struct Ring {
     /// whether it is registered now.
     eventfd: RawFd,
     announcing: Cell<bool>,
+    /// The data sync in flight ([`Ring::start_sync`]): its file, kept open until it completes,
+    /// and what to call then.
+    sync: RefCell<Option<FileSync>>,
+}
+
+/// A data sync in flight in the ring.
+struct FileSync {
+    _file: std::fs::File,
+    done: Box<dyn FnOnce(io::Result<()>)>,
 }
 
 impl Ring {
@@ -334,7 +346,43 @@ impl Ring {
             connection_waiting: Cell::new(false),
             eventfd,
             announcing: Cell::new(false),
+            sync: RefCell::new(None),
         })
+    }
+
+    /// Starts an `fdatasync` of `file` (Redis's `appendfsync always`): the kernel's worker
+    /// runs it while the shard goes on reading and running requests, and `done` is called with
+    /// its outcome in the turn that reaps its completion. The entry is submitted at once, with
+    /// whatever else is queued. Gives `done` back when a sync is already in flight (one at a
+    /// time: the next one waits for it anyway).
+    pub fn start_sync(
+        &self,
+        file: std::fs::File,
+        done: Box<dyn FnOnce(io::Result<()>)>,
+    ) -> Result<(), Box<dyn FnOnce(io::Result<()>)>> {
+        if self.sync.borrow().is_some() {
+            return Err(done);
+        }
+        let entry = opcode::Fsync::new(types::Fd(std::os::fd::AsRawFd::as_raw_fd(&file)))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+            .user_data(user_data(
+                Operation::Sync,
+                SocketId {
+                    slot: 0,
+                    generation: 0,
+                },
+            ));
+        *self.sync.borrow_mut() = Some(FileSync { _file: file, done });
+        self.push(entry);
+        self.submit();
+        Ok(())
+    }
+
+    /// True while a sync started with [`Ring::start_sync`] has not completed.
+    #[cfg(test)]
+    fn syncing(&self) -> bool {
+        self.sync.borrow().is_some()
     }
 
     /// Starts (`on`) or stops announcing new work on the eventfd given to [`Ring::new`]. The
@@ -802,7 +850,8 @@ impl Ring {
         // SAFETY (for `push`): every entry's buffers outlive the operation: sends point into
         // an `Outgoing` buffer that stays in its socket until the send's completion, receives
         // use provided buffers owned by the ring, the bell's read lands in `bell_counter`
-        // (dropped after `uring`), cancellations and polls point at nothing.
+        // (dropped after `uring`), cancellations, polls and syncs point at nothing (a sync's
+        // file stays open in `sync` until its completion).
         if unsafe { uring.submission().push(&entry) }.is_err() {
             self.count(|counters| counters.enters += 1);
             // Submitted without waiting: the queue has room again afterwards.
@@ -1111,6 +1160,16 @@ impl Ring {
                 }
             }
             Operation::Listener => self.complete_listener(id.slot as usize, result, flags),
+            Operation::Sync => {
+                let sync = self.sync.borrow_mut().take();
+                if let Some(sync) = sync {
+                    (sync.done)(if result < 0 {
+                        Err(io::Error::from_raw_os_error(-result))
+                    } else {
+                        Ok(())
+                    });
+                }
+            }
         }
     }
 
@@ -1351,10 +1410,68 @@ mod tests {
             (Operation::Send, 7, GENERATION_MASK),
             (Operation::Cancel, u32::MAX, 12345),
             (Operation::Listener, 2, 0),
+            (Operation::Sync, 0, 0),
         ] {
             let id = SocketId { slot, generation };
             assert_eq!(decode(user_data(operation, id)), Some((operation, id)));
         }
+    }
+
+    /// Turns `ring` until `done` says so (ten seconds at most).
+    fn turn_until(ring: &Ring, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "no completion within 10 s");
+            ring.wait(Duration::from_millis(10));
+            ring.turn();
+        }
+    }
+
+    /// A data sync runs in the kernel's worker, one at a time, and reports its outcome in the
+    /// turn that reaps it: success for a file, the kernel's refusal for a pipe.
+    #[test]
+    fn a_sync_reports_its_outcome_in_a_turn() {
+        use std::rc::Rc;
+        let ring = Ring::new(8, 4096, -1).unwrap();
+        let path = std::env::temp_dir().join(format!("ember-ring-sync-{}", std::process::id()));
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"record").unwrap();
+        let outcome: Rc<Cell<Option<Option<i32>>>> = Rc::new(Cell::new(None));
+        let seen = outcome.clone();
+        let started = ring.start_sync(
+            file.try_clone().unwrap(),
+            Box::new(move |result| seen.set(Some(result.err().and_then(|e| e.raw_os_error())))),
+        );
+        assert!(started.is_ok());
+        assert!(ring.syncing());
+        assert!(ring
+            .start_sync(file.try_clone().unwrap(), Box::new(|_| {}))
+            .is_err());
+        turn_until(&ring, || outcome.get().is_some());
+        assert_eq!(outcome.get(), Some(None));
+        assert!(!ring.syncing());
+        std::fs::remove_file(&path).unwrap();
+
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are new and owned by nothing else.
+        let (read_end, _write_end) = unsafe {
+            (
+                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]),
+                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[1]),
+            )
+        };
+        outcome.set(None);
+        let seen = outcome.clone();
+        assert!(ring
+            .start_sync(
+                read_end,
+                Box::new(move |result| seen.set(Some(result.err().and_then(|e| e.raw_os_error()))))
+            )
+            .is_ok());
+        turn_until(&ring, || outcome.get().is_some());
+        assert_eq!(outcome.get(), Some(Some(libc::EINVAL)));
     }
 
     /// Waits in `ring` until a watched listener reports a connection.

@@ -129,6 +129,9 @@ struct Log {
     /// `total_bytes` after the last rewrite (or at opening): `auto-aof-rewrite-percentage`
     /// measures growth from it.
     rewritten_bytes: u64,
+    /// A transaction runs ([`Transaction`]): `Some(false)` until its first record, which
+    /// `MULTI` precedes, `Some(true)` after it.
+    transaction: Option<bool>,
 }
 
 /// Redis 7's manifest: the base file and the increment files, in order.
@@ -293,12 +296,45 @@ pub fn append(db: usize, args: &[&[u8]]) {
     }
 }
 
+/// EXEC's records, logged inside `MULTI` ... `EXEC` as Redis logs a transaction, so that a
+/// replay applies all of it or, when the log ends inside it (a crash mid-write), none. EXEC
+/// holds every shard while its commands run, so nothing but its own records (and an expired
+/// key's `DEL`) lands between. `MULTI` is written before its first record only: a transaction
+/// that wrote nothing logs nothing. Dropped, it closes the block (a transaction cut short by
+/// its connection's end still logs `EXEC` after what it ran).
+#[must_use]
+pub struct Transaction(());
+
+/// Opens a transaction's block in the log (nothing when the log is off).
+pub fn transaction() -> Transaction {
+    if on() {
+        if let Some(log) = AOF.lock().as_mut() {
+            log.transaction = Some(false);
+        }
+    }
+    Transaction(())
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if let Some(log) = AOF.lock().as_mut() {
+            if log.transaction.take() == Some(true) {
+                encode(&mut log.buffer, &[b"EXEC"]);
+            }
+        }
+    }
+}
+
 impl Log {
     fn append(&mut self, db: usize, args: &[&[u8]]) {
         if self.selected_db != Some(db) {
             let db_text = db.to_string();
             encode(&mut self.buffer, &[b"SELECT", db_text.as_bytes()]);
             self.selected_db = Some(db);
+        }
+        if self.transaction == Some(false) {
+            encode(&mut self.buffer, &[b"MULTI"]);
+            self.transaction = Some(true);
         }
         encode(&mut self.buffer, args);
     }
@@ -849,6 +885,7 @@ fn open_log(
         total_bytes,
         written_bytes: AOF.synced_bytes.load(Ordering::Acquire),
         rewritten_bytes: total_bytes,
+        transaction: None,
     };
     *AOF.lock() = Some(log);
     AOF.last_write_ok.store(true, Ordering::Release);

@@ -387,6 +387,80 @@ fn a_log_cut_short_loads_what_is_whole() {
     assert_eq!(query::<String>(&mut con, &["GET", "next"]), "2");
 }
 
+/// EXEC's writes are logged inside MULTI ... EXEC, as Redis logs them, with the commands that
+/// ran on the other shard too; a transaction that wrote nothing logs nothing. A log that ends
+/// inside a transaction (a crash while it was written) loads without any of it.
+#[test]
+fn a_transaction_is_logged_whole_or_not_at_all() {
+    let dir = ScratchDir::new("ember-aof");
+    let near = key_on_shard("near", 0, 2);
+    let far = key_on_shard("far", 1, 2);
+    let increment = dir.path().join("appendonlydir/appendonly.aof.1.incr.aof");
+    {
+        let ember = start_in(dir.path(), &[]);
+        let mut con = ember.connect(false);
+        let _: () = query(&mut con, &["SET", "before", "1"]);
+        let _: () = query(&mut con, &["MULTI"]);
+        let _: () = query(&mut con, &["GET", "before"]);
+        let _: Vec<Option<String>> = query(&mut con, &["EXEC"]);
+        let read_only = std::fs::read(&increment).unwrap();
+        assert!(
+            !contains(&read_only, b"MULTI"),
+            "{}",
+            String::from_utf8_lossy(&read_only)
+        );
+        let replies: redis::Value = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&near)
+            .arg("a")
+            .cmd("INCR")
+            .arg("counter")
+            .cmd("SET")
+            .arg(&far)
+            .arg("b")
+            .query(&mut con)
+            .unwrap();
+        assert!(matches!(replies, redis::Value::Array(ref items) if items.len() == 3));
+        let _: () = query(&mut con, &["SET", "after", "1"]);
+    }
+    let log = std::fs::read(&increment).unwrap();
+    let multi = find(&log, b"*1\r\n$5\r\nMULTI\r\n").expect("MULTI in the log");
+    let exec = find(&log, b"*1\r\n$4\r\nEXEC\r\n").expect("EXEC in the log");
+    let block = &log[multi..exec];
+    for key in [near.as_bytes(), b"counter", far.as_bytes()] {
+        assert!(contains(block, key), "{}", String::from_utf8_lossy(&log));
+    }
+    assert!(contains(&log[exec..], b"after"));
+    // Cut inside the block, as a crash while it was written leaves it.
+    let cut = find(block, far.as_bytes()).unwrap() + multi;
+    std::fs::write(&increment, &log[..cut]).unwrap();
+    let ember = start_in(dir.path(), &[]);
+    assert!(
+        ember
+            .log()
+            .contains("ends in the middle of a command or transaction"),
+        "{}",
+        ember.log()
+    );
+    assert_eq!(std::fs::metadata(&increment).unwrap().len(), multi as u64);
+    let mut con = ember.connect(false);
+    assert_eq!(query::<String>(&mut con, &["GET", "before"]), "1");
+    for key in [near.as_str(), "counter", far.as_str(), "after"] {
+        assert_eq!(query::<i64>(&mut con, &["EXISTS", key]), 0, "{key}");
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
+}
+
 /// CONFIG SET appendonly yes starts the log from the dataset as it is (a first rewrite); no
 /// stops it; DEBUG LOADAOF reads it again; WAITAOF counts the local sync.
 #[test]
@@ -439,6 +513,15 @@ fn logs_move_between_ember_and_redis() {
         fill(&mut con);
         let _: () = query(&mut con, &["SET", "volatile", "v", "EX", "1000"]);
         let _: String = query(&mut con, &["FUNCTION", "LOAD", LIBRARY]);
+        // A transaction: its block, MULTI ... EXEC, loads in Redis too.
+        let _: (i64, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg("in-transaction")
+            .cmd("INCR")
+            .arg("in-transaction")
+            .query(&mut con)
+            .unwrap();
         keys().iter().map(|key| contents(&mut con, key)).collect()
     };
     let Some(redis) =
@@ -463,6 +546,10 @@ fn logs_move_between_ember_and_redis() {
         .collect();
     assert_eq!(in_redis, before, "Redis loaded Ember's log");
     assert!(query::<i64>(&mut theirs, &["TTL", "volatile"]) > 0);
+    assert_eq!(
+        query::<String>(&mut theirs, &["GET", "in-transaction"]),
+        "2"
+    );
     assert_eq!(query::<i64>(&mut theirs, &["FCALL", "bump", "1", "n"]), 1);
     // Back: Redis rewrites (a base of its own), then logs more; Ember loads both.
     let _: String = query(&mut theirs, &["BGREWRITEAOF"]);

@@ -731,10 +731,12 @@ async fn exec(shard: &Rc<Shard>, client: &mut Client, now_ms: u64, out: &mut Rep
     }
     client.hold = Some(token);
     out.array_len(queue.len());
+    let logged = crate::aof::transaction();
     for queued in &queue {
         let args: SmallVec<[&[u8]; 16]> = queued.iter().map(Vec::as_slice).collect();
         Box::pin(execute(shard, client, &args, now_ms, out, None)).await;
     }
+    drop(logged);
     client.hold = None;
     super::tracking::flush_held(shard, &shards).await;
     writes.end();

@@ -104,6 +104,8 @@ pub struct Aof {
     generation: AtomicU64,
     /// [`Log::written_bytes`] as of the last sync that succeeded.
     synced_bytes: AtomicU64,
+    /// The open log's `appendfsync` is `always`: a failure to write or sync it ends the process.
+    always: AtomicBool,
 }
 
 /// The open log.
@@ -264,6 +266,7 @@ impl Aof {
             last_write_ok: AtomicBool::new(true),
             generation: AtomicU64::new(0),
             synced_bytes: AtomicU64::new(0),
+            always: AtomicBool::new(false),
         }
     }
 
@@ -504,9 +507,19 @@ fn synced(written: u64, outcome: std::io::Result<()>) {
     note_write(outcome);
 }
 
+/// Notes the outcome of a write or sync of the log. A failure refuses writes until a write
+/// succeeds again ([`writes_refused`]); with `appendfsync always` it ends the process, as
+/// Redis does: a reply may already have been promised on that write, and none must leave for
+/// a write the log does not hold.
 fn note_write(outcome: std::io::Result<()>) {
     let ok = outcome.is_ok();
     if let Err(error) = outcome {
+        if AOF.always.load(Ordering::Acquire) && on() {
+            eprintln!(
+                "ember: can't persist the append-only file with appendfsync always ({error}): exiting, as Redis does"
+            );
+            std::process::exit(1);
+        }
         if AOF.last_write_ok.load(Ordering::Acquire) {
             eprintln!("ember: error writing to the append-only file: {error}");
         }
@@ -877,7 +890,7 @@ fn open_log(
         buffer: Vec::new(),
         selected_db: None,
         file,
-        fsync: Fsync::of(config),
+        fsync: set_policy(config),
         directory,
         name: prefix,
         manifest,
@@ -967,8 +980,15 @@ pub fn stop() {
 /// Follows a CONFIG SET of `appendfsync`.
 pub fn configure(config: &Config) {
     if let Some(log) = AOF.lock().as_mut() {
-        log.fsync = Fsync::of(config);
+        log.fsync = set_policy(config);
     }
+}
+
+/// `appendfsync` as `config` says, noted for [`note_write`].
+fn set_policy(config: &Config) -> Fsync {
+    let fsync = Fsync::of(config);
+    AOF.always.store(fsync == Fsync::Always, Ordering::Release);
+    fsync
 }
 
 /// CONFIG SET appendonly yes at run time (or a start with no log yet): the log begins with a

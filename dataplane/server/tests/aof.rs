@@ -451,6 +451,59 @@ fn a_transaction_is_logged_whole_or_not_at_all() {
     }
 }
 
+/// A log that cannot be written (the increment a rewrite moves on to is /dev/full): under
+/// `everysec` writes are then refused with MISCONF while reads go on; under `always` the
+/// process ends, as Redis's does, before the reply of the write it could not log leaves.
+#[test]
+fn a_log_that_cannot_be_written_refuses_writes_or_ends_the_process() {
+    for policy in ["everysec", "always"] {
+        let dir = ScratchDir::new("ember-aof");
+        let mut ember = start_in(dir.path(), &["--appendfsync", policy]);
+        let mut con = ember.connect(false);
+        wait_for_rewrite(&mut con);
+        let _: () = query(&mut con, &["SET", "kept", "1"]);
+        std::os::unix::fs::symlink(
+            "/dev/full",
+            dir.path().join("appendonlydir/appendonly.aof.2.incr.aof"),
+        )
+        .unwrap();
+        let _: String = query(&mut con, &["BGREWRITEAOF"]);
+        wait_for_rewrite(&mut con);
+        assert!(
+            manifest(dir.path()).contains("appendonly.aof.2.incr.aof seq 2 type i"),
+            "{}",
+            manifest(dir.path())
+        );
+        let written: redis::RedisResult<()> = command(&["SET", "unlogged", "1"]).query(&mut con);
+        if policy == "always" {
+            assert!(written.is_err(), "{policy}: the write was answered");
+            let status = ember.wait_exit(Duration::from_secs(10));
+            assert_eq!(status, Some(1), "{}", ember.log());
+            assert!(
+                ember
+                    .log()
+                    .contains("can't persist the append-only file with appendfsync always"),
+                "{}",
+                ember.log()
+            );
+            continue;
+        }
+        // everysec: that write is in memory; the next ones are refused until the log is
+        // written again.
+        written.unwrap();
+        wait_until("the failed write-out", || {
+            info_field(&mut con, "aof_last_write_status") == "err"
+        });
+        let refused: redis::RedisResult<()> = command(&["SET", "refused", "1"]).query(&mut con);
+        let error = refused.unwrap_err();
+        assert_eq!(error.code(), Some("MISCONF"), "{error}");
+        assert_eq!(query::<String>(&mut con, &["GET", "kept"]), "1");
+        assert!(ember
+            .log()
+            .contains("error writing to the append-only file"));
+    }
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())

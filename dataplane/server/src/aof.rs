@@ -134,6 +134,9 @@ struct Log {
     /// A transaction runs ([`Transaction`]): `Some(false)` until its first record, which
     /// `MULTI` precedes, `Some(true)` after it.
     transaction: Option<bool>,
+    /// The records of running scripts, by their hold, each with its database, until the
+    /// script ends ([`ScriptBlock`]).
+    blocks: std::collections::HashMap<HoldToken, Vec<(usize, Vec<u8>)>>,
 }
 
 /// Redis 7's manifest: the base file and the increment files, in order.
@@ -289,13 +292,79 @@ pub fn loading() -> bool {
     AOF.loading.load(Ordering::Acquire)
 }
 
-/// Appends one record (a command's arguments) run in `db`.
+/// Appends one record (a command's arguments) run in `db`: to the log, or to the block of the
+/// script whose command runs on this thread ([`in_block`]).
 pub fn append(db: usize, args: &[&[u8]]) {
     if !on() {
         return;
     }
+    let block = SCRIPT_BLOCK.get();
     if let Some(log) = AOF.lock().as_mut() {
-        log.append(db, args);
+        match block {
+            None => log.append(db, args),
+            Some(hold) => {
+                let mut record = Vec::new();
+                encode(&mut record, args);
+                log.blocks.entry(hold).or_default().push((db, record));
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The hold of the script whose command runs on this thread now ([`in_block`]).
+    static SCRIPT_BLOCK: std::cell::Cell<Option<HoldToken>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `run` (a command of the script holding `block`, or of no script: `None`; it must not
+/// await) with the records it appends, on this thread, kept for the script's block.
+pub fn in_block<R>(block: Option<HoldToken>, run: impl FnOnce() -> R) -> R {
+    if block.is_none() || !on() {
+        return run();
+    }
+    let outer = SCRIPT_BLOCK.replace(block);
+    let result = run();
+    SCRIPT_BLOCK.set(outer);
+    result
+}
+
+/// A script's records, logged inside `MULTI` ... `EXEC` when it ends, as Redis 7 logs a script
+/// that wrote more than once, so that a replay applies all of it or none. They are kept apart
+/// until then ([`in_block`], on whichever shard each command runs) because a script holds only
+/// its keys' shards: the other shards' commands go on being logged meanwhile, and a block
+/// open in the log would take them in (a log cut inside it would then lose their
+/// acknowledged writes). The script's keys are held until the block is logged, so nothing else
+/// changes them between its records and its place in the log. A command of the script that
+/// changes every shard (FLUSHALL, FLUSHDB, SWAPDB) logs what the script wrote before it first
+/// ([`end_block`]) and itself in its place. Dropped, it logs the block (a script cut short
+/// still logs what it ran).
+#[must_use]
+pub struct ScriptBlock(HoldToken);
+
+impl ScriptBlock {
+    /// The block of the script that runs holding `hold`.
+    pub fn new(hold: HoldToken) -> Self {
+        Self(hold)
+    }
+}
+
+impl Drop for ScriptBlock {
+    fn drop(&mut self) {
+        end_block(self.0);
+    }
+}
+
+/// Logs the records kept for the script holding `hold` ([`ScriptBlock`]): inside `MULTI` ...
+/// `EXEC` when there are several and no transaction's block is open (a script inside EXEC is
+/// part of that one).
+pub fn end_block(hold: HoldToken) {
+    if !on() {
+        return;
+    }
+    if let Some(log) = AOF.lock().as_mut() {
+        if let Some(records) = log.blocks.remove(&hold) {
+            log.append_block(records);
+        }
     }
 }
 
@@ -329,12 +398,34 @@ impl Drop for Transaction {
 }
 
 impl Log {
-    fn append(&mut self, db: usize, args: &[&[u8]]) {
+    fn append_block(&mut self, records: Vec<(usize, Vec<u8>)>) {
+        let wrap = records.len() > 1 && self.transaction.is_none();
+        for (index, (db, record)) in records.into_iter().enumerate() {
+            self.select(db);
+            if wrap && index == 0 {
+                encode(&mut self.buffer, &[b"MULTI"]);
+            }
+            if self.transaction == Some(false) {
+                encode(&mut self.buffer, &[b"MULTI"]);
+                self.transaction = Some(true);
+            }
+            self.buffer.extend_from_slice(&record);
+        }
+        if wrap {
+            encode(&mut self.buffer, &[b"EXEC"]);
+        }
+    }
+
+    fn select(&mut self, db: usize) {
         if self.selected_db != Some(db) {
             let db_text = db.to_string();
             encode(&mut self.buffer, &[b"SELECT", db_text.as_bytes()]);
             self.selected_db = Some(db);
         }
+    }
+
+    fn append(&mut self, db: usize, args: &[&[u8]]) {
+        self.select(db);
         if self.transaction == Some(false) {
             encode(&mut self.buffer, &[b"MULTI"]);
             self.transaction = Some(true);
@@ -899,6 +990,7 @@ fn open_log(
         written_bytes: AOF.synced_bytes.load(Ordering::Acquire),
         rewritten_bytes: total_bytes,
         transaction: None,
+        blocks: std::collections::HashMap::new(),
     };
     *AOF.lock() = Some(log);
     AOF.last_write_ok.store(true, Ordering::Release);

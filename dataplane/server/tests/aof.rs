@@ -504,6 +504,76 @@ fn a_log_that_cannot_be_written_refuses_writes_or_ends_the_process() {
     }
 }
 
+/// A script's writes are logged inside MULTI ... EXEC when there are several (a single write
+/// alone), with those it made on the other shard, as Redis 7 logs a script; one that flushes a
+/// database logs what it wrote before in its place. The log replays to the same data, and a
+/// log cut inside a script's block loads none of that script.
+#[test]
+fn a_script_is_logged_whole_or_not_at_all() {
+    let dir = ScratchDir::new("ember-aof");
+    let near = key_on_shard("near", 0, 2);
+    let far = key_on_shard("far", 1, 2);
+    let increment = dir.path().join("appendonlydir/appendonly.aof.1.incr.aof");
+    let eval = |con: &mut redis::Connection, script: &str, keys: &[&str]| {
+        let _: redis::Value = command(&["EVAL", script, &keys.len().to_string()])
+            .arg(keys)
+            .query(con)
+            .unwrap();
+    };
+    {
+        let ember = start_in(dir.path(), &[]);
+        let mut con = ember.connect(false);
+        eval(
+            &mut con,
+            "redis.call('SET', KEYS[1], 'a') redis.call('SET', KEYS[2], 'b')",
+            &["{t}x", "{t}y"],
+        );
+        eval(&mut con, "return redis.call('INCR', KEYS[1])", &["single"]);
+        let _: () = query(&mut con, &["SELECT", "1"]);
+        let _: () = query(&mut con, &["SET", "old", "1"]);
+        eval(
+            &mut con,
+            "redis.call('SET', KEYS[1], 'flushed') redis.call('FLUSHDB') redis.call('SET', KEYS[2], 'kept')",
+            &["{f}gone", "{f}kept"],
+        );
+        let _: () = query(&mut con, &["SELECT", "0"]);
+        // Keys it did not declare, on both shards.
+        eval(
+            &mut con,
+            &format!("redis.call('SET', '{near}', 'n') redis.call('SET', '{far}', 'f')"),
+            &[],
+        );
+    }
+    let log = std::fs::read(&increment).unwrap();
+    let multi = b"*1\r\n$5\r\nMULTI\r\n";
+    let starts: Vec<usize> = (0..log.len())
+        .filter(|&at| log[at..].starts_with(multi))
+        .collect();
+    assert_eq!(starts.len(), 2, "{}", String::from_utf8_lossy(&log));
+    assert!(contains(&log[starts[0]..starts[1]], b"{t}y"));
+    let last = &log[starts[1]..];
+    assert!(contains(last, near.as_bytes()) && contains(last, far.as_bytes()));
+    assert!(last.ends_with(b"*1\r\n$4\r\nEXEC\r\n"));
+    {
+        let ember = start_in(dir.path(), &[]);
+        let mut con = ember.connect(false);
+        assert_eq!(query::<String>(&mut con, &["GET", "{t}y"]), "b");
+        assert_eq!(query::<String>(&mut con, &["GET", "single"]), "1");
+        assert_eq!(query::<String>(&mut con, &["GET", &far]), "f");
+        let _: () = query(&mut con, &["SELECT", "1"]);
+        assert_eq!(query::<i64>(&mut con, &["EXISTS", "old", "{f}gone"]), 0);
+        assert_eq!(query::<String>(&mut con, &["GET", "{f}kept"]), "kept");
+    }
+    // Cut inside the last script's block.
+    let log = std::fs::read(&increment).unwrap();
+    let cut = starts[1] + find(&log[starts[1]..], far.as_bytes()).unwrap();
+    std::fs::write(&increment, &log[..cut]).unwrap();
+    let ember = start_in(dir.path(), &[]);
+    let mut con = ember.connect(false);
+    assert_eq!(query::<i64>(&mut con, &["EXISTS", &near, &far]), 0);
+    assert_eq!(query::<String>(&mut con, &["GET", "{t}x"]), "a");
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())

@@ -52,6 +52,9 @@ pub struct Caller {
     pub script: bool,
     /// The client for client tracking (NOLOOP, the keys it reads).
     pub tracking: TrackingCaller,
+    /// A script's hold: its records go to its block of the append-only file
+    /// ([`crate::aof::in_block`]).
+    pub block: Option<crate::shard::HoldToken>,
 }
 
 impl Caller {
@@ -62,6 +65,7 @@ impl Caller {
             no_touch: client.no_touch,
             script: client.script,
             tracking: super::tracking::caller(shard_index, &client.handle),
+            block: if client.script { client.hold } else { None },
         }
     }
 }
@@ -69,6 +73,20 @@ impl Caller {
 /// [`run_local`] for a caller described by its database, NO-TOUCH, script flag and tracking
 /// alone (the mesh).
 pub fn run_local_as(
+    shard: &Shard,
+    handler: KeyspaceFn,
+    caller: Caller,
+    now_ms: u64,
+    args: &[&[u8]],
+    out: &mut ReplySink,
+) -> CommandResult {
+    crate::aof::in_block(caller.block, || {
+        run_local_logged(shard, handler, caller, now_ms, args, out)
+    })
+}
+
+/// [`run_local_as`], its records going where [`crate::aof::in_block`] says.
+fn run_local_logged(
     shard: &Shard,
     handler: KeyspaceFn,
     caller: Caller,
@@ -751,22 +769,26 @@ async fn scratch(
             );
         }
     }
-    let mut propagation = crate::aof::Propagation::new();
-    let changes_before = scratch.stats().changes;
-    let result = run_in(
-        &mut scratch,
-        shard,
-        handler,
-        Caller::of(shard.index, client),
-        now_ms,
-        args,
-        out,
-        &mut propagation,
-    );
-    // Logged here, at the moment every key it read or wrote is held; the owners' write-backs
-    // below are not logged again.
-    let wrote = write && result.is_ok() && scratch.stats().changes != changes_before;
-    propagation.finish(db, args, wrote);
+    let caller = Caller::of(shard.index, client);
+    let result = crate::aof::in_block(caller.block, || {
+        let mut propagation = crate::aof::Propagation::new();
+        let changes_before = scratch.stats().changes;
+        let result = run_in(
+            &mut scratch,
+            shard,
+            handler,
+            caller,
+            now_ms,
+            args,
+            out,
+            &mut propagation,
+        );
+        // Logged here, at the moment every key it read or wrote is held; the owners'
+        // write-backs below are not logged again.
+        let wrote = write && result.is_ok() && scratch.stats().changes != changes_before;
+        propagation.finish(db, args, wrote);
+        result
+    });
     for (&(owner, key_db), owned) in &by_owner {
         let changed: Vec<(Vec<u8>, Option<Entry>)> = owned
             .iter()

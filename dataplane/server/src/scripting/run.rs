@@ -1250,7 +1250,10 @@ pub async fn invoke(
             call_sink: ReplySink::values(Protocol::Resp2),
         });
         install_hook_context(engine, registry, shard.index);
+        let logged = crate::aof::ScriptBlock::new(token);
         let result = call_script(&lua, engine, &invocation).await;
+        // Logged while its shards are still held.
+        drop(logged);
         let mut run = engine
             .state
             .borrow_mut()

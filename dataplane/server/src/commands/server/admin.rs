@@ -29,6 +29,10 @@ async fn broadcast_logged(
 ) {
     if crate::aof::on() {
         crate::persistence::every_shard_held_then(shard, hold, request, || {
+            // A script's records so far go first (its block ends here).
+            if let Some(hold) = hold {
+                crate::aof::end_block(hold);
+            }
             crate::aof::append(db, args);
         })
         .await;

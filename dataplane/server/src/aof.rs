@@ -823,6 +823,7 @@ async fn replay_file(shard: &Rc<Shard>, path: &Path, last: bool) -> Result<u64, 
     });
     let handle = Rc::new(ClientHandle::detached(0, "aof"));
     let mut client = Client::new(handle, true);
+    client.user = Some(crate::commands::acl::AclUser::internal());
     let mut start = 0usize;
     let mut commands = 0u64;
     let mut pipeline = crate::commands::exec::Pipeline::default();

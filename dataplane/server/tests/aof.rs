@@ -574,6 +574,44 @@ fn a_script_is_logged_whole_or_not_at_all() {
     assert_eq!(query::<String>(&mut con, &["GET", "{t}x"]), "a");
 }
 
+/// The replay at start runs every logged write whoever may write now: not refused by an ACL
+/// that no longer lets the default user write, nor by a maxmemory the dataset is over, as
+/// Redis's loading (the limit then refuses the clients' writes).
+#[test]
+fn the_replay_is_refused_neither_by_acl_nor_by_maxmemory() {
+    let dir = ScratchDir::new("ember-aof");
+    let value = "v".repeat(10_000);
+    {
+        let ember = start_in(dir.path(), &[]);
+        let mut con = ember.connect(false);
+        for i in 0..300 {
+            let _: () = query(&mut con, &["SET", &format!("key:{i}"), &value]);
+        }
+    }
+    let acl = dir.path().join("users.acl");
+    std::fs::write(&acl, "user default on nopass ~* &* +@read\n").unwrap();
+    let ember = start_in(
+        dir.path(),
+        &[
+            "--aclfile",
+            acl.to_str().unwrap(),
+            "--maxmemory",
+            "2mb",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+    );
+    let mut con = ember.connect(false);
+    assert_eq!(query::<i64>(&mut con, &["DBSIZE"]), 300, "{}", ember.log());
+    assert!(
+        !ember.log().contains("answered an error on replay"),
+        "{}",
+        ember.log()
+    );
+    let refused: redis::RedisResult<()> = command(&["SET", "new", "1"]).query(&mut con);
+    assert!(refused.is_err());
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())

@@ -162,10 +162,11 @@ pub async fn execute<'s>(
     // As Redis before each command: evict when a command took memory past the limit, so that
     // this one finds room, and a tracking client gets the invalidations of what was evicted
     // before this reply. Not between the commands of a transaction or a script, which hold
-    // their shards.
+    // their shards, nor while the append-only file replays at start (as Redis's loading).
     if client.hold.is_none()
         && !client.script
         && crate::memory::recheck_pending()
+        && !crate::aof::loading()
         && crate::memory::before_command(shard).await
     {
         super::pubsub::take_pushes(client, out);
@@ -212,7 +213,13 @@ pub async fn execute<'s>(
         return;
     }
     // A script's calls were checked by the script (scripting::run), as Redis's scriptVerifyOOM.
-    if spec.has(CommandFlags::DENYOOM) && !client.script && crate::memory::refuses_growth(shard) {
+    // The replay of the append-only file at start is not refused: Redis loads a dataset over
+    // maxmemory too, and evicts once it serves.
+    if spec.has(CommandFlags::DENYOOM)
+        && !client.script
+        && crate::memory::refuses_growth(shard)
+        && !crate::aof::loading()
+    {
         client.multi_failed |= client.multi.is_some();
         shard.stats.record_rejected(stat_id);
         reply_error(shard, out, crate::memory::OOM_ERROR);

@@ -166,6 +166,18 @@ pub fn verbatim(out: &mut Vec<u8>, text: &[u8], protocol: Protocol) {
     }
 }
 
+/// A big number (RESP3's `(`; a bulk string in RESP2), its digits as given.
+pub fn big_number(out: &mut Vec<u8>, digits: &[u8], protocol: Protocol) {
+    match protocol {
+        Protocol::Resp2 => bulk(out, digits),
+        Protocol::Resp3 => {
+            out.push(b'(');
+            out.extend_from_slice(digits);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// A request as clients send it: an array of bulk strings.
 pub fn command<'a>(out: &mut Vec<u8>, args: impl ExactSizeIterator<Item = &'a [u8]>) {
     array_len(out, args.len());

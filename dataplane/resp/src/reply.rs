@@ -39,6 +39,8 @@ pub enum Reply {
     Boolean(bool),
     /// Verbatim text (a bulk string in RESP2).
     Verbatim(Vec<u8>),
+    /// A big number's digits (a bulk string in RESP2).
+    BigNumber(Vec<u8>),
 }
 
 impl Reply {
@@ -74,6 +76,7 @@ impl Reply {
             Self::Double(value) => sink.double(*value),
             Self::Boolean(value) => sink.boolean(*value),
             Self::Verbatim(text) => sink.verbatim(text),
+            Self::BigNumber(digits) => sink.big_number(digits),
         }
     }
 
@@ -506,6 +509,36 @@ impl ReplySink {
             }
             Target::Values(builder) => builder.item(Reply::Verbatim(text.to_vec())),
         }
+    }
+
+    /// A big number, its digits as given.
+    pub fn big_number(&mut self, digits: &[u8]) {
+        self.note(None);
+        match &mut self.target {
+            Target::Resp(out) => {
+                make_room(out, digits.len() + FRAME_SMALL_MAX);
+                encode::big_number(out, digits, self.protocol)
+            }
+            Target::Values(builder) => builder.item(Reply::BigNumber(digits.to_vec())),
+        }
+    }
+
+    /// An attribute (RESP3's `|`: `pairs`, keys and values alternating) ahead of the reply
+    /// that follows; nothing in RESP2 or for values, where attributes do not travel (Redis
+    /// sends them to RESP3 clients only, and its scripts never see them).
+    pub fn attribute(&mut self, pairs: &[Reply]) {
+        if self.protocol != Protocol::Resp3 || !self.holds_bytes() {
+            return;
+        }
+        if let Target::Resp(out) = &mut self.target {
+            out.push(b'|');
+            out.extend_from_slice((pairs.len() / 2).to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        let outcome = self.outcome.clone();
+        pairs.iter().for_each(|item| item.write_to(self));
+        // The reply after it says how the command went.
+        self.outcome = outcome;
     }
 
     /// A whole reply value.

@@ -334,6 +334,7 @@ impl Client {
             user: None,
             no_touch: false,
             script: false,
+            time_ms: None,
             error_counted: false,
             no_evict: false,
             close_after_reply: false,
@@ -370,6 +371,9 @@ pub struct Client {
     pub no_touch: bool,
     /// A script's client (Lua's redis.call): SORT then orders what it would leave unordered.
     pub script: bool,
+    /// A script's time: its commands see the clock as it was when it started, on every shard,
+    /// as Redis's scripts do (a key does not expire in the middle of one).
+    pub time_ms: Option<u64>,
     /// The error reply of the command just run was counted already (a script's error that
     /// its `redis.call` raised, counted when that call failed, as Redis counts it once).
     pub error_counted: bool,

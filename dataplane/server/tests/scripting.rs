@@ -1625,3 +1625,93 @@ fn scripts_and_functions_have_an_interpreter_each() {
     let counter: i64 = redis::cmd("GET").arg("vm:counter").query(&mut con).unwrap();
     assert_eq!(counter, 10_000);
 }
+
+/// DEBUG PROTOCOL's values, and scripts that return RESP3's types (`{big_number=}`, `{map=}`,
+/// `{set=}`, `{double=}`, `{verbatim_string=}`) or receive them through `redis.call`: byte for
+/// byte Redis's replies, in RESP2 and RESP3, whatever protocol the script chose.
+#[test]
+fn resp3_types_through_debug_protocol_and_scripts_match_redis() {
+    let ember = Ember::start_with(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let Some(redis) = RedisOracle::start() else {
+        return;
+    };
+    let exchange = |port: u16| -> Vec<String> {
+        let mut raw = common::Raw::connect(port);
+        let mut replies = Vec::new();
+        let _ = raw.command(&[b"DEBUG", b"SET-DISABLE-DENY-SCRIPTS", b"1"]);
+        for protocol in [b"2", b"3"] {
+            let _ = raw.command(&[b"HELLO", protocol]);
+            for kind in [
+                "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib",
+                "push", "verbatim", "true", "false", "nonsense",
+            ] {
+                let mut reply = raw.command(&[b"DEBUG", b"PROTOCOL", kind.as_bytes()]);
+                if kind == "push" && protocol == b"3" {
+                    // The push, then the reply.
+                    reply.extend(raw.reply());
+                }
+                replies.push(String::from_utf8_lossy(&reply).into_owned());
+            }
+            for lua_protocol in ["2", "3"] {
+                for kind in [
+                    "bignum", "map", "set", "double", "null", "verbatim", "true", "attrib",
+                ] {
+                    let script = format!(
+                        "redis.setresp({lua_protocol}) return redis.call('debug', 'protocol', '{kind}')"
+                    );
+                    let reply = raw.command(&[b"EVAL", script.as_bytes(), b"0"]);
+                    replies.push(String::from_utf8_lossy(&reply).into_owned());
+                }
+            }
+            for script in [
+                "return {big_number='123\\r\\n456'}",
+                "return {double=2.5}",
+                "return {map={a=1}}",
+                "return {set={x=true}}",
+                "return {verbatim_string={format='txt', string='hi'}}",
+            ] {
+                let reply = raw.command(&[b"EVAL", script.as_bytes(), b"0"]);
+                replies.push(String::from_utf8_lossy(&reply).into_owned());
+            }
+        }
+        replies
+    };
+    let ours = exchange(ember.port);
+    let theirs = exchange(redis.port);
+    for (index, (ours, theirs)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(ours, theirs, "reply {index}");
+    }
+    assert_eq!(ours.len(), theirs.len());
+}
+
+/// A script's commands see the clock as it was when the script started, on every shard: a key
+/// whose TTL passes while the script runs still exists for it (the active expiry left on).
+/// DEBUG OBJECT finds a key whose TTL passed and that nothing removed yet, as Redis's does.
+#[test]
+fn a_script_sees_its_start_time_on_every_shard() {
+    let ember = Ember::start_with(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let mut con = ember.connect(false);
+    let _: () = common::query(&mut con, &["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]);
+    for shard in 0..2 {
+        let key = common::key_on_shard("frozen", shard, 2);
+        for _ in 0..5 {
+            let exists: i64 = common::query(
+                &mut con,
+                &[
+                    "EVAL",
+                    "redis.call('SET', KEYS[1], 'v', 'PX', 1) redis.call('DEBUG', 'SLEEP', 0.01) return redis.call('EXISTS', KEYS[1])",
+                    "1",
+                    &key,
+                ],
+            );
+            assert_eq!(exists, 1, "key on shard {shard}");
+        }
+        let _: () = common::query(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        let _: () = common::query(&mut con, &["SET", &key, "v", "PX", "1"]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let object: String = common::query(&mut con, &["DEBUG", "OBJECT", &key]);
+        assert!(object.contains("encoding:embstr"), "{object}");
+        assert_eq!(common::query::<i64>(&mut con, &["EXISTS", &key]), 0);
+        let _: () = common::query(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    }
+}

@@ -55,6 +55,8 @@ pub struct Caller {
     /// A script's hold: its records go to its block of the append-only file
     /// ([`crate::aof::in_block`]).
     pub block: Option<crate::shard::HoldToken>,
+    /// A script's time ([`Client::time_ms`]), which its commands on another shard use too.
+    pub time_ms: Option<u64>,
 }
 
 impl Caller {
@@ -66,6 +68,7 @@ impl Caller {
             script: client.script,
             tracking: super::tracking::caller(shard_index, &client.handle),
             block: if client.script { client.hold } else { None },
+            time_ms: client.time_ms,
         }
     }
 }

@@ -250,6 +250,8 @@ fn execute_now(
         return ShardReply::Reply(out.into_reply());
     };
     let started = crate::clock::now();
+    // A script's command runs at the script's time, wherever it runs.
+    let now_ms = caller.time_ms.unwrap_or(now_ms);
     if let Err(error) = run_local_as(shard, handler, caller, now_ms, args, &mut out) {
         out.error(&error.0);
     }

@@ -68,6 +68,10 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, protocol: Protocol) -> mlua::Resul
         }
         Reply::Boolean(value) if resp3 => Value::Boolean(*value),
         Reply::Boolean(value) => Value::Number(f64::from(u8::from(*value))),
+        Reply::BigNumber(digits) if resp3 => {
+            single_field(lua, "big_number", Value::String(lua.create_string(digits)?))?
+        }
+        Reply::BigNumber(digits) => Value::String(lua.create_string(digits)?),
     })
 }
 
@@ -129,32 +133,48 @@ fn c_cast(value: f64) -> i64 {
 }
 
 fn table_to_reply(table: &Table, protocol: Protocol, depth: usize) -> Reply {
-    let resp3 = protocol == Protocol::Resp3;
     if let Ok(Value::String(message)) = table.raw_get::<Value>("err") {
         return Reply::Error(error_text(&message.to_string_lossy()).into());
     }
     if let Ok(Value::String(status)) = table.raw_get::<Value>("ok") {
         return Reply::Simple(status.to_string_lossy().replace(['\r', '\n'], " ").into());
     }
-    if resp3 {
-        if let Ok(Value::Number(value)) = table.raw_get::<Value>("double") {
-            return Reply::Double(value);
-        }
-        if let Ok(Value::Table(map)) = table.raw_get::<Value>("map") {
-            let mut items = Vec::new();
-            for (key, value) in map.pairs::<Value, Value>().flatten() {
-                items.push(to_reply(&key, protocol, depth + 1));
-                items.push(to_reply(&value, protocol, depth + 1));
+    // Whatever the client's protocol, as Redis's: the reply is written in it (a map as a flat
+    // array in RESP2, a double or a big number as a bulk string).
+    if let Ok(Value::Number(value)) = table.raw_get::<Value>("double") {
+        return Reply::Double(value);
+    }
+    if let Ok(Value::String(digits)) = table.raw_get::<Value>("big_number") {
+        let mut digits = digits.as_bytes().to_vec();
+        for byte in &mut digits {
+            if matches!(*byte, b'\r' | b'\n') {
+                *byte = b' ';
             }
-            return Reply::Map(items);
         }
-        if let Ok(Value::Table(set)) = table.raw_get::<Value>("set") {
-            let items = set
-                .pairs::<Value, Value>()
-                .flatten()
-                .map(|(key, _)| to_reply(&key, protocol, depth + 1))
-                .collect();
-            return Reply::Set(items);
+        return Reply::BigNumber(digits);
+    }
+    if let Ok(Value::Table(map)) = table.raw_get::<Value>("map") {
+        let mut items = Vec::new();
+        for (key, value) in map.pairs::<Value, Value>().flatten() {
+            items.push(to_reply(&key, protocol, depth + 1));
+            items.push(to_reply(&value, protocol, depth + 1));
+        }
+        return Reply::Map(items);
+    }
+    if let Ok(Value::Table(set)) = table.raw_get::<Value>("set") {
+        let items = set
+            .pairs::<Value, Value>()
+            .flatten()
+            .map(|(key, _)| to_reply(&key, protocol, depth + 1))
+            .collect();
+        return Reply::Set(items);
+    }
+    if let Ok(Value::Table(verbatim)) = table.raw_get::<Value>("verbatim_string") {
+        if let (Ok(Value::String(_)), Ok(Value::String(text))) = (
+            verbatim.raw_get::<Value>("format"),
+            verbatim.raw_get::<Value>("string"),
+        ) {
+            return Reply::Verbatim(text.as_bytes().to_vec());
         }
     }
     let mut items = Vec::new();

@@ -242,7 +242,9 @@ unsafe fn push_reply(l: *mut ffi::lua_State, reply: &Reply, resp3: bool) {
             Reply::Null | Reply::NullArray => ffi::lua_pushboolean(l, 0),
             Reply::Array(items) | Reply::Push(items) => push_array(l, items, resp3),
             Reply::Map(items) if resp3 => {
-                ffi::lua_createtable(l, 0, (items.len() / 2) as c_int);
+                // Grown as Redis grows it (lua_newtable): the script's `pairs` then meets the
+                // fields in Redis's order, which a script that returns the map passes on.
+                ffi::lua_createtable(l, 0, 0);
                 for pair in items.chunks_exact(2) {
                     push_reply(l, &pair[0], resp3);
                     push_reply(l, &pair[1], resp3);
@@ -255,7 +257,7 @@ unsafe fn push_reply(l: *mut ffi::lua_State, reply: &Reply, resp3: bool) {
                 wrap_in_field(l, c"map");
             }
             Reply::Set(items) if resp3 => {
-                ffi::lua_createtable(l, 0, items.len() as c_int);
+                ffi::lua_createtable(l, 0, 0);
                 for item in items {
                     push_reply(l, item, resp3);
                     if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
@@ -278,6 +280,11 @@ unsafe fn push_reply(l: *mut ffi::lua_State, reply: &Reply, resp3: bool) {
             }
             Reply::Boolean(value) if resp3 => ffi::lua_pushboolean(l, c_int::from(*value)),
             Reply::Boolean(value) => ffi::lua_pushnumber(l, f64::from(u8::from(*value))),
+            Reply::BigNumber(digits) if resp3 => {
+                push_bytes(l, digits);
+                wrap_in_field(l, c"big_number");
+            }
+            Reply::BigNumber(digits) => push_bytes(l, digits),
         }
     }
 }

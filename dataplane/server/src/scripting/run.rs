@@ -503,7 +503,9 @@ fn check(state: &State, args: &[&[u8]]) -> Result<(usize, Rc<Shard>, u64, bool),
         && args
             .get(1)
             .is_some_and(|sub| sub.eq_ignore_ascii_case(b"reset"));
-    if spec.has(CommandFlags::NOSCRIPT) || noscript_subcommand {
+    if (spec.has(CommandFlags::NOSCRIPT) || noscript_subcommand)
+        && !crate::commands::server::admin::deny_scripts_disabled()
+    {
         return Err(refuse(
             Some(index),
             "ERR This Redis command is not allowed from script".into(),
@@ -1212,6 +1214,7 @@ pub async fn invoke(
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
         script_client.script = true;
+        script_client.time_ms = Some(now_ms);
         script_client.user = client.user.clone();
         script_client.hold = Some(token);
         *engine.state.borrow_mut() = Some(RunState {

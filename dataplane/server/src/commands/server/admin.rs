@@ -565,15 +565,29 @@ async fn debug_object(
     };
     let args: [&[u8]; 3] = [b"OBJECT", b"ENCODING", key];
     let mut sink = ReplySink::values(client.protocol);
+    // At time 0: Redis's DEBUG OBJECT finds a key whose TTL passed and that nothing removed
+    // yet (its tests use that to see that a key is still stored); OBJECT only peeks.
+    const BEFORE_ANY_TTL_MS: u64 = 0;
     match router::route(shard, spec, &args) {
         Route::Remote(owner) => {
-            crate::commands::multikey::run_remote(shard, client, owner, &args, &mut sink).await;
+            let mut request = crate::commands::multikey::execute_request(
+                shard.index,
+                client,
+                crate::shard::PackedArgs::new(args.iter().copied()),
+                client.hold,
+                false,
+            );
+            if let crate::shard::ShardRequest::Execute { caller, .. } = &mut request {
+                caller.time_ms = Some(BEFORE_ANY_TTL_MS);
+            }
+            let reply = shard.call(owner, request).await;
+            crate::commands::multikey::into_reply(reply).write_to(&mut sink);
         }
         _ => crate::commands::multikey::run_local(
             shard,
             handler,
             client,
-            crate::stats::unix_time_ms(),
+            BEFORE_ANY_TTL_MS,
             &args,
             &mut sink,
         )?,
@@ -2009,6 +2023,12 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
         let on = crate::commands::parse_integer(args[2])? != 0;
         ACTIVE_EXPIRE.store(on, std::sync::atomic::Ordering::Relaxed);
         out.ok();
+    } else if is(subcommand, "SET-DISABLE-DENY-SCRIPTS") && args.len() == 3 {
+        let on = crate::commands::parse_integer(args[2])? != 0;
+        DENY_SCRIPTS_DISABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+        out.ok();
+    } else if is(subcommand, "PROTOCOL") && args.len() == 3 {
+        debug_protocol(args[2], out)?;
     } else if is(subcommand, "LOG") && args.len() == 3 {
         eprintln!("ember: DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
         out.ok();
@@ -2023,12 +2043,19 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
                 "    Flush the AOF buffers on disk and reload the AOF in memory.",
                 "PANIC",
                 "    Crash the server simulating a panic.",
+                "PROTOCOL <type>",
+                "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                "    true, false.",
                 "RELOAD [option ...]",
                 "    Save the RDB on disk and reload it back to memory. NOSAVE: skip the save.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
                 "    default.",
+                "SET-DISABLE-DENY-SCRIPTS <0|1>",
+                "    Setting it to 1 lets scripts call commands flagged noscript (Redis's tests",
+                "    use it); 0 refuses them again (the default).",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
                 "HELP",
@@ -2044,6 +2071,75 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
         .into());
     }
     Ok(())
+}
+
+/// DEBUG PROTOCOL: one value of each kind RESP has, as Redis's, for testing clients and
+/// scripts' conversions.
+fn debug_protocol(name: &[u8], out: &mut ReplySink) -> CommandResult {
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    match name.as_str() {
+        "string" => out.bulk(b"Hello World"),
+        "integer" => out.integer(12345),
+        // Redis's test value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
+        "double" => out.double(3.141),
+        "bignum" => out.big_number(b"1234567999999999999999999999999999999"),
+        "null" => out.null(),
+        "array" | "set" => {
+            if name == "set" {
+                out.set_len(3);
+            } else {
+                out.array_len(3);
+            }
+            (0..3).for_each(|j| out.integer(j));
+        }
+        "map" => {
+            out.map_len(3);
+            for j in 0..3 {
+                out.integer(j);
+                out.boolean(j == 1);
+            }
+        }
+        "attrib" => {
+            out.attribute(&[
+                ember_resp::Reply::Bulk(b"key-popularity".to_vec()),
+                ember_resp::Reply::Array(vec![
+                    ember_resp::Reply::Bulk(b"key:123".to_vec()),
+                    ember_resp::Reply::Integer(90),
+                ]),
+            ]);
+            out.bulk(b"Some real reply following the attribute");
+        }
+        "push" => {
+            if out.protocol() != ember_resp::Protocol::Resp3 {
+                return Err("ERR RESP2 is not supported by this command".into());
+            }
+            // A push is not the command's reply: a reply follows it (values, a script's
+            // call, keep the reply alone).
+            if out.holds_bytes() {
+                out.push_len(2);
+                out.bulk(b"server-cpu-usage");
+                out.integer(42);
+            }
+            out.bulk(b"Some real reply following the push reply");
+        }
+        "true" => out.boolean(true),
+        "false" => out.boolean(false),
+        "verbatim" => out.verbatim(b"This is a verbatim\nstring"),
+        _ => {
+            return Err("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false".into())
+        }
+    }
+    Ok(())
+}
+
+/// DEBUG SET-DISABLE-DENY-SCRIPTS: true lets scripts call commands flagged noscript.
+static DENY_SCRIPTS_DISABLED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// True while DEBUG SET-DISABLE-DENY-SCRIPTS 1 lets scripts call noscript commands.
+pub fn deny_scripts_disabled() -> bool {
+    DENY_SCRIPTS_DISABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// DEBUG SET-ACTIVE-EXPIRE: false stops the active expiry on every shard (keys then expire only

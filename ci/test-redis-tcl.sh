@@ -22,11 +22,11 @@ unit_timeout_s="${EMBER_TCL_UNIT_TIMEOUT_S:-240}"
 tags="${EMBER_TCL_TAGS:--needs:debug -needs:repl -needs:config-maxmemory -needs:reset -large-memory}"
 # Units whose DEBUG tests run too (`needs:debug` lifted): every DEBUG subcommand they use is
 # Ember's (RELOAD, LOADAOF, OBJECT, SLEEP, SET-ACTIVE-EXPIRE, QUICKLIST-PACKED-THRESHOLD,
-# PROTOCOL, SET-DISABLE-DENY-SCRIPTS). The others use ones Ember does not have (HTSTATS-KEY,
-# PAUSE-CRON, CHANGE-REPL-ID...), which would end the unit at its first.
+# PROTOCOL, SET-DISABLE-DENY-SCRIPTS, PAUSE-CRON). The others use ones Ember does not have
+# (HTSTATS-KEY, CHANGE-REPL-ID...), which would end the unit at its first.
 debug_units="unit/type/stream unit/type/stream-cgroups unit/functions unit/other unit/type/hash
 unit/type/zset unit/type/incr unit/type/list unit/keyspace unit/multi unit/dump unit/introspection
-unit/expire unit/bitops unit/scripting unit/protocol"
+unit/expire unit/bitops unit/scripting unit/protocol unit/tracking"
 debug_tags="${tags//-needs:debug /}"
 
 # Units whose first server block is tagged external:skip only because it wants a server of its

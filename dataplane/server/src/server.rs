@@ -606,6 +606,11 @@ async fn mesh_watchdog(shard: Rc<Shard>) {
 async fn expire_loop(shard: Rc<Shard>) {
     loop {
         let period = Duration::from_millis(1000 / shard.config.borrow().hz.max(1));
+        if crate::commands::server::admin::cron_paused() {
+            // DEBUG PAUSE-CRON 1: no expiry, no tracking table trim, as Redis's paused cron.
+            runtime::sleep_until_tick(period).await;
+            continue;
+        }
         let effort = shard.config.borrow().integer("active-expire-effort");
         let budget = expire_budget(effort);
         let started = Instant::now();

@@ -2027,6 +2027,10 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
         let on = crate::commands::parse_integer(args[2])? != 0;
         DENY_SCRIPTS_DISABLED.store(on, std::sync::atomic::Ordering::Relaxed);
         out.ok();
+    } else if is(subcommand, "PAUSE-CRON") && args.len() == 3 {
+        let on = crate::commands::parse_integer(args[2])? != 0;
+        CRON_PAUSED.store(on, std::sync::atomic::Ordering::Relaxed);
+        out.ok();
     } else if is(subcommand, "PROTOCOL") && args.len() == 3 {
         debug_protocol(args[2], out)?;
     } else if is(subcommand, "LOG") && args.len() == 3 {
@@ -2043,6 +2047,8 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
                 "    Flush the AOF buffers on disk and reload the AOF in memory.",
                 "PANIC",
                 "    Crash the server simulating a panic.",
+                "PAUSE-CRON <0|1>",
+                "    Stop periodic cron job processing.",
                 "PROTOCOL <type>",
                 "    Reply with a test value of the specified type. <type> can be: string,",
                 "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
@@ -2131,6 +2137,15 @@ fn debug_protocol(name: &[u8], out: &mut ReplySink) -> CommandResult {
         }
     }
     Ok(())
+}
+
+/// DEBUG PAUSE-CRON: true stops each shard's periodic work (active expiry, the tracking
+/// table's trim), as Redis's tests pause its cron.
+static CRON_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True while DEBUG PAUSE-CRON 1 holds the shards' periodic work.
+pub fn cron_paused() -> bool {
+    CRON_PAUSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// DEBUG SET-DISABLE-DENY-SCRIPTS: true lets scripts call commands flagged noscript.

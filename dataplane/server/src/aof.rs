@@ -136,7 +136,7 @@ struct Log {
     transaction: Option<bool>,
     /// The records of running scripts, by their hold, each with its database, until the
     /// script ends ([`ScriptBlock`]).
-    blocks: std::collections::HashMap<HoldToken, Vec<(usize, Vec<u8>)>>,
+    blocks: std::collections::HashMap<BlockId, Vec<(usize, Vec<u8>)>>,
 }
 
 /// Redis 7's manifest: the base file and the increment files, in order.
@@ -313,12 +313,23 @@ pub fn append(db: usize, args: &[&[u8]]) {
 
 thread_local! {
     /// The hold of the script whose command runs on this thread now ([`in_block`]).
-    static SCRIPT_BLOCK: std::cell::Cell<Option<HoldToken>> = const { std::cell::Cell::new(None) };
+    static SCRIPT_BLOCK: std::cell::Cell<Option<BlockId>> = const { std::cell::Cell::new(None) };
+}
+
+/// A script's block ([`ScriptBlock`]): its hold in 8 bytes, as a command's caller carries it
+/// across the mesh (whose messages stay small).
+pub type BlockId = std::num::NonZeroU64;
+
+/// The block of the script holding `hold`: the shard in the top byte, the hold's count below
+/// (two holds of a run's lifetime never share one).
+pub fn block_id(hold: HoldToken) -> BlockId {
+    let id = ((hold.0 as u64) << 56) ^ hold.1;
+    BlockId::new(id).unwrap_or(BlockId::MAX)
 }
 
 /// Runs `run` (a command of the script holding `block`, or of no script: `None`; it must not
 /// await) with the records it appends, on this thread, kept for the script's block.
-pub fn in_block<R>(block: Option<HoldToken>, run: impl FnOnce() -> R) -> R {
+pub fn in_block<R>(block: Option<BlockId>, run: impl FnOnce() -> R) -> R {
     if block.is_none() || !on() {
         return run();
     }
@@ -362,7 +373,7 @@ pub fn end_block(hold: HoldToken) {
         return;
     }
     if let Some(log) = AOF.lock().as_mut() {
-        if let Some(records) = log.blocks.remove(&hold) {
+        if let Some(records) = log.blocks.remove(&block_id(hold)) {
             log.append_block(records);
         }
     }

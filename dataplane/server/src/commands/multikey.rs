@@ -54,9 +54,10 @@ pub struct Caller {
     pub tracking: TrackingCaller,
     /// A script's hold: its records go to its block of the append-only file
     /// ([`crate::aof::in_block`]).
-    pub block: Option<crate::shard::HoldToken>,
-    /// A script's time ([`Client::time_ms`]), which its commands on another shard use too.
-    pub time_ms: Option<u64>,
+    pub block: Option<crate::aof::BlockId>,
+    /// A script's time ([`Client::time_ms`]), which its commands on another shard use too
+    /// (8 bytes: a time is never 0).
+    pub time_ms: Option<std::num::NonZeroU64>,
 }
 
 impl Caller {
@@ -67,8 +68,12 @@ impl Caller {
             no_touch: client.no_touch,
             script: client.script,
             tracking: super::tracking::caller(shard_index, &client.handle),
-            block: if client.script { client.hold } else { None },
-            time_ms: client.time_ms,
+            block: if client.script {
+                client.hold.map(crate::aof::block_id)
+            } else {
+                None
+            },
+            time_ms: client.time_ms.and_then(std::num::NonZeroU64::new),
         }
     }
 }

@@ -251,7 +251,7 @@ fn execute_now(
     };
     let started = crate::clock::now();
     // A script's command runs at the script's time, wherever it runs.
-    let now_ms = caller.time_ms.unwrap_or(now_ms);
+    let now_ms = caller.time_ms.map_or(now_ms, std::num::NonZeroU64::get);
     if let Err(error) = run_local_as(shard, handler, caller, now_ms, args, &mut out) {
         out.error(&error.0);
     }

@@ -565,9 +565,10 @@ async fn debug_object(
     };
     let args: [&[u8]; 3] = [b"OBJECT", b"ENCODING", key];
     let mut sink = ReplySink::values(client.protocol);
-    // At time 0: Redis's DEBUG OBJECT finds a key whose TTL passed and that nothing removed
-    // yet (its tests use that to see that a key is still stored); OBJECT only peeks.
-    const BEFORE_ANY_TTL_MS: u64 = 0;
+    // At a time before any TTL: Redis's DEBUG OBJECT finds a key whose TTL passed and that
+    // nothing removed yet (its tests use that to see that a key is still stored); OBJECT only
+    // peeks.
+    const BEFORE_ANY_TTL_MS: u64 = 1;
     match router::route(shard, spec, &args) {
         Route::Remote(owner) => {
             let mut request = crate::commands::multikey::execute_request(
@@ -578,7 +579,7 @@ async fn debug_object(
                 false,
             );
             if let crate::shard::ShardRequest::Execute { caller, .. } = &mut request {
-                caller.time_ms = Some(BEFORE_ANY_TTL_MS);
+                caller.time_ms = std::num::NonZeroU64::new(BEFORE_ANY_TTL_MS);
             }
             let reply = shard.call(owner, request).await;
             crate::commands::multikey::into_reply(reply).write_to(&mut sink);

@@ -386,20 +386,28 @@ pub fn end_block(hold: HoldToken) {
 /// that wrote nothing logs nothing. Dropped, it closes the block (a transaction cut short by
 /// its connection's end still logs `EXEC` after what it ran).
 #[must_use]
-pub struct Transaction(());
+pub struct Transaction {
+    /// A block was opened (the log was on): the drop closes it, and takes no lock otherwise.
+    opened: bool,
+}
 
 /// Opens a transaction's block in the log (nothing when the log is off).
 pub fn transaction() -> Transaction {
+    let mut opened = false;
     if on() {
         if let Some(log) = AOF.lock().as_mut() {
             log.transaction = Some(false);
+            opened = true;
         }
     }
-    Transaction(())
+    Transaction { opened }
 }
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        if !self.opened {
+            return;
+        }
         if let Some(log) = AOF.lock().as_mut() {
             if log.transaction.take() == Some(true) {
                 encode(&mut log.buffer, &[b"EXEC"]);
@@ -416,10 +424,7 @@ impl Log {
             if wrap && index == 0 {
                 encode(&mut self.buffer, &[b"MULTI"]);
             }
-            if self.transaction == Some(false) {
-                encode(&mut self.buffer, &[b"MULTI"]);
-                self.transaction = Some(true);
-            }
+            self.enter_transaction();
             self.buffer.extend_from_slice(&record);
         }
         if wrap {
@@ -435,12 +440,17 @@ impl Log {
         }
     }
 
-    fn append(&mut self, db: usize, args: &[&[u8]]) {
-        self.select(db);
+    /// `MULTI` before the first record of an open transaction ([`Transaction`]).
+    fn enter_transaction(&mut self) {
         if self.transaction == Some(false) {
             encode(&mut self.buffer, &[b"MULTI"]);
             self.transaction = Some(true);
         }
+    }
+
+    fn append(&mut self, db: usize, args: &[&[u8]]) {
+        self.select(db);
+        self.enter_transaction();
         encode(&mut self.buffer, args);
     }
 

@@ -372,8 +372,9 @@ pub struct Client {
     /// A script's client (Lua's redis.call): SORT then orders what it would leave unordered.
     pub script: bool,
     /// A script's time: its commands see the clock as it was when it started, on every shard,
-    /// as Redis's scripts do (a key does not expire in the middle of one).
-    pub time_ms: Option<u64>,
+    /// as Redis's scripts do (a key does not expire in the middle of one). 8 bytes in the
+    /// caller that carries it across the mesh: a time is never 0.
+    pub time_ms: Option<std::num::NonZeroU64>,
     /// The error reply of the command just run was counted already (a script's error that
     /// its `redis.call` raised, counted when that call failed, as Redis counts it once).
     pub error_counted: bool,

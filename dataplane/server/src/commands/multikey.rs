@@ -55,8 +55,7 @@ pub struct Caller {
     /// A script's hold: its records go to its block of the append-only file
     /// ([`crate::aof::in_block`]).
     pub block: Option<crate::aof::BlockId>,
-    /// A script's time ([`Client::time_ms`]), which its commands on another shard use too
-    /// (8 bytes: a time is never 0).
+    /// A script's time ([`Client::time_ms`]), which its commands on another shard use too.
     pub time_ms: Option<std::num::NonZeroU64>,
 }
 
@@ -73,7 +72,7 @@ impl Caller {
             } else {
                 None
             },
-            time_ms: client.time_ms.and_then(std::num::NonZeroU64::new),
+            time_ms: client.time_ms,
         }
     }
 }

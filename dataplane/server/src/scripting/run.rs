@@ -1214,7 +1214,7 @@ pub async fn invoke(
         script_client.db = client.db;
         script_client.no_touch = client.no_touch;
         script_client.script = true;
-        script_client.time_ms = Some(now_ms);
+        script_client.time_ms = std::num::NonZeroU64::new(now_ms);
         script_client.user = client.user.clone();
         script_client.hold = Some(token);
         *engine.state.borrow_mut() = Some(RunState {

@@ -2020,17 +2020,12 @@ fn debug(shard: &Shard, client: &Client, args: &[&[u8]], out: &mut ReplySink) ->
             );
         }
         out.ok();
-    } else if is(subcommand, "SET-ACTIVE-EXPIRE") && args.len() == 3 {
+    } else if let Some((_, switch)) = DEBUG_SWITCHES
+        .iter()
+        .find(|(name, _)| is(subcommand, name) && args.len() == 3)
+    {
         let on = crate::commands::parse_integer(args[2])? != 0;
-        ACTIVE_EXPIRE.store(on, std::sync::atomic::Ordering::Relaxed);
-        out.ok();
-    } else if is(subcommand, "SET-DISABLE-DENY-SCRIPTS") && args.len() == 3 {
-        let on = crate::commands::parse_integer(args[2])? != 0;
-        DENY_SCRIPTS_DISABLED.store(on, std::sync::atomic::Ordering::Relaxed);
-        out.ok();
-    } else if is(subcommand, "PAUSE-CRON") && args.len() == 3 {
-        let on = crate::commands::parse_integer(args[2])? != 0;
-        CRON_PAUSED.store(on, std::sync::atomic::Ordering::Relaxed);
+        switch.store(on, std::sync::atomic::Ordering::Relaxed);
         out.ok();
     } else if is(subcommand, "PROTOCOL") && args.len() == 3 {
         debug_protocol(args[2], out)?;
@@ -2139,6 +2134,13 @@ fn debug_protocol(name: &[u8], out: &mut ReplySink) -> CommandResult {
     }
     Ok(())
 }
+
+/// DEBUG's on/off subcommands (`<0|1>`) and the switch each sets.
+static DEBUG_SWITCHES: [(&str, &std::sync::atomic::AtomicBool); 3] = [
+    ("SET-ACTIVE-EXPIRE", &ACTIVE_EXPIRE),
+    ("SET-DISABLE-DENY-SCRIPTS", &DENY_SCRIPTS_DISABLED),
+    ("PAUSE-CRON", &CRON_PAUSED),
+];
 
 /// DEBUG PAUSE-CRON: true stops each shard's periodic work (active expiry, the tracking
 /// table's trim), as Redis's tests pause its cron.

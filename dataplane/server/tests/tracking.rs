@@ -361,3 +361,59 @@ fn a_redirection_to_a_client_that_quit_is_broken_at_once() {
     let broken = ">2\r\n$21\r\ntracking-redir-broken\r\n:ID\r\n".to_owned();
     assert_eq!(transcript, vec![broken; READER_COUNT]);
 }
+
+/// Readers that track two keys of one slot open a transaction; another client lowers
+/// `tracking-table-max-keys` to 1; each reader then queues a PING. Redis trims the table before
+/// the next command any client sends, so every reader hears of the key it dropped before its
+/// QUEUED (Redis's regression test for #11715). Which of the two keys goes is Redis's random
+/// pick: the transcript names it `KEY`.
+fn a_lower_bound_in_a_transaction(port: u16) -> Vec<String> {
+    let mut writer = common::connect(port, false);
+    let mut readers: Vec<Raw> = (0..READER_COUNT)
+        .map(|_| resp3_tracker(port, &[]))
+        .collect();
+    for reader in &mut readers {
+        assert_eq!(
+            command(reader, &["MGET", "1{tag}", "2{tag}"]),
+            "*2\r\n_\r\n_\r\n"
+        );
+        assert_eq!(command(reader, &["MULTI"]), "+OK\r\n");
+    }
+    write(
+        &mut writer,
+        &["CONFIG", "SET", "tracking-table-max-keys", "1"],
+    );
+    let mut transcript = Vec::new();
+    for reader in &mut readers {
+        send(reader, &["PING"]);
+        send(reader, &["EXEC"]);
+        for _ in 0..3 {
+            transcript.push(
+                reader
+                    .reply_text()
+                    .replace("$6\r\n1{tag}\r\n", "KEY")
+                    .replace("$6\r\n2{tag}\r\n", "KEY"),
+            );
+        }
+    }
+    transcript
+}
+
+#[test]
+fn a_lower_table_bound_invalidates_before_a_queued_command() {
+    let transcript = on_both(a_lower_bound_in_a_transaction);
+    let reader = [
+        ">2\r\n$10\r\ninvalidate\r\n*1\r\nKEY".to_owned(),
+        "+QUEUED\r\n".to_owned(),
+        "*1\r\n+PONG\r\n".to_owned(),
+    ];
+    assert_eq!(
+        transcript,
+        reader
+            .iter()
+            .cycle()
+            .take(reader.len() * READER_COUNT)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+}

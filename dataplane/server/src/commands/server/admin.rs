@@ -132,13 +132,22 @@ pub fn admin(shard: &Rc<Shard>, request: AdminRequest, now_ms: u64) -> ShardRepl
         }
         AdminRequest::ConfigSet { pairs } => {
             let mut config = shard.config.borrow_mut();
+            let mut tracking_bound = false;
             for (name, value) in pairs {
                 // Validated by the origin; a failure here would mean shards disagree on validity.
                 config
                     .set(&name, &value)
                     .expect("CONFIG SET validated by the origin shard");
+                tracking_bound |= name.eq_ignore_ascii_case("tracking-table-max-keys");
             }
             crate::shard::configure_keyspace(&mut shard.keyspace.borrow_mut(), &config);
+            drop(config);
+            if tracking_bound {
+                // Redis applies a lower bound before the next command any client sends, which
+                // may be a command queued in a transaction on another shard: every shard trims
+                // its own table now, and its invalidations go out before CONFIG SET's reply.
+                crate::commands::tracking::collect(shard);
+            }
             ShardReply::Done
         }
         AdminRequest::ScriptsFlushed => {

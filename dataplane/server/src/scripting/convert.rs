@@ -1,6 +1,7 @@
 //! Redis's conversion rules between replies and Lua values, both ways.
 //!
-//! Replies to Lua (what `redis.call` returns), in RESP2 (the default) or RESP3 (after
+//! Replies to Lua (what `redis.call` returns, pushed by [`super::rawcall`] whether the call
+//! completed at once or waited for another shard), in RESP2 (the default) or RESP3 (after
 //! `redis.setresp(3)`): integers are numbers, bulk strings strings, a status `{ok=...}`, an
 //! error `{err=...}`, a null `false` (RESP3: `nil`), arrays tables; RESP2 maps and sets arrive
 //! flattened, doubles as strings and booleans as 1/0, as a RESP2 client would see them.
@@ -15,86 +16,14 @@ use mlua::{Lua, Table, Value};
 /// Deepest nesting converted; deeper tables reply with an error, as Redis bounds its own.
 const DEPTH_MAX: usize = 1000;
 
-/// A reply as the Lua value `redis.call` returns. Errors become `{err=...}` tables; the caller
-/// decides whether to raise them.
-///
-/// # Errors
-/// When Lua cannot allocate.
-pub fn reply_to_lua(lua: &Lua, reply: &Reply, protocol: Protocol) -> mlua::Result<Value> {
-    let resp3 = protocol == Protocol::Resp3;
-    Ok(match reply {
-        Reply::Integer(value) => Value::Number(*value as f64),
-        Reply::Bulk(bytes) | Reply::Verbatim(bytes) if !resp3 => {
-            Value::String(lua.create_string(bytes)?)
-        }
-        Reply::Bulk(bytes) => Value::String(lua.create_string(bytes)?),
-        Reply::Verbatim(bytes) => {
-            let inner = lua.create_table()?;
-            inner.set("format", "txt")?;
-            inner.set("string", lua.create_string(bytes)?)?;
-            single_field(lua, "verbatim_string", Value::Table(inner))?
-        }
-        Reply::Simple(text) => single_field(lua, "ok", Value::String(lua.create_string(&**text)?))?,
-        Reply::Error(message) => error_table(lua, message)?,
-        Reply::Null | Reply::NullArray => {
-            if resp3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
-        }
-        Reply::Array(items) | Reply::Push(items) => array(lua, items, protocol)?,
-        Reply::Map(items) if resp3 => {
-            let map = lua.create_table()?;
-            for pair in items.chunks_exact(2) {
-                map.raw_set(
-                    reply_to_lua(lua, &pair[0], protocol)?,
-                    reply_to_lua(lua, &pair[1], protocol)?,
-                )?;
-            }
-            single_field(lua, "map", Value::Table(map))?
-        }
-        Reply::Set(items) if resp3 => {
-            let set = lua.create_table()?;
-            for item in items {
-                set.raw_set(reply_to_lua(lua, item, protocol)?, true)?;
-            }
-            single_field(lua, "set", Value::Table(set))?
-        }
-        Reply::Map(items) | Reply::Set(items) => array(lua, items, protocol)?,
-        Reply::Double(value) if resp3 => single_field(lua, "double", Value::Number(*value))?,
-        Reply::Double(value) => {
-            Value::String(lua.create_string(ember_resp::encode::format_double(*value))?)
-        }
-        Reply::Boolean(value) if resp3 => Value::Boolean(*value),
-        Reply::Boolean(value) => Value::Number(f64::from(u8::from(*value))),
-        Reply::BigNumber(digits) if resp3 => {
-            single_field(lua, "big_number", Value::String(lua.create_string(digits)?))?
-        }
-        Reply::BigNumber(digits) => Value::String(lua.create_string(digits)?),
-    })
-}
-
-fn array(lua: &Lua, items: &[Reply], protocol: Protocol) -> mlua::Result<Value> {
-    let table = lua.create_table_with_capacity(items.len(), 0)?;
-    for (index, item) in items.iter().enumerate() {
-        table.raw_set(index + 1, reply_to_lua(lua, item, protocol)?)?;
-    }
-    Ok(Value::Table(table))
-}
-
-fn single_field(lua: &Lua, name: &str, value: Value) -> mlua::Result<Value> {
-    let table = lua.create_table()?;
-    table.raw_set(name, value)?;
-    Ok(Value::Table(table))
-}
-
 /// `{err=message}`.
 ///
 /// # Errors
 /// When Lua cannot allocate.
 pub fn error_table(lua: &Lua, message: &str) -> mlua::Result<Value> {
-    single_field(lua, "err", Value::String(lua.create_string(message)?))
+    let table = lua.create_table()?;
+    table.raw_set("err", lua.create_string(message)?)?;
+    Ok(Value::Table(table))
 }
 
 /// A script's return value as the reply its client gets (in `protocol`, the client's).

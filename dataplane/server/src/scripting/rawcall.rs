@@ -5,7 +5,8 @@
 //! It answers `true, value` or `false, {err=...}` when the command completed at once (keys on
 //! shards the script holds: the common case), `nil, nil` when it waits for another shard (the
 //! prelude then calls [`super::run::wait_function`]'s function, which yields the script's
-//! coroutine until it completes). The conversion rules are [`super::convert::reply_to_lua`]'s.
+//! coroutine until it completes, and [`push_outcome`] pushes its outcome the same way). The
+//! conversion rules are described in [`super::convert`].
 //! Any number of arguments is read in place (a script may pass thousands through `unpack`): the
 //! function needs no stack of its own beyond its two results.
 //!
@@ -94,28 +95,42 @@ unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
                 ffi::lua_pushboolean(l, 0);
                 push_error(l, BAD_ARGUMENT, false);
             }
-            Answer::Outcome(Outcome::Reply(reply, protocol)) => {
-                if let Reply::Error(message) = &reply {
+            Answer::Outcome(outcome) => push_outcome(l, &outcome),
+        }
+    }
+    2
+}
+
+/// Pushes what a finished call came to as `redis.call`'s prelude takes it: `true, value`, or
+/// `false, {err=...}` (marked counted where the error was counted already). The caller has
+/// checked the stack for four more slots; [`Outcome::Restart`] is raised before this.
+///
+/// # Safety
+/// `l` is a Lua state with room for the values.
+pub(super) unsafe fn push_outcome(l: *mut ffi::lua_State, outcome: &Outcome) {
+    unsafe {
+        match outcome {
+            Outcome::Reply(reply, protocol) => {
+                if let Reply::Error(message) = reply {
                     // The command's error reply was counted when it was written.
                     ffi::lua_pushboolean(l, 0);
                     push_error(l, message, true);
                 } else {
                     ffi::lua_pushboolean(l, 1);
-                    push_reply(l, &reply, protocol == Protocol::Resp3);
+                    push_reply(l, reply, *protocol == Protocol::Resp3);
                 }
             }
-            Answer::Outcome(Outcome::Failure(message)) => {
+            Outcome::Failure(message) => {
                 ffi::lua_pushboolean(l, 0);
-                push_error(l, &message, false);
+                push_error(l, message, false);
             }
-            Answer::Outcome(Outcome::Counted(message)) => {
+            Outcome::Counted(message) => {
                 ffi::lua_pushboolean(l, 0);
-                push_error(l, &message, true);
+                push_error(l, message, true);
             }
-            Answer::Outcome(Outcome::Restart) => unreachable!("raised above"),
+            Outcome::Restart => unreachable!("a restart is raised, not pushed"),
         }
     }
-    2
 }
 
 /// Why a run stops when it must start again with every shard held (see `run`'s notes).

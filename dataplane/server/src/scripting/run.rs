@@ -45,7 +45,7 @@ use std::ffi::c_int;
 use mlua::{ffi, Function, Lua, MultiValue, Value};
 use smallvec::SmallVec;
 
-use super::convert::{error_table, lua_to_reply, reply_to_lua};
+use super::convert::{error_table, lua_to_reply};
 use super::{Compiled, Registry, ScriptFlags};
 use crate::client::Client;
 use crate::commands::multikey::{hold_all, release_all};
@@ -238,26 +238,13 @@ impl From<&'static str> for Outcome {
 type PendingCall = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>;
 
 fn to_lua(lua: &Lua, outcome: Outcome) -> mlua::Result<(Value, Value)> {
-    match outcome {
-        Outcome::Reply(reply, protocol) => {
-            let ok = !matches!(reply, Reply::Error(_));
-            let value = reply_to_lua(lua, &reply, protocol)?;
-            if let (false, Value::Table(table)) = (ok, &value) {
-                // The command's error reply was counted when it was written.
-                table.raw_set(COUNTED_FIELD, true)?;
-            }
-            Ok((Value::Boolean(ok), value))
-        }
-        Outcome::Failure(message) => failure(lua, &message),
-        Outcome::Counted(message) => {
-            let value = error_table(lua, &message)?;
-            if let Value::Table(table) = &value {
-                table.raw_set(COUNTED_FIELD, true)?;
-            }
-            Ok((Value::Boolean(false), value))
-        }
-        Outcome::Restart => Err(mlua::Error::external(Abort::Restart)),
+    if matches!(outcome, Outcome::Restart) {
+        return Err(mlua::Error::external(Abort::Restart));
     }
+    // SAFETY: the closure only pushes the two values (exec_raw made room for three, what an
+    // error takes; a reply checks for more as it nests); an allocation failure raises inside
+    // exec_raw's protected call, with nothing of Rust's alive in the closure but borrows.
+    unsafe { lua.exec_raw::<(Value, Value)>((), |l| super::rawcall::push_outcome(l, &outcome)) }
 }
 
 /// `redis.acl_check_cmd`: whether the script's user may run the command.

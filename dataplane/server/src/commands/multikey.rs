@@ -261,13 +261,28 @@ pub async fn run_remote(
     args: &[&[u8]],
     out: &mut ReplySink,
 ) -> u64 {
-    let request = execute_request(
-        shard.index,
-        client,
-        PackedArgs::new(args.iter().copied()),
-        client.hold,
-        false,
-    );
+    run_remote_at(shard, client, owner, args, None, out).await
+}
+
+/// [`run_remote`] at time `time_ms` on the owner (a script's time, DEBUG OBJECT's), or at the
+/// owner's own clock.
+pub async fn run_remote_at(
+    shard: &Rc<Shard>,
+    client: &Client,
+    owner: usize,
+    args: &[&[u8]],
+    time_ms: Option<std::num::NonZeroU64>,
+    out: &mut ReplySink,
+) -> u64 {
+    let mut caller = Caller::of(shard.index, client);
+    caller.time_ms = time_ms.or(caller.time_ms);
+    let request = ShardRequest::Execute {
+        caller,
+        protocol: client.protocol,
+        args: PackedArgs::new(args.iter().copied()),
+        token: client.hold,
+        hold: false,
+    };
     let ran = into_ran(shard.call(owner, request).await);
     ran.reply.write_to(out);
     ran.micros

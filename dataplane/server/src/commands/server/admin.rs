@@ -580,18 +580,15 @@ async fn debug_object(
     const BEFORE_ANY_TTL_MS: u64 = 1;
     match router::route(shard, spec, &args) {
         Route::Remote(owner) => {
-            let mut request = crate::commands::multikey::execute_request(
-                shard.index,
+            crate::commands::multikey::run_remote_at(
+                shard,
                 client,
-                crate::shard::PackedArgs::new(args.iter().copied()),
-                client.hold,
-                false,
-            );
-            if let crate::shard::ShardRequest::Execute { caller, .. } = &mut request {
-                caller.time_ms = std::num::NonZeroU64::new(BEFORE_ANY_TTL_MS);
-            }
-            let reply = shard.call(owner, request).await;
-            crate::commands::multikey::into_reply(reply).write_to(&mut sink);
+                owner,
+                &args,
+                std::num::NonZeroU64::new(BEFORE_ANY_TTL_MS),
+                &mut sink,
+            )
+            .await;
         }
         _ => crate::commands::multikey::run_local(
             shard,

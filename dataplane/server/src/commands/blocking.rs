@@ -711,13 +711,8 @@ async fn run_keyspace(shard: &Rc<Shard>, client: &Client, db: usize, args: &[&[u
         ..super::multikey::Caller::of(shard.index, client)
     };
     if owner != shard.index {
-        let request = ShardRequest::Execute {
-            caller,
-            protocol: client.protocol,
-            args: PackedArgs::new(args.iter().copied()),
-            token: client.hold,
-            hold: false,
-        };
+        let args = PackedArgs::new(args.iter().copied());
+        let request = super::multikey::execute_request_as(caller, client, args, client.hold, false);
         return super::multikey::into_reply(shard.call(owner, request).await);
     }
     super::multikey::admit(shard, spec, args, db, client.hold, false).await;

@@ -223,8 +223,20 @@ pub fn execute_request(
     token: Option<HoldToken>,
     hold: bool,
 ) -> ShardRequest {
+    execute_request_as(Caller::of(shard_index, client), client, args, token, hold)
+}
+
+/// [`execute_request`] for `caller`, `client` described otherwise than it is (another
+/// database, another time).
+pub fn execute_request_as(
+    caller: Caller,
+    client: &Client,
+    args: PackedArgs,
+    token: Option<HoldToken>,
+    hold: bool,
+) -> ShardRequest {
     ShardRequest::Execute {
-        caller: Caller::of(shard_index, client),
+        caller,
         protocol: client.protocol,
         args,
         token,
@@ -276,13 +288,8 @@ pub async fn run_remote_at(
 ) -> u64 {
     let mut caller = Caller::of(shard.index, client);
     caller.time_ms = time_ms.or(caller.time_ms);
-    let request = ShardRequest::Execute {
-        caller,
-        protocol: client.protocol,
-        args: PackedArgs::new(args.iter().copied()),
-        token: client.hold,
-        hold: false,
-    };
+    let args = PackedArgs::new(args.iter().copied());
+    let request = execute_request_as(caller, client, args, client.hold, false);
     let ran = into_ran(shard.call(owner, request).await);
     ran.reply.write_to(out);
     ran.micros

@@ -102,11 +102,12 @@ unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// Pushes what a finished call came to as `redis.call`'s prelude takes it: `true, value`, or
-/// `false, {err=...}` (marked counted where the error was counted already). The caller has
-/// checked the stack for four more slots; [`Outcome::Restart`] is raised before this.
+/// `false, {err=...}` (marked counted where the error was counted already).
+/// [`Outcome::Restart`] is raised before this.
 ///
 /// # Safety
-/// `l` is a Lua state with room for the values.
+/// `l` is a Lua state with room for three more values (an error takes three at most; a reply
+/// checks for more itself as it nests).
 pub(super) unsafe fn push_outcome(l: *mut ffi::lua_State, outcome: &Outcome) {
     unsafe {
         match outcome {

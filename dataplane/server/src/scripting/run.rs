@@ -45,7 +45,7 @@ use std::ffi::c_int;
 use mlua::{ffi, Function, Lua, MultiValue, Value};
 use smallvec::SmallVec;
 
-use super::convert::{error_table, lua_to_reply};
+use super::convert::lua_to_reply;
 use super::{Compiled, Registry, ScriptFlags};
 use crate::client::Client;
 use crate::commands::multikey::{hold_all, release_all};
@@ -207,11 +207,11 @@ pub fn wait_function(lua: &Lua, state: State) -> mlua::Result<Function> {
     lua.create_async_function(move |lua, ()| {
         let state = state.clone();
         async move {
-            let pending = with_run(&state, |run| run.pending.take()).flatten();
-            match pending {
-                Some(call) => to_lua(&lua, call.await),
-                None => failure(&lua, STALE_CALL),
-            }
+            let outcome = match with_run(&state, |run| run.pending.take()).flatten() {
+                Some(call) => call.await,
+                None => STALE_CALL.into(),
+            };
+            to_lua(&lua, outcome)
         }
     })
 }
@@ -309,10 +309,6 @@ pub fn set_resp(lua: &Lua, resp3: bool) {
 /// The field of an error table whose error was counted already (Redis's name for it), so the
 /// script's reply does not count it again.
 pub(crate) const COUNTED_FIELD: &str = "ignore_error_stats_update";
-
-fn failure(lua: &Lua, message: &str) -> mlua::Result<(Value, Value)> {
-    Ok((Value::Boolean(false), error_table(lua, message)?))
-}
 
 /// The text of a call's number arguments, one after another in one buffer (its strings go to
 /// the command as Lua holds them).

@@ -137,6 +137,52 @@ fn replies_and_errors_match_redis() {
     }
 }
 
+/// Calls on a key of the other shard wait for it (the script's coroutine yields, and the run
+/// resumes it with the reply or raises the error): values, errors and their lines, `pcall` and
+/// `redis.pcall` must be Redis's as for a key of the script's own shard. Each script runs from
+/// connections on both shards, with its keys on both, against redis-server.
+#[test]
+fn calls_that_wait_for_the_other_shard_match_redis() {
+    let Some(oracle) = RedisOracle::start() else {
+        return;
+    };
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("waited");
+    let scripts: &[&str] = &[
+        "redis.call('set', KEYS[1], 'abc') return redis.call('get', KEYS[1])",
+        // An error raised after the wait names the call's line, not the next instruction's.
+        "redis.call('set', KEYS[1], 'abc')\nlocal x = redis.call('incr', KEYS[1])\n\n\nreturn x",
+        "redis.call('set', KEYS[1], 'abc')\nreturn redis.call('incr', KEYS[1])",
+        "redis.call('set', KEYS[1], 'abc')\nlocal ok, e = pcall(redis.call, 'incr', KEYS[1])\n\
+         return {tostring(ok), e.err}",
+        "redis.call('set', KEYS[1], 'abc')\nlocal ok, e = pcall(function()\n\
+         return redis.call('incr', KEYS[1]) end)\nreturn {tostring(ok), tostring(e)}",
+        "redis.call('set', KEYS[1], 'abc')\nlocal e = redis.pcall('incr', KEYS[1])\n\
+         return {e.err, 7}",
+        "redis.call('set', KEYS[1], 'abc')\nreturn redis.pcall('incr', KEYS[1])",
+        "redis.call('del', KEYS[1]) redis.call('rpush', KEYS[1], 'a', 'b')\n\
+         local ok, v = pcall(redis.call, 'lrange', KEYS[1], 0, -1)\nreturn {tostring(ok), v}",
+        "redis.call('del', KEYS[1])\nreturn redis.call('lrange', KEYS[1], 0, -1, 'x')",
+        "local t = {}\nfor i = 1, 6 do t[i] = redis.pcall('incrby', KEYS[1 + i % 2], i) end\n\
+         return t",
+    ];
+    for _ in 0..4 {
+        // New connections land on either shard.
+        let mut ours = ember.connect(false);
+        let mut theirs = oracle.connect(false);
+        for script in scripts {
+            for keys in [[low.as_str(), high.as_str()], [high.as_str(), low.as_str()]] {
+                for con in [&mut ours, &mut theirs] {
+                    run(con, &[b"DEL", low.as_bytes(), high.as_bytes()]);
+                }
+                let expected = eval(&mut theirs, script, &keys, &[]);
+                let actual = eval(&mut ours, script, &keys, &[]);
+                assert_eq!(actual, expected, "{script} with keys {keys:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn numkeys_errors_and_evalsha() {
     let ember = Ember::start(2);

@@ -1,66 +1,85 @@
-//! `redis.call`'s Rust half as a plain Lua C function: the arguments are read straight off the
-//! Lua stack into one reused buffer, and the reply is pushed straight as Lua values, with none
-//! of mlua's per-value handles (a registry slot per argument and per result) in between.
+//! `redis.call` and `redis.pcall` as plain Lua C functions: the arguments are read straight off
+//! the Lua stack into one reused buffer, and the reply is pushed straight as a Lua value, with
+//! none of mlua's per-value handles (a registry slot per argument and per result) in between,
+//! and no Lua frame of the sandbox's around the call.
 //!
-//! It answers `true, value` or `false, {err=...}` when the command completed at once (keys on
-//! shards the script holds: the common case), `nil, nil` when it waits for another shard (the
-//! prelude then calls [`super::run::wait_function`]'s function, which yields the script's
-//! coroutine until it completes, and [`push_outcome`] pushes its outcome the same way). The
-//! conversion rules are described in [`super::convert`].
+//! A call that completed at once (keys on shards the script holds: the common case) returns its
+//! value, or raises its error (`redis.call`) or returns the error table (`redis.pcall`). A call
+//! that waits for another shard yields the script's coroutine (Lua 5.1 lets a C function yield
+//! by returning `lua_yield`); the run's resume loop ([`super::run`]) awaits it and resumes the
+//! coroutine with the value, which Lua hands to the script as the C function's result. An error
+//! to raise after a wait is raised by a one-instruction count hook armed on the coroutine that
+//! called ([`arm_raise`]), before the script's next instruction runs. The conversion rules are
+//! described in [`super::convert`].
 //! Any number of arguments is read in place (a script may pass thousands through `unpack`): the
-//! function needs no stack of its own beyond its two results.
+//! function needs no stack of its own beyond its result.
 //!
 //! Lua raises errors with `longjmp`, which skips Rust destructors. The only Lua calls that can
 //! raise here are allocations (a new string or table, when Lua's allocator fails); they run
 //! after the command ran, with nothing alive but the reply being pushed (whose memory is then
-//! lost, as nothing else can be). Restarting the run raises its error with no Rust value alive.
+//! lost, as nothing else can be). Every error this module raises on purpose is pushed first and
+//! raised with no Rust value alive.
 
+use std::cell::RefCell;
 use std::ffi::c_int;
 
 use ember_resp::{Protocol, Reply};
 use mlua::{ffi, Function, Lua};
 
-use super::run::{self, Outcome, State};
+use super::run::{self, Outcome, State, WaitSite};
 
 /// The running script's state, boxed so its address stays put while the interpreter lives
-/// (kept in the interpreter's app data; the C function reads it through a light userdata
+/// (kept in the interpreter's app data; the C functions read it through a light userdata
 /// upvalue).
 struct RawCallState(#[allow(dead_code)] Box<State>);
 
-/// Creates the C function, and makes the running script's state the interpreter's app data
-/// (`redis.setresp` and `redis.acl_check_cmd` read it).
+/// Creates `redis.call` and `redis.pcall`, and makes the running script's state the
+/// interpreter's app data (`redis.setresp` and `redis.acl_check_cmd` read it).
 ///
 /// # Errors
 /// When Lua cannot allocate.
-pub fn call_function(lua: &Lua, state: State) -> mlua::Result<Function> {
+pub fn call_functions(lua: &Lua, state: State) -> mlua::Result<(Function, Function)> {
     lua.set_app_data(state.clone());
     let boxed = Box::new(state);
     let pointer = &*boxed as *const State as *mut std::ffi::c_void;
     lua.set_app_data(RawCallState(boxed));
-    // SAFETY: the closure only pushes a light userdata and a C closure; the pointer stays valid
+    // SAFETY: the closure only pushes light userdata and C closures; the pointer stays valid
     // while the interpreter (which owns the box through its app data) lives.
     unsafe {
-        lua.exec_raw::<Function>((), |l| {
+        lua.exec_raw::<(Function, Function)>((), |l| {
             ffi::lua_pushlightuserdata(l, pointer);
-            ffi::lua_pushcclosure(l, raw_call, 1);
+            ffi::lua_pushcclosure(l, redis_call, 1);
+            ffi::lua_pushlightuserdata(l, pointer);
+            ffi::lua_pushcclosure(l, redis_pcall, 1);
         })
     }
 }
 
-/// What the C function pushes, decided before anything is pushed.
+/// What the C function does, decided before anything is pushed.
 enum Answer {
-    /// `true, value` or `false, {err=...}`.
+    /// The call's outcome.
     Outcome(Outcome),
-    /// `nil, nil`: the call waits for another shard.
+    /// The call waits for another shard.
     Waiting,
-    /// An argument of another type: `false, {err=...}`.
+    /// An argument of another type.
     BadArgument,
 }
 
 const BAD_ARGUMENT: &str = "ERR Lua redis lib command arguments must be strings or integers";
 
-unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: the upvalue is the pointer `call_function` stored, alive while Lua runs.
+unsafe extern "C-unwind" fn redis_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: forwarded; `l` is the calling coroutine inside this C call.
+    unsafe { call(l, false) }
+}
+
+unsafe extern "C-unwind" fn redis_pcall(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as above.
+    unsafe { call(l, true) }
+}
+
+/// Both functions: `protected` answers errors as `{err=...}` instead of raising them.
+unsafe fn call(l: *mut ffi::lua_State, protected: bool) -> c_int {
+    // SAFETY: the upvalue is the pointer `call_functions` stored, alive while Lua runs.
     let state = unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const State) };
     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: `l` is the calling coroutine, inside this C call.
@@ -71,66 +90,169 @@ unsafe extern "C-unwind" fn raw_call(l: *mut ffi::lua_State) -> c_int {
             "ERR internal error running a script's command".into(),
         ))
     });
-    if matches!(answer, Answer::Outcome(Outcome::Restart)) {
-        // SAFETY: nothing with a destructor is alive (`answer` holds no heap data in this
-        // variant); the message is a static C string.
-        unsafe {
-            ffi::lua_settop(l, 0);
+    let outcome = match answer {
+        Answer::Outcome(outcome) => outcome,
+        Answer::BadArgument => Outcome::Failure(BAD_ARGUMENT.into()),
+        Answer::Waiting => {
+            // SAFETY: `l` is the calling coroutine; what is pushed is popped by luaL_ref, and
+            // an allocation error there leaves nothing of Rust's behind.
+            unsafe {
+                ffi::lua_settop(l, 0);
+                let line = user_line(l);
+                ffi::lua_pushthread(l);
+                let thread = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                let site = WaitSite {
+                    thread,
+                    protected,
+                    line,
+                };
+                if let Some(stale) = run::set_wait_site(state, site) {
+                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, stale.thread);
+                }
+                return ffi::lua_yield(l, 0);
+            }
+        }
+    };
+    // SAFETY: `l` is the calling coroutine; pushes past the arguments are checked; the errors
+    // are raised with the outcome dropped.
+    unsafe {
+        ffi::lua_settop(l, 0);
+        if matches!(outcome, Outcome::Restart) {
             ffi::lua_pushstring(l, RESTART.as_ptr());
             ffi::lua_error(l);
         }
-    }
-    // SAFETY: `l` is the calling coroutine; pushes past the arguments are checked.
-    unsafe {
-        ffi::lua_settop(l, 0);
         if ffi::lua_checkstack(l, 8) == 0 {
             return 0;
         }
-        match answer {
-            Answer::Waiting => {
-                ffi::lua_pushnil(l);
-                ffi::lua_pushnil(l);
+        if !protected {
+            if let Some((message, counted)) = error_of(&outcome) {
+                run::note_error(state, message.to_owned(), user_line(l), counted, false);
+                push_bytes(l, message.as_bytes());
+                drop(outcome);
+                ffi::lua_error(l);
             }
-            Answer::BadArgument => {
-                ffi::lua_pushboolean(l, 0);
-                push_error(l, BAD_ARGUMENT, false);
-            }
-            Answer::Outcome(outcome) => push_outcome(l, &outcome),
         }
+        push_value(l, &outcome);
     }
-    2
+    1
 }
 
-/// Pushes what a finished call came to as `redis.call`'s prelude takes it: `true, value`, or
-/// `false, {err=...}` (marked counted where the error was counted already).
-/// [`Outcome::Restart`] is raised before this.
+/// The error a finished call came to, and whether it was counted already in the error
+/// statistics (a command's own error reply was counted when it was written).
+pub(super) fn error_of(outcome: &Outcome) -> Option<(&str, bool)> {
+    match outcome {
+        Outcome::Reply(Reply::Error(message), _) => Some((message, true)),
+        Outcome::Failure(message) => Some((message, false)),
+        Outcome::Counted(message) => Some((message, true)),
+        Outcome::Reply(..) | Outcome::Restart => None,
+    }
+}
+
+/// Pushes what a finished call came to as `redis.pcall` returns it: the reply's value, or
+/// `{err=...}` (marked counted where the error was counted already). [`Outcome::Restart`] is
+/// raised before this.
 ///
 /// # Safety
 /// `l` is a Lua state with room for three more values (an error takes three at most; a reply
 /// checks for more itself as it nests).
-pub(super) unsafe fn push_outcome(l: *mut ffi::lua_State, outcome: &Outcome) {
+pub(super) unsafe fn push_value(l: *mut ffi::lua_State, outcome: &Outcome) {
     unsafe {
-        match outcome {
-            Outcome::Reply(reply, protocol) => {
-                if let Reply::Error(message) = reply {
-                    // The command's error reply was counted when it was written.
-                    ffi::lua_pushboolean(l, 0);
-                    push_error(l, message, true);
-                } else {
-                    ffi::lua_pushboolean(l, 1);
-                    push_reply(l, reply, *protocol == Protocol::Resp3);
-                }
-            }
-            Outcome::Failure(message) => {
-                ffi::lua_pushboolean(l, 0);
-                push_error(l, message, false);
-            }
-            Outcome::Counted(message) => {
-                ffi::lua_pushboolean(l, 0);
-                push_error(l, message, true);
-            }
-            Outcome::Restart => unreachable!("a restart is raised, not pushed"),
+        if let Some((message, counted)) = error_of(outcome) {
+            return push_error(l, message, counted);
         }
+        match outcome {
+            Outcome::Reply(reply, protocol) => push_reply(l, reply, *protocol == Protocol::Resp3),
+            _ => unreachable!("errors are pushed above, a restart is raised"),
+        }
+    }
+}
+
+/// The line of the innermost frame of the user's script (or function library) below the
+/// running C function.
+///
+/// # Safety
+/// `l` is a coroutine inside a C call.
+unsafe fn user_line(l: *mut ffi::lua_State) -> Option<i32> {
+    // SAFETY: as the caller promises; `source` is a NUL-terminated string Lua owns.
+    unsafe {
+        super::globals::find_frame(l, 1, |frame| {
+            frame.currentline > 0
+                && std::ffi::CStr::from_ptr(frame.source)
+                    .to_bytes()
+                    .starts_with(b"@user_")
+        })
+        .map(|frame| frame.currentline)
+    }
+}
+
+/// An error to raise in a coroutine resumed after its call waited, and the hook to put back.
+struct Raise {
+    message: Vec<u8>,
+    hook: Option<ffi::lua_Hook>,
+    mask: c_int,
+    count: c_int,
+}
+
+thread_local! {
+    /// The error [`raise_hook`] raises. One script runs at a time on a shard's thread, and the
+    /// hook fires within the resume that follows its arming.
+    static RAISE: RefCell<Option<Raise>> = const { RefCell::new(None) };
+}
+
+/// Arms the coroutine that made a call which waited (`site`) to raise `message` before its
+/// next instruction, and forgets the site's reference to it. `None` raises the restart error.
+///
+/// # Safety
+/// `l` is a state of the interpreter the site's coroutine belongs to, with room for a value.
+pub(super) unsafe fn arm_raise(l: *mut ffi::lua_State, site: &WaitSite, message: Option<&str>) {
+    let message = message.map_or_else(
+        || RESTART.to_bytes().to_vec(),
+        |text| text.as_bytes().to_vec(),
+    );
+    // SAFETY: the site's reference keeps its coroutine alive until it is dropped here; hooks
+    // may be set on a suspended coroutine.
+    unsafe {
+        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, site.thread as _);
+        let thread = ffi::lua_tothread(l, -1);
+        ffi::lua_settop(l, -2);
+        if !thread.is_null() {
+            RAISE.with(|slot| {
+                *slot.borrow_mut() = Some(Raise {
+                    message,
+                    hook: ffi::lua_gethook(thread),
+                    mask: ffi::lua_gethookmask(thread),
+                    count: ffi::lua_gethookcount(thread),
+                })
+            });
+            ffi::lua_sethook(thread, Some(raise_hook), ffi::LUA_MASKCOUNT, 1);
+        }
+        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, site.thread);
+    }
+}
+
+/// Forgets a site's reference to its coroutine (the wait's value is passed by the resume).
+///
+/// # Safety
+/// As [`arm_raise`].
+pub(super) unsafe fn release_site(l: *mut ffi::lua_State, site: &WaitSite) {
+    // SAFETY: as the caller promises.
+    unsafe { ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, site.thread) };
+}
+
+/// The one-instruction hook [`arm_raise`] sets: puts the coroutine's own hook back and raises.
+unsafe extern "C-unwind" fn raise_hook(l: *mut ffi::lua_State, _debug: *mut ffi::lua_Debug) {
+    let raise = RAISE.with(|slot| slot.borrow_mut().take());
+    // SAFETY: `l` is the hooked coroutine, running this hook; the message is pushed (copied)
+    // and dropped before `lua_error` unwinds.
+    unsafe {
+        let Some(raise) = raise else {
+            ffi::lua_sethook(l, None, 0, 0);
+            return;
+        };
+        ffi::lua_sethook(l, raise.hook, raise.mask, raise.count);
+        push_bytes(l, &raise.message);
+        drop(raise);
+        ffi::lua_error(l);
     }
 }
 

@@ -20,10 +20,11 @@
 //!
 //! Inside MULTI/EXEC every shard is held already, and the script runs under EXEC's hold.
 //!
-//! Lua runs on this shard's thread. `redis.call` is a plain callback that runs the command
-//! through the executor at once when it needs no other shard (the common case: no future is
-//! kept, nothing yields); on another shard it leaves the call pending and the prelude's wait
-//! function yields the script's coroutine while the mesh answers. Lua 5.1 cannot yield across
+//! Lua runs on this shard's thread. `redis.call` is a C function that runs the command through
+//! the executor at once when it needs no other shard (the common case: no future is kept,
+//! nothing yields); on another shard it leaves the call pending and yields the script's
+//! coroutine, which [`call_script`]'s resume loop resumes with the reply once the mesh
+//! answered (see [`super::rawcall`]). Lua 5.1 cannot yield across
 //! a C call such as its own `pcall`, so the sandbox's `pcall` runs Lua functions in a hooked
 //! coroutine of their own and passes yields outward ([`hooked_coroutine_function`]):
 //! `pcall(redis.call, ...)` works on any shard; metamethods and `table.sort` comparators still
@@ -100,8 +101,10 @@ pub struct RunState {
     error_place: Option<ErrorPlace>,
     /// What FUNCTION STATS shows once the script is busy.
     running: Option<RunningSource>,
-    /// A `redis.call` waiting for another shard, until the async half takes it.
+    /// A `redis.call` waiting for another shard, until the resume loop takes it.
     pending: Option<PendingCall>,
+    /// Where that call was made ([`call_script`] resumes it there).
+    wait_site: Option<WaitSite>,
     /// Where the calls that run at once write their replies (each taken before the next).
     call_sink: ReplySink,
 }
@@ -179,42 +182,51 @@ pub(crate) struct NotedError {
     pub table: bool,
     /// Counted already in the error statistics (a failed `redis.call`).
     pub counted: bool,
+    /// Raised by a `redis.call` that waited for another shard: Lua sees it raised at the
+    /// script's next instruction, which may be on a later line than the call's.
+    pub after_wait: bool,
 }
 
-/// Why a run stopped early; raised as a Lua error the script cannot usefully catch (every
-/// later call raises it again).
-#[derive(Debug, Clone, Copy)]
-enum Abort {
-    Restart,
+/// Where a `redis.call` that waits for another shard was made: the coroutine that called (a
+/// registry reference keeps it alive until the wait ends), whether it was `redis.pcall`, and
+/// the script's line.
+pub(crate) struct WaitSite {
+    pub thread: c_int,
+    pub protected: bool,
+    pub line: Option<i32>,
 }
 
-impl std::fmt::Display for Abort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the script runs again with every shard held")
+/// Notes where the call that just left a pending call waits; answers a site left by an
+/// earlier call that never resumed (a coroutine the script abandoned), or this one when no
+/// script runs, for its reference to be dropped.
+pub(crate) fn set_wait_site(state: &State, site: WaitSite) -> Option<WaitSite> {
+    let mut guard = state.borrow_mut();
+    match guard.as_mut() {
+        Some(run) => run.wait_site.replace(site),
+        None => Some(site),
     }
 }
 
-impl std::error::Error for Abort {}
+/// Notes the error a `redis.call` is about to raise (its reply quotes it with `line`).
+pub(crate) fn note_error(
+    state: &State,
+    message: String,
+    line: Option<i32>,
+    counted: bool,
+    after_wait: bool,
+) {
+    if let Some(run) = state.borrow_mut().as_mut() {
+        run.noted_error = Some(NotedError {
+            message,
+            line,
+            table: false,
+            counted,
+            after_wait,
+        });
+    }
+}
 
 pub(crate) type State = Rc<RefCell<Option<RunState>>>;
-
-/// The second half of a `redis.call` that had to wait: awaits it and answers as
-/// `redis.call`'s function.
-///
-/// # Errors
-/// When Lua cannot allocate.
-pub fn wait_function(lua: &Lua, state: State) -> mlua::Result<Function> {
-    lua.create_async_function(move |lua, ()| {
-        let state = state.clone();
-        async move {
-            let outcome = match with_run(&state, |run| run.pending.take()).flatten() {
-                Some(call) => call.await,
-                None => STALE_CALL.into(),
-            };
-            to_lua(&lua, outcome)
-        }
-    })
-}
 
 /// What a `redis.call` came to, before it becomes Lua values.
 pub(crate) enum Outcome {
@@ -236,16 +248,6 @@ impl From<&'static str> for Outcome {
 
 /// A `redis.call` waiting for another shard.
 type PendingCall = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>;
-
-fn to_lua(lua: &Lua, outcome: Outcome) -> mlua::Result<(Value, Value)> {
-    if matches!(outcome, Outcome::Restart) {
-        return Err(mlua::Error::external(Abort::Restart));
-    }
-    // SAFETY: the closure only pushes the two values (exec_raw made room for three, what an
-    // error takes; a reply checks for more as it nests); an allocation failure raises inside
-    // exec_raw's protected call, with nothing of Rust's alive in the closure but borrows.
-    unsafe { lua.exec_raw::<(Value, Value)>((), |l| super::rawcall::push_outcome(l, &outcome)) }
-}
 
 /// `redis.acl_check_cmd`: whether the script's user may run the command.
 ///
@@ -407,7 +409,7 @@ pub(crate) fn call_bytes(state: &State, args: &[&[u8]]) -> Option<Outcome> {
     match call.as_mut().poll(&mut context) {
         std::task::Poll::Ready(outcome) => Some(outcome),
         std::task::Poll::Pending => {
-            // The async half polls it again with the executor's waker.
+            // The run's resume loop polls it again with the executor's waker.
             if with_run(state, |run| run.pending = Some(call)).is_none() {
                 return Some(STALE_CALL.into());
             }
@@ -937,9 +939,9 @@ const KILLED: &std::ffi::CStr = c"Script killed by user with SCRIPT KILL...";
 ///
 /// Past the threshold it yields the coroutine: `lua_yield` from a count hook is Lua 5.1's
 /// documented way to suspend a running function (resuming continues at the same instruction),
-/// and mlua's `AsyncThread` answers a yield that is not its own "pending" marker by waking
-/// itself and returning `Pending`, so the shard's executor serves its other connections
-/// (which get BUSY, or run SCRIPT KILL and FUNCTION STATS) and polls the script again. A yield
+/// and the run's resume loop ([`call_script`]) answers a yield with no call waiting by
+/// letting the shard's other tasks run (its other connections get BUSY, or run SCRIPT KILL
+/// and FUNCTION STATS) before it resumes the script. A yield
 /// is only possible with no C call between the hook and the coroutine's start (`pcall`, a
 /// metamethod, `table.sort`'s comparator): then the hook does not yield and the shard keeps
 /// running the script, as before.
@@ -1233,6 +1235,7 @@ pub async fn invoke(
                 started,
             }),
             pending: None,
+            wait_site: None,
             call_sink: ReplySink::values(Protocol::Resp2),
         });
         install_hook_context(engine, registry, shard.index);
@@ -1322,32 +1325,97 @@ async fn call_script(
             HOOK_INSTRUCTIONS,
         );
     }
-    let kept = thread.clone();
-    // The functions go by reference: pushed onto the coroutine's stack, not cloned first.
-    let mut run =
-        std::pin::pin!(thread.into_async::<Value>((setup, &*invocation.compiled.function)));
-    // The first resume runs `setup` (KEYS and ARGV) before the script; it happens in this
-    // first poll, while the invocation is borrowed.
+    // The first resume runs `setup` (KEYS and ARGV) before the script, while the invocation
+    // is borrowed; the functions go by reference (pushed onto the coroutine's stack, not
+    // cloned first).
     super::rawcall::set_arguments(invocation.keys, invocation.argv, !invocation.function);
-    let first = std::future::poll_fn(|context| {
-        std::task::Poll::Ready(std::future::Future::poll(run.as_mut(), context))
-    })
-    .await;
+    let mut resumed = thread.resume::<Value>((setup, &*invocation.compiled.function));
     super::rawcall::clear_arguments();
-    let result = match first {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => run.await,
+    // Ember's own resume loop: a coroutine that yields either made a call that waits for
+    // another shard (resumed with its value once it completes, or armed to raise its error),
+    // or is a busy script yielding to its shard from the count hook (resumed at once after the
+    // shard's other tasks ran: they get BUSY, or run SCRIPT KILL and FUNCTION STATS).
+    let result = loop {
+        let value = match resumed {
+            Ok(value) => value,
+            Err(error) => break Err(error),
+        };
+        if thread.status() != mlua::ThreadStatus::Resumable {
+            break Ok(value);
+        }
+        let waiting = with_run(&engine.state, |run| {
+            run.pending.take().map(|call| (call, run.wait_site.take()))
+        })
+        .flatten();
+        resumed = match waiting {
+            None => {
+                crate::runtime::yield_now().await;
+                thread.resume::<Value>(())
+            }
+            Some((call, site)) => {
+                let outcome = call.await;
+                match site {
+                    Some(site) => match after_wait(lua, &engine.state, &site, &outcome) {
+                        Ok(Some(value)) => thread.resume::<Value>(value),
+                        Ok(None) => thread.resume::<Value>(()),
+                        Err(error) => Err(error),
+                    },
+                    None => thread.resume::<Value>(()),
+                }
+            }
+        };
     };
+    if let Some(site) = with_run(&engine.state, |run| run.wait_site.take()).flatten() {
+        // SAFETY: the closure drops a registry reference of this interpreter.
+        unsafe { lua.exec_raw::<()>((), |l| super::rawcall::release_site(l, &site))? };
+    }
     if result.is_err() {
-        let place = error_place(&kept);
+        let place = error_place(&thread);
         if let Some(run) = engine.state.borrow_mut().as_mut() {
             run.error_place = place;
         }
     }
-    if result.is_ok() && kept.status() == mlua::ThreadStatus::Finished {
-        *interpreter.spare_thread.borrow_mut() = Some(kept);
+    if result.is_ok() && thread.status() == mlua::ThreadStatus::Finished {
+        *interpreter.spare_thread.borrow_mut() = Some(thread);
     }
     result
+}
+
+/// What a call that waited came to, as the resume hands it to the script: `Some(value)` to
+/// resume the coroutine with (the reply's value, or `redis.pcall`'s error table), or `None`
+/// when the coroutine was armed to raise the call's error (or the restart).
+fn after_wait(
+    lua: &Lua,
+    state: &State,
+    site: &WaitSite,
+    outcome: &Outcome,
+) -> mlua::Result<Option<Value>> {
+    let raise = match outcome {
+        Outcome::Restart => Some(None),
+        _ if site.protected => None,
+        _ => super::rawcall::error_of(outcome).map(|(message, counted)| {
+            note_error(state, message.to_owned(), site.line, counted, true);
+            Some(message)
+        }),
+    };
+    // SAFETY: each closure pushes at most one value (exec_raw made room for three, what an
+    // error table takes; a reply checks for more as it nests) or drops a registry reference;
+    // an allocation failure raises inside exec_raw's protected call, with nothing of Rust's
+    // alive in the closure but borrows.
+    unsafe {
+        match raise {
+            Some(message) => {
+                lua.exec_raw::<()>((), |l| super::rawcall::arm_raise(l, site, message))?;
+                Ok(None)
+            }
+            None => {
+                let value =
+                    lua.exec_raw::<Value>((), |l| super::rawcall::push_value(l, outcome))?;
+                lua.exec_raw::<()>((), |l| super::rawcall::release_site(l, site))?;
+                Ok(Some(value))
+            }
+        }
+    }
 }
 
 /// The chunk and line an error was raised at.
@@ -1387,10 +1455,14 @@ fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_
     } else {
         "@user_script"
     };
-    let place = |line: Option<i32>| match &run.error_place {
+    // `line` is the call's where the error was raised after a wait: Lua raised it at the
+    // script's next instruction.
+    let place_at = |line: Option<i32>, after_wait: bool| match &run.error_place {
         Some(raised) if run.killed.is_none() => format!(
             " script: {}, on {}:{}.",
-            invocation.name, raised.source, raised.line
+            invocation.name,
+            raised.source,
+            line.filter(|_| after_wait).unwrap_or(raised.line)
         ),
         _ => format!(
             " script: {}, on {source}:{}.",
@@ -1398,6 +1470,7 @@ fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_
             line.map_or_else(|| "0".to_owned(), |line| line.to_string())
         ),
     };
+    let place = |line: Option<i32>| place_at(line, false);
     let (message, traceback) = innermost(error);
     if let Some(line) = run.killed {
         let line = line.or_else(|| line_of(&traceback));
@@ -1411,7 +1484,7 @@ fn error_message(error: &mlua::Error, run: &RunState, invocation: &Invocation<'_
             return format!(
                 "{}{}",
                 super::convert::error_text(&noted.message),
-                place(noted.line)
+                place_at(noted.line, noted.after_wait)
             );
         }
     }

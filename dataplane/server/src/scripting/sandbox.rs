@@ -15,12 +15,12 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use super::run::RunState;
 use super::{Compiled, ScriptFlags};
 
-/// The Lua half of the sandbox: the read-only proxies, the global table's guard, and the
-/// `redis.call`/`redis.pcall` wrappers around the Rust call (which answers `ok, value`, or
-/// `nil` when the command waits for another shard: then the wait function answers).
+/// The Lua half of the sandbox: the read-only proxies, the global table's guard, and `pcall`,
+/// which runs Lua functions (and `redis.call`/`redis.pcall`, C functions that yield while a
+/// command waits for another shard) in a coroutine whose yields it passes outward.
 const PRELUDE: &str = r#"
-local real, raw_call, raw_wait, hooked, note, raw_error, raw_setmetatable, raw_rawset, raw_loadstring,
-      raw_setfenv, raw_tostring, raw_type, base = ...
+local real, redis_call, redis_pcall, hooked, note, raw_error, raw_setmetatable, raw_rawset,
+      raw_loadstring, raw_setfenv, raw_tostring, raw_type, base = ...
 -- The base library's functions in C (scripting/globals.rs); `proxies` maps each read-only
 -- proxy to its table, for `rawget`, `next` and `pairs`.
 local proxies = base.proxies
@@ -37,19 +37,11 @@ local function proxy(table)
   return p
 end
 local redis = real.redis
-redis.call = function(...)
-  local ok, value = raw_call(...)
-  if ok == nil then ok, value = raw_wait() end
-  if ok then return value end
-  local message = value.err
-  note(message, value.ignore_error_stats_update)
-  return raw_error(message, 0)
-end
-redis.pcall = function(...)
-  local ok, value = raw_call(...)
-  if ok == nil then ok, value = raw_wait() end
-  return value
-end
+-- redis.call and redis.pcall are C functions (scripting/rawcall.rs); pcall runs them through
+-- a Lua function, so that a call waiting for another shard may yield.
+redis.call, redis.pcall = redis_call, redis_pcall
+local function call_in_lua(...) return redis_call(...) end
+local function pcall_in_lua(...) return redis_pcall(...) end
 -- pcall runs a Lua function in a coroutine that carries the time-limit hook and passes its
 -- yields (a busy script yielding to its shard, a call waiting for another shard) outward.
 local raw_pcall, raw_resume, raw_yield, raw_status =
@@ -59,6 +51,7 @@ local function step(co, ok, ...)
   return step(co, raw_resume(co, raw_yield(...)))
 end
 real.pcall = function(f, ...)
+  if f == redis_call then f = call_in_lua elseif f == redis_pcall then f = pcall_in_lua end
   local co = hooked(f)
   if not co then return raw_pcall(f, ...) end
   return step(co, raw_resume(co, ...))
@@ -151,8 +144,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
     for name in REMOVED_GLOBALS {
         globals.raw_set(*name, Value::Nil)?;
     }
-    let call = super::rawcall::call_function(&lua, state.clone())?;
-    let wait = super::run::wait_function(&lua, state.clone())?;
+    let (call, pcall) = super::rawcall::call_functions(&lua, state.clone())?;
     let hooked = super::run::hooked_coroutine_function(&lua)?;
     let note = note_function(&lua, state)?;
     let proxies = lua.create_table()?;
@@ -173,7 +165,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
         prelude.call((
             globals.clone(),
             call,
-            wait,
+            pcall,
             hooked,
             note,
             globals.get::<Function>("error")?,
@@ -326,6 +318,7 @@ fn note_function(lua: &Lua, state: Rc<RefCell<Option<RunState>>>) -> mlua::Resul
                 line,
                 table: matches!(error, Value::Table(_)),
                 counted,
+                after_wait: false,
             });
         }
         Ok(())

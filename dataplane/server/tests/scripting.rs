@@ -173,7 +173,7 @@ fn calls_that_wait_for_the_other_shard_match_redis() {
         for script in scripts {
             for keys in [[low.as_str(), high.as_str()], [high.as_str(), low.as_str()]] {
                 for con in [&mut ours, &mut theirs] {
-                    run(con, &[b"DEL", low.as_bytes(), high.as_bytes()]);
+                    run(con, &[b"DEL", low.as_bytes(), high.as_bytes()]).unwrap();
                 }
                 let expected = eval(&mut theirs, script, &keys, &[]);
                 let actual = eval(&mut ours, script, &keys, &[]);

@@ -183,6 +183,43 @@ fn calls_that_wait_for_the_other_shard_match_redis() {
     }
 }
 
+/// A call that waits for the other shard leaves no garbage behind when its reply is a number
+/// or a string Lua holds already: 3,000 scripts on a key of each shard keep the interpreter's memory where it
+/// was (Redis's unit/scripting asks for `used_memory_lua` under 100 KB after 10,000 EVALs of
+/// INCR, and an interpreter doubles its memory before it collects).
+#[test]
+fn calls_that_wait_leave_no_garbage() {
+    let ember = Ember::start(2);
+    let (low, high) = keys_on_both_shards("garbage");
+    let mut con = ember.connect(false);
+    let lua_memory = |con: &mut redis::Connection| -> i64 {
+        let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("used_memory_lua:"))
+            .expect("used_memory_lua in INFO memory")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // An integer reply, then a string one whose few values Lua interns once.
+    let script = "redis.call('incr', KEYS[1]) return redis.call('getrange', KEYS[1], 0, 0)";
+    eval(&mut con, script, &[&low], &[]);
+    eval(&mut con, script, &[&high], &[]);
+    let rest = lua_memory(&mut con);
+    for key in [&low, &high] {
+        let mut pipe = redis::pipe();
+        for _ in 0..3000 {
+            pipe.cmd("EVAL").arg(script).arg(1).arg(key);
+        }
+        let _: Vec<String> = pipe.query(&mut con).unwrap();
+        let now = lua_memory(&mut con);
+        assert!(
+            now <= rest + 4096,
+            "used_memory_lua {now} after 3,000 scripts on {key}, {rest} before"
+        );
+    }
+}
+
 #[test]
 fn numkeys_errors_and_evalsha() {
     let ember = Ember::start(2);

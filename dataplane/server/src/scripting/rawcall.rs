@@ -43,17 +43,29 @@ pub fn call_functions(lua: &Lua, state: State) -> mlua::Result<(Function, Functi
     let boxed = Box::new(state);
     let pointer = &*boxed as *const State as *mut std::ffi::c_void;
     lua.set_app_data(RawCallState(boxed));
-    // SAFETY: the closure only pushes light userdata and C closures; the pointer stays valid
-    // while the interpreter (which owns the box through its app data) lives.
+    // SAFETY: the closure only pushes light userdata, a table and C closures, and names the
+    // table in the registry; the pointer stays valid while the interpreter (which owns the box
+    // through its app data) lives.
     unsafe {
         lua.exec_raw::<(Function, Function)>((), |l| {
-            ffi::lua_pushlightuserdata(l, pointer);
-            ffi::lua_pushcclosure(l, redis_call, 1);
-            ffi::lua_pushlightuserdata(l, pointer);
-            ffi::lua_pushcclosure(l, redis_pcall, 1);
+            ffi::lua_createtable(l, 1, 0);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, WAIT_SITE.as_ptr());
+            for function in [redis_call as ffi::lua_CFunction, redis_pcall] {
+                ffi::lua_pushlightuserdata(l, pointer);
+                ffi::lua_pushvalue(l, -2);
+                ffi::lua_pushcclosure(l, function, 2);
+                ffi::lua_insert(l, -2);
+            }
+            ffi::lua_settop(l, -2);
         })
     }
 }
+
+/// The registry's name of the table whose first item is the coroutine of the last call that
+/// waited (the C functions' second upvalue): it keeps that coroutine alive for [`arm_raise`]
+/// until the next call that waits, with no reference to drop.
+const WAIT_SITE: &std::ffi::CStr = c"ember.wait_site";
 
 /// What the C function does, decided before anything is pushed.
 enum Answer {
@@ -94,21 +106,14 @@ unsafe fn call(l: *mut ffi::lua_State, protected: bool) -> c_int {
         Answer::Outcome(outcome) => outcome,
         Answer::BadArgument => Outcome::Failure(BAD_ARGUMENT.into()),
         Answer::Waiting => {
-            // SAFETY: `l` is the calling coroutine; what is pushed is popped by luaL_ref, and
-            // an allocation error there leaves nothing of Rust's behind.
+            // SAFETY: `l` is the calling coroutine; the thread pushed is stored in the table
+            // (its slot exists: no allocation).
             unsafe {
                 ffi::lua_settop(l, 0);
                 let line = user_line(l);
                 ffi::lua_pushthread(l);
-                let thread = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-                let site = WaitSite {
-                    thread,
-                    protected,
-                    line,
-                };
-                if let Some(stale) = run::set_wait_site(state, site) {
-                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, stale.thread);
-                }
+                ffi::lua_rawseti_(l, ffi::lua_upvalueindex(2), 1);
+                run::set_wait_site(state, WaitSite { protected, line });
                 return ffi::lua_yield(l, 0);
             }
         }
@@ -199,22 +204,22 @@ thread_local! {
     static RAISE: RefCell<Option<Raise>> = const { RefCell::new(None) };
 }
 
-/// Arms the coroutine that made a call which waited (`site`) to raise `message` before its
-/// next instruction, and forgets the site's reference to it. `None` raises the restart error.
+/// Arms the coroutine of the last call that waited to raise `message` before its next
+/// instruction. `None` raises the restart error.
 ///
 /// # Safety
-/// `l` is a state of the interpreter the site's coroutine belongs to, with room for a value.
-pub(super) unsafe fn arm_raise(l: *mut ffi::lua_State, site: &WaitSite, message: Option<&str>) {
+/// `l` is a state of the interpreter the coroutine belongs to, with room for two values.
+pub(super) unsafe fn arm_raise(l: *mut ffi::lua_State, message: Option<&str>) {
     let message = message.map_or_else(
         || RESTART.to_bytes().to_vec(),
         |text| text.as_bytes().to_vec(),
     );
-    // SAFETY: the site's reference keeps its coroutine alive until it is dropped here; hooks
-    // may be set on a suspended coroutine.
+    // SAFETY: the table keeps the coroutine alive; hooks may be set on a suspended coroutine.
     unsafe {
-        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, site.thread as _);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, WAIT_SITE.as_ptr());
+        ffi::lua_rawgeti_(l, -1, 1);
         let thread = ffi::lua_tothread(l, -1);
-        ffi::lua_settop(l, -2);
+        ffi::lua_settop(l, -3);
         if !thread.is_null() {
             RAISE.with(|slot| {
                 *slot.borrow_mut() = Some(Raise {
@@ -226,17 +231,7 @@ pub(super) unsafe fn arm_raise(l: *mut ffi::lua_State, site: &WaitSite, message:
             });
             ffi::lua_sethook(thread, Some(raise_hook), ffi::LUA_MASKCOUNT, 1);
         }
-        ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, site.thread);
     }
-}
-
-/// Forgets a site's reference to its coroutine (the wait's value is passed by the resume).
-///
-/// # Safety
-/// As [`arm_raise`].
-pub(super) unsafe fn release_site(l: *mut ffi::lua_State, site: &WaitSite) {
-    // SAFETY: as the caller promises.
-    unsafe { ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, site.thread) };
 }
 
 /// The one-instruction hook [`arm_raise`] sets: puts the coroutine's own hook back and raises.

@@ -187,24 +187,17 @@ pub(crate) struct NotedError {
     pub after_wait: bool,
 }
 
-/// Where a `redis.call` that waits for another shard was made: the coroutine that called (a
-/// registry reference keeps it alive until the wait ends), whether it was `redis.pcall`, and
-/// the script's line.
+/// How a `redis.call` that waits for another shard was made: whether it was `redis.pcall`,
+/// and the script's line (its coroutine is the interpreter's wait site, see
+/// [`super::rawcall`]).
 pub(crate) struct WaitSite {
-    pub thread: c_int,
     pub protected: bool,
     pub line: Option<i32>,
 }
 
-/// Notes where the call that just left a pending call waits; answers a site left by an
-/// earlier call that never resumed (a coroutine the script abandoned), or this one when no
-/// script runs, for its reference to be dropped.
-pub(crate) fn set_wait_site(state: &State, site: WaitSite) -> Option<WaitSite> {
-    let mut guard = state.borrow_mut();
-    match guard.as_mut() {
-        Some(run) => run.wait_site.replace(site),
-        None => Some(site),
-    }
+/// Notes how the call that just left a pending call waits.
+pub(crate) fn set_wait_site(state: &State, site: WaitSite) {
+    with_run(state, |run| run.wait_site = Some(site));
 }
 
 /// Notes the error a `redis.call` is about to raise (its reply quotes it with `line`).
@@ -1365,10 +1358,6 @@ async fn call_script(
             }
         };
     };
-    if let Some(site) = with_run(&engine.state, |run| run.wait_site.take()).flatten() {
-        // SAFETY: the closure drops a registry reference of this interpreter.
-        unsafe { lua.exec_raw::<()>((), |l| super::rawcall::release_site(l, &site))? };
-    }
     if result.is_err() {
         let place = error_place(&thread);
         if let Some(run) = engine.state.borrow_mut().as_mut() {
@@ -1398,24 +1387,26 @@ fn after_wait(
             Some(message)
         }),
     };
-    // SAFETY: each closure pushes at most one value (exec_raw made room for three, what an
-    // error table takes; a reply checks for more as it nests) or drops a registry reference;
-    // an allocation failure raises inside exec_raw's protected call, with nothing of Rust's
-    // alive in the closure but borrows.
-    unsafe {
-        match raise {
-            Some(message) => {
-                lua.exec_raw::<()>((), |l| super::rawcall::arm_raise(l, site, message))?;
-                Ok(None)
-            }
-            None => {
-                let value =
-                    lua.exec_raw::<Value>((), |l| super::rawcall::push_value(l, outcome))?;
-                lua.exec_raw::<()>((), |l| super::rawcall::release_site(l, site))?;
-                Ok(Some(value))
-            }
-        }
+    if let Some(message) = raise {
+        // SAFETY: the closure pushes two values at most (exec_raw made room for three).
+        unsafe { lua.exec_raw::<()>((), |l| super::rawcall::arm_raise(l, message))? };
+        return Ok(None);
     }
+    // The common replies become values without a protected call, whose two C functions would
+    // be garbage at every wait; they convert as `push_reply` pushes them.
+    match outcome {
+        Outcome::Reply(Reply::Integer(value), _) => return Ok(Some(Value::Number(*value as f64))),
+        Outcome::Reply(Reply::Bulk(bytes), _) => {
+            return lua
+                .create_string(bytes)
+                .map(|text| Some(Value::String(text)))
+        }
+        _ => {}
+    }
+    // SAFETY: the closure pushes one value (exec_raw made room for three, what an error table
+    // takes; a reply checks for more as it nests); an allocation failure raises inside
+    // exec_raw's protected call, with nothing of Rust's alive in the closure but borrows.
+    unsafe { lua.exec_raw::<Value>((), |l| super::rawcall::push_value(l, outcome)) }.map(Some)
 }
 
 /// The chunk and line an error was raised at.

@@ -165,6 +165,23 @@ fn calls_that_wait_for_the_other_shard_match_redis() {
         "redis.call('del', KEYS[1])\nreturn redis.call('lrange', KEYS[1], 0, -1, 'x')",
         "local t = {}\nfor i = 1, 6 do t[i] = redis.pcall('incrby', KEYS[1 + i % 2], i) end\n\
          return t",
+        // Inside the script's own coroutines a call answers as anywhere else, and their own
+        // yields, values and errors stay theirs.
+        "redis.call('set', KEYS[1], 'a') redis.call('set', KEYS[2], 'b')\n\
+         local f = coroutine.wrap(function() local v = redis.call('get', KEYS[1])\n\
+         coroutine.yield(v) return redis.call('get', KEYS[2]) end)\nreturn {f(), f()}",
+        "redis.call('set', KEYS[1], 'a')\nlocal co = coroutine.create(function(x)\n\
+         local y = coroutine.yield(redis.call('get', KEYS[1]) .. x)\n\
+         return redis.call('incrby', KEYS[2], y) end)\nlocal a, b = coroutine.resume(co, '!')\n\
+         local c, d = coroutine.resume(co, 5)\n\
+         return {tostring(a), b, tostring(c), d, coroutine.status(co)}",
+        "local x = coroutine.wrap(function() redis.call('get', KEYS[1]) error('x') end)()\n\
+         return x",
+        "local f = coroutine.wrap(function() return redis.call('get', KEYS[2]) end)\nf()\n\
+         local y = f()\nreturn y",
+        "redis.call('set', KEYS[1], 'a')\nlocal co = coroutine.create(function()\n\
+         return redis.call('incr', KEYS[1]) end)\nlocal ok, e = coroutine.resume(co)\n\
+         return {tostring(ok), coroutine.status(co)}",
     ];
     for _ in 0..4 {
         // New connections land on either shard.

@@ -67,6 +67,15 @@ pub fn call_functions(lua: &Lua, state: State) -> mlua::Result<(Function, Functi
 /// until the next call that waits, with no reference to drop.
 const WAIT_SITE: &std::ffi::CStr = c"ember.wait_site";
 
+/// What a call that waits yields: the sandbox's `pcall` and the scripts' coroutines pass it
+/// outward, up to the run's resume loop.
+static WAIT_MARK: u8 = 0;
+
+/// The light userdata a waiting call yields ([`WAIT_MARK`]'s address).
+pub fn wait_mark() -> *mut std::ffi::c_void {
+    std::ptr::addr_of!(WAIT_MARK) as *mut std::ffi::c_void
+}
+
 /// What the C function does, decided before anything is pushed.
 enum Answer {
     /// The call's outcome.
@@ -114,7 +123,8 @@ unsafe fn call(l: *mut ffi::lua_State, protected: bool) -> c_int {
                 ffi::lua_pushthread(l);
                 ffi::lua_rawseti_(l, ffi::lua_upvalueindex(2), 1);
                 run::set_wait_site(state, WaitSite { protected, line });
-                return ffi::lua_yield(l, 0);
+                ffi::lua_pushlightuserdata(l, wait_mark());
+                return ffi::lua_yield(l, 1);
             }
         }
     };

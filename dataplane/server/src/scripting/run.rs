@@ -1426,8 +1426,13 @@ fn error_place(thread: &mlua::Thread) -> Option<ErrorPlace> {
     // running; a frame's `what` and `source` are NUL-terminated strings Lua owns while the
     // frame's function is on the stack, as it is here.
     unsafe {
+        // Neither a C function nor the mark a tail call leaves (a script's `return f()`
+        // replaced its own frame): Lua names no line there.
         let frame = super::globals::find_frame(state, 0, |frame| {
-            std::ffi::CStr::from_ptr(frame.what).to_bytes() != b"C"
+            !matches!(
+                std::ffi::CStr::from_ptr(frame.what).to_bytes(),
+                b"C" | b"tail"
+            )
         })?;
         Some(ErrorPlace {
             source: String::from_utf8_lossy(std::ffi::CStr::from_ptr(frame.source).to_bytes())

@@ -20,7 +20,7 @@ use super::{Compiled, ScriptFlags};
 /// command waits for another shard) in a coroutine whose yields it passes outward.
 const PRELUDE: &str = r#"
 local real, redis_call, redis_pcall, hooked, note, raw_error, raw_setmetatable, raw_rawset,
-      raw_loadstring, raw_setfenv, raw_tostring, raw_type, base = ...
+      raw_loadstring, raw_setfenv, raw_tostring, raw_type, base, wait_mark = ...
 -- The base library's functions in C (scripting/globals.rs); `proxies` maps each read-only
 -- proxy to its table, for `rawget`, `next` and `pairs`.
 local proxies = base.proxies
@@ -55,6 +55,34 @@ real.pcall = function(f, ...)
   local co = hooked(f)
   if not co then return raw_pcall(f, ...) end
   return step(co, raw_resume(co, ...))
+end
+-- A script's own coroutines pass a waiting call's yield (the wait mark) outward too, and
+-- resume with what the wait came to, so a call on another shard answers inside them as
+-- anywhere else; their other yields are theirs.
+local raw_create = real.coroutine.create
+local function pass(co, ok, ...)
+  if ok and (...) == wait_mark and raw_status(co) == "suspended" then
+    return pass(co, raw_resume(co, raw_yield(wait_mark)))
+  end
+  return ok, ...
+end
+real.coroutine.resume = function(co, ...)
+  return pass(co, raw_resume(co, ...))
+end
+local raw_select, raw_unpack = real.select, real.unpack
+local function collect(...) return raw_select('#', ...), {...} end
+real.coroutine.wrap = function(f)
+  local co = raw_create(f)
+  return function(...)
+    -- Not a tail call: an error names the script's line, as Lua's own wrap does.
+    local n, results = collect(pass(co, raw_resume(co, ...)))
+    if not results[1] then
+      local message = results[2]
+      if raw_type(message) == "string" then raw_error(message, 2) end
+      raw_error(message, 0)
+    end
+    return raw_unpack(results, 2, n)
+  end
 end
 for _, name in ipairs({"string", "table", "math", "os", "redis", "cjson", "bit", "cmsgpack", "struct", "coroutine"}) do
   if real[name] then real[name] = proxy(real[name]) end
@@ -176,6 +204,7 @@ pub fn new_interpreter(state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Lua
             globals.get::<Function>("tostring")?,
             globals.get::<Function>("type")?,
             base,
+            mlua::LightUserData(super::rawcall::wait_mark()),
         ))?;
     lua.set_named_registry_value("ember_env", env)?;
     lua.set_named_registry_value("ember_library_env", library_env)?;

@@ -82,8 +82,6 @@ enum Answer {
     Outcome(Outcome),
     /// The call waits for another shard.
     Waiting,
-    /// An argument of another type.
-    BadArgument,
 }
 
 const BAD_ARGUMENT: &str = "ERR Lua redis lib command arguments must be strings or integers";
@@ -113,7 +111,6 @@ unsafe fn call(l: *mut ffi::lua_State, protected: bool) -> c_int {
     });
     let outcome = match answer {
         Answer::Outcome(outcome) => outcome,
-        Answer::BadArgument => Outcome::Failure(BAD_ARGUMENT.into()),
         Answer::Waiting => {
             // SAFETY: `l` is the calling coroutine; the thread pushed is stored in the table
             // (its slot exists: no allocation).
@@ -283,7 +280,7 @@ unsafe fn answer(l: *mut ffi::lua_State, state: &State) -> Answer {
             ffi::LUA_TNUMBER => numbers.push_number(unsafe { ffi::lua_tonumber(l, index) }),
             _ => {
                 run::give_arg_buffer(numbers);
-                return Answer::BadArgument;
+                return Answer::Outcome(Outcome::Failure(BAD_ARGUMENT.into()));
             }
         }
     }

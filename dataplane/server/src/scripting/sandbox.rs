@@ -325,13 +325,14 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
 /// redis.LOG_WARNING: messages at this level reach the server's log.
 const LOG_WARNING: i64 = 3;
 
-/// `note(error)`: remembers an error about to be raised (a redis.call failure, or a table
-/// passed to `error`) with the line of the script that raised it, for the reply.
+/// `note(error)`: remembers an error about to be raised (a table passed to `error`, or the
+/// sandbox's refusal to modify a read-only table) with the line of the script that raised it,
+/// for the reply. `redis.call` notes its own errors ([`super::run::note_error`]).
 fn note_function(lua: &Lua, state: Rc<RefCell<Option<RunState>>>) -> mlua::Result<Function> {
-    lua.create_function(move |lua, (error, counted): (Value, Option<bool>)| {
+    lua.create_function(move |lua, error: Value| {
         let line = script_line(lua);
         let (message, counted) = match &error {
-            Value::String(text) => (text.to_string_lossy(), counted.unwrap_or(false)),
+            Value::String(text) => (text.to_string_lossy(), false),
             Value::Table(table) => (
                 match table.raw_get::<Value>("err")? {
                     Value::String(text) => text.to_string_lossy(),

@@ -113,13 +113,17 @@ const PARAMETERS: &[Parameter] = &[
     // Where to listen; 127.0.0.1 unless told otherwise, so a new server is not open to a network.
     parameter("bind", "127.0.0.1", Kind::Text, Immutable),
     parameter("port", "6379", PORT, Immutable),
-    // Shards (one executor pinned per core); 0 means one per online core.
+    // Shards, one executor each; 0 means one per CPU of server_cpulist, or per online core.
     parameter(
         "threads",
         "0",
         Kind::Integer { min: 0, max: 1024 },
         Immutable,
     ),
+    // CPUs the shards are pinned to, one shard each in turn (Redis's name and list syntax:
+    // "0-7:2,9"); empty, the default, leaves them to the kernel's scheduler (see
+    // `Config::server_cpulist`).
+    parameter("server_cpulist", "", Kind::Text, Immutable),
     // How long a shard spins before it parks: a parked core on a VM takes tens of us to wake.
     parameter(
         "busy-poll-us",
@@ -698,7 +702,6 @@ const PARAMETERS: &[Parameter] = &[
     parameter("syslog-enabled", "no", Kind::Bool, Immutable),
     parameter("syslog-facility", "local0", Kind::Text, Immutable),
     parameter("syslog-ident", "redis", Kind::Text, Immutable),
-    parameter("server_cpulist", "", Kind::Text, Immutable),
     parameter("bio_cpulist", "", Kind::Text, Immutable),
     parameter("aof_rewrite_cpulist", "", Kind::Text, Immutable),
     parameter("bgsave_cpulist", "", Kind::Text, Immutable),
@@ -791,7 +794,6 @@ pub fn without_effect(name: &str) -> Option<&'static str> {
         | "enable-protected-configs"
         | "enable-module-command"
         | "unixsocketperm"
-        | "server_cpulist"
         | "bio_cpulist"
         | "aof_rewrite_cpulist"
         | "bgsave_cpulist" => "a setting of Redis's own process that Ember does not apply",
@@ -830,8 +832,17 @@ pub struct Config {
     pub port: u16,
     /// Addresses to listen on.
     pub bind: Vec<IpAddr>,
-    /// Shards to start (0 = one per online core).
+    /// Shards to start (0 = one per CPU of `server_cpulist`, or per online core).
     pub threads: usize,
+    /// CPUs to pin the shards to, shard `i` to `server_cpulist[i % len]`; empty: not pinned.
+    ///
+    /// Not pinned by default: where the clients run on the same machine (an application beside
+    /// its cache, redis-benchmark), a pinned shard shares its core with them while the
+    /// scheduler cannot move it to a quieter one. On two cores with redis-benchmark beside the
+    /// two shards, pinning cost a fifth of the requests at pipeline 1 (bench/RESULTS.md,
+    /// thirty-third session). A host given to Ember alone gains little from pinning, as the
+    /// scheduler leaves a busy thread where it is.
+    pub server_cpulist: Vec<usize>,
     /// Spin before parking, microseconds.
     pub busy_poll_us: u64,
     /// How long to wait for another shard's answer (0 = for ever), milliseconds.
@@ -907,6 +918,7 @@ impl Default for Config {
             port: 0,
             bind: Vec::new(),
             threads: 0,
+            server_cpulist: Vec::new(),
             busy_poll_us: 0,
             shard_reply_timeout_ms: 0,
             io_uring: true,
@@ -1174,6 +1186,12 @@ impl Config {
             return Err(ConfigError("bind needs at least one address".into()));
         }
         self.threads = self.integer("threads") as usize;
+        self.server_cpulist = parse_cpulist(&self.values["server_cpulist"]).ok_or_else(|| {
+            ConfigError(format!(
+                "invalid server_cpulist '{}' (CPU numbers and ranges, as in 0-3,6 or 0-7:2)",
+                self.values["server_cpulist"]
+            ))
+        })?;
         self.busy_poll_us = self.integer("busy-poll-us") as u64;
         self.shard_reply_timeout_ms = self.integer("shard-reply-timeout-ms") as u64;
         self.io_uring = self.values["io-uring"] == "yes";
@@ -1229,6 +1247,39 @@ impl Config {
         });
         Ok(())
     }
+}
+
+/// Parses a CPU list as Redis's `server_cpulist` and taskset's `--cpu-list` take it: numbers,
+/// ranges `A-B` and strided ranges `A-B:S`, separated by commas, in the order given (a CPU
+/// named twice is kept once). `None` when it is not such a list; the empty text is no CPU.
+pub fn parse_cpulist(text: &str) -> Option<Vec<usize>> {
+    const CPUS_MAX: usize = libc::CPU_SETSIZE as usize;
+    let mut cpus = Vec::new();
+    if text.trim().is_empty() {
+        return Some(cpus);
+    }
+    for item in text.trim().split(',') {
+        let (range, stride) = match item.split_once(':') {
+            Some((range, stride)) => (range, stride.parse::<usize>().ok().filter(|&s| s > 0)?),
+            None => (item, 1),
+        };
+        let (first, last) = match range.split_once('-') {
+            Some((first, last)) => (first.parse::<usize>().ok()?, last.parse::<usize>().ok()?),
+            None => {
+                let cpu = range.parse::<usize>().ok()?;
+                (cpu, cpu)
+            }
+        };
+        if first > last || last >= CPUS_MAX {
+            return None;
+        }
+        for cpu in (first..=last).step_by(stride) {
+            if !cpus.contains(&cpu) {
+                cpus.push(cpu);
+            }
+        }
+    }
+    Some(cpus)
 }
 
 /// Redis's old names that are one setting with the new ones (`hash-max-ziplist-entries` is
@@ -1489,6 +1540,23 @@ mod tests {
                 parameter.name
             );
         }
+    }
+
+    #[test]
+    fn server_cpulist_takes_redis_lists() {
+        assert_eq!(parse_cpulist(""), Some(vec![]));
+        assert_eq!(parse_cpulist("3"), Some(vec![3]));
+        assert_eq!(parse_cpulist("0-3"), Some(vec![0, 1, 2, 3]));
+        assert_eq!(parse_cpulist("0-7:2"), Some(vec![0, 2, 4, 6]));
+        assert_eq!(parse_cpulist("4,1-2,4"), Some(vec![4, 1, 2]));
+        for bad in ["x", "1-", "-1", "3-1", "0-7:0", "0-7:", "1,,2", "0-99999"] {
+            assert_eq!(parse_cpulist(bad), None, "{bad}");
+        }
+        let config = Config::from_args(&args(&["--server_cpulist", "1,0"])).unwrap();
+        assert_eq!(config.server_cpulist, vec![1, 0]);
+        assert_eq!(config.value("server_cpulist"), "1,0");
+        assert!(Config::from_args(&args(&["--server_cpulist", "zero"])).is_err());
+        assert!(without_effect("server_cpulist").is_none());
     }
 
     #[test]

@@ -65,11 +65,11 @@ const FIELD_EXPIRE_FIELDS_PER_KEY: usize = 64;
 /// # Errors
 /// When a shard cannot start or an address cannot be bound.
 pub fn run(config: Config) -> std::io::Result<()> {
-    let cpus = online_cpus();
-    let shard_count = if config.threads == 0 {
-        cpus.len().max(1)
-    } else {
-        config.threads
+    let cpus = shard_cpus(&config.server_cpulist)?;
+    let shard_count = match config.threads {
+        0 if cpus.is_empty() => online_cpus().len().max(1),
+        0 => cpus.len(),
+        threads => threads,
     };
     let hardware = crate::hardware_summary();
     let started_at_s = unix_time_ms() / 1000;
@@ -202,6 +202,26 @@ fn exit_when_a_shard_panics() {
             std::process::exit(1);
         }
     }));
+}
+
+/// The CPUs to pin the shards to: `server_cpulist` when it names CPUs this process may run on,
+/// nothing (no pinning) when it is empty.
+fn shard_cpus(cpulist: &[usize]) -> std::io::Result<Vec<usize>> {
+    let online = online_cpus();
+    match cpulist.iter().find(|cpu| !online.contains(cpu)) {
+        Some(cpu) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "server_cpulist names CPU {cpu}, which this process may not run on (it may use {})",
+                online
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        )),
+        None => Ok(cpulist.to_vec()),
+    }
 }
 
 fn online_cpus() -> Vec<usize> {

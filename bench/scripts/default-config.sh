@@ -23,7 +23,9 @@ wait_ready() {
     echo "server on port $1 did not start" >&2; return 1
 }
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+clients=$(mktemp)
+client_cpu=$(mktemp)
+trap 'rm -f "$results" "$clients" "$client_cpu"' EXIT
 run() { # run NAME ROUND COMMAND...
     local name=$1 round=$2; shift 2
     local port; port=$(free_port)
@@ -32,9 +34,11 @@ run() { # run NAME ROUND COMMAND...
     wait_ready "$port"
     for P in 16 1; do
         local n=$n1; [ "$P" = 16 ] && n=$n16
-        redis-benchmark -p "$port" -t set,get -P "$P" -n "$n" -r 100000 --csv 2>/dev/null \
+        /usr/bin/time -f "%P" -o "$client_cpu" \
+            redis-benchmark -p "$port" -t set,get -P "$P" -n "$n" -r 100000 --csv 2>/dev/null \
             | tr -d '"' | awk -F, -v s="$name" -v r="$round" -v p="$P" \
                 '$1=="SET" || $1=="GET" {print r, s, "P" p, $1, $2}' | tee -a "$results"
+        echo "$round $name P$P $(tr -d '%' <"$client_cpu")" | tee -a "$clients"
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
@@ -45,9 +49,10 @@ for round in $(seq "$rounds"); do
     run redis "$round" redis-server --bind 127.0.0.1 --save "" --appendonly no
 done
 echo "end $(date -u '+%Y-%m-%d %H:%M UTC') load $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$results" ember "${others[@]%%=*}" <<'PY'
+python3 - "$results" "$clients" ember "${others[@]%%=*}" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
+clients = [line.split() for line in open(sys.argv[2])]
 print("| case | server | Ember req/s | Redis req/s | Ember / Redis (median of rounds) |")
 print("|---|---|---:|---:|---:|")
 for case in ("P16 SET", "P16 GET", "P1 SET", "P1 GET"):
@@ -57,9 +62,21 @@ for case in ("P16 SET", "P16 GET", "P1 SET", "P1 GET"):
         if pp == p and tt == t:
             by.setdefault(s, {})[r] = float(v)
     rd = by.get("redis", {})
-    for name in sys.argv[2:]:
+    for name in sys.argv[3:]:
         e = by.get(name, {})
         ratios = [e[r] / rd[r] for r in e if r in rd and rd[r] > 0]
         print(f"| {case} | {name} | {statistics.median(e.values()):,.0f} "
               f"| {statistics.median(rd.values()):,.0f} | {statistics.median(ratios):.2f}x |")
+print()
+print("redis-benchmark's own CPU (one thread: 100% is its whole core; near it, the client is the")
+print("limit and no server can be much faster than another), median of rounds, SET and GET runs together:")
+print()
+print("| server | P16 client CPU | P1 client CPU |")
+print("|---|---:|---:|")
+for name in ["redis"] + sys.argv[3:]:
+    cells = []
+    for p in ("P16", "P1"):
+        values = [float(v) for r, s, pp, v in clients if s == name and pp == p]
+        cells.append(f"{statistics.median(values):.0f}%" if values else "-")
+    print(f"| {name} | {cells[0]} | {cells[1]} |")
 PY

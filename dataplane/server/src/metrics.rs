@@ -98,7 +98,7 @@ pub async fn render(shard: &Rc<Shard>) -> String {
     text.single(
         "ember_shards",
         "gauge",
-        "Shards (one executor thread each).",
+        "Shards (executors pinned to cores).",
         shard.count(),
     );
     text.family(

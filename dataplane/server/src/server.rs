@@ -67,8 +67,7 @@ const FIELD_EXPIRE_FIELDS_PER_KEY: usize = 64;
 pub fn run(config: Config) -> std::io::Result<()> {
     let cpus = shard_cpus(&config.server_cpulist)?;
     let shard_count = match config.threads {
-        0 if config.server_cpulist.is_empty() => cpus.len().max(1),
-        0 => cpus.len(),
+        0 => cpus.len().max(1),
         threads => threads,
     };
     let hardware = crate::hardware_summary();

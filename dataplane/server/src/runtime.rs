@@ -191,8 +191,9 @@ pub fn mark_started() {
 
 /// Starts `shard_count` executors, shard `i` pinned to CPU `cpus[i % cpus.len()]` (none pinned
 /// when `cpus` is empty), each spinning `busy_poll` before it parks, runs
-/// `shard_main(index, senders, receivers)` on each, and waits for all of them to finish. `mesh_bells`: give each shard a [`MeshBell`] that
-/// every message to it rings (only a shard that sleeps in its socket ring reads it).
+/// `shard_main(index, senders, receivers)` on each, and waits for all of them to finish.
+/// `mesh_bells`: give each shard a [`MeshBell`] that every message to it rings (only a shard
+/// that sleeps in its socket ring reads it).
 ///
 /// Until every shard has called [`mark_started`] (or ended, or failed to start), the main
 /// thread interrupts the shards' sleeps every [`START_KICK_PERIOD`] ([`kick_until_started`]):

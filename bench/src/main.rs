@@ -6,6 +6,7 @@
 //! same core, alternating, and writes medians, ratios and plots into bench/RESULTS.md.
 #![deny(missing_docs)]
 
+mod ceiling;
 mod cli;
 mod compare;
 mod echo;
@@ -34,6 +35,8 @@ commands:
             (ember-bench fanout --help)
   hitratio  cache hit ratio of every eviction policy on key traces, in-process or
             through a server (ember-bench hitratio --help)
+  ceiling-server  a RESP server that stores nothing: the most any server can reach here
+            with the same system calls and client (ember-bench ceiling-server --help)
   load-embeddings  write the demo embedding tables into a running server
   help      this text";
 
@@ -52,6 +55,7 @@ fn main() {
         "infer" => infer::main(rest),
         "hitratio" => hitratio::main(rest),
         "fanout" => fanout::main(rest),
+        "ceiling-server" => ceiling::main(rest),
         "load-embeddings" => infer::load_embeddings_main(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

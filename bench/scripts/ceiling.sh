@@ -19,10 +19,11 @@ bench=${EMBER_BENCH:-target/release/ember-bench}
 for binary in "$ember" "$bench"; do
     [ -x "$binary" ] || { echo "build first: cargo build --release (no $binary)" >&2; exit 1; }
 done
+bench=$(realpath "$bench")
 wrappers=$(mktemp -d)
 trap 'rm -rf "$wrappers"' EXIT
-printf '#!/bin/sh\nexec %q ceiling-server "$@"\n' "$PWD/$bench" >"$wrappers/ceiling"
-printf '#!/bin/sh\nexec %q ceiling-server --threads 1 "$@"\n' "$PWD/$bench" >"$wrappers/ceiling-1"
+printf '#!/bin/sh\nexec %q ceiling-server "$@"\n' "$bench" >"$wrappers/ceiling"
+printf '#!/bin/sh\nexec %q ceiling-server --threads 1 "$@"\n' "$bench" >"$wrappers/ceiling-1"
 chmod +x "$wrappers/ceiling" "$wrappers/ceiling-1"
 
 echo "## Default configuration (bench/scripts/default-config.sh $rounds 300000 2000000)"

@@ -2,11 +2,11 @@
 # PUBLISH fan-out with a Rust client (ember-bench fanout): SUBSCRIBERS connections, each
 # subscribed to one of CHANNELS channels, read by THREADS threads (epoll), one publisher sending
 # MESSAGES rounds (a round: one PUBLISH per channel, written together); deliveries per second,
-# publish-to-receipt latency and the server's CPU time per delivery (utime + stime of the server
-# process from /proc/PID/stat, from the first PUBLISH to the last delivery). Ember with its
-# default shards (two on this machine) and redis-server, both unpinned, alternating ROUNDS
-# times; with EMBER_BEFORE=PATH a second Ember binary ("before") runs in every round too.
-# Prints every run, then the medians and ratios.
+# publish-to-receipt latency, the server's and the client's CPU time per delivery (utime + stime
+# from /proc/PID/stat, from the first PUBLISH to the last delivery) and the share of the
+# machine's CPUs busy over that window. Ember with its default shards (two on this machine)
+# and redis-server, both unpinned, alternating ROUNDS times; with EMBER_BEFORE=PATH a second
+# Ember binary ("before") runs in every round too. Prints every run, then the medians and ratios.
 #
 #   bash bench/scripts/fanout-compare.sh EMBER_BINARY [ROUNDS] [SUBSCRIBERS] [MESSAGES] [THREADS] [CHANNELS]
 #
@@ -56,15 +56,16 @@ for line in open(sys.argv[1]):
     name, figures = line.split(" ", 1)
     runs.setdefault(name, []).append(json.loads(figures))
 keys = ("deliveries_per_s", "server_cpu_us_per_delivery", "server_user_cpu_us_per_delivery",
-        "p50_us", "p99_us")
+        "p50_us", "p99_us", "client_cpu_us_per_delivery", "machine_busy")
 median = {name: {key: statistics.median(run[key] for run in found) for key in keys}
           for name, found in runs.items()}
-print("median of %d rounds: deliveries/s, server cpu us/delivery (all, user), p50 / p99 us"
-      % len(runs["redis"]))
+print("median of %d rounds: deliveries/s, server cpu us/delivery (all, user), p50 / p99 us, "
+      "client cpu us/delivery, machine busy" % len(runs["redis"]))
 for name, figures in median.items():
-    print("  %-6s %10.0f %8.3f %8.3f %10.0f / %.0f" % (name, figures["deliveries_per_s"],
-          figures["server_cpu_us_per_delivery"], figures["server_user_cpu_us_per_delivery"],
-          figures["p50_us"], figures["p99_us"]))
+    print("  %-6s %10.0f %8.3f %8.3f %10.0f / %.0f %8.3f %5.0f%%" % (name,
+          figures["deliveries_per_s"], figures["server_cpu_us_per_delivery"],
+          figures["server_user_cpu_us_per_delivery"], figures["p50_us"], figures["p99_us"],
+          figures["client_cpu_us_per_delivery"], figures["machine_busy"] * 100))
 def ratios(name, base):
     a, b = median[name], median[base]
     print("%s / %s: deliveries/s %.2fx, server cpu per delivery %.2fx (user %.2fx)" % (

@@ -1,14 +1,16 @@
-//! `ember-bench ceiling-server`: the fastest a server can answer redis-benchmark on this machine.
+//! `ember-bench ceiling-server`: what a server that does no work reaches on this machine.
 //!
 //! A RESP server that stores nothing: every request gets a fixed reply of the right shape (GET a
 //! bulk of `--value-size` bytes, MGET an array of them, SET and MSET `+OK`, EVALSHA and the
 //! counters an integer). Each of its `--threads` threads runs the loop Redis runs (one
-//! `epoll_wait`, one `read` per readable connection, one `write` per connection with replies, after all reads) on a
-//! listener of its own (`SO_REUSEPORT`, so the kernel spreads the connections). No hash, no
-//! lookup, no hop between threads: what it reaches is the ceiling that the sockets, the kernel
-//! and the client leave to any server built on the same system calls, and a goal above it
-//! cannot be met on that machine with that client. Accepts (and ignores) Ember's and Redis's
-//! other flags, so the bench scripts start it where they start a server.
+//! `epoll_wait`, one `read` per readable connection, then one `write` per connection with
+//! replies) on a listener of its own (`SO_REUSEPORT`, so the kernel spreads the connections).
+//! No hash, no lookup, no hop between threads: the rest of a request's cost is the sockets',
+//! the kernel's and the client's. A real server can pass it only where the client is the limit
+//! and the server makes the client's side cheaper (replies that arrive in larger batches, or a
+//! server that never sleeps, so the client's sends wake no one: `--spin yes`). Accepts (and
+//! ignores) Ember's and Redis's other flags, so the bench scripts start it where they start a
+//! server.
 //!
 //! With `--io-uring yes` each thread runs a ring instead: a receive in flight on every
 //! connection, the sends that a turn's replies need queued behind them, and one
@@ -16,7 +18,10 @@
 //! system calls a loop can make).
 //!
 //!   ember-bench ceiling-server --port 7000 [--threads N] [--value-size 3] [--bind 127.0.0.1]
-//!                              [--io-uring yes]
+//!                              [--io-uring yes] [--spin yes]
+//!
+//! `--spin yes` (epoll only) never sleeps: a client's send then has no thread to wake, the
+//! cheapest a server can make the client's side (and a whole core spent on it).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -24,7 +29,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 const USAGE: &str = "usage: ember-bench ceiling-server --port P [--threads N] [--value-size B] \
-                     [--bind ADDRESS] [--io-uring yes|no] (other flags are accepted and ignored)";
+                     [--bind ADDRESS] [--io-uring yes|no] [--spin yes|no] \
+                     (other flags are accepted and ignored)";
 
 /// Bytes one `read` takes at most (Redis reads 16 KiB; a larger read never costs more calls).
 const READ_SIZE: usize = 64 * 1024;
@@ -35,6 +41,7 @@ struct Settings {
     bind: String,
     value: Vec<u8>,
     ring: bool,
+    spin: bool,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -43,6 +50,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
     let mut bind = "127.0.0.1".to_string();
     let mut value_size = 3usize;
     let mut ring = false;
+    let mut spin = false;
     let mut index = 0;
     while index < args.len() {
         let flag = args[index].as_str();
@@ -58,6 +66,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--value-size" => value_size = number("--value-size")?,
             "--bind" => bind = value.cloned().unwrap_or(bind),
             "--io-uring" => ring = value.is_some_and(|v| v == "yes"),
+            "--spin" => spin = value.is_some_and(|v| v == "yes"),
             "--help" | "-h" => return Err(USAGE.to_string()),
             _ if !flag.starts_with("--") => return Err(format!("unexpected '{flag}'\n{USAGE}")),
             _ => {}
@@ -71,6 +80,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         bind,
         value: vec![b'x'; value_size],
         ring,
+        spin,
     })
 }
 
@@ -94,13 +104,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
         for (index, listener) in listeners.into_iter().enumerate() {
             let value = &settings.value;
             let ring = settings.ring;
+            let spin = settings.spin;
             std::thread::Builder::new()
                 .name(format!("ceiling-{index}"))
                 .spawn_scoped(scope, move || {
                     let served = if ring {
                         serve_ring(listener, value)
                     } else {
-                        serve(listener, value)
+                        serve(listener, value, spin)
                     };
                     if let Err(error) = served {
                         eprintln!("ceiling-server thread {index}: {error}");
@@ -167,8 +178,10 @@ struct Connection {
     waiting_to_write: bool,
 }
 
-/// One thread's loop: accept, read, answer, write, as Redis's event loop does.
-fn serve(listener: TcpListener, value: &[u8]) -> io::Result<()> {
+/// One thread's loop: accept, read, answer, write, as Redis's event loop does; with `spin` it
+/// never sleeps (`epoll_wait` with no timeout), so a client's send never has a sleeping
+/// thread to wake.
+fn serve(listener: TcpListener, value: &[u8], spin: bool) -> io::Result<()> {
     // SAFETY: epoll calls on descriptors this thread owns; `events` outlives each wait.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {
@@ -185,10 +198,11 @@ fn serve(listener: TcpListener, value: &[u8]) -> io::Result<()> {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut buffer = vec![0u8; READ_SIZE];
     let mut pending_writes: Vec<RawFd> = Vec::new();
+    let timeout = if spin { 0 } else { -1 };
     loop {
         // SAFETY: see above.
         let ready =
-            unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, -1) };
+            unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, timeout) };
         if ready < 0 {
             let error = io::Error::last_os_error();
             if error.kind() == io::ErrorKind::Interrupted {
@@ -523,7 +537,8 @@ mod tests {
     #[test]
     fn answers_whole_requests_and_waits_for_the_rest() {
         let mut output = Vec::new();
-        let input = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$4\r\nPI";
+        let input: &[u8] = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n\
+            *3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$4\r\nPI";
         let used = answer(input, &mut output, b"vvv");
         assert_eq!(output, b"$3\r\nvvv\r\n*2\r\n$3\r\nvvv\r\n$3\r\nvvv\r\n");
         assert_eq!(&input[used..], b"*1\r\n$4\r\nPI");

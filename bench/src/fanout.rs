@@ -176,6 +176,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     // Read at once: the server has nothing left to do for this run.
     let cpu_after_s = server_pid.map(procstat::cpu_split_seconds).transpose()?;
+    let client_after_s = procstat::cpu_seconds(std::process::id())?;
+    let machine_after = procstat::machine_ticks()?;
     let published = publisher?;
     if let Some(message) = failure {
         return Err(message);
@@ -197,6 +199,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .zip(published.cpu_before_s)
         .map(|(after, before)| (after.0 - before.0, after.1 - before.1));
     let per_delivery_us = |seconds: f64| seconds * 1e6 / received as f64;
+    // This process (publisher and subscribers) over the same window, and the share of all the
+    // machine's CPUs that were busy: near 1, the machine, not the server, sets the rate.
+    let client_cpu_s = client_after_s - published.client_before_s;
+    let machine_busy = (machine_after.0 - published.machine_before.0) as f64
+        / (machine_after.1 - published.machine_before.1).max(1) as f64;
     let cpu_text = server_cpu_s.map_or(String::new(), |(user_s, system_s)| {
         format!(
             ", server cpu {:.0} ms ({:.0} user, {:.0} system), {:.3} us/delivery ({:.3} user)",
@@ -210,7 +217,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
     println!(
         "fanout: {subscribers} subscribers on {channel_count} channel(s), {messages} rounds of \
          {payload} bytes: {deliveries_per_s:.0} deliveries/s, {publishes_per_s:.1} publishes/s, \
-         latency p50 {p50:.0} us, p99 {p99:.0} us, max {max:.0} us{cpu_text}"
+         latency p50 {p50:.0} us, p99 {p99:.0} us, max {max:.0} us{cpu_text}, client cpu \
+         {:.3} us/delivery, machine {:.0}% busy",
+        per_delivery_us(client_cpu_s),
+        machine_busy * 100.0
     );
     if flags.switch("json") {
         println!(
@@ -231,6 +241,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
                     server_cpu_s.map(|(user_s, system_s)| per_delivery_us(user_s + system_s)),
                 "server_user_cpu_us_per_delivery":
                     server_cpu_s.map(|(user_s, _)| per_delivery_us(user_s)),
+                "client_cpu_us_per_delivery": per_delivery_us(client_cpu_s),
+                "machine_busy": machine_busy,
             })
         );
     }
@@ -238,11 +250,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
 }
 
 /// What the publisher saw: when its first request left and its last reply came (ns since the
-/// run's epoch), and the server's CPU seconds (user, system) just before the first request.
+/// run's epoch), and the server's CPU seconds (user, system), this process's CPU seconds and the
+/// machine's (busy, all) ticks just before the first request.
 struct Published {
     first_ns: u64,
     end_ns: u64,
     cpu_before_s: Option<(f64, f64)>,
+    client_before_s: f64,
+    machine_before: (u64, u64),
 }
 
 /// The publisher: waits until every subscriber is confirmed, then sends the rounds, each one
@@ -254,6 +269,8 @@ fn publish(run: &Run, server_pid: Option<u32>) -> Result<Published, String> {
     let mut stream = connected.map_err(|e| format!("publisher: connect {}: {e}", run.address))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let cpu_before_s = server_pid.map(procstat::cpu_split_seconds).transpose()?;
+    let client_before_s = procstat::cpu_seconds(std::process::id())?;
+    let machine_before = procstat::machine_ticks()?;
     let mut buffer = Vec::new();
     let mut request = Vec::with_capacity(run.channels.len() * (run.payload + 64));
     let mut first_ns = None;
@@ -288,6 +305,8 @@ fn publish(run: &Run, server_pid: Option<u32>) -> Result<Published, String> {
         first_ns: first_ns.unwrap_or(end_ns),
         end_ns,
         cpu_before_s,
+        client_before_s,
+        machine_before,
     })
 }
 

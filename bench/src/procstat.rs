@@ -28,6 +28,31 @@ pub fn cpu_split_seconds(pid: u32) -> Result<(f64, f64), String> {
     Ok((user as f64 / per_second, system as f64 / per_second))
 }
 
+/// The whole machine's CPU time so far, from /proc/stat's `cpu` line: (busy, all) in clock
+/// ticks, busy being everything but idle and iowait.
+///
+/// # Errors
+/// Returns a message when /proc/stat cannot be read or its first line is not the `cpu` line.
+pub fn machine_ticks() -> Result<(u64, u64), String> {
+    let text = std::fs::read_to_string("/proc/stat")
+        .map_err(|error| format!("cannot read /proc/stat: {error}"))?;
+    parse_machine_ticks(&text).ok_or_else(|| "/proc/stat has no cpu line".to_string())
+}
+
+fn parse_machine_ticks(text: &str) -> Option<(u64, u64)> {
+    let mut fields = text.lines().next()?.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((all - idle, all))
+}
+
 /// utime + stime, in clock ticks, from the text of /proc/PID/stat.
 fn parse_cpu_ticks(text: &str) -> Option<u64> {
     let (utime, stime) = parse_cpu_split_ticks(text)?;
@@ -67,6 +92,13 @@ mod tests {
         assert_eq!(parse_cpu_split_ticks(text), Some((250, 75)));
         assert_eq!(parse_cpu_ticks("1 (short) S 1 2"), None);
         assert_eq!(parse_cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn reads_the_machines_busy_and_idle_ticks() {
+        let text = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\n";
+        assert_eq!(parse_machine_ticks(text), Some((160, 1000)));
+        assert_eq!(parse_machine_ticks("intr 1 2 3\n"), None);
     }
 
     #[test]

@@ -324,11 +324,12 @@ fn serve_ring(listener: TcpListener, value: &[u8]) -> io::Result<()> {
     let listener_fd = types::Fd(listener.as_raw_fd());
     let mut slots: Vec<Option<RingConnection>> = Vec::new();
     let mut queued: Vec<io_uring::squeue::Entry> = Vec::new();
-    queued.push(
+    let accept = || {
         opcode::Accept::new(listener_fd, std::ptr::null_mut(), std::ptr::null_mut())
             .build()
-            .user_data(ACCEPT),
-    );
+            .user_data(ACCEPT)
+    };
+    queued.push(accept());
     let receive = |slot: usize, connection: &mut RingConnection| {
         connection.receiving = true;
         opcode::Recv::new(
@@ -372,15 +373,7 @@ fn serve_ring(listener: TcpListener, value: &[u8]) -> io::Result<()> {
             let slot = (data >> 2) as usize;
             match data & 3 {
                 ACCEPT => {
-                    queued.push(
-                        opcode::Accept::new(
-                            listener_fd,
-                            std::ptr::null_mut(),
-                            std::ptr::null_mut(),
-                        )
-                        .build()
-                        .user_data(ACCEPT),
-                    );
+                    queued.push(accept());
                     if result < 0 {
                         continue;
                     }

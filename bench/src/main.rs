@@ -35,8 +35,8 @@ commands:
             (ember-bench fanout --help)
   hitratio  cache hit ratio of every eviction policy on key traces, in-process or
             through a server (ember-bench hitratio --help)
-  ceiling-server  a RESP server that stores nothing: the most any server can reach here
-            with the same system calls and client (ember-bench ceiling-server --help)
+  ceiling-server  a RESP server that stores nothing: what a server that does no work
+            reaches on this machine (ember-bench ceiling-server --help)
   load-embeddings  write the demo embedding tables into a running server
   help      this text";
 

@@ -39,7 +39,9 @@ struct Settings {
     port: u16,
     threads: usize,
     bind: String,
-    value: Vec<u8>,
+    /// GET's reply, encoded once.
+    bulk: Vec<u8>,
+    value_size: usize,
     ring: bool,
     spin: bool,
 }
@@ -78,7 +80,8 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         port,
         threads,
         bind,
-        value: vec![b'x'; value_size],
+        bulk: encode_bulk(&vec![b'x'; value_size]),
+        value_size,
         ring,
         spin,
     })
@@ -97,21 +100,21 @@ pub fn main(args: &[String]) -> Result<(), String> {
     eprintln!(
         "ceiling-server: {} thread(s) on {address}, GET replies {} bytes, {}",
         settings.threads,
-        settings.value.len(),
+        settings.value_size,
         if settings.ring { "io_uring" } else { "epoll" }
     );
     std::thread::scope(|scope| {
         for (index, listener) in listeners.into_iter().enumerate() {
-            let value = &settings.value;
+            let bulk = &settings.bulk;
             let ring = settings.ring;
             let spin = settings.spin;
             std::thread::Builder::new()
                 .name(format!("ceiling-{index}"))
                 .spawn_scoped(scope, move || {
                     let served = if ring {
-                        serve_ring(listener, value)
+                        serve_ring(listener, bulk)
                     } else {
-                        serve(listener, value, spin)
+                        serve(listener, bulk, spin)
                     };
                     if let Err(error) = served {
                         eprintln!("ceiling-server thread {index}: {error}");
@@ -181,7 +184,7 @@ struct Connection {
 /// One thread's loop: accept, read, answer, write, as Redis's event loop does; with `spin` it
 /// never sleeps (`epoll_wait` with no timeout), so a client's send never has a sleeping
 /// thread to wake.
-fn serve(listener: TcpListener, value: &[u8], spin: bool) -> io::Result<()> {
+fn serve(listener: TcpListener, bulk: &[u8], spin: bool) -> io::Result<()> {
     // SAFETY: epoll calls on descriptors this thread owns; `events` outlives each wait.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {
@@ -239,7 +242,7 @@ fn serve(listener: TcpListener, value: &[u8], spin: bool) -> io::Result<()> {
                     Ok(0) => open = false,
                     Ok(read) => {
                         connection.input.extend_from_slice(&buffer[..read]);
-                        let used = answer(&connection.input, &mut connection.output, value);
+                        let used = answer(&connection.input, &mut connection.output, bulk);
                         connection.input.drain(..used);
                     }
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
@@ -247,7 +250,7 @@ fn serve(listener: TcpListener, value: &[u8], spin: bool) -> io::Result<()> {
                 }
             }
             if !open {
-                let _ = control(epoll, libc::EPOLL_CTL_DEL, fd, 0);
+                // Closing the only descriptor of a socket takes it out of the epoll set.
                 connections.remove(&fd);
             } else if !connection.output.is_empty()
                 && (!connection.waiting_to_write || event.events & libc::EPOLLOUT as u32 != 0)
@@ -276,7 +279,6 @@ fn serve(listener: TcpListener, value: &[u8], spin: bool) -> io::Result<()> {
                 connection.waiting_to_write = pending;
             }
             if !open {
-                let _ = control(epoll, libc::EPOLL_CTL_DEL, fd, 0);
                 connections.remove(&fd);
             }
         }
@@ -315,7 +317,7 @@ struct RingConnection {
 }
 
 /// One thread's ring loop (`--io-uring yes`).
-fn serve_ring(listener: TcpListener, value: &[u8]) -> io::Result<()> {
+fn serve_ring(listener: TcpListener, bulk: &[u8]) -> io::Result<()> {
     use io_uring::{opcode, types, IoUring};
     let mut ring: IoUring = IoUring::builder()
         .setup_single_issuer()
@@ -365,11 +367,10 @@ fn serve_ring(listener: TcpListener, value: &[u8]) -> io::Result<()> {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         }
-        let completions: Vec<(u64, i32)> = ring
-            .completion()
-            .map(|entry| (entry.user_data(), entry.result()))
-            .collect();
-        for (data, result) in completions {
+        // The completions are read in place: the loop below only queues entries for the next
+        // turn, it never touches the ring.
+        for entry in ring.completion() {
+            let (data, result) = (entry.user_data(), entry.result());
             let slot = (data >> 2) as usize;
             match data & 3 {
                 ACCEPT => {
@@ -412,7 +413,7 @@ fn serve_ring(listener: TcpListener, value: &[u8]) -> io::Result<()> {
                         connection
                             .input
                             .extend_from_slice(&connection.buffer[..read]);
-                        let used = answer(&connection.input, &mut connection.output, value);
+                        let used = answer(&connection.input, &mut connection.output, bulk);
                         connection.input.drain(..used);
                         queued.push(receive(slot, connection));
                         if !connection.in_flight && !connection.output.is_empty() {
@@ -453,10 +454,10 @@ fn serve_ring(listener: TcpListener, value: &[u8]) -> io::Result<()> {
 }
 
 /// Answers every whole request at the start of `input` into `output`; returns the bytes used.
-fn answer(input: &[u8], output: &mut Vec<u8>, value: &[u8]) -> usize {
+fn answer(input: &[u8], output: &mut Vec<u8>, bulk: &[u8]) -> usize {
     let mut used = 0;
     while let Some((name, count, length)) = request(&input[used..]) {
-        reply(name, count, output, value);
+        reply(name, count, output, bulk);
         used += length;
     }
     used
@@ -495,31 +496,38 @@ fn line_number(input: &[u8], marker: u8) -> Option<(usize, usize)> {
     Some((number, end + 2))
 }
 
-fn reply(name: &[u8], count: usize, output: &mut Vec<u8>, value: &[u8]) {
-    let bulk = |output: &mut Vec<u8>| {
-        output.push(b'$');
-        output.extend_from_slice(value.len().to_string().as_bytes());
-        output.extend_from_slice(b"\r\n");
-        output.extend_from_slice(value);
-        output.extend_from_slice(b"\r\n");
-    };
-    let upper = name.to_ascii_uppercase();
-    match upper.as_slice() {
-        b"GET" | b"LPOP" | b"RPOP" | b"HGET" => bulk(output),
-        b"MGET" => {
-            output.push(b'*');
-            output.extend_from_slice((count - 1).to_string().as_bytes());
-            output.extend_from_slice(b"\r\n");
-            for _ in 1..count {
-                bulk(output);
-            }
+/// A value as a RESP bulk string, encoded once at start: every GET copies these bytes.
+fn encode_bulk(value: &[u8]) -> Vec<u8> {
+    let mut bulk = format!("${}\r\n", value.len()).into_bytes();
+    bulk.extend_from_slice(value);
+    bulk.extend_from_slice(b"\r\n");
+    bulk
+}
+
+/// Appends the reply to one request, allocating nothing but `output`'s growth (a ceiling that
+/// allocated per request would charge that to the sockets).
+fn reply(name: &[u8], count: usize, output: &mut Vec<u8>, bulk: &[u8]) {
+    let named = |names: &[&[u8]]| names.iter().any(|n| n.eq_ignore_ascii_case(name));
+    if named(&[b"GET", b"LPOP", b"RPOP", b"HGET"]) {
+        output.extend_from_slice(bulk);
+    } else if named(&[b"MGET"]) {
+        // Writing to a Vec cannot fail.
+        let _ = write!(output, "*{}\r\n", count - 1);
+        for _ in 1..count {
+            output.extend_from_slice(bulk);
         }
-        b"PING" => output.extend_from_slice(b"+PONG\r\n"),
+    } else if named(&[b"PING"]) {
+        output.extend_from_slice(b"+PONG\r\n");
+    } else if named(&[b"CONFIG"]) {
         // redis-benchmark asks for `save` and `appendonly` at start: both off.
-        b"CONFIG" => output.extend_from_slice(b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n"),
-        b"EVALSHA" | b"EVAL" | b"INCR" | b"LPUSH" | b"RPUSH" | b"HSET" | b"SADD" | b"ZADD"
-        | b"DEL" | b"PUBLISH" => output.extend_from_slice(b":1\r\n"),
-        _ => output.extend_from_slice(b"+OK\r\n"),
+        output.extend_from_slice(b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    } else if named(&[
+        b"EVALSHA", b"EVAL", b"INCR", b"LPUSH", b"RPUSH", b"HSET", b"SADD", b"ZADD", b"DEL",
+        b"PUBLISH",
+    ]) {
+        output.extend_from_slice(b":1\r\n");
+    } else {
+        output.extend_from_slice(b"+OK\r\n");
     }
 }
 
@@ -532,7 +540,7 @@ mod tests {
         let mut output = Vec::new();
         let input: &[u8] = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n\
             *3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$4\r\nPI";
-        let used = answer(input, &mut output, b"vvv");
+        let used = answer(input, &mut output, &encode_bulk(b"vvv"));
         assert_eq!(output, b"$3\r\nvvv\r\n*2\r\n$3\r\nvvv\r\n$3\r\nvvv\r\n");
         assert_eq!(&input[used..], b"*1\r\n$4\r\nPI");
     }
